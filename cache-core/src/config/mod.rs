@@ -1,0 +1,105 @@
+//! Configuration: the TOML schema of DESIGN.md parsed into typed, validated values.
+//!
+//! Parsing lives in [`parse`]; durations and sizes in [`units`]. Errors name the origin
+//! (file), the dotted field path and what was expected.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::error::{CacheError, ConfigOrigin};
+
+mod parse;
+pub mod units;
+
+pub use parse::parse_toml;
+
+/// Options that apply to a cache; set globally (top level), per cache (`[caches.NAME]`),
+/// or per annotation. `None` means "inherit".
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CacheOptions {
+    /// How long an entry stays fresh. `None` at every level: until evicted.
+    pub ttl: Option<Duration>,
+    /// How long past `ttl` a stale entry is kept to be served when the function fails.
+    pub grace: Option<Duration>,
+    /// Soft timeout: with a stale entry, answer with it after this long.
+    pub timeout: Option<Duration>,
+    /// Hard timeout: give up on the function after this long.
+    pub hard_timeout: Option<Duration>,
+    /// Whether `None` results are cached.
+    pub allow_null_values: Option<bool>,
+}
+
+/// One tier of a store as configured: `{ driver = "memory", max_entries = 10000 }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierConfig {
+    /// The driver name (`memory`, `redis`, `none`, ...).
+    pub driver: String,
+    /// The driver's own options (everything but `driver`), checked by the driver.
+    pub options: toml::Table,
+    /// Where this tier was configured, e.g. `stores.tiered.l1`, for error messages.
+    pub field: String,
+    /// The configuration's origin, for error messages.
+    pub origin: ConfigOrigin,
+}
+
+impl TierConfig {
+    /// An error about one of this tier's options, naming origin and full field path.
+    pub fn error(&self, option: &str, expected: impl Into<String>) -> CacheError {
+        CacheError::Config {
+            origin: self.origin.clone(),
+            field: if option.is_empty() {
+                self.field.clone()
+            } else {
+                format!("{}.{option}", self.field)
+            },
+            expected: expected.into(),
+        }
+    }
+}
+
+/// One `[stores.NAME]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// Key prefix for this store's remote tier (default: the top-level `prefix`).
+    pub prefix: Option<String>,
+    /// The shorthand form `driver = "none"` / `driver = "memory"` (+ that driver's options):
+    /// the whole store is this one tier.
+    pub single: Option<TierConfig>,
+    /// In-process tier.
+    pub l1: Option<TierConfig>,
+    /// Shared tier.
+    pub l2: Option<TierConfig>,
+    /// Invalidation bus.
+    pub bus: Option<TierConfig>,
+    /// How long to stop calling a failing L2 (`l2_circuit_breaker = "10s"`).
+    pub l2_circuit_breaker: Option<Duration>,
+}
+
+/// One `[caches.NAME]` table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheConfig {
+    /// The store this cache lives in (default: `default_store`).
+    pub store: Option<String>,
+    /// Options overriding the global ones.
+    pub options: CacheOptions,
+}
+
+/// The whole configuration of a [`crate::CacheManager`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagerConfig {
+    /// Where it came from.
+    pub origin: ConfigOrigin,
+    /// The store of caches not listed in `caches` (required when there are several stores).
+    pub default_store: Option<String>,
+    /// Key prefix for remote tiers (default `cachet`).
+    pub prefix: Option<String>,
+    /// Options for every cache.
+    pub defaults: CacheOptions,
+    /// When set, only these caches exist.
+    pub cache_names: Option<Vec<String>>,
+    /// Named stores.
+    pub stores: BTreeMap<String, StoreConfig>,
+    /// Per-cache settings.
+    pub caches: BTreeMap<String, CacheConfig>,
+}

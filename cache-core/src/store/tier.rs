@@ -1,0 +1,183 @@
+//! The provider traits: what a tier of a store must do.
+//!
+//! A store is made of up to three parts, each supplied by a driver (see [`crate::driver`]):
+//! an in-process [`LocalTier`] holding typed values, a [`RemoteTier`] holding bytes
+//! (shared by every instance), and a [`Bus`] telling the other instances which local
+//! entries to drop. Core orchestrates them; providers only store and fetch.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::TierError;
+
+/// A boxed, sendable future, as returned by remote tiers and buses.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A typed value held by a local tier, with its timing.
+///
+/// ```
+/// use cache_core::store::LocalEntry;
+/// use std::sync::Arc;
+/// let e = LocalEntry::new(Arc::new(42u64), None, None, 8);
+/// assert_eq!(e.value.downcast_ref::<u64>(), Some(&42));
+/// ```
+#[derive(Clone)]
+pub struct LocalEntry {
+    /// The value itself; read back with `downcast_ref`, a read as another type is a miss.
+    pub value: Arc<dyn Any + Send + Sync>,
+    /// When the value stops being fresh (`None`: never).
+    pub fresh_until: Option<Instant>,
+    /// When the value must be dropped altogether, grace included (`None`: never).
+    /// The tier must not return the entry after this instant.
+    pub keep_until: Option<Instant>,
+    /// Estimated size in bytes, for size-bounded tiers.
+    pub weight: u32,
+}
+
+impl LocalEntry {
+    /// Builds an entry.
+    pub fn new(
+        value: Arc<dyn Any + Send + Sync>,
+        fresh_until: Option<Instant>,
+        keep_until: Option<Instant>,
+        weight: u32,
+    ) -> Self {
+        Self {
+            value,
+            fresh_until,
+            keep_until,
+            weight,
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalEntry")
+            .field("fresh_until", &self.fresh_until)
+            .field("keep_until", &self.keep_until)
+            .field("weight", &self.weight)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A set of stored keys sharing a cache (or namespace) path: every key that starts with
+/// `{base}:` or `{base}#` (a nested namespace).
+///
+/// ```
+/// use cache_core::store::Scope;
+/// let s = Scope::new("app:users");
+/// assert!(s.contains("app:users:42"));
+/// assert!(s.contains("app:users#admins:7"));
+/// assert!(!s.contains("app:users2:1"));
+/// assert_eq!(s.redis_pattern(), "app:users[:#]*");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    base: String,
+}
+
+impl Scope {
+    /// The scope of every key under `base` (a `prefix:cache` or `prefix:cache#ns` path).
+    pub fn new(base: impl Into<String>) -> Self {
+        Self { base: base.into() }
+    }
+
+    /// The path this scope covers.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Whether a stored key belongs to this scope.
+    pub fn contains(&self, key: &str) -> bool {
+        key.len() > self.base.len()
+            && key.starts_with(&self.base)
+            && matches!(key.as_bytes()[self.base.len()], b':' | b'#')
+    }
+
+    /// The Redis `SCAN MATCH` glob for this scope. Names are validated to hold no glob
+    /// characters, so the base needs no escaping.
+    pub fn redis_pattern(&self) -> String {
+        format!("{}[:#]*", self.base)
+    }
+}
+
+/// An in-process tier of typed values (e.g. moka). Operations are synchronous and cheap.
+///
+/// Implementations must honour `LocalEntry::keep_until` (never return an entry past it)
+/// and respect their size bound.
+pub trait LocalTier: Send + Sync + 'static {
+    /// The entry under `key`, if present and not past `keep_until`.
+    fn get(&self, key: &str) -> Option<LocalEntry>;
+    /// Stores an entry, replacing any other under the key.
+    fn insert(&self, key: &str, entry: LocalEntry);
+    /// Drops one entry.
+    fn remove(&self, key: &str);
+    /// Drops every entry of a scope (a cache or namespace).
+    fn remove_scope(&self, scope: &Scope);
+    /// Drops every entry.
+    fn clear(&self);
+    /// How many entries are held (approximate).
+    fn entry_count(&self) -> u64;
+    /// The driver's name, for logs.
+    fn driver(&self) -> &'static str;
+}
+
+/// A shared tier of bytes (e.g. Redis). Every call may fail; core counts failures,
+/// trips a circuit breaker and falls back to the function.
+pub trait RemoteTier: Send + Sync + 'static {
+    /// The bytes under `key`.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>>;
+    /// Stores bytes under `key` with a physical time to live, set atomically with the value.
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), TierError>>;
+    /// Deletes keys (pipelined where the provider can).
+    fn delete_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<(), TierError>>;
+    /// Deletes every key of a scope, in batches, touching nothing outside it.
+    fn clear_scope<'a>(&'a self, scope: &'a Scope) -> BoxFuture<'a, Result<(), TierError>>;
+    /// A description for logs and errors, never holding credentials.
+    fn describe(&self) -> String;
+}
+
+/// What an instance tells the others to drop from their local tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    /// These stored keys changed.
+    Keys(Vec<String>),
+    /// Every key of this scope changed.
+    Scope(Scope),
+    /// Everything changed.
+    All,
+}
+
+/// What a bus delivers to its subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEvent {
+    /// Another instance changed these entries.
+    Invalidate(Invalidation),
+    /// The subscription was lost and is back: messages may have been missed, so the
+    /// local tier can no longer be trusted.
+    Resubscribed,
+}
+
+/// Handler called by a bus for every event from another instance.
+pub type BusHandler = Arc<dyn Fn(BusEvent) + Send + Sync>;
+
+/// A channel telling other instances which local entries to drop (e.g. Redis pub/sub).
+pub trait Bus: Send + Sync + 'static {
+    /// Tells the other instances. Messages from this instance must not be delivered back
+    /// to its own handler.
+    fn publish<'a>(&'a self, message: Invalidation) -> BoxFuture<'a, Result<(), TierError>>;
+    /// Starts delivering the other instances' messages to `handler`. Called once, from
+    /// inside a tokio runtime or not; the bus runs its own task or thread.
+    fn subscribe(&self, handler: BusHandler);
+    /// A description for logs, never holding credentials.
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,1 @@
+//! Attribute macros of cachet. (Being written: see the macros branch.)

@@ -1,0 +1,1 @@
+//! cachet: declarative method caching for Rust. (Being written.)
