@@ -1,0 +1,148 @@
+//! Return shapes: how an annotated function's return type maps to the cached value.
+//!
+//! Chosen at compile time by autoref specialisation on the *resolved* return type, so type
+//! aliases (`anyhow::Result<T>`, `type R<T> = Result<T, E>`) are recognised, and a generic
+//! `T` that is not known to be a `Result` is cached as a plain value.
+
+use std::marker::PhantomData;
+
+/// How a function's return value relates to what the cache holds.
+pub trait Shape: Copy {
+    /// What the function returns.
+    type Output;
+    /// What the cache stores.
+    type Value;
+    /// The value to cache, if this outcome is cacheable (`Ok`, or any plain value).
+    fn cached<'a>(&self, output: &'a Self::Output) -> Option<&'a Self::Value>;
+    /// The function's return value rebuilt from a cached value.
+    fn rebuild(&self, value: Self::Value) -> Self::Output;
+    /// Whether the value is a "null" (`None`), stored only when `allow_null_values` is on.
+    fn is_null(&self, value: &Self::Value) -> bool;
+}
+
+/// Shape of `Result<T, E>`: only `Ok(T)` is cached, as `T`.
+pub struct ResultShape<T, E>(PhantomData<fn() -> (T, E)>);
+/// Shape of `Option<T>`: `Option<T>` is cached; `None` is a null value.
+pub struct OptionShape<T>(PhantomData<fn() -> T>);
+/// Shape of any other type: cached as is.
+pub struct ValueShape<T>(PhantomData<fn() -> T>);
+
+macro_rules! copy_marker {
+    ($($name:ident<$($p:ident),*>),*) => {$(
+        impl<$($p),*> Clone for $name<$($p),*> { fn clone(&self) -> Self { *self } }
+        impl<$($p),*> Copy for $name<$($p),*> {}
+    )*};
+}
+copy_marker!(ResultShape<T, E>, OptionShape<T>, ValueShape<T>);
+
+impl<T, E> Shape for ResultShape<T, E> {
+    type Output = Result<T, E>;
+    type Value = T;
+    fn cached<'a>(&self, output: &'a Result<T, E>) -> Option<&'a T> {
+        output.as_ref().ok()
+    }
+    fn rebuild(&self, value: T) -> Result<T, E> {
+        Ok(value)
+    }
+    fn is_null(&self, _: &T) -> bool {
+        false
+    }
+}
+
+impl<T> Shape for OptionShape<T> {
+    type Output = Option<T>;
+    type Value = Option<T>;
+    fn cached<'a>(&self, output: &'a Option<T>) -> Option<&'a Option<T>> {
+        Some(output)
+    }
+    fn rebuild(&self, value: Option<T>) -> Option<T> {
+        value
+    }
+    fn is_null(&self, value: &Option<T>) -> bool {
+        value.is_none()
+    }
+}
+
+impl<T> Shape for ValueShape<T> {
+    type Output = T;
+    type Value = T;
+    fn cached<'a>(&self, output: &'a T) -> Option<&'a T> {
+        Some(output)
+    }
+    fn rebuild(&self, value: T) -> T {
+        value
+    }
+    fn is_null(&self, _: &T) -> bool {
+        false
+    }
+}
+
+/// Probe for the return type `R`: `(&Returns::<R>::new()).shape()` picks the shape.
+pub struct Returns<R>(PhantomData<fn() -> R>);
+
+impl<R> Returns<R> {
+    /// The probe.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Returns(PhantomData)
+    }
+}
+
+/// Picks [`ResultShape`] (found first by method resolution: no autoref needed).
+pub trait ReturnsResult {
+    /// The shape.
+    type Shape: Shape;
+    /// The shape.
+    fn shape(&self) -> Self::Shape;
+}
+/// Picks [`OptionShape`] (found first by method resolution: no autoref needed).
+pub trait ReturnsOption {
+    /// The shape.
+    type Shape: Shape;
+    /// The shape.
+    fn shape(&self) -> Self::Shape;
+}
+/// Picks [`ValueShape`] (found only after autoref, so last).
+pub trait ReturnsValue {
+    /// The shape.
+    type Shape: Shape;
+    /// The shape.
+    fn shape(&self) -> Self::Shape;
+}
+
+impl<T, E> ReturnsResult for Returns<Result<T, E>> {
+    type Shape = ResultShape<T, E>;
+    fn shape(&self) -> Self::Shape {
+        ResultShape(PhantomData)
+    }
+}
+impl<T> ReturnsOption for Returns<Option<T>> {
+    type Shape = OptionShape<T>;
+    fn shape(&self) -> Self::Shape {
+        OptionShape(PhantomData)
+    }
+}
+impl<R> ReturnsValue for &Returns<R> {
+    type Shape = ValueShape<R>;
+    fn shape(&self) -> Self::Shape {
+        ValueShape(PhantomData)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Aliased<T> = Result<T, String>;
+
+    #[test]
+    fn picks_shapes_by_resolved_type() {
+        let s = (&Returns::<Aliased<u8>>::new()).shape();
+        assert_eq!(s.cached(&Ok(3)), Some(&3));
+        assert_eq!(s.cached(&Err("x".into())), None);
+        let s = (&Returns::<Option<u8>>::new()).shape();
+        assert!(s.is_null(&None));
+        let s = (&Returns::<u8>::new()).shape();
+        assert_eq!(s.rebuild(4), 4);
+    }
+}
