@@ -21,7 +21,30 @@ pub type BuildLocal = fn(&TierConfig) -> Result<Arc<dyn LocalTier>, CacheError>;
 /// Builds a shared tier from its configuration. Must not connect: connections are lazy.
 pub type BuildRemote = fn(&TierConfig) -> Result<Arc<dyn RemoteTier>, CacheError>;
 /// Builds a bus from its configuration. Must not connect: connections are lazy.
-pub type BuildBus = fn(&TierConfig) -> Result<Arc<dyn Bus>, CacheError>;
+pub type BuildBus = fn(&TierConfig, &BusSettings) -> Result<Arc<dyn Bus>, CacheError>;
+
+/// What core tells a bus driver beyond the bus's own options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BusSettings {
+    /// The channel to publish and subscribe on, scoped by the store's prefix
+    /// (`{prefix}:__bus`), so ACLs limited to `{prefix}:*` channels allow it.
+    pub channel: String,
+}
+
+impl BusSettings {
+    /// Settings for a store whose keys start with `prefix`.
+    ///
+    /// ```
+    /// use cache_core::driver::BusSettings;
+    /// assert_eq!(BusSettings::for_prefix("shop").channel, "shop:__bus");
+    /// ```
+    pub fn for_prefix(prefix: &str) -> Self {
+        Self {
+            channel: format!("{prefix}:__bus"),
+        }
+    }
+}
 
 /// A driver, registered by a backend crate with `inventory::submit!`.
 #[derive(Debug)]
