@@ -1,12 +1,22 @@
 //! Core of cachet: keys, provider traits, `Cache`, `CacheManager`, config, single flight.
 //!
-//! Users depend on the `cachet` facade, which re-exports what is public here.
+//! Users depend on the `cachet` facade, which re-exports what is public here and documents
+//! it as a guide. Backends (memory, Redis) live in `cache-backends` and register drivers
+//! through [`driver::DriverRegistration`].
 
+mod blocking;
+mod cache;
 pub mod config;
 pub mod driver;
 mod error;
+mod flight;
+mod global;
+mod invoke;
 pub mod key;
+mod manager;
+mod stats;
 pub mod store;
+pub mod testing;
 mod value;
 
 #[doc(hidden)]
@@ -16,5 +26,12 @@ pub mod __private {
 }
 mod private;
 
+pub use cache::Cache;
+pub use config::CacheOptions;
 pub use error::{CacheError, ConfigOrigin, TierError, TierErrorKind};
+pub use global::{cache, init, init_from_env, manager};
+pub use manager::{
+    declared_caches, CacheManager, CacheManagerBuilder, DeclaredCache, Store, StoreBuilder,
+};
+pub use stats::CacheStats;
 pub use value::CacheValue;

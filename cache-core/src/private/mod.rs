@@ -15,6 +15,9 @@ pub use shape::{
     ValueShape,
 };
 
+use crate::blocking;
+use crate::cache::{Cache, Lifetime};
+use crate::invoke::{self, EvictTarget};
 use crate::key::{encode_key, KeyError};
 use crate::CacheValue;
 
@@ -42,6 +45,33 @@ pub fn no_key() -> OpKey {
     OpKey(KeyState::Bypass)
 }
 
+/// The caches of an operation in the manager in effect; `None` (and a warning) when one
+/// cannot be resolved: the function then runs uncached rather than failing.
+fn resolve(op: &'static Operation) -> Option<Vec<Cache>> {
+    crate::global::with_current(|manager| {
+        op.caches
+            .iter()
+            .map(|name| manager.cache(name))
+            .collect::<Result<Vec<_>, _>>()
+            .inspect_err(|err| {
+                tracing::warn!(function = op.function, file = op.file, line = op.line, error = %err, "cachet: cache not resolved; calling the function uncached")
+            })
+            .ok()
+    })
+}
+
+/// The encoded key, or `None` (bypass) with a warning when it could not be encoded.
+fn encoded(op: &'static Operation, key: OpKey) -> Option<String> {
+    match key.0 {
+        KeyState::Key(key) => Some(key),
+        KeyState::Bypass => None,
+        KeyState::Failed(err) => {
+            tracing::warn!(function = op.function, error = %err, "cachet: cannot encode the key; calling the function uncached");
+            None
+        }
+    }
+}
+
 /// `#[cacheable]` on an `async fn`.
 pub async fn cacheable<S, F>(
     shape: S,
@@ -55,8 +85,25 @@ where
     S::Value: CacheValue,
     F: Future<Output = S::Output>,
 {
-    let _ = (shape, op, key, unless);
-    body.await
+    let Some(encoded) = encoded(op, key) else {
+        return body.await;
+    };
+    let Some(caches) = resolve(op) else {
+        return body.await;
+    };
+    let keys: Vec<String> = caches
+        .iter()
+        .map(|c| c.stored_key_of_encoded(&encoded))
+        .collect();
+    invoke::cached_call(
+        shape,
+        &caches,
+        &keys,
+        Lifetime::or_override(op.ttl),
+        unless,
+        body,
+    )
+    .await
 }
 
 /// `#[cacheable]` on a plain `fn`.
@@ -71,8 +118,7 @@ where
     S: Shape,
     S::Value: CacheValue,
 {
-    let _ = (shape, op, key, unless);
-    body()
+    blocking::run(cacheable(shape, op, key, unless, async move { body() }))
 }
 
 /// `#[cache_put]` on an `async fn`.
@@ -89,8 +135,22 @@ where
     S::Value: CacheValue,
     F: Future<Output = S::Output>,
 {
-    let _ = (shape, op, enabled, key, unless);
-    body.await
+    if !enabled {
+        return body.await;
+    }
+    let Some(caches) = resolve(op) else {
+        return body.await;
+    };
+    let lifetime = Lifetime::or_override(op.ttl);
+    invoke::put_call(
+        shape,
+        &caches,
+        lifetime,
+        |value| encoded(op, key(value)),
+        unless,
+        body,
+    )
+    .await
 }
 
 /// `#[cache_put]` on a plain `fn`.
@@ -106,8 +166,7 @@ where
     S: Shape,
     S::Value: CacheValue,
 {
-    let _ = (shape, op, enabled, key, unless);
-    body()
+    blocking::run(put(shape, op, enabled, key, unless, async move { body() }))
 }
 
 /// `#[cache_evict]` on an `async fn`. `before` is the key evicted before invocation (with
@@ -125,8 +184,38 @@ where
     S: Shape,
     F: Future<Output = S::Output>,
 {
-    let _ = (shape, op, enabled, before, after);
-    body.await
+    let OperationKind::Evict {
+        all_entries,
+        before_invocation,
+    } = op.kind
+    else {
+        return body.await;
+    };
+    if !enabled {
+        return body.await;
+    }
+    let Some(caches) = resolve(op) else {
+        return body.await;
+    };
+    let target = |key: OpKey| {
+        if all_entries {
+            Some(EvictTarget::All)
+        } else {
+            encoded(op, key).map(EvictTarget::Key)
+        }
+    };
+    if before_invocation {
+        if let Some(target) = target(before) {
+            invoke::evict_all(&caches, &target).await;
+        }
+        return body.await;
+    }
+    let output = body.await;
+    // Only a successful call (anything but `Err`) evicts.
+    if let Some(target) = shape.cached(&output).and_then(|value| target(after(value))) {
+        invoke::evict_all(&caches, &target).await;
+    }
+    output
 }
 
 /// `#[cache_evict]` on a plain `fn`.
@@ -141,6 +230,12 @@ pub fn evict_blocking<S>(
 where
     S: Shape,
 {
-    let _ = (shape, op, enabled, before, after);
-    body()
+    blocking::run(evict(
+        shape,
+        op,
+        enabled,
+        before,
+        after,
+        async move { body() },
+    ))
 }

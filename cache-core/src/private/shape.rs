@@ -35,6 +35,22 @@ macro_rules! copy_marker {
 }
 copy_marker!(ResultShape<T, E>, OptionShape<T>, ValueShape<T>);
 
+impl<T, E> Default for ResultShape<T, E> {
+    fn default() -> Self {
+        ResultShape(PhantomData)
+    }
+}
+impl<T> Default for OptionShape<T> {
+    fn default() -> Self {
+        OptionShape(PhantomData)
+    }
+}
+impl<T> Default for ValueShape<T> {
+    fn default() -> Self {
+        ValueShape(PhantomData)
+    }
+}
+
 impl<T, E> Shape for ResultShape<T, E> {
     type Output = Result<T, E>;
     type Value = T;

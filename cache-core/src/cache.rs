@@ -1,0 +1,533 @@
+//! `Cache`: one named cache (or namespace) in one store, and its typed programmatic API.
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::CacheError;
+use crate::key::encode_key_into;
+use crate::private::{ResultShape, ValueShape};
+use crate::stats::{CacheStats, StatsCounters};
+use crate::store::named::StoreInner;
+use crate::store::{LocalEntry, Scope};
+use crate::CacheValue;
+
+/// Settings of one cache, resolved from the global, per-cache and builder options.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CacheSettings {
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) grace: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) hard_timeout: Option<Duration>,
+    pub(crate) allow_null_values: bool,
+}
+
+/// How long a written entry lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifetime {
+    /// The cache's TTL.
+    Default,
+    /// This TTL.
+    For(Duration),
+    /// No expiry.
+    Forever,
+}
+
+impl Lifetime {
+    pub(crate) fn or_override(ttl: Option<Duration>) -> Self {
+        ttl.map_or(Lifetime::Default, Lifetime::For)
+    }
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup<V> {
+    Fresh(V),
+    /// Past its TTL but within grace: served only when refreshing fails.
+    Stale(V),
+    Miss,
+}
+
+/// A named cache in a store: cheap to clone (an `Arc` inside), `Send + Sync`.
+///
+/// Get one from [`crate::CacheManager::cache`] (or `cachet::cache("users")`). Keys are any
+/// `serde::Serialize` value, encoded as the annotations encode them, so
+/// `cache.get::<User>(&42u64)` reads what `#[cacheable("users")] fn find(id: u64)` stored
+/// for `find(42)`.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+/// let manager = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+/// let users = manager.cache("users").unwrap();
+/// users.set(&42u64, &"ann".to_string()).await.unwrap();
+/// assert_eq!(users.get::<String, _>(&42u64).await.unwrap().as_deref(), Some("ann"));
+/// let n: u32 = users.get_or_set(&7u64, || async { 7 }).await.unwrap();
+/// assert_eq!(n, 7);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<CacheInner>,
+}
+
+pub(crate) struct CacheInner {
+    pub(crate) name: Arc<str>,
+    /// `{prefix}:{cache}` or `{prefix}:{cache}#{ns}...`: every stored key is `{base}:{key}`.
+    pub(crate) base: String,
+    pub(crate) store: Arc<StoreInner>,
+    pub(crate) settings: Arc<CacheSettings>,
+    pub(crate) stats: Arc<StatsCounters>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &&*self.inner.name)
+            .field("base", &self.inner.base)
+            .field("store", &self.inner.store.name)
+            .field("settings", &self.inner.settings)
+            .finish()
+    }
+}
+
+/// A rough size for size-bounded tiers: the key, the value's inline size and a fixed
+/// overhead for the entry's bookkeeping. Heap data owned by the value is not counted.
+fn estimate_weight<V>(key: &str) -> u32 {
+    const ENTRY_OVERHEAD: usize = 96;
+    (key.len() + std::mem::size_of::<V>() + ENTRY_OVERHEAD)
+        .try_into()
+        .unwrap_or(u32::MAX)
+}
+
+impl Cache {
+    pub(crate) fn new(
+        name: Arc<str>,
+        base: String,
+        store: Arc<StoreInner>,
+        settings: Arc<CacheSettings>,
+        stats: Arc<StatsCounters>,
+    ) -> Self {
+        Cache {
+            inner: Arc::new(CacheInner {
+                name,
+                base,
+                store,
+                settings,
+                stats,
+            }),
+        }
+    }
+
+    /// The cache's name.
+    ///
+    /// ```
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// assert_eq!(users.name(), "users");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The name of the store holding this cache.
+    ///
+    /// ```
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// assert_eq!(users.store_name(), "none");
+    /// ```
+    pub fn store_name(&self) -> &str {
+        &self.inner.store.name
+    }
+
+    /// A snapshot of this cache's counters.
+    ///
+    /// ```
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// assert_eq!(users.stats().hits, 0);
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// A nested namespace: its own keys, clearable on its own; cleared with its parent.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let users = m.cache("users").unwrap();
+    /// let admins = users.namespace("admins");
+    /// admins.set(&1u64, &true).await.unwrap();
+    /// users.set(&1u64, &false).await.unwrap();
+    /// admins.clear().await.unwrap();
+    /// assert_eq!(users.get::<bool, _>(&1u64).await.unwrap(), Some(false));
+    /// # });
+    /// ```
+    pub fn namespace(&self, name: &str) -> Cache {
+        let mut base = String::with_capacity(self.inner.base.len() + name.len() + 1);
+        base.push_str(&self.inner.base);
+        base.push('#');
+        // Escaped as a key is, so a namespace name can never forge another path.
+        if encode_key_into(name, &mut base).is_err() {
+            base.push_str(name);
+        }
+        Cache::new(
+            self.inner.name.clone(),
+            base,
+            self.inner.store.clone(),
+            self.inner.settings.clone(),
+            self.inner.stats.clone(),
+        )
+    }
+
+    pub(crate) fn scope(&self) -> Scope {
+        Scope::new(self.inner.base.clone())
+    }
+
+    pub(crate) fn is_noop(&self) -> bool {
+        self.inner.store.is_noop()
+    }
+
+    pub(crate) fn settings(&self) -> &CacheSettings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn count(&self, counter: impl FnOnce(&StatsCounters) -> &AtomicU64) {
+        StatsCounters::add(counter(&self.inner.stats), 1);
+    }
+
+    /// `{base}:{encoded key}`.
+    pub(crate) fn stored_key_of_encoded(&self, encoded: &str) -> String {
+        let mut out = String::with_capacity(self.inner.base.len() + 1 + encoded.len());
+        out.push_str(&self.inner.base);
+        out.push(':');
+        out.push_str(encoded);
+        out
+    }
+
+    pub(crate) fn stored_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<String, CacheError> {
+        let mut out = String::with_capacity(self.inner.base.len() + 24);
+        out.push_str(&self.inner.base);
+        out.push(':');
+        encode_key_into(key, &mut out).inspect_err(|_| self.count(|s| &s.errors))?;
+        Ok(out)
+    }
+
+    // ----- tier orchestration, shared by the programmatic API and the annotations -----
+
+    /// Looks `stored` up; counts hits (misses are counted by the caller, once per call).
+    pub(crate) async fn lookup<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
+        self.lookup_local(stored)
+    }
+
+    fn lookup_local<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
+        let Some(l1) = &self.inner.store.l1 else {
+            return Lookup::Miss;
+        };
+        let Some(entry) = l1.get(stored) else {
+            return Lookup::Miss;
+        };
+        // Another type under this key (two functions sharing a cache) is a miss.
+        let Some(value) = entry.value.downcast_ref::<V>() else {
+            return Lookup::Miss;
+        };
+        match entry.fresh_until {
+            Some(until) if until <= Instant::now() => Lookup::Stale(value.clone()),
+            _ => {
+                self.count(|s| &s.l1_hits);
+                Lookup::Fresh(value.clone())
+            }
+        }
+    }
+
+    /// Stores `value` under `stored` in every tier.
+    pub(crate) async fn write<V: CacheValue>(&self, stored: &str, value: V, lifetime: Lifetime) {
+        if self.is_noop() {
+            return;
+        }
+        let settings = self.settings();
+        let ttl = match lifetime {
+            Lifetime::Default => settings.ttl,
+            Lifetime::For(ttl) => Some(ttl),
+            Lifetime::Forever => None,
+        };
+        let now = Instant::now();
+        let fresh_until = ttl.and_then(|ttl| now.checked_add(ttl));
+        let keep_until = match (fresh_until, settings.grace) {
+            (Some(fresh), Some(grace)) => fresh.checked_add(grace),
+            (fresh, _) => fresh,
+        };
+        if let Some(l1) = &self.inner.store.l1 {
+            let weight = estimate_weight::<V>(stored);
+            let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
+            l1.insert(
+                stored,
+                LocalEntry::new(value, fresh_until, keep_until, weight),
+            );
+        }
+        self.count(|s| &s.puts);
+    }
+
+    /// Deletes entries from every tier.
+    pub(crate) async fn remove(&self, stored: &[String]) {
+        if let Some(l1) = &self.inner.store.l1 {
+            for key in stored {
+                l1.remove(key);
+            }
+        }
+        StatsCounters::add(&self.inner.stats.evictions, stored.len() as u64);
+    }
+
+    /// Deletes every entry of this cache (or namespace) from every tier.
+    pub(crate) async fn remove_all(&self) {
+        if let Some(l1) = &self.inner.store.l1 {
+            l1.remove_scope(&self.scope());
+        }
+        self.count(|s| &s.evictions);
+    }
+
+    // ----- the programmatic API -----
+
+    /// The value under `key`, if present, fresh and of type `V` (another type is a miss).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// assert_eq!(users.get::<String, _>(&1u64).await.unwrap(), None);
+    /// # });
+    /// ```
+    pub async fn get<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+    ) -> Result<Option<V>, CacheError> {
+        let stored = self.stored_key(key)?;
+        match self.lookup::<V>(&stored).await {
+            Lookup::Fresh(v) => Ok(Some(v)),
+            Lookup::Stale(_) | Lookup::Miss => {
+                self.count(|s| &s.misses);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Stores `value` under `key` for the cache's TTL.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// users.set(&1u64, &"ann").await.unwrap(); // dropped: the `none` store keeps nothing
+    /// # });
+    /// ```
+    pub async fn set<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+        value: &V,
+    ) -> Result<(), CacheError> {
+        self.set_lifetime(key, value, Lifetime::Default).await
+    }
+
+    /// Stores `value` under `key` for `ttl`.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// users.set_with(&1u64, &"ann", std::time::Duration::from_secs(60)).await.unwrap();
+    /// # });
+    /// ```
+    pub async fn set_with<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+        value: &V,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        self.set_lifetime(key, value, Lifetime::For(ttl)).await
+    }
+
+    /// Stores `value` under `key` with no expiry (it can still be evicted by the size bound;
+    /// remote tiers keep it for a year).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// users.set_forever(&1u64, &"ann").await.unwrap();
+    /// # });
+    /// ```
+    pub async fn set_forever<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+        value: &V,
+    ) -> Result<(), CacheError> {
+        self.set_lifetime(key, value, Lifetime::Forever).await
+    }
+
+    async fn set_lifetime<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+        value: &V,
+        lifetime: Lifetime,
+    ) -> Result<(), CacheError> {
+        let stored = self.stored_key(key)?;
+        self.write(&stored, value.clone(), lifetime).await;
+        Ok(())
+    }
+
+    /// The value under `key`, or else the factory's value, stored. Concurrent callers on one
+    /// key run the factory once.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// let name: String = users.get_or_set(&1u64, || async { "ann".to_string() }).await.unwrap();
+    /// assert_eq!(name, "ann");
+    /// # });
+    /// ```
+    pub async fn get_or_set<V, K, F, Fut>(&self, key: &K, factory: F) -> Result<V, CacheError>
+    where
+        V: CacheValue,
+        K: Serialize + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V>,
+    {
+        let stored = self.stored_key(key)?;
+        let shape = ValueShape::<V>::default();
+        let caches = std::slice::from_ref(self);
+        let keys = std::slice::from_ref(&stored);
+        Ok(crate::invoke::cached_call(
+            shape,
+            caches,
+            keys,
+            Lifetime::Default,
+            |_| false,
+            async move { factory().await },
+        )
+        .await)
+    }
+
+    /// Like [`Cache::get_or_set`] with a fallible factory: an `Err` is returned and not stored.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::CacheError;
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// let r: Result<u32, CacheError> = users.try_get_or_set(&1u64, || async { Ok(5) }).await;
+    /// assert_eq!(r.unwrap(), 5);
+    /// # });
+    /// ```
+    pub async fn try_get_or_set<V, E, K, F, Fut>(&self, key: &K, factory: F) -> Result<V, E>
+    where
+        V: CacheValue,
+        E: From<CacheError>,
+        K: Serialize + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let stored = self.stored_key(key)?;
+        let shape = ResultShape::<V, E>::default();
+        let caches = std::slice::from_ref(self);
+        let keys = std::slice::from_ref(&stored);
+        crate::invoke::cached_call(
+            shape,
+            caches,
+            keys,
+            Lifetime::Default,
+            |_| false,
+            async move { factory().await },
+        )
+        .await
+    }
+
+    /// Whether a fresh value is stored under `key` (of any type).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// assert!(!users.has(&1u64).await.unwrap());
+    /// # });
+    /// ```
+    pub async fn has<K: Serialize + ?Sized>(&self, key: &K) -> Result<bool, CacheError> {
+        let stored = self.stored_key(key)?;
+        let Some(l1) = &self.inner.store.l1 else {
+            return Ok(false);
+        };
+        Ok(l1
+            .get(&stored)
+            .is_some_and(|e| e.fresh_until.is_none_or(|until| until > Instant::now())))
+    }
+
+    /// The opposite of [`Cache::has`].
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// assert!(users.missing(&1u64).await.unwrap());
+    /// # });
+    /// ```
+    pub async fn missing<K: Serialize + ?Sized>(&self, key: &K) -> Result<bool, CacheError> {
+        Ok(!self.has(key).await?)
+    }
+
+    /// The value under `key`, deleting it.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// assert_eq!(users.pull::<String, _>(&1u64).await.unwrap(), None);
+    /// # });
+    /// ```
+    pub async fn pull<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+    ) -> Result<Option<V>, CacheError> {
+        let value = self.get(key).await?;
+        self.delete(key).await?;
+        Ok(value)
+    }
+
+    /// Deletes the entry under `key`.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// users.delete(&1u64).await.unwrap();
+    /// # });
+    /// ```
+    pub async fn delete<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), CacheError> {
+        let stored = self.stored_key(key)?;
+        self.remove(std::slice::from_ref(&stored)).await;
+        Ok(())
+    }
+
+    /// Deletes the entries under several keys.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// users.delete_many(&[1u64, 2, 3]).await.unwrap();
+    /// # });
+    /// ```
+    pub async fn delete_many<K: Serialize>(&self, keys: &[K]) -> Result<(), CacheError> {
+        let stored = keys
+            .iter()
+            .map(|k| self.stored_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.remove(&stored).await;
+        Ok(())
+    }
+
+    /// Deletes every entry of this cache (or namespace, nested namespaces included), and
+    /// nothing else.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// users.clear().await.unwrap();
+    /// # });
+    /// ```
+    pub async fn clear(&self) -> Result<(), CacheError> {
+        self.remove_all().await;
+        Ok(())
+    }
+}

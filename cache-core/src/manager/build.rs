@@ -1,0 +1,203 @@
+//! Turning a builder (or configuration) into a manager: stores through drivers, the
+//! default store, the environment, the embedded default.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use super::builder::{CacheManagerBuilder, StoreSpec};
+use super::{declarations, CacheManager, ManagerInner};
+use crate::config::{parse_toml, StoreConfig, TierConfig};
+use crate::driver::{driver_names, find_driver};
+use crate::error::{CacheError, ConfigOrigin};
+use crate::store::named::StoreInner;
+use crate::store::LocalTier;
+
+/// Used when neither code nor a file configures anything: one bounded in-memory store.
+pub(crate) const EMBEDDED_DEFAULT: &str = r#"
+default_store = "memory"
+
+[stores.memory]
+l1 = { driver = "memory", max_entries = 10000 }
+"#;
+
+const DEFAULT_PREFIX: &str = "cachet";
+
+pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheError> {
+    let origin = builder.origin.clone().unwrap_or(ConfigOrigin::Builder);
+    let prefix = builder
+        .prefix
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+    let mut stores = BTreeMap::new();
+    for (name, spec) in builder.stores {
+        let store = match spec {
+            StoreSpec::Built(b) => StoreInner::new(
+                name.clone(),
+                b.prefix.unwrap_or_else(|| prefix.clone()),
+                b.l1,
+            ),
+            StoreSpec::Config(config) => store_from_config(&name, &prefix, &config)?,
+        };
+        stores.insert(name, Arc::new(store));
+    }
+    if stores.is_empty() {
+        let default = parse_toml(EMBEDDED_DEFAULT, ConfigOrigin::Default)?;
+        for (name, config) in &default.stores {
+            stores.insert(
+                name.clone(),
+                Arc::new(store_from_config(name, &prefix, config)?),
+            );
+        }
+    }
+    let default_store = match builder.default_store {
+        Some(name) if stores.contains_key(&name) => name,
+        Some(name) => {
+            return Err(CacheError::Config {
+                origin,
+                field: "default_store".into(),
+                expected: format!(
+                    "the name of a configured store ({}); found `{name}`",
+                    join(stores.keys())
+                ),
+            })
+        }
+        None if stores.len() == 1 => stores.keys().next().cloned().unwrap_or_default(),
+        None => {
+            return Err(CacheError::Config {
+                origin,
+                field: "default_store".into(),
+                expected: format!(
+                    "a store name, required when several stores are configured ({})",
+                    join(stores.keys())
+                ),
+            })
+        }
+    };
+    for (cache, config) in &builder.caches {
+        if let Some(store) = config.store.as_ref().filter(|s| !stores.contains_key(*s)) {
+            return Err(CacheError::Config {
+                origin,
+                field: format!("caches.{cache}.store"),
+                expected: format!(
+                    "the name of a configured store ({}); found `{store}`",
+                    join(stores.keys())
+                ),
+            });
+        }
+    }
+    let manager = CacheManager {
+        inner: Arc::new(ManagerInner {
+            stores,
+            default_store,
+            defaults: builder.defaults,
+            caches_config: builder.caches,
+            cache_names: builder.cache_names,
+            caches: RwLock::new(HashMap::new()),
+            by_name: RwLock::new(HashMap::new()),
+        }),
+    };
+    if !builder.skip_declarations {
+        declarations::check(&manager)?;
+    }
+    Ok(manager)
+}
+
+fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        "none configured".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn store_from_config(
+    name: &str,
+    prefix: &str,
+    config: &StoreConfig,
+) -> Result<StoreInner, CacheError> {
+    let prefix = config.prefix.clone().unwrap_or_else(|| prefix.to_owned());
+    let l1 = match (&config.single, &config.l1) {
+        (Some(single), _) if single.driver == "none" => None,
+        (Some(single), _) => Some(local_tier(single)?),
+        (None, Some(l1)) => Some(local_tier(l1)?),
+        (None, None) => None,
+    };
+    for tier in [&config.l2, &config.bus].into_iter().flatten() {
+        return Err(tier.error(
+            "driver",
+            format!(
+                "a tier this build supports; `{}` L2 and bus tiers are not available yet",
+                tier.driver
+            ),
+        ));
+    }
+    Ok(StoreInner::new(name.to_owned(), prefix, l1))
+}
+
+fn local_tier(tier: &TierConfig) -> Result<Arc<dyn LocalTier>, CacheError> {
+    let driver = find_driver(&tier.driver).ok_or_else(|| {
+        tier.error(
+            "driver",
+            format!(
+                "a known driver ({}, or none); found `{}` (is the cachet feature of that name enabled?)",
+                driver_names().join(", "),
+                tier.driver
+            ),
+        )
+    })?;
+    let build = driver.local.ok_or_else(|| {
+        tier.error(
+            "driver",
+            format!(
+                "a driver that can be an in-process tier; `{}` cannot",
+                tier.driver
+            ),
+        )
+    })?;
+    build(tier)
+}
+
+pub(super) fn from_env() -> Result<CacheManager, CacheError> {
+    let kind = std::env::var("CACHET_TYPE").ok();
+    match kind.as_deref().map(str::trim) {
+        Some("none") => return Ok(CacheManager::none()),
+        Some("memory") | Some("") | None => {}
+        Some(other) => {
+            return Err(CacheError::Config {
+                origin: ConfigOrigin::Env("CACHET_TYPE"),
+                field: "CACHET_TYPE".into(),
+                expected: format!("`none` or `memory`; found `{other}`"),
+            })
+        }
+    }
+    let config = if let Some(path) = std::env::var_os("CACHET_CONFIG") {
+        let text = std::fs::read_to_string(&path).map_err(|source| CacheError::ConfigFile {
+            path: path.clone().into(),
+            source,
+        })?;
+        Some(parse_toml(&text, ConfigOrigin::File(path.into()))?)
+    } else if std::path::Path::new("cachet.toml").is_file() {
+        let text =
+            std::fs::read_to_string("cachet.toml").map_err(|source| CacheError::ConfigFile {
+                path: "cachet.toml".into(),
+                source,
+            })?;
+        Some(parse_toml(&text, ConfigOrigin::File("cachet.toml".into()))?)
+    } else {
+        None
+    };
+    let mut config = match config {
+        Some(config) => config,
+        None => parse_toml(EMBEDDED_DEFAULT, ConfigOrigin::Default)?,
+    };
+    if kind.as_deref() == Some("memory") {
+        let memory = parse_toml(EMBEDDED_DEFAULT, ConfigOrigin::Env("CACHET_TYPE"))?;
+        config.stores = memory.stores;
+        config.default_store = memory.default_store;
+        for cache in config.caches.values_mut() {
+            cache.store = None;
+        }
+    }
+    CacheManager::from_config(config)
+}

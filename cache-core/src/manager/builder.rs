@@ -1,0 +1,219 @@
+//! Builders: a manager and its stores configured in code.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{build, CacheManager};
+use crate::config::{CacheConfig, CacheOptions, ManagerConfig, StoreConfig, TierConfig};
+use crate::error::{CacheError, ConfigOrigin};
+use crate::store::LocalTier;
+
+/// Builds a [`CacheManager`] in code; the same options as the TOML configuration.
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+/// let manager = CacheManager::builder()
+///     .prefix("shop")
+///     .store("main", StoreBuilder::new().l1(MapTier::new()))
+///     .store("off", StoreBuilder::none())
+///     .default_store("main")
+///     .ttl(Duration::from_secs(600))
+///     .cache_store("audit", "off")
+///     .cache_ttl("users", Duration::from_secs(300))
+///     .build()
+///     .unwrap();
+/// assert_eq!(manager.cache("audit").unwrap().store_name(), "off");
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct CacheManagerBuilder {
+    pub(super) origin: Option<ConfigOrigin>,
+    pub(super) prefix: Option<String>,
+    pub(super) default_store: Option<String>,
+    pub(super) defaults: CacheOptions,
+    pub(super) cache_names: Option<Vec<String>>,
+    pub(super) stores: BTreeMap<String, StoreSpec>,
+    pub(super) caches: BTreeMap<String, CacheConfig>,
+    pub(super) skip_declarations: bool,
+}
+
+/// A store given to the builder: built in code, or from configuration through drivers.
+pub(super) enum StoreSpec {
+    Built(StoreBuilder),
+    Config(StoreConfig),
+}
+
+impl CacheManagerBuilder {
+    pub(super) fn from_config(config: ManagerConfig) -> Self {
+        Self {
+            origin: Some(config.origin),
+            prefix: config.prefix,
+            default_store: config.default_store,
+            defaults: config.defaults,
+            cache_names: config.cache_names,
+            stores: config
+                .stores
+                .into_iter()
+                .map(|(k, v)| (k, StoreSpec::Config(v)))
+                .collect(),
+            caches: config.caches,
+            skip_declarations: false,
+        }
+    }
+
+    /// Key prefix of remote tiers (default `cachet`), keeping applications apart.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Adds a store built in code.
+    pub fn store(mut self, name: impl Into<String>, store: StoreBuilder) -> Self {
+        self.stores.insert(name.into(), StoreSpec::Built(store));
+        self
+    }
+
+    /// Adds a store whose L1 is the `memory` driver with its default bound (needs the
+    /// `memory` feature of `cachet`; building fails otherwise).
+    pub fn memory_store(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        let l1 = TierConfig {
+            driver: "memory".into(),
+            options: toml::Table::new(),
+            field: format!("stores.{name}.l1"),
+            origin: ConfigOrigin::Builder,
+        };
+        let store = StoreConfig {
+            prefix: None,
+            single: None,
+            l1: Some(l1),
+            l2: None,
+            bus: None,
+            l2_circuit_breaker: None,
+        };
+        self.stores.insert(name, StoreSpec::Config(store));
+        self
+    }
+
+    /// Adds a store from its configuration (as parsed from a `[stores.NAME]` table).
+    pub fn store_config(mut self, name: impl Into<String>, store: StoreConfig) -> Self {
+        self.stores.insert(name.into(), StoreSpec::Config(store));
+        self
+    }
+
+    /// The store of caches placed nowhere else (needed when there are several stores).
+    pub fn default_store(mut self, name: impl Into<String>) -> Self {
+        self.default_store = Some(name.into());
+        self
+    }
+
+    /// Default time to live of every cache.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.defaults.ttl = Some(ttl);
+        self
+    }
+
+    /// Default grace period of every cache.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.defaults.grace = Some(grace);
+        self
+    }
+
+    /// Default soft timeout of every cache.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.defaults.timeout = Some(timeout);
+        self
+    }
+
+    /// Default hard timeout of every cache.
+    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.defaults.hard_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether `None` results are cached (default `true`).
+    pub fn allow_null_values(mut self, allow: bool) -> Self {
+        self.defaults.allow_null_values = Some(allow);
+        self
+    }
+
+    /// Only these caches exist; others are an error (and annotations using them fail the build).
+    pub fn cache_names<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cache_names = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Puts cache `cache` in store `store`.
+    pub fn cache_store(mut self, cache: impl Into<String>, store: impl Into<String>) -> Self {
+        self.caches.entry(cache.into()).or_default().store = Some(store.into());
+        self
+    }
+
+    /// Sets cache `cache`'s time to live.
+    pub fn cache_ttl(mut self, cache: impl Into<String>, ttl: Duration) -> Self {
+        self.caches.entry(cache.into()).or_default().options.ttl = Some(ttl);
+        self
+    }
+
+    /// Sets all of cache `cache`'s options at once.
+    pub fn cache_options(mut self, cache: impl Into<String>, options: CacheOptions) -> Self {
+        self.caches.entry(cache.into()).or_default().options = options;
+        self
+    }
+
+    /// Whether building checks that every annotated function's caches resolve (default
+    /// `true`). Turn off for managers meant for a part of the program only.
+    pub fn validate_declarations(mut self, validate: bool) -> Self {
+        self.skip_declarations = !validate;
+        self
+    }
+
+    /// Builds the manager. Never connects to a server.
+    pub fn build(self) -> Result<CacheManager, CacheError> {
+        build::build(self)
+    }
+}
+
+/// A store built in code from tiers.
+///
+/// ```
+/// use cache_core::{StoreBuilder, store::MapTier};
+/// let store = StoreBuilder::new().prefix("app").l1(MapTier::new());
+/// # let _ = store;
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct StoreBuilder {
+    pub(super) prefix: Option<String>,
+    pub(super) l1: Option<Arc<dyn LocalTier>>,
+}
+
+impl StoreBuilder {
+    /// A store with no tiers yet (a no-op until given one).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store that keeps nothing: every lookup misses.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Key prefix of this store (default: the manager's).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// The in-process tier.
+    pub fn l1(mut self, tier: Arc<dyn LocalTier>) -> Self {
+        self.l1 = Some(tier);
+        self
+    }
+}

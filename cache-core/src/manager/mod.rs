@@ -1,0 +1,330 @@
+//! `CacheManager`: resolves cache names to caches in named stores.
+
+mod build;
+mod builder;
+mod declarations;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+pub use builder::{CacheManagerBuilder, StoreBuilder};
+pub use declarations::{declared_caches, DeclaredCache};
+
+use crate::cache::{Cache, CacheSettings};
+use crate::config::{parse_toml, CacheConfig, CacheOptions, ManagerConfig};
+use crate::error::{CacheError, ConfigOrigin};
+use crate::stats::StatsCounters;
+use crate::store::named::StoreInner;
+use crate::store::Scope;
+
+/// Resolves cache names to [`Cache`]s in named stores, as configuration says. Cheap to
+/// clone (an `Arc` inside), `Send + Sync`. Building one is synchronous and never needs a
+/// server: remote connections are made on first use.
+///
+/// ```
+/// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+/// let manager = CacheManager::builder()
+///     .store("main", StoreBuilder::new().l1(MapTier::new()))
+///     .ttl(std::time::Duration::from_secs(60))
+///     .build()
+///     .unwrap();
+/// assert_eq!(manager.cache("users").unwrap().store_name(), "main");
+/// ```
+#[derive(Clone)]
+pub struct CacheManager {
+    inner: Arc<ManagerInner>,
+}
+
+struct ManagerInner {
+    stores: BTreeMap<String, Arc<StoreInner>>,
+    default_store: String,
+    defaults: CacheOptions,
+    caches_config: BTreeMap<String, CacheConfig>,
+    cache_names: Option<Vec<String>>,
+    /// Caches by (store, name), made once so every handle shares counters.
+    caches: RwLock<HashMap<(String, String), Cache>>,
+    /// Caches by name, in their configured store: the annotations' path.
+    by_name: RwLock<HashMap<String, Cache>>,
+}
+
+impl std::fmt::Debug for CacheManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheManager")
+            .field("stores", &self.inner.stores.values().collect::<Vec<_>>())
+            .field("default_store", &self.inner.default_store)
+            .field("defaults", &self.inner.defaults)
+            .field("cache_names", &self.inner.cache_names)
+            .finish()
+    }
+}
+
+impl CacheManager {
+    /// A builder for a manager configured in code.
+    ///
+    /// ```
+    /// let manager = cache_core::CacheManager::builder().build().unwrap();
+    /// # let _ = manager;
+    /// ```
+    pub fn builder() -> CacheManagerBuilder {
+        CacheManagerBuilder::default()
+    }
+
+    /// A manager whose every cache is a no-op: lookups miss, writes are dropped
+    /// (Spring's `spring.cache.type=none`), for tests.
+    ///
+    /// ```
+    /// let manager = cache_core::CacheManager::none();
+    /// assert_eq!(manager.cache("anything").unwrap().store_name(), "none");
+    /// ```
+    pub fn none() -> Self {
+        Self::builder()
+            .store("none", StoreBuilder::none())
+            .validate_declarations(false)
+            .build()
+            .unwrap_or_else(|_| {
+                unreachable!("a single no-op store with no declarations check always builds")
+            })
+    }
+
+    /// A manager from TOML configuration text (see DESIGN.md for the schema).
+    ///
+    /// ```
+    /// let err = cache_core::CacheManager::from_toml_str("ttl = 5").unwrap_err();
+    /// assert!(err.to_string().contains("ttl"));
+    /// ```
+    pub fn from_toml_str(text: &str) -> Result<Self, CacheError> {
+        Self::from_config(parse_toml(text, ConfigOrigin::String)?)
+    }
+
+    /// A manager from a TOML configuration file. Errors name the file.
+    ///
+    /// ```
+    /// let err = cache_core::CacheManager::from_toml_file("no/such/cachet.toml").unwrap_err();
+    /// assert!(err.to_string().contains("no/such/cachet.toml"));
+    /// ```
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, CacheError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| CacheError::ConfigFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_config(parse_toml(&text, ConfigOrigin::File(path.to_owned()))?)
+    }
+
+    /// A manager from parsed configuration.
+    ///
+    /// ```
+    /// use cache_core::{config::parse_toml, CacheManager, ConfigOrigin};
+    /// let config = parse_toml("[stores.none]\ndriver = \"none\"", ConfigOrigin::String).unwrap();
+    /// let manager = CacheManager::from_config(config).unwrap();
+    /// assert_eq!(manager.default_store_name(), "none");
+    /// ```
+    pub fn from_config(config: ManagerConfig) -> Result<Self, CacheError> {
+        CacheManagerBuilder::from_config(config).build()
+    }
+
+    /// The manager the environment asks for: `CACHET_TYPE=none` → [`CacheManager::none`];
+    /// else the file named by `CACHET_CONFIG`, else `cachet.toml` in the working directory,
+    /// else the embedded default (one bounded in-memory store); `CACHET_TYPE=memory` then
+    /// forces every cache into one in-memory store.
+    ///
+    /// ```
+    /// let manager = cache_core::CacheManager::from_env();
+    /// # let _ = manager;
+    /// ```
+    pub fn from_env() -> Result<Self, CacheError> {
+        build::from_env()
+    }
+
+    /// The cache of that name, in the store configuration gives it (`[caches.NAME] store`,
+    /// else `default_store`). Fails only when `cache_names` does not allow the name.
+    ///
+    /// ```
+    /// let manager = cache_core::CacheManager::none();
+    /// let users = manager.cache("users").unwrap();
+    /// assert_eq!(users.name(), "users");
+    /// ```
+    pub fn cache(&self, name: &str) -> Result<Cache, CacheError> {
+        if let Some(cache) = read(&self.inner.by_name).get(name) {
+            return Ok(cache.clone());
+        }
+        let store = self.store_of(name)?;
+        let cache = self.cache_in(&store, name);
+        write(&self.inner.by_name).insert(name.to_owned(), cache.clone());
+        Ok(cache)
+    }
+
+    /// The store of that name (Bentocache's `use()`): its caches ignore `[caches.X] store`.
+    ///
+    /// ```
+    /// let manager = cache_core::CacheManager::none();
+    /// let users = manager.store("none").unwrap().cache("users");
+    /// assert_eq!(users.store_name(), "none");
+    /// assert!(manager.store("redis").is_err());
+    /// ```
+    pub fn store(&self, name: &str) -> Result<Store, CacheError> {
+        let inner =
+            self.inner
+                .stores
+                .get(name)
+                .cloned()
+                .ok_or_else(|| CacheError::UnknownStore {
+                    store: name.to_owned(),
+                    known: self.store_names(),
+                })?;
+        Ok(Store {
+            manager: self.clone(),
+            inner,
+        })
+    }
+
+    /// The names of the configured stores.
+    ///
+    /// ```
+    /// assert_eq!(cache_core::CacheManager::none().store_names(), vec!["none".to_string()]);
+    /// ```
+    pub fn store_names(&self) -> Vec<String> {
+        self.inner.stores.keys().cloned().collect()
+    }
+
+    /// The store of caches that configuration does not place elsewhere.
+    ///
+    /// ```
+    /// assert_eq!(cache_core::CacheManager::none().default_store_name(), "none");
+    /// ```
+    pub fn default_store_name(&self) -> &str {
+        &self.inner.default_store
+    }
+
+    /// The store a cache name resolves to, or why it does not.
+    fn store_of(&self, name: &str) -> Result<Arc<StoreInner>, CacheError> {
+        if let Some(allowed) = &self.inner.cache_names {
+            if !allowed.iter().any(|n| n == name) {
+                return Err(CacheError::UnknownCache {
+                    cache: name.to_owned(),
+                    known: allowed.clone(),
+                });
+            }
+        }
+        let store = self
+            .inner
+            .caches_config
+            .get(name)
+            .and_then(|c| c.store.as_deref());
+        let store = store.unwrap_or(&self.inner.default_store);
+        self.inner
+            .stores
+            .get(store)
+            .cloned()
+            .ok_or_else(|| CacheError::UnknownStore {
+                store: store.to_owned(),
+                known: self.store_names(),
+            })
+    }
+
+    fn cache_in(&self, store: &Arc<StoreInner>, name: &str) -> Cache {
+        let id = (store.name.clone(), name.to_owned());
+        if let Some(cache) = read(&self.inner.caches).get(&id) {
+            return cache.clone();
+        }
+        let mut caches = write(&self.inner.caches);
+        caches
+            .entry(id)
+            .or_insert_with(|| {
+                let settings = self.settings_of(name);
+                let mut base = String::with_capacity(store.prefix.len() + 1 + name.len());
+                base.push_str(&store.prefix);
+                base.push(':');
+                // Escaped as keys are, so no name can reach into another cache's keys.
+                if crate::key::encode_key_into(name, &mut base).is_err() {
+                    base.push_str(name);
+                }
+                Cache::new(
+                    name.into(),
+                    base,
+                    store.clone(),
+                    Arc::new(settings),
+                    Arc::new(StatsCounters::default()),
+                )
+            })
+            .clone()
+    }
+
+    fn settings_of(&self, name: &str) -> CacheSettings {
+        let global = &self.inner.defaults;
+        let own = self.inner.caches_config.get(name).map(|c| &c.options);
+        let pick = |f: fn(&CacheOptions) -> Option<std::time::Duration>| {
+            own.and_then(f).or_else(|| f(global))
+        };
+        CacheSettings {
+            ttl: pick(|o| o.ttl),
+            grace: pick(|o| o.grace),
+            timeout: pick(|o| o.timeout),
+            hard_timeout: pick(|o| o.hard_timeout),
+            allow_null_values: own
+                .and_then(|o| o.allow_null_values)
+                .or(global.allow_null_values)
+                .unwrap_or(true),
+        }
+    }
+}
+
+/// One named store of a manager (Bentocache's `bento.use("redis")`).
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let manager = cache_core::CacheManager::none();
+/// let store = manager.store("none").unwrap();
+/// store.clear().await.unwrap();
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct Store {
+    manager: CacheManager,
+    inner: Arc<StoreInner>,
+}
+
+impl Store {
+    /// The store's name.
+    ///
+    /// ```
+    /// assert_eq!(cache_core::CacheManager::none().store("none").unwrap().name(), "none");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The cache of that name in this store, whatever configuration says of its store.
+    ///
+    /// ```
+    /// let users = cache_core::CacheManager::none().store("none").unwrap().cache("users");
+    /// assert_eq!(users.name(), "users");
+    /// ```
+    pub fn cache(&self, name: &str) -> Cache {
+        self.manager.cache_in(&self.inner, name)
+    }
+
+    /// Deletes every entry of this store (every key under its prefix), and nothing else.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// cache_core::CacheManager::none().store("none").unwrap().clear().await.unwrap();
+    /// # });
+    /// ```
+    pub async fn clear(&self) -> Result<(), CacheError> {
+        if let Some(l1) = &self.inner.l1 {
+            l1.remove_scope(&Scope::new(self.inner.prefix.clone()));
+        }
+        Ok(())
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // These maps are only ever inserted into, without user code under the lock.
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
