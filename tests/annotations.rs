@@ -1,0 +1,449 @@
+//! The annotations' contract, scenario by scenario as Spring's own cache-annotation tests
+//! check it (cacheable, evict by key / all / before / after a failure, condition, unless,
+//! key expressions shared between put and cacheable, several caches, null values, errors not
+//! cached), reworded for Rust: each test counts how often the real function body runs.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+use cachet::testing::{with_manager, with_manager_sync};
+use cachet::{cache_config, cache_evict, cache_put, cacheable, CacheManager};
+use serde::{Deserialize, Serialize};
+
+fn memory() -> CacheManager {
+    CacheManager::builder().memory_store("memory").build().unwrap()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+    admin: bool,
+}
+
+fn user(id: u64, name: &str) -> User {
+    User { id, name: name.into(), admin: false }
+}
+
+/// A service whose every method counts the runs of its body.
+#[derive(Default)]
+struct Service {
+    runs: AtomicU64,
+}
+
+#[derive(Debug, PartialEq)]
+struct Failure;
+
+impl Service {
+    fn run(&self) -> u64 {
+        self.runs.fetch_add(1, SeqCst) + 1
+    }
+
+    fn runs(&self) -> u64 {
+        self.runs.load(SeqCst)
+    }
+
+    #[cacheable("default")]
+    fn cached(&self, id: u64) -> u64 {
+        self.run()
+    }
+
+    #[cacheable("default")]
+    async fn cached_async(&self, id: u64) -> u64 {
+        self.run()
+    }
+
+    #[cacheable("default")]
+    fn no_args(&self) -> u64 {
+        self.run()
+    }
+
+    #[cacheable("default")]
+    fn two_args(&self, a: u64, b: String) -> u64 {
+        self.run()
+    }
+
+    #[cache_evict("default", key = id)]
+    fn evict(&self, id: u64) {
+        self.run();
+    }
+
+    #[cache_evict("default", key = id)]
+    fn evict_failing(&self, id: u64) -> Result<(), Failure> {
+        self.run();
+        Err(Failure)
+    }
+
+    #[cache_evict("default", key = id, before_invocation)]
+    fn evict_early_failing(&self, id: u64) -> Result<(), Failure> {
+        self.run();
+        Err(Failure)
+    }
+
+    #[cache_evict("default", all_entries)]
+    fn evict_all(&self) {
+        self.run();
+    }
+
+    #[cacheable("default", condition = id % 2 == 0)]
+    fn conditional(&self, id: u64) -> u64 {
+        self.run()
+    }
+
+    #[cacheable("default", unless = *result > 10)]
+    fn unless(&self, id: u64) -> u64 {
+        id
+    }
+
+    #[cacheable("default", key = id * 10)]
+    fn key_expression(&self, id: u64, ignored: &str) -> u64 {
+        self.run()
+    }
+
+    #[cacheable("default", skip(trace))]
+    fn skipped(&self, id: u64, trace: &std::cell::Cell<u8>) -> u64 {
+        self.run()
+    }
+
+    #[cacheable("default")]
+    fn maybe(&self, id: u64) -> Option<u64> {
+        self.run();
+        None
+    }
+
+    #[cacheable("default")]
+    fn fallible(&self, id: u64) -> Result<u64, Failure> {
+        if self.run() == 1 {
+            Err(Failure)
+        } else {
+            Ok(id)
+        }
+    }
+
+    #[cacheable("primary", "secondary")]
+    fn multi(&self, id: u64) -> u64 {
+        self.run()
+    }
+
+    #[cache_evict("primary", "secondary", key = id)]
+    fn multi_evict(&self, id: u64) {}
+
+    #[cache_put("users", key = user.id)]
+    async fn save(&self, user: User) -> Result<User, Failure> {
+        self.run();
+        Ok(user)
+    }
+
+    #[cache_put("users", key = result.id)]
+    async fn create(&self, name: &str) -> Result<User, Failure> {
+        Ok(user(self.run() + 100, name))
+    }
+
+    #[cache_put("users", key = id, condition = id > 0)]
+    fn put_if_positive(&self, id: u64) -> User {
+        user(id, "put")
+    }
+
+    #[cacheable("users")]
+    async fn find(&self, id: u64) -> Result<User, Failure> {
+        self.run();
+        Ok(user(id, "loaded"))
+    }
+}
+
+fn sync_test(f: impl FnOnce(&Service)) {
+    with_manager_sync(memory(), || f(&Service::default()));
+}
+
+#[test]
+fn cacheable_runs_once_per_key() {
+    sync_test(|s| {
+        let first = s.cached(1);
+        assert_eq!(s.cached(1), first);
+        assert_eq!(s.cached(1), first);
+        assert_eq!(s.runs(), 1);
+        s.cached(2);
+        assert_eq!(s.runs(), 2);
+    });
+}
+
+#[tokio::test]
+async fn cacheable_async_runs_once_per_key() {
+    with_manager(memory(), async {
+        let s = Service::default();
+        let first = s.cached_async(1).await;
+        assert_eq!(s.cached_async(1).await, first);
+        assert_eq!(s.runs(), 1);
+    })
+    .await;
+}
+
+#[test]
+fn no_arguments_use_the_unit_key_and_several_use_a_tuple() {
+    sync_test(|s| {
+        s.no_args();
+        s.no_args();
+        assert_eq!(s.runs(), 1);
+        s.two_args(1, "a".into());
+        s.two_args(1, "a".into());
+        s.two_args(1, "b".into());
+        assert_eq!(s.runs(), 3);
+    });
+}
+
+#[test]
+fn evict_by_key_after_the_call() {
+    sync_test(|s| {
+        let first = s.cached(1);
+        s.cached(2);
+        s.evict(1);
+        assert_ne!(s.cached(1), first, "evicted: runs again");
+        let runs = s.runs();
+        s.cached(2);
+        assert_eq!(s.runs(), runs, "other keys stay");
+    });
+}
+
+#[test]
+fn a_failing_call_does_not_evict_but_before_invocation_does() {
+    sync_test(|s| {
+        let first = s.cached(1);
+        assert_eq!(s.evict_failing(1), Err(Failure));
+        assert_eq!(s.cached(1), first, "the call failed: nothing evicted");
+        assert_eq!(s.evict_early_failing(1), Err(Failure));
+        assert_ne!(s.cached(1), first, "evicted before the call, even though it failed");
+    });
+}
+
+#[test]
+fn evict_all_entries() {
+    sync_test(|s| {
+        let a = s.cached(1);
+        let b = s.cached(2);
+        s.evict_all();
+        assert_ne!(s.cached(1), a);
+        assert_ne!(s.cached(2), b);
+    });
+}
+
+#[test]
+fn condition_false_bypasses_the_cache() {
+    sync_test(|s| {
+        s.conditional(3);
+        s.conditional(3);
+        assert_eq!(s.runs(), 2, "odd: not cached");
+        s.conditional(4);
+        s.conditional(4);
+        assert_eq!(s.runs(), 3, "even: cached");
+    });
+}
+
+#[test]
+fn unless_true_returns_but_does_not_store() {
+    with_manager_sync(memory(), || {
+        let s = Service::default();
+        s.unless(5);
+        s.unless(50);
+        let cache = cachet::cache("default").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert_eq!(rt.block_on(cache.get::<u64, _>(&5u64)).unwrap(), Some(5));
+        assert_eq!(rt.block_on(cache.get::<u64, _>(&50u64)).unwrap(), None);
+    });
+}
+
+#[test]
+fn key_expressions_and_skip() {
+    sync_test(|s| {
+        let a = s.key_expression(1, "x");
+        assert_eq!(s.key_expression(1, "y"), a, "only `id * 10` is the key");
+        let trace = std::cell::Cell::new(0);
+        let b = s.skipped(7, &trace);
+        assert_eq!(s.skipped(7, &std::cell::Cell::new(1)), b);
+    });
+}
+
+#[test]
+fn none_is_cached_when_null_values_are_allowed() {
+    sync_test(|s| {
+        assert_eq!(s.maybe(1), None);
+        assert_eq!(s.maybe(1), None);
+        assert_eq!(s.runs(), 1);
+    });
+}
+
+#[test]
+fn none_is_not_cached_when_null_values_are_refused() {
+    let manager = CacheManager::builder().memory_store("memory").allow_null_values(false).build().unwrap();
+    with_manager_sync(manager, || {
+        let s = Service::default();
+        s.maybe(1);
+        s.maybe(1);
+        assert_eq!(s.runs(), 2);
+    });
+}
+
+#[test]
+fn errors_are_returned_and_never_cached() {
+    sync_test(|s| {
+        assert_eq!(s.fallible(9), Err(Failure));
+        assert_eq!(s.fallible(9), Ok(9));
+        assert_eq!(s.fallible(9), Ok(9));
+        assert_eq!(s.runs(), 2);
+    });
+}
+
+#[test]
+fn several_caches_look_up_in_order_and_store_into_all() {
+    with_manager_sync(memory(), || {
+        let s = Service::default();
+        let v = s.multi(1);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let primary = cachet::cache("primary").unwrap();
+        let secondary = cachet::cache("secondary").unwrap();
+        assert_eq!(rt.block_on(primary.get::<u64, _>(&1u64)).unwrap(), Some(v));
+        assert_eq!(rt.block_on(secondary.get::<u64, _>(&1u64)).unwrap(), Some(v));
+        rt.block_on(primary.delete(&1u64)).unwrap();
+        assert_eq!(s.multi(1), v, "found in the second cache");
+        assert_eq!(s.runs(), 1);
+        s.multi_evict(1);
+        assert_ne!(s.multi(1), v, "evicted from both");
+    });
+}
+
+#[tokio::test]
+async fn put_reaches_the_entries_of_cacheable() {
+    with_manager(memory(), async {
+        let s = Service::default();
+        s.find(42).await.unwrap();
+        s.save(user(42, "saved")).await.unwrap();
+        assert_eq!(s.find(42).await.unwrap().name, "saved");
+        assert_eq!(s.runs(), 2, "find ran once, save once");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn put_key_from_the_result() {
+    with_manager(memory(), async {
+        let s = Service::default();
+        let created = s.create("zoe").await.unwrap();
+        assert_eq!(s.find(created.id).await.unwrap(), created);
+        assert_eq!(s.runs(), 1, "find answered from the put");
+    })
+    .await;
+}
+
+#[test]
+fn conditional_put() {
+    with_manager_sync(memory(), || {
+        let s = Service::default();
+        s.put_if_positive(0);
+        s.put_if_positive(5);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let users = cachet::cache("users").unwrap();
+        assert_eq!(rt.block_on(users.get::<User, _>(&0u64)).unwrap(), None);
+        assert_eq!(rt.block_on(users.get::<User, _>(&5u64)).unwrap(), Some(user(5, "put")));
+    });
+}
+
+#[tokio::test]
+async fn one_key_whichever_way_it_was_written() {
+    with_manager(memory(), async {
+        let s = Service::default();
+        let users = cachet::cache("users").unwrap();
+        users.set(&7u64, &user(7, "programmatic")).await.unwrap();
+        assert_eq!(s.find(7).await.unwrap().name, "programmatic");
+        assert_eq!(s.runs(), 0);
+        s.save(user(8, "annotated")).await.unwrap();
+        assert_eq!(users.get::<User, _>(&8u64).await.unwrap().unwrap().name, "annotated");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_none_manager_always_runs_the_function() {
+    with_manager(CacheManager::none(), async {
+        let s = Service::default();
+        s.cached_async(1).await;
+        s.cached_async(1).await;
+        assert_eq!(s.runs(), 2);
+    })
+    .await;
+}
+
+/// Spring's `@CacheConfig`: the methods of this impl default to cache "books".
+struct Library {
+    runs: AtomicU64,
+}
+
+#[cache_config(cache = "books")]
+impl Library {
+    #[cacheable]
+    fn title(&self, isbn: u64) -> String {
+        self.runs.fetch_add(1, SeqCst);
+        format!("book {isbn}")
+    }
+
+    #[cache_evict(key = isbn)]
+    fn withdraw(&self, isbn: u64) {}
+
+    #[cacheable("other")]
+    fn elsewhere(&self, isbn: u64) -> String {
+        self.runs.fetch_add(1, SeqCst);
+        format!("other {isbn}")
+    }
+}
+
+#[test]
+fn cache_config_gives_a_default_cache_name() {
+    with_manager_sync(memory(), || {
+        let lib = Library { runs: AtomicU64::new(0) };
+        lib.title(1);
+        lib.title(1);
+        assert_eq!(lib.runs.load(SeqCst), 1);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let books = cachet::cache("books").unwrap();
+        assert_eq!(rt.block_on(books.get::<String, _>(&1u64)).unwrap().as_deref(), Some("book 1"));
+        lib.withdraw(1);
+        assert_eq!(rt.block_on(books.get::<String, _>(&1u64)).unwrap(), None);
+        lib.elsewhere(1);
+        let other = cachet::cache("other").unwrap();
+        assert!(rt.block_on(other.has(&1u64)).unwrap(), "an explicit name wins");
+    });
+}
+
+#[cacheable("generic", skip(runs))]
+fn generic_len<T: Serialize + std::fmt::Debug>(value: T, runs: &AtomicU64) -> usize {
+    runs.fetch_add(1, SeqCst);
+    format!("{value:?}").len()
+}
+
+#[test]
+fn generic_functions() {
+    with_manager_sync(memory(), || {
+        let runs = AtomicU64::new(0);
+        assert_eq!(generic_len(vec![1, 2, 3], &runs), 9);
+        assert_eq!(generic_len(vec![1, 2, 3], &runs), 9);
+        assert_eq!(runs.load(SeqCst), 1);
+        generic_len("abc", &runs);
+        assert_eq!(runs.load(SeqCst), 2);
+    });
+}
+
+#[cache_evict("primary", key = id)]
+#[cache_put("secondary", key = id)]
+fn refresh(id: u64) -> u64 {
+    id + 1000
+}
+
+#[test]
+fn stacked_annotations_all_apply() {
+    with_manager_sync(memory(), || {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let primary = cachet::cache("primary").unwrap();
+        let secondary = cachet::cache("secondary").unwrap();
+        rt.block_on(primary.set(&1u64, &1u64)).unwrap();
+        assert_eq!(refresh(1), 1001);
+        assert_eq!(rt.block_on(primary.get::<u64, _>(&1u64)).unwrap(), None);
+        assert_eq!(rt.block_on(secondary.get::<u64, _>(&1u64)).unwrap(), Some(1001));
+    });
+}
