@@ -1,0 +1,82 @@
+//! A circuit breaker for a remote tier: after a fault that says the server is unreachable,
+//! stop calling it for a while so callers don't each wait for a timeout.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Milliseconds since a process-wide origin, so instants fit an atomic.
+fn now_ms() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Open (refusing calls) for `open_for` after each recorded failure.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    open_for: Duration,
+    /// `now_ms()` until which calls are refused; 0 when closed.
+    open_until: AtomicU64,
+    trips: AtomicU64,
+}
+
+impl Breaker {
+    /// A breaker that opens for `open_for` (zero: never opens).
+    pub(crate) fn new(open_for: Duration) -> Self {
+        Self { open_for, open_until: AtomicU64::new(0), trips: AtomicU64::new(0) }
+    }
+
+    /// Whether the tier may be called now.
+    pub(crate) fn allows(&self) -> bool {
+        let until = self.open_until.load(Relaxed);
+        until == 0 || now_ms() >= until
+    }
+
+    /// Records a failure that says the tier is unavailable: opens the breaker.
+    pub(crate) fn trip(&self) {
+        if self.open_for.is_zero() {
+            return;
+        }
+        let until = now_ms().saturating_add(u64::try_from(self.open_for.as_millis()).unwrap_or(u64::MAX)).max(1);
+        if self.open_until.swap(until, Relaxed) == 0 {
+            self.trips.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Records a success: closes the breaker.
+    pub(crate) fn reset(&self) {
+        self.open_until.store(0, Relaxed);
+    }
+
+    /// How many times it opened.
+    #[cfg(test)]
+    pub(crate) fn trips(&self) -> u64 {
+        self.trips.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_for_its_duration_then_lets_calls_through() {
+        let b = Breaker::new(Duration::from_millis(40));
+        assert!(b.allows());
+        b.trip();
+        assert!(!b.allows());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(b.allows(), "half-open after the pause: the next call tries the tier");
+        b.reset();
+        assert!(b.allows());
+        assert_eq!(b.trips(), 1);
+    }
+
+    #[test]
+    fn a_zero_duration_never_opens() {
+        let b = Breaker::new(Duration::ZERO);
+        b.trip();
+        assert!(b.allows());
+    }
+}

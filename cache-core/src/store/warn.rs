@@ -1,0 +1,50 @@
+//! Rate-limited warnings, so a dead server does not flood the logs.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Lets one event through per `every_ms`, counting the ones held back.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimit {
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    // +1 so the very first event (at 0 ms) is never mistaken for "just sent".
+    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+}
+
+impl RateLimit {
+    /// `Some(n)` if this event may be logged, `n` being how many were held back before it.
+    pub(crate) fn check(&self, every_ms: u64) -> Option<u64> {
+        let now = now_ms();
+        let last = self.last_ms.load(Relaxed);
+        if last != 0 && now.saturating_sub(last) < every_ms {
+            self.suppressed.fetch_add(1, Relaxed);
+            return None;
+        }
+        if self.last_ms.compare_exchange(last, now, Relaxed, Relaxed).is_err() {
+            self.suppressed.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(self.suppressed.swap(0, Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_per_period() {
+        let r = RateLimit::default();
+        assert_eq!(r.check(10_000), Some(0));
+        assert_eq!(r.check(10_000), None);
+        assert_eq!(r.check(10_000), None);
+        assert_eq!(r.check(0), Some(2));
+    }
+}
