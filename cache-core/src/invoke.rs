@@ -2,6 +2,9 @@
 //! annotations and `get_or_set`, for async and (through [`crate::blocking`]) plain fns.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 
 use crate::cache::{Cache, Lifetime, Lookup};
 use crate::private::Shape;
@@ -31,23 +34,55 @@ where
         caches.iter().for_each(|c| c.count(|s| &s.misses));
         return body.await;
     };
-    if let Some(value) = find_fresh::<S::Value>(caches, keys).await {
-        return shape.rebuild(value);
-    }
+    let mut stale = match find::<S::Value>(caches, keys).await {
+        Found::Fresh(value) => return shape.rebuild(value),
+        Found::Stale(value) => Some(value),
+        Found::Nothing => None,
+    };
     let _flight = first.inner.store.flights.lock(&keys[0]).await;
     // Whoever held the gate before may have stored the value meanwhile.
-    if let Some(value) = find_fresh::<S::Value>(caches, keys).await {
-        return shape.rebuild(value);
+    match find::<S::Value>(caches, keys).await {
+        Found::Fresh(value) => return shape.rebuild(value),
+        Found::Stale(value) => stale = Some(value),
+        Found::Nothing => {}
     }
     caches.iter().for_each(|c| c.count(|s| &s.misses));
-    let output = body.await;
-    if let Some(value) = shape.cached(&output) {
-        let null_refused = shape.is_null(value) && !first.settings().allow_null_values;
-        if !null_refused && !unless(value) {
-            store_all(caches, keys, value, lifetime).await;
+    let output = match stale {
+        None => body.await,
+        // With a stale value to fall back on, a panic is caught so the stale value can be
+        // served; without one it propagates untouched.
+        Some(_) => match AssertUnwindSafe(body).catch_unwind().await {
+            Ok(output) => output,
+            Err(panic) => match stale.take() {
+                Some(value) => return serve_stale(shape, first, value, "panicked"),
+                None => std::panic::resume_unwind(panic),
+            },
+        },
+    };
+    match shape.cached(&output) {
+        Some(value) => {
+            let null_refused = shape.is_null(value) && !first.settings().allow_null_values;
+            if !null_refused && !unless(value) {
+                store_all(caches, keys, value, lifetime).await;
+            }
+            output
         }
+        None => match stale {
+            Some(value) => serve_stale(shape, first, value, "returned an error"),
+            None => output,
+        },
     }
-    output
+}
+
+/// Grace: the function failed, so the stale value is returned in its place.
+fn serve_stale<S: Shape>(shape: S, cache: &Cache, value: S::Value, failure: &str) -> S::Output {
+    cache.count(|s| &s.stale);
+    tracing::warn!(
+        cache = cache.name(),
+        failure,
+        "cachet: the function failed; serving the stale value (grace period)"
+    );
+    shape.rebuild(value)
 }
 
 /// Runs `body`, then stores its cacheable outcome under the key `key_of` computes from it.
@@ -84,13 +119,24 @@ where
     output
 }
 
-async fn find_fresh<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Option<V> {
+/// What the caches hold for a call.
+enum Found<V> {
+    Fresh(V),
+    Stale(V),
+    Nothing,
+}
+
+/// The first fresh value in `caches`, else the first stale one (within grace).
+async fn find<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Found<V> {
+    let mut stale = None;
     for (cache, key) in caches.iter().zip(keys) {
-        if let Lookup::Fresh(value) = cache.lookup::<V>(key).await {
-            return Some(value);
+        match cache.lookup::<V>(key).await {
+            Lookup::Fresh(value) => return Found::Fresh(value),
+            Lookup::Stale(value) if stale.is_none() => stale = Some(value),
+            Lookup::Stale(_) | Lookup::Miss => {}
         }
     }
-    None
+    stale.map_or(Found::Nothing, Found::Stale)
 }
 
 async fn store_all<V: CacheValue>(

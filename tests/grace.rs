@@ -1,0 +1,73 @@
+//! Grace periods: an entry past its TTL but within grace is served when refreshing it fails
+//! (an `Err` or a panic); the failure is counted, not returned.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use cachet::testing::with_manager;
+use cachet::{cacheable, CacheManager};
+
+static FAIL: AtomicBool = AtomicBool::new(false);
+static PANIC: AtomicBool = AtomicBool::new(false);
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug, PartialEq)]
+struct Down;
+
+#[cacheable("rates")]
+async fn rate(currency: &str) -> Result<u64, Down> {
+    let run = RUNS.fetch_add(1, SeqCst);
+    if PANIC.load(SeqCst) {
+        panic!("the rates service crashed");
+    }
+    if FAIL.load(SeqCst) {
+        return Err(Down);
+    }
+    Ok(100 + run)
+}
+
+fn manager(grace: Option<Duration>) -> CacheManager {
+    let builder = CacheManager::builder().memory_store("memory").ttl(Duration::from_millis(30));
+    match grace {
+        Some(grace) => builder.grace(grace),
+        None => builder,
+    }
+    .build()
+    .unwrap()
+}
+
+/// One test, because the function's failure switches are process-wide.
+#[tokio::test]
+async fn stale_values_are_served_when_the_refresh_fails_within_grace() {
+    let with_grace = manager(Some(Duration::from_secs(3600)));
+    with_manager(with_grace.clone(), async {
+        FAIL.store(false, SeqCst);
+        let fresh = rate("eur").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await; // past the TTL, within grace
+
+        FAIL.store(true, SeqCst);
+        assert_eq!(rate("eur").await, Ok(fresh), "an Err is replaced by the stale value");
+
+        FAIL.store(false, SeqCst);
+        PANIC.store(true, SeqCst);
+        assert_eq!(rate("eur").await, Ok(fresh), "a panic is replaced by the stale value");
+        PANIC.store(false, SeqCst);
+
+        let refreshed = rate("eur").await.unwrap();
+        assert_ne!(refreshed, fresh, "a successful refresh replaces the stale value");
+        assert_eq!(rate("eur").await.unwrap(), refreshed, "and is fresh again");
+    })
+    .await;
+    assert_eq!(with_grace.cache("rates").unwrap().stats().stale, 2);
+
+    // Without grace, the expired entry is gone: the error is returned.
+    with_manager(manager(None), async {
+        FAIL.store(false, SeqCst);
+        rate("usd").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        FAIL.store(true, SeqCst);
+        assert_eq!(rate("usd").await, Err(Down));
+        FAIL.store(false, SeqCst);
+    })
+    .await;
+}
