@@ -221,3 +221,30 @@ async fn handles_share_counters() {
     let stats = manager.store("memory").unwrap().cache("users").stats();
     assert_eq!((stats.puts, stats.hits), (1, 1));
 }
+
+#[tokio::test]
+async fn a_factory_past_the_hard_timeout_is_a_timeout_error_or_the_stale_value() {
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .hard_timeout(Duration::from_millis(50))
+        .cache_options("graced", {
+            let mut options = cachet::CacheOptions::default();
+            options.ttl = Some(Duration::from_millis(20));
+            options.grace = Some(Duration::from_secs(60));
+            options
+        })
+        .build()
+        .unwrap();
+    let slow = || async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        1u32
+    };
+    let err = manager.cache("users").unwrap().get_or_set(&1u64, slow).await.unwrap_err();
+    assert!(matches!(err, CacheError::Timeout { .. }), "{err:?}");
+
+    let graced = manager.cache("graced").unwrap();
+    graced.set(&1u64, &7u32).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert_eq!(graced.get_or_set(&1u64, slow).await.unwrap(), 7, "stale value served past the hard timeout");
+    assert_eq!(graced.stats().stale, 1);
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::CacheError;
 use crate::key::encode_key_into;
-use crate::private::{ResultShape, ValueShape};
+use crate::private::ResultShape;
 use crate::stats::{CacheStats, StatsCounters};
 use crate::store::named::StoreInner;
 use crate::store::{LocalEntry, Scope};
@@ -291,6 +291,17 @@ impl Cache {
 
     // ----- the programmatic API -----
 
+    /// `future` bounded by the cache's hard timeout, when one is set and a tokio runtime
+    /// is there to time it.
+    async fn bounded<T>(&self, future: impl Future<Output = T>) -> Result<T, CacheError> {
+        match (self.settings().hard_timeout, tokio::runtime::Handle::try_current()) {
+            (Some(limit), Ok(_)) => tokio::time::timeout(limit, future)
+                .await
+                .map_err(|_| CacheError::Timeout { cache: self.name().to_owned(), timeout: limit }),
+            _ => Ok(future.await),
+        }
+    }
+
     /// The value under `key`, if present, fresh and of type `V` (another type is a miss).
     ///
     /// ```
@@ -392,18 +403,11 @@ impl Cache {
         Fut: Future<Output = V>,
     {
         let stored = self.stored_key(key)?;
-        let shape = ValueShape::<V>::default();
+        let shape = ResultShape::<V, CacheError>::default();
         let caches = std::slice::from_ref(self);
         let keys = std::slice::from_ref(&stored);
-        Ok(crate::invoke::cached_call(
-            shape,
-            caches,
-            keys,
-            Lifetime::Default,
-            |_| false,
-            async move { factory().await },
-        )
-        .await)
+        let factory = self.bounded(async move { factory().await });
+        crate::invoke::cached_call(shape, caches, keys, Lifetime::Default, |_| false, factory).await
     }
 
     /// Like [`Cache::get_or_set`] with a fallible factory: an `Err` is returned and not stored.
@@ -428,15 +432,13 @@ impl Cache {
         let shape = ResultShape::<V, E>::default();
         let caches = std::slice::from_ref(self);
         let keys = std::slice::from_ref(&stored);
-        crate::invoke::cached_call(
-            shape,
-            caches,
-            keys,
-            Lifetime::Default,
-            |_| false,
-            async move { factory().await },
-        )
-        .await
+        let factory = async move {
+            match self.bounded(factory()).await {
+                Ok(result) => result,
+                Err(timeout) => Err(E::from(timeout)),
+            }
+        };
+        crate::invoke::cached_call(shape, caches, keys, Lifetime::Default, |_| false, factory).await
     }
 
     /// Whether a fresh value is stored under `key` (of any type).
