@@ -1,6 +1,6 @@
 //! Configuration: the TOML schema of DESIGN.md parsed into typed, validated values.
 //!
-//! Parsing lives in [`parse`]; durations and sizes in [`units`]. Errors name the origin
+//! Parsing lives in [`parse_toml`]; durations and sizes in [`units`]. Errors name the origin
 //! (file), the dotted field path and what was expected.
 
 use std::collections::BTreeMap;

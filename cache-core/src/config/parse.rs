@@ -1194,4 +1194,12 @@ l2_circuit_breaker = "5s"
         assert_eq!(nearest_key("[ t ]", 1), "t");
         assert_eq!(nearest_key("", 1), "");
     }
+
+    proptest::proptest! {
+        /// Syntax errors and odd names go through byte offsets and slicing: never a panic.
+        #[test]
+        fn garbage_never_panics(text in "[a-z_\\[\\]=\" \n.{},0-9:#@/é\t-]{0,80}") {
+            let _ = parse_toml(&text, ConfigOrigin::String);
+        }
+    }
 }

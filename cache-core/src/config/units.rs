@@ -302,4 +302,34 @@ mod tests {
         assert!(size_err("+5mb").contains("does not start with a number"));
         assert!(size_err("5 mb extra").contains("unknown unit \"mb extra\""));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn sizes_round_trip(
+            n: u64,
+            (unit, multiplier) in proptest::sample::select(vec![
+                ("", 1u64), ("b", 1), ("B", 1), ("kb", 1 << 10), ("KiB", 1 << 10),
+                ("mb", 1 << 20), ("MiB", 1 << 20), ("GB", 1 << 30), ("gib", 1 << 30),
+                ("tb", 1 << 40), ("TiB", 1 << 40),
+            ]),
+            space: bool,
+        ) {
+            let text = format!("{n}{}{unit}", if space { " " } else { "" });
+            match n.checked_mul(multiplier) {
+                Some(bytes) => proptest::prop_assert_eq!(parse_size(&text), Ok(bytes)),
+                None => proptest::prop_assert!(parse_size(&text).is_err()),
+            }
+        }
+
+        #[test]
+        fn seconds_round_trip(n in 0u64..1 << 40) {
+            proptest::prop_assert_eq!(parse_duration(&format!("{n}s")), Ok(Duration::from_secs(n)));
+        }
+
+        #[test]
+        fn garbage_never_panics(text in "\\PC{0,24}") {
+            let _ = parse_size(&text);
+            let _ = parse_duration(&text);
+        }
+    }
 }
