@@ -1,6 +1,6 @@
 //! Configuration: the TOML schema of DESIGN.md parsed into typed, validated values.
 //!
-//! Parsing lives in [`parse`]; durations and sizes in [`units`]. Errors name the origin
+//! Parsing lives in [`parse_toml`]; durations and sizes in [`units`]. Errors name the origin
 //! (file), the dotted field path and what was expected.
 
 use std::collections::BTreeMap;
@@ -45,6 +45,22 @@ pub struct TierConfig {
 
 impl TierConfig {
     /// An error about one of this tier's options, naming origin and full field path.
+    ///
+    /// ```
+    /// use cache_core::{config::TierConfig, ConfigOrigin};
+    ///
+    /// let tier = TierConfig {
+    ///     driver: "memory".into(),
+    ///     options: toml::Table::new(),
+    ///     field: "stores.m.l1".into(),
+    ///     origin: ConfigOrigin::File("cachet.toml".into()),
+    /// };
+    /// let err = tier.error("max_size", "expected a size like \"64mb\"; found an array");
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "cachet.toml: `stores.m.l1.max_size`: expected a size like \"64mb\"; found an array",
+    /// );
+    /// ```
     pub fn error(&self, option: &str, expected: impl Into<String>) -> CacheError {
         CacheError::Config {
             origin: self.origin.clone(),
