@@ -227,12 +227,10 @@ async fn a_factory_past_the_hard_timeout_is_a_timeout_error_or_the_stale_value()
     let manager = CacheManager::builder()
         .memory_store("memory")
         .hard_timeout(Duration::from_millis(50))
-        .cache_options("graced", {
-            let mut options = cachet::CacheOptions::default();
-            options.ttl = Some(Duration::from_millis(20));
-            options.grace = Some(Duration::from_secs(60));
-            options
-        })
+        .cache_options(
+            "graced",
+            cachet::CacheOptions::new().ttl(Duration::from_millis(20)).grace(Duration::from_secs(60)),
+        )
         .build()
         .unwrap();
     let slow = || async {

@@ -30,6 +30,54 @@ pub struct CacheOptions {
     pub allow_null_values: Option<bool>,
 }
 
+impl CacheOptions {
+    /// No option set: everything is inherited.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = cache_core::CacheOptions::new().ttl(Duration::from_secs(300)).grace(Duration::from_secs(3600));
+    /// assert_eq!(options.ttl, Some(Duration::from_secs(300)));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets how long entries stay fresh.
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Sets how long past `ttl` stale entries are kept for failures.
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
+    /// Sets the soft timeout.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the hard timeout.
+    #[must_use]
+    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.hard_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets whether `None` results are cached.
+    #[must_use]
+    pub fn allow_null_values(mut self, allow: bool) -> Self {
+        self.allow_null_values = Some(allow);
+        self
+    }
+}
+
 /// One tier of a store as configured: `{ driver = "memory", max_entries = 10000 }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TierConfig {
