@@ -1,0 +1,438 @@
+//! Hit path, key derivation: cachet side by side with the raw engines and the `cached`
+//! crate, interleaved in one run so the ratios in BENCHMARKS.md come from one machine state.
+//!
+//! `cargo bench --bench hit` (add a group name to filter: `-- hit_sync`).
+//!
+//! Every cached function counts its executions; before a group measures a cached path it
+//! checks that repeated calls really are hits, and skips it with a message otherwise (so a
+//! build where `#[cacheable]` or the key encoder is not in place cannot report an uncached
+//! call as a "hit").
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use futures_util::FutureExt;
+use serde::Serialize;
+
+/// The key every hit bench reads.
+const KEY: u64 = 42;
+/// Bound of every cache (cachet's memory store default is 10,000 entries).
+const CAPACITY: u64 = 10_000;
+
+static CACHET_SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+static CACHET_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+static CACHED_SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+static CACHED_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cachet::cacheable("bench")]
+fn cachet_sync(id: u64) -> u64 {
+    CACHET_SYNC_RUNS.fetch_add(1, Relaxed);
+    id * 2
+}
+
+#[cachet::cacheable("bench_async")]
+async fn cachet_async(id: u64) -> u64 {
+    CACHET_ASYNC_RUNS.fetch_add(1, Relaxed);
+    id * 2
+}
+
+#[cached::proc_macro::cached]
+fn cached_sync(id: u64) -> u64 {
+    CACHED_SYNC_RUNS.fetch_add(1, Relaxed);
+    id * 2
+}
+
+#[cached::proc_macro::cached]
+async fn cached_async(id: u64) -> u64 {
+    CACHED_ASYNC_RUNS.fetch_add(1, Relaxed);
+    id * 2
+}
+
+/// The engines as cachet's memory store would hold `KEY`, and as a peer holds it.
+struct Engines {
+    moka: moka::sync::Cache<u64, u64>,
+    moka_str: moka::sync::Cache<String, u64>,
+    quick: quick_cache::sync::Cache<u64, u64>,
+    quick_str: quick_cache::sync::Cache<String, u64>,
+    /// The key cachet stores `KEY` under in cache "bench" (`{prefix}:{cache}:{key}`).
+    stored_key: String,
+}
+
+impl Engines {
+    fn new() -> Self {
+        let stored_key = format!("cachet:bench:{KEY}");
+        let moka = moka::sync::Cache::new(CAPACITY);
+        moka.insert(KEY, KEY * 2);
+        let moka_str = moka::sync::Cache::new(CAPACITY);
+        moka_str.insert(stored_key.clone(), KEY * 2);
+        let quick = quick_cache::sync::Cache::new(CAPACITY as usize);
+        quick.insert(KEY, KEY * 2);
+        let quick_str = quick_cache::sync::Cache::new(CAPACITY as usize);
+        quick_str.insert(stored_key.clone(), KEY * 2);
+        Self {
+            moka,
+            moka_str,
+            quick,
+            quick_str,
+            stored_key,
+        }
+    }
+}
+
+/// The global manager: one memory store, as `cachet::init` sets it in a service.
+fn cachet_cache() -> &'static cachet::Cache {
+    static CACHE: std::sync::OnceLock<cachet::Cache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| {
+        let manager = cachet::CacheManager::builder()
+            .memory_store("memory")
+            .build()
+            .expect("a memory-store manager builds");
+        cachet::init(manager).expect("the global manager is set once");
+        cachet::cache("bench_get").expect("cache bench_get")
+    })
+}
+
+/// Whether `call` is served from cache: after a warm-up call, 100 more calls must not run
+/// the function again.
+fn is_cached(what: &str, runs: &AtomicU64, mut call: impl FnMut()) -> bool {
+    call();
+    let before = runs.load(Relaxed);
+    for _ in 0..100 {
+        call();
+    }
+    let cached = runs.load(Relaxed) == before && before > 0;
+    if !cached {
+        eprintln!(
+            "SKIPPED {what}: repeated calls run the function (runs: {before} -> {}); \
+             is #[cacheable] / the key encoder in place?",
+            runs.load(Relaxed)
+        );
+    }
+    cached
+}
+
+fn cachet_get_works(rt: &tokio::runtime::Runtime) -> bool {
+    let cache = cachet_cache();
+    let ok = rt.block_on(async {
+        cache.set(&KEY, &(KEY * 2)).await.is_ok()
+            && matches!(cache.get::<u64, _>(&KEY).await, Ok(Some(v)) if v == KEY * 2)
+    });
+    if !ok {
+        eprintln!("SKIPPED cachet get: set/get of a u64 key fails (is the key encoder in place?)");
+    }
+    ok
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+// ---------------------------------------------------------------- single-thread hits
+
+fn hit_sync(c: &mut Criterion) {
+    let engines = Engines::new();
+    let rt = current_thread();
+    cachet_cache();
+    let mut g = c.benchmark_group("hit_sync");
+    g.bench_function("moka_get_u64", |b| {
+        b.iter(|| engines.moka.get(black_box(&KEY)))
+    });
+    g.bench_function("moka_get_str", |b| {
+        b.iter(|| engines.moka_str.get(black_box(engines.stored_key.as_str())))
+    });
+    g.bench_function("quick_cache_get_u64", |b| {
+        b.iter(|| engines.quick.get(black_box(&KEY)))
+    });
+    g.bench_function("quick_cache_get_str", |b| {
+        b.iter(|| {
+            engines
+                .quick_str
+                .get(black_box(engines.stored_key.as_str()))
+        })
+    });
+    if is_cached("cached #[cached] sync", &CACHED_SYNC_RUNS, || {
+        cached_sync(KEY);
+    }) {
+        g.bench_function("cached_macro", |b| b.iter(|| cached_sync(black_box(KEY))));
+    }
+    if is_cached("cachet #[cacheable] sync", &CACHET_SYNC_RUNS, || {
+        cachet_sync(KEY);
+    }) {
+        g.bench_function("cachet_cacheable", |b| {
+            b.iter(|| cachet_sync(black_box(KEY)))
+        });
+    }
+    if cachet_get_works(&rt) {
+        // A memory hit completes on its first poll: polled once, no runtime involved.
+        let cache = cachet_cache();
+        g.bench_function("cachet_get_polled_once", |b| {
+            b.iter(|| {
+                cache
+                    .get::<u64, _>(black_box(&KEY))
+                    .now_or_never()
+                    .expect("a memory hit is ready at once")
+            })
+        });
+    }
+    g.finish();
+}
+
+fn hit_async(c: &mut Criterion) {
+    let engines = Engines::new();
+    let rt = current_thread();
+    cachet_cache();
+    let mut g = c.benchmark_group("hit_async");
+    // The engines are synchronous: this is the floor an async hit can reach (criterion's
+    // async driver plus one engine get).
+    g.bench_function("moka_get_u64", |b| {
+        b.to_async(&rt)
+            .iter(|| async { engines.moka.get(black_box(&KEY)) })
+    });
+    g.bench_function("quick_cache_get_u64", |b| {
+        b.to_async(&rt)
+            .iter(|| async { engines.quick.get(black_box(&KEY)) })
+    });
+    let cached_ok = {
+        rt.block_on(cached_async(KEY));
+        let before = CACHED_ASYNC_RUNS.load(Relaxed);
+        rt.block_on(async {
+            for _ in 0..100 {
+                cached_async(KEY).await;
+            }
+        });
+        CACHED_ASYNC_RUNS.load(Relaxed) == before
+    };
+    if cached_ok {
+        g.bench_function("cached_macro", |b| {
+            b.to_async(&rt).iter(|| cached_async(black_box(KEY)))
+        });
+    } else {
+        eprintln!("SKIPPED cached #[cached] async: repeated calls run the function");
+    }
+    let cachet_ok = {
+        rt.block_on(cachet_async(KEY));
+        let before = CACHET_ASYNC_RUNS.load(Relaxed);
+        rt.block_on(async {
+            for _ in 0..100 {
+                cachet_async(KEY).await;
+            }
+        });
+        CACHET_ASYNC_RUNS.load(Relaxed) == before
+    };
+    if cachet_ok {
+        g.bench_function("cachet_cacheable", |b| {
+            b.to_async(&rt).iter(|| cachet_async(black_box(KEY)))
+        });
+    } else {
+        eprintln!(
+            "SKIPPED cachet #[cacheable] async: repeated calls run the function; \
+             is #[cacheable] / the key encoder in place?"
+        );
+    }
+    if cachet_get_works(&rt) {
+        let cache = cachet_cache();
+        g.bench_function("cachet_get", |b| {
+            b.to_async(&rt)
+                .iter(|| cache.get::<u64, _>(black_box(&KEY)))
+        });
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------- two threads
+
+/// Runs `op` `iters` times on each of two threads, started together; returns the wall time.
+/// With `Throughput::Elements(2)`, criterion's "time" is per pair of ops and its
+/// throughput is the total ops/s of both threads.
+fn two_threads(iters: u64, op: impl Fn() + Sync) -> Duration {
+    let start = Barrier::new(3);
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    for _ in 0..iters {
+                        op();
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        for t in threads {
+            t.join().expect("bench thread");
+        }
+        t0.elapsed()
+    })
+}
+
+/// The same with two tasks on a two-worker tokio runtime.
+fn two_tasks<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, op: F) -> Duration
+where
+    F: Fn() -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future + Send,
+{
+    rt.block_on(async move {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let t0 = Instant::now();
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let (op, barrier) = (op.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    for _ in 0..iters {
+                        black_box(op().await);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("bench task");
+        }
+        t0.elapsed()
+    })
+}
+
+fn hit_2threads(c: &mut Criterion) {
+    let engines = Engines::new();
+    let rt1 = current_thread();
+    cachet_cache();
+    let rt2 = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let mut g = c.benchmark_group("hit_2threads");
+    g.throughput(Throughput::Elements(2));
+    g.bench_function("moka_get_u64", |b| {
+        b.iter_custom(|n| {
+            two_threads(n, || {
+                black_box(engines.moka.get(black_box(&KEY)));
+            })
+        })
+    });
+    g.bench_function("quick_cache_get_u64", |b| {
+        b.iter_custom(|n| {
+            two_threads(n, || {
+                black_box(engines.quick.get(black_box(&KEY)));
+            })
+        })
+    });
+    if is_cached("cached #[cached] sync", &CACHED_SYNC_RUNS, || {
+        cached_sync(KEY);
+    }) {
+        g.bench_function("cached_macro_sync", |b| {
+            b.iter_custom(|n| {
+                two_threads(n, || {
+                    black_box(cached_sync(black_box(KEY)));
+                })
+            })
+        });
+    }
+    if is_cached("cachet #[cacheable] sync", &CACHET_SYNC_RUNS, || {
+        cachet_sync(KEY);
+    }) {
+        g.bench_function("cachet_cacheable_sync", |b| {
+            b.iter_custom(|n| {
+                two_threads(n, || {
+                    black_box(cachet_sync(black_box(KEY)));
+                })
+            })
+        });
+    }
+    rt2.block_on(cached_async(KEY));
+    g.bench_function("cached_macro_async", |b| {
+        b.iter_custom(|n| two_tasks(&rt2, n, || cached_async(black_box(KEY))))
+    });
+    rt2.block_on(cachet_async(KEY));
+    let before = CACHET_ASYNC_RUNS.load(Relaxed);
+    rt2.block_on(cachet_async(KEY));
+    if CACHET_ASYNC_RUNS.load(Relaxed) == before && before > 0 {
+        g.bench_function("cachet_cacheable_async", |b| {
+            b.iter_custom(|n| two_tasks(&rt2, n, || cachet_async(black_box(KEY))))
+        });
+    } else {
+        eprintln!("SKIPPED cachet #[cacheable] async, 2 threads: not caching");
+    }
+    if cachet_get_works(&rt1) {
+        let cache = cachet_cache();
+        g.bench_function("cachet_get_async", |b| {
+            b.iter_custom(|n| {
+                two_tasks(&rt2, n, move || async move {
+                    cache.get::<u64, _>(black_box(&KEY)).await
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------- key derivation
+
+/// A small struct argument, as a query object would be.
+#[derive(Serialize)]
+struct Query {
+    user_id: u64,
+    page: u32,
+    active: bool,
+}
+
+fn key_derivation(c: &mut Criterion) {
+    let id: u64 = 1_234_567;
+    let pair: (u64, String) = (1_234_567, "alice@example.org".chars().take(16).collect());
+    let query = Query {
+        user_id: 1_234_567,
+        page: 3,
+        active: true,
+    };
+    let encoder_ok = cachet::key::encode_key(&id).is_ok();
+    if !encoder_ok {
+        eprintln!("SKIPPED cachet encode_key: it returns an error (is the key encoder in place?)");
+    }
+    let mut g = c.benchmark_group("key");
+    macro_rules! shape {
+        ($name:literal, $value:expr, $fmt:expr) => {
+            let v = $value;
+            if encoder_ok {
+                g.bench_function(concat!($name, "/cachet_encode_key"), |b| {
+                    b.iter(|| cachet::key::encode_key(black_box(v)).expect("encodes"))
+                });
+            }
+            g.bench_function(concat!($name, "/bincode1_serialize"), |b| {
+                b.iter(|| bincode::serialize(black_box(v)).expect("encodes"))
+            });
+            g.bench_function(concat!($name, "/format"), |b| b.iter(|| $fmt(black_box(v))));
+        };
+    }
+    shape!("u64", &id, |v: &u64| format!("{v}"));
+    shape!("u64_string16", &pair, |v: &(u64, String)| format!(
+        "{}:{}",
+        v.0, v.1
+    ));
+    shape!("struct", &query, |v: &Query| format!(
+        "{}:{}:{}",
+        v.user_id, v.page, v.active
+    ));
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .measurement_time(Duration::from_millis(2500))
+        .warm_up_time(Duration::from_millis(700))
+        .sample_size(30)
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = hit_sync, hit_async, hit_2threads, key_derivation
+}
+criterion_main!(benches);
