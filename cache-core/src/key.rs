@@ -143,22 +143,40 @@ pub fn encode_key<K: Serialize + ?Sized>(value: &K) -> Result<String, KeyError> 
     Ok(out)
 }
 
-/// Whether `b` must be escaped in a string. All reserved characters are ASCII, so a byte test
-/// never splits a UTF-8 sequence.
+/// The characters that strings escape. All are ASCII, so a byte test never splits a UTF-8
+/// sequence.
+const RESERVED_CHARS: &[u8; 12] = b"\\:,[]{}()=~#";
+
+/// `RESERVED[b]` says whether byte `b` must be escaped: one load per byte, which measured
+/// faster than a `matches!` or a bit set.
+static RESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < RESERVED_CHARS.len() {
+        table[RESERVED_CHARS[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Whether `b` must be escaped in a string.
 #[inline]
 fn is_reserved(b: u8) -> bool {
-    matches!(
-        b,
-        b'\\' | b':' | b',' | b'[' | b']' | b'{' | b'}' | b'(' | b')' | b'=' | b'~' | b'#'
-    )
+    RESERVED[usize::from(b)]
 }
 
 /// Appends `s` with a backslash before each reserved character.
 #[inline]
 fn push_escaped(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
+    // Most keys have nothing to escape: one scan, one copy.
+    let Some(first) = bytes.iter().position(|&b| is_reserved(b)) else {
+        out.push_str(s);
+        return;
+    };
+    out.reserve(s.len() + 4);
     let mut last = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(first) {
         if is_reserved(b) {
             // `i` and `i + 1` are char boundaries: `b` is ASCII.
             out.push_str(&s[last..i]);
