@@ -4,6 +4,21 @@
 //! caller's buffer: no intermediate string per scalar, no allocation for numbers. Only maps
 //! allocate (a scratch buffer to sort their entries).
 //!
+//! ```
+//! use std::collections::HashMap;
+//! use cache_core::key::encode_key;
+//!
+//! #[derive(serde::Serialize)]
+//! struct UserId(u64);
+//!
+//! assert_eq!(encode_key(&(UserId(42), "alice"))?, "42:alice");
+//! assert_eq!(encode_key(&("a:b", Some(7u8), None::<u8>))?, "a\\:b:7:~");
+//! assert_eq!(encode_key(&((1u8, 2u8), vec!["x", ""]))?, "(1:2):[x,#]");
+//! let filters = HashMap::from([("role", "admin"), ("org", "acme")]);
+//! assert_eq!(encode_key(&filters)?, "{org=acme,role=admin}");
+//! # Ok::<(), cache_core::key::KeyError>(())
+//! ```
+//!
 //! # Grammar
 //!
 //! `enc(v)` depends on the value and on one bit of context: whether `v` is an *element* of a
@@ -705,6 +720,14 @@ mod tests {
         Odd,
     }
 
+    #[derive(Serialize, Debug, Clone, PartialEq)]
+    enum Mixed {
+        Unit,
+        New(String),
+        Tuple(String, Option<String>),
+        Struct { a: String, b: Vec<String> },
+    }
+
     #[test]
     fn golden_integers() {
         assert_eq!(enc(&0u8), "0");
@@ -992,6 +1015,20 @@ mod tests {
 
         #[test]
         fn injective_vec_of_options(v in many(prop::collection::vec(prop::option::of(prop::option::of(tricky())), 0..3))) {
+            assert_injective(&v)?;
+        }
+
+        #[test]
+        fn injective_mixed_shapes(v in many(prop::collection::vec((
+            prop::option::of(tricky()),
+            prop::collection::btree_map(tricky(), prop::option::of((tricky(), tricky())), 0..2),
+            prop_oneof![
+                Just(Mixed::Unit),
+                tricky().prop_map(Mixed::New),
+                (tricky(), prop::option::of(tricky())).prop_map(|(a, b)| Mixed::Tuple(a, b)),
+                (tricky(), prop::collection::vec(tricky(), 0..2)).prop_map(|(a, b)| Mixed::Struct { a, b }),
+            ],
+        ), 0..3))) {
             assert_injective(&v)?;
         }
 
