@@ -69,7 +69,8 @@
 //!    * a sequence's inside splits at depth-0 `,`; `[]` has no element, and `#` (structural,
 //!      since a string `#` is `\#`) is the one element whose encoding is empty;
 //!    * a map's or struct's inside splits at depth-0 `,` into entries and each entry at its
-//!      depth-0 `=`; field and variant names end at the first structural character;
+//!      depth-0 `=`; field and variant names end at the first structural character; map
+//!      entries are in one canonical order, so the text fixes the set of entries;
 //!    * an `Option<T>` is `None` when it is exactly `~`; otherwise it is `Some`, and its
 //!      value is the rest after one leading `~` when it starts with `~`, else the whole: a
 //!      `Some` whose value's encoding starts with `~` always gets an extra `~`, and one whose
