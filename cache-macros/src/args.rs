@@ -111,10 +111,8 @@ impl Parse for Opt {
             let k = input.parse()?;
             let content;
             parenthesized!(content in input);
-            let idents = Punctuated::<Ident, Token![,]>::parse_terminated_with(
-                &content,
-                Ident::parse_any,
-            )?;
+            let idents =
+                Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
             Ok(Opt::Skip(k, idents.into_iter().collect()))
         } else if look.peek(kw::condition) {
             let k = input.parse()?;
@@ -244,10 +242,7 @@ mod tests {
     fn flags_and_unknown_options_are_kept() -> syn::Result<()> {
         let a = parse(r#""a", all_entries, bogus = 1 + f(x, y), before_invocation, sync"#)?;
         let names: Vec<_> = a.options.iter().map(Opt::name).collect();
-        assert_eq!(
-            names,
-            ["all_entries", "bogus", "before_invocation", "sync"]
-        );
+        assert_eq!(names, ["all_entries", "bogus", "before_invocation", "sync"]);
         Ok(())
     }
 

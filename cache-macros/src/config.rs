@@ -195,6 +195,12 @@ mod tests {
             ]
         );
         assert_eq!(errs(quote!()).len(), 1);
-        assert!(expand(quote!(cache = "a"), quote!(fn f() {})).is_err());
+        assert!(expand(
+            quote!(cache = "a"),
+            quote!(
+                fn f() {}
+            )
+        )
+        .is_err());
     }
 }

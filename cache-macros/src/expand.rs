@@ -26,7 +26,12 @@ struct FnInfo {
 /// The function with its body wrapped by one layer per plan, the first plan outermost.
 pub(crate) fn expand_fn(func: &ItemFn, plans: &[Plan]) -> TokenStream {
     let info = FnInfo {
-        name: func.sig.ident.to_string().trim_start_matches("r#").to_owned(),
+        name: func
+            .sig
+            .ident
+            .to_string()
+            .trim_start_matches("r#")
+            .to_owned(),
         ret: match &func.sig.output {
             ReturnType::Default => quote!(()),
             ReturnType::Type(_, ty) => ty.to_token_stream(),
@@ -165,7 +170,10 @@ fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>)
     };
     let no_key = quote!(#p::no_key());
     let (lets, args) = match &plan.action {
-        Action::Cacheable { key: spec, unless: u } => {
+        Action::Cacheable {
+            key: spec,
+            unless: u,
+        } => {
             let lets = key_before(spec, checks);
             let u = unless(u);
             // No `enabled` argument: a bypassed call has no key.
@@ -361,7 +369,10 @@ mod tests {
             t(parse_quote!(-> std::io::Result<Vec<Option<u8>>>)),
             "Vec<Option<u8>>"
         );
-        assert_eq!(t(parse_quote!(-> Option<&'static str>)), "Option<&'static str>");
+        assert_eq!(
+            t(parse_quote!(-> Option<&'static str>)),
+            "Option<&'static str>"
+        );
         assert_eq!(t(parse_quote!(-> R<u8>)), "R<u8>");
     }
 }

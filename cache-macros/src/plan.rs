@@ -162,7 +162,10 @@ pub(crate) fn plan(
         }),
         None => syn::parse_quote!(::cachet),
     };
-    let ttl_millis = opts.ttl.as_ref().and_then(|lit| parse_ttl(lit, &mut errors));
+    let ttl_millis = opts
+        .ttl
+        .as_ref()
+        .and_then(|lit| parse_ttl(lit, &mut errors));
     check_return_type(kind, sig, &mut errors);
 
     let arg_named_result = fn_args(sig).any(|(ident, _)| ident.is_some_and(|i| i == "result"));
@@ -488,12 +491,7 @@ fn evict_target(
                 );
             }
         }
-        return EvictTarget::Before(key_spec(
-            sig,
-            opts.key.clone(),
-            opts.skip.clone(),
-            errors,
-        ));
+        return EvictTarget::Before(key_spec(sig, opts.key.clone(), opts.skip.clone(), errors));
     }
     EvictTarget::After(key_source(sig, opts, errors))
 }
@@ -531,7 +529,8 @@ mod tests {
 
     fn try_plan(kind: MacroKind, args: &str, sig: Signature) -> Result<Plan, Vec<String>> {
         let args: AttrArgs = syn::parse_str(args).map_err(|e| vec![e.to_string()])?;
-        plan(kind, args, &sig, Span::call_site()).map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+        plan(kind, args, &sig, Span::call_site())
+            .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
     }
 
     fn errors(kind: MacroKind, args: &str, sig: Signature) -> Vec<String> {
@@ -578,7 +577,10 @@ mod tests {
     #[test]
     fn missing_name() {
         let e = errors(MacroKind::Put, "key = 1", sig());
-        assert!(e[0].starts_with("`#[cache_put]` needs a cache name"), "{e:?}");
+        assert!(
+            e[0].starts_with("`#[cache_put]` needs a cache name"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -603,14 +605,22 @@ mod tests {
 
     #[test]
     fn evict_options() {
-        let p = try_plan(MacroKind::Evict, r#""u", all_entries, before_invocation"#, sig());
+        let p = try_plan(
+            MacroKind::Evict,
+            r#""u", all_entries, before_invocation"#,
+            sig(),
+        );
         assert!(matches!(
             p.map(|p| p.action),
             Ok(Action::Evict(EvictTarget::AllEntries {
                 before_invocation: true
             }))
         ));
-        let p = try_plan(MacroKind::Evict, r#""u", key = id, before_invocation"#, sig());
+        let p = try_plan(
+            MacroKind::Evict,
+            r#""u", key = id, before_invocation"#,
+            sig(),
+        );
         assert!(matches!(
             p.map(|p| p.action),
             Ok(Action::Evict(EvictTarget::Before(KeySpec::Expr(_))))
