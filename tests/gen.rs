@@ -239,6 +239,18 @@ fn triple(id: u64) -> User {
     user(id)
 }
 
+/// An attribute used only stacked under another is expanded by the outer one: its import
+/// must still count as used.
+mod stacked_only {
+    use cachet::{cache_evict, cache_put};
+
+    #[cache_evict("a", all_entries)]
+    #[cache_put("b")]
+    pub fn f(id: u8) -> u8 {
+        id
+    }
+}
+
 // ---- methods ------------------------------------------------------------------------------
 
 struct Repo {
@@ -395,6 +407,7 @@ fn sync_free_functions_return_their_bodies_values() {
     assert_eq!(delete_sync(1), Ok(()));
     assert_eq!(delete_sync(0), Err(DbError));
     assert_eq!(triple(5), user(5));
+    assert_eq!(stacked_only::f(2), 2);
 }
 
 #[tokio::test]

@@ -104,8 +104,8 @@ impl Parse for Opt {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let look = input.lookahead1();
         if look.peek(kw::key) {
-            let k = input.parse()?;
-            input.parse::<Token![=]>()?;
+            let k: kw::key = input.parse()?;
+            equals(input, "key", k.span)?;
             Ok(Opt::Key(k, input.parse()?))
         } else if look.peek(kw::skip) {
             let k = input.parse()?;
@@ -115,20 +115,20 @@ impl Parse for Opt {
                 Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
             Ok(Opt::Skip(k, idents.into_iter().collect()))
         } else if look.peek(kw::condition) {
-            let k = input.parse()?;
-            input.parse::<Token![=]>()?;
+            let k: kw::condition = input.parse()?;
+            equals(input, "condition", k.span)?;
             Ok(Opt::Condition(k, input.parse()?))
         } else if look.peek(kw::unless) {
-            let k = input.parse()?;
-            input.parse::<Token![=]>()?;
+            let k: kw::unless = input.parse()?;
+            equals(input, "unless", k.span)?;
             Ok(Opt::Unless(k, input.parse()?))
         } else if look.peek(kw::ttl) {
-            let k = input.parse()?;
-            input.parse::<Token![=]>()?;
+            let k: kw::ttl = input.parse()?;
+            equals(input, "ttl", k.span)?;
             Ok(Opt::Ttl(k, input.parse()?))
         } else if look.peek(Token![crate]) {
-            let k = input.parse()?;
-            input.parse::<Token![=]>()?;
+            let k: Token![crate] = input.parse()?;
+            equals(input, "crate", k.span)?;
             Ok(Opt::Crate(k, input.parse()?))
         } else if look.peek(kw::all_entries) {
             Ok(Opt::AllEntries(input.parse()?))
@@ -141,6 +141,19 @@ impl Parse for Opt {
         } else {
             Err(look.error())
         }
+    }
+}
+
+/// The `=` after an option's name; its absence is reported at the name.
+fn equals(input: ParseStream<'_>, name: &str, span: Span) -> syn::Result<()> {
+    if input.peek(Token![=]) {
+        input.parse::<Token![=]>()?;
+        Ok(())
+    } else {
+        Err(syn::Error::new(
+            span,
+            format!("expected `=` and a value after `{name}`, as in `{name} = ..`"),
+        ))
     }
 }
 

@@ -26,6 +26,8 @@ pub(crate) fn expand_config(args: TokenStream, item: TokenStream) -> TokenStream
     }
 }
 
+/// Invalid options are reported with the impl block still rewritten with the valid ones,
+/// so its methods do not report a missing name on top.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args: ConfigArgs = syn::parse2(args)?;
     let mut imp: ItemImpl = syn::parse2(item.clone()).map_err(|_| {
@@ -35,21 +37,25 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
              attributes a default cache name",
         )
     })?;
-    let defaults = defaults(args)?;
-    for item in &mut imp.items {
-        if let ImplItem::Fn(f) = item {
-            for attr in &mut f.attrs {
-                if cachet_kind(attr).is_some() {
-                    apply(&defaults, &mut attr.meta);
+    let mut errors = Errors::default();
+    let defaults = defaults(args, &mut errors);
+    if !defaults.names.is_empty() || defaults.krate.is_some() {
+        for item in &mut imp.items {
+            if let ImplItem::Fn(f) = item {
+                for attr in &mut f.attrs {
+                    if cachet_kind(attr).is_some() {
+                        apply(&defaults, &mut attr.meta);
+                    }
                 }
             }
         }
     }
-    Ok(quote!(#imp))
+    let errors = errors.finish().err().map(syn::Error::into_compile_error);
+    Ok(quote!(#errors #imp))
 }
 
-fn defaults(args: ConfigArgs) -> syn::Result<Defaults> {
-    let mut errors = Errors::default();
+/// The valid defaults; the invalid ones are reported.
+fn defaults(args: ConfigArgs, errors: &mut Errors) -> Defaults {
     let mut names: Option<Vec<LitStr>> = None;
     let mut krate = None;
     for opt in args.options {
@@ -61,17 +67,20 @@ fn defaults(args: ConfigArgs) -> syn::Result<Defaults> {
                 if list.is_empty() {
                     errors.at(k.span, "`cache = []` names no cache");
                 }
-                for (i, name) in list.iter().enumerate() {
+                let mut valid: Vec<LitStr> = Vec::with_capacity(list.len());
+                for name in list {
                     if let Err(msg) = validate_name(&name.value()) {
                         errors.at(name.span(), msg);
-                    } else if list[..i].iter().any(|n| n.value() == name.value()) {
+                    } else if valid.iter().any(|n| n.value() == name.value()) {
                         errors.at(
                             name.span(),
                             format!("cache `{}` is named twice", name.value()),
                         );
+                    } else {
+                        valid.push(name);
                     }
                 }
-                names = Some(list);
+                names = Some(valid);
             }
             ConfigOpt::Crate(k, _) if krate.is_some() => {
                 errors.at(k.span, "duplicate option `crate`")
@@ -92,11 +101,10 @@ fn defaults(args: ConfigArgs) -> syn::Result<Defaults> {
              `#[cache_config(cache = \"users\")]`",
         );
     }
-    errors.finish()?;
-    Ok(Defaults {
+    Defaults {
         names: names.unwrap_or_default(),
         krate,
-    })
+    }
 }
 
 /// Adds the default names to an attribute that has none, and `crate` to one without it.
@@ -136,7 +144,6 @@ fn strip_trailing_comma(tokens: TokenStream) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use syn::parse_quote;
 
     fn attrs_of(tokens: TokenStream) -> Vec<String> {
         let imp: ItemImpl = match syn::parse2(tokens) {
@@ -181,8 +188,11 @@ mod tests {
     #[test]
     fn errors() {
         let errs = |args: TokenStream| -> Vec<String> {
-            match expand(args, parse_quote!(impl S {})) {
-                Ok(_) => Vec::new(),
+            let mut errors = Errors::default();
+            let args = syn::parse2(args).map(|args| defaults(args, &mut errors));
+            assert!(args.is_ok());
+            match errors.finish() {
+                Ok(()) => Vec::new(),
                 Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
             }
         };

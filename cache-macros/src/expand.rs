@@ -23,8 +23,9 @@ struct FnInfo {
     ident_span: Span,
 }
 
-/// The function with its body wrapped by one layer per plan, the first plan outermost.
-pub(crate) fn expand_fn(func: &ItemFn, plans: &[Plan]) -> TokenStream {
+/// The function with its body wrapped by one layer per plan, the first plan outermost, and
+/// `prelude` first in the body.
+pub(crate) fn expand_fn(func: &ItemFn, plans: &[Plan], prelude: &TokenStream) -> TokenStream {
     let info = FnInfo {
         name: func
             .sig
@@ -49,7 +50,10 @@ pub(crate) fn expand_fn(func: &ItemFn, plans: &[Plan]) -> TokenStream {
     } = func;
     quote! {
         #(#attrs)*
-        #vis #sig #body
+        #vis #sig {
+            #prelude
+            #body
+        }
     }
 }
 
@@ -249,38 +253,70 @@ impl<'a> KeyChecks<'a> {
         }
     }
 
-    /// `OpKey` expression for a key.
+    /// `OpKey` expression for a key: a call of a local generic function whose bounds check
+    /// each part. The parts are encoded inside that function, where the bounds are assumed,
+    /// so an unmet bound is reported once, at the part, with the check's message.
     fn key_of(&mut self, spec: &KeySpec) -> TokenStream {
         let p = self.p;
-        match spec {
-            KeySpec::Args(args) if args.is_empty() => quote!(#p::key(&())),
-            KeySpec::Args(args) if args.len() == 1 => {
-                let part = self.arg(&args[0]);
-                quote!(#p::key(#part))
+        let parts: Vec<(Ident, TokenStream)> = match spec {
+            KeySpec::Args(args) if args.is_empty() => return quote!(#p::key(&())),
+            KeySpec::Args(args) => args.iter().map(|a| self.arg(a)).collect(),
+            KeySpec::Expr(expr) => self.expr(expr),
+        };
+        let name = format_ident!("__cachet_key_of");
+        let params: Vec<Ident> = (0..parts.len()).map(|i| format_ident!("A{i}")).collect();
+        let values: Vec<Ident> = (0..parts.len()).map(|i| format_ident!("a{i}")).collect();
+        let checks = parts.iter().map(|(check, _)| check);
+        let args = parts.iter().map(|(_, arg)| arg);
+        let encoded = parts
+            .iter()
+            .zip(&values)
+            .map(|((check, _), v)| quote!(#check::__cachet_key(#v)));
+        let key = if parts.len() == 1 {
+            quote!(#p::key(#(#encoded)*))
+        } else {
+            quote!(#p::key(&(#(#encoded),*)))
+        };
+        self.items.push(quote! {
+            fn #name<#(#params: ?::core::marker::Sized + #checks),*>(
+                #(#values: &#params),*
+            ) -> #p::OpKey {
+                #key
             }
-            KeySpec::Args(args) => {
-                let parts: Vec<_> = args.iter().map(|a| self.arg(a)).collect();
-                quote!(#p::key(&(#(#parts),*)))
-            }
-            KeySpec::Expr(expr) => {
-                let f = self.function;
-                let check = self.check(
-                    &format!(
-                        "the cache key of `{f}` must implement `serde::Serialize`, and `{{Self}}` does not"
-                    ),
-                    "this key is not `Serialize`",
-                    "a key is encoded with serde: derive or implement `Serialize` for its type, \
-                     or key on values that are `Serialize`",
-                );
-                let span = expr.span();
-                let expr = quote_spanned!(span=> (#expr));
-                quote_spanned!(span=> #p::key(#check::__cachet_key(&#expr)))
-            }
+        });
+        quote!(#name(#(#args),*))
+    }
+
+    /// The checks of a `key = EXPR` (one per element of a tuple, so the error names the
+    /// element that is not `Serialize`), and the references to pass to them. `(a, b)` and
+    /// `(&a, &b)` encode alike, so splitting does not change the key.
+    fn expr(&mut self, expr: &Expr) -> Vec<(Ident, TokenStream)> {
+        match expr {
+            Expr::Tuple(t) if t.elems.len() > 1 => t.elems.iter().map(|e| self.part(e)).collect(),
+            Expr::Paren(p) => self.expr(&p.expr),
+            _ => vec![self.part(expr)],
         }
     }
 
-    /// `&Key` expression for one argument of the default key.
-    fn arg(&mut self, arg: &Ident) -> TokenStream {
+    fn part(&mut self, expr: &Expr) -> (Ident, TokenStream) {
+        let f = self.function;
+        let text = tidy(&expr.to_token_stream().to_string())
+            .replace('{', "{{")
+            .replace('}', "}}");
+        let check = self.check(
+            &format!(
+                "`{text}` cannot be part of the cache key of `{f}`: `{{Self}}` does not \
+                 implement `serde::Serialize`"
+            ),
+            "not `Serialize`",
+            "a key is encoded with serde: derive or implement `Serialize` for this type, or \
+             key on values that are `Serialize`",
+        );
+        (check, quote_spanned!(expr.span()=> &(#expr)))
+    }
+
+    /// The check of one argument of the default key, and the reference to pass to it.
+    fn arg(&mut self, arg: &Ident) -> (Ident, TokenStream) {
         let f = self.function;
         let name = arg.to_string();
         let name = name.trim_start_matches("r#");
@@ -294,12 +330,11 @@ impl<'a> KeyChecks<'a> {
                 "leave it out of the key with `skip({name})`, or name the key with `key = ..`"
             ),
         );
-        quote_spanned!(arg.span()=> #check::__cachet_key(&#arg))
+        (check, quote_spanned!(arg.span()=> &#arg))
     }
 
     /// A local trait, implemented for every `Serialize` type, whose unmet bound reports
-    /// `message`. Its associated type carries the value on, so an unmet bound is reported
-    /// once, here, not again by `key()`.
+    /// `message` (`{Self}` is the type).
     fn check(&mut self, message: &str, label: &str, note: &str) -> Ident {
         let p = self.p;
         let name = format_ident!("__CachetKeyPart{}", self.items.len());

@@ -1,10 +1,9 @@
 //! One annotated function: its cachet attribute, and any stacked under it, become plans,
 //! then layers. On error: the errors and the function without its cachet attributes, so
-//! the caller sees only what is wrong with the annotation.
+//! the caller sees only what is wrong with the annotations, each error once.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
-use syn::spanned::Spanned;
 use syn::{Attribute, Item, ItemFn, Meta};
 
 use crate::args::AttrArgs;
@@ -13,51 +12,65 @@ use crate::plan::{plan, Errors, MacroKind};
 
 /// Entry point of `#[cacheable]`, `#[cache_put]` and `#[cache_evict]`.
 pub(crate) fn expand_attr(kind: MacroKind, args: TokenStream, item: TokenStream) -> TokenStream {
-    match syn::parse2::<ItemFn>(item.clone()) {
-        Ok(mut func) => match expand(kind, args, &mut func) {
-            Ok(tokens) => tokens,
-            // `expand` took the cachet attributes off `func`: they are reported, not re-run.
-            Err(e) => {
-                let e = e.into_compile_error();
-                quote!(#e #func)
-            }
-        },
+    let mut func = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(func) => func,
         Err(_) => {
             let e = not_a_function(kind, &item).into_compile_error();
-            quote!(#e #item)
+            return quote!(#e #item);
+        }
+    };
+    let stacked = take_stacked(&mut func);
+    // The stacked attributes are expanded here, never by rustc: name their paths so their
+    // imports count as used (and a missing import is still an error).
+    let paths = stacked.iter().map(Attribute::path);
+    let uses = quote!(#(#[allow(unused_imports)] use #paths as _;)*);
+    match expand(kind, args, &func, &stacked, &uses) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            let e = e.into_compile_error();
+            let uses = (!stacked.is_empty()).then(|| quote!(const _: () = { #uses };));
+            quote!(#e #uses #func)
         }
     }
 }
 
-/// Plans every cachet attribute of the function (this one first, then those stacked under
-/// it, which are taken off `func`) and wraps the body, the first attribute outermost.
+/// Takes the cachet attributes stacked under the one being expanded off the function.
+fn take_stacked(func: &mut ItemFn) -> Vec<Attribute> {
+    let (stacked, kept) = std::mem::take(&mut func.attrs)
+        .into_iter()
+        .partition(|attr| cachet_kind(attr).is_some());
+    func.attrs = kept;
+    stacked
+}
+
+/// Plans this attribute and the stacked ones, and wraps the body, the first attribute
+/// outermost. `prelude` goes first in the new body.
 pub(crate) fn expand(
     kind: MacroKind,
     args: TokenStream,
-    func: &mut ItemFn,
+    func: &ItemFn,
+    stacked: &[Attribute],
+    prelude: &TokenStream,
 ) -> syn::Result<TokenStream> {
-    let mut layers = vec![(kind, args, Span::call_site())];
     let mut errors = Errors::default();
-    let mut kept = Vec::with_capacity(func.attrs.len());
-    for attr in std::mem::take(&mut func.attrs) {
-        match cachet_kind(&attr) {
-            Some(kind) => match attr_tokens(kind, &attr) {
-                Ok(tokens) => layers.push((kind, tokens, attr.span())),
+    let mut layers = vec![(kind, args, TokenStream::new())];
+    for attr in stacked {
+        if let Some(kind) = cachet_kind(attr) {
+            match attr_tokens(kind, attr) {
+                Ok(tokens) => layers.push((kind, tokens, attr.to_token_stream())),
                 Err(e) => errors.push(e),
-            },
-            None => kept.push(attr),
+            }
         }
     }
-    func.attrs = kept;
     let mut plans = Vec::with_capacity(layers.len());
-    for (kind, tokens, span) in layers {
-        match syn::parse2::<AttrArgs>(tokens).and_then(|args| plan(kind, args, &func.sig, span)) {
+    for (kind, tokens, attr) in layers {
+        match syn::parse2::<AttrArgs>(tokens).and_then(|args| plan(kind, args, &func.sig, &attr)) {
             Ok(p) => plans.push(p),
             Err(e) => errors.push(e),
         }
     }
     errors.finish()?;
-    Ok(expand_fn(func, &plans))
+    Ok(expand_fn(func, &plans, prelude))
 }
 
 /// The macro an attribute invokes, recognised by its last path segment

@@ -138,17 +138,18 @@ struct Options {
     before_invocation: Option<Span>,
 }
 
-/// Validates one annotation's arguments against the function it is on. `attr_span` is where
-/// an error about the whole attribute (no cache name) points.
+/// Validates one annotation's arguments against the function it is on. `attr` is where an
+/// error about the whole attribute (no cache name) points: the attribute's tokens, or none
+/// for the attribute being expanded (its call site).
 pub(crate) fn plan(
     kind: MacroKind,
     args: AttrArgs,
     sig: &Signature,
-    attr_span: Span,
+    attr: &TokenStream,
 ) -> syn::Result<Plan> {
     let mut errors = Errors::default();
     let opts = collect_options(kind, args.options, &mut errors);
-    let caches = check_names(kind, args.names, attr_span, &mut errors);
+    let caches = check_names(kind, args.names, attr, &mut errors);
     let krate = match &opts.krate {
         Some(lit) => lit.parse::<Path>().unwrap_or_else(|_| {
             errors.at(
@@ -266,18 +267,18 @@ fn collect_options(kind: MacroKind, options: Vec<Opt>, errors: &mut Errors) -> O
 fn check_names(
     kind: MacroKind,
     names: Vec<LitStr>,
-    attr_span: Span,
+    attr: &TokenStream,
     errors: &mut Errors,
 ) -> Vec<LitStr> {
     if names.is_empty() {
-        errors.at(
-            attr_span,
+        errors.push(syn::Error::new_spanned(
+            attr,
             format!(
                 "`#[{0}]` needs a cache name, as in `#[{0}(\"users\")]`, or \
                  `#[cache_config(cache = \"users\")]` on the impl block",
                 kind.attr()
             ),
-        );
+        ));
     }
     for (i, name) in names.iter().enumerate() {
         if let Err(msg) = validate_name(&name.value()) {
@@ -529,7 +530,7 @@ mod tests {
 
     fn try_plan(kind: MacroKind, args: &str, sig: Signature) -> Result<Plan, Vec<String>> {
         let args: AttrArgs = syn::parse_str(args).map_err(|e| vec![e.to_string()])?;
-        plan(kind, args, &sig, Span::call_site())
+        plan(kind, args, &sig, &TokenStream::new())
             .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
     }
 
