@@ -21,6 +21,8 @@ struct FnInfo {
     value_type: String,
     is_async: bool,
     ident_span: Span,
+    /// Where errors about the cached value's type point: the return type.
+    ret_span: Span,
 }
 
 /// The function with its body wrapped by one layer per plan, the first plan outermost, and
@@ -40,6 +42,10 @@ pub(crate) fn expand_fn(func: &ItemFn, plans: &[Plan], prelude: &TokenStream) ->
         value_type: value_type(&func.sig.output),
         is_async: func.sig.asyncness.is_some(),
         ident_span: func.sig.ident.span(),
+        ret_span: match &func.sig.output {
+            ReturnType::Default => func.sig.ident.span(),
+            ReturnType::Type(_, ty) => ty.span(),
+        },
     };
     let mut body = func.block.to_token_stream();
     for plan in plans.iter().rev() {
@@ -67,7 +73,11 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
     let krate = &plan.krate;
     let p = quote!(#krate::__private);
     let op = operation(plan, info, &p);
-    let shape = internal("__cachet_shape");
+    // At the return type: an unmet `CacheValue` bound on the shape's value points there.
+    let shape = Ident::new(
+        "__cachet_shape",
+        Span::mixed_site().located_at(info.ret_span),
+    );
     let ret = &info.ret;
     let mut checks = KeyChecks::new(&p, &info.name);
     let Call { lets, entry, args } = call(plan, info, &p, &mut checks);
@@ -84,10 +94,12 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
         quote!(move || -> #ret #body)
     };
     let items = checks.items;
+    // Spanned at the return type: an unmet `CacheValue` bound of the runtime points there.
+    let call = quote_spanned!(info.ret_span=> #entry(#shape, &__CACHET_OP, #args #body));
     let call = if info.is_async {
-        quote!(#entry(#shape, &__CACHET_OP, #args #body).await)
+        quote!(#call.await)
     } else {
-        quote!(#entry(#shape, &__CACHET_OP, #args #body))
+        call
     };
     quote! {{
         #op
@@ -166,9 +178,9 @@ fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>)
     };
     let entry = |name: &str| {
         let name = if info.is_async {
-            format_ident!("{}", name)
+            format_ident!("{}", name, span = info.ret_span)
         } else {
-            format_ident!("{}_blocking", name)
+            format_ident!("{}_blocking", name, span = info.ret_span)
         };
         quote!(#p::#name)
     };
