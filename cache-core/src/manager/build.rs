@@ -135,13 +135,19 @@ fn store_from_config(
     Ok(StoreInner::new(name.to_owned(), prefix, l1))
 }
 
+fn known_drivers() -> String {
+    let mut names = driver_names();
+    names.push("none");
+    names.join(", ")
+}
+
 fn local_tier(tier: &TierConfig) -> Result<Arc<dyn LocalTier>, CacheError> {
     let driver = find_driver(&tier.driver).ok_or_else(|| {
         tier.error(
             "driver",
             format!(
-                "a known driver ({}, or none); found `{}` (is the cachet feature of that name enabled?)",
-                driver_names().join(", "),
+                "a known driver ({}); found `{}` (is the cachet feature of that name enabled?)",
+                known_drivers(),
                 tier.driver
             ),
         )
