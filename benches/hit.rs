@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use cachet::store::{LocalEntry, LocalTier};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::FutureExt;
 use serde::Serialize;
@@ -57,6 +58,9 @@ struct Engines {
     moka_str: moka::sync::Cache<String, u64>,
     quick: quick_cache::sync::Cache<u64, u64>,
     quick_str: quick_cache::sync::Cache<String, u64>,
+    /// cachet's own memory driver (moka with per-entry expiry and invalidation closures,
+    /// keyed by the stored key, holding a type-erased entry), called directly.
+    tier: std::sync::Arc<cachet::memory::MemoryTier>,
     /// The key cachet stores `KEY` under in cache "bench" (`{prefix}:{cache}:{key}`).
     stored_key: String,
 }
@@ -72,13 +76,28 @@ impl Engines {
         quick.insert(KEY, KEY * 2);
         let quick_str = quick_cache::sync::Cache::new(CAPACITY as usize);
         quick_str.insert(stored_key.clone(), KEY * 2);
+        let tier =
+            cachet::memory::MemoryTier::new(cachet::memory::MemoryOptions::max_entries(CAPACITY));
+        tier.insert(
+            &stored_key,
+            LocalEntry::new(std::sync::Arc::new(KEY * 2), None, None, 100),
+        );
         Self {
+            tier,
             moka,
             moka_str,
             quick,
             quick_str,
             stored_key,
         }
+    }
+}
+
+impl Engines {
+    /// A hit on cachet's memory driver, downcast and cloned as `Cache::lookup` does.
+    fn tier_get(&self) -> Option<u64> {
+        let entry = self.tier.get(black_box(self.stored_key.as_str()))?;
+        entry.value.downcast_ref::<u64>().copied()
     }
 }
 
@@ -146,6 +165,7 @@ fn hit_sync(c: &mut Criterion) {
     g.bench_function("moka_get_str", |b| {
         b.iter(|| engines.moka_str.get(black_box(engines.stored_key.as_str())))
     });
+    g.bench_function("memory_tier_get", |b| b.iter(|| engines.tier_get()));
     g.bench_function("quick_cache_get_u64", |b| {
         b.iter(|| engines.quick.get(black_box(&KEY)))
     });
@@ -314,6 +334,13 @@ fn hit_2threads(c: &mut Criterion) {
         b.iter_custom(|n| {
             two_threads(n, || {
                 black_box(engines.moka.get(black_box(&KEY)));
+            })
+        })
+    });
+    g.bench_function("memory_tier_get", |b| {
+        b.iter_custom(|n| {
+            two_threads(n, || {
+                black_box(engines.tier_get());
             })
         })
     });
