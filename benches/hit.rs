@@ -8,6 +8,8 @@
 //! build where `#[cacheable]` or the key encoder is not in place cannot report an uncached
 //! call as a "hit").
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
@@ -24,6 +26,7 @@ const KEY: u64 = 42;
 const CAPACITY: u64 = 10_000;
 
 static CACHET_SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+static CACHET_QUICK_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHET_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
@@ -31,6 +34,13 @@ static CACHED_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 #[cachet::cacheable("bench")]
 fn cachet_sync(id: u64) -> u64 {
     CACHET_SYNC_RUNS.fetch_add(1, Relaxed);
+    id * 2
+}
+
+/// The same on a store whose tier is quick_cache (the bench-only `common::QuickTier`).
+#[cachet::cacheable("bench_quick")]
+fn cachet_sync_quick(id: u64) -> u64 {
+    CACHET_QUICK_RUNS.fetch_add(1, Relaxed);
     id * 2
 }
 
@@ -107,6 +117,12 @@ fn cachet_cache() -> &'static cachet::Cache {
     CACHE.get_or_init(|| {
         let manager = cachet::CacheManager::builder()
             .memory_store("memory")
+            .store(
+                "quick",
+                cachet::StoreBuilder::new().l1(common::QuickTier::max_entries(CAPACITY)),
+            )
+            .default_store("memory")
+            .cache_store("bench_quick", "quick")
             .build()
             .expect("a memory-store manager builds");
         cachet::init(manager).expect("the global manager is set once");
@@ -369,6 +385,21 @@ fn hit_2threads(c: &mut Criterion) {
             b.iter_custom(|n| {
                 two_threads(n, || {
                     black_box(cachet_sync(black_box(KEY)));
+                })
+            })
+        });
+    }
+    if is_cached(
+        "cachet #[cacheable] sync on quick_cache",
+        &CACHET_QUICK_RUNS,
+        || {
+            cachet_sync_quick(KEY);
+        },
+    ) {
+        g.bench_function("cachet_cacheable_sync_quick_cache_tier", |b| {
+            b.iter_custom(|n| {
+                two_threads(n, || {
+                    black_box(cachet_sync_quick(black_box(KEY)));
                 })
             })
         });

@@ -160,7 +160,7 @@ fn main() {
         WORK.as_millis()
     );
     println!(
-        "{:<48} {:>16} {:>9} {:>9} {:>9} {:>9}",
+        "{:<48} {:>32} {:>9} {:>9} {:>9} {:>9}",
         "", "runs per round", "p50 ms", "p99 ms", "max ms", "target"
     );
     for (i, (name, call, counter)) in runs.into_iter().enumerate() {
@@ -171,7 +171,7 @@ fn main() {
         let met = outcome.runs_per_round.iter().all(|&r| r == 1)
             && p99 <= WORK + Duration::from_millis(2);
         println!(
-            "{:<48} {:>16} {:>9} {:>9} {:>9} {:>9}",
+            "{:<48} {:>32} {:>9} {:>9} {:>9} {:>9}",
             name,
             format!("{:?}", outcome.runs_per_round),
             ms(percentile(&lat, 0.50)),
