@@ -6,6 +6,8 @@
 
 mod blocking;
 mod cache;
+mod clock;
+pub mod codec;
 pub mod config;
 pub mod driver;
 mod error;

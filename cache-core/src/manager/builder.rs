@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{build, CacheManager};
 use crate::config::{CacheConfig, CacheOptions, ManagerConfig, StoreConfig, TierConfig};
 use crate::error::{CacheError, ConfigOrigin};
-use crate::store::LocalTier;
+use crate::store::{Bus, LocalTier, RemoteTier};
 
 /// Builds a [`CacheManager`] in code; the same options as the TOML configuration.
 ///
@@ -192,6 +192,9 @@ impl CacheManagerBuilder {
 pub struct StoreBuilder {
     pub(super) prefix: Option<String>,
     pub(super) l1: Option<Arc<dyn LocalTier>>,
+    pub(super) l2: Option<Arc<dyn RemoteTier>>,
+    pub(super) bus: Option<Arc<dyn Bus>>,
+    pub(super) circuit_breaker: Option<Duration>,
 }
 
 impl StoreBuilder {
@@ -214,6 +217,24 @@ impl StoreBuilder {
     /// The in-process tier.
     pub fn l1(mut self, tier: Arc<dyn LocalTier>) -> Self {
         self.l1 = Some(tier);
+        self
+    }
+
+    /// The shared tier (e.g. Redis).
+    pub fn l2(mut self, tier: Arc<dyn RemoteTier>) -> Self {
+        self.l2 = Some(tier);
+        self
+    }
+
+    /// The bus keeping other instances' L1 coherent (needs an L1).
+    pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// How long to stop calling a failing L2 (default 5 s; zero: never stop).
+    pub fn l2_circuit_breaker(mut self, pause: Duration) -> Self {
+        self.circuit_breaker = Some(pause);
         self
     }
 }
