@@ -18,9 +18,9 @@ fn audit_entry(n: u64) -> String {
 }
 
 fn main() {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config/cachet.toml").to_owned());
+    let path = std::env::args().nth(1).unwrap_or_else(|| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config/cachet.toml").to_owned()
+    });
     let manager = match CacheManager::from_toml_file(&path) {
         Ok(manager) => manager,
         Err(err) => {
@@ -28,7 +28,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("stores: {:?}, default: {}", manager.store_names(), manager.default_store_name());
+    println!(
+        "stores: {:?}, default: {}",
+        manager.store_names(),
+        manager.default_store_name()
+    );
     cachet::init(manager).expect("set once, at start-up");
 
     println!("price(apple) = {}", price("apple"));
@@ -36,6 +40,9 @@ fn main() {
     println!("{}", audit_entry(1));
     println!("{}", audit_entry(1));
     for declared in cachet::declared_caches() {
-        println!("declared: cache {:<8} by {} ({}:{})", declared.cache, declared.function, declared.file, declared.line);
+        println!(
+            "declared: cache {:<8} by {} ({}:{})",
+            declared.cache, declared.function, declared.file, declared.line
+        );
     }
 }

@@ -26,7 +26,10 @@ static QUERIES: AtomicU64 = AtomicU64::new(0);
 async fn find_user(id: u64) -> Result<User, DbError> {
     QUERIES.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(30)).await; // the database is slow
-    Ok(User { id, name: format!("user-{id}") })
+    Ok(User {
+        id,
+        name: format!("user-{id}"),
+    })
 }
 
 /// Always runs, then stores its result where `find_user(user.id)` looks.
@@ -54,8 +57,16 @@ async fn timed(label: &str, id: u64) {
     let before = QUERIES.load(Ordering::SeqCst);
     let start = Instant::now();
     let user = find_user(id).await.expect("the database never fails here");
-    let outcome = if QUERIES.load(Ordering::SeqCst) == before { "hit " } else { "miss" };
-    println!("{outcome} {label:<28} -> {:<12} in {:>8.2?}", user.name, start.elapsed());
+    let outcome = if QUERIES.load(Ordering::SeqCst) == before {
+        "hit "
+    } else {
+        "miss"
+    };
+    println!(
+        "{outcome} {label:<28} -> {:<12} in {:>8.2?}",
+        user.name,
+        start.elapsed()
+    );
 }
 
 #[tokio::main]
@@ -63,7 +74,12 @@ async fn main() {
     timed("find_user(1)", 1).await;
     timed("find_user(1) again", 1).await;
     timed("find_user(2)", 2).await;
-    rename_user(User { id: 1, name: "ada".into() }).await.expect("no db error");
+    rename_user(User {
+        id: 1,
+        name: "ada".into(),
+    })
+    .await
+    .expect("no db error");
     println!("put  rename_user(1, \"ada\")");
     timed("find_user(1) after the put", 1).await;
     delete_user(1).await.expect("no db error");

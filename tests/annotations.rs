@@ -10,7 +10,10 @@ use cachet::{cache_config, cache_evict, cache_put, cacheable, CacheManager};
 use serde::{Deserialize, Serialize};
 
 fn memory() -> CacheManager {
-    CacheManager::builder().memory_store("memory").build().unwrap()
+    CacheManager::builder()
+        .memory_store("memory")
+        .build()
+        .unwrap()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,7 +24,11 @@ struct User {
 }
 
 fn user(id: u64, name: &str) -> User {
-    User { id, name: name.into(), admin: false }
+    User {
+        id,
+        name: name.into(),
+        admin: false,
+    }
 }
 
 /// A service whose every method counts the runs of its body.
@@ -210,7 +217,11 @@ fn a_failing_call_does_not_evict_but_before_invocation_does() {
         assert_eq!(s.evict_failing(1), Err(Failure));
         assert_eq!(s.cached(1), first, "the call failed: nothing evicted");
         assert_eq!(s.evict_early_failing(1), Err(Failure));
-        assert_ne!(s.cached(1), first, "evicted before the call, even though it failed");
+        assert_ne!(
+            s.cached(1),
+            first,
+            "evicted before the call, even though it failed"
+        );
     });
 }
 
@@ -244,7 +255,9 @@ fn unless_true_returns_but_does_not_store() {
         s.unless(5);
         s.unless(50);
         let cache = cachet::cache("default").unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         assert_eq!(rt.block_on(cache.get::<u64, _>(&5u64)).unwrap(), Some(5));
         assert_eq!(rt.block_on(cache.get::<u64, _>(&50u64)).unwrap(), None);
     });
@@ -272,7 +285,11 @@ fn none_is_cached_when_null_values_are_allowed() {
 
 #[test]
 fn none_is_not_cached_when_null_values_are_refused() {
-    let manager = CacheManager::builder().memory_store("memory").allow_null_values(false).build().unwrap();
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .allow_null_values(false)
+        .build()
+        .unwrap();
     with_manager_sync(manager, || {
         let s = Service::default();
         s.maybe(1);
@@ -296,11 +313,16 @@ fn several_caches_look_up_in_order_and_store_into_all() {
     with_manager_sync(memory(), || {
         let s = Service::default();
         let v = s.multi(1);
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let primary = cachet::cache("primary").unwrap();
         let secondary = cachet::cache("secondary").unwrap();
         assert_eq!(rt.block_on(primary.get::<u64, _>(&1u64)).unwrap(), Some(v));
-        assert_eq!(rt.block_on(secondary.get::<u64, _>(&1u64)).unwrap(), Some(v));
+        assert_eq!(
+            rt.block_on(secondary.get::<u64, _>(&1u64)).unwrap(),
+            Some(v)
+        );
         rt.block_on(primary.delete(&1u64)).unwrap();
         assert_eq!(s.multi(1), v, "found in the second cache");
         assert_eq!(s.runs(), 1);
@@ -338,10 +360,15 @@ fn conditional_put() {
         let s = Service::default();
         s.put_if_positive(0);
         s.put_if_positive(5);
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let users = cachet::cache("users").unwrap();
         assert_eq!(rt.block_on(users.get::<User, _>(&0u64)).unwrap(), None);
-        assert_eq!(rt.block_on(users.get::<User, _>(&5u64)).unwrap(), Some(user(5, "put")));
+        assert_eq!(
+            rt.block_on(users.get::<User, _>(&5u64)).unwrap(),
+            Some(user(5, "put"))
+        );
     });
 }
 
@@ -354,7 +381,10 @@ async fn one_key_whichever_way_it_was_written() {
         assert_eq!(s.find(7).await.unwrap().name, "programmatic");
         assert_eq!(s.runs(), 0);
         s.save(user(8, "annotated")).await.unwrap();
-        assert_eq!(users.get::<User, _>(&8u64).await.unwrap().unwrap().name, "annotated");
+        assert_eq!(
+            users.get::<User, _>(&8u64).await.unwrap().unwrap().name,
+            "annotated"
+        );
     })
     .await;
 }
@@ -396,18 +426,30 @@ impl Library {
 #[test]
 fn cache_config_gives_a_default_cache_name() {
     with_manager_sync(memory(), || {
-        let lib = Library { runs: AtomicU64::new(0) };
+        let lib = Library {
+            runs: AtomicU64::new(0),
+        };
         lib.title(1);
         lib.title(1);
         assert_eq!(lib.runs.load(SeqCst), 1);
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let books = cachet::cache("books").unwrap();
-        assert_eq!(rt.block_on(books.get::<String, _>(&1u64)).unwrap().as_deref(), Some("book 1"));
+        assert_eq!(
+            rt.block_on(books.get::<String, _>(&1u64))
+                .unwrap()
+                .as_deref(),
+            Some("book 1")
+        );
         lib.withdraw(1);
         assert_eq!(rt.block_on(books.get::<String, _>(&1u64)).unwrap(), None);
         lib.elsewhere(1);
         let other = cachet::cache("other").unwrap();
-        assert!(rt.block_on(other.has(&1u64)).unwrap(), "an explicit name wins");
+        assert!(
+            rt.block_on(other.has(&1u64)).unwrap(),
+            "an explicit name wins"
+        );
     });
 }
 
@@ -438,12 +480,17 @@ fn refresh(id: u64) -> u64 {
 #[test]
 fn stacked_annotations_all_apply() {
     with_manager_sync(memory(), || {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let primary = cachet::cache("primary").unwrap();
         let secondary = cachet::cache("secondary").unwrap();
         rt.block_on(primary.set(&1u64, &1u64)).unwrap();
         assert_eq!(refresh(1), 1001);
         assert_eq!(rt.block_on(primary.get::<u64, _>(&1u64)).unwrap(), None);
-        assert_eq!(rt.block_on(secondary.get::<u64, _>(&1u64)).unwrap(), Some(1001));
+        assert_eq!(
+            rt.block_on(secondary.get::<u64, _>(&1u64)).unwrap(),
+            Some(1001)
+        );
     });
 }

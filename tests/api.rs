@@ -12,11 +12,17 @@ struct User {
 }
 
 fn ann() -> User {
-    User { id: 42, name: "ann".into() }
+    User {
+        id: 42,
+        name: "ann".into(),
+    }
 }
 
 fn memory() -> CacheManager {
-    CacheManager::builder().memory_store("memory").build().unwrap()
+    CacheManager::builder()
+        .memory_store("memory")
+        .build()
+        .unwrap()
 }
 
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
@@ -40,10 +46,16 @@ async fn set_then_get_and_miss() {
 #[tokio::test]
 async fn set_with_expires_and_set_forever_does_not() {
     let users = memory().cache("users").unwrap();
-    users.set_with(&1u64, &ann(), Duration::from_millis(50)).await.unwrap();
+    users
+        .set_with(&1u64, &ann(), Duration::from_millis(50))
+        .await
+        .unwrap();
     users.set_forever(&2u64, &ann()).await.unwrap();
     assert!(users.has(&1u64).await.unwrap());
-    eventually("the entry expires", async || users.missing(&1u64).await.unwrap()).await;
+    eventually("the entry expires", async || {
+        users.missing(&1u64).await.unwrap()
+    })
+    .await;
     assert!(users.has(&2u64).await.unwrap());
 }
 
@@ -58,7 +70,10 @@ async fn cache_ttl_from_the_builder_applies() {
     let long = manager.cache("long").unwrap();
     short.set(&1u64, &1u8).await.unwrap();
     long.set(&1u64, &1u8).await.unwrap();
-    eventually("the short-lived entry expires", async || short.missing(&1u64).await.unwrap()).await;
+    eventually("the short-lived entry expires", async || {
+        short.missing(&1u64).await.unwrap()
+    })
+    .await;
     assert!(long.has(&1u64).await.unwrap());
 }
 
@@ -92,12 +107,16 @@ async fn try_get_or_set_does_not_store_errors() {
         }
     }
     let users = memory().cache("users").unwrap();
-    let failed: Result<User, AppError> = users.try_get_or_set(&1u64, || async { Err(AppError::NotFound) }).await;
+    let failed: Result<User, AppError> = users
+        .try_get_or_set(&1u64, || async { Err(AppError::NotFound) })
+        .await;
     assert!(matches!(failed, Err(AppError::NotFound)));
     assert!(users.missing(&1u64).await.unwrap());
     let ok: Result<User, AppError> = users.try_get_or_set(&1u64, || async { Ok(ann()) }).await;
     assert_eq!(ok.unwrap(), ann());
-    let again: Result<User, AppError> = users.try_get_or_set(&1u64, || async { Err(AppError::NotFound) }).await;
+    let again: Result<User, AppError> = users
+        .try_get_or_set(&1u64, || async { Err(AppError::NotFound) })
+        .await;
     assert_eq!(again.unwrap(), ann());
 }
 
@@ -107,7 +126,10 @@ async fn pull_delete_and_delete_many() {
     for id in 1u64..=4 {
         users.set(&id, &id.to_string()).await.unwrap();
     }
-    assert_eq!(users.pull::<String, _>(&1u64).await.unwrap().as_deref(), Some("1"));
+    assert_eq!(
+        users.pull::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("1")
+    );
     assert!(users.missing(&1u64).await.unwrap());
     users.delete(&2u64).await.unwrap();
     users.delete_many(&[3u64, 4]).await.unwrap();
@@ -129,7 +151,10 @@ async fn clear_touches_only_its_own_cache() {
     users.clear().await.unwrap();
     assert!(users.missing(&1u64).await.unwrap());
     assert!(posts.has(&1u64).await.unwrap());
-    assert!(users2.has(&1u64).await.unwrap(), "a cache whose name starts like another is not cleared with it");
+    assert!(
+        users2.has(&1u64).await.unwrap(),
+        "a cache whose name starts like another is not cleared with it"
+    );
 }
 
 #[tokio::test]
@@ -140,11 +165,20 @@ async fn namespaces_are_separate_and_cleared_with_their_parent() {
     users.set(&1u64, &"user".to_string()).await.unwrap();
     admins.set(&1u64, &"admin".to_string()).await.unwrap();
     eu.set(&1u64, &"eu admin".to_string()).await.unwrap();
-    assert_eq!(admins.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("admin"));
+    assert_eq!(
+        admins.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("admin")
+    );
     admins.clear().await.unwrap();
     assert!(admins.missing(&1u64).await.unwrap());
-    assert!(eu.missing(&1u64).await.unwrap(), "nested namespaces are cleared with their parent");
-    assert!(users.has(&1u64).await.unwrap(), "the parent keeps its own entries");
+    assert!(
+        eu.missing(&1u64).await.unwrap(),
+        "nested namespaces are cleared with their parent"
+    );
+    assert!(
+        users.has(&1u64).await.unwrap(),
+        "the parent keeps its own entries"
+    );
     admins.set(&1u64, &"admin".to_string()).await.unwrap();
     users.clear().await.unwrap();
     assert!(admins.missing(&1u64).await.unwrap());
@@ -153,9 +187,23 @@ async fn namespaces_are_separate_and_cleared_with_their_parent() {
 #[tokio::test]
 async fn a_key_that_looks_like_a_namespace_does_not_collide_with_it() {
     let users = memory().cache("users").unwrap();
-    users.set(&("admins", 1u64), &"tuple key".to_string()).await.unwrap();
-    users.namespace("admins").set(&1u64, &"namespaced".to_string()).await.unwrap();
-    assert_eq!(users.get::<String, _>(&("admins", 1u64)).await.unwrap().as_deref(), Some("tuple key"));
+    users
+        .set(&("admins", 1u64), &"tuple key".to_string())
+        .await
+        .unwrap();
+    users
+        .namespace("admins")
+        .set(&1u64, &"namespaced".to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        users
+            .get::<String, _>(&("admins", 1u64))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("tuple key")
+    );
 }
 
 #[tokio::test]
@@ -194,9 +242,17 @@ async fn stores_are_reached_by_name() {
         .unwrap();
     let in_other = manager.store("other").unwrap().cache("users");
     in_other.set(&1u64, &1u8).await.unwrap();
-    assert!(manager.cache("users").unwrap().missing(&1u64).await.unwrap());
+    assert!(manager
+        .cache("users")
+        .unwrap()
+        .missing(&1u64)
+        .await
+        .unwrap());
     assert!(in_other.has(&1u64).await.unwrap());
-    assert!(matches!(manager.store("nope"), Err(CacheError::UnknownStore { .. })));
+    assert!(matches!(
+        manager.store("nope"),
+        Err(CacheError::UnknownStore { .. })
+    ));
 }
 
 #[tokio::test]
@@ -216,7 +272,12 @@ async fn cache_names_restricts_the_caches_that_exist() {
 #[tokio::test]
 async fn handles_share_counters() {
     let manager = memory();
-    manager.cache("users").unwrap().set(&1u64, &1u8).await.unwrap();
+    manager
+        .cache("users")
+        .unwrap()
+        .set(&1u64, &1u8)
+        .await
+        .unwrap();
     let _: Option<u8> = manager.cache("users").unwrap().get(&1u64).await.unwrap();
     let stats = manager.store("memory").unwrap().cache("users").stats();
     assert_eq!((stats.puts, stats.hits), (1, 1));
@@ -229,7 +290,9 @@ async fn a_factory_past_the_hard_timeout_is_a_timeout_error_or_the_stale_value()
         .hard_timeout(Duration::from_millis(50))
         .cache_options(
             "graced",
-            cachet::CacheOptions::new().ttl(Duration::from_millis(20)).grace(Duration::from_secs(60)),
+            cachet::CacheOptions::new()
+                .ttl(Duration::from_millis(20))
+                .grace(Duration::from_secs(60)),
         )
         .build()
         .unwrap();
@@ -237,12 +300,21 @@ async fn a_factory_past_the_hard_timeout_is_a_timeout_error_or_the_stale_value()
         tokio::time::sleep(Duration::from_secs(5)).await;
         1u32
     };
-    let err = manager.cache("users").unwrap().get_or_set(&1u64, slow).await.unwrap_err();
+    let err = manager
+        .cache("users")
+        .unwrap()
+        .get_or_set(&1u64, slow)
+        .await
+        .unwrap_err();
     assert!(matches!(err, CacheError::Timeout { .. }), "{err:?}");
 
     let graced = manager.cache("graced").unwrap();
     graced.set(&1u64, &7u32).await.unwrap();
     tokio::time::sleep(Duration::from_millis(40)).await;
-    assert_eq!(graced.get_or_set(&1u64, slow).await.unwrap(), 7, "stale value served past the hard timeout");
+    assert_eq!(
+        graced.get_or_set(&1u64, slow).await.unwrap(),
+        7,
+        "stale value served past the hard timeout"
+    );
     assert_eq!(graced.stats().stale, 1);
 }

@@ -44,7 +44,10 @@ async fn a_memory_store_from_toml() {
 
 #[test]
 fn a_size_bounded_store_from_toml() {
-    let manager = CacheManager::from_toml_str("[stores.m]\nl1 = { driver = \"memory\", max_size = \"64mb\" }").unwrap();
+    let manager = CacheManager::from_toml_str(
+        "[stores.m]\nl1 = { driver = \"memory\", max_size = \"64mb\" }",
+    )
+    .unwrap();
     assert_eq!(manager.default_store_name(), "m");
 }
 
@@ -69,7 +72,10 @@ fn errors_name_the_field_and_what_was_expected() {
     let e = error_of("[stores.m]\nl1 = { driver = \"memory\", max_entry = 5 }");
     assert!(e.contains("stores.m.l1.max_entry"), "{e}");
     let e = error_of("[stores.m]\nl1 = { driver = \"mongo\" }");
-    assert!(e.contains("stores.m.l1.driver") && e.contains("mongo"), "{e}");
+    assert!(
+        e.contains("stores.m.l1.driver") && e.contains("mongo"),
+        "{e}"
+    );
     let e = error_of("[stores.a]\ndriver = \"none\"\n[stores.b]\ndriver = \"none\"");
     assert!(e.contains("default_store"), "{e}");
     let e = error_of("default_store = \"x\"\n[stores.a]\ndriver = \"none\"");
@@ -85,7 +91,10 @@ fn file_errors_name_the_file() {
     let e = CacheManager::from_toml_file(&path).unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, CacheError::Config { .. }), "{e:?}");
-    assert!(text.contains("cachet.toml") && text.contains("caches.users.ttl"), "{text}");
+    assert!(
+        text.contains("cachet.toml") && text.contains("caches.users.ttl"),
+        "{text}"
+    );
     let missing = CacheManager::from_toml_file(dir.join("absent.toml")).unwrap_err();
     assert!(missing.to_string().contains("absent.toml"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -15,19 +15,37 @@ fn forget(id: u64) {}
 #[test]
 fn declared_caches_lists_every_annotation() {
     let declared = cachet::declared_caches();
-    let product = declared.iter().find(|d| d.function.ends_with("::product")).expect("product is declared");
+    let product = declared
+        .iter()
+        .find(|d| d.function.ends_with("::product"))
+        .expect("product is declared");
     assert_eq!(product.cache, "catalog");
     assert_eq!(product.annotation, "cacheable");
     assert!(product.file.ends_with("declarations.rs"));
     assert_eq!(product.line, 8);
-    let forget: Vec<_> = declared.iter().filter(|d| d.function.ends_with("::forget")).map(|d| d.cache).collect();
+    let forget: Vec<_> = declared
+        .iter()
+        .filter(|d| d.function.ends_with("::forget"))
+        .map(|d| d.cache)
+        .collect();
     assert_eq!(forget, vec!["catalog", "prices"]);
 }
 
 #[test]
 fn a_manager_that_cannot_resolve_an_annotated_cache_fails_to_build() {
-    let err = CacheManager::builder().memory_store("memory").cache_names(["catalog"]).build().unwrap_err();
-    let CacheError::UndeclaredCache { cache, function, file, line, .. } = &err else {
+    let err = CacheManager::builder()
+        .memory_store("memory")
+        .cache_names(["catalog"])
+        .build()
+        .unwrap_err();
+    let CacheError::UndeclaredCache {
+        cache,
+        function,
+        file,
+        line,
+        ..
+    } = &err
+    else {
         panic!("unexpected error: {err:?}")
     };
     assert_eq!(cache, "prices");
@@ -35,12 +53,18 @@ fn a_manager_that_cannot_resolve_an_annotated_cache_fails_to_build() {
     assert!(file.ends_with("declarations.rs"));
     assert_eq!(*line, 13);
     let text = err.to_string();
-    assert!(text.contains("prices") && text.contains("forget") && text.contains("declarations.rs:13"), "{text}");
+    assert!(
+        text.contains("prices") && text.contains("forget") && text.contains("declarations.rs:13"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_manager_resolving_every_annotated_cache_builds() {
-    let manager = CacheManager::builder().memory_store("memory").cache_names(["catalog", "prices"]).build();
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .cache_names(["catalog", "prices"])
+        .build();
     assert!(manager.is_ok(), "{manager:?}");
     assert_eq!(product(1), "product 1");
     forget(1);

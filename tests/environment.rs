@@ -22,16 +22,30 @@ fn environment_then_global_manager() {
 
     unsafe { std::env::set_var("CACHET_TYPE", "bogus") };
     let err = CacheManager::from_env().unwrap_err().to_string();
-    assert!(err.contains("CACHET_TYPE") && err.contains("bogus"), "{err}");
+    assert!(
+        err.contains("CACHET_TYPE") && err.contains("bogus"),
+        "{err}"
+    );
 
     let file = dir.join("cachet.toml");
-    std::fs::write(&file, "[stores.local]\nl1 = { driver = \"memory\", max_entries = 10 }\n").unwrap();
+    std::fs::write(
+        &file,
+        "[stores.local]\nl1 = { driver = \"memory\", max_entries = 10 }\n",
+    )
+    .unwrap();
     unsafe { std::env::remove_var("CACHET_TYPE") };
     unsafe { std::env::set_var("CACHET_CONFIG", &file) };
-    assert_eq!(CacheManager::from_env().unwrap().store_names(), vec!["local".to_string()]);
+    assert_eq!(
+        CacheManager::from_env().unwrap().store_names(),
+        vec!["local".to_string()]
+    );
 
     unsafe { std::env::set_var("CACHET_TYPE", "memory") };
-    assert_eq!(CacheManager::from_env().unwrap().store_names(), vec!["memory".to_string()], "memory forced");
+    assert_eq!(
+        CacheManager::from_env().unwrap().store_names(),
+        vec!["memory".to_string()],
+        "memory forced"
+    );
 
     std::fs::write(&file, "ttl = 3").unwrap();
     unsafe { std::env::remove_var("CACHET_TYPE") };
@@ -40,9 +54,22 @@ fn environment_then_global_manager() {
 
     // The global manager: set once; a second init is refused; annotated calls use it.
     unsafe { std::env::set_var("CACHET_TYPE", "none") };
-    cachet::init(CacheManager::builder().memory_store("global").build().unwrap()).unwrap();
-    assert!(matches!(cachet::init(CacheManager::none()), Err(CacheError::AlreadyInitialized)));
-    assert_eq!(cachet::manager().default_store_name(), "global", "init wins over the environment");
+    cachet::init(
+        CacheManager::builder()
+            .memory_store("global")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(matches!(
+        cachet::init(CacheManager::none()),
+        Err(CacheError::AlreadyInitialized)
+    ));
+    assert_eq!(
+        cachet::manager().default_store_name(),
+        "global",
+        "init wins over the environment"
+    );
     assert_eq!(counted(1), counted(1), "cached in the global manager");
     std::fs::remove_dir_all(&dir).unwrap();
 }

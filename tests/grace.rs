@@ -27,7 +27,9 @@ async fn rate(currency: &str) -> Result<u64, Down> {
 }
 
 fn manager(grace: Option<Duration>) -> CacheManager {
-    let builder = CacheManager::builder().memory_store("memory").ttl(Duration::from_millis(30));
+    let builder = CacheManager::builder()
+        .memory_store("memory")
+        .ttl(Duration::from_millis(30));
     match grace {
         Some(grace) => builder.grace(grace),
         None => builder,
@@ -46,15 +48,26 @@ async fn stale_values_are_served_when_the_refresh_fails_within_grace() {
         tokio::time::sleep(Duration::from_millis(60)).await; // past the TTL, within grace
 
         FAIL.store(true, SeqCst);
-        assert_eq!(rate("eur").await, Ok(fresh), "an Err is replaced by the stale value");
+        assert_eq!(
+            rate("eur").await,
+            Ok(fresh),
+            "an Err is replaced by the stale value"
+        );
 
         FAIL.store(false, SeqCst);
         PANIC.store(true, SeqCst);
-        assert_eq!(rate("eur").await, Ok(fresh), "a panic is replaced by the stale value");
+        assert_eq!(
+            rate("eur").await,
+            Ok(fresh),
+            "a panic is replaced by the stale value"
+        );
         PANIC.store(false, SeqCst);
 
         let refreshed = rate("eur").await.unwrap();
-        assert_ne!(refreshed, fresh, "a successful refresh replaces the stale value");
+        assert_ne!(
+            refreshed, fresh,
+            "a successful refresh replaces the stale value"
+        );
         assert_eq!(rate("eur").await.unwrap(), refreshed, "and is fresh again");
     })
     .await;

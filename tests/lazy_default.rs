@@ -11,7 +11,9 @@ fn answer(id: u64) -> u64 {
 
 #[test]
 fn the_embedded_default_is_one_memory_store() {
-    assert!(std::env::var_os("CACHET_CONFIG").is_none() && std::env::var_os("CACHET_TYPE").is_none());
+    assert!(
+        std::env::var_os("CACHET_CONFIG").is_none() && std::env::var_os("CACHET_TYPE").is_none()
+    );
     assert!(!std::path::Path::new("cachet.toml").exists());
     assert_eq!(cachet::manager().store_names(), vec!["memory".to_string()]);
     assert_eq!(answer(1), answer(1));

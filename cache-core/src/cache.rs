@@ -379,10 +379,18 @@ impl Cache {
     /// `future` bounded by the cache's hard timeout, when one is set and a tokio runtime
     /// is there to time it.
     async fn bounded<T>(&self, future: impl Future<Output = T>) -> Result<T, CacheError> {
-        match (self.settings().hard_timeout, tokio::runtime::Handle::try_current()) {
-            (Some(limit), Ok(_)) => tokio::time::timeout(limit, future)
-                .await
-                .map_err(|_| CacheError::Timeout { cache: self.name().to_owned(), timeout: limit }),
+        match (
+            self.settings().hard_timeout,
+            tokio::runtime::Handle::try_current(),
+        ) {
+            (Some(limit), Ok(_)) => {
+                tokio::time::timeout(limit, future)
+                    .await
+                    .map_err(|_| CacheError::Timeout {
+                        cache: self.name().to_owned(),
+                        timeout: limit,
+                    })
+            }
             _ => Ok(future.await),
         }
     }
@@ -414,7 +422,7 @@ impl Cache {
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// users.set(&1u64, &"ann").await.unwrap(); // dropped: the `none` store keeps nothing
+    /// users.set(&1u64, &"ann".to_string()).await.unwrap(); // dropped: the `none` store keeps nothing
     /// # });
     /// ```
     pub async fn set<V: CacheValue, K: Serialize + ?Sized>(
@@ -430,7 +438,7 @@ impl Cache {
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// users.set_with(&1u64, &"ann", std::time::Duration::from_secs(60)).await.unwrap();
+    /// users.set_with(&1u64, &"ann".to_string(), std::time::Duration::from_secs(60)).await.unwrap();
     /// # });
     /// ```
     pub async fn set_with<V: CacheValue, K: Serialize + ?Sized>(
@@ -448,7 +456,7 @@ impl Cache {
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// users.set_forever(&1u64, &"ann").await.unwrap();
+    /// users.set_forever(&1u64, &"ann".to_string()).await.unwrap();
     /// # });
     /// ```
     pub async fn set_forever<V: CacheValue, K: Serialize + ?Sized>(

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let manager = cache_core::CacheManager::builder().memory_store("memory").build().unwrap();
+/// use cache_core::{store::MapTier, CacheManager, StoreBuilder};
+/// let manager = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
 /// let users = manager.cache("users").unwrap();
 /// users.set(&1u64, &"ann".to_string()).await.unwrap();
 /// let _: Option<String> = users.get(&1u64).await.unwrap();

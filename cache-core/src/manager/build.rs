@@ -156,13 +156,19 @@ fn store_from_config(name: &str, prefix: &str, config: &StoreConfig) -> Result<S
     Ok(StoreInner::new(parts))
 }
 
+fn known_drivers() -> String {
+    let mut names = driver_names();
+    names.push("none");
+    names.join(", ")
+}
+
 fn driver_of(tier: &TierConfig) -> Result<&'static DriverRegistration, CacheError> {
     find_driver(&tier.driver).ok_or_else(|| {
         tier.error(
             "driver",
             format!(
-                "a known driver ({}, or none); found `{}` (is the cachet feature of that name enabled?)",
-                driver_names().join(", "),
+                "a known driver ({}); found `{}` (is the cachet feature of that name enabled?)",
+                known_drivers(),
                 tier.driver
             ),
         )

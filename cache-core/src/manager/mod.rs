@@ -63,8 +63,9 @@ impl CacheManager {
     /// A builder for a manager configured in code.
     ///
     /// ```
-    /// let manager = cache_core::CacheManager::builder().build().unwrap();
-    /// # let _ = manager;
+    /// use cache_core::{store::MapTier, CacheManager, StoreBuilder};
+    /// let manager = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// assert_eq!(manager.default_store_name(), "main");
     /// ```
     pub fn builder() -> CacheManagerBuilder {
         CacheManagerBuilder::default()
