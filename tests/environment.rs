@@ -12,15 +12,15 @@ fn counted(id: u64) -> u64 {
 
 #[test]
 fn environment_then_global_manager() {
-    // SAFETY of set_var: this binary runs this one test, on one thread, before any other.
+    // Changing the environment is sound here: this binary runs this one test, on one thread.
     let dir = std::env::temp_dir().join(format!("cachet-env-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    unsafe { std::env::set_var("CACHET_TYPE", "none") };
+    std::env::set_var("CACHET_TYPE", "none");
     let none = CacheManager::from_env().unwrap();
     assert_eq!(none.default_store_name(), "none");
 
-    unsafe { std::env::set_var("CACHET_TYPE", "bogus") };
+    std::env::set_var("CACHET_TYPE", "bogus");
     let err = CacheManager::from_env().unwrap_err().to_string();
     assert!(
         err.contains("CACHET_TYPE") && err.contains("bogus"),
@@ -33,14 +33,14 @@ fn environment_then_global_manager() {
         "[stores.local]\nl1 = { driver = \"memory\", max_entries = 10 }\n",
     )
     .unwrap();
-    unsafe { std::env::remove_var("CACHET_TYPE") };
-    unsafe { std::env::set_var("CACHET_CONFIG", &file) };
+    std::env::remove_var("CACHET_TYPE");
+    std::env::set_var("CACHET_CONFIG", &file);
     assert_eq!(
         CacheManager::from_env().unwrap().store_names(),
         vec!["local".to_string()]
     );
 
-    unsafe { std::env::set_var("CACHET_TYPE", "memory") };
+    std::env::set_var("CACHET_TYPE", "memory");
     assert_eq!(
         CacheManager::from_env().unwrap().store_names(),
         vec!["memory".to_string()],
@@ -48,12 +48,12 @@ fn environment_then_global_manager() {
     );
 
     std::fs::write(&file, "ttl = 3").unwrap();
-    unsafe { std::env::remove_var("CACHET_TYPE") };
+    std::env::remove_var("CACHET_TYPE");
     let err = CacheManager::from_env().unwrap_err().to_string();
     assert!(err.contains("cachet.toml") && err.contains("ttl"), "{err}");
 
     // The global manager: set once; a second init is refused; annotated calls use it.
-    unsafe { std::env::set_var("CACHET_TYPE", "none") };
+    std::env::set_var("CACHET_TYPE", "none");
     cachet::init(
         CacheManager::builder()
             .memory_store("global")

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
+use tracing::Instrument;
 
 use crate::cache::{Cache, Lifetime, Lookup};
 use crate::private::Shape;
@@ -47,6 +48,9 @@ where
         Found::Nothing => {}
     }
     caches.iter().for_each(|c| c.count(|s| &s.misses));
+    // The function's own events on a miss carry the cache and key.
+    let span = tracing::debug_span!("cachet.miss", cache = first.name(), key = %keys[0], stale = stale.is_some());
+    let body = body.instrument(span);
     let output = match stale {
         None => body.await,
         // With a stale value to fall back on, a panic is caught so the stale value can be

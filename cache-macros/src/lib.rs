@@ -1,24 +1,108 @@
-//! Attribute macros of cachet. (Being written: see the macros branch.)
+//! Attribute macros of [cachet](https://docs.rs/cachet): `#[cacheable]`, `#[cache_put]`,
+//! `#[cache_evict]` and `#[cache_config]`.
+//!
+//! Use them through the `cachet` crate, which re-exports and documents them; the examples
+//! here are not run because a proc-macro crate cannot depend on `cachet`.
+//!
+//! Phases: `args` parses the attribute as written, `plan` validates it against the function
+//! into a typed plan (shared by the three macros), `expand` generates the code, `function`
+//! ties them together for one function (stacked attributes included), `config` handles
+//! `#[cache_config]`.
 
 use proc_macro::TokenStream;
 
-/// Caches the function's result. (Being written.)
+mod args;
+mod config;
+mod expand;
+mod function;
+mod plan;
+
+use plan::MacroKind;
+
+/// Caches the function's result: on a hit the cached value is returned and the body does
+/// not run; on a miss the body runs and its value is stored.
+///
+/// ```ignore
+/// use cachet::cacheable;
+///
+/// #[cacheable("users")]                       // key: the argument, `id`
+/// async fn find_user(id: u64) -> Result<User, DbError> { db::load(id).await }
+///
+/// #[cacheable("users", skip(db), ttl = "30s", condition = id > 0, unless = result.admin)]
+/// fn lookup(db: &Db, id: u64) -> User { db.user(id) }
+/// ```
+///
+/// Cache names come first (several: looked up in order, stored into all). Options:
+///
+/// - `key = EXPR`: the key, any expression over the arguments. Default: no argument → the
+///   unit key, one → that argument, several → the tuple of them in order; `self` is never
+///   part of it. Key values must implement `serde::Serialize`.
+/// - `skip(a, b)`: leaves arguments out of the default key (they need not be `Serialize`).
+/// - `condition = EXPR` (over the arguments): when false, the cache is bypassed.
+/// - `unless = EXPR` (over `result: &T`): when true, the value is returned but not stored.
+/// - `ttl = "5m"`: the TTL of the entries this function writes.
+/// - `crate = "path"`: where cachet is, when not at `::cachet`.
+///
+/// For `Result<T, E>` only `Ok(T)` is cached (as `T`); `Option<T>` is cached with `None`.
 #[proc_macro_attribute]
-pub fn cacheable(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn cacheable(args: TokenStream, item: TokenStream) -> TokenStream {
+    function::expand_attr(MacroKind::Cacheable, args.into(), item.into()).into()
 }
-/// Stores the function's result. (Being written.)
+
+/// Always runs the function, then stores its result (Spring's `@CachePut`).
+///
+/// ```ignore
+/// use cachet::cache_put;
+///
+/// #[cache_put("users", key = result.id)]      // the key may use `result`, the new value
+/// async fn save_user(user: NewUser) -> Result<User, DbError> { db::insert(user).await }
+/// ```
+///
+/// Options as [`macro@cacheable`]: `key` (which may also use `result`), `skip`, `condition`,
+/// `unless`, `ttl`, `crate`. A key that does not use `result` is computed from the
+/// arguments before the function runs.
 #[proc_macro_attribute]
-pub fn cache_put(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
+    function::expand_attr(MacroKind::Put, args.into(), item.into()).into()
 }
-/// Evicts entries. (Being written.)
+
+/// Evicts an entry (or all entries) of the caches when the function succeeds, or before it
+/// runs (Spring's `@CacheEvict`).
+///
+/// ```ignore
+/// use cachet::cache_evict;
+///
+/// #[cache_evict("users", key = id)]           // after success (`Ok` or a plain value)
+/// async fn delete_user(id: u64) -> Result<(), DbError> { db::delete(id).await }
+///
+/// #[cache_evict("users", all_entries, before_invocation)]
+/// async fn reload_all() { db::reload().await }
+/// ```
+///
+/// Options: `key`, `skip`, `condition`, `crate` as for [`macro@cacheable`] (after the call,
+/// the key may use `result`); `all_entries` evicts every entry instead of one key;
+/// `before_invocation` evicts before the function runs, even if it then fails.
 #[proc_macro_attribute]
-pub fn cache_evict(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
+    function::expand_attr(MacroKind::Evict, args.into(), item.into()).into()
 }
-/// Default cache names for an impl block. (Being written.)
+
+/// Gives the cachet attributes of an `impl` block's methods a default cache name (Spring's
+/// `@CacheConfig`); a method's own names win.
+///
+/// ```ignore
+/// use cachet::{cache_config, cacheable, cache_evict};
+///
+/// #[cache_config(cache = "users")]            // or cache = ["a", "b"]; crate = "path"
+/// impl UserRepo {
+///     #[cacheable]
+///     async fn find(&self, id: u64) -> Option<User> { self.db.find(id).await }
+///
+///     #[cache_evict(key = id)]
+///     async fn delete(&self, id: u64) { self.db.delete(id).await }
+/// }
+/// ```
 #[proc_macro_attribute]
-pub fn cache_config(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn cache_config(args: TokenStream, item: TokenStream) -> TokenStream {
+    config::expand_config(args.into(), item.into()).into()
 }

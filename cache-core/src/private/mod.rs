@@ -6,7 +6,7 @@ mod shape;
 
 use std::future::Future;
 
-use serde::Serialize;
+pub use serde::Serialize;
 
 pub use inventory;
 pub use operation::{Declaration, Operation, OperationKind};

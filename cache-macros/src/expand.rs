@@ -1,0 +1,425 @@
+//! Code generation: a validated [`Plan`] per annotation becomes a layer around the body.
+//!
+//! The function keeps its attributes, docs, visibility and signature; only its body changes.
+//! Every helper (the operation's `static`, the key checks) lives inside the body, and
+//! generated paths are absolute (`::core::..`, `#krate::__private::..`).
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, ItemFn, ReturnType, Type};
+
+use crate::plan::{Action, EvictTarget, KeySource, KeySpec, MacroKind, Plan};
+
+/// What the layers need to know about the annotated function.
+struct FnInfo {
+    /// The function's name, for messages and the registration.
+    name: String,
+    /// The declared return type (`()` when none).
+    ret: TokenStream,
+    /// The cached value's type as written, for the registration.
+    value_type: String,
+    is_async: bool,
+    ident_span: Span,
+    /// Where errors about the cached value's type point: the return type.
+    ret_span: Span,
+}
+
+/// The function with its body wrapped by one layer per plan, the first plan outermost, and
+/// `prelude` first in the body.
+pub(crate) fn expand_fn(func: &ItemFn, plans: &[Plan], prelude: &TokenStream) -> TokenStream {
+    let info = FnInfo {
+        name: func
+            .sig
+            .ident
+            .to_string()
+            .trim_start_matches("r#")
+            .to_owned(),
+        ret: match &func.sig.output {
+            ReturnType::Default => quote!(()),
+            ReturnType::Type(_, ty) => ty.to_token_stream(),
+        },
+        value_type: value_type(&func.sig.output),
+        is_async: func.sig.asyncness.is_some(),
+        ident_span: func.sig.ident.span(),
+        ret_span: match &func.sig.output {
+            ReturnType::Default => func.sig.ident.span(),
+            ReturnType::Type(_, ty) => ty.span(),
+        },
+    };
+    let mut body = func.block.to_token_stream();
+    for plan in plans.iter().rev() {
+        body = layer(plan, &info, body);
+    }
+    let ItemFn {
+        attrs, vis, sig, ..
+    } = func;
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #prelude
+            #body
+        }
+    }
+}
+
+/// Internal identifiers: invisible to the user's code.
+fn internal(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// One annotation's layer around `body` (a block): a block itself.
+fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
+    let krate = &plan.krate;
+    let p = quote!(#krate::__private);
+    let op = operation(plan, info, &p);
+    // At the return type: an unmet `CacheValue` bound on the shape's value points there.
+    let shape = Ident::new(
+        "__cachet_shape",
+        Span::mixed_site().located_at(info.ret_span),
+    );
+    let ret = &info.ret;
+    let mut checks = KeyChecks::new(&p, &info.name);
+    let Call { lets, entry, args } = call(plan, info, &p, &mut checks);
+    let body = if info.is_async {
+        let out = internal("__ret");
+        quote! {
+            async move {
+                let #out: #ret = #body;
+                #[allow(unreachable_code)]
+                #out
+            }
+        }
+    } else {
+        quote!(move || -> #ret #body)
+    };
+    let items = checks.items;
+    // Spanned at the return type: an unmet `CacheValue` bound of the runtime points there.
+    let call = quote_spanned!(info.ret_span=> #entry(#shape, &__CACHET_OP, #args #body));
+    let call = if info.is_async {
+        quote!(#call.await)
+    } else {
+        call
+    };
+    quote! {{
+        #op
+        #(#items)*
+        let #shape = {
+            use #p::{ReturnsOption as _, ReturnsResult as _, ReturnsValue as _};
+            (&#p::Returns::<#ret>::new()).shape()
+        };
+        #lets
+        #call
+    }}
+}
+
+/// The `static` describing the annotation, and its registration.
+fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
+    let kind = match &plan.action {
+        Action::Cacheable { .. } => quote!(#p::OperationKind::Cacheable),
+        Action::Put { .. } => quote!(#p::OperationKind::Put),
+        Action::Evict(target) => {
+            let (all, before) = match target {
+                EvictTarget::AllEntries { before_invocation } => (true, *before_invocation),
+                EvictTarget::Before(_) => (false, true),
+                EvictTarget::After(_) => (false, false),
+            };
+            quote!(#p::OperationKind::Evict { all_entries: #all, before_invocation: #before })
+        }
+    };
+    let caches = &plan.caches;
+    let name = &info.name;
+    let value_type = &info.value_type;
+    let line = quote_spanned!(info.ident_span=> ::core::line!());
+    let ttl = plan.ttl_millis.map(|ms| quote!(.with_ttl_millis(#ms)));
+    quote! {
+        static __CACHET_OP: #p::Operation = #p::Operation::new(
+            #kind,
+            &[#(#caches),*],
+            #name,
+            ::core::module_path!(),
+            ::core::file!(),
+            #line,
+            #value_type,
+        )#ttl;
+        #p::inventory::submit! { #p::Declaration(&__CACHET_OP) }
+    }
+}
+
+/// The call of the runtime's entry point: `lets; entry(shape, &OP, args.. body)`.
+struct Call {
+    /// Statements run before the body: the condition and the key.
+    lets: TokenStream,
+    /// The entry point's path.
+    entry: TokenStream,
+    /// Its arguments between the operation and the body, each followed by a comma.
+    args: TokenStream,
+}
+
+fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>) -> Call {
+    let enabled = internal("__cachet_enabled");
+    let key = internal("__cachet_key");
+    let result = Ident::new("result", Span::call_site());
+    let condition = match &plan.condition {
+        Some(cond) => quote!(let #enabled: bool = #cond;),
+        None => quote!(let #enabled: bool = true;),
+    };
+    // The key, computed from the arguments before the body can take them.
+    let key_before = |spec: &KeySpec, checks: &mut KeyChecks<'_>| {
+        let k = checks.key_of(spec);
+        match &plan.condition {
+            Some(_) => quote!(let #key = if #enabled { #k } else { #p::no_key() };),
+            None => quote!(let #key = #k;),
+        }
+    };
+    let unless = |unless: &Option<Expr>| match unless {
+        Some(e) => quote!(|#result| #e),
+        None => quote!(|_| false),
+    };
+    let entry = |name: &str| {
+        let name = if info.is_async {
+            format_ident!("{}", name, span = info.ret_span)
+        } else {
+            format_ident!("{}_blocking", name, span = info.ret_span)
+        };
+        quote!(#p::#name)
+    };
+    let no_key = quote!(#p::no_key());
+    let (lets, args) = match &plan.action {
+        Action::Cacheable {
+            key: spec,
+            unless: u,
+        } => {
+            let lets = key_before(spec, checks);
+            let u = unless(u);
+            // No `enabled` argument: a bypassed call has no key.
+            let condition = plan.condition.as_ref().map(|_| &condition);
+            (quote!(#condition #lets), quote!(#key, #u,))
+        }
+        Action::Put {
+            key: source,
+            unless: u,
+        } => {
+            let (lets, key_fn) = key_after(source, checks, &key_before, &key, &result);
+            let u = unless(u);
+            (quote!(#condition #lets), quote!(#enabled, #key_fn, #u,))
+        }
+        Action::Evict(EvictTarget::AllEntries { .. }) => {
+            (condition, quote!(#enabled, #no_key, |_| #no_key,))
+        }
+        Action::Evict(EvictTarget::Before(spec)) => {
+            let lets = key_before(spec, checks);
+            (
+                quote!(#condition #lets),
+                quote!(#enabled, #key, |_| #no_key,),
+            )
+        }
+        Action::Evict(EvictTarget::After(source)) => {
+            let (lets, key_fn) = key_after(source, checks, &key_before, &key, &result);
+            (
+                quote!(#condition #lets),
+                quote!(#enabled, #no_key, #key_fn,),
+            )
+        }
+    };
+    let entry = entry(match plan.kind {
+        MacroKind::Cacheable => "cacheable",
+        MacroKind::Put => "put",
+        MacroKind::Evict => "evict",
+    });
+    Call { lets, entry, args }
+}
+
+/// The key closure of a `cache_put` or of an eviction after the call: over `result` when
+/// the key mentions it, else computed before the body and moved in.
+fn key_after(
+    source: &KeySource,
+    checks: &mut KeyChecks<'_>,
+    key_before: &dyn Fn(&KeySpec, &mut KeyChecks<'_>) -> TokenStream,
+    key: &Ident,
+    result: &Ident,
+) -> (TokenStream, TokenStream) {
+    match source {
+        KeySource::Args(spec) => (key_before(spec, checks), quote!(move |_| #key)),
+        KeySource::Result(expr) => {
+            let k = checks.key_of(&KeySpec::Expr(expr.clone()));
+            (TokenStream::new(), quote!(|#result| #k))
+        }
+    }
+}
+
+/// Builds key expressions, each part checked for `Serialize` by a local trait whose
+/// diagnostic names the argument and says how to leave it out.
+struct KeyChecks<'a> {
+    p: &'a TokenStream,
+    function: &'a str,
+    items: Vec<TokenStream>,
+}
+
+impl<'a> KeyChecks<'a> {
+    fn new(p: &'a TokenStream, function: &'a str) -> Self {
+        KeyChecks {
+            p,
+            function,
+            items: Vec::new(),
+        }
+    }
+
+    /// `OpKey` expression for a key: a call of a local generic function whose bounds check
+    /// each part. The parts are encoded inside that function, where the bounds are assumed,
+    /// so an unmet bound is reported once, at the part, with the check's message.
+    fn key_of(&mut self, spec: &KeySpec) -> TokenStream {
+        let p = self.p;
+        let parts: Vec<(Ident, TokenStream)> = match spec {
+            KeySpec::Args(args) if args.is_empty() => return quote!(#p::key(&())),
+            KeySpec::Args(args) => args.iter().map(|a| self.arg(a)).collect(),
+            KeySpec::Expr(expr) => self.expr(expr),
+        };
+        let name = format_ident!("__cachet_key_of");
+        let params: Vec<Ident> = (0..parts.len()).map(|i| format_ident!("A{i}")).collect();
+        let values: Vec<Ident> = (0..parts.len()).map(|i| format_ident!("a{i}")).collect();
+        let checks = parts.iter().map(|(check, _)| check);
+        let args = parts.iter().map(|(_, arg)| arg);
+        let encoded = parts
+            .iter()
+            .zip(&values)
+            .map(|((check, _), v)| quote!(#check::__cachet_key(#v)));
+        let key = if parts.len() == 1 {
+            quote!(#p::key(#(#encoded)*))
+        } else {
+            quote!(#p::key(&(#(#encoded),*)))
+        };
+        self.items.push(quote! {
+            fn #name<#(#params: ?::core::marker::Sized + #checks),*>(
+                #(#values: &#params),*
+            ) -> #p::OpKey {
+                #key
+            }
+        });
+        quote!(#name(#(#args),*))
+    }
+
+    /// The checks of a `key = EXPR` (one per element of a tuple, so the error names the
+    /// element that is not `Serialize`), and the references to pass to them. `(a, b)` and
+    /// `(&a, &b)` encode alike, so splitting does not change the key.
+    fn expr(&mut self, expr: &Expr) -> Vec<(Ident, TokenStream)> {
+        match expr {
+            Expr::Tuple(t) if t.elems.len() > 1 => t.elems.iter().map(|e| self.part(e)).collect(),
+            Expr::Paren(p) => self.expr(&p.expr),
+            _ => vec![self.part(expr)],
+        }
+    }
+
+    fn part(&mut self, expr: &Expr) -> (Ident, TokenStream) {
+        let f = self.function;
+        let text = tidy(&expr.to_token_stream().to_string())
+            .replace('{', "{{")
+            .replace('}', "}}");
+        let check = self.check(
+            &format!(
+                "`{text}` cannot be part of the cache key of `{f}`: `{{Self}}` does not \
+                 implement `serde::Serialize`"
+            ),
+            "not `Serialize`",
+            "a key is encoded with serde: derive or implement `Serialize` for this type, or \
+             key on values that are `Serialize`",
+        );
+        (check, quote_spanned!(expr.span()=> &(#expr)))
+    }
+
+    /// The check of one argument of the default key, and the reference to pass to it.
+    fn arg(&mut self, arg: &Ident) -> (Ident, TokenStream) {
+        let f = self.function;
+        let name = arg.to_string();
+        let name = name.trim_start_matches("r#");
+        let check = self.check(
+            &format!(
+                "argument `{name}` cannot be part of the cache key of `{f}`: `{{Self}}` does not \
+                 implement `serde::Serialize`"
+            ),
+            &format!("`{name}` is in the default key of `{f}`, so it must be `Serialize`"),
+            &format!(
+                "leave it out of the key with `skip({name})`, or name the key with `key = ..`"
+            ),
+        );
+        (check, quote_spanned!(arg.span()=> &#arg))
+    }
+
+    /// A local trait, implemented for every `Serialize` type, whose unmet bound reports
+    /// `message` (`{Self}` is the type).
+    fn check(&mut self, message: &str, label: &str, note: &str) -> Ident {
+        let p = self.p;
+        let name = format_ident!("__CachetKeyPart{}", self.items.len());
+        self.items.push(quote! {
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            trait #name {
+                type Key: ?::core::marker::Sized + #p::Serialize;
+                fn __cachet_key(&self) -> &Self::Key;
+            }
+            impl<T: ?::core::marker::Sized + #p::Serialize> #name for T {
+                type Key = T;
+                fn __cachet_key(&self) -> &T {
+                    self
+                }
+            }
+        });
+        name
+    }
+}
+
+/// The cached value's type, as written: `T` for `Result<T, E>` (by name: this is only a
+/// label for the mixed-types warning; the runtime decides the shape by type).
+fn value_type(output: &ReturnType) -> String {
+    let ty = match output {
+        ReturnType::Default => return "()".into(),
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    let shown = match ty {
+        Type::Path(tp) => tp
+            .path
+            .segments
+            .last()
+            .filter(|seg| seg.ident == "Result")
+            .and_then(|seg| match &seg.arguments {
+                syn::PathArguments::AngleBracketed(a) => a.args.first(),
+                _ => None,
+            })
+            .map(|first| first.to_token_stream()),
+        _ => None,
+    };
+    tidy(&shown.unwrap_or_else(|| ty.to_token_stream()).to_string())
+}
+
+/// `Vec < Option < u8 > >` → `Vec<Option<u8>>`.
+fn tidy(s: &str) -> String {
+    s.replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" <", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace("& ", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    #[test]
+    fn value_types() {
+        let t = |o: ReturnType| value_type(&o);
+        assert_eq!(t(parse_quote!()), "()");
+        assert_eq!(t(parse_quote!(-> Result<User, E>)), "User");
+        assert_eq!(
+            t(parse_quote!(-> std::io::Result<Vec<Option<u8>>>)),
+            "Vec<Option<u8>>"
+        );
+        assert_eq!(
+            t(parse_quote!(-> Option<&'static str>)),
+            "Option<&'static str>"
+        );
+        assert_eq!(t(parse_quote!(-> R<u8>)), "R<u8>");
+    }
+}

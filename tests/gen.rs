@@ -1,0 +1,501 @@
+//! Generated code compiles, warning-free, for every option and form the macros accept.
+//! The runtime is still a pass-through here, so calls only return the bodies' values.
+#![deny(warnings)]
+
+use cachet::{cache_config, cache_evict, cache_put, cacheable, CacheValue};
+use serde::{Deserialize, Serialize};
+
+/// Generated paths are absolute: a local `core` (or `std`) module must not capture them.
+#[allow(dead_code)]
+mod core {}
+#[allow(dead_code)]
+mod std {}
+/// A local `result`-named function does not confuse `result` in key or `unless`.
+#[allow(dead_code)]
+fn result() {}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+    admin: bool,
+}
+
+fn user(id: u64) -> User {
+    User {
+        id,
+        name: format!("user{id}"),
+        admin: id == 1,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct DbError;
+
+impl ::std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        f.write_str("db error")
+    }
+}
+
+/// Not `Serialize`: must be skipped or kept out of the key.
+struct Db {
+    calls: ::std::sync::atomic::AtomicU64,
+}
+
+impl Db {
+    fn new() -> Self {
+        Db {
+            calls: ::std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+    fn hit(&self) {
+        self.calls
+            .fetch_add(1, ::std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+type Res<T> = ::std::result::Result<T, DbError>;
+
+fn parse_id(s: &str) -> Res<u64> {
+    s.parse().map_err(|_| DbError)
+}
+
+// ---- free async fns -------------------------------------------------------------------
+
+/// Docs and attributes are kept.
+#[cacheable("users")]
+#[inline]
+pub(crate) async fn find_user(id: u64) -> Result<User, DbError> {
+    if id == 0 {
+        return Err(DbError);
+    }
+    Ok(user(id))
+}
+
+#[cacheable("users", skip(db))]
+async fn find_user_in(db: &Db, id: u64) -> Result<User, DbError> {
+    db.hit();
+    Ok(user(id))
+}
+
+#[cacheable("users", key = user_id)]
+async fn find_user_by(db: &Db, user_id: u64, trace: &str) -> Result<User, DbError> {
+    db.hit();
+    let _ = trace;
+    Ok(user(user_id))
+}
+
+#[cacheable("users", "users-by-name", key = (tenant, name.len()), ttl = "1m 30s")]
+async fn find_by_name(tenant: u32, name: String) -> Option<User> {
+    let _ = tenant;
+    Some(User {
+        id: 7,
+        name,
+        admin: false,
+    })
+}
+
+#[cacheable("counts")]
+async fn count() -> u64 {
+    42
+}
+
+#[cacheable("users", condition = raw.len() < 10, unless = result.admin)]
+async fn parse_and_find(raw: String) -> Res<User> {
+    let id = parse_id(&raw)?;
+    Ok(user(id))
+}
+
+#[cacheable("users", crate = "cachet")]
+async fn with_crate(id: u64) -> Res<User> {
+    Ok(user(id))
+}
+
+#[cache_put("users", key = result.id)]
+async fn save_user(name: String) -> Result<User, DbError> {
+    Ok(User {
+        id: 9,
+        name,
+        admin: false,
+    })
+}
+
+#[cache_put("users", key = user.id, condition = !user.name.is_empty(), unless = result.admin, ttl = "10s")]
+async fn update_user(user: User) -> Res<User> {
+    // `user` is moved into the body; the key was computed before.
+    Ok(user)
+}
+
+#[cache_put("users", skip(db))]
+async fn put_default_key(db: &Db, id: u64) -> User {
+    db.hit();
+    user(id)
+}
+
+#[cache_evict("users", key = id)]
+async fn delete_user(id: u64) -> Result<(), DbError> {
+    if id == 0 {
+        return Err(DbError);
+    }
+    Ok(())
+}
+
+#[cache_evict("users", all_entries, before_invocation)]
+async fn reload_all() {}
+
+#[cache_evict("users", all_entries)]
+async fn clear_after() -> Res<()> {
+    Ok(())
+}
+
+#[cache_evict("users", before_invocation, condition = id != 0)]
+async fn evict_before(id: u64) -> Res<()> {
+    let _ = id;
+    Ok(())
+}
+
+#[cache_evict("users", key = result.id)]
+async fn evict_by_result(name: String) -> Res<User> {
+    Ok(User {
+        id: 3,
+        name,
+        admin: false,
+    })
+}
+
+#[cache_evict("users-by-name")]
+#[cache_put("users", key = result.id)]
+async fn rename(id: u64, name: String) -> Res<User> {
+    Ok(User {
+        id,
+        name,
+        admin: false,
+    })
+}
+
+// ---- free sync fns ----------------------------------------------------------------------
+
+#[cacheable("users", ttl = "30s", condition = id > 0, unless = result.admin)]
+fn lookup(id: u64) -> User {
+    user(id)
+}
+
+#[cacheable("users", skip(db, f))]
+fn lookup_with(db: &Db, f: impl Fn(u64) -> u64, id: u64) -> Res<User> {
+    db.hit();
+    let id = parse_id(&f(id).to_string())?;
+    if id == 1000 {
+        return Err(DbError);
+    }
+    Ok(user(id))
+}
+
+#[cacheable("pairs")]
+fn pair(a: u8, b: &str, c: Option<i64>) -> String {
+    format!("{a}{b}{c:?}")
+}
+
+#[cacheable("generic")]
+fn generic_echo<T>(value: T) -> T
+where
+    T: CacheValue + Serialize,
+{
+    value
+}
+
+#[cacheable("lifetimes", key = s.len())]
+fn first_word<'a>(s: &'a str) -> String {
+    s.split(' ').next().unwrap_or_default().to_owned()
+}
+
+#[cacheable("patterns", key = a + b)]
+fn sum((a, b): (u32, u32)) -> u32 {
+    a + b
+}
+
+#[cache_put("users", key = result.id)]
+fn save_sync(mut name: String) -> User {
+    name.push('!');
+    User {
+        id: 11,
+        name,
+        admin: false,
+    }
+}
+
+#[cache_evict("users", key = id)]
+fn delete_sync(id: u64) -> Res<()> {
+    if id == 0 {
+        Err(DbError)?;
+    }
+    Ok(())
+}
+
+#[cachet::cache_evict("users", all_entries, before_invocation)]
+#[cachet::cache_evict("counts", all_entries)]
+#[cachet::cache_put("users", key = result.id)]
+fn triple(id: u64) -> User {
+    user(id)
+}
+
+/// An attribute used only stacked under another is expanded by the outer one: its import
+/// must still count as used.
+mod stacked_only {
+    use cachet::{cache_evict, cache_put};
+
+    #[cache_evict("a", all_entries)]
+    #[cache_put("b")]
+    pub fn f(id: u8) -> u8 {
+        id
+    }
+}
+
+// ---- methods ------------------------------------------------------------------------------
+
+struct Repo {
+    db: Db,
+    hits: u32,
+}
+
+impl Repo {
+    #[cacheable("users")]
+    async fn find(&self, id: u64) -> Res<User> {
+        self.db.hit();
+        Ok(user(id))
+    }
+
+    #[cache_put("users", key = id)]
+    async fn touch(&mut self, id: u64) -> Res<User> {
+        self.hits += 1;
+        Ok(user(id))
+    }
+
+    #[cacheable("users", key = self.hits)]
+    fn by_hits(&self) -> User {
+        user(u64::from(self.hits))
+    }
+
+    #[cache_evict("users", all_entries)]
+    fn into_hits(self) -> u32 {
+        self.hits
+    }
+
+    #[cacheable("users")]
+    fn make(id: u64) -> Self {
+        let _ = id;
+        Repo {
+            db: Db::new(),
+            hits: 0,
+        }
+    }
+}
+
+// `Repo` is cached by `make`, so it must be a cache value too.
+impl Clone for Repo {
+    fn clone(&self) -> Self {
+        Repo {
+            db: Db::new(),
+            hits: self.hits,
+        }
+    }
+}
+impl Serialize for Repo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.hits.serialize(s)
+    }
+}
+impl<'de> Deserialize<'de> for Repo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Repo {
+            db: Db::new(),
+            hits: u32::deserialize(d)?,
+        })
+    }
+}
+
+struct Service<T> {
+    prefix: T,
+}
+
+#[cache_config(cache = "services")]
+impl<T: ::std::fmt::Display> Service<T> {
+    #[cacheable]
+    async fn describe(&self, id: u64) -> String {
+        format!("{}{id}", self.prefix)
+    }
+
+    #[cacheable(key = id, condition = id > 0)]
+    fn describe_sync(&self, id: u64) -> String {
+        format!("{}{id}", self.prefix)
+    }
+
+    #[cacheable("own", "services")]
+    fn own_names(&self) -> Option<String> {
+        None
+    }
+
+    #[cache_evict(all_entries)]
+    #[cache_put(key = id)]
+    fn refresh(&mut self, id: u64) -> String {
+        format!("{}{id}", self.prefix)
+    }
+}
+
+#[cache_config(cache = ["a", "b"], crate = "cachet")]
+impl Service<u8> {
+    #[cacheable]
+    fn byte(&self) -> u8 {
+        self.prefix
+    }
+}
+
+trait Finder {
+    fn find_one(&self, id: u64) -> Res<User>;
+}
+
+impl Finder for Repo {
+    #[cacheable("users")]
+    fn find_one(&self, id: u64) -> Res<User> {
+        self.db.hit();
+        Ok(user(id))
+    }
+}
+
+// ---- calls --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn async_free_functions_return_their_bodies_values() {
+    let db = Db::new();
+    assert_eq!(find_user(3).await, Ok(user(3)));
+    assert_eq!(find_user(0).await, Err(DbError));
+    assert_eq!(find_user_in(&db, 4).await, Ok(user(4)));
+    assert_eq!(find_user_by(&db, 5, "t").await, Ok(user(5)));
+    assert_eq!(
+        find_by_name(1, "ann".into()).await.map(|u| u.name),
+        Some("ann".into())
+    );
+    assert_eq!(count().await, 42);
+    assert_eq!(parse_and_find("6".into()).await, Ok(user(6)));
+    assert_eq!(parse_and_find("x".into()).await, Err(DbError));
+    assert_eq!(with_crate(2).await, Ok(user(2)));
+    assert_eq!(save_user("bo".into()).await.map(|u| u.id), Ok(9));
+    assert_eq!(update_user(user(8)).await, Ok(user(8)));
+    assert_eq!(put_default_key(&db, 8).await, user(8));
+    assert_eq!(delete_user(1).await, Ok(()));
+    assert_eq!(delete_user(0).await, Err(DbError));
+    reload_all().await;
+    assert_eq!(clear_after().await, Ok(()));
+    assert_eq!(evict_before(2).await, Ok(()));
+    assert_eq!(evict_by_result("c".into()).await.map(|u| u.id), Ok(3));
+    assert_eq!(rename(4, "d".into()).await.map(|u| u.name), Ok("d".into()));
+    assert_eq!(db.calls.load(::std::sync::atomic::Ordering::Relaxed), 3);
+}
+
+#[test]
+fn sync_free_functions_return_their_bodies_values() {
+    let db = Db::new();
+    assert_eq!(lookup(1), user(1));
+    assert_eq!(lookup_with(&db, |x| x * 2, 3), Ok(user(6)));
+    assert_eq!(lookup_with(&db, |x| x, 1000), Err(DbError));
+    assert_eq!(pair(1, "b", Some(3)), "1bSome(3)");
+    assert_eq!(generic_echo(vec![1u8, 2]), vec![1, 2]);
+    assert_eq!(generic_echo("s".to_owned()), "s");
+    assert_eq!(first_word("hello world"), "hello");
+    assert_eq!(sum((2, 3)), 5);
+    assert_eq!(save_sync("e".into()).name, "e!");
+    assert_eq!(delete_sync(1), Ok(()));
+    assert_eq!(delete_sync(0), Err(DbError));
+    assert_eq!(triple(5), user(5));
+    assert_eq!(stacked_only::f(2), 2);
+}
+
+#[tokio::test]
+async fn methods_return_their_bodies_values() {
+    let mut repo = Repo::make(1);
+    assert_eq!(repo.find(2).await, Ok(user(2)));
+    assert_eq!(repo.touch(3).await, Ok(user(3)));
+    assert_eq!(repo.by_hits(), user(1));
+    assert_eq!(repo.find_one(4), Ok(user(4)));
+    assert_eq!(repo.into_hits(), 1);
+
+    let mut s = Service { prefix: "s" };
+    assert_eq!(s.describe(1).await, "s1");
+    assert_eq!(s.describe_sync(2), "s2");
+    assert_eq!(s.own_names(), None);
+    assert_eq!(s.refresh(3), "s3");
+    assert_eq!(Service { prefix: 7u8 }.byte(), 7);
+}
+
+#[tokio::test]
+async fn annotated_futures_are_send() {
+    fn assert_send<F: ::std::future::Future + Send>(f: F) -> F {
+        f
+    }
+    let repo = Repo::make(0);
+    assert_eq!(assert_send(repo.find(1)).await, Ok(user(1)));
+    assert_eq!(assert_send(find_user(1)).await, Ok(user(1)));
+    assert_eq!(
+        tokio::spawn(find_by_name(2, "x".into()))
+            .await
+            .ok()
+            .flatten()
+            .map(|u| u.id),
+        Some(7)
+    );
+}
+
+#[test]
+fn every_annotation_is_registered_with_its_options() {
+    use ::std::time::Duration;
+    use cachet::__private::{inventory, Declaration, OperationKind};
+    let ops: Vec<_> = inventory::iter::<Declaration>
+        .into_iter()
+        .map(|d| d.0)
+        .filter(|op| op.file.ends_with("gen.rs"))
+        .collect();
+    let find = |name: &str| -> Vec<_> { ops.iter().filter(|op| op.function == name).collect() };
+
+    let op = find("find_user")[0];
+    assert_eq!(op.kind, OperationKind::Cacheable);
+    assert_eq!(op.caches, ["users"]);
+    assert_eq!(op.value_type, "User");
+    assert_eq!(op.module, module_path!());
+    assert_eq!(op.ttl, None);
+    assert_eq!(find("find_by_name")[0].caches, ["users", "users-by-name"]);
+    assert_eq!(find("find_by_name")[0].ttl, Some(Duration::from_secs(90)));
+    assert_eq!(find("find_by_name")[0].value_type, "Option<User>");
+    assert_eq!(find("lookup")[0].ttl, Some(Duration::from_secs(30)));
+    assert_eq!(find("parse_and_find")[0].value_type, "Res<User>");
+    assert_eq!(find("update_user")[0].kind, OperationKind::Put);
+    assert_eq!(
+        find("reload_all")[0].kind,
+        OperationKind::Evict {
+            all_entries: true,
+            before_invocation: true
+        }
+    );
+    assert_eq!(
+        find("evict_before")[0].kind,
+        OperationKind::Evict {
+            all_entries: false,
+            before_invocation: true
+        }
+    );
+    let mut triple: Vec<_> = find("triple")
+        .iter()
+        .map(|op| (op.caches, op.kind))
+        .collect();
+    triple.sort_by_key(|(c, _)| c[0]);
+    assert_eq!(triple.len(), 3);
+    assert_eq!(find("describe")[0].caches, ["services"]);
+    assert_eq!(find("own_names")[0].caches, ["own", "services"]);
+    assert_eq!(find("refresh").len(), 2);
+    assert_eq!(find("byte")[0].caches, ["a", "b"]);
+    assert_eq!(find("generic_echo")[0].value_type, "T");
+    // The line is the function's, for messages that point users at it.
+    let line = find("count")[0].line;
+    let src = include_str!("gen.rs");
+    let at = src.lines().nth(line as usize - 1).unwrap_or_default();
+    assert!(at.contains("async fn count()"), "line {line}: {at}");
+}
