@@ -2,6 +2,7 @@
 //!
 //! Users depend on the `cachet` facade, which re-exports what is public here.
 
+pub mod codec;
 pub mod config;
 pub mod driver;
 mod error;
