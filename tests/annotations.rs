@@ -102,12 +102,12 @@ impl Service {
     }
 
     #[cacheable("default", key = id * 10)]
-    fn key_expression(&self, id: u64, ignored: &str) -> u64 {
+    fn key_expression(&self, id: u64, _ignored: &str) -> u64 {
         self.run()
     }
 
-    #[cacheable("default", skip(trace))]
-    fn skipped(&self, id: u64, trace: &std::cell::Cell<u8>) -> u64 {
+    #[cacheable("default", skip(_trace))]
+    fn skipped(&self, id: u64, _trace: &std::cell::Cell<u8>) -> u64 {
         self.run()
     }
 

@@ -553,7 +553,7 @@ impl Cache {
         }
         let Some(remote) = &store.l2 else { return Ok(false) };
         match remote.get(&store.name, &stored).await {
-            Ok(Some(bytes)) => Ok(codec::peek_meta(&bytes)
+            Ok(Some(bytes)) => Ok(codec::read_meta(&bytes, remote.max_value_size)
                 .is_ok_and(|meta| clock::Timing::from_unix_ms(meta.fresh_until_ms, meta.keep_until_ms).is_fresh())),
             Ok(None) => Ok(false),
             Err(Skipped) => {

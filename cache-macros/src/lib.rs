@@ -9,6 +9,8 @@
 //! ties them together for one function (stacked attributes included), `config` handles
 //! `#[cache_config]`.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 use proc_macro::TokenStream;
 
 mod args;

@@ -33,11 +33,15 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
     let mut stores = BTreeMap::new();
     for (name, spec) in builder.stores {
         let store = match spec {
-            StoreSpec::Built(b) => StoreInner::new(
-                name.clone(),
-                b.prefix.unwrap_or_else(|| prefix.clone()),
-                b.l1,
-            ),
+            StoreSpec::Built(b) => StoreInner::new(StoreParts {
+                name: name.clone(),
+                prefix: b.prefix.unwrap_or_else(|| prefix.clone()),
+                l1: b.l1,
+                l2: b.l2,
+                bus: b.bus,
+                circuit_breaker: b.circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
+                max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
+            }),
             StoreSpec::Config(config) => store_from_config(&name, &prefix, &config)?,
         };
         stores.insert(name, Arc::new(store));

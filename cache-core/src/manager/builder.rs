@@ -42,7 +42,7 @@ pub struct CacheManagerBuilder {
 /// A store given to the builder: built in code, or from configuration through drivers.
 pub(super) enum StoreSpec {
     Built(StoreBuilder),
-    Config(StoreConfig),
+    Config(Box<StoreConfig>),
 }
 
 impl CacheManagerBuilder {
@@ -56,7 +56,7 @@ impl CacheManagerBuilder {
             stores: config
                 .stores
                 .into_iter()
-                .map(|(k, v)| (k, StoreSpec::Config(v)))
+                .map(|(k, v)| (k, StoreSpec::Config(Box::new(v))))
                 .collect(),
             caches: config.caches,
             skip_declarations: false,
@@ -93,13 +93,13 @@ impl CacheManagerBuilder {
             bus: None,
             l2_circuit_breaker: None,
         };
-        self.stores.insert(name, StoreSpec::Config(store));
+        self.stores.insert(name, StoreSpec::Config(Box::new(store)));
         self
     }
 
     /// Adds a store from its configuration (as parsed from a `[stores.NAME]` table).
     pub fn store_config(mut self, name: impl Into<String>, store: StoreConfig) -> Self {
-        self.stores.insert(name.into(), StoreSpec::Config(store));
+        self.stores.insert(name.into(), StoreSpec::Config(Box::new(store)));
         self
     }
 
