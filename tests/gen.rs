@@ -191,6 +191,13 @@ fn lookup_with(db: &Db, f: impl Fn(u64) -> u64, id: u64) -> Res<User> {
     Ok(user(id))
 }
 
+#[cacheable("counts")]
+fn inner_attributes(x: u8) -> u8 {
+    #![allow(unused_variables)]
+    let unused = 1;
+    x
+}
+
 #[cacheable("pairs")]
 fn pair(a: u8, b: &str, c: Option<i64>) -> String {
     format!("{a}{b}{c:?}")
@@ -399,6 +406,7 @@ fn sync_free_functions_return_their_bodies_values() {
     assert_eq!(lookup_with(&db, |x| x * 2, 3), Ok(user(6)));
     assert_eq!(lookup_with(&db, |x| x, 1000), Err(DbError));
     assert_eq!(pair(1, "b", Some(3)), "1bSome(3)");
+    assert_eq!(inner_attributes(4), 4);
     assert_eq!(generic_echo(vec![1u8, 2]), vec![1, 2]);
     assert_eq!(generic_echo("s".to_owned()), "s");
     assert_eq!(first_word("hello world"), "hello");

@@ -54,9 +54,15 @@ pub(crate) fn expand_fn(func: &ItemFn, plans: &[Plan], prelude: &TokenStream) ->
     let ItemFn {
         attrs, vis, sig, ..
     } = func;
+    // syn keeps the body's inner attributes (`#![allow(..)]`) with the outer ones: they stay
+    // at the top of the body, where they apply to the generated code too.
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .iter()
+        .partition(|a| matches!(a.style, syn::AttrStyle::Outer));
     quote! {
-        #(#attrs)*
+        #(#outer)*
         #vis #sig {
+            #(#inner)*
             #prelude
             #body
         }

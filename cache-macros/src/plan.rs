@@ -167,7 +167,7 @@ pub(crate) fn plan(
         .ttl
         .as_ref()
         .and_then(|lit| parse_ttl(lit, &mut errors));
-    check_return_type(kind, sig, &mut errors);
+    check_signature(kind, sig, &mut errors);
 
     let arg_named_result = fn_args(sig).any(|(ident, _)| ident.is_some_and(|i| i == "result"));
     if let Some(cond) = &opts.condition {
@@ -335,8 +335,18 @@ fn parse_ttl(lit: &LitStr, errors: &mut Errors) -> Option<u64> {
     }
 }
 
-/// An `impl Trait` return type cannot be named in the generated code.
-fn check_return_type(kind: MacroKind, sig: &Signature, errors: &mut Errors) {
+/// A `const fn` cannot call the runtime; an `impl Trait` return type cannot be named in the
+/// generated code.
+fn check_signature(kind: MacroKind, sig: &Signature, errors: &mut Errors) {
+    if let Some(c) = &sig.constness {
+        errors.at(
+            c.span,
+            format!(
+                "`#[{}]` cannot be used on a `const fn`: caching happens at run time",
+                kind.attr()
+            ),
+        );
+    }
     struct FindImpl(Option<Span>);
     impl Visit<'_> for FindImpl {
         fn visit_type_impl_trait(&mut self, t: &syn::TypeImplTrait) {
