@@ -101,6 +101,19 @@ async fn count() -> u64 {
     42
 }
 
+/// A body ending in `return` leaves the generated tail unreachable: no warning for it.
+#[cacheable("counts")]
+#[allow(clippy::needless_return)]
+async fn count_returning(n: u64) -> u64 {
+    return n + 1;
+}
+
+#[cacheable("counts")]
+#[allow(clippy::needless_return)]
+fn count_returning_sync(n: u64) -> u64 {
+    return n + 1;
+}
+
 #[cacheable("users", condition = raw.len() < 10, unless = result.admin)]
 async fn parse_and_find(raw: String) -> Res<User> {
     let id = parse_id(&raw)?;
@@ -383,6 +396,8 @@ async fn async_free_functions_return_their_bodies_values() {
         Some("ann".into())
     );
     assert_eq!(count().await, 42);
+    assert_eq!(count_returning(1).await, 2);
+    assert_eq!(count_returning_sync(2), 3);
     assert_eq!(parse_and_find("6".into()).await, Ok(user(6)));
     assert_eq!(parse_and_find("x".into()).await, Err(DbError));
     assert_eq!(with_crate(2).await, Ok(user(2)));

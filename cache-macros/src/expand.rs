@@ -88,9 +88,12 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
     let mut checks = KeyChecks::new(&p, &info.name);
     let Call { lets, entry, args } = call(plan, info, &p, &mut checks);
     let body = if info.is_async {
+        // The typed `let` makes `?` and `return` in the body type-check (async-trait's way);
+        // a body that ends in `return` makes it diverge, which is the user's code, not ours.
         let out = internal("__ret");
         quote! {
             async move {
+                #[allow(clippy::diverging_sub_expression)]
                 let #out: #ret = #body;
                 #[allow(unreachable_code)]
                 #out
