@@ -15,4 +15,10 @@ fn drop_one(handle: std::fs::File) {
     let _ = handle;
 }
 
+// An `impl Trait` argument is in the default key unless skipped.
+#[cachet::cacheable("users")]
+fn apply(id: u64, f: impl Fn(u64) -> u64) -> u64 {
+    f(id)
+}
+
 fn main() {}
