@@ -9,7 +9,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, ItemFn, ReturnType, Type};
 
-use crate::plan::{Action, EvictTarget, KeySource, KeySpec, MacroKind, Plan};
+use crate::plan::{Action, EvictTarget, KeyArg, KeySource, KeySpec, MacroKind, Plan};
 
 /// What the layers need to know about the annotated function.
 struct FnInfo {
@@ -337,7 +337,8 @@ impl<'a> KeyChecks<'a> {
     }
 
     /// The check of one argument of the default key, and the reference to pass to it.
-    fn arg(&mut self, arg: &Ident) -> (Ident, TokenStream) {
+    fn arg(&mut self, arg: &KeyArg) -> (Ident, TokenStream) {
+        let KeyArg { ident: arg, is_ref } = arg;
         let f = self.function;
         let name = arg.to_string();
         let name = name.trim_start_matches("r#");
@@ -351,7 +352,12 @@ impl<'a> KeyChecks<'a> {
                 "leave it out of the key with `skip({name})`, or name the key with `key = ..`"
             ),
         );
-        (check, quote_spanned!(arg.span()=> &#arg))
+        let value = if *is_ref {
+            quote_spanned!(arg.span()=> &*#arg)
+        } else {
+            quote_spanned!(arg.span()=> &#arg)
+        };
+        (check, value)
     }
 
     /// A local trait, implemented for every `Serialize` type, whose unmet bound reports
