@@ -1,5 +1,6 @@
 //! The redis L2 tier against real `redis-server`s started by the harness.
 #![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
 
 #[path = "../../tests/support/redis_server.rs"]
 mod redis_server;
@@ -100,7 +101,9 @@ async fn delete_many_deletes_only_those_keys() {
     // many keys: batched UNLINKs in one pipeline
     let many: Vec<String> = (0..2500).map(|i| format!("app:m:{i}")).collect();
     for k in &many {
-        t.set(k, b"v".to_vec(), Duration::from_secs(60)).await.unwrap();
+        t.set(k, b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
     }
     t.delete_many(&many).await.unwrap();
     assert!(keys_matching(&server, "app:m:*").is_empty());
@@ -128,13 +131,19 @@ async fn clear_scope_deletes_only_its_scope() {
     ] {
         shop.set(key, b"x".to_vec(), ttl).await.unwrap();
     }
-    posts.set("posts:users:1", b"p".to_vec(), ttl).await.unwrap();
+    posts
+        .set("posts:users:1", b"p".to_vec(), ttl)
+        .await
+        .unwrap();
 
     // a nested namespace alone
     shop.clear_scope(&Scope::new("shop:users#admins#root"))
         .await
         .unwrap();
-    assert_eq!(keys_matching(&server, "shop:users#*"), ["shop:users#admins:1"]);
+    assert_eq!(
+        keys_matching(&server, "shop:users#*"),
+        ["shop:users#admins:1"]
+    );
 
     // the cache, with its namespaces
     shop.clear_scope(&Scope::new("shop:users")).await.unwrap();
@@ -175,7 +184,9 @@ async fn codec_values_round_trip_and_bad_bytes_are_decode_errors() {
         .unwrap();
     let got = t.get("app:users:42").await.unwrap().unwrap();
     assert_eq!(
-        codec::decode::<User>(&got, fp, DEFAULT_MAX_VALUE_SIZE).unwrap().0,
+        codec::decode::<User>(&got, fp, DEFAULT_MAX_VALUE_SIZE)
+            .unwrap()
+            .0,
         user
     );
 
@@ -204,8 +215,11 @@ async fn codec_values_round_trip_and_bad_bytes_are_decode_errors() {
         assert!(r.is_err(), "{name} decoded: {r:?}");
     }
     // another type written under the key
-    let other = codec::encode(&7u64, &EnvelopeMeta::new(codec::fingerprint::<u64>(), None, None))
-        .unwrap();
+    let other = codec::encode(
+        &7u64,
+        &EnvelopeMeta::new(codec::fingerprint::<u64>(), None, None),
+    )
+    .unwrap();
     t.set("app:users:7", other, Duration::from_secs(60))
         .await
         .unwrap();
@@ -242,7 +256,7 @@ async fn password_never_shows() {
     assert!(!text.contains("Sup3r-S3cret"), "{text}");
 
     // a bad URL in config: the error does not repeat it
-    let cfg = tier_config(&format!("url = \"redis://:Sup3r-S3cret@127.0.0.1:notaport/0\""));
+    let cfg = tier_config("url = \"redis://:Sup3r-S3cret@127.0.0.1:notaport/0\"");
     let err = build(&cfg).err().expect("a bad url is refused").to_string();
     assert!(!err.contains("Sup3r-S3cret"), "{err}");
     assert!(err.contains("stores.s.l2.url"), "{err}");
@@ -260,7 +274,11 @@ async fn down_server_fails_fast_as_unavailable_then_recovers_after_restart() {
         let start = Instant::now();
         let err = t.get("app:c:1").await.unwrap_err();
         assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
-        assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            start.elapsed()
+        );
         let err = t
             .set("app:c:1", b"x".to_vec(), Duration::from_secs(1))
             .await
@@ -271,7 +289,11 @@ async fn down_server_fails_fast_as_unavailable_then_recovers_after_restart() {
     }
     server.restart();
     // the next operation reconnects
-    assert_eq!(t.get("app:c:1").await.unwrap(), None, "restart keeps no data");
+    assert_eq!(
+        t.get("app:c:1").await.unwrap(),
+        None,
+        "restart keeps no data"
+    );
     t.set("app:c:1", b"2".to_vec(), Duration::from_secs(60))
         .await
         .unwrap();
@@ -290,7 +312,10 @@ async fn paused_server_times_out_within_operation_timeout() {
     let err = t.get("app:c:1").await.unwrap_err();
     let took = start.elapsed();
     assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(1500), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
     // a fresh tier (connecting to a frozen server) is bounded too
     let start = Instant::now();
     let err = tier(&server).get("app:c:1").await.unwrap_err();
@@ -404,16 +429,35 @@ fn driver_builds_without_a_server_and_checks_its_options() {
         ("", "stores.s.l2.url", "requires `url`"),
         ("url = 5", "stores.s.l2.url", "URL"),
         ("url = \"http://x\"", "stores.s.l2.url", "redis://"),
-        ("url = \"redis://h\"\nurl2 = 1", "stores.s.l2.url2", "no such option"),
-        ("url = \"redis://h\"\noperation_timeout = \"soon\"", "stores.s.l2.operation_timeout", "duration"),
-        ("url = \"redis://h\"\nconnect_timeout = 3", "stores.s.l2.connect_timeout", "duration"),
-        ("url = \"redis://h\"\nconnect_timeout = \"0s\"", "stores.s.l2.connect_timeout", "greater than zero"),
+        (
+            "url = \"redis://h\"\nurl2 = 1",
+            "stores.s.l2.url2",
+            "no such option",
+        ),
+        (
+            "url = \"redis://h\"\noperation_timeout = \"soon\"",
+            "stores.s.l2.operation_timeout",
+            "duration",
+        ),
+        (
+            "url = \"redis://h\"\nconnect_timeout = 3",
+            "stores.s.l2.connect_timeout",
+            "duration",
+        ),
+        (
+            "url = \"redis://h\"\nconnect_timeout = \"0s\"",
+            "stores.s.l2.connect_timeout",
+            "greater than zero",
+        ),
     ] {
         let err = build(&tier_config(options))
             .err()
             .expect("refused")
             .to_string();
-        assert!(err.contains(field) && err.contains(says), "{options:?}: {err}");
+        assert!(
+            err.contains(field) && err.contains(says),
+            "{options:?}: {err}"
+        );
         assert!(err.contains("<toml string>"), "{err}");
     }
 }

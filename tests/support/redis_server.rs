@@ -118,7 +118,10 @@ impl RedisServer {
             match self.spawn_and_wait() {
                 Ok(()) => return,
                 Err(why) if Instant::now() > deadline => {
-                    panic!("could not restart redis-server on port {}: {why}", self.port)
+                    panic!(
+                        "could not restart redis-server on port {}: {why}",
+                        self.port
+                    )
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }

@@ -142,6 +142,7 @@ impl RemoteTier for RedisTier {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
