@@ -128,7 +128,7 @@ impl Connection {
                 Some(limit) => match tokio::time::timeout(limit, work).await {
                     Ok(out) => out,
                     Err(_) => {
-                        this.reset().await;
+                        this.reset();
                         Err(TierError::with_kind(
                             format!("redis {}: {what} timed out after {limit:?}", this.target),
                             TierErrorKind::Unavailable,
@@ -177,9 +177,12 @@ impl Connection {
         }
     }
 
-    /// Forgets the live connection, so the next operation reconnects.
-    async fn reset(&self) {
-        *self.live.lock().await = None;
+    /// Forgets the live connection, so the next operation reconnects. Never waits: if
+    /// another task holds the lock, it is connecting afresh already.
+    fn reset(&self) {
+        if let Ok(mut live) = self.live.try_lock() {
+            *live = None;
+        }
     }
 
     /// A failure to connect (refused, timed out, or refused credentials): the server
@@ -203,10 +206,7 @@ impl Connection {
             || e.is_connection_refusal()
             || e.is_unrecoverable_error();
         if unavailable {
-            // try_lock: if another task holds the lock it is reconnecting already.
-            if let Ok(mut live) = self.live.try_lock() {
-                *live = None;
-            }
+            self.reset();
         }
         TierError::with_kind(
             format!(
