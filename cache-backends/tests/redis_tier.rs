@@ -475,3 +475,55 @@ async fn unreachable_server_at_first_use_is_unavailable_quickly() {
     assert!(start.elapsed() < Duration::from_secs(1));
     assert!(err.to_string().contains(&port.to_string()), "{err}");
 }
+
+/// The whole driver works as a Redis ACL user limited to its prefix's keys and channels,
+/// with dangerous commands (FLUSHDB, FLUSHALL, KEYS, ...) forbidden: proof that it
+/// touches nothing else.
+#[tokio::test]
+async fn works_as_an_acl_user_limited_to_its_prefix() {
+    use cache_backends::redis::RedisBus;
+    use cache_core::store::{Bus, Invalidation};
+
+    let server = RedisServer::start();
+    let mut admin = raw(&server);
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "shop",
+            "on",
+            ">shop-pw",
+            "resetkeys",
+            "~shop:*",
+            "resetchannels",
+            "&shop:*",
+            "+@all",
+            "-@dangerous",
+        ])
+        .query(&mut admin)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("other:users:1")
+        .arg("keep")
+        .query(&mut admin)
+        .unwrap();
+    let url = format!("redis://shop:shop-pw@127.0.0.1:{}/0", server.port());
+    let t = RedisTier::new(&fast(&url)).unwrap();
+    t.set("shop:users:1", b"v".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(t.get("shop:users:1").await.unwrap(), Some(b"v".to_vec()));
+    t.delete_many(&["shop:users:1".into()]).await.unwrap();
+    t.set("shop:users:2", b"v".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    t.clear_scope(&Scope::new("shop:users")).await.unwrap();
+    assert_eq!(keys_matching(&server, "*"), ["other:users:1"]);
+    // outside the prefix the server refuses, as a command error (not unavailability)
+    let err = t.get("other:users:1").await.unwrap_err();
+    assert_eq!(err.kind(), TierErrorKind::Other, "{err}");
+    // the bus on the prefix's channel
+    let bus = RedisBus::new(&fast(&url), "shop:__bus").unwrap();
+    bus.publish(Invalidation::All).await.unwrap();
+    let outside = RedisBus::new(&fast(&url), "other:__bus").unwrap();
+    assert!(outside.publish(Invalidation::All).await.is_err());
+}
