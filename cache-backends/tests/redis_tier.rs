@@ -210,7 +210,10 @@ async fn codec_values_round_trip_and_bad_bytes_are_decode_errors() {
             .arg(60_000)
             .query(&mut c)
             .unwrap();
-        let got = t.get("app:users:bad").await.unwrap().unwrap();
+        let Some(got) = t.get("app:users:bad").await.unwrap() else {
+            assert_eq!(name, "empty", "only an empty value reads as absent");
+            continue;
+        };
         let r = codec::decode::<User>(&got, fp, 1024 * 1024);
         assert!(r.is_err(), "{name} decoded: {r:?}");
     }
@@ -526,4 +529,32 @@ async fn works_as_an_acl_user_limited_to_its_prefix() {
     bus.publish(Invalidation::All).await.unwrap();
     let outside = RedisBus::new(&fast(&url), "other:__bus").unwrap();
     assert!(outside.publish(Invalidation::All).await.is_err());
+}
+
+#[tokio::test]
+async fn reads_never_fetch_more_than_max_value_size_plus_one() {
+    let server = RedisServer::start();
+    let t = RedisTier::new(&fast(&server.url()).max_value_size(1000)).unwrap();
+    let mut c = raw(&server);
+    let big = vec![7u8; 1_000_000];
+    let _: () = redis::cmd("SET")
+        .arg("a:c:big")
+        .arg(&big)
+        .query(&mut c)
+        .unwrap();
+    let got = t.get("a:c:big").await.unwrap().unwrap();
+    assert_eq!(got.len(), 1001);
+    let err = codec::decode::<Vec<u8>>(&got, codec::fingerprint::<Vec<u8>>(), 1000).unwrap_err();
+    assert!(matches!(err, codec::CodecError::TooLarge { .. }), "{err}");
+    // exactly at the limit: whole
+    t.set("a:c:fit", vec![1u8; 1000], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(t.get("a:c:fit").await.unwrap().unwrap().len(), 1000);
+    // the option from config
+    let cfg = tier_config("url = \"redis://h\"\nmax_value_size = 2097152");
+    assert!(build(&cfg).is_ok());
+    let cfg = tier_config("url = \"redis://h\"\nmax_value_size = 0");
+    let err = build(&cfg).err().unwrap().to_string();
+    assert!(err.contains("stores.s.l2.max_value_size"), "{err}");
 }

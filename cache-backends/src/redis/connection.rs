@@ -65,6 +65,7 @@ pub(crate) struct Connection {
     password: Option<String>,
     pub(crate) operation_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) max_value_size: usize,
     /// The live connection, `None` until first use and after a fault. An async mutex,
     /// so concurrent first uses make one connection, not several.
     live: tokio::sync::Mutex<Option<MultiplexedConnection>>,
@@ -93,6 +94,7 @@ impl Connection {
             password,
             operation_timeout: opts.operation_timeout,
             connect_timeout: opts.connect_timeout,
+            max_value_size: opts.max_value_size,
             live: tokio::sync::Mutex::new(None),
         }))
     }
