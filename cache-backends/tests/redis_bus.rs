@@ -1,5 +1,6 @@
 //! The redis bus against real `redis-server`s started by the harness.
 #![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
 
 #[path = "../../tests/support/redis_server.rs"]
 mod redis_server;
@@ -76,7 +77,10 @@ async fn other_instances_receive_and_the_publisher_does_not() {
             BusEvent::Invalidate(Invalidation::Scope(Scope::new("shop:users#admins"))),
         ]
     );
-    assert_eq!(*seen_a.lock().unwrap(), [BusEvent::Invalidate(Invalidation::All)]);
+    assert_eq!(
+        *seen_a.lock().unwrap(),
+        [BusEvent::Invalidate(Invalidation::All)]
+    );
     assert_eq!(a.counters().delivered, 1);
     assert_eq!(b.counters().delivered, 2);
     assert_eq!(a.ignored_messages() + b.ignored_messages(), 0);
@@ -114,7 +118,11 @@ async fn garbage_is_ignored_and_counted() {
     raw_publish(&server, &vec![MESSAGE_VERSION; MAX_MESSAGE_SIZE + 1]);
     wait_until("five ignored", || b.ignored_messages() == 5);
     let c = b.counters();
-    assert_eq!((c.garbage, c.unknown_version, c.oversized), (2, 2, 1), "{c:?}");
+    assert_eq!(
+        (c.garbage, c.unknown_version, c.oversized),
+        (2, 2, 1),
+        "{c:?}"
+    );
     // and the bus still works
     let a = RedisBus::new(&opts(&server), CHANNEL).unwrap();
     a.publish(Invalidation::All).await.unwrap();

@@ -1,5 +1,6 @@
 //! The redis L2 tier against real `redis-server`s started by the harness.
 #![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
 
 #[path = "../../tests/support/redis_server.rs"]
 mod redis_server;
@@ -58,12 +59,12 @@ async fn set_get_and_every_key_has_a_ttl() {
         .query(&mut raw(&server))
         .unwrap();
     assert!(pttl > 55_000 && pttl <= 60_000, "PTTL {pttl}");
-    // Every key carries a TTL (PTTL -1 would mean none; -2 means already expired, as
+    // Every key carries a TTL (PTTL -1 would mean none; 0 or -2 mean expiring or expired, as
     // the zero-TTL key, written with a 1 ms TTL, may be).
     let mut c = raw(&server);
     for key in ["app:users:1", "app:users:2"] {
         let pttl: i64 = redis::cmd("PTTL").arg(key).query(&mut c).unwrap();
-        assert!(pttl > 0 || pttl == -2, "{key} has PTTL {pttl}");
+        assert!(pttl >= 0 || pttl == -2, "{key} has PTTL {pttl}");
     }
     for key in keys_matching(&server, "*") {
         let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut c).unwrap();
@@ -100,7 +101,9 @@ async fn delete_many_deletes_only_those_keys() {
     // many keys: batched UNLINKs in one pipeline
     let many: Vec<String> = (0..2500).map(|i| format!("app:m:{i}")).collect();
     for k in &many {
-        t.set(k, b"v".to_vec(), Duration::from_secs(60)).await.unwrap();
+        t.set(k, b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
     }
     t.delete_many(&many).await.unwrap();
     assert!(keys_matching(&server, "app:m:*").is_empty());
@@ -128,13 +131,19 @@ async fn clear_scope_deletes_only_its_scope() {
     ] {
         shop.set(key, b"x".to_vec(), ttl).await.unwrap();
     }
-    posts.set("posts:users:1", b"p".to_vec(), ttl).await.unwrap();
+    posts
+        .set("posts:users:1", b"p".to_vec(), ttl)
+        .await
+        .unwrap();
 
     // a nested namespace alone
     shop.clear_scope(&Scope::new("shop:users#admins#root"))
         .await
         .unwrap();
-    assert_eq!(keys_matching(&server, "shop:users#*"), ["shop:users#admins:1"]);
+    assert_eq!(
+        keys_matching(&server, "shop:users#*"),
+        ["shop:users#admins:1"]
+    );
 
     // the cache, with its namespaces
     shop.clear_scope(&Scope::new("shop:users")).await.unwrap();
@@ -175,7 +184,9 @@ async fn codec_values_round_trip_and_bad_bytes_are_decode_errors() {
         .unwrap();
     let got = t.get("app:users:42").await.unwrap().unwrap();
     assert_eq!(
-        codec::decode::<User>(&got, fp, DEFAULT_MAX_VALUE_SIZE).unwrap().0,
+        codec::decode::<User>(&got, fp, DEFAULT_MAX_VALUE_SIZE)
+            .unwrap()
+            .0,
         user
     );
 
@@ -199,13 +210,19 @@ async fn codec_values_round_trip_and_bad_bytes_are_decode_errors() {
             .arg(60_000)
             .query(&mut c)
             .unwrap();
-        let got = t.get("app:users:bad").await.unwrap().unwrap();
+        let Some(got) = t.get("app:users:bad").await.unwrap() else {
+            assert_eq!(name, "empty", "only an empty value reads as absent");
+            continue;
+        };
         let r = codec::decode::<User>(&got, fp, 1024 * 1024);
         assert!(r.is_err(), "{name} decoded: {r:?}");
     }
     // another type written under the key
-    let other = codec::encode(&7u64, &EnvelopeMeta::new(codec::fingerprint::<u64>(), None, None))
-        .unwrap();
+    let other = codec::encode(
+        &7u64,
+        &EnvelopeMeta::new(codec::fingerprint::<u64>(), None, None),
+    )
+    .unwrap();
     t.set("app:users:7", other, Duration::from_secs(60))
         .await
         .unwrap();
@@ -242,7 +259,7 @@ async fn password_never_shows() {
     assert!(!text.contains("Sup3r-S3cret"), "{text}");
 
     // a bad URL in config: the error does not repeat it
-    let cfg = tier_config(&format!("url = \"redis://:Sup3r-S3cret@127.0.0.1:notaport/0\""));
+    let cfg = tier_config("url = \"redis://:Sup3r-S3cret@127.0.0.1:notaport/0\"");
     let err = build(&cfg).err().expect("a bad url is refused").to_string();
     assert!(!err.contains("Sup3r-S3cret"), "{err}");
     assert!(err.contains("stores.s.l2.url"), "{err}");
@@ -260,7 +277,11 @@ async fn down_server_fails_fast_as_unavailable_then_recovers_after_restart() {
         let start = Instant::now();
         let err = t.get("app:c:1").await.unwrap_err();
         assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
-        assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            start.elapsed()
+        );
         let err = t
             .set("app:c:1", b"x".to_vec(), Duration::from_secs(1))
             .await
@@ -271,7 +292,11 @@ async fn down_server_fails_fast_as_unavailable_then_recovers_after_restart() {
     }
     server.restart();
     // the next operation reconnects
-    assert_eq!(t.get("app:c:1").await.unwrap(), None, "restart keeps no data");
+    assert_eq!(
+        t.get("app:c:1").await.unwrap(),
+        None,
+        "restart keeps no data"
+    );
     t.set("app:c:1", b"2".to_vec(), Duration::from_secs(60))
         .await
         .unwrap();
@@ -290,7 +315,10 @@ async fn paused_server_times_out_within_operation_timeout() {
     let err = t.get("app:c:1").await.unwrap_err();
     let took = start.elapsed();
     assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(1500), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
     // a fresh tier (connecting to a frozen server) is bounded too
     let start = Instant::now();
     let err = tier(&server).get("app:c:1").await.unwrap_err();
@@ -404,16 +432,35 @@ fn driver_builds_without_a_server_and_checks_its_options() {
         ("", "stores.s.l2.url", "requires `url`"),
         ("url = 5", "stores.s.l2.url", "URL"),
         ("url = \"http://x\"", "stores.s.l2.url", "redis://"),
-        ("url = \"redis://h\"\nurl2 = 1", "stores.s.l2.url2", "no such option"),
-        ("url = \"redis://h\"\noperation_timeout = \"soon\"", "stores.s.l2.operation_timeout", "duration"),
-        ("url = \"redis://h\"\nconnect_timeout = 3", "stores.s.l2.connect_timeout", "duration"),
-        ("url = \"redis://h\"\nconnect_timeout = \"0s\"", "stores.s.l2.connect_timeout", "greater than zero"),
+        (
+            "url = \"redis://h\"\nurl2 = 1",
+            "stores.s.l2.url2",
+            "no such option",
+        ),
+        (
+            "url = \"redis://h\"\noperation_timeout = \"soon\"",
+            "stores.s.l2.operation_timeout",
+            "duration",
+        ),
+        (
+            "url = \"redis://h\"\nconnect_timeout = 3",
+            "stores.s.l2.connect_timeout",
+            "duration",
+        ),
+        (
+            "url = \"redis://h\"\nconnect_timeout = \"0s\"",
+            "stores.s.l2.connect_timeout",
+            "greater than zero",
+        ),
     ] {
         let err = build(&tier_config(options))
             .err()
             .expect("refused")
             .to_string();
-        assert!(err.contains(field) && err.contains(says), "{options:?}: {err}");
+        assert!(
+            err.contains(field) && err.contains(says),
+            "{options:?}: {err}"
+        );
         assert!(err.contains("<toml string>"), "{err}");
     }
 }
@@ -430,4 +477,84 @@ async fn unreachable_server_at_first_use_is_unavailable_quickly() {
     assert_eq!(err.kind(), TierErrorKind::Unavailable);
     assert!(start.elapsed() < Duration::from_secs(1));
     assert!(err.to_string().contains(&port.to_string()), "{err}");
+}
+
+/// The whole driver works as a Redis ACL user limited to its prefix's keys and channels,
+/// with dangerous commands (FLUSHDB, FLUSHALL, KEYS, ...) forbidden: proof that it
+/// touches nothing else.
+#[tokio::test]
+async fn works_as_an_acl_user_limited_to_its_prefix() {
+    use cache_backends::redis::RedisBus;
+    use cache_core::store::{Bus, Invalidation};
+
+    let server = RedisServer::start();
+    let mut admin = raw(&server);
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "shop",
+            "on",
+            ">shop-pw",
+            "resetkeys",
+            "~shop:*",
+            "resetchannels",
+            "&shop:*",
+            "+@all",
+            "-@dangerous",
+        ])
+        .query(&mut admin)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("other:users:1")
+        .arg("keep")
+        .query(&mut admin)
+        .unwrap();
+    let url = format!("redis://shop:shop-pw@127.0.0.1:{}/0", server.port());
+    let t = RedisTier::new(&fast(&url)).unwrap();
+    t.set("shop:users:1", b"v".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(t.get("shop:users:1").await.unwrap(), Some(b"v".to_vec()));
+    t.delete_many(&["shop:users:1".into()]).await.unwrap();
+    t.set("shop:users:2", b"v".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    t.clear_scope(&Scope::new("shop:users")).await.unwrap();
+    assert_eq!(keys_matching(&server, "*"), ["other:users:1"]);
+    // outside the prefix the server refuses, as a command error (not unavailability)
+    let err = t.get("other:users:1").await.unwrap_err();
+    assert_eq!(err.kind(), TierErrorKind::Other, "{err}");
+    // the bus on the prefix's channel
+    let bus = RedisBus::new(&fast(&url), "shop:__bus").unwrap();
+    bus.publish(Invalidation::All).await.unwrap();
+    let outside = RedisBus::new(&fast(&url), "other:__bus").unwrap();
+    assert!(outside.publish(Invalidation::All).await.is_err());
+}
+
+#[tokio::test]
+async fn reads_never_fetch_more_than_max_value_size_plus_one() {
+    let server = RedisServer::start();
+    let t = RedisTier::new(&fast(&server.url()).max_value_size(1000)).unwrap();
+    let mut c = raw(&server);
+    let big = vec![7u8; 1_000_000];
+    let _: () = redis::cmd("SET")
+        .arg("a:c:big")
+        .arg(&big)
+        .query(&mut c)
+        .unwrap();
+    let got = t.get("a:c:big").await.unwrap().unwrap();
+    assert_eq!(got.len(), 1001);
+    let err = codec::decode::<Vec<u8>>(&got, codec::fingerprint::<Vec<u8>>(), 1000).unwrap_err();
+    assert!(matches!(err, codec::CodecError::TooLarge { .. }), "{err}");
+    // exactly at the limit: whole
+    t.set("a:c:fit", vec![1u8; 1000], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(t.get("a:c:fit").await.unwrap().unwrap().len(), 1000);
+    // the option from config
+    let cfg = tier_config("url = \"redis://h\"\nmax_value_size = 2097152");
+    assert!(build(&cfg).is_ok());
+    let cfg = tier_config("url = \"redis://h\"\nmax_value_size = 0");
+    let err = build(&cfg).err().unwrap().to_string();
+    assert!(err.contains("stores.s.l2.max_value_size"), "{err}");
 }

@@ -36,6 +36,8 @@ pub struct RedisServer {
     dir: PathBuf,
     extra_args: Vec<String>,
     password: Option<String>,
+    /// Serves TLS only (`rediss://`), with a self-signed certificate.
+    tls: bool,
     child: Mutex<Option<Child>>,
 }
 
@@ -54,26 +56,112 @@ impl RedisServer {
 
     /// Starts a server with extra command-line arguments.
     pub fn start_with_args(args: &[&str]) -> Self {
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "cachet-redis-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create the redis test directory");
-        let extra_args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        Self::launch(new_dir(), args, false)
+    }
+
+    /// Starts a server speaking TLS only, with a certificate for 127.0.0.1 signed
+    /// by a CA made with the `openssl` command; its [`url`](Self::url) is
+    /// `rediss://127.0.0.1:PORT/0`. Clients trust it through [`ca_cert`](Self::ca_cert)
+    /// (e.g. `SSL_CERT_FILE`, which rustls-native-certs reads).
+    pub fn start_tls() -> Self {
+        let dir = new_dir();
+        let ca = dir.join("ca.pem");
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        let ext = dir.join("server.ext");
+        std::fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write the certificate extensions");
+        // A CA, and a server certificate for 127.0.0.1 signed by it (webpki refuses a
+        // CA certificate used as the server's own).
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=cachet test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "server.csr",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "cert.pem",
+            ],
+        );
+        let path = |p: &PathBuf| p.display().to_string();
+        let args = vec![
+            "--tls-cert-file".into(),
+            path(&cert),
+            "--tls-key-file".into(),
+            path(&key),
+            "--tls-ca-cert-file".into(),
+            path(&ca),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        Self::launch(dir, args, true)
+    }
+
+    fn launch(dir: PathBuf, extra_args: Vec<String>, tls: bool) -> Self {
         // A free port can be taken by someone else between our probe and redis binding
         // it: try a few ports.
+        let mut server = Self {
+            port: 0,
+            dir,
+            extra_args,
+            password: None,
+            tls,
+            child: Mutex::new(None),
+        };
         let mut last_failure = String::new();
         for _ in 0..5 {
-            let port = free_port();
-            let server = Self {
-                port,
-                dir: dir.clone(),
-                extra_args: extra_args.clone(),
-                password: None,
-                child: Mutex::new(None),
-            };
+            server.port = free_port();
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(why) => last_failure = why,
@@ -82,18 +170,19 @@ impl RedisServer {
         panic!("could not start redis-server: {last_failure}");
     }
 
-    /// `redis://127.0.0.1:PORT/0` (with the password, if the server requires one).
+    /// `redis://127.0.0.1:PORT/0` (with the password, if the server requires one;
+    /// `rediss://` for a TLS server).
     pub fn url(&self) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
         match &self.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
-            None => format!("redis://127.0.0.1:{}/0", self.port),
+            Some(p) => format!("{scheme}://:{p}@127.0.0.1:{}/0", self.port),
+            None => format!("{scheme}://127.0.0.1:{}/0", self.port),
         }
     }
 
-    /// The URL of another database on the same server.
-    pub fn url_db(&self, db: u32) -> String {
-        let url = self.url();
-        format!("{}/{db}", &url[..url.len() - 2])
+    /// The certificate of the CA that signed a TLS server's certificate (PEM).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.pem")
     }
 
     /// The server's port.
@@ -118,7 +207,10 @@ impl RedisServer {
             match self.spawn_and_wait() {
                 Ok(()) => return,
                 Err(why) if Instant::now() > deadline => {
-                    panic!("could not restart redis-server on port {}: {why}", self.port)
+                    panic!(
+                        "could not restart redis-server on port {}: {why}",
+                        self.port
+                    )
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
@@ -148,8 +240,12 @@ impl RedisServer {
 
     fn spawn_and_wait(&self) -> Result<(), String> {
         let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
+        if self.tls {
+            cmd.arg("--port").arg("0").arg("--tls-port");
+        } else {
+            cmd.arg("--port");
+        }
+        cmd.arg(self.port.to_string())
             .arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
@@ -175,7 +271,7 @@ impl RedisServer {
                     self.port
                 ));
             }
-            if answers_ping(self.port) {
+            if self.answers_ping() {
                 *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
                 return Ok(());
             }
@@ -200,9 +296,56 @@ impl Drop for RedisServer {
     }
 }
 
+/// Runs `openssl` in `dir`; panics with an install hint if it is missing.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("openssl {} failed ({s}) making a test certificate", args[0]),
+        Err(e) => panic!(
+            "openssl not found ({e}): install it (e.g. `apt-get install -y openssl`) — the TLS tests need it"
+        ),
+    }
+}
+
+/// A fresh temporary directory for one server.
+fn new_dir() -> PathBuf {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "cachet-redis-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("create the redis test directory");
+    dir
+}
+
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("local address").port()
+}
+
+impl RedisServer {
+    fn answers_ping(&self) -> bool {
+        if !self.tls {
+            return answers_ping(self.port);
+        }
+        // TLS: let redis-cli (shipped with redis-server) do the handshake.
+        Command::new("redis-cli")
+            .args(["--tls", "--cacert"])
+            .arg(self.ca_cert())
+            .args(["-h", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("PING")
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|out| out.stdout.starts_with(b"PONG") || out.stdout.starts_with(b"NOAUTH"))
+    }
 }
 
 /// Whether something on the port answers `PING` like Redis (`+PONG`, or `-NOAUTH` when a

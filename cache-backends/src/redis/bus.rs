@@ -315,6 +315,7 @@ fn deliver(handler: &BusHandler, event: BusEvent) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -65,6 +65,7 @@ pub(crate) struct Connection {
     password: Option<String>,
     pub(crate) operation_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) max_value_size: usize,
     /// The live connection, `None` until first use and after a fault. An async mutex,
     /// so concurrent first uses make one connection, not several.
     live: tokio::sync::Mutex<Option<MultiplexedConnection>>,
@@ -93,6 +94,7 @@ impl Connection {
             password,
             operation_timeout: opts.operation_timeout,
             connect_timeout: opts.connect_timeout,
+            max_value_size: opts.max_value_size,
             live: tokio::sync::Mutex::new(None),
         }))
     }
@@ -128,7 +130,7 @@ impl Connection {
                 Some(limit) => match tokio::time::timeout(limit, work).await {
                     Ok(out) => out,
                     Err(_) => {
-                        this.reset().await;
+                        this.reset();
                         Err(TierError::with_kind(
                             format!("redis {}: {what} timed out after {limit:?}", this.target),
                             TierErrorKind::Unavailable,
@@ -177,9 +179,12 @@ impl Connection {
         }
     }
 
-    /// Forgets the live connection, so the next operation reconnects.
-    async fn reset(&self) {
-        *self.live.lock().await = None;
+    /// Forgets the live connection, so the next operation reconnects. Never waits: if
+    /// another task holds the lock, it is connecting afresh already.
+    fn reset(&self) {
+        if let Ok(mut live) = self.live.try_lock() {
+            *live = None;
+        }
     }
 
     /// A failure to connect (refused, timed out, or refused credentials): the server
@@ -203,10 +208,7 @@ impl Connection {
             || e.is_connection_refusal()
             || e.is_unrecoverable_error();
         if unavailable {
-            // try_lock: if another task holds the lock it is reconnecting already.
-            if let Ok(mut live) = self.live.try_lock() {
-                *live = None;
-            }
+            self.reset();
         }
         TierError::with_kind(
             format!(
@@ -224,6 +226,7 @@ impl Connection {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

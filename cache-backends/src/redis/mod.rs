@@ -10,7 +10,10 @@
 //! Options: `url` (required: `redis://[user][:password@]host[:port][/db]`, or
 //! `rediss://` with the `redis-tls` feature), `operation_timeout` (default `1s`: bounds
 //! every operation, connecting included) and `connect_timeout` (default `1s`: bounds each
-//! (re)connection, so a dead server costs at most that). Unknown options are errors.
+//! (re)connection, so a dead server costs at most that) and `max_value_size` (default
+//! 16 MiB, bytes or a size string: a read fetches at most this plus one byte, so a huge
+//! value stored by someone else costs no more memory than that and decodes as a miss).
+//! Unknown options are errors.
 //!
 //! # How it runs
 //!
@@ -20,7 +23,8 @@
 //!   first use), and every operation runs there: tiers and buses work from any tokio
 //!   runtime, including `#[tokio::test]` runtimes that end while a global manager lives
 //!   on, and from plain threads.
-//! - Every key is written with `SET key value PX ttl`: none exists without a TTL.
+//! - Every key is written with `SET key value PX ttl`: none exists without a TTL. Reads
+//!   are `GETRANGE key 0 max_value_size`.
 //!   `clear_scope` deletes with `SCAN MATCH {scope}[:#]* COUNT 500` + `UNLINK`, touching
 //!   nothing outside the scope; nothing here ever sends `FLUSHDB`, `FLUSHALL` or `KEYS`.
 //! - Errors are [`cache_core::TierError`]s: `Unavailable` for connection faults and

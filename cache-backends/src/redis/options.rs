@@ -1,13 +1,14 @@
-//! The driver's options: `url`, `operation_timeout`, `connect_timeout`.
+//! The driver's options: `url`, `operation_timeout`, `connect_timeout`, `max_value_size`.
 
 use std::fmt;
 use std::time::Duration;
 
-use cache_core::config::units::parse_duration;
+use cache_core::codec::DEFAULT_MAX_VALUE_SIZE;
+use cache_core::config::units::{parse_duration, parse_size};
 use cache_core::config::TierConfig;
 use cache_core::{CacheError, ConfigOrigin};
 
-const KNOWN: &str = "url, operation_timeout, connect_timeout";
+const KNOWN: &str = "url, operation_timeout, connect_timeout, max_value_size";
 
 /// How to reach a Redis server, and how long to wait for it.
 ///
@@ -25,6 +26,7 @@ pub struct RedisOptions {
     pub(crate) url: String,
     pub(crate) operation_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) max_value_size: usize,
 }
 
 impl RedisOptions {
@@ -40,6 +42,7 @@ impl RedisOptions {
             url: url.into(),
             operation_timeout: Self::DEFAULT_OPERATION_TIMEOUT,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
         }
     }
 
@@ -52,6 +55,14 @@ impl RedisOptions {
     /// Bounds every (re)connection attempt, so a dead server costs at most this.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// The most bytes a read fetches (default [`DEFAULT_MAX_VALUE_SIZE`], 16 MiB). A
+    /// bigger stored value is fetched only up to one byte past this, so it never costs
+    /// more memory than that, and the codec then refuses it as oversized (a miss).
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
         self
     }
 
@@ -105,6 +116,23 @@ impl RedisOptions {
                         opts.connect_timeout = parsed;
                     }
                 }
+                "max_value_size" => {
+                    let size = match value {
+                        toml::Value::Integer(n) => u64::try_from(*n).map_err(|e| e.to_string()),
+                        toml::Value::String(text) => parse_size(text),
+                        _ => Err("neither a string nor an integer".to_owned()),
+                    };
+                    opts.max_value_size = size
+                        .ok()
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| {
+                            cfg.error(
+                                name,
+                                "a size in bytes greater than zero, such as \"16mb\" or 1048576",
+                            )
+                        })?;
+                }
                 other => {
                     return Err(cfg.error(
                         other,
@@ -140,6 +168,7 @@ impl fmt::Debug for RedisOptions {
             .field("url", &super::connection::redact_url(&self.url))
             .field("operation_timeout", &self.operation_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("max_value_size", &self.max_value_size)
             .finish()
     }
 }

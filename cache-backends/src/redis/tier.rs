@@ -19,7 +19,8 @@ const UNLINK_BATCH: usize = 1000;
 ///
 /// Cheap to clone. Building never connects; the connection is made on first use, on a
 /// background runtime of its own, and re-made after faults. Every operation is bounded
-/// by `operation_timeout`.
+/// by `operation_timeout`, and a read never fetches more than `max_value_size + 1`
+/// bytes.
 ///
 /// ```no_run
 /// use cache_backends::redis::{RedisOptions, RedisTier};
@@ -65,11 +66,19 @@ impl RemoteTier for RedisTier {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
         let key = key.to_owned();
         let timeout = Some(self.conn.operation_timeout);
+        // GETRANGE 0 max: at most max + 1 bytes ever travel or get allocated, however big
+        // the stored value; a result longer than max is refused by the codec as
+        // oversized. GETRANGE answers "" for a missing key; stored envelopes are never
+        // empty, so "" is a miss.
+        let last = self.conn.max_value_size;
         Box::pin(self.conn.run("GET", timeout, move |mut c| async move {
-            redis::cmd("GET")
+            let bytes: Vec<u8> = redis::cmd("GETRANGE")
                 .arg(&key)
-                .query_async::<Option<Vec<u8>>>(&mut c)
-                .await
+                .arg(0)
+                .arg(last)
+                .query_async(&mut c)
+                .await?;
+            Ok((!bytes.is_empty()).then_some(bytes))
         }))
     }
 
@@ -142,6 +151,7 @@ impl RemoteTier for RedisTier {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
