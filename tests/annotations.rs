@@ -91,7 +91,7 @@ impl Service {
         self.run();
     }
 
-    #[cacheable("default", condition = id % 2 == 0)]
+    #[cacheable("default", condition = id.is_multiple_of(2))]
     fn conditional(&self, id: u64) -> u64 {
         self.run()
     }

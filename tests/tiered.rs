@@ -39,17 +39,33 @@ fn l2_only(server: &RedisServer, prefix: &str) -> CacheManager {
 async fn an_l2_hit_backfills_l1_and_an_l1_hit_skips_redis() {
     let server = RedisServer::start();
     let (a, b) = (tiered(&server, "app"), tiered(&server, "app"));
-    a.cache("users").unwrap().set(&1u64, &"ann".to_string()).await.unwrap();
+    a.cache("users")
+        .unwrap()
+        .set(&1u64, &"ann".to_string())
+        .await
+        .unwrap();
     let users_b = b.cache("users").unwrap();
-    assert_eq!(users_b.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("ann"));
+    assert_eq!(
+        users_b.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("ann")
+    );
     assert_eq!(users_b.stats().l2_hits, 1);
     let commands_before = redis_cli(server.port(), &["INFO", "commandstats"]);
-    let gets_before = commands_before.lines().find(|l| l.starts_with("cmdstat_get:")).map(str::to_owned);
+    let gets_before = commands_before
+        .lines()
+        .find(|l| l.starts_with("cmdstat_get:"))
+        .map(str::to_owned);
     for _ in 0..10 {
-        assert_eq!(users_b.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("ann"));
+        assert_eq!(
+            users_b.get::<String, _>(&1u64).await.unwrap().as_deref(),
+            Some("ann")
+        );
     }
     let commands_after = redis_cli(server.port(), &["INFO", "commandstats"]);
-    let gets_after = commands_after.lines().find(|l| l.starts_with("cmdstat_get:")).map(str::to_owned);
+    let gets_after = commands_after
+        .lines()
+        .find(|l| l.starts_with("cmdstat_get:"))
+        .map(str::to_owned);
     assert_eq!(users_b.stats().l1_hits, 10);
     assert_eq!(
         gets_before.map(|l| l.split(',').next().unwrap_or_default().to_owned()),
@@ -66,8 +82,14 @@ async fn the_bus_keeps_other_instances_l1_coherent() {
     users_a.set(&1u64, &"v1".to_string()).await.unwrap();
     users_a.set(&2u64, &"v1".to_string()).await.unwrap();
     // b holds both in its L1 now
-    assert_eq!(users_b.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("v1"));
-    assert_eq!(users_b.get::<String, _>(&2u64).await.unwrap().as_deref(), Some("v1"));
+    assert_eq!(
+        users_b.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        users_b.get::<String, _>(&2u64).await.unwrap().as_deref(),
+        Some("v1")
+    );
 
     users_a.set(&1u64, &"v2".to_string()).await.unwrap();
     let delay = eventually("b sees a's update", async || {
@@ -77,25 +99,43 @@ async fn the_bus_keeps_other_instances_l1_coherent() {
     println!("bus propagation delay (set): {delay:?}");
 
     users_a.delete(&2u64).await.unwrap();
-    eventually("b sees a's delete", async || users_b.get::<String, _>(&2u64).await.unwrap().is_none()).await;
+    eventually("b sees a's delete", async || {
+        users_b.get::<String, _>(&2u64).await.unwrap().is_none()
+    })
+    .await;
 
     users_b.get::<String, _>(&1u64).await.unwrap();
     users_a.clear().await.unwrap();
-    eventually("b sees a's clear", async || users_b.get::<String, _>(&1u64).await.unwrap().is_none()).await;
+    eventually("b sees a's clear", async || {
+        users_b.get::<String, _>(&1u64).await.unwrap().is_none()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_with_their_own_prefix_never_see_each_other() {
     let server = RedisServer::start();
     let (users_store, posts_store) = (l2_only(&server, "users"), l2_only(&server, "posts"));
-    let (u, p) = (users_store.cache("items").unwrap(), posts_store.cache("items").unwrap());
+    let (u, p) = (
+        users_store.cache("items").unwrap(),
+        posts_store.cache("items").unwrap(),
+    );
     u.set(&1u64, &"user item".to_string()).await.unwrap();
     p.set(&1u64, &"post item".to_string()).await.unwrap();
-    assert_eq!(u.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("user item"));
-    assert_eq!(p.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("post item"));
+    assert_eq!(
+        u.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("user item")
+    );
+    assert_eq!(
+        p.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("post item")
+    );
     users_store.store("shared").unwrap().clear().await.unwrap();
     assert!(u.missing(&1u64).await.unwrap());
-    assert_eq!(p.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("post item"));
+    assert_eq!(
+        p.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("post item")
+    );
     assert_eq!(redis_cli(server.port(), &["EXISTS", "posts:items:1"]), "1");
 }
 
@@ -106,7 +146,10 @@ async fn every_redis_key_carries_a_ttl() {
     let cache = manager.cache("c").unwrap();
     cache.set(&1u64, &1u8).await.unwrap();
     cache.set_forever(&2u64, &2u8).await.unwrap();
-    cache.set_with(&3u64, &3u8, Duration::from_secs(5)).await.unwrap();
+    cache
+        .set_with(&3u64, &3u8, Duration::from_secs(5))
+        .await
+        .unwrap();
     for key in ["ttl:c:1", "ttl:c:2", "ttl:c:3"] {
         let pttl: i64 = redis_cli(server.port(), &["PTTL", key]).parse().unwrap();
         assert!(pttl > 0, "{key} has PTTL {pttl}");
@@ -120,15 +163,28 @@ async fn bad_bytes_under_a_key_are_a_miss_that_gets_overwritten() {
     let cache = manager.cache("c").unwrap();
     for garbage in ["not an envelope", "\u{1}\u{2}\u{3}", ""] {
         redis_cli(server.port(), &["SET", "bad:c:1", garbage]);
-        assert_eq!(cache.get::<String, _>(&1u64).await.unwrap(), None, "{garbage:?}");
+        assert_eq!(
+            cache.get::<String, _>(&1u64).await.unwrap(),
+            None,
+            "{garbage:?}"
+        );
     }
     // A value of another type is a miss too.
     cache.set(&2u64, &vec![1u32, 2, 3]).await.unwrap();
     assert_eq!(cache.get::<String, _>(&2u64).await.unwrap(), None);
-    let value: String = cache.get_or_set(&1u64, || async { "fresh".to_string() }).await.unwrap();
+    let value: String = cache
+        .get_or_set(&1u64, || async { "fresh".to_string() })
+        .await
+        .unwrap();
     assert_eq!(value, "fresh");
-    assert_eq!(cache.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("fresh"), "overwritten");
-    assert!(cache.stats().errors >= 4);
+    assert_eq!(
+        cache.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("fresh"),
+        "overwritten"
+    );
+    // Two kinds of garbage and one value of another type are faults; an empty value reads as
+    // a plain miss (the tier reads with GETRANGE, and no envelope is empty).
+    assert_eq!(cache.stats().errors, 3);
 }
 
 static LOOKUPS: AtomicU64 = AtomicU64::new(0);
@@ -165,8 +221,16 @@ async fn a_dead_redis_never_fails_the_function_and_is_used_again_once_back() {
     let profiles_a = a.cache("profiles").unwrap();
     let profiles_b = b.cache("profiles").unwrap();
     eventually("L2 is used again after the restart", async || {
-        profiles_a.set(&999u64, &"via redis".to_string()).await.unwrap();
-        profiles_b.get::<String, _>(&999u64).await.unwrap().as_deref() == Some("via redis")
+        profiles_a
+            .set(&999u64, &"via redis".to_string())
+            .await
+            .unwrap();
+        profiles_b
+            .get::<String, _>(&999u64)
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("via redis")
     })
     .await;
     println!("L2 used again {:?} after the restart", back.elapsed());
@@ -191,9 +255,15 @@ fn plain_functions_work_with_redis_outside_and_inside_a_runtime() {
     assert_eq!(SYNC_RUNS.load(SeqCst), 1);
     // A second instance finds the value in Redis, from inside a multi-thread runtime.
     let other = tiered(&server, "sync");
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        tokio::spawn(async move { with_manager_sync(other, || square(3)) }).await.unwrap();
+        tokio::spawn(async move { with_manager_sync(other, || square(3)) })
+            .await
+            .unwrap();
     });
     assert_eq!(SYNC_RUNS.load(SeqCst), 1, "answered by L2");
 }

@@ -5,7 +5,6 @@
 //! configuration finds it once this crate is linked (the `cachet` facade links it).
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
-
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "memory")]

@@ -235,10 +235,16 @@ impl Cache {
     }
 
     fn lookup_local<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
-        let Some(l1) = &self.inner.store.l1 else { return Lookup::Miss };
-        let Some(entry) = l1.get(stored) else { return Lookup::Miss };
+        let Some(l1) = &self.inner.store.l1 else {
+            return Lookup::Miss;
+        };
+        let Some(entry) = l1.get(stored) else {
+            return Lookup::Miss;
+        };
         // Another type under this key (two functions sharing a cache) is a miss.
-        let Some(value) = entry.value.downcast_ref::<V>() else { return Lookup::Miss };
+        let Some(value) = entry.value.downcast_ref::<V>() else {
+            return Lookup::Miss;
+        };
         match entry.fresh_until {
             Some(until) if until <= Instant::now() => Lookup::Stale(value.clone()),
             _ => {
@@ -250,7 +256,9 @@ impl Cache {
 
     async fn lookup_remote<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
         let store = &self.inner.store;
-        let Some(remote) = &store.l2 else { return Lookup::Miss };
+        let Some(remote) = &store.l2 else {
+            return Lookup::Miss;
+        };
         let bytes = match remote.get(&store.name, stored).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Lookup::Miss,
@@ -259,7 +267,11 @@ impl Cache {
                 return Lookup::Miss;
             }
         };
-        let (value, meta) = match codec::decode::<V>(&bytes, codec::fingerprint::<V>(), remote.max_value_size) {
+        let (value, meta) = match codec::decode::<V>(
+            &bytes,
+            codec::fingerprint::<V>(),
+            remote.max_value_size,
+        ) {
             Ok(decoded) => decoded,
             Err(err) => {
                 // Another type, an older format or garbage: a miss, overwritten by the next write.
@@ -313,11 +325,17 @@ impl Cache {
         if let Some(l1) = &store.l1 {
             let weight = estimate_weight::<V>(stored);
             let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
-            l1.insert(stored, LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight));
+            l1.insert(
+                stored,
+                LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight),
+            );
         }
         self.count(|s| &s.puts);
         let stored_remotely = match (&store.l2, encoded) {
-            (Some(remote), Some(Ok(bytes))) => remote.set(&store.name, stored, bytes, timing.physical_ttl()).await.is_ok(),
+            (Some(remote), Some(Ok(bytes))) => remote
+                .set(&store.name, stored, bytes, timing.physical_ttl())
+                .await
+                .is_ok(),
             (Some(_), Some(Err(err))) => {
                 tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
                 false
@@ -325,7 +343,9 @@ impl Cache {
             _ => true,
         };
         if stored_remotely {
-            store.announce(Invalidation::Keys(vec![stored.to_owned()])).await;
+            store
+                .announce(Invalidation::Keys(vec![stored.to_owned()]))
+                .await;
         } else {
             // Not announced: the other instances keep what L2 still holds.
             self.count(|s| &s.errors);
@@ -366,7 +386,11 @@ impl Cache {
                 self.count(|s| &s.errors);
                 return Err(CacheError::Tier {
                     store: store.name.clone(),
-                    source: TierError::new(format!("cannot clear cache `{}` in {}", self.name(), remote.tier.describe())),
+                    source: TierError::new(format!(
+                        "cannot clear cache `{}` in {}",
+                        self.name(),
+                        remote.tier.describe()
+                    )),
                 });
             }
         }
@@ -551,10 +575,15 @@ impl Cache {
                 return Ok(true);
             }
         }
-        let Some(remote) = &store.l2 else { return Ok(false) };
+        let Some(remote) = &store.l2 else {
+            return Ok(false);
+        };
         match remote.get(&store.name, &stored).await {
-            Ok(Some(bytes)) => Ok(codec::read_meta(&bytes, remote.max_value_size)
-                .is_ok_and(|meta| clock::Timing::from_unix_ms(meta.fresh_until_ms, meta.keep_until_ms).is_fresh())),
+            Ok(Some(bytes)) => Ok(codec::read_meta(&bytes, remote.max_value_size).is_ok_and(
+                |meta| {
+                    clock::Timing::from_unix_ms(meta.fresh_until_ms, meta.keep_until_ms).is_fresh()
+                },
+            )),
             Ok(None) => Ok(false),
             Err(Skipped) => {
                 self.count(|s| &s.errors);

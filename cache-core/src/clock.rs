@@ -9,7 +9,9 @@ pub(crate) const FOREVER_REMOTE_TTL: Duration = Duration::from_secs(365 * 24 * 3
 
 /// Milliseconds since the unix epoch, now.
 pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn ms(d: Duration) -> u64 {
@@ -45,7 +47,8 @@ impl Timing {
     /// The timing an envelope carries, in this process's clocks.
     pub(crate) fn from_unix_ms(fresh_until_ms: Option<u64>, keep_until_ms: Option<u64>) -> Self {
         let (now, now_ms) = (Instant::now(), unix_ms());
-        let at = |until_ms: u64| now.checked_add(Duration::from_millis(until_ms.saturating_sub(now_ms)));
+        let at =
+            |until_ms: u64| now.checked_add(Duration::from_millis(until_ms.saturating_sub(now_ms)));
         Self {
             fresh_until: fresh_until_ms.and_then(at),
             keep_until: keep_until_ms.and_then(at),
@@ -69,7 +72,9 @@ impl Timing {
     /// The TTL a remote tier should set: until `keep_until`, at least a millisecond.
     pub(crate) fn physical_ttl(&self) -> Duration {
         match self.keep_until {
-            Some(keep) => keep.saturating_duration_since(self.now).max(Duration::from_millis(1)),
+            Some(keep) => keep
+                .saturating_duration_since(self.now)
+                .max(Duration::from_millis(1)),
             None => FOREVER_REMOTE_TTL,
         }
     }
@@ -83,10 +88,16 @@ mod tests {
     fn written_now_and_read_back_agree() {
         let t = Timing::starting_now(Some(Duration::from_secs(10)), Some(Duration::from_secs(50)));
         assert!(t.is_fresh() && !t.is_gone());
-        assert!(t.physical_ttl() > Duration::from_secs(59) && t.physical_ttl() <= Duration::from_secs(60));
+        assert!(
+            t.physical_ttl() > Duration::from_secs(59)
+                && t.physical_ttl() <= Duration::from_secs(60)
+        );
         let back = Timing::from_unix_ms(t.fresh_until_ms, t.keep_until_ms);
         assert!(back.is_fresh());
-        let left = back.fresh_until.unwrap().saturating_duration_since(Instant::now());
+        let left = back
+            .fresh_until
+            .unwrap()
+            .saturating_duration_since(Instant::now());
         assert!(left > Duration::from_secs(9), "{left:?}");
     }
 
@@ -97,6 +108,9 @@ mod tests {
         assert!(!stale.is_fresh() && !stale.is_gone());
         let gone = Timing::from_unix_ms(Some(now - 10), Some(now - 5));
         assert!(gone.is_gone());
-        assert_eq!(Timing::starting_now(None, None).physical_ttl(), FOREVER_REMOTE_TTL);
+        assert_eq!(
+            Timing::starting_now(None, None).physical_ttl(),
+            FOREVER_REMOTE_TTL
+        );
     }
 }

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !check().await {
-        assert!(start.elapsed() < Duration::from_secs(5), "timed out waiting until {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     start.elapsed()
@@ -21,6 +24,10 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("redis-cli (installed with redis-server) runs");
-    assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use super::builder::{CacheManagerBuilder, StoreSpec};
 use super::{declarations, CacheManager, ManagerInner};
-use crate::config::{parse_toml, StoreConfig, TierConfig};
 use crate::codec;
+use crate::config::{parse_toml, StoreConfig, TierConfig};
 use crate::driver::{driver_names, find_driver, BusSettings, DriverRegistration};
 use crate::error::{CacheError, ConfigOrigin};
 use crate::store::named::{StoreInner, StoreParts};
@@ -117,7 +117,11 @@ fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-fn store_from_config(name: &str, prefix: &str, config: &StoreConfig) -> Result<StoreInner, CacheError> {
+fn store_from_config(
+    name: &str,
+    prefix: &str,
+    config: &StoreConfig,
+) -> Result<StoreInner, CacheError> {
     let prefix = config.prefix.clone().unwrap_or_else(|| prefix.to_owned());
     let mut parts = StoreParts {
         name: name.to_owned(),
@@ -135,7 +139,12 @@ fn store_from_config(name: &str, prefix: &str, config: &StoreConfig) -> Result<S
             match (driver.local, driver.remote) {
                 (Some(build), _) => parts.l1 = Some(build(single)?),
                 (None, Some(build)) => parts.l2 = Some(build(single)?),
-                (None, None) => return Err(single.error("driver", format!("a driver that can hold values; `{}` cannot", single.driver))),
+                (None, None) => {
+                    return Err(single.error(
+                        "driver",
+                        format!("a driver that can hold values; `{}` cannot", single.driver),
+                    ))
+                }
             }
         }
     }
@@ -143,18 +152,30 @@ fn store_from_config(name: &str, prefix: &str, config: &StoreConfig) -> Result<S
         parts.l1 = Some(local_tier(l1)?);
     }
     if let Some(l2) = &config.l2 {
-        let build = driver_of(l2)?
-            .remote
-            .ok_or_else(|| l2.error("driver", format!("a driver that can be a shared (L2) tier; `{}` cannot", l2.driver)))?;
+        let build = driver_of(l2)?.remote.ok_or_else(|| {
+            l2.error(
+                "driver",
+                format!(
+                    "a driver that can be a shared (L2) tier; `{}` cannot",
+                    l2.driver
+                ),
+            )
+        })?;
         parts.l2 = Some(build(l2)?);
     }
     if let Some(bus) = &config.bus {
         if parts.l1.is_none() {
-            return Err(bus.error("", "a bus only where the store has an l1 to keep coherent; this store has none"));
+            return Err(bus.error(
+                "",
+                "a bus only where the store has an l1 to keep coherent; this store has none",
+            ));
         }
-        let build = driver_of(bus)?
-            .bus
-            .ok_or_else(|| bus.error("driver", format!("a driver that can be a bus; `{}` cannot", bus.driver)))?;
+        let build = driver_of(bus)?.bus.ok_or_else(|| {
+            bus.error(
+                "driver",
+                format!("a driver that can be a bus; `{}` cannot", bus.driver),
+            )
+        })?;
         parts.bus = Some(build(bus, &BusSettings::for_prefix(&parts.prefix))?);
     }
     Ok(StoreInner::new(parts))
@@ -180,9 +201,15 @@ fn driver_of(tier: &TierConfig) -> Result<&'static DriverRegistration, CacheErro
 }
 
 fn local_tier(tier: &TierConfig) -> Result<Arc<dyn LocalTier>, CacheError> {
-    let build = driver_of(tier)?
-        .local
-        .ok_or_else(|| tier.error("driver", format!("a driver that can be an in-process tier; `{}` cannot", tier.driver)))?;
+    let build = driver_of(tier)?.local.ok_or_else(|| {
+        tier.error(
+            "driver",
+            format!(
+                "a driver that can be an in-process tier; `{}` cannot",
+                tier.driver
+            ),
+        )
+    })?;
     build(tier)
 }
 pub(super) fn from_env() -> Result<CacheManager, CacheError> {

@@ -99,7 +99,8 @@ impl CacheManagerBuilder {
 
     /// Adds a store from its configuration (as parsed from a `[stores.NAME]` table).
     pub fn store_config(mut self, name: impl Into<String>, store: StoreConfig) -> Self {
-        self.stores.insert(name.into(), StoreSpec::Config(Box::new(store)));
+        self.stores
+            .insert(name.into(), StoreSpec::Config(Box::new(store)));
         self
     }
 

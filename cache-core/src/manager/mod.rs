@@ -320,12 +320,20 @@ impl Store {
             l1.remove_scope(&scope);
         }
         if let Some(remote) = &store.l2 {
-            remote.clear(&store.name, &scope).await.map_err(|_| CacheError::Tier {
-                store: store.name.clone(),
-                source: crate::TierError::new(format!("cannot clear {}", remote.tier.describe())),
-            })?;
+            remote
+                .clear(&store.name, &scope)
+                .await
+                .map_err(|_| CacheError::Tier {
+                    store: store.name.clone(),
+                    source: crate::TierError::new(format!(
+                        "cannot clear {}",
+                        remote.tier.describe()
+                    )),
+                })?;
         }
-        store.announce(crate::store::Invalidation::Scope(scope)).await;
+        store
+            .announce(crate::store::Invalidation::Scope(scope))
+            .await;
         Ok(())
     }
 }

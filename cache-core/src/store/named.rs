@@ -53,7 +53,9 @@ impl StoreInner {
             name: parts.name,
             prefix: parts.prefix,
             l1: parts.l1,
-            l2: parts.l2.map(|tier| Remote::new(tier, parts.circuit_breaker, parts.max_value_size)),
+            l2: parts
+                .l2
+                .map(|tier| Remote::new(tier, parts.circuit_breaker, parts.max_value_size)),
             bus: parts.bus,
             bus_warnings: RateLimit::default(),
             flights: Flights::default(),

@@ -28,7 +28,12 @@ pub(crate) struct Skipped;
 
 impl Remote {
     pub(crate) fn new(tier: Arc<dyn RemoteTier>, breaker: Duration, max_value_size: usize) -> Self {
-        Self { tier, breaker: Breaker::new(breaker), warnings: RateLimit::default(), max_value_size }
+        Self {
+            tier,
+            breaker: Breaker::new(breaker),
+            warnings: RateLimit::default(),
+            max_value_size,
+        }
     }
 
     async fn call<T>(
@@ -68,15 +73,24 @@ impl Remote {
         self.call(store, "get", self.tier.get(key)).await
     }
 
-    pub(crate) async fn set(&self, store: &str, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<(), Skipped> {
-        self.call(store, "set", self.tier.set(key, bytes, ttl)).await
+    pub(crate) async fn set(
+        &self,
+        store: &str,
+        key: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), Skipped> {
+        self.call(store, "set", self.tier.set(key, bytes, ttl))
+            .await
     }
 
     pub(crate) async fn delete(&self, store: &str, keys: &[String]) -> Result<(), Skipped> {
-        self.call(store, "delete", self.tier.delete_many(keys)).await
+        self.call(store, "delete", self.tier.delete_many(keys))
+            .await
     }
 
     pub(crate) async fn clear(&self, store: &str, scope: &Scope) -> Result<(), Skipped> {
-        self.call(store, "clear", self.tier.clear_scope(scope)).await
+        self.call(store, "clear", self.tier.clear_scope(scope))
+            .await
     }
 }
