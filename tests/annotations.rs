@@ -494,3 +494,16 @@ fn stacked_annotations_all_apply() {
         );
     });
 }
+
+#[tokio::test]
+async fn plain_functions_called_inside_with_manager_see_its_manager() {
+    let manager = memory();
+    with_manager(manager.clone(), async {
+        let s = Service::default();
+        s.cached(5);
+        s.cached(5);
+        assert_eq!(s.runs(), 1);
+    })
+    .await;
+    assert_eq!(manager.cache("default").unwrap().stats().hits, 1, "the calls used this manager");
+}
