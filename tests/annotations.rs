@@ -505,5 +505,9 @@ async fn plain_functions_called_inside_with_manager_see_its_manager() {
         assert_eq!(s.runs(), 1);
     })
     .await;
-    assert_eq!(manager.cache("default").unwrap().stats().hits, 1, "the calls used this manager");
+    assert_eq!(
+        manager.cache("default").unwrap().stats().hits,
+        1,
+        "the calls used this manager"
+    );
 }

@@ -2,7 +2,6 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use crate::codec;
 use crate::error::{CacheError, TierError};
 use crate::key::encode_key_into;
 use crate::private::ResultShape;
-use crate::stats::{CacheStats, StatsCounters};
+use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
 use crate::store::remote::Skipped;
 use crate::store::{Invalidation, LocalEntry, Scope};
@@ -198,8 +197,8 @@ impl Cache {
         &self.inner.settings
     }
 
-    pub(crate) fn count(&self, counter: impl FnOnce(&StatsCounters) -> &AtomicU64) {
-        StatsCounters::add(counter(&self.inner.stats), 1);
+    pub(crate) fn count(&self, event: Event) {
+        self.inner.stats.record(event, 1);
     }
 
     /// `{base}:{encoded key}`.
@@ -215,7 +214,7 @@ impl Cache {
         let mut out = String::with_capacity(self.inner.base.len() + 24);
         out.push_str(&self.inner.base);
         out.push(':');
-        encode_key_into(key, &mut out).inspect_err(|_| self.count(|s| &s.errors))?;
+        encode_key_into(key, &mut out).inspect_err(|_| self.count(Event::Error))?;
         Ok(out)
     }
 
@@ -248,7 +247,7 @@ impl Cache {
         match entry.fresh_until {
             Some(until) if until <= Instant::now() => Lookup::Stale(value.clone()),
             _ => {
-                self.count(|s| &s.l1_hits);
+                self.count(Event::L1Hit);
                 Lookup::Fresh(value.clone())
             }
         }
@@ -263,7 +262,7 @@ impl Cache {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Lookup::Miss,
             Err(Skipped) => {
-                self.count(|s| &s.errors);
+                self.count(Event::Error);
                 return Lookup::Miss;
             }
         };
@@ -275,7 +274,7 @@ impl Cache {
             Ok(decoded) => decoded,
             Err(err) => {
                 // Another type, an older format or garbage: a miss, overwritten by the next write.
-                self.count(|s| &s.errors);
+                self.count(Event::Error);
                 tracing::debug!(cache = self.name(), key = stored, error = %err, "cachet: undecodable L2 value; treated as a miss");
                 return Lookup::Miss;
             }
@@ -294,7 +293,7 @@ impl Cache {
             l1.insert(stored, entry);
         }
         if timing.is_fresh() {
-            self.count(|s| &s.l2_hits);
+            self.count(Event::L2Hit);
             Lookup::Fresh(value)
         } else {
             Lookup::Stale(value)
@@ -330,7 +329,7 @@ impl Cache {
                 LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight),
             );
         }
-        self.count(|s| &s.puts);
+        self.count(Event::Put);
         let stored_remotely = match (&store.l2, encoded) {
             (Some(remote), Some(Ok(bytes))) => remote
                 .set(&store.name, stored, bytes, timing.physical_ttl())
@@ -348,7 +347,7 @@ impl Cache {
                 .await;
         } else {
             // Not announced: the other instances keep what L2 still holds.
-            self.count(|s| &s.errors);
+            self.count(Event::Error);
         }
     }
 
@@ -360,7 +359,9 @@ impl Cache {
                 l1.remove(key);
             }
         }
-        StatsCounters::add(&self.inner.stats.evictions, stored.len() as u64);
+        self.inner
+            .stats
+            .record(Event::Eviction, stored.len() as u64);
         let removed = match &store.l2 {
             Some(remote) => remote.delete(&store.name, stored).await.is_ok(),
             None => true,
@@ -368,7 +369,7 @@ impl Cache {
         if removed {
             store.announce(Invalidation::Keys(stored.to_vec())).await;
         } else {
-            self.count(|s| &s.errors);
+            self.count(Event::Error);
         }
     }
 
@@ -380,10 +381,10 @@ impl Cache {
         if let Some(l1) = &store.l1 {
             l1.remove_scope(&scope);
         }
-        self.count(|s| &s.evictions);
+        self.count(Event::Eviction);
         if let Some(remote) = &store.l2 {
             if remote.clear(&store.name, &scope).await.is_err() {
-                self.count(|s| &s.errors);
+                self.count(Event::Error);
                 return Err(CacheError::Tier {
                     store: store.name.clone(),
                     source: TierError::new(format!(
@@ -435,7 +436,7 @@ impl Cache {
         match self.lookup::<V>(&stored).await {
             Lookup::Fresh(v) => Ok(Some(v)),
             Lookup::Stale(_) | Lookup::Miss => {
-                self.count(|s| &s.misses);
+                self.count(Event::Miss);
                 Ok(None)
             }
         }
@@ -586,7 +587,7 @@ impl Cache {
             )),
             Ok(None) => Ok(false),
             Err(Skipped) => {
-                self.count(|s| &s.errors);
+                self.count(Event::Error);
                 Ok(false)
             }
         }

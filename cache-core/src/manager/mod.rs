@@ -246,7 +246,7 @@ impl CacheManager {
                     base,
                     store.clone(),
                     Arc::new(settings),
-                    Arc::new(StatsCounters::default()),
+                    Arc::new(StatsCounters::new(name.into(), store.name.as_str().into())),
                 )
             })
             .clone()
