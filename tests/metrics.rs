@@ -5,6 +5,9 @@
 use cachet::CacheManager;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
+/// A counter's name, labels and value.
+type Counter = (String, Vec<(String, String)>, u64);
+
 #[test]
 fn gets_puts_and_evictions_are_counted_per_cache() {
     let recorder = DebuggingRecorder::new();
@@ -26,7 +29,7 @@ fn gets_puts_and_evictions_are_counted_per_cache() {
             users.delete(&1u64).await.unwrap();
         });
     });
-    let counters: Vec<(String, Vec<(String, String)>, u64)> = snapshotter
+    let counters: Vec<Counter> = snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
