@@ -267,3 +267,78 @@ fn plain_functions_work_with_redis_outside_and_inside_a_runtime() {
     });
     assert_eq!(SYNC_RUNS.load(SeqCst), 1, "answered by L2");
 }
+
+static SLOW_LOOKUPS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("slow_redis")]
+async fn tariff(id: u64) -> u64 {
+    SLOW_LOOKUPS.fetch_add(1, SeqCst);
+    id + 7
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_costs_at_most_the_operation_timeout() {
+    let server = RedisServer::start();
+    let manager = tiered(&server, "paused");
+    server.pause();
+    let started = std::time::Instant::now();
+    with_manager(manager.clone(), async {
+        for id in 0..5u64 {
+            assert_eq!(tariff(id).await, id + 7);
+        }
+    })
+    .await;
+    println!(
+        "5 calls against a paused Redis took {:?}",
+        started.elapsed()
+    );
+    server.resume();
+    assert!(manager.cache("slow_redis").unwrap().stats().errors > 0);
+}
+
+#[derive(Debug, PartialEq)]
+struct Offline;
+
+static QUOTE_FAILS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cacheable("quotes")]
+async fn quote(symbol: &str) -> Result<String, Offline> {
+    if QUOTE_FAILS.load(SeqCst) {
+        Err(Offline)
+    } else {
+        Ok(format!("{symbol} @ 100"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grace_works_through_l2_for_an_instance_with_an_empty_l1() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let config = format!(
+        r#"
+        prefix = "grace"
+        ttl = "50ms"
+        grace = "1h"
+        [stores.tiered]
+        l1 = {{ driver = "memory", max_entries = 100 }}
+        l2 = {{ driver = "redis", url = "{url}" }}
+        "#
+    );
+    let first = CacheManager::from_toml_str(&config).unwrap();
+    QUOTE_FAILS.store(false, SeqCst);
+    with_manager(first, async {
+        assert_eq!(quote("ACME").await.unwrap(), "ACME @ 100")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    QUOTE_FAILS.store(true, SeqCst);
+    let fresh_instance = CacheManager::from_toml_str(&config).unwrap();
+    let served = with_manager(fresh_instance.clone(), quote("ACME")).await;
+    assert_eq!(
+        served,
+        Ok("ACME @ 100".to_string()),
+        "the stale value from Redis"
+    );
+    assert_eq!(fresh_instance.cache("quotes").unwrap().stats().stale, 1);
+    QUOTE_FAILS.store(false, SeqCst);
+}
