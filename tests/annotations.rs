@@ -91,7 +91,7 @@ impl Service {
         self.run();
     }
 
-    #[cacheable("default", condition = id % 2 == 0)]
+    #[cacheable("default", condition = id.is_multiple_of(2))]
     fn conditional(&self, id: u64) -> u64 {
         self.run()
     }
@@ -102,12 +102,12 @@ impl Service {
     }
 
     #[cacheable("default", key = id * 10)]
-    fn key_expression(&self, id: u64, ignored: &str) -> u64 {
+    fn key_expression(&self, id: u64, _ignored: &str) -> u64 {
         self.run()
     }
 
-    #[cacheable("default", skip(trace))]
-    fn skipped(&self, id: u64, trace: &std::cell::Cell<u8>) -> u64 {
+    #[cacheable("default", skip(_trace))]
+    fn skipped(&self, id: u64, _trace: &std::cell::Cell<u8>) -> u64 {
         self.run()
     }
 
@@ -493,4 +493,21 @@ fn stacked_annotations_all_apply() {
             Some(1001)
         );
     });
+}
+
+#[tokio::test]
+async fn plain_functions_called_inside_with_manager_see_its_manager() {
+    let manager = memory();
+    with_manager(manager.clone(), async {
+        let s = Service::default();
+        s.cached(5);
+        s.cached(5);
+        assert_eq!(s.runs(), 1);
+    })
+    .await;
+    assert_eq!(
+        manager.cache("default").unwrap().stats().hits,
+        1,
+        "the calls used this manager"
+    );
 }

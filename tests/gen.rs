@@ -1,5 +1,6 @@
 //! Generated code compiles, warning-free, for every option and form the macros accept.
-//! The runtime is still a pass-through here, so calls only return the bodies' values.
+//! Each function has caches of its own, so the values asserted are the bodies' whether the
+//! runtime caches (it may: a second call can be a hit) or is a pass-through.
 #![deny(warnings)]
 
 use cachet::{cache_config, cache_evict, cache_put, cacheable, CacheValue};
@@ -64,7 +65,7 @@ fn parse_id(s: &str) -> Res<u64> {
 // ---- free async fns -------------------------------------------------------------------
 
 /// Docs and attributes are kept.
-#[cacheable("users")]
+#[cacheable("find_user")]
 #[inline]
 pub(crate) async fn find_user(id: u64) -> Result<User, DbError> {
     if id == 0 {
@@ -73,20 +74,20 @@ pub(crate) async fn find_user(id: u64) -> Result<User, DbError> {
     Ok(user(id))
 }
 
-#[cacheable("users", skip(db))]
+#[cacheable("find_user_in", skip(db))]
 async fn find_user_in(db: &Db, id: u64) -> Result<User, DbError> {
     db.hit();
     Ok(user(id))
 }
 
-#[cacheable("users", key = user_id)]
+#[cacheable("find_user_by", key = user_id)]
 async fn find_user_by(db: &Db, user_id: u64, trace: &str) -> Result<User, DbError> {
     db.hit();
     let _ = trace;
     Ok(user(user_id))
 }
 
-#[cacheable("users", "users-by-name", key = (tenant, name.len()), ttl = "1m 30s")]
+#[cacheable("find_by_name", "find_by_name-by-name", key = (tenant, name.len()), ttl = "1m 30s")]
 async fn find_by_name(tenant: u32, name: String) -> Option<User> {
     let _ = tenant;
     Some(User {
@@ -96,23 +97,36 @@ async fn find_by_name(tenant: u32, name: String) -> Option<User> {
     })
 }
 
-#[cacheable("counts")]
+#[cacheable("count-counts")]
 async fn count() -> u64 {
     42
 }
 
-#[cacheable("users", condition = raw.len() < 10, unless = result.admin)]
+/// A body ending in `return` leaves the generated tail unreachable: no warning for it.
+#[cacheable("count_returning-counts")]
+#[allow(clippy::needless_return)]
+async fn count_returning(n: u64) -> u64 {
+    return n + 1;
+}
+
+#[cacheable("count_returning_sync-counts")]
+#[allow(clippy::needless_return)]
+fn count_returning_sync(n: u64) -> u64 {
+    return n + 1;
+}
+
+#[cacheable("parse_and_find", condition = raw.len() < 10, unless = result.admin)]
 async fn parse_and_find(raw: String) -> Res<User> {
     let id = parse_id(&raw)?;
     Ok(user(id))
 }
 
-#[cacheable("users", crate = "cachet")]
+#[cacheable("with_crate", crate = "cachet")]
 async fn with_crate(id: u64) -> Res<User> {
     Ok(user(id))
 }
 
-#[cache_put("users", key = result.id)]
+#[cache_put("save_user", key = result.id)]
 async fn save_user(name: String) -> Result<User, DbError> {
     Ok(User {
         id: 9,
@@ -121,19 +135,19 @@ async fn save_user(name: String) -> Result<User, DbError> {
     })
 }
 
-#[cache_put("users", key = user.id, condition = !user.name.is_empty(), unless = result.admin, ttl = "10s")]
+#[cache_put("update_user", key = user.id, condition = !user.name.is_empty(), unless = result.admin, ttl = "10s")]
 async fn update_user(user: User) -> Res<User> {
     // `user` is moved into the body; the key was computed before.
     Ok(user)
 }
 
-#[cache_put("users", skip(db))]
+#[cache_put("put_default_key", skip(db))]
 async fn put_default_key(db: &Db, id: u64) -> User {
     db.hit();
     user(id)
 }
 
-#[cache_evict("users", key = id)]
+#[cache_evict("delete_user", key = id)]
 async fn delete_user(id: u64) -> Result<(), DbError> {
     if id == 0 {
         return Err(DbError);
@@ -141,21 +155,21 @@ async fn delete_user(id: u64) -> Result<(), DbError> {
     Ok(())
 }
 
-#[cache_evict("users", all_entries, before_invocation)]
+#[cache_evict("reload_all", all_entries, before_invocation)]
 async fn reload_all() {}
 
-#[cache_evict("users", all_entries)]
+#[cache_evict("clear_after", all_entries)]
 async fn clear_after() -> Res<()> {
     Ok(())
 }
 
-#[cache_evict("users", before_invocation, condition = id != 0)]
+#[cache_evict("evict_before", before_invocation, condition = id != 0)]
 async fn evict_before(id: u64) -> Res<()> {
     let _ = id;
     Ok(())
 }
 
-#[cache_evict("users", key = result.id)]
+#[cache_evict("evict_by_result", key = result.id)]
 async fn evict_by_result(name: String) -> Res<User> {
     Ok(User {
         id: 3,
@@ -164,8 +178,8 @@ async fn evict_by_result(name: String) -> Res<User> {
     })
 }
 
-#[cache_evict("users-by-name")]
-#[cache_put("users", key = result.id)]
+#[cache_evict("rename-by-name")]
+#[cache_put("rename", key = result.id)]
 async fn rename(id: u64, name: String) -> Res<User> {
     Ok(User {
         id,
@@ -176,12 +190,12 @@ async fn rename(id: u64, name: String) -> Res<User> {
 
 // ---- free sync fns ----------------------------------------------------------------------
 
-#[cacheable("users", ttl = "30s", condition = id > 0, unless = result.admin)]
+#[cacheable("lookup", ttl = "30s", condition = id > 0, unless = result.admin)]
 fn lookup(id: u64) -> User {
     user(id)
 }
 
-#[cacheable("users", skip(db, f))]
+#[cacheable("lookup_with", skip(db, f))]
 fn lookup_with(db: &Db, f: impl Fn(u64) -> u64, id: u64) -> Res<User> {
     db.hit();
     let id = parse_id(&f(id).to_string())?;
@@ -189,6 +203,13 @@ fn lookup_with(db: &Db, f: impl Fn(u64) -> u64, id: u64) -> Res<User> {
         return Err(DbError);
     }
     Ok(user(id))
+}
+
+#[cacheable("inner_attributes-counts")]
+fn inner_attributes(x: u8) -> u8 {
+    #![allow(unused_variables)]
+    let unused = 1;
+    x
 }
 
 #[cacheable("pairs")]
@@ -214,7 +235,7 @@ fn sum((a, b): (u32, u32)) -> u32 {
     a + b
 }
 
-#[cache_put("users", key = result.id)]
+#[cache_put("save_sync", key = result.id)]
 fn save_sync(mut name: String) -> User {
     name.push('!');
     User {
@@ -224,7 +245,7 @@ fn save_sync(mut name: String) -> User {
     }
 }
 
-#[cache_evict("users", key = id)]
+#[cache_evict("delete_sync", key = id)]
 fn delete_sync(id: u64) -> Res<()> {
     if id == 0 {
         Err(DbError)?;
@@ -232,9 +253,9 @@ fn delete_sync(id: u64) -> Res<()> {
     Ok(())
 }
 
-#[cachet::cache_evict("users", all_entries, before_invocation)]
-#[cachet::cache_evict("counts", all_entries)]
-#[cachet::cache_put("users", key = result.id)]
+#[cachet::cache_evict("triple", all_entries, before_invocation)]
+#[cachet::cache_evict("triple-counts", all_entries)]
+#[cachet::cache_put("triple", key = result.id)]
 fn triple(id: u64) -> User {
     user(id)
 }
@@ -244,8 +265,8 @@ fn triple(id: u64) -> User {
 mod stacked_only {
     use cachet::{cache_evict, cache_put};
 
-    #[cache_evict("a", all_entries)]
-    #[cache_put("b")]
+    #[cache_evict("stacked-a", all_entries)]
+    #[cache_put("stacked-b")]
     pub fn f(id: u8) -> u8 {
         id
     }
@@ -259,29 +280,29 @@ struct Repo {
 }
 
 impl Repo {
-    #[cacheable("users")]
+    #[cacheable("find")]
     async fn find(&self, id: u64) -> Res<User> {
         self.db.hit();
         Ok(user(id))
     }
 
-    #[cache_put("users", key = id)]
+    #[cache_put("touch", key = id)]
     async fn touch(&mut self, id: u64) -> Res<User> {
         self.hits += 1;
         Ok(user(id))
     }
 
-    #[cacheable("users", key = self.hits)]
+    #[cacheable("by_hits", key = self.hits)]
     fn by_hits(&self) -> User {
         user(u64::from(self.hits))
     }
 
-    #[cache_evict("users", all_entries)]
+    #[cache_evict("into_hits", all_entries)]
     fn into_hits(self) -> u32 {
         self.hits
     }
 
-    #[cacheable("users")]
+    #[cacheable("make")]
     fn make(id: u64) -> Self {
         let _ = id;
         Repo {
@@ -355,7 +376,7 @@ trait Finder {
 }
 
 impl Finder for Repo {
-    #[cacheable("users")]
+    #[cacheable("find_one")]
     fn find_one(&self, id: u64) -> Res<User> {
         self.db.hit();
         Ok(user(id))
@@ -376,6 +397,8 @@ async fn async_free_functions_return_their_bodies_values() {
         Some("ann".into())
     );
     assert_eq!(count().await, 42);
+    assert_eq!(count_returning(1).await, 2);
+    assert_eq!(count_returning_sync(2), 3);
     assert_eq!(parse_and_find("6".into()).await, Ok(user(6)));
     assert_eq!(parse_and_find("x".into()).await, Err(DbError));
     assert_eq!(with_crate(2).await, Ok(user(2)));
@@ -399,6 +422,7 @@ fn sync_free_functions_return_their_bodies_values() {
     assert_eq!(lookup_with(&db, |x| x * 2, 3), Ok(user(6)));
     assert_eq!(lookup_with(&db, |x| x, 1000), Err(DbError));
     assert_eq!(pair(1, "b", Some(3)), "1bSome(3)");
+    assert_eq!(inner_attributes(4), 4);
     assert_eq!(generic_echo(vec![1u8, 2]), vec![1, 2]);
     assert_eq!(generic_echo("s".to_owned()), "s");
     assert_eq!(first_word("hello world"), "hello");
@@ -458,11 +482,14 @@ fn every_annotation_is_registered_with_its_options() {
 
     let op = find("find_user")[0];
     assert_eq!(op.kind, OperationKind::Cacheable);
-    assert_eq!(op.caches, ["users"]);
+    assert_eq!(op.caches, ["find_user"]);
     assert_eq!(op.value_type, "User");
     assert_eq!(op.module, module_path!());
     assert_eq!(op.ttl, None);
-    assert_eq!(find("find_by_name")[0].caches, ["users", "users-by-name"]);
+    assert_eq!(
+        find("find_by_name")[0].caches,
+        ["find_by_name", "find_by_name-by-name"]
+    );
     assert_eq!(find("find_by_name")[0].ttl, Some(Duration::from_secs(90)));
     assert_eq!(find("find_by_name")[0].value_type, "Option<User>");
     assert_eq!(find("lookup")[0].ttl, Some(Duration::from_secs(30)));

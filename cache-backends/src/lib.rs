@@ -1,14 +1,19 @@
-//! Providers of cachet, each behind a cargo feature: `memory` (moka), `redis` (L2 and bus).
+//! Providers of cachet, each behind a cargo feature: `memory` (moka), `redis` (L2 tier and bus).
 //! The `none` store needs no provider: core makes it.
 //!
 //! Each provider registers a driver with `inventory`, so `driver = "memory"` in
 //! configuration finds it once this crate is linked (the `cachet` facade links it).
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
 /// Links this crate's driver registrations into the program; the facade calls it so that
 /// `inventory` sees them even when nothing else of this crate is used.

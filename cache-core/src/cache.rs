@@ -2,18 +2,20 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::CacheError;
+use crate::clock;
+use crate::codec;
+use crate::error::{CacheError, TierError};
 use crate::key::encode_key_into;
 use crate::private::ResultShape;
-use crate::stats::{CacheStats, StatsCounters};
+use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
-use crate::store::{LocalEntry, Scope};
+use crate::store::remote::Skipped;
+use crate::store::{Invalidation, LocalEntry, Scope};
 use crate::CacheValue;
 
 /// Settings of one cache, resolved from the global, per-cache and builder options.
@@ -195,8 +197,8 @@ impl Cache {
         &self.inner.settings
     }
 
-    pub(crate) fn count(&self, counter: impl FnOnce(&StatsCounters) -> &AtomicU64) {
-        StatsCounters::add(counter(&self.inner.stats), 1);
+    pub(crate) fn count(&self, event: Event) {
+        self.inner.stats.record(event, 1);
     }
 
     /// `{base}:{encoded key}`.
@@ -212,15 +214,23 @@ impl Cache {
         let mut out = String::with_capacity(self.inner.base.len() + 24);
         out.push_str(&self.inner.base);
         out.push(':');
-        encode_key_into(key, &mut out).inspect_err(|_| self.count(|s| &s.errors))?;
+        encode_key_into(key, &mut out).inspect_err(|_| self.count(Event::Error))?;
         Ok(out)
     }
 
     // ----- tier orchestration, shared by the programmatic API and the annotations -----
 
-    /// Looks `stored` up; counts hits (misses are counted by the caller, once per call).
+    /// Looks `stored` up in L1, then L2 (backfilling L1 with the remaining TTL); counts
+    /// hits and faults (misses are counted by the caller, once per call).
     pub(crate) async fn lookup<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
-        self.lookup_local(stored)
+        let local = self.lookup_local(stored);
+        if matches!(local, Lookup::Fresh(_)) {
+            return local;
+        }
+        match self.lookup_remote(stored).await {
+            Lookup::Miss => local,
+            remote => remote,
+        }
     }
 
     fn lookup_local<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
@@ -237,14 +247,62 @@ impl Cache {
         match entry.fresh_until {
             Some(until) if until <= Instant::now() => Lookup::Stale(value.clone()),
             _ => {
-                self.count(|s| &s.l1_hits);
+                self.count(Event::L1Hit);
                 Lookup::Fresh(value.clone())
             }
         }
     }
 
-    /// Stores `value` under `stored` in every tier.
+    async fn lookup_remote<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
+        let store = &self.inner.store;
+        let Some(remote) = &store.l2 else {
+            return Lookup::Miss;
+        };
+        let bytes = match remote.get(&store.name, stored).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Lookup::Miss,
+            Err(Skipped) => {
+                self.count(Event::Error);
+                return Lookup::Miss;
+            }
+        };
+        let (value, meta) = match codec::decode::<V>(
+            &bytes,
+            codec::fingerprint::<V>(),
+            remote.max_value_size,
+        ) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                // Another type, an older format or garbage: a miss, overwritten by the next write.
+                self.count(Event::Error);
+                tracing::debug!(cache = self.name(), key = stored, error = %err, "cachet: undecodable L2 value; treated as a miss");
+                return Lookup::Miss;
+            }
+        };
+        let timing = clock::Timing::from_unix_ms(meta.fresh_until_ms, meta.keep_until_ms);
+        if timing.is_gone() {
+            return Lookup::Miss;
+        }
+        if let Some(l1) = &store.l1 {
+            let entry = LocalEntry::new(
+                Arc::new(value.clone()),
+                timing.fresh_until,
+                timing.keep_until,
+                estimate_weight::<V>(stored),
+            );
+            l1.insert(stored, entry);
+        }
+        if timing.is_fresh() {
+            self.count(Event::L2Hit);
+            Lookup::Fresh(value)
+        } else {
+            Lookup::Stale(value)
+        }
+    }
+
+    /// Stores `value` under `stored` in every tier, and tells the other instances.
     pub(crate) async fn write<V: CacheValue>(&self, stored: &str, value: V, lifetime: Lifetime) {
+        let store = &self.inner.store;
         if self.is_noop() {
             return;
         }
@@ -254,39 +312,91 @@ impl Cache {
             Lifetime::For(ttl) => Some(ttl),
             Lifetime::Forever => None,
         };
-        let now = Instant::now();
-        let fresh_until = ttl.and_then(|ttl| now.checked_add(ttl));
-        let keep_until = match (fresh_until, settings.grace) {
-            (Some(fresh), Some(grace)) => fresh.checked_add(grace),
-            (fresh, _) => fresh,
-        };
-        if let Some(l1) = &self.inner.store.l1 {
+        let timing = clock::Timing::starting_now(ttl, settings.grace);
+        let encoded = store.l2.as_ref().map(|_| {
+            let meta = codec::EnvelopeMeta {
+                fingerprint: codec::fingerprint::<V>(),
+                fresh_until_ms: timing.fresh_until_ms,
+                keep_until_ms: timing.keep_until_ms,
+            };
+            codec::encode(&value, &meta)
+        });
+        if let Some(l1) = &store.l1 {
             let weight = estimate_weight::<V>(stored);
             let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
             l1.insert(
                 stored,
-                LocalEntry::new(value, fresh_until, keep_until, weight),
+                LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight),
             );
         }
-        self.count(|s| &s.puts);
+        self.count(Event::Put);
+        let stored_remotely = match (&store.l2, encoded) {
+            (Some(remote), Some(Ok(bytes))) => remote
+                .set(&store.name, stored, bytes, timing.physical_ttl())
+                .await
+                .is_ok(),
+            (Some(_), Some(Err(err))) => {
+                tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
+                false
+            }
+            _ => true,
+        };
+        if stored_remotely {
+            store
+                .announce(Invalidation::Keys(vec![stored.to_owned()]))
+                .await;
+        } else {
+            // Not announced: the other instances keep what L2 still holds.
+            self.count(Event::Error);
+        }
     }
 
-    /// Deletes entries from every tier.
+    /// Deletes entries from every tier, and tells the other instances.
     pub(crate) async fn remove(&self, stored: &[String]) {
-        if let Some(l1) = &self.inner.store.l1 {
+        let store = &self.inner.store;
+        if let Some(l1) = &store.l1 {
             for key in stored {
                 l1.remove(key);
             }
         }
-        StatsCounters::add(&self.inner.stats.evictions, stored.len() as u64);
+        self.inner
+            .stats
+            .record(Event::Eviction, stored.len() as u64);
+        let removed = match &store.l2 {
+            Some(remote) => remote.delete(&store.name, stored).await.is_ok(),
+            None => true,
+        };
+        if removed {
+            store.announce(Invalidation::Keys(stored.to_vec())).await;
+        } else {
+            self.count(Event::Error);
+        }
     }
 
-    /// Deletes every entry of this cache (or namespace) from every tier.
-    pub(crate) async fn remove_all(&self) {
-        if let Some(l1) = &self.inner.store.l1 {
-            l1.remove_scope(&self.scope());
+    /// Deletes every entry of this cache (or namespace) from every tier, and tells the
+    /// other instances.
+    pub(crate) async fn remove_all(&self) -> Result<(), CacheError> {
+        let store = &self.inner.store;
+        let scope = self.scope();
+        if let Some(l1) = &store.l1 {
+            l1.remove_scope(&scope);
         }
-        self.count(|s| &s.evictions);
+        self.count(Event::Eviction);
+        if let Some(remote) = &store.l2 {
+            if remote.clear(&store.name, &scope).await.is_err() {
+                self.count(Event::Error);
+                return Err(CacheError::Tier {
+                    store: store.name.clone(),
+                    source: TierError::new(format!(
+                        "cannot clear cache `{}` in {}",
+                        self.name(),
+                        remote.tier.describe()
+                    )),
+                });
+            }
+        }
+        store.announce(Invalidation::Scope(scope)).await;
+        Ok(())
     }
 
     // ----- the programmatic API -----
@@ -326,7 +436,7 @@ impl Cache {
         match self.lookup::<V>(&stored).await {
             Lookup::Fresh(v) => Ok(Some(v)),
             Lookup::Stale(_) | Lookup::Miss => {
-                self.count(|s| &s.misses);
+                self.count(Event::Miss);
                 Ok(None)
             }
         }
@@ -459,12 +569,28 @@ impl Cache {
     /// ```
     pub async fn has<K: Serialize + ?Sized>(&self, key: &K) -> Result<bool, CacheError> {
         let stored = self.stored_key(key)?;
-        let Some(l1) = &self.inner.store.l1 else {
+        let store = &self.inner.store;
+        let now = Instant::now();
+        if let Some(entry) = store.l1.as_ref().and_then(|l1| l1.get(&stored)) {
+            if entry.fresh_until.is_none_or(|until| until > now) {
+                return Ok(true);
+            }
+        }
+        let Some(remote) = &store.l2 else {
             return Ok(false);
         };
-        Ok(l1
-            .get(&stored)
-            .is_some_and(|e| e.fresh_until.is_none_or(|until| until > Instant::now())))
+        match remote.get(&store.name, &stored).await {
+            Ok(Some(bytes)) => Ok(codec::read_meta(&bytes, remote.max_value_size).is_ok_and(
+                |meta| {
+                    clock::Timing::from_unix_ms(meta.fresh_until_ms, meta.keep_until_ms).is_fresh()
+                },
+            )),
+            Ok(None) => Ok(false),
+            Err(Skipped) => {
+                self.count(Event::Error);
+                Ok(false)
+            }
+        }
     }
 
     /// The opposite of [`Cache::has`].
@@ -537,7 +663,6 @@ impl Cache {
     /// # });
     /// ```
     pub async fn clear(&self) -> Result<(), CacheError> {
-        self.remove_all().await;
-        Ok(())
+        self.remove_all().await
     }
 }

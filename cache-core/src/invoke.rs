@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use crate::cache::{Cache, Lifetime, Lookup};
 use crate::private::Shape;
+use crate::stats::Event;
 use crate::CacheValue;
 
 /// Answers from the first cache holding a fresh value; otherwise runs `body` once per key
@@ -32,7 +33,7 @@ where
         .first()
         .filter(|_| !caches.iter().all(Cache::is_noop))
     else {
-        caches.iter().for_each(|c| c.count(|s| &s.misses));
+        caches.iter().for_each(|c| c.count(Event::Miss));
         return body.await;
     };
     let mut stale = match find::<S::Value>(caches, keys).await {
@@ -47,7 +48,7 @@ where
         Found::Stale(value) => stale = Some(value),
         Found::Nothing => {}
     }
-    caches.iter().for_each(|c| c.count(|s| &s.misses));
+    caches.iter().for_each(|c| c.count(Event::Miss));
     // The function's own events on a miss carry the cache and key.
     let span = tracing::debug_span!("cachet.miss", cache = first.name(), key = %keys[0], stale = stale.is_some());
     let body = body.instrument(span);
@@ -80,7 +81,7 @@ where
 
 /// Grace: the function failed, so the stale value is returned in its place.
 fn serve_stale<S: Shape>(shape: S, cache: &Cache, value: S::Value, failure: &str) -> S::Output {
-    cache.count(|s| &s.stale);
+    cache.count(Event::Stale);
     tracing::warn!(
         cache = cache.name(),
         failure,
@@ -169,7 +170,10 @@ pub(crate) async fn evict_all(caches: &[Cache], target: &EvictTarget) {
             EvictTarget::Key(encoded) => {
                 cache.remove(&[cache.stored_key_of_encoded(encoded)]).await
             }
-            EvictTarget::All => cache.remove_all().await,
+            // A failed clear is counted and logged by `remove_all`; the function never fails for it.
+            EvictTarget::All => {
+                let _ = cache.remove_all().await;
+            }
         }
     }
 }

@@ -4,8 +4,12 @@
 //! it as a guide. Backends (memory, Redis) live in `cache-backends` and register drivers
 //! through [`driver::DriverRegistration`].
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod blocking;
 mod cache;
+mod clock;
+pub mod codec;
 pub mod config;
 pub mod driver;
 mod error;

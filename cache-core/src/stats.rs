@@ -54,21 +54,89 @@ impl CacheStats {
     }
 }
 
-/// The live counters behind [`CacheStats`].
-#[derive(Debug, Default)]
+/// Something a cache counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    L1Hit,
+    L2Hit,
+    Miss,
+    Put,
+    Eviction,
+    Stale,
+    Error,
+}
+
+/// The live counters behind [`CacheStats`]; with the `metrics` feature, each event is also
+/// recorded through the `metrics` facade, named like Spring Boot Actuator's cache metrics:
+/// `cache.gets` (`result` = `hit` / `miss`, `tier` = `l1` / `l2` on hits), `cache.puts`,
+/// `cache.evictions`, `cache.stale`, `cache.errors`, each labelled with `cache` and `store`.
+#[derive(Debug)]
 pub(crate) struct StatsCounters {
-    pub(crate) l1_hits: AtomicU64,
-    pub(crate) l2_hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) puts: AtomicU64,
-    pub(crate) evictions: AtomicU64,
-    pub(crate) stale: AtomicU64,
-    pub(crate) errors: AtomicU64,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    cache: std::sync::Arc<str>,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    store: std::sync::Arc<str>,
+    l1_hits: AtomicU64,
+    l2_hits: AtomicU64,
+    misses: AtomicU64,
+    puts: AtomicU64,
+    evictions: AtomicU64,
+    stale: AtomicU64,
+    errors: AtomicU64,
 }
 
 impl StatsCounters {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn new(cache: std::sync::Arc<str>, store: std::sync::Arc<str>) -> Self {
+        Self {
+            cache,
+            store,
+            l1_hits: AtomicU64::new(0),
+            l2_hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            puts: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts `n` occurrences of `event`.
+    pub(crate) fn record(&self, event: Event, n: u64) {
+        let counter = match event {
+            Event::L1Hit => &self.l1_hits,
+            Event::L2Hit => &self.l2_hits,
+            Event::Miss => &self.misses,
+            Event::Put => &self.puts,
+            Event::Eviction => &self.evictions,
+            Event::Stale => &self.stale,
+            Event::Error => &self.errors,
+        };
         counter.fetch_add(n, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.export(event, n);
+    }
+
+    #[cfg(feature = "metrics")]
+    fn export(&self, event: Event, n: u64) {
+        let (cache, store) = (self.cache.to_string(), self.store.to_string());
+        let counter = match event {
+            Event::L1Hit => {
+                metrics::counter!("cache.gets", "cache" => cache, "store" => store, "result" => "hit", "tier" => "l1")
+            }
+            Event::L2Hit => {
+                metrics::counter!("cache.gets", "cache" => cache, "store" => store, "result" => "hit", "tier" => "l2")
+            }
+            Event::Miss => {
+                metrics::counter!("cache.gets", "cache" => cache, "store" => store, "result" => "miss")
+            }
+            Event::Put => metrics::counter!("cache.puts", "cache" => cache, "store" => store),
+            Event::Eviction => {
+                metrics::counter!("cache.evictions", "cache" => cache, "store" => store)
+            }
+            Event::Stale => metrics::counter!("cache.stale", "cache" => cache, "store" => store),
+            Event::Error => metrics::counter!("cache.errors", "cache" => cache, "store" => store),
+        };
+        counter.increment(n);
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {

@@ -9,7 +9,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, ItemFn, ReturnType, Type};
 
-use crate::plan::{Action, EvictTarget, KeySource, KeySpec, MacroKind, Plan};
+use crate::plan::{Action, EvictTarget, KeyArg, KeySource, KeySpec, MacroKind, Plan};
 
 /// What the layers need to know about the annotated function.
 struct FnInfo {
@@ -54,9 +54,15 @@ pub(crate) fn expand_fn(func: &ItemFn, plans: &[Plan], prelude: &TokenStream) ->
     let ItemFn {
         attrs, vis, sig, ..
     } = func;
+    // syn keeps the body's inner attributes (`#![allow(..)]`) with the outer ones: they stay
+    // at the top of the body, where they apply to the generated code too.
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .iter()
+        .partition(|a| matches!(a.style, syn::AttrStyle::Outer));
     quote! {
-        #(#attrs)*
+        #(#outer)*
         #vis #sig {
+            #(#inner)*
             #prelude
             #body
         }
@@ -82,9 +88,12 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
     let mut checks = KeyChecks::new(&p, &info.name);
     let Call { lets, entry, args } = call(plan, info, &p, &mut checks);
     let body = if info.is_async {
+        // The typed `let` makes `?` and `return` in the body type-check (async-trait's way);
+        // a body that ends in `return` makes it diverge, which is the user's code, not ours.
         let out = internal("__ret");
         quote! {
             async move {
+                #[allow(clippy::diverging_sub_expression)]
                 let #out: #ret = #body;
                 #[allow(unreachable_code)]
                 #out
@@ -328,7 +337,8 @@ impl<'a> KeyChecks<'a> {
     }
 
     /// The check of one argument of the default key, and the reference to pass to it.
-    fn arg(&mut self, arg: &Ident) -> (Ident, TokenStream) {
+    fn arg(&mut self, arg: &KeyArg) -> (Ident, TokenStream) {
+        let KeyArg { ident: arg, is_ref } = arg;
         let f = self.function;
         let name = arg.to_string();
         let name = name.trim_start_matches("r#");
@@ -342,7 +352,12 @@ impl<'a> KeyChecks<'a> {
                 "leave it out of the key with `skip({name})`, or name the key with `key = ..`"
             ),
         );
-        (check, quote_spanned!(arg.span()=> &#arg))
+        let value = if *is_ref {
+            quote_spanned!(arg.span()=> &*#arg)
+        } else {
+            quote_spanned!(arg.span()=> &#arg)
+        };
+        (check, value)
     }
 
     /// A local trait, implemented for every `Serialize` type, whose unmet bound reports

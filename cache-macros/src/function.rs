@@ -122,3 +122,90 @@ fn not_a_function(kind: MacroKind, item: &TokenStream) -> syn::Error {
 fn span_of(a: &impl ToTokens, b: &impl ToTokens) -> TokenStream {
     quote!(#a #b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(kind: MacroKind, args: TokenStream, item: TokenStream) -> String {
+        expand_attr(kind, args, item).to_string()
+    }
+
+    #[test]
+    fn keeps_the_function_and_stacks_the_first_attribute_outermost() -> syn::Result<()> {
+        let out = expand_attr(
+            MacroKind::Cacheable,
+            quote!("a"),
+            quote! {
+                /// Docs.
+                #[inline]
+                #[cachet::cache_put("b", key = result)]
+                #[must_use]
+                pub(crate) fn f<T: Clone>(id: u64, t: T) -> u64 where T: Copy { let _ = t; id }
+            },
+        );
+        let f: ItemFn = syn::parse2(out)?;
+        let attrs: Vec<String> = f.attrs.iter().map(|a| quote!(#a).to_string()).collect();
+        assert_eq!(
+            attrs,
+            ["# [doc = r\" Docs.\"]", "# [inline]", "# [must_use]"]
+        );
+        let vis = &f.vis;
+        assert_eq!(quote!(#vis).to_string(), quote!(pub(crate)).to_string());
+        assert!(f.sig.generics.where_clause.is_some());
+        let block = &f.block;
+        let body = quote!(#block).to_string();
+        let cacheable = body.find("OperationKind :: Cacheable");
+        let put = body.find("OperationKind :: Put");
+        assert!(
+            cacheable.is_some() && put.is_some() && cacheable < put,
+            "{body}"
+        );
+        assert!(body.contains("use cachet :: cache_put as _ ;"), "{body}");
+        Ok(())
+    }
+
+    #[test]
+    fn on_error_emits_the_errors_and_the_function_without_cachet_attributes() {
+        let out = expand(
+            MacroKind::Evict,
+            quote!("a", bogus),
+            quote!(
+                #[cache_put(nope)]
+                #[inline]
+                fn f() {}
+            ),
+        );
+        // `bogus`, `nope`, and the missing name of the stacked `cache_put`.
+        assert_eq!(out.matches("compile_error").count(), 3, "{out}");
+        assert!(out.contains("# [inline] fn f () { }"), "{out}");
+        assert!(!out.contains("# [cache_put"), "{out}");
+        assert!(
+            out.contains("const _ : () = { # [allow (unused_imports)] use cache_put as _ ; } ;"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn other_items_are_an_error_and_kept() {
+        let out = expand(
+            MacroKind::Put,
+            quote!("a"),
+            quote!(
+                struct S;
+            ),
+        );
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.ends_with("struct S ;"), "{out}");
+        let out = expand(
+            MacroKind::Put,
+            quote!("a"),
+            quote!(
+                const fn f() -> u8 {
+                    1
+                }
+            ),
+        );
+        assert!(out.contains("cannot be used on a `const fn`"), "{out}");
+    }
+}

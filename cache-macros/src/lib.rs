@@ -9,6 +9,8 @@
 //! ties them together for one function (stacked attributes included), `config` handles
 //! `#[cache_config]`.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 use proc_macro::TokenStream;
 
 mod args;
@@ -44,6 +46,30 @@ use plan::MacroKind;
 /// - `crate = "path"`: where cachet is, when not at `::cachet`.
 ///
 /// For `Result<T, E>` only `Ok(T)` is cached (as `T`); `Option<T>` is cached with `None`.
+/// The shape is chosen by the resolved type, so aliases such as `anyhow::Result<T>` work.
+///
+/// Works on `async fn` and `fn`, free functions and methods (`&self`, `&mut self`, `self`),
+/// generic functions, and functions with `impl Trait` arguments (which must then be
+/// skipped or left out of `key`). The function keeps its attributes, docs, visibility and
+/// signature; `return` and `?` in the body behave as before.
+///
+/// The key and `condition` are evaluated before the body runs, so the body may consume the
+/// arguments. `unless` (and, in `cache_put`/`cache_evict`, a key over `result`) runs after
+/// it, so it may use `result` and `Copy` arguments, but not arguments the body consumed.
+///
+/// Stacking (`#[cache_evict("a")] #[cache_put("b")] fn ..`): the first attribute is the
+/// outermost layer; it expands the ones under it itself.
+///
+/// Misuse is a compile error at the offending token, e.g. an argument in the default key
+/// that is not `Serialize`:
+///
+/// ```text
+/// error[E0277]: argument `db` cannot be part of the cache key of `find_user`: `&Db` does not implement `serde::Serialize`
+///   |
+/// 6 | async fn find_user(db: &Db, id: u64) -> Option<String> {
+///   |                    ^^ `db` is in the default key of `find_user`, so it must be `Serialize`
+///   = note: leave it out of the key with `skip(db)`, or name the key with `key = ..`
+/// ```
 #[proc_macro_attribute]
 pub fn cacheable(args: TokenStream, item: TokenStream) -> TokenStream {
     function::expand_attr(MacroKind::Cacheable, args.into(), item.into()).into()

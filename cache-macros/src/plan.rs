@@ -81,9 +81,17 @@ pub(crate) enum Action {
 /// A key computed from the arguments, before the function runs.
 pub(crate) enum KeySpec {
     /// The default key: these arguments, in order (no argument: the unit key).
-    Args(Vec<Ident>),
+    Args(Vec<KeyArg>),
     /// `key = EXPR`.
     Expr(Expr),
+}
+
+/// One argument of the default key.
+pub(crate) struct KeyArg {
+    pub ident: Ident,
+    /// Declared as `&T` or `&mut T`: checked and encoded as `T` (which encodes alike), so
+    /// an error names `T`, the type that lacks `Serialize`.
+    pub is_ref: bool,
 }
 
 /// Where a key written after the function ran comes from.
@@ -167,7 +175,7 @@ pub(crate) fn plan(
         .ttl
         .as_ref()
         .and_then(|lit| parse_ttl(lit, &mut errors));
-    check_return_type(kind, sig, &mut errors);
+    check_signature(kind, sig, &mut errors);
 
     let arg_named_result = fn_args(sig).any(|(ident, _)| ident.is_some_and(|i| i == "result"));
     if let Some(cond) = &opts.condition {
@@ -335,8 +343,18 @@ fn parse_ttl(lit: &LitStr, errors: &mut Errors) -> Option<u64> {
     }
 }
 
-/// An `impl Trait` return type cannot be named in the generated code.
-fn check_return_type(kind: MacroKind, sig: &Signature, errors: &mut Errors) {
+/// A `const fn` cannot call the runtime; an `impl Trait` return type cannot be named in the
+/// generated code.
+fn check_signature(kind: MacroKind, sig: &Signature, errors: &mut Errors) {
+    if let Some(c) = &sig.constness {
+        errors.at(
+            c.span,
+            format!(
+                "`#[{}]` cannot be used on a `const fn`: caching happens at run time",
+                kind.attr()
+            ),
+        );
+    }
     struct FindImpl(Option<Span>);
     impl Visit<'_> for FindImpl {
         fn visit_type_impl_trait(&mut self, t: &syn::TypeImplTrait) {
@@ -399,14 +417,17 @@ fn key_spec(
 }
 
 /// The arguments of the default key, after `skip`.
-fn default_key(sig: &Signature, skip: Option<Vec<Ident>>, errors: &mut Errors) -> Vec<Ident> {
+fn default_key(sig: &Signature, skip: Option<Vec<Ident>>, errors: &mut Errors) -> Vec<KeyArg> {
     let skip = skip.unwrap_or_default();
     check_skip(sig, &skip, errors);
     let mut keyed = Vec::new();
     for (ident, pt) in fn_args(sig) {
         match ident {
             Some(ident) if skip.contains(ident) => {}
-            Some(ident) => keyed.push(ident.clone()),
+            Some(ident) => keyed.push(KeyArg {
+                ident: ident.clone(),
+                is_ref: matches!(&*pt.ty, syn::Type::Reference(_)),
+            }),
             None => errors.push(syn::Error::new_spanned(
                 &pt.pat,
                 format!(
@@ -552,7 +573,10 @@ mod tests {
             Ok(Action::Cacheable {
                 key: KeySpec::Args(args),
                 ..
-            }) => assert_eq!(args, ["id", "name"]),
+            }) => {
+                let args: Vec<_> = args.iter().map(|a| a.ident.to_string()).collect();
+                assert_eq!(args, ["id", "name"]);
+            }
             _ => panic!("unexpected plan"),
         }
     }

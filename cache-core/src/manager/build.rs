@@ -6,10 +6,12 @@ use std::sync::{Arc, RwLock};
 
 use super::builder::{CacheManagerBuilder, StoreSpec};
 use super::{declarations, CacheManager, ManagerInner};
+use crate::codec;
 use crate::config::{parse_toml, StoreConfig, TierConfig};
-use crate::driver::{driver_names, find_driver};
+use crate::driver::{driver_names, find_driver, BusSettings, DriverRegistration};
 use crate::error::{CacheError, ConfigOrigin};
-use crate::store::named::StoreInner;
+use crate::store::named::{StoreInner, StoreParts};
+use crate::store::remote::DEFAULT_CIRCUIT_BREAKER;
 use crate::store::LocalTier;
 
 /// Used when neither code nor a file configures anything: one bounded in-memory store.
@@ -31,11 +33,15 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
     let mut stores = BTreeMap::new();
     for (name, spec) in builder.stores {
         let store = match spec {
-            StoreSpec::Built(b) => StoreInner::new(
-                name.clone(),
-                b.prefix.unwrap_or_else(|| prefix.clone()),
-                b.l1,
-            ),
+            StoreSpec::Built(b) => StoreInner::new(StoreParts {
+                name: name.clone(),
+                prefix: b.prefix.unwrap_or_else(|| prefix.clone()),
+                l1: b.l1,
+                l2: b.l2,
+                bus: b.bus,
+                circuit_breaker: b.circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
+                max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
+            }),
             StoreSpec::Config(config) => store_from_config(&name, &prefix, &config)?,
         };
         stores.insert(name, Arc::new(store));
@@ -117,22 +123,62 @@ fn store_from_config(
     config: &StoreConfig,
 ) -> Result<StoreInner, CacheError> {
     let prefix = config.prefix.clone().unwrap_or_else(|| prefix.to_owned());
-    let l1 = match (&config.single, &config.l1) {
-        (Some(single), _) if single.driver == "none" => None,
-        (Some(single), _) => Some(local_tier(single)?),
-        (None, Some(l1)) => Some(local_tier(l1)?),
-        (None, None) => None,
+    let mut parts = StoreParts {
+        name: name.to_owned(),
+        prefix,
+        l1: None,
+        l2: None,
+        bus: None,
+        circuit_breaker: config.l2_circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
+        max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
     };
-    for tier in [&config.l2, &config.bus].into_iter().flatten() {
-        return Err(tier.error(
-            "driver",
-            format!(
-                "a tier this build supports; `{}` L2 and bus tiers are not available yet",
-                tier.driver
-            ),
-        ));
+    if let Some(single) = &config.single {
+        // `driver = "..."` alone: the store is that one tier, local or remote.
+        if single.driver != "none" {
+            let driver = driver_of(single)?;
+            match (driver.local, driver.remote) {
+                (Some(build), _) => parts.l1 = Some(build(single)?),
+                (None, Some(build)) => parts.l2 = Some(build(single)?),
+                (None, None) => {
+                    return Err(single.error(
+                        "driver",
+                        format!("a driver that can hold values; `{}` cannot", single.driver),
+                    ))
+                }
+            }
+        }
     }
-    Ok(StoreInner::new(name.to_owned(), prefix, l1))
+    if let Some(l1) = &config.l1 {
+        parts.l1 = Some(local_tier(l1)?);
+    }
+    if let Some(l2) = &config.l2 {
+        let build = driver_of(l2)?.remote.ok_or_else(|| {
+            l2.error(
+                "driver",
+                format!(
+                    "a driver that can be a shared (L2) tier; `{}` cannot",
+                    l2.driver
+                ),
+            )
+        })?;
+        parts.l2 = Some(build(l2)?);
+    }
+    if let Some(bus) = &config.bus {
+        if parts.l1.is_none() {
+            return Err(bus.error(
+                "",
+                "a bus only where the store has an l1 to keep coherent; this store has none",
+            ));
+        }
+        let build = driver_of(bus)?.bus.ok_or_else(|| {
+            bus.error(
+                "driver",
+                format!("a driver that can be a bus; `{}` cannot", bus.driver),
+            )
+        })?;
+        parts.bus = Some(build(bus, &BusSettings::for_prefix(&parts.prefix))?);
+    }
+    Ok(StoreInner::new(parts))
 }
 
 fn known_drivers() -> String {
@@ -141,8 +187,8 @@ fn known_drivers() -> String {
     names.join(", ")
 }
 
-fn local_tier(tier: &TierConfig) -> Result<Arc<dyn LocalTier>, CacheError> {
-    let driver = find_driver(&tier.driver).ok_or_else(|| {
+fn driver_of(tier: &TierConfig) -> Result<&'static DriverRegistration, CacheError> {
+    find_driver(&tier.driver).ok_or_else(|| {
         tier.error(
             "driver",
             format!(
@@ -151,8 +197,11 @@ fn local_tier(tier: &TierConfig) -> Result<Arc<dyn LocalTier>, CacheError> {
                 tier.driver
             ),
         )
-    })?;
-    let build = driver.local.ok_or_else(|| {
+    })
+}
+
+fn local_tier(tier: &TierConfig) -> Result<Arc<dyn LocalTier>, CacheError> {
+    let build = driver_of(tier)?.local.ok_or_else(|| {
         tier.error(
             "driver",
             format!(
@@ -163,7 +212,6 @@ fn local_tier(tier: &TierConfig) -> Result<Arc<dyn LocalTier>, CacheError> {
     })?;
     build(tier)
 }
-
 pub(super) fn from_env() -> Result<CacheManager, CacheError> {
     let kind = std::env::var("CACHET_TYPE").ok();
     match kind.as_deref().map(str::trim) {

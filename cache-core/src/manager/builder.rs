@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{build, CacheManager};
 use crate::config::{CacheConfig, CacheOptions, ManagerConfig, StoreConfig, TierConfig};
 use crate::error::{CacheError, ConfigOrigin};
-use crate::store::LocalTier;
+use crate::store::{Bus, LocalTier, RemoteTier};
 
 /// Builds a [`CacheManager`] in code; the same options as the TOML configuration.
 ///
@@ -42,7 +42,7 @@ pub struct CacheManagerBuilder {
 /// A store given to the builder: built in code, or from configuration through drivers.
 pub(super) enum StoreSpec {
     Built(StoreBuilder),
-    Config(StoreConfig),
+    Config(Box<StoreConfig>),
 }
 
 impl CacheManagerBuilder {
@@ -56,7 +56,7 @@ impl CacheManagerBuilder {
             stores: config
                 .stores
                 .into_iter()
-                .map(|(k, v)| (k, StoreSpec::Config(v)))
+                .map(|(k, v)| (k, StoreSpec::Config(Box::new(v))))
                 .collect(),
             caches: config.caches,
             skip_declarations: false,
@@ -93,13 +93,14 @@ impl CacheManagerBuilder {
             bus: None,
             l2_circuit_breaker: None,
         };
-        self.stores.insert(name, StoreSpec::Config(store));
+        self.stores.insert(name, StoreSpec::Config(Box::new(store)));
         self
     }
 
     /// Adds a store from its configuration (as parsed from a `[stores.NAME]` table).
     pub fn store_config(mut self, name: impl Into<String>, store: StoreConfig) -> Self {
-        self.stores.insert(name.into(), StoreSpec::Config(store));
+        self.stores
+            .insert(name.into(), StoreSpec::Config(Box::new(store)));
         self
     }
 
@@ -192,6 +193,9 @@ impl CacheManagerBuilder {
 pub struct StoreBuilder {
     pub(super) prefix: Option<String>,
     pub(super) l1: Option<Arc<dyn LocalTier>>,
+    pub(super) l2: Option<Arc<dyn RemoteTier>>,
+    pub(super) bus: Option<Arc<dyn Bus>>,
+    pub(super) circuit_breaker: Option<Duration>,
 }
 
 impl StoreBuilder {
@@ -214,6 +218,24 @@ impl StoreBuilder {
     /// The in-process tier.
     pub fn l1(mut self, tier: Arc<dyn LocalTier>) -> Self {
         self.l1 = Some(tier);
+        self
+    }
+
+    /// The shared tier (e.g. Redis).
+    pub fn l2(mut self, tier: Arc<dyn RemoteTier>) -> Self {
+        self.l2 = Some(tier);
+        self
+    }
+
+    /// The bus keeping other instances' L1 coherent (needs an L1).
+    pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// How long to stop calling a failing L2 (default 5 s; zero: never stop).
+    pub fn l2_circuit_breaker(mut self, pause: Duration) -> Self {
+        self.circuit_breaker = Some(pause);
         self
     }
 }

@@ -246,7 +246,7 @@ impl CacheManager {
                     base,
                     store.clone(),
                     Arc::new(settings),
-                    Arc::new(StatsCounters::default()),
+                    Arc::new(StatsCounters::new(name.into(), store.name.as_str().into())),
                 )
             })
             .clone()
@@ -314,9 +314,26 @@ impl Store {
     /// # });
     /// ```
     pub async fn clear(&self) -> Result<(), CacheError> {
-        if let Some(l1) = &self.inner.l1 {
-            l1.remove_scope(&Scope::new(self.inner.prefix.clone()));
+        let store = &self.inner;
+        let scope = Scope::new(store.prefix.clone());
+        if let Some(l1) = &store.l1 {
+            l1.remove_scope(&scope);
         }
+        if let Some(remote) = &store.l2 {
+            remote
+                .clear(&store.name, &scope)
+                .await
+                .map_err(|_| CacheError::Tier {
+                    store: store.name.clone(),
+                    source: crate::TierError::new(format!(
+                        "cannot clear {}",
+                        remote.tier.describe()
+                    )),
+                })?;
+        }
+        store
+            .announce(crate::store::Invalidation::Scope(scope))
+            .await;
         Ok(())
     }
 }

@@ -152,6 +152,9 @@ mod tests {
     type Aliased<T> = Result<T, String>;
 
     #[test]
+    // The borrow is the mechanism: method resolution on `&Returns<R>` tries the by-value
+    // impls (Result, Option) before the autoref one (any other type).
+    #[allow(clippy::needless_borrow)]
     fn picks_shapes_by_resolved_type() {
         let s = (&Returns::<Aliased<u8>>::new()).shape();
         assert_eq!(s.cached(&Ok(3)), Some(&3));

@@ -24,7 +24,11 @@ pub(crate) struct Breaker {
 impl Breaker {
     /// A breaker that opens for `open_for` (zero: never opens).
     pub(crate) fn new(open_for: Duration) -> Self {
-        Self { open_for, open_until: AtomicU64::new(0), trips: AtomicU64::new(0) }
+        Self {
+            open_for,
+            open_until: AtomicU64::new(0),
+            trips: AtomicU64::new(0),
+        }
     }
 
     /// Whether the tier may be called now.
@@ -38,7 +42,9 @@ impl Breaker {
         if self.open_for.is_zero() {
             return;
         }
-        let until = now_ms().saturating_add(u64::try_from(self.open_for.as_millis()).unwrap_or(u64::MAX)).max(1);
+        let until = now_ms()
+            .saturating_add(u64::try_from(self.open_for.as_millis()).unwrap_or(u64::MAX))
+            .max(1);
         if self.open_until.swap(until, Relaxed) == 0 {
             self.trips.fetch_add(1, Relaxed);
         }
@@ -67,7 +73,10 @@ mod tests {
         b.trip();
         assert!(!b.allows());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(b.allows(), "half-open after the pause: the next call tries the tier");
+        assert!(
+            b.allows(),
+            "half-open after the pause: the next call tries the tier"
+        );
         b.reset();
         assert!(b.allows());
         assert_eq!(b.trips(), 1);

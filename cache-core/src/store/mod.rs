@@ -1,8 +1,11 @@
 //! Stores: named combinations of tiers, and the traits providers implement.
 
+mod breaker;
 mod map;
 pub(crate) mod named;
+pub(crate) mod remote;
 mod tier;
+mod warn;
 
 pub use map::MapTier;
 pub use tier::{

@@ -1,9 +1,23 @@
 //! A named store: the tiers configured under `[stores.NAME]`, and their single-flight gates.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::LocalTier;
+use super::remote::Remote;
+use super::warn::RateLimit;
+use super::{Bus, BusEvent, Invalidation, LocalTier, RemoteTier};
 use crate::flight::Flights;
+
+/// What a store is made of, before it is assembled.
+pub(crate) struct StoreParts {
+    pub(crate) name: String,
+    pub(crate) prefix: String,
+    pub(crate) l1: Option<Arc<dyn LocalTier>>,
+    pub(crate) l2: Option<Arc<dyn RemoteTier>>,
+    pub(crate) bus: Option<Arc<dyn Bus>>,
+    pub(crate) circuit_breaker: Duration,
+    pub(crate) max_value_size: usize,
+}
 
 /// The parts of one store, shared by every cache in it.
 pub(crate) struct StoreInner {
@@ -11,22 +25,56 @@ pub(crate) struct StoreInner {
     /// Key prefix of this store (`{prefix}:{cache}:{key}`).
     pub(crate) prefix: String,
     pub(crate) l1: Option<Arc<dyn LocalTier>>,
+    pub(crate) l2: Option<Remote>,
+    bus: Option<Arc<dyn Bus>>,
+    bus_warnings: RateLimit,
     pub(crate) flights: Flights,
 }
 
 impl StoreInner {
-    pub(crate) fn new(name: String, prefix: String, l1: Option<Arc<dyn LocalTier>>) -> Self {
+    /// Assembles a store and, when it has a bus and an L1, starts listening: another
+    /// instance's change drops the entries it names; a lost subscription clears the L1,
+    /// since messages may have been missed meanwhile.
+    pub(crate) fn new(parts: StoreParts) -> Self {
+        if let (Some(bus), Some(l1)) = (&parts.bus, &parts.l1) {
+            let l1 = l1.clone();
+            let store = parts.name.clone();
+            bus.subscribe(Arc::new(move |event| match event {
+                BusEvent::Invalidate(Invalidation::Keys(keys)) => keys.iter().for_each(|k| l1.remove(k)),
+                BusEvent::Invalidate(Invalidation::Scope(scope)) => l1.remove_scope(&scope),
+                BusEvent::Invalidate(Invalidation::All) => l1.clear(),
+                BusEvent::Resubscribed => {
+                    tracing::info!(store = %store, "cachet: bus resubscribed; clearing the L1, which may have missed changes");
+                    l1.clear();
+                }
+            }));
+        }
         Self {
-            name,
-            prefix,
-            l1,
+            name: parts.name,
+            prefix: parts.prefix,
+            l1: parts.l1,
+            l2: parts
+                .l2
+                .map(|tier| Remote::new(tier, parts.circuit_breaker, parts.max_value_size)),
+            bus: parts.bus,
+            bus_warnings: RateLimit::default(),
             flights: Flights::default(),
         }
     }
 
     /// A store with no tier: every lookup misses and writes are dropped (`none`).
     pub(crate) fn is_noop(&self) -> bool {
-        self.l1.is_none()
+        self.l1.is_none() && self.l2.is_none()
+    }
+
+    /// Tells the other instances (if there is a bus) that these entries changed.
+    pub(crate) async fn announce(&self, message: Invalidation) {
+        let Some(bus) = &self.bus else { return };
+        if let Err(err) = bus.publish(message).await {
+            if let Some(suppressed) = self.bus_warnings.check(10_000) {
+                tracing::warn!(store = %self.name, bus = %bus.describe(), error = %err, suppressed, "cachet: cannot publish an invalidation");
+            }
+        }
     }
 }
 
@@ -36,6 +84,8 @@ impl std::fmt::Debug for StoreInner {
             .field("name", &self.name)
             .field("prefix", &self.prefix)
             .field("l1", &self.l1.as_ref().map(|t| t.driver()))
+            .field("l2", &self.l2.as_ref().map(|r| r.tier.describe()))
+            .field("bus", &self.bus.as_ref().map(|b| b.describe()))
             .finish()
     }
 }

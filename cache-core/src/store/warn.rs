@@ -27,7 +27,11 @@ impl RateLimit {
             self.suppressed.fetch_add(1, Relaxed);
             return None;
         }
-        if self.last_ms.compare_exchange(last, now, Relaxed, Relaxed).is_err() {
+        if self
+            .last_ms
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_err()
+        {
             self.suppressed.fetch_add(1, Relaxed);
             return None;
         }

@@ -1,0 +1,326 @@
+//! [`RedisBus`]: invalidations over Redis pub/sub.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cache_core::store::{BoxFuture, Bus, BusEvent, BusHandler, Invalidation};
+use cache_core::{CacheError, TierError, TierErrorKind};
+use futures_util::StreamExt;
+use tokio::task::AbortHandle;
+
+use super::background;
+use super::connection::Connection;
+use super::message::{self, InstanceId, Refused};
+use super::options::RedisOptions;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What a bus has seen, for diagnostics and tests.
+///
+/// ```
+/// use cache_backends::redis::BusCounters;
+/// let c = BusCounters::default();
+/// assert_eq!(c.ignored(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BusCounters {
+    /// Messages from other instances handed to the handler.
+    pub delivered: u64,
+    /// This instance's own messages, skipped.
+    pub own: u64,
+    /// Messages that did not parse.
+    pub garbage: u64,
+    /// Messages over the size limit.
+    pub oversized: u64,
+    /// Messages of a version this build does not know.
+    pub unknown_version: u64,
+    /// Times the subscription was lost and made again.
+    pub resubscriptions: u64,
+}
+
+impl BusCounters {
+    /// Messages ignored for any reason (garbage, oversized, unknown version).
+    pub fn ignored(&self) -> u64 {
+        self.garbage + self.oversized + self.unknown_version
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    delivered: AtomicU64,
+    own: AtomicU64,
+    garbage: AtomicU64,
+    oversized: AtomicU64,
+    unknown_version: AtomicU64,
+    resubscriptions: AtomicU64,
+}
+
+/// State shared by the bus handle and its subscriber task.
+struct Shared {
+    conn: Arc<Connection>,
+    channel: String,
+    id: InstanceId,
+    counters: Counters,
+    subscribed: AtomicBool,
+}
+
+/// An invalidation bus on Redis pub/sub.
+///
+/// Messages carry keys only, with the publishing instance's random id, so an instance
+/// never handles its own. The subscriber runs on the backend's own runtime; when the
+/// subscription drops it reconnects with backoff and, once subscribed again, tells the
+/// handler [`BusEvent::Resubscribed`] (messages may have been missed meanwhile).
+/// Dropping the bus stops the subscriber.
+///
+/// ```no_run
+/// use cache_backends::redis::{RedisBus, RedisOptions};
+/// use cache_core::store::{Bus, BusEvent, Invalidation};
+/// use std::sync::Arc;
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let opts = RedisOptions::new("redis://127.0.0.1:6379/0");
+/// let bus = RedisBus::new(&opts, "shop:__bus")?;
+/// bus.subscribe(Arc::new(|event: BusEvent| println!("{event:?}")));
+/// bus.publish(Invalidation::Keys(vec!["shop:users:42".into()])).await?;
+/// # Ok(()) }
+/// ```
+pub struct RedisBus {
+    shared: Arc<Shared>,
+    subscriber: Mutex<Option<AbortHandle>>,
+}
+
+impl RedisBus {
+    /// A bus on `channel`. Does not connect.
+    pub fn new(opts: &RedisOptions, channel: impl Into<String>) -> Result<Self, CacheError> {
+        let conn = Connection::new(opts).map_err(RedisOptions::builder_error)?;
+        Ok(Self::from_connection(conn, channel.into()))
+    }
+
+    pub(crate) fn from_connection(conn: Arc<Connection>, channel: String) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                conn,
+                channel,
+                id: random_id(),
+                counters: Counters::default(),
+                subscribed: AtomicBool::new(false),
+            }),
+            subscriber: Mutex::new(None),
+        }
+    }
+
+    /// What the bus has seen so far.
+    pub fn counters(&self) -> BusCounters {
+        let c = &self.shared.counters;
+        BusCounters {
+            delivered: c.delivered.load(Ordering::Relaxed),
+            own: c.own.load(Ordering::Relaxed),
+            garbage: c.garbage.load(Ordering::Relaxed),
+            oversized: c.oversized.load(Ordering::Relaxed),
+            unknown_version: c.unknown_version.load(Ordering::Relaxed),
+            resubscriptions: c.resubscriptions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Messages ignored because they were garbage, oversized or of an unknown version.
+    pub fn ignored_messages(&self) -> u64 {
+        self.counters().ignored()
+    }
+
+    /// Whether the subscription is currently established (messages published from now
+    /// on will be received).
+    pub fn is_subscribed(&self) -> bool {
+        self.shared.subscribed.load(Ordering::Acquire)
+    }
+
+    /// The channel this bus publishes and listens on.
+    pub fn channel(&self) -> &str {
+        &self.shared.channel
+    }
+}
+
+impl fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBus")
+            .field("target", &self.shared.conn.target())
+            .field("channel", &self.shared.channel)
+            .field("subscribed", &self.is_subscribed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.subscriber.lock() {
+            if let Some(task) = guard.take() {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// 16 random bytes: std's `RandomState` is seeded from the OS, mixed with time and pid.
+fn random_id() -> InstanceId {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut id = [0u8; 16];
+    for (i, chunk) in id.chunks_mut(8).enumerate() {
+        let mut h = RandomState::new().build_hasher();
+        h.write_usize(i);
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    id
+}
+
+impl Bus for RedisBus {
+    fn publish<'a>(&'a self, inv: Invalidation) -> BoxFuture<'a, Result<(), TierError>> {
+        let Some(messages) = message::encode(&self.shared.id, &inv) else {
+            return Box::pin(async {
+                Err(TierError::with_kind(
+                    "bus message refused: a key is longer than the message size limit",
+                    TierErrorKind::Other,
+                ))
+            });
+        };
+        if messages.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        let channel = self.shared.channel.clone();
+        let timeout = Some(self.shared.conn.operation_timeout);
+        Box::pin(
+            self.shared
+                .conn
+                .run("PUBLISH", timeout, move |mut c| async move {
+                    let mut pipe = redis::pipe();
+                    for m in messages {
+                        pipe.cmd("PUBLISH").arg(&channel).arg(m).ignore();
+                    }
+                    pipe.query_async::<()>(&mut c).await
+                }),
+        )
+    }
+
+    fn subscribe(&self, handler: BusHandler) {
+        let Ok(mut guard) = self.subscriber.lock() else {
+            return;
+        };
+        if guard.is_some() {
+            tracing::warn!(channel = %self.shared.channel, "bus subscribed twice; keeping the first handler");
+            return;
+        }
+        match background::handle() {
+            Ok(rt) => {
+                let task = rt.spawn(listen(Arc::clone(&self.shared), handler));
+                *guard = Some(task.abort_handle());
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the redis bus subscriber"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "redis bus {} channel {}",
+            self.shared.conn.target(),
+            self.shared.channel
+        )
+    }
+}
+
+/// The subscriber: subscribe, deliver, and on loss resubscribe with backoff.
+async fn listen(shared: Arc<Shared>, handler: BusHandler) {
+    let mut backoff = MIN_BACKOFF;
+    let mut lost = false;
+    loop {
+        let subscribed = async {
+            let mut ps = shared.conn.pubsub().await?;
+            match tokio::time::timeout(shared.conn.operation_timeout, ps.subscribe(&shared.channel))
+                .await
+            {
+                Ok(Ok(())) => Ok(ps),
+                Ok(Err(e)) => Err(shared.conn.connect_error(&e.to_string())),
+                Err(_) => Err(shared.conn.connect_error("SUBSCRIBE timed out")),
+            }
+        }
+        .await;
+        match subscribed {
+            Ok(ps) => {
+                shared.subscribed.store(true, Ordering::Release);
+                backoff = MIN_BACKOFF;
+                if lost {
+                    shared
+                        .counters
+                        .resubscriptions
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(channel = %shared.channel, "redis bus resubscribed");
+                    deliver(&handler, BusEvent::Resubscribed);
+                }
+                let mut stream = ps.into_on_message();
+                while let Some(msg) = stream.next().await {
+                    on_message(&shared, &handler, msg.get_payload_bytes());
+                }
+                shared.subscribed.store(false, Ordering::Release);
+                tracing::warn!(channel = %shared.channel, target = %shared.conn.target(), "redis bus subscription lost; reconnecting");
+                lost = true;
+            }
+            Err(e) => {
+                if !lost {
+                    tracing::warn!(error = %e, "redis bus cannot subscribe; retrying");
+                }
+                // Messages may be missed until the subscription is made.
+                lost = true;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+fn on_message(shared: &Shared, handler: &BusHandler, bytes: &[u8]) {
+    let c = &shared.counters;
+    match message::decode(bytes) {
+        Ok((from, _)) if from == shared.id => {
+            c.own.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok((_, inv)) => {
+            c.delivered.fetch_add(1, Ordering::Relaxed);
+            deliver(handler, BusEvent::Invalidate(inv));
+        }
+        Err(why) => {
+            let counter = match why {
+                Refused::Oversized => &c.oversized,
+                Refused::UnknownVersion => &c.unknown_version,
+                Refused::Garbage => &c.garbage,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(channel = %shared.channel, reason = ?why, len = bytes.len(), "ignored a bus message");
+        }
+    }
+}
+
+/// Calls the handler; a panicking handler must not kill the subscriber.
+fn deliver(handler: &BusHandler, event: BusEvent) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| handler(event))).is_err() {
+        tracing::error!("the bus handler panicked; the subscriber goes on");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_differ() {
+        assert_ne!(random_id(), random_id());
+    }
+}

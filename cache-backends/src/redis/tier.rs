@@ -1,0 +1,165 @@
+//! [`RedisTier`]: the L2 tier on Redis.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::store::{BoxFuture, RemoteTier, Scope};
+use cache_core::{CacheError, TierError};
+
+use super::connection::Connection;
+use super::options::RedisOptions;
+
+/// How many keys one `SCAN` step asks for while clearing a scope.
+const SCAN_COUNT: usize = 500;
+/// How many keys one `UNLINK` command carries in `delete_many`.
+const UNLINK_BATCH: usize = 1000;
+
+/// An L2 tier on Redis: bytes under `{prefix}:{cache}:{key}` keys, each with a TTL.
+///
+/// Cheap to clone. Building never connects; the connection is made on first use, on a
+/// background runtime of its own, and re-made after faults. Every operation is bounded
+/// by `operation_timeout`, and a read never fetches more than `max_value_size + 1`
+/// bytes.
+///
+/// ```no_run
+/// use cache_backends::redis::{RedisOptions, RedisTier};
+/// use cache_core::store::RemoteTier;
+/// use std::time::Duration;
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let tier = RedisTier::new(&RedisOptions::new("redis://127.0.0.1:6379/0"))?;
+/// tier.set("app:users:42", b"bytes".to_vec(), Duration::from_secs(60)).await?;
+/// assert_eq!(tier.get("app:users:42").await?, Some(b"bytes".to_vec()));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisTier {
+    conn: Arc<Connection>,
+}
+
+impl RedisTier {
+    /// A tier for these options. Does not connect.
+    pub fn new(opts: &RedisOptions) -> Result<Self, CacheError> {
+        let conn = Connection::new(opts).map_err(RedisOptions::builder_error)?;
+        Ok(Self { conn })
+    }
+
+    pub(crate) fn from_connection(conn: Arc<Connection>) -> Self {
+        Self { conn }
+    }
+}
+
+impl fmt::Debug for RedisTier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTier")
+            .field("target", &self.conn.target())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds for `PX`: at least 1 (Redis refuses 0), saturating.
+fn px_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RemoteTier for RedisTier {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
+        let key = key.to_owned();
+        let timeout = Some(self.conn.operation_timeout);
+        // GETRANGE 0 max: at most max + 1 bytes ever travel or get allocated, however big
+        // the stored value; a result longer than max is refused by the codec as
+        // oversized. GETRANGE answers "" for a missing key; stored envelopes are never
+        // empty, so "" is a miss.
+        let last = self.conn.max_value_size;
+        Box::pin(self.conn.run("GET", timeout, move |mut c| async move {
+            let bytes: Vec<u8> = redis::cmd("GETRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(last)
+                .query_async(&mut c)
+                .await?;
+            Ok((!bytes.is_empty()).then_some(bytes))
+        }))
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), TierError>> {
+        let key = key.to_owned();
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(self.conn.run("SET", timeout, move |mut c| async move {
+            // One command: the value never exists without its TTL.
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("PX")
+                .arg(px_millis(ttl))
+                .query_async::<()>(&mut c)
+                .await
+        }))
+    }
+
+    fn delete_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<(), TierError>> {
+        if keys.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        let mut pipe = redis::pipe();
+        for batch in keys.chunks(UNLINK_BATCH) {
+            pipe.cmd("UNLINK").arg(batch).ignore();
+        }
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(self.conn.run("UNLINK", timeout, move |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        }))
+    }
+
+    fn clear_scope<'a>(&'a self, scope: &'a Scope) -> BoxFuture<'a, Result<(), TierError>> {
+        let pattern = scope.redis_pattern();
+        // A scope may hold many keys: no bound on the whole, but each SCAN / UNLINK round
+        // trip is bounded by the connection's response timeout (= operation_timeout).
+        Box::pin(self.conn.run("SCAN+UNLINK", None, move |mut c| async move {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query_async(&mut c)
+                    .await?;
+                if !keys.is_empty() {
+                    redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async::<()>(&mut c)
+                        .await?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        }))
+    }
+
+    fn describe(&self) -> String {
+        format!("redis {}", self.conn.target())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn px_is_never_zero() {
+        assert_eq!(px_millis(Duration::ZERO), 1);
+        assert_eq!(px_millis(Duration::from_micros(10)), 1);
+        assert_eq!(px_millis(Duration::from_secs(2)), 2000);
+        assert_eq!(px_millis(Duration::MAX), u64::MAX);
+    }
+}

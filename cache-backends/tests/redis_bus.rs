@@ -1,0 +1,224 @@
+//! The redis bus against real `redis-server`s started by the harness.
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../tests/support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cache_backends::redis::{RedisBus, RedisOptions, MAX_MESSAGE_SIZE, MESSAGE_VERSION};
+use cache_core::store::{Bus, BusEvent, Invalidation, Scope};
+use cache_core::TierErrorKind;
+use redis_server::RedisServer;
+
+const CHANNEL: &str = "shop:__bus";
+
+fn opts(server: &RedisServer) -> RedisOptions {
+    RedisOptions::new(server.url())
+        .operation_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
+}
+
+type Seen = Arc<Mutex<Vec<BusEvent>>>;
+
+fn listening(server: &RedisServer) -> (RedisBus, Seen) {
+    let bus = RedisBus::new(&opts(server), CHANNEL).unwrap();
+    let seen: Seen = Arc::default();
+    let sink = Arc::clone(&seen);
+    bus.subscribe(Arc::new(move |e| sink.lock().unwrap().push(e)));
+    wait_until("subscribed", || bus.is_subscribed());
+    (bus, seen)
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn raw_publish(server: &RedisServer, payload: &[u8]) {
+    let mut c = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(CHANNEL)
+        .arg(payload)
+        .query(&mut c)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn other_instances_receive_and_the_publisher_does_not() {
+    let server = RedisServer::start();
+    let (a, seen_a) = listening(&server);
+    let (b, seen_b) = listening(&server);
+
+    let keys = Invalidation::Keys(vec!["shop:users:1".into(), "shop:users:2".into()]);
+    a.publish(keys.clone()).await.unwrap();
+    a.publish(Invalidation::Scope(Scope::new("shop:users#admins")))
+        .await
+        .unwrap();
+    b.publish(Invalidation::All).await.unwrap();
+
+    wait_until("b got two", || seen_b.lock().unwrap().len() == 2);
+    wait_until("a got one", || seen_a.lock().unwrap().len() == 1);
+    wait_until("own messages seen", || {
+        a.counters().own == 2 && b.counters().own == 1
+    });
+    assert_eq!(
+        *seen_b.lock().unwrap(),
+        [
+            BusEvent::Invalidate(keys),
+            BusEvent::Invalidate(Invalidation::Scope(Scope::new("shop:users#admins"))),
+        ]
+    );
+    assert_eq!(
+        *seen_a.lock().unwrap(),
+        [BusEvent::Invalidate(Invalidation::All)]
+    );
+    assert_eq!(a.counters().delivered, 1);
+    assert_eq!(b.counters().delivered, 2);
+    assert_eq!(a.ignored_messages() + b.ignored_messages(), 0);
+
+    // a large key list is split into several messages, every key arrives
+    let many: Vec<String> = (0..30_000).map(|i| format!("shop:users:{i:08}")).collect();
+    a.publish(Invalidation::Keys(many.clone())).await.unwrap();
+    wait_until("all keys", || {
+        let got: usize = seen_b
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                BusEvent::Invalidate(Invalidation::Keys(k)) => k.len(),
+                _ => 0,
+            })
+            .sum();
+        got == many.len() + 2
+    });
+}
+
+#[tokio::test]
+async fn garbage_is_ignored_and_counted() {
+    let server = RedisServer::start();
+    let (b, seen) = listening(&server);
+    raw_publish(&server, b"");
+    raw_publish(&server, b"hello, not a bus message");
+    let mut future_version = vec![MESSAGE_VERSION + 1];
+    future_version.extend_from_slice(&[0; 17]);
+    raw_publish(&server, &future_version);
+    let mut truncated = vec![MESSAGE_VERSION];
+    truncated.extend_from_slice(&[1; 16]);
+    truncated.extend_from_slice(&[0, 255, 255, 255, 255]); // 2^32-1 keys, no bytes
+    raw_publish(&server, &truncated);
+    raw_publish(&server, &vec![MESSAGE_VERSION; MAX_MESSAGE_SIZE + 1]);
+    wait_until("five ignored", || b.ignored_messages() == 5);
+    let c = b.counters();
+    assert_eq!(
+        (c.garbage, c.unknown_version, c.oversized),
+        (2, 2, 1),
+        "{c:?}"
+    );
+    // and the bus still works
+    let a = RedisBus::new(&opts(&server), CHANNEL).unwrap();
+    a.publish(Invalidation::All).await.unwrap();
+    wait_until("delivered", || seen.lock().unwrap().len() == 1);
+    assert_eq!(b.counters().delivered, 1);
+}
+
+#[tokio::test]
+async fn resubscribes_after_a_server_restart_and_says_so() {
+    let server = RedisServer::start();
+    let (b, seen) = listening(&server);
+    let a = RedisBus::new(&opts(&server), CHANNEL).unwrap();
+
+    server.kill();
+    wait_until("subscription lost", || !b.is_subscribed());
+    // publishing while the server is down is an error, promptly
+    let start = Instant::now();
+    let err = a.publish(Invalidation::All).await.unwrap_err();
+    assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
+    assert!(start.elapsed() < Duration::from_secs(2));
+
+    server.restart();
+    wait_until("resubscribed", || {
+        seen.lock().unwrap().first() == Some(&BusEvent::Resubscribed)
+    });
+    assert!(b.is_subscribed());
+    assert_eq!(b.counters().resubscriptions, 1);
+    a.publish(Invalidation::Keys(vec!["shop:users:9".into()]))
+        .await
+        .unwrap();
+    wait_until("received after restart", || seen.lock().unwrap().len() == 2);
+    assert_eq!(
+        seen.lock().unwrap()[1],
+        BusEvent::Invalidate(Invalidation::Keys(vec!["shop:users:9".into()]))
+    );
+}
+
+#[test]
+fn subscriber_started_before_the_server_is_up_catches_up() {
+    // The subscriber must not depend on the caller's runtime: subscribe from a plain
+    // thread, while the server is down, then bring the server up.
+    let server = RedisServer::start();
+    server.kill();
+    let bus = RedisBus::new(&opts(&server), CHANNEL).unwrap();
+    let seen: Seen = Arc::default();
+    let sink = Arc::clone(&seen);
+    bus.subscribe(Arc::new(move |e| sink.lock().unwrap().push(e)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!bus.is_subscribed());
+    server.restart();
+    wait_until("subscribed", || bus.is_subscribed());
+    // entries cached while the bus was down are suspect: told as a resubscription
+    wait_until("resubscribed event", || {
+        seen.lock().unwrap().first() == Some(&BusEvent::Resubscribed)
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let other = RedisBus::new(&opts(&server), CHANNEL).unwrap();
+    rt.block_on(other.publish(Invalidation::All)).unwrap();
+    drop(rt);
+    wait_until("delivered", || seen.lock().unwrap().len() == 2);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_does_not_stop_the_subscriber() {
+    let server = RedisServer::start();
+    let bus = RedisBus::new(&opts(&server), CHANNEL).unwrap();
+    let seen: Seen = Arc::default();
+    let sink = Arc::clone(&seen);
+    bus.subscribe(Arc::new(move |e| {
+        let first = sink.lock().unwrap().is_empty();
+        sink.lock().unwrap().push(e);
+        assert!(!first, "handler panics on the first event");
+    }));
+    wait_until("subscribed", || bus.is_subscribed());
+    let a = RedisBus::new(&opts(&server), CHANNEL).unwrap();
+    a.publish(Invalidation::All).await.unwrap();
+    a.publish(Invalidation::All).await.unwrap();
+    wait_until("both delivered", || seen.lock().unwrap().len() == 2);
+}
+
+#[test]
+fn dropping_the_bus_stops_its_subscriber() {
+    let server = RedisServer::start();
+    let count_clients = || -> usize {
+        let mut c = redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+        list.lines().filter(|l| l.contains("cmd=subscribe")).count()
+    };
+    let (bus, _seen) = listening(&server);
+    assert_eq!(count_clients(), 1);
+    drop(bus);
+    wait_until("subscriber gone", || count_clients() == 0);
+}

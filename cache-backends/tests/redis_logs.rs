@@ -1,0 +1,104 @@
+//! Logs of the redis driver never hold the password. In its own test binary because it
+//! installs a global `tracing` subscriber (the bus logs from the backend's own thread).
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../tests/support/redis_server.rs"]
+mod redis_server;
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cache_backends::redis::{RedisBus, RedisOptions, RedisTier};
+use cache_core::store::{Bus, BusEvent, Invalidation, RemoteTier};
+use redis_server::RedisServer;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+/// Records every event's fields as text.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<String>>);
+
+struct Text<'a>(&'a mut String);
+
+impl Visit for Text<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, " {}={:?}", field.name(), value);
+    }
+}
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let mut text = self.0.lock().unwrap();
+        span.record(&mut Text(&mut text));
+        Id::from_u64(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+    fn record(&self, _: &Id, values: &Record<'_>) {
+        values.record(&mut Text(&mut self.0.lock().unwrap()));
+    }
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut text = self.0.lock().unwrap();
+        text.push('\n');
+        event.record(&mut Text(&mut text));
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+#[tokio::test]
+async fn logs_never_hold_the_password() {
+    let capture = Capture::default();
+    tracing::subscriber::set_global_default(capture.clone()).unwrap();
+    const SECRET: &str = "L0g-S3cret-pw";
+
+    let server = RedisServer::start_with_password(SECRET);
+    let opts = RedisOptions::new(server.url())
+        .operation_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300));
+    let tier = RedisTier::new(&opts).unwrap();
+    let bus = RedisBus::new(&opts, "p:__bus").unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    bus.subscribe(Arc::new(move |e: BusEvent| sink.lock().unwrap().push(e)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bus.is_subscribed() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tier.set("p:c:1", b"x".to_vec(), Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    // faults: lost subscription (logged), failing operations, resubscription
+    server.kill();
+    let _ = tier.get("p:c:1").await;
+    let _ = bus.publish(Invalidation::All).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.restart();
+    while seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no resubscription");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // a wrong password, at connect time
+    let wrong = RedisOptions::new(format!(
+        "redis://:Wr0ng-{SECRET}@127.0.0.1:{}/0",
+        server.port()
+    ))
+    .connect_timeout(Duration::from_millis(300));
+    let wrong_bus = RedisBus::new(&wrong, "p:__bus").unwrap();
+    wrong_bus.subscribe(Arc::new(|_| {}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let logs = capture.0.lock().unwrap().clone();
+    assert!(logs.contains("subscription lost"), "nothing logged? {logs}");
+    assert!(logs.contains("cannot subscribe"), "{logs}");
+    assert!(!logs.contains(SECRET), "{logs}");
+}

@@ -1,0 +1,560 @@
+//! The redis L2 tier against real `redis-server`s started by the harness.
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../tests/support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache_backends::redis::{RedisOptions, RedisTier};
+use cache_core::codec::{self, EnvelopeMeta, DEFAULT_MAX_VALUE_SIZE};
+use cache_core::config::TierConfig;
+use cache_core::driver::find_driver;
+use cache_core::store::{RemoteTier, Scope};
+use cache_core::{CacheError, ConfigOrigin, TierErrorKind};
+use redis_server::RedisServer;
+
+fn raw(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+fn tier(server: &RedisServer) -> RedisTier {
+    RedisTier::new(&fast(&server.url())).unwrap()
+}
+
+fn fast(url: &str) -> RedisOptions {
+    RedisOptions::new(url)
+        .operation_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300))
+}
+
+fn keys_matching(server: &RedisServer, pattern: &str) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query(&mut raw(server))
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn set_get_and_every_key_has_a_ttl() {
+    let server = RedisServer::start();
+    let t = tier(&server);
+    assert_eq!(t.get("app:users:1").await.unwrap(), None);
+    t.set("app:users:1", b"one".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    t.set("app:users:2", b"two".to_vec(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(t.get("app:users:1").await.unwrap(), Some(b"one".to_vec()));
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("app:users:1")
+        .query(&mut raw(&server))
+        .unwrap();
+    assert!(pttl > 55_000 && pttl <= 60_000, "PTTL {pttl}");
+    // Every key carries a TTL (PTTL -1 would mean none; 0 or -2 mean expiring or expired, as
+    // the zero-TTL key, written with a 1 ms TTL, may be).
+    let mut c = raw(&server);
+    for key in ["app:users:1", "app:users:2"] {
+        let pttl: i64 = redis::cmd("PTTL").arg(key).query(&mut c).unwrap();
+        assert!(pttl >= 0 || pttl == -2, "{key} has PTTL {pttl}");
+    }
+    for key in keys_matching(&server, "*") {
+        let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut c).unwrap();
+        assert_ne!(pttl, -1, "{key} has no TTL");
+    }
+    // short TTLs expire
+    t.set("app:users:3", b"x".to_vec(), Duration::from_millis(50))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while t.get("app:users:3").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "key did not expire");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn delete_many_deletes_only_those_keys() {
+    let server = RedisServer::start();
+    let t = tier(&server);
+    for i in 0..5 {
+        t.set(&format!("app:c:{i}"), vec![i], Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    t.delete_many(&["app:c:1".into(), "app:c:3".into(), "app:c:missing".into()])
+        .await
+        .unwrap();
+    t.delete_many(&[]).await.unwrap();
+    assert_eq!(
+        keys_matching(&server, "*"),
+        ["app:c:0", "app:c:2", "app:c:4"]
+    );
+    // many keys: batched UNLINKs in one pipeline
+    let many: Vec<String> = (0..2500).map(|i| format!("app:m:{i}")).collect();
+    for k in &many {
+        t.set(k, b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    t.delete_many(&many).await.unwrap();
+    assert!(keys_matching(&server, "app:m:*").is_empty());
+}
+
+#[tokio::test]
+async fn clear_scope_deletes_only_its_scope() {
+    let server = RedisServer::start();
+    // two stores with their own prefixes on one Redis (Bentocache's separation of stores)
+    let shop = tier(&server);
+    let posts = tier(&server);
+    let ttl = Duration::from_secs(60);
+    for i in 0..1200 {
+        shop.set(&format!("shop:users:{i}"), b"u".to_vec(), ttl)
+            .await
+            .unwrap();
+    }
+    for key in [
+        "shop:users#admins:1",
+        "shop:users#admins#root:2",
+        "shop:users2:1",
+        "shop:usersx",
+        "shop:products:1",
+        "other:shop:users:1",
+    ] {
+        shop.set(key, b"x".to_vec(), ttl).await.unwrap();
+    }
+    posts
+        .set("posts:users:1", b"p".to_vec(), ttl)
+        .await
+        .unwrap();
+
+    // a nested namespace alone
+    shop.clear_scope(&Scope::new("shop:users#admins#root"))
+        .await
+        .unwrap();
+    assert_eq!(
+        keys_matching(&server, "shop:users#*"),
+        ["shop:users#admins:1"]
+    );
+
+    // the cache, with its namespaces
+    shop.clear_scope(&Scope::new("shop:users")).await.unwrap();
+    assert_eq!(
+        keys_matching(&server, "*"),
+        [
+            "other:shop:users:1",
+            "posts:users:1",
+            "shop:products:1",
+            "shop:users2:1",
+            "shop:usersx",
+        ]
+    );
+    // clearing an empty scope is fine
+    shop.clear_scope(&Scope::new("shop:users")).await.unwrap();
+    posts.clear_scope(&Scope::new("posts:users")).await.unwrap();
+    assert_eq!(keys_matching(&server, "posts:*"), Vec::<String>::new());
+    assert_eq!(keys_matching(&server, "shop:*").len(), 3);
+}
+
+#[tokio::test]
+async fn codec_values_round_trip_and_bad_bytes_are_decode_errors() {
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct User {
+        id: u64,
+        name: String,
+    }
+    let server = RedisServer::start();
+    let t = tier(&server);
+    let fp = codec::fingerprint::<User>();
+    let user = User {
+        id: 42,
+        name: "alice".into(),
+    };
+    let bytes = codec::encode(&user, &EnvelopeMeta::new(fp, Some(1), None)).unwrap();
+    t.set("app:users:42", bytes, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let got = t.get("app:users:42").await.unwrap().unwrap();
+    assert_eq!(
+        codec::decode::<User>(&got, fp, DEFAULT_MAX_VALUE_SIZE)
+            .unwrap()
+            .0,
+        user
+    );
+
+    // bytes written by something else: garbage, JSON, a truncated envelope, huge
+    let mut c = raw(&server);
+    let mut truncated = codec::encode(&user, &EnvelopeMeta::new(fp, None, None)).unwrap();
+    truncated.truncate(truncated.len() - 3);
+    let huge = vec![0xCAu8; 2 * 1024 * 1024];
+    let cases: [(&str, &[u8]); 5] = [
+        ("garbage", b"\x00\x01\x02garbage"),
+        ("json", br#"{"id":42,"name":"alice"}"#),
+        ("empty", b""),
+        ("truncated", &truncated),
+        ("huge", &huge),
+    ];
+    for (name, bad) in cases {
+        let _: () = redis::cmd("SET")
+            .arg("app:users:bad")
+            .arg(bad)
+            .arg("PX")
+            .arg(60_000)
+            .query(&mut c)
+            .unwrap();
+        let Some(got) = t.get("app:users:bad").await.unwrap() else {
+            assert_eq!(name, "empty", "only an empty value reads as absent");
+            continue;
+        };
+        let r = codec::decode::<User>(&got, fp, 1024 * 1024);
+        assert!(r.is_err(), "{name} decoded: {r:?}");
+    }
+    // another type written under the key
+    let other = codec::encode(
+        &7u64,
+        &EnvelopeMeta::new(codec::fingerprint::<u64>(), None, None),
+    )
+    .unwrap();
+    t.set("app:users:7", other, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let got = t.get("app:users:7").await.unwrap().unwrap();
+    assert!(codec::decode::<User>(&got, fp, DEFAULT_MAX_VALUE_SIZE).is_err());
+}
+
+#[tokio::test]
+async fn password_never_shows() {
+    let server = RedisServer::start_with_password("Sup3r-S3cret");
+    let url = server.url();
+    assert!(url.contains("Sup3r-S3cret"));
+
+    let good = RedisTier::new(&fast(&url)).unwrap();
+    good.set("p:c:1", b"x".to_vec(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(good.get("p:c:1").await.unwrap(), Some(b"x".to_vec()));
+    let text = format!("{} {:?} {:?}", good.describe(), good, fast(&url));
+    assert!(!text.contains("Sup3r-S3cret"), "{text}");
+
+    // a wrong password: the error names the server, not the password
+    let wrong = format!("redis://:Wr0ng-Pa55@127.0.0.1:{}/0", server.port());
+    let bad = RedisTier::new(&fast(&wrong)).unwrap();
+    let err = bad.get("p:c:1").await.unwrap_err();
+    let text = format!("{err} {err:?} {} {bad:?}", bad.describe());
+    assert!(!text.contains("Wr0ng-Pa55"), "{text}");
+    assert!(text.contains(&server.port().to_string()), "{text}");
+
+    // with the server gone too
+    server.kill();
+    let err = good.get("p:c:1").await.unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("Sup3r-S3cret"), "{text}");
+
+    // a bad URL in config: the error does not repeat it
+    let cfg = tier_config("url = \"redis://:Sup3r-S3cret@127.0.0.1:notaport/0\"");
+    let err = build(&cfg).err().expect("a bad url is refused").to_string();
+    assert!(!err.contains("Sup3r-S3cret"), "{err}");
+    assert!(err.contains("stores.s.l2.url"), "{err}");
+}
+
+#[tokio::test]
+async fn down_server_fails_fast_as_unavailable_then_recovers_after_restart() {
+    let server = RedisServer::start();
+    let t = tier(&server);
+    t.set("app:c:1", b"1".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    server.kill();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let err = t.get("app:c:1").await.unwrap_err();
+        assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            start.elapsed()
+        );
+        let err = t
+            .set("app:c:1", b"x".to_vec(), Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
+        let err = t.clear_scope(&Scope::new("app:c")).await.unwrap_err();
+        assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
+    }
+    server.restart();
+    // the next operation reconnects
+    assert_eq!(
+        t.get("app:c:1").await.unwrap(),
+        None,
+        "restart keeps no data"
+    );
+    t.set("app:c:1", b"2".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"2".to_vec()));
+}
+
+#[tokio::test]
+async fn paused_server_times_out_within_operation_timeout() {
+    let server = RedisServer::start();
+    let t = tier(&server);
+    t.set("app:c:1", b"1".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    server.pause();
+    let start = Instant::now();
+    let err = t.get("app:c:1").await.unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    // a fresh tier (connecting to a frozen server) is bounded too
+    let start = Instant::now();
+    let err = tier(&server).get("app:c:1").await.unwrap_err();
+    assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
+    assert!(start.elapsed() < Duration::from_millis(1500));
+    server.resume();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match t.get("app:c:1").await {
+            Ok(v) => {
+                assert_eq!(v, Some(b"1".to_vec()));
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "still failing: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A tier built and first used inside one runtime keeps working from another runtime
+/// after the first one ended (a global manager outlives `#[tokio::test]` runtimes), and
+/// from a plain thread.
+#[test]
+fn tier_outlives_the_runtime_that_first_used_it() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            t.set("app:c:1", b"first".to_vec(), Duration::from_secs(60))
+                .await
+                .unwrap();
+        });
+    } // the first runtime is gone
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"first".to_vec()));
+        t.set("app:c:2", b"second".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    drop(rt);
+    // a plain thread with no tokio runtime at all
+    let t2 = Arc::clone(&t);
+    std::thread::spawn(move || {
+        let v = futures_executor_block_on(t2.get("app:c:2")).unwrap();
+        assert_eq!(v, Some(b"second".to_vec()));
+    })
+    .join()
+    .unwrap();
+}
+
+/// A minimal executor: polls a future on this thread, parking between wake-ups.
+fn futures_executor_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+fn tier_config(options: &str) -> TierConfig {
+    TierConfig {
+        driver: "redis".into(),
+        options: toml::from_str(options).unwrap(),
+        field: "stores.s.l2".into(),
+        origin: ConfigOrigin::String,
+    }
+}
+
+fn build(cfg: &TierConfig) -> Result<Arc<dyn RemoteTier>, CacheError> {
+    let driver = find_driver("redis").expect("the redis driver is registered");
+    (driver.remote.expect("redis is an L2 driver"))(cfg)
+}
+
+#[test]
+fn driver_builds_without_a_server_and_checks_its_options() {
+    // nothing listens there: building must not connect
+    let t = build(&tier_config(
+        "url = \"redis://127.0.0.1:1/2\"\noperation_timeout = \"200ms\"\nconnect_timeout = \"100ms\"",
+    ))
+    .unwrap();
+    assert_eq!(t.describe(), "redis redis://127.0.0.1:1/2");
+    let driver = find_driver("redis").unwrap();
+    let bus = (driver.bus.unwrap())(
+        &tier_config("url = \"redis://127.0.0.1:1/2\""),
+        &cache_core::driver::BusSettings::for_prefix("shop"),
+    )
+    .unwrap();
+    assert!(bus.describe().contains("shop:__bus"));
+
+    for (options, field, says) in [
+        ("", "stores.s.l2.url", "requires `url`"),
+        ("url = 5", "stores.s.l2.url", "URL"),
+        ("url = \"http://x\"", "stores.s.l2.url", "redis://"),
+        (
+            "url = \"redis://h\"\nurl2 = 1",
+            "stores.s.l2.url2",
+            "no such option",
+        ),
+        (
+            "url = \"redis://h\"\noperation_timeout = \"soon\"",
+            "stores.s.l2.operation_timeout",
+            "duration",
+        ),
+        (
+            "url = \"redis://h\"\nconnect_timeout = 3",
+            "stores.s.l2.connect_timeout",
+            "duration",
+        ),
+        (
+            "url = \"redis://h\"\nconnect_timeout = \"0s\"",
+            "stores.s.l2.connect_timeout",
+            "greater than zero",
+        ),
+    ] {
+        let err = build(&tier_config(options))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains(field) && err.contains(says),
+            "{options:?}: {err}"
+        );
+        assert!(err.contains("<toml string>"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn unreachable_server_at_first_use_is_unavailable_quickly() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let t = RedisTier::new(&fast(&format!("redis://127.0.0.1:{port}/0"))).unwrap();
+    let start = Instant::now();
+    let err = t.get("a:b:c").await.unwrap_err();
+    assert_eq!(err.kind(), TierErrorKind::Unavailable);
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(err.to_string().contains(&port.to_string()), "{err}");
+}
+
+/// The whole driver works as a Redis ACL user limited to its prefix's keys and channels,
+/// with dangerous commands (FLUSHDB, FLUSHALL, KEYS, ...) forbidden: proof that it
+/// touches nothing else.
+#[tokio::test]
+async fn works_as_an_acl_user_limited_to_its_prefix() {
+    use cache_backends::redis::RedisBus;
+    use cache_core::store::{Bus, Invalidation};
+
+    let server = RedisServer::start();
+    let mut admin = raw(&server);
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "shop",
+            "on",
+            ">shop-pw",
+            "resetkeys",
+            "~shop:*",
+            "resetchannels",
+            "&shop:*",
+            "+@all",
+            "-@dangerous",
+        ])
+        .query(&mut admin)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("other:users:1")
+        .arg("keep")
+        .query(&mut admin)
+        .unwrap();
+    let url = format!("redis://shop:shop-pw@127.0.0.1:{}/0", server.port());
+    let t = RedisTier::new(&fast(&url)).unwrap();
+    t.set("shop:users:1", b"v".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(t.get("shop:users:1").await.unwrap(), Some(b"v".to_vec()));
+    t.delete_many(&["shop:users:1".into()]).await.unwrap();
+    t.set("shop:users:2", b"v".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    t.clear_scope(&Scope::new("shop:users")).await.unwrap();
+    assert_eq!(keys_matching(&server, "*"), ["other:users:1"]);
+    // outside the prefix the server refuses, as a command error (not unavailability)
+    let err = t.get("other:users:1").await.unwrap_err();
+    assert_eq!(err.kind(), TierErrorKind::Other, "{err}");
+    // the bus on the prefix's channel
+    let bus = RedisBus::new(&fast(&url), "shop:__bus").unwrap();
+    bus.publish(Invalidation::All).await.unwrap();
+    let outside = RedisBus::new(&fast(&url), "other:__bus").unwrap();
+    assert!(outside.publish(Invalidation::All).await.is_err());
+}
+
+#[tokio::test]
+async fn reads_never_fetch_more_than_max_value_size_plus_one() {
+    let server = RedisServer::start();
+    let t = RedisTier::new(&fast(&server.url()).max_value_size(1000)).unwrap();
+    let mut c = raw(&server);
+    let big = vec![7u8; 1_000_000];
+    let _: () = redis::cmd("SET")
+        .arg("a:c:big")
+        .arg(&big)
+        .query(&mut c)
+        .unwrap();
+    let got = t.get("a:c:big").await.unwrap().unwrap();
+    assert_eq!(got.len(), 1001);
+    let err = codec::decode::<Vec<u8>>(&got, codec::fingerprint::<Vec<u8>>(), 1000).unwrap_err();
+    assert!(matches!(err, codec::CodecError::TooLarge { .. }), "{err}");
+    // exactly at the limit: whole
+    t.set("a:c:fit", vec![1u8; 1000], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(t.get("a:c:fit").await.unwrap().unwrap().len(), 1000);
+    // the option from config
+    let cfg = tier_config("url = \"redis://h\"\nmax_value_size = 2097152");
+    assert!(build(&cfg).is_ok());
+    let cfg = tier_config("url = \"redis://h\"\nmax_value_size = 0");
+    let err = build(&cfg).err().unwrap().to_string();
+    assert!(err.contains("stores.s.l2.max_value_size"), "{err}");
+}

@@ -1,0 +1,96 @@
+//! A store's shared tier as core uses it: every call behind the circuit breaker, faults
+//! counted and logged (rate-limited), never returned to a cached function.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::breaker::Breaker;
+use super::warn::RateLimit;
+use super::{RemoteTier, Scope};
+use crate::error::{TierError, TierErrorKind};
+
+/// How long a failing L2 is left alone by default (`l2_circuit_breaker`).
+pub(crate) const DEFAULT_CIRCUIT_BREAKER: Duration = Duration::from_secs(5);
+/// How often one store logs an L2 fault at most.
+const WARN_EVERY_MS: u64 = 10_000;
+
+/// The L2 of a store.
+pub(crate) struct Remote {
+    pub(crate) tier: Arc<dyn RemoteTier>,
+    breaker: Breaker,
+    warnings: RateLimit,
+    pub(crate) max_value_size: usize,
+}
+
+/// The L2 was not asked (breaker open) or failed: the caller carries on without it.
+#[derive(Debug)]
+pub(crate) struct Skipped;
+
+impl Remote {
+    pub(crate) fn new(tier: Arc<dyn RemoteTier>, breaker: Duration, max_value_size: usize) -> Self {
+        Self {
+            tier,
+            breaker: Breaker::new(breaker),
+            warnings: RateLimit::default(),
+            max_value_size,
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        store: &str,
+        op: &'static str,
+        call: impl std::future::Future<Output = Result<T, TierError>>,
+    ) -> Result<T, Skipped> {
+        if !self.breaker.allows() {
+            return Err(Skipped);
+        }
+        match call.await {
+            Ok(value) => {
+                self.breaker.reset();
+                Ok(value)
+            }
+            Err(err) => {
+                if err.kind() == TierErrorKind::Unavailable {
+                    self.breaker.trip();
+                }
+                if let Some(suppressed) = self.warnings.check(WARN_EVERY_MS) {
+                    tracing::warn!(
+                        store,
+                        op,
+                        tier = %self.tier.describe(),
+                        error = %err,
+                        suppressed,
+                        "cachet: L2 fault; carrying on without it"
+                    );
+                }
+                Err(Skipped)
+            }
+        }
+    }
+
+    pub(crate) async fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, Skipped> {
+        self.call(store, "get", self.tier.get(key)).await
+    }
+
+    pub(crate) async fn set(
+        &self,
+        store: &str,
+        key: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), Skipped> {
+        self.call(store, "set", self.tier.set(key, bytes, ttl))
+            .await
+    }
+
+    pub(crate) async fn delete(&self, store: &str, keys: &[String]) -> Result<(), Skipped> {
+        self.call(store, "delete", self.tier.delete_many(keys))
+            .await
+    }
+
+    pub(crate) async fn clear(&self, store: &str, scope: &Scope) -> Result<(), Skipped> {
+        self.call(store, "clear", self.tier.clear_scope(scope))
+            .await
+    }
+}

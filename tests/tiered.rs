@@ -1,0 +1,344 @@
+//! Tiered stores (L1 memory + L2 Redis + a Redis bus) and L2-only stores, against real
+//! `redis-server` processes: two managers on one Redis play two instances of a service.
+
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use cachet::testing::{with_manager, with_manager_sync};
+use cachet::{cacheable, CacheManager};
+use support::redis_server::RedisServer;
+use support::{eventually, redis_cli};
+
+fn tiered(server: &RedisServer, prefix: &str) -> CacheManager {
+    let url = server.url();
+    CacheManager::from_toml_str(&format!(
+        r#"
+        prefix = "{prefix}"
+        ttl = "1h"
+        [stores.tiered]
+        l1 = {{ driver = "memory", max_entries = 1000 }}
+        l2 = {{ driver = "redis", url = "{url}", operation_timeout = "250ms", connect_timeout = "250ms" }}
+        bus = {{ driver = "redis", url = "{url}" }}
+        l2_circuit_breaker = "300ms"
+        "#
+    ))
+    .unwrap()
+}
+
+fn l2_only(server: &RedisServer, prefix: &str) -> CacheManager {
+    let url = server.url();
+    CacheManager::from_toml_str(&format!(
+        "prefix = \"{prefix}\"\n[stores.shared]\nl2 = {{ driver = \"redis\", url = \"{url}\" }}\n"
+    ))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_l2_hit_backfills_l1_and_an_l1_hit_skips_redis() {
+    let server = RedisServer::start();
+    let (a, b) = (tiered(&server, "app"), tiered(&server, "app"));
+    a.cache("users")
+        .unwrap()
+        .set(&1u64, &"ann".to_string())
+        .await
+        .unwrap();
+    let users_b = b.cache("users").unwrap();
+    assert_eq!(
+        users_b.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("ann")
+    );
+    assert_eq!(users_b.stats().l2_hits, 1);
+    let commands_before = redis_cli(server.port(), &["INFO", "commandstats"]);
+    let gets_before = commands_before
+        .lines()
+        .find(|l| l.starts_with("cmdstat_get:"))
+        .map(str::to_owned);
+    for _ in 0..10 {
+        assert_eq!(
+            users_b.get::<String, _>(&1u64).await.unwrap().as_deref(),
+            Some("ann")
+        );
+    }
+    let commands_after = redis_cli(server.port(), &["INFO", "commandstats"]);
+    let gets_after = commands_after
+        .lines()
+        .find(|l| l.starts_with("cmdstat_get:"))
+        .map(str::to_owned);
+    assert_eq!(users_b.stats().l1_hits, 10);
+    assert_eq!(
+        gets_before.map(|l| l.split(',').next().unwrap_or_default().to_owned()),
+        gets_after.map(|l| l.split(',').next().unwrap_or_default().to_owned()),
+        "L1 hits send no GET to Redis"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_keeps_other_instances_l1_coherent() {
+    let server = RedisServer::start();
+    let (a, b) = (tiered(&server, "bus"), tiered(&server, "bus"));
+    let (users_a, users_b) = (a.cache("users").unwrap(), b.cache("users").unwrap());
+    users_a.set(&1u64, &"v1".to_string()).await.unwrap();
+    users_a.set(&2u64, &"v1".to_string()).await.unwrap();
+    // b holds both in its L1 now
+    assert_eq!(
+        users_b.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        users_b.get::<String, _>(&2u64).await.unwrap().as_deref(),
+        Some("v1")
+    );
+
+    users_a.set(&1u64, &"v2".to_string()).await.unwrap();
+    let delay = eventually("b sees a's update", async || {
+        users_b.get::<String, _>(&1u64).await.unwrap().as_deref() == Some("v2")
+    })
+    .await;
+    println!("bus propagation delay (set): {delay:?}");
+
+    users_a.delete(&2u64).await.unwrap();
+    eventually("b sees a's delete", async || {
+        users_b.get::<String, _>(&2u64).await.unwrap().is_none()
+    })
+    .await;
+
+    users_b.get::<String, _>(&1u64).await.unwrap();
+    users_a.clear().await.unwrap();
+    eventually("b sees a's clear", async || {
+        users_b.get::<String, _>(&1u64).await.unwrap().is_none()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_with_their_own_prefix_never_see_each_other() {
+    let server = RedisServer::start();
+    let (users_store, posts_store) = (l2_only(&server, "users"), l2_only(&server, "posts"));
+    let (u, p) = (
+        users_store.cache("items").unwrap(),
+        posts_store.cache("items").unwrap(),
+    );
+    u.set(&1u64, &"user item".to_string()).await.unwrap();
+    p.set(&1u64, &"post item".to_string()).await.unwrap();
+    assert_eq!(
+        u.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("user item")
+    );
+    assert_eq!(
+        p.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("post item")
+    );
+    users_store.store("shared").unwrap().clear().await.unwrap();
+    assert!(u.missing(&1u64).await.unwrap());
+    assert_eq!(
+        p.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("post item")
+    );
+    assert_eq!(redis_cli(server.port(), &["EXISTS", "posts:items:1"]), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_redis_key_carries_a_ttl() {
+    let server = RedisServer::start();
+    let manager = l2_only(&server, "ttl");
+    let cache = manager.cache("c").unwrap();
+    cache.set(&1u64, &1u8).await.unwrap();
+    cache.set_forever(&2u64, &2u8).await.unwrap();
+    cache
+        .set_with(&3u64, &3u8, Duration::from_secs(5))
+        .await
+        .unwrap();
+    for key in ["ttl:c:1", "ttl:c:2", "ttl:c:3"] {
+        let pttl: i64 = redis_cli(server.port(), &["PTTL", key]).parse().unwrap();
+        assert!(pttl > 0, "{key} has PTTL {pttl}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bytes_under_a_key_are_a_miss_that_gets_overwritten() {
+    let server = RedisServer::start();
+    let manager = l2_only(&server, "bad");
+    let cache = manager.cache("c").unwrap();
+    for garbage in ["not an envelope", "\u{1}\u{2}\u{3}", ""] {
+        redis_cli(server.port(), &["SET", "bad:c:1", garbage]);
+        assert_eq!(
+            cache.get::<String, _>(&1u64).await.unwrap(),
+            None,
+            "{garbage:?}"
+        );
+    }
+    // A value of another type is a miss too.
+    cache.set(&2u64, &vec![1u32, 2, 3]).await.unwrap();
+    assert_eq!(cache.get::<String, _>(&2u64).await.unwrap(), None);
+    let value: String = cache
+        .get_or_set(&1u64, || async { "fresh".to_string() })
+        .await
+        .unwrap();
+    assert_eq!(value, "fresh");
+    assert_eq!(
+        cache.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("fresh"),
+        "overwritten"
+    );
+    // Two kinds of garbage and one value of another type are faults; an empty value reads as
+    // a plain miss (the tier reads with GETRANGE, and no envelope is empty).
+    assert_eq!(cache.stats().errors, 3);
+}
+
+static LOOKUPS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("profiles")]
+async fn profile(id: u64) -> Result<String, String> {
+    LOOKUPS.fetch_add(1, SeqCst);
+    Ok(format!("profile {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_never_fails_the_function_and_is_used_again_once_back() {
+    let server = RedisServer::start();
+    let a = tiered(&server, "faults");
+    let b = tiered(&server, "faults");
+    server.kill();
+    let (mut calls, mut failures) = (0, 0);
+    with_manager(a.clone(), async {
+        for id in 0..50u64 {
+            calls += 1;
+            if profile(id).await != Ok(format!("profile {id}")) {
+                failures += 1;
+            }
+        }
+    })
+    .await;
+    let errors = a.cache("profiles").unwrap().stats().errors;
+    println!("redis down: {calls} calls, {failures} failures returned to callers, {errors} L2 faults counted");
+    assert_eq!(failures, 0);
+    assert!(errors > 0, "faults are counted");
+
+    server.restart();
+    let back = std::time::Instant::now();
+    let profiles_a = a.cache("profiles").unwrap();
+    let profiles_b = b.cache("profiles").unwrap();
+    eventually("L2 is used again after the restart", async || {
+        profiles_a
+            .set(&999u64, &"via redis".to_string())
+            .await
+            .unwrap();
+        profiles_b
+            .get::<String, _>(&999u64)
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("via redis")
+    })
+    .await;
+    println!("L2 used again {:?} after the restart", back.elapsed());
+}
+
+static SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("squares")]
+fn square(n: u64) -> u64 {
+    SYNC_RUNS.fetch_add(1, SeqCst);
+    n * n
+}
+
+#[test]
+fn plain_functions_work_with_redis_outside_and_inside_a_runtime() {
+    let server = RedisServer::start();
+    let manager = tiered(&server, "sync");
+    with_manager_sync(manager.clone(), || {
+        assert_eq!(square(3), 9);
+        assert_eq!(square(3), 9);
+    });
+    assert_eq!(SYNC_RUNS.load(SeqCst), 1);
+    // A second instance finds the value in Redis, from inside a multi-thread runtime.
+    let other = tiered(&server, "sync");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        tokio::spawn(async move { with_manager_sync(other, || square(3)) })
+            .await
+            .unwrap();
+    });
+    assert_eq!(SYNC_RUNS.load(SeqCst), 1, "answered by L2");
+}
+
+static SLOW_LOOKUPS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("slow_redis")]
+async fn tariff(id: u64) -> u64 {
+    SLOW_LOOKUPS.fetch_add(1, SeqCst);
+    id + 7
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_costs_at_most_the_operation_timeout() {
+    let server = RedisServer::start();
+    let manager = tiered(&server, "paused");
+    server.pause();
+    let started = std::time::Instant::now();
+    with_manager(manager.clone(), async {
+        for id in 0..5u64 {
+            assert_eq!(tariff(id).await, id + 7);
+        }
+    })
+    .await;
+    println!(
+        "5 calls against a paused Redis took {:?}",
+        started.elapsed()
+    );
+    server.resume();
+    assert!(manager.cache("slow_redis").unwrap().stats().errors > 0);
+}
+
+#[derive(Debug, PartialEq)]
+struct Offline;
+
+static QUOTE_FAILS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cacheable("quotes")]
+async fn quote(symbol: &str) -> Result<String, Offline> {
+    if QUOTE_FAILS.load(SeqCst) {
+        Err(Offline)
+    } else {
+        Ok(format!("{symbol} @ 100"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grace_works_through_l2_for_an_instance_with_an_empty_l1() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let config = format!(
+        r#"
+        prefix = "grace"
+        ttl = "50ms"
+        grace = "1h"
+        [stores.tiered]
+        l1 = {{ driver = "memory", max_entries = 100 }}
+        l2 = {{ driver = "redis", url = "{url}" }}
+        "#
+    );
+    let first = CacheManager::from_toml_str(&config).unwrap();
+    QUOTE_FAILS.store(false, SeqCst);
+    with_manager(first, async {
+        assert_eq!(quote("ACME").await.unwrap(), "ACME @ 100")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    QUOTE_FAILS.store(true, SeqCst);
+    let fresh_instance = CacheManager::from_toml_str(&config).unwrap();
+    let served = with_manager(fresh_instance.clone(), quote("ACME")).await;
+    assert_eq!(
+        served,
+        Ok("ACME @ 100".to_string()),
+        "the stale value from Redis"
+    );
+    assert_eq!(fresh_instance.cache("quotes").unwrap().stats().stale, 1);
+    QUOTE_FAILS.store(false, SeqCst);
+}
