@@ -204,6 +204,17 @@ fn hit_sync(c: &mut Criterion) {
             b.iter(|| cachet_sync(black_box(KEY)))
         });
     }
+    if is_cached(
+        "cachet #[cacheable] sync on quick_cache",
+        &CACHET_QUICK_RUNS,
+        || {
+            cachet_sync_quick(KEY);
+        },
+    ) {
+        g.bench_function("cachet_cacheable_quick_cache_tier", |b| {
+            b.iter(|| cachet_sync_quick(black_box(KEY)))
+        });
+    }
     if cachet_get_works(&rt) {
         // A memory hit completes on its first poll: polled once, no runtime involved.
         let cache = cachet_cache();
@@ -464,6 +475,25 @@ fn key_derivation(c: &mut Criterion) {
             }
             g.bench_function(concat!($name, "/bincode1_serialize"), |b| {
                 b.iter(|| bincode::serialize(black_box(v)).expect("encodes"))
+            });
+            // Into a reused buffer: the encoders' own work, without the allocation.
+            if encoder_ok {
+                let mut buf = String::with_capacity(256);
+                g.bench_function(concat!($name, "/cachet_encode_key_into_reused"), |b| {
+                    b.iter(|| {
+                        buf.clear();
+                        cachet::key::encode_key_into(black_box(v), &mut buf).expect("encodes");
+                        black_box(buf.len())
+                    })
+                });
+            }
+            let mut vec = Vec::with_capacity(256);
+            g.bench_function(concat!($name, "/bincode1_serialize_into_reused"), |b| {
+                b.iter(|| {
+                    vec.clear();
+                    bincode::serialize_into(&mut vec, black_box(v)).expect("encodes");
+                    black_box(vec.len())
+                })
             });
             g.bench_function(concat!($name, "/format"), |b| b.iter(|| $fmt(black_box(v))));
         };
