@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Prints the medians of the last `cargo bench --bench hit` run and the target ratios,
+as BENCHMARKS.md shows them. Reads criterion's estimates under the target directory:
+
+    python3 benches/table.py [TARGET_DIR]     # default: $CARGO_TARGET_DIR or ./target
+"""
+import json
+import os
+import sys
+
+root = os.path.join(
+    sys.argv[1] if len(sys.argv) > 1 else os.environ.get("CARGO_TARGET_DIR", "target"),
+    "criterion",
+)
+
+
+def median(group, bench):
+    """Median time of one iteration, in ns (None when the bench did not run)."""
+    # criterion writes a bench id "a/b" to the directory "a_b".
+    path = os.path.join(root, group, bench.replace("/", "_"), "new", "estimates.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["median"]["point_estimate"]
+    except FileNotFoundError:
+        return None
+
+
+def ns(v):
+    return "—" if v is None else (f"{v:.1f} ns" if v < 1000 else f"{v / 1000:.2f} µs")
+
+
+def mops(v, per_iter=2):
+    return "—" if v is None else f"{per_iter / v * 1e3:.1f} M/s"
+
+
+def ratio(a, b):
+    return "—" if a is None or b is None else f"{a / b:.2f}"
+
+
+rows = {
+    "hit_sync": [
+        "moka_get_u64", "moka_get_str", "memory_tier_get", "quick_cache_get_u64",
+        "quick_cache_get_str", "cached_macro", "cachet_cacheable",
+        "cachet_cacheable_quick_cache_tier", "cachet_get_polled_once",
+    ],
+    "hit_async": [
+        "moka_get_u64", "quick_cache_get_u64", "cached_macro", "cachet_cacheable", "cachet_get",
+    ],
+}
+print("| group | bench | median |")
+print("|---|---|---:|")
+for group, benches in rows.items():
+    for b in benches:
+        print(f"| {group} | {b} | {ns(median(group, b))} |")
+two = [
+    "moka_get_u64", "memory_tier_get", "quick_cache_get_u64", "cached_macro_sync",
+    "cachet_cacheable_sync", "cachet_cacheable_sync_quick_cache_tier", "cached_macro_async",
+    "cachet_cacheable_async", "cachet_get_async",
+]
+print()
+print("| hit_2threads | median per 2 ops | total ops/s |")
+print("|---|---:|---:|")
+for b in two:
+    m = median("hit_2threads", b)
+    print(f"| {b} | {ns(m)} | {mops(m)} |")
+print()
+print("| key shape | cachet encode_key | bincode 1 serialize | format! | cachet into reused buf | bincode 1 into reused vec | ratio cachet/bincode | ratio, reused |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for shape in ["u64", "u64_string16", "struct"]:
+    c = median("key", f"{shape}/cachet_encode_key")
+    b = median("key", f"{shape}/bincode1_serialize")
+    f = median("key", f"{shape}/format")
+    ci = median("key", f"{shape}/cachet_encode_key_into_reused")
+    bi = median("key", f"{shape}/bincode1_serialize_into_reused")
+    print(f"| {shape} | {ns(c)} | {ns(b)} | {ns(f)} | {ns(ci)} | {ns(bi)} | {ratio(c, b)} | {ratio(ci, bi)} |")
+
+m = lambda g, b: median(g, b)
+print()
+print("| target | ratio | limit |")
+print("|---|---:|---:|")
+print(f"| #[cacheable] sync hit / raw moka get (u64 key) | {ratio(m('hit_sync', 'cachet_cacheable'), m('hit_sync', 'moka_get_u64'))} | ≤ 1.25 |")
+print(f"| #[cacheable] sync hit / cachet's memory tier get (same stored key) | {ratio(m('hit_sync', 'cachet_cacheable'), m('hit_sync', 'memory_tier_get'))} | (≤ 1.25) |")
+print(f"| #[cacheable] sync hit / cached #[cached] sync hit | {ratio(m('hit_sync', 'cachet_cacheable'), m('hit_sync', 'cached_macro'))} | ≤ 2 |")
+print(f"| #[cacheable] async hit / cached #[cached] async hit | {ratio(m('hit_async', 'cachet_cacheable'), m('hit_async', 'cached_macro'))} | ≤ 1 |")
+print(f"| 2 threads, sync: cachet ops/s / cached ops/s | {ratio(m('hit_2threads', 'cached_macro_sync'), m('hit_2threads', 'cachet_cacheable_sync'))} | > 1 |")
+print(f"| 2 threads, async: cachet ops/s / cached ops/s | {ratio(m('hit_2threads', 'cached_macro_async'), m('hit_2threads', 'cachet_cacheable_async'))} | > 1 |")
