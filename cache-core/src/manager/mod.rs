@@ -37,6 +37,8 @@ pub struct CacheManager {
 }
 
 struct ManagerInner {
+    /// Unique for the life of the process: operations remember their caches per manager.
+    id: u64,
     stores: BTreeMap<String, Arc<StoreInner>>,
     default_store: String,
     defaults: CacheOptions,
@@ -196,6 +198,11 @@ impl CacheManager {
     /// ```
     pub fn default_store_name(&self) -> &str {
         &self.inner.default_store
+    }
+
+    /// This manager's process-unique id.
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
     }
 
     /// The store a cache name resolves to, or why it does not.
