@@ -23,6 +23,7 @@ use crate::CacheValue;
 pub(crate) struct CacheSettings {
     pub(crate) ttl: Option<Duration>,
     pub(crate) grace: Option<Duration>,
+    pub(crate) grace_backoff: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) hard_timeout: Option<Duration>,
     pub(crate) allow_null_values: bool,

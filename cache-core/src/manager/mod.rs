@@ -268,6 +268,7 @@ impl CacheManager {
         CacheSettings {
             ttl: pick(|o| o.ttl),
             grace: pick(|o| o.grace),
+            grace_backoff: pick(|o| o.grace_backoff),
             timeout: pick(|o| o.timeout),
             hard_timeout: pick(|o| o.hard_timeout),
             allow_null_values: own
