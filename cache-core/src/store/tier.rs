@@ -149,6 +149,15 @@ pub trait RemoteTier: Send + Sync + 'static {
     /// For administration tools; caches never call it.
     ///
     /// The default implementation answers that the provider does not support it.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) {
+    /// match tier.ping().await {
+    ///     Ok(()) => println!("{}: ok", tier.describe()),
+    ///     Err(err) => println!("{}: FAILED: {err}", tier.describe()),
+    /// }
+    /// # }
+    /// ```
     fn ping(&self) -> BoxFuture<'_, Result<(), TierError>> {
         Box::pin(async { Err(unsupported("ping")) })
     }
@@ -159,6 +168,22 @@ pub trait RemoteTier: Send + Sync + 'static {
     /// guarantees). For administration tools (`cachet stats`); caches never call it.
     ///
     /// The default implementation answers that the provider does not support it.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let scope = cache_core::store::Scope::new("app:users");
+    /// let (mut cursor, mut keys) = (0, 0);
+    /// loop {
+    ///     let (next, page) = tier.scan_scope(&scope, cursor).await?;
+    ///     keys += page.len();
+    ///     if next == 0 {
+    ///         break;
+    ///     }
+    ///     cursor = next;
+    /// }
+    /// println!("{keys} keys in app:users");
+    /// # Ok(()) }
+    /// ```
     fn scan_scope<'a>(
         &'a self,
         scope: &'a Scope,
