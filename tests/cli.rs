@@ -534,3 +534,13 @@ fn help_documents_the_exit_codes() {
         assert!(run.stdout.contains(text), "{text}: {run:?}");
     }
 }
+
+#[test]
+fn a_usage_error_is_one_line_with_the_usage() {
+    let run = cachet(&temp_dir(), &["get", "main"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: the following required arguments were not provided: <CACHE> <KEY> (usage: cachet get <STORE> <CACHE> <KEY>)\n"
+    );
+}

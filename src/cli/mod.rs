@@ -12,6 +12,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use cachet::CacheError;
+use clap::error::ErrorKind;
 use clap::Parser;
 
 /// The exit codes, as `--help` documents them.
@@ -75,8 +76,10 @@ pub(crate) fn one_line(text: &str) -> String {
 
 /// Parses the command line, runs the command, and turns its outcome into an exit code.
 pub(crate) fn main() -> ExitCode {
-    // clap prints its own usage errors (exit 2), `--help` and `--version` (exit 0).
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -92,6 +95,29 @@ pub(crate) fn main() -> ExitCode {
         Ok(code) => code.into(),
         Err(failure) => fail(&failure),
     }
+}
+
+/// `--help` and `--version` as clap prints them; a usage error as one line with the
+/// usage of the command, exit 2.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        err.exit();
+    }
+    let text = err.render().to_string();
+    // clap's first paragraph says what is wrong; a `Usage:` line says how to do it.
+    let what = text.split("\n\n").next().unwrap_or_default();
+    let what = what.strip_prefix("error: ").unwrap_or(what);
+    let usage = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Usage: "))
+        .map(|u| format!(" (usage: {u})"))
+        .unwrap_or_default();
+    fail(&Failure::usage(format!("{}{usage}", one_line(what))))
 }
 
 fn fail(failure: &Failure) -> ExitCode {
