@@ -4,7 +4,6 @@
 
 #![cfg(feature = "cli")]
 
-#[allow(dead_code)] // `eventually` is for the async tests
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -12,8 +11,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use cachet::CacheManager;
-use support::redis_cli;
 use support::redis_server::RedisServer;
+use support::{eventually, redis_cli};
 
 /// What one run of the binary did.
 #[derive(Debug)]
@@ -543,4 +542,33 @@ fn a_usage_error_is_one_line_with_the_usage() {
         run.stderr,
         "error: the following required arguments were not provided: <CACHE> <KEY> (usage: cachet get <STORE> <CACHE> <KEY>)\n"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_and_delete_reach_the_l1_of_running_instances_through_the_bus() {
+    let server = RedisServer::start();
+    let (dir, file) = setup(&server);
+    // A running instance, holding its values in its L1 as well as in Redis.
+    let app = CacheManager::from_toml_file(&file).unwrap();
+    let users = app.store("tiered").unwrap().cache("users");
+    users.set(&1u64, &"ann".to_string()).await.unwrap();
+    users.set(&2u64, &"bob".to_string()).await.unwrap();
+
+    // Once Redis no longer has it, only a bus message can take it out of the L1; the
+    // instance subscribes in the background, so repeat until a message has reached it.
+    eventually("`cachet delete` reaches the instance's L1", async || {
+        cachet(&dir, &["delete", "tiered", "users", "1"]);
+        users.get::<String, _>(&1u64).await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(
+        users.get::<String, _>(&2u64).await.unwrap().as_deref(),
+        Some("bob")
+    );
+
+    eventually("`cachet clear` reaches the instance's L1", async || {
+        assert_eq!(cachet(&dir, &["clear", "tiered"]).code, 0);
+        users.get::<String, _>(&2u64).await.unwrap().is_none()
+    })
+    .await;
 }
