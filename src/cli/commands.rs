@@ -128,7 +128,12 @@ async fn get(loaded: &Loaded, entry: &EntryArgs, out: &mut dyn Write) -> Result<
             let _ = write!(
                 out,
                 "{}",
-                table(&describe_entry(&stored, &bytes, unix_ms_now()))
+                table(&describe_entry(
+                    &stored,
+                    &bytes,
+                    store.max_value_size().unwrap_or(usize::MAX),
+                    unix_ms_now()
+                ))
             );
             Ok(Code::Ok)
         }

@@ -28,10 +28,23 @@ pub(crate) fn unix_ms_now() -> u64 {
 }
 
 /// The lines `cachet get` prints for the bytes under `stored_key`, as of `now_ms`.
-pub(crate) fn describe_entry(stored_key: &str, bytes: &[u8], now_ms: u64) -> Vec<(String, String)> {
+/// `max` is the store's `max_value_size`: reads stop one byte past it.
+pub(crate) fn describe_entry(
+    stored_key: &str,
+    bytes: &[u8],
+    max: usize,
+    now_ms: u64,
+) -> Vec<(String, String)> {
+    let size = if bytes.len() > max {
+        format!(
+            "more than {max} bytes: over max_value_size, so the application treats it as a miss"
+        )
+    } else {
+        format!("{} bytes", bytes.len())
+    };
     let mut lines = vec![
         ("stored key".to_owned(), stored_key.to_owned()),
-        ("size".to_owned(), format!("{} bytes", bytes.len())),
+        ("size".to_owned(), size),
     ];
     // The size limit is the application's business; here the header alone is read.
     let meta = match read_meta(bytes, usize::MAX) {
@@ -127,7 +140,7 @@ mod tests {
         let now = 1_000_000_000;
         let meta = EnvelopeMeta::new(0xab, Some(now + 60_000), Some(now + 3_660_000));
         let bytes = encode(&1u8, &meta).unwrap();
-        let lines = describe_entry("app:users:1", &bytes, now);
+        let lines = describe_entry("app:users:1", &bytes, 1024, now);
         assert_eq!(value(&lines, "size"), format!("{} bytes", bytes.len()));
         assert_eq!(value(&lines, "format"), "version 1");
         assert_eq!(value(&lines, "fresh for"), "1m");
@@ -143,11 +156,11 @@ mod tests {
     fn a_stale_entry_and_one_without_ttl() {
         let now = 1_000_000_000;
         let stale = EnvelopeMeta::new(1, Some(now - 5_000), Some(now + 10_000));
-        let lines = describe_entry("k", &encode(&1u8, &stale).unwrap(), now);
+        let lines = describe_entry("k", &encode(&1u8, &stale).unwrap(), 1024, now);
         assert_eq!(value(&lines, "fresh for"), "0s (stale since 5s ago)");
         assert_eq!(value(&lines, "stale for"), "10s more (grace)");
         let forever = EnvelopeMeta::new(1, None, None);
-        let lines = describe_entry("k", &encode(&1u8, &forever).unwrap(), now);
+        let lines = describe_entry("k", &encode(&1u8, &forever).unwrap(), 1024, now);
         assert_eq!(value(&lines, "fresh for"), "forever (no TTL)");
         assert_eq!(value(&lines, "kept for"), "until Redis expires it");
     }
@@ -156,11 +169,16 @@ mod tests {
     fn other_formats_are_named_not_decoded() {
         let mut bytes = encode(&1u8, &EnvelopeMeta::new(1, None, None)).unwrap();
         bytes[2] = 9;
-        let lines = describe_entry("k", &bytes, 0);
+        let lines = describe_entry("k", &bytes, 1024, 0);
         assert!(value(&lines, "format").starts_with("version 9: this build reads version 1"));
-        let lines = describe_entry("k", b"{\"json\": true}", 0);
+        let lines = describe_entry("k", b"{\"json\": true}", 1024, 0);
         assert!(
             value(&lines, "format").starts_with("unreadable"),
+            "{lines:?}"
+        );
+        let lines = describe_entry("k", &[0; 11], 10, 0);
+        assert!(
+            value(&lines, "size").starts_with("more than 10 bytes"),
             "{lines:?}"
         );
     }

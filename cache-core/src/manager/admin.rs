@@ -46,6 +46,17 @@ impl Store {
         self.inner.l2.as_ref().map(|r| r.tier.describe())
     }
 
+    /// The largest stored value the shared tier reads (`max_value_size`): a read
+    /// fetches at most one byte more, and a longer value is a miss. `None` when the
+    /// store has no shared tier.
+    ///
+    /// ```
+    /// assert_eq!(cache_core::CacheManager::none().store("none").unwrap().max_value_size(), None);
+    /// ```
+    pub fn max_value_size(&self) -> Option<usize> {
+        self.inner.l2.as_ref().map(|r| r.max_value_size)
+    }
+
     /// Proves the shared tier can be reached now (connecting if need be), with the
     /// tier's own error when it cannot. A store with no shared tier has nothing to reach:
     /// `Ok`. Building a manager never connects, so this is where connections are proven.
@@ -147,7 +158,9 @@ impl Cache {
     /// The bytes stored in the shared tier under an already-encoded key text (see
     /// [`Cache::stored_key_for`]): the envelope, readable with
     /// [`crate::codec::read_meta`] without knowing the value's type. `None` when there
-    /// is no entry. An error when the tier fails or the store has no shared tier.
+    /// is no entry. At most [`Store::max_value_size`] + 1 bytes are read, so a longer
+    /// value comes back cut there. An error when the tier fails or the store has no
+    /// shared tier.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), cache_core::CacheError> {
