@@ -115,9 +115,17 @@ async fn grace_backoff_serves_the_stale_value_without_retrying_for_a_while() {
         let runs = BACKOFF_RUNS.load(SeqCst);
         BACKOFF_FAIL.store(false, SeqCst);
         for _ in 0..3 {
-            assert_eq!(feed(1).await, Ok(first), "still the stale value: backing off");
+            assert_eq!(
+                feed(1).await,
+                Ok(first),
+                "still the stale value: backing off"
+            );
         }
-        assert_eq!(BACKOFF_RUNS.load(SeqCst), runs, "the function was not called during the backoff");
+        assert_eq!(
+            BACKOFF_RUNS.load(SeqCst),
+            runs,
+            "the function was not called during the backoff"
+        );
     })
     .await;
 }

@@ -1,5 +1,6 @@
 //! `CacheManager`: resolves cache names to caches in named stores.
 
+mod admin;
 mod build;
 mod builder;
 mod declarations;
