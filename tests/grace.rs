@@ -84,3 +84,48 @@ async fn stale_values_are_served_when_the_refresh_fails_within_grace() {
     })
     .await;
 }
+
+static BACKOFF_FAIL: AtomicBool = AtomicBool::new(false);
+static BACKOFF_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("backoff")]
+async fn feed(id: u64) -> Result<u64, Down> {
+    let run = BACKOFF_RUNS.fetch_add(1, SeqCst);
+    if BACKOFF_FAIL.load(SeqCst) {
+        Err(Down)
+    } else {
+        Ok(id * 1000 + run)
+    }
+}
+
+#[tokio::test]
+async fn grace_backoff_serves_the_stale_value_without_retrying_for_a_while() {
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .ttl(Duration::from_millis(30))
+        .grace(Duration::from_secs(3600))
+        .grace_backoff(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    with_manager(manager, async {
+        let first = feed(1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        BACKOFF_FAIL.store(true, SeqCst);
+        assert_eq!(feed(1).await, Ok(first), "stale value served");
+        let runs = BACKOFF_RUNS.load(SeqCst);
+        BACKOFF_FAIL.store(false, SeqCst);
+        for _ in 0..3 {
+            assert_eq!(
+                feed(1).await,
+                Ok(first),
+                "still the stale value: backing off"
+            );
+        }
+        assert_eq!(
+            BACKOFF_RUNS.load(SeqCst),
+            runs,
+            "the function was not called during the backoff"
+        );
+    })
+    .await;
+}

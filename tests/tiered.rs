@@ -342,3 +342,24 @@ async fn grace_works_through_l2_for_an_instance_with_an_empty_l1() {
     assert_eq!(fresh_instance.cache("quotes").unwrap().stats().stale, 1);
     QUOTE_FAILS.store(false, SeqCst);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_bus_resubscribes_the_l1_is_cleared() {
+    let server = RedisServer::start();
+    let a = tiered(&server, "resub");
+    let users = a.cache("users").unwrap();
+    users.set(&1u64, &"before".to_string()).await.unwrap();
+    assert_eq!(
+        users.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        Some("before")
+    );
+    // The restarted Redis is empty and any message sent meanwhile is lost: the L1 copy (an
+    // hour of TTL left) can no longer be trusted, and must go once the bus is back.
+    server.kill();
+    server.restart();
+    let delay = eventually("the L1 is cleared after the bus resubscribed", async || {
+        users.get::<String, _>(&1u64).await.unwrap().is_none()
+    })
+    .await;
+    println!("L1 cleared {delay:?} after the restart");
+}

@@ -23,6 +23,7 @@ use crate::CacheValue;
 pub(crate) struct CacheSettings {
     pub(crate) ttl: Option<Duration>,
     pub(crate) grace: Option<Duration>,
+    pub(crate) grace_backoff: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) hard_timeout: Option<Duration>,
     pub(crate) allow_null_values: bool,
@@ -94,6 +95,21 @@ impl std::fmt::Debug for Cache {
             .field("settings", &self.inner.settings)
             .finish()
     }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `f` with an empty reusable buffer (a fresh one when the thread's is in use).
+fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            f(&mut buf)
+        }
+        Err(_) => f(&mut String::new()),
+    })
 }
 
 /// A rough size for size-bounded tiers: the key, the value's inline size and a fixed
@@ -231,6 +247,20 @@ impl Cache {
             Lookup::Miss => local,
             remote => remote,
         }
+    }
+
+    /// The fresh L1 value under `{base}:{encoded}`, the key built in a reused buffer.
+    pub(crate) fn fresh_in_l1_by_encoded<V: CacheValue>(&self, encoded: &str) -> Option<V> {
+        self.inner.store.l1.as_ref()?;
+        with_scratch(|buf| {
+            buf.push_str(&self.inner.base);
+            buf.push(':');
+            buf.push_str(encoded);
+            match self.lookup_local::<V>(buf) {
+                Lookup::Fresh(value) => Some(value),
+                Lookup::Stale(_) | Lookup::Miss => None,
+            }
+        })
     }
 
     fn lookup_local<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
@@ -432,6 +462,20 @@ impl Cache {
         &self,
         key: &K,
     ) -> Result<Option<V>, CacheError> {
+        if self.inner.store.l1.is_some() {
+            let hit = with_scratch(|buf| {
+                buf.push_str(&self.inner.base);
+                buf.push(':');
+                encode_key_into(key, buf).ok()?;
+                match self.lookup_local::<V>(buf) {
+                    Lookup::Fresh(value) => Some(value),
+                    Lookup::Stale(_) | Lookup::Miss => None,
+                }
+            });
+            if hit.is_some() {
+                return Ok(hit);
+            }
+        }
         let stored = self.stored_key(key)?;
         match self.lookup::<V>(&stored).await {
             Lookup::Fresh(v) => Ok(Some(v)),

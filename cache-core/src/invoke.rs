@@ -59,7 +59,7 @@ where
         Some(_) => match AssertUnwindSafe(body).catch_unwind().await {
             Ok(output) => output,
             Err(panic) => match stale.take() {
-                Some(value) => return serve_stale(shape, first, value, "panicked"),
+                Some(value) => return serve_stale(shape, caches, keys, value, "panicked").await,
                 None => std::panic::resume_unwind(panic),
             },
         },
@@ -73,20 +73,35 @@ where
             output
         }
         None => match stale {
-            Some(value) => serve_stale(shape, first, value, "returned an error"),
+            Some(value) => serve_stale(shape, caches, keys, value, "returned an error").await,
             None => output,
         },
     }
 }
 
-/// Grace: the function failed, so the stale value is returned in its place.
-fn serve_stale<S: Shape>(shape: S, cache: &Cache, value: S::Value, failure: &str) -> S::Output {
-    cache.count(Event::Stale);
+/// Grace: the function failed, so the stale value is returned in its place. With a
+/// `grace_backoff`, it is stored back as fresh for that long, so the function is not called
+/// again meanwhile.
+async fn serve_stale<S: Shape>(
+    shape: S,
+    caches: &[Cache],
+    keys: &[String],
+    value: S::Value,
+    failure: &str,
+) -> S::Output
+where
+    S::Value: CacheValue,
+{
+    let first = &caches[0];
+    first.count(Event::Stale);
     tracing::warn!(
-        cache = cache.name(),
+        cache = first.name(),
         failure,
         "cachet: the function failed; serving the stale value (grace period)"
     );
+    if let Some(backoff) = first.settings().grace_backoff {
+        store_all(caches, keys, &value, Lifetime::For(backoff)).await;
+    }
     shape.rebuild(value)
 }
 

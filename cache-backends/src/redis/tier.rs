@@ -10,7 +10,7 @@ use cache_core::{CacheError, TierError};
 use super::connection::Connection;
 use super::options::RedisOptions;
 
-/// How many keys one `SCAN` step asks for while clearing a scope.
+/// How many keys one `SCAN` step asks for while clearing or scanning a scope.
 const SCAN_COUNT: usize = 500;
 /// How many keys one `UNLINK` command carries in `delete_many`.
 const UNLINK_BATCH: usize = 1000;
@@ -147,6 +147,43 @@ impl RemoteTier for RedisTier {
 
     fn describe(&self) -> String {
         format!("redis {}", self.conn.target())
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), TierError>> {
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(self.conn.run("PING", timeout, |mut c| async move {
+            redis::cmd("PING").query_async::<String>(&mut c).await?;
+            Ok(())
+        }))
+    }
+
+    fn scan_scope<'a>(
+        &'a self,
+        scope: &'a Scope,
+        cursor: u64,
+    ) -> BoxFuture<'a, Result<(u64, Vec<String>), TierError>> {
+        let pattern = scope.redis_pattern();
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(self.conn.run("SCAN", timeout, move |mut c| async move {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut c)
+                .await?;
+            // Keys written by cachet are UTF-8; anything else under the prefix is shown
+            // as best it can be rather than failing the scan.
+            let keys = keys
+                .into_iter()
+                .map(|k| {
+                    String::from_utf8(k)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+                })
+                .collect();
+            Ok((next, keys))
+        }))
     }
 }
 

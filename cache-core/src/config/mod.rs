@@ -22,6 +22,9 @@ pub struct CacheOptions {
     pub ttl: Option<Duration>,
     /// How long past `ttl` a stale entry is kept to be served when the function fails.
     pub grace: Option<Duration>,
+    /// After a failed refresh served the stale value, serve it (as fresh) this long before
+    /// calling the function again.
+    pub grace_backoff: Option<Duration>,
     /// Soft timeout: with a stale entry, answer with it after this long.
     pub timeout: Option<Duration>,
     /// Hard timeout: give up on the function after this long.
@@ -53,6 +56,13 @@ impl CacheOptions {
     #[must_use]
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = Some(grace);
+        self
+    }
+
+    /// Sets how long a stale value served after a failure is served before retrying.
+    #[must_use]
+    pub fn grace_backoff(mut self, backoff: Duration) -> Self {
+        self.grace_backoff = Some(backoff);
         self
     }
 

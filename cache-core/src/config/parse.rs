@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "prefix",
     "ttl",
     "grace",
+    "grace_backoff",
     "timeout",
     "hard_timeout",
     "allow_null_values",
@@ -32,6 +33,7 @@ const CACHE_KEYS: &[&str] = &[
     "store",
     "ttl",
     "grace",
+    "grace_backoff",
     "timeout",
     "hard_timeout",
     "allow_null_values",
@@ -139,7 +141,7 @@ impl Parser {
         })
     }
 
-    /// `ttl`, `grace`, `timeout`, `hard_timeout`, `allow_null_values` of the top level or of
+    /// `ttl`, `grace`, `grace_backoff`, `timeout`, `hard_timeout`, `allow_null_values` of the top level or of
     /// one `[caches.NAME]`; the caller has already refused unknown keys.
     fn cache_options(&self, table: &Table, path: &str) -> Result<CacheOptions> {
         let allow_null_values = match table.get("allow_null_values") {
@@ -149,6 +151,7 @@ impl Parser {
         Ok(CacheOptions {
             ttl: self.opt_duration(table, path, "ttl")?,
             grace: self.opt_duration(table, path, "grace")?,
+            grace_backoff: self.opt_duration(table, path, "grace_backoff")?,
             timeout: self.opt_duration(table, path, "timeout")?,
             hard_timeout: self.opt_duration(table, path, "hard_timeout")?,
             allow_null_values,
@@ -700,6 +703,7 @@ default_store = "tiered"
 prefix = "shop"
 ttl = "10m"
 grace = "6h"
+grace_backoff = "30s"
 timeout = "200ms"
 hard_timeout = "2s"
 allow_null_values = true
@@ -783,6 +787,7 @@ allow_null_values = false
                 options: CacheOptions {
                     ttl: secs(300),
                     grace: secs(3600),
+                    grace_backoff: None,
                     timeout: Some(Duration::from_millis(50)),
                     hard_timeout: secs(1),
                     allow_null_values: Some(false),
@@ -796,6 +801,7 @@ allow_null_values = false
             defaults: CacheOptions {
                 ttl: secs(600),
                 grace: secs(6 * 3600),
+                grace_backoff: secs(30),
                 timeout: Some(Duration::from_millis(200)),
                 hard_timeout: secs(2),
                 allow_null_values: Some(true),
@@ -962,8 +968,8 @@ l2_circuit_breaker = "5s"
         assert_contains(
             &message,
             &[
-                "one of the keys default_store, prefix, ttl, grace, timeout, hard_timeout, \
-                 allow_null_values, cache_names, stores, caches",
+                "one of the keys default_store, prefix, ttl, grace, grace_backoff, timeout, \
+                 hard_timeout, allow_null_values, cache_names, stores, caches",
                 "found the unknown key `ttl2` (did you mean `ttl`?)",
             ],
         );
@@ -971,7 +977,7 @@ l2_circuit_breaker = "5s"
         assert_contains(
             &message,
             &[
-                "store, ttl, grace, timeout, hard_timeout, allow_null_values",
+                "store, ttl, grace, grace_backoff, timeout, hard_timeout, allow_null_values",
                 "(did you mean `ttl`?)",
             ],
         );

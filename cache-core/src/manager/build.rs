@@ -24,6 +24,8 @@ l1 = { driver = "memory", max_entries = 10000 }
 
 const DEFAULT_PREFIX: &str = "cachet";
 
+static NEXT_MANAGER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheError> {
     let origin = builder.origin.clone().unwrap_or(ConfigOrigin::Builder);
     let prefix = builder
@@ -93,6 +95,7 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
     }
     let manager = CacheManager {
         inner: Arc::new(ManagerInner {
+            id: NEXT_MANAGER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             stores,
             default_store,
             defaults: builder.defaults,

@@ -122,6 +122,13 @@ impl CacheManagerBuilder {
         self
     }
 
+    /// Default grace backoff of every cache: after a failure served a stale value, serve it
+    /// this long before calling the function again.
+    pub fn grace_backoff(mut self, backoff: Duration) -> Self {
+        self.defaults.grace_backoff = Some(backoff);
+        self
+    }
+
     /// Default soft timeout of every cache.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.defaults.timeout = Some(timeout);

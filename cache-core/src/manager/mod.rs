@@ -1,5 +1,6 @@
 //! `CacheManager`: resolves cache names to caches in named stores.
 
+mod admin;
 mod build;
 mod builder;
 mod declarations;
@@ -37,6 +38,8 @@ pub struct CacheManager {
 }
 
 struct ManagerInner {
+    /// Unique for the life of the process: operations remember their caches per manager.
+    id: u64,
     stores: BTreeMap<String, Arc<StoreInner>>,
     default_store: String,
     defaults: CacheOptions,
@@ -198,6 +201,11 @@ impl CacheManager {
         &self.inner.default_store
     }
 
+    /// This manager's process-unique id.
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
     /// The store a cache name resolves to, or why it does not.
     fn store_of(&self, name: &str) -> Result<Arc<StoreInner>, CacheError> {
         if let Some(allowed) = &self.inner.cache_names {
@@ -261,6 +269,7 @@ impl CacheManager {
         CacheSettings {
             ttl: pick(|o| o.ttl),
             grace: pick(|o| o.grace),
+            grace_backoff: pick(|o| o.grace_backoff),
             timeout: pick(|o| o.timeout),
             hard_timeout: pick(|o| o.hard_timeout),
             allow_null_values: own

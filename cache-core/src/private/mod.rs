@@ -5,6 +5,7 @@ mod operation;
 mod shape;
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub use serde::Serialize;
 
@@ -47,16 +48,23 @@ pub fn no_key() -> OpKey {
 
 /// The caches of an operation in the manager in effect; `None` (and a warning) when one
 /// cannot be resolved: the function then runs uncached rather than failing.
-fn resolve(op: &'static Operation) -> Option<Vec<Cache>> {
+fn resolve(op: &'static Operation) -> Option<Arc<[Cache]>> {
     crate::global::with_current(|manager| {
-        op.caches
+        if let Some(caches) = op.resolved.get(manager.id()) {
+            return Some(caches);
+        }
+        let caches: Arc<[Cache]> = op
+            .caches
             .iter()
             .map(|name| manager.cache(name))
             .collect::<Result<Vec<_>, _>>()
             .inspect_err(|err| {
                 tracing::warn!(function = op.function, file = op.file, line = op.line, error = %err, "cachet: cache not resolved; calling the function uncached")
             })
-            .ok()
+            .ok()?
+            .into();
+        op.resolved.set(manager.id(), caches.clone());
+        Some(caches)
     })
 }
 
@@ -91,6 +99,13 @@ where
     let Some(caches) = resolve(op) else {
         return body.await;
     };
+    // The hit path: the first cache's L1, with no allocation for the stored key.
+    if let Some(value) = caches
+        .first()
+        .and_then(|c| c.fresh_in_l1_by_encoded::<S::Value>(&encoded))
+    {
+        return shape.rebuild(value);
+    }
     let keys: Vec<String> = caches
         .iter()
         .map(|c| c.stored_key_of_encoded(&encoded))

@@ -1,6 +1,9 @@
 //! The static description of one annotated function, built by generated code.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use crate::cache::Cache;
 
 /// What an annotation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +22,6 @@ pub enum OperationKind {
 }
 
 /// One annotated function: its caches, options and where it is. A `static` in generated code.
-#[derive(Debug)]
 pub struct Operation {
     /// What it does.
     pub kind: OperationKind,
@@ -37,6 +39,46 @@ pub struct Operation {
     pub value_type: &'static str,
     /// TTL override for entries this function writes.
     pub ttl: Option<Duration>,
+    /// The caches as the last manager that ran this operation resolved them.
+    pub(crate) resolved: ResolvedCaches,
+}
+
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation")
+            .field("kind", &self.kind)
+            .field("caches", &self.caches)
+            .field("function", &self.function)
+            .field("module", &self.module)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .field("value_type", &self.value_type)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An operation's caches in one manager, remembered so a call does not look its cache names
+/// up again: the hot path is one read lock and one `Arc` clone.
+pub(crate) struct ResolvedCaches(RwLock<Option<(u64, Arc<[Cache]>)>>);
+
+impl ResolvedCaches {
+    const fn new() -> Self {
+        Self(RwLock::new(None))
+    }
+
+    /// The caches resolved by the manager with this id, if it was the last to resolve them.
+    pub(crate) fn get(&self, manager: u64) -> Option<Arc<[Cache]>> {
+        // Only ever holds a complete value: a poisoned lock still guards a consistent one.
+        let slot = self.0.read().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref()
+            .filter(|(id, _)| *id == manager)
+            .map(|(_, caches)| caches.clone())
+    }
+
+    pub(crate) fn set(&self, manager: u64, caches: Arc<[Cache]>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some((manager, caches));
+    }
 }
 
 impl Operation {
@@ -59,6 +101,7 @@ impl Operation {
             line,
             value_type,
             ttl: None,
+            resolved: ResolvedCaches::new(),
         }
     }
 

@@ -144,6 +144,62 @@ pub trait RemoteTier: Send + Sync + 'static {
     fn clear_scope<'a>(&'a self, scope: &'a Scope) -> BoxFuture<'a, Result<(), TierError>>;
     /// A description for logs and errors, never holding credentials.
     fn describe(&self) -> String;
+
+    /// Proves the tier can be reached now (e.g. Redis `PING`), connecting if need be.
+    /// For administration tools; caches never call it.
+    ///
+    /// The default implementation answers that the provider does not support it.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) {
+    /// match tier.ping().await {
+    ///     Ok(()) => println!("{}: ok", tier.describe()),
+    ///     Err(err) => println!("{}: FAILED: {err}", tier.describe()),
+    /// }
+    /// # }
+    /// ```
+    fn ping(&self) -> BoxFuture<'_, Result<(), TierError>> {
+        Box::pin(async { Err(unsupported("ping")) })
+    }
+
+    /// One bounded step of a scan of the keys of `scope` (e.g. Redis `SCAN MATCH`):
+    /// start with cursor `0`, pass each returned cursor back in, and stop when it is `0`
+    /// again. A step may return no key, and a key may be returned twice (Redis' `SCAN`
+    /// guarantees). For administration tools (`cachet stats`); caches never call it.
+    ///
+    /// The default implementation answers that the provider does not support it.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let scope = cache_core::store::Scope::new("app:users");
+    /// let (mut cursor, mut keys) = (0, 0);
+    /// loop {
+    ///     let (next, page) = tier.scan_scope(&scope, cursor).await?;
+    ///     keys += page.len();
+    ///     if next == 0 {
+    ///         break;
+    ///     }
+    ///     cursor = next;
+    /// }
+    /// println!("{keys} keys in app:users");
+    /// # Ok(()) }
+    /// ```
+    fn scan_scope<'a>(
+        &'a self,
+        scope: &'a Scope,
+        cursor: u64,
+    ) -> BoxFuture<'a, Result<(u64, Vec<String>), TierError>> {
+        let _ = (scope, cursor);
+        Box::pin(async { Err(unsupported("scan")) })
+    }
+}
+
+/// The error of an optional [`RemoteTier`] operation a provider does not implement.
+fn unsupported(what: &str) -> TierError {
+    TierError::with_kind(
+        format!("this store's shared tier does not support {what}"),
+        crate::error::TierErrorKind::Other,
+    )
 }
 
 /// What an instance tells the others to drop from their local tier.

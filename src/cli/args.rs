@@ -1,0 +1,83 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Configuration: --config PATH, else the file named by CACHET_CONFIG, else ./cachet.toml
+(the same file the application reads).
+
+Keys are given as cachet encodes them: `42` for the number 42, `alice` for a string,
+`42:alice` for the tuple (42, \"alice\"); the stored key is {prefix}:{cache}:{key}.
+
+Exit codes:
+  0  done
+  1  no entry under the key (get, delete), or a store failed (check, or the command's own call)
+  2  usage or configuration error, or a store held in process memory, which no other process can reach";
+
+/// Inspect and clear the shared (Redis) stores of a cachet configuration.
+#[derive(Debug, Parser)]
+#[command(name = "cachet", version, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    /// The configuration file [default: $CACHET_CONFIG, else ./cachet.toml]
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Delete every entry of a store, or of one cache or namespace (SCAN + UNLINK on its
+    /// own prefix; never FLUSHDB), and tell the running instances to drop their copies
+    Clear {
+        /// The store [default: the configuration's default store; with --cache, the
+        /// store that cache is configured in]
+        store: Option<String>,
+        /// Only this cache
+        #[arg(long, value_name = "CACHE")]
+        cache: Option<String>,
+        /// Only this namespace of the cache (repeat for nested namespaces)
+        #[arg(long, value_name = "NS", requires = "cache")]
+        namespace: Vec<String>,
+    },
+    /// Show the entry under a key: stored key, size, format version, time left, type
+    Get(EntryArgs),
+    /// Delete the entry under a key, and tell the running instances to drop their copy
+    Delete(EntryArgs),
+    /// Count the keys of each cache of a store (SCAN over its prefix)
+    Stats {
+        /// The store [default: the configuration's default store]
+        store: Option<String>,
+    },
+    /// Load the configuration and connect to every store, saying which ones fail
+    Check,
+}
+
+/// Where one entry is.
+#[derive(Debug, Args)]
+pub(crate) struct EntryArgs {
+    /// The store
+    pub(crate) store: String,
+    /// The cache
+    pub(crate) cache: String,
+    /// The key, as cachet encodes it (`42`, `alice`, `42:alice`)
+    #[arg(allow_hyphen_values = true)]
+    pub(crate) key: String,
+    /// In this namespace of the cache (repeat for nested namespaces)
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,240 @@
+//! The commands: each reads the loaded configuration, acts on one store (or all, for
+//! `check`), writes its report to `out` and returns the exit code.
+//!
+//! Stores are described by their shared tier's `describe()`, which never holds a password.
+
+use std::io::Write;
+
+use cachet::{Cache, CacheError, Store};
+
+use super::args::{Cli, Command, EntryArgs};
+use super::config::{self, Loaded};
+use super::output::{describe_entry, table, unix_ms_now};
+use super::{one_line, Code, Failure};
+
+/// Runs the command line's command.
+pub(crate) async fn run(cli: Cli, out: &mut dyn Write) -> Result<Code, Failure> {
+    let loaded = config::load(config::locate(cli.config)?)?;
+    match cli.command {
+        Command::Clear {
+            store,
+            cache,
+            namespace,
+        } => clear(&loaded, store, cache, &namespace, out).await,
+        Command::Get(entry) => get(&loaded, &entry, out).await,
+        Command::Delete(entry) => delete(&loaded, &entry, out).await,
+        Command::Stats { store } => stats(&loaded, store, out).await,
+        Command::Check => Ok(check(&loaded, out).await),
+    }
+}
+
+/// Writes a line; a closed stdout (`cachet stats | head`) is not an error worth a panic.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {
+        let _ = writeln!($out, $($arg)*);
+    };
+}
+
+fn store_named(loaded: &Loaded, name: Option<&str>) -> Result<Store, Failure> {
+    let manager = &loaded.manager;
+    Ok(manager.store(name.unwrap_or_else(|| manager.default_store_name()))?)
+}
+
+/// `store `main` (redis redis://host:6379/0, prefix `app`)`.
+fn label(store: &Store) -> String {
+    match store.describe_shared() {
+        Some(tier) => format!(
+            "store `{}` ({tier}, prefix `{}`)",
+            store.name(),
+            store.prefix()
+        ),
+        None => format!("store `{}` (in-process)", store.name()),
+    }
+}
+
+/// Stores held in each application's memory cannot be reached from this process.
+fn require_shared(store: &Store) -> Result<(), Failure> {
+    if store.is_shared() {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "store `{}` is in-process (no shared tier): its entries live inside each application process and cannot be inspected from another one; this tool works on shared (Redis) stores",
+        store.name()
+    )))
+}
+
+/// The cache (or nested namespace) an entry is in.
+fn cache_of(store: &Store, cache: &str, namespaces: &[String]) -> Cache {
+    namespaces
+        .iter()
+        .fold(store.cache(cache), |c, ns| c.namespace(ns))
+}
+
+fn what(cache: &str, namespaces: &[String]) -> String {
+    match namespaces {
+        [] => format!("cache `{cache}`"),
+        _ => format!("namespace `{}` of cache `{cache}`", namespaces.join("#")),
+    }
+}
+
+async fn clear(
+    loaded: &Loaded,
+    store: Option<String>,
+    cache: Option<String>,
+    namespaces: &[String],
+    out: &mut dyn Write,
+) -> Result<Code, Failure> {
+    let store = match (&store, &cache) {
+        // A cache named alone is cleared where the application would look for it.
+        (None, Some(cache)) => {
+            let in_store = loaded.manager.cache(cache)?.store_name().to_owned();
+            store_named(loaded, Some(&in_store))?
+        }
+        _ => store_named(loaded, store.as_deref())?,
+    };
+    if !store.is_shared() {
+        say!(
+            out,
+            "store `{}` is in-process (no shared tier): nothing shared to clear; each application holds its own entries",
+            store.name()
+        );
+        return Ok(Code::Ok);
+    }
+    match cache {
+        None => {
+            store.purge().await?;
+            say!(out, "cleared {}", label(&store));
+        }
+        Some(cache) => {
+            cache_of(&store, &cache, namespaces).purge().await?;
+            say!(
+                out,
+                "cleared {} in {}",
+                what(&cache, namespaces),
+                label(&store)
+            );
+        }
+    }
+    Ok(Code::Ok)
+}
+
+async fn get(loaded: &Loaded, entry: &EntryArgs, out: &mut dyn Write) -> Result<Code, Failure> {
+    let store = store_named(loaded, Some(&entry.store))?;
+    require_shared(&store)?;
+    let cache = cache_of(&store, &entry.cache, &entry.namespace);
+    let stored = cache.stored_key_for(&entry.key);
+    match cache.read_raw(&entry.key).await? {
+        Some(bytes) => {
+            let _ = write!(
+                out,
+                "{}",
+                table(&describe_entry(
+                    &stored,
+                    &bytes,
+                    store.max_value_size().unwrap_or(usize::MAX),
+                    unix_ms_now()
+                ))
+            );
+            Ok(Code::Ok)
+        }
+        None => {
+            say!(out, "no entry at {stored}");
+            Ok(Code::Failed)
+        }
+    }
+}
+
+async fn delete(loaded: &Loaded, entry: &EntryArgs, out: &mut dyn Write) -> Result<Code, Failure> {
+    let store = store_named(loaded, Some(&entry.store))?;
+    require_shared(&store)?;
+    let cache = cache_of(&store, &entry.cache, &entry.namespace);
+    let stored = cache.stored_key_for(&entry.key);
+    let existed = cache.read_raw(&entry.key).await?.is_some();
+    // Deleted and announced even when Redis has nothing: an instance may still hold a
+    // copy in its L1.
+    cache.delete_raw(&entry.key).await?;
+    if existed {
+        say!(out, "deleted {stored}");
+        Ok(Code::Ok)
+    } else {
+        say!(out, "no entry at {stored}");
+        Ok(Code::Failed)
+    }
+}
+
+async fn stats(
+    loaded: &Loaded,
+    store: Option<String>,
+    out: &mut dyn Write,
+) -> Result<Code, Failure> {
+    let store = store_named(loaded, store.as_deref())?;
+    require_shared(&store)?;
+    let counts = store.key_counts().await?;
+    let total: u64 = counts.values().sum();
+    let width = counts.keys().map(String::len).max().unwrap_or(0).max(5);
+    say!(out, "{}", label(&store));
+    if counts.is_empty() {
+        say!(out, "  (no keys)");
+    }
+    for (cache, keys) in &counts {
+        say!(out, "  {cache:<width$}  {keys:>8}");
+    }
+    say!(out, "  {:<width$}  {total:>8}", "total");
+    Ok(Code::Ok)
+}
+
+/// Pings every store's shared tier and bus; `FAILED` (exit 1) when any fails.
+async fn check(loaded: &Loaded, out: &mut dyn Write) -> Code {
+    say!(out, "config: {}: ok", loaded.path.display());
+    let mut failed = false;
+    for name in loaded.manager.store_names() {
+        let line = match check_store(loaded, &name).await {
+            Ok(what) => format!("ok ({what})"),
+            Err(why) => {
+                failed = true;
+                format!("FAILED: {}", one_line(&why))
+            }
+        };
+        say!(out, "store `{name}`: {line}");
+    }
+    if failed {
+        Code::Failed
+    } else {
+        Code::Ok
+    }
+}
+
+/// What was reached, or why it could not be.
+async fn check_store(loaded: &Loaded, name: &str) -> Result<String, String> {
+    let store = loaded.manager.store(name).map_err(|e| e.to_string())?;
+    let mut reached = Vec::new();
+    if let Some(tier) = store.describe_shared() {
+        store.ping().await.map_err(|e| tier_reason(&e))?;
+        reached.push(tier);
+    }
+    // The manager keeps its bus to itself; a bus is reached through its configuration,
+    // as a tier of the same driver (for Redis: the same server and credentials).
+    let bus = loaded.config.stores.get(name).and_then(|s| s.bus.as_ref());
+    if let Some(bus) = bus {
+        match cachet::driver::find_driver(&bus.driver).and_then(|d| d.remote) {
+            Some(build) => {
+                let tier = build(bus).map_err(|e| format!("bus: {e}"))?;
+                tier.ping().await.map_err(|e| format!("bus: {e}"))?;
+                reached.push(format!("bus on {}", tier.describe()));
+            }
+            None => reached.push(format!("bus (driver `{}`) not checked", bus.driver)),
+        }
+    }
+    if reached.is_empty() {
+        reached.push("in-process: nothing to connect to".to_owned());
+    }
+    Ok(reached.join("; "))
+}
+
+/// The tier's own words, without the `store `x` failed:` the line already says.
+fn tier_reason(err: &CacheError) -> String {
+    match err {
+        CacheError::Tier { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
