@@ -15,7 +15,7 @@ use crate::private::ResultShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
 use crate::store::remote::Skipped;
-use crate::store::{Invalidation, LocalEntry, Scope};
+use crate::store::{Invalidation, LocalEntry, LocalTier, Scope};
 use crate::CacheValue;
 
 /// Settings of one cache, resolved from the global, per-cache and builder options.
@@ -112,13 +112,12 @@ fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
     })
 }
 
-/// A rough size for size-bounded tiers: the key, the value's inline size and a fixed
-/// overhead for the entry's bookkeeping. Heap data owned by the value is not counted.
-fn estimate_weight<V>(key: &str) -> u32 {
-    const ENTRY_OVERHEAD: usize = 96;
-    (key.len() + std::mem::size_of::<V>() + ENTRY_OVERHEAD)
-        .try_into()
-        .unwrap_or(u32::MAX)
+/// A rough size for size-bounded tiers: the key, the value's inline size behind its `Arc`,
+/// and the tier's own per-entry overhead. Heap data owned by the value is not counted.
+fn estimate_weight<V>(key: &str, tier: &dyn LocalTier) -> u32 {
+    const ARC_HEADER: usize = 16;
+    let bytes = key.len() + std::mem::size_of::<V>() + ARC_HEADER + tier.entry_overhead() as usize;
+    bytes.try_into().unwrap_or(u32::MAX)
 }
 
 impl Cache {
@@ -318,7 +317,7 @@ impl Cache {
                 Arc::new(value.clone()),
                 timing.fresh_until,
                 timing.keep_until,
-                estimate_weight::<V>(stored),
+                estimate_weight::<V>(stored, l1.as_ref()),
             );
             l1.insert(stored, entry);
         }
@@ -352,7 +351,7 @@ impl Cache {
             codec::encode(&value, &meta)
         });
         if let Some(l1) = &store.l1 {
-            let weight = estimate_weight::<V>(stored);
+            let weight = estimate_weight::<V>(stored, l1.as_ref());
             let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
             l1.insert(
                 stored,

@@ -133,6 +133,14 @@ where
     S: Shape,
     S::Value: CacheValue,
 {
+    // A memory hit needs no future at all.
+    if let KeyState::Key(encoded) = &key.0 {
+        let hit = resolve(op)
+            .and_then(|caches| caches.first()?.fresh_in_l1_by_encoded::<S::Value>(encoded));
+        if let Some(value) = hit {
+            return shape.rebuild(value);
+        }
+    }
     blocking::run(cacheable(shape, op, key, unless, async move { body() }))
 }
 

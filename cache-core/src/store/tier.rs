@@ -124,6 +124,11 @@ pub trait LocalTier: Send + Sync + 'static {
     fn entry_count(&self) -> u64;
     /// The driver's name, for logs.
     fn driver(&self) -> &'static str;
+    /// What one entry costs the tier beyond its key and value, in bytes: added to every
+    /// entry's weight so a `max_size` bound holds in resident memory.
+    fn entry_overhead(&self) -> u32 {
+        96
+    }
 }
 
 /// A shared tier of bytes (e.g. Redis). Every call may fail; core counts failures,
