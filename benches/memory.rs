@@ -14,8 +14,8 @@ use futures_util::FutureExt;
 
 const KEYS: u64 = 1_000_000;
 const MAX_SIZE: u64 = 64 << 20;
-/// About what the 64 MB bound holds with cachet's weight estimate (121 B per entry here):
-/// the entry-bounded scenarios hold as many entries, with no eviction churn.
+/// Entries held by the entry-bounded scenarios (with no eviction churn): about what the
+/// 64 MB bound held under cachet's first weight estimate (121 B per entry).
 const HELD: u64 = 555_000;
 /// x86_64 Linux pages.
 const PAGE: u64 = 4096;

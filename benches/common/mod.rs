@@ -87,4 +87,9 @@ impl<W: quick_cache::Weighter<String, LocalEntry> + Clone + Send + Sync + 'stati
     fn driver(&self) -> &'static str {
         "quick_cache (bench)"
     }
+    fn entry_overhead(&self) -> u32 {
+        // Measured with `cargo bench --bench memory`: ~218 resident bytes per entry through
+        // cachet with a 15-byte key and a `u64`, less the key, the value and its `Arc`.
+        180
+    }
 }
