@@ -363,3 +363,30 @@ async fn after_the_bus_resubscribes_the_l1_is_cleared() {
     .await;
     println!("L1 cleared {delay:?} after the restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_a_namespace_in_redis_touches_exactly_its_keys_whatever_its_name() {
+    let server = RedisServer::start();
+    let manager = l2_only(&server, "ns");
+    let users = manager.cache("users").unwrap();
+    let (tenant, star, other) = (
+        users.namespace("org:42"),
+        users.namespace("*"),
+        users.namespace("org"),
+    );
+    for cache in [&users, &tenant, &star, &other] {
+        cache.set(&1u64, &1u8).await.unwrap();
+    }
+    tenant.clear().await.unwrap();
+    assert!(
+        tenant.missing(&1u64).await.unwrap(),
+        "a name with an escaped `:` is cleared in Redis"
+    );
+    star.clear().await.unwrap();
+    assert!(star.missing(&1u64).await.unwrap());
+    assert!(
+        other.has(&1u64).await.unwrap(),
+        "`*` is a name, not a pattern: other namespaces stay"
+    );
+    assert!(users.has(&1u64).await.unwrap());
+}

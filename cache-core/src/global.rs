@@ -76,6 +76,13 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&CacheManager) -> R) -> R {
     call(global())
 }
 
+/// The global manager, when no `testing` scope is in effect on this task or thread.
+pub(crate) fn unscoped_global() -> Option<&'static CacheManager> {
+    let scoped = TASK_MANAGER.try_with(|_| ()).is_ok()
+        || THREAD_MANAGER.with(|stack| !stack.borrow().is_empty());
+    (!scoped).then(global)
+}
+
 fn global() -> &'static CacheManager {
     GLOBAL.get_or_init(|| {
         CacheManager::from_env().unwrap_or_else(|err| {

@@ -48,24 +48,56 @@ pub fn no_key() -> OpKey {
 
 /// The caches of an operation in the manager in effect; `None` (and a warning) when one
 /// cannot be resolved: the function then runs uncached rather than failing.
-fn resolve(op: &'static Operation) -> Option<Arc<[Cache]>> {
+fn resolve(op: &'static Operation) -> Option<Resolved> {
+    // The global manager never changes once built: its caches are resolved once per
+    // operation and borrowed, with no lock and no reference counting on the hit path.
+    if let Some(global) = crate::global::unscoped_global() {
+        return op
+            .global_caches
+            .get_or_init(|| resolve_in(op, global).map(|caches| caches.to_vec().into_boxed_slice()))
+            .as_deref()
+            .map(Resolved::Global);
+    }
     crate::global::with_current(|manager| {
         if let Some(caches) = op.resolved.get(manager.id()) {
-            return Some(caches);
+            return Some(Resolved::Scoped(caches));
         }
-        let caches: Arc<[Cache]> = op
-            .caches
-            .iter()
-            .map(|name| manager.cache(name))
-            .collect::<Result<Vec<_>, _>>()
-            .inspect_err(|err| {
-                tracing::warn!(function = op.function, file = op.file, line = op.line, error = %err, "cachet: cache not resolved; calling the function uncached")
-            })
-            .ok()?
-            .into();
+        let caches = resolve_in(op, manager)?;
         op.resolved.set(manager.id(), caches.clone());
-        Some(caches)
+        Some(Resolved::Scoped(caches))
     })
+}
+
+fn resolve_in(op: &'static Operation, manager: &crate::CacheManager) -> Option<Arc<[Cache]>> {
+    let caches = op
+        .caches
+        .iter()
+        .map(|name| manager.cache(name))
+        .collect::<Result<Vec<_>, _>>();
+    match caches {
+        Ok(caches) => Some(caches.into()),
+        Err(err) => {
+            tracing::warn!(function = op.function, file = op.file, line = op.line, error = %err, "cachet: cache not resolved; calling the function uncached");
+            None
+        }
+    }
+}
+
+/// An operation's caches: borrowed from the operation (global manager) or shared (a
+/// `testing::with_manager` scope).
+enum Resolved {
+    Global(&'static [Cache]),
+    Scoped(Arc<[Cache]>),
+}
+
+impl std::ops::Deref for Resolved {
+    type Target = [Cache];
+    fn deref(&self) -> &[Cache] {
+        match self {
+            Resolved::Global(caches) => caches,
+            Resolved::Scoped(caches) => caches,
+        }
+    }
 }
 
 /// The encoded key, or `None` (bypass) with a warning when it could not be encoded.

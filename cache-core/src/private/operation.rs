@@ -39,8 +39,10 @@ pub struct Operation {
     pub value_type: &'static str,
     /// TTL override for entries this function writes.
     pub ttl: Option<Duration>,
-    /// The caches as the last manager that ran this operation resolved them.
+    /// The caches as the last scoped manager that ran this operation resolved them.
     pub(crate) resolved: ResolvedCaches,
+    /// The caches in the global manager (`None` inside: they could not be resolved).
+    pub(crate) global_caches: std::sync::OnceLock<Option<Box<[Cache]>>>,
 }
 
 impl std::fmt::Debug for Operation {
@@ -102,6 +104,7 @@ impl Operation {
             value_type,
             ttl: None,
             resolved: ResolvedCaches::new(),
+            global_caches: std::sync::OnceLock::new(),
         }
     }
 

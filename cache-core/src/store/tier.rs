@@ -74,6 +74,9 @@ impl std::fmt::Debug for LocalEntry {
 /// assert!(s.contains("app:users#admins:7"));
 /// assert!(!s.contains("app:users2:1"));
 /// assert_eq!(s.redis_pattern(), "app:users[:#]*");
+/// // glob characters and escapes in names match only themselves
+/// assert_eq!(Scope::new("app:users#*").redis_pattern(), r"app:users#\*[:#]*");
+/// assert_eq!(Scope::new(r"app:users#org\:42").redis_pattern(), r"app:users#org\\:42[:#]*");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope {
@@ -98,10 +101,19 @@ impl Scope {
             && matches!(key.as_bytes()[self.base.len()], b':' | b'#')
     }
 
-    /// The Redis `SCAN MATCH` glob for this scope. Names are validated to hold no glob
-    /// characters, so the base needs no escaping.
+    /// The Redis `SCAN MATCH` glob for this scope: the base with every glob character
+    /// (`\ * ? [ ]`) escaped, so a namespace named `*` or holding an escaped `:` matches
+    /// only its own keys.
     pub fn redis_pattern(&self) -> String {
-        format!("{}[:#]*", self.base)
+        let mut pattern = String::with_capacity(self.base.len() + 8);
+        for c in self.base.chars() {
+            if matches!(c, '\\' | '*' | '?' | '[' | ']') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str("[:#]*");
+        pattern
     }
 }
 
