@@ -350,14 +350,13 @@ impl Cache {
             };
             codec::encode(&value, &meta)
         });
-        if let Some(l1) = &store.l1 {
+        let local = store.l1.as_ref().map(|l1| {
             let weight = estimate_weight::<V>(stored, l1.as_ref());
             let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
-            l1.insert(
-                stored,
-                LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight),
-            );
-        }
+            let entry = LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight);
+            l1.insert(stored, entry.clone());
+            (l1, entry)
+        });
         self.count(Event::Put);
         let stored_remotely = match (&store.l2, encoded) {
             (Some(remote), Some(Ok(bytes))) => remote
@@ -370,6 +369,13 @@ impl Cache {
             }
             _ => true,
         };
+        if store.l2.is_some() {
+            if let Some((l1, entry)) = local {
+                // A lookup that read L2 before this write may have backfilled the old value
+                // meanwhile: this instance ignores its own bus message, so put ours back.
+                l1.insert(stored, entry);
+            }
+        }
         if stored_remotely {
             store
                 .announce(Invalidation::Keys(vec![stored.to_owned()]))
@@ -395,6 +401,12 @@ impl Cache {
             Some(remote) => remote.delete(&store.name, stored).await.is_ok(),
             None => true,
         };
+        if let (Some(l1), Some(_)) = (&store.l1, &store.l2) {
+            // A lookup that read L2 before the delete may have backfilled the old value.
+            for key in stored {
+                l1.remove(key);
+            }
+        }
         if removed {
             store.announce(Invalidation::Keys(stored.to_vec())).await;
         } else {
@@ -422,6 +434,10 @@ impl Cache {
                         remote.tier.describe()
                     )),
                 });
+            }
+            if let Some(l1) = &store.l1 {
+                // A lookup that read L2 before the clear may have backfilled old values.
+                l1.remove_scope(&scope);
             }
         }
         store.announce(Invalidation::Scope(scope)).await;

@@ -339,6 +339,10 @@ impl Store {
                         remote.tier.describe()
                     )),
                 })?;
+            if let Some(l1) = &store.l1 {
+                // A lookup that read L2 before the clear may have backfilled old values.
+                l1.remove_scope(&scope);
+            }
         }
         store
             .announce(crate::store::Invalidation::Scope(scope))
