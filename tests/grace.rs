@@ -129,3 +129,39 @@ async fn grace_backoff_serves_the_stale_value_without_retrying_for_a_while() {
     })
     .await;
 }
+
+static ENDLESS_FAIL: AtomicBool = AtomicBool::new(false);
+
+#[cacheable("endless")]
+async fn flaky(id: u64) -> Result<u64, Down> {
+    if ENDLESS_FAIL.load(SeqCst) {
+        Err(Down)
+    } else {
+        Ok(id)
+    }
+}
+
+#[tokio::test]
+async fn backing_off_never_extends_the_grace_period() {
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .ttl(Duration::from_millis(40))
+        .grace(Duration::from_millis(150))
+        .grace_backoff(Duration::from_millis(30))
+        .build()
+        .unwrap();
+    with_manager(manager, async {
+        assert_eq!(flaky(9).await, Ok(9));
+        ENDLESS_FAIL.store(true, SeqCst);
+        let written = std::time::Instant::now();
+        // Fail again and again through TTL + grace (190 ms after the write) and beyond.
+        let mut last = Ok(9);
+        while written.elapsed() < Duration::from_millis(400) {
+            last = flaky(9).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(last, Err(Down), "once grace is over the error is returned");
+    })
+    .await;
+    ENDLESS_FAIL.store(false, SeqCst);
+}

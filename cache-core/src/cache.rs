@@ -38,6 +38,12 @@ pub(crate) enum Lifetime {
     For(Duration),
     /// No expiry.
     Forever,
+    /// A stale value served after a failure (`grace_backoff`): fresh for this long, but
+    /// never kept past the end of its original grace period.
+    Backoff {
+        fresh_for: Duration,
+        keep_until: Option<Instant>,
+    },
 }
 
 impl Lifetime {
@@ -49,8 +55,9 @@ impl Lifetime {
 /// What a lookup found.
 pub(crate) enum Lookup<V> {
     Fresh(V),
-    /// Past its TTL but within grace: served only when refreshing fails.
-    Stale(V),
+    /// Past its TTL but within grace, with the instant it must be dropped: served only
+    /// when refreshing fails.
+    Stale(V, Option<Instant>),
     Miss,
 }
 
@@ -257,7 +264,7 @@ impl Cache {
             buf.push_str(encoded);
             match self.lookup_local::<V>(buf) {
                 Lookup::Fresh(value) => Some(value),
-                Lookup::Stale(_) | Lookup::Miss => None,
+                Lookup::Stale(..) | Lookup::Miss => None,
             }
         })
     }
@@ -274,7 +281,9 @@ impl Cache {
             return Lookup::Miss;
         };
         match entry.fresh_until {
-            Some(until) if until <= Instant::now() => Lookup::Stale(value.clone()),
+            Some(until) if until <= Instant::now() => {
+                Lookup::Stale(value.clone(), entry.keep_until)
+            }
             _ => {
                 self.count(Event::L1Hit);
                 Lookup::Fresh(value.clone())
@@ -325,7 +334,7 @@ impl Cache {
             self.count(Event::L2Hit);
             Lookup::Fresh(value)
         } else {
-            Lookup::Stale(value)
+            Lookup::Stale(value, timing.keep_until)
         }
     }
 
@@ -336,12 +345,15 @@ impl Cache {
             return;
         }
         let settings = self.settings();
-        let ttl = match lifetime {
-            Lifetime::Default => settings.ttl,
-            Lifetime::For(ttl) => Some(ttl),
-            Lifetime::Forever => None,
+        let timing = match lifetime {
+            Lifetime::Default => clock::Timing::starting_now(settings.ttl, settings.grace),
+            Lifetime::For(ttl) => clock::Timing::starting_now(Some(ttl), settings.grace),
+            Lifetime::Forever => clock::Timing::starting_now(None, settings.grace),
+            Lifetime::Backoff {
+                fresh_for,
+                keep_until,
+            } => clock::Timing::until(fresh_for, keep_until),
         };
-        let timing = clock::Timing::starting_now(ttl, settings.grace);
         let encoded = store.l2.as_ref().map(|_| {
             let meta = codec::EnvelopeMeta {
                 fingerprint: codec::fingerprint::<V>(),
@@ -484,7 +496,7 @@ impl Cache {
                 encode_key_into(key, buf).ok()?;
                 match self.lookup_local::<V>(buf) {
                     Lookup::Fresh(value) => Some(value),
-                    Lookup::Stale(_) | Lookup::Miss => None,
+                    Lookup::Stale(..) | Lookup::Miss => None,
                 }
             });
             if hit.is_some() {
@@ -494,7 +506,7 @@ impl Cache {
         let stored = self.stored_key(key)?;
         match self.lookup::<V>(&stored).await {
             Lookup::Fresh(v) => Ok(Some(v)),
-            Lookup::Stale(_) | Lookup::Miss => {
+            Lookup::Stale(..) | Lookup::Miss => {
                 self.count(Event::Miss);
                 Ok(None)
             }

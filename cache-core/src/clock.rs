@@ -44,6 +44,23 @@ impl Timing {
         }
     }
 
+    /// Fresh for `fresh_for` (but not past `keep_until`), dropped at `keep_until`.
+    pub(crate) fn until(fresh_for: Duration, keep_until: Option<Instant>) -> Self {
+        let (now, now_ms) = (Instant::now(), unix_ms());
+        let fresh_until = now
+            .checked_add(fresh_for)
+            .map(|fresh| keep_until.map_or(fresh, |keep| fresh.min(keep)));
+        let as_ms = |at: Instant| now_ms.saturating_add(ms(at.saturating_duration_since(now)));
+        Self {
+            fresh_until,
+            keep_until,
+            fresh_until_ms: fresh_until.map(as_ms),
+            keep_until_ms: keep_until.map(as_ms),
+            now,
+            now_ms,
+        }
+    }
+
     /// The timing an envelope carries, in this process's clocks.
     pub(crate) fn from_unix_ms(fresh_until_ms: Option<u64>, keep_until_ms: Option<u64>) -> Self {
         let (now, now_ms) = (Instant::now(), unix_ms());

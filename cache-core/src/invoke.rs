@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::time::Instant;
 
 use futures_util::FutureExt;
 use tracing::Instrument;
@@ -38,14 +39,14 @@ where
     };
     let mut stale = match find::<S::Value>(caches, keys).await {
         Found::Fresh(value) => return shape.rebuild(value),
-        Found::Stale(value) => Some(value),
+        Found::Stale(value, keep_until) => Some((value, keep_until)),
         Found::Nothing => None,
     };
     let _flight = first.inner.store.flights.lock(&keys[0]).await;
     // Whoever held the gate before may have stored the value meanwhile.
     match find::<S::Value>(caches, keys).await {
         Found::Fresh(value) => return shape.rebuild(value),
-        Found::Stale(value) => stale = Some(value),
+        Found::Stale(value, keep_until) => stale = Some((value, keep_until)),
         Found::Nothing => {}
     }
     caches.iter().for_each(|c| c.count(Event::Miss));
@@ -59,7 +60,7 @@ where
         Some(_) => match AssertUnwindSafe(body).catch_unwind().await {
             Ok(output) => output,
             Err(panic) => match stale.take() {
-                Some(value) => return serve_stale(shape, caches, keys, value, "panicked").await,
+                Some(stale) => return serve_stale(shape, caches, keys, stale, "panicked").await,
                 None => std::panic::resume_unwind(panic),
             },
         },
@@ -73,7 +74,7 @@ where
             output
         }
         None => match stale {
-            Some(value) => serve_stale(shape, caches, keys, value, "returned an error").await,
+            Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
             None => output,
         },
     }
@@ -86,7 +87,7 @@ async fn serve_stale<S: Shape>(
     shape: S,
     caches: &[Cache],
     keys: &[String],
-    value: S::Value,
+    (value, keep_until): (S::Value, Option<Instant>),
     failure: &str,
 ) -> S::Output
 where
@@ -99,8 +100,18 @@ where
         failure,
         "cachet: the function failed; serving the stale value (grace period)"
     );
-    if let Some(backoff) = first.settings().grace_backoff {
-        store_all(caches, keys, &value, Lifetime::For(backoff)).await;
+    if let Some(fresh_for) = first.settings().grace_backoff {
+        // Fresh for the backoff, but dropped when its grace period ends, as it would be.
+        store_all(
+            caches,
+            keys,
+            &value,
+            Lifetime::Backoff {
+                fresh_for,
+                keep_until,
+            },
+        )
+        .await;
     }
     shape.rebuild(value)
 }
@@ -142,7 +153,7 @@ where
 /// What the caches hold for a call.
 enum Found<V> {
     Fresh(V),
-    Stale(V),
+    Stale(V, Option<Instant>),
     Nothing,
 }
 
@@ -152,11 +163,15 @@ async fn find<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Found<V> {
     for (cache, key) in caches.iter().zip(keys) {
         match cache.lookup::<V>(key).await {
             Lookup::Fresh(value) => return Found::Fresh(value),
-            Lookup::Stale(value) if stale.is_none() => stale = Some(value),
-            Lookup::Stale(_) | Lookup::Miss => {}
+            Lookup::Stale(value, keep_until) if stale.is_none() => {
+                stale = Some((value, keep_until))
+            }
+            Lookup::Stale(..) | Lookup::Miss => {}
         }
     }
-    stale.map_or(Found::Nothing, Found::Stale)
+    stale.map_or(Found::Nothing, |(value, keep_until)| {
+        Found::Stale(value, keep_until)
+    })
 }
 
 async fn store_all<V: CacheValue>(
