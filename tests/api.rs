@@ -318,3 +318,19 @@ async fn a_factory_past_the_hard_timeout_is_a_timeout_error_or_the_stale_value()
     );
     assert_eq!(graced.stats().stale, 1);
 }
+
+#[tokio::test]
+async fn a_factory_that_asks_for_its_own_key_does_not_deadlock() {
+    let users = memory().cache("users").unwrap();
+    let inner = users.clone();
+    let outer = tokio::time::timeout(
+        Duration::from_secs(5),
+        users.get_or_set(&1u64, || async move {
+            let nested: u32 = inner.get_or_set(&1u64, || async { 7 }).await.unwrap();
+            nested + 1
+        }),
+    )
+    .await
+    .expect("the nested call on the same key must not wait for its own caller");
+    assert_eq!(outer.unwrap(), 8);
+}

@@ -20,8 +20,31 @@ pub(crate) struct Flights {
 
 #[derive(Default)]
 struct Gate {
-    held: Mutex<bool>,
+    /// Who holds the gate, if anyone.
+    held: Mutex<Option<Holder>>,
     released: Notify,
+}
+
+/// Who holds a gate: the tokio task, or the thread when no task is running. A holder that
+/// asks for its own gate again (a cached function calling a cached call on its own key) is
+/// let through instead of waiting for itself forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    Task(tokio::task::Id),
+    Thread(std::thread::ThreadId),
+}
+
+impl Holder {
+    fn current() -> Self {
+        tokio::task::try_id()
+            .map_or_else(|| Holder::Thread(std::thread::current().id()), Holder::Task)
+    }
+}
+
+enum Take {
+    Taken,
+    AlreadyOurs,
+    Busy,
 }
 
 /// Held while one caller computes a key's value.
@@ -29,6 +52,8 @@ pub(crate) struct FlightGuard<'a> {
     flights: &'a Flights,
     key: String,
     gate: Arc<Gate>,
+    /// False for a re-entrant guard: the outer guard of the same holder releases the gate.
+    releases: bool,
 }
 
 /// Locks ignoring poison: no user code runs while these locks are held, so a poisoned lock
@@ -38,9 +63,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Gate {
-    fn try_take(&self) -> bool {
+    fn try_take(&self, me: Holder) -> Take {
         let mut held = lock(&self.held);
-        !std::mem::replace(&mut *held, true)
+        match *held {
+            None => {
+                *held = Some(me);
+                Take::Taken
+            }
+            Some(holder) if holder == me => Take::AlreadyOurs,
+            Some(_) => Take::Busy,
+        }
     }
 }
 
@@ -57,21 +89,24 @@ impl Flights {
 
     /// Waits for `key`'s gate without blocking the thread.
     pub(crate) async fn lock(&self, key: &str) -> FlightGuard<'_> {
+        let me = Holder::current();
         let gate = self.gate(key);
-        loop {
+        let releases = loop {
             // Register for the wake-up before trying, so a release in between is not missed.
             let notified = gate.released.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if gate.try_take() {
-                break;
+            match gate.try_take(me) {
+                Take::Taken => break true,
+                Take::AlreadyOurs => break false,
+                Take::Busy => notified.await,
             }
-            notified.await;
-        }
+        };
         FlightGuard {
             flights: self,
             key: key.to_owned(),
             gate,
+            releases,
         }
     }
 
@@ -83,8 +118,10 @@ impl Flights {
 
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
-        *lock(&self.gate.held) = false;
-        self.gate.released.notify_waiters();
+        if self.releases {
+            *lock(&self.gate.held) = None;
+            self.gate.released.notify_waiters();
+        }
         let mut gates = lock(&self.flights.gates);
         // Only the map and this guard hold the gate: nobody waits, so forget it.
         if Arc::strong_count(&self.gate) == 2 {
@@ -139,6 +176,22 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_holder_passes_its_own_gate_again() {
+        let flights = Flights::default();
+        let outer = flights.lock("k").await;
+        let inner = tokio::time::timeout(Duration::from_secs(5), flights.lock("k"))
+            .await
+            .expect("no self-deadlock");
+        drop(inner);
+        assert!(
+            lock(&outer.gate.held).is_some(),
+            "the inner guard does not release the outer one's gate"
+        );
+        drop(outer);
+        assert_eq!(flights.len(), 0);
     }
 
     #[test]
