@@ -47,6 +47,20 @@ enum Take {
     Busy,
 }
 
+/// Cleans up after a caller whose wait for a gate was cancelled.
+struct Waiting<'a> {
+    flights: &'a Flights,
+    key: &'a str,
+    gate: &'a Arc<Gate>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        // The map's reference and the waiter's own.
+        self.flights.forget_if_unused(self.key, self.gate, 1);
+    }
+}
+
 /// Held while one caller computes a key's value.
 pub(crate) struct FlightGuard<'a> {
     flights: &'a Flights,
@@ -91,6 +105,12 @@ impl Flights {
     pub(crate) async fn lock(&self, key: &str) -> FlightGuard<'_> {
         let me = Holder::current();
         let gate = self.gate(key);
+        // If this future is dropped while waiting, the gate must not outlive its last user.
+        let waiting = Waiting {
+            flights: self,
+            key,
+            gate: &gate,
+        };
         let releases = loop {
             // Register for the wake-up before trying, so a release in between is not missed.
             let notified = gate.released.notified();
@@ -102,11 +122,21 @@ impl Flights {
                 Take::Busy => notified.await,
             }
         };
+        std::mem::forget(waiting);
         FlightGuard {
             flights: self,
             key: key.to_owned(),
             gate,
             releases,
+        }
+    }
+
+    /// Forgets `key`'s gate if nothing but the map and `our_refs` references refer to it
+    /// and nobody holds it.
+    fn forget_if_unused(&self, key: &str, gate: &Arc<Gate>, our_refs: usize) {
+        let mut gates = lock(&self.gates);
+        if Arc::strong_count(gate) == 1 + our_refs && lock(&gate.held).is_none() {
+            gates.remove(key);
         }
     }
 
@@ -122,17 +152,15 @@ impl Drop for FlightGuard<'_> {
             *lock(&self.gate.held) = None;
             self.gate.released.notify_waiters();
         }
-        let mut gates = lock(&self.flights.gates);
-        // Only the map and this guard hold the gate: nobody waits, so forget it.
-        if Arc::strong_count(&self.gate) == 2 {
-            gates.remove(&self.key);
-        }
+        // Only the map and this guard refer to the gate: nobody waits, so forget it.
+        self.flights.forget_if_unused(&self.key, &self.gate, 1);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
@@ -176,6 +204,31 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[test]
+    fn a_waiter_dropped_after_the_release_leaves_no_gate_behind() {
+        let flights = Arc::new(Flights::default());
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let f2 = flights.clone();
+        let holder = std::thread::spawn(move || {
+            crate::blocking::run(async {
+                let _guard = f2.lock("k").await;
+                held_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            })
+        });
+        held_rx.recv().unwrap();
+        {
+            let mut waiting = Box::pin(flights.lock("k"));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(waiting.as_mut().poll(&mut cx).is_pending());
+            release_tx.send(()).unwrap();
+            holder.join().unwrap();
+            // Woken by the release, but dropped before it runs again.
+        }
+        assert_eq!(flights.len(), 0);
     }
 
     #[tokio::test]
