@@ -257,11 +257,24 @@ impl Cache {
 
     /// The fresh L1 value under `{base}:{encoded}`, the key built in a reused buffer.
     pub(crate) fn fresh_in_l1_by_encoded<V: CacheValue>(&self, encoded: &str) -> Option<V> {
+        self.fresh_in_l1(|buf| {
+            buf.push_str(encoded);
+            Some(())
+        })
+    }
+
+    /// The fresh L1 value under `{base}:` + what `write_key` appends, the stored key built
+    /// in a reused buffer: a hit allocates nothing for it. `None` from `write_key` (a key
+    /// that cannot be encoded) is a miss.
+    fn fresh_in_l1<V: CacheValue>(
+        &self,
+        write_key: impl FnOnce(&mut String) -> Option<()>,
+    ) -> Option<V> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
             buf.push_str(&self.inner.base);
             buf.push(':');
-            buf.push_str(encoded);
+            write_key(buf)?;
             match self.lookup_local::<V>(buf) {
                 Lookup::Fresh(value) => Some(value),
                 Lookup::Stale(..) | Lookup::Miss => None,
@@ -489,19 +502,8 @@ impl Cache {
         &self,
         key: &K,
     ) -> Result<Option<V>, CacheError> {
-        if self.inner.store.l1.is_some() {
-            let hit = with_scratch(|buf| {
-                buf.push_str(&self.inner.base);
-                buf.push(':');
-                encode_key_into(key, buf).ok()?;
-                match self.lookup_local::<V>(buf) {
-                    Lookup::Fresh(value) => Some(value),
-                    Lookup::Stale(..) | Lookup::Miss => None,
-                }
-            });
-            if hit.is_some() {
-                return Ok(hit);
-            }
+        if let Some(value) = self.fresh_in_l1(|buf| encode_key_into(key, buf).ok()) {
+            return Ok(Some(value));
         }
         let stored = self.stored_key(key)?;
         match self.lookup::<V>(&stored).await {

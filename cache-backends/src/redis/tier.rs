@@ -12,6 +12,18 @@ use super::options::RedisOptions;
 
 /// How many keys one `SCAN` step asks for while clearing or scanning a scope.
 const SCAN_COUNT: usize = 500;
+
+/// One `SCAN cursor MATCH pattern COUNT n` step, shared by clearing and listing a scope.
+fn scan_step(cursor: u64, pattern: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_COUNT);
+    cmd
+}
+
 /// How many keys one `UNLINK` command carries in `delete_many`.
 const UNLINK_BATCH: usize = 1000;
 
@@ -123,14 +135,8 @@ impl RemoteTier for RedisTier {
         Box::pin(self.conn.run("SCAN+UNLINK", None, move |mut c| async move {
             let mut cursor: u64 = 0;
             loop {
-                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_COUNT)
-                    .query_async(&mut c)
-                    .await?;
+                let (next, keys): (u64, Vec<Vec<u8>>) =
+                    scan_step(cursor, &pattern).query_async(&mut c).await?;
                 if !keys.is_empty() {
                     redis::cmd("UNLINK")
                         .arg(&keys)
@@ -165,14 +171,8 @@ impl RemoteTier for RedisTier {
         let pattern = scope.redis_pattern();
         let timeout = Some(self.conn.operation_timeout);
         Box::pin(self.conn.run("SCAN", timeout, move |mut c| async move {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut c)
-                .await?;
+            let (next, keys): (u64, Vec<Vec<u8>>) =
+                scan_step(cursor, &pattern).query_async(&mut c).await?;
             // Keys written by cachet are UTF-8; anything else under the prefix is shown
             // as best it can be rather than failing the scan.
             let keys = keys
