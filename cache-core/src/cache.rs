@@ -598,7 +598,8 @@ impl Cache {
         let caches = std::slice::from_ref(self);
         let keys = std::slice::from_ref(&stored);
         let factory = self.bounded(async move { factory().await });
-        crate::invoke::cached_call(shape, caches, keys, Lifetime::Default, |_| false, factory).await
+        let policy = |_: &V| Some(Lifetime::Default);
+        crate::invoke::cached_call(shape, caches, keys, policy, factory).await
     }
 
     /// Like [`Cache::get_or_set`] with a fallible factory: an `Err` is returned and not stored.
@@ -629,7 +630,8 @@ impl Cache {
                 Err(timeout) => Err(E::from(timeout)),
             }
         };
-        crate::invoke::cached_call(shape, caches, keys, Lifetime::Default, |_| false, factory).await
+        let policy = |_: &V| Some(Lifetime::Default);
+        crate::invoke::cached_call(shape, caches, keys, policy, factory).await
     }
 
     /// Whether a fresh value is stored under `key` (of any type).

@@ -17,12 +17,12 @@ use crate::CacheValue;
 /// across concurrent callers and stores its cacheable outcome in every cache.
 ///
 /// `caches` and `keys` are parallel: `keys[i]` is the stored key in `caches[i]`.
+/// `policy` decides how long the function's value is kept, or that it is not stored.
 pub(crate) async fn cached_call<S, F>(
     shape: S,
     caches: &[Cache],
     keys: &[String],
-    lifetime: Lifetime,
-    unless: impl FnOnce(&S::Value) -> bool,
+    policy: impl FnOnce(&S::Value) -> Option<Lifetime>,
     body: F,
 ) -> S::Output
 where
@@ -68,7 +68,7 @@ where
     match shape.cached(&output) {
         Some(value) => {
             let null_refused = shape.is_null(value) && !first.settings().allow_null_values;
-            if !null_refused && !unless(value) {
+            if let Some(lifetime) = policy(value).filter(|_| !null_refused) {
                 store_all(caches, keys, value, lifetime).await;
             }
             output
@@ -116,13 +116,13 @@ where
     shape.rebuild(value)
 }
 
-/// Runs `body`, then stores its cacheable outcome under the key `key_of` computes from it.
+/// Runs `body`, then stores its cacheable outcome under the key `key_of` computes from it,
+/// for as long as `policy` says (or not at all).
 pub(crate) async fn put_call<S, F>(
     shape: S,
     caches: &[Cache],
-    lifetime: Lifetime,
     key_of: impl FnOnce(&S::Value) -> Option<String>,
-    unless: impl FnOnce(&S::Value) -> bool,
+    policy: impl FnOnce(&S::Value) -> Option<Lifetime>,
     body: F,
 ) -> S::Output
 where
@@ -137,9 +137,12 @@ where
     let Some(first) = caches.first() else {
         return output;
     };
-    if shape.is_null(value) && !first.settings().allow_null_values || unless(value) {
+    if shape.is_null(value) && !first.settings().allow_null_values {
         return output;
     }
+    let Some(lifetime) = policy(value) else {
+        return output;
+    };
     if let Some(encoded) = key_of(value) {
         let keys: Vec<String> = caches
             .iter()

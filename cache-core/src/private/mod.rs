@@ -112,6 +112,15 @@ fn encoded(op: &'static Operation, key: OpKey) -> Option<String> {
     }
 }
 
+/// How long an annotated function's value is kept: the annotation's `ttl` or the cache's,
+/// and not at all when its `unless` holds.
+fn store_policy<V>(
+    op: &'static Operation,
+    unless: impl FnOnce(&V) -> bool,
+) -> impl FnOnce(&V) -> Option<Lifetime> {
+    move |value| (!unless(value)).then(|| Lifetime::or_override(op.ttl))
+}
+
 /// `#[cacheable]` on an `async fn`.
 pub async fn cacheable<S, F>(
     shape: S,
@@ -142,15 +151,7 @@ where
         .iter()
         .map(|c| c.stored_key_of_encoded(&encoded))
         .collect();
-    invoke::cached_call(
-        shape,
-        &caches,
-        &keys,
-        Lifetime::or_override(op.ttl),
-        unless,
-        body,
-    )
-    .await
+    invoke::cached_call(shape, &caches, &keys, store_policy(op, unless), body).await
 }
 
 /// `#[cacheable]` on a plain `fn`.
@@ -196,13 +197,11 @@ where
     let Some(caches) = resolve(op) else {
         return body.await;
     };
-    let lifetime = Lifetime::or_override(op.ttl);
     invoke::put_call(
         shape,
         &caches,
-        lifetime,
         |value| encoded(op, key(value)),
-        unless,
+        store_policy(op, unless),
         body,
     )
     .await
