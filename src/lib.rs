@@ -53,8 +53,8 @@
 
 pub use cache_core::{
     cache, config, declared_caches, driver, init, init_from_env, key, manager, store, testing,
-    Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions, CacheStats, CacheValue,
-    ConfigOrigin, DeclaredCache, Store, StoreBuilder, TierError, TierErrorKind,
+    Adaptive, Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions, CacheStats,
+    CacheValue, ConfigOrigin, DeclaredCache, Store, StoreBuilder, TierError, TierErrorKind,
 };
 pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable};
 

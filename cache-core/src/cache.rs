@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::codec;
+use crate::config::CacheOptions;
 use crate::error::{CacheError, TierError};
 use crate::key::encode_key_into;
 use crate::private::ResultShape;
@@ -203,6 +204,45 @@ impl Cache {
             base,
             self.inner.store.clone(),
             self.inner.settings.clone(),
+            self.inner.stats.clone(),
+        )
+    }
+
+    /// A view of this cache whose settings are overridden by `options` (each option set
+    /// replaces the cache's; unset ones are inherited): per-call options. The view shares
+    /// the cache's entries, single flight and stats, and every method honours its settings:
+    /// TTL and grace of the entries it writes, grace backoff, timeouts. The original handle
+    /// is unaffected. A zero `grace` turns grace off for what the view writes.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, CacheOptions, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let users = m.cache("users").unwrap();
+    /// let patient = users.with_options(
+    ///     CacheOptions::new().ttl(Duration::from_secs(60)).grace(Duration::from_secs(3600)),
+    /// );
+    /// let n: u32 = patient.get_or_set(&1u64, || async { 1 }).await.unwrap(); // fresh 1m, kept 1h more
+    /// assert_eq!(users.get::<u32, _>(&1u64).await.unwrap(), Some(n));       // same entries
+    /// # });
+    /// ```
+    pub fn with_options(&self, options: CacheOptions) -> Cache {
+        // Settings this view does not know of are inherited as they are.
+        let mut settings = self.settings().clone();
+        settings.ttl = options.ttl.or(settings.ttl);
+        settings.grace = options.grace.or(settings.grace);
+        settings.grace_backoff = options.grace_backoff.or(settings.grace_backoff);
+        settings.timeout = options.timeout.or(settings.timeout);
+        settings.hard_timeout = options.hard_timeout.or(settings.hard_timeout);
+        settings.allow_null_values = options
+            .allow_null_values
+            .unwrap_or(settings.allow_null_values);
+        Cache::new(
+            self.inner.name.clone(),
+            self.inner.base.clone(),
+            self.inner.store.clone(),
+            Arc::new(settings),
             self.inner.stats.clone(),
         )
     }
@@ -473,7 +513,10 @@ impl Cache {
 
     /// `future` bounded by the cache's hard timeout, when one is set and a tokio runtime
     /// is there to time it.
-    async fn bounded<T>(&self, future: impl Future<Output = T>) -> Result<T, CacheError> {
+    pub(crate) async fn bounded<T>(
+        &self,
+        future: impl Future<Output = T>,
+    ) -> Result<T, CacheError> {
         match (
             self.settings().hard_timeout,
             tokio::runtime::Handle::try_current(),

@@ -6,6 +6,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod adaptive;
 mod blocking;
 mod cache;
 mod clock;
@@ -30,6 +31,7 @@ pub mod __private {
 }
 mod private;
 
+pub use adaptive::Adaptive;
 pub use cache::Cache;
 pub use config::CacheOptions;
 pub use error::{CacheError, ConfigOrigin, TierError, TierErrorKind};

@@ -18,6 +18,8 @@ pub(crate) mod kw {
     syn::custom_keyword!(all_entries);
     syn::custom_keyword!(before_invocation);
     syn::custom_keyword!(cache);
+    syn::custom_keyword!(ttl_from);
+    syn::custom_keyword!(grace);
 }
 
 /// The arguments of `#[cacheable(..)]`, `#[cache_put(..)]` or `#[cache_evict(..)]`.
@@ -40,6 +42,10 @@ pub(crate) enum Opt {
     BeforeInvocation(kw::before_invocation),
     /// Not an option of any cachet macro; its value (if any) was skipped.
     Unknown(Ident),
+    /// `ttl_from = EXPR` over `result`: a `Duration` or an `Option<Duration>` per value.
+    TtlFrom(kw::ttl_from, Expr),
+    /// `grace = ".."`: the grace period of the entries the function writes.
+    Grace(kw::grace, LitStr),
 }
 
 impl Opt {
@@ -55,6 +61,8 @@ impl Opt {
             Opt::AllEntries(..) => "all_entries".into(),
             Opt::BeforeInvocation(..) => "before_invocation".into(),
             Opt::Unknown(ident) => ident.unraw().to_string(),
+            Opt::TtlFrom(..) => "ttl_from".into(),
+            Opt::Grace(..) => "grace".into(),
         }
     }
 
@@ -70,6 +78,8 @@ impl Opt {
             Opt::AllEntries(k) => k.span,
             Opt::BeforeInvocation(k) => k.span,
             Opt::Unknown(ident) => ident.span(),
+            Opt::TtlFrom(k, _) => k.span,
+            Opt::Grace(k, _) => k.span,
         }
     }
 }
@@ -134,6 +144,14 @@ impl Parse for Opt {
             Ok(Opt::AllEntries(input.parse()?))
         } else if look.peek(kw::before_invocation) {
             Ok(Opt::BeforeInvocation(input.parse()?))
+        } else if look.peek(kw::ttl_from) {
+            let k: kw::ttl_from = input.parse()?;
+            equals(input, "ttl_from", k.span)?;
+            Ok(Opt::TtlFrom(k, input.parse()?))
+        } else if look.peek(kw::grace) {
+            let k: kw::grace = input.parse()?;
+            equals(input, "grace", k.span)?;
+            Ok(Opt::Grace(k, input.parse()?))
         } else if input.peek(Ident::peek_any) {
             let ident = Ident::parse_any(input)?;
             skip_to_comma(input)?;
@@ -241,6 +259,9 @@ mod tests {
             Opt::Skip(_, idents) => assert_eq!(idents.len(), 2),
             _ => panic!("not skip"),
         }
+        let a = parse(r#""a", ttl_from = result.expires_in, grace = "1h""#)?;
+        let names: Vec<_> = a.options.iter().map(Opt::name).collect();
+        assert_eq!(names, ["ttl_from", "grace"]);
         Ok(())
     }
 

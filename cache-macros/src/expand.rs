@@ -9,7 +9,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, ItemFn, ReturnType, Type};
 
-use crate::plan::{Action, EvictTarget, KeyArg, KeySource, KeySpec, MacroKind, Plan};
+use crate::plan::{find_result, Action, EvictTarget, KeyArg, KeySource, KeySpec, MacroKind, Plan};
 
 /// What the layers need to know about the annotated function.
 struct FnInfo {
@@ -141,6 +141,7 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
     let value_type = &info.value_type;
     let line = quote_spanned!(info.ident_span=> ::core::line!());
     let ttl = plan.ttl_millis.map(|ms| quote!(.with_ttl_millis(#ms)));
+    let grace = plan.grace_millis.map(|ms| quote!(.with_grace_millis(#ms)));
     quote! {
         static __CACHET_OP: #p::Operation = #p::Operation::new(
             #kind,
@@ -150,7 +151,7 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
             ::core::file!(),
             #line,
             #value_type,
-        )#ttl;
+        )#ttl #grace;
         #p::inventory::submit! { #p::Declaration(&__CACHET_OP) }
     }
 }
@@ -181,9 +182,10 @@ fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>)
             None => quote!(let #key = #k;),
         }
     };
-    let unless = |unless: &Option<Expr>| match unless {
-        Some(e) => quote!(|#result| #e),
-        None => quote!(|_| false),
+    let unless = |unless: &Option<Expr>| match (unless, &plan.ttl_from) {
+        (Some(e), None) => quote!(|#result| #e),
+        (None, None) => quote!(|_| false),
+        (unless, Some(ttl)) => store_decision(p, unless.as_ref(), ttl, &result),
     };
     let entry = |name: &str| {
         let name = if info.is_async {
@@ -237,6 +239,30 @@ fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>)
         MacroKind::Evict => "evict",
     });
     Call { lets, entry, args }
+}
+
+/// The store step with `ttl_from`: not stored when `unless` holds, else for the TTL the
+/// expression gives (a `Duration`, or `None` for not stored).
+fn store_decision(
+    p: &TokenStream,
+    unless: Option<&Expr>,
+    ttl: &Expr,
+    result: &Ident,
+) -> TokenStream {
+    // At the expression: a type that is neither `Duration` nor `Option<Duration>` is
+    // reported there.
+    let keep = quote_spanned!(ttl.span()=> #p::ttl_from(#ttl));
+    let uses_result =
+        find_result(ttl).is_some() || unless.is_some_and(|u| find_result(u).is_some());
+    let param = if uses_result {
+        quote!(#result)
+    } else {
+        quote!(_)
+    };
+    match unless {
+        Some(unless) => quote!(|#param| if #unless { #p::Keep::No } else { #keep }),
+        None => quote!(|#param| #keep),
+    }
 }
 
 /// The key closure of a `cache_put` or of an eviction after the call: over `result` when

@@ -39,9 +39,16 @@ impl MacroKind {
     /// The options this macro accepts, in the order the docs list them.
     fn options(self) -> &'static [&'static str] {
         match self {
-            MacroKind::Cacheable | MacroKind::Put => {
-                &["key", "skip", "condition", "unless", "ttl", "crate"]
-            }
+            MacroKind::Cacheable | MacroKind::Put => &[
+                "key",
+                "skip",
+                "condition",
+                "unless",
+                "ttl",
+                "ttl_from",
+                "grace",
+                "crate",
+            ],
             MacroKind::Evict => &[
                 "key",
                 "skip",
@@ -63,6 +70,10 @@ pub(crate) struct Plan {
     pub ttl_millis: Option<u64>,
     pub condition: Option<Expr>,
     pub action: Action,
+    /// `ttl_from = EXPR` (over `result`), in place of a fixed TTL.
+    pub ttl_from: Option<Expr>,
+    /// `grace = ".."`, in milliseconds (zero: no grace).
+    pub grace_millis: Option<u64>,
 }
 
 /// What the annotation does, with the options that only make sense for it.
@@ -144,6 +155,8 @@ struct Options {
     krate: Option<LitStr>,
     all_entries: Option<Span>,
     before_invocation: Option<Span>,
+    ttl_from: Option<Expr>,
+    grace: Option<LitStr>,
 }
 
 /// Validates one annotation's arguments against the function it is on. `attr` is where an
@@ -175,6 +188,10 @@ pub(crate) fn plan(
         .ttl
         .as_ref()
         .and_then(|lit| parse_ttl(lit, &mut errors));
+    let grace_millis = opts
+        .grace
+        .as_ref()
+        .and_then(|lit| parse_grace(lit, &mut errors));
     check_signature(kind, sig, &mut errors);
 
     let arg_named_result = fn_args(sig).any(|(ident, _)| ident.is_some_and(|i| i == "result"));
@@ -222,6 +239,8 @@ pub(crate) fn plan(
         ttl_millis,
         condition: opts.condition,
         action,
+        ttl_from: opts.ttl_from,
+        grace_millis,
     })
 }
 
@@ -239,7 +258,9 @@ fn collect_options(kind: MacroKind, options: Vec<Opt>, errors: &mut Errors) -> O
                 .collect::<Vec<_>>()
                 .join(", ");
             let why = match &opt {
-                Opt::Unless(..) | Opt::Ttl(..) => " (it stores nothing)",
+                Opt::Unless(..) | Opt::Ttl(..) | Opt::TtlFrom(..) | Opt::Grace(..) => {
+                    " (it stores nothing)"
+                }
                 Opt::AllEntries(..) | Opt::BeforeInvocation(..) => " (it evicts nothing)",
                 _ => "",
             };
@@ -255,6 +276,22 @@ fn collect_options(kind: MacroKind, options: Vec<Opt>, errors: &mut Errors) -> O
             errors.at(opt.span(), format!("duplicate option `{name}`"));
             continue;
         }
+        // One TTL: fixed or computed, not both; reported at whichever comes second.
+        let other = match opt {
+            Opt::Ttl(..) => Some("ttl_from"),
+            Opt::TtlFrom(..) => Some("ttl"),
+            _ => None,
+        };
+        if let Some(other) = other.filter(|o| seen.iter().any(|s| s == o)) {
+            errors.at(
+                opt.span(),
+                format!(
+                    "`{name}` cannot be used with `{other}`: `ttl = \"..\"` is one TTL for every \
+                     value, `ttl_from = ..` computes each value's own; drop one"
+                ),
+            );
+            continue;
+        }
         seen.push(name);
         match opt {
             Opt::Key(k, e) => out.key = Some((k.span, e)),
@@ -265,6 +302,8 @@ fn collect_options(kind: MacroKind, options: Vec<Opt>, errors: &mut Errors) -> O
             Opt::Crate(_, lit) => out.krate = Some(lit),
             Opt::AllEntries(k) => out.all_entries = Some(k.span),
             Opt::BeforeInvocation(k) => out.before_invocation = Some(k.span),
+            Opt::TtlFrom(_, e) => out.ttl_from = Some(e),
+            Opt::Grace(_, lit) => out.grace = Some(lit),
             Opt::Unknown(_) => {}
         }
     }
@@ -335,6 +374,24 @@ fn parse_ttl(lit: &LitStr, errors: &mut Errors) -> Option<u64> {
                 lit.span(),
                 format!(
                     "invalid `ttl` \"{}\": {e}; write a duration such as \"30s\", \"5m\" or \"1h 30m\"",
+                    lit.value()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Parses `grace = ".."` at compile time; `"0s"` turns grace off for the function's entries.
+fn parse_grace(lit: &LitStr, errors: &mut Errors) -> Option<u64> {
+    match humantime::parse_duration(&lit.value()) {
+        Ok(d) => Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        Err(e) => {
+            errors.at(
+                lit.span(),
+                format!(
+                    "invalid `grace` \"{}\": {e}; write a duration such as \"30s\", \"6h\" or \"1h 30m\" \
+                     (\"0s\" for none)",
                     lit.value()
                 ),
             );
@@ -699,6 +756,38 @@ mod tests {
         );
         let e = errors(MacroKind::Cacheable, r#""u", crate = "1 +""#, sig());
         assert!(e[0].contains("is not a path"));
+    }
+
+    #[test]
+    fn ttl_from_and_grace() {
+        let p = try_plan(
+            MacroKind::Put,
+            r#""u", ttl_from = result.expires_in, grace = "1h""#,
+            sig(),
+        )
+        .ok();
+        assert!(p.as_ref().is_some_and(|p| p.ttl_from.is_some()));
+        assert_eq!(p.and_then(|p| p.grace_millis), Some(3_600_000));
+        let p = try_plan(MacroKind::Cacheable, r#""u", grace = "0s""#, sig()).ok();
+        assert_eq!(p.and_then(|p| p.grace_millis), Some(0));
+        let e = errors(
+            MacroKind::Cacheable,
+            r#""u", ttl_from = result.ttl, ttl = "1s", grace = "later""#,
+            sig(),
+        );
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(e[0].starts_with("`ttl` cannot be used with `ttl_from`"));
+        assert!(e[1].starts_with("invalid `grace` \"later\""));
+        let e = errors(
+            MacroKind::Evict,
+            r#""u", ttl_from = 1, grace = "1s""#,
+            sig(),
+        );
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(
+            e[0].starts_with("`ttl_from` is not an option of `#[cache_evict]` (it stores nothing)")
+        );
+        assert!(e[1].starts_with("`grace` is not an option of `#[cache_evict]`"));
     }
 
     #[test]

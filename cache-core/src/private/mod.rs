@@ -3,6 +3,7 @@
 
 mod operation;
 mod shape;
+mod ttl;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ pub use shape::{
     OptionShape, ResultShape, Returns, ReturnsOption, ReturnsResult, ReturnsValue, Shape,
     ValueShape,
 };
+pub use ttl::{ttl_from, IntoTtl, Keep, StoreDecision};
 
 use crate::blocking;
 use crate::cache::{Cache, Lifetime};
@@ -75,7 +77,7 @@ fn resolve_in(op: &'static Operation, manager: &crate::CacheManager) -> Option<A
         .map(|name| manager.cache(name))
         .collect::<Result<Vec<_>, _>>();
     match caches {
-        Ok(caches) => Some(caches.into()),
+        Ok(caches) => Some(caches.into_iter().map(|c| op.view_of(c)).collect()),
         Err(err) => {
             tracing::warn!(function = op.function, file = op.file, line = op.line, error = %err, "cachet: cache not resolved; calling the function uncached");
             None
@@ -112,21 +114,21 @@ fn encoded(op: &'static Operation, key: OpKey) -> Option<String> {
     }
 }
 
-/// How long an annotated function's value is kept: the annotation's `ttl` or the cache's,
-/// and not at all when its `unless` holds.
-fn store_policy<V>(
+/// How long an annotated function's value is kept: not at all when its `unless` holds (or
+/// its `ttl_from` says so), else the `ttl_from` TTL, the annotation's `ttl` or the cache's.
+fn store_policy<V, D: StoreDecision>(
     op: &'static Operation,
-    unless: impl FnOnce(&V) -> bool,
+    decide: impl FnOnce(&V) -> D,
 ) -> impl FnOnce(&V) -> Option<Lifetime> {
-    move |value| (!unless(value)).then(|| Lifetime::or_override(op.ttl))
+    move |value| decide(value).keep().lifetime(op.ttl)
 }
 
 /// `#[cacheable]` on an `async fn`.
-pub async fn cacheable<S, F>(
+pub async fn cacheable<S, F, D: StoreDecision>(
     shape: S,
     op: &'static Operation,
     key: OpKey,
-    unless: impl FnOnce(&S::Value) -> bool,
+    unless: impl FnOnce(&S::Value) -> D,
     body: F,
 ) -> S::Output
 where
@@ -155,11 +157,11 @@ where
 }
 
 /// `#[cacheable]` on a plain `fn`.
-pub fn cacheable_blocking<S>(
+pub fn cacheable_blocking<S, D: StoreDecision>(
     shape: S,
     op: &'static Operation,
     key: OpKey,
-    unless: impl FnOnce(&S::Value) -> bool,
+    unless: impl FnOnce(&S::Value) -> D,
     body: impl FnOnce() -> S::Output,
 ) -> S::Output
 where
@@ -178,12 +180,12 @@ where
 }
 
 /// `#[cache_put]` on an `async fn`.
-pub async fn put<S, F>(
+pub async fn put<S, F, D: StoreDecision>(
     shape: S,
     op: &'static Operation,
     enabled: bool,
     key: impl FnOnce(&S::Value) -> OpKey,
-    unless: impl FnOnce(&S::Value) -> bool,
+    unless: impl FnOnce(&S::Value) -> D,
     body: F,
 ) -> S::Output
 where
@@ -208,12 +210,12 @@ where
 }
 
 /// `#[cache_put]` on a plain `fn`.
-pub fn put_blocking<S>(
+pub fn put_blocking<S, D: StoreDecision>(
     shape: S,
     op: &'static Operation,
     enabled: bool,
     key: impl FnOnce(&S::Value) -> OpKey,
-    unless: impl FnOnce(&S::Value) -> bool,
+    unless: impl FnOnce(&S::Value) -> D,
     body: impl FnOnce() -> S::Output,
 ) -> S::Output
 where

@@ -39,6 +39,8 @@ pub struct Operation {
     pub value_type: &'static str,
     /// TTL override for entries this function writes.
     pub ttl: Option<Duration>,
+    /// Grace override for entries this function writes (and so for serving them stale).
+    pub grace: Option<Duration>,
     /// The caches as the last scoped manager that ran this operation resolved them.
     pub(crate) resolved: ResolvedCaches,
     /// The caches in the global manager (`None` inside: they could not be resolved).
@@ -56,6 +58,7 @@ impl std::fmt::Debug for Operation {
             .field("line", &self.line)
             .field("value_type", &self.value_type)
             .field("ttl", &self.ttl)
+            .field("grace", &self.grace)
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +106,7 @@ impl Operation {
             line,
             value_type,
             ttl: None,
+            grace: None,
             resolved: ResolvedCaches::new(),
             global_caches: std::sync::OnceLock::new(),
         }
@@ -112,6 +116,22 @@ impl Operation {
     pub const fn with_ttl_millis(mut self, millis: u64) -> Self {
         self.ttl = Some(Duration::from_millis(millis));
         self
+    }
+}
+
+impl Operation {
+    /// Sets the grace override, in milliseconds (parsed from `grace = "..."` at compile time).
+    pub const fn with_grace_millis(mut self, millis: u64) -> Self {
+        self.grace = Some(Duration::from_millis(millis));
+        self
+    }
+
+    /// `cache` as this operation uses it: with its `grace` in place of the cache's.
+    pub(crate) fn view_of(&self, cache: Cache) -> Cache {
+        match self.grace {
+            Some(grace) => cache.with_options(crate::CacheOptions::new().grace(grace)),
+            None => cache,
+        }
     }
 }
 

@@ -1,0 +1,113 @@
+//! The store step of an annotation, decided per value: `unless` (a `bool`) or `ttl_from`
+//! (a [`Keep`] made from a `Duration` or an `Option<Duration>`).
+
+use std::time::Duration;
+
+use crate::cache::Lifetime;
+
+/// What `ttl_from = EXPR` may give: a `Duration`, or an `Option<Duration>` where `None`
+/// means "do not store". A zero duration is already expired: not stored either.
+#[diagnostic::on_unimplemented(
+    message = "`ttl_from` must give a `Duration` or an `Option<Duration>`, not `{Self}`",
+    label = "not a `Duration` or an `Option<Duration>`",
+    note = "`ttl_from` is an expression over `result` (the value to store) telling how long to keep it; `None` means do not store it"
+)]
+pub trait IntoTtl {
+    /// The TTL, or `None` for "do not store".
+    fn into_ttl(self) -> Option<Duration>;
+}
+
+impl IntoTtl for Duration {
+    fn into_ttl(self) -> Option<Duration> {
+        Some(self)
+    }
+}
+
+impl IntoTtl for Option<Duration> {
+    fn into_ttl(self) -> Option<Duration> {
+        self
+    }
+}
+
+impl IntoTtl for &Duration {
+    fn into_ttl(self) -> Option<Duration> {
+        Some(*self)
+    }
+}
+
+impl IntoTtl for &Option<Duration> {
+    fn into_ttl(self) -> Option<Duration> {
+        *self
+    }
+}
+
+/// What an annotation's store step decided for one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Not stored.
+    No,
+    /// Stored for the annotation's `ttl`, else the cache's.
+    Default,
+    /// Stored for this TTL (`ttl_from`).
+    For(Duration),
+}
+
+/// The decision of `ttl_from = EXPR`.
+pub fn ttl_from(ttl: impl IntoTtl) -> Keep {
+    match ttl.into_ttl() {
+        Some(ttl) if !ttl.is_zero() => Keep::For(ttl),
+        _ => Keep::No,
+    }
+}
+
+/// What the closure of the store step returns: `bool` for `unless` (true: not stored), or
+/// a [`Keep`].
+pub trait StoreDecision {
+    /// As a [`Keep`].
+    fn keep(self) -> Keep;
+}
+
+impl StoreDecision for bool {
+    fn keep(self) -> Keep {
+        if self {
+            Keep::No
+        } else {
+            Keep::Default
+        }
+    }
+}
+
+impl StoreDecision for Keep {
+    fn keep(self) -> Keep {
+        self
+    }
+}
+
+impl Keep {
+    /// The lifetime of a value, with `ttl` the annotation's TTL override.
+    pub(crate) fn lifetime(self, ttl: Option<Duration>) -> Option<Lifetime> {
+        match self {
+            Keep::No => None,
+            Keep::Default => Some(Lifetime::or_override(ttl)),
+            Keep::For(ttl) => Some(Lifetime::For(ttl)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions() {
+        let s = Duration::from_secs(1);
+        assert_eq!(ttl_from(s), Keep::For(s));
+        assert_eq!(ttl_from(&s), Keep::For(s));
+        assert_eq!(ttl_from(Some(s)), Keep::For(s));
+        assert_eq!(ttl_from(None::<Duration>), Keep::No);
+        assert_eq!(ttl_from(Duration::ZERO), Keep::No);
+        assert_eq!(true.keep(), Keep::No);
+        assert_eq!(false.keep().lifetime(Some(s)), Some(Lifetime::For(s)));
+        assert_eq!(Keep::Default.lifetime(None), Some(Lifetime::Default));
+    }
+}
