@@ -188,6 +188,35 @@ async fn rename(id: u64, name: String) -> Res<User> {
     })
 }
 
+/// How long a user's entry lives: admins briefly, others not at all for id 0.
+fn user_ttl(u: &User) -> Option<::std::time::Duration> {
+    match u.id {
+        0 => None,
+        _ if u.admin => Some(::std::time::Duration::from_secs(1)),
+        _ => Some(::std::time::Duration::from_secs(60)),
+    }
+}
+
+#[cacheable("adaptive_user", ttl_from = user_ttl(result), grace = "1h")]
+async fn adaptive_user(id: u64) -> Res<User> {
+    Ok(user(id))
+}
+
+#[cacheable("adaptive_fixed", ttl_from = ::std::time::Duration::from_secs(5), grace = "0s")]
+async fn adaptive_fixed(id: u64) -> u64 {
+    id
+}
+
+#[cache_put("adaptive_put", key = result.id, ttl_from = user_ttl(result), unless = result.admin)]
+async fn adaptive_put(id: u64) -> Res<User> {
+    Ok(user(id))
+}
+
+#[cacheable("adaptive_option", ttl_from = result.as_ref().map(|_| ::std::time::Duration::from_secs(9)))]
+async fn adaptive_option(id: u64) -> Option<u64> {
+    (id > 0).then_some(id)
+}
+
 // ---- free sync fns ----------------------------------------------------------------------
 
 #[cacheable("lookup", ttl = "30s", condition = id > 0, unless = result.admin)]
@@ -233,6 +262,16 @@ fn first_word<'a>(s: &'a str) -> String {
 #[cacheable("patterns", key = a + b)]
 fn sum((a, b): (u32, u32)) -> u32 {
     a + b
+}
+
+#[cacheable("adaptive_sync", ttl_from = &result.1, unless = result.0 == 0)]
+fn adaptive_sync(id: u64) -> (u64, ::std::time::Duration) {
+    (id, ::std::time::Duration::from_millis(id * 10))
+}
+
+#[cache_put("adaptive_put_sync", key = id, grace = "30s", ttl_from = ::std::time::Duration::from_secs(1))]
+fn adaptive_put_sync(id: u64) -> u64 {
+    id
 }
 
 #[cache_put("save_sync", key = result.id)]
@@ -412,6 +451,12 @@ async fn async_free_functions_return_their_bodies_values() {
     assert_eq!(evict_before(2).await, Ok(()));
     assert_eq!(evict_by_result("c".into()).await.map(|u| u.id), Ok(3));
     assert_eq!(rename(4, "d".into()).await.map(|u| u.name), Ok("d".into()));
+    assert_eq!(adaptive_user(1).await, Ok(user(1)));
+    assert_eq!(adaptive_user(0).await, Ok(user(0)));
+    assert_eq!(adaptive_fixed(5).await, 5);
+    assert_eq!(adaptive_put(2).await, Ok(user(2)));
+    assert_eq!(adaptive_option(0).await, None);
+    assert_eq!(adaptive_option(3).await, Some(3));
     assert_eq!(db.calls.load(::std::sync::atomic::Ordering::Relaxed), 3);
 }
 
@@ -428,6 +473,8 @@ fn sync_free_functions_return_their_bodies_values() {
     assert_eq!(first_word("hello world"), "hello");
     assert_eq!(sum((2, 3)), 5);
     assert_eq!(save_sync("e".into()).name, "e!");
+    assert_eq!(adaptive_sync(3).0, 3);
+    assert_eq!(adaptive_put_sync(4), 4);
     assert_eq!(delete_sync(1), Ok(()));
     assert_eq!(delete_sync(0), Err(DbError));
     assert_eq!(triple(5), user(5));
@@ -520,6 +567,17 @@ fn every_annotation_is_registered_with_its_options() {
     assert_eq!(find("refresh").len(), 2);
     assert_eq!(find("byte")[0].caches, ["a", "b"]);
     assert_eq!(find("generic_echo")[0].value_type, "T");
+    assert_eq!(
+        find("adaptive_user")[0].grace,
+        Some(Duration::from_secs(3600))
+    );
+    assert_eq!(find("adaptive_user")[0].ttl, None);
+    assert_eq!(find("adaptive_fixed")[0].grace, Some(Duration::ZERO));
+    assert_eq!(
+        find("adaptive_put_sync")[0].grace,
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(find("find_user")[0].grace, None);
     // The line is the function's, for messages that point users at it.
     let line = find("count")[0].line;
     let src = include_str!("gen.rs");
