@@ -45,6 +45,9 @@
 //!   `CACHET_TYPE=none` turns every cache into a no-op (Spring's `spring.cache.type=none`).
 //! - **Programmatic API**: [`Cache`] (`get`, `set`, `get_or_set`, `pull`, `delete_many`,
 //!   `clear`, `namespace`, `stats`, ...), from [`cache()`] or [`CacheManager::cache`].
+//! - **Adaptive caching and per-call options**: a factory returning [`Adaptive`] (or an
+//!   annotation's `ttl_from = ..`) decides each value's TTL or not to store it;
+//!   [`Cache::with_options`] overrides a cache's settings ([`CacheOptions`]) for one view.
 //! - **Tests**: [`testing::with_manager`] gives a future its own manager.
 //!
 //! The README is the full tour, with the configuration schema.
