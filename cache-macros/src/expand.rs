@@ -141,6 +141,8 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
     let value_type = &info.value_type;
     let line = quote_spanned!(info.ident_span=> ::core::line!());
     let ttl = plan.ttl_millis.map(|ms| quote!(.with_ttl_millis(#ms)));
+    let tags = &plan.tags;
+    let tags = (!tags.is_empty()).then(|| quote!(.with_tags(&[#(#tags),*])));
     quote! {
         static __CACHET_OP: #p::Operation = #p::Operation::new(
             #kind,
@@ -150,7 +152,7 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
             ::core::file!(),
             #line,
             #value_type,
-        )#ttl;
+        )#ttl #tags;
         #p::inventory::submit! { #p::Declaration(&__CACHET_OP) }
     }
 }

@@ -40,7 +40,7 @@ impl MacroKind {
     fn options(self) -> &'static [&'static str] {
         match self {
             MacroKind::Cacheable | MacroKind::Put => {
-                &["key", "skip", "condition", "unless", "ttl", "crate"]
+                &["key", "skip", "condition", "unless", "ttl", "tags", "crate"]
             }
             MacroKind::Evict => &[
                 "key",
@@ -61,6 +61,8 @@ pub(crate) struct Plan {
     pub krate: Path,
     pub caches: Vec<LitStr>,
     pub ttl_millis: Option<u64>,
+    /// `tags = [..]`: carried by every entry the function writes.
+    pub tags: Vec<LitStr>,
     pub condition: Option<Expr>,
     pub action: Action,
 }
@@ -141,6 +143,7 @@ struct Options {
     condition: Option<Expr>,
     unless: Option<Expr>,
     ttl: Option<LitStr>,
+    tags: Option<(Span, Vec<LitStr>)>,
     krate: Option<LitStr>,
     all_entries: Option<Span>,
     before_invocation: Option<Span>,
@@ -175,6 +178,11 @@ pub(crate) fn plan(
         .ttl
         .as_ref()
         .and_then(|lit| parse_ttl(lit, &mut errors));
+    let tags = opts
+        .tags
+        .clone()
+        .map(|(span, tags)| check_tags(span, tags, &mut errors))
+        .unwrap_or_default();
     check_signature(kind, sig, &mut errors);
 
     let arg_named_result = fn_args(sig).any(|(ident, _)| ident.is_some_and(|i| i == "result"));
@@ -220,6 +228,7 @@ pub(crate) fn plan(
         krate,
         caches,
         ttl_millis,
+        tags,
         condition: opts.condition,
         action,
     })
@@ -239,7 +248,7 @@ fn collect_options(kind: MacroKind, options: Vec<Opt>, errors: &mut Errors) -> O
                 .collect::<Vec<_>>()
                 .join(", ");
             let why = match &opt {
-                Opt::Unless(..) | Opt::Ttl(..) => " (it stores nothing)",
+                Opt::Unless(..) | Opt::Ttl(..) | Opt::Tags(..) => " (it stores nothing)",
                 Opt::AllEntries(..) | Opt::BeforeInvocation(..) => " (it evicts nothing)",
                 _ => "",
             };
@@ -262,6 +271,7 @@ fn collect_options(kind: MacroKind, options: Vec<Opt>, errors: &mut Errors) -> O
             Opt::Condition(_, e) => out.condition = Some(e),
             Opt::Unless(_, e) => out.unless = Some(e),
             Opt::Ttl(_, lit) => out.ttl = Some(lit),
+            Opt::Tags(k, tags) => out.tags = Some((k.span, tags)),
             Opt::Crate(_, lit) => out.krate = Some(lit),
             Opt::AllEntries(k) => out.all_entries = Some(k.span),
             Opt::BeforeInvocation(k) => out.before_invocation = Some(k.span),
@@ -320,6 +330,24 @@ pub(crate) fn validate_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Checks `tags = [..]`: at least one tag, none empty, none twice. `span` is the option's.
+fn check_tags(span: Span, tags: Vec<LitStr>, errors: &mut Errors) -> Vec<LitStr> {
+    if tags.is_empty() {
+        errors.at(
+            span,
+            "`tags` needs at least one tag, as in `tags = [\"catalog\"]`; or leave the option out",
+        );
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        if tag.value().is_empty() {
+            errors.at(tag.span(), "tag is empty");
+        } else if tags[..i].iter().any(|t| t.value() == tag.value()) {
+            errors.at(tag.span(), format!("tag `{}` is listed twice", tag.value()));
+        }
+    }
+    tags
 }
 
 /// Parses `ttl = ".."` at compile time.
@@ -699,6 +727,22 @@ mod tests {
         );
         let e = errors(MacroKind::Cacheable, r#""u", crate = "1 +""#, sig());
         assert!(e[0].contains("is not a path"));
+    }
+
+    #[test]
+    fn tags() {
+        let p = try_plan(MacroKind::Put, r#""u", tags = ["a", "b"]"#, sig()).ok();
+        let tags: Option<Vec<String>> = p.map(|p| p.tags.iter().map(LitStr::value).collect());
+        assert_eq!(tags, Some(vec!["a".to_string(), "b".to_string()]));
+        let e = errors(MacroKind::Cacheable, r#""u", tags = ["a", "", "a"]"#, sig());
+        assert_eq!(e, ["tag is empty", "tag `a` is listed twice"]);
+        let e = errors(MacroKind::Cacheable, r#""u", tags = []"#, sig());
+        assert!(e[0].starts_with("`tags` needs at least one tag"), "{e:?}");
+        let e = errors(MacroKind::Evict, r#""u", tags = ["a"]"#, sig());
+        assert!(
+            e[0].starts_with("`tags` is not an option of `#[cache_evict]` (it stores nothing)"),
+            "{e:?}"
+        );
     }
 
     #[test]
