@@ -92,6 +92,8 @@ pub(crate) struct CacheInner {
     pub(crate) store: Arc<StoreInner>,
     pub(crate) settings: Arc<CacheSettings>,
     pub(crate) stats: Arc<StatsCounters>,
+    /// The tags this handle's writes carry (see `tags.rs`); empty for a plain handle.
+    pub(crate) tags: crate::tags::Tags,
 }
 
 impl std::fmt::Debug for Cache {
@@ -143,6 +145,7 @@ impl Cache {
                 store,
                 settings,
                 stats,
+                tags: crate::tags::Tags::default(),
             }),
         }
     }
@@ -206,6 +209,7 @@ impl Cache {
             self.inner.settings.clone(),
             self.inner.stats.clone(),
         )
+        .tagged(self.tags())
     }
 
     /// A view of this cache whose settings are overridden by `options` (each option set
@@ -245,6 +249,8 @@ impl Cache {
             Arc::new(settings),
             self.inner.stats.clone(),
         )
+        // A view keeps the tags of the handle it was made from.
+        .tagged(self.tags())
     }
 
     pub(crate) fn scope(&self) -> Scope {
@@ -420,12 +426,27 @@ impl Cache {
             let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
             let entry = LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight);
             l1.insert(stored, entry.clone());
+            if !self.inner.tags.is_empty() {
+                store
+                    .tag_index
+                    .add(self.inner.tags.keys(), stored, l1.as_ref());
+            }
             (l1, entry)
         });
         self.count(Event::Put);
         let stored_remotely = match (&store.l2, encoded) {
-            (Some(remote), Some(Ok(bytes))) => remote
+            (Some(remote), Some(Ok(bytes))) if self.inner.tags.is_empty() => remote
                 .set(&store.name, stored, bytes, timing.physical_ttl())
+                .await
+                .is_ok(),
+            (Some(remote), Some(Ok(bytes))) => remote
+                .set_tagged(
+                    &store.name,
+                    stored,
+                    bytes,
+                    timing.physical_ttl(),
+                    self.inner.tags.keys(),
+                )
                 .await
                 .is_ok(),
             (Some(_), Some(Err(err))) => {

@@ -21,6 +21,7 @@ pub mod key;
 mod manager;
 mod stats;
 pub mod store;
+mod tags;
 pub mod testing;
 mod value;
 

@@ -20,6 +20,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(cache);
     syn::custom_keyword!(ttl_from);
     syn::custom_keyword!(grace);
+    syn::custom_keyword!(tags);
 }
 
 /// The arguments of `#[cacheable(..)]`, `#[cache_put(..)]` or `#[cache_evict(..)]`.
@@ -37,6 +38,8 @@ pub(crate) enum Opt {
     Condition(kw::condition, Expr),
     Unless(kw::unless, Expr),
     Ttl(kw::ttl, LitStr),
+    /// `tags = ["a", "b"]`.
+    Tags(kw::tags, Vec<LitStr>),
     Crate(Token![crate], LitStr),
     AllEntries(kw::all_entries),
     BeforeInvocation(kw::before_invocation),
@@ -57,6 +60,7 @@ impl Opt {
             Opt::Condition(..) => "condition".into(),
             Opt::Unless(..) => "unless".into(),
             Opt::Ttl(..) => "ttl".into(),
+            Opt::Tags(..) => "tags".into(),
             Opt::Crate(..) => "crate".into(),
             Opt::AllEntries(..) => "all_entries".into(),
             Opt::BeforeInvocation(..) => "before_invocation".into(),
@@ -74,6 +78,7 @@ impl Opt {
             Opt::Condition(k, _) => k.span,
             Opt::Unless(k, _) => k.span,
             Opt::Ttl(k, _) => k.span,
+            Opt::Tags(k, _) => k.span,
             Opt::Crate(k, _) => k.span,
             Opt::AllEntries(k) => k.span,
             Opt::BeforeInvocation(k) => k.span,
@@ -136,6 +141,18 @@ impl Parse for Opt {
             let k: kw::ttl = input.parse()?;
             equals(input, "ttl", k.span)?;
             Ok(Opt::Ttl(k, input.parse()?))
+        } else if look.peek(kw::tags) {
+            let k: kw::tags = input.parse()?;
+            equals(input, "tags", k.span)?;
+            if !input.peek(syn::token::Bracket) {
+                return Err(input.error(
+                    "expected a bracketed list of string literals, as in `tags = [\"catalog\"]`",
+                ));
+            }
+            let content;
+            bracketed!(content in input);
+            let tags = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)?;
+            Ok(Opt::Tags(k, tags.into_iter().collect()))
         } else if look.peek(Token![crate]) {
             let k: Token![crate] = input.parse()?;
             equals(input, "crate", k.span)?;
@@ -277,6 +294,26 @@ mod tests {
         let a = parse(r#""a", all_entries, bogus = 1 + f(x, y), before_invocation, sync"#)?;
         let names: Vec<_> = a.options.iter().map(Opt::name).collect();
         assert_eq!(names, ["all_entries", "bogus", "before_invocation", "sync"]);
+        Ok(())
+    }
+
+    #[test]
+    fn tags_are_a_bracketed_list_of_literals() -> syn::Result<()> {
+        let a = parse(r#""a", tags = ["x", "y",], ttl = "1s""#)?;
+        match &a.options[0] {
+            Opt::Tags(_, tags) => {
+                let tags: Vec<_> = tags.iter().map(LitStr::value).collect();
+                assert_eq!(tags, ["x", "y"]);
+            }
+            _ => panic!("not tags"),
+        }
+        assert!(matches!(&parse(r#""a", tags = []"#)?.options[0], Opt::Tags(_, t) if t.is_empty()));
+        let err = parse(r#""a", tags = "x""#).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("expected a bracketed list of string literals, as in `tags = [\"catalog\"]`")
+        );
+        assert!(parse(r#""a", tags = [x]"#).is_err());
         Ok(())
     }
 

@@ -142,6 +142,8 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
     let line = quote_spanned!(info.ident_span=> ::core::line!());
     let ttl = plan.ttl_millis.map(|ms| quote!(.with_ttl_millis(#ms)));
     let grace = plan.grace_millis.map(|ms| quote!(.with_grace_millis(#ms)));
+    let tags = &plan.tags;
+    let tags = (!tags.is_empty()).then(|| quote!(.with_tags(&[#(#tags),*])));
     quote! {
         static __CACHET_OP: #p::Operation = #p::Operation::new(
             #kind,
@@ -151,7 +153,7 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
             ::core::file!(),
             #line,
             #value_type,
-        )#ttl #grace;
+        )#ttl #grace #tags;
         #p::inventory::submit! { #p::Declaration(&__CACHET_OP) }
     }
 }

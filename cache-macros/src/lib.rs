@@ -43,6 +43,8 @@ use plan::MacroKind;
 /// - `condition = EXPR` (over the arguments): when false, the cache is bypassed.
 /// - `unless = EXPR` (over `result: &T`): when true, the value is returned but not stored.
 /// - `ttl = "5m"`: the TTL of the entries this function writes.
+/// - `tags = ["catalog", "sale"]`: tags carried by the entries this function writes, so
+///   `cache.delete_by_tag("catalog")` deletes them (in every tier and instance).
 /// - `crate = "path"`: where cachet is, when not at `::cachet`.
 ///
 /// For `Result<T, E>` only `Ok(T)` is cached (as `T`); `Option<T>` is cached with `None`.
@@ -85,7 +87,7 @@ pub fn cacheable(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Options as [`macro@cacheable`]: `key` (which may also use `result`), `skip`, `condition`,
-/// `unless`, `ttl`, `crate`. A key that does not use `result` is computed from the
+/// `unless`, `ttl`, `tags`, `crate`. A key that does not use `result` is computed from the
 /// arguments before the function runs.
 #[proc_macro_attribute]
 pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {

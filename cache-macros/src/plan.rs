@@ -47,6 +47,7 @@ impl MacroKind {
                 "ttl",
                 "ttl_from",
                 "grace",
+                "tags",
                 "crate",
             ],
             MacroKind::Evict => &[
@@ -68,6 +69,8 @@ pub(crate) struct Plan {
     pub krate: Path,
     pub caches: Vec<LitStr>,
     pub ttl_millis: Option<u64>,
+    /// `tags = [..]`: carried by every entry the function writes.
+    pub tags: Vec<LitStr>,
     pub condition: Option<Expr>,
     pub action: Action,
     /// `ttl_from = EXPR` (over `result`), in place of a fixed TTL.
@@ -152,6 +155,7 @@ struct Options {
     condition: Option<Expr>,
     unless: Option<Expr>,
     ttl: Option<LitStr>,
+    tags: Option<(Span, Vec<LitStr>)>,
     krate: Option<LitStr>,
     all_entries: Option<Span>,
     before_invocation: Option<Span>,
@@ -192,6 +196,11 @@ pub(crate) fn plan(
         .grace
         .as_ref()
         .and_then(|lit| parse_grace(lit, &mut errors));
+    let tags = opts
+        .tags
+        .clone()
+        .map(|(span, tags)| check_tags(span, tags, &mut errors))
+        .unwrap_or_default();
     check_signature(kind, sig, &mut errors);
 
     let arg_named_result = fn_args(sig).any(|(ident, _)| ident.is_some_and(|i| i == "result"));
@@ -237,6 +246,7 @@ pub(crate) fn plan(
         krate,
         caches,
         ttl_millis,
+        tags,
         condition: opts.condition,
         action,
         ttl_from: opts.ttl_from,
@@ -258,9 +268,11 @@ fn collect_options(kind: MacroKind, options: Vec<Opt>, errors: &mut Errors) -> O
                 .collect::<Vec<_>>()
                 .join(", ");
             let why = match &opt {
-                Opt::Unless(..) | Opt::Ttl(..) | Opt::TtlFrom(..) | Opt::Grace(..) => {
-                    " (it stores nothing)"
-                }
+                Opt::Unless(..)
+                | Opt::Ttl(..)
+                | Opt::TtlFrom(..)
+                | Opt::Grace(..)
+                | Opt::Tags(..) => " (it stores nothing)",
                 Opt::AllEntries(..) | Opt::BeforeInvocation(..) => " (it evicts nothing)",
                 _ => "",
             };
@@ -299,6 +311,7 @@ fn collect_options(kind: MacroKind, options: Vec<Opt>, errors: &mut Errors) -> O
             Opt::Condition(_, e) => out.condition = Some(e),
             Opt::Unless(_, e) => out.unless = Some(e),
             Opt::Ttl(_, lit) => out.ttl = Some(lit),
+            Opt::Tags(k, tags) => out.tags = Some((k.span, tags)),
             Opt::Crate(_, lit) => out.krate = Some(lit),
             Opt::AllEntries(k) => out.all_entries = Some(k.span),
             Opt::BeforeInvocation(k) => out.before_invocation = Some(k.span),
@@ -359,6 +372,24 @@ pub(crate) fn validate_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Checks `tags = [..]`: at least one tag, none empty, none twice. `span` is the option's.
+fn check_tags(span: Span, tags: Vec<LitStr>, errors: &mut Errors) -> Vec<LitStr> {
+    if tags.is_empty() {
+        errors.at(
+            span,
+            "`tags` needs at least one tag, as in `tags = [\"catalog\"]`; or leave the option out",
+        );
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        if tag.value().is_empty() {
+            errors.at(tag.span(), "tag is empty");
+        } else if tags[..i].iter().any(|t| t.value() == tag.value()) {
+            errors.at(tag.span(), format!("tag `{}` is listed twice", tag.value()));
+        }
+    }
+    tags
 }
 
 /// Parses `ttl = ".."` at compile time.
@@ -788,6 +819,22 @@ mod tests {
             e[0].starts_with("`ttl_from` is not an option of `#[cache_evict]` (it stores nothing)")
         );
         assert!(e[1].starts_with("`grace` is not an option of `#[cache_evict]`"));
+    }
+
+    #[test]
+    fn tags() {
+        let p = try_plan(MacroKind::Put, r#""u", tags = ["a", "b"]"#, sig()).ok();
+        let tags: Option<Vec<String>> = p.map(|p| p.tags.iter().map(LitStr::value).collect());
+        assert_eq!(tags, Some(vec!["a".to_string(), "b".to_string()]));
+        let e = errors(MacroKind::Cacheable, r#""u", tags = ["a", "", "a"]"#, sig());
+        assert_eq!(e, ["tag is empty", "tag `a` is listed twice"]);
+        let e = errors(MacroKind::Cacheable, r#""u", tags = []"#, sig());
+        assert!(e[0].starts_with("`tags` needs at least one tag"), "{e:?}");
+        let e = errors(MacroKind::Evict, r#""u", tags = ["a"]"#, sig());
+        assert!(
+            e[0].starts_with("`tags` is not an option of `#[cache_evict]` (it stores nothing)"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -74,6 +74,27 @@ fn px_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// The transaction of a tagged write: the value with its TTL, and its key added to each
+/// tag set, whose TTL is set when it has none (`NX`) and raised when shorter (`GT`), so a
+/// set outlives every entry it lists and still expires (both flags need Redis 7).
+fn tagged_set_pipe(key: &str, value: Vec<u8>, px: u64, tag_keys: &[String]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    pipe.cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("PX")
+        .arg(px)
+        .ignore();
+    for tag_key in tag_keys {
+        pipe.cmd("SADD").arg(tag_key).arg(key).ignore();
+        for flag in ["NX", "GT"] {
+            pipe.cmd("PEXPIRE").arg(tag_key).arg(px).arg(flag).ignore();
+        }
+    }
+    pipe
+}
+
 impl RemoteTier for RedisTier {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
         let key = key.to_owned();
@@ -151,6 +172,65 @@ impl RemoteTier for RedisTier {
         }))
     }
 
+    fn set_tagged<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Duration,
+        tag_keys: &'a [String],
+    ) -> BoxFuture<'a, Result<(), TierError>> {
+        let pipe = tagged_set_pipe(key, value, px_millis(ttl), tag_keys);
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(self.conn.run("SET+SADD", timeout, move |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        }))
+    }
+
+    fn tagged_keys<'a>(
+        &'a self,
+        tag_keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, TierError>> {
+        if tag_keys.is_empty() {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        let mut cmd = redis::cmd("SUNION");
+        cmd.arg(tag_keys);
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(self.conn.run("SUNION", timeout, move |mut c| async move {
+            let members: Vec<Vec<u8>> = cmd.query_async(&mut c).await?;
+            // Members are keys cachet wrote, so UTF-8; anything else is no key of ours.
+            Ok(members
+                .into_iter()
+                .filter_map(|m| String::from_utf8(m).ok())
+                .collect())
+        }))
+    }
+
+    fn delete_tagged<'a>(
+        &'a self,
+        keys: &'a [String],
+        tag_keys: &'a [String],
+    ) -> BoxFuture<'a, Result<(), TierError>> {
+        if keys.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        let mut pipe = redis::pipe();
+        for batch in keys.chunks(UNLINK_BATCH) {
+            pipe.cmd("UNLINK").arg(batch).ignore();
+            // SREM of exactly these members: a key added to a set meanwhile stays listed.
+            for tag_key in tag_keys {
+                pipe.cmd("SREM").arg(tag_key).arg(batch).ignore();
+            }
+        }
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(
+            self.conn
+                .run("UNLINK+SREM", timeout, move |mut c| async move {
+                    pipe.query_async::<()>(&mut c).await
+                }),
+        )
+    }
+
     fn describe(&self) -> String {
         format!("redis {}", self.conn.target())
     }
@@ -191,6 +271,27 @@ impl RemoteTier for RedisTier {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tagged_write_is_one_transaction_that_never_shortens_a_set() {
+        let pipe = tagged_set_pipe("p:c:1", b"v".to_vec(), 5000, &["p:c:=tag:t".to_string()]);
+        let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ");
+        let expected = [
+            "MULTI",
+            "SET $5 p:c:1 $1 v $2 PX $4 5000",
+            "SADD $10 p:c:=tag:t $5 p:c:1",
+            "PEXPIRE $10 p:c:=tag:t $4 5000 $2 NX",
+            "PEXPIRE $10 p:c:=tag:t $4 5000 $2 GT",
+            "EXEC",
+        ];
+        let mut at = 0;
+        for part in expected {
+            let found = wire[at..]
+                .find(part)
+                .unwrap_or_else(|| panic!("{part} in {wire}"));
+            at += found + part.len();
+        }
+    }
 
     #[test]
     fn px_is_never_zero() {

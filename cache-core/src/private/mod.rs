@@ -74,7 +74,8 @@ fn resolve_in(op: &'static Operation, manager: &crate::CacheManager) -> Option<A
     let caches = op
         .caches
         .iter()
-        .map(|name| manager.cache(name))
+        // With `tags = [..]`, the function writes through tagged views of its caches.
+        .map(|name| manager.cache(name).map(|cache| cache.tagged(op.tags)))
         .collect::<Result<Vec<_>, _>>();
     match caches {
         Ok(caches) => Some(caches.into_iter().map(|c| op.view_of(c)).collect()),

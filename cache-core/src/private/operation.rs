@@ -41,6 +41,8 @@ pub struct Operation {
     pub ttl: Option<Duration>,
     /// Grace override for entries this function writes (and so for serving them stale).
     pub grace: Option<Duration>,
+    /// Tags carried by every entry this function writes (`tags = [..]`).
+    pub tags: &'static [&'static str],
     /// The caches as the last scoped manager that ran this operation resolved them.
     pub(crate) resolved: ResolvedCaches,
     /// The caches in the global manager (`None` inside: they could not be resolved).
@@ -59,6 +61,7 @@ impl std::fmt::Debug for Operation {
             .field("value_type", &self.value_type)
             .field("ttl", &self.ttl)
             .field("grace", &self.grace)
+            .field("tags", &self.tags)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +110,7 @@ impl Operation {
             value_type,
             ttl: None,
             grace: None,
+            tags: &[],
             resolved: ResolvedCaches::new(),
             global_caches: std::sync::OnceLock::new(),
         }
@@ -115,6 +119,12 @@ impl Operation {
     /// Sets the TTL override, in milliseconds (parsed from `ttl = "..."` at compile time).
     pub const fn with_ttl_millis(mut self, millis: u64) -> Self {
         self.ttl = Some(Duration::from_millis(millis));
+        self
+    }
+
+    /// Sets the tags every entry this function writes carries (`tags = ["a", "b"]`).
+    pub const fn with_tags(mut self, tags: &'static [&'static str]) -> Self {
+        self.tags = tags;
         self
     }
 }

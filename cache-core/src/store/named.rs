@@ -29,6 +29,8 @@ pub(crate) struct StoreInner {
     bus: Option<Arc<dyn Bus>>,
     bus_warnings: RateLimit,
     pub(crate) flights: Flights,
+    /// Which L1 keys were written with which tag (`tags.rs`).
+    pub(crate) tag_index: crate::tags::TagIndex,
 }
 
 impl StoreInner {
@@ -59,6 +61,7 @@ impl StoreInner {
             bus: parts.bus,
             bus_warnings: RateLimit::default(),
             flights: Flights::default(),
+            tag_index: crate::tags::TagIndex::default(),
         }
     }
 

@@ -93,4 +93,43 @@ impl Remote {
         self.call(store, "clear", self.tier.clear_scope(scope))
             .await
     }
+
+    pub(crate) async fn set_tagged(
+        &self,
+        store: &str,
+        key: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+        tag_keys: &[String],
+    ) -> Result<(), Skipped> {
+        self.call(
+            store,
+            "set",
+            self.tier.set_tagged(key, bytes, ttl, tag_keys),
+        )
+        .await
+    }
+
+    pub(crate) async fn tagged_keys(
+        &self,
+        store: &str,
+        tag_keys: &[String],
+    ) -> Result<Vec<String>, Skipped> {
+        self.call(store, "tagged_keys", self.tier.tagged_keys(tag_keys))
+            .await
+    }
+
+    pub(crate) async fn delete_tagged(
+        &self,
+        store: &str,
+        keys: &[String],
+        tag_keys: &[String],
+    ) -> Result<(), Skipped> {
+        self.call(
+            store,
+            "delete_tagged",
+            self.tier.delete_tagged(keys, tag_keys),
+        )
+        .await
+    }
 }

@@ -209,6 +209,72 @@ pub trait RemoteTier: Send + Sync + 'static {
         let _ = (scope, cursor);
         Box::pin(async { Err(unsupported("scan")) })
     }
+
+    /// Stores bytes under `key` like [`RemoteTier::set`], and adds `key` to each of the
+    /// tag sets `tag_keys` (stored keys themselves, under the same prefix), all at once:
+    /// the value never exists without its set memberships, and no set expires before the
+    /// entries it lists (each set's TTL is raised to `ttl` when shorter, never lowered).
+    ///
+    /// The default implementation answers that the provider does not support tags, so a
+    /// tagged write to such a tier fails (counted and logged) rather than storing an
+    /// entry that `delete_by_tag` could not find.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let tags = ["app:products:=tag:sale".to_string()];
+    /// tier.set_tagged("app:products:42", b"bytes".to_vec(), std::time::Duration::from_secs(60), &tags).await?;
+    /// assert_eq!(tier.tagged_keys(&tags).await?, ["app:products:42"]);
+    /// # Ok(()) }
+    /// ```
+    fn set_tagged<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Duration,
+        tag_keys: &'a [String],
+    ) -> BoxFuture<'a, Result<(), TierError>> {
+        let _ = (key, value, ttl, tag_keys);
+        Box::pin(async { Err(unsupported("tags")) })
+    }
+
+    /// Every key listed in any of the tag sets `tag_keys` (their union, in no order).
+    ///
+    /// The default implementation answers that the provider does not support tags.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let keys = tier.tagged_keys(&["app:products:=tag:sale".to_string()]).await?;
+    /// println!("{} entries tagged `sale`", keys.len());
+    /// # Ok(()) }
+    /// ```
+    fn tagged_keys<'a>(
+        &'a self,
+        tag_keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, TierError>> {
+        let _ = tag_keys;
+        Box::pin(async { Err(unsupported("tags")) })
+    }
+
+    /// Deletes `keys` and removes them from the tag sets `tag_keys` (members added
+    /// meanwhile stay listed), pipelined where the provider can.
+    ///
+    /// The default implementation answers that the provider does not support tags.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let tags = ["app:products:=tag:sale".to_string()];
+    /// let keys = tier.tagged_keys(&tags).await?;
+    /// tier.delete_tagged(&keys, &tags).await?;
+    /// # Ok(()) }
+    /// ```
+    fn delete_tagged<'a>(
+        &'a self,
+        keys: &'a [String],
+        tag_keys: &'a [String],
+    ) -> BoxFuture<'a, Result<(), TierError>> {
+        let _ = (keys, tag_keys);
+        Box::pin(async { Err(unsupported("tags")) })
+    }
 }
 
 /// The error of an optional [`RemoteTier`] operation a provider does not implement.

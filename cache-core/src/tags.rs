@@ -1,0 +1,363 @@
+//! Tags: entries written with tags can be deleted by tag, in every tier and on every
+//! instance (Bentocache's `tags` / `deleteByTag`).
+//!
+//! # Design: an index, not lazy invalidation
+//!
+//! Each tag of a cache (or namespace) has an index listing the stored keys written with
+//! it, and `delete_by_tag` deletes exactly those keys:
+//!
+//! * in the shared tier, the index is a Redis set under `{base}:=tag:{tag}` (inside the
+//!   cache's own key space, so the ACL pattern `~{prefix}:*` covers it and `clear()`
+//!   removes it; no encoded key starts with `=`, so it never collides with an entry). A
+//!   tagged write stores the value and adds the key to its sets in one transaction, and
+//!   raises each set's TTL to the entry's (never lowers it), so a set outlives what it
+//!   lists and still expires;
+//! * in the local tier, the store keeps a tag → keys map, pruned of entries the tier no
+//!   longer holds as it grows;
+//! * `delete_by_tag` reads the sets' union, deletes those keys (and only those members
+//!   from the sets, so a write racing with it stays listed), and announces the keys on the
+//!   bus as any delete does: other instances drop them from their L1 with the message
+//!   kind every version understands, and no value ever travels.
+//!
+//! Reads never look at tags: a hit on a tagged entry costs what a hit on an untagged one
+//! does, and a tagged write costs no extra round trip (the set updates ride in the same
+//! transaction as the `SET`). Lazy invalidation (Bentocache's per-tag timestamps) would
+//! instead put a timestamp check on every read of a tagged entry.
+//!
+//! An index may list a key that was overwritten since without the tag: deleting by tag
+//! then evicts it too. Evicting more than asked is always safe for a cache; evicting less
+//! never happens for writes that completed before `delete_by_tag` started.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use crate::cache::Cache;
+use crate::error::{CacheError, TierError};
+use crate::key::encode_key_into;
+use crate::stats::Event;
+use crate::store::{Invalidation, LocalTier};
+
+/// Marks a tag set inside a cache's key space: `{base}:=tag:{encoded tag}`. No encoded
+/// key starts with an unescaped `=`, so no entry key can be a tag key.
+const TAG_MARK: &str = ":=tag:";
+
+/// The stored key of the set listing the keys written with `tag` under `base`.
+pub(crate) fn tag_key(base: &str, tag: &str) -> String {
+    let mut out = String::with_capacity(base.len() + TAG_MARK.len() + tag.len());
+    out.push_str(base);
+    out.push_str(TAG_MARK);
+    // Escaped as a key is (`a:b` → `a\:b`), so tag keys of distinct tags stay distinct.
+    if encode_key_into(tag, &mut out).is_err() {
+        out.push_str(tag);
+    }
+    out
+}
+
+/// Whether `key` is an entry directly under `base` (not a namespace's, not a tag set).
+fn is_entry_of(base: &str, key: &str) -> bool {
+    key.strip_prefix(base)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .is_some_and(|encoded| !encoded.starts_with('='))
+}
+
+/// The tags one cache handle writes with: their names and their sets' stored keys.
+#[derive(Debug, Default)]
+pub(crate) struct Tags {
+    names: Vec<String>,
+    keys: Vec<String>,
+}
+
+impl Tags {
+    /// `names` (deduplicated, in order) for a cache whose entries live under `base`.
+    fn new<'a>(base: &str, names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut tags = Tags::default();
+        for name in names {
+            if !tags.names.iter().any(|n| n == name) {
+                tags.keys.push(tag_key(base, name));
+                tags.names.push(name.to_owned());
+            }
+        }
+        tags
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The tag sets' stored keys.
+    pub(crate) fn keys(&self) -> &[String] {
+        &self.keys
+    }
+}
+
+/// The local tier's tag index: tag set key → stored keys written with that tag.
+///
+/// Entries the local tier drops on its own (expiry, size bound, another instance's
+/// invalidation) are not reported to the index, so it is swept as it grows: once it
+/// holds twice as many keys as after the last sweep, keys the tier no longer holds are
+/// forgotten. That keeps it within a constant factor of the tier's tagged entries, at an
+/// amortized constant cost per tagged write.
+#[derive(Default)]
+pub(crate) struct TagIndex(Mutex<IndexState>);
+
+#[derive(Default)]
+struct IndexState {
+    sets: HashMap<String, HashSet<String>>,
+    /// How many keys the sets hold together.
+    len: usize,
+    /// Sweep when `len` reaches this.
+    sweep_at: usize,
+}
+
+/// The smallest index size worth sweeping.
+const MIN_SWEEP: usize = 1024;
+
+impl TagIndex {
+    /// Lists `stored` under each of `tag_keys`.
+    pub(crate) fn add(&self, tag_keys: &[String], stored: &str, l1: &dyn LocalTier) {
+        // Every update leaves the map consistent: a poisoned lock still guards a usable index.
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for tag_key in tag_keys {
+            let set = state.sets.entry(tag_key.clone()).or_default();
+            if set.insert(stored.to_owned()) {
+                state.len += 1;
+            }
+        }
+        if state.len >= state.sweep_at.max(MIN_SWEEP) {
+            state.sets.retain(|_, keys| {
+                keys.retain(|key| l1.get(key).is_some());
+                !keys.is_empty()
+            });
+            state.len = state.sets.values().map(HashSet::len).sum();
+            state.sweep_at = (state.len * 2).max(MIN_SWEEP);
+        }
+    }
+
+    /// Removes the sets `tag_keys` from the index, returning the keys they listed.
+    pub(crate) fn take(&self, tag_keys: &[String]) -> Vec<String> {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for tag_key in tag_keys {
+            if let Some(keys) = state.sets.remove(tag_key) {
+                state.len -= keys.len();
+                out.extend(keys);
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len
+    }
+}
+
+impl Cache {
+    /// A view of this cache whose writes carry `tags` (added to the view's own, if any),
+    /// so that [`Cache::delete_by_tag`] can delete them later. Reads are the same as the
+    /// cache's; the view is as cheap as any handle, and namespaces made from it keep its
+    /// tags. Any string is a tag; repeated ones count once.
+    ///
+    /// `#[cacheable("products", tags = ["catalog"])]` writes through such a view.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let products = m.cache("products").unwrap();
+    /// let catalog = products.tagged(["catalog"]);
+    /// assert_eq!(catalog.tags().collect::<Vec<_>>(), ["catalog"]);
+    /// catalog.set(&1u64, &"chair".to_string()).await.unwrap();
+    /// products.set(&2u64, &"desk".to_string()).await.unwrap();
+    /// // reads see every entry, whichever handle wrote it
+    /// assert_eq!(catalog.get::<String, _>(&2u64).await.unwrap().as_deref(), Some("desk"));
+    /// products.delete_by_tag("catalog").await.unwrap();
+    /// assert_eq!(products.get::<String, _>(&1u64).await.unwrap(), None);
+    /// assert_eq!(products.get::<String, _>(&2u64).await.unwrap().as_deref(), Some("desk"));
+    /// # });
+    /// ```
+    pub fn tagged<I>(&self, tags: I) -> Cache
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let added: Vec<I::Item> = tags.into_iter().collect();
+        if added.is_empty() {
+            return self.clone();
+        }
+        let names = self
+            .inner
+            .tags
+            .names
+            .iter()
+            .map(String::as_str)
+            .chain(added.iter().map(AsRef::as_ref));
+        let tags = Tags::new(&self.inner.base, names);
+        let mut view = Cache::new(
+            self.inner.name.clone(),
+            self.inner.base.clone(),
+            self.inner.store.clone(),
+            self.inner.settings.clone(),
+            self.inner.stats.clone(),
+        );
+        // `view` was made just above: its `Arc` has no other owner yet, so this always applies.
+        if let Some(inner) = Arc::get_mut(&mut view.inner) {
+            inner.tags = tags;
+        }
+        view
+    }
+
+    /// The tags this handle's writes carry (none for a cache from the manager).
+    ///
+    /// ```
+    /// let products = cache_core::CacheManager::none().cache("products").unwrap();
+    /// assert_eq!(products.tags().count(), 0);
+    /// let view = products.tagged(["sale", "catalog", "sale"]);
+    /// assert_eq!(view.tags().collect::<Vec<_>>(), ["sale", "catalog"]);
+    /// ```
+    pub fn tags(&self) -> impl Iterator<Item = &str> + '_ {
+        self.inner.tags.names.iter().map(String::as_str)
+    }
+
+    /// Deletes every entry of this cache (or namespace) written with `tag`, from every
+    /// tier, and tells the other instances to drop them from their local tier.
+    ///
+    /// Tags belong to one cache and namespace: `users.delete_by_tag("x")` never touches
+    /// `products`, nor `users.namespace("admins")`. An error means the shared tier could
+    /// not be reached; the local tier has been cleaned anyway, and the call can be retried.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let products = m.cache("products").unwrap();
+    /// products.tagged(["sale"]).set(&1u64, &10u32).await.unwrap();
+    /// products.tagged(["new"]).set(&2u64, &20u32).await.unwrap();
+    /// products.delete_by_tag("sale").await.unwrap();
+    /// assert!(products.missing(&1u64).await.unwrap());
+    /// assert!(products.has(&2u64).await.unwrap());
+    /// # });
+    /// ```
+    pub async fn delete_by_tag(&self, tag: &str) -> Result<(), CacheError> {
+        self.delete_by_tags(&[tag]).await
+    }
+
+    /// Deletes every entry of this cache (or namespace) written with any of `tags`; see
+    /// [`Cache::delete_by_tag`].
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let products = m.cache("products").unwrap();
+    /// products.tagged(["sale"]).set(&1u64, &10u32).await.unwrap();
+    /// products.tagged(["new"]).set(&2u64, &20u32).await.unwrap();
+    /// products.delete_by_tags(&["sale", "new"]).await.unwrap();
+    /// assert!(products.missing(&1u64).await.unwrap() && products.missing(&2u64).await.unwrap());
+    /// # });
+    /// ```
+    pub async fn delete_by_tags<T: AsRef<str>>(&self, tags: &[T]) -> Result<(), CacheError> {
+        let store = &self.inner.store;
+        let base = &self.inner.base;
+        let tag_keys = Tags::new(base, tags.iter().map(AsRef::as_ref)).keys;
+        if tag_keys.is_empty() || self.is_noop() {
+            return Ok(());
+        }
+        let mut keys = store.tag_index.take(&tag_keys);
+        let drop_local = |keys: &[String]| {
+            if let Some(l1) = &store.l1 {
+                keys.iter().for_each(|key| l1.remove(key));
+            }
+        };
+        drop_local(&keys);
+        if let Some(remote) = &store.l2 {
+            let failed = |what: &str| {
+                self.count(Event::Error);
+                CacheError::Tier {
+                    store: store.name.clone(),
+                    source: TierError::new(format!(
+                        "cannot {what} the tagged entries of cache `{}` in {}",
+                        self.name(),
+                        remote.tier.describe()
+                    )),
+                }
+            };
+            let listed = remote
+                .tagged_keys(&store.name, &tag_keys)
+                .await
+                .map_err(|_| failed("list"))?;
+            // Only this cache's own entries, whatever else a set may have been given.
+            keys.extend(listed.into_iter().filter(|key| is_entry_of(base, key)));
+            keys.sort_unstable();
+            keys.dedup();
+            drop_local(&keys);
+            remote
+                .delete_tagged(&store.name, &keys, &tag_keys)
+                .await
+                .map_err(|_| failed("delete"))?;
+            // A lookup that read L2 before the delete may have backfilled an old value.
+            drop_local(&keys);
+        }
+        self.inner.stats.record(Event::Eviction, keys.len() as u64);
+        if !keys.is_empty() {
+            store.announce(Invalidation::Keys(keys)).await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::{LocalEntry, MapTier};
+
+    #[test]
+    fn tag_keys_live_in_the_cache_key_space_and_never_collide_with_entries() {
+        assert_eq!(tag_key("app:products", "sale"), "app:products:=tag:sale");
+        assert_eq!(
+            tag_key("app:products#eu", "a:b"),
+            r"app:products#eu:=tag:a\:b"
+        );
+        // a key `=tag:sale` is escaped, so it is an entry and not the tag set
+        let mut entry = "app:products:".to_string();
+        encode_key_into("=tag:sale", &mut entry).unwrap();
+        assert_ne!(entry, tag_key("app:products", "sale"));
+        assert!(crate::store::Scope::new("app:products").contains(&tag_key("app:products", "x")));
+    }
+
+    #[test]
+    fn only_direct_entries_belong_to_a_base() {
+        assert!(is_entry_of("app:p", "app:p:42"));
+        assert!(!is_entry_of("app:p", "app:p#ns:42"));
+        assert!(!is_entry_of("app:p", "app:p2:42"));
+        assert!(!is_entry_of("app:p", "app:p:=tag:x"));
+        assert!(!is_entry_of("app:p", "other:p:42"));
+    }
+
+    #[test]
+    fn tags_are_deduplicated_in_order() {
+        let tags = Tags::new("b", ["x", "y", "x"]);
+        assert_eq!(tags.names, ["x", "y"]);
+        assert_eq!(tags.keys(), ["b:=tag:x", "b:=tag:y"]);
+    }
+
+    #[test]
+    fn the_index_forgets_what_the_tier_dropped_as_it_grows() {
+        let l1 = MapTier::new();
+        let index = TagIndex::default();
+        let tags = vec![tag_key("b", "t")];
+        for i in 0..MIN_SWEEP - 1 {
+            index.add(&tags, &format!("b:{i}"), &*l1);
+        }
+        // nothing is in the tier, and the next add reaches the sweep threshold
+        assert_eq!(index.len(), MIN_SWEEP - 1);
+        let kept = "b:kept";
+        l1.insert(kept, LocalEntry::new(Arc::new(1u8), None, None, 1));
+        index.add(&tags, kept, &*l1);
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.take(&tags), [kept]);
+        assert_eq!(index.len(), 0);
+        assert!(index.take(&tags).is_empty());
+    }
+}

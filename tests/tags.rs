@@ -1,0 +1,383 @@
+//! Tags: entries written with tags are deleted by tag, in L1, in L2 and on the other
+//! instances, and nothing else is: untagged entries, other tags, other caches and other
+//! namespaces survive.
+#![deny(warnings)]
+
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+use cachet::testing::with_manager;
+use cachet::{cache_put, cacheable, CacheManager};
+
+fn memory() -> CacheManager {
+    CacheManager::builder()
+        .memory_store("memory")
+        .build()
+        .unwrap()
+}
+
+#[derive(Default)]
+struct Catalog {
+    runs: AtomicU64,
+}
+
+impl Catalog {
+    fn run(&self) -> u64 {
+        self.runs.fetch_add(1, SeqCst) + 1
+    }
+
+    fn runs(&self) -> u64 {
+        self.runs.load(SeqCst)
+    }
+
+    #[cacheable("products", tags = ["catalog", "sale"])]
+    async fn on_sale(&self, id: u64) -> u64 {
+        self.run() * 1000 + id
+    }
+
+    #[cacheable("products", key = ("plain", id))]
+    async fn plain(&self, id: u64) -> u64 {
+        self.run() * 1000 + id
+    }
+
+    #[cacheable("products", key = ("new", id), tags = ["new"])]
+    fn new_in(&self, id: u64) -> u64 {
+        self.run() * 1000 + id
+    }
+
+    #[cache_put("products", key = ("put", id), tags = ["catalog"])]
+    async fn save(&self, id: u64) -> Result<u64, std::fmt::Error> {
+        Ok(self.run() * 1000 + id)
+    }
+
+    #[cacheable("orders", tags = ["catalog"])]
+    async fn order(&self, id: u64) -> u64 {
+        self.run() * 1000 + id
+    }
+}
+
+#[tokio::test]
+async fn annotated_tags_are_deleted_by_tag_and_nothing_else() {
+    let manager = memory();
+    with_manager(manager.clone(), async {
+        let c = Catalog::default();
+        let sale = c.on_sale(1).await;
+        let plain = c.plain(1).await;
+        let new = c.new_in(1);
+        let saved = c.save(1).await.unwrap();
+        let order = c.order(1).await;
+        assert_eq!(c.runs(), 5);
+        // all cached
+        assert_eq!(c.on_sale(1).await, sale);
+        assert_eq!(c.plain(1).await, plain);
+        assert_eq!(c.new_in(1), new);
+        assert_eq!(c.order(1).await, order);
+        assert_eq!(c.runs(), 5);
+
+        let products = manager.cache("products").unwrap();
+        assert_eq!(
+            products.get::<u64, _>(&("put", 1u64)).await.unwrap(),
+            Some(saved)
+        );
+        products.delete_by_tag("catalog").await.unwrap();
+
+        // tagged `catalog` (by `cacheable` and by `cache_put`): gone
+        assert_eq!(products.get::<u64, _>(&("put", 1u64)).await.unwrap(), None);
+        assert_ne!(c.on_sale(1).await, sale);
+        assert_eq!(c.runs(), 6);
+        // untagged, other tag, other cache: kept
+        assert_eq!(c.plain(1).await, plain);
+        assert_eq!(c.new_in(1), new);
+        assert_eq!(c.order(1).await, order);
+        assert_eq!(c.runs(), 6);
+
+        // the entry written again carries its tags again: deleting by its other tag works
+        let sale = c.on_sale(1).await;
+        products.delete_by_tag("sale").await.unwrap();
+        assert_ne!(c.on_sale(1).await, sale);
+        assert_eq!(c.runs(), 7);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tagged_views_write_with_tags_and_read_everything() {
+    let manager = memory();
+    let products = manager.cache("products").unwrap();
+    let sale = products.tagged(["sale"]);
+    let both = sale.tagged(["catalog"]);
+    assert_eq!(both.tags().collect::<Vec<_>>(), ["sale", "catalog"]);
+
+    sale.set(&1u64, &"chair".to_string()).await.unwrap();
+    both.set(&2u64, &"desk".to_string()).await.unwrap();
+    products.set(&3u64, &"lamp".to_string()).await.unwrap();
+    let made: String = products
+        .tagged(["catalog"])
+        .get_or_set(&4u64, || async { "shelf".to_string() })
+        .await
+        .unwrap();
+    assert_eq!(made, "shelf");
+    let tried: Result<String, cachet::CacheError> = products
+        .tagged(["catalog"])
+        .try_get_or_set(&5u64, || async { Ok("rug".to_string()) })
+        .await;
+    assert_eq!(tried.unwrap(), "rug");
+    // any handle reads what any other wrote
+    assert_eq!(
+        sale.get::<String, _>(&3u64).await.unwrap().as_deref(),
+        Some("lamp")
+    );
+
+    let evictions = products.stats().evictions;
+    products.delete_by_tag("catalog").await.unwrap();
+    assert_eq!(products.stats().evictions - evictions, 3);
+    for gone in [2u64, 4, 5] {
+        assert!(products.missing(&gone).await.unwrap(), "{gone}");
+    }
+    for kept in [1u64, 3] {
+        assert!(products.has(&kept).await.unwrap(), "{kept}");
+    }
+    products.delete_by_tags(&["sale", "unknown"]).await.unwrap();
+    assert!(products.missing(&1u64).await.unwrap());
+    assert!(products.has(&3u64).await.unwrap());
+    // deleting a tag nobody used is fine
+    products.delete_by_tag("never").await.unwrap();
+    products.delete_by_tags::<&str>(&[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn tags_belong_to_one_cache_and_one_namespace() {
+    let manager = memory();
+    let products = manager.cache("products").unwrap();
+    let users = manager.cache("users").unwrap();
+    let eu = products.namespace("eu");
+    let eu_sale = products.tagged(["sale"]).namespace("eu");
+    assert_eq!(
+        eu_sale.tags().collect::<Vec<_>>(),
+        ["sale"],
+        "namespaces keep the view's tags"
+    );
+
+    products.tagged(["sale"]).set(&1u64, &1u8).await.unwrap();
+    users.tagged(["sale"]).set(&1u64, &2u8).await.unwrap();
+    eu_sale.set(&1u64, &3u8).await.unwrap();
+
+    products.delete_by_tag("sale").await.unwrap();
+    assert!(products.missing(&1u64).await.unwrap());
+    assert_eq!(users.get::<u8, _>(&1u64).await.unwrap(), Some(2));
+    assert_eq!(eu.get::<u8, _>(&1u64).await.unwrap(), Some(3));
+
+    eu.delete_by_tag("sale").await.unwrap();
+    assert!(eu.missing(&1u64).await.unwrap());
+    assert_eq!(users.get::<u8, _>(&1u64).await.unwrap(), Some(2));
+}
+
+#[tokio::test]
+async fn the_none_store_accepts_tags_and_keeps_nothing() {
+    let products = CacheManager::none().cache("products").unwrap();
+    products.tagged(["sale"]).set(&1u64, &1u8).await.unwrap();
+    products.delete_by_tag("sale").await.unwrap();
+    assert!(products.missing(&1u64).await.unwrap());
+}
+
+#[cfg(feature = "redis")]
+mod tiered {
+    use std::time::Duration;
+
+    use cachet::testing::with_manager;
+    use cachet::CacheManager;
+
+    use super::support::redis_server::RedisServer;
+    use super::support::{eventually, redis_cli};
+    use super::Catalog;
+
+    fn tiered(url: &str, prefix: &str) -> CacheManager {
+        CacheManager::from_toml_str(&format!(
+            r#"
+            prefix = "{prefix}"
+            ttl = "1h"
+            [stores.tiered]
+            l1 = {{ driver = "memory", max_entries = 1000 }}
+            l2 = {{ driver = "redis", url = "{url}", operation_timeout = "250ms", connect_timeout = "250ms" }}
+            bus = {{ driver = "redis", url = "{url}" }}
+            l2_circuit_breaker = "300ms"
+            "#
+        ))
+        .unwrap()
+    }
+
+    fn exists(server: &RedisServer, key: &str) -> bool {
+        redis_cli(server.port(), &["EXISTS", key]) == "1"
+    }
+
+    fn pttl(server: &RedisServer, key: &str) -> i64 {
+        redis_cli(server.port(), &["PTTL", key]).parse().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn delete_by_tag_reaches_l2_and_the_other_instances_l1() {
+        let server = RedisServer::start();
+        let (a, b) = (tiered(&server.url(), "app"), tiered(&server.url(), "app"));
+        let (products_a, products_b) = (a.cache("products").unwrap(), b.cache("products").unwrap());
+        let (eu_a, eu_b) = (products_a.namespace("eu"), products_b.namespace("eu"));
+
+        // a writes: annotated and programmatic, tagged and not
+        let c = Catalog::default();
+        let annotated = with_manager(a.clone(), c.on_sale(1)).await;
+        products_a
+            .tagged(["catalog"])
+            .set(&2u64, &2u64)
+            .await
+            .unwrap();
+        products_a.tagged(["new"]).set(&3u64, &3u64).await.unwrap();
+        products_a.set(&4u64, &4u64).await.unwrap();
+        eu_a.tagged(["catalog"]).set(&5u64, &5u64).await.unwrap();
+        a.cache("orders")
+            .unwrap()
+            .tagged(["catalog"])
+            .set(&6u64, &6u64)
+            .await
+            .unwrap();
+        assert_eq!(products_a.stats().errors, 0);
+        // the index sets are in the cache's key space, with a TTL
+        for set in ["app:products:=tag:catalog", "app:products:=tag:sale"] {
+            let ttl = pttl(&server, set);
+            assert!(
+                ttl > 3_500_000 && ttl <= 3_600_000 + 21_600_000,
+                "{set}: {ttl}"
+            );
+        }
+
+        // b reads everything into its L1
+        assert_eq!(
+            products_b.get::<u64, _>(&1u64).await.unwrap(),
+            Some(annotated)
+        );
+        for id in 2..=4u64 {
+            assert_eq!(products_b.get::<u64, _>(&id).await.unwrap(), Some(id));
+        }
+        assert_eq!(eu_b.get::<u64, _>(&5u64).await.unwrap(), Some(5));
+        let l2_hits = products_b.stats().l2_hits;
+
+        products_a.delete_by_tag("catalog").await.unwrap();
+
+        // gone from L2 ...
+        assert!(!exists(&server, "app:products:1"));
+        assert!(!exists(&server, "app:products:2"));
+        // ... and from b's L1, which only the bus could tell (its L1 entries are fresh)
+        let delay = eventually("b drops the tagged entries", async || {
+            products_b.get::<u64, _>(&1u64).await.unwrap().is_none()
+                && products_b.get::<u64, _>(&2u64).await.unwrap().is_none()
+        })
+        .await;
+        println!("bus propagation delay (delete_by_tag): {delay:?}");
+        // other tag, untagged, another namespace, another cache: kept, in L2 and in b's L1
+        assert!(exists(&server, "app:products:3") && exists(&server, "app:products:4"));
+        assert!(exists(&server, "app:products#eu:5") && exists(&server, "app:orders:6"));
+        assert_eq!(products_b.get::<u64, _>(&3u64).await.unwrap(), Some(3));
+        assert_eq!(products_b.get::<u64, _>(&4u64).await.unwrap(), Some(4));
+        assert_eq!(eu_b.get::<u64, _>(&5u64).await.unwrap(), Some(5));
+        assert_eq!(products_b.stats().l2_hits, l2_hits, "b kept them in its L1");
+        // the emptied index is gone; `sale` still lists the annotated entry (deleted:
+        // deleting by `sale` now is a no-op that still works)
+        assert!(!exists(&server, "app:products:=tag:catalog"));
+        products_b.delete_by_tag("sale").await.unwrap();
+        assert!(!exists(&server, "app:products:=tag:sale"));
+
+        // b's delete_by_tag reaches a, and the namespace's tag is its own
+        eu_b.delete_by_tag("catalog").await.unwrap();
+        assert!(!exists(&server, "app:products#eu:5"));
+        eventually("a drops the namespace's tagged entry", async || {
+            eu_a.get::<u64, _>(&5u64).await.unwrap().is_none()
+        })
+        .await;
+        assert!(exists(&server, "app:orders:6"));
+        // `clear()` removes the index sets with the entries
+        a.cache("orders").unwrap().clear().await.unwrap();
+        assert!(!exists(&server, "app:orders:=tag:catalog"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_index_set_lives_as_long_as_its_longest_entry() {
+        let server = RedisServer::start();
+        let m = tiered(&server.url(), "ttl");
+        let sale = m.cache("products").unwrap().tagged(["sale"]);
+        sale.set_with(&1u64, &1u8, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let first = pttl(&server, "ttl:products:=tag:sale");
+        assert!(first > 0, "{first}");
+        sale.set_with(&2u64, &2u8, Duration::from_secs(1000))
+            .await
+            .unwrap();
+        let raised = pttl(&server, "ttl:products:=tag:sale");
+        assert!(raised > 900_000, "raised to the longer entry: {raised}");
+        sale.set_with(&3u64, &3u8, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let kept = pttl(&server, "ttl:products:=tag:sale");
+        assert!(kept > 900_000, "a shorter entry never lowers it: {kept}");
+        sale.set_forever(&4u64, &4u8).await.unwrap();
+        assert!(pttl(&server, "ttl:products:=tag:sale") > 86_400_000);
+        assert_eq!(sale.stats().errors, 0);
+    }
+
+    /// Tags work for a Redis user limited to its prefix's keys and channels.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tags_stay_under_the_prefix() {
+        let server = RedisServer::start();
+        redis_cli(
+            server.port(),
+            &[
+                "ACL",
+                "SETUSER",
+                "shop",
+                "on",
+                ">shop-pw",
+                "resetkeys",
+                "~shop:*",
+                "resetchannels",
+                "&shop:*",
+                "+@all",
+                "-@dangerous",
+            ],
+        );
+        let url = format!("redis://shop:shop-pw@127.0.0.1:{}/0", server.port());
+        let m = tiered(&url, "shop");
+        let products = m.cache("products").unwrap();
+        products.tagged(["sale"]).set(&1u64, &1u8).await.unwrap();
+        assert!(exists(&server, "shop:products:1"));
+        assert!(exists(&server, "shop:products:=tag:sale"));
+        products.delete_by_tag("sale").await.unwrap();
+        assert!(!exists(&server, "shop:products:1"));
+        assert_eq!(products.stats().errors, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_l2_delete_by_tag_fails_but_cleans_the_local_tier() {
+        let server = RedisServer::start();
+        let m = tiered(&server.url(), "down");
+        let products = m.cache("products").unwrap();
+        products.tagged(["sale"]).set(&1u64, &1u8).await.unwrap();
+        server.pause();
+        let err = products.delete_by_tag("sale").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("tagged entries of cache `products`"),
+            "{err}"
+        );
+        // the L1 copy is gone (and the unanswering L2 is skipped)
+        assert_eq!(products.get::<u8, _>(&1u64).await.unwrap(), None);
+        server.resume();
+        // the entry and its set survived in L2, and a retry deletes them
+        assert!(exists(&server, "down:products:1"));
+        assert!(exists(&server, "down:products:=tag:sale"));
+        eventually("the L2 is back and the retry works", async || {
+            products.delete_by_tag("sale").await.is_ok()
+        })
+        .await;
+        assert!(!exists(&server, "down:products:1"));
+        assert!(!exists(&server, "down:products:=tag:sale"));
+    }
+}
