@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::lock::LockSettings;
 use super::remote::Remote;
 use super::warn::RateLimit;
 use super::{Bus, BusEvent, Invalidation, LocalTier, RemoteTier};
@@ -17,6 +18,8 @@ pub(crate) struct StoreParts {
     pub(crate) bus: Option<Arc<dyn Bus>>,
     pub(crate) circuit_breaker: Duration,
     pub(crate) max_value_size: usize,
+    /// The distributed lock (`lock = "redis"`), if any.
+    pub(crate) lock: Option<LockSettings>,
 }
 
 /// The parts of one store, shared by every cache in it.
@@ -29,6 +32,8 @@ pub(crate) struct StoreInner {
     bus: Option<Arc<dyn Bus>>,
     bus_warnings: RateLimit,
     pub(crate) flights: Flights,
+    /// The distributed lock across instances (`lock = "redis"`); only with an L2.
+    pub(crate) lock: Option<LockSettings>,
 }
 
 impl StoreInner {
@@ -59,6 +64,7 @@ impl StoreInner {
             bus: parts.bus,
             bus_warnings: RateLimit::default(),
             flights: Flights::default(),
+            lock: parts.lock,
         }
     }
 
@@ -86,6 +92,7 @@ impl std::fmt::Debug for StoreInner {
             .field("l1", &self.l1.as_ref().map(|t| t.driver()))
             .field("l2", &self.l2.as_ref().map(|r| r.tier.describe()))
             .field("bus", &self.bus.as_ref().map(|b| b.describe()))
+            .field("lock", &self.lock)
             .finish()
     }
 }
