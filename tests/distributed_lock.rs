@@ -73,14 +73,17 @@ async fn barrier(port: u16, parties: usize) {
     }
 }
 
-/// `CALLERS` concurrent callers (each its own task) of `report(port, 7)`.
-async fn hundred_callers(manager: &CacheManager, port: u16) {
+/// `CALLERS` concurrent callers (each its own task) of `report(port, 7)`; returns how
+/// long the slowest took, in ms.
+async fn hundred_callers(manager: &CacheManager, port: u16) -> u128 {
+    let start = Instant::now();
     let callers: Vec<_> = (0..CALLERS)
         .map(|_| tokio::spawn(with_manager(manager.clone(), report(port, 7))))
         .collect();
     for caller in callers {
         assert_eq!(caller.await.unwrap(), 7000);
     }
+    start.elapsed().as_millis()
 }
 
 /// How many times Redis ran `EVAL` (the lock's compare-and-delete).
@@ -110,7 +113,7 @@ async fn two_processes_with_a_hundred_callers_each_run_a_cold_key_once() {
         .spawn()
         .unwrap();
     barrier(port, 2).await;
-    hundred_callers(&manager, port).await;
+    let took = hundred_callers(&manager, port).await;
     let child = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
@@ -126,6 +129,13 @@ async fn two_processes_with_a_hundred_callers_each_run_a_cold_key_once() {
         "{stdout}"
     );
     assert_eq!(runs(port), "1", "200 callers in two processes, one run");
+    let child_took = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("second process took "))
+        .unwrap_or("?");
+    println!(
+        "two processes x {CALLERS} callers, a 100 ms function: one run; callers done in {took} ms here, {child_took} there"
+    );
     let holder = redis_cli(port, &["LINDEX", "test:holders", "0"]);
     assert!(!holder.is_empty(), "the function ran holding the lock");
     eventually("the holder releases its lock", async || {
@@ -144,8 +154,9 @@ async fn second_process_hundred_callers() {
         .unwrap();
     let manager = manager(port, Some("10s"));
     barrier(port, 2).await;
-    hundred_callers(&manager, port).await;
+    let took = hundred_callers(&manager, port).await;
     println!("second process: {CALLERS} callers got 7000");
+    println!("second process took {took} ms");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

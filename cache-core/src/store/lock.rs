@@ -26,7 +26,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,7 @@ pub(crate) fn lock_key(prefix: &str, stored: &str) -> String {
 /// per-process random number and a counter.
 fn new_token() -> String {
     use std::hash::{BuildHasher, Hasher};
-    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static SEED: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = *SEED.get_or_init(|| {
         // `RandomState` is seeded from the OS's randomness; mix in the time for good measure.
@@ -254,9 +254,9 @@ async fn fresh<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Option<V> {
 
 /// A pause that works wherever cached calls run: in any tokio runtime (with or without
 /// its timer enabled), and in plain fns driven by [`crate::blocking::run`], which may
-/// block the very thread a `current_thread` runtime's timer needs. A short-lived thread
-/// sleeps and wakes the waiter; at most one waiter per key and process pauses at a time
-/// (the others wait at the local gate), every 5 to 50 ms.
+/// block the very thread a `current_thread` runtime's timer needs. One timer thread of
+/// its own, started on the first wait, wakes every pausing waiter (at most one per key
+/// and process: the others wait at the local gate).
 struct Pause {
     duration: Duration,
     state: Option<Arc<PauseState>>,
@@ -266,6 +266,76 @@ struct Pause {
 struct PauseState {
     done: AtomicBool,
     waker: Mutex<Option<Waker>>,
+}
+
+impl PauseState {
+    fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+        if let Some(waker) = lock_ignoring_poison(&self.waker).take() {
+            waker.wake();
+        }
+    }
+}
+
+/// The pauses under way, by deadline, served by the timer thread.
+struct Timer {
+    pending: Mutex<Vec<(Instant, Arc<PauseState>)>>,
+    changed: Condvar,
+}
+
+/// No user code runs while these locks are held, so a poisoned one still guards
+/// consistent data.
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Timer {
+    /// The timer, its thread started on first use; `None` if no thread can be started.
+    fn get() -> Option<&'static Timer> {
+        static TIMER: OnceLock<Option<&'static Timer>> = OnceLock::new();
+        *TIMER.get_or_init(|| {
+            let timer: &'static Timer = Box::leak(Box::new(Timer {
+                pending: Mutex::new(Vec::new()),
+                changed: Condvar::new(),
+            }));
+            std::thread::Builder::new()
+                .name("cachet-lock-timer".into())
+                .spawn(move || timer.run())
+                .ok()
+                .map(|_| timer)
+        })
+    }
+
+    fn add(&self, deadline: Instant, state: Arc<PauseState>) {
+        lock_ignoring_poison(&self.pending).push((deadline, state));
+        self.changed.notify_one();
+    }
+
+    fn run(&self) {
+        let mut pending = lock_ignoring_poison(&self.pending);
+        loop {
+            let now = Instant::now();
+            pending.retain(|(deadline, state)| {
+                let due = *deadline <= now;
+                if due {
+                    state.finish();
+                }
+                !due
+            });
+            pending = match pending.iter().map(|(deadline, _)| *deadline).min() {
+                Some(next) => {
+                    self.changed
+                        .wait_timeout(pending, next.saturating_duration_since(now))
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0
+                }
+                None => self
+                    .changed
+                    .wait(pending)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            };
+        }
+    }
 }
 
 impl Pause {
@@ -284,32 +354,15 @@ impl Future for Pause {
         let duration = self.duration;
         let state = self.state.get_or_insert_with(|| {
             let state = Arc::new(PauseState::default());
-            let timer = state.clone();
-            let spawned = std::thread::Builder::new()
-                .name("cachet-lock-wait".into())
-                .spawn(move || {
-                    std::thread::sleep(duration);
-                    timer.done.store(true, Ordering::Release);
-                    let waker = timer
-                        .waker
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .take();
-                    if let Some(waker) = waker {
-                        waker.wake();
-                    }
-                });
-            if spawned.is_err() {
-                // No thread to time it: poll again at once rather than never.
-                state.done.store(true, Ordering::Release);
+            match Timer::get() {
+                Some(timer) => timer.add(Instant::now() + duration, state.clone()),
+                // No thread to time it: look again at once rather than never.
+                None => state.done.store(true, Ordering::Release),
             }
             state
         });
         // The waker is stored before `done` is checked, so a wake in between is not lost.
-        *state
-            .waker
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(cx.waker().clone());
+        *lock_ignoring_poison(&state.waker) = Some(cx.waker().clone());
         if state.done.load(Ordering::Acquire) {
             Poll::Ready(())
         } else {
@@ -359,5 +412,17 @@ mod tests {
         let start = Instant::now();
         Pause::new(Duration::from_millis(20)).await;
         assert!(start.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn one_timer_serves_many_pauses_in_deadline_order() {
+        let long = std::thread::spawn(|| crate::blocking::run(Pause::new(Duration::from_secs(2))));
+        std::thread::sleep(Duration::from_millis(20));
+        crate::blocking::run(Pause::new(Duration::from_millis(10)));
+        assert!(
+            !long.is_finished(),
+            "a later, shorter pause is not held up by a longer one"
+        );
+        long.join().unwrap();
     }
 }
