@@ -333,3 +333,45 @@ fn a_plain_fn_outside_any_runtime_waits_for_the_lock() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Fails on its first run (after 200 ms), succeeds afterwards; runs counted in Redis.
+#[cacheable("flaky", skip(port))]
+async fn flaky(port: u16, id: u64) -> Result<u64, String> {
+    let run = cli(port, &["INCR", "test:runs"]).await;
+    if run == "1" {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cli(port, &["SET", "test:first-failed", "yes"]).await;
+        return Err("the database is down".into());
+    }
+    // Whether the first run had finished when this one started.
+    let first_failed = cli(port, &["GET", "test:first-failed"]).await;
+    cli(port, &["RPUSH", "test:holders", &first_failed]).await;
+    Ok(id)
+}
+
+/// Two managers on one Redis play two instances: the first holder's function fails, and
+/// the other instance's waiter takes over at once, not when the lock would expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_holder_hands_over_without_waiting_for_its_lock_to_expire() {
+    let server = RedisServer::start();
+    let port = server.port();
+    let first = tokio::spawn(with_manager(manager(port, Some("60s")), flaky(port, 5)));
+    eventually("the first instance holds the lock", async || {
+        cli(port, &["EXISTS", "lockt:~lock:flaky:5"]).await == "1"
+    })
+    .await;
+    let second = tokio::time::timeout(
+        Duration::from_secs(20),
+        with_manager(manager(port, Some("60s")), flaky(port, 5)),
+    )
+    .await
+    .expect("handed over on release, long before the 60 s lock would expire");
+    assert_eq!(first.await.unwrap(), Err("the database is down".to_owned()));
+    assert_eq!(second, Ok(5));
+    assert_eq!(runs(port), "2");
+    assert_eq!(
+        redis_cli(port, &["LINDEX", "test:holders", "0"]),
+        "yes",
+        "the second instance ran only after the first had failed"
+    );
+}
