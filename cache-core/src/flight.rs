@@ -146,6 +146,14 @@ impl Flights {
     }
 }
 
+impl FlightGuard<'_> {
+    /// Whether the holder already held this gate (a cached call on its own key from
+    /// inside the function): the outer guard releases it.
+    pub(crate) fn is_reentrant(&self) -> bool {
+        !self.releases
+    }
+}
+
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
         if self.releases {

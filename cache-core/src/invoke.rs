@@ -11,6 +11,7 @@ use tracing::Instrument;
 use crate::cache::{Cache, Lifetime, Lookup};
 use crate::private::Shape;
 use crate::stats::Event;
+use crate::store::lock;
 use crate::CacheValue;
 
 /// Answers from the first cache holding a fresh value; otherwise runs `body` once per key
@@ -49,6 +50,11 @@ where
         Found::Stale(value, keep_until) => stale = Some((value, keep_until)),
         Found::Nothing => {}
     }
+    // Across instances too, on a store with `lock = "redis"` (released when dropped).
+    let _lock = match lock::acquire_or_wait(caches, keys, _flight.is_reentrant()).await {
+        lock::Acquired::Found(value) => return shape.rebuild(value),
+        lock::Acquired::Leader(guard) => guard,
+    };
     caches.iter().for_each(|c| c.count(Event::Miss));
     // The function's own events on a miss carry the cache and key.
     let span = tracing::debug_span!("cachet.miss", cache = first.name(), key = %keys[0], stale = stale.is_some());

@@ -27,6 +27,9 @@
 //!   are `GETRANGE key 0 max_value_size`.
 //!   `clear_scope` deletes with `SCAN MATCH {scope}[:#]* COUNT 500` + `UNLINK`, touching
 //!   nothing outside the scope; nothing here ever sends `FLUSHDB`, `FLUSHALL` or `KEYS`.
+//! - Distributed locks (a store's `lock = "redis"`): `SET {prefix}:~lock:.. <token> NX PX
+//!   <lock_timeout>` to take one, and a compare-and-delete script (`EVAL`, the key in
+//!   `KEYS`) to release it, which never deletes another holder's lock.
 //! - Errors are [`cache_core::TierError`]s: `Unavailable` for connection faults and
 //!   timeouts (the circuit breaker counts those), `Other` for refused commands.
 //!   Descriptions, errors, `Debug` output and logs never hold the password.

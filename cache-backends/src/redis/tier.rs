@@ -24,6 +24,11 @@ fn scan_step(cursor: u64, pattern: &str) -> redis::Cmd {
     cmd
 }
 
+/// Deletes the lock `KEYS[1]` only if it still holds the token `ARGV[1]`: checked and
+/// deleted in one atomic step, so an expired lock taken by another holder is left alone.
+const UNLOCK_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                             return redis.call('DEL', KEYS[1]) else return 0 end";
+
 /// How many keys one `UNLINK` command carries in `delete_many`.
 const UNLINK_BATCH: usize = 1000;
 
@@ -241,6 +246,50 @@ impl RemoteTier for RedisTier {
             redis::cmd("PING").query_async::<String>(&mut c).await?;
             Ok(())
         }))
+    }
+
+    fn try_lock<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, TierError>> {
+        let (key, token) = (key.to_owned(), token.to_owned());
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(self.conn.run("SET NX", timeout, move |mut c| async move {
+            // `OK` when taken, nil when another holder has it; expiring by itself either way.
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(px_millis(ttl))
+                .query_async(&mut c)
+                .await?;
+            Ok(taken.is_some())
+        }))
+    }
+
+    fn unlock<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<bool, TierError>> {
+        let (key, token) = (key.to_owned(), token.to_owned());
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(
+            self.conn
+                .run("EVAL unlock", timeout, move |mut c| async move {
+                    let deleted: i64 = redis::cmd("EVAL")
+                        .arg(UNLOCK_SCRIPT)
+                        .arg(1)
+                        .arg(&key)
+                        .arg(&token)
+                        .query_async(&mut c)
+                        .await?;
+                    Ok(deleted == 1)
+                }),
+        )
     }
 
     fn scan_scope<'a>(

@@ -148,6 +148,47 @@ pub struct StoreConfig {
     pub bus: Option<TierConfig>,
     /// How long to stop calling a failing L2 (`l2_circuit_breaker = "10s"`).
     pub l2_circuit_breaker: Option<Duration>,
+    /// Stampede protection across instances (`lock = "redis"`; default `"none"`).
+    pub lock: LockKind,
+    /// How long a holder keeps the distributed lock at most (`lock_timeout = "10s"`,
+    /// the default); only with `lock = "redis"`.
+    pub lock_timeout: Option<Duration>,
+}
+
+/// A store's stampede protection across instances: `lock = "none"` (the default) or
+/// `lock = "redis"`.
+///
+/// Single flight always holds within one process. With `lock = "redis"`, a store whose
+/// L2 is Redis also takes a lock there (`SET {prefix}:~lock:{cache}:{key} <token> NX PX
+/// <lock_timeout>`) before running a missing key's function, so across every instance
+/// sharing that Redis the function runs once; the others wait for its value. A holder
+/// that dies holds the lock at most `lock_timeout`. When Redis cannot be reached, calls
+/// run as without the lock.
+///
+/// ```
+/// use cache_core::config::{parse_toml, LockKind};
+/// use cache_core::ConfigOrigin;
+///
+/// let config = parse_toml(
+///     r#"
+///     [stores.shared]
+///     l2 = { driver = "redis", url = "redis://127.0.0.1:6379/0" }
+///     lock = "redis"
+///     lock_timeout = "5s"
+///     "#,
+///     ConfigOrigin::String,
+/// )?;
+/// assert_eq!(config.stores["shared"].lock, LockKind::Redis);
+/// # Ok::<(), cache_core::CacheError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockKind {
+    /// No lock across instances: single flight is per process.
+    #[default]
+    None,
+    /// A lock in the store's Redis L2.
+    Redis,
 }
 
 /// One `[caches.NAME]` table.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::units::parse_duration;
-use super::{CacheConfig, CacheOptions, ManagerConfig, StoreConfig, TierConfig};
+use super::{CacheConfig, CacheOptions, LockKind, ManagerConfig, StoreConfig, TierConfig};
 use crate::error::{CacheError, ConfigOrigin};
 
 const TOP_KEYS: &[&str] = &[
@@ -28,7 +28,16 @@ const TOP_KEYS: &[&str] = &[
     "stores",
     "caches",
 ];
-const STORE_KEYS: &[&str] = &["driver", "l1", "l2", "bus", "prefix", "l2_circuit_breaker"];
+const STORE_KEYS: &[&str] = &[
+    "driver",
+    "l1",
+    "l2",
+    "bus",
+    "prefix",
+    "l2_circuit_breaker",
+    "lock",
+    "lock_timeout",
+];
 const CACHE_KEYS: &[&str] = &[
     "store",
     "ttl",
@@ -39,7 +48,13 @@ const CACHE_KEYS: &[&str] = &[
     "allow_null_values",
 ];
 /// Keys of a store table that belong to the store, not to a shorthand store's driver.
-const STORE_OWN_KEYS: &[&str] = &["driver", "prefix", "l2_circuit_breaker"];
+const STORE_OWN_KEYS: &[&str] = &[
+    "driver",
+    "prefix",
+    "l2_circuit_breaker",
+    "lock",
+    "lock_timeout",
+];
 /// Characters refused in names: `:` separates the parts of a stored key, the others are
 /// Redis glob syntax (`clear()` scans with `{prefix}:{cache}:*`) or TOML/log noise.
 const FORBIDDEN_IN_NAMES: &[char] = &[':', '#', '*', '?', '[', ']', '\\'];
@@ -201,13 +216,17 @@ impl Parser {
                 .filter(|(key, _)| !STORE_OWN_KEYS.contains(&key.as_str()))
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect();
+            let single = self.tier_from(table, path, options)?;
+            let (lock, lock_timeout) = self.lock(table, path, Some(&single))?;
             return Ok(StoreConfig {
                 prefix,
-                single: Some(self.tier_from(table, path, options)?),
+                single: Some(single),
                 l1: None,
                 l2: None,
                 bus: None,
                 l2_circuit_breaker,
+                lock,
+                lock_timeout,
             });
         }
 
@@ -232,14 +251,80 @@ impl Parser {
                 None => Ok(None),
             }
         };
+        let l2 = tier("l2")?;
+        let (lock, lock_timeout) = self.lock(table, path, l2.as_ref())?;
         Ok(StoreConfig {
             prefix,
             single: None,
             l1: tier("l1")?,
-            l2: tier("l2")?,
+            l2,
             bus: tier("bus")?,
             l2_circuit_breaker,
+            lock,
+            lock_timeout,
         })
+    }
+
+    /// `lock = "none" | "redis"` and `lock_timeout` of a store whose shared tier is
+    /// `shared` (its `l2`, or its one tier in the `driver = ".."` form).
+    fn lock(
+        &self,
+        table: &Table,
+        path: &str,
+        shared: Option<&TierConfig>,
+    ) -> Result<(LockKind, Option<Duration>)> {
+        const LOCK: &str = "\"none\" or \"redis\" (a lock in the store's Redis L2, so that \
+                            instances sharing it compute a missing value once)";
+        let field = join(path, "lock");
+        let lock = match table.get("lock") {
+            None => LockKind::None,
+            Some(value) => match self.string(value, &field, LOCK)? {
+                "none" => LockKind::None,
+                "redis" => LockKind::Redis,
+                _ => return Err(self.mismatch(&field, LOCK, value)),
+            },
+        };
+        if lock == LockKind::Redis {
+            match shared {
+                Some(tier) if tier.driver == "redis" => {}
+                Some(tier) => {
+                    return Err(self.error(
+                        &field,
+                        format!(
+                            "expected `lock = \"redis\"` only on a store whose L2 is Redis; this \
+                             store's shared tier is the `{}` driver",
+                            tier.driver
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(self.error(
+                        &field,
+                        "expected `lock = \"redis\"` only on a store with a Redis L2 \
+                         (`l2 = { driver = \"redis\", url = \"..\" }`); this store has no l2",
+                    ))
+                }
+            }
+        }
+        let lock_timeout = self.opt_duration(table, path, "lock_timeout")?;
+        if let Some(timeout) = lock_timeout {
+            let field = join(path, "lock_timeout");
+            if lock != LockKind::Redis {
+                return Err(self.error(
+                    &field,
+                    "expected `lock_timeout` only with `lock = \"redis\"`, which it bounds; \
+                     this store has no distributed lock",
+                ));
+            }
+            if timeout.is_zero() {
+                return Err(self.error(
+                    &field,
+                    "expected a duration above zero, e.g. \"10s\": how long a holder may keep \
+                     the lock; found zero",
+                ));
+            }
+        }
+        Ok((lock, lock_timeout))
     }
 
     /// `l1 = { driver = "memory", max_entries = 10000 }`.
@@ -744,6 +829,8 @@ allow_null_values = false
                     l2: None,
                     bus: None,
                     l2_circuit_breaker: None,
+                    lock: LockKind::None,
+                    lock_timeout: None,
                 },
             ),
             (
@@ -755,6 +842,8 @@ allow_null_values = false
                     l2: tier("redis", redis, "stores.tiered.l2"),
                     bus: tier("redis", redis, "stores.tiered.bus"),
                     l2_circuit_breaker: secs(10),
+                    lock: LockKind::None,
+                    lock_timeout: None,
                 },
             ),
             (
@@ -766,6 +855,8 @@ allow_null_values = false
                     l2: None,
                     bus: None,
                     l2_circuit_breaker: None,
+                    lock: LockKind::None,
+                    lock_timeout: None,
                 },
             ),
             (
@@ -777,6 +868,8 @@ allow_null_values = false
                     l2: tier("redis", redis, "stores.posts.l2"),
                     bus: None,
                     l2_circuit_breaker: None,
+                    lock: LockKind::None,
+                    lock_timeout: None,
                 },
             ),
         ]);
@@ -1183,6 +1276,64 @@ l2_circuit_breaker = "5s"
         );
         assert!(!message.contains("secret"), "{message}");
         assert_contains(&message, &["redis://***@host:6379/0"]);
+    }
+
+    #[test]
+    fn distributed_lock_options() {
+        let redis = "l2 = { driver = \"redis\", url = \"redis://h\" }";
+        let config = parse(&format!(
+            "[stores.a]\n{redis}\nlock = \"redis\"\nlock_timeout = \"3s\"\n\
+             [stores.b]\ndriver = \"redis\"\nurl = \"redis://h\"\nlock = \"redis\"\n\
+             [stores.c]\n{redis}\nlock = \"none\"\n[stores.d]\n{redis}\n"
+        ));
+        assert_eq!(config.stores["a"].lock, LockKind::Redis);
+        assert_eq!(config.stores["a"].lock_timeout, secs(3));
+        // The one-tier form keeps `lock` for the store, not for the driver's options.
+        assert_eq!(config.stores["b"].lock, LockKind::Redis);
+        let single = config.stores["b"].single.as_ref().unwrap();
+        assert!(!single.options.contains_key("lock"));
+        assert_eq!(config.stores["c"].lock, LockKind::None);
+        assert_eq!(config.stores["d"].lock, LockKind::None);
+        assert_eq!(config.stores["d"].lock_timeout, None);
+
+        let message = error(
+            &format!("[stores.s]\n{redis}\nlock = \"zookeeper\""),
+            "stores.s.lock",
+        );
+        assert_contains(
+            &message,
+            &["\"none\" or \"redis\"", "found the string \"zookeeper\""],
+        );
+        let message = error(
+            &format!("[stores.s]\n{redis}\nlock = true"),
+            "stores.s.lock",
+        );
+        assert_contains(&message, &["found a boolean (true)"]);
+        let message = error(
+            "[stores.s]\nl1 = { driver = \"memory\" }\nlock = \"redis\"",
+            "stores.s.lock",
+        );
+        assert_contains(&message, &["only on a store with a Redis L2", "has no l2"]);
+        let message = error(
+            "[stores.s]\ndriver = \"memory\"\nlock = \"redis\"",
+            "stores.s.lock",
+        );
+        assert_contains(&message, &["whose L2 is Redis", "the `memory` driver"]);
+        let message = error(
+            &format!("[stores.s]\n{redis}\nlock_timeout = \"5s\""),
+            "stores.s.lock_timeout",
+        );
+        assert_contains(&message, &["only with `lock = \"redis\"`"]);
+        let message = error(
+            &format!("[stores.s]\n{redis}\nlock = \"redis\"\nlock_timeout = \"0s\""),
+            "stores.s.lock_timeout",
+        );
+        assert_contains(&message, &["above zero", "found zero"]);
+        let message = error(
+            &format!("[stores.s]\n{redis}\nlock = \"redis\"\nlock_timeout = 5"),
+            "stores.s.lock_timeout",
+        );
+        assert_contains(&message, &["write \"5s\""]);
     }
 
     #[test]

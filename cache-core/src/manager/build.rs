@@ -7,9 +7,10 @@ use std::sync::{Arc, RwLock};
 use super::builder::{CacheManagerBuilder, StoreSpec};
 use super::{declarations, CacheManager, ManagerInner};
 use crate::codec;
-use crate::config::{parse_toml, StoreConfig, TierConfig};
+use crate::config::{parse_toml, LockKind, StoreConfig, TierConfig};
 use crate::driver::{driver_names, find_driver, BusSettings, DriverRegistration};
 use crate::error::{CacheError, ConfigOrigin};
+use crate::store::lock::{LockSettings, DEFAULT_LOCK_TIMEOUT};
 use crate::store::named::{StoreInner, StoreParts};
 use crate::store::remote::DEFAULT_CIRCUIT_BREAKER;
 use crate::store::LocalTier;
@@ -36,6 +37,7 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
     for (name, spec) in builder.stores {
         let store = match spec {
             StoreSpec::Built(b) => StoreInner::new(StoreParts {
+                lock: built_lock(&name, &b)?,
                 name: name.clone(),
                 prefix: b.prefix.unwrap_or_else(|| prefix.clone()),
                 l1: b.l1,
@@ -111,6 +113,28 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
     Ok(manager)
 }
 
+/// The distributed lock of a store built in code: only with an L2, and a timeout above zero.
+fn built_lock(
+    name: &str,
+    store: &super::builder::StoreBuilder,
+) -> Result<Option<LockSettings>, CacheError> {
+    let Some(ttl) = store.lock else {
+        return Ok(None);
+    };
+    let problem = if store.l2.is_none() {
+        "a distributed lock only on a store with an L2 to hold it (`StoreBuilder::l2`); this store has none"
+    } else if ttl.is_zero() {
+        "a distributed lock timeout above zero: how long a holder may keep the lock; found zero"
+    } else {
+        return Ok(Some(LockSettings { ttl }));
+    };
+    Err(CacheError::Config {
+        origin: ConfigOrigin::Builder,
+        field: format!("stores.{name}.lock"),
+        expected: format!("expected {problem}"),
+    })
+}
+
 fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let names: Vec<&str> = names.map(String::as_str).collect();
     if names.is_empty() {
@@ -134,6 +158,10 @@ fn store_from_config(
         bus: None,
         circuit_breaker: config.l2_circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
         max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
+        // Checked by the parser: `lock = "redis"` only with a Redis L2.
+        lock: (config.lock == LockKind::Redis).then(|| LockSettings {
+            ttl: config.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
+        }),
     };
     if let Some(single) = &config.single {
         // `driver = "..."` alone: the store is that one tier, local or remote.

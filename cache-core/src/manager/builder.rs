@@ -92,6 +92,8 @@ impl CacheManagerBuilder {
             l2: None,
             bus: None,
             l2_circuit_breaker: None,
+            lock: Default::default(),
+            lock_timeout: None,
         };
         self.stores.insert(name, StoreSpec::Config(Box::new(store)));
         self
@@ -203,6 +205,8 @@ pub struct StoreBuilder {
     pub(super) l2: Option<Arc<dyn RemoteTier>>,
     pub(super) bus: Option<Arc<dyn Bus>>,
     pub(super) circuit_breaker: Option<Duration>,
+    /// The distributed lock's timeout, when enabled.
+    pub(super) lock: Option<Duration>,
 }
 
 impl StoreBuilder {
@@ -243,6 +247,28 @@ impl StoreBuilder {
     /// How long to stop calling a failing L2 (default 5 s; zero: never stop).
     pub fn l2_circuit_breaker(mut self, pause: Duration) -> Self {
         self.circuit_breaker = Some(pause);
+        self
+    }
+
+    /// Stampede protection across instances (`lock = "redis"` in configuration): before
+    /// running a missing key's function, take a lock in the L2, held at most `timeout`
+    /// (e.g. 10 s, the configuration's default), so that across every instance sharing
+    /// the L2 the function runs once and the others wait for its value. Needs an L2 that
+    /// supports locks (Redis); building fails without an L2, and an L2 that does not
+    /// support locks is used without them.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, StoreBuilder};
+    /// // Without an L2 there is nothing to lock in: a configuration error.
+    /// let err = CacheManager::builder()
+    ///     .store("main", StoreBuilder::new().distributed_lock(Duration::from_secs(10)))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("stores.main.lock"), "{err}");
+    /// ```
+    pub fn distributed_lock(mut self, timeout: Duration) -> Self {
+        self.lock = Some(timeout);
         self
     }
 }

@@ -1,6 +1,7 @@
 //! Stores: named combinations of tiers, and the traits providers implement.
 
 mod breaker;
+pub(crate) mod lock;
 mod map;
 pub(crate) mod named;
 pub(crate) mod remote;

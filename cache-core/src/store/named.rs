@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::lock::LockSettings;
 use super::remote::Remote;
 use super::warn::RateLimit;
 use super::{Bus, BusEvent, Invalidation, LocalTier, RemoteTier};
@@ -17,6 +18,8 @@ pub(crate) struct StoreParts {
     pub(crate) bus: Option<Arc<dyn Bus>>,
     pub(crate) circuit_breaker: Duration,
     pub(crate) max_value_size: usize,
+    /// The distributed lock (`lock = "redis"`), if any.
+    pub(crate) lock: Option<LockSettings>,
 }
 
 /// The parts of one store, shared by every cache in it.
@@ -31,6 +34,8 @@ pub(crate) struct StoreInner {
     pub(crate) flights: Flights,
     /// Which L1 keys were written with which tag (`tags.rs`).
     pub(crate) tag_index: crate::tags::TagIndex,
+    /// The distributed lock across instances (`lock = "redis"`); only with an L2.
+    pub(crate) lock: Option<LockSettings>,
 }
 
 impl StoreInner {
@@ -62,6 +67,7 @@ impl StoreInner {
             bus_warnings: RateLimit::default(),
             flights: Flights::default(),
             tag_index: crate::tags::TagIndex::default(),
+            lock: parts.lock,
         }
     }
 
@@ -89,6 +95,7 @@ impl std::fmt::Debug for StoreInner {
             .field("l1", &self.l1.as_ref().map(|t| t.driver()))
             .field("l2", &self.l2.as_ref().map(|r| r.tier.describe()))
             .field("bus", &self.bus.as_ref().map(|b| b.describe()))
+            .field("lock", &self.lock)
             .finish()
     }
 }

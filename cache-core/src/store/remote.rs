@@ -132,4 +132,27 @@ impl Remote {
         )
         .await
     }
+
+    /// Takes a distributed lock (see [`RemoteTier::try_lock`]).
+    pub(crate) async fn try_lock(
+        &self,
+        store: &str,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Skipped> {
+        self.call(store, "lock", self.tier.try_lock(key, token, ttl))
+            .await
+    }
+
+    /// Releases a distributed lock this token holds (see [`RemoteTier::unlock`]).
+    pub(crate) async fn unlock(
+        &self,
+        store: &str,
+        key: &str,
+        token: &str,
+    ) -> Result<bool, Skipped> {
+        self.call(store, "unlock", self.tier.unlock(key, token))
+            .await
+    }
 }

@@ -275,6 +275,56 @@ pub trait RemoteTier: Send + Sync + 'static {
         let _ = (keys, tag_keys);
         Box::pin(async { Err(unsupported("tags")) })
     }
+
+    /// Takes the lock `key` for `ttl` unless someone holds it, recording `token` as its
+    /// holder (Redis: `SET key token NX PX ttl`): `Ok(true)` when taken, `Ok(false)` when
+    /// another holder has it. The lock must vanish by itself after `ttl`, so a crashed
+    /// holder cannot block the others for longer. For a store's distributed single flight
+    /// (`lock = "redis"`).
+    ///
+    /// The default implementation answers that the provider does not support it; a store
+    /// then runs without the distributed lock.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// use std::time::Duration;
+    /// if tier.try_lock("app:~lock:users:42", "my-token", Duration::from_secs(10)).await? {
+    ///     // ... compute and store the value ...
+    ///     tier.unlock("app:~lock:users:42", "my-token").await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    fn try_lock<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, TierError>> {
+        let _ = (key, token, ttl);
+        Box::pin(async { Err(unsupported("locks")) })
+    }
+
+    /// Releases the lock `key` if `token` still holds it, atomically (Redis: a
+    /// compare-and-delete script), so a holder whose lock expired and was taken by
+    /// another never deletes the other's lock. `Ok(true)` when released, `Ok(false)` when
+    /// the lock was gone or held by another token.
+    ///
+    /// The default implementation answers that the provider does not support it.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let released = tier.unlock("app:~lock:users:42", "my-token").await?;
+    /// println!("released: {released}");
+    /// # Ok(()) }
+    /// ```
+    fn unlock<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<bool, TierError>> {
+        let _ = (key, token);
+        Box::pin(async { Err(unsupported("locks")) })
+    }
 }
 
 /// The error of an optional [`RemoteTier`] operation a provider does not implement.
