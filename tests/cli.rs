@@ -335,6 +335,47 @@ fn stats_counts_keys_per_cache() {
 }
 
 #[test]
+fn stats_reads_back_cache_names_holding_reserved_characters() {
+    let server = RedisServer::start();
+    let (dir, file) = setup(&server);
+    // Stored keys escape these names (`app:orders\:eu:1`); a split at the first `:`
+    // would count all three `orders…` caches under one truncated name.
+    seed(&file, "main", "orders:eu", None, 1u64);
+    seed(&file, "main", "orders:eu", None, 2u64);
+    seed(&file, "main", "orders:us", Some("vip"), 3u64);
+    seed(&file, "main", "orders#x", None, 4u64);
+    seed(&file, "main", "orders", None, 5u64);
+    assert!(exists(&server, "app:orders\\:eu:1"));
+
+    let run = cachet(&dir, &["stats", "main"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let rows: Vec<Vec<&str>> = run
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["orders", "1"],
+            vec!["orders#x", "1"],
+            vec!["orders:eu", "2"],
+            vec!["orders:us", "1"],
+            vec!["total", "5"]
+        ],
+        "{run:?}"
+    );
+
+    // The names `stats` shows are the ones the other commands take.
+    let run = cachet(&dir, &["clear", "main", "--cache", "orders:eu"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!exists(&server, "app:orders\\:eu:1"));
+    assert!(exists(&server, "app:orders:5"));
+    assert!(exists(&server, "app:orders\\:us#vip:3"));
+}
+
+#[test]
 fn check_reports_each_store_and_fails_when_redis_is_down() {
     let server = RedisServer::start();
     let (dir, file) = setup(&server);
