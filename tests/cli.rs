@@ -335,6 +335,55 @@ fn stats_counts_keys_per_cache() {
 }
 
 #[test]
+fn stats_reads_back_cache_names_holding_reserved_characters() {
+    let server = RedisServer::start();
+    let (dir, file) = setup(&server);
+    // Stored keys escape these names (`app:orders\:eu:1`); a split at the first `:`
+    // would count all three `orders…` caches under one truncated name.
+    seed(&file, "main", "orders:eu", None, 1u64);
+    seed(&file, "main", "orders:eu", None, 2u64);
+    seed(&file, "main", "orders:us", Some("vip"), 3u64);
+    seed(&file, "main", "orders#x", None, 4u64);
+    seed(&file, "main", "orders", None, 5u64);
+    assert!(exists(&server, "app:orders\\:eu:1"));
+
+    let run = cachet(&dir, &["stats", "main"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let rows: Vec<Vec<&str>> = run
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["orders", "1"],
+            vec!["orders#x", "1"],
+            vec!["orders:eu", "2"],
+            vec!["orders:us", "1"],
+            vec!["total", "5"]
+        ],
+        "{run:?}"
+    );
+
+    // The names `stats` shows are the ones the other commands take.
+    let run = cachet(&dir, &["clear", "main", "--cache", "orders:eu"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!exists(&server, "app:orders\\:eu:1"));
+    assert!(exists(&server, "app:orders:5"));
+    assert!(exists(&server, "app:orders\\:us#vip:3"));
+}
+
+/// The line of `check`'s output that starts with `start`.
+fn line<'a>(run: &'a Run, start: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting with {start:?}: {run:?}"))
+}
+
+#[test]
 fn check_reports_each_store_and_fails_when_redis_is_down() {
     let server = RedisServer::start();
     let (dir, file) = setup(&server);
@@ -342,19 +391,30 @@ fn check_reports_each_store_and_fails_when_redis_is_down() {
     let run = cachet(&dir, &["check"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
-        run.stdout
-            .contains("store `main`: ok (redis redis://127.0.0.1:"),
-        "{run:?}"
-    );
-    assert!(
-        run.stdout.contains("store `mem`: ok (in-process"),
-        "{run:?}"
-    );
-    assert!(run.stdout.contains("bus on redis"), "{run:?}");
-    assert!(
         run.stdout.starts_with("config: cachet.toml: ok\n"),
         "{run:?}"
     );
+    for store in ["main", "other", "tiered"] {
+        let l2 = line(&run, &format!("store `{store}`: l2 "));
+        assert!(
+            l2.starts_with(&format!(
+                "store `{store}`: l2 ok: connected and answered PING in "
+            )) && l2.ends_with(&format!("ms (redis redis://127.0.0.1:{}/0)", server.port())),
+            "{l2}"
+        );
+    }
+    let bus = line(&run, "store `tiered`: bus ");
+    assert!(
+        bus.starts_with("store `tiered`: bus ok: connected and subscribed in ")
+            && bus.contains("ms, probe round trip ")
+            && bus.ends_with("channel tier:__bus)"),
+        "{bus}"
+    );
+    assert_eq!(
+        line(&run, "store `mem`:"),
+        "store `mem`: ok (in-process: nothing to connect to)"
+    );
+    assert_eq!(run.stdout.lines().last(), Some("checks: 5 ok"), "{run:?}");
     let named = cachet(&dir, &["--config", file.to_str().unwrap(), "check"]);
     assert!(
         named
@@ -366,15 +426,27 @@ fn check_reports_each_store_and_fails_when_redis_is_down() {
     server.kill();
     let run = cachet(&dir, &["check"]);
     assert_eq!(run.code, 1, "{run:?}");
-    for store in ["main", "other", "tiered"] {
-        let line = run
-            .stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("store `{store}`:")))
-            .unwrap_or_else(|| panic!("no line for {store}: {run:?}"));
-        assert!(line.contains("FAILED: redis redis://127.0.0.1:"), "{line}");
+    for (store, part) in [
+        ("main", "l2"),
+        ("other", "l2"),
+        ("tiered", "l2"),
+        ("tiered", "bus"),
+    ] {
+        let line = line(&run, &format!("store `{store}`: {part} "));
+        assert!(
+            line.starts_with(&format!(
+                "store `{store}`: {part} FAILED: redis redis://127.0.0.1:{}/0: cannot connect: ",
+                server.port()
+            )),
+            "{line}"
+        );
     }
     assert!(run.stdout.contains("store `mem`: ok"), "{run:?}");
+    assert_eq!(
+        run.stdout.lines().last(),
+        Some("checks: 1 ok, 4 FAILED"),
+        "{run:?}"
+    );
 
     // Commands that need the server fail with one line and exit 1.
     let run = cachet(&dir, &["get", "main", "users", "1"]);
@@ -384,6 +456,110 @@ fn check_reports_each_store_and_fails_when_redis_is_down() {
         run.stderr.starts_with("error: store `main` failed: redis "),
         "{run:?}"
     );
+}
+
+/// A loopback port nothing listens on (bound, then let go).
+fn dead_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn check_fails_on_a_dead_bus_even_when_the_l2_answers() {
+    let server = RedisServer::start();
+    let dir = temp_dir();
+    let dead = dead_port();
+    std::fs::write(
+        dir.join("cachet.toml"),
+        format!(
+            r#"
+            prefix = "app"
+            [stores.split]
+            l1 = {{ driver = "memory", max_entries = 100 }}
+            l2 = {{ driver = "redis", url = "{url}" }}
+            bus = {{ driver = "redis", url = "redis://127.0.0.1:{dead}/0", connect_timeout = "300ms" }}
+            "#,
+            url = server.url()
+        ),
+    )
+    .unwrap();
+
+    let run = cachet(&dir, &["check"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        line(&run, "store `split`: l2 ").starts_with("store `split`: l2 ok: "),
+        "{run:?}"
+    );
+    assert_eq!(
+        run.stdout.lines().filter(|l| l.contains("FAILED")).count(),
+        2,
+        "one line for the failure, one summary: {run:?}"
+    );
+    let bus = line(&run, "store `split`: bus ");
+    assert!(
+        bus.starts_with(&format!(
+            "store `split`: bus FAILED: redis redis://127.0.0.1:{dead}/0: cannot connect: "
+        )),
+        "{bus}"
+    );
+    assert_eq!(
+        run.stdout.lines().last(),
+        Some("checks: 1 ok, 1 FAILED"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn check_subscribes_so_a_user_without_the_bus_channel_fails() {
+    let server = RedisServer::start();
+    let port = server.port();
+    // Both users may touch the store's keys (so PING and the L2 work); only `app` may use
+    // its channels, as an ACL limited to `~app:*` keys and `&app:*` channels allows.
+    for (user, channels) in [("app", "&app:*"), ("stranger", "&elsewhere:*")] {
+        redis_cli(
+            port,
+            &[
+                "ACL", "SETUSER", user, "on", ">pw", "~app:*", channels, "+@all",
+            ],
+        );
+    }
+    let dir = temp_dir();
+    let store = |name: &str, user: &str| {
+        let url = format!("redis://{user}:pw@127.0.0.1:{port}/0");
+        format!(
+            "[stores.{name}]\nl1 = {{ driver = \"memory\", max_entries = 10 }}\n\
+             l2 = {{ driver = \"redis\", url = \"{url}\" }}\n\
+             bus = {{ driver = \"redis\", url = \"{url}\" }}\n"
+        )
+    };
+    std::fs::write(
+        dir.join("cachet.toml"),
+        format!(
+            "prefix = \"app\"\ndefault_store = \"granted\"\n{}{}",
+            store("granted", "app"),
+            store("refused", "stranger")
+        ),
+    )
+    .unwrap();
+
+    let run = cachet(&dir, &["check"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        line(&run, "store `granted`: bus ").starts_with("store `granted`: bus ok: "),
+        "{run:?}"
+    );
+    assert!(
+        line(&run, "store `refused`: l2 ").starts_with("store `refused`: l2 ok: "),
+        "a PING needs no channel: {run:?}"
+    );
+    let bus = line(&run, "store `refused`: bus ");
+    assert!(
+        bus.starts_with(&format!(
+            "store `refused`: bus FAILED: redis redis://stranger@127.0.0.1:{port}/0: SUBSCRIBE app:__bus refused: "
+        )) && bus.contains("no permissions"),
+        "{bus}"
+    );
+    assert!(!run.stdout.contains(":pw@"), "{run:?}");
 }
 
 #[test]

@@ -9,12 +9,12 @@ use crate::manager::CacheManager;
 
 static GLOBAL: OnceCell<CacheManager> = OnceCell::new();
 
-tokio::task_local! {
-    static TASK_MANAGER: CacheManager;
-}
-
 thread_local! {
-    static THREAD_MANAGER: RefCell<Vec<CacheManager>> = const { RefCell::new(Vec::new()) };
+    /// The `testing` scopes in effect on this thread, innermost last. Both kinds live here:
+    /// [`scope_thread`] pushes for the length of its closure and [`scope_task`] for the
+    /// length of each poll of its future, so whichever scope was entered last (the
+    /// innermost, as the code nests them) is on top, whatever its kind.
+    static SCOPES: RefCell<Vec<CacheManager>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Sets the global manager. Call it once, before the first cached call; a second call (or a
@@ -39,8 +39,8 @@ pub fn init_from_env() -> Result<(), CacheError> {
     init(CacheManager::from_env()?)
 }
 
-/// The manager in effect: the one of [`crate::testing::with_manager`] when inside it, else
-/// the global one, built on first use from the environment ([`CacheManager::from_env`];
+/// The manager in effect: the one of the innermost [`crate::testing::with_manager`] or
+/// [`crate::testing::with_manager_sync`] when inside one, else the global one, built on first use from the environment ([`CacheManager::from_env`];
 /// a configuration error is logged and the embedded default used).
 ///
 /// ```
@@ -62,24 +62,17 @@ pub fn cache(name: &str) -> Result<crate::Cache, CacheError> {
 }
 
 pub(crate) fn with_current<R>(f: impl FnOnce(&CacheManager) -> R) -> R {
-    let mut f = Some(f);
-    let mut call = |m: &CacheManager| (f.take().unwrap_or_else(|| unreachable!("called once")))(m);
-    if let Ok(r) = TASK_MANAGER.try_with(&mut call) {
-        return r;
+    // Cloned out (an `Arc` clone) so `f` may enter scopes of its own without a borrow of
+    // the stack still held.
+    match SCOPES.with(|stack| stack.borrow().last().cloned()) {
+        Some(scoped) => f(&scoped),
+        None => f(global()),
     }
-    if let Some(r) = THREAD_MANAGER
-        .with(|stack| stack.borrow().last().cloned())
-        .map(|m| call(&m))
-    {
-        return r;
-    }
-    call(global())
 }
 
-/// The global manager, when no `testing` scope is in effect on this task or thread.
+/// The global manager, when no `testing` scope is in effect on this thread.
 pub(crate) fn unscoped_global() -> Option<&'static CacheManager> {
-    let scoped = TASK_MANAGER.try_with(|_| ()).is_ok()
-        || THREAD_MANAGER.with(|stack| !stack.borrow().is_empty());
+    let scoped = SCOPES.with(|stack| !stack.borrow().is_empty());
     (!scoped).then(global)
 }
 
@@ -95,21 +88,27 @@ fn global() -> &'static CacheManager {
     })
 }
 
+/// Polls `future` with `manager` in effect: pushed for each poll, popped after it, so
+/// scopes entered while polling (a `with_manager_sync` in the future's body, a nested
+/// `with_manager`) sit above it, and tasks it spawns (polled elsewhere) do not see it.
 pub(crate) async fn scope_task<F: std::future::Future>(
     manager: CacheManager,
     future: F,
 ) -> F::Output {
-    TASK_MANAGER.scope(manager, future).await
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| scope_thread(manager.clone(), || future.as_mut().poll(cx))).await
 }
 
+/// Runs `f` with `manager` on top of this thread's scopes. The entry is popped when `f`
+/// returns or unwinds, so a panicking test leaves no scope behind.
 pub(crate) fn scope_thread<R>(manager: CacheManager, f: impl FnOnce() -> R) -> R {
     struct Pop;
     impl Drop for Pop {
         fn drop(&mut self) {
-            THREAD_MANAGER.with(|stack| stack.borrow_mut().pop());
+            SCOPES.with(|stack| stack.borrow_mut().pop());
         }
     }
-    THREAD_MANAGER.with(|stack| stack.borrow_mut().push(manager));
+    SCOPES.with(|stack| stack.borrow_mut().push(manager));
     let _pop = Pop;
     f()
 }

@@ -204,6 +204,46 @@ fn push_escaped(out: &mut String, s: &str) {
     out.push_str(&s[last..]);
 }
 
+/// Reads back a string as the encoder writes it (a string key, a cache or namespace name)
+/// from the start of `text`: returns it unescaped, and the rest of `text` from the first
+/// reserved character that no `\` escapes (empty if there is none).
+///
+/// Stored keys are `{prefix}:{cache}:{key}` with the cache name escaped, so this is how a
+/// stored key splits back into its parts even when a name holds a `:` or a `#`.
+///
+/// ```
+/// use cache_core::key::{encode_key, read_escaped};
+/// let stored = format!("{}:42", encode_key("orders:eu")?);
+/// assert_eq!(stored, "orders\\:eu:42");
+/// assert_eq!(read_escaped(&stored), ("orders:eu".to_owned(), ":42"));
+/// assert_eq!(read_escaped("users#admins:7"), ("users".to_owned(), "#admins:7"));
+/// assert_eq!(read_escaped("plain"), ("plain".to_owned(), ""));
+/// # Ok::<(), cache_core::key::KeyError>(())
+/// ```
+pub fn read_escaped(text: &str) -> (String, &str) {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            // An escape: the next character stands for itself. Only ASCII bytes are ever
+            // sliced at, so `i` and `i + 1` are char boundaries. A `\` before anything but
+            // a reserved character is never written; like any other unescaped reserved
+            // character, it ends the string.
+            b'\\' if bytes.get(i + 1).is_some_and(|&b| is_reserved(b)) => {
+                out.push_str(&text[last..i]);
+                last = i + 1;
+                i += 2;
+            }
+            b if is_reserved(b) => break,
+            _ => i += 1,
+        }
+    }
+    out.push_str(&text[last..i]);
+    (out, &text[i..])
+}
+
 /// A `fmt::Write` that escapes, so `collect_str` needs no intermediate `String`.
 struct Escaping<'a>(&'a mut String);
 
@@ -1050,6 +1090,12 @@ mod tests {
                 }
             }
             prop_assert_eq!(back, s);
+        }
+
+        #[test]
+        fn read_escaped_reads_back_what_the_encoder_wrote(s in ".{0,12}", rest in "([:#,=~(\\[{]\\PC{0,6})?") {
+            let text = format!("{}{rest}", enc(&s));
+            prop_assert_eq!(read_escaped(&text), (s, rest.as_str()));
         }
 
         #[test]

@@ -52,7 +52,9 @@ pub(crate) enum Command {
         /// The store [default: the configuration's default store]
         store: Option<String>,
     },
-    /// Load the configuration and connect to every store, saying which ones fail
+    /// Load the configuration and check every store: PING its shared tier, subscribe to its
+    /// bus and send a probe round trip (on `{prefix}:__bus:check`, so no instance sees it);
+    /// one line per part with its latency, exit 1 when any fails
     Check,
 }
 

@@ -4,12 +4,17 @@
 //! Stores are described by their shared tier's `describe()`, which never holds a password.
 
 use std::io::Write;
+use std::time::Instant;
 
+use cache_backends::redis::{RedisBus, RedisOptions};
+use cachet::config::TierConfig;
+use cachet::driver::BusSettings;
+use cachet::store::Bus;
 use cachet::{Cache, CacheError, Store};
 
 use super::args::{Cli, Command, EntryArgs};
 use super::config::{self, Loaded};
-use super::output::{describe_entry, table, unix_ms_now};
+use super::output::{describe_entry, latency, table, unix_ms_now};
 use super::{one_line, Code, Failure};
 
 /// Runs the command line's command.
@@ -183,52 +188,120 @@ async fn stats(
     Ok(Code::Ok)
 }
 
-/// Pings every store's shared tier and bus; `FAILED` (exit 1) when any fails.
+/// Checks every store's shared tier (a PING) and bus (subscribe, then a probe's round
+/// trip): one line per part, `FAILED` and exit 1 when any fails.
 async fn check(loaded: &Loaded, out: &mut dyn Write) -> Code {
     say!(out, "config: {}: ok", loaded.path.display());
-    let mut failed = false;
+    let (mut ok, mut failed) = (0, 0);
     for name in loaded.manager.store_names() {
-        let line = match check_store(loaded, &name).await {
-            Ok(what) => format!("ok ({what})"),
-            Err(why) => {
-                failed = true;
-                format!("FAILED: {}", one_line(&why))
-            }
-        };
-        say!(out, "store `{name}`: {line}");
+        for part in check_store(loaded, &name).await {
+            let line = match part.outcome {
+                Outcome::Ok(what) => {
+                    ok += 1;
+                    format!("ok{what}")
+                }
+                Outcome::Skipped(why) => why,
+                Outcome::Failed(why) => {
+                    failed += 1;
+                    format!("FAILED: {}", one_line(&why))
+                }
+            };
+            say!(out, "store `{name}`: {}{line}", part.what);
+        }
     }
-    if failed {
+    if failed > 0 {
+        say!(out, "checks: {ok} ok, {failed} FAILED");
         Code::Failed
     } else {
+        say!(out, "checks: {ok} ok");
         Code::Ok
     }
 }
 
-/// What was reached, or why it could not be.
-async fn check_store(loaded: &Loaded, name: &str) -> Result<String, String> {
-    let store = loaded.manager.store(name).map_err(|e| e.to_string())?;
-    let mut reached = Vec::new();
-    if let Some(tier) = store.describe_shared() {
-        store.ping().await.map_err(|e| tier_reason(&e))?;
-        reached.push(tier);
-    }
-    // The manager keeps its bus to itself; a bus is reached through its configuration,
-    // as a tier of the same driver (for Redis: the same server and credentials).
-    let bus = loaded.config.stores.get(name).and_then(|s| s.bus.as_ref());
-    if let Some(bus) = bus {
-        match cachet::driver::find_driver(&bus.driver).and_then(|d| d.remote) {
-            Some(build) => {
-                let tier = build(bus).map_err(|e| format!("bus: {e}"))?;
-                tier.ping().await.map_err(|e| format!("bus: {e}"))?;
-                reached.push(format!("bus on {}", tier.describe()));
-            }
-            None => reached.push(format!("bus (driver `{}`) not checked", bus.driver)),
+/// One checked part of a store, as `check` reports it.
+struct Checked {
+    /// `l2 `, `bus `, or nothing for a store with nothing to reach.
+    what: &'static str,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    /// Reached: the rest of the line, after `ok`.
+    Ok(String),
+    /// Not checked, and why (not a failure).
+    Skipped(String),
+    /// Not reached, and why.
+    Failed(String),
+}
+
+/// The store's shared tier and bus, each checked on its own, so a dead bus shows even
+/// when the tier is fine, and the other way round.
+async fn check_store(loaded: &Loaded, name: &str) -> Vec<Checked> {
+    let store = match loaded.manager.store(name) {
+        Ok(store) => store,
+        Err(e) => {
+            return vec![Checked {
+                what: "",
+                outcome: Outcome::Failed(e.to_string()),
+            }]
         }
+    };
+    let mut parts = Vec::new();
+    if let Some(tier) = store.describe_shared() {
+        let started = Instant::now();
+        let outcome = match store.ping().await {
+            Ok(()) => Outcome::Ok(format!(
+                ": connected and answered PING in {} ({tier})",
+                latency(started.elapsed())
+            )),
+            Err(e) => Outcome::Failed(tier_reason(&e)),
+        };
+        parts.push(Checked {
+            what: "l2 ",
+            outcome,
+        });
     }
-    if reached.is_empty() {
-        reached.push("in-process: nothing to connect to".to_owned());
+    // The manager keeps its bus to itself: the tool makes one of its own from the same
+    // configuration, on the channel the application's bus uses.
+    if let Some(bus) = loaded.config.stores.get(name).and_then(|s| s.bus.as_ref()) {
+        parts.push(Checked {
+            what: "bus ",
+            outcome: check_bus(bus, store.prefix()).await,
+        });
     }
-    Ok(reached.join("; "))
+    if parts.is_empty() {
+        parts.push(Checked {
+            what: "",
+            outcome: Outcome::Ok(" (in-process: nothing to connect to)".to_owned()),
+        });
+    }
+    parts
+}
+
+/// Subscribes to the store's bus channel and sends a probe round (see
+/// [`RedisBus::check`]); buses of other drivers are named, not checked.
+async fn check_bus(bus: &TierConfig, prefix: &str) -> Outcome {
+    if bus.driver != "redis" {
+        return Outcome::Skipped(format!(
+            "not checked (driver `{}`: this tool checks redis buses)",
+            bus.driver
+        ));
+    }
+    let channel = BusSettings::for_prefix(prefix).channel;
+    let made = RedisOptions::from_tier_config(bus).and_then(|opts| RedisBus::new(&opts, channel));
+    let bus = match made {
+        Ok(bus) => bus,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    match bus.check().await {
+        Ok(checked) => Outcome::Ok(format!(
+            ": connected and subscribed in {}, probe round trip {} ({})",
+            latency(checked.subscribe),
+            latency(checked.round_trip),
+            bus.describe()
+        )),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
 }
 
 /// The tier's own words, without the `store `x` failed:` the line already says.

@@ -20,6 +20,16 @@ pub(crate) fn duration(d: Duration) -> String {
     parts.join(" ")
 }
 
+/// A measured latency: `0.42ms` to the hundredth of a millisecond under a second (local
+/// round trips take well under one), else as [`duration`] writes it.
+pub(crate) fn latency(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.2}ms", d.as_secs_f64() * 1000.0)
+    } else {
+        duration(d)
+    }
+}
+
 /// Milliseconds since the unix epoch, now (the envelope's clock).
 pub(crate) fn unix_ms_now() -> u64 {
     SystemTime::now()
@@ -126,6 +136,13 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(299)), "4m 59s");
         assert_eq!(duration(Duration::from_secs(3600 * 6)), "6h");
         assert_eq!(duration(Duration::from_secs(86_400 + 3_601)), "1d 1h 1s");
+    }
+
+    #[test]
+    fn latencies_keep_fractions_of_a_millisecond() {
+        assert_eq!(latency(Duration::from_micros(420)), "0.42ms");
+        assert_eq!(latency(Duration::from_micros(12_346)), "12.35ms");
+        assert_eq!(latency(Duration::from_millis(2_500)), "2s");
     }
 
     fn value(get: &[(String, String)], label: &str) -> String {

@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_core::store::{BoxFuture, Bus, BusEvent, BusHandler, Invalidation};
 use cache_core::{CacheError, TierError, TierErrorKind};
@@ -142,6 +142,150 @@ impl RedisBus {
     /// The channel this bus publishes and listens on.
     pub fn channel(&self) -> &str {
         &self.shared.channel
+    }
+}
+
+/// What [`RedisBus::check`] measured: the bus can be subscribed to, and a message
+/// published on it comes back.
+///
+/// ```
+/// use cache_backends::redis::BusCheck;
+/// fn report(c: &BusCheck) -> String {
+///     format!("subscribed in {:?}, round trip {:?}", c.subscribe, c.round_trip)
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BusCheck {
+    /// Connecting a subscriber and subscribing to the bus channel and the check channel.
+    pub subscribe: Duration,
+    /// From publishing the probe to receiving it through the subscription.
+    pub round_trip: Duration,
+}
+
+impl RedisBus {
+    /// Checks the bus end to end, as an instance uses it, without reaching any instance:
+    /// connects a subscriber of its own and subscribes to the bus channel (so a refused
+    /// connection, refused credentials or an ACL without the channel show here), then
+    /// publishes a probe on [`check_channel`](Self::check_channel), next to the bus
+    /// channel, and waits until the probe comes back.
+    ///
+    /// Instances listen on the bus channel only, so the probe evicts nothing and counts
+    /// nowhere; were it ever delivered to a bus it would be ignored (it is no message of
+    /// any version). Each step is bounded by the connection's `connect_timeout` or
+    /// `operation_timeout`. The error says which step failed and why, without the password.
+    ///
+    /// ```no_run
+    /// use cache_backends::redis::{RedisBus, RedisOptions};
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = RedisBus::new(&RedisOptions::new("redis://127.0.0.1:6379/0"), "shop:__bus")?;
+    /// let checked = bus.check().await?;
+    /// println!("round trip {:?}", checked.round_trip);
+    /// # Ok(()) }
+    /// ```
+    pub async fn check(&self) -> Result<BusCheck, TierError> {
+        background::run(probe(Arc::clone(&self.shared))).await
+    }
+
+    /// The channel [`check`](Self::check) publishes its probe on: the bus channel with
+    /// `:check` appended, so ACLs granting the store's `{prefix}:*` channels grant it too.
+    ///
+    /// ```
+    /// use cache_backends::redis::{RedisBus, RedisOptions};
+    /// let bus = RedisBus::new(&RedisOptions::new("redis://127.0.0.1/0"), "shop:__bus")?;
+    /// assert_eq!(bus.check_channel(), "shop:__bus:check");
+    /// # Ok::<(), cache_core::CacheError>(())
+    /// ```
+    pub fn check_channel(&self) -> String {
+        format!("{}:check", self.shared.channel)
+    }
+}
+
+/// [`RedisBus::check`], on the backend runtime.
+async fn probe(shared: Arc<Shared>) -> Result<BusCheck, TierError> {
+    let conn = &shared.conn;
+    let limit = conn.operation_timeout;
+    let failed =
+        |what: String, kind| TierError::with_kind(format!("redis {}: {what}", conn.target()), kind);
+    let check_channel = format!("{}:check", shared.channel);
+
+    let started = Instant::now();
+    let mut ps = conn.pubsub().await?;
+    for channel in [&shared.channel, &check_channel] {
+        match tokio::time::timeout(limit, ps.subscribe(channel)).await {
+            Ok(Ok(())) => {}
+            // A refused SUBSCRIBE is a server's reply (NOPERM, ...): it holds no password.
+            Ok(Err(e)) => {
+                return Err(failed(
+                    format!("SUBSCRIBE {channel} refused: {e}"),
+                    TierErrorKind::Other,
+                ))
+            }
+            Err(_) => {
+                return Err(failed(
+                    format!("SUBSCRIBE {channel} timed out after {limit:?}"),
+                    TierErrorKind::Unavailable,
+                ))
+            }
+        }
+    }
+    let subscribe = started.elapsed();
+
+    // The publishing connection is made first, so the round trip measures the bus alone.
+    conn.run("PING", Some(limit), |mut c| async move {
+        redis::cmd("PING").query_async::<()>(&mut c).await
+    })
+    .await?;
+    // Not a bus message of any version (its first byte is no version this build or an
+    // older one writes), and unique to this check, so concurrent checks never mix.
+    let probe: Vec<u8> = {
+        let mut p = b"cachet-check:".to_vec();
+        p.extend(
+            random_id()
+                .iter()
+                .flat_map(|b| format!("{b:02x}").into_bytes()),
+        );
+        p
+    };
+    let mut messages = ps.into_on_message();
+    let sent = Instant::now();
+    let (channel, payload) = (check_channel.clone(), probe.clone());
+    let receivers: i64 = conn
+        .run("PUBLISH", Some(limit), move |mut c| async move {
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(payload)
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+    if receivers < 1 {
+        return Err(failed(
+            format!("published a probe on {check_channel}, but the server knows no subscriber to it (subscribed on another server or database?)"),
+            TierErrorKind::Other,
+        ));
+    }
+    let back = async {
+        while let Some(msg) = messages.next().await {
+            if msg.get_channel_name() == check_channel && msg.get_payload_bytes() == probe {
+                return true;
+            }
+        }
+        false
+    };
+    match tokio::time::timeout(limit, back).await {
+        Ok(true) => Ok(BusCheck {
+            subscribe,
+            round_trip: sent.elapsed(),
+        }),
+        Ok(false) => Err(failed(
+            format!("the subscription to {check_channel} closed before the probe came back"),
+            TierErrorKind::Unavailable,
+        )),
+        Err(_) => Err(failed(
+            format!("the probe published on {check_channel} did not come back within {limit:?}"),
+            TierErrorKind::Unavailable,
+        )),
     }
 }
 

@@ -48,7 +48,7 @@ use cache_core::driver::{BusSettings, DriverRegistration};
 use cache_core::store::{Bus, RemoteTier};
 use cache_core::CacheError;
 
-pub use bus::{BusCounters, RedisBus};
+pub use bus::{BusCheck, BusCounters, RedisBus};
 pub use message::{MAX_MESSAGE_SIZE, MESSAGE_VERSION};
 pub use options::RedisOptions;
 pub use tier::RedisTier;

@@ -97,8 +97,8 @@ impl Store {
     }
 
     /// How many keys each cache of this store holds in the shared tier, by cache name
-    /// (as it appears in stored keys, escaped like a key; namespaces count with their
-    /// cache). Scans the store's prefix in bounded steps (Redis: `SCAN MATCH`); counts
+    /// (as the application names it: stored keys escape reserved characters such as `:`
+    /// in names, and this reads them back; namespaces count with their cache). Scans the store's prefix in bounded steps (Redis: `SCAN MATCH`); counts
     /// are a snapshot of a moving set, so approximate while entries come and go.
     ///
     /// An error when the store has no shared tier: in-process entries cannot be counted
@@ -126,7 +126,7 @@ impl Store {
                 .map_err(|e| tier_error(store, e))?;
             for key in &keys {
                 if let Some(cache) = cache_segment(&store.prefix, key) {
-                    *counts.entry(cache.to_owned()).or_insert(0) += 1;
+                    *counts.entry(cache).or_insert(0) += 1;
                 }
             }
             if next == 0 {
@@ -239,12 +239,13 @@ async fn purge_scope(store: &StoreInner, scope: Scope) -> Result<(), CacheError>
     Ok(())
 }
 
-/// The cache segment of a stored key of the store with this prefix: after `{prefix}:`,
-/// up to the next `:` (a key) or `#` (a namespace). Key encoding escapes both in names.
-fn cache_segment<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {
+/// The cache name in a stored key of the store with this prefix: after `{prefix}:`, up
+/// to the first unescaped `:` (a key) or `#` (a namespace), unescaped. Names are escaped
+/// as keys are, so a name holding a `:` or `#` reads back whole.
+fn cache_segment(prefix: &str, key: &str) -> Option<String> {
     let rest = key.strip_prefix(prefix)?.strip_prefix(':')?;
-    let end = rest.find([':', '#'])?;
-    Some(&rest[..end])
+    let (name, after) = crate::key::read_escaped(rest);
+    after.starts_with([':', '#']).then_some(name)
 }
 
 fn tier_error(store: &StoreInner, source: TierError) -> CacheError {
@@ -273,11 +274,16 @@ mod tests {
 
     #[test]
     fn cache_segment_stops_at_a_key_or_a_namespace() {
-        assert_eq!(cache_segment("app", "app:users:42"), Some("users"));
-        assert_eq!(cache_segment("app", "app:users#admins:7"), Some("users"));
-        assert_eq!(cache_segment("app", "app:users:42:alice"), Some("users"));
-        assert_eq!(cache_segment("app", "apple:users:1"), None);
-        assert_eq!(cache_segment("app", "app:__bus"), None);
+        let seg = |key| cache_segment("app", key);
+        assert_eq!(seg("app:users:42").as_deref(), Some("users"));
+        assert_eq!(seg("app:users#admins:7").as_deref(), Some("users"));
+        assert_eq!(seg("app:users:42:alice").as_deref(), Some("users"));
+        assert_eq!(seg("apple:users:1"), None);
+        assert_eq!(seg("app:__bus"), None);
+        // names holding reserved characters are escaped in stored keys, and read back
+        assert_eq!(seg("app:orders\\:eu:1").as_deref(), Some("orders:eu"));
+        assert_eq!(seg("app:a\\#b#ns:1").as_deref(), Some("a#b"));
+        assert_eq!(seg("app:c\\:\\\\tmp:1").as_deref(), Some("c:\\tmp"));
     }
 
     #[tokio::test]
