@@ -203,40 +203,44 @@ impl Instance {
         Self { addr, task }
     }
 
-    /// One HTTP/1.1 request (raw, over a fresh connection): the status and the JSON body,
-    /// if any.
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        );
-        let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.unwrap();
-        let response = String::from_utf8(response).expect("a UTF-8 response");
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .expect("a response head and body");
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("a status line in {head:?}"));
-        let body = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()))
-        };
-        (status, body)
+        call(self.addr, method, path, body).await
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
         self.call("GET", path, None).await
     }
+}
+
+/// One HTTP/1.1 request (raw, over a fresh connection): the status and the JSON body,
+/// if any.
+async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        addr,
+        body.len()
+    );
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8(response).expect("a UTF-8 response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("a response head and body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a status line in {head:?}"));
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()))
+    };
+    (status, body)
 }
 
 fn product(id: i64, name: &str, category: &str, price_cents: i64) -> Value {
@@ -557,4 +561,70 @@ async fn two_tiered_instances_never_serve_what_the_other_changed() {
     }
     db.by_id += 1;
     Db::expect("B's 404 after A's DELETE", db).await;
+}
+
+/// The `cachet-service-example` binary, killed when dropped.
+struct Binary(std::process::Child);
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The program itself (`src/main.rs`), as a child process: it reads the cache configuration
+/// named by `CACHET_CONFIG` (here the shipped tiered one, pointed at the test's Redis) and
+/// the database named by `SERVICE_DATABASE`; the entry it caches shows up in Redis under the
+/// configured prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_program_uses_the_config_named_by_cachet_config() {
+    use std::io::BufRead;
+
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cachet.toml");
+    let text =
+        shipped_config("cachet.tiered.toml").replace("redis://127.0.0.1:6379/0", &redis.url());
+    std::fs::write(&config, text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cachet-service-example"))
+        .env("CACHET_CONFIG", &config)
+        .env("SERVICE_DATABASE", dir.path().join("shop.db"))
+        .env("SERVICE_ADDR", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the service binary");
+    let stdout = child.stdout.take().unwrap();
+    let program = Binary(child);
+    // The reader stays open until the end: the program prints more lines after the first.
+    let (first_line, _stdout) = tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        (line, reader)
+    })
+    .await
+    .unwrap();
+    let addr: SocketAddr = first_line
+        .strip_prefix("serving http://")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("the program announces its address: {first_line:?}"));
+    assert!(first_line.contains("[\"tiered\"]"), "{first_line}");
+
+    assert_eq!(
+        call(addr, "GET", "/products/1", None).await,
+        (200, product(1, "Espresso beans", "coffee", 1450))
+    );
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port().to_string(),
+            "EXISTS",
+            "service:products:1",
+        ])
+        .output()
+        .expect("redis-cli (installed with redis-server) runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    drop(program);
 }
