@@ -35,6 +35,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cache.store_names(),
     );
     println!("try: curl http://{}/products/1", listener.local_addr()?);
-    serve(listener, app(repo, cache)).await?;
+    // Ctrl-C ends `main` normally, so the temporary database is removed.
+    tokio::select! {
+        served = serve(listener, app(repo, cache)) => served?,
+        signal = tokio::signal::ctrl_c() => signal?,
+    }
     Ok(())
 }
