@@ -63,6 +63,25 @@ impl std::fmt::Debug for CacheManager {
 }
 
 impl CacheManager {
+    /// Runs `future` with this manager in effect for every cached call made while polling
+    /// it (annotated functions and `cachet::cache(..)`), whatever the global manager is:
+    /// several managers in one process, e.g. one per tenant or per app instance. Scopes
+    /// nest and the innermost wins; tasks spawned from `future` do not inherit it.
+    /// [`crate::testing::with_manager`] is the same, named for tests.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let manager = cache_core::CacheManager::none();
+    /// let store = manager
+    ///     .scope(async { cache_core::manager().default_store_name().to_owned() })
+    ///     .await;
+    /// assert_eq!(store, "none");
+    /// # });
+    /// ```
+    pub async fn scope<F: std::future::Future>(&self, future: F) -> F::Output {
+        crate::global::scope_task(self.clone(), future).await
+    }
+
     /// A builder for a manager configured in code.
     ///
     /// ```

@@ -22,7 +22,7 @@ use crate::repo::{Product, ProductChange, ProductRepo};
 /// | `POST /products` (same JSON) | 201 and the new product |
 /// | `GET /categories/{category}/products` | 200 and the category's products, by id |
 ///
-/// Each request runs inside [`cachet::testing::with_manager`]`(cache, ..)`: the annotated
+/// Each request runs inside [`cachet::CacheManager::scope`]: the annotated
 /// repository methods use this app's manager, not the process-wide one, so two apps in one
 /// process (the end-to-end tests run two against one Redis) keep separate caches. A
 /// process with one app could as well [`cachet::init`] the manager; scoping it per app
@@ -50,7 +50,7 @@ pub fn app(repo: ProductRepo, cache: CacheManager) -> Router {
 
 /// Runs the rest of the request with `cache` as the manager of its cached calls.
 async fn with_cache(State(cache): State<CacheManager>, request: Request, next: Next) -> Response {
-    cachet::testing::with_manager(cache, next.run(request)).await
+    cache.scope(next.run(request)).await
 }
 
 async fn get_product(
