@@ -1,42 +1,8 @@
-//! # cachet — declarative method caching for Rust
+// The crate documentation is the README's tour (one text, so the two never drift apart; its
+// examples run as doctests), followed by an index of the API with links.
+#![doc = include_str!("../README.md")]
 //!
-//! Annotate a function and its results are cached in a named cache that configuration
-//! maps to a store: in-memory, Redis, a tiered stack of both kept coherent by a bus, or
-//! none at all in tests. Spring's cache abstraction (`@Cacheable`, `@CachePut`,
-//! `@CacheEvict`, `@CacheConfig`) with Bentocache's runtime (named stores, tiers,
-//! single flight, a typed programmatic API).
-//!
-//! ```
-//! use cachet::{cacheable, cache_evict, cache_put};
-//! use serde::{Deserialize, Serialize};
-//!
-//! #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-//! struct User { id: u64, name: String }
-//!
-//! #[cacheable("users")]                       // key: the argument, `id`
-//! async fn find_user(id: u64) -> Result<User, String> {
-//!     Ok(User { id, name: format!("user {id}") }) // runs only on a miss
-//! }
-//!
-//! #[cache_put("users", key = user.id)]        // always runs; stores its result under user.id
-//! async fn save_user(user: User) -> Result<User, String> { Ok(user) }
-//!
-//! #[cache_evict("users", key = id)]           // evicts after the function succeeds
-//! async fn delete_user(id: u64) -> Result<(), String> { Ok(()) }
-//!
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let manager = cachet::CacheManager::builder().memory_store("memory").build().unwrap();
-//! cachet::testing::with_manager(manager, async {
-//!     find_user(42).await.unwrap();                         // miss: runs, stores
-//!     save_user(User { id: 42, name: "ann".into() }).await.unwrap();
-//!     assert_eq!(find_user(42).await.unwrap().name, "ann");  // hit: the put's value
-//!     let users = cachet::cache("users").unwrap();
-//!     assert_eq!(users.get::<User, _>(&42u64).await.unwrap().unwrap().name, "ann");
-//!     delete_user(42).await.unwrap();
-//!     assert!(users.get::<User, _>(&42u64).await.unwrap().is_none());
-//! }).await;
-//! # });
-//! ```
+//! ## API index
 //!
 //! - **Annotations**: [`cacheable`], [`cache_put`], [`cache_evict`], [`cache_config`].
 //! - **The manager**: [`CacheManager`] resolves cache names to stores; [`manager()`]
@@ -48,9 +14,10 @@
 //! - **Adaptive caching and per-call options**: a factory returning [`Adaptive`] (or an
 //!   annotation's `ttl_from = ..`) decides each value's TTL or not to store it;
 //!   [`Cache::with_options`] overrides a cache's settings ([`CacheOptions`]) for one view.
-//! - **Tests**: [`testing::with_manager`] gives a future its own manager.
-//!
-//! The README is the full tour, with the configuration schema.
+//! - **Tags**: [`Cache::tagged`] writes entries with tags, [`Cache::delete_by_tag`] deletes them
+//!   in every tier and on every instance.
+//! - **Several managers in one process**: [`CacheManager::scope`]; in tests,
+//!   [`testing::with_manager`].
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -77,7 +44,3 @@ pub mod __private {
 // Keeps the backends' driver registrations linked even when nothing else of them is used.
 #[doc(hidden)]
 pub use cache_backends::link as __link_backends;
-
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
