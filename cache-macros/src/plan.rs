@@ -39,9 +39,19 @@ impl MacroKind {
     /// The options this macro accepts, in the order the docs list them.
     fn options(self) -> &'static [&'static str] {
         match self {
-            MacroKind::Cacheable | MacroKind::Put => {
-                &["key", "skip", "condition", "unless", "ttl", "crate"]
-            }
+            MacroKind::Cacheable => &[
+                "key",
+                "skip",
+                "condition",
+                "unless",
+                "ttl",
+                "crate",
+                "timeout",
+                "hard_timeout",
+                "eager_refresh",
+                "detach",
+            ],
+            MacroKind::Put => &["key", "skip", "condition", "unless", "ttl", "crate"],
             MacroKind::Evict => &[
                 "key",
                 "skip",
@@ -63,6 +73,15 @@ pub(crate) struct Plan {
     pub ttl_millis: Option<u64>,
     pub condition: Option<Expr>,
     pub action: Action,
+    /// `timeout = ".."`: the soft timeout override.
+    pub timeout_millis: Option<u64>,
+    /// `hard_timeout = ".."`: the hard timeout override.
+    pub hard_timeout_millis: Option<u64>,
+    /// `eager_refresh = 0.8`: the eager refresh override.
+    pub eager_refresh: Option<f64>,
+    /// Whether the function's future may finish in the background (`#[cacheable]` on an
+    /// `async fn` only).
+    pub detachable: bool,
 }
 
 /// What the annotation does, with the options that only make sense for it.
@@ -144,6 +163,10 @@ struct Options {
     krate: Option<LitStr>,
     all_entries: Option<Span>,
     before_invocation: Option<Span>,
+    timeout: Option<LitStr>,
+    hard_timeout: Option<LitStr>,
+    eager_refresh: Option<syn::Lit>,
+    detach: Option<syn::LitBool>,
 }
 
 /// Validates one annotation's arguments against the function it is on. `attr` is where an
@@ -214,6 +237,33 @@ pub(crate) fn plan(
         },
         MacroKind::Evict => Action::Evict(evict_target(sig, &opts, arg_named_result, &mut errors)),
     };
+    let timeout_millis = opts
+        .timeout
+        .as_ref()
+        .and_then(|lit| parse_duration(lit, "timeout", &mut errors));
+    let hard_timeout_millis = opts
+        .hard_timeout
+        .as_ref()
+        .and_then(|lit| parse_duration(lit, "hard_timeout", &mut errors));
+    let eager_refresh = opts
+        .eager_refresh
+        .as_ref()
+        .and_then(|lit| parse_eager_refresh(lit, &mut errors));
+    let attached = why_attached(sig, opts.unless.as_ref());
+    let detachable = match (&opts.detach, &attached) {
+        (Some(lit), _) if !lit.value => false,
+        (Some(lit), Some(why)) => {
+            errors.at(
+                lit.span,
+                format!(
+                    "`detach = true`: `{}` cannot finish in the background: {why}; remove the option",
+                    sig.ident
+                ),
+            );
+            false
+        }
+        _ => kind == MacroKind::Cacheable && attached.is_none(),
+    };
     errors.finish()?;
     Ok(Plan {
         kind,
@@ -222,7 +272,96 @@ pub(crate) fn plan(
         ttl_millis,
         condition: opts.condition,
         action,
+        timeout_millis,
+        hard_timeout_millis,
+        eager_refresh,
+        detachable,
     })
+}
+
+/// Why a function's future cannot outlive its call, if it cannot: decided by its
+/// signature, since `'static` and `Send` cannot be probed from the generated code.
+fn why_attached(sig: &Signature, unless: Option<&Expr>) -> Option<String> {
+    if sig.asyncness.is_none() {
+        return Some("a plain `fn` runs in its caller".into());
+    }
+    if sig.receiver().is_some() {
+        return Some("a method's future borrows `self`".into());
+    }
+    if !sig.generics.params.is_empty() {
+        return Some("it has generic parameters".into());
+    }
+    struct Borrows(bool);
+    impl Visit<'_> for Borrows {
+        fn visit_type_reference(&mut self, _: &syn::TypeReference) {
+            self.0 = true;
+        }
+        fn visit_lifetime(&mut self, _: &syn::Lifetime) {
+            self.0 = true;
+        }
+        fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    for (ident, pt) in fn_args(sig) {
+        let mut borrows = Borrows(false);
+        borrows.visit_type(&pt.ty);
+        if borrows.0 {
+            let name = ident.map_or_else(|| pt.pat.to_token_stream().to_string(), Ident::to_string);
+            return Some(format!(
+                "its argument `{name}` is borrowed or has a lifetime or `impl Trait` type"
+            ));
+        }
+    }
+    let names: Vec<&Ident> = fn_args(sig).filter_map(|(ident, _)| ident).collect();
+    if let Some(arg) = unless.and_then(|u| find_ident(u, &names)) {
+        return Some(format!(
+            "its `unless` uses the argument `{arg}`, which the function's future owns"
+        ));
+    }
+    None
+}
+
+/// The first of `names` used as a variable in `expr` (token scan, as [`find_result`]).
+fn find_ident(expr: &Expr, names: &[&Ident]) -> Option<Ident> {
+    fn scan(tokens: TokenStream, names: &[&Ident]) -> Option<Ident> {
+        let mut after_dot_or_colon = false;
+        for tt in tokens {
+            match &tt {
+                TokenTree::Ident(i) if !after_dot_or_colon && names.iter().any(|n| *n == i) => {
+                    return Some(i.clone())
+                }
+                TokenTree::Group(g) => {
+                    if let Some(found) = scan(g.stream(), names) {
+                        return Some(found);
+                    }
+                }
+                _ => {}
+            }
+            after_dot_or_colon =
+                matches!(&tt, TokenTree::Punct(p) if p.as_char() == '.' || p.as_char() == ':');
+        }
+        None
+    }
+    scan(expr.to_token_stream(), names)
+}
+
+/// Parses `eager_refresh = 0.8`: a float strictly between 0 and 1.
+fn parse_eager_refresh(lit: &syn::Lit, errors: &mut Errors) -> Option<f64> {
+    let expected = "`eager_refresh` is the fraction of the TTL after which a hit refreshes the \
+                    entry in the background: a number strictly between 0 and 1, as in \
+                    `eager_refresh = 0.8`";
+    let ratio = match lit {
+        syn::Lit::Float(f) => f.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    match ratio {
+        Some(r) if r > 0.0 && r < 1.0 => Some(r),
+        _ => {
+            errors.at(lit.span(), expected);
+            None
+        }
+    }
 }
 
 /// Sorts the options into their slots, reporting unknown, misplaced and duplicate ones.
@@ -265,6 +404,10 @@ fn collect_options(kind: MacroKind, options: Vec<Opt>, errors: &mut Errors) -> O
             Opt::Crate(_, lit) => out.krate = Some(lit),
             Opt::AllEntries(k) => out.all_entries = Some(k.span),
             Opt::BeforeInvocation(k) => out.before_invocation = Some(k.span),
+            Opt::Timeout(_, lit) => out.timeout = Some(lit),
+            Opt::HardTimeout(_, lit) => out.hard_timeout = Some(lit),
+            Opt::EagerRefresh(_, lit) => out.eager_refresh = Some(lit),
+            Opt::Detach(_, lit) => out.detach = Some(lit),
             Opt::Unknown(_) => {}
         }
     }
@@ -324,9 +467,14 @@ pub(crate) fn validate_name(name: &str) -> Result<(), String> {
 
 /// Parses `ttl = ".."` at compile time.
 fn parse_ttl(lit: &LitStr, errors: &mut Errors) -> Option<u64> {
+    parse_duration(lit, "ttl", errors)
+}
+
+/// Parses a duration option (`ttl`, `timeout`, `hard_timeout`) at compile time.
+fn parse_duration(lit: &LitStr, name: &str, errors: &mut Errors) -> Option<u64> {
     match humantime::parse_duration(&lit.value()) {
         Ok(d) if d.as_millis() == 0 => {
-            errors.at(lit.span(), "`ttl` must be at least 1ms");
+            errors.at(lit.span(), format!("`{name}` must be at least 1ms"));
             None
         }
         Ok(d) => Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
@@ -334,7 +482,7 @@ fn parse_ttl(lit: &LitStr, errors: &mut Errors) -> Option<u64> {
             errors.at(
                 lit.span(),
                 format!(
-                    "invalid `ttl` \"{}\": {e}; write a duration such as \"30s\", \"5m\" or \"1h 30m\"",
+                    "invalid `{name}` \"{}\": {e}; write a duration such as \"30s\", \"5m\" or \"1h 30m\"",
                     lit.value()
                 ),
             );

@@ -141,6 +141,20 @@ impl CacheManagerBuilder {
         self
     }
 
+    /// Default eager refresh of every cache: a hit past this fraction of an entry's TTL
+    /// (strictly between 0 and 1, checked by [`build`](Self::build)) returns the cached
+    /// value and refreshes the entry in the background.
+    ///
+    /// ```
+    /// let manager = cache_core::CacheManager::builder().eager_refresh(0.8).build().unwrap();
+    /// # let _ = manager;
+    /// assert!(cache_core::CacheManager::builder().eager_refresh(1.5).build().is_err());
+    /// ```
+    pub fn eager_refresh(mut self, ratio: f64) -> Self {
+        self.defaults.eager_refresh = Some(ratio);
+        self
+    }
+
     /// Whether `None` results are cached (default `true`).
     pub fn allow_null_values(mut self, allow: bool) -> Self {
         self.defaults.allow_null_values = Some(allow);

@@ -39,6 +39,12 @@ pub struct Operation {
     pub value_type: &'static str,
     /// TTL override for entries this function writes.
     pub ttl: Option<Duration>,
+    /// Soft timeout override (`timeout = ".."`).
+    pub timeout: Option<Duration>,
+    /// Hard timeout override (`hard_timeout = ".."`).
+    pub hard_timeout: Option<Duration>,
+    /// Eager refresh override (`eager_refresh = 0.8`).
+    pub eager_refresh: Option<f64>,
     /// The caches as the last scoped manager that ran this operation resolved them.
     pub(crate) resolved: ResolvedCaches,
     /// The caches in the global manager (`None` inside: they could not be resolved).
@@ -56,6 +62,9 @@ impl std::fmt::Debug for Operation {
             .field("line", &self.line)
             .field("value_type", &self.value_type)
             .field("ttl", &self.ttl)
+            .field("timeout", &self.timeout)
+            .field("hard_timeout", &self.hard_timeout)
+            .field("eager_refresh", &self.eager_refresh)
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +112,9 @@ impl Operation {
             line,
             value_type,
             ttl: None,
+            timeout: None,
+            hard_timeout: None,
+            eager_refresh: None,
             resolved: ResolvedCaches::new(),
             global_caches: std::sync::OnceLock::new(),
         }
@@ -111,6 +123,24 @@ impl Operation {
     /// Sets the TTL override, in milliseconds (parsed from `ttl = "..."` at compile time).
     pub const fn with_ttl_millis(mut self, millis: u64) -> Self {
         self.ttl = Some(Duration::from_millis(millis));
+        self
+    }
+
+    /// Sets the soft timeout, in milliseconds (from `timeout = "..."`).
+    pub const fn with_timeout_millis(mut self, millis: u64) -> Self {
+        self.timeout = Some(Duration::from_millis(millis));
+        self
+    }
+
+    /// Sets the hard timeout, in milliseconds (from `hard_timeout = "..."`).
+    pub const fn with_hard_timeout_millis(mut self, millis: u64) -> Self {
+        self.hard_timeout = Some(Duration::from_millis(millis));
+        self
+    }
+
+    /// Sets the eager refresh point, a fraction of the TTL checked at compile time.
+    pub const fn with_eager_refresh(mut self, ratio: f64) -> Self {
+        self.eager_refresh = Some(ratio);
         self
     }
 }
