@@ -55,7 +55,8 @@ pub(crate) async fn sleep(duration: Duration) {
     if Handle::try_current().is_ok() {
         return tokio::time::sleep(duration).await;
     }
-    match spawn(tokio::time::sleep(duration)) {
+    // The timer is created on the runtime that drives it.
+    match spawn(async move { tokio::time::sleep(duration).await }) {
         Ok(timer) => {
             // A timer task is never aborted, so it can only fail by its runtime shutting
             // down, which cachet's own never does.

@@ -321,6 +321,34 @@ mod tests {
         assert_eq!(flights.len(), 0);
     }
 
+    #[tokio::test]
+    async fn a_detached_gate_is_held_until_its_refresh_ends() {
+        let flights = Flights::default();
+        let guard = flights.lock("k").await;
+        assert!(flights.try_lock("k").is_some(), "re-entrant for its holder");
+        let detached = guard.detach();
+        assert!(
+            flights.try_lock("k").is_none(),
+            "not even the former holder passes a detached gate"
+        );
+        let refresh = tokio::spawn(async move {
+            detached.adopt();
+            let inner = Flights {
+                gates: detached.flights.gates.clone(),
+            };
+            // The refresh's own calls on its key pass.
+            let passes = inner.try_lock("k").is_some();
+            drop(detached);
+            passes
+        });
+        assert!(refresh.await.unwrap());
+        assert!(
+            flights.try_lock("k").is_some(),
+            "released when the refresh ended"
+        );
+        assert_eq!(flights.len(), 0);
+    }
+
     #[test]
     fn blocking_and_async_share_gates() {
         let flights = Arc::new(Flights::default());

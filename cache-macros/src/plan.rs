@@ -850,6 +850,86 @@ mod tests {
     }
 
     #[test]
+    fn detachable_functions_own_everything_they_use() {
+        let detachable = |args: &str, sig: Signature| {
+            try_plan(MacroKind::Cacheable, args, sig).map(|p| p.detachable)
+        };
+        assert_eq!(
+            detachable(
+                r#""u""#,
+                parse_quote!(async fn f(id: u64, name: String) -> u8)
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            detachable(
+                r#""u", unless = *result > 1"#,
+                parse_quote!(async fn f(id: u64) -> u8)
+            ),
+            Ok(true)
+        );
+        for sig in [
+            parse_quote!(fn f(id: u64) -> u8),
+            parse_quote!(async fn f(&self, id: u64) -> u8),
+            parse_quote!(async fn f(self: Arc<Self>) -> u8),
+            parse_quote!(async fn f<T: Clone>(t: T) -> u8),
+            parse_quote!(async fn f(name: &str) -> u8),
+            parse_quote!(async fn f(name: Cow<'static, str>) -> u8),
+            parse_quote!(async fn f(names: Vec<&'static str>) -> u8),
+            parse_quote!(async fn f(g: impl Fn() -> u8) -> u8),
+        ] {
+            let shown = quote::quote!(#sig).to_string();
+            assert_eq!(detachable(r#""u""#, sig), Ok(false), "{shown}");
+        }
+        let uses_arg = detachable(
+            r#""u", unless = *result > limit"#,
+            parse_quote!(async fn f(limit: u8) -> u8),
+        );
+        assert_eq!(uses_arg, Ok(false));
+        let field_named_like_arg = detachable(
+            r#""u", unless = result.limit"#,
+            parse_quote!(async fn f(limit: u8) -> S),
+        );
+        assert_eq!(field_named_like_arg, Ok(true));
+        let opted_out = detachable(
+            r#""u", detach = false"#,
+            parse_quote!(async fn f(id: u64) -> u8),
+        );
+        assert_eq!(opted_out, Ok(false));
+        let method: Signature = parse_quote!(async fn find(&self, id: u64) -> u8);
+        let e = errors(MacroKind::Cacheable, r#""u", detach = true"#, method);
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(e[0].contains("a method's future borrows `self`"), "{e:?}");
+    }
+
+    #[test]
+    fn timing_options() {
+        let p = try_plan(
+            MacroKind::Cacheable,
+            r#""u", timeout = "200ms", hard_timeout = "2s", eager_refresh = 0.75"#,
+            sig(),
+        )
+        .ok();
+        assert_eq!(p.as_ref().and_then(|p| p.timeout_millis), Some(200));
+        assert_eq!(p.as_ref().and_then(|p| p.hard_timeout_millis), Some(2000));
+        assert_eq!(p.as_ref().and_then(|p| p.eager_refresh), Some(0.75));
+        for bad in ["0.0", "1.0", "1", "\"0.8\"", "-0.5"] {
+            let e = errors(
+                MacroKind::Cacheable,
+                &format!(r#""u", eager_refresh = {bad}"#),
+                sig(),
+            );
+            assert!(
+                !e.is_empty()
+                    && e.iter().all(
+                        |e| e.contains("strictly between 0 and 1") || e.starts_with("expected")
+                    ),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
     fn names() {
         assert!(validate_name("users").is_ok());
         assert!(validate_name("user-profiles.v2").is_ok());

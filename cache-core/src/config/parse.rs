@@ -170,7 +170,9 @@ impl Parser {
         let expected = "a fraction of the TTL strictly between 0 and 1, e.g. 0.8";
         match value {
             Value::Float(ratio) if crate::manager::valid_eager_refresh(*ratio) => Ok(Some(*ratio)),
-            Value::Float(ratio) => Err(self.error(&field, format!("{expected}; found {ratio}"))),
+            Value::Float(ratio) => {
+                Err(self.error(&field, format!("expected {expected}; found {ratio}")))
+            }
             other => Err(self.mismatch(&field, expected, other)),
         }
     }
@@ -745,6 +747,7 @@ ttl = "5m"
 grace = "1h"
 timeout = "50ms"
 hard_timeout = "1s"
+eager_refresh = 0.9
 allow_null_values = false
 "#;
 
@@ -808,6 +811,7 @@ allow_null_values = false
                     timeout: Some(Duration::from_millis(50)),
                     hard_timeout: secs(1),
                     allow_null_values: Some(false),
+                    eager_refresh: Some(0.9),
                 },
             },
         )]);
@@ -822,6 +826,7 @@ allow_null_values = false
                 timeout: Some(Duration::from_millis(200)),
                 hard_timeout: secs(2),
                 allow_null_values: Some(true),
+                eager_refresh: None,
             },
             cache_names: Some(vec!["users".into(), "products".into()]),
             stores,

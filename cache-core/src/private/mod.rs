@@ -181,7 +181,7 @@ pub async fn cacheable_detachable<S, F, U, T>(
 where
     S: Shape + Send + 'static,
     S::Value: CacheValue,
-    F: Future<Output = S::Output> + Send + 'static,
+    F: Future<Output = S::Output> + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
     U: FnOnce(&S::Value) -> bool + Send + 'static,
     T: OnTimeout<S::Output> + Send + 'static,
 {
