@@ -308,13 +308,16 @@ where
     }
 }
 
+/// A job running in the background (its outcome), or given back to run in place.
+pub(crate) type Spawned<S, F, P> = Result<JoinHandle<Refreshed<<S as Shape>::Value>>, Job<S, F, P>>;
+
 /// Whether a call's function may finish in the background: [`Attached`] or [`Detachable`].
 pub(crate) trait Mode<S: Shape, F, P> {
     /// Whether [`Mode::spawn`] can run a job.
     const DETACHABLE: bool;
     /// Runs `job` in the background, or gives it back.
     #[allow(clippy::result_large_err)]
-    fn spawn(job: Job<S, F, P>) -> Result<JoinHandle<Refreshed<S::Value>>, Job<S, F, P>>;
+    fn spawn(job: Job<S, F, P>) -> Spawned<S, F, P>;
 }
 
 /// The function runs in its caller (it borrows from it, or is not `Send`).
@@ -327,7 +330,7 @@ pub(crate) struct Detachable;
 
 impl<S: Shape, F, P> Mode<S, F, P> for Attached {
     const DETACHABLE: bool = false;
-    fn spawn(job: Job<S, F, P>) -> Result<JoinHandle<Refreshed<S::Value>>, Job<S, F, P>> {
+    fn spawn(job: Job<S, F, P>) -> Spawned<S, F, P> {
         Err(job)
     }
 }
@@ -340,7 +343,7 @@ where
     P: FnOnce(&S::Value) -> Option<Lifetime> + Send + 'static,
 {
     const DETACHABLE: bool = true;
-    fn spawn(job: Job<S, F, P>) -> Result<JoinHandle<Refreshed<S::Value>>, Job<S, F, P>> {
+    fn spawn(job: Job<S, F, P>) -> Spawned<S, F, P> {
         match background::handle() {
             Some(runtime) => Ok(runtime.spawn(job.run())),
             None => Err(job),

@@ -328,7 +328,7 @@ fn find_ident(expr: &Expr, names: &[&Ident]) -> Option<Ident> {
         let mut after_dot_or_colon = false;
         for tt in tokens {
             match &tt {
-                TokenTree::Ident(i) if !after_dot_or_colon && names.iter().any(|n| *n == i) => {
+                TokenTree::Ident(i) if !after_dot_or_colon && names.contains(&i) => {
                     return Some(i.clone())
                 }
                 TokenTree::Group(g) => {
