@@ -146,9 +146,11 @@ impl CacheManagerBuilder {
     /// value and refreshes the entry in the background.
     ///
     /// ```
-    /// let manager = cache_core::CacheManager::builder().eager_refresh(0.8).build().unwrap();
-    /// # let _ = manager;
-    /// assert!(cache_core::CacheManager::builder().eager_refresh(1.5).build().is_err());
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let store = || StoreBuilder::new().l1(MapTier::new());
+    /// assert!(CacheManager::builder().store("main", store()).eager_refresh(0.8).build().is_ok());
+    /// let err = CacheManager::builder().store("main", store()).eager_refresh(1.5).build().unwrap_err();
+    /// assert!(err.to_string().contains("`eager_refresh`"));
     /// ```
     pub fn eager_refresh(mut self, ratio: f64) -> Self {
         self.defaults.eager_refresh = Some(ratio);
