@@ -451,3 +451,37 @@ fn eager_refresh_out_of_range_is_a_config_error() {
         .to_string();
     assert!(err.contains("`eager_refresh`"), "{err}");
 }
+
+static NESTED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("nested_inner")]
+async fn nested_inner(id: u64) -> u64 {
+    id
+}
+
+#[cacheable("nested_outer", eager_refresh = 0.05)]
+async fn nested_outer(id: u64) -> u64 {
+    let run = NESTED_RUNS.fetch_add(1, SeqCst);
+    nested_inner(id * 100 + run).await
+}
+
+#[tokio::test]
+async fn a_background_refresh_keeps_the_callers_testing_scope() {
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .ttl(LONG_TTL)
+        .build()
+        .unwrap();
+    let inner = manager.cache("nested_inner").unwrap();
+    with_manager(manager.clone(), async {
+        assert_eq!(nested_outer(1).await, 100);
+        into_the_window().await;
+        assert_eq!(nested_outer(1).await, 100);
+    })
+    .await;
+    // The refresh's own cached call went to the scoped manager, not the global one.
+    eventually("the refresh's nested call is stored", || async {
+        inner.get::<u64, _>(&101u64).await.unwrap() == Some(101)
+    })
+    .await;
+}

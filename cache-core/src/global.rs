@@ -76,6 +76,15 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&CacheManager) -> R) -> R {
     call(global())
 }
 
+/// The manager of the `testing` scope in effect on this task or thread, if any: handed to
+/// work that continues in the background, so a refresh's own cached calls use it too.
+pub(crate) fn scoped() -> Option<CacheManager> {
+    TASK_MANAGER
+        .try_with(CacheManager::clone)
+        .ok()
+        .or_else(|| THREAD_MANAGER.with(|stack| stack.borrow().last().cloned()))
+}
+
 /// The global manager, when no `testing` scope is in effect on this task or thread.
 pub(crate) fn unscoped_global() -> Option<&'static CacheManager> {
     let scoped = TASK_MANAGER.try_with(|_| ()).is_ok()

@@ -15,7 +15,7 @@ use crate::cache::{Cache, Lifetime, Lookup};
 use crate::flight::DetachedFlight;
 use crate::private::Shape;
 use crate::stats::Event;
-use crate::CacheValue;
+use crate::{CacheManager, CacheValue};
 
 /// Per-call options of [`cached_call`], each overriding the first cache's setting.
 #[derive(Debug, Clone, Copy, Default)]
@@ -108,6 +108,7 @@ where
                 flight: flight.detach(),
                 eager_refresh,
                 span: span.clone(),
+                scope: crate::global::scoped(),
             };
             match M::spawn(job) {
                 Ok(refresh) => {
@@ -232,6 +233,7 @@ pub(crate) fn refresh_behind<S, F, P, M>(
         flight: flight.detach(),
         eager_refresh,
         span: tracing::debug_span!("cachet.refresh", cache = first.name(), key = %keys[0]),
+        scope: crate::global::scoped(),
     };
     // Without a runtime to run it, the entry simply expires as it would have.
     let _ = M::spawn(job);
@@ -248,6 +250,8 @@ pub(crate) struct Job<S, F, P> {
     flight: DetachedFlight,
     eager_refresh: Option<f64>,
     span: tracing::Span,
+    /// The caller's `testing` scope, kept in effect for the background run.
+    scope: Option<CacheManager>,
 }
 
 /// How a background refresh ended.
@@ -276,6 +280,7 @@ where
             flight,
             eager_refresh,
             span,
+            scope: _,
         } = self;
         // The output (its error type need not be `Send`) is gone before the next await.
         let (refreshed, lifetime) =
@@ -344,10 +349,13 @@ where
 {
     const DETACHABLE: bool = true;
     fn spawn(job: Job<S, F, P>) -> Spawned<S, F, P> {
-        match background::handle() {
-            Some(runtime) => Ok(runtime.spawn(job.run())),
-            None => Err(job),
-        }
+        let Some(runtime) = background::handle() else {
+            return Err(job);
+        };
+        Ok(match job.scope.clone() {
+            Some(manager) => runtime.spawn(crate::global::scope_task(manager, job.run())),
+            None => runtime.spawn(job.run()),
+        })
     }
 }
 
