@@ -485,3 +485,41 @@ async fn a_background_refresh_keeps_the_callers_testing_scope() {
     })
     .await;
 }
+
+// ----- plain fns -----
+
+static SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+/// Held by the test while the refresh must stay blocked.
+static SYNC_BLOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[cacheable("sync_quotes", timeout = "20ms")]
+fn sync_quote(id: u64) -> u64 {
+    let run = SYNC_RUNS.fetch_add(1, SeqCst);
+    if run > 0 {
+        drop(SYNC_BLOCK.lock());
+    }
+    id + run
+}
+
+#[test]
+fn a_plain_fn_answers_stale_at_the_soft_timeout_and_refreshes_on_a_blocking_thread() {
+    let manager = graced(|b| b);
+    cachet::testing::with_manager_sync(manager.clone(), || {
+        assert_eq!(sync_quote(1), 1);
+        std::thread::sleep(TTL * 2);
+        let held = SYNC_BLOCK.lock();
+        assert_eq!(
+            sync_quote(1),
+            1,
+            "the stale value, while the body is blocked"
+        );
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sync_quote(1) != 2 {
+            assert!(Instant::now() < deadline, "the refresh was never stored");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    assert_eq!(SYNC_RUNS.load(SeqCst), 2);
+    assert!(manager.cache("sync_quotes").unwrap().stats().stale >= 1);
+}

@@ -18,9 +18,11 @@ static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
 
 /// The caller's runtime, else cachet's own; `None` (logged once) if that cannot start.
 pub(crate) fn handle() -> Option<Handle> {
-    if let Ok(current) = Handle::try_current() {
-        return Some(current);
-    }
+    Handle::try_current().ok().or_else(own_handle)
+}
+
+/// cachet's own runtime (never the caller's), started on first use.
+pub(crate) fn own_handle() -> Option<Handle> {
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()

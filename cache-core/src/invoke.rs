@@ -512,3 +512,90 @@ pub(crate) async fn evict_all(caches: &[Cache], target: &EvictTarget) {
         }
     }
 }
+
+/// A plain fn's body as a future that runs it where it is polled, so the attached path
+/// runs it in its caller; [`DetachableBlocking`] takes the closure out to run it on a
+/// blocking thread instead.
+pub(crate) struct BlockingBody<C>(Option<C>);
+
+impl<C> BlockingBody<C> {
+    pub(crate) fn new(body: C) -> Self {
+        BlockingBody(Some(body))
+    }
+}
+
+// The closure is never pinned: it is moved out before it runs.
+impl<C> Unpin for BlockingBody<C> {}
+
+impl<C: FnOnce() -> O, O> Future for BlockingBody<C> {
+    type Output = O;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<O> {
+        match self.0.take() {
+            Some(body) => std::task::Poll::Ready(body()),
+            None => panic!("a cachet BlockingBody was polled after it completed"),
+        }
+    }
+}
+
+/// A plain fn whose closure (`Send + 'static`) may finish in the background: it runs on a
+/// blocking thread of cachet's own runtime — never the caller's, whose thread the caller
+/// blocks while it waits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DetachableBlocking;
+
+impl<S, C, P> Mode<S, BlockingBody<C>, P> for DetachableBlocking
+where
+    S: Shape + Send + 'static,
+    S::Value: CacheValue,
+    S::Output: Send + 'static,
+    C: FnOnce() -> S::Output + Send + 'static,
+    P: FnOnce(&S::Value) -> Option<Lifetime> + Send + 'static,
+{
+    const DETACHABLE: bool = true;
+    fn spawn(mut job: Job<S, BlockingBody<C>, P>) -> Spawned<S, BlockingBody<C>, P> {
+        let (Some(runtime), Some(body)) = (background::own_handle(), job.body.0.take()) else {
+            return Err(job);
+        };
+        let scope = job.scope.clone();
+        // A plain fn's testing scope is its thread's: the blocking thread gets it too.
+        let body = move || match scope {
+            Some(manager) => crate::global::scope_thread(manager, body),
+            None => body(),
+        };
+        let Job {
+            shape,
+            caches,
+            keys,
+            policy,
+            flight,
+            eager_refresh,
+            span,
+            scope,
+            ..
+        } = job;
+        let job = Job {
+            shape,
+            caches,
+            keys,
+            policy,
+            body: async move {
+                match tokio::task::spawn_blocking(body).await {
+                    Ok(output) => output,
+                    // Re-raised here, caught by the job as any panic of the function.
+                    Err(err) => match err.try_into_panic() {
+                        Ok(panic) => std::panic::resume_unwind(panic),
+                        Err(_) => std::panic::resume_unwind(Box::new("cancelled")),
+                    },
+                }
+            },
+            flight,
+            eager_refresh,
+            span,
+            scope,
+        };
+        Ok(runtime.spawn(job.run()))
+    }
+}

@@ -260,6 +260,7 @@ fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>)
     let entry = entry(match plan.kind {
         MacroKind::Cacheable if info.is_async && plan.detachable => "cacheable_detachable",
         MacroKind::Cacheable if info.is_async => "cacheable_timed",
+        MacroKind::Cacheable if plan.detachable => "cacheable_detachable",
         MacroKind::Cacheable => "cacheable",
         MacroKind::Put => "put",
         MacroKind::Evict => "evict",

@@ -59,11 +59,12 @@ use plan::MacroKind;
 ///   future is not `Send`. (`detach = true` is an error on a function that is not
 ///   detachable, naming why.)
 ///
-/// A function is *detachable* when it is an `async fn` with no receiver, no generic
-/// parameters, no argument whose type is a reference, has a lifetime or is `impl Trait`,
-/// and no `unless` that uses an argument: its future owns everything it uses, so it can
-/// outlive the call. Its future must then be `Send`; if it is not, the build fails with
-/// "future cannot be sent between threads safely": add `detach = false`.
+/// A function is *detachable* when it has no receiver, no generic parameters, no argument
+/// whose type is a reference, has a lifetime or is `impl Trait`, and no `unless` that uses
+/// an argument: its body owns everything it uses, so it can outlive the call. An `async
+/// fn`'s future must then be `Send` (a plain fn's arguments and return value); if not, the
+/// build fails with "cannot be sent between threads safely": add `detach = false`. A plain
+/// fn finishing in the background runs on a blocking thread of cachet's own runtime.
 ///
 /// ```ignore
 /// #[cacheable("quotes", timeout = "200ms", hard_timeout = "2s", eager_refresh = 0.8)]

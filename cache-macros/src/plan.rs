@@ -282,9 +282,6 @@ pub(crate) fn plan(
 /// Why a function's future cannot outlive its call, if it cannot: decided by its
 /// signature, since `'static` and `Send` cannot be probed from the generated code.
 fn why_attached(sig: &Signature, unless: Option<&Expr>) -> Option<String> {
-    if sig.asyncness.is_none() {
-        return Some("a plain `fn` runs in its caller".into());
-    }
     if sig.receiver().is_some() {
         return Some("a method's future borrows `self`".into());
     }
@@ -855,6 +852,10 @@ mod tests {
             try_plan(MacroKind::Cacheable, args, sig).map(|p| p.detachable)
         };
         assert_eq!(
+            detachable(r#""u""#, parse_quote!(fn f(id: u64) -> u8)),
+            Ok(true)
+        );
+        assert_eq!(
             detachable(
                 r#""u""#,
                 parse_quote!(async fn f(id: u64, name: String) -> u8)
@@ -869,7 +870,6 @@ mod tests {
             Ok(true)
         );
         for sig in [
-            parse_quote!(fn f(id: u64) -> u8),
             parse_quote!(async fn f(&self, id: u64) -> u8),
             parse_quote!(async fn f(self: Arc<Self>) -> u8),
             parse_quote!(async fn f<T: Clone>(t: T) -> u8),

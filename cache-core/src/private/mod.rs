@@ -20,7 +20,9 @@ pub use timeout::{GiveUp, OnTimeout, TimeoutProbe, TimesOut, Wait, WaitsOut};
 
 use crate::blocking;
 use crate::cache::{Cache, Lifetime};
-use crate::invoke::{self, Attached, CallOptions, Detachable, EvictTarget};
+use crate::invoke::{
+    self, Attached, BlockingBody, CallOptions, Detachable, DetachableBlocking, EvictTarget,
+};
 use crate::key::{encode_key, KeyError};
 use crate::CacheValue;
 
@@ -288,6 +290,49 @@ where
         }
     }
     blocking::run(cacheable(shape, op, key, unless, async move { body() }))
+}
+
+/// `#[cacheable]` on a detachable plain `fn` (no receiver, no generics, no borrowed
+/// arguments): with a soft timeout and a stale value, or past its eager refresh point, its
+/// body runs on a blocking thread in the background.
+pub fn cacheable_detachable_blocking<S, U, C>(
+    shape: S,
+    op: &'static Operation,
+    key: OpKey,
+    unless: U,
+    body: C,
+) -> S::Output
+where
+    S: Shape + Send + 'static,
+    S::Value: CacheValue,
+    S::Output: Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
+    U: FnOnce(&S::Value) -> bool + Send + 'static,
+    C: FnOnce() -> S::Output + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
+{
+    match step::<S::Value>(op, key, true) {
+        Step::Uncached => body(),
+        Step::Hit(value) => shape.rebuild(value),
+        Step::Due(value, caches, keys) => {
+            invoke::refresh_behind::<_, _, _, DetachableBlocking>(
+                shape,
+                &caches,
+                &keys,
+                store_policy(op, unless),
+                || BlockingBody::new(body),
+                op.eager_refresh,
+            );
+            shape.rebuild(value)
+        }
+        Step::Miss(caches, keys) => blocking::run(invoke::cached_call(
+            shape,
+            &caches,
+            &keys,
+            store_policy(op, unless),
+            || BlockingBody::new(body),
+            DetachableBlocking,
+            call_options(op),
+        )),
+    }
 }
 
 /// `#[cache_put]` on an `async fn`.

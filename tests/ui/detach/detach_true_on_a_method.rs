@@ -14,6 +14,7 @@ async fn unless_uses_an_argument(id: u64) -> u64 {
     id
 }
 
+// A plain fn that owns its arguments can be detached: no error.
 #[cacheable("a", detach = true)]
 fn plain(id: u64) -> u64 {
     id
