@@ -523,3 +523,37 @@ fn a_plain_fn_answers_stale_at_the_soft_timeout_and_refreshes_on_a_blocking_thre
     assert_eq!(SYNC_RUNS.load(SeqCst), 2);
     assert!(manager.cache("sync_quotes").unwrap().stats().stale >= 1);
 }
+
+static SYNC_EAGER_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("sync_forecasts", eager_refresh = 0.05)]
+fn sync_forecast(city: String) -> u64 {
+    let _ = city;
+    SYNC_EAGER_RUNS.fetch_add(1, SeqCst)
+}
+
+#[test]
+fn a_plain_fn_refreshes_in_the_background_late_in_the_ttl() {
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .ttl(LONG_TTL)
+        .build()
+        .unwrap();
+    cachet::testing::with_manager_sync(manager, || {
+        assert_eq!(sync_forecast("rome".into()), 0);
+        assert_eq!(sync_forecast("rome".into()), 0);
+        assert_eq!(
+            SYNC_EAGER_RUNS.load(SeqCst),
+            1,
+            "no refresh before the window"
+        );
+        std::thread::sleep(LONG_TTL.mul_f64(EARLY) + Duration::from_millis(50));
+        assert_eq!(sync_forecast("rome".into()), 0, "the cached value at once");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sync_forecast("rome".into()) != 1 {
+            assert!(Instant::now() < deadline, "the refresh was never stored");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    assert_eq!(SYNC_EAGER_RUNS.load(SeqCst), 2);
+}
