@@ -311,6 +311,38 @@ mod stacked_only {
     }
 }
 
+// ---- timeouts and eager refresh -------------------------------------------------------------
+
+/// Converts from `CacheError`: the hard timeout returns it.
+#[derive(Debug, Clone, PartialEq)]
+struct Gone;
+
+impl From<cachet::CacheError> for Gone {
+    fn from(_: cachet::CacheError) -> Self {
+        Gone
+    }
+}
+
+/// Detachable, every timing option, and an error the hard timeout can return.
+#[cacheable("timed", timeout = "200ms", hard_timeout = "2s", eager_refresh = 0.8)]
+async fn timed(id: u64) -> Result<User, Gone> {
+    Ok(user(id))
+}
+
+/// Detachable-looking but kept in its caller: an `Rc` lives across an await.
+#[cacheable("attached", timeout = "200ms", detach = false)]
+async fn attached(id: u64) -> u64 {
+    let rc = ::std::rc::Rc::new(id);
+    ::std::future::ready(()).await;
+    *rc
+}
+
+/// An error that does not convert: the hard timeout waits; `unless` over `result` only.
+#[cacheable("hard_any", hard_timeout = "1s", unless = result.is_none(), detach = true)]
+async fn hard_any(id: u64) -> Res<Option<u64>> {
+    Ok(Some(id))
+}
+
 // ---- methods ------------------------------------------------------------------------------
 
 struct Repo {
@@ -578,9 +610,20 @@ fn every_annotation_is_registered_with_its_options() {
         Some(Duration::from_secs(30))
     );
     assert_eq!(find("find_user")[0].grace, None);
+    let timed = find("timed")[0];
+    assert_eq!(timed.timeout, Some(Duration::from_millis(200)));
+    assert_eq!(timed.hard_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(timed.eager_refresh, Some(0.8));
     // The line is the function's, for messages that point users at it.
     let line = find("count")[0].line;
     let src = include_str!("gen.rs");
     let at = src.lines().nth(line as usize - 1).unwrap_or_default();
     assert!(at.contains("async fn count()"), "line {line}: {at}");
+}
+
+#[tokio::test]
+async fn timing_options() {
+    assert_eq!(timed(3).await, Ok(user(3)));
+    assert_eq!(attached(4).await, 4);
+    assert_eq!(hard_any(5).await, Ok(Some(5)));
 }

@@ -220,23 +220,30 @@ impl Cache {
         // (where the `Adaptive` is taken apart) to the store step.
         let decided: Arc<OnceLock<Option<Lifetime>>> = Arc::new(OnceLock::new());
         let slot = decided.clone();
-        let factory = async move {
-            match self.bounded(factory()).await {
-                Ok(Ok(adaptive)) => {
-                    let (value, lifetime) = adaptive.into_parts();
-                    // Set once: this body runs once per call.
-                    let _ = slot.set(lifetime);
-                    Ok(value)
-                }
-                Ok(Err(err)) => Err(err),
-                Err(timeout) => Err(E::from(timeout)),
-            }
+        let factory = move || {
+            let adaptive = factory();
+            // Owned (a clone of the handle inside), so the call may finish in the background.
+            self.bounded_owned(async move {
+                let (value, lifetime) = adaptive.await?.into_parts();
+                // Set once: this body runs once per call.
+                let _ = slot.set(lifetime);
+                Ok(value)
+            })
         };
         let policy = move |_: &V| {
             // Only an `Ok` is stored, and an `Ok` has set the slot.
             decided.get().copied().unwrap_or(Some(Lifetime::Default))
         };
-        crate::invoke::cached_call(shape, caches, keys, policy, factory).await
+        crate::invoke::cached_call(
+            shape,
+            caches,
+            keys,
+            policy,
+            factory,
+            crate::invoke::Detachable,
+            crate::invoke::CallOptions::default(),
+        )
+        .await
     }
 }
 

@@ -11,6 +11,7 @@ use crate::clock;
 use crate::codec;
 use crate::config::CacheOptions;
 use crate::error::{CacheError, TierError};
+use crate::invoke::{CallOptions, Detachable};
 use crate::key::encode_key_into;
 use crate::private::ResultShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
@@ -18,6 +19,7 @@ use crate::store::named::StoreInner;
 use crate::store::remote::Skipped;
 use crate::store::{Invalidation, LocalEntry, LocalTier, Scope};
 use crate::CacheValue;
+use futures_util::FutureExt;
 
 /// Settings of one cache, resolved from the global, per-cache and builder options.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +30,8 @@ pub(crate) struct CacheSettings {
     pub(crate) timeout: Option<Duration>,
     pub(crate) hard_timeout: Option<Duration>,
     pub(crate) allow_null_values: bool,
+    /// The fraction of an entry's TTL after which a hit refreshes it in the background.
+    pub(crate) eager_refresh: Option<f64>,
 }
 
 /// How long a written entry lives.
@@ -239,6 +243,11 @@ impl Cache {
         settings.grace_backoff = options.grace_backoff.or(settings.grace_backoff);
         settings.timeout = options.timeout.or(settings.timeout);
         settings.hard_timeout = options.hard_timeout.or(settings.hard_timeout);
+        // A ratio outside (0, 1) (which building a manager rejects) is ignored here.
+        settings.eager_refresh = options
+            .eager_refresh
+            .filter(|ratio| crate::manager::valid_eager_refresh(*ratio))
+            .or(settings.eager_refresh);
         settings.allow_null_values = options
             .allow_null_values
             .unwrap_or(settings.allow_null_values);
@@ -291,21 +300,42 @@ impl Cache {
     /// Looks `stored` up in L1, then L2 (backfilling L1 with the remaining TTL); counts
     /// hits and faults (misses are counted by the caller, once per call).
     pub(crate) async fn lookup<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
-        let local = self.lookup_local(stored);
+        self.lookup_due(stored).await.0
+    }
+
+    /// [`Cache::lookup`], and whether a fresh value is past its eager refresh point.
+    pub(crate) async fn lookup_due<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
+        let (local, due) = self.probe_local(stored);
         if matches!(local, Lookup::Fresh(_)) {
-            return local;
+            return (local, due);
         }
         match self.lookup_remote(stored).await {
-            Lookup::Miss => local,
+            (Lookup::Miss, _) => (local, false),
             remote => remote,
         }
     }
 
     /// The fresh L1 value under `{base}:{encoded}`, the key built in a reused buffer.
     pub(crate) fn fresh_in_l1_by_encoded<V: CacheValue>(&self, encoded: &str) -> Option<V> {
-        self.fresh_in_l1(|buf| {
+        self.fresh_in_l1_due_by_encoded(encoded)
+            .map(|(value, _)| value)
+    }
+
+    /// [`Cache::fresh_in_l1_by_encoded`], and whether the value is past its eager refresh
+    /// point.
+    pub(crate) fn fresh_in_l1_due_by_encoded<V: CacheValue>(
+        &self,
+        encoded: &str,
+    ) -> Option<(V, bool)> {
+        self.inner.store.l1.as_ref()?;
+        with_scratch(|buf| {
+            buf.push_str(&self.inner.base);
+            buf.push(':');
             buf.push_str(encoded);
-            Some(())
+            match self.probe_local::<V>(buf) {
+                (Lookup::Fresh(value), due) => Some((value, due)),
+                (Lookup::Stale(..) | Lookup::Miss, _) => None,
+            }
         })
     }
 
@@ -329,38 +359,42 @@ impl Cache {
     }
 
     fn lookup_local<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
+        self.probe_local(stored).0
+    }
+
+    /// The L1 lookup, and whether a fresh hit is past the entry's eager refresh point: one
+    /// more comparison on the entry already read.
+    fn probe_local<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
         let Some(l1) = &self.inner.store.l1 else {
-            return Lookup::Miss;
+            return (Lookup::Miss, false);
         };
         let Some(entry) = l1.get(stored) else {
-            return Lookup::Miss;
+            return (Lookup::Miss, false);
         };
         // Another type under this key (two functions sharing a cache) is a miss.
         let Some(value) = entry.value.downcast_ref::<V>() else {
-            return Lookup::Miss;
+            return (Lookup::Miss, false);
         };
-        match entry.fresh_until {
-            Some(until) if until <= Instant::now() => {
-                Lookup::Stale(value.clone(), entry.keep_until)
-            }
-            _ => {
-                self.count(Event::L1Hit);
-                Lookup::Fresh(value.clone())
-            }
+        let now = (entry.fresh_until.is_some() || entry.refresh_at.is_some()).then(Instant::now);
+        let passed = |at: Option<Instant>| at.zip(now).is_some_and(|(at, now)| at <= now);
+        if passed(entry.fresh_until) {
+            return (Lookup::Stale(value.clone(), entry.keep_until), false);
         }
+        self.count(Event::L1Hit);
+        (Lookup::Fresh(value.clone()), passed(entry.refresh_at))
     }
 
-    async fn lookup_remote<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
+    async fn lookup_remote<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
         let store = &self.inner.store;
         let Some(remote) = &store.l2 else {
-            return Lookup::Miss;
+            return (Lookup::Miss, false);
         };
         let bytes = match remote.get(&store.name, stored).await {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return Lookup::Miss,
+            Ok(None) => return (Lookup::Miss, false),
             Err(Skipped) => {
                 self.count(Event::Error);
-                return Lookup::Miss;
+                return (Lookup::Miss, false);
             }
         };
         let (value, meta) = match codec::decode::<V>(
@@ -373,32 +407,55 @@ impl Cache {
                 // Another type, an older format or garbage: a miss, overwritten by the next write.
                 self.count(Event::Error);
                 tracing::debug!(cache = self.name(), key = stored, error = %err, "cachet: undecodable L2 value; treated as a miss");
-                return Lookup::Miss;
+                return (Lookup::Miss, false);
             }
         };
         let timing = clock::Timing::from_unix_ms(meta.fresh_until_ms, meta.keep_until_ms);
         if timing.is_gone() {
-            return Lookup::Miss;
+            return (Lookup::Miss, false);
         }
+        // The envelope does not carry the refresh point: it is placed by this cache's TTL.
+        let settings = self.settings();
+        let refresh_at = settings
+            .eager_refresh
+            .zip(settings.ttl)
+            .zip(timing.fresh_until)
+            .and_then(|((ratio, ttl), fresh_until)| {
+                fresh_until.checked_sub(ttl.mul_f64(1.0 - ratio))
+            });
         if let Some(l1) = &store.l1 {
             let entry = LocalEntry::new(
                 Arc::new(value.clone()),
                 timing.fresh_until,
                 timing.keep_until,
                 estimate_weight::<V>(stored, l1.as_ref()),
-            );
+            )
+            .refresh_at(refresh_at);
             l1.insert(stored, entry);
         }
         if timing.is_fresh() {
             self.count(Event::L2Hit);
-            Lookup::Fresh(value)
+            let due = refresh_at.is_some_and(|at| at <= Instant::now());
+            (Lookup::Fresh(value), due)
         } else {
-            Lookup::Stale(value, timing.keep_until)
+            (Lookup::Stale(value, timing.keep_until), false)
         }
     }
 
     /// Stores `value` under `stored` in every tier, and tells the other instances.
     pub(crate) async fn write<V: CacheValue>(&self, stored: &str, value: V, lifetime: Lifetime) {
+        let eager = self.settings().eager_refresh;
+        self.write_refreshing(stored, value, lifetime, eager).await;
+    }
+
+    /// [`Cache::write`], with hits past `eager_refresh` of the TTL due for a refresh.
+    pub(crate) async fn write_refreshing<V: CacheValue>(
+        &self,
+        stored: &str,
+        value: V,
+        lifetime: Lifetime,
+        eager_refresh: Option<f64>,
+    ) {
         let store = &self.inner.store;
         if self.is_noop() {
             return;
@@ -413,6 +470,11 @@ impl Cache {
                 keep_until,
             } => clock::Timing::until(fresh_for, keep_until),
         };
+        // A stale value stored back after a failure is not refreshed early.
+        let refresh_at = match lifetime {
+            Lifetime::Backoff { .. } => None,
+            _ => eager_refresh.and_then(|ratio| timing.refresh_point(ratio)),
+        };
         let encoded = store.l2.as_ref().map(|_| {
             let meta = codec::EnvelopeMeta {
                 fingerprint: codec::fingerprint::<V>(),
@@ -424,7 +486,8 @@ impl Cache {
         let local = store.l1.as_ref().map(|l1| {
             let weight = estimate_weight::<V>(stored, l1.as_ref());
             let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
-            let entry = LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight);
+            let entry = LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight)
+                .refresh_at(refresh_at);
             l1.insert(stored, entry.clone());
             if !self.inner.tags.is_empty() {
                 store
@@ -640,14 +703,40 @@ impl Cache {
         Ok(())
     }
 
+    /// `future` bounded by the cache's hard timeout, as [`Cache::bounded`], owning what it
+    /// needs so it can finish in the background.
+    pub(crate) fn bounded_owned<T, E: From<CacheError>>(
+        &self,
+        future: impl Future<Output = Result<T, E>>,
+    ) -> impl Future<Output = Result<T, E>> {
+        let cache = self.clone();
+        async move {
+            match cache.bounded(future).await {
+                Ok(result) => result,
+                Err(timeout) => Err(E::from(timeout)),
+            }
+        }
+    }
+
     /// The value under `key`, or else the factory's value, stored. Concurrent callers on one
     /// key run the factory once.
+    ///
+    /// The factory's future must be `Send + 'static` (capture clones or `Arc`s, with
+    /// `async move`), as foyer's `fetch` asks, because it may finish after this call
+    /// returned: with a soft `timeout` and a stale value, the caller is answered with the
+    /// stale value at the timeout while the factory keeps running in the background and
+    /// stores its value when done; with `eager_refresh`, a hit late in the entry's TTL
+    /// returns at once and refreshes the entry in the background.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let users = cache_core::CacheManager::none().cache("users").unwrap();
     /// let name: String = users.get_or_set(&1u64, || async { "ann".to_string() }).await.unwrap();
     /// assert_eq!(name, "ann");
+    /// // What the factory needs, it owns.
+    /// let db = std::sync::Arc::new(vec!["bob".to_string()]);
+    /// let name: String = users.get_or_set(&2u64, move || async move { db[0].clone() }).await.unwrap();
+    /// assert_eq!(name, "bob");
     /// # });
     /// ```
     pub async fn get_or_set<V, K, F, Fut>(&self, key: &K, factory: F) -> Result<V, CacheError>
@@ -655,18 +744,29 @@ impl Cache {
         V: CacheValue,
         K: Serialize + ?Sized,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = V>,
+        Fut: Future<Output = V> + Send + 'static,
     {
         let stored = self.stored_key(key)?;
         let shape = ResultShape::<V, CacheError>::default();
         let caches = std::slice::from_ref(self);
         let keys = std::slice::from_ref(&stored);
-        let factory = self.bounded(async move { factory().await });
+        let factory = || self.bounded_owned(factory().map(Ok));
         let policy = |_: &V| Some(Lifetime::Default);
-        crate::invoke::cached_call(shape, caches, keys, policy, factory).await
+        crate::invoke::cached_call(
+            shape,
+            caches,
+            keys,
+            policy,
+            factory,
+            Detachable,
+            CallOptions::default(),
+        )
+        .await
     }
 
     /// Like [`Cache::get_or_set`] with a fallible factory: an `Err` is returned and not stored.
+    /// The factory's future must be `Send + 'static` for the same reason; its error type
+    /// need not be `Send`.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -679,23 +779,27 @@ impl Cache {
     pub async fn try_get_or_set<V, E, K, F, Fut>(&self, key: &K, factory: F) -> Result<V, E>
     where
         V: CacheValue,
-        E: From<CacheError>,
+        E: From<CacheError> + 'static,
         K: Serialize + ?Sized,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V, E>>,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
         let stored = self.stored_key(key)?;
         let shape = ResultShape::<V, E>::default();
         let caches = std::slice::from_ref(self);
         let keys = std::slice::from_ref(&stored);
-        let factory = async move {
-            match self.bounded(factory()).await {
-                Ok(result) => result,
-                Err(timeout) => Err(E::from(timeout)),
-            }
-        };
+        let factory = || self.bounded_owned(factory());
         let policy = |_: &V| Some(Lifetime::Default);
-        crate::invoke::cached_call(shape, caches, keys, policy, factory).await
+        crate::invoke::cached_call(
+            shape,
+            caches,
+            keys,
+            policy,
+            factory,
+            Detachable,
+            CallOptions::default(),
+        )
+        .await
     }
 
     /// Whether a fresh value is stored under `key` (of any type).

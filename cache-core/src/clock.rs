@@ -76,6 +76,12 @@ impl Timing {
         }
     }
 
+    /// The instant `ratio` (0..1) of the way from now to `fresh_until`, if it expires.
+    pub(crate) fn refresh_point(&self, ratio: f64) -> Option<Instant> {
+        let ttl = self.fresh_until?.saturating_duration_since(self.now);
+        self.now.checked_add(ttl.mul_f64(ratio))
+    }
+
     /// Past `keep_until`: must not be served at all.
     pub(crate) fn is_gone(&self) -> bool {
         self.keep_until_ms.is_some_and(|keep| keep <= self.now_ms)

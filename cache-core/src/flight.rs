@@ -15,7 +15,8 @@ use tokio::sync::Notify;
 /// The gates of one store, by stored key.
 #[derive(Default)]
 pub(crate) struct Flights {
-    gates: Mutex<HashMap<String, Arc<Gate>>>,
+    /// Shared with the guards of detached refreshes, which outlive the borrow of a call.
+    gates: Arc<Mutex<HashMap<String, Arc<Gate>>>>,
 }
 
 #[derive(Default)]
@@ -32,6 +33,8 @@ struct Gate {
 enum Holder {
     Task(tokio::task::Id),
     Thread(std::thread::ThreadId),
+    /// Handed to a background refresh that has not started yet: nobody passes.
+    Detached,
 }
 
 impl Holder {
@@ -131,6 +134,25 @@ impl Flights {
         }
     }
 
+    /// Takes `key`'s gate if it is free (or already ours), without waiting.
+    pub(crate) fn try_lock(&self, key: &str) -> Option<FlightGuard<'_>> {
+        let gate = self.gate(key);
+        let releases = match gate.try_take(Holder::current()) {
+            Take::Taken => true,
+            Take::AlreadyOurs => false,
+            Take::Busy => {
+                self.forget_if_unused(key, &gate, 1);
+                return None;
+            }
+        };
+        Some(FlightGuard {
+            flights: self,
+            key: key.to_owned(),
+            gate,
+            releases,
+        })
+    }
+
     /// Forgets `key`'s gate if nothing but the map and `our_refs` references refer to it
     /// and nobody holds it.
     fn forget_if_unused(&self, key: &str, gate: &Arc<Gate>, our_refs: usize) {
@@ -156,12 +178,64 @@ impl FlightGuard<'_> {
 
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
+        release(self.flights, &self.key, &self.gate, self.releases);
+    }
+}
+
+fn release(flights: &Flights, key: &str, gate: &Arc<Gate>, releases: bool) {
+    if releases {
+        *lock(&gate.held) = None;
+        gate.released.notify_waiters();
+    }
+    // Only the map and this guard refer to the gate: nobody waits, so forget it.
+    flights.forget_if_unused(key, gate, 1);
+}
+
+/// A gate handed over to a refresh running in the background (a soft timeout, an eager
+/// refresh): released when the refresh ends, not when the caller returns.
+pub(crate) struct DetachedFlight {
+    flights: Flights,
+    key: String,
+    gate: Arc<Gate>,
+    releases: bool,
+}
+
+impl FlightGuard<'_> {
+    /// Hands the gate over to a background refresh. Until the refresh [`adopt`]s it, nobody
+    /// passes it, not even this guard's holder calling again.
+    ///
+    /// [`adopt`]: DetachedFlight::adopt
+    pub(crate) fn detach(mut self) -> DetachedFlight {
         if self.releases {
-            *lock(&self.gate.held) = None;
-            self.gate.released.notify_waiters();
+            *lock(&self.gate.held) = Some(Holder::Detached);
         }
-        // Only the map and this guard refer to the gate: nobody waits, so forget it.
-        self.flights.forget_if_unused(&self.key, &self.gate, 1);
+        let detached = DetachedFlight {
+            flights: Flights {
+                gates: self.flights.gates.clone(),
+            },
+            key: self.key.clone(),
+            gate: self.gate.clone(),
+            releases: self.releases,
+        };
+        // Dropped without releasing; the detached guard's reference keeps the gate mapped.
+        self.releases = false;
+        detached
+    }
+}
+
+impl DetachedFlight {
+    /// Makes the running task (or thread) the holder, so the refresh's own cached calls on
+    /// its key pass the gate instead of waiting for themselves.
+    pub(crate) fn adopt(&self) {
+        if self.releases {
+            *lock(&self.gate.held) = Some(Holder::current());
+        }
+    }
+}
+
+impl Drop for DetachedFlight {
+    fn drop(&mut self) {
+        release(&self.flights, &self.key, &self.gate, self.releases);
     }
 }
 
@@ -252,6 +326,34 @@ mod tests {
             "the inner guard does not release the outer one's gate"
         );
         drop(outer);
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_detached_gate_is_held_until_its_refresh_ends() {
+        let flights = Flights::default();
+        let guard = flights.lock("k").await;
+        assert!(flights.try_lock("k").is_some(), "re-entrant for its holder");
+        let detached = guard.detach();
+        assert!(
+            flights.try_lock("k").is_none(),
+            "not even the former holder passes a detached gate"
+        );
+        let refresh = tokio::spawn(async move {
+            detached.adopt();
+            let inner = Flights {
+                gates: detached.flights.gates.clone(),
+            };
+            // The refresh's own calls on its key pass.
+            let passes = inner.try_lock("k").is_some();
+            drop(detached);
+            passes
+        });
+        assert!(refresh.await.unwrap());
+        assert!(
+            flights.try_lock("k").is_some(),
+            "released when the refresh ended"
+        );
         assert_eq!(flights.len(), 0);
     }
 

@@ -70,6 +70,12 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&CacheManager) -> R) -> R {
     }
 }
 
+/// The manager of the scope in effect on this thread, if any: handed to work that
+/// continues in the background, so a refresh's own cached calls use it too.
+pub(crate) fn scoped() -> Option<CacheManager> {
+    SCOPES.with(|stack| stack.borrow().last().cloned())
+}
+
 /// The global manager, when no `testing` scope is in effect on this thread.
 pub(crate) fn unscoped_global() -> Option<&'static CacheManager> {
     let scoped = SCOPES.with(|stack| !stack.borrow().is_empty());

@@ -3,47 +3,90 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use futures_util::future::{select, Either};
 use futures_util::FutureExt;
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::background;
 use crate::cache::{Cache, Lifetime, Lookup};
+use crate::flight::DetachedFlight;
 use crate::private::Shape;
 use crate::stats::Event;
 use crate::store::lock;
-use crate::CacheValue;
+use crate::{CacheManager, CacheValue};
 
-/// Answers from the first cache holding a fresh value; otherwise runs `body` once per key
+/// Per-call options of [`cached_call`], each overriding the first cache's setting.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CallOptions {
+    /// Soft timeout (`timeout`).
+    pub(crate) timeout: Option<Duration>,
+    /// Eager refresh point of the entries this call writes (`eager_refresh`).
+    pub(crate) eager_refresh: Option<f64>,
+}
+
+/// Answers from the first cache holding a fresh value; otherwise runs `body()` once per key
 /// across concurrent callers and stores its cacheable outcome in every cache.
 ///
 /// `caches` and `keys` are parallel: `keys[i]` is the stored key in `caches[i]`.
 /// `policy` decides how long the function's value is kept, or that it is not stored.
-pub(crate) async fn cached_call<S, F>(
+/// `mode` says whether `body` may finish in the background ([`Detachable`]): then, with a
+/// stale value and a soft timeout, the caller is answered with the stale value at the
+/// timeout, and a fresh hit past its eager refresh point starts a background refresh.
+pub(crate) async fn cached_call<S, F, P, M>(
     shape: S,
     caches: &[Cache],
     keys: &[String],
-    policy: impl FnOnce(&S::Value) -> Option<Lifetime>,
-    body: F,
+    policy: P,
+    body: impl FnOnce() -> F,
+    _mode: M,
+    options: CallOptions,
 ) -> S::Output
 where
     S: Shape,
     S::Value: CacheValue,
     F: Future<Output = S::Output>,
+    P: FnOnce(&S::Value) -> Option<Lifetime>,
+    M: Mode<S, F, P>,
 {
     let Some(first) = caches
         .first()
         .filter(|_| !caches.iter().all(Cache::is_noop))
     else {
         caches.iter().for_each(|c| c.count(Event::Miss));
-        return body.await;
+        return body().await;
     };
-    let mut stale = match find::<S::Value>(caches, keys).await {
-        Found::Fresh(value) => return shape.rebuild(value),
-        Found::Stale(value, keep_until) => Some((value, keep_until)),
-        Found::Nothing => None,
+    let timeout = options.timeout.or(first.settings().timeout);
+    // Each cache falls back to its own setting when the call sets none.
+    let eager_refresh = options.eager_refresh;
+    let mut stale = match find_due::<S::Value>(caches, keys).await {
+        (Found::Fresh(value), due) => {
+            if due && M::DETACHABLE {
+                refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body, eager_refresh);
+            }
+            return shape.rebuild(value);
+        }
+        (Found::Stale(value, keep_until), _) => Some((value, keep_until)),
+        (Found::Nothing, _) => None,
     };
-    let _flight = first.inner.store.flights.lock(&keys[0]).await;
+    let flights = &first.inner.store.flights;
+    let flight = match (timeout, stale.take()) {
+        // With a stale value, another caller's refresh is waited for no longer than the
+        // soft timeout either.
+        (Some(limit), Some(old)) => match within(limit, flights.lock(&keys[0])).await {
+            Some(flight) => {
+                stale = Some(old);
+                flight
+            }
+            None => return serve_stale_at_timeout(shape, first, old.0, "another caller's refresh"),
+        },
+        (_, old) => {
+            stale = old;
+            flights.lock(&keys[0]).await
+        }
+    };
     // Whoever held the gate before may have stored the value meanwhile.
     match find::<S::Value>(caches, keys).await {
         Found::Fresh(value) => return shape.rebuild(value),
@@ -51,13 +94,48 @@ where
         Found::Nothing => {}
     }
     // Across instances too, on a store with `lock = "redis"` (released when dropped).
-    let _lock = match lock::acquire_or_wait(caches, keys, _flight.is_reentrant()).await {
+    let mut dlock = match lock::acquire_or_wait(caches, keys, flight.is_reentrant()).await {
         lock::Acquired::Found(value) => return shape.rebuild(value),
         lock::Acquired::Leader(guard) => guard,
     };
     caches.iter().for_each(|c| c.count(Event::Miss));
     // The function's own events on a miss carry the cache and key.
     let span = tracing::debug_span!("cachet.miss", cache = first.name(), key = %keys[0], stale = stale.is_some());
+    // Soft timeout: the function runs in the background, the caller waits for it at most
+    // `limit`, then answers with the stale value.
+    // The gate and the distributed lock are held until the value is stored: by this caller,
+    // or by the background job that finishes the function.
+    let (body, policy, _flight, _detached, _dlock) = match (timeout, stale.take()) {
+        (Some(limit), Some(old)) if M::DETACHABLE => {
+            let job = Job {
+                shape,
+                caches: caches.to_vec(),
+                keys: keys.to_vec(),
+                policy,
+                body: body(),
+                flight: flight.detach(),
+                dlock: dlock.take(),
+                eager_refresh,
+                span: span.clone(),
+                scope: crate::global::scoped(),
+            };
+            match M::spawn(job) {
+                Ok(refresh) => {
+                    return wait_or_stale(shape, caches, keys, refresh, limit, old).await
+                }
+                // No runtime to run it: the caller runs it, holding the gate again.
+                Err(job) => {
+                    stale = Some(old);
+                    job.flight.adopt();
+                    (job.body, job.policy, None, Some(job.flight), job.dlock)
+                }
+            }
+        }
+        (_, old) => {
+            stale = old;
+            (body(), policy, Some(flight), None, dlock.take())
+        }
+    };
     let body = body.instrument(span);
     let output = match stale {
         None => body.await,
@@ -75,7 +153,7 @@ where
         Some(value) => {
             let null_refused = shape.is_null(value) && !first.settings().allow_null_values;
             if let Some(lifetime) = policy(value).filter(|_| !null_refused) {
-                store_all(caches, keys, value, lifetime).await;
+                store_all_refreshing(caches, keys, value, lifetime, eager_refresh).await;
             }
             output
         }
@@ -83,6 +161,217 @@ where
             Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
             None => output,
         },
+    }
+}
+
+/// `future`'s output, unless `limit` passes first.
+async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
+    let timer = std::pin::pin!(background::sleep(limit));
+    match select(std::pin::pin!(future), timer).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(_) => None,
+    }
+}
+
+/// Soft timeout: the caller waits for the background refresh at most `limit`.
+async fn wait_or_stale<S: Shape>(
+    shape: S,
+    caches: &[Cache],
+    keys: &[String],
+    refresh: JoinHandle<Refreshed<S::Value>>,
+    limit: Duration,
+    stale: (S::Value, Option<Instant>),
+) -> S::Output
+where
+    S::Value: CacheValue,
+{
+    match within(limit, refresh).await {
+        Some(Ok(Refreshed::Value(value))) => shape.rebuild(value),
+        Some(Ok(Refreshed::Failed(failure))) => {
+            serve_stale(shape, caches, keys, stale, failure).await
+        }
+        // The runtime running the refresh shut down under it.
+        Some(Err(_)) => serve_stale(shape, caches, keys, stale, "was cancelled").await,
+        None => serve_stale_at_timeout(shape, &caches[0], stale.0, "the function"),
+    }
+}
+
+/// Soft timeout: `waited_for` is slower than the timeout, so the stale value answers
+/// meanwhile; the refresh stores the fresh one when it finishes.
+fn serve_stale_at_timeout<S: Shape>(
+    shape: S,
+    first: &Cache,
+    value: S::Value,
+    waited_for: &str,
+) -> S::Output {
+    first.count(Event::Stale);
+    tracing::debug!(
+        cache = first.name(),
+        waited_for,
+        "cachet: soft timeout; serving the stale value while the refresh finishes"
+    );
+    shape.rebuild(value)
+}
+
+/// Eager refresh: starts one background refresh of a fresh entry past its refresh point,
+/// unless one is running already (the gate is busy). Never waits.
+pub(crate) fn refresh_behind<S, F, P, M>(
+    shape: S,
+    caches: &[Cache],
+    keys: &[String],
+    policy: P,
+    body: impl FnOnce() -> F,
+    eager_refresh: Option<f64>,
+) where
+    S: Shape,
+    M: Mode<S, F, P>,
+{
+    let Some(first) = caches.first() else {
+        return;
+    };
+    let Some(flight) = first.inner.store.flights.try_lock(&keys[0]) else {
+        return;
+    };
+    tracing::debug!(cache = first.name(), key = %keys[0], "cachet: eager refresh");
+    let job = Job {
+        shape,
+        caches: caches.to_vec(),
+        keys: keys.to_vec(),
+        policy,
+        body: body(),
+        flight: flight.detach(),
+        // An eager refresh replaces a value that is still fresh: no instance is waiting for
+        // it, so it takes no distributed lock.
+        dlock: None,
+        eager_refresh,
+        span: tracing::debug_span!("cachet.refresh", cache = first.name(), key = %keys[0]),
+        scope: crate::global::scoped(),
+    };
+    // Without a runtime to run it, the entry simply expires as it would have.
+    let _ = M::spawn(job);
+}
+
+/// A function run that may continue in the background, with what it needs to store its
+/// value and the gate it releases when done.
+pub(crate) struct Job<S, F, P> {
+    shape: S,
+    caches: Vec<Cache>,
+    keys: Vec<String>,
+    policy: P,
+    body: F,
+    flight: DetachedFlight,
+    /// The distributed lock (`lock = "redis"`), released once the value is stored.
+    dlock: Option<lock::LockGuard>,
+    eager_refresh: Option<f64>,
+    span: tracing::Span,
+    /// The caller's `testing` scope, kept in effect for the background run.
+    scope: Option<CacheManager>,
+}
+
+/// How a background refresh ended.
+pub(crate) enum Refreshed<V> {
+    /// The function's cacheable value (stored, unless the policy refused it).
+    Value(V),
+    /// It returned an error or panicked: nothing was stored.
+    Failed(&'static str),
+}
+
+impl<S, F, P> Job<S, F, P>
+where
+    S: Shape,
+    S::Value: CacheValue,
+    F: Future<Output = S::Output>,
+    P: FnOnce(&S::Value) -> Option<Lifetime>,
+{
+    async fn run(self) -> Refreshed<S::Value> {
+        self.flight.adopt();
+        let Job {
+            shape,
+            caches,
+            keys,
+            policy,
+            body,
+            flight,
+            dlock,
+            eager_refresh,
+            span,
+            scope: _,
+        } = self;
+        // The output (its error type need not be `Send`) is gone before the next await.
+        let (refreshed, lifetime) =
+            match AssertUnwindSafe(body.instrument(span)).catch_unwind().await {
+                Ok(output) => match shape.cached(&output) {
+                    Some(value) => {
+                        let null_refused =
+                            shape.is_null(value) && !caches[0].settings().allow_null_values;
+                        let lifetime = policy(value).filter(|_| !null_refused);
+                        (Refreshed::Value(value.clone()), lifetime)
+                    }
+                    None => (Refreshed::Failed("returned an error"), None),
+                },
+                Err(_) => (Refreshed::Failed("panicked"), None),
+            };
+        match (&refreshed, lifetime) {
+            (Refreshed::Value(value), Some(lifetime)) => {
+                store_all_refreshing(&caches, &keys, value, lifetime, eager_refresh).await
+            }
+            (Refreshed::Failed(failure), _) => tracing::debug!(
+                cache = caches[0].name(),
+                key = %keys[0],
+                failure,
+                "cachet: a background refresh failed; the entry keeps its value"
+            ),
+            (Refreshed::Value(_), None) => {}
+        }
+        drop(flight);
+        drop(dlock);
+        refreshed
+    }
+}
+
+/// A job running in the background (its outcome), or given back to run in place.
+pub(crate) type Spawned<S, F, P> = Result<JoinHandle<Refreshed<<S as Shape>::Value>>, Job<S, F, P>>;
+
+/// Whether a call's function may finish in the background: [`Attached`] or [`Detachable`].
+pub(crate) trait Mode<S: Shape, F, P> {
+    /// Whether [`Mode::spawn`] can run a job.
+    const DETACHABLE: bool;
+    /// Runs `job` in the background, or gives it back.
+    #[allow(clippy::result_large_err)]
+    fn spawn(job: Job<S, F, P>) -> Spawned<S, F, P>;
+}
+
+/// The function runs in its caller (it borrows from it, or is not `Send`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attached;
+
+/// The function (a `Send + 'static` future) may finish in the background.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Detachable;
+
+impl<S: Shape, F, P> Mode<S, F, P> for Attached {
+    const DETACHABLE: bool = false;
+    fn spawn(job: Job<S, F, P>) -> Spawned<S, F, P> {
+        Err(job)
+    }
+}
+
+impl<S, F, P> Mode<S, F, P> for Detachable
+where
+    S: Shape + Send + 'static,
+    S::Value: CacheValue,
+    F: Future<Output = S::Output> + Send + 'static,
+    P: FnOnce(&S::Value) -> Option<Lifetime> + Send + 'static,
+{
+    const DETACHABLE: bool = true;
+    fn spawn(job: Job<S, F, P>) -> Spawned<S, F, P> {
+        let Some(runtime) = background::handle() else {
+            return Err(job);
+        };
+        Ok(match job.scope.clone() {
+            Some(manager) => runtime.spawn(crate::global::scope_task(manager, job.run())),
+            None => runtime.spawn(job.run()),
+        })
     }
 }
 
@@ -168,19 +457,25 @@ enum Found<V> {
 
 /// The first fresh value in `caches`, else the first stale one (within grace).
 async fn find<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Found<V> {
+    find_due(caches, keys).await.0
+}
+
+/// [`find`], and whether the fresh value found is past its eager refresh point.
+async fn find_due<V: CacheValue>(caches: &[Cache], keys: &[String]) -> (Found<V>, bool) {
     let mut stale = None;
     for (cache, key) in caches.iter().zip(keys) {
-        match cache.lookup::<V>(key).await {
-            Lookup::Fresh(value) => return Found::Fresh(value),
-            Lookup::Stale(value, keep_until) if stale.is_none() => {
+        match cache.lookup_due::<V>(key).await {
+            (Lookup::Fresh(value), due) => return (Found::Fresh(value), due),
+            (Lookup::Stale(value, keep_until), _) if stale.is_none() => {
                 stale = Some((value, keep_until))
             }
-            Lookup::Stale(..) | Lookup::Miss => {}
+            (Lookup::Stale(..) | Lookup::Miss, _) => {}
         }
     }
-    stale.map_or(Found::Nothing, |(value, keep_until)| {
+    let found = stale.map_or(Found::Nothing, |(value, keep_until)| {
         Found::Stale(value, keep_until)
-    })
+    });
+    (found, false)
 }
 
 async fn store_all<V: CacheValue>(
@@ -191,6 +486,23 @@ async fn store_all<V: CacheValue>(
 ) {
     for (cache, key) in caches.iter().zip(keys) {
         cache.write(key, value.clone(), lifetime).await;
+    }
+}
+
+/// [`store_all`], with the entries' eager refresh point at `eager_refresh` of their TTL
+/// (`None`: each cache's own setting).
+async fn store_all_refreshing<V: CacheValue>(
+    caches: &[Cache],
+    keys: &[String],
+    value: &V,
+    lifetime: Lifetime,
+    eager_refresh: Option<f64>,
+) {
+    for (cache, key) in caches.iter().zip(keys) {
+        let eager = eager_refresh.or(cache.settings().eager_refresh);
+        cache
+            .write_refreshing(key, value.clone(), lifetime, eager)
+            .await;
     }
 }
 
@@ -214,5 +526,94 @@ pub(crate) async fn evict_all(caches: &[Cache], target: &EvictTarget) {
                 let _ = cache.remove_all().await;
             }
         }
+    }
+}
+
+/// A plain fn's body as a future that runs it where it is polled, so the attached path
+/// runs it in its caller; [`DetachableBlocking`] takes the closure out to run it on a
+/// blocking thread instead.
+pub(crate) struct BlockingBody<C>(Option<C>);
+
+impl<C> BlockingBody<C> {
+    pub(crate) fn new(body: C) -> Self {
+        BlockingBody(Some(body))
+    }
+}
+
+// The closure is never pinned: it is moved out before it runs.
+impl<C> Unpin for BlockingBody<C> {}
+
+impl<C: FnOnce() -> O, O> Future for BlockingBody<C> {
+    type Output = O;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<O> {
+        match self.0.take() {
+            Some(body) => std::task::Poll::Ready(body()),
+            None => panic!("a cachet BlockingBody was polled after it completed"),
+        }
+    }
+}
+
+/// A plain fn whose closure (`Send + 'static`) may finish in the background: it runs on a
+/// blocking thread of cachet's own runtime — never the caller's, whose thread the caller
+/// blocks while it waits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DetachableBlocking;
+
+impl<S, C, P> Mode<S, BlockingBody<C>, P> for DetachableBlocking
+where
+    S: Shape + Send + 'static,
+    S::Value: CacheValue,
+    S::Output: Send + 'static,
+    C: FnOnce() -> S::Output + Send + 'static,
+    P: FnOnce(&S::Value) -> Option<Lifetime> + Send + 'static,
+{
+    const DETACHABLE: bool = true;
+    fn spawn(mut job: Job<S, BlockingBody<C>, P>) -> Spawned<S, BlockingBody<C>, P> {
+        let (Some(runtime), Some(body)) = (background::own_handle(), job.body.0.take()) else {
+            return Err(job);
+        };
+        let scope = job.scope.clone();
+        // A plain fn's testing scope is its thread's: the blocking thread gets it too.
+        let body = move || match scope {
+            Some(manager) => crate::global::scope_thread(manager, body),
+            None => body(),
+        };
+        let Job {
+            shape,
+            caches,
+            keys,
+            policy,
+            flight,
+            dlock,
+            eager_refresh,
+            span,
+            scope,
+            ..
+        } = job;
+        let job = Job {
+            shape,
+            caches,
+            keys,
+            policy,
+            body: async move {
+                match tokio::task::spawn_blocking(body).await {
+                    Ok(output) => output,
+                    // Re-raised here, caught by the job as any panic of the function.
+                    Err(err) => match err.try_into_panic() {
+                        Ok(panic) => std::panic::resume_unwind(panic),
+                        Err(_) => std::panic::resume_unwind(Box::new("cancelled")),
+                    },
+                }
+            },
+            flight,
+            dlock,
+            eager_refresh,
+            span,
+            scope,
+        };
+        Ok(runtime.spawn(job.run()))
     }
 }

@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod adaptive;
+mod background;
 mod blocking;
 mod cache;
 mod clock;

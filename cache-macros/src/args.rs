@@ -7,7 +7,7 @@ use proc_macro2::{Span, TokenTree};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{bracketed, parenthesized, Expr, Ident, LitStr, Token};
+use syn::{bracketed, parenthesized, Expr, Ident, Lit, LitBool, LitStr, Token};
 
 pub(crate) mod kw {
     syn::custom_keyword!(key);
@@ -21,6 +21,10 @@ pub(crate) mod kw {
     syn::custom_keyword!(ttl_from);
     syn::custom_keyword!(grace);
     syn::custom_keyword!(tags);
+    syn::custom_keyword!(timeout);
+    syn::custom_keyword!(hard_timeout);
+    syn::custom_keyword!(eager_refresh);
+    syn::custom_keyword!(detach);
 }
 
 /// The arguments of `#[cacheable(..)]`, `#[cache_put(..)]` or `#[cache_evict(..)]`.
@@ -43,6 +47,11 @@ pub(crate) enum Opt {
     Crate(Token![crate], LitStr),
     AllEntries(kw::all_entries),
     BeforeInvocation(kw::before_invocation),
+    Timeout(kw::timeout, LitStr),
+    HardTimeout(kw::hard_timeout, LitStr),
+    /// `eager_refresh = 0.8`: any literal, checked to be a float in range by the plan.
+    EagerRefresh(kw::eager_refresh, Lit),
+    Detach(kw::detach, LitBool),
     /// Not an option of any cachet macro; its value (if any) was skipped.
     Unknown(Ident),
     /// `ttl_from = EXPR` over `result`: a `Duration` or an `Option<Duration>` per value.
@@ -64,6 +73,10 @@ impl Opt {
             Opt::Crate(..) => "crate".into(),
             Opt::AllEntries(..) => "all_entries".into(),
             Opt::BeforeInvocation(..) => "before_invocation".into(),
+            Opt::Timeout(..) => "timeout".into(),
+            Opt::HardTimeout(..) => "hard_timeout".into(),
+            Opt::EagerRefresh(..) => "eager_refresh".into(),
+            Opt::Detach(..) => "detach".into(),
             Opt::Unknown(ident) => ident.unraw().to_string(),
             Opt::TtlFrom(..) => "ttl_from".into(),
             Opt::Grace(..) => "grace".into(),
@@ -82,6 +95,10 @@ impl Opt {
             Opt::Crate(k, _) => k.span,
             Opt::AllEntries(k) => k.span,
             Opt::BeforeInvocation(k) => k.span,
+            Opt::Timeout(k, _) => k.span,
+            Opt::HardTimeout(k, _) => k.span,
+            Opt::EagerRefresh(k, _) => k.span,
+            Opt::Detach(k, _) => k.span,
             Opt::Unknown(ident) => ident.span(),
             Opt::TtlFrom(k, _) => k.span,
             Opt::Grace(k, _) => k.span,
@@ -169,6 +186,22 @@ impl Parse for Opt {
             let k: kw::grace = input.parse()?;
             equals(input, "grace", k.span)?;
             Ok(Opt::Grace(k, input.parse()?))
+        } else if look.peek(kw::timeout) {
+            let k: kw::timeout = input.parse()?;
+            equals(input, "timeout", k.span)?;
+            Ok(Opt::Timeout(k, input.parse()?))
+        } else if look.peek(kw::hard_timeout) {
+            let k: kw::hard_timeout = input.parse()?;
+            equals(input, "hard_timeout", k.span)?;
+            Ok(Opt::HardTimeout(k, input.parse()?))
+        } else if look.peek(kw::eager_refresh) {
+            let k: kw::eager_refresh = input.parse()?;
+            equals(input, "eager_refresh", k.span)?;
+            Ok(Opt::EagerRefresh(k, input.parse()?))
+        } else if look.peek(kw::detach) {
+            let k: kw::detach = input.parse()?;
+            equals(input, "detach", k.span)?;
+            Ok(Opt::Detach(k, input.parse()?))
         } else if input.peek(Ident::peek_any) {
             let ident = Ident::parse_any(input)?;
             skip_to_comma(input)?;

@@ -144,6 +144,16 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
     let grace = plan.grace_millis.map(|ms| quote!(.with_grace_millis(#ms)));
     let tags = &plan.tags;
     let tags = (!tags.is_empty()).then(|| quote!(.with_tags(&[#(#tags),*])));
+    let timeout = plan
+        .timeout_millis
+        .map(|ms| quote!(.with_timeout_millis(#ms)));
+    let hard_timeout = plan
+        .hard_timeout_millis
+        .map(|ms| quote!(.with_hard_timeout_millis(#ms)));
+    let eager_refresh = plan.eager_refresh.map(|ratio| {
+        let ratio = proc_macro2::Literal::f64_suffixed(ratio);
+        quote!(.with_eager_refresh(#ratio))
+    });
     quote! {
         static __CACHET_OP: #p::Operation = #p::Operation::new(
             #kind,
@@ -153,7 +163,7 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
             ::core::file!(),
             #line,
             #value_type,
-        )#ttl #grace #tags;
+        )#ttl #grace #tags #timeout #hard_timeout #eager_refresh;
         #p::inventory::submit! { #p::Declaration(&__CACHET_OP) }
     }
 }
@@ -207,7 +217,23 @@ fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>)
             let u = unless(u);
             // No `enabled` argument: a bypassed call has no key.
             let condition = plan.condition.as_ref().map(|_| &condition);
-            (quote!(#condition #lets), quote!(#key, #u,))
+            if info.is_async {
+                // What the hard timeout can return, chosen by the resolved return type.
+                let on_timeout = internal("__cachet_on_timeout");
+                let ret = &info.ret;
+                let probe = quote! {
+                    let #on_timeout = {
+                        use #p::{TimesOut as _, WaitsOut as _};
+                        (&#p::TimeoutProbe::<#ret>::new()).on_timeout()
+                    };
+                };
+                (
+                    quote!(#condition #lets #probe),
+                    quote!(#key, #u, #on_timeout,),
+                )
+            } else {
+                (quote!(#condition #lets), quote!(#key, #u,))
+            }
         }
         Action::Put {
             key: source,
@@ -236,6 +262,9 @@ fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>)
         }
     };
     let entry = entry(match plan.kind {
+        MacroKind::Cacheable if info.is_async && plan.detachable => "cacheable_detachable",
+        MacroKind::Cacheable if info.is_async => "cacheable_timed",
+        MacroKind::Cacheable if plan.detachable => "cacheable_detachable",
         MacroKind::Cacheable => "cacheable",
         MacroKind::Put => "put",
         MacroKind::Evict => "evict",

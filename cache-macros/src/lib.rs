@@ -46,6 +46,32 @@ use plan::MacroKind;
 /// - `tags = ["catalog", "sale"]`: tags carried by the entries this function writes, so
 ///   `cache.delete_by_tag("catalog")` deletes them (in every tier and instance).
 /// - `crate = "path"`: where cachet is, when not at `::cachet`.
+/// - `timeout = "200ms"`: soft timeout (overrides the cache's `timeout`). With a stale value
+///   within grace, a call slower than this is answered with the stale value, and the
+///   function finishes in the background, storing its value. Only *detachable* functions
+///   (below) finish in the background; others are waited for.
+/// - `hard_timeout = "2s"` (overrides the cache's `hard_timeout`): an `async fn` returning
+///   `Result<T, E>` with `E: From<cachet::CacheError>` returns
+///   `Err(E::from(CacheError::Timeout { .. }))` after this long (or the stale value within
+///   grace); other return types, and plain fns, wait for the function.
+/// - `eager_refresh = 0.8` (overrides the cache's): a hit past 80% of the entry's TTL
+///   returns the cached value and refreshes it once in the background (detachable
+///   functions only).
+/// - `detach = false`: keeps a detachable-looking function in its caller, e.g. when its
+///   future is not `Send`. (`detach = true` is an error on a function that is not
+///   detachable, naming why.)
+///
+/// A function is *detachable* when it has no receiver, no generic parameters, no argument
+/// whose type is a reference, has a lifetime or is `impl Trait`, and no `unless` that uses
+/// an argument: its body owns everything it uses, so it can outlive the call. An `async
+/// fn`'s future must then be `Send` (a plain fn's arguments and return value); if not, the
+/// build fails with "cannot be sent between threads safely": add `detach = false`. A plain
+/// fn finishing in the background runs on a blocking thread of cachet's own runtime.
+///
+/// ```ignore
+/// #[cacheable("quotes", timeout = "200ms", hard_timeout = "2s", eager_refresh = 0.8)]
+/// async fn quote(symbol: String) -> Result<Quote, ApiError> { api::quote(&symbol).await }
+/// ```
 ///
 /// For `Result<T, E>` only `Ok(T)` is cached (as `T`); `Option<T>` is cached with `None`.
 /// The shape is chosen by the resolved type, so aliases such as `anyhow::Result<T>` work.

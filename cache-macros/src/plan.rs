@@ -39,7 +39,22 @@ impl MacroKind {
     /// The options this macro accepts, in the order the docs list them.
     fn options(self) -> &'static [&'static str] {
         match self {
-            MacroKind::Cacheable | MacroKind::Put => &[
+            MacroKind::Cacheable => &[
+                "key",
+                "skip",
+                "condition",
+                "unless",
+                "ttl",
+                "ttl_from",
+                "grace",
+                "tags",
+                "crate",
+                "timeout",
+                "hard_timeout",
+                "eager_refresh",
+                "detach",
+            ],
+            MacroKind::Put => &[
                 "key",
                 "skip",
                 "condition",
@@ -77,6 +92,15 @@ pub(crate) struct Plan {
     pub ttl_from: Option<Expr>,
     /// `grace = ".."`, in milliseconds (zero: no grace).
     pub grace_millis: Option<u64>,
+    /// `timeout = ".."`: the soft timeout override.
+    pub timeout_millis: Option<u64>,
+    /// `hard_timeout = ".."`: the hard timeout override.
+    pub hard_timeout_millis: Option<u64>,
+    /// `eager_refresh = 0.8`: the eager refresh override.
+    pub eager_refresh: Option<f64>,
+    /// Whether the function's future may finish in the background (`#[cacheable]` on an
+    /// `async fn` only).
+    pub detachable: bool,
 }
 
 /// What the annotation does, with the options that only make sense for it.
@@ -161,6 +185,10 @@ struct Options {
     before_invocation: Option<Span>,
     ttl_from: Option<Expr>,
     grace: Option<LitStr>,
+    timeout: Option<LitStr>,
+    hard_timeout: Option<LitStr>,
+    eager_refresh: Option<syn::Lit>,
+    detach: Option<syn::LitBool>,
 }
 
 /// Validates one annotation's arguments against the function it is on. `attr` is where an
@@ -240,6 +268,33 @@ pub(crate) fn plan(
         },
         MacroKind::Evict => Action::Evict(evict_target(sig, &opts, arg_named_result, &mut errors)),
     };
+    let timeout_millis = opts
+        .timeout
+        .as_ref()
+        .and_then(|lit| parse_duration(lit, "timeout", &mut errors));
+    let hard_timeout_millis = opts
+        .hard_timeout
+        .as_ref()
+        .and_then(|lit| parse_duration(lit, "hard_timeout", &mut errors));
+    let eager_refresh = opts
+        .eager_refresh
+        .as_ref()
+        .and_then(|lit| parse_eager_refresh(lit, &mut errors));
+    let attached = why_attached(sig, opts.unless.as_ref(), opts.ttl_from.as_ref());
+    let detachable = match (&opts.detach, &attached) {
+        (Some(lit), _) if !lit.value => false,
+        (Some(lit), Some(why)) => {
+            errors.at(
+                lit.span,
+                format!(
+                    "`detach = true`: `{}` cannot finish in the background: {why}; remove the option",
+                    sig.ident
+                ),
+            );
+            false
+        }
+        _ => kind == MacroKind::Cacheable && attached.is_none(),
+    };
     errors.finish()?;
     Ok(Plan {
         kind,
@@ -251,7 +306,98 @@ pub(crate) fn plan(
         action,
         ttl_from: opts.ttl_from,
         grace_millis,
+        timeout_millis,
+        hard_timeout_millis,
+        eager_refresh,
+        detachable,
     })
+}
+
+/// Why a function's future cannot outlive its call, if it cannot: decided by its
+/// signature, since `'static` and `Send` cannot be probed from the generated code.
+fn why_attached(sig: &Signature, unless: Option<&Expr>, ttl_from: Option<&Expr>) -> Option<String> {
+    if sig.receiver().is_some() {
+        return Some("a method's future borrows `self`".into());
+    }
+    if !sig.generics.params.is_empty() {
+        return Some("it has generic parameters".into());
+    }
+    struct Borrows(bool);
+    impl Visit<'_> for Borrows {
+        fn visit_type_reference(&mut self, _: &syn::TypeReference) {
+            self.0 = true;
+        }
+        fn visit_lifetime(&mut self, _: &syn::Lifetime) {
+            self.0 = true;
+        }
+        fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    for (ident, pt) in fn_args(sig) {
+        let mut borrows = Borrows(false);
+        borrows.visit_type(&pt.ty);
+        if borrows.0 {
+            let name = ident.map_or_else(|| pt.pat.to_token_stream().to_string(), Ident::to_string);
+            return Some(format!(
+                "its argument `{name}` is borrowed or has a lifetime or `impl Trait` type"
+            ));
+        }
+    }
+    let names: Vec<&Ident> = fn_args(sig).filter_map(|(ident, _)| ident).collect();
+    if let Some(arg) = unless.and_then(|u| find_ident(u, &names)) {
+        return Some(format!(
+            "its `unless` uses the argument `{arg}`, which the function's future owns"
+        ));
+    }
+    if let Some(arg) = ttl_from.and_then(|t| find_ident(t, &names)) {
+        return Some(format!(
+            "its `ttl_from` uses the argument `{arg}`, which the function's future owns"
+        ));
+    }
+    None
+}
+
+/// The first of `names` used as a variable in `expr` (token scan, as [`find_result`]).
+fn find_ident(expr: &Expr, names: &[&Ident]) -> Option<Ident> {
+    fn scan(tokens: TokenStream, names: &[&Ident]) -> Option<Ident> {
+        let mut after_dot_or_colon = false;
+        for tt in tokens {
+            match &tt {
+                TokenTree::Ident(i) if !after_dot_or_colon && names.contains(&i) => {
+                    return Some(i.clone())
+                }
+                TokenTree::Group(g) => {
+                    if let Some(found) = scan(g.stream(), names) {
+                        return Some(found);
+                    }
+                }
+                _ => {}
+            }
+            after_dot_or_colon =
+                matches!(&tt, TokenTree::Punct(p) if p.as_char() == '.' || p.as_char() == ':');
+        }
+        None
+    }
+    scan(expr.to_token_stream(), names)
+}
+
+/// Parses `eager_refresh = 0.8`: a float strictly between 0 and 1.
+fn parse_eager_refresh(lit: &syn::Lit, errors: &mut Errors) -> Option<f64> {
+    let expected = "`eager_refresh` is the fraction of the TTL after which a hit refreshes the \
+                    entry in the background: a number strictly between 0 and 1, as in \
+                    `eager_refresh = 0.8`";
+    let ratio = match lit {
+        syn::Lit::Float(f) => f.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    match ratio {
+        Some(r) if r > 0.0 && r < 1.0 => Some(r),
+        _ => {
+            errors.at(lit.span(), expected);
+            None
+        }
+    }
 }
 
 /// Sorts the options into their slots, reporting unknown, misplaced and duplicate ones.
@@ -317,6 +463,10 @@ fn collect_options(kind: MacroKind, options: Vec<Opt>, errors: &mut Errors) -> O
             Opt::BeforeInvocation(k) => out.before_invocation = Some(k.span),
             Opt::TtlFrom(_, e) => out.ttl_from = Some(e),
             Opt::Grace(_, lit) => out.grace = Some(lit),
+            Opt::Timeout(_, lit) => out.timeout = Some(lit),
+            Opt::HardTimeout(_, lit) => out.hard_timeout = Some(lit),
+            Opt::EagerRefresh(_, lit) => out.eager_refresh = Some(lit),
+            Opt::Detach(_, lit) => out.detach = Some(lit),
             Opt::Unknown(_) => {}
         }
     }
@@ -394,9 +544,14 @@ fn check_tags(span: Span, tags: Vec<LitStr>, errors: &mut Errors) -> Vec<LitStr>
 
 /// Parses `ttl = ".."` at compile time.
 fn parse_ttl(lit: &LitStr, errors: &mut Errors) -> Option<u64> {
+    parse_duration(lit, "ttl", errors)
+}
+
+/// Parses a duration option (`ttl`, `timeout`, `hard_timeout`) at compile time.
+fn parse_duration(lit: &LitStr, name: &str, errors: &mut Errors) -> Option<u64> {
     match humantime::parse_duration(&lit.value()) {
         Ok(d) if d.as_millis() == 0 => {
-            errors.at(lit.span(), "`ttl` must be at least 1ms");
+            errors.at(lit.span(), format!("`{name}` must be at least 1ms"));
             None
         }
         Ok(d) => Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
@@ -404,7 +559,7 @@ fn parse_ttl(lit: &LitStr, errors: &mut Errors) -> Option<u64> {
             errors.at(
                 lit.span(),
                 format!(
-                    "invalid `ttl` \"{}\": {e}; write a duration such as \"30s\", \"5m\" or \"1h 30m\"",
+                    "invalid `{name}` \"{}\": {e}; write a duration such as \"30s\", \"5m\" or \"1h 30m\"",
                     lit.value()
                 ),
             );
@@ -835,6 +990,89 @@ mod tests {
             e[0].starts_with("`tags` is not an option of `#[cache_evict]` (it stores nothing)"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn detachable_functions_own_everything_they_use() {
+        let detachable = |args: &str, sig: Signature| {
+            try_plan(MacroKind::Cacheable, args, sig).map(|p| p.detachable)
+        };
+        assert_eq!(
+            detachable(r#""u""#, parse_quote!(fn f(id: u64) -> u8)),
+            Ok(true)
+        );
+        assert_eq!(
+            detachable(
+                r#""u""#,
+                parse_quote!(async fn f(id: u64, name: String) -> u8)
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            detachable(
+                r#""u", unless = *result > 1"#,
+                parse_quote!(async fn f(id: u64) -> u8)
+            ),
+            Ok(true)
+        );
+        for sig in [
+            parse_quote!(async fn f(&self, id: u64) -> u8),
+            parse_quote!(async fn f(self: Arc<Self>) -> u8),
+            parse_quote!(async fn f<T: Clone>(t: T) -> u8),
+            parse_quote!(async fn f(name: &str) -> u8),
+            parse_quote!(async fn f(name: Cow<'static, str>) -> u8),
+            parse_quote!(async fn f(names: Vec<&'static str>) -> u8),
+            parse_quote!(async fn f(g: impl Fn() -> u8) -> u8),
+        ] {
+            let shown = quote::quote!(#sig).to_string();
+            assert_eq!(detachable(r#""u""#, sig), Ok(false), "{shown}");
+        }
+        let uses_arg = detachable(
+            r#""u", unless = *result > limit"#,
+            parse_quote!(async fn f(limit: u8) -> u8),
+        );
+        assert_eq!(uses_arg, Ok(false));
+        let field_named_like_arg = detachable(
+            r#""u", unless = result.limit"#,
+            parse_quote!(async fn f(limit: u8) -> S),
+        );
+        assert_eq!(field_named_like_arg, Ok(true));
+        let opted_out = detachable(
+            r#""u", detach = false"#,
+            parse_quote!(async fn f(id: u64) -> u8),
+        );
+        assert_eq!(opted_out, Ok(false));
+        let method: Signature = parse_quote!(async fn find(&self, id: u64) -> u8);
+        let e = errors(MacroKind::Cacheable, r#""u", detach = true"#, method);
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(e[0].contains("a method's future borrows `self`"), "{e:?}");
+    }
+
+    #[test]
+    fn timing_options() {
+        let p = try_plan(
+            MacroKind::Cacheable,
+            r#""u", timeout = "200ms", hard_timeout = "2s", eager_refresh = 0.75"#,
+            sig(),
+        )
+        .ok();
+        assert_eq!(p.as_ref().and_then(|p| p.timeout_millis), Some(200));
+        assert_eq!(p.as_ref().and_then(|p| p.hard_timeout_millis), Some(2000));
+        assert_eq!(p.as_ref().and_then(|p| p.eager_refresh), Some(0.75));
+        for bad in ["0.0", "1.0", "1", "\"0.8\"", "-0.5"] {
+            let e = errors(
+                MacroKind::Cacheable,
+                &format!(r#""u", eager_refresh = {bad}"#),
+                sig(),
+            );
+            assert!(
+                !e.is_empty()
+                    && e.iter().all(
+                        |e| e.contains("strictly between 0 and 1") || e.starts_with("expected")
+                    ),
+                "{bad}: {e:?}"
+            );
+        }
     }
 
     #[test]

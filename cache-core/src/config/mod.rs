@@ -31,6 +31,9 @@ pub struct CacheOptions {
     pub hard_timeout: Option<Duration>,
     /// Whether `None` results are cached.
     pub allow_null_values: Option<bool>,
+    /// Eager refresh: a hit past this fraction of an entry's TTL (0 < x < 1) answers at
+    /// once and refreshes the entry in the background.
+    pub eager_refresh: Option<f64>,
 }
 
 impl CacheOptions {
@@ -84,6 +87,20 @@ impl CacheOptions {
     #[must_use]
     pub fn allow_null_values(mut self, allow: bool) -> Self {
         self.allow_null_values = Some(allow);
+        self
+    }
+
+    /// Sets the eager refresh point: a hit past this fraction of an entry's TTL (strictly
+    /// between 0 and 1; checked when the manager is built) returns the cached value and
+    /// starts one background refresh.
+    ///
+    /// ```
+    /// let options = cache_core::CacheOptions::new().eager_refresh(0.8);
+    /// assert_eq!(options.eager_refresh, Some(0.8));
+    /// ```
+    #[must_use]
+    pub fn eager_refresh(mut self, ratio: f64) -> Self {
+        self.eager_refresh = Some(ratio);
         self
     }
 }

@@ -24,6 +24,7 @@ const TOP_KEYS: &[&str] = &[
     "timeout",
     "hard_timeout",
     "allow_null_values",
+    "eager_refresh",
     "cache_names",
     "stores",
     "caches",
@@ -46,6 +47,7 @@ const CACHE_KEYS: &[&str] = &[
     "timeout",
     "hard_timeout",
     "allow_null_values",
+    "eager_refresh",
 ];
 /// Keys of a store table that belong to the store, not to a shorthand store's driver.
 const STORE_OWN_KEYS: &[&str] = &[
@@ -170,7 +172,24 @@ impl Parser {
             timeout: self.opt_duration(table, path, "timeout")?,
             hard_timeout: self.opt_duration(table, path, "hard_timeout")?,
             allow_null_values,
+            eager_refresh: self.opt_eager_refresh(table, path)?,
         })
+    }
+
+    /// `eager_refresh`: a fraction of the TTL, strictly between 0 and 1.
+    fn opt_eager_refresh(&self, table: &Table, path: &str) -> Result<Option<f64>> {
+        let Some(value) = table.get("eager_refresh") else {
+            return Ok(None);
+        };
+        let field = join(path, "eager_refresh");
+        let expected = "a fraction of the TTL strictly between 0 and 1, e.g. 0.8";
+        match value {
+            Value::Float(ratio) if crate::manager::valid_eager_refresh(*ratio) => Ok(Some(*ratio)),
+            Value::Float(ratio) => {
+                Err(self.error(&field, format!("expected {expected}; found {ratio}")))
+            }
+            other => Err(self.mismatch(&field, expected, other)),
+        }
     }
 
     /// `stores = { NAME = { .. }, .. }`.
@@ -813,6 +832,7 @@ ttl = "5m"
 grace = "1h"
 timeout = "50ms"
 hard_timeout = "1s"
+eager_refresh = 0.9
 allow_null_values = false
 "#;
 
@@ -884,6 +904,7 @@ allow_null_values = false
                     timeout: Some(Duration::from_millis(50)),
                     hard_timeout: secs(1),
                     allow_null_values: Some(false),
+                    eager_refresh: Some(0.9),
                 },
             },
         )]);
@@ -898,6 +919,7 @@ allow_null_values = false
                 timeout: Some(Duration::from_millis(200)),
                 hard_timeout: secs(2),
                 allow_null_values: Some(true),
+                eager_refresh: None,
             },
             cache_names: Some(vec!["users".into(), "products".into()]),
             stores,
@@ -1048,6 +1070,9 @@ l2_circuit_breaker = "5s"
             ("grace = true", "grace", "expected a duration as a string with a unit, e.g. \"30s\" or \"5m\"; found a boolean (true)"),
             ("[caches.users]\ntimeout = 1979-05-27", "caches.users.timeout", "found a date-time (1979-05-27)"),
             ("[stores.tiered]\nl2 = { driver = \"redis\" }\nl2_circuit_breaker = 10", "stores.tiered.l2_circuit_breaker", "found an integer (10)"),
+            ("eager_refresh = 1.0", "eager_refresh", "expected a fraction of the TTL strictly between 0 and 1, e.g. 0.8; found 1"),
+            ("[caches.users]\neager_refresh = 0.0", "caches.users.eager_refresh", "strictly between 0 and 1, e.g. 0.8; found 0"),
+            ("[caches.users]\neager_refresh = \"80%\"", "caches.users.eager_refresh", "found the string \"80%\""),
         ];
         for (text, field, expected) in cases {
             let message = error(text, field);
@@ -1062,7 +1087,7 @@ l2_circuit_breaker = "5s"
             &message,
             &[
                 "one of the keys default_store, prefix, ttl, grace, grace_backoff, timeout, \
-                 hard_timeout, allow_null_values, cache_names, stores, caches",
+                 hard_timeout, allow_null_values, eager_refresh, cache_names, stores, caches",
                 "found the unknown key `ttl2` (did you mean `ttl`?)",
             ],
         );
@@ -1070,7 +1095,7 @@ l2_circuit_breaker = "5s"
         assert_contains(
             &message,
             &[
-                "store, ttl, grace, grace_backoff, timeout, hard_timeout, allow_null_values",
+                "store, ttl, grace, grace_backoff, timeout, hard_timeout, allow_null_values, eager_refresh",
                 "(did you mean `ttl`?)",
             ],
         );

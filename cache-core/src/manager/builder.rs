@@ -143,6 +143,22 @@ impl CacheManagerBuilder {
         self
     }
 
+    /// Default eager refresh of every cache: a hit past this fraction of an entry's TTL
+    /// (strictly between 0 and 1, checked by [`build`](Self::build)) returns the cached
+    /// value and refreshes the entry in the background.
+    ///
+    /// ```
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let store = || StoreBuilder::new().l1(MapTier::new());
+    /// assert!(CacheManager::builder().store("main", store()).eager_refresh(0.8).build().is_ok());
+    /// let err = CacheManager::builder().store("main", store()).eager_refresh(1.5).build().unwrap_err();
+    /// assert!(err.to_string().contains("`eager_refresh`"));
+    /// ```
+    pub fn eager_refresh(mut self, ratio: f64) -> Self {
+        self.defaults.eager_refresh = Some(ratio);
+        self
+    }
+
     /// Whether `None` results are cached (default `true`).
     pub fn allow_null_values(mut self, allow: bool) -> Self {
         self.defaults.allow_null_values = Some(allow);

@@ -2,6 +2,7 @@
 
 mod admin;
 mod build;
+pub(crate) use build::valid_eager_refresh;
 mod builder;
 mod declarations;
 
@@ -291,6 +292,7 @@ impl CacheManager {
             grace_backoff: pick(|o| o.grace_backoff),
             timeout: pick(|o| o.timeout),
             hard_timeout: pick(|o| o.hard_timeout),
+            eager_refresh: own.and_then(|o| o.eager_refresh).or(global.eager_refresh),
             allow_null_values: own
                 .and_then(|o| o.allow_null_values)
                 .or(global.allow_null_values)

@@ -3,6 +3,7 @@
 
 mod operation;
 mod shape;
+mod timeout;
 mod ttl;
 
 use std::future::Future;
@@ -16,11 +17,14 @@ pub use shape::{
     OptionShape, ResultShape, Returns, ReturnsOption, ReturnsResult, ReturnsValue, Shape,
     ValueShape,
 };
+pub use timeout::{GiveUp, OnTimeout, TimeoutProbe, TimesOut, Wait, WaitsOut};
 pub use ttl::{ttl_from, IntoTtl, Keep, StoreDecision};
 
 use crate::blocking;
 use crate::cache::{Cache, Lifetime};
-use crate::invoke::{self, EvictTarget};
+use crate::invoke::{
+    self, Attached, BlockingBody, CallOptions, Detachable, DetachableBlocking, EvictTarget,
+};
 use crate::key::{encode_key, KeyError};
 use crate::CacheValue;
 
@@ -137,24 +141,136 @@ where
     S::Value: CacheValue,
     F: Future<Output = S::Output>,
 {
+    cacheable_timed(shape, op, key, unless, Wait, body).await
+}
+
+/// `#[cacheable]` on an `async fn` whose future borrows or is not `Send`: it runs in its
+/// caller, bounded by the hard timeout when `on_timeout` can give up.
+pub async fn cacheable_timed<S, F, T, D: StoreDecision>(
+    shape: S,
+    op: &'static Operation,
+    key: OpKey,
+    unless: impl FnOnce(&S::Value) -> D,
+    on_timeout: T,
+    body: F,
+) -> S::Output
+where
+    S: Shape,
+    S::Value: CacheValue,
+    F: Future<Output = S::Output>,
+    T: OnTimeout<S::Output>,
+{
+    match step::<S::Value>(op, key, false) {
+        Step::Uncached => body.await,
+        Step::Hit(value) | Step::Due(value, ..) => shape.rebuild(value),
+        Step::Miss(caches, keys) => {
+            let body = timeout::bounded(hard_timeout(op, &caches), on_timeout, body);
+            let policy = store_policy(op, unless);
+            let options = call_options(op);
+            invoke::cached_call(shape, &caches, &keys, policy, || body, Attached, options).await
+        }
+    }
+}
+
+/// `#[cacheable]` on a detachable `async fn` (no receiver, no generics, no borrowed
+/// arguments): its `Send + 'static` future may finish in the background, for a soft
+/// timeout or an eager refresh.
+pub async fn cacheable_detachable<S, F, U, T, D>(
+    shape: S,
+    op: &'static Operation,
+    key: OpKey,
+    unless: U,
+    on_timeout: T,
+    body: F,
+) -> S::Output
+where
+    S: Shape + Send + 'static,
+    S::Value: CacheValue,
+    F: Future<Output = S::Output> + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
+    U: FnOnce(&S::Value) -> D + Send + 'static,
+    D: StoreDecision + 'static,
+    T: OnTimeout<S::Output> + Send + 'static,
+{
+    match step::<S::Value>(op, key, true) {
+        Step::Uncached => body.await,
+        Step::Hit(value) => shape.rebuild(value),
+        Step::Due(value, caches, keys) => {
+            let body = timeout::bounded(hard_timeout(op, &caches), on_timeout, body);
+            let policy = store_policy(op, unless);
+            invoke::refresh_behind::<_, _, _, Detachable>(
+                shape,
+                &caches,
+                &keys,
+                policy,
+                || body,
+                op.eager_refresh,
+            );
+            shape.rebuild(value)
+        }
+        Step::Miss(caches, keys) => {
+            let body = timeout::bounded(hard_timeout(op, &caches), on_timeout, body);
+            let policy = store_policy(op, unless);
+            let options = call_options(op);
+            invoke::cached_call(shape, &caches, &keys, policy, || body, Detachable, options).await
+        }
+    }
+}
+
+/// Where a `#[cacheable]` call goes after its key and the first cache's L1.
+enum Step<V> {
+    /// No key, or no caches: the function runs uncached.
+    Uncached,
+    /// A fresh L1 value.
+    Hit(V),
+    /// A fresh L1 value past its eager refresh point.
+    Due(V, Resolved, Vec<String>),
+    /// Anything else: the full lookup, single flight and store.
+    Miss(Resolved, Vec<String>),
+}
+
+fn step<V: CacheValue>(op: &'static Operation, key: OpKey, eager: bool) -> Step<V> {
     let Some(encoded) = encoded(op, key) else {
-        return body.await;
+        return Step::Uncached;
     };
     let Some(caches) = resolve(op) else {
-        return body.await;
+        return Step::Uncached;
     };
     // The hit path: the first cache's L1, with no allocation for the stored key.
-    if let Some(value) = caches
+    let hit = caches
         .first()
-        .and_then(|c| c.fresh_in_l1_by_encoded::<S::Value>(&encoded))
-    {
-        return shape.rebuild(value);
+        .and_then(|c| c.fresh_in_l1_due_by_encoded::<V>(&encoded));
+    let keys = |caches: &[Cache]| {
+        caches
+            .iter()
+            .map(|c| c.stored_key_of_encoded(&encoded))
+            .collect()
+    };
+    match hit {
+        Some((value, true)) if eager => {
+            let keys = keys(&caches);
+            Step::Due(value, caches, keys)
+        }
+        Some((value, _)) => Step::Hit(value),
+        None => {
+            let keys = keys(&caches);
+            Step::Miss(caches, keys)
+        }
     }
-    let keys: Vec<String> = caches
-        .iter()
-        .map(|c| c.stored_key_of_encoded(&encoded))
-        .collect();
-    invoke::cached_call(shape, &caches, &keys, store_policy(op, unless), body).await
+}
+
+/// The annotation's own timeout and eager refresh; the caches' apply where it sets none.
+fn call_options(op: &'static Operation) -> CallOptions {
+    CallOptions {
+        timeout: op.timeout,
+        eager_refresh: op.eager_refresh,
+    }
+}
+
+/// The hard timeout of a call, and the cache its error names.
+fn hard_timeout(op: &'static Operation, caches: &[Cache]) -> Option<(std::time::Duration, String)> {
+    let first = caches.first()?;
+    let limit = op.hard_timeout.or(first.settings().hard_timeout)?;
+    Some((limit, first.name().to_owned()))
 }
 
 /// `#[cacheable]` on a plain `fn`.
@@ -178,6 +294,50 @@ where
         }
     }
     blocking::run(cacheable(shape, op, key, unless, async move { body() }))
+}
+
+/// `#[cacheable]` on a detachable plain `fn` (no receiver, no generics, no borrowed
+/// arguments): with a soft timeout and a stale value, or past its eager refresh point, its
+/// body runs on a blocking thread in the background.
+pub fn cacheable_detachable_blocking<S, U, C, D>(
+    shape: S,
+    op: &'static Operation,
+    key: OpKey,
+    unless: U,
+    body: C,
+) -> S::Output
+where
+    S: Shape + Send + 'static,
+    S::Value: CacheValue,
+    S::Output: Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
+    U: FnOnce(&S::Value) -> D + Send + 'static,
+    D: StoreDecision + 'static,
+    C: FnOnce() -> S::Output + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
+{
+    match step::<S::Value>(op, key, true) {
+        Step::Uncached => body(),
+        Step::Hit(value) => shape.rebuild(value),
+        Step::Due(value, caches, keys) => {
+            invoke::refresh_behind::<_, _, _, DetachableBlocking>(
+                shape,
+                &caches,
+                &keys,
+                store_policy(op, unless),
+                || BlockingBody::new(body),
+                op.eager_refresh,
+            );
+            shape.rebuild(value)
+        }
+        Step::Miss(caches, keys) => blocking::run(invoke::cached_call(
+            shape,
+            &caches,
+            &keys,
+            store_policy(op, unless),
+            || BlockingBody::new(body),
+            DetachableBlocking,
+            call_options(op),
+        )),
+    }
 }
 
 /// `#[cache_put]` on an `async fn`.

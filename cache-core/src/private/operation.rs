@@ -43,6 +43,12 @@ pub struct Operation {
     pub grace: Option<Duration>,
     /// Tags carried by every entry this function writes (`tags = [..]`).
     pub tags: &'static [&'static str],
+    /// Soft timeout override (`timeout = ".."`).
+    pub timeout: Option<Duration>,
+    /// Hard timeout override (`hard_timeout = ".."`).
+    pub hard_timeout: Option<Duration>,
+    /// Eager refresh override (`eager_refresh = 0.8`).
+    pub eager_refresh: Option<f64>,
     /// The caches as the last scoped manager that ran this operation resolved them.
     pub(crate) resolved: ResolvedCaches,
     /// The caches in the global manager (`None` inside: they could not be resolved).
@@ -62,6 +68,9 @@ impl std::fmt::Debug for Operation {
             .field("ttl", &self.ttl)
             .field("grace", &self.grace)
             .field("tags", &self.tags)
+            .field("timeout", &self.timeout)
+            .field("hard_timeout", &self.hard_timeout)
+            .field("eager_refresh", &self.eager_refresh)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +120,9 @@ impl Operation {
             ttl: None,
             grace: None,
             tags: &[],
+            timeout: None,
+            hard_timeout: None,
+            eager_refresh: None,
             resolved: ResolvedCaches::new(),
             global_caches: std::sync::OnceLock::new(),
         }
@@ -142,6 +154,24 @@ impl Operation {
             Some(grace) => cache.with_options(crate::CacheOptions::new().grace(grace)),
             None => cache,
         }
+    }
+
+    /// Sets the soft timeout, in milliseconds (from `timeout = "..."`).
+    pub const fn with_timeout_millis(mut self, millis: u64) -> Self {
+        self.timeout = Some(Duration::from_millis(millis));
+        self
+    }
+
+    /// Sets the hard timeout, in milliseconds (from `hard_timeout = "..."`).
+    pub const fn with_hard_timeout_millis(mut self, millis: u64) -> Self {
+        self.hard_timeout = Some(Duration::from_millis(millis));
+        self
+    }
+
+    /// Sets the eager refresh point, a fraction of the TTL checked at compile time.
+    pub const fn with_eager_refresh(mut self, ratio: f64) -> Self {
+        self.eager_refresh = Some(ratio);
+        self
     }
 }
 

@@ -35,6 +35,8 @@ pub struct LocalEntry {
     pub keep_until: Option<Instant>,
     /// Estimated size in bytes, for size-bounded tiers.
     pub weight: u32,
+    /// When a hit should start a background refresh (eager refresh; `None`: never).
+    pub refresh_at: Option<Instant>,
 }
 
 impl LocalEntry {
@@ -50,7 +52,23 @@ impl LocalEntry {
             fresh_until,
             keep_until,
             weight,
+            refresh_at: None,
         }
+    }
+
+    /// The entry, with a hit after `at` starting a background refresh (eager refresh).
+    ///
+    /// ```
+    /// use cache_core::store::LocalEntry;
+    /// use std::{sync::Arc, time::Instant};
+    /// let at = Instant::now();
+    /// let e = LocalEntry::new(Arc::new(1u8), None, None, 8).refresh_at(Some(at));
+    /// assert_eq!(e.refresh_at, Some(at));
+    /// ```
+    #[must_use]
+    pub fn refresh_at(mut self, at: Option<Instant>) -> Self {
+        self.refresh_at = at;
+        self
     }
 }
 
@@ -60,6 +78,7 @@ impl std::fmt::Debug for LocalEntry {
             .field("fresh_until", &self.fresh_until)
             .field("keep_until", &self.keep_until)
             .field("weight", &self.weight)
+            .field("refresh_at", &self.refresh_at)
             .finish_non_exhaustive()
     }
 }
