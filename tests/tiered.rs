@@ -4,6 +4,7 @@
 mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cachet::testing::{with_manager, with_manager_sync};
@@ -389,4 +390,68 @@ async fn clearing_a_namespace_in_redis_touches_exactly_its_keys_whatever_its_nam
         "`*` is a name, not a pattern: other namespaces stay"
     );
     assert!(users.has(&1u64).await.unwrap());
+}
+
+/// Calls of `command` the server has answered so far (INFO commandstats).
+fn calls(server: &RedisServer, command: &str) -> u64 {
+    redis_cli(server.port(), &["INFO", "commandstats"])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_miss_reads_redis_once_and_a_stampede_still_runs_the_function_once() {
+    let server = RedisServer::start();
+    let url = server.url();
+    for (prefix, l1) in [
+        ("l2only", ""),
+        (
+            "tiered",
+            "l1 = { driver = \"memory\", max_entries = 1000 }\n",
+        ),
+    ] {
+        let manager = CacheManager::from_toml_str(&format!(
+            "prefix = \"{prefix}\"\nttl = \"1h\"\n[stores.s]\n{l1}l2 = {{ driver = \"redis\", url = \"{url}\" }}\n"
+        ))
+        .unwrap();
+        let users = manager.cache("users").unwrap();
+
+        // Reads are `GETRANGE key 0 max_value_size`.
+        let reads = calls(&server, "getrange");
+        for k in 1..=10u64 {
+            assert_eq!(users.get_or_set(&k, || async move { k }).await.unwrap(), k);
+        }
+        let cold = calls(&server, "getrange") - reads;
+        println!("{prefix}: {cold} L2 reads for 10 cold misses");
+        assert_eq!(cold, 10, "one read per uncontended cold miss ({prefix})");
+
+        // Contended: the waiters must still look again after the gate, and find the value.
+        let reads = calls(&server, "getrange");
+        let ran = Arc::new(AtomicU64::new(0));
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let (users, ran) = (users.clone(), ran.clone());
+                tokio::spawn(async move {
+                    users
+                        .get_or_set(&99u64, || async move {
+                            ran.fetch_add(1, SeqCst);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            7u64
+                        })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap(), 7);
+        }
+        println!(
+            "{prefix}: {} L2 reads for a stampede of 8",
+            calls(&server, "getrange") - reads
+        );
+        assert_eq!(ran.load(SeqCst), 1, "the function ran once ({prefix})");
+    }
 }

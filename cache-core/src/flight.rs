@@ -1,22 +1,62 @@
 //! Single flight: concurrent misses on one key run the function once.
 //!
-//! A miss takes the key's gate, looks again, and only then runs the function; callers that
-//! arrive meanwhile wait for the gate and then find the stored value. The gate is released
-//! by a guard's `Drop`, so a leader that panics or whose future is dropped hands over to
-//! the next waiter, which looks again and, finding nothing, runs the function itself.
+//! A miss takes the key's gate, looks again if need be, and only then runs the function;
+//! callers that arrive meanwhile wait for the gate and then find the stored value. The gate
+//! is released by a guard's `Drop`, so a leader that panics or whose future is dropped
+//! hands over to the next waiter, which looks again and, finding nothing, runs the
+//! function itself.
 //! Plain fns wait through [`crate::blocking::run`], so they share these gates with async
 //! callers: a plain fn and an async fn on one cache key also run once.
+//!
+//! Looking again costs an L2 read, so a caller looks again only if a gate of its key's
+//! stripe was released since it took its [`Ticket`] (see [`Flights::ticket`]).
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-/// The gates of one store, by stored key.
+/// How many release counters a store keeps; keys sharing one only cost each other an
+/// extra look.
+const STRIPES: usize = 64;
+
+/// The gates of one store, by stored key, and its release counters.
 #[derive(Default)]
 pub(crate) struct Flights {
     /// Shared with the guards of detached refreshes, which outlive the borrow of a call.
-    gates: Arc<Mutex<HashMap<String, Arc<Gate>>>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
+    /// Releases so far, per stripe of keys (by [`stripe_of`]), bumped before each release.
+    released: [AtomicU64; STRIPES],
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            gates: Mutex::default(),
+            released: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Which release counter `key` shares. Any hash fixed for the process will do.
+fn stripe_of(key: &str) -> usize {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    // The remainder is below `STRIPES`, so it fits a usize.
+    (hasher.finish() % STRIPES as u64) as usize
+}
+
+/// A key's stripe and its release count before a caller's first look.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    stripe: usize,
+    seen: u64,
 }
 
 #[derive(Default)]
@@ -69,6 +109,8 @@ pub(crate) struct FlightGuard<'a> {
     flights: &'a Flights,
     key: String,
     gate: Arc<Gate>,
+    /// Taken before the caller's first look; its stripe is bumped on release.
+    ticket: Ticket,
     /// False for a re-entrant guard: the outer guard of the same holder releases the gate.
     releases: bool,
 }
@@ -94,8 +136,29 @@ impl Gate {
 }
 
 impl Flights {
+    /// Taken before the first look for `key`, and handed to [`Flights::lock`]; the guard's
+    /// [`FlightGuard::look_again`] then says whether that look may be out of date.
+    ///
+    /// Why an unchanged stripe means the first look saw everything a holder stored: a
+    /// holder stores before it releases, and bumps its stripe before it frees the gate
+    /// (and so before waking waiters). A caller that waited for a holder takes the gate
+    /// after that bump, so it sees the stripe moved and looks again. A caller that never
+    /// waited but missed a whole store-and-release between its first look and the gate
+    /// also sees the bump: the release came after the ticket (else the acquire load of the
+    /// ticket saw the bump, and the store before it, in time for the first look) and
+    /// before this caller took the gate. Other keys of the stripe only cost an extra look.
+    /// Not covered, as before the second look only narrowed it: a `set` that takes no
+    /// gate, or another process (the distributed lock looks again itself).
+    pub(crate) fn ticket(&self, key: &str) -> Ticket {
+        let stripe = stripe_of(key);
+        Ticket {
+            stripe,
+            seen: self.shared.released[stripe].load(Ordering::Acquire),
+        }
+    }
+
     fn gate(&self, key: &str) -> Arc<Gate> {
-        let mut gates = lock(&self.gates);
+        let mut gates = lock(&self.shared.gates);
         if let Some(gate) = gates.get(key) {
             return gate.clone();
         }
@@ -104,8 +167,10 @@ impl Flights {
         gate
     }
 
-    /// Waits for `key`'s gate without blocking the thread.
-    pub(crate) async fn lock(&self, key: &str) -> FlightGuard<'_> {
+    /// Waits for `key`'s gate without blocking the thread. `ticket` is `key`'s, taken
+    /// before the caller's first look.
+    pub(crate) async fn lock(&self, key: &str, ticket: Ticket) -> FlightGuard<'_> {
+        debug_assert_eq!(ticket.stripe, stripe_of(key), "a ticket for another key");
         let me = Holder::current();
         let gate = self.gate(key);
         // If this future is dropped while waiting, the gate must not outlive its last user.
@@ -130,12 +195,14 @@ impl Flights {
             flights: self,
             key: key.to_owned(),
             gate,
+            ticket,
             releases,
         }
     }
 
     /// Takes `key`'s gate if it is free (or already ours), without waiting.
     pub(crate) fn try_lock(&self, key: &str) -> Option<FlightGuard<'_>> {
+        let ticket = self.ticket(key);
         let gate = self.gate(key);
         let releases = match gate.try_take(Holder::current()) {
             Take::Taken => true,
@@ -149,6 +216,7 @@ impl Flights {
             flights: self,
             key: key.to_owned(),
             gate,
+            ticket,
             releases,
         })
     }
@@ -156,7 +224,7 @@ impl Flights {
     /// Forgets `key`'s gate if nothing but the map and `our_refs` references refer to it
     /// and nobody holds it.
     fn forget_if_unused(&self, key: &str, gate: &Arc<Gate>, our_refs: usize) {
-        let mut gates = lock(&self.gates);
+        let mut gates = lock(&self.shared.gates);
         if Arc::strong_count(gate) == 1 + our_refs && lock(&gate.held).is_none() {
             gates.remove(key);
         }
@@ -164,7 +232,14 @@ impl Flights {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        lock(&self.gates).len()
+        lock(&self.shared.gates).len()
+    }
+
+    /// Another handle on the same gates and counters.
+    fn share(&self) -> Flights {
+        Flights {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -174,16 +249,31 @@ impl FlightGuard<'_> {
     pub(crate) fn is_reentrant(&self) -> bool {
         !self.releases
     }
+
+    /// Whether a gate of this key's stripe was released since the ticket: only then may a
+    /// holder have stored a value the first look did not see (see [`Flights::ticket`]).
+    pub(crate) fn look_again(&self) -> bool {
+        self.flights.shared.released[self.ticket.stripe].load(Ordering::Acquire) != self.ticket.seen
+    }
 }
 
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
-        release(self.flights, &self.key, &self.gate, self.releases);
+        release(
+            self.flights,
+            &self.key,
+            &self.gate,
+            self.ticket.stripe,
+            self.releases,
+        );
     }
 }
 
-fn release(flights: &Flights, key: &str, gate: &Arc<Gate>, releases: bool) {
+fn release(flights: &Flights, key: &str, gate: &Arc<Gate>, stripe: usize, releases: bool) {
     if releases {
+        // Bumped before the gate is free: whoever takes it next (a waiter, or a caller that
+        // never waited) takes it after the bump, so its `look_again` sees it.
+        flights.shared.released[stripe].fetch_add(1, Ordering::Release);
         *lock(&gate.held) = None;
         gate.released.notify_waiters();
     }
@@ -197,6 +287,7 @@ pub(crate) struct DetachedFlight {
     flights: Flights,
     key: String,
     gate: Arc<Gate>,
+    stripe: usize,
     releases: bool,
 }
 
@@ -210,11 +301,10 @@ impl FlightGuard<'_> {
             *lock(&self.gate.held) = Some(Holder::Detached);
         }
         let detached = DetachedFlight {
-            flights: Flights {
-                gates: self.flights.gates.clone(),
-            },
+            flights: self.flights.share(),
             key: self.key.clone(),
             gate: self.gate.clone(),
+            stripe: self.ticket.stripe,
             releases: self.releases,
         };
         // Dropped without releasing; the detached guard's reference keeps the gate mapped.
@@ -235,7 +325,13 @@ impl DetachedFlight {
 
 impl Drop for DetachedFlight {
     fn drop(&mut self) {
-        release(&self.flights, &self.key, &self.gate, self.releases);
+        release(
+            &self.flights,
+            &self.key,
+            &self.gate,
+            self.stripe,
+            self.releases,
+        );
     }
 }
 
@@ -254,7 +350,7 @@ mod tests {
         for _ in 0..50 {
             let (flights, inside) = (flights.clone(), inside.clone());
             tasks.push(tokio::spawn(async move {
-                let _g = flights.lock("k").await;
+                let _g = flights.lock("k", flights.ticket("k")).await;
                 assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
                 tokio::task::yield_now().await;
                 inside.fetch_sub(1, Ordering::SeqCst);
@@ -271,13 +367,13 @@ mod tests {
         let flights = Arc::new(Flights::default());
         let f2 = flights.clone();
         let holder = tokio::spawn(async move {
-            let _g = f2.lock("k").await;
+            let _g = f2.lock("k", f2.ticket("k")).await;
             tokio::time::sleep(Duration::from_secs(3600)).await;
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         let f3 = flights.clone();
         let waiter = tokio::spawn(async move {
-            let _g = f3.lock("k").await;
+            let _g = f3.lock("k", f3.ticket("k")).await;
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
@@ -296,14 +392,14 @@ mod tests {
         let f2 = flights.clone();
         let holder = std::thread::spawn(move || {
             crate::blocking::run(async {
-                let _guard = f2.lock("k").await;
+                let _guard = f2.lock("k", f2.ticket("k")).await;
                 held_tx.send(()).unwrap();
                 release_rx.recv().unwrap();
             })
         });
         held_rx.recv().unwrap();
         {
-            let mut waiting = Box::pin(flights.lock("k"));
+            let mut waiting = Box::pin(flights.lock("k", flights.ticket("k")));
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             assert!(waiting.as_mut().poll(&mut cx).is_pending());
             release_tx.send(()).unwrap();
@@ -316,10 +412,13 @@ mod tests {
     #[tokio::test]
     async fn the_holder_passes_its_own_gate_again() {
         let flights = Flights::default();
-        let outer = flights.lock("k").await;
-        let inner = tokio::time::timeout(Duration::from_secs(5), flights.lock("k"))
-            .await
-            .expect("no self-deadlock");
+        let outer = flights.lock("k", flights.ticket("k")).await;
+        let inner = tokio::time::timeout(
+            Duration::from_secs(5),
+            flights.lock("k", flights.ticket("k")),
+        )
+        .await
+        .expect("no self-deadlock");
         drop(inner);
         assert!(
             lock(&outer.gate.held).is_some(),
@@ -332,7 +431,7 @@ mod tests {
     #[tokio::test]
     async fn a_detached_gate_is_held_until_its_refresh_ends() {
         let flights = Flights::default();
-        let guard = flights.lock("k").await;
+        let guard = flights.lock("k", flights.ticket("k")).await;
         assert!(flights.try_lock("k").is_some(), "re-entrant for its holder");
         let detached = guard.detach();
         assert!(
@@ -341,9 +440,7 @@ mod tests {
         );
         let refresh = tokio::spawn(async move {
             detached.adopt();
-            let inner = Flights {
-                gates: detached.flights.gates.clone(),
-            };
+            let inner = detached.flights.share();
             // The refresh's own calls on its key pass.
             let passes = inner.try_lock("k").is_some();
             drop(detached);
@@ -357,12 +454,83 @@ mod tests {
         assert_eq!(flights.len(), 0);
     }
 
+    /// A key other than `key` whose stripe is (or is not) `key`'s.
+    fn neighbour(key: &str, same_stripe: bool) -> String {
+        (0..)
+            .map(|i| format!("other-{i}"))
+            .find(|k| (stripe_of(k) == stripe_of(key)) == same_stripe)
+            .expect("64 stripes")
+    }
+
+    #[tokio::test]
+    async fn without_a_release_since_the_ticket_there_is_no_second_look() {
+        let flights = Flights::default();
+        let ticket = flights.ticket("k");
+        // Holders of keys on other stripes don't count.
+        drop(flights.try_lock(&neighbour("k", false)));
+        let guard = flights.lock("k", ticket).await;
+        assert!(!guard.look_again());
+    }
+
+    #[tokio::test]
+    async fn a_release_on_the_keys_stripe_since_the_ticket_means_a_second_look() {
+        let flights = Flights::default();
+        for other in ["k".to_owned(), neighbour("k", true)] {
+            let ticket = flights.ticket("k");
+            // A whole store-and-release between the first look and the gate, uncontended.
+            let holder = flights.lock(&other, flights.ticket(&other)).await;
+            drop(holder);
+            let guard = flights.lock("k", ticket).await;
+            assert!(guard.look_again(), "after a release of {other:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiter_looks_again_after_its_holder_releases() {
+        let flights = Arc::new(Flights::default());
+        let holder = flights.lock("k", flights.ticket("k")).await;
+        let f2 = flights.clone();
+        let waiter = tokio::spawn(async move { f2.lock("k", f2.ticket("k")).await.look_again() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        drop(holder);
+        assert!(waiter.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_detached_gate_counts_as_released_when_its_refresh_ends() {
+        let flights = Flights::default();
+        let ticket = flights.ticket("k");
+        let detached = flights.lock("k", flights.ticket("k")).await.detach();
+        assert!(flights.try_lock("k").is_none());
+        drop(detached);
+        assert!(flights.lock("k", ticket).await.look_again());
+    }
+
+    #[tokio::test]
+    async fn a_reentrant_guard_does_not_count_as_a_release() {
+        let flights = Flights::default();
+        let ticket = flights.ticket("k");
+        let outer = flights.lock("k", ticket).await;
+        let inner = flights.lock("k", flights.ticket("k")).await;
+        assert!(inner.is_reentrant());
+        drop(inner);
+        assert!(!outer.look_again(), "the inner guard released nothing");
+        drop(outer);
+        assert_eq!(
+            flights.ticket("k").seen,
+            ticket.seen + 1,
+            "the outer guard's release counts once"
+        );
+    }
+
     #[test]
     fn blocking_and_async_share_gates() {
         let flights = Arc::new(Flights::default());
-        let g = crate::blocking::run(flights.lock("k"));
+        let g = crate::blocking::run(flights.lock("k", flights.ticket("k")));
         let f2 = flights.clone();
-        let t = std::thread::spawn(move || drop(crate::blocking::run(f2.lock("k"))));
+        let t =
+            std::thread::spawn(move || drop(crate::blocking::run(f2.lock("k", f2.ticket("k")))));
         std::thread::sleep(Duration::from_millis(20));
         assert!(!t.is_finished());
         drop(g);

@@ -61,6 +61,10 @@ where
     let timeout = options.timeout.or(first.settings().timeout);
     // Each cache falls back to its own setting when the call sets none.
     let eager_refresh = options.eager_refresh;
+    let flights = &first.inner.store.flights;
+    // Before the first look: the gate then tells whether a holder may have stored since
+    // (see `Flights::ticket`), so an uncontended miss reads each tier once, not twice.
+    let ticket = flights.ticket(&keys[0]);
     let mut stale = match find_due::<S::Value>(caches, keys).await {
         (Found::Fresh(value), due) => {
             if due && M::DETACHABLE {
@@ -71,11 +75,10 @@ where
         (Found::Stale(value, keep_until), _) => Some((value, keep_until)),
         (Found::Nothing, _) => None,
     };
-    let flights = &first.inner.store.flights;
     let flight = match (timeout, stale.take()) {
         // With a stale value, another caller's refresh is waited for no longer than the
         // soft timeout either.
-        (Some(limit), Some(old)) => match within(limit, flights.lock(&keys[0])).await {
+        (Some(limit), Some(old)) => match within(limit, flights.lock(&keys[0], ticket)).await {
             Some(flight) => {
                 stale = Some(old);
                 flight
@@ -84,14 +87,16 @@ where
         },
         (_, old) => {
             stale = old;
-            flights.lock(&keys[0]).await
+            flights.lock(&keys[0], ticket).await
         }
     };
-    // Whoever held the gate before may have stored the value meanwhile.
-    match find::<S::Value>(caches, keys).await {
-        Found::Fresh(value) => return shape.rebuild(value),
-        Found::Stale(value, keep_until) => stale = Some((value, keep_until)),
-        Found::Nothing => {}
+    // Whoever held the gate since the first look may have stored the value meanwhile.
+    if flight.look_again() {
+        match find::<S::Value>(caches, keys).await {
+            Found::Fresh(value) => return shape.rebuild(value),
+            Found::Stale(value, keep_until) => stale = Some((value, keep_until)),
+            Found::Nothing => {}
+        }
     }
     // Across instances too, on a store with `lock = "redis"` (released when dropped).
     let mut dlock = match lock::acquire_or_wait(caches, keys, flight.is_reentrant()).await {
