@@ -103,6 +103,11 @@ struct Fixture {
     cache: cachet::Cache,
     /// The driver cachet's tier uses, connected on `rt`.
     raw: MultiplexedConnection,
+    /// The same driver connected on a runtime of one worker thread of its own, as
+    /// cachet's tier is (its backend runtime), and used from `rt`'s tasks: the cost of
+    /// where the connection's driver runs, without anything else cachet does.
+    raw_own_thread: MultiplexedConnection,
+    _driver_rt: tokio::runtime::Runtime,
     /// The key cachet stored `KEY` under (`{prefix}:{cache}:{key}`).
     stored_key: String,
     /// `cached`'s store, holding `KEY` under its own key and encoding.
@@ -149,11 +154,25 @@ fn fixture() -> &'static Fixture {
                 .expect("cached writes to Redis");
             (raw, peer)
         });
+        let driver_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let raw_own_thread = driver_rt.block_on(async {
+            redis::Client::open(url.as_str())
+                .expect("a redis client")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("the raw driver connects")
+        });
         Fixture {
             _server: server,
             rt,
             cache,
             raw,
+            raw_own_thread,
+            _driver_rt: driver_rt,
             stored_key,
             peer,
         }
@@ -405,6 +424,14 @@ fn contenders(f: &'static Fixture, ok: &Checked) -> Vec<(&'static str, Op)> {
             Arc::new(move || {
                 Box::pin(async move {
                     black_box(raw_getrange(f.raw.clone(), key).await);
+                })
+            }),
+        ));
+        out.push((
+            "raw_getrange_driver_on_own_thread",
+            Arc::new(move || {
+                Box::pin(async move {
+                    black_box(raw_getrange(f.raw_own_thread.clone(), key).await);
                 })
             }),
         ));

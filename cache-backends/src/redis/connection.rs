@@ -145,6 +145,31 @@ impl Connection {
         })
     }
 
+    /// [`run`](Self::run) for an operation that sends one request (a command or a
+    /// pipeline), bounded by `operation_timeout` like every operation. On a live
+    /// connection the connection's response timeout (= `operation_timeout`) bounds that
+    /// request already, so no timer of its own is armed: two timers per read cost ~10 % of
+    /// the client's CPU with 64 concurrent readers (BENCHMARKS.md, "Redis L2"). Only an
+    /// operation that must connect first is bounded as a whole, as `run` does.
+    pub(crate) fn run_one<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &'static str,
+        op: F,
+    ) -> background::Remote<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, RedisError>> + Send,
+        T: Send + 'static,
+    {
+        match self.current() {
+            Some(conn) => {
+                let this = Arc::clone(self);
+                background::run(async move { op(conn).await.map_err(|e| this.fault(what, &e)) })
+            }
+            None => self.run(what, Some(self.operation_timeout), op),
+        }
+    }
+
     /// The live connection, made now if there is none.
     async fn connection(&self) -> Result<MultiplexedConnection, TierError> {
         if let Some(conn) = self.current() {
