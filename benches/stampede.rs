@@ -2,7 +2,9 @@
 //! Counts the function's executions (single flight: must be 1) and prints the callers'
 //! latency distribution, cachet next to the `cached` crate.
 //!
-//! `cargo bench --bench stampede` (a plain program: `harness = false`).
+//! `cargo bench --bench stampede` (a plain program: `harness = false`). With
+//! `--features redis` it adds a row on a tiered store (L1 memory + L2 Redis + bus) against
+//! a `redis-server` it starts on a free loopback port.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +20,21 @@ static CACHET_RUNS: AtomicU64 = AtomicU64::new(0);
 static GET_OR_SET_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_BY_KEY_RUNS: AtomicU64 = AtomicU64::new(0);
+#[cfg(feature = "redis")]
+static TIERED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(feature = "redis")]
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
+
+/// The same on a tiered store: every caller misses L1 and L2 before the single flight.
+#[cfg(feature = "redis")]
+#[cachet::cacheable("stampede_tiered")]
+async fn cachet_tiered_slow(id: u64) -> u64 {
+    TIERED_RUNS.fetch_add(1, Relaxed);
+    tokio::time::sleep(WORK).await;
+    id
+}
 
 #[cachet::cacheable("stampede")]
 async fn cachet_slow(id: u64) -> u64 {
@@ -92,10 +109,27 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    #[cfg(not(feature = "redis"))]
     let manager = cachet::CacheManager::builder()
         .memory_store("memory")
         .build()
         .expect("a memory-store manager builds");
+    // The memory store as `memory_store` makes it, and a tiered store for one cache.
+    #[cfg(feature = "redis")]
+    let server = redis_server::RedisServer::start();
+    #[cfg(feature = "redis")]
+    let manager = {
+        let url = server.url();
+        cachet::CacheManager::from_toml_str(&format!(
+            "default_store = \"memory\"\nprefix = \"stampede\"\n\
+             [stores.memory]\nl1 = {{ driver = \"memory\", max_entries = 10000 }}\n\
+             [stores.tiered]\nl1 = {{ driver = \"memory\", max_entries = 10000 }}\n\
+             l2 = {{ driver = \"redis\", url = \"{url}\" }}\n\
+             bus = {{ driver = \"redis\", url = \"{url}\" }}\n\
+             [caches.stampede_tiered]\nstore = \"tiered\"\n"
+        ))
+        .expect("a memory + tiered manager builds")
+    };
     cachet::init(manager).expect("the global manager is set once");
     let cache = cachet::cache("stampede_get").expect("cache");
     let cachet_get_ok = rt.block_on(cache.set(&0u64, &0u64)).is_ok();
@@ -129,6 +163,19 @@ fn main() {
             &CACHED_BY_KEY_RUNS,
         ),
     ];
+    #[cfg(feature = "redis")]
+    runs.insert(
+        1,
+        (
+            "cachet #[cacheable] async, tiered (L1 + Redis)",
+            Arc::new(|k| {
+                Box::pin(async move {
+                    let _ = cachet_tiered_slow(k).await;
+                })
+            }),
+            &TIERED_RUNS,
+        ),
+    );
     if cachet_get_ok {
         runs.insert(
             1,

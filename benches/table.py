@@ -33,6 +33,10 @@ def mops(v, per_iter=2):
     return "—" if v is None else f"{per_iter / v * 1e3:.1f} M/s"
 
 
+def kops(v, per_iter):
+    return "—" if v is None else f"{per_iter / v * 1e6:.1f} k/s"
+
+
 def ratio(a, b):
     return "—" if a is None or b is None else f"{a / b:.2f}"
 
@@ -84,3 +88,18 @@ print(f"| #[cacheable] sync hit / cached #[cached] sync hit | {ratio(m('hit_sync
 print(f"| #[cacheable] async hit / cached #[cached] async hit | {ratio(m('hit_async', 'cachet_cacheable'), m('hit_async', 'cached_macro'))} | ≤ 1 |")
 print(f"| 2 threads, sync: cachet ops/s / cached ops/s | {ratio(m('hit_2threads', 'cached_macro_sync'), m('hit_2threads', 'cachet_cacheable_sync'))} | > 1 |")
 print(f"| 2 threads, async: cachet ops/s / cached ops/s | {ratio(m('hit_2threads', 'cached_macro_async'), m('hit_2threads', 'cachet_cacheable_async'))} | > 1 |")
+
+# Redis L2 (`cargo bench --features redis --bench redis`). The ratios that BENCHMARKS.md
+# quotes come from the bench's own paired rounds (the `redis_paired` table it prints);
+# these are criterion's sequential medians, which the machine's load moves between rows.
+redis = ["raw_get", "raw_getrange", "cached_async_redis_cache_get", "cached_concurrent_cached",
+         "cachet_get", "cachet_cacheable"]
+if median("redis_hit", "raw_get") is not None or median("redis_hit_64tasks", "raw_get") is not None:
+    print()
+    print("| redis bench | 1 at a time | ratio to raw_get | 64 tasks, per 64 reads | reads/s | ratio to raw_get |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for b in redis:
+        one, raw_one = median("redis_hit", b), median("redis_hit", "raw_get")
+        many, raw_many = median("redis_hit_64tasks", b), median("redis_hit_64tasks", "raw_get")
+        # time ratios inverted, so > 1 means faster than raw, as for throughput
+        print(f"| {b} | {ns(one)} | {ratio(raw_one, one)} | {ns(many)} | {kops(many, 64)} | {ratio(raw_many, many)} |")

@@ -1,11 +1,14 @@
 //! The backend's own runtime: one small thread on which every Redis connection is made
-//! and driven, and every operation runs.
+//! and driven.
 //!
 //! A connection's driver task lives on the runtime that created it, and dies with it. A
 //! global cache manager outlives the short runtimes of `#[tokio::test]`s and may be used
 //! from plain threads, so connections must not belong to whichever runtime happened to
-//! call first. Callers await a `JoinHandle`, which works from any runtime (or a plain
-//! `block_on`), and the work itself always runs here.
+//! call first. Operations are polled by their caller (any runtime, or a plain
+//! `block_on`) inside this runtime's context: whatever they create while running —
+//! connections and their driver tasks, sockets, timers — belongs to this runtime, while
+//! the operation itself costs no task, no hop to this thread and back, and no wake-up
+//! of it beyond the connection driver's own.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +17,6 @@ use std::task::{Context, Poll};
 
 use cache_core::{TierError, TierErrorKind};
 use tokio::runtime::{Handle, Runtime};
-use tokio::task::JoinHandle;
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 
@@ -35,8 +37,11 @@ pub(crate) fn handle() -> Result<&'static Handle, TierError> {
         .map_err(|e| TierError::with_kind(e.clone(), TierErrorKind::Other))
 }
 
-/// Runs `fut` on the backend runtime; the returned future resolves to its output, and
-/// aborts the task when dropped early (a caller that gave up does not leave work behind).
+type Work<T> = Pin<Box<dyn Future<Output = Result<T, TierError>> + Send>>;
+
+/// Runs `fut` in the backend runtime's context; the returned future resolves to its
+/// output, and drops the work when dropped early (a caller that gave up does not leave
+/// work behind).
 pub(crate) fn run<T, F>(fut: F) -> Remote<T>
 where
     F: Future<Output = Result<T, TierError>> + Send + 'static,
@@ -44,19 +49,28 @@ where
 {
     match handle() {
         Ok(h) => Remote {
-            task: Some(h.spawn(fut)),
+            runtime: Some(h),
+            work: Some(Box::pin(fut)),
             failed: None,
         },
         Err(e) => Remote {
-            task: None,
+            runtime: None,
+            work: None,
             failed: Some(e),
         },
     }
 }
 
-/// A task on the backend runtime, awaited from anywhere.
+/// An operation on the backend runtime's resources, awaited from anywhere.
+///
+/// Each poll enters the backend runtime's context (as `tokio_util`'s `TokioContext`
+/// does), so a timer or a task the operation creates is the backend runtime's, and works
+/// however the caller is run. An earlier design spawned every operation onto the backend
+/// thread: with 64 concurrent callers that one thread ran all their work, and every
+/// operation paid a task and two cross-thread wake-ups (BENCHMARKS.md, "Redis L2").
 pub(crate) struct Remote<T> {
-    task: Option<JoinHandle<Result<T, TierError>>>,
+    runtime: Option<&'static Handle>,
+    work: Option<Work<T>>,
     failed: Option<TierError>,
 }
 
@@ -64,31 +78,31 @@ impl<T> Future for Remote<T> {
     type Output = Result<T, TierError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(task) = self.task.as_mut() else {
-            let err = self.failed.take().unwrap_or_else(|| {
+        let this = &mut *self;
+        let (Some(runtime), Some(work)) = (this.runtime, this.work.as_mut()) else {
+            let err = this.failed.take().unwrap_or_else(|| {
                 TierError::with_kind("polled after completion", TierErrorKind::Other)
             });
             return Poll::Ready(Err(err));
         };
-        match Pin::new(task).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(out) => {
-                self.task = None;
-                Poll::Ready(out.unwrap_or_else(|join| {
-                    Err(TierError::with_kind(
-                        format!("redis operation task failed: {join}"),
-                        TierErrorKind::Other,
-                    ))
-                }))
-            }
+        let out = {
+            let _context = runtime.enter();
+            work.as_mut().poll(cx)
+        };
+        if out.is_ready() {
+            this.work = None;
         }
+        out
     }
 }
 
 impl<T> Drop for Remote<T> {
     fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
+        // Dropped mid-flight: release its timers and sockets in the context they
+        // belong to.
+        if let (Some(runtime), Some(work)) = (self.runtime, self.work.take()) {
+            let _context = runtime.enter();
+            drop(work);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! of its errors to [`TierError`]s that never show the password.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use cache_core::{TierError, TierErrorKind};
@@ -66,9 +66,12 @@ pub(crate) struct Connection {
     pub(crate) operation_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_value_size: usize,
-    /// The live connection, `None` until first use and after a fault. An async mutex,
-    /// so concurrent first uses make one connection, not several.
-    live: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// The live connection, `None` until first use and after a fault. Read by every
+    /// operation, from the callers' threads: a read lock held for a clone, never across
+    /// an `.await`.
+    live: RwLock<Option<MultiplexedConnection>>,
+    /// Held while connecting, so concurrent first uses make one connection, not several.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 impl Connection {
@@ -95,7 +98,8 @@ impl Connection {
             operation_timeout: opts.operation_timeout,
             connect_timeout: opts.connect_timeout,
             max_value_size: opts.max_value_size,
-            live: tokio::sync::Mutex::new(None),
+            live: RwLock::new(None),
+            connecting: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -104,7 +108,7 @@ impl Connection {
         &self.target
     }
 
-    /// Runs `op` on the backend runtime with a connection, bounded by `timeout`
+    /// Runs `op` in the backend runtime's context with a connection, bounded by `timeout`
     /// (`None`: only each command's own response timeout bounds it). Connecting is
     /// bounded by `connect_timeout`. Faults drop the connection so the next call
     /// reconnects.
@@ -141,11 +145,40 @@ impl Connection {
         })
     }
 
+    /// [`run`](Self::run) for an operation that sends one request (a command or a
+    /// pipeline), bounded by `operation_timeout` like every operation. On a live
+    /// connection the connection's response timeout (= `operation_timeout`) bounds that
+    /// request already, so no timer of its own is armed: two timers per read cost ~10 % of
+    /// the client's CPU with 64 concurrent readers (BENCHMARKS.md, "Redis L2"). Only an
+    /// operation that must connect first is bounded as a whole, as `run` does.
+    pub(crate) fn run_one<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &'static str,
+        op: F,
+    ) -> background::Remote<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, RedisError>> + Send,
+        T: Send + 'static,
+    {
+        match self.current() {
+            Some(conn) => {
+                let this = Arc::clone(self);
+                background::run(async move { op(conn).await.map_err(|e| this.fault(what, &e)) })
+            }
+            None => self.run(what, Some(self.operation_timeout), op),
+        }
+    }
+
     /// The live connection, made now if there is none.
     async fn connection(&self) -> Result<MultiplexedConnection, TierError> {
-        let mut live = self.live.lock().await;
-        if let Some(conn) = live.as_ref() {
-            return Ok(conn.clone());
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let _connecting = self.connecting.lock().await;
+        // Another caller may have connected while this one waited.
+        if let Some(conn) = self.current() {
+            return Ok(conn);
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
@@ -163,8 +196,17 @@ impl Connection {
                 )))
             }
         };
-        *live = Some(conn.clone());
+        *self.live.write().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// A clone of the live connection, if there is one. (No code panics while holding
+    /// the lock, so a poisoned lock still holds a consistent value.)
+    fn current(&self) -> Option<MultiplexedConnection> {
+        self.live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// A fresh pub/sub connection, bounded by `connect_timeout`.
@@ -180,10 +222,10 @@ impl Connection {
     }
 
     /// Forgets the live connection, so the next operation reconnects. Never waits: if
-    /// another task holds the lock, it is connecting afresh already.
+    /// another task is connecting, it is connecting afresh already.
     fn reset(&self) {
-        if let Ok(mut live) = self.live.try_lock() {
-            *live = None;
+        if let Ok(_connecting) = self.connecting.try_lock() {
+            *self.live.write().unwrap_or_else(PoisonError::into_inner) = None;
         }
     }
 

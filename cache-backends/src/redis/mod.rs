@@ -20,9 +20,10 @@
 //! - Building never connects. The connection is made on first use and re-made on the next
 //!   operation after a fault (refused, dropped, timed out).
 //! - Connections live on a small runtime of the backend's own (one thread, started on
-//!   first use), and every operation runs there: tiers and buses work from any tokio
-//!   runtime, including `#[tokio::test]` runtimes that end while a global manager lives
-//!   on, and from plain threads.
+//!   first use); every operation is polled by its caller inside that runtime's context,
+//!   so what it creates (connections, timers) belongs there: tiers and buses work from
+//!   any tokio runtime, including `#[tokio::test]` runtimes that end while a global
+//!   manager lives on, and from plain threads.
 //! - Every key is written with `SET key value PX ttl`: none exists without a TTL. Reads
 //!   are `GETRANGE key 0 max_value_size`.
 //!   `clear_scope` deletes with `SCAN MATCH {scope}[:#]* COUNT 500` + `UNLINK`, touching

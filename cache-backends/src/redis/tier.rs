@@ -103,13 +103,12 @@ fn tagged_set_pipe(key: &str, value: Vec<u8>, px: u64, tag_keys: &[String]) -> r
 impl RemoteTier for RedisTier {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
         let key = key.to_owned();
-        let timeout = Some(self.conn.operation_timeout);
         // GETRANGE 0 max: at most max + 1 bytes ever travel or get allocated, however big
         // the stored value; a result longer than max is refused by the codec as
         // oversized. GETRANGE answers "" for a missing key; stored envelopes are never
         // empty, so "" is a miss.
         let last = self.conn.max_value_size;
-        Box::pin(self.conn.run("GET", timeout, move |mut c| async move {
+        Box::pin(self.conn.run_one("GET", move |mut c| async move {
             let bytes: Vec<u8> = redis::cmd("GETRANGE")
                 .arg(&key)
                 .arg(0)
@@ -127,8 +126,7 @@ impl RemoteTier for RedisTier {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), TierError>> {
         let key = key.to_owned();
-        let timeout = Some(self.conn.operation_timeout);
-        Box::pin(self.conn.run("SET", timeout, move |mut c| async move {
+        Box::pin(self.conn.run_one("SET", move |mut c| async move {
             // One command: the value never exists without its TTL.
             redis::cmd("SET")
                 .arg(&key)

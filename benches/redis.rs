@@ -1,0 +1,558 @@
+//! Redis L2 hits: cachet on an L2-only store side by side with the raw `redis` driver it is
+//! built on and the `cached` crate's `AsyncRedisCache`, interleaved in one run against one
+//! `redis-server` the bench starts on a free loopback port (BENCHMARKS.md, "Redis L2").
+//!
+//! `cargo bench --features redis --bench redis` (add a group name to filter:
+//! `-- redis_hit_64tasks`). Without `redis-server` on `PATH` it stops with the install hint.
+//!
+//! Every row reads one value that is present before timing starts, so every call is one
+//! round trip to Redis: cachet's rows go through a store with no L1, so each is an L2 read
+//! (`GETRANGE`) plus the envelope's decode; the raw rows read the very bytes cachet stored,
+//! on a `MultiplexedConnection` as cachet's tier does; `cached`'s rows read its own entry
+//! (its key, its encoding) through its `AsyncRedisCache`. Each cached path is checked to be
+//! a hit before it is timed (its function's run counter must not move; cachet's `l2_hits`
+//! must grow) and is skipped with a `SKIPPED` line otherwise.
+
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use cached::ConcurrentCachedAsync;
+use criterion::{criterion_group, Criterion, Throughput};
+use redis::aio::MultiplexedConnection;
+use redis_server::RedisServer;
+use serde::{Deserialize, Serialize};
+
+/// The key every hit reads.
+const KEY: u64 = 42;
+/// How many tasks share the connection in the concurrent group.
+const TASKS: u64 = 64;
+/// The cache both annotated functions and `Cache::get` use.
+const CACHE: &str = "profiles";
+/// cachet's key prefix on this server.
+const PREFIX: &str = "bench";
+
+/// A small record, ~100 bytes encoded: enough that decoding is part of the hit.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Profile {
+    id: u64,
+    name: String,
+    email: String,
+    roles: Vec<String>,
+}
+
+fn profile(id: u64) -> Profile {
+    Profile {
+        id,
+        name: format!("user {id}"),
+        email: format!("user{id}@example.org"),
+        roles: vec!["reader".into(), "writer".into()],
+    }
+}
+
+/// What a loader fails with (never here); `cached`'s Redis functions must return a `Result`.
+#[derive(Debug, Clone)]
+struct LoadError(#[allow(dead_code)] String);
+
+static CACHET_RUNS: AtomicU64 = AtomicU64::new(0);
+static CACHED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cachet::cacheable("profiles")]
+async fn cachet_profile(id: u64) -> Result<Profile, LoadError> {
+    CACHET_RUNS.fetch_add(1, Relaxed);
+    Ok(profile(id))
+}
+
+/// The server's URL, for `cached`'s `create` block (set before the first call).
+static URL: OnceLock<String> = OnceLock::new();
+
+fn url() -> &'static str {
+    URL.get()
+        .expect("the server is started before any cached call")
+}
+
+#[cached::macros::concurrent_cached(
+    map_error = r##"|e| LoadError(format!("{e:?}"))"##,
+    ty = "cached::AsyncRedisCache<u64, Profile>",
+    create = r##"{
+        cached::AsyncRedisCache::builder("profiles_macro")
+            .ttl(Duration::from_secs(3600))
+            .connection_string(url())
+            .build()
+            .await
+            .expect("cached's AsyncRedisCache connects")
+    }"##
+)]
+async fn cached_profile(id: u64) -> Result<Profile, LoadError> {
+    CACHED_RUNS.fetch_add(1, Relaxed);
+    Ok(profile(id))
+}
+
+/// The server, the runtime every row runs on, and each contender's handle.
+struct Fixture {
+    _server: RedisServer,
+    /// A multi-thread runtime with 2 workers (the machine's cores), as a service runs.
+    rt: tokio::runtime::Runtime,
+    /// `CACHE` on the global manager, whose only store is an L2 on the server.
+    cache: cachet::Cache,
+    /// The driver cachet's tier uses, connected on `rt`.
+    raw: MultiplexedConnection,
+    /// The same driver connected on a runtime of one worker thread of its own, as
+    /// cachet's tier is (its backend runtime), and used from `rt`'s tasks: the cost of
+    /// where the connection's driver runs, without anything else cachet does.
+    raw_own_thread: MultiplexedConnection,
+    _driver_rt: tokio::runtime::Runtime,
+    /// The key cachet stored `KEY` under (`{prefix}:{cache}:{key}`).
+    stored_key: String,
+    /// `cached`'s store, holding `KEY` under its own key and encoding.
+    peer: cached::AsyncRedisCache<u64, Profile>,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let server = RedisServer::start();
+        let url = server.url();
+        URL.set(url.clone()).expect("the URL is set once");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let manager = cachet::CacheManager::from_toml_str(&format!(
+            "prefix = \"{PREFIX}\"\nttl = \"1h\"\ndefault_store = \"l2\"\n\
+             [stores.l2]\nl2 = {{ driver = \"redis\", url = \"{url}\" }}\n"
+        ))
+        .expect("an L2-only manager builds");
+        cachet::init(manager).expect("the global manager is set once");
+        let cache = cachet::cache(CACHE).expect("cache profiles");
+        let stored_key = format!("{PREFIX}:{CACHE}:{KEY}");
+        let (raw, peer) = rt.block_on(async {
+            cache
+                .set(&KEY, &profile(KEY))
+                .await
+                .expect("cachet writes to Redis");
+            let raw = redis::Client::open(url.as_str())
+                .expect("a redis client")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("the raw driver connects");
+            let peer = cached::AsyncRedisCache::<u64, Profile>::builder("profiles_store")
+                .ttl(Duration::from_secs(3600))
+                .connection_string(&url)
+                .build()
+                .await
+                .expect("cached's AsyncRedisCache connects");
+            peer.async_cache_set(KEY, profile(KEY))
+                .await
+                .expect("cached writes to Redis");
+            (raw, peer)
+        });
+        let driver_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let raw_own_thread = driver_rt.block_on(async {
+            redis::Client::open(url.as_str())
+                .expect("a redis client")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("the raw driver connects")
+        });
+        Fixture {
+            _server: server,
+            rt,
+            cache,
+            raw,
+            raw_own_thread,
+            _driver_rt: driver_rt,
+            stored_key,
+            peer,
+        }
+    })
+}
+
+/// `GET` of cachet's stored bytes on the raw driver.
+async fn raw_get(mut conn: MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("raw GET")
+}
+
+/// `GETRANGE key 0 16 MiB`, the command cachet's tier sends (it bounds what a read fetches).
+async fn raw_getrange(mut conn: MultiplexedConnection, key: &str) -> Vec<u8> {
+    redis::cmd("GETRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(16usize << 20)
+        .query_async(&mut conn)
+        .await
+        .expect("raw GETRANGE")
+}
+
+/// Which rows may be timed: each must be a hit, served by Redis.
+struct Checked {
+    raw: bool,
+    peer_get: bool,
+    peer_macro: bool,
+    cachet_get: bool,
+    cachet_macro: bool,
+}
+
+fn check(f: &Fixture) -> &'static Checked {
+    static CHECKED: OnceLock<Checked> = OnceLock::new();
+    CHECKED.get_or_init(|| {
+        f.rt.block_on(async {
+            let raw = raw_get(f.raw.clone(), &f.stored_key)
+                .await
+                .is_some_and(|b| !b.is_empty());
+            if !raw {
+                eprintln!(
+                    "SKIPPED raw GET: {} is not on the server (did cachet's key layout change?)",
+                    f.stored_key
+                );
+            }
+            let peer_get = matches!(f.peer.async_cache_get(&KEY).await, Ok(Some(p)) if p == profile(KEY));
+            if !peer_get {
+                eprintln!("SKIPPED cached AsyncRedisCache get: the entry does not read back");
+            }
+            let peer_macro =
+                is_hit("cached #[concurrent_cached(redis)]", &CACHED_RUNS, || async {
+                    cached_profile(KEY).await.is_ok()
+                })
+                .await;
+            let l2_hits = f.cache.stats().l2_hits;
+            let cachet_get = matches!(f.cache.get::<Profile, _>(&KEY).await, Ok(Some(p)) if p == profile(KEY))
+                && f.cache.stats().l2_hits == l2_hits + 1;
+            if !cachet_get {
+                eprintln!("SKIPPED cachet Cache::get: not an L2 hit");
+            }
+            let cachet_macro = is_hit("cachet #[cacheable]", &CACHET_RUNS, || async {
+                cachet_profile(KEY).await.is_ok()
+            })
+            .await;
+            Checked {
+                raw,
+                peer_get,
+                peer_macro,
+                cachet_get,
+                cachet_macro,
+            }
+        })
+    })
+}
+
+/// Whether `call` is served from the cache: after a first call, 100 more must not run the
+/// function again.
+async fn is_hit<F, Fut>(what: &str, runs: &AtomicU64, call: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut ok = call().await;
+    let before = runs.load(Relaxed);
+    for _ in 0..100 {
+        ok &= call().await;
+    }
+    let hit = ok && runs.load(Relaxed) == before;
+    if !hit {
+        eprintln!(
+            "SKIPPED {what}: repeated calls run the function or fail (runs: {before} -> {})",
+            runs.load(Relaxed)
+        );
+    }
+    hit
+}
+
+// ---------------------------------------------------------------- one at a time
+
+fn redis_hit(c: &mut Criterion) {
+    let f = fixture();
+    let ok = check(f);
+    let mut g = c.benchmark_group("redis_hit");
+    if ok.raw {
+        g.bench_function("raw_get", |b| {
+            b.to_async(&f.rt)
+                .iter(|| raw_get(f.raw.clone(), black_box(&f.stored_key)))
+        });
+        g.bench_function("raw_getrange", |b| {
+            b.to_async(&f.rt)
+                .iter(|| raw_getrange(f.raw.clone(), black_box(&f.stored_key)))
+        });
+    }
+    if ok.peer_get {
+        g.bench_function("cached_async_redis_cache_get", |b| {
+            b.to_async(&f.rt)
+                .iter(|| f.peer.async_cache_get(black_box(&KEY)))
+        });
+    }
+    if ok.peer_macro {
+        g.bench_function("cached_concurrent_cached", |b| {
+            b.to_async(&f.rt).iter(|| cached_profile(black_box(KEY)))
+        });
+    }
+    if ok.cachet_get {
+        g.bench_function("cachet_get", |b| {
+            b.to_async(&f.rt)
+                .iter(|| f.cache.get::<Profile, _>(black_box(&KEY)))
+        });
+    }
+    if ok.cachet_macro {
+        g.bench_function("cachet_cacheable", |b| {
+            b.to_async(&f.rt).iter(|| cachet_profile(black_box(KEY)))
+        });
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------- 64 tasks
+
+/// Runs `op` `iters` times in each of `TASKS` tasks on `rt`, released together; returns the
+/// wall time. With `Throughput::Elements(TASKS)`, criterion's "time" is per `TASKS` reads
+/// and its throughput is the total reads/s.
+fn tasks<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, op: F) -> Duration
+where
+    F: Fn() -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future + Send,
+{
+    rt.block_on(async move {
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS as usize + 1));
+        let handles: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (op, barrier) = (op.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    for _ in 0..iters {
+                        black_box(op().await);
+                    }
+                })
+            })
+            .collect();
+        barrier.wait().await;
+        let t0 = Instant::now();
+        for h in handles {
+            h.await.expect("bench task");
+        }
+        t0.elapsed()
+    })
+}
+
+fn redis_hit_64tasks(c: &mut Criterion) {
+    let f = fixture();
+    let ok = check(f);
+    let mut g = c.benchmark_group("redis_hit_64tasks");
+    g.throughput(Throughput::Elements(TASKS));
+    let key: &'static str = &f.stored_key;
+    if ok.raw {
+        g.bench_function("raw_get", |b| {
+            b.iter_custom(|n| tasks(&f.rt, n, move || raw_get(f.raw.clone(), black_box(key))))
+        });
+        g.bench_function("raw_getrange", |b| {
+            b.iter_custom(|n| {
+                tasks(&f.rt, n, move || {
+                    raw_getrange(f.raw.clone(), black_box(key))
+                })
+            })
+        });
+    }
+    if ok.peer_get {
+        g.bench_function("cached_async_redis_cache_get", |b| {
+            b.iter_custom(|n| tasks(&f.rt, n, move || f.peer.async_cache_get(black_box(&KEY))))
+        });
+    }
+    if ok.peer_macro {
+        g.bench_function("cached_concurrent_cached", |b| {
+            b.iter_custom(|n| tasks(&f.rt, n, || cached_profile(black_box(KEY))))
+        });
+    }
+    if ok.cachet_get {
+        g.bench_function("cachet_get", |b| {
+            b.iter_custom(|n| tasks(&f.rt, n, move || f.cache.get::<Profile, _>(black_box(&KEY))))
+        });
+    }
+    if ok.cachet_macro {
+        g.bench_function("cachet_cacheable", |b| {
+            b.iter_custom(|n| tasks(&f.rt, n, || cachet_profile(black_box(KEY))))
+        });
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .measurement_time(Duration::from_millis(2500))
+        .warm_up_time(Duration::from_millis(700))
+        .sample_size(30)
+        .configure_from_args()
+}
+
+// ---------------------------------------------------------------- paired rounds
+
+/// Rounds of the paired comparison.
+const ROUNDS: usize = 25;
+/// Reads per contender and round, one at a time.
+const SINGLE_OPS: u64 = 400;
+/// Reads per task, contender and round, in `TASKS` tasks.
+const TASK_OPS: u64 = 100;
+
+type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The rows above, as boxed operations (the box costs each the same allocation).
+fn contenders(f: &'static Fixture, ok: &Checked) -> Vec<(&'static str, Op)> {
+    let key: &'static str = &f.stored_key;
+    let mut out: Vec<(&'static str, Op)> = Vec::new();
+    if ok.raw {
+        out.push((
+            "raw_get",
+            Arc::new(move || {
+                Box::pin(async move {
+                    black_box(raw_get(f.raw.clone(), key).await);
+                })
+            }),
+        ));
+        out.push((
+            "raw_getrange",
+            Arc::new(move || {
+                Box::pin(async move {
+                    black_box(raw_getrange(f.raw.clone(), key).await);
+                })
+            }),
+        ));
+        out.push((
+            "raw_getrange_driver_on_own_thread",
+            Arc::new(move || {
+                Box::pin(async move {
+                    black_box(raw_getrange(f.raw_own_thread.clone(), key).await);
+                })
+            }),
+        ));
+    }
+    if ok.peer_get {
+        out.push((
+            "cached_async_redis_cache_get",
+            Arc::new(move || {
+                Box::pin(async move {
+                    black_box(f.peer.async_cache_get(&KEY).await.ok());
+                })
+            }),
+        ));
+    }
+    if ok.peer_macro {
+        out.push((
+            "cached_concurrent_cached",
+            Arc::new(|| {
+                Box::pin(async {
+                    black_box(cached_profile(KEY).await.ok());
+                })
+            }),
+        ));
+    }
+    if ok.cachet_get {
+        out.push((
+            "cachet_get",
+            Arc::new(move || {
+                Box::pin(async move {
+                    black_box(f.cache.get::<Profile, _>(&KEY).await.ok());
+                })
+            }),
+        ));
+    }
+    if ok.cachet_macro {
+        out.push((
+            "cachet_cacheable",
+            Arc::new(|| {
+                Box::pin(async {
+                    black_box(cachet_profile(KEY).await.ok());
+                })
+            }),
+        ));
+    }
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The same rows in alternation: each round runs every contender once (in a rotated
+/// order), one at a time and with `TASKS` tasks, and each contender's reads/s is divided
+/// by `raw_get`'s in the same round. On a shared machine whose load swings within
+/// seconds, these per-round ratios are steadier than ratios of medians taken seconds or
+/// minutes apart, which is all criterion's sequential groups can give.
+fn paired_rounds() {
+    let f = fixture();
+    let rows = contenders(f, check(f));
+    let Some(raw) = rows.iter().position(|(name, _)| *name == "raw_get") else {
+        eprintln!("SKIPPED redis_paired: no raw_get row to compare with");
+        return;
+    };
+    // [contender][round] reads/s
+    let mut single = vec![Vec::with_capacity(ROUNDS); rows.len()];
+    let mut many = vec![Vec::with_capacity(ROUNDS); rows.len()];
+    for round in 0..ROUNDS {
+        for i in (0..rows.len()).map(|i| (i + round) % rows.len()) {
+            let op = &rows[i].1;
+            let t0 = Instant::now();
+            f.rt.block_on(async {
+                for _ in 0..SINGLE_OPS {
+                    op().await;
+                }
+            });
+            single[i].push(SINGLE_OPS as f64 / t0.elapsed().as_secs_f64());
+            let op = Arc::clone(op);
+            let took = tasks(&f.rt, TASK_OPS, move || op());
+            many[i].push((TASK_OPS * TASKS) as f64 / took.as_secs_f64());
+        }
+    }
+    let ratio = |runs: &[Vec<f64>], i: usize| {
+        median(runs[i].iter().zip(&runs[raw]).map(|(c, r)| c / r).collect())
+    };
+    println!(
+        "redis_paired: {ROUNDS} rounds; per round and contender {SINGLE_OPS} reads one at a \
+         time, then {TASKS} tasks x {TASK_OPS} reads; medians over rounds; ratio = median \
+         of the per-round ratios to raw_get"
+    );
+    println!("| bench | 1 at a time: reads/s | µs/read | ratio | {TASKS} tasks: reads/s | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (i, (name, _)) in rows.iter().enumerate() {
+        let one = median(single[i].clone());
+        println!(
+            "| {name} | {:.1} k/s | {:.1} | {:.2} | {:.1} k/s | {:.2} |",
+            one / 1e3,
+            1e6 / one,
+            ratio(&single, i),
+            median(many[i].clone()) / 1e3,
+            ratio(&many, i),
+        );
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = redis_hit, redis_hit_64tasks
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // criterion's own arguments: a filter is the first free argument; `--list` and test
+    // mode (`cargo test --benches`) measure nothing.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    let measuring =
+        args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list" || a == "--test");
+    if measuring && filter.is_none_or(|f| "redis_paired".contains(f.as_str())) {
+        paired_rounds();
+    }
+}
