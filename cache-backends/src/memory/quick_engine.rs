@@ -2,15 +2,19 @@
 //! by weight, with per-entry expiry added on top (quick_cache has none).
 //!
 //! Expiry is lazy: a read that finds an entry past its `keep_until` drops it and misses,
-//! and a sweep (`retain` over every shard) drops the rest. A sweep runs only when an entry
-//! may have expired (the earliest `keep_until` seen is past), at most once per
-//! [`SWEEP_PERIOD`], and is started by the operations that already read the clock: an
-//! insert, a miss, a read of an entry that expires, `entry_count`. So expired entries
-//! hold memory for about a second of activity at most, and a hit on an entry that never
-//! expires pays no clock read at all.
+//! and sweeps (`retain`) drop the rest. The entries are split by key hash into parts of
+//! about 8,192 entries (up to 64 parts), and a sweep step walks one part: the steps take
+//! the parts in turn, each part once per [`SWEEP_PERIOD`], and a part is walked only when
+//! one of its entries may have expired (the earliest `keep_until` seen in it is past).
+//! Steps are taken by the operations that already read the clock: an insert, a miss, a
+//! read of an entry that expires; `entry_count` sweeps every due part. So an expired
+//! entry holds memory for about a second of activity at most, a step's pause is bounded
+//! by the part's size rather than the store's, and a hit on an entry that never expires
+//! pays no clock read at all.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_core::store::{LocalEntry, Scope};
@@ -50,21 +54,38 @@ impl quick_cache::Weighter<String, LocalEntry> for Weigh {
     }
 }
 
-/// The memory driver on quick_cache.
+/// The memory driver on quick_cache: the entries split by key hash into parts, each a
+/// quick_cache of its share of the bound, so a sweep walks one part at a time.
 pub(super) struct QuickTier {
-    entries: Quick<String, LocalEntry, Weigh>,
-    /// The instant the `*_nanos` fields count from.
+    parts: Box<[Part]>,
+    /// Picks a key's part.
+    hasher: quick_cache::DefaultHashBuilder,
+    /// The instant the nanosecond fields count from.
     epoch: Instant,
-    /// The earliest `keep_until` (nanoseconds since `epoch`) among entries inserted since
-    /// the last sweep and those it kept; [`NEVER`] when none expires. May be earlier than
-    /// the truth (the entry was removed since), never later.
-    next_expiry: AtomicU64,
-    /// When the last sweep started (nanoseconds since `epoch`).
-    last_sweep: AtomicU64,
-    /// Held by the one sweep running.
-    sweeping: AtomicBool,
-    period: Duration,
+    /// When the last sweep step ran (nanoseconds since `epoch`; 0: never).
+    last_step: AtomicU64,
+    /// The part the next sweep step looks at.
+    cursor: AtomicUsize,
+    /// The time between sweep steps: `period / parts`, so each part is looked at once a
+    /// period.
+    step: u64,
 }
+
+/// One part: its entries and what its sweep needs.
+struct Part {
+    entries: Quick<String, LocalEntry, Weigh>,
+    /// The earliest `keep_until` (nanoseconds since the tier's epoch) among entries
+    /// inserted since the part's last sweep and those it kept; [`NEVER`] when none
+    /// expires. May be earlier than the truth (the entry was removed since), never later.
+    next_expiry: AtomicU64,
+    /// Held by the one sweep of this part running.
+    sweeping: AtomicBool,
+}
+
+/// Entries per part (estimated) before the tier splits: a sweep walks at most about this
+/// many entries, up to [`MAX_PARTS`] parts.
+const ENTRIES_PER_PART: u64 = 8192;
+const MAX_PARTS: u64 = 64;
 
 impl QuickTier {
     pub(super) fn new(bound: MemoryBound) -> Self {
@@ -72,20 +93,55 @@ impl QuickTier {
     }
 
     pub(super) fn with_sweep_period(bound: MemoryBound, period: Duration) -> Self {
-        let entries = match bound {
-            MemoryBound::Entries(n) => Quick::with_weighter(clamp(n), n, Weigh::One),
-            MemoryBound::Bytes(bytes) => {
-                Quick::with_weighter(clamp(bytes / TYPICAL_WEIGHT), bytes, Weigh::Bytes)
-            }
+        let (items, capacity, weigh) = match bound {
+            MemoryBound::Entries(n) => (n, n, Weigh::One),
+            MemoryBound::Bytes(bytes) => (bytes / TYPICAL_WEIGHT, bytes, Weigh::Bytes),
+        };
+        // A power of two, so that a part is picked with a mask.
+        let parts = (items / ENTRIES_PER_PART).clamp(1, MAX_PARTS);
+        let parts = 1u64 << parts.ilog2();
+        // The parts are shards already: together they keep quick_cache's default lock
+        // count (4 per core) rather than multiplying it, which also keeps each shard's
+        // tables large enough to be allocated (and freed) by mmap, not left as holes in
+        // the heap as they grow.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = (4 * cores / parts as usize).max(1);
+        let part = |_| Part {
+            entries: Quick::with_options(
+                quick_cache::OptionsBuilder::new()
+                    .estimated_items_capacity(clamp(items.div_ceil(parts)))
+                    .weight_capacity(capacity.div_ceil(parts))
+                    .shards(shards)
+                    .build()
+                    // Both required fields are set just above.
+                    .expect("complete quick_cache options"),
+                weigh,
+                quick_cache::DefaultHashBuilder::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            ),
+            next_expiry: AtomicU64::new(NEVER),
+            sweeping: AtomicBool::new(false),
         };
         Self {
-            entries,
+            parts: (0..parts).map(part).collect(),
+            hasher: quick_cache::DefaultHashBuilder::default(),
             epoch: Instant::now(),
-            next_expiry: AtomicU64::new(NEVER),
-            last_sweep: AtomicU64::new(0),
-            sweeping: AtomicBool::new(false),
-            period,
+            last_step: AtomicU64::new(0),
+            cursor: AtomicUsize::new(0),
+            step: (period.as_nanos() / u128::from(parts))
+                .try_into()
+                .unwrap_or(NEVER),
         }
+    }
+
+    #[inline]
+    fn part(&self, key: &str) -> &Part {
+        if self.parts.len() == 1 {
+            return &self.parts[0];
+        }
+        // The high bits: quick_cache picks its own shards from the low ones.
+        let hash = self.hasher.hash_one(key);
+        &self.parts[(hash >> 40) as usize & (self.parts.len() - 1)]
     }
 
     fn nanos(&self, at: Instant) -> u64 {
@@ -96,19 +152,37 @@ impl QuickTier {
             .unwrap_or(NEVER)
     }
 
+    #[inline]
     pub(super) fn get(&self, key: &str) -> Option<LocalEntry> {
-        let Some(entry) = self.entries.get(key) else {
-            self.maybe_sweep(Instant::now());
+        let part = self.part(key);
+        let Some(entry) = part.entries.get(key) else {
+            self.on_miss();
             return None;
         };
         // The clock is read only for entries that expire.
-        let Some(until) = entry.keep_until else {
-            return Some(entry);
-        };
+        match entry.keep_until {
+            None => Some(entry),
+            Some(until) => self.check_expiry(part, key, entry, until),
+        }
+    }
+
+    #[cold]
+    fn on_miss(&self) {
+        self.maybe_sweep(Instant::now());
+    }
+
+    /// The entry if `until` is still ahead, else drops it.
+    fn check_expiry(
+        &self,
+        part: &Part,
+        key: &str,
+        entry: LocalEntry,
+        until: Instant,
+    ) -> Option<LocalEntry> {
         let now = Instant::now();
         if until <= now {
             // Only if it is still the expired entry: a concurrent insert may have replaced it.
-            self.entries
+            part.entries
                 .remove_if(key, |e| e.keep_until.is_some_and(|u| u <= now));
             self.maybe_sweep(now);
             return None;
@@ -118,72 +192,88 @@ impl QuickTier {
     }
 
     pub(super) fn insert(&self, key: &str, entry: LocalEntry) {
+        let part = self.part(key);
         let until = entry.keep_until;
-        self.entries.insert(key.to_owned(), entry);
+        part.entries.insert(key.to_owned(), entry);
         // Noted after the insert, so a sweep that resets `next_expiry` while this runs
         // either sees the entry or sees this note (see `sweep`).
         if let Some(until) = until {
             let at = self.nanos(until);
-            if at < self.next_expiry.load(Ordering::Relaxed) {
-                self.next_expiry.fetch_min(at, Ordering::SeqCst);
+            if at < part.next_expiry.load(Ordering::Relaxed) {
+                part.next_expiry.fetch_min(at, Ordering::SeqCst);
             }
         }
         self.maybe_sweep(Instant::now());
     }
 
     pub(super) fn remove(&self, key: &str) {
-        self.entries.remove(key);
+        self.part(key).entries.remove(key);
     }
 
     pub(super) fn remove_scope(&self, scope: &Scope) {
-        self.entries.retain(|k, _| !scope.contains(k));
+        for part in self.parts.iter() {
+            part.entries.retain(|k, _| !scope.contains(k));
+        }
     }
 
     pub(super) fn clear(&self) {
-        self.entries.clear();
+        for part in self.parts.iter() {
+            part.entries.clear();
+        }
+    }
+
+    /// Entries held, expired ones not yet dropped included.
+    pub(super) fn len(&self) -> u64 {
+        self.parts.iter().map(|p| p.entries.len() as u64).sum()
     }
 
     pub(super) fn entry_count(&self) -> u64 {
         // A count asked for is a count of live entries: sweep whatever is due, now.
         let now = Instant::now();
-        if self.nanos(now) >= self.next_expiry.load(Ordering::Relaxed) {
-            self.sweep(now);
+        for part in self.parts.iter() {
+            if self.nanos(now) >= part.next_expiry.load(Ordering::Relaxed) {
+                self.sweep(part, now);
+            }
         }
-        self.entries.len() as u64
+        self.len()
     }
 
-    /// Entries held, expired ones not yet dropped included.
-    pub(super) fn len(&self) -> u64 {
-        self.entries.len() as u64
-    }
-
-    /// Sweeps if an entry may have expired and the last sweep is a period old.
+    /// One sweep step when one is due: the next part in turn, swept if an entry of it may
+    /// have expired.
     fn maybe_sweep(&self, now: Instant) {
         let at = self.nanos(now);
-        if at < self.next_expiry.load(Ordering::Relaxed) {
+        let last = self.last_step.load(Ordering::Relaxed);
+        if last != 0 && at.saturating_sub(last) < self.step {
             return;
         }
-        let last = self.last_sweep.load(Ordering::Relaxed);
-        if last != 0 && at.saturating_sub(last) < self.period.as_nanos() as u64 {
+        // One caller takes the step; the others go on.
+        if self
+            .last_step
+            .compare_exchange(last, at.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
             return;
         }
-        self.sweep(now);
+        let i = self.cursor.fetch_add(1, Ordering::Relaxed) & (self.parts.len() - 1);
+        let part = &self.parts[i];
+        if at >= part.next_expiry.load(Ordering::Relaxed) {
+            self.sweep(part, now);
+        }
     }
 
-    /// Drops every entry past its `keep_until` and recomputes `next_expiry` from the rest.
-    /// One sweep at a time: a caller finding one running returns at once.
-    fn sweep(&self, now: Instant) {
-        if self.sweeping.swap(true, Ordering::Acquire) {
+    /// Drops every entry of `part` past its `keep_until` and recomputes the part's
+    /// `next_expiry` from the rest. One sweep of a part at a time: a caller finding one
+    /// running returns at once.
+    fn sweep(&self, part: &Part, now: Instant) {
+        if part.sweeping.swap(true, Ordering::Acquire) {
             return;
         }
-        self.last_sweep
-            .store(self.nanos(now).max(1), Ordering::Relaxed);
         // Reset before scanning: an insert landing in a shard already scanned notes its
         // expiry after this store (its shard's lock orders it after the scan of that
         // shard), one landing in a shard not yet scanned is seen by the scan.
-        self.next_expiry.store(NEVER, Ordering::SeqCst);
+        part.next_expiry.store(NEVER, Ordering::SeqCst);
         let earliest = Cell::new(NEVER);
-        self.entries.retain(|_, e| match e.keep_until {
+        part.entries.retain(|_, e| match e.keep_until {
             Some(until) if until <= now => false,
             Some(until) => {
                 earliest.set(earliest.get().min(self.nanos(until)));
@@ -191,8 +281,8 @@ impl QuickTier {
             }
             None => true,
         });
-        self.next_expiry.fetch_min(earliest.get(), Ordering::SeqCst);
-        self.sweeping.store(false, Ordering::Release);
+        part.next_expiry.fetch_min(earliest.get(), Ordering::SeqCst);
+        part.sweeping.store(false, Ordering::Release);
     }
 }
 

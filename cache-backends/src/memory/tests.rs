@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use cache_core::store::{LocalEntry, LocalTier, Scope};
 
-use super::quick_engine::QuickTier;
+use super::quick_engine::{QuickTier, SWEEP_PERIOD};
 use super::{MemoryBound, MemoryEngine, MemoryOptions, MemoryTier};
 
 fn entry(v: u64, keep: Option<Instant>) -> LocalEntry {
@@ -252,8 +252,9 @@ fn config_selects_the_engine() {
 
 // ------------------------------------------------------------ quick_cache's expiry sweep
 
+/// A tier of one part (one sweep step walks it all).
 fn quick(period: Duration) -> QuickTier {
-    QuickTier::with_sweep_period(MemoryBound::Entries(10_000), period)
+    QuickTier::with_sweep_period(MemoryBound::Entries(5_000), period)
 }
 
 fn soon(ms: u64) -> Option<Instant> {
@@ -308,21 +309,20 @@ fn sweep_keeps_entries_not_yet_expired_and_comes_back_for_them() {
 #[test]
 fn sweeps_wait_for_their_period_but_entry_count_does_not() {
     let tier = quick(Duration::from_secs(3600));
+    // The first operation takes the period's sweep step (nothing is due yet).
     tier.insert("p:c:a", entry(1, soon(10)));
     std::thread::sleep(Duration::from_millis(20));
-    tier.insert("p:c:b", entry(2, soon(10))); // the first sweep: drops a
-    assert_eq!(tier.len(), 1);
-    std::thread::sleep(Duration::from_millis(20));
-    tier.insert("p:c:c", entry(3, None)); // b is past, but the period is not
+    tier.insert("p:c:b", entry(2, None)); // a is past, but the period is not
+    assert!(tier.get("p:c:other").is_none()); // nor on a miss
     assert_eq!(tier.len(), 2);
     assert_eq!(tier.entry_count(), 1, "a count sweeps what is due");
+    assert_eq!(tier.len(), 1);
 }
 
 #[test]
 fn expired_entry_read_is_dropped_even_without_a_sweep() {
     let tier = quick(Duration::from_secs(3600));
-    tier.insert("p:c:gone", entry(0, Some(Instant::now())));
-    assert_eq!(tier.entry_count(), 0); // spends the first sweep of the period
+    tier.insert("p:c:gone", entry(0, Some(Instant::now()))); // the period's sweep step
     tier.insert("p:c:first", entry(0, None));
     tier.insert("p:c:a", entry(1, soon(10)));
     std::thread::sleep(Duration::from_millis(20));
@@ -360,4 +360,40 @@ fn concurrent_writers_and_readers_leave_no_expired_entry() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(tier.entry_count(), 0);
+}
+
+#[test]
+fn a_big_tier_is_swept_one_part_per_step() {
+    // 100,000 entries: 8 parts of ~12,500.
+    let tier = QuickTier::with_sweep_period(MemoryBound::Entries(100_000), Duration::ZERO);
+    for i in 0..1000 {
+        tier.insert(&format!("p:c:{i}"), entry(i, soon(20)));
+    }
+    std::thread::sleep(Duration::from_millis(40));
+    tier.insert("p:d:0", entry(0, None)); // one step: one part
+    let left = tier.len();
+    assert!(
+        left > 1 && left < 1001,
+        "one step swept one part: {left} left"
+    );
+    assert!((0..1000).all(|i| tier.get(&format!("p:c:{i}")).is_none()));
+    for i in 1..8 {
+        tier.insert(&format!("p:d:{i}"), entry(i, None));
+    }
+    assert_eq!(tier.len(), 8, "eight steps swept every part");
+}
+
+#[test]
+fn a_big_tier_keeps_its_bound_across_parts() {
+    for bound in [
+        MemoryBound::Entries(40_000),
+        MemoryBound::Bytes(40_000 * 100),
+    ] {
+        let tier = QuickTier::with_sweep_period(bound, SWEEP_PERIOD);
+        for i in 0..80_000 {
+            tier.insert(&format!("k{i}"), entry(i, None));
+        }
+        let held = tier.len();
+        assert!((20_000..=40_000 + 256).contains(&held), "{bound:?}: {held}");
+    }
 }
