@@ -13,7 +13,7 @@
 //! They differ in cost (BENCHMARKS.md, "In-memory engine"): a quick_cache read is a sharded
 //! hash lookup, several times cheaper than moka's and scaling across threads; moka expires
 //! entries eagerly on a timer wheel, where quick_cache drops them when read and sweeps the
-//! rest at most once a second, as operations come.
+//! rest a part at a time, each part about once a second, as operations come.
 //!
 //! Size bounds use each entry's estimated weight: the stored key's length, the value's
 //! inline size (`size_of`) and the engine's measured per-entry overhead (about 180 bytes on

@@ -31,8 +31,9 @@ pub enum MemoryBound {
 #[non_exhaustive]
 pub enum MemoryEngine {
     /// quick_cache (the default): a read is a sharded hash lookup under a read lock, and
-    /// it scales across threads on a hot key. Expired entries are dropped when read and
-    /// swept in the background of writes and reads (at most once a second).
+    /// it scales across threads on a hot key. Expired entries are never returned; they are
+    /// dropped when read, and swept a part of the store at a time by later operations
+    /// (each part about once a second).
     #[default]
     QuickCache,
     /// moka: W-TinyLFU admission, expiry on a timer wheel; its reads cost several times
