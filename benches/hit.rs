@@ -1,22 +1,28 @@
 //! Hit path, key derivation: cachet side by side with the raw engines and the `cached`
 //! crate, interleaved in one run so the ratios in BENCHMARKS.md come from one machine state.
+//! cachet runs on both engines of its memory driver: quick_cache (the default, store
+//! "memory") and moka (store "moka", `engine = "moka"`).
 //!
 //! `cargo bench --bench hit` (add a group name to filter: `-- hit_sync`).
+//!
+//! Instruction counts, which a loaded machine does not move: with `CACHET_HIT_COUNT=OP:N`
+//! set, the binary only runs `N` hits of `OP` (see [`count_mode`]) and exits, so
+//! `valgrind --tool=callgrind` on it for `N` and for `0` gives instructions per hit as the
+//! difference over `N` (`benches/instructions.sh` runs them all).
 //!
 //! Every cached function counts its executions; before a group measures a cached path it
 //! checks that repeated calls really are hits, and skips it with a message otherwise (so a
 //! build where `#[cacheable]` or the key encoder is not in place cannot report an uncached
 //! call as a "hit").
 
-mod common;
-
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use cachet::memory::{MemoryEngine, MemoryOptions, MemoryTier};
 use cachet::store::{LocalEntry, LocalTier};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use futures_util::FutureExt;
 use serde::Serialize;
 
@@ -26,8 +32,9 @@ const KEY: u64 = 42;
 const CAPACITY: u64 = 10_000;
 
 static CACHET_SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
-static CACHET_QUICK_RUNS: AtomicU64 = AtomicU64::new(0);
+static CACHET_MOKA_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHET_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+static CACHET_ASYNC_MOKA_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 
@@ -37,16 +44,22 @@ fn cachet_sync(id: u64) -> u64 {
     id * 2
 }
 
-/// The same on a store whose tier is quick_cache (the bench-only `common::QuickTier`).
-#[cachet::cacheable("bench_quick")]
-fn cachet_sync_quick(id: u64) -> u64 {
-    CACHET_QUICK_RUNS.fetch_add(1, Relaxed);
+/// The same on the moka engine (store "moka").
+#[cachet::cacheable("bench_moka")]
+fn cachet_sync_moka(id: u64) -> u64 {
+    CACHET_MOKA_RUNS.fetch_add(1, Relaxed);
     id * 2
 }
 
 #[cachet::cacheable("bench_async")]
 async fn cachet_async(id: u64) -> u64 {
     CACHET_ASYNC_RUNS.fetch_add(1, Relaxed);
+    id * 2
+}
+
+#[cachet::cacheable("bench_async_moka")]
+async fn cachet_async_moka(id: u64) -> u64 {
+    CACHET_ASYNC_MOKA_RUNS.fetch_add(1, Relaxed);
     id * 2
 }
 
@@ -68,9 +81,11 @@ struct Engines {
     moka_str: moka::sync::Cache<String, u64>,
     quick: quick_cache::sync::Cache<u64, u64>,
     quick_str: quick_cache::sync::Cache<String, u64>,
-    /// cachet's own memory driver (moka with per-entry expiry and invalidation closures,
-    /// keyed by the stored key, holding a type-erased entry), called directly.
-    tier: std::sync::Arc<cachet::memory::MemoryTier>,
+    /// cachet's own memory driver on moka (per-entry expiry, keyed by the stored key,
+    /// holding a type-erased entry), called directly.
+    tier_moka: Arc<MemoryTier>,
+    /// The same on quick_cache (expiry checked on read, sweeps).
+    tier_quick: Arc<MemoryTier>,
     /// The key cachet stores `KEY` under in cache "bench" (`{prefix}:{cache}:{key}`).
     stored_key: String,
 }
@@ -86,14 +101,17 @@ impl Engines {
         quick.insert(KEY, KEY * 2);
         let quick_str = quick_cache::sync::Cache::new(CAPACITY as usize);
         quick_str.insert(stored_key.clone(), KEY * 2);
-        let tier =
-            cachet::memory::MemoryTier::new(cachet::memory::MemoryOptions::max_entries(CAPACITY));
-        tier.insert(
-            &stored_key,
-            LocalEntry::new(std::sync::Arc::new(KEY * 2), None, None, 100),
-        );
+        let tier = |engine| {
+            let tier = MemoryTier::new(MemoryOptions::max_entries(CAPACITY).engine(engine));
+            tier.insert(
+                &stored_key,
+                LocalEntry::new(Arc::new(KEY * 2), None, None, 100),
+            );
+            tier
+        };
         Self {
-            tier,
+            tier_moka: tier(MemoryEngine::Moka),
+            tier_quick: tier(MemoryEngine::QuickCache),
             moka,
             moka_str,
             quick,
@@ -105,24 +123,24 @@ impl Engines {
 
 impl Engines {
     /// A hit on cachet's memory driver, downcast and cloned as `Cache::lookup` does.
-    fn tier_get(&self) -> Option<u64> {
-        let entry = self.tier.get(black_box(self.stored_key.as_str()))?;
+    fn tier_get(&self, tier: &MemoryTier) -> Option<u64> {
+        let entry = tier.get(black_box(self.stored_key.as_str()))?;
         entry.value.downcast_ref::<u64>().copied()
     }
 }
 
-/// The global manager: one memory store, as `cachet::init` sets it in a service.
+/// The global manager, as `cachet::init` sets it in a service: the default memory store
+/// (quick_cache), and one on moka for the `_moka` functions.
 fn cachet_cache() -> &'static cachet::Cache {
     static CACHE: std::sync::OnceLock<cachet::Cache> = std::sync::OnceLock::new();
     CACHE.get_or_init(|| {
+        let moka = MemoryTier::new(MemoryOptions::max_entries(CAPACITY).engine(MemoryEngine::Moka));
         let manager = cachet::CacheManager::builder()
             .memory_store("memory")
-            .store(
-                "quick",
-                cachet::StoreBuilder::new().l1(common::QuickTier::max_entries(CAPACITY)),
-            )
+            .store("moka", cachet::StoreBuilder::new().l1(moka))
             .default_store("memory")
-            .cache_store("bench_quick", "quick")
+            .cache_store("bench_moka", "moka")
+            .cache_store("bench_async_moka", "moka")
             .build()
             .expect("a memory-store manager builds");
         cachet::init(manager).expect("the global manager is set once");
@@ -138,6 +156,31 @@ fn is_cached(what: &str, runs: &AtomicU64, mut call: impl FnMut()) -> bool {
     for _ in 0..100 {
         call();
     }
+    let cached = runs.load(Relaxed) == before && before > 0;
+    if !cached {
+        eprintln!(
+            "SKIPPED {what}: repeated calls run the function (runs: {before} -> {}); \
+             is #[cacheable] / the key encoder in place?",
+            runs.load(Relaxed)
+        );
+    }
+    cached
+}
+
+/// [`is_cached`] for an async fn, driven on `rt`.
+fn is_cached_async<Fut: std::future::Future<Output = u64>>(
+    rt: &tokio::runtime::Runtime,
+    what: &str,
+    runs: &AtomicU64,
+    call: fn(u64) -> Fut,
+) -> bool {
+    rt.block_on(call(KEY));
+    let before = runs.load(Relaxed);
+    rt.block_on(async {
+        for _ in 0..100 {
+            call(KEY).await;
+        }
+    });
     let cached = runs.load(Relaxed) == before && before > 0;
     if !cached {
         eprintln!(
@@ -181,7 +224,9 @@ fn hit_sync(c: &mut Criterion) {
     g.bench_function("moka_get_str", |b| {
         b.iter(|| engines.moka_str.get(black_box(engines.stored_key.as_str())))
     });
-    g.bench_function("memory_tier_get", |b| b.iter(|| engines.tier_get()));
+    g.bench_function("memory_tier_get_moka", |b| {
+        b.iter(|| engines.tier_get(&engines.tier_moka))
+    });
     g.bench_function("quick_cache_get_u64", |b| {
         b.iter(|| engines.quick.get(black_box(&KEY)))
     });
@@ -191,6 +236,9 @@ fn hit_sync(c: &mut Criterion) {
                 .quick_str
                 .get(black_box(engines.stored_key.as_str()))
         })
+    });
+    g.bench_function("memory_tier_get_quick_cache", |b| {
+        b.iter(|| engines.tier_get(&engines.tier_quick))
     });
     if is_cached("cached #[cached] sync", &CACHED_SYNC_RUNS, || {
         cached_sync(KEY);
@@ -205,14 +253,14 @@ fn hit_sync(c: &mut Criterion) {
         });
     }
     if is_cached(
-        "cachet #[cacheable] sync on quick_cache",
-        &CACHET_QUICK_RUNS,
+        "cachet #[cacheable] sync on moka",
+        &CACHET_MOKA_RUNS,
         || {
-            cachet_sync_quick(KEY);
+            cachet_sync_moka(KEY);
         },
     ) {
-        g.bench_function("cachet_cacheable_quick_cache_tier", |b| {
-            b.iter(|| cachet_sync_quick(black_box(KEY)))
+        g.bench_function("cachet_cacheable_moka", |b| {
+            b.iter(|| cachet_sync_moka(black_box(KEY)))
         });
     }
     if cachet_get_works(&rt) {
@@ -262,25 +310,25 @@ fn hit_async(c: &mut Criterion) {
     } else {
         eprintln!("SKIPPED cached #[cached] async: repeated calls run the function");
     }
-    let cachet_ok = {
-        rt.block_on(cachet_async(KEY));
-        let before = CACHET_ASYNC_RUNS.load(Relaxed);
-        rt.block_on(async {
-            for _ in 0..100 {
-                cachet_async(KEY).await;
-            }
-        });
-        CACHET_ASYNC_RUNS.load(Relaxed) == before
-    };
-    if cachet_ok {
+    if is_cached_async(
+        &rt,
+        "cachet #[cacheable] async",
+        &CACHET_ASYNC_RUNS,
+        cachet_async,
+    ) {
         g.bench_function("cachet_cacheable", |b| {
             b.to_async(&rt).iter(|| cachet_async(black_box(KEY)))
         });
-    } else {
-        eprintln!(
-            "SKIPPED cachet #[cacheable] async: repeated calls run the function; \
-             is #[cacheable] / the key encoder in place?"
-        );
+    }
+    if is_cached_async(
+        &rt,
+        "cachet #[cacheable] async on moka",
+        &CACHET_ASYNC_MOKA_RUNS,
+        cachet_async_moka,
+    ) {
+        g.bench_function("cachet_cacheable_moka", |b| {
+            b.to_async(&rt).iter(|| cachet_async_moka(black_box(KEY)))
+        });
     }
     if cachet_get_works(&rt) {
         let cache = cachet_cache();
@@ -364,10 +412,10 @@ fn hit_2threads(c: &mut Criterion) {
             })
         })
     });
-    g.bench_function("memory_tier_get", |b| {
+    g.bench_function("memory_tier_get_moka", |b| {
         b.iter_custom(|n| {
             two_threads(n, || {
-                black_box(engines.tier_get());
+                black_box(engines.tier_get(&engines.tier_moka));
             })
         })
     });
@@ -375,6 +423,13 @@ fn hit_2threads(c: &mut Criterion) {
         b.iter_custom(|n| {
             two_threads(n, || {
                 black_box(engines.quick.get(black_box(&KEY)));
+            })
+        })
+    });
+    g.bench_function("memory_tier_get_quick_cache", |b| {
+        b.iter_custom(|n| {
+            two_threads(n, || {
+                black_box(engines.tier_get(&engines.tier_quick));
             })
         })
     });
@@ -401,16 +456,16 @@ fn hit_2threads(c: &mut Criterion) {
         });
     }
     if is_cached(
-        "cachet #[cacheable] sync on quick_cache",
-        &CACHET_QUICK_RUNS,
+        "cachet #[cacheable] sync on moka",
+        &CACHET_MOKA_RUNS,
         || {
-            cachet_sync_quick(KEY);
+            cachet_sync_moka(KEY);
         },
     ) {
-        g.bench_function("cachet_cacheable_sync_quick_cache_tier", |b| {
+        g.bench_function("cachet_cacheable_sync_moka", |b| {
             b.iter_custom(|n| {
                 two_threads(n, || {
-                    black_box(cachet_sync_quick(black_box(KEY)));
+                    black_box(cachet_sync_moka(black_box(KEY)));
                 })
             })
         });
@@ -419,15 +474,25 @@ fn hit_2threads(c: &mut Criterion) {
     g.bench_function("cached_macro_async", |b| {
         b.iter_custom(|n| two_tasks(&rt2, n, || cached_async(black_box(KEY))))
     });
-    rt2.block_on(cachet_async(KEY));
-    let before = CACHET_ASYNC_RUNS.load(Relaxed);
-    rt2.block_on(cachet_async(KEY));
-    if CACHET_ASYNC_RUNS.load(Relaxed) == before && before > 0 {
+    if is_cached_async(
+        &rt2,
+        "cachet #[cacheable] async",
+        &CACHET_ASYNC_RUNS,
+        cachet_async,
+    ) {
         g.bench_function("cachet_cacheable_async", |b| {
             b.iter_custom(|n| two_tasks(&rt2, n, || cachet_async(black_box(KEY))))
         });
-    } else {
-        eprintln!("SKIPPED cachet #[cacheable] async, 2 threads: not caching");
+    }
+    if is_cached_async(
+        &rt2,
+        "cachet #[cacheable] async on moka",
+        &CACHET_ASYNC_MOKA_RUNS,
+        cachet_async_moka,
+    ) {
+        g.bench_function("cachet_cacheable_async_moka", |b| {
+            b.iter_custom(|n| two_tasks(&rt2, n, || cachet_async_moka(black_box(KEY))))
+        });
     }
     if cachet_get_works(&rt1) {
         let cache = cachet_cache();
@@ -523,4 +588,51 @@ criterion_group! {
     config = config();
     targets = hit_sync, hit_async, hit_2threads, key_derivation
 }
-criterion_main!(benches);
+/// `CACHET_HIT_COUNT=OP:N`: runs `N` hits of `OP` after the same setup as the benches,
+/// for an instruction counter. Async functions are polled once (`now_or_never`, a memory
+/// hit completes on its first poll), so no runtime's instructions are counted.
+fn count_mode(spec: &str) {
+    let (op, n) = spec
+        .split_once(':')
+        .and_then(|(op, n)| Some((op, n.parse::<u64>().ok()?)))
+        .expect("CACHET_HIT_COUNT=OP:N");
+    let engines = Engines::new();
+    cachet_cache();
+    let ready = |v: Option<u64>| v.expect("a memory hit completes on its first poll");
+    // Warm every path first, so one-time setup is the same for N and 0.
+    let run = |op: &str| -> u64 {
+        match op {
+            "moka_get_str" => engines
+                .moka_str
+                .get(black_box(engines.stored_key.as_str()))
+                .unwrap_or(0),
+            "quick_cache_get_str" => engines
+                .quick_str
+                .get(black_box(engines.stored_key.as_str()))
+                .unwrap_or(0),
+            "memory_tier_get_moka" => engines.tier_get(&engines.tier_moka).unwrap_or(0),
+            "memory_tier_get_quick_cache" => engines.tier_get(&engines.tier_quick).unwrap_or(0),
+            "cached_sync" => cached_sync(black_box(KEY)),
+            "cachet_sync" => cachet_sync(black_box(KEY)),
+            "cachet_sync_moka" => cachet_sync_moka(black_box(KEY)),
+            "cached_async" => ready(cached_async(black_box(KEY)).now_or_never()),
+            "cachet_async" => ready(cachet_async(black_box(KEY)).now_or_never()),
+            "cachet_async_moka" => ready(cachet_async_moka(black_box(KEY)).now_or_never()),
+            other => panic!("unknown op {other}"),
+        }
+    };
+    for _ in 0..10 {
+        black_box(run(op));
+    }
+    for _ in 0..n {
+        black_box(run(op));
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("CACHET_HIT_COUNT") {
+        return count_mode(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -28,7 +28,7 @@ pub use cache_core::{
 };
 pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable};
 
-/// The in-process store driver (`driver = "memory"`), on moka.
+/// The in-process store driver (`driver = "memory"`), on quick_cache or moka (`engine = "moka"`).
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory {

@@ -1,4 +1,4 @@
-//! Providers of cachet, each behind a cargo feature: `memory` (moka), `redis` (L2 tier and bus).
+//! Providers of cachet, each behind a cargo feature: `memory` (quick_cache or moka), `redis` (L2 tier and bus).
 //! The `none` store needs no provider: core makes it.
 //!
 //! Each provider registers a driver with `inventory`, so `driver = "memory"` in

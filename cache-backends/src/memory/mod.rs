@@ -1,94 +1,110 @@
-//! The `memory` driver: an in-process tier on moka, bounded in entries or in bytes.
+//! The `memory` driver: an in-process tier bounded in entries or in bytes, on quick_cache
+//! (the default) or moka (`engine = "moka"`).
+//!
+//! ```toml
+//! [stores.memory]
+//! l1 = { driver = "memory", max_entries = 10000 }                    # quick_cache
+//! # l1 = { driver = "memory", engine = "moka", max_size = "64mb" }
+//! ```
 //!
 //! Values are stored typed (an `Arc<dyn Any>`): a hit clones the value out, with no
-//! serialization. Size bounds use each entry's estimated weight: the stored key's length,
-//! the value's inline size (`size_of`) and this driver's measured per-entry overhead
-//! (about 440 bytes: moka's own bookkeeping dominates); heap data owned by the value (a
-//! `String`'s bytes, a `Vec`'s elements) is not counted, so prefer `max_entries` for
-//! values that own large heap data.
+//! serialization. Both engines keep the same behaviours: the bound, per-entry expiry at
+//! `keep_until` (an entry past it is never returned), `remove`, scope clears and `clear`.
+//! They differ in cost (BENCHMARKS.md, "In-memory engine"): a quick_cache read is a sharded
+//! hash lookup, several times cheaper than moka's and scaling across threads; moka expires
+//! entries eagerly on a timer wheel, where quick_cache drops them when read and sweeps the
+//! rest a part at a time, each part about once a second, as operations come.
+//!
+//! Size bounds use each entry's estimated weight: the stored key's length, the value's
+//! inline size (`size_of`) and the engine's measured per-entry overhead (about 180 bytes on
+//! quick_cache, 440 on moka); heap data owned by the value (a `String`'s bytes, a `Vec`'s
+//! elements) is not counted, so prefer `max_entries` for values that own large heap data.
 
+mod moka_engine;
 mod options;
+mod quick_engine;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use cache_core::config::TierConfig;
 use cache_core::driver::DriverRegistration;
 use cache_core::store::{LocalEntry, LocalTier, Scope};
 use cache_core::CacheError;
-use moka::sync::Cache as Moka;
 
-pub use options::{MemoryBound, MemoryOptions};
+pub use options::{MemoryBound, MemoryEngine, MemoryOptions};
 
-/// Resident bytes one entry costs beyond its key and value: moka's node, timer-wheel and
-/// frequency-sketch share with per-entry expiry, the `LocalEntry`, and the value's `Arc`
-/// header (measured with `cargo bench --bench memory`: ~480 bytes per entry holding a
-/// 15-byte key and a `u64`).
-const ENTRY_OVERHEAD: u32 = 440;
+use moka_engine::MokaTier;
+use quick_engine::QuickTier;
 
-/// An in-process tier on a moka cache.
+/// An in-process tier, on the engine its options name.
 ///
 /// ```
-/// use cache_backends::memory::{MemoryTier, MemoryOptions};
+/// use cache_backends::memory::{MemoryEngine, MemoryOptions, MemoryTier};
 /// use cache_core::store::{LocalEntry, LocalTier};
 /// use std::sync::Arc;
 /// let tier = MemoryTier::new(MemoryOptions::max_entries(1000));
+/// assert_eq!(tier.engine(), MemoryEngine::QuickCache);
 /// tier.insert("app:users:1", LocalEntry::new(Arc::new(7u32), None, None, 64));
 /// assert_eq!(tier.get("app:users:1").unwrap().value.downcast_ref::<u32>(), Some(&7));
+///
+/// let moka = MemoryTier::new(MemoryOptions::max_size(1 << 20).engine(MemoryEngine::Moka));
+/// moka.insert("app:users:1", LocalEntry::new(Arc::new(7u32), None, None, 64));
+/// assert!(moka.get("app:users:1").is_some());
 /// ```
 pub struct MemoryTier {
-    entries: Moka<String, LocalEntry>,
+    engine: Engine,
+}
+
+/// The engine underneath; a `match` per call costs less than another indirection.
+enum Engine {
+    QuickCache(QuickTier),
+    Moka(MokaTier),
 }
 
 impl std::fmt::Debug for MemoryTier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryTier")
-            .field("entries", &self.entries.entry_count())
+            .field("engine", &self.engine())
+            .field(
+                "entries",
+                &match &self.engine {
+                    Engine::QuickCache(t) => t.len(),
+                    Engine::Moka(t) => t.len(),
+                },
+            )
             .finish()
     }
 }
 
-/// Expires each entry at its own `keep_until` (the end of its grace period).
-struct UntilKeep;
-
-impl moka::Expiry<String, LocalEntry> for UntilKeep {
-    fn expire_after_create(
-        &self,
-        _: &String,
-        entry: &LocalEntry,
-        created_at: Instant,
-    ) -> Option<Duration> {
-        entry
-            .keep_until
-            .map(|until| until.saturating_duration_since(created_at))
-    }
-    fn expire_after_update(
-        &self,
-        _: &String,
-        entry: &LocalEntry,
-        updated_at: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        entry
-            .keep_until
-            .map(|until| until.saturating_duration_since(updated_at))
-    }
-}
-
 impl MemoryTier {
-    /// A tier with these bounds.
+    /// A tier with these bounds, on the engine the options name.
+    ///
+    /// ```
+    /// use cache_backends::memory::{MemoryOptions, MemoryTier};
+    /// use cache_core::store::LocalTier;
+    /// let tier = MemoryTier::new(MemoryOptions::max_size(64 << 20));
+    /// assert_eq!(tier.entry_count(), 0);
+    /// ```
     pub fn new(options: MemoryOptions) -> Arc<Self> {
-        let builder = Moka::builder()
-            .expire_after(UntilKeep)
-            .support_invalidation_closures();
-        let entries = match options.bound {
-            MemoryBound::Entries(n) => builder.max_capacity(n).build(),
-            MemoryBound::Bytes(bytes) => builder
-                .weigher(|_, e: &LocalEntry| e.weight)
-                .max_capacity(bytes)
-                .build(),
+        let engine = match options.engine {
+            MemoryEngine::QuickCache => Engine::QuickCache(QuickTier::new(options.bound)),
+            MemoryEngine::Moka => Engine::Moka(MokaTier::new(options.bound)),
         };
-        Arc::new(Self { entries })
+        Arc::new(Self { engine })
+    }
+
+    /// The engine this tier runs on.
+    ///
+    /// ```
+    /// use cache_backends::memory::{MemoryEngine, MemoryOptions, MemoryTier};
+    /// let tier = MemoryTier::new(MemoryOptions::default().engine(MemoryEngine::Moka));
+    /// assert_eq!(tier.engine(), MemoryEngine::Moka);
+    /// ```
+    pub fn engine(&self) -> MemoryEngine {
+        match self.engine {
+            Engine::QuickCache(_) => MemoryEngine::QuickCache,
+            Engine::Moka(_) => MemoryEngine::Moka,
+        }
     }
 
     fn from_config(config: &TierConfig) -> Result<Arc<dyn LocalTier>, CacheError> {
@@ -97,38 +113,51 @@ impl MemoryTier {
 }
 
 impl LocalTier for MemoryTier {
+    #[inline]
     fn get(&self, key: &str) -> Option<LocalEntry> {
-        self.entries.get(key)
+        match &self.engine {
+            Engine::QuickCache(t) => t.get(key),
+            Engine::Moka(t) => t.get(key),
+        }
     }
     fn insert(&self, key: &str, entry: LocalEntry) {
-        self.entries.insert(key.to_owned(), entry);
+        match &self.engine {
+            Engine::QuickCache(t) => t.insert(key, entry),
+            Engine::Moka(t) => t.insert(key, entry),
+        }
     }
     fn remove(&self, key: &str) {
-        self.entries.invalidate(key);
+        match &self.engine {
+            Engine::QuickCache(t) => t.remove(key),
+            Engine::Moka(t) => t.remove(key),
+        }
     }
     fn remove_scope(&self, scope: &Scope) {
-        let scope = scope.clone();
-        if self
-            .entries
-            .invalidate_entries_if(move |k, _| scope.contains(k))
-            .is_err()
-        {
-            // Unreachable: the cache is built with `support_invalidation_closures`.
-            self.entries.invalidate_all();
+        match &self.engine {
+            Engine::QuickCache(t) => t.remove_scope(scope),
+            Engine::Moka(t) => t.remove_scope(scope),
         }
     }
     fn clear(&self) {
-        self.entries.invalidate_all();
+        match &self.engine {
+            Engine::QuickCache(t) => t.clear(),
+            Engine::Moka(t) => t.clear(),
+        }
     }
     fn entry_count(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        match &self.engine {
+            Engine::QuickCache(t) => t.entry_count(),
+            Engine::Moka(t) => t.entry_count(),
+        }
     }
     fn driver(&self) -> &'static str {
         "memory"
     }
     fn entry_overhead(&self) -> u32 {
-        ENTRY_OVERHEAD
+        match &self.engine {
+            Engine::QuickCache(_) => quick_engine::ENTRY_OVERHEAD,
+            Engine::Moka(_) => moka_engine::ENTRY_OVERHEAD,
+        }
     }
 }
 
@@ -137,53 +166,4 @@ inventory::submit! {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(v: u64, keep: Option<Instant>) -> LocalEntry {
-        LocalEntry::new(Arc::new(v), None, keep, 100)
-    }
-
-    #[test]
-    fn scope_removal_spares_other_caches() {
-        let tier = MemoryTier::new(MemoryOptions::max_entries(100));
-        tier.insert("p:users:1", entry(1, None));
-        tier.insert("p:users#admins:1", entry(2, None));
-        tier.insert("p:users2:1", entry(3, None));
-        tier.remove_scope(&Scope::new("p:users"));
-        assert!(tier.get("p:users:1").is_none());
-        assert!(tier.get("p:users#admins:1").is_none());
-        assert!(tier.get("p:users2:1").is_some());
-    }
-
-    #[test]
-    fn entries_expire_at_keep_until() {
-        let tier = MemoryTier::new(MemoryOptions::max_entries(100));
-        tier.insert(
-            "k",
-            entry(1, Some(Instant::now() + Duration::from_millis(30))),
-        );
-        assert!(tier.get("k").is_some());
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(tier.get("k").is_none());
-    }
-
-    #[test]
-    fn entry_bound_is_respected() {
-        let tier = MemoryTier::new(MemoryOptions::max_entries(50));
-        for i in 0..1000 {
-            tier.insert(&format!("k{i}"), entry(i, None));
-        }
-        assert!(tier.entry_count() <= 50, "{}", tier.entry_count());
-    }
-
-    #[test]
-    fn byte_bound_is_respected() {
-        let tier = MemoryTier::new(MemoryOptions::max_size(10_000));
-        for i in 0..1000 {
-            tier.insert(&format!("k{i}"), entry(i, None));
-        }
-        // every entry weighs 100 bytes
-        assert!(tier.entry_count() <= 100, "{}", tier.entry_count());
-    }
-}
+mod tests;

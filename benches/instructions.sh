@@ -1,0 +1,20 @@
+#!/bin/sh
+# Instructions per hit, counted by callgrind (a loaded machine does not move them):
+# for each op, (instructions with N hits - instructions with 0 hits) / N.
+#
+#   cargo bench --bench hit --no-run && sh benches/instructions.sh [path/to/hit-binary]
+set -eu
+target=${CARGO_TARGET_DIR:-target}
+bin=${1:-$(ls -t "$target"/release/deps/hit-* | grep -v '\.d$' | head -n 1)}
+n=20000
+count() {
+    CACHET_HIT_COUNT="$1:$2" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" 2>&1 |
+        sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+}
+printf '| op | instructions per hit |\n|---|---:|\n'
+for op in moka_get_str memory_tier_get_moka quick_cache_get_str memory_tier_get_quick_cache \
+    cached_sync cachet_sync cachet_sync_moka cached_async cachet_async cachet_async_moka; do
+    base=$(count "$op" 0)
+    full=$(count "$op" "$n")
+    printf '| %s | %s |\n' "$op" "$(( (full - base) / n ))"
+done

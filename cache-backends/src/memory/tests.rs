@@ -1,0 +1,399 @@
+//! The memory driver's behaviours, run on every engine; then what quick_cache needs on top
+//! (its expiry sweep).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache_core::store::{LocalEntry, LocalTier, Scope};
+
+use super::quick_engine::{QuickTier, SWEEP_PERIOD};
+use super::{MemoryBound, MemoryEngine, MemoryOptions, MemoryTier};
+
+fn entry(v: u64, keep: Option<Instant>) -> LocalEntry {
+    LocalEntry::new(Arc::new(v), None, keep, 100)
+}
+
+fn value(tier: &dyn LocalTier, key: &str) -> Option<u64> {
+    tier.get(key)
+        .and_then(|e| e.value.downcast_ref::<u64>().copied())
+}
+
+/// A tier per engine, each with these options otherwise.
+fn each_engine(options: MemoryOptions) -> Vec<(MemoryEngine, Arc<MemoryTier>)> {
+    MemoryEngine::ALL
+        .into_iter()
+        .map(|engine| (engine, MemoryTier::new(options.engine(engine))))
+        .collect()
+}
+
+#[test]
+fn engine_follows_options() {
+    for (engine, tier) in each_engine(MemoryOptions::max_entries(10)) {
+        assert_eq!(tier.engine(), engine);
+        assert_eq!(tier.driver(), "memory");
+        assert!(
+            format!("{tier:?}").contains(&format!("{engine:?}")),
+            "{tier:?}"
+        );
+    }
+    assert_eq!(
+        MemoryTier::new(MemoryOptions::default()).engine(),
+        MemoryEngine::QuickCache
+    );
+}
+
+#[test]
+fn insert_get_replace_remove() {
+    for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
+        assert_eq!(value(&*tier, "p:c:1"), None, "{engine}");
+        tier.insert("p:c:1", entry(1, None));
+        assert_eq!(value(&*tier, "p:c:1"), Some(1), "{engine}");
+        tier.insert("p:c:1", entry(2, None));
+        assert_eq!(value(&*tier, "p:c:1"), Some(2), "{engine}: insert replaces");
+        tier.remove("p:c:1");
+        assert_eq!(value(&*tier, "p:c:1"), None, "{engine}");
+        assert_eq!(tier.entry_count(), 0, "{engine}");
+    }
+}
+
+#[test]
+fn scope_removal_spares_other_caches() {
+    for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
+        tier.insert("p:users:1", entry(1, None));
+        tier.insert("p:users#admins:1", entry(2, None));
+        tier.insert("p:users2:1", entry(3, None));
+        tier.remove_scope(&Scope::new("p:users"));
+        assert!(tier.get("p:users:1").is_none(), "{engine}");
+        assert!(tier.get("p:users#admins:1").is_none(), "{engine}");
+        assert!(tier.get("p:users2:1").is_some(), "{engine}");
+    }
+}
+
+#[test]
+fn scope_removal_reaches_every_shard() {
+    for (engine, tier) in each_engine(MemoryOptions::max_entries(10_000)) {
+        for i in 0..1000 {
+            tier.insert(&format!("p:a:{i}"), entry(i, None));
+            tier.insert(&format!("p:a#ns:{i}"), entry(i, None));
+            tier.insert(&format!("p:b:{i}"), entry(i, None));
+        }
+        let visible = |cache: &str| {
+            (0..1000)
+                .filter(|i| value(&*tier, &format!("p:{cache}:{i}")) == Some(*i))
+                .count()
+        };
+        tier.remove_scope(&Scope::new("p:a#ns"));
+        assert_eq!(
+            (visible("a"), visible("a#ns"), visible("b")),
+            (1000, 0, 1000),
+            "{engine}"
+        );
+        tier.remove_scope(&Scope::new("p:a"));
+        assert_eq!((visible("a"), visible("b")), (0, 1000), "{engine}");
+        if engine == MemoryEngine::QuickCache {
+            // moka applies invalidation closures in its housekeeping: its count lags.
+            assert_eq!(tier.entry_count(), 1000);
+        }
+    }
+}
+
+#[test]
+fn clear_drops_everything() {
+    for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
+        for i in 0..20 {
+            tier.insert(&format!("p:c{}:{i}", i % 3), entry(i, None));
+        }
+        tier.clear();
+        assert_eq!(tier.entry_count(), 0, "{engine}");
+        assert!((0..20).all(|i| tier.get(&format!("p:c{}:{i}", i % 3)).is_none()));
+    }
+}
+
+#[test]
+fn entries_expire_at_keep_until() {
+    for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
+        let keep = Instant::now() + Duration::from_millis(30);
+        tier.insert("k", entry(1, Some(keep)));
+        tier.insert("forever", entry(2, None));
+        assert!(tier.get("k").is_some(), "{engine}");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(
+            tier.get("k").is_none(),
+            "{engine}: returned past keep_until"
+        );
+        assert_eq!(value(&*tier, "forever"), Some(2), "{engine}");
+        if engine == MemoryEngine::QuickCache {
+            // moka drops expired entries on its timer wheel's ticks: its count lags.
+            assert_eq!(tier.entry_count(), 1, "the expired entry is not counted");
+        }
+    }
+}
+
+#[test]
+fn an_entry_already_past_keep_until_is_never_returned() {
+    for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
+        tier.insert("k", entry(1, Some(Instant::now())));
+        assert!(tier.get("k").is_none(), "{engine}");
+        // and a fresh value under the same key is not mistaken for it
+        tier.insert("k", entry(2, None));
+        assert_eq!(value(&*tier, "k"), Some(2), "{engine}");
+    }
+}
+
+#[test]
+fn entry_bound_is_respected() {
+    for (engine, tier) in each_engine(MemoryOptions::max_entries(50)) {
+        for i in 0..1000 {
+            tier.insert(&format!("k{i}"), entry(i, None));
+        }
+        assert!(tier.entry_count() <= 50, "{engine}: {}", tier.entry_count());
+        assert!(tier.entry_count() > 0, "{engine}");
+    }
+}
+
+#[test]
+fn entry_bound_holds_across_shards() {
+    for (engine, tier) in each_engine(MemoryOptions::max_entries(2000)) {
+        for i in 0..20_000 {
+            tier.insert(&format!("k{i}"), entry(i, None));
+        }
+        // Each shard holds its share of the bound (rounded up), moka its total.
+        let held = tier.entry_count();
+        assert!(held <= 2000 + 64 && held >= 1000, "{engine}: {held}");
+    }
+}
+
+#[test]
+fn byte_bound_is_respected() {
+    for (engine, tier) in each_engine(MemoryOptions::max_size(10_000)) {
+        for i in 0..1000 {
+            tier.insert(&format!("k{i}"), entry(i, None));
+        }
+        // every entry weighs 100 bytes
+        assert!(
+            tier.entry_count() <= 100,
+            "{engine}: {}",
+            tier.entry_count()
+        );
+        assert!(tier.entry_count() > 0, "{engine}");
+    }
+}
+
+#[test]
+fn overhead_is_each_engines_own() {
+    let overhead =
+        |engine| MemoryTier::new(MemoryOptions::default().engine(engine)).entry_overhead();
+    assert_eq!(
+        overhead(MemoryEngine::Moka),
+        super::moka_engine::ENTRY_OVERHEAD
+    );
+    assert_eq!(
+        overhead(MemoryEngine::QuickCache),
+        super::quick_engine::ENTRY_OVERHEAD
+    );
+    assert!(overhead(MemoryEngine::QuickCache) < overhead(MemoryEngine::Moka));
+}
+
+/// The driver as configuration builds it, through a manager: `engine` picks the engine and
+/// caches behave the same on both.
+#[tokio::test]
+async fn caches_behave_alike_on_both_engines() {
+    for engine in ["quick_cache", "moka"] {
+        let manager = cache_core::CacheManager::from_toml_str(&format!(
+            "default_store = \"m\"\n[stores.m]\n\
+             l1 = {{ driver = \"memory\", engine = \"{engine}\", max_size = \"1mb\" }}\n\
+             [caches.short]\nttl = \"40ms\"\n"
+        ))
+        .expect("config");
+        let users = manager.cache("users").expect("users");
+        let admins = users.namespace("admins");
+        let short = manager.cache("short").expect("short");
+        users.set(&1u64, &"ann".to_owned()).await.expect("set");
+        admins.set(&1u64, &"root".to_owned()).await.expect("set");
+        short.set(&1u64, &7u64).await.expect("set");
+        let name: Option<String> = users.get(&1u64).await.expect("get");
+        assert_eq!(name.as_deref(), Some("ann"), "{engine}");
+        assert_eq!(short.get::<u64, _>(&1u64).await.expect("get"), Some(7));
+
+        admins.clear().await.expect("clear");
+        assert_eq!(admins.get::<String, _>(&1u64).await.expect("get"), None);
+        assert!(users.has(&1u64).await.expect("has"), "{engine}");
+
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(
+            short.get::<u64, _>(&1u64).await.expect("get"),
+            None,
+            "{engine}"
+        );
+
+        users.delete(&1u64).await.expect("delete");
+        assert!(users.missing(&1u64).await.expect("missing"), "{engine}");
+    }
+}
+
+#[test]
+fn config_selects_the_engine() {
+    for (name, engine) in [
+        ("quick_cache", MemoryEngine::QuickCache),
+        ("moka", MemoryEngine::Moka),
+    ] {
+        let config: toml::Table =
+            toml::from_str(&format!("engine = \"{name}\"\nmax_entries = 5")).expect("toml");
+        let tier = cache_core::config::TierConfig {
+            driver: "memory".into(),
+            options: config,
+            field: "stores.m.l1".into(),
+            origin: cache_core::ConfigOrigin::String,
+        };
+        let options = MemoryOptions::from_config(&tier).expect("options");
+        assert_eq!(MemoryTier::new(options).engine(), engine);
+    }
+}
+
+// ------------------------------------------------------------ quick_cache's expiry sweep
+
+/// A tier of one part (one sweep step walks it all).
+fn quick(period: Duration) -> QuickTier {
+    QuickTier::with_sweep_period(MemoryBound::Entries(5_000), period)
+}
+
+fn soon(ms: u64) -> Option<Instant> {
+    Some(Instant::now() + Duration::from_millis(ms))
+}
+
+#[test]
+fn sweep_drops_expired_entries_nobody_reads() {
+    let tier = quick(Duration::ZERO);
+    for i in 0..100 {
+        tier.insert(&format!("p:c:{i}"), entry(i, soon(20)));
+    }
+    for i in 0..10 {
+        tier.insert(&format!("p:d:{i}"), entry(i, None));
+    }
+    assert_eq!(tier.len(), 110);
+    std::thread::sleep(Duration::from_millis(40));
+    // One insert, no read of the expired keys: the sweep runs on it.
+    tier.insert("p:d:new", entry(0, None));
+    assert_eq!(tier.len(), 11);
+}
+
+#[test]
+fn a_miss_also_sweeps() {
+    let tier = quick(Duration::ZERO);
+    for i in 0..50 {
+        tier.insert(&format!("p:c:{i}"), entry(i, soon(20)));
+    }
+    std::thread::sleep(Duration::from_millis(40));
+    assert!(tier.get("p:other:1").is_none());
+    assert_eq!(tier.len(), 0);
+}
+
+#[test]
+fn sweep_keeps_entries_not_yet_expired_and_comes_back_for_them() {
+    let tier = quick(Duration::ZERO);
+    tier.insert("p:c:early", entry(1, soon(20)));
+    tier.insert("p:c:late", entry(2, soon(120)));
+    tier.insert("p:c:forever", entry(3, None));
+    std::thread::sleep(Duration::from_millis(40));
+    tier.insert("p:c:trigger", entry(4, None));
+    assert_eq!(tier.len(), 3, "only the early entry is swept");
+    assert!(tier.get("p:c:late").is_some());
+    std::thread::sleep(Duration::from_millis(100));
+    // The first sweep remembered the late entry's expiry: the next one drops it.
+    tier.insert("p:c:trigger2", entry(5, None));
+    assert_eq!(tier.len(), 3);
+    assert!(tier.get("p:c:late").is_none());
+    assert!(tier.get("p:c:forever").is_some());
+}
+
+#[test]
+fn sweeps_wait_for_their_period_but_entry_count_does_not() {
+    let tier = quick(Duration::from_secs(3600));
+    // The first operation takes the period's sweep step (nothing is due yet).
+    tier.insert("p:c:a", entry(1, soon(10)));
+    std::thread::sleep(Duration::from_millis(20));
+    tier.insert("p:c:b", entry(2, None)); // a is past, but the period is not
+    assert!(tier.get("p:c:other").is_none()); // nor on a miss
+    assert_eq!(tier.len(), 2);
+    assert_eq!(tier.entry_count(), 1, "a count sweeps what is due");
+    assert_eq!(tier.len(), 1);
+}
+
+#[test]
+fn expired_entry_read_is_dropped_even_without_a_sweep() {
+    let tier = quick(Duration::from_secs(3600));
+    tier.insert("p:c:gone", entry(0, Some(Instant::now()))); // the period's sweep step
+    tier.insert("p:c:first", entry(0, None));
+    tier.insert("p:c:a", entry(1, soon(10)));
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(tier.get("p:c:a").is_none());
+    assert_eq!(tier.len(), 1);
+}
+
+#[test]
+fn entries_that_never_expire_are_never_swept() {
+    let tier = quick(Duration::ZERO);
+    for i in 0..100 {
+        tier.insert(&format!("p:c:{i}"), entry(i, None));
+    }
+    assert_eq!(tier.entry_count(), 100);
+    assert!((0..100).all(|i| tier.get(&format!("p:c:{i}")).is_some()));
+}
+
+#[test]
+fn concurrent_writers_and_readers_leave_no_expired_entry() {
+    let tier = Arc::new(quick(Duration::ZERO));
+    let deadline = Instant::now() + Duration::from_millis(30);
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let tier = tier.clone();
+            s.spawn(move || {
+                for i in 0..3000u64 {
+                    let key = format!("p:c:{t}:{}", i % 500);
+                    tier.insert(&key, entry(i, Some(deadline)));
+                    let _ = tier.get(&format!("p:c:{}:{}", 1 - t, i % 500));
+                }
+            });
+        }
+    });
+    while Instant::now() <= deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(tier.entry_count(), 0);
+}
+
+#[test]
+fn a_big_tier_is_swept_one_part_per_step() {
+    // 100,000 entries: 8 parts of ~12,500.
+    let tier = QuickTier::with_sweep_period(MemoryBound::Entries(100_000), Duration::ZERO);
+    for i in 0..1000 {
+        tier.insert(&format!("p:c:{i}"), entry(i, soon(20)));
+    }
+    std::thread::sleep(Duration::from_millis(40));
+    tier.insert("p:d:0", entry(0, None)); // one step: one part
+    let left = tier.len();
+    assert!(
+        left > 1 && left < 1001,
+        "one step swept one part: {left} left"
+    );
+    assert!((0..1000).all(|i| tier.get(&format!("p:c:{i}")).is_none()));
+    for i in 1..8 {
+        tier.insert(&format!("p:d:{i}"), entry(i, None));
+    }
+    assert_eq!(tier.len(), 8, "eight steps swept every part");
+}
+
+#[test]
+fn a_big_tier_keeps_its_bound_across_parts() {
+    for bound in [
+        MemoryBound::Entries(40_000),
+        MemoryBound::Bytes(40_000 * 100),
+    ] {
+        let tier = QuickTier::with_sweep_period(bound, SWEEP_PERIOD);
+        for i in 0..80_000 {
+            tier.insert(&format!("k{i}"), entry(i, None));
+        }
+        let held = tier.len();
+        assert!((20_000..=40_000 + 256).contains(&held), "{bound:?}: {held}");
+    }
+}
