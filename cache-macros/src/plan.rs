@@ -48,11 +48,11 @@ impl MacroKind {
                 "ttl_from",
                 "grace",
                 "tags",
-                "crate",
                 "timeout",
                 "hard_timeout",
                 "eager_refresh",
                 "detach",
+                "crate",
             ],
             MacroKind::Put => &[
                 "key",
