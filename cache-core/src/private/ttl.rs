@@ -102,7 +102,9 @@ mod tests {
     fn decisions() {
         let s = Duration::from_secs(1);
         assert_eq!(ttl_from(s), Keep::For(s));
-        assert_eq!(ttl_from(&s), Keep::For(s));
+        // A reference is what `ttl_from = result.field` gives when the field is borrowed.
+        let borrowed: &Duration = &s;
+        assert_eq!(ttl_from(borrowed), Keep::For(s));
         assert_eq!(ttl_from(Some(s)), Keep::For(s));
         assert_eq!(ttl_from(None::<Duration>), Keep::No);
         assert_eq!(ttl_from(Duration::ZERO), Keep::No);
