@@ -511,3 +511,32 @@ async fn plain_functions_called_inside_with_manager_see_its_manager() {
         "the calls used this manager"
     );
 }
+
+/// A key whose encoding always fails.
+struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("no key for this"))
+    }
+}
+
+static UNENCODABLE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("default")]
+fn unencodable_key(key: Unencodable) -> u64 {
+    let _ = key;
+    UNENCODABLE_RUNS.fetch_add(1, SeqCst) + 1
+}
+
+#[test]
+fn a_key_that_cannot_be_encoded_runs_the_function_uncached() {
+    with_manager_sync(memory(), || {
+        assert_eq!(unencodable_key(Unencodable), 1);
+        assert_eq!(
+            unencodable_key(Unencodable),
+            2,
+            "not cached: the key failed"
+        );
+    });
+}

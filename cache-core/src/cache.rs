@@ -315,12 +315,6 @@ impl Cache {
         }
     }
 
-    /// The fresh L1 value under `{base}:{encoded}`, the key built in a reused buffer.
-    pub(crate) fn fresh_in_l1_by_encoded<V: CacheValue>(&self, encoded: &str) -> Option<V> {
-        self.fresh_in_l1_due_by_encoded(encoded)
-            .map(|(value, _)| value)
-    }
-
     /// [`Cache::fresh_in_l1_by_encoded`], and whether the value is past its eager refresh
     /// point.
     pub(crate) fn fresh_in_l1_due_by_encoded<V: CacheValue>(
@@ -337,6 +331,36 @@ impl Cache {
                 (Lookup::Stale(..) | Lookup::Miss, _) => None,
             }
         })
+    }
+
+    /// `look(self, stored)` with the stored key of `key` encoded straight into a reused
+    /// buffer: a hit allocates nothing for the key. `None` without L1, or for a key that
+    /// cannot be encoded.
+    pub(crate) fn in_l1<K: Serialize + ?Sized, R>(
+        &self,
+        key: &K,
+        look: impl FnOnce(&Cache, &str) -> Option<R>,
+    ) -> Option<R> {
+        self.inner.store.l1.as_ref()?;
+        with_scratch(|buf| {
+            buf.push_str(&self.inner.base);
+            buf.push(':');
+            encode_key_into(key, buf).ok()?;
+            look(self, buf)
+        })
+    }
+
+    /// The fresh L1 value under `stored`, counted as a hit. With `eager`, a value past its
+    /// eager refresh point is not taken (nor counted): the caller's full path serves it and
+    /// starts the refresh.
+    pub(crate) fn fresh_in_l1_stored<V: CacheValue>(&self, stored: &str, eager: bool) -> Option<V> {
+        match self.peek_local::<V>(stored) {
+            (Lookup::Fresh(value), due) if !(eager && due) => {
+                self.count(Event::L1Hit);
+                Some(value)
+            }
+            _ => None,
+        }
     }
 
     /// The fresh L1 value under `{base}:` + what `write_key` appends, the stored key built
@@ -363,8 +387,17 @@ impl Cache {
     }
 
     /// The L1 lookup, and whether a fresh hit is past the entry's eager refresh point: one
-    /// more comparison on the entry already read.
+    /// more comparison on the entry already read. Counts a fresh hit.
     fn probe_local<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
+        let probed = self.peek_local(stored);
+        if matches!(probed.0, Lookup::Fresh(_)) {
+            self.count(Event::L1Hit);
+        }
+        probed
+    }
+
+    /// [`Cache::probe_local`] without counting.
+    fn peek_local<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
         let Some(l1) = &self.inner.store.l1 else {
             return (Lookup::Miss, false);
         };
@@ -380,7 +413,6 @@ impl Cache {
         if passed(entry.fresh_until) {
             return (Lookup::Stale(value.clone(), entry.keep_until), false);
         }
-        self.count(Event::L1Hit);
         (Lookup::Fresh(value.clone()), passed(entry.refresh_at))
     }
 

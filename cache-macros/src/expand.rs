@@ -86,7 +86,7 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
     );
     let ret = &info.ret;
     let mut checks = KeyChecks::new(&p, &info.name);
-    let Call { lets, entry, args } = call(plan, info, &p, &mut checks);
+    let Call { lets, entry, args } = call(plan, info, &p, &shape, &mut checks);
     let body = if info.is_async {
         // The typed `let` makes `?` and `return` in the body type-check (async-trait's way);
         // a body that ends in `return` makes it diverge, which is the user's code, not ours.
@@ -178,7 +178,13 @@ struct Call {
     args: TokenStream,
 }
 
-fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>) -> Call {
+fn call(
+    plan: &Plan,
+    info: &FnInfo,
+    p: &TokenStream,
+    shape: &Ident,
+    checks: &mut KeyChecks<'_>,
+) -> Call {
     let enabled = internal("__cachet_enabled");
     let key = internal("__cachet_key");
     let result = Ident::new("result", Span::call_site());
@@ -188,7 +194,7 @@ fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>)
     };
     // The key, computed from the arguments before the body can take them.
     let key_before = |spec: &KeySpec, checks: &mut KeyChecks<'_>| {
-        let k = checks.key_of(spec);
+        let k = checks.key_of(spec, &quote!(#p::Encode));
         match &plan.condition {
             Some(_) => quote!(let #key = if #enabled { #k } else { #p::no_key() };),
             None => quote!(let #key = #k;),
@@ -213,7 +219,29 @@ fn call(plan: &Plan, info: &FnInfo, p: &TokenStream, checks: &mut KeyChecks<'_>)
             key: spec,
             unless: u,
         } => {
-            let lets = key_before(spec, checks);
+            // The hit path first, while the key borrows the arguments: a fresh L1 value
+            // returns at once (no key `String`, no body built); else the call goes on with
+            // the key the probe encoded. The detachable entry points start eager refreshes,
+            // so their probe leaves a value past its refresh point to them.
+            let eager = plan.detachable;
+            let hit = internal("__cachet_hit");
+            // A value that is not a `CacheValue` gets a probe that always misses: the entry
+            // point reports it, at the return type.
+            let probe = quote! {{
+                use #p::{ProbesL1 as _, ProbesNothing as _};
+                (&#p::ProbeOf::new(#shape, &__CACHET_OP, #eager)).probe()
+            }};
+            let probe = checks.key_of(spec, &probe);
+            let probed = quote! {
+                match #probe {
+                    #p::Probed::Hit(#hit) => return #hit,
+                    #p::Probed::Miss(#key) => #key,
+                }
+            };
+            let lets = match &plan.condition {
+                Some(_) => quote!(let #key = if #enabled { #probed } else { #p::no_key() };),
+                None => quote!(let #key = #probed;),
+            };
             let u = unless(u);
             // No `enabled` argument: a bypassed call has no key.
             let condition = plan.condition.as_ref().map(|_| &condition);
@@ -308,7 +336,8 @@ fn key_after(
     match source {
         KeySource::Args(spec) => (key_before(spec, checks), quote!(move |_| #key)),
         KeySource::Result(expr) => {
-            let k = checks.key_of(&KeySpec::Expr(expr.clone()));
+            let p = checks.p;
+            let k = checks.key_of(&KeySpec::Expr(expr.clone()), &quote!(#p::Encode));
             (TokenStream::new(), quote!(|#result| #k))
         }
     }
@@ -331,13 +360,16 @@ impl<'a> KeyChecks<'a> {
         }
     }
 
-    /// `OpKey` expression for a key: a call of a local generic function whose bounds check
-    /// each part. The parts are encoded inside that function, where the bounds are assumed,
-    /// so an unmet bound is reported once, at the part, with the check's message.
-    fn key_of(&mut self, spec: &KeySpec) -> TokenStream {
+    /// The key handed to `user` (a `KeyUse`: `Encode` for an `OpKey`, `Probe` for the hit
+    /// path): a call of a local generic function whose bounds check each part. The key is
+    /// built inside that function, where the bounds are assumed, so an unmet bound is
+    /// reported once, at the part, with the check's message.
+    fn key_of(&mut self, spec: &KeySpec, user: &TokenStream) -> TokenStream {
         let p = self.p;
         let parts: Vec<(Ident, TokenStream)> = match spec {
-            KeySpec::Args(args) if args.is_empty() => return quote!(#p::key(&())),
+            KeySpec::Args(args) if args.is_empty() => {
+                return quote!(#p::KeyUse::with_key(#user, &()))
+            }
             KeySpec::Args(args) => args.iter().map(|a| self.arg(a)).collect(),
             KeySpec::Expr(expr) => self.expr(expr),
         };
@@ -351,18 +383,19 @@ impl<'a> KeyChecks<'a> {
             .zip(&values)
             .map(|((check, _), v)| quote!(#check::__cachet_key(#v)));
         let key = if parts.len() == 1 {
-            quote!(#p::key(#(#encoded)*))
+            quote!(#p::KeyUse::with_key(user, #(#encoded)*))
         } else {
-            quote!(#p::key(&(#(#encoded),*)))
+            quote!(#p::KeyUse::with_key(user, &(#(#encoded),*)))
         };
         self.items.push(quote! {
-            fn #name<#(#params: ?::core::marker::Sized + #checks),*>(
+            fn #name<U: #p::KeyUse, #(#params: ?::core::marker::Sized + #checks),*>(
+                user: U,
                 #(#values: &#params),*
-            ) -> #p::OpKey {
+            ) -> U::Output {
                 #key
             }
         });
-        quote!(#name(#(#args),*))
+        quote!(#name(#user, #(#args),*))
     }
 
     /// The checks of a `key = EXPR` (one per element of a tuple, so the error names the
