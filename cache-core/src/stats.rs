@@ -85,10 +85,6 @@ pub(crate) struct StatsCounters {
     cache: std::sync::Arc<str>,
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     store: std::sync::Arc<str>,
-    /// The `metrics` handles, labelled once per cache (at its first event) rather than on
-    /// every event.
-    #[cfg(feature = "metrics")]
-    exported: std::sync::OnceLock<Exported>,
 }
 
 /// How many stripes a striped counter has: enough that a few busy threads rarely share one.
@@ -123,44 +119,6 @@ fn stripe() -> usize {
     STRIPE.with(|s| *s)
 }
 
-#[cfg(feature = "metrics")]
-#[derive(Debug)]
-struct Exported {
-    l1_hits: metrics::Counter,
-    l2_hits: metrics::Counter,
-    misses: metrics::Counter,
-    puts: metrics::Counter,
-    evictions: metrics::Counter,
-    stale: metrics::Counter,
-    errors: metrics::Counter,
-}
-
-#[cfg(feature = "metrics")]
-impl Exported {
-    /// The handles, from the recorder in effect at the cache's first event (a `metrics`
-    /// handle keeps the recorder it was registered with).
-    fn new(cache: &str, store: &str) -> Self {
-        let labels = |extra: &[(&'static str, &'static str)]| {
-            let mut labels = vec![
-                metrics::Label::new("cache", cache.to_owned()),
-                metrics::Label::new("store", store.to_owned()),
-            ];
-            labels.extend(extra.iter().map(|&(k, v)| metrics::Label::new(k, v)));
-            labels
-        };
-        let hit = |tier| labels(&[("result", "hit"), ("tier", tier)]);
-        Exported {
-            l1_hits: metrics::counter!("cache.gets", hit("l1")),
-            l2_hits: metrics::counter!("cache.gets", hit("l2")),
-            misses: metrics::counter!("cache.gets", labels(&[("result", "miss")])),
-            puts: metrics::counter!("cache.puts", labels(&[])),
-            evictions: metrics::counter!("cache.evictions", labels(&[])),
-            stale: metrics::counter!("cache.stale", labels(&[])),
-            errors: metrics::counter!("cache.errors", labels(&[])),
-        }
-    }
-}
-
 impl StatsCounters {
     pub(crate) fn new(cache: std::sync::Arc<str>, store: std::sync::Arc<str>) -> Self {
         Self {
@@ -173,8 +131,6 @@ impl StatsCounters {
             errors: AtomicU64::new(0),
             cache,
             store,
-            #[cfg(feature = "metrics")]
-            exported: std::sync::OnceLock::new(),
         }
     }
 
@@ -200,22 +156,27 @@ impl StatsCounters {
     }
 
     #[cfg(feature = "metrics")]
-    fn exported(&self) -> &Exported {
-        self.exported
-            .get_or_init(|| Exported::new(&self.cache, &self.store))
-    }
-
-    #[cfg(feature = "metrics")]
     fn export(&self, event: Event, n: u64) {
-        let e = self.exported();
+        // Looked up on every event, not kept per cache: a handle stays bound to the recorder
+        // of its registration, and a service may install its recorder after its first
+        // cached call (a warm-up), which would then report nothing.
+        let (cache, store) = (self.cache.to_string(), self.store.to_string());
         let counter = match event {
-            Event::L1Hit => &e.l1_hits,
-            Event::L2Hit => &e.l2_hits,
-            Event::Miss => &e.misses,
-            Event::Put => &e.puts,
-            Event::Eviction => &e.evictions,
-            Event::Stale => &e.stale,
-            Event::Error => &e.errors,
+            Event::L1Hit => {
+                metrics::counter!("cache.gets", "cache" => cache, "store" => store, "result" => "hit", "tier" => "l1")
+            }
+            Event::L2Hit => {
+                metrics::counter!("cache.gets", "cache" => cache, "store" => store, "result" => "hit", "tier" => "l2")
+            }
+            Event::Miss => {
+                metrics::counter!("cache.gets", "cache" => cache, "store" => store, "result" => "miss")
+            }
+            Event::Put => metrics::counter!("cache.puts", "cache" => cache, "store" => store),
+            Event::Eviction => {
+                metrics::counter!("cache.evictions", "cache" => cache, "store" => store)
+            }
+            Event::Stale => metrics::counter!("cache.stale", "cache" => cache, "store" => store),
+            Event::Error => metrics::counter!("cache.errors", "cache" => cache, "store" => store),
         };
         counter.increment(n);
     }
