@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::cache::{Cache, Lifetime};
 use crate::error::CacheError;
-use crate::private::ResultShape;
 use crate::CacheValue;
 
 /// A factory's value with how long to keep it: what the factory of
@@ -212,38 +211,24 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Adaptive<V>, E>> + Send + 'static,
     {
-        let stored = self.stored_key(key)?;
-        let shape = ResultShape::<V, E>::default();
-        let caches = std::slice::from_ref(self);
-        let keys = std::slice::from_ref(&stored);
         // The cached value is `V`; the factory's decision travels beside it, from the body
         // (where the `Adaptive` is taken apart) to the store step.
         let decided: Arc<OnceLock<Option<Lifetime>>> = Arc::new(OnceLock::new());
         let slot = decided.clone();
         let factory = move || {
             let adaptive = factory();
-            // Owned (a clone of the handle inside), so the call may finish in the background.
-            self.bounded_owned(async move {
+            async move {
                 let (value, lifetime) = adaptive.await?.into_parts();
                 // Set once: this body runs once per call.
                 let _ = slot.set(lifetime);
                 Ok(value)
-            })
+            }
         };
         let policy = move |_: &V| {
             // Only an `Ok` is stored, and an `Ok` has set the slot.
             decided.get().copied().unwrap_or(Some(Lifetime::Default))
         };
-        crate::invoke::cached_call(
-            shape,
-            caches,
-            keys,
-            policy,
-            factory,
-            crate::invoke::Detachable,
-            crate::invoke::CallOptions::default(),
-        )
-        .await
+        self.detached_get_or_set(key, policy, factory).await
     }
 }
 

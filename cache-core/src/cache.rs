@@ -629,10 +629,7 @@ impl Cache {
 
     /// `future` bounded by the cache's hard timeout, when one is set and a tokio runtime
     /// is there to time it.
-    pub(crate) async fn bounded<T>(
-        &self,
-        future: impl Future<Output = T>,
-    ) -> Result<T, CacheError> {
+    async fn bounded<T>(&self, future: impl Future<Output = T>) -> Result<T, CacheError> {
         match (
             self.settings().hard_timeout,
             tokio::runtime::Handle::try_current(),
@@ -737,7 +734,7 @@ impl Cache {
 
     /// `future` bounded by the cache's hard timeout, as [`Cache::bounded`], owning what it
     /// needs so it can finish in the background.
-    pub(crate) fn bounded_owned<T, E: From<CacheError>>(
+    fn bounded_owned<T, E: From<CacheError>>(
         &self,
         future: impl Future<Output = Result<T, E>>,
     ) -> impl Future<Output = Result<T, E>> {
@@ -778,22 +775,8 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = V> + Send + 'static,
     {
-        let stored = self.stored_key(key)?;
-        let shape = ResultShape::<V, CacheError>::default();
-        let caches = std::slice::from_ref(self);
-        let keys = std::slice::from_ref(&stored);
-        let factory = || self.bounded_owned(factory().map(Ok));
-        let policy = |_: &V| Some(Lifetime::Default);
-        crate::invoke::cached_call(
-            shape,
-            caches,
-            keys,
-            policy,
-            factory,
-            Detachable,
-            CallOptions::default(),
-        )
-        .await
+        self.try_get_or_set(key, move || factory().map(Ok::<V, CacheError>))
+            .await
     }
 
     /// Like [`Cache::get_or_set`] with a fallible factory: an `Err` is returned and not stored.
@@ -816,12 +799,30 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
+        self.detached_get_or_set(key, |_: &V| Some(Lifetime::Default), factory)
+            .await
+    }
+
+    /// The value under `key`, or else `factory`'s `Ok`, stored as `policy` says: the one
+    /// path of `get_or_set`, `try_get_or_set` and their adaptive forms. The factory's future
+    /// is bounded by the hard timeout and owned, so it may finish in the background.
+    pub(crate) async fn detached_get_or_set<V, E, K, Fut>(
+        &self,
+        key: &K,
+        policy: impl FnOnce(&V) -> Option<Lifetime> + Send + 'static,
+        factory: impl FnOnce() -> Fut,
+    ) -> Result<V, E>
+    where
+        V: CacheValue,
+        E: From<CacheError> + 'static,
+        K: Serialize + ?Sized,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+    {
         let stored = self.stored_key(key)?;
         let shape = ResultShape::<V, E>::default();
         let caches = std::slice::from_ref(self);
         let keys = std::slice::from_ref(&stored);
         let factory = || self.bounded_owned(factory());
-        let policy = |_: &V| Some(Lifetime::Default);
         crate::invoke::cached_call(
             shape,
             caches,
