@@ -14,8 +14,23 @@
 //! server.resume();                   // SIGCONT
 //! ```
 //!
+//! Two topologies are built from such servers, for the Cluster and Sentinel tests:
+//!
+//! ```ignore
+//! let cluster = RedisCluster::start();        // 3 masters, 3 replicas, all slots served
+//! let seeds = cluster.urls();                 // every node's redis://127.0.0.1:PORT
+//! let port = cluster.master_of("some:key");   // the master serving that key's slot
+//! cluster.kill(port);                         // its replica takes over:
+//! let promoted = cluster.wait_for_failover(port);
+//!
+//! let ha = RedisSentinel::start();            // a master, a replica, three Sentinels
+//! let urls = ha.sentinel_urls();              // with ha.service() = "mymaster"
+//! let old = ha.kill_master();
+//! let promoted = ha.wait_for_failover(old);
+//! ```
+//!
 //! There is no silent skip: without `redis-server` on `PATH`, `start` panics saying how
-//! to install it.
+//! to install it; without `redis-cli` (which makes the cluster), likewise.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -28,6 +43,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const NOT_FOUND: &str = "redis-server not found on PATH: install it (e.g. `apt-get install -y redis-server`) — these tests need a real Redis";
+const CLI_NOT_FOUND: &str = "redis-cli not found on PATH: install it (e.g. `apt-get install -y redis-tools`) — the cluster tests need it to make a cluster";
+/// How long a topology may take to form or to fail over before the harness gives up.
+const TOPOLOGY_DEADLINE: Duration = Duration::from_secs(30);
 const READY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A running `redis-server`, stopped when dropped.
@@ -38,6 +56,8 @@ pub struct RedisServer {
     password: Option<String>,
     /// Serves TLS only (`rediss://`), with a self-signed certificate.
     tls: bool,
+    /// A configuration file given first on the command line (a Sentinel's).
+    config: Option<PathBuf>,
     child: Mutex<Option<Child>>,
 }
 
@@ -157,6 +177,7 @@ impl RedisServer {
             extra_args,
             password: None,
             tls,
+            config: None,
             child: Mutex::new(None),
         };
         let mut last_failure = String::new();
@@ -240,6 +261,10 @@ impl RedisServer {
 
     fn spawn_and_wait(&self) -> Result<(), String> {
         let mut cmd = Command::new("redis-server");
+        if let Some(config) = &self.config {
+            // A Sentinel: its configuration file (which it rewrites) and its mode.
+            cmd.arg(config).arg("--sentinel");
+        }
         if self.tls {
             cmd.arg("--port").arg("0").arg("--tls-port");
         } else {
@@ -249,12 +274,11 @@ impl RedisServer {
             .arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
-            .arg(&self.dir)
-            .arg("--save")
-            .arg("")
-            .arg("--appendonly")
-            .arg("no")
-            .args(&self.extra_args)
+            .arg(&self.dir);
+        if self.config.is_none() {
+            cmd.arg("--save").arg("").arg("--appendonly").arg("no");
+        }
+        cmd.args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -363,5 +387,399 @@ fn answers_ping(port: u16) -> bool {
     match stream.read(&mut buf) {
         Ok(n) => buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"),
         Err(_) => false,
+    }
+}
+
+/// Runs `redis-cli -p PORT args..` and returns its output (empty when the node is gone).
+/// Panics with an install hint when `redis-cli` is missing.
+pub fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{CLI_NOT_FOUND}"),
+        Err(e) => panic!("redis-cli: {e}"),
+    }
+}
+
+/// Polls `check` every 20 ms until it answers, panicking with `what` past `deadline`.
+fn poll<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < until, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A Redis Cluster of three masters and three replicas on loopback ports, each node in
+/// its own temporary directory; stopped when dropped. Failure detection is fast
+/// (`cluster-node-timeout 1000`), so a killed master's replica takes over in a few
+/// seconds.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+/// One line of `CLUSTER NODES`: a node's port, whether it is a master and alive, and the
+/// slot ranges it serves.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    pub port: u16,
+    pub master: bool,
+    pub failed: bool,
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl RedisCluster {
+    /// Starts six nodes, makes them a cluster (`redis-cli --cluster create ..
+    /// --cluster-replicas 1`), and waits until every slot is served and every replica is
+    /// in sync with its master.
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                RedisServer::start_with_args(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                    // Replicas take over whatever their link's age.
+                    "--cluster-replica-validity-factor",
+                    "0",
+                ])
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{CLI_NOT_FOUND}"),
+            Err(e) => panic!("redis-cli: {e}"),
+        }
+        let cluster = Self { nodes };
+        cluster.wait_until_healthy();
+        cluster
+    }
+
+    /// Every node's URL, `redis://127.0.0.1:PORT` (the seeds a client starts from).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port()))
+            .collect()
+    }
+
+    /// Every node's port.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(RedisServer::port).collect()
+    }
+
+    /// The cluster as a live node sees it (`CLUSTER NODES`).
+    pub fn view(&self) -> Vec<ClusterNode> {
+        for node in &self.nodes {
+            let text = cli(node.port(), &["CLUSTER", "NODES"]);
+            if text.is_empty() || text.starts_with("ERR") || text.contains("Could not connect") {
+                continue;
+            }
+            return parse_cluster_nodes(&text);
+        }
+        Vec::new()
+    }
+
+    /// The port of the live master serving `key`'s slot.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let slot = self.slot_of(key);
+        poll(&format!("a live master serves slot {slot}"), TOPOLOGY_DEADLINE, || {
+            self.view()
+                .into_iter()
+                .find(|n| n.master && !n.failed && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+                .map(|n| n.port)
+        })
+    }
+
+    /// The slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn slot_of(&self, key: &str) -> u16 {
+        let live = self.live_port();
+        cli(live, &["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number")
+    }
+
+    /// The ports of the masters serving slots now, in order.
+    pub fn masters(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .view()
+            .into_iter()
+            .filter(|n| n.master && !n.failed && !n.slots.is_empty())
+            .map(|n| n.port)
+            .collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    fn live_port(&self) -> u16 {
+        self.nodes
+            .iter()
+            .find(|n| cli(n.port(), &["PING"]) == "PONG")
+            .map(RedisServer::port)
+            .expect("a live cluster node")
+    }
+
+    /// Kills (SIGKILL) the node on `port`.
+    pub fn kill(&self, port: u16) {
+        self.node(port).kill();
+    }
+
+    /// Freezes (SIGSTOP) the node on `port`.
+    pub fn pause(&self, port: u16) {
+        self.node(port).pause();
+    }
+
+    fn node(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| n.port() == port)
+            .unwrap_or_else(|| panic!("no cluster node on port {port}"))
+    }
+
+    /// Waits until the slots of the master that was on `old` are served by another
+    /// (promoted) master and the cluster is healthy again; returns when that was seen and
+    /// the promoted master's port.
+    pub fn wait_for_failover(&self, old: u16) -> (Instant, u16) {
+        let promoted = poll(
+            &format!("a replica of the master on port {old} is promoted"),
+            TOPOLOGY_DEADLINE,
+            || {
+                let view = self.view();
+                let ok = self.nodes.iter().filter(|n| n.port() != old).all(|n| {
+                    cli(n.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+                });
+                let masters: Vec<&ClusterNode> = view
+                    .iter()
+                    .filter(|n| n.master && !n.failed && !n.slots.is_empty())
+                    .collect();
+                let taken_over = masters.len() == 3 && masters.iter().all(|n| n.port != old);
+                (ok && taken_over).then(|| {
+                    masters
+                        .iter()
+                        .map(|n| n.port)
+                        .find(|p| !self.ports_before_failover().contains(p))
+                        .unwrap_or(0)
+                })
+            },
+        );
+        (Instant::now(), promoted)
+    }
+
+    /// The masters at start: the first three nodes `--cluster create` was given.
+    fn ports_before_failover(&self) -> Vec<u16> {
+        self.nodes.iter().take(3).map(RedisServer::port).collect()
+    }
+
+    fn wait_until_healthy(&self) {
+        poll("the cluster serves every slot, with a synced replica per master", TOPOLOGY_DEADLINE, || {
+            let all_ok = self.nodes.iter().all(|n| {
+                let info = cli(n.port(), &["CLUSTER", "INFO"]);
+                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6")
+            });
+            let synced = self.nodes.iter().all(|n| {
+                let info = cli(n.port(), &["INFO", "replication"]);
+                info.contains("role:master") && info.contains("connected_slaves:1")
+                    || info.contains("master_link_status:up")
+            });
+            (all_ok && synced).then_some(())
+        });
+    }
+}
+
+fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = fields.get(1)?.split(['@', ',']).next()?.rsplit(':').next()?.parse().ok()?;
+            let flags = fields.get(2)?;
+            let slots = fields
+                .iter()
+                .skip(8)
+                .filter(|f| !f.starts_with('['))
+                .filter_map(|range| {
+                    let (a, b) = range.split_once('-').unwrap_or((range, range));
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                })
+                .collect();
+            Some(ClusterNode {
+                port,
+                master: flags.contains("master"),
+                failed: flags.contains("fail") && !flags.contains("fail?") || flags.contains("noaddr"),
+                slots,
+            })
+        })
+        .collect()
+}
+
+/// A Redis Sentinel setup on loopback ports: a master, a replica, and three Sentinels
+/// monitoring them as `mymaster` (quorum 2, `down-after-milliseconds 1000`), each in its
+/// own temporary directory; stopped when dropped.
+pub struct RedisSentinel {
+    data: Vec<RedisServer>,
+    sentinels: Vec<RedisServer>,
+}
+
+impl RedisSentinel {
+    /// The name the Sentinels know the master by.
+    pub const SERVICE: &'static str = "mymaster";
+
+    /// Starts the master, its replica (waiting until it is in sync) and three Sentinels
+    /// (waiting until each knows the replica and the other Sentinels).
+    pub fn start() -> Self {
+        let master = RedisServer::start();
+        let replica =
+            RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &master.port().to_string()]);
+        poll("the replica is in sync", TOPOLOGY_DEADLINE, || {
+            cli(replica.port(), &["INFO", "replication"])
+                .contains("master_link_status:up")
+                .then_some(())
+        });
+        let sentinels: Vec<RedisServer> = (0..3).map(|_| Self::sentinel(master.port())).collect();
+        let setup = Self {
+            data: vec![master, replica],
+            sentinels,
+        };
+        poll("the Sentinels know the replica and each other", TOPOLOGY_DEADLINE, || {
+            setup
+                .sentinels
+                .iter()
+                .all(|s| {
+                    let info = cli(s.port(), &["SENTINEL", "MASTER", Self::SERVICE]);
+                    let lines: Vec<&str> = info.lines().collect();
+                    let field = |name: &str| {
+                        lines
+                            .iter()
+                            .position(|l| *l == name)
+                            .and_then(|i| lines.get(i + 1))
+                            .copied()
+                    };
+                    field("num-slaves") == Some("1") && field("num-other-sentinels") == Some("2")
+                })
+                .then_some(())
+        });
+        setup
+    }
+
+    fn sentinel(master: u16) -> RedisServer {
+        let dir = new_dir();
+        let config = dir.join("sentinel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "sentinel monitor {service} 127.0.0.1 {master} 2\n\
+                 sentinel down-after-milliseconds {service} 1000\n\
+                 sentinel failover-timeout {service} 10000\n\
+                 sentinel parallel-syncs {service} 1\n",
+                service = Self::SERVICE
+            ),
+        )
+        .expect("write the Sentinel's configuration");
+        let mut server = RedisServer {
+            port: 0,
+            dir,
+            extra_args: Vec::new(),
+            password: None,
+            tls: false,
+            config: Some(config),
+            child: Mutex::new(None),
+        };
+        let mut last_failure = String::new();
+        for _ in 0..5 {
+            server.port = free_port();
+            match server.spawn_and_wait() {
+                Ok(()) => return server,
+                Err(why) => last_failure = why,
+            }
+        }
+        panic!("could not start a Sentinel: {last_failure}");
+    }
+
+    /// The Sentinels' URLs, `redis://127.0.0.1:PORT`.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| format!("redis://127.0.0.1:{}", s.port()))
+            .collect()
+    }
+
+    /// The name of the monitored master.
+    pub fn service(&self) -> &'static str {
+        Self::SERVICE
+    }
+
+    /// The port of the master as the first answering Sentinel names it.
+    pub fn master_port(&self) -> u16 {
+        poll("a Sentinel names the master", TOPOLOGY_DEADLINE, || {
+            self.sentinels.iter().find_map(|s| {
+                let out = cli(s.port(), &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::SERVICE]);
+                out.lines().nth(1)?.trim().parse().ok()
+            })
+        })
+    }
+
+    /// The two data servers' ports (master and replica, in start order).
+    pub fn data_ports(&self) -> Vec<u16> {
+        self.data.iter().map(RedisServer::port).collect()
+    }
+
+    /// Kills (SIGKILL) the current master; returns its port.
+    pub fn kill_master(&self) -> u16 {
+        let port = self.master_port();
+        self.data
+            .iter()
+            .find(|s| s.port() == port)
+            .expect("the master is one of the data servers")
+            .kill();
+        port
+    }
+
+    /// Waits until every Sentinel names another master than `old` and that server says it
+    /// is a master; returns when that was seen and the new master's port.
+    pub fn wait_for_failover(&self, old: u16) -> (Instant, u16) {
+        let promoted = poll(
+            &format!("the Sentinels promote a replica of the master on port {old}"),
+            TOPOLOGY_DEADLINE,
+            || {
+                let named: Vec<Option<u16>> = self
+                    .sentinels
+                    .iter()
+                    .map(|s| {
+                        let out = cli(s.port(), &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::SERVICE]);
+                        out.lines().nth(1)?.trim().parse().ok()
+                    })
+                    .collect();
+                let first = named[0].filter(|p| *p != old)?;
+                let agreed = named.iter().all(|p| *p == Some(first));
+                let is_master = cli(first, &["ROLE"]).starts_with("master");
+                (agreed && is_master).then_some(first)
+            },
+        );
+        (Instant::now(), promoted)
     }
 }

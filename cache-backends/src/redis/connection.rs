@@ -6,40 +6,16 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use cache_core::{TierError, TierErrorKind};
-use redis::aio::{MultiplexedConnection, PubSub};
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, RedisError};
+use redis::aio::PubSub;
+use redis::{AsyncConnectionConfig, RedisError};
 
 use super::background;
-use super::options::RedisOptions;
+use super::options::{RedisOptions, Topology};
+use super::topology::{self, password_of, Conn, Source};
 
-/// Opens (without connecting) a client for `url`; the error says what was expected and
-/// never repeats the URL, which may hold a password.
-pub(crate) fn parse_client(url: &str) -> Result<Client, String> {
-    let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
-    if !scheme_ok {
-        return Err(
-            "a URL starting with redis:// or rediss:// (redis://[user][:password@]host[:port][/db])"
-                .into(),
-        );
-    }
-    if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
-        return Err("a redis:// URL: rediss:// (TLS) needs cachet's `redis-tls` feature".into());
-    }
-    Client::open(url).map_err(|e| {
-        // redis's parse errors describe the problem without echoing the URL, but scrub
-        // anyway in case a future version does.
-        let why = redact_text(&e.to_string(), password_of(url).as_deref());
-        format!("a valid Redis URL, redis://[user][:password@]host[:port][/db] ({why})")
-    })
-}
-
-/// The password part of a URL, if any, for scrubbing messages.
-fn password_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let userinfo = authority.rsplit_once('@')?.0;
-    let password = userinfo.split_once(':')?.1;
-    (!password.is_empty()).then(|| password.to_owned())
+/// Checks a topology's URLs (for configuration errors); the error never repeats a URL.
+pub(crate) fn check_topology(topology: &Topology) -> Result<(), String> {
+    topology::check(topology)
 }
 
 /// A URL with its password replaced by `***`, for `Debug` output.
@@ -50,17 +26,19 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
-fn redact_text(text: &str, password: Option<&str>) -> String {
+pub(crate) fn redact_text(text: &str, password: Option<&str>) -> String {
     match password {
         Some(p) if !p.is_empty() => text.replace(p, "***"),
         _ => text.to_owned(),
     }
 }
 
-/// A connection shared by every operation of one tier or bus.
+/// A connection shared by every operation of one tier or bus: to one server, to a
+/// cluster, or to the master the Sentinels name (see [`super::topology`]).
 pub(crate) struct Connection {
-    client: Client,
-    /// `redis://[user@]host:port/db`, never with the password.
+    source: Source,
+    /// `redis://[user@]host:port/db` (or the cluster's seeds, or the Sentinels), never
+    /// with the password.
     target: String,
     password: Option<String>,
     pub(crate) operation_timeout: Duration,
@@ -69,7 +47,7 @@ pub(crate) struct Connection {
     /// The live connection, `None` until first use and after a fault. Read by every
     /// operation, from the callers' threads: a read lock held for a clone, never across
     /// an `.await`.
-    live: RwLock<Option<MultiplexedConnection>>,
+    live: RwLock<Option<Conn>>,
     /// Held while connecting, so concurrent first uses make one connection, not several.
     connecting: tokio::sync::Mutex<()>,
 }
@@ -77,30 +55,22 @@ pub(crate) struct Connection {
 impl Connection {
     /// A connection to be made on first use.
     pub(crate) fn new(opts: &RedisOptions) -> Result<Arc<Self>, String> {
-        let client = parse_client(&opts.url)?;
-        let info = client.get_connection_info();
-        let redis = info.redis_settings();
-        let (scheme, addr) = match info.addr() {
-            ConnectionAddr::TcpTls { host, port, .. } => ("rediss", format!("{host}:{port}")),
-            ConnectionAddr::Tcp(host, port) => ("redis", format!("{host}:{port}")),
-            other => ("redis", other.to_string()),
-        };
-        let user = redis
-            .username()
-            .map(|u| format!("{u}@"))
-            .unwrap_or_default();
-        let target = format!("{scheme}://{user}{addr}/{}", redis.db());
-        let password = redis.password().map(str::to_owned);
+        let opened = topology::open(&opts.topology, opts.connect_timeout, opts.operation_timeout)?;
         Ok(Arc::new(Self {
-            client,
-            target: redact_text(&target, password.as_deref()),
-            password,
+            source: opened.source,
+            target: opened.target,
+            password: opened.password,
             operation_timeout: opts.operation_timeout,
             connect_timeout: opts.connect_timeout,
             max_value_size: opts.max_value_size,
             live: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// Whether this connects to a Redis Cluster (some operations differ there).
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.source.is_cluster()
     }
 
     /// Where this connects to, without credentials.
@@ -119,7 +89,7 @@ impl Connection {
         op: F,
     ) -> background::Remote<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
+        F: FnOnce(Conn) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, RedisError>> + Send,
         T: Send + 'static,
     {
@@ -157,7 +127,7 @@ impl Connection {
         op: F,
     ) -> background::Remote<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
+        F: FnOnce(Conn) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, RedisError>> + Send,
         T: Send + 'static,
     {
@@ -171,7 +141,7 @@ impl Connection {
     }
 
     /// The live connection, made now if there is none.
-    async fn connection(&self) -> Result<MultiplexedConnection, TierError> {
+    async fn connection(&self) -> Result<Conn, TierError> {
         if let Some(conn) = self.current() {
             return Ok(conn);
         }
@@ -183,9 +153,7 @@ impl Connection {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.operation_timeout));
-        let attempt = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
+        let attempt = self.source.connect(&config);
         let conn = match tokio::time::timeout(self.connect_timeout, attempt).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(self.connect_error(&e.to_string())),
@@ -202,16 +170,32 @@ impl Connection {
 
     /// A clone of the live connection, if there is one. (No code panics while holding
     /// the lock, so a poisoned lock still holds a consistent value.)
-    fn current(&self) -> Option<MultiplexedConnection> {
+    fn current(&self) -> Option<Conn> {
         self.live
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    /// A fresh pub/sub connection, bounded by `connect_timeout`.
+    /// A fresh pub/sub connection, bounded by `connect_timeout` (on a cluster, by that
+    /// per node tried, finding the nodes through the data connection when it is up).
     pub(crate) async fn pubsub(&self) -> Result<PubSub, TierError> {
-        match tokio::time::timeout(self.connect_timeout, self.client.get_async_pubsub()).await {
+        let live = if self.is_cluster() {
+            match self.connection().await {
+                Ok(conn) => Some(conn),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let attempt = self.source.pubsub(live, self.connect_timeout);
+        let limit = if self.is_cluster() {
+            // Every node may be tried in turn.
+            self.connect_timeout * 4
+        } else {
+            self.connect_timeout
+        };
+        match tokio::time::timeout(limit, attempt).await {
             Ok(Ok(ps)) => Ok(ps),
             Ok(Err(e)) => Err(self.connect_error(&e.to_string())),
             Err(_) => Err(self.connect_error(&format!(
@@ -242,14 +226,21 @@ impl Connection {
         )
     }
 
-    /// Maps a command's error; connection-level faults also drop the connection.
+    /// Maps a command's error; connection-level faults also drop the connection (but a
+    /// cluster connection, which reconnects to each node and follows the topology by
+    /// itself, is kept). `READONLY` means the server was a master and is now a replica (a
+    /// Sentinel failover demoted it): unavailable too, and the next connection is made to
+    /// whichever server is master now.
     fn fault(&self, what: &str, e: &RedisError) -> TierError {
-        let unavailable = e.is_io_error()
+        let demoted = e.code() == Some("READONLY");
+        let unavailable = demoted
+            || e.is_io_error()
             || e.is_timeout()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
-            || e.is_unrecoverable_error();
-        if unavailable {
+            || e.is_unrecoverable_error()
+            || e.is_cluster_error();
+        if unavailable && !self.is_cluster() {
             self.reset();
         }
         TierError::with_kind(
@@ -273,12 +264,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn password_is_found_and_redacted() {
-        assert_eq!(password_of("redis://:pw@h:1/0").as_deref(), Some("pw"));
-        assert_eq!(password_of("redis://u:p%40w@h/0").as_deref(), Some("p%40w"));
-        assert_eq!(password_of("redis://u@h/0"), None);
-        assert_eq!(password_of("redis://h:6379/0"), None);
+    fn urls_are_redacted() {
         assert_eq!(redact_url("redis://u:sec@h/0"), "redis://u:***@h/0");
+        assert_eq!(redact_url("redis://h/0"), "redis://h/0");
     }
 
     #[test]
@@ -287,12 +275,16 @@ mod tests {
         assert_eq!(c.target(), "redis://bob@127.0.0.1:7/3");
         let e = c.connect_error("auth failed for hunter2");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+        let c = Connection::new(&RedisOptions::cluster(["redis://:hunter2@127.0.0.1:7"])).unwrap();
+        assert!(c.is_cluster());
+        let e = c.connect_error("auth failed for hunter2");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]
     fn bad_urls_are_refused_without_echoing_them() {
         for url in ["http://x:pw@h", "redis://:pw@h:notaport/0", "pw"] {
-            let why = parse_client(url).unwrap_err();
+            let why = topology::parse_client(url).unwrap_err();
             assert!(!why.contains("pw"), "{why}");
         }
     }

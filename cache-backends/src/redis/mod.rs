@@ -37,10 +37,13 @@
 
 mod background;
 mod bus;
+mod cluster;
 mod connection;
 mod message;
 mod options;
+mod tags;
 mod tier;
+mod topology;
 
 use std::sync::Arc;
 

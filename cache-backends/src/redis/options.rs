@@ -1,4 +1,5 @@
-//! The driver's options: `url`, `operation_timeout`, `connect_timeout`, `max_value_size`.
+//! The driver's options: where the data lives (`url`, `cluster`, or `sentinels` +
+//! `service`), `operation_timeout`, `connect_timeout`, `max_value_size`.
 
 use std::fmt;
 use std::time::Duration;
@@ -8,9 +9,31 @@ use cache_core::config::units::{parse_duration, parse_size};
 use cache_core::config::TierConfig;
 use cache_core::{CacheError, ConfigOrigin};
 
-const KNOWN: &str = "url, operation_timeout, connect_timeout, max_value_size";
+use super::connection::redact_url;
 
-/// How to reach a Redis server, and how long to wait for it.
+const KNOWN: &str =
+    "url, cluster, sentinels, service, operation_timeout, connect_timeout, max_value_size";
+
+/// Where a tier or bus finds its Redis: one server, a Cluster, or the master a set of
+/// Sentinels names.
+#[derive(Clone)]
+pub(crate) enum Topology {
+    /// One server: `redis://[user][:password@]host[:port][/db]`.
+    Node(String),
+    /// A Redis Cluster, reached through any of these nodes (seed URLs); the rest of the
+    /// cluster is discovered from them.
+    Cluster(Vec<String>),
+    /// The current master of `service`, as these Sentinels name it.
+    Sentinel {
+        /// The Sentinels' URLs; their user, password and TLS apply to the master too.
+        sentinels: Vec<String>,
+        /// The master's name in the Sentinels' configuration (`sentinel monitor <name> ..`).
+        service: String,
+    },
+}
+
+/// How to reach Redis (one server, a Cluster, or through Sentinels), and how long to
+/// wait for it.
 ///
 /// `Debug` never shows the password.
 ///
@@ -20,10 +43,13 @@ const KNOWN: &str = "url, operation_timeout, connect_timeout, max_value_size";
 /// let opts = RedisOptions::new("redis://:s3cret@127.0.0.1:6379/0")
 ///     .operation_timeout(Duration::from_millis(250));
 /// assert!(!format!("{opts:?}").contains("s3cret"));
+/// let cluster = RedisOptions::cluster(["redis://:s3cret@10.0.0.1:7000", "redis://:s3cret@10.0.0.2:7000"]);
+/// assert!(!format!("{cluster:?}").contains("s3cret"));
+/// let ha = RedisOptions::sentinel(["redis://10.0.0.1:26379"], "mymaster");
 /// ```
 #[derive(Clone)]
 pub struct RedisOptions {
-    pub(crate) url: String,
+    pub(crate) topology: Topology,
     pub(crate) operation_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_value_size: usize,
@@ -38,8 +64,52 @@ impl RedisOptions {
     /// Options for a server URL: `redis://[user][:password@]host[:port][/db]`, or
     /// `rediss://` for TLS (needs the `redis-tls` feature).
     pub fn new(url: impl Into<String>) -> Self {
+        Self::with_topology(Topology::Node(url.into()))
+    }
+
+    /// Options for a Redis Cluster reached through any of `nodes` (seed URLs of the
+    /// cluster's nodes, `redis://[user][:password@]host:port`; every seed carries the same
+    /// credentials). Keys spread over the cluster's slots; see the module documentation for
+    /// what the driver does differently on a cluster.
+    ///
+    /// ```
+    /// use cache_backends::redis::{RedisOptions, RedisTier};
+    /// let tier = RedisTier::new(&RedisOptions::cluster(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]))?;
+    /// # Ok::<(), cache_core::CacheError>(())
+    /// ```
+    pub fn cluster<I>(nodes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Self::with_topology(Topology::Cluster(nodes.into_iter().map(Into::into).collect()))
+    }
+
+    /// Options for the current master of `service`, as the Sentinels at `sentinels` name it
+    /// (`redis://[user][:password@]host:port` each; their user, password, database and TLS
+    /// are used for the master too). A failover is followed: the connection is made again
+    /// to whichever server the Sentinels promote.
+    ///
+    /// ```
+    /// use cache_backends::redis::{RedisOptions, RedisTier};
+    /// let opts = RedisOptions::sentinel(["redis://127.0.0.1:26379", "redis://127.0.0.1:26380"], "mymaster");
+    /// let tier = RedisTier::new(&opts)?;
+    /// # Ok::<(), cache_core::CacheError>(())
+    /// ```
+    pub fn sentinel<I>(sentinels: I, service: impl Into<String>) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Self::with_topology(Topology::Sentinel {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            service: service.into(),
+        })
+    }
+
+    fn with_topology(topology: Topology) -> Self {
         Self {
-            url: url.into(),
+            topology,
             operation_timeout: Self::DEFAULT_OPERATION_TIMEOUT,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
@@ -83,7 +153,7 @@ impl RedisOptions {
     /// # Ok::<(), cache_core::CacheError>(())
     /// ```
     pub fn from_tier_config(cfg: &TierConfig) -> Result<Self, CacheError> {
-        let mut url = None;
+        let (mut url, mut cluster, mut sentinels, mut service) = (None, None, None, None);
         let mut opts = Self::new(String::new());
         for (name, value) in &cfg.options {
             match name.as_str() {
@@ -95,6 +165,31 @@ impl RedisOptions {
                         )
                     })?;
                     url = Some(text.to_owned());
+                }
+                "cluster" | "sentinels" => {
+                    let urls = url_list(value).ok_or_else(|| {
+                        cfg.error(
+                            name,
+                            "a non-empty array of Redis URLs such as [\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7000\"]",
+                        )
+                    })?;
+                    if name == "cluster" {
+                        cluster = Some(urls);
+                    } else {
+                        sentinels = Some(urls);
+                    }
+                }
+                "service" => {
+                    let text = value
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| {
+                            cfg.error(
+                                name,
+                                "the master's name in the Sentinels' configuration, such as \"mymaster\"",
+                            )
+                        })?;
+                    service = Some(text.to_owned());
                 }
                 "operation_timeout" | "connect_timeout" => {
                     let parsed = value
@@ -141,14 +236,42 @@ impl RedisOptions {
                 }
             }
         }
-        opts.url = url.ok_or_else(|| {
-            cfg.error(
-                "url",
-                "a Redis URL such as \"redis://127.0.0.1:6379/0\" (the redis driver requires `url`)",
-            )
-        })?;
+        opts.topology = match (url, cluster, sentinels, service) {
+            (Some(url), None, None, None) => Topology::Node(url),
+            (None, Some(nodes), None, None) => Topology::Cluster(nodes),
+            (None, None, Some(sentinels), Some(service)) => Topology::Sentinel { sentinels, service },
+            (None, None, Some(_), None) => {
+                return Err(cfg.error(
+                    "service",
+                    "the master's name to ask the Sentinels for, such as \"mymaster\" (`sentinels` requires `service`)",
+                ))
+            }
+            (None, None, None, Some(_)) => {
+                return Err(cfg.error(
+                    "sentinels",
+                    "the Sentinels' URLs, such as [\"redis://10.0.0.1:26379\"] (`service` names a master they monitor)",
+                ))
+            }
+            (None, None, None, None) => {
+                return Err(cfg.error(
+                    "url",
+                    "a Redis URL such as \"redis://127.0.0.1:6379/0\" (the redis driver requires `url`, `cluster` or `sentinels` + `service`)",
+                ))
+            }
+            _ => {
+                return Err(cfg.error(
+                    "",
+                    "one of `url` (one server), `cluster` (a Redis Cluster) or `sentinels` + `service` (Redis Sentinel), not several",
+                ))
+            }
+        };
         // Parse now, so a bad URL is a configuration error and not a runtime fault.
-        super::connection::parse_client(&opts.url).map_err(|why| cfg.error("url", why))?;
+        let field = match &opts.topology {
+            Topology::Node(_) => "url",
+            Topology::Cluster(_) => "cluster",
+            Topology::Sentinel { .. } => "sentinels",
+        };
+        super::connection::check_topology(&opts.topology).map_err(|why| cfg.error(field, why))?;
         Ok(opts)
     }
 
@@ -162,10 +285,36 @@ impl RedisOptions {
     }
 }
 
+/// A TOML array of strings, non-empty.
+fn url_list(value: &toml::Value) -> Option<Vec<String>> {
+    let urls = value
+        .as_array()?
+        .iter()
+        .map(|v| v.as_str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>()?;
+    (!urls.is_empty()).then_some(urls)
+}
+
+impl fmt::Debug for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted =
+            |urls: &[String]| -> Vec<String> { urls.iter().map(|u| redact_url(u)).collect() };
+        match self {
+            Topology::Node(url) => f.debug_tuple("Node").field(&redact_url(url)).finish(),
+            Topology::Cluster(nodes) => f.debug_tuple("Cluster").field(&redacted(nodes)).finish(),
+            Topology::Sentinel { sentinels, service } => f
+                .debug_struct("Sentinel")
+                .field("sentinels", &redacted(sentinels))
+                .field("service", service)
+                .finish(),
+        }
+    }
+}
+
 impl fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisOptions")
-            .field("url", &super::connection::redact_url(&self.url))
+            .field("topology", &self.topology)
             .field("operation_timeout", &self.operation_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_value_size", &self.max_value_size)

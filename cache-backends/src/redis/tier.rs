@@ -7,8 +7,11 @@ use std::time::Duration;
 use cache_core::store::{BoxFuture, RemoteTier, Scope};
 use cache_core::{CacheError, TierError};
 
+use super::cluster;
 use super::connection::Connection;
 use super::options::RedisOptions;
+use super::tags;
+use super::topology::Conn;
 
 /// How many keys one `SCAN` step asks for while clearing or scanning a scope.
 const SCAN_COUNT: usize = 500;
@@ -24,13 +27,29 @@ fn scan_step(cursor: u64, pattern: &str) -> redis::Cmd {
     cmd
 }
 
+/// Clears a scope on one server: `SCAN` steps, each followed by an `UNLINK` of what it
+/// found. Each round trip is bounded by the connection's response timeout.
+async fn clear_node(mut c: Conn, pattern: &str) -> redis::RedisResult<()> {
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = scan_step(cursor, pattern).query_async(&mut c).await?;
+        if !keys.is_empty() {
+            redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async::<()>(&mut c)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
 /// Deletes the lock `KEYS[1]` only if it still holds the token `ARGV[1]`: checked and
 /// deleted in one atomic step, so an expired lock taken by another holder is left alone.
 const UNLOCK_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
                              return redis.call('DEL', KEYS[1]) else return 0 end";
-
-/// How many keys one `UNLINK` command carries in `delete_many`.
-const UNLINK_BATCH: usize = 1000;
 
 /// An L2 tier on Redis: bytes under `{prefix}:{cache}:{key}` keys, each with a TTL.
 ///
@@ -79,27 +98,6 @@ fn px_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// The transaction of a tagged write: the value with its TTL, and its key added to each
-/// tag set, whose TTL is set when it has none (`NX`) and raised when shorter (`GT`), so a
-/// set outlives every entry it lists and still expires (both flags need Redis 7).
-fn tagged_set_pipe(key: &str, value: Vec<u8>, px: u64, tag_keys: &[String]) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    pipe.cmd("SET")
-        .arg(key)
-        .arg(value)
-        .arg("PX")
-        .arg(px)
-        .ignore();
-    for tag_key in tag_keys {
-        pipe.cmd("SADD").arg(tag_key).arg(key).ignore();
-        for flag in ["NX", "GT"] {
-            pipe.cmd("PEXPIRE").arg(tag_key).arg(px).arg(flag).ignore();
-        }
-    }
-    pipe
-}
-
 impl RemoteTier for RedisTier {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
         let key = key.to_owned();
@@ -142,13 +140,10 @@ impl RemoteTier for RedisTier {
         if keys.is_empty() {
             return Box::pin(async { Ok(()) });
         }
-        let mut pipe = redis::pipe();
-        for batch in keys.chunks(UNLINK_BATCH) {
-            pipe.cmd("UNLINK").arg(batch).ignore();
-        }
+        let keys = keys.to_vec();
         let timeout = Some(self.conn.operation_timeout);
-        Box::pin(self.conn.run("UNLINK", timeout, move |mut c| async move {
-            pipe.query_async::<()>(&mut c).await
+        Box::pin(self.conn.run("UNLINK", timeout, move |c| async move {
+            tags::unlink(c, &keys).await
         }))
     }
 
@@ -156,21 +151,31 @@ impl RemoteTier for RedisTier {
         let pattern = scope.redis_pattern();
         // A scope may hold many keys: no bound on the whole, but each SCAN / UNLINK round
         // trip is bounded by the connection's response timeout (= operation_timeout).
-        Box::pin(self.conn.run("SCAN+UNLINK", None, move |mut c| async move {
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<Vec<u8>>) =
-                    scan_step(cursor, &pattern).query_async(&mut c).await?;
-                if !keys.is_empty() {
-                    redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async::<()>(&mut c)
-                        .await?;
+        Box::pin(self.conn.run("SCAN+UNLINK", None, move |c| async move {
+            match c {
+                Conn::Node(node) => clear_node(Conn::Node(node), &pattern).await,
+                Conn::Cluster(mut cluster) => {
+                    // Every master holds a share of the slots: scan each to its end.
+                    for master in cluster::masters(&mut cluster).await? {
+                        let mut cursor = 0;
+                        loop {
+                            let (next, keys): (u64, Vec<Vec<u8>>) =
+                                cluster::on_node(&mut cluster, &master, scan_step(cursor, &pattern))
+                                    .await?;
+                            if !keys.is_empty() {
+                                redis::cmd("UNLINK")
+                                    .arg(&keys)
+                                    .query_async::<()>(&mut cluster)
+                                    .await?;
+                            }
+                            if next == 0 {
+                                break;
+                            }
+                            cursor = next;
+                        }
+                    }
+                    Ok(())
                 }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
             }
         }))
     }
@@ -182,10 +187,10 @@ impl RemoteTier for RedisTier {
         ttl: Duration,
         tag_keys: &'a [String],
     ) -> BoxFuture<'a, Result<(), TierError>> {
-        let pipe = tagged_set_pipe(key, value, px_millis(ttl), tag_keys);
+        let (key, tag_keys, px) = (key.to_owned(), tag_keys.to_vec(), px_millis(ttl));
         let timeout = Some(self.conn.operation_timeout);
-        Box::pin(self.conn.run("SET+SADD", timeout, move |mut c| async move {
-            pipe.query_async::<()>(&mut c).await
+        Box::pin(self.conn.run("SET+SADD", timeout, move |c| {
+            tags::set_tagged(c, key, value, px, tag_keys)
         }))
     }
 
@@ -196,11 +201,10 @@ impl RemoteTier for RedisTier {
         if tag_keys.is_empty() {
             return Box::pin(async { Ok(Vec::new()) });
         }
-        let mut cmd = redis::cmd("SUNION");
-        cmd.arg(tag_keys);
+        let tag_keys = tag_keys.to_vec();
         let timeout = Some(self.conn.operation_timeout);
-        Box::pin(self.conn.run("SUNION", timeout, move |mut c| async move {
-            let members: Vec<Vec<u8>> = cmd.query_async(&mut c).await?;
+        Box::pin(self.conn.run("SUNION", timeout, move |c| async move {
+            let members = tags::members(c, tag_keys).await?;
             // Members are keys cachet wrote, so UTF-8; anything else is no key of ours.
             Ok(members
                 .into_iter()
@@ -217,21 +221,11 @@ impl RemoteTier for RedisTier {
         if keys.is_empty() {
             return Box::pin(async { Ok(()) });
         }
-        let mut pipe = redis::pipe();
-        for batch in keys.chunks(UNLINK_BATCH) {
-            pipe.cmd("UNLINK").arg(batch).ignore();
-            // SREM of exactly these members: a key added to a set meanwhile stays listed.
-            for tag_key in tag_keys {
-                pipe.cmd("SREM").arg(tag_key).arg(batch).ignore();
-            }
-        }
+        let (keys, tag_keys) = (keys.to_vec(), tag_keys.to_vec());
         let timeout = Some(self.conn.operation_timeout);
-        Box::pin(
-            self.conn
-                .run("UNLINK+SREM", timeout, move |mut c| async move {
-                    pipe.query_async::<()>(&mut c).await
-                }),
-        )
+        Box::pin(self.conn.run("SREM+UNLINK", timeout, move |c| {
+            tags::delete_tagged(c, keys, tag_keys)
+        }))
     }
 
     fn describe(&self) -> String {
@@ -297,9 +291,33 @@ impl RemoteTier for RedisTier {
     ) -> BoxFuture<'a, Result<(u64, Vec<String>), TierError>> {
         let pattern = scope.redis_pattern();
         let timeout = Some(self.conn.operation_timeout);
-        Box::pin(self.conn.run("SCAN", timeout, move |mut c| async move {
-            let (next, keys): (u64, Vec<Vec<u8>>) =
-                scan_step(cursor, &pattern).query_async(&mut c).await?;
+        Box::pin(self.conn.run("SCAN", timeout, move |c| async move {
+            let (next, keys) = match c {
+                Conn::Node(mut node) => {
+                    scan_step(cursor, &pattern)
+                        .query_async::<(u64, Vec<Vec<u8>>)>(&mut node)
+                        .await?
+                }
+                Conn::Cluster(mut cluster) => {
+                    // The cursor says which master (in address order) and where on it.
+                    let at = cluster::ScanPosition::decode(cursor);
+                    let masters = cluster::masters(&mut cluster).await?;
+                    let Some(master) = masters.get(at.master) else {
+                        return Ok((0, Vec::new()));
+                    };
+                    let (next, keys): (u64, Vec<Vec<u8>>) =
+                        cluster::on_node(&mut cluster, master, scan_step(at.cursor, &pattern))
+                            .await?;
+                    let next = cluster::ScanPosition::after(at.master, next, masters.len())
+                        .ok_or_else(|| {
+                            redis::RedisError::from((
+                                redis::ErrorKind::Client,
+                                "a node's SCAN cursor is too large to carry",
+                            ))
+                        })?;
+                    (next, keys)
+                }
+            };
             // Keys written by cachet are UTF-8; anything else under the prefix is shown
             // as best it can be rather than failing the scan.
             let keys = keys
@@ -318,27 +336,6 @@ impl RemoteTier for RedisTier {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_tagged_write_is_one_transaction_that_never_shortens_a_set() {
-        let pipe = tagged_set_pipe("p:c:1", b"v".to_vec(), 5000, &["p:c:=tag:t".to_string()]);
-        let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ");
-        let expected = [
-            "MULTI",
-            "SET $5 p:c:1 $1 v $2 PX $4 5000",
-            "SADD $10 p:c:=tag:t $5 p:c:1",
-            "PEXPIRE $10 p:c:=tag:t $4 5000 $2 NX",
-            "PEXPIRE $10 p:c:=tag:t $4 5000 $2 GT",
-            "EXEC",
-        ];
-        let mut at = 0;
-        for part in expected {
-            let found = wire[at..]
-                .find(part)
-                .unwrap_or_else(|| panic!("{part} in {wire}"));
-            at += found + part.len();
-        }
-    }
 
     #[test]
     fn px_is_never_zero() {

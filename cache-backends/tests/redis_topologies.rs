@@ -1,0 +1,242 @@
+//! The redis driver on a Redis Cluster (3 masters, 3 replicas) and through Redis
+//! Sentinel (a master, a replica, 3 Sentinels), against real servers the harness starts:
+//! the tier's semantics, the lock and the bus, as on one server — and on the cluster,
+//! keys spread over every master and nothing fails with `CROSSSLOT`.
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../tests/support/redis_server.rs"]
+mod redis_server;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cache_backends::redis::{RedisBus, RedisOptions, RedisTier};
+use cache_core::store::{Bus, BusEvent, Invalidation, RemoteTier, Scope};
+use redis_server::{cli, RedisCluster, RedisSentinel};
+
+fn fast(opts: RedisOptions) -> RedisOptions {
+    opts.operation_timeout(Duration::from_millis(1000))
+        .connect_timeout(Duration::from_millis(1000))
+}
+
+const TTL: Duration = Duration::from_secs(60);
+
+/// Every key of `scope`, by walking `scan_scope` from cursor 0 to 0.
+async fn scanned(tier: &RedisTier, scope: &str) -> BTreeSet<String> {
+    let scope = Scope::new(scope);
+    let mut keys = BTreeSet::new();
+    let mut cursor = 0;
+    loop {
+        let (next, page) = tier.scan_scope(&scope, cursor).await.unwrap();
+        keys.extend(page);
+        if next == 0 {
+            return keys;
+        }
+        cursor = next;
+    }
+}
+
+/// What every topology must do as one server does, through the tier's API alone.
+async fn tier_semantics(tier: &RedisTier) {
+    tier.ping().await.unwrap();
+    // get / set, many keys (on a cluster: many slots)
+    let users: Vec<String> = (0..200).map(|i| format!("topo:users:{i}")).collect();
+    for (i, key) in users.iter().enumerate() {
+        tier.set(key, format!("v{i}").into_bytes(), TTL).await.unwrap();
+    }
+    for (i, key) in users.iter().enumerate() {
+        assert_eq!(tier.get(key).await.unwrap(), Some(format!("v{i}").into_bytes()));
+    }
+    assert_eq!(tier.get("topo:users:absent").await.unwrap(), None);
+
+    // the scan walks every key of the scope (and nothing else)
+    tier.set("topo:posts:1", b"p".to_vec(), TTL).await.unwrap();
+    let seen = scanned(tier, "topo:users").await;
+    assert_eq!(seen, users.iter().cloned().collect::<BTreeSet<_>>());
+
+    // delete_many across slots
+    tier.delete_many(&users[..100]).await.unwrap();
+    for key in &users[..100] {
+        assert_eq!(tier.get(key).await.unwrap(), None, "{key}");
+    }
+    assert!(tier.get(&users[150]).await.unwrap().is_some());
+
+    // clear a scope: every key of it, on every master; nothing outside it
+    tier.clear_scope(&Scope::new("topo:users")).await.unwrap();
+    for key in &users {
+        assert_eq!(tier.get(key).await.unwrap(), None, "{key}");
+    }
+    assert_eq!(tier.get("topo:posts:1").await.unwrap(), Some(b"p".to_vec()));
+    assert!(scanned(tier, "topo:users").await.is_empty());
+
+    // tags: entries and their tag sets on different slots
+    let tags = ["topo:items:=tag:red".to_string(), "topo:items:=tag:big".to_string()];
+    let items: Vec<String> = (0..60).map(|i| format!("topo:items:{i}")).collect();
+    for (i, key) in items.iter().enumerate() {
+        let tagged = match i % 3 {
+            0 => &tags[..1],
+            1 => &tags[1..],
+            _ => &tags[..],
+        };
+        tier.set_tagged(key, b"x".to_vec(), TTL, tagged).await.unwrap();
+        assert_eq!(tier.get(key).await.unwrap(), Some(b"x".to_vec()));
+    }
+    let red: BTreeSet<String> = tier.tagged_keys(&tags[..1]).await.unwrap().into_iter().collect();
+    let expected_red: BTreeSet<String> = items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 1)
+        .map(|(_, k)| k.clone())
+        .collect();
+    assert_eq!(red, expected_red);
+    let both: BTreeSet<String> = tier.tagged_keys(&tags).await.unwrap().into_iter().collect();
+    assert_eq!(both.len(), items.len());
+    let red: Vec<String> = red.into_iter().collect();
+    tier.delete_tagged(&red, &tags[..1]).await.unwrap();
+    for (i, key) in items.iter().enumerate() {
+        let present = tier.get(key).await.unwrap().is_some();
+        assert_eq!(present, i % 3 == 1, "{key}");
+    }
+    assert!(tier.tagged_keys(&tags[..1]).await.unwrap().is_empty());
+
+    // the lock
+    let lock = "topo:~lock:items:1";
+    assert!(tier.try_lock(lock, "a", TTL).await.unwrap());
+    assert!(!tier.try_lock(lock, "b", TTL).await.unwrap());
+    assert!(!tier.unlock(lock, "b").await.unwrap());
+    assert!(tier.unlock(lock, "a").await.unwrap());
+    assert!(tier.try_lock(lock, "b", TTL).await.unwrap());
+
+    tier.clear_scope(&Scope::new("topo")).await.unwrap();
+    assert!(scanned(tier, "topo").await.is_empty());
+}
+
+/// Two buses on `opts`: one's messages reach the other, never itself.
+async fn bus_semantics(opts: &RedisOptions) {
+    let a = RedisBus::new(opts, "topo:__bus").unwrap();
+    let b = RedisBus::new(opts, "topo:__bus").unwrap();
+    let seen_a = Arc::new(Mutex::new(Vec::new()));
+    let seen_b = Arc::new(Mutex::new(Vec::new()));
+    for (bus, seen) in [(&a, &seen_a), (&b, &seen_b)] {
+        let seen = Arc::clone(seen);
+        bus.subscribe(Arc::new(move |e: BusEvent| seen.lock().unwrap().push(e)));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(a.is_subscribed() && b.is_subscribed()) {
+        assert!(Instant::now() < deadline, "buses never subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let message = Invalidation::Keys(vec!["topo:users:1".into()]);
+    a.publish(message.clone()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen_b.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the message never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*seen_b.lock().unwrap(), [BusEvent::Invalidate(message)]);
+    assert!(seen_a.lock().unwrap().is_empty(), "a bus hears its own message");
+    assert_eq!(a.counters().own, 1);
+    let checked = a.check().await.unwrap();
+    assert!(checked.round_trip <= Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_cluster_serves_the_tier_the_lock_and_the_bus() {
+    let cluster = RedisCluster::start();
+    let opts = fast(RedisOptions::cluster(cluster.urls()));
+    let tier = RedisTier::new(&opts).unwrap();
+    assert!(tier.describe().starts_with("redis cluster redis://127.0.0.1:"), "{}", tier.describe());
+
+    // Keys spread: 200 keys land on every master, not one slot.
+    for i in 0..200 {
+        tier.set(&format!("spread:users:{i}"), b"v".to_vec(), TTL).await.unwrap();
+    }
+    for port in cluster.masters() {
+        let held: u64 = cli(port, &["DBSIZE"]).parse().unwrap();
+        assert!(held > 20, "master on {port} holds {held} of 200 keys");
+    }
+    // Every key carries a TTL, on whichever master holds it.
+    let key = "spread:users:7";
+    let pttl: i64 = cli(cluster.master_of(key), &["PTTL", key]).parse().unwrap();
+    assert!(pttl > 0, "PTTL {pttl}");
+    tier.clear_scope(&Scope::new("spread")).await.unwrap();
+    for port in cluster.masters() {
+        assert_eq!(cli(port, &["DBSIZE"]), "0");
+    }
+
+    // A tag set and the entries it lists sit on different slots (no hash tag pins them).
+    assert_ne!(cluster.slot_of("topo:items:=tag:red"), cluster.slot_of("topo:items:0"));
+    tier_semantics(&tier).await;
+    bus_semantics(&opts).await;
+}
+
+#[tokio::test]
+async fn sentinel_serves_the_tier_the_lock_and_the_bus() {
+    let ha = RedisSentinel::start();
+    let opts = fast(RedisOptions::sentinel(ha.sentinel_urls(), ha.service()));
+    let tier = RedisTier::new(&opts).unwrap();
+    assert!(
+        tier.describe().starts_with("redis sentinel mymaster via redis://127.0.0.1:"),
+        "{}",
+        tier.describe()
+    );
+    tier_semantics(&tier).await;
+    bus_semantics(&opts).await;
+    // The data went to the master the Sentinels name.
+    let master = ha.master_port();
+    tier.set("topo:where", b"here".to_vec(), TTL).await.unwrap();
+    assert_eq!(cli(master, &["EXISTS", "topo:where"]), "1");
+}
+
+#[test]
+fn cluster_and_sentinel_options_are_read_from_config() {
+    use cache_core::config::TierConfig;
+    use cache_core::driver::find_driver;
+    use cache_core::ConfigOrigin;
+    let build = |options: &str| {
+        let cfg = TierConfig {
+            driver: "redis".into(),
+            options: toml::from_str(options).unwrap(),
+            field: "stores.s.l2".into(),
+            origin: ConfigOrigin::String,
+        };
+        (find_driver("redis").unwrap().remote.unwrap())(&cfg)
+    };
+    let t = build(r#"cluster = ["redis://:pw1@127.0.0.1:7000", "redis://:pw1@127.0.0.1:7001"]"#).unwrap();
+    assert_eq!(t.describe(), "redis cluster redis://127.0.0.1:7000,redis://127.0.0.1:7001");
+    let t = build(r#"sentinels = ["redis://:pw1@127.0.0.1:26379"]
+service = "mymaster""#)
+    .unwrap();
+    assert_eq!(t.describe(), "redis sentinel mymaster via redis://127.0.0.1:26379");
+    for (options, field, says) in [
+        (r#"cluster = []"#, "stores.s.l2.cluster", "non-empty array"),
+        (r#"cluster = "redis://h:1""#, "stores.s.l2.cluster", "array"),
+        (r#"cluster = ["http://h:1"]"#, "stores.s.l2.cluster", "redis://"),
+        (r#"cluster = ["redis://h:1/2"]"#, "stores.s.l2.cluster", "database 0"),
+        (
+            r#"cluster = ["redis://:pw1@h:1", "redis://:pw2@h:2"]"#,
+            "stores.s.l2.cluster",
+            "same user and password",
+        ),
+        (r#"sentinels = ["redis://h:1"]"#, "stores.s.l2.service", "requires `service`"),
+        (r#"service = "m""#, "stores.s.l2.sentinels", "Sentinels"),
+        (
+            r#"url = "redis://h"
+cluster = ["redis://h:1"]"#,
+            "stores.s.l2",
+            "not several",
+        ),
+        (
+            r#"sentinels = ["redis://h:1"]
+service = """#,
+            "stores.s.l2.service",
+            "master's name",
+        ),
+    ] {
+        let err = build(options).err().expect("refused").to_string();
+        assert!(err.contains(field) && err.contains(says), "{options}: {err}");
+        assert!(!err.contains("pw1") && !err.contains("pw2"), "{err}");
+    }
+}
