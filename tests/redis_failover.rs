@@ -36,7 +36,8 @@ fn manager(where_: &str, l1: bool, bus: bool) -> CacheManager {
     } else {
         ""
     };
-    let timeouts = format!("operation_timeout = \"{TIMEOUT_MS}ms\", connect_timeout = \"{TIMEOUT_MS}ms\"");
+    let timeouts =
+        format!("operation_timeout = \"{TIMEOUT_MS}ms\", connect_timeout = \"{TIMEOUT_MS}ms\"");
     let bus = if bus {
         format!("bus = {{ driver = \"redis\", {where_}, {timeouts} }}")
     } else {
@@ -66,7 +67,11 @@ struct Load {
 
 /// `TASKS` tasks calling `value` until `stop`: mostly a hot set of keys (hits), and every
 /// fourth call a key never asked before (a miss, so a write).
-fn start_load(manager: &CacheManager, stop: &Arc<AtomicBool>, load: &Arc<Load>) -> Vec<tokio::task::JoinHandle<()>> {
+fn start_load(
+    manager: &CacheManager,
+    stop: &Arc<AtomicBool>,
+    load: &Arc<Load>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     (0..TASKS)
         .map(|task| {
             let (manager, stop, load) = (manager.clone(), Arc::clone(stop), Arc::clone(load));
@@ -82,7 +87,8 @@ fn start_load(manager: &CacheManager, stop: &Arc<AtomicBool>, load: &Arc<Load>) 
                             };
                             let started = Instant::now();
                             let got = value(id).await;
-                            let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                            let took =
+                                u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                             load.slowest_us.fetch_max(took, Ordering::Relaxed);
                             load.calls.fetch_add(1, Ordering::Relaxed);
                             match got {
@@ -122,7 +128,12 @@ impl Probes {
         if probe.set(&key, &key).await.is_err() {
             return false;
         }
-        let seen = self.reader.cache("probe").unwrap().get::<u64, _>(&key).await;
+        let seen = self
+            .reader
+            .cache("probe")
+            .unwrap()
+            .get::<u64, _>(&key)
+            .await;
         matches!(seen, Ok(Some(v)) if v == key)
     }
 
@@ -164,7 +175,10 @@ async fn failover_under_load(
     // Both instances subscribed and Redis reachable before anything is killed.
     let ready = Instant::now() + Duration::from_secs(20);
     while !(probes.write_lands().await && probes.bus_delivers().await) {
-        assert!(Instant::now() < ready, "{topology}: the probes never worked before the failover");
+        assert!(
+            Instant::now() < ready,
+            "{topology}: the probes never worked before the failover"
+        );
     }
 
     let load_manager = manager(where_, false, false);
@@ -180,7 +194,10 @@ async fn failover_under_load(
     let (mut wrote, mut bused) = (None, None);
     let give_up = Instant::now() + Duration::from_secs(60);
     while wrote.is_none() || bused.is_none() {
-        assert!(Instant::now() < give_up, "{topology}: writes or bus messages never resumed");
+        assert!(
+            Instant::now() < give_up,
+            "{topology}: writes or bus messages never resumed"
+        );
         if wrote.is_none() && probes.write_lands().await {
             wrote = Some(Instant::now());
         }
@@ -213,12 +230,29 @@ async fn failover_under_load(
         since(bused, killed_at),
         since(bused, promoted_at),
     );
-    assert!(load.calls.load(Ordering::Relaxed) > TASKS, "{topology}: the load never ran");
-    assert_eq!(load.failed.load(Ordering::Relaxed), 0, "{topology}: calls failed");
-    assert_eq!(load.wrong.load(Ordering::Relaxed), 0, "{topology}: wrong values");
+    assert!(
+        load.calls.load(Ordering::Relaxed) > TASKS,
+        "{topology}: the load never ran"
+    );
+    assert_eq!(
+        load.failed.load(Ordering::Relaxed),
+        0,
+        "{topology}: calls failed"
+    );
+    assert_eq!(
+        load.wrong.load(Ordering::Relaxed),
+        0,
+        "{topology}: wrong values"
+    );
     assert!(slowest <= CALL_BOUND, "{topology}: a call took {slowest:?}");
-    assert!(since(wrote, promoted_at) <= RESUME_BOUND, "{topology}: writes resumed late");
-    assert!(since(bused, promoted_at) <= RESUME_BOUND, "{topology}: bus messages resumed late");
+    assert!(
+        since(wrote, promoted_at) <= RESUME_BOUND,
+        "{topology}: writes resumed late"
+    );
+    assert!(
+        since(bused, promoted_at) <= RESUME_BOUND,
+        "{topology}: bus messages resumed late"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

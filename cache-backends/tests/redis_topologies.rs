@@ -44,10 +44,15 @@ async fn tier_semantics(tier: &RedisTier) {
     // get / set, many keys (on a cluster: many slots)
     let users: Vec<String> = (0..200).map(|i| format!("topo:users:{i}")).collect();
     for (i, key) in users.iter().enumerate() {
-        tier.set(key, format!("v{i}").into_bytes(), TTL).await.unwrap();
+        tier.set(key, format!("v{i}").into_bytes(), TTL)
+            .await
+            .unwrap();
     }
     for (i, key) in users.iter().enumerate() {
-        assert_eq!(tier.get(key).await.unwrap(), Some(format!("v{i}").into_bytes()));
+        assert_eq!(
+            tier.get(key).await.unwrap(),
+            Some(format!("v{i}").into_bytes())
+        );
     }
     assert_eq!(tier.get("topo:users:absent").await.unwrap(), None);
 
@@ -72,7 +77,10 @@ async fn tier_semantics(tier: &RedisTier) {
     assert!(scanned(tier, "topo:users").await.is_empty());
 
     // tags: entries and their tag sets on different slots
-    let tags = ["topo:items:=tag:red".to_string(), "topo:items:=tag:big".to_string()];
+    let tags = [
+        "topo:items:=tag:red".to_string(),
+        "topo:items:=tag:big".to_string(),
+    ];
     let items: Vec<String> = (0..60).map(|i| format!("topo:items:{i}")).collect();
     for (i, key) in items.iter().enumerate() {
         let tagged = match i % 3 {
@@ -80,10 +88,17 @@ async fn tier_semantics(tier: &RedisTier) {
             1 => &tags[1..],
             _ => &tags[..],
         };
-        tier.set_tagged(key, b"x".to_vec(), TTL, tagged).await.unwrap();
+        tier.set_tagged(key, b"x".to_vec(), TTL, tagged)
+            .await
+            .unwrap();
         assert_eq!(tier.get(key).await.unwrap(), Some(b"x".to_vec()));
     }
-    let red: BTreeSet<String> = tier.tagged_keys(&tags[..1]).await.unwrap().into_iter().collect();
+    let red: BTreeSet<String> = tier
+        .tagged_keys(&tags[..1])
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
     let expected_red: BTreeSet<String> = items
         .iter()
         .enumerate()
@@ -139,10 +154,16 @@ async fn bus_semantics(opts: &RedisOptions) {
     // The publisher's own copy arrives too, and is skipped.
     let deadline = Instant::now() + Duration::from_secs(5);
     while a.counters().own == 0 {
-        assert!(Instant::now() < deadline, "the publisher's own copy never arrived");
+        assert!(
+            Instant::now() < deadline,
+            "the publisher's own copy never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(seen_a.lock().unwrap().is_empty(), "a bus hears its own message");
+    assert!(
+        seen_a.lock().unwrap().is_empty(),
+        "a bus hears its own message"
+    );
     let checked = a.check().await.unwrap();
     assert!(checked.round_trip <= Duration::from_secs(5));
 }
@@ -152,11 +173,18 @@ async fn a_cluster_serves_the_tier_the_lock_and_the_bus() {
     let cluster = RedisCluster::start();
     let opts = fast(RedisOptions::cluster(cluster.urls()));
     let tier = RedisTier::new(&opts).unwrap();
-    assert!(tier.describe().starts_with("redis cluster redis://127.0.0.1:"), "{}", tier.describe());
+    assert!(
+        tier.describe()
+            .starts_with("redis cluster redis://127.0.0.1:"),
+        "{}",
+        tier.describe()
+    );
 
     // Keys spread: 200 keys land on every master, not one slot.
     for i in 0..200 {
-        tier.set(&format!("spread:users:{i}"), b"v".to_vec(), TTL).await.unwrap();
+        tier.set(&format!("spread:users:{i}"), b"v".to_vec(), TTL)
+            .await
+            .unwrap();
     }
     for port in cluster.masters() {
         let held: u64 = cli(port, &["DBSIZE"]).parse().unwrap();
@@ -172,7 +200,10 @@ async fn a_cluster_serves_the_tier_the_lock_and_the_bus() {
     }
 
     // A tag set and the entries it lists sit on different slots (no hash tag pins them).
-    assert_ne!(cluster.slot_of("topo:items:=tag:red"), cluster.slot_of("topo:items:0"));
+    assert_ne!(
+        cluster.slot_of("topo:items:=tag:red"),
+        cluster.slot_of("topo:items:0")
+    );
     tier_semantics(&tier).await;
     bus_semantics(&opts).await;
 }
@@ -183,7 +214,8 @@ async fn sentinel_serves_the_tier_the_lock_and_the_bus() {
     let opts = fast(RedisOptions::sentinel(ha.sentinel_urls(), ha.service()));
     let tier = RedisTier::new(&opts).unwrap();
     assert!(
-        tier.describe().starts_with("redis sentinel mymaster via redis://127.0.0.1:"),
+        tier.describe()
+            .starts_with("redis sentinel mymaster via redis://127.0.0.1:"),
         "{}",
         tier.describe()
     );
@@ -209,23 +241,44 @@ fn cluster_and_sentinel_options_are_read_from_config() {
         };
         (find_driver("redis").unwrap().remote.unwrap())(&cfg)
     };
-    let t = build(r#"cluster = ["redis://:pw1@127.0.0.1:7000", "redis://:pw1@127.0.0.1:7001"]"#).unwrap();
-    assert_eq!(t.describe(), "redis cluster redis://127.0.0.1:7000,redis://127.0.0.1:7001");
-    let t = build(r#"sentinels = ["redis://:pw1@127.0.0.1:26379"]
-service = "mymaster""#)
+    let t = build(r#"cluster = ["redis://:pw1@127.0.0.1:7000", "redis://:pw1@127.0.0.1:7001"]"#)
+        .unwrap();
+    assert_eq!(
+        t.describe(),
+        "redis cluster redis://127.0.0.1:7000,redis://127.0.0.1:7001"
+    );
+    let t = build(
+        r#"sentinels = ["redis://:pw1@127.0.0.1:26379"]
+service = "mymaster""#,
+    )
     .unwrap();
-    assert_eq!(t.describe(), "redis sentinel mymaster via redis://127.0.0.1:26379");
+    assert_eq!(
+        t.describe(),
+        "redis sentinel mymaster via redis://127.0.0.1:26379"
+    );
     for (options, field, says) in [
         (r#"cluster = []"#, "stores.s.l2.cluster", "non-empty array"),
         (r#"cluster = "redis://h:1""#, "stores.s.l2.cluster", "array"),
-        (r#"cluster = ["http://h:1"]"#, "stores.s.l2.cluster", "redis://"),
-        (r#"cluster = ["redis://h:1/2"]"#, "stores.s.l2.cluster", "database 0"),
+        (
+            r#"cluster = ["http://h:1"]"#,
+            "stores.s.l2.cluster",
+            "redis://",
+        ),
+        (
+            r#"cluster = ["redis://h:1/2"]"#,
+            "stores.s.l2.cluster",
+            "database 0",
+        ),
         (
             r#"cluster = ["redis://:pw1@h:1", "redis://:pw2@h:2"]"#,
             "stores.s.l2.cluster",
             "same user and password",
         ),
-        (r#"sentinels = ["redis://h:1"]"#, "stores.s.l2.service", "requires `service`"),
+        (
+            r#"sentinels = ["redis://h:1"]"#,
+            "stores.s.l2.service",
+            "requires `service`",
+        ),
         (r#"service = "m""#, "stores.s.l2.sentinels", "Sentinels"),
         (
             r#"url = "redis://h"
@@ -241,7 +294,10 @@ service = """#,
         ),
     ] {
         let err = build(options).err().expect("refused").to_string();
-        assert!(err.contains(field) && err.contains(says), "{options}: {err}");
+        assert!(
+            err.contains(field) && err.contains(says),
+            "{options}: {err}"
+        );
         assert!(!err.contains("pw1") && !err.contains("pw2"), "{err}");
     }
 }

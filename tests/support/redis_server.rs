@@ -509,12 +509,20 @@ impl RedisCluster {
     /// The port of the live master serving `key`'s slot.
     pub fn master_of(&self, key: &str) -> u16 {
         let slot = self.slot_of(key);
-        poll(&format!("a live master serves slot {slot}"), TOPOLOGY_DEADLINE, || {
-            self.view()
-                .into_iter()
-                .find(|n| n.master && !n.failed && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
-                .map(|n| n.port)
-        })
+        poll(
+            &format!("a live master serves slot {slot}"),
+            TOPOLOGY_DEADLINE,
+            || {
+                self.view()
+                    .into_iter()
+                    .find(|n| {
+                        n.master
+                            && !n.failed
+                            && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+                    })
+                    .map(|n| n.port)
+            },
+        )
     }
 
     /// The slot of `key` (`CLUSTER KEYSLOT`).
@@ -571,9 +579,11 @@ impl RedisCluster {
             TOPOLOGY_DEADLINE,
             || {
                 let view = self.view();
-                let ok = self.nodes.iter().filter(|n| n.port() != old).all(|n| {
-                    cli(n.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok")
-                });
+                let ok = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.port() != old)
+                    .all(|n| cli(n.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
                 let masters: Vec<&ClusterNode> = view
                     .iter()
                     .filter(|n| n.master && !n.failed && !n.slots.is_empty())
@@ -597,18 +607,22 @@ impl RedisCluster {
     }
 
     fn wait_until_healthy(&self) {
-        poll("the cluster serves every slot, with a synced replica per master", TOPOLOGY_DEADLINE, || {
-            let all_ok = self.nodes.iter().all(|n| {
-                let info = cli(n.port(), &["CLUSTER", "INFO"]);
-                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6")
-            });
-            let synced = self.nodes.iter().all(|n| {
-                let info = cli(n.port(), &["INFO", "replication"]);
-                info.contains("role:master") && info.contains("connected_slaves:1")
-                    || info.contains("master_link_status:up")
-            });
-            (all_ok && synced).then_some(())
-        });
+        poll(
+            "the cluster serves every slot, with a synced replica per master",
+            TOPOLOGY_DEADLINE,
+            || {
+                let all_ok = self.nodes.iter().all(|n| {
+                    let info = cli(n.port(), &["CLUSTER", "INFO"]);
+                    info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6")
+                });
+                let synced = self.nodes.iter().all(|n| {
+                    let info = cli(n.port(), &["INFO", "replication"]);
+                    info.contains("role:master") && info.contains("connected_slaves:1")
+                        || info.contains("master_link_status:up")
+                });
+                (all_ok && synced).then_some(())
+            },
+        );
     }
 }
 
@@ -616,7 +630,14 @@ fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
     text.lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let port = fields.get(1)?.split(['@', ',']).next()?.rsplit(':').next()?.parse().ok()?;
+            let port = fields
+                .get(1)?
+                .split(['@', ','])
+                .next()?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()?;
             let flags = fields.get(2)?;
             let slots = fields
                 .iter()
@@ -630,7 +651,8 @@ fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
             Some(ClusterNode {
                 port,
                 master: flags.contains("master"),
-                failed: flags.contains("fail") && !flags.contains("fail?") || flags.contains("noaddr"),
+                failed: flags.contains("fail") && !flags.contains("fail?")
+                    || flags.contains("noaddr"),
                 slots,
             })
         })
@@ -665,24 +687,29 @@ impl RedisSentinel {
             data: vec![master, replica],
             sentinels,
         };
-        poll("the Sentinels know the replica and each other", TOPOLOGY_DEADLINE, || {
-            setup
-                .sentinels
-                .iter()
-                .all(|s| {
-                    let info = cli(s.port(), &["SENTINEL", "MASTER", Self::SERVICE]);
-                    let lines: Vec<&str> = info.lines().collect();
-                    let field = |name: &str| {
-                        lines
-                            .iter()
-                            .position(|l| *l == name)
-                            .and_then(|i| lines.get(i + 1))
-                            .copied()
-                    };
-                    field("num-slaves") == Some("1") && field("num-other-sentinels") == Some("2")
-                })
-                .then_some(())
-        });
+        poll(
+            "the Sentinels know the replica and each other",
+            TOPOLOGY_DEADLINE,
+            || {
+                setup
+                    .sentinels
+                    .iter()
+                    .all(|s| {
+                        let info = cli(s.port(), &["SENTINEL", "MASTER", Self::SERVICE]);
+                        let lines: Vec<&str> = info.lines().collect();
+                        let field = |name: &str| {
+                            lines
+                                .iter()
+                                .position(|l| *l == name)
+                                .and_then(|i| lines.get(i + 1))
+                                .copied()
+                        };
+                        field("num-slaves") == Some("1")
+                            && field("num-other-sentinels") == Some("2")
+                    })
+                    .then_some(())
+            },
+        );
         setup
     }
 
@@ -737,7 +764,10 @@ impl RedisSentinel {
     pub fn master_port(&self) -> u16 {
         poll("a Sentinel names the master", TOPOLOGY_DEADLINE, || {
             self.sentinels.iter().find_map(|s| {
-                let out = cli(s.port(), &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::SERVICE]);
+                let out = cli(
+                    s.port(),
+                    &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::SERVICE],
+                );
                 out.lines().nth(1)?.trim().parse().ok()
             })
         })
@@ -770,7 +800,10 @@ impl RedisSentinel {
                     .sentinels
                     .iter()
                     .map(|s| {
-                        let out = cli(s.port(), &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::SERVICE]);
+                        let out = cli(
+                            s.port(),
+                            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::SERVICE],
+                        );
                         out.lines().nth(1)?.trim().parse().ok()
                     })
                     .collect();

@@ -23,10 +23,7 @@ const NODE_CURSOR_MASK: u64 = (1 << NODE_CURSOR_BITS) - 1;
 /// The masters and replicas of the cluster, from `CLUSTER SLOTS` (which every server that
 /// speaks the cluster protocol answers: Redis, Valkey, KeyDB, Dragonfly).
 async fn slots(conn: &mut ClusterConnection) -> RedisResult<Vec<(Node, Vec<Node>)>> {
-    let reply: Value = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query_async(conn)
-        .await?;
+    let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
     Ok(parse_slots(&reply))
 }
 
@@ -195,7 +192,10 @@ mod tests {
         assert_eq!(
             parsed,
             [
-                (("127.0.0.1".to_string(), 7001), vec![("127.0.0.1".to_string(), 7004)]),
+                (
+                    ("127.0.0.1".to_string(), 7001),
+                    vec![("127.0.0.1".to_string(), 7004)]
+                ),
                 (("127.0.0.1".to_string(), 7000), vec![]),
             ]
         );
@@ -205,14 +205,32 @@ mod tests {
     #[test]
     fn a_scan_cursor_walks_every_master_and_ends_at_zero() {
         // start: master 0, cursor 0
-        assert_eq!(ScanPosition::decode(0), ScanPosition { master: 0, cursor: 0 });
+        assert_eq!(
+            ScanPosition::decode(0),
+            ScanPosition {
+                master: 0,
+                cursor: 0
+            }
+        );
         // master 0 answered 17: stay on it
         let c = ScanPosition::after(0, 17, 3).unwrap();
-        assert_eq!(ScanPosition::decode(c), ScanPosition { master: 0, cursor: 17 });
+        assert_eq!(
+            ScanPosition::decode(c),
+            ScanPosition {
+                master: 0,
+                cursor: 17
+            }
+        );
         // master 0 is done: master 1 from its start, which is not the end cursor 0
         let c = ScanPosition::after(0, 0, 3).unwrap();
         assert_ne!(c, 0);
-        assert_eq!(ScanPosition::decode(c), ScanPosition { master: 1, cursor: 0 });
+        assert_eq!(
+            ScanPosition::decode(c),
+            ScanPosition {
+                master: 1,
+                cursor: 0
+            }
+        );
         // the last master is done: 0
         assert_eq!(ScanPosition::after(2, 0, 3), Some(0));
         // a node cursor too large to carry is refused, not truncated

@@ -11,7 +11,7 @@ use redis::{AsyncConnectionConfig, RedisError};
 
 use super::background;
 use super::options::{RedisOptions, Topology};
-use super::topology::{self, password_of, Conn, Source};
+use super::topology::{self, Conn, Source};
 
 /// Checks a topology's URLs (for configuration errors); the error never repeats a URL.
 pub(crate) fn check_topology(topology: &Topology) -> Result<(), String> {
@@ -19,11 +19,9 @@ pub(crate) fn check_topology(topology: &Topology) -> Result<(), String> {
 }
 
 /// A URL with its password replaced by `***`, for `Debug` output.
-pub(crate) fn redact_url(url: &str) -> String {
-    match password_of(url) {
-        Some(p) => redact_text(url, Some(&p)),
-        None => url.to_owned(),
-    }
+#[cfg(test)]
+fn redact_url(url: &str) -> String {
+    cache_core::redact::redact_url(url)
 }
 
 pub(crate) fn redact_text(text: &str, password: Option<&str>) -> String {

@@ -7,9 +7,8 @@ use std::time::Duration;
 use cache_core::codec::DEFAULT_MAX_VALUE_SIZE;
 use cache_core::config::units::{parse_duration, parse_size};
 use cache_core::config::TierConfig;
+use cache_core::redact::redact_url;
 use cache_core::{CacheError, ConfigOrigin};
-
-use super::connection::redact_url;
 
 const KNOWN: &str =
     "url, cluster, sentinels, service, operation_timeout, connect_timeout, max_value_size";
@@ -82,7 +81,9 @@ impl RedisOptions {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        Self::with_topology(Topology::Cluster(nodes.into_iter().map(Into::into).collect()))
+        Self::with_topology(Topology::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ))
     }
 
     /// Options for the current master of `service`, as the Sentinels at `sentinels` name it

@@ -147,7 +147,12 @@ pub(crate) async fn members(mut conn: Conn, tag_keys: Vec<String>) -> RedisResul
     }
     let sets: Vec<Vec<Vec<u8>>> = try_join_all(tag_keys.iter().map(|tag_key| {
         let mut c = conn.clone();
-        async move { redis::cmd("SMEMBERS").arg(tag_key).query_async(&mut c).await }
+        async move {
+            redis::cmd("SMEMBERS")
+                .arg(tag_key)
+                .query_async(&mut c)
+                .await
+        }
     }))
     .await?;
     let mut all: Vec<Vec<u8>> = sets.into_iter().flatten().collect();
@@ -266,7 +271,10 @@ mod tests {
             for other in tags.iter().filter(|t| *t != tag) {
                 assert!(!w.contains(other.as_str()), "{w}");
             }
-            in_order(&w, &["MULTI", "SADD", "PEXPIRE", "NX", "PEXPIRE", "GT", "EXEC"]);
+            in_order(
+                &w,
+                &["MULTI", "SADD", "PEXPIRE", "NX", "PEXPIRE", "GT", "EXEC"],
+            );
         }
     }
 
@@ -279,6 +287,9 @@ mod tests {
         let pipes = srem_pipes(&keys, &tags);
         assert_eq!(pipes.len(), 1);
         let w = wire(&pipes[0]);
-        assert!(w.contains("SREM $10 p:c:=tag:a $5 p:c:1") && !w.contains("UNLINK"), "{w}");
+        assert!(
+            w.contains("SREM $10 p:c:=tag:a $5 p:c:1") && !w.contains("UNLINK"),
+            "{w}"
+        );
     }
 }

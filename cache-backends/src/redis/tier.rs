@@ -32,7 +32,8 @@ fn scan_step(cursor: u64, pattern: &str) -> redis::Cmd {
 async fn clear_node(mut c: Conn, pattern: &str) -> redis::RedisResult<()> {
     let mut cursor: u64 = 0;
     loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = scan_step(cursor, pattern).query_async(&mut c).await?;
+        let (next, keys): (u64, Vec<Vec<u8>>) =
+            scan_step(cursor, pattern).query_async(&mut c).await?;
         if !keys.is_empty() {
             redis::cmd("UNLINK")
                 .arg(&keys)
@@ -159,9 +160,12 @@ impl RemoteTier for RedisTier {
                     for master in cluster::masters(&mut cluster).await? {
                         let mut cursor = 0;
                         loop {
-                            let (next, keys): (u64, Vec<Vec<u8>>) =
-                                cluster::on_node(&mut cluster, &master, scan_step(cursor, &pattern))
-                                    .await?;
+                            let (next, keys): (u64, Vec<Vec<u8>>) = cluster::on_node(
+                                &mut cluster,
+                                &master,
+                                scan_step(cursor, &pattern),
+                            )
+                            .await?;
                             if !keys.is_empty() {
                                 redis::cmd("UNLINK")
                                     .arg(&keys)

@@ -138,7 +138,9 @@ fn address(info: &ConnectionInfo) -> String {
         .username()
         .map(|u| format!("{u}@"))
         .unwrap_or_default();
-    format!("{scheme}://{user}{addr}")
+    // Built from parts that never hold the password; redacted all the same, as every
+    // URL cachet shows is.
+    cache_core::redact::redact_url(&format!("{scheme}://{user}{addr}"))
 }
 
 /// Every URL parsed, with the first one's password; several URLs must agree on it.
@@ -268,7 +270,11 @@ impl Source {
                 .get_multiplexed_async_connection_with_config(config)
                 .await
                 .map(Conn::Node),
-            Source::Cluster(cluster) => cluster.client.get_async_connection().await.map(Conn::Cluster),
+            Source::Cluster(cluster) => cluster
+                .client
+                .get_async_connection()
+                .await
+                .map(Conn::Cluster),
             Source::Sentinel(sentinel) => {
                 let master = sentinel.lock().await.async_get_client().await?;
                 master
@@ -282,7 +288,11 @@ impl Source {
     /// A fresh classic pub/sub connection. On a cluster, `live` (the data connection, if
     /// any) supplies the node list; nodes are tried in turn from the one after the last
     /// used, each bounded by `per_node`.
-    pub(crate) async fn pubsub(&self, live: Option<Conn>, per_node: Duration) -> RedisResult<PubSub> {
+    pub(crate) async fn pubsub(
+        &self,
+        live: Option<Conn>,
+        per_node: Duration,
+    ) -> RedisResult<PubSub> {
         match self {
             Source::Node(client) => client.get_async_pubsub().await,
             Source::Sentinel(sentinel) => {
@@ -294,9 +304,11 @@ impl Source {
                 if let Some(Conn::Cluster(mut c)) = live {
                     if let Ok(found) = super::cluster::nodes(&mut c).await {
                         let template = &cluster.seeds[0];
-                        nodes.extend(found.into_iter().map(|(host, port)| {
-                            super::cluster::node_info(template, host, port)
-                        }));
+                        nodes.extend(
+                            found.into_iter().map(|(host, port)| {
+                                super::cluster::node_info(template, host, port)
+                            }),
+                        );
                     }
                 }
                 if nodes.is_empty() {
@@ -319,7 +331,9 @@ impl Source {
                     }
                 }
                 Err(last.unwrap_or_else(|| {
-                    redis::RedisError::from(std::io::Error::other("no cluster node to subscribe to"))
+                    redis::RedisError::from(std::io::Error::other(
+                        "no cluster node to subscribe to",
+                    ))
                 }))
             }
         }
@@ -347,7 +361,12 @@ mod tests {
     #[test]
     fn targets_never_hold_the_password() {
         let d = Duration::from_secs(1);
-        let node = open(&Topology::Node("redis://bob:hunter2@127.0.0.1:7/3".into()), d, d).unwrap();
+        let node = open(
+            &Topology::Node("redis://bob:hunter2@127.0.0.1:7/3".into()),
+            d,
+            d,
+        )
+        .unwrap();
         assert_eq!(node.target, "redis://bob@127.0.0.1:7/3");
         assert_eq!(node.password.as_deref(), Some("hunter2"));
         let cluster = open(
@@ -359,7 +378,10 @@ mod tests {
             d,
         )
         .unwrap();
-        assert_eq!(cluster.target, "cluster redis://10.0.0.1:7000,redis://10.0.0.2:7000");
+        assert_eq!(
+            cluster.target,
+            "cluster redis://10.0.0.1:7000,redis://10.0.0.2:7000"
+        );
         assert!(cluster.source.is_cluster());
         let sentinel = open(
             &Topology::Sentinel {
@@ -370,7 +392,10 @@ mod tests {
             d,
         )
         .unwrap();
-        assert_eq!(sentinel.target, "sentinel mymaster via redis://10.0.0.1:26379");
+        assert_eq!(
+            sentinel.target,
+            "sentinel mymaster via redis://10.0.0.1:26379"
+        );
     }
 
     #[test]
