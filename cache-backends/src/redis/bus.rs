@@ -10,16 +10,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_core::store::{BoxFuture, Bus, BusEvent, BusHandler, Invalidation};
 use cache_core::{CacheError, TierError, TierErrorKind};
-use futures_util::StreamExt;
 use tokio::task::AbortHandle;
 
 use super::background;
 use super::connection::Connection;
 use super::message::{self, InstanceId, Refused};
 use super::options::RedisOptions;
+use super::subscription::{self, Flavour};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// A subscription that lasted this long was not flapping: the next one is made at once.
+const STABLE_SUBSCRIPTION: Duration = Duration::from_secs(5);
 
 /// What a bus has seen, for diagnostics and tests.
 ///
@@ -210,25 +212,9 @@ async fn probe(shared: Arc<Shared>) -> Result<BusCheck, TierError> {
     let check_channel = format!("{}:check", shared.channel);
 
     let started = Instant::now();
-    let mut ps = conn.pubsub().await?;
-    for channel in [&shared.channel, &check_channel] {
-        match tokio::time::timeout(limit, ps.subscribe(channel)).await {
-            Ok(Ok(())) => {}
-            // A refused SUBSCRIBE is a server's reply (NOPERM, ...): it holds no password.
-            Ok(Err(e)) => {
-                return Err(failed(
-                    format!("SUBSCRIBE {channel} refused: {e}"),
-                    TierErrorKind::Other,
-                ))
-            }
-            Err(_) => {
-                return Err(failed(
-                    format!("SUBSCRIBE {channel} timed out after {limit:?}"),
-                    TierErrorKind::Unavailable,
-                ))
-            }
-        }
-    }
+    let mut messages = conn
+        .subscribe(&[shared.channel.as_str(), check_channel.as_str()])
+        .await?;
     let subscribe = started.elapsed();
 
     // The publishing connection is made first, so the round trip measures the bus alone.
@@ -247,16 +233,24 @@ async fn probe(shared: Arc<Shared>) -> Result<BusCheck, TierError> {
         );
         p
     };
-    let mut messages = ps.into_on_message();
     let sent = Instant::now();
     let (channel, payload) = (check_channel.clone(), probe.clone());
+    let publisher = Arc::clone(&shared.conn);
     let receivers: i64 = conn
         .run("PUBLISH", Some(limit), move |mut c| async move {
-            redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(payload)
-                .query_async(&mut c)
-                .await
+            let sharded = publisher.flavour() == Flavour::Sharded;
+            let publish = |sharded: bool| {
+                let mut cmd = redis::cmd(if sharded { "SPUBLISH" } else { "PUBLISH" });
+                cmd.arg(&channel).arg(&payload);
+                cmd
+            };
+            match publish(sharded).query_async(&mut c).await {
+                Err(e) if sharded && subscription::is_unknown_command(&e) => {
+                    publisher.use_classic_pubsub();
+                    publish(false).query_async(&mut c).await
+                }
+                other => other,
+            }
         })
         .await?;
     // A cluster node counts only its own subscribers (a `PUBLISH` is forwarded to the
@@ -269,7 +263,7 @@ async fn probe(shared: Arc<Shared>) -> Result<BusCheck, TierError> {
     }
     let back = async {
         while let Some(msg) = messages.next().await {
-            if msg.get_channel_name() == check_channel && msg.get_payload_bytes() == probe {
+            if msg.channel == check_channel.as_bytes() && msg.payload == probe {
                 return true;
             }
         }
@@ -343,15 +337,31 @@ impl Bus for RedisBus {
         }
         let channel = self.shared.channel.clone();
         let timeout = Some(self.shared.conn.operation_timeout);
+        let publisher = Arc::clone(&self.shared.conn);
         Box::pin(
             self.shared
                 .conn
                 .run("PUBLISH", timeout, move |mut c| async move {
-                    let mut pipe = redis::pipe();
-                    for m in messages {
-                        pipe.cmd("PUBLISH").arg(&channel).arg(m).ignore();
+                    let sharded = publisher.flavour() == Flavour::Sharded;
+                    let pipe = |sharded: bool| {
+                        let mut pipe = redis::pipe();
+                        for m in &messages {
+                            pipe.cmd(if sharded { "SPUBLISH" } else { "PUBLISH" })
+                                .arg(&channel)
+                                .arg(m)
+                                .ignore();
+                        }
+                        pipe
+                    };
+                    match pipe(sharded).query_async::<()>(&mut c).await {
+                        // A cluster before Redis 7: classic pub/sub, which its subscribers
+                        // switch to as well when their SSUBSCRIBE is refused the same way.
+                        Err(e) if sharded && subscription::is_unknown_command(&e) => {
+                            publisher.use_classic_pubsub();
+                            pipe(false).query_async::<()>(&mut c).await
+                        }
+                        other => other,
                     }
-                    pipe.query_async::<()>(&mut c).await
                 }),
         )
     }
@@ -382,26 +392,17 @@ impl Bus for RedisBus {
     }
 }
 
-/// The subscriber: subscribe, deliver, and on loss resubscribe with backoff.
+/// The subscriber: subscribe, deliver, and on loss resubscribe with backoff. A
+/// subscription lost soon after it was made (a cluster still settling after a node's loss)
+/// is made again only after the backoff, so a flapping node costs one resubscription a
+/// second at most.
 async fn listen(shared: Arc<Shared>, handler: BusHandler) {
     let mut backoff = MIN_BACKOFF;
     let mut lost = false;
     loop {
-        let subscribed = async {
-            let mut ps = shared.conn.pubsub().await?;
-            match tokio::time::timeout(shared.conn.operation_timeout, ps.subscribe(&shared.channel))
-                .await
-            {
-                Ok(Ok(())) => Ok(ps),
-                Ok(Err(e)) => Err(shared.conn.connect_error(&e.to_string())),
-                Err(_) => Err(shared.conn.connect_error("SUBSCRIBE timed out")),
-            }
-        }
-        .await;
-        match subscribed {
-            Ok(ps) => {
+        match shared.conn.subscribe(&[shared.channel.as_str()]).await {
+            Ok(mut messages) => {
                 shared.subscribed.store(true, Ordering::Release);
-                backoff = MIN_BACKOFF;
                 if lost {
                     shared
                         .counters
@@ -410,13 +411,19 @@ async fn listen(shared: Arc<Shared>, handler: BusHandler) {
                     tracing::info!(channel = %shared.channel, "redis bus resubscribed");
                     deliver(&handler, BusEvent::Resubscribed);
                 }
-                let mut stream = ps.into_on_message();
-                while let Some(msg) = stream.next().await {
-                    on_message(&shared, &handler, msg.get_payload_bytes());
+                let since = Instant::now();
+                while let Some(msg) = messages.next().await {
+                    on_message(&shared, &handler, &msg.payload);
                 }
                 shared.subscribed.store(false, Ordering::Release);
                 tracing::warn!(channel = %shared.channel, target = %shared.conn.target(), "redis bus subscription lost; reconnecting");
                 lost = true;
+                if since.elapsed() >= STABLE_SUBSCRIPTION {
+                    backoff = MIN_BACKOFF;
+                } else {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
             }
             Err(e) => {
                 if !lost {

@@ -2,6 +2,7 @@
 //! of its errors to [`TierError`]s that never show the password.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -11,7 +12,12 @@ use redis::{AsyncConnectionConfig, RedisError};
 
 use super::background;
 use super::options::{RedisOptions, Topology};
+use super::subscription::{self, Flavour, Messages};
 use super::topology::{self, Conn, Source};
+
+/// [`Connection::flavour`]'s states.
+const FLAVOUR_UNKNOWN: u8 = 0;
+const FLAVOUR_CLASSIC: u8 = 1;
 
 /// Checks a topology's URLs (for configuration errors); the error never repeats a URL.
 pub(crate) fn check_topology(topology: &Topology) -> Result<(), String> {
@@ -31,6 +37,13 @@ pub(crate) fn redact_text(text: &str, password: Option<&str>) -> String {
     }
 }
 
+/// Why a sharded subscription was not made.
+enum Refusal {
+    /// The server has no sharded pub/sub: use classic.
+    Unknown,
+    Failed(TierError),
+}
+
 /// A connection shared by every operation of one tier or bus: to one server, to a
 /// cluster, or to the master the Sentinels name (see [`super::topology`]).
 pub(crate) struct Connection {
@@ -48,6 +61,9 @@ pub(crate) struct Connection {
     live: RwLock<Option<Conn>>,
     /// Held while connecting, so concurrent first uses make one connection, not several.
     connecting: tokio::sync::Mutex<()>,
+    /// On a cluster, whether pub/sub is classic: set once a server refused a sharded
+    /// command as unknown (before Redis 7). Until then, sharded.
+    flavour: AtomicU8,
 }
 
 impl Connection {
@@ -63,7 +79,117 @@ impl Connection {
             max_value_size: opts.max_value_size,
             live: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),
+            flavour: AtomicU8::new(FLAVOUR_UNKNOWN),
         }))
+    }
+
+    /// The pub/sub flavour: sharded on a cluster that has it, classic everywhere else.
+    pub(crate) fn flavour(&self) -> Flavour {
+        if self.is_cluster() && self.flavour.load(Ordering::Relaxed) != FLAVOUR_CLASSIC {
+            Flavour::Sharded
+        } else {
+            Flavour::Classic
+        }
+    }
+
+    /// The server refused a sharded pub/sub command as unknown: classic from now on.
+    pub(crate) fn use_classic_pubsub(&self) {
+        self.flavour.store(FLAVOUR_CLASSIC, Ordering::Relaxed);
+    }
+
+    /// A subscription to `channels`, bounded by the timeouts: sharded on a cluster that
+    /// has sharded pub/sub, classic otherwise. Errors say which step failed.
+    pub(crate) async fn subscribe(&self, channels: &[&str]) -> Result<Messages, TierError> {
+        if self.flavour() == Flavour::Sharded {
+            if let Some(cluster) = self.source.cluster() {
+                match self.subscribe_sharded(cluster, channels).await {
+                    Ok(messages) => return Ok(messages),
+                    Err(Refusal::Unknown) => self.use_classic_pubsub(),
+                    Err(Refusal::Failed(e)) => return Err(e),
+                }
+            }
+        }
+        let mut ps = self.pubsub().await?;
+        for channel in channels {
+            match tokio::time::timeout(self.operation_timeout, ps.subscribe(*channel)).await {
+                Ok(Ok(())) => {}
+                // A refused SUBSCRIBE is a server's reply (NOPERM, ...): it holds no password.
+                Ok(Err(e)) => {
+                    return Err(TierError::with_kind(
+                        format!("redis {}: SUBSCRIBE {channel} refused: {e}", self.target),
+                        TierErrorKind::Other,
+                    ))
+                }
+                Err(_) => {
+                    return Err(TierError::with_kind(
+                        format!(
+                            "redis {}: SUBSCRIBE {channel} timed out after {:?}",
+                            self.target, self.operation_timeout
+                        ),
+                        TierErrorKind::Unavailable,
+                    ))
+                }
+            }
+        }
+        Ok(Messages::Classic(ps.into_on_message()))
+    }
+
+    async fn subscribe_sharded(
+        &self,
+        cluster: &topology::ClusterSource,
+        channels: &[&str],
+    ) -> Result<Messages, Refusal> {
+        let (tx, pushes) = tokio::sync::mpsc::unbounded_channel();
+        let client = cluster
+            .push_client(tx)
+            .map_err(|e| Refusal::Failed(self.connect_error(&e.to_string())))?;
+        let mut conn =
+            match tokio::time::timeout(self.connect_timeout * 4, client.get_async_connection())
+                .await
+            {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return Err(Refusal::Failed(self.connect_error(&e.to_string()))),
+                Err(_) => {
+                    return Err(Refusal::Failed(self.connect_error(&format!(
+                        "no cluster connection within {:?}",
+                        self.connect_timeout * 4
+                    ))))
+                }
+            };
+        for channel in channels {
+            match tokio::time::timeout(self.operation_timeout, conn.ssubscribe(*channel)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if subscription::is_unknown_command(&e) => return Err(Refusal::Unknown),
+                Ok(Err(e)) => {
+                    return Err(Refusal::Failed(TierError::with_kind(
+                        format!(
+                            "redis {}: SSUBSCRIBE {channel} refused: {}",
+                            self.target,
+                            redact_text(&e.to_string(), self.password.as_deref())
+                        ),
+                        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                            TierErrorKind::Unavailable
+                        } else {
+                            TierErrorKind::Other
+                        },
+                    )))
+                }
+                Err(_) => {
+                    return Err(Refusal::Failed(TierError::with_kind(
+                        format!(
+                            "redis {}: SSUBSCRIBE {channel} timed out after {:?}",
+                            self.target, self.operation_timeout
+                        ),
+                        TierErrorKind::Unavailable,
+                    )))
+                }
+            }
+        }
+        Ok(Messages::Sharded {
+            _conn: conn,
+            pushes,
+            channels: channels.iter().map(|c| c.as_bytes().to_vec()).collect(),
+        })
     }
 
     /// Whether this connects to a Redis Cluster (some operations differ there).

@@ -7,13 +7,26 @@
 //! bus = { driver = "redis", url = "redis://127.0.0.1:6379/0", connect_timeout = "1s" }
 //! ```
 //!
-//! Options: `url` (required: `redis://[user][:password@]host[:port][/db]`, or
-//! `rediss://` with the `redis-tls` feature), `operation_timeout` (default `1s`: bounds
-//! every operation, connecting included) and `connect_timeout` (default `1s`: bounds each
-//! (re)connection, so a dead server costs at most that) and `max_value_size` (default
-//! 16 MiB, bytes or a size string: a read fetches at most this plus one byte, so a huge
-//! value stored by someone else costs no more memory than that and decodes as a miss).
-//! Unknown options are errors.
+//! Options: where the data lives — `url` (one server:
+//! `redis://[user][:password@]host[:port][/db]`, or `rediss://` with the `redis-tls`
+//! feature), `cluster = ["redis://host:port", ..]` (a Redis Cluster, through any of these
+//! seed nodes) or `sentinels = ["redis://host:26379", ..]` with `service = "mymaster"`
+//! (the master the Sentinels name; their user, password and TLS apply to it too) —, then
+//! `operation_timeout` (default `1s`: bounds every operation, connecting included) and
+//! `connect_timeout` (default `1s`: bounds each (re)connection, so a dead server costs at
+//! most that) and `max_value_size` (default 16 MiB, bytes or a size string: a read fetches
+//! at most this plus one byte, so a huge value stored by someone else costs no more memory
+//! than that and decodes as a miss). Unknown options are errors.
+//!
+//! ```toml
+//! [stores.shared]
+//! l2  = { driver = "redis", cluster = ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"] }
+//! bus = { driver = "redis", cluster = ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"] }
+//!
+//! [stores.ha]
+//! l2  = { driver = "redis", sentinels = ["redis://10.0.0.1:26379"], service = "mymaster" }
+//! bus = { driver = "redis", sentinels = ["redis://10.0.0.1:26379"], service = "mymaster" }
+//! ```
 //!
 //! # How it runs
 //!
@@ -34,6 +47,14 @@
 //! - Errors are [`cache_core::TierError`]s: `Unavailable` for connection faults and
 //!   timeouts (the circuit breaker counts those), `Other` for refused commands.
 //!   Descriptions, errors, `Debug` output and logs never hold the password.
+//!
+//! # Sentinel and Cluster
+//!
+//! How each topology connects, and how a failover is followed, is in `topology.rs`; what
+//! differs on a cluster (masters scanned one by one, one node per command) in
+//! `cluster.rs`; tags without cross-slot transactions, with the argument for why they stay
+//! right, in `tags.rs`. Nothing in cache-core knows the topology: a cluster or a Sentinel
+//! setup is one more way for the tier and the bus to reach Redis.
 
 mod background;
 mod bus;
@@ -41,6 +62,7 @@ mod cluster;
 mod connection;
 mod message;
 mod options;
+mod subscription;
 mod tags;
 mod tier;
 mod topology;

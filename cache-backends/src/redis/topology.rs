@@ -80,6 +80,8 @@ pub(crate) enum Source {
 
 pub(crate) struct ClusterSource {
     client: ClusterClient,
+    connect_timeout: Duration,
+    operation_timeout: Duration,
     /// The seed nodes as configured, for subscribers when no node list is known yet.
     seeds: Vec<ConnectionInfo>,
     /// Which node the next subscriber tries first, so a lost node is not retried first.
@@ -218,6 +220,8 @@ pub(crate) fn open(
             Ok(Opened {
                 source: Source::Cluster(ClusterSource {
                     client,
+                    connect_timeout,
+                    operation_timeout,
                     seeds,
                     next_subscriber: AtomicUsize::new(0),
                 }),
@@ -262,7 +266,35 @@ pub(crate) fn open(
     }
 }
 
+impl ClusterSource {
+    /// A RESP3 cluster client delivering what the servers push (sharded messages,
+    /// subscription changes, lost connections) to `pushes`: the sharded bus subscriber's.
+    pub(crate) fn push_client(
+        &self,
+        pushes: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+    ) -> RedisResult<ClusterClient> {
+        ClusterClientBuilder::new(self.seeds.clone())
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(pushes)
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.operation_timeout)
+            .overall_response_timeout(Some(self.operation_timeout))
+            .retry_wait_formula(10, 2)
+            .min_retry_wait(10)
+            .max_retry_wait(200)
+            .build()
+    }
+}
+
 impl Source {
+    /// The cluster's source, if this is one.
+    pub(crate) fn cluster(&self) -> Option<&ClusterSource> {
+        match self {
+            Source::Cluster(cluster) => Some(cluster),
+            _ => None,
+        }
+    }
+
     /// Connects: to the server, the cluster, or the master the Sentinels name now.
     pub(crate) async fn connect(&self, config: &AsyncConnectionConfig) -> RedisResult<Conn> {
         match self {

@@ -1,0 +1,138 @@
+//! Subscriptions of the bus: classic pub/sub (`SUBSCRIBE`/`PUBLISH`) on one server, the
+//! Sentinels' master, or a cluster without sharded pub/sub; sharded pub/sub
+//! (`SSUBSCRIBE`/`SPUBLISH`, Redis 7 and later) on a cluster that has it.
+//!
+//! On a cluster, a classic `PUBLISH` is forwarded to every node of the cluster; a sharded
+//! `SPUBLISH` only to the nodes of the shard that owns the channel's slot, so an
+//! invalidation costs the other shards nothing. The sharded subscriber is a RESP3 cluster
+//! connection of its own that subscribes to the channel on its slot's shard.
+//!
+//! A subscription is lost (and made again, from a fresh view of the cluster, by the
+//! bus's subscriber loop, which then tells the handler it may have missed messages) when
+//! its connection drops, or on a cluster when any node's connection drops or the server
+//! moves the channel's slot (`SUNSUBSCRIBE` pushed by the server): the cluster connection
+//! does not say which node dropped, and a dropped node may be the channel's. Resubscribing
+//! from scratch after an unrelated node's loss costs one resubscription (and the L1 of
+//! the instance, as after any lost subscription), never a missed invalidation.
+
+use futures_util::StreamExt;
+use redis::aio::PubSubStream;
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, Value};
+
+/// The pub/sub flavour a cluster is used with (decided by whether it knows `SPUBLISH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    Classic,
+    Sharded,
+}
+
+/// Messages of one subscription, until it is lost.
+pub(crate) enum Messages {
+    /// Classic pub/sub on a dedicated connection.
+    Classic(PubSubStream),
+    /// Sharded pub/sub through a RESP3 cluster connection; its pushes arrive on `pushes`.
+    Sharded {
+        /// Kept alive for as long as the subscription is wanted.
+        _conn: ClusterConnection,
+        pushes: tokio::sync::mpsc::UnboundedReceiver<PushInfo>,
+        channels: Vec<Vec<u8>>,
+    },
+}
+
+/// One message: the channel it came on and its payload.
+pub(crate) struct Message {
+    pub(crate) channel: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
+}
+
+impl Messages {
+    /// The next message on a subscribed channel; `None` once the subscription is lost.
+    pub(crate) async fn next(&mut self) -> Option<Message> {
+        match self {
+            Messages::Classic(stream) => stream.next().await.map(|msg| Message {
+                channel: msg.get_channel_name().as_bytes().to_vec(),
+                payload: msg.get_payload_bytes().to_vec(),
+            }),
+            Messages::Sharded {
+                pushes, channels, ..
+            } => loop {
+                let push = pushes.recv().await?;
+                match push.kind {
+                    PushKind::SMessage => {
+                        if let Some(message) = sharded_message(push.data, channels) {
+                            return Some(message);
+                        }
+                    }
+                    // A node's connection dropped (perhaps the channel's), or the server
+                    // took the channel away (its slot moved): start again.
+                    PushKind::Disconnection => return None,
+                    PushKind::SUnsubscribe if mentions(&push.data, channels) => return None,
+                    _ => {}
+                }
+            },
+        }
+    }
+}
+
+fn bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+/// `smessage <channel> <payload>` → the message, if on one of `channels`.
+fn sharded_message(data: Vec<Value>, channels: &[Vec<u8>]) -> Option<Message> {
+    let mut data = data.into_iter();
+    let channel = bytes(data.next()?)?;
+    let payload = bytes(data.next()?)?;
+    channels
+        .contains(&channel)
+        .then_some(Message { channel, payload })
+}
+
+fn mentions(data: &[Value], channels: &[Vec<u8>]) -> bool {
+    data.iter().any(|v| match v {
+        Value::BulkString(b) => channels.contains(b),
+        _ => false,
+    })
+}
+
+/// Whether a server error says the command is unknown (a server without sharded
+/// pub/sub answers `SPUBLISH`/`SSUBSCRIBE` so).
+pub(crate) fn is_unknown_command(e: &redis::RedisError) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("unknown command")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharded_messages_are_read_from_pushes() {
+        let channels = vec![b"app:__bus".to_vec()];
+        let data = vec![
+            Value::BulkString(b"app:__bus".to_vec()),
+            Value::BulkString(b"payload".to_vec()),
+        ];
+        let m = sharded_message(data, &channels).unwrap();
+        assert_eq!(
+            (m.channel.as_slice(), m.payload.as_slice()),
+            (&b"app:__bus"[..], &b"payload"[..])
+        );
+        let other = vec![
+            Value::BulkString(b"other".to_vec()),
+            Value::BulkString(b"payload".to_vec()),
+        ];
+        assert!(sharded_message(other, &channels).is_none());
+        assert!(sharded_message(vec![Value::Nil], &channels).is_none());
+        assert!(mentions(
+            &[Value::BulkString(b"app:__bus".to_vec()), Value::Int(0)],
+            &channels
+        ));
+    }
+}
