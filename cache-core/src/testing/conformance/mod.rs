@@ -16,7 +16,7 @@
 //! | [`get_set_overwrite`] | a value reads back as written; an overwrite replaces value and TTL |
 //! | [`ttl_and_expiry`] | a value is a miss once its TTL passed (even before any cleanup); sub-millisecond TTLs expire; a write after expiry works |
 //! | [`delete_many`] | exactly the listed keys go, in batches of any size |
-//! | [`clear_scopes`] | `clear_scope` deletes exactly what [`Scope::contains`] says, with `%` `_` `*` `?` `[` `\` `:` `#` in names never widening it |
+//! | [`clear_scopes`] | `clear_scope` deletes exactly what [`Scope::contains`](crate::store::Scope::contains) says, with `%` `_` `*` `?` `[` `\` `:` `#` in names never widening it |
 //! | [`scan`] | with the `scan` capability, a scan lists exactly a scope's keys; without it, scanning fails |
 //! | [`tags`] | with the `tags` capability, tag sets list, union, delete and outlive their entries; without it, tagged writes fail |
 //! | [`lock`] | with the `lock` capability, one holder at a time, expiry, foreign release refused; without it, locking fails |
