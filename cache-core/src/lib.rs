@@ -22,6 +22,7 @@ pub mod http;
 mod invoke;
 pub mod key;
 mod manager;
+pub mod redact;
 mod stats;
 pub mod store;
 mod tags;

@@ -123,7 +123,14 @@ impl Parser {
 
     /// "expected {what}; found {what v is}".
     fn mismatch(&self, field: &str, what: &str, found: &Value) -> CacheError {
-        self.error(field, format!("expected {what}; found {}", describe(found)))
+        let last = field.rsplit('.').next().unwrap_or(field);
+        let found = match found {
+            Value::String(_) if crate::redact::is_secret_name(last) => {
+                "a string (not shown: the field is named like a secret)".to_owned()
+            }
+            other => describe(other),
+        };
+        self.error(field, format!("expected {what}; found {found}"))
     }
 
     /// The top level.
@@ -596,22 +603,12 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// A string as shown in an error: quoted, at most 60 characters, and with the user-info
-/// part of anything URL-like (`redis://user:secret@host`) masked, since credentials never
-/// appear in error messages.
+/// A string as shown in an error: quoted, at most 60 characters, and redacted
+/// ([`crate::redact::redact_text`]: URL passwords and `secret=...` values masked), since
+/// credentials never appear in error messages.
 fn quote(s: &str) -> String {
     const MAX: usize = 60;
-    let masked = match s.find("://") {
-        Some(scheme_end) => {
-            let rest = &s[scheme_end + 3..];
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{}://***{}", &s[..scheme_end], &rest[at..]),
-                None => s.to_owned(),
-            }
-        }
-        None => s.to_owned(),
-    };
+    let masked = crate::redact::redact_text(s);
     if masked.chars().count() > MAX {
         let short: String = masked.chars().take(MAX - 3).collect();
         format!("{:?}", short + "...")
@@ -1300,7 +1297,7 @@ l2_circuit_breaker = "5s"
             "stores.s.prefix",
         );
         assert!(!message.contains("secret"), "{message}");
-        assert_contains(&message, &["redis://***@host:6379/0"]);
+        assert_contains(&message, &["redis://user:***@host:6379/0"]);
     }
 
     #[test]
