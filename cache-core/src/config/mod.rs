@@ -11,6 +11,7 @@ use crate::error::{CacheError, ConfigOrigin};
 mod parse;
 pub mod units;
 
+pub(crate) use parse::name_problem;
 pub use parse::parse_toml;
 
 /// Options that apply to a cache; set globally (top level), per cache (`[caches.NAME]`),
