@@ -18,6 +18,8 @@ pub mod driver;
 mod error;
 mod flight;
 mod global;
+#[cfg(feature = "axum")]
+pub mod http;
 mod invoke;
 pub mod key;
 mod manager;
