@@ -13,6 +13,7 @@ mod cache;
 mod clock;
 pub mod codec;
 pub mod config;
+mod depth;
 pub mod driver;
 mod error;
 mod flight;
