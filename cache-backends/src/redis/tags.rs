@@ -48,6 +48,8 @@
 //! follow a miss that ran the function, so this is rarely what a caller waits on), and a
 //! delete by tag three instead of two. Reads never look at tags, on a cluster or not.
 
+use std::sync::Arc;
+
 use futures_util::future::try_join_all;
 use redis::{Pipeline, RedisResult};
 
@@ -67,7 +69,7 @@ fn membership(pipe: &mut Pipeline, tag_key: &str, key: &str, px: u64) {
 
 /// The one-server tagged write: the value with its TTL and every membership, in one
 /// transaction.
-pub(crate) fn tagged_set_pipe(key: &str, value: Vec<u8>, px: u64, tag_keys: &[String]) -> Pipeline {
+pub(crate) fn tagged_set_pipe(key: &str, value: &[u8], px: u64, tag_keys: &[String]) -> Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
     pipe.cmd("SET")
@@ -108,12 +110,12 @@ async fn run_all(conn: &Conn, pipes: &[Pipeline]) -> RedisResult<()> {
 pub(crate) async fn set_tagged(
     mut conn: Conn,
     key: String,
-    value: Vec<u8>,
+    value: Arc<Vec<u8>>,
     px: u64,
     tag_keys: Vec<String>,
 ) -> RedisResult<()> {
     if matches!(conn, Conn::Node(_)) {
-        return tagged_set_pipe(&key, value, px, &tag_keys)
+        return tagged_set_pipe(&key, &value, px, &tag_keys)
             .query_async::<()>(&mut conn)
             .await;
     }
@@ -121,7 +123,7 @@ pub(crate) async fn set_tagged(
     run_all(&conn, &memberships).await?; // A1
     redis::cmd("SET")
         .arg(&key)
-        .arg(value)
+        .arg(value.as_slice())
         .arg("PX")
         .arg(px)
         .query_async::<()>(&mut conn)
@@ -246,7 +248,7 @@ mod tests {
 
     #[test]
     fn a_one_server_tagged_write_is_one_transaction_that_never_shortens_a_set() {
-        let pipe = tagged_set_pipe("p:c:1", b"v".to_vec(), 5000, &["p:c:=tag:t".to_string()]);
+        let pipe = tagged_set_pipe("p:c:1", b"v", 5000, &["p:c:=tag:t".to_string()]);
         in_order(
             &wire(&pipe),
             &[

@@ -125,11 +125,13 @@ impl RemoteTier for RedisTier {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), TierError>> {
         let key = key.to_owned();
+        // Shared, not copied, by the clone kept for a retry on a dead connection.
+        let value = Arc::new(value);
         Box::pin(self.conn.run_one("SET", move |mut c| async move {
             // One command: the value never exists without its TTL.
             redis::cmd("SET")
                 .arg(&key)
-                .arg(value)
+                .arg(value.as_slice())
                 .arg("PX")
                 .arg(px_millis(ttl))
                 .query_async::<()>(&mut c)
@@ -192,6 +194,8 @@ impl RemoteTier for RedisTier {
         tag_keys: &'a [String],
     ) -> BoxFuture<'a, Result<(), TierError>> {
         let (key, tag_keys, px) = (key.to_owned(), tag_keys.to_vec(), px_millis(ttl));
+        // Shared, not copied, by the clone kept for a retry on a dead connection.
+        let value = Arc::new(value);
         let timeout = Some(self.conn.operation_timeout);
         Box::pin(self.conn.run("SET+SADD", timeout, move |c| {
             tags::set_tagged(c, key, value, px, tag_keys)

@@ -11,6 +11,7 @@ use crate::error::{CacheError, ConfigOrigin};
 mod parse;
 pub mod units;
 
+pub(crate) use parse::name_problem;
 pub use parse::parse_toml;
 
 /// Options that apply to a cache; set globally (top level), per cache (`[caches.NAME]`),
@@ -241,6 +242,28 @@ pub struct CacheConfig {
     pub store: Option<String>,
     /// Options overriding the global ones.
     pub options: CacheOptions,
+}
+
+/// Used when neither code nor a file configures anything: one bounded in-memory store.
+pub(crate) const EMBEDDED_DEFAULT: &str = r#"
+default_store = "memory"
+
+[stores.memory]
+l1 = { driver = "memory", max_entries = 10000 }
+"#;
+
+/// The embedded default configuration: what an application runs on when neither code nor
+/// a file configures anything (no `CACHET_CONFIG`, no `./cachet.toml`): one bounded
+/// in-memory store named `memory`. Its origin is [`ConfigOrigin::Default`].
+///
+/// ```
+/// let config = cache_core::config::embedded_default();
+/// assert_eq!(config.default_store.as_deref(), Some("memory"));
+/// assert_eq!(config.stores.keys().collect::<Vec<_>>(), ["memory"]);
+/// ```
+pub fn embedded_default() -> ManagerConfig {
+    parse_toml(EMBEDDED_DEFAULT, ConfigOrigin::Default)
+        .unwrap_or_else(|e| unreachable!("the embedded default configuration parses: {e}"))
 }
 
 /// The whole configuration of a [`crate::CacheManager`].

@@ -499,23 +499,9 @@ impl Parser {
 
     /// Names go into stored keys (`{prefix}:{cache}:{key}`) and Redis glob patterns.
     fn check_name(&self, field: &str, name: &str, what: &str) -> Result<()> {
-        if name.is_empty() {
-            return Err(self.error(field, format!("expected {what}; found an empty string")));
-        }
-        match name
-            .chars()
-            .find(|c| FORBIDDEN_IN_NAMES.contains(c) || c.is_whitespace() || c.is_control())
-        {
+        match name_problem(name, what) {
             None => Ok(()),
-            Some(c) => Err(self.error(
-                field,
-                format!(
-                    "expected {what} without whitespace or any of `: # * ? [ ] \\` (names are \
-                     part of stored keys and Redis patterns); found {}, which contains {}",
-                    quote(name),
-                    describe_char(c)
-                ),
-            )),
+            Some(expected) => Err(self.error(field, expected)),
         }
     }
 
@@ -573,6 +559,26 @@ impl Parser {
             other => Err(self.mismatch(field, what, other)),
         }
     }
+}
+
+/// Why `name` cannot be a name (`what`: "a key prefix", "a cache name", ...), as
+/// "expected ...; found ...", or `None` when it can. Names go into stored keys
+/// (`{prefix}:{cache}:{key}`) and Redis glob patterns: TOML and the builders share this
+/// one rule, so a name refused in one is refused in the other.
+pub(crate) fn name_problem(name: &str, what: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some(format!("expected {what}; found an empty string"));
+    }
+    name.chars()
+        .find(|c| FORBIDDEN_IN_NAMES.contains(c) || c.is_whitespace() || c.is_control())
+        .map(|c| {
+            format!(
+                "expected {what} without whitespace or any of `: # * ? [ ] \\` (names are \
+                 part of stored keys and Redis patterns); found {}, which contains {}",
+                quote(name),
+                describe_char(c)
+            )
+        })
 }
 
 /// `path.key`, quoting `key` as TOML would when it is not a bare key (`stores."a b"`).
