@@ -4,6 +4,7 @@
 //! promotion. Each test prints the outage window it measured.
 #![cfg(feature = "redis")]
 
+#[allow(dead_code)] // the shared helpers; this test uses the harness only
 mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,7 +81,7 @@ fn start_load(
                     .scope(async move {
                         let mut n = 0u64;
                         while !stop.load(Ordering::Relaxed) {
-                            let id = if n % 4 == 0 {
+                            let id = if n.is_multiple_of(4) {
                                 1_000_000 * (task + 1) + n
                             } else {
                                 n % 200

@@ -25,6 +25,7 @@ struct RedisFixture {
     client: redis::Client,
 }
 
+#[allow(clippy::large_enum_variant)] // one per fixture
 enum Probe {
     Node(redis::Client),
     Cluster(redis::cluster::ClusterClient),

@@ -11,30 +11,18 @@ use redis::aio::PubSub;
 use redis::{AsyncConnectionConfig, RedisError};
 
 use super::background;
-use super::options::{RedisOptions, Topology};
+use super::options::RedisOptions;
 use super::subscription::{self, Flavour, Messages};
-use super::topology::{self, Conn, Source};
+use super::topology::{self, redact_text, Conn, Source};
 
 /// [`Connection::flavour`]'s states.
 const FLAVOUR_UNKNOWN: u8 = 0;
 const FLAVOUR_CLASSIC: u8 = 1;
 
-/// Checks a topology's URLs (for configuration errors); the error never repeats a URL.
-pub(crate) fn check_topology(topology: &Topology) -> Result<(), String> {
-    topology::check(topology)
-}
-
 /// A URL with its password replaced by `***`, for `Debug` output.
 #[cfg(test)]
 fn redact_url(url: &str) -> String {
     cache_core::redact::redact_url(url)
-}
-
-pub(crate) fn redact_text(text: &str, password: Option<&str>) -> String {
-    match password {
-        Some(p) if !p.is_empty() => text.replace(p, "***"),
-        _ => text.to_owned(),
-    }
 }
 
 /// Why a sharded subscription was not made.

@@ -7,29 +7,12 @@ use std::time::Duration;
 use cache_core::codec::DEFAULT_MAX_VALUE_SIZE;
 use cache_core::config::units::{parse_duration, parse_size};
 use cache_core::config::TierConfig;
-use cache_core::redact::redact_url;
 use cache_core::{CacheError, ConfigOrigin};
+
+use super::topology::{self, Topology};
 
 const KNOWN: &str =
     "url, cluster, sentinels, service, operation_timeout, connect_timeout, max_value_size";
-
-/// Where a tier or bus finds its Redis: one server, a Cluster, or the master a set of
-/// Sentinels names.
-#[derive(Clone)]
-pub(crate) enum Topology {
-    /// One server: `redis://[user][:password@]host[:port][/db]`.
-    Node(String),
-    /// A Redis Cluster, reached through any of these nodes (seed URLs); the rest of the
-    /// cluster is discovered from them.
-    Cluster(Vec<String>),
-    /// The current master of `service`, as these Sentinels name it.
-    Sentinel {
-        /// The Sentinels' URLs; their user, password and TLS apply to the master too.
-        sentinels: Vec<String>,
-        /// The master's name in the Sentinels' configuration (`sentinel monitor <name> ..`).
-        service: String,
-    },
-}
 
 /// How to reach Redis (one server, a Cluster, or through Sentinels), and how long to
 /// wait for it.
@@ -272,7 +255,7 @@ impl RedisOptions {
             Topology::Cluster(_) => "cluster",
             Topology::Sentinel { .. } => "sentinels",
         };
-        super::connection::check_topology(&opts.topology).map_err(|why| cfg.error(field, why))?;
+        topology::check(&opts.topology).map_err(|why| cfg.error(field, why))?;
         Ok(opts)
     }
 
@@ -294,22 +277,6 @@ fn url_list(value: &toml::Value) -> Option<Vec<String>> {
         .map(|v| v.as_str().map(str::to_owned))
         .collect::<Option<Vec<_>>>()?;
     (!urls.is_empty()).then_some(urls)
-}
-
-impl fmt::Debug for Topology {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redacted =
-            |urls: &[String]| -> Vec<String> { urls.iter().map(|u| redact_url(u)).collect() };
-        match self {
-            Topology::Node(url) => f.debug_tuple("Node").field(&redact_url(url)).finish(),
-            Topology::Cluster(nodes) => f.debug_tuple("Cluster").field(&redacted(nodes)).finish(),
-            Topology::Sentinel { sentinels, service } => f
-                .debug_struct("Sentinel")
-                .field("sentinels", &redacted(sentinels))
-                .field("service", service)
-                .finish(),
-        }
-    }
 }
 
 impl fmt::Debug for RedisOptions {

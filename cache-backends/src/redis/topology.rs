@@ -29,7 +29,51 @@ use redis::{
     RedisResult, TlsMode, Value,
 };
 
-use super::options::Topology;
+use std::fmt;
+
+use cache_core::redact::redact_url;
+
+/// Where a tier or bus finds its Redis: one server, a Cluster, or the master a set of
+/// Sentinels names.
+#[derive(Clone)]
+pub(crate) enum Topology {
+    /// One server: `redis://[user][:password@]host[:port][/db]`.
+    Node(String),
+    /// A Redis Cluster, reached through any of these nodes (seed URLs); the rest of the
+    /// cluster is discovered from them.
+    Cluster(Vec<String>),
+    /// The current master of `service`, as these Sentinels name it.
+    Sentinel {
+        /// The Sentinels' URLs; their user, password and TLS apply to the master too.
+        sentinels: Vec<String>,
+        /// The master's name in the Sentinels' configuration (`sentinel monitor <name> ..`).
+        service: String,
+    },
+}
+
+impl fmt::Debug for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted =
+            |urls: &[String]| -> Vec<String> { urls.iter().map(|u| redact_url(u)).collect() };
+        match self {
+            Topology::Node(url) => f.debug_tuple("Node").field(&redact_url(url)).finish(),
+            Topology::Cluster(nodes) => f.debug_tuple("Cluster").field(&redacted(nodes)).finish(),
+            Topology::Sentinel { sentinels, service } => f
+                .debug_struct("Sentinel")
+                .field("sentinels", &redacted(sentinels))
+                .field("service", service)
+                .finish(),
+        }
+    }
+}
+
+/// `text` with `password` replaced by `***` (driver errors may quote it).
+pub(crate) fn redact_text(text: &str, password: Option<&str>) -> String {
+    match password {
+        Some(p) if !p.is_empty() => text.replace(p, "***"),
+        _ => text.to_owned(),
+    }
+}
 
 /// A live connection: to one server (or the Sentinels' master), or to a cluster.
 /// Cheap to clone; every clone shares the same sockets.
@@ -114,7 +158,7 @@ pub(crate) fn parse_client(url: &str) -> Result<Client, String> {
     Client::open(url).map_err(|e| {
         // redis's parse errors describe the problem without echoing the URL, but scrub
         // anyway in case a future version does.
-        let why = super::connection::redact_text(&e.to_string(), password_of(url).as_deref());
+        let why = redact_text(&e.to_string(), password_of(url).as_deref());
         format!("a valid Redis URL, redis://[user][:password@]host[:port][/db] ({why})")
     })
 }
@@ -210,7 +254,7 @@ pub(crate) fn open(
                 .map_err(|e| {
                     format!(
                         "cluster seed URLs a cluster client accepts ({})",
-                        super::connection::redact_text(&e.to_string(), password.as_deref())
+                        redact_text(&e.to_string(), password.as_deref())
                     )
                 })?;
             let target = format!(
@@ -254,7 +298,7 @@ pub(crate) fn open(
             .map_err(|e| {
                 format!(
                     "Sentinel URLs a Sentinel client accepts ({})",
-                    super::connection::redact_text(&e.to_string(), password.as_deref())
+                    redact_text(&e.to_string(), password.as_deref())
                 )
             })?;
             Ok(Opened {
