@@ -1,6 +1,11 @@
-//! Running code against its own manager, so parallel tests never share cache state.
+//! Tools for tests: running code against its own manager, so parallel tests never share
+//! cache state, and the chaos kit — a fault-injecting shared tier ([`FaultyTier`]).
 
 use std::future::Future;
+
+mod chaos;
+
+pub use chaos::{Fault, FaultRule, FaultyTier, Latch, Operation};
 
 use crate::manager::CacheManager;
 
