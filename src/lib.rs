@@ -22,9 +22,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cache_core::{
-    cache, config, declared_caches, driver, init, init_from_env, key, manager, store, testing,
-    Adaptive, Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions, CacheStats,
-    CacheValue, ConfigOrigin, DeclaredCache, Store, StoreBuilder, TierError, TierErrorKind,
+    cache, config, declared_caches, driver, init, init_from_env, key, manager, redact, store,
+    testing, Adaptive, Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions,
+    CacheStats, CacheValue, ConfigOrigin, DeclaredCache, Store, StoreBuilder, TierError,
+    TierErrorKind,
 };
 pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable};
 

@@ -14,8 +14,8 @@ use cache_backends::redis::{RedisBus, RedisOptions, RedisTier};
 use cachet::memory::{MemoryOptions, MemoryTier};
 use cachet::testing::{Fault, FaultRule, FaultyTier, Latch, Operation};
 use cachet::{Cache, CacheManager, StoreBuilder};
-use support::{eventually, redis_cli};
 use support::redis_server::RedisServer;
+use support::{eventually, redis_cli};
 
 /// One instance of a service: its manager, its chaos-wrapped L2 and its bus.
 struct Instance {

@@ -20,6 +20,7 @@ mod global;
 mod invoke;
 pub mod key;
 mod manager;
+pub mod redact;
 mod stats;
 pub mod store;
 mod tags;

@@ -43,11 +43,9 @@ fn password_of(url: &str) -> Option<String> {
 }
 
 /// A URL with its password replaced by `***`, for `Debug` output.
-pub(crate) fn redact_url(url: &str) -> String {
-    match password_of(url) {
-        Some(p) => redact_text(url, Some(&p)),
-        None => url.to_owned(),
-    }
+#[cfg(test)]
+fn redact_url(url: &str) -> String {
+    cache_core::redact::redact_url(url)
 }
 
 fn redact_text(text: &str, password: Option<&str>) -> String {

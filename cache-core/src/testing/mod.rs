@@ -1,9 +1,11 @@
 //! Tools for tests: running code against its own manager, so parallel tests never share
-//! cache state, and the chaos kit — a fault-injecting shared tier ([`FaultyTier`]).
+//! cache state; the chaos kit — a fault-injecting shared tier ([`FaultyTier`]); and the
+//! conformance suite every L2 driver passes ([`conformance`]).
 
 use std::future::Future;
 
 mod chaos;
+pub mod conformance;
 
 pub use chaos::{Fault, FaultRule, FaultyTier, Latch, Operation};
 
