@@ -9,9 +9,10 @@
 //! * in the shared tier, the index is a Redis set under `{base}:=tag:{tag}` (inside the
 //!   cache's own key space, so the ACL pattern `~{prefix}:*` covers it and `clear()`
 //!   removes it; no encoded key starts with `=`, so it never collides with an entry). A
-//!   tagged write stores the value and adds the key to its sets in one transaction, and
-//!   raises each set's TTL to the entry's (never lowers it), so a set outlives what it
-//!   lists and still expires;
+//!   tagged write stores the value and adds the key to its sets in one transaction (on a
+//!   Redis Cluster, where they hash to different slots, in three ordered steps instead: see
+//!   the redis driver's `tags` module), and raises each set's TTL to the entry's (never
+//!   lowers it), so a set outlives what it lists and still expires;
 //! * in the local tier, the store keeps a tag → keys map, pruned of entries the tier no
 //!   longer holds as it grows;
 //! * `delete_by_tag` reads the sets' union, deletes those keys (and only those members
