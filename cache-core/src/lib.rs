@@ -20,6 +20,7 @@ mod global;
 mod invoke;
 pub mod key;
 mod manager;
+mod options;
 mod stats;
 pub mod store;
 mod tags;
@@ -35,11 +36,11 @@ mod private;
 
 pub use adaptive::Adaptive;
 pub use cache::Cache;
-pub use config::CacheOptions;
 pub use error::{CacheError, ConfigOrigin, TierError, TierErrorKind};
 pub use global::{cache, init, init_from_env, manager};
 pub use manager::{
     declared_caches, CacheManager, CacheManagerBuilder, DeclaredCache, Store, StoreBuilder,
 };
+pub use options::CacheOptions;
 pub use stats::CacheStats;
 pub use value::CacheValue;

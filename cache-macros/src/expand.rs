@@ -140,19 +140,19 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
     let name = &info.name;
     let value_type = &info.value_type;
     let line = quote_spanned!(info.ident_span=> ::core::line!());
-    let ttl = plan.ttl_millis.map(|ms| quote!(.with_ttl_millis(#ms)));
-    let grace = plan.grace_millis.map(|ms| quote!(.with_grace_millis(#ms)));
+    let millis = |name: &str, ms: Option<u64>| {
+        let name = format_ident!("{name}");
+        ms.map(|ms| quote!(.#name(::core::time::Duration::from_millis(#ms))))
+    };
+    let ttl = millis("ttl", plan.ttl_millis);
+    let grace = millis("grace", plan.grace_millis);
     let tags = &plan.tags;
     let tags = (!tags.is_empty()).then(|| quote!(.with_tags(&[#(#tags),*])));
-    let timeout = plan
-        .timeout_millis
-        .map(|ms| quote!(.with_timeout_millis(#ms)));
-    let hard_timeout = plan
-        .hard_timeout_millis
-        .map(|ms| quote!(.with_hard_timeout_millis(#ms)));
+    let timeout = millis("timeout", plan.timeout_millis);
+    let hard_timeout = millis("hard_timeout", plan.hard_timeout_millis);
     let eager_refresh = plan.eager_refresh.map(|ratio| {
         let ratio = proc_macro2::Literal::f64_suffixed(ratio);
-        quote!(.with_eager_refresh(#ratio))
+        quote!(.eager_refresh(#ratio))
     });
     quote! {
         static __CACHET_OP: #p::Operation = #p::Operation::new(
@@ -163,7 +163,9 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
             ::core::file!(),
             #line,
             #value_type,
-        )#ttl #grace #tags #timeout #hard_timeout #eager_refresh;
+        )
+        .with_options(#p::CacheOptions::new() #ttl #grace #timeout #hard_timeout #eager_refresh)
+        #tags;
         #p::inventory::submit! { #p::Declaration(&__CACHET_OP) }
     }
 }

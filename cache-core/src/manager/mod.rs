@@ -2,7 +2,6 @@
 
 mod admin;
 mod build;
-pub(crate) use build::valid_eager_refresh;
 mod builder;
 mod declarations;
 
@@ -13,7 +12,7 @@ use std::sync::{Arc, RwLock};
 pub use builder::{CacheManagerBuilder, StoreBuilder};
 pub use declarations::{declared_caches, DeclaredCache};
 
-use crate::cache::{Cache, CacheSettings};
+use crate::cache::Cache;
 use crate::config::{parse_toml, CacheConfig, CacheOptions, ManagerConfig};
 use crate::error::{CacheError, ConfigOrigin};
 use crate::stats::StatsCounters;
@@ -280,24 +279,10 @@ impl CacheManager {
             .clone()
     }
 
-    fn settings_of(&self, name: &str) -> CacheSettings {
-        let global = &self.inner.defaults;
+    /// A cache's settings: the option set's layers merged once (see `options.rs`).
+    fn settings_of(&self, name: &str) -> CacheOptions {
         let own = self.inner.caches_config.get(name).map(|c| &c.options);
-        let pick = |f: fn(&CacheOptions) -> Option<std::time::Duration>| {
-            own.and_then(f).or_else(|| f(global))
-        };
-        CacheSettings {
-            ttl: pick(|o| o.ttl),
-            grace: pick(|o| o.grace),
-            grace_backoff: pick(|o| o.grace_backoff),
-            timeout: pick(|o| o.timeout),
-            hard_timeout: pick(|o| o.hard_timeout),
-            eager_refresh: own.and_then(|o| o.eager_refresh).or(global.eager_refresh),
-            allow_null_values: own
-                .and_then(|o| o.allow_null_values)
-                .or(global.allow_null_values)
-                .unwrap_or(true),
-        }
+        CacheOptions::layered(std::iter::once(&self.inner.defaults).chain(own))
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 pub use serde::Serialize;
 
+pub use crate::options::CacheOptions;
 pub use inventory;
 pub use operation::{Declaration, Operation, OperationKind};
 pub use shape::{
@@ -22,9 +23,7 @@ pub use ttl::{ttl_from, IntoTtl, Keep, StoreDecision};
 
 use crate::blocking;
 use crate::cache::{Cache, Lifetime};
-use crate::invoke::{
-    self, Attached, BlockingBody, CallOptions, Detachable, DetachableBlocking, EvictTarget,
-};
+use crate::invoke::{self, Attached, BlockingBody, Detachable, DetachableBlocking, EvictTarget};
 use crate::key::{encode_key, KeyError};
 use crate::CacheValue;
 
@@ -240,12 +239,12 @@ fn encoded(op: &'static Operation, key: OpKey) -> Option<String> {
 }
 
 /// How long an annotated function's value is kept: not at all when its `unless` holds (or
-/// its `ttl_from` says so), else the `ttl_from` TTL, the annotation's `ttl` or the cache's.
+/// its `ttl_from` says so), else the `ttl_from` TTL, else the view's (the annotation's
+/// `ttl` over the cache's).
 fn store_policy<V, D: StoreDecision>(
-    op: &'static Operation,
     decide: impl FnOnce(&V) -> D,
 ) -> impl FnOnce(&V) -> Option<Lifetime> {
-    move |value| decide(value).keep().lifetime(op.ttl)
+    move |value| decide(value).keep().lifetime()
 }
 
 /// `#[cacheable]` on an `async fn`.
@@ -284,10 +283,9 @@ where
         Step::Uncached => body.await,
         Step::Hit(value) | Step::Due(value, ..) => shape.rebuild(value),
         Step::Miss(caches, keys) => {
-            let body = timeout::bounded(hard_timeout(op, &caches), on_timeout, body);
-            let policy = store_policy(op, unless);
-            let options = call_options(op);
-            invoke::cached_call(shape, &caches, &keys, policy, || body, Attached, options).await
+            let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
+            let policy = store_policy(unless);
+            invoke::cached_call(shape, &caches, &keys, policy, || body, Attached).await
         }
     }
 }
@@ -315,23 +313,15 @@ where
         Step::Uncached => body.await,
         Step::Hit(value) => shape.rebuild(value),
         Step::Due(value, caches, keys) => {
-            let body = timeout::bounded(hard_timeout(op, &caches), on_timeout, body);
-            let policy = store_policy(op, unless);
-            invoke::refresh_behind::<_, _, _, Detachable>(
-                shape,
-                &caches,
-                &keys,
-                policy,
-                || body,
-                op.eager_refresh,
-            );
+            let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
+            let policy = store_policy(unless);
+            invoke::refresh_behind::<_, _, _, Detachable>(shape, &caches, &keys, policy, || body);
             shape.rebuild(value)
         }
         Step::Miss(caches, keys) => {
-            let body = timeout::bounded(hard_timeout(op, &caches), on_timeout, body);
-            let policy = store_policy(op, unless);
-            let options = call_options(op);
-            invoke::cached_call(shape, &caches, &keys, policy, || body, Detachable, options).await
+            let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
+            let policy = store_policy(unless);
+            invoke::cached_call(shape, &caches, &keys, policy, || body, Detachable).await
         }
     }
 }
@@ -378,18 +368,11 @@ fn step<V: CacheValue>(op: &'static Operation, key: OpKey, eager: bool) -> Step<
     }
 }
 
-/// The annotation's own timeout and eager refresh; the caches' apply where it sets none.
-fn call_options(op: &'static Operation) -> CallOptions {
-    CallOptions {
-        timeout: op.timeout,
-        eager_refresh: op.eager_refresh,
-    }
-}
-
-/// The hard timeout of a call, and the cache its error names.
-fn hard_timeout(op: &'static Operation, caches: &[Cache]) -> Option<(std::time::Duration, String)> {
+/// The hard timeout of a call (the view's: the annotation's over the cache's), and the
+/// cache its error names.
+fn hard_timeout(caches: &[Cache]) -> Option<(std::time::Duration, String)> {
     let first = caches.first()?;
-    let limit = op.hard_timeout.or(first.settings().hard_timeout)?;
+    let limit = first.settings().hard_timeout?;
     Some((limit, first.name().to_owned()))
 }
 
@@ -434,9 +417,8 @@ where
                 shape,
                 &caches,
                 &keys,
-                store_policy(op, unless),
+                store_policy(unless),
                 || BlockingBody::new(body),
-                op.eager_refresh,
             );
             shape.rebuild(value)
         }
@@ -444,10 +426,9 @@ where
             shape,
             &caches,
             &keys,
-            store_policy(op, unless),
+            store_policy(unless),
             || BlockingBody::new(body),
             DetachableBlocking,
-            call_options(op),
         )),
     }
 }
@@ -476,7 +457,7 @@ where
         shape,
         &caches,
         |value| encoded(op, key(value)),
-        store_policy(op, unless),
+        store_policy(unless),
         body,
     )
     .await
