@@ -13,6 +13,7 @@ use crate::config::CacheOptions;
 use crate::error::{CacheError, TierError};
 use crate::invoke::Detachable;
 use crate::key::encode_key_into;
+use crate::layout;
 use crate::private::ResultShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
@@ -180,16 +181,9 @@ impl Cache {
     /// # });
     /// ```
     pub fn namespace(&self, name: &str) -> Cache {
-        let mut base = String::with_capacity(self.inner.base.len() + name.len() + 1);
-        base.push_str(&self.inner.base);
-        base.push('#');
-        // Escaped as a key is, so a namespace name can never forge another path.
-        if encode_key_into(name, &mut base).is_err() {
-            base.push_str(name);
-        }
         Cache::new(
             self.inner.name.clone(),
-            base,
+            layout::namespace_base(&self.inner.base, name),
             self.inner.store.clone(),
             self.inner.settings.clone(),
             self.inner.stats.clone(),
@@ -248,19 +242,13 @@ impl Cache {
 
     /// `{base}:{encoded key}`.
     pub(crate) fn stored_key_of_encoded(&self, encoded: &str) -> String {
-        let mut out = String::with_capacity(self.inner.base.len() + 1 + encoded.len());
-        out.push_str(&self.inner.base);
-        out.push(':');
-        out.push_str(encoded);
-        out
+        layout::entry_key(&self.inner.base, encoded)
     }
 
     pub(crate) fn stored_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<String, CacheError> {
-        let mut out = String::with_capacity(self.inner.base.len() + 24);
-        out.push_str(&self.inner.base);
-        out.push(':');
-        encode_key_into(key, &mut out).inspect_err(|_| self.count(Event::Error))?;
-        Ok(out)
+        let stored = layout::entry_key_of(&self.inner.base, key)
+            .inspect_err(|_| self.count(Event::Error))?;
+        Ok(stored)
     }
 
     // ----- tier orchestration, shared by the programmatic API and the annotations -----
@@ -291,8 +279,7 @@ impl Cache {
     ) -> Option<(V, bool)> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
-            buf.push_str(&self.inner.base);
-            buf.push(':');
+            layout::push_entry_start(buf, &self.inner.base);
             buf.push_str(encoded);
             match self.probe_local::<V>(buf) {
                 (Lookup::Fresh(value), due) => Some((value, due)),
@@ -311,8 +298,7 @@ impl Cache {
     ) -> Option<R> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
-            buf.push_str(&self.inner.base);
-            buf.push(':');
+            layout::push_entry_start(buf, &self.inner.base);
             encode_key_into(key, buf).ok()?;
             look(self, buf)
         })
@@ -340,8 +326,7 @@ impl Cache {
     ) -> Option<V> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
-            buf.push_str(&self.inner.base);
-            buf.push(':');
+            layout::push_entry_start(buf, &self.inner.base);
             write_key(buf)?;
             match self.lookup_local::<V>(buf) {
                 Lookup::Fresh(value) => Some(value),

@@ -19,6 +19,7 @@ mod flight;
 mod global;
 mod invoke;
 pub mod key;
+mod layout;
 mod manager;
 mod options;
 mod stats;

@@ -261,16 +261,9 @@ impl CacheManager {
             .entry(id)
             .or_insert_with(|| {
                 let settings = self.settings_of(name);
-                let mut base = String::with_capacity(store.prefix.len() + 1 + name.len());
-                base.push_str(&store.prefix);
-                base.push(':');
-                // Escaped as keys are, so no name can reach into another cache's keys.
-                if crate::key::encode_key_into(name, &mut base).is_err() {
-                    base.push_str(name);
-                }
                 Cache::new(
                     name.into(),
-                    base,
+                    crate::layout::cache_base(&store.prefix, name),
                     store.clone(),
                     Arc::new(settings),
                     Arc::new(StatsCounters::new(name.into(), store.name.as_str().into())),
