@@ -16,6 +16,7 @@ pub use parse::parse_toml;
 
 /// One tier of a store as configured: `{ driver = "memory", max_entries = 10000 }`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TierConfig {
     /// The driver name (`memory`, `redis`, `none`, ...).
     pub driver: String,
@@ -28,17 +29,39 @@ pub struct TierConfig {
 }
 
 impl TierConfig {
+    /// A tier of `driver` with `options` (everything but `driver`), configured at `field`
+    /// (e.g. `stores.tiered.l1`) of `origin`.
+    ///
+    /// ```
+    /// use cache_core::{config::TierConfig, ConfigOrigin};
+    /// let tier = TierConfig::new("memory", toml::Table::new(), "stores.m.l1", ConfigOrigin::String);
+    /// assert_eq!(tier.driver, "memory");
+    /// ```
+    pub fn new(
+        driver: impl Into<String>,
+        options: toml::Table,
+        field: impl Into<String>,
+        origin: ConfigOrigin,
+    ) -> Self {
+        Self {
+            driver: driver.into(),
+            options,
+            field: field.into(),
+            origin,
+        }
+    }
+
     /// An error about one of this tier's options, naming origin and full field path.
     ///
     /// ```
     /// use cache_core::{config::TierConfig, ConfigOrigin};
     ///
-    /// let tier = TierConfig {
-    ///     driver: "memory".into(),
-    ///     options: toml::Table::new(),
-    ///     field: "stores.m.l1".into(),
-    ///     origin: ConfigOrigin::File("cachet.toml".into()),
-    /// };
+    /// let tier = TierConfig::new(
+    ///     "memory",
+    ///     toml::Table::new(),
+    ///     "stores.m.l1",
+    ///     ConfigOrigin::File("cachet.toml".into()),
+    /// );
     /// let err = tier.error("max_size", "expected a size like \"64mb\"; found an array");
     /// assert_eq!(
     ///     err.to_string(),
@@ -59,7 +82,8 @@ impl TierConfig {
 }
 
 /// One `[stores.NAME]` table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct StoreConfig {
     /// Key prefix for this store's remote tier (default: the top-level `prefix`).
     pub prefix: Option<String>,
@@ -79,6 +103,66 @@ pub struct StoreConfig {
     /// How long a holder keeps the distributed lock at most (`lock_timeout = "10s"`,
     /// the default); only with `lock = "redis"`.
     pub lock_timeout: Option<Duration>,
+}
+
+impl StoreConfig {
+    /// A store with no tier yet (a no-op until given one); set its fields or use the
+    /// setters below.
+    ///
+    /// ```
+    /// use cache_core::config::{StoreConfig, TierConfig};
+    /// use cache_core::ConfigOrigin;
+    /// let l1 = TierConfig::new("memory", toml::Table::new(), "stores.main.l1", ConfigOrigin::Builder);
+    /// let store = StoreConfig::new().l1(l1).prefix("shop");
+    /// assert_eq!(store.prefix.as_deref(), Some("shop"));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the key prefix of this store's remote tier.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Sets the in-process tier.
+    #[must_use]
+    pub fn l1(mut self, tier: TierConfig) -> Self {
+        self.l1 = Some(tier);
+        self
+    }
+
+    /// Sets the shared tier.
+    #[must_use]
+    pub fn l2(mut self, tier: TierConfig) -> Self {
+        self.l2 = Some(tier);
+        self
+    }
+
+    /// Sets the invalidation bus.
+    #[must_use]
+    pub fn bus(mut self, tier: TierConfig) -> Self {
+        self.bus = Some(tier);
+        self
+    }
+
+    /// Sets how long to stop calling a failing L2.
+    #[must_use]
+    pub fn l2_circuit_breaker(mut self, pause: std::time::Duration) -> Self {
+        self.l2_circuit_breaker = Some(pause);
+        self
+    }
+
+    /// Sets the stampede protection across instances, and how long a holder keeps the
+    /// lock at most (`None`: the default).
+    #[must_use]
+    pub fn lock(mut self, lock: LockKind, timeout: Option<std::time::Duration>) -> Self {
+        self.lock = lock;
+        self.lock_timeout = timeout;
+        self
+    }
 }
 
 /// A store's stampede protection across instances: `lock = "none"` (the default) or
@@ -119,6 +203,7 @@ pub enum LockKind {
 
 /// One `[caches.NAME]` table.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct CacheConfig {
     /// The store this cache lives in (default: `default_store`).
     pub store: Option<String>,
@@ -126,8 +211,37 @@ pub struct CacheConfig {
     pub options: CacheOptions,
 }
 
+impl CacheConfig {
+    /// A cache in the default store, inheriting every option.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{config::CacheConfig, CacheOptions};
+    /// let users = CacheConfig::new().store("redis").options(CacheOptions::new().ttl(Duration::from_secs(60)));
+    /// assert_eq!(users.store.as_deref(), Some("redis"));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts the cache in this store.
+    #[must_use]
+    pub fn store(mut self, store: impl Into<String>) -> Self {
+        self.store = Some(store.into());
+        self
+    }
+
+    /// Sets the cache's own options (its layer of the option set).
+    #[must_use]
+    pub fn options(mut self, options: CacheOptions) -> Self {
+        self.options = options;
+        self
+    }
+}
+
 /// The whole configuration of a [`crate::CacheManager`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ManagerConfig {
     /// Where it came from.
     pub origin: ConfigOrigin,
@@ -143,4 +257,27 @@ pub struct ManagerConfig {
     pub stores: BTreeMap<String, StoreConfig>,
     /// Per-cache settings.
     pub caches: BTreeMap<String, CacheConfig>,
+}
+
+impl ManagerConfig {
+    /// An empty configuration from `origin`: no store, no cache, no option (building a
+    /// manager from it gives the embedded default store). Fill in its fields as needed.
+    ///
+    /// ```
+    /// use cache_core::{config::ManagerConfig, CacheManager, ConfigOrigin};
+    /// let mut config = ManagerConfig::new(ConfigOrigin::String);
+    /// config.prefix = Some("shop".into());
+    /// assert!(CacheManager::from_config(config).is_ok());
+    /// ```
+    pub fn new(origin: ConfigOrigin) -> Self {
+        Self {
+            origin,
+            default_store: None,
+            prefix: None,
+            defaults: CacheOptions::new(),
+            cache_names: None,
+            stores: BTreeMap::new(),
+            caches: BTreeMap::new(),
+        }
+    }
 }
