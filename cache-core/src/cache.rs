@@ -14,7 +14,7 @@ use crate::error::{CacheError, TierError};
 use crate::invoke::Detachable;
 use crate::key::encode_key_into;
 use crate::layout;
-use crate::private::ResultShape;
+use crate::shape::ResultShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
 use crate::store::remote::Skipped;

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use crate::background;
 use crate::cache::{Cache, Lifetime, Lookup};
 use crate::flight::DetachedFlight;
-use crate::private::Shape;
+use crate::shape::Shape;
 use crate::stats::Event;
 use crate::store::lock;
 use crate::{CacheManager, CacheValue};

@@ -34,6 +34,7 @@ pub mod __private {
     pub use crate::private::*;
 }
 mod private;
+mod shape;
 
 pub use adaptive::Adaptive;
 pub use cache::Cache;

@@ -95,6 +95,15 @@ impl Keep {
     }
 }
 
+/// How long an annotated function's value is kept: not at all when its `unless` holds (or
+/// its `ttl_from` says so), else the `ttl_from` TTL, else the view's (the annotation's
+/// `ttl` over the cache's).
+pub(super) fn store_policy<V, D: StoreDecision>(
+    decide: impl FnOnce(&V) -> D,
+) -> impl FnOnce(&V) -> Option<Lifetime> {
+    move |value| decide(value).keep().lifetime()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
