@@ -108,10 +108,13 @@ impl OptionKind {
 /// table of names and kinds, and the setter by name the TOML parser uses.
 macro_rules! option_set {
     ($( $(#[$doc:meta])* $name:ident : $ty:ty => $kind:ident; )*) => {
-        /// Settings of a cache; set at any layer (see the [module](self) docs): globally
-        /// (top level of the configuration, or the builder), per cache (`[caches.NAME]`),
-        /// per annotation, or per call ([`crate::Cache::with_options`]). `None` means
-        /// "inherit from the layer below".
+        /// Settings of a cache; `None` means "inherit from the layer below". A cache's
+        /// settings are these layers, each merged over the one before by
+        /// [`CacheOptions::overlay`]: cachet's [`CacheOptions::DEFAULTS`]; the manager's
+        /// (the configuration's top level, then the builder's setters); the cache's own
+        /// (`[caches.NAME]`, then the builder's `cache_options`); an annotation's
+        /// (`#[cacheable("users", ttl = "5m")]`); a call's
+        /// ([`crate::Cache::with_options`]).
         ///
         /// ```
         /// use std::time::Duration;
