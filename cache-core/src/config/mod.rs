@@ -150,6 +150,14 @@ impl StoreConfig {
         self
     }
 
+    /// Makes the whole store this one tier (the shorthand `driver = ".."` form, e.g. the
+    /// `none` driver).
+    #[must_use]
+    pub fn single(mut self, tier: TierConfig) -> Self {
+        self.single = Some(tier);
+        self
+    }
+
     /// Sets the in-process tier.
     #[must_use]
     pub fn l1(mut self, tier: TierConfig) -> Self {
@@ -309,10 +317,14 @@ impl ManagerConfig {
     /// manager from it gives the embedded default store). Fill in its fields as needed.
     ///
     /// ```
-    /// use cache_core::{config::ManagerConfig, CacheManager, ConfigOrigin};
+    /// use cache_core::config::{ManagerConfig, StoreConfig, TierConfig};
+    /// use cache_core::{CacheManager, ConfigOrigin};
     /// let mut config = ManagerConfig::new(ConfigOrigin::String);
     /// config.prefix = Some("shop".into());
-    /// assert!(CacheManager::from_config(config).is_ok());
+    /// let none = TierConfig::new("none", toml::Table::new(), "stores.off", ConfigOrigin::String);
+    /// config.stores.insert("off".into(), StoreConfig::new().single(none));
+    /// let manager = CacheManager::from_config(config).unwrap();
+    /// assert_eq!(manager.store("off").unwrap().prefix(), "shop");
     /// ```
     pub fn new(origin: ConfigOrigin) -> Self {
         Self {
