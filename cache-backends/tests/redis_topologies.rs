@@ -253,12 +253,12 @@ fn cluster_and_sentinel_options_are_read_from_config() {
     use cache_core::driver::find_driver;
     use cache_core::ConfigOrigin;
     let build = |options: &str| {
-        let cfg = TierConfig {
-            driver: "redis".into(),
-            options: toml::from_str(options).unwrap(),
-            field: "stores.s.l2".into(),
-            origin: ConfigOrigin::String,
-        };
+        let cfg = TierConfig::new(
+            "redis",
+            toml::from_str(options).unwrap(),
+            "stores.s.l2",
+            ConfigOrigin::String,
+        );
         (find_driver("redis").unwrap().remote.unwrap())(&cfg)
     };
     let t = build(r#"cluster = ["redis://:pw1@127.0.0.1:7000", "redis://:pw1@127.0.0.1:7001"]"#)
