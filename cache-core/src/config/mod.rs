@@ -244,6 +244,28 @@ pub struct CacheConfig {
     pub options: CacheOptions,
 }
 
+/// Used when neither code nor a file configures anything: one bounded in-memory store.
+pub(crate) const EMBEDDED_DEFAULT: &str = r#"
+default_store = "memory"
+
+[stores.memory]
+l1 = { driver = "memory", max_entries = 10000 }
+"#;
+
+/// The embedded default configuration: what an application runs on when neither code nor
+/// a file configures anything (no `CACHET_CONFIG`, no `./cachet.toml`): one bounded
+/// in-memory store named `memory`. Its origin is [`ConfigOrigin::Default`].
+///
+/// ```
+/// let config = cache_core::config::embedded_default();
+/// assert_eq!(config.default_store.as_deref(), Some("memory"));
+/// assert_eq!(config.stores.keys().collect::<Vec<_>>(), ["memory"]);
+/// ```
+pub fn embedded_default() -> ManagerConfig {
+    parse_toml(EMBEDDED_DEFAULT, ConfigOrigin::Default)
+        .unwrap_or_else(|e| unreachable!("the embedded default configuration parses: {e}"))
+}
+
 /// The whole configuration of a [`crate::CacheManager`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManagerConfig {

@@ -7,21 +7,15 @@ use std::sync::{Arc, RwLock};
 use super::builder::{CacheManagerBuilder, StoreSpec};
 use super::{declarations, CacheManager, ManagerInner};
 use crate::codec;
-use crate::config::{name_problem, parse_toml, LockKind, StoreConfig, TierConfig};
+use crate::config::{
+    name_problem, parse_toml, LockKind, StoreConfig, TierConfig, EMBEDDED_DEFAULT,
+};
 use crate::driver::{driver_names, find_driver, BusSettings, DriverRegistration};
 use crate::error::{CacheError, ConfigOrigin};
 use crate::store::lock::{LockSettings, DEFAULT_LOCK_TIMEOUT};
 use crate::store::named::{StoreInner, StoreParts};
 use crate::store::remote::DEFAULT_CIRCUIT_BREAKER;
 use crate::store::LocalTier;
-
-/// Used when neither code nor a file configures anything: one bounded in-memory store.
-pub(crate) const EMBEDDED_DEFAULT: &str = r#"
-default_store = "memory"
-
-[stores.memory]
-l1 = { driver = "memory", max_entries = 10000 }
-"#;
 
 const DEFAULT_PREFIX: &str = "cachet";
 

@@ -5,6 +5,7 @@ mod build;
 pub(crate) use build::valid_eager_refresh;
 mod builder;
 mod declarations;
+mod listing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
