@@ -35,6 +35,8 @@ use crate::message::{self, InstanceId};
 const MAX_RAW_MESSAGE: usize = 3_999;
 /// PostgreSQL identifiers (channel names) are cut at 63 bytes.
 const MAX_CHANNEL: usize = 63;
+/// Connections a bus publishes on.
+const BUS_CONNECTIONS: u32 = 2;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -150,7 +152,7 @@ impl PostgresBus {
         let handle = background::handle().map_err(|e| e.to_string())?;
         let _context = handle.enter();
         let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(BUS_CONNECTIONS)
             .acquire_timeout(connect_timeout.min(operation_timeout))
             .test_before_acquire(false)
             .connect_lazy_with(connect);
@@ -274,11 +276,21 @@ impl Bus for PostgresBus {
             let limit = shared.operation_timeout;
             let sent = tokio::time::timeout(limit, async {
                 for m in &messages {
-                    sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(&shared.channel)
-                        .bind(hex(m))
-                        .execute(&shared.pool)
-                        .await?;
+                    let notify = || {
+                        sqlx::query("SELECT pg_notify($1, $2)")
+                            .bind(&shared.channel)
+                            .bind(hex(m))
+                            .execute(&shared.pool)
+                    };
+                    // A pooled connection the server dropped (a restart) fails once and
+                    // is discarded: with every pooled one tried, the next is made afresh.
+                    let mut attempt = 0;
+                    loop {
+                        match notify().await {
+                            Err(e) if super::pool::is_connection_fault(&e) && attempt < BUS_CONNECTIONS => attempt += 1,
+                            other => break other.map(|_| ())?,
+                        };
+                    }
                 }
                 Ok::<(), sqlx::Error>(())
             })

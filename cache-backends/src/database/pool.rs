@@ -181,9 +181,12 @@ impl Database {
         background::run(async move {
             let work = async {
                 this.ensure_schema().await?;
-                op(Arc::clone(&this))
-                    .await
-                    .map_err(|e| this.fault(what, &e))
+                op(Arc::clone(&this)).await.map_err(|e| {
+                    if is_connection_fault(&e) {
+                        this.evict_idle();
+                    }
+                    this.fault(what, &e)
+                })
             };
             match limit {
                 None => work.await,
@@ -236,6 +239,18 @@ impl Database {
             })
             .await
             .map(|_| ())
+    }
+
+    /// Closes every idle pooled connection: after a connection fault (a restarted or
+    /// failed-over server) they are likely dead too, and each would fail one operation
+    /// (and trip the circuit breaker again) before being replaced. New ones are made on
+    /// demand.
+    fn evict_idle(&self) {
+        on_pool!(&self.pool, p => {
+            while let Some(conn) = p.try_acquire() {
+                drop(conn.detach());
+            }
+        })
     }
 
     async fn probe(&self) -> Result<(), sqlx::Error> {

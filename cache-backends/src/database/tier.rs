@@ -211,6 +211,10 @@ impl RemoteTier for DatabaseTier {
         format!("database {}", self.db.target)
     }
 
+    fn prune(&self) -> BoxFuture<'_, Result<u64, TierError>> {
+        Box::pin(super::prune::prune(&self.db))
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<(), TierError>> {
         Box::pin(self.db.run("SELECT 1", move |db| async move {
             on_pool!(&db.pool, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
