@@ -30,17 +30,26 @@ fn manager(server: &PostgresServer) -> CacheManager {
 /// bounded time, whatever the store does.
 async fn call(cache: &Cache, i: u64) -> Duration {
     let started = Instant::now();
-    let value: u64 = cache.get_or_set(&i, move || async move { i * 2 }).await.unwrap();
+    let value: u64 = cache
+        .get_or_set(&i, move || async move { i * 2 })
+        .await
+        .unwrap();
     let took = started.elapsed();
     assert_eq!(value, i * 2);
-    assert!(took < OPERATION_TIMEOUT * 2 + MARGIN, "a cached call took {took:?}");
+    assert!(
+        took < OPERATION_TIMEOUT * 2 + MARGIN,
+        "a cached call took {took:?}"
+    );
     took
 }
 
 async fn eventually(what: &str, mut probe: impl AsyncFnMut() -> bool) {
     let start = Instant::now();
     while !probe().await {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting until {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -75,7 +84,10 @@ async fn the_database_killed_mid_load_never_fails_a_cached_function() {
     for i in 0..30 {
         call(&cache, 5000 + i).await;
     }
-    assert!(cache.stats().errors > errors_before, "the faults were not counted");
+    assert!(
+        cache.stats().errors > errors_before,
+        "the faults were not counted"
+    );
     // Back: the store is used again (the breaker lets calls through, dead pooled
     // connections are replaced).
     server.restart();
@@ -85,7 +97,9 @@ async fn the_database_killed_mid_load_never_fails_a_cached_function() {
         let key: u64 = 9001;
         call(&cache, key).await;
         let raw = Raw::connect(&server.url()).await;
-        raw.count("SELECT COUNT(*) FROM cachet_entries WHERE cache_key = 'shop:load:9001'").await == 1
+        raw.count("SELECT COUNT(*) FROM cachet_entries WHERE cache_key = 'shop:load:9001'")
+            .await
+            == 1
     })
     .await;
 }
@@ -101,15 +115,23 @@ async fn a_row_locked_by_another_transaction_never_holds_a_cached_function() {
     session.send("BEGIN;");
     session.send("UPDATE cachet_entries SET expires_at = expires_at WHERE cache_key = 'shop:c:1';");
     eventually("the other transaction holds the row", async || {
-        server.psql("SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'idle in transaction'") == "1"
+        server.psql("SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'idle in transaction'")
+            == "1"
     })
     .await;
     let errors_before = cache.stats().errors;
     let started = Instant::now();
     // A write of the locked row gives up at the lock timeout; the caller is not failed.
     cache.set(&1u64, &7u64).await.unwrap();
-    assert!(started.elapsed() < OPERATION_TIMEOUT + MARGIN, "a write waited {:?} for a locked row", started.elapsed());
-    assert!(cache.stats().errors > errors_before, "the locked row was not counted as a fault");
+    assert!(
+        started.elapsed() < OPERATION_TIMEOUT + MARGIN,
+        "a write waited {:?} for a locked row",
+        started.elapsed()
+    );
+    assert!(
+        cache.stats().errors > errors_before,
+        "the locked row was not counted as a fault"
+    );
     // Other rows are written as usual meanwhile.
     eventually("another key is written", async || {
         call(&cache, 3).await;
@@ -130,7 +152,7 @@ async fn a_slow_statement_is_cut_at_the_operation_timeout() {
     let manager = manager(&server);
     let cache = manager.cache("slow").unwrap();
     call(&cache, 1).await; // creates the table
-    // Every write now takes 3 s on the server.
+                           // Every write now takes 3 s on the server.
     server.psql(
         "CREATE FUNCTION cachet_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$",
     );
@@ -138,9 +160,15 @@ async fn a_slow_statement_is_cut_at_the_operation_timeout() {
     let errors_before = cache.stats().errors;
     for i in 10..15 {
         let took = call(&cache, i).await;
-        assert!(took < Duration::from_secs(3), "a cached call waited for the slow statement: {took:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "a cached call waited for the slow statement: {took:?}"
+        );
     }
-    assert!(cache.stats().errors > errors_before, "the timeouts were not counted");
+    assert!(
+        cache.stats().errors > errors_before,
+        "the timeouts were not counted"
+    );
     server.psql("DROP TRIGGER slow ON cachet_entries");
     eventually("writes are fast again", async || {
         call(&cache, 20).await;

@@ -200,7 +200,11 @@ async fn prune(
     let store = store_named(loaded, store.as_deref())?;
     require_shared(&store)?;
     let pruned = store.prune().await?;
-    say!(out, "pruned {pruned} expired entries from {}", label(&store));
+    say!(
+        out,
+        "pruned {pruned} expired entries from {}",
+        label(&store)
+    );
     Ok(Code::Ok)
 }
 

@@ -287,7 +287,12 @@ impl Bus for PostgresBus {
                     let mut attempt = 0;
                     loop {
                         match notify().await {
-                            Err(e) if super::pool::is_connection_fault(&e) && attempt < BUS_CONNECTIONS => attempt += 1,
+                            Err(e)
+                                if super::pool::is_connection_fault(&e)
+                                    && attempt < BUS_CONNECTIONS =>
+                            {
+                                attempt += 1
+                            }
                             other => break other.map(|_| ())?,
                         };
                     }

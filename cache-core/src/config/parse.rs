@@ -319,7 +319,11 @@ impl Parser {
             LockKind::None => None,
         };
         if let Some(driver) = needed {
-            let what = if driver == "redis" { "Redis" } else { "database" };
+            let what = if driver == "redis" {
+                "Redis"
+            } else {
+                "database"
+            };
             match shared {
                 Some(tier) if tier.driver == driver => {}
                 Some(tier) => {
@@ -1341,7 +1345,10 @@ l2_circuit_breaker = "5s"
         );
         assert_contains(
             &message,
-            &["\"none\", \"redis\" or \"database\"", "found the string \"zookeeper\""],
+            &[
+                "\"none\", \"redis\" or \"database\"",
+                "found the string \"zookeeper\"",
+            ],
         );
         let message = error(
             &format!("[stores.s]\n{redis}\nlock = true"),
@@ -1357,7 +1364,10 @@ l2_circuit_breaker = "5s"
             "[stores.s]\ndriver = \"memory\"\nlock = \"redis\"",
             "stores.s.lock",
         );
-        assert_contains(&message, &["whose L2 is the Redis driver", "the `memory` driver"]);
+        assert_contains(
+            &message,
+            &["whose L2 is the Redis driver", "the `memory` driver"],
+        );
         // A database lock lives in a database L2, and only there.
         let database = "l2 = { driver = \"database\", url = \"sqlite::memory:\" }";
         let config = parse_toml(
@@ -1366,17 +1376,26 @@ l2_circuit_breaker = "5s"
         )
         .unwrap();
         assert_eq!(config.stores["db"].lock, LockKind::Database);
-        assert_eq!(config.stores["db"].lock_timeout, Some(Duration::from_secs(4)));
+        assert_eq!(
+            config.stores["db"].lock_timeout,
+            Some(Duration::from_secs(4))
+        );
         let message = error(
             &format!("[stores.s]\n{redis}\nlock = \"database\""),
             "stores.s.lock",
         );
-        assert_contains(&message, &["whose L2 is the database driver", "the `redis` driver"]);
+        assert_contains(
+            &message,
+            &["whose L2 is the database driver", "the `redis` driver"],
+        );
         let message = error(
             &format!("[stores.s]\n{database}\nlock = \"redis\""),
             "stores.s.lock",
         );
-        assert_contains(&message, &["whose L2 is the Redis driver", "the `database` driver"]);
+        assert_contains(
+            &message,
+            &["whose L2 is the Redis driver", "the `database` driver"],
+        );
         let message = error(
             &format!("[stores.s]\n{redis}\nlock_timeout = \"5s\""),
             "stores.s.lock_timeout",
