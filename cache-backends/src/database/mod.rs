@@ -40,6 +40,9 @@
 //!   `Unavailable` (the circuit breaker counts them); refused statements are `Other`.
 //!   Descriptions, errors, `Debug` output and logs never hold the password.
 
+#[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+compile_error!("cachet's `database` feature needs a database: enable `postgres`, `mysql` and/or `sqlite`");
+
 mod dialect;
 mod options;
 pub(crate) mod pool;

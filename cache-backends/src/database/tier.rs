@@ -105,7 +105,7 @@ macro_rules! bind_each {
 }
 
 /// Deletes entries by key, one batch.
-async fn delete_batch<'e>(db: &Database, keys: &[String]) -> Result<(), sqlx::Error> {
+async fn delete_batch(db: &Database, keys: &[String]) -> Result<(), sqlx::Error> {
     let sql = db.sql.delete_keys(keys.len());
     match &db.pool {
         #[cfg(feature = "postgres")]
