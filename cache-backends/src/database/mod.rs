@@ -41,7 +41,9 @@
 //!   Descriptions, errors, `Debug` output and logs never hold the password.
 
 #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
-compile_error!("cachet's `database` feature needs a database: enable `postgres`, `mysql` and/or `sqlite`");
+compile_error!(
+    "cachet's `database` feature needs a database: enable `postgres`, `mysql` and/or `sqlite`"
+);
 
 mod dialect;
 mod options;
