@@ -11,28 +11,16 @@ use crate::clock;
 use crate::codec;
 use crate::config::CacheOptions;
 use crate::error::{CacheError, TierError};
-use crate::invoke::{CallOptions, Detachable};
+use crate::invoke::Detachable;
 use crate::key::encode_key_into;
-use crate::private::ResultShape;
+use crate::layout;
+use crate::shape::ResultShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
 use crate::store::remote::Skipped;
 use crate::store::{Invalidation, LocalEntry, LocalTier, Scope};
 use crate::CacheValue;
 use futures_util::FutureExt;
-
-/// Settings of one cache, resolved from the global, per-cache and builder options.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct CacheSettings {
-    pub(crate) ttl: Option<Duration>,
-    pub(crate) grace: Option<Duration>,
-    pub(crate) grace_backoff: Option<Duration>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) hard_timeout: Option<Duration>,
-    pub(crate) allow_null_values: bool,
-    /// The fraction of an entry's TTL after which a hit refreshes it in the background.
-    pub(crate) eager_refresh: Option<f64>,
-}
 
 /// How long a written entry lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +37,6 @@ pub(crate) enum Lifetime {
         fresh_for: Duration,
         keep_until: Option<Instant>,
     },
-}
-
-impl Lifetime {
-    pub(crate) fn or_override(ttl: Option<Duration>) -> Self {
-        ttl.map_or(Lifetime::Default, Lifetime::For)
-    }
 }
 
 /// What a lookup found.
@@ -94,7 +76,7 @@ pub(crate) struct CacheInner {
     /// `{prefix}:{cache}` or `{prefix}:{cache}#{ns}...`: every stored key is `{base}:{key}`.
     pub(crate) base: String,
     pub(crate) store: Arc<StoreInner>,
-    pub(crate) settings: Arc<CacheSettings>,
+    pub(crate) settings: Arc<CacheOptions>,
     pub(crate) stats: Arc<StatsCounters>,
     /// The tags this handle's writes carry (see `tags.rs`); empty for a plain handle.
     pub(crate) tags: crate::tags::Tags,
@@ -139,7 +121,7 @@ impl Cache {
         name: Arc<str>,
         base: String,
         store: Arc<StoreInner>,
-        settings: Arc<CacheSettings>,
+        settings: Arc<CacheOptions>,
         stats: Arc<StatsCounters>,
     ) -> Self {
         Cache {
@@ -199,16 +181,9 @@ impl Cache {
     /// # });
     /// ```
     pub fn namespace(&self, name: &str) -> Cache {
-        let mut base = String::with_capacity(self.inner.base.len() + name.len() + 1);
-        base.push_str(&self.inner.base);
-        base.push('#');
-        // Escaped as a key is, so a namespace name can never forge another path.
-        if encode_key_into(name, &mut base).is_err() {
-            base.push_str(name);
-        }
         Cache::new(
             self.inner.name.clone(),
-            base,
+            layout::namespace_base(&self.inner.base, name),
             self.inner.store.clone(),
             self.inner.settings.clone(),
             self.inner.stats.clone(),
@@ -236,21 +211,8 @@ impl Cache {
     /// # });
     /// ```
     pub fn with_options(&self, options: CacheOptions) -> Cache {
-        // Settings this view does not know of are inherited as they are.
-        let mut settings = self.settings().clone();
-        settings.ttl = options.ttl.or(settings.ttl);
-        settings.grace = options.grace.or(settings.grace);
-        settings.grace_backoff = options.grace_backoff.or(settings.grace_backoff);
-        settings.timeout = options.timeout.or(settings.timeout);
-        settings.hard_timeout = options.hard_timeout.or(settings.hard_timeout);
         // A ratio outside (0, 1) (which building a manager rejects) is ignored here.
-        settings.eager_refresh = options
-            .eager_refresh
-            .filter(|ratio| crate::manager::valid_eager_refresh(*ratio))
-            .or(settings.eager_refresh);
-        settings.allow_null_values = options
-            .allow_null_values
-            .unwrap_or(settings.allow_null_values);
+        let settings = self.settings().overlay(&options.valid_only());
         Cache::new(
             self.inner.name.clone(),
             self.inner.base.clone(),
@@ -270,7 +232,7 @@ impl Cache {
         self.inner.store.is_noop()
     }
 
-    pub(crate) fn settings(&self) -> &CacheSettings {
+    pub(crate) fn settings(&self) -> &CacheOptions {
         &self.inner.settings
     }
 
@@ -280,19 +242,13 @@ impl Cache {
 
     /// `{base}:{encoded key}`.
     pub(crate) fn stored_key_of_encoded(&self, encoded: &str) -> String {
-        let mut out = String::with_capacity(self.inner.base.len() + 1 + encoded.len());
-        out.push_str(&self.inner.base);
-        out.push(':');
-        out.push_str(encoded);
-        out
+        layout::entry_key(&self.inner.base, encoded)
     }
 
     pub(crate) fn stored_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<String, CacheError> {
-        let mut out = String::with_capacity(self.inner.base.len() + 24);
-        out.push_str(&self.inner.base);
-        out.push(':');
-        encode_key_into(key, &mut out).inspect_err(|_| self.count(Event::Error))?;
-        Ok(out)
+        let stored = layout::entry_key_of(&self.inner.base, key)
+            .inspect_err(|_| self.count(Event::Error))?;
+        Ok(stored)
     }
 
     // ----- tier orchestration, shared by the programmatic API and the annotations -----
@@ -323,8 +279,7 @@ impl Cache {
     ) -> Option<(V, bool)> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
-            buf.push_str(&self.inner.base);
-            buf.push(':');
+            layout::push_entry_start(buf, &self.inner.base);
             buf.push_str(encoded);
             match self.probe_local::<V>(buf) {
                 (Lookup::Fresh(value), due) => Some((value, due)),
@@ -343,8 +298,7 @@ impl Cache {
     ) -> Option<R> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
-            buf.push_str(&self.inner.base);
-            buf.push(':');
+            layout::push_entry_start(buf, &self.inner.base);
             encode_key_into(key, buf).ok()?;
             look(self, buf)
         })
@@ -372,8 +326,7 @@ impl Cache {
     ) -> Option<V> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
-            buf.push_str(&self.inner.base);
-            buf.push(':');
+            layout::push_entry_start(buf, &self.inner.base);
             write_key(buf)?;
             match self.lookup_local::<V>(buf) {
                 Lookup::Fresh(value) => Some(value),
@@ -421,6 +374,8 @@ impl Cache {
         let Some(remote) = &store.l2 else {
             return (Lookup::Miss, false);
         };
+        // Noted before the read: a change of the key meanwhile refuses the backfill.
+        let seen = store.l1.as_ref().map(|_| store.versions.current(stored));
         let bytes = match remote.get(&store.name, stored).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return (Lookup::Miss, false),
@@ -455,7 +410,7 @@ impl Cache {
             .and_then(|((ratio, ttl), fresh_until)| {
                 fresh_until.checked_sub(ttl.mul_f64(1.0 - ratio))
             });
-        if let Some(l1) = &store.l1 {
+        if let (Some(l1), Some(seen)) = (&store.l1, seen) {
             let entry = LocalEntry::new(
                 Arc::new(value.clone()),
                 timing.fresh_until,
@@ -463,7 +418,9 @@ impl Cache {
                 estimate_weight::<V>(stored, l1.as_ref()),
             )
             .refresh_at(refresh_at);
-            l1.insert(stored, entry);
+            store
+                .versions
+                .insert_if_unchanged(stored, seen, || l1.insert(stored, entry));
         }
         if timing.is_fresh() {
             self.count(Event::L2Hit);
@@ -474,20 +431,10 @@ impl Cache {
         }
     }
 
-    /// Stores `value` under `stored` in every tier, and tells the other instances.
+    /// Stores `value` under `stored` in every tier, and tells the other instances. Hits
+    /// past `eager_refresh` of the TTL (this view's setting) are due for a refresh.
     pub(crate) async fn write<V: CacheValue>(&self, stored: &str, value: V, lifetime: Lifetime) {
-        let eager = self.settings().eager_refresh;
-        self.write_refreshing(stored, value, lifetime, eager).await;
-    }
-
-    /// [`Cache::write`], with hits past `eager_refresh` of the TTL due for a refresh.
-    pub(crate) async fn write_refreshing<V: CacheValue>(
-        &self,
-        stored: &str,
-        value: V,
-        lifetime: Lifetime,
-        eager_refresh: Option<f64>,
-    ) {
+        let eager_refresh = self.settings().eager_refresh;
         let store = &self.inner.store;
         if self.is_noop() {
             return;
@@ -520,13 +467,22 @@ impl Cache {
             let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
             let entry = LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight)
                 .refresh_at(refresh_at);
-            l1.insert(stored, entry.clone());
+            // The version this write's insert leaves, for its put-back (`versions.rs`).
+            let mine = if store.l2.is_some() {
+                store
+                    .versions
+                    .change(stored, || l1.insert(stored, entry.clone()))
+            } else {
+                // Without an L2 there is no backfill nor put-back to order.
+                l1.insert(stored, entry.clone());
+                0
+            };
             if !self.inner.tags.is_empty() {
                 store
                     .tag_index
                     .add(self.inner.tags.keys(), stored, l1.as_ref());
             }
-            (l1, entry)
+            (l1, entry, mine)
         });
         self.count(Event::Put);
         let stored_remotely = match (&store.l2, encoded) {
@@ -551,10 +507,16 @@ impl Cache {
             _ => true,
         };
         if store.l2.is_some() {
-            if let Some((l1, entry)) = local {
+            if let Some((l1, entry, mine)) = local {
                 // A lookup that read L2 before this write may have backfilled the old value
-                // meanwhile: this instance ignores its own bus message, so put ours back.
-                l1.insert(stored, entry);
+                // meanwhile: this instance ignores its own bus message, so put ours back —
+                // unless the key changed since our insert (a delete, a newer write, another
+                // instance's invalidation): then which of the racing L2 operations landed
+                // last is unknown here, so L1 lets go and the next lookup reads L2.
+                let versions = &store.versions;
+                if !versions.change_if_unchanged(stored, mine, || l1.insert(stored, entry)) {
+                    versions.change(stored, || l1.remove(stored));
+                }
             }
         }
         if stored_remotely {
@@ -570,11 +532,14 @@ impl Cache {
     /// Deletes entries from every tier, and tells the other instances.
     pub(crate) async fn remove(&self, stored: &[String]) {
         let store = &self.inner.store;
-        if let Some(l1) = &store.l1 {
-            for key in stored {
-                l1.remove(key);
+        let drop_local = || {
+            if let Some(l1) = &store.l1 {
+                for key in stored {
+                    store.versions.change(key, || l1.remove(key));
+                }
             }
-        }
+        };
+        drop_local();
         self.inner
             .stats
             .record(Event::Eviction, stored.len() as u64);
@@ -582,17 +547,17 @@ impl Cache {
             Some(remote) => remote.delete(&store.name, stored).await.is_ok(),
             None => true,
         };
-        if let (Some(l1), Some(_)) = (&store.l1, &store.l2) {
-            // A lookup that read L2 before the delete may have backfilled the old value.
-            for key in stored {
-                l1.remove(key);
-            }
+        if store.l2.is_some() {
+            // A lookup that read L2 before the delete reached it may have backfilled the
+            // old value after the first removal.
+            drop_local();
         }
-        if removed {
-            store.announce(Invalidation::Keys(stored.to_vec())).await;
-        } else {
+        if !removed {
             self.count(Event::Error);
         }
+        // Announced whether or not L2 took it: the other instances' L1 copies must go
+        // either way (with L2 down they cannot read the old value back from it).
+        store.announce(Invalidation::Keys(stored.to_vec())).await;
     }
 
     /// Deletes every entry of this cache (or namespace) from every tier, and tells the
@@ -600,13 +565,18 @@ impl Cache {
     pub(crate) async fn remove_all(&self) -> Result<(), CacheError> {
         let store = &self.inner.store;
         let scope = self.scope();
-        if let Some(l1) = &store.l1 {
-            l1.remove_scope(&scope);
-        }
+        let drop_local = || {
+            if let Some(l1) = &store.l1 {
+                store.versions.change_all(|| l1.remove_scope(&scope));
+            }
+        };
+        drop_local();
         self.count(Event::Eviction);
         if let Some(remote) = &store.l2 {
             if remote.clear(&store.name, &scope).await.is_err() {
                 self.count(Event::Error);
+                // The other instances' L1 copies go whether or not L2 took the clear.
+                store.announce(Invalidation::Scope(scope)).await;
                 return Err(CacheError::Tier {
                     store: store.name.clone(),
                     source: TierError::new(format!(
@@ -616,10 +586,8 @@ impl Cache {
                     )),
                 });
             }
-            if let Some(l1) = &store.l1 {
-                // A lookup that read L2 before the clear may have backfilled old values.
-                l1.remove_scope(&scope);
-            }
+            // A lookup that read L2 before the clear may have backfilled old values.
+            drop_local();
         }
         store.announce(Invalidation::Scope(scope)).await;
         Ok(())
@@ -823,16 +791,7 @@ impl Cache {
         let caches = std::slice::from_ref(self);
         let keys = std::slice::from_ref(&stored);
         let factory = || self.bounded_owned(factory());
-        crate::invoke::cached_call(
-            shape,
-            caches,
-            keys,
-            policy,
-            factory,
-            Detachable,
-            CallOptions::default(),
-        )
-        .await
+        crate::invoke::cached_call(shape, caches, keys, policy, factory, Detachable).await
     }
 
     /// Whether a fresh value is stored under `key` (of any type).

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
@@ -12,20 +13,11 @@ use tracing::Instrument;
 
 use crate::background;
 use crate::cache::{Cache, Lifetime, Lookup};
-use crate::flight::DetachedFlight;
-use crate::private::Shape;
+use crate::flight::{DetachedFlight, Entered, FlightGuard, Handed, Ticket};
+use crate::shape::Shape;
 use crate::stats::Event;
 use crate::store::lock;
 use crate::{CacheManager, CacheValue};
-
-/// Per-call options of [`cached_call`], each overriding the first cache's setting.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CallOptions {
-    /// Soft timeout (`timeout`).
-    pub(crate) timeout: Option<Duration>,
-    /// Eager refresh point of the entries this call writes (`eager_refresh`).
-    pub(crate) eager_refresh: Option<f64>,
-}
 
 /// Answers from the first cache holding a fresh value; otherwise runs `body()` once per key
 /// across concurrent callers and stores its cacheable outcome in every cache.
@@ -42,7 +34,6 @@ pub(crate) async fn cached_call<S, F, P, M>(
     policy: P,
     body: impl FnOnce() -> F,
     _mode: M,
-    options: CallOptions,
 ) -> S::Output
 where
     S: Shape,
@@ -58,9 +49,8 @@ where
         caches.iter().for_each(|c| c.count(Event::Miss));
         return body().await;
     };
-    let timeout = options.timeout.or(first.settings().timeout);
-    // Each cache falls back to its own setting when the call sets none.
-    let eager_refresh = options.eager_refresh;
+    // The first cache's view: an annotation's own timeout over the cache's.
+    let timeout = first.settings().timeout;
     let flights = &first.inner.store.flights;
     // Before the first look: the gate then tells whether a holder may have stored since
     // (see `Flights::ticket`), so an uncontended miss reads each tier once, not twice.
@@ -68,27 +58,34 @@ where
     let mut stale = match find_due::<S::Value>(caches, keys).await {
         (Found::Fresh(value), due) => {
             if due && M::DETACHABLE {
-                refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body, eager_refresh);
+                refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body);
             }
             return shape.rebuild(value);
         }
         (Found::Stale(value, keep_until), _) => Some((value, keep_until)),
         (Found::Nothing, _) => None,
     };
-    let flight = match (timeout, stale.take()) {
+    let entered = match (timeout, stale.take()) {
         // With a stale value, another caller's refresh is waited for no longer than the
         // soft timeout either.
-        (Some(limit), Some(old)) => match within(limit, flights.lock(&keys[0], ticket)).await {
-            Some(flight) => {
+        (Some(limit), Some(old)) => match within(limit, enter::<S::Value>(first, &keys[0], ticket))
+            .await
+        {
+            Some(entered) => {
                 stale = Some(old);
-                flight
+                entered
             }
             None => return serve_stale_at_timeout(shape, first, old.0, "another caller's refresh"),
         },
         (_, old) => {
             stale = old;
-            flights.lock(&keys[0], ticket).await
+            enter::<S::Value>(first, &keys[0], ticket).await
         }
+    };
+    // The leader's value, handed over: no tier is read again for it.
+    let flight = match entered {
+        Ok(flight) => flight,
+        Err(value) => return shape.rebuild(value),
     };
     // Whoever held the gate since the first look may have stored the value meanwhile.
     if flight.look_again() {
@@ -110,7 +107,7 @@ where
     // `limit`, then answers with the stale value.
     // The gate and the distributed lock are held until the value is stored: by this caller,
     // or by the background job that finishes the function.
-    let (body, policy, _flight, _detached, _dlock) = match (timeout, stale.take()) {
+    let (body, policy, mut flight, mut detached, _dlock) = match (timeout, stale.take()) {
         (Some(limit), Some(old)) if M::DETACHABLE => {
             let job = Job {
                 shape,
@@ -120,7 +117,6 @@ where
                 body: body(),
                 flight: flight.detach(),
                 dlock: dlock.take(),
-                eager_refresh,
                 span: span.clone(),
                 scope: crate::global::scoped(),
             };
@@ -156,15 +152,43 @@ where
     };
     match shape.cached(&output) {
         Some(value) => {
-            let null_refused = shape.is_null(value) && !first.settings().allow_null_values;
+            let null_refused = shape.is_null(value) && !first.settings().allows_null_values();
             if let Some(lifetime) = policy(value).filter(|_| !null_refused) {
-                store_all_refreshing(caches, keys, value, lifetime, eager_refresh).await;
+                store_all(caches, keys, value, lifetime).await;
+            }
+            // The waiters take this value, whether or not a tier kept it.
+            let handed = || -> Handed { Arc::new(value.clone()) };
+            match (&mut flight, &mut detached) {
+                (Some(flight), _) => flight.hand_over(handed),
+                (None, Some(detached)) => detached.hand_over(handed),
+                (None, None) => {}
             }
             output
         }
         None => match stale {
             Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
             None => output,
+        },
+    }
+}
+
+/// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
+/// `Err` with the value its holder handed over (of this call's type; a value of another
+/// type, from a function sharing the cache, is not taken).
+async fn enter<'a, V: CacheValue>(
+    first: &'a Cache,
+    key: &str,
+    ticket: Ticket,
+) -> Result<FlightGuard<'a>, V> {
+    let flights = &first.inner.store.flights;
+    match flights.enter(key, ticket).await {
+        Entered::Leader(flight) => Ok(flight),
+        Entered::Handed(value) => match value.downcast_ref::<V>() {
+            Some(value) => {
+                first.count(Event::L1Hit);
+                Err(value.clone())
+            }
+            None => Ok(flights.lock(key, ticket).await),
         },
     }
 }
@@ -226,7 +250,6 @@ pub(crate) fn refresh_behind<S, F, P, M>(
     keys: &[String],
     policy: P,
     body: impl FnOnce() -> F,
-    eager_refresh: Option<f64>,
 ) where
     S: Shape,
     M: Mode<S, F, P>,
@@ -248,7 +271,6 @@ pub(crate) fn refresh_behind<S, F, P, M>(
         // An eager refresh replaces a value that is still fresh: no instance is waiting for
         // it, so it takes no distributed lock.
         dlock: None,
-        eager_refresh,
         span: tracing::debug_span!("cachet.refresh", cache = first.name(), key = %keys[0]),
         scope: crate::global::scoped(),
     };
@@ -267,7 +289,6 @@ pub(crate) struct Job<S, F, P> {
     flight: DetachedFlight,
     /// The distributed lock (`lock = "redis"`), released once the value is stored.
     dlock: Option<lock::LockGuard>,
-    eager_refresh: Option<f64>,
     span: tracing::Span,
     /// The caller's `testing` scope, kept in effect for the background run.
     scope: Option<CacheManager>,
@@ -298,7 +319,6 @@ where
             body,
             flight,
             dlock,
-            eager_refresh,
             span,
             scope: _,
         } = self;
@@ -308,7 +328,7 @@ where
                 Ok(output) => match shape.cached(&output) {
                     Some(value) => {
                         let null_refused =
-                            shape.is_null(value) && !caches[0].settings().allow_null_values;
+                            shape.is_null(value) && !caches[0].settings().allows_null_values();
                         let lifetime = policy(value).filter(|_| !null_refused);
                         (Refreshed::Value(value.clone()), lifetime)
                     }
@@ -316,9 +336,11 @@ where
                 },
                 Err(_) => (Refreshed::Failed("panicked"), None),
             };
+        let mut flight = flight;
         match (&refreshed, lifetime) {
             (Refreshed::Value(value), Some(lifetime)) => {
-                store_all_refreshing(&caches, &keys, value, lifetime, eager_refresh).await
+                store_all(&caches, &keys, value, lifetime).await;
+                flight.hand_over(|| Arc::new(value.clone()));
             }
             (Refreshed::Failed(failure), _) => tracing::debug!(
                 cache = caches[0].name(),
@@ -326,7 +348,7 @@ where
                 failure,
                 "cachet: a background refresh failed; the entry keeps its value"
             ),
-            (Refreshed::Value(_), None) => {}
+            (Refreshed::Value(value), None) => flight.hand_over(|| Arc::new(value.clone())),
         }
         drop(flight);
         drop(dlock);
@@ -437,7 +459,7 @@ where
     let Some(first) = caches.first() else {
         return output;
     };
-    if shape.is_null(value) && !first.settings().allow_null_values {
+    if shape.is_null(value) && !first.settings().allows_null_values() {
         return output;
     }
     let Some(lifetime) = policy(value) else {
@@ -491,23 +513,6 @@ async fn store_all<V: CacheValue>(
 ) {
     for (cache, key) in caches.iter().zip(keys) {
         cache.write(key, value.clone(), lifetime).await;
-    }
-}
-
-/// [`store_all`], with the entries' eager refresh point at `eager_refresh` of their TTL
-/// (`None`: each cache's own setting).
-async fn store_all_refreshing<V: CacheValue>(
-    caches: &[Cache],
-    keys: &[String],
-    value: &V,
-    lifetime: Lifetime,
-    eager_refresh: Option<f64>,
-) {
-    for (cache, key) in caches.iter().zip(keys) {
-        let eager = eager_refresh.or(cache.settings().eager_refresh);
-        cache
-            .write_refreshing(key, value.clone(), lifetime, eager)
-            .await;
     }
 }
 
@@ -593,7 +598,6 @@ where
             policy,
             flight,
             dlock,
-            eager_refresh,
             span,
             scope,
             ..
@@ -615,7 +619,6 @@ where
             },
             flight,
             dlock,
-            eager_refresh,
             span,
             scope,
         };

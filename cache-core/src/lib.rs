@@ -22,12 +22,15 @@ mod global;
 pub mod http;
 mod invoke;
 pub mod key;
+mod layout;
 mod manager;
+mod options;
 pub mod redact;
 mod stats;
 pub mod store;
 mod tags;
 pub mod testing;
+mod timer;
 mod value;
 
 #[doc(hidden)]
@@ -36,14 +39,15 @@ pub mod __private {
     pub use crate::private::*;
 }
 mod private;
+mod shape;
 
 pub use adaptive::Adaptive;
 pub use cache::Cache;
-pub use config::CacheOptions;
 pub use error::{CacheError, ConfigOrigin, TierError, TierErrorKind};
 pub use global::{cache, init, init_from_env, manager};
 pub use manager::{
     declared_caches, CacheManager, CacheManagerBuilder, DeclaredCache, Store, StoreBuilder,
 };
+pub use options::CacheOptions;
 pub use stats::CacheStats;
 pub use value::CacheValue;
