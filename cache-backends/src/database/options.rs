@@ -116,13 +116,9 @@ impl DatabaseOptions {
     /// use cache_backends::database::DatabaseOptions;
     /// use cache_core::config::TierConfig;
     /// use cache_core::ConfigOrigin;
-    /// let cfg = TierConfig {
-    ///     driver: "database".into(),
-    ///     options: toml::from_str(r#"url = "sqlite::memory:"
-    ///                                prune_interval = "5m""#).unwrap(),
-    ///     field: "stores.local.l2".into(),
-    ///     origin: ConfigOrigin::String,
-    /// };
+    /// let options = toml::from_str(r#"url = "sqlite::memory:"
+    ///                                 prune_interval = "5m""#).unwrap();
+    /// let cfg = TierConfig::new("database", options, "stores.local.l2", ConfigOrigin::String);
     /// let opts = DatabaseOptions::from_tier_config(&cfg)?;
     /// # Ok::<(), cache_core::CacheError>(())
     /// ```
@@ -262,12 +258,12 @@ mod tests {
     use super::*;
 
     fn cfg(options: &str) -> TierConfig {
-        TierConfig {
-            driver: "database".into(),
-            options: toml::from_str(options).unwrap(),
-            field: "stores.db.l2".into(),
-            origin: ConfigOrigin::String,
-        }
+        TierConfig::new(
+            "database",
+            toml::from_str(options).unwrap(),
+            "stores.db.l2",
+            ConfigOrigin::String,
+        )
     }
 
     #[test]

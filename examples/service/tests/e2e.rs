@@ -563,7 +563,7 @@ async fn two_instance_scenario(
         .await;
     assert_eq!(put, (200, updated.clone()));
     db.updates += 1;
-    until_served(&b, "/products/1", (200, updated.clone())).await;
+    until_served(b, "/products/1", (200, updated.clone())).await;
     for _ in 0..3 {
         assert_eq!(b.get("/products/1").await, (200, updated.clone()));
     }
@@ -599,7 +599,7 @@ async fn two_instance_scenario(
     // A deletes product 1: B answers 404, after one database read, and never the row again.
     assert_eq!(a.call("DELETE", "/products/1", None).await.0, 204);
     db.deletes += 1;
-    until_served(&b, "/products/1", (404, Value::Null)).await;
+    until_served(b, "/products/1", (404, Value::Null)).await;
     for _ in 0..3 {
         assert_eq!(b.get("/products/1").await, (404, Value::Null));
         assert_eq!(a.get("/products/1").await, (404, Value::Null));
