@@ -56,11 +56,11 @@
 //! right, in `tags.rs`. Nothing in cache-core knows the topology: a cluster or a Sentinel
 //! setup is one more way for the tier and the bus to reach Redis.
 
-mod background;
+use crate::background;
 mod bus;
 mod cluster;
 mod connection;
-mod message;
+use crate::message;
 mod options;
 mod subscription;
 mod tags;
@@ -74,8 +74,8 @@ use cache_core::driver::{BusSettings, DriverRegistration};
 use cache_core::store::{Bus, RemoteTier};
 use cache_core::CacheError;
 
+pub use crate::message::{MAX_MESSAGE_SIZE, MESSAGE_VERSION};
 pub use bus::{BusCheck, BusCounters, RedisBus};
-pub use message::{MAX_MESSAGE_SIZE, MESSAGE_VERSION};
 pub use options::RedisOptions;
 pub use tier::RedisTier;
 
