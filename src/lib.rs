@@ -22,8 +22,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cache_core::{
-    cache, config, declared_caches, driver, init, init_from_env, key, manager, redact, store,
-    testing, Adaptive, Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions,
+    cache, codec, config, declared_caches, driver, init, init_from_env, key, manager, redact,
+    store, testing, Adaptive, Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions,
     CacheStats, CacheValue, ConfigOrigin, DeclaredCache, Store, StoreBuilder, TierError,
     TierErrorKind,
 };

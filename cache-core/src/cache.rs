@@ -429,7 +429,7 @@ impl Cache {
                 return (Lookup::Miss, false);
             }
         };
-        let (value, meta) = match codec::decode::<V>(
+        let (value, meta) = match remote.codec.decode::<V>(
             &bytes,
             codec::fingerprint::<V>(),
             remote.max_value_size,
@@ -507,13 +507,13 @@ impl Cache {
             Lifetime::Backoff { .. } => None,
             _ => eager_refresh.and_then(|ratio| timing.refresh_point(ratio)),
         };
-        let encoded = store.l2.as_ref().map(|_| {
+        let encoded = store.l2.as_ref().map(|remote| {
             let meta = codec::EnvelopeMeta {
                 fingerprint: codec::fingerprint::<V>(),
                 fresh_until_ms: timing.fresh_until_ms,
                 keep_until_ms: timing.keep_until_ms,
             };
-            codec::encode(&value, &meta)
+            remote.codec.encode(&value, &meta)
         });
         let local = store.l1.as_ref().map(|l1| {
             let weight = estimate_weight::<V>(stored, l1.as_ref());
@@ -856,11 +856,12 @@ impl Cache {
             return Ok(false);
         };
         match remote.get(&store.name, &stored).await {
-            Ok(Some(bytes)) => Ok(codec::read_meta(&bytes, remote.max_value_size).is_ok_and(
-                |meta| {
+            Ok(Some(bytes)) => Ok(remote
+                .codec
+                .read_meta(&bytes, remote.max_value_size)
+                .is_ok_and(|meta| {
                     clock::Timing::from_unix_ms(meta.fresh_until_ms, meta.keep_until_ms).is_fresh()
-                },
-            )),
+                })),
             Ok(None) => Ok(false),
             Err(Skipped) => {
                 self.count(Event::Error);

@@ -197,6 +197,9 @@ pub struct StoreConfig {
     /// How long a holder keeps the distributed lock at most (`lock_timeout = "10s"`,
     /// the default); only with `lock = "redis"`.
     pub lock_timeout: Option<Duration>,
+    /// The shared tier's payload codec by name (`codec = "msgpack"`, the default, `"bincode"`,
+    /// `"json"`, or one registered with [`crate::CacheManagerBuilder::register_codec`]).
+    pub codec: Option<String>,
 }
 
 /// A store's stampede protection across instances: `lock = "none"` (the default) or

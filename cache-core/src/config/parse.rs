@@ -38,6 +38,7 @@ const STORE_KEYS: &[&str] = &[
     "l2_circuit_breaker",
     "lock",
     "lock_timeout",
+    "codec",
 ];
 const CACHE_KEYS: &[&str] = &[
     "store",
@@ -56,6 +57,7 @@ const STORE_OWN_KEYS: &[&str] = &[
     "l2_circuit_breaker",
     "lock",
     "lock_timeout",
+    "codec",
 ];
 /// Characters refused in names: `:` separates the parts of a stored key, the others are
 /// Redis glob syntax (`clear()` scans with `{prefix}:{cache}:*`) or TOML/log noise.
@@ -221,6 +223,17 @@ impl Parser {
         )?;
         let prefix = self.opt_name(table, path, "prefix", "a key prefix")?;
         let l2_circuit_breaker = self.opt_duration(table, path, "l2_circuit_breaker")?;
+        let codec = match table.get("codec") {
+            None => None,
+            Some(value) => Some(
+                self.string(
+                    value,
+                    &join(path, "codec"),
+                    "a codec name: \"msgpack\", \"bincode\", \"json\" or one the application registers",
+                )?
+                .to_owned(),
+            ),
+        };
         let tiers: Vec<&str> = ["l1", "l2", "bus"]
             .into_iter()
             .filter(|tier| table.contains_key(*tier))
@@ -253,6 +266,7 @@ impl Parser {
                 l2_circuit_breaker,
                 lock,
                 lock_timeout,
+                codec,
             });
         }
 
@@ -288,6 +302,7 @@ impl Parser {
             l2_circuit_breaker,
             lock,
             lock_timeout,
+            codec,
         })
     }
 
@@ -854,6 +869,7 @@ allow_null_values = false
                     l2_circuit_breaker: None,
                     lock: LockKind::None,
                     lock_timeout: None,
+                    codec: None,
                 },
             ),
             (
@@ -867,6 +883,7 @@ allow_null_values = false
                     l2_circuit_breaker: secs(10),
                     lock: LockKind::None,
                     lock_timeout: None,
+                    codec: None,
                 },
             ),
             (
@@ -880,6 +897,7 @@ allow_null_values = false
                     l2_circuit_breaker: None,
                     lock: LockKind::None,
                     lock_timeout: None,
+                    codec: None,
                 },
             ),
             (
@@ -893,6 +911,7 @@ allow_null_values = false
                     l2_circuit_breaker: None,
                     lock: LockKind::None,
                     lock_timeout: None,
+                    codec: None,
                 },
             ),
         ]);

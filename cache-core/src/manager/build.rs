@@ -40,8 +40,12 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
                 bus: b.bus,
                 circuit_breaker: b.circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
                 max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
+                codec: b.codec,
             }),
-            StoreSpec::Config(config) => store_from_config(&name, &prefix, &config)?,
+            StoreSpec::Config(config) => {
+                let codec = codec_of(&name, &config, &builder.codecs, &origin)?;
+                store_from_config(&name, &prefix, &config, codec)?
+            }
         };
         stores.insert(name, Arc::new(store));
     }
@@ -50,7 +54,12 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
         for (name, config) in &default.stores {
             stores.insert(
                 name.clone(),
-                Arc::new(store_from_config(name, &prefix, config)?),
+                Arc::new(store_from_config(
+                    name,
+                    &prefix,
+                    config,
+                    codec::ValueCodec::default(),
+                )?),
             );
         }
     }
@@ -191,10 +200,40 @@ fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
+/// The codec a configured store names: a built-in one, or one registered on the builder.
+fn codec_of(
+    store: &str,
+    config: &StoreConfig,
+    registered: &BTreeMap<String, codec::ValueCodec>,
+    origin: &ConfigOrigin,
+) -> Result<codec::ValueCodec, CacheError> {
+    let Some(name) = config.codec.as_deref() else {
+        return Ok(codec::ValueCodec::default());
+    };
+    let error = |expected: String| CacheError::Config {
+        origin: origin.clone(),
+        field: format!("stores.{store}.codec"),
+        expected,
+    };
+    match codec::ValueCodec::builtin(name) {
+        Ok(Some(codec)) => Ok(codec),
+        Err(why) => Err(error(why)),
+        Ok(None) => registered.get(name).cloned().ok_or_else(|| {
+            let mut known = vec!["msgpack", "bincode", "json"];
+            known.extend(registered.keys().map(String::as_str));
+            error(format!(
+                "one of the codecs {}; found `{name}`",
+                known.join(", ")
+            ))
+        }),
+    }
+}
+
 fn store_from_config(
     name: &str,
     prefix: &str,
     config: &StoreConfig,
+    codec: codec::ValueCodec,
 ) -> Result<StoreInner, CacheError> {
     let prefix = config.prefix.clone().unwrap_or_else(|| prefix.to_owned());
     let mut parts = StoreParts {
@@ -205,6 +244,7 @@ fn store_from_config(
         bus: None,
         circuit_breaker: config.l2_circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
         max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
+        codec,
         // Checked by the parser: `lock = "redis"` only with a Redis L2.
         lock: (config.lock == LockKind::Redis).then(|| LockSettings {
             ttl: config.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{build, CacheManager};
+use crate::codec::ValueCodec;
 use crate::config::{CacheConfig, CacheOptions, ManagerConfig, StoreConfig, TierConfig};
 use crate::error::{CacheError, ConfigOrigin};
 use crate::store::{Bus, LocalTier, RemoteTier};
@@ -37,6 +38,8 @@ pub struct CacheManagerBuilder {
     pub(super) stores: BTreeMap<String, StoreSpec>,
     pub(super) caches: BTreeMap<String, CacheConfig>,
     pub(super) skip_declarations: bool,
+    /// Codecs configuration may name (`codec = "NAME"`) besides the built-in ones.
+    pub(super) codecs: BTreeMap<String, ValueCodec>,
 }
 
 /// What was set, redacted like every configuration holder ([`crate::redact`]).
@@ -88,6 +91,7 @@ impl CacheManagerBuilder {
                 .collect(),
             caches: config.caches,
             skip_declarations: false,
+            codecs: BTreeMap::new(),
         }
     }
 
@@ -122,6 +126,7 @@ impl CacheManagerBuilder {
             l2_circuit_breaker: None,
             lock: Default::default(),
             lock_timeout: None,
+            codec: None,
         };
         self.stores.insert(name, StoreSpec::Config(Box::new(store)));
         self
@@ -228,6 +233,32 @@ impl CacheManagerBuilder {
         self
     }
 
+    /// Makes an application's codec available to configuration by its name: a
+    /// `[stores.NAME]` with `codec = "<its name>"` encodes with it.
+    ///
+    /// ```
+    /// # use cache_core::codec::{Codec, CodecError, ValueCodec, erased_serde};
+    /// # struct Cbor;
+    /// # impl Codec for Cbor {
+    /// #     fn name(&self) -> &str { "cbor" }
+    /// #     fn id(&self) -> u8 { 201 }
+    /// #     fn encode(&self, _: &dyn erased_serde::Serialize, _: &mut Vec<u8>) -> Result<(), CodecError> { unimplemented!() }
+    /// #     fn decode<'de>(&self, _: &'de [u8], _: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<(), erased_serde::Error>) -> Result<(), CodecError> { unimplemented!() }
+    /// # }
+    /// use cache_core::{config::parse_toml, CacheManager, ConfigOrigin};
+    /// let config = parse_toml("[stores.main]\ndriver = \"none\"\ncodec = \"cbor\"", ConfigOrigin::String)?;
+    /// let manager = CacheManager::builder()
+    ///     .store_config("main", config.stores["main"].clone())
+    ///     .register_codec(ValueCodec::custom(Cbor).unwrap())
+    ///     .build()?;
+    /// # let _ = manager;
+    /// # Ok::<(), cache_core::CacheError>(())
+    /// ```
+    pub fn register_codec(mut self, codec: ValueCodec) -> Self {
+        self.codecs.insert(codec.name().to_owned(), codec);
+        self
+    }
+
     /// Builds the manager. Never connects to a server.
     pub fn build(self) -> Result<CacheManager, CacheError> {
         build::build(self)
@@ -251,6 +282,8 @@ pub struct StoreBuilder {
     pub(super) circuit_breaker: Option<Duration>,
     /// The distributed lock's timeout, when enabled.
     pub(super) lock: Option<Duration>,
+    /// The shared tier's payload codec (default MessagePack).
+    pub(super) codec: ValueCodec,
 }
 
 /// The tiers by their drivers' descriptions, redacted ([`crate::redact::redact_text`]).
@@ -267,6 +300,7 @@ impl std::fmt::Debug for StoreBuilder {
             )
             .field("l2_circuit_breaker", &self.circuit_breaker)
             .field("distributed_lock", &self.lock)
+            .field("codec", &self.codec)
             .finish()
     }
 }
@@ -303,6 +337,19 @@ impl StoreBuilder {
     /// The bus keeping other instances' L1 coherent (needs an L1).
     pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
         self.bus = Some(bus);
+        self
+    }
+
+    /// How the shared tier encodes values (default [`ValueCodec::msgpack`]; `codec = ".."`
+    /// in configuration). Entries another codec wrote are misses.
+    ///
+    /// ```
+    /// use cache_core::{codec::ValueCodec, StoreBuilder};
+    /// let store = StoreBuilder::new().codec(ValueCodec::msgpack());
+    /// # let _ = store;
+    /// ```
+    pub fn codec(mut self, codec: ValueCodec) -> Self {
+        self.codec = codec;
         self
     }
 

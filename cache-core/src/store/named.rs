@@ -18,6 +18,8 @@ pub(crate) struct StoreParts {
     pub(crate) bus: Option<Arc<dyn Bus>>,
     pub(crate) circuit_breaker: Duration,
     pub(crate) max_value_size: usize,
+    /// The shared tier's payload codec.
+    pub(crate) codec: crate::codec::ValueCodec,
     /// The distributed lock (`lock = "redis"`), if any.
     pub(crate) lock: Option<LockSettings>,
 }
@@ -60,9 +62,14 @@ impl StoreInner {
             name: parts.name,
             prefix: parts.prefix,
             l1: parts.l1,
-            l2: parts
-                .l2
-                .map(|tier| Remote::new(tier, parts.circuit_breaker, parts.max_value_size)),
+            l2: parts.l2.map(|tier| {
+                Remote::new(
+                    tier,
+                    parts.circuit_breaker,
+                    parts.max_value_size,
+                    parts.codec,
+                )
+            }),
             bus: parts.bus,
             bus_warnings: RateLimit::default(),
             flights: Flights::default(),

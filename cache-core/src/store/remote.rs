@@ -20,6 +20,8 @@ pub(crate) struct Remote {
     breaker: Breaker,
     warnings: RateLimit,
     pub(crate) max_value_size: usize,
+    /// How values are encoded for this tier (`codec = ".."`).
+    pub(crate) codec: crate::codec::ValueCodec,
 }
 
 /// The L2 was not asked (breaker open) or failed: the caller carries on without it.
@@ -27,12 +29,18 @@ pub(crate) struct Remote {
 pub(crate) struct Skipped;
 
 impl Remote {
-    pub(crate) fn new(tier: Arc<dyn RemoteTier>, breaker: Duration, max_value_size: usize) -> Self {
+    pub(crate) fn new(
+        tier: Arc<dyn RemoteTier>,
+        breaker: Duration,
+        max_value_size: usize,
+        codec: crate::codec::ValueCodec,
+    ) -> Self {
         Self {
             tier,
             breaker: Breaker::new(breaker),
             warnings: RateLimit::default(),
             max_value_size,
+            codec,
         }
     }
 
