@@ -6,13 +6,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::{select, Either};
 use futures_util::FutureExt;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::background;
-use crate::cache::{Cache, Lifetime, Lookup};
+use crate::cache::{Cache, Lifetime, Lookup, Write};
 use crate::flight::{DetachedFlight, Entered, FlightGuard, Handed, Ticket};
 use crate::private::Shape;
 use crate::stats::Event;
@@ -79,7 +78,9 @@ where
     let entered = match (timeout, stale.take()) {
         // With a stale value, another caller's refresh is waited for no longer than the
         // soft timeout either.
-        (Some(limit), Some(old)) => match within(limit, enter::<S::Value>(first, &keys[0], ticket))
+        (Some(limit), Some(old)) => match first
+            .clock()
+            .within(limit, enter::<S::Value>(first, &keys[0], ticket))
             .await
         {
             Some(entered) => {
@@ -205,15 +206,6 @@ async fn enter<'a, V: CacheValue>(
     }
 }
 
-/// `future`'s output, unless `limit` passes first.
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
-    let timer = std::pin::pin!(background::sleep(limit));
-    match select(std::pin::pin!(future), timer).await {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(_) => None,
-    }
-}
-
 /// Soft timeout: the caller waits for the background refresh at most `limit`.
 async fn wait_or_stale<S: Shape>(
     shape: S,
@@ -226,7 +218,7 @@ async fn wait_or_stale<S: Shape>(
 where
     S::Value: CacheValue,
 {
-    match within(limit, refresh).await {
+    match caches[0].clock().within(limit, refresh).await {
         Some(Ok(Refreshed::Value(value))) => shape.rebuild(value),
         Some(Ok(Refreshed::Failed(failure))) => {
             serve_stale(shape, caches, keys, stale, failure).await
@@ -448,6 +440,7 @@ where
                 fresh_for,
                 keep_until,
             },
+            Write::Fill,
         )
         .await;
     }
@@ -486,7 +479,7 @@ where
             .iter()
             .map(|c| c.stored_key_of_encoded(&encoded))
             .collect();
-        store_all(caches, &keys, value, lifetime).await;
+        store_all(caches, &keys, value, lifetime, Write::Change).await;
     }
     output
 }
@@ -526,9 +519,10 @@ async fn store_all<V: CacheValue>(
     keys: &[String],
     value: &V,
     lifetime: Lifetime,
+    why: Write,
 ) {
     for (cache, key) in caches.iter().zip(keys) {
-        cache.write(key, value.clone(), lifetime).await;
+        cache.write(key, value.clone(), lifetime, why).await;
     }
 }
 
@@ -544,7 +538,7 @@ async fn store_all_refreshing<V: CacheValue>(
     for (cache, key) in caches.iter().zip(keys) {
         let eager = eager_refresh.or(cache.settings().eager_refresh);
         cache
-            .write_refreshing(key, value.clone(), lifetime, eager)
+            .write_refreshing(key, value.clone(), lifetime, eager, Write::Fill)
             .await;
     }
 }

@@ -35,6 +35,7 @@ use crate::cache::Cache;
 use crate::error::{CacheError, TierError};
 use crate::key::encode_key_into;
 use crate::stats::Event;
+use crate::store::replay::Pending;
 use crate::store::{Invalidation, LocalTier};
 
 /// Marks a tag set inside a cache's key space: `{base}:=tag:{encoded tag}`. No encoded
@@ -54,7 +55,7 @@ pub(crate) fn tag_key(base: &str, tag: &str) -> String {
 }
 
 /// Whether `key` is an entry directly under `base` (not a namespace's, not a tag set).
-fn is_entry_of(base: &str, key: &str) -> bool {
+pub(crate) fn is_entry_of(base: &str, key: &str) -> bool {
     key.strip_prefix(base)
         .and_then(|rest| rest.strip_prefix(':'))
         .is_some_and(|encoded| !encoded.starts_with('='))
@@ -294,6 +295,11 @@ impl Cache {
                         store.versions.change_all(|| l1.remove_scope(&self.scope()));
                     }
                     store.announce(Invalidation::Scope(self.scope())).await;
+                    // Deleted by tag in the L2 once it is back (`replay.rs`).
+                    store.defer(Pending::Tags {
+                        scope: self.scope(),
+                        tag_keys: tag_keys.clone(),
+                    });
                     return Err(failed("list"));
                 }
             };
@@ -307,7 +313,12 @@ impl Cache {
                 .await
                 .is_err()
             {
-                // The other instances' L1 copies go whether or not L2 took the delete.
+                // The other instances' L1 copies go whether or not L2 took the delete;
+                // the L2 deletes by tag once it is back (`replay.rs`).
+                store.defer(Pending::Tags {
+                    scope: self.scope(),
+                    tag_keys: tag_keys.clone(),
+                });
                 if !keys.is_empty() {
                     store.announce(Invalidation::Keys(keys)).await;
                 }

@@ -387,10 +387,13 @@ fn call_options(op: &'static Operation) -> CallOptions {
 }
 
 /// The hard timeout of a call, and the cache its error names.
-fn hard_timeout(op: &'static Operation, caches: &[Cache]) -> Option<(std::time::Duration, String)> {
+fn hard_timeout(
+    op: &'static Operation,
+    caches: &[Cache],
+) -> Option<(std::time::Duration, String, crate::clock::Clock)> {
     let first = caches.first()?;
     let limit = op.hard_timeout.or(first.settings().hard_timeout)?;
-    Some((limit, first.name().to_owned()))
+    Some((limit, first.name().to_owned(), first.clock().clone()))
 }
 
 /// `#[cacheable]` on a plain `fn`.

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use super::lock::LockSettings;
 use super::remote::Remote;
+use super::replay::Replay;
 use super::versions::Versions;
 use super::warn::RateLimit;
 use super::{Bus, BusEvent, Invalidation, LocalTier, RemoteTier};
+use crate::clock::Clock;
 use crate::flight::Flights;
 
 /// What a store is made of, before it is assembled.
@@ -21,6 +23,8 @@ pub(crate) struct StoreParts {
     pub(crate) max_value_size: usize,
     /// The distributed lock (`lock = "redis"`), if any.
     pub(crate) lock: Option<LockSettings>,
+    /// The manager's clock.
+    pub(crate) clock: Clock,
 }
 
 /// The parts of one store, shared by every cache in it.
@@ -39,6 +43,10 @@ pub(crate) struct StoreInner {
     pub(crate) lock: Option<LockSettings>,
     /// Orders the L1 changes of one key (`versions.rs`).
     pub(crate) versions: Arc<Versions>,
+    /// What every timing of this store reads (`clock.rs`).
+    pub(crate) clock: Clock,
+    /// Changes the L2 missed, replayed when it is back (`replay.rs`).
+    pub(crate) replay: Replay,
 }
 
 impl StoreInner {
@@ -69,15 +77,22 @@ impl StoreInner {
             name: parts.name,
             prefix: parts.prefix,
             l1: parts.l1,
-            l2: parts
-                .l2
-                .map(|tier| Remote::new(tier, parts.circuit_breaker, parts.max_value_size)),
+            l2: parts.l2.map(|tier| {
+                Remote::new(
+                    tier,
+                    parts.circuit_breaker,
+                    parts.max_value_size,
+                    parts.clock.clone(),
+                )
+            }),
             bus: parts.bus,
             bus_warnings: RateLimit::default(),
             flights: Flights::default(),
             tag_index: crate::tags::TagIndex::default(),
             lock: parts.lock,
             versions,
+            clock: parts.clock,
+            replay: Replay::default(),
         }
     }
 
@@ -90,7 +105,7 @@ impl StoreInner {
     pub(crate) async fn announce(&self, message: Invalidation) {
         let Some(bus) = &self.bus else { return };
         if let Err(err) = bus.publish(message).await {
-            if let Some(suppressed) = self.bus_warnings.check(10_000) {
+            if let Some(suppressed) = self.bus_warnings.check(10_000, self.clock.ticks_ms()) {
                 tracing::warn!(store = %self.name, bus = %bus.describe(), error = %err, suppressed, "cachet: cannot publish an invalidation");
             }
         }
