@@ -173,7 +173,7 @@ impl StoreInner {
                         Ok(listed) => {
                             let keys: Vec<String> = listed
                                 .into_iter()
-                                .filter(|key| crate::tags::is_entry_of(scope.base(), key))
+                                .filter(|key| crate::layout::is_entry_of(scope.base(), key))
                                 .collect();
                             let deleted = remote
                                 .delete_tagged(&self.name, &keys, tag_keys)
