@@ -13,16 +13,15 @@
 //! keeps only the fact that changes were lost: on recovery the other instances are told
 //! to clear their L1 for the whole store.
 //!
-//! The replay runs on cachet's background runtime, waits on the store's clock (the
-//! circuit breaker's remaining pause, then growing pauses), and stops once the queue is
-//! empty or the store is gone.
+//! This module holds the queue; the store replays it (`named.rs`: on cachet's background
+//! runtime, waiting on the store's clock — the circuit breaker's remaining pause, then
+//! growing pauses — until the queue is empty or the store is gone).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use super::named::StoreInner;
-use super::{Invalidation, Scope};
+use super::Scope;
 use crate::timer::lock_ignoring_poison as lock;
 
 /// How many keys may wait for the L2 before the queue keeps their scopes instead.
@@ -30,9 +29,9 @@ pub(crate) const MAX_PENDING_KEYS: usize = 10_000;
 /// How many scopes may wait before the queue keeps only "something was lost".
 pub(crate) const MAX_PENDING_SCOPES: usize = 64;
 /// The first pause between two replay attempts when the breaker is closed.
-const FIRST_RETRY: Duration = Duration::from_millis(100);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// The longest pause between two replay attempts.
-const MAX_RETRY: Duration = Duration::from_secs(5);
+pub(crate) const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// One change the L2 did not take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,13 +110,25 @@ impl Queue {
 }
 
 impl Replay {
+    /// Queues `change`; `true` when the replay must be started (it was not running).
+    pub(crate) fn push(&self, change: Pending) -> bool {
+        let mut queue = lock(&self.queue);
+        queue.push(change);
+        !std::mem::replace(&mut queue.running, true)
+    }
+
+    /// The replay could not be started: the next change tries again.
+    pub(crate) fn not_running(&self) {
+        lock(&self.queue).running = false;
+    }
+
     /// The first change waiting, if any.
-    fn front(&self) -> Option<Pending> {
+    pub(crate) fn front(&self) -> Option<Pending> {
         lock(&self.queue).pending.front().cloned()
     }
 
     /// Drops the first change (done), unless the queue was collapsed meanwhile.
-    fn done(&self, change: &Pending) {
+    pub(crate) fn done(&self, change: &Pending) {
         let mut queue = lock(&self.queue);
         if queue.pending.front() == Some(change) {
             if let Some(Pending::Keys { keys, .. }) = queue.pending.pop_front() {
@@ -127,106 +138,13 @@ impl Replay {
     }
 
     /// Ends the replay task if nothing is left; `false` when more came meanwhile.
-    fn finish_if_empty(&self) -> bool {
+    pub(crate) fn finish_if_empty(&self) -> bool {
         let mut queue = lock(&self.queue);
         if queue.pending.is_empty() {
             queue.running = false;
             true
         } else {
             false
-        }
-    }
-}
-
-impl StoreInner {
-    /// Queues a change the L2 did not take, and starts the replay if it is not running.
-    pub(crate) fn defer(self: &Arc<Self>, change: Pending) {
-        if self.l2.is_none() {
-            return;
-        }
-        let start = {
-            let mut queue = lock(&self.replay.queue);
-            queue.push(change);
-            !std::mem::replace(&mut queue.running, true)
-        };
-        if start {
-            let store = Arc::downgrade(self);
-            if crate::background::spawn_own(replay(store)).is_err() {
-                // No runtime to replay on: the next deferred change tries again.
-                lock(&self.replay.queue).running = false;
-                tracing::warn!(store = %self.name, "cachet: cannot start the replay of changes held back from the L2");
-            }
-        }
-    }
-
-    /// Replays the waiting changes in order until one fails; `true` when all went through.
-    async fn replay_once(&self) -> bool {
-        let Some(remote) = &self.l2 else {
-            return true;
-        };
-        while let Some(change) = self.replay.front() {
-            let taken = match &change {
-                Pending::Keys { keys, .. } => remote.delete(&self.name, keys).await.is_ok(),
-                Pending::Scope(scope) => remote.clear(&self.name, scope).await.is_ok(),
-                Pending::Tags { scope, tag_keys } => {
-                    match remote.tagged_keys(&self.name, tag_keys).await {
-                        Ok(listed) => {
-                            let keys: Vec<String> = listed
-                                .into_iter()
-                                .filter(|key| crate::layout::is_entry_of(scope.base(), key))
-                                .collect();
-                            let deleted = remote
-                                .delete_tagged(&self.name, &keys, tag_keys)
-                                .await
-                                .is_ok();
-                            if deleted && !keys.is_empty() {
-                                self.announce(Invalidation::Keys(keys)).await;
-                            }
-                            deleted
-                        }
-                        Err(_) => false,
-                    }
-                }
-                Pending::Everything => true,
-            };
-            if !taken {
-                return false;
-            }
-            match change.clone() {
-                Pending::Keys { keys, .. } => self.announce(Invalidation::Keys(keys)).await,
-                Pending::Scope(scope) => self.announce(Invalidation::Scope(scope)).await,
-                Pending::Tags { .. } => {}
-                Pending::Everything => self.announce(Invalidation::All).await,
-            }
-            self.replay.done(&change);
-        }
-        true
-    }
-}
-
-/// The replay task of a store: waits for the L2, replays, until nothing is left.
-async fn replay(store: Weak<StoreInner>) {
-    let mut retry = FIRST_RETRY;
-    loop {
-        // The store is not kept alive by a pause.
-        let (clock, wait) = {
-            let Some(store) = store.upgrade() else { return };
-            let reopens_in = store
-                .l2
-                .as_ref()
-                .map_or(Duration::ZERO, |remote| remote.breaker_reopens_in());
-            (store.clock.clone(), reopens_in.max(retry))
-        };
-        clock.sleep(wait).await;
-        let Some(store) = store.upgrade() else { return };
-        if store.replay_once().await {
-            if store.replay.finish_if_empty() {
-                tracing::info!(store = %store.name, "cachet: the L2 is back; the changes it missed were replayed");
-                return;
-            }
-            retry = FIRST_RETRY;
-        } else {
-            retry = (retry * 2).min(MAX_RETRY);
         }
     }
 }
