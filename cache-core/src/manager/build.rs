@@ -209,7 +209,7 @@ fn store_from_config(
         max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
         clock: clock.clone(),
         // Checked by the parser: `lock = "redis"` only with a Redis L2.
-        lock: (config.lock == LockKind::Redis).then(|| LockSettings {
+        lock: (config.lock != LockKind::None).then(|| LockSettings {
             ttl: config.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
         }),
     };
