@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use super::builder::{CacheManagerBuilder, StoreSpec};
 use super::{declarations, CacheManager, ManagerInner};
+use crate::clock::Clock;
 use crate::codec;
 use crate::config::{
     name_problem, parse_toml, LockKind, StoreConfig, TierConfig, EMBEDDED_DEFAULT,
@@ -28,6 +29,7 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
         .prefix
         .clone()
         .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+    let clock = builder.clock.clone().map(Clock::from).unwrap_or_default();
     let mut stores = BTreeMap::new();
     for (name, spec) in builder.stores {
         let store = match spec {
@@ -41,10 +43,11 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
                 circuit_breaker: b.circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
                 max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
                 codec: b.codec,
+                clock: clock.clone(),
             }),
             StoreSpec::Config(config) => {
                 let codec = codec_of(&name, &config, &builder.codecs, &origin)?;
-                store_from_config(&name, &prefix, &config, codec)?
+                store_from_config(&name, &prefix, &config, codec, &clock)?
             }
         };
         stores.insert(name, Arc::new(store));
@@ -59,6 +62,7 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
                     &prefix,
                     config,
                     codec::ValueCodec::default(),
+                    &clock,
                 )?),
             );
         }
@@ -232,6 +236,7 @@ fn store_from_config(
     prefix: &str,
     config: &StoreConfig,
     codec: codec::ValueCodec,
+    clock: &Clock,
 ) -> Result<StoreInner, CacheError> {
     let prefix = config.prefix.clone().unwrap_or_else(|| prefix.to_owned());
     let mut parts = StoreParts {
@@ -243,8 +248,9 @@ fn store_from_config(
         circuit_breaker: config.l2_circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
         max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
         codec,
+        clock: clock.clone(),
         // Checked by the parser: `lock = "redis"` only with a Redis L2.
-        lock: (config.lock == LockKind::Redis).then(|| LockSettings {
+        lock: (config.lock != LockKind::None).then(|| LockSettings {
             ttl: config.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
         }),
     };
