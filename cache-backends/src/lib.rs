@@ -1,4 +1,5 @@
-//! Providers of cachet, each behind a cargo feature: `memory` (quick_cache or moka), `redis` (L2 tier and bus).
+//! Providers of cachet, each behind a cargo feature: `memory` (quick_cache or moka), `redis` (L2 tier and bus),
+//! `dynamodb` (L2 tier on Amazon DynamoDB).
 //! The `none` store needs no provider: core makes it.
 //!
 //! Each provider registers a driver with `inventory`, so `driver = "memory"` in
@@ -7,6 +8,9 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "redis", feature = "dynamodb"))]
+mod background;
+
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
@@ -14,6 +18,10 @@ pub mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+
+#[cfg(feature = "dynamodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+pub mod dynamodb;
 
 /// Links this crate's driver registrations into the program; the facade calls it so that
 /// `inventory` sees them even when nothing else of this crate is used.

@@ -206,6 +206,25 @@ pub enum LockKind {
     None,
     /// A lock in the store's Redis L2.
     Redis,
+    /// A lock in the store's DynamoDB L2 (`lock = "dynamodb"`).
+    Dynamodb,
+}
+
+impl LockKind {
+    /// The driver of the L2 the lock lives in (`None` for no lock).
+    ///
+    /// ```
+    /// use cache_core::config::LockKind;
+    /// assert_eq!(LockKind::Dynamodb.driver(), Some("dynamodb"));
+    /// assert_eq!(LockKind::None.driver(), None);
+    /// ```
+    pub fn driver(self) -> Option<&'static str> {
+        match self {
+            LockKind::None => None,
+            LockKind::Redis => Some("redis"),
+            LockKind::Dynamodb => Some("dynamodb"),
+        }
+    }
 }
 
 /// One `[caches.NAME]` table.

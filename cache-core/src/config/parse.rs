@@ -293,34 +293,45 @@ impl Parser {
         shared: Option<&TierConfig>,
     ) -> Result<(LockKind, Option<Duration>)> {
         const LOCK: &str = "\"none\" or \"redis\" (a lock in the store's Redis L2, so that \
-                            instances sharing it compute a missing value once)";
+                            instances sharing it compute a missing value once), or \"dynamodb\" \
+                            (the same in its DynamoDB L2)";
         let field = join(path, "lock");
         let lock = match table.get("lock") {
             None => LockKind::None,
             Some(value) => match self.string(value, &field, LOCK)? {
                 "none" => LockKind::None,
                 "redis" => LockKind::Redis,
+                "dynamodb" => LockKind::Dynamodb,
                 _ => return Err(self.mismatch(&field, LOCK, value)),
             },
         };
-        if lock == LockKind::Redis {
+        if let Some(driver) = lock.driver() {
+            let (name, example) = match lock {
+                LockKind::Dynamodb => (
+                    "DynamoDB",
+                    "`l2 = { driver = \"dynamodb\", table = \"..\" }`",
+                ),
+                _ => ("Redis", "`l2 = { driver = \"redis\", url = \"..\" }`"),
+            };
             match shared {
-                Some(tier) if tier.driver == "redis" => {}
+                Some(tier) if tier.driver == driver => {}
                 Some(tier) => {
                     return Err(self.error(
                         &field,
                         format!(
-                            "expected `lock = \"redis\"` only on a store whose L2 is Redis; this \
+                        "expected `lock = \"{driver}\"` only on a store whose L2 is {name}; this \
                              store's shared tier is the `{}` driver",
-                            tier.driver
-                        ),
+                        tier.driver
+                    ),
                     ))
                 }
                 None => {
                     return Err(self.error(
                         &field,
-                        "expected `lock = \"redis\"` only on a store with a Redis L2 \
-                         (`l2 = { driver = \"redis\", url = \"..\" }`); this store has no l2",
+                        format!(
+                            "expected `lock = \"{driver}\"` only on a store with a {name} L2 \
+                             ({example}); this store has no l2"
+                        ),
                     ))
                 }
             }
@@ -328,7 +339,7 @@ impl Parser {
         let lock_timeout = self.opt_duration(table, path, "lock_timeout")?;
         if let Some(timeout) = lock_timeout {
             let field = join(path, "lock_timeout");
-            if lock != LockKind::Redis {
+            if lock == LockKind::None {
                 return Err(self.error(
                     &field,
                     "expected `lock_timeout` only with `lock = \"redis\"`, which it bounds; \
@@ -1334,6 +1345,17 @@ l2_circuit_breaker = "5s"
             "stores.s.lock",
         );
         assert_contains(&message, &["found a boolean (true)"]);
+        // A lock in DynamoDB needs a DynamoDB L2.
+        let dynamo = "l2 = { driver = \"dynamodb\", table = \"t\" }";
+        let config = parse(&format!(
+            "[stores.a]\n{dynamo}\nlock = \"dynamodb\"\nlock_timeout = \"3s\""
+        ));
+        assert_eq!(config.stores["a"].lock, LockKind::Dynamodb);
+        let message = error(
+            &format!("[stores.s]\n{redis}\nlock = \"dynamodb\""),
+            "stores.s.lock",
+        );
+        assert_contains(&message, &["whose L2 is DynamoDB", "the `redis` driver"]);
         let message = error(
             "[stores.s]\nl1 = { driver = \"memory\" }\nlock = \"redis\"",
             "stores.s.lock",

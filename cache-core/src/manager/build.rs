@@ -177,7 +177,7 @@ fn store_from_config(
         circuit_breaker: config.l2_circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
         max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
         // Checked by the parser: `lock = "redis"` only with a Redis L2.
-        lock: (config.lock == LockKind::Redis).then(|| LockSettings {
+        lock: (config.lock != LockKind::None).then(|| LockSettings {
             ttl: config.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
         }),
     };

@@ -1,5 +1,6 @@
-//! The backend's own runtime: one small thread on which every Redis connection is made
-//! and driven.
+//! The backend's own runtime: one small thread on which every network connection of the
+//! remote drivers (Redis connections, the DynamoDB SDK's HTTP connections) is made and
+//! driven.
 //!
 //! A connection's driver task lives on the runtime that created it, and dies with it. A
 //! global cache manager outlives the short runtimes of `#[tokio::test]`s and may be used
@@ -27,10 +28,10 @@ pub(crate) fn handle() -> Result<&'static Handle, TierError> {
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
-                .thread_name("cachet-redis")
+                .thread_name("cachet-io")
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start the Redis background runtime: {e}"))
+                .map_err(|e| format!("cannot start the backend runtime for remote tiers: {e}"))
         })
         .as_ref()
         .map(Runtime::handle)
@@ -68,6 +69,8 @@ where
 /// however the caller is run. An earlier design spawned every operation onto the backend
 /// thread: with 64 concurrent callers that one thread ran all their work, and every
 /// operation paid a task and two cross-thread wake-ups (BENCHMARKS.md, "Redis L2").
+/// The DynamoDB driver runs the SDK's calls the same way: hyper's connection tasks and
+/// the SDK's timers belong to this runtime, whichever runtime awaits the call.
 pub(crate) struct Remote<T> {
     runtime: Option<&'static Handle>,
     work: Option<Work<T>>,
