@@ -418,9 +418,16 @@ async fn oversized_values_are_refused_before_any_request() {
     t.set("app:c:max", vec![1; large], Duration::from_secs(60))
         .await
         .unwrap();
-    assert_eq!(t.get("app:c:max").await.unwrap().map(|v| v.len()), Some(large));
+    assert_eq!(
+        t.get("app:c:max").await.unwrap().map(|v| v.len()),
+        Some(large)
+    );
     let err = t
-        .set("app:c:over", vec![1; 400 * 1024 + 1], Duration::from_secs(60))
+        .set(
+            "app:c:over",
+            vec![1; 400 * 1024 + 1],
+            Duration::from_secs(60),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("max_value_size"), "{err}");
