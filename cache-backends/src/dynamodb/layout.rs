@@ -1,50 +1,65 @@
-//! Where a stored key lives in the table: its partition key (`pk`) and sort key (`sk`).
+//! Where a stored key lives in the table: its partition key (`pk`) and sort key (`sk`),
+//! and how a scope finds its keys.
 //!
 //! # The layout
 //!
-//! A stored key is `{prefix}:{cache}{#ns}*:{key}` (names escaped as keys are, see
-//! [`cache_core::key`]). Its item is
+//! A stored key is `{prefix}:{cache}{#ns}*:{key}`. Its item is
 //!
 //! | item | `pk` | `sk` |
 //! | --- | --- | --- |
 //! | an entry `shop:users#eu:42` | `shop:users#eu` | `:42` |
-//! | a tag index row (tag `sale` lists `shop:products:7`) | `shop:products` | `:=tag:sale=shop:products:7` |
+//! | a tag row (tag `sale` lists `shop:products:7`) | `shop:products` | `:=tag:sale=shop:products:7` |
 //! | a lock `shop:~lock:users:42` | `shop:~lock:users` | `:42` |
-//! | the registration of a cache partition | `shop` | `:users` |
-//! | the registration of a namespace partition | `shop:users` | `#eu` |
+//! | a key with no `:` past its cache path (`shop:users#eu`) | `shop:users#eu` | `~` |
+//! | the registration of partition `shop:users` | `shop` | `:users` |
+//! | the registration of partition `shop:users#eu` | `shop:users` | `#eu` |
 //!
 //! So one partition holds one cache (or one namespace of it), and `clear()` is a `Query`
 //! of that partition and batched deletes, never a table `Scan`. Clearing a cache also
 //! clears its namespaces, and purging a store clears every cache: those partitions are
-//! found through *registration* items in the parent partition (the store's `{prefix}`,
-//! or the cache's), which the tier writes before the first entry of a partition (see
-//! [`super::registry`]).
+//! found through *registration* items in the parent partition, which the tier writes
+//! before the first item of a partition (see [`super::registry`]).
+//!
+//! # Text, not names
+//!
+//! Partitions are cut from the stored key's text at `:` and `#`, never by unescaping
+//! names: a scope is defined by text too ([`Scope::contains`]: the base followed by `:`
+//! or `#`), so the layout finds exactly a scope's keys whatever the names hold. The
+//! *partition* of a key is its text up to the second `:` (the first ends the prefix;
+//! for a lock key, `{prefix}:~lock:`, up to the third); a key without one is a partition
+//! of its own, held by the *sentinel* item `sk = "~"`. The *parent* of a partition is
+//! its text up to its last `#` past the prefix, or else the prefix (the store's root);
+//! lock partitions hang from the root directly. Then for a scope with base `B`:
+//!
+//! * if `B` has a second `:` (e.g. `shop:users#a:b`), every key `B:…` or `B#…` has the
+//!   partition `B` has up to that `:`, with a sort key starting with the rest of `B` and
+//!   `:` or `#`: two prefix `Query`s of one partition find them;
+//! * otherwise every key `B:…` is in partition `B`, and every key `B#…` in a partition
+//!   `B#…`, registered in `B` or (nested) in a partition registered there: a walk down
+//!   the registrations from `B` finds them. `B`'s own sentinel (the key `B`) is not in
+//!   the scope, the sentinels below it are.
 //!
 //! # Why keys never collide
 //!
-//! * For entries, locks and tag rows `pk + sk` is the stored key itself (an entry, a
-//!   lock) or the tag key followed by `=` and the member (a tag row), so distinct keys
-//!   are distinct items.
-//! * An entry's `sk` starts with `:`, a namespace registration's with `#`: they never
-//!   meet in one partition. Registrations of caches live in the `{prefix}` partition,
-//!   where no entry is (an entry's partition always holds a cache name).
-//! * A tag row's `sk` is `:=tag:{escaped tag}=`…: no encoded key starts with an
-//!   unescaped `=`, so no entry's `sk` is a tag row's, and the escaped tag has no
-//!   unescaped `=`, so the rows of one tag never start with another tag's row prefix.
-//! * Lock partitions are `{prefix}:~lock:`…: a cache name is escaped, so no cache
-//!   partition starts with an unescaped `~`.
+//! For entries, locks and tag rows `pk + sk` is the stored key (an entry, a lock, a
+//! tag's key followed by `=` and the member), and a sentinel's `pk` is the key itself.
+//! Sort keys of entries and tag rows start with `:`, registrations of namespaces with
+//! `#`, sentinels are `~`; registrations of caches (`:users`) live in a store's root
+//! partition, which holds no entry (an entry's partition holds a `:`). A tag row's `sk`
+//! holds its member, and is read back only when it is exactly the tag's prefix plus the
+//! member it records, so no row is taken for another tag's.
 //!
-//! The prefix must hold no `:` (configuration refuses one): it is read up to the first
-//! `:`. A stored key of another shape is refused with an error, never guessed at.
+//! A prefix holds no `:` (configuration and builders refuse one).
 
-use cache_core::key::read_escaped;
 use cache_core::store::Scope;
 use cache_core::{TierError, TierErrorKind};
 
-/// The part after a prefix that marks a lock key (see `cache_core`'s lock module).
+/// What follows a prefix in a lock key (see `cache_core`'s lock module).
 const LOCK_MARK: &str = "~lock:";
 /// The start of a tag key's part past its cache path.
 const TAG_MARK: &str = ":=tag:";
+/// The sort key of a key with no `:` past its partition.
+pub(crate) const SENTINEL: &str = "~";
 
 /// DynamoDB's limits on key attributes, in bytes.
 const MAX_PK: usize = 2048;
@@ -57,36 +72,24 @@ pub(crate) struct ItemKey {
     pub(crate) sk: String,
 }
 
-/// Where a stored key's partition ends: `(pk, sk)` with `pk + sk == key`.
-fn split(key: &str) -> Option<(&str, &str)> {
-    let prefix_end = key.find(':')?;
-    let mut rest = &key[prefix_end + 1..];
-    if let Some(after) = rest.strip_prefix(LOCK_MARK) {
-        rest = after;
+/// Where the partition of `text` ends: at its second `:` (its third for a lock key), or
+/// `None` when it has none.
+fn partition_end(text: &str) -> Option<usize> {
+    let first = text.find(':')?;
+    let mut from = first + 1;
+    if text[from..].starts_with(LOCK_MARK) {
+        from += LOCK_MARK.len();
     }
-    let (_cache, mut rest) = read_escaped(rest);
-    while let Some(ns) = rest.strip_prefix('#') {
-        rest = read_escaped(ns).1;
-    }
-    // `rest` may be `:` alone: the empty string is a key too.
-    if !rest.starts_with(':') {
-        return None;
-    }
-    let at = key.len() - rest.len();
-    Some((&key[..at], &key[at..]))
-}
-
-fn malformed(key: &str) -> TierError {
-    TierError::with_kind(
-        format!(
-            "dynamodb: `{key}` is not a stored key of cachet's layout \
-             ({{prefix}}:{{cache}}[#namespace]:{{key}}, the prefix without `:`)"
-        ),
-        TierErrorKind::Other,
-    )
+    text[from..].find(':').map(|at| from + at)
 }
 
 fn checked(pk: &str, sk: &str, key: &str) -> Result<ItemKey, TierError> {
+    if pk.is_empty() {
+        return Err(TierError::with_kind(
+            "dynamodb: an empty stored key has no item",
+            TierErrorKind::Other,
+        ));
+    }
     if pk.len() > MAX_PK || sk.len() > MAX_SK {
         return Err(TierError::with_kind(
             format!(
@@ -104,93 +107,96 @@ fn checked(pk: &str, sk: &str, key: &str) -> Result<ItemKey, TierError> {
 
 /// The item of a stored key (an entry, a lock or a tag key).
 pub(crate) fn item_key(key: &str) -> Result<ItemKey, TierError> {
-    let (pk, sk) = split(key).ok_or_else(|| malformed(key))?;
-    checked(pk, sk, key)
+    match partition_end(key) {
+        Some(at) => checked(&key[..at], &key[at..], key),
+        None => checked(key, SENTINEL, key),
+    }
 }
 
-/// The stored key of an item: its `pk` and `sk` joined.
+/// The stored key of an item of partition `pk`.
 pub(crate) fn stored_key(pk: &str, sk: &str) -> String {
+    if sk == SENTINEL {
+        return pk.to_owned();
+    }
     let mut key = String::with_capacity(pk.len() + sk.len());
     key.push_str(pk);
     key.push_str(sk);
     key
 }
 
-/// The tag row recording that `member` was written with the tag of `tag_key`.
-pub(crate) fn tag_row(tag_key: &str, member: &str) -> Result<ItemKey, TierError> {
-    let tag = tag_rows(tag_key)?;
-    let mut sk = tag.sk;
-    sk.push_str(member);
-    checked(&tag.pk, &sk, tag_key)
-}
-
 /// The partition and `sk` prefix of every row of the tag of `tag_key`
 /// (`{base}:=tag:{tag}`): `{sk of the tag key}=`.
 pub(crate) fn tag_rows(tag_key: &str) -> Result<ItemKey, TierError> {
-    let (pk, sk) = split(tag_key).ok_or_else(|| malformed(tag_key))?;
-    if !sk.starts_with(TAG_MARK) {
-        return Err(malformed(tag_key));
-    }
-    let mut rows = sk.to_owned();
+    let at = partition_end(tag_key)
+        .filter(|&at| tag_key[at..].starts_with(TAG_MARK))
+        .ok_or_else(|| {
+            TierError::with_kind(
+                format!("dynamodb: `{tag_key}` is not a tag key ({{base}}:=tag:{{tag}})"),
+                TierErrorKind::Other,
+            )
+        })?;
+    let mut rows = tag_key[at..].to_owned();
     rows.push('=');
-    checked(pk, &rows, tag_key)
+    checked(&tag_key[..at], &rows, tag_key)
+}
+
+/// The tag row recording that `member` was written with the tag of `tag_key`.
+pub(crate) fn tag_row(tag_key: &str, member: &str) -> Result<ItemKey, TierError> {
+    let mut row = tag_rows(tag_key)?;
+    row.sk.push_str(member);
+    checked(&row.pk, &row.sk, tag_key)
 }
 
 /// Where a partition is registered: its parent partition and its `sk` there, so that
-/// `parent + sk == partition`. `None` for a store's root (`{prefix}`), for lock
-/// partitions (locks expire by themselves and are never cleared by scope), and for
-/// anything that is no partition of cachet's.
+/// `parent + sk == partition`. `None` for a store's root (`{prefix}`).
 pub(crate) fn registration(partition: &str) -> Option<ItemKey> {
-    let prefix_end = partition.find(':')?;
-    let rest = &partition[prefix_end + 1..];
-    if rest.starts_with(LOCK_MARK) {
-        return None;
-    }
-    let (_cache, after_cache) = read_escaped(rest);
-    if after_cache.is_empty() {
-        // `{prefix}:{cache}` is registered in `{prefix}` as `:{cache}`.
-        return Some(ItemKey {
-            pk: partition[..prefix_end].to_owned(),
-            sk: partition[prefix_end..].to_owned(),
-        });
-    }
-    // `...#ns` is registered in `...` as `#ns`: find the last namespace segment.
-    let mut at = partition.len() - after_cache.len();
-    let mut rest = after_cache;
-    let mut last = None;
-    while let Some(ns) = rest.strip_prefix('#') {
-        last = Some(at);
-        rest = read_escaped(ns).1;
-        at = partition.len() - rest.len();
-    }
-    let last = last.filter(|_| rest.is_empty())?;
+    let first = partition.find(':')?;
+    let past_prefix = &partition[first + 1..];
+    let cut = if past_prefix.starts_with(LOCK_MARK) {
+        // Locks are reached from the root only (purging a store).
+        first
+    } else {
+        past_prefix.rfind('#').map_or(first, |at| first + 1 + at)
+    };
     Some(ItemKey {
-        pk: partition[..last].to_owned(),
-        sk: partition[last..].to_owned(),
+        pk: partition[..cut].to_owned(),
+        sk: partition[cut..].to_owned(),
     })
 }
 
-/// The partition a scope's keys start from: its base, which is a store's root
-/// (`{prefix}`), a cache or a namespace. Errors for a base of another shape.
-pub(crate) fn scope_partition(scope: &Scope) -> Result<String, TierError> {
+/// Where a scope's keys are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScopeItems {
+    /// In partition `partition` and every partition registered below it.
+    Tree { partition: String },
+    /// In `partition`, with a sort key starting with one of `prefixes`.
+    Prefixed {
+        partition: String,
+        prefixes: [String; 2],
+    },
+}
+
+/// Where the keys of `scope` are (see the module docs).
+pub(crate) fn scope_items(scope: &Scope) -> Result<ScopeItems, TierError> {
     let base = scope.base();
-    let fits = !base.is_empty()
-        && match base.find(':') {
-            None => true,
-            Some(_) => registration(base).is_some(),
-        };
-    if fits {
-        Ok(base.to_owned())
-    } else {
-        Err(TierError::with_kind(
-            format!(
-                "dynamodb: `{base}` is not a scope of cachet's layout \
-                 ({{prefix}}, {{prefix}}:{{cache}} or {{prefix}}:{{cache}}#namespace, \
-                 the prefix without `:`)"
-            ),
+    if base.is_empty() {
+        return Err(TierError::with_kind(
+            "dynamodb: the empty scope (every key of every store) is not cleared here",
             TierErrorKind::Other,
-        ))
+        ));
     }
+    Ok(match partition_end(base) {
+        Some(at) => {
+            let rest = &base[at..];
+            ScopeItems::Prefixed {
+                partition: base[..at].to_owned(),
+                prefixes: [format!("{rest}:"), format!("{rest}#")],
+            }
+        }
+        None => ScopeItems::Tree {
+            partition: base.to_owned(),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -208,50 +214,41 @@ mod tests {
     }
 
     #[test]
-    fn entries_locks_and_tags_split_at_their_cache_path() {
+    fn keys_split_at_their_second_colon() {
         assert_eq!(parts("shop:users:42"), p("shop:users", ":42"));
         assert_eq!(parts("shop:users:42:alice"), p("shop:users", ":42:alice"));
+        assert_eq!(parts("shop:users:"), p("shop:users", ":"));
         assert_eq!(parts("shop:users#eu:42"), p("shop:users#eu", ":42"));
         assert_eq!(parts("shop:users#eu#b2b:42"), p("shop:users#eu#b2b", ":42"));
-        // escaped names keep their `:` and `#`
-        assert_eq!(
-            parts(r"shop:orders\:eu#org\#1:a\:b"),
-            p(r"shop:orders\:eu#org\#1", r":a\:b")
-        );
+        assert_eq!(parts(r"shop:orders\:eu:1"), p(r"shop:orders\", r":eu:1"));
         assert_eq!(parts("shop:~lock:users:42"), p("shop:~lock:users", ":42"));
-        assert_eq!(
-            parts("shop:~lock:users#eu:42"),
-            p("shop:~lock:users#eu", ":42")
-        );
-        assert_eq!(
-            parts("shop:products:=tag:sale"),
-            p("shop:products", ":=tag:sale")
-        );
-        assert_eq!(parts("shop:users:"), p("shop:users", ":"));
-        for bad in [
-            "shop",
-            "shop:users",
-            "shop:users#eu",
-            "shop:users=x",
-            "",
-            "shop:~lock:",
-        ] {
-            assert!(item_key(bad).is_err(), "{bad}");
+        assert_eq!(parts("shop:~lock:users#eu:42"), p("shop:~lock:users#eu", ":42"));
+        assert_eq!(parts("shop:products:=tag:sale"), p("shop:products", ":=tag:sale"));
+        // keys with no entry part are sentinels of their own partition
+        assert_eq!(parts("shop:users#eu"), p("shop:users#eu", SENTINEL));
+        assert_eq!(parts("shop"), p("shop", SENTINEL));
+        assert_eq!(parts("shop:~lock:x"), p("shop:~lock:x", SENTINEL));
+        assert!(item_key("").is_err());
+        assert!(item_key(&format!("s:c:{}", "k".repeat(1100))).is_err());
+        for key in ["shop:users:42", "shop:users#eu", "shop", "shop:~lock:u:1"] {
+            let k = item_key(key).unwrap();
+            assert_eq!(stored_key(&k.pk, &k.sk), key);
         }
     }
 
     #[test]
-    fn tag_rows_never_reach_another_tag() {
+    fn tag_rows_hold_their_member() {
         let row = tag_row("shop:products:=tag:sale", "shop:products:7").unwrap();
         assert_eq!(row.pk, "shop:products");
         assert_eq!(row.sk, ":=tag:sale=shop:products:7");
         let rows = tag_rows("shop:products:=tag:sale").unwrap();
         assert_eq!(rows.sk, ":=tag:sale=");
         assert!(row.sk.starts_with(&rows.sk));
-        // tag `sale=x` is escaped, so its rows do not start with `sale`'s prefix
+        // an escaped `=` in a tag keeps its rows apart from a shorter tag's
         let other = tag_row(r"shop:products:=tag:sale\=x", "shop:products:7").unwrap();
         assert!(!other.sk.starts_with(&rows.sk));
         assert!(tag_rows("shop:products:7").is_err());
+        assert!(tag_rows("shop:products").is_err());
     }
 
     #[test]
@@ -260,10 +257,10 @@ mod tests {
         assert_eq!(reg("shop:users"), Some(p("shop", ":users")));
         assert_eq!(reg("shop:users#eu"), Some(p("shop:users", "#eu")));
         assert_eq!(reg("shop:users#eu#b2b"), Some(p("shop:users#eu", "#b2b")));
-        assert_eq!(reg(r"shop:users#a\#b"), Some(p("shop:users", r"#a\#b")));
+        assert_eq!(reg(r"shop:users#a\#b"), Some(p(r"shop:users#a\", "#b")));
+        assert_eq!(reg("shop:~lock:users#eu"), Some(p("shop", ":~lock:users#eu")));
         assert_eq!(reg("shop"), None);
-        assert_eq!(reg("shop:~lock:users"), None);
-        for key in ["shop:users:1", "shop:users#eu:1", "shop:users#a#b:1"] {
+        for key in ["shop:users:1", "shop:users#eu:1", "shop:users#a#b:1", "s:~lock:c:1"] {
             let pk = item_key(key).unwrap().pk;
             let r = registration(&pk).unwrap();
             assert_eq!(stored_key(&r.pk, &r.sk), pk);
@@ -271,12 +268,22 @@ mod tests {
     }
 
     #[test]
-    fn scopes_are_roots_caches_or_namespaces() {
-        for ok in ["shop", "shop:users", "shop:users#eu", r"shop:a\:b#c"] {
-            assert_eq!(scope_partition(&Scope::new(ok)).unwrap(), ok);
+    fn scopes_are_trees_or_prefixes_of_one_partition() {
+        for tree in ["shop", "shop:users", "shop:users#eu", r"shop:a\"] {
+            assert_eq!(
+                scope_items(&Scope::new(tree)).unwrap(),
+                ScopeItems::Tree {
+                    partition: tree.into()
+                }
+            );
         }
-        for bad in ["", "shop:users:42", "a:b:users"] {
-            assert!(scope_partition(&Scope::new(bad)).is_err(), "{bad}");
-        }
+        assert_eq!(
+            scope_items(&Scope::new("shop:users#a:b")).unwrap(),
+            ScopeItems::Prefixed {
+                partition: "shop:users#a".into(),
+                prefixes: [":b:".into(), ":b#".into()],
+            }
+        );
+        assert!(scope_items(&Scope::new("")).is_err());
     }
 }

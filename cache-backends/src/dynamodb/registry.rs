@@ -1,9 +1,10 @@
 //! Registrations: how clearing a cache finds its namespaces, and purging a store its
 //! caches, without a table `Scan`.
 //!
-//! Before the first entry of a partition is written, the tier registers the partition in
+//! Before the first item of a partition is written, the tier registers the partition in
 //! its parent (`shop:users#eu` as `#eu` in `shop:users`, `shop:users` as `:users` in
-//! `shop`; see [`super::layout::registration`]), up to the store's root. A registration
+//! `shop`, a lock partition `shop:~lock:users` as `:~lock:users` in `shop`; see
+//! [`super::layout::registration`]), up to the store's root. A registration
 //! expires no sooner than every entry written after it: it is written with an expiry at
 //! least the entry's, and a conditional update only ever raises it (`SET expires_ms` if
 //! absent or lower), so concurrent writers can never shorten it. Clearing never deletes
@@ -138,8 +139,13 @@ mod tests {
         // an entry outliving the registration registers again
         let later = until + 1;
         assert_eq!(r.needed("shop:users#eu", later).len(), 2);
-        // lock partitions and roots are never registered
-        assert!(r.needed("shop:~lock:users", soon).is_empty());
+        // lock partitions hang from the root; roots are never registered
+        let lock: Vec<(String, String)> = r
+            .needed("shop:~lock:users", soon)
+            .into_iter()
+            .map(|(_, k, _)| (k.pk, k.sk))
+            .collect();
+        assert_eq!(lock, [("shop".to_owned(), ":~lock:users".to_owned())]);
         assert!(r.needed("shop", soon).is_empty());
     }
 }

@@ -89,7 +89,7 @@ pub(crate) async fn members(
                 .expression_attribute_names("#ms", EXPIRES_MS)
                 .expression_attribute_values(":pk", AttributeValue::S(rows.pk.clone()))
                 .expression_attribute_values(":rows", AttributeValue::S(rows.sk.clone()))
-                .projection_expression("#member, #ms")
+                .projection_expression("#sk, #member, #ms")
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()

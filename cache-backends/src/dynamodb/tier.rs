@@ -165,14 +165,14 @@ impl RemoteTier for DynamoTier {
     }
 
     fn clear_scope<'a>(&'a self, scope: &'a Scope) -> BoxFuture<'a, Result<(), TierError>> {
-        let partition = match layout::scope_partition(scope) {
-            Ok(partition) => partition,
+        let items = match layout::scope_items(scope) {
+            Ok(items) => items,
             Err(err) => return failed(err),
         };
         // Each Query and BatchWriteItem is bounded by operation_timeout; the whole is not
         // (a scope may hold many items).
         Box::pin(self.client.run(move |client, sdk| async move {
-            let mut walk = Walk::new(partition);
+            let mut walk = Walk::new(items);
             while !walk.is_done() {
                 let page = walk.step(&client, &sdk).await?;
                 delete_items(&client, &sdk, page.items).await?;
@@ -210,7 +210,7 @@ impl RemoteTier for DynamoTier {
         cursor: u64,
     ) -> BoxFuture<'a, Result<(u64, Vec<String>), TierError>> {
         let walk = if cursor == 0 {
-            layout::scope_partition(scope).map(Walk::new)
+            layout::scope_items(scope).map(Walk::new)
         } else {
             self.cursors.take(cursor)
         };
@@ -303,8 +303,12 @@ impl RemoteTier for DynamoTier {
             Err(err) => return failed(err),
         };
         let token = token.to_owned();
+        let registry = Arc::clone(&self.registry);
         Box::pin(self.client.run(move |client, sdk| async move {
-            lock::take(&client, &sdk, &key, &token, item::expiry_ms(ttl)).await
+            let expires_ms = item::expiry_ms(ttl);
+            // Registered so that purging the store finds it, as Redis' does.
+            registry.ensure(&client, &sdk, &key.pk, expires_ms).await?;
+            lock::take(&client, &sdk, &key, &token, expires_ms).await
         }))
     }
 

@@ -1,5 +1,6 @@
 //! Walking a scope: the `Query` pages of its partition and of every partition registered
-//! under it (namespaces, or a store's caches), one bounded page per step. Clearing
+//! under it (namespaces, or a store's caches), or of its sort-key prefixes in one
+//! partition (see [`layout::scope_items`]), one bounded page per step. Clearing
 //! deletes each page; `scan_scope` hands pages out behind a cursor.
 
 use std::collections::BTreeMap;
@@ -8,8 +9,10 @@ use std::sync::{Mutex, PoisonError};
 use cache_core::{TierError, TierErrorKind};
 
 use super::client::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+
 use super::item::{self, Attributes, CHILD, EXPIRES_MS, MEMBER, PK, SK};
-use super::layout::{self, ItemKey};
+use super::layout::{self, ItemKey, ScopeItems, SENTINEL};
 
 /// How many items one `Query` page asks for.
 const PAGE: i32 = 500;
@@ -20,26 +23,54 @@ const OPEN_SCANS: usize = 64;
 /// What one step found.
 #[derive(Debug, Default)]
 pub(crate) struct Page {
-    /// Every item that is not a registration: what clearing deletes.
+    /// Every item of the scope that is not a registration: what clearing deletes.
     pub(crate) items: Vec<ItemKey>,
-    /// The stored keys of live entries (not tag rows, not expired): what a scan lists.
+    /// The stored keys of the scope's live entries (not tag rows, not expired): what a
+    /// scan lists.
     pub(crate) keys: Vec<String>,
 }
 
-/// Where a walk stands: the partition being read and where its next page starts, and
-/// the partitions still to read.
+/// One partition to read, or the part of it under a sort-key prefix.
+#[derive(Debug)]
+struct Target {
+    partition: String,
+    sk_prefix: Option<String>,
+    /// The partition the walk started from: its sentinel (the key equal to the scope's
+    /// base) is outside the scope.
+    top: bool,
+}
+
+/// Where a walk stands: the target being read and where its next page starts, and the
+/// targets still to read.
 #[derive(Debug)]
 pub(crate) struct Walk {
-    pending: Vec<String>,
-    current: Option<(String, Option<Attributes>)>,
+    pending: Vec<Target>,
+    current: Option<(Target, Option<Attributes>)>,
 }
 
 impl Walk {
-    /// A walk of the scope whose keys start at `partition` (see
-    /// [`layout::scope_partition`]).
-    pub(crate) fn new(partition: String) -> Self {
+    /// A walk of the items of a scope.
+    pub(crate) fn new(items: ScopeItems) -> Self {
+        let pending = match items {
+            ScopeItems::Tree { partition } => vec![Target {
+                partition,
+                sk_prefix: None,
+                top: true,
+            }],
+            ScopeItems::Prefixed {
+                partition,
+                prefixes,
+            } => prefixes
+                .into_iter()
+                .map(|prefix| Target {
+                    partition: partition.clone(),
+                    sk_prefix: Some(prefix),
+                    top: false,
+                })
+                .collect(),
+        };
         Self {
-            pending: vec![partition],
+            pending,
             current: None,
         }
     }
@@ -54,33 +85,33 @@ impl Walk {
         client: &Client,
         sdk: &aws_sdk_dynamodb::Client,
     ) -> Result<Page, TierError> {
-        let (partition, start) = match self.current.take() {
+        let (target, start) = match self.current.take() {
             Some(current) => current,
             None => match self.pending.pop() {
-                Some(partition) => (partition, None),
+                Some(target) => (target, None),
                 None => return Ok(Page::default()),
             },
         };
-        let out = sdk
+        let mut query = sdk
             .query()
             .table_name(client.table())
-            .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
             .expression_attribute_names("#child", CHILD)
             .expression_attribute_names("#member", MEMBER)
             .expression_attribute_names("#ms", EXPIRES_MS)
-            .expression_attribute_values(
-                ":pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(partition.clone()),
-            )
+            .expression_attribute_values(":pk", AttributeValue::S(target.partition.clone()))
             .projection_expression("#sk, #child, #member, #ms")
             .consistent_read(true)
             .limit(PAGE)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| client.fault("Query", &e))?;
+            .set_exclusive_start_key(start);
+        query = match &target.sk_prefix {
+            Some(prefix) => query
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone())),
+            None => query.key_condition_expression("#pk = :pk"),
+        };
+        let out = query.send().await.map_err(|e| client.fault("Query", &e))?;
         let now = item::now_ms();
         let mut page = Page::default();
         for attrs in out.items() {
@@ -88,19 +119,28 @@ impl Walk {
                 continue;
             };
             if attrs.contains_key(CHILD) {
-                self.pending.push(layout::stored_key(&partition, sk));
+                if target.sk_prefix.is_none() {
+                    self.pending.push(Target {
+                        partition: layout::stored_key(&target.partition, sk),
+                        sk_prefix: None,
+                        top: false,
+                    });
+                }
+                continue;
+            }
+            if target.top && sk == SENTINEL {
                 continue;
             }
             if !attrs.contains_key(MEMBER) && item::is_alive(attrs, now) {
-                page.keys.push(layout::stored_key(&partition, sk));
+                page.keys.push(layout::stored_key(&target.partition, sk));
             }
             page.items.push(ItemKey {
-                pk: partition.clone(),
+                pk: target.partition.clone(),
                 sk: sk.to_owned(),
             });
         }
         if let Some(next) = out.last_evaluated_key() {
-            self.current = Some((partition, Some(next.clone())));
+            self.current = Some((target, Some(next.clone())));
         }
         Ok(page)
     }
@@ -147,13 +187,14 @@ mod tests {
     #[test]
     fn cursors_are_never_zero_and_forget_the_oldest() {
         let c = Cursors::default();
-        let first = c.park(Walk::new("a".into()));
+        let walk = |p: &str| Walk::new(ScopeItems::Tree { partition: p.into() });
+        let first = c.park(walk("a"));
         assert_ne!(first, 0);
         for _ in 0..OPEN_SCANS {
-            c.park(Walk::new("b".into()));
+            c.park(walk("b"));
         }
         assert!(c.take(first).is_err());
-        let last = c.park(Walk::new("c".into()));
+        let last = c.park(walk("c"));
         assert!(!c.take(last).unwrap().is_done());
         assert!(c.take(last).is_err());
     }
