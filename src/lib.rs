@@ -22,9 +22,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cache_core::{
-    cache, config, declared_caches, driver, init, init_from_env, key, manager, store, testing,
-    Adaptive, Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions, CacheStats,
-    CacheValue, ConfigOrigin, DeclaredCache, Store, StoreBuilder, TierError, TierErrorKind,
+    cache, config, declared_caches, driver, init, init_from_env, key, manager, redact, store,
+    testing, Adaptive, Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions,
+    CacheStats, CacheValue, ConfigOrigin, DeclaredCache, Store, StoreBuilder, TierError,
+    TierErrorKind,
 };
 pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable};
 
@@ -52,6 +53,19 @@ pub mod memory {
 #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub mod dynamodb {
     pub use cache_backends::dynamodb::*;
+}
+
+/// An administration endpoint over HTTP, like Spring Boot's `/actuator/caches`: an axum
+/// `Router` listing caches and clearing them, mounted by the application behind its own auth.
+///
+/// ```
+/// let app: axum::Router = axum::Router::new().nest("/admin", cachet::http::router());
+/// # let _ = app;
+/// ```
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod http {
+    pub use cache_core::http::*;
 }
 
 #[doc(hidden)]

@@ -643,15 +643,38 @@ fn configuration_is_found_like_the_application_finds_it() {
 }
 
 #[test]
-fn no_configuration_is_an_error() {
+fn check_without_a_file_checks_the_embedded_default_and_says_so() {
     let dir = temp_dir();
     let run = cachet(&dir, &["check"]);
-    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
-        run.stderr,
-        "error: no configuration: pass --config, set CACHET_CONFIG or add cachet.toml\n"
+        run.stdout,
+        "config: no file (no --config, CACHET_CONFIG or ./cachet.toml): checking the embedded default, what the application runs on without one: one in-memory store\n\
+         store `memory`: ok (in-process: nothing to connect to)\n\
+         checks: 1 ok\n"
     );
-    assert!(run.stdout.is_empty(), "{run:?}");
+    assert!(run.stderr.is_empty(), "{run:?}");
+}
+
+#[test]
+fn other_commands_without_a_file_are_an_error() {
+    let dir = temp_dir();
+    for args in [
+        &["clear"][..],
+        &["stats"],
+        &["get", "memory", "users", "1"],
+        &["delete", "memory", "users", "1"],
+    ] {
+        let run = cachet(&dir, args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.starts_with(
+                "error: no configuration: pass --config, set CACHET_CONFIG or add cachet.toml (without one the application runs on the embedded default"
+            ),
+            "{args:?}: {run:?}"
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
+    }
 }
 
 #[test]

@@ -21,7 +21,8 @@
 //! the input length is checked against `max_value_size` *before* anything is decoded, the
 //! payload is read from that slice only (a length prefix claiming 2^40 elements fails
 //! at the end of the input instead of allocating; serde's own pre-allocation is capped
-//! at 1 MiB whatever the prefix says), and nesting is limited to [`MAX_DEPTH`] levels so a
+//! at 1 MiB whatever the prefix says), and nesting is limited ([`MAX_DEPTH`] arrays and
+//! maps, [`MAX_NESTING`] values of any shape: enums, options and newtypes included) so a
 //! crafted payload cannot overflow the stack.
 //!
 //! # Payload format: measured, then chosen
@@ -82,8 +83,15 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
 /// a miss (and get overwritten).
 pub const FORMAT_VERSION: u8 = 1;
 
-/// How deeply nested a payload may be; deeper is an error, not a stack overflow.
+/// How deeply MessagePack arrays and maps may nest in a payload; deeper is an error (a
+/// miss), not a stack overflow.
 pub const MAX_DEPTH: usize = 128;
+
+/// How deeply serde values of any shape may nest in a payload: structs, enums, sequences,
+/// maps, options, newtypes and the scalars inside them each count one level. Deeper is an
+/// error (a miss), not a stack overflow, whatever the shape: enums, options and newtypes
+/// nest without a MessagePack array or map, so [`MAX_DEPTH`] alone does not bound them.
+pub const MAX_NESTING: usize = 512;
 
 /// Length of the envelope header before the payload.
 pub const HEADER_LEN: usize = 27;
@@ -291,7 +299,8 @@ pub fn decode<V: DeserializeOwned>(
     let value = {
         let mut de = rmp_serde::Deserializer::new(&mut rest);
         de.set_max_depth(MAX_DEPTH);
-        V::deserialize(&mut de).map_err(|e| CodecError::Payload(e.to_string()))?
+        crate::depth::deserialize::<V, _>(&mut de, MAX_NESTING)
+            .map_err(|e| CodecError::Payload(e.to_string()))?
     };
     if !rest.is_empty() {
         return Err(CodecError::TrailingBytes(rest.len()));

@@ -13,11 +13,12 @@ use std::time::Duration;
 /// let err = CacheError::UnknownCache { cache: "users".into(), known: vec!["posts".into()] };
 /// assert!(err.to_string().contains("users"));
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum CacheError {
     /// A configuration value is wrong: names where it came from, which field, and what was expected.
-    #[error("{}: `{field}`: {expected}", origin.display())]
+    /// (`expected` is shown redacted: credentials never appear in errors.)
+    #[error("{}: `{field}`: {}", origin.display(), crate::redact::redact_text(expected))]
     Config {
         /// The file (or `<string>` / `<builder>` / `<env>`) the configuration came from.
         origin: ConfigOrigin,
@@ -52,7 +53,10 @@ pub enum CacheError {
         known: Vec<String>,
     },
     /// An annotated function uses a cache this manager cannot resolve.
-    #[error("cache `{cache}` used by `{function}` ({file}:{line}) cannot be resolved: {reason}")]
+    #[error(
+        "cache `{cache}` used by `{function}` ({file}:{line}) cannot be resolved: {}",
+        crate::redact::redact_text(reason)
+    )]
     UndeclaredCache {
         /// The cache name in the annotation.
         cache: String,
@@ -77,7 +81,7 @@ pub enum CacheError {
     #[error("cannot encode cache key: {0}")]
     Key(#[from] crate::key::KeyError),
     /// A value could not be encoded or decoded for a remote tier.
-    #[error("cannot encode or decode the cached value: {0}")]
+    #[error("cannot encode or decode the cached value: {}", crate::redact::redact_text(.0))]
     Codec(String),
     /// A store tier (e.g. Redis) failed.
     #[error("store `{store}` failed: {source}")]
@@ -107,6 +111,78 @@ pub enum CacheError {
         /// The cache.
         cache: String,
     },
+}
+
+/// Field by field like a derived `Debug`, with every free-text field redacted
+/// ([`crate::redact::redact_text`]): errors are logged and unwrapped, and credentials never
+/// appear in either.
+impl std::fmt::Debug for CacheError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::redact_text;
+        match self {
+            CacheError::Config {
+                origin,
+                field,
+                expected,
+            } => f
+                .debug_struct("Config")
+                .field("origin", origin)
+                .field("field", field)
+                .field("expected", &redact_text(expected))
+                .finish(),
+            CacheError::ConfigFile { path, source } => f
+                .debug_struct("ConfigFile")
+                .field("path", path)
+                .field("source", source)
+                .finish(),
+            CacheError::UnknownCache { cache, known } => f
+                .debug_struct("UnknownCache")
+                .field("cache", cache)
+                .field("known", known)
+                .finish(),
+            CacheError::UnknownStore { store, known } => f
+                .debug_struct("UnknownStore")
+                .field("store", store)
+                .field("known", known)
+                .finish(),
+            CacheError::UndeclaredCache {
+                cache,
+                function,
+                file,
+                line,
+                reason,
+            } => f
+                .debug_struct("UndeclaredCache")
+                .field("cache", cache)
+                .field("function", function)
+                .field("file", file)
+                .field("line", line)
+                .field("reason", &redact_text(reason))
+                .finish(),
+            CacheError::InvalidName { name, reason } => f
+                .debug_struct("InvalidName")
+                .field("name", name)
+                .field("reason", reason)
+                .finish(),
+            CacheError::Key(e) => f.debug_tuple("Key").field(e).finish(),
+            CacheError::Codec(why) => f.debug_tuple("Codec").field(&redact_text(why)).finish(),
+            CacheError::Tier { store, source } => f
+                .debug_struct("Tier")
+                .field("store", store)
+                .field("source", source)
+                .finish(),
+            CacheError::AlreadyInitialized => f.write_str("AlreadyInitialized"),
+            CacheError::Timeout { cache, timeout } => f
+                .debug_struct("Timeout")
+                .field("cache", cache)
+                .field("timeout", timeout)
+                .finish(),
+            CacheError::FactoryPanicked { cache } => f
+                .debug_struct("FactoryPanicked")
+                .field("cache", cache)
+                .finish(),
+        }
+    }
 }
 
 /// Where a configuration came from, for error messages.
@@ -144,10 +220,15 @@ impl ConfigOrigin {
 
 /// The failure of one tier operation (a provider's own error, boxed), e.g. a Redis error.
 ///
+/// The message is redacted when the error is made ([`crate::redact::redact_text`]), so a
+/// driver error repeating a connection URL never shows its password.
+///
 /// ```
 /// use cache_core::TierError;
 /// let e = TierError::new("connection refused");
 /// assert_eq!(e.to_string(), "connection refused");
+/// let e = TierError::new("cannot reach redis://app:s3cret@cache:6379/0");
+/// assert_eq!(e.to_string(), "cannot reach redis://app:***@cache:6379/0");
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -170,7 +251,7 @@ impl TierError {
     /// A tier error of kind [`TierErrorKind::Unavailable`].
     pub fn new(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
+            message: crate::redact::redact_text(&message.into()),
             kind: TierErrorKind::Unavailable,
         }
     }
@@ -178,7 +259,7 @@ impl TierError {
     /// A tier error of the given kind.
     pub fn with_kind(message: impl Into<String>, kind: TierErrorKind) -> Self {
         Self {
-            message: message.into(),
+            message: crate::redact::redact_text(&message.into()),
             kind,
         }
     }

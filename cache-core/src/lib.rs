@@ -13,13 +13,17 @@ mod cache;
 mod clock;
 pub mod codec;
 pub mod config;
+mod depth;
 pub mod driver;
 mod error;
 mod flight;
 mod global;
+#[cfg(feature = "axum")]
+pub mod http;
 mod invoke;
 pub mod key;
 mod manager;
+pub mod redact;
 mod stats;
 pub mod store;
 mod tags;

@@ -2,6 +2,8 @@
 
 use std::future::Future;
 
+pub mod conformance;
+
 use crate::manager::CacheManager;
 
 /// Runs `future` with `manager` in effect for every cached call made while polling it

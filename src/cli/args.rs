@@ -6,7 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Configuration: --config PATH, else the file named by CACHET_CONFIG, else ./cachet.toml
-(the same file the application reads).
+(the same file the application reads). With none of them, `check` checks the embedded default
+the application then runs on (one in-memory store); the other commands need a file.
 
 Keys are given as cachet encodes them: `42` for the number 42, `alice` for a string,
 `42:alice` for the tuple (42, \"alice\"); the stored key is {prefix}:{cache}:{key}.

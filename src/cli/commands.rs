@@ -13,13 +13,16 @@ use cachet::store::Bus;
 use cachet::{Cache, CacheError, Store};
 
 use super::args::{Cli, Command, EntryArgs};
-use super::config::{self, Loaded};
+use super::config::{self, Loaded, Source};
 use super::output::{describe_entry, latency, table, unix_ms_now};
 use super::{one_line, Code, Failure};
 
 /// Runs the command line's command.
 pub(crate) async fn run(cli: Cli, out: &mut dyn Write) -> Result<Code, Failure> {
-    let loaded = config::load(config::locate(cli.config)?)?;
+    let loaded = config::load(config::locate(cli.config))?;
+    if !matches!(cli.command, Command::Check) {
+        loaded.require_file()?;
+    }
     match cli.command {
         Command::Clear {
             store,
@@ -191,7 +194,17 @@ async fn stats(
 /// Checks every store's shared tier (a PING) and bus (subscribe, then a probe's round
 /// trip): one line per part, `FAILED` and exit 1 when any fails.
 async fn check(loaded: &Loaded, out: &mut dyn Write) -> Code {
-    say!(out, "config: {}: ok", loaded.path.display());
+    match &loaded.source {
+        Source::File(path) => {
+            say!(out, "config: {}: ok", path.display());
+        }
+        Source::Embedded => {
+            say!(
+                out,
+                "config: no file (no --config, CACHET_CONFIG or ./cachet.toml): checking the embedded default, what the application runs on without one: one in-memory store"
+            );
+        }
+    }
     let (mut ok, mut failed) = (0, 0);
     for name in loaded.manager.store_names() {
         for part in check_store(loaded, &name).await {

@@ -43,11 +43,9 @@ fn password_of(url: &str) -> Option<String> {
 }
 
 /// A URL with its password replaced by `***`, for `Debug` output.
-pub(crate) fn redact_url(url: &str) -> String {
-    match password_of(url) {
-        Some(p) => redact_text(url, Some(&p)),
-        None => url.to_owned(),
-    }
+#[cfg(test)]
+fn redact_url(url: &str) -> String {
+    cache_core::redact::redact_url(url)
 }
 
 fn redact_text(text: &str, password: Option<&str>) -> String {
@@ -111,7 +109,8 @@ impl Connection {
     /// Runs `op` in the backend runtime's context with a connection, bounded by `timeout`
     /// (`None`: only each command's own response timeout bounds it). Connecting is
     /// bounded by `connect_timeout`. Faults drop the connection so the next call
-    /// reconnects.
+    /// reconnects; a kept connection found dead (a restarted server) is replaced and `op`
+    /// retried once on the new one, so a restart costs no failure the breaker would count.
     pub(crate) fn run<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
@@ -119,30 +118,73 @@ impl Connection {
         op: F,
     ) -> background::Remote<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
+        F: FnOnce(MultiplexedConnection) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Result<T, RedisError>> + Send,
         T: Send + 'static,
     {
         let this = Arc::clone(self);
-        background::run(async move {
-            let work = async {
-                let conn = this.connection().await?;
-                op(conn).await.map_err(|e| this.fault(what, &e))
-            };
-            match timeout {
-                None => work.await,
-                Some(limit) => match tokio::time::timeout(limit, work).await {
-                    Ok(out) => out,
-                    Err(_) => {
-                        this.reset();
-                        Err(TierError::with_kind(
-                            format!("redis {}: {what} timed out after {limit:?}", this.target),
-                            TierErrorKind::Unavailable,
-                        ))
-                    }
-                },
+        background::run(async move { this.bounded(what, timeout, op).await })
+    }
+
+    /// [`run`](Self::run)'s work, on the caller's task.
+    async fn bounded<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &'static str,
+        timeout: Option<Duration>,
+        op: F,
+    ) -> Result<T, TierError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<T, RedisError>> + Send,
+    {
+        let work = async {
+            let (conn, kept) = self.connection().await?;
+            if kept {
+                self.retrying_once(what, conn, op).await
+            } else {
+                op(conn).await.map_err(|e| self.fault(what, &e))
             }
-        })
+        };
+        match timeout {
+            None => work.await,
+            Some(limit) => match tokio::time::timeout(limit, work).await {
+                Ok(out) => out,
+                Err(_) => {
+                    self.reset();
+                    Err(TierError::with_kind(
+                        format!("redis {}: {what} timed out after {limit:?}", self.target),
+                        TierErrorKind::Unavailable,
+                    ))
+                }
+            },
+        }
+    }
+
+    /// Runs `op` on `conn`, a connection kept from earlier operations; if `conn` turns out
+    /// dead (the server restarted or dropped it since), runs `op` once more on a new one.
+    /// A dead connection is no sign of an unhealthy server: only the retry's failure is
+    /// reported (and counted by the breaker).
+    async fn retrying_once<T, F, Fut>(
+        &self,
+        what: &'static str,
+        conn: MultiplexedConnection,
+        op: F,
+    ) -> Result<T, TierError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut + Clone,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let again = op.clone();
+        match op(conn).await {
+            Ok(value) => Ok(value),
+            Err(e) if is_dead_connection(&e) => {
+                tracing::debug!(target = %self.target, what, "cachet: redis connection found dead; reconnecting once");
+                self.forget_dead().await;
+                let (conn, _) = self.connection().await?;
+                again(conn).await.map_err(|e| self.fault(what, &e))
+            }
+            Err(e) => Err(self.fault(what, &e)),
+        }
     }
 
     /// [`run`](Self::run) for an operation that sends one request (a command or a
@@ -150,35 +192,50 @@ impl Connection {
     /// connection the connection's response timeout (= `operation_timeout`) bounds that
     /// request already, so no timer of its own is armed: two timers per read cost ~10 % of
     /// the client's CPU with 64 concurrent readers (BENCHMARKS.md, "Redis L2"). Only an
-    /// operation that must connect first is bounded as a whole, as `run` does.
+    /// operation that must connect first (or reconnect, its connection found dead) is
+    /// bounded as a whole, as `run` does.
     pub(crate) fn run_one<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
         op: F,
     ) -> background::Remote<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut + Send + 'static,
+        F: FnOnce(MultiplexedConnection) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Result<T, RedisError>> + Send,
         T: Send + 'static,
     {
         match self.current() {
             Some(conn) => {
                 let this = Arc::clone(self);
-                background::run(async move { op(conn).await.map_err(|e| this.fault(what, &e)) })
+                background::run(async move {
+                    let again = op.clone();
+                    match op(conn).await {
+                        Ok(value) => Ok(value),
+                        Err(e) if is_dead_connection(&e) => {
+                            tracing::debug!(target = %this.target, what, "cachet: redis connection found dead; reconnecting once");
+                            this.forget_dead().await;
+                            let limit = Some(this.operation_timeout);
+                            // A new connection: `bounded` does not retry again.
+                            this.bounded(what, limit, again).await
+                        }
+                        Err(e) => Err(this.fault(what, &e)),
+                    }
+                })
             }
             None => self.run(what, Some(self.operation_timeout), op),
         }
     }
 
-    /// The live connection, made now if there is none.
-    async fn connection(&self) -> Result<MultiplexedConnection, TierError> {
+    /// The live connection, made now if there is none; `true` with a connection kept
+    /// from earlier (which may have died since), `false` with one made for this call.
+    async fn connection(&self) -> Result<(MultiplexedConnection, bool), TierError> {
         if let Some(conn) = self.current() {
-            return Ok(conn);
+            return Ok((conn, true));
         }
         let _connecting = self.connecting.lock().await;
         // Another caller may have connected while this one waited.
         if let Some(conn) = self.current() {
-            return Ok(conn);
+            return Ok((conn, true));
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
@@ -197,7 +254,7 @@ impl Connection {
             }
         };
         *self.live.write().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
-        Ok(conn)
+        Ok((conn, false))
     }
 
     /// A clone of the live connection, if there is one. (No code panics while holding
@@ -227,6 +284,14 @@ impl Connection {
         if let Ok(_connecting) = self.connecting.try_lock() {
             *self.live.write().unwrap_or_else(PoisonError::into_inner) = None;
         }
+    }
+
+    /// Forgets a connection found dead, waiting for a connect in progress rather than
+    /// skipping (as [`reset`](Self::reset) does), so the retry that follows connects anew.
+    /// At worst it forgets a connection another task has just made: one extra connect.
+    async fn forget_dead(&self) {
+        let _connecting = self.connecting.lock().await;
+        *self.live.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// A failure to connect (refused, timed out, or refused credentials): the server
@@ -265,6 +330,17 @@ impl Connection {
             },
         )
     }
+}
+
+/// Whether `e` says the connection itself is gone (closed, reset, refused), as after a
+/// server restart: worth one retry on a new connection. Not a timeout (the server may be
+/// frozen; waiting again would double the wait) and not the server's own answer.
+fn is_dead_connection(e: &RedisError) -> bool {
+    !e.is_timeout()
+        && (e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_unrecoverable_error())
 }
 
 #[cfg(test)]

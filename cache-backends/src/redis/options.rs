@@ -165,7 +165,7 @@ impl RedisOptions {
 impl fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisOptions")
-            .field("url", &super::connection::redact_url(&self.url))
+            .field("url", &cache_core::redact::redact_url(&self.url))
             .field("operation_timeout", &self.operation_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_value_size", &self.max_value_size)

@@ -126,11 +126,13 @@ impl RemoteTier for RedisTier {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), TierError>> {
         let key = key.to_owned();
+        // Shared, not copied, by the clone kept for a retry on a dead connection.
+        let value = Arc::new(value);
         Box::pin(self.conn.run_one("SET", move |mut c| async move {
             // One command: the value never exists without its TTL.
             redis::cmd("SET")
                 .arg(&key)
-                .arg(value)
+                .arg(value.as_slice())
                 .arg("PX")
                 .arg(px_millis(ttl))
                 .query_async::<()>(&mut c)

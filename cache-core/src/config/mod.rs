@@ -11,6 +11,7 @@ use crate::error::{CacheError, ConfigOrigin};
 mod parse;
 pub mod units;
 
+pub(crate) use parse::name_problem;
 pub use parse::parse_toml;
 
 /// Options that apply to a cache; set globally (top level), per cache (`[caches.NAME]`),
@@ -106,7 +107,22 @@ impl CacheOptions {
 }
 
 /// One tier of a store as configured: `{ driver = "memory", max_entries = 10000 }`.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `Debug` shows the options redacted ([`crate::redact`]): URLs without their passwords,
+/// and `***` for options named like secrets.
+///
+/// ```
+/// use cache_core::{config::TierConfig, ConfigOrigin};
+/// let tier = TierConfig {
+///     driver: "redis".into(),
+///     options: toml::from_str(r#"url = "redis://:s3cret@cache:6379/0""#).unwrap(),
+///     field: "stores.shared.l2".into(),
+///     origin: ConfigOrigin::String,
+/// };
+/// let shown = format!("{tier:?}");
+/// assert!(shown.contains("redis://:***@cache:6379/0") && !shown.contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq)]
 pub struct TierConfig {
     /// The driver name (`memory`, `redis`, `none`, ...).
     pub driver: String,
@@ -144,8 +160,19 @@ impl TierConfig {
             } else {
                 format!("{}.{option}", self.field)
             },
-            expected: expected.into(),
+            expected: crate::redact::redact_text(&expected.into()),
         }
+    }
+}
+
+impl std::fmt::Debug for TierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TierConfig")
+            .field("driver", &self.driver)
+            .field("options", &crate::redact::redact_table(&self.options))
+            .field("field", &self.field)
+            .field("origin", &self.origin)
+            .finish()
     }
 }
 
@@ -234,6 +261,28 @@ pub struct CacheConfig {
     pub store: Option<String>,
     /// Options overriding the global ones.
     pub options: CacheOptions,
+}
+
+/// Used when neither code nor a file configures anything: one bounded in-memory store.
+pub(crate) const EMBEDDED_DEFAULT: &str = r#"
+default_store = "memory"
+
+[stores.memory]
+l1 = { driver = "memory", max_entries = 10000 }
+"#;
+
+/// The embedded default configuration: what an application runs on when neither code nor
+/// a file configures anything (no `CACHET_CONFIG`, no `./cachet.toml`): one bounded
+/// in-memory store named `memory`. Its origin is [`ConfigOrigin::Default`].
+///
+/// ```
+/// let config = cache_core::config::embedded_default();
+/// assert_eq!(config.default_store.as_deref(), Some("memory"));
+/// assert_eq!(config.stores.keys().collect::<Vec<_>>(), ["memory"]);
+/// ```
+pub fn embedded_default() -> ManagerConfig {
+    parse_toml(EMBEDDED_DEFAULT, ConfigOrigin::Default)
+        .unwrap_or_else(|e| unreachable!("the embedded default configuration parses: {e}"))
 }
 
 /// The whole configuration of a [`crate::CacheManager`].

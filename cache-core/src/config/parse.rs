@@ -123,7 +123,14 @@ impl Parser {
 
     /// "expected {what}; found {what v is}".
     fn mismatch(&self, field: &str, what: &str, found: &Value) -> CacheError {
-        self.error(field, format!("expected {what}; found {}", describe(found)))
+        let last = field.rsplit('.').next().unwrap_or(field);
+        let found = match found {
+            Value::String(_) if crate::redact::is_secret_name(last) => {
+                "a string (not shown: the field is named like a secret)".to_owned()
+            }
+            other => describe(other),
+        };
+        self.error(field, format!("expected {what}; found {found}"))
     }
 
     /// The top level.
@@ -503,23 +510,9 @@ impl Parser {
 
     /// Names go into stored keys (`{prefix}:{cache}:{key}`) and Redis glob patterns.
     fn check_name(&self, field: &str, name: &str, what: &str) -> Result<()> {
-        if name.is_empty() {
-            return Err(self.error(field, format!("expected {what}; found an empty string")));
-        }
-        match name
-            .chars()
-            .find(|c| FORBIDDEN_IN_NAMES.contains(c) || c.is_whitespace() || c.is_control())
-        {
+        match name_problem(name, what) {
             None => Ok(()),
-            Some(c) => Err(self.error(
-                field,
-                format!(
-                    "expected {what} without whitespace or any of `: # * ? [ ] \\` (names are \
-                     part of stored keys and Redis patterns); found {}, which contains {}",
-                    quote(name),
-                    describe_char(c)
-                ),
-            )),
+            Some(expected) => Err(self.error(field, expected)),
         }
     }
 
@@ -579,6 +572,26 @@ impl Parser {
     }
 }
 
+/// Why `name` cannot be a name (`what`: "a key prefix", "a cache name", ...), as
+/// "expected ...; found ...", or `None` when it can. Names go into stored keys
+/// (`{prefix}:{cache}:{key}`) and Redis glob patterns: TOML and the builders share this
+/// one rule, so a name refused in one is refused in the other.
+pub(crate) fn name_problem(name: &str, what: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some(format!("expected {what}; found an empty string"));
+    }
+    name.chars()
+        .find(|c| FORBIDDEN_IN_NAMES.contains(c) || c.is_whitespace() || c.is_control())
+        .map(|c| {
+            format!(
+                "expected {what} without whitespace or any of `: # * ? [ ] \\` (names are \
+                 part of stored keys and Redis patterns); found {}, which contains {}",
+                quote(name),
+                describe_char(c)
+            )
+        })
+}
+
 /// `path.key`, quoting `key` as TOML would when it is not a bare key (`stores."a b"`).
 fn join(path: &str, key: &str) -> String {
     let bare = !key.is_empty()
@@ -607,22 +620,12 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// A string as shown in an error: quoted, at most 60 characters, and with the user-info
-/// part of anything URL-like (`redis://user:secret@host`) masked, since credentials never
-/// appear in error messages.
+/// A string as shown in an error: quoted, at most 60 characters, and redacted
+/// ([`crate::redact::redact_text`]: URL passwords and `secret=...` values masked), since
+/// credentials never appear in error messages.
 fn quote(s: &str) -> String {
     const MAX: usize = 60;
-    let masked = match s.find("://") {
-        Some(scheme_end) => {
-            let rest = &s[scheme_end + 3..];
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{}://***{}", &s[..scheme_end], &rest[at..]),
-                None => s.to_owned(),
-            }
-        }
-        None => s.to_owned(),
-    };
+    let masked = crate::redact::redact_text(s);
     if masked.chars().count() > MAX {
         let short: String = masked.chars().take(MAX - 3).collect();
         format!("{:?}", short + "...")
@@ -1311,7 +1314,7 @@ l2_circuit_breaker = "5s"
             "stores.s.prefix",
         );
         assert!(!message.contains("secret"), "{message}");
-        assert_contains(&message, &["redis://***@host:6379/0"]);
+        assert_contains(&message, &["redis://user:***@host:6379/0"]);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::sync::{Arc, RwLock};
 use super::builder::{CacheManagerBuilder, StoreSpec};
 use super::{declarations, CacheManager, ManagerInner};
 use crate::codec;
-use crate::config::{parse_toml, LockKind, StoreConfig, TierConfig};
+use crate::config::{
+    name_problem, parse_toml, LockKind, StoreConfig, TierConfig, EMBEDDED_DEFAULT,
+};
 use crate::driver::{driver_names, find_driver, BusSettings, DriverRegistration};
 use crate::error::{CacheError, ConfigOrigin};
 use crate::store::lock::{LockSettings, DEFAULT_LOCK_TIMEOUT};
@@ -15,20 +17,13 @@ use crate::store::named::{StoreInner, StoreParts};
 use crate::store::remote::DEFAULT_CIRCUIT_BREAKER;
 use crate::store::LocalTier;
 
-/// Used when neither code nor a file configures anything: one bounded in-memory store.
-pub(crate) const EMBEDDED_DEFAULT: &str = r#"
-default_store = "memory"
-
-[stores.memory]
-l1 = { driver = "memory", max_entries = 10000 }
-"#;
-
 const DEFAULT_PREFIX: &str = "cachet";
 
 static NEXT_MANAGER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheError> {
     let origin = builder.origin.clone().unwrap_or(ConfigOrigin::Builder);
+    check_names(&builder, &origin)?;
     let prefix = builder
         .prefix
         .clone()
@@ -129,6 +124,40 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
         declarations::check(&manager)?;
     }
     Ok(manager)
+}
+
+/// Every name set in code that becomes part of a stored key, a Redis pattern or a channel,
+/// held to the rule TOML holds it to ([`name_problem`]): a prefix `a:b` would otherwise
+/// alias store `a`'s cache `b`.
+fn check_names(builder: &CacheManagerBuilder, origin: &ConfigOrigin) -> Result<(), CacheError> {
+    let refuse = |field: String, name: &str, what: &str| match name_problem(name, what) {
+        None => Ok(()),
+        Some(expected) => Err(CacheError::Config {
+            origin: origin.clone(),
+            field,
+            expected,
+        }),
+    };
+    if let Some(prefix) = &builder.prefix {
+        refuse("prefix".into(), prefix, "a key prefix")?;
+    }
+    for (name, spec) in &builder.stores {
+        refuse(format!("stores.{name}"), name, "a store name")?;
+        let prefix = match spec {
+            StoreSpec::Built(b) => b.prefix.as_deref(),
+            StoreSpec::Config(c) => c.prefix.as_deref(),
+        };
+        if let Some(prefix) = prefix {
+            refuse(format!("stores.{name}.prefix"), prefix, "a key prefix")?;
+        }
+    }
+    for (i, name) in builder.cache_names.iter().flatten().enumerate() {
+        refuse(format!("cache_names[{i}]"), name, "a cache name")?;
+    }
+    for name in builder.caches.keys() {
+        refuse(format!("caches.{name}"), name, "a cache name")?;
+    }
+    Ok(())
 }
 
 /// The distributed lock of a store built in code: only with an L2, and a timeout above zero.

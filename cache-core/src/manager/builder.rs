@@ -39,7 +39,35 @@ pub struct CacheManagerBuilder {
     pub(super) skip_declarations: bool,
 }
 
+/// What was set, redacted like every configuration holder ([`crate::redact`]).
+///
+/// ```
+/// use cache_core::{CacheManager, config::parse_toml, ConfigOrigin};
+/// let config = parse_toml(
+///     "[stores.shared]\nl2 = { driver = \"redis\", url = \"redis://:s3cret@cache/0\" }",
+///     ConfigOrigin::String,
+/// )?;
+/// let builder = CacheManager::builder().store_config("shared", config.stores["shared"].clone());
+/// assert!(!format!("{builder:?}").contains("s3cret"));
+/// # Ok::<(), cache_core::CacheError>(())
+/// ```
+impl std::fmt::Debug for CacheManagerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheManagerBuilder")
+            .field("origin", &self.origin)
+            .field("prefix", &self.prefix)
+            .field("default_store", &self.default_store)
+            .field("defaults", &self.defaults)
+            .field("cache_names", &self.cache_names)
+            .field("stores", &self.stores)
+            .field("caches", &self.caches)
+            .field("validate_declarations", &!self.skip_declarations)
+            .finish()
+    }
+}
+
 /// A store given to the builder: built in code, or from configuration through drivers.
+#[derive(Debug)]
 pub(super) enum StoreSpec {
     Built(StoreBuilder),
     Config(Box<StoreConfig>),
@@ -223,6 +251,24 @@ pub struct StoreBuilder {
     pub(super) circuit_breaker: Option<Duration>,
     /// The distributed lock's timeout, when enabled.
     pub(super) lock: Option<Duration>,
+}
+
+/// The tiers by their drivers' descriptions, redacted ([`crate::redact::redact_text`]).
+impl std::fmt::Debug for StoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::redact_text;
+        f.debug_struct("StoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("l1", &self.l1.as_ref().map(|t| t.driver()))
+            .field("l2", &self.l2.as_ref().map(|t| redact_text(&t.describe())))
+            .field(
+                "bus",
+                &self.bus.as_ref().map(|b| redact_text(&b.describe())),
+            )
+            .field("l2_circuit_breaker", &self.circuit_breaker)
+            .field("distributed_lock", &self.lock)
+            .finish()
+    }
 }
 
 impl StoreBuilder {

@@ -5,6 +5,7 @@ mod build;
 pub(crate) use build::valid_eager_refresh;
 mod builder;
 mod declarations;
+mod listing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -162,12 +163,14 @@ impl CacheManager {
     }
 
     /// The cache of that name, in the store configuration gives it (`[caches.NAME] store`,
-    /// else `default_store`). Fails only when `cache_names` does not allow the name.
+    /// else `default_store`). Fails when `cache_names` does not allow the name, or when the
+    /// name is not one configuration accepts (empty, whitespace, or any of `: # * ? [ ] \`).
     ///
     /// ```
     /// let manager = cache_core::CacheManager::none();
     /// let users = manager.cache("users").unwrap();
     /// assert_eq!(users.name(), "users");
+    /// assert!(manager.cache("users:admins").is_err()); // `:` separates the parts of a key
     /// ```
     pub fn cache(&self, name: &str) -> Result<Cache, CacheError> {
         if let Some(cache) = read(&self.inner.by_name).get(name) {
@@ -228,6 +231,14 @@ impl CacheManager {
 
     /// The store a cache name resolves to, or why it does not.
     fn store_of(&self, name: &str) -> Result<Arc<StoreInner>, CacheError> {
+        if crate::config::name_problem(name, "a cache name").is_some() {
+            return Err(CacheError::InvalidName {
+                name: name.to_owned(),
+                reason: "a cache name must not be empty nor hold whitespace or any of \
+                         `: # * ? [ ] \\` (names are part of stored keys and Redis patterns), \
+                         as in configuration",
+            });
+        }
         if let Some(allowed) = &self.inner.cache_names {
             if !allowed.iter().any(|n| n == name) {
                 return Err(CacheError::UnknownCache {

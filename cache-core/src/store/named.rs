@@ -89,12 +89,19 @@ impl StoreInner {
 
 impl std::fmt::Debug for StoreInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::redact_text;
         f.debug_struct("Store")
             .field("name", &self.name)
             .field("prefix", &self.prefix)
             .field("l1", &self.l1.as_ref().map(|t| t.driver()))
-            .field("l2", &self.l2.as_ref().map(|r| r.tier.describe()))
-            .field("bus", &self.bus.as_ref().map(|b| b.describe()))
+            .field(
+                "l2",
+                &self.l2.as_ref().map(|r| redact_text(&r.tier.describe())),
+            )
+            .field(
+                "bus",
+                &self.bus.as_ref().map(|b| redact_text(&b.describe())),
+            )
             .field("lock", &self.lock)
             .finish()
     }

@@ -17,11 +17,13 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 pub mod db;
 mod error;
 mod http;
 mod repo;
 
+pub use admin::{with_admin, AdminToken};
 pub use error::AppError;
 pub use http::app;
 pub use repo::{Product, ProductChange, ProductRepo};

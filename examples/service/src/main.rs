@@ -7,11 +7,13 @@
 //! - `SERVICE_DATABASE`: the SQLite file (default: a fresh one in a temporary directory,
 //!   removed on exit).
 //! - `SERVICE_ADDR`: where to listen (default `127.0.0.1:3000`).
+//! - `SERVICE_ADMIN_TOKEN`: when set, cachet's administration endpoint is served under
+//!   `/admin/caches` to requests carrying `Authorization: Bearer <token>`.
 
 use std::path::PathBuf;
 
 use cachet::CacheManager;
-use cachet_service_example::{app, db, serve, ProductRepo};
+use cachet_service_example::{app, db, serve, with_admin, AdminToken, ProductRepo};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,9 +37,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cache.store_names(),
     );
     println!("try: curl http://{}/products/1", listener.local_addr()?);
+    let mut router = app(repo, cache.clone());
+    if let Some(token) = AdminToken::from_env() {
+        router = with_admin(router, cache, token);
+        println!(
+            "cache admin: curl -H \"Authorization: Bearer $SERVICE_ADMIN_TOKEN\" http://{}/admin/caches",
+            listener.local_addr()?
+        );
+    }
     // Ctrl-C ends `main` normally, so the temporary database is removed.
     tokio::select! {
-        served = serve(listener, app(repo, cache)) => served?,
+        served = serve(listener, router) => served?,
         signal = tokio::signal::ctrl_c() => signal?,
     }
     Ok(())

@@ -1,0 +1,244 @@
+//! The L2 driver conformance suite (`cachet::testing::conformance`) on the Redis tier,
+//! against a real `redis-server` started by the harness.
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../tests/support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_backends::redis::{RedisOptions, RedisTier};
+use cache_core::store::{BoxFuture, RemoteTier};
+use cache_core::testing::conformance::{self, Capabilities, Expiry, Fixture};
+use redis_server::RedisServer;
+
+const MAX_VALUE_SIZE: usize = 64 * 1024;
+
+struct RedisFixture {
+    tier: Arc<dyn RemoteTier>,
+    client: redis::Client,
+}
+
+impl RedisFixture {
+    fn new(server: &RedisServer) -> Self {
+        let opts = RedisOptions::new(server.url())
+            .operation_timeout(Duration::from_secs(5))
+            .max_value_size(MAX_VALUE_SIZE);
+        Self {
+            tier: Arc::new(RedisTier::new(&opts).unwrap()),
+            client: redis::Client::open(server.url()).unwrap(),
+        }
+    }
+}
+
+impl Fixture for RedisFixture {
+    fn tier(&self) -> Arc<dyn RemoteTier> {
+        self.tier.clone()
+    }
+
+    fn expiry_of<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Expiry> {
+        Box::pin(async move {
+            let mut c = self
+                .client
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let pttl: i64 = redis::cmd("PTTL")
+                .arg(key)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            match pttl {
+                -2 => Expiry::Absent,
+                -1 => Expiry::Never,
+                ms => Expiry::In(Duration::from_millis(ms.max(0) as u64)),
+            }
+        })
+    }
+
+    fn max_value_size(&self) -> usize {
+        MAX_VALUE_SIZE
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_tier_passes_the_conformance_suite() {
+    let server = RedisServer::start();
+    conformance::run_all(&RedisFixture::new(&server)).await;
+}
+
+/// A tier that breaks one promise of the suite, to prove the suite notices.
+struct Broken {
+    inner: Arc<dyn RemoteTier>,
+    client: redis::Client,
+    fault: Fault,
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    /// `clear_scope` deletes every key starting with the scope's base, separator or not
+    /// (what an unescaped `LIKE 'base%'` does).
+    WideningClear,
+    /// `set` stores the value with no expiry.
+    NoExpiry,
+}
+
+impl RemoteTier for Broken {
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, cache_core::TierError>> {
+        self.inner.get(key)
+    }
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), cache_core::TierError>> {
+        match self.fault {
+            Fault::NoExpiry => Box::pin(async move {
+                let mut c = self
+                    .client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .query_async::<()>(&mut c)
+                    .await
+                    .unwrap();
+                Ok(())
+            }),
+            Fault::WideningClear => self.inner.set(key, value, ttl),
+        }
+    }
+    fn delete_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<(), cache_core::TierError>> {
+        self.inner.delete_many(keys)
+    }
+    fn clear_scope<'a>(
+        &'a self,
+        scope: &'a cache_core::store::Scope,
+    ) -> BoxFuture<'a, Result<(), cache_core::TierError>> {
+        match self.fault {
+            Fault::WideningClear => Box::pin(async move {
+                let mut c = self
+                    .client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}*", scope.base()))
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                if !keys.is_empty() {
+                    redis::cmd("DEL")
+                        .arg(keys)
+                        .query_async::<()>(&mut c)
+                        .await
+                        .unwrap();
+                }
+                Ok(())
+            }),
+            Fault::NoExpiry => self.inner.clear_scope(scope),
+        }
+    }
+    fn describe(&self) -> String {
+        "broken".into()
+    }
+}
+
+struct BrokenFixture {
+    redis: RedisFixture,
+    tier: Arc<dyn RemoteTier>,
+    capabilities: Capabilities,
+}
+
+impl BrokenFixture {
+    fn new(server: &RedisServer, fault: Fault, capabilities: Capabilities) -> Self {
+        let redis = RedisFixture::new(server);
+        let tier = Arc::new(Broken {
+            inner: redis.tier(),
+            client: redis.client.clone(),
+            fault,
+        });
+        Self {
+            redis,
+            tier,
+            capabilities,
+        }
+    }
+}
+
+impl Fixture for BrokenFixture {
+    fn tier(&self) -> Arc<dyn RemoteTier> {
+        self.tier.clone()
+    }
+    fn expiry_of<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Expiry> {
+        self.redis.expiry_of(key)
+    }
+    fn max_value_size(&self) -> usize {
+        MAX_VALUE_SIZE
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+}
+
+/// The suite fails tiers that break its promises, naming the check: a tier whose
+/// optional operations answer though it claims none of them, a clear that widens past its
+/// scope, a write without an expiry.
+#[tokio::test]
+async fn the_suite_catches_broken_tiers() {
+    let server = RedisServer::start();
+    // The Redis tier claimed as having no tags, lock or scan: they answer, so it lies.
+    let redis = RedisFixture::new(&server);
+    let understated = BrokenFixture {
+        tier: redis.tier(),
+        redis,
+        capabilities: Capabilities::none(),
+    };
+    for (name, failure) in [
+        ("lock", catch(conformance::lock(&understated)).await),
+        ("tags", catch(conformance::tags(&understated)).await),
+        ("scan", catch(conformance::scan(&understated)).await),
+    ] {
+        assert!(
+            failure.contains(&format!("conformance check `{name}` failed")),
+            "{failure}"
+        );
+    }
+    let widening = BrokenFixture::new(&server, Fault::WideningClear, Capabilities::none());
+    let failure = catch(conformance::clear_scopes(&widening)).await;
+    assert!(
+        failure.contains("conformance check `clear_scopes` failed"),
+        "{failure}"
+    );
+    assert!(failure.contains("outside it"), "{failure}");
+    let forever = BrokenFixture::new(&server, Fault::NoExpiry, Capabilities::none());
+    let failure = catch(conformance::every_key_expires(&forever)).await;
+    assert!(failure.contains("has no expiry on the server"), "{failure}");
+}
+
+/// The panic message of a check that must fail.
+async fn catch(check: impl std::future::Future<Output = ()>) -> String {
+    use futures_util::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(check).catch_unwind().await;
+    let payload = outcome.expect_err("the check passed a tier that breaks its promise");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}

@@ -1,0 +1,192 @@
+//! Tag sets: listing, union, deleting, and outliving their entries.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::support::Check;
+use super::{Expiry, Fixture};
+use crate::store::RemoteTier;
+
+/// With the `tags` capability: a tagged write stores the value and lists its key in each
+/// tag set; [`tagged_keys`](crate::store::RemoteTier::tagged_keys) is the union of the
+/// sets; [`delete_tagged`](crate::store::RemoteTier::delete_tagged) deletes exactly the
+/// given keys and takes only them out of the sets (a key tagged meanwhile stays listed);
+/// a tag set expires, never before the entries it lists (its expiry is raised by a longer
+/// write, never lowered by a shorter one). Without it: a tagged write fails, and stores
+/// nothing.
+///
+/// ```no_run
+/// # async fn demo(fixture: &impl cache_core::testing::conformance::Fixture) {
+/// cache_core::testing::conformance::tags(fixture).await;
+/// # }
+/// ```
+pub async fn tags(fixture: &impl Fixture) {
+    let check = Check::new("tags");
+    let tier = fixture.tier();
+    let tier = tier.as_ref();
+    let minute = Duration::from_secs(60);
+    let sale = check.key("c:=tag:sale");
+    let new = check.key("c:=tag:new");
+    let k1 = check.key("c:1");
+    let k2 = check.key("c:2");
+    let k3 = check.key("c:3");
+    if !fixture.capabilities().has_tags() {
+        let answer = tier
+            .set_tagged(&k1, b"v".to_vec(), minute, std::slice::from_ref(&sale))
+            .await;
+        check.expect(
+            answer.is_err(),
+            "the tier does not claim tags, but a tagged write succeeded",
+        );
+        check.expect(
+            check.ok("get", tier.get(&k1).await).is_none(),
+            "a tagged write that failed stored its value",
+        );
+        return;
+    }
+    let set = |keys: &[&String]| keys.iter().map(|k| (*k).clone()).collect::<BTreeSet<_>>();
+    check.expect(
+        check
+            .ok("tagged_keys of no tag", tier.tagged_keys(&[]).await)
+            .is_empty(),
+        "tagged_keys of no tag listed keys",
+    );
+    check.expect(
+        check
+            .ok(
+                "tagged_keys of an unknown tag",
+                tier.tagged_keys(std::slice::from_ref(&sale)).await,
+            )
+            .is_empty(),
+        "an unknown tag lists keys",
+    );
+    check.ok(
+        "set_tagged",
+        tier.set_tagged(&k1, b"1".to_vec(), minute, std::slice::from_ref(&sale))
+            .await,
+    );
+    check.ok(
+        "set_tagged (two tags)",
+        tier.set_tagged(&k2, b"2".to_vec(), minute, &[sale.clone(), new.clone()])
+            .await,
+    );
+    check.ok(
+        "set_tagged",
+        tier.set_tagged(&k3, b"3".to_vec(), minute, std::slice::from_ref(&new))
+            .await,
+    );
+    check.ok(
+        "set_tagged (no tag)",
+        tier.set_tagged(&check.key("c:4"), b"4".to_vec(), minute, &[])
+            .await,
+    );
+    let read = check.ok("get", tier.get(&k2).await);
+    check.expect(
+        read.as_deref() == Some(&b"2"[..]),
+        format_args!("a tagged write read back {read:?}"),
+    );
+    // Writing a key again with the same tag lists it once.
+    check.ok(
+        "set_tagged (again)",
+        tier.set_tagged(&k1, b"1".to_vec(), minute, std::slice::from_ref(&sale))
+            .await,
+    );
+    check.expect(
+        listed(&check, tier, std::slice::from_ref(&sale)).await == set(&[&k1, &k2]),
+        "tag `sale` lists the wrong keys",
+    );
+    check.expect(
+        listed(&check, tier, std::slice::from_ref(&new)).await == set(&[&k2, &k3]),
+        "tag `new` lists the wrong keys",
+    );
+    check.expect(
+        listed(&check, tier, &[sale.clone(), new.clone()]).await == set(&[&k1, &k2, &k3]),
+        "two tags do not list the union of their keys",
+    );
+    // Tag sets expire, never before what they list.
+    check.ok(
+        "set_tagged (shorter)",
+        tier.set_tagged(
+            &check.key("c:5"),
+            b"5".to_vec(),
+            Duration::from_secs(5),
+            std::slice::from_ref(&sale),
+        )
+        .await,
+    );
+    match fixture.expiry_of(&sale).await {
+        Expiry::In(left) if left > Duration::from_secs(30) && left <= minute + Duration::from_secs(1) => {}
+        other => check.fail(format_args!(
+            "after tagged writes for 60 s then 5 s, the tag set has expiry {other:?} (expected about 60 s: never lowered, never none)"
+        )),
+    }
+    check.ok(
+        "set_tagged (longer)",
+        tier.set_tagged(
+            &check.key("c:6"),
+            b"6".to_vec(),
+            Duration::from_secs(600),
+            std::slice::from_ref(&sale),
+        )
+        .await,
+    );
+    match fixture.expiry_of(&sale).await {
+        Expiry::In(left) if left > Duration::from_secs(500) && left <= Duration::from_secs(601) => {}
+        other => check.fail(format_args!(
+            "after a tagged write for 600 s, the tag set has expiry {other:?} (expected raised to about 600 s)"
+        )),
+    }
+    // Delete what `sale` listed; a key tagged after the listing stays listed.
+    let doomed: Vec<String> = listed(&check, tier, std::slice::from_ref(&sale))
+        .await
+        .into_iter()
+        .collect();
+    let late = check.key("c:late");
+    check.ok(
+        "set_tagged",
+        tier.set_tagged(&late, b"l".to_vec(), minute, std::slice::from_ref(&sale))
+            .await,
+    );
+    check.ok(
+        "delete_tagged",
+        tier.delete_tagged(&doomed, std::slice::from_ref(&sale))
+            .await,
+    );
+    for key in &doomed {
+        check.expect(
+            check.ok("get", tier.get(key).await).is_none(),
+            format_args!("`{key}` survived delete_tagged"),
+        );
+    }
+    check.expect(
+        listed(&check, tier, std::slice::from_ref(&sale)).await == set(&[&late]),
+        "after delete_tagged, the tag set does not list exactly the key tagged meanwhile",
+    );
+    let read = check.ok("get", tier.get(&k3).await);
+    check.expect(
+        read.as_deref() == Some(&b"3"[..]),
+        "an entry of another tag was deleted",
+    );
+    check.ok(
+        "delete_tagged of no key",
+        tier.delete_tagged(&[], std::slice::from_ref(&sale)).await,
+    );
+    check.clean(tier).await;
+    check.expect(
+        listed(&check, tier, &[sale.clone(), new.clone()])
+            .await
+            .is_empty(),
+        "clearing the scope left tag sets listing keys",
+    );
+}
+
+/// The keys the tag sets `tags` list, failing if one is listed twice.
+async fn listed(check: &Check, tier: &dyn RemoteTier, tags: &[String]) -> BTreeSet<String> {
+    let keys = check.ok("tagged_keys", tier.tagged_keys(tags).await);
+    let unique: BTreeSet<String> = keys.iter().cloned().collect();
+    check.expect(
+        unique.len() == keys.len(),
+        format_args!("tagged_keys listed a key twice: {keys:?}"),
+    );
+    unique
+}
