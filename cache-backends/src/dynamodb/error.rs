@@ -69,9 +69,10 @@ where
     matches!(err, SdkError::ServiceError(_)) && err.code() == Some(CONDITION_FAILED)
 }
 
-/// `text` with each secret replaced by `***`.
+/// `text` with each secret replaced by `***`, and URLs and `name=value` pairs that look
+/// like credentials redacted ([`cache_core::redact::redact_text`]).
 pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_owned();
+    let mut out = cache_core::redact::redact_text(text);
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         out = out.replace(secret, "***");
     }

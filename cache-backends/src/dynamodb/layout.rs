@@ -222,8 +222,14 @@ mod tests {
         assert_eq!(parts("shop:users#eu#b2b:42"), p("shop:users#eu#b2b", ":42"));
         assert_eq!(parts(r"shop:orders\:eu:1"), p(r"shop:orders\", r":eu:1"));
         assert_eq!(parts("shop:~lock:users:42"), p("shop:~lock:users", ":42"));
-        assert_eq!(parts("shop:~lock:users#eu:42"), p("shop:~lock:users#eu", ":42"));
-        assert_eq!(parts("shop:products:=tag:sale"), p("shop:products", ":=tag:sale"));
+        assert_eq!(
+            parts("shop:~lock:users#eu:42"),
+            p("shop:~lock:users#eu", ":42")
+        );
+        assert_eq!(
+            parts("shop:products:=tag:sale"),
+            p("shop:products", ":=tag:sale")
+        );
         // keys with no entry part are sentinels of their own partition
         assert_eq!(parts("shop:users#eu"), p("shop:users#eu", SENTINEL));
         assert_eq!(parts("shop"), p("shop", SENTINEL));
@@ -258,9 +264,17 @@ mod tests {
         assert_eq!(reg("shop:users#eu"), Some(p("shop:users", "#eu")));
         assert_eq!(reg("shop:users#eu#b2b"), Some(p("shop:users#eu", "#b2b")));
         assert_eq!(reg(r"shop:users#a\#b"), Some(p(r"shop:users#a\", "#b")));
-        assert_eq!(reg("shop:~lock:users#eu"), Some(p("shop", ":~lock:users#eu")));
+        assert_eq!(
+            reg("shop:~lock:users#eu"),
+            Some(p("shop", ":~lock:users#eu"))
+        );
         assert_eq!(reg("shop"), None);
-        for key in ["shop:users:1", "shop:users#eu:1", "shop:users#a#b:1", "s:~lock:c:1"] {
+        for key in [
+            "shop:users:1",
+            "shop:users#eu:1",
+            "shop:users#a#b:1",
+            "s:~lock:c:1",
+        ] {
             let pk = item_key(key).unwrap().pk;
             let r = registration(&pk).unwrap();
             assert_eq!(stored_key(&r.pk, &r.sk), pk);

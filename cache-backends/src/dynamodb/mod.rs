@@ -76,6 +76,21 @@ use cache_core::CacheError;
 pub use options::{DynamoOptions, DEFAULT_MAX_VALUE_SIZE, DYNAMODB_ITEM_LIMIT};
 pub use tier::DynamoTier;
 
+/// Where a stored key's item is in the table: its partition key (`pk`) and sort key
+/// (`sk`), for tools and tests that read the table directly. `None` for a key no item
+/// can have (empty, or longer than DynamoDB's key limits).
+///
+/// ```
+/// use cache_backends::dynamodb::item_key_of;
+/// assert_eq!(
+///     item_key_of("shop:users#eu:42"),
+///     Some(("shop:users#eu".to_owned(), ":42".to_owned()))
+/// );
+/// ```
+pub fn item_key_of(stored_key: &str) -> Option<(String, String)> {
+    layout::item_key(stored_key).ok().map(|k| (k.pk, k.sk))
+}
+
 fn build_remote(cfg: &TierConfig) -> Result<Arc<dyn RemoteTier>, CacheError> {
     let opts = DynamoOptions::from_tier_config(cfg)?;
     Ok(Arc::new(DynamoTier::new(opts)?))

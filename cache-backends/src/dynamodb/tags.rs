@@ -97,9 +97,14 @@ pub(crate) async fn members(
                 .map_err(|e| client.fault("Query (tag)", &e))?;
             let now = item::now_ms();
             for attrs in out.items() {
-                if let Some(member) =
-                    item::string(attrs, MEMBER).filter(|_| item::is_alive(attrs, now))
-                {
+                let (Some(member), Some(sk)) =
+                    (item::string(attrs, MEMBER), item::string(attrs, SK))
+                else {
+                    continue;
+                };
+                // Only this tag's own rows: its prefix, then exactly the member.
+                let own = sk.strip_prefix(rows.sk.as_str()) == Some(member);
+                if own && item::is_alive(attrs, now) {
                     found.insert(member.to_owned());
                 }
             }

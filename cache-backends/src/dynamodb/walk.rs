@@ -6,11 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use cache_core::{TierError, TierErrorKind};
 
 use super::client::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
-
 use super::item::{self, Attributes, CHILD, EXPIRES_MS, MEMBER, PK, SK};
 use super::layout::{self, ItemKey, ScopeItems, SENTINEL};
 
@@ -187,7 +186,11 @@ mod tests {
     #[test]
     fn cursors_are_never_zero_and_forget_the_oldest() {
         let c = Cursors::default();
-        let walk = |p: &str| Walk::new(ScopeItems::Tree { partition: p.into() });
+        let walk = |p: &str| {
+            Walk::new(ScopeItems::Tree {
+                partition: p.into(),
+            })
+        };
         let first = c.park(walk("a"));
         assert_ne!(first, 0);
         for _ in 0..OPEN_SCANS {
