@@ -150,12 +150,12 @@ fn get_delete_stats_clear_and_check_work_on_a_dynamodb_store() {
     let run = cachet(&dir, &["check"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
-        run.stdout.contains(&format!(
-            "store `dynamodb`: l2 ok: connected and answered PING in "
-        )) && run.stdout.contains(&format!(
-            "(dynamodb table cachet at {} ({TEST_REGION}))",
-            server.endpoint()
-        )),
+        run.stdout
+            .contains("store `dynamodb`: l2 ok: connected and answered PING in ")
+            && run.stdout.contains(&format!(
+                "(dynamodb table cachet at {} ({TEST_REGION}))",
+                server.endpoint()
+            )),
         "{run:?}"
     );
 

@@ -278,7 +278,7 @@ impl fmt::Debug for DynamoOptions {
             .field("region", &self.region)
             .field(
                 "endpoint",
-                &self.endpoint.as_deref().map(super::client::redact_endpoint),
+                &self.endpoint.as_deref().map(cache_core::redact::redact_url),
             )
             .field("auto_create", &self.auto_create)
             .field("operation_timeout", &self.operation_timeout)
