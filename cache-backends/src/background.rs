@@ -1,6 +1,5 @@
-//! The backend's own runtime: one small thread on which every network connection of the
-//! remote drivers (Redis connections, the DynamoDB SDK's HTTP connections) is made and
-//! driven.
+//! The backend's own runtime: one small thread on which every connection of the remote
+//! drivers (Redis, databases, the DynamoDB SDK's HTTP connections) is made and driven.
 //!
 //! A connection's driver task lives on the runtime that created it, and dies with it. A
 //! global cache manager outlives the short runtimes of `#[tokio::test]`s and may be used
@@ -31,7 +30,9 @@ pub(crate) fn handle() -> Result<&'static Handle, TierError> {
                 .thread_name("cachet-io")
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start the backend runtime for remote tiers: {e}"))
+                .map_err(|e| {
+                    format!("cannot start the background runtime of the remote drivers: {e}")
+                })
         })
         .as_ref()
         .map(Runtime::handle)

@@ -115,24 +115,14 @@ impl Scope {
 
     /// Whether a stored key belongs to this scope.
     pub fn contains(&self, key: &str) -> bool {
-        key.len() > self.base.len()
-            && key.starts_with(&self.base)
-            && matches!(key.as_bytes()[self.base.len()], b':' | b'#')
+        crate::layout::in_scope(&self.base, key)
     }
 
     /// The Redis `SCAN MATCH` glob for this scope: the base with every glob character
     /// (`\ * ? [ ]`) escaped, so a namespace named `*` or holding an escaped `:` matches
     /// only its own keys.
     pub fn redis_pattern(&self) -> String {
-        let mut pattern = String::with_capacity(self.base.len() + 8);
-        for c in self.base.chars() {
-            if matches!(c, '\\' | '*' | '?' | '[' | ']') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push_str("[:#]*");
-        pattern
+        crate::layout::scope_pattern(&self.base)
     }
 }
 
@@ -196,6 +186,24 @@ pub trait RemoteTier: Send + Sync + 'static {
     /// ```
     fn ping(&self) -> BoxFuture<'_, Result<(), TierError>> {
         Box::pin(async { Err(unsupported("ping")) })
+    }
+
+    /// Deletes the entries past their expiry that the server still holds, in bounded
+    /// batches, and returns how many went (`cachet prune`). Expired entries are misses
+    /// already; pruning gives their space back. For administration tools and a driver's
+    /// own background pruning; caches never call it.
+    ///
+    /// The default implementation prunes nothing and answers 0: right for servers that
+    /// expire keys themselves (Redis).
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let pruned = tier.prune().await?;
+    /// println!("{pruned} expired entries deleted");
+    /// # Ok(()) }
+    /// ```
+    fn prune(&self) -> BoxFuture<'_, Result<u64, TierError>> {
+        Box::pin(async { Ok(0) })
     }
 
     /// One bounded step of a scan of the keys of `scope` (e.g. Redis `SCAN MATCH`):
