@@ -525,12 +525,12 @@ fn tier_outlives_the_runtime_that_first_used_it() {
 }
 
 fn tier_config(options: &str) -> TierConfig {
-    TierConfig {
-        driver: "dynamodb".into(),
-        options: toml::from_str(options).unwrap(),
-        field: "stores.dynamo.l2".into(),
-        origin: ConfigOrigin::String,
-    }
+    TierConfig::new(
+        "dynamodb",
+        toml::from_str(options).unwrap(),
+        "stores.dynamo.l2",
+        ConfigOrigin::String,
+    )
 }
 
 fn build(cfg: &TierConfig) -> Result<Arc<dyn RemoteTier>, CacheError> {

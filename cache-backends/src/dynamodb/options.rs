@@ -174,14 +174,10 @@ impl DynamoOptions {
     /// use cache_backends::dynamodb::DynamoOptions;
     /// use cache_core::config::TierConfig;
     /// use cache_core::ConfigOrigin;
-    /// let cfg = TierConfig {
-    ///     driver: "dynamodb".into(),
-    ///     options: toml::from_str(r#"table = "cachet"
-    ///                                region = "eu-west-1"
-    ///                                max_value_size = "256kb""#).unwrap(),
-    ///     field: "stores.dynamo.l2".into(),
-    ///     origin: ConfigOrigin::String,
-    /// };
+    /// let options = toml::from_str(r#"table = "cachet"
+    ///                                  region = "eu-west-1"
+    ///                                  max_value_size = "256kb""#).unwrap();
+    /// let cfg = TierConfig::new("dynamodb", options, "stores.dynamo.l2", ConfigOrigin::String);
     /// let opts = DynamoOptions::from_tier_config(&cfg)?;
     /// # Ok::<(), cache_core::CacheError>(())
     /// ```
@@ -302,12 +298,12 @@ mod tests {
     use super::*;
 
     fn cfg(options: &str) -> TierConfig {
-        TierConfig {
-            driver: "dynamodb".into(),
-            options: toml::from_str(options).unwrap(),
-            field: "stores.dynamo.l2".into(),
-            origin: ConfigOrigin::String,
-        }
+        TierConfig::new(
+            "dynamodb",
+            toml::from_str(options).unwrap(),
+            "stores.dynamo.l2",
+            ConfigOrigin::String,
+        )
     }
 
     #[test]

@@ -1360,7 +1360,10 @@ l2_circuit_breaker = "5s"
             &format!("[stores.s]\n{redis}\nlock = \"dynamodb\""),
             "stores.s.lock",
         );
-        assert_contains(&message, &["whose L2 is the DynamoDB driver", "the `redis` driver"]);
+        assert_contains(
+            &message,
+            &["whose L2 is the DynamoDB driver", "the `redis` driver"],
+        );
         let message = error(
             "[stores.s]\nl1 = { driver = \"memory\" }\nlock = \"redis\"",
             "stores.s.lock",
