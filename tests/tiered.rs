@@ -39,12 +39,15 @@ fn l2_only(server: &RedisServer, prefix: &str) -> CacheManager {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_l2_hit_backfills_l1_and_an_l1_hit_skips_redis() {
     let server = RedisServer::start();
-    let (a, b) = (tiered(&server, "app"), tiered(&server, "app"));
+    let a = tiered(&server, "app");
     a.cache("users")
         .unwrap()
         .set(&1u64, &"ann".to_string())
         .await
         .unwrap();
+    // b starts after a's write: a's bus message, were it to reach b while b reads, would
+    // rightly refuse b's backfill (b cannot tell whether it read before the change).
+    let b = tiered(&server, "app");
     let users_b = b.cache("users").unwrap();
     assert_eq!(
         users_b.get::<String, _>(&1u64).await.unwrap().as_deref(),

@@ -421,6 +421,8 @@ impl Cache {
         let Some(remote) = &store.l2 else {
             return (Lookup::Miss, false);
         };
+        // Noted before the read: a change of the key meanwhile refuses the backfill.
+        let seen = store.l1.as_ref().map(|_| store.versions.current(stored));
         let bytes = match remote.get(&store.name, stored).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return (Lookup::Miss, false),
@@ -455,7 +457,7 @@ impl Cache {
             .and_then(|((ratio, ttl), fresh_until)| {
                 fresh_until.checked_sub(ttl.mul_f64(1.0 - ratio))
             });
-        if let Some(l1) = &store.l1 {
+        if let (Some(l1), Some(seen)) = (&store.l1, seen) {
             let entry = LocalEntry::new(
                 Arc::new(value.clone()),
                 timing.fresh_until,
@@ -463,7 +465,9 @@ impl Cache {
                 estimate_weight::<V>(stored, l1.as_ref()),
             )
             .refresh_at(refresh_at);
-            l1.insert(stored, entry);
+            store
+                .versions
+                .insert_if_unchanged(stored, seen, || l1.insert(stored, entry));
         }
         if timing.is_fresh() {
             self.count(Event::L2Hit);
@@ -520,13 +524,22 @@ impl Cache {
             let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
             let entry = LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight)
                 .refresh_at(refresh_at);
-            l1.insert(stored, entry.clone());
+            // The version this write's insert leaves, for its put-back (`versions.rs`).
+            let mine = if store.l2.is_some() {
+                store
+                    .versions
+                    .change(stored, || l1.insert(stored, entry.clone()))
+            } else {
+                // Without an L2 there is no backfill nor put-back to order.
+                l1.insert(stored, entry.clone());
+                0
+            };
             if !self.inner.tags.is_empty() {
                 store
                     .tag_index
                     .add(self.inner.tags.keys(), stored, l1.as_ref());
             }
-            (l1, entry)
+            (l1, entry, mine)
         });
         self.count(Event::Put);
         let stored_remotely = match (&store.l2, encoded) {
@@ -551,10 +564,16 @@ impl Cache {
             _ => true,
         };
         if store.l2.is_some() {
-            if let Some((l1, entry)) = local {
+            if let Some((l1, entry, mine)) = local {
                 // A lookup that read L2 before this write may have backfilled the old value
-                // meanwhile: this instance ignores its own bus message, so put ours back.
-                l1.insert(stored, entry);
+                // meanwhile: this instance ignores its own bus message, so put ours back —
+                // unless the key changed since our insert (a delete, a newer write, another
+                // instance's invalidation): then which of the racing L2 operations landed
+                // last is unknown here, so L1 lets go and the next lookup reads L2.
+                let versions = &store.versions;
+                if !versions.change_if_unchanged(stored, mine, || l1.insert(stored, entry)) {
+                    versions.change(stored, || l1.remove(stored));
+                }
             }
         }
         if stored_remotely {
@@ -570,11 +589,14 @@ impl Cache {
     /// Deletes entries from every tier, and tells the other instances.
     pub(crate) async fn remove(&self, stored: &[String]) {
         let store = &self.inner.store;
-        if let Some(l1) = &store.l1 {
-            for key in stored {
-                l1.remove(key);
+        let drop_local = || {
+            if let Some(l1) = &store.l1 {
+                for key in stored {
+                    store.versions.change(key, || l1.remove(key));
+                }
             }
-        }
+        };
+        drop_local();
         self.inner
             .stats
             .record(Event::Eviction, stored.len() as u64);
@@ -582,17 +604,17 @@ impl Cache {
             Some(remote) => remote.delete(&store.name, stored).await.is_ok(),
             None => true,
         };
-        if let (Some(l1), Some(_)) = (&store.l1, &store.l2) {
-            // A lookup that read L2 before the delete may have backfilled the old value.
-            for key in stored {
-                l1.remove(key);
-            }
+        if store.l2.is_some() {
+            // A lookup that read L2 before the delete reached it may have backfilled the
+            // old value after the first removal.
+            drop_local();
         }
-        if removed {
-            store.announce(Invalidation::Keys(stored.to_vec())).await;
-        } else {
+        if !removed {
             self.count(Event::Error);
         }
+        // Announced whether or not L2 took it: the other instances' L1 copies must go
+        // either way (with L2 down they cannot read the old value back from it).
+        store.announce(Invalidation::Keys(stored.to_vec())).await;
     }
 
     /// Deletes every entry of this cache (or namespace) from every tier, and tells the
@@ -600,13 +622,18 @@ impl Cache {
     pub(crate) async fn remove_all(&self) -> Result<(), CacheError> {
         let store = &self.inner.store;
         let scope = self.scope();
-        if let Some(l1) = &store.l1 {
-            l1.remove_scope(&scope);
-        }
+        let drop_local = || {
+            if let Some(l1) = &store.l1 {
+                store.versions.change_all(|| l1.remove_scope(&scope));
+            }
+        };
+        drop_local();
         self.count(Event::Eviction);
         if let Some(remote) = &store.l2 {
             if remote.clear(&store.name, &scope).await.is_err() {
                 self.count(Event::Error);
+                // The other instances' L1 copies go whether or not L2 took the clear.
+                store.announce(Invalidation::Scope(scope)).await;
                 return Err(CacheError::Tier {
                     store: store.name.clone(),
                     source: TierError::new(format!(
@@ -616,10 +643,8 @@ impl Cache {
                     )),
                 });
             }
-            if let Some(l1) = &store.l1 {
-                // A lookup that read L2 before the clear may have backfilled old values.
-                l1.remove_scope(&scope);
-            }
+            // A lookup that read L2 before the clear may have backfilled old values.
+            drop_local();
         }
         store.announce(Invalidation::Scope(scope)).await;
         Ok(())

@@ -1,16 +1,19 @@
 //! Single flight: concurrent misses on one key run the function once.
 //!
 //! A miss takes the key's gate, looks again if need be, and only then runs the function;
-//! callers that arrive meanwhile wait for the gate and then find the stored value. The gate
-//! is released by a guard's `Drop`, so a leader that panics or whose future is dropped
-//! hands over to the next waiter, which looks again and, finding nothing, runs the
-//! function itself.
+//! callers that arrive meanwhile wait for the gate and then take the value the leader hands
+//! over ([`FlightGuard::hand_over`]), never reading a tier again for it: the entry may
+//! already be gone (evicted by a flood larger than the L1, or never written to a skipped
+//! L2). The gate is released by a guard's `Drop`, so a leader that panics, fails or whose
+//! future is dropped hands over to the next waiter, which looks again and, finding
+//! nothing, runs the function itself.
 //! Plain fns wait through [`crate::blocking::run`], so they share these gates with async
 //! callers: a plain fn and an async fn on one cache key also run once.
 //!
 //! Looking again costs an L2 read, so a caller looks again only if a gate of its key's
 //! stripe was released since it took its [`Ticket`] (see [`Flights::ticket`]).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +67,20 @@ struct Gate {
     /// Who holds the gate, if anyone.
     held: Mutex<Option<Holder>>,
     released: Notify,
+    /// The value the last holder handed over, stamped with its stripe's release count
+    /// after that release: a caller whose ticket is older missed it on its first look.
+    handed: Mutex<Option<(u64, Handed)>>,
+}
+
+/// A value a leader hands to the callers that waited for it.
+pub(crate) type Handed = Arc<dyn Any + Send + Sync>;
+
+/// What a caller gets at the gate: the gate itself, or the value its holder handed over.
+pub(crate) enum Entered<'a> {
+    /// This caller holds the gate: it looks again if need be, then runs the function.
+    Leader(FlightGuard<'a>),
+    /// The holder's value, computed since this caller's first look.
+    Handed(Handed),
 }
 
 /// Who holds a gate: the tokio task, or the thread when no task is running. A holder that
@@ -113,6 +130,8 @@ pub(crate) struct FlightGuard<'a> {
     ticket: Ticket,
     /// False for a re-entrant guard: the outer guard of the same holder releases the gate.
     releases: bool,
+    /// The value to hand to the waiters on release.
+    handing: Option<Handed>,
 }
 
 /// Locks ignoring poison: no user code runs while these locks are held, so a poisoned lock
@@ -122,6 +141,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Gate {
+    /// The value a holder handed over after `ticket` was taken, if any.
+    fn handed_since(&self, ticket: Ticket) -> Option<Handed> {
+        match &*lock(&self.handed) {
+            Some((stamp, value)) if *stamp > ticket.seen => Some(value.clone()),
+            _ => None,
+        }
+    }
+
     fn try_take(&self, me: Holder) -> Take {
         let mut held = lock(&self.held);
         match *held {
@@ -170,6 +197,20 @@ impl Flights {
     /// Waits for `key`'s gate without blocking the thread. `ticket` is `key`'s, taken
     /// before the caller's first look.
     pub(crate) async fn lock(&self, key: &str, ticket: Ticket) -> FlightGuard<'_> {
+        match self.wait(key, ticket, false).await {
+            Entered::Leader(guard) => guard,
+            // Not asked for.
+            Entered::Handed(_) => unreachable!("a value handed over to a caller that took none"),
+        }
+    }
+
+    /// Waits for `key`'s gate, or for the value its holder hands over: a value handed over
+    /// since `ticket` (taken before the caller's first look) is one the first look missed.
+    pub(crate) async fn enter(&self, key: &str, ticket: Ticket) -> Entered<'_> {
+        self.wait(key, ticket, true).await
+    }
+
+    async fn wait(&self, key: &str, ticket: Ticket, take_handed: bool) -> Entered<'_> {
         debug_assert_eq!(ticket.stripe, stripe_of(key), "a ticket for another key");
         let me = Holder::current();
         let gate = self.gate(key);
@@ -184,6 +225,12 @@ impl Flights {
             let notified = gate.released.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if take_handed {
+                if let Some(value) = gate.handed_since(ticket) {
+                    drop(waiting);
+                    return Entered::Handed(value);
+                }
+            }
             match gate.try_take(me) {
                 Take::Taken => break true,
                 Take::AlreadyOurs => break false,
@@ -191,13 +238,14 @@ impl Flights {
             }
         };
         std::mem::forget(waiting);
-        FlightGuard {
+        Entered::Leader(FlightGuard {
             flights: self,
             key: key.to_owned(),
             gate,
             ticket,
             releases,
-        }
+            handing: None,
+        })
     }
 
     /// Takes `key`'s gate if it is free (or already ours), without waiting.
@@ -218,6 +266,7 @@ impl Flights {
             gate,
             ticket,
             releases,
+            handing: None,
         })
     }
 
@@ -255,6 +304,21 @@ impl FlightGuard<'_> {
     pub(crate) fn look_again(&self) -> bool {
         self.flights.shared.released[self.ticket.stripe].load(Ordering::Acquire) != self.ticket.seen
     }
+
+    /// Whether anyone else is at this gate now (waiting, or about to): only then is a value
+    /// worth handing over.
+    fn has_company(&self) -> bool {
+        // The map's reference and this guard's.
+        Arc::strong_count(&self.gate) > 2
+    }
+
+    /// Hands `value` to the callers waiting at this gate when it is released, so they
+    /// need not read a tier for it. `value` is made only if someone waits.
+    pub(crate) fn hand_over(&mut self, value: impl FnOnce() -> Handed) {
+        if self.releases && self.has_company() {
+            self.handing = Some(value());
+        }
+    }
 }
 
 impl Drop for FlightGuard<'_> {
@@ -265,15 +329,26 @@ impl Drop for FlightGuard<'_> {
             &self.gate,
             self.ticket.stripe,
             self.releases,
+            self.handing.take(),
         );
     }
 }
 
-fn release(flights: &Flights, key: &str, gate: &Arc<Gate>, stripe: usize, releases: bool) {
+fn release(
+    flights: &Flights,
+    key: &str,
+    gate: &Arc<Gate>,
+    stripe: usize,
+    releases: bool,
+    handing: Option<Handed>,
+) {
     if releases {
         // Bumped before the gate is free: whoever takes it next (a waiter, or a caller that
         // never waited) takes it after the bump, so its `look_again` sees it.
-        flights.shared.released[stripe].fetch_add(1, Ordering::Release);
+        let stamp = flights.shared.released[stripe].fetch_add(1, Ordering::AcqRel) + 1;
+        // A holder without a value clears the last one: it may be older than a change
+        // this holder saw (its callers look again instead).
+        *lock(&gate.handed) = handing.map(|value| (stamp, value));
         *lock(&gate.held) = None;
         gate.released.notify_waiters();
     }
@@ -289,6 +364,7 @@ pub(crate) struct DetachedFlight {
     gate: Arc<Gate>,
     stripe: usize,
     releases: bool,
+    handing: Option<Handed>,
 }
 
 impl FlightGuard<'_> {
@@ -306,6 +382,7 @@ impl FlightGuard<'_> {
             gate: self.gate.clone(),
             stripe: self.ticket.stripe,
             releases: self.releases,
+            handing: None,
         };
         // Dropped without releasing; the detached guard's reference keeps the gate mapped.
         self.releases = false;
@@ -321,6 +398,14 @@ impl DetachedFlight {
             *lock(&self.gate.held) = Some(Holder::current());
         }
     }
+
+    /// [`FlightGuard::hand_over`], for the refresh's value.
+    pub(crate) fn hand_over(&mut self, value: impl FnOnce() -> Handed) {
+        // The map's reference and this guard's.
+        if self.releases && Arc::strong_count(&self.gate) > 2 {
+            self.handing = Some(value());
+        }
+    }
 }
 
 impl Drop for DetachedFlight {
@@ -331,6 +416,7 @@ impl Drop for DetachedFlight {
             &self.gate,
             self.stripe,
             self.releases,
+            self.handing.take(),
         );
     }
 }

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
@@ -12,7 +13,7 @@ use tracing::Instrument;
 
 use crate::background;
 use crate::cache::{Cache, Lifetime, Lookup};
-use crate::flight::DetachedFlight;
+use crate::flight::{DetachedFlight, Entered, FlightGuard, Handed, Ticket};
 use crate::private::Shape;
 use crate::stats::Event;
 use crate::store::lock;
@@ -75,20 +76,27 @@ where
         (Found::Stale(value, keep_until), _) => Some((value, keep_until)),
         (Found::Nothing, _) => None,
     };
-    let flight = match (timeout, stale.take()) {
+    let entered = match (timeout, stale.take()) {
         // With a stale value, another caller's refresh is waited for no longer than the
         // soft timeout either.
-        (Some(limit), Some(old)) => match within(limit, flights.lock(&keys[0], ticket)).await {
-            Some(flight) => {
+        (Some(limit), Some(old)) => match within(limit, enter::<S::Value>(first, &keys[0], ticket))
+            .await
+        {
+            Some(entered) => {
                 stale = Some(old);
-                flight
+                entered
             }
             None => return serve_stale_at_timeout(shape, first, old.0, "another caller's refresh"),
         },
         (_, old) => {
             stale = old;
-            flights.lock(&keys[0], ticket).await
+            enter::<S::Value>(first, &keys[0], ticket).await
         }
+    };
+    // The leader's value, handed over: no tier is read again for it.
+    let flight = match entered {
+        Ok(flight) => flight,
+        Err(value) => return shape.rebuild(value),
     };
     // Whoever held the gate since the first look may have stored the value meanwhile.
     if flight.look_again() {
@@ -110,7 +118,7 @@ where
     // `limit`, then answers with the stale value.
     // The gate and the distributed lock are held until the value is stored: by this caller,
     // or by the background job that finishes the function.
-    let (body, policy, _flight, _detached, _dlock) = match (timeout, stale.take()) {
+    let (body, policy, mut flight, mut detached, _dlock) = match (timeout, stale.take()) {
         (Some(limit), Some(old)) if M::DETACHABLE => {
             let job = Job {
                 shape,
@@ -160,11 +168,39 @@ where
             if let Some(lifetime) = policy(value).filter(|_| !null_refused) {
                 store_all_refreshing(caches, keys, value, lifetime, eager_refresh).await;
             }
+            // The waiters take this value, whether or not a tier kept it.
+            let handed = || -> Handed { Arc::new(value.clone()) };
+            match (&mut flight, &mut detached) {
+                (Some(flight), _) => flight.hand_over(handed),
+                (None, Some(detached)) => detached.hand_over(handed),
+                (None, None) => {}
+            }
             output
         }
         None => match stale {
             Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
             None => output,
+        },
+    }
+}
+
+/// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
+/// `Err` with the value its holder handed over (of this call's type; a value of another
+/// type, from a function sharing the cache, is not taken).
+async fn enter<'a, V: CacheValue>(
+    first: &'a Cache,
+    key: &str,
+    ticket: Ticket,
+) -> Result<FlightGuard<'a>, V> {
+    let flights = &first.inner.store.flights;
+    match flights.enter(key, ticket).await {
+        Entered::Leader(flight) => Ok(flight),
+        Entered::Handed(value) => match value.downcast_ref::<V>() {
+            Some(value) => {
+                first.count(Event::L1Hit);
+                Err(value.clone())
+            }
+            None => Ok(flights.lock(key, ticket).await),
         },
     }
 }
@@ -316,9 +352,11 @@ where
                 },
                 Err(_) => (Refreshed::Failed("panicked"), None),
             };
+        let mut flight = flight;
         match (&refreshed, lifetime) {
             (Refreshed::Value(value), Some(lifetime)) => {
-                store_all_refreshing(&caches, &keys, value, lifetime, eager_refresh).await
+                store_all_refreshing(&caches, &keys, value, lifetime, eager_refresh).await;
+                flight.hand_over(|| Arc::new(value.clone()));
             }
             (Refreshed::Failed(failure), _) => tracing::debug!(
                 cache = caches[0].name(),
@@ -326,7 +364,7 @@ where
                 failure,
                 "cachet: a background refresh failed; the entry keeps its value"
             ),
-            (Refreshed::Value(_), None) => {}
+            (Refreshed::Value(value), None) => flight.hand_over(|| Arc::new(value.clone())),
         }
         drop(flight);
         drop(dlock);

@@ -28,6 +28,7 @@ mod stats;
 pub mod store;
 mod tags;
 pub mod testing;
+mod timer;
 mod value;
 
 #[doc(hidden)]

@@ -266,7 +266,9 @@ impl Cache {
         let mut keys = store.tag_index.take(&tag_keys);
         let drop_local = |keys: &[String]| {
             if let Some(l1) = &store.l1 {
-                keys.iter().for_each(|key| l1.remove(key));
+                keys.iter().for_each(|key| {
+                    store.versions.change(key, || l1.remove(key));
+                });
             }
         };
         drop_local(&keys);
@@ -282,19 +284,35 @@ impl Cache {
                     )),
                 }
             };
-            let listed = remote
-                .tagged_keys(&store.name, &tag_keys)
-                .await
-                .map_err(|_| failed("list"))?;
+            let listed = match remote.tagged_keys(&store.name, &tag_keys).await {
+                Ok(listed) => listed,
+                Err(_) => {
+                    // Which entries carry the tags only L2 knows (the other instances may
+                    // hold tagged entries they read from it): every copy of this cache's
+                    // entries goes, here and on the other instances.
+                    if let Some(l1) = &store.l1 {
+                        store.versions.change_all(|| l1.remove_scope(&self.scope()));
+                    }
+                    store.announce(Invalidation::Scope(self.scope())).await;
+                    return Err(failed("list"));
+                }
+            };
             // Only this cache's own entries, whatever else a set may have been given.
             keys.extend(listed.into_iter().filter(|key| is_entry_of(base, key)));
             keys.sort_unstable();
             keys.dedup();
             drop_local(&keys);
-            remote
+            if remote
                 .delete_tagged(&store.name, &keys, &tag_keys)
                 .await
-                .map_err(|_| failed("delete"))?;
+                .is_err()
+            {
+                // The other instances' L1 copies go whether or not L2 took the delete.
+                if !keys.is_empty() {
+                    store.announce(Invalidation::Keys(keys)).await;
+                }
+                return Err(failed("delete"));
+            }
             // A lookup that read L2 before the delete may have backfilled an old value.
             drop_local(&keys);
         }

@@ -23,11 +23,8 @@
 //! keeps its lock, which expires by itself), while clearing a whole store by its prefix
 //! (`cachet clear`) does.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::named::StoreInner;
@@ -228,7 +225,8 @@ pub(crate) async fn acquire_or_wait<V: CacheValue>(
             );
             return Acquired::Leader(None);
         }
-        Pause::new(pause).await;
+        // Real time: the lock lives in Redis, whose expiry is real time.
+        crate::timer::pause(pause).await;
         pause = (pause * 2).min(MAX_PAUSE);
         if let Some(value) = fresh::<V>(caches, keys).await {
             tracing::debug!(
@@ -250,125 +248,6 @@ async fn fresh<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Option<V> {
         }
     }
     None
-}
-
-/// A pause that works wherever cached calls run: in any tokio runtime (with or without
-/// its timer enabled), and in plain fns driven by [`crate::blocking::run`], which may
-/// block the very thread a `current_thread` runtime's timer needs. One timer thread of
-/// its own, started on the first wait, wakes every pausing waiter (at most one per key
-/// and process: the others wait at the local gate).
-struct Pause {
-    duration: Duration,
-    state: Option<Arc<PauseState>>,
-}
-
-#[derive(Default)]
-struct PauseState {
-    done: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
-
-impl PauseState {
-    fn finish(&self) {
-        self.done.store(true, Ordering::Release);
-        if let Some(waker) = lock_ignoring_poison(&self.waker).take() {
-            waker.wake();
-        }
-    }
-}
-
-/// The pauses under way, by deadline, served by the timer thread.
-struct Timer {
-    pending: Mutex<Vec<(Instant, Arc<PauseState>)>>,
-    changed: Condvar,
-}
-
-/// No user code runs while these locks are held, so a poisoned one still guards
-/// consistent data.
-fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Timer {
-    /// The timer, its thread started on first use; `None` if no thread can be started.
-    fn get() -> Option<&'static Timer> {
-        static TIMER: OnceLock<Option<&'static Timer>> = OnceLock::new();
-        *TIMER.get_or_init(|| {
-            let timer: &'static Timer = Box::leak(Box::new(Timer {
-                pending: Mutex::new(Vec::new()),
-                changed: Condvar::new(),
-            }));
-            std::thread::Builder::new()
-                .name("cachet-lock-timer".into())
-                .spawn(move || timer.run())
-                .ok()
-                .map(|_| timer)
-        })
-    }
-
-    fn add(&self, deadline: Instant, state: Arc<PauseState>) {
-        lock_ignoring_poison(&self.pending).push((deadline, state));
-        self.changed.notify_one();
-    }
-
-    fn run(&self) {
-        let mut pending = lock_ignoring_poison(&self.pending);
-        loop {
-            let now = Instant::now();
-            pending.retain(|(deadline, state)| {
-                let due = *deadline <= now;
-                if due {
-                    state.finish();
-                }
-                !due
-            });
-            pending = match pending.iter().map(|(deadline, _)| *deadline).min() {
-                Some(next) => {
-                    self.changed
-                        .wait_timeout(pending, next.saturating_duration_since(now))
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .0
-                }
-                None => self
-                    .changed
-                    .wait(pending)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            };
-        }
-    }
-}
-
-impl Pause {
-    fn new(duration: Duration) -> Self {
-        Self {
-            duration,
-            state: None,
-        }
-    }
-}
-
-impl Future for Pause {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let duration = self.duration;
-        let state = self.state.get_or_insert_with(|| {
-            let state = Arc::new(PauseState::default());
-            match Timer::get() {
-                Some(timer) => timer.add(Instant::now() + duration, state.clone()),
-                // No thread to time it: look again at once rather than never.
-                None => state.done.store(true, Ordering::Release),
-            }
-            state
-        });
-        // The waker is stored before `done` is checked, so a wake in between is not lost.
-        *lock_ignoring_poison(&state.waker) = Some(cx.waker().clone());
-        if state.done.load(Ordering::Acquire) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
 }
 
 #[cfg(test)]
@@ -398,31 +277,5 @@ mod tests {
         let b = new_token();
         assert_ne!(a, b);
         assert!(a.starts_with(&format!("{:x}.", std::process::id())), "{a}");
-    }
-
-    #[test]
-    fn pauses_end_outside_any_runtime() {
-        let start = Instant::now();
-        crate::blocking::run(Pause::new(Duration::from_millis(20)));
-        assert!(start.elapsed() >= Duration::from_millis(20));
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn pauses_end_in_a_current_thread_runtime() {
-        let start = Instant::now();
-        Pause::new(Duration::from_millis(20)).await;
-        assert!(start.elapsed() >= Duration::from_millis(20));
-    }
-
-    #[test]
-    fn one_timer_serves_many_pauses_in_deadline_order() {
-        let long = std::thread::spawn(|| crate::blocking::run(Pause::new(Duration::from_secs(2))));
-        std::thread::sleep(Duration::from_millis(20));
-        crate::blocking::run(Pause::new(Duration::from_millis(10)));
-        assert!(
-            !long.is_finished(),
-            "a later, shorter pause is not held up by a longer one"
-        );
-        long.join().unwrap();
     }
 }

@@ -6,6 +6,7 @@ mod map;
 pub(crate) mod named;
 pub(crate) mod remote;
 mod tier;
+mod versions;
 mod warn;
 
 pub use map::MapTier;

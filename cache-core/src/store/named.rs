@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::lock::LockSettings;
 use super::remote::Remote;
+use super::versions::Versions;
 use super::warn::RateLimit;
 use super::{Bus, BusEvent, Invalidation, LocalTier, RemoteTier};
 use crate::flight::Flights;
@@ -36,6 +37,8 @@ pub(crate) struct StoreInner {
     pub(crate) tag_index: crate::tags::TagIndex,
     /// The distributed lock across instances (`lock = "redis"`); only with an L2.
     pub(crate) lock: Option<LockSettings>,
+    /// Orders the L1 changes of one key (`versions.rs`).
+    pub(crate) versions: Arc<Versions>,
 }
 
 impl StoreInner {
@@ -43,16 +46,22 @@ impl StoreInner {
     /// instance's change drops the entries it names; a lost subscription clears the L1,
     /// since messages may have been missed meanwhile.
     pub(crate) fn new(parts: StoreParts) -> Self {
+        let versions = Arc::new(Versions::default());
         if let (Some(bus), Some(l1)) = (&parts.bus, &parts.l1) {
             let l1 = l1.clone();
             let store = parts.name.clone();
+            // Each removal is a change of the key: a put-back or backfill that started
+            // before it is refused (`versions.rs`).
+            let versions = versions.clone();
             bus.subscribe(Arc::new(move |event| match event {
-                BusEvent::Invalidate(Invalidation::Keys(keys)) => keys.iter().for_each(|k| l1.remove(k)),
-                BusEvent::Invalidate(Invalidation::Scope(scope)) => l1.remove_scope(&scope),
-                BusEvent::Invalidate(Invalidation::All) => l1.clear(),
+                BusEvent::Invalidate(Invalidation::Keys(keys)) => keys.iter().for_each(|k| {
+                    versions.change(k, || l1.remove(k));
+                }),
+                BusEvent::Invalidate(Invalidation::Scope(scope)) => versions.change_all(|| l1.remove_scope(&scope)),
+                BusEvent::Invalidate(Invalidation::All) => versions.change_all(|| l1.clear()),
                 BusEvent::Resubscribed => {
                     tracing::info!(store = %store, "cachet: bus resubscribed; clearing the L1, which may have missed changes");
-                    l1.clear();
+                    versions.change_all(|| l1.clear());
                 }
             }));
         }
@@ -68,6 +77,7 @@ impl StoreInner {
             flights: Flights::default(),
             tag_index: crate::tags::TagIndex::default(),
             lock: parts.lock,
+            versions,
         }
     }
 

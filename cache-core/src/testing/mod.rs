@@ -1,8 +1,13 @@
-//! Running code against its own manager, so parallel tests never share cache state.
+//! Tools for tests: running code against its own manager, so parallel tests never share
+//! cache state; the chaos kit — a fault-injecting shared tier ([`FaultyTier`]); and the
+//! conformance suite every L2 driver passes ([`conformance`]).
 
 use std::future::Future;
 
+mod chaos;
 pub mod conformance;
+
+pub use chaos::{Fault, FaultRule, FaultyTier, Latch, Operation};
 
 use crate::manager::CacheManager;
 
