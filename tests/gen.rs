@@ -564,14 +564,17 @@ fn every_annotation_is_registered_with_its_options() {
     assert_eq!(op.caches, ["find_user"]);
     assert_eq!(op.value_type, "User");
     assert_eq!(op.module, module_path!());
-    assert_eq!(op.ttl, None);
+    assert_eq!(op.options.ttl, None);
     assert_eq!(
         find("find_by_name")[0].caches,
         ["find_by_name", "find_by_name-by-name"]
     );
-    assert_eq!(find("find_by_name")[0].ttl, Some(Duration::from_secs(90)));
+    assert_eq!(
+        find("find_by_name")[0].options.ttl,
+        Some(Duration::from_secs(90))
+    );
     assert_eq!(find("find_by_name")[0].value_type, "Option<User>");
-    assert_eq!(find("lookup")[0].ttl, Some(Duration::from_secs(30)));
+    assert_eq!(find("lookup")[0].options.ttl, Some(Duration::from_secs(30)));
     assert_eq!(find("parse_and_find")[0].value_type, "Res<User>");
     assert_eq!(find("update_user")[0].kind, OperationKind::Put);
     assert_eq!(
@@ -600,20 +603,23 @@ fn every_annotation_is_registered_with_its_options() {
     assert_eq!(find("byte")[0].caches, ["a", "b"]);
     assert_eq!(find("generic_echo")[0].value_type, "T");
     assert_eq!(
-        find("adaptive_user")[0].grace,
+        find("adaptive_user")[0].options.grace,
         Some(Duration::from_secs(3600))
     );
-    assert_eq!(find("adaptive_user")[0].ttl, None);
-    assert_eq!(find("adaptive_fixed")[0].grace, Some(Duration::ZERO));
+    assert_eq!(find("adaptive_user")[0].options.ttl, None);
     assert_eq!(
-        find("adaptive_put_sync")[0].grace,
+        find("adaptive_fixed")[0].options.grace,
+        Some(Duration::ZERO)
+    );
+    assert_eq!(
+        find("adaptive_put_sync")[0].options.grace,
         Some(Duration::from_secs(30))
     );
-    assert_eq!(find("find_user")[0].grace, None);
+    assert_eq!(find("find_user")[0].options.grace, None);
     let timed = find("timed")[0];
-    assert_eq!(timed.timeout, Some(Duration::from_millis(200)));
-    assert_eq!(timed.hard_timeout, Some(Duration::from_secs(2)));
-    assert_eq!(timed.eager_refresh, Some(0.8));
+    assert_eq!(timed.options.timeout, Some(Duration::from_millis(200)));
+    assert_eq!(timed.options.hard_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(timed.options.eager_refresh, Some(0.8));
     // The line is the function's, for messages that point users at it.
     let line = find("count")[0].line;
     let src = include_str!("gen.rs");

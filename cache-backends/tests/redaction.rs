@@ -145,12 +145,12 @@ async fn no_configuration_holder_shows_a_credential() {
     let made =
         TierError::new("cannot reach redis://:Pa55-in-userinfo@h:6379/0?token=Pa55-in-query");
     debug_and_display("TierError (from text)", &made);
-    let tier_config = TierConfig {
-        driver: "custom".into(),
-        options: toml::Table::new(),
-        field: "stores.s.l2".into(),
-        origin: ConfigOrigin::Builder,
-    };
+    let tier_config = TierConfig::new(
+        "custom",
+        toml::Table::new(),
+        "stores.s.l2",
+        ConfigOrigin::Builder,
+    );
     debug_and_display(
         "CacheError from TierConfig::error",
         &tier_config.error("dsn", format!("a reachable database, not {url}")),

@@ -399,12 +399,12 @@ fn futures_executor_block_on<F: std::future::Future>(fut: F) -> F::Output {
 }
 
 fn tier_config(options: &str) -> TierConfig {
-    TierConfig {
-        driver: "redis".into(),
-        options: toml::from_str(options).unwrap(),
-        field: "stores.s.l2".into(),
-        origin: ConfigOrigin::String,
-    }
+    TierConfig::new(
+        "redis",
+        toml::from_str(options).unwrap(),
+        "stores.s.l2",
+        ConfigOrigin::String,
+    )
 }
 
 fn build(cfg: &TierConfig) -> Result<Arc<dyn RemoteTier>, CacheError> {

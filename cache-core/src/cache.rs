@@ -11,28 +11,16 @@ use crate::clock;
 use crate::codec;
 use crate::config::CacheOptions;
 use crate::error::{CacheError, TierError};
-use crate::invoke::{CallOptions, Detachable};
+use crate::invoke::Detachable;
 use crate::key::encode_key_into;
-use crate::private::ResultShape;
+use crate::layout;
+use crate::shape::ResultShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
 use crate::store::remote::Skipped;
 use crate::store::{Invalidation, LocalEntry, LocalTier, Scope};
 use crate::CacheValue;
 use futures_util::FutureExt;
-
-/// Settings of one cache, resolved from the global, per-cache and builder options.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct CacheSettings {
-    pub(crate) ttl: Option<Duration>,
-    pub(crate) grace: Option<Duration>,
-    pub(crate) grace_backoff: Option<Duration>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) hard_timeout: Option<Duration>,
-    pub(crate) allow_null_values: bool,
-    /// The fraction of an entry's TTL after which a hit refreshes it in the background.
-    pub(crate) eager_refresh: Option<f64>,
-}
 
 /// How long a written entry lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +37,6 @@ pub(crate) enum Lifetime {
         fresh_for: Duration,
         keep_until: Option<Instant>,
     },
-}
-
-impl Lifetime {
-    pub(crate) fn or_override(ttl: Option<Duration>) -> Self {
-        ttl.map_or(Lifetime::Default, Lifetime::For)
-    }
 }
 
 /// What a lookup found.
@@ -94,7 +76,7 @@ pub(crate) struct CacheInner {
     /// `{prefix}:{cache}` or `{prefix}:{cache}#{ns}...`: every stored key is `{base}:{key}`.
     pub(crate) base: String,
     pub(crate) store: Arc<StoreInner>,
-    pub(crate) settings: Arc<CacheSettings>,
+    pub(crate) settings: Arc<CacheOptions>,
     pub(crate) stats: Arc<StatsCounters>,
     /// The tags this handle's writes carry (see `tags.rs`); empty for a plain handle.
     pub(crate) tags: crate::tags::Tags,
@@ -139,7 +121,7 @@ impl Cache {
         name: Arc<str>,
         base: String,
         store: Arc<StoreInner>,
-        settings: Arc<CacheSettings>,
+        settings: Arc<CacheOptions>,
         stats: Arc<StatsCounters>,
     ) -> Self {
         Cache {
@@ -199,16 +181,9 @@ impl Cache {
     /// # });
     /// ```
     pub fn namespace(&self, name: &str) -> Cache {
-        let mut base = String::with_capacity(self.inner.base.len() + name.len() + 1);
-        base.push_str(&self.inner.base);
-        base.push('#');
-        // Escaped as a key is, so a namespace name can never forge another path.
-        if encode_key_into(name, &mut base).is_err() {
-            base.push_str(name);
-        }
         Cache::new(
             self.inner.name.clone(),
-            base,
+            layout::namespace_base(&self.inner.base, name),
             self.inner.store.clone(),
             self.inner.settings.clone(),
             self.inner.stats.clone(),
@@ -236,21 +211,8 @@ impl Cache {
     /// # });
     /// ```
     pub fn with_options(&self, options: CacheOptions) -> Cache {
-        // Settings this view does not know of are inherited as they are.
-        let mut settings = self.settings().clone();
-        settings.ttl = options.ttl.or(settings.ttl);
-        settings.grace = options.grace.or(settings.grace);
-        settings.grace_backoff = options.grace_backoff.or(settings.grace_backoff);
-        settings.timeout = options.timeout.or(settings.timeout);
-        settings.hard_timeout = options.hard_timeout.or(settings.hard_timeout);
         // A ratio outside (0, 1) (which building a manager rejects) is ignored here.
-        settings.eager_refresh = options
-            .eager_refresh
-            .filter(|ratio| crate::manager::valid_eager_refresh(*ratio))
-            .or(settings.eager_refresh);
-        settings.allow_null_values = options
-            .allow_null_values
-            .unwrap_or(settings.allow_null_values);
+        let settings = self.settings().overlay(&options.valid_only());
         Cache::new(
             self.inner.name.clone(),
             self.inner.base.clone(),
@@ -270,7 +232,7 @@ impl Cache {
         self.inner.store.is_noop()
     }
 
-    pub(crate) fn settings(&self) -> &CacheSettings {
+    pub(crate) fn settings(&self) -> &CacheOptions {
         &self.inner.settings
     }
 
@@ -280,19 +242,13 @@ impl Cache {
 
     /// `{base}:{encoded key}`.
     pub(crate) fn stored_key_of_encoded(&self, encoded: &str) -> String {
-        let mut out = String::with_capacity(self.inner.base.len() + 1 + encoded.len());
-        out.push_str(&self.inner.base);
-        out.push(':');
-        out.push_str(encoded);
-        out
+        layout::entry_key(&self.inner.base, encoded)
     }
 
     pub(crate) fn stored_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<String, CacheError> {
-        let mut out = String::with_capacity(self.inner.base.len() + 24);
-        out.push_str(&self.inner.base);
-        out.push(':');
-        encode_key_into(key, &mut out).inspect_err(|_| self.count(Event::Error))?;
-        Ok(out)
+        let stored = layout::entry_key_of(&self.inner.base, key)
+            .inspect_err(|_| self.count(Event::Error))?;
+        Ok(stored)
     }
 
     // ----- tier orchestration, shared by the programmatic API and the annotations -----
@@ -323,8 +279,7 @@ impl Cache {
     ) -> Option<(V, bool)> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
-            buf.push_str(&self.inner.base);
-            buf.push(':');
+            layout::push_entry_start(buf, &self.inner.base);
             buf.push_str(encoded);
             match self.probe_local::<V>(buf) {
                 (Lookup::Fresh(value), due) => Some((value, due)),
@@ -343,8 +298,7 @@ impl Cache {
     ) -> Option<R> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
-            buf.push_str(&self.inner.base);
-            buf.push(':');
+            layout::push_entry_start(buf, &self.inner.base);
             encode_key_into(key, buf).ok()?;
             look(self, buf)
         })
@@ -372,8 +326,7 @@ impl Cache {
     ) -> Option<V> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
-            buf.push_str(&self.inner.base);
-            buf.push(':');
+            layout::push_entry_start(buf, &self.inner.base);
             write_key(buf)?;
             match self.lookup_local::<V>(buf) {
                 Lookup::Fresh(value) => Some(value),
@@ -478,20 +431,10 @@ impl Cache {
         }
     }
 
-    /// Stores `value` under `stored` in every tier, and tells the other instances.
+    /// Stores `value` under `stored` in every tier, and tells the other instances. Hits
+    /// past `eager_refresh` of the TTL (this view's setting) are due for a refresh.
     pub(crate) async fn write<V: CacheValue>(&self, stored: &str, value: V, lifetime: Lifetime) {
-        let eager = self.settings().eager_refresh;
-        self.write_refreshing(stored, value, lifetime, eager).await;
-    }
-
-    /// [`Cache::write`], with hits past `eager_refresh` of the TTL due for a refresh.
-    pub(crate) async fn write_refreshing<V: CacheValue>(
-        &self,
-        stored: &str,
-        value: V,
-        lifetime: Lifetime,
-        eager_refresh: Option<f64>,
-    ) {
+        let eager_refresh = self.settings().eager_refresh;
         let store = &self.inner.store;
         if self.is_noop() {
             return;
@@ -848,16 +791,7 @@ impl Cache {
         let caches = std::slice::from_ref(self);
         let keys = std::slice::from_ref(&stored);
         let factory = || self.bounded_owned(factory());
-        crate::invoke::cached_call(
-            shape,
-            caches,
-            keys,
-            policy,
-            factory,
-            Detachable,
-            CallOptions::default(),
-        )
-        .await
+        crate::invoke::cached_call(shape, caches, keys, policy, factory, Detachable).await
     }
 
     /// Whether a fresh value is stored under `key` (of any type).

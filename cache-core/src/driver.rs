@@ -41,7 +41,7 @@ impl BusSettings {
     /// ```
     pub fn for_prefix(prefix: &str) -> Self {
         Self {
-            channel: format!("{prefix}:__bus"),
+            channel: crate::layout::bus_channel(prefix),
         }
     }
 }

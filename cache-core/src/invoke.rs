@@ -14,19 +14,10 @@ use tracing::Instrument;
 use crate::background;
 use crate::cache::{Cache, Lifetime, Lookup};
 use crate::flight::{DetachedFlight, Entered, FlightGuard, Handed, Ticket};
-use crate::private::Shape;
+use crate::shape::Shape;
 use crate::stats::Event;
 use crate::store::lock;
 use crate::{CacheManager, CacheValue};
-
-/// Per-call options of [`cached_call`], each overriding the first cache's setting.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CallOptions {
-    /// Soft timeout (`timeout`).
-    pub(crate) timeout: Option<Duration>,
-    /// Eager refresh point of the entries this call writes (`eager_refresh`).
-    pub(crate) eager_refresh: Option<f64>,
-}
 
 /// Answers from the first cache holding a fresh value; otherwise runs `body()` once per key
 /// across concurrent callers and stores its cacheable outcome in every cache.
@@ -43,7 +34,6 @@ pub(crate) async fn cached_call<S, F, P, M>(
     policy: P,
     body: impl FnOnce() -> F,
     _mode: M,
-    options: CallOptions,
 ) -> S::Output
 where
     S: Shape,
@@ -59,9 +49,8 @@ where
         caches.iter().for_each(|c| c.count(Event::Miss));
         return body().await;
     };
-    let timeout = options.timeout.or(first.settings().timeout);
-    // Each cache falls back to its own setting when the call sets none.
-    let eager_refresh = options.eager_refresh;
+    // The first cache's view: an annotation's own timeout over the cache's.
+    let timeout = first.settings().timeout;
     let flights = &first.inner.store.flights;
     // Before the first look: the gate then tells whether a holder may have stored since
     // (see `Flights::ticket`), so an uncontended miss reads each tier once, not twice.
@@ -69,7 +58,7 @@ where
     let mut stale = match find_due::<S::Value>(caches, keys).await {
         (Found::Fresh(value), due) => {
             if due && M::DETACHABLE {
-                refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body, eager_refresh);
+                refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body);
             }
             return shape.rebuild(value);
         }
@@ -128,7 +117,6 @@ where
                 body: body(),
                 flight: flight.detach(),
                 dlock: dlock.take(),
-                eager_refresh,
                 span: span.clone(),
                 scope: crate::global::scoped(),
             };
@@ -164,9 +152,9 @@ where
     };
     match shape.cached(&output) {
         Some(value) => {
-            let null_refused = shape.is_null(value) && !first.settings().allow_null_values;
+            let null_refused = shape.is_null(value) && !first.settings().allows_null_values();
             if let Some(lifetime) = policy(value).filter(|_| !null_refused) {
-                store_all_refreshing(caches, keys, value, lifetime, eager_refresh).await;
+                store_all(caches, keys, value, lifetime).await;
             }
             // The waiters take this value, whether or not a tier kept it.
             let handed = || -> Handed { Arc::new(value.clone()) };
@@ -262,7 +250,6 @@ pub(crate) fn refresh_behind<S, F, P, M>(
     keys: &[String],
     policy: P,
     body: impl FnOnce() -> F,
-    eager_refresh: Option<f64>,
 ) where
     S: Shape,
     M: Mode<S, F, P>,
@@ -284,7 +271,6 @@ pub(crate) fn refresh_behind<S, F, P, M>(
         // An eager refresh replaces a value that is still fresh: no instance is waiting for
         // it, so it takes no distributed lock.
         dlock: None,
-        eager_refresh,
         span: tracing::debug_span!("cachet.refresh", cache = first.name(), key = %keys[0]),
         scope: crate::global::scoped(),
     };
@@ -303,7 +289,6 @@ pub(crate) struct Job<S, F, P> {
     flight: DetachedFlight,
     /// The distributed lock (`lock = "redis"`), released once the value is stored.
     dlock: Option<lock::LockGuard>,
-    eager_refresh: Option<f64>,
     span: tracing::Span,
     /// The caller's `testing` scope, kept in effect for the background run.
     scope: Option<CacheManager>,
@@ -334,7 +319,6 @@ where
             body,
             flight,
             dlock,
-            eager_refresh,
             span,
             scope: _,
         } = self;
@@ -344,7 +328,7 @@ where
                 Ok(output) => match shape.cached(&output) {
                     Some(value) => {
                         let null_refused =
-                            shape.is_null(value) && !caches[0].settings().allow_null_values;
+                            shape.is_null(value) && !caches[0].settings().allows_null_values();
                         let lifetime = policy(value).filter(|_| !null_refused);
                         (Refreshed::Value(value.clone()), lifetime)
                     }
@@ -355,7 +339,7 @@ where
         let mut flight = flight;
         match (&refreshed, lifetime) {
             (Refreshed::Value(value), Some(lifetime)) => {
-                store_all_refreshing(&caches, &keys, value, lifetime, eager_refresh).await;
+                store_all(&caches, &keys, value, lifetime).await;
                 flight.hand_over(|| Arc::new(value.clone()));
             }
             (Refreshed::Failed(failure), _) => tracing::debug!(
@@ -475,7 +459,7 @@ where
     let Some(first) = caches.first() else {
         return output;
     };
-    if shape.is_null(value) && !first.settings().allow_null_values {
+    if shape.is_null(value) && !first.settings().allows_null_values() {
         return output;
     }
     let Some(lifetime) = policy(value) else {
@@ -529,23 +513,6 @@ async fn store_all<V: CacheValue>(
 ) {
     for (cache, key) in caches.iter().zip(keys) {
         cache.write(key, value.clone(), lifetime).await;
-    }
-}
-
-/// [`store_all`], with the entries' eager refresh point at `eager_refresh` of their TTL
-/// (`None`: each cache's own setting).
-async fn store_all_refreshing<V: CacheValue>(
-    caches: &[Cache],
-    keys: &[String],
-    value: &V,
-    lifetime: Lifetime,
-    eager_refresh: Option<f64>,
-) {
-    for (cache, key) in caches.iter().zip(keys) {
-        let eager = eager_refresh.or(cache.settings().eager_refresh);
-        cache
-            .write_refreshing(key, value.clone(), lifetime, eager)
-            .await;
     }
 }
 
@@ -631,7 +598,6 @@ where
             policy,
             flight,
             dlock,
-            eager_refresh,
             span,
             scope,
             ..
@@ -653,7 +619,6 @@ where
             },
             flight,
             dlock,
-            eager_refresh,
             span,
             scope,
         };

@@ -22,7 +22,9 @@ mod global;
 pub mod http;
 mod invoke;
 pub mod key;
+mod layout;
 mod manager;
+mod options;
 pub mod redact;
 mod stats;
 pub mod store;
@@ -37,14 +39,15 @@ pub mod __private {
     pub use crate::private::*;
 }
 mod private;
+mod shape;
 
 pub use adaptive::Adaptive;
 pub use cache::Cache;
-pub use config::CacheOptions;
 pub use error::{CacheError, ConfigOrigin, TierError, TierErrorKind};
 pub use global::{cache, init, init_from_env, manager};
 pub use manager::{
     declared_caches, CacheManager, CacheManagerBuilder, DeclaredCache, Store, StoreBuilder,
 };
+pub use options::CacheOptions;
 pub use stats::CacheStats;
 pub use value::CacheValue;

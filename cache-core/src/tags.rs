@@ -33,32 +33,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::cache::Cache;
 use crate::error::{CacheError, TierError};
-use crate::key::encode_key_into;
+use crate::layout::{is_entry_of, tag_key};
 use crate::stats::Event;
 use crate::store::{Invalidation, LocalTier};
-
-/// Marks a tag set inside a cache's key space: `{base}:=tag:{encoded tag}`. No encoded
-/// key starts with an unescaped `=`, so no entry key can be a tag key.
-const TAG_MARK: &str = ":=tag:";
-
-/// The stored key of the set listing the keys written with `tag` under `base`.
-pub(crate) fn tag_key(base: &str, tag: &str) -> String {
-    let mut out = String::with_capacity(base.len() + TAG_MARK.len() + tag.len());
-    out.push_str(base);
-    out.push_str(TAG_MARK);
-    // Escaped as a key is (`a:b` → `a\:b`), so tag keys of distinct tags stay distinct.
-    if encode_key_into(tag, &mut out).is_err() {
-        out.push_str(tag);
-    }
-    out
-}
-
-/// Whether `key` is an entry directly under `base` (not a namespace's, not a tag set).
-fn is_entry_of(base: &str, key: &str) -> bool {
-    key.strip_prefix(base)
-        .and_then(|rest| rest.strip_prefix(':'))
-        .is_some_and(|encoded| !encoded.starts_with('='))
-}
 
 /// The tags one cache handle writes with: their names and their sets' stored keys.
 #[derive(Debug, Default)]
@@ -339,7 +316,7 @@ mod tests {
         );
         // a key `=tag:sale` is escaped, so it is an entry and not the tag set
         let mut entry = "app:products:".to_string();
-        encode_key_into("=tag:sale", &mut entry).unwrap();
+        crate::key::encode_key_into("=tag:sale", &mut entry).unwrap();
         assert_ne!(entry, tag_key("app:products", "sale"));
         assert!(crate::store::Scope::new("app:products").contains(&tag_key("app:products", "x")));
     }

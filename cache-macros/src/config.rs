@@ -5,9 +5,10 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::quote;
 use syn::{ImplItem, ItemImpl, LitStr, Meta};
 
-use crate::args::{AttrArgs, ConfigArgs, ConfigOpt, Opt};
 use crate::function::cachet_kind;
-use crate::plan::{validate_name, Errors};
+use crate::internals::attr::{Args, Attr, Macro};
+use crate::internals::check;
+use crate::internals::ctxt::Ctxt;
 
 /// What `#[cache_config]` gives the methods.
 struct Defaults {
@@ -29,7 +30,7 @@ pub(crate) fn expand_config(args: TokenStream, item: TokenStream) -> TokenStream
 /// Invalid options are reported with the impl block still rewritten with the valid ones,
 /// so its methods do not report a missing name on top.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let args: ConfigArgs = syn::parse2(args)?;
+    let args: Args = syn::parse2(args)?;
     let mut imp: ItemImpl = syn::parse2(item.clone()).map_err(|_| {
         syn::Error::new_spanned(
             &item,
@@ -37,8 +38,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
              attributes a default cache name",
         )
     })?;
-    let mut errors = Errors::default();
-    let defaults = defaults(args, &mut errors);
+    let mut cx = Ctxt::default();
+    let defaults = defaults(args, &mut cx);
     if !defaults.names.is_empty() || defaults.krate.is_some() {
         for item in &mut imp.items {
             if let ImplItem::Fn(f) = item {
@@ -50,52 +51,28 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
         }
     }
-    let errors = errors.finish().err().map(syn::Error::into_compile_error);
+    let errors = cx.check().err().map(syn::Error::into_compile_error);
     Ok(quote!(#errors #imp))
 }
 
 /// The valid defaults; the invalid ones are reported.
-fn defaults(args: ConfigArgs, errors: &mut Errors) -> Defaults {
-    let mut names: Option<Vec<LitStr>> = None;
-    let mut krate = None;
-    for opt in args.options {
-        match opt {
-            ConfigOpt::Cache(k, _) if names.is_some() => {
-                errors.at(k.span, "duplicate option `cache`")
-            }
-            ConfigOpt::Cache(k, list) => {
-                if list.is_empty() {
-                    errors.at(k.span, "`cache = []` names no cache");
-                }
-                let mut valid: Vec<LitStr> = Vec::with_capacity(list.len());
-                for name in list {
-                    if let Err(msg) = validate_name(&name.value()) {
-                        errors.at(name.span(), msg);
-                    } else if valid.iter().any(|n| n.value() == name.value()) {
-                        errors.at(
-                            name.span(),
-                            format!("cache `{}` is named twice", name.value()),
-                        );
-                    } else {
-                        valid.push(name);
-                    }
-                }
-                names = Some(valid);
-            }
-            ConfigOpt::Crate(k, _) if krate.is_some() => {
-                errors.at(k.span, "duplicate option `crate`")
-            }
-            ConfigOpt::Crate(_, lit) => krate = Some(lit),
-            ConfigOpt::Unknown(ident) => errors.at(
-                ident.span(),
-                format!(
-                    "unknown option `{ident}` of `#[cache_config]`; expected one of: `cache`, `crate`"
-                ),
-            ),
-        }
+fn defaults(args: Args, cx: &mut Ctxt) -> Defaults {
+    for name in &args.names {
+        cx.at(
+            name.span(),
+            "`#[cache_config]` takes `cache = \"name\"`, not a bare cache name",
+        );
     }
+    let opts = Attr::new(Macro::Config, args.options, cx);
+    let names = opts.strs("cache").map(|(span, list)| {
+        if list.is_empty() {
+            cx.at(span, "`cache = []` names no cache");
+        }
+        check::names(list, cx)
+    });
+    let krate = opts.str("crate").cloned();
     if names.is_none() && krate.is_none() {
-        errors.at(
+        cx.at(
             Span::call_site(),
             "`#[cache_config]` needs a default cache name, as in \
              `#[cache_config(cache = \"users\")]`",
@@ -115,7 +92,7 @@ fn apply(defaults: &Defaults, meta: &mut Meta) {
         Meta::List(list) => (list.path.clone(), list.tokens.clone()),
         Meta::NameValue(_) => return,
     };
-    let Ok(args) = syn::parse2::<AttrArgs>(tokens.clone()) else {
+    let Ok(args) = syn::parse2::<Args>(tokens.clone()) else {
         return;
     };
     let mut parts = Vec::new();
@@ -126,7 +103,7 @@ fn apply(defaults: &Defaults, meta: &mut Meta) {
     if !rest.is_empty() {
         parts.push(rest);
     }
-    let has_crate = args.options.iter().any(|o| matches!(o, Opt::Crate(..)));
+    let has_crate = args.options.iter().any(|o| o.name() == "crate");
     if let (Some(krate), false) = (&defaults.krate, has_crate) {
         parts.push(quote!(crate = #krate));
     }
@@ -188,10 +165,10 @@ mod tests {
     #[test]
     fn errors() {
         let errs = |args: TokenStream| -> Vec<String> {
-            let mut errors = Errors::default();
-            let args = syn::parse2(args).map(|args| defaults(args, &mut errors));
+            let mut cx = Ctxt::default();
+            let args = syn::parse2(args).map(|args| defaults(args, &mut cx));
             assert!(args.is_ok());
-            match errors.finish() {
+            match cx.check() {
                 Ok(()) => Vec::new(),
                 Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
             }
@@ -199,12 +176,16 @@ mod tests {
         assert_eq!(
             errs(quote!(cache = "a:b", cache = "c", other = 1)),
             [
-                "cache name `a:b` contains ':'; names must not contain whitespace or any of `: # * ? [ ] \\`",
                 "duplicate option `cache`",
                 "unknown option `other` of `#[cache_config]`; expected one of: `cache`, `crate`",
+                "cache name `a:b` contains ':'; names must not contain whitespace or any of `: # * ? [ ] \\`",
             ]
         );
         assert_eq!(errs(quote!()).len(), 1);
+        assert_eq!(
+            errs(quote!("users")),
+            ["`#[cache_config]` takes `cache = \"name\"`, not a bare cache name", "`#[cache_config]` needs a default cache name, as in `#[cache_config(cache = \"users\")]`"]
+        );
         assert!(expand(
             quote!(cache = "a"),
             quote!(

@@ -7,9 +7,11 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Expr, Ident, ItemFn, ReturnType, Type};
+use syn::{Expr, Ident, ReturnType, Type};
 
-use crate::plan::{find_result, Action, EvictTarget, KeyArg, KeySource, KeySpec, MacroKind, Plan};
+use crate::internals::ast::{Action, EvictTarget, Func, KeyArg, KeySource, KeySpec, Plan};
+use crate::internals::attr::{Macro, SettingValue};
+use crate::internals::scan::find_result;
 
 /// What the layers need to know about the annotated function.
 struct FnInfo {
@@ -27,7 +29,7 @@ struct FnInfo {
 
 /// The function with its body wrapped by one layer per plan, the first plan outermost, and
 /// `prelude` first in the body.
-pub(crate) fn expand_fn(func: &ItemFn, plans: &[Plan], prelude: &TokenStream) -> TokenStream {
+pub(crate) fn expand_fn(func: &Func, plans: &[Plan], prelude: &TokenStream) -> TokenStream {
     let info = FnInfo {
         name: func
             .sig
@@ -47,18 +49,19 @@ pub(crate) fn expand_fn(func: &ItemFn, plans: &[Plan], prelude: &TokenStream) ->
             ReturnType::Type(_, ty) => ty.span(),
         },
     };
-    let mut body = func.block.to_token_stream();
+    let mut body = func.body.clone();
     for plan in plans.iter().rev() {
         body = layer(plan, &info, body);
     }
-    let ItemFn {
-        attrs, vis, sig, ..
+    let Func {
+        attrs: outer,
+        inner,
+        vis,
+        sig,
+        ..
     } = func;
-    // syn keeps the body's inner attributes (`#![allow(..)]`) with the outer ones: they stay
-    // at the top of the body, where they apply to the generated code too.
-    let (outer, inner): (Vec<_>, Vec<_>) = attrs
-        .iter()
-        .partition(|a| matches!(a.style, syn::AttrStyle::Outer));
+    // The body's inner attributes (`#![allow(..)]`) stay at the top of the body, where they
+    // apply to the generated code too.
     quote! {
         #(#outer)*
         #vis #sig {
@@ -140,19 +143,18 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
     let name = &info.name;
     let value_type = &info.value_type;
     let line = quote_spanned!(info.ident_span=> ::core::line!());
-    let ttl = plan.ttl_millis.map(|ms| quote!(.with_ttl_millis(#ms)));
-    let grace = plan.grace_millis.map(|ms| quote!(.with_grace_millis(#ms)));
     let tags = &plan.tags;
     let tags = (!tags.is_empty()).then(|| quote!(.with_tags(&[#(#tags),*])));
-    let timeout = plan
-        .timeout_millis
-        .map(|ms| quote!(.with_timeout_millis(#ms)));
-    let hard_timeout = plan
-        .hard_timeout_millis
-        .map(|ms| quote!(.with_hard_timeout_millis(#ms)));
-    let eager_refresh = plan.eager_refresh.map(|ratio| {
-        let ratio = proc_macro2::Literal::f64_suffixed(ratio);
-        quote!(.with_eager_refresh(#ratio))
+    // The annotation's layer of the option set: one `const` setter per setting written.
+    let settings = plan.settings.iter().map(|(name, value)| {
+        let setter = format_ident!("{name}");
+        match value {
+            SettingValue::Millis(ms) => quote!(.#setter(::core::time::Duration::from_millis(#ms))),
+            SettingValue::Ratio(ratio) => {
+                let ratio = proc_macro2::Literal::f64_suffixed(*ratio);
+                quote!(.#setter(#ratio))
+            }
+        }
     });
     quote! {
         static __CACHET_OP: #p::Operation = #p::Operation::new(
@@ -163,7 +165,9 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
             ::core::file!(),
             #line,
             #value_type,
-        )#ttl #grace #tags #timeout #hard_timeout #eager_refresh;
+        )
+        .with_options(#p::CacheOptions::new() #(#settings)*)
+        #tags;
         #p::inventory::submit! { #p::Declaration(&__CACHET_OP) }
     }
 }
@@ -290,12 +294,12 @@ fn call(
         }
     };
     let entry = entry(match plan.kind {
-        MacroKind::Cacheable if info.is_async && plan.detachable => "cacheable_detachable",
-        MacroKind::Cacheable if info.is_async => "cacheable_timed",
-        MacroKind::Cacheable if plan.detachable => "cacheable_detachable",
-        MacroKind::Cacheable => "cacheable",
-        MacroKind::Put => "put",
-        MacroKind::Evict => "evict",
+        Macro::Cacheable if info.is_async && plan.detachable => "cacheable_detachable",
+        Macro::Cacheable if info.is_async => "cacheable_timed",
+        Macro::Cacheable if plan.detachable => "cacheable_detachable",
+        Macro::Cacheable => "cacheable",
+        Macro::Put => "put",
+        Macro::Evict | Macro::Config => "evict",
     });
     Call { lets, entry, args }
 }

@@ -4,15 +4,18 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
-use syn::{Attribute, Item, ItemFn, Meta};
+use syn::{Attribute, Item, Meta};
 
-use crate::args::AttrArgs;
 use crate::expand::expand_fn;
-use crate::plan::{plan, Errors, MacroKind};
+use crate::internals::ast::{Func, Plan};
+use crate::internals::attr::{Args, Macro};
+use crate::internals::ctxt::Ctxt;
 
 /// Entry point of `#[cacheable]`, `#[cache_put]` and `#[cache_evict]`.
-pub(crate) fn expand_attr(kind: MacroKind, args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut func = match syn::parse2::<ItemFn>(item.clone()) {
+pub(crate) fn expand_attr(kind: Macro, args: TokenStream, item: TokenStream) -> TokenStream {
+    // A body `syn` cannot parse is kept as tokens (tracing-attributes' fallback), so the
+    // annotation still expands and rustc reports the body's own error, once.
+    let mut func = match Func::parse(item.clone()) {
         Ok(func) => func,
         Err(_) => {
             let e = not_a_function(kind, &item).into_compile_error();
@@ -29,13 +32,14 @@ pub(crate) fn expand_attr(kind: MacroKind, args: TokenStream, item: TokenStream)
         Err(e) => {
             let e = e.into_compile_error();
             let uses = (!stacked.is_empty()).then(|| quote!(const _: () = { #uses };));
+            let func = func.to_tokens_unchanged();
             quote!(#e #uses #func)
         }
     }
 }
 
 /// Takes the cachet attributes stacked under the one being expanded off the function.
-fn take_stacked(func: &mut ItemFn) -> Vec<Attribute> {
+fn take_stacked(func: &mut Func) -> Vec<Attribute> {
     let (stacked, kept) = std::mem::take(&mut func.attrs)
         .into_iter()
         .partition(|attr| cachet_kind(attr).is_some());
@@ -46,42 +50,42 @@ fn take_stacked(func: &mut ItemFn) -> Vec<Attribute> {
 /// Plans this attribute and the stacked ones, and wraps the body, the first attribute
 /// outermost. `prelude` goes first in the new body.
 pub(crate) fn expand(
-    kind: MacroKind,
+    kind: Macro,
     args: TokenStream,
-    func: &ItemFn,
+    func: &Func,
     stacked: &[Attribute],
     prelude: &TokenStream,
 ) -> syn::Result<TokenStream> {
-    let mut errors = Errors::default();
+    let mut cx = Ctxt::default();
     let mut layers = vec![(kind, args, TokenStream::new())];
     for attr in stacked {
         if let Some(kind) = cachet_kind(attr) {
             match attr_tokens(kind, attr) {
                 Ok(tokens) => layers.push((kind, tokens, attr.to_token_stream())),
-                Err(e) => errors.push(e),
+                Err(e) => cx.push(e),
             }
         }
     }
     let mut plans = Vec::with_capacity(layers.len());
     for (kind, tokens, attr) in layers {
-        match syn::parse2::<AttrArgs>(tokens).and_then(|args| plan(kind, args, &func.sig, &attr)) {
+        match syn::parse2::<Args>(tokens).and_then(|args| Plan::new(kind, args, &func.sig, &attr)) {
             Ok(p) => plans.push(p),
-            Err(e) => errors.push(e),
+            Err(e) => cx.push(e),
         }
     }
-    errors.finish()?;
+    cx.check()?;
     Ok(expand_fn(func, &plans, prelude))
 }
 
 /// The macro an attribute invokes, recognised by its last path segment
 /// (`cacheable`, `cachet::cacheable`).
-pub(crate) fn cachet_kind(attr: &Attribute) -> Option<MacroKind> {
+pub(crate) fn cachet_kind(attr: &Attribute) -> Option<Macro> {
     let last = attr.path().segments.last()?;
-    MacroKind::from_attr(&last.ident.to_string())
+    Macro::of_fn_attr(&last.ident.to_string())
 }
 
 /// The arguments of a stacked attribute: `#[cache_put]` has none, `#[cache_put(..)]` some.
-fn attr_tokens(kind: MacroKind, attr: &Attribute) -> syn::Result<TokenStream> {
+fn attr_tokens(kind: Macro, attr: &Attribute) -> syn::Result<TokenStream> {
     match &attr.meta {
         Meta::Path(_) => Ok(TokenStream::new()),
         Meta::List(list) => Ok(list.tokens.clone()),
@@ -97,7 +101,7 @@ fn attr_tokens(kind: MacroKind, attr: &Attribute) -> syn::Result<TokenStream> {
 
 /// The error for a cachet attribute on something other than a function with a body,
 /// pointing at the item's keyword and name when it has them.
-fn not_a_function(kind: MacroKind, item: &TokenStream) -> syn::Error {
+fn not_a_function(kind: Macro, item: &TokenStream) -> syn::Error {
     let message = format!(
         "`#[{}]` applies to functions and methods with a body",
         kind.attr()
@@ -126,15 +130,16 @@ fn span_of(a: &impl ToTokens, b: &impl ToTokens) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syn::ItemFn;
 
-    fn expand(kind: MacroKind, args: TokenStream, item: TokenStream) -> String {
+    fn expand(kind: Macro, args: TokenStream, item: TokenStream) -> String {
         expand_attr(kind, args, item).to_string()
     }
 
     #[test]
     fn keeps_the_function_and_stacks_the_first_attribute_outermost() -> syn::Result<()> {
         let out = expand_attr(
-            MacroKind::Cacheable,
+            Macro::Cacheable,
             quote!("a"),
             quote! {
                 /// Docs.
@@ -168,7 +173,7 @@ mod tests {
     #[test]
     fn on_error_emits_the_errors_and_the_function_without_cachet_attributes() {
         let out = expand(
-            MacroKind::Evict,
+            Macro::Evict,
             quote!("a", bogus),
             quote!(
                 #[cache_put(nope)]
@@ -189,7 +194,7 @@ mod tests {
     #[test]
     fn other_items_are_an_error_and_kept() {
         let out = expand(
-            MacroKind::Put,
+            Macro::Put,
             quote!("a"),
             quote!(
                 struct S;
@@ -198,7 +203,7 @@ mod tests {
         assert!(out.contains("compile_error"), "{out}");
         assert!(out.ends_with("struct S ;"), "{out}");
         let out = expand(
-            MacroKind::Put,
+            Macro::Put,
             quote!("a"),
             quote!(
                 const fn f() -> u8 {
@@ -207,5 +212,36 @@ mod tests {
             ),
         );
         assert!(out.contains("cannot be used on a `const fn`"), "{out}");
+    }
+
+    #[test]
+    fn a_body_that_does_not_parse_is_kept_as_written_and_still_expanded() {
+        // `syn` cannot parse `id +` as an expression: the body is kept as tokens, the
+        // annotation still expands, and no error of ours hides rustc's own about the body.
+        let out = expand(
+            Macro::Cacheable,
+            quote!("a"),
+            quote!(
+                #[inline]
+                fn f(id: u64) -> u64 { id + }
+            ),
+        );
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("OperationKind :: Cacheable"), "{out}");
+        assert!(out.contains("{ id + }"), "{out}");
+        assert!(
+            out.starts_with("# [inline] fn f (id : u64) -> u64"),
+            "{out}"
+        );
+        // With a bad attribute too: its errors, and the function as written.
+        let out = expand(
+            Macro::Cacheable,
+            quote!("a", bogus),
+            quote!(
+                fn f(id: u64) -> u64 { id + }
+            ),
+        );
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.ends_with("fn f (id : u64) -> u64 { id + }"), "{out}");
     }
 }

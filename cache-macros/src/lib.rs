@@ -4,22 +4,23 @@
 //! Use them through the `cachet` crate, which re-exports and documents them; the examples
 //! here are not run because a proc-macro crate cannot depend on `cachet`.
 //!
-//! Phases: `args` parses the attribute as written, `plan` validates it against the function
-//! into a typed plan (shared by the three macros), `expand` generates the code, `function`
-//! ties them together for one function (stacked attributes included), `config` handles
-//! `#[cache_config]`.
+//! Phases, modelled on serde_derive: `internals` reads and checks (`attr`: one table of
+//! every option, parsed by kind; `check`: the options against each other and the function;
+//! `ast`: the typed plan of each annotation; `ctxt`: every error collected), `expand`
+//! generates the code, `function` ties them together for one function (stacked
+//! attributes included, and a body that does not parse kept as written), `config`
+//! handles `#[cache_config]`.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 use proc_macro::TokenStream;
 
-mod args;
 mod config;
 mod expand;
 mod function;
-mod plan;
+mod internals;
 
-use plan::MacroKind;
+use internals::attr::Macro;
 
 /// Caches the function's result: on a hit the cached value is returned and the body does
 /// not run; on a miss the body runs and its value is stored.
@@ -100,7 +101,7 @@ use plan::MacroKind;
 /// ```
 #[proc_macro_attribute]
 pub fn cacheable(args: TokenStream, item: TokenStream) -> TokenStream {
-    function::expand_attr(MacroKind::Cacheable, args.into(), item.into()).into()
+    function::expand_attr(Macro::Cacheable, args.into(), item.into()).into()
 }
 
 /// Always runs the function, then stores its result (Spring's `@CachePut`).
@@ -117,7 +118,7 @@ pub fn cacheable(args: TokenStream, item: TokenStream) -> TokenStream {
 /// arguments before the function runs.
 #[proc_macro_attribute]
 pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
-    function::expand_attr(MacroKind::Put, args.into(), item.into()).into()
+    function::expand_attr(Macro::Put, args.into(), item.into()).into()
 }
 
 /// Evicts an entry (or all entries) of the caches when the function succeeds, or before it
@@ -138,7 +139,7 @@ pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `before_invocation` evicts before the function runs, even if it then fails.
 #[proc_macro_attribute]
 pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
-    function::expand_attr(MacroKind::Evict, args.into(), item.into()).into()
+    function::expand_attr(Macro::Evict, args.into(), item.into()).into()
 }
 
 /// Gives the cachet attributes of an `impl` block's methods a default cache name (Spring's

@@ -148,7 +148,7 @@ impl MemoryOptions {
     /// let mut options = toml::Table::new();
     /// options.insert("max_size".into(), "1kb".into());
     /// options.insert("engine".into(), "moka".into());
-    /// let tier = TierConfig { driver: "memory".into(), options, field: "stores.m.l1".into(), origin: ConfigOrigin::String };
+    /// let tier = TierConfig::new("memory", options, "stores.m.l1", ConfigOrigin::String);
     /// assert_eq!(
     ///     MemoryOptions::from_config(&tier).unwrap(),
     ///     MemoryOptions::max_size(1024).engine(MemoryEngine::Moka),
@@ -221,12 +221,12 @@ mod tests {
     use cache_core::ConfigOrigin;
 
     fn parse(options: &str) -> Result<MemoryOptions, String> {
-        let tier = TierConfig {
-            driver: "memory".into(),
-            options: toml::from_str(options).expect("a TOML table"),
-            field: "stores.m.l1".into(),
-            origin: ConfigOrigin::File("cachet.toml".into()),
-        };
+        let tier = TierConfig::new(
+            "memory",
+            toml::from_str(options).expect("a TOML table"),
+            "stores.m.l1",
+            ConfigOrigin::File("cachet.toml".into()),
+        );
         MemoryOptions::from_config(&tier).map_err(|e| e.to_string())
     }
 

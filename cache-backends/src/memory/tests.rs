@@ -239,12 +239,12 @@ fn config_selects_the_engine() {
     ] {
         let config: toml::Table =
             toml::from_str(&format!("engine = \"{name}\"\nmax_entries = 5")).expect("toml");
-        let tier = cache_core::config::TierConfig {
-            driver: "memory".into(),
-            options: config,
-            field: "stores.m.l1".into(),
-            origin: cache_core::ConfigOrigin::String,
-        };
+        let tier = cache_core::config::TierConfig::new(
+            "memory",
+            config,
+            "stores.m.l1",
+            cache_core::ConfigOrigin::String,
+        );
         let options = MemoryOptions::from_config(&tier).expect("options");
         assert_eq!(MemoryTier::new(options).engine(), engine);
     }

@@ -72,13 +72,9 @@ impl RedisOptions {
     /// use cache_backends::redis::RedisOptions;
     /// use cache_core::config::TierConfig;
     /// use cache_core::ConfigOrigin;
-    /// let cfg = TierConfig {
-    ///     driver: "redis".into(),
-    ///     options: toml::from_str(r#"url = "redis://127.0.0.1/1"
-    ///                                operation_timeout = "250ms""#).unwrap(),
-    ///     field: "stores.tiered.l2".into(),
-    ///     origin: ConfigOrigin::String,
-    /// };
+    /// let options = toml::from_str(r#"url = "redis://127.0.0.1/1"
+    ///                                 operation_timeout = "250ms""#).unwrap();
+    /// let cfg = TierConfig::new("redis", options, "stores.tiered.l2", ConfigOrigin::String);
     /// let opts = RedisOptions::from_tier_config(&cfg)?;
     /// # Ok::<(), cache_core::CacheError>(())
     /// ```

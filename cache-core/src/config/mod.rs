@@ -11,100 +11,9 @@ use crate::error::{CacheError, ConfigOrigin};
 mod parse;
 pub mod units;
 
+pub use crate::options::CacheOptions;
 pub(crate) use parse::name_problem;
 pub use parse::parse_toml;
-
-/// Options that apply to a cache; set globally (top level), per cache (`[caches.NAME]`),
-/// or per annotation. `None` means "inherit".
-#[derive(Debug, Clone, Default, PartialEq)]
-#[non_exhaustive]
-pub struct CacheOptions {
-    /// How long an entry stays fresh. `None` at every level: until evicted.
-    pub ttl: Option<Duration>,
-    /// How long past `ttl` a stale entry is kept to be served when the function fails.
-    pub grace: Option<Duration>,
-    /// After a failed refresh served the stale value, serve it (as fresh) this long before
-    /// calling the function again.
-    pub grace_backoff: Option<Duration>,
-    /// Soft timeout: with a stale entry, answer with it after this long.
-    pub timeout: Option<Duration>,
-    /// Hard timeout: give up on the function after this long.
-    pub hard_timeout: Option<Duration>,
-    /// Whether `None` results are cached.
-    pub allow_null_values: Option<bool>,
-    /// Eager refresh: a hit past this fraction of an entry's TTL (0 < x < 1) answers at
-    /// once and refreshes the entry in the background.
-    pub eager_refresh: Option<f64>,
-}
-
-impl CacheOptions {
-    /// No option set: everything is inherited.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let options = cache_core::CacheOptions::new().ttl(Duration::from_secs(300)).grace(Duration::from_secs(3600));
-    /// assert_eq!(options.ttl, Some(Duration::from_secs(300)));
-    /// ```
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets how long entries stay fresh.
-    #[must_use]
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
-        self
-    }
-
-    /// Sets how long past `ttl` stale entries are kept for failures.
-    #[must_use]
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = Some(grace);
-        self
-    }
-
-    /// Sets how long a stale value served after a failure is served before retrying.
-    #[must_use]
-    pub fn grace_backoff(mut self, backoff: Duration) -> Self {
-        self.grace_backoff = Some(backoff);
-        self
-    }
-
-    /// Sets the soft timeout.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Sets the hard timeout.
-    #[must_use]
-    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
-        self.hard_timeout = Some(timeout);
-        self
-    }
-
-    /// Sets whether `None` results are cached.
-    #[must_use]
-    pub fn allow_null_values(mut self, allow: bool) -> Self {
-        self.allow_null_values = Some(allow);
-        self
-    }
-
-    /// Sets the eager refresh point: a hit past this fraction of an entry's TTL (strictly
-    /// between 0 and 1; checked when the manager is built) returns the cached value and
-    /// starts one background refresh.
-    ///
-    /// ```
-    /// let options = cache_core::CacheOptions::new().eager_refresh(0.8);
-    /// assert_eq!(options.eager_refresh, Some(0.8));
-    /// ```
-    #[must_use]
-    pub fn eager_refresh(mut self, ratio: f64) -> Self {
-        self.eager_refresh = Some(ratio);
-        self
-    }
-}
 
 /// One tier of a store as configured: `{ driver = "memory", max_entries = 10000 }`.
 ///
@@ -113,16 +22,13 @@ impl CacheOptions {
 ///
 /// ```
 /// use cache_core::{config::TierConfig, ConfigOrigin};
-/// let tier = TierConfig {
-///     driver: "redis".into(),
-///     options: toml::from_str(r#"url = "redis://:s3cret@cache:6379/0""#).unwrap(),
-///     field: "stores.shared.l2".into(),
-///     origin: ConfigOrigin::String,
-/// };
+/// let options = toml::from_str(r#"url = "redis://:s3cret@cache:6379/0""#).unwrap();
+/// let tier = TierConfig::new("redis", options, "stores.shared.l2", ConfigOrigin::String);
 /// let shown = format!("{tier:?}");
 /// assert!(shown.contains("redis://:***@cache:6379/0") && !shown.contains("s3cret"));
 /// ```
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TierConfig {
     /// The driver name (`memory`, `redis`, `none`, ...).
     pub driver: String,
@@ -135,17 +41,39 @@ pub struct TierConfig {
 }
 
 impl TierConfig {
+    /// A tier of `driver` with `options` (everything but `driver`), configured at `field`
+    /// (e.g. `stores.tiered.l1`) of `origin`.
+    ///
+    /// ```
+    /// use cache_core::{config::TierConfig, ConfigOrigin};
+    /// let tier = TierConfig::new("memory", toml::Table::new(), "stores.m.l1", ConfigOrigin::String);
+    /// assert_eq!(tier.driver, "memory");
+    /// ```
+    pub fn new(
+        driver: impl Into<String>,
+        options: toml::Table,
+        field: impl Into<String>,
+        origin: ConfigOrigin,
+    ) -> Self {
+        Self {
+            driver: driver.into(),
+            options,
+            field: field.into(),
+            origin,
+        }
+    }
+
     /// An error about one of this tier's options, naming origin and full field path.
     ///
     /// ```
     /// use cache_core::{config::TierConfig, ConfigOrigin};
     ///
-    /// let tier = TierConfig {
-    ///     driver: "memory".into(),
-    ///     options: toml::Table::new(),
-    ///     field: "stores.m.l1".into(),
-    ///     origin: ConfigOrigin::File("cachet.toml".into()),
-    /// };
+    /// let tier = TierConfig::new(
+    ///     "memory",
+    ///     toml::Table::new(),
+    ///     "stores.m.l1",
+    ///     ConfigOrigin::File("cachet.toml".into()),
+    /// );
     /// let err = tier.error("max_size", "expected a size like \"64mb\"; found an array");
     /// assert_eq!(
     ///     err.to_string(),
@@ -177,7 +105,8 @@ impl std::fmt::Debug for TierConfig {
 }
 
 /// One `[stores.NAME]` table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct StoreConfig {
     /// Key prefix for this store's remote tier (default: the top-level `prefix`).
     pub prefix: Option<String>,
@@ -197,6 +126,74 @@ pub struct StoreConfig {
     /// How long a holder keeps the distributed lock at most (`lock_timeout = "10s"`,
     /// the default); only with `lock = "redis"`.
     pub lock_timeout: Option<Duration>,
+}
+
+impl StoreConfig {
+    /// A store with no tier yet (a no-op until given one); set its fields or use the
+    /// setters below.
+    ///
+    /// ```
+    /// use cache_core::config::{StoreConfig, TierConfig};
+    /// use cache_core::ConfigOrigin;
+    /// let l1 = TierConfig::new("memory", toml::Table::new(), "stores.main.l1", ConfigOrigin::Builder);
+    /// let store = StoreConfig::new().l1(l1).prefix("shop");
+    /// assert_eq!(store.prefix.as_deref(), Some("shop"));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the key prefix of this store's remote tier.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Makes the whole store this one tier (the shorthand `driver = ".."` form, e.g. the
+    /// `none` driver).
+    #[must_use]
+    pub fn single(mut self, tier: TierConfig) -> Self {
+        self.single = Some(tier);
+        self
+    }
+
+    /// Sets the in-process tier.
+    #[must_use]
+    pub fn l1(mut self, tier: TierConfig) -> Self {
+        self.l1 = Some(tier);
+        self
+    }
+
+    /// Sets the shared tier.
+    #[must_use]
+    pub fn l2(mut self, tier: TierConfig) -> Self {
+        self.l2 = Some(tier);
+        self
+    }
+
+    /// Sets the invalidation bus.
+    #[must_use]
+    pub fn bus(mut self, tier: TierConfig) -> Self {
+        self.bus = Some(tier);
+        self
+    }
+
+    /// Sets how long to stop calling a failing L2.
+    #[must_use]
+    pub fn l2_circuit_breaker(mut self, pause: std::time::Duration) -> Self {
+        self.l2_circuit_breaker = Some(pause);
+        self
+    }
+
+    /// Sets the stampede protection across instances, and how long a holder keeps the
+    /// lock at most (`None`: the default).
+    #[must_use]
+    pub fn lock(mut self, lock: LockKind, timeout: Option<std::time::Duration>) -> Self {
+        self.lock = lock;
+        self.lock_timeout = timeout;
+        self
+    }
 }
 
 /// A store's stampede protection across instances: `lock = "none"` (the default) or
@@ -237,11 +234,40 @@ pub enum LockKind {
 
 /// One `[caches.NAME]` table.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct CacheConfig {
     /// The store this cache lives in (default: `default_store`).
     pub store: Option<String>,
     /// Options overriding the global ones.
     pub options: CacheOptions,
+}
+
+impl CacheConfig {
+    /// A cache in the default store, inheriting every option.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{config::CacheConfig, CacheOptions};
+    /// let users = CacheConfig::new().store("redis").options(CacheOptions::new().ttl(Duration::from_secs(60)));
+    /// assert_eq!(users.store.as_deref(), Some("redis"));
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts the cache in this store.
+    #[must_use]
+    pub fn store(mut self, store: impl Into<String>) -> Self {
+        self.store = Some(store.into());
+        self
+    }
+
+    /// Sets the cache's own options (its layer of the option set).
+    #[must_use]
+    pub fn options(mut self, options: CacheOptions) -> Self {
+        self.options = options;
+        self
+    }
 }
 
 /// Used when neither code nor a file configures anything: one bounded in-memory store.
@@ -268,6 +294,7 @@ pub fn embedded_default() -> ManagerConfig {
 
 /// The whole configuration of a [`crate::CacheManager`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ManagerConfig {
     /// Where it came from.
     pub origin: ConfigOrigin,
@@ -283,4 +310,31 @@ pub struct ManagerConfig {
     pub stores: BTreeMap<String, StoreConfig>,
     /// Per-cache settings.
     pub caches: BTreeMap<String, CacheConfig>,
+}
+
+impl ManagerConfig {
+    /// An empty configuration from `origin`: no store, no cache, no option (building a
+    /// manager from it gives the embedded default store). Fill in its fields as needed.
+    ///
+    /// ```
+    /// use cache_core::config::{ManagerConfig, StoreConfig, TierConfig};
+    /// use cache_core::{CacheManager, ConfigOrigin};
+    /// let mut config = ManagerConfig::new(ConfigOrigin::String);
+    /// config.prefix = Some("shop".into());
+    /// let none = TierConfig::new("none", toml::Table::new(), "stores.off", ConfigOrigin::String);
+    /// config.stores.insert("off".into(), StoreConfig::new().single(none));
+    /// let manager = CacheManager::from_config(config).unwrap();
+    /// assert_eq!(manager.store("off").unwrap().prefix(), "shop");
+    /// ```
+    pub fn new(origin: ConfigOrigin) -> Self {
+        Self {
+            origin,
+            default_store: None,
+            prefix: None,
+            defaults: CacheOptions::new(),
+            cache_names: None,
+            stores: BTreeMap::new(),
+            caches: BTreeMap::new(),
+        }
+    }
 }

@@ -14,21 +14,29 @@ use toml::{Table, Value};
 use super::units::parse_duration;
 use super::{CacheConfig, CacheOptions, LockKind, ManagerConfig, StoreConfig, TierConfig};
 use crate::error::{CacheError, ConfigOrigin};
+use crate::options::{valid_ratio, OptionKind, OptionValue};
 
-const TOP_KEYS: &[&str] = &[
-    "default_store",
-    "prefix",
-    "ttl",
-    "grace",
-    "grace_backoff",
-    "timeout",
-    "hard_timeout",
-    "allow_null_values",
-    "eager_refresh",
-    "cache_names",
-    "stores",
-    "caches",
-];
+/// Keys of the top level besides the option set's ([`CacheOptions::OPTIONS`]), which sit
+/// between `prefix` and `cache_names` in the list of allowed keys.
+const TOP_KEYS_BEFORE: &[&str] = &["default_store", "prefix"];
+const TOP_KEYS_AFTER: &[&str] = &["cache_names", "stores", "caches"];
+
+/// The keys allowed at the top level: its own and every option of the set.
+fn top_keys() -> Vec<&'static str> {
+    let options = CacheOptions::OPTIONS.iter().map(|(name, _)| *name);
+    TOP_KEYS_BEFORE
+        .iter()
+        .copied()
+        .chain(options)
+        .chain(TOP_KEYS_AFTER.iter().copied())
+        .collect()
+}
+
+/// The keys allowed in `[caches.NAME]`: `store` and every option of the set.
+fn cache_keys() -> Vec<&'static str> {
+    let options = CacheOptions::OPTIONS.iter().map(|(name, _)| *name);
+    std::iter::once("store").chain(options).collect()
+}
 const STORE_KEYS: &[&str] = &[
     "driver",
     "l1",
@@ -38,16 +46,6 @@ const STORE_KEYS: &[&str] = &[
     "l2_circuit_breaker",
     "lock",
     "lock_timeout",
-];
-const CACHE_KEYS: &[&str] = &[
-    "store",
-    "ttl",
-    "grace",
-    "grace_backoff",
-    "timeout",
-    "hard_timeout",
-    "allow_null_values",
-    "eager_refresh",
 ];
 /// Keys of a store table that belong to the store, not to a shorthand store's driver.
 const STORE_OWN_KEYS: &[&str] = &[
@@ -135,7 +133,7 @@ impl Parser {
 
     /// The top level.
     fn manager(self, table: &Table) -> Result<ManagerConfig> {
-        self.check_keys(table, "", TOP_KEYS)?;
+        self.check_keys(table, "", &top_keys())?;
         let prefix = self.opt_name(table, "", "prefix", "a key prefix")?;
         let defaults = self.cache_options(table, "")?;
         let stores = match table.get("stores") {
@@ -165,37 +163,35 @@ impl Parser {
         })
     }
 
-    /// `ttl`, `grace`, `grace_backoff`, `timeout`, `hard_timeout`, `allow_null_values` of the top level or of
-    /// one `[caches.NAME]`; the caller has already refused unknown keys.
+    /// The option set ([`CacheOptions::OPTIONS`]) of the top level or of one
+    /// `[caches.NAME]`, each read by its kind; the caller has already refused unknown keys.
     fn cache_options(&self, table: &Table, path: &str) -> Result<CacheOptions> {
-        let allow_null_values = match table.get("allow_null_values") {
-            Some(value) => Some(self.boolean(value, &join(path, "allow_null_values"))?),
-            None => None,
-        };
-        Ok(CacheOptions {
-            ttl: self.opt_duration(table, path, "ttl")?,
-            grace: self.opt_duration(table, path, "grace")?,
-            grace_backoff: self.opt_duration(table, path, "grace_backoff")?,
-            timeout: self.opt_duration(table, path, "timeout")?,
-            hard_timeout: self.opt_duration(table, path, "hard_timeout")?,
-            allow_null_values,
-            eager_refresh: self.opt_eager_refresh(table, path)?,
-        })
+        let mut options = CacheOptions::new();
+        for &(name, kind) in CacheOptions::OPTIONS {
+            let Some(value) = table.get(name) else {
+                continue;
+            };
+            let field = join(path, name);
+            let value = match kind {
+                OptionKind::Duration => OptionValue::Duration(self.duration(value, &field)?),
+                OptionKind::Bool => OptionValue::Bool(self.boolean(value, &field)?),
+                OptionKind::Ratio => OptionValue::Ratio(self.ratio(value, &field, kind)?),
+            };
+            // The value was read by the option's own kind, so it always fits.
+            options.set(name, value);
+        }
+        Ok(options)
     }
 
-    /// `eager_refresh`: a fraction of the TTL, strictly between 0 and 1.
-    fn opt_eager_refresh(&self, table: &Table, path: &str) -> Result<Option<f64>> {
-        let Some(value) = table.get("eager_refresh") else {
-            return Ok(None);
-        };
-        let field = join(path, "eager_refresh");
-        let expected = "a fraction of the TTL strictly between 0 and 1, e.g. 0.8";
+    /// A ratio option (`eager_refresh`): a fraction strictly between 0 and 1.
+    fn ratio(&self, value: &Value, field: &str, kind: OptionKind) -> Result<f64> {
+        let expected = kind.expected();
         match value {
-            Value::Float(ratio) if crate::manager::valid_eager_refresh(*ratio) => Ok(Some(*ratio)),
+            Value::Float(ratio) if valid_ratio(*ratio) => Ok(*ratio),
             Value::Float(ratio) => {
-                Err(self.error(&field, format!("expected {expected}; found {ratio}")))
+                Err(self.error(field, format!("expected {expected}; found {ratio}")))
             }
-            other => Err(self.mismatch(&field, expected, other)),
+            other => Err(self.mismatch(field, expected, other)),
         }
     }
 
@@ -441,7 +437,7 @@ impl Parser {
                 &path,
                 "a table of cache settings, e.g. { store = \"memory\", ttl = \"5m\" }",
             )?;
-            self.check_keys(table, &path, CACHE_KEYS)?;
+            self.check_keys(table, &path, &cache_keys())?;
             let store = self.opt_name(table, &path, "store", "a store name")?;
             if let Some(store) = &store {
                 self.check_store_exists(&join(&path, "store"), store, stores)?;
@@ -516,23 +512,26 @@ impl Parser {
     }
 
     fn opt_duration(&self, table: &Table, path: &str, key: &str) -> Result<Option<Duration>> {
-        let Some(value) = table.get(key) else {
-            return Ok(None);
-        };
-        let field = join(path, key);
+        match table.get(key) {
+            Some(value) => self.duration(value, &join(path, key)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn duration(&self, value: &Value, field: &str) -> Result<Duration> {
         match value {
-            Value::String(text) => parse_duration(text)
-                .map(Some)
-                .map_err(|message| self.error(&field, message)),
+            Value::String(text) => {
+                parse_duration(text).map_err(|message| self.error(field, message))
+            }
             Value::Integer(n) => Err(self.error(
-                &field,
+                field,
                 format!(
                     "expected a duration as a string with a unit, e.g. \"30s\" or \"5m\"; found \
                      an integer ({n}) (write \"{n}s\" for {n} seconds)"
                 ),
             )),
             other => Err(self.mismatch(
-                &field,
+                field,
                 "a duration as a string with a unit, e.g. \"30s\" or \"5m\"",
                 other,
             )),
@@ -1371,7 +1370,7 @@ l2_circuit_breaker = "5s"
         assert_eq!(edit_distance("ttl", "tll"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(
-            closest("hard_timout", TOP_KEYS.iter().copied()),
+            closest("hard_timout", top_keys().into_iter()),
             Some("hard_timeout")
         );
         assert_eq!(quote(&"x".repeat(100)).len(), 62);

@@ -239,13 +239,9 @@ async fn purge_scope(store: &StoreInner, scope: Scope) -> Result<(), CacheError>
     Ok(())
 }
 
-/// The cache name in a stored key of the store with this prefix: after `{prefix}:`, up
-/// to the first unescaped `:` (a key) or `#` (a namespace), unescaped. Names are escaped
-/// as keys are, so a name holding a `:` or `#` reads back whole.
+/// The cache name in a stored key of the store with this prefix (see `layout.rs`).
 fn cache_segment(prefix: &str, key: &str) -> Option<String> {
-    let rest = key.strip_prefix(prefix)?.strip_prefix(':')?;
-    let (name, after) = crate::key::read_escaped(rest);
-    after.starts_with([':', '#']).then_some(name)
+    crate::layout::cache_of(prefix, key)
 }
 
 fn tier_error(store: &StoreInner, source: TierError) -> CacheError {

@@ -78,21 +78,19 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
             })
         }
     };
-    let eager = std::iter::once(("eager_refresh".to_owned(), builder.defaults.eager_refresh))
-        .chain(builder.caches.iter().map(|(cache, c)| {
-            (
-                format!("caches.{cache}.eager_refresh"),
-                c.options.eager_refresh,
-            )
-        }));
-    for (field, ratio) in eager {
-        if let Some(ratio) = ratio.filter(|r| !valid_eager_refresh(*r)) {
+    // Every layer of the option set the builder holds, each option checked by its kind.
+    let layers = std::iter::once((String::new(), &builder.defaults)).chain(
+        builder
+            .caches
+            .iter()
+            .map(|(cache, c)| (format!("caches.{cache}."), &c.options)),
+    );
+    for (path, options) in layers {
+        if let Some((option, kind, found)) = options.invalid() {
             return Err(CacheError::Config {
                 origin,
-                field,
-                expected: format!(
-                    "a fraction of the TTL strictly between 0 and 1, e.g. 0.8; found {ratio}"
-                ),
+                field: format!("{path}{option}"),
+                expected: format!("{}; found {found}", kind.expected()),
             });
         }
     }
@@ -332,9 +330,4 @@ pub(super) fn from_env() -> Result<CacheManager, CacheError> {
         }
     }
     CacheManager::from_config(config)
-}
-
-/// An eager refresh point must fall inside the TTL: after the write, before expiry.
-pub(crate) fn valid_eager_refresh(ratio: f64) -> bool {
-    ratio > 0.0 && ratio < 1.0
 }

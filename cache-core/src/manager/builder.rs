@@ -140,6 +140,24 @@ impl CacheManagerBuilder {
         self
     }
 
+    /// Default options of every cache (the manager's layer of the option set): each option
+    /// `options` sets replaces the one set before; the others are kept.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, CacheOptions, StoreBuilder, store::MapTier};
+    /// let manager = CacheManager::builder()
+    ///     .store("main", StoreBuilder::new().l1(MapTier::new()))
+    ///     .options(CacheOptions::new().ttl(Duration::from_secs(60)).eager_refresh(0.8))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = manager;
+    /// ```
+    pub fn options(mut self, options: CacheOptions) -> Self {
+        self.defaults = self.defaults.overlay(&options);
+        self
+    }
+
     /// Default time to live of every cache.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.defaults.ttl = Some(ttl);

@@ -2,7 +2,6 @@
 
 mod admin;
 mod build;
-pub(crate) use build::valid_eager_refresh;
 mod builder;
 mod declarations;
 mod listing;
@@ -14,7 +13,7 @@ use std::sync::{Arc, RwLock};
 pub use builder::{CacheManagerBuilder, StoreBuilder};
 pub use declarations::{declared_caches, DeclaredCache};
 
-use crate::cache::{Cache, CacheSettings};
+use crate::cache::Cache;
 use crate::config::{parse_toml, CacheConfig, CacheOptions, ManagerConfig};
 use crate::error::{CacheError, ConfigOrigin};
 use crate::stats::StatsCounters;
@@ -273,16 +272,9 @@ impl CacheManager {
             .entry(id)
             .or_insert_with(|| {
                 let settings = self.settings_of(name);
-                let mut base = String::with_capacity(store.prefix.len() + 1 + name.len());
-                base.push_str(&store.prefix);
-                base.push(':');
-                // Escaped as keys are, so no name can reach into another cache's keys.
-                if crate::key::encode_key_into(name, &mut base).is_err() {
-                    base.push_str(name);
-                }
                 Cache::new(
                     name.into(),
-                    base,
+                    crate::layout::cache_base(&store.prefix, name),
                     store.clone(),
                     Arc::new(settings),
                     Arc::new(StatsCounters::new(name.into(), store.name.as_str().into())),
@@ -291,24 +283,10 @@ impl CacheManager {
             .clone()
     }
 
-    fn settings_of(&self, name: &str) -> CacheSettings {
-        let global = &self.inner.defaults;
+    /// A cache's settings: the option set's layers merged once (see `options.rs`).
+    fn settings_of(&self, name: &str) -> CacheOptions {
         let own = self.inner.caches_config.get(name).map(|c| &c.options);
-        let pick = |f: fn(&CacheOptions) -> Option<std::time::Duration>| {
-            own.and_then(f).or_else(|| f(global))
-        };
-        CacheSettings {
-            ttl: pick(|o| o.ttl),
-            grace: pick(|o| o.grace),
-            grace_backoff: pick(|o| o.grace_backoff),
-            timeout: pick(|o| o.timeout),
-            hard_timeout: pick(|o| o.hard_timeout),
-            eager_refresh: own.and_then(|o| o.eager_refresh).or(global.eager_refresh),
-            allow_null_values: own
-                .and_then(|o| o.allow_null_values)
-                .or(global.allow_null_values)
-                .unwrap_or(true),
-        }
+        CacheOptions::layered(std::iter::once(&self.inner.defaults).chain(own))
     }
 }
 

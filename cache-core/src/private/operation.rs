@@ -1,9 +1,9 @@
 //! The static description of one annotated function, built by generated code.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use crate::cache::Cache;
+use crate::options::CacheOptions;
 
 /// What an annotation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,18 +37,11 @@ pub struct Operation {
     pub line: u32,
     /// The cached value's type as written (for the mixed-types warning).
     pub value_type: &'static str,
-    /// TTL override for entries this function writes.
-    pub ttl: Option<Duration>,
-    /// Grace override for entries this function writes (and so for serving them stale).
-    pub grace: Option<Duration>,
+    /// The annotation's layer of the option set (`ttl`, `grace`, `timeout`, ...): its
+    /// caches are resolved as views with these options over their own.
+    pub options: CacheOptions,
     /// Tags carried by every entry this function writes (`tags = [..]`).
     pub tags: &'static [&'static str],
-    /// Soft timeout override (`timeout = ".."`).
-    pub timeout: Option<Duration>,
-    /// Hard timeout override (`hard_timeout = ".."`).
-    pub hard_timeout: Option<Duration>,
-    /// Eager refresh override (`eager_refresh = 0.8`).
-    pub eager_refresh: Option<f64>,
     /// The caches as the last scoped manager that ran this operation resolved them.
     pub(crate) resolved: ResolvedCaches,
     /// The caches in the global manager (`None` inside: they could not be resolved).
@@ -65,12 +58,8 @@ impl std::fmt::Debug for Operation {
             .field("file", &self.file)
             .field("line", &self.line)
             .field("value_type", &self.value_type)
-            .field("ttl", &self.ttl)
-            .field("grace", &self.grace)
+            .field("options", &self.options)
             .field("tags", &self.tags)
-            .field("timeout", &self.timeout)
-            .field("hard_timeout", &self.hard_timeout)
-            .field("eager_refresh", &self.eager_refresh)
             .finish_non_exhaustive()
     }
 }
@@ -117,20 +106,17 @@ impl Operation {
             file,
             line,
             value_type,
-            ttl: None,
-            grace: None,
+            options: CacheOptions::new(),
             tags: &[],
-            timeout: None,
-            hard_timeout: None,
-            eager_refresh: None,
             resolved: ResolvedCaches::new(),
             global_caches: std::sync::OnceLock::new(),
         }
     }
 
-    /// Sets the TTL override, in milliseconds (parsed from `ttl = "..."` at compile time).
-    pub const fn with_ttl_millis(mut self, millis: u64) -> Self {
-        self.ttl = Some(Duration::from_millis(millis));
+    /// Sets the annotation's options (generated code builds them with the option set's
+    /// `const` setters, one per option written).
+    pub const fn with_options(mut self, options: CacheOptions) -> Self {
+        self.options = options;
         self
     }
 
@@ -142,36 +128,14 @@ impl Operation {
 }
 
 impl Operation {
-    /// Sets the grace override, in milliseconds (parsed from `grace = "..."` at compile time).
-    pub const fn with_grace_millis(mut self, millis: u64) -> Self {
-        self.grace = Some(Duration::from_millis(millis));
-        self
-    }
-
-    /// `cache` as this operation uses it: with its `grace` in place of the cache's.
+    /// `cache` as this operation uses it: a view with the annotation's options over the
+    /// cache's own, so every setting reaches the call by one route.
     pub(crate) fn view_of(&self, cache: Cache) -> Cache {
-        match self.grace {
-            Some(grace) => cache.with_options(crate::CacheOptions::new().grace(grace)),
-            None => cache,
+        if self.options.is_empty() {
+            cache
+        } else {
+            cache.with_options(self.options)
         }
-    }
-
-    /// Sets the soft timeout, in milliseconds (from `timeout = "..."`).
-    pub const fn with_timeout_millis(mut self, millis: u64) -> Self {
-        self.timeout = Some(Duration::from_millis(millis));
-        self
-    }
-
-    /// Sets the hard timeout, in milliseconds (from `hard_timeout = "..."`).
-    pub const fn with_hard_timeout_millis(mut self, millis: u64) -> Self {
-        self.hard_timeout = Some(Duration::from_millis(millis));
-        self
-    }
-
-    /// Sets the eager refresh point, a fraction of the TTL checked at compile time.
-    pub const fn with_eager_refresh(mut self, ratio: f64) -> Self {
-        self.eager_refresh = Some(ratio);
-        self
     }
 }
 

@@ -46,7 +46,7 @@ impl IntoTtl for &Option<Duration> {
 pub enum Keep {
     /// Not stored.
     No,
-    /// Stored for the annotation's `ttl`, else the cache's.
+    /// Stored for the view's TTL: the annotation's `ttl`, else the cache's.
     Default,
     /// Stored for this TTL (`ttl_from`).
     For(Duration),
@@ -84,14 +84,24 @@ impl StoreDecision for Keep {
 }
 
 impl Keep {
-    /// The lifetime of a value, with `ttl` the annotation's TTL override.
-    pub(crate) fn lifetime(self, ttl: Option<Duration>) -> Option<Lifetime> {
+    /// The lifetime of a value: the view's TTL (the annotation's over the cache's), or
+    /// the one `ttl_from` computed.
+    pub(crate) fn lifetime(self) -> Option<Lifetime> {
         match self {
             Keep::No => None,
-            Keep::Default => Some(Lifetime::or_override(ttl)),
+            Keep::Default => Some(Lifetime::Default),
             Keep::For(ttl) => Some(Lifetime::For(ttl)),
         }
     }
+}
+
+/// How long an annotated function's value is kept: not at all when its `unless` holds (or
+/// its `ttl_from` says so), else the `ttl_from` TTL, else the view's (the annotation's
+/// `ttl` over the cache's).
+pub(super) fn store_policy<V, D: StoreDecision>(
+    decide: impl FnOnce(&V) -> D,
+) -> impl FnOnce(&V) -> Option<Lifetime> {
+    move |value| decide(value).keep().lifetime()
 }
 
 #[cfg(test)]
@@ -109,7 +119,7 @@ mod tests {
         assert_eq!(ttl_from(None::<Duration>), Keep::No);
         assert_eq!(ttl_from(Duration::ZERO), Keep::No);
         assert_eq!(true.keep(), Keep::No);
-        assert_eq!(false.keep().lifetime(Some(s)), Some(Lifetime::For(s)));
-        assert_eq!(Keep::Default.lifetime(None), Some(Lifetime::Default));
+        assert_eq!(false.keep().lifetime(), Some(Lifetime::Default));
+        assert_eq!(Keep::For(s).lifetime(), Some(Lifetime::For(s)));
     }
 }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use super::named::StoreInner;
 use crate::cache::{Cache, Lookup};
+use crate::layout::lock_key;
 use crate::CacheValue;
 
 /// How long a holder keeps the lock when `lock_timeout` is not set.
@@ -47,19 +48,6 @@ pub(crate) struct LockSettings {
     /// How long a holder keeps the lock at most (`lock_timeout`): past it the lock
     /// expires, and another instance may run the function.
     pub(crate) ttl: Duration,
-}
-
-/// The lock key of a stored key: `{prefix}:~lock:` + the stored key past `{prefix}:`.
-pub(crate) fn lock_key(prefix: &str, stored: &str) -> String {
-    let rest = stored
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix(':'))
-        .unwrap_or(stored);
-    let mut key = String::with_capacity(prefix.len() + 7 + rest.len());
-    key.push_str(prefix);
-    key.push_str(":~lock:");
-    key.push_str(rest);
-    key
 }
 
 /// A token naming one holder, unique across processes and machines: the process id, a

@@ -115,24 +115,14 @@ impl Scope {
 
     /// Whether a stored key belongs to this scope.
     pub fn contains(&self, key: &str) -> bool {
-        key.len() > self.base.len()
-            && key.starts_with(&self.base)
-            && matches!(key.as_bytes()[self.base.len()], b':' | b'#')
+        crate::layout::in_scope(&self.base, key)
     }
 
     /// The Redis `SCAN MATCH` glob for this scope: the base with every glob character
     /// (`\ * ? [ ]`) escaped, so a namespace named `*` or holding an escaped `:` matches
     /// only its own keys.
     pub fn redis_pattern(&self) -> String {
-        let mut pattern = String::with_capacity(self.base.len() + 8);
-        for c in self.base.chars() {
-            if matches!(c, '\\' | '*' | '?' | '[' | ']') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push_str("[:#]*");
-        pattern
+        crate::layout::scope_pattern(&self.base)
     }
 }
 

@@ -1,7 +1,19 @@
-//! The `cachet` command-line tool: argument parsing (`args`), finding and loading the
-//! configuration (`config`), the commands (`commands`) and how they print (`output`).
+//! `cachet`: inspect and clear the shared (Redis) stores of a cachet configuration.
 //!
-//! Every failure is one line on stderr, `error: ...`, and an exit code: see [`Code`].
+//! ```text
+//! cachet clear [STORE] [--cache CACHE [--namespace NS]...]
+//! cachet get STORE CACHE KEY [--namespace NS]...
+//! cachet delete STORE CACHE KEY [--namespace NS]...
+//! cachet stats [STORE]
+//! cachet check
+//! ```
+//!
+//! Installed with `cargo install --path . --features cli`; `cachet --help` lists the
+//! options and exit codes.
+//!
+//! Modules: argument parsing (`args`), finding and loading the configuration (`config`),
+//! the commands (`commands`) and how they print (`output`). Every failure is one line on
+//! stderr, `error: ...`, and an exit code: see [`Code`].
 
 mod args;
 mod commands;
@@ -75,7 +87,7 @@ pub(crate) fn one_line(text: &str) -> String {
 }
 
 /// Parses the command line, runs the command, and turns its outcome into an exit code.
-pub(crate) fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),

@@ -1,0 +1,200 @@
+//! The entry points of `#[cacheable]`: async, detachable and blocking.
+
+use std::future::Future;
+
+use super::key::{encoded, OpKey};
+use super::operation::Operation;
+use super::resolve::{resolve, Resolved};
+use super::timeout::{self, OnTimeout, Wait};
+use super::ttl::{store_policy, StoreDecision};
+use crate::blocking;
+use crate::cache::Cache;
+use crate::invoke::{self, Attached, BlockingBody, Detachable, DetachableBlocking};
+use crate::shape::Shape;
+use crate::CacheValue;
+
+/// `#[cacheable]` on an `async fn`.
+pub async fn cacheable<S, F, D: StoreDecision>(
+    shape: S,
+    op: &'static Operation,
+    key: OpKey,
+    unless: impl FnOnce(&S::Value) -> D,
+    body: F,
+) -> S::Output
+where
+    S: Shape,
+    S::Value: CacheValue,
+    F: Future<Output = S::Output>,
+{
+    cacheable_timed(shape, op, key, unless, Wait, body).await
+}
+
+/// `#[cacheable]` on an `async fn` whose future borrows or is not `Send`: it runs in its
+/// caller, bounded by the hard timeout when `on_timeout` can give up.
+pub async fn cacheable_timed<S, F, T, D: StoreDecision>(
+    shape: S,
+    op: &'static Operation,
+    key: OpKey,
+    unless: impl FnOnce(&S::Value) -> D,
+    on_timeout: T,
+    body: F,
+) -> S::Output
+where
+    S: Shape,
+    S::Value: CacheValue,
+    F: Future<Output = S::Output>,
+    T: OnTimeout<S::Output>,
+{
+    match step::<S::Value>(op, key, false) {
+        Step::Uncached => body.await,
+        Step::Hit(value) | Step::Due(value, ..) => shape.rebuild(value),
+        Step::Miss(caches, keys) => {
+            let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
+            let policy = store_policy(unless);
+            invoke::cached_call(shape, &caches, &keys, policy, || body, Attached).await
+        }
+    }
+}
+
+/// `#[cacheable]` on a detachable `async fn` (no receiver, no generics, no borrowed
+/// arguments): its `Send + 'static` future may finish in the background, for a soft
+/// timeout or an eager refresh.
+pub async fn cacheable_detachable<S, F, U, T, D>(
+    shape: S,
+    op: &'static Operation,
+    key: OpKey,
+    unless: U,
+    on_timeout: T,
+    body: F,
+) -> S::Output
+where
+    S: Shape + Send + 'static,
+    S::Value: CacheValue,
+    F: Future<Output = S::Output> + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
+    U: FnOnce(&S::Value) -> D + Send + 'static,
+    D: StoreDecision + 'static,
+    T: OnTimeout<S::Output> + Send + 'static,
+{
+    match step::<S::Value>(op, key, true) {
+        Step::Uncached => body.await,
+        Step::Hit(value) => shape.rebuild(value),
+        Step::Due(value, caches, keys) => {
+            let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
+            let policy = store_policy(unless);
+            invoke::refresh_behind::<_, _, _, Detachable>(shape, &caches, &keys, policy, || body);
+            shape.rebuild(value)
+        }
+        Step::Miss(caches, keys) => {
+            let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
+            let policy = store_policy(unless);
+            invoke::cached_call(shape, &caches, &keys, policy, || body, Detachable).await
+        }
+    }
+}
+
+/// Where a `#[cacheable]` call goes after its key and the first cache's L1.
+enum Step<V> {
+    /// No key, or no caches: the function runs uncached.
+    Uncached,
+    /// A fresh L1 value.
+    Hit(V),
+    /// A fresh L1 value past its eager refresh point.
+    Due(V, Resolved, Vec<String>),
+    /// Anything else: the full lookup, single flight and store.
+    Miss(Resolved, Vec<String>),
+}
+
+fn step<V: CacheValue>(op: &'static Operation, key: OpKey, eager: bool) -> Step<V> {
+    let Some(encoded) = encoded(op, key) else {
+        return Step::Uncached;
+    };
+    let Some(caches) = resolve(op) else {
+        return Step::Uncached;
+    };
+    // The hit path: the first cache's L1, with no allocation for the stored key.
+    let hit = caches
+        .first()
+        .and_then(|c| c.fresh_in_l1_due_by_encoded::<V>(&encoded));
+    let keys = |caches: &[Cache]| {
+        caches
+            .iter()
+            .map(|c| c.stored_key_of_encoded(&encoded))
+            .collect()
+    };
+    match hit {
+        Some((value, true)) if eager => {
+            let keys = keys(&caches);
+            Step::Due(value, caches, keys)
+        }
+        Some((value, _)) => Step::Hit(value),
+        None => {
+            let keys = keys(&caches);
+            Step::Miss(caches, keys)
+        }
+    }
+}
+
+/// The hard timeout of a call (the view's: the annotation's over the cache's), and the
+/// cache its error names.
+fn hard_timeout(caches: &[Cache]) -> Option<(std::time::Duration, String)> {
+    let first = caches.first()?;
+    let limit = first.settings().hard_timeout?;
+    Some((limit, first.name().to_owned()))
+}
+
+/// `#[cacheable]` on a plain `fn`.
+pub fn cacheable_blocking<S, D: StoreDecision>(
+    shape: S,
+    op: &'static Operation,
+    key: OpKey,
+    unless: impl FnOnce(&S::Value) -> D,
+    body: impl FnOnce() -> S::Output,
+) -> S::Output
+where
+    S: Shape,
+    S::Value: CacheValue,
+{
+    blocking::run(cacheable(shape, op, key, unless, async move { body() }))
+}
+
+/// `#[cacheable]` on a detachable plain `fn` (no receiver, no generics, no borrowed
+/// arguments): with a soft timeout and a stale value, or past its eager refresh point, its
+/// body runs on a blocking thread in the background.
+pub fn cacheable_detachable_blocking<S, U, C, D>(
+    shape: S,
+    op: &'static Operation,
+    key: OpKey,
+    unless: U,
+    body: C,
+) -> S::Output
+where
+    S: Shape + Send + 'static,
+    S::Value: CacheValue,
+    S::Output: Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
+    U: FnOnce(&S::Value) -> D + Send + 'static,
+    D: StoreDecision + 'static,
+    C: FnOnce() -> S::Output + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
+{
+    match step::<S::Value>(op, key, true) {
+        Step::Uncached => body(),
+        Step::Hit(value) => shape.rebuild(value),
+        Step::Due(value, caches, keys) => {
+            invoke::refresh_behind::<_, _, _, DetachableBlocking>(
+                shape,
+                &caches,
+                &keys,
+                store_policy(unless),
+                || BlockingBody::new(body),
+            );
+            shape.rebuild(value)
+        }
+        Step::Miss(caches, keys) => blocking::run(invoke::cached_call(
+            shape,
+            &caches,
+            &keys,
+            store_policy(unless),
+            || BlockingBody::new(body),
+            DetachableBlocking,
+        )),
+    }
+}

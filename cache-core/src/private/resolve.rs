@@ -1,0 +1,61 @@
+//! An operation's caches in the manager in effect, resolved once per manager.
+
+use std::sync::Arc;
+
+use super::operation::Operation;
+use crate::cache::Cache;
+
+/// The caches of an operation in the manager in effect; `None` (and a warning) when one
+/// cannot be resolved: the function then runs uncached rather than failing.
+pub(super) fn resolve(op: &'static Operation) -> Option<Resolved> {
+    // The global manager never changes once built: its caches are resolved once per
+    // operation and borrowed, with no lock and no reference counting on the hit path.
+    if let Some(global) = crate::global::unscoped_global() {
+        return op
+            .global_caches
+            .get_or_init(|| resolve_in(op, global).map(|caches| caches.to_vec().into_boxed_slice()))
+            .as_deref()
+            .map(Resolved::Global);
+    }
+    crate::global::with_current(|manager| {
+        if let Some(caches) = op.resolved.get(manager.id()) {
+            return Some(Resolved::Scoped(caches));
+        }
+        let caches = resolve_in(op, manager)?;
+        op.resolved.set(manager.id(), caches.clone());
+        Some(Resolved::Scoped(caches))
+    })
+}
+
+fn resolve_in(op: &'static Operation, manager: &crate::CacheManager) -> Option<Arc<[Cache]>> {
+    let caches = op
+        .caches
+        .iter()
+        // With `tags = [..]`, the function writes through tagged views of its caches.
+        .map(|name| manager.cache(name).map(|cache| cache.tagged(op.tags)))
+        .collect::<Result<Vec<_>, _>>();
+    match caches {
+        Ok(caches) => Some(caches.into_iter().map(|c| op.view_of(c)).collect()),
+        Err(err) => {
+            tracing::warn!(function = op.function, file = op.file, line = op.line, error = %err, "cachet: cache not resolved; calling the function uncached");
+            None
+        }
+    }
+}
+
+/// An operation's caches: borrowed from the operation (global manager) or shared (a
+/// `testing::with_manager` scope).
+pub(super) enum Resolved {
+    Global(&'static [Cache]),
+    Scoped(Arc<[Cache]>),
+}
+
+impl std::ops::Deref for Resolved {
+    type Target = [Cache];
+    fn deref(&self) -> &[Cache] {
+        match self {
+            Resolved::Global(caches) => caches,
+            Resolved::Scoped(caches) => caches,
+        }
+    }
+}
