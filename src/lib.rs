@@ -36,6 +36,20 @@ pub mod memory {
     pub use cache_backends::memory::*;
 }
 
+/// The database store: an L2 tier on PostgreSQL, MySQL/MariaDB or SQLite
+/// (`driver = "database"`) and the PostgreSQL LISTEN/NOTIFY bus (`driver = "postgres"`).
+///
+/// ```no_run
+/// use cachet::database::{DatabaseOptions, DatabaseTier};
+/// let tier = DatabaseTier::new(&DatabaseOptions::new("sqlite://var/cache.db")).unwrap();
+/// # let _ = tier;
+/// ```
+#[cfg(feature = "database")]
+#[cfg_attr(docsrs, doc(cfg(feature = "database")))]
+pub mod database {
+    pub use cache_backends::database::*;
+}
+
 /// An administration endpoint over HTTP, like Spring Boot's `/actuator/caches`: an axum
 /// `Router` listing caches and clearing them, mounted by the application behind its own auth.
 ///

@@ -1,4 +1,5 @@
-//! Providers of cachet, each behind a cargo feature: `memory` (quick_cache or moka), `redis` (L2 tier and bus).
+//! Providers of cachet, each behind a cargo feature: `memory` (quick_cache or moka), `redis` (L2 tier and bus),
+//! `database` with `postgres`, `mysql` and/or `sqlite` (L2 tier; PostgreSQL bus).
 //! The `none` store needs no provider: core makes it.
 //!
 //! Each provider registers a driver with `inventory`, so `driver = "memory"` in
@@ -14,6 +15,15 @@ pub mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+
+#[cfg(feature = "database")]
+#[cfg_attr(docsrs, doc(cfg(feature = "database")))]
+pub mod database;
+
+#[cfg(any(feature = "redis", feature = "database"))]
+mod background;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod message;
 
 /// Links this crate's driver registrations into the program; the facade calls it so that
 /// `inventory` sees them even when nothing else of this crate is used.

@@ -35,10 +35,10 @@
 //!   timeouts (the circuit breaker counts those), `Other` for refused commands.
 //!   Descriptions, errors, `Debug` output and logs never hold the password.
 
-mod background;
+use crate::background;
 mod bus;
 mod connection;
-mod message;
+use crate::message;
 mod options;
 mod tier;
 
@@ -49,8 +49,8 @@ use cache_core::driver::{BusSettings, DriverRegistration};
 use cache_core::store::{Bus, RemoteTier};
 use cache_core::CacheError;
 
+pub use crate::message::{MAX_MESSAGE_SIZE, MESSAGE_VERSION};
 pub use bus::{BusCheck, BusCounters, RedisBus};
-pub use message::{MAX_MESSAGE_SIZE, MESSAGE_VERSION};
 pub use options::RedisOptions;
 pub use tier::RedisTier;
 

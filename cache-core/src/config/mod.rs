@@ -230,6 +230,9 @@ pub enum LockKind {
     None,
     /// A lock in the store's Redis L2.
     Redis,
+    /// A lock in the store's database L2 (`lock = "database"`): a row with an expiry,
+    /// released by compare-and-delete.
+    Database,
 }
 
 /// One `[caches.NAME]` table.

@@ -287,7 +287,7 @@ impl Parser {
         })
     }
 
-    /// `lock = "none" | "redis"` and `lock_timeout` of a store whose shared tier is
+    /// `lock = "none" | "redis" | "database"` and `lock_timeout` of a store whose shared tier is
     /// `shared` (its `l2`, or its one tier in the `driver = ".."` form).
     fn lock(
         &self,
@@ -295,26 +295,39 @@ impl Parser {
         path: &str,
         shared: Option<&TierConfig>,
     ) -> Result<(LockKind, Option<Duration>)> {
-        const LOCK: &str = "\"none\" or \"redis\" (a lock in the store's Redis L2, so that \
-                            instances sharing it compute a missing value once)";
+        const LOCK: &str = "\"none\", \"redis\" or \"database\" (a lock in the store's \
+                            Redis or database L2, so that instances sharing it compute a missing \
+                            value once)";
         let field = join(path, "lock");
         let lock = match table.get("lock") {
             None => LockKind::None,
             Some(value) => match self.string(value, &field, LOCK)? {
                 "none" => LockKind::None,
                 "redis" => LockKind::Redis,
+                "database" => LockKind::Database,
                 _ => return Err(self.mismatch(&field, LOCK, value)),
             },
         };
-        if lock == LockKind::Redis {
+        // The lock lives in the L2: its driver must be the one the lock names.
+        let needed = match lock {
+            LockKind::Redis => Some("redis"),
+            LockKind::Database => Some("database"),
+            LockKind::None => None,
+        };
+        if let Some(driver) = needed {
+            let what = if driver == "redis" {
+                "Redis"
+            } else {
+                "database"
+            };
             match shared {
-                Some(tier) if tier.driver == "redis" => {}
+                Some(tier) if tier.driver == driver => {}
                 Some(tier) => {
                     return Err(self.error(
                         &field,
                         format!(
-                            "expected `lock = \"redis\"` only on a store whose L2 is Redis; this \
-                             store's shared tier is the `{}` driver",
+                            "expected `lock = \"{driver}\"` only on a store whose L2 is the \
+                             {what} driver; this store's shared tier is the `{}` driver",
                             tier.driver
                         ),
                     ))
@@ -322,8 +335,10 @@ impl Parser {
                 None => {
                     return Err(self.error(
                         &field,
-                        "expected `lock = \"redis\"` only on a store with a Redis L2 \
-                         (`l2 = { driver = \"redis\", url = \"..\" }`); this store has no l2",
+                        format!(
+                            "expected `lock = \"{driver}\"` only on a store with a {what} L2 \
+                             (`l2 = {{ driver = \"{driver}\", url = \"..\" }}`); this store has no l2"
+                        ),
                     ))
                 }
             }
@@ -331,11 +346,11 @@ impl Parser {
         let lock_timeout = self.opt_duration(table, path, "lock_timeout")?;
         if let Some(timeout) = lock_timeout {
             let field = join(path, "lock_timeout");
-            if lock != LockKind::Redis {
+            if lock == LockKind::None {
                 return Err(self.error(
                     &field,
-                    "expected `lock_timeout` only with `lock = \"redis\"`, which it bounds; \
-                     this store has no distributed lock",
+                    "expected `lock_timeout` only with `lock = \"redis\"` or `lock = \"database\"`, which \
+                     it bounds; this store has no distributed lock",
                 ));
             }
             if timeout.is_zero() {
@@ -1329,7 +1344,10 @@ l2_circuit_breaker = "5s"
         );
         assert_contains(
             &message,
-            &["\"none\" or \"redis\"", "found the string \"zookeeper\""],
+            &[
+                "\"none\", \"redis\" or \"database\"",
+                "found the string \"zookeeper\"",
+            ],
         );
         let message = error(
             &format!("[stores.s]\n{redis}\nlock = true"),
@@ -1345,7 +1363,38 @@ l2_circuit_breaker = "5s"
             "[stores.s]\ndriver = \"memory\"\nlock = \"redis\"",
             "stores.s.lock",
         );
-        assert_contains(&message, &["whose L2 is Redis", "the `memory` driver"]);
+        assert_contains(
+            &message,
+            &["whose L2 is the Redis driver", "the `memory` driver"],
+        );
+        // A database lock lives in a database L2, and only there.
+        let database = "l2 = { driver = \"database\", url = \"sqlite::memory:\" }";
+        let config = parse_toml(
+            &format!("[stores.db]\n{database}\nlock = \"database\"\nlock_timeout = \"4s\""),
+            ConfigOrigin::String,
+        )
+        .unwrap();
+        assert_eq!(config.stores["db"].lock, LockKind::Database);
+        assert_eq!(
+            config.stores["db"].lock_timeout,
+            Some(Duration::from_secs(4))
+        );
+        let message = error(
+            &format!("[stores.s]\n{redis}\nlock = \"database\""),
+            "stores.s.lock",
+        );
+        assert_contains(
+            &message,
+            &["whose L2 is the database driver", "the `redis` driver"],
+        );
+        let message = error(
+            &format!("[stores.s]\n{database}\nlock = \"redis\""),
+            "stores.s.lock",
+        );
+        assert_contains(
+            &message,
+            &["whose L2 is the Redis driver", "the `database` driver"],
+        );
         let message = error(
             &format!("[stores.s]\n{redis}\nlock_timeout = \"5s\""),
             "stores.s.lock_timeout",

@@ -96,6 +96,26 @@ impl Store {
         purge_scope(&self.inner, Scope::new(self.inner.prefix.clone())).await
     }
 
+    /// Deletes the shared tier's expired entries that its server still holds (a
+    /// database's rows past `expires_at`), in bounded batches, past the circuit breaker
+    /// and with the tier's own error when it fails; how many went. Redis expires keys
+    /// itself: 0.
+    ///
+    /// An error when the store has no shared tier.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), cache_core::CacheError> {
+    /// let manager = cache_core::CacheManager::from_toml_file("cachet.toml")?;
+    /// let pruned = manager.store("db")?.prune().await?;
+    /// println!("{pruned} expired rows deleted");
+    /// # Ok(()) }
+    /// ```
+    pub async fn prune(&self) -> Result<u64, CacheError> {
+        let store = &self.inner;
+        let remote = store.l2.as_ref().ok_or_else(|| not_shared(store))?;
+        remote.tier.prune().await.map_err(|e| tier_error(store, e))
+    }
+
     /// How many keys each cache of this store holds in the shared tier, by cache name
     /// (as the application names it: stored keys escape reserved characters such as `:`
     /// in names, and this reads them back; namespaces count with their cache). Scans the store's prefix in bounded steps (Redis: `SCAN MATCH`); counts

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use super::builder::{CacheManagerBuilder, StoreSpec};
 use super::{declarations, CacheManager, ManagerInner};
+use crate::clock::Clock;
 use crate::codec;
 use crate::config::{
     name_problem, parse_toml, LockKind, StoreConfig, TierConfig, EMBEDDED_DEFAULT,
@@ -28,6 +29,7 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
         .prefix
         .clone()
         .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+    let clock = builder.clock.clone().map(Clock::from).unwrap_or_default();
     let mut stores = BTreeMap::new();
     for (name, spec) in builder.stores {
         let store = match spec {
@@ -40,8 +42,9 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
                 bus: b.bus,
                 circuit_breaker: b.circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
                 max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
+                clock: clock.clone(),
             }),
-            StoreSpec::Config(config) => store_from_config(&name, &prefix, &config)?,
+            StoreSpec::Config(config) => store_from_config(&name, &prefix, &config, &clock)?,
         };
         stores.insert(name, Arc::new(store));
     }
@@ -50,7 +53,7 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
         for (name, config) in &default.stores {
             stores.insert(
                 name.clone(),
-                Arc::new(store_from_config(name, &prefix, config)?),
+                Arc::new(store_from_config(name, &prefix, config, &clock)?),
             );
         }
     }
@@ -193,6 +196,7 @@ fn store_from_config(
     name: &str,
     prefix: &str,
     config: &StoreConfig,
+    clock: &Clock,
 ) -> Result<StoreInner, CacheError> {
     let prefix = config.prefix.clone().unwrap_or_else(|| prefix.to_owned());
     let mut parts = StoreParts {
@@ -203,8 +207,9 @@ fn store_from_config(
         bus: None,
         circuit_breaker: config.l2_circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
         max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
+        clock: clock.clone(),
         // Checked by the parser: `lock = "redis"` only with a Redis L2.
-        lock: (config.lock == LockKind::Redis).then(|| LockSettings {
+        lock: (config.lock != LockKind::None).then(|| LockSettings {
             ttl: config.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
         }),
     };

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{build, CacheManager};
+use crate::clock::ManualClock;
 use crate::config::{CacheConfig, CacheOptions, ManagerConfig, StoreConfig, TierConfig};
 use crate::error::{CacheError, ConfigOrigin};
 use crate::store::{Bus, LocalTier, RemoteTier};
@@ -37,6 +38,8 @@ pub struct CacheManagerBuilder {
     pub(super) stores: BTreeMap<String, StoreSpec>,
     pub(super) caches: BTreeMap<String, CacheConfig>,
     pub(super) skip_declarations: bool,
+    /// The clock of tests (`manual_clock`); the system's otherwise.
+    pub(super) clock: Option<ManualClock>,
 }
 
 /// What was set, redacted like every configuration holder ([`crate::redact`]).
@@ -62,6 +65,7 @@ impl std::fmt::Debug for CacheManagerBuilder {
             .field("stores", &self.stores)
             .field("caches", &self.caches)
             .field("validate_declarations", &!self.skip_declarations)
+            .field("manual_clock", &self.clock)
             .finish()
     }
 }
@@ -88,6 +92,7 @@ impl CacheManagerBuilder {
                 .collect(),
             caches: config.caches,
             skip_declarations: false,
+            clock: None,
         }
     }
 
@@ -243,6 +248,34 @@ impl CacheManagerBuilder {
     /// `true`). Turn off for managers meant for a part of the program only.
     pub fn validate_declarations(mut self, validate: bool) -> Self {
         self.skip_declarations = !validate;
+        self
+    }
+
+    /// Makes every timing of the manager — entries' freshness, grace and eager refresh,
+    /// soft and hard timeouts, the L2 circuit breaker — follow `clock`, which stands still
+    /// until the test advances it: TTL and grace tests without sleeping. See
+    /// [`ManualClock`].
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier, testing::ManualClock};
+    /// let clock = ManualClock::new();
+    /// let manager = CacheManager::builder()
+    ///     .store("main", StoreBuilder::new().l1(MapTier::new()))
+    ///     .ttl(Duration::from_secs(30))
+    ///     .grace(Duration::from_secs(3600))
+    ///     .manual_clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// let rates = manager.cache("rates").unwrap();
+    /// rates.set(&"eur", &100u32).await.unwrap();
+    /// clock.advance(Duration::from_secs(31)); // stale, within grace
+    /// assert_eq!(rates.get::<u32, _>(&"eur").await.unwrap(), None);
+    /// # });
+    /// ```
+    pub fn manual_clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Some(clock);
         self
     }
 

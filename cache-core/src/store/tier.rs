@@ -188,6 +188,24 @@ pub trait RemoteTier: Send + Sync + 'static {
         Box::pin(async { Err(unsupported("ping")) })
     }
 
+    /// Deletes the entries past their expiry that the server still holds, in bounded
+    /// batches, and returns how many went (`cachet prune`). Expired entries are misses
+    /// already; pruning gives their space back. For administration tools and a driver's
+    /// own background pruning; caches never call it.
+    ///
+    /// The default implementation prunes nothing and answers 0: right for servers that
+    /// expire keys themselves (Redis).
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let pruned = tier.prune().await?;
+    /// println!("{pruned} expired entries deleted");
+    /// # Ok(()) }
+    /// ```
+    fn prune(&self) -> BoxFuture<'_, Result<u64, TierError>> {
+        Box::pin(async { Ok(0) })
+    }
+
     /// One bounded step of a scan of the keys of `scope` (e.g. Redis `SCAN MATCH`):
     /// start with cursor `0`, pass each returned cursor back in, and stop when it is `0`
     /// again. A step may return no key, and a key may be returned twice (Redis' `SCAN`

@@ -1,6 +1,7 @@
 //! The service end to end: real SQLite, real HTTP on a loopback port, the shipped
-//! `cachet.toml` (memory) and `cachet.tiered.toml` (memory + a real `redis-server`), and two
-//! instances on one database and one Redis.
+//! `cachet.toml` (memory), `cachet.tiered.toml` (memory + a real `redis-server`) and
+//! `cachet.postgres.toml` (memory + a real PostgreSQL, no Redis), and two instances on one
+//! database and one Redis, or one database and one PostgreSQL.
 //!
 //! **Where the query counts come from.** Not from a counter in the repository (that would
 //! count calls of our own code, which is what the cache is supposed to skip): from the
@@ -17,6 +18,8 @@
 //! the expectation; a statement that should not have run shows up as a count that
 //! overshoots, here or at the next expectation.
 
+#[path = "../../../tests/support/postgres_server.rs"]
+mod postgres_server;
 #[path = "../../../tests/support/redis_server.rs"]
 mod redis_server;
 
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use cachet::CacheManager;
 use cachet_service_example::{app, db, serve, ProductRepo};
+use postgres_server::PostgresServer;
 use redis_server::RedisServer;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -478,6 +482,47 @@ async fn two_tiered_instances_never_serve_what_the_other_changed() {
     let database = dir.path().join("shop.db");
     let a = Instance::start(&database, tiered_manager(&redis)).await;
     let b = Instance::start(&database, tiered_manager(&redis)).await;
+    two_instance_scenario(&a, &b, "Redis", || bus_subscribers(&redis) == "2").await;
+}
+
+/// `cachet.postgres.toml` as shipped, pointed at the test's PostgreSQL.
+fn postgres_manager(server: &PostgresServer) -> CacheManager {
+    let text = shipped_config("cachet.postgres.toml");
+    let shipped_url = "postgres://cachet@127.0.0.1:5432/postgres";
+    assert!(
+        text.contains(shipped_url),
+        "the shipped postgres config names {shipped_url}"
+    );
+    CacheManager::from_toml_str(&text.replace(shipped_url, &server.url())).unwrap()
+}
+
+/// Two instances kept coherent through PostgreSQL alone: L2 and bus on one PostgreSQL
+/// server, no Redis anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_postgres_instances_never_serve_what_the_other_changed() {
+    let _serial = SERIAL.lock().await;
+    Db::install();
+    let postgres = PostgresServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("shop.db");
+    let a = Instance::start(&database, postgres_manager(&postgres)).await;
+    let b = Instance::start(&database, postgres_manager(&postgres)).await;
+    // A listening connection's last statement is its LISTEN.
+    let listeners = || {
+        postgres.psql("SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'") == "2"
+    };
+    two_instance_scenario(&a, &b, "PostgreSQL", listeners).await;
+}
+
+/// B reads, A changes and deletes: B never serves what A changed, and reads the products
+/// table only when it must. `shared` names the L2; `buses_listen` says whether both
+/// instances' buses are listening.
+async fn two_instance_scenario(
+    a: &Instance,
+    b: &Instance,
+    shared: &str,
+    buses_listen: impl Fn() -> bool,
+) {
     Db::reset();
     let mut db = Counts::default();
 
@@ -494,11 +539,11 @@ async fn two_tiered_instances_never_serve_what_the_other_changed() {
     );
     db.by_id += 1;
     db.by_category += 1;
-    Db::expect("B reads, A finds the entries in Redis", db).await;
+    Db::expect(&format!("B reads, A finds the entries in {shared}"), db).await;
 
     // Both buses listen before A changes anything, or B could miss the invalidation.
     let start = Instant::now();
-    while bus_subscribers(&redis) != "2" {
+    while !buses_listen() {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "both buses subscribe"
@@ -518,11 +563,11 @@ async fn two_tiered_instances_never_serve_what_the_other_changed() {
         .await;
     assert_eq!(put, (200, updated.clone()));
     db.updates += 1;
-    until_served(&b, "/products/1", (200, updated.clone())).await;
+    until_served(b, "/products/1", (200, updated.clone())).await;
     for _ in 0..3 {
         assert_eq!(b.get("/products/1").await, (200, updated.clone()));
     }
-    Db::expect("B serves A's update from Redis", db).await;
+    Db::expect(&format!("B serves A's update from {shared}"), db).await;
 
     // A moves product 2 to tea: B's coffee list is evicted too, and read again once.
     let moved = a
@@ -554,7 +599,7 @@ async fn two_tiered_instances_never_serve_what_the_other_changed() {
     // A deletes product 1: B answers 404, after one database read, and never the row again.
     assert_eq!(a.call("DELETE", "/products/1", None).await.0, 204);
     db.deletes += 1;
-    until_served(&b, "/products/1", (404, Value::Null)).await;
+    until_served(b, "/products/1", (404, Value::Null)).await;
     for _ in 0..3 {
         assert_eq!(b.get("/products/1").await, (404, Value::Null));
         assert_eq!(a.get("/products/1").await, (404, Value::Null));

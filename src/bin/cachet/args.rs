@@ -17,7 +17,7 @@ Exit codes:
   1  no entry under the key (get, delete), or a store failed (check, or the command's own call)
   2  usage or configuration error, or a store held in process memory, which no other process can reach";
 
-/// Inspect and clear the shared (Redis) stores of a cachet configuration.
+/// Inspect and clear the shared (Redis, database) stores of a cachet configuration.
 #[derive(Debug, Parser)]
 #[command(name = "cachet", version, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
@@ -50,6 +50,12 @@ pub(crate) enum Command {
     Delete(EntryArgs),
     /// Count the keys of each cache of a store (SCAN over its prefix)
     Stats {
+        /// The store [default: the configuration's default store]
+        store: Option<String>,
+    },
+    /// Delete the expired entries a store's server still holds (a database store's rows
+    /// past their expiry), in bounded batches; Redis expires keys itself
+    Prune {
         /// The store [default: the configuration's default store]
         store: Option<String>,
     },

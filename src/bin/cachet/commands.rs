@@ -32,6 +32,7 @@ pub(crate) async fn run(cli: Cli, out: &mut dyn Write) -> Result<Code, Failure> 
         Command::Get(entry) => get(&loaded, &entry, out).await,
         Command::Delete(entry) => delete(&loaded, &entry, out).await,
         Command::Stats { store } => stats(&loaded, store, out).await,
+        Command::Prune { store } => prune(&loaded, store, out).await,
         Command::Check => Ok(check(&loaded, out).await),
     }
 }
@@ -188,6 +189,22 @@ async fn stats(
         say!(out, "  {cache:<width$}  {keys:>8}");
     }
     say!(out, "  {:<width$}  {total:>8}", "total");
+    Ok(Code::Ok)
+}
+
+async fn prune(
+    loaded: &Loaded,
+    store: Option<String>,
+    out: &mut dyn Write,
+) -> Result<Code, Failure> {
+    let store = store_named(loaded, store.as_deref())?;
+    require_shared(&store)?;
+    let pruned = store.prune().await?;
+    say!(
+        out,
+        "pruned {pruned} expired entries from {}",
+        label(&store)
+    );
     Ok(Code::Ok)
 }
 

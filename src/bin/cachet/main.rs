@@ -5,6 +5,7 @@
 //! cachet get STORE CACHE KEY [--namespace NS]...
 //! cachet delete STORE CACHE KEY [--namespace NS]...
 //! cachet stats [STORE]
+//! cachet prune [STORE]
 //! cachet check
 //! ```
 //!

@@ -1,5 +1,5 @@
-//! The backend's own runtime: one small thread on which every Redis connection is made
-//! and driven.
+//! The backend's own runtime: one small thread on which every connection of the remote
+//! drivers (Redis, databases) is made and driven.
 //!
 //! A connection's driver task lives on the runtime that created it, and dies with it. A
 //! global cache manager outlives the short runtimes of `#[tokio::test]`s and may be used
@@ -27,10 +27,12 @@ pub(crate) fn handle() -> Result<&'static Handle, TierError> {
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
-                .thread_name("cachet-redis")
+                .thread_name("cachet-io")
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start the Redis background runtime: {e}"))
+                .map_err(|e| {
+                    format!("cannot start the background runtime of the remote drivers: {e}")
+                })
         })
         .as_ref()
         .map(Runtime::handle)

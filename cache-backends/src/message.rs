@@ -36,7 +36,20 @@ pub(crate) enum Refused {
 
 /// Encodes an invalidation into one or more messages, each at most `MAX_MESSAGE_SIZE`.
 /// `None` if a single key is too long to fit in a message at all.
+#[cfg(any(feature = "redis", test))]
 pub(crate) fn encode(from: &InstanceId, inv: &Invalidation) -> Option<Vec<Vec<u8>>> {
+    encode_within(from, inv, MAX_MESSAGE_SIZE)
+}
+
+/// Encodes an invalidation into one or more messages, each at most `max` bytes (a
+/// transport's own limit, e.g. PostgreSQL's `NOTIFY` payload). `None` if a single key is
+/// too long to fit in a message at all.
+pub(crate) fn encode_within(
+    from: &InstanceId,
+    inv: &Invalidation,
+    max: usize,
+) -> Option<Vec<Vec<u8>>> {
+    let max = max.min(MAX_MESSAGE_SIZE);
     let header = |kind: u8| {
         let mut m = Vec::with_capacity(64);
         m.push(MESSAGE_VERSION);
@@ -54,7 +67,7 @@ pub(crate) fn encode(from: &InstanceId, inv: &Invalidation) -> Option<Vec<Vec<u8
         Invalidation::Scope(scope) => {
             let mut m = header(1);
             put_str(&mut m, scope.base())?;
-            (m.len() <= MAX_MESSAGE_SIZE).then(|| vec![m])
+            (m.len() <= max).then(|| vec![m])
         }
         Invalidation::Keys(keys) => {
             let mut out = Vec::new();
@@ -65,7 +78,7 @@ pub(crate) fn encode(from: &InstanceId, inv: &Invalidation) -> Option<Vec<Vec<u8
                 let mut n = 0;
                 for k in rest {
                     let add = 4 + k.len();
-                    if size + add > MAX_MESSAGE_SIZE {
+                    if size + add > max {
                         break;
                     }
                     size += add;
@@ -85,6 +98,26 @@ pub(crate) fn encode(from: &InstanceId, inv: &Invalidation) -> Option<Vec<Vec<u8
             Some(out)
         }
     }
+}
+
+/// A fresh instance id: 16 bytes from std's `RandomState` (seeded by the OS), mixed with
+/// the time and the process id.
+#[cfg(feature = "postgres")]
+pub(crate) fn random_id() -> InstanceId {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut id = [0u8; 16];
+    for (i, chunk) in id.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(i);
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    id
 }
 
 /// Decodes a message: who sent it, and what to drop.
