@@ -36,6 +36,25 @@ pub mod memory {
     pub use cache_backends::memory::*;
 }
 
+/// The DynamoDB L2 driver (`driver = "dynamodb"`): [`dynamodb::DynamoTier`] and its
+/// options, for building a store in code.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use cachet::dynamodb::{DynamoOptions, DynamoTier};
+/// use cachet::{CacheManager, StoreBuilder};
+/// let tier = DynamoTier::new(DynamoOptions::new("cachet").region("eu-west-1"))?;
+/// let manager = CacheManager::builder()
+///     .store("dynamo", StoreBuilder::new().l2(Arc::new(tier)))
+///     .build()?;
+/// # Ok::<(), cachet::CacheError>(())
+/// ```
+#[cfg(feature = "dynamodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+pub mod dynamodb {
+    pub use cache_backends::dynamodb::*;
+}
+
 /// The database store: an L2 tier on PostgreSQL, MySQL/MariaDB or SQLite
 /// (`driver = "database"`) and the PostgreSQL LISTEN/NOTIFY bus (`driver = "postgres"`).
 ///

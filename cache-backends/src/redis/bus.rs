@@ -13,10 +13,10 @@ use cache_core::{CacheError, TierError, TierErrorKind};
 use futures_util::StreamExt;
 use tokio::task::AbortHandle;
 
-use super::background;
 use super::connection::Connection;
 use super::message::{self, InstanceId, Refused};
 use super::options::RedisOptions;
+use crate::background;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);

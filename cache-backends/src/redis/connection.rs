@@ -9,8 +9,8 @@ use cache_core::{TierError, TierErrorKind};
 use redis::aio::{MultiplexedConnection, PubSub};
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, RedisError};
 
-use super::background;
 use super::options::RedisOptions;
+use crate::background;
 
 /// Opens (without connecting) a client for `url`; the error says what was expected and
 /// never repeats the URL, which may hold a password.

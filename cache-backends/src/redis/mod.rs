@@ -35,7 +35,6 @@
 //!   timeouts (the circuit breaker counts those), `Other` for refused commands.
 //!   Descriptions, errors, `Debug` output and logs never hold the password.
 
-use crate::background;
 mod bus;
 mod connection;
 use crate::message;

@@ -236,6 +236,26 @@ pub enum LockKind {
     /// A lock in the store's database L2 (`lock = "database"`): a row with an expiry,
     /// released by compare-and-delete.
     Database,
+    /// A lock in the store's DynamoDB L2 (`lock = "dynamodb"`).
+    Dynamodb,
+}
+
+impl LockKind {
+    /// The driver of the L2 the lock lives in (`None` for no lock).
+    ///
+    /// ```
+    /// use cache_core::config::LockKind;
+    /// assert_eq!(LockKind::Dynamodb.driver(), Some("dynamodb"));
+    /// assert_eq!(LockKind::None.driver(), None);
+    /// ```
+    pub fn driver(self) -> Option<&'static str> {
+        match self {
+            LockKind::None => None,
+            LockKind::Redis => Some("redis"),
+            LockKind::Database => Some("database"),
+            LockKind::Dynamodb => Some("dynamodb"),
+        }
+    }
 }
 
 /// One `[caches.NAME]` table.

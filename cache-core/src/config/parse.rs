@@ -302,7 +302,7 @@ impl Parser {
         })
     }
 
-    /// `lock = "none" | "redis" | "database"` and `lock_timeout` of a store whose shared tier is
+    /// `lock = "none" | "redis" | "database" | "dynamodb"` and `lock_timeout` of a store whose shared tier is
     /// `shared` (its `l2`, or its one tier in the `driver = ".."` form).
     fn lock(
         &self,
@@ -312,7 +312,7 @@ impl Parser {
     ) -> Result<(LockKind, Option<Duration>)> {
         const LOCK: &str = "\"none\", \"redis\" or \"database\" (a lock in the store's \
                             Redis or database L2, so that instances sharing it compute a missing \
-                            value once)";
+                            value once), or \"dynamodb\" (the same in its DynamoDB L2)";
         let field = join(path, "lock");
         let lock = match table.get("lock") {
             None => LockKind::None,
@@ -320,20 +320,16 @@ impl Parser {
                 "none" => LockKind::None,
                 "redis" => LockKind::Redis,
                 "database" => LockKind::Database,
+                "dynamodb" => LockKind::Dynamodb,
                 _ => return Err(self.mismatch(&field, LOCK, value)),
             },
         };
         // The lock lives in the L2: its driver must be the one the lock names.
-        let needed = match lock {
-            LockKind::Redis => Some("redis"),
-            LockKind::Database => Some("database"),
-            LockKind::None => None,
-        };
-        if let Some(driver) = needed {
-            let what = if driver == "redis" {
-                "Redis"
-            } else {
-                "database"
+        if let Some(driver) = lock.driver() {
+            let (what, option) = match lock {
+                LockKind::Redis => ("Redis", "url"),
+                LockKind::Dynamodb => ("DynamoDB", "table"),
+                _ => ("database", "url"),
             };
             match shared {
                 Some(tier) if tier.driver == driver => {}
@@ -352,7 +348,7 @@ impl Parser {
                         &field,
                         format!(
                             "expected `lock = \"{driver}\"` only on a store with a {what} L2 \
-                             (`l2 = {{ driver = \"{driver}\", url = \"..\" }}`); this store has no l2"
+                             (`l2 = {{ driver = \"{driver}\", {option} = \"..\" }}`); this store has no l2"
                         ),
                     ))
                 }
@@ -1373,6 +1369,20 @@ l2_circuit_breaker = "5s"
             "stores.s.lock",
         );
         assert_contains(&message, &["found a boolean (true)"]);
+        // A lock in DynamoDB needs a DynamoDB L2.
+        let dynamo = "l2 = { driver = \"dynamodb\", table = \"t\" }";
+        let config = parse(&format!(
+            "[stores.a]\n{dynamo}\nlock = \"dynamodb\"\nlock_timeout = \"3s\""
+        ));
+        assert_eq!(config.stores["a"].lock, LockKind::Dynamodb);
+        let message = error(
+            &format!("[stores.s]\n{redis}\nlock = \"dynamodb\""),
+            "stores.s.lock",
+        );
+        assert_contains(
+            &message,
+            &["whose L2 is the DynamoDB driver", "the `redis` driver"],
+        );
         let message = error(
             "[stores.s]\nl1 = { driver = \"memory\" }\nlock = \"redis\"",
             "stores.s.lock",
