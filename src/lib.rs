@@ -22,8 +22,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cache_core::{
-    cache, config, declared_caches, driver, init, init_from_env, key, manager, redact, store,
-    testing, Adaptive, Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions,
+    cache, codec, config, declared_caches, driver, init, init_from_env, key, manager, redact,
+    store, testing, Adaptive, Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions,
     CacheStats, CacheValue, ConfigOrigin, DeclaredCache, Store, StoreBuilder, TierError,
     TierErrorKind,
 };
@@ -34,6 +34,25 @@ pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable};
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory {
     pub use cache_backends::memory::*;
+}
+
+/// The DynamoDB L2 driver (`driver = "dynamodb"`): [`dynamodb::DynamoTier`] and its
+/// options, for building a store in code.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use cachet::dynamodb::{DynamoOptions, DynamoTier};
+/// use cachet::{CacheManager, StoreBuilder};
+/// let tier = DynamoTier::new(DynamoOptions::new("cachet").region("eu-west-1"))?;
+/// let manager = CacheManager::builder()
+///     .store("dynamo", StoreBuilder::new().l2(Arc::new(tier)))
+///     .build()?;
+/// # Ok::<(), cachet::CacheError>(())
+/// ```
+#[cfg(feature = "dynamodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+pub mod dynamodb {
+    pub use cache_backends::dynamodb::*;
 }
 
 /// The database store: an L2 tier on PostgreSQL, MySQL/MariaDB or SQLite

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cachet::testing::with_manager;
+use cachet::testing::{with_manager, ManualClock};
 use cachet::{cache_put, cacheable, Adaptive, CacheError, CacheManager, CacheOptions};
 use serde::{Deserialize, Serialize};
 use support::eventually;
@@ -15,13 +15,23 @@ use support::eventually;
 const HOUR: Duration = Duration::from_secs(3600);
 
 fn memory(ttl: Duration, grace: Option<Duration>) -> CacheManager {
+    memory_builder(ttl, grace).build().unwrap()
+}
+
+/// [`memory`], its time a manual clock the test advances instead of sleeping.
+fn memory_at(clock: &ManualClock, ttl: Duration, grace: Option<Duration>) -> CacheManager {
+    memory_builder(ttl, grace)
+        .manual_clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+fn memory_builder(ttl: Duration, grace: Option<Duration>) -> cachet::CacheManagerBuilder {
     let builder = CacheManager::builder().memory_store("memory").ttl(ttl);
     match grace {
         Some(grace) => builder.grace(grace),
         None => builder,
     }
-    .build()
-    .unwrap()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -287,10 +297,12 @@ async fn no_grace_price(id: u64) -> Result<u64, Down> {
 #[tokio::test]
 async fn an_annotations_grace_overrides_the_caches_for_what_it_writes() {
     // No grace for the cache: only the annotated function's entries are served stale.
-    with_manager(memory(Duration::from_millis(30), None), async {
+    let clock = ManualClock::new();
+    let ttl = Duration::from_secs(30);
+    with_manager(memory_at(&clock, ttl, None), async {
         assert_eq!(graceful_price(1).await, Ok(1));
         assert_eq!(graceless_price(2).await, Ok(2));
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        clock.advance(ttl * 2);
         GRACEFUL_FAIL.store(true, SeqCst);
         GRACELESS_FAIL.store(true, SeqCst);
         assert_eq!(graceful_price(1).await, Ok(1), "stale, within its 1h grace");
@@ -302,9 +314,9 @@ async fn an_annotations_grace_overrides_the_caches_for_what_it_writes() {
     })
     .await;
     // An hour of grace for the cache, none for the function (`grace = "0s"`).
-    with_manager(memory(Duration::from_millis(30), Some(HOUR)), async {
+    with_manager(memory_at(&clock, ttl, Some(HOUR)), async {
         assert_eq!(no_grace_price(3).await, Ok(3));
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        clock.advance(ttl * 2);
         NO_GRACE_FAIL.store(true, SeqCst);
         assert_eq!(no_grace_price(3).await, Err(Down), "grace turned off");
     })
@@ -315,15 +327,15 @@ async fn an_annotations_grace_overrides_the_caches_for_what_it_writes() {
 
 #[tokio::test]
 async fn a_views_grace_serves_stale_where_the_caches_would_not() {
-    let users = memory(Duration::from_millis(30), None)
-        .cache("users")
-        .unwrap();
+    let clock = ManualClock::new();
+    let ttl = Duration::from_secs(30);
+    let users = memory_at(&clock, ttl, None).cache("users").unwrap();
     let patient = users.with_options(CacheOptions::new().grace(HOUR));
     let ok = |n: u64| move || async move { Ok::<u64, Down>(n) };
     let fail = || || async { Err::<u64, Down>(Down) };
     assert_eq!(patient.try_get_or_set(&1u64, ok(1)).await, Ok(1));
     assert_eq!(users.try_get_or_set(&2u64, ok(2)).await, Ok(2));
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    clock.advance(ttl * 2);
     assert_eq!(
         patient.try_get_or_set(&1u64, fail()).await,
         Ok(1),

@@ -228,7 +228,7 @@ fn get_shows_the_envelope_and_exits_1_when_there_is_no_entry() {
     assert_eq!(field(&run.stdout, "stored key"), "app:users:42");
     let strlen = redis_cli(server.port(), &["STRLEN", "app:users:42"]);
     assert_eq!(field(&run.stdout, "size"), format!("{strlen} bytes"));
-    assert_eq!(field(&run.stdout, "format"), "version 1");
+    assert_eq!(field(&run.stdout, "format"), "msgpack");
     // ttl 1h, grace 6h: fresh for under an hour, kept for under seven.
     let fresh = field(&run.stdout, "fresh for");
     assert!(fresh.starts_with("59m ") || fresh == "1h", "{fresh}");

@@ -1,10 +1,11 @@
 //! Grace periods: an entry past its TTL but within grace is served when refreshing it fails
-//! (an `Err` or a panic); the failure is counted, not returned.
+//! (an `Err` or a panic); the failure is counted, not returned. Time is a manual clock, so
+//! no test sleeps past a TTL.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
-use cachet::testing::with_manager;
+use cachet::testing::{with_manager, ManualClock};
 use cachet::{cacheable, CacheManager};
 
 static FAIL: AtomicBool = AtomicBool::new(false);
@@ -26,10 +27,11 @@ async fn rate(currency: &str) -> Result<u64, Down> {
     Ok(100 + run)
 }
 
-fn manager(grace: Option<Duration>) -> CacheManager {
+fn manager(clock: &ManualClock, grace: Option<Duration>) -> CacheManager {
     let builder = CacheManager::builder()
         .memory_store("memory")
-        .ttl(Duration::from_millis(30));
+        .manual_clock(clock.clone())
+        .ttl(Duration::from_secs(30));
     match grace {
         Some(grace) => builder.grace(grace),
         None => builder,
@@ -41,11 +43,12 @@ fn manager(grace: Option<Duration>) -> CacheManager {
 /// One test, because the function's failure switches are process-wide.
 #[tokio::test]
 async fn stale_values_are_served_when_the_refresh_fails_within_grace() {
-    let with_grace = manager(Some(Duration::from_secs(3600)));
+    let clock = ManualClock::new();
+    let with_grace = manager(&clock, Some(Duration::from_secs(3600)));
     with_manager(with_grace.clone(), async {
         FAIL.store(false, SeqCst);
         let fresh = rate("eur").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(60)).await; // past the TTL, within grace
+        clock.advance(Duration::from_secs(31)); // past the TTL, within grace
 
         FAIL.store(true, SeqCst);
         assert_eq!(
@@ -74,10 +77,10 @@ async fn stale_values_are_served_when_the_refresh_fails_within_grace() {
     assert_eq!(with_grace.cache("rates").unwrap().stats().stale, 2);
 
     // Without grace, the expired entry is gone: the error is returned.
-    with_manager(manager(None), async {
+    with_manager(manager(&clock, None), async {
         FAIL.store(false, SeqCst);
         rate("usd").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        clock.advance(Duration::from_secs(31));
         FAIL.store(true, SeqCst);
         assert_eq!(rate("usd").await, Err(Down));
         FAIL.store(false, SeqCst);
@@ -100,16 +103,18 @@ async fn feed(id: u64) -> Result<u64, Down> {
 
 #[tokio::test]
 async fn grace_backoff_serves_the_stale_value_without_retrying_for_a_while() {
+    let clock = ManualClock::new();
     let manager = CacheManager::builder()
         .memory_store("memory")
-        .ttl(Duration::from_millis(30))
+        .manual_clock(clock.clone())
+        .ttl(Duration::from_secs(30))
         .grace(Duration::from_secs(3600))
         .grace_backoff(Duration::from_secs(3600))
         .build()
         .unwrap();
     with_manager(manager, async {
         let first = feed(1).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        clock.advance(Duration::from_secs(31));
         BACKOFF_FAIL.store(true, SeqCst);
         assert_eq!(feed(1).await, Ok(first), "stale value served");
         let runs = BACKOFF_RUNS.load(SeqCst);
@@ -143,24 +148,35 @@ async fn flaky(id: u64) -> Result<u64, Down> {
 
 #[tokio::test]
 async fn backing_off_never_extends_the_grace_period() {
+    let clock = ManualClock::new();
     let manager = CacheManager::builder()
         .memory_store("memory")
-        .ttl(Duration::from_millis(40))
-        .grace(Duration::from_millis(150))
-        .grace_backoff(Duration::from_millis(30))
+        .manual_clock(clock.clone())
+        .ttl(Duration::from_secs(40))
+        .grace(Duration::from_secs(150))
+        .grace_backoff(Duration::from_secs(30))
         .build()
         .unwrap();
     with_manager(manager, async {
         assert_eq!(flaky(9).await, Ok(9));
         ENDLESS_FAIL.store(true, SeqCst);
-        let written = std::time::Instant::now();
-        // Fail again and again through TTL + grace (190 ms after the write) and beyond.
-        let mut last = Ok(9);
-        while written.elapsed() < Duration::from_millis(400) {
-            last = flaky(9).await;
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        // Fail again and again, 10 s apart, through TTL + grace (190 s after the write):
+        // each backoff stores the stale value back, never past the end of its grace.
+        let mut served = Vec::new();
+        for _ in 0..40 {
+            clock.advance(Duration::from_secs(10));
+            served.push(flaky(9).await);
         }
-        assert_eq!(last, Err(Down), "once grace is over the error is returned");
+        let until = served.iter().position(|r| r.is_err()).expect("grace ends");
+        assert!(served[..until].iter().all(|r| *r == Ok(9)), "{served:?}");
+        assert!(
+            served[until..].iter().all(|r| *r == Err(Down)),
+            "{served:?}"
+        );
+        assert_eq!(
+            until, 18,
+            "the stale value is served until 190 s after the write: {served:?}"
+        );
     })
     .await;
     ENDLESS_FAIL.store(false, SeqCst);

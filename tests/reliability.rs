@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cache_backends::redis::{RedisBus, RedisOptions, RedisTier};
 use cachet::memory::{MemoryOptions, MemoryTier};
-use cachet::testing::{Fault, FaultRule, FaultyTier, Latch, Operation};
+use cachet::testing::{Fault, FaultRule, FaultyTier, Latch, ManualClock, Operation};
 use cachet::{Cache, CacheManager, StoreBuilder};
 use support::redis_server::RedisServer;
 use support::{eventually, redis_cli};
@@ -27,6 +27,11 @@ struct Instance {
 impl Instance {
     /// L1 memory + L2 Redis (`l2_url`) + a Redis bus (`bus_url`), under `prefix`.
     fn new(l2_url: &str, bus_url: &str, prefix: &str) -> Self {
+        Self::with_clock(l2_url, bus_url, prefix, None)
+    }
+
+    /// [`Instance::new`], its time read from `clock` when given.
+    fn with_clock(l2_url: &str, bus_url: &str, prefix: &str, clock: Option<ManualClock>) -> Self {
         let options = |url: &str| {
             RedisOptions::new(url)
                 .operation_timeout(Duration::from_millis(250))
@@ -34,7 +39,11 @@ impl Instance {
         };
         let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options(l2_url)).unwrap()));
         let bus = Arc::new(RedisBus::new(&options(bus_url), format!("{prefix}:__bus")).unwrap());
-        let manager = CacheManager::builder()
+        let builder = match clock {
+            Some(clock) => CacheManager::builder().manual_clock(clock),
+            None => CacheManager::builder(),
+        };
+        let manager = builder
             .prefix(prefix)
             .ttl(Duration::from_secs(3600))
             .store(
@@ -344,4 +353,70 @@ async fn two_instances_racing_puts_and_evictions_agree_with_redis_once_settled()
         }
         println!("round {round}: {ops} operations");
     }
+}
+
+/// Fault 3: a write skipped by an open breaker (here: failed, which opens it) reaches the
+/// other instances once the L2 is back: the replay deletes the key from the L2 and
+/// announces it, where before the other instance served the old value for its whole TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_the_l2_missed_reach_the_other_instances_once_it_is_back() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let clock = ManualClock::new();
+    let a = Instance::with_clock(&url, &url, "f3", Some(clock.clone()));
+    let b = Instance::new(&url, &url, "f3");
+    a.subscribed().await;
+    b.subscribed().await;
+    let (users_a, users_b) = (a.cache("users"), b.cache("users"));
+    users_a.set(&1u64, &10u64).await.unwrap();
+    assert_eq!(get(&users_b, 1).await, Some(10), "b holds it in its L1");
+
+    a.l2.inject(FaultRule::any(Fault::Fail)); // a loses Redis: its breaker opens
+    users_a.set(&1u64, &11u64).await.unwrap();
+    users_a.set(&1u64, &12u64).await.unwrap(); // skipped by the open breaker
+    a.l2.heal();
+    assert_eq!(get(&users_b, 1).await, Some(10), "nothing told b yet");
+    assert_eq!(redis_cli(server.port(), &["EXISTS", "f3:users:1"]), "1");
+
+    clock.advance(Duration::from_millis(300)); // a's breaker lets calls through again
+    eventually("b drops the value a's skipped write replaced", async || {
+        get(&users_b, 1).await != Some(10)
+    })
+    .await;
+    assert_eq!(redis_cli(server.port(), &["EXISTS", "f3:users:1"]), "0");
+    assert_eq!(get(&users_a, 1).await, Some(12), "a keeps its own write");
+}
+
+/// Fault 3, overflow: more skipped changes than the queue holds collapse into their cache,
+/// cleared in the L2 and on the other instances once the L2 is back; other caches stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_missed_writes_clear_their_cache_everywhere_once_l2_is_back() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let clock = ManualClock::new();
+    let a = Instance::with_clock(&url, &url, "f3o", Some(clock.clone()));
+    let b = Instance::new(&url, &url, "f3o");
+    a.subscribed().await;
+    b.subscribed().await;
+    let (users_a, users_b) = (a.cache("users"), b.cache("users"));
+    users_a.set(&1u64, &10u64).await.unwrap();
+    b.cache("posts").set(&1u64, &100u64).await.unwrap();
+    assert_eq!(get(&users_b, 1).await, Some(10));
+
+    a.l2.inject(FaultRule::any(Fault::Fail));
+    for key in 1..=10_001u64 {
+        users_a.set(&key, &(key + 1)).await.unwrap();
+    }
+    a.l2.heal();
+    clock.advance(Duration::from_millis(300));
+    eventually("b drops a's cache after the overflow", async || {
+        get(&users_b, 1).await.is_none()
+    })
+    .await;
+    assert_eq!(redis_cli(server.port(), &["EXISTS", "f3o:users:1"]), "0");
+    assert_eq!(
+        get(&b.cache("posts"), 1).await,
+        Some(100),
+        "other caches stay"
+    );
 }

@@ -1,5 +1,5 @@
 //! The backend's own runtime: one small thread on which every connection of the remote
-//! drivers (Redis, databases) is made and driven.
+//! drivers (Redis, databases, the DynamoDB SDK's HTTP connections) is made and driven.
 //!
 //! A connection's driver task lives on the runtime that created it, and dies with it. A
 //! global cache manager outlives the short runtimes of `#[tokio::test]`s and may be used
@@ -70,6 +70,8 @@ where
 /// however the caller is run. An earlier design spawned every operation onto the backend
 /// thread: with 64 concurrent callers that one thread ran all their work, and every
 /// operation paid a task and two cross-thread wake-ups (BENCHMARKS.md, "Redis L2").
+/// The DynamoDB driver runs the SDK's calls the same way: hyper's connection tasks and
+/// the SDK's timers belong to this runtime, whichever runtime awaits the call.
 pub(crate) struct Remote<T> {
     runtime: Option<&'static Handle>,
     work: Option<Work<T>>,

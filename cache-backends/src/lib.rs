@@ -1,5 +1,5 @@
 //! Providers of cachet, each behind a cargo feature: `memory` (quick_cache or moka), `redis` (L2 tier and bus),
-//! `database` with `postgres`, `mysql` and/or `sqlite` (L2 tier; PostgreSQL bus).
+//! `dynamodb` (L2 tier on Amazon DynamoDB), `database` with `postgres`, `mysql` and/or `sqlite` (L2 tier; PostgreSQL bus).
 //! The `none` store needs no provider: core makes it.
 //!
 //! Each provider registers a driver with `inventory`, so `driver = "memory"` in
@@ -7,6 +7,9 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(any(feature = "redis", feature = "database", feature = "dynamodb"))]
+mod background;
 
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
@@ -16,12 +19,14 @@ pub mod memory;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
+#[cfg(feature = "dynamodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+pub mod dynamodb;
+
 #[cfg(feature = "database")]
 #[cfg_attr(docsrs, doc(cfg(feature = "database")))]
 pub mod database;
 
-#[cfg(any(feature = "redis", feature = "database"))]
-mod background;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod message;
 

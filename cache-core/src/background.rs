@@ -1,7 +1,8 @@
 //! Work that outlives a call: refreshes that finish after a soft timeout answered, eager
-//! refreshes, and the timers that bound waits.
+//! refreshes, the replay of changes an unreachable L2 missed. (Waits for time passing go
+//! through the store's clock, `clock.rs`.)
 //!
-//! Both run on the caller's tokio runtime when there is one, so a refresh shares the
+//! Refreshes run on the caller's tokio runtime when there is one, so a refresh shares the
 //! application's runtime and dies with it. Plain fns called outside any runtime use
 //! cachet's own small runtime instead: one thread, started on first use and never dropped
 //! (so it is never dropped inside an async context). A `JoinHandle` can be awaited from
@@ -9,7 +10,6 @@
 
 use std::future::Future;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
@@ -39,32 +39,17 @@ pub(crate) fn own_handle() -> Option<Handle> {
         .map(|rt| rt.handle().clone())
 }
 
-/// Starts `future` in the background, or gives it back when no runtime can run it.
-pub(crate) fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>, F>
+/// Starts `future` on cachet's own runtime (work that must not die with the runtime of
+/// whichever caller started it, such as the replay of changes an unreachable L2 missed),
+/// or gives it back when that runtime cannot start.
+pub(crate) fn spawn_own<F>(future: F) -> Result<JoinHandle<F::Output>, F>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match handle() {
+    match own_handle() {
         Some(handle) => Ok(handle.spawn(future)),
         None => Err(future),
-    }
-}
-
-/// Completes after `duration`, from any runtime or none; never, if no runtime can time it
-/// (the caller then waits for whatever it raced against).
-pub(crate) async fn sleep(duration: Duration) {
-    if Handle::try_current().is_ok() {
-        return tokio::time::sleep(duration).await;
-    }
-    // The timer is created on the runtime that drives it.
-    match spawn(async move { tokio::time::sleep(duration).await }) {
-        Ok(timer) => {
-            // A timer task is never aborted, so it can only fail by its runtime shutting
-            // down, which cachet's own never does.
-            let _ = timer.await;
-        }
-        Err(_) => std::future::pending().await,
     }
 }
 
@@ -73,18 +58,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spawns_and_times_without_a_runtime() {
-        let task = spawn(async { 5 }).ok().expect("a background runtime");
+    fn spawns_on_its_own_runtime_without_a_caller_runtime() {
+        let task = spawn_own(async { 5 }).ok().expect("a background runtime");
         assert_eq!(crate::blocking::run(task).ok(), Some(5));
-        crate::blocking::run(sleep(Duration::from_millis(5)));
     }
 
     #[tokio::test]
-    async fn uses_the_current_runtime() {
-        let task = spawn(async { tokio::task::try_id().is_some() })
-            .ok()
-            .expect("the test's runtime");
-        assert_eq!(task.await.ok(), Some(true));
-        sleep(Duration::from_millis(1)).await;
+    async fn the_callers_runtime_is_preferred_for_refreshes() {
+        assert_eq!(handle().map(|h| h.id()), Some(Handle::current().id()));
     }
 }

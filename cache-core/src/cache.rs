@@ -18,6 +18,7 @@ use crate::shape::ResultShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
 use crate::store::remote::Skipped;
+use crate::store::replay::Pending;
 use crate::store::{Invalidation, LocalEntry, LocalTier, Scope};
 use crate::CacheValue;
 use futures_util::FutureExt;
@@ -37,6 +38,19 @@ pub(crate) enum Lifetime {
         fresh_for: Duration,
         keep_until: Option<Instant>,
     },
+}
+
+/// Why a value is written: it decides what is owed to the other instances when the L2
+/// misses the write (failed, or skipped by the open circuit breaker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// A cached function's value (a miss filled, a refresh, a stale value stored back):
+    /// what the L2 and the other instances hold is as good a cached copy, expiring with
+    /// its TTL, so a missed write is only counted.
+    Fill,
+    /// The application changed the value (`set`, `#[cache_put]`): an L2 that missed it is
+    /// brought in line, and the other instances told, once it is back (`replay.rs`).
+    Change,
 }
 
 /// What a lookup found.
@@ -361,8 +375,14 @@ impl Cache {
         let Some(value) = entry.value.downcast_ref::<V>() else {
             return (Lookup::Miss, false);
         };
-        let now = (entry.fresh_until.is_some() || entry.refresh_at.is_some()).then(Instant::now);
+        let timed = entry.fresh_until.is_some() || entry.refresh_at.is_some();
+        let now = timed.then(|| self.inner.store.clock.now());
         let passed = |at: Option<Instant>| at.zip(now).is_some_and(|(at, now)| at <= now);
+        // The tier drops entries by real time; the store's clock (a test's manual one)
+        // decides too.
+        if passed(entry.keep_until) {
+            return (Lookup::Miss, false);
+        }
         if passed(entry.fresh_until) {
             return (Lookup::Stale(value.clone(), entry.keep_until), false);
         }
@@ -384,7 +404,7 @@ impl Cache {
                 return (Lookup::Miss, false);
             }
         };
-        let (value, meta) = match codec::decode::<V>(
+        let (value, meta) = match remote.codec.decode::<V>(
             &bytes,
             codec::fingerprint::<V>(),
             remote.max_value_size,
@@ -397,7 +417,8 @@ impl Cache {
                 return (Lookup::Miss, false);
             }
         };
-        let timing = clock::Timing::from_unix_ms(meta.fresh_until_ms, meta.keep_until_ms);
+        let timing =
+            clock::Timing::from_unix_ms(&store.clock, meta.fresh_until_ms, meta.keep_until_ms);
         if timing.is_gone() {
             return (Lookup::Miss, false);
         }
@@ -424,7 +445,7 @@ impl Cache {
         }
         if timing.is_fresh() {
             self.count(Event::L2Hit);
-            let due = refresh_at.is_some_and(|at| at <= Instant::now());
+            let due = refresh_at.is_some_and(|at| at <= store.clock.now());
             (Lookup::Fresh(value), due)
         } else {
             (Lookup::Stale(value, timing.keep_until), false)
@@ -432,8 +453,15 @@ impl Cache {
     }
 
     /// Stores `value` under `stored` in every tier, and tells the other instances. Hits
-    /// past `eager_refresh` of the TTL (this view's setting) are due for a refresh.
-    pub(crate) async fn write<V: CacheValue>(&self, stored: &str, value: V, lifetime: Lifetime) {
+    /// past `eager_refresh` of the TTL (this view's setting) are due for a refresh. `why`
+    /// decides what a missed L2 write owes the other instances.
+    pub(crate) async fn write<V: CacheValue>(
+        &self,
+        stored: &str,
+        value: V,
+        lifetime: Lifetime,
+        why: Write,
+    ) {
         let eager_refresh = self.settings().eager_refresh;
         let store = &self.inner.store;
         if self.is_noop() {
@@ -441,26 +469,30 @@ impl Cache {
         }
         let settings = self.settings();
         let timing = match lifetime {
-            Lifetime::Default => clock::Timing::starting_now(settings.ttl, settings.grace),
-            Lifetime::For(ttl) => clock::Timing::starting_now(Some(ttl), settings.grace),
-            Lifetime::Forever => clock::Timing::starting_now(None, settings.grace),
+            Lifetime::Default => {
+                clock::Timing::starting_now(&store.clock, settings.ttl, settings.grace)
+            }
+            Lifetime::For(ttl) => {
+                clock::Timing::starting_now(&store.clock, Some(ttl), settings.grace)
+            }
+            Lifetime::Forever => clock::Timing::starting_now(&store.clock, None, settings.grace),
             Lifetime::Backoff {
                 fresh_for,
                 keep_until,
-            } => clock::Timing::until(fresh_for, keep_until),
+            } => clock::Timing::until(&store.clock, fresh_for, keep_until),
         };
         // A stale value stored back after a failure is not refreshed early.
         let refresh_at = match lifetime {
             Lifetime::Backoff { .. } => None,
             _ => eager_refresh.and_then(|ratio| timing.refresh_point(ratio)),
         };
-        let encoded = store.l2.as_ref().map(|_| {
+        let encoded = store.l2.as_ref().map(|remote| {
             let meta = codec::EnvelopeMeta {
                 fingerprint: codec::fingerprint::<V>(),
                 fresh_until_ms: timing.fresh_until_ms,
                 keep_until_ms: timing.keep_until_ms,
             };
-            codec::encode(&value, &meta)
+            remote.codec.encode(&value, &meta)
         });
         let local = store.l1.as_ref().map(|l1| {
             let weight = estimate_weight::<V>(stored, l1.as_ref());
@@ -485,26 +517,32 @@ impl Cache {
             (l1, entry, mine)
         });
         self.count(Event::Put);
-        let stored_remotely = match (&store.l2, encoded) {
-            (Some(remote), Some(Ok(bytes))) if self.inner.tags.is_empty() => remote
-                .set(&store.name, stored, bytes, timing.physical_ttl())
-                .await
-                .is_ok(),
-            (Some(remote), Some(Ok(bytes))) => remote
-                .set_tagged(
-                    &store.name,
-                    stored,
-                    bytes,
-                    timing.physical_ttl(),
-                    self.inner.tags.keys(),
-                )
-                .await
-                .is_ok(),
+        let (stored_remotely, l2_missed) = match (&store.l2, encoded) {
+            (Some(remote), Some(Ok(bytes))) if self.inner.tags.is_empty() => {
+                let taken = remote
+                    .set(&store.name, stored, bytes, timing.physical_ttl())
+                    .await
+                    .is_ok();
+                (taken, !taken)
+            }
+            (Some(remote), Some(Ok(bytes))) => {
+                let taken = remote
+                    .set_tagged(
+                        &store.name,
+                        stored,
+                        bytes,
+                        timing.physical_ttl(),
+                        self.inner.tags.keys(),
+                    )
+                    .await
+                    .is_ok();
+                (taken, !taken)
+            }
             (Some(_), Some(Err(err))) => {
                 tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
-                false
+                (false, false)
             }
-            _ => true,
+            _ => (true, false),
         };
         if store.l2.is_some() {
             if let Some((l1, entry, mine)) = local {
@@ -524,8 +562,15 @@ impl Cache {
                 .announce(Invalidation::Keys(vec![stored.to_owned()]))
                 .await;
         } else {
-            // Not announced: the other instances keep what L2 still holds.
+            // Not announced: the other instances keep what L2 still holds, until the L2
+            // is back and the replay deletes it there and announces it (`replay.rs`).
             self.count(Event::Error);
+            if l2_missed && why == Write::Change {
+                store.defer(Pending::Keys {
+                    scope: self.scope(),
+                    keys: vec![stored.to_owned()],
+                });
+            }
         }
     }
 
@@ -554,6 +599,11 @@ impl Cache {
         }
         if !removed {
             self.count(Event::Error);
+            // The L2 still holds the entries: deleted there once it is back (`replay.rs`).
+            store.defer(Pending::Keys {
+                scope: self.scope(),
+                keys: stored.to_vec(),
+            });
         }
         // Announced whether or not L2 took it: the other instances' L1 copies must go
         // either way (with L2 down they cannot read the old value back from it).
@@ -575,7 +625,9 @@ impl Cache {
         if let Some(remote) = &store.l2 {
             if remote.clear(&store.name, &scope).await.is_err() {
                 self.count(Event::Error);
-                // The other instances' L1 copies go whether or not L2 took the clear.
+                // The other instances' L1 copies go whether or not L2 took the clear; the
+                // L2 is cleared once it is back (`replay.rs`).
+                store.defer(Pending::Scope(scope.clone()));
                 store.announce(Invalidation::Scope(scope)).await;
                 return Err(CacheError::Tier {
                     store: store.name.clone(),
@@ -595,22 +647,24 @@ impl Cache {
 
     // ----- the programmatic API -----
 
-    /// `future` bounded by the cache's hard timeout, when one is set and a tokio runtime
-    /// is there to time it.
+    /// The clock every timing of this cache reads (the manager's).
+    pub(crate) fn clock(&self) -> &clock::Clock {
+        &self.inner.store.clock
+    }
+
+    /// `future` bounded by the cache's hard timeout, when one is set.
     async fn bounded<T>(&self, future: impl Future<Output = T>) -> Result<T, CacheError> {
-        match (
-            self.settings().hard_timeout,
-            tokio::runtime::Handle::try_current(),
-        ) {
-            (Some(limit), Ok(_)) => {
-                tokio::time::timeout(limit, future)
+        match self.settings().hard_timeout {
+            Some(limit) => {
+                self.clock()
+                    .within(limit, future)
                     .await
-                    .map_err(|_| CacheError::Timeout {
+                    .ok_or_else(|| CacheError::Timeout {
                         cache: self.name().to_owned(),
                         timeout: limit,
                     })
             }
-            _ => Ok(future.await),
+            None => Ok(future.await),
         }
     }
 
@@ -696,7 +750,8 @@ impl Cache {
         lifetime: Lifetime,
     ) -> Result<(), CacheError> {
         let stored = self.stored_key(key)?;
-        self.write(&stored, value.clone(), lifetime).await;
+        self.write(&stored, value.clone(), lifetime, Write::Change)
+            .await;
         Ok(())
     }
 
@@ -805,7 +860,7 @@ impl Cache {
     pub async fn has<K: Serialize + ?Sized>(&self, key: &K) -> Result<bool, CacheError> {
         let stored = self.stored_key(key)?;
         let store = &self.inner.store;
-        let now = Instant::now();
+        let now = store.clock.now();
         if let Some(entry) = store.l1.as_ref().and_then(|l1| l1.get(&stored)) {
             if entry.fresh_until.is_none_or(|until| until > now) {
                 return Ok(true);
@@ -815,11 +870,17 @@ impl Cache {
             return Ok(false);
         };
         match remote.get(&store.name, &stored).await {
-            Ok(Some(bytes)) => Ok(codec::read_meta(&bytes, remote.max_value_size).is_ok_and(
-                |meta| {
-                    clock::Timing::from_unix_ms(meta.fresh_until_ms, meta.keep_until_ms).is_fresh()
-                },
-            )),
+            Ok(Some(bytes)) => Ok(remote
+                .codec
+                .read_meta(&bytes, remote.max_value_size)
+                .is_ok_and(|meta| {
+                    clock::Timing::from_unix_ms(
+                        &store.clock,
+                        meta.fresh_until_ms,
+                        meta.keep_until_ms,
+                    )
+                    .is_fresh()
+                })),
             Ok(None) => Ok(false),
             Err(Skipped) => {
                 self.count(Event::Error);

@@ -1,14 +1,31 @@
-//! Entry timing in both clocks: `Instant`s for the in-process tier, unix milliseconds for
-//! the envelope of remote values (shared by machines whose monotonic clocks differ).
+//! The one clock of the engine, and entry timing in its two scales: `Instant`s for the
+//! in-process tier, unix milliseconds for the envelope of remote values (shared by machines
+//! whose monotonic clocks differ).
+//!
+//! Everything that reads time for cache semantics — an entry's freshness, grace and eager
+//! refresh point, a soft or hard timeout, the circuit breaker, the replay of pending L2
+//! changes — reads it from its store's [`Clock`], and waits through [`Clock::sleep`]. A
+//! manager built with a [`ManualClock`] (tests) sees time stand still until the test
+//! advances it: TTL and grace tests need no sleeping, and managers in parallel tests each
+//! have their own time. Only waits about time outside the process (a Redis lock's expiry,
+//! a connection timeout) stay on real time.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::{select, Either};
+
+use crate::timer::{self, lock_ignoring_poison as lock, PauseState};
 
 /// How long a remote tier keeps an entry that never expires logically: every Redis key
 /// carries a TTL.
 pub(crate) const FOREVER_REMOTE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Milliseconds since the unix epoch, now.
-pub(crate) fn unix_ms() -> u64 {
+/// Milliseconds since the unix epoch, now, by the system's clock.
+fn system_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -16,6 +33,231 @@ pub(crate) fn unix_ms() -> u64 {
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The time source of a store: the system's clocks, or a [`ManualClock`].
+#[derive(Clone, Default)]
+pub(crate) struct Clock {
+    manual: Option<ManualClock>,
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.manual {
+            None => f.write_str("Clock::System"),
+            Some(manual) => write!(f, "Clock::Manual(+{:?})", manual.elapsed()),
+        }
+    }
+}
+
+impl From<ManualClock> for Clock {
+    fn from(manual: ManualClock) -> Self {
+        Self {
+            manual: Some(manual),
+        }
+    }
+}
+
+impl Clock {
+    /// The monotonic instant now.
+    pub(crate) fn now(&self) -> Instant {
+        match &self.manual {
+            None => Instant::now(),
+            Some(manual) => manual.now(),
+        }
+    }
+
+    /// Milliseconds since the unix epoch, now.
+    pub(crate) fn unix_ms(&self) -> u64 {
+        match &self.manual {
+            None => system_unix_ms(),
+            Some(manual) => manual
+                .state
+                .origin_unix_ms
+                .saturating_add(ms(manual.elapsed())),
+        }
+    }
+
+    /// Milliseconds since an origin fixed for the clock, at least 1 (so 0 can mean
+    /// "never"): what counters in atomics (the breaker, rate limits) compare.
+    pub(crate) fn ticks_ms(&self) -> u64 {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        let since = match &self.manual {
+            None => ORIGIN.get_or_init(Instant::now).elapsed(),
+            Some(manual) => manual.elapsed(),
+        };
+        ms(since).saturating_add(1)
+    }
+
+    /// Completes once `duration` has passed on this clock: real time for the system clock
+    /// (cachet's one timer, which works in any runtime or none), or once a test advanced
+    /// a manual clock that far.
+    pub(crate) fn sleep(&self, duration: Duration) -> Sleep {
+        match &self.manual {
+            None => Sleep::Real(timer::pause(duration)),
+            Some(manual) => Sleep::Manual(manual.wake_after(duration)),
+        }
+    }
+
+    /// `future`'s output, unless `limit` passes on this clock first.
+    pub(crate) async fn within<T>(
+        &self,
+        limit: Duration,
+        future: impl Future<Output = T>,
+    ) -> Option<T> {
+        let timer = std::pin::pin!(self.sleep(limit));
+        match select(std::pin::pin!(future), timer).await {
+            Either::Left((output, _)) => Some(output),
+            Either::Right(_) => None,
+        }
+    }
+}
+
+/// A wait on a [`Clock`]; see [`Clock::sleep`].
+pub(crate) enum Sleep {
+    Real(timer::Pause),
+    Manual(Arc<PauseState>),
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.get_mut() {
+            Sleep::Real(pause) => Pin::new(pause).poll(cx),
+            Sleep::Manual(state) => state.poll_done(cx),
+        }
+    }
+}
+
+/// A clock for tests that stands still until told to move: hand it to a manager
+/// ([`CacheManagerBuilder::manual_clock`](crate::CacheManagerBuilder::manual_clock)) and
+/// [`advance`](ManualClock::advance) it past a TTL instead of sleeping. Everything that
+/// manager reads time for — freshness, grace, eager refresh, soft and hard timeouts, the
+/// circuit breaker, the replay of changes an open breaker held back — follows it; other
+/// managers keep their own time, so tests running in parallel never disturb each other.
+///
+/// Real time still passes for what lives outside the process: a Redis key's own expiry
+/// (set from the same TTLs, so it lasts at least as long in real time as the test needs),
+/// a distributed lock's expiry, connection timeouts. In-process tiers drop entries by real
+/// time too; cachet itself checks every entry against this clock, so only a test that
+/// runs for longer than an entry's TTL in real time could see it vanish early.
+///
+/// Cheap to clone; clones are the same clock.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use cache_core::{CacheManager, StoreBuilder, store::MapTier, testing::ManualClock};
+/// let clock = ManualClock::new();
+/// let manager = CacheManager::builder()
+///     .store("main", StoreBuilder::new().l1(MapTier::new()))
+///     .ttl(Duration::from_secs(60))
+///     .manual_clock(clock.clone())
+///     .build()
+///     .unwrap();
+/// let users = manager.cache("users").unwrap();
+/// users.set(&1u64, &"ann".to_string()).await.unwrap();
+/// clock.advance(Duration::from_secs(59));
+/// assert!(users.has(&1u64).await.unwrap());
+/// clock.advance(Duration::from_secs(1)); // the TTL has passed, and no one slept
+/// assert!(users.missing(&1u64).await.unwrap());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct ManualClock {
+    state: Arc<ManualState>,
+}
+
+struct ManualState {
+    /// The real instant and unix time when the clock was made: its time zero.
+    origin: Instant,
+    origin_unix_ms: u64,
+    moved: Mutex<Moved>,
+}
+
+/// How far the clock moved, and who waits for it to move further.
+#[derive(Default)]
+struct Moved {
+    elapsed: Duration,
+    sleepers: Vec<(Duration, Arc<PauseState>)>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManualClock")
+            .field("elapsed", &self.elapsed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManualClock {
+    /// A clock reading the real time now, which then stands still.
+    pub fn new() -> Self {
+        Self {
+            state: Arc::new(ManualState {
+                origin: Instant::now(),
+                origin_unix_ms: system_unix_ms(),
+                moved: Mutex::new(Moved::default()),
+            }),
+        }
+    }
+
+    /// Moves the clock forward by `by`, waking whatever waited for that much time (a soft
+    /// timeout, a pause of the replay of held-back changes).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = cache_core::testing::ManualClock::new();
+    /// let before = clock.now();
+    /// clock.advance(Duration::from_secs(3600));
+    /// assert_eq!(clock.now() - before, Duration::from_secs(3600));
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        let due = {
+            let mut moved = lock(&self.state.moved);
+            moved.elapsed = moved.elapsed.saturating_add(by);
+            let now = moved.elapsed;
+            let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut moved.sleepers)
+                .into_iter()
+                .partition(|(deadline, _)| *deadline <= now);
+            moved.sleepers = waiting;
+            due
+        };
+        // Woken outside the lock: a woken future may read the clock at once.
+        for (_, state) in due {
+            state.finish();
+        }
+    }
+
+    /// The clock's time now.
+    pub fn now(&self) -> Instant {
+        self.state.origin + self.elapsed()
+    }
+
+    /// How far the clock was advanced since it was made.
+    pub fn elapsed(&self) -> Duration {
+        lock(&self.state.moved).elapsed
+    }
+
+    /// A wait that ends once the clock moved `duration` past now.
+    fn wake_after(&self, duration: Duration) -> Arc<PauseState> {
+        let state = Arc::new(PauseState::default());
+        let mut moved = lock(&self.state.moved);
+        if duration.is_zero() {
+            state.finish();
+        } else {
+            let deadline = moved.elapsed.saturating_add(duration);
+            moved.sleepers.push((deadline, state.clone()));
+        }
+        state
+    }
 }
 
 /// When an entry stops being fresh, and when it must be dropped (grace included).
@@ -31,8 +273,12 @@ pub(crate) struct Timing {
 
 impl Timing {
     /// An entry written now, fresh for `ttl` (`None`: forever) and kept `grace` longer.
-    pub(crate) fn starting_now(ttl: Option<Duration>, grace: Option<Duration>) -> Self {
-        let (now, now_ms) = (Instant::now(), unix_ms());
+    pub(crate) fn starting_now(
+        clock: &Clock,
+        ttl: Option<Duration>,
+        grace: Option<Duration>,
+    ) -> Self {
+        let (now, now_ms) = (clock.now(), clock.unix_ms());
         let keep = ttl.map(|ttl| ttl.saturating_add(grace.unwrap_or_default()));
         Self {
             fresh_until: ttl.and_then(|ttl| now.checked_add(ttl)),
@@ -45,8 +291,8 @@ impl Timing {
     }
 
     /// Fresh for `fresh_for` (but not past `keep_until`), dropped at `keep_until`.
-    pub(crate) fn until(fresh_for: Duration, keep_until: Option<Instant>) -> Self {
-        let (now, now_ms) = (Instant::now(), unix_ms());
+    pub(crate) fn until(clock: &Clock, fresh_for: Duration, keep_until: Option<Instant>) -> Self {
+        let (now, now_ms) = (clock.now(), clock.unix_ms());
         let fresh_until = now
             .checked_add(fresh_for)
             .map(|fresh| keep_until.map_or(fresh, |keep| fresh.min(keep)));
@@ -62,8 +308,12 @@ impl Timing {
     }
 
     /// The timing an envelope carries, in this process's clocks.
-    pub(crate) fn from_unix_ms(fresh_until_ms: Option<u64>, keep_until_ms: Option<u64>) -> Self {
-        let (now, now_ms) = (Instant::now(), unix_ms());
+    pub(crate) fn from_unix_ms(
+        clock: &Clock,
+        fresh_until_ms: Option<u64>,
+        keep_until_ms: Option<u64>,
+    ) -> Self {
+        let (now, now_ms) = (clock.now(), clock.unix_ms());
         let at =
             |until_ms: u64| now.checked_add(Duration::from_millis(until_ms.saturating_sub(now_ms)));
         Self {
@@ -109,13 +359,18 @@ mod tests {
 
     #[test]
     fn written_now_and_read_back_agree() {
-        let t = Timing::starting_now(Some(Duration::from_secs(10)), Some(Duration::from_secs(50)));
+        let clock = Clock::default();
+        let t = Timing::starting_now(
+            &clock,
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(50)),
+        );
         assert!(t.is_fresh() && !t.is_gone());
         assert!(
             t.physical_ttl() > Duration::from_secs(59)
                 && t.physical_ttl() <= Duration::from_secs(60)
         );
-        let back = Timing::from_unix_ms(t.fresh_until_ms, t.keep_until_ms);
+        let back = Timing::from_unix_ms(&clock, t.fresh_until_ms, t.keep_until_ms);
         assert!(back.is_fresh());
         let left = back
             .fresh_until
@@ -126,14 +381,56 @@ mod tests {
 
     #[test]
     fn stale_and_gone() {
-        let now = unix_ms();
-        let stale = Timing::from_unix_ms(Some(now - 10), Some(now + 10_000));
+        let clock = Clock::default();
+        let now = clock.unix_ms();
+        let stale = Timing::from_unix_ms(&clock, Some(now - 10), Some(now + 10_000));
         assert!(!stale.is_fresh() && !stale.is_gone());
-        let gone = Timing::from_unix_ms(Some(now - 10), Some(now - 5));
+        let gone = Timing::from_unix_ms(&clock, Some(now - 10), Some(now - 5));
         assert!(gone.is_gone());
         assert_eq!(
-            Timing::starting_now(None, None).physical_ttl(),
+            Timing::starting_now(&clock, None, None).physical_ttl(),
             FOREVER_REMOTE_TTL
+        );
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_advanced_and_wakes_its_sleepers() {
+        let manual = ManualClock::new();
+        let clock = Clock::from(manual.clone());
+        let (start, start_ms, ticks) = (clock.now(), clock.unix_ms(), clock.ticks_ms());
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!((clock.now(), clock.unix_ms()), (start, start_ms));
+        let t = Timing::starting_now(&clock, Some(Duration::from_secs(10)), None);
+        let mut sleep = Box::pin(clock.sleep(Duration::from_secs(10)));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(sleep.as_mut().poll(&mut cx).is_pending());
+        manual.advance(Duration::from_secs(9));
+        assert!(sleep.as_mut().poll(&mut cx).is_pending());
+        assert!(Timing::from_unix_ms(&clock, t.fresh_until_ms, t.keep_until_ms).is_fresh());
+        manual.advance(Duration::from_secs(1));
+        assert!(sleep.as_mut().poll(&mut cx).is_ready());
+        assert!(!Timing::from_unix_ms(&clock, t.fresh_until_ms, t.keep_until_ms).is_fresh());
+        assert_eq!(clock.now() - start, Duration::from_secs(10));
+        assert_eq!(clock.unix_ms() - start_ms, 10_000);
+        assert_eq!(clock.ticks_ms() - ticks, 10_000);
+    }
+
+    #[tokio::test]
+    async fn within_gives_up_when_the_clock_passes_the_limit() {
+        let manual = ManualClock::new();
+        let clock = Clock::from(manual.clone());
+        let slow = clock.within(Duration::from_secs(5), std::future::pending::<()>());
+        let advance = async {
+            tokio::task::yield_now().await;
+            manual.advance(Duration::from_secs(5));
+        };
+        let (outcome, ()) = tokio::join!(slow, advance);
+        assert_eq!(outcome, None);
+        assert_eq!(
+            Clock::default()
+                .within(Duration::from_secs(5), async { 3 })
+                .await,
+            Some(3)
         );
     }
 }

@@ -6,13 +6,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::{select, Either};
 use futures_util::FutureExt;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::background;
-use crate::cache::{Cache, Lifetime, Lookup};
+use crate::cache::{Cache, Lifetime, Lookup, Write};
 use crate::flight::{DetachedFlight, Entered, FlightGuard, Handed, Ticket};
 use crate::shape::Shape;
 use crate::stats::Event;
@@ -68,7 +67,9 @@ where
     let entered = match (timeout, stale.take()) {
         // With a stale value, another caller's refresh is waited for no longer than the
         // soft timeout either.
-        (Some(limit), Some(old)) => match within(limit, enter::<S::Value>(first, &keys[0], ticket))
+        (Some(limit), Some(old)) => match first
+            .clock()
+            .within(limit, enter::<S::Value>(first, &keys[0], ticket))
             .await
         {
             Some(entered) => {
@@ -154,7 +155,7 @@ where
         Some(value) => {
             let null_refused = shape.is_null(value) && !first.settings().allows_null_values();
             if let Some(lifetime) = policy(value).filter(|_| !null_refused) {
-                store_all(caches, keys, value, lifetime).await;
+                store_all(caches, keys, value, lifetime, Write::Fill).await;
             }
             // The waiters take this value, whether or not a tier kept it.
             let handed = || -> Handed { Arc::new(value.clone()) };
@@ -193,15 +194,6 @@ async fn enter<'a, V: CacheValue>(
     }
 }
 
-/// `future`'s output, unless `limit` passes first.
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
-    let timer = std::pin::pin!(background::sleep(limit));
-    match select(std::pin::pin!(future), timer).await {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(_) => None,
-    }
-}
-
 /// Soft timeout: the caller waits for the background refresh at most `limit`.
 async fn wait_or_stale<S: Shape>(
     shape: S,
@@ -214,7 +206,7 @@ async fn wait_or_stale<S: Shape>(
 where
     S::Value: CacheValue,
 {
-    match within(limit, refresh).await {
+    match caches[0].clock().within(limit, refresh).await {
         Some(Ok(Refreshed::Value(value))) => shape.rebuild(value),
         Some(Ok(Refreshed::Failed(failure))) => {
             serve_stale(shape, caches, keys, stale, failure).await
@@ -339,7 +331,7 @@ where
         let mut flight = flight;
         match (&refreshed, lifetime) {
             (Refreshed::Value(value), Some(lifetime)) => {
-                store_all(&caches, &keys, value, lifetime).await;
+                store_all(&caches, &keys, value, lifetime, Write::Fill).await;
                 flight.hand_over(|| Arc::new(value.clone()));
             }
             (Refreshed::Failed(failure), _) => tracing::debug!(
@@ -432,6 +424,7 @@ where
                 fresh_for,
                 keep_until,
             },
+            Write::Fill,
         )
         .await;
     }
@@ -470,7 +463,7 @@ where
             .iter()
             .map(|c| c.stored_key_of_encoded(&encoded))
             .collect();
-        store_all(caches, &keys, value, lifetime).await;
+        store_all(caches, &keys, value, lifetime, Write::Change).await;
     }
     output
 }
@@ -510,9 +503,10 @@ async fn store_all<V: CacheValue>(
     keys: &[String],
     value: &V,
     lifetime: Lifetime,
+    why: Write,
 ) {
     for (cache, key) in caches.iter().zip(keys) {
-        cache.write(key, value.clone(), lifetime).await;
+        cache.write(key, value.clone(), lifetime, why).await;
     }
 }
 

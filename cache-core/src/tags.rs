@@ -36,6 +36,7 @@ use crate::cache::Cache;
 use crate::error::{CacheError, TierError};
 use crate::layout::{is_entry_of, tag_key};
 use crate::stats::Event;
+use crate::store::replay::Pending;
 use crate::store::{Invalidation, LocalTier};
 
 /// The tags one cache handle writes with: their names and their sets' stored keys.
@@ -272,6 +273,11 @@ impl Cache {
                         store.versions.change_all(|| l1.remove_scope(&self.scope()));
                     }
                     store.announce(Invalidation::Scope(self.scope())).await;
+                    // Deleted by tag in the L2 once it is back (`replay.rs`).
+                    store.defer(Pending::Tags {
+                        scope: self.scope(),
+                        tag_keys: tag_keys.clone(),
+                    });
                     return Err(failed("list"));
                 }
             };
@@ -285,7 +291,12 @@ impl Cache {
                 .await
                 .is_err()
             {
-                // The other instances' L1 copies go whether or not L2 took the delete.
+                // The other instances' L1 copies go whether or not L2 took the delete;
+                // the L2 deletes by tag once it is back (`replay.rs`).
+                store.defer(Pending::Tags {
+                    scope: self.scope(),
+                    tag_keys: tag_keys.clone(),
+                });
                 if !keys.is_empty() {
                     store.announce(Invalidation::Keys(keys)).await;
                 }

@@ -12,11 +12,11 @@ use cache_core::store::{BoxFuture, Bus, BusEvent, BusHandler, Invalidation};
 use cache_core::{CacheError, TierError, TierErrorKind};
 use tokio::task::AbortHandle;
 
-use super::background;
 use super::connection::Connection;
 use super::message::{self, InstanceId, Refused};
 use super::options::RedisOptions;
 use super::subscription::{self, Flavour};
+use crate::background;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);

@@ -10,10 +10,10 @@ use cache_core::{TierError, TierErrorKind};
 use redis::aio::PubSub;
 use redis::{AsyncConnectionConfig, RedisError};
 
-use super::background;
 use super::options::RedisOptions;
 use super::subscription::{self, Flavour, Messages};
 use super::topology::{self, redact_text, Conn, Source};
+use crate::background;
 
 /// [`Connection::flavour`]'s states.
 const FLAVOUR_UNKNOWN: u8 = 0;

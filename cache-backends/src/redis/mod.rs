@@ -56,7 +56,6 @@
 //! right, in `tags.rs`. Nothing in cache-core knows the topology: a cluster or a Sentinel
 //! setup is one more way for the tier and the bus to reach Redis.
 
-use crate::background;
 mod bus;
 mod cluster;
 mod connection;

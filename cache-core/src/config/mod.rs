@@ -126,6 +126,9 @@ pub struct StoreConfig {
     /// How long a holder keeps the distributed lock at most (`lock_timeout = "10s"`,
     /// the default); only with `lock = "redis"`.
     pub lock_timeout: Option<Duration>,
+    /// The shared tier's payload codec by name (`codec = "msgpack"`, the default, `"bincode"`,
+    /// `"json"`, or one registered with [`crate::CacheManagerBuilder::register_codec`]).
+    pub codec: Option<String>,
 }
 
 impl StoreConfig {
@@ -233,6 +236,26 @@ pub enum LockKind {
     /// A lock in the store's database L2 (`lock = "database"`): a row with an expiry,
     /// released by compare-and-delete.
     Database,
+    /// A lock in the store's DynamoDB L2 (`lock = "dynamodb"`).
+    Dynamodb,
+}
+
+impl LockKind {
+    /// The driver of the L2 the lock lives in (`None` for no lock).
+    ///
+    /// ```
+    /// use cache_core::config::LockKind;
+    /// assert_eq!(LockKind::Dynamodb.driver(), Some("dynamodb"));
+    /// assert_eq!(LockKind::None.driver(), None);
+    /// ```
+    pub fn driver(self) -> Option<&'static str> {
+        match self {
+            LockKind::None => None,
+            LockKind::Redis => Some("redis"),
+            LockKind::Database => Some("database"),
+            LockKind::Dynamodb => Some("dynamodb"),
+        }
+    }
 }
 
 /// One `[caches.NAME]` table.

@@ -46,6 +46,7 @@ const STORE_KEYS: &[&str] = &[
     "l2_circuit_breaker",
     "lock",
     "lock_timeout",
+    "codec",
 ];
 /// Keys of a store table that belong to the store, not to a shorthand store's driver.
 const STORE_OWN_KEYS: &[&str] = &[
@@ -54,6 +55,7 @@ const STORE_OWN_KEYS: &[&str] = &[
     "l2_circuit_breaker",
     "lock",
     "lock_timeout",
+    "codec",
 ];
 /// Characters refused in names: `:` separates the parts of a stored key, the others are
 /// Redis glob syntax (`clear()` scans with `{prefix}:{cache}:*`) or TOML/log noise.
@@ -217,6 +219,17 @@ impl Parser {
         )?;
         let prefix = self.opt_name(table, path, "prefix", "a key prefix")?;
         let l2_circuit_breaker = self.opt_duration(table, path, "l2_circuit_breaker")?;
+        let codec = match table.get("codec") {
+            None => None,
+            Some(value) => Some(
+                self.string(
+                    value,
+                    &join(path, "codec"),
+                    "a codec name: \"msgpack\", \"bincode\", \"json\" or one the application registers",
+                )?
+                .to_owned(),
+            ),
+        };
         let tiers: Vec<&str> = ["l1", "l2", "bus"]
             .into_iter()
             .filter(|tier| table.contains_key(*tier))
@@ -249,6 +262,7 @@ impl Parser {
                 l2_circuit_breaker,
                 lock,
                 lock_timeout,
+                codec,
             });
         }
 
@@ -284,10 +298,11 @@ impl Parser {
             l2_circuit_breaker,
             lock,
             lock_timeout,
+            codec,
         })
     }
 
-    /// `lock = "none" | "redis" | "database"` and `lock_timeout` of a store whose shared tier is
+    /// `lock = "none" | "redis" | "database" | "dynamodb"` and `lock_timeout` of a store whose shared tier is
     /// `shared` (its `l2`, or its one tier in the `driver = ".."` form).
     fn lock(
         &self,
@@ -297,7 +312,7 @@ impl Parser {
     ) -> Result<(LockKind, Option<Duration>)> {
         const LOCK: &str = "\"none\", \"redis\" or \"database\" (a lock in the store's \
                             Redis or database L2, so that instances sharing it compute a missing \
-                            value once)";
+                            value once), or \"dynamodb\" (the same in its DynamoDB L2)";
         let field = join(path, "lock");
         let lock = match table.get("lock") {
             None => LockKind::None,
@@ -305,20 +320,16 @@ impl Parser {
                 "none" => LockKind::None,
                 "redis" => LockKind::Redis,
                 "database" => LockKind::Database,
+                "dynamodb" => LockKind::Dynamodb,
                 _ => return Err(self.mismatch(&field, LOCK, value)),
             },
         };
         // The lock lives in the L2: its driver must be the one the lock names.
-        let needed = match lock {
-            LockKind::Redis => Some("redis"),
-            LockKind::Database => Some("database"),
-            LockKind::None => None,
-        };
-        if let Some(driver) = needed {
-            let what = if driver == "redis" {
-                "Redis"
-            } else {
-                "database"
+        if let Some(driver) = lock.driver() {
+            let (what, option) = match lock {
+                LockKind::Redis => ("Redis", "url"),
+                LockKind::Dynamodb => ("DynamoDB", "table"),
+                _ => ("database", "url"),
             };
             match shared {
                 Some(tier) if tier.driver == driver => {}
@@ -337,7 +348,7 @@ impl Parser {
                         &field,
                         format!(
                             "expected `lock = \"{driver}\"` only on a store with a {what} L2 \
-                             (`l2 = {{ driver = \"{driver}\", url = \"..\" }}`); this store has no l2"
+                             (`l2 = {{ driver = \"{driver}\", {option} = \"..\" }}`); this store has no l2"
                         ),
                     ))
                 }
@@ -868,6 +879,7 @@ allow_null_values = false
                     l2_circuit_breaker: None,
                     lock: LockKind::None,
                     lock_timeout: None,
+                    codec: None,
                 },
             ),
             (
@@ -881,6 +893,7 @@ allow_null_values = false
                     l2_circuit_breaker: secs(10),
                     lock: LockKind::None,
                     lock_timeout: None,
+                    codec: None,
                 },
             ),
             (
@@ -894,6 +907,7 @@ allow_null_values = false
                     l2_circuit_breaker: None,
                     lock: LockKind::None,
                     lock_timeout: None,
+                    codec: None,
                 },
             ),
             (
@@ -907,6 +921,7 @@ allow_null_values = false
                     l2_circuit_breaker: None,
                     lock: LockKind::None,
                     lock_timeout: None,
+                    codec: None,
                 },
             ),
         ]);
@@ -1354,6 +1369,20 @@ l2_circuit_breaker = "5s"
             "stores.s.lock",
         );
         assert_contains(&message, &["found a boolean (true)"]);
+        // A lock in DynamoDB needs a DynamoDB L2.
+        let dynamo = "l2 = { driver = \"dynamodb\", table = \"t\" }";
+        let config = parse(&format!(
+            "[stores.a]\n{dynamo}\nlock = \"dynamodb\"\nlock_timeout = \"3s\""
+        ));
+        assert_eq!(config.stores["a"].lock, LockKind::Dynamodb);
+        let message = error(
+            &format!("[stores.s]\n{redis}\nlock = \"dynamodb\""),
+            "stores.s.lock",
+        );
+        assert_contains(
+            &message,
+            &["whose L2 is the DynamoDB driver", "the `redis` driver"],
+        );
         let message = error(
             "[stores.s]\nl1 = { driver = \"memory\" }\nlock = \"redis\"",
             "stores.s.lock",

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use super::builder::{CacheManagerBuilder, StoreSpec};
 use super::{declarations, CacheManager, ManagerInner};
+use crate::clock::Clock;
 use crate::codec;
 use crate::config::{
     name_problem, parse_toml, LockKind, StoreConfig, TierConfig, EMBEDDED_DEFAULT,
@@ -28,6 +29,7 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
         .prefix
         .clone()
         .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+    let clock = builder.clock.clone().map(Clock::from).unwrap_or_default();
     let mut stores = BTreeMap::new();
     for (name, spec) in builder.stores {
         let store = match spec {
@@ -40,8 +42,13 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
                 bus: b.bus,
                 circuit_breaker: b.circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
                 max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
+                codec: b.codec,
+                clock: clock.clone(),
             }),
-            StoreSpec::Config(config) => store_from_config(&name, &prefix, &config)?,
+            StoreSpec::Config(config) => {
+                let codec = codec_of(&name, &config, &builder.codecs, &origin)?;
+                store_from_config(&name, &prefix, &config, codec, &clock)?
+            }
         };
         stores.insert(name, Arc::new(store));
     }
@@ -50,7 +57,13 @@ pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheE
         for (name, config) in &default.stores {
             stores.insert(
                 name.clone(),
-                Arc::new(store_from_config(name, &prefix, config)?),
+                Arc::new(store_from_config(
+                    name,
+                    &prefix,
+                    config,
+                    codec::ValueCodec::default(),
+                    &clock,
+                )?),
             );
         }
     }
@@ -189,10 +202,41 @@ fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
+/// The codec a configured store names: a built-in one, or one registered on the builder.
+fn codec_of(
+    store: &str,
+    config: &StoreConfig,
+    registered: &BTreeMap<String, codec::ValueCodec>,
+    origin: &ConfigOrigin,
+) -> Result<codec::ValueCodec, CacheError> {
+    let Some(name) = config.codec.as_deref() else {
+        return Ok(codec::ValueCodec::default());
+    };
+    let error = |expected: String| CacheError::Config {
+        origin: origin.clone(),
+        field: format!("stores.{store}.codec"),
+        expected,
+    };
+    match codec::ValueCodec::builtin(name) {
+        Ok(Some(codec)) => Ok(codec),
+        Err(why) => Err(error(why)),
+        Ok(None) => registered.get(name).cloned().ok_or_else(|| {
+            let mut known = vec!["msgpack", "bincode", "json"];
+            known.extend(registered.keys().map(String::as_str));
+            error(format!(
+                "one of the codecs {}; found `{name}`",
+                known.join(", ")
+            ))
+        }),
+    }
+}
+
 fn store_from_config(
     name: &str,
     prefix: &str,
     config: &StoreConfig,
+    codec: codec::ValueCodec,
+    clock: &Clock,
 ) -> Result<StoreInner, CacheError> {
     let prefix = config.prefix.clone().unwrap_or_else(|| prefix.to_owned());
     let mut parts = StoreParts {
@@ -203,6 +247,8 @@ fn store_from_config(
         bus: None,
         circuit_breaker: config.l2_circuit_breaker.unwrap_or(DEFAULT_CIRCUIT_BREAKER),
         max_value_size: codec::DEFAULT_MAX_VALUE_SIZE,
+        codec,
+        clock: clock.clone(),
         // Checked by the parser: `lock = "redis"` only with a Redis L2.
         lock: (config.lock != LockKind::None).then(|| LockSettings {
             ttl: config.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),

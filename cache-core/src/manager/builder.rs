@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{build, CacheManager};
+use crate::clock::ManualClock;
+use crate::codec::ValueCodec;
 use crate::config::{CacheConfig, CacheOptions, ManagerConfig, StoreConfig, TierConfig};
 use crate::error::{CacheError, ConfigOrigin};
 use crate::store::{Bus, LocalTier, RemoteTier};
@@ -37,6 +39,10 @@ pub struct CacheManagerBuilder {
     pub(super) stores: BTreeMap<String, StoreSpec>,
     pub(super) caches: BTreeMap<String, CacheConfig>,
     pub(super) skip_declarations: bool,
+    /// Codecs configuration may name (`codec = "NAME"`) besides the built-in ones.
+    pub(super) codecs: BTreeMap<String, ValueCodec>,
+    /// The clock of tests (`manual_clock`); the system's otherwise.
+    pub(super) clock: Option<ManualClock>,
 }
 
 /// What was set, redacted like every configuration holder ([`crate::redact`]).
@@ -62,6 +68,7 @@ impl std::fmt::Debug for CacheManagerBuilder {
             .field("stores", &self.stores)
             .field("caches", &self.caches)
             .field("validate_declarations", &!self.skip_declarations)
+            .field("manual_clock", &self.clock)
             .finish()
     }
 }
@@ -88,6 +95,8 @@ impl CacheManagerBuilder {
                 .collect(),
             caches: config.caches,
             skip_declarations: false,
+            codecs: BTreeMap::new(),
+            clock: None,
         }
     }
 
@@ -122,6 +131,7 @@ impl CacheManagerBuilder {
             l2_circuit_breaker: None,
             lock: Default::default(),
             lock_timeout: None,
+            codec: None,
         };
         self.stores.insert(name, StoreSpec::Config(Box::new(store)));
         self
@@ -246,6 +256,60 @@ impl CacheManagerBuilder {
         self
     }
 
+    /// Makes an application's codec available to configuration by its name: a
+    /// `[stores.NAME]` with `codec = "<its name>"` encodes with it.
+    ///
+    /// ```
+    /// # use cache_core::codec::{Codec, CodecError, ValueCodec, erased_serde};
+    /// # struct Cbor;
+    /// # impl Codec for Cbor {
+    /// #     fn name(&self) -> &str { "cbor" }
+    /// #     fn id(&self) -> u8 { 201 }
+    /// #     fn encode(&self, _: &dyn erased_serde::Serialize, _: &mut Vec<u8>) -> Result<(), CodecError> { unimplemented!() }
+    /// #     fn decode<'de>(&self, _: &'de [u8], _: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<(), erased_serde::Error>) -> Result<(), CodecError> { unimplemented!() }
+    /// # }
+    /// use cache_core::{config::parse_toml, CacheManager, ConfigOrigin};
+    /// let config = parse_toml("[stores.main]\ndriver = \"none\"\ncodec = \"cbor\"", ConfigOrigin::String)?;
+    /// let manager = CacheManager::builder()
+    ///     .store_config("main", config.stores["main"].clone())
+    ///     .register_codec(ValueCodec::custom(Cbor).unwrap())
+    ///     .build()?;
+    /// # let _ = manager;
+    /// # Ok::<(), cache_core::CacheError>(())
+    /// ```
+    pub fn register_codec(mut self, codec: ValueCodec) -> Self {
+        self.codecs.insert(codec.name().to_owned(), codec);
+        self
+    }
+
+    /// Makes every timing of the manager — entries' freshness, grace and eager refresh,
+    /// soft and hard timeouts, the L2 circuit breaker — follow `clock`, which stands still
+    /// until the test advances it: TTL and grace tests without sleeping. See
+    /// [`ManualClock`].
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier, testing::ManualClock};
+    /// let clock = ManualClock::new();
+    /// let manager = CacheManager::builder()
+    ///     .store("main", StoreBuilder::new().l1(MapTier::new()))
+    ///     .ttl(Duration::from_secs(30))
+    ///     .grace(Duration::from_secs(3600))
+    ///     .manual_clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// let rates = manager.cache("rates").unwrap();
+    /// rates.set(&"eur", &100u32).await.unwrap();
+    /// clock.advance(Duration::from_secs(31)); // stale, within grace
+    /// assert_eq!(rates.get::<u32, _>(&"eur").await.unwrap(), None);
+    /// # });
+    /// ```
+    pub fn manual_clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Builds the manager. Never connects to a server.
     pub fn build(self) -> Result<CacheManager, CacheError> {
         build::build(self)
@@ -269,6 +333,8 @@ pub struct StoreBuilder {
     pub(super) circuit_breaker: Option<Duration>,
     /// The distributed lock's timeout, when enabled.
     pub(super) lock: Option<Duration>,
+    /// The shared tier's payload codec (default MessagePack).
+    pub(super) codec: ValueCodec,
 }
 
 /// The tiers by their drivers' descriptions, redacted ([`crate::redact::redact_text`]).
@@ -285,6 +351,7 @@ impl std::fmt::Debug for StoreBuilder {
             )
             .field("l2_circuit_breaker", &self.circuit_breaker)
             .field("distributed_lock", &self.lock)
+            .field("codec", &self.codec)
             .finish()
     }
 }
@@ -321,6 +388,19 @@ impl StoreBuilder {
     /// The bus keeping other instances' L1 coherent (needs an L1).
     pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
         self.bus = Some(bus);
+        self
+    }
+
+    /// How the shared tier encodes values (default [`ValueCodec::msgpack`]; `codec = ".."`
+    /// in configuration). Entries another codec wrote are misses.
+    ///
+    /// ```
+    /// use cache_core::{codec::ValueCodec, StoreBuilder};
+    /// let store = StoreBuilder::new().codec(ValueCodec::msgpack());
+    /// # let _ = store;
+    /// ```
+    pub fn codec(mut self, codec: ValueCodec) -> Self {
+        self.codec = codec;
         self
     }
 

@@ -136,10 +136,10 @@ fn step<V: CacheValue>(op: &'static Operation, key: OpKey, eager: bool) -> Step<
 
 /// The hard timeout of a call (the view's: the annotation's over the cache's), and the
 /// cache its error names.
-fn hard_timeout(caches: &[Cache]) -> Option<(std::time::Duration, String)> {
+fn hard_timeout(caches: &[Cache]) -> Option<(std::time::Duration, String, crate::clock::Clock)> {
     let first = caches.first()?;
     let limit = first.settings().hard_timeout?;
-    Some((limit, first.name().to_owned()))
+    Some((limit, first.name().to_owned(), first.clock().clone()))
 }
 
 /// `#[cacheable]` on a plain `fn`.

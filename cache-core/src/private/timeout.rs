@@ -10,6 +10,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::error::CacheError;
 
 /// What a call does when its hard timeout passes.
@@ -82,20 +83,25 @@ impl<R> WaitsOut for &TimeoutProbe<R> {
     }
 }
 
-/// `body` bounded by `limit` on a tokio runtime: past it, `on_timeout` answers for the
-/// function (which is dropped), or the call keeps waiting.
-pub(crate) async fn bounded<O, F, T>(limit: Option<(Duration, String)>, on_timeout: T, body: F) -> O
+/// `body` bounded by `limit` (timed by the cache's clock) on a tokio runtime: past it,
+/// `on_timeout` answers for the function (which is dropped), or the call keeps waiting.
+pub(crate) async fn bounded<O, F, T>(
+    limit: Option<(Duration, String, Clock)>,
+    on_timeout: T,
+    body: F,
+) -> O
 where
     F: Future<Output = O>,
     T: OnTimeout<O>,
 {
-    let Some((limit, cache)) = limit.filter(|_| tokio::runtime::Handle::try_current().is_ok())
+    let Some((limit, cache, clock)) =
+        limit.filter(|_| tokio::runtime::Handle::try_current().is_ok())
     else {
         return body.await;
     };
     let mut body = std::pin::pin!(body);
     // No output is held across the next await: the future stays `Send` whatever `O` is.
-    if let Ok(output) = tokio::time::timeout(limit, body.as_mut()).await {
+    if let Some(output) = clock.within(limit, body.as_mut()).await {
         return output;
     }
     let error = CacheError::Timeout {
@@ -123,7 +129,7 @@ mod tests {
     #[allow(clippy::needless_borrow)]
     #[tokio::test]
     async fn gives_up_only_when_the_error_converts() {
-        let limit = || Some((Duration::from_millis(5), "c".to_owned()));
+        let limit = || Some((Duration::from_millis(5), "c".to_owned(), Clock::default()));
         let slow = || async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             Ok::<u8, MyError>(1)

@@ -2,30 +2,26 @@
 //! stop calling it for a while so callers don't each wait for a timeout.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Milliseconds since a process-wide origin, so instants fit an atomic.
-fn now_ms() -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let origin = *ORIGIN.get_or_init(Instant::now);
-    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
+use crate::clock::Clock;
 
-/// Open (refusing calls) for `open_for` after each recorded failure.
+/// Open (refusing calls) for `open_for` after each recorded failure, by the store's clock.
 #[derive(Debug)]
 pub(crate) struct Breaker {
     open_for: Duration,
-    /// `now_ms()` until which calls are refused; 0 when closed.
+    clock: Clock,
+    /// The clock's `ticks_ms()` until which calls are refused; 0 when closed.
     open_until: AtomicU64,
     trips: AtomicU64,
 }
 
 impl Breaker {
     /// A breaker that opens for `open_for` (zero: never opens).
-    pub(crate) fn new(open_for: Duration) -> Self {
+    pub(crate) fn new(open_for: Duration, clock: Clock) -> Self {
         Self {
             open_for,
+            clock,
             open_until: AtomicU64::new(0),
             trips: AtomicU64::new(0),
         }
@@ -34,7 +30,15 @@ impl Breaker {
     /// Whether the tier may be called now.
     pub(crate) fn allows(&self) -> bool {
         let until = self.open_until.load(Relaxed);
-        until == 0 || now_ms() >= until
+        until == 0 || self.clock.ticks_ms() >= until
+    }
+
+    /// How long the breaker stays open from now (zero when closed).
+    pub(crate) fn reopens_in(&self) -> Duration {
+        match self.open_until.load(Relaxed) {
+            0 => Duration::ZERO,
+            until => Duration::from_millis(until.saturating_sub(self.clock.ticks_ms())),
+        }
     }
 
     /// Records a failure that says the tier is unavailable: opens the breaker.
@@ -42,7 +46,9 @@ impl Breaker {
         if self.open_for.is_zero() {
             return;
         }
-        let until = now_ms()
+        let until = self
+            .clock
+            .ticks_ms()
             .saturating_add(u64::try_from(self.open_for.as_millis()).unwrap_or(u64::MAX))
             .max(1);
         if self.open_until.swap(until, Relaxed) == 0 {
@@ -68,11 +74,15 @@ mod tests {
 
     #[test]
     fn opens_for_its_duration_then_lets_calls_through() {
-        let b = Breaker::new(Duration::from_millis(40));
+        let clock = crate::clock::ManualClock::new();
+        let b = Breaker::new(Duration::from_millis(40), clock.clone().into());
         assert!(b.allows());
         b.trip();
         assert!(!b.allows());
-        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(b.reopens_in(), Duration::from_millis(40));
+        clock.advance(Duration::from_millis(39));
+        assert!(!b.allows());
+        clock.advance(Duration::from_millis(1));
         assert!(
             b.allows(),
             "half-open after the pause: the next call tries the tier"
@@ -84,7 +94,7 @@ mod tests {
 
     #[test]
     fn a_zero_duration_never_opens() {
-        let b = Breaker::new(Duration::ZERO);
+        let b = Breaker::new(Duration::ZERO, Clock::default());
         b.trip();
         assert!(b.allows());
     }

@@ -162,6 +162,7 @@ pub(crate) async fn acquire_or_wait<V: CacheValue>(
     };
     let key = lock_key(&store.prefix, stored);
     let token = new_token();
+    // Real time, not the store's clock: the lock lives in Redis, and expires by its time.
     let started = Instant::now();
     let give_up = settings.ttl.saturating_mul(GIVE_UP_AFTER_TTLS);
     let mut pause = FIRST_PAUSE;

@@ -5,6 +5,7 @@ pub(crate) mod lock;
 mod map;
 pub(crate) mod named;
 pub(crate) mod remote;
+pub(crate) mod replay;
 mod tier;
 mod versions;
 mod warn;

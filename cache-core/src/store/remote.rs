@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::breaker::Breaker;
 use super::warn::RateLimit;
 use super::{RemoteTier, Scope};
+use crate::clock::Clock;
 use crate::error::{TierError, TierErrorKind};
 
 /// How long a failing L2 is left alone by default (`l2_circuit_breaker`).
@@ -19,7 +20,10 @@ pub(crate) struct Remote {
     pub(crate) tier: Arc<dyn RemoteTier>,
     breaker: Breaker,
     warnings: RateLimit,
+    clock: Clock,
     pub(crate) max_value_size: usize,
+    /// How values are encoded for this tier (`codec = ".."`).
+    pub(crate) codec: crate::codec::ValueCodec,
 }
 
 /// The L2 was not asked (breaker open) or failed: the caller carries on without it.
@@ -27,13 +31,26 @@ pub(crate) struct Remote {
 pub(crate) struct Skipped;
 
 impl Remote {
-    pub(crate) fn new(tier: Arc<dyn RemoteTier>, breaker: Duration, max_value_size: usize) -> Self {
+    pub(crate) fn new(
+        tier: Arc<dyn RemoteTier>,
+        breaker: Duration,
+        max_value_size: usize,
+        codec: crate::codec::ValueCodec,
+        clock: Clock,
+    ) -> Self {
         Self {
             tier,
-            breaker: Breaker::new(breaker),
+            breaker: Breaker::new(breaker, clock.clone()),
             warnings: RateLimit::default(),
             max_value_size,
+            codec,
+            clock,
         }
+    }
+
+    /// How long the circuit breaker keeps the tier alone from now (zero when closed).
+    pub(crate) fn breaker_reopens_in(&self) -> Duration {
+        self.breaker.reopens_in()
     }
 
     async fn call<T>(
@@ -54,7 +71,8 @@ impl Remote {
                 if err.kind() == TierErrorKind::Unavailable {
                     self.breaker.trip();
                 }
-                if let Some(suppressed) = self.warnings.check(WARN_EVERY_MS) {
+                if let Some(suppressed) = self.warnings.check(WARN_EVERY_MS, self.clock.ticks_ms())
+                {
                     tracing::warn!(
                         store,
                         op,

@@ -1,8 +1,6 @@
 //! Rate-limited warnings, so a dead server does not flood the logs.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
-use std::time::Instant;
 
 /// Lets one event through per `every_ms`, counting the ones held back.
 #[derive(Debug, Default)]
@@ -11,17 +9,11 @@ pub(crate) struct RateLimit {
     suppressed: AtomicU64,
 }
 
-fn now_ms() -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let origin = *ORIGIN.get_or_init(Instant::now);
-    // +1 so the very first event (at 0 ms) is never mistaken for "just sent".
-    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
-}
-
 impl RateLimit {
     /// `Some(n)` if this event may be logged, `n` being how many were held back before it.
-    pub(crate) fn check(&self, every_ms: u64) -> Option<u64> {
-        let now = now_ms();
+    /// `now` is the store clock's `ticks_ms()` (never 0, so the first event is never
+    /// mistaken for "just sent").
+    pub(crate) fn check(&self, every_ms: u64, now: u64) -> Option<u64> {
         let last = self.last_ms.load(Relaxed);
         if last != 0 && now.saturating_sub(last) < every_ms {
             self.suppressed.fetch_add(1, Relaxed);
@@ -46,9 +38,9 @@ mod tests {
     #[test]
     fn one_per_period() {
         let r = RateLimit::default();
-        assert_eq!(r.check(10_000), Some(0));
-        assert_eq!(r.check(10_000), None);
-        assert_eq!(r.check(10_000), None);
-        assert_eq!(r.check(0), Some(2));
+        assert_eq!(r.check(10_000, 1), Some(0));
+        assert_eq!(r.check(10_000, 5_000), None);
+        assert_eq!(r.check(10_000, 9_000), None);
+        assert_eq!(r.check(10_000, 10_001), Some(2));
     }
 }

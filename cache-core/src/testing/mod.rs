@@ -7,6 +7,7 @@ use std::future::Future;
 mod chaos;
 pub mod conformance;
 
+pub use crate::clock::ManualClock;
 pub use chaos::{Fault, FaultRule, FaultyTier, Latch, Operation};
 
 use crate::manager::CacheManager;

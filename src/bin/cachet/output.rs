@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cache_core::codec::{read_meta, CodecError, EnvelopeMeta, FORMAT_VERSION};
+use cache_core::codec::{read_header, CodecError, EnvelopeMeta, BINCODE, JSON, MSGPACK};
 
 /// `2d 3h`, `4m 59s`, `350ms`: whole seconds past a second, every non-zero unit.
 pub(crate) fn duration(d: Duration) -> String {
@@ -57,13 +57,13 @@ pub(crate) fn describe_entry(
         ("size".to_owned(), size),
     ];
     // The size limit is the application's business; here the header alone is read.
-    let meta = match read_meta(bytes, usize::MAX) {
-        Ok(meta) => meta,
+    let (codec, meta) = match read_header(bytes, usize::MAX) {
+        Ok(read) => read,
         Err(CodecError::UnsupportedVersion { found }) => {
             lines.push((
                 "format".to_owned(),
                 format!(
-                    "version {found}: this build reads version {FORMAT_VERSION}, so the application treats it as a miss"
+                    "version {found}: not a format this build knows, so the application treats it as a miss"
                 ),
             ));
             return lines;
@@ -73,7 +73,14 @@ pub(crate) fn describe_entry(
             return lines;
         }
     };
-    lines.push(("format".to_owned(), format!("version {FORMAT_VERSION}")));
+    // A store reading with another codec than the one named here treats it as a miss.
+    let codec = match codec {
+        MSGPACK => "msgpack".to_owned(),
+        BINCODE => "bincode".to_owned(),
+        JSON => "json".to_owned(),
+        id => format!("an application's codec (id {id})"),
+    };
+    lines.push(("format".to_owned(), codec));
     lines.extend(timing(&meta, now_ms));
     lines.push((
         "type".to_owned(),
@@ -159,7 +166,7 @@ mod tests {
         let bytes = encode(&1u8, &meta).unwrap();
         let lines = describe_entry("app:users:1", &bytes, 1024, now);
         assert_eq!(value(&lines, "size"), format!("{} bytes", bytes.len()));
-        assert_eq!(value(&lines, "format"), "version 1");
+        assert_eq!(value(&lines, "format"), "msgpack");
         assert_eq!(value(&lines, "fresh for"), "1m");
         assert_eq!(
             value(&lines, "stale for"),
@@ -187,7 +194,7 @@ mod tests {
         let mut bytes = encode(&1u8, &EnvelopeMeta::new(1, None, None)).unwrap();
         bytes[2] = 9;
         let lines = describe_entry("k", &bytes, 1024, 0);
-        assert!(value(&lines, "format").starts_with("version 9: this build reads version 1"));
+        assert!(value(&lines, "format").starts_with("version 9: not a format this build knows"));
         let lines = describe_entry("k", b"{\"json\": true}", 1024, 0);
         assert!(
             value(&lines, "format").starts_with("unreadable"),

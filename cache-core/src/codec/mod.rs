@@ -6,15 +6,16 @@
 //! ```text
 //! offset  size  field
 //!      0     2  magic  0xCA 0xC7
-//!      2     1  format version (1 = MessagePack payload, struct fields by name)
+//!      2     1  codec of the payload (1 = MessagePack, struct fields by name; 2 = bincode;
+//!               3 = JSON; 128..=255 = an application's own; see `format.rs`)
 //!      3     8  type fingerprint, u64 little endian (see `fingerprint`)
 //!     11     8  fresh_until, unix milliseconds, u64 LE (0 = never stale)
 //!     19     8  keep_until,  unix milliseconds, u64 LE (0 = kept until the physical TTL)
 //!     27     …  payload
 //! ```
 //!
-//! Any of these not matching on read — other magic or version (an older format), another
-//! fingerprint (a value written by a function returning another type), a truncated
+//! Any of these not matching on read — other magic or codec (an older format, or a store
+//! whose `codec` changed), another fingerprint (a value written by a function returning another type), a truncated
 //! header, a payload that does not decode or leaves bytes over, or more bytes than the
 //! caller's `max_value_size` — is a [`CodecError`], which core treats as a miss and
 //! overwrites. Decoding never panics and never allocates much more than the input:
@@ -25,7 +26,14 @@
 //! maps, [`MAX_NESTING`] values of any shape: enums, options and newtypes included) so a
 //! crafted payload cannot overflow the stack.
 //!
-//! # Payload format: measured, then chosen
+//! # Payload codecs
+//!
+//! Each store picks one ([`ValueCodec`], `codec = "msgpack" | "bincode" | "json"` in its
+//! `[stores.NAME]`, or an application's own [`Codec`]); sizes and times of the three on
+//! the struct below are in BENCHMARKS.md. The byte after the magic records it, so entries
+//! written under another codec are misses. [`encode`] and [`decode`] use the default.
+//!
+//! # The default payload format: measured, then chosen
 //!
 //! Measured with a throwaway release-mode program (rustc 1.95, x86-64, 2 M iterations
 //! after warm-up) on a typical value, `struct User { id: u64, name: String, email:
@@ -54,9 +62,12 @@
 //!   b: 2}` written by the old build reads back as `{b: 1, a: 2}` — silently wrong —
 //!   while named fields decode correctly (or fail, i.e. miss, when a field is missing).
 //!
-//! bincode was also out because its `with_limit` is not applied on the serde path (only
+//! bincode 2 was also out because its `with_limit` is not applied on the serde path (only
 //! to its own `Decode` trait), and because bincode 3.0.0 on crates.io is a deliberate
-//! compile error: the project stopped, so only `=2.0.1` could ever have been used.
+//! compile error: the project stopped. The opt-in `codec = "bincode"` is bincode 1.3,
+//! whose limit does apply on the serde path (set to the payload's length, so a length
+//! prefix cannot allocate more than the input holds); it is unmaintained too
+//! (RUSTSEC-2025-0141), see [`ValueCodec`].
 //!
 //! ```
 //! use cache_core::codec::{decode, encode, fingerprint, EnvelopeMeta, DEFAULT_MAX_VALUE_SIZE};
@@ -75,13 +86,19 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+mod format;
+
+pub use erased_serde;
+pub use format::{Codec, ValueCodec, BINCODE, FIRST_CUSTOM_ID, JSON, MSGPACK};
+
 /// The largest stored value (envelope included) a remote tier will decode by default:
 /// 16 MiB. Anything bigger is rejected before decoding.
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
 
-/// The envelope format version written by this build. Values of any other version are
-/// a miss (and get overwritten).
-pub const FORMAT_VERSION: u8 = 1;
+/// The envelope format of the default codec ([`MSGPACK`]): the byte after the magic, which
+/// names the payload's codec. Entries of any codec but the store's are a miss (and get
+/// overwritten).
+pub const FORMAT_VERSION: u8 = MSGPACK;
 
 /// How deeply MessagePack arrays and maps may nest in a payload; deeper is an error (a
 /// miss), not a stack overflow.
@@ -127,10 +144,20 @@ pub enum CodecError {
     /// Not a cachet envelope.
     #[error("stored value is not a cachet envelope (bad magic bytes)")]
     BadMagic,
-    /// A cachet envelope of another format version.
-    #[error("stored value has envelope format version {found}, this build reads version {FORMAT_VERSION}")]
+    /// A cachet envelope of a format (codec id) this build does not know: an older or newer
+    /// cachet's.
+    #[error("stored value has envelope format {found}, which this build does not know (it reads {MSGPACK}, {BINCODE}, {JSON} and applications' codecs {FIRST_CUSTOM_ID}..=255)")]
     UnsupportedVersion {
-        /// The version found.
+        /// The format byte found.
+        found: u8,
+    },
+    /// Written by another codec than the store's (its `codec` changed, or another
+    /// application shares the store).
+    #[error("stored value was written by codec {found}, the store reads codec {expected}")]
+    OtherCodec {
+        /// The store's codec id.
+        expected: u8,
+        /// The codec id found.
         found: u8,
     },
     /// Written as another type.
@@ -204,7 +231,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
 }
 
-/// Encodes a value and its metadata into an envelope.
+/// Encodes a value and its metadata into an envelope, with the default codec
+/// ([`ValueCodec::msgpack`]).
 ///
 /// ```
 /// use cache_core::codec::{encode, fingerprint, EnvelopeMeta, HEADER_LEN};
@@ -216,21 +244,21 @@ pub fn encode<V: Serialize + ?Sized>(
     value: &V,
     meta: &EnvelopeMeta,
 ) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(HEADER_LEN + 64);
+    ValueCodec::msgpack().encode(value, meta)
+}
+
+/// Writes the envelope header: magic, codec id, fingerprint, times.
+fn header(out: &mut Vec<u8>, codec: u8, meta: &EnvelopeMeta) {
     out.extend_from_slice(&MAGIC);
-    out.push(FORMAT_VERSION);
+    out.push(codec);
     out.extend_from_slice(&meta.fingerprint.to_le_bytes());
     out.extend_from_slice(&meta.fresh_until_ms.unwrap_or(0).to_le_bytes());
     out.extend_from_slice(&meta.keep_until_ms.unwrap_or(0).to_le_bytes());
-    let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
-    value
-        .serialize(&mut ser)
-        .map_err(|e| CodecError::Encode(e.to_string()))?;
-    Ok(out)
 }
 
-/// Reads only the envelope header: checks size, magic and version, and returns the
-/// metadata without decoding the payload.
+/// Reads only the envelope header, whichever codec wrote it: checks size and magic, and
+/// returns the metadata without decoding the payload. [`ValueCodec::read_meta`] also
+/// checks the codec.
 ///
 /// ```
 /// use cache_core::codec::{encode, read_meta, EnvelopeMeta};
@@ -239,6 +267,20 @@ pub fn encode<V: Serialize + ?Sized>(
 /// # Ok::<(), cache_core::codec::CodecError>(())
 /// ```
 pub fn read_meta(bytes: &[u8], max_value_size: usize) -> Result<EnvelopeMeta, CodecError> {
+    read_header(bytes, max_value_size).map(|(_, meta)| meta)
+}
+
+/// Reads the envelope header: the id of the codec that wrote the payload ([`MSGPACK`],
+/// [`BINCODE`], [`JSON`] or an application's) and the metadata. Checks size and magic,
+/// and that the codec id is one a cachet build may write.
+///
+/// ```
+/// use cache_core::codec::{encode, read_header, EnvelopeMeta, MSGPACK};
+/// let meta = EnvelopeMeta::new(7, None, None);
+/// assert_eq!(read_header(&encode(&(), &meta)?, 1024)?, (MSGPACK, meta));
+/// # Ok::<(), cache_core::codec::CodecError>(())
+/// ```
+pub fn read_header(bytes: &[u8], max_value_size: usize) -> Result<(u8, EnvelopeMeta), CodecError> {
     if bytes.len() > max_value_size {
         return Err(CodecError::TooLarge {
             size: bytes.len(),
@@ -252,8 +294,9 @@ pub fn read_meta(bytes: &[u8], max_value_size: usize) -> Result<EnvelopeMeta, Co
     if header[..2] != MAGIC {
         return Err(CodecError::BadMagic);
     }
-    if header[2] != FORMAT_VERSION {
-        return Err(CodecError::UnsupportedVersion { found: header[2] });
+    let codec = header[2];
+    if !matches!(codec, MSGPACK | BINCODE | JSON) && codec < FIRST_CUSTOM_ID {
+        return Err(CodecError::UnsupportedVersion { found: codec });
     }
     let word = |at: usize| {
         let mut w = [0u8; 8];
@@ -261,15 +304,19 @@ pub fn read_meta(bytes: &[u8], max_value_size: usize) -> Result<EnvelopeMeta, Co
         u64::from_le_bytes(w)
     };
     let nonzero = |v: u64| (v != 0).then_some(v);
-    Ok(EnvelopeMeta {
-        fingerprint: word(3),
-        fresh_until_ms: nonzero(word(11)),
-        keep_until_ms: nonzero(word(19)),
-    })
+    Ok((
+        codec,
+        EnvelopeMeta {
+            fingerprint: word(3),
+            fresh_until_ms: nonzero(word(11)),
+            keep_until_ms: nonzero(word(19)),
+        },
+    ))
 }
 
-/// Decodes an envelope written by [`encode`] as a `V` whose [`fingerprint`] is
-/// `fingerprint`. Every failure is an error meaning "miss"; see the module docs.
+/// Decodes an envelope written by [`encode`] (the default codec) as a `V` whose
+/// [`fingerprint`] is `fingerprint`. Every failure is an error meaning "miss"; see the
+/// module docs.
 ///
 /// ```
 /// use cache_core::codec::{decode, encode, fingerprint, EnvelopeMeta, CodecError};
@@ -285,27 +332,7 @@ pub fn decode<V: DeserializeOwned>(
     fingerprint: u64,
     max_value_size: usize,
 ) -> Result<(V, EnvelopeMeta), CodecError> {
-    let meta = read_meta(bytes, max_value_size)?;
-    if meta.fingerprint != fingerprint {
-        return Err(CodecError::OtherType {
-            expected: fingerprint,
-            found: meta.fingerprint,
-        });
-    }
-    // A `&[u8]` reader: strings are copied out of it, never pre-allocated from a length
-    // prefix (rmp reads them with `take(len).read_to_end`), and what is left over tells
-    // whether the payload had trailing bytes.
-    let mut rest = &bytes[HEADER_LEN..];
-    let value = {
-        let mut de = rmp_serde::Deserializer::new(&mut rest);
-        de.set_max_depth(MAX_DEPTH);
-        crate::depth::deserialize::<V, _>(&mut de, MAX_NESTING)
-            .map_err(|e| CodecError::Payload(e.to_string()))?
-    };
-    if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes(rest.len()));
-    }
-    Ok((value, meta))
+    ValueCodec::msgpack().decode(bytes, fingerprint, max_value_size)
 }
 
 #[cfg(test)]

@@ -1,0 +1,395 @@
+//! Every codec: round trips, golden payloads, and hostile bytes (a miss each, never a
+//! panic, a stack overflow or an allocation the input does not pay for).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::codec::{fingerprint, EnvelopeMeta};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+    email: String,
+    roles: Vec<u32>,
+    manager: Option<u64>,
+}
+
+/// A value that nests through options and newtypes only: no array or map to count.
+#[derive(Debug, Serialize, Deserialize)]
+struct Node(Option<Box<Node>>);
+
+fn user() -> User {
+    User {
+        id: 42,
+        name: "Alice".into(),
+        email: "alice@example.com".into(),
+        roles: (1..=10).collect(),
+        manager: Some(7),
+    }
+}
+
+/// JSON again, as an application would write a codec of its own.
+struct AppJson;
+
+impl Codec for AppJson {
+    fn name(&self) -> &str {
+        "app-json"
+    }
+    fn id(&self) -> u8 {
+        200
+    }
+    fn encode(
+        &self,
+        value: &dyn erased_serde::Serialize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        let mut ser = serde_json::Serializer::new(out);
+        erased_serde::serialize(value, &mut ser).map_err(|e| CodecError::Encode(e.to_string()))
+    }
+    fn decode<'de>(
+        &self,
+        payload: &'de [u8],
+        read: &mut dyn FnMut(
+            &mut dyn erased_serde::Deserializer<'de>,
+        ) -> Result<(), erased_serde::Error>,
+    ) -> Result<(), CodecError> {
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        read(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de)).map_err(payload_err)?;
+        de.end().map_err(payload_err)
+    }
+}
+
+/// MessagePack with no depth limit of its own: cachet's guard alone has to bound it.
+struct AppMsgPack;
+
+impl Codec for AppMsgPack {
+    fn name(&self) -> &str {
+        "app-msgpack"
+    }
+    fn id(&self) -> u8 {
+        201
+    }
+    fn encode(
+        &self,
+        value: &dyn erased_serde::Serialize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        let mut ser = rmp_serde::Serializer::new(out);
+        erased_serde::serialize(value, &mut ser).map_err(|e| CodecError::Encode(e.to_string()))
+    }
+    fn decode<'de>(
+        &self,
+        payload: &'de [u8],
+        read: &mut dyn FnMut(
+            &mut dyn erased_serde::Deserializer<'de>,
+        ) -> Result<(), erased_serde::Error>,
+    ) -> Result<(), CodecError> {
+        let mut rest = payload;
+        let mut de = rmp_serde::Deserializer::new(&mut rest);
+        de.set_max_depth(usize::MAX);
+        read(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de)).map_err(payload_err)?;
+        match rest.len() {
+            0 => Ok(()),
+            n => Err(CodecError::TrailingBytes(n)),
+        }
+    }
+}
+
+/// Every codec this build has.
+fn codecs() -> Vec<ValueCodec> {
+    vec![
+        ValueCodec::msgpack(),
+        #[cfg(feature = "bincode")]
+        ValueCodec::bincode(),
+        #[cfg(feature = "json")]
+        ValueCodec::json(),
+        ValueCodec::custom(AppJson).unwrap(),
+        ValueCodec::custom(AppMsgPack).unwrap(),
+    ]
+}
+
+fn meta_of<V: 'static>() -> EnvelopeMeta {
+    EnvelopeMeta::new(fingerprint::<V>(), Some(1_700_000_000_000), None)
+}
+
+/// An envelope of `codec` around a hand-made payload.
+fn with_payload<V: 'static>(codec: &ValueCodec, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = codec.encode(&(), &meta_of::<V>()).unwrap();
+    bytes.truncate(HEADER_LEN);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+fn decode_as<V: DeserializeOwned + 'static>(
+    codec: &ValueCodec,
+    bytes: &[u8],
+) -> Result<V, CodecError> {
+    codec
+        .decode::<V>(bytes, fingerprint::<V>(), 1 << 20)
+        .map(|(v, _)| v)
+}
+
+#[test]
+fn each_codec_round_trips_and_records_itself() {
+    for codec in codecs() {
+        let bytes = codec.encode(&user(), &meta_of::<User>()).unwrap();
+        assert_eq!(bytes[2], codec.id(), "{codec:?}");
+        let (value, meta) = codec
+            .decode::<User>(&bytes, fingerprint::<User>(), 1024)
+            .unwrap();
+        assert_eq!((value, meta), (user(), meta_of::<User>()), "{codec:?}");
+        assert_eq!(codec.read_meta(&bytes, 1024).unwrap(), meta_of::<User>());
+    }
+}
+
+#[test]
+fn another_codecs_entry_is_an_error_never_a_value() {
+    for writer in codecs() {
+        let bytes = writer.encode(&user(), &meta_of::<User>()).unwrap();
+        for reader in codecs().into_iter().filter(|r| r.id() != writer.id()) {
+            let err = decode_as::<User>(&reader, &bytes).unwrap_err();
+            assert!(
+                matches!(err, CodecError::OtherCodec { expected, found } if expected == reader.id() && found == writer.id()),
+                "{writer:?} read by {reader:?}: {err}"
+            );
+            assert!(reader.read_meta(&bytes, 1024).is_err());
+        }
+    }
+}
+
+#[test]
+fn application_codecs_take_ids_from_128() {
+    struct Low;
+    impl Codec for Low {
+        fn name(&self) -> &str {
+            "low"
+        }
+        fn id(&self) -> u8 {
+            3
+        }
+        fn encode(
+            &self,
+            _: &dyn erased_serde::Serialize,
+            _: &mut Vec<u8>,
+        ) -> Result<(), CodecError> {
+            Ok(())
+        }
+        fn decode<'de>(
+            &self,
+            _: &'de [u8],
+            _: &mut dyn FnMut(
+                &mut dyn erased_serde::Deserializer<'de>,
+            ) -> Result<(), erased_serde::Error>,
+        ) -> Result<(), CodecError> {
+            Ok(())
+        }
+    }
+    let err = ValueCodec::custom(Low).unwrap_err();
+    assert!(err.to_string().contains("128"), "{err}");
+}
+
+#[test]
+fn a_custom_codec_that_never_reads_is_an_error() {
+    struct Lazy;
+    impl Codec for Lazy {
+        fn name(&self) -> &str {
+            "lazy"
+        }
+        fn id(&self) -> u8 {
+            130
+        }
+        fn encode(
+            &self,
+            _: &dyn erased_serde::Serialize,
+            _: &mut Vec<u8>,
+        ) -> Result<(), CodecError> {
+            Ok(())
+        }
+        fn decode<'de>(
+            &self,
+            _: &'de [u8],
+            _: &mut dyn FnMut(
+                &mut dyn erased_serde::Deserializer<'de>,
+            ) -> Result<(), erased_serde::Error>,
+        ) -> Result<(), CodecError> {
+            Ok(())
+        }
+    }
+    let codec = ValueCodec::custom(Lazy).unwrap();
+    let bytes = codec.encode(&1u8, &meta_of::<u8>()).unwrap();
+    assert!(decode_as::<u8>(&codec, &bytes).is_err());
+}
+
+#[test]
+fn builtin_names() {
+    assert_eq!(
+        ValueCodec::builtin("msgpack").unwrap().unwrap().id(),
+        MSGPACK
+    );
+    assert!(ValueCodec::builtin("cbor").unwrap().is_none());
+    #[cfg(feature = "bincode")]
+    assert_eq!(
+        ValueCodec::builtin("bincode").unwrap().unwrap().id(),
+        BINCODE
+    );
+    #[cfg(feature = "json")]
+    assert_eq!(ValueCodec::builtin("json").unwrap().unwrap().id(), JSON);
+    #[cfg(not(feature = "json"))]
+    assert!(ValueCodec::builtin("json")
+        .unwrap_err()
+        .contains("`json` feature"));
+}
+
+/// Golden payloads: pin each built-in codec's wire format.
+#[test]
+fn golden_payloads() {
+    let payload = |codec: &ValueCodec| {
+        codec
+            .encode(&(1u8, "a"), &EnvelopeMeta::new(0, None, None))
+            .unwrap()[HEADER_LEN..]
+            .to_vec()
+    };
+    assert_eq!(payload(&ValueCodec::msgpack()), [0x92, 0x01, 0xa1, b'a']);
+    #[cfg(feature = "bincode")]
+    assert_eq!(payload(&ValueCodec::bincode()), [0x01, 0x01, b'a']);
+    #[cfg(feature = "json")]
+    assert_eq!(payload(&ValueCodec::json()), *b"[1,\"a\"]");
+}
+
+#[test]
+fn trailing_bytes_are_an_error_in_every_codec() {
+    for codec in codecs() {
+        let mut bytes = codec.encode(&user(), &meta_of::<User>()).unwrap();
+        bytes.push(b'1');
+        assert!(decode_as::<User>(&codec, &bytes).is_err(), "{codec:?}");
+    }
+}
+
+#[test]
+fn truncated_payloads_are_errors_in_every_codec() {
+    for codec in codecs() {
+        let bytes = codec.encode(&user(), &meta_of::<User>()).unwrap();
+        for len in 0..bytes.len() {
+            assert!(
+                decode_as::<User>(&codec, &bytes[..len]).is_err(),
+                "{codec:?}: a prefix of {len} bytes decoded"
+            );
+        }
+    }
+}
+
+/// Nesting through options and newtypes (no bytes of structure in bincode: one byte per
+/// level) and through arrays: an error at the bound, not a stack overflow.
+#[test]
+fn deep_nesting_is_an_error_in_every_codec() {
+    let deep_json_array = {
+        let mut p = vec![b'['; 100_000];
+        p.extend(vec![b']'; 100_000]);
+        p
+    };
+    for codec in codecs() {
+        let payload: Vec<u8> = match codec.id() {
+            // Some(Some(...)) from one byte: options and newtypes read no marker.
+            201 => vec![0x01],
+            MSGPACK => {
+                let mut p = vec![0x91; 100_000];
+                p.push(0xc0);
+                p
+            }
+            BINCODE => {
+                // Some(Some(Some(...))): one 0x01 per level.
+                let mut p = vec![0x01; 100_000];
+                p.push(0x00);
+                p
+            }
+            _ => deep_json_array.clone(),
+        };
+        let bytes = with_payload::<Node>(&codec, &payload);
+        let err = decode_as::<Node>(&codec, &bytes).unwrap_err();
+        assert!(matches!(err, CodecError::Payload(_)), "{codec:?}: {err}");
+        let bytes = with_payload::<serde_json::Value>(&codec, &payload);
+        assert!(
+            decode_as::<Vec<serde_json::Value>>(&codec, &bytes).is_err(),
+            "{codec:?}"
+        );
+    }
+}
+
+/// A length prefix claiming 2^32 or 2^64 elements or bytes fails at the end of the input,
+/// quickly, without allocating for the claim.
+#[test]
+fn huge_length_prefixes_fail_without_allocating() {
+    let mut prefixes: Vec<(u8, Vec<u8>)> = Vec::new();
+    for marker in [0xdd_u8, 0xdb, 0xc6, 0xdf] {
+        let mut p = vec![marker];
+        p.extend_from_slice(&u32::MAX.to_be_bytes());
+        p.extend_from_slice(&[1, 2, 3]);
+        prefixes.push((MSGPACK, p));
+    }
+    // bincode varints: 0xfc + u32, 0xfd + u64.
+    let mut p = vec![0xfc];
+    p.extend_from_slice(&u32::MAX.to_le_bytes());
+    p.extend_from_slice(&[1, 2, 3]);
+    prefixes.push((BINCODE, p));
+    let mut p = vec![0xfd];
+    p.extend_from_slice(&u64::MAX.to_le_bytes());
+    p.extend_from_slice(&[1, 2, 3]);
+    prefixes.push((BINCODE, p));
+    for codec in codecs() {
+        for (_, payload) in prefixes.iter().filter(|(id, _)| *id == codec.id()) {
+            let vec_u64 = with_payload::<Vec<u64>>(&codec, payload);
+            assert!(decode_as::<Vec<u64>>(&codec, &vec_u64).is_err());
+            let string = with_payload::<String>(&codec, payload);
+            assert!(decode_as::<String>(&codec, &string).is_err());
+            let bytes = with_payload::<Vec<u8>>(&codec, payload);
+            assert!(decode_as::<Vec<u8>>(&codec, &bytes).is_err());
+            let map = with_payload::<BTreeMap<u32, u32>>(&codec, payload);
+            assert!(decode_as::<BTreeMap<u32, u32>>(&codec, &map).is_err());
+        }
+    }
+}
+
+#[test]
+fn oversized_entries_are_rejected_before_decoding_in_every_codec() {
+    for codec in codecs() {
+        let bytes = codec
+            .encode(&vec![7u8; 2000], &meta_of::<Vec<u8>>())
+            .unwrap();
+        let err = codec
+            .decode::<Vec<u8>>(&bytes, fingerprint::<Vec<u8>>(), 1000)
+            .unwrap_err();
+        assert!(
+            matches!(err, CodecError::TooLarge { max: 1000, .. }),
+            "{err}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn prop_garbage_never_panics(junk in proptest::collection::vec(any::<u8>(), 0..200)) {
+        for codec in codecs() {
+            let _ = decode_as::<User>(&codec, &junk);
+            let _ = decode_as::<User>(&codec, &with_payload::<User>(&codec, &junk));
+            let _ = decode_as::<Node>(&codec, &with_payload::<Node>(&codec, &junk));
+            let _ = decode_as::<BTreeMap<String, Vec<u64>>>(
+                &codec,
+                &with_payload::<BTreeMap<String, Vec<u64>>>(&codec, &junk),
+            );
+        }
+    }
+
+    #[test]
+    fn prop_round_trip(id in any::<u64>(), name in ".*", roles in proptest::collection::vec(any::<u32>(), 0..20), manager in any::<Option<u64>>()) {
+        let u = User { id, name: name.clone(), email: name, roles, manager };
+        for codec in codecs() {
+            let bytes = codec.encode(&u, &meta_of::<User>()).unwrap();
+            prop_assert_eq!(decode_as::<User>(&codec, &bytes).unwrap(), u.clone());
+        }
+    }
+}
