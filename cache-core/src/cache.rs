@@ -17,7 +17,6 @@ use crate::layout;
 use crate::shape::ResultShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
-use crate::store::remote::Skipped;
 use crate::store::replay::Pending;
 use crate::store::{Invalidation, LocalEntry, LocalTier, Scope};
 use crate::CacheValue;
@@ -399,7 +398,7 @@ impl Cache {
         let bytes = match remote.get(&store.name, stored).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return (Lookup::Miss, false),
-            Err(Skipped) => {
+            Err(_) => {
                 self.count(Event::Error);
                 return (Lookup::Miss, false);
             }
@@ -882,7 +881,7 @@ impl Cache {
                     .is_fresh()
                 })),
             Ok(None) => Ok(false),
-            Err(Skipped) => {
+            Err(_) => {
                 self.count(Event::Error);
                 Ok(false)
             }
