@@ -14,9 +14,10 @@ use crate::error::{CacheError, TierError};
 use crate::invoke::Detachable;
 use crate::key::encode_key_into;
 use crate::layout;
-use crate::shape::ResultShape;
+use crate::shape::FallibleShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
+use crate::store::remote::Skipped;
 use crate::store::replay::Pending;
 use crate::store::{Invalidation, LocalEntry, LocalTier, Scope};
 use crate::CacheValue;
@@ -43,13 +44,26 @@ pub(crate) enum Lifetime {
 /// misses the write (failed, or skipped by the open circuit breaker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Write {
-    /// A cached function's value (a miss filled, a refresh, a stale value stored back):
-    /// what the L2 and the other instances hold is as good a cached copy, expiring with
-    /// its TTL, so a missed write is only counted.
+    /// A cached function's value (a miss filled, a refresh, a stale value stored back).
+    /// When an unreachable L2 missed it, this instance's L1 holds what the L2 does not:
+    /// this instance clears its L1 once the L2 is back (`replay.rs`), so it agrees with
+    /// the L2 again; the other instances hold nothing this changed. When the L2 refused
+    /// it (too large, say), there is nothing to bring in line.
     Fill,
-    /// The application changed the value (`set`, `#[cache_put]`): an L2 that missed it is
-    /// brought in line, and the other instances told, once it is back (`replay.rs`).
+    /// The application changed the value (`set`, `#[cache_put]`): an L2 that missed it,
+    /// unreachable or refusing, is brought in line, and the other instances told, once it
+    /// is back (`replay.rs`).
     Change,
+}
+
+/// Whether a write the L2 did not take (`taken`) must be brought in line once the L2 is
+/// back (see [`Write`]).
+fn owed(taken: Result<(), Skipped>, why: Write) -> bool {
+    match taken {
+        Ok(()) => false,
+        Err(Skipped::Unavailable) => true,
+        Err(Skipped::Refused) => why == Write::Change,
+    }
 }
 
 /// What a lookup found.
@@ -520,9 +534,8 @@ impl Cache {
             (Some(remote), Some(Ok(bytes))) if self.inner.tags.is_empty() => {
                 let taken = remote
                     .set(&store.name, stored, bytes, timing.physical_ttl())
-                    .await
-                    .is_ok();
-                (taken, !taken)
+                    .await;
+                (taken.is_ok(), owed(taken, why))
             }
             (Some(remote), Some(Ok(bytes))) => {
                 let taken = remote
@@ -533,9 +546,8 @@ impl Cache {
                         timing.physical_ttl(),
                         self.inner.tags.keys(),
                     )
-                    .await
-                    .is_ok();
-                (taken, !taken)
+                    .await;
+                (taken.is_ok(), owed(taken, why))
             }
             (Some(_), Some(Err(err))) => {
                 tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
@@ -564,10 +576,13 @@ impl Cache {
             // Not announced: the other instances keep what L2 still holds, until the L2
             // is back and the replay deletes it there and announces it (`replay.rs`).
             self.count(Event::Error);
-            if l2_missed && why == Write::Change {
-                store.defer(Pending::Keys {
-                    scope: self.scope(),
-                    keys: vec![stored.to_owned()],
+            if l2_missed {
+                store.defer(match why {
+                    Write::Change => Pending::Keys {
+                        scope: self.scope(),
+                        keys: vec![stored.to_owned()],
+                    },
+                    Write::Fill => Pending::OwnL1,
                 });
             }
         }
@@ -841,7 +856,7 @@ impl Cache {
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
         let stored = self.stored_key(key)?;
-        let shape = ResultShape::<V, E>::default();
+        let shape = FallibleShape::<V, E>::default();
         let caches = std::slice::from_ref(self);
         let keys = std::slice::from_ref(&stored);
         let factory = || self.bounded_owned(factory());

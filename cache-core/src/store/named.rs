@@ -62,15 +62,9 @@ impl StoreInner {
         if let (Some(bus), Some(l1)) = (&parts.bus, &parts.l1) {
             let l1 = l1.clone();
             let store = parts.name.clone();
-            // Each removal is a change of the key: a put-back or backfill that started
-            // before it is refused (`versions.rs`).
             let versions = versions.clone();
             bus.subscribe(Arc::new(move |event| match event {
-                BusEvent::Invalidate(Invalidation::Keys(keys)) => keys.iter().for_each(|k| {
-                    versions.change(k, || l1.remove(k));
-                }),
-                BusEvent::Invalidate(Invalidation::Scope(scope)) => versions.change_all(|| l1.remove_scope(&scope)),
-                BusEvent::Invalidate(Invalidation::All) => versions.change_all(|| l1.clear()),
+                BusEvent::Invalidate(message) => drop_from_l1(l1.as_ref(), &versions, &message),
                 BusEvent::Resubscribed => {
                     tracing::info!(store = %store, "cachet: bus resubscribed; clearing the L1, which may have missed changes");
                     versions.change_all(|| l1.clear());
@@ -161,7 +155,13 @@ impl StoreInner {
                 Pending::Tags { scope, tag_keys } => {
                     self.replay_tags(remote, scope, tag_keys).await
                 }
-                Pending::Everything => Ok(()),
+                // Which keys changed is lost: the whole store goes, in the L2 too, or
+                // the other instances would read back what the lost changes replaced.
+                Pending::Everything => {
+                    let all = super::Scope::new(self.prefix.clone());
+                    remote.clear(&self.name, &all).await
+                }
+                Pending::OwnL1 => Ok(()),
             };
             match outcome {
                 Ok(()) => self.replay.done(&change),
@@ -178,13 +178,29 @@ impl StoreInner {
                 }
             }
             match change {
-                Pending::Keys { keys, .. } => self.announce(Invalidation::Keys(keys)).await,
-                Pending::Scope(scope) => self.announce(Invalidation::Scope(scope)).await,
+                Pending::Keys { keys, .. } => self.settle(Invalidation::Keys(keys)).await,
+                Pending::Scope(scope) => self.settle(Invalidation::Scope(scope)).await,
                 Pending::Tags { .. } => {}
-                Pending::Everything => self.announce(Invalidation::All).await,
+                Pending::Everything => self.settle(Invalidation::All).await,
+                Pending::OwnL1 => {
+                    if let Some(l1) = &self.l1 {
+                        drop_from_l1(l1.as_ref(), &self.versions, &Invalidation::All);
+                    }
+                }
             }
         }
         true
+    }
+
+    /// A replayed change reaches every L1: the other instances' through the bus, and this
+    /// instance's own, which ignores its own messages. This instance may hold a value the
+    /// L2 never took (the write it missed) or one written since, while the replay just
+    /// deleted the key there: dropping it makes every instance read the L2 again.
+    async fn settle(&self, message: Invalidation) {
+        if let Some(l1) = &self.l1 {
+            drop_from_l1(l1.as_ref(), &self.versions, &message);
+        }
+        self.announce(message).await;
     }
 
     /// Deletes the L2 entries of `scope` carrying any of the tags, and announces them.
@@ -202,9 +218,21 @@ impl StoreInner {
             .collect();
         let deleted = remote.delete_tagged(&self.name, &keys, tag_keys).await;
         if !matches!(deleted, Err(Skipped::Unavailable)) && !keys.is_empty() {
-            self.announce(Invalidation::Keys(keys)).await;
+            self.settle(Invalidation::Keys(keys)).await;
         }
         deleted
+    }
+}
+
+/// Drops what `message` names from `l1`. Each removal is a change of the key: a put-back
+/// or backfill that started before it is refused (`versions.rs`).
+fn drop_from_l1(l1: &dyn LocalTier, versions: &Versions, message: &Invalidation) {
+    match message {
+        Invalidation::Keys(keys) => keys.iter().for_each(|k| {
+            versions.change(k, || l1.remove(k));
+        }),
+        Invalidation::Scope(scope) => versions.change_all(|| l1.remove_scope(scope)),
+        Invalidation::All => versions.change_all(|| l1.clear()),
     }
 }
 

@@ -7,6 +7,11 @@
 //! scope, or deletes by tag) and announces them on the bus, so every instance reads the
 //! key afresh. Values are not kept: the queue holds keys only, and is bounded.
 //!
+//! A cached function's value that the L2 missed (a fill) changes nothing the other
+//! instances hold, but leaves this instance's L1 holding what the L2 does not: one
+//! [`Pending::OwnL1`] in the queue clears this instance's L1 once the L2 is back, however
+//! many fills were missed, so they never fill the queue.
+//!
 //! When more than [`MAX_PENDING_KEYS`] keys are waiting, the queue lets go of the keys
 //! and keeps the scopes (caches, namespaces) they belong to: on recovery each such scope
 //! is cleared in the L2 and on every instance. Past [`MAX_PENDING_SCOPES`] scopes, it
@@ -48,8 +53,13 @@ pub(crate) enum Pending {
     Scope(Scope),
     /// Delete the entries of `scope` carrying any of these tags, then announce them.
     Tags { scope: Scope, tag_keys: Vec<String> },
-    /// Changes were lost track of: tell the other instances to clear their L1.
+    /// Changes were lost track of: clear the store in the L2, and tell the other
+    /// instances to clear their L1.
     Everything,
+    /// Values this instance computed went into its L1 but not into the unreachable L2
+    /// (fills): its L1 holds what the L2 does not, so it clears its own L1, which then
+    /// refills from the L2. The other instances were never told of those values.
+    OwnL1,
 }
 
 /// The queue of a store's pending changes.
