@@ -86,7 +86,23 @@ where
     // The leader's value, handed over: no tier is read again for it.
     let flight = match entered {
         Ok(flight) => flight,
-        Err(value) => return shape.rebuild(value),
+        Err(Handover::Value(value)) => return shape.rebuild(value),
+        // The leader's function failed: no second run, one after another, for each
+        // caller that waited for it. Grace serves the stale value; a shape that can say
+        // "failed" says it; any other caller runs the function, holding the gate.
+        Err(Handover::Failed) => {
+            if let Some(old) = stale.take() {
+                return serve_stale(shape, caches, keys, old, "failed in the call it waited for")
+                    .await;
+            }
+            match shape.failed(first.name()) {
+                Some(output) => {
+                    caches.iter().for_each(|c| c.count(Event::Miss));
+                    return output;
+                }
+                None => flights.lock(&keys[0], ticket).await,
+            }
+        }
     };
     // Whoever held the gate since the first look may have stored the value meanwhile.
     if flight.look_again() {
@@ -166,31 +182,48 @@ where
             }
             output
         }
-        None => match stale {
-            Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
-            None => output,
-        },
+        None => {
+            // The callers waiting for this one take the failure instead of running again.
+            match (&mut flight, &mut detached) {
+                (Some(flight), _) => flight.hand_failure(),
+                (None, Some(detached)) => detached.hand_failure(),
+                (None, None) => {}
+            }
+            match stale {
+                Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
+                None => output,
+            }
+        }
     }
 }
 
+/// What a caller that waited at the gate was handed instead of the gate.
+enum Handover<V> {
+    /// The leader's value.
+    Value(V),
+    /// The leader's function returned an error.
+    Failed,
+}
+
 /// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
-/// `Err` with the value its holder handed over (of this call's type; a value of another
-/// type, from a function sharing the cache, is not taken).
+/// `Err` with what its holder handed over (a value of this call's type, or its failure; a
+/// value of another type, from a function sharing the cache, is not taken).
 async fn enter<'a, V: CacheValue>(
     first: &'a Cache,
     key: &str,
     ticket: Ticket,
-) -> Result<FlightGuard<'a>, V> {
+) -> Result<FlightGuard<'a>, Handover<V>> {
     let flights = &first.inner.store.flights;
     match flights.enter(key, ticket).await {
         Entered::Leader(flight) => Ok(flight),
         Entered::Handed(value) => match value.downcast_ref::<V>() {
             Some(value) => {
                 first.count(Event::L1Hit);
-                Err(value.clone())
+                Err(Handover::Value(value.clone()))
             }
             None => Ok(flights.lock(key, ticket).await),
         },
+        Entered::Failed => Err(Handover::Failed),
     }
 }
 
@@ -286,6 +319,9 @@ pub(crate) struct Job<S, F, P> {
     scope: Option<CacheManager>,
 }
 
+/// A background refresh's failure when its function returned an error.
+const RETURNED_AN_ERROR: &str = "returned an error";
+
 /// How a background refresh ended.
 pub(crate) enum Refreshed<V> {
     /// The function's cacheable value (stored, unless the policy refused it).
@@ -324,7 +360,7 @@ where
                         let lifetime = policy(value).filter(|_| !null_refused);
                         (Refreshed::Value(value.clone()), lifetime)
                     }
-                    None => (Refreshed::Failed("returned an error"), None),
+                    None => (Refreshed::Failed(RETURNED_AN_ERROR), None),
                 },
                 Err(_) => (Refreshed::Failed("panicked"), None),
             };
@@ -334,12 +370,18 @@ where
                 store_all(&caches, &keys, value, lifetime, Write::Fill).await;
                 flight.hand_over(|| Arc::new(value.clone()));
             }
-            (Refreshed::Failed(failure), _) => tracing::debug!(
-                cache = caches[0].name(),
-                key = %keys[0],
-                failure,
-                "cachet: a background refresh failed; the entry keeps its value"
-            ),
+            (Refreshed::Failed(failure), _) => {
+                // An error is handed over (a panic hands the gate over, as for a caller).
+                if *failure == RETURNED_AN_ERROR {
+                    flight.hand_failure();
+                }
+                tracing::debug!(
+                    cache = caches[0].name(),
+                    key = %keys[0],
+                    failure,
+                    "cachet: a background refresh failed; the entry keeps its value"
+                )
+            }
             (Refreshed::Value(value), None) => flight.hand_over(|| Arc::new(value.clone())),
         }
         drop(flight);
