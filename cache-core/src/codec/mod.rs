@@ -499,6 +499,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_default_limit_takes_values_up_to_16_mib() {
+        let decode_text = |len: usize| {
+            let bytes = encode(&"x".repeat(len), &meta_of::<String>()).unwrap();
+            decode::<String>(&bytes, fingerprint::<String>(), DEFAULT_MAX_VALUE_SIZE)
+        };
+        assert!(decode_text(15 << 20).is_ok(), "15 MiB is under the limit");
+        assert!(
+            matches!(decode_text(16 << 20), Err(CodecError::TooLarge { .. })),
+            "16 MiB of payload plus the envelope is over it"
+        );
+    }
+
     fn with_payload<V: 'static>(payload: &[u8]) -> Vec<u8> {
         let mut bytes = encode(&(), &meta_of::<V>()).unwrap();
         bytes.truncate(HEADER_LEN);
