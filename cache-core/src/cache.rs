@@ -53,13 +53,23 @@ pub(crate) enum Write {
     Change,
 }
 
-/// What a lookup found.
+/// What a lookup found (in one tier, one cache, or the first of a call's caches that
+/// holds something).
 pub(crate) enum Lookup<V> {
     Fresh(V),
     /// Past its TTL but within grace, with the instant it must be dropped: served only
     /// when refreshing fails.
     Stale(V, Option<Instant>),
     Miss,
+}
+
+/// What a call knows of its first cache's L1 under its key before the full lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FirstL1 {
+    /// Not read yet (or read and holding something the full path must see again).
+    Unread,
+    /// Read by the hit path, holding nothing usable: the full path goes straight to L2.
+    Empty,
 }
 
 /// A named cache in a store: cheap to clone (an `Arc` inside), `Send + Sync`.
@@ -93,7 +103,7 @@ pub(crate) struct CacheInner {
     pub(crate) settings: Arc<CacheOptions>,
     pub(crate) stats: Arc<StatsCounters>,
     /// The tags this handle's writes carry (see `tags.rs`); empty for a plain handle.
-    pub(crate) tags: crate::tags::Tags,
+    pub(crate) tags: crate::store::tag_index::Tags,
 }
 
 impl std::fmt::Debug for Cache {
@@ -145,7 +155,7 @@ impl Cache {
                 store,
                 settings,
                 stats,
-                tags: crate::tags::Tags::default(),
+                tags: crate::store::tag_index::Tags::default(),
             }),
         }
     }
@@ -270,12 +280,20 @@ impl Cache {
     /// Looks `stored` up in L1, then L2 (backfilling L1 with the remaining TTL); counts
     /// hits and faults (misses are counted by the caller, once per call).
     pub(crate) async fn lookup<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
-        self.lookup_due(stored).await.0
+        self.lookup_due(stored, FirstL1::Unread).await.0
     }
 
     /// [`Cache::lookup`], and whether a fresh value is past its eager refresh point.
-    pub(crate) async fn lookup_due<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
-        let (local, due) = self.probe_local(stored);
+    /// `local` says whether L1 was read already (and held nothing): then only L2 is.
+    pub(crate) async fn lookup_due<V: CacheValue>(
+        &self,
+        stored: &str,
+        local: FirstL1,
+    ) -> (Lookup<V>, bool) {
+        let (local, due) = match local {
+            FirstL1::Unread => self.look_l1(stored),
+            FirstL1::Empty => (Lookup::Miss, false),
+        };
         if matches!(local, Lookup::Fresh(_)) {
             return (local, due);
         }
@@ -285,86 +303,54 @@ impl Cache {
         }
     }
 
-    /// [`Cache::fresh_in_l1_by_encoded`], and whether the value is past its eager refresh
-    /// point.
-    pub(crate) fn fresh_in_l1_due_by_encoded<V: CacheValue>(
-        &self,
-        encoded: &str,
-    ) -> Option<(V, bool)> {
-        self.inner.store.l1.as_ref()?;
-        with_scratch(|buf| {
-            layout::push_entry_start(buf, &self.inner.base);
-            buf.push_str(encoded);
-            match self.probe_local::<V>(buf) {
-                (Lookup::Fresh(value), due) => Some((value, due)),
-                (Lookup::Stale(..) | Lookup::Miss, _) => None,
-            }
-        })
-    }
-
-    /// `look(self, stored)` with the stored key of `key` encoded straight into a reused
-    /// buffer: a hit allocates nothing for the key. `None` without L1, or for a key that
-    /// cannot be encoded.
-    pub(crate) fn in_l1<K: Serialize + ?Sized, R>(
+    /// Runs `f` on the stored key of `key` (`{base}:{encoded key}`), built in a reused
+    /// buffer, and the index where the encoded key starts in it: a hit allocates nothing
+    /// for the key. `None` without L1 (there is nothing to look at without I/O), or for a
+    /// key that cannot be encoded.
+    pub(crate) fn with_stored_key<K: Serialize + ?Sized, R>(
         &self,
         key: &K,
-        look: impl FnOnce(&Cache, &str) -> Option<R>,
+        f: impl FnOnce(&str, usize) -> R,
     ) -> Option<R> {
         self.inner.store.l1.as_ref()?;
         with_scratch(|buf| {
             layout::push_entry_start(buf, &self.inner.base);
+            let at = buf.len();
             encode_key_into(key, buf).ok()?;
-            look(self, buf)
+            Some(f(buf, at))
         })
     }
 
-    /// The fresh L1 value under `stored`, counted as a hit. With `eager`, a value past its
-    /// eager refresh point is not taken (nor counted): the caller's full path serves it and
-    /// starts the refresh.
-    pub(crate) fn fresh_in_l1_stored<V: CacheValue>(&self, stored: &str, eager: bool) -> Option<V> {
-        match self.peek_local::<V>(stored) {
+    /// The hit path's look at L1: the fresh value under `stored`, counted as a hit, or
+    /// what the rest of the call may skip. With `eager`, a value past its eager refresh
+    /// point is not taken (nor counted): the caller's full path serves it and starts the
+    /// refresh.
+    pub(crate) fn hit_in_l1<V: CacheValue>(&self, stored: &str, eager: bool) -> Result<V, FirstL1> {
+        match self.read_l1::<V>(stored) {
             (Lookup::Fresh(value), due) if !(eager && due) => {
                 self.count(Event::L1Hit);
-                Some(value)
+                Ok(value)
             }
-            _ => None,
+            // Nothing usable: the full path need not read L1 again.
+            (Lookup::Miss, _) => Err(FirstL1::Empty),
+            // A stale value, or one due for a refresh: the full path reads it.
+            _ => Err(FirstL1::Unread),
         }
-    }
-
-    /// The fresh L1 value under `{base}:` + what `write_key` appends, the stored key built
-    /// in a reused buffer: a hit allocates nothing for it. `None` from `write_key` (a key
-    /// that cannot be encoded) is a miss.
-    fn fresh_in_l1<V: CacheValue>(
-        &self,
-        write_key: impl FnOnce(&mut String) -> Option<()>,
-    ) -> Option<V> {
-        self.inner.store.l1.as_ref()?;
-        with_scratch(|buf| {
-            layout::push_entry_start(buf, &self.inner.base);
-            write_key(buf)?;
-            match self.lookup_local::<V>(buf) {
-                Lookup::Fresh(value) => Some(value),
-                Lookup::Stale(..) | Lookup::Miss => None,
-            }
-        })
-    }
-
-    fn lookup_local<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
-        self.probe_local(stored).0
     }
 
     /// The L1 lookup, and whether a fresh hit is past the entry's eager refresh point: one
     /// more comparison on the entry already read. Counts a fresh hit.
-    fn probe_local<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
-        let probed = self.peek_local(stored);
-        if matches!(probed.0, Lookup::Fresh(_)) {
+    pub(crate) fn look_l1<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
+        let found = self.read_l1(stored);
+        if matches!(found.0, Lookup::Fresh(_)) {
             self.count(Event::L1Hit);
         }
-        probed
+        found
     }
 
-    /// [`Cache::probe_local`] without counting.
-    fn peek_local<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
+    /// The one reader of L1 (it counts nothing): the entry under `stored`, if of type `V`
+    /// and not past its grace period by the store's clock.
+    fn read_l1<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
         let Some(l1) = &self.inner.store.l1 else {
             return (Lookup::Miss, false);
         };
@@ -680,11 +666,17 @@ impl Cache {
         &self,
         key: &K,
     ) -> Result<Option<V>, CacheError> {
-        if let Some(value) = self.fresh_in_l1(|buf| encode_key_into(key, buf).ok()) {
-            return Ok(Some(value));
-        }
-        let stored = self.stored_key(key)?;
-        match self.lookup::<V>(&stored).await {
+        let probed = self.with_stored_key(key, |stored, _| match self.look_l1::<V>(stored) {
+            (Lookup::Fresh(value), _) => Ok(value),
+            // The L2 is read under the key encoded for L1, not encoded again.
+            (Lookup::Stale(..) | Lookup::Miss, _) => Err(stored.to_owned()),
+        });
+        let (stored, local) = match probed {
+            Some(Ok(value)) => return Ok(Some(value)),
+            Some(Err(stored)) => (stored, FirstL1::Empty),
+            None => (self.stored_key(key)?, FirstL1::Unread),
+        };
+        match self.lookup_due::<V>(&stored, local).await.0 {
             Lookup::Fresh(v) => Ok(Some(v)),
             Lookup::Stale(..) | Lookup::Miss => {
                 self.count(Event::Miss);
@@ -846,7 +838,8 @@ impl Cache {
         let caches = std::slice::from_ref(self);
         let keys = std::slice::from_ref(&stored);
         let factory = || self.bounded_owned(factory());
-        crate::invoke::cached_call(shape, caches, keys, policy, factory, Detachable).await
+        let local = FirstL1::Unread;
+        crate::invoke::cached_call(shape, caches, keys, local, policy, factory, Detachable).await
     }
 
     /// Whether a fresh value is stored under `key` (of any type).

@@ -26,6 +26,7 @@ mod layout;
 mod manager;
 mod options;
 pub mod redact;
+mod scopes;
 mod stats;
 pub mod store;
 mod tags;

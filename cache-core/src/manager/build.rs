@@ -13,8 +13,7 @@ use crate::config::{
 };
 use crate::driver::{driver_names, find_driver, BusSettings, DriverRegistration};
 use crate::error::{CacheError, ConfigOrigin};
-use crate::store::lock::{LockSettings, DEFAULT_LOCK_TIMEOUT};
-use crate::store::named::{StoreInner, StoreParts};
+use crate::store::named::{LockSettings, StoreInner, StoreParts, DEFAULT_LOCK_TIMEOUT};
 use crate::store::remote::DEFAULT_CIRCUIT_BREAKER;
 use crate::store::LocalTier;
 
