@@ -607,7 +607,11 @@ fn a_cold_miss_encodes_its_key_once_and_reads_l1_once_before_running() {
         .unwrap();
     with_manager_sync(manager, || {
         assert_eq!(cold(CountedKey(7), &l1), 7);
-        assert_eq!(*COLD_SEEN.lock().unwrap(), [(1, 1)], "one encoding, one L1 read");
+        assert_eq!(
+            *COLD_SEEN.lock().unwrap(),
+            [(1, 1)],
+            "one encoding, one L1 read"
+        );
         // The hit: one more encoding and one more read, and the body does not run.
         assert_eq!(cold(CountedKey(7), &l1), 7);
         assert_eq!(KEY_ENCODINGS.load(SeqCst), 2);

@@ -512,7 +512,10 @@ async fn five_concurrent_callers_of_a_cold_key_read_redis_once_in_total() {
         // others take the value it hands over.
         let (reads, ran) = five_concurrent_get_or_set(&server, &users, 1).await;
         assert_eq!(ran, 1, "the factory ran once ({prefix})");
-        assert_eq!(reads, 1, "5 concurrent callers of a cold key read L2 once ({prefix})");
+        assert_eq!(
+            reads, 1,
+            "5 concurrent callers of a cold key read L2 once ({prefix})"
+        );
     }
 
     // The value is in L2 (another instance wrote it) but not in this instance's L1: the
@@ -521,7 +524,12 @@ async fn five_concurrent_callers_of_a_cold_key_read_redis_once_in_total() {
         "prefix = \"warm\"\nttl = \"1h\"\n[stores.s]\nl2 = {{ driver = \"redis\", url = \"{url}\" }}\n"
     ))
     .unwrap();
-    writer.cache("users").unwrap().set(&2u64, &20u64).await.unwrap();
+    writer
+        .cache("users")
+        .unwrap()
+        .set(&2u64, &20u64)
+        .await
+        .unwrap();
     let reader = CacheManager::from_toml_str(&format!(
         "prefix = \"warm\"\nttl = \"1h\"\n[stores.s]\nl1 = {{ driver = \"memory\", max_entries = 1000 }}\nl2 = {{ driver = \"redis\", url = \"{url}\" }}\n"
     ))

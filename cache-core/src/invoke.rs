@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::background;
-use crate::cache::{Cache, FirstL1, Lifetime, Lookup, Write};
+use crate::engine::{Engine, FirstL1, Lifetime, Lookup, Write};
 use crate::flight::{DetachedFlight, Entered, FlightGuard, Handed, Ticket};
 use crate::shape::Shape;
 use crate::stats::Event;
@@ -34,7 +34,7 @@ use crate::CacheValue;
 /// total.
 pub(crate) async fn cached_call<S, F, P, M>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     local: FirstL1,
     policy: P,
@@ -50,7 +50,7 @@ where
 {
     let Some(first) = caches
         .first()
-        .filter(|_| !caches.iter().all(Cache::is_noop))
+        .filter(|_| !caches.iter().all(Engine::is_noop))
     else {
         caches.iter().for_each(|c| c.count(Event::Miss));
         return body().await;
@@ -144,10 +144,11 @@ where
     // Across instances too, on a store with `lock = "redis"` (released when dropped).
     let fresh = || fresh::<S::Value>(caches, keys);
     let reentrant = flight.is_reentrant();
-    let mut dlock = match lock::acquire_or_wait(&first.inner.store, &keys[0], fresh, reentrant).await {
-        lock::Acquired::Found(value) => return shape.rebuild(value),
-        lock::Acquired::Leader(guard) => guard,
-    };
+    let mut dlock =
+        match lock::acquire_or_wait(&first.inner.store, &keys[0], fresh, reentrant).await {
+            lock::Acquired::Found(value) => return shape.rebuild(value),
+            lock::Acquired::Leader(guard) => guard,
+        };
     caches.iter().for_each(|c| c.count(Event::Miss));
     // The function's own events on a miss carry the cache and key.
     let span = tracing::debug_span!("cachet.miss", cache = first.name(), key = %keys[0], stale = stale.is_some());
@@ -224,7 +225,7 @@ where
 /// `Err` with the value its holder handed over (of this call's type; a value of another
 /// type, from a function sharing the cache, is not taken).
 async fn enter<'a, V: CacheValue>(
-    first: &'a Cache,
+    first: &'a Engine,
     key: &str,
     ticket: Ticket,
 ) -> Result<FlightGuard<'a>, V> {
@@ -244,7 +245,7 @@ async fn enter<'a, V: CacheValue>(
 /// Soft timeout: the caller waits for the background refresh at most `limit`.
 async fn wait_or_stale<S: Shape>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     refresh: JoinHandle<Refreshed<S::Value>>,
     limit: Duration,
@@ -268,7 +269,7 @@ where
 /// meanwhile; the refresh stores the fresh one when it finishes.
 fn serve_stale_at_timeout<S: Shape>(
     shape: S,
-    first: &Cache,
+    first: &Engine,
     value: S::Value,
     waited_for: &str,
 ) -> S::Output {
@@ -285,7 +286,7 @@ fn serve_stale_at_timeout<S: Shape>(
 /// unless one is running already (the gate is busy). Never waits.
 pub(crate) fn refresh_behind<S, F, P, M>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     policy: P,
     body: impl FnOnce() -> F,
@@ -321,7 +322,7 @@ pub(crate) fn refresh_behind<S, F, P, M>(
 /// value and the gate it releases when done.
 pub(crate) struct Job<S, F, P> {
     shape: S,
-    caches: Vec<Cache>,
+    caches: Vec<Engine>,
     keys: Vec<String>,
     policy: P,
     body: F,
@@ -446,7 +447,7 @@ where
 /// again meanwhile.
 async fn serve_stale<S: Shape>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     (value, keep_until): (S::Value, Option<Instant>),
     failure: &str,
@@ -482,7 +483,7 @@ where
 /// for as long as `policy` says (or not at all).
 pub(crate) async fn put_call<S, F>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     key_of: impl FnOnce(&S::Value) -> Option<String>,
     policy: impl FnOnce(&S::Value) -> Option<Lifetime>,
     body: F,
@@ -519,7 +520,7 @@ where
 /// the fresh value found is past its eager refresh point. `first_l1` says whether the first
 /// cache's L1 is known empty already (then only its L2 is read).
 async fn find_due<V: CacheValue>(
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     first_l1: FirstL1,
 ) -> (Lookup<V>, bool) {
@@ -542,7 +543,7 @@ async fn find_due<V: CacheValue>(
 
 /// The first fresh value of the call in `caches` (the distributed lock's look for the value
 /// another instance stored).
-async fn fresh<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Option<V> {
+async fn fresh<V: CacheValue>(caches: &[Engine], keys: &[String]) -> Option<V> {
     for (cache, key) in caches.iter().zip(keys) {
         if let Lookup::Fresh(value) = cache.lookup::<V>(key).await {
             return Some(value);
@@ -552,7 +553,7 @@ async fn fresh<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Option<V> {
 }
 
 async fn store_all<V: CacheValue>(
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     value: &V,
     lifetime: Lifetime,
@@ -572,7 +573,7 @@ pub(crate) enum EvictTarget {
 }
 
 /// Removes `target` from every cache.
-pub(crate) async fn evict_all(caches: &[Cache], target: &EvictTarget) {
+pub(crate) async fn evict_all(caches: &[Engine], target: &EvictTarget) {
     for cache in caches {
         match target {
             EvictTarget::Key(encoded) => {

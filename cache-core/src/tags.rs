@@ -29,7 +29,6 @@
 //! then evicts it too. Evicting more than asked is always safe for a cache; evicting less
 //! never happens for writes that completed before `delete_by_tag` started.
 
-
 use std::sync::Arc;
 
 use crate::cache::Cache;
@@ -74,22 +73,23 @@ impl Cache {
             return self.clone();
         }
         let names = self
+            .engine
             .inner
             .tags
             .names
             .iter()
             .map(String::as_str)
             .chain(added.iter().map(AsRef::as_ref));
-        let tags = Tags::new(&self.inner.base, names);
+        let tags = Tags::new(&self.engine.inner.base, names);
         let mut view = Cache::new(
-            self.inner.name.clone(),
-            self.inner.base.clone(),
-            self.inner.store.clone(),
-            self.inner.settings.clone(),
-            self.inner.stats.clone(),
+            self.engine.inner.name.clone(),
+            self.engine.inner.base.clone(),
+            self.engine.inner.store.clone(),
+            self.engine.inner.settings.clone(),
+            self.engine.inner.stats.clone(),
         );
         // `view` was made just above: its `Arc` has no other owner yet, so this always applies.
-        if let Some(inner) = Arc::get_mut(&mut view.inner) {
+        if let Some(inner) = Arc::get_mut(&mut view.engine.inner) {
             inner.tags = tags;
         }
         view
@@ -104,7 +104,7 @@ impl Cache {
     /// assert_eq!(view.tags().collect::<Vec<_>>(), ["sale", "catalog"]);
     /// ```
     pub fn tags(&self) -> impl Iterator<Item = &str> + '_ {
-        self.inner.tags.names.iter().map(String::as_str)
+        self.engine.inner.tags.names.iter().map(String::as_str)
     }
 
     /// Deletes every entry of this cache (or namespace) written with `tag`, from every
@@ -145,10 +145,10 @@ impl Cache {
     /// # });
     /// ```
     pub async fn delete_by_tags<T: AsRef<str>>(&self, tags: &[T]) -> Result<(), CacheError> {
-        let store = &self.inner.store;
-        let base = &self.inner.base;
+        let store = &self.engine.inner.store;
+        let base = &self.engine.inner.base;
         let tag_keys = Tags::new(base, tags.iter().map(AsRef::as_ref)).keys;
-        if tag_keys.is_empty() || self.is_noop() {
+        if tag_keys.is_empty() || self.engine.is_noop() {
             return Ok(());
         }
         let mut keys = store.tag_index.take(&tag_keys);
@@ -162,7 +162,7 @@ impl Cache {
         drop_local(&keys);
         if let Some(remote) = &store.l2 {
             let failed = |what: &str| {
-                self.count(Event::Error);
+                self.engine.count(Event::Error);
                 CacheError::Tier {
                     store: store.name.clone(),
                     source: TierError::new(format!(
@@ -179,12 +179,16 @@ impl Cache {
                     // hold tagged entries they read from it): every copy of this cache's
                     // entries goes, here and on the other instances.
                     if let Some(l1) = &store.l1 {
-                        store.versions.change_all(|| l1.remove_scope(&self.scope()));
+                        store
+                            .versions
+                            .change_all(|| l1.remove_scope(&self.engine.scope()));
                     }
-                    store.announce(Invalidation::Scope(self.scope())).await;
+                    store
+                        .announce(Invalidation::Scope(self.engine.scope()))
+                        .await;
                     // Deleted by tag in the L2 once it is back (`replay.rs`).
                     store.defer(Pending::Tags {
-                        scope: self.scope(),
+                        scope: self.engine.scope(),
                         tag_keys: tag_keys.clone(),
                     });
                     return Err(failed("list"));
@@ -203,7 +207,7 @@ impl Cache {
                 // The other instances' L1 copies go whether or not L2 took the delete;
                 // the L2 deletes by tag once it is back (`replay.rs`).
                 store.defer(Pending::Tags {
-                    scope: self.scope(),
+                    scope: self.engine.scope(),
                     tag_keys: tag_keys.clone(),
                 });
                 if !keys.is_empty() {
@@ -214,7 +218,10 @@ impl Cache {
             // A lookup that read L2 before the delete may have backfilled an old value.
             drop_local(&keys);
         }
-        self.inner.stats.record(Event::Eviction, keys.len() as u64);
+        self.engine
+            .inner
+            .stats
+            .record(Event::Eviction, keys.len() as u64);
         if !keys.is_empty() {
             store.announce(Invalidation::Keys(keys)).await;
         }

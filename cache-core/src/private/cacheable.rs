@@ -3,13 +3,13 @@
 use std::future::Future;
 
 use super::key::{encoded_probed, OpKey};
-use super::operation::Operation;
 use super::resolve::{resolve, Resolved};
 use super::timeout::{self, OnTimeout, Wait};
 use super::ttl::{store_policy, StoreDecision};
 use crate::blocking;
-use crate::cache::{Cache, FirstL1, Lookup};
+use crate::engine::{Engine, FirstL1, Lookup};
 use crate::invoke::{self, Attached, BlockingBody, Detachable, DetachableBlocking};
+use crate::operation::Operation;
 use crate::shape::Shape;
 use crate::CacheValue;
 
@@ -134,7 +134,7 @@ fn step<V: CacheValue>(op: &'static Operation, key: OpKey, eager: bool) -> Step<
 
 /// The hard timeout of a call (the view's: the annotation's over the cache's), and the
 /// cache its error names.
-fn hard_timeout(caches: &[Cache]) -> Option<(std::time::Duration, String, crate::clock::Clock)> {
+fn hard_timeout(caches: &[Engine]) -> Option<(std::time::Duration, String, crate::clock::Clock)> {
     let first = caches.first()?;
     let limit = first.settings().hard_timeout?;
     Some((limit, first.name().to_owned(), first.clock().clone()))

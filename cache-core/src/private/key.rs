@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use super::operation::Operation;
-use crate::cache::FirstL1;
+use crate::engine::FirstL1;
 use crate::key::{encode_key, KeyError};
+use crate::operation::Operation;
 
 /// The key of one call: encoded, bypassed (condition false), or failed to encode; and what
 /// the hit path's probe already learnt of the first cache's L1 under it, so the miss path

@@ -4,10 +4,9 @@
 use serde::Serialize;
 
 use super::key::{key, no_key, KeyUse, OpKey};
-use crate::cache::FirstL1;
-use super::operation::Operation;
 use super::resolve::resolve;
-use crate::cache::Cache;
+use crate::engine::{Engine, FirstL1};
+use crate::operation::Operation;
 use crate::shape::Shape;
 use crate::CacheValue;
 
@@ -28,7 +27,7 @@ pub struct Probe<S: Shape> {
 
 /// A fresh L1 value of type `V` under a stored key (`eager`: not one past its refresh point),
 /// or what the miss path may skip.
-type Look<V> = fn(&Cache, &str, bool) -> Result<V, FirstL1>;
+type Look<V> = fn(&Engine, &str, bool) -> Result<V, FirstL1>;
 
 /// What a [`Probe`] is made from: the call's shape, its operation, and whether its entry
 /// point starts eager refreshes (the detachable ones): a hit past its refresh point is
@@ -60,7 +59,7 @@ where
             shape: self.0,
             op: self.1,
             eager: self.2,
-            look: Some(Cache::hit_in_l1::<S::Value>),
+            look: Some(Engine::hit_in_l1::<S::Value>),
         }
     }
 }
