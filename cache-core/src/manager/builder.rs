@@ -10,7 +10,7 @@ use crate::config::{CacheConfig, CacheOptions, ManagerConfig, StoreConfig, TierC
 use crate::error::ConfigOrigin;
 use crate::store::{Bus, LocalTier, RemoteTier};
 
-/// Builds a [`CacheManager`] in code; the same options as the TOML configuration.
+/// Builds a [`CacheManager`](crate::CacheManager) in code; the same options as the TOML configuration.
 ///
 /// ```
 /// use std::time::Duration;
