@@ -649,6 +649,29 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failure_is_handed_to_the_callers_that_waited_for_it() {
+        let flights = Arc::new(Flights::default());
+        let mut holder = flights.lock("k", flights.ticket("k")).await;
+        let f2 = flights.clone();
+        let waiter =
+            tokio::spawn(
+                async move { matches!(f2.enter("k", f2.ticket("k")).await, Entered::Failed) },
+            );
+        // The waiter holds a reference to the gate once it waits at it.
+        while !holder.has_company() {
+            tokio::task::yield_now().await;
+        }
+        holder.hand_failure();
+        drop(holder);
+        assert!(waiter.await.unwrap(), "the waiter took the failure");
+        // A caller that arrives after the failure runs the function itself.
+        assert!(matches!(
+            flights.enter("k", flights.ticket("k")).await,
+            Entered::Leader(_)
+        ));
+    }
+
     #[test]
     fn blocking_and_async_share_gates() {
         let flights = Arc::new(Flights::default());
