@@ -130,10 +130,9 @@ impl TierConfig {
     /// use cache_core::{config::TierConfig, ConfigOrigin};
     /// let cfg = TierConfig::new("redis", toml::Table::new(), "stores.r.l2", ConfigOrigin::String);
     /// let err = cfg.unknown_option("tabel", &["url", "operation_timeout"]);
-    /// assert_eq!(
-    ///     err.to_string(),
+    /// assert!(err.to_string().ends_with(
     ///     "`stores.r.l2.tabel`: no such option for the redis driver (known options: url, operation_timeout)",
-    /// );
+    /// ));
     /// ```
     pub fn unknown_option(&self, option: &str, known: &[&str]) -> CacheError {
         self.error(
