@@ -62,6 +62,38 @@ pub(crate) enum Lookup<V> {
     Miss,
 }
 
+/// A write made in L1, its bytes ready for L2 (see [`Cache::prepare_write`]).
+pub(crate) struct Prepared {
+    /// The envelope for L2; `None` without L2, or when the value cannot be encoded.
+    pub(crate) bytes: Option<Vec<u8>>,
+    /// The physical time to live in L2.
+    pub(crate) ttl: Duration,
+    /// The L1 entry inserted and the version its insert left, for the put-back.
+    local: Option<(LocalEntry, u64)>,
+}
+
+/// What became of a write's L2 half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RemoteOutcome {
+    /// L2 took it.
+    Stored,
+    /// L2 failed or was skipped (open breaker): owed to it once it is back.
+    Missed,
+    /// The value could not be encoded for L2: nothing owed.
+    Unencodable,
+    /// The store has no L2.
+    NoL2,
+}
+
+impl RemoteOutcome {
+    pub(crate) fn of<T>(result: Result<T, Skipped>) -> Self {
+        match result {
+            Ok(_) => RemoteOutcome::Stored,
+            Err(Skipped) => RemoteOutcome::Missed,
+        }
+    }
+}
+
 /// A named cache in a store: cheap to clone (an `Arc` inside), `Send + Sync`.
 ///
 /// Get one from [`crate::CacheManager::cache`] (or `cachet::cache("users")`). Keys are any
@@ -355,7 +387,7 @@ impl Cache {
 
     /// The L1 lookup, and whether a fresh hit is past the entry's eager refresh point: one
     /// more comparison on the entry already read. Counts a fresh hit.
-    fn probe_local<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
+    pub(crate) fn probe_local<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
         let probed = self.peek_local(stored);
         if matches!(probed.0, Lookup::Fresh(_)) {
             self.count(Event::L1Hit);
@@ -395,7 +427,7 @@ impl Cache {
             return (Lookup::Miss, false);
         };
         // Noted before the read: a change of the key meanwhile refuses the backfill.
-        let seen = store.l1.as_ref().map(|_| store.versions.current(stored));
+        let seen = self.version_seen(stored);
         let bytes = match remote.get(&store.name, stored).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return (Lookup::Miss, false),
@@ -404,8 +436,31 @@ impl Cache {
                 return (Lookup::Miss, false);
             }
         };
+        self.accept_remote(stored, &bytes, seen)
+    }
+
+    /// The version of `stored` in L1 before an L2 read, for [`Cache::accept_remote`]'s
+    /// backfill (`None` without L1).
+    pub(crate) fn version_seen(&self, stored: &str) -> Option<u64> {
+        let store = &self.inner.store;
+        store.l1.as_ref().map(|_| store.versions.current(stored))
+    }
+
+    /// What bytes read from L2 under `stored` hold for a lookup: decoded (another type,
+    /// an older format or garbage is a miss), backfilled into L1 unless the key changed
+    /// since `seen`, and counted as an L2 hit when fresh.
+    pub(crate) fn accept_remote<V: CacheValue>(
+        &self,
+        stored: &str,
+        bytes: &[u8],
+        seen: Option<u64>,
+    ) -> (Lookup<V>, bool) {
+        let store = &self.inner.store;
+        let Some(remote) = &store.l2 else {
+            return (Lookup::Miss, false);
+        };
         let (value, meta) = match remote.codec.decode::<V>(
-            &bytes,
+            bytes,
             codec::fingerprint::<V>(),
             remote.max_value_size,
         ) {
@@ -462,12 +517,47 @@ impl Cache {
         lifetime: Lifetime,
         why: Write,
     ) {
-        let eager_refresh = self.settings().eager_refresh;
-        let store = &self.inner.store;
         if self.is_noop() {
             return;
         }
+        let store = &self.inner.store;
+        let mut prepared = self.prepare_write(stored, value, lifetime);
+        let outcome = match (&store.l2, prepared.bytes.take()) {
+            (Some(remote), Some(bytes)) if self.inner.tags.is_empty() => {
+                RemoteOutcome::of(remote.set(&store.name, stored, bytes, prepared.ttl).await)
+            }
+            (Some(remote), Some(bytes)) => RemoteOutcome::of(
+                remote
+                    .set_tagged(
+                        &store.name,
+                        stored,
+                        bytes,
+                        prepared.ttl,
+                        self.inner.tags.keys(),
+                    )
+                    .await,
+            ),
+            (Some(_), None) => RemoteOutcome::Unencodable,
+            (None, _) => RemoteOutcome::NoL2,
+        };
+        if self.settle_write(stored, prepared, outcome, why) {
+            store
+                .announce(Invalidation::Keys(vec![stored.to_owned()]))
+                .await;
+        }
+    }
+
+    /// The first half of a write: the entry's timing, its bytes for L2 (`None` when it
+    /// cannot be encoded: logged) and its L1 insert (with its tags), counted as a put.
+    pub(crate) fn prepare_write<V: CacheValue>(
+        &self,
+        stored: &str,
+        value: V,
+        lifetime: Lifetime,
+    ) -> Prepared {
+        let store = &self.inner.store;
         let settings = self.settings();
+        let eager_refresh = settings.eager_refresh;
         let timing = match lifetime {
             Lifetime::Default => {
                 clock::Timing::starting_now(&store.clock, settings.ttl, settings.grace)
@@ -486,13 +576,19 @@ impl Cache {
             Lifetime::Backoff { .. } => None,
             _ => eager_refresh.and_then(|ratio| timing.refresh_point(ratio)),
         };
-        let encoded = store.l2.as_ref().map(|remote| {
+        let bytes = store.l2.as_ref().and_then(|remote| {
             let meta = codec::EnvelopeMeta {
                 fingerprint: codec::fingerprint::<V>(),
                 fresh_until_ms: timing.fresh_until_ms,
                 keep_until_ms: timing.keep_until_ms,
             };
-            remote.codec.encode(&value, &meta)
+            remote
+                .codec
+                .encode(&value, &meta)
+                .inspect_err(|err| {
+                    tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
+                })
+                .ok()
         });
         let local = store.l1.as_ref().map(|l1| {
             let weight = estimate_weight::<V>(stored, l1.as_ref());
@@ -514,38 +610,29 @@ impl Cache {
                     .tag_index
                     .add(self.inner.tags.keys(), stored, l1.as_ref());
             }
-            (l1, entry, mine)
+            (entry, mine)
         });
         self.count(Event::Put);
-        let (stored_remotely, l2_missed) = match (&store.l2, encoded) {
-            (Some(remote), Some(Ok(bytes))) if self.inner.tags.is_empty() => {
-                let taken = remote
-                    .set(&store.name, stored, bytes, timing.physical_ttl())
-                    .await
-                    .is_ok();
-                (taken, !taken)
-            }
-            (Some(remote), Some(Ok(bytes))) => {
-                let taken = remote
-                    .set_tagged(
-                        &store.name,
-                        stored,
-                        bytes,
-                        timing.physical_ttl(),
-                        self.inner.tags.keys(),
-                    )
-                    .await
-                    .is_ok();
-                (taken, !taken)
-            }
-            (Some(_), Some(Err(err))) => {
-                tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
-                (false, false)
-            }
-            _ => (true, false),
-        };
-        if store.l2.is_some() {
-            if let Some((l1, entry, mine)) = local {
+        Prepared {
+            bytes,
+            ttl: timing.physical_ttl(),
+            local,
+        }
+    }
+
+    /// The second half of a write, once L2 answered: the L1 put-back, and what a missed L2
+    /// write owes. Whether the other instances are to be told (by the caller, so a batch
+    /// tells them once).
+    pub(crate) fn settle_write(
+        &self,
+        stored: &str,
+        prepared: Prepared,
+        outcome: RemoteOutcome,
+        why: Write,
+    ) -> bool {
+        let store = &self.inner.store;
+        if let (Some(l1), Some((entry, mine))) = (&store.l1, prepared.local) {
+            if store.l2.is_some() {
                 // A lookup that read L2 before this write may have backfilled the old value
                 // meanwhile: this instance ignores its own bus message, so put ours back —
                 // unless the key changed since our insert (a delete, a newer write, another
@@ -557,19 +644,19 @@ impl Cache {
                 }
             }
         }
-        if stored_remotely {
-            store
-                .announce(Invalidation::Keys(vec![stored.to_owned()]))
-                .await;
-        } else {
-            // Not announced: the other instances keep what L2 still holds, until the L2
-            // is back and the replay deletes it there and announces it (`replay.rs`).
-            self.count(Event::Error);
-            if l2_missed && why == Write::Change {
-                store.defer(Pending::Keys {
-                    scope: self.scope(),
-                    keys: vec![stored.to_owned()],
-                });
+        match outcome {
+            RemoteOutcome::Stored | RemoteOutcome::NoL2 => true,
+            RemoteOutcome::Missed | RemoteOutcome::Unencodable => {
+                // Not announced: the other instances keep what L2 still holds, until the L2
+                // is back and the replay deletes it there and announces it (`replay.rs`).
+                self.count(Event::Error);
+                if outcome == RemoteOutcome::Missed && why == Write::Change {
+                    store.defer(Pending::Keys {
+                        scope: self.scope(),
+                        keys: vec![stored.to_owned()],
+                    });
+                }
+                false
             }
         }
     }
@@ -653,7 +740,10 @@ impl Cache {
     }
 
     /// `future` bounded by the cache's hard timeout, when one is set.
-    async fn bounded<T>(&self, future: impl Future<Output = T>) -> Result<T, CacheError> {
+    pub(crate) async fn bounded<T>(
+        &self,
+        future: impl Future<Output = T>,
+    ) -> Result<T, CacheError> {
         match self.settings().hard_timeout {
             Some(limit) => {
                 self.clock()

@@ -176,7 +176,7 @@ where
 /// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
 /// `Err` with the value its holder handed over (of this call's type; a value of another
 /// type, from a function sharing the cache, is not taken).
-async fn enter<'a, V: CacheValue>(
+pub(crate) async fn enter<'a, V: CacheValue>(
     first: &'a Cache,
     key: &str,
     ticket: Ticket,
