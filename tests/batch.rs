@@ -265,3 +265,95 @@ async fn batches_on_a_tiered_redis_store_read_and_write_l2_and_invalidate_other_
         .unwrap();
     assert_eq!(from_b.len(), 4);
 }
+
+// ----- #[cacheable_many] -----
+
+static SINGLE_LOADS: AtomicUsize = AtomicUsize::new(0);
+static BATCH_ASKED: std::sync::Mutex<Vec<Vec<u64>>> = std::sync::Mutex::new(Vec::new());
+
+#[derive(Debug, PartialEq)]
+struct DbError;
+
+#[cachet::cacheable("people")]
+async fn find_person(id: u64) -> Result<String, DbError> {
+    SINGLE_LOADS.fetch_add(1, SeqCst);
+    Ok(format!("user {id}"))
+}
+
+/// Loads what it is asked for, but never 13 (not found) and fails on 666.
+#[cachet::cacheable_many("people")]
+async fn load_people(ids: Vec<u64>) -> Result<HashMap<u64, String>, DbError> {
+    BATCH_ASKED.lock().unwrap().push(ids.clone());
+    if ids.contains(&666) {
+        return Err(DbError);
+    }
+    Ok(names(
+        &ids.into_iter().filter(|id| *id != 13).collect::<Vec<_>>(),
+    ))
+}
+
+struct Db {
+    prefix: &'static str,
+}
+
+#[cachet::cacheable_many("labels", skip(db), ttl = "5m")]
+async fn labels(db: &Db, ids: &[u64]) -> Vec<(u64, String)> {
+    ids.iter()
+        .map(|id| (*id, format!("{}{id}", db.prefix)))
+        .collect()
+}
+
+#[tokio::test]
+async fn cacheable_many_loads_only_the_missing_keys_into_the_entries_single_calls_read() {
+    cachet::testing::with_manager(memory(), async {
+        BATCH_ASKED.lock().unwrap().clear();
+        assert_eq!(find_person(1).await, Ok("user 1".into()));
+        let loads = SINGLE_LOADS.load(SeqCst);
+        let people = load_people(vec![1, 2, 3, 13]).await.unwrap();
+        assert_eq!(people.len(), 3, "{people:?}");
+        assert_eq!(people[&2], "user 2");
+        // Only the missing keys reached the body.
+        assert_eq!(*BATCH_ASKED.lock().unwrap(), [vec![2, 3, 13]]);
+        // A single call reads the entry the batch stored: no load.
+        assert_eq!(find_person(3).await, Ok("user 3".into()));
+        assert_eq!(SINGLE_LOADS.load(SeqCst), loads);
+        // 13 was not returned, so not stored: the next batch asks for it again, alone.
+        load_people(vec![1, 2, 13]).await.unwrap();
+        assert_eq!(BATCH_ASKED.lock().unwrap().last().unwrap(), &vec![13]);
+        // An error is returned and nothing of the call stored.
+        assert_eq!(load_people(vec![4, 666]).await, Err(DbError));
+        let cache = cachet::cache("people").unwrap();
+        assert!(cache.get::<String, _>(&4u64).await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cacheable_many_takes_slices_skipped_arguments_and_list_results_in_key_order() {
+    cachet::testing::with_manager(memory(), async {
+        let db = Db { prefix: "label " };
+        let first = labels(&db, &[3, 1, 2]).await;
+        assert_eq!(
+            first,
+            [
+                (3, "label 3".into()),
+                (1, "label 1".into()),
+                (2, "label 2".into())
+            ]
+        );
+        let other = Db { prefix: "other " };
+        // Cached keys come from the cache, the new one from the body, in the order asked.
+        let again = labels(&other, &[2, 4]).await;
+        assert_eq!(again, [(2, "label 2".into()), (4, "other 4".into())]);
+        let declared = cachet::declared_caches();
+        let d = declared
+            .iter()
+            .find(|d| d.function.ends_with("::labels"))
+            .unwrap();
+        assert_eq!(
+            (d.annotation, d.cache, d.value_type),
+            ("cacheable_many", "labels", "String")
+        );
+    })
+    .await;
+}

@@ -281,19 +281,34 @@ impl Cache {
     {
         let keys = Keys::new(self, keys)?;
         let found = self
-            .load_many(&keys.keys, &keys.stored, Lifetime::Default, factory)
+            .load_many(&keys.keys, &keys.stored, Lifetime::Default, true, factory)
             .await?;
         Ok(keys.into_map(found))
     }
 
+    /// Runs a batch factory, bounded by the hard timeout when asked.
+    async fn run_factory<T, E: From<CacheError>>(
+        &self,
+        bounded: bool,
+        factory: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        if bounded {
+            self.bounded(factory).await?
+        } else {
+            factory.await
+        }
+    }
+
     /// The one path of the batch loads (programmatic and `#[cacheable_many]`): the value
     /// under each of `stored` (the stored keys of `keys`, distinct), the missing ones from
-    /// one call of `factory`, stored for `lifetime`.
+    /// one call of `factory`, stored for `lifetime`. With `bounded`, the factory is bounded
+    /// by the cache's hard timeout (the only `CacheError` this returns).
     pub(crate) async fn load_many<V, E, K, F, Fut>(
         &self,
         keys: &[K],
         stored: &[String],
         lifetime: Lifetime,
+        bounded: bool,
         factory: F,
     ) -> Result<Vec<Option<V>>, E>
     where
@@ -305,7 +320,7 @@ impl Cache {
     {
         if self.is_noop() {
             self.inner.stats.record(Event::Miss, keys.len() as u64);
-            let mut loaded = self.bounded(factory(keys.to_vec())).await??;
+            let mut loaded = self.run_factory(bounded, factory(keys.to_vec())).await?;
             return Ok(keys.iter().map(|k| loaded.remove(k)).collect());
         }
         let flights = &self.inner.store.flights;
@@ -335,11 +350,13 @@ impl Cache {
                 found[i] = value;
             }
         }
-        let missing: Vec<usize> = gates
+        let mut missing: Vec<usize> = gates
             .iter()
             .map(|(i, _)| *i)
             .filter(|&i| found[i].is_none())
             .collect();
+        // The factory gets the keys in the caller's order, not the gates'.
+        missing.sort_unstable();
         self.inner.stats.record(Event::Miss, missing.len() as u64);
         if missing.is_empty() {
             return Ok(found);
@@ -347,7 +364,9 @@ impl Cache {
         let asked: Vec<K> = missing.iter().map(|&i| keys[i].clone()).collect();
         let span =
             tracing::debug_span!("cachet.miss_many", cache = self.name(), keys = asked.len());
-        let mut loaded = self.bounded(factory(asked).instrument(span)).await??;
+        let mut loaded = self
+            .run_factory(bounded, factory(asked).instrument(span))
+            .await?;
         let mut writes = Vec::with_capacity(missing.len());
         for i in missing {
             if let Some(value) = loaded.remove(&keys[i]) {

@@ -9,6 +9,7 @@
 mod cacheable;
 mod evict;
 mod key;
+mod many;
 mod operation;
 mod probe;
 mod put;
@@ -30,6 +31,7 @@ pub use cacheable::{
 pub use evict::{evict, evict_blocking};
 pub use inventory;
 pub use key::{key, no_key, Encode, KeyUse, OpKey};
+pub use many::{cacheable_many, ManyOutput};
 pub use operation::{Declaration, Operation, OperationKind};
 pub use probe::{Probe, ProbeOf, Probed, ProbesL1, ProbesNothing};
 pub use put::{put, put_blocking};

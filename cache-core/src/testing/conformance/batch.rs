@@ -32,14 +32,14 @@ pub async fn batches(fixture: &impl Fixture) {
     check.ok("set_many of no entry", tier_ref.set_many(Vec::new()).await);
 
     // More keys than one request of any driver carries; every other one written.
-    let keys: Vec<String> = (0..1200).map(|i| check.key(&format!("b:{i}"))).collect();
+    let keys: Vec<String> = (0..700).map(|i| check.key(&format!("b:{i}"))).collect();
     let value_of = |i: usize| format!("value {i}").into_bytes();
     let entries: Vec<RemoteEntry> = (0..keys.len())
         .filter(|i| i % 2 == 0)
         .map(|i| RemoteEntry::new(keys[i].clone(), value_of(i), MINUTE))
         .collect();
-    check.ok("set_many of 600 entries", tier_ref.set_many(entries).await);
-    let read = check.ok("get_many of 1200 keys", tier_ref.get_many(&keys).await);
+    check.ok("set_many of 350 entries", tier_ref.set_many(entries).await);
+    let read = check.ok("get_many of 700 keys", tier_ref.get_many(&keys).await);
     check.expect(
         read.len() == keys.len(),
         format_args!(
