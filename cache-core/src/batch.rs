@@ -19,7 +19,8 @@ use futures_util::FutureExt;
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::cache::{Cache, Lifetime, Lookup, RemoteOutcome, Write};
+use crate::cache::Cache;
+use crate::engine::{Engine, Lifetime, Lookup, RemoteOutcome, Write};
 use crate::error::CacheError;
 use crate::flight::FlightGuard;
 use crate::stats::Event;
@@ -35,7 +36,7 @@ pub(crate) struct Keys<K> {
 }
 
 impl<K: Serialize + Eq + Hash + Clone> Keys<K> {
-    pub(crate) fn new(cache: &Cache, keys: &[K]) -> Result<Self, CacheError> {
+    pub(crate) fn new(cache: &Engine, keys: &[K]) -> Result<Self, CacheError> {
         let mut seen = std::collections::HashSet::with_capacity(keys.len());
         let mut distinct = Keys {
             keys: Vec::with_capacity(keys.len()),
@@ -61,7 +62,7 @@ impl<K: Serialize + Eq + Hash + Clone> Keys<K> {
     }
 }
 
-impl Cache {
+impl Engine {
     /// The fresh value of type `V` under each of `stored`, in order: L1 first, then one L2
     /// call for the rest (backfilling L1). Counts hits and faults; misses are counted by
     /// the caller.
@@ -69,7 +70,7 @@ impl Cache {
         let mut found: Vec<Option<V>> = Vec::with_capacity(stored.len());
         let mut pending = Vec::new();
         for (i, key) in stored.iter().enumerate() {
-            match self.probe_local::<V>(key).0 {
+            match self.look_l1::<V>(key).0 {
                 Lookup::Fresh(value) => found.push(Some(value)),
                 Lookup::Stale(..) | Lookup::Miss => {
                     found.push(None);
@@ -151,139 +152,6 @@ impl Cache {
         if !announce.is_empty() {
             store.announce(Invalidation::Keys(announce)).await;
         }
-    }
-
-    /// The fresh values of type `V` under `keys` (hits only: a key missing from the map
-    /// is a miss), read from L1 first and from L2 in one round trip for the rest.
-    ///
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
-    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
-    /// let users = m.cache("users").unwrap();
-    /// users.set_many(&[(1u64, "ann".to_string()), (2, "bob".to_string())]).await.unwrap();
-    /// let found = users.get_many::<String, _>(&[1u64, 2, 3]).await.unwrap();
-    /// assert_eq!(found.len(), 2);
-    /// assert_eq!(found[&2], "bob");
-    /// # });
-    /// ```
-    pub async fn get_many<V, K>(&self, keys: &[K]) -> Result<HashMap<K, V>, CacheError>
-    where
-        V: CacheValue,
-        K: Serialize + Eq + Hash + Clone,
-    {
-        let keys = Keys::new(self, keys)?;
-        let found = self.lookup_many::<V>(&keys.stored).await;
-        let misses = found.iter().filter(|v| v.is_none()).count();
-        self.inner.stats.record(Event::Miss, misses as u64);
-        Ok(keys.into_map(found))
-    }
-
-    /// Stores each value under its key for the cache's TTL: in L1 one by one, in L2 in one
-    /// round trip (one Redis pipeline, one SQL statement per few hundred entries).
-    ///
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
-    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
-    /// let users = m.cache("users").unwrap();
-    /// users.set_many(&[(1u64, "ann".to_string()), (2, "bob".to_string())]).await.unwrap();
-    /// assert_eq!(users.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("ann"));
-    /// # });
-    /// ```
-    pub async fn set_many<V, K>(&self, entries: &[(K, V)]) -> Result<(), CacheError>
-    where
-        V: CacheValue,
-        K: Serialize,
-    {
-        let entries = entries
-            .iter()
-            .map(|(key, value)| Ok((self.stored_key(key)?, value.clone())))
-            .collect::<Result<Vec<_>, CacheError>>()?;
-        self.write_many(entries, Lifetime::Default, Write::Change)
-            .await;
-        Ok(())
-    }
-
-    /// The values under `keys`: those cached, and for the others the factory's, stored. The
-    /// factory runs once, with only the keys that missed, and returns a map of their values;
-    /// a key it leaves out is not stored and is missing from the answer. Its values are
-    /// stored in one L2 round trip.
-    ///
-    /// Single flight per key: a concurrent `get_or_set` (or `#[cacheable]` call) on one of
-    /// the keys being loaded waits for this batch and takes its value; a key another caller
-    /// is loading is waited for and taken from it, not loaded again. The factory is bounded
-    /// by the cache's hard timeout. The distributed lock (`lock = "redis"`) covers single
-    /// calls only: a batch loads with this instance's single flight.
-    ///
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// use std::collections::HashMap;
-    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
-    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
-    /// let users = m.cache("users").unwrap();
-    /// users.set(&1u64, &"ann".to_string()).await.unwrap();
-    /// let all = users
-    ///     .get_or_set_many(&[1u64, 2, 3], |missing: Vec<u64>| async move {
-    ///         assert_eq!(missing, [2, 3]); // only the keys that missed
-    ///         missing.into_iter().map(|id| (id, format!("user {id}"))).collect::<HashMap<_, _>>()
-    ///     })
-    ///     .await
-    ///     .unwrap();
-    /// assert_eq!(all[&1], "ann");
-    /// assert_eq!(all[&3], "user 3");
-    /// # });
-    /// ```
-    pub async fn get_or_set_many<V, K, F, Fut>(
-        &self,
-        keys: &[K],
-        factory: F,
-    ) -> Result<HashMap<K, V>, CacheError>
-    where
-        V: CacheValue,
-        K: Serialize + Eq + Hash + Clone,
-        F: FnOnce(Vec<K>) -> Fut,
-        Fut: Future<Output = HashMap<K, V>>,
-    {
-        self.try_get_or_set_many(keys, move |missing| {
-            factory(missing).map(Ok::<_, CacheError>)
-        })
-        .await
-    }
-
-    /// Like [`Cache::get_or_set_many`] with a fallible factory: an `Err` is returned, and
-    /// nothing of it stored.
-    ///
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// use std::collections::HashMap;
-    /// use cache_core::CacheError;
-    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// let r: Result<HashMap<u64, u32>, CacheError> = users
-    ///     .try_get_or_set_many(&[1u64], |missing: Vec<u64>| async move {
-    ///         Ok(missing.into_iter().map(|id| (id, 7)).collect())
-    ///     })
-    ///     .await;
-    /// assert_eq!(r.unwrap()[&1], 7);
-    /// # });
-    /// ```
-    pub async fn try_get_or_set_many<V, E, K, F, Fut>(
-        &self,
-        keys: &[K],
-        factory: F,
-    ) -> Result<HashMap<K, V>, E>
-    where
-        V: CacheValue,
-        E: From<CacheError>,
-        K: Serialize + Eq + Hash + Clone,
-        F: FnOnce(Vec<K>) -> Fut,
-        Fut: Future<Output = Result<HashMap<K, V>, E>>,
-    {
-        let keys = Keys::new(self, keys)?;
-        let found = self
-            .load_many(&keys.keys, &keys.stored, Lifetime::Default, true, factory)
-            .await?;
-        Ok(keys.into_map(found))
     }
 
     /// Runs a batch factory, bounded by the hard timeout when asked.
@@ -383,5 +251,142 @@ impl Cache {
         }
         drop(gates);
         Ok(found)
+    }
+}
+
+impl Cache {
+    /// The fresh values of type `V` under `keys` (hits only: a key missing from the map
+    /// is a miss), read from L1 first and from L2 in one round trip for the rest.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let users = m.cache("users").unwrap();
+    /// users.set_many(&[(1u64, "ann".to_string()), (2, "bob".to_string())]).await.unwrap();
+    /// let found = users.get_many::<String, _>(&[1u64, 2, 3]).await.unwrap();
+    /// assert_eq!(found.len(), 2);
+    /// assert_eq!(found[&2], "bob");
+    /// # });
+    /// ```
+    pub async fn get_many<V, K>(&self, keys: &[K]) -> Result<HashMap<K, V>, CacheError>
+    where
+        V: CacheValue,
+        K: Serialize + Eq + Hash + Clone,
+    {
+        let keys = Keys::new(&self.engine, keys)?;
+        let found = self.engine.lookup_many::<V>(&keys.stored).await;
+        let misses = found.iter().filter(|v| v.is_none()).count();
+        self.engine.inner.stats.record(Event::Miss, misses as u64);
+        Ok(keys.into_map(found))
+    }
+
+    /// Stores each value under its key for the cache's TTL: in L1 one by one, in L2 in one
+    /// round trip (one Redis pipeline, one SQL statement per few hundred entries).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let users = m.cache("users").unwrap();
+    /// users.set_many(&[(1u64, "ann".to_string()), (2, "bob".to_string())]).await.unwrap();
+    /// assert_eq!(users.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("ann"));
+    /// # });
+    /// ```
+    pub async fn set_many<V, K>(&self, entries: &[(K, V)]) -> Result<(), CacheError>
+    where
+        V: CacheValue,
+        K: Serialize,
+    {
+        let entries = entries
+            .iter()
+            .map(|(key, value)| Ok((self.engine.stored_key(key)?, value.clone())))
+            .collect::<Result<Vec<_>, CacheError>>()?;
+        self.engine
+            .write_many(entries, Lifetime::Default, Write::Change)
+            .await;
+        Ok(())
+    }
+
+    /// The values under `keys`: those cached, and for the others the factory's, stored. The
+    /// factory runs once, with only the keys that missed, and returns a map of their values;
+    /// a key it leaves out is not stored and is missing from the answer. Its values are
+    /// stored in one L2 round trip.
+    ///
+    /// Single flight per key: a concurrent `get_or_set` (or `#[cacheable]` call) on one of
+    /// the keys being loaded waits for this batch and takes its value; a key another caller
+    /// is loading is waited for and taken from it, not loaded again. The factory is bounded
+    /// by the cache's hard timeout. The distributed lock (`lock = "redis"`) covers single
+    /// calls only: a batch loads with this instance's single flight.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::collections::HashMap;
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let users = m.cache("users").unwrap();
+    /// users.set(&1u64, &"ann".to_string()).await.unwrap();
+    /// let all = users
+    ///     .get_or_set_many(&[1u64, 2, 3], |missing: Vec<u64>| async move {
+    ///         assert_eq!(missing, [2, 3]); // only the keys that missed
+    ///         missing.into_iter().map(|id| (id, format!("user {id}"))).collect::<HashMap<_, _>>()
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(all[&1], "ann");
+    /// assert_eq!(all[&3], "user 3");
+    /// # });
+    /// ```
+    pub async fn get_or_set_many<V, K, F, Fut>(
+        &self,
+        keys: &[K],
+        factory: F,
+    ) -> Result<HashMap<K, V>, CacheError>
+    where
+        V: CacheValue,
+        K: Serialize + Eq + Hash + Clone,
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = HashMap<K, V>>,
+    {
+        self.try_get_or_set_many(keys, move |missing| {
+            factory(missing).map(Ok::<_, CacheError>)
+        })
+        .await
+    }
+
+    /// Like [`Cache::get_or_set_many`] with a fallible factory: an `Err` is returned, and
+    /// nothing of it stored.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::collections::HashMap;
+    /// use cache_core::CacheError;
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// let r: Result<HashMap<u64, u32>, CacheError> = users
+    ///     .try_get_or_set_many(&[1u64], |missing: Vec<u64>| async move {
+    ///         Ok(missing.into_iter().map(|id| (id, 7)).collect())
+    ///     })
+    ///     .await;
+    /// assert_eq!(r.unwrap()[&1], 7);
+    /// # });
+    /// ```
+    pub async fn try_get_or_set_many<V, E, K, F, Fut>(
+        &self,
+        keys: &[K],
+        factory: F,
+    ) -> Result<HashMap<K, V>, E>
+    where
+        V: CacheValue,
+        E: From<CacheError>,
+        K: Serialize + Eq + Hash + Clone,
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<HashMap<K, V>, E>>,
+    {
+        let keys = Keys::new(&self.engine, keys)?;
+        let found = self
+            .engine
+            .load_many(&keys.keys, &keys.stored, Lifetime::Default, true, factory)
+            .await?;
+        Ok(keys.into_map(found))
     }
 }

@@ -11,25 +11,32 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::background;
-use crate::cache::{Cache, Lifetime, Lookup, Write};
+use crate::engine::{Engine, FirstL1, Lifetime, Lookup, Write};
 use crate::flight::{DetachedFlight, Entered, FlightGuard, Handed, Ticket};
 use crate::shape::Shape;
 use crate::stats::Event;
 use crate::store::lock;
-use crate::{CacheManager, CacheValue};
+use crate::CacheValue;
 
 /// Answers from the first cache holding a fresh value; otherwise runs `body()` once per key
 /// across concurrent callers and stores its cacheable outcome in every cache.
 ///
-/// `caches` and `keys` are parallel: `keys[i]` is the stored key in `caches[i]`.
+/// `caches` and `keys` are parallel: `keys[i]` is the stored key in `caches[i]`. `local`
+/// says whether the caller already found the first cache's L1 empty under `keys[0]`.
 /// `policy` decides how long the function's value is kept, or that it is not stored.
 /// `mode` says whether `body` may finish in the background ([`Detachable`]): then, with a
 /// stale value and a soft timeout, the caller is answered with the stale value at the
 /// timeout, and a fresh hit past its eager refresh point starts a background refresh.
+///
+/// Before the key's single-flight gate a caller reads only the first cache's L1 (no I/O);
+/// the rest (L2, the other caches) is read by the gate's holder, which hands what it found
+/// or computed to the callers waiting: concurrent callers of a cold key read L2 once in
+/// total.
 pub(crate) async fn cached_call<S, F, P, M>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
+    local: FirstL1,
     policy: P,
     body: impl FnOnce() -> F,
     _mode: M,
@@ -43,7 +50,7 @@ where
 {
     let Some(first) = caches
         .first()
-        .filter(|_| !caches.iter().all(Cache::is_noop))
+        .filter(|_| !caches.iter().all(Engine::is_noop))
     else {
         caches.iter().for_each(|c| c.count(Event::Miss));
         return body().await;
@@ -52,18 +59,23 @@ where
     let timeout = first.settings().timeout;
     let flights = &first.inner.store.flights;
     // Before the first look: the gate then tells whether a holder may have stored since
-    // (see `Flights::ticket`), so an uncontended miss reads each tier once, not twice.
+    // (see `Flights::ticket`), so the holder reads the first L1 again only if need be.
     let ticket = flights.ticket(&keys[0]);
-    let mut stale = match find_due::<S::Value>(caches, keys).await {
-        (Found::Fresh(value), due) => {
-            if due && M::DETACHABLE {
-                refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body);
+    let mut stale = match local {
+        FirstL1::Empty => None,
+        FirstL1::Unread => match first.look_l1::<S::Value>(&keys[0]) {
+            (Lookup::Fresh(value), due) => {
+                if due && M::DETACHABLE {
+                    refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body);
+                }
+                return shape.rebuild(value);
             }
-            return shape.rebuild(value);
-        }
-        (Found::Stale(value, keep_until), _) => Some((value, keep_until)),
-        (Found::Nothing, _) => None,
+            (Lookup::Stale(value, keep_until), _) => Some((value, keep_until)),
+            (Lookup::Miss, _) => None,
+        },
     };
+    // Whether anything but the first L1 may hold the value: read by the gate's holder.
+    let more = caches.len() > 1 || first.inner.store.l2.is_some();
     let entered = match (timeout, stale.take()) {
         // With a stale value, another caller's refresh is waited for no longer than the
         // soft timeout either.
@@ -78,29 +90,65 @@ where
             }
             None => return serve_stale_at_timeout(shape, first, old.0, "another caller's refresh"),
         },
+        // The other tiers may hold a stale value: past the soft timeout, this caller reads
+        // them itself, serves a stale value it finds, or waits on for the gate.
+        (Some(limit), None) if more => match first
+            .clock()
+            .within(limit, enter::<S::Value>(first, &keys[0], ticket))
+            .await
+        {
+            Some(entered) => entered,
+            None => match find_due::<S::Value>(caches, keys, FirstL1::Empty).await.0 {
+                Lookup::Fresh(value) => return shape.rebuild(value),
+                Lookup::Stale(value, _) => {
+                    return serve_stale_at_timeout(shape, first, value, "another caller's refresh")
+                }
+                Lookup::Miss => enter::<S::Value>(first, &keys[0], ticket).await,
+            },
+        },
         (_, old) => {
             stale = old;
             enter::<S::Value>(first, &keys[0], ticket).await
         }
     };
     // The leader's value, handed over: no tier is read again for it.
-    let flight = match entered {
+    let mut flight = match entered {
         Ok(flight) => flight,
         Err(value) => return shape.rebuild(value),
     };
-    // Whoever held the gate since the first look may have stored the value meanwhile.
-    if flight.look_again() {
-        match find::<S::Value>(caches, keys).await {
-            Found::Fresh(value) => return shape.rebuild(value),
-            Found::Stale(value, keep_until) => stale = Some((value, keep_until)),
-            Found::Nothing => {}
+    // The holder's look: the other tiers and caches, and the first L1 again only if
+    // whoever held the gate since the first look may have stored meanwhile.
+    let first_l1 = if flight.look_again() {
+        FirstL1::Unread
+    } else {
+        FirstL1::Empty
+    };
+    if more || first_l1 == FirstL1::Unread {
+        match find_due::<S::Value>(caches, keys, first_l1).await {
+            (Lookup::Fresh(value), due) => {
+                // The callers waiting take it: none of them reads a tier for it.
+                flight.hand_over(|| Arc::new(value.clone()));
+                if due && M::DETACHABLE {
+                    drop(flight);
+                    refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body);
+                }
+                return shape.rebuild(value);
+            }
+            (Lookup::Stale(value, keep_until), _) => {
+                // The first L1's stale value, read first, comes first.
+                stale = stale.or(Some((value, keep_until)));
+            }
+            (Lookup::Miss, _) => {}
         }
     }
     // Across instances too, on a store with `lock = "redis"` (released when dropped).
-    let mut dlock = match lock::acquire_or_wait(caches, keys, flight.is_reentrant()).await {
-        lock::Acquired::Found(value) => return shape.rebuild(value),
-        lock::Acquired::Leader(guard) => guard,
-    };
+    let fresh = || fresh::<S::Value>(caches, keys);
+    let reentrant = flight.is_reentrant();
+    let mut dlock =
+        match lock::acquire_or_wait(&first.inner.store, &keys[0], fresh, reentrant).await {
+            lock::Acquired::Found(value) => return shape.rebuild(value),
+            lock::Acquired::Leader(guard) => guard,
+        };
     caches.iter().for_each(|c| c.count(Event::Miss));
     // The function's own events on a miss carry the cache and key.
     let span = tracing::debug_span!("cachet.miss", cache = first.name(), key = %keys[0], stale = stale.is_some());
@@ -119,7 +167,7 @@ where
                 flight: flight.detach(),
                 dlock: dlock.take(),
                 span: span.clone(),
-                scope: crate::global::scoped(),
+                scope: crate::scopes::current(),
             };
             match M::spawn(job) {
                 Ok(refresh) => {
@@ -177,7 +225,7 @@ where
 /// `Err` with the value its holder handed over (of this call's type; a value of another
 /// type, from a function sharing the cache, is not taken).
 pub(crate) async fn enter<'a, V: CacheValue>(
-    first: &'a Cache,
+    first: &'a Engine,
     key: &str,
     ticket: Ticket,
 ) -> Result<FlightGuard<'a>, V> {
@@ -197,7 +245,7 @@ pub(crate) async fn enter<'a, V: CacheValue>(
 /// Soft timeout: the caller waits for the background refresh at most `limit`.
 async fn wait_or_stale<S: Shape>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     refresh: JoinHandle<Refreshed<S::Value>>,
     limit: Duration,
@@ -221,7 +269,7 @@ where
 /// meanwhile; the refresh stores the fresh one when it finishes.
 fn serve_stale_at_timeout<S: Shape>(
     shape: S,
-    first: &Cache,
+    first: &Engine,
     value: S::Value,
     waited_for: &str,
 ) -> S::Output {
@@ -238,7 +286,7 @@ fn serve_stale_at_timeout<S: Shape>(
 /// unless one is running already (the gate is busy). Never waits.
 pub(crate) fn refresh_behind<S, F, P, M>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     policy: P,
     body: impl FnOnce() -> F,
@@ -264,7 +312,7 @@ pub(crate) fn refresh_behind<S, F, P, M>(
         // it, so it takes no distributed lock.
         dlock: None,
         span: tracing::debug_span!("cachet.refresh", cache = first.name(), key = %keys[0]),
-        scope: crate::global::scoped(),
+        scope: crate::scopes::current(),
     };
     // Without a runtime to run it, the entry simply expires as it would have.
     let _ = M::spawn(job);
@@ -274,7 +322,7 @@ pub(crate) fn refresh_behind<S, F, P, M>(
 /// value and the gate it releases when done.
 pub(crate) struct Job<S, F, P> {
     shape: S,
-    caches: Vec<Cache>,
+    caches: Vec<Engine>,
     keys: Vec<String>,
     policy: P,
     body: F,
@@ -283,7 +331,7 @@ pub(crate) struct Job<S, F, P> {
     dlock: Option<lock::LockGuard>,
     span: tracing::Span,
     /// The caller's `testing` scope, kept in effect for the background run.
-    scope: Option<CacheManager>,
+    scope: Option<crate::scopes::Scoped>,
 }
 
 /// How a background refresh ended.
@@ -388,7 +436,7 @@ where
             return Err(job);
         };
         Ok(match job.scope.clone() {
-            Some(manager) => runtime.spawn(crate::global::scope_task(manager, job.run())),
+            Some(scope) => runtime.spawn(crate::scopes::scope_task(scope, job.run())),
             None => runtime.spawn(job.run()),
         })
     }
@@ -399,7 +447,7 @@ where
 /// again meanwhile.
 async fn serve_stale<S: Shape>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     (value, keep_until): (S::Value, Option<Instant>),
     failure: &str,
@@ -435,7 +483,7 @@ where
 /// for as long as `policy` says (or not at all).
 pub(crate) async fn put_call<S, F>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     key_of: impl FnOnce(&S::Value) -> Option<String>,
     policy: impl FnOnce(&S::Value) -> Option<Lifetime>,
     body: F,
@@ -468,38 +516,44 @@ where
     output
 }
 
-/// What the caches hold for a call.
-enum Found<V> {
-    Fresh(V),
-    Stale(V, Option<Instant>),
-    Nothing,
-}
-
-/// The first fresh value in `caches`, else the first stale one (within grace).
-async fn find<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Found<V> {
-    find_due(caches, keys).await.0
-}
-
-/// [`find`], and whether the fresh value found is past its eager refresh point.
-async fn find_due<V: CacheValue>(caches: &[Cache], keys: &[String]) -> (Found<V>, bool) {
+/// The first fresh value in `caches`, else the first stale one (within grace), and whether
+/// the fresh value found is past its eager refresh point. `first_l1` says whether the first
+/// cache's L1 is known empty already (then only its L2 is read).
+async fn find_due<V: CacheValue>(
+    caches: &[Engine],
+    keys: &[String],
+    first_l1: FirstL1,
+) -> (Lookup<V>, bool) {
     let mut stale = None;
-    for (cache, key) in caches.iter().zip(keys) {
-        match cache.lookup_due::<V>(key).await {
-            (Lookup::Fresh(value), due) => return (Found::Fresh(value), due),
+    for (i, (cache, key)) in caches.iter().zip(keys).enumerate() {
+        let local = if i == 0 { first_l1 } else { FirstL1::Unread };
+        match cache.lookup_due::<V>(key, local).await {
+            (Lookup::Fresh(value), due) => return (Lookup::Fresh(value), due),
             (Lookup::Stale(value, keep_until), _) if stale.is_none() => {
                 stale = Some((value, keep_until))
             }
             (Lookup::Stale(..) | Lookup::Miss, _) => {}
         }
     }
-    let found = stale.map_or(Found::Nothing, |(value, keep_until)| {
-        Found::Stale(value, keep_until)
+    let found = stale.map_or(Lookup::Miss, |(value, keep_until)| {
+        Lookup::Stale(value, keep_until)
     });
     (found, false)
 }
 
+/// The first fresh value of the call in `caches` (the distributed lock's look for the value
+/// another instance stored).
+async fn fresh<V: CacheValue>(caches: &[Engine], keys: &[String]) -> Option<V> {
+    for (cache, key) in caches.iter().zip(keys) {
+        if let Lookup::Fresh(value) = cache.lookup::<V>(key).await {
+            return Some(value);
+        }
+    }
+    None
+}
+
 async fn store_all<V: CacheValue>(
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     value: &V,
     lifetime: Lifetime,
@@ -519,7 +573,7 @@ pub(crate) enum EvictTarget {
 }
 
 /// Removes `target` from every cache.
-pub(crate) async fn evict_all(caches: &[Cache], target: &EvictTarget) {
+pub(crate) async fn evict_all(caches: &[Engine], target: &EvictTarget) {
     for cache in caches {
         match target {
             EvictTarget::Key(encoded) => {
@@ -582,7 +636,7 @@ where
         let scope = job.scope.clone();
         // A plain fn's testing scope is its thread's: the blocking thread gets it too.
         let body = move || match scope {
-            Some(manager) => crate::global::scope_thread(manager, body),
+            Some(scope) => crate::scopes::scope_thread(scope, body),
             None => body(),
         };
         let Job {

@@ -8,11 +8,11 @@ use std::hash::Hash;
 
 use serde::Serialize;
 
-use super::operation::Operation;
 use super::resolve::resolve;
 use crate::batch::Keys;
-use crate::cache::Lifetime;
+use crate::engine::Lifetime;
 use crate::error::CacheError;
+use crate::operation::Operation;
 use crate::CacheValue;
 
 /// What a `#[cacheable_many]` function may return for keys of type `K`: `HashMap<K, V>`,

@@ -6,6 +6,7 @@ mod map;
 pub(crate) mod named;
 pub(crate) mod remote;
 pub(crate) mod replay;
+pub(crate) mod tag_index;
 mod tier;
 mod versions;
 mod warn;
