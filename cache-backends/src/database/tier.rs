@@ -10,7 +10,7 @@ use sqlx::Row as _;
 
 use super::dialect::{scope_ranges, Dialect, BATCH, IN_BATCH, SCAN_PAGE, SET_BATCH};
 use super::options::DatabaseOptions;
-use super::pool::{is_retryable, on_pool, Database, Pool};
+use super::pool::{is_retryable, on_pool, Database, Lease, Pool};
 
 /// How often a write that lost a race with another writer (a deadlock, a busy database) is
 /// tried again before it fails.
@@ -167,13 +167,17 @@ async fn set_batch(db: &Database, entries: &[&RemoteEntry]) -> Result<(), sqlx::
 impl RemoteTier for DatabaseTier {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
         let key = key.to_owned();
+        let home = self.db.home();
         Box::pin(self.db.run("SELECT", move |db| async move {
-            on_pool!(&db.pool, p => sqlx::query(&db.sql.get)
-                .bind(&key)
-                .fetch_optional(p)
-                .await?
-                .map(|r| r.try_get::<Vec<u8>, _>(0))
-                .transpose())
+            on_pool!(&db.pool, p => {
+                let mut conn = Lease::acquire(p, home).await?;
+                sqlx::query(&db.sql.get)
+                    .bind(&key)
+                    .fetch_optional(&mut **conn)
+                    .await?
+                    .map(|r| r.try_get::<Vec<u8>, _>(0))
+                    .transpose()
+            })
         }))
     }
 
@@ -185,17 +189,21 @@ impl RemoteTier for DatabaseTier {
     ) -> BoxFuture<'a, Result<(), TierError>> {
         let key = key.to_owned();
         let ttl = ttl_millis(ttl);
+        let home = self.db.home();
         Box::pin(self.db.run("INSERT", move |db| async move {
             let mut attempt = 0;
             loop {
                 // One statement: the row never exists without its expiry.
-                let done = on_pool!(&db.pool, p => sqlx::query(&db.sql.set)
-                    .bind(&key)
-                    .bind(&value)
-                    .bind(ttl)
-                    .execute(p)
-                    .await
-                    .map(|_| ()));
+                let done = on_pool!(&db.pool, p => {
+                    let mut conn = Lease::acquire(p, home.clone()).await?;
+                    sqlx::query(&db.sql.set)
+                        .bind(&key)
+                        .bind(&value)
+                        .bind(ttl)
+                        .execute(&mut **conn)
+                        .await
+                        .map(|_| ())
+                });
                 match done {
                     Err(e) if is_retryable(&e) && attempt < RETRIES => attempt += 1,
                     other => return other,
