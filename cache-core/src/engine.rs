@@ -58,16 +58,6 @@ pub(crate) enum Write {
     Change,
 }
 
-/// Whether a write the L2 did not take (`taken`) must be brought in line once the L2 is
-/// back (see [`Write`]).
-fn owed(taken: Result<(), Skipped>, why: Write) -> bool {
-    match taken {
-        Ok(()) => false,
-        Err(Skipped::Unavailable) => true,
-        Err(Skipped::Refused) => why == Write::Change,
-    }
-}
-
 /// What a lookup found (in one tier, one cache, or the first of a call's caches that
 /// holds something).
 pub(crate) enum Lookup<V> {
@@ -85,6 +75,41 @@ pub(crate) enum FirstL1 {
     Unread,
     /// Read by the hit path, holding nothing usable: the full path goes straight to L2.
     Empty,
+}
+
+/// A write made in L1, its bytes ready for L2 (see [`Engine::prepare_write`]).
+pub(crate) struct Prepared {
+    /// The envelope for L2; `None` without L2, or when the value cannot be encoded.
+    pub(crate) bytes: Option<Vec<u8>>,
+    /// The physical time to live in L2.
+    pub(crate) ttl: Duration,
+    /// The L1 entry inserted and the version its insert left, for the put-back.
+    local: Option<(LocalEntry, u64)>,
+}
+
+/// What became of a write's L2 half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RemoteOutcome {
+    /// L2 took it.
+    Stored,
+    /// L2 could not be reached, or was skipped (open breaker): owed to it once it is back.
+    Missed,
+    /// L2 answered and refused it (too large, a command it rejects).
+    Refused,
+    /// The value could not be encoded for L2: nothing owed.
+    Unencodable,
+    /// The store has no L2.
+    NoL2,
+}
+
+impl RemoteOutcome {
+    pub(crate) fn of<T>(result: Result<T, Skipped>) -> Self {
+        match result {
+            Ok(_) => RemoteOutcome::Stored,
+            Err(Skipped::Unavailable) => RemoteOutcome::Missed,
+            Err(Skipped::Refused) => RemoteOutcome::Refused,
+        }
+    }
 }
 
 /// One named cache (or namespace, or view with its own settings or tags) in one store:
@@ -286,7 +311,7 @@ impl Engine {
             return (Lookup::Miss, false);
         };
         // Noted before the read: a change of the key meanwhile refuses the backfill.
-        let seen = store.l1.as_ref().map(|_| store.versions.current(stored));
+        let seen = self.version_seen(stored);
         let bytes = match remote.get(&store.name, stored).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return (Lookup::Miss, false),
@@ -295,8 +320,31 @@ impl Engine {
                 return (Lookup::Miss, false);
             }
         };
+        self.accept_remote(stored, &bytes, seen)
+    }
+
+    /// The version of `stored` in L1 before an L2 read, for [`Engine::accept_remote`]'s
+    /// backfill (`None` without L1).
+    pub(crate) fn version_seen(&self, stored: &str) -> Option<u64> {
+        let store = &self.inner.store;
+        store.l1.as_ref().map(|_| store.versions.current(stored))
+    }
+
+    /// What bytes read from L2 under `stored` hold for a lookup: decoded (another type,
+    /// an older format or garbage is a miss), backfilled into L1 unless the key changed
+    /// since `seen`, and counted as an L2 hit when fresh.
+    pub(crate) fn accept_remote<V: CacheValue>(
+        &self,
+        stored: &str,
+        bytes: &[u8],
+        seen: Option<u64>,
+    ) -> (Lookup<V>, bool) {
+        let store = &self.inner.store;
+        let Some(remote) = &store.l2 else {
+            return (Lookup::Miss, false);
+        };
         let (value, meta) = match remote.codec.decode::<V>(
-            &bytes,
+            bytes,
             codec::fingerprint::<V>(),
             remote.max_value_size,
         ) {
@@ -353,12 +401,47 @@ impl Engine {
         lifetime: Lifetime,
         why: Write,
     ) {
-        let eager_refresh = self.settings().eager_refresh;
-        let store = &self.inner.store;
         if self.is_noop() {
             return;
         }
+        let store = &self.inner.store;
+        let mut prepared = self.prepare_write(stored, value, lifetime);
+        let outcome = match (&store.l2, prepared.bytes.take()) {
+            (Some(remote), Some(bytes)) if self.inner.tags.is_empty() => {
+                RemoteOutcome::of(remote.set(&store.name, stored, bytes, prepared.ttl).await)
+            }
+            (Some(remote), Some(bytes)) => RemoteOutcome::of(
+                remote
+                    .set_tagged(
+                        &store.name,
+                        stored,
+                        bytes,
+                        prepared.ttl,
+                        self.inner.tags.keys(),
+                    )
+                    .await,
+            ),
+            (Some(_), None) => RemoteOutcome::Unencodable,
+            (None, _) => RemoteOutcome::NoL2,
+        };
+        if self.settle_write(stored, prepared, outcome, why) {
+            store
+                .announce(Invalidation::Keys(vec![stored.to_owned()]))
+                .await;
+        }
+    }
+
+    /// The first half of a write: the entry's timing, its bytes for L2 (`None` when it
+    /// cannot be encoded: logged) and its L1 insert (with its tags), counted as a put.
+    pub(crate) fn prepare_write<V: CacheValue>(
+        &self,
+        stored: &str,
+        value: V,
+        lifetime: Lifetime,
+    ) -> Prepared {
+        let store = &self.inner.store;
         let settings = self.settings();
+        let eager_refresh = settings.eager_refresh;
         let timing = match lifetime {
             Lifetime::Default => {
                 clock::Timing::starting_now(&store.clock, settings.ttl, settings.grace)
@@ -377,13 +460,19 @@ impl Engine {
             Lifetime::Backoff { .. } => None,
             _ => eager_refresh.and_then(|ratio| timing.refresh_point(ratio)),
         };
-        let encoded = store.l2.as_ref().map(|remote| {
+        let bytes = store.l2.as_ref().and_then(|remote| {
             let meta = codec::EnvelopeMeta {
                 fingerprint: codec::fingerprint::<V>(),
                 fresh_until_ms: timing.fresh_until_ms,
                 keep_until_ms: timing.keep_until_ms,
             };
-            remote.codec.encode(&value, &meta)
+            remote
+                .codec
+                .encode(&value, &meta)
+                .inspect_err(|err| {
+                    tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
+                })
+                .ok()
         });
         let local = store.l1.as_ref().map(|l1| {
             let weight = estimate_weight::<V>(stored, l1.as_ref());
@@ -405,36 +494,29 @@ impl Engine {
                     .tag_index
                     .add(self.inner.tags.keys(), stored, l1.as_ref());
             }
-            (l1, entry, mine)
+            (entry, mine)
         });
         self.count(Event::Put);
-        let (stored_remotely, l2_missed) = match (&store.l2, encoded) {
-            (Some(remote), Some(Ok(bytes))) if self.inner.tags.is_empty() => {
-                let taken = remote
-                    .set(&store.name, stored, bytes, timing.physical_ttl())
-                    .await;
-                (taken.is_ok(), owed(taken, why))
-            }
-            (Some(remote), Some(Ok(bytes))) => {
-                let taken = remote
-                    .set_tagged(
-                        &store.name,
-                        stored,
-                        bytes,
-                        timing.physical_ttl(),
-                        self.inner.tags.keys(),
-                    )
-                    .await;
-                (taken.is_ok(), owed(taken, why))
-            }
-            (Some(_), Some(Err(err))) => {
-                tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
-                (false, false)
-            }
-            _ => (true, false),
-        };
-        if store.l2.is_some() {
-            if let Some((l1, entry, mine)) = local {
+        Prepared {
+            bytes,
+            ttl: timing.physical_ttl(),
+            local,
+        }
+    }
+
+    /// The second half of a write, once L2 answered: the L1 put-back, and what a missed L2
+    /// write owes. Whether the other instances are to be told (by the caller, so a batch
+    /// tells them once).
+    pub(crate) fn settle_write(
+        &self,
+        stored: &str,
+        prepared: Prepared,
+        outcome: RemoteOutcome,
+        why: Write,
+    ) -> bool {
+        let store = &self.inner.store;
+        if let (Some(l1), Some((entry, mine))) = (&store.l1, prepared.local) {
+            if store.l2.is_some() {
                 // A lookup that read L2 before this write may have backfilled the old value
                 // meanwhile: this instance ignores its own bus message, so put ours back —
                 // unless the key changed since our insert (a delete, a newer write, another
@@ -446,22 +528,27 @@ impl Engine {
                 }
             }
         }
-        if stored_remotely {
-            store
-                .announce(Invalidation::Keys(vec![stored.to_owned()]))
-                .await;
-        } else {
-            // Not announced: the other instances keep what L2 still holds, until the L2
-            // is back and the replay deletes it there and announces it (`replay.rs`).
-            self.count(Event::Error);
-            if l2_missed {
-                store.defer(match why {
-                    Write::Change => Pending::Keys {
-                        scope: self.scope(),
-                        keys: vec![stored.to_owned()],
-                    },
-                    Write::Fill => Pending::OwnL1,
-                });
+        match outcome {
+            RemoteOutcome::Stored | RemoteOutcome::NoL2 => true,
+            RemoteOutcome::Missed | RemoteOutcome::Refused | RemoteOutcome::Unencodable => {
+                // Not announced: the other instances keep what L2 still holds, until the L2
+                // is back and the replay deletes it there and announces it (`replay.rs`).
+                self.count(Event::Error);
+                let owed = match (outcome, why) {
+                    (RemoteOutcome::Missed | RemoteOutcome::Refused, Write::Change) => {
+                        Some(Pending::Keys {
+                            scope: self.scope(),
+                            keys: vec![stored.to_owned()],
+                        })
+                    }
+                    // This instance's L1 holds what the unreachable L2 does not.
+                    (RemoteOutcome::Missed, Write::Fill) => Some(Pending::OwnL1),
+                    _ => None,
+                };
+                if let Some(change) = owed {
+                    store.defer(change);
+                }
+                false
             }
         }
     }

@@ -246,7 +246,7 @@ where
 }
 
 /// What a caller that waited at the gate was handed instead of the gate.
-enum Handover<V> {
+pub(crate) enum Handover<V> {
     /// The leader's value.
     Value(V),
     /// The leader's function returned an error.
@@ -256,7 +256,7 @@ enum Handover<V> {
 /// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
 /// `Err` with what its holder handed over (a value of this call's type, or its failure; a
 /// value of another type, from a function sharing the cache, is not taken).
-async fn enter<'a, V: CacheValue>(
+pub(crate) async fn enter<'a, V: CacheValue>(
     first: &'a Engine,
     key: &str,
     ticket: Ticket,
