@@ -62,6 +62,18 @@ pub(crate) enum Lookup<V> {
     Miss,
 }
 
+/// What a write owes the tiers after L1: see [`Cache::finish_write`].
+struct RemoteWrite {
+    stored: String,
+    /// The L2 bytes (`None`: no L2 write).
+    encoded: Option<Result<Vec<u8>, codec::CodecError>>,
+    /// The L2 TTL.
+    ttl: Duration,
+    /// The L1 entry written and the version its insert left, for the put-back.
+    local: Option<(LocalEntry, u64)>,
+    why: Write,
+}
+
 /// A named cache in a store: cheap to clone (an `Arc` inside), `Send + Sync`.
 ///
 /// Get one from [`crate::CacheManager::cache`] (or `cachet::cache("users")`). Keys are any
@@ -383,7 +395,15 @@ impl Cache {
         if passed(entry.keep_until) {
             return (Lookup::Miss, false);
         }
+        if let Some(idle) = &entry.idle {
+            if !idle.read(self.inner.store.clock.ticks_ms()) {
+                return (Lookup::Miss, false);
+            }
+        }
         if passed(entry.fresh_until) {
+            if passed(self.grace_ends(entry.fresh_until)) {
+                return (Lookup::Miss, false);
+            }
             return (Lookup::Stale(value.clone(), entry.keep_until), false);
         }
         (Lookup::Fresh(value.clone()), passed(entry.refresh_at))
@@ -391,7 +411,11 @@ impl Cache {
 
     async fn lookup_remote<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
         let store = &self.inner.store;
-        let Some(remote) = &store.l2 else {
+        let Some(remote) = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_read))
+        else {
             return (Lookup::Miss, false);
         };
         // Noted before the read: a change of the key meanwhile refuses the backfill.
@@ -432,13 +456,15 @@ impl Cache {
                 fresh_until.checked_sub(ttl.mul_f64(1.0 - ratio))
             });
         if let (Some(l1), Some(seen)) = (&store.l1, seen) {
+            let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
             let entry = LocalEntry::new(
                 Arc::new(value.clone()),
-                timing.fresh_until,
-                timing.keep_until,
+                fresh_until,
+                keep_until,
                 estimate_weight::<V>(stored, l1.as_ref()),
             )
-            .refresh_at(refresh_at);
+            .refresh_at(refresh_at)
+            .idle_after(settings.tti, store.clock.ticks_ms());
             store
                 .versions
                 .insert_if_unchanged(stored, seen, || l1.insert(stored, entry));
@@ -447,14 +473,59 @@ impl Cache {
             self.count(Event::L2Hit);
             let due = refresh_at.is_some_and(|at| at <= store.clock.now());
             (Lookup::Fresh(value), due)
+        } else if self
+            .grace_ends(timing.fresh_until)
+            .is_some_and(|end| end <= store.clock.now())
+        {
+            // Within the entry's grace but past this call's.
+            (Lookup::Miss, false)
         } else {
             (Lookup::Stale(value, timing.keep_until), false)
         }
     }
 
+    /// When this view's grace ends for an entry fresh until `fresh_until`: a call's grace
+    /// bounds what it may serve (the entry's own grace bounds how long it is kept).
+    /// `None`: no bound beyond the entry's.
+    fn grace_ends(&self, fresh_until: Option<Instant>) -> Option<Instant> {
+        let grace = self.settings().grace?;
+        fresh_until.and_then(|at| at.checked_add(grace))
+    }
+
+    /// Whether a flag of this view's options is on (`skip_l2_read`, `skip_bus`, ...).
+    pub(crate) fn skips(&self, flag: impl FnOnce(&CacheOptions) -> Option<bool>) -> bool {
+        CacheOptions::on(flag(self.settings()))
+    }
+
+    /// An L1 copy's bounds: the entry's, shortened to `l1_ttl` from now when that is set.
+    fn l1_bounds(
+        &self,
+        fresh_until: Option<Instant>,
+        keep_until: Option<Instant>,
+    ) -> (Option<Instant>, Option<Instant>) {
+        let Some(limit) = self
+            .settings()
+            .l1_ttl
+            .and_then(|l1_ttl| self.inner.store.clock.now().checked_add(l1_ttl))
+        else {
+            return (fresh_until, keep_until);
+        };
+        let bound = |at: Option<Instant>| Some(at.map_or(limit, |at| at.min(limit)));
+        (bound(fresh_until), bound(keep_until))
+    }
+
+    /// Tells the other instances, unless this view skips the bus.
+    pub(crate) async fn announce(&self, invalidation: Invalidation) {
+        if !self.skips(|o| o.skip_bus) {
+            self.inner.store.announce(invalidation).await;
+        }
+    }
+
     /// Stores `value` under `stored` in every tier, and tells the other instances. Hits
     /// past `eager_refresh` of the TTL (this view's setting) are due for a refresh. `why`
-    /// decides what a missed L2 write owes the other instances.
+    /// decides what a missed L2 write owes the other instances. With
+    /// `background_l2_writes`, the L2 write and the bus message finish in the background
+    /// once L1 holds the value.
     pub(crate) async fn write<V: CacheValue>(
         &self,
         stored: &str,
@@ -462,18 +533,18 @@ impl Cache {
         lifetime: Lifetime,
         why: Write,
     ) {
-        let eager_refresh = self.settings().eager_refresh;
         let store = &self.inner.store;
         if self.is_noop() {
             return;
         }
         let settings = self.settings();
+        let ttl = |ttl: Option<Duration>| crate::jitter::jittered(ttl, settings.jitter);
         let timing = match lifetime {
             Lifetime::Default => {
-                clock::Timing::starting_now(&store.clock, settings.ttl, settings.grace)
+                clock::Timing::starting_now(&store.clock, ttl(settings.ttl), settings.grace)
             }
-            Lifetime::For(ttl) => {
-                clock::Timing::starting_now(&store.clock, Some(ttl), settings.grace)
+            Lifetime::For(for_ttl) => {
+                clock::Timing::starting_now(&store.clock, ttl(Some(for_ttl)), settings.grace)
             }
             Lifetime::Forever => clock::Timing::starting_now(&store.clock, None, settings.grace),
             Lifetime::Backoff {
@@ -484,9 +555,15 @@ impl Cache {
         // A stale value stored back after a failure is not refreshed early.
         let refresh_at = match lifetime {
             Lifetime::Backoff { .. } => None,
-            _ => eager_refresh.and_then(|ratio| timing.refresh_point(ratio)),
+            _ => settings
+                .eager_refresh
+                .and_then(|ratio| timing.refresh_point(ratio)),
         };
-        let encoded = store.l2.as_ref().map(|remote| {
+        let remote = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write));
+        let encoded = remote.map(|remote| {
             let meta = codec::EnvelopeMeta {
                 fingerprint: codec::fingerprint::<V>(),
                 fresh_until_ms: timing.fresh_until_ms,
@@ -497,8 +574,10 @@ impl Cache {
         let local = store.l1.as_ref().map(|l1| {
             let weight = estimate_weight::<V>(stored, l1.as_ref());
             let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
-            let entry = LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight)
-                .refresh_at(refresh_at);
+            let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
+            let entry = LocalEntry::new(value, fresh_until, keep_until, weight)
+                .refresh_at(refresh_at)
+                .idle_after(settings.tti, store.clock.ticks_ms());
             // The version this write's insert leaves, for its put-back (`versions.rs`).
             let mine = if store.l2.is_some() {
                 store
@@ -514,26 +593,46 @@ impl Cache {
                     .tag_index
                     .add(self.inner.tags.keys(), stored, l1.as_ref());
             }
-            (l1, entry, mine)
+            (entry, mine)
         });
         self.count(Event::Put);
+        let remote_write = RemoteWrite {
+            stored: stored.to_owned(),
+            encoded,
+            ttl: timing.physical_ttl(),
+            local,
+            why,
+        };
+        if self.skips(|o| o.background_l2_writes) && store.l2.is_some() {
+            let cache = self.clone();
+            if let Some(runtime) = crate::background::handle() {
+                runtime.spawn(async move { cache.finish_write(remote_write).await });
+                return;
+            }
+        }
+        self.finish_write(remote_write).await;
+    }
+
+    /// The part of a write after L1: the L2 write, the L1 put-back it orders, and the bus
+    /// message (or, when L2 missed a change, the replay owed).
+    async fn finish_write(&self, write: RemoteWrite) {
+        let store = &self.inner.store;
+        let RemoteWrite {
+            stored,
+            encoded,
+            ttl,
+            local,
+            why,
+        } = write;
+        let stored = stored.as_str();
         let (stored_remotely, l2_missed) = match (&store.l2, encoded) {
             (Some(remote), Some(Ok(bytes))) if self.inner.tags.is_empty() => {
-                let taken = remote
-                    .set(&store.name, stored, bytes, timing.physical_ttl())
-                    .await
-                    .is_ok();
+                let taken = remote.set(&store.name, stored, bytes, ttl).await.is_ok();
                 (taken, !taken)
             }
             (Some(remote), Some(Ok(bytes))) => {
                 let taken = remote
-                    .set_tagged(
-                        &store.name,
-                        stored,
-                        bytes,
-                        timing.physical_ttl(),
-                        self.inner.tags.keys(),
-                    )
+                    .set_tagged(&store.name, stored, bytes, ttl, self.inner.tags.keys())
                     .await
                     .is_ok();
                 (taken, !taken)
@@ -542,10 +641,11 @@ impl Cache {
                 tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
                 (false, false)
             }
+            // No L2, or this view skips writing it.
             _ => (true, false),
         };
-        if store.l2.is_some() {
-            if let Some((l1, entry, mine)) = local {
+        if let (Some(l1), Some((entry, mine))) = (&store.l1, local) {
+            if store.l2.is_some() {
                 // A lookup that read L2 before this write may have backfilled the old value
                 // meanwhile: this instance ignores its own bus message, so put ours back —
                 // unless the key changed since our insert (a delete, a newer write, another
@@ -558,8 +658,7 @@ impl Cache {
             }
         }
         if stored_remotely {
-            store
-                .announce(Invalidation::Keys(vec![stored.to_owned()]))
+            self.announce(Invalidation::Keys(vec![stored.to_owned()]))
                 .await;
         } else {
             // Not announced: the other instances keep what L2 still holds, until the L2
@@ -588,11 +687,15 @@ impl Cache {
         self.inner
             .stats
             .record(Event::Eviction, stored.len() as u64);
-        let removed = match &store.l2 {
+        let remote = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write));
+        let removed = match remote {
             Some(remote) => remote.delete(&store.name, stored).await.is_ok(),
             None => true,
         };
-        if store.l2.is_some() {
+        if remote.is_some() {
             // A lookup that read L2 before the delete reached it may have backfilled the
             // old value after the first removal.
             drop_local();
@@ -607,7 +710,7 @@ impl Cache {
         }
         // Announced whether or not L2 took it: the other instances' L1 copies must go
         // either way (with L2 down they cannot read the old value back from it).
-        store.announce(Invalidation::Keys(stored.to_vec())).await;
+        self.announce(Invalidation::Keys(stored.to_vec())).await;
     }
 
     /// Deletes every entry of this cache (or namespace) from every tier, and tells the
@@ -622,13 +725,17 @@ impl Cache {
         };
         drop_local();
         self.count(Event::Eviction);
-        if let Some(remote) = &store.l2 {
+        if let Some(remote) = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write))
+        {
             if remote.clear(&store.name, &scope).await.is_err() {
                 self.count(Event::Error);
                 // The other instances' L1 copies go whether or not L2 took the clear; the
                 // L2 is cleared once it is back (`replay.rs`).
                 store.defer(Pending::Scope(scope.clone()));
-                store.announce(Invalidation::Scope(scope)).await;
+                self.announce(Invalidation::Scope(scope)).await;
                 return Err(CacheError::Tier {
                     store: store.name.clone(),
                     source: TierError::new(format!(
@@ -641,7 +748,7 @@ impl Cache {
             // A lookup that read L2 before the clear may have backfilled old values.
             drop_local();
         }
-        store.announce(Invalidation::Scope(scope)).await;
+        self.announce(Invalidation::Scope(scope)).await;
         Ok(())
     }
 
@@ -668,7 +775,10 @@ impl Cache {
         }
     }
 
-    /// The value under `key`, if present, fresh and of type `V` (another type is a miss).
+    /// The value under `key`, if present and of type `V` (another type is a miss): a fresh
+    /// value, or else one past its TTL but within its grace period (counted as `stale`),
+    /// as Bentocache's `get` does. [`Cache::get_fresh`] reads fresh values only. A view's
+    /// `grace` ([`Cache::with_options`]) bounds how stale a value it returns may be.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -680,17 +790,74 @@ impl Cache {
         &self,
         key: &K,
     ) -> Result<Option<V>, CacheError> {
+        self.read(key, true).await
+    }
+
+    /// The value under `key`, if present, fresh and of type `V`: unlike [`Cache::get`],
+    /// never a value past its TTL, even within its grace period.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// assert_eq!(users.get_fresh::<String, _>(&1u64).await.unwrap(), None);
+    /// # });
+    /// ```
+    pub async fn get_fresh<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+    ) -> Result<Option<V>, CacheError> {
+        self.read(key, false).await
+    }
+
+    /// [`Cache::get`] (`stale`: within grace too) or [`Cache::get_fresh`].
+    async fn read<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+        stale: bool,
+    ) -> Result<Option<V>, CacheError> {
         if let Some(value) = self.fresh_in_l1(|buf| encode_key_into(key, buf).ok()) {
             return Ok(Some(value));
         }
         let stored = self.stored_key(key)?;
         match self.lookup::<V>(&stored).await {
             Lookup::Fresh(v) => Ok(Some(v)),
+            Lookup::Stale(v, _) if stale => {
+                self.count(Event::Stale);
+                Ok(Some(v))
+            }
             Lookup::Stale(..) | Lookup::Miss => {
                 self.count(Event::Miss);
                 Ok(None)
             }
         }
+    }
+
+    /// Marks the entry under `key` stale now, in every tier and on every instance, but
+    /// keeps it for its grace period: the next read through a cached function or
+    /// `get_or_set` refreshes it, and a failing refresh is still answered with the stale
+    /// value (Bentocache's and FusionCache's `expire`). Without grace, the entry is gone.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder()
+    ///     .store("main", StoreBuilder::new().l1(MapTier::new()))
+    ///     .ttl(Duration::from_secs(60))
+    ///     .grace(Duration::from_secs(3600))
+    ///     .build()
+    ///     .unwrap();
+    /// let rates = m.cache("rates").unwrap();
+    /// rates.set(&"eur", &100u32).await.unwrap();
+    /// rates.expire(&"eur").await.unwrap();
+    /// assert_eq!(rates.get_fresh::<u32, _>(&"eur").await.unwrap(), None);
+    /// assert_eq!(rates.get::<u32, _>(&"eur").await.unwrap(), Some(100)); // within grace
+    /// # });
+    /// ```
+    pub async fn expire<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), CacheError> {
+        let stored = self.stored_key(key)?;
+        crate::expire::expire(self, &stored).await;
+        Ok(())
     }
 
     /// Stores `value` under `key` for the cache's TTL.

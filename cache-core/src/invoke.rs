@@ -54,7 +54,13 @@ where
     // Before the first look: the gate then tells whether a holder may have stored since
     // (see `Flights::ticket`), so an uncontended miss reads each tier once, not twice.
     let ticket = flights.ticket(&keys[0]);
-    let mut stale = match find_due::<S::Value>(caches, keys).await {
+    // `force_fresh`: the function runs and its value is stored, hit or not.
+    let force = first.skips(|o| o.force_fresh);
+    let found = match force {
+        false => find_due::<S::Value>(caches, keys).await,
+        true => (Found::Nothing, false),
+    };
+    let mut stale = match found {
         (Found::Fresh(value), due) => {
             if due && M::DETACHABLE {
                 refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body);
@@ -85,11 +91,12 @@ where
     };
     // The leader's value, handed over: no tier is read again for it.
     let flight = match entered {
-        Ok(flight) => flight,
-        Err(value) => return shape.rebuild(value),
+        Gate::Leader(flight) => flight,
+        Gate::Handed(value) => return shape.rebuild(value),
+        Gate::GaveUp => return run_ungated(shape, caches, keys, policy, body, stale).await,
     };
     // Whoever held the gate since the first look may have stored the value meanwhile.
-    if flight.look_again() {
+    if flight.look_again() && !force {
         match find::<S::Value>(caches, keys).await {
             Found::Fresh(value) => return shape.rebuild(value),
             Found::Stale(value, keep_until) => stale = Some((value, keep_until)),
@@ -173,23 +180,76 @@ where
     }
 }
 
-/// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
-/// `Err` with the value its holder handed over (of this call's type; a value of another
-/// type, from a function sharing the cache, is not taken).
-async fn enter<'a, V: CacheValue>(
-    first: &'a Cache,
-    key: &str,
-    ticket: Ticket,
-) -> Result<FlightGuard<'a>, V> {
+/// What waiting at the single-flight gate gave.
+enum Gate<'a, V> {
+    /// The gate: this caller runs the function.
+    Leader(FlightGuard<'a>),
+    /// The value the gate's holder handed over.
+    Handed(V),
+    /// The holder took longer than `wait_timeout`: this caller runs the function itself,
+    /// without the gate.
+    GaveUp,
+}
+
+/// Waits at the single-flight gate of `key` (the first cache's), no longer than the
+/// cache's `wait_timeout`: the gate, or the value its holder handed over (of this call's
+/// type; a value of another type, from a function sharing the cache, is not taken).
+async fn enter<'a, V: CacheValue>(first: &'a Cache, key: &str, ticket: Ticket) -> Gate<'a, V> {
     let flights = &first.inner.store.flights;
-    match flights.enter(key, ticket).await {
-        Entered::Leader(flight) => Ok(flight),
-        Entered::Handed(value) => match value.downcast_ref::<V>() {
-            Some(value) => {
-                first.count(Event::L1Hit);
-                Err(value.clone())
+    let gate = async {
+        match flights.enter(key, ticket).await {
+            Entered::Leader(flight) => Gate::Leader(flight),
+            Entered::Handed(value) => match value.downcast_ref::<V>() {
+                Some(value) => {
+                    first.count(Event::L1Hit);
+                    Gate::Handed(value.clone())
+                }
+                None => Gate::Leader(flights.lock(key, ticket).await),
+            },
+        }
+    };
+    match first.settings().wait_timeout {
+        Some(limit) => first
+            .clock()
+            .within(limit, gate)
+            .await
+            .unwrap_or(Gate::GaveUp),
+        None => gate.await,
+    }
+}
+
+/// `wait_timeout`: the caller running the function is slow, so this one runs it too and
+/// stores its value (the last of the two writes wins); a failure falls back on the stale
+/// value as usual.
+async fn run_ungated<S, F, P>(
+    shape: S,
+    caches: &[Cache],
+    keys: &[String],
+    policy: P,
+    body: impl FnOnce() -> F,
+    stale: Option<(S::Value, Option<Instant>)>,
+) -> S::Output
+where
+    S: Shape,
+    S::Value: CacheValue,
+    F: Future<Output = S::Output>,
+    P: FnOnce(&S::Value) -> Option<Lifetime>,
+{
+    let first = &caches[0];
+    tracing::debug!(cache = first.name(), key = %keys[0], "cachet: wait_timeout; running the function without waiting any longer");
+    caches.iter().for_each(|c| c.count(Event::Miss));
+    let output = body().await;
+    match shape.cached(&output) {
+        Some(value) => {
+            let null_refused = shape.is_null(value) && !first.settings().allows_null_values();
+            if let Some(lifetime) = policy(value).filter(|_| !null_refused) {
+                store_all(caches, keys, value, lifetime, Write::Fill).await;
             }
-            None => Ok(flights.lock(key, ticket).await),
+            output
+        }
+        None => match stale {
+            Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
+            None => output,
         },
     }
 }

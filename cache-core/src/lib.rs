@@ -16,11 +16,14 @@ pub mod config;
 mod depth;
 pub mod driver;
 mod error;
+mod expire;
 mod flight;
 mod global;
 #[cfg(feature = "axum")]
 pub mod http;
+mod idle;
 mod invoke;
+mod jitter;
 pub mod key;
 mod layout;
 mod manager;
