@@ -43,7 +43,7 @@ struct Instance {
 
 impl Instance {
     fn new(server: &RedisServer, prefix: &str, clock: &ManualClock, bus: bool) -> Self {
-        let options = RedisOptions::new(&server.url());
+        let options = RedisOptions::new(server.url());
         let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options).unwrap()));
         let bus =
             bus.then(|| Arc::new(RedisBus::new(&options, format!("{prefix}:__bus")).unwrap()));
