@@ -856,7 +856,24 @@ impl Cache {
     /// ```
     pub async fn expire<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), CacheError> {
         let stored = self.stored_key(key)?;
-        crate::expire::expire(self, &stored).await;
+        let store = &self.inner.store;
+        let grace = self.settings().grace.unwrap_or_default();
+        if let Some(l1) = &store.l1 {
+            let now = store.clock.now();
+            crate::expire::expire_local(l1.as_ref(), &store.versions, &stored, grace, now);
+        }
+        if let Some(remote) = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write))
+        {
+            let now_ms = store.clock.unix_ms();
+            if !crate::expire::expire_remote(remote, &store.name, &stored, grace, now_ms).await {
+                self.count(Event::Error);
+            }
+        }
+        // The other instances drop their L1 copies and read the stale one back from L2.
+        self.announce(Invalidation::Keys(vec![stored])).await;
         Ok(())
     }
 

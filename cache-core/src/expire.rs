@@ -1,13 +1,14 @@
 //! `Cache::expire`: an entry marked stale now but kept for its grace period, in every tier
-//! and on every instance, so the next read refreshes it while a failing backend is still
-//! covered by the stale value (Bentocache's and FusionCache's `expire`).
+//! (the bus message that tells every instance is the cache's), so the next read refreshes
+//! it while a failing backend is still covered by the stale value (Bentocache's and
+//! FusionCache's `expire`).
 
 use std::time::{Duration, Instant};
 
-use crate::cache::Cache;
 use crate::codec;
-use crate::stats::Event;
-use crate::store::Invalidation;
+use crate::store::remote::Remote;
+use crate::store::versions::Versions;
+use crate::store::LocalTier;
 
 /// How long an expired entry stays, as of `now`: its own grace period (what it was kept
 /// past its TTL), or `grace` when it had no TTL, never past when it was to be dropped
@@ -49,59 +50,57 @@ impl Graced for u64 {
     }
 }
 
-/// Expires the entry under `stored` in L1 and L2 and tells the other instances (whose L1
-/// copies go; they read the stale value back from L2).
-pub(crate) async fn expire(cache: &Cache, stored: &str) {
-    let store = &cache.inner.store;
-    let grace = cache.settings().grace.unwrap_or_default();
-    if let Some(l1) = &store.l1 {
-        if let Some(mut entry) = l1.get(stored) {
-            let now = store.clock.now();
-            match kept_until(entry.fresh_until, entry.keep_until, grace, now) {
-                Some(keep_until) => {
-                    entry.fresh_until = Some(now);
-                    entry.keep_until = Some(keep_until);
-                    entry.refresh_at = None;
-                    store.versions.change(stored, || l1.insert(stored, entry));
-                }
-                None => {
-                    store.versions.change(stored, || l1.remove(stored));
-                }
-            }
+/// Expires the L1 entry under `stored` as of `now`: stale from now, kept for its grace.
+pub(crate) fn expire_local(
+    l1: &dyn LocalTier,
+    versions: &Versions,
+    stored: &str,
+    grace: Duration,
+    now: Instant,
+) {
+    let Some(mut entry) = l1.get(stored) else {
+        return;
+    };
+    match kept_until(entry.fresh_until, entry.keep_until, grace, now) {
+        Some(keep_until) => {
+            entry.fresh_until = Some(now);
+            entry.keep_until = Some(keep_until);
+            entry.refresh_at = None;
+            versions.change(stored, || l1.insert(stored, entry));
+        }
+        None => {
+            versions.change(stored, || l1.remove(stored));
         }
     }
-    let remote = store
-        .l2
-        .as_ref()
-        .filter(|_| !cache.skips(|o| o.skip_l2_write));
-    if let Some(remote) = remote {
-        match remote.get(&store.name, stored).await {
-            Ok(Some(mut bytes)) => {
-                let now_ms = store.clock.unix_ms();
-                let keep = codec::read_meta(&bytes, remote.max_value_size)
-                    .ok()
-                    .and_then(|meta| {
-                        kept_until(meta.fresh_until_ms, meta.keep_until_ms, grace, now_ms)
-                    });
-                let rewritten = match keep {
-                    Some(keep_ms) if codec::retime(&mut bytes, Some(now_ms), Some(keep_ms)) => {
-                        let ttl = Duration::from_millis(keep_ms - now_ms);
-                        remote.set(&store.name, stored, bytes, ttl).await
-                    }
-                    // No grace, or bytes no read can use: the entry goes.
-                    _ => remote.delete(&store.name, &[stored.to_owned()]).await,
-                };
-                if rewritten.is_err() {
-                    cache.count(Event::Error);
-                }
-            }
-            Ok(None) => {}
-            Err(_) => cache.count(Event::Error),
+}
+
+/// Expires the L2 entry under `stored` as of `now_ms` (unix milliseconds): its envelope's
+/// times are rewritten in place, the payload left as it is, so no type is needed. `false`
+/// when the L2 could not be read or written.
+pub(crate) async fn expire_remote(
+    remote: &Remote,
+    store: &str,
+    stored: &str,
+    grace: Duration,
+    now_ms: u64,
+) -> bool {
+    let mut bytes = match remote.get(store, stored).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return true,
+        Err(_) => return false,
+    };
+    let keep = codec::read_meta(&bytes, remote.max_value_size)
+        .ok()
+        .and_then(|meta| kept_until(meta.fresh_until_ms, meta.keep_until_ms, grace, now_ms));
+    let done = match keep {
+        Some(keep_ms) if codec::retime(&mut bytes, Some(now_ms), Some(keep_ms)) => {
+            let ttl = Duration::from_millis(keep_ms - now_ms);
+            remote.set(store, stored, bytes, ttl).await
         }
-    }
-    cache
-        .announce(Invalidation::Keys(vec![stored.to_owned()]))
-        .await;
+        // No grace, or bytes no read can use: the entry goes.
+        _ => remote.delete(store, &[stored.to_owned()]).await,
+    };
+    done.is_ok()
 }
 
 #[cfg(test)]
