@@ -458,3 +458,84 @@ async fn a_cold_miss_reads_redis_once_and_a_stampede_still_runs_the_function_onc
         assert_eq!(ran.load(SeqCst), 1, "the function ran once ({prefix})");
     }
 }
+
+/// Five callers start together (a barrier) on one key, each with a factory that takes long
+/// enough for all of them to reach the key's gate; returns the L2 reads they made in total
+/// and how often the factory ran.
+async fn five_concurrent_get_or_set(
+    server: &RedisServer,
+    users: &cachet::Cache,
+    key: u64,
+) -> (u64, u64) {
+    let reads = calls(server, "getrange");
+    let ran = Arc::new(AtomicU64::new(0));
+    let start = Arc::new(tokio::sync::Barrier::new(5));
+    let callers: Vec<_> = (0..5)
+        .map(|_| {
+            let (users, ran, start) = (users.clone(), ran.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                users
+                    .get_or_set(&key, || async move {
+                        ran.fetch_add(1, SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        key * 10
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), key * 10);
+    }
+    (calls(server, "getrange") - reads, ran.load(SeqCst))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_concurrent_callers_of_a_cold_key_read_redis_once_in_total() {
+    let server = RedisServer::start();
+    let url = server.url();
+    for (prefix, l1) in [
+        ("l2only", ""),
+        (
+            "tiered",
+            "l1 = { driver = \"memory\", max_entries = 1000 }\n",
+        ),
+    ] {
+        let manager = CacheManager::from_toml_str(&format!(
+            "prefix = \"{prefix}\"\nttl = \"1h\"\n[stores.s]\n{l1}l2 = {{ driver = \"redis\", url = \"{url}\" }}\n"
+        ))
+        .unwrap();
+        let users = manager.cache("users").unwrap();
+        // Bentocache's stampede case: the key is nowhere; only the leader reads L2, the
+        // others take the value it hands over.
+        let (reads, ran) = five_concurrent_get_or_set(&server, &users, 1).await;
+        assert_eq!(ran, 1, "the factory ran once ({prefix})");
+        assert_eq!(
+            reads, 1,
+            "5 concurrent callers of a cold key read L2 once ({prefix})"
+        );
+    }
+
+    // The value is in L2 (another instance wrote it) but not in this instance's L1: the
+    // leader's one read serves every caller.
+    let writer = CacheManager::from_toml_str(&format!(
+        "prefix = \"warm\"\nttl = \"1h\"\n[stores.s]\nl2 = {{ driver = \"redis\", url = \"{url}\" }}\n"
+    ))
+    .unwrap();
+    writer
+        .cache("users")
+        .unwrap()
+        .set(&2u64, &20u64)
+        .await
+        .unwrap();
+    let reader = CacheManager::from_toml_str(&format!(
+        "prefix = \"warm\"\nttl = \"1h\"\n[stores.s]\nl1 = {{ driver = \"memory\", max_entries = 1000 }}\nl2 = {{ driver = \"redis\", url = \"{url}\" }}\n"
+    ))
+    .unwrap();
+    let users = reader.cache("users").unwrap();
+    let (reads, ran) = five_concurrent_get_or_set(&server, &users, 2).await;
+    assert_eq!(ran, 0, "the value came from L2");
+    assert_eq!(reads, 1, "5 concurrent callers read the L2 value once");
+}

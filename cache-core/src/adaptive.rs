@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cache::{Cache, Lifetime};
+use crate::cache::Cache;
+use crate::engine::Lifetime;
 use crate::error::CacheError;
 use crate::CacheValue;
 

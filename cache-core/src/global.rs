@@ -1,21 +1,12 @@
 //! The global manager: set once with [`init`], or built on first use from the environment.
 
-use std::cell::RefCell;
-
 use once_cell::sync::OnceCell;
 
 use crate::error::CacheError;
 use crate::manager::CacheManager;
+use crate::scopes;
 
 static GLOBAL: OnceCell<CacheManager> = OnceCell::new();
-
-thread_local! {
-    /// The `testing` scopes in effect on this thread, innermost last. Both kinds live here:
-    /// [`scope_thread`] pushes for the length of its closure and [`scope_task`] for the
-    /// length of each poll of its future, so whichever scope was entered last (the
-    /// innermost, as the code nests them) is on top, whatever its kind.
-    static SCOPES: RefCell<Vec<CacheManager>> = const { RefCell::new(Vec::new()) };
-}
 
 /// Sets the global manager. Call it once, before the first cached call; a second call (or a
 /// call after the lazy default was built) is [`CacheError::AlreadyInitialized`].
@@ -64,22 +55,31 @@ pub fn cache(name: &str) -> Result<crate::Cache, CacheError> {
 pub(crate) fn with_current<R>(f: impl FnOnce(&CacheManager) -> R) -> R {
     // Cloned out (an `Arc` clone) so `f` may enter scopes of its own without a borrow of
     // the stack still held.
-    match SCOPES.with(|stack| stack.borrow().last().cloned()) {
-        Some(scoped) => f(&scoped),
+    match scopes::current() {
+        Some(scoped) => match scoped.get::<CacheManager>() {
+            Some(manager) => f(manager),
+            None => f(global()),
+        },
         None => f(global()),
     }
 }
 
-/// The manager of the scope in effect on this thread, if any: handed to work that
-/// continues in the background, so a refresh's own cached calls use it too.
-pub(crate) fn scoped() -> Option<CacheManager> {
-    SCOPES.with(|stack| stack.borrow().last().cloned())
-}
-
 /// The global manager, when no `testing` scope is in effect on this thread.
 pub(crate) fn unscoped_global() -> Option<&'static CacheManager> {
-    let scoped = SCOPES.with(|stack| !stack.borrow().is_empty());
-    (!scoped).then(global)
+    (!scopes::any()).then(global)
+}
+
+/// `future` polled with `manager` in effect (see [`scopes::scope_task`]).
+pub(crate) async fn scope_task<F: std::future::Future>(
+    manager: CacheManager,
+    future: F,
+) -> F::Output {
+    scopes::scope_task(scopes::Scoped::new(manager), future).await
+}
+
+/// `f` run with `manager` in effect on this thread (see [`scopes::scope_thread`]).
+pub(crate) fn scope_thread<R>(manager: CacheManager, f: impl FnOnce() -> R) -> R {
+    scopes::scope_thread(scopes::Scoped::new(manager), f)
 }
 
 fn global() -> &'static CacheManager {
@@ -92,29 +92,4 @@ fn global() -> &'static CacheManager {
                 .unwrap_or_else(|_| CacheManager::none())
         })
     })
-}
-
-/// Polls `future` with `manager` in effect: pushed for each poll, popped after it, so
-/// scopes entered while polling (a `with_manager_sync` in the future's body, a nested
-/// `with_manager`) sit above it, and tasks it spawns (polled elsewhere) do not see it.
-pub(crate) async fn scope_task<F: std::future::Future>(
-    manager: CacheManager,
-    future: F,
-) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| scope_thread(manager.clone(), || future.as_mut().poll(cx))).await
-}
-
-/// Runs `f` with `manager` on top of this thread's scopes. The entry is popped when `f`
-/// returns or unwinds, so a panicking test leaves no scope behind.
-pub(crate) fn scope_thread<R>(manager: CacheManager, f: impl FnOnce() -> R) -> R {
-    struct Pop;
-    impl Drop for Pop {
-        fn drop(&mut self) {
-            SCOPES.with(|stack| stack.borrow_mut().pop());
-        }
-    }
-    SCOPES.with(|stack| stack.borrow_mut().push(manager));
-    let _pop = Pop;
-    f()
 }

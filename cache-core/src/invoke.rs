@@ -11,25 +11,32 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::background;
-use crate::cache::{Cache, Lifetime, Lookup, Write};
+use crate::engine::{Engine, FirstL1, Lifetime, Lookup, Write};
 use crate::flight::{DetachedFlight, Entered, FlightGuard, Handed, Ticket};
 use crate::shape::Shape;
 use crate::stats::Event;
 use crate::store::lock;
-use crate::{CacheManager, CacheValue};
+use crate::CacheValue;
 
 /// Answers from the first cache holding a fresh value; otherwise runs `body()` once per key
 /// across concurrent callers and stores its cacheable outcome in every cache.
 ///
-/// `caches` and `keys` are parallel: `keys[i]` is the stored key in `caches[i]`.
+/// `caches` and `keys` are parallel: `keys[i]` is the stored key in `caches[i]`. `local`
+/// says whether the caller already found the first cache's L1 empty under `keys[0]`.
 /// `policy` decides how long the function's value is kept, or that it is not stored.
 /// `mode` says whether `body` may finish in the background ([`Detachable`]): then, with a
 /// stale value and a soft timeout, the caller is answered with the stale value at the
 /// timeout, and a fresh hit past its eager refresh point starts a background refresh.
+///
+/// Before the key's single-flight gate a caller reads only the first cache's L1 (no I/O);
+/// the rest (L2, the other caches) is read by the gate's holder, which hands what it found
+/// or computed to the callers waiting: concurrent callers of a cold key read L2 once in
+/// total.
 pub(crate) async fn cached_call<S, F, P, M>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
+    local: FirstL1,
     policy: P,
     body: impl FnOnce() -> F,
     _mode: M,
@@ -43,7 +50,7 @@ where
 {
     let Some(first) = caches
         .first()
-        .filter(|_| !caches.iter().all(Cache::is_noop))
+        .filter(|_| !caches.iter().all(Engine::is_noop))
     else {
         caches.iter().for_each(|c| c.count(Event::Miss));
         return body().await;
@@ -52,24 +59,26 @@ where
     let timeout = first.settings().timeout;
     let flights = &first.inner.store.flights;
     // Before the first look: the gate then tells whether a holder may have stored since
-    // (see `Flights::ticket`), so an uncontended miss reads each tier once, not twice.
+    // (see `Flights::ticket`), so the holder reads the first L1 again only if need be.
     let ticket = flights.ticket(&keys[0]);
     // `force_fresh`: the function runs and its value is stored, hit or not.
     let force = first.skips(|o| o.force_fresh);
-    let found = match force {
-        false => find_due::<S::Value>(caches, keys).await,
-        true => (Found::Nothing, false),
-    };
-    let mut stale = match found {
-        (Found::Fresh(value), due) => {
-            if due && M::DETACHABLE {
-                refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body);
+    let mut stale = match local {
+        _ if force => None,
+        FirstL1::Empty => None,
+        FirstL1::Unread => match first.look_l1::<S::Value>(&keys[0]) {
+            (Lookup::Fresh(value), due) => {
+                if due && M::DETACHABLE {
+                    refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body);
+                }
+                return shape.rebuild(value);
             }
-            return shape.rebuild(value);
-        }
-        (Found::Stale(value, keep_until), _) => Some((value, keep_until)),
-        (Found::Nothing, _) => None,
+            (Lookup::Stale(value, keep_until), _) => Some((value, keep_until)),
+            (Lookup::Miss, _) => None,
+        },
     };
+    // Whether anything but the first L1 may hold the value: read by the gate's holder.
+    let more = !force && (caches.len() > 1 || first.inner.store.l2.is_some());
     let entered = match (timeout, stale.take()) {
         // With a stale value, another caller's refresh is waited for no longer than the
         // soft timeout either.
@@ -84,30 +93,66 @@ where
             }
             None => return serve_stale_at_timeout(shape, first, old.0, "another caller's refresh"),
         },
+        // The other tiers may hold a stale value: past the soft timeout, this caller reads
+        // them itself, serves a stale value it finds, or waits on for the gate.
+        (Some(limit), None) if more => match first
+            .clock()
+            .within(limit, enter::<S::Value>(first, &keys[0], ticket))
+            .await
+        {
+            Some(entered) => entered,
+            None => match find_due::<S::Value>(caches, keys, FirstL1::Empty).await.0 {
+                Lookup::Fresh(value) => return shape.rebuild(value),
+                Lookup::Stale(value, _) => {
+                    return serve_stale_at_timeout(shape, first, value, "another caller's refresh")
+                }
+                Lookup::Miss => enter::<S::Value>(first, &keys[0], ticket).await,
+            },
+        },
         (_, old) => {
             stale = old;
             enter::<S::Value>(first, &keys[0], ticket).await
         }
     };
     // The leader's value, handed over: no tier is read again for it.
-    let flight = match entered {
+    let mut flight = match entered {
         Gate::Leader(flight) => flight,
         Gate::Handed(value) => return shape.rebuild(value),
-        Gate::GaveUp => return run_ungated(shape, caches, keys, policy, body, stale).await,
+        Gate::GaveUp => return run_ungated(shape, caches, keys, policy, body, stale, force).await,
     };
-    // Whoever held the gate since the first look may have stored the value meanwhile.
-    if flight.look_again() && !force {
-        match find::<S::Value>(caches, keys).await {
-            Found::Fresh(value) => return shape.rebuild(value),
-            Found::Stale(value, keep_until) => stale = Some((value, keep_until)),
-            Found::Nothing => {}
+    // The holder's look: the other tiers and caches, and the first L1 again only if
+    // whoever held the gate since the first look may have stored meanwhile.
+    let first_l1 = if flight.look_again() {
+        FirstL1::Unread
+    } else {
+        FirstL1::Empty
+    };
+    if !force && (more || first_l1 == FirstL1::Unread) {
+        match find_due::<S::Value>(caches, keys, first_l1).await {
+            (Lookup::Fresh(value), due) => {
+                // The callers waiting take it: none of them reads a tier for it.
+                flight.hand_over(|| Arc::new(value.clone()));
+                if due && M::DETACHABLE {
+                    drop(flight);
+                    refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body);
+                }
+                return shape.rebuild(value);
+            }
+            (Lookup::Stale(value, keep_until), _) => {
+                // The first L1's stale value, read first, comes first.
+                stale = stale.or(Some((value, keep_until)));
+            }
+            (Lookup::Miss, _) => {}
         }
     }
     // Across instances too, on a store with `lock = "redis"` (released when dropped).
-    let mut dlock = match lock::acquire_or_wait(caches, keys, flight.is_reentrant()).await {
-        lock::Acquired::Found(value) => return shape.rebuild(value),
-        lock::Acquired::Leader(guard) => guard,
-    };
+    let fresh = || fresh::<S::Value>(caches, keys);
+    let reentrant = flight.is_reentrant();
+    let mut dlock =
+        match lock::acquire_or_wait(&first.inner.store, &keys[0], fresh, reentrant).await {
+            lock::Acquired::Found(value) => return shape.rebuild(value),
+            lock::Acquired::Leader(guard) => guard,
+        };
     caches.iter().for_each(|c| c.count(Event::Miss));
     // The function's own events on a miss carry the cache and key.
     let span = tracing::debug_span!("cachet.miss", cache = first.name(), key = %keys[0], stale = stale.is_some());
@@ -126,7 +171,7 @@ where
                 flight: flight.detach(),
                 dlock: dlock.take(),
                 span: span.clone(),
-                scope: crate::global::scoped(),
+                scope: crate::scopes::current(),
             };
             match M::spawn(job) {
                 Ok(refresh) => {
@@ -182,19 +227,18 @@ where
 
 /// What waiting at the single-flight gate gave.
 enum Gate<'a, V> {
-    /// The gate: this caller runs the function.
+    /// The gate: this caller reads the other tiers and runs the function.
     Leader(FlightGuard<'a>),
     /// The value the gate's holder handed over.
     Handed(V),
-    /// The holder took longer than `wait_timeout`: this caller runs the function itself,
-    /// without the gate.
+    /// The holder took longer than `wait_timeout`: this caller goes on without the gate.
     GaveUp,
 }
 
 /// Waits at the single-flight gate of `key` (the first cache's), no longer than the
 /// cache's `wait_timeout`: the gate, or the value its holder handed over (of this call's
 /// type; a value of another type, from a function sharing the cache, is not taken).
-async fn enter<'a, V: CacheValue>(first: &'a Cache, key: &str, ticket: Ticket) -> Gate<'a, V> {
+async fn enter<'a, V: CacheValue>(first: &'a Engine, key: &str, ticket: Ticket) -> Gate<'a, V> {
     let flights = &first.inner.store.flights;
     let gate = async {
         match flights.enter(key, ticket).await {
@@ -218,16 +262,17 @@ async fn enter<'a, V: CacheValue>(first: &'a Cache, key: &str, ticket: Ticket) -
     }
 }
 
-/// `wait_timeout`: the caller running the function is slow, so this one runs it too and
-/// stores its value (the last of the two writes wins); a failure falls back on the stale
-/// value as usual.
+/// `wait_timeout`: the caller holding the gate is slow, so this one reads the other tiers
+/// itself and, finding nothing fresh, runs the function too and stores its value (the
+/// last of the two writes wins); a failure falls back on a stale value as usual.
 async fn run_ungated<S, F, P>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     policy: P,
     body: impl FnOnce() -> F,
-    stale: Option<(S::Value, Option<Instant>)>,
+    mut stale: Option<(S::Value, Option<Instant>)>,
+    force: bool,
 ) -> S::Output
 where
     S: Shape,
@@ -237,6 +282,13 @@ where
 {
     let first = &caches[0];
     tracing::debug!(cache = first.name(), key = %keys[0], "cachet: wait_timeout; running the function without waiting any longer");
+    if !force {
+        match find_due::<S::Value>(caches, keys, FirstL1::Unread).await.0 {
+            Lookup::Fresh(value) => return shape.rebuild(value),
+            Lookup::Stale(value, keep_until) => stale = stale.or(Some((value, keep_until))),
+            Lookup::Miss => {}
+        }
+    }
     caches.iter().for_each(|c| c.count(Event::Miss));
     let output = body().await;
     match shape.cached(&output) {
@@ -257,7 +309,7 @@ where
 /// Soft timeout: the caller waits for the background refresh at most `limit`.
 async fn wait_or_stale<S: Shape>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     refresh: JoinHandle<Refreshed<S::Value>>,
     limit: Duration,
@@ -281,7 +333,7 @@ where
 /// meanwhile; the refresh stores the fresh one when it finishes.
 fn serve_stale_at_timeout<S: Shape>(
     shape: S,
-    first: &Cache,
+    first: &Engine,
     value: S::Value,
     waited_for: &str,
 ) -> S::Output {
@@ -298,7 +350,7 @@ fn serve_stale_at_timeout<S: Shape>(
 /// unless one is running already (the gate is busy). Never waits.
 pub(crate) fn refresh_behind<S, F, P, M>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     policy: P,
     body: impl FnOnce() -> F,
@@ -324,7 +376,7 @@ pub(crate) fn refresh_behind<S, F, P, M>(
         // it, so it takes no distributed lock.
         dlock: None,
         span: tracing::debug_span!("cachet.refresh", cache = first.name(), key = %keys[0]),
-        scope: crate::global::scoped(),
+        scope: crate::scopes::current(),
     };
     // Without a runtime to run it, the entry simply expires as it would have.
     let _ = M::spawn(job);
@@ -334,7 +386,7 @@ pub(crate) fn refresh_behind<S, F, P, M>(
 /// value and the gate it releases when done.
 pub(crate) struct Job<S, F, P> {
     shape: S,
-    caches: Vec<Cache>,
+    caches: Vec<Engine>,
     keys: Vec<String>,
     policy: P,
     body: F,
@@ -343,7 +395,7 @@ pub(crate) struct Job<S, F, P> {
     dlock: Option<lock::LockGuard>,
     span: tracing::Span,
     /// The caller's `testing` scope, kept in effect for the background run.
-    scope: Option<CacheManager>,
+    scope: Option<crate::scopes::Scoped>,
 }
 
 /// How a background refresh ended.
@@ -448,7 +500,7 @@ where
             return Err(job);
         };
         Ok(match job.scope.clone() {
-            Some(manager) => runtime.spawn(crate::global::scope_task(manager, job.run())),
+            Some(scope) => runtime.spawn(crate::scopes::scope_task(scope, job.run())),
             None => runtime.spawn(job.run()),
         })
     }
@@ -459,7 +511,7 @@ where
 /// again meanwhile.
 async fn serve_stale<S: Shape>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     (value, keep_until): (S::Value, Option<Instant>),
     failure: &str,
@@ -495,7 +547,7 @@ where
 /// for as long as `policy` says (or not at all).
 pub(crate) async fn put_call<S, F>(
     shape: S,
-    caches: &[Cache],
+    caches: &[Engine],
     key_of: impl FnOnce(&S::Value) -> Option<String>,
     policy: impl FnOnce(&S::Value) -> Option<Lifetime>,
     body: F,
@@ -528,38 +580,44 @@ where
     output
 }
 
-/// What the caches hold for a call.
-enum Found<V> {
-    Fresh(V),
-    Stale(V, Option<Instant>),
-    Nothing,
-}
-
-/// The first fresh value in `caches`, else the first stale one (within grace).
-async fn find<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Found<V> {
-    find_due(caches, keys).await.0
-}
-
-/// [`find`], and whether the fresh value found is past its eager refresh point.
-async fn find_due<V: CacheValue>(caches: &[Cache], keys: &[String]) -> (Found<V>, bool) {
+/// The first fresh value in `caches`, else the first stale one (within grace), and whether
+/// the fresh value found is past its eager refresh point. `first_l1` says whether the first
+/// cache's L1 is known empty already (then only its L2 is read).
+async fn find_due<V: CacheValue>(
+    caches: &[Engine],
+    keys: &[String],
+    first_l1: FirstL1,
+) -> (Lookup<V>, bool) {
     let mut stale = None;
-    for (cache, key) in caches.iter().zip(keys) {
-        match cache.lookup_due::<V>(key).await {
-            (Lookup::Fresh(value), due) => return (Found::Fresh(value), due),
+    for (i, (cache, key)) in caches.iter().zip(keys).enumerate() {
+        let local = if i == 0 { first_l1 } else { FirstL1::Unread };
+        match cache.lookup_due::<V>(key, local).await {
+            (Lookup::Fresh(value), due) => return (Lookup::Fresh(value), due),
             (Lookup::Stale(value, keep_until), _) if stale.is_none() => {
                 stale = Some((value, keep_until))
             }
             (Lookup::Stale(..) | Lookup::Miss, _) => {}
         }
     }
-    let found = stale.map_or(Found::Nothing, |(value, keep_until)| {
-        Found::Stale(value, keep_until)
+    let found = stale.map_or(Lookup::Miss, |(value, keep_until)| {
+        Lookup::Stale(value, keep_until)
     });
     (found, false)
 }
 
+/// The first fresh value of the call in `caches` (the distributed lock's look for the value
+/// another instance stored).
+async fn fresh<V: CacheValue>(caches: &[Engine], keys: &[String]) -> Option<V> {
+    for (cache, key) in caches.iter().zip(keys) {
+        if let Lookup::Fresh(value) = cache.lookup::<V>(key).await {
+            return Some(value);
+        }
+    }
+    None
+}
+
 async fn store_all<V: CacheValue>(
-    caches: &[Cache],
+    caches: &[Engine],
     keys: &[String],
     value: &V,
     lifetime: Lifetime,
@@ -579,7 +637,7 @@ pub(crate) enum EvictTarget {
 }
 
 /// Removes `target` from every cache.
-pub(crate) async fn evict_all(caches: &[Cache], target: &EvictTarget) {
+pub(crate) async fn evict_all(caches: &[Engine], target: &EvictTarget) {
     for cache in caches {
         match target {
             EvictTarget::Key(encoded) => {
@@ -642,7 +700,7 @@ where
         let scope = job.scope.clone();
         // A plain fn's testing scope is its thread's: the blocking thread gets it too.
         let body = move || match scope {
-            Some(manager) => crate::global::scope_thread(manager, body),
+            Some(scope) => crate::scopes::scope_thread(scope, body),
             None => body(),
         };
         let Job {

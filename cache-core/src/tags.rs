@@ -29,107 +29,15 @@
 //! then evicts it too. Evicting more than asked is always safe for a cache; evicting less
 //! never happens for writes that completed before `delete_by_tag` started.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::cache::Cache;
 use crate::error::{CacheError, TierError};
-use crate::layout::{is_entry_of, tag_key};
+use crate::layout::is_entry_of;
 use crate::stats::Event;
 use crate::store::replay::Pending;
-use crate::store::{Invalidation, LocalTier};
-
-/// The tags one cache handle writes with: their names and their sets' stored keys.
-#[derive(Debug, Default)]
-pub(crate) struct Tags {
-    names: Vec<String>,
-    keys: Vec<String>,
-}
-
-impl Tags {
-    /// `names` (deduplicated, in order) for a cache whose entries live under `base`.
-    fn new<'a>(base: &str, names: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut tags = Tags::default();
-        for name in names {
-            if !tags.names.iter().any(|n| n == name) {
-                tags.keys.push(tag_key(base, name));
-                tags.names.push(name.to_owned());
-            }
-        }
-        tags
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// The tag sets' stored keys.
-    pub(crate) fn keys(&self) -> &[String] {
-        &self.keys
-    }
-}
-
-/// The local tier's tag index: tag set key → stored keys written with that tag.
-///
-/// Entries the local tier drops on its own (expiry, size bound, another instance's
-/// invalidation) are not reported to the index, so it is swept as it grows: once it
-/// holds twice as many keys as after the last sweep, keys the tier no longer holds are
-/// forgotten. That keeps it within a constant factor of the tier's tagged entries, at an
-/// amortized constant cost per tagged write.
-#[derive(Default)]
-pub(crate) struct TagIndex(Mutex<IndexState>);
-
-#[derive(Default)]
-struct IndexState {
-    sets: HashMap<String, HashSet<String>>,
-    /// How many keys the sets hold together.
-    len: usize,
-    /// Sweep when `len` reaches this.
-    sweep_at: usize,
-}
-
-/// The smallest index size worth sweeping.
-const MIN_SWEEP: usize = 1024;
-
-impl TagIndex {
-    /// Lists `stored` under each of `tag_keys`.
-    pub(crate) fn add(&self, tag_keys: &[String], stored: &str, l1: &dyn LocalTier) {
-        // Every update leaves the map consistent: a poisoned lock still guards a usable index.
-        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        for tag_key in tag_keys {
-            let set = state.sets.entry(tag_key.clone()).or_default();
-            if set.insert(stored.to_owned()) {
-                state.len += 1;
-            }
-        }
-        if state.len >= state.sweep_at.max(MIN_SWEEP) {
-            state.sets.retain(|_, keys| {
-                keys.retain(|key| l1.get(key).is_some());
-                !keys.is_empty()
-            });
-            state.len = state.sets.values().map(HashSet::len).sum();
-            state.sweep_at = (state.len * 2).max(MIN_SWEEP);
-        }
-    }
-
-    /// Removes the sets `tag_keys` from the index, returning the keys they listed.
-    pub(crate) fn take(&self, tag_keys: &[String]) -> Vec<String> {
-        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::new();
-        for tag_key in tag_keys {
-            if let Some(keys) = state.sets.remove(tag_key) {
-                state.len -= keys.len();
-                out.extend(keys);
-            }
-        }
-        out
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).len
-    }
-}
+use crate::store::tag_index::Tags;
+use crate::store::Invalidation;
 
 impl Cache {
     /// A view of this cache whose writes carry `tags` (added to the view's own, if any),
@@ -165,22 +73,23 @@ impl Cache {
             return self.clone();
         }
         let names = self
+            .engine
             .inner
             .tags
             .names
             .iter()
             .map(String::as_str)
             .chain(added.iter().map(AsRef::as_ref));
-        let tags = Tags::new(&self.inner.base, names);
+        let tags = Tags::new(&self.engine.inner.base, names);
         let mut view = Cache::new(
-            self.inner.name.clone(),
-            self.inner.base.clone(),
-            self.inner.store.clone(),
-            self.inner.settings.clone(),
-            self.inner.stats.clone(),
+            self.engine.inner.name.clone(),
+            self.engine.inner.base.clone(),
+            self.engine.inner.store.clone(),
+            self.engine.inner.settings.clone(),
+            self.engine.inner.stats.clone(),
         );
         // `view` was made just above: its `Arc` has no other owner yet, so this always applies.
-        if let Some(inner) = Arc::get_mut(&mut view.inner) {
+        if let Some(inner) = Arc::get_mut(&mut view.engine.inner) {
             inner.tags = tags;
         }
         view
@@ -195,7 +104,7 @@ impl Cache {
     /// assert_eq!(view.tags().collect::<Vec<_>>(), ["sale", "catalog"]);
     /// ```
     pub fn tags(&self) -> impl Iterator<Item = &str> + '_ {
-        self.inner.tags.names.iter().map(String::as_str)
+        self.engine.inner.tags.names.iter().map(String::as_str)
     }
 
     /// Deletes every entry of this cache (or namespace) written with `tag`, from every
@@ -236,10 +145,10 @@ impl Cache {
     /// # });
     /// ```
     pub async fn delete_by_tags<T: AsRef<str>>(&self, tags: &[T]) -> Result<(), CacheError> {
-        let store = &self.inner.store;
-        let base = &self.inner.base;
+        let store = &self.engine.inner.store;
+        let base = &self.engine.inner.base;
         let tag_keys = Tags::new(base, tags.iter().map(AsRef::as_ref)).keys;
-        if tag_keys.is_empty() || self.is_noop() {
+        if tag_keys.is_empty() || self.engine.is_noop() {
             return Ok(());
         }
         let mut keys = store.tag_index.take(&tag_keys);
@@ -253,7 +162,7 @@ impl Cache {
         drop_local(&keys);
         if let Some(remote) = &store.l2 {
             let failed = |what: &str| {
-                self.count(Event::Error);
+                self.engine.count(Event::Error);
                 CacheError::Tier {
                     store: store.name.clone(),
                     source: TierError::new(format!(
@@ -270,12 +179,16 @@ impl Cache {
                     // hold tagged entries they read from it): every copy of this cache's
                     // entries goes, here and on the other instances.
                     if let Some(l1) = &store.l1 {
-                        store.versions.change_all(|| l1.remove_scope(&self.scope()));
+                        store
+                            .versions
+                            .change_all(|| l1.remove_scope(&self.engine.scope()));
                     }
-                    store.announce(Invalidation::Scope(self.scope())).await;
+                    store
+                        .announce(Invalidation::Scope(self.engine.scope()))
+                        .await;
                     // Deleted by tag in the L2 once it is back (`replay.rs`).
                     store.defer(Pending::Tags {
-                        scope: self.scope(),
+                        scope: self.engine.scope(),
                         tag_keys: tag_keys.clone(),
                     });
                     return Err(failed("list"));
@@ -294,7 +207,7 @@ impl Cache {
                 // The other instances' L1 copies go whether or not L2 took the delete;
                 // the L2 deletes by tag once it is back (`replay.rs`).
                 store.defer(Pending::Tags {
-                    scope: self.scope(),
+                    scope: self.engine.scope(),
                     tag_keys: tag_keys.clone(),
                 });
                 if !keys.is_empty() {
@@ -305,7 +218,10 @@ impl Cache {
             // A lookup that read L2 before the delete may have backfilled an old value.
             drop_local(&keys);
         }
-        self.inner.stats.record(Event::Eviction, keys.len() as u64);
+        self.engine
+            .inner
+            .stats
+            .record(Event::Eviction, keys.len() as u64);
         if !keys.is_empty() {
             store.announce(Invalidation::Keys(keys)).await;
         }
@@ -317,7 +233,7 @@ impl Cache {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::store::{LocalEntry, MapTier};
+    use crate::layout::tag_key;
 
     #[test]
     fn tag_keys_live_in_the_cache_key_space_and_never_collide_with_entries() {
@@ -340,31 +256,5 @@ mod tests {
         assert!(!is_entry_of("app:p", "app:p2:42"));
         assert!(!is_entry_of("app:p", "app:p:=tag:x"));
         assert!(!is_entry_of("app:p", "other:p:42"));
-    }
-
-    #[test]
-    fn tags_are_deduplicated_in_order() {
-        let tags = Tags::new("b", ["x", "y", "x"]);
-        assert_eq!(tags.names, ["x", "y"]);
-        assert_eq!(tags.keys(), ["b:=tag:x", "b:=tag:y"]);
-    }
-
-    #[test]
-    fn the_index_forgets_what_the_tier_dropped_as_it_grows() {
-        let l1 = MapTier::new();
-        let index = TagIndex::default();
-        let tags = vec![tag_key("b", "t")];
-        for i in 0..MIN_SWEEP - 1 {
-            index.add(&tags, &format!("b:{i}"), &*l1);
-        }
-        // nothing is in the tier, and the next add reaches the sweep threshold
-        assert_eq!(index.len(), MIN_SWEEP - 1);
-        let kept = "b:kept";
-        l1.insert(kept, LocalEntry::new(Arc::new(1u8), None, None, 1));
-        index.add(&tags, kept, &*l1);
-        assert_eq!(index.len(), 1);
-        assert_eq!(index.take(&tags), [kept]);
-        assert_eq!(index.len(), 0);
-        assert!(index.take(&tags).is_empty());
     }
 }

@@ -172,7 +172,7 @@ impl Cache {
     /// assert_eq!(users.namespace("admins").stored_key_for("7"), "shop:users#admins:7");
     /// ```
     pub fn stored_key_for(&self, key_text: &str) -> String {
-        self.stored_key_of_encoded(key_text)
+        self.engine.stored_key_of_encoded(key_text)
     }
 
     /// The bytes stored in the shared tier under an already-encoded key text (see
@@ -193,7 +193,7 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub async fn read_raw(&self, key_text: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        let store = &self.inner.store;
+        let store = &self.engine.inner.store;
         let remote = store.l2.as_ref().ok_or_else(|| not_shared(store))?;
         remote
             .tier
@@ -213,7 +213,7 @@ impl Cache {
     /// # });
     /// ```
     pub async fn delete_raw(&self, key_text: &str) -> Result<(), CacheError> {
-        let store = &self.inner.store;
+        let store = &self.engine.inner.store;
         let keys = [self.stored_key_for(key_text)];
         if let Some(l1) = &store.l1 {
             l1.remove(&keys[0]);
@@ -239,7 +239,7 @@ impl Cache {
     /// # });
     /// ```
     pub async fn purge(&self) -> Result<(), CacheError> {
-        purge_scope(&self.inner.store, self.scope()).await
+        purge_scope(&self.engine.inner.store, self.engine.scope()).await
     }
 }
 

@@ -1,20 +1,23 @@
-//! Turning a builder (or configuration) into a manager: stores through drivers, the
-//! default store, the environment, the embedded default.
+//! Turning a builder (or configuration) into a manager: every constructor of
+//! [`CacheManager`] (in code, from TOML, from the environment, the no-op one) and
+//! [`CacheManagerBuilder::build`]: stores through drivers, the default store, the
+//! environment, the embedded default.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use super::builder::{CacheManagerBuilder, StoreSpec};
+use std::path::Path;
+
+use super::builder::{CacheManagerBuilder, StoreBuilder, StoreSpec};
 use super::{declarations, CacheManager, ManagerInner};
 use crate::clock::Clock;
 use crate::codec;
 use crate::config::{
-    name_problem, parse_toml, LockKind, StoreConfig, TierConfig, EMBEDDED_DEFAULT,
+    name_problem, parse_toml, LockKind, ManagerConfig, StoreConfig, TierConfig, EMBEDDED_DEFAULT,
 };
 use crate::driver::{driver_names, find_driver, BusSettings, DriverRegistration};
 use crate::error::{CacheError, ConfigOrigin};
-use crate::store::lock::{LockSettings, DEFAULT_LOCK_TIMEOUT};
-use crate::store::named::{StoreInner, StoreParts};
+use crate::store::named::{LockSettings, StoreInner, StoreParts, DEFAULT_LOCK_TIMEOUT};
 use crate::store::remote::DEFAULT_CIRCUIT_BREAKER;
 use crate::store::LocalTier;
 
@@ -22,7 +25,94 @@ const DEFAULT_PREFIX: &str = "cachet";
 
 static NEXT_MANAGER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-pub(super) fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheError> {
+impl CacheManager {
+    /// A builder for a manager configured in code.
+    ///
+    /// ```
+    /// use cache_core::{store::MapTier, CacheManager, StoreBuilder};
+    /// let manager = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// assert_eq!(manager.default_store_name(), "main");
+    /// ```
+    pub fn builder() -> CacheManagerBuilder {
+        CacheManagerBuilder::default()
+    }
+
+    /// A manager whose every cache is a no-op: lookups miss, writes are dropped
+    /// (Spring's `spring.cache.type=none`), for tests.
+    ///
+    /// ```
+    /// let manager = cache_core::CacheManager::none();
+    /// assert_eq!(manager.cache("anything").unwrap().store_name(), "none");
+    /// ```
+    pub fn none() -> Self {
+        Self::builder()
+            .store("none", StoreBuilder::none())
+            .validate_declarations(false)
+            .build()
+            .unwrap_or_else(|_| {
+                unreachable!("a single no-op store with no declarations check always builds")
+            })
+    }
+
+    /// A manager from TOML configuration text (see DESIGN.md for the schema).
+    ///
+    /// ```
+    /// let err = cache_core::CacheManager::from_toml_str("ttl = 5").unwrap_err();
+    /// assert!(err.to_string().contains("ttl"));
+    /// ```
+    pub fn from_toml_str(text: &str) -> Result<Self, CacheError> {
+        Self::from_config(parse_toml(text, ConfigOrigin::String)?)
+    }
+
+    /// A manager from a TOML configuration file. Errors name the file.
+    ///
+    /// ```
+    /// let err = cache_core::CacheManager::from_toml_file("no/such/cachet.toml").unwrap_err();
+    /// assert!(err.to_string().contains("no/such/cachet.toml"));
+    /// ```
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, CacheError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| CacheError::ConfigFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_config(parse_toml(&text, ConfigOrigin::File(path.to_owned()))?)
+    }
+
+    /// A manager from parsed configuration.
+    ///
+    /// ```
+    /// use cache_core::{config::parse_toml, CacheManager, ConfigOrigin};
+    /// let config = parse_toml("[stores.none]\ndriver = \"none\"", ConfigOrigin::String).unwrap();
+    /// let manager = CacheManager::from_config(config).unwrap();
+    /// assert_eq!(manager.default_store_name(), "none");
+    /// ```
+    pub fn from_config(config: ManagerConfig) -> Result<Self, CacheError> {
+        CacheManagerBuilder::from_config(config).build()
+    }
+
+    /// The manager the environment asks for: `CACHET_TYPE=none` → [`CacheManager::none`];
+    /// else the file named by `CACHET_CONFIG`, else `cachet.toml` in the working directory,
+    /// else the embedded default (one bounded in-memory store); `CACHET_TYPE=memory` then
+    /// forces every cache into one in-memory store.
+    ///
+    /// ```
+    /// let manager = cache_core::CacheManager::from_env();
+    /// # let _ = manager;
+    /// ```
+    pub fn from_env() -> Result<Self, CacheError> {
+        from_env()
+    }
+}
+
+impl CacheManagerBuilder {
+    /// Builds the manager. Never connects to a server.
+    pub fn build(self) -> Result<CacheManager, CacheError> {
+        build(self)
+    }
+}
+
+fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheError> {
     let origin = builder.origin.clone().unwrap_or(ConfigOrigin::Builder);
     check_names(&builder, &origin)?;
     let prefix = builder
@@ -334,7 +424,7 @@ fn local_tier(tier: &TierConfig) -> Result<Arc<dyn LocalTier>, CacheError> {
     })?;
     build(tier)
 }
-pub(super) fn from_env() -> Result<CacheManager, CacheError> {
+fn from_env() -> Result<CacheManager, CacheError> {
     let kind = std::env::var("CACHET_TYPE").ok();
     match kind.as_deref().map(str::trim) {
         Some("none") => return Ok(CacheManager::none()),

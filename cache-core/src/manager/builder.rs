@@ -4,14 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{build, CacheManager};
 use crate::clock::ManualClock;
 use crate::codec::ValueCodec;
 use crate::config::{CacheConfig, CacheOptions, ManagerConfig, StoreConfig, TierConfig};
-use crate::error::{CacheError, ConfigOrigin};
+use crate::error::ConfigOrigin;
 use crate::store::{Bus, LocalTier, RemoteTier};
 
-/// Builds a [`CacheManager`] in code; the same options as the TOML configuration.
+/// Builds a [`CacheManager`](crate::CacheManager) in code; the same options as the TOML configuration.
 ///
 /// ```
 /// use std::time::Duration;
@@ -380,11 +379,6 @@ impl CacheManagerBuilder {
     pub fn manual_clock(mut self, clock: ManualClock) -> Self {
         self.clock = Some(clock);
         self
-    }
-
-    /// Builds the manager. Never connects to a server.
-    pub fn build(self) -> Result<CacheManager, CacheError> {
-        build::build(self)
     }
 }
 

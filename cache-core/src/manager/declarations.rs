@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::CacheManager;
 use crate::error::CacheError;
-use crate::private::{Declaration, OperationKind};
+use crate::operation::{Declaration, OperationKind};
 
 /// One cache name used by one annotated function.
 ///

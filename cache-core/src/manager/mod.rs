@@ -7,15 +7,14 @@ mod declarations;
 mod listing;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 pub use builder::{CacheManagerBuilder, StoreBuilder};
 pub use declarations::{declared_caches, DeclaredCache};
 
 use crate::cache::Cache;
-use crate::config::{parse_toml, CacheConfig, CacheOptions, ManagerConfig};
-use crate::error::{CacheError, ConfigOrigin};
+use crate::config::{CacheConfig, CacheOptions};
+use crate::error::CacheError;
 use crate::stats::StatsCounters;
 use crate::store::named::StoreInner;
 use crate::store::Scope;
@@ -80,85 +79,7 @@ impl CacheManager {
     /// # });
     /// ```
     pub async fn scope<F: std::future::Future>(&self, future: F) -> F::Output {
-        crate::global::scope_task(self.clone(), future).await
-    }
-
-    /// A builder for a manager configured in code.
-    ///
-    /// ```
-    /// use cache_core::{store::MapTier, CacheManager, StoreBuilder};
-    /// let manager = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
-    /// assert_eq!(manager.default_store_name(), "main");
-    /// ```
-    pub fn builder() -> CacheManagerBuilder {
-        CacheManagerBuilder::default()
-    }
-
-    /// A manager whose every cache is a no-op: lookups miss, writes are dropped
-    /// (Spring's `spring.cache.type=none`), for tests.
-    ///
-    /// ```
-    /// let manager = cache_core::CacheManager::none();
-    /// assert_eq!(manager.cache("anything").unwrap().store_name(), "none");
-    /// ```
-    pub fn none() -> Self {
-        Self::builder()
-            .store("none", StoreBuilder::none())
-            .validate_declarations(false)
-            .build()
-            .unwrap_or_else(|_| {
-                unreachable!("a single no-op store with no declarations check always builds")
-            })
-    }
-
-    /// A manager from TOML configuration text (see DESIGN.md for the schema).
-    ///
-    /// ```
-    /// let err = cache_core::CacheManager::from_toml_str("ttl = 5").unwrap_err();
-    /// assert!(err.to_string().contains("ttl"));
-    /// ```
-    pub fn from_toml_str(text: &str) -> Result<Self, CacheError> {
-        Self::from_config(parse_toml(text, ConfigOrigin::String)?)
-    }
-
-    /// A manager from a TOML configuration file. Errors name the file.
-    ///
-    /// ```
-    /// let err = cache_core::CacheManager::from_toml_file("no/such/cachet.toml").unwrap_err();
-    /// assert!(err.to_string().contains("no/such/cachet.toml"));
-    /// ```
-    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, CacheError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| CacheError::ConfigFile {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_config(parse_toml(&text, ConfigOrigin::File(path.to_owned()))?)
-    }
-
-    /// A manager from parsed configuration.
-    ///
-    /// ```
-    /// use cache_core::{config::parse_toml, CacheManager, ConfigOrigin};
-    /// let config = parse_toml("[stores.none]\ndriver = \"none\"", ConfigOrigin::String).unwrap();
-    /// let manager = CacheManager::from_config(config).unwrap();
-    /// assert_eq!(manager.default_store_name(), "none");
-    /// ```
-    pub fn from_config(config: ManagerConfig) -> Result<Self, CacheError> {
-        CacheManagerBuilder::from_config(config).build()
-    }
-
-    /// The manager the environment asks for: `CACHET_TYPE=none` → [`CacheManager::none`];
-    /// else the file named by `CACHET_CONFIG`, else `cachet.toml` in the working directory,
-    /// else the embedded default (one bounded in-memory store); `CACHET_TYPE=memory` then
-    /// forces every cache into one in-memory store.
-    ///
-    /// ```
-    /// let manager = cache_core::CacheManager::from_env();
-    /// # let _ = manager;
-    /// ```
-    pub fn from_env() -> Result<Self, CacheError> {
-        build::from_env()
+        crate::scopes::scope_task(crate::scopes::Scoped::new(self.clone()), future).await
     }
 
     /// The cache of that name, in the store configuration gives it (`[caches.NAME] store`,

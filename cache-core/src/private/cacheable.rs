@@ -2,14 +2,14 @@
 
 use std::future::Future;
 
-use super::key::{encoded, OpKey};
-use super::operation::Operation;
+use super::key::{encoded_probed, OpKey};
 use super::resolve::{resolve, Resolved};
 use super::timeout::{self, OnTimeout, Wait};
 use super::ttl::{store_policy, StoreDecision};
 use crate::blocking;
-use crate::cache::Cache;
+use crate::engine::{Engine, FirstL1, Lookup};
 use crate::invoke::{self, Attached, BlockingBody, Detachable, DetachableBlocking};
+use crate::operation::Operation;
 use crate::shape::Shape;
 use crate::CacheValue;
 
@@ -48,10 +48,10 @@ where
     match step::<S::Value>(op, key, false) {
         Step::Uncached => body.await,
         Step::Hit(value) | Step::Due(value, ..) => shape.rebuild(value),
-        Step::Miss(caches, keys) => {
+        Step::Miss(caches, keys, local) => {
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
             let policy = store_policy(unless);
-            invoke::cached_call(shape, &caches, &keys, policy, || body, Attached).await
+            invoke::cached_call(shape, &caches, &keys, local, policy, || body, Attached).await
         }
     }
 }
@@ -84,10 +84,10 @@ where
             invoke::refresh_behind::<_, _, _, Detachable>(shape, &caches, &keys, policy, || body);
             shape.rebuild(value)
         }
-        Step::Miss(caches, keys) => {
+        Step::Miss(caches, keys, local) => {
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
             let policy = store_policy(unless);
-            invoke::cached_call(shape, &caches, &keys, policy, || body, Detachable).await
+            invoke::cached_call(shape, &caches, &keys, local, policy, || body, Detachable).await
         }
     }
 }
@@ -100,43 +100,41 @@ enum Step<V> {
     Hit(V),
     /// A fresh L1 value past its eager refresh point.
     Due(V, Resolved, Vec<String>),
-    /// Anything else: the full lookup, single flight and store.
-    Miss(Resolved, Vec<String>),
+    /// Anything else: the full lookup (from L2 when the probe found the first cache's L1
+    /// empty), single flight and store.
+    Miss(Resolved, Vec<String>, FirstL1),
 }
 
 fn step<V: CacheValue>(op: &'static Operation, key: OpKey, eager: bool) -> Step<V> {
-    let Some(encoded) = encoded(op, key) else {
+    let Some((encoded, local)) = encoded_probed(op, key) else {
         return Step::Uncached;
     };
     let Some(caches) = resolve(op) else {
         return Step::Uncached;
     };
-    // The hit path: the first cache's L1, with no allocation for the stored key.
-    let hit = caches
-        .first()
-        .and_then(|c| c.fresh_in_l1_due_by_encoded::<V>(&encoded));
-    let keys = |caches: &[Cache]| {
-        caches
-            .iter()
-            .map(|c| c.stored_key_of_encoded(&encoded))
-            .collect()
+    let keys: Vec<String> = caches
+        .iter()
+        .map(|c| c.stored_key_of_encoded(&encoded))
+        .collect();
+    if local == FirstL1::Empty {
+        // The probe read the first cache's L1 under this key: nothing there.
+        return Step::Miss(caches, keys, local);
+    }
+    // Not probed (or something was there): the first cache's L1, then the full path.
+    let Some(first) = caches.first() else {
+        return Step::Miss(caches, keys, local);
     };
-    match hit {
-        Some((value, true)) if eager => {
-            let keys = keys(&caches);
-            Step::Due(value, caches, keys)
-        }
-        Some((value, _)) => Step::Hit(value),
-        None => {
-            let keys = keys(&caches);
-            Step::Miss(caches, keys)
-        }
+    match first.look_l1::<V>(&keys[0]) {
+        (Lookup::Fresh(value), true) if eager => Step::Due(value, caches, keys),
+        (Lookup::Fresh(value), _) => Step::Hit(value),
+        (Lookup::Miss, _) => Step::Miss(caches, keys, FirstL1::Empty),
+        (Lookup::Stale(..), _) => Step::Miss(caches, keys, FirstL1::Unread),
     }
 }
 
 /// The hard timeout of a call (the view's: the annotation's over the cache's), and the
 /// cache its error names.
-fn hard_timeout(caches: &[Cache]) -> Option<(std::time::Duration, String, crate::clock::Clock)> {
+fn hard_timeout(caches: &[Engine]) -> Option<(std::time::Duration, String, crate::clock::Clock)> {
     let first = caches.first()?;
     let limit = first.settings().hard_timeout?;
     Some((limit, first.name().to_owned(), first.clock().clone()))
@@ -188,10 +186,11 @@ where
             );
             shape.rebuild(value)
         }
-        Step::Miss(caches, keys) => blocking::run(invoke::cached_call(
+        Step::Miss(caches, keys, local) => blocking::run(invoke::cached_call(
             shape,
             &caches,
             &keys,
+            local,
             store_policy(unless),
             || BlockingBody::new(body),
             DetachableBlocking,

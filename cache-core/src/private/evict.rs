@@ -3,10 +3,10 @@
 use std::future::Future;
 
 use super::key::{encoded, OpKey};
-use super::operation::{Operation, OperationKind};
 use super::resolve::resolve;
 use crate::blocking;
 use crate::invoke::{self, EvictTarget};
+use crate::operation::{Operation, OperationKind};
 use crate::shape::Shape;
 
 /// `#[cache_evict]` on an `async fn`. `before` is the key evicted before invocation (with

@@ -1,11 +1,12 @@
-//! The hit path of `#[cacheable]`: the first cache's L1, probed before the body is built.
+//! The hit path of `#[cacheable]`: the first cache's L1, probed before the body is built;
+//! a miss hands the encoded key and what L1 held on to the entry point.
 
 use serde::Serialize;
 
 use super::key::{key, no_key, KeyUse, OpKey};
-use super::operation::Operation;
 use super::resolve::resolve;
-use crate::cache::Cache;
+use crate::engine::{Engine, FirstL1};
+use crate::operation::Operation;
 use crate::shape::Shape;
 use crate::CacheValue;
 
@@ -24,8 +25,9 @@ pub struct Probe<S: Shape> {
     look: Option<Look<S::Value>>,
 }
 
-/// A fresh L1 value of type `V` under a stored key (`eager`: not one past its refresh point).
-type Look<V> = fn(&Cache, &str, bool) -> Option<V>;
+/// A fresh L1 value of type `V` under a stored key (`eager`: not one past its refresh point),
+/// or what the miss path may skip.
+type Look<V> = fn(&Engine, &str, bool) -> Result<V, FirstL1>;
 
 /// What a [`Probe`] is made from: the call's shape, its operation, and whether its entry
 /// point starts eager refreshes (the detachable ones): a hit past its refresh point is
@@ -57,7 +59,7 @@ where
             shape: self.0,
             op: self.1,
             eager: self.2,
-            look: Some(Cache::fresh_in_l1_stored::<S::Value>),
+            look: Some(Engine::hit_in_l1::<S::Value>),
         }
     }
 }
@@ -100,11 +102,17 @@ impl<S: Shape> KeyUse for Probe<S> {
         let Some(caches) = resolve(self.op) else {
             return Probed::Miss(no_key());
         };
-        let hit = caches
-            .first()
-            .and_then(|c| c.in_l1(value, |c, stored| look(c, stored, self.eager)));
-        match hit {
-            Some(value) => Probed::Hit(self.shape.rebuild(value)),
+        // A miss hands on the key encoded for L1 and what L1 held: the key is encoded
+        // once, and a cold miss reads L1 once before L2.
+        let probed = caches.first().and_then(|c| {
+            c.with_stored_key(value, |stored, at| {
+                look(c, stored, self.eager)
+                    .map_err(|first_l1| OpKey::probed(stored[at..].to_owned(), first_l1))
+            })
+        });
+        match probed {
+            Some(Ok(value)) => Probed::Hit(self.shape.rebuild(value)),
+            Some(Err(key)) => Probed::Miss(key),
             None => Probed::Miss(key(value)),
         }
     }

@@ -3,11 +3,11 @@
 use std::future::Future;
 
 use super::key::{encoded, OpKey};
-use super::operation::Operation;
 use super::resolve::resolve;
 use super::ttl::{store_policy, StoreDecision};
 use crate::blocking;
 use crate::invoke;
+use crate::operation::Operation;
 use crate::shape::Shape;
 use crate::CacheValue;
 

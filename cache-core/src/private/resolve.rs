@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::operation::Operation;
-use crate::cache::Cache;
+use crate::engine::Engine;
+use crate::operation::Operation;
 
 /// The caches of an operation in the manager in effect; `None` (and a warning) when one
 /// cannot be resolved: the function then runs uncached rather than failing.
@@ -27,7 +27,7 @@ pub(super) fn resolve(op: &'static Operation) -> Option<Resolved> {
     })
 }
 
-fn resolve_in(op: &'static Operation, manager: &crate::CacheManager) -> Option<Arc<[Cache]>> {
+fn resolve_in(op: &'static Operation, manager: &crate::CacheManager) -> Option<Arc<[Engine]>> {
     let caches = op
         .caches
         .iter()
@@ -35,7 +35,7 @@ fn resolve_in(op: &'static Operation, manager: &crate::CacheManager) -> Option<A
         .map(|name| manager.cache(name).map(|cache| cache.tagged(op.tags)))
         .collect::<Result<Vec<_>, _>>();
     match caches {
-        Ok(caches) => Some(caches.into_iter().map(|c| op.view_of(c)).collect()),
+        Ok(caches) => Some(caches.into_iter().map(|c| op.view_of(c).engine).collect()),
         Err(err) => {
             tracing::warn!(function = op.function, file = op.file, line = op.line, error = %err, "cachet: cache not resolved; calling the function uncached");
             None
@@ -46,13 +46,13 @@ fn resolve_in(op: &'static Operation, manager: &crate::CacheManager) -> Option<A
 /// An operation's caches: borrowed from the operation (global manager) or shared (a
 /// `testing::with_manager` scope).
 pub(super) enum Resolved {
-    Global(&'static [Cache]),
-    Scoped(Arc<[Cache]>),
+    Global(&'static [Engine]),
+    Scoped(Arc<[Engine]>),
 }
 
 impl std::ops::Deref for Resolved {
-    type Target = [Cache];
-    fn deref(&self) -> &[Cache] {
+    type Target = [Engine];
+    fn deref(&self) -> &[Engine] {
         match self {
             Resolved::Global(caches) => caches,
             Resolved::Scoped(caches) => caches,

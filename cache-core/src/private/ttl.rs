@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::cache::Lifetime;
+use crate::engine::Lifetime;
 
 /// What `ttl_from = EXPR` may give: a `Duration`, or an `Option<Duration>` where `None`
 /// means "do not store". A zero duration is already expired: not stored either.

@@ -27,13 +27,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::named::StoreInner;
-use crate::cache::{Cache, Lookup};
-use crate::layout::lock_key;
-use crate::CacheValue;
+use std::future::Future;
 
-/// How long a holder keeps the lock when `lock_timeout` is not set.
-pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+use super::named::StoreInner;
+use crate::layout::lock_key;
 /// The first pause of a waiter between two looks at L2.
 const FIRST_PAUSE: Duration = Duration::from_millis(5);
 /// The longest pause of a waiter between two looks at L2.
@@ -41,14 +38,6 @@ const MAX_PAUSE: Duration = Duration::from_millis(50);
 /// A waiter that never got the lock nor a value within this many lock lifetimes runs
 /// the function anyway.
 const GIVE_UP_AFTER_TTLS: u32 = 3;
-
-/// A store's distributed lock (`lock = "redis"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LockSettings {
-    /// How long a holder keeps the lock at most (`lock_timeout`): past it the lock
-    /// expires, and another instance may run the function.
-    pub(crate) ttl: Duration,
-}
 
 /// A token naming one holder, unique across processes and machines: the process id, a
 /// per-process random number and a counter.
@@ -145,18 +134,19 @@ impl Drop for LockGuard {
 }
 
 /// After the local gate: on a store with a distributed lock, takes it, or waits for the
-/// value another instance is computing. `reentrant` is true when the caller's local gate
-/// was already its own (a cached call on its own key from inside the function): it holds
-/// the distributed lock too, so it must not wait for itself.
-pub(crate) async fn acquire_or_wait<V: CacheValue>(
-    caches: &[Cache],
-    keys: &[String],
+/// value another instance is computing. `stored` is the call's key in `store` (its first
+/// cache's); `fresh` looks the call's caches up for a fresh value. `reentrant` is true when
+/// the caller's local gate was already its own (a cached call on its own key from inside
+/// the function): it holds the distributed lock too, so it must not wait for itself.
+pub(crate) async fn acquire_or_wait<V, Fut>(
+    store: &Arc<StoreInner>,
+    stored: &str,
+    mut fresh: impl FnMut() -> Fut,
     reentrant: bool,
-) -> Acquired<V> {
-    let (Some(first), Some(stored)) = (caches.first(), keys.first()) else {
-        return Acquired::Leader(None);
-    };
-    let store = &first.inner.store;
+) -> Acquired<V>
+where
+    Fut: Future<Output = Option<V>>,
+{
     let (Some(settings), Some(remote), false) = (store.lock, &store.l2, reentrant) else {
         return Acquired::Leader(None);
     };
@@ -180,7 +170,7 @@ pub(crate) async fn acquire_or_wait<V: CacheValue>(
                 };
                 // The last holder may have stored the value and let go between our last
                 // look and taking the lock.
-                if let Some(value) = fresh::<V>(caches, keys).await {
+                if let Some(value) = fresh().await {
                     guard.release().await;
                     return Acquired::Found(value);
                 }
@@ -217,7 +207,7 @@ pub(crate) async fn acquire_or_wait<V: CacheValue>(
         // Real time: the lock lives in Redis, whose expiry is real time.
         crate::timer::pause(pause).await;
         pause = (pause * 2).min(MAX_PAUSE);
-        if let Some(value) = fresh::<V>(caches, keys).await {
+        if let Some(value) = fresh().await {
             tracing::debug!(
                 store = %store.name,
                 key = %stored,
@@ -227,16 +217,6 @@ pub(crate) async fn acquire_or_wait<V: CacheValue>(
             return Acquired::Found(value);
         }
     }
-}
-
-/// The first fresh value of the call in `caches`.
-async fn fresh<V: CacheValue>(caches: &[Cache], keys: &[String]) -> Option<V> {
-    for (cache, key) in caches.iter().zip(keys) {
-        if let Lookup::Fresh(value) = cache.lookup::<V>(key).await {
-            return Some(value);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@ mod map;
 pub(crate) mod named;
 pub(crate) mod remote;
 pub(crate) mod replay;
+pub(crate) mod tag_index;
 mod tier;
-mod versions;
+pub(crate) mod versions;
 mod warn;
 
 pub use map::MapTier;

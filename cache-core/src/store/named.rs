@@ -3,7 +3,6 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::lock::LockSettings;
 use super::remote::Remote;
 use super::replay::{Pending, Replay, FIRST_RETRY, MAX_RETRY};
 use super::versions::Versions;
@@ -11,6 +10,17 @@ use super::warn::RateLimit;
 use super::{Bus, BusEvent, Invalidation, LocalTier, RemoteTier};
 use crate::clock::Clock;
 use crate::flight::Flights;
+
+/// How long a holder keeps the distributed lock when `lock_timeout` is not set.
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A store's distributed lock (`lock = "redis"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LockSettings {
+    /// How long a holder keeps the lock at most (`lock_timeout`): past it the lock
+    /// expires, and another instance may run the function.
+    pub(crate) ttl: Duration,
+}
 
 /// What a store is made of, before it is assembled.
 pub(crate) struct StoreParts {
@@ -40,7 +50,7 @@ pub(crate) struct StoreInner {
     bus_warnings: RateLimit,
     pub(crate) flights: Flights,
     /// Which L1 keys were written with which tag (`tags.rs`).
-    pub(crate) tag_index: crate::tags::TagIndex,
+    pub(crate) tag_index: super::tag_index::TagIndex,
     /// The distributed lock across instances (`lock = "redis"`); only with an L2.
     pub(crate) lock: Option<LockSettings>,
     /// Orders the L1 changes of one key (`versions.rs`).
@@ -91,7 +101,7 @@ impl StoreInner {
             bus: parts.bus,
             bus_warnings: RateLimit::default(),
             flights: Flights::default(),
-            tag_index: crate::tags::TagIndex::default(),
+            tag_index: super::tag_index::TagIndex::default(),
             lock: parts.lock,
             versions,
             clock: parts.clock,

@@ -3,6 +3,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::cache::Cache;
+use crate::engine::Engine;
 use crate::options::CacheOptions;
 
 /// What an annotation does.
@@ -45,7 +46,7 @@ pub struct Operation {
     /// The caches as the last scoped manager that ran this operation resolved them.
     pub(crate) resolved: ResolvedCaches,
     /// The caches in the global manager (`None` inside: they could not be resolved).
-    pub(crate) global_caches: std::sync::OnceLock<Option<Box<[Cache]>>>,
+    pub(crate) global_caches: std::sync::OnceLock<Option<Box<[Engine]>>>,
 }
 
 impl std::fmt::Debug for Operation {
@@ -66,7 +67,7 @@ impl std::fmt::Debug for Operation {
 
 /// An operation's caches in one manager, remembered so a call does not look its cache names
 /// up again: the hot path is one read lock and one `Arc` clone.
-pub(crate) struct ResolvedCaches(RwLock<Option<(u64, Arc<[Cache]>)>>);
+pub(crate) struct ResolvedCaches(RwLock<Option<(u64, Arc<[Engine]>)>>);
 
 impl ResolvedCaches {
     const fn new() -> Self {
@@ -74,7 +75,7 @@ impl ResolvedCaches {
     }
 
     /// The caches resolved by the manager with this id, if it was the last to resolve them.
-    pub(crate) fn get(&self, manager: u64) -> Option<Arc<[Cache]>> {
+    pub(crate) fn get(&self, manager: u64) -> Option<Arc<[Engine]>> {
         // Only ever holds a complete value: a poisoned lock still guards a consistent one.
         let slot = self.0.read().unwrap_or_else(|p| p.into_inner());
         slot.as_ref()
@@ -82,7 +83,7 @@ impl ResolvedCaches {
             .map(|(_, caches)| caches.clone())
     }
 
-    pub(crate) fn set(&self, manager: u64, caches: Arc<[Cache]>) {
+    pub(crate) fn set(&self, manager: u64, caches: Arc<[Engine]>) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some((manager, caches));
     }
 }

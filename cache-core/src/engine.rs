@@ -1,0 +1,671 @@
+//! The engine under a [`crate::Cache`] handle (as moka's `cache.rs` sits over its
+//! `base_cache.rs`): one named cache (or namespace) in one store, its settings and counters,
+//! and the tier orchestration every call shares — L1 then L2 lookups with backfill, writes
+//! to every tier, deletes, clears. The annotations' calls (`invoke.rs`), the distributed
+//! lock and tags work on engines; the handle adds only the typed public API.
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::clock;
+use crate::codec;
+use crate::config::CacheOptions;
+use crate::error::{CacheError, TierError};
+use crate::key::encode_key_into;
+use crate::layout;
+use crate::stats::{Event, StatsCounters};
+use crate::store::named::StoreInner;
+use crate::store::remote::Skipped;
+use crate::store::replay::Pending;
+use crate::store::tag_index::Tags;
+use crate::store::{Invalidation, LocalEntry, LocalTier, Scope};
+use crate::CacheValue;
+
+/// How long a written entry lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifetime {
+    /// The cache's TTL.
+    Default,
+    /// This TTL.
+    For(Duration),
+    /// No expiry.
+    Forever,
+    /// A stale value served after a failure (`grace_backoff`): fresh for this long, but
+    /// never kept past the end of its original grace period.
+    Backoff {
+        fresh_for: Duration,
+        keep_until: Option<Instant>,
+    },
+}
+
+/// Why a value is written: it decides what is owed to the other instances when the L2
+/// misses the write (failed, or skipped by the open circuit breaker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// A cached function's value (a miss filled, a refresh, a stale value stored back):
+    /// what the L2 and the other instances hold is as good a cached copy, expiring with
+    /// its TTL, so a missed write is only counted.
+    Fill,
+    /// The application changed the value (`set`, `#[cache_put]`): an L2 that missed it is
+    /// brought in line, and the other instances told, once it is back (`replay.rs`).
+    Change,
+}
+
+/// What a lookup found (in one tier, one cache, or the first of a call's caches that
+/// holds something).
+pub(crate) enum Lookup<V> {
+    Fresh(V),
+    /// Past its TTL but within grace, with the instant it must be dropped: served only
+    /// when refreshing fails.
+    Stale(V, Option<Instant>),
+    Miss,
+}
+
+/// What a call knows of its first cache's L1 under its key before the full lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FirstL1 {
+    /// Not read yet (or read and holding something the full path must see again).
+    Unread,
+    /// Read by the hit path, holding nothing usable: the full path goes straight to L2.
+    Empty,
+}
+
+/// What a write owes the tiers after L1: see [`Engine::finish_write`].
+struct RemoteWrite {
+    stored: String,
+    /// The L2 bytes (`None`: no L2 write).
+    encoded: Option<Result<Vec<u8>, codec::CodecError>>,
+    /// The L2 TTL.
+    ttl: Duration,
+    /// The L1 entry written and the version its insert left, for the put-back.
+    local: Option<(LocalEntry, u64)>,
+    why: Write,
+}
+
+/// One named cache (or namespace, or view with its own settings or tags) in one store:
+/// cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub(crate) struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) name: Arc<str>,
+    /// `{prefix}:{cache}` or `{prefix}:{cache}#{ns}...`: every stored key is `{base}:{key}`.
+    pub(crate) base: String,
+    pub(crate) store: Arc<StoreInner>,
+    pub(crate) settings: Arc<CacheOptions>,
+    pub(crate) stats: Arc<StatsCounters>,
+    /// The tags this handle's writes carry (see `tags.rs`); empty for a plain handle.
+    pub(crate) tags: Tags,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `f` with an empty reusable buffer (a fresh one when the thread's is in use).
+fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            f(&mut buf)
+        }
+        Err(_) => f(&mut String::new()),
+    })
+}
+
+/// A rough size for size-bounded tiers: the key, the value's inline size behind its `Arc`,
+/// and the tier's own per-entry overhead. Heap data owned by the value is not counted.
+fn estimate_weight<V>(key: &str, tier: &dyn LocalTier) -> u32 {
+    const ARC_HEADER: usize = 16;
+    let bytes = key.len() + std::mem::size_of::<V>() + ARC_HEADER + tier.entry_overhead() as usize;
+    bytes.try_into().unwrap_or(u32::MAX)
+}
+
+impl Engine {
+    pub(crate) fn new(
+        name: Arc<str>,
+        base: String,
+        store: Arc<StoreInner>,
+        settings: Arc<CacheOptions>,
+        stats: Arc<StatsCounters>,
+    ) -> Self {
+        Engine {
+            inner: Arc::new(EngineInner {
+                name,
+                base,
+                store,
+                settings,
+                stats,
+                tags: Tags::default(),
+            }),
+        }
+    }
+
+    /// The cache's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub(crate) fn scope(&self) -> Scope {
+        Scope::new(self.inner.base.clone())
+    }
+
+    pub(crate) fn is_noop(&self) -> bool {
+        self.inner.store.is_noop()
+    }
+
+    pub(crate) fn settings(&self) -> &CacheOptions {
+        &self.inner.settings
+    }
+
+    pub(crate) fn count(&self, event: Event) {
+        self.inner.stats.record(event, 1);
+    }
+
+    /// `{base}:{encoded key}`.
+    pub(crate) fn stored_key_of_encoded(&self, encoded: &str) -> String {
+        layout::entry_key(&self.inner.base, encoded)
+    }
+
+    pub(crate) fn stored_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<String, CacheError> {
+        let stored = layout::entry_key_of(&self.inner.base, key)
+            .inspect_err(|_| self.count(Event::Error))?;
+        Ok(stored)
+    }
+
+    // ----- tier orchestration, shared by the programmatic API and the annotations -----
+
+    /// Looks `stored` up in L1, then L2 (backfilling L1 with the remaining TTL); counts
+    /// hits and faults (misses are counted by the caller, once per call).
+    pub(crate) async fn lookup<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
+        self.lookup_due(stored, FirstL1::Unread).await.0
+    }
+
+    /// [`Engine::lookup`], and whether a fresh value is past its eager refresh point.
+    /// `local` says whether L1 was read already (and held nothing): then only L2 is.
+    pub(crate) async fn lookup_due<V: CacheValue>(
+        &self,
+        stored: &str,
+        local: FirstL1,
+    ) -> (Lookup<V>, bool) {
+        let (local, due) = match local {
+            FirstL1::Unread => self.look_l1(stored),
+            FirstL1::Empty => (Lookup::Miss, false),
+        };
+        if matches!(local, Lookup::Fresh(_)) {
+            return (local, due);
+        }
+        match self.lookup_remote(stored).await {
+            (Lookup::Miss, _) => (local, false),
+            remote => remote,
+        }
+    }
+
+    /// Runs `f` on the stored key of `key` (`{base}:{encoded key}`), built in a reused
+    /// buffer, and the index where the encoded key starts in it: a hit allocates nothing
+    /// for the key. `None` without L1 (there is nothing to look at without I/O), or for a
+    /// key that cannot be encoded.
+    pub(crate) fn with_stored_key<K: Serialize + ?Sized, R>(
+        &self,
+        key: &K,
+        f: impl FnOnce(&str, usize) -> R,
+    ) -> Option<R> {
+        self.inner.store.l1.as_ref()?;
+        with_scratch(|buf| {
+            layout::push_entry_start(buf, &self.inner.base);
+            let at = buf.len();
+            encode_key_into(key, buf).ok()?;
+            Some(f(buf, at))
+        })
+    }
+
+    /// The hit path's look at L1: the fresh value under `stored`, counted as a hit, or
+    /// what the rest of the call may skip. With `eager`, a value past its eager refresh
+    /// point is not taken (nor counted): the caller's full path serves it and starts the
+    /// refresh.
+    pub(crate) fn hit_in_l1<V: CacheValue>(&self, stored: &str, eager: bool) -> Result<V, FirstL1> {
+        match self.read_l1::<V>(stored) {
+            (Lookup::Fresh(value), due) if !(eager && due) => {
+                self.count(Event::L1Hit);
+                Ok(value)
+            }
+            // Nothing usable: the full path need not read L1 again.
+            (Lookup::Miss, _) => Err(FirstL1::Empty),
+            // A stale value, or one due for a refresh: the full path reads it.
+            _ => Err(FirstL1::Unread),
+        }
+    }
+
+    /// The L1 lookup, and whether a fresh hit is past the entry's eager refresh point: one
+    /// more comparison on the entry already read. Counts a fresh hit.
+    pub(crate) fn look_l1<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
+        let found = self.read_l1(stored);
+        if matches!(found.0, Lookup::Fresh(_)) {
+            self.count(Event::L1Hit);
+        }
+        found
+    }
+
+    /// The one reader of L1 (it counts nothing): the entry under `stored`, if of type `V`
+    /// and not past its grace period by the store's clock.
+    fn read_l1<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
+        let Some(l1) = &self.inner.store.l1 else {
+            return (Lookup::Miss, false);
+        };
+        let Some(entry) = l1.get(stored) else {
+            return (Lookup::Miss, false);
+        };
+        // Another type under this key (two functions sharing a cache) is a miss.
+        let Some(value) = entry.value.downcast_ref::<V>() else {
+            return (Lookup::Miss, false);
+        };
+        let timed = entry.fresh_until.is_some() || entry.refresh_at.is_some();
+        let now = timed.then(|| self.inner.store.clock.now());
+        let passed = |at: Option<Instant>| at.zip(now).is_some_and(|(at, now)| at <= now);
+        // The tier drops entries by real time; the store's clock (a test's manual one)
+        // decides too.
+        if passed(entry.keep_until) {
+            return (Lookup::Miss, false);
+        }
+        if let Some(idle) = &entry.idle {
+            if !idle.read(self.inner.store.clock.ticks_ms()) {
+                return (Lookup::Miss, false);
+            }
+        }
+        if passed(entry.fresh_until) {
+            if passed(self.grace_ends(entry.fresh_until)) {
+                return (Lookup::Miss, false);
+            }
+            return (Lookup::Stale(value.clone(), entry.keep_until), false);
+        }
+        (Lookup::Fresh(value.clone()), passed(entry.refresh_at))
+    }
+
+    async fn lookup_remote<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
+        let store = &self.inner.store;
+        let Some(remote) = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_read))
+        else {
+            return (Lookup::Miss, false);
+        };
+        // Noted before the read: a change of the key meanwhile refuses the backfill.
+        let seen = store.l1.as_ref().map(|_| store.versions.current(stored));
+        let bytes = match remote.get(&store.name, stored).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return (Lookup::Miss, false),
+            Err(Skipped) => {
+                self.count(Event::Error);
+                return (Lookup::Miss, false);
+            }
+        };
+        let (value, meta) = match remote.codec.decode::<V>(
+            &bytes,
+            codec::fingerprint::<V>(),
+            remote.max_value_size,
+        ) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                // Another type, an older format or garbage: a miss, overwritten by the next write.
+                self.count(Event::Error);
+                tracing::debug!(cache = self.name(), key = stored, error = %err, "cachet: undecodable L2 value; treated as a miss");
+                return (Lookup::Miss, false);
+            }
+        };
+        let timing =
+            clock::Timing::from_unix_ms(&store.clock, meta.fresh_until_ms, meta.keep_until_ms);
+        if timing.is_gone() {
+            return (Lookup::Miss, false);
+        }
+        // The envelope does not carry the refresh point: it is placed by this cache's TTL.
+        let settings = self.settings();
+        let refresh_at = settings
+            .eager_refresh
+            .zip(settings.ttl)
+            .zip(timing.fresh_until)
+            .and_then(|((ratio, ttl), fresh_until)| {
+                fresh_until.checked_sub(ttl.mul_f64(1.0 - ratio))
+            });
+        if let (Some(l1), Some(seen)) = (&store.l1, seen) {
+            let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
+            let entry = LocalEntry::new(
+                Arc::new(value.clone()),
+                fresh_until,
+                keep_until,
+                estimate_weight::<V>(stored, l1.as_ref()),
+            )
+            .refresh_at(refresh_at)
+            .idle_after(settings.tti, store.clock.ticks_ms());
+            store
+                .versions
+                .insert_if_unchanged(stored, seen, || l1.insert(stored, entry));
+        }
+        if timing.is_fresh() {
+            self.count(Event::L2Hit);
+            let due = refresh_at.is_some_and(|at| at <= store.clock.now());
+            (Lookup::Fresh(value), due)
+        } else if self
+            .grace_ends(timing.fresh_until)
+            .is_some_and(|end| end <= store.clock.now())
+        {
+            // Within the entry's grace but past this call's.
+            (Lookup::Miss, false)
+        } else {
+            (Lookup::Stale(value, timing.keep_until), false)
+        }
+    }
+
+    /// When this view's grace ends for an entry fresh until `fresh_until`: a call's grace
+    /// bounds what it may serve (the entry's own grace bounds how long it is kept).
+    /// `None`: no bound beyond the entry's.
+    fn grace_ends(&self, fresh_until: Option<Instant>) -> Option<Instant> {
+        let grace = self.settings().grace?;
+        fresh_until.and_then(|at| at.checked_add(grace))
+    }
+
+    /// Whether a flag of this view's options is on (`skip_l2_read`, `skip_bus`, ...).
+    pub(crate) fn skips(&self, flag: impl FnOnce(&CacheOptions) -> Option<bool>) -> bool {
+        CacheOptions::on(flag(self.settings()))
+    }
+
+    /// An L1 copy's bounds: the entry's, shortened to `l1_ttl` from now when that is set.
+    fn l1_bounds(
+        &self,
+        fresh_until: Option<Instant>,
+        keep_until: Option<Instant>,
+    ) -> (Option<Instant>, Option<Instant>) {
+        let Some(limit) = self
+            .settings()
+            .l1_ttl
+            .and_then(|l1_ttl| self.inner.store.clock.now().checked_add(l1_ttl))
+        else {
+            return (fresh_until, keep_until);
+        };
+        let bound = |at: Option<Instant>| Some(at.map_or(limit, |at| at.min(limit)));
+        (bound(fresh_until), bound(keep_until))
+    }
+
+    /// Tells the other instances, unless this view skips the bus.
+    pub(crate) async fn announce(&self, invalidation: Invalidation) {
+        if !self.skips(|o| o.skip_bus) {
+            self.inner.store.announce(invalidation).await;
+        }
+    }
+
+    /// Stores `value` under `stored` in every tier, and tells the other instances. Hits
+    /// past `eager_refresh` of the TTL (this view's setting) are due for a refresh. `why`
+    /// decides what a missed L2 write owes the other instances. With
+    /// `background_l2_writes`, the L2 write and the bus message finish in the background
+    /// once L1 holds the value.
+    pub(crate) async fn write<V: CacheValue>(
+        &self,
+        stored: &str,
+        value: V,
+        lifetime: Lifetime,
+        why: Write,
+    ) {
+        let store = &self.inner.store;
+        if self.is_noop() {
+            return;
+        }
+        let settings = self.settings();
+        let ttl = |ttl: Option<Duration>| crate::jitter::jittered(ttl, settings.jitter);
+        let timing = match lifetime {
+            Lifetime::Default => {
+                clock::Timing::starting_now(&store.clock, ttl(settings.ttl), settings.grace)
+            }
+            Lifetime::For(for_ttl) => {
+                clock::Timing::starting_now(&store.clock, ttl(Some(for_ttl)), settings.grace)
+            }
+            Lifetime::Forever => clock::Timing::starting_now(&store.clock, None, settings.grace),
+            Lifetime::Backoff {
+                fresh_for,
+                keep_until,
+            } => clock::Timing::until(&store.clock, fresh_for, keep_until),
+        };
+        // A stale value stored back after a failure is not refreshed early.
+        let refresh_at = match lifetime {
+            Lifetime::Backoff { .. } => None,
+            _ => settings
+                .eager_refresh
+                .and_then(|ratio| timing.refresh_point(ratio)),
+        };
+        let remote = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write));
+        let encoded = remote.map(|remote| {
+            let meta = codec::EnvelopeMeta {
+                fingerprint: codec::fingerprint::<V>(),
+                fresh_until_ms: timing.fresh_until_ms,
+                keep_until_ms: timing.keep_until_ms,
+            };
+            remote.codec.encode(&value, &meta)
+        });
+        let local = store.l1.as_ref().map(|l1| {
+            let weight = estimate_weight::<V>(stored, l1.as_ref());
+            let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
+            let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
+            let entry = LocalEntry::new(value, fresh_until, keep_until, weight)
+                .refresh_at(refresh_at)
+                .idle_after(settings.tti, store.clock.ticks_ms());
+            // The version this write's insert leaves, for its put-back (`versions.rs`).
+            let mine = if store.l2.is_some() {
+                store
+                    .versions
+                    .change(stored, || l1.insert(stored, entry.clone()))
+            } else {
+                // Without an L2 there is no backfill nor put-back to order.
+                l1.insert(stored, entry.clone());
+                0
+            };
+            if !self.inner.tags.is_empty() {
+                store
+                    .tag_index
+                    .add(self.inner.tags.keys(), stored, l1.as_ref());
+            }
+            (entry, mine)
+        });
+        self.count(Event::Put);
+        let remote_write = RemoteWrite {
+            stored: stored.to_owned(),
+            encoded,
+            ttl: timing.physical_ttl(),
+            local,
+            why,
+        };
+        if self.skips(|o| o.background_l2_writes) && store.l2.is_some() {
+            if let Some(runtime) = crate::background::handle() {
+                let engine = self.clone();
+                runtime.spawn(async move { engine.finish_write(remote_write).await });
+                return;
+            }
+        }
+        self.finish_write(remote_write).await;
+    }
+
+    /// The part of a write after L1: the L2 write, the L1 put-back it orders, and the bus
+    /// message (or, when L2 missed a change, the replay owed).
+    async fn finish_write(&self, write: RemoteWrite) {
+        let store = &self.inner.store;
+        let RemoteWrite {
+            stored,
+            encoded,
+            ttl,
+            local,
+            why,
+        } = write;
+        let stored = stored.as_str();
+        let (stored_remotely, l2_missed) = match (&store.l2, encoded) {
+            (Some(remote), Some(Ok(bytes))) if self.inner.tags.is_empty() => {
+                let taken = remote.set(&store.name, stored, bytes, ttl).await.is_ok();
+                (taken, !taken)
+            }
+            (Some(remote), Some(Ok(bytes))) => {
+                let taken = remote
+                    .set_tagged(&store.name, stored, bytes, ttl, self.inner.tags.keys())
+                    .await
+                    .is_ok();
+                (taken, !taken)
+            }
+            (Some(_), Some(Err(err))) => {
+                tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
+                (false, false)
+            }
+            // No L2, or this view skips writing it.
+            _ => (true, false),
+        };
+        if let (Some(l1), Some((entry, mine))) = (&store.l1, local) {
+            if store.l2.is_some() {
+                // A lookup that read L2 before this write may have backfilled the old value
+                // meanwhile: this instance ignores its own bus message, so put ours back —
+                // unless the key changed since our insert (a delete, a newer write, another
+                // instance's invalidation): then which of the racing L2 operations landed
+                // last is unknown here, so L1 lets go and the next lookup reads L2.
+                let versions = &store.versions;
+                if !versions.change_if_unchanged(stored, mine, || l1.insert(stored, entry)) {
+                    versions.change(stored, || l1.remove(stored));
+                }
+            }
+        }
+        if stored_remotely {
+            self.announce(Invalidation::Keys(vec![stored.to_owned()]))
+                .await;
+        } else {
+            // Not announced: the other instances keep what L2 still holds, until the L2
+            // is back and the replay deletes it there and announces it (`replay.rs`).
+            self.count(Event::Error);
+            if l2_missed && why == Write::Change {
+                store.defer(Pending::Keys {
+                    scope: self.scope(),
+                    keys: vec![stored.to_owned()],
+                });
+            }
+        }
+    }
+
+    /// Deletes entries from every tier, and tells the other instances.
+    pub(crate) async fn remove(&self, stored: &[String]) {
+        let store = &self.inner.store;
+        let drop_local = || {
+            if let Some(l1) = &store.l1 {
+                for key in stored {
+                    store.versions.change(key, || l1.remove(key));
+                }
+            }
+        };
+        drop_local();
+        self.inner
+            .stats
+            .record(Event::Eviction, stored.len() as u64);
+        let remote = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write));
+        let removed = match remote {
+            Some(remote) => remote.delete(&store.name, stored).await.is_ok(),
+            None => true,
+        };
+        if remote.is_some() {
+            // A lookup that read L2 before the delete reached it may have backfilled the
+            // old value after the first removal.
+            drop_local();
+        }
+        if !removed {
+            self.count(Event::Error);
+            // The L2 still holds the entries: deleted there once it is back (`replay.rs`).
+            store.defer(Pending::Keys {
+                scope: self.scope(),
+                keys: stored.to_vec(),
+            });
+        }
+        // Announced whether or not L2 took it: the other instances' L1 copies must go
+        // either way (with L2 down they cannot read the old value back from it).
+        self.announce(Invalidation::Keys(stored.to_vec())).await;
+    }
+
+    /// Deletes every entry of this cache (or namespace) from every tier, and tells the
+    /// other instances.
+    pub(crate) async fn remove_all(&self) -> Result<(), CacheError> {
+        let store = &self.inner.store;
+        let scope = self.scope();
+        let drop_local = || {
+            if let Some(l1) = &store.l1 {
+                store.versions.change_all(|| l1.remove_scope(&scope));
+            }
+        };
+        drop_local();
+        self.count(Event::Eviction);
+        if let Some(remote) = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write))
+        {
+            if remote.clear(&store.name, &scope).await.is_err() {
+                self.count(Event::Error);
+                // The other instances' L1 copies go whether or not L2 took the clear; the
+                // L2 is cleared once it is back (`replay.rs`).
+                store.defer(Pending::Scope(scope.clone()));
+                self.announce(Invalidation::Scope(scope)).await;
+                return Err(CacheError::Tier {
+                    store: store.name.clone(),
+                    source: TierError::new(format!(
+                        "cannot clear cache `{}` in {}",
+                        self.name(),
+                        remote.tier.describe()
+                    )),
+                });
+            }
+            // A lookup that read L2 before the clear may have backfilled old values.
+            drop_local();
+        }
+        self.announce(Invalidation::Scope(scope)).await;
+        Ok(())
+    }
+
+    /// The clock every timing of this cache reads (the manager's).
+    pub(crate) fn clock(&self) -> &clock::Clock {
+        &self.inner.store.clock
+    }
+
+    /// `future` bounded by the cache's hard timeout, when one is set.
+    pub(crate) async fn bounded<T>(
+        &self,
+        future: impl Future<Output = T>,
+    ) -> Result<T, CacheError> {
+        match self.settings().hard_timeout {
+            Some(limit) => {
+                self.clock()
+                    .within(limit, future)
+                    .await
+                    .ok_or_else(|| CacheError::Timeout {
+                        cache: self.name().to_owned(),
+                        timeout: limit,
+                    })
+            }
+            None => Ok(future.await),
+        }
+    }
+
+    /// `future` bounded by the cache's hard timeout, as [`Engine::bounded`], owning what it
+    /// needs so it can finish in the background.
+    pub(crate) fn bounded_owned<T, E: From<CacheError>>(
+        &self,
+        future: impl Future<Output = Result<T, E>>,
+    ) -> impl Future<Output = Result<T, E>> {
+        let engine = self.clone();
+        async move {
+            match engine.bounded(future).await {
+                Ok(result) => result,
+                Err(timeout) => Err(E::from(timeout)),
+            }
+        }
+    }
+}
