@@ -118,7 +118,12 @@ where
     let mut flight = match entered {
         Gate::Leader(flight) => flight,
         Gate::Handed(value) => return shape.rebuild(value),
-        Gate::GaveUp => return run_ungated(shape, caches, keys, policy, body, stale, force).await,
+        // Boxed: a rare path, kept out of every call's future (nested cached calls, each
+        // holding the next one's future, must fit a thread's stack).
+        Gate::GaveUp => {
+            let ungated = run_ungated(shape, caches, keys, policy, body, stale, force);
+            return Box::pin(ungated).await;
+        }
     };
     // The holder's look: the other tiers and caches, and the first L1 again only if
     // whoever held the gate since the first look may have stored meanwhile.
