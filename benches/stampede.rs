@@ -27,7 +27,7 @@ static TIERED_RUNS: AtomicU64 = AtomicU64::new(0);
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
-/// The same on a tiered store: every caller misses L1 and L2 before the single flight.
+/// The same on a tiered store: every caller misses L1; the single flight's leader alone reads L2.
 #[cfg(feature = "redis")]
 #[cachet::cacheable("stampede_tiered")]
 async fn cachet_tiered_slow(id: u64) -> u64 {

@@ -8,7 +8,13 @@
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// How many scopes are in effect on all threads together: while none is (a service, which
+/// never enters one), [`any`] answers without touching the thread's stack. Written only
+/// when a scope is entered or left, so the hit path only reads a cache line nobody writes.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// The manager of one scope, type-erased (a `CacheManager`, see `global.rs`).
 #[derive(Clone)]
@@ -42,7 +48,7 @@ pub(crate) fn current() -> Option<Scoped> {
 
 /// Whether any scope is in effect on this thread.
 pub(crate) fn any() -> bool {
-    SCOPES.with(|stack| !stack.borrow().is_empty())
+    ACTIVE.load(Ordering::Relaxed) != 0 && SCOPES.with(|stack| !stack.borrow().is_empty())
 }
 
 /// Polls `future` with `scope` in effect: pushed for each poll, popped after it, so
@@ -60,8 +66,12 @@ pub(crate) fn scope_thread<R>(scope: Scoped, f: impl FnOnce() -> R) -> R {
     impl Drop for Pop {
         fn drop(&mut self) {
             SCOPES.with(|stack| stack.borrow_mut().pop());
+            ACTIVE.fetch_sub(1, Ordering::Relaxed);
         }
     }
+    // Counted before the push: a thread that sees its own scope on its stack has seen the
+    // count raised (program order on that thread).
+    ACTIVE.fetch_add(1, Ordering::Relaxed);
     SCOPES.with(|stack| stack.borrow_mut().push(scope));
     let _pop = Pop;
     f()

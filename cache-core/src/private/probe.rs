@@ -103,17 +103,22 @@ impl<S: Shape> KeyUse for Probe<S> {
             return Probed::Miss(no_key());
         };
         // A miss hands on the key encoded for L1 and what L1 held: the key is encoded
-        // once, and a cold miss reads L1 once before L2.
-        let probed = caches.first().and_then(|c| {
-            c.with_stored_key(value, |stored, at| {
-                look(c, stored, self.eager)
-                    .map_err(|first_l1| OpKey::probed(stored[at..].to_owned(), first_l1))
+        // once, and a cold miss reads L1 once before L2. The miss's key is written aside
+        // so that the hit returns only its value.
+        let mut missed = None;
+        let hit = caches.first().and_then(|c| {
+            c.with_stored_key(value, |stored, at| match look(c, stored, self.eager) {
+                Ok(value) => Some(value),
+                Err(first_l1) => {
+                    missed = Some(OpKey::probed(stored[at..].to_owned(), first_l1));
+                    None
+                }
             })
         });
-        match probed {
-            Some(Ok(value)) => Probed::Hit(self.shape.rebuild(value)),
-            Some(Err(key)) => Probed::Miss(key),
-            None => Probed::Miss(key(value)),
+        match (hit.flatten(), missed) {
+            (Some(value), _) => Probed::Hit(self.shape.rebuild(value)),
+            (None, Some(key)) => Probed::Miss(key),
+            (None, None) => Probed::Miss(key(value)),
         }
     }
 }
