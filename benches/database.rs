@@ -9,22 +9,24 @@
 //! The raw rows run the very statements the tier runs (its `SELECT .. substring(..)` of a
 //! live row; its `INSERT .. ON CONFLICT DO UPDATE`), on a pool of the same size and settings,
 //! so the difference is what cachet adds: the bounded, background-runtime operation, the
-//! schema check, error mapping. After criterion's groups, paired rounds interleave the
-//! contenders and print the median ratio of their throughputs (cachet / raw), the figure
-//! BENCHMARKS.md records.
+//! schema check, error mapping. After criterion's groups, paired rounds
+//! (`benches/support/paired.rs`) interleave the contenders and print the median ratio of
+//! their throughputs (cachet / raw), the figure BENCHMARKS.md records; a filter such as
+//! `-- database_paired` runs only them.
 
+#[path = "support/paired.rs"]
+mod paired;
 #[path = "../tests/support/postgres_server.rs"]
 mod postgres_server;
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachet::database::{DatabaseOptions, DatabaseTier};
 use cachet::store::RemoteTier;
 use criterion::{criterion_group, Criterion, Throughput};
+use paired::{Paired, Row};
 use postgres_server::PostgresServer;
 
 /// How many tasks run at once in the concurrent groups.
@@ -122,22 +124,22 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
-/// The four operations of one database: (name, op).
-fn ops(db: &'static Db) -> Vec<(String, Op)> {
-    let tier = db.tier.clone();
-    let cachet_get: Op = Arc::new(move || {
-        let tier = tier.clone();
-        Box::pin(async move {
+/// The four rows of one database: raw get, cachet get, raw set, cachet set; each cachet
+/// row's baseline is the raw row before it (`base` is the index of this database's first
+/// row in the whole table).
+fn rows(db: &'static Db, base: usize) -> Vec<Row> {
+    let tier = Arc::clone(&db.tier);
+    let cachet_get = paired::op(move |_| {
+        let tier = Arc::clone(&tier);
+        async move {
             let got = tier.get(black_box(KEY)).await.expect("get");
             assert_eq!(got.as_deref().map(<[u8]>::len), Some(VALUE.len()));
-        })
+        }
     });
-    let tier = db.tier.clone();
-    let cachet_set: Op = Arc::new(move || {
-        let tier = tier.clone();
-        Box::pin(async move {
+    let tier = Arc::clone(&db.tier);
+    let cachet_set = paired::op(move |_| {
+        let tier = Arc::clone(&tier);
+        async move {
             tier.set(
                 black_box("bench:profiles:set"),
                 VALUE.to_vec(),
@@ -145,101 +147,71 @@ fn ops(db: &'static Db) -> Vec<(String, Op)> {
             )
             .await
             .expect("set");
-        })
+        }
     });
-    let raw_get: Op = Arc::new(move || {
-        Box::pin(async move {
-            use sqlx::Row as _;
-            let got: Vec<u8> = match &db.raw {
-                Raw::Postgres(p) => sqlx::query(&db.get)
-                    .bind(black_box(KEY))
-                    .fetch_one(p)
-                    .await
-                    .expect("get")
-                    .get(0),
-                Raw::Sqlite(p) => sqlx::query(&db.get)
-                    .bind(black_box(KEY))
-                    .fetch_one(p)
-                    .await
-                    .expect("get")
-                    .get(0),
-            };
-            assert_eq!(got.len(), VALUE.len());
-        })
+    let raw_get = paired::op(move |_| async move {
+        use sqlx::Row as _;
+        let got: Vec<u8> = match &db.raw {
+            Raw::Postgres(p) => sqlx::query(&db.get)
+                .bind(black_box(KEY))
+                .fetch_one(p)
+                .await
+                .expect("get")
+                .get(0),
+            Raw::Sqlite(p) => sqlx::query(&db.get)
+                .bind(black_box(KEY))
+                .fetch_one(p)
+                .await
+                .expect("get")
+                .get(0),
+        };
+        assert_eq!(got.len(), VALUE.len());
     });
-    let raw_set: Op = Arc::new(move || {
-        Box::pin(async move {
-            let key = black_box("bench:profiles:set");
-            match &db.raw {
-                Raw::Postgres(p) => sqlx::query(&db.set)
-                    .bind(key)
-                    .bind(VALUE.to_vec())
-                    .bind(3_600_000i64)
-                    .execute(p)
-                    .await
-                    .map(|_| ()),
-                Raw::Sqlite(p) => sqlx::query(&db.set)
-                    .bind(key)
-                    .bind(VALUE.to_vec())
-                    .bind(3_600_000i64)
-                    .execute(p)
-                    .await
-                    .map(|_| ()),
-            }
-            .expect("set");
-        })
+    let raw_set = paired::op(move |_| async move {
+        let key = black_box("bench:profiles:set");
+        match &db.raw {
+            Raw::Postgres(p) => sqlx::query(&db.set)
+                .bind(key)
+                .bind(VALUE.to_vec())
+                .bind(3_600_000i64)
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Raw::Sqlite(p) => sqlx::query(&db.set)
+                .bind(key)
+                .bind(VALUE.to_vec())
+                .bind(3_600_000i64)
+                .execute(p)
+                .await
+                .map(|_| ()),
+        }
+        .expect("set");
     });
+    let name = db.name;
     vec![
-        (format!("{}_get/cachet", db.name), cachet_get),
-        (format!("{}_get/raw", db.name), raw_get),
-        (format!("{}_set/cachet", db.name), cachet_set),
-        (format!("{}_set/raw", db.name), raw_set),
+        Row::new(format!("{name}_get/raw"), raw_get, base),
+        Row::new(format!("{name}_get/cachet"), cachet_get, base),
+        Row::new(format!("{name}_set/raw"), raw_set, base + 2),
+        Row::new(format!("{name}_set/cachet"), cachet_set, base + 2),
     ]
 }
 
-/// Runs `op` `iters` times in each of `TASKS` tasks, released together; the wall time.
-fn tasks(rt: &tokio::runtime::Runtime, iters: u64, op: Op) -> Duration {
-    rt.block_on(async move {
-        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS as usize + 1));
-        let handles: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let (op, barrier) = (op.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    for _ in 0..iters {
-                        op().await;
-                    }
-                })
-            })
-            .collect();
-        barrier.wait().await;
-        let t0 = Instant::now();
-        for h in handles {
-            h.await.expect("bench task");
-        }
-        t0.elapsed()
-    })
-}
-
-fn one_at_a_time(rt: &tokio::runtime::Runtime, iters: u64, op: Op) -> Duration {
-    rt.block_on(async move {
-        let t0 = Instant::now();
-        for _ in 0..iters {
-            op().await;
-        }
-        t0.elapsed()
-    })
+fn all_rows(f: &'static Fixture) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for db in &f.dbs {
+        let base = rows.len();
+        rows.extend(self::rows(db, base));
+    }
+    rows
 }
 
 fn database(c: &mut Criterion) {
     let f = fixture();
     let mut g = c.benchmark_group("database");
-    for db in &f.dbs {
-        for (name, op) in ops(db) {
-            g.bench_function(name, |b| {
-                b.iter_custom(|n| one_at_a_time(&f.rt, n, op.clone()))
-            });
-        }
+    for row in all_rows(f) {
+        g.bench_function(&row.name, |b| {
+            b.iter_custom(|n| paired::one_at_a_time(&f.rt, n, &row.op))
+        });
     }
     g.finish();
 }
@@ -248,10 +220,10 @@ fn database_64tasks(c: &mut Criterion) {
     let f = fixture();
     let mut g = c.benchmark_group("database_64tasks");
     g.throughput(Throughput::Elements(TASKS));
-    for db in &f.dbs {
-        for (name, op) in ops(db) {
-            g.bench_function(name, |b| b.iter_custom(|n| tasks(&f.rt, n, op.clone())));
-        }
+    for row in all_rows(f) {
+        g.bench_function(&row.name, |b| {
+            b.iter_custom(|n| paired::concurrently(&f.rt, TASKS, n, &row.op))
+        });
     }
     g.finish();
 }
@@ -264,54 +236,16 @@ fn config() -> Criterion {
         .configure_from_args()
 }
 
-/// Rounds of the paired comparison.
-const ROUNDS: usize = 15;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Cachet and raw interleaved round by round; prints the median ratio of throughputs.
-fn paired_rounds() {
-    let f = fixture();
-    println!("\ndatabase paired rounds (median of {ROUNDS}; ratio = cachet ops/s ÷ raw ops/s)");
-    for db in &f.dbs {
-        let ops = ops(db);
-        for pair in ops.chunks(2) {
-            let [(name, cachet), (_, raw)] = pair else {
-                continue;
-            };
-            for (mode, per_round) in [("1 at a time", 200u64), ("64 tasks", 20)] {
-                let mut ratios = Vec::new();
-                let (mut c_rate, mut r_rate) = (Vec::new(), Vec::new());
-                for _ in 0..ROUNDS {
-                    let run = |op: &Op| {
-                        if mode == "64 tasks" {
-                            let t = tasks(&f.rt, per_round, op.clone());
-                            (per_round * TASKS) as f64 / t.as_secs_f64()
-                        } else {
-                            let t = one_at_a_time(&f.rt, per_round, op.clone());
-                            per_round as f64 / t.as_secs_f64()
-                        }
-                    };
-                    let c = run(cachet);
-                    let r = run(raw);
-                    ratios.push(c / r);
-                    c_rate.push(c);
-                    r_rate.push(r);
-                }
-                let op = name.split('/').next().unwrap_or(name);
-                println!(
-                    "  {op:<14} {mode:<12} cachet {:>8.0}/s  raw {:>8.0}/s  ratio {:.2}",
-                    median(c_rate),
-                    median(r_rate),
-                    median(ratios)
-                );
-            }
-        }
-    }
-}
+/// The paired comparison: every row in alternation, each cachet row divided by its raw row
+/// in the same round.
+const PAIRED: Paired = Paired {
+    name: "database_paired",
+    rounds: 15,
+    single_ops: Some(200),
+    tasks: TASKS,
+    task_ops: 20,
+    unit: "ops",
+};
 
 criterion_group! {
     name = benches;
@@ -322,11 +256,8 @@ criterion_group! {
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let filter = args.iter().find(|a| !a.starts_with('-'));
-    let measuring =
-        args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list" || a == "--test");
-    if measuring && filter.is_none_or(|f| "database_paired".contains(f.as_str())) {
-        paired_rounds();
+    if paired::wanted(PAIRED.name) {
+        let f = fixture();
+        PAIRED.run(&f.rt, &all_rows(f));
     }
 }

@@ -13,18 +13,20 @@
 //! a hit before it is timed (its function's run counter must not move; cachet's `l2_hits`
 //! must grow) and is skipped with a `SKIPPED` line otherwise.
 
+#[path = "support/paired.rs"]
+mod paired;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use cached::ConcurrentCachedAsync;
 use criterion::{criterion_group, Criterion, Throughput};
+use paired::{Paired, Row};
 use redis::aio::MultiplexedConnection;
 use redis_server::RedisServer;
 use serde::{Deserialize, Serialize};
@@ -273,115 +275,29 @@ where
     hit
 }
 
-// ---------------------------------------------------------------- one at a time
+// ---------------------------------------------------------------- criterion's groups
 
+/// Every checked row one call at a time.
 fn redis_hit(c: &mut Criterion) {
     let f = fixture();
-    let ok = check(f);
     let mut g = c.benchmark_group("redis_hit");
-    if ok.raw {
-        g.bench_function("raw_get", |b| {
-            b.to_async(&f.rt)
-                .iter(|| raw_get(f.raw.clone(), black_box(&f.stored_key)))
-        });
-        g.bench_function("raw_getrange", |b| {
-            b.to_async(&f.rt)
-                .iter(|| raw_getrange(f.raw.clone(), black_box(&f.stored_key)))
-        });
-    }
-    if ok.peer_get {
-        g.bench_function("cached_async_redis_cache_get", |b| {
-            b.to_async(&f.rt)
-                .iter(|| f.peer.async_cache_get(black_box(&KEY)))
-        });
-    }
-    if ok.peer_macro {
-        g.bench_function("cached_concurrent_cached", |b| {
-            b.to_async(&f.rt).iter(|| cached_profile(black_box(KEY)))
-        });
-    }
-    if ok.cachet_get {
-        g.bench_function("cachet_get", |b| {
-            b.to_async(&f.rt)
-                .iter(|| f.cache.get::<Profile, _>(black_box(&KEY)))
-        });
-    }
-    if ok.cachet_macro {
-        g.bench_function("cachet_cacheable", |b| {
-            b.to_async(&f.rt).iter(|| cachet_profile(black_box(KEY)))
+    for row in contenders(f, check(f)) {
+        g.bench_function(&row.name, |b| {
+            b.iter_custom(|n| paired::one_at_a_time(&f.rt, n, &row.op))
         });
     }
     g.finish();
 }
 
-// ---------------------------------------------------------------- 64 tasks
-
-/// Runs `op` `iters` times in each of `TASKS` tasks on `rt`, released together; returns the
-/// wall time. With `Throughput::Elements(TASKS)`, criterion's "time" is per `TASKS` reads
-/// and its throughput is the total reads/s.
-fn tasks<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, op: F) -> Duration
-where
-    F: Fn() -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future + Send,
-{
-    rt.block_on(async move {
-        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS as usize + 1));
-        let handles: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let (op, barrier) = (op.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    for _ in 0..iters {
-                        black_box(op().await);
-                    }
-                })
-            })
-            .collect();
-        barrier.wait().await;
-        let t0 = Instant::now();
-        for h in handles {
-            h.await.expect("bench task");
-        }
-        t0.elapsed()
-    })
-}
-
+/// Every checked row from `TASKS` tasks at once. With `Throughput::Elements(TASKS)`,
+/// criterion's "time" is per `TASKS` reads and its throughput is the total reads/s.
 fn redis_hit_64tasks(c: &mut Criterion) {
     let f = fixture();
-    let ok = check(f);
     let mut g = c.benchmark_group("redis_hit_64tasks");
     g.throughput(Throughput::Elements(TASKS));
-    let key: &'static str = &f.stored_key;
-    if ok.raw {
-        g.bench_function("raw_get", |b| {
-            b.iter_custom(|n| tasks(&f.rt, n, move || raw_get(f.raw.clone(), black_box(key))))
-        });
-        g.bench_function("raw_getrange", |b| {
-            b.iter_custom(|n| {
-                tasks(&f.rt, n, move || {
-                    raw_getrange(f.raw.clone(), black_box(key))
-                })
-            })
-        });
-    }
-    if ok.peer_get {
-        g.bench_function("cached_async_redis_cache_get", |b| {
-            b.iter_custom(|n| tasks(&f.rt, n, move || f.peer.async_cache_get(black_box(&KEY))))
-        });
-    }
-    if ok.peer_macro {
-        g.bench_function("cached_concurrent_cached", |b| {
-            b.iter_custom(|n| tasks(&f.rt, n, || cached_profile(black_box(KEY))))
-        });
-    }
-    if ok.cachet_get {
-        g.bench_function("cachet_get", |b| {
-            b.iter_custom(|n| tasks(&f.rt, n, move || f.cache.get::<Profile, _>(black_box(&KEY))))
-        });
-    }
-    if ok.cachet_macro {
-        g.bench_function("cachet_cacheable", |b| {
-            b.iter_custom(|n| tasks(&f.rt, n, || cachet_profile(black_box(KEY))))
+    for row in contenders(f, check(f)) {
+        g.bench_function(&row.name, |b| {
+            b.iter_custom(|n| paired::concurrently(&f.rt, TASKS, n, &row.op))
         });
     }
     g.finish();
@@ -395,146 +311,84 @@ fn config() -> Criterion {
         .configure_from_args()
 }
 
-// ---------------------------------------------------------------- paired rounds
+// ---------------------------------------------------------------- rows and paired rounds
 
-/// Rounds of the paired comparison.
-const ROUNDS: usize = 25;
-/// Reads per contender and round, one at a time.
-const SINGLE_OPS: u64 = 400;
-/// Reads per task, contender and round, in `TASKS` tasks.
-const TASK_OPS: u64 = 100;
+/// The same rows in alternation (`benches/support/paired.rs`): each round runs every row
+/// once one at a time and once with `TASKS` tasks, and each row's reads/s is divided by
+/// `raw_get`'s in the same round. On a shared machine whose load swings within seconds,
+/// these per-round ratios are steadier than ratios of medians taken seconds or minutes
+/// apart, which is all criterion's sequential groups can give.
+const PAIRED: Paired = Paired {
+    name: "redis_paired",
+    rounds: 25,
+    single_ops: Some(400),
+    tasks: TASKS,
+    task_ops: 100,
+    unit: "reads",
+};
 
-type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
-/// The rows above, as boxed operations (the box costs each the same allocation).
-fn contenders(f: &'static Fixture, ok: &Checked) -> Vec<(&'static str, Op)> {
+/// The checked rows, as boxed operations (the box costs each the same allocation).
+fn contenders(f: &'static Fixture, ok: &Checked) -> Vec<Row> {
     let key: &'static str = &f.stored_key;
-    let mut out: Vec<(&'static str, Op)> = Vec::new();
+    let mut out: Vec<(&'static str, paired::Op)> = Vec::new();
     if ok.raw {
         out.push((
             "raw_get",
-            Arc::new(move || {
-                Box::pin(async move {
-                    black_box(raw_get(f.raw.clone(), key).await);
-                })
+            paired::op(move |_| async move {
+                black_box(raw_get(f.raw.clone(), key).await);
             }),
         ));
         out.push((
             "raw_getrange",
-            Arc::new(move || {
-                Box::pin(async move {
-                    black_box(raw_getrange(f.raw.clone(), key).await);
-                })
+            paired::op(move |_| async move {
+                black_box(raw_getrange(f.raw.clone(), key).await);
             }),
         ));
         out.push((
             "raw_getrange_driver_on_own_thread",
-            Arc::new(move || {
-                Box::pin(async move {
-                    black_box(raw_getrange(f.raw_own_thread.clone(), key).await);
-                })
+            paired::op(move |_| async move {
+                black_box(raw_getrange(f.raw_own_thread.clone(), key).await);
             }),
         ));
     }
     if ok.peer_get {
         out.push((
             "cached_async_redis_cache_get",
-            Arc::new(move || {
-                Box::pin(async move {
-                    black_box(f.peer.async_cache_get(&KEY).await.ok());
-                })
+            paired::op(move |_| async move {
+                black_box(f.peer.async_cache_get(&KEY).await.ok());
             }),
         ));
     }
     if ok.peer_macro {
         out.push((
             "cached_concurrent_cached",
-            Arc::new(|| {
-                Box::pin(async {
-                    black_box(cached_profile(KEY).await.ok());
-                })
+            paired::op(|_| async {
+                black_box(cached_profile(KEY).await.ok());
             }),
         ));
     }
     if ok.cachet_get {
         out.push((
             "cachet_get",
-            Arc::new(move || {
-                Box::pin(async move {
-                    black_box(f.cache.get::<Profile, _>(&KEY).await.ok());
-                })
+            paired::op(move |_| async move {
+                black_box(f.cache.get::<Profile, _>(&KEY).await.ok());
             }),
         ));
     }
     if ok.cachet_macro {
         out.push((
             "cachet_cacheable",
-            Arc::new(|| {
-                Box::pin(async {
-                    black_box(cachet_profile(KEY).await.ok());
-                })
+            paired::op(|_| async {
+                black_box(cachet_profile(KEY).await.ok());
             }),
         ));
     }
-    out
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// The same rows in alternation: each round runs every contender once (in a rotated
-/// order), one at a time and with `TASKS` tasks, and each contender's reads/s is divided
-/// by `raw_get`'s in the same round. On a shared machine whose load swings within
-/// seconds, these per-round ratios are steadier than ratios of medians taken seconds or
-/// minutes apart, which is all criterion's sequential groups can give.
-fn paired_rounds() {
-    let f = fixture();
-    let rows = contenders(f, check(f));
-    let Some(raw) = rows.iter().position(|(name, _)| *name == "raw_get") else {
-        eprintln!("SKIPPED redis_paired: no raw_get row to compare with");
-        return;
-    };
-    // [contender][round] reads/s
-    let mut single = vec![Vec::with_capacity(ROUNDS); rows.len()];
-    let mut many = vec![Vec::with_capacity(ROUNDS); rows.len()];
-    for round in 0..ROUNDS {
-        for i in (0..rows.len()).map(|i| (i + round) % rows.len()) {
-            let op = &rows[i].1;
-            let t0 = Instant::now();
-            f.rt.block_on(async {
-                for _ in 0..SINGLE_OPS {
-                    op().await;
-                }
-            });
-            single[i].push(SINGLE_OPS as f64 / t0.elapsed().as_secs_f64());
-            let op = Arc::clone(op);
-            let took = tasks(&f.rt, TASK_OPS, move || op());
-            many[i].push((TASK_OPS * TASKS) as f64 / took.as_secs_f64());
-        }
-    }
-    let ratio = |runs: &[Vec<f64>], i: usize| {
-        median(runs[i].iter().zip(&runs[raw]).map(|(c, r)| c / r).collect())
-    };
-    println!(
-        "redis_paired: {ROUNDS} rounds; per round and contender {SINGLE_OPS} reads one at a \
-         time, then {TASKS} tasks x {TASK_OPS} reads; medians over rounds; ratio = median \
-         of the per-round ratios to raw_get"
-    );
-    println!("| bench | 1 at a time: reads/s | µs/read | ratio | {TASKS} tasks: reads/s | ratio |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (i, (name, _)) in rows.iter().enumerate() {
-        let one = median(single[i].clone());
-        println!(
-            "| {name} | {:.1} k/s | {:.1} | {:.2} | {:.1} k/s | {:.2} |",
-            one / 1e3,
-            1e6 / one,
-            ratio(&single, i),
-            median(many[i].clone()) / 1e3,
-            ratio(&many, i),
-        );
-    }
+    // Each row's ratio is to `raw_get`'s (to its own without a raw row).
+    let raw = out.iter().position(|(name, _)| *name == "raw_get");
+    out.into_iter()
+        .enumerate()
+        .map(|(i, (name, op))| Row::new(name, op, raw.unwrap_or(i)))
+        .collect()
 }
 
 criterion_group! {
@@ -546,13 +400,13 @@ criterion_group! {
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    // criterion's own arguments: a filter is the first free argument; `--list` and test
-    // mode (`cargo test --benches`) measure nothing.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let filter = args.iter().find(|a| !a.starts_with('-'));
-    let measuring =
-        args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list" || a == "--test");
-    if measuring && filter.is_none_or(|f| "redis_paired".contains(f.as_str())) {
-        paired_rounds();
+    if paired::wanted(PAIRED.name) {
+        let f = fixture();
+        let rows = contenders(f, check(f));
+        if rows.iter().any(|row| row.name == "raw_get") {
+            PAIRED.run(&f.rt, &rows);
+        } else {
+            eprintln!("SKIPPED redis_paired: no raw_get row to compare with");
+        }
     }
 }

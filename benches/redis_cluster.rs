@@ -10,16 +10,17 @@
 //! rounds print each row's throughput as a ratio to the raw `GETRANGE` row of the same
 //! round (the ratio the team trusts on a shared machine).
 
+#[path = "support/paired.rs"]
+mod paired;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
+use paired::{Paired, Row};
 use redis::cluster_async::ClusterConnection;
 use redis_server::RedisCluster;
 use serde::{Deserialize, Serialize};
@@ -150,10 +151,8 @@ async fn raw_get(mut conn: ClusterConnection, key: &str) -> Option<Vec<u8>> {
         .expect("raw GET")
 }
 
-type Op = Arc<dyn Fn(u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
 /// The rows, each checked to read what cachet stored (a hit served by the cluster).
-fn contenders(f: &'static Fixture) -> Vec<(&'static str, Op)> {
+fn contenders(f: &'static Fixture) -> Vec<Row> {
     let ok = f.rt.block_on(async {
         let mut ok = true;
         for id in 0..TASKS {
@@ -173,80 +172,51 @@ fn contenders(f: &'static Fixture) -> Vec<(&'static str, Op)> {
     );
     let keys: &'static [String] = &f.stored_keys;
     vec![
-        (
+        Row::new(
             "raw_cluster_getrange",
-            Arc::new(move |i| {
-                Box::pin(async move {
-                    black_box(raw_getrange(f.raw.clone(), &keys[i as usize]).await);
-                })
+            paired::op(move |i| async move {
+                black_box(raw_getrange(f.raw.clone(), &keys[i as usize]).await);
             }),
+            0,
         ),
-        (
+        Row::new(
             "raw_cluster_getrange_driver_on_own_thread",
-            Arc::new(move |i| {
-                Box::pin(async move {
-                    black_box(raw_getrange(f.raw_own_thread.clone(), &keys[i as usize]).await);
-                })
+            paired::op(move |i| async move {
+                black_box(raw_getrange(f.raw_own_thread.clone(), &keys[i as usize]).await);
             }),
+            0,
         ),
-        (
+        Row::new(
             "raw_cluster_get",
-            Arc::new(move |i| {
-                Box::pin(async move {
-                    black_box(raw_get(f.raw.clone(), &keys[i as usize]).await);
-                })
+            paired::op(move |i| async move {
+                black_box(raw_get(f.raw.clone(), &keys[i as usize]).await);
             }),
+            0,
         ),
-        (
+        Row::new(
             "cachet_get",
-            Arc::new(move |i| {
-                Box::pin(async move {
-                    black_box(f.cache.get::<Profile, _>(&i).await.ok());
-                })
+            paired::op(move |i| async move {
+                black_box(f.cache.get::<Profile, _>(&i).await.ok());
             }),
+            0,
         ),
-        (
+        Row::new(
             "cachet_cacheable",
-            Arc::new(|i| {
-                Box::pin(async move {
-                    black_box(cachet_profile(i).await.ok());
-                })
+            paired::op(|i| async move {
+                black_box(cachet_profile(i).await.ok());
             }),
+            0,
         ),
     ]
-}
-
-/// Runs `op(i)` `iters` times in each task `i` of `TASKS`, released together; the wall time.
-fn tasks(rt: &tokio::runtime::Runtime, iters: u64, op: Op) -> Duration {
-    rt.block_on(async move {
-        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS as usize + 1));
-        let handles: Vec<_> = (0..TASKS)
-            .map(|i| {
-                let (op, barrier) = (Arc::clone(&op), Arc::clone(&barrier));
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    for _ in 0..iters {
-                        op(i).await;
-                    }
-                })
-            })
-            .collect();
-        barrier.wait().await;
-        let t0 = Instant::now();
-        for h in handles {
-            h.await.expect("bench task");
-        }
-        t0.elapsed()
-    })
 }
 
 fn redis_cluster_hit_64tasks(c: &mut Criterion) {
     let f = fixture();
     let mut g = c.benchmark_group("redis_cluster_hit_64tasks");
     g.throughput(Throughput::Elements(TASKS));
-    for (name, op) in contenders(f) {
-        g.bench_function(name, |b| {
-            b.iter_custom(|n| tasks(&f.rt, n, Arc::clone(&op)))
+    for row in contenders(f) {
+        g.bench_function(&row.name, |b| {
+            b.iter_custom(|n| paired::concurrently(&f.rt, TASKS, n, &row.op))
         });
     }
     g.finish();
@@ -260,40 +230,16 @@ fn config() -> Criterion {
         .configure_from_args()
 }
 
-const ROUNDS: usize = 30;
-const TASK_OPS: u64 = 100;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Every row once per round (in a rotated order), each as a ratio to the raw `GETRANGE`
 /// row of the same round: steadier than criterion's sequential groups on a shared machine.
-fn paired_rounds() {
-    let f = fixture();
-    let rows = contenders(f);
-    let mut rates = vec![Vec::with_capacity(ROUNDS); rows.len()];
-    for round in 0..ROUNDS {
-        for i in (0..rows.len()).map(|i| (i + round) % rows.len()) {
-            let took = tasks(&f.rt, TASK_OPS, Arc::clone(&rows[i].1));
-            rates[i].push((TASK_OPS * TASKS) as f64 / took.as_secs_f64());
-        }
-    }
-    println!(
-        "redis_cluster_paired: {ROUNDS} rounds of {TASKS} tasks x {TASK_OPS} reads per row; \
-         medians over rounds; ratio = median of the per-round ratios to raw_cluster_getrange"
-    );
-    println!("| bench | {TASKS} tasks: reads/s | ratio |");
-    println!("|---|---:|---:|");
-    for (i, (name, _)) in rows.iter().enumerate() {
-        let ratio = median(rates[i].iter().zip(&rates[0]).map(|(c, r)| c / r).collect());
-        println!(
-            "| {name} | {:.1} k/s | {ratio:.2} |",
-            median(rates[i].clone()) / 1e3
-        );
-    }
-}
+const PAIRED: Paired = Paired {
+    name: "redis_cluster_paired",
+    rounds: 30,
+    single_ops: None,
+    tasks: TASKS,
+    task_ops: 100,
+    unit: "reads",
+};
 
 criterion_group! {
     name = benches;
@@ -304,15 +250,8 @@ criterion_group! {
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // The filter is the first free argument that is not an option's number
-    // (`--measurement-time 3`).
-    let filter = args
-        .iter()
-        .find(|a| !a.starts_with('-') && a.parse::<f64>().is_err());
-    let measuring =
-        args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list" || a == "--test");
-    if measuring && filter.is_none_or(|f| "redis_cluster_paired".contains(f.as_str())) {
-        paired_rounds();
+    if paired::wanted(PAIRED.name) {
+        let f = fixture();
+        PAIRED.run(&f.rt, &contenders(f));
     }
 }

@@ -27,7 +27,7 @@ pub use cache_core::{
     CacheStats, CacheValue, ConfigOrigin, DeclaredCache, Store, StoreBuilder, TierError,
     TierErrorKind,
 };
-pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable};
+pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable, cacheable_many};
 
 /// The in-process store driver (`driver = "memory"`), on quick_cache or moka (`engine = "moka"`).
 #[cfg(feature = "memory")]

@@ -133,6 +133,39 @@ fn prune_stats_get_clear_and_check_work_on_a_postgres_store() {
 }
 
 #[test]
+fn check_reaches_a_postgres_bus_and_reports_a_dead_one() {
+    let server = PostgresServer::start();
+    let dir = temp_dir();
+    let url = server.url();
+    std::fs::write(
+        dir.join("cachet.toml"),
+        format!(
+            "prefix = \"app\"\n[stores.db]\nl1 = {{ driver = \"memory\" }}\nl2 = {{ driver = \"database\", url = \"{url}\" }}\nbus = {{ driver = \"postgres\", url = \"{url}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let run = cachet(&dir, &["check"]);
+    assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("store `db`: bus ok: connected and subscribed in "),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("probe round trip"), "{}", run.stdout);
+    // The same store once its server is gone: the bus check fails too, within its bound.
+    drop(server);
+    let run = cachet(&dir, &["check"]);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 1, "{all}");
+    assert!(
+        all.contains("store `db`: bus FAILED: postgres bus "),
+        "{all}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn check_with_a_wrong_password_fails_and_never_shows_it() {
     let server = PostgresServer::start_with_password("right-pw-1");
     let dir = temp_dir();
@@ -148,6 +181,7 @@ fn check_with_a_wrong_password_fails_and_never_shows_it() {
     let all = format!("{}{}", run.stdout, run.stderr);
     assert_eq!(run.code, 1, "{all}");
     assert!(all.contains("store `db`: l2 FAILED"), "{all}");
+    assert!(all.contains("store `db`: bus FAILED"), "{all}");
     assert!(all.contains("password authentication failed"), "{all}");
     assert!(!all.contains("wrong-pw-2"), "the password leaked: {all}");
     assert!(!all.contains("right-pw-1"), "{all}");

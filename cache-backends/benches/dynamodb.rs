@@ -11,18 +11,19 @@
 
 #[path = "../../tests/support/dynamodb_server.rs"]
 mod dynamodb_server;
+#[path = "../../benches/support/paired.rs"]
+mod paired;
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cache_backends::dynamodb::{DynamoOptions, DynamoTier};
 use cache_core::{Cache, CacheManager, StoreBuilder};
 use criterion::{criterion_group, Criterion, Throughput};
 use dynamodb_server::{DynamoServer, TEST_REGION};
+use paired::{Paired, Row};
 use serde::{Deserialize, Serialize};
 
 const TABLE: &str = "cachet";
@@ -121,89 +122,57 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
 /// The four rows: raw and cachet, get and set, as boxed operations.
-fn rows(f: &'static Fixture) -> Vec<(&'static str, Op)> {
-    let raw_get: Op = Arc::new(move || {
-        Box::pin(async move {
-            let out = f
-                .raw
-                .get_item()
-                .table_name(TABLE)
-                .key("pk", AttributeValue::S("bench:profiles".into()))
-                .key("sk", AttributeValue::S(format!(":{KEY}")))
-                .consistent_read(true)
-                .send()
-                .await
-                .expect("raw GetItem");
-            black_box(out);
-        })
+fn rows(f: &'static Fixture) -> Vec<Row> {
+    let raw_get = paired::op(move |_| async move {
+        let out = f
+            .raw
+            .get_item()
+            .table_name(TABLE)
+            .key("pk", AttributeValue::S("bench:profiles".into()))
+            .key("sk", AttributeValue::S(format!(":{KEY}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("raw GetItem");
+        black_box(out);
     });
-    let raw_set: Op = Arc::new(move || {
-        Box::pin(async move {
-            let out = f
-                .raw
-                .put_item()
-                .table_name(TABLE)
-                .item("pk", AttributeValue::S("bench:profiles".into()))
-                .item("sk", AttributeValue::S(format!(":{}", KEY + 1)))
-                .item("v", AttributeValue::B(f.bytes.clone().into()))
-                .item("expires_at", AttributeValue::N("4102444800".into()))
-                .item("expires_ms", AttributeValue::N("4102444800000".into()))
-                .send()
-                .await
-                .expect("raw PutItem");
-            black_box(out);
-        })
+    let raw_set = paired::op(move |_| async move {
+        let out = f
+            .raw
+            .put_item()
+            .table_name(TABLE)
+            .item("pk", AttributeValue::S("bench:profiles".into()))
+            .item("sk", AttributeValue::S(format!(":{}", KEY + 1)))
+            .item("v", AttributeValue::B(f.bytes.clone().into()))
+            .item("expires_at", AttributeValue::N("4102444800".into()))
+            .item("expires_ms", AttributeValue::N("4102444800000".into()))
+            .send()
+            .await
+            .expect("raw PutItem");
+        black_box(out);
     });
-    let cachet_get: Op = Arc::new(move || {
-        Box::pin(async move {
-            black_box(f.cache.get::<Profile, _>(&KEY).await.expect("get"));
-        })
+    let cachet_get = paired::op(move |_| async move {
+        black_box(f.cache.get::<Profile, _>(&KEY).await.expect("get"));
     });
-    let cachet_set: Op = Arc::new(move || {
-        Box::pin(async move {
-            f.cache.set(&(KEY + 2), &profile(KEY)).await.expect("set");
-        })
+    let cachet_set = paired::op(move |_| async move {
+        f.cache.set(&(KEY + 2), &profile(KEY)).await.expect("set");
     });
     vec![
-        ("raw_get", raw_get),
-        ("cachet_get", cachet_get),
-        ("raw_set", raw_set),
-        ("cachet_set", cachet_set),
+        Row::new("raw_get", raw_get, 0),
+        Row::new("cachet_get", cachet_get, 0),
+        Row::new("raw_set", raw_set, 2),
+        Row::new("cachet_set", cachet_set, 2),
     ]
-}
-
-/// `iters` calls of `op` in each of `TASKS` tasks started together; the wall time.
-fn tasks(rt: &tokio::runtime::Runtime, iters: u64, op: Op) -> Duration {
-    rt.block_on(async move {
-        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS as usize + 1));
-        let handles: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let (op, barrier) = (op.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    for _ in 0..iters {
-                        op().await;
-                    }
-                })
-            })
-            .collect();
-        barrier.wait().await;
-        let t0 = Instant::now();
-        for h in handles {
-            h.await.expect("bench task");
-        }
-        t0.elapsed()
-    })
 }
 
 fn dynamodb_one_at_a_time(c: &mut Criterion) {
     let f = fixture();
     let mut g = c.benchmark_group("dynamodb");
-    for (name, op) in rows(f) {
-        g.bench_function(name, |b| b.to_async(&f.rt).iter(|| op()));
+    for row in rows(f) {
+        g.bench_function(&row.name, |b| {
+            b.iter_custom(|n| paired::one_at_a_time(&f.rt, n, &row.op))
+        });
     }
     g.finish();
 }
@@ -212,9 +181,9 @@ fn dynamodb_64tasks(c: &mut Criterion) {
     let f = fixture();
     let mut g = c.benchmark_group("dynamodb_64tasks");
     g.throughput(Throughput::Elements(TASKS));
-    for (name, op) in rows(f) {
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| tasks(&f.rt, iters, op.clone()))
+    for row in rows(f) {
+        g.bench_function(&row.name, |b| {
+            b.iter_custom(|n| paired::concurrently(&f.rt, TASKS, n, &row.op))
         });
     }
     g.finish();
@@ -228,62 +197,17 @@ fn config() -> Criterion {
         .configure_from_args()
 }
 
-// ---------------------------------------------------------------- paired rounds
-
-const ROUNDS: usize = 7;
-const SINGLE_OPS: u64 = 40;
-const TASK_OPS: u64 = 4;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Every row in alternation, rotated each round; each cachet row's ops/s divided by its
 /// raw row's in the same round (the machine's load moves too much between criterion's
 /// sequential groups for ratios of their medians).
-fn paired_rounds() {
-    let f = fixture();
-    let rows = rows(f);
-    let mut single = vec![Vec::with_capacity(ROUNDS); rows.len()];
-    let mut many = vec![Vec::with_capacity(ROUNDS); rows.len()];
-    for round in 0..ROUNDS {
-        for i in (0..rows.len()).map(|i| (i + round) % rows.len()) {
-            let op = &rows[i].1;
-            let t0 = Instant::now();
-            f.rt.block_on(async {
-                for _ in 0..SINGLE_OPS {
-                    op().await;
-                }
-            });
-            single[i].push(SINGLE_OPS as f64 / t0.elapsed().as_secs_f64());
-            let took = tasks(&f.rt, TASK_OPS, Arc::clone(op));
-            many[i].push((TASK_OPS * TASKS) as f64 / took.as_secs_f64());
-        }
-    }
-    // each cachet row against the raw row before it
-    let ratio = |runs: &[Vec<f64>], i: usize, raw: usize| {
-        median(runs[i].iter().zip(&runs[raw]).map(|(c, r)| c / r).collect())
-    };
-    println!(
-        "dynamodb_paired: {ROUNDS} rounds; per round and row {SINGLE_OPS} calls one at a time, \
-         then {TASKS} tasks x {TASK_OPS} calls; medians over rounds; ratio = median of the \
-         per-round ratios to the raw SDK row"
-    );
-    println!("| bench | 1 at a time: ops/s | ms/op | ratio | {TASKS} tasks: ops/s | ratio |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (i, (name, _)) in rows.iter().enumerate() {
-        let raw = i - i % 2;
-        let one = median(single[i].clone());
-        println!(
-            "| {name} | {one:.0} | {:.2} | {:.2} | {:.0} | {:.2} |",
-            1e3 / one,
-            ratio(&single, i, raw),
-            median(many[i].clone()),
-            ratio(&many, i, raw),
-        );
-    }
-}
+const PAIRED: Paired = Paired {
+    name: "dynamodb_paired",
+    rounds: 7,
+    single_ops: Some(40),
+    tasks: TASKS,
+    task_ops: 4,
+    unit: "ops",
+};
 
 criterion_group! {
     name = benches;
@@ -294,11 +218,8 @@ criterion_group! {
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let filter = args.iter().find(|a| !a.starts_with('-'));
-    let measuring =
-        args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list" || a == "--test");
-    if measuring && filter.is_none_or(|f| "dynamodb_paired".contains(f.as_str())) {
-        paired_rounds();
+    if paired::wanted(PAIRED.name) {
+        let f = fixture();
+        PAIRED.run(&f.rt, &rows(f));
     }
 }

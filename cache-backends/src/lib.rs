@@ -30,6 +30,12 @@ pub mod database;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod message;
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod bus_check;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "postgres"))))]
+pub use bus_check::BusCheck;
+
 /// Links this crate's driver registrations into the program; the facade calls it so that
 /// `inventory` sees them even when nothing else of this crate is used.
 ///

@@ -102,7 +102,6 @@ pub(crate) fn encode_within(
 
 /// A fresh instance id: 16 bytes from std's `RandomState` (seeded by the OS), mixed with
 /// the time and the process id.
-#[cfg(feature = "postgres")]
 pub(crate) fn random_id() -> InstanceId {
     use std::hash::{BuildHasher, Hasher};
     let nanos = std::time::SystemTime::now()

@@ -74,16 +74,36 @@ pub(crate) enum FirstL1 {
     Empty,
 }
 
-/// What a write owes the tiers after L1: see [`Engine::finish_write`].
-struct RemoteWrite {
-    stored: String,
-    /// The L2 bytes (`None`: no L2 write).
-    encoded: Option<Result<Vec<u8>, codec::CodecError>>,
-    /// The L2 TTL.
-    ttl: Duration,
-    /// The L1 entry written and the version its insert left, for the put-back.
+/// A write made in L1, its bytes ready for L2 (see [`Engine::prepare_write`]).
+pub(crate) struct Prepared {
+    /// The envelope for L2; `None` without L2, or when the value cannot be encoded.
+    pub(crate) bytes: Option<Vec<u8>>,
+    /// The physical time to live in L2.
+    pub(crate) ttl: Duration,
+    /// The L1 entry inserted and the version its insert left, for the put-back.
     local: Option<(LocalEntry, u64)>,
-    why: Write,
+}
+
+/// What became of a write's L2 half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RemoteOutcome {
+    /// L2 took it.
+    Stored,
+    /// L2 failed or was skipped (open breaker): owed to it once it is back.
+    Missed,
+    /// The value could not be encoded for L2: nothing owed.
+    Unencodable,
+    /// The store has no L2.
+    NoL2,
+}
+
+impl RemoteOutcome {
+    pub(crate) fn of<T>(result: Result<T, Skipped>) -> Self {
+        match result {
+            Ok(_) => RemoteOutcome::Stored,
+            Err(Skipped) => RemoteOutcome::Missed,
+        }
+    }
 }
 
 /// One named cache (or namespace, or view with its own settings or tags) in one store:
@@ -297,7 +317,7 @@ impl Engine {
             return (Lookup::Miss, false);
         };
         // Noted before the read: a change of the key meanwhile refuses the backfill.
-        let seen = store.l1.as_ref().map(|_| store.versions.current(stored));
+        let seen = self.version_seen(stored);
         let bytes = match remote.get(&store.name, stored).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return (Lookup::Miss, false),
@@ -306,8 +326,31 @@ impl Engine {
                 return (Lookup::Miss, false);
             }
         };
+        self.accept_remote(stored, &bytes, seen)
+    }
+
+    /// The version of `stored` in L1 before an L2 read, for [`Engine::accept_remote`]'s
+    /// backfill (`None` without L1).
+    pub(crate) fn version_seen(&self, stored: &str) -> Option<u64> {
+        let store = &self.inner.store;
+        store.l1.as_ref().map(|_| store.versions.current(stored))
+    }
+
+    /// What bytes read from L2 under `stored` hold for a lookup: decoded (another type,
+    /// an older format or garbage is a miss), backfilled into L1 unless the key changed
+    /// since `seen`, and counted as an L2 hit when fresh.
+    pub(crate) fn accept_remote<V: CacheValue>(
+        &self,
+        stored: &str,
+        bytes: &[u8],
+        seen: Option<u64>,
+    ) -> (Lookup<V>, bool) {
+        let store = &self.inner.store;
+        let Some(remote) = &store.l2 else {
+            return (Lookup::Miss, false);
+        };
         let (value, meta) = match remote.codec.decode::<V>(
-            &bytes,
+            bytes,
             codec::fingerprint::<V>(),
             remote.max_value_size,
         ) {
@@ -401,9 +444,7 @@ impl Engine {
 
     /// Stores `value` under `stored` in every tier, and tells the other instances. Hits
     /// past `eager_refresh` of the TTL (this view's setting) are due for a refresh. `why`
-    /// decides what a missed L2 write owes the other instances. With
-    /// `background_l2_writes`, the L2 write and the bus message finish in the background
-    /// once L1 holds the value.
+    /// decides what a missed L2 write owes the other instances.
     pub(crate) async fn write<V: CacheValue>(
         &self,
         stored: &str,
@@ -411,11 +452,63 @@ impl Engine {
         lifetime: Lifetime,
         why: Write,
     ) {
-        let store = &self.inner.store;
         if self.is_noop() {
             return;
         }
+        let prepared = self.prepare_write(stored, value, lifetime);
+        if self.skips(|o| o.background_l2_writes) && self.inner.store.l2.is_some() {
+            if let Some(runtime) = crate::background::handle() {
+                let (engine, stored) = (self.clone(), stored.to_owned());
+                runtime.spawn(async move { engine.finish_write(&stored, prepared, why).await });
+                return;
+            }
+        }
+        self.finish_write(stored, prepared, why).await;
+    }
+
+    /// The part of a write after L1 (in the background with `background_l2_writes`): the
+    /// L2 write, its settling, and the bus message.
+    async fn finish_write(&self, stored: &str, mut prepared: Prepared, why: Write) {
+        let store = &self.inner.store;
+        let remote = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write));
+        let outcome = match (remote, prepared.bytes.take()) {
+            (Some(remote), Some(bytes)) if self.inner.tags.is_empty() => {
+                RemoteOutcome::of(remote.set(&store.name, stored, bytes, prepared.ttl).await)
+            }
+            (Some(remote), Some(bytes)) => RemoteOutcome::of(
+                remote
+                    .set_tagged(
+                        &store.name,
+                        stored,
+                        bytes,
+                        prepared.ttl,
+                        self.inner.tags.keys(),
+                    )
+                    .await,
+            ),
+            (Some(_), None) => RemoteOutcome::Unencodable,
+            (None, _) => RemoteOutcome::NoL2,
+        };
+        if self.settle_write(stored, prepared, outcome, why) {
+            self.announce(Invalidation::Keys(vec![stored.to_owned()]))
+                .await;
+        }
+    }
+
+    /// The first half of a write: the entry's timing, its bytes for L2 (`None` when it
+    /// cannot be encoded: logged) and its L1 insert (with its tags), counted as a put.
+    pub(crate) fn prepare_write<V: CacheValue>(
+        &self,
+        stored: &str,
+        value: V,
+        lifetime: Lifetime,
+    ) -> Prepared {
+        let store = &self.inner.store;
         let settings = self.settings();
+        let eager_refresh = settings.eager_refresh;
         let ttl = |ttl: Option<Duration>| crate::jitter::jittered(ttl, settings.jitter);
         let timing = match lifetime {
             Lifetime::Default => {
@@ -433,21 +526,25 @@ impl Engine {
         // A stale value stored back after a failure is not refreshed early.
         let refresh_at = match lifetime {
             Lifetime::Backoff { .. } => None,
-            _ => settings
-                .eager_refresh
-                .and_then(|ratio| timing.refresh_point(ratio)),
+            _ => eager_refresh.and_then(|ratio| timing.refresh_point(ratio)),
         };
         let remote = store
             .l2
             .as_ref()
             .filter(|_| !self.skips(|o| o.skip_l2_write));
-        let encoded = remote.map(|remote| {
+        let bytes = remote.and_then(|remote| {
             let meta = codec::EnvelopeMeta {
                 fingerprint: codec::fingerprint::<V>(),
                 fresh_until_ms: timing.fresh_until_ms,
                 keep_until_ms: timing.keep_until_ms,
             };
-            remote.codec.encode(&value, &meta)
+            remote
+                .codec
+                .encode(&value, &meta)
+                .inspect_err(|err| {
+                    tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
+                })
+                .ok()
         });
         let local = store.l1.as_ref().map(|l1| {
             let weight = estimate_weight::<V>(stored, l1.as_ref());
@@ -474,55 +571,25 @@ impl Engine {
             (entry, mine)
         });
         self.count(Event::Put);
-        let remote_write = RemoteWrite {
-            stored: stored.to_owned(),
-            encoded,
+        Prepared {
+            bytes,
             ttl: timing.physical_ttl(),
             local,
-            why,
-        };
-        if self.skips(|o| o.background_l2_writes) && store.l2.is_some() {
-            if let Some(runtime) = crate::background::handle() {
-                let engine = self.clone();
-                runtime.spawn(async move { engine.finish_write(remote_write).await });
-                return;
-            }
         }
-        self.finish_write(remote_write).await;
     }
 
-    /// The part of a write after L1: the L2 write, the L1 put-back it orders, and the bus
-    /// message (or, when L2 missed a change, the replay owed).
-    async fn finish_write(&self, write: RemoteWrite) {
+    /// The second half of a write, once L2 answered: the L1 put-back, and what a missed L2
+    /// write owes. Whether the other instances are to be told (by the caller, so a batch
+    /// tells them once).
+    pub(crate) fn settle_write(
+        &self,
+        stored: &str,
+        prepared: Prepared,
+        outcome: RemoteOutcome,
+        why: Write,
+    ) -> bool {
         let store = &self.inner.store;
-        let RemoteWrite {
-            stored,
-            encoded,
-            ttl,
-            local,
-            why,
-        } = write;
-        let stored = stored.as_str();
-        let (stored_remotely, l2_missed) = match (&store.l2, encoded) {
-            (Some(remote), Some(Ok(bytes))) if self.inner.tags.is_empty() => {
-                let taken = remote.set(&store.name, stored, bytes, ttl).await.is_ok();
-                (taken, !taken)
-            }
-            (Some(remote), Some(Ok(bytes))) => {
-                let taken = remote
-                    .set_tagged(&store.name, stored, bytes, ttl, self.inner.tags.keys())
-                    .await
-                    .is_ok();
-                (taken, !taken)
-            }
-            (Some(_), Some(Err(err))) => {
-                tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
-                (false, false)
-            }
-            // No L2, or this view skips writing it.
-            _ => (true, false),
-        };
-        if let (Some(l1), Some((entry, mine))) = (&store.l1, local) {
+        if let (Some(l1), Some((entry, mine))) = (&store.l1, prepared.local) {
             if store.l2.is_some() {
                 // A lookup that read L2 before this write may have backfilled the old value
                 // meanwhile: this instance ignores its own bus message, so put ours back —
@@ -535,18 +602,19 @@ impl Engine {
                 }
             }
         }
-        if stored_remotely {
-            self.announce(Invalidation::Keys(vec![stored.to_owned()]))
-                .await;
-        } else {
-            // Not announced: the other instances keep what L2 still holds, until the L2
-            // is back and the replay deletes it there and announces it (`replay.rs`).
-            self.count(Event::Error);
-            if l2_missed && why == Write::Change {
-                store.defer(Pending::Keys {
-                    scope: self.scope(),
-                    keys: vec![stored.to_owned()],
-                });
+        match outcome {
+            RemoteOutcome::Stored | RemoteOutcome::NoL2 => true,
+            RemoteOutcome::Missed | RemoteOutcome::Unencodable => {
+                // Not announced: the other instances keep what L2 still holds, until the L2
+                // is back and the replay deletes it there and announces it (`replay.rs`).
+                self.count(Event::Error);
+                if outcome == RemoteOutcome::Missed && why == Write::Change {
+                    store.defer(Pending::Keys {
+                        scope: self.scope(),
+                        keys: vec![stored.to_owned()],
+                    });
+                }
+                false
             }
         }
     }

@@ -84,7 +84,7 @@ where
         // soft timeout either.
         (Some(limit), Some(old)) => match first
             .clock()
-            .within(limit, enter::<S::Value>(first, &keys[0], ticket))
+            .within(limit, enter_gate::<S::Value>(first, &keys[0], ticket))
             .await
         {
             Some(entered) => {
@@ -97,7 +97,7 @@ where
         // them itself, serves a stale value it finds, or waits on for the gate.
         (Some(limit), None) if more => match first
             .clock()
-            .within(limit, enter::<S::Value>(first, &keys[0], ticket))
+            .within(limit, enter_gate::<S::Value>(first, &keys[0], ticket))
             .await
         {
             Some(entered) => entered,
@@ -106,12 +106,12 @@ where
                 Lookup::Stale(value, _) => {
                     return serve_stale_at_timeout(shape, first, value, "another caller's refresh")
                 }
-                Lookup::Miss => enter::<S::Value>(first, &keys[0], ticket).await,
+                Lookup::Miss => enter_gate::<S::Value>(first, &keys[0], ticket).await,
             },
         },
         (_, old) => {
             stale = old;
-            enter::<S::Value>(first, &keys[0], ticket).await
+            enter_gate::<S::Value>(first, &keys[0], ticket).await
         }
     };
     // The leader's value, handed over: no tier is read again for it.
@@ -230,6 +230,28 @@ where
     }
 }
 
+/// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
+/// `Err` with the value its holder handed over (of this call's type; a value of another
+/// type, from a function sharing the cache, is not taken). Batches wait without the
+/// `wait_timeout` of [`enter_gate`].
+pub(crate) async fn enter<'a, V: CacheValue>(
+    first: &'a Engine,
+    key: &str,
+    ticket: Ticket,
+) -> Result<FlightGuard<'a>, V> {
+    let flights = &first.inner.store.flights;
+    match flights.enter(key, ticket).await {
+        Entered::Leader(flight) => Ok(flight),
+        Entered::Handed(value) => match value.downcast_ref::<V>() {
+            Some(value) => {
+                first.count(Event::L1Hit);
+                Err(value.clone())
+            }
+            None => Ok(flights.lock(key, ticket).await),
+        },
+    }
+}
+
 /// What waiting at the single-flight gate gave.
 enum Gate<'a, V> {
     /// The gate: this caller reads the other tiers and runs the function.
@@ -243,7 +265,11 @@ enum Gate<'a, V> {
 /// Waits at the single-flight gate of `key` (the first cache's), no longer than the
 /// cache's `wait_timeout`: the gate, or the value its holder handed over (of this call's
 /// type; a value of another type, from a function sharing the cache, is not taken).
-async fn enter<'a, V: CacheValue>(first: &'a Engine, key: &str, ticket: Ticket) -> Gate<'a, V> {
+async fn enter_gate<'a, V: CacheValue>(
+    first: &'a Engine,
+    key: &str,
+    ticket: Ticket,
+) -> Gate<'a, V> {
     let flights = &first.inner.store.flights;
     let gate = async {
         match flights.enter(key, ticket).await {

@@ -8,6 +8,7 @@
 
 mod adaptive;
 mod background;
+mod batch;
 mod blocking;
 mod cache;
 mod clock;

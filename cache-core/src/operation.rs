@@ -13,6 +13,8 @@ pub enum OperationKind {
     Cacheable,
     /// `#[cache_put]`: always run, store.
     Put,
+    /// `#[cacheable_many]`: look many keys up, run once for the missing ones, store each.
+    CacheableMany,
     /// `#[cache_evict]`: run, then (or before) evict.
     Evict {
         /// Evict every entry of the caches, not one key.

@@ -300,7 +300,8 @@ fn call(
         Macro::Cacheable if plan.detachable => "cacheable_detachable",
         Macro::Cacheable => "cacheable",
         Macro::Put => "put",
-        Macro::Evict | Macro::Config => "evict",
+        // `cache_config` and `cacheable_many` (`many.rs`) never plan a layer.
+        Macro::Evict | Macro::Config | Macro::CacheableMany => "evict",
     });
     Call { lets, entry, args }
 }

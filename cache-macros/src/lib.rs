@@ -19,6 +19,7 @@ mod config;
 mod expand;
 mod function;
 mod internals;
+mod many;
 
 use internals::attr::Macro;
 
@@ -160,4 +161,38 @@ pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cache_config(args: TokenStream, item: TokenStream) -> TokenStream {
     config::expand_config(args.into(), item.into()).into()
+}
+
+/// Caches a function loading many keys at once, one entry per key: on a call, the keys
+/// already cached are answered from the cache, and the body runs once with only the missing
+/// ones; what it returns is stored, one entry per key, and merged with the hits.
+///
+/// ```ignore
+/// use std::collections::HashMap;
+/// use cachet::cacheable_many;
+///
+/// #[cacheable_many("users")]                     // the entries `find_user(42)` reads
+/// async fn load_users(ids: Vec<u64>) -> Result<HashMap<u64, User>, DbError> {
+///     db::users_by_ids(&ids).await               // `ids`: only the missing keys
+/// }
+///
+/// #[cacheable_many("users", skip(db), ttl = "5m")]
+/// async fn users_in(db: &Db, ids: &[u64]) -> Vec<(u64, User)> { db.users(ids).await }
+/// ```
+///
+/// - The keys argument is the one argument not left out with `skip(..)`: a `Vec<K>` or a
+///   `&[K]`. Each key is encoded as `#[cacheable]` encodes a one-argument key, so the
+///   entries are those of `#[cacheable("users")] async fn find_user(id: u64)`.
+/// - The result is a `HashMap<K, V>` or a `Vec<(K, V)>` (in the order of the keys asked
+///   for), or a `Result` of either: only `Ok` is cached. Keys the body does not return are
+///   not stored and are missing from the answer.
+/// - Options: `skip(..)`, `ttl`, `grace`, `crate`. One cache name.
+/// - Concurrent callers share the loads key by key: a `#[cacheable]` call on a key being
+///   loaded waits for the batch and takes its value.
+///
+/// Misuse (no cache name, a plain `fn`, no or several keys arguments, a keys argument that
+/// is neither `Vec<K>` nor `&[K]`) is a compile error at the offending token.
+#[proc_macro_attribute]
+pub fn cacheable_many(args: TokenStream, item: TokenStream) -> TokenStream {
+    many::expand_attr(args.into(), item.into()).into()
 }

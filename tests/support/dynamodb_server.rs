@@ -24,13 +24,16 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+// A test binary with several harnesses loads `process.rs` once per harness.
+#[allow(clippy::duplicate_mod)]
+#[path = "process.rs"]
+mod process;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const NOT_FOUND: &str = "moto_server not found on PATH: install it (e.g. `pip install 'moto[server]'`) — these tests need a DynamoDB emulator";
 const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -48,7 +51,7 @@ pub struct DynamoServer {
     dir: PathBuf,
     auth: bool,
     credentials: (String, String),
-    child: Mutex<Option<Child>>,
+    child: process::Running,
 }
 
 impl DynamoServer {
@@ -69,14 +72,14 @@ impl DynamoServer {
     fn launch(auth: bool) -> Self {
         let mut server = Self {
             port: 0,
-            dir: new_dir(),
+            dir: process::new_dir("dynamodb"),
             auth,
             credentials: (TEST_ACCESS_KEY.to_owned(), TEST_SECRET_KEY.to_owned()),
-            child: Mutex::new(None),
+            child: process::Running::default(),
         };
         let mut last_failure = String::new();
         for _ in 0..5 {
-            server.port = free_port();
+            server.port = process::free_port();
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(why) => last_failure = why,
@@ -102,26 +105,14 @@ impl DynamoServer {
 
     /// Stops the server (SIGKILL) and waits for it to be gone.
     pub fn kill(&self) {
-        let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut child) = guard.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.kill();
     }
 
     /// Stops the server if running and starts it again on the same port, empty.
     pub fn restart(&self) {
         self.kill();
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            match self.spawn_and_wait() {
-                Ok(()) => return,
-                Err(why) if Instant::now() > deadline => {
-                    panic!("could not restart moto_server on port {}: {why}", self.port)
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        let what = format!("moto_server again on port {}", self.port);
+        process::retry_start(&what, READY_DEADLINE, || self.spawn_and_wait());
     }
 
     fn spawn_and_wait(&self) -> Result<(), String> {
@@ -140,33 +131,26 @@ impl DynamoServer {
             // unchecked; every later one must be signed by a key moto knows.
             cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "3");
         }
-        let mut child = match cmd.spawn() {
+        let child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{NOT_FOUND}"),
             Err(e) => return Err(format!("spawn: {e}")),
         };
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
+        let child = process::wait_ready(
+            child,
+            READY_DEADLINE,
+            Duration::from_millis(50),
+            || answers_http(self.port),
+            |status| {
+                format!(
                     "moto_server exited with {status} (port {} taken?)",
                     self.port
-                ));
-            }
-            if answers_http(self.port) {
-                *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "no HTTP answer on port {} within {READY_DEADLINE:?}",
-                    self.port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                )
+            },
+        )
+        .map_err(|why| format!("moto_server on port {}: {why}", self.port))?;
+        self.child.set(child);
+        Ok(())
     }
 
     /// Makes an IAM user allowed every DynamoDB action, and an access key for it, with
@@ -209,23 +193,6 @@ impl Drop for DynamoServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A fresh temporary directory for one server.
-fn new_dir() -> PathBuf {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "cachet-dynamodb-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("create the emulator's test directory");
-    dir
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
 }
 
 /// Whether something on the port answers HTTP.

@@ -17,12 +17,14 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+// A test binary with several harnesses loads `process.rs` once per harness.
+#[allow(clippy::duplicate_mod)]
+#[path = "process.rs"]
+mod process;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// What a test that finds no MariaDB says.
 pub const INSTALL_HINT: &str = "mariadbd / mariadb-install-db not found on PATH or in /usr/sbin: install them (e.g. `apt-get install -y mariadb-server`) — these tests need a real MariaDB";
@@ -32,13 +34,13 @@ const READY_DEADLINE: Duration = Duration::from_secs(60);
 pub struct MariadbServer {
     port: u16,
     dir: PathBuf,
-    child: Mutex<Option<Child>>,
+    child: process::Running,
 }
 
 impl MariadbServer {
     /// Installs a data directory, starts a server and creates the database `cachet`.
     pub fn start() -> Self {
-        let dir = new_dir();
+        let dir = process::new_dir("mariadb");
         let install = Command::new(find("mariadb-install-db"))
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.join("data").display()))
@@ -61,11 +63,11 @@ impl MariadbServer {
         let mut server = Self {
             port: 0,
             dir,
-            child: Mutex::new(None),
+            child: process::Running::default(),
         };
         let mut last_failure = String::new();
         for _ in 0..5 {
-            server.port = free_port();
+            server.port = process::free_port();
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(why) => last_failure = why,
@@ -86,31 +88,19 @@ impl MariadbServer {
 
     /// Stops the server (SIGKILL) and waits for it to be gone.
     pub fn kill(&self) {
-        let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut child) = guard.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.kill();
     }
 
     /// Stops the server if running and starts it again on the same port (data kept).
     pub fn restart(&self) {
         self.kill();
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            match self.spawn_and_wait() {
-                Ok(()) => return,
-                Err(why) if Instant::now() > deadline => {
-                    panic!("could not restart MariaDB on port {}: {why}", self.port)
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        let what = format!("MariaDB again on port {}", self.port);
+        process::retry_start(&what, READY_DEADLINE, || self.spawn_and_wait());
     }
 
     fn spawn_and_wait(&self) -> Result<(), String> {
         let log = self.dir.join(format!("mariadb-{}.log", self.port));
-        let mut child = Command::new(find("mariadbd"))
+        let child = Command::new(find("mariadbd"))
             .arg("--no-defaults")
             .arg(format!("--datadir={}", self.dir.join("data").display()))
             .arg(format!("--port={}", self.port))
@@ -139,30 +129,17 @@ impl MariadbServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("spawn mariadbd: {e}"))?;
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(format!(
-                    "mariadbd exited with {status} (port {} taken?): {text}",
-                    self.port
-                ));
-            }
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("ready for connections") && answers(self.port) {
-                *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "not ready on port {} within {READY_DEADLINE:?}: {text}",
-                    self.port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        let child = process::wait_ready(
+            child,
+            READY_DEADLINE,
+            Duration::from_millis(25),
+            || log_text().contains("ready for connections") && process::accepts(self.port),
+            |status| format!("mariadbd exited with {status} (port {} taken?)", self.port),
+        )
+        .map_err(|why| format!("MariaDB on port {}: {why}: {}", self.port, log_text()))?;
+        self.child.set(child);
+        Ok(())
     }
 }
 
@@ -182,31 +159,4 @@ fn find(program: &str) -> PathBuf {
         .map(|dir| dir.join(program))
         .find(|path| path.exists())
         .unwrap_or_else(|| panic!("{INSTALL_HINT}"))
-}
-
-/// Whether the server accepts a TCP connection (it greets first).
-fn answers(port: u16) -> bool {
-    TcpStream::connect_timeout(
-        &SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(200),
-    )
-    .is_ok()
-}
-
-/// A fresh temporary directory for one server.
-fn new_dir() -> PathBuf {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "cachet-mariadb-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the MariaDB test directory");
-    dir
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
 }

@@ -20,13 +20,15 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use std::net::TcpListener;
+// A test binary with several harnesses loads `process.rs` once per harness.
+#[allow(clippy::duplicate_mod)]
+#[path = "process.rs"]
+mod process;
+
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a test that finds no PostgreSQL says.
 pub const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, postgres) not found under /usr/lib/postgresql/*/bin or on PATH: install them (e.g. `apt-get install -y postgresql`) — these tests need a real PostgreSQL";
@@ -42,7 +44,7 @@ pub struct PostgresServer {
     password: Option<String>,
     /// `(uid, gid)` to run as when this process is root.
     run_as: Option<(u32, u32)>,
-    child: Mutex<Option<Child>>,
+    child: process::Running,
 }
 
 impl PostgresServer {
@@ -58,7 +60,7 @@ impl PostgresServer {
 
     fn launch(password: Option<String>) -> Self {
         let bin = find_bin();
-        let dir = new_dir();
+        let dir = process::new_dir("pg");
         let run_as = if is_root() { Some(nobody()) } else { None };
         if let Some((uid, gid)) = run_as {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
@@ -70,12 +72,12 @@ impl PostgresServer {
             bin,
             password,
             run_as,
-            child: Mutex::new(None),
+            child: process::Running::default(),
         };
         server.initdb();
         let mut last_failure = String::new();
         for _ in 0..5 {
-            server.port = free_port();
+            server.port = process::free_port();
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(why) => last_failure = why,
@@ -167,40 +169,14 @@ impl PostgresServer {
     /// Stops the server at once (SIGQUIT: immediate shutdown, as a crash would) and waits
     /// for it to be gone.
     pub fn kill(&self) {
-        let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut child) = guard.take() {
-            let _ = Command::new("kill")
-                .arg("-QUIT")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        self.child.stop("-QUIT", Duration::from_secs(10));
     }
 
     /// Stops the server if running and starts it again on the same port (data kept).
     pub fn restart(&self) {
         self.kill();
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            match self.spawn_and_wait() {
-                Ok(()) => return,
-                Err(why) if Instant::now() > deadline => {
-                    panic!("could not restart PostgreSQL on port {}: {why}", self.port)
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        let what = format!("PostgreSQL again on port {}", self.port);
+        process::retry_start(&what, READY_DEADLINE, || self.spawn_and_wait());
     }
 
     fn data(&self) -> PathBuf {
@@ -255,7 +231,7 @@ impl PostgresServer {
         if let Some((uid, gid)) = self.run_as {
             let _ = std::os::unix::fs::chown(&log, Some(uid), Some(gid));
         }
-        let mut child = self
+        let child = self
             .command("postgres")
             .arg("-D")
             .arg(self.data())
@@ -278,29 +254,17 @@ impl PostgresServer {
             .stderr(log_file)
             .spawn()
             .map_err(|e| format!("spawn postgres: {e}"))?;
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "postgres exited with {status} (port {} taken?): {text}",
-                    self.port
-                ));
-            }
-            if text.contains("ready to accept connections") {
-                *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "not ready on port {} within {READY_DEADLINE:?}: {text}",
-                    self.port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        let child = process::wait_ready(
+            child,
+            READY_DEADLINE,
+            Duration::from_millis(25),
+            || log_text().contains("ready to accept connections"),
+            |status| format!("postgres exited with {status} (port {} taken?)", self.port),
+        )
+        .map_err(|why| format!("PostgreSQL on port {}: {why}: {}", self.port, log_text()))?;
+        self.child.set(child);
+        Ok(())
     }
 }
 
@@ -380,22 +344,4 @@ fn nobody() -> (u32, u32) {
             })
         })
         .unwrap_or((65534, 65534))
-}
-
-/// A fresh temporary directory for one server.
-fn new_dir() -> PathBuf {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "cachet-pg-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the PostgreSQL test directory");
-    dir
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
 }

@@ -34,12 +34,15 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+// A test binary with several harnesses loads `process.rs` once per harness.
+#[allow(clippy::duplicate_mod)]
+#[path = "process.rs"]
+mod process;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NOT_FOUND: &str = "redis-server not found on PATH: install it (e.g. `apt-get install -y redis-server`) — these tests need a real Redis";
@@ -61,7 +64,7 @@ pub struct RedisServer {
     config: Option<PathBuf>,
     /// `redis-server`, or `valkey-server` for a Valkey server.
     program: &'static str,
-    child: Mutex<Option<Child>>,
+    child: process::Running,
 }
 
 impl RedisServer {
@@ -80,7 +83,7 @@ impl RedisServer {
     /// Starts a server with extra command-line arguments.
     pub fn start_with_args(args: &[&str]) -> Self {
         let args = args.iter().map(|a| (*a).to_owned()).collect();
-        Self::launch(new_dir(), args, false)
+        Self::launch(process::new_dir("redis"), args, false)
     }
 
     /// Starts a server speaking TLS only, with a certificate for 127.0.0.1 signed
@@ -88,7 +91,7 @@ impl RedisServer {
     /// `rediss://127.0.0.1:PORT/0`. Clients trust it through [`ca_cert`](Self::ca_cert)
     /// (e.g. `SSL_CERT_FILE`, which rustls-native-certs reads).
     pub fn start_tls() -> Self {
-        let dir = new_dir();
+        let dir = process::new_dir("redis");
         let ca = dir.join("ca.pem");
         let cert = dir.join("cert.pem");
         let key = dir.join("key.pem");
@@ -173,7 +176,12 @@ impl RedisServer {
 
     /// Starts a Valkey server (`valkey-server`, a Redis-compatible server) the same way.
     pub fn start_valkey() -> Self {
-        Self::launch_program("valkey-server", new_dir(), Vec::new(), false)
+        Self::launch_program(
+            "valkey-server",
+            process::new_dir("redis"),
+            Vec::new(),
+            false,
+        )
     }
 
     fn launch(dir: PathBuf, extra_args: Vec<String>, tls: bool) -> Self {
@@ -196,11 +204,11 @@ impl RedisServer {
             tls,
             config: None,
             program,
-            child: Mutex::new(None),
+            child: process::Running::default(),
         };
         let mut last_failure = String::new();
         for _ in 0..5 {
-            server.port = free_port();
+            server.port = process::free_port();
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(why) => last_failure = why,
@@ -231,29 +239,14 @@ impl RedisServer {
 
     /// Stops the server (SIGKILL) and waits for it to be gone.
     pub fn kill(&self) {
-        let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut child) = guard.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.kill();
     }
 
     /// Stops the server if running and starts it again on the same port; waits for `PING`.
     pub fn restart(&self) {
         self.kill();
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            match self.spawn_and_wait() {
-                Ok(()) => return,
-                Err(why) if Instant::now() > deadline => {
-                    panic!(
-                        "could not restart redis-server on port {}: {why}",
-                        self.port
-                    )
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
+        let what = format!("{} again on port {}", self.program, self.port);
+        process::retry_start(&what, READY_DEADLINE, || self.spawn_and_wait());
     }
 
     /// Freezes the server (SIGSTOP): connections stay open but nothing is answered.
@@ -267,11 +260,10 @@ impl RedisServer {
     }
 
     fn signal(&self, sig: &str) {
-        let guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        let child = guard.as_ref().expect("redis-server is not running");
+        let pid = self.child.pid().expect("redis-server is not running");
         let status = Command::new("kill")
             .arg(sig)
-            .arg(child.id().to_string())
+            .arg(pid.to_string())
             .status()
             .expect("run kill");
         assert!(status.success(), "kill {sig} failed");
@@ -300,7 +292,7 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let mut child = match cmd.spawn() {
+        let child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if self.program == "valkey-server" {
@@ -310,28 +302,21 @@ impl RedisServer {
             }
             Err(e) => return Err(format!("spawn: {e}")),
         };
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "redis-server exited with {status} (port {} taken?)",
-                    self.port
-                ));
-            }
-            if self.answers_ping() {
-                *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "no answer to PING on port {} within {READY_DEADLINE:?}",
-                    self.port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = process::wait_ready(
+            child,
+            READY_DEADLINE,
+            Duration::from_millis(20),
+            || self.answers_ping(),
+            |status| {
+                format!(
+                    "{} exited with {status} (port {} taken?)",
+                    self.program, self.port
+                )
+            },
+        )
+        .map_err(|why| format!("{} on port {}: {why}", self.program, self.port))?;
+        self.child.set(child);
+        Ok(())
     }
 }
 
@@ -358,23 +343,6 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
             "openssl not found ({e}): install it (e.g. `apt-get install -y openssl`) — the TLS tests need it"
         ),
     }
-}
-
-/// A fresh temporary directory for one server.
-fn new_dir() -> PathBuf {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "cachet-redis-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("create the redis test directory");
-    dir
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
 }
 
 impl RedisServer {
@@ -737,7 +705,7 @@ impl RedisSentinel {
     }
 
     fn sentinel(master: u16) -> RedisServer {
-        let dir = new_dir();
+        let dir = process::new_dir("redis");
         let config = dir.join("sentinel.conf");
         std::fs::write(
             &config,
@@ -758,11 +726,11 @@ impl RedisSentinel {
             tls: false,
             config: Some(config),
             program: "redis-server",
-            child: Mutex::new(None),
+            child: process::Running::default(),
         };
         let mut last_failure = String::new();
         for _ in 0..5 {
-            server.port = free_port();
+            server.port = process::free_port();
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(why) => last_failure = why,

@@ -19,7 +19,7 @@ use std::panic::AssertUnwindSafe;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cache_core::config::TierConfig;
 use cache_core::driver::BusSettings;
@@ -29,6 +29,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
 
 use super::options::redacted_target;
 use crate::background;
+use crate::bus_check::{probe_payload, BusCheck};
 use crate::message::{self, InstanceId};
 
 /// The longest `NOTIFY` payload PostgreSQL accepts is 7,999 bytes; hex doubles a message.
@@ -200,42 +201,15 @@ impl PostgresBus {
     }
 }
 
-/// Builds the bus of a `bus = { driver = "postgres", url = ".." }` entry: options `url`,
-/// `operation_timeout`, `connect_timeout`.
+/// Builds the bus of a `bus = { driver = "postgres", url = ".." }` entry.
 pub(crate) fn build_bus(
     cfg: &TierConfig,
     settings: &BusSettings,
 ) -> Result<Arc<dyn Bus>, CacheError> {
-    let mut url = None;
-    let mut timeouts = [Duration::from_secs(1), Duration::from_secs(1)];
-    for (name, value) in &cfg.options {
-        match name.as_str() {
-            "url" => {
-                url = Some(value.as_str().ok_or_else(|| cfg.error(name, "a postgres:// URL string"))?.to_owned());
-            }
-            "operation_timeout" | "connect_timeout" => {
-                let parsed = value
-                    .as_str()
-                    .ok_or_else(|| "not a string".to_owned())
-                    .and_then(cache_core::config::units::parse_duration)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| cfg.error(name, "a duration greater than zero such as \"1s\""))?;
-                timeouts[usize::from(name == "connect_timeout")] = parsed;
-            }
-            other => {
-                return Err(cfg.error(
-                    other,
-                    "no such option for the postgres bus (known options: url, operation_timeout, connect_timeout)",
-                ))
-            }
-        }
-    }
-    let url =
-        url.ok_or_else(|| cfg.error("url", "a postgres:// URL (the postgres bus requires `url`)"))?;
-    let bus = PostgresBus::with_timeouts(&url, settings.channel.clone(), timeouts[0], timeouts[1])
-        .map_err(|why| cfg.error("url", why))?;
-    Ok(Arc::new(bus))
+    Ok(Arc::new(PostgresBus::from_tier_config(
+        cfg,
+        settings.channel.clone(),
+    )?))
 }
 
 impl fmt::Debug for PostgresBus {
@@ -255,6 +229,172 @@ impl Drop for PostgresBus {
                 task.abort();
             }
         }
+    }
+}
+
+impl PostgresBus {
+    /// The bus of a `bus = { driver = "postgres", url = ".." }` entry (options `url`,
+    /// `operation_timeout`, `connect_timeout`), on `channel`, as a store's configuration
+    /// makes it; `cachet check` makes one to check the store's bus. Does not connect.
+    ///
+    /// ```
+    /// use cache_backends::database::PostgresBus;
+    /// use cache_core::{config::TierConfig, ConfigOrigin};
+    /// let options = toml::from_str(r#"url = "postgres://app:s3cret@127.0.0.1:5432/app""#).unwrap();
+    /// let cfg = TierConfig::new("postgres", options, "stores.db.bus", ConfigOrigin::String);
+    /// let bus = PostgresBus::from_tier_config(&cfg, "shop:__bus")?;
+    /// assert_eq!(bus.channel(), "shop:__bus");
+    /// # Ok::<(), cache_core::CacheError>(())
+    /// ```
+    pub fn from_tier_config(
+        cfg: &TierConfig,
+        channel: impl Into<String>,
+    ) -> Result<Self, CacheError> {
+        let mut url = None;
+        let mut timeouts = [Duration::from_secs(1), Duration::from_secs(1)];
+        for (name, value) in &cfg.options {
+            match name.as_str() {
+                "url" => url = Some(cfg.string(name, value, "a postgres:// URL string")?),
+                "operation_timeout" => timeouts[0] = cfg.duration(name, value)?,
+                "connect_timeout" => timeouts[1] = cfg.duration(name, value)?,
+                other => {
+                    return Err(
+                        cfg.unknown_option(other, &["url", "operation_timeout", "connect_timeout"])
+                    )
+                }
+            }
+        }
+        let url = url.ok_or_else(|| {
+            cfg.error("url", "a postgres:// URL (the postgres bus requires `url`)")
+        })?;
+        Self::with_timeouts(&url, channel.into(), timeouts[0], timeouts[1])
+            .map_err(|why| cfg.error("url", why))
+    }
+
+    /// Checks the bus end to end, as an instance uses it, without reaching any instance:
+    /// opens a listening connection of its own and `LISTEN`s on the bus channel and on
+    /// [`check_channel`](Self::check_channel) (so an unreachable server or refused
+    /// credentials show here), then sends a probe with `NOTIFY` on the check channel and
+    /// waits until it comes back.
+    ///
+    /// Instances listen on the bus channel only, so the probe evicts nothing; were it
+    /// ever delivered to a bus it would be ignored (it is no message of any version). Each
+    /// step is bounded by `operation_timeout` (connecting and listening by twice it, as
+    /// the bus's own listener is). The error says which step failed and why, without the
+    /// password.
+    ///
+    /// ```no_run
+    /// use cache_backends::database::PostgresBus;
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = PostgresBus::new("postgres://app@127.0.0.1:5432/app", "shop:__bus")?;
+    /// let checked = bus.check().await?;
+    /// println!("round trip {:?}", checked.round_trip);
+    /// # Ok(()) }
+    /// ```
+    pub async fn check(&self) -> Result<BusCheck, TierError> {
+        background::run(probe(Arc::clone(&self.shared))).await
+    }
+
+    /// The channel [`check`](Self::check) sends its probe on: the bus channel with
+    /// `:check` appended (cut with a hash like the bus channel when too long).
+    ///
+    /// ```
+    /// use cache_backends::database::PostgresBus;
+    /// let bus = PostgresBus::new("postgres://app@127.0.0.1:5432/app", "shop:__bus")?;
+    /// assert_eq!(bus.check_channel(), "shop:__bus:check");
+    /// # Ok::<(), cache_core::CacheError>(())
+    /// ```
+    pub fn check_channel(&self) -> String {
+        channel_name(&format!("{}:check", self.shared.channel))
+    }
+}
+
+/// [`PostgresBus::check`], on the backend runtime.
+async fn probe(shared: Arc<Shared>) -> Result<BusCheck, TierError> {
+    let limit = shared.operation_timeout;
+    let failed = |what: String, kind| {
+        TierError::with_kind(format!("postgres bus {}: {what}", shared.target), kind)
+    };
+    let fault = |what: &str, e: &sqlx::Error| {
+        failed(
+            format!(
+                "{what} failed: {}",
+                cache_core::redact::redact_text(&e.to_string())
+            ),
+            if super::pool::is_connection_fault(e) {
+                TierErrorKind::Unavailable
+            } else {
+                TierErrorKind::Other
+            },
+        )
+    };
+    let check_channel = channel_name(&format!("{}:check", shared.channel));
+
+    let started = Instant::now();
+    let listening = tokio::time::timeout(limit * 2, async {
+        let mut listener = PgListener::connect_with(&shared.pool).await?;
+        listener
+            .listen_all([shared.channel.as_str(), check_channel.as_str()])
+            .await?;
+        Ok::<_, sqlx::Error>(listener)
+    })
+    .await;
+    let mut listener = match listening {
+        Ok(Ok(listener)) => listener,
+        Ok(Err(e)) => return Err(fault("LISTEN", &e)),
+        Err(_) => {
+            return Err(failed(
+                format!("LISTEN timed out after {:?}", limit * 2),
+                TierErrorKind::Unavailable,
+            ))
+        }
+    };
+    let subscribe = started.elapsed();
+
+    let probe = probe_payload();
+    let sent = Instant::now();
+    let notify = sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(&check_channel)
+        .bind(&probe)
+        .execute(&shared.pool);
+    match tokio::time::timeout(limit, notify).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(fault("NOTIFY", &e)),
+        Err(_) => {
+            return Err(failed(
+                format!("NOTIFY timed out after {limit:?}"),
+                TierErrorKind::Unavailable,
+            ))
+        }
+    }
+    let back = async {
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) if n.channel() == check_channel && n.payload() == probe => {
+                    return Ok(true)
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    match tokio::time::timeout(limit, back).await {
+        Ok(Ok(true)) => Ok(BusCheck {
+            subscribe,
+            round_trip: sent.elapsed(),
+        }),
+        Ok(Ok(false)) => Err(failed(
+            format!(
+                "the listening connection closed before the probe on {check_channel} came back"
+            ),
+            TierErrorKind::Unavailable,
+        )),
+        Ok(Err(e)) => Err(fault("waiting for the probe", &e)),
+        Err(_) => Err(failed(
+            format!("the probe sent on {check_channel} did not come back within {limit:?}"),
+            TierErrorKind::Unavailable,
+        )),
     }
 }
 

@@ -143,6 +143,9 @@ pub(crate) const BATCH: usize = 1000;
 /// How many keys one `IN (..)` list carries at most (below every database's parameter
 /// limit).
 pub(crate) const IN_BATCH: usize = 500;
+/// How many entries one batched upsert writes at most (3 parameters each, below every
+/// database's parameter limit).
+pub(crate) const SET_BATCH: usize = 200;
 /// How many keys one scan step returns at most.
 pub(crate) const SCAN_PAGE: usize = 500;
 
@@ -177,6 +180,8 @@ pub(crate) struct Statements {
     /// One batch of expired tag memberships.
     pub(crate) prune_tags: String,
     table: Table,
+    /// The expression reading the first `max_value_size + 1` bytes of a value.
+    read_value: String,
 }
 
 impl Statements {
@@ -323,6 +328,47 @@ impl Statements {
             prune_entries: batched_delete(t, &expired),
             prune_tags: batched_delete(&g, &expired),
             table: table.clone(),
+            read_value: substr,
+        }
+    }
+
+    /// (n keys) → the key and the first `max_value_size + 1` bytes of each live entry
+    /// among them (PostgreSQL: `= ANY($1)`, one array).
+    pub(crate) fn get_keys(&self, n: usize) -> String {
+        let t = &self.table.full;
+        let key_out = match self.dialect {
+            Dialect::MySql => "CAST(cache_key AS CHAR CHARACTER SET utf8mb4)",
+            _ => "cache_key",
+        };
+        format!(
+            "SELECT {key_out}, {} FROM {t} WHERE cache_key {} AND expires_at > {}",
+            self.read_value,
+            self.in_list(1, n),
+            self.dialect.now_ms()
+        )
+    }
+
+    /// (key, value, ttl ms) × n: the upsert of `n` entries in one statement. The keys
+    /// must be distinct (PostgreSQL refuses to update one row twice in one statement).
+    pub(crate) fn set_rows(&self, n: usize) -> String {
+        let t = &self.table.full;
+        let now = self.dialect.now_ms();
+        let rows: Vec<String> = (0..n)
+            .map(|row| {
+                let p = |i: usize| self.dialect.param(row * 3 + i);
+                format!("({}, {}, {now} + {})", p(1), p(2), p(3))
+            })
+            .collect();
+        let rows = rows.join(", ");
+        match self.dialect {
+            Dialect::MySql => format!(
+                "INSERT INTO {t} (cache_key, cache_value, expires_at) VALUES {rows} \
+                 ON DUPLICATE KEY UPDATE cache_value = VALUES(cache_value), expires_at = VALUES(expires_at)"
+            ),
+            _ => format!(
+                "INSERT INTO {t} (cache_key, cache_value, expires_at) VALUES {rows} \
+                 ON CONFLICT (cache_key) DO UPDATE SET cache_value = excluded.cache_value, expires_at = excluded.expires_at"
+            ),
         }
     }
 

@@ -62,6 +62,8 @@ use cache_core::store::RemoteTier;
 use cache_core::CacheError;
 
 #[cfg(feature = "postgres")]
+pub use crate::bus_check::BusCheck;
+#[cfg(feature = "postgres")]
 pub use bus::PostgresBus;
 pub use options::DatabaseOptions;
 pub use tier::DatabaseTier;

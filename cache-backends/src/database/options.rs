@@ -5,14 +5,21 @@ use std::fmt;
 use std::time::Duration;
 
 use cache_core::codec::DEFAULT_MAX_VALUE_SIZE;
-use cache_core::config::units::{parse_duration, parse_size};
 use cache_core::config::TierConfig;
 use cache_core::{CacheError, ConfigOrigin};
 
 use super::dialect::{Dialect, Table};
 
-const KNOWN: &str = "url, table, auto_create, max_connections, operation_timeout, \
-                     connect_timeout, max_value_size, prune_interval";
+const KNOWN: &[&str] = &[
+    "url",
+    "table",
+    "auto_create",
+    "max_connections",
+    "operation_timeout",
+    "connect_timeout",
+    "max_value_size",
+    "prune_interval",
+];
 
 /// How to reach a database, which table to use, and how long to wait for it.
 ///
@@ -128,77 +135,28 @@ impl DatabaseOptions {
         for (name, value) in &cfg.options {
             match name.as_str() {
                 "url" => {
-                    let text = value.as_str().ok_or_else(|| {
-                        cfg.error(
-                            name,
-                            "a database URL string such as \"postgres://user@127.0.0.1:5432/app\"",
-                        )
-                    })?;
-                    url = Some(text.to_owned());
+                    url = Some(cfg.string(
+                        name,
+                        value,
+                        "a database URL string such as \"postgres://user@127.0.0.1:5432/app\"",
+                    )?)
                 }
                 "table" => {
-                    let text = value.as_str().ok_or_else(|| {
-                        cfg.error(name, "a table name string such as \"cachet_entries\"")
-                    })?;
-                    opts.table = text.to_owned();
+                    opts.table = cfg.string(
+                        name,
+                        value,
+                        "a table name string such as \"cachet_entries\"",
+                    )?
                 }
-                "auto_create" => {
-                    opts.auto_create = value
-                        .as_bool()
-                        .ok_or_else(|| cfg.error(name, "true or false"))?;
-                }
+                "auto_create" => opts.auto_create = cfg.boolean(name, value)?,
                 "max_connections" => {
-                    opts.max_connections = value
-                        .as_integer()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| {
-                            cfg.error(name, "a number of connections greater than zero")
-                        })?;
+                    opts.max_connections = cfg.count(name, value, "connections")?
                 }
-                "operation_timeout" | "connect_timeout" | "prune_interval" => {
-                    let parsed = value
-                        .as_str()
-                        .ok_or_else(|| "not a string".to_owned())
-                        .and_then(parse_duration)
-                        .map_err(|why| {
-                            cfg.error(
-                                name,
-                                format!("a duration such as \"1s\" or \"250ms\" ({why})"),
-                            )
-                        })?;
-                    if parsed.is_zero() {
-                        return Err(cfg.error(name, "a duration greater than zero"));
-                    }
-                    match name.as_str() {
-                        "operation_timeout" => opts.operation_timeout = parsed,
-                        "connect_timeout" => opts.connect_timeout = parsed,
-                        _ => opts.prune_interval = Some(parsed),
-                    }
-                }
-                "max_value_size" => {
-                    let size = match value {
-                        toml::Value::Integer(n) => u64::try_from(*n).map_err(|e| e.to_string()),
-                        toml::Value::String(text) => parse_size(text),
-                        _ => Err("neither a string nor an integer".to_owned()),
-                    };
-                    opts.max_value_size = size
-                        .ok()
-                        .and_then(|n| usize::try_from(n).ok())
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| {
-                            cfg.error(
-                                name,
-                                "a size in bytes greater than zero, such as \"16mb\" or 1048576",
-                            )
-                        })?;
-                }
-                other => {
-                    return Err(cfg.error(
-                        other,
-                        format!("no such option for the database driver (known options: {KNOWN})"),
-                    ))
-                }
+                "operation_timeout" => opts.operation_timeout = cfg.duration(name, value)?,
+                "connect_timeout" => opts.connect_timeout = cfg.duration(name, value)?,
+                "prune_interval" => opts.prune_interval = Some(cfg.duration(name, value)?),
+                "max_value_size" => opts.max_value_size = cfg.size(name, value)?,
+                other => return Err(cfg.unknown_option(other, KNOWN)),
             }
         }
         opts.url = url.ok_or_else(|| {

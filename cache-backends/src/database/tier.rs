@@ -4,13 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::store::{BoxFuture, RemoteTier, Scope};
+use cache_core::store::{BoxFuture, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheError, TierError};
 use sqlx::Row as _;
 
-use super::dialect::{scope_ranges, Dialect, BATCH, IN_BATCH, SCAN_PAGE};
+use super::dialect::{scope_ranges, Dialect, BATCH, IN_BATCH, SCAN_PAGE, SET_BATCH};
 use super::options::DatabaseOptions;
-use super::pool::{is_retryable, on_pool, Database, Pool};
+use super::pool::{is_retryable, on_pool, Database, Lease, Pool};
 
 /// How often a write that lost a race with another writer (a deadlock, a busy database) is
 /// tried again before it fails.
@@ -123,16 +123,61 @@ async fn delete_batch(db: &Database, keys: &[String]) -> Result<(), sqlx::Error>
     }
 }
 
+/// The live entries among `keys` (one batch), each with its key.
+async fn get_batch(db: &Database, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    let sql = db.sql.get_keys(keys.len());
+    let rows = match &db.pool {
+        #[cfg(feature = "postgres")]
+        Pool::Postgres(p) => {
+            let rows = sqlx::query(&sql).bind(keys).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        }
+        #[cfg(feature = "mysql")]
+        Pool::MySql(p) => {
+            let rows = bind_each!(sqlx::query(&sql), keys).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        }
+        #[cfg(feature = "sqlite")]
+        Pool::Sqlite(p) => {
+            let rows = bind_each!(sqlx::query(&sql), keys).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        }
+    };
+    Ok(rows)
+}
+
+/// Upserts one batch of entries (distinct keys) in one statement.
+async fn set_batch(db: &Database, entries: &[&RemoteEntry]) -> Result<(), sqlx::Error> {
+    let sql = db.sql.set_rows(entries.len());
+    on_pool!(&db.pool, p => {
+        let mut q = sqlx::query(&sql);
+        for entry in entries {
+            q = q.bind(&entry.key).bind(&entry.value).bind(ttl_millis(entry.ttl));
+        }
+        q.execute(p).await.map(|_| ())
+    })
+}
+
 impl RemoteTier for DatabaseTier {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
         let key = key.to_owned();
+        let home = self.db.home();
         Box::pin(self.db.run("SELECT", move |db| async move {
-            on_pool!(&db.pool, p => sqlx::query(&db.sql.get)
-                .bind(&key)
-                .fetch_optional(p)
-                .await?
-                .map(|r| r.try_get::<Vec<u8>, _>(0))
-                .transpose())
+            on_pool!(&db.pool, p => {
+                let mut conn = Lease::acquire(p, home).await?;
+                sqlx::query(&db.sql.get)
+                    .bind(&key)
+                    .fetch_optional(&mut **conn)
+                    .await?
+                    .map(|r| r.try_get::<Vec<u8>, _>(0))
+                    .transpose()
+            })
         }))
     }
 
@@ -144,22 +189,73 @@ impl RemoteTier for DatabaseTier {
     ) -> BoxFuture<'a, Result<(), TierError>> {
         let key = key.to_owned();
         let ttl = ttl_millis(ttl);
+        let home = self.db.home();
         Box::pin(self.db.run("INSERT", move |db| async move {
             let mut attempt = 0;
             loop {
                 // One statement: the row never exists without its expiry.
-                let done = on_pool!(&db.pool, p => sqlx::query(&db.sql.set)
-                    .bind(&key)
-                    .bind(&value)
-                    .bind(ttl)
-                    .execute(p)
-                    .await
-                    .map(|_| ()));
+                let done = on_pool!(&db.pool, p => {
+                    let mut conn = Lease::acquire(p, home.clone()).await?;
+                    sqlx::query(&db.sql.set)
+                        .bind(&key)
+                        .bind(&value)
+                        .bind(ttl)
+                        .execute(&mut **conn)
+                        .await
+                        .map(|_| ())
+                });
                 match done {
                     Err(e) if is_retryable(&e) && attempt < RETRIES => attempt += 1,
                     other => return other,
                 }
             }
+        }))
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, TierError>> {
+        if keys.is_empty() {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        let keys = keys.to_vec();
+        Box::pin(self.db.run("SELECT IN", move |db| async move {
+            let mut live = std::collections::HashMap::with_capacity(keys.len());
+            for batch in keys.chunks(IN_BATCH) {
+                live.extend(get_batch(&db, batch).await?);
+            }
+            // A key asked twice reads the same row twice.
+            Ok(keys.iter().map(|k| live.get(k).cloned()).collect())
+        }))
+    }
+
+    fn set_many<'a>(&'a self, entries: Vec<RemoteEntry>) -> BoxFuture<'a, Result<(), TierError>> {
+        if entries.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        Box::pin(self.db.run("INSERT rows", move |db| async move {
+            // One statement may not touch a row twice: a key listed twice keeps its last value.
+            let mut last = std::collections::HashMap::with_capacity(entries.len());
+            for (i, entry) in entries.iter().enumerate() {
+                last.insert(entry.key.as_str(), i);
+            }
+            let distinct: Vec<&RemoteEntry> = entries
+                .iter()
+                .enumerate()
+                .filter(|(i, e)| last.get(e.key.as_str()) == Some(i))
+                .map(|(_, e)| e)
+                .collect();
+            for batch in distinct.chunks(SET_BATCH) {
+                let mut attempt = 0;
+                loop {
+                    match set_batch(&db, batch).await {
+                        Err(e) if is_retryable(&e) && attempt < RETRIES => attempt += 1,
+                        other => break other?,
+                    }
+                }
+            }
+            Ok(())
         }))
     }
 

@@ -4,12 +4,18 @@
 use std::fmt;
 use std::time::Duration;
 
-use cache_core::config::units::{parse_duration, parse_size};
 use cache_core::config::TierConfig;
 use cache_core::{CacheError, ConfigOrigin};
 
-const KNOWN: &str =
-    "table, region, endpoint, auto_create, operation_timeout, connect_timeout, max_value_size";
+const KNOWN: &[&str] = &[
+    "table",
+    "region",
+    "endpoint",
+    "auto_create",
+    "operation_timeout",
+    "connect_timeout",
+    "max_value_size",
+];
 
 /// DynamoDB's limit on one item, attribute names and values included: 400 KB.
 pub const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
@@ -184,66 +190,23 @@ impl DynamoOptions {
     pub fn from_tier_config(cfg: &TierConfig) -> Result<Self, CacheError> {
         let mut table = None;
         let mut opts = Self::new(String::new());
-        let text = |name: &str, value: &toml::Value, what: &str| {
-            value
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| cfg.error(name, what.to_owned()))
-        };
         for (name, value) in &cfg.options {
             match name.as_str() {
-                "table" => table = Some(text(name, value, "a table name (a string)")?),
+                "table" => table = Some(cfg.string(name, value, "a table name (a string)")?),
                 "region" => {
-                    opts.region = Some(text(name, value, "a region name such as \"eu-west-1\"")?)
+                    opts.region =
+                        Some(cfg.string(name, value, "a region name such as \"eu-west-1\"")?)
                 }
                 "endpoint" => {
-                    opts.endpoint = Some(text(
-                        name,
-                        value,
-                        "a URL such as \"http://127.0.0.1:8000\"",
-                    )?)
+                    opts.endpoint =
+                        Some(cfg.string(name, value, "a URL such as \"http://127.0.0.1:8000\"")?)
                 }
-                "auto_create" => {
-                    opts.auto_create = value
-                        .as_bool()
-                        .ok_or_else(|| cfg.error(name, "true or false"))?;
-                }
-                "operation_timeout" | "connect_timeout" => {
-                    let parsed = value
-                        .as_str()
-                        .ok_or_else(|| "not a string".to_owned())
-                        .and_then(parse_duration)
-                        .map_err(|why| {
-                            cfg.error(
-                                name,
-                                format!("a duration such as \"1s\" or \"250ms\" ({why})"),
-                            )
-                        })?;
-                    if parsed.is_zero() {
-                        return Err(cfg.error(name, "a duration greater than zero"));
-                    }
-                    if name == "operation_timeout" {
-                        opts.operation_timeout = parsed;
-                    } else {
-                        opts.connect_timeout = parsed;
-                    }
-                }
-                "max_value_size" => {
-                    let size = match value {
-                        toml::Value::Integer(n) => u64::try_from(*n).map_err(|e| e.to_string()),
-                        toml::Value::String(text) => parse_size(text),
-                        _ => Err("neither a string nor an integer".to_owned()),
-                    };
-                    // Out-of-range sizes are refused by `validate` below, with the limit.
-                    opts.max_value_size =
-                        size.ok().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
-                }
-                other => {
-                    return Err(cfg.error(
-                        other,
-                        format!("no such option for the dynamodb driver (known options: {KNOWN})"),
-                    ))
-                }
+                "auto_create" => opts.auto_create = cfg.boolean(name, value)?,
+                "operation_timeout" => opts.operation_timeout = cfg.duration(name, value)?,
+                "connect_timeout" => opts.connect_timeout = cfg.duration(name, value)?,
+                // Sizes over DynamoDB's item limit are refused by `validate` below.
+                "max_value_size" => opts.max_value_size = cfg.size(name, value)?,
+                other => return Err(cfg.unknown_option(other, KNOWN)),
             }
         }
         opts.table = table.ok_or_else(|| {

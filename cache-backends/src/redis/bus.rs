@@ -1,12 +1,10 @@
 //! [`RedisBus`]: invalidations over Redis pub/sub.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cache_core::store::{BoxFuture, Bus, BusEvent, BusHandler, Invalidation};
 use cache_core::{CacheError, TierError, TierErrorKind};
@@ -17,6 +15,7 @@ use super::message::{self, InstanceId, Refused};
 use super::options::RedisOptions;
 use super::subscription::{self, Flavour};
 use crate::background;
+pub use crate::bus_check::BusCheck;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -109,7 +108,7 @@ impl RedisBus {
             shared: Arc::new(Shared {
                 conn,
                 channel,
-                id: random_id(),
+                id: message::random_id(),
                 counters: Counters::default(),
                 subscribed: AtomicBool::new(false),
             }),
@@ -145,24 +144,6 @@ impl RedisBus {
     pub fn channel(&self) -> &str {
         &self.shared.channel
     }
-}
-
-/// What [`RedisBus::check`] measured: the bus can be subscribed to, and a message
-/// published on it comes back.
-///
-/// ```
-/// use cache_backends::redis::BusCheck;
-/// fn report(c: &BusCheck) -> String {
-///     format!("subscribed in {:?}, round trip {:?}", c.subscribe, c.round_trip)
-/// }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BusCheck {
-    /// Connecting a subscriber and subscribing to the bus channel and the check channel.
-    pub subscribe: Duration,
-    /// From publishing the probe to receiving it through the subscription.
-    pub round_trip: Duration,
 }
 
 impl RedisBus {
@@ -224,15 +205,7 @@ async fn probe(shared: Arc<Shared>) -> Result<BusCheck, TierError> {
     .await?;
     // Not a bus message of any version (its first byte is no version this build or an
     // older one writes), and unique to this check, so concurrent checks never mix.
-    let probe: Vec<u8> = {
-        let mut p = b"cachet-check:".to_vec();
-        p.extend(
-            random_id()
-                .iter()
-                .flat_map(|b| format!("{b:02x}").into_bytes()),
-        );
-        p
-    };
+    let probe = crate::bus_check::probe_payload().into_bytes();
     let sent = Instant::now();
     let (channel, payload) = (check_channel.clone(), probe.clone());
     let publisher = Arc::clone(&shared.conn);
@@ -303,23 +276,6 @@ impl Drop for RedisBus {
             }
         }
     }
-}
-
-/// 16 random bytes: std's `RandomState` is seeded from the OS, mixed with time and pid.
-fn random_id() -> InstanceId {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut id = [0u8; 16];
-    for (i, chunk) in id.chunks_mut(8).enumerate() {
-        let mut h = RandomState::new().build_hasher();
-        h.write_usize(i);
-        h.write_u128(nanos);
-        h.write_u32(std::process::id());
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    id
 }
 
 impl Bus for RedisBus {
@@ -474,6 +430,6 @@ mod tests {
 
     #[test]
     fn ids_differ() {
-        assert_ne!(random_id(), random_id());
+        assert_ne!(message::random_id(), message::random_id());
     }
 }

@@ -56,6 +56,7 @@
 //! right, in `tags.rs`. Nothing in cache-core knows the topology: a cluster or a Sentinel
 //! setup is one more way for the tier and the bus to reach Redis.
 
+mod batch;
 mod bus;
 mod cluster;
 mod connection;

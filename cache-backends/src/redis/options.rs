@@ -5,14 +5,20 @@ use std::fmt;
 use std::time::Duration;
 
 use cache_core::codec::DEFAULT_MAX_VALUE_SIZE;
-use cache_core::config::units::{parse_duration, parse_size};
 use cache_core::config::TierConfig;
 use cache_core::{CacheError, ConfigOrigin};
 
 use super::topology::{self, Topology};
 
-const KNOWN: &str =
-    "url, cluster, sentinels, service, operation_timeout, connect_timeout, max_value_size";
+const KNOWN: &[&str] = &[
+    "url",
+    "cluster",
+    "sentinels",
+    "service",
+    "operation_timeout",
+    "connect_timeout",
+    "max_value_size",
+];
 
 /// How to reach Redis (one server, a Cluster, or through Sentinels), and how long to
 /// wait for it.
@@ -138,13 +144,11 @@ impl RedisOptions {
         for (name, value) in &cfg.options {
             match name.as_str() {
                 "url" => {
-                    let text = value.as_str().ok_or_else(|| {
-                        cfg.error(
-                            name,
-                            "a Redis URL string such as \"redis://127.0.0.1:6379/0\"",
-                        )
-                    })?;
-                    url = Some(text.to_owned());
+                    url = Some(cfg.string(
+                        name,
+                        value,
+                        "a Redis URL string such as \"redis://127.0.0.1:6379/0\"",
+                    )?)
                 }
                 "cluster" | "sentinels" => {
                     let urls = url_list(value).ok_or_else(|| {
@@ -171,49 +175,10 @@ impl RedisOptions {
                         })?;
                     service = Some(text.to_owned());
                 }
-                "operation_timeout" | "connect_timeout" => {
-                    let parsed = value
-                        .as_str()
-                        .ok_or_else(|| "not a string".to_owned())
-                        .and_then(parse_duration)
-                        .map_err(|why| {
-                            cfg.error(
-                                name,
-                                format!("a duration such as \"1s\" or \"250ms\" ({why})"),
-                            )
-                        })?;
-                    if parsed.is_zero() {
-                        return Err(cfg.error(name, "a duration greater than zero"));
-                    }
-                    if name == "operation_timeout" {
-                        opts.operation_timeout = parsed;
-                    } else {
-                        opts.connect_timeout = parsed;
-                    }
-                }
-                "max_value_size" => {
-                    let size = match value {
-                        toml::Value::Integer(n) => u64::try_from(*n).map_err(|e| e.to_string()),
-                        toml::Value::String(text) => parse_size(text),
-                        _ => Err("neither a string nor an integer".to_owned()),
-                    };
-                    opts.max_value_size = size
-                        .ok()
-                        .and_then(|n| usize::try_from(n).ok())
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| {
-                            cfg.error(
-                                name,
-                                "a size in bytes greater than zero, such as \"16mb\" or 1048576",
-                            )
-                        })?;
-                }
-                other => {
-                    return Err(cfg.error(
-                        other,
-                        format!("no such option for the redis driver (known options: {KNOWN})"),
-                    ))
-                }
+                "operation_timeout" => opts.operation_timeout = cfg.duration(name, value)?,
+                "connect_timeout" => opts.connect_timeout = cfg.duration(name, value)?,
+                "max_value_size" => opts.max_value_size = cfg.size(name, value)?,
+                other => return Err(cfg.unknown_option(other, KNOWN)),
             }
         }
         opts.topology = match (url, cluster, sentinels, service) {

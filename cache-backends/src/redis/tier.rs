@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::store::{BoxFuture, RemoteTier, Scope};
+use cache_core::store::{BoxFuture, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheError, TierError};
 
 use super::cluster;
@@ -95,7 +95,7 @@ impl fmt::Debug for RedisTier {
 }
 
 /// Milliseconds for `PX`: at least 1 (Redis refuses 0), saturating.
-fn px_millis(ttl: Duration) -> u64 {
+pub(crate) fn px_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -136,6 +136,33 @@ impl RemoteTier for RedisTier {
                 .arg(px_millis(ttl))
                 .query_async::<()>(&mut c)
                 .await
+        }))
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, TierError>> {
+        if keys.is_empty() {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        // Shared, not copied, by the clone kept for a retry on a dead connection.
+        let keys = Arc::new(keys.to_vec());
+        let last = self.conn.max_value_size;
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(self.conn.run("GETRANGE*", timeout, move |c| async move {
+            super::batch::get_many(c, keys, last).await
+        }))
+    }
+
+    fn set_many<'a>(&'a self, entries: Vec<RemoteEntry>) -> BoxFuture<'a, Result<(), TierError>> {
+        if entries.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        let entries = Arc::new(entries);
+        let timeout = Some(self.conn.operation_timeout);
+        Box::pin(self.conn.run("SET*", timeout, move |c| async move {
+            super::batch::set_many(c, entries).await
         }))
     }
 

@@ -1,7 +1,8 @@
 //! Configuration: the TOML schema of DESIGN.md parsed into typed, validated values.
 //!
-//! Parsing lives in [`parse_toml`]; durations and sizes in [`units`]. Errors name the origin
-//! (file), the dotted field path and what was expected.
+//! Parsing lives in [`parse_toml`]; durations and sizes in [`units`]; a driver reads its own
+//! options with [`TierConfig`]'s helpers (`tier_options.rs`). Errors name the origin (file),
+//! the dotted field path and what was expected.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use crate::error::{CacheError, ConfigOrigin};
 
 mod parse;
+mod tier_options;
 pub mod units;
 
 pub use crate::options::CacheOptions;

@@ -24,7 +24,7 @@ pub struct DeclaredCache {
     pub file: &'static str,
     /// The line of the function.
     pub line: u32,
-    /// `cacheable`, `cache_put` or `cache_evict`.
+    /// `cacheable`, `cacheable_many`, `cache_put` or `cache_evict`.
     pub annotation: &'static str,
     /// The cached value's type as written in the function's signature.
     pub value_type: &'static str,
@@ -49,6 +49,7 @@ pub fn declared_caches() -> Vec<DeclaredCache> {
                 annotation: match op.kind {
                     OperationKind::Cacheable => "cacheable",
                     OperationKind::Put => "cache_put",
+                    OperationKind::CacheableMany => "cacheable_many",
                     OperationKind::Evict { .. } => "cache_evict",
                 },
                 value_type: op.value_type,

@@ -3,13 +3,14 @@
 //!
 //! One module per job: the call's key (`key`), the L1 probe of the hit path (`probe`),
 //! resolving an operation's caches (`resolve`), the entry points of each annotation
-//! (`cacheable`, `put`, `evict`), the store decision (`ttl`) and the hard timeout's typing
+//! (`cacheable`, `put`, `evict`, `many`), the store decision (`ttl`) and the hard timeout's typing
 //! (`timeout`). The operation's description is `crate::operation`, outside this module, as
 //! the manager's declaration check reads it. This file only re-exports.
 
 mod cacheable;
 mod evict;
 mod key;
+mod many;
 mod probe;
 mod put;
 mod resolve;
@@ -31,6 +32,7 @@ pub use cacheable::{
 pub use evict::{evict, evict_blocking};
 pub use inventory;
 pub use key::{key, no_key, Encode, KeyUse, OpKey};
+pub use many::{cacheable_many, ManyOutput};
 pub use probe::{Probe, ProbeOf, Probed, ProbesL1, ProbesNothing};
 pub use put::{put, put_blocking};
 pub use timeout::{GiveUp, OnTimeout, TimeoutProbe, TimesOut, Wait, WaitsOut};

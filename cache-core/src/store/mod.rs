@@ -13,5 +13,6 @@ mod warn;
 
 pub use map::MapTier;
 pub use tier::{
-    BoxFuture, Bus, BusEvent, BusHandler, Invalidation, LocalEntry, LocalTier, RemoteTier, Scope,
+    BoxFuture, Bus, BusEvent, BusHandler, Invalidation, LocalEntry, LocalTier, RemoteEntry,
+    RemoteTier, Scope,
 };

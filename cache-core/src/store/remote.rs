@@ -102,6 +102,33 @@ impl Remote {
             .await
     }
 
+    /// Reads several keys in one call (see [`RemoteTier::get_many`]).
+    pub(crate) async fn get_many(
+        &self,
+        store: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, Skipped> {
+        let found = self
+            .call(store, "get_many", self.tier.get_many(keys))
+            .await?;
+        // A provider answering for other keys than asked is a fault, not a mix-up.
+        if found.len() != keys.len() {
+            tracing::warn!(store, tier = %self.tier.describe(), asked = keys.len(), answered = found.len(), "cachet: L2 answered a batch read with the wrong number of values; ignored");
+            return Err(Skipped);
+        }
+        Ok(found)
+    }
+
+    /// Writes several entries in one call (see [`RemoteTier::set_many`]).
+    pub(crate) async fn set_many(
+        &self,
+        store: &str,
+        entries: Vec<super::RemoteEntry>,
+    ) -> Result<(), Skipped> {
+        self.call(store, "set_many", self.tier.set_many(entries))
+            .await
+    }
+
     pub(crate) async fn delete(&self, store: &str, keys: &[String]) -> Result<(), Skipped> {
         self.call(store, "delete", self.tier.delete_many(keys))
             .await

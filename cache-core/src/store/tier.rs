@@ -181,6 +181,60 @@ pub trait RemoteTier: Send + Sync + 'static {
     /// A description for logs and errors, never holding credentials.
     fn describe(&self) -> String;
 
+    /// The bytes under each of `keys`, in the order of `keys` (`None` for a missing key),
+    /// in as few round trips as the provider can (Redis: one pipeline; a database: one
+    /// `IN (..)` statement per few hundred keys). The same bounds as [`RemoteTier::get`]
+    /// hold for every value (at most `max_value_size + 1` bytes each).
+    ///
+    /// The default implementation reads the keys one by one: right, but one round trip
+    /// per key.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let keys = ["app:users:1".to_string(), "app:users:2".to_string()];
+    /// let found = tier.get_many(&keys).await?;
+    /// assert_eq!(found.len(), keys.len());
+    /// # Ok(()) }
+    /// ```
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, TierError>> {
+        Box::pin(async move {
+            let mut found = Vec::with_capacity(keys.len());
+            for key in keys {
+                found.push(self.get(key).await?);
+            }
+            Ok(found)
+        })
+    }
+
+    /// Stores each entry like [`RemoteTier::set`] (each value with its own TTL, set
+    /// atomically with it), in as few round trips as the provider can. A key listed twice
+    /// ends up with its last value. An error may leave some of the entries written.
+    ///
+    /// The default implementation writes the entries one by one.
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// use cache_core::store::RemoteEntry;
+    /// use std::time::Duration;
+    /// let minute = Duration::from_secs(60);
+    /// tier.set_many(vec![
+    ///     RemoteEntry::new("app:users:1", b"one".to_vec(), minute),
+    ///     RemoteEntry::new("app:users:2", b"two".to_vec(), minute),
+    /// ]).await?;
+    /// # Ok(()) }
+    /// ```
+    fn set_many<'a>(&'a self, entries: Vec<RemoteEntry>) -> BoxFuture<'a, Result<(), TierError>> {
+        Box::pin(async move {
+            for entry in entries {
+                self.set(&entry.key, entry.value, entry.ttl).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Proves the tier can be reached now (e.g. Redis `PING`), connecting if need be.
     /// For administration tools; caches never call it.
     ///
@@ -361,6 +415,34 @@ pub trait RemoteTier: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<bool, TierError>> {
         let _ = (key, token);
         Box::pin(async { Err(unsupported("locks")) })
+    }
+}
+
+/// One entry of a [`RemoteTier::set_many`]: a stored key, its bytes and their time to live.
+///
+/// ```
+/// use cache_core::store::RemoteEntry;
+/// let e = RemoteEntry::new("app:users:1", b"bytes".to_vec(), std::time::Duration::from_secs(5));
+/// assert_eq!((e.key.as_str(), e.value.len()), ("app:users:1", 5));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEntry {
+    /// The stored key.
+    pub key: String,
+    /// The bytes.
+    pub value: Vec<u8>,
+    /// The physical time to live, set atomically with the value.
+    pub ttl: Duration,
+}
+
+impl RemoteEntry {
+    /// An entry.
+    pub fn new(key: impl Into<String>, value: Vec<u8>, ttl: Duration) -> Self {
+        Self {
+            key: key.into(),
+            value,
+            ttl,
+        }
     }
 }
 

@@ -248,7 +248,10 @@ impl Plan {
                 key: key_source(sig, &keys, &mut cx),
                 unless: unless.clone(),
             },
-            Macro::Evict | Macro::Config => Action::Evict(evict_target(sig, &opts, &keys, &mut cx)),
+            // `cache_config` and `cacheable_many` (`many.rs`) never plan a layer.
+            Macro::Evict | Macro::Config | Macro::CacheableMany => {
+                Action::Evict(evict_target(sig, &opts, &keys, &mut cx))
+            }
         };
         let ttl_from = opts.expr("ttl_from").map(|(_, e)| e.clone());
         let attached = check::why_attached(sig, unless.as_ref(), ttl_from.as_ref());

@@ -23,6 +23,8 @@ pub(crate) enum Macro {
     Evict,
     /// `#[cache_config]` on an impl block.
     Config,
+    /// `#[cacheable_many]` on an `async fn` loading many keys (`many.rs`).
+    CacheableMany,
 }
 
 impl Macro {
@@ -33,6 +35,7 @@ impl Macro {
             Macro::Put => "cache_put",
             Macro::Evict => "cache_evict",
             Macro::Config => "cache_config",
+            Macro::CacheableMany => "cacheable_many",
         }
     }
 
@@ -100,7 +103,7 @@ pub(crate) struct OptionDef {
     pub why_not: Option<&'static str>,
 }
 
-use Macro::{Cacheable, Config, Evict, Put};
+use Macro::{Cacheable, CacheableMany, Config, Evict, Put};
 
 const STORES_NOTHING: Option<&str> = Some("it stores nothing");
 const EVICTS_NOTHING: Option<&str> = Some("it evicts nothing");
@@ -109,20 +112,25 @@ const DURATION: &str = "\"30s\", \"5m\" or \"1h 30m\"";
 /// Every option of every attribute, in the order the docs list them.
 pub(crate) const OPTIONS: &[OptionDef] = &[
     def("key", Kind::Expr, &[Cacheable, Put, Evict], None),
-    def("skip", Kind::Idents, &[Cacheable, Put, Evict], None),
+    def(
+        "skip",
+        Kind::Idents,
+        &[Cacheable, Put, Evict, CacheableMany],
+        None,
+    ),
     def("condition", Kind::Expr, &[Cacheable, Put, Evict], None),
     def("unless", Kind::Expr, &[Cacheable, Put], STORES_NOTHING),
     def(
         "ttl",
         duration(DURATION, None),
-        &[Cacheable, Put],
+        &[Cacheable, Put, CacheableMany],
         STORES_NOTHING,
     ),
     def("ttl_from", Kind::Expr, &[Cacheable, Put], STORES_NOTHING),
     def(
         "grace",
         duration("\"30s\", \"6h\" or \"1h 30m\"", Some("none")),
-        &[Cacheable, Put],
+        &[Cacheable, Put, CacheableMany],
         STORES_NOTHING,
     ),
     def("tags", Kind::Tags, &[Cacheable, Put], STORES_NOTHING),
@@ -184,7 +192,12 @@ pub(crate) const OPTIONS: &[OptionDef] = &[
     def("all_entries", Kind::Flag, &[Evict], EVICTS_NOTHING),
     def("before_invocation", Kind::Flag, &[Evict], EVICTS_NOTHING),
     def("cache", Kind::Names, &[Config], None),
-    def("crate", Kind::Str, &[Cacheable, Put, Evict, Config], None),
+    def(
+        "crate",
+        Kind::Str,
+        &[Cacheable, Put, Evict, Config, CacheableMany],
+        None,
+    ),
 ];
 
 const fn def(
@@ -585,7 +598,12 @@ fn not_accepted(which: Macro, opt: &Written, name: &str) -> String {
         // Options of the function attributes are unknown to `#[cache_config]`, which only
         // gives defaults.
         Some(def) if which != Macro::Config => {
-            let why = def.why_not.map(|w| format!(" ({w})")).unwrap_or_default();
+            // The reasons are about the three single-key attributes.
+            let why = def
+                .why_not
+                .filter(|_| which != Macro::CacheableMany)
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default();
             format!("`{name}` is not an option of `#[{attr}]`{why}; expected one of: {list}")
         }
         _ => format!("unknown option `{name}` of `#[{attr}]`; expected one of: {list}"),

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::time::Instant;
 
+use cache_backends::database::PostgresBus;
 use cache_backends::redis::{RedisBus, RedisOptions};
 use cachet::config::TierConfig;
 use cachet::driver::BusSettings;
@@ -309,26 +310,32 @@ async fn check_store(loaded: &Loaded, name: &str) -> Vec<Checked> {
 }
 
 /// Subscribes to the store's bus channel and sends a probe round (see
-/// [`RedisBus::check`]); buses of other drivers are named, not checked.
+/// [`RedisBus::check`] and [`PostgresBus::check`]); buses of other drivers are named, not
+/// checked.
 async fn check_bus(bus: &TierConfig, prefix: &str) -> Outcome {
-    if bus.driver != "redis" {
-        return Outcome::Skipped(format!(
-            "not checked (driver `{}`: this tool checks redis buses)",
-            bus.driver
-        ));
-    }
     let channel = BusSettings::for_prefix(prefix).channel;
-    let made = RedisOptions::from_tier_config(bus).and_then(|opts| RedisBus::new(&opts, channel));
-    let bus = match made {
-        Ok(bus) => bus,
-        Err(e) => return Outcome::Failed(e.to_string()),
+    let checked = match bus.driver.as_str() {
+        "redis" => match RedisOptions::from_tier_config(bus)
+            .and_then(|opts| RedisBus::new(&opts, channel))
+        {
+            Ok(bus) => bus.check().await.map(|c| (c, bus.describe())),
+            Err(e) => return Outcome::Failed(e.to_string()),
+        },
+        "postgres" => match PostgresBus::from_tier_config(bus, channel) {
+            Ok(bus) => bus.check().await.map(|c| (c, bus.describe())),
+            Err(e) => return Outcome::Failed(e.to_string()),
+        },
+        other => {
+            return Outcome::Skipped(format!(
+                "not checked (driver `{other}`: this tool checks redis and postgres buses)"
+            ))
+        }
     };
-    match bus.check().await {
-        Ok(checked) => Outcome::Ok(format!(
-            ": connected and subscribed in {}, probe round trip {} ({})",
+    match checked {
+        Ok((checked, described)) => Outcome::Ok(format!(
+            ": connected and subscribed in {}, probe round trip {} ({described})",
             latency(checked.subscribe),
             latency(checked.round_trip),
-            bus.describe()
         )),
         Err(e) => Outcome::Failed(e.to_string()),
     }

@@ -24,6 +24,7 @@
 //! | [`max_value_size`] | a value of `max_value_size` bytes reads back whole; a bigger one is never returned whole nor costs more than one byte past the limit |
 //! | [`concurrent_writers`] | concurrent writes of one key all succeed and one of them wins |
 //! | [`every_key_expires`] | entries, tag sets and locks all carry an expiry on the server |
+//! | [`batches`] | `get_many` answers one value per key in order, `set_many` stores each entry with its TTL (the last of a key twice), over many keys; a cache's batch load through the tier |
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -57,6 +58,7 @@
 //! ```
 
 mod basic;
+mod batch;
 mod bytes;
 mod lock;
 mod scopes;
@@ -69,6 +71,7 @@ use std::time::Duration;
 pub use basic::{
     concurrent_writers, delete_many, every_key_expires, get_set_overwrite, ttl_and_expiry,
 };
+pub use batch::batches;
 pub use bytes::{bad_bytes, max_value_size};
 pub use lock::lock;
 pub use scopes::{clear_scopes, scan};
@@ -226,4 +229,5 @@ pub async fn run_all(fixture: &impl Fixture) {
     max_value_size(fixture).await;
     concurrent_writers(fixture).await;
     every_key_expires(fixture).await;
+    batches(fixture).await;
 }

@@ -1,0 +1,99 @@
+//! Batch reads and writes on Redis: one pipeline on one server; on a cluster, whose keys
+//! lie on many slots (a pipeline or `MGET` across slots is refused with `CROSSSLOT`), one
+//! command per key, all sent at once over the multiplexed connection.
+//!
+//! Reads are `GETRANGE key 0 max` rather than `MGET`, as single reads are: at most
+//! `max_value_size + 1` bytes of each value ever travel or get allocated.
+
+use std::sync::Arc;
+
+use futures_util::future::try_join_all;
+use redis::RedisResult;
+
+use super::topology::Conn;
+use cache_core::store::RemoteEntry;
+
+/// How many commands one pipeline carries at most, so one batch never builds an
+/// unbounded request or reply.
+const PIPELINE: usize = 500;
+
+/// `GETRANGE key 0 last`: the first `last + 1` bytes; `""` (never a stored envelope) for
+/// a missing key.
+fn getrange(key: &str, last: usize) -> redis::Cmd {
+    let mut cmd = redis::cmd("GETRANGE");
+    cmd.arg(key).arg(0).arg(last);
+    cmd
+}
+
+/// `SET key value PX ms`: the value never exists without its TTL.
+fn set_px(entry: &RemoteEntry) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(&entry.key)
+        .arg(entry.value.as_slice())
+        .arg("PX")
+        .arg(super::tier::px_millis(entry.ttl));
+    cmd
+}
+
+/// The bytes under each key, in order (`None`: missing).
+pub(crate) async fn get_many(
+    mut conn: Conn,
+    keys: Arc<Vec<String>>,
+    last: usize,
+) -> RedisResult<Vec<Option<Vec<u8>>>> {
+    let read: Vec<Vec<u8>> = if matches!(conn, Conn::Node(_)) {
+        let mut read = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(PIPELINE) {
+            let mut pipe = redis::pipe();
+            for key in chunk {
+                pipe.add_command(getrange(key, last));
+            }
+            let part: Vec<Vec<u8>> = pipe.query_async(&mut conn).await?;
+            read.extend(part);
+        }
+        read
+    } else {
+        try_join_all(keys.iter().map(|key| {
+            let mut c = conn.clone();
+            async move { getrange(key, last).query_async::<Vec<u8>>(&mut c).await }
+        }))
+        .await?
+    };
+    Ok(read
+        .into_iter()
+        .map(|bytes| (!bytes.is_empty()).then_some(bytes))
+        .collect())
+}
+
+/// Stores every entry, each with its TTL; a key listed twice keeps its last value (the
+/// commands of one server's pipeline run in order; on a cluster the earlier ones of a
+/// key are dropped before sending).
+pub(crate) async fn set_many(mut conn: Conn, entries: Arc<Vec<RemoteEntry>>) -> RedisResult<()> {
+    if matches!(conn, Conn::Node(_)) {
+        for chunk in entries.chunks(PIPELINE) {
+            let mut pipe = redis::pipe();
+            for entry in chunk {
+                pipe.add_command(set_px(entry)).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await?;
+        }
+        return Ok(());
+    }
+    // Sent at once, concurrent writes of one key could land in any order: keep the last.
+    let mut last = std::collections::HashMap::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        last.insert(entry.key.as_str(), i);
+    }
+    try_join_all(
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(i, entry)| last.get(entry.key.as_str()) == Some(i))
+            .map(|(_, entry)| {
+                let mut c = conn.clone();
+                async move { set_px(entry).query_async::<()>(&mut c).await }
+            }),
+    )
+    .await
+    .map(drop)
+}

@@ -1,0 +1,392 @@
+//! Batch operations of a cache: [`Cache::get_many`], [`Cache::set_many`] and
+//! [`Cache::get_or_set_many`]. Every key is looked up in L1 first; the rest are read from
+//! L2 in one call ([`crate::store::RemoteTier::get_many`]: one Redis pipeline, one SQL
+//! statement), and written back in one ([`crate::store::RemoteTier::set_many`]).
+//!
+//! Single flight holds per key, as for single calls: a batch load takes the gate of every
+//! key it loads (in the order of their stored keys, so two batches never wait for each
+//! other in a cycle), so a concurrent `get_or_set` or `#[cacheable]` call on one of those
+//! keys waits for the batch and takes its value instead of loading its own; a key whose
+//! gate another caller holds is waited for, and its value taken, instead of being loaded
+//! twice.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::cache::Cache;
+use crate::engine::{Engine, Lifetime, Lookup, RemoteOutcome, Write};
+use crate::error::CacheError;
+use crate::flight::FlightGuard;
+use crate::stats::Event;
+use crate::store::remote::Skipped;
+use crate::store::{Invalidation, RemoteEntry};
+use crate::CacheValue;
+
+/// The distinct keys of a batch, each with its stored key, in the caller's order (a key
+/// given twice is looked up once).
+pub(crate) struct Keys<K> {
+    pub(crate) keys: Vec<K>,
+    pub(crate) stored: Vec<String>,
+}
+
+impl<K: Serialize + Eq + Hash + Clone> Keys<K> {
+    pub(crate) fn new(cache: &Engine, keys: &[K]) -> Result<Self, CacheError> {
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        let mut distinct = Keys {
+            keys: Vec::with_capacity(keys.len()),
+            stored: Vec::with_capacity(keys.len()),
+        };
+        for key in keys {
+            let stored = cache.stored_key(key)?;
+            if seen.insert(stored.clone()) {
+                distinct.keys.push(key.clone());
+                distinct.stored.push(stored);
+            }
+        }
+        Ok(distinct)
+    }
+
+    /// The keys with a value in `found`, each with its value.
+    fn into_map<V>(self, found: Vec<Option<V>>) -> HashMap<K, V> {
+        self.keys
+            .into_iter()
+            .zip(found)
+            .filter_map(|(key, value)| Some((key, value?)))
+            .collect()
+    }
+}
+
+impl Engine {
+    /// The fresh value of type `V` under each of `stored`, in order: L1 first, then one L2
+    /// call for the rest (backfilling L1). Counts hits and faults; misses are counted by
+    /// the caller.
+    pub(crate) async fn lookup_many<V: CacheValue>(&self, stored: &[String]) -> Vec<Option<V>> {
+        let mut found: Vec<Option<V>> = Vec::with_capacity(stored.len());
+        let mut pending = Vec::new();
+        for (i, key) in stored.iter().enumerate() {
+            match self.look_l1::<V>(key).0 {
+                Lookup::Fresh(value) => found.push(Some(value)),
+                Lookup::Stale(..) | Lookup::Miss => {
+                    found.push(None);
+                    pending.push(i);
+                }
+            }
+        }
+        let store = &self.inner.store;
+        let Some(remote) = store.l2.as_ref().filter(|_| !pending.is_empty()) else {
+            return found;
+        };
+        let keys: Vec<String> = pending.iter().map(|&i| stored[i].clone()).collect();
+        // Noted before the read: a change of a key meanwhile refuses its backfill.
+        let seen: Vec<Option<u64>> = keys.iter().map(|k| self.version_seen(k)).collect();
+        match remote.get_many(&store.name, &keys).await {
+            Ok(values) => {
+                for ((i, bytes), seen) in pending.into_iter().zip(values).zip(seen) {
+                    let Some(bytes) = bytes else { continue };
+                    if let (Lookup::Fresh(value), _) =
+                        self.accept_remote::<V>(&stored[i], &bytes, seen)
+                    {
+                        found[i] = Some(value);
+                    }
+                }
+            }
+            Err(Skipped) => self.count(Event::Error),
+        }
+        found
+    }
+
+    /// Stores each value under its stored key in every tier: L1 one by one, L2 in one call,
+    /// and tells the other instances once. Tagged writes go one by one (each joins its tag
+    /// sets atomically with its value).
+    pub(crate) async fn write_many<V: CacheValue>(
+        &self,
+        entries: Vec<(String, V)>,
+        lifetime: Lifetime,
+        why: Write,
+    ) {
+        let store = &self.inner.store;
+        if self.is_noop() || entries.is_empty() {
+            return;
+        }
+        let Some(remote) = store.l2.as_ref().filter(|_| self.inner.tags.is_empty()) else {
+            for (stored, value) in entries {
+                self.write(&stored, value, lifetime, why).await;
+            }
+            return;
+        };
+        let mut prepared = Vec::with_capacity(entries.len());
+        let mut batch = Vec::with_capacity(entries.len());
+        for (stored, value) in entries {
+            let mut write = self.prepare_write(&stored, value, lifetime);
+            let encoded = match write.bytes.take() {
+                Some(bytes) => {
+                    batch.push(RemoteEntry::new(stored.clone(), bytes, write.ttl));
+                    true
+                }
+                None => false,
+            };
+            prepared.push((stored, write, encoded));
+        }
+        let outcome = if batch.is_empty() {
+            RemoteOutcome::Unencodable
+        } else {
+            RemoteOutcome::of(remote.set_many(&store.name, batch).await)
+        };
+        let mut announce = Vec::with_capacity(prepared.len());
+        for (stored, write, encoded) in prepared {
+            let outcome = if encoded {
+                outcome
+            } else {
+                RemoteOutcome::Unencodable
+            };
+            if self.settle_write(&stored, write, outcome, why) {
+                announce.push(stored);
+            }
+        }
+        if !announce.is_empty() {
+            store.announce(Invalidation::Keys(announce)).await;
+        }
+    }
+
+    /// Runs a batch factory, bounded by the hard timeout when asked.
+    async fn run_factory<T, E: From<CacheError>>(
+        &self,
+        bounded: bool,
+        factory: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        if bounded {
+            self.bounded(factory).await?
+        } else {
+            factory.await
+        }
+    }
+
+    /// The one path of the batch loads (programmatic and `#[cacheable_many]`): the value
+    /// under each of `stored` (the stored keys of `keys`, distinct), the missing ones from
+    /// one call of `factory`, stored for `lifetime`. With `bounded`, the factory is bounded
+    /// by the cache's hard timeout (the only `CacheError` this returns).
+    pub(crate) async fn load_many<V, E, K, F, Fut>(
+        &self,
+        keys: &[K],
+        stored: &[String],
+        lifetime: Lifetime,
+        bounded: bool,
+        factory: F,
+    ) -> Result<Vec<Option<V>>, E>
+    where
+        V: CacheValue,
+        E: From<CacheError>,
+        K: Eq + Hash + Clone,
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<HashMap<K, V>, E>>,
+    {
+        if self.is_noop() {
+            self.inner.stats.record(Event::Miss, keys.len() as u64);
+            let mut loaded = self.run_factory(bounded, factory(keys.to_vec())).await?;
+            return Ok(keys.iter().map(|k| loaded.remove(k)).collect());
+        }
+        let flights = &self.inner.store.flights;
+        // Before the first look, as for a single call (see `Flights::ticket`).
+        let tickets: Vec<_> = stored.iter().map(|s| flights.ticket(s)).collect();
+        let mut found = self.lookup_many::<V>(stored).await;
+        let mut order: Vec<usize> = (0..stored.len()).filter(|&i| found[i].is_none()).collect();
+        // One order for every batch: two batches never hold gates the other waits for.
+        order.sort_by(|&a, &b| stored[a].cmp(&stored[b]));
+        let mut gates: Vec<(usize, FlightGuard<'_>)> = Vec::with_capacity(order.len());
+        for i in order {
+            match crate::invoke::enter::<V>(self, &stored[i], tickets[i]).await {
+                Ok(gate) => gates.push((i, gate)),
+                // Another caller loaded it meanwhile and handed it over.
+                Err(value) => found[i] = Some(value),
+            }
+        }
+        // Whoever held a gate since the first look may have stored its value meanwhile.
+        let again: Vec<usize> = gates
+            .iter()
+            .filter(|(_, gate)| gate.look_again())
+            .map(|(i, _)| *i)
+            .collect();
+        if !again.is_empty() {
+            let keys: Vec<String> = again.iter().map(|&i| stored[i].clone()).collect();
+            for (i, value) in again.into_iter().zip(self.lookup_many::<V>(&keys).await) {
+                found[i] = value;
+            }
+        }
+        let mut missing: Vec<usize> = gates
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|&i| found[i].is_none())
+            .collect();
+        // The factory gets the keys in the caller's order, not the gates'.
+        missing.sort_unstable();
+        self.inner.stats.record(Event::Miss, missing.len() as u64);
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let asked: Vec<K> = missing.iter().map(|&i| keys[i].clone()).collect();
+        let span =
+            tracing::debug_span!("cachet.miss_many", cache = self.name(), keys = asked.len());
+        let mut loaded = self
+            .run_factory(bounded, factory(asked).instrument(span))
+            .await?;
+        let mut writes = Vec::with_capacity(missing.len());
+        for i in missing {
+            if let Some(value) = loaded.remove(&keys[i]) {
+                writes.push((stored[i].clone(), value.clone()));
+                found[i] = Some(value);
+            }
+        }
+        self.write_many(writes, lifetime, Write::Fill).await;
+        // The waiters take these values, whether or not a tier kept them.
+        for (i, gate) in &mut gates {
+            if let Some(value) = &found[*i] {
+                gate.hand_over(|| Arc::new(value.clone()));
+            }
+        }
+        drop(gates);
+        Ok(found)
+    }
+}
+
+impl Cache {
+    /// The fresh values of type `V` under `keys` (hits only: a key missing from the map
+    /// is a miss), read from L1 first and from L2 in one round trip for the rest.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let users = m.cache("users").unwrap();
+    /// users.set_many(&[(1u64, "ann".to_string()), (2, "bob".to_string())]).await.unwrap();
+    /// let found = users.get_many::<String, _>(&[1u64, 2, 3]).await.unwrap();
+    /// assert_eq!(found.len(), 2);
+    /// assert_eq!(found[&2], "bob");
+    /// # });
+    /// ```
+    pub async fn get_many<V, K>(&self, keys: &[K]) -> Result<HashMap<K, V>, CacheError>
+    where
+        V: CacheValue,
+        K: Serialize + Eq + Hash + Clone,
+    {
+        let keys = Keys::new(&self.engine, keys)?;
+        let found = self.engine.lookup_many::<V>(&keys.stored).await;
+        let misses = found.iter().filter(|v| v.is_none()).count();
+        self.engine.inner.stats.record(Event::Miss, misses as u64);
+        Ok(keys.into_map(found))
+    }
+
+    /// Stores each value under its key for the cache's TTL: in L1 one by one, in L2 in one
+    /// round trip (one Redis pipeline, one SQL statement per few hundred entries).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let users = m.cache("users").unwrap();
+    /// users.set_many(&[(1u64, "ann".to_string()), (2, "bob".to_string())]).await.unwrap();
+    /// assert_eq!(users.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("ann"));
+    /// # });
+    /// ```
+    pub async fn set_many<V, K>(&self, entries: &[(K, V)]) -> Result<(), CacheError>
+    where
+        V: CacheValue,
+        K: Serialize,
+    {
+        let entries = entries
+            .iter()
+            .map(|(key, value)| Ok((self.engine.stored_key(key)?, value.clone())))
+            .collect::<Result<Vec<_>, CacheError>>()?;
+        self.engine
+            .write_many(entries, Lifetime::Default, Write::Change)
+            .await;
+        Ok(())
+    }
+
+    /// The values under `keys`: those cached, and for the others the factory's, stored. The
+    /// factory runs once, with only the keys that missed, and returns a map of their values;
+    /// a key it leaves out is not stored and is missing from the answer. Its values are
+    /// stored in one L2 round trip.
+    ///
+    /// Single flight per key: a concurrent `get_or_set` (or `#[cacheable]` call) on one of
+    /// the keys being loaded waits for this batch and takes its value; a key another caller
+    /// is loading is waited for and taken from it, not loaded again. The factory is bounded
+    /// by the cache's hard timeout. The distributed lock (`lock = "redis"`) covers single
+    /// calls only: a batch loads with this instance's single flight.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::collections::HashMap;
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let users = m.cache("users").unwrap();
+    /// users.set(&1u64, &"ann".to_string()).await.unwrap();
+    /// let all = users
+    ///     .get_or_set_many(&[1u64, 2, 3], |missing: Vec<u64>| async move {
+    ///         assert_eq!(missing, [2, 3]); // only the keys that missed
+    ///         missing.into_iter().map(|id| (id, format!("user {id}"))).collect::<HashMap<_, _>>()
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(all[&1], "ann");
+    /// assert_eq!(all[&3], "user 3");
+    /// # });
+    /// ```
+    pub async fn get_or_set_many<V, K, F, Fut>(
+        &self,
+        keys: &[K],
+        factory: F,
+    ) -> Result<HashMap<K, V>, CacheError>
+    where
+        V: CacheValue,
+        K: Serialize + Eq + Hash + Clone,
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = HashMap<K, V>>,
+    {
+        self.try_get_or_set_many(keys, move |missing| {
+            factory(missing).map(Ok::<_, CacheError>)
+        })
+        .await
+    }
+
+    /// Like [`Cache::get_or_set_many`] with a fallible factory: an `Err` is returned, and
+    /// nothing of it stored.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::collections::HashMap;
+    /// use cache_core::CacheError;
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// let r: Result<HashMap<u64, u32>, CacheError> = users
+    ///     .try_get_or_set_many(&[1u64], |missing: Vec<u64>| async move {
+    ///         Ok(missing.into_iter().map(|id| (id, 7)).collect())
+    ///     })
+    ///     .await;
+    /// assert_eq!(r.unwrap()[&1], 7);
+    /// # });
+    /// ```
+    pub async fn try_get_or_set_many<V, E, K, F, Fut>(
+        &self,
+        keys: &[K],
+        factory: F,
+    ) -> Result<HashMap<K, V>, E>
+    where
+        V: CacheValue,
+        E: From<CacheError>,
+        K: Serialize + Eq + Hash + Clone,
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<HashMap<K, V>, E>>,
+    {
+        let keys = Keys::new(&self.engine, keys)?;
+        let found = self
+            .engine
+            .load_many(&keys.keys, &keys.stored, Lifetime::Default, true, factory)
+            .await?;
+        Ok(keys.into_map(found))
+    }
+}
