@@ -329,6 +329,22 @@ async fn timed(id: u64) -> Result<User, Gone> {
     Ok(user(id))
 }
 
+/// The runtime options issue 15 added, as annotations write them.
+#[cacheable(
+    "tuned",
+    tti = "10m",
+    jitter = "30s",
+    l1_ttl = "1m",
+    wait_timeout = "5s",
+    background_l2_writes = true,
+    skip_l2_read = false,
+    skip_l2_write = false,
+    skip_bus = false
+)]
+async fn tuned(id: u64) -> u64 {
+    id
+}
+
 /// Detachable-looking but kept in its caller: an `Rc` lives across an await.
 #[cacheable("attached", timeout = "200ms", detach = false)]
 async fn attached(id: u64) -> u64 {
@@ -620,6 +636,13 @@ fn every_annotation_is_registered_with_its_options() {
     assert_eq!(timed.options.timeout, Some(Duration::from_millis(200)));
     assert_eq!(timed.options.hard_timeout, Some(Duration::from_secs(2)));
     assert_eq!(timed.options.eager_refresh, Some(0.8));
+    let tuned = find("tuned")[0].options;
+    assert_eq!(tuned.tti, Some(Duration::from_secs(600)));
+    assert_eq!(tuned.jitter, Some(Duration::from_secs(30)));
+    assert_eq!(tuned.l1_ttl, Some(Duration::from_secs(60)));
+    assert_eq!(tuned.wait_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(tuned.background_l2_writes, Some(true));
+    assert_eq!(tuned.skip_bus, Some(false));
     // The line is the function's, for messages that point users at it.
     let line = find("count")[0].line;
     let src = include_str!("gen.rs");
@@ -631,5 +654,6 @@ fn every_annotation_is_registered_with_its_options() {
 async fn timing_options() {
     assert_eq!(timed(3).await, Ok(user(3)));
     assert_eq!(attached(4).await, 4);
+    assert_eq!(tuned(6).await, 6);
     assert_eq!(hard_any(5).await, Ok(Some(5)));
 }

@@ -248,7 +248,7 @@ async fn an_annotated_fn_answers_stale_at_the_configured_soft_timeout() {
             manager
                 .cache("quotes")
                 .unwrap()
-                .get::<u64, _>(&"acme")
+                .get_fresh::<u64, _>(&"acme")
                 .await
                 .unwrap()
                 == Some(101)

@@ -17,6 +17,7 @@ use crate::layout;
 use crate::shape::FallibleShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
+use crate::store::Invalidation;
 use crate::CacheValue;
 use futures_util::FutureExt;
 
@@ -156,7 +157,10 @@ impl Cache {
         .tagged(self.tags())
     }
 
-    /// The value under `key`, if present, fresh and of type `V` (another type is a miss).
+    /// The value under `key`, if present and of type `V` (another type is a miss): a fresh
+    /// value, or else one past its TTL but within its grace period (counted as `stale`),
+    /// as Bentocache's `get` does. [`Cache::get_fresh`] reads fresh values only. A view's
+    /// `grace` ([`Cache::with_options`]) bounds how stale a value it returns may be.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -168,24 +172,101 @@ impl Cache {
         &self,
         key: &K,
     ) -> Result<Option<V>, CacheError> {
+        self.read(key, true).await
+    }
+
+    /// The value under `key`, if present, fresh and of type `V`: unlike [`Cache::get`],
+    /// never a value past its TTL, even within its grace period.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// assert_eq!(users.get_fresh::<String, _>(&1u64).await.unwrap(), None);
+    /// # });
+    /// ```
+    pub async fn get_fresh<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+    ) -> Result<Option<V>, CacheError> {
+        self.read(key, false).await
+    }
+
+    /// [`Cache::get`] (`stale`: within grace too) or [`Cache::get_fresh`].
+    async fn read<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+        stale: bool,
+    ) -> Result<Option<V>, CacheError> {
         let engine = &self.engine;
         let probed = engine.with_stored_key(key, |stored, _| match engine.look_l1::<V>(stored) {
             (Lookup::Fresh(value), _) => Ok(value),
-            // The L2 is read under the key encoded for L1, not encoded again.
-            (Lookup::Stale(..) | Lookup::Miss, _) => Err(stored.to_owned()),
+            // The L2 is read under the key encoded for L1, not encoded again; a stale L1
+            // value is read again after L2, which may hold a fresher one.
+            (Lookup::Stale(..), _) if stale => Err((stored.to_owned(), FirstL1::Unread)),
+            (Lookup::Stale(..) | Lookup::Miss, _) => Err((stored.to_owned(), FirstL1::Empty)),
         });
         let (stored, local) = match probed {
             Some(Ok(value)) => return Ok(Some(value)),
-            Some(Err(stored)) => (stored, FirstL1::Empty),
+            Some(Err(found)) => found,
             None => (self.engine.stored_key(key)?, FirstL1::Unread),
         };
         match self.engine.lookup_due::<V>(&stored, local).await.0 {
             Lookup::Fresh(v) => Ok(Some(v)),
+            Lookup::Stale(v, _) if stale => {
+                self.engine.count(Event::Stale);
+                Ok(Some(v))
+            }
             Lookup::Stale(..) | Lookup::Miss => {
                 self.engine.count(Event::Miss);
                 Ok(None)
             }
         }
+    }
+
+    /// Marks the entry under `key` stale now, in every tier and on every instance, but
+    /// keeps it for its grace period: the next read through a cached function or
+    /// `get_or_set` refreshes it, and a failing refresh is still answered with the stale
+    /// value (Bentocache's and FusionCache's `expire`). Without grace, the entry is gone.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder()
+    ///     .store("main", StoreBuilder::new().l1(MapTier::new()))
+    ///     .ttl(Duration::from_secs(60))
+    ///     .grace(Duration::from_secs(3600))
+    ///     .build()
+    ///     .unwrap();
+    /// let rates = m.cache("rates").unwrap();
+    /// rates.set(&"eur", &100u32).await.unwrap();
+    /// rates.expire(&"eur").await.unwrap();
+    /// assert_eq!(rates.get_fresh::<u32, _>(&"eur").await.unwrap(), None);
+    /// assert_eq!(rates.get::<u32, _>(&"eur").await.unwrap(), Some(100)); // within grace
+    /// # });
+    /// ```
+    pub async fn expire<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), CacheError> {
+        let engine = &self.engine;
+        let stored = engine.stored_key(key)?;
+        let store = &engine.inner.store;
+        let grace = engine.settings().grace.unwrap_or_default();
+        if let Some(l1) = &store.l1 {
+            let now = store.clock.now();
+            crate::expire::expire_local(l1.as_ref(), &store.versions, &stored, grace, now);
+        }
+        if let Some(remote) = store
+            .l2
+            .as_ref()
+            .filter(|_| !engine.skips(|o| o.skip_l2_write))
+        {
+            let now_ms = store.clock.unix_ms();
+            if !crate::expire::expire_remote(remote, &store.name, &stored, grace, now_ms).await {
+                engine.count(Event::Error);
+            }
+        }
+        // The other instances drop their L1 copies and read the stale one back from L2.
+        engine.announce(Invalidation::Keys(vec![stored])).await;
+        Ok(())
     }
 
     /// Stores `value` under `key` for the cache's TTL.

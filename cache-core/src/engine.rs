@@ -299,7 +299,15 @@ impl Engine {
         if passed(entry.keep_until) {
             return (Lookup::Miss, false);
         }
+        if let Some(idle) = &entry.idle {
+            if !idle.read(self.inner.store.clock.ticks_ms()) {
+                return (Lookup::Miss, false);
+            }
+        }
         if passed(entry.fresh_until) {
+            if passed(self.grace_ends(entry.fresh_until)) {
+                return (Lookup::Miss, false);
+            }
             return (Lookup::Stale(value.clone(), entry.keep_until), false);
         }
         (Lookup::Fresh(value.clone()), passed(entry.refresh_at))
@@ -307,7 +315,11 @@ impl Engine {
 
     async fn lookup_remote<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
         let store = &self.inner.store;
-        let Some(remote) = &store.l2 else {
+        let Some(remote) = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_read))
+        else {
             return (Lookup::Miss, false);
         };
         // Noted before the read: a change of the key meanwhile refuses the backfill.
@@ -371,13 +383,15 @@ impl Engine {
                 fresh_until.checked_sub(ttl.mul_f64(1.0 - ratio))
             });
         if let (Some(l1), Some(seen)) = (&store.l1, seen) {
+            let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
             let entry = LocalEntry::new(
                 Arc::new(value.clone()),
-                timing.fresh_until,
-                timing.keep_until,
+                fresh_until,
+                keep_until,
                 estimate_weight::<V>(stored, l1.as_ref()),
             )
-            .refresh_at(refresh_at);
+            .refresh_at(refresh_at)
+            .idle_after(settings.tti, store.clock.ticks_ms());
             store
                 .versions
                 .insert_if_unchanged(stored, seen, || l1.insert(stored, entry));
@@ -386,8 +400,51 @@ impl Engine {
             self.count(Event::L2Hit);
             let due = refresh_at.is_some_and(|at| at <= store.clock.now());
             (Lookup::Fresh(value), due)
+        } else if self
+            .grace_ends(timing.fresh_until)
+            .is_some_and(|end| end <= store.clock.now())
+        {
+            // Within the entry's grace but past this call's.
+            (Lookup::Miss, false)
         } else {
             (Lookup::Stale(value, timing.keep_until), false)
+        }
+    }
+
+    /// When this view's grace ends for an entry fresh until `fresh_until`: a call's grace
+    /// bounds what it may serve (the entry's own grace bounds how long it is kept).
+    /// `None`: no bound beyond the entry's.
+    fn grace_ends(&self, fresh_until: Option<Instant>) -> Option<Instant> {
+        let grace = self.settings().grace?;
+        fresh_until.and_then(|at| at.checked_add(grace))
+    }
+
+    /// Whether a flag of this view's options is on (`skip_l2_read`, `skip_bus`, ...).
+    pub(crate) fn skips(&self, flag: impl FnOnce(&CacheOptions) -> Option<bool>) -> bool {
+        CacheOptions::on(flag(self.settings()))
+    }
+
+    /// An L1 copy's bounds: the entry's, shortened to `l1_ttl` from now when that is set.
+    fn l1_bounds(
+        &self,
+        fresh_until: Option<Instant>,
+        keep_until: Option<Instant>,
+    ) -> (Option<Instant>, Option<Instant>) {
+        let Some(limit) = self
+            .settings()
+            .l1_ttl
+            .and_then(|l1_ttl| self.inner.store.clock.now().checked_add(l1_ttl))
+        else {
+            return (fresh_until, keep_until);
+        };
+        let bound = |at: Option<Instant>| Some(at.map_or(limit, |at| at.min(limit)));
+        (bound(fresh_until), bound(keep_until))
+    }
+
+    /// Tells the other instances, unless this view skips the bus.
+    pub(crate) async fn announce(&self, invalidation: Invalidation) {
+        if !self.skips(|o| o.skip_bus) {
+            self.inner.store.announce(invalidation).await;
         }
     }
 
@@ -404,9 +461,26 @@ impl Engine {
         if self.is_noop() {
             return;
         }
+        let prepared = self.prepare_write(stored, value, lifetime);
+        if self.skips(|o| o.background_l2_writes) && self.inner.store.l2.is_some() {
+            if let Some(runtime) = crate::background::handle() {
+                let (engine, stored) = (self.clone(), stored.to_owned());
+                runtime.spawn(async move { engine.finish_write(&stored, prepared, why).await });
+                return;
+            }
+        }
+        self.finish_write(stored, prepared, why).await;
+    }
+
+    /// The part of a write after L1 (in the background with `background_l2_writes`): the
+    /// L2 write, its settling, and the bus message.
+    async fn finish_write(&self, stored: &str, mut prepared: Prepared, why: Write) {
         let store = &self.inner.store;
-        let mut prepared = self.prepare_write(stored, value, lifetime);
-        let outcome = match (&store.l2, prepared.bytes.take()) {
+        let remote = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write));
+        let outcome = match (remote, prepared.bytes.take()) {
             (Some(remote), Some(bytes)) if self.inner.tags.is_empty() => {
                 RemoteOutcome::of(remote.set(&store.name, stored, bytes, prepared.ttl).await)
             }
@@ -425,8 +499,7 @@ impl Engine {
             (None, _) => RemoteOutcome::NoL2,
         };
         if self.settle_write(stored, prepared, outcome, why) {
-            store
-                .announce(Invalidation::Keys(vec![stored.to_owned()]))
+            self.announce(Invalidation::Keys(vec![stored.to_owned()]))
                 .await;
         }
     }
@@ -442,12 +515,13 @@ impl Engine {
         let store = &self.inner.store;
         let settings = self.settings();
         let eager_refresh = settings.eager_refresh;
+        let ttl = |ttl: Option<Duration>| crate::jitter::jittered(ttl, settings.jitter);
         let timing = match lifetime {
             Lifetime::Default => {
-                clock::Timing::starting_now(&store.clock, settings.ttl, settings.grace)
+                clock::Timing::starting_now(&store.clock, ttl(settings.ttl), settings.grace)
             }
-            Lifetime::For(ttl) => {
-                clock::Timing::starting_now(&store.clock, Some(ttl), settings.grace)
+            Lifetime::For(for_ttl) => {
+                clock::Timing::starting_now(&store.clock, ttl(Some(for_ttl)), settings.grace)
             }
             Lifetime::Forever => clock::Timing::starting_now(&store.clock, None, settings.grace),
             Lifetime::Backoff {
@@ -460,7 +534,11 @@ impl Engine {
             Lifetime::Backoff { .. } => None,
             _ => eager_refresh.and_then(|ratio| timing.refresh_point(ratio)),
         };
-        let bytes = store.l2.as_ref().and_then(|remote| {
+        let remote = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write));
+        let bytes = remote.and_then(|remote| {
             let meta = codec::EnvelopeMeta {
                 fingerprint: codec::fingerprint::<V>(),
                 fresh_until_ms: timing.fresh_until_ms,
@@ -477,8 +555,10 @@ impl Engine {
         let local = store.l1.as_ref().map(|l1| {
             let weight = estimate_weight::<V>(stored, l1.as_ref());
             let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
-            let entry = LocalEntry::new(value, timing.fresh_until, timing.keep_until, weight)
-                .refresh_at(refresh_at);
+            let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
+            let entry = LocalEntry::new(value, fresh_until, keep_until, weight)
+                .refresh_at(refresh_at)
+                .idle_after(settings.tti, store.clock.ticks_ms());
             // The version this write's insert leaves, for its put-back (`versions.rs`).
             let mine = if store.l2.is_some() {
                 store
@@ -567,11 +647,15 @@ impl Engine {
         self.inner
             .stats
             .record(Event::Eviction, stored.len() as u64);
-        let removed = match &store.l2 {
+        let remote = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write));
+        let removed = match remote {
             Some(remote) => remote.delete(&store.name, stored).await.is_ok(),
             None => true,
         };
-        if store.l2.is_some() {
+        if remote.is_some() {
             // A lookup that read L2 before the delete reached it may have backfilled the
             // old value after the first removal.
             drop_local();
@@ -586,7 +670,7 @@ impl Engine {
         }
         // Announced whether or not L2 took it: the other instances' L1 copies must go
         // either way (with L2 down they cannot read the old value back from it).
-        store.announce(Invalidation::Keys(stored.to_vec())).await;
+        self.announce(Invalidation::Keys(stored.to_vec())).await;
     }
 
     /// Deletes every entry of this cache (or namespace) from every tier, and tells the
@@ -601,13 +685,17 @@ impl Engine {
         };
         drop_local();
         self.count(Event::Eviction);
-        if let Some(remote) = &store.l2 {
+        if let Some(remote) = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.skips(|o| o.skip_l2_write))
+        {
             if remote.clear(&store.name, &scope).await.is_err() {
                 self.count(Event::Error);
                 // The other instances' L1 copies go whether or not L2 took the clear; the
                 // L2 is cleared once it is back (`replay.rs`).
                 store.defer(Pending::Scope(scope.clone()));
-                store.announce(Invalidation::Scope(scope)).await;
+                self.announce(Invalidation::Scope(scope)).await;
                 return Err(CacheError::Tier {
                     store: store.name.clone(),
                     source: TierError::new(format!(
@@ -620,7 +708,7 @@ impl Engine {
             // A lookup that read L2 before the clear may have backfilled old values.
             drop_local();
         }
-        store.announce(Invalidation::Scope(scope)).await;
+        self.announce(Invalidation::Scope(scope)).await;
         Ok(())
     }
 

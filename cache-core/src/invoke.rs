@@ -61,7 +61,10 @@ where
     // Before the first look: the gate then tells whether a holder may have stored since
     // (see `Flights::ticket`), so the holder reads the first L1 again only if need be.
     let ticket = flights.ticket(&keys[0]);
+    // `force_fresh`: the function runs and its value is stored, hit or not.
+    let force = first.skips(|o| o.force_fresh);
     let mut stale = match local {
+        _ if force => None,
         FirstL1::Empty => None,
         FirstL1::Unread => match first.look_l1::<S::Value>(&keys[0]) {
             (Lookup::Fresh(value), due) => {
@@ -75,13 +78,13 @@ where
         },
     };
     // Whether anything but the first L1 may hold the value: read by the gate's holder.
-    let more = caches.len() > 1 || first.inner.store.l2.is_some();
+    let more = !force && (caches.len() > 1 || first.inner.store.l2.is_some());
     let entered = match (timeout, stale.take()) {
         // With a stale value, another caller's refresh is waited for no longer than the
         // soft timeout either.
         (Some(limit), Some(old)) => match first
             .clock()
-            .within(limit, enter::<S::Value>(first, &keys[0], ticket))
+            .within(limit, enter_gate::<S::Value>(first, &keys[0], ticket))
             .await
         {
             Some(entered) => {
@@ -94,7 +97,7 @@ where
         // them itself, serves a stale value it finds, or waits on for the gate.
         (Some(limit), None) if more => match first
             .clock()
-            .within(limit, enter::<S::Value>(first, &keys[0], ticket))
+            .within(limit, enter_gate::<S::Value>(first, &keys[0], ticket))
             .await
         {
             Some(entered) => entered,
@@ -103,22 +106,28 @@ where
                 Lookup::Stale(value, _) => {
                     return serve_stale_at_timeout(shape, first, value, "another caller's refresh")
                 }
-                Lookup::Miss => enter::<S::Value>(first, &keys[0], ticket).await,
+                Lookup::Miss => enter_gate::<S::Value>(first, &keys[0], ticket).await,
             },
         },
         (_, old) => {
             stale = old;
-            enter::<S::Value>(first, &keys[0], ticket).await
+            enter_gate::<S::Value>(first, &keys[0], ticket).await
         }
     };
     // The leader's value, handed over: no tier is read again for it.
     let mut flight = match entered {
-        Ok(flight) => flight,
-        Err(Handover::Value(value)) => return shape.rebuild(value),
+        Gate::Leader(flight) => flight,
+        Gate::Handed(value) => return shape.rebuild(value),
+        // Boxed: a rare path, kept out of every call's future (nested cached calls, each
+        // holding the next one's future, must fit a thread's stack).
+        Gate::GaveUp => {
+            let ungated = run_ungated(shape, caches, keys, policy, body, stale, force);
+            return Box::pin(ungated).await;
+        }
         // The leader's function failed: no second run, one after another, for each
         // caller that waited for it. Grace serves the stale value; a shape that can say
         // "failed" says it; any other caller runs the function, holding the gate.
-        Err(Handover::Failed) => {
+        Gate::Failed => {
             if let Some(old) = stale.take() {
                 return serve_stale(shape, caches, keys, old, "failed in the call it waited for")
                     .await;
@@ -128,7 +137,7 @@ where
                     caches.iter().for_each(|c| c.count(Event::Miss));
                     return output;
                 }
-                None => flights.lock(&keys[0], ticket).await,
+                None => first.inner.store.flights.lock(&keys[0], ticket).await,
             }
         }
     };
@@ -139,7 +148,7 @@ where
     } else {
         FirstL1::Empty
     };
-    if more || first_l1 == FirstL1::Unread {
+    if !force && (more || first_l1 == FirstL1::Unread) {
         match find_due::<S::Value>(caches, keys, first_l1).await {
             (Lookup::Fresh(value), due) => {
                 // The callers waiting take it: none of them reads a tier for it.
@@ -255,7 +264,8 @@ pub(crate) enum Handover<V> {
 
 /// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
 /// `Err` with what its holder handed over (a value of this call's type, or its failure; a
-/// value of another type, from a function sharing the cache, is not taken).
+/// value of another type, from a function sharing the cache, is not taken). Batches wait
+/// without the `wait_timeout` of [`enter_gate`].
 pub(crate) async fn enter<'a, V: CacheValue>(
     first: &'a Engine,
     key: &str,
@@ -272,6 +282,94 @@ pub(crate) async fn enter<'a, V: CacheValue>(
             None => Ok(flights.lock(key, ticket).await),
         },
         Entered::Failed => Err(Handover::Failed),
+    }
+}
+
+/// What waiting at the single-flight gate gave.
+enum Gate<'a, V> {
+    /// The gate: this caller reads the other tiers and runs the function.
+    Leader(FlightGuard<'a>),
+    /// The value the gate's holder handed over.
+    Handed(V),
+    /// The holder took longer than `wait_timeout`: this caller goes on without the gate.
+    GaveUp,
+    /// The holder's function returned an error.
+    Failed,
+}
+
+/// Waits at the single-flight gate of `key` (the first cache's), no longer than the
+/// cache's `wait_timeout`: the gate, or the value its holder handed over (of this call's
+/// type; a value of another type, from a function sharing the cache, is not taken).
+async fn enter_gate<'a, V: CacheValue>(
+    first: &'a Engine,
+    key: &str,
+    ticket: Ticket,
+) -> Gate<'a, V> {
+    let flights = &first.inner.store.flights;
+    let gate = async {
+        match flights.enter(key, ticket).await {
+            Entered::Leader(flight) => Gate::Leader(flight),
+            Entered::Handed(value) => match value.downcast_ref::<V>() {
+                Some(value) => {
+                    first.count(Event::L1Hit);
+                    Gate::Handed(value.clone())
+                }
+                None => Gate::Leader(flights.lock(key, ticket).await),
+            },
+            Entered::Failed => Gate::Failed,
+        }
+    };
+    match first.settings().wait_timeout {
+        Some(limit) => first
+            .clock()
+            .within(limit, gate)
+            .await
+            .unwrap_or(Gate::GaveUp),
+        None => gate.await,
+    }
+}
+
+/// `wait_timeout`: the caller holding the gate is slow, so this one reads the other tiers
+/// itself and, finding nothing fresh, runs the function too and stores its value (the
+/// last of the two writes wins); a failure falls back on a stale value as usual.
+async fn run_ungated<S, F, P>(
+    shape: S,
+    caches: &[Engine],
+    keys: &[String],
+    policy: P,
+    body: impl FnOnce() -> F,
+    mut stale: Option<(S::Value, Option<Instant>)>,
+    force: bool,
+) -> S::Output
+where
+    S: Shape,
+    S::Value: CacheValue,
+    F: Future<Output = S::Output>,
+    P: FnOnce(&S::Value) -> Option<Lifetime>,
+{
+    let first = &caches[0];
+    tracing::debug!(cache = first.name(), key = %keys[0], "cachet: wait_timeout; running the function without waiting any longer");
+    if !force {
+        match find_due::<S::Value>(caches, keys, FirstL1::Unread).await.0 {
+            Lookup::Fresh(value) => return shape.rebuild(value),
+            Lookup::Stale(value, keep_until) => stale = stale.or(Some((value, keep_until))),
+            Lookup::Miss => {}
+        }
+    }
+    caches.iter().for_each(|c| c.count(Event::Miss));
+    let output = body().await;
+    match shape.cached(&output) {
+        Some(value) => {
+            let null_refused = shape.is_null(value) && !first.settings().allows_null_values();
+            if let Some(lifetime) = policy(value).filter(|_| !null_refused) {
+                store_all(caches, keys, value, lifetime, Write::Fill).await;
+            }
+            output
+        }
+        None => match stale {
+            Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
+            None => output,
+        },
     }
 }
 

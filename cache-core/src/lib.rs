@@ -18,11 +18,14 @@ mod depth;
 pub mod driver;
 mod engine;
 mod error;
+mod expire;
 mod flight;
 mod global;
 #[cfg(feature = "axum")]
 pub mod http;
+mod idle;
 mod invoke;
+mod jitter;
 pub mod key;
 mod layout;
 mod manager;

@@ -265,6 +265,29 @@ option_set! {
     /// Eager refresh: a hit past this fraction of an entry's TTL (0 < x < 1) answers at
     /// once and refreshes the entry in the background.
     eager_refresh: f64 => Ratio;
+    /// Time to idle: an entry not read for this long expires, even within its TTL (in L1;
+    /// an L2 copy is kept by its TTL). Caffeine's `expireAfterAccess`.
+    tti: Duration => Duration;
+    /// Each write's TTL gets a random extra in `[0, jitter]`, so entries written together
+    /// do not expire together.
+    jitter: Duration => Duration;
+    /// L1 copies live at most this long (fresh and stale alike), then are read from L2
+    /// again: a bound on how stale an instance's L1 can be without a bus.
+    l1_ttl: Duration => Duration;
+    /// A single-flight waiter waits this long at most for the caller running the function,
+    /// then runs it itself (the store's `lock_timeout` bounds the distributed lock instead).
+    wait_timeout: Duration => Duration;
+    /// The caller gets its value once L1 holds it; the L2 write and the bus message finish
+    /// in the background.
+    background_l2_writes: bool => Bool;
+    /// Run the function and store its value even when a fresh value is cached.
+    force_fresh: bool => Bool;
+    /// Do not read L2 (L1 only, then the function).
+    skip_l2_read: bool => Bool;
+    /// Do not write or delete in L2 (L1 and the bus only).
+    skip_l2_write: bool => Bool;
+    /// Do not tell the other instances (no bus message) about writes and deletes.
+    skip_bus: bool => Bool;
 }
 
 impl CacheOptions {
@@ -300,6 +323,11 @@ impl CacheOptions {
         self.allow_null_values.unwrap_or(true)
     }
 
+    /// Whether `option` is set to `true` in this (resolved) set.
+    pub(crate) fn on(option: Option<bool>) -> bool {
+        option.unwrap_or(false)
+    }
+
     /// Whether no option is set.
     pub(crate) fn is_empty(&self) -> bool {
         *self == Self::new()
@@ -322,7 +350,16 @@ mod tests {
                 "timeout",
                 "hard_timeout",
                 "allow_null_values",
-                "eager_refresh"
+                "eager_refresh",
+                "tti",
+                "jitter",
+                "l1_ttl",
+                "wait_timeout",
+                "background_l2_writes",
+                "force_fresh",
+                "skip_l2_read",
+                "skip_l2_write",
+                "skip_bus"
             ]
         );
     }

@@ -154,6 +154,7 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
                 let ratio = proc_macro2::Literal::f64_suffixed(*ratio);
                 quote!(.#setter(#ratio))
             }
+            SettingValue::Bool(on) => quote!(.#setter(#on)),
         }
     });
     quote! {

@@ -223,6 +223,7 @@ fn generate(
                 let ratio = proc_macro2::Literal::f64_suffixed(*ratio);
                 quote!(.#setter(#ratio))
             }
+            SettingValue::Bool(on) => quote!(.#setter(#on)),
         }
     });
     let (pat, ident, key) = (&keys.pat, &keys.ident, &keys.key);

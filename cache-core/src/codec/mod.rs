@@ -256,6 +256,22 @@ fn header(out: &mut Vec<u8>, codec: u8, meta: &EnvelopeMeta) {
     out.extend_from_slice(&meta.keep_until_ms.unwrap_or(0).to_le_bytes());
 }
 
+/// Rewrites the times in an envelope's header, whichever codec wrote it, leaving the
+/// payload untouched (`expire` marks a stored value stale without decoding it). `false`
+/// when `bytes` is too short to hold a header.
+pub(crate) fn retime(
+    bytes: &mut [u8],
+    fresh_until_ms: Option<u64>,
+    keep_until_ms: Option<u64>,
+) -> bool {
+    let Some(times) = bytes.get_mut(HEADER_LEN - 16..HEADER_LEN) else {
+        return false;
+    };
+    times[..8].copy_from_slice(&fresh_until_ms.unwrap_or(0).to_le_bytes());
+    times[8..].copy_from_slice(&keep_until_ms.unwrap_or(0).to_le_bytes());
+    true
+}
+
 /// Reads only the envelope header, whichever codec wrote it: checks size and magic, and
 /// returns the metadata without decoding the payload. [`ValueCodec::read_meta`] also
 /// checks the codec.

@@ -937,6 +937,7 @@ allow_null_values = false
                     hard_timeout: secs(1),
                     allow_null_values: Some(false),
                     eager_refresh: Some(0.9),
+                    ..CacheOptions::new()
                 },
             },
         )]);
@@ -952,6 +953,7 @@ allow_null_values = false
                 hard_timeout: secs(2),
                 allow_null_values: Some(true),
                 eager_refresh: None,
+                ..CacheOptions::new()
             },
             cache_names: Some(vec!["users".into(), "products".into()]),
             stores,
@@ -1119,7 +1121,9 @@ l2_circuit_breaker = "5s"
             &message,
             &[
                 "one of the keys default_store, prefix, ttl, grace, grace_backoff, timeout, \
-                 hard_timeout, allow_null_values, eager_refresh, cache_names, stores, caches",
+                 hard_timeout, allow_null_values, eager_refresh, tti, jitter, l1_ttl, \
+                 wait_timeout, background_l2_writes, force_fresh, skip_l2_read, skip_l2_write, \
+                 skip_bus, cache_names, stores, caches",
                 "found the unknown key `ttl2` (did you mean `ttl`?)",
             ],
         );

@@ -214,6 +214,78 @@ impl CacheManagerBuilder {
         self
     }
 
+    /// Default time to idle of every cache: an entry not read for this long expires.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
+    ///     .tti(Duration::from_secs(600)).build().unwrap();
+    /// # let _ = m;
+    /// ```
+    pub fn tti(mut self, tti: Duration) -> Self {
+        self.defaults.tti = Some(tti);
+        self
+    }
+
+    /// Default TTL jitter of every cache: each write's TTL gets a random extra in
+    /// `[0, jitter]`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
+    ///     .jitter(Duration::from_secs(30)).build().unwrap();
+    /// # let _ = m;
+    /// ```
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.defaults.jitter = Some(jitter);
+        self
+    }
+
+    /// Default bound on how long L1 copies live in every cache (shorter than the TTL).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
+    ///     .l1_ttl(Duration::from_secs(30)).build().unwrap();
+    /// # let _ = m;
+    /// ```
+    pub fn l1_ttl(mut self, l1_ttl: Duration) -> Self {
+        self.defaults.l1_ttl = Some(l1_ttl);
+        self
+    }
+
+    /// How long a single-flight waiter waits for the running caller before it runs the
+    /// function itself, in every cache.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
+    ///     .wait_timeout(Duration::from_secs(5)).build().unwrap();
+    /// # let _ = m;
+    /// ```
+    pub fn wait_timeout(mut self, wait: Duration) -> Self {
+        self.defaults.wait_timeout = Some(wait);
+        self
+    }
+
+    /// Whether callers are answered once L1 holds their value, the L2 write and the bus
+    /// message finishing in the background, in every cache.
+    ///
+    /// ```
+    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
+    ///     .background_l2_writes(true).build().unwrap();
+    /// # let _ = m;
+    /// ```
+    pub fn background_l2_writes(mut self, background: bool) -> Self {
+        self.defaults.background_l2_writes = Some(background);
+        self
+    }
+
     /// Whether `None` results are cached (default `true`).
     pub fn allow_null_values(mut self, allow: bool) -> Self {
         self.defaults.allow_null_values = Some(allow);
@@ -301,7 +373,8 @@ impl CacheManagerBuilder {
     /// let rates = manager.cache("rates").unwrap();
     /// rates.set(&"eur", &100u32).await.unwrap();
     /// clock.advance(Duration::from_secs(31)); // stale, within grace
-    /// assert_eq!(rates.get::<u32, _>(&"eur").await.unwrap(), None);
+    /// assert_eq!(rates.get_fresh::<u32, _>(&"eur").await.unwrap(), None);
+    /// assert_eq!(rates.get::<u32, _>(&"eur").await.unwrap(), Some(100));
     /// # });
     /// ```
     pub fn manual_clock(mut self, clock: ManualClock) -> Self {

@@ -8,7 +8,7 @@ pub(crate) mod remote;
 pub(crate) mod replay;
 pub(crate) mod tag_index;
 mod tier;
-mod versions;
+pub(crate) mod versions;
 mod warn;
 
 pub use map::MapTier;

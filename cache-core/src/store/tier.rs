@@ -37,6 +37,8 @@ pub struct LocalEntry {
     pub weight: u32,
     /// When a hit should start a background refresh (eager refresh; `None`: never).
     pub refresh_at: Option<Instant>,
+    /// Time to idle (`tti`): when the entry was last read; `None`: reads do not matter.
+    pub(crate) idle: Option<Arc<crate::idle::Idle>>,
 }
 
 impl LocalEntry {
@@ -53,6 +55,7 @@ impl LocalEntry {
             keep_until,
             weight,
             refresh_at: None,
+            idle: None,
         }
     }
 
@@ -68,6 +71,13 @@ impl LocalEntry {
     #[must_use]
     pub fn refresh_at(mut self, at: Option<Instant>) -> Self {
         self.refresh_at = at;
+        self
+    }
+
+    /// The entry, expiring once unread for `tti` (time to idle), as of `now_ticks`.
+    #[must_use]
+    pub(crate) fn idle_after(mut self, tti: Option<std::time::Duration>, now_ticks: u64) -> Self {
+        self.idle = tti.map(|tti| Arc::new(crate::idle::Idle::new(tti, now_ticks)));
         self
     }
 }

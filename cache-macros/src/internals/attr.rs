@@ -88,6 +88,8 @@ pub(crate) enum Setting {
     },
     /// A fraction strictly between 0 and 1 (`0.8`); `meaning` opens the error message.
     Ratio { meaning: &'static str },
+    /// `true` or `false`.
+    Bool,
 }
 
 /// One row of the table.
@@ -141,6 +143,49 @@ pub(crate) const OPTIONS: &[OptionDef] = &[
                       background",
         }),
         &[Cacheable],
+        None,
+    ),
+    def(
+        "tti",
+        duration(DURATION, None),
+        &[Cacheable, Put],
+        STORES_NOTHING,
+    ),
+    def(
+        "jitter",
+        duration(DURATION, Some("no jitter")),
+        &[Cacheable, Put],
+        STORES_NOTHING,
+    ),
+    def(
+        "l1_ttl",
+        duration(DURATION, None),
+        &[Cacheable, Put],
+        STORES_NOTHING,
+    ),
+    def("wait_timeout", duration(DURATION, None), &[Cacheable], None),
+    def(
+        "background_l2_writes",
+        Kind::Setting(Setting::Bool),
+        &[Cacheable, Put],
+        STORES_NOTHING,
+    ),
+    def(
+        "skip_l2_read",
+        Kind::Setting(Setting::Bool),
+        &[Cacheable],
+        None,
+    ),
+    def(
+        "skip_l2_write",
+        Kind::Setting(Setting::Bool),
+        &[Cacheable, Put, Evict],
+        None,
+    ),
+    def(
+        "skip_bus",
+        Kind::Setting(Setting::Bool),
+        &[Cacheable, Put, Evict],
         None,
     ),
     def("detach", Kind::Bool, &[Cacheable], None),
@@ -289,7 +334,9 @@ impl Parse for Written {
                     }
                     Kind::Names => Value::Strs(vec![input.parse()?]),
                     Kind::Setting(Setting::Duration { .. }) => Value::Lit(Lit::Str(input.parse()?)),
-                    Kind::Setting(Setting::Ratio { .. }) => Value::Lit(input.parse()?),
+                    Kind::Setting(Setting::Ratio { .. } | Setting::Bool) => {
+                        Value::Lit(input.parse()?)
+                    }
                     Kind::Flag | Kind::Idents => unreachable!("handled above"),
                 }
             }
@@ -463,6 +510,8 @@ pub(crate) enum SettingValue {
     Millis(u64),
     /// A fraction strictly between 0 and 1.
     Ratio(f64),
+    /// `true` or `false`.
+    Bool(bool),
 }
 
 impl Setting {
@@ -476,6 +525,13 @@ impl Setting {
                 };
                 parse_duration(lit, name, examples, zero, cx).map(SettingValue::Millis)
             }
+            Setting::Bool => match lit {
+                Lit::Bool(b) => Some(SettingValue::Bool(b.value)),
+                _ => {
+                    cx.spanned(lit, format!("expected `true` or `false` after `{name} = `"));
+                    None
+                }
+            },
             Setting::Ratio { meaning } => {
                 let ratio = match lit {
                     Lit::Float(f) => f.base10_parse::<f64>().ok(),
@@ -661,6 +717,14 @@ mod tests {
                 "timeout",
                 "hard_timeout",
                 "eager_refresh",
+                "tti",
+                "jitter",
+                "l1_ttl",
+                "wait_timeout",
+                "background_l2_writes",
+                "skip_l2_read",
+                "skip_l2_write",
+                "skip_bus",
                 "detach",
                 "crate"
             ]
@@ -676,6 +740,12 @@ mod tests {
                 "ttl_from",
                 "grace",
                 "tags",
+                "tti",
+                "jitter",
+                "l1_ttl",
+                "background_l2_writes",
+                "skip_l2_write",
+                "skip_bus",
                 "crate"
             ]
         );
@@ -685,6 +755,8 @@ mod tests {
                 "key",
                 "skip",
                 "condition",
+                "skip_l2_write",
+                "skip_bus",
                 "all_entries",
                 "before_invocation",
                 "crate"

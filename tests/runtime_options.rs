@@ -1,0 +1,355 @@
+//! The runtime options FusionCache, Bentocache and Caffeine users reach for: `get` within
+//! grace and `get_fresh`, a call's grace bounding what it serves, `expire`, `tti`, `jitter`,
+//! `l1_ttl`, `wait_timeout`, `background_l2_writes`, and the per-call `force_fresh`,
+//! `skip_l2_read`, `skip_l2_write` and `skip_bus`. Time is a manual clock where a TTL
+//! matters; tiered stores run on a real `redis-server`.
+
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_backends::redis::{RedisBus, RedisOptions, RedisTier};
+use cachet::memory::{MemoryOptions, MemoryTier};
+use cachet::testing::{Fault, FaultRule, FaultyTier, Latch, ManualClock, Operation};
+use cachet::{Cache, CacheError, CacheManager, CacheOptions, StoreBuilder};
+use support::redis_server::RedisServer;
+use support::{eventually, redis_cli};
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// One in-memory store on `clock`, fresh for a minute, kept ten more.
+fn memory(clock: &ManualClock, options: CacheOptions) -> CacheManager {
+    CacheManager::builder()
+        .memory_store("memory")
+        .manual_clock(clock.clone())
+        .ttl(MINUTE)
+        .grace(10 * MINUTE)
+        .options(options)
+        .validate_declarations(false)
+        .build()
+        .unwrap()
+}
+
+/// An instance of a service: L1 memory, L2 on `server` (through a [`FaultyTier`], which
+/// counts operations), and a Redis bus unless `bus` is false.
+struct Instance {
+    manager: CacheManager,
+    l2: Arc<FaultyTier>,
+    bus: Option<Arc<RedisBus>>,
+}
+
+impl Instance {
+    fn new(server: &RedisServer, prefix: &str, clock: &ManualClock, bus: bool) -> Self {
+        let options = RedisOptions::new(server.url());
+        let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options).unwrap()));
+        let bus =
+            bus.then(|| Arc::new(RedisBus::new(&options, format!("{prefix}:__bus")).unwrap()));
+        let mut store = StoreBuilder::new()
+            .l1(MemoryTier::new(MemoryOptions::max_entries(1000)))
+            .l2(l2.clone());
+        if let Some(bus) = &bus {
+            store = store.bus(bus.clone());
+        }
+        let manager = CacheManager::builder()
+            .manual_clock(clock.clone())
+            .prefix(prefix)
+            .ttl(MINUTE)
+            .grace(10 * MINUTE)
+            .store("tiered", store)
+            .validate_declarations(false)
+            .build()
+            .unwrap();
+        Self { manager, l2, bus }
+    }
+
+    fn cache(&self, name: &str) -> Cache {
+        self.manager.cache(name).unwrap()
+    }
+
+    async fn subscribed(&self) {
+        if let Some(bus) = &self.bus {
+            eventually("the bus is subscribed", async || bus.is_subscribed()).await;
+        }
+    }
+}
+
+async fn get(cache: &Cache, key: &str) -> Option<u32> {
+    cache.get::<u32, _>(key).await.unwrap()
+}
+
+async fn get_fresh(cache: &Cache, key: &str) -> Option<u32> {
+    cache.get_fresh::<u32, _>(key).await.unwrap()
+}
+
+#[derive(Debug, PartialEq)]
+struct Down;
+
+impl From<CacheError> for Down {
+    fn from(_: CacheError) -> Self {
+        Down
+    }
+}
+
+/// A refresh that fails: what grace is for.
+async fn failing_refresh(cache: &Cache, key: &str) -> Result<u32, Down> {
+    cache.try_get_or_set(key, || async { Err(Down) }).await
+}
+
+#[tokio::test]
+async fn get_returns_a_graced_entry_and_get_fresh_does_not() {
+    let clock = ManualClock::new();
+    let rates = memory(&clock, CacheOptions::new()).cache("rates").unwrap();
+    rates.set("eur", &100u32).await.unwrap();
+    clock.advance(MINUTE + SECOND); // past the TTL, within grace
+    assert_eq!(get(&rates, "eur").await, Some(100), "within grace");
+    assert_eq!(rates.stats().stale, 1, "counted as stale");
+    assert_eq!(get_fresh(&rates, "eur").await, None, "fresh only");
+    clock.advance(10 * MINUTE);
+    assert_eq!(get(&rates, "eur").await, None, "past grace");
+}
+
+#[tokio::test]
+async fn a_calls_grace_bounds_what_it_may_serve() {
+    let clock = ManualClock::new();
+    let rates = memory(&clock, CacheOptions::new()).cache("rates").unwrap();
+    rates.set("eur", &100u32).await.unwrap();
+    clock.advance(MINUTE + 2 * SECOND);
+
+    // FusionCache's per-call `SetFailSafe(false)`: the factory's error, not the stale value.
+    let no_grace = rates.with_options(CacheOptions::new().grace(Duration::ZERO));
+    assert_eq!(failing_refresh(&no_grace, "eur").await, Err(Down));
+    assert_eq!(get(&no_grace, "eur").await, None);
+    // A shorter grace than the entry's: past it, nothing is served either.
+    let short = rates.with_options(CacheOptions::new().grace(SECOND));
+    assert_eq!(failing_refresh(&short, "eur").await, Err(Down));
+    // The entry is kept by its own grace: the cache's handle still falls back on it.
+    assert_eq!(failing_refresh(&rates, "eur").await, Ok(100));
+}
+
+#[tokio::test]
+async fn tti_expires_an_entry_nobody_reads() {
+    let clock = ManualClock::new();
+    let options = CacheOptions::new().tti(10 * SECOND);
+    let sessions = memory(&clock, options).cache("sessions").unwrap();
+    sessions.set("s1", &1u32).await.unwrap();
+    for _ in 0..5 {
+        clock.advance(6 * SECOND);
+        assert_eq!(get(&sessions, "s1").await, Some(1), "read within the tti");
+    }
+    clock.advance(11 * SECOND);
+    assert_eq!(get(&sessions, "s1").await, None, "idle longer than the tti");
+}
+
+#[tokio::test]
+async fn jitter_spreads_expiries_over_the_jitter() {
+    let clock = ManualClock::new();
+    let options = CacheOptions::new().jitter(30 * SECOND);
+    let items = memory(&clock, options).cache("items").unwrap();
+    for i in 0..100u32 {
+        items.set(&i, &i).await.unwrap();
+    }
+    clock.advance(MINUTE + 15 * SECOND);
+    let mut fresh = 0;
+    for i in 0..100u32 {
+        fresh += u32::from(items.get_fresh::<u32, _>(&i).await.unwrap().is_some());
+    }
+    assert!(
+        fresh > 0 && fresh < 100,
+        "halfway through the jitter, some entries are fresh and some are not: {fresh}"
+    );
+    clock.advance(16 * SECOND); // past TTL + jitter
+    for i in 0..100u32 {
+        assert_eq!(items.get_fresh::<u32, _>(&i).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn force_fresh_runs_the_factory_on_a_hit() {
+    let clock = ManualClock::new();
+    let prices = memory(&clock, CacheOptions::new()).cache("prices").unwrap();
+    let first: u32 = prices.get_or_set("p", || async { 1 }).await.unwrap();
+    let forced = prices.with_options(CacheOptions::new().force_fresh(true));
+    let second: u32 = forced.get_or_set("p", || async { 2 }).await.unwrap();
+    assert_eq!((first, second), (1, 2));
+    assert_eq!(get(&prices, "p").await, Some(2), "stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_past_wait_timeout_runs_the_factory_itself() {
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .wait_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let reports = manager.cache("reports").unwrap();
+    let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let reports = reports.clone();
+        tokio::spawn(async move {
+            reports
+                .get_or_set("r", move || async move {
+                    let _ = started.send(());
+                    let _ = released.await;
+                    1u32
+                })
+                .await
+                .unwrap()
+        })
+    };
+    has_started.await.unwrap();
+    // The leader is parked until released: without `wait_timeout` this call would wait
+    // for it forever.
+    let own: u32 = reports.get_or_set("r", || async { 2 }).await.unwrap();
+    assert_eq!(own, 2);
+    release.send(()).unwrap();
+    assert_eq!(leader.await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_serves_a_graced_entry_found_only_in_l2() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "graced", &clock, false);
+    let b = Instance::new(&server, "graced", &clock, false);
+    a.cache("rates").set("eur", &100u32).await.unwrap();
+    clock.advance(MINUTE + SECOND);
+    assert_eq!(get(&b.cache("rates"), "eur").await, Some(100));
+    assert_eq!(get_fresh(&b.cache("rates"), "eur").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expire_marks_an_entry_stale_in_every_tier_and_instance() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "expire", &clock, true);
+    let b = Instance::new(&server, "expire", &clock, true);
+    a.subscribed().await;
+    b.subscribed().await;
+    let (rates_a, rates_b) = (a.cache("rates"), b.cache("rates"));
+    rates_a.set("eur", &100u32).await.unwrap();
+    assert_eq!(get(&rates_b, "eur").await, Some(100), "B holds an L1 copy");
+
+    rates_a.expire("eur").await.unwrap();
+    assert_eq!(get_fresh(&rates_a, "eur").await, None);
+    eventually("B's copy is stale", async || {
+        get_fresh(&rates_b, "eur").await.is_none()
+    })
+    .await;
+    // Stale, not gone: a failing refresh is still covered, on both instances.
+    assert_eq!(failing_refresh(&rates_b, "eur").await, Ok(100));
+    assert_eq!(failing_refresh(&rates_a, "eur").await, Ok(100));
+    // And a working one refreshes it.
+    let fresh: u32 = rates_b.get_or_set("eur", || async { 101 }).await.unwrap();
+    assert_eq!(fresh, 101);
+    eventually("A reads the refreshed value", async || {
+        get_fresh(&rates_a, "eur").await == Some(101)
+    })
+    .await;
+
+    // Without grace, expiring deletes.
+    let no_grace = rates_a.with_options(CacheOptions::new().grace(Duration::ZERO));
+    no_grace.set("usd", &7u32).await.unwrap();
+    no_grace.expire("usd").await.unwrap();
+    assert_eq!(get(&rates_a, "usd").await, None);
+    assert_eq!(get(&rates_b, "usd").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l1_ttl_bounds_how_stale_an_l1_copy_gets_without_a_bus() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "l1ttl", &clock, false);
+    let b = Instance::new(&server, "l1ttl", &clock, false);
+    let short = a
+        .cache("items")
+        .with_options(CacheOptions::new().l1_ttl(10 * SECOND));
+    short.set("i", &1u32).await.unwrap();
+    b.cache("items").set("i", &2u32).await.unwrap(); // no bus: A's L1 is not told
+    assert_eq!(get(&short, "i").await, Some(1), "A's L1 copy");
+    clock.advance(11 * SECOND);
+    assert_eq!(
+        get(&short, "i").await,
+        Some(2),
+        "L1 copy gone: read from L2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_options_bypass_a_tier_for_one_call() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "skips", &clock, true);
+    let b = Instance::new(&server, "skips", &clock, true);
+    a.subscribed().await;
+    b.subscribed().await;
+    let (items_a, items_b) = (a.cache("items"), b.cache("items"));
+
+    // skip_l2_write: L1 only.
+    let local = items_a.with_options(CacheOptions::new().skip_l2_write(true));
+    local.set("only-here", &1u32).await.unwrap();
+    assert_eq!(a.l2.completed(Operation::Set), 0);
+    assert_eq!(get(&items_a, "only-here").await, Some(1));
+    assert_eq!(get(&items_b, "only-here").await, None);
+
+    // skip_l2_read: the L2 value is not looked at.
+    items_a.set("shared", &2u32).await.unwrap();
+    let reads = b.l2.completed(Operation::Get);
+    let blind = items_b.with_options(CacheOptions::new().skip_l2_read(true));
+    assert_eq!(get(&blind, "shared").await, None);
+    assert_eq!(b.l2.completed(Operation::Get), reads);
+    assert_eq!(get(&items_b, "shared").await, Some(2), "B's L1 copy now");
+
+    // skip_bus: nothing is published.
+    let published = || {
+        let stats = redis_cli(server.port(), &["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let before = published();
+    let quiet = items_a.with_options(CacheOptions::new().skip_bus(true));
+    quiet.set("shared", &3u32).await.unwrap();
+    quiet.delete("shared").await.unwrap();
+    items_a.set("told", &4u32).await.unwrap();
+    assert_eq!(published(), before + 1, "only the write without skip_bus");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_l2_writes_answer_before_l2_has_the_value() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "background", &clock, false);
+    let held = Latch::new();
+    a.l2.inject(FaultRule::on(
+        Operation::Set,
+        Fault::HoldRequest(held.clone()),
+    ));
+    let items = a
+        .cache("items")
+        .with_options(CacheOptions::new().background_l2_writes(true));
+    let runs = AtomicU64::new(0);
+    // The L2 write is parked: answered anyway, from L1.
+    let v: u32 = items
+        .get_or_set("i", || {
+            runs.fetch_add(1, SeqCst);
+            async { 5 }
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, 5);
+    assert_eq!(get(&items, "i").await, Some(5));
+    assert_eq!(a.l2.completed(Operation::Set), 0, "still parked");
+    assert_eq!(redis_cli(server.port(), &["DBSIZE"]), "0");
+    held.release();
+    eventually("the L2 write finished", async || {
+        a.l2.completed(Operation::Set) == 1
+    })
+    .await;
+    assert_eq!(runs.load(SeqCst), 1);
+}
