@@ -196,7 +196,7 @@ async fn a_soft_timeout_from_toml_applies_per_cache() {
     for cache in [&quick, &patient] {
         cache.set(&1u64, &1u64).await.unwrap();
         eventually("the entry is stale", || async {
-            cache.get::<u64, _>(&1u64).await.unwrap().is_none()
+            cache.get_fresh::<u64, _>(&1u64).await.unwrap().is_none()
         })
         .await;
     }

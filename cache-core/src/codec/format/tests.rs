@@ -408,6 +408,14 @@ fn an_application_codec_takes_ids_from_first_custom_id() {
 }
 
 #[test]
+fn every_builtin_codec_is_found_by_its_name() {
+    for codec in codecs().into_iter().filter(|c| c.id() < FIRST_CUSTOM_ID) {
+        let found = ValueCodec::builtin(codec.name()).unwrap().unwrap();
+        assert_eq!((found.name(), found.id()), (codec.name(), codec.id()));
+    }
+}
+
+#[test]
 fn debug_names_the_codec_and_its_id() {
     assert_eq!(
         format!("{:?}", ValueCodec::msgpack()),
