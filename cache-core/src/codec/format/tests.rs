@@ -415,6 +415,23 @@ fn every_builtin_codec_is_found_by_its_name() {
     }
 }
 
+/// Only in a build without the feature (`cargo test -p cache-core`): the name is still
+/// known, and the error says which feature to turn on.
+#[cfg(not(feature = "bincode"))]
+#[test]
+fn bincode_without_its_feature_names_the_feature() {
+    let err = ValueCodec::builtin("bincode").unwrap_err();
+    assert!(err.contains("`bincode` feature"), "{err}");
+}
+
+/// As [`bincode_without_its_feature_names_the_feature`], for JSON.
+#[cfg(not(feature = "json"))]
+#[test]
+fn json_without_its_feature_names_the_feature() {
+    let err = ValueCodec::builtin("json").unwrap_err();
+    assert!(err.contains("`json` feature"), "{err}");
+}
+
 #[test]
 fn debug_names_the_codec_and_its_id() {
     assert_eq!(
