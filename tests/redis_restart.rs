@@ -77,3 +77,76 @@ async fn an_idle_l2_only_instance_uses_the_restarted_redis() {
 async fn an_idle_tiered_instance_uses_the_restarted_redis() {
     idle_instance_uses_the_restarted_redis(true).await;
 }
+
+/// An instance of L1 + L2 on `l2` + a bus on `bus`, with a short breaker window.
+fn tiered(l2: &RedisServer, bus: &RedisServer) -> CacheManager {
+    CacheManager::from_toml_str(&format!(
+        "prefix = \"f3\"\nttl = \"1h\"\n[stores.shared]\n\
+         l1 = {{ driver = \"memory\", max_entries = 1000 }}\n\
+         l2 = {{ driver = \"redis\", url = \"{}\", operation_timeout = \"250ms\", connect_timeout = \"250ms\" }}\n\
+         bus = {{ driver = \"redis\", url = \"{}\" }}\n\
+         l2_circuit_breaker = \"300ms\"\n",
+        l2.url(),
+        bus.url()
+    ))
+    .unwrap()
+}
+
+/// Fault 3 across a real restart: writes and deletes made while Redis is down reach Redis
+/// (deleted there, so the old values it kept through the restart are gone) and the other
+/// instance (which drops its copy) once Redis is back. Redis keeps its data across the
+/// restart (append-only file), as a production Redis does, so only the replay can remove
+/// the old values; the bus runs on a server of its own that stays up, so only the
+/// replay's announcement can reach the other instance's copy of the written key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_while_redis_is_down_reach_it_and_the_other_instance_once_it_is_back() {
+    let l2 = RedisServer::start_with_args(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let bus = RedisServer::start();
+    let (a, b) = (tiered(&l2, &bus), tiered(&l2, &bus));
+    let (users_a, users_b) = (a.cache("users").unwrap(), b.cache("users").unwrap());
+    let get = async |cache: &cachet::Cache, key: u64| cache.get::<u64, _>(&key).await.unwrap();
+    // b writes them: its L1 holds them, and no message about them is on its way to b.
+    for key in 1..=3u64 {
+        users_b.set(&key, &(key * 10)).await.unwrap();
+    }
+    assert_eq!(get(&users_a, 1).await, Some(10));
+
+    l2.kill();
+    users_a.set(&1u64, &11u64).await.unwrap(); // never fails the caller
+    users_a.delete(&2u64).await.unwrap();
+    assert_eq!(
+        get(&users_b, 1).await,
+        Some(10),
+        "nothing told b of the write yet"
+    );
+    l2.restart(); // same port, same data: it still holds 10 and 20
+    assert_eq!(
+        support::redis_cli(l2.port(), &["EXISTS", "f3:users:1"]),
+        "1"
+    );
+
+    support::eventually(
+        "the replay deleted the changed keys from Redis",
+        async || support::redis_cli(l2.port(), &["EXISTS", "f3:users:1", "f3:users:2"]) == "0",
+    )
+    .await;
+    support::eventually("b dropped its copies of the changed keys", async || {
+        get(&users_b, 1).await.is_none() && get(&users_b, 2).await.is_none()
+    })
+    .await;
+    for key in 1..=2u64 {
+        assert_eq!(
+            get(&users_a, key).await,
+            None,
+            "a agrees with Redis on {key}"
+        );
+    }
+    assert_eq!(
+        get(&users_a, 3).await,
+        Some(30),
+        "what nobody changed stays"
+    );
+    assert_eq!(get(&users_b, 3).await, Some(30));
+    let store = a.store("shared").unwrap();
+    support::eventually("a's queue is empty", async || store.pending_changes() == 0).await;
+}

@@ -387,7 +387,11 @@ async fn writes_the_l2_missed_reach_the_other_instances_once_it_is_back() {
     })
     .await;
     assert_eq!(redis_cli(server.port(), &["EXISTS", "f3:users:1"]), "0");
-    assert_eq!(get(&users_a, 1).await, Some(12), "a keeps its own write");
+    assert_eq!(
+        get(&users_a, 1).await,
+        None,
+        "a drops its own copy too, agreeing with Redis: the next read loads afresh"
+    );
 }
 
 /// Fault 3, overflow: more skipped changes than the queue holds collapse into their cache,
@@ -422,4 +426,48 @@ async fn too_many_missed_writes_clear_their_cache_everywhere_once_l2_is_back() {
         Some(100),
         "other caches stay"
     );
+}
+
+/// Fault 3, a refusal: a held-back change the L2 refuses outright (it is up, but rejects the
+/// command: trying again is refused again) is dropped, counted and logged, and the changes
+/// queued behind it still reach the L2 and the other instances; before, the replay retried
+/// the refused change forever and every later change waited behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_l2_refuses_does_not_hold_back_the_ones_behind_it() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let clock = ManualClock::new();
+    let a = Instance::with_clock(&url, &url, "f3r", Some(clock.clone()));
+    let b = Instance::new(&url, &url, "f3r");
+    a.subscribed().await;
+    b.subscribed().await;
+    let (users_a, users_b) = (a.cache("users"), b.cache("users"));
+    users_a.set(&1u64, &10u64).await.unwrap();
+    users_a.set(&2u64, &20u64).await.unwrap();
+    assert_eq!(get(&users_b, 1).await, Some(10), "b holds them in its L1");
+    assert_eq!(get(&users_b, 2).await, Some(20));
+
+    a.l2.inject(FaultRule::any(Fault::Fail)); // a loses Redis
+    users_a.set(&1u64, &11u64).await.unwrap();
+    users_a.set(&2u64, &21u64).await.unwrap();
+    let store = a.manager.store("tiered").unwrap();
+    assert_eq!(store.pending_changes(), 2, "both writes are held back");
+    a.l2.heal();
+    // Redis is back, but refuses to delete key 1 (as an ACL might).
+    a.l2.inject(FaultRule::on(Operation::Delete, Fault::Refuse).key("f3r:users:1"));
+
+    clock.advance(Duration::from_millis(300)); // a's breaker lets calls through again
+    eventually(
+        "b drops the value of key 2, queued behind the refused key 1",
+        async || get(&users_b, 2).await != Some(20),
+    )
+    .await;
+    assert_eq!(redis_cli(server.port(), &["EXISTS", "f3r:users:2"]), "0");
+    assert_eq!(
+        redis_cli(server.port(), &["EXISTS", "f3r:users:1"]),
+        "1",
+        "Redis refused that delete"
+    );
+    eventually("the queue is empty", async || store.pending_changes() == 0).await;
+    assert_eq!(store.dropped_changes(), 1, "the refused change was dropped");
 }

@@ -131,3 +131,76 @@ fn plain_functions_on_many_threads_run_once() {
     }
     assert_eq!(SYNC_RUNS.load(SeqCst), 1);
 }
+
+/// The factory's error in `waiters_of_a_failing_leader_take_its_failure`.
+#[derive(Debug)]
+enum LoadError {
+    Database,
+    Cache(cachet::CacheError),
+}
+
+impl From<cachet::CacheError> for LoadError {
+    fn from(err: cachet::CacheError) -> Self {
+        LoadError::Cache(err)
+    }
+}
+
+/// Issue 16: when the leader's factory fails, the callers that waited for it take its
+/// failure (`CacheError::LeaderFailed`) instead of each running the factory again, one
+/// after another, against the database that just failed. A current-thread runtime makes
+/// it deterministic: every caller runs until it waits, at the gate or in the factory.
+#[tokio::test(flavor = "current_thread")]
+async fn waiters_of_a_failing_leader_take_its_failure() {
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .build()
+        .unwrap();
+    let reports = manager.cache("reports").unwrap();
+    let runs = Arc::new(AtomicU64::new(0));
+    let go = Arc::new(tokio::sync::Notify::new());
+    let callers: Vec<_> = (0..10)
+        .map(|_| {
+            let (reports, runs, go) = (reports.clone(), runs.clone(), go.clone());
+            tokio::spawn(async move {
+                reports
+                    .try_get_or_set(&7u64, move || async move {
+                        // Only the first run waits, so a caller that runs it again fails
+                        // the count below rather than hanging.
+                        if runs.fetch_add(1, SeqCst) == 0 {
+                            go.notified().await;
+                        }
+                        Err::<u64, _>(LoadError::Database)
+                    })
+                    .await
+            })
+        })
+        .collect();
+    // Every caller runs until it waits: the first in the factory, the others at the gate.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(runs.load(SeqCst), 1);
+    go.notify_one();
+    let mut outcomes = Vec::new();
+    for caller in callers {
+        outcomes.push(caller.await.unwrap().unwrap_err());
+    }
+    assert_eq!(runs.load(SeqCst), 1, "the factory ran once, for the leader");
+    assert!(
+        matches!(outcomes[0], LoadError::Database),
+        "{:?}",
+        outcomes[0]
+    );
+    for waiter in &outcomes[1..] {
+        assert!(
+            matches!(
+                waiter,
+                LoadError::Cache(cachet::CacheError::LeaderFailed { .. })
+            ),
+            "{waiter:?}"
+        );
+    }
+    // A failure is not cached: the next call runs the factory again.
+    let again: Result<u64, LoadError> = reports.try_get_or_set(&7u64, || async { Ok(8) }).await;
+    assert_eq!(again.unwrap(), 8);
+}

@@ -2,29 +2,87 @@
 //! annotated functions, and eager refresh (refresh in the background before expiry).
 //!
 //! The functions under test wait on a `Notify` the test releases, so "answered before
-//! the function finished" is an ordering, not a race against a clock.
+//! the function finished" is an ordering, not a race against a clock; and the managers read
+//! a [`ManualClock`], so entries go stale and timeouts fire when the test moves the clock,
+//! not after real time. No test waits for time to pass to make something happen (only
+//! deadline polls pause between looks), and none asserts on how long something took.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cachet::testing::with_manager;
+use cachet::testing::{with_manager, ManualClock};
 use cachet::{cacheable, Cache, CacheError, CacheManager, CacheOptions};
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 
 const TTL: Duration = Duration::from_millis(30);
 const SOFT: Duration = Duration::from_millis(20);
 
-/// A manager whose entries go stale after [`TTL`] and stay within grace for an hour.
+/// A manager on a manual clock whose entries go stale after [`TTL`] and stay within grace
+/// for an hour.
 fn graced(
     build: impl FnOnce(cachet::CacheManagerBuilder) -> cachet::CacheManagerBuilder,
-) -> CacheManager {
+) -> (CacheManager, ManualClock) {
+    let clock = ManualClock::new();
     let builder = CacheManager::builder()
         .memory_store("memory")
         .ttl(TTL)
-        .grace(Duration::from_secs(3600));
-    build(builder).build().unwrap()
+        .grace(Duration::from_secs(3600))
+        .manual_clock(clock.clone());
+    (build(builder).build().unwrap(), clock)
+}
+
+/// Polls `call` until it waits (on the clock, a gate or its function), without moving
+/// the clock; its output if it answered.
+async fn run_until_it_waits<F: Future + Unpin>(call: &mut F) -> Option<F::Output> {
+    for _ in 0..20 {
+        if let Some(out) = (&mut *call).now_or_never() {
+            return Some(out);
+        }
+        tokio::task::yield_now().await;
+    }
+    None
+}
+
+/// Drives `call` to its answer, moving `clock` on by `step` each time it waits: a soft
+/// or hard timeout fires once the clock has passed it.
+async fn answer<F: Future>(clock: &ManualClock, step: Duration, call: F) -> F::Output {
+    let mut call = std::pin::pin!(call);
+    for _ in 0..1000 {
+        if let Some(out) = run_until_it_waits(&mut call).await {
+            return out;
+        }
+        clock.advance(step);
+    }
+    panic!("no answer however far the clock moved");
+}
+
+/// Whether `call` still waits once `clock` has moved `by` past now.
+async fn waits_past<F: Future + Unpin>(clock: &ManualClock, by: Duration, call: &mut F) -> bool {
+    if run_until_it_waits(call).await.is_some() {
+        return false;
+    }
+    clock.advance(by);
+    run_until_it_waits(call).await.is_none()
+}
+
+/// Runs `f` on this thread (a plain fn blocks it) while another thread moves `clock` on by
+/// `step`, polling, until `f` returns.
+fn while_the_clock_moves<T>(clock: &ManualClock, step: Duration, f: impl FnOnce() -> T) -> T {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(SeqCst) {
+                clock.advance(step);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let out = f();
+        done.store(true, SeqCst);
+        out
+    })
 }
 
 /// Waits until `check` holds, for at most five seconds.
@@ -36,13 +94,9 @@ async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut(
     }
 }
 
-/// Whether `future` is still pending after `wait` (it is then dropped).
-async fn still_pending<F: Future>(future: F, wait: Duration) -> bool {
-    tokio::time::timeout(wait, future).await.is_err()
-}
-
-async fn go_stale() {
-    tokio::time::sleep(TTL * 2).await;
+/// Moves `clock` past the entries' TTL (within grace).
+fn go_stale(clock: &ManualClock) {
+    clock.advance(TTL * 2);
 }
 
 // ----- soft timeout, programmatic -----
@@ -65,15 +119,20 @@ fn blocked(
 
 #[tokio::test]
 async fn get_or_set_answers_stale_at_the_soft_timeout_and_stores_the_refresh_later() {
-    let manager = graced(|b| b.timeout(SOFT));
+    let (manager, clock) = graced(|b| b.timeout(SOFT));
     let rates = manager.cache("rates").unwrap();
     rates.set(&"eur", &1u64).await.unwrap();
-    go_stale().await;
+    go_stale(&clock);
 
     let (release, runs) = (Arc::new(Notify::new()), Arc::new(AtomicU64::new(0)));
-    let answer = rates.get_or_set(&"eur", blocked(&release, &runs, 2)).await;
+    let first = answer(
+        &clock,
+        SOFT,
+        rates.get_or_set(&"eur", blocked(&release, &runs, 2)),
+    )
+    .await;
     assert_eq!(
-        answer.unwrap(),
+        first.unwrap(),
         1,
         "the stale value, while the factory is blocked"
     );
@@ -82,7 +141,12 @@ async fn get_or_set_answers_stale_at_the_soft_timeout_and_stores_the_refresh_lat
 
     // A caller arriving while the refresh runs is not held past the timeout either, and
     // does not start another run.
-    let again = rates.get_or_set(&"eur", blocked(&release, &runs, 3)).await;
+    let again = answer(
+        &clock,
+        SOFT,
+        rates.get_or_set(&"eur", blocked(&release, &runs, 3)),
+    )
+    .await;
     assert_eq!(again.unwrap(), 1);
     assert_eq!(runs.load(SeqCst), 1, "the refresh is already running");
 
@@ -96,12 +160,12 @@ async fn get_or_set_answers_stale_at_the_soft_timeout_and_stores_the_refresh_lat
 
 #[tokio::test]
 async fn without_a_stale_value_the_caller_waits_past_the_soft_timeout() {
-    let manager = graced(|b| b.timeout(SOFT));
+    let (manager, clock) = graced(|b| b.timeout(SOFT));
     let rates = manager.cache("rates").unwrap();
     let (release, runs) = (Arc::new(Notify::new()), Arc::new(AtomicU64::new(0)));
     let mut call = std::pin::pin!(rates.get_or_set(&"usd", blocked(&release, &runs, 5)));
     assert!(
-        still_pending(&mut call, SOFT * 5).await,
+        waits_past(&clock, SOFT * 5, &mut call).await,
         "nothing to answer with: it waits"
     );
     release.notify_one();
@@ -109,6 +173,9 @@ async fn without_a_stale_value_the_caller_waits_past_the_soft_timeout() {
     assert_eq!(rates.stats().stale, 0);
 }
 
+/// A manager from TOML reads the real clock, so this one waits for real time to pass, by
+/// polling; what it asserts is still an order: the cache with a timeout answered (its 20 ms
+/// passed), the one without still waits for its function.
 #[tokio::test]
 async fn a_soft_timeout_from_toml_applies_per_cache() {
     let manager = CacheManager::from_toml_str(
@@ -128,18 +195,22 @@ async fn a_soft_timeout_from_toml_applies_per_cache() {
     );
     for cache in [&quick, &patient] {
         cache.set(&1u64, &1u64).await.unwrap();
+        eventually("the entry is stale", || async {
+            cache.get_fresh::<u64, _>(&1u64).await.unwrap().is_none()
+        })
+        .await;
     }
-    go_stale().await;
     let runs = Arc::new(AtomicU64::new(0));
     let (quick_release, patient_release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let mut call = std::pin::pin!(patient.get_or_set(&1u64, blocked(&patient_release, &runs, 3)));
+    assert!(run_until_it_waits(&mut call).await.is_none());
     let answer = quick
         .get_or_set(&1u64, blocked(&quick_release, &runs, 2))
         .await;
     assert_eq!(answer.unwrap(), 1, "stale at the cache's timeout");
-    let mut call = std::pin::pin!(patient.get_or_set(&1u64, blocked(&patient_release, &runs, 3)));
     assert!(
-        still_pending(&mut call, SOFT * 5).await,
-        "no timeout: it waits"
+        run_until_it_waits(&mut call).await.is_none(),
+        "no timeout: it still waits, after the other cache's timeout passed"
     );
     patient_release.notify_one();
     assert_eq!(call.await.unwrap(), 3);
@@ -163,12 +234,12 @@ async fn quote(symbol: String) -> u64 {
 
 #[tokio::test]
 async fn an_annotated_fn_answers_stale_at_the_configured_soft_timeout() {
-    let manager = graced(|b| b.timeout(SOFT));
+    let (manager, clock) = graced(|b| b.timeout(SOFT));
     with_manager(manager.clone(), async {
         assert_eq!(quote("acme".into()).await, 100);
-        go_stale().await;
+        go_stale(&clock);
         assert_eq!(
-            quote("acme".into()).await,
+            answer(&clock, SOFT, quote("acme".into())).await,
             100,
             "stale, while the refresh is blocked"
         );
@@ -205,12 +276,12 @@ async fn ticker(id: u64) -> Result<u64, String> {
 #[tokio::test]
 async fn the_annotation_sets_its_own_soft_timeout() {
     // No timeout in the manager: the annotation's applies.
-    let manager = graced(|b| b);
+    let (manager, clock) = graced(|b| b);
     with_manager(manager.clone(), async {
         assert_eq!(ticker(10).await, Ok(10));
-        go_stale().await;
+        go_stale(&clock);
         assert_eq!(
-            ticker(10).await,
+            answer(&clock, SOFT, ticker(10)).await,
             Ok(10),
             "stale at the annotation's timeout"
         );
@@ -248,13 +319,14 @@ impl Catalog {
 
 #[tokio::test]
 async fn a_method_borrowing_self_waits_for_its_function() {
-    with_manager(graced(|b| b), async {
+    let (manager, clock) = graced(|b| b);
+    with_manager(manager, async {
         let catalog = Catalog;
         assert_eq!(catalog.price(1).await, 1);
-        go_stale().await;
+        go_stale(&clock);
         let mut call = std::pin::pin!(catalog.price(1));
         assert!(
-            still_pending(&mut call, SOFT * 5).await,
+            waits_past(&clock, SOFT * 5, &mut call).await,
             "the soft timeout does not apply to a method"
         );
         METHOD_RELEASE.notify_one();
@@ -293,23 +365,26 @@ async fn feed(id: u64) -> Result<u64, FeedError> {
 
 #[tokio::test]
 async fn a_hard_timeout_returns_the_timeout_error_or_the_stale_value() {
+    let clock = ManualClock::new();
     let manager = CacheManager::builder()
         .memory_store("memory")
         .ttl(TTL)
+        .manual_clock(clock.clone())
         .build()
         .unwrap();
     with_manager(manager, async {
         assert_eq!(feed(1).await, Ok(1));
-        go_stale().await; // no grace: expired
-        assert_eq!(feed(1).await, Err(FeedError::Timeout));
+        go_stale(&clock); // no grace: expired
+        assert_eq!(answer(&clock, SOFT, feed(1)).await, Err(FeedError::Timeout));
     })
     .await;
     // Within grace, the stale value is served instead of the error.
-    with_manager(graced(|b| b), async {
+    let (manager, clock) = graced(|b| b);
+    with_manager(manager, async {
         FEED_RUNS.store(0, SeqCst);
         assert_eq!(feed(2).await, Ok(2));
-        go_stale().await;
-        assert_eq!(feed(2).await, Ok(2));
+        go_stale(&clock);
+        assert_eq!(answer(&clock, SOFT, feed(2)).await, Ok(2));
     })
     .await;
 }
@@ -325,9 +400,10 @@ async fn plain_value(id: u64) -> u64 {
 
 #[tokio::test]
 async fn a_hard_timeout_without_an_error_to_return_waits() {
-    with_manager(graced(|b| b), async {
+    let (manager, clock) = graced(|b| b);
+    with_manager(manager, async {
         let mut call = std::pin::pin!(plain_value(4));
-        assert!(still_pending(&mut call, SOFT * 5).await);
+        assert!(waits_past(&clock, SOFT * 5, &mut call).await);
         PLAIN_RELEASE.notify_one();
         assert_eq!(call.await, 4);
     })
@@ -336,26 +412,34 @@ async fn a_hard_timeout_without_an_error_to_return_waits() {
 
 // ----- eager refresh -----
 
-const LONG_TTL: Duration = Duration::from_secs(3);
-/// The window starts 150ms after a write: reached with a short sleep, far from expiry.
+const LONG_TTL: Duration = Duration::from_secs(3600);
+/// The window starts 3 minutes after a write, far from expiry.
 const EARLY: f64 = 0.05;
 
-fn eager() -> CacheManager {
-    CacheManager::builder()
+/// A manager on a manual clock whose entries live [`LONG_TTL`], with `eager_refresh`
+/// [`EARLY`] when `eager`.
+fn long_lived(eager: bool) -> (CacheManager, ManualClock) {
+    let clock = ManualClock::new();
+    let builder = CacheManager::builder()
         .memory_store("memory")
         .ttl(LONG_TTL)
-        .eager_refresh(EARLY)
-        .build()
-        .unwrap()
+        .manual_clock(clock.clone());
+    let builder = if eager {
+        builder.eager_refresh(EARLY)
+    } else {
+        builder
+    };
+    (builder.build().unwrap(), clock)
 }
 
-async fn into_the_window() {
-    tokio::time::sleep(LONG_TTL.mul_f64(EARLY) + Duration::from_millis(50)).await;
+/// Moves `clock` into the eager-refresh window of entries written before.
+fn into_the_window(clock: &ManualClock) {
+    clock.advance(LONG_TTL.mul_f64(EARLY) + Duration::from_secs(1));
 }
 
 #[tokio::test]
 async fn get_or_set_refreshes_once_in_the_background_late_in_the_ttl() {
-    let manager = eager();
+    let (manager, clock) = long_lived(true);
     let prices = manager.cache("prices").unwrap();
     let (release, runs) = (Arc::new(Notify::new()), Arc::new(AtomicU64::new(0)));
     let first = prices.get_or_set(&1u64, || async { 1u64 }).await.unwrap();
@@ -372,7 +456,7 @@ async fn get_or_set_refreshes_once_in_the_background_late_in_the_ttl() {
     tokio::task::yield_now().await;
     assert_eq!(runs.load(SeqCst), 0, "no refresh before the window");
 
-    into_the_window().await;
+    into_the_window(&clock);
     // In the window: the cached value at once (the factory is blocked), one refresh.
     for _ in 0..5 {
         let hit = prices.get_or_set(&1u64, blocked(&release, &runs, 2)).await;
@@ -401,17 +485,13 @@ async fn forecast(city: String) -> u64 {
 
 #[tokio::test]
 async fn an_annotated_fn_refreshes_once_in_the_background_late_in_the_ttl() {
-    let manager = CacheManager::builder()
-        .memory_store("memory")
-        .ttl(LONG_TTL)
-        .build()
-        .unwrap();
+    let (manager, clock) = long_lived(false);
     with_manager(manager.clone(), async {
         assert_eq!(forecast("oslo".into()).await, 0);
         assert_eq!(forecast("oslo".into()).await, 0);
         tokio::task::yield_now().await;
         assert_eq!(EAGER_RUNS.load(SeqCst), 1, "no refresh before the window");
-        into_the_window().await;
+        into_the_window(&clock);
         let hits = futures_util::future::join_all((0..5).map(|_| forecast("oslo".into()))).await;
         assert_eq!(
             hits, [0; 5],
@@ -467,15 +547,11 @@ async fn nested_outer(id: u64) -> u64 {
 
 #[tokio::test]
 async fn a_background_refresh_keeps_the_callers_testing_scope() {
-    let manager = CacheManager::builder()
-        .memory_store("memory")
-        .ttl(LONG_TTL)
-        .build()
-        .unwrap();
+    let (manager, clock) = long_lived(false);
     let inner = manager.cache("nested_inner").unwrap();
     with_manager(manager.clone(), async {
         assert_eq!(nested_outer(1).await, 100);
-        into_the_window().await;
+        into_the_window(&clock);
         assert_eq!(nested_outer(1).await, 100);
     })
     .await;
@@ -503,13 +579,13 @@ fn sync_quote(id: u64) -> u64 {
 
 #[test]
 fn a_plain_fn_answers_stale_at_the_soft_timeout_and_refreshes_on_a_blocking_thread() {
-    let manager = graced(|b| b);
+    let (manager, clock) = graced(|b| b);
     cachet::testing::with_manager_sync(manager.clone(), || {
         assert_eq!(sync_quote(1), 1);
-        std::thread::sleep(TTL * 2);
+        go_stale(&clock);
         let held = SYNC_BLOCK.lock();
         assert_eq!(
-            sync_quote(1),
+            while_the_clock_moves(&clock, SOFT, || sync_quote(1)),
             1,
             "the stale value, while the body is blocked"
         );
@@ -534,11 +610,7 @@ fn sync_forecast(city: String) -> u64 {
 
 #[test]
 fn a_plain_fn_refreshes_in_the_background_late_in_the_ttl() {
-    let manager = CacheManager::builder()
-        .memory_store("memory")
-        .ttl(LONG_TTL)
-        .build()
-        .unwrap();
+    let (manager, clock) = long_lived(false);
     cachet::testing::with_manager_sync(manager, || {
         assert_eq!(sync_forecast("rome".into()), 0);
         assert_eq!(sync_forecast("rome".into()), 0);
@@ -547,7 +619,7 @@ fn a_plain_fn_refreshes_in_the_background_late_in_the_ttl() {
             1,
             "no refresh before the window"
         );
-        std::thread::sleep(LONG_TTL.mul_f64(EARLY) + Duration::from_millis(50));
+        into_the_window(&clock);
         assert_eq!(sync_forecast("rome".into()), 0, "the cached value at once");
         let deadline = Instant::now() + Duration::from_secs(5);
         while sync_forecast("rome".into()) != 1 {

@@ -24,7 +24,6 @@ use crate::engine::{Engine, Lifetime, Lookup, RemoteOutcome, Write};
 use crate::error::CacheError;
 use crate::flight::FlightGuard;
 use crate::stats::Event;
-use crate::store::remote::Skipped;
 use crate::store::{Invalidation, RemoteEntry};
 use crate::CacheValue;
 
@@ -96,7 +95,7 @@ impl Engine {
                     }
                 }
             }
-            Err(Skipped) => self.count(Event::Error),
+            Err(_) => self.count(Event::Error),
         }
         found
     }
@@ -203,7 +202,11 @@ impl Engine {
             match crate::invoke::enter::<V>(self, &stored[i], tickets[i]).await {
                 Ok(gate) => gates.push((i, gate)),
                 // Another caller loaded it meanwhile and handed it over.
-                Err(value) => found[i] = Some(value),
+                Err(crate::invoke::Handover::Value(value)) => found[i] = Some(value),
+                // Its function failed: this batch loads the key itself.
+                Err(crate::invoke::Handover::Failed) => {
+                    gates.push((i, flights.lock(&stored[i], tickets[i]).await))
+                }
             }
         }
         // Whoever held a gate since the first look may have stored its value meanwhile.

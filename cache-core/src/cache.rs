@@ -14,10 +14,9 @@ use crate::engine::{Engine, FirstL1, Lifetime, Lookup, Write};
 use crate::error::CacheError;
 use crate::invoke::Detachable;
 use crate::layout;
-use crate::shape::ResultShape;
+use crate::shape::FallibleShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
-use crate::store::remote::Skipped;
 use crate::store::Invalidation;
 use crate::CacheValue;
 use futures_util::FutureExt;
@@ -405,7 +404,7 @@ impl Cache {
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
         let stored = self.engine.stored_key(key)?;
-        let shape = ResultShape::<V, E>::default();
+        let shape = FallibleShape::<V, E>::default();
         let caches = std::slice::from_ref(&self.engine);
         let keys = std::slice::from_ref(&stored);
         let factory = || self.engine.bounded_owned(factory());
@@ -446,7 +445,7 @@ impl Cache {
                     .is_fresh()
                 })),
             Ok(None) => Ok(false),
-            Err(Skipped) => {
+            Err(_) => {
                 self.engine.count(Event::Error);
                 Ok(false)
             }

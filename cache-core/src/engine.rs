@@ -46,12 +46,15 @@ pub(crate) enum Lifetime {
 /// misses the write (failed, or skipped by the open circuit breaker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Write {
-    /// A cached function's value (a miss filled, a refresh, a stale value stored back):
-    /// what the L2 and the other instances hold is as good a cached copy, expiring with
-    /// its TTL, so a missed write is only counted.
+    /// A cached function's value (a miss filled, a refresh, a stale value stored back).
+    /// When an unreachable L2 missed it, this instance's L1 holds what the L2 does not:
+    /// this instance clears its L1 once the L2 is back (`replay.rs`), so it agrees with
+    /// the L2 again; the other instances hold nothing this changed. When the L2 refused
+    /// it (too large, say), there is nothing to bring in line.
     Fill,
-    /// The application changed the value (`set`, `#[cache_put]`): an L2 that missed it is
-    /// brought in line, and the other instances told, once it is back (`replay.rs`).
+    /// The application changed the value (`set`, `#[cache_put]`): an L2 that missed it,
+    /// unreachable or refusing, is brought in line, and the other instances told, once it
+    /// is back (`replay.rs`).
     Change,
 }
 
@@ -89,8 +92,10 @@ pub(crate) struct Prepared {
 pub(crate) enum RemoteOutcome {
     /// L2 took it.
     Stored,
-    /// L2 failed or was skipped (open breaker): owed to it once it is back.
+    /// L2 could not be reached, or was skipped (open breaker): owed to it once it is back.
     Missed,
+    /// L2 answered and refused it (too large, a command it rejects).
+    Refused,
     /// The value could not be encoded for L2: nothing owed.
     Unencodable,
     /// The store has no L2.
@@ -101,7 +106,8 @@ impl RemoteOutcome {
     pub(crate) fn of<T>(result: Result<T, Skipped>) -> Self {
         match result {
             Ok(_) => RemoteOutcome::Stored,
-            Err(Skipped) => RemoteOutcome::Missed,
+            Err(Skipped::Unavailable) => RemoteOutcome::Missed,
+            Err(Skipped::Refused) => RemoteOutcome::Refused,
         }
     }
 }
@@ -321,7 +327,7 @@ impl Engine {
         let bytes = match remote.get(&store.name, stored).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return (Lookup::Miss, false),
-            Err(Skipped) => {
+            Err(_) => {
                 self.count(Event::Error);
                 return (Lookup::Miss, false);
             }
@@ -604,15 +610,23 @@ impl Engine {
         }
         match outcome {
             RemoteOutcome::Stored | RemoteOutcome::NoL2 => true,
-            RemoteOutcome::Missed | RemoteOutcome::Unencodable => {
+            RemoteOutcome::Missed | RemoteOutcome::Refused | RemoteOutcome::Unencodable => {
                 // Not announced: the other instances keep what L2 still holds, until the L2
                 // is back and the replay deletes it there and announces it (`replay.rs`).
                 self.count(Event::Error);
-                if outcome == RemoteOutcome::Missed && why == Write::Change {
-                    store.defer(Pending::Keys {
-                        scope: self.scope(),
-                        keys: vec![stored.to_owned()],
-                    });
+                let owed = match (outcome, why) {
+                    (RemoteOutcome::Missed | RemoteOutcome::Refused, Write::Change) => {
+                        Some(Pending::Keys {
+                            scope: self.scope(),
+                            keys: vec![stored.to_owned()],
+                        })
+                    }
+                    // This instance's L1 holds what the unreachable L2 does not.
+                    (RemoteOutcome::Missed, Write::Fill) => Some(Pending::OwnL1),
+                    _ => None,
+                };
+                if let Some(change) = owed {
+                    store.defer(change);
                 }
                 false
             }

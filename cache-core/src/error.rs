@@ -111,6 +111,16 @@ pub enum CacheError {
         /// The cache.
         cache: String,
     },
+    /// This call waited for a concurrent call on the same key (single flight), whose
+    /// factory returned an error; the factory was not run again for this call. The
+    /// concurrent call returned the factory's own error.
+    #[error(
+        "cache `{cache}`: the concurrent call computing this entry failed (its caller got the factory's error); not run again for this call"
+    )]
+    LeaderFailed {
+        /// The cache.
+        cache: String,
+    },
 }
 
 /// Field by field like a derived `Debug`, with every free-text field redacted
@@ -176,6 +186,10 @@ impl std::fmt::Debug for CacheError {
                 .debug_struct("Timeout")
                 .field("cache", cache)
                 .field("timeout", timeout)
+                .finish(),
+            CacheError::LeaderFailed { cache } => f
+                .debug_struct("LeaderFailed")
+                .field("cache", cache)
                 .finish(),
             CacheError::FactoryPanicked { cache } => f
                 .debug_struct("FactoryPanicked")

@@ -4,9 +4,13 @@
 //! callers that arrive meanwhile wait for the gate and then take the value the leader hands
 //! over ([`FlightGuard::hand_over`]), never reading a tier again for it: the entry may
 //! already be gone (evicted by a flood larger than the L1, or never written to a skipped
-//! L2). The gate is released by a guard's `Drop`, so a leader that panics, fails or whose
-//! future is dropped hands over to the next waiter, which looks again and, finding
-//! nothing, runs the function itself.
+//! L2). A leader whose function returned an error hands that failure over the same way
+//! ([`FlightGuard::hand_failure`]): the callers that waited for it do not each run the
+//! function again, one after another, against whatever just failed (a stampede in slow
+//! motion); what a waiter makes of a failure is the caller's (`invoke.rs`). The gate is
+//! released by a guard's `Drop`, so a leader that panics or whose future is dropped hands
+//! over to the next waiter, which looks again and, finding nothing, runs the function
+//! itself.
 //! Plain fns wait through [`crate::blocking::run`], so they share these gates with async
 //! callers: a plain fn and an async fn on one cache key also run once.
 //!
@@ -67,13 +71,22 @@ struct Gate {
     /// Who holds the gate, if anyone.
     held: Mutex<Option<Holder>>,
     released: Notify,
-    /// The value the last holder handed over, stamped with its stripe's release count
-    /// after that release: a caller whose ticket is older missed it on its first look.
-    handed: Mutex<Option<(u64, Handed)>>,
+    /// What the last holder handed over, stamped with its stripe's release count after
+    /// that release: a caller whose ticket is older missed it on its first look.
+    handed: Mutex<Option<(u64, Outcome)>>,
 }
 
 /// A value a leader hands to the callers that waited for it.
 pub(crate) type Handed = Arc<dyn Any + Send + Sync>;
+
+/// What a leader hands over.
+#[derive(Clone)]
+enum Outcome {
+    /// Its function's value.
+    Value(Handed),
+    /// Its function returned an error.
+    Failed,
+}
 
 /// What a caller gets at the gate: the gate itself, or the value its holder handed over.
 pub(crate) enum Entered<'a> {
@@ -81,6 +94,8 @@ pub(crate) enum Entered<'a> {
     Leader(FlightGuard<'a>),
     /// The holder's value, computed since this caller's first look.
     Handed(Handed),
+    /// The holder's function failed since this caller's first look.
+    Failed,
 }
 
 /// Who holds a gate: the tokio task, or the thread when no task is running. A holder that
@@ -130,8 +145,8 @@ pub(crate) struct FlightGuard<'a> {
     ticket: Ticket,
     /// False for a re-entrant guard: the outer guard of the same holder releases the gate.
     releases: bool,
-    /// The value to hand to the waiters on release.
-    handing: Option<Handed>,
+    /// What to hand to the waiters on release.
+    handing: Option<Outcome>,
 }
 
 /// Locks ignoring poison: no user code runs while these locks are held, so a poisoned lock
@@ -141,8 +156,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Gate {
-    /// The value a holder handed over after `ticket` was taken, if any.
-    fn handed_since(&self, ticket: Ticket) -> Option<Handed> {
+    /// What a holder handed over after `ticket` was taken, if anything.
+    fn handed_since(&self, ticket: Ticket) -> Option<Outcome> {
         match &*lock(&self.handed) {
             Some((stamp, value)) if *stamp > ticket.seen => Some(value.clone()),
             _ => None,
@@ -200,7 +215,9 @@ impl Flights {
         match self.wait(key, ticket, false).await {
             Entered::Leader(guard) => guard,
             // Not asked for.
-            Entered::Handed(_) => unreachable!("a value handed over to a caller that took none"),
+            Entered::Handed(_) | Entered::Failed => {
+                unreachable!("an outcome handed over to a caller that took none")
+            }
         }
     }
 
@@ -226,9 +243,12 @@ impl Flights {
             tokio::pin!(notified);
             notified.as_mut().enable();
             if take_handed {
-                if let Some(value) = gate.handed_since(ticket) {
+                if let Some(outcome) = gate.handed_since(ticket) {
                     drop(waiting);
-                    return Entered::Handed(value);
+                    return match outcome {
+                        Outcome::Value(value) => Entered::Handed(value),
+                        Outcome::Failed => Entered::Failed,
+                    };
                 }
             }
             match gate.try_take(me) {
@@ -316,7 +336,15 @@ impl FlightGuard<'_> {
     /// need not read a tier for it. `value` is made only if someone waits.
     pub(crate) fn hand_over(&mut self, value: impl FnOnce() -> Handed) {
         if self.releases && self.has_company() {
-            self.handing = Some(value());
+            self.handing = Some(Outcome::Value(value()));
+        }
+    }
+
+    /// Tells the callers waiting at this gate, when it is released, that the function
+    /// failed, so they need not each run it again.
+    pub(crate) fn hand_failure(&mut self) {
+        if self.releases && self.has_company() {
+            self.handing = Some(Outcome::Failed);
         }
     }
 }
@@ -340,7 +368,7 @@ fn release(
     gate: &Arc<Gate>,
     stripe: usize,
     releases: bool,
-    handing: Option<Handed>,
+    handing: Option<Outcome>,
 ) {
     if releases {
         // Bumped before the gate is free: whoever takes it next (a waiter, or a caller that
@@ -364,7 +392,7 @@ pub(crate) struct DetachedFlight {
     gate: Arc<Gate>,
     stripe: usize,
     releases: bool,
-    handing: Option<Handed>,
+    handing: Option<Outcome>,
 }
 
 impl FlightGuard<'_> {
@@ -401,10 +429,21 @@ impl DetachedFlight {
 
     /// [`FlightGuard::hand_over`], for the refresh's value.
     pub(crate) fn hand_over(&mut self, value: impl FnOnce() -> Handed) {
-        // The map's reference and this guard's.
-        if self.releases && Arc::strong_count(&self.gate) > 2 {
-            self.handing = Some(value());
+        if self.has_company() {
+            self.handing = Some(Outcome::Value(value()));
         }
+    }
+
+    /// [`FlightGuard::hand_failure`], for the refresh's failure.
+    pub(crate) fn hand_failure(&mut self) {
+        if self.has_company() {
+            self.handing = Some(Outcome::Failed);
+        }
+    }
+
+    fn has_company(&self) -> bool {
+        // The map's reference and this guard's.
+        self.releases && Arc::strong_count(&self.gate) > 2
     }
 }
 
@@ -608,6 +647,29 @@ mod tests {
             ticket.seen + 1,
             "the outer guard's release counts once"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failure_is_handed_to_the_callers_that_waited_for_it() {
+        let flights = Arc::new(Flights::default());
+        let mut holder = flights.lock("k", flights.ticket("k")).await;
+        let f2 = flights.clone();
+        let waiter =
+            tokio::spawn(
+                async move { matches!(f2.enter("k", f2.ticket("k")).await, Entered::Failed) },
+            );
+        // The waiter holds a reference to the gate once it waits at it.
+        while !holder.has_company() {
+            tokio::task::yield_now().await;
+        }
+        holder.hand_failure();
+        drop(holder);
+        assert!(waiter.await.unwrap(), "the waiter took the failure");
+        // A caller that arrives after the failure runs the function itself.
+        assert!(matches!(
+            flights.enter("k", flights.ticket("k")).await,
+            Entered::Leader(_)
+        ));
     }
 
     #[test]

@@ -124,6 +124,22 @@ where
             let ungated = run_ungated(shape, caches, keys, policy, body, stale, force);
             return Box::pin(ungated).await;
         }
+        // The leader's function failed: no second run, one after another, for each
+        // caller that waited for it. Grace serves the stale value; a shape that can say
+        // "failed" says it; any other caller runs the function, holding the gate.
+        Gate::Failed => {
+            if let Some(old) = stale.take() {
+                return serve_stale(shape, caches, keys, old, "failed in the call it waited for")
+                    .await;
+            }
+            match shape.failed(first.name()) {
+                Some(output) => {
+                    caches.iter().for_each(|c| c.count(Event::Miss));
+                    return output;
+                }
+                None => first.inner.store.flights.lock(&keys[0], ticket).await,
+            }
+        }
     };
     // The holder's look: the other tiers and caches, and the first L1 again only if
     // whoever held the gate since the first look may have stored meanwhile.
@@ -223,32 +239,49 @@ where
             }
             output
         }
-        None => match stale {
-            Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
-            None => output,
-        },
+        None => {
+            // The callers waiting for this one take the failure instead of running again.
+            match (&mut flight, &mut detached) {
+                (Some(flight), _) => flight.hand_failure(),
+                (None, Some(detached)) => detached.hand_failure(),
+                (None, None) => {}
+            }
+            match stale {
+                Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
+                None => output,
+            }
+        }
     }
 }
 
+/// What a caller that waited at the gate was handed instead of the gate.
+pub(crate) enum Handover<V> {
+    /// The leader's value.
+    Value(V),
+    /// The leader's function returned an error.
+    Failed,
+}
+
 /// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
-/// `Err` with the value its holder handed over (of this call's type; a value of another
-/// type, from a function sharing the cache, is not taken). Batches wait without the
-/// `wait_timeout` of [`enter_gate`].
+/// `Err` with what its holder handed over (a value of this call's type, or its failure; a
+/// value of another type, from a function sharing the cache, is not taken). Batches wait
+/// without the `wait_timeout` of [`enter_gate`].
 pub(crate) async fn enter<'a, V: CacheValue>(
     first: &'a Engine,
     key: &str,
     ticket: Ticket,
-) -> Result<FlightGuard<'a>, V> {
+) -> Result<FlightGuard<'a>, Handover<V>> {
     let flights = &first.inner.store.flights;
     match flights.enter(key, ticket).await {
         Entered::Leader(flight) => Ok(flight),
         Entered::Handed(value) => match value.downcast_ref::<V>() {
             Some(value) => {
                 first.count(Event::L1Hit);
-                Err(value.clone())
+                Err(Handover::Value(value.clone()))
             }
             None => Ok(flights.lock(key, ticket).await),
         },
+        Entered::Failed => Err(Handover::Failed),
     }
 }
 
@@ -260,6 +293,8 @@ enum Gate<'a, V> {
     Handed(V),
     /// The holder took longer than `wait_timeout`: this caller goes on without the gate.
     GaveUp,
+    /// The holder's function returned an error.
+    Failed,
 }
 
 /// Waits at the single-flight gate of `key` (the first cache's), no longer than the
@@ -281,6 +316,7 @@ async fn enter_gate<'a, V: CacheValue>(
                 }
                 None => Gate::Leader(flights.lock(key, ticket).await),
             },
+            Entered::Failed => Gate::Failed,
         }
     };
     match first.settings().wait_timeout {
@@ -429,6 +465,9 @@ pub(crate) struct Job<S, F, P> {
     scope: Option<crate::scopes::Scoped>,
 }
 
+/// A background refresh's failure when its function returned an error.
+const RETURNED_AN_ERROR: &str = "returned an error";
+
 /// How a background refresh ended.
 pub(crate) enum Refreshed<V> {
     /// The function's cacheable value (stored, unless the policy refused it).
@@ -467,7 +506,7 @@ where
                         let lifetime = policy(value).filter(|_| !null_refused);
                         (Refreshed::Value(value.clone()), lifetime)
                     }
-                    None => (Refreshed::Failed("returned an error"), None),
+                    None => (Refreshed::Failed(RETURNED_AN_ERROR), None),
                 },
                 Err(_) => (Refreshed::Failed("panicked"), None),
             };
@@ -477,12 +516,18 @@ where
                 store_all(&caches, &keys, value, lifetime, Write::Fill).await;
                 flight.hand_over(|| Arc::new(value.clone()));
             }
-            (Refreshed::Failed(failure), _) => tracing::debug!(
-                cache = caches[0].name(),
-                key = %keys[0],
-                failure,
-                "cachet: a background refresh failed; the entry keeps its value"
-            ),
+            (Refreshed::Failed(failure), _) => {
+                // An error is handed over (a panic hands the gate over, as for a caller).
+                if *failure == RETURNED_AN_ERROR {
+                    flight.hand_failure();
+                }
+                tracing::debug!(
+                    cache = caches[0].name(),
+                    key = %keys[0],
+                    failure,
+                    "cachet: a background refresh failed; the entry keeps its value"
+                )
+            }
             (Refreshed::Value(value), None) => flight.hand_over(|| Arc::new(value.clone())),
         }
         drop(flight);

@@ -18,10 +18,21 @@ pub trait Shape: Copy {
     fn rebuild(&self, value: Self::Value) -> Self::Output;
     /// Whether the value is a "null" (`None`), stored only when `allow_null_values` is on.
     fn is_null(&self, value: &Self::Value) -> bool;
+    /// What a caller of `cache` returns when the call it waited for (single flight) failed,
+    /// if this shape can say so without running the function: `None` (the default) and the
+    /// caller runs the function itself.
+    fn failed(&self, cache: &str) -> Option<Self::Output> {
+        let _ = cache;
+        None
+    }
 }
 
 /// Shape of `Result<T, E>`: only `Ok(T)` is cached, as `T`.
 pub struct ResultShape<T, E>(PhantomData<fn() -> (T, E)>);
+/// Shape of `Result<T, E>` where `E` can hold a [`crate::CacheError`] (the programmatic
+/// `try_get_or_set`): as [`ResultShape`], and a caller whose single-flight leader failed
+/// returns [`crate::CacheError::LeaderFailed`] instead of running the function again.
+pub struct FallibleShape<T, E>(PhantomData<fn() -> (T, E)>);
 /// Shape of `Option<T>`: `Option<T>` is cached; `None` is a null value.
 pub struct OptionShape<T>(PhantomData<fn() -> T>);
 /// Shape of any other type: cached as is.
@@ -33,7 +44,32 @@ macro_rules! copy_marker {
         impl<$($p),*> Copy for $name<$($p),*> {}
     )*};
 }
-copy_marker!(ResultShape<T, E>, OptionShape<T>, ValueShape<T>);
+copy_marker!(ResultShape<T, E>, FallibleShape<T, E>, OptionShape<T>, ValueShape<T>);
+
+impl<T, E> Default for FallibleShape<T, E> {
+    fn default() -> Self {
+        FallibleShape(PhantomData)
+    }
+}
+
+impl<T, E: From<crate::CacheError>> Shape for FallibleShape<T, E> {
+    type Output = Result<T, E>;
+    type Value = T;
+    fn cached<'a>(&self, output: &'a Result<T, E>) -> Option<&'a T> {
+        output.as_ref().ok()
+    }
+    fn rebuild(&self, value: T) -> Result<T, E> {
+        Ok(value)
+    }
+    fn is_null(&self, _: &T) -> bool {
+        false
+    }
+    fn failed(&self, cache: &str) -> Option<Result<T, E>> {
+        Some(Err(E::from(crate::CacheError::LeaderFailed {
+            cache: cache.to_owned(),
+        })))
+    }
+}
 
 impl<T, E> Default for ResultShape<T, E> {
     fn default() -> Self {

@@ -515,6 +515,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_default_limit_takes_values_up_to_16_mib() {
+        let decode_text = |len: usize| {
+            let bytes = encode(&"x".repeat(len), &meta_of::<String>()).unwrap();
+            decode::<String>(&bytes, fingerprint::<String>(), DEFAULT_MAX_VALUE_SIZE)
+        };
+        assert!(decode_text(15 << 20).is_ok(), "15 MiB is under the limit");
+        assert!(
+            matches!(decode_text(16 << 20), Err(CodecError::TooLarge { .. })),
+            "16 MiB of payload plus the envelope is over it"
+        );
+    }
+
+    #[test]
+    fn a_value_of_exactly_the_limit_is_read() {
+        let bytes = encode(&vec![7u8; 100], &meta_of::<Vec<u8>>()).unwrap();
+        assert!(read_header(&bytes, bytes.len()).is_ok());
+        assert!(decode::<Vec<u8>>(&bytes, fingerprint::<Vec<u8>>(), bytes.len()).is_ok());
+        assert!(read_header(&bytes, bytes.len() - 1).is_err());
+    }
+
+    #[test]
+    fn the_first_custom_codec_id_is_a_codec_the_header_reader_accepts() {
+        let mut bytes = encode(&(), &meta_of::<()>()).unwrap();
+        bytes[2] = FIRST_CUSTOM_ID;
+        assert_eq!(read_header(&bytes, 1024).unwrap().0, FIRST_CUSTOM_ID);
+        bytes[2] = FIRST_CUSTOM_ID - 1;
+        assert!(
+            read_header(&bytes, 1024).is_err(),
+            "reserved ids are refused"
+        );
+    }
+
     fn with_payload<V: 'static>(payload: &[u8]) -> Vec<u8> {
         let mut bytes = encode(&(), &meta_of::<V>()).unwrap();
         bytes.truncate(HEADER_LEN);

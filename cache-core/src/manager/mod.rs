@@ -246,6 +246,29 @@ impl Store {
         self.manager.cache_in(&self.inner, name)
     }
 
+    /// How many changes (deletes, writes, clears, tag deletes) the shared tier missed
+    /// while it was unreachable and that wait to be replayed once it is back: `0` once
+    /// the store has caught up. A test or a health check can wait for it to reach `0`.
+    ///
+    /// ```
+    /// assert_eq!(cache_core::CacheManager::none().store("none").unwrap().pending_changes(), 0);
+    /// ```
+    pub fn pending_changes(&self) -> usize {
+        self.inner.replay.len()
+    }
+
+    /// How many held-back changes the shared tier refused when they were replayed (it
+    /// answered with an error other than a lost connection, so retrying would be refused
+    /// again): each was dropped, and logged, so the changes behind it could go on. The
+    /// other instances were still told to drop the keys from their L1.
+    ///
+    /// ```
+    /// assert_eq!(cache_core::CacheManager::none().store("none").unwrap().dropped_changes(), 0);
+    /// ```
+    pub fn dropped_changes(&self) -> u64 {
+        self.inner.replay.dropped()
+    }
+
     /// Deletes every entry of this store (every key under its prefix), and nothing else.
     ///
     /// ```

@@ -3,12 +3,12 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::remote::Remote;
+use super::remote::{Remote, Skipped};
 use super::replay::{Pending, Replay, FIRST_RETRY, MAX_RETRY};
 use super::versions::Versions;
 use super::warn::RateLimit;
 use super::{Bus, BusEvent, Invalidation, LocalTier, RemoteTier};
-use crate::clock::Clock;
+use crate::clock::{Clock, Sleep};
 use crate::flight::Flights;
 
 /// How long a holder keeps the distributed lock when `lock_timeout` is not set.
@@ -59,6 +59,8 @@ pub(crate) struct StoreInner {
     pub(crate) clock: Clock,
     /// Changes the L2 missed, replayed when it is back (`replay.rs`).
     pub(crate) replay: Replay,
+    /// Logs dropped replays, rate-limited.
+    replay_warnings: RateLimit,
 }
 
 impl StoreInner {
@@ -70,15 +72,9 @@ impl StoreInner {
         if let (Some(bus), Some(l1)) = (&parts.bus, &parts.l1) {
             let l1 = l1.clone();
             let store = parts.name.clone();
-            // Each removal is a change of the key: a put-back or backfill that started
-            // before it is refused (`versions.rs`).
             let versions = versions.clone();
             bus.subscribe(Arc::new(move |event| match event {
-                BusEvent::Invalidate(Invalidation::Keys(keys)) => keys.iter().for_each(|k| {
-                    versions.change(k, || l1.remove(k));
-                }),
-                BusEvent::Invalidate(Invalidation::Scope(scope)) => versions.change_all(|| l1.remove_scope(&scope)),
-                BusEvent::Invalidate(Invalidation::All) => versions.change_all(|| l1.clear()),
+                BusEvent::Invalidate(message) => drop_from_l1(l1.as_ref(), &versions, &message),
                 BusEvent::Resubscribed => {
                     tracing::info!(store = %store, "cachet: bus resubscribed; clearing the L1, which may have missed changes");
                     versions.change_all(|| l1.clear());
@@ -106,6 +102,7 @@ impl StoreInner {
             versions,
             clock: parts.clock,
             replay: Replay::default(),
+            replay_warnings: RateLimit::default(),
         }
     }
 
@@ -134,7 +131,10 @@ impl StoreInner {
         }
         if self.replay.push(change) {
             let store = Arc::downgrade(self);
-            if crate::background::spawn_own(replay(store)).is_err() {
+            // The first pause starts now, not when the background runtime gets to the
+            // task: a test's manual clock may move in between.
+            let first = self.replay_pause(FIRST_RETRY);
+            if crate::background::spawn_own(replay(store, first)).is_err() {
                 // No runtime to replay on: the next deferred change tries again.
                 self.replay.not_running();
                 tracing::warn!(store = %self.name, "cachet: cannot start the replay of changes held back from the L2");
@@ -142,65 +142,118 @@ impl StoreInner {
         }
     }
 
-    /// Replays the waiting changes in order until one fails; `true` when all went through.
+    /// The pause before the next replay attempt: `retry`, or longer while the circuit
+    /// breaker keeps the L2 alone.
+    fn replay_pause(&self, retry: Duration) -> Sleep {
+        let reopens_in = self
+            .l2
+            .as_ref()
+            .map_or(Duration::ZERO, |remote| remote.breaker_reopens_in());
+        self.clock.sleep(reopens_in.max(retry))
+    }
+
+    /// Replays the waiting changes in order until the L2 cannot be reached; `true` when
+    /// all went through. A change the L2 refuses is dropped (`replay.rs`).
     async fn replay_once(&self) -> bool {
         let Some(remote) = &self.l2 else {
             return true;
         };
         while let Some(change) = self.replay.front() {
-            let taken = match &change {
-                Pending::Keys { keys, .. } => remote.delete(&self.name, keys).await.is_ok(),
-                Pending::Scope(scope) => remote.clear(&self.name, scope).await.is_ok(),
+            let outcome = match &change {
+                Pending::Keys { keys, .. } => remote.delete(&self.name, keys).await,
+                Pending::Scope(scope) => remote.clear(&self.name, scope).await,
                 Pending::Tags { scope, tag_keys } => {
-                    match remote.tagged_keys(&self.name, tag_keys).await {
-                        Ok(listed) => {
-                            let keys: Vec<String> = listed
-                                .into_iter()
-                                .filter(|key| crate::layout::is_entry_of(scope.base(), key))
-                                .collect();
-                            let deleted = remote
-                                .delete_tagged(&self.name, &keys, tag_keys)
-                                .await
-                                .is_ok();
-                            if deleted && !keys.is_empty() {
-                                self.announce(Invalidation::Keys(keys)).await;
-                            }
-                            deleted
-                        }
-                        Err(_) => false,
+                    self.replay_tags(remote, scope, tag_keys).await
+                }
+                // Which keys changed is lost: the whole store goes, in the L2 too, or
+                // the other instances would read back what the lost changes replaced.
+                Pending::Everything => {
+                    let all = super::Scope::new(self.prefix.clone());
+                    remote.clear(&self.name, &all).await
+                }
+                Pending::OwnL1 => Ok(()),
+            };
+            match outcome {
+                Ok(()) => self.replay.done(&change),
+                Err(Skipped::Unavailable) => return false,
+                Err(Skipped::Refused) => {
+                    // Announced all the same: the other instances read the key afresh,
+                    // whatever the L2 kept.
+                    self.replay.refused(&change);
+                    if let Some(suppressed) =
+                        self.replay_warnings.check(10_000, self.clock.ticks_ms())
+                    {
+                        tracing::warn!(store = %self.name, dropped = self.replay.dropped(), suppressed, "cachet: the L2 refused a change held back while it was unreachable; dropped it");
                     }
                 }
-                Pending::Everything => true,
-            };
-            if !taken {
-                return false;
             }
-            match change.clone() {
-                Pending::Keys { keys, .. } => self.announce(Invalidation::Keys(keys)).await,
-                Pending::Scope(scope) => self.announce(Invalidation::Scope(scope)).await,
+            match change {
+                Pending::Keys { keys, .. } => self.settle(Invalidation::Keys(keys)).await,
+                Pending::Scope(scope) => self.settle(Invalidation::Scope(scope)).await,
                 Pending::Tags { .. } => {}
-                Pending::Everything => self.announce(Invalidation::All).await,
+                Pending::Everything => self.settle(Invalidation::All).await,
+                Pending::OwnL1 => {
+                    if let Some(l1) = &self.l1 {
+                        drop_from_l1(l1.as_ref(), &self.versions, &Invalidation::All);
+                    }
+                }
             }
-            self.replay.done(&change);
         }
         true
     }
+
+    /// A replayed change reaches every L1: the other instances' through the bus, and this
+    /// instance's own, which ignores its own messages. This instance may hold a value the
+    /// L2 never took (the write it missed) or one written since, while the replay just
+    /// deleted the key there: dropping it makes every instance read the L2 again.
+    async fn settle(&self, message: Invalidation) {
+        if let Some(l1) = &self.l1 {
+            drop_from_l1(l1.as_ref(), &self.versions, &message);
+        }
+        self.announce(message).await;
+    }
+
+    /// Deletes the L2 entries of `scope` carrying any of the tags, and announces them.
+    async fn replay_tags(
+        &self,
+        remote: &Remote,
+        scope: &super::Scope,
+        tag_keys: &[String],
+    ) -> Result<(), Skipped> {
+        let keys: Vec<String> = remote
+            .tagged_keys(&self.name, tag_keys)
+            .await?
+            .into_iter()
+            .filter(|key| crate::layout::is_entry_of(scope.base(), key))
+            .collect();
+        let deleted = remote.delete_tagged(&self.name, &keys, tag_keys).await;
+        if !matches!(deleted, Err(Skipped::Unavailable)) && !keys.is_empty() {
+            self.settle(Invalidation::Keys(keys)).await;
+        }
+        deleted
+    }
 }
 
-/// The replay task of a store: waits for the L2, replays, until nothing is left.
-async fn replay(store: Weak<StoreInner>) {
+/// Drops what `message` names from `l1`. Each removal is a change of the key: a put-back
+/// or backfill that started before it is refused (`versions.rs`).
+fn drop_from_l1(l1: &dyn LocalTier, versions: &Versions, message: &Invalidation) {
+    match message {
+        Invalidation::Keys(keys) => keys.iter().for_each(|k| {
+            versions.change(k, || l1.remove(k));
+        }),
+        Invalidation::Scope(scope) => versions.change_all(|| l1.remove_scope(scope)),
+        Invalidation::All => versions.change_all(|| l1.clear()),
+    }
+}
+
+/// The replay task of a store: waits (`first`, then growing pauses), replays, until
+/// nothing is left.
+async fn replay(store: Weak<StoreInner>, first: Sleep) {
+    let mut pause = first;
     let mut retry = FIRST_RETRY;
     loop {
+        pause.await;
         // The store is not kept alive by a pause.
-        let (clock, wait) = {
-            let Some(store) = store.upgrade() else { return };
-            let reopens_in = store
-                .l2
-                .as_ref()
-                .map_or(Duration::ZERO, |remote| remote.breaker_reopens_in());
-            (store.clock.clone(), reopens_in.max(retry))
-        };
-        clock.sleep(wait).await;
         let Some(store) = store.upgrade() else { return };
         if store.replay_once().await {
             if store.replay.finish_if_empty() {
@@ -211,6 +264,7 @@ async fn replay(store: Weak<StoreInner>) {
         } else {
             retry = (retry * 2).min(MAX_RETRY);
         }
+        pause = store.replay_pause(retry);
     }
 }
 

@@ -27,8 +27,15 @@ pub(crate) struct Remote {
 }
 
 /// The L2 was not asked (breaker open) or failed: the caller carries on without it.
-#[derive(Debug)]
-pub(crate) struct Skipped;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skipped {
+    /// Not asked (the breaker is open), or the tier could not be reached: the same call
+    /// may go through later.
+    Unavailable,
+    /// The tier answered and refused the call (a value too large, a command it rejects):
+    /// the same call would be refused again.
+    Refused,
+}
 
 impl Remote {
     pub(crate) fn new(
@@ -60,7 +67,7 @@ impl Remote {
         call: impl std::future::Future<Output = Result<T, TierError>>,
     ) -> Result<T, Skipped> {
         if !self.breaker.allows() {
-            return Err(Skipped);
+            return Err(Skipped::Unavailable);
         }
         match call.await {
             Ok(value) => {
@@ -68,9 +75,12 @@ impl Remote {
                 Ok(value)
             }
             Err(err) => {
-                if err.kind() == TierErrorKind::Unavailable {
+                let skipped = if err.kind() == TierErrorKind::Unavailable {
                     self.breaker.trip();
-                }
+                    Skipped::Unavailable
+                } else {
+                    Skipped::Refused
+                };
                 if let Some(suppressed) = self.warnings.check(WARN_EVERY_MS, self.clock.ticks_ms())
                 {
                     tracing::warn!(
@@ -82,7 +92,7 @@ impl Remote {
                         "cachet: L2 fault; carrying on without it"
                     );
                 }
-                Err(Skipped)
+                Err(skipped)
             }
         }
     }
@@ -114,7 +124,7 @@ impl Remote {
         // A provider answering for other keys than asked is a fault, not a mix-up.
         if found.len() != keys.len() {
             tracing::warn!(store, tier = %self.tier.describe(), asked = keys.len(), answered = found.len(), "cachet: L2 answered a batch read with the wrong number of values; ignored");
-            return Err(Skipped);
+            return Err(Skipped::Refused);
         }
         Ok(found)
     }

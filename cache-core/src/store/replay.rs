@@ -7,17 +7,28 @@
 //! scope, or deletes by tag) and announces them on the bus, so every instance reads the
 //! key afresh. Values are not kept: the queue holds keys only, and is bounded.
 //!
+//! A cached function's value that the L2 missed (a fill) changes nothing the other
+//! instances hold, but leaves this instance's L1 holding what the L2 does not: one
+//! [`Pending::OwnL1`] in the queue clears this instance's L1 once the L2 is back, however
+//! many fills were missed, so they never fill the queue.
+//!
 //! When more than [`MAX_PENDING_KEYS`] keys are waiting, the queue lets go of the keys
 //! and keeps the scopes (caches, namespaces) they belong to: on recovery each such scope
 //! is cleared in the L2 and on every instance. Past [`MAX_PENDING_SCOPES`] scopes, it
 //! keeps only the fact that changes were lost: on recovery the other instances are told
 //! to clear their L1 for the whole store.
 //!
+//! A change the L2 *refuses* on replay (it answered, with an error that is not a lost
+//! connection: a command it rejects, a key an ACL forbids) would be refused again on every
+//! attempt, so it is dropped — counted ([`Replay::dropped`]) and logged — and the changes
+//! behind it go on; only an unreachable L2 holds the queue back.
+//!
 //! This module holds the queue; the store replays it (`named.rs`: on cachet's background
 //! runtime, waiting on the store's clock — the circuit breaker's remaining pause, then
 //! growing pauses — until the queue is empty or the store is gone).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -42,14 +53,21 @@ pub(crate) enum Pending {
     Scope(Scope),
     /// Delete the entries of `scope` carrying any of these tags, then announce them.
     Tags { scope: Scope, tag_keys: Vec<String> },
-    /// Changes were lost track of: tell the other instances to clear their L1.
+    /// Changes were lost track of: clear the store in the L2, and tell the other
+    /// instances to clear their L1.
     Everything,
+    /// Values this instance computed went into its L1 but not into the unreachable L2
+    /// (fills): its L1 holds what the L2 does not, so it clears its own L1, which then
+    /// refills from the L2. The other instances were never told of those values.
+    OwnL1,
 }
 
 /// The queue of a store's pending changes.
 #[derive(Default)]
 pub(crate) struct Replay {
     queue: Mutex<Queue>,
+    /// Changes the L2 refused on replay, dropped.
+    dropped: AtomicU64,
 }
 
 #[derive(Default)]
@@ -137,6 +155,23 @@ impl Replay {
         }
     }
 
+    /// Drops the first change, which the L2 refused (retrying would be refused again),
+    /// counting it — unless the queue was collapsed meanwhile.
+    pub(crate) fn refused(&self, change: &Pending) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.done(change);
+    }
+
+    /// How many changes the L2 refused on replay, dropped.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// How many changes are waiting.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.queue).pending.len()
+    }
+
     /// Ends the replay task if nothing is left; `false` when more came meanwhile.
     pub(crate) fn finish_if_empty(&self) -> bool {
         let mut queue = lock(&self.queue);
@@ -182,5 +217,26 @@ mod tests {
         assert_eq!(Vec::from(queue.pending.clone()), [Pending::Everything]);
         queue.push(keys("app:users", 1));
         assert_eq!(queue.pending.len(), 1, "everything covers later changes");
+    }
+
+    #[test]
+    fn a_refused_change_is_counted_and_dropped() {
+        let replay = Replay::default();
+        assert!(
+            replay.push(keys("app:users", 2)),
+            "the first push starts the replay"
+        );
+        assert!(!replay.push(Pending::Scope(Scope::new("app:posts"))));
+        assert_eq!(replay.len(), 2);
+        let first = replay.front().unwrap();
+        replay.refused(&first);
+        assert_eq!((replay.len(), replay.dropped()), (1, 1));
+        assert_eq!(
+            replay.front(),
+            Some(Pending::Scope(Scope::new("app:posts")))
+        );
+        replay.refused(&first); // no longer in front: nothing to drop
+        assert_eq!(replay.len(), 1);
+        assert_eq!(lock(&replay.queue).keys, 0);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::error::TierError;
+use crate::error::{TierError, TierErrorKind};
 use crate::store::{BoxFuture, RemoteTier, Scope};
 use crate::timer::lock_ignoring_poison as lock;
 
@@ -58,6 +58,10 @@ pub enum Fault {
     /// Fails with an "unavailable" [`TierError`], as a dead server does (the circuit
     /// breaker counts it).
     Fail,
+    /// Fails with a "refused" [`TierError`] (kind [`TierErrorKind::Other`]), as a server
+    /// that is up but rejects the command does (a value too large, a key an ACL forbids):
+    /// the circuit breaker does not count it, and trying again is refused again.
+    Refuse,
     /// Waits this long before the operation is sent (a slow request).
     Delay(Duration),
     /// Sends the operation, then waits this long before answering (a slow
@@ -409,6 +413,10 @@ impl FaultyTier {
             Some(Fault::Fail) => Err(TierError::new(format!(
                 "injected fault: {operation:?} failed (chaos kit)"
             ))),
+            Some(Fault::Refuse) => Err(TierError::with_kind(
+                format!("injected fault: {operation:?} refused (chaos kit)"),
+                TierErrorKind::Other,
+            )),
             Some(Fault::Drop) => Ok(dropped()),
             Some(Fault::Delay(pause)) => {
                 crate::timer::pause(pause).await;

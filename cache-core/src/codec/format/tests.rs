@@ -370,6 +370,59 @@ fn oversized_entries_are_rejected_before_decoding_in_every_codec() {
     }
 }
 
+/// A codec with any id, for the id checks.
+struct WithId(u8);
+
+impl Codec for WithId {
+    fn name(&self) -> &str {
+        "with-id"
+    }
+    fn id(&self) -> u8 {
+        self.0
+    }
+    fn encode(
+        &self,
+        value: &dyn erased_serde::Serialize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        AppJson.encode(value, out)
+    }
+    fn decode<'de>(
+        &self,
+        payload: &'de [u8],
+        read: &mut dyn FnMut(
+            &mut dyn erased_serde::Deserializer<'de>,
+        ) -> Result<(), erased_serde::Error>,
+    ) -> Result<(), CodecError> {
+        AppJson.decode(payload, read)
+    }
+}
+
+#[test]
+fn an_application_codec_takes_ids_from_first_custom_id() {
+    assert_eq!(
+        ValueCodec::custom(WithId(FIRST_CUSTOM_ID)).unwrap().id(),
+        FIRST_CUSTOM_ID
+    );
+    assert!(ValueCodec::custom(WithId(FIRST_CUSTOM_ID - 1)).is_err());
+}
+
+#[test]
+fn every_builtin_codec_is_found_by_its_name() {
+    for codec in codecs().into_iter().filter(|c| c.id() < FIRST_CUSTOM_ID) {
+        let found = ValueCodec::builtin(codec.name()).unwrap().unwrap();
+        assert_eq!((found.name(), found.id()), (codec.name(), codec.id()));
+    }
+}
+
+#[test]
+fn debug_names_the_codec_and_its_id() {
+    assert_eq!(
+        format!("{:?}", ValueCodec::msgpack()),
+        format!("ValueCodec(msgpack, id {MSGPACK})")
+    );
+}
+
 proptest! {
     #[test]
     fn prop_garbage_never_panics(junk in proptest::collection::vec(any::<u8>(), 0..200)) {
