@@ -114,9 +114,14 @@ async fn a_row_locked_by_another_transaction_never_holds_a_cached_function() {
     let mut session = server.psql_session();
     session.send("BEGIN;");
     session.send("UPDATE cachet_entries SET expires_at = expires_at WHERE cache_key = 'shop:c:1';");
+    // `idle in transaction` alone is true right after BEGIN, before the UPDATE has taken the
+    // row's lock; a transaction id is assigned only by its first write, so both together say
+    // the UPDATE has run and holds the row.
     eventually("the other transaction holds the row", async || {
-        server.psql("SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'idle in transaction'")
-            == "1"
+        server.psql(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE state = 'idle in transaction' AND backend_xid IS NOT NULL",
+        ) == "1"
     })
     .await;
     let errors_before = cache.stats().errors;

@@ -11,7 +11,7 @@
 //! registrations, so a registration this process remembers is always still there; each
 //! process remembers which partitions it registered until when, and writes again only
 //! for an entry that outlives that (at most about once an hour per partition: a
-//! registration is written to last at least [`MIN_LIFETIME`]).
+//! registration is written to last [`MIN_LIFETIME`] past the entry it is written for).
 //!
 //! The cost: one conditional `UpdateItem` per level for the first write of a partition
 //! (per process and hour), and one registration item per cache and namespace ever used,
@@ -29,8 +29,8 @@ use super::error::is_condition_failed;
 use super::item::{self, CHILD, EXPIRES_AT, EXPIRES_MS};
 use super::layout::{self, ItemKey};
 
-/// A registration lasts at least this long, so a partition written often is registered
-/// about once per this period and process.
+/// A registration lasts this long past the entry it is written for, so a partition written
+/// often is registered about once per this period and process.
 const MIN_LIFETIME: Duration = Duration::from_secs(3600);
 /// How many partitions one process remembers; past it, it forgets them all (and
 /// registers again as it writes: an extra write, never a missed partition).
@@ -48,7 +48,12 @@ impl Registry {
     /// each is written with.
     fn needed(&self, partition: &str, expires_ms: u64) -> Vec<(String, ItemKey, u64)> {
         let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        let until = expires_ms.max(item::expiry_ms(MIN_LIFETIME));
+        // An hour past the entry's own expiry: later writes of the same ttl within the hour
+        // expire before it. (Capping it at the entry's expiry or an hour from now, the
+        // larger, made every write of a ttl of an hour or more register again, since each
+        // expires a little after the last: three requests per `set` instead of one.)
+        let lifetime = u64::try_from(MIN_LIFETIME.as_millis()).unwrap_or(u64::MAX);
+        let until = expires_ms.saturating_add(lifetime);
         let mut needed = Vec::new();
         let mut current = partition.to_owned();
         while let Some(reg) = layout::registration(&current) {
@@ -147,5 +152,23 @@ mod tests {
             .collect();
         assert_eq!(lock, [("shop".to_owned(), ":~lock:users".to_owned())]);
         assert!(r.needed("shop", soon).is_empty());
+    }
+
+    #[test]
+    fn long_lived_entries_do_not_register_their_partition_on_every_write() {
+        // A store whose ttl is an hour or more: every write outlives the one before it by
+        // the time between them, and must still not register again within the hour.
+        let r = Registry::default();
+        for ttl in [MIN_LIFETIME, MIN_LIFETIME * 24] {
+            let first = item::expiry_ms(ttl);
+            for (p, _, u) in r.needed("shop:profiles", first) {
+                r.remember(p, u);
+            }
+            let a_minute_later = first + 60_000;
+            assert!(
+                r.needed("shop:profiles", a_minute_later).is_empty(),
+                "ttl {ttl:?}: registered again a minute later"
+            );
+        }
     }
 }
