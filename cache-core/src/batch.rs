@@ -115,14 +115,14 @@ impl Engine {
         }
         let Some(remote) = store.l2.as_ref().filter(|_| self.inner.tags.is_empty()) else {
             for (stored, value) in entries {
-                self.write(&stored, value, lifetime, why).await;
+                self.write::<V>(&stored, value, lifetime, why).await;
             }
             return;
         };
         let mut prepared = Vec::with_capacity(entries.len());
         let mut batch = Vec::with_capacity(entries.len());
         for (stored, value) in entries {
-            let mut write = self.prepare_write(&stored, value, lifetime);
+            let mut write = self.prepare_write::<V>(&stored, value, lifetime);
             let encoded = match write.bytes.take() {
                 Some(bytes) => {
                     batch.push(RemoteEntry::new(stored.clone(), bytes, write.ttl));

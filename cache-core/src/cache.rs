@@ -191,8 +191,18 @@ impl Cache {
         self.read(key, false).await
     }
 
-    /// [`Cache::get`] (`stale`: within grace too) or [`Cache::get_fresh`].
+    /// [`Cache::get`] (`stale`: within grace too) or [`Cache::get_fresh`], failed by a fault
+    /// when the manager's error handler says so (`fault.rs`).
     async fn read<V: CacheValue, K: Serialize + ?Sized>(
+        &self,
+        key: &K,
+        stale: bool,
+    ) -> Result<Option<V>, CacheError> {
+        let handler = &self.engine.inner.store.error_handler;
+        crate::fault::checked(handler, self.read_unchecked(key, stale)).await
+    }
+
+    async fn read_unchecked<V: CacheValue, K: Serialize + ?Sized>(
         &self,
         key: &K,
         stale: bool,
@@ -326,10 +336,11 @@ impl Cache {
         lifetime: Lifetime,
     ) -> Result<(), CacheError> {
         let stored = self.engine.stored_key(key)?;
-        self.engine
-            .write(&stored, value.clone(), lifetime, Write::Change)
-            .await;
-        Ok(())
+        let write = self
+            .engine
+            .write::<V>(&stored, value.clone(), lifetime, Write::Change);
+        let handler = &self.engine.inner.store.error_handler;
+        crate::fault::checked(handler, write.map(Ok)).await
     }
 
     /// The value under `key`, or else the factory's value, stored. Concurrent callers on one
@@ -409,7 +420,9 @@ impl Cache {
         let keys = std::slice::from_ref(&stored);
         let factory = || self.engine.bounded_owned(factory());
         let local = FirstL1::Unread;
-        crate::invoke::cached_call(shape, caches, keys, local, policy, factory, Detachable).await
+        let call =
+            crate::invoke::cached_call(shape, caches, keys, local, policy, factory, Detachable);
+        crate::fault::checked(&self.engine.inner.store.error_handler, call).await
     }
 
     /// Whether a fresh value is stored under `key` (of any type).
@@ -491,8 +504,8 @@ impl Cache {
     /// ```
     pub async fn delete<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), CacheError> {
         let stored = self.engine.stored_key(key)?;
-        self.engine.remove(std::slice::from_ref(&stored)).await;
-        Ok(())
+        let remove = self.engine.remove(std::slice::from_ref(&stored));
+        crate::fault::checked(&self.engine.inner.store.error_handler, remove.map(Ok)).await
     }
 
     /// Deletes the entries under several keys.
@@ -508,8 +521,8 @@ impl Cache {
             .iter()
             .map(|k| self.engine.stored_key(k))
             .collect::<Result<Vec<_>, _>>()?;
-        self.engine.remove(&stored).await;
-        Ok(())
+        let remove = self.engine.remove(&stored);
+        crate::fault::checked(&self.engine.inner.store.error_handler, remove.map(Ok)).await
     }
 
     /// Deletes every entry of this cache (or namespace, nested namespaces included), and

@@ -15,15 +15,16 @@ use crate::clock;
 use crate::codec;
 use crate::config::CacheOptions;
 use crate::error::{CacheError, TierError};
+use crate::fault::{CacheFault, FaultAction, FaultOperation};
 use crate::key::encode_key_into;
 use crate::layout;
+use crate::slot::{self, Slot};
 use crate::stats::{Event, StatsCounters};
 use crate::store::named::StoreInner;
 use crate::store::remote::Skipped;
 use crate::store::replay::Pending;
 use crate::store::tag_index::Tags;
 use crate::store::{Invalidation, LocalEntry, LocalTier, Scope};
-use crate::CacheValue;
 
 /// How long a written entry lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +101,18 @@ pub(crate) enum RemoteOutcome {
     Unencodable,
     /// The store has no L2.
     NoL2,
+}
+
+impl std::fmt::Display for RemoteOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RemoteOutcome::Stored => "stored",
+            RemoteOutcome::Missed => "the L2 is unreachable (or its circuit breaker is open)",
+            RemoteOutcome::Refused => "the L2 refused the value",
+            RemoteOutcome::Unencodable => "the value cannot be encoded for the L2",
+            RemoteOutcome::NoL2 => "no L2",
+        })
+    }
 }
 
 impl RemoteOutcome {
@@ -194,6 +207,31 @@ impl Engine {
         self.inner.stats.record(event, 1);
     }
 
+    /// A fault of this cache: counted, then what the manager's error handler decides
+    /// (`fault.rs`): whether the caller logs it (`Log`, the default, and `Fail`, which also
+    /// fails the call in progress) or not (`Count`).
+    pub(crate) fn fault(
+        &self,
+        operation: FaultOperation,
+        key: Option<&str>,
+        error: &dyn std::fmt::Display,
+    ) -> bool {
+        self.count(Event::Error);
+        let handler = &self.inner.store.error_handler;
+        if handler.is_none() {
+            return true;
+        }
+        let error = error.to_string();
+        let fault = CacheFault {
+            cache: self.name(),
+            store: &self.inner.store.name,
+            operation,
+            key,
+            error: &error,
+        };
+        crate::fault::decide(handler, &fault) != FaultAction::Count
+    }
+
     /// `{base}:{encoded key}`.
     pub(crate) fn stored_key_of_encoded(&self, encoded: &str) -> String {
         layout::entry_key(&self.inner.base, encoded)
@@ -209,25 +247,25 @@ impl Engine {
 
     /// Looks `stored` up in L1, then L2 (backfilling L1 with the remaining TTL); counts
     /// hits and faults (misses are counted by the caller, once per call).
-    pub(crate) async fn lookup<V: CacheValue>(&self, stored: &str) -> Lookup<V> {
-        self.lookup_due(stored, FirstL1::Unread).await.0
+    pub(crate) async fn lookup<V: Slot>(&self, stored: &str) -> Lookup<V::Value> {
+        self.lookup_due::<V>(stored, FirstL1::Unread).await.0
     }
 
     /// [`Engine::lookup`], and whether a fresh value is past its eager refresh point.
     /// `local` says whether L1 was read already (and held nothing): then only L2 is.
-    pub(crate) async fn lookup_due<V: CacheValue>(
+    pub(crate) async fn lookup_due<V: Slot>(
         &self,
         stored: &str,
         local: FirstL1,
-    ) -> (Lookup<V>, bool) {
+    ) -> (Lookup<V::Value>, bool) {
         let (local, due) = match local {
-            FirstL1::Unread => self.look_l1(stored),
+            FirstL1::Unread => self.look_l1::<V>(stored),
             FirstL1::Empty => (Lookup::Miss, false),
         };
         if matches!(local, Lookup::Fresh(_)) {
             return (local, due);
         }
-        match self.lookup_remote(stored).await {
+        match self.lookup_remote::<V>(stored).await {
             (Lookup::Miss, _) => (local, false),
             remote => remote,
         }
@@ -255,7 +293,11 @@ impl Engine {
     /// what the rest of the call may skip. With `eager`, a value past its eager refresh
     /// point is not taken (nor counted): the caller's full path serves it and starts the
     /// refresh.
-    pub(crate) fn hit_in_l1<V: CacheValue>(&self, stored: &str, eager: bool) -> Result<V, FirstL1> {
+    pub(crate) fn hit_in_l1<V: Slot>(
+        &self,
+        stored: &str,
+        eager: bool,
+    ) -> Result<V::Value, FirstL1> {
         match self.read_l1::<V>(stored) {
             (Lookup::Fresh(value), due) if !(eager && due) => {
                 self.count(Event::L1Hit);
@@ -270,8 +312,8 @@ impl Engine {
 
     /// The L1 lookup, and whether a fresh hit is past the entry's eager refresh point: one
     /// more comparison on the entry already read. Counts a fresh hit.
-    pub(crate) fn look_l1<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
-        let found = self.read_l1(stored);
+    pub(crate) fn look_l1<V: Slot>(&self, stored: &str) -> (Lookup<V::Value>, bool) {
+        let found = self.read_l1::<V>(stored);
         if matches!(found.0, Lookup::Fresh(_)) {
             self.count(Event::L1Hit);
         }
@@ -280,15 +322,16 @@ impl Engine {
 
     /// The one reader of L1 (it counts nothing): the entry under `stored`, if of type `V`
     /// and not past its grace period by the store's clock.
-    fn read_l1<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
+    fn read_l1<V: Slot>(&self, stored: &str) -> (Lookup<V::Value>, bool) {
         let Some(l1) = &self.inner.store.l1 else {
             return (Lookup::Miss, false);
         };
         let Some(entry) = l1.get(stored) else {
             return (Lookup::Miss, false);
         };
-        // Another type under this key (two functions sharing a cache) is a miss.
-        let Some(value) = entry.value.downcast_ref::<V>() else {
+        // Another type under this key (two functions sharing a cache) is a miss; the null
+        // marker is what the slot reads it as (`slot.rs`).
+        let Some(value) = slot::from_l1::<V>(&entry.value) else {
             return (Lookup::Miss, false);
         };
         let timed = entry.fresh_until.is_some() || entry.refresh_at.is_some();
@@ -308,12 +351,12 @@ impl Engine {
             if passed(self.grace_ends(entry.fresh_until)) {
                 return (Lookup::Miss, false);
             }
-            return (Lookup::Stale(value.clone(), entry.keep_until), false);
+            return (Lookup::Stale(value, entry.keep_until), false);
         }
-        (Lookup::Fresh(value.clone()), passed(entry.refresh_at))
+        (Lookup::Fresh(value), passed(entry.refresh_at))
     }
 
-    async fn lookup_remote<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
+    async fn lookup_remote<V: Slot>(&self, stored: &str) -> (Lookup<V::Value>, bool) {
         let store = &self.inner.store;
         let Some(remote) = store
             .l2
@@ -327,12 +370,12 @@ impl Engine {
         let bytes = match remote.get(&store.name, stored).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return (Lookup::Miss, false),
-            Err(_) => {
-                self.count(Event::Error);
+            Err(skipped) => {
+                self.fault(FaultOperation::Get, Some(stored), &skipped);
                 return (Lookup::Miss, false);
             }
         };
-        self.accept_remote(stored, &bytes, seen)
+        self.accept_remote::<V>(stored, &bytes, seen)
     }
 
     /// The version of `stored` in L1 before an L2 read, for [`Engine::accept_remote`]'s
@@ -345,26 +388,25 @@ impl Engine {
     /// What bytes read from L2 under `stored` hold for a lookup: decoded (another type,
     /// an older format or garbage is a miss), backfilled into L1 unless the key changed
     /// since `seen`, and counted as an L2 hit when fresh.
-    pub(crate) fn accept_remote<V: CacheValue>(
+    pub(crate) fn accept_remote<V: Slot>(
         &self,
         stored: &str,
         bytes: &[u8],
         seen: Option<u64>,
-    ) -> (Lookup<V>, bool) {
+    ) -> (Lookup<V::Value>, bool) {
         let store = &self.inner.store;
         let Some(remote) = &store.l2 else {
             return (Lookup::Miss, false);
         };
-        let (value, meta) = match remote.codec.decode::<V>(
-            bytes,
-            codec::fingerprint::<V>(),
-            remote.max_value_size,
-        ) {
-            Ok(decoded) => decoded,
+        let (value, meta) = match slot::decode::<V>(&remote.codec, bytes, remote.max_value_size) {
+            Ok(Some(decoded)) => decoded,
+            // The null marker, which this type reads as no value: a miss, not a fault.
+            Ok(None) => return (Lookup::Miss, false),
             Err(err) => {
                 // Another type, an older format or garbage: a miss, overwritten by the next write.
-                self.count(Event::Error);
-                tracing::debug!(cache = self.name(), key = stored, error = %err, "cachet: undecodable L2 value; treated as a miss");
+                if self.fault(FaultOperation::Get, Some(stored), &err) {
+                    tracing::debug!(cache = self.name(), key = stored, error = %err, "cachet: undecodable L2 value; treated as a miss");
+                }
                 return (Lookup::Miss, false);
             }
         };
@@ -385,10 +427,10 @@ impl Engine {
         if let (Some(l1), Some(seen)) = (&store.l1, seen) {
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
             let entry = LocalEntry::new(
-                Arc::new(value.clone()),
+                slot::to_l1::<V>(value.clone()),
                 fresh_until,
                 keep_until,
-                estimate_weight::<V>(stored, l1.as_ref()),
+                estimate_weight::<V::Stored>(stored, l1.as_ref()),
             )
             .refresh_at(refresh_at)
             .idle_after(settings.tti, store.clock.ticks_ms());
@@ -451,17 +493,17 @@ impl Engine {
     /// Stores `value` under `stored` in every tier, and tells the other instances. Hits
     /// past `eager_refresh` of the TTL (this view's setting) are due for a refresh. `why`
     /// decides what a missed L2 write owes the other instances.
-    pub(crate) async fn write<V: CacheValue>(
+    pub(crate) async fn write<V: Slot>(
         &self,
         stored: &str,
-        value: V,
+        value: V::Value,
         lifetime: Lifetime,
         why: Write,
     ) {
         if self.is_noop() {
             return;
         }
-        let prepared = self.prepare_write(stored, value, lifetime);
+        let prepared = self.prepare_write::<V>(stored, value, lifetime);
         if self.skips(|o| o.background_l2_writes) && self.inner.store.l2.is_some() {
             if let Some(runtime) = crate::background::handle() {
                 let (engine, stored) = (self.clone(), stored.to_owned());
@@ -506,10 +548,10 @@ impl Engine {
 
     /// The first half of a write: the entry's timing, its bytes for L2 (`None` when it
     /// cannot be encoded: logged) and its L1 insert (with its tags), counted as a put.
-    pub(crate) fn prepare_write<V: CacheValue>(
+    pub(crate) fn prepare_write<V: Slot>(
         &self,
         stored: &str,
-        value: V,
+        value: V::Value,
         lifetime: Lifetime,
     ) -> Prepared {
         let store = &self.inner.store;
@@ -539,22 +581,21 @@ impl Engine {
             .as_ref()
             .filter(|_| !self.skips(|o| o.skip_l2_write));
         let bytes = remote.and_then(|remote| {
+            // The fingerprint is the slot's to set (the stored type's, or the null marker's).
             let meta = codec::EnvelopeMeta {
-                fingerprint: codec::fingerprint::<V>(),
+                fingerprint: 0,
                 fresh_until_ms: timing.fresh_until_ms,
                 keep_until_ms: timing.keep_until_ms,
             };
-            remote
-                .codec
-                .encode(&value, &meta)
+            slot::encode::<V>(&remote.codec, &value, meta)
                 .inspect_err(|err| {
                     tracing::warn!(cache = self.name(), error = %err, "cachet: cannot encode the value for L2");
                 })
                 .ok()
         });
         let local = store.l1.as_ref().map(|l1| {
-            let weight = estimate_weight::<V>(stored, l1.as_ref());
-            let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
+            let weight = estimate_weight::<V::Stored>(stored, l1.as_ref());
+            let value: Arc<dyn Any + Send + Sync> = slot::to_l1::<V>(value);
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
             let entry = LocalEntry::new(value, fresh_until, keep_until, weight)
                 .refresh_at(refresh_at)
@@ -613,7 +654,7 @@ impl Engine {
             RemoteOutcome::Missed | RemoteOutcome::Refused | RemoteOutcome::Unencodable => {
                 // Not announced: the other instances keep what L2 still holds, until the L2
                 // is back and the replay deletes it there and announces it (`replay.rs`).
-                self.count(Event::Error);
+                self.fault(FaultOperation::Put, Some(stored), &outcome);
                 let owed = match (outcome, why) {
                     (RemoteOutcome::Missed | RemoteOutcome::Refused, Write::Change) => {
                         Some(Pending::Keys {
@@ -661,7 +702,11 @@ impl Engine {
             drop_local();
         }
         if !removed {
-            self.count(Event::Error);
+            self.fault(
+                FaultOperation::Evict,
+                stored.first().map(String::as_str),
+                &"the L2 did not take the delete",
+            );
             // The L2 still holds the entries: deleted there once it is back (`replay.rs`).
             store.defer(Pending::Keys {
                 scope: self.scope(),
@@ -691,7 +736,11 @@ impl Engine {
             .filter(|_| !self.skips(|o| o.skip_l2_write))
         {
             if remote.clear(&store.name, &scope).await.is_err() {
-                self.count(Event::Error);
+                self.fault(
+                    FaultOperation::Clear,
+                    None,
+                    &"the L2 did not take the clear",
+                );
                 // The other instances' L1 copies go whether or not L2 took the clear; the
                 // L2 is cleared once it is back (`replay.rs`).
                 store.defer(Pending::Scope(scope.clone()));

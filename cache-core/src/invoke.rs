@@ -14,9 +14,9 @@ use crate::background;
 use crate::engine::{Engine, FirstL1, Lifetime, Lookup, Write};
 use crate::flight::{DetachedFlight, Entered, FlightGuard, Handed, Ticket};
 use crate::shape::Shape;
+use crate::slot::Slot;
 use crate::stats::Event;
 use crate::store::lock;
-use crate::CacheValue;
 
 /// Answers from the first cache holding a fresh value; otherwise runs `body()` once per key
 /// across concurrent callers and stores its cacheable outcome in every cache.
@@ -43,7 +43,8 @@ pub(crate) async fn cached_call<S, F, P, M>(
 ) -> S::Output
 where
     S: Shape,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     F: Future<Output = S::Output>,
     P: FnOnce(&S::Value) -> Option<Lifetime>,
     M: Mode<S, F, P>,
@@ -66,7 +67,7 @@ where
     let mut stale = match local {
         _ if force => None,
         FirstL1::Empty => None,
-        FirstL1::Unread => match first.look_l1::<S::Value>(&keys[0]) {
+        FirstL1::Unread => match first.look_l1::<S::Slot>(&keys[0]) {
             (Lookup::Fresh(value), due) => {
                 if due && M::DETACHABLE {
                     refresh_behind::<S, F, P, M>(shape, caches, keys, policy, body);
@@ -84,7 +85,7 @@ where
         // soft timeout either.
         (Some(limit), Some(old)) => match first
             .clock()
-            .within(limit, enter_gate::<S::Value>(first, &keys[0], ticket))
+            .within(limit, enter_gate::<S::Slot>(first, &keys[0], ticket))
             .await
         {
             Some(entered) => {
@@ -97,21 +98,21 @@ where
         // them itself, serves a stale value it finds, or waits on for the gate.
         (Some(limit), None) if more => match first
             .clock()
-            .within(limit, enter_gate::<S::Value>(first, &keys[0], ticket))
+            .within(limit, enter_gate::<S::Slot>(first, &keys[0], ticket))
             .await
         {
             Some(entered) => entered,
-            None => match find_due::<S::Value>(caches, keys, FirstL1::Empty).await.0 {
+            None => match find_due::<S::Slot>(caches, keys, FirstL1::Empty).await.0 {
                 Lookup::Fresh(value) => return shape.rebuild(value),
                 Lookup::Stale(value, _) => {
                     return serve_stale_at_timeout(shape, first, value, "another caller's refresh")
                 }
-                Lookup::Miss => enter_gate::<S::Value>(first, &keys[0], ticket).await,
+                Lookup::Miss => enter_gate::<S::Slot>(first, &keys[0], ticket).await,
             },
         },
         (_, old) => {
             stale = old;
-            enter_gate::<S::Value>(first, &keys[0], ticket).await
+            enter_gate::<S::Slot>(first, &keys[0], ticket).await
         }
     };
     // The leader's value, handed over: no tier is read again for it.
@@ -149,7 +150,7 @@ where
         FirstL1::Empty
     };
     if !force && (more || first_l1 == FirstL1::Unread) {
-        match find_due::<S::Value>(caches, keys, first_l1).await {
+        match find_due::<S::Slot>(caches, keys, first_l1).await {
             (Lookup::Fresh(value), due) => {
                 // The callers waiting take it: none of them reads a tier for it.
                 flight.hand_over(|| Arc::new(value.clone()));
@@ -167,7 +168,7 @@ where
         }
     }
     // Across instances too, on a store with `lock = "redis"` (released when dropped).
-    let fresh = || fresh::<S::Value>(caches, keys);
+    let fresh = || fresh::<S::Slot>(caches, keys);
     let reentrant = flight.is_reentrant();
     let mut dlock =
         match lock::acquire_or_wait(&first.inner.store, &keys[0], fresh, reentrant).await {
@@ -228,7 +229,7 @@ where
         Some(value) => {
             let null_refused = shape.is_null(value) && !first.settings().allows_null_values();
             if let Some(lifetime) = policy(value).filter(|_| !null_refused) {
-                store_all(caches, keys, value, lifetime, Write::Fill).await;
+                store_all::<S::Slot>(caches, keys, value, lifetime, Write::Fill).await;
             }
             // The waiters take this value, whether or not a tier kept it.
             let handed = || -> Handed { Arc::new(value.clone()) };
@@ -266,15 +267,15 @@ pub(crate) enum Handover<V> {
 /// `Err` with what its holder handed over (a value of this call's type, or its failure; a
 /// value of another type, from a function sharing the cache, is not taken). Batches wait
 /// without the `wait_timeout` of [`enter_gate`].
-pub(crate) async fn enter<'a, V: CacheValue>(
+pub(crate) async fn enter<'a, K: Slot>(
     first: &'a Engine,
     key: &str,
     ticket: Ticket,
-) -> Result<FlightGuard<'a>, Handover<V>> {
+) -> Result<FlightGuard<'a>, Handover<K::Value>> {
     let flights = &first.inner.store.flights;
     match flights.enter(key, ticket).await {
         Entered::Leader(flight) => Ok(flight),
-        Entered::Handed(value) => match value.downcast_ref::<V>() {
+        Entered::Handed(value) => match value.downcast_ref::<K::Value>() {
             Some(value) => {
                 first.count(Event::L1Hit);
                 Err(Handover::Value(value.clone()))
@@ -300,16 +301,16 @@ enum Gate<'a, V> {
 /// Waits at the single-flight gate of `key` (the first cache's), no longer than the
 /// cache's `wait_timeout`: the gate, or the value its holder handed over (of this call's
 /// type; a value of another type, from a function sharing the cache, is not taken).
-async fn enter_gate<'a, V: CacheValue>(
+async fn enter_gate<'a, K: Slot>(
     first: &'a Engine,
     key: &str,
     ticket: Ticket,
-) -> Gate<'a, V> {
+) -> Gate<'a, K::Value> {
     let flights = &first.inner.store.flights;
     let gate = async {
         match flights.enter(key, ticket).await {
             Entered::Leader(flight) => Gate::Leader(flight),
-            Entered::Handed(value) => match value.downcast_ref::<V>() {
+            Entered::Handed(value) => match value.downcast_ref::<K::Value>() {
                 Some(value) => {
                     first.count(Event::L1Hit);
                     Gate::Handed(value.clone())
@@ -343,14 +344,15 @@ async fn run_ungated<S, F, P>(
 ) -> S::Output
 where
     S: Shape,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     F: Future<Output = S::Output>,
     P: FnOnce(&S::Value) -> Option<Lifetime>,
 {
     let first = &caches[0];
     tracing::debug!(cache = first.name(), key = %keys[0], "cachet: wait_timeout; running the function without waiting any longer");
     if !force {
-        match find_due::<S::Value>(caches, keys, FirstL1::Unread).await.0 {
+        match find_due::<S::Slot>(caches, keys, FirstL1::Unread).await.0 {
             Lookup::Fresh(value) => return shape.rebuild(value),
             Lookup::Stale(value, keep_until) => stale = stale.or(Some((value, keep_until))),
             Lookup::Miss => {}
@@ -362,7 +364,7 @@ where
         Some(value) => {
             let null_refused = shape.is_null(value) && !first.settings().allows_null_values();
             if let Some(lifetime) = policy(value).filter(|_| !null_refused) {
-                store_all(caches, keys, value, lifetime, Write::Fill).await;
+                store_all::<S::Slot>(caches, keys, value, lifetime, Write::Fill).await;
             }
             output
         }
@@ -383,7 +385,8 @@ async fn wait_or_stale<S: Shape>(
     stale: (S::Value, Option<Instant>),
 ) -> S::Output
 where
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
 {
     match caches[0].clock().within(limit, refresh).await {
         Some(Ok(Refreshed::Value(value))) => shape.rebuild(value),
@@ -479,7 +482,8 @@ pub(crate) enum Refreshed<V> {
 impl<S, F, P> Job<S, F, P>
 where
     S: Shape,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     F: Future<Output = S::Output>,
     P: FnOnce(&S::Value) -> Option<Lifetime>,
 {
@@ -513,7 +517,7 @@ where
         let mut flight = flight;
         match (&refreshed, lifetime) {
             (Refreshed::Value(value), Some(lifetime)) => {
-                store_all(&caches, &keys, value, lifetime, Write::Fill).await;
+                store_all::<S::Slot>(&caches, &keys, value, lifetime, Write::Fill).await;
                 flight.hand_over(|| Arc::new(value.clone()));
             }
             (Refreshed::Failed(failure), _) => {
@@ -566,7 +570,8 @@ impl<S: Shape, F, P> Mode<S, F, P> for Attached {
 impl<S, F, P> Mode<S, F, P> for Detachable
 where
     S: Shape + Send + 'static,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     F: Future<Output = S::Output> + Send + 'static,
     P: FnOnce(&S::Value) -> Option<Lifetime> + Send + 'static,
 {
@@ -593,7 +598,8 @@ async fn serve_stale<S: Shape>(
     failure: &str,
 ) -> S::Output
 where
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
 {
     let first = &caches[0];
     first.count(Event::Stale);
@@ -604,7 +610,7 @@ where
     );
     if let Some(fresh_for) = first.settings().grace_backoff {
         // Fresh for the backoff, but dropped when its grace period ends, as it would be.
-        store_all(
+        store_all::<S::Slot>(
             caches,
             keys,
             &value,
@@ -630,7 +636,8 @@ pub(crate) async fn put_call<S, F>(
 ) -> S::Output
 where
     S: Shape,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     F: Future<Output = S::Output>,
 {
     let output = body.await;
@@ -651,7 +658,7 @@ where
             .iter()
             .map(|c| c.stored_key_of_encoded(&encoded))
             .collect();
-        store_all(caches, &keys, value, lifetime, Write::Change).await;
+        store_all::<S::Slot>(caches, &keys, value, lifetime, Write::Change).await;
     }
     output
 }
@@ -659,11 +666,11 @@ where
 /// The first fresh value in `caches`, else the first stale one (within grace), and whether
 /// the fresh value found is past its eager refresh point. `first_l1` says whether the first
 /// cache's L1 is known empty already (then only its L2 is read).
-async fn find_due<V: CacheValue>(
+async fn find_due<V: Slot>(
     caches: &[Engine],
     keys: &[String],
     first_l1: FirstL1,
-) -> (Lookup<V>, bool) {
+) -> (Lookup<V::Value>, bool) {
     let mut stale = None;
     for (i, (cache, key)) in caches.iter().zip(keys).enumerate() {
         let local = if i == 0 { first_l1 } else { FirstL1::Unread };
@@ -683,7 +690,7 @@ async fn find_due<V: CacheValue>(
 
 /// The first fresh value of the call in `caches` (the distributed lock's look for the value
 /// another instance stored).
-async fn fresh<V: CacheValue>(caches: &[Engine], keys: &[String]) -> Option<V> {
+async fn fresh<V: Slot>(caches: &[Engine], keys: &[String]) -> Option<V::Value> {
     for (cache, key) in caches.iter().zip(keys) {
         if let Lookup::Fresh(value) = cache.lookup::<V>(key).await {
             return Some(value);
@@ -692,15 +699,15 @@ async fn fresh<V: CacheValue>(caches: &[Engine], keys: &[String]) -> Option<V> {
     None
 }
 
-async fn store_all<V: CacheValue>(
+async fn store_all<V: Slot>(
     caches: &[Engine],
     keys: &[String],
-    value: &V,
+    value: &V::Value,
     lifetime: Lifetime,
     why: Write,
 ) {
     for (cache, key) in caches.iter().zip(keys) {
-        cache.write(key, value.clone(), lifetime, why).await;
+        cache.write::<V>(key, value.clone(), lifetime, why).await;
     }
 }
 
@@ -763,7 +770,8 @@ pub(crate) struct DetachableBlocking;
 impl<S, C, P> Mode<S, BlockingBody<C>, P> for DetachableBlocking
 where
     S: Shape + Send + 'static,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     S::Output: Send + 'static,
     C: FnOnce() -> S::Output + Send + 'static,
     P: FnOnce(&S::Value) -> Option<Lifetime> + Send + 'static,

@@ -19,6 +19,7 @@ pub mod driver;
 mod engine;
 mod error;
 mod expire;
+mod fault;
 mod flight;
 mod global;
 #[cfg(feature = "axum")]
@@ -47,10 +48,12 @@ pub mod __private {
 }
 mod private;
 mod shape;
+mod slot;
 
 pub use adaptive::Adaptive;
 pub use cache::Cache;
 pub use error::{CacheError, ConfigOrigin, TierError, TierErrorKind};
+pub use fault::{CacheErrorHandler, CacheFault, FaultAction, FaultOperation};
 pub use global::{cache, init, init_from_env, manager};
 pub use manager::{
     declared_caches, CacheManager, CacheManagerBuilder, DeclaredCache, Store, StoreBuilder,

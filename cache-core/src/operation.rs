@@ -45,6 +45,10 @@ pub struct Operation {
     pub options: CacheOptions,
     /// Tags carried by every entry this function writes (`tags = [..]`).
     pub tags: &'static [&'static str],
+    /// `manager = path`: the manager this annotation's caches are resolved in, in place of
+    /// the global (or a `testing` scope's) one. Type-erased (a `CacheManager` inside), so this
+    /// module needs no import of the manager's.
+    pub manager: Option<fn() -> &'static (dyn std::any::Any + Send + Sync)>,
     /// The caches as the last scoped manager that ran this operation resolved them.
     pub(crate) resolved: ResolvedCaches,
     /// The caches in the global manager (`None` inside: they could not be resolved).
@@ -63,6 +67,7 @@ impl std::fmt::Debug for Operation {
             .field("value_type", &self.value_type)
             .field("options", &self.options)
             .field("tags", &self.tags)
+            .field("own_manager", &self.manager.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +116,7 @@ impl Operation {
             value_type,
             options: CacheOptions::new(),
             tags: &[],
+            manager: None,
             resolved: ResolvedCaches::new(),
             global_caches: std::sync::OnceLock::new(),
         }
@@ -120,6 +126,16 @@ impl Operation {
     /// `const` setters, one per option written).
     pub const fn with_options(mut self, options: CacheOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// Sets the manager the caches are resolved in (`manager = path`): `manager` returns a
+    /// `&'static CacheManager`.
+    pub const fn with_manager(
+        mut self,
+        manager: fn() -> &'static (dyn std::any::Any + Send + Sync),
+    ) -> Self {
+        self.manager = Some(manager);
         self
     }
 

@@ -12,6 +12,9 @@ pub trait Shape: Copy {
     type Output;
     /// What the cache stores.
     type Value;
+    /// How the value is kept in the tiers (`slot.rs`): the value itself, or, for
+    /// `Option<T>`, [`crate::slot::Unwrapped<T>`] (`Some(v)` as `v`, `None` as the null marker).
+    type Slot;
     /// The value to cache, if this outcome is cacheable (`Ok`, or any plain value).
     fn cached<'a>(&self, output: &'a Self::Output) -> Option<&'a Self::Value>;
     /// The function's return value rebuilt from a cached value.
@@ -33,7 +36,8 @@ pub struct ResultShape<T, E>(PhantomData<fn() -> (T, E)>);
 /// `try_get_or_set`): as [`ResultShape`], and a caller whose single-flight leader failed
 /// returns [`crate::CacheError::LeaderFailed`] instead of running the function again.
 pub struct FallibleShape<T, E>(PhantomData<fn() -> (T, E)>);
-/// Shape of `Option<T>`: `Option<T>` is cached; `None` is a null value.
+/// Shape of `Option<T>`: unwrapped as Spring unwraps `Optional`: `Some(v)` is stored as `v`,
+/// `None` as the null marker (a null value, stored only with `allow_null_values`).
 pub struct OptionShape<T>(PhantomData<fn() -> T>);
 /// Shape of any other type: cached as is.
 pub struct ValueShape<T>(PhantomData<fn() -> T>);
@@ -53,6 +57,7 @@ impl<T, E> Default for FallibleShape<T, E> {
 }
 
 impl<T, E: From<crate::CacheError>> Shape for FallibleShape<T, E> {
+    type Slot = T;
     type Output = Result<T, E>;
     type Value = T;
     fn cached<'a>(&self, output: &'a Result<T, E>) -> Option<&'a T> {
@@ -88,6 +93,7 @@ impl<T> Default for ValueShape<T> {
 }
 
 impl<T, E> Shape for ResultShape<T, E> {
+    type Slot = T;
     type Output = Result<T, E>;
     type Value = T;
     fn cached<'a>(&self, output: &'a Result<T, E>) -> Option<&'a T> {
@@ -102,6 +108,7 @@ impl<T, E> Shape for ResultShape<T, E> {
 }
 
 impl<T> Shape for OptionShape<T> {
+    type Slot = crate::slot::Unwrapped<T>;
     type Output = Option<T>;
     type Value = Option<T>;
     fn cached<'a>(&self, output: &'a Option<T>) -> Option<&'a Option<T>> {
@@ -116,6 +123,7 @@ impl<T> Shape for OptionShape<T> {
 }
 
 impl<T> Shape for ValueShape<T> {
+    type Slot = T;
     type Output = T;
     type Value = T;
     fn cached<'a>(&self, output: &'a T) -> Option<&'a T> {

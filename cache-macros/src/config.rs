@@ -41,6 +41,12 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let mut cx = Ctxt::default();
     let defaults = defaults(args, &mut cx);
     if !defaults.names.is_empty() || defaults.krate.is_some() {
+        // A `#[cacheable]` on the block itself (under this attribute) gets them too.
+        for attr in &mut imp.attrs {
+            if cachet_kind(attr).is_some() {
+                apply(&defaults, &mut attr.meta);
+            }
+        }
         for item in &mut imp.items {
             if let ImplItem::Fn(f) = item {
                 for attr in &mut f.attrs {

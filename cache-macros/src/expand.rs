@@ -107,15 +107,29 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
     };
     let items = checks.items;
     // Spanned at the return type: an unmet `CacheValue` bound of the runtime points there.
-    let call = quote_spanned!(info.ret_span=> #entry(#shape, &__CACHET_OP, #args #body));
+    let op_ref = internal("__cachet_op");
+    let call = quote_spanned!(info.ret_span=> #entry(#shape, #op_ref, #args #body));
     let call = if info.is_async {
         quote!(#call.await)
     } else {
         call
     };
+    // The call's operation: the annotation's, or, with `cache_name = ..`, the one for the
+    // name computed from the arguments (made once per name).
+    let pick_op = match &plan.cache_name {
+        Some(expr) => {
+            let name = quote_spanned!(expr.span()=> #p::cache_name(&(#expr)));
+            quote! {
+                static __CACHET_NAMED: #p::NamedOps = #p::NamedOps::new();
+                let #op_ref: &'static #p::Operation = __CACHET_NAMED.get(&__CACHET_OP, #name);
+            }
+        }
+        None => quote!(let #op_ref: &'static #p::Operation = &__CACHET_OP;),
+    };
     quote! {{
         #op
         #(#items)*
+        #pick_op
         let #shape = {
             use #p::{ReturnsOption as _, ReturnsResult as _, ReturnsValue as _};
             (&#p::Returns::<#ret>::new()).shape()
@@ -157,6 +171,21 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
             SettingValue::Bool(on) => quote!(.#setter(#on)),
         }
     });
+    // `manager = path`: a function returning the manager, spanned at the path so a static
+    // that is not a manager is reported there.
+    let manager = plan.manager.as_ref().map(|path| {
+        let name = internal("__cachet_manager");
+        let as_manager = quote_spanned!(path.span()=> &#path);
+        quote! {
+            .with_manager({
+                fn #name() -> &'static (dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync) {
+                    let manager: &'static #p::CacheManager = #as_manager;
+                    manager
+                }
+                #name
+            })
+        }
+    });
     quote! {
         static __CACHET_OP: #p::Operation = #p::Operation::new(
             #kind,
@@ -168,7 +197,8 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
             #value_type,
         )
         .with_options(#p::CacheOptions::new() #(#settings)*)
-        #tags;
+        #tags
+        #manager;
         #p::inventory::submit! { #p::Declaration(&__CACHET_OP) }
     }
 }
@@ -191,12 +221,23 @@ fn call(
     checks: &mut KeyChecks<'_>,
 ) -> Call {
     let enabled = internal("__cachet_enabled");
+    let op_ref = internal("__cachet_op");
     let key = internal("__cachet_key");
     let result = Ident::new("result", Span::call_site());
     let condition = match &plan.condition {
+        // Over `result`: evaluated after the call, in the eviction's key step.
+        Some(_) if plan.condition_after => quote!(let #enabled: bool = true;),
         Some(cond) => quote!(let #enabled: bool = #cond;),
         None => quote!(let #enabled: bool = true;),
     };
+    // A condition over `result` (an eviction after the call): the key step evicts nothing
+    // when it is false. `key` is the key's expression in that step.
+    let after_condition = plan.condition.as_ref().filter(|_| plan.condition_after);
+    let gated = |key: TokenStream| match after_condition {
+        Some(cond) => quote!(|#result| if #cond { #key } else { #p::no_key() }),
+        None => quote!(|_| #key),
+    };
+    let every = quote!(#p::every_key());
     // The key, computed from the arguments before the body can take them.
     let key_before = |spec: &KeySpec, checks: &mut KeyChecks<'_>| {
         let k = checks.key_of(spec, &quote!(#p::Encode));
@@ -234,7 +275,7 @@ fn call(
             // point reports it, at the return type.
             let probe = quote! {{
                 use #p::{ProbesL1 as _, ProbesNothing as _};
-                (&#p::ProbeOf::new(#shape, &__CACHET_OP, #eager)).probe()
+                (&#p::ProbeOf::new(#shape, #op_ref, #eager)).probe()
             }};
             let probe = checks.key_of(spec, &probe);
             let probed = quote! {
@@ -276,8 +317,12 @@ fn call(
             let u = unless(u);
             (quote!(#condition #lets), quote!(#enabled, #key_fn, #u,))
         }
+        Action::Evict(EvictTarget::AllEntries {
+            before_invocation: true,
+        }) => (condition, quote!(#enabled, #every, |_| #no_key,)),
         Action::Evict(EvictTarget::AllEntries { .. }) => {
-            (condition, quote!(#enabled, #no_key, |_| #no_key,))
+            let after = gated(every.clone());
+            (condition, quote!(#enabled, #no_key, #after,))
         }
         Action::Evict(EvictTarget::Before(spec)) => {
             let lets = key_before(spec, checks);
@@ -287,7 +332,14 @@ fn call(
             )
         }
         Action::Evict(EvictTarget::After(source)) => {
-            let (lets, key_fn) = key_after(source, checks, &key_before, &key, &result);
+            let (lets, key_fn) = match (after_condition, source) {
+                (Some(_), KeySource::Args(spec)) => (key_before(spec, checks), gated(quote!(#key))),
+                (Some(_), KeySource::Result(expr)) => {
+                    let k = checks.key_of(&KeySpec::Expr(expr.clone()), &quote!(#p::Encode));
+                    (TokenStream::new(), gated(k))
+                }
+                (None, source) => key_after(source, checks, &key_before, &key, &result),
+            };
             (
                 quote!(#condition #lets),
                 quote!(#enabled, #no_key, #key_fn,),
@@ -478,8 +530,9 @@ impl<'a> KeyChecks<'a> {
     }
 }
 
-/// The cached value's type, as written: `T` for `Result<T, E>` (by name: this is only a
-/// label for the mixed-types warning; the runtime decides the shape by type).
+/// The cached value's type, as written: `T` for `Result<T, E>` and for `Option<T>`, which is
+/// stored unwrapped (by name: this is only a label for the mixed-types warning; the runtime
+/// decides the shape by type).
 fn value_type(output: &ReturnType) -> String {
     let ty = match output {
         ReturnType::Default => return "()".into(),
@@ -490,7 +543,7 @@ fn value_type(output: &ReturnType) -> String {
             .path
             .segments
             .last()
-            .filter(|seg| seg.ident == "Result")
+            .filter(|seg| seg.ident == "Result" || seg.ident == "Option")
             .and_then(|seg| match &seg.arguments {
                 syn::PathArguments::AngleBracketed(a) => a.args.first(),
                 _ => None,
@@ -527,10 +580,7 @@ mod tests {
             t(parse_quote!(-> std::io::Result<Vec<Option<u8>>>)),
             "Vec<Option<u8>>"
         );
-        assert_eq!(
-            t(parse_quote!(-> Option<&'static str>)),
-            "Option<&'static str>"
-        );
+        assert_eq!(t(parse_quote!(-> Option<&'static str>)), "&'static str");
         assert_eq!(t(parse_quote!(-> R<u8>)), "R<u8>");
     }
 }

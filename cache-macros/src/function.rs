@@ -8,7 +8,7 @@ use syn::{Attribute, Item, Meta};
 
 use crate::expand::expand_fn;
 use crate::internals::ast::{Func, Plan};
-use crate::internals::attr::{Args, Macro};
+use crate::internals::attr::{Args, Macro, SettingValue};
 use crate::internals::ctxt::Ctxt;
 
 /// Entry point of `#[cacheable]`, `#[cache_put]` and `#[cache_evict]`.
@@ -47,8 +47,8 @@ fn take_stacked(func: &mut Func) -> Vec<Attribute> {
     stacked
 }
 
-/// Plans this attribute and the stacked ones, and wraps the body, the first attribute
-/// outermost. `prelude` goes first in the new body.
+/// Plans this attribute and the stacked ones, and wraps the body in them as one group
+/// ([`group`]). `prelude` goes first in the new body.
 pub(crate) fn expand(
     kind: Macro,
     args: TokenStream,
@@ -74,7 +74,29 @@ pub(crate) fn expand(
         }
     }
     cx.check()?;
+    group(&mut plans);
     Ok(expand_fn(func, &plans, prelude))
+}
+
+/// Stacked annotations act as one group, as Spring's `@Caching` does: evictions are the
+/// outermost layers (so they run on every call, before or after it, hit or not), then the
+/// puts, then the lookups innermost; each kind keeps its written order. A `#[cache_put]` in
+/// the group makes the function run on every call, so its `#[cacheable]`s do not answer
+/// from the cache (`force_fresh`): they store the value the function returned, as the puts do.
+fn group(plans: &mut [Plan]) {
+    let rank = |plan: &Plan| match plan.kind {
+        Macro::Evict => 0,
+        Macro::Put => 1,
+        _ => 2,
+    };
+    plans.sort_by_key(rank);
+    if plans.iter().any(|p| p.kind == Macro::Put) {
+        for plan in plans.iter_mut().filter(|p| p.kind == Macro::Cacheable) {
+            plan.settings.retain(|(name, _)| *name != "force_fresh");
+            plan.settings
+                .push(("force_fresh", SettingValue::Bool(true)));
+        }
+    }
 }
 
 /// The macro an attribute invokes, recognised by its last path segment
@@ -137,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_function_and_stacks_the_first_attribute_outermost() -> syn::Result<()> {
+    fn keeps_the_function_and_groups_stacked_attributes() -> syn::Result<()> {
         let out = expand_attr(
             Macro::Cacheable,
             quote!("a"),
@@ -160,12 +182,15 @@ mod tests {
         assert!(f.sig.generics.where_clause.is_some());
         let block = &f.block;
         let body = quote!(#block).to_string();
+        // The put is the outer layer, whatever the written order, and the cacheable under
+        // it runs the function on every call.
         let cacheable = body.find("OperationKind :: Cacheable");
         let put = body.find("OperationKind :: Put");
         assert!(
-            cacheable.is_some() && put.is_some() && cacheable < put,
+            cacheable.is_some() && put.is_some() && put < cacheable,
             "{body}"
         );
+        assert!(body.contains(". force_fresh (true)"), "{body}");
         assert!(body.contains("use cachet :: cache_put as _ ;"), "{body}");
         Ok(())
     }

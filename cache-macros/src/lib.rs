@@ -18,6 +18,7 @@ use proc_macro::TokenStream;
 mod config;
 mod expand;
 mod function;
+mod impl_block;
 mod internals;
 mod many;
 
@@ -75,8 +76,11 @@ use internals::attr::Macro;
 /// async fn quote(symbol: String) -> Result<Quote, ApiError> { api::quote(&symbol).await }
 /// ```
 ///
-/// For `Result<T, E>` only `Ok(T)` is cached (as `T`); `Option<T>` is cached with `None`.
-/// The shape is chosen by the resolved type, so aliases such as `anyhow::Result<T>` work.
+/// For `Result<T, E>` only `Ok(T)` is cached (as `T`). `Option<T>` is unwrapped as Spring
+/// unwraps `Optional`: `Some(v)` is stored as `v` (the entry a `cache.get::<T, _>` or a
+/// `#[cache_put]` of a `T` reads), `None` as the null marker (unless `allow_null_values =
+/// false`). The shape is chosen by the resolved type, so aliases such as `anyhow::Result<T>`
+/// work.
 ///
 /// Works on `async fn` and `fn`, free functions and methods (`&self`, `&mut self`, `self`),
 /// generic functions, and functions with `impl Trait` arguments (which must then be
@@ -87,8 +91,43 @@ use internals::attr::Macro;
 /// arguments. `unless` (and, in `cache_put`/`cache_evict`, a key over `result`) runs after
 /// it, so it may use `result` and `Copy` arguments, but not arguments the body consumed.
 ///
-/// Stacking (`#[cache_evict("a")] #[cache_put("b")] fn ..`): the first attribute is the
-/// outermost layer; it expands the ones under it itself.
+/// Stacking (`#[cache_evict("a")] #[cache_put("b")] fn ..`): the annotations act as one group,
+/// as Spring's `@Caching` does, whatever their written order. Evictions run on every call, hit
+/// or not; a `#[cache_put]` in the group makes the function run on every call, so its
+/// `#[cacheable]`s never answer from the cache (they store the function's value). The first
+/// attribute expands the ones under it itself.
+///
+/// - `key_generator = path::to::fn` (Spring's `KeyGenerator`): the key is what the function
+///   returns (any `Serialize` value) when called with a reference to each argument of the
+///   default key (all but `self`, after `skip`), in order:
+///   `fn by_tenant(tenant: &str, id: &u64) -> String`. Not with `key`.
+/// - `manager = path::TO_STATIC` (Spring's `cacheManager`): the caches are resolved in this
+///   manager, a `static` that dereferences to a `CacheManager` (a `LazyLock<CacheManager>`),
+///   in place of the global one (and of a `testing` scope's). Building another manager does
+///   not check these caches; one that cannot be resolved is warned about at the call, which
+///   runs uncached.
+/// - `cache_name = EXPR` (in place of the names; Spring's `CacheResolver`): the one cache's
+///   name, computed from the arguments before the call (any `AsRef<str>`), as in
+///   `#[cacheable(cache_name = format!("tenant-{tenant}"), skip(tenant))]`. Each distinct
+///   name is resolved once and kept for the life of the process, so the set of names should be
+///   bounded; these caches are not checked when a manager is built.
+///
+/// On an `impl` block, `#[cacheable("users", ..)]` caches every method that can be (Spring's
+/// `@Cacheable` on a class), each as if annotated on its own. Left as written, by design:
+/// methods without a `self` receiver (constructors), `&mut self` and `mut self` methods (they
+/// change what they would be cached for), methods returning nothing, `()`, a reference or
+/// `impl Trait`, `const fn`s, and methods with a cachet attribute of their own (it wins).
+/// `key`, `key_generator`, `skip`, `condition`, `unless` and `ttl_from` are a compile error on
+/// the block: they belong on a method. Under `#[cache_config(cache = "users")]` the block's
+/// `#[cacheable]` may omit the names.
+///
+/// ```ignore
+/// #[cacheable("repo", ttl = "5m")]
+/// impl Repo {
+///     async fn find(&self, id: u64) -> Option<User> { .. }     // cached, key `id`
+///     async fn save(&mut self, user: User) { .. }             // left as written
+/// }
+/// ```
 ///
 /// Misuse is a compile error at the offending token, e.g. an argument in the default key
 /// that is not `Serialize`:
@@ -102,7 +141,12 @@ use internals::attr::Macro;
 /// ```
 #[proc_macro_attribute]
 pub fn cacheable(args: TokenStream, item: TokenStream) -> TokenStream {
-    function::expand_attr(Macro::Cacheable, args.into(), item.into()).into()
+    let item: proc_macro2::TokenStream = item.into();
+    // On an `impl` block: every method that can be cached is (`impl_block.rs`).
+    if let Ok(imp) = syn::parse2::<syn::ItemImpl>(item.clone()) {
+        return impl_block::expand_impl(args.into(), imp).into();
+    }
+    function::expand_attr(Macro::Cacheable, args.into(), item).into()
 }
 
 /// Always runs the function, then stores its result (Spring's `@CachePut`).
@@ -114,8 +158,8 @@ pub fn cacheable(args: TokenStream, item: TokenStream) -> TokenStream {
 /// async fn save_user(user: NewUser) -> Result<User, DbError> { db::insert(user).await }
 /// ```
 ///
-/// Options as [`macro@cacheable`]: `key` (which may also use `result`), `skip`, `condition`,
-/// `unless`, `ttl`, `tags`, `crate`. A key that does not use `result` is computed from the
+/// Options as [`macro@cacheable`]: `key` (which may also use `result`), `skip`,
+/// `key_generator`, `manager`, `condition`, `unless`, `ttl`, `tags`, `crate`. A key that does not use `result` is computed from the
 /// arguments before the function runs.
 #[proc_macro_attribute]
 pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -135,9 +179,13 @@ pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
 /// async fn reload_all() { db::reload().await }
 /// ```
 ///
-/// Options: `key`, `skip`, `condition`, `crate` as for [`macro@cacheable`] (after the call,
-/// the key may use `result`); `all_entries` evicts every entry instead of one key;
-/// `before_invocation` evicts before the function runs, even if it then fails.
+/// Options: `key`, `skip`, `key_generator`, `manager`, `condition`, `crate` as for
+/// [`macro@cacheable`] (after the call, the key may use `result`); `all_entries` evicts every
+/// entry instead of one key; `before_invocation` evicts before the function runs, even if it
+/// then fails. Without `before_invocation`, `condition` may use `result` (Spring's `#result`):
+/// it is then evaluated after the call, and nothing is evicted when it is false, e.g.
+/// `#[cache_evict("users", key = id, condition = *result)]` on a `fn delete(id: u64) -> bool`.
+/// It may use `Copy` arguments, not ones the body consumed.
 #[proc_macro_attribute]
 pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
     function::expand_attr(Macro::Evict, args.into(), item.into()).into()

@@ -122,7 +122,7 @@ fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheError> {
     let clock = builder.clock.clone().map(Clock::from).unwrap_or_default();
     let mut stores = BTreeMap::new();
     for (name, spec) in builder.stores {
-        let store = match spec {
+        let mut store = match spec {
             StoreSpec::Built(b) => StoreInner::new(StoreParts {
                 lock: built_lock(&name, &b)?,
                 name: name.clone(),
@@ -140,6 +140,7 @@ fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheError> {
                 store_from_config(&name, &prefix, &config, codec, &clock)?
             }
         };
+        store.error_handler = builder.error_handler.clone();
         stores.insert(name, Arc::new(store));
     }
     if stores.is_empty() {
@@ -147,13 +148,13 @@ fn build(builder: CacheManagerBuilder) -> Result<CacheManager, CacheError> {
         for (name, config) in &default.stores {
             stores.insert(
                 name.clone(),
-                Arc::new(store_from_config(
-                    name,
-                    &prefix,
-                    config,
-                    codec::ValueCodec::default(),
-                    &clock,
-                )?),
+                Arc::new(
+                    store_from_config(name, &prefix, config, codec::ValueCodec::default(), &clock)
+                        .map(|mut store| {
+                            store.error_handler = builder.error_handler.clone();
+                            store
+                        })?,
+                ),
             );
         }
     }

@@ -42,6 +42,8 @@ pub struct CacheManagerBuilder {
     pub(super) codecs: BTreeMap<String, ValueCodec>,
     /// The clock of tests (`manual_clock`); the system's otherwise.
     pub(super) clock: Option<ManualClock>,
+    /// What a fault does (`error_handler`); logged and counted otherwise.
+    pub(super) error_handler: crate::fault::Handler,
 }
 
 /// What was set, redacted like every configuration holder ([`crate::redact`]).
@@ -68,6 +70,7 @@ impl std::fmt::Debug for CacheManagerBuilder {
             .field("caches", &self.caches)
             .field("validate_declarations", &!self.skip_declarations)
             .field("manual_clock", &self.clock)
+            .field("error_handler", &self.error_handler.is_some())
             .finish()
     }
 }
@@ -96,6 +99,7 @@ impl CacheManagerBuilder {
             skip_declarations: false,
             codecs: BTreeMap::new(),
             clock: None,
+            error_handler: None,
         }
     }
 
@@ -379,6 +383,31 @@ impl CacheManagerBuilder {
     /// ```
     pub fn manual_clock(mut self, clock: ManualClock) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Decides what each fault of a cache does (Spring's `CacheErrorHandler`): log it (and
+    /// count it, the default), only count it, or fail the call. Used by annotated and
+    /// programmatic calls of every store of the manager; see [`crate::CacheErrorHandler`]
+    /// for which calls can fail.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::{CacheFault, CacheManager, FaultAction, FaultOperation};
+    /// let manager = CacheManager::builder()
+    ///     .memory_store("main")
+    ///     .error_handler(|fault: &CacheFault<'_>| match fault.operation {
+    ///         FaultOperation::Put => FaultAction::Fail,
+    ///         _ => FaultAction::Count,
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let users = manager.cache("users").unwrap();
+    /// users.set(&1u64, &"ann".to_string()).await.unwrap(); // memory never fails
+    /// # });
+    /// ```
+    pub fn error_handler(mut self, handler: impl crate::fault::CacheErrorHandler) -> Self {
+        self.error_handler = Some(std::sync::Arc::new(handler));
         self
     }
 }

@@ -28,6 +28,9 @@ pub struct DeclaredCache {
     pub annotation: &'static str,
     /// The cached value's type as written in the function's signature.
     pub value_type: &'static str,
+    /// Whether the annotation names its own manager (`manager = path`): its caches are
+    /// resolved there, so building another manager does not check them.
+    pub own_manager: bool,
 }
 
 /// Every cache name used by an annotated function linked into this program, sorted by
@@ -53,6 +56,7 @@ pub fn declared_caches() -> Vec<DeclaredCache> {
                     OperationKind::Evict { .. } => "cache_evict",
                 },
                 value_type: op.value_type,
+                own_manager: op.manager.is_some(),
             })
         })
         .collect();
@@ -65,7 +69,7 @@ pub fn declared_caches() -> Vec<DeclaredCache> {
 /// cache store different types.
 pub(super) fn check(manager: &CacheManager) -> Result<(), CacheError> {
     let declared = declared_caches();
-    for d in &declared {
+    for d in declared.iter().filter(|d| !d.own_manager) {
         if let Err(err) = manager.store_of(d.cache) {
             return Err(CacheError::UndeclaredCache {
                 cache: d.cache.to_owned(),

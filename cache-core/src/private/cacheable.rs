@@ -11,7 +11,7 @@ use crate::engine::{Engine, FirstL1, Lookup};
 use crate::invoke::{self, Attached, BlockingBody, Detachable, DetachableBlocking};
 use crate::operation::Operation;
 use crate::shape::Shape;
-use crate::CacheValue;
+use crate::slot::Slot;
 
 /// `#[cacheable]` on an `async fn`.
 pub async fn cacheable<S, F, D: StoreDecision>(
@@ -23,7 +23,8 @@ pub async fn cacheable<S, F, D: StoreDecision>(
 ) -> S::Output
 where
     S: Shape,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     F: Future<Output = S::Output>,
 {
     cacheable_timed(shape, op, key, unless, Wait, body).await
@@ -41,17 +42,19 @@ pub async fn cacheable_timed<S, F, T, D: StoreDecision>(
 ) -> S::Output
 where
     S: Shape,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     F: Future<Output = S::Output>,
     T: OnTimeout<S::Output>,
 {
-    match step::<S::Value>(op, key, false) {
+    match step::<S::Slot>(op, key, false) {
         Step::Uncached => body.await,
         Step::Hit(value) | Step::Due(value, ..) => shape.rebuild(value),
         Step::Miss(caches, keys, local) => {
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
             let policy = store_policy(unless);
-            invoke::cached_call(shape, &caches, &keys, local, policy, || body, Attached).await
+            let call = invoke::cached_call(shape, &caches, &keys, local, policy, || body, Attached);
+            failed_by_fault(&caches, on_timeout, call).await
         }
     }
 }
@@ -69,13 +72,14 @@ pub async fn cacheable_detachable<S, F, U, T, D>(
 ) -> S::Output
 where
     S: Shape + Send + 'static,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     F: Future<Output = S::Output> + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
     U: FnOnce(&S::Value) -> D + Send + 'static,
     D: StoreDecision + 'static,
     T: OnTimeout<S::Output> + Send + 'static,
 {
-    match step::<S::Value>(op, key, true) {
+    match step::<S::Slot>(op, key, true) {
         Step::Uncached => body.await,
         Step::Hit(value) => shape.rebuild(value),
         Step::Due(value, caches, keys) => {
@@ -87,8 +91,25 @@ where
         Step::Miss(caches, keys, local) => {
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
             let policy = store_policy(unless);
-            invoke::cached_call(shape, &caches, &keys, local, policy, || body, Detachable).await
+            let call =
+                invoke::cached_call(shape, &caches, &keys, local, policy, || body, Detachable);
+            failed_by_fault(&caches, on_timeout, call).await
         }
+    }
+}
+
+/// `call`'s output, or the error of a fault the manager's error handler failed it with
+/// (`fault.rs`), for a function whose return type can carry it (`Result<T, E>` with `E:
+/// From<CacheError>`: what `on_timeout` can build); other functions return their value.
+async fn failed_by_fault<O, T: OnTimeout<O>>(
+    caches: &[Engine],
+    on_timeout: T,
+    call: impl Future<Output = O>,
+) -> O {
+    let watch = caches.iter().any(|c| c.inner.store.error_handler.is_some());
+    match crate::fault::failing(watch, call).await {
+        (output, Some(fault)) => on_timeout.error(fault).unwrap_or(output),
+        (output, None) => output,
     }
 }
 
@@ -105,7 +126,7 @@ enum Step<V> {
     Miss(Resolved, Vec<String>, FirstL1),
 }
 
-fn step<V: CacheValue>(op: &'static Operation, key: OpKey, eager: bool) -> Step<V> {
+fn step<V: Slot>(op: &'static Operation, key: OpKey, eager: bool) -> Step<V::Value> {
     let Some((encoded, local)) = encoded_probed(op, key) else {
         return Step::Uncached;
     };
@@ -116,7 +137,8 @@ fn step<V: CacheValue>(op: &'static Operation, key: OpKey, eager: bool) -> Step<
         .iter()
         .map(|c| c.stored_key_of_encoded(&encoded))
         .collect();
-    if local == FirstL1::Empty {
+    // `force_fresh` (a `#[cache_put]` stacked over it, say): the function runs, hit or not.
+    if local == FirstL1::Empty || caches.first().is_some_and(|c| c.skips(|o| o.force_fresh)) {
         // The probe read the first cache's L1 under this key: nothing there.
         return Step::Miss(caches, keys, local);
     }
@@ -150,7 +172,8 @@ pub fn cacheable_blocking<S, D: StoreDecision>(
 ) -> S::Output
 where
     S: Shape,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
 {
     blocking::run(cacheable(shape, op, key, unless, async move { body() }))
 }
@@ -167,13 +190,14 @@ pub fn cacheable_detachable_blocking<S, U, C, D>(
 ) -> S::Output
 where
     S: Shape + Send + 'static,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     S::Output: Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
     U: FnOnce(&S::Value) -> D + Send + 'static,
     D: StoreDecision + 'static,
     C: FnOnce() -> S::Output + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
 {
-    match step::<S::Value>(op, key, true) {
+    match step::<S::Slot>(op, key, true) {
         Step::Uncached => body(),
         Step::Hit(value) => shape.rebuild(value),
         Step::Due(value, caches, keys) => {

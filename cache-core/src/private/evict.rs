@@ -11,7 +11,8 @@ use crate::shape::Shape;
 
 /// `#[cache_evict]` on an `async fn`. `before` is the key evicted before invocation (with
 /// `before_invocation`), `after` computes the key evicted after success otherwise; with
-/// `all_entries` neither is used.
+/// `all_entries` they only say whether to evict ([`super::every_key`]) or not
+/// ([`super::no_key`]: a condition over `result` that is false).
 pub async fn evict<S, F>(
     shape: S,
     op: &'static Operation,
@@ -37,12 +38,14 @@ where
     let Some(caches) = resolve(op) else {
         return body.await;
     };
+    // A bypassed key (a condition over `result` that is false) evicts nothing.
     let target = |key: OpKey| {
-        if all_entries {
-            Some(EvictTarget::All)
+        let encoded = encoded(op, key)?;
+        Some(if all_entries {
+            EvictTarget::All
         } else {
-            encoded(op, key).map(EvictTarget::Key)
-        }
+            EvictTarget::Key(encoded)
+        })
     };
     if before_invocation {
         if let Some(target) = target(before) {

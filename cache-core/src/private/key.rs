@@ -40,6 +40,12 @@ pub fn no_key() -> OpKey {
     OpKey(KeyState::Bypass, FirstL1::Unread)
 }
 
+/// The "key" of an eviction of every entry (`all_entries`): any key but [`no_key`], which
+/// bypasses it (a condition that is false).
+pub fn every_key() -> OpKey {
+    OpKey(KeyState::Key(String::new()), FirstL1::Unread)
+}
+
 /// What generated code does with a key value while it still borrows the arguments: a key
 /// is passed by reference to [`KeyUse::with_key`] once, so the key expression runs once.
 pub trait KeyUse {

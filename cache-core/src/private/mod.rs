@@ -11,6 +11,7 @@ mod cacheable;
 mod evict;
 mod key;
 mod many;
+mod named;
 mod probe;
 mod put;
 mod resolve;
@@ -19,20 +20,24 @@ mod ttl;
 
 pub use serde::Serialize;
 
+pub use crate::CacheManager;
+
 pub use crate::operation::{Declaration, Operation, OperationKind};
 pub use crate::options::CacheOptions;
 pub use crate::shape::{
     OptionShape, ResultShape, Returns, ReturnsOption, ReturnsResult, ReturnsValue, Shape,
     ValueShape,
 };
+pub use crate::slot::{Slot, Unwrapped};
 pub use cacheable::{
     cacheable, cacheable_blocking, cacheable_detachable, cacheable_detachable_blocking,
     cacheable_timed,
 };
 pub use evict::{evict, evict_blocking};
 pub use inventory;
-pub use key::{key, no_key, Encode, KeyUse, OpKey};
+pub use key::{every_key, key, no_key, Encode, KeyUse, OpKey};
 pub use many::{cacheable_many, ManyOutput};
+pub use named::{cache_name, NamedOps};
 pub use probe::{Probe, ProbeOf, Probed, ProbesL1, ProbesNothing};
 pub use put::{put, put_blocking};
 pub use timeout::{GiveUp, OnTimeout, TimeoutProbe, TimesOut, Wait, WaitsOut};

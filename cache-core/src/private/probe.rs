@@ -8,14 +8,14 @@ use super::resolve::resolve;
 use crate::engine::{Engine, FirstL1};
 use crate::operation::Operation;
 use crate::shape::Shape;
-use crate::CacheValue;
+use crate::slot::Slot;
 
 /// The hit path of `#[cacheable]`: the first cache's L1, probed with the key encoded into
 /// a reused buffer, before the arguments move into the body (which is then not built). Only
 /// a miss allocates the key's `String`.
 ///
 /// Generated code builds it as `(&ProbeOf::new(..)).probe()`: a value that is not a
-/// [`CacheValue`] gets a probe that always misses ([`ProbesNothing`]), so the only errors
+/// [`crate::CacheValue`] gets a probe that always misses ([`ProbesNothing`]), so the only errors
 /// about it are the entry point's, at the return type.
 pub struct Probe<S: Shape> {
     shape: S,
@@ -41,7 +41,7 @@ impl<S> ProbeOf<S> {
     }
 }
 
-/// A probe of L1, for a value that is a [`CacheValue`].
+/// A probe of L1, for a value that is a [`crate::CacheValue`].
 pub trait ProbesL1 {
     /// The call's shape.
     type Shape: Shape;
@@ -51,7 +51,8 @@ pub trait ProbesL1 {
 
 impl<S: Shape> ProbesL1 for ProbeOf<S>
 where
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
 {
     type Shape = S;
     fn probe(&self) -> Probe<S> {
@@ -59,12 +60,12 @@ where
             shape: self.0,
             op: self.1,
             eager: self.2,
-            look: Some(Engine::hit_in_l1::<S::Value>),
+            look: Some(Engine::hit_in_l1::<S::Slot>),
         }
     }
 }
 
-/// The fallback probe (not a [`CacheValue`]): always a miss.
+/// The fallback probe (not a [`crate::CacheValue`]): always a miss.
 pub trait ProbesNothing {
     /// The call's shape.
     type Shape: Shape;
@@ -107,11 +108,20 @@ impl<S: Shape> KeyUse for Probe<S> {
         // so that the hit returns only its value.
         let mut missed = None;
         let hit = caches.first().and_then(|c| {
-            c.with_stored_key(value, |stored, at| match look(c, stored, self.eager) {
-                Ok(value) => Some(value),
-                Err(first_l1) => {
-                    missed = Some(OpKey::probed(stored[at..].to_owned(), first_l1));
-                    None
+            // `force_fresh` (a `#[cache_put]` stacked over it, say): no hit; the function runs.
+            let force = c.skips(|o| o.force_fresh);
+            c.with_stored_key(value, |stored, at| {
+                let looked = if force {
+                    Err(FirstL1::Unread)
+                } else {
+                    look(c, stored, self.eager)
+                };
+                match looked {
+                    Ok(value) => Some(value),
+                    Err(first_l1) => {
+                        missed = Some(OpKey::probed(stored[at..].to_owned(), first_l1));
+                        None
+                    }
                 }
             })
         });

@@ -9,7 +9,7 @@ use crate::blocking;
 use crate::invoke;
 use crate::operation::Operation;
 use crate::shape::Shape;
-use crate::CacheValue;
+use crate::slot::Slot;
 
 /// `#[cache_put]` on an `async fn`.
 pub async fn put<S, F, D: StoreDecision>(
@@ -22,7 +22,8 @@ pub async fn put<S, F, D: StoreDecision>(
 ) -> S::Output
 where
     S: Shape,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
     F: Future<Output = S::Output>,
 {
     if !enabled {
@@ -52,7 +53,8 @@ pub fn put_blocking<S, D: StoreDecision>(
 ) -> S::Output
 where
     S: Shape,
-    S::Value: CacheValue,
+    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
+    S::Slot: Slot,
 {
     blocking::run(put(shape, op, enabled, key, unless, async move { body() }))
 }

@@ -8,6 +8,19 @@ use crate::operation::Operation;
 /// The caches of an operation in the manager in effect; `None` (and a warning) when one
 /// cannot be resolved: the function then runs uncached rather than failing.
 pub(super) fn resolve(op: &'static Operation) -> Option<Resolved> {
+    // `manager = path`: that manager's caches, whatever the global or scoped one is.
+    if let Some(own) = op.manager {
+        let Some(manager) = own().downcast_ref::<crate::CacheManager>() else {
+            // Generated code only ever hands a `CacheManager` over.
+            return None;
+        };
+        if let Some(caches) = op.resolved.get(manager.id()) {
+            return Some(Resolved::Scoped(caches));
+        }
+        let caches = resolve_in(op, manager)?;
+        op.resolved.set(manager.id(), caches.clone());
+        return Some(Resolved::Scoped(caches));
+    }
     // The global manager never changes once built: its caches are resolved once per
     // operation and borrowed, with no lock and no reference counting on the hit path.
     if let Some(global) = crate::global::unscoped_global() {

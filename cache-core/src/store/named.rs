@@ -61,6 +61,8 @@ pub(crate) struct StoreInner {
     pub(crate) replay: Replay,
     /// Logs dropped replays, rate-limited.
     replay_warnings: RateLimit,
+    /// What a fault does (the manager's `error_handler`; `fault.rs`).
+    pub(crate) error_handler: crate::fault::Handler,
 }
 
 impl StoreInner {
@@ -103,6 +105,7 @@ impl StoreInner {
             clock: parts.clock,
             replay: Replay::default(),
             replay_warnings: RateLimit::default(),
+            error_handler: None,
         }
     }
 

@@ -37,6 +37,15 @@ pub(crate) enum Skipped {
     Refused,
 }
 
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Skipped::Unavailable => "the L2 is unreachable (or its circuit breaker is open)",
+            Skipped::Refused => "the L2 refused the call",
+        })
+    }
+}
+
 impl Remote {
     pub(crate) fn new(
         tier: Arc<dyn RemoteTier>,

@@ -103,6 +103,12 @@ pub(crate) struct Plan {
     /// `tags = [..]`: carried by every entry the function writes.
     pub tags: Vec<LitStr>,
     pub condition: Option<Expr>,
+    /// The condition uses `result`: evaluated after the call (an eviction after it only).
+    pub condition_after: bool,
+    /// `manager = path`: the manager this annotation's caches are resolved in.
+    pub manager: Option<Path>,
+    /// `cache_name = EXPR`: the cache's name, computed from the arguments (no literal names).
+    pub cache_name: Option<Expr>,
     pub action: Action,
     /// `ttl_from = EXPR` (over `result`), in place of a fixed TTL.
     pub ttl_from: Option<Expr>,
@@ -172,10 +178,11 @@ pub(crate) fn fn_args(sig: &Signature) -> impl Iterator<Item = (Option<&Ident>, 
     })
 }
 
-/// The key options of an annotation: `key = ..` and `skip(..)`.
+/// The key options of an annotation: `key = ..`, `skip(..)` and `key_generator = ..`.
 struct KeyOptions<'a> {
     key: Option<(Span, &'a Expr)>,
     skip: Option<(Span, &'a [Ident])>,
+    generator: Option<(Span, &'a Path)>,
 }
 
 impl Plan {
@@ -184,7 +191,26 @@ impl Plan {
     pub fn new(kind: Macro, args: Args, sig: &Signature, attr: &TokenStream) -> syn::Result<Plan> {
         let mut cx = Ctxt::default();
         let opts = Attr::new(kind, args.options, &mut cx);
-        check::fn_names(kind, &args.names, attr, &mut cx);
+        let cache_name = opts.expr("cache_name");
+        match cache_name {
+            Some((span, expr)) => {
+                if !args.names.is_empty() {
+                    cx.at(
+                        span,
+                        "`cache_name` cannot be used with cache names: it computes the one \
+                         cache's name from the arguments; drop the names or the option",
+                    );
+                }
+                check::no_result(
+                    sig,
+                    expr,
+                    "`result` cannot be used in `cache_name`: the cache is chosen before the \
+                     function runs",
+                    &mut cx,
+                );
+            }
+            None => check::fn_names(kind, &args.names, attr, &mut cx),
+        }
         let krate = match opts.str("crate") {
             Some(lit) => lit.parse::<Path>().unwrap_or_else(|_| {
                 cx.at(
@@ -211,7 +237,20 @@ impl Plan {
         };
         check::signature(kind, sig, &mut cx);
         let condition = opts.expr("condition").map(|(_, e)| e.clone());
-        if let Some(cond) = &condition {
+        // After the call, an eviction's condition may look at the result (Spring's
+        // `#result` in `@CacheEvict(condition = ..)`).
+        let evicts_after = kind == Macro::Evict && opts.flag("before_invocation").is_none();
+        let condition_after =
+            evicts_after && condition.as_ref().is_some_and(|c| find_result(c).is_some());
+        if let (Some(cond), Macro::Evict, false) = (&condition, kind, evicts_after) {
+            check::no_result(
+                sig,
+                cond,
+                "`result` cannot be used in `condition` with `before_invocation`: the entries \
+                 are evicted before the function runs",
+                &mut cx,
+            );
+        } else if let (Some(cond), false) = (&condition, kind == Macro::Evict) {
             check::no_result(
                 sig,
                 cond,
@@ -226,6 +265,7 @@ impl Plan {
         let keys = KeyOptions {
             key: opts.expr("key"),
             skip: opts.idents("skip"),
+            generator: opts.path("key_generator"),
         };
         let unless = opts.expr("unless").map(|(_, e)| e.clone());
         let action = match kind {
@@ -277,6 +317,9 @@ impl Plan {
             settings,
             tags,
             condition,
+            condition_after,
+            manager: opts.path("manager").map(|(_, p)| p.clone()),
+            cache_name: cache_name.map(|(_, e)| e.clone()),
             action,
             ttl_from,
             detachable,
@@ -286,6 +329,18 @@ impl Plan {
 
 /// The key of a `cacheable`, or of a `before_invocation` eviction.
 fn key_spec(sig: &Signature, keys: &KeyOptions<'_>, cx: &mut Ctxt) -> KeySpec {
+    if let Some((gen_span, path)) = keys.generator {
+        if keys.key.is_some() {
+            cx.at(
+                gen_span,
+                "`key` and `key_generator` cannot be used together: `key = ..` is the key, \
+                 `key_generator = ..` computes it from the arguments; drop one",
+            );
+        } else {
+            let args = default_key(sig, keys.skip.map_or(&[], |s| s.1), cx);
+            return KeySpec::Expr(generator_call(path, &args));
+        }
+    }
     match (keys.key, keys.skip) {
         (Some((_, expr)), Some((skip_span, skip))) => {
             check::skip(sig, skip, cx);
@@ -299,6 +354,20 @@ fn key_spec(sig: &Signature, keys: &KeyOptions<'_>, cx: &mut Ctxt) -> KeySpec {
         (Some((_, expr)), None) => KeySpec::Expr(expr.clone()),
         (None, skip) => KeySpec::Args(default_key(sig, skip.map_or(&[], |s| s.1), cx)),
     }
+}
+
+/// `key_generator = path`: the call of `path` with a reference to each argument of the
+/// default key (after `skip`), in order, spanned at the path so a wrong signature is
+/// reported there.
+fn generator_call(path: &Path, args: &[KeyArg]) -> Expr {
+    let values = args.iter().map(|KeyArg { ident, is_ref }| {
+        if *is_ref {
+            quote::quote!(&*#ident)
+        } else {
+            quote::quote!(&#ident)
+        }
+    });
+    syn::parse_quote_spanned!(syn::spanned::Spanned::span(path)=> #path(#(#values),*))
 }
 
 /// The arguments of the default key, after `skip`.
@@ -329,7 +398,7 @@ fn default_key(sig: &Signature, skip: &[Ident], cx: &mut Ctxt) -> Vec<KeyArg> {
 
 /// The key of a `cache_put`, or of an eviction after the function ran.
 fn key_source(sig: &Signature, keys: &KeyOptions<'_>, cx: &mut Ctxt) -> KeySource {
-    if let (Some((_, expr)), None) = (keys.key, keys.skip) {
+    if let (Some((_, expr)), None, None) = (keys.key, keys.skip, keys.generator) {
         if find_result(expr).is_some() {
             return KeySource::Result(expr.clone());
         }
@@ -350,6 +419,12 @@ fn evict_target(sig: &Signature, opts: &Attr, keys: &KeyOptions<'_>, cx: &mut Ct
             cx.at(
                 skip_span,
                 "`skip` cannot be used with `all_entries`: every entry is evicted",
+            );
+        }
+        if let Some((gen_span, _)) = keys.generator {
+            cx.at(
+                gen_span,
+                "`key_generator` cannot be used with `all_entries`: every entry is evicted",
             );
         }
         return EvictTarget::AllEntries { before_invocation };

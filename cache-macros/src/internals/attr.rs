@@ -62,6 +62,8 @@ pub(crate) enum Kind {
     Flag,
     /// `name = EXPR`.
     Expr,
+    /// `name = path::to::item`: a path, kept as written (errors point at it).
+    Path,
     /// `name(a, b)`: argument names.
     Idents,
     /// `name = ["a", "b"]`.
@@ -189,6 +191,9 @@ pub(crate) const OPTIONS: &[OptionDef] = &[
         None,
     ),
     def("detach", Kind::Bool, &[Cacheable], None),
+    def("key_generator", Kind::Path, &[Cacheable, Put, Evict], None),
+    def("manager", Kind::Path, &[Cacheable, Put, Evict], None),
+    def("cache_name", Kind::Expr, &[Cacheable, Put, Evict], None),
     def("all_entries", Kind::Flag, &[Evict], EVICTS_NOTHING),
     def("before_invocation", Kind::Flag, &[Evict], EVICTS_NOTHING),
     def("cache", Kind::Names, &[Config], None),
@@ -222,6 +227,7 @@ const fn duration(examples: &'static str, zero: Option<&'static str>) -> Kind {
 pub(crate) enum Value {
     Flag,
     Expr(Expr),
+    Path(syn::Path),
     Idents(Vec<Ident>),
     /// Tags or cache names: string literals.
     Strs(Vec<LitStr>),
@@ -318,6 +324,14 @@ impl Parse for Written {
                 equals(input, def.name, name.span())?;
                 match kind {
                     Kind::Expr => Value::Expr(input.parse()?),
+                    Kind::Path => {
+                        Value::Path(input.call(syn::Path::parse_mod_style).or_else(|_| {
+                            Err(input.error(format!(
+                                "expected a path after `{} = `, as in `{} = crate::keys::by_id`",
+                                def.name, def.name
+                            )))
+                        })?)
+                    }
                     Kind::Str => Value::Str(input.parse()?),
                     Kind::Bool => Value::Bool(input.parse()?),
                     Kind::Tags => {
@@ -434,6 +448,18 @@ impl Attr {
                 value: Value::Expr(e),
                 ..
             }) => Some((name.span(), e)),
+            _ => None,
+        }
+    }
+
+    /// `name = path`.
+    pub fn path(&self, name: &str) -> Option<(Span, &syn::Path)> {
+        match self.get(name) {
+            Some(Written {
+                name,
+                value: Value::Path(p),
+                ..
+            }) => Some((name.span(), p)),
             _ => None,
         }
     }
@@ -726,6 +752,9 @@ mod tests {
                 "skip_l2_write",
                 "skip_bus",
                 "detach",
+                "key_generator",
+                "manager",
+                "cache_name",
                 "crate"
             ]
         );
@@ -746,6 +775,9 @@ mod tests {
                 "background_l2_writes",
                 "skip_l2_write",
                 "skip_bus",
+                "key_generator",
+                "manager",
+                "cache_name",
                 "crate"
             ]
         );
@@ -757,6 +789,9 @@ mod tests {
                 "condition",
                 "skip_l2_write",
                 "skip_bus",
+                "key_generator",
+                "manager",
+                "cache_name",
                 "all_entries",
                 "before_invocation",
                 "crate"

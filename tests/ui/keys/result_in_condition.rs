@@ -5,7 +5,7 @@ fn save(id: u64) -> u64 {
     id
 }
 
-#[cache_evict("users", key = id, condition = format!("{}", result).is_empty())]
+#[cache_evict("users", key = id, before_invocation, condition = format!("{}", result).is_empty())]
 fn delete(id: u64) -> u64 {
     id
 }

@@ -1,0 +1,578 @@
+//! Spring parity, found by porting Spring's own cache annotation tests: `Option` unwrapped
+//! as Spring unwraps `Optional` (spr14230), and stacked annotations acting as one group, as
+//! Spring's `@Caching` does. Real stores: memory, and Redis as L2 of a tiered store.
+
+#[allow(dead_code)] // the shared helpers; these tests use the Redis harness and `redis_cli`
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+use cachet::testing::{with_manager, with_manager_sync};
+use cachet::{cache_evict, cache_put, cacheable, CacheManager};
+use serde::{Deserialize, Serialize};
+use support::redis_server::RedisServer;
+
+fn memory() -> CacheManager {
+    CacheManager::builder()
+        .memory_store("memory")
+        .build()
+        .unwrap()
+}
+
+fn tiered(server: &RedisServer, prefix: &str, nulls: bool) -> CacheManager {
+    let url = server.url();
+    CacheManager::from_toml_str(&format!(
+        r#"
+        prefix = "{prefix}"
+        ttl = "1h"
+        allow_null_values = {nulls}
+        [stores.tiered]
+        l1 = {{ driver = "memory", max_entries = 1000 }}
+        l2 = {{ driver = "redis", url = "{url}" }}
+        bus = {{ driver = "redis", url = "{url}" }}
+        "#
+    ))
+    .unwrap()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Item {
+    name: String,
+    price: u32,
+}
+
+fn item(name: &str, price: u32) -> Item {
+    Item {
+        name: name.into(),
+        price,
+    }
+}
+
+// ----- Option unwrapping (Spring's spr14230) -----
+
+static FINDS: AtomicU64 = AtomicU64::new(0);
+
+#[cache_put("items", key = item.name.clone())]
+async fn insert(item: Item) -> Item {
+    item
+}
+
+#[cacheable("items")]
+async fn find(name: String) -> Option<Item> {
+    FINDS.fetch_add(1, SeqCst);
+    (name != "nobody").then(|| item(&name, 1))
+}
+
+/// The same entries, read by a plain fn.
+#[cacheable("items")]
+fn find_blocking(name: String) -> Option<Item> {
+    FINDS.fetch_add(1, SeqCst);
+    (name != "nobody").then(|| item(&name, 2))
+}
+
+#[tokio::test]
+async fn a_put_item_is_found_by_an_option_returning_cacheable_and_read_as_a_plain_value() {
+    with_manager(memory(), async {
+        let before = FINDS.load(SeqCst);
+        insert(item("pen", 3)).await;
+        // Spring's repro: `find` returns the put item instead of running its body.
+        assert_eq!(find("pen".into()).await, Some(item("pen", 3)));
+        assert_eq!(FINDS.load(SeqCst), before, "served from the put entry");
+        // `Some(v)` is stored as `v`: a plain read of `Item` shares the entry.
+        let items = cachet::cache("items").unwrap();
+        assert_eq!(
+            items.get::<Item, _>(&"cup").await.unwrap(),
+            None,
+            "nothing yet"
+        );
+        assert_eq!(find("cup".into()).await, Some(item("cup", 1)));
+        assert_eq!(
+            items.get::<Item, _>(&"cup").await.unwrap(),
+            Some(item("cup", 1))
+        );
+        // The null marker: `None` is cached, and a plain read sees no value (no fault).
+        assert_eq!(find("nobody".into()).await, None);
+        let runs = FINDS.load(SeqCst);
+        assert_eq!(find("nobody".into()).await, None);
+        assert_eq!(FINDS.load(SeqCst), runs, "`None` is cached");
+        assert_eq!(items.get::<Item, _>(&"nobody").await.unwrap(), None);
+        assert!(items.has(&"nobody").await.unwrap());
+        assert_eq!(items.stats().errors, 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn option_values_are_unwrapped_in_every_tier_and_instance() {
+    let server = RedisServer::start();
+    let a = tiered(&server, "opt", true);
+    let b = tiered(&server, "opt", true);
+    with_manager(a.clone(), async {
+        assert_eq!(find("lamp".into()).await, Some(item("lamp", 1)));
+        assert_eq!(find("nobody".into()).await, None);
+    })
+    .await;
+    // Instance b has an empty L1: it reads what a stored from Redis.
+    let runs = FINDS.load(SeqCst);
+    with_manager(b.clone(), async {
+        assert_eq!(find("lamp".into()).await, Some(item("lamp", 1)));
+        assert_eq!(find("nobody".into()).await, None);
+    })
+    .await;
+    assert_eq!(
+        FINDS.load(SeqCst),
+        runs,
+        "both from L2, the null marker too"
+    );
+    let items_b = b.cache("items").unwrap();
+    assert!(items_b.stats().l2_hits >= 1);
+    // A plain reader of `Item` in a third instance: the value, and no value for the marker.
+    let c = tiered(&server, "opt", true);
+    let items_c = c.cache("items").unwrap();
+    assert_eq!(
+        items_c.get::<Item, _>(&"lamp").await.unwrap(),
+        Some(item("lamp", 1))
+    );
+    assert_eq!(items_c.get::<Item, _>(&"nobody").await.unwrap(), None);
+    assert_eq!(items_c.stats().errors, 0, "the null marker is not a fault");
+    // A plain `set` of an `Item` is what the option-returning functions read.
+    items_c.set(&"desk", &item("desk", 9)).await.unwrap();
+    let d = tiered(&server, "opt", true);
+    let runs = FINDS.load(SeqCst);
+    with_manager(d, async {
+        assert_eq!(find("desk".into()).await, Some(item("desk", 9)));
+    })
+    .await;
+    assert_eq!(FINDS.load(SeqCst), runs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_null_values_none_is_not_stored_in_any_tier() {
+    let server = RedisServer::start();
+    let a = tiered(&server, "nonull", false);
+    with_manager(a.clone(), async {
+        let runs = FINDS.load(SeqCst);
+        assert_eq!(find("nobody".into()).await, None);
+        assert_eq!(find("nobody".into()).await, None);
+        assert_eq!(FINDS.load(SeqCst), runs + 2, "`None` is not cached");
+    })
+    .await;
+    assert!(!a.cache("items").unwrap().has(&"nobody").await.unwrap());
+    let keys = support::redis_cli(server.port(), &["KEYS", "nonull:*"]);
+    assert!(!keys.contains("nobody"), "{keys}");
+}
+
+/// Entries written as `Option<T>` before the change (here by a programmatic `set` of an
+/// `Option<Item>`, which writes the old layout) read as the value they hold, from L1 and
+/// L2; a plain reader of `Item` misses them, never fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_written_as_option_before_the_change_still_read_correctly() {
+    let server = RedisServer::start();
+    let old = tiered(&server, "legacy", true);
+    let items = old.cache("items").unwrap();
+    items.set(&"old", &Some(item("old", 5))).await.unwrap();
+    items.set(&"gone", &None::<Item>).await.unwrap();
+    let runs = FINDS.load(SeqCst);
+    // From L1 of the instance that wrote them.
+    with_manager(old.clone(), async {
+        assert_eq!(find("old".into()).await, Some(item("old", 5)));
+        assert_eq!(find("gone".into()).await, None);
+    })
+    .await;
+    // From L2, in a new instance.
+    let new = tiered(&server, "legacy", true);
+    with_manager(new.clone(), async {
+        assert_eq!(find("old".into()).await, Some(item("old", 5)));
+        assert_eq!(find("gone".into()).await, None);
+    })
+    .await;
+    let plain_fn = tokio::task::block_in_place(|| {
+        with_manager_sync(new.clone(), || find_blocking("old".into()))
+    });
+    assert_eq!(plain_fn, Some(item("old", 5)));
+    assert_eq!(FINDS.load(SeqCst), runs, "decoded, not recomputed");
+    // A plain reader: a miss, not an error surfaced to the caller.
+    let plain = tiered(&server, "legacy", true);
+    assert_eq!(
+        plain
+            .cache("items")
+            .unwrap()
+            .get::<Item, _>(&"old")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+// ----- Stacked annotations: one group -----
+
+static GROUP_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// A hit must not skip the eviction (written first or last).
+#[cacheable("group-a")]
+#[cache_evict("group-b", key = id)]
+async fn read_and_evict(id: u64) -> u64 {
+    GROUP_RUNS.fetch_add(1, SeqCst);
+    id * 10
+}
+
+/// A put in the group makes the function run even when the cacheable would hit.
+#[cacheable("group-c")]
+#[cache_put("group-d", key = id)]
+async fn read_and_put(id: u64) -> u64 {
+    GROUP_RUNS.fetch_add(1, SeqCst) + 1000 * id
+}
+
+#[cache_evict("group-e", all_entries, before_invocation)]
+#[cacheable("group-e")]
+async fn reload(id: u64) -> u64 {
+    GROUP_RUNS.fetch_add(1, SeqCst);
+    id
+}
+
+#[tokio::test]
+async fn stacked_evictions_run_on_every_call_hit_or_not() {
+    with_manager(memory(), async {
+        let b = cachet::cache("group-b").unwrap();
+        let runs = GROUP_RUNS.load(SeqCst);
+        assert_eq!(read_and_evict(1).await, 10);
+        b.set(&1u64, &"x".to_string()).await.unwrap();
+        // A hit of `group-a`: the body does not run, the eviction does.
+        assert_eq!(read_and_evict(1).await, 10);
+        assert_eq!(GROUP_RUNS.load(SeqCst), runs + 1);
+        assert_eq!(b.get::<String, _>(&1u64).await.unwrap(), None);
+        // A before-invocation eviction of the cacheable's own cache: every call misses.
+        let runs = GROUP_RUNS.load(SeqCst);
+        reload(7).await;
+        reload(7).await;
+        assert_eq!(GROUP_RUNS.load(SeqCst), runs + 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stacked_put_makes_the_function_run_on_every_call() {
+    with_manager(memory(), async {
+        let first = read_and_put(2).await;
+        let second = read_and_put(2).await;
+        assert_ne!(first, second, "the function ran twice");
+        let d = cachet::cache("group-d").unwrap();
+        let c = cachet::cache("group-c").unwrap();
+        assert_eq!(d.get::<u64, _>(&2u64).await.unwrap(), Some(second));
+        assert_eq!(
+            c.get::<u64, _>(&2u64).await.unwrap(),
+            Some(second),
+            "the cacheable stores the value the function returned"
+        );
+    })
+    .await;
+}
+
+// ----- What Spring users reach for -----
+
+/// Spring's `KeyGenerator`: called with a reference to each key argument.
+fn tenant_key(tenant: &str, id: &u64) -> String {
+    format!("{tenant}/{id}")
+}
+
+static GENERATED: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("generated", key_generator = tenant_key)]
+async fn by_tenant(tenant: &str, id: u64) -> u64 {
+    GENERATED.fetch_add(1, SeqCst);
+    id
+}
+
+#[cache_evict("generated", key_generator = crate::tenant_key, skip(reason))]
+async fn forget(tenant: &str, id: u64, reason: String) {
+    let _ = (tenant, id, reason);
+}
+
+#[tokio::test]
+async fn a_key_generator_computes_the_key_from_the_arguments() {
+    with_manager(memory(), async {
+        let runs = GENERATED.load(SeqCst);
+        by_tenant("acme", 1).await;
+        by_tenant("acme", 1).await;
+        assert_eq!(GENERATED.load(SeqCst), runs + 1);
+        let cache = cachet::cache("generated").unwrap();
+        assert_eq!(cache.get::<u64, _>("acme/1").await.unwrap(), Some(1));
+        forget("acme", 1, "test".into()).await;
+        assert_eq!(cache.get::<u64, _>("acme/1").await.unwrap(), None);
+    })
+    .await;
+}
+
+static AUDIT: std::sync::LazyLock<CacheManager> = std::sync::LazyLock::new(|| {
+    CacheManager::builder()
+        .memory_store("audit")
+        .build()
+        .unwrap()
+});
+
+static AUDITED: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("audit-log", manager = AUDIT)]
+async fn audited(id: u64) -> u64 {
+    AUDITED.fetch_add(1, SeqCst);
+    id
+}
+
+#[cache_evict("audit-log", manager = crate::AUDIT, key = id)]
+async fn unaudit(id: u64) {
+    let _ = id;
+}
+
+#[tokio::test]
+async fn an_annotation_uses_its_own_manager() {
+    // The scoped manager does not hold the entry: the annotation's own does.
+    let scoped = memory();
+    with_manager(scoped.clone(), async {
+        let runs = AUDITED.load(SeqCst);
+        audited(4).await;
+        audited(4).await;
+        assert_eq!(AUDITED.load(SeqCst), runs + 1);
+    })
+    .await;
+    let own = AUDIT.cache("audit-log").unwrap();
+    assert_eq!(own.get::<u64, _>(&4u64).await.unwrap(), Some(4));
+    assert_eq!(
+        scoped.cache("audit-log").unwrap().stats().puts,
+        0,
+        "nothing went to the scoped manager"
+    );
+    with_manager(scoped, unaudit(4)).await;
+    assert_eq!(own.get::<u64, _>(&4u64).await.unwrap(), None);
+}
+
+/// Spring's `@Cacheable` on a class: every method that can be cached is.
+#[derive(Default)]
+struct Repo {
+    loads: AtomicU64,
+    saved: Vec<u64>,
+}
+
+#[cacheable("repo")]
+impl Repo {
+    /// Left as written: no receiver.
+    fn new() -> Self {
+        Repo::default()
+    }
+
+    async fn find(&self, id: u64) -> Option<u64> {
+        self.loads.fetch_add(1, SeqCst);
+        (id > 0).then_some(id * 2)
+    }
+
+    fn count(&self) -> u64 {
+        self.loads.fetch_add(1, SeqCst) + 1
+    }
+
+    /// Left as written: `&mut self`.
+    fn save(&mut self, id: u64) -> usize {
+        self.saved.push(id);
+        self.saved.len()
+    }
+
+    /// Left as written: returns nothing.
+    fn touch(&self) {
+        self.loads.fetch_add(100, SeqCst);
+    }
+
+    /// Its own annotation wins.
+    #[cache_put("repo-names", key = id)]
+    fn name(&self, id: u64) -> String {
+        format!("n{id}")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cacheable_on_an_impl_block_caches_its_methods() {
+    with_manager(memory(), async {
+        let mut repo = Repo::new();
+        assert_eq!(repo.find(3).await, Some(6));
+        assert_eq!(repo.find(3).await, Some(6));
+        assert_eq!(repo.loads.load(SeqCst), 1);
+        let count = tokio::task::block_in_place(|| (repo.count(), repo.count()));
+        assert_eq!(count.0, count.1, "cached");
+        assert_eq!(repo.save(1), 1);
+        assert_eq!(repo.save(1), 2, "not cached");
+        let before = repo.loads.load(SeqCst);
+        repo.touch();
+        assert_eq!(repo.loads.load(SeqCst), before + 100);
+        tokio::task::block_in_place(|| repo.name(7));
+        let names = cachet::cache("repo-names").unwrap();
+        assert_eq!(
+            names.get::<String, _>(&7u64).await.unwrap().as_deref(),
+            Some("n7")
+        );
+    })
+    .await;
+}
+
+static DELETES: AtomicU64 = AtomicU64::new(0);
+
+/// Spring's `condition = "#result"` on an eviction after the call.
+#[cache_evict("conditional", key = id, condition = *result)]
+async fn delete_if_found(id: u64) -> bool {
+    DELETES.fetch_add(1, SeqCst);
+    id % 2 == 0
+}
+
+/// Over `Ok`'s value: an `Err` never evicts, and `Ok(0)` does not either.
+#[cache_evict("conditional", all_entries, condition = *result > 0)]
+async fn reset(n: u32) -> Result<u32, String> {
+    if n == 99 {
+        return Err("no".into());
+    }
+    Ok(n)
+}
+
+#[tokio::test]
+async fn an_eviction_after_the_call_can_be_conditional_on_the_result() {
+    with_manager(memory(), async {
+        let cache = cachet::cache("conditional").unwrap();
+        for id in [1u64, 2] {
+            cache.set(&id, &"v".to_string()).await.unwrap();
+        }
+        assert!(!delete_if_found(1).await);
+        assert!(delete_if_found(2).await);
+        assert!(cache.has(&1u64).await.unwrap(), "condition false: kept");
+        assert!(!cache.has(&2u64).await.unwrap(), "condition true: evicted");
+        assert!(reset(99).await.is_err());
+        assert_eq!(reset(0).await, Ok(0));
+        assert!(cache.has(&1u64).await.unwrap());
+        assert_eq!(reset(1).await, Ok(1));
+        assert!(!cache.has(&1u64).await.unwrap());
+    })
+    .await;
+}
+
+static PER_TENANT: AtomicU64 = AtomicU64::new(0);
+
+/// A cache name computed from the arguments (Spring's `CacheResolver`).
+#[cacheable(cache_name = format!("tenant-{tenant}"), skip(tenant))]
+async fn setting(tenant: &str, key: String) -> String {
+    PER_TENANT.fetch_add(1, SeqCst);
+    format!("{tenant}:{key}")
+}
+
+#[cache_evict(cache_name = tenant, all_entries)]
+async fn reset_tenant(tenant: &'static str) {
+    let _ = tenant;
+}
+
+#[tokio::test]
+async fn a_cache_name_computed_from_the_arguments() {
+    with_manager(memory(), async {
+        let runs = PER_TENANT.load(SeqCst);
+        assert_eq!(setting("a", "x".into()).await, "a:x");
+        assert_eq!(setting("a", "x".into()).await, "a:x");
+        assert_eq!(setting("b", "x".into()).await, "b:x", "another cache");
+        assert_eq!(PER_TENANT.load(SeqCst), runs + 2);
+        let a = cachet::cache("tenant-a").unwrap();
+        assert_eq!(
+            a.get::<String, _>("x").await.unwrap().as_deref(),
+            Some("a:x")
+        );
+        reset_tenant("tenant-a").await;
+        assert_eq!(a.get::<String, _>("x").await.unwrap(), None);
+        assert!(cachet::cache("tenant-b").unwrap().has("x").await.unwrap());
+    })
+    .await;
+}
+
+// ----- The error handler (Spring's `CacheErrorHandler`) -----
+
+#[derive(Debug, PartialEq)]
+enum AppError {
+    Cache(String),
+}
+
+impl From<cachet::CacheError> for AppError {
+    fn from(err: cachet::CacheError) -> Self {
+        AppError::Cache(err.to_string())
+    }
+}
+
+static PRICES: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("prices")]
+async fn price(id: u64) -> Result<u64, AppError> {
+    PRICES.fetch_add(1, SeqCst);
+    Ok(id * 100)
+}
+
+/// A plain value cannot say "failed": its faults are logged, as by default.
+#[cacheable("prices")]
+async fn price_plain(id: u64) -> u64 {
+    id * 100
+}
+
+fn down_l2(server: &RedisServer, handler: impl cachet::CacheErrorHandler) -> CacheManager {
+    let url = server.url();
+    let config = cachet::config::parse_toml(
+        &format!(
+            "[stores.shared]\nl2 = {{ driver = \"redis\", url = \"{url}\", operation_timeout = \"200ms\", connect_timeout = \"200ms\" }}\n"
+        ),
+        cachet::ConfigOrigin::String,
+    )
+    .unwrap();
+    CacheManager::builder()
+        .store_config("shared", config.stores["shared"].clone())
+        .error_handler(handler)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_error_handler_decides_per_fault_whether_the_call_fails() {
+    use cachet::{CacheFault, FaultAction, FaultOperation};
+    let server = RedisServer::start();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    // Reads fail the call; writes are only counted.
+    let manager = down_l2(&server, move |fault: &CacheFault<'_>| {
+        log.lock()
+            .unwrap()
+            .push((fault.operation, fault.cache.to_owned()));
+        match fault.operation {
+            FaultOperation::Get => FaultAction::Fail,
+            _ => FaultAction::Count,
+        }
+    });
+    server.kill();
+    let prices = manager.cache("prices").unwrap();
+    let err = prices.get::<u64, _>(&1u64).await.unwrap_err();
+    assert!(matches!(err, cachet::CacheError::Tier { .. }), "{err}");
+    // A write fault is only counted: the call succeeds.
+    prices.set(&1u64, &5u64).await.unwrap();
+    with_manager(manager.clone(), async {
+        let runs = PRICES.load(SeqCst);
+        let failed = price(3).await;
+        assert!(matches!(failed, Err(AppError::Cache(_))), "{failed:?}");
+        assert_eq!(PRICES.load(SeqCst), runs + 1, "the function ran");
+        assert_eq!(price_plain(3).await, 300, "cannot fail: logged");
+    })
+    .await;
+    let seen = seen.lock().unwrap();
+    assert!(seen.contains(&(FaultOperation::Get, "prices".to_owned())));
+    assert!(seen.contains(&(FaultOperation::Put, "prices".to_owned())));
+    assert!(prices.stats().errors >= 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_and_when_counted_a_fault_never_fails_the_call() {
+    use cachet::{CacheFault, FaultAction};
+    let server = RedisServer::start();
+    let manager = down_l2(&server, |_: &CacheFault<'_>| FaultAction::Count);
+    server.kill();
+    let prices = manager.cache("prices").unwrap();
+    assert_eq!(prices.get::<u64, _>(&1u64).await.unwrap(), None);
+    prices.set(&1u64, &5u64).await.unwrap();
+    with_manager(manager.clone(), async {
+        assert_eq!(price(4).await, Ok(400));
+    })
+    .await;
+    assert!(prices.stats().errors >= 3);
+}
