@@ -311,6 +311,66 @@ mod stacked_only {
     }
 }
 
+// ---- Spring parity: key generator, own manager, computed names, impl blocks -----------------
+
+fn key_of(id: &u64, name: &str) -> String {
+    format!("{id}/{name}")
+}
+
+#[cacheable("spring-generated", key_generator = key_of)]
+async fn generated(id: u64, name: &str) -> u64 {
+    id + name.len() as u64
+}
+
+#[cache_put("spring-generated", key_generator = crate::key_of, skip(extra))]
+fn generated_put(id: u64, name: String, extra: u8) -> u64 {
+    id + name.len() as u64 + u64::from(extra)
+}
+
+static OWN: ::std::sync::LazyLock<cachet::CacheManager> =
+    ::std::sync::LazyLock::new(cachet::CacheManager::none);
+
+#[cacheable("spring-own", manager = OWN)]
+fn own_manager(id: u64) -> u64 {
+    id
+}
+
+#[cacheable(cache_name = format!("spring-tenant-{tenant}"), skip(tenant))]
+async fn per_tenant(tenant: &str, id: u64) -> Option<u64> {
+    tenant.is_empty().then_some(id)
+}
+
+#[cache_evict(cache_name = "spring-evicted", key = id, condition = *result)]
+fn evict_if(id: u64) -> bool {
+    id > 0
+}
+
+#[cache_evict("spring-evicted", all_entries, condition = result.is_empty())]
+fn evict_all_if(names: Vec<String>) -> Vec<String> {
+    names
+}
+
+struct Catalog;
+
+#[cacheable("spring-catalog", ttl = "1m")]
+impl Catalog {
+    fn new() -> Self {
+        Catalog
+    }
+
+    async fn price(&self, id: u64) -> Option<u64> {
+        Some(id)
+    }
+
+    fn size(&self) -> usize {
+        3
+    }
+
+    fn set(&mut self, id: u64) -> u64 {
+        id
+    }
+}
+
 // ---- timeouts and eager refresh -------------------------------------------------------------
 
 /// Converts from `CacheError`: the hard timeout returns it.
@@ -527,6 +587,21 @@ fn sync_free_functions_return_their_bodies_values() {
     assert_eq!(delete_sync(0), Err(DbError));
     assert_eq!(triple(5), user(5));
     assert_eq!(stacked_only::f(2), 2);
+    assert_eq!(generated_put(1, "ab".into(), 3), 6);
+    assert_eq!(own_manager(4), 4);
+    assert!(evict_if(1));
+    assert_eq!(evict_all_if(vec![]), Vec::<String>::new());
+    let mut catalog = Catalog::new();
+    assert_eq!(catalog.size(), 3);
+    assert_eq!(catalog.set(2), 2);
+}
+
+#[tokio::test]
+async fn spring_parity_forms_return_their_bodies_values() {
+    assert_eq!(generated(1, "ab").await, 3);
+    assert_eq!(per_tenant("", 5).await, Some(5));
+    assert_eq!(per_tenant("t", 5).await, None);
+    assert_eq!(Catalog::new().price(9).await, Some(9));
 }
 
 #[tokio::test]
@@ -589,7 +664,11 @@ fn every_annotation_is_registered_with_its_options() {
         find("find_by_name")[0].options.ttl,
         Some(Duration::from_secs(90))
     );
-    assert_eq!(find("find_by_name")[0].value_type, "Option<User>");
+    assert_eq!(
+        find("find_by_name")[0].value_type,
+        "User",
+        "stored unwrapped"
+    );
     assert_eq!(find("lookup")[0].options.ttl, Some(Duration::from_secs(30)));
     assert_eq!(find("parse_and_find")[0].value_type, "Res<User>");
     assert_eq!(find("update_user")[0].kind, OperationKind::Put);

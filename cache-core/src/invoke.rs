@@ -17,6 +17,7 @@ use crate::shape::Shape;
 use crate::slot::Slot;
 use crate::stats::Event;
 use crate::store::lock;
+use crate::CacheValue;
 
 /// Answers from the first cache holding a fresh value; otherwise runs `body()` once per key
 /// across concurrent callers and stores its cacheable outcome in every cache.
@@ -43,8 +44,8 @@ pub(crate) async fn cached_call<S, F, P, M>(
 ) -> S::Output
 where
     S: Shape,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     F: Future<Output = S::Output>,
     P: FnOnce(&S::Value) -> Option<Lifetime>,
     M: Mode<S, F, P>,
@@ -344,8 +345,8 @@ async fn run_ungated<S, F, P>(
 ) -> S::Output
 where
     S: Shape,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     F: Future<Output = S::Output>,
     P: FnOnce(&S::Value) -> Option<Lifetime>,
 {
@@ -385,8 +386,8 @@ async fn wait_or_stale<S: Shape>(
     stale: (S::Value, Option<Instant>),
 ) -> S::Output
 where
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
 {
     match caches[0].clock().within(limit, refresh).await {
         Some(Ok(Refreshed::Value(value))) => shape.rebuild(value),
@@ -482,8 +483,8 @@ pub(crate) enum Refreshed<V> {
 impl<S, F, P> Job<S, F, P>
 where
     S: Shape,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     F: Future<Output = S::Output>,
     P: FnOnce(&S::Value) -> Option<Lifetime>,
 {
@@ -570,8 +571,8 @@ impl<S: Shape, F, P> Mode<S, F, P> for Attached {
 impl<S, F, P> Mode<S, F, P> for Detachable
 where
     S: Shape + Send + 'static,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     F: Future<Output = S::Output> + Send + 'static,
     P: FnOnce(&S::Value) -> Option<Lifetime> + Send + 'static,
 {
@@ -598,8 +599,8 @@ async fn serve_stale<S: Shape>(
     failure: &str,
 ) -> S::Output
 where
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
 {
     let first = &caches[0];
     first.count(Event::Stale);
@@ -636,8 +637,8 @@ pub(crate) async fn put_call<S, F>(
 ) -> S::Output
 where
     S: Shape,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     F: Future<Output = S::Output>,
 {
     let output = body.await;
@@ -770,8 +771,8 @@ pub(crate) struct DetachableBlocking;
 impl<S, C, P> Mode<S, BlockingBody<C>, P> for DetachableBlocking
 where
     S: Shape + Send + 'static,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     S::Output: Send + 'static,
     C: FnOnce() -> S::Output + Send + 'static,
     P: FnOnce(&S::Value) -> Option<Lifetime> + Send + 'static,

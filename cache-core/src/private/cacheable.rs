@@ -12,6 +12,7 @@ use crate::invoke::{self, Attached, BlockingBody, Detachable, DetachableBlocking
 use crate::operation::Operation;
 use crate::shape::Shape;
 use crate::slot::Slot;
+use crate::CacheValue;
 
 /// `#[cacheable]` on an `async fn`.
 pub async fn cacheable<S, F, D: StoreDecision>(
@@ -23,8 +24,8 @@ pub async fn cacheable<S, F, D: StoreDecision>(
 ) -> S::Output
 where
     S: Shape,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     F: Future<Output = S::Output>,
 {
     cacheable_timed(shape, op, key, unless, Wait, body).await
@@ -42,8 +43,8 @@ pub async fn cacheable_timed<S, F, T, D: StoreDecision>(
 ) -> S::Output
 where
     S: Shape,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     F: Future<Output = S::Output>,
     T: OnTimeout<S::Output>,
 {
@@ -72,8 +73,8 @@ pub async fn cacheable_detachable<S, F, U, T, D>(
 ) -> S::Output
 where
     S: Shape + Send + 'static,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     F: Future<Output = S::Output> + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
     U: FnOnce(&S::Value) -> D + Send + 'static,
     D: StoreDecision + 'static,
@@ -172,8 +173,8 @@ pub fn cacheable_blocking<S, D: StoreDecision>(
 ) -> S::Output
 where
     S: Shape,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
 {
     blocking::run(cacheable(shape, op, key, unless, async move { body() }))
 }
@@ -190,8 +191,8 @@ pub fn cacheable_detachable_blocking<S, U, C, D>(
 ) -> S::Output
 where
     S: Shape + Send + 'static,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     S::Output: Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
     U: FnOnce(&S::Value) -> D + Send + 'static,
     D: StoreDecision + 'static,

@@ -51,8 +51,7 @@ pub trait ProbesL1 {
 
 impl<S: Shape> ProbesL1 for ProbeOf<S>
 where
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Slot: Slot<Value = S::Value>,
 {
     type Shape = S;
     fn probe(&self) -> Probe<S> {

@@ -10,6 +10,7 @@ use crate::invoke;
 use crate::operation::Operation;
 use crate::shape::Shape;
 use crate::slot::Slot;
+use crate::CacheValue;
 
 /// `#[cache_put]` on an `async fn`.
 pub async fn put<S, F, D: StoreDecision>(
@@ -22,8 +23,8 @@ pub async fn put<S, F, D: StoreDecision>(
 ) -> S::Output
 where
     S: Shape,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
     F: Future<Output = S::Output>,
 {
     if !enabled {
@@ -53,8 +54,8 @@ pub fn put_blocking<S, D: StoreDecision>(
 ) -> S::Output
 where
     S: Shape,
-    S: Shape<Value = <<S as Shape>::Slot as Slot>::Value>,
-    S::Slot: Slot,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
 {
     blocking::run(put(shape, op, enabled, key, unless, async move { body() }))
 }
