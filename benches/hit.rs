@@ -97,9 +97,7 @@ struct Engines {
 
 impl Engines {
     fn new() -> Self {
-        let stored_keys: Vec<String> = (0..RESIDENT)
-            .map(|k| format!("cachet:bench:{k}"))
-            .collect();
+        let stored_keys: Vec<String> = (0..RESIDENT).map(|k| format!("cachet:bench:{k}")).collect();
         let stored_key = stored_keys[KEY as usize].clone();
         let moka = moka::sync::Cache::new(CAPACITY);
         let moka_str = moka::sync::Cache::new(CAPACITY);
@@ -444,7 +442,11 @@ fn hit_2threads(c: &mut Criterion) {
     g.bench_function("quick_cache_get_str", |b| {
         b.iter_custom(|n| {
             two_threads(n, |_| {
-                black_box(engines.quick_str.get(black_box(engines.stored_key.as_str())));
+                black_box(
+                    engines
+                        .quick_str
+                        .get(black_box(engines.stored_key.as_str())),
+                );
             })
         })
     });

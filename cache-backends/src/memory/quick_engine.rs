@@ -332,7 +332,9 @@ impl QuickTier {
             key: key.into(),
         };
         let mut evicted = Default::default();
-        shard.write().insert_with_lifecycle(key, entry, &mut evicted);
+        shard
+            .write()
+            .insert_with_lifecycle(key, entry, &mut evicted);
         drop(evicted);
         // Noted after the insert, so a sweep that resets `next_expiry` while this runs
         // either sees the entry or sees this note (see `sweep`).
