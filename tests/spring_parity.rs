@@ -416,7 +416,7 @@ static DELETES: AtomicU64 = AtomicU64::new(0);
 #[cache_evict("conditional", key = id, condition = *result)]
 async fn delete_if_found(id: u64) -> bool {
     DELETES.fetch_add(1, SeqCst);
-    id % 2 == 0
+    id.is_multiple_of(2)
 }
 
 /// Over `Ok`'s value: an `Err` never evicts, and `Ok(0)` does not either.

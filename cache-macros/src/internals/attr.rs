@@ -325,11 +325,11 @@ impl Parse for Written {
                 match kind {
                     Kind::Expr => Value::Expr(input.parse()?),
                     Kind::Path => {
-                        Value::Path(input.call(syn::Path::parse_mod_style).or_else(|_| {
-                            Err(input.error(format!(
+                        Value::Path(input.call(syn::Path::parse_mod_style).map_err(|_| {
+                            input.error(format!(
                                 "expected a path after `{} = `, as in `{} = crate::keys::by_id`",
                                 def.name, def.name
-                            )))
+                            ))
                         })?)
                     }
                     Kind::Str => Value::Str(input.parse()?),
