@@ -485,6 +485,7 @@ async fn a_cache_name_computed_from_the_arguments() {
 // ----- The error handler (Spring's `CacheErrorHandler`) -----
 
 #[derive(Debug, PartialEq)]
+#[allow(dead_code)] // the message, shown by `Debug` when an assertion fails
 enum AppError {
     Cache(String),
 }
@@ -549,10 +550,10 @@ async fn the_error_handler_decides_per_fault_whether_the_call_fails() {
     prices.set(&1u64, &5u64).await.unwrap();
     with_manager(manager.clone(), async {
         let runs = PRICES.load(SeqCst);
-        let failed = price(3).await;
-        assert!(matches!(failed, Err(AppError::Cache(_))), "{failed:?}");
+        // Annotated functions are never failed: the fault is logged, the value returned.
+        assert_eq!(price(3).await, Ok(300));
         assert_eq!(PRICES.load(SeqCst), runs + 1, "the function ran");
-        assert_eq!(price_plain(3).await, 300, "cannot fail: logged");
+        assert_eq!(price_plain(3).await, 300);
     })
     .await;
     let seen = seen.lock().unwrap();

@@ -198,8 +198,11 @@ impl Cache {
         key: &K,
         stale: bool,
     ) -> Result<Option<V>, CacheError> {
-        let handler = &self.engine.inner.store.error_handler;
-        crate::fault::checked(handler, self.read_unchecked(key, stale)).await
+        let read = self.read_unchecked(key, stale);
+        if self.engine.inner.store.error_handler.is_none() {
+            return read.await;
+        }
+        Box::pin(crate::fault::checked(read)).await
     }
 
     async fn read_unchecked<V: CacheValue, K: Serialize + ?Sized>(
@@ -339,8 +342,11 @@ impl Cache {
         let write = self
             .engine
             .write::<V>(&stored, value.clone(), lifetime, Write::Change);
-        let handler = &self.engine.inner.store.error_handler;
-        crate::fault::checked(handler, write.map(Ok)).await
+        if self.engine.inner.store.error_handler.is_none() {
+            write.await;
+            return Ok(());
+        }
+        Box::pin(crate::fault::checked(write.map(Ok))).await
     }
 
     /// The value under `key`, or else the factory's value, stored. Concurrent callers on one
@@ -422,7 +428,11 @@ impl Cache {
         let local = FirstL1::Unread;
         let call =
             crate::invoke::cached_call(shape, caches, keys, local, policy, factory, Detachable);
-        crate::fault::checked(&self.engine.inner.store.error_handler, call).await
+        // Boxed only with a handler: nested calls must fit a thread's stack (`fault.rs`).
+        if self.engine.inner.store.error_handler.is_none() {
+            return call.await;
+        }
+        Box::pin(crate::fault::checked(call)).await
     }
 
     /// Whether a fresh value is stored under `key` (of any type).
@@ -505,7 +515,11 @@ impl Cache {
     pub async fn delete<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), CacheError> {
         let stored = self.engine.stored_key(key)?;
         let remove = self.engine.remove(std::slice::from_ref(&stored));
-        crate::fault::checked(&self.engine.inner.store.error_handler, remove.map(Ok)).await
+        if self.engine.inner.store.error_handler.is_none() {
+            remove.await;
+            return Ok(());
+        }
+        Box::pin(crate::fault::checked(remove.map(Ok))).await
     }
 
     /// Deletes the entries under several keys.
@@ -522,7 +536,11 @@ impl Cache {
             .map(|k| self.engine.stored_key(k))
             .collect::<Result<Vec<_>, _>>()?;
         let remove = self.engine.remove(&stored);
-        crate::fault::checked(&self.engine.inner.store.error_handler, remove.map(Ok)).await
+        if self.engine.inner.store.error_handler.is_none() {
+            remove.await;
+            return Ok(());
+        }
+        Box::pin(crate::fault::checked(remove.map(Ok))).await
     }
 
     /// Deletes every entry of this cache (or namespace, nested namespaces included), and

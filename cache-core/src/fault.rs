@@ -4,12 +4,12 @@
 //! programmatic calls alike.
 //!
 //! A call that a fault fails: the programmatic method returns `Err(CacheError::Tier { .. })`
-//! (a `get`, `set`, `delete`, `clear`, `get_or_set`, ...); an annotated `async fn` returning
-//! `Result<T, E>` with `E: From<CacheError>` returns `Err(E::from(..))` once the call is done
-//! (a `#[cacheable]` one: the function's value was computed or read, and is not returned).
-//! Other annotated functions cannot say "failed": their fault is logged, as by default.
-//! Faults of work finishing in the background (a detached refresh, `background_l2_writes`)
-//! fail no call: the call has returned.
+//! (a `get`, `set`, `delete`, `delete_many`, `get_or_set`, `try_get_or_set`, ...). Annotated
+//! functions follow the handler's `Log` and `Count`, but are never failed: their fault is
+//! logged, as by default (failing them needs the fault carried out of every entry point, and
+//! the scope that carries it made nested annotated calls overflow the stack in debug builds;
+//! left for later). Faults of work finishing in the background (a detached refresh,
+//! `background_l2_writes`) fail no call: the call has returned.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -127,15 +127,12 @@ pub(crate) fn decide(handler: &Handler, fault: &CacheFault<'_>) -> FaultAction {
     action
 }
 
-/// Runs `call`, and gives the fault that failed it, if the handler failed one. Without a
-/// handler (`watch` false) nothing can fail it: it runs as is.
-pub(crate) async fn failing<T>(
-    watch: bool,
-    call: impl Future<Output = T>,
-) -> (T, Option<CacheError>) {
-    if !watch {
-        return (call.await, None);
-    }
+/// Runs `call`, and gives the fault that failed it, if the handler failed one.
+///
+/// Callers run `call` as is when no handler is set, and box this otherwise: nested cached
+/// calls each hold the next one's future, so a call's future must not grow for a handler
+/// most managers do not have.
+pub(crate) async fn failing<T>(call: impl Future<Output = T>) -> (T, Option<CacheError>) {
     FAILED
         .scope(RefCell::new(None), async {
             let out = call.await;
@@ -145,12 +142,11 @@ pub(crate) async fn failing<T>(
         .await
 }
 
-/// [`failing`] for a programmatic call under `handler`: its error, or the fault's.
+/// [`failing`] for a programmatic call: its error, or the fault's.
 pub(crate) async fn checked<T, E: From<CacheError>>(
-    handler: &Handler,
     call: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    match failing(handler.is_some(), call).await {
+    match failing(call).await {
         (result, None) => result,
         (Ok(_), Some(fault)) => Err(E::from(fault)),
         (Err(err), Some(_)) => Err(err),
@@ -171,11 +167,11 @@ mod tests {
             key: None,
             error: "down",
         };
-        let (_, failed) = failing(true, async { decide(&fail, &fault) }).await;
+        let (_, failed) = failing(async { decide(&fail, &fault) }).await;
         assert!(failed.is_some_and(|e| e.to_string().contains("down")));
-        let (_, failed) = failing(true, async {}).await;
+        let (_, failed) = failing(async {}).await;
         assert!(failed.is_none());
-        let checked: Result<(), CacheError> = checked(&fail, async {
+        let checked: Result<(), CacheError> = checked(async {
             decide(&fail, &fault);
             Ok(())
         })

@@ -388,8 +388,8 @@ impl CacheManagerBuilder {
 
     /// Decides what each fault of a cache does (Spring's `CacheErrorHandler`): log it (and
     /// count it, the default), only count it, or fail the call. Used by annotated and
-    /// programmatic calls of every store of the manager; see [`crate::CacheErrorHandler`]
-    /// for which calls can fail.
+    /// programmatic calls of every store of the manager; only programmatic calls can fail
+    /// (see [`crate::CacheErrorHandler`]).
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

@@ -54,8 +54,7 @@ where
         Step::Miss(caches, keys, local) => {
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
             let policy = store_policy(unless);
-            let call = invoke::cached_call(shape, &caches, &keys, local, policy, || body, Attached);
-            failed_by_fault(&caches, on_timeout, call).await
+            invoke::cached_call(shape, &caches, &keys, local, policy, || body, Attached).await
         }
     }
 }
@@ -92,25 +91,8 @@ where
         Step::Miss(caches, keys, local) => {
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
             let policy = store_policy(unless);
-            let call =
-                invoke::cached_call(shape, &caches, &keys, local, policy, || body, Detachable);
-            failed_by_fault(&caches, on_timeout, call).await
+            invoke::cached_call(shape, &caches, &keys, local, policy, || body, Detachable).await
         }
-    }
-}
-
-/// `call`'s output, or the error of a fault the manager's error handler failed it with
-/// (`fault.rs`), for a function whose return type can carry it (`Result<T, E>` with `E:
-/// From<CacheError>`: what `on_timeout` can build); other functions return their value.
-async fn failed_by_fault<O, T: OnTimeout<O>>(
-    caches: &[Engine],
-    on_timeout: T,
-    call: impl Future<Output = O>,
-) -> O {
-    let watch = caches.iter().any(|c| c.inner.store.error_handler.is_some());
-    match crate::fault::failing(watch, call).await {
-        (output, Some(fault)) => on_timeout.error(fault).unwrap_or(output),
-        (output, None) => output,
     }
 }
 
