@@ -547,3 +547,27 @@ async fn tti_renews_the_l2_ttl_on_read_at_most_once_per_tenth() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_background_l2_writes_answers_before_l2_has_the_values() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "batchbg", &clock, false);
+    let held = Latch::new();
+    a.l2.inject(FaultRule::on(
+        Operation::Set,
+        Fault::HoldRequest(held.clone()),
+    ));
+    let items = a
+        .cache("items")
+        .with_options(CacheOptions::new().background_l2_writes(true));
+    // The L2 write is parked: answered anyway, from L1.
+    items.set_many(&[("x", 1u32), ("y", 2)]).await.unwrap();
+    assert_eq!(get(&items, "y").await, Some(2));
+    assert_eq!(a.l2.completed(Operation::Set), 0, "still parked");
+    held.release();
+    eventually("the L2 writes finished", async || {
+        a.l2.completed(Operation::Set) == 2
+    })
+    .await;
+}

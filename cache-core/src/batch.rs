@@ -20,7 +20,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::cache::Cache;
-use crate::engine::{Engine, Lifetime, Lookup, RemoteOutcome, Write};
+use crate::engine::{Engine, Lifetime, Lookup, Prepared, RemoteOutcome, Write};
 use crate::error::CacheError;
 use crate::events::EventKind;
 use crate::flight::FlightGuard;
@@ -118,16 +118,12 @@ impl Engine {
         if self.is_noop() || entries.is_empty() {
             return;
         }
-        let Some(remote) = store
-            .l2
-            .as_ref()
-            .filter(|_| self.inner.tags.is_empty() && !self.skips(|o| o.skip_l2_write))
-        else {
+        if store.l2.is_none() || !self.inner.tags.is_empty() || self.skips(|o| o.skip_l2_write) {
             for (stored, value) in entries {
                 self.write(&stored, value, lifetime, why).await;
             }
             return;
-        };
+        }
         let mut prepared = Vec::with_capacity(entries.len());
         let mut batch = Vec::with_capacity(entries.len());
         for (stored, value) in entries {
@@ -141,6 +137,27 @@ impl Engine {
             };
             prepared.push((stored, write, encoded));
         }
+        // `background_l2_writes`: the caller is answered once L1 holds the values.
+        if self.skips(|o| o.background_l2_writes) {
+            if let Some(runtime) = crate::background::handle() {
+                let engine = self.clone();
+                runtime.spawn(async move { engine.finish_many(prepared, batch, why).await });
+                return;
+            }
+        }
+        self.finish_many(prepared, batch, why).await;
+    }
+
+    /// The part of a batch write after L1 (in the background with `background_l2_writes`):
+    /// the one L2 write, the settling of each entry, and one bus message.
+    async fn finish_many(
+        &self,
+        prepared: Vec<(String, Prepared, bool)>,
+        batch: Vec<RemoteEntry>,
+        why: Write,
+    ) {
+        let store = &self.inner.store;
+        let Some(remote) = &store.l2 else { return };
         let outcome = if batch.is_empty() {
             RemoteOutcome::Unencodable
         } else {
