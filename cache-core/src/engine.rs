@@ -130,21 +130,51 @@ pub(crate) struct EngineInner {
     pub(crate) stats: Arc<StatsCounters>,
     /// The tags this handle's writes carry (see `tags.rs`); empty for a plain handle.
     pub(crate) tags: Tags,
+    /// Tells engines apart in the thread's stored-key buffer (never reused).
+    id: u64,
+}
+
+/// A thread's buffer for stored keys: `{base}:` of the engine that used it last, then the
+/// key of the call.
+struct Scratch {
+    buf: String,
+    /// The engine whose `{base}:` the buffer starts with (0: none).
+    owner: u64,
 }
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch { buf: String::new(), owner: 0 })
+    };
 }
 
-/// Runs `f` with an empty reusable buffer (a fresh one when the thread's is in use).
-fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            f(&mut buf)
-        }
-        Err(_) => f(&mut String::new()),
-    })
+impl Engine {
+    /// Runs `f` with a buffer holding `{base}:` and the index after it: the thread's, where
+    /// `{base}:` is copied only when another engine used it last (a fresh one when the
+    /// thread's is in use).
+    fn with_entry_start<R>(&self, f: impl FnOnce(&mut String, usize) -> R) -> R {
+        let base = &self.inner.base;
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let scratch = &mut *scratch;
+                let start = base.len() + 1;
+                if scratch.owner == self.inner.id && scratch.buf.len() >= start {
+                    scratch.buf.truncate(start);
+                } else {
+                    scratch.buf.clear();
+                    layout::push_entry_start(&mut scratch.buf, base);
+                    scratch.owner = self.inner.id;
+                }
+                f(&mut scratch.buf, start)
+            }
+            Err(_) => {
+                let mut buf = String::new();
+                layout::push_entry_start(&mut buf, base);
+                let start = buf.len();
+                f(&mut buf, start)
+            }
+        })
+    }
 }
 
 /// A rough size for size-bounded tiers: the key, the value's inline size behind its `Arc`,
@@ -171,6 +201,11 @@ impl Engine {
                 settings,
                 stats,
                 tags: Tags::default(),
+                id: {
+                    static NEXT: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(1);
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                },
             }),
         }
     }
@@ -255,9 +290,7 @@ impl Engine {
         f: impl FnOnce(&str, usize) -> R,
     ) -> Option<R> {
         self.inner.store.l1.as_ref()?;
-        with_scratch(|buf| {
-            layout::push_entry_start(buf, &self.inner.base);
-            let at = buf.len();
+        self.with_entry_start(|buf, at| {
             encode_key_into(key, buf).ok()?;
             Some(f(buf, at))
         })
@@ -298,9 +331,29 @@ impl Engine {
         let Some(l1) = &self.inner.store.l1 else {
             return (Lookup::Miss, false);
         };
-        let Some(entry) = l1.get(stored) else {
-            return (Lookup::Miss, false);
-        };
+        // Borrowed in place: only the value is cloned, the entry's reference counts are
+        // not touched (threads hitting one key share no written cache line here).
+        let mut found = (Lookup::Miss, false);
+        // `tti`: the L2 copy's renewal, when this read is the one due for it (started
+        // outside the tier's lock).
+        let mut touch = None;
+        l1.read(stored, &mut |entry| {
+            found = self.judge_l1(entry, &mut touch)
+        });
+        if let Some(tti) = touch {
+            self.touch_l2(stored, tti);
+        }
+        found
+    }
+
+    /// What an L1 entry holds for a lookup of a `V` (see [`Engine::read_l1`]); `touch` is
+    /// set to the `tti` when this read is due to renew the L2 copy.
+    #[inline]
+    fn judge_l1<V: CacheValue>(
+        &self,
+        entry: &LocalEntry,
+        touch: &mut Option<Duration>,
+    ) -> (Lookup<V>, bool) {
         // Another type under this key (two functions sharing a cache) is a miss.
         let Some(value) = entry.value.downcast_ref::<V>() else {
             return (Lookup::Miss, false);
@@ -316,7 +369,7 @@ impl Engine {
         if let Some(idle) = &entry.idle {
             match idle.read(self.inner.store.clock.ticks_ms()) {
                 IdleRead::Expired => return (Lookup::Miss, false),
-                IdleRead::Touch => self.touch_l2(stored, idle.tti()),
+                IdleRead::Touch => *touch = Some(idle.tti()),
                 IdleRead::Alive => {}
             }
         }

@@ -143,6 +143,36 @@ impl Scope {
 pub trait LocalTier: Send + Sync + 'static {
     /// The entry under `key`, if present and not past `keep_until`.
     fn get(&self, key: &str) -> Option<LocalEntry>;
+    /// Reads the entry under `key` in place, if present and not past `keep_until`: calls
+    /// `read` with a borrow of it and returns `true`, or returns `false` without calling it.
+    ///
+    /// This is the hit path's read: the caller clones only what it takes out (the value),
+    /// never the entry, so no reference count is touched and threads reading one hot key
+    /// write no cache line beyond the tier's own. `read` may run under the tier's read lock:
+    /// it must be short and must not call back into the tier.
+    ///
+    /// The default implementation reads through [`LocalTier::get`] (a clone of the entry);
+    /// a tier that can lend its entries overrides it.
+    ///
+    /// ```
+    /// use cache_core::store::{LocalEntry, LocalTier, MapTier};
+    /// use std::sync::Arc;
+    /// let tier = MapTier::new();
+    /// tier.insert("app:users:1", LocalEntry::new(Arc::new(7u32), None, None, 8));
+    /// let mut seen = None;
+    /// assert!(tier.read("app:users:1", &mut |e| seen = e.value.downcast_ref::<u32>().copied()));
+    /// assert_eq!(seen, Some(7));
+    /// assert!(!tier.read("app:users:2", &mut |_| unreachable!()));
+    /// ```
+    fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        match self.get(key) {
+            Some(entry) => {
+                read(&entry);
+                true
+            }
+            None => false,
+        }
+    }
     /// Stores an entry, replacing any other under the key.
     fn insert(&self, key: &str, entry: LocalEntry);
     /// Drops one entry.
