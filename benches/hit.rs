@@ -8,7 +8,8 @@
 //! Instruction counts, which a loaded machine does not move: with `CACHET_HIT_COUNT=OP:N`
 //! set, the binary only runs `N` hits of `OP` (see [`count_mode`]) and exits, so
 //! `valgrind --tool=callgrind` on it for `N` and for `0` gives instructions per hit as the
-//! difference over `N` (`benches/instructions.sh` runs them all).
+//! difference over `N` (`benches/instructions.sh` runs them all). With
+//! `CACHET_HIT_SUBSCRIBED=1` too, an event listener is subscribed for the count.
 //!
 //! Every cached function counts its executions; before a group measures a cached path it
 //! checks that repeated calls really are hits, and skips it with a message otherwise (so a
@@ -224,7 +225,7 @@ fn cachet_get_works(rt: &tokio::runtime::Runtime) -> bool {
     let cache = cachet_cache();
     let ok = rt.block_on(async {
         cache.set(&KEY, &(KEY * 2)).await.is_ok()
-            && matches!(cache.get::<u64, _>(&KEY).await, Ok(Some(v)) if v == KEY * 2)
+            && matches!(cache.get::<u64>(&KEY).await, Ok(Some(v)) if v == KEY * 2)
     });
     if !ok {
         eprintln!("SKIPPED cachet get: set/get of a u64 key fails (is the key encoder in place?)");
@@ -298,7 +299,7 @@ fn hit_sync(c: &mut Criterion) {
         g.bench_function("cachet_get_polled_once", |b| {
             b.iter(|| {
                 cache
-                    .get::<u64, _>(black_box(&KEY))
+                    .get::<u64>(black_box(&KEY))
                     .now_or_never()
                     .expect("a memory hit is ready at once")
             })
@@ -363,8 +364,7 @@ fn hit_async(c: &mut Criterion) {
     if cachet_get_works(&rt) {
         let cache = cachet_cache();
         g.bench_function("cachet_get", |b| {
-            b.to_async(&rt)
-                .iter(|| cache.get::<u64, _>(black_box(&KEY)))
+            b.to_async(&rt).iter(|| cache.get::<u64>(black_box(&KEY)))
         });
     }
     g.finish();
@@ -575,7 +575,7 @@ fn hit_2threads(c: &mut Criterion) {
         g.bench_function("cachet_get_async", |b| {
             b.iter_custom(|n| {
                 two_tasks(&rt2, n, move |_| async move {
-                    cache.get::<u64, _>(black_box(&KEY)).await
+                    cache.get::<u64>(black_box(&KEY)).await
                 })
             })
         });
@@ -675,6 +675,16 @@ fn count_mode(spec: &str) {
     let engines = Engines::new();
     cachet_cache();
     warm_resident(&current_thread());
+    // `CACHET_HIT_SUBSCRIBED=1`: an event listener is subscribed (it counts the events), so
+    // the count shows what a listener costs a hit; unset, what events cost nobody listening.
+    let heard = Arc::new(AtomicU64::new(0));
+    let _subscription = std::env::var_os("CACHET_HIT_SUBSCRIBED").map(|_| {
+        let heard = heard.clone();
+        cachet::manager().subscribe(move |event| {
+            black_box(event);
+            heard.fetch_add(1, Relaxed);
+        })
+    });
     let ready = |v: Option<u64>| v.expect("a memory hit completes on its first poll");
     // Warm every path first, so one-time setup is the same for N and 0.
     let run = |op: &str| -> u64 {

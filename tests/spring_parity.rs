@@ -89,20 +89,20 @@ async fn a_put_item_is_found_by_an_option_returning_cacheable_and_read_as_a_plai
         // `Some(v)` is stored as `v`: a plain read of `Item` shares the entry.
         let items = cachet::cache("items").unwrap();
         assert_eq!(
-            items.get::<Item, _>(&"cup").await.unwrap(),
+            items.get::<Item>(&"cup").await.unwrap(),
             None,
             "nothing yet"
         );
         assert_eq!(find("cup".into()).await, Some(item("cup", 1)));
         assert_eq!(
-            items.get::<Item, _>(&"cup").await.unwrap(),
+            items.get::<Item>(&"cup").await.unwrap(),
             Some(item("cup", 1))
         );
         // The null marker: `None` is cached, and a plain read sees no value (no fault).
         assert_eq!(find("nobody-mem".into()).await, None);
         assert_eq!(find("nobody-mem".into()).await, None);
         assert_eq!(runs("nobody-mem"), 1, "`None` is cached");
-        assert_eq!(items.get::<Item, _>(&"nobody-mem").await.unwrap(), None);
+        assert_eq!(items.get::<Item>(&"nobody-mem").await.unwrap(), None);
         assert!(items.has(&"nobody-mem").await.unwrap());
         assert_eq!(items.stats().errors, 0);
     })
@@ -136,10 +136,10 @@ async fn option_values_are_unwrapped_in_every_tier_and_instance() {
     let c = tiered(&server, "opt", true);
     let items_c = c.cache("items").unwrap();
     assert_eq!(
-        items_c.get::<Item, _>(&"lamp").await.unwrap(),
+        items_c.get::<Item>(&"lamp").await.unwrap(),
         Some(item("lamp", 1))
     );
-    assert_eq!(items_c.get::<Item, _>(&"nobody-tier").await.unwrap(), None);
+    assert_eq!(items_c.get::<Item>(&"nobody-tier").await.unwrap(), None);
     assert_eq!(items_c.stats().errors, 0, "the null marker is not a fault");
     // A plain `set` of an `Item` is what the option-returning functions read.
     items_c.set(&"desk", &item("desk", 9)).await.unwrap();
@@ -209,7 +209,7 @@ async fn entries_written_as_option_before_the_change_still_read_correctly() {
         plain
             .cache("items")
             .unwrap()
-            .get::<Item, _>(&"old")
+            .get::<Item>(&"old")
             .await
             .unwrap(),
         None
@@ -252,7 +252,7 @@ async fn stacked_evictions_run_on_every_call_hit_or_not() {
         // A hit of `group-a`: the body does not run, the eviction does.
         assert_eq!(read_and_evict(1).await, 10);
         assert_eq!(GROUP_RUNS.load(SeqCst), runs + 1);
-        assert_eq!(b.get::<String, _>(&1u64).await.unwrap(), None);
+        assert_eq!(b.get::<String>(&1u64).await.unwrap(), None);
         // A before-invocation eviction of the cacheable's own cache: every call misses.
         let runs = GROUP_RUNS.load(SeqCst);
         reload(7).await;
@@ -270,9 +270,9 @@ async fn a_stacked_put_makes_the_function_run_on_every_call() {
         assert_ne!(first, second, "the function ran twice");
         let d = cachet::cache("group-d").unwrap();
         let c = cachet::cache("group-c").unwrap();
-        assert_eq!(d.get::<u64, _>(&2u64).await.unwrap(), Some(second));
+        assert_eq!(d.get::<u64>(&2u64).await.unwrap(), Some(second));
         assert_eq!(
-            c.get::<u64, _>(&2u64).await.unwrap(),
+            c.get::<u64>(&2u64).await.unwrap(),
             Some(second),
             "the cacheable stores the value the function returned"
         );
@@ -308,9 +308,9 @@ async fn a_key_generator_computes_the_key_from_the_arguments() {
         by_tenant("acme", 1).await;
         assert_eq!(GENERATED.load(SeqCst), runs + 1);
         let cache = cachet::cache("generated").unwrap();
-        assert_eq!(cache.get::<u64, _>("acme/1").await.unwrap(), Some(1));
+        assert_eq!(cache.get::<u64>("acme/1").await.unwrap(), Some(1));
         forget("acme", 1, "test".into()).await;
-        assert_eq!(cache.get::<u64, _>("acme/1").await.unwrap(), None);
+        assert_eq!(cache.get::<u64>("acme/1").await.unwrap(), None);
     })
     .await;
 }
@@ -347,14 +347,14 @@ async fn an_annotation_uses_its_own_manager() {
     })
     .await;
     let own = AUDIT.cache("audit-log").unwrap();
-    assert_eq!(own.get::<u64, _>(&4u64).await.unwrap(), Some(4));
+    assert_eq!(own.get::<u64>(&4u64).await.unwrap(), Some(4));
     assert_eq!(
         scoped.cache("audit-log").unwrap().stats().puts,
         0,
         "nothing went to the scoped manager"
     );
     with_manager(scoped, unaudit(4)).await;
-    assert_eq!(own.get::<u64, _>(&4u64).await.unwrap(), None);
+    assert_eq!(own.get::<u64>(&4u64).await.unwrap(), None);
 }
 
 /// Spring's `@Cacheable` on a class: every method that can be cached is.
@@ -415,7 +415,7 @@ async fn cacheable_on_an_impl_block_caches_its_methods() {
         tokio::task::block_in_place(|| repo.name(7));
         let names = cachet::cache("repo-names").unwrap();
         assert_eq!(
-            names.get::<String, _>(&7u64).await.unwrap().as_deref(),
+            names.get::<String>(&7u64).await.unwrap().as_deref(),
             Some("n7")
         );
     })
@@ -483,12 +483,9 @@ async fn a_cache_name_computed_from_the_arguments() {
         assert_eq!(setting("b", "x".into()).await, "b:x", "another cache");
         assert_eq!(PER_TENANT.load(SeqCst), runs + 2);
         let a = cachet::cache("tenant-a").unwrap();
-        assert_eq!(
-            a.get::<String, _>("x").await.unwrap().as_deref(),
-            Some("a:x")
-        );
+        assert_eq!(a.get::<String>("x").await.unwrap().as_deref(), Some("a:x"));
         reset_tenant("tenant-a").await;
-        assert_eq!(a.get::<String, _>("x").await.unwrap(), None);
+        assert_eq!(a.get::<String>("x").await.unwrap(), None);
         assert!(cachet::cache("tenant-b").unwrap().has("x").await.unwrap());
     })
     .await;
@@ -556,7 +553,7 @@ async fn the_error_handler_decides_per_fault_whether_the_call_fails() {
     });
     server.kill();
     let prices = manager.cache("prices").unwrap();
-    let err = prices.get::<u64, _>(&1u64).await.unwrap_err();
+    let err = prices.get::<u64>(&1u64).await.unwrap_err();
     assert!(matches!(err, cachet::CacheError::Tier { .. }), "{err}");
     // A write fault is only counted: the call succeeds.
     prices.set(&1u64, &5u64).await.unwrap();
@@ -581,7 +578,7 @@ async fn by_default_and_when_counted_a_fault_never_fails_the_call() {
     let manager = down_l2(&server, |_: &CacheFault<'_>| FaultAction::Count);
     server.kill();
     let prices = manager.cache("prices").unwrap();
-    assert_eq!(prices.get::<u64, _>(&1u64).await.unwrap(), None);
+    assert_eq!(prices.get::<u64>(&1u64).await.unwrap(), None);
     prices.set(&1u64, &5u64).await.unwrap();
     with_manager(manager.clone(), async {
         assert_eq!(price(4).await, Ok(400));

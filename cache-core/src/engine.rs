@@ -15,7 +15,9 @@ use crate::clock;
 use crate::codec;
 use crate::config::CacheOptions;
 use crate::error::{CacheError, TierError};
+use crate::events::EventKind;
 use crate::fault::{CacheFault, FaultAction, FaultOperation};
+use crate::idle::IdleRead;
 use crate::key::encode_key_into;
 use crate::layout;
 use crate::slot::{self, Slot};
@@ -267,6 +269,16 @@ impl Engine {
         crate::fault::decide(handler, &fault) != FaultAction::Count
     }
 
+    /// Tells the manager's event listeners of `kind` in this cache (one relaxed load when
+    /// nobody listens).
+    #[inline]
+    pub(crate) fn tell(&self, kind: EventKind, key: Option<&str>) {
+        let store = &self.inner.store;
+        store
+            .events
+            .tell(kind, &store.name, Some(&*self.inner.name), key);
+    }
+
     /// `{base}:{encoded key}`.
     pub(crate) fn stored_key_of_encoded(&self, encoded: &str) -> String {
         layout::entry_key(&self.inner.base, encoded)
@@ -334,6 +346,7 @@ impl Engine {
         match self.read_l1::<V>(stored) {
             (Lookup::Fresh(value), due) if !(eager && due) => {
                 self.count(Event::L1Hit);
+                self.tell(EventKind::Hit, Some(stored));
                 Ok(value)
             }
             // Nothing usable: the full path need not read L1 again.
@@ -349,6 +362,7 @@ impl Engine {
         let found = self.read_l1::<V>(stored);
         if matches!(found.0, Lookup::Fresh(_)) {
             self.count(Event::L1Hit);
+            self.tell(EventKind::Hit, Some(stored));
         }
         found
     }
@@ -362,13 +376,26 @@ impl Engine {
         // Borrowed in place: only the value is cloned, the entry's reference counts are
         // not touched (threads hitting one key share no written cache line here).
         let mut found = (Lookup::Miss, false);
-        l1.read(stored, &mut |entry| found = self.judge_l1::<V>(entry));
+        // `tti`: the L2 copy's renewal, when this read is the one due for it (started
+        // outside the tier's lock).
+        let mut touch = None;
+        l1.read(stored, &mut |entry| {
+            found = self.judge_l1::<V>(entry, &mut touch)
+        });
+        if let Some(tti) = touch {
+            self.touch_l2(stored, tti);
+        }
         found
     }
 
-    /// What an L1 entry holds for a lookup of slot `V` (see [`Engine::read_l1`]).
+    /// What an L1 entry holds for a lookup of slot `V` (see [`Engine::read_l1`]); `touch`
+    /// is set to the `tti` when this read is due to renew the L2 copy.
     #[inline]
-    fn judge_l1<V: Slot>(&self, entry: &LocalEntry) -> (Lookup<V::Value>, bool) {
+    fn judge_l1<V: Slot>(
+        &self,
+        entry: &LocalEntry,
+        touch: &mut Option<Duration>,
+    ) -> (Lookup<V::Value>, bool) {
         // Another type under this key (two functions sharing a cache) is a miss; the null
         // marker is what the slot reads it as (`slot.rs`).
         let Some(value) = slot::from_l1::<V>(&entry.value) else {
@@ -383,8 +410,10 @@ impl Engine {
             return (Lookup::Miss, false);
         }
         if let Some(idle) = &entry.idle {
-            if !idle.read(self.inner.store.clock.ticks_ms()) {
-                return (Lookup::Miss, false);
+            match idle.read(self.inner.store.clock.ticks_ms()) {
+                IdleRead::Expired => return (Lookup::Miss, false),
+                IdleRead::Touch => *touch = Some(idle.tti()),
+                IdleRead::Alive => {}
             }
         }
         if passed(entry.fresh_until) {
@@ -394,6 +423,29 @@ impl Engine {
             return (Lookup::Stale(value, entry.keep_until), false);
         }
         (Lookup::Fresh(value), passed(entry.refresh_at))
+    }
+
+    /// Time to idle on L2: renews the TTL of `stored`'s L2 copy to `tti`, in the
+    /// background (a hit does not wait for it). Reads of an L1 copy call it at most once
+    /// per `tti / 10` ([`crate::idle::Idle::read`]); each read of the L2 copy calls it.
+    #[cold]
+    #[inline(never)]
+    fn touch_l2(&self, stored: &str, tti: Duration) {
+        if self.inner.store.l2.is_none() || self.skips(|o| o.skip_l2_write) {
+            return;
+        }
+        let Some(runtime) = crate::background::handle() else {
+            return;
+        };
+        let (engine, stored) = (self.clone(), stored.to_owned());
+        runtime.spawn(async move {
+            let store = &engine.inner.store;
+            if let Some(remote) = &store.l2 {
+                if remote.touch(&store.name, &stored, tti).await.is_err() {
+                    engine.count(Event::Error);
+                }
+            }
+        });
     }
 
     async fn lookup_remote<V: Slot>(&self, stored: &str) -> (Lookup<V::Value>, bool) {
@@ -455,6 +507,10 @@ impl Engine {
         if timing.is_gone() {
             return (Lookup::Miss, false);
         }
+        // Read: not idle. The L1 copy made below starts its own count of a tenth.
+        if let Some(tti) = self.settings().tti {
+            self.touch_l2(stored, tti);
+        }
         // The envelope does not carry the refresh point: it is placed by this cache's TTL.
         let settings = self.settings();
         let refresh_at = settings
@@ -480,6 +536,7 @@ impl Engine {
         }
         if timing.is_fresh() {
             self.count(Event::L2Hit);
+            self.tell(EventKind::Hit, Some(stored));
             let due = refresh_at.is_some_and(|at| at <= store.clock.now());
             (Lookup::Fresh(value), due)
         } else if self
@@ -658,9 +715,13 @@ impl Engine {
             (entry, mine)
         });
         self.count(Event::Put);
+        self.tell(EventKind::Write, Some(stored));
         Prepared {
             bytes,
-            ttl: timing.physical_ttl(),
+            // With a `tti`, the L2 copy lives at most that long unless read (and touched).
+            ttl: settings
+                .tti
+                .map_or(timing.physical_ttl(), |tti| timing.physical_ttl().min(tti)),
             local,
         }
     }
@@ -728,6 +789,9 @@ impl Engine {
         self.inner
             .stats
             .record(Event::Eviction, stored.len() as u64);
+        for key in stored {
+            self.tell(EventKind::Delete, Some(key));
+        }
         let remote = store
             .l2
             .as_ref()
@@ -770,6 +834,7 @@ impl Engine {
         };
         drop_local();
         self.count(Event::Eviction);
+        self.tell(EventKind::Clear, None);
         if let Some(remote) = store
             .l2
             .as_ref()
@@ -812,15 +877,13 @@ impl Engine {
         future: impl Future<Output = T>,
     ) -> Result<T, CacheError> {
         match self.settings().hard_timeout {
-            Some(limit) => {
-                self.clock()
-                    .within(limit, future)
-                    .await
-                    .ok_or_else(|| CacheError::Timeout {
-                        cache: self.name().to_owned(),
-                        timeout: limit,
-                    })
-            }
+            Some(limit) => self.clock().within(limit, future).await.ok_or_else(|| {
+                self.tell(EventKind::FactoryTimeout, None);
+                CacheError::Timeout {
+                    cache: self.name().to_owned(),
+                    timeout: limit,
+                }
+            }),
             None => Ok(future.await),
         }
     }

@@ -18,6 +18,7 @@ mod depth;
 pub mod driver;
 mod engine;
 mod error;
+mod events;
 mod expire;
 mod fault;
 mod flight;
@@ -53,6 +54,7 @@ mod slot;
 pub use adaptive::Adaptive;
 pub use cache::Cache;
 pub use error::{CacheError, ConfigOrigin, TierError, TierErrorKind};
+pub use events::{CacheEvent, EventKind, Subscription};
 pub use fault::{CacheErrorHandler, CacheFault, FaultAction, FaultOperation};
 pub use global::{cache, init, init_from_env, manager};
 pub use manager::{

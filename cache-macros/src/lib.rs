@@ -77,7 +77,7 @@ use internals::attr::Macro;
 /// ```
 ///
 /// For `Result<T, E>` only `Ok(T)` is cached (as `T`). `Option<T>` is unwrapped as Spring
-/// unwraps `Optional`: `Some(v)` is stored as `v` (the entry a `cache.get::<T, _>` or a
+/// unwraps `Optional`: `Some(v)` is stored as `v` (the entry a `cache.get::<T>` or a
 /// `#[cache_put]` of a `T` reads), `None` as the null marker (unless `allow_null_values =
 /// false`). The shape is chosen by the resolved type, so aliases such as `anyhow::Result<T>`
 /// work.

@@ -25,8 +25,8 @@ pub use crate::CacheManager;
 pub use crate::operation::{Declaration, Operation, OperationKind};
 pub use crate::options::CacheOptions;
 pub use crate::shape::{
-    OptionShape, ResultShape, Returns, ReturnsOption, ReturnsResult, ReturnsValue, Shape,
-    ValueShape,
+    ConvertsError, FailureOf, KeepsShape, OptionShape, ResultShape, Returns, ReturnsOption,
+    ReturnsResult, ReturnsValue, Shape, SharesError, ValueShape,
 };
 pub use crate::slot::{Slot, Unwrapped};
 pub use cacheable::{

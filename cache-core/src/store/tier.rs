@@ -282,6 +282,25 @@ pub trait RemoteTier: Send + Sync + 'static {
         Box::pin(async { Err(unsupported("ping")) })
     }
 
+    /// Keeps the entry under `key` for `ttl` from now, if there is one (`Ok(true)`), as
+    /// Redis' `PEXPIRE` does: time to idle (`tti`) on the shared tier, whose entries are
+    /// touched when read, at most once per `tti / 10` by each instance holding an L1 copy.
+    /// The entry's bytes (and the freshness they record) are unchanged.
+    ///
+    /// The default implementation touches nothing and answers `Ok(false)`: the provider's
+    /// entries then live by the TTL they were written with (bounded by the `tti`).
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let kept = tier.touch("app:sessions:42", std::time::Duration::from_secs(600)).await?;
+    /// println!("still there: {kept}");
+    /// # Ok(()) }
+    /// ```
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, TierError>> {
+        let _ = (key, ttl);
+        Box::pin(async { Ok(false) })
+    }
+
     /// Deletes the entries past their expiry that the server still holds, in bounded
     /// batches, and returns how many went (`cachet prune`). Expired entries are misses
     /// already; pruning gives their space back. For administration tools and a driver's
