@@ -240,9 +240,8 @@ impl Typed<'_> {
                         }
                     });
                     out.bounds.push(quote!(#dk: #tuple));
-                    for i in 0..n {
+                    for (i, pi) in assoc.iter().enumerate() {
                         let a = format_ident!("A{i}");
-                        let pi = &assoc[i];
                         out.bounds
                             .push(quote!(#a: #key_check<<#dk as #tuple>::#pi>));
                     }

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 
 use cachet::inventory::{find_conflict, OperationTypes, TypeConflict};
 use quote::ToTokens;
-use syn::spanned::Spanned;
 use syn::visit::Visit;
 
 /// One annotated function, or one cache it names (an annotation naming two caches is two).
@@ -199,7 +198,7 @@ impl<'ast> Visit<'ast> for Visitor {
             .attrs
             .iter()
             .filter(|a| last_segment(a.path()) == "cache_config")
-            .flat_map(|a| config_names(a))
+            .flat_map(config_names)
             .collect();
         for item in &imp.items {
             if let syn::ImplItem::Fn(f) = item {
@@ -555,6 +554,5 @@ fn many_types(sig: &syn::Signature, args: &Args) -> (String, String) {
             }
         }
     };
-    let _ = sig.span();
     (key, value)
 }
