@@ -23,9 +23,10 @@
 
 pub use cache_core::{
     cache, codec, config, declared_caches, driver, init, init_from_env, inventory, key, manager,
-    redact, store, testing, transaction, Adaptive, Cache, CacheDeclaration, CacheError,
-    CacheManager, CacheManagerBuilder, CacheOptions, CacheStats, CacheValue, ConfigOrigin,
-    DeclaredCache, Store, StoreBuilder, TierError, TierErrorKind, TypedCache,
+    redact, store, testing, transaction, typed_caches, Adaptive, Cache, CacheDeclaration,
+    CacheError, CacheEvent, CacheManager, CacheManagerBuilder, CacheOptions, CacheStats,
+    CacheValue, ConfigOrigin, DeclaredCache, EventKind, Store, StoreBuilder, Subscription,
+    TierError, TierErrorKind, TypedCache,
 };
 pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable, cacheable_many, caches};
 

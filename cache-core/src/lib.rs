@@ -19,6 +19,7 @@ mod depth;
 pub mod driver;
 mod engine;
 mod error;
+mod events;
 mod expire;
 mod flight;
 mod global;
@@ -57,6 +58,7 @@ pub use cache::Cache;
 pub use declaration::typed_caches;
 pub use declaration::CacheDeclaration;
 pub use error::{CacheError, ConfigOrigin, TierError, TierErrorKind};
+pub use events::{CacheEvent, EventKind, Subscription};
 pub use global::{cache, init, init_from_env, manager};
 pub use manager::{
     declared_caches, CacheManager, CacheManagerBuilder, DeclaredCache, Store, StoreBuilder,

@@ -136,6 +136,11 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
             (&#p::Returns::<#ret>::new()).shape()
         };
         #value_checks
+        // What the callers that waited for a failing leader return (single flight).
+        let #shape = {
+            use #p::{ConvertsError as _, KeepsShape as _, SharesError as _};
+            (&&&#p::FailureOf::new(#shape)).failure()
+        };
         #lets
         #call
     }}

@@ -23,8 +23,8 @@ pub use crate::declaration::{CacheDeclaration, TypedDeclaration};
 pub use crate::operation::{Declaration, Operation, OperationKind};
 pub use crate::options::CacheOptions;
 pub use crate::shape::{
-    OptionShape, ResultShape, Returns, ReturnsOption, ReturnsResult, ReturnsValue, Shape,
-    ValueShape,
+    ConvertsError, FailureOf, KeepsShape, OptionShape, ResultShape, Returns, ReturnsOption,
+    ReturnsResult, ReturnsValue, Shape, SharesError, ValueShape,
 };
 pub use crate::typed::check::{
     assert_typed_key, assert_typed_value, DeclaredValue, KeyOf, Unmatched,
