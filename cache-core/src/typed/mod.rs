@@ -36,7 +36,8 @@ use crate::value::CacheValue;
 /// ));
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// cache_core::testing::with_manager(CacheManager::builder().build().unwrap(), async {
+/// # let memory = || CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+/// cache_core::testing::with_manager(memory(), async {
 ///     USERS.set(&42, &"Ada".to_string()).await.unwrap();
 ///     let user = USERS.get(&42).await.unwrap();      // no turbofish: an `Option<String>`
 ///     assert_eq!(user.as_deref(), Some("Ada"));
@@ -169,7 +170,8 @@ where
     /// # use cache_core::{CacheDeclaration, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     USERS.set(&1, &7).await.unwrap();
     ///     assert_eq!(USERS.get(&1).await.unwrap(), Some(7));
     /// }).await;
@@ -189,7 +191,8 @@ where
     /// # use cache_core::{CacheDeclaration, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     USERS.set_with(&1, &7, std::time::Duration::from_secs(60)).await.unwrap();
     ///     assert_eq!(USERS.get(&1).await.unwrap(), Some(7));
     /// }).await;
@@ -209,7 +212,8 @@ where
     /// # use cache_core::{CacheDeclaration, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     assert_eq!(USERS.get_or_set(&1, || async { 7 }).await.unwrap(), 7);
     ///     assert_eq!(USERS.get_or_set(&1, || async { 8 }).await.unwrap(), 7);
     /// }).await;
@@ -232,7 +236,8 @@ where
     /// # use cache_core::{CacheDeclaration, CacheError, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     let v = USERS.try_get_or_set(&1, || async { Ok::<_, CacheError>(7) }).await;
     ///     assert_eq!(v.unwrap(), 7);
     /// }).await;
@@ -274,7 +279,8 @@ where
     /// # use cache_core::{CacheDeclaration, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     USERS.set(&1, &7).await.unwrap();
     ///     USERS.delete(&1).await.unwrap();
     ///     assert_eq!(USERS.get(&1).await.unwrap(), None);
@@ -295,7 +301,8 @@ where
     /// # use cache_core::{CacheDeclaration, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     USERS.set(&1, &7).await.unwrap();
     ///     USERS.clear().await.unwrap();
     ///     assert_eq!(USERS.get(&1).await.unwrap(), None);
@@ -318,7 +325,8 @@ where
     /// # use cache_core::{CacheDeclaration, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     USERS.set_many(&[(1, 10), (2, 20)]).await.unwrap();
     ///     let found = USERS.get_many(&[1, 3]).await.unwrap();
     ///     assert_eq!(found.len(), 1);
@@ -336,7 +344,8 @@ where
     /// # use cache_core::{CacheDeclaration, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     USERS.set_many(&[(1, 10)]).await.unwrap();
     ///     assert_eq!(USERS.get(&1).await.unwrap(), Some(10));
     /// }).await;
@@ -352,7 +361,8 @@ where
     /// # use cache_core::{CacheDeclaration, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     USERS.set_many(&[(1, 10), (2, 20)]).await.unwrap();
     ///     USERS.delete_many(&[1, 2]).await.unwrap();
     ///     assert!(USERS.get_many(&[1, 2]).await.unwrap().is_empty());
@@ -371,7 +381,8 @@ where
     /// # use cache_core::{CacheDeclaration, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     USERS.set(&1, &10).await.unwrap();
     ///     let all = USERS
     ///         .get_or_set_many(&[1, 2], |missing| async move {
@@ -404,7 +415,8 @@ where
     /// # use cache_core::{CacheDeclaration, CacheError, TypedCache};
     /// # static USERS: TypedCache<u64, u32> = TypedCache::new(CacheDeclaration::new("users", "USERS", "m", "f.rs", 1, "u64", "u32"));
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// cache_core::testing::with_manager(cache_core::CacheManager::builder().build().unwrap(), async {
+    /// # let memory = || cache_core::CacheManager::builder().store("main", cache_core::StoreBuilder::new().l1(cache_core::store::MapTier::new())).build().unwrap();
+    /// cache_core::testing::with_manager(memory(), async {
     ///     let all = USERS
     ///         .try_get_or_set_many(&[1], |missing| async move {
     ///             Ok::<_, CacheError>(missing.into_iter().map(|k| (k, 1)).collect::<HashMap<_, _>>())
