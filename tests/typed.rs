@@ -99,7 +99,7 @@ async fn annotations_and_programmatic_calls_share_the_declared_entries() {
         // The string name reaches the same entries.
         let by_name = cachet::cache("users").unwrap();
         assert_eq!(
-            by_name.get::<User, _>(&7u64).await.unwrap(),
+            by_name.get::<User>(&7u64).await.unwrap(),
             Some(user(7, "set"))
         );
     })

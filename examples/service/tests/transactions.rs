@@ -30,7 +30,7 @@ fn manager() -> CacheManager {
 async fn cached(id: i64) -> Option<Option<Product>> {
     cachet::cache("products")
         .expect("products")
-        .get::<Option<Product>, _>(&id)
+        .get::<Option<Product>>(&id)
         .await
         .expect("cache read")
 }
