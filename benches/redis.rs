@@ -13,10 +13,10 @@
 //! a hit before it is timed (its function's run counter must not move; cachet's `l2_hits`
 //! must grow) and is skipped with a `SKIPPED` line otherwise.
 
-#[path = "support/profile.rs"]
-mod profile;
 #[path = "support/paired.rs"]
 mod paired;
+#[path = "support/profile.rs"]
+mod profile;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 

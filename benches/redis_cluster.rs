@@ -10,10 +10,10 @@
 //! rounds print each row's throughput as a ratio to the raw `GETRANGE` row of the same
 //! round (the ratio the team trusts on a shared machine).
 
-#[path = "support/profile.rs"]
-mod profile;
 #[path = "support/paired.rs"]
 mod paired;
+#[path = "support/profile.rs"]
+mod profile;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 

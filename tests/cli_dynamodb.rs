@@ -202,7 +202,6 @@ fn get_delete_stats_clear_and_check_work_on_a_dynamodb_store() {
 
 #[test]
 fn check_fails_on_an_unreachable_endpoint_without_printing_credentials() {
-    let server = DynamoServer::start();
     let dead = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()

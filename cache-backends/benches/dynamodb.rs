@@ -9,12 +9,12 @@
 //! request on a new connection), so absolute numbers say little about DynamoDB itself;
 //! the ratios say what cachet adds on top of the SDK call.
 
-#[path = "../../benches/support/profile.rs"]
-mod profile;
 #[path = "../../tests/support/dynamodb_server.rs"]
 mod dynamodb_server;
 #[path = "../../benches/support/paired.rs"]
 mod paired;
+#[path = "../../benches/support/profile.rs"]
+mod profile;
 
 use std::hint::black_box;
 use std::sync::{Arc, OnceLock};

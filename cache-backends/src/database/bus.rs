@@ -458,7 +458,9 @@ impl Bus for PostgresBus {
     fn subscribe(&self, handler: BusHandler) {
         let shared = Arc::clone(&self.shared);
         self.subscriber
-            .start("postgres bus", &self.shared.channel, move || listen(shared, handler));
+            .start("postgres bus", &self.shared.channel, move || {
+                listen(shared, handler)
+            });
     }
 
     fn describe(&self) -> String {

@@ -6,7 +6,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+};
 use cache_core::{TierError, TierErrorKind};
 
 use super::client::Client;
@@ -207,10 +209,18 @@ mod tests {
     fn only_live_entries_are_values() {
         let k = key("app:users", ":1");
         let mut attrs = item::expiring(&k, 2_000);
-        assert_eq!(entry_value(&attrs, 1_000), None, "a lock or tag row: no value");
+        assert_eq!(
+            entry_value(&attrs, 1_000),
+            None,
+            "a lock or tag row: no value"
+        );
         attrs.insert(VALUE.into(), AttributeValue::B(b"v".to_vec().into()));
         assert_eq!(entry_value(&attrs, 1_000), Some((k, b"v".to_vec())));
-        assert_eq!(entry_value(&attrs, 2_000), None, "expired at its millisecond");
+        assert_eq!(
+            entry_value(&attrs, 2_000),
+            None,
+            "expired at its millisecond"
+        );
         attrs.remove(PK);
         assert_eq!(entry_value(&attrs, 1_000), None, "no key: not ours");
     }

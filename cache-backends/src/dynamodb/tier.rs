@@ -207,7 +207,10 @@ impl RemoteTier for DynamoTier {
             for (pk, expires_ms) in partitions {
                 registry.ensure(&client, &sdk, pk, expires_ms).await?;
             }
-            let puts = items.into_iter().map(|(key, attrs, _)| (key, attrs)).collect();
+            let puts = items
+                .into_iter()
+                .map(|(key, attrs, _)| (key, attrs))
+                .collect();
             put_items(&client, &sdk, puts).await
         }))
     }

@@ -314,7 +314,9 @@ impl Bus for RedisBus {
     fn subscribe(&self, handler: BusHandler) {
         let shared = Arc::clone(&self.shared);
         self.subscriber
-            .start("redis bus", &self.shared.channel, move || listen(shared, handler));
+            .start("redis bus", &self.shared.channel, move || {
+                listen(shared, handler)
+            });
     }
 
     fn describe(&self) -> String {
