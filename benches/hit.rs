@@ -8,7 +8,8 @@
 //! Instruction counts, which a loaded machine does not move: with `CACHET_HIT_COUNT=OP:N`
 //! set, the binary only runs `N` hits of `OP` (see [`count_mode`]) and exits, so
 //! `valgrind --tool=callgrind` on it for `N` and for `0` gives instructions per hit as the
-//! difference over `N` (`benches/instructions.sh` runs them all).
+//! difference over `N` (`benches/instructions.sh` runs them all). With
+//! `CACHET_HIT_SUBSCRIBED=1` too, an event listener is subscribed for the count.
 //!
 //! Every cached function counts its executions; before a group measures a cached path it
 //! checks that repeated calls really are hits, and skips it with a message otherwise (so a
@@ -28,6 +29,9 @@ use serde::Serialize;
 
 /// The key every hit bench reads.
 const KEY: u64 = 42;
+/// Keys resident in every cache while the benches run (`KEY` among them); the
+/// `_1024keys` rows of the two-thread group read all of them in turn.
+const RESIDENT: u64 = 1024;
 /// Bound of every cache (cachet's memory store default is 10,000 entries).
 const CAPACITY: u64 = 10_000;
 
@@ -88,25 +92,29 @@ struct Engines {
     tier_quick: Arc<MemoryTier>,
     /// The key cachet stores `KEY` under in cache "bench" (`{prefix}:{cache}:{key}`).
     stored_key: String,
+    /// The stored keys of all resident keys, by key.
+    stored_keys: Vec<String>,
 }
 
 impl Engines {
     fn new() -> Self {
-        let stored_key = format!("cachet:bench:{KEY}");
+        let stored_keys: Vec<String> = (0..RESIDENT).map(|k| format!("cachet:bench:{k}")).collect();
+        let stored_key = stored_keys[KEY as usize].clone();
         let moka = moka::sync::Cache::new(CAPACITY);
-        moka.insert(KEY, KEY * 2);
         let moka_str = moka::sync::Cache::new(CAPACITY);
-        moka_str.insert(stored_key.clone(), KEY * 2);
         let quick = quick_cache::sync::Cache::new(CAPACITY as usize);
-        quick.insert(KEY, KEY * 2);
         let quick_str = quick_cache::sync::Cache::new(CAPACITY as usize);
-        quick_str.insert(stored_key.clone(), KEY * 2);
+        for (k, stored) in (0..RESIDENT).zip(&stored_keys) {
+            moka.insert(k, k * 2);
+            moka_str.insert(stored.clone(), k * 2);
+            quick.insert(k, k * 2);
+            quick_str.insert(stored.clone(), k * 2);
+        }
         let tier = |engine| {
             let tier = MemoryTier::new(MemoryOptions::max_entries(CAPACITY).engine(engine));
-            tier.insert(
-                &stored_key,
-                LocalEntry::new(Arc::new(KEY * 2), None, None, 100),
-            );
+            for (k, stored) in (0..RESIDENT).zip(&stored_keys) {
+                tier.insert(stored, LocalEntry::new(Arc::new(k * 2), None, None, 100));
+            }
             tier
         };
         Self {
@@ -117,8 +125,29 @@ impl Engines {
             quick,
             quick_str,
             stored_key,
+            stored_keys,
         }
     }
+}
+
+/// Fills every cached function (both crates) and `cachet.get`'s cache with the resident
+/// keys, once per process, so each bench reads one key among 1,024.
+fn warm_resident(rt: &tokio::runtime::Runtime) {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        let cache = cachet_cache();
+        for k in 0..RESIDENT {
+            cachet_sync(k);
+            cachet_sync_moka(k);
+            cached_sync(k);
+            rt.block_on(async {
+                cachet_async(k).await;
+                cachet_async_moka(k).await;
+                cached_async(k).await;
+                cache.set(&k, &(k * 2)).await.expect("cachet set");
+            });
+        }
+    });
 }
 
 impl Engines {
@@ -196,7 +225,7 @@ fn cachet_get_works(rt: &tokio::runtime::Runtime) -> bool {
     let cache = cachet_cache();
     let ok = rt.block_on(async {
         cache.set(&KEY, &(KEY * 2)).await.is_ok()
-            && matches!(cache.get::<u64, _>(&KEY).await, Ok(Some(v)) if v == KEY * 2)
+            && matches!(cache.get::<u64>(&KEY).await, Ok(Some(v)) if v == KEY * 2)
     });
     if !ok {
         eprintln!("SKIPPED cachet get: set/get of a u64 key fails (is the key encoder in place?)");
@@ -217,6 +246,7 @@ fn hit_sync(c: &mut Criterion) {
     let engines = Engines::new();
     let rt = current_thread();
     cachet_cache();
+    warm_resident(&rt);
     let mut g = c.benchmark_group("hit_sync");
     g.bench_function("moka_get_u64", |b| {
         b.iter(|| engines.moka.get(black_box(&KEY)))
@@ -269,7 +299,7 @@ fn hit_sync(c: &mut Criterion) {
         g.bench_function("cachet_get_polled_once", |b| {
             b.iter(|| {
                 cache
-                    .get::<u64, _>(black_box(&KEY))
+                    .get::<u64>(black_box(&KEY))
                     .now_or_never()
                     .expect("a memory hit is ready at once")
             })
@@ -282,6 +312,7 @@ fn hit_async(c: &mut Criterion) {
     let engines = Engines::new();
     let rt = current_thread();
     cachet_cache();
+    warm_resident(&rt);
     let mut g = c.benchmark_group("hit_async");
     // The engines are synchronous: this is the floor an async hit can reach (criterion's
     // async driver plus one engine get).
@@ -333,8 +364,7 @@ fn hit_async(c: &mut Criterion) {
     if cachet_get_works(&rt) {
         let cache = cachet_cache();
         g.bench_function("cachet_get", |b| {
-            b.to_async(&rt)
-                .iter(|| cache.get::<u64, _>(black_box(&KEY)))
+            b.to_async(&rt).iter(|| cache.get::<u64>(black_box(&KEY)))
         });
     }
     g.finish();
@@ -344,16 +374,19 @@ fn hit_async(c: &mut Criterion) {
 
 /// Runs `op` `iters` times on each of two threads, started together; returns the wall time.
 /// With `Throughput::Elements(2)`, criterion's "time" is per pair of ops and its
-/// throughput is the total ops/s of both threads.
-fn two_threads(iters: u64, op: impl Fn() + Sync) -> Duration {
+/// throughput is the total ops/s of both threads. `op` gets the call's number on its
+/// thread, the second thread's offset by half the resident keys (for the `_1024keys` rows).
+fn two_threads(iters: u64, op: impl Fn(u64) + Sync) -> Duration {
     let start = Barrier::new(3);
+    let op = &op;
     std::thread::scope(|s| {
-        let threads: Vec<_> = (0..2)
-            .map(|_| {
-                s.spawn(|| {
+        let threads: Vec<_> = (0..2u64)
+            .map(|t| {
+                let start = &start;
+                s.spawn(move || {
                     start.wait();
-                    for _ in 0..iters {
-                        op();
+                    for i in 0..iters {
+                        op(i + t * RESIDENT / 2);
                     }
                 })
             })
@@ -370,19 +403,19 @@ fn two_threads(iters: u64, op: impl Fn() + Sync) -> Duration {
 /// The same with two tasks on a two-worker tokio runtime.
 fn two_tasks<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, op: F) -> Duration
 where
-    F: Fn() -> Fut + Send + Sync + Clone + 'static,
+    F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future + Send,
 {
     rt.block_on(async move {
         let barrier = Arc::new(tokio::sync::Barrier::new(2));
         let t0 = Instant::now();
-        let tasks: Vec<_> = (0..2)
-            .map(|_| {
+        let tasks: Vec<_> = (0..2u64)
+            .map(|t| {
                 let (op, barrier) = (op.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    for _ in 0..iters {
-                        black_box(op().await);
+                    for i in 0..iters {
+                        black_box(op(i + t * RESIDENT / 2).await);
                     }
                 })
             })
@@ -403,32 +436,44 @@ fn hit_2threads(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    warm_resident(&rt1);
     let mut g = c.benchmark_group("hit_2threads");
     g.throughput(Throughput::Elements(2));
+    g.bench_function("quick_cache_get_str", |b| {
+        b.iter_custom(|n| {
+            two_threads(n, |_| {
+                black_box(
+                    engines
+                        .quick_str
+                        .get(black_box(engines.stored_key.as_str())),
+                );
+            })
+        })
+    });
     g.bench_function("moka_get_u64", |b| {
         b.iter_custom(|n| {
-            two_threads(n, || {
+            two_threads(n, |_| {
                 black_box(engines.moka.get(black_box(&KEY)));
             })
         })
     });
     g.bench_function("memory_tier_get_moka", |b| {
         b.iter_custom(|n| {
-            two_threads(n, || {
+            two_threads(n, |_| {
                 black_box(engines.tier_get(&engines.tier_moka));
             })
         })
     });
     g.bench_function("quick_cache_get_u64", |b| {
         b.iter_custom(|n| {
-            two_threads(n, || {
+            two_threads(n, |_| {
                 black_box(engines.quick.get(black_box(&KEY)));
             })
         })
     });
     g.bench_function("memory_tier_get_quick_cache", |b| {
         b.iter_custom(|n| {
-            two_threads(n, || {
+            two_threads(n, |_| {
                 black_box(engines.tier_get(&engines.tier_quick));
             })
         })
@@ -438,7 +483,7 @@ fn hit_2threads(c: &mut Criterion) {
     }) {
         g.bench_function("cached_macro_sync", |b| {
             b.iter_custom(|n| {
-                two_threads(n, || {
+                two_threads(n, |_| {
                     black_box(cached_sync(black_box(KEY)));
                 })
             })
@@ -449,7 +494,7 @@ fn hit_2threads(c: &mut Criterion) {
     }) {
         g.bench_function("cachet_cacheable_sync", |b| {
             b.iter_custom(|n| {
-                two_threads(n, || {
+                two_threads(n, |_| {
                     black_box(cachet_sync(black_box(KEY)));
                 })
             })
@@ -464,7 +509,7 @@ fn hit_2threads(c: &mut Criterion) {
     ) {
         g.bench_function("cachet_cacheable_sync_moka", |b| {
             b.iter_custom(|n| {
-                two_threads(n, || {
+                two_threads(n, |_| {
                     black_box(cachet_sync_moka(black_box(KEY)));
                 })
             })
@@ -472,7 +517,7 @@ fn hit_2threads(c: &mut Criterion) {
     }
     rt2.block_on(cached_async(KEY));
     g.bench_function("cached_macro_async", |b| {
-        b.iter_custom(|n| two_tasks(&rt2, n, || cached_async(black_box(KEY))))
+        b.iter_custom(|n| two_tasks(&rt2, n, |_| cached_async(black_box(KEY))))
     });
     if is_cached_async(
         &rt2,
@@ -481,7 +526,7 @@ fn hit_2threads(c: &mut Criterion) {
         cachet_async,
     ) {
         g.bench_function("cachet_cacheable_async", |b| {
-            b.iter_custom(|n| two_tasks(&rt2, n, || cachet_async(black_box(KEY))))
+            b.iter_custom(|n| two_tasks(&rt2, n, |_| cachet_async(black_box(KEY))))
         });
     }
     if is_cached_async(
@@ -491,15 +536,46 @@ fn hit_2threads(c: &mut Criterion) {
         cachet_async_moka,
     ) {
         g.bench_function("cachet_cacheable_async_moka", |b| {
-            b.iter_custom(|n| two_tasks(&rt2, n, || cachet_async_moka(black_box(KEY))))
+            b.iter_custom(|n| two_tasks(&rt2, n, |_| cachet_async_moka(black_box(KEY))))
         });
     }
+    // Both threads over all resident keys (the second from the middle): the same calls
+    // spread over 1,024 keys instead of one hot key.
+    let key_of = |i: u64| i % RESIDENT;
+    g.bench_function("quick_cache_get_str_1024keys", |b| {
+        b.iter_custom(|n| {
+            two_threads(n, |i| {
+                let stored = engines.stored_keys[key_of(i) as usize].as_str();
+                black_box(engines.quick_str.get(black_box(stored)));
+            })
+        })
+    });
+    g.bench_function("cached_macro_sync_1024keys", |b| {
+        b.iter_custom(|n| {
+            two_threads(n, |i| {
+                black_box(cached_sync(black_box(key_of(i))));
+            })
+        })
+    });
+    g.bench_function("cachet_cacheable_sync_1024keys", |b| {
+        b.iter_custom(|n| {
+            two_threads(n, |i| {
+                black_box(cachet_sync(black_box(key_of(i))));
+            })
+        })
+    });
+    g.bench_function("cached_macro_async_1024keys", |b| {
+        b.iter_custom(|n| two_tasks(&rt2, n, move |i| cached_async(black_box(key_of(i)))))
+    });
+    g.bench_function("cachet_cacheable_async_1024keys", |b| {
+        b.iter_custom(|n| two_tasks(&rt2, n, move |i| cachet_async(black_box(key_of(i)))))
+    });
     if cachet_get_works(&rt1) {
         let cache = cachet_cache();
         g.bench_function("cachet_get_async", |b| {
             b.iter_custom(|n| {
-                two_tasks(&rt2, n, move || async move {
-                    cache.get::<u64, _>(black_box(&KEY)).await
+                two_tasks(&rt2, n, move |_| async move {
+                    cache.get::<u64>(black_box(&KEY)).await
                 })
             })
         });
@@ -598,6 +674,17 @@ fn count_mode(spec: &str) {
         .expect("CACHET_HIT_COUNT=OP:N");
     let engines = Engines::new();
     cachet_cache();
+    warm_resident(&current_thread());
+    // `CACHET_HIT_SUBSCRIBED=1`: an event listener is subscribed (it counts the events), so
+    // the count shows what a listener costs a hit; unset, what events cost nobody listening.
+    let heard = Arc::new(AtomicU64::new(0));
+    let _subscription = std::env::var_os("CACHET_HIT_SUBSCRIBED").map(|_| {
+        let heard = heard.clone();
+        cachet::manager().subscribe(move |event| {
+            black_box(event);
+            heard.fetch_add(1, Relaxed);
+        })
+    });
     let ready = |v: Option<u64>| v.expect("a memory hit completes on its first poll");
     // Warm every path first, so one-time setup is the same for N and 0.
     let run = |op: &str| -> u64 {

@@ -217,7 +217,7 @@ fn check(f: &Fixture) -> &'static Checked {
                 })
                 .await;
             let l2_hits = f.cache.stats().l2_hits;
-            let cachet_get = matches!(f.cache.get::<Profile, _>(&KEY).await, Ok(Some(p)) if p == profile(KEY))
+            let cachet_get = matches!(f.cache.get::<Profile>(&KEY).await, Ok(Some(p)) if p == profile(KEY))
                 && f.cache.stats().l2_hits == l2_hits + 1;
             if !cachet_get {
                 eprintln!("SKIPPED cachet Cache::get: not an L2 hit");
@@ -355,7 +355,7 @@ fn contenders(f: &'static Fixture, ok: &Checked) -> Vec<Row> {
         out.push((
             "cachet_get",
             paired::op(move |_| async move {
-                black_box(f.cache.get::<Profile, _>(&KEY).await.ok());
+                black_box(f.cache.get::<Profile>(&KEY).await.ok());
             }),
         ));
     }

@@ -142,12 +142,11 @@ fn contenders(f: &'static Fixture) -> Vec<Row> {
         for id in 0..TASKS {
             let key = &f.stored_keys[id as usize];
             ok &= !raw_getrange(f.raw.clone(), key).await.is_empty();
-            ok &= matches!(f.cache.get::<Profile, _>(&id).await, Ok(Some(p)) if p == profile(id));
+            ok &= matches!(f.cache.get::<Profile>(&id).await, Ok(Some(p)) if p == profile(id));
             ok &= matches!(cachet_profile(id).await, Ok(p) if p == profile(id));
         }
         let l2_hits = f.cache.stats().l2_hits;
-        ok &= f.cache.get::<Profile, _>(&0u64).await.is_ok()
-            && f.cache.stats().l2_hits == l2_hits + 1;
+        ok &= f.cache.get::<Profile>(&0u64).await.is_ok() && f.cache.stats().l2_hits == l2_hits + 1;
         ok
     });
     assert!(
@@ -180,7 +179,7 @@ fn contenders(f: &'static Fixture) -> Vec<Row> {
         Row::new(
             "cachet_get",
             paired::op(move |i| async move {
-                black_box(f.cache.get::<Profile, _>(&i).await.ok());
+                black_box(f.cache.get::<Profile>(&i).await.ok());
             }),
             0,
         ),

@@ -23,9 +23,9 @@
 
 pub use cache_core::{
     cache, codec, config, declared_caches, driver, init, init_from_env, key, manager, redact,
-    store, testing, Adaptive, Cache, CacheError, CacheManager, CacheManagerBuilder, CacheOptions,
-    CacheStats, CacheValue, ConfigOrigin, DeclaredCache, Store, StoreBuilder, TierError,
-    TierErrorKind,
+    store, testing, Adaptive, Cache, CacheError, CacheEvent, CacheManager, CacheManagerBuilder,
+    CacheOptions, CacheStats, CacheValue, ConfigOrigin, DeclaredCache, EventKind, Store,
+    StoreBuilder, Subscription, TierError, TierErrorKind,
 };
 pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable, cacheable_many};
 

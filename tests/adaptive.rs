@@ -113,7 +113,7 @@ async fn a_no_store_value_is_returned_but_the_next_call_runs_again() {
         .get_or_set_adaptive(&2u64, || async { Adaptive::new(9u64).forever() })
         .await
         .unwrap();
-    assert_eq!(quotes.get::<u64, _>(&2u64).await.unwrap(), Some(9));
+    assert_eq!(quotes.get::<u64>(&2u64).await.unwrap(), Some(9));
 }
 
 #[tokio::test]
@@ -356,7 +356,7 @@ async fn a_views_ttl_and_hard_timeout_apply_to_every_method_and_nothing_else() {
     brief.set(&1u64, &1u8).await.unwrap();
     users.set(&2u64, &2u8).await.unwrap();
     assert_eq!(
-        users.get::<u8, _>(&1u64).await.unwrap(),
+        users.get::<u8>(&1u64).await.unwrap(),
         Some(1),
         "same entries"
     );

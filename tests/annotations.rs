@@ -258,8 +258,8 @@ fn unless_true_returns_but_does_not_store() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        assert_eq!(rt.block_on(cache.get::<u64, _>(&5u64)).unwrap(), Some(5));
-        assert_eq!(rt.block_on(cache.get::<u64, _>(&50u64)).unwrap(), None);
+        assert_eq!(rt.block_on(cache.get::<u64>(&5u64)).unwrap(), Some(5));
+        assert_eq!(rt.block_on(cache.get::<u64>(&50u64)).unwrap(), None);
     });
 }
 
@@ -318,11 +318,8 @@ fn several_caches_look_up_in_order_and_store_into_all() {
             .unwrap();
         let primary = cachet::cache("primary").unwrap();
         let secondary = cachet::cache("secondary").unwrap();
-        assert_eq!(rt.block_on(primary.get::<u64, _>(&1u64)).unwrap(), Some(v));
-        assert_eq!(
-            rt.block_on(secondary.get::<u64, _>(&1u64)).unwrap(),
-            Some(v)
-        );
+        assert_eq!(rt.block_on(primary.get::<u64>(&1u64)).unwrap(), Some(v));
+        assert_eq!(rt.block_on(secondary.get::<u64>(&1u64)).unwrap(), Some(v));
         rt.block_on(primary.delete(&1u64)).unwrap();
         assert_eq!(s.multi(1), v, "found in the second cache");
         assert_eq!(s.runs(), 1);
@@ -364,9 +361,9 @@ fn conditional_put() {
             .build()
             .unwrap();
         let users = cachet::cache("users").unwrap();
-        assert_eq!(rt.block_on(users.get::<User, _>(&0u64)).unwrap(), None);
+        assert_eq!(rt.block_on(users.get::<User>(&0u64)).unwrap(), None);
         assert_eq!(
-            rt.block_on(users.get::<User, _>(&5u64)).unwrap(),
+            rt.block_on(users.get::<User>(&5u64)).unwrap(),
             Some(user(5, "put"))
         );
     });
@@ -382,7 +379,7 @@ async fn one_key_whichever_way_it_was_written() {
         assert_eq!(s.runs(), 0);
         s.save(user(8, "annotated")).await.unwrap();
         assert_eq!(
-            users.get::<User, _>(&8u64).await.unwrap().unwrap().name,
+            users.get::<User>(&8u64).await.unwrap().unwrap().name,
             "annotated"
         );
     })
@@ -437,13 +434,11 @@ fn cache_config_gives_a_default_cache_name() {
             .unwrap();
         let books = cachet::cache("books").unwrap();
         assert_eq!(
-            rt.block_on(books.get::<String, _>(&1u64))
-                .unwrap()
-                .as_deref(),
+            rt.block_on(books.get::<String>(&1u64)).unwrap().as_deref(),
             Some("book 1")
         );
         lib.withdraw(1);
-        assert_eq!(rt.block_on(books.get::<String, _>(&1u64)).unwrap(), None);
+        assert_eq!(rt.block_on(books.get::<String>(&1u64)).unwrap(), None);
         lib.elsewhere(1);
         let other = cachet::cache("other").unwrap();
         assert!(
@@ -487,9 +482,9 @@ fn stacked_annotations_all_apply() {
         let secondary = cachet::cache("secondary").unwrap();
         rt.block_on(primary.set(&1u64, &1u64)).unwrap();
         assert_eq!(refresh(1), 1001);
-        assert_eq!(rt.block_on(primary.get::<u64, _>(&1u64)).unwrap(), None);
+        assert_eq!(rt.block_on(primary.get::<u64>(&1u64)).unwrap(), None);
         assert_eq!(
-            rt.block_on(secondary.get::<u64, _>(&1u64)).unwrap(),
+            rt.block_on(secondary.get::<u64>(&1u64)).unwrap(),
             Some(1001)
         );
     });

@@ -36,9 +36,9 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn set_then_get_and_miss() {
     let users = memory().cache("users").unwrap();
-    assert_eq!(users.get::<User, _>(&42u64).await.unwrap(), None);
+    assert_eq!(users.get::<User>(&42u64).await.unwrap(), None);
     users.set(&42u64, &ann()).await.unwrap();
-    assert_eq!(users.get::<User, _>(&42u64).await.unwrap(), Some(ann()));
+    assert_eq!(users.get::<User>(&42u64).await.unwrap(), Some(ann()));
     let stats = users.stats();
     assert_eq!((stats.hits, stats.misses, stats.puts), (1, 1, 1));
 }
@@ -127,7 +127,7 @@ async fn pull_delete_and_delete_many() {
         users.set(&id, &id.to_string()).await.unwrap();
     }
     assert_eq!(
-        users.pull::<String, _>(&1u64).await.unwrap().as_deref(),
+        users.pull::<String>(&1u64).await.unwrap().as_deref(),
         Some("1")
     );
     assert!(users.missing(&1u64).await.unwrap());
@@ -166,7 +166,7 @@ async fn namespaces_are_separate_and_cleared_with_their_parent() {
     admins.set(&1u64, &"admin".to_string()).await.unwrap();
     eu.set(&1u64, &"eu admin".to_string()).await.unwrap();
     assert_eq!(
-        admins.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        admins.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("admin")
     );
     admins.clear().await.unwrap();
@@ -198,7 +198,7 @@ async fn a_key_that_looks_like_a_namespace_does_not_collide_with_it() {
         .unwrap();
     assert_eq!(
         users
-            .get::<String, _>(&("admins", 1u64))
+            .get::<String>(&("admins", 1u64))
             .await
             .unwrap()
             .as_deref(),
@@ -210,15 +210,15 @@ async fn a_key_that_looks_like_a_namespace_does_not_collide_with_it() {
 async fn reading_as_another_type_is_a_miss_not_a_panic() {
     let users = memory().cache("users").unwrap();
     users.set(&1u64, &ann()).await.unwrap();
-    assert_eq!(users.get::<String, _>(&1u64).await.unwrap(), None);
-    assert_eq!(users.get::<User, _>(&1u64).await.unwrap(), Some(ann()));
+    assert_eq!(users.get::<String>(&1u64).await.unwrap(), None);
+    assert_eq!(users.get::<User>(&1u64).await.unwrap(), Some(ann()));
 }
 
 #[tokio::test]
 async fn the_none_manager_keeps_nothing() {
     let users = CacheManager::none().cache("users").unwrap();
     users.set(&1u64, &ann()).await.unwrap();
-    assert_eq!(users.get::<User, _>(&1u64).await.unwrap(), None);
+    assert_eq!(users.get::<User>(&1u64).await.unwrap(), None);
     let mut runs = 0;
     for _ in 0..2 {
         let _: User = users

@@ -35,7 +35,7 @@ async fn get_many_answers_hits_only_and_set_many_writes_what_single_reads_find()
         HashMap::from([(1, "ann".to_string()), (2, "bob".to_string())])
     );
     assert_eq!(
-        users.get::<String, _>(&2u64).await.unwrap().as_deref(),
+        users.get::<String>(&2u64).await.unwrap().as_deref(),
         Some("bob")
     );
     // Another type under those keys is a miss, as for single reads.
@@ -71,10 +71,10 @@ async fn get_or_set_many_loads_only_the_missing_keys_once_and_stores_what_it_ret
     assert_eq!(all[&2], "cached");
     assert_eq!(all[&3], "user 3");
     assert_eq!(
-        users.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        users.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("user 1")
     );
-    assert!(users.get::<String, _>(&4u64).await.unwrap().is_none());
+    assert!(users.get::<String>(&4u64).await.unwrap().is_none());
     // Everything cached now: the factory is not called at all.
     let again: HashMap<u64, String> = users
         .get_or_set_many(&[1u64, 2, 3], |_: Vec<u64>| async {
@@ -229,7 +229,7 @@ async fn batches_on_a_tiered_redis_store_read_and_write_l2_and_invalidate_other_
     // B holds an old value of 3 in its L1.
     users_b.set(&3u64, &"old".to_string()).await.unwrap();
     assert_eq!(
-        users_b.get::<String, _>(&3u64).await.unwrap().as_deref(),
+        users_b.get::<String>(&3u64).await.unwrap().as_deref(),
         Some("old")
     );
     // A's batch: 1 and 2 from Redis (written by B), 3 and 4 loaded and written.
@@ -256,7 +256,7 @@ async fn batches_on_a_tiered_redis_store_read_and_write_l2_and_invalidate_other_
     assert!(ttl > 0, "a batch-written key has no TTL in Redis: {ttl}");
     eventually(
         "B's L1 copy of 3 is dropped by A's batch write",
-        async || users_b.get::<String, _>(&3u64).await.unwrap().as_deref() == Some("new"),
+        async || users_b.get::<String>(&3u64).await.unwrap().as_deref() == Some("new"),
     )
     .await;
     let from_b = users_b
@@ -323,7 +323,7 @@ async fn cacheable_many_loads_only_the_missing_keys_into_the_entries_single_call
         // An error is returned and nothing of the call stored.
         assert_eq!(load_people(vec![4, 666]).await, Err(DbError));
         let cache = cachet::cache("people").unwrap();
-        assert!(cache.get::<String, _>(&4u64).await.unwrap().is_none());
+        assert!(cache.get::<String>(&4u64).await.unwrap().is_none());
     })
     .await;
 }

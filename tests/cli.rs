@@ -280,7 +280,7 @@ fn delete_removes_one_entry() {
     // The library no longer finds it either.
     let manager = CacheManager::from_toml_file(&file).unwrap();
     let users = manager.store("main").unwrap().cache("users");
-    assert_eq!(block(users.get::<String, _>(&42u64)).unwrap(), None);
+    assert_eq!(block(users.get::<String>(&42u64)).unwrap(), None);
 }
 
 #[test]
@@ -749,17 +749,17 @@ async fn clear_and_delete_reach_the_l1_of_running_instances_through_the_bus() {
     // instance subscribes in the background, so repeat until a message has reached it.
     eventually("`cachet delete` reaches the instance's L1", async || {
         cachet(&dir, &["delete", "tiered", "users", "1"]);
-        users.get::<String, _>(&1u64).await.unwrap().is_none()
+        users.get::<String>(&1u64).await.unwrap().is_none()
     })
     .await;
     assert_eq!(
-        users.get::<String, _>(&2u64).await.unwrap().as_deref(),
+        users.get::<String>(&2u64).await.unwrap().as_deref(),
         Some("bob")
     );
 
     eventually("`cachet clear` reaches the instance's L1", async || {
         assert_eq!(cachet(&dir, &["clear", "tiered"]).code, 0);
-        users.get::<String, _>(&2u64).await.unwrap().is_none()
+        users.get::<String>(&2u64).await.unwrap().is_none()
     })
     .await;
 }

@@ -176,17 +176,17 @@ fn get_delete_stats_clear_and_check_work_on_a_dynamodb_store() {
     assert_eq!(run.code, 0, "{run:?}");
     block(async {
         let users = manager.cache("users").unwrap();
-        assert_eq!(users.get::<String, _>(&1u64).await.unwrap(), None);
+        assert_eq!(users.get::<String>(&1u64).await.unwrap(), None);
         assert_eq!(
             users
                 .namespace("admins")
-                .get::<String, _>(&7u64)
+                .get::<String>(&7u64)
                 .await
                 .unwrap(),
             None
         );
         let orders = manager.cache("orders").unwrap();
-        assert_eq!(orders.get::<u32, _>(&"o-1").await.unwrap(), Some(1));
+        assert_eq!(orders.get::<u32>(&"o-1").await.unwrap(), Some(1));
     });
 
     // the seed's command: the whole store

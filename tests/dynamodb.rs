@@ -80,23 +80,23 @@ async fn values_round_trip_and_bad_bytes_are_a_miss_that_gets_overwritten() {
     let cache = manager.cache("c").unwrap();
     cache.set(&0u64, &"zero".to_string()).await.unwrap();
     assert_eq!(
-        cache.get::<String, _>(&0u64).await.unwrap().as_deref(),
+        cache.get::<String>(&0u64).await.unwrap().as_deref(),
         Some("zero")
     );
     for garbage in [&b"not an envelope"[..], &[1, 2, 3], &[0xff; 70_000]] {
         plant(&server, "bad:c:1", garbage).await;
-        assert_eq!(cache.get::<String, _>(&1u64).await.unwrap(), None);
+        assert_eq!(cache.get::<String>(&1u64).await.unwrap(), None);
     }
     // A value of another type is a miss too.
     cache.set(&2u64, &vec![1u32, 2, 3]).await.unwrap();
-    assert_eq!(cache.get::<String, _>(&2u64).await.unwrap(), None);
+    assert_eq!(cache.get::<String>(&2u64).await.unwrap(), None);
     let value: String = cache
         .get_or_set(&1u64, || async { "fresh".to_string() })
         .await
         .unwrap();
     assert_eq!(value, "fresh");
     assert_eq!(
-        cache.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        cache.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("fresh"),
         "overwritten"
     );
@@ -113,7 +113,7 @@ async fn a_value_over_400_kb_is_not_stored_and_counted_never_a_failed_call() {
     let big = "x".repeat(500 * 1024);
     cache.set(&1u64, &big).await.unwrap();
     assert_eq!(cache.stats().errors, 1);
-    assert_eq!(cache.get::<String, _>(&1u64).await.unwrap(), None);
+    assert_eq!(cache.get::<String>(&1u64).await.unwrap(), None);
     // through get_or_set: the caller gets the value all the same
     let got: String = cache
         .get_or_set(&2u64, || async { "y".repeat(450 * 1024) })
@@ -127,7 +127,7 @@ async fn a_value_over_400_kb_is_not_stored_and_counted_never_a_failed_call() {
         l2_only(&server, "big")
             .cache("c")
             .unwrap()
-            .get::<String, _>(&3u64)
+            .get::<String>(&3u64)
             .await
             .unwrap()
             .as_deref(),
@@ -183,12 +183,7 @@ async fn an_emulator_killed_mid_load_never_fails_the_function_and_is_used_again_
             .set(&999u64, &"via dynamodb".to_string())
             .await
             .unwrap();
-        profiles_b
-            .get::<String, _>(&999u64)
-            .await
-            .unwrap()
-            .as_deref()
-            == Some("via dynamodb")
+        profiles_b.get::<String>(&999u64).await.unwrap().as_deref() == Some("via dynamodb")
     })
     .await;
 }
@@ -204,21 +199,21 @@ async fn namespaces_and_tags_clear_exactly_their_entries() {
     admins.set(&1u64, &"a1".to_string()).await.unwrap();
     weird.set(&1u64, &"w1".to_string()).await.unwrap();
     admins.clear().await.unwrap();
-    assert_eq!(admins.get::<String, _>(&1u64).await.unwrap(), None);
+    assert_eq!(admins.get::<String>(&1u64).await.unwrap(), None);
     assert_eq!(
-        users.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        users.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("u1")
     );
     assert_eq!(
-        weird.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        weird.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("w1")
     );
     admins.set(&2u64, &"a2".to_string()).await.unwrap();
     users.clear().await.unwrap();
     for cache in [&users, &admins, &weird] {
-        assert_eq!(cache.get::<String, _>(&1u64).await.unwrap(), None);
+        assert_eq!(cache.get::<String>(&1u64).await.unwrap(), None);
     }
-    assert_eq!(admins.get::<String, _>(&2u64).await.unwrap(), None);
+    assert_eq!(admins.get::<String>(&2u64).await.unwrap(), None);
 
     let products = manager.cache("products").unwrap();
     let sale = products.tagged(["sale"]);
@@ -229,9 +224,9 @@ async fn namespaces_and_tags_clear_exactly_their_entries() {
         .await
         .unwrap();
     products.delete_by_tag("sale").await.unwrap();
-    assert_eq!(products.get::<String, _>(&1u64).await.unwrap(), None);
+    assert_eq!(products.get::<String>(&1u64).await.unwrap(), None);
     assert_eq!(
-        products.get::<String, _>(&2u64).await.unwrap().as_deref(),
+        products.get::<String>(&2u64).await.unwrap().as_deref(),
         Some("p2")
     );
     assert_eq!(products.stats().errors, 0);

@@ -47,7 +47,7 @@ async fn a_value_nested_100_000_deep_is_a_miss_and_is_replaced() {
         .query(&mut raw)
         .unwrap();
 
-    assert_eq!(filters.get::<Filter, _>(&1u64).await.unwrap(), None);
+    assert_eq!(filters.get::<Filter>(&1u64).await.unwrap(), None);
     // A miss like any other: the function's value replaces it.
     let value: Filter = filters
         .get_or_set(&1u64, || async { Filter::Eq("fresh".into()) })
@@ -55,7 +55,7 @@ async fn a_value_nested_100_000_deep_is_a_miss_and_is_replaced() {
         .unwrap();
     assert_eq!(value, Filter::Eq("fresh".into()));
     assert_eq!(
-        filters.get::<Filter, _>(&1u64).await.unwrap(),
+        filters.get::<Filter>(&1u64).await.unwrap(),
         Some(Filter::Eq("fresh".into()))
     );
 }

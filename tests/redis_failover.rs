@@ -129,12 +129,7 @@ impl Probes {
         if probe.set(&key, &key).await.is_err() {
             return false;
         }
-        let seen = self
-            .reader
-            .cache("probe")
-            .unwrap()
-            .get::<u64, _>(&key)
-            .await;
+        let seen = self.reader.cache("probe").unwrap().get::<u64>(&key).await;
         matches!(seen, Ok(Some(v)) if v == key)
     }
 
@@ -149,7 +144,7 @@ impl Probes {
         }
         let deadline = Instant::now() + Duration::from_millis(300);
         while Instant::now() < deadline {
-            if matches!(b.get::<u64, _>(&0u64).await, Ok(Some(v)) if v == new) {
+            if matches!(b.get::<u64>(&0u64).await, Ok(Some(v)) if v == new) {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -65,7 +65,7 @@ async fn idle_instance_uses_the_restarted_redis(l1: bool) {
     );
     // And its writes reach it too.
     users.set(&100u64, &7u64).await.unwrap();
-    assert_eq!(other_users.get::<u64, _>(&100u64).await.unwrap(), Some(7));
+    assert_eq!(other_users.get::<u64>(&100u64).await.unwrap(), Some(7));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +104,7 @@ async fn changes_made_while_redis_is_down_reach_it_and_the_other_instance_once_i
     let bus = RedisServer::start();
     let (a, b) = (tiered(&l2, &bus), tiered(&l2, &bus));
     let (users_a, users_b) = (a.cache("users").unwrap(), b.cache("users").unwrap());
-    let get = async |cache: &cachet::Cache, key: u64| cache.get::<u64, _>(&key).await.unwrap();
+    let get = async |cache: &cachet::Cache, key: u64| cache.get::<u64>(&key).await.unwrap();
     // b writes them: its L1 holds them, and no message about them is on its way to b.
     for key in 1..=3u64 {
         users_b.set(&key, &(key * 10)).await.unwrap();

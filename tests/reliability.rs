@@ -70,7 +70,7 @@ impl Instance {
 }
 
 async fn get(cache: &Cache, key: u64) -> Option<u64> {
-    cache.get::<u64, _>(&key).await.unwrap()
+    cache.get::<u64>(&key).await.unwrap()
 }
 
 /// Fault 8: a delete whose L2 call fails still reaches the other instances' L1, for
@@ -333,7 +333,7 @@ async fn two_instances_racing_puts_and_evictions_agree_with_redis_once_settled()
                                 cache.set(&key, &value).await.unwrap();
                             }
                             4..=5 => cache.delete(&key).await.unwrap(),
-                            _ => drop(cache.get::<u64, _>(&key).await.unwrap()),
+                            _ => drop(cache.get::<u64>(&key).await.unwrap()),
                         }
                         ops += 1;
                     }

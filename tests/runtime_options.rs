@@ -77,11 +77,11 @@ impl Instance {
 }
 
 async fn get(cache: &Cache, key: &str) -> Option<u32> {
-    cache.get::<u32, _>(key).await.unwrap()
+    cache.get::<u32>(key).await.unwrap()
 }
 
 async fn get_fresh(cache: &Cache, key: &str) -> Option<u32> {
-    cache.get_fresh::<u32, _>(key).await.unwrap()
+    cache.get_fresh::<u32>(key).await.unwrap()
 }
 
 #[derive(Debug, PartialEq)]
@@ -154,7 +154,7 @@ async fn jitter_spreads_expiries_over_the_jitter() {
     clock.advance(MINUTE + 15 * SECOND);
     let mut fresh = 0;
     for i in 0..100u32 {
-        fresh += u32::from(items.get_fresh::<u32, _>(&i).await.unwrap().is_some());
+        fresh += u32::from(items.get_fresh::<u32>(&i).await.unwrap().is_some());
     }
     assert!(
         fresh > 0 && fresh < 100,
@@ -162,7 +162,7 @@ async fn jitter_spreads_expiries_over_the_jitter() {
     );
     clock.advance(16 * SECOND); // past TTL + jitter
     for i in 0..100u32 {
-        assert_eq!(items.get_fresh::<u32, _>(&i).await.unwrap(), None);
+        assert_eq!(items.get_fresh::<u32>(&i).await.unwrap(), None);
     }
 }
 
@@ -352,4 +352,222 @@ async fn background_l2_writes_answer_before_l2_has_the_value() {
     })
     .await;
     assert_eq!(runs.load(SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn has_honours_skip_l2_read() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "has", &clock, false);
+    let b = Instance::new(&server, "has", &clock, false);
+    a.cache("items").set("shared", &1u32).await.unwrap();
+    let reads = b.l2.completed(Operation::Get);
+    let blind = b
+        .cache("items")
+        .with_options(CacheOptions::new().skip_l2_read(true));
+    assert!(
+        !blind.has("shared").await.unwrap(),
+        "only in L2: not looked at"
+    );
+    assert_eq!(b.l2.completed(Operation::Get), reads, "no L2 read");
+    assert!(
+        b.cache("items").has("shared").await.unwrap(),
+        "read from L2"
+    );
+}
+
+/// How many `PUBLISH` commands the server ran.
+fn published(server: &RedisServer) -> u64 {
+    let stats = redis_cli(server.port(), &["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse::<u64>().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_honour_the_skip_options() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "batchskips", &clock, true);
+    let b = Instance::new(&server, "batchskips", &clock, true);
+    a.subscribed().await;
+    b.subscribed().await;
+    let items = a.cache("items");
+
+    // skip_bus: a batch write publishes nothing.
+    let before = published(&server);
+    let quiet = items.with_options(CacheOptions::new().skip_bus(true));
+    quiet.set_many(&[("q1", 1u32), ("q2", 2)]).await.unwrap();
+    let loaded = quiet
+        .get_or_set_many(&["q3"], |missing: Vec<&str>| async move {
+            missing.into_iter().map(|k| (k, 3u32)).collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(loaded["q3"], 3);
+    assert_eq!(published(&server), before, "nothing published");
+    items.set_many(&[("told", 4u32)]).await.unwrap();
+    assert_eq!(
+        published(&server),
+        before + 1,
+        "a batch without skip_bus publishes"
+    );
+
+    // skip_l2_write: L1 only, and not a fault.
+    let sets = a.l2.completed(Operation::Set);
+    let local = items.with_options(CacheOptions::new().skip_l2_write(true));
+    local.set_many(&[("l1", 5u32)]).await.unwrap();
+    assert_eq!(a.l2.completed(Operation::Set), sets, "no L2 write");
+    assert_eq!(items.stats().errors, 0, "skipping L2 is not an L2 fault");
+    assert_eq!(get(&items, "l1").await, Some(5));
+
+    // skip_l2_read: a batch read does not look at L2.
+    let reads = b.l2.completed(Operation::Get);
+    let blind = b
+        .cache("items")
+        .with_options(CacheOptions::new().skip_l2_read(true));
+    let found = blind.get_many::<u32, _>(&["q1", "told"]).await.unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(b.l2.completed(Operation::Get), reads, "no L2 read");
+}
+
+#[tokio::test]
+async fn force_fresh_reloads_a_batch() {
+    let clock = ManualClock::new();
+    let prices = memory(&clock, CacheOptions::new()).cache("prices").unwrap();
+    prices.set_many(&[("a", 1u32), ("b", 1)]).await.unwrap();
+    let forced = prices.with_options(CacheOptions::new().force_fresh(true));
+    let loaded = forced
+        .get_or_set_many(&["a", "b"], |missing: Vec<&str>| async move {
+            missing.into_iter().map(|k| (k, 2u32)).collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!((loaded["a"], loaded["b"]), (2, 2), "loaded, hit or not");
+    assert_eq!(get(&prices, "a").await, Some(2), "stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_past_wait_timeout_loads_the_key_itself() {
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .wait_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let reports = manager.cache("reports").unwrap();
+    let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let reports = reports.clone();
+        tokio::spawn(async move {
+            reports
+                .get_or_set_detached("r", move || async move {
+                    let _ = started.send(());
+                    let _ = released.await;
+                    1u32
+                })
+                .await
+                .unwrap()
+        })
+    };
+    has_started.await.unwrap();
+    // The leader is parked until released: without `wait_timeout` the batch would wait
+    // for it forever (the guard turns that hang into a failure).
+    let batch = reports.get_or_set_many(&["r", "s"], |missing: Vec<&str>| async move {
+        missing.into_iter().map(|k| (k, 2u32)).collect()
+    });
+    let own = tokio::time::timeout(Duration::from_secs(30), batch)
+        .await
+        .expect("the batch stopped waiting for the parked leader")
+        .unwrap();
+    assert_eq!((own["r"], own["s"]), (2, 2));
+    release.send(()).unwrap();
+    assert_eq!(leader.await.unwrap(), 1);
+}
+
+/// How many `PEXPIRE` commands the server ran.
+fn renewals(server: &RedisServer) -> u64 {
+    let stats = redis_cli(server.port(), &["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_pexpire:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse::<u64>().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tti_renews_the_l2_ttl_on_read_at_most_once_per_tenth() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "tti", &clock, false);
+    let b = Instance::new(&server, "tti", &clock, false);
+    // Fresh for an hour: every read below is an L1 hit until B's.
+    let idle = CacheOptions::new().ttl(60 * MINUTE).tti(10 * MINUTE);
+    let (sessions_a, sessions_b) = (
+        a.cache("sessions").with_options(idle),
+        b.cache("sessions").with_options(idle),
+    );
+    sessions_a.set("s1", &1u32).await.unwrap();
+    let key = redis_cli(server.port(), &["KEYS", "tti:sessions:*"]);
+    let key = key.as_str();
+    let pttl = || {
+        redis_cli(server.port(), &["PTTL", key])
+            .parse::<u64>()
+            .unwrap()
+    };
+    // Written for the TTL and grace (11 minutes), kept in L2 no longer than the tti.
+    assert!(pttl() <= 10 * 60_000 && pttl() > 9 * 60_000, "{}", pttl());
+
+    // L1 hits within a tenth of the tti renew nothing.
+    for _ in 0..3 {
+        clock.advance(10 * SECOND);
+        assert_eq!(get(&sessions_a, "s1").await, Some(1));
+    }
+    assert_eq!(renewals(&server), 0);
+    assert_eq!(a.l2.completed(Operation::Touch), 0);
+
+    // Shrunk by hand; an L1 hit past a tenth of the tti renews it, once.
+    redis_cli(server.port(), &["PEXPIRE", key, "30000"]);
+    clock.advance(31 * SECOND); // 61 s since the write
+    assert_eq!(get(&sessions_a, "s1").await, Some(1));
+    eventually("the L2 copy is renewed", async || {
+        a.l2.completed(Operation::Touch) == 1
+    })
+    .await;
+    assert!(pttl() > 9 * 60_000, "renewed to the tti: {}", pttl());
+    assert_eq!(get(&sessions_a, "s1").await, Some(1));
+    assert_eq!(a.l2.completed(Operation::Touch), 1, "once per tenth");
+
+    // A read from L2 (another instance) renews it too.
+    assert_eq!(get(&sessions_b, "s1").await, Some(1));
+    eventually("B renews the L2 copy", async || {
+        b.l2.completed(Operation::Touch) == 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_background_l2_writes_answers_before_l2_has_the_values() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "batchbg", &clock, false);
+    let held = Latch::new();
+    a.l2.inject(FaultRule::on(
+        Operation::Set,
+        Fault::HoldRequest(held.clone()),
+    ));
+    let items = a
+        .cache("items")
+        .with_options(CacheOptions::new().background_l2_writes(true));
+    // The L2 write is parked: answered anyway, from L1.
+    items.set_many(&[("x", 1u32), ("y", 2)]).await.unwrap();
+    assert_eq!(get(&items, "y").await, Some(2));
+    assert_eq!(a.l2.completed(Operation::Set), 0, "still parked");
+    held.release();
+    eventually("the L2 writes finished", async || {
+        a.l2.completed(Operation::Set) == 2
+    })
+    .await;
 }

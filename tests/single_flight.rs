@@ -204,3 +204,147 @@ async fn waiters_of_a_failing_leader_take_its_failure() {
     let again: Result<u64, LoadError> = reports.try_get_or_set(&7u64, || async { Ok(8) }).await;
     assert_eq!(again.unwrap(), 8);
 }
+
+// ----- issue 16: annotated functions hand the leader's error to their waiters -----
+
+/// Runs ten concurrent calls of `call` on a current-thread runtime (every caller runs until
+/// it waits: the first in the function, parked on `go`, the others at the gate), then
+/// releases the leader; the outcomes, the leader's first.
+async fn ten_callers<T, F>(call: fn() -> F, runs: &AtomicU64, go: &tokio::sync::Notify) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .build()
+        .unwrap();
+    let callers: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(with_manager(manager.clone(), call())))
+        .collect();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(runs.load(SeqCst), 1, "the leader runs, the others wait");
+    go.notify_one();
+    let mut outcomes = Vec::new();
+    for caller in callers {
+        outcomes.push(caller.await.unwrap());
+    }
+    outcomes
+}
+
+/// A `Clone` error: each waiter gets a clone of the leader's.
+#[derive(Debug, Clone, PartialEq)]
+struct Unavailable(u64);
+
+static CLONE_RUNS: AtomicU64 = AtomicU64::new(0);
+static CLONE_GO: std::sync::LazyLock<tokio::sync::Notify> =
+    std::sync::LazyLock::new(tokio::sync::Notify::new);
+
+#[cacheable("failing_clone")]
+async fn fails_with_a_clone_error(id: u64) -> Result<u64, Unavailable> {
+    // Only the first run waits, so a caller that runs it again fails the count below
+    // rather than hanging.
+    let run = CLONE_RUNS.fetch_add(1, SeqCst);
+    if run == 0 {
+        CLONE_GO.notified().await;
+    }
+    Err(Unavailable(id * 100 + run))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn waiters_of_an_annotated_leader_take_a_clone_of_its_error() {
+    let outcomes = ten_callers(|| fails_with_a_clone_error(7), &CLONE_RUNS, &CLONE_GO).await;
+    assert_eq!(
+        CLONE_RUNS.load(SeqCst),
+        1,
+        "the function ran once, for the leader"
+    );
+    for outcome in outcomes {
+        assert_eq!(outcome, Err(Unavailable(700)), "the leader's own error");
+    }
+}
+
+/// An error made from `CacheError` (not `Clone`): each waiter gets `LeaderFailed`.
+#[derive(Debug)]
+enum Converts {
+    Database,
+    Cache(cachet::CacheError),
+}
+
+impl From<cachet::CacheError> for Converts {
+    fn from(err: cachet::CacheError) -> Self {
+        Converts::Cache(err)
+    }
+}
+
+static CONVERT_RUNS: AtomicU64 = AtomicU64::new(0);
+static CONVERT_GO: std::sync::LazyLock<tokio::sync::Notify> =
+    std::sync::LazyLock::new(tokio::sync::Notify::new);
+
+#[cacheable("failing_convert")]
+async fn fails_with_a_converting_error(id: u64) -> Result<u64, Converts> {
+    if CONVERT_RUNS.fetch_add(1, SeqCst) == 0 {
+        CONVERT_GO.notified().await;
+    }
+    let _ = id;
+    Err(Converts::Database)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn waiters_of_an_annotated_leader_take_leader_failed() {
+    let outcomes = ten_callers(
+        || fails_with_a_converting_error(7),
+        &CONVERT_RUNS,
+        &CONVERT_GO,
+    )
+    .await;
+    assert_eq!(
+        CONVERT_RUNS.load(SeqCst),
+        1,
+        "the function ran once, for the leader"
+    );
+    assert!(
+        matches!(outcomes[0], Err(Converts::Database)),
+        "{:?}",
+        outcomes[0]
+    );
+    for waiter in &outcomes[1..] {
+        assert!(
+            matches!(
+                waiter,
+                Err(Converts::Cache(cachet::CacheError::LeaderFailed { .. }))
+            ),
+            "{waiter:?}"
+        );
+    }
+}
+
+/// An error cachet can neither clone nor make: each waiter runs the function itself.
+#[derive(Debug)]
+struct Opaque;
+
+static OPAQUE_RUNS: AtomicU64 = AtomicU64::new(0);
+static OPAQUE_GO: std::sync::LazyLock<tokio::sync::Notify> =
+    std::sync::LazyLock::new(tokio::sync::Notify::new);
+
+#[cacheable("failing_opaque")]
+async fn fails_with_an_opaque_error(id: u64) -> Result<u64, Opaque> {
+    if OPAQUE_RUNS.fetch_add(1, SeqCst) == 0 {
+        OPAQUE_GO.notified().await;
+    }
+    let _ = id;
+    Err(Opaque)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn waiters_of_an_opaque_error_run_the_function_themselves() {
+    let outcomes = ten_callers(|| fails_with_an_opaque_error(7), &OPAQUE_RUNS, &OPAQUE_GO).await;
+    assert!(outcomes.iter().all(Result::is_err));
+    assert_eq!(
+        OPAQUE_RUNS.load(SeqCst),
+        10,
+        "as before: one run per waiter"
+    );
+}

@@ -121,7 +121,7 @@ async fn caller(
                     .await
                     .map(drop)
             } else if roll < 85 {
-                cache.get::<u64, _>(&key).await.map(drop)
+                cache.get::<u64>(&key).await.map(drop)
             } else if roll < 95 {
                 let value = next_value.fetch_add(1, Relaxed);
                 db.lock().unwrap().insert(key, value);
@@ -155,13 +155,13 @@ async fn divergent(
 ) -> Vec<(u64, Option<u64>, Vec<Option<u64>>)> {
     let mut out = Vec::new();
     for key in 0..KEYS {
-        let Ok(redis) = truth.get::<u64, _>(&key).await else {
+        let Ok(redis) = truth.get::<u64>(&key).await else {
             out.push((key, None, vec![]));
             continue;
         };
         let mut seen = Vec::new();
         for cache in instances {
-            seen.push(cache.get::<u64, _>(&key).await.ok().flatten());
+            seen.push(cache.get::<u64>(&key).await.ok().flatten());
         }
         if seen.iter().any(|v| *v != redis) {
             out.push((key, redis, seen));

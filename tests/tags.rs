@@ -77,13 +77,13 @@ async fn annotated_tags_are_deleted_by_tag_and_nothing_else() {
 
         let products = manager.cache("products").unwrap();
         assert_eq!(
-            products.get::<u64, _>(&("put", 1u64)).await.unwrap(),
+            products.get::<u64>(&("put", 1u64)).await.unwrap(),
             Some(saved)
         );
         products.delete_by_tag("catalog").await.unwrap();
 
         // tagged `catalog` (by `cacheable` and by `cache_put`): gone
-        assert_eq!(products.get::<u64, _>(&("put", 1u64)).await.unwrap(), None);
+        assert_eq!(products.get::<u64>(&("put", 1u64)).await.unwrap(), None);
         assert_ne!(c.on_sale(1).await, sale);
         assert_eq!(c.runs(), 6);
         // untagged, other tag, other cache: kept
@@ -125,7 +125,7 @@ async fn tagged_views_write_with_tags_and_read_everything() {
     assert_eq!(tried.unwrap(), "rug");
     // any handle reads what any other wrote
     assert_eq!(
-        sale.get::<String, _>(&3u64).await.unwrap().as_deref(),
+        sale.get::<String>(&3u64).await.unwrap().as_deref(),
         Some("lamp")
     );
 
@@ -165,12 +165,12 @@ async fn tags_belong_to_one_cache_and_one_namespace() {
 
     products.delete_by_tag("sale").await.unwrap();
     assert!(products.missing(&1u64).await.unwrap());
-    assert_eq!(users.get::<u8, _>(&1u64).await.unwrap(), Some(2));
-    assert_eq!(eu.get::<u8, _>(&1u64).await.unwrap(), Some(3));
+    assert_eq!(users.get::<u8>(&1u64).await.unwrap(), Some(2));
+    assert_eq!(eu.get::<u8>(&1u64).await.unwrap(), Some(3));
 
     eu.delete_by_tag("sale").await.unwrap();
     assert!(eu.missing(&1u64).await.unwrap());
-    assert_eq!(users.get::<u8, _>(&1u64).await.unwrap(), Some(2));
+    assert_eq!(users.get::<u8>(&1u64).await.unwrap(), Some(2));
 }
 
 #[tokio::test]
@@ -250,14 +250,11 @@ mod tiered {
         }
 
         // b reads everything into its L1
-        assert_eq!(
-            products_b.get::<u64, _>(&1u64).await.unwrap(),
-            Some(annotated)
-        );
+        assert_eq!(products_b.get::<u64>(&1u64).await.unwrap(), Some(annotated));
         for id in 2..=4u64 {
-            assert_eq!(products_b.get::<u64, _>(&id).await.unwrap(), Some(id));
+            assert_eq!(products_b.get::<u64>(&id).await.unwrap(), Some(id));
         }
-        assert_eq!(eu_b.get::<u64, _>(&5u64).await.unwrap(), Some(5));
+        assert_eq!(eu_b.get::<u64>(&5u64).await.unwrap(), Some(5));
         let l2_hits = products_b.stats().l2_hits;
 
         products_a.delete_by_tag("catalog").await.unwrap();
@@ -267,17 +264,17 @@ mod tiered {
         assert!(!exists(&server, "app:products:2"));
         // ... and from b's L1, which only the bus could tell (its L1 entries are fresh)
         let delay = eventually("b drops the tagged entries", async || {
-            products_b.get::<u64, _>(&1u64).await.unwrap().is_none()
-                && products_b.get::<u64, _>(&2u64).await.unwrap().is_none()
+            products_b.get::<u64>(&1u64).await.unwrap().is_none()
+                && products_b.get::<u64>(&2u64).await.unwrap().is_none()
         })
         .await;
         println!("bus propagation delay (delete_by_tag): {delay:?}");
         // other tag, untagged, another namespace, another cache: kept, in L2 and in b's L1
         assert!(exists(&server, "app:products:3") && exists(&server, "app:products:4"));
         assert!(exists(&server, "app:products#eu:5") && exists(&server, "app:orders:6"));
-        assert_eq!(products_b.get::<u64, _>(&3u64).await.unwrap(), Some(3));
-        assert_eq!(products_b.get::<u64, _>(&4u64).await.unwrap(), Some(4));
-        assert_eq!(eu_b.get::<u64, _>(&5u64).await.unwrap(), Some(5));
+        assert_eq!(products_b.get::<u64>(&3u64).await.unwrap(), Some(3));
+        assert_eq!(products_b.get::<u64>(&4u64).await.unwrap(), Some(4));
+        assert_eq!(eu_b.get::<u64>(&5u64).await.unwrap(), Some(5));
         assert_eq!(products_b.stats().l2_hits, l2_hits, "b kept them in its L1");
         // the emptied index is gone; `sale` still lists the annotated entry (deleted:
         // deleting by `sale` now is a no-op that still works)
@@ -289,7 +286,7 @@ mod tiered {
         eu_b.delete_by_tag("catalog").await.unwrap();
         assert!(!exists(&server, "app:products#eu:5"));
         eventually("a drops the namespace's tagged entry", async || {
-            eu_a.get::<u64, _>(&5u64).await.unwrap().is_none()
+            eu_a.get::<u64>(&5u64).await.unwrap().is_none()
         })
         .await;
         assert!(exists(&server, "app:orders:6"));
@@ -368,7 +365,7 @@ mod tiered {
             "{err}"
         );
         // the L1 copy is gone (and the unanswering L2 is skipped)
-        assert_eq!(products.get::<u8, _>(&1u64).await.unwrap(), None);
+        assert_eq!(products.get::<u8>(&1u64).await.unwrap(), None);
         server.resume();
         // once the L2 answers again, the delete it missed is replayed: entry and set go
         eventually("the missed tag delete is replayed", async || {

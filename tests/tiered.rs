@@ -52,7 +52,7 @@ async fn an_l2_hit_backfills_l1_and_an_l1_hit_skips_redis() {
     let b = tiered(&server, "app");
     let users_b = b.cache("users").unwrap();
     assert_eq!(
-        users_b.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        users_b.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("ann")
     );
     assert_eq!(users_b.stats().l2_hits, 1);
@@ -63,7 +63,7 @@ async fn an_l2_hit_backfills_l1_and_an_l1_hit_skips_redis() {
         .map(str::to_owned);
     for _ in 0..10 {
         assert_eq!(
-            users_b.get::<String, _>(&1u64).await.unwrap().as_deref(),
+            users_b.get::<String>(&1u64).await.unwrap().as_deref(),
             Some("ann")
         );
     }
@@ -89,31 +89,31 @@ async fn the_bus_keeps_other_instances_l1_coherent() {
     users_a.set(&2u64, &"v1".to_string()).await.unwrap();
     // b holds both in its L1 now
     assert_eq!(
-        users_b.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        users_b.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("v1")
     );
     assert_eq!(
-        users_b.get::<String, _>(&2u64).await.unwrap().as_deref(),
+        users_b.get::<String>(&2u64).await.unwrap().as_deref(),
         Some("v1")
     );
 
     users_a.set(&1u64, &"v2".to_string()).await.unwrap();
     let delay = eventually("b sees a's update", async || {
-        users_b.get::<String, _>(&1u64).await.unwrap().as_deref() == Some("v2")
+        users_b.get::<String>(&1u64).await.unwrap().as_deref() == Some("v2")
     })
     .await;
     println!("bus propagation delay (set): {delay:?}");
 
     users_a.delete(&2u64).await.unwrap();
     eventually("b sees a's delete", async || {
-        users_b.get::<String, _>(&2u64).await.unwrap().is_none()
+        users_b.get::<String>(&2u64).await.unwrap().is_none()
     })
     .await;
 
-    users_b.get::<String, _>(&1u64).await.unwrap();
+    users_b.get::<String>(&1u64).await.unwrap();
     users_a.clear().await.unwrap();
     eventually("b sees a's clear", async || {
-        users_b.get::<String, _>(&1u64).await.unwrap().is_none()
+        users_b.get::<String>(&1u64).await.unwrap().is_none()
     })
     .await;
 }
@@ -129,17 +129,17 @@ async fn stores_with_their_own_prefix_never_see_each_other() {
     u.set(&1u64, &"user item".to_string()).await.unwrap();
     p.set(&1u64, &"post item".to_string()).await.unwrap();
     assert_eq!(
-        u.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        u.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("user item")
     );
     assert_eq!(
-        p.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        p.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("post item")
     );
     users_store.store("shared").unwrap().clear().await.unwrap();
     assert!(u.missing(&1u64).await.unwrap());
     assert_eq!(
-        p.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        p.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("post item")
     );
     assert_eq!(redis_cli(server.port(), &["EXISTS", "posts:items:1"]), "1");
@@ -170,21 +170,21 @@ async fn bad_bytes_under_a_key_are_a_miss_that_gets_overwritten() {
     for garbage in ["not an envelope", "\u{1}\u{2}\u{3}", ""] {
         redis_cli(server.port(), &["SET", "bad:c:1", garbage]);
         assert_eq!(
-            cache.get::<String, _>(&1u64).await.unwrap(),
+            cache.get::<String>(&1u64).await.unwrap(),
             None,
             "{garbage:?}"
         );
     }
     // A value of another type is a miss too.
     cache.set(&2u64, &vec![1u32, 2, 3]).await.unwrap();
-    assert_eq!(cache.get::<String, _>(&2u64).await.unwrap(), None);
+    assert_eq!(cache.get::<String>(&2u64).await.unwrap(), None);
     let value: String = cache
         .get_or_set(&1u64, || async { "fresh".to_string() })
         .await
         .unwrap();
     assert_eq!(value, "fresh");
     assert_eq!(
-        cache.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        cache.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("fresh"),
         "overwritten"
     );
@@ -231,12 +231,7 @@ async fn a_dead_redis_never_fails_the_function_and_is_used_again_once_back() {
             .set(&999u64, &"via redis".to_string())
             .await
             .unwrap();
-        profiles_b
-            .get::<String, _>(&999u64)
-            .await
-            .unwrap()
-            .as_deref()
-            == Some("via redis")
+        profiles_b.get::<String>(&999u64).await.unwrap().as_deref() == Some("via redis")
     })
     .await;
     println!("L2 used again {:?} after the restart", back.elapsed());
@@ -330,7 +325,7 @@ async fn after_the_bus_resubscribes_the_l1_is_cleared() {
     let users = a.cache("users").unwrap();
     users.set(&1u64, &"before".to_string()).await.unwrap();
     assert_eq!(
-        users.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        users.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("before")
     );
     // The restarted Redis is empty and any message sent meanwhile is lost: the L1 copy (an
@@ -338,7 +333,7 @@ async fn after_the_bus_resubscribes_the_l1_is_cleared() {
     server.kill();
     server.restart();
     let delay = eventually("the L1 is cleared after the bus resubscribed", async || {
-        users.get::<String, _>(&1u64).await.unwrap().is_none()
+        users.get::<String>(&1u64).await.unwrap().is_none()
     })
     .await;
     println!("L1 cleared {delay:?} after the restart");

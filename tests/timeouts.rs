@@ -128,7 +128,7 @@ async fn get_or_set_answers_stale_at_the_soft_timeout_and_stores_the_refresh_lat
     let first = answer(
         &clock,
         SOFT,
-        rates.get_or_set(&"eur", blocked(&release, &runs, 2)),
+        rates.get_or_set_detached(&"eur", blocked(&release, &runs, 2)),
     )
     .await;
     assert_eq!(
@@ -144,7 +144,7 @@ async fn get_or_set_answers_stale_at_the_soft_timeout_and_stores_the_refresh_lat
     let again = answer(
         &clock,
         SOFT,
-        rates.get_or_set(&"eur", blocked(&release, &runs, 3)),
+        rates.get_or_set_detached(&"eur", blocked(&release, &runs, 3)),
     )
     .await;
     assert_eq!(again.unwrap(), 1);
@@ -152,7 +152,7 @@ async fn get_or_set_answers_stale_at_the_soft_timeout_and_stores_the_refresh_lat
 
     release.notify_one();
     eventually("the refresh is stored", || async {
-        rates.get::<u64, _>(&"eur").await.unwrap() == Some(2)
+        rates.get::<u64>(&"eur").await.unwrap() == Some(2)
     })
     .await;
     assert_eq!(runs.load(SeqCst), 1);
@@ -163,7 +163,7 @@ async fn without_a_stale_value_the_caller_waits_past_the_soft_timeout() {
     let (manager, clock) = graced(|b| b.timeout(SOFT));
     let rates = manager.cache("rates").unwrap();
     let (release, runs) = (Arc::new(Notify::new()), Arc::new(AtomicU64::new(0)));
-    let mut call = std::pin::pin!(rates.get_or_set(&"usd", blocked(&release, &runs, 5)));
+    let mut call = std::pin::pin!(rates.get_or_set_detached(&"usd", blocked(&release, &runs, 5)));
     assert!(
         waits_past(&clock, SOFT * 5, &mut call).await,
         "nothing to answer with: it waits"
@@ -196,16 +196,17 @@ async fn a_soft_timeout_from_toml_applies_per_cache() {
     for cache in [&quick, &patient] {
         cache.set(&1u64, &1u64).await.unwrap();
         eventually("the entry is stale", || async {
-            cache.get_fresh::<u64, _>(&1u64).await.unwrap().is_none()
+            cache.get_fresh::<u64>(&1u64).await.unwrap().is_none()
         })
         .await;
     }
     let runs = Arc::new(AtomicU64::new(0));
     let (quick_release, patient_release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let mut call = std::pin::pin!(patient.get_or_set(&1u64, blocked(&patient_release, &runs, 3)));
+    let mut call =
+        std::pin::pin!(patient.get_or_set_detached(&1u64, blocked(&patient_release, &runs, 3)));
     assert!(run_until_it_waits(&mut call).await.is_none());
     let answer = quick
-        .get_or_set(&1u64, blocked(&quick_release, &runs, 2))
+        .get_or_set_detached(&1u64, blocked(&quick_release, &runs, 2))
         .await;
     assert_eq!(answer.unwrap(), 1, "stale at the cache's timeout");
     assert!(
@@ -248,7 +249,7 @@ async fn an_annotated_fn_answers_stale_at_the_configured_soft_timeout() {
             manager
                 .cache("quotes")
                 .unwrap()
-                .get_fresh::<u64, _>(&"acme")
+                .get_fresh::<u64>(&"acme")
                 .await
                 .unwrap()
                 == Some(101)
@@ -290,7 +291,7 @@ async fn the_annotation_sets_its_own_soft_timeout() {
             manager
                 .cache("tickers")
                 .unwrap()
-                .get::<u64, _>(&10u64)
+                .get::<u64>(&10u64)
                 .await
                 .unwrap()
                 == Some(11)
@@ -442,13 +443,16 @@ async fn get_or_set_refreshes_once_in_the_background_late_in_the_ttl() {
     let (manager, clock) = long_lived(true);
     let prices = manager.cache("prices").unwrap();
     let (release, runs) = (Arc::new(Notify::new()), Arc::new(AtomicU64::new(0)));
-    let first = prices.get_or_set(&1u64, || async { 1u64 }).await.unwrap();
+    let first = prices
+        .get_or_set_detached(&1u64, || async { 1u64 })
+        .await
+        .unwrap();
     assert_eq!(first, 1);
 
     // Before the window: a plain hit.
     assert_eq!(
         prices
-            .get_or_set(&1u64, blocked(&release, &runs, 9))
+            .get_or_set_detached(&1u64, blocked(&release, &runs, 9))
             .await
             .unwrap(),
         1
@@ -459,13 +463,15 @@ async fn get_or_set_refreshes_once_in_the_background_late_in_the_ttl() {
     into_the_window(&clock);
     // In the window: the cached value at once (the factory is blocked), one refresh.
     for _ in 0..5 {
-        let hit = prices.get_or_set(&1u64, blocked(&release, &runs, 2)).await;
+        let hit = prices
+            .get_or_set_detached(&1u64, blocked(&release, &runs, 2))
+            .await;
         assert_eq!(hit.unwrap(), 1);
     }
     eventually("the refresh started", || async { runs.load(SeqCst) == 1 }).await;
     release.notify_one();
     eventually("the refresh is stored", || async {
-        prices.get::<u64, _>(&1u64).await.unwrap() == Some(2)
+        prices.get::<u64>(&1u64).await.unwrap() == Some(2)
     })
     .await;
     assert_eq!(runs.load(SeqCst), 1, "concurrent hits started one refresh");
@@ -504,7 +510,7 @@ async fn an_annotated_fn_refreshes_once_in_the_background_late_in_the_ttl() {
         EAGER_RELEASE.notify_one();
         let forecasts: Cache = manager.cache("forecasts").unwrap();
         eventually("the refresh is stored", || async {
-            forecasts.get::<u64, _>(&"oslo").await.unwrap() == Some(1)
+            forecasts.get::<u64>(&"oslo").await.unwrap() == Some(1)
         })
         .await;
         assert_eq!(forecast("oslo".into()).await, 1);
@@ -557,7 +563,7 @@ async fn a_background_refresh_keeps_the_callers_testing_scope() {
     .await;
     // The refresh's own cached call went to the scoped manager, not the global one.
     eventually("the refresh's nested call is stored", || async {
-        inner.get::<u64, _>(&101u64).await.unwrap() == Some(101)
+        inner.get::<u64>(&101u64).await.unwrap() == Some(101)
     })
     .await;
 }

@@ -93,7 +93,7 @@ fn fixture() -> &'static Fixture {
             }
         });
         assert_eq!(
-            rt.block_on(cache.get::<Profile, _>(&KEY)).expect("get"),
+            rt.block_on(cache.get::<Profile>(&KEY)).expect("get"),
             Some(profile(KEY))
         );
         Fixture {
@@ -137,7 +137,7 @@ fn rows(f: &'static Fixture) -> Vec<Row> {
         black_box(out);
     });
     let cachet_get = paired::op(move |_| async move {
-        black_box(f.cache.get::<Profile, _>(&KEY).await.expect("get"));
+        black_box(f.cache.get::<Profile>(&KEY).await.expect("get"));
     });
     let cachet_set = paired::op(move |_| async move {
         f.cache.set(&(KEY + 2), &profile(KEY)).await.expect("set");

@@ -146,7 +146,7 @@ async fn a_row_locked_by_another_transaction_never_holds_a_cached_function() {
     drop(session); // the other transaction ends (rolled back)
     eventually("the row is written once released", async || {
         cache.set(&1u64, &9u64).await.unwrap();
-        cache.get::<u64, _>(&1u64).await.unwrap() == Some(9)
+        cache.get::<u64>(&1u64).await.unwrap() == Some(9)
     })
     .await;
 }

@@ -328,33 +328,30 @@ async fn two_instances_stay_coherent_through_postgres_alone() {
     // b's bus is up once a write from a reaches b; until then, messages may be missed.
     eventually("both buses listen", async || {
         ca.set(&0u64, &"ping".to_string()).await.unwrap();
-        cb.get::<String, _>(&0u64).await.unwrap().is_some()
+        cb.get::<String>(&0u64).await.unwrap().is_some()
     })
     .await;
     ca.set(&1u64, &"v1".to_string()).await.unwrap();
     // b holds v1 in its L1 now; a writes v2: b drops its copy when a's message arrives.
     eventually("b reads v1", async || {
-        cb.get::<String, _>(&1u64).await.unwrap().as_deref() == Some("v1")
+        cb.get::<String>(&1u64).await.unwrap().as_deref() == Some("v1")
     })
     .await;
     ca.set(&1u64, &"v2".to_string()).await.unwrap();
     eventually("b sees a's write", async || {
-        cb.get::<String, _>(&1u64).await.unwrap().as_deref() == Some("v2")
+        cb.get::<String>(&1u64).await.unwrap().as_deref() == Some("v2")
     })
     .await;
     ca.delete(&1u64).await.unwrap();
     eventually("b sees a's delete", async || {
-        cb.get::<String, _>(&1u64).await.unwrap().is_none()
+        cb.get::<String>(&1u64).await.unwrap().is_none()
     })
     .await;
     cb.set(&2u64, &"x".to_string()).await.unwrap();
-    assert_eq!(
-        ca.get::<String, _>(&2u64).await.unwrap().as_deref(),
-        Some("x")
-    );
+    assert_eq!(ca.get::<String>(&2u64).await.unwrap().as_deref(), Some("x"));
     cb.clear().await.unwrap();
     eventually("a sees b's clear", async || {
-        ca.get::<String, _>(&2u64).await.unwrap().is_none()
+        ca.get::<String>(&2u64).await.unwrap().is_none()
     })
     .await;
 }

@@ -123,7 +123,7 @@ async fn no_configuration_holder_shows_a_credential() {
     debug("Cache", &cache);
     cache.set(&1u64, &"one".to_string()).await.unwrap();
     assert_eq!(
-        cache.get::<String, _>(&1u64).await.unwrap().as_deref(),
+        cache.get::<String>(&1u64).await.unwrap().as_deref(),
         Some("one")
     );
 

@@ -141,7 +141,8 @@ impl<V> Adaptive<V> {
 }
 
 impl Cache {
-    /// Like [`Cache::get_or_set`], but the factory decides from its value how long to keep
+    /// Like [`Cache::get_or_set_detached`] (its factory may finish in the background, so it
+    /// owns what it needs), but the factory decides from its value how long to keep
     /// it, or not to keep it (see [`Adaptive`]). Single flight, grace and stats are as for
     /// `get_or_set`.
     ///
@@ -162,14 +163,13 @@ impl Cache {
     /// assert!(tokens.has(&"api").await.unwrap());
     /// # });
     /// ```
-    pub async fn get_or_set_adaptive<V, K, F, Fut>(
+    pub async fn get_or_set_adaptive<V, F, Fut>(
         &self,
-        key: &K,
+        key: &(impl Serialize + ?Sized),
         factory: F,
     ) -> Result<V, CacheError>
     where
         V: CacheValue,
-        K: Serialize + ?Sized,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Adaptive<V>> + Send + 'static,
     {
@@ -180,7 +180,7 @@ impl Cache {
         .await
     }
 
-    /// Like [`Cache::try_get_or_set`], but an `Ok` carries how long to keep the value, or
+    /// Like [`Cache::try_get_or_set_detached`], but an `Ok` carries how long to keep the value, or
     /// not to keep it (see [`Adaptive`]). An `Err` is returned and not stored (a stale value
     /// within grace is served in its place).
     ///
@@ -200,15 +200,14 @@ impl Cache {
     /// assert!(quotes.missing(&"eur").await.unwrap());
     /// # });
     /// ```
-    pub async fn try_get_or_set_adaptive<V, E, K, F, Fut>(
+    pub async fn try_get_or_set_adaptive<V, E, F, Fut>(
         &self,
-        key: &K,
+        key: &(impl Serialize + ?Sized),
         factory: F,
     ) -> Result<V, E>
     where
         V: CacheValue,
         E: From<CacheError> + Send + 'static,
-        K: Serialize + ?Sized,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Adaptive<V>, E>> + Send + 'static,
     {

@@ -20,8 +20,9 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::cache::Cache;
-use crate::engine::{Engine, Lifetime, Lookup, RemoteOutcome, Write};
+use crate::engine::{Engine, Lifetime, Lookup, Prepared, RemoteOutcome, Write};
 use crate::error::CacheError;
+use crate::events::EventKind;
 use crate::flight::FlightGuard;
 use crate::stats::Event;
 use crate::store::{Invalidation, RemoteEntry};
@@ -78,7 +79,11 @@ impl Engine {
             }
         }
         let store = &self.inner.store;
-        let Some(remote) = store.l2.as_ref().filter(|_| !pending.is_empty()) else {
+        let Some(remote) = store
+            .l2
+            .as_ref()
+            .filter(|_| !pending.is_empty() && !self.skips(|o| o.skip_l2_read))
+        else {
             return found;
         };
         let keys: Vec<String> = pending.iter().map(|&i| stored[i].clone()).collect();
@@ -113,12 +118,12 @@ impl Engine {
         if self.is_noop() || entries.is_empty() {
             return;
         }
-        let Some(remote) = store.l2.as_ref().filter(|_| self.inner.tags.is_empty()) else {
+        if store.l2.is_none() || !self.inner.tags.is_empty() || self.skips(|o| o.skip_l2_write) {
             for (stored, value) in entries {
                 self.write(&stored, value, lifetime, why).await;
             }
             return;
-        };
+        }
         let mut prepared = Vec::with_capacity(entries.len());
         let mut batch = Vec::with_capacity(entries.len());
         for (stored, value) in entries {
@@ -132,6 +137,27 @@ impl Engine {
             };
             prepared.push((stored, write, encoded));
         }
+        // `background_l2_writes`: the caller is answered once L1 holds the values.
+        if self.skips(|o| o.background_l2_writes) {
+            if let Some(runtime) = crate::background::handle() {
+                let engine = self.clone();
+                runtime.spawn(async move { engine.finish_many(prepared, batch, why).await });
+                return;
+            }
+        }
+        self.finish_many(prepared, batch, why).await;
+    }
+
+    /// The part of a batch write after L1 (in the background with `background_l2_writes`):
+    /// the one L2 write, the settling of each entry, and one bus message.
+    async fn finish_many(
+        &self,
+        prepared: Vec<(String, Prepared, bool)>,
+        batch: Vec<RemoteEntry>,
+        why: Write,
+    ) {
+        let store = &self.inner.store;
+        let Some(remote) = &store.l2 else { return };
         let outcome = if batch.is_empty() {
             RemoteOutcome::Unencodable
         } else {
@@ -149,7 +175,7 @@ impl Engine {
             }
         }
         if !announce.is_empty() {
-            store.announce(Invalidation::Keys(announce)).await;
+            self.announce(Invalidation::Keys(announce)).await;
         }
     }
 
@@ -193,13 +219,40 @@ impl Engine {
         let flights = &self.inner.store.flights;
         // Before the first look, as for a single call (see `Flights::ticket`).
         let tickets: Vec<_> = stored.iter().map(|s| flights.ticket(s)).collect();
-        let mut found = self.lookup_many::<V>(stored).await;
+        // `force_fresh`: every key is loaded and stored, hit or not.
+        let force = self.skips(|o| o.force_fresh);
+        let mut found = if force {
+            vec![None; stored.len()]
+        } else {
+            self.lookup_many::<V>(stored).await
+        };
         let mut order: Vec<usize> = (0..stored.len()).filter(|&i| found[i].is_none()).collect();
         // One order for every batch: two batches never hold gates the other waits for.
         order.sort_by(|&a, &b| stored[a].cmp(&stored[b]));
         let mut gates: Vec<(usize, FlightGuard<'_>)> = Vec::with_capacity(order.len());
+        // `wait_timeout` bounds the batch's whole wait for other callers' gates: past it,
+        // the keys still held by others are loaded by this batch too, without their gate.
+        let deadline = self
+            .settings()
+            .wait_timeout
+            .map(|limit| self.clock().now() + limit);
+        let mut ungated: Vec<usize> = Vec::new();
         for i in order {
-            match crate::invoke::enter::<V>(self, &stored[i], tickets[i]).await {
+            let entering = crate::invoke::enter::<V>(self, &stored[i], tickets[i]);
+            let entered = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(self.clock().now());
+                    match self.clock().within(left, entering).await {
+                        Some(entered) => entered,
+                        None => {
+                            ungated.push(i);
+                            continue;
+                        }
+                    }
+                }
+                None => entering.await,
+            };
+            match entered {
                 Ok(gate) => gates.push((i, gate)),
                 // Another caller loaded it meanwhile and handed it over.
                 Err(crate::invoke::Handover::Value(value)) => found[i] = Some(value),
@@ -209,13 +262,22 @@ impl Engine {
                 }
             }
         }
-        // Whoever held a gate since the first look may have stored its value meanwhile.
+        if !ungated.is_empty() {
+            tracing::debug!(
+                cache = self.name(),
+                keys = ungated.len(),
+                "cachet: wait_timeout; the batch loads the keys other callers are still loading"
+            );
+        }
+        // Whoever held a gate since the first look may have stored its value meanwhile
+        // (and a key waited for in vain may have been stored by now).
         let again: Vec<usize> = gates
             .iter()
             .filter(|(_, gate)| gate.look_again())
             .map(|(i, _)| *i)
+            .chain(ungated.iter().copied())
             .collect();
-        if !again.is_empty() {
+        if !again.is_empty() && !force {
             let keys: Vec<String> = again.iter().map(|&i| stored[i].clone()).collect();
             for (i, value) in again.into_iter().zip(self.lookup_many::<V>(&keys).await) {
                 found[i] = value;
@@ -224,11 +286,15 @@ impl Engine {
         let mut missing: Vec<usize> = gates
             .iter()
             .map(|(i, _)| *i)
+            .chain(ungated)
             .filter(|&i| found[i].is_none())
             .collect();
         // The factory gets the keys in the caller's order, not the gates'.
         missing.sort_unstable();
         self.inner.stats.record(Event::Miss, missing.len() as u64);
+        for &i in &missing {
+            self.tell(EventKind::Miss, Some(&stored[i]));
+        }
         if missing.is_empty() {
             return Ok(found);
         }
@@ -281,6 +347,9 @@ impl Cache {
         let found = self.engine.lookup_many::<V>(&keys.stored).await;
         let misses = found.iter().filter(|v| v.is_none()).count();
         self.engine.inner.stats.record(Event::Miss, misses as u64);
+        for (stored, _) in keys.stored.iter().zip(&found).filter(|(_, v)| v.is_none()) {
+            self.engine.tell(EventKind::Miss, Some(stored));
+        }
         Ok(keys.into_map(found))
     }
 
@@ -293,7 +362,7 @@ impl Cache {
     /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
     /// let users = m.cache("users").unwrap();
     /// users.set_many(&[(1u64, "ann".to_string()), (2, "bob".to_string())]).await.unwrap();
-    /// assert_eq!(users.get::<String, _>(&1u64).await.unwrap().as_deref(), Some("ann"));
+    /// assert_eq!(users.get::<String>(&1u64).await.unwrap().as_deref(), Some("ann"));
     /// # });
     /// ```
     pub async fn set_many<V, K>(&self, entries: &[(K, V)]) -> Result<(), CacheError>

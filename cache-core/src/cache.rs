@@ -12,7 +12,8 @@ use crate::clock;
 use crate::config::CacheOptions;
 use crate::engine::{Engine, FirstL1, Lifetime, Lookup, Write};
 use crate::error::CacheError;
-use crate::invoke::Detachable;
+use crate::events::EventKind;
+use crate::invoke::{Attached, Detachable, Mode};
 use crate::layout;
 use crate::shape::FallibleShape;
 use crate::stats::{CacheStats, Event, StatsCounters};
@@ -34,7 +35,7 @@ use futures_util::FutureExt;
 /// let manager = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
 /// let users = manager.cache("users").unwrap();
 /// users.set(&42u64, &"ann".to_string()).await.unwrap();
-/// assert_eq!(users.get::<String, _>(&42u64).await.unwrap().as_deref(), Some("ann"));
+/// assert_eq!(users.get::<String>(&42u64).await.unwrap().as_deref(), Some("ann"));
 /// let n: u32 = users.get_or_set(&7u64, || async { 7 }).await.unwrap();
 /// assert_eq!(n, 7);
 /// # });
@@ -110,7 +111,7 @@ impl Cache {
     /// admins.set(&1u64, &true).await.unwrap();
     /// users.set(&1u64, &false).await.unwrap();
     /// admins.clear().await.unwrap();
-    /// assert_eq!(users.get::<bool, _>(&1u64).await.unwrap(), Some(false));
+    /// assert_eq!(users.get::<bool>(&1u64).await.unwrap(), Some(false));
     /// # });
     /// ```
     pub fn namespace(&self, name: &str) -> Cache {
@@ -140,7 +141,7 @@ impl Cache {
     ///     CacheOptions::new().ttl(Duration::from_secs(60)).grace(Duration::from_secs(3600)),
     /// );
     /// let n: u32 = patient.get_or_set(&1u64, || async { 1 }).await.unwrap(); // fresh 1m, kept 1h more
-    /// assert_eq!(users.get::<u32, _>(&1u64).await.unwrap(), Some(n));       // same entries
+    /// assert_eq!(users.get::<u32>(&1u64).await.unwrap(), Some(n));       // same entries
     /// # });
     /// ```
     pub fn with_options(&self, options: CacheOptions) -> Cache {
@@ -165,12 +166,12 @@ impl Cache {
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// assert_eq!(users.get::<String, _>(&1u64).await.unwrap(), None);
+    /// assert_eq!(users.get::<String>(&1u64).await.unwrap(), None);
     /// # });
     /// ```
-    pub async fn get<V: CacheValue, K: Serialize + ?Sized>(
+    pub async fn get<V: CacheValue>(
         &self,
-        key: &K,
+        key: &(impl Serialize + ?Sized),
     ) -> Result<Option<V>, CacheError> {
         self.read(key, true).await
     }
@@ -181,12 +182,12 @@ impl Cache {
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// assert_eq!(users.get_fresh::<String, _>(&1u64).await.unwrap(), None);
+    /// assert_eq!(users.get_fresh::<String>(&1u64).await.unwrap(), None);
     /// # });
     /// ```
-    pub async fn get_fresh<V: CacheValue, K: Serialize + ?Sized>(
+    pub async fn get_fresh<V: CacheValue>(
         &self,
-        key: &K,
+        key: &(impl Serialize + ?Sized),
     ) -> Result<Option<V>, CacheError> {
         self.read(key, false).await
     }
@@ -214,10 +215,12 @@ impl Cache {
             Lookup::Fresh(v) => Ok(Some(v)),
             Lookup::Stale(v, _) if stale => {
                 self.engine.count(Event::Stale);
+                self.engine.tell(EventKind::StaleHit, Some(&stored));
                 Ok(Some(v))
             }
             Lookup::Stale(..) | Lookup::Miss => {
                 self.engine.count(Event::Miss);
+                self.engine.tell(EventKind::Miss, Some(&stored));
                 Ok(None)
             }
         }
@@ -241,11 +244,11 @@ impl Cache {
     /// let rates = m.cache("rates").unwrap();
     /// rates.set(&"eur", &100u32).await.unwrap();
     /// rates.expire(&"eur").await.unwrap();
-    /// assert_eq!(rates.get_fresh::<u32, _>(&"eur").await.unwrap(), None);
-    /// assert_eq!(rates.get::<u32, _>(&"eur").await.unwrap(), Some(100)); // within grace
+    /// assert_eq!(rates.get_fresh::<u32>(&"eur").await.unwrap(), None);
+    /// assert_eq!(rates.get::<u32>(&"eur").await.unwrap(), Some(100)); // within grace
     /// # });
     /// ```
-    pub async fn expire<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), CacheError> {
+    pub async fn expire(&self, key: &(impl Serialize + ?Sized)) -> Result<(), CacheError> {
         let engine = &self.engine;
         let stored = engine.stored_key(key)?;
         let store = &engine.inner.store;
@@ -264,6 +267,7 @@ impl Cache {
                 engine.count(Event::Error);
             }
         }
+        engine.tell(EventKind::Expire, Some(&stored));
         // The other instances drop their L1 copies and read the stale one back from L2.
         engine.announce(Invalidation::Keys(vec![stored])).await;
         Ok(())
@@ -277,9 +281,9 @@ impl Cache {
     /// users.set(&1u64, &"ann".to_string()).await.unwrap(); // dropped: the `none` store keeps nothing
     /// # });
     /// ```
-    pub async fn set<V: CacheValue, K: Serialize + ?Sized>(
+    pub async fn set<V: CacheValue>(
         &self,
-        key: &K,
+        key: &(impl Serialize + ?Sized),
         value: &V,
     ) -> Result<(), CacheError> {
         self.set_lifetime(key, value, Lifetime::Default).await
@@ -293,9 +297,9 @@ impl Cache {
     /// users.set_with(&1u64, &"ann".to_string(), std::time::Duration::from_secs(60)).await.unwrap();
     /// # });
     /// ```
-    pub async fn set_with<V: CacheValue, K: Serialize + ?Sized>(
+    pub async fn set_with<V: CacheValue>(
         &self,
-        key: &K,
+        key: &(impl Serialize + ?Sized),
         value: &V,
         ttl: Duration,
     ) -> Result<(), CacheError> {
@@ -311,9 +315,9 @@ impl Cache {
     /// users.set_forever(&1u64, &"ann".to_string()).await.unwrap();
     /// # });
     /// ```
-    pub async fn set_forever<V: CacheValue, K: Serialize + ?Sized>(
+    pub async fn set_forever<V: CacheValue>(
         &self,
-        key: &K,
+        key: &(impl Serialize + ?Sized),
         value: &V,
     ) -> Result<(), CacheError> {
         self.set_lifetime(key, value, Lifetime::Forever).await
@@ -335,52 +339,123 @@ impl Cache {
     /// The value under `key`, or else the factory's value, stored. Concurrent callers on one
     /// key run the factory once.
     ///
-    /// The factory's future must be `Send + 'static` (capture clones or `Arc`s, with
-    /// `async move`), as foyer's `fetch` asks, because it may finish after this call
-    /// returned: with a soft `timeout` and a stale value, the caller is answered with the
-    /// stale value at the timeout while the factory keeps running in the background and
-    /// stores its value when done; with `eager_refresh`, a hit late in the entry's TTL
-    /// returns at once and refreshes the entry in the background.
+    /// The factory may borrow from its caller (`|| db.load(id)` with `db: &Db`): it runs in
+    /// this call, and this call returns once it is done. That is the form to use, unless
+    /// the cache has a soft `timeout` or an `eager_refresh` you want honoured: a factory
+    /// that must outlive its call for those is [`Cache::get_or_set_detached`]'s. Here, with
+    /// a soft timeout and a stale value, the caller waits for the factory (bounded by the
+    /// `hard_timeout`), and a hit late in its TTL is served without a background refresh.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// struct Db { names: Vec<String> }
+    /// impl Db { async fn load(&self, id: u64) -> String { self.names[id as usize].clone() } }
+    ///
     /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// let name: String = users.get_or_set(&1u64, || async { "ann".to_string() }).await.unwrap();
-    /// assert_eq!(name, "ann");
-    /// // What the factory needs, it owns.
-    /// let db = std::sync::Arc::new(vec!["bob".to_string()]);
-    /// let name: String = users.get_or_set(&2u64, move || async move { db[0].clone() }).await.unwrap();
+    /// let db = Db { names: vec!["ann".into(), "bob".into()] };
+    /// let db = &db; // borrowed, not cloned into the factory
+    /// let id = 1u64;
+    /// let name: String = users.get_or_set(&id, || db.load(id)).await.unwrap();
     /// assert_eq!(name, "bob");
     /// # });
     /// ```
-    pub async fn get_or_set<V, K, F, Fut>(&self, key: &K, factory: F) -> Result<V, CacheError>
+    pub async fn get_or_set<V, F, Fut>(
+        &self,
+        key: &(impl Serialize + ?Sized),
+        factory: F,
+    ) -> Result<V, CacheError>
     where
         V: CacheValue,
-        K: Serialize + ?Sized,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = V> + Send + 'static,
+        Fut: Future<Output = V>,
     {
         self.try_get_or_set(key, move || factory().map(Ok::<V, CacheError>))
             .await
     }
 
-    /// Like [`Cache::get_or_set`] with a fallible factory: an `Err` is returned and not stored.
-    /// The factory's future must be `Send + 'static` for the same reason; its error type
-    /// need not be `Send`.
+    /// Like [`Cache::get_or_set`] with a fallible factory: an `Err` is returned and not
+    /// stored. The factory may borrow, as `get_or_set`'s; [`Cache::try_get_or_set_detached`]
+    /// is the form whose factory may finish in the background.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// use cache_core::CacheError;
     /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// let r: Result<u32, CacheError> = users.try_get_or_set(&1u64, || async { Ok(5) }).await;
+    /// let limit = 5u32;
+    /// let r: Result<u32, CacheError> = users.try_get_or_set(&1u64, || async { Ok(limit) }).await;
     /// assert_eq!(r.unwrap(), 5);
     /// # });
     /// ```
-    pub async fn try_get_or_set<V, E, K, F, Fut>(&self, key: &K, factory: F) -> Result<V, E>
+    pub async fn try_get_or_set<V, E, F, Fut>(
+        &self,
+        key: &(impl Serialize + ?Sized),
+        factory: F,
+    ) -> Result<V, E>
+    where
+        V: CacheValue,
+        E: From<CacheError>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let stored = self.engine.stored_key(key)?;
+        let factory = || self.engine.bounded_owned(factory());
+        let policy = |_: &V| Some(Lifetime::Default);
+        self.load(stored, policy, factory, Attached).await
+    }
+
+    /// [`Cache::get_or_set`] whose factory may finish after this call returned, so its
+    /// future must be `Send + 'static` (capture clones or `Arc`s, with `async move`), as
+    /// foyer's `fetch` asks. Use it when the cache has a soft `timeout` or an
+    /// `eager_refresh`: with a soft timeout and a stale value, the caller is answered with
+    /// the stale value at the timeout while the factory keeps running in the background
+    /// and stores its value when done; with `eager_refresh`, a hit late in the entry's TTL
+    /// returns at once and refreshes the entry in the background.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// // What the factory needs, it owns.
+    /// let db = std::sync::Arc::new(vec!["bob".to_string()]);
+    /// let name: String =
+    ///     users.get_or_set_detached(&2u64, move || async move { db[0].clone() }).await.unwrap();
+    /// assert_eq!(name, "bob");
+    /// # });
+    /// ```
+    pub async fn get_or_set_detached<V, F, Fut>(
+        &self,
+        key: &(impl Serialize + ?Sized),
+        factory: F,
+    ) -> Result<V, CacheError>
+    where
+        V: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V> + Send + 'static,
+    {
+        self.try_get_or_set_detached(key, move || factory().map(Ok::<V, CacheError>))
+            .await
+    }
+
+    /// [`Cache::try_get_or_set`] whose factory may finish in the background, as
+    /// [`Cache::get_or_set_detached`]'s: its future must be `Send + 'static`; its error
+    /// type need not be `Send`.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use cache_core::CacheError;
+    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+    /// let r: Result<u32, CacheError> =
+    ///     users.try_get_or_set_detached(&1u64, || async { Ok(5) }).await;
+    /// assert_eq!(r.unwrap(), 5);
+    /// # });
+    /// ```
+    pub async fn try_get_or_set_detached<V, E, F, Fut>(
+        &self,
+        key: &(impl Serialize + ?Sized),
+        factory: F,
+    ) -> Result<V, E>
     where
         V: CacheValue,
         E: From<CacheError> + 'static,
-        K: Serialize + ?Sized,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
@@ -388,31 +463,51 @@ impl Cache {
             .await
     }
 
-    /// The value under `key`, or else `factory`'s `Ok`, stored as `policy` says: the one
-    /// path of `get_or_set`, `try_get_or_set` and their adaptive forms. The factory's future
-    /// is bounded by the hard timeout and owned, so it may finish in the background.
-    pub(crate) async fn detached_get_or_set<V, E, K, Fut>(
+    /// The value under `key`, or else `factory`'s `Ok`, stored as `policy` says: the path
+    /// of the detached forms and the adaptive ones. The factory's future is bounded by the
+    /// hard timeout and owned, so it may finish in the background.
+    pub(crate) async fn detached_get_or_set<V, E, Fut>(
         &self,
-        key: &K,
+        key: &(impl Serialize + ?Sized),
         policy: impl FnOnce(&V) -> Option<Lifetime> + Send + 'static,
         factory: impl FnOnce() -> Fut,
     ) -> Result<V, E>
     where
         V: CacheValue,
         E: From<CacheError> + 'static,
-        K: Serialize + ?Sized,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
         let stored = self.engine.stored_key(key)?;
+        let factory = || self.engine.bounded_owned(factory());
+        self.load(stored, policy, factory, Detachable).await
+    }
+
+    /// The one path of every `get_or_set` form: the value under `stored`, or else `body`'s
+    /// `Ok`, stored as `policy` says; `mode` says whether `body` may finish in the
+    /// background.
+    async fn load<V, E, P, F, M>(
+        &self,
+        stored: String,
+        policy: P,
+        body: impl FnOnce() -> F,
+        mode: M,
+    ) -> Result<V, E>
+    where
+        V: CacheValue,
+        E: From<CacheError>,
+        P: FnOnce(&V) -> Option<Lifetime>,
+        F: Future<Output = Result<V, E>>,
+        M: Mode<FallibleShape<V, E>, F, P>,
+    {
         let shape = FallibleShape::<V, E>::default();
         let caches = std::slice::from_ref(&self.engine);
         let keys = std::slice::from_ref(&stored);
-        let factory = || self.engine.bounded_owned(factory());
         let local = FirstL1::Unread;
-        crate::invoke::cached_call(shape, caches, keys, local, policy, factory, Detachable).await
+        crate::invoke::cached_call(shape, caches, keys, local, policy, body, mode).await
     }
 
-    /// Whether a fresh value is stored under `key` (of any type).
+    /// Whether a fresh value is stored under `key` (of any type). A view with
+    /// `skip_l2_read` ([`Cache::with_options`]) looks in L1 only.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -420,7 +515,7 @@ impl Cache {
     /// assert!(!users.has(&1u64).await.unwrap());
     /// # });
     /// ```
-    pub async fn has<K: Serialize + ?Sized>(&self, key: &K) -> Result<bool, CacheError> {
+    pub async fn has(&self, key: &(impl Serialize + ?Sized)) -> Result<bool, CacheError> {
         let stored = self.engine.stored_key(key)?;
         let store = &self.engine.inner.store;
         let now = store.clock.now();
@@ -429,7 +524,12 @@ impl Cache {
                 return Ok(true);
             }
         }
-        let Some(remote) = &store.l2 else {
+        // `skip_l2_read`: L1 only, as for every read of the view.
+        let Some(remote) = store
+            .l2
+            .as_ref()
+            .filter(|_| !self.engine.skips(|o| o.skip_l2_read))
+        else {
             return Ok(false);
         };
         match remote.get(&store.name, &stored).await {
@@ -460,7 +560,7 @@ impl Cache {
     /// assert!(users.missing(&1u64).await.unwrap());
     /// # });
     /// ```
-    pub async fn missing<K: Serialize + ?Sized>(&self, key: &K) -> Result<bool, CacheError> {
+    pub async fn missing(&self, key: &(impl Serialize + ?Sized)) -> Result<bool, CacheError> {
         Ok(!self.has(key).await?)
     }
 
@@ -469,12 +569,12 @@ impl Cache {
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// assert_eq!(users.pull::<String, _>(&1u64).await.unwrap(), None);
+    /// assert_eq!(users.pull::<String>(&1u64).await.unwrap(), None);
     /// # });
     /// ```
-    pub async fn pull<V: CacheValue, K: Serialize + ?Sized>(
+    pub async fn pull<V: CacheValue>(
         &self,
-        key: &K,
+        key: &(impl Serialize + ?Sized),
     ) -> Result<Option<V>, CacheError> {
         let value = self.get(key).await?;
         self.delete(key).await?;
@@ -489,7 +589,7 @@ impl Cache {
     /// users.delete(&1u64).await.unwrap();
     /// # });
     /// ```
-    pub async fn delete<K: Serialize + ?Sized>(&self, key: &K) -> Result<(), CacheError> {
+    pub async fn delete(&self, key: &(impl Serialize + ?Sized)) -> Result<(), CacheError> {
         let stored = self.engine.stored_key(key)?;
         self.engine.remove(std::slice::from_ref(&stored)).await;
         Ok(())

@@ -15,6 +15,8 @@ use crate::clock;
 use crate::codec;
 use crate::config::CacheOptions;
 use crate::error::{CacheError, TierError};
+use crate::events::EventKind;
+use crate::idle::IdleRead;
 use crate::key::encode_key_into;
 use crate::layout;
 use crate::stats::{Event, StatsCounters};
@@ -128,21 +130,51 @@ pub(crate) struct EngineInner {
     pub(crate) stats: Arc<StatsCounters>,
     /// The tags this handle's writes carry (see `tags.rs`); empty for a plain handle.
     pub(crate) tags: Tags,
+    /// Tells engines apart in the thread's stored-key buffer (never reused).
+    id: u64,
+}
+
+/// A thread's buffer for stored keys: `{base}:` of the engine that used it last, then the
+/// key of the call.
+struct Scratch {
+    buf: String,
+    /// The engine whose `{base}:` the buffer starts with (0: none).
+    owner: u64,
 }
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch { buf: String::new(), owner: 0 })
+    };
 }
 
-/// Runs `f` with an empty reusable buffer (a fresh one when the thread's is in use).
-fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            f(&mut buf)
-        }
-        Err(_) => f(&mut String::new()),
-    })
+impl Engine {
+    /// Runs `f` with a buffer holding `{base}:` and the index after it: the thread's, where
+    /// `{base}:` is copied only when another engine used it last (a fresh one when the
+    /// thread's is in use).
+    fn with_entry_start<R>(&self, f: impl FnOnce(&mut String, usize) -> R) -> R {
+        let base = &self.inner.base;
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let scratch = &mut *scratch;
+                let start = base.len() + 1;
+                if scratch.owner == self.inner.id && scratch.buf.len() >= start {
+                    scratch.buf.truncate(start);
+                } else {
+                    scratch.buf.clear();
+                    layout::push_entry_start(&mut scratch.buf, base);
+                    scratch.owner = self.inner.id;
+                }
+                f(&mut scratch.buf, start)
+            }
+            Err(_) => {
+                let mut buf = String::new();
+                layout::push_entry_start(&mut buf, base);
+                let start = buf.len();
+                f(&mut buf, start)
+            }
+        })
+    }
 }
 
 /// A rough size for size-bounded tiers: the key, the value's inline size behind its `Arc`,
@@ -169,6 +201,11 @@ impl Engine {
                 settings,
                 stats,
                 tags: Tags::default(),
+                id: {
+                    static NEXT: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(1);
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                },
             }),
         }
     }
@@ -192,6 +229,16 @@ impl Engine {
 
     pub(crate) fn count(&self, event: Event) {
         self.inner.stats.record(event, 1);
+    }
+
+    /// Tells the manager's event listeners of `kind` in this cache (one relaxed load when
+    /// nobody listens).
+    #[inline]
+    pub(crate) fn tell(&self, kind: EventKind, key: Option<&str>) {
+        let store = &self.inner.store;
+        store
+            .events
+            .tell(kind, &store.name, Some(&*self.inner.name), key);
     }
 
     /// `{base}:{encoded key}`.
@@ -243,9 +290,7 @@ impl Engine {
         f: impl FnOnce(&str, usize) -> R,
     ) -> Option<R> {
         self.inner.store.l1.as_ref()?;
-        with_scratch(|buf| {
-            layout::push_entry_start(buf, &self.inner.base);
-            let at = buf.len();
+        self.with_entry_start(|buf, at| {
             encode_key_into(key, buf).ok()?;
             Some(f(buf, at))
         })
@@ -259,6 +304,7 @@ impl Engine {
         match self.read_l1::<V>(stored) {
             (Lookup::Fresh(value), due) if !(eager && due) => {
                 self.count(Event::L1Hit);
+                self.tell(EventKind::Hit, Some(stored));
                 Ok(value)
             }
             // Nothing usable: the full path need not read L1 again.
@@ -274,6 +320,7 @@ impl Engine {
         let found = self.read_l1(stored);
         if matches!(found.0, Lookup::Fresh(_)) {
             self.count(Event::L1Hit);
+            self.tell(EventKind::Hit, Some(stored));
         }
         found
     }
@@ -284,9 +331,29 @@ impl Engine {
         let Some(l1) = &self.inner.store.l1 else {
             return (Lookup::Miss, false);
         };
-        let Some(entry) = l1.get(stored) else {
-            return (Lookup::Miss, false);
-        };
+        // Borrowed in place: only the value is cloned, the entry's reference counts are
+        // not touched (threads hitting one key share no written cache line here).
+        let mut found = (Lookup::Miss, false);
+        // `tti`: the L2 copy's renewal, when this read is the one due for it (started
+        // outside the tier's lock).
+        let mut touch = None;
+        l1.read(stored, &mut |entry| {
+            found = self.judge_l1(entry, &mut touch)
+        });
+        if let Some(tti) = touch {
+            self.touch_l2(stored, tti);
+        }
+        found
+    }
+
+    /// What an L1 entry holds for a lookup of a `V` (see [`Engine::read_l1`]); `touch` is
+    /// set to the `tti` when this read is due to renew the L2 copy.
+    #[inline]
+    fn judge_l1<V: CacheValue>(
+        &self,
+        entry: &LocalEntry,
+        touch: &mut Option<Duration>,
+    ) -> (Lookup<V>, bool) {
         // Another type under this key (two functions sharing a cache) is a miss.
         let Some(value) = entry.value.downcast_ref::<V>() else {
             return (Lookup::Miss, false);
@@ -300,8 +367,10 @@ impl Engine {
             return (Lookup::Miss, false);
         }
         if let Some(idle) = &entry.idle {
-            if !idle.read(self.inner.store.clock.ticks_ms()) {
-                return (Lookup::Miss, false);
+            match idle.read(self.inner.store.clock.ticks_ms()) {
+                IdleRead::Expired => return (Lookup::Miss, false),
+                IdleRead::Touch => *touch = Some(idle.tti()),
+                IdleRead::Alive => {}
             }
         }
         if passed(entry.fresh_until) {
@@ -311,6 +380,29 @@ impl Engine {
             return (Lookup::Stale(value.clone(), entry.keep_until), false);
         }
         (Lookup::Fresh(value.clone()), passed(entry.refresh_at))
+    }
+
+    /// Time to idle on L2: renews the TTL of `stored`'s L2 copy to `tti`, in the
+    /// background (a hit does not wait for it). Reads of an L1 copy call it at most once
+    /// per `tti / 10` ([`crate::idle::Idle::read`]); each read of the L2 copy calls it.
+    #[cold]
+    #[inline(never)]
+    fn touch_l2(&self, stored: &str, tti: Duration) {
+        if self.inner.store.l2.is_none() || self.skips(|o| o.skip_l2_write) {
+            return;
+        }
+        let Some(runtime) = crate::background::handle() else {
+            return;
+        };
+        let (engine, stored) = (self.clone(), stored.to_owned());
+        runtime.spawn(async move {
+            let store = &engine.inner.store;
+            if let Some(remote) = &store.l2 {
+                if remote.touch(&store.name, &stored, tti).await.is_err() {
+                    engine.count(Event::Error);
+                }
+            }
+        });
     }
 
     async fn lookup_remote<V: CacheValue>(&self, stored: &str) -> (Lookup<V>, bool) {
@@ -373,6 +465,10 @@ impl Engine {
         if timing.is_gone() {
             return (Lookup::Miss, false);
         }
+        // Read: not idle. The L1 copy made below starts its own count of a tenth.
+        if let Some(tti) = self.settings().tti {
+            self.touch_l2(stored, tti);
+        }
         // The envelope does not carry the refresh point: it is placed by this cache's TTL.
         let settings = self.settings();
         let refresh_at = settings
@@ -398,6 +494,7 @@ impl Engine {
         }
         if timing.is_fresh() {
             self.count(Event::L2Hit);
+            self.tell(EventKind::Hit, Some(stored));
             let due = refresh_at.is_some_and(|at| at <= store.clock.now());
             (Lookup::Fresh(value), due)
         } else if self
@@ -577,9 +674,13 @@ impl Engine {
             (entry, mine)
         });
         self.count(Event::Put);
+        self.tell(EventKind::Write, Some(stored));
         Prepared {
             bytes,
-            ttl: timing.physical_ttl(),
+            // With a `tti`, the L2 copy lives at most that long unless read (and touched).
+            ttl: settings
+                .tti
+                .map_or(timing.physical_ttl(), |tti| timing.physical_ttl().min(tti)),
             local,
         }
     }
@@ -647,6 +748,9 @@ impl Engine {
         self.inner
             .stats
             .record(Event::Eviction, stored.len() as u64);
+        for key in stored {
+            self.tell(EventKind::Delete, Some(key));
+        }
         let remote = store
             .l2
             .as_ref()
@@ -685,6 +789,7 @@ impl Engine {
         };
         drop_local();
         self.count(Event::Eviction);
+        self.tell(EventKind::Clear, None);
         if let Some(remote) = store
             .l2
             .as_ref()
@@ -723,15 +828,13 @@ impl Engine {
         future: impl Future<Output = T>,
     ) -> Result<T, CacheError> {
         match self.settings().hard_timeout {
-            Some(limit) => {
-                self.clock()
-                    .within(limit, future)
-                    .await
-                    .ok_or_else(|| CacheError::Timeout {
-                        cache: self.name().to_owned(),
-                        timeout: limit,
-                    })
-            }
+            Some(limit) => self.clock().within(limit, future).await.ok_or_else(|| {
+                self.tell(EventKind::FactoryTimeout, None);
+                CacheError::Timeout {
+                    cache: self.name().to_owned(),
+                    timeout: limit,
+                }
+            }),
             None => Ok(future.await),
         }
     }

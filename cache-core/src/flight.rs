@@ -84,8 +84,8 @@ pub(crate) type Handed = Arc<dyn Any + Send + Sync>;
 enum Outcome {
     /// Its function's value.
     Value(Handed),
-    /// Its function returned an error.
-    Failed,
+    /// Its function returned an error: a copy of it, when the call's shape can share it.
+    Failed(Option<Handed>),
 }
 
 /// What a caller gets at the gate: the gate itself, or the value its holder handed over.
@@ -94,8 +94,9 @@ pub(crate) enum Entered<'a> {
     Leader(FlightGuard<'a>),
     /// The holder's value, computed since this caller's first look.
     Handed(Handed),
-    /// The holder's function failed since this caller's first look.
-    Failed,
+    /// The holder's function failed since this caller's first look (its error, when the
+    /// holder could share it).
+    Failed(Option<Handed>),
 }
 
 /// Who holds a gate: the tokio task, or the thread when no task is running. A holder that
@@ -215,7 +216,7 @@ impl Flights {
         match self.wait(key, ticket, false).await {
             Entered::Leader(guard) => guard,
             // Not asked for.
-            Entered::Handed(_) | Entered::Failed => {
+            Entered::Handed(_) | Entered::Failed(_) => {
                 unreachable!("an outcome handed over to a caller that took none")
             }
         }
@@ -247,7 +248,7 @@ impl Flights {
                     drop(waiting);
                     return match outcome {
                         Outcome::Value(value) => Entered::Handed(value),
-                        Outcome::Failed => Entered::Failed,
+                        Outcome::Failed(error) => Entered::Failed(error),
                     };
                 }
             }
@@ -341,10 +342,11 @@ impl FlightGuard<'_> {
     }
 
     /// Tells the callers waiting at this gate, when it is released, that the function
-    /// failed, so they need not each run it again.
-    pub(crate) fn hand_failure(&mut self) {
+    /// failed, so they need not each run it again; `error` (made only if someone waits)
+    /// is the error they may take, when the call can share it.
+    pub(crate) fn hand_failure(&mut self, error: impl FnOnce() -> Option<Handed>) {
         if self.releases && self.has_company() {
-            self.handing = Some(Outcome::Failed);
+            self.handing = Some(Outcome::Failed(error()));
         }
     }
 }
@@ -435,9 +437,9 @@ impl DetachedFlight {
     }
 
     /// [`FlightGuard::hand_failure`], for the refresh's failure.
-    pub(crate) fn hand_failure(&mut self) {
+    pub(crate) fn hand_failure(&mut self, error: impl FnOnce() -> Option<Handed>) {
         if self.has_company() {
-            self.handing = Some(Outcome::Failed);
+            self.handing = Some(Outcome::Failed(error()));
         }
     }
 
@@ -654,15 +656,14 @@ mod tests {
         let flights = Arc::new(Flights::default());
         let mut holder = flights.lock("k", flights.ticket("k")).await;
         let f2 = flights.clone();
-        let waiter =
-            tokio::spawn(
-                async move { matches!(f2.enter("k", f2.ticket("k")).await, Entered::Failed) },
-            );
+        let waiter = tokio::spawn(async move {
+            matches!(f2.enter("k", f2.ticket("k")).await, Entered::Failed(None))
+        });
         // The waiter holds a reference to the gate once it waits at it.
         while !holder.has_company() {
             tokio::task::yield_now().await;
         }
-        holder.hand_failure();
+        holder.hand_failure(|| None);
         drop(holder);
         assert!(waiter.await.unwrap(), "the waiter took the failure");
         // A caller that arrives after the failure runs the function itself.

@@ -6,11 +6,25 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// When an entry was last read, and how long it may go unread.
+/// When an entry was last read, and how long it may go unread; and when its L2 copy's
+/// TTL was last renewed (`touched`), which reads renew at most once per `tti / 10`.
 #[derive(Debug)]
 pub(crate) struct Idle {
     tti_ms: u64,
     last_read: AtomicU64,
+    touched: AtomicU64,
+}
+
+/// What a read of an entry with a `tti` finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdleRead {
+    /// Idle too long: a miss.
+    Expired,
+    /// Read in time.
+    Alive,
+    /// Read in time, and its L2 copy was not renewed for a tenth of the `tti`: this
+    /// reader renews it (one reader per tenth).
+    Touch,
 }
 
 impl Idle {
@@ -20,20 +34,38 @@ impl Idle {
         Self {
             tti_ms: u64::try_from(tti.as_millis()).unwrap_or(u64::MAX),
             last_read: AtomicU64::new(now_ticks),
+            touched: AtomicU64::new(now_ticks),
         }
     }
 
-    /// A read at `now_ticks`: `false` when the entry has been idle too long (it is then a
-    /// miss), else `true`, and the read is recorded.
-    pub(crate) fn read(&self, now_ticks: u64) -> bool {
+    /// The time to idle.
+    pub(crate) fn tti(&self) -> Duration {
+        Duration::from_millis(self.tti_ms)
+    }
+
+    /// A read at `now_ticks`: [`IdleRead::Expired`] when the entry has been idle too long
+    /// (it is then a miss), else the read is recorded, and it is the one to renew the L2
+    /// copy's TTL when that is due.
+    pub(crate) fn read(&self, now_ticks: u64) -> IdleRead {
         let last = self.last_read.load(Ordering::Relaxed);
         if now_ticks.saturating_sub(last) >= self.tti_ms {
-            return false;
+            return IdleRead::Expired;
         }
         // Racing readers may store slightly older ticks: the idle time only ever grows
         // from a later read, so the entry can only live a few milliseconds longer.
         self.last_read.store(now_ticks.max(last), Ordering::Relaxed);
-        true
+        let touched = self.touched.load(Ordering::Relaxed);
+        let due = now_ticks.saturating_sub(touched) >= (self.tti_ms / 10).max(1);
+        // One reader wins the renewal of this tenth.
+        if due
+            && self
+                .touched
+                .compare_exchange(touched, now_ticks, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return IdleRead::Touch;
+        }
+        IdleRead::Alive
     }
 }
 
@@ -44,8 +76,22 @@ mod tests {
     #[test]
     fn reads_keep_an_entry_alive_and_idleness_expires_it() {
         let idle = Idle::new(Duration::from_millis(100), 1);
-        assert!(idle.read(50));
-        assert!(idle.read(140), "read 90ms after the last read");
-        assert!(!idle.read(240), "100ms without a read");
+        assert_ne!(idle.read(50), IdleRead::Expired);
+        assert_ne!(
+            idle.read(140),
+            IdleRead::Expired,
+            "read 90ms after the last read"
+        );
+        assert_eq!(idle.read(240), IdleRead::Expired, "100ms without a read");
+    }
+
+    #[test]
+    fn reads_renew_the_l2_copy_once_per_tenth_of_the_tti() {
+        let idle = Idle::new(Duration::from_millis(100), 0);
+        assert_eq!(idle.read(5), IdleRead::Alive, "renewed when written");
+        assert_eq!(idle.read(10), IdleRead::Touch, "a tenth later");
+        assert_eq!(idle.read(10), IdleRead::Alive, "once per tenth");
+        assert_eq!(idle.read(19), IdleRead::Alive);
+        assert_eq!(idle.read(20), IdleRead::Touch);
     }
 }

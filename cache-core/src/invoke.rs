@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use crate::background;
 use crate::engine::{Engine, FirstL1, Lifetime, Lookup, Write};
+use crate::events::EventKind;
 use crate::flight::{DetachedFlight, Entered, FlightGuard, Handed, Ticket};
 use crate::shape::Shape;
 use crate::stats::Event;
@@ -52,7 +53,7 @@ where
         .first()
         .filter(|_| !caches.iter().all(Engine::is_noop))
     else {
-        caches.iter().for_each(|c| c.count(Event::Miss));
+        count_misses(caches, keys);
         return body().await;
     };
     // The first cache's view: an annotation's own timeout over the cache's.
@@ -127,14 +128,14 @@ where
         // The leader's function failed: no second run, one after another, for each
         // caller that waited for it. Grace serves the stale value; a shape that can say
         // "failed" says it; any other caller runs the function, holding the gate.
-        Gate::Failed => {
+        Gate::Failed(shared) => {
             if let Some(old) = stale.take() {
                 return serve_stale(shape, caches, keys, old, "failed in the call it waited for")
                     .await;
             }
-            match shape.failed(first.name()) {
+            match shape.failed(first.name(), shared.as_ref()) {
                 Some(output) => {
-                    caches.iter().for_each(|c| c.count(Event::Miss));
+                    count_misses(caches, keys);
                     return output;
                 }
                 None => first.inner.store.flights.lock(&keys[0], ticket).await,
@@ -174,7 +175,7 @@ where
             lock::Acquired::Found(value) => return shape.rebuild(value),
             lock::Acquired::Leader(guard) => guard,
         };
-    caches.iter().for_each(|c| c.count(Event::Miss));
+    count_misses(caches, keys);
     // The function's own events on a miss carry the cache and key.
     let span = tracing::debug_span!("cachet.miss", cache = first.name(), key = %keys[0], stale = stale.is_some());
     // Soft timeout: the function runs in the background, the caller waits for it at most
@@ -219,7 +220,10 @@ where
         Some(_) => match AssertUnwindSafe(body).catch_unwind().await {
             Ok(output) => output,
             Err(panic) => match stale.take() {
-                Some(stale) => return serve_stale(shape, caches, keys, stale, "panicked").await,
+                Some(stale) => {
+                    first.tell(EventKind::FactoryError, Some(&keys[0]));
+                    return serve_stale(shape, caches, keys, stale, "panicked").await;
+                }
                 None => std::panic::resume_unwind(panic),
             },
         },
@@ -240,10 +244,12 @@ where
             output
         }
         None => {
+            first.tell(EventKind::FactoryError, Some(&keys[0]));
             // The callers waiting for this one take the failure instead of running again.
+            let shared = || shape.share_failure(&output);
             match (&mut flight, &mut detached) {
-                (Some(flight), _) => flight.hand_failure(),
-                (None, Some(detached)) => detached.hand_failure(),
+                (Some(flight), _) => flight.hand_failure(shared),
+                (None, Some(detached)) => detached.hand_failure(shared),
                 (None, None) => {}
             }
             match stale {
@@ -265,7 +271,7 @@ pub(crate) enum Handover<V> {
 /// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
 /// `Err` with what its holder handed over (a value of this call's type, or its failure; a
 /// value of another type, from a function sharing the cache, is not taken). Batches wait
-/// without the `wait_timeout` of [`enter_gate`].
+/// without the `wait_timeout` of [`enter_gate`] (a batch bounds its waits as a whole).
 pub(crate) async fn enter<'a, V: CacheValue>(
     first: &'a Engine,
     key: &str,
@@ -281,7 +287,7 @@ pub(crate) async fn enter<'a, V: CacheValue>(
             }
             None => Ok(flights.lock(key, ticket).await),
         },
-        Entered::Failed => Err(Handover::Failed),
+        Entered::Failed(_) => Err(Handover::Failed),
     }
 }
 
@@ -293,8 +299,8 @@ enum Gate<'a, V> {
     Handed(V),
     /// The holder took longer than `wait_timeout`: this caller goes on without the gate.
     GaveUp,
-    /// The holder's function returned an error.
-    Failed,
+    /// The holder's function returned an error (shared, when its shape could).
+    Failed(Option<Handed>),
 }
 
 /// Waits at the single-flight gate of `key` (the first cache's), no longer than the
@@ -316,7 +322,7 @@ async fn enter_gate<'a, V: CacheValue>(
                 }
                 None => Gate::Leader(flights.lock(key, ticket).await),
             },
-            Entered::Failed => Gate::Failed,
+            Entered::Failed(shared) => Gate::Failed(shared),
         }
     };
     match first.settings().wait_timeout {
@@ -356,7 +362,7 @@ where
             Lookup::Miss => {}
         }
     }
-    caches.iter().for_each(|c| c.count(Event::Miss));
+    count_misses(caches, keys);
     let output = body().await;
     match shape.cached(&output) {
         Some(value) => {
@@ -366,10 +372,13 @@ where
             }
             output
         }
-        None => match stale {
-            Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
-            None => output,
-        },
+        None => {
+            first.tell(EventKind::FactoryError, Some(&keys[0]));
+            match stale {
+                Some(stale) => serve_stale(shape, caches, keys, stale, "returned an error").await,
+                None => output,
+            }
+        }
     }
 }
 
@@ -405,6 +414,7 @@ fn serve_stale_at_timeout<S: Shape>(
     waited_for: &str,
 ) -> S::Output {
     first.count(Event::Stale);
+    first.tell(EventKind::StaleHit, None);
     tracing::debug!(
         cache = first.name(),
         waited_for,
@@ -497,18 +507,23 @@ where
             scope: _,
         } = self;
         // The output (its error type need not be `Send`) is gone before the next await.
-        let (refreshed, lifetime) =
+        // What it shares of an error (a clone, for the callers waiting) is `Send`.
+        let (refreshed, lifetime, shared) =
             match AssertUnwindSafe(body.instrument(span)).catch_unwind().await {
                 Ok(output) => match shape.cached(&output) {
                     Some(value) => {
                         let null_refused =
                             shape.is_null(value) && !caches[0].settings().allows_null_values();
                         let lifetime = policy(value).filter(|_| !null_refused);
-                        (Refreshed::Value(value.clone()), lifetime)
+                        (Refreshed::Value(value.clone()), lifetime, None)
                     }
-                    None => (Refreshed::Failed(RETURNED_AN_ERROR), None),
+                    None => (
+                        Refreshed::Failed(RETURNED_AN_ERROR),
+                        None,
+                        shape.share_failure(&output),
+                    ),
                 },
-                Err(_) => (Refreshed::Failed("panicked"), None),
+                Err(_) => (Refreshed::Failed("panicked"), None, None),
             };
         let mut flight = flight;
         match (&refreshed, lifetime) {
@@ -517,9 +532,10 @@ where
                 flight.hand_over(|| Arc::new(value.clone()));
             }
             (Refreshed::Failed(failure), _) => {
+                caches[0].tell(EventKind::FactoryError, Some(&keys[0]));
                 // An error is handed over (a panic hands the gate over, as for a caller).
                 if *failure == RETURNED_AN_ERROR {
-                    flight.hand_failure();
+                    flight.hand_failure(|| shared);
                 }
                 tracing::debug!(
                     cache = caches[0].name(),
@@ -582,6 +598,14 @@ where
     }
 }
 
+/// Counts a miss in each cache, and tells its listeners.
+fn count_misses(caches: &[Engine], keys: &[String]) {
+    for (cache, key) in caches.iter().zip(keys) {
+        cache.count(Event::Miss);
+        cache.tell(EventKind::Miss, Some(key));
+    }
+}
+
 /// Grace: the function failed, so the stale value is returned in its place. With a
 /// `grace_backoff`, it is stored back as fresh for that long, so the function is not called
 /// again meanwhile.
@@ -597,6 +621,7 @@ where
 {
     let first = &caches[0];
     first.count(Event::Stale);
+    first.tell(EventKind::StaleHit, Some(&keys[0]));
     tracing::warn!(
         cache = first.name(),
         failure,

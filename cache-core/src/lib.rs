@@ -18,6 +18,7 @@ mod depth;
 pub mod driver;
 mod engine;
 mod error;
+mod events;
 mod expire;
 mod flight;
 mod global;
@@ -51,6 +52,7 @@ mod shape;
 pub use adaptive::Adaptive;
 pub use cache::Cache;
 pub use error::{CacheError, ConfigOrigin, TierError, TierErrorKind};
+pub use events::{CacheEvent, EventKind, Subscription};
 pub use global::{cache, init, init_from_env, manager};
 pub use manager::{
     declared_caches, CacheManager, CacheManagerBuilder, DeclaredCache, Store, StoreBuilder,

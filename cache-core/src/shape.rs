@@ -4,7 +4,12 @@
 //! aliases (`anyhow::Result<T>`, `type R<T> = Result<T, E>`) are recognised, and a generic
 //! `T` that is not known to be a `Result` is cached as a plain value.
 
+use std::any::Any;
 use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// A failure a single-flight leader hands to the callers that waited for it.
+pub type SharedFailure = Arc<dyn Any + Send + Sync>;
 
 /// How a function's return value relates to what the cache holds.
 pub trait Shape: Copy {
@@ -18,17 +23,41 @@ pub trait Shape: Copy {
     fn rebuild(&self, value: Self::Value) -> Self::Output;
     /// Whether the value is a "null" (`None`), stored only when `allow_null_values` is on.
     fn is_null(&self, value: &Self::Value) -> bool;
+    /// The leader's failed `output` as the callers that waited for it may take it (a clone
+    /// of its error), if this shape can share it: `None` (the default) otherwise.
+    fn share_failure(&self, output: &Self::Output) -> Option<SharedFailure> {
+        let _ = output;
+        None
+    }
     /// What a caller of `cache` returns when the call it waited for (single flight) failed,
-    /// if this shape can say so without running the function: `None` (the default) and the
-    /// caller runs the function itself.
-    fn failed(&self, cache: &str) -> Option<Self::Output> {
-        let _ = cache;
+    /// given what the leader shared of its failure, if this shape can say so without
+    /// running the function: `None` (the default) and the caller runs the function itself.
+    fn failed(&self, cache: &str, shared: Option<&SharedFailure>) -> Option<Self::Output> {
+        let _ = (cache, shared);
         None
     }
 }
 
-/// Shape of `Result<T, E>`: only `Ok(T)` is cached, as `T`.
-pub struct ResultShape<T, E>(PhantomData<fn() -> (T, E)>);
+/// Shape of `Result<T, E>`: only `Ok(T)` is cached, as `T`. What the callers that waited
+/// for a failing leader return is chosen by [`FailureOf`]: a clone of its error, or `E`
+/// made from [`crate::CacheError::LeaderFailed`], or (by default) their own run.
+pub struct ResultShape<T, E> {
+    failure: Option<Failure<E>>,
+    value: PhantomData<fn() -> T>,
+}
+
+/// How a leader's error reaches the callers that waited for it.
+struct Failure<E> {
+    share: fn(&E) -> Option<SharedFailure>,
+    take: fn(&str, Option<&SharedFailure>) -> Option<E>,
+}
+
+impl<E> Clone for Failure<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E> Copy for Failure<E> {}
 /// Shape of `Result<T, E>` where `E` can hold a [`crate::CacheError`] (the programmatic
 /// `try_get_or_set`): as [`ResultShape`], and a caller whose single-flight leader failed
 /// returns [`crate::CacheError::LeaderFailed`] instead of running the function again.
@@ -64,16 +93,24 @@ impl<T, E: From<crate::CacheError>> Shape for FallibleShape<T, E> {
     fn is_null(&self, _: &T) -> bool {
         false
     }
-    fn failed(&self, cache: &str) -> Option<Result<T, E>> {
-        Some(Err(E::from(crate::CacheError::LeaderFailed {
-            cache: cache.to_owned(),
-        })))
+    fn failed(&self, cache: &str, _: Option<&SharedFailure>) -> Option<Result<T, E>> {
+        Some(Err(leader_failed(cache)))
     }
+}
+
+/// [`crate::CacheError::LeaderFailed`], as `E`.
+fn leader_failed<E: From<crate::CacheError>>(cache: &str) -> E {
+    E::from(crate::CacheError::LeaderFailed {
+        cache: cache.to_owned(),
+    })
 }
 
 impl<T, E> Default for ResultShape<T, E> {
     fn default() -> Self {
-        ResultShape(PhantomData)
+        ResultShape {
+            failure: None,
+            value: PhantomData,
+        }
     }
 }
 impl<T> Default for OptionShape<T> {
@@ -98,6 +135,84 @@ impl<T, E> Shape for ResultShape<T, E> {
     }
     fn is_null(&self, _: &T) -> bool {
         false
+    }
+    fn share_failure(&self, output: &Result<T, E>) -> Option<SharedFailure> {
+        let failure = self.failure?;
+        output.as_ref().err().and_then(failure.share)
+    }
+    fn failed(&self, cache: &str, shared: Option<&SharedFailure>) -> Option<Result<T, E>> {
+        let failure = self.failure?;
+        (failure.take)(cache, shared).map(Err)
+    }
+}
+
+/// Probe for what the callers that waited for a failing leader return (single flight):
+/// generated code writes `(&&&FailureOf::new(shape)).failure()` after picking the shape.
+/// Method resolution tries [`SharesError`] first (a `Result` whose error is `Clone`: each
+/// caller gets a clone of the leader's error), then [`ConvertsError`] (an error made from
+/// [`crate::CacheError`]: `LeaderFailed`), then [`KeepsShape`] (any other shape: each
+/// caller runs the function again, as before).
+pub struct FailureOf<S>(S);
+
+impl<S> FailureOf<S> {
+    /// The probe of `shape`.
+    pub const fn new(shape: S) -> Self {
+        FailureOf(shape)
+    }
+}
+
+/// Picks the leader's error, cloned (found first: two autorefs fewer).
+pub trait SharesError {
+    /// The shape.
+    type Shape: Shape;
+    /// The shape, with what waiters return.
+    fn failure(&self) -> Self::Shape;
+}
+/// Picks [`crate::CacheError::LeaderFailed`], converted.
+pub trait ConvertsError {
+    /// The shape.
+    type Shape: Shape;
+    /// The shape, with what waiters return.
+    fn failure(&self) -> Self::Shape;
+}
+/// Keeps the shape as it is (found last).
+pub trait KeepsShape {
+    /// The shape.
+    type Shape: Shape;
+    /// The shape.
+    fn failure(&self) -> Self::Shape;
+}
+
+impl<T, E: Clone + Send + Sync + 'static> SharesError for &&FailureOf<ResultShape<T, E>> {
+    type Shape = ResultShape<T, E>;
+    fn failure(&self) -> ResultShape<T, E> {
+        ResultShape {
+            failure: Some(Failure {
+                share: |error| Some(Arc::new(error.clone()) as SharedFailure),
+                take: |_, shared| shared?.downcast_ref::<E>().cloned(),
+            }),
+            value: PhantomData,
+        }
+    }
+}
+
+impl<T, E: From<crate::CacheError>> ConvertsError for &FailureOf<ResultShape<T, E>> {
+    type Shape = ResultShape<T, E>;
+    fn failure(&self) -> ResultShape<T, E> {
+        ResultShape {
+            failure: Some(Failure {
+                share: |_| None,
+                take: |cache, _| Some(leader_failed(cache)),
+            }),
+            value: PhantomData,
+        }
+    }
+}
+
+impl<S: Shape> KeepsShape for FailureOf<S> {
+    type Shape = S;
+    fn failure(&self) -> S {
+        self.0
     }
 }
 
@@ -165,7 +280,7 @@ pub trait ReturnsValue {
 impl<T, E> ReturnsResult for Returns<Result<T, E>> {
     type Shape = ResultShape<T, E>;
     fn shape(&self) -> Self::Shape {
-        ResultShape(PhantomData)
+        ResultShape::default()
     }
 }
 impl<T> ReturnsOption for Returns<Option<T>> {

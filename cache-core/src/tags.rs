@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use crate::cache::Cache;
 use crate::error::{CacheError, TierError};
+use crate::events::EventKind;
 use crate::layout::is_entry_of;
 use crate::stats::Event;
 use crate::store::replay::Pending;
@@ -57,10 +58,10 @@ impl Cache {
     /// catalog.set(&1u64, &"chair".to_string()).await.unwrap();
     /// products.set(&2u64, &"desk".to_string()).await.unwrap();
     /// // reads see every entry, whichever handle wrote it
-    /// assert_eq!(catalog.get::<String, _>(&2u64).await.unwrap().as_deref(), Some("desk"));
+    /// assert_eq!(catalog.get::<String>(&2u64).await.unwrap().as_deref(), Some("desk"));
     /// products.delete_by_tag("catalog").await.unwrap();
-    /// assert_eq!(products.get::<String, _>(&1u64).await.unwrap(), None);
-    /// assert_eq!(products.get::<String, _>(&2u64).await.unwrap().as_deref(), Some("desk"));
+    /// assert_eq!(products.get::<String>(&1u64).await.unwrap(), None);
+    /// assert_eq!(products.get::<String>(&2u64).await.unwrap().as_deref(), Some("desk"));
     /// # });
     /// ```
     pub fn tagged<I>(&self, tags: I) -> Cache
@@ -222,6 +223,9 @@ impl Cache {
             .inner
             .stats
             .record(Event::Eviction, keys.len() as u64);
+        for key in &keys {
+            self.engine.tell(EventKind::Delete, Some(key));
+        }
         if !keys.is_empty() {
             store.announce(Invalidation::Keys(keys)).await;
         }

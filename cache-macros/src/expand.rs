@@ -120,6 +120,11 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
             use #p::{ReturnsOption as _, ReturnsResult as _, ReturnsValue as _};
             (&#p::Returns::<#ret>::new()).shape()
         };
+        // What the callers that waited for a failing leader return (single flight).
+        let #shape = {
+            use #p::{ConvertsError as _, KeepsShape as _, SharesError as _};
+            (&&&#p::FailureOf::new(#shape)).failure()
+        };
         #lets
         #call
     }}

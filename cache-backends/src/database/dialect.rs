@@ -161,6 +161,8 @@ pub(crate) struct Statements {
     pub(crate) get: String,
     /// (key, value, ttl ms): upsert.
     pub(crate) set: String,
+    /// (ttl ms, key): renews a live entry's expiry (time to idle).
+    pub(crate) touch: String,
     /// (tag key, member key, ttl ms): upsert of a tag membership.
     pub(crate) tag: String,
     /// (lo1, hi1, lo2, hi2): one batch of a scope's entries.
@@ -312,12 +314,18 @@ impl Statements {
             p(2)
         );
         let expired = format!("expires_at <= {now}");
+        let touch = format!(
+            "UPDATE {t} SET expires_at = {now} + {} WHERE cache_key = {} AND expires_at > {now}",
+            p(1),
+            p(2)
+        );
         Self {
             dialect,
             ddl,
             probe,
             get,
             set,
+            touch,
             tag,
             clear_entries: batched_delete(t, &in_scope("cache_key")),
             clear_tags: batched_delete(&g, &in_scope("tag_key")),

@@ -193,6 +193,23 @@ impl RemoteTier for DatabaseTier {
         }))
     }
 
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, TierError>> {
+        let key = key.to_owned();
+        let ttl = ttl_millis(ttl);
+        let home = self.db.home();
+        Box::pin(self.db.run("UPDATE expiry", move |db| async move {
+            on_pool!(&db.pool, p => {
+                let mut conn = Lease::acquire(p, home).await?;
+                sqlx::query(&db.sql.touch)
+                    .bind(ttl)
+                    .bind(&key)
+                    .execute(&mut **conn)
+                    .await
+                    .map(|done| done.rows_affected() == 1)
+            })
+        }))
+    }
+
     fn get_many<'a>(
         &'a self,
         keys: &'a [String],

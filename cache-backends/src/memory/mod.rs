@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Values are stored typed (an `Arc<dyn Any>`): a hit clones the value out, with no
-//! serialization. Both engines keep the same behaviours: the bound, per-entry expiry at
+//! serialization; on quick_cache the entry is lent to the reader under its shard's read lock
+//! (`LocalTier::read`), so a hit touches no reference count. Both engines keep the same behaviours: the bound, per-entry expiry at
 //! `keep_until` (an entry past it is never returned), `remove`, scope clears and `clear`.
 //! They differ in cost (BENCHMARKS.md, "In-memory engine"): a quick_cache read is a sharded
 //! hash lookup, several times cheaper than moka's and scaling across threads; moka expires
@@ -118,6 +119,21 @@ impl LocalTier for MemoryTier {
         match &self.engine {
             Engine::QuickCache(t) => t.get(key),
             Engine::Moka(t) => t.get(key),
+        }
+    }
+    #[inline]
+    fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        match &self.engine {
+            // Lent under the shard's read lock: no clone of the entry.
+            Engine::QuickCache(t) => t.read(key, read),
+            // moka hands out clones only.
+            Engine::Moka(t) => match t.get(key) {
+                Some(entry) => {
+                    read(&entry);
+                    true
+                }
+                None => false,
+            },
         }
     }
     fn insert(&self, key: &str, entry: LocalEntry) {

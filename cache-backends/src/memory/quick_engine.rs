@@ -11,14 +11,23 @@
 //! entry holds memory for about a second of activity at most, a step's pause is bounded
 //! by the part's size rather than the store's, and a hit on an entry that never expires
 //! pays no clock read at all.
+//!
+//! Each part is a few shards, each a single-threaded quick_cache (`unsync::Cache`) under a
+//! read/write lock of ours, which is what quick_cache's own `sync::Cache` is, except that a
+//! read here lends the entry (`LocalTier::read`) instead of cloning it: a hit touches no
+//! reference count, so threads reading one hot key write only the shard's lock word, as
+//! a raw quick_cache `get` does. A key is hashed once: its hash picks the part and the
+//! shard and travels with the key into the table ([`Hashed`]).
 
 use std::cell::Cell;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_core::store::{LocalEntry, Scope};
-use quick_cache::sync::Cache as Quick;
+use parking_lot::RwLock;
+use quick_cache::unsync::Cache as Quick;
+use quick_cache::{Equivalent, Lifecycle};
 
 use super::MemoryBound;
 
@@ -44,8 +53,8 @@ enum Weigh {
     Bytes,
 }
 
-impl quick_cache::Weighter<String, LocalEntry> for Weigh {
-    fn weight(&self, _: &String, entry: &LocalEntry) -> u64 {
+impl quick_cache::Weighter<Hashed, LocalEntry> for Weigh {
+    fn weight(&self, _: &Hashed, entry: &LocalEntry) -> u64 {
         match self {
             Weigh::One => 1,
             // quick_cache never evicts an entry of weight 0: every entry weighs something.
@@ -54,11 +63,94 @@ impl quick_cache::Weighter<String, LocalEntry> for Weigh {
     }
 }
 
+/// A stored key with its hash, computed once by the tier: the tables hash it by that
+/// number alone ([`PassHash`]).
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct Hashed {
+    hash: u64,
+    key: Box<str>,
+}
+
+impl Hash for Hashed {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// A key looked up: the same hash, the text borrowed.
+struct Lookup<'a> {
+    hash: u64,
+    key: &'a str,
+}
+
+impl Hash for Lookup<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl Equivalent<Hashed> for Lookup<'_> {
+    fn equivalent(&self, stored: &Hashed) -> bool {
+        self.hash == stored.hash && self.key == &*stored.key
+    }
+}
+
+/// Hashes a [`Hashed`] or [`Lookup`] to the hash it carries (already a good one: every
+/// bit of it is foldhash's).
+#[derive(Clone, Copy, Default)]
+pub(super) struct PassHash;
+
+impl BuildHasher for PassHash {
+    type Hasher = Passed;
+    fn build_hasher(&self) -> Passed {
+        Passed(0)
+    }
+}
+
+/// The hasher of [`PassHash`].
+pub(super) struct Passed(u64);
+
+impl Hasher for Passed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is ever called (the two key types above); anything else is
+        // still hashed, if slowly.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Holds what an insert evicts (up to two entries, as quick_cache's own `sync` lifecycle)
+/// so that it is dropped after the shard's lock is released: a value's `Drop` never runs
+/// under it.
+#[derive(Clone, Copy, Default)]
+pub(super) struct DropLater;
+
+impl Lifecycle<Hashed, LocalEntry> for DropLater {
+    type RequestState = [Option<(Hashed, LocalEntry)>; 2];
+    fn on_evict(&self, state: &mut Self::RequestState, key: Hashed, val: LocalEntry) {
+        match state {
+            [slot @ None, _] | [_, slot @ None] => *slot = Some((key, val)),
+            // A third eviction in one insert is dropped here.
+            _ => {}
+        }
+    }
+}
+
+/// One shard: a single-threaded quick_cache under a lock.
+type Shard = RwLock<Quick<Hashed, LocalEntry, Weigh, PassHash, DropLater>>;
+
 /// The memory driver on quick_cache: the entries split by key hash into parts, each a
 /// quick_cache of its share of the bound, so a sweep walks one part at a time.
 pub(super) struct QuickTier {
     parts: Box<[Part]>,
-    /// Picks a key's part.
+    /// Hashes keys (once per operation).
     hasher: quick_cache::DefaultHashBuilder,
     /// The instant the nanosecond fields count from.
     epoch: Instant,
@@ -71,9 +163,9 @@ pub(super) struct QuickTier {
     step: u64,
 }
 
-/// One part: its entries and what its sweep needs.
+/// One part: its entries (in shards) and what its sweep needs.
 struct Part {
-    entries: Quick<String, LocalEntry, Weigh>,
+    shards: Box<[Shard]>,
     /// The earliest `keep_until` (nanoseconds since the tier's epoch) among entries
     /// inserted since the part's last sweep and those it kept; [`NEVER`] when none
     /// expires. May be earlier than the truth (the entry was removed since), never later.
@@ -105,20 +197,27 @@ impl QuickTier {
         // tables large enough to be allocated (and freed) by mmap, not left as holes in
         // the heap as they grow.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let shards = (4 * cores / parts as usize).max(1);
-        let part = |_| Part {
-            entries: Quick::with_options(
+        let mut shards = ((4 * cores / parts as usize).max(1)).next_power_of_two() as u64;
+        // As quick_cache's own sharding: fewer shards rather than shards of under 32
+        // entries, whose rounded-up shares would add up past a small bound.
+        while shards > 1 && items.div_ceil(parts * shards) < 32 {
+            shards /= 2;
+        }
+        let shard = |_| {
+            RwLock::new(Quick::with_options(
                 quick_cache::OptionsBuilder::new()
-                    .estimated_items_capacity(clamp(items.div_ceil(parts)))
-                    .weight_capacity(capacity.div_ceil(parts))
-                    .shards(shards)
+                    .estimated_items_capacity(clamp(items.div_ceil(parts * shards)))
+                    .weight_capacity(capacity.div_ceil(parts * shards))
                     .build()
                     // Both required fields are set just above.
                     .expect("complete quick_cache options"),
                 weigh,
-                quick_cache::DefaultHashBuilder::default(),
-                quick_cache::sync::DefaultLifecycle::default(),
-            ),
+                PassHash,
+                DropLater,
+            ))
+        };
+        let part = |_| Part {
+            shards: (0..shards).map(shard).collect(),
             next_expiry: AtomicU64::new(NEVER),
             sweeping: AtomicBool::new(false),
         };
@@ -134,14 +233,15 @@ impl QuickTier {
         }
     }
 
+    /// `key`'s hash, its part and its shard. The part and the shard are picked from
+    /// middle bits of the hash: the table inside a shard uses the low bits (its buckets)
+    /// and the top seven (its tags), which keys of one shard must not all share.
     #[inline]
-    fn part(&self, key: &str) -> &Part {
-        if self.parts.len() == 1 {
-            return &self.parts[0];
-        }
-        // The high bits: quick_cache picks its own shards from the low ones.
+    fn locate<'k>(&self, key: &'k str) -> (Lookup<'k>, &Part, &Shard) {
         let hash = self.hasher.hash_one(key);
-        &self.parts[(hash >> 40) as usize & (self.parts.len() - 1)]
+        let part = &self.parts[(hash >> 40) as usize & (self.parts.len() - 1)];
+        let shard = &part.shards[(hash >> 32) as usize & (part.shards.len() - 1)];
+        (Lookup { hash, key }, part, shard)
     }
 
     fn nanos(&self, at: Instant) -> u64 {
@@ -154,15 +254,36 @@ impl QuickTier {
 
     #[inline]
     pub(super) fn get(&self, key: &str) -> Option<LocalEntry> {
-        let part = self.part(key);
-        let Some(entry) = part.entries.get(key) else {
-            self.on_miss();
-            return None;
-        };
+        let mut found = None;
+        self.read(key, &mut |entry| found = Some(entry.clone()));
+        found
+    }
+
+    /// Calls `read` on the entry under `key`, borrowed under its shard's read lock, if
+    /// present and not past `keep_until`.
+    #[inline]
+    pub(super) fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        let (lookup, _, shard) = self.locate(key);
         // The clock is read only for entries that expire.
-        match entry.keep_until {
-            None => Some(entry),
-            Some(until) => self.check_expiry(part, key, entry, until),
+        let expires = {
+            let entries = shard.read();
+            match entries.get(&lookup) {
+                None => None,
+                Some(entry) => match entry.keep_until {
+                    None => {
+                        read(entry);
+                        return true;
+                    }
+                    Some(until) => Some(until),
+                },
+            }
+        };
+        match expires {
+            None => {
+                self.on_miss();
+                false
+            }
+            Some(until) => self.read_expiring(shard, &lookup, until, read),
         }
     }
 
@@ -171,30 +292,50 @@ impl QuickTier {
         self.maybe_sweep(Instant::now());
     }
 
-    /// The entry if `until` is still ahead, else drops it.
-    fn check_expiry(
+    /// The read of an entry that expires at `until` (as first seen): lent if still ahead,
+    /// else dropped.
+    fn read_expiring(
         &self,
-        part: &Part,
-        key: &str,
-        entry: LocalEntry,
+        shard: &Shard,
+        lookup: &Lookup<'_>,
         until: Instant,
-    ) -> Option<LocalEntry> {
+        read: &mut dyn FnMut(&LocalEntry),
+    ) -> bool {
         let now = Instant::now();
-        if until <= now {
-            // Only if it is still the expired entry: a concurrent insert may have replaced it.
-            part.entries
-                .remove_if(key, |e| e.keep_until.is_some_and(|u| u <= now));
-            self.maybe_sweep(now);
-            return None;
+        let lent = until > now && {
+            // Read again: the entry may have been replaced since.
+            let entries = shard.read();
+            match entries.get(lookup) {
+                Some(entry) if entry.keep_until.is_none_or(|u| u > now) => {
+                    read(entry);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !lent {
+            // Only if it is still an expired entry: a concurrent insert may have replaced it.
+            let removed = shard
+                .write()
+                .remove_if(lookup, |e| e.keep_until.is_some_and(|u| u <= now));
+            drop(removed);
         }
         self.maybe_sweep(now);
-        Some(entry)
+        lent
     }
 
     pub(super) fn insert(&self, key: &str, entry: LocalEntry) {
-        let part = self.part(key);
+        let (lookup, part, shard) = self.locate(key);
         let until = entry.keep_until;
-        part.entries.insert(key.to_owned(), entry);
+        let key = Hashed {
+            hash: lookup.hash,
+            key: key.into(),
+        };
+        let mut evicted = Default::default();
+        shard
+            .write()
+            .insert_with_lifecycle(key, entry, &mut evicted);
+        drop(evicted);
         // Noted after the insert, so a sweep that resets `next_expiry` while this runs
         // either sees the entry or sees this note (see `sweep`).
         if let Some(until) = until {
@@ -207,24 +348,32 @@ impl QuickTier {
     }
 
     pub(super) fn remove(&self, key: &str) {
-        self.part(key).entries.remove(key);
+        let (lookup, _, shard) = self.locate(key);
+        let removed = shard.write().remove(&lookup);
+        drop(removed);
     }
 
     pub(super) fn remove_scope(&self, scope: &Scope) {
-        for part in self.parts.iter() {
-            part.entries.retain(|k, _| !scope.contains(k));
+        for shard in self.shards() {
+            shard.write().retain(|k, _| !scope.contains(&k.key));
         }
     }
 
     pub(super) fn clear(&self) {
-        for part in self.parts.iter() {
-            part.entries.clear();
+        for shard in self.shards() {
+            // Dropped after the lock is released.
+            let drained: Vec<_> = shard.write().drain().collect();
+            drop(drained);
         }
+    }
+
+    fn shards(&self) -> impl Iterator<Item = &Shard> {
+        self.parts.iter().flat_map(|p| p.shards.iter())
     }
 
     /// Entries held, expired ones not yet dropped included.
     pub(super) fn len(&self) -> u64 {
-        self.parts.iter().map(|p| p.entries.len() as u64).sum()
+        self.shards().map(|s| s.read().len() as u64).sum()
     }
 
     pub(super) fn entry_count(&self) -> u64 {
@@ -273,14 +422,16 @@ impl QuickTier {
         // shard), one landing in a shard not yet scanned is seen by the scan.
         part.next_expiry.store(NEVER, Ordering::SeqCst);
         let earliest = Cell::new(NEVER);
-        part.entries.retain(|_, e| match e.keep_until {
-            Some(until) if until <= now => false,
-            Some(until) => {
-                earliest.set(earliest.get().min(self.nanos(until)));
-                true
-            }
-            None => true,
-        });
+        for shard in part.shards.iter() {
+            shard.write().retain(|_, e| match e.keep_until {
+                Some(until) if until <= now => false,
+                Some(until) => {
+                    earliest.set(earliest.get().min(self.nanos(until)));
+                    true
+                }
+                None => true,
+            });
+        }
         part.next_expiry.fetch_min(earliest.get(), Ordering::SeqCst);
         part.sweeping.store(false, Ordering::Release);
     }

@@ -213,15 +213,15 @@ async fn caches_behave_alike_on_both_engines() {
         short.set(&1u64, &7u64).await.expect("set");
         let name: Option<String> = users.get(&1u64).await.expect("get");
         assert_eq!(name.as_deref(), Some("ann"), "{engine}");
-        assert_eq!(short.get::<u64, _>(&1u64).await.expect("get"), Some(7));
+        assert_eq!(short.get::<u64>(&1u64).await.expect("get"), Some(7));
 
         admins.clear().await.expect("clear");
-        assert_eq!(admins.get::<String, _>(&1u64).await.expect("get"), None);
+        assert_eq!(admins.get::<String>(&1u64).await.expect("get"), None);
         assert!(users.has(&1u64).await.expect("has"), "{engine}");
 
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(
-            short.get::<u64, _>(&1u64).await.expect("get"),
+            short.get::<u64>(&1u64).await.expect("get"),
             None,
             "{engine}"
         );

@@ -139,6 +139,19 @@ impl RemoteTier for RedisTier {
         }))
     }
 
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, TierError>> {
+        let key = key.to_owned();
+        // PEXPIRE renews the TTL only: the value, and the freshness it records, stay.
+        Box::pin(self.conn.run_one("PEXPIRE", move |mut c| async move {
+            redis::cmd("PEXPIRE")
+                .arg(&key)
+                .arg(px_millis(ttl))
+                .query_async::<i64>(&mut c)
+                .await
+                .map(|renewed| renewed == 1)
+        }))
+    }
+
     fn get_many<'a>(
         &'a self,
         keys: &'a [String],

@@ -317,9 +317,9 @@ mod tests {
         assert!(users.read_raw("1").await.is_err());
         users.set(&1u64, &true).await.unwrap();
         users.delete_raw("1").await.unwrap();
-        assert_eq!(users.get::<bool, _>(&1u64).await.unwrap(), None);
+        assert_eq!(users.get::<bool>(&1u64).await.unwrap(), None);
         users.set(&2u64, &true).await.unwrap();
         store.purge().await.unwrap();
-        assert_eq!(users.get::<bool, _>(&2u64).await.unwrap(), None);
+        assert_eq!(users.get::<bool>(&2u64).await.unwrap(), None);
     }
 }

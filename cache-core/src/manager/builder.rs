@@ -373,8 +373,8 @@ impl CacheManagerBuilder {
     /// let rates = manager.cache("rates").unwrap();
     /// rates.set(&"eur", &100u32).await.unwrap();
     /// clock.advance(Duration::from_secs(31)); // stale, within grace
-    /// assert_eq!(rates.get_fresh::<u32, _>(&"eur").await.unwrap(), None);
-    /// assert_eq!(rates.get::<u32, _>(&"eur").await.unwrap(), Some(100));
+    /// assert_eq!(rates.get_fresh::<u32>(&"eur").await.unwrap(), None);
+    /// assert_eq!(rates.get::<u32>(&"eur").await.unwrap(), Some(100));
     /// # });
     /// ```
     pub fn manual_clock(mut self, clock: ManualClock) -> Self {

@@ -15,6 +15,7 @@ pub use declarations::{declared_caches, DeclaredCache};
 use crate::cache::Cache;
 use crate::config::{CacheConfig, CacheOptions};
 use crate::error::CacheError;
+use crate::events::{CacheEvent, Subscription};
 use crate::stats::StatsCounters;
 use crate::store::named::StoreInner;
 use crate::store::Scope;
@@ -80,6 +81,45 @@ impl CacheManager {
     /// ```
     pub async fn scope<F: std::future::Future>(&self, future: F) -> F::Output {
         crate::scopes::scope_task(crate::scopes::Scoped::new(self.clone()), future).await
+    }
+
+    /// Subscribes `listener` to the events of every cache and store of this manager (hits,
+    /// stale hits, misses, writes, deletes, clears, expirations, factory errors and
+    /// timeouts, bus messages published and received, L2 errors, the circuit breaker
+    /// opening and closing: [`EventKind`](crate::EventKind)) until the returned
+    /// [`Subscription`] is dropped. The listener runs on the thread doing the cache's work,
+    /// while it does it: keep it short, or send the event on (a channel). A listener that
+    /// panics is logged and the cache carries on. With no listener, events cost one relaxed
+    /// atomic load each.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use cache_core::{CacheManager, EventKind, StoreBuilder, store::MapTier};
+    /// let manager = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+    /// let misses = Arc::new(AtomicU64::new(0));
+    /// let counted = misses.clone();
+    /// let _subscription = manager.subscribe(move |event| {
+    ///     if event.kind == EventKind::Miss {
+    ///         counted.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// let n: u32 = manager.cache("users").unwrap().get_or_set(&1u64, || async { 1 }).await.unwrap();
+    /// assert_eq!((n, misses.load(Ordering::Relaxed)), (1, 1));
+    /// # });
+    /// ```
+    pub fn subscribe(
+        &self,
+        listener: impl Fn(&CacheEvent<'_>) + Send + Sync + 'static,
+    ) -> Subscription {
+        let hubs = self
+            .inner
+            .stores
+            .values()
+            .map(|s| s.events.clone())
+            .collect();
+        Subscription::new(hubs, listener)
     }
 
     /// The cache of that name, in the store configuration gives it (`[caches.NAME] store`,

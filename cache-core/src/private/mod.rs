@@ -22,8 +22,8 @@ pub use serde::Serialize;
 pub use crate::operation::{Declaration, Operation, OperationKind};
 pub use crate::options::CacheOptions;
 pub use crate::shape::{
-    OptionShape, ResultShape, Returns, ReturnsOption, ReturnsResult, ReturnsValue, Shape,
-    ValueShape,
+    ConvertsError, FailureOf, KeepsShape, OptionShape, ResultShape, Returns, ReturnsOption,
+    ReturnsResult, ReturnsValue, Shape, SharesError, ValueShape,
 };
 pub use cacheable::{
     cacheable, cacheable_blocking, cacheable_detachable, cacheable_detachable_blocking,

@@ -41,24 +41,28 @@ impl Breaker {
         }
     }
 
-    /// Records a failure that says the tier is unavailable: opens the breaker.
-    pub(crate) fn trip(&self) {
+    /// Records a failure that says the tier is unavailable: opens the breaker. Whether it
+    /// was closed before.
+    pub(crate) fn trip(&self) -> bool {
         if self.open_for.is_zero() {
-            return;
+            return false;
         }
         let until = self
             .clock
             .ticks_ms()
             .saturating_add(u64::try_from(self.open_for.as_millis()).unwrap_or(u64::MAX))
             .max(1);
-        if self.open_until.swap(until, Relaxed) == 0 {
+        let opened = self.open_until.swap(until, Relaxed) == 0;
+        if opened {
             self.trips.fetch_add(1, Relaxed);
         }
+        opened
     }
 
-    /// Records a success: closes the breaker.
-    pub(crate) fn reset(&self) {
-        self.open_until.store(0, Relaxed);
+    /// Records a success: closes the breaker. Whether it was open (or half-open) before.
+    pub(crate) fn reset(&self) -> bool {
+        // Read first: a closed breaker's line is not written on every success.
+        self.open_until.load(Relaxed) != 0 && self.open_until.swap(0, Relaxed) != 0
     }
 
     /// How many times it opened.

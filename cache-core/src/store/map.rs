@@ -35,11 +35,18 @@ impl MapTier {
 
 impl LocalTier for MapTier {
     fn get(&self, key: &str) -> Option<LocalEntry> {
+        let mut found = None;
+        self.read(key, &mut |entry| found = Some(entry.clone()));
+        found
+    }
+    fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        let entry = entries.get(key)?;
-        match entry.keep_until {
-            Some(until) if until <= Instant::now() => None,
-            _ => Some(entry.clone()),
+        match entries.get(key) {
+            Some(entry) if entry.keep_until.is_none_or(|until| until > Instant::now()) => {
+                read(entry);
+                true
+            }
+            _ => false,
         }
     }
     fn insert(&self, key: &str, entry: LocalEntry) {

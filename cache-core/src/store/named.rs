@@ -9,6 +9,7 @@ use super::versions::Versions;
 use super::warn::RateLimit;
 use super::{Bus, BusEvent, Invalidation, LocalTier, RemoteTier};
 use crate::clock::{Clock, Sleep};
+use crate::events::{EventHub, EventKind};
 use crate::flight::Flights;
 
 /// How long a holder keeps the distributed lock when `lock_timeout` is not set.
@@ -61,6 +62,8 @@ pub(crate) struct StoreInner {
     pub(crate) replay: Replay,
     /// Logs dropped replays, rate-limited.
     replay_warnings: RateLimit,
+    /// The listeners of this store's events (`events.rs`).
+    pub(crate) events: Arc<EventHub>,
 }
 
 impl StoreInner {
@@ -69,12 +72,17 @@ impl StoreInner {
     /// since messages may have been missed meanwhile.
     pub(crate) fn new(parts: StoreParts) -> Self {
         let versions = Arc::new(Versions::default());
+        let events = Arc::new(EventHub::default());
         if let (Some(bus), Some(l1)) = (&parts.bus, &parts.l1) {
             let l1 = l1.clone();
             let store = parts.name.clone();
             let versions = versions.clone();
+            let events = events.clone();
             bus.subscribe(Arc::new(move |event| match event {
-                BusEvent::Invalidate(message) => drop_from_l1(l1.as_ref(), &versions, &message),
+                BusEvent::Invalidate(message) => {
+                    events.tell(EventKind::BusReceived, &store, None, None);
+                    drop_from_l1(l1.as_ref(), &versions, &message)
+                }
                 BusEvent::Resubscribed => {
                     tracing::info!(store = %store, "cachet: bus resubscribed; clearing the L1, which may have missed changes");
                     versions.change_all(|| l1.clear());
@@ -92,6 +100,7 @@ impl StoreInner {
                     parts.max_value_size,
                     parts.codec,
                     parts.clock.clone(),
+                    events.clone(),
                 )
             }),
             bus: parts.bus,
@@ -103,6 +112,7 @@ impl StoreInner {
             clock: parts.clock,
             replay: Replay::default(),
             replay_warnings: RateLimit::default(),
+            events,
         }
     }
 
@@ -114,7 +124,12 @@ impl StoreInner {
     /// Tells the other instances (if there is a bus) that these entries changed.
     pub(crate) async fn announce(&self, message: Invalidation) {
         let Some(bus) = &self.bus else { return };
-        if let Err(err) = bus.publish(message).await {
+        let published = bus.publish(message).await;
+        if published.is_ok() {
+            self.events
+                .tell(EventKind::BusPublished, &self.name, None, None);
+        }
+        if let Err(err) = published {
             if let Some(suppressed) = self.bus_warnings.check(10_000, self.clock.ticks_ms()) {
                 tracing::warn!(store = %self.name, bus = %bus.describe(), error = %err, suppressed, "cachet: cannot publish an invalidation");
             }

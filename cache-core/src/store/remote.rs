@@ -9,6 +9,7 @@ use super::warn::RateLimit;
 use super::{RemoteTier, Scope};
 use crate::clock::Clock;
 use crate::error::{TierError, TierErrorKind};
+use crate::events::{EventHub, EventKind};
 
 /// How long a failing L2 is left alone by default (`l2_circuit_breaker`).
 pub(crate) const DEFAULT_CIRCUIT_BREAKER: Duration = Duration::from_secs(5);
@@ -24,6 +25,8 @@ pub(crate) struct Remote {
     pub(crate) max_value_size: usize,
     /// How values are encoded for this tier (`codec = ".."`).
     pub(crate) codec: crate::codec::ValueCodec,
+    /// The store's event listeners: L2 errors and the breaker's changes.
+    events: Arc<EventHub>,
 }
 
 /// The L2 was not asked (breaker open) or failed: the caller carries on without it.
@@ -44,8 +47,10 @@ impl Remote {
         max_value_size: usize,
         codec: crate::codec::ValueCodec,
         clock: Clock,
+        events: Arc<EventHub>,
     ) -> Self {
         Self {
+            events,
             tier,
             breaker: Breaker::new(breaker, clock.clone()),
             warnings: RateLimit::default(),
@@ -71,12 +76,19 @@ impl Remote {
         }
         match call.await {
             Ok(value) => {
-                self.breaker.reset();
+                if self.breaker.reset() {
+                    self.events
+                        .tell(EventKind::BreakerClosed, store, None, None);
+                }
                 Ok(value)
             }
             Err(err) => {
+                self.events.tell(EventKind::L2Error, store, None, None);
                 let skipped = if err.kind() == TierErrorKind::Unavailable {
-                    self.breaker.trip();
+                    if self.breaker.trip() {
+                        self.events
+                            .tell(EventKind::BreakerOpened, store, None, None);
+                    }
                     Skipped::Unavailable
                 } else {
                     Skipped::Refused
@@ -110,6 +122,16 @@ impl Remote {
     ) -> Result<(), Skipped> {
         self.call(store, "set", self.tier.set(key, bytes, ttl))
             .await
+    }
+
+    /// Keeps `key`'s entry for `ttl` from now (see [`RemoteTier::touch`]).
+    pub(crate) async fn touch(
+        &self,
+        store: &str,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<bool, Skipped> {
+        self.call(store, "touch", self.tier.touch(key, ttl)).await
     }
 
     /// Reads several keys in one call (see [`RemoteTier::get_many`]).

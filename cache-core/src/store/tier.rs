@@ -143,6 +143,36 @@ impl Scope {
 pub trait LocalTier: Send + Sync + 'static {
     /// The entry under `key`, if present and not past `keep_until`.
     fn get(&self, key: &str) -> Option<LocalEntry>;
+    /// Reads the entry under `key` in place, if present and not past `keep_until`: calls
+    /// `read` with a borrow of it and returns `true`, or returns `false` without calling it.
+    ///
+    /// This is the hit path's read: the caller clones only what it takes out (the value),
+    /// never the entry, so no reference count is touched and threads reading one hot key
+    /// write no cache line beyond the tier's own. `read` may run under the tier's read lock:
+    /// it must be short and must not call back into the tier.
+    ///
+    /// The default implementation reads through [`LocalTier::get`] (a clone of the entry);
+    /// a tier that can lend its entries overrides it.
+    ///
+    /// ```
+    /// use cache_core::store::{LocalEntry, LocalTier, MapTier};
+    /// use std::sync::Arc;
+    /// let tier = MapTier::new();
+    /// tier.insert("app:users:1", LocalEntry::new(Arc::new(7u32), None, None, 8));
+    /// let mut seen = None;
+    /// assert!(tier.read("app:users:1", &mut |e| seen = e.value.downcast_ref::<u32>().copied()));
+    /// assert_eq!(seen, Some(7));
+    /// assert!(!tier.read("app:users:2", &mut |_| unreachable!()));
+    /// ```
+    fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        match self.get(key) {
+            Some(entry) => {
+                read(&entry);
+                true
+            }
+            None => false,
+        }
+    }
     /// Stores an entry, replacing any other under the key.
     fn insert(&self, key: &str, entry: LocalEntry);
     /// Drops one entry.
@@ -250,6 +280,25 @@ pub trait RemoteTier: Send + Sync + 'static {
     /// ```
     fn ping(&self) -> BoxFuture<'_, Result<(), TierError>> {
         Box::pin(async { Err(unsupported("ping")) })
+    }
+
+    /// Keeps the entry under `key` for `ttl` from now, if there is one (`Ok(true)`), as
+    /// Redis' `PEXPIRE` does: time to idle (`tti`) on the shared tier, whose entries are
+    /// touched when read, at most once per `tti / 10` by each instance holding an L1 copy.
+    /// The entry's bytes (and the freshness they record) are unchanged.
+    ///
+    /// The default implementation touches nothing and answers `Ok(false)`: the provider's
+    /// entries then live by the TTL they were written with (bounded by the `tti`).
+    ///
+    /// ```no_run
+    /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// let kept = tier.touch("app:sessions:42", std::time::Duration::from_secs(600)).await?;
+    /// println!("still there: {kept}");
+    /// # Ok(()) }
+    /// ```
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, TierError>> {
+        let _ = (key, ttl);
+        Box::pin(async { Ok(false) })
     }
 
     /// Deletes the entries past their expiry that the server still holds, in bounded

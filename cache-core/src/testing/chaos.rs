@@ -33,9 +33,11 @@ pub enum Operation {
     Lock,
     /// Administration (`ping`, `scan_scope`).
     Admin,
+    /// Renewing an entry's TTL (`touch`: time to idle).
+    Touch,
 }
 
-const OPERATIONS: usize = 6;
+const OPERATIONS: usize = 7;
 
 impl Operation {
     fn index(self) -> usize {
@@ -522,6 +524,16 @@ impl RemoteTier for FaultyTier {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), TierError>> {
         Box::pin(self.run(Operation::Admin, &[], self.inner.ping(), || (), |()| ()))
+    }
+
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, TierError>> {
+        Box::pin(self.run(
+            Operation::Touch,
+            &[key],
+            self.inner.touch(key, ttl),
+            || true,
+            |kept| kept,
+        ))
     }
 
     fn scan_scope<'a>(

@@ -100,7 +100,7 @@ pub async fn bad_bytes(fixture: &impl Fixture) {
             Err(err) => check.fail(format_args!("set of {what}: {err}")),
         }
         let errors_before = cache.stats().errors;
-        match cache.get::<u64, _>(&key).await {
+        match cache.get::<u64>(&key).await {
             Ok(None) => {}
             other => check.fail(format_args!("a cache read {what} as {other:?}, not a miss")),
         }
