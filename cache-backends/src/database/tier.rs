@@ -198,15 +198,12 @@ impl RemoteTier for DatabaseTier {
         let ttl = ttl_millis(ttl);
         let home = self.db.home();
         Box::pin(self.db.run("UPDATE expiry", move |db| async move {
-            on_pool!(&db.pool, p => {
-                let mut conn = Lease::acquire(p, home).await?;
-                sqlx::query(&db.sql.touch)
-                    .bind(ttl)
-                    .bind(&key)
-                    .execute(&mut **conn)
-                    .await
-                    .map(|done| done.rows_affected() == 1)
-            })
+            on_conn!(db, home, c => sqlx::query(&db.sql.touch)
+                .bind(ttl)
+                .bind(&key)
+                .execute(c)
+                .await
+                .map(|done| done.rows_affected() == 1))
         }))
     }
 
