@@ -176,7 +176,7 @@ mod tests {
             Macro::Evict,
             quote!("a", bogus),
             quote!(
-                #[cache_put(nope)]
+                #[cache_put(nope = 1)]
                 #[inline]
                 fn f() {}
             ),

@@ -19,12 +19,17 @@ mod ttl;
 
 pub use serde::Serialize;
 
+pub use crate::declaration::{CacheDeclaration, TypedDeclaration};
 pub use crate::operation::{Declaration, Operation, OperationKind};
 pub use crate::options::CacheOptions;
 pub use crate::shape::{
     ConvertsError, FailureOf, KeepsShape, OptionShape, ResultShape, Returns, ReturnsOption,
     ReturnsResult, ReturnsValue, Shape, SharesError, ValueShape,
 };
+pub use crate::typed::check::{
+    assert_typed_key, assert_typed_value, DeclaredValue, KeyOf, Unmatched,
+};
+pub use crate::typed::TypedCache;
 pub use cacheable::{
     cacheable, cacheable_blocking, cacheable_detachable, cacheable_detachable_blocking,
     cacheable_timed,

@@ -98,6 +98,8 @@ pub(crate) struct Plan {
     /// The root of the generated paths (`::cachet` unless `crate = ".."`).
     pub krate: Path,
     pub caches: Vec<LitStr>,
+    /// Typed caches (`#[cacheable(USERS)]`), in place of `caches`.
+    pub typed: Vec<Path>,
     /// The annotation's layer of the runtime's option set: each setting written, checked.
     pub settings: Vec<(&'static str, SettingValue)>,
     /// `tags = [..]`: carried by every entry the function writes.
@@ -108,6 +110,9 @@ pub(crate) struct Plan {
     pub ttl_from: Option<Expr>,
     /// Whether the function's future may finish in the background (`#[cacheable]` only).
     pub detachable: bool,
+    /// `after_commit` (`cache_put`, `cache_evict`): the write or eviction waits for the
+    /// commit of the `cachet::transaction` in effect.
+    pub after_commit: bool,
 }
 
 /// What the annotation does, with the options that only make sense for it.
@@ -184,7 +189,7 @@ impl Plan {
     pub fn new(kind: Macro, args: Args, sig: &Signature, attr: &TokenStream) -> syn::Result<Plan> {
         let mut cx = Ctxt::default();
         let opts = Attr::new(kind, args.options, &mut cx);
-        check::fn_names(kind, &args.names, attr, &mut cx);
+        check::fn_names(kind, &args.names, &args.typed, attr, &mut cx);
         let krate = match opts.str("crate") {
             Some(lit) => lit.parse::<Path>().unwrap_or_else(|_| {
                 cx.at(
@@ -249,7 +254,7 @@ impl Plan {
                 unless: unless.clone(),
             },
             // `cache_config` and `cacheable_many` (`many.rs`) never plan a layer.
-            Macro::Evict | Macro::Config | Macro::CacheableMany => {
+            Macro::Evict | Macro::Config | Macro::CacheableMany | Macro::Caches => {
                 Action::Evict(evict_target(sig, &opts, &keys, &mut cx))
             }
         };
@@ -274,12 +279,14 @@ impl Plan {
             kind,
             krate,
             caches: args.names,
+            typed: args.typed,
             settings,
             tags,
             condition,
             action,
             ttl_from,
             detachable,
+            after_commit: opts.flag("after_commit").is_some(),
         })
     }
 }
