@@ -15,6 +15,8 @@
 
 #[path = "support/paired.rs"]
 mod paired;
+#[path = "support/profile.rs"]
+mod profile;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
@@ -27,9 +29,9 @@ use std::time::Duration;
 use cached::ConcurrentCachedAsync;
 use criterion::{criterion_group, Criterion, Throughput};
 use paired::{Paired, Row};
+use profile::{profile, Profile};
 use redis::aio::MultiplexedConnection;
 use redis_server::RedisServer;
-use serde::{Deserialize, Serialize};
 
 /// The key every hit reads.
 const KEY: u64 = 42;
@@ -39,24 +41,6 @@ const TASKS: u64 = 64;
 const CACHE: &str = "profiles";
 /// cachet's key prefix on this server.
 const PREFIX: &str = "bench";
-
-/// A small record, ~100 bytes encoded: enough that decoding is part of the hit.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-struct Profile {
-    id: u64,
-    name: String,
-    email: String,
-    roles: Vec<String>,
-}
-
-fn profile(id: u64) -> Profile {
-    Profile {
-        id,
-        name: format!("user {id}"),
-        email: format!("user{id}@example.org"),
-        roles: vec!["reader".into(), "writer".into()],
-    }
-}
 
 /// What a loader fails with (never here); `cached`'s Redis functions must return a `Result`.
 #[derive(Debug, Clone)]

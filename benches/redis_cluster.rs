@@ -12,6 +12,8 @@
 
 #[path = "support/paired.rs"]
 mod paired;
+#[path = "support/profile.rs"]
+mod profile;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
@@ -21,32 +23,14 @@ use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
 use paired::{Paired, Row};
+use profile::{profile, Profile};
 use redis::cluster_async::ClusterConnection;
 use redis_server::RedisCluster;
-use serde::{Deserialize, Serialize};
 
 /// Tasks reading at once; task `i` reads key `i`.
 const TASKS: u64 = 64;
 const CACHE: &str = "profiles";
 const PREFIX: &str = "bench";
-
-/// A small record, ~100 bytes encoded, as in the single-server Redis bench.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-struct Profile {
-    id: u64,
-    name: String,
-    email: String,
-    roles: Vec<String>,
-}
-
-fn profile(id: u64) -> Profile {
-    Profile {
-        id,
-        name: format!("user {id}"),
-        email: format!("user{id}@example.org"),
-        roles: vec!["reader".into(), "writer".into()],
-    }
-}
 
 #[derive(Debug, Clone)]
 struct LoadError;

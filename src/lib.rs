@@ -22,13 +22,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cache_core::{
-    cache, codec, config, declared_caches, driver, init, init_from_env, key, manager, redact,
-    store, testing, Adaptive, Cache, CacheError, CacheErrorHandler, CacheEvent, CacheFault,
-    CacheManager, CacheManagerBuilder, CacheOptions, CacheStats, CacheValue, ConfigOrigin,
-    DeclaredCache, EventKind, FaultAction, FaultOperation, Store, StoreBuilder, Subscription,
-    TierError, TierErrorKind,
+    cache, codec, config, declared_caches, driver, init, init_from_env, inventory, key, manager,
+    redact, store, testing, transaction, typed_caches, Adaptive, Cache, CacheDeclaration,
+    CacheError, CacheErrorHandler, CacheEvent, CacheFault, CacheManager, CacheManagerBuilder,
+    CacheOptions, CacheStats, CacheValue, ConfigOrigin, DeclaredCache, EventKind, FaultAction,
+    FaultOperation, Store, StoreBuilder, Subscription, TierError, TierErrorKind, TypedCache,
 };
-pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable, cacheable_many};
+pub use cache_macros::{cache_config, cache_evict, cache_put, cacheable, cacheable_many, caches};
 
 /// The in-process store driver (`driver = "memory"`), on quick_cache or moka (`engine = "moka"`).
 #[cfg(feature = "memory")]

@@ -357,3 +357,55 @@ async fn cacheable_many_takes_slices_skipped_arguments_and_list_results_in_key_o
     })
     .await;
 }
+
+/// Grace for batches: when the factory fails and every key it was asked for has a stale
+/// value (past its TTL, within grace), the batch answers with them, as a single call does;
+/// when one has none, the factory's error is returned. Time is a manual clock.
+#[tokio::test]
+async fn a_failing_batch_factory_is_answered_with_stale_values_within_grace() {
+    use cachet::testing::ManualClock;
+    use std::time::Duration;
+    let clock = ManualClock::new();
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .manual_clock(clock.clone())
+        .ttl(Duration::from_secs(30))
+        .grace(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let users = manager.cache("users").unwrap();
+    let first = users
+        .try_get_or_set_many(&[1u64, 2], |missing| async move {
+            Ok::<_, CacheError>(names(&missing))
+        })
+        .await
+        .unwrap();
+    assert_eq!(first, names(&[1, 2]));
+    clock.advance(Duration::from_secs(31)); // past the TTL, within grace
+
+    let stale = users
+        .try_get_or_set_many(&[1u64, 2], |_| async move {
+            Err::<HashMap<u64, String>, _>(CacheError::Codec("the database is down".into()))
+        })
+        .await
+        .expect("served stale");
+    assert_eq!(stale, names(&[1, 2]));
+    assert_eq!(users.stats().stale, 2);
+
+    // Key 3 has nothing to fall back on: the error.
+    let failed = users
+        .try_get_or_set_many(&[1u64, 3], |_| async move {
+            Err::<HashMap<u64, String>, _>(CacheError::Codec("the database is down".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+
+    // Past the grace period, nothing is served either.
+    clock.advance(Duration::from_secs(3600));
+    let failed = users
+        .try_get_or_set_many(&[1u64], |_| async move {
+            Err::<HashMap<u64, String>, _>(CacheError::Codec("the database is down".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+}

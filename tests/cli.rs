@@ -8,10 +8,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use cachet::CacheManager;
 use support::redis_server::RedisServer;
+use support::temp_dir::TempDir;
 use support::{eventually, redis_cli};
 
 /// What one run of the binary did.
@@ -44,17 +44,9 @@ fn cachet_with(dir: &Path, args: &[&str], config_var: Option<&Path>) -> Run {
     }
 }
 
-/// A fresh, empty directory for one test.
-fn temp_dir() -> PathBuf {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "cachet-cli-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed when dropped.
+fn temp_dir() -> TempDir {
+    TempDir::new("cli")
 }
 
 /// Two Redis stores with different prefixes on one server (`main`, the default, and
@@ -90,7 +82,7 @@ fn config_text(url: &str) -> String {
 }
 
 /// A directory holding `cachet.toml` for `server`; returns it and the file.
-fn setup(server: &RedisServer) -> (PathBuf, PathBuf) {
+fn setup(server: &RedisServer) -> (TempDir, PathBuf) {
     let dir = temp_dir();
     let file = dir.join("cachet.toml");
     std::fs::write(&file, config_text(&server.url())).unwrap();

@@ -11,7 +11,7 @@
 #[allow(dead_code)] // the Redis helpers
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use std::time::Duration;
 use cachet::dynamodb::{DynamoOptions, DynamoTier};
 use cachet::{CacheManager, StoreBuilder};
 use support::dynamodb_server::{DynamoServer, TEST_REGION};
+use support::temp_dir::TempDir;
 
 /// A secret no output may show.
 const SECRET: &str = "cli-secret-Zq81x";
@@ -62,14 +63,8 @@ fn cachet(dir: &Path, args: &[&str]) -> Run {
     run
 }
 
-fn setup(server: &DynamoServer, endpoint: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "cachet-cli-dynamodb-{}-{}",
-        std::process::id(),
-        server.port()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+fn setup(endpoint: &str) -> TempDir {
+    let dir = TempDir::new("cli-dynamodb");
     std::fs::write(
         dir.join("cachet.toml"),
         format!(
@@ -127,7 +122,7 @@ fn stats_rows(run: &Run) -> Vec<Vec<String>> {
 #[test]
 fn get_delete_stats_clear_and_check_work_on_a_dynamodb_store() {
     let server = DynamoServer::start();
-    let dir = setup(&server, &server.endpoint());
+    let dir = setup(&server.endpoint());
     let manager = app(&server);
     block(async {
         let users = manager.cache("users").unwrap();
@@ -207,12 +202,11 @@ fn get_delete_stats_clear_and_check_work_on_a_dynamodb_store() {
 
 #[test]
 fn check_fails_on_an_unreachable_endpoint_without_printing_credentials() {
-    let server = DynamoServer::start();
     let dead = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let dir = setup(&server, &format!("http://127.0.0.1:{dead}"));
+    let dir = setup(&format!("http://127.0.0.1:{dead}"));
     let run = cachet(&dir, &["check"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(

@@ -1,5 +1,8 @@
 //! Managers from TOML configuration: stores, per-cache options, errors naming file and field.
 
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
+
 use std::time::Duration;
 
 use cachet::{CacheError, CacheManager};
@@ -84,8 +87,7 @@ fn errors_name_the_field_and_what_was_expected() {
 
 #[test]
 fn file_errors_name_the_file() {
-    let dir = std::env::temp_dir().join(format!("cachet-config-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir::TempDir::new("config-test");
     let path = dir.join("cachet.toml");
     std::fs::write(&path, "[caches.users]\nttl = 5\n").unwrap();
     let e = CacheManager::from_toml_file(&path).unwrap_err();
@@ -97,5 +99,4 @@ fn file_errors_name_the_file() {
     );
     let missing = CacheManager::from_toml_file(dir.join("absent.toml")).unwrap_err();
     assert!(missing.to_string().contains("absent.toml"), "{missing}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,19 +1,21 @@
 //! The `cachet` binary on database stores, as a user runs it: `prune`, `stats`, `get`,
-//! `clear` on SQLite and PostgreSQL, and `check` with a wrong password, which fails without
+//! `delete`, `clear` on SQLite and PostgreSQL, and `check` with a wrong password, which fails without
 //! ever showing the password.
 
 #![cfg(all(feature = "cli", feature = "postgres", feature = "sqlite"))]
 
 #[path = "support/postgres_server.rs"]
 mod postgres_server;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use cachet::CacheManager;
 use postgres_server::PostgresServer;
+use temp_dir::TempDir;
 
 struct Run {
     code: i32,
@@ -36,16 +38,9 @@ fn cachet(dir: &Path, args: &[&str]) -> Run {
     }
 }
 
-fn temp_dir() -> PathBuf {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "cachet-dbcli-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed when dropped.
+fn temp_dir() -> TempDir {
+    TempDir::new("dbcli")
 }
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
@@ -108,9 +103,21 @@ fn exercise(dir: &Path, url: &str) {
     let run = cachet(dir, &["get", "db", "users", "10"]);
     assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
     assert!(run.stdout.contains("app:users:10"), "{}", run.stdout);
+    let run = cachet(dir, &["delete", "db", "users", "10"]);
+    assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
+    assert_eq!(run.stdout.trim(), "deleted app:users:10");
+    let run = cachet(dir, &["delete", "db", "users", "10"]);
+    assert_eq!(run.code, 1, "{} {}", run.stdout, run.stderr);
+    assert_eq!(run.stdout.trim(), "no entry at app:users:10");
+    let run = cachet(dir, &["get", "db", "users", "10"]);
+    assert_eq!(run.code, 1, "{} {}", run.stdout, run.stderr);
+    // Only that entry went.
+    let run = cachet(dir, &["get", "db", "users", "11"]);
+    assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("app:users:11"), "{}", run.stdout);
     let run = cachet(dir, &["clear", "db", "--cache", "users"]);
     assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
-    let run = cachet(dir, &["get", "db", "users", "10"]);
+    let run = cachet(dir, &["get", "db", "users", "11"]);
     assert_eq!(run.code, 1, "{} {}", run.stdout, run.stderr);
     let run = cachet(dir, &["check"]);
     assert_eq!(run.code, 0, "{} {}", run.stdout, run.stderr);
@@ -118,18 +125,16 @@ fn exercise(dir: &Path, url: &str) {
 }
 
 #[test]
-fn prune_stats_get_clear_and_check_work_on_a_sqlite_store() {
+fn prune_stats_get_delete_clear_and_check_work_on_a_sqlite_store() {
     let dir = temp_dir();
     exercise(&dir, &format!("sqlite://{}/cache.db", dir.display()));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn prune_stats_get_clear_and_check_work_on_a_postgres_store() {
+fn prune_stats_get_delete_clear_and_check_work_on_a_postgres_store() {
     let server = PostgresServer::start();
     let dir = temp_dir();
     exercise(&dir, &server.url());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -162,7 +167,6 @@ fn check_reaches_a_postgres_bus_and_reports_a_dead_one() {
         all.contains("store `db`: bus FAILED: postgres bus "),
         "{all}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -198,5 +202,4 @@ fn check_with_a_wrong_password_fails_and_never_shows_it() {
             "{args:?} leaked the password: {all}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

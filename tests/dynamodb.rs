@@ -5,6 +5,8 @@
 //! credentials: nothing reaches for the default AWS chain.
 #![cfg(feature = "dynamodb")]
 
+#[path = "support/grace.rs"]
+mod grace;
 #[allow(dead_code)] // the Redis helpers
 mod support;
 
@@ -230,20 +232,6 @@ async fn namespaces_and_tags_clear_exactly_their_entries() {
     assert_eq!(products.stats().errors, 0);
 }
 
-#[derive(Debug, PartialEq)]
-struct Offline;
-
-static QUOTE_FAILS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-#[cacheable("quotes")]
-async fn quote(symbol: &str) -> Result<String, Offline> {
-    if QUOTE_FAILS.load(SeqCst) {
-        Err(Offline)
-    } else {
-        Ok(format!("{symbol} @ 100"))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grace_works_through_dynamodb_for_an_instance_with_an_empty_l1() {
     let server = DynamoServer::start();
@@ -261,22 +249,7 @@ async fn grace_works_through_dynamodb_for_an_instance_with_an_empty_l1() {
             .build()
             .unwrap()
     };
-    QUOTE_FAILS.store(false, SeqCst);
-    with_manager(build(), async {
-        assert_eq!(quote("ACME").await.unwrap(), "ACME @ 100")
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    QUOTE_FAILS.store(true, SeqCst);
-    let fresh_instance = build();
-    let served = with_manager(fresh_instance.clone(), quote("ACME")).await;
-    assert_eq!(
-        served,
-        Ok("ACME @ 100".to_string()),
-        "the stale value from DynamoDB"
-    );
-    assert_eq!(fresh_instance.cache("quotes").unwrap().stats().stale, 1);
-    QUOTE_FAILS.store(false, SeqCst);
+    grace::a_fresh_instance_is_served_the_stale_value_from_l2(build, "DynamoDB").await;
 }
 
 static REPORT_RUNS: AtomicU64 = AtomicU64::new(0);

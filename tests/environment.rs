@@ -1,6 +1,9 @@
 //! The global manager and the environment: `CACHET_TYPE`, `CACHET_CONFIG`, `cachet::init`.
 //! One test, in a binary of its own, because it changes process-wide state in sequence.
 
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
+
 use cachet::{cacheable, CacheError, CacheManager};
 
 #[cacheable("env")]
@@ -13,8 +16,7 @@ fn counted(id: u64) -> u64 {
 #[test]
 fn environment_then_global_manager() {
     // Changing the environment is sound here: this binary runs this one test, on one thread.
-    let dir = std::env::temp_dir().join(format!("cachet-env-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir::TempDir::new("env-test");
 
     std::env::set_var("CACHET_TYPE", "none");
     let none = CacheManager::from_env().unwrap();
@@ -71,5 +73,4 @@ fn environment_then_global_manager() {
         "init wins over the environment"
     );
     assert_eq!(counted(1), counted(1), "cached in the global manager");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,8 @@
 //! Tiered stores (L1 memory + L2 Redis + a Redis bus) and L2-only stores, against real
 //! `redis-server` processes: two managers on one Redis play two instances of a service.
 
+#[path = "support/grace.rs"]
+mod grace;
 mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -295,20 +297,6 @@ async fn a_hung_redis_costs_at_most_the_operation_timeout() {
     assert!(manager.cache("slow_redis").unwrap().stats().errors > 0);
 }
 
-#[derive(Debug, PartialEq)]
-struct Offline;
-
-static QUOTE_FAILS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-#[cacheable("quotes")]
-async fn quote(symbol: &str) -> Result<String, Offline> {
-    if QUOTE_FAILS.load(SeqCst) {
-        Err(Offline)
-    } else {
-        Ok(format!("{symbol} @ 100"))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grace_works_through_l2_for_an_instance_with_an_empty_l1() {
     let server = RedisServer::start();
@@ -323,23 +311,11 @@ async fn grace_works_through_l2_for_an_instance_with_an_empty_l1() {
         l2 = {{ driver = "redis", url = "{url}" }}
         "#
     );
-    let first = CacheManager::from_toml_str(&config).unwrap();
-    QUOTE_FAILS.store(false, SeqCst);
-    with_manager(first, async {
-        assert_eq!(quote("ACME").await.unwrap(), "ACME @ 100")
-    })
+    grace::a_fresh_instance_is_served_the_stale_value_from_l2(
+        || CacheManager::from_toml_str(&config).unwrap(),
+        "Redis",
+    )
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    QUOTE_FAILS.store(true, SeqCst);
-    let fresh_instance = CacheManager::from_toml_str(&config).unwrap();
-    let served = with_manager(fresh_instance.clone(), quote("ACME")).await;
-    assert_eq!(
-        served,
-        Ok("ACME @ 100".to_string()),
-        "the stale value from Redis"
-    );
-    assert_eq!(fresh_instance.cache("quotes").unwrap().stats().stale, 1);
-    QUOTE_FAILS.store(false, SeqCst);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,8 @@
 mod dynamodb_server;
 #[path = "../../benches/support/paired.rs"]
 mod paired;
+#[path = "../../benches/support/profile.rs"]
+mod profile;
 
 use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
@@ -24,29 +26,11 @@ use cache_core::{Cache, CacheManager, StoreBuilder};
 use criterion::{criterion_group, Criterion, Throughput};
 use dynamodb_server::{DynamoServer, TEST_REGION};
 use paired::{Paired, Row};
-use serde::{Deserialize, Serialize};
+use profile::{profile, Profile};
 
 const TABLE: &str = "cachet";
 const KEY: u64 = 42;
 const TASKS: u64 = 64;
-
-/// A small record, ~100 bytes encoded.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-struct Profile {
-    id: u64,
-    name: String,
-    email: String,
-    roles: Vec<String>,
-}
-
-fn profile(id: u64) -> Profile {
-    Profile {
-        id,
-        name: format!("user {id}"),
-        email: format!("user{id}@example.org"),
-        roles: vec!["reader".into(), "writer".into()],
-    }
-}
 
 struct Fixture {
     _server: DynamoServer,

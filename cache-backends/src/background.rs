@@ -110,3 +110,48 @@ impl<T> Drop for Remote<T> {
         }
     }
 }
+
+/// The one listener task of a bus (`RedisBus`, `PostgresBus`): started once on the backend
+/// runtime by the first `subscribe`, aborted when the slot (the bus) is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct SubscriberSlot {
+    task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl SubscriberSlot {
+    /// An empty slot: no listener yet.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Spawns `listener()` on the backend runtime unless a listener runs already (a second
+    /// subscriber is refused with a warning naming `channel`: the first handler stays);
+    /// `what` names the bus in the error logged when the runtime cannot start.
+    pub(crate) fn start<F, Fut>(&self, what: &str, channel: &str, listener: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Ok(mut guard) = self.task.lock() else {
+            return;
+        };
+        if guard.is_some() {
+            tracing::warn!(%channel, "bus subscribed twice; keeping the first handler");
+            return;
+        }
+        match handle() {
+            Ok(rt) => *guard = Some(rt.spawn(listener()).abort_handle()),
+            Err(e) => tracing::error!(error = %e, "cannot start the {what} listener"),
+        }
+    }
+}
+
+impl Drop for SubscriberSlot {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.task.lock() {
+            if let Some(task) = guard.take() {
+                task.abort();
+            }
+        }
+    }
+}

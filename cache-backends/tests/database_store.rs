@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cache_backends::database::{DatabaseOptions, DatabaseTier, PostgresBus};
-use cache_core::store::{Bus, BusEvent, Invalidation, RemoteTier};
+use cache_core::store::{Bus, BusEvent, Invalidation, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheManager, TierErrorKind};
 use database_support::postgres_server::PostgresServer;
 use database_support::{Raw, TempSqlite};
@@ -354,4 +354,83 @@ async fn two_instances_stay_coherent_through_postgres_alone() {
         ca.get::<String>(&2u64).await.unwrap().is_none()
     })
     .await;
+}
+
+/// Connections are leased per operation and kept between operations whose statements
+/// completed (no test round trip after them): with a single connection every kind of
+/// operation still completes, one after the other and 16 at once (none waits for a
+/// connection another keeps), and a statement cut by the operation timeout never leaves
+/// its half-read answer to the next operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_serves_every_kind_of_operation_and_a_cut_statement_leaks_nothing() {
+    let server = PostgresServer::start();
+    let t = DatabaseTier::new(
+        &DatabaseOptions::new(server.url())
+            .max_connections(1)
+            .operation_timeout(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let minute = Duration::from_secs(60);
+    let tag = vec!["app:c:=tag:t".to_string()];
+    t.set("app:c:1", b"one".to_vec(), minute).await.unwrap();
+    t.set_many(vec![
+        RemoteEntry::new("app:c:2", b"two".to_vec(), minute),
+        RemoteEntry::new("app:c:3", b"three".to_vec(), minute),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        t.get_many(&["app:c:1".into(), "app:c:2".into()])
+            .await
+            .unwrap(),
+        [Some(b"one".to_vec()), Some(b"two".to_vec())]
+    );
+    t.set_tagged("app:c:4", b"four".to_vec(), minute, &tag)
+        .await
+        .unwrap();
+    assert_eq!(t.tagged_keys(&tag).await.unwrap(), ["app:c:4"]);
+    assert!(t.try_lock("app:~lock:c:1", "me", minute).await.unwrap());
+    assert!(t.unlock("app:~lock:c:1", "me").await.unwrap());
+    t.delete_tagged(&["app:c:4".into()], &tag).await.unwrap();
+    t.delete_many(&["app:c:3".into()]).await.unwrap();
+    t.ping().await.unwrap();
+    t.prune().await.unwrap();
+    let (_, mut keys) = t.scan_scope(&Scope::new("app:c"), 0).await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["app:c:1", "app:c:2"]);
+    let ops = (0..16).map(|i| {
+        let t = &t;
+        async move {
+            if i % 2 == 0 {
+                let read = t.get("app:c:1").await?;
+                assert_eq!(read.as_deref(), Some(&b"one"[..]));
+                Ok(())
+            } else {
+                t.set(&format!("app:c:x{i}"), b"x".to_vec(), minute).await
+            }
+        }
+    });
+    for result in futures_util::future::join_all(ops).await {
+        result.unwrap();
+    }
+    t.clear_scope(&Scope::new("app:c:x1")).await.unwrap();
+
+    // A write the server holds for 3 s is cut after 1 s, mid-statement.
+    server.psql(
+        "CREATE FUNCTION cachet_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.cache_key = 'app:c:slow' THEN PERFORM pg_sleep(3); END IF; RETURN NEW; END $$",
+    );
+    server.psql("CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON cachet_entries FOR EACH ROW EXECUTE FUNCTION cachet_slow()");
+    let cut = t.set("app:c:slow", b"slow".to_vec(), minute).await;
+    assert_eq!(cut.unwrap_err().kind(), TierErrorKind::Unavailable);
+    // The one connection is busy until the server finishes; then every read gets its own
+    // answer, never the cut statement's.
+    eventually("the connection is usable again", async || {
+        t.get("app:c:2").await.is_ok()
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"one".to_vec()));
+        assert_eq!(t.get("app:c:2").await.unwrap(), Some(b"two".to_vec()));
+        assert_eq!(t.get("app:c:none").await.unwrap(), None);
+    }
 }

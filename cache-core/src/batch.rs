@@ -3,6 +3,14 @@
 //! L2 in one call ([`crate::store::RemoteTier::get_many`]: one Redis pipeline, one SQL
 //! statement), and written back in one ([`crate::store::RemoteTier::set_many`]).
 //!
+//! A failed batch load (its factory returned an error, or took longer than the hard timeout)
+//! answers with the stale values of the keys it was asked for, within grace, when each of them
+//! has one, as a single call does; when one has none, the error is returned. The distributed
+//! lock (`lock = "redis"`) is not taken by batches: holding one lock per key of a batch across
+//! instances would serialise overlapping batches key by key for the lock's timeout and could
+//! not be taken atomically for all keys; a batch's loads are single-flighted per key within
+//! the instance only.
+//!
 //! Single flight holds per key, as for single calls: a batch load takes the gate of every
 //! key it loads (in the order of their stored keys, so two batches never wait for each
 //! other in a cycle), so a concurrent `get_or_set` or `#[cacheable]` call on one of those
@@ -67,16 +75,29 @@ impl Engine {
     /// call for the rest (backfilling L1). Counts hits and faults; misses are counted by
     /// the caller.
     pub(crate) async fn lookup_many<V: CacheValue>(&self, stored: &[String]) -> Vec<Option<V>> {
+        self.lookup_many_graced(stored).await.0
+    }
+
+    /// [`Engine::lookup_many`], and the stale value (within this view's grace) of each key
+    /// that has no fresh one: what a failed batch load falls back on.
+    pub(crate) async fn lookup_many_graced<V: CacheValue>(
+        &self,
+        stored: &[String],
+    ) -> (Vec<Option<V>>, Vec<Option<V>>) {
         let mut found: Vec<Option<V>> = Vec::with_capacity(stored.len());
+        let mut stale: Vec<Option<V>> = Vec::with_capacity(stored.len());
         let mut pending = Vec::new();
         for (i, key) in stored.iter().enumerate() {
-            match self.look_l1::<V>(key).0 {
-                Lookup::Fresh(value) => found.push(Some(value)),
-                Lookup::Stale(..) | Lookup::Miss => {
-                    found.push(None);
-                    pending.push(i);
-                }
+            let (fresh, old) = match self.look_l1::<V>(key).0 {
+                Lookup::Fresh(value) => (Some(value), None),
+                Lookup::Stale(value, _) => (None, Some(value)),
+                Lookup::Miss => (None, None),
+            };
+            if fresh.is_none() {
+                pending.push(i);
             }
+            found.push(fresh);
+            stale.push(old);
         }
         let store = &self.inner.store;
         let Some(remote) = store
@@ -84,7 +105,7 @@ impl Engine {
             .as_ref()
             .filter(|_| !pending.is_empty() && !self.skips(|o| o.skip_l2_read))
         else {
-            return found;
+            return (found, stale);
         };
         let keys: Vec<String> = pending.iter().map(|&i| stored[i].clone()).collect();
         // Noted before the read: a change of a key meanwhile refuses its backfill.
@@ -93,16 +114,16 @@ impl Engine {
             Ok(values) => {
                 for ((i, bytes), seen) in pending.into_iter().zip(values).zip(seen) {
                     let Some(bytes) = bytes else { continue };
-                    if let (Lookup::Fresh(value), _) =
-                        self.accept_remote::<V>(&stored[i], &bytes, seen)
-                    {
-                        found[i] = Some(value);
+                    match self.accept_remote::<V>(&stored[i], &bytes, seen).0 {
+                        Lookup::Fresh(value) => found[i] = Some(value),
+                        Lookup::Stale(value, _) => stale[i] = Some(value),
+                        Lookup::Miss => {}
                     }
                 }
             }
             Err(_) => self.count(Event::Error),
         }
-        found
+        (found, stale)
     }
 
     /// Stores each value under its stored key in every tier: L1 one by one, L2 in one call,
@@ -221,10 +242,10 @@ impl Engine {
         let tickets: Vec<_> = stored.iter().map(|s| flights.ticket(s)).collect();
         // `force_fresh`: every key is loaded and stored, hit or not.
         let force = self.skips(|o| o.force_fresh);
-        let mut found = if force {
-            vec![None; stored.len()]
+        let (mut found, mut stale) = if force {
+            (vec![None; stored.len()], vec![None; stored.len()])
         } else {
-            self.lookup_many::<V>(stored).await
+            self.lookup_many_graced::<V>(stored).await
         };
         let mut order: Vec<usize> = (0..stored.len()).filter(|&i| found[i].is_none()).collect();
         // One order for every batch: two batches never hold gates the other waits for.
@@ -279,8 +300,12 @@ impl Engine {
             .collect();
         if !again.is_empty() && !force {
             let keys: Vec<String> = again.iter().map(|&i| stored[i].clone()).collect();
-            for (i, value) in again.into_iter().zip(self.lookup_many::<V>(&keys).await) {
+            let (fresh, old) = self.lookup_many_graced::<V>(&keys).await;
+            for ((i, value), old) in again.into_iter().zip(fresh).zip(old) {
                 found[i] = value;
+                if old.is_some() {
+                    stale[i] = old;
+                }
             }
         }
         let mut missing: Vec<usize> = gates
@@ -301,9 +326,28 @@ impl Engine {
         let asked: Vec<K> = missing.iter().map(|&i| keys[i].clone()).collect();
         let span =
             tracing::debug_span!("cachet.miss_many", cache = self.name(), keys = asked.len());
-        let mut loaded = self
+        let mut loaded = match self
             .run_factory(bounded, factory(asked).instrument(span))
-            .await?;
+            .await
+        {
+            Ok(loaded) => loaded,
+            // Grace: when every key the factory was asked for has a stale value, the batch
+            // answers with them, as a single call does; else the factory's error.
+            Err(err) if missing.iter().all(|&i| stale[i].is_some()) => {
+                self.inner.stats.record(Event::Stale, missing.len() as u64);
+                tracing::warn!(
+                    cache = self.name(),
+                    keys = missing.len(),
+                    "cachet: the batch factory failed; serving the stale values (grace period)"
+                );
+                drop(err);
+                for i in missing {
+                    found[i] = stale[i].take();
+                }
+                return Ok(found);
+            }
+            Err(err) => return Err(err),
+        };
         let mut writes = Vec::with_capacity(missing.len());
         for i in missing {
             if let Some(value) = loaded.remove(&keys[i]) {

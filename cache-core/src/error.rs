@@ -69,6 +69,10 @@ pub enum CacheError {
         /// Why it cannot be resolved.
         reason: String,
     },
+    /// Two operations on one cache disagree on its key or value type (checked when a manager
+    /// is built; a typed cache is checked at compile time instead).
+    #[error("{0}")]
+    TypeConflict(Box<crate::inventory::TypeConflict>),
     /// A cache or namespace name is not allowed.
     #[error("invalid name `{name}`: {reason}")]
     InvalidName {
@@ -174,6 +178,7 @@ impl std::fmt::Debug for CacheError {
                 .field("name", name)
                 .field("reason", reason)
                 .finish(),
+            CacheError::TypeConflict(c) => f.debug_tuple("TypeConflict").field(c).finish(),
             CacheError::Key(e) => f.debug_tuple("Key").field(e).finish(),
             CacheError::Codec(why) => f.debug_tuple("Codec").field(&redact_text(why)).finish(),
             CacheError::Tier { store, source } => f

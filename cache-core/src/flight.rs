@@ -685,4 +685,156 @@ mod tests {
         drop(g);
         t.join().unwrap();
     }
+
+    #[tokio::test]
+    async fn a_value_handed_over_before_the_ticket_is_not_taken() {
+        let flights = Flights::default();
+        // Another reference (a caller about to wait) keeps the gate, and what its holder
+        // hands over, mapped after the release.
+        let kept = flights.gate("k");
+        let mut leader = flights.lock("k", flights.ticket("k")).await;
+        leader.hand_over(|| Arc::new(1u32));
+        drop(leader);
+        // Taken after that release: this caller's first look saw what the holder stored,
+        // so the handed value is no news to it, and it may be older than what it saw.
+        let ticket = flights.ticket("k");
+        match flights.enter("k", ticket).await {
+            Entered::Leader(guard) => {
+                drop(kept);
+                drop(guard);
+            }
+            Entered::Handed(_) | Entered::Failed(_) => {
+                panic!("an outcome handed over before the ticket was taken")
+            }
+        }
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[test]
+    fn a_released_gate_stays_mapped_while_a_waiter_takes_it() {
+        let flights = Arc::new(Flights::default());
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let f2 = flights.clone();
+        let holder = std::thread::spawn(move || {
+            crate::blocking::run(async {
+                let _guard = f2.lock("k", f2.ticket("k")).await;
+                held_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            })
+        });
+        held_rx.recv().unwrap();
+        let mut waiting = Box::pin(flights.lock("k", flights.ticket("k")));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        release_tx.send(()).unwrap();
+        holder.join().unwrap();
+        let std::task::Poll::Ready(guard) = waiting.as_mut().poll(&mut cx) else {
+            panic!("the woken waiter takes the released gate");
+        };
+        // A caller on another thread now finds the gate held, not a fresh gate of its own.
+        let newcomer_got_in =
+            std::thread::scope(|s| s.spawn(|| flights.try_lock("k").is_some()).join().unwrap());
+        assert!(!newcomer_got_in, "two holders of one key at once");
+        drop(guard);
+        drop(waiting);
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[test]
+    fn a_waiter_takes_the_value_its_holder_hands_over() {
+        let flights = Arc::new(Flights::default());
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let f2 = flights.clone();
+        let holder = std::thread::spawn(move || {
+            crate::blocking::run(async {
+                let mut guard = f2.lock("k", f2.ticket("k")).await;
+                held_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                guard.hand_over(|| Arc::new(7u32));
+            })
+        });
+        held_rx.recv().unwrap();
+        let ticket = flights.ticket("k");
+        let mut waiting = Box::pin(flights.enter("k", ticket));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        release_tx.send(()).unwrap();
+        holder.join().unwrap();
+        match waiting.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(Entered::Handed(value)) => {
+                assert_eq!(value.downcast_ref::<u32>(), Some(&7));
+            }
+            _ => panic!("the waiter runs the function again instead of taking the value"),
+        }
+        drop(waiting);
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_value_is_made_only_when_someone_waits() {
+        let flights = Flights::default();
+        let mut guard = flights.lock("k", flights.ticket("k")).await;
+        let made = AtomicUsize::new(0);
+        guard.hand_over(|| {
+            made.fetch_add(1, Ordering::SeqCst);
+            Arc::new(1u32)
+        });
+        guard.hand_failure(|| {
+            made.fetch_add(1, Ordering::SeqCst);
+            None
+        });
+        let mut refresh = guard.detach();
+        refresh.hand_over(|| {
+            made.fetch_add(1, Ordering::SeqCst);
+            Arc::new(2u32)
+        });
+        drop(refresh);
+        assert_eq!(made.load(Ordering::SeqCst), 0, "a clone nobody takes");
+        assert_eq!(flights.len(), 0);
+    }
+
+    /// A gate detached to a background refresh, with a caller waiting at it; `finish`
+    /// ends the refresh and returns what the caller entered with.
+    fn wait_for_a_detached_refresh(finish: impl FnOnce(&mut DetachedFlight)) -> Option<Outcome> {
+        let flights = Flights::default();
+        let guard = crate::blocking::run(flights.lock("k", flights.ticket("k")));
+        let mut detached = guard.detach();
+        let ticket = flights.ticket("k");
+        let mut waiting = Box::pin(flights.enter("k", ticket));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        finish(&mut detached);
+        drop(detached);
+        let std::task::Poll::Ready(entered) = waiting.as_mut().poll(&mut cx) else {
+            panic!("the refresh's end releases the gate");
+        };
+        match entered {
+            Entered::Leader(_) => None,
+            Entered::Handed(value) => Some(Outcome::Value(value)),
+            Entered::Failed(error) => Some(Outcome::Failed(error)),
+        }
+    }
+
+    #[test]
+    fn a_background_refresh_hands_its_value_to_the_waiting_callers() {
+        match wait_for_a_detached_refresh(|refresh| refresh.hand_over(|| Arc::new(9u32))) {
+            Some(Outcome::Value(value)) => assert_eq!(value.downcast_ref::<u32>(), Some(&9)),
+            _ => panic!("the refresh's value is not handed over"),
+        }
+    }
+
+    #[test]
+    fn a_background_refresh_hands_its_failure_to_the_waiting_callers() {
+        let error = wait_for_a_detached_refresh(|refresh| {
+            refresh.hand_failure(|| Some(Arc::new("refused")));
+        });
+        match error {
+            Some(Outcome::Failed(Some(error))) => {
+                assert_eq!(error.downcast_ref::<&str>(), Some(&"refused"));
+            }
+            _ => panic!("the refresh's failure is not handed over"),
+        }
+    }
 }

@@ -658,6 +658,7 @@ pub(crate) async fn put_call<S, F>(
     caches: &[Engine],
     key_of: impl FnOnce(&S::Value) -> Option<String>,
     policy: impl FnOnce(&S::Value) -> Option<Lifetime>,
+    after_commit: bool,
     body: F,
 ) -> S::Output
 where
@@ -684,7 +685,18 @@ where
             .iter()
             .map(|c| c.stored_key_of_encoded(&encoded))
             .collect();
-        store_all::<S::Slot>(caches, &keys, value, lifetime, Write::Change).await;
+        if after_commit {
+            let (caches, value) = (caches.to_vec(), value.clone());
+            let store = Box::pin(async move {
+                store_all::<S::Slot>(&caches, &keys, &value, lifetime, Write::Change).await
+            });
+            // Outside a transaction it applies at once.
+            if let Err(store) = crate::transaction::defer(store) {
+                store.await;
+            }
+        } else {
+            store_all::<S::Slot>(caches, &keys, value, lifetime, Write::Change).await;
+        }
     }
     output
 }
@@ -743,6 +755,19 @@ pub(crate) enum EvictTarget {
     Key(String),
     /// Every entry of every cache.
     All,
+}
+
+/// Removes `target` from every cache, or, with `after_commit` inside a
+/// [`crate::transaction`], when it commits.
+pub(crate) async fn evict_all_after(caches: &[Engine], target: EvictTarget, after_commit: bool) {
+    if !after_commit {
+        return evict_all(caches, &target).await;
+    }
+    let caches = caches.to_vec();
+    let evict = Box::pin(async move { evict_all(&caches, &target).await });
+    if let Err(evict) = crate::transaction::defer(evict) {
+        evict.await;
+    }
 }
 
 /// Removes `target` from every cache.

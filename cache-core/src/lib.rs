@@ -14,6 +14,7 @@ mod cache;
 mod clock;
 pub mod codec;
 pub mod config;
+mod declaration;
 mod depth;
 pub mod driver;
 mod engine;
@@ -26,6 +27,7 @@ mod global;
 #[cfg(feature = "axum")]
 pub mod http;
 mod idle;
+pub mod inventory;
 mod invoke;
 mod jitter;
 pub mod key;
@@ -40,6 +42,8 @@ pub mod store;
 mod tags;
 pub mod testing;
 mod timer;
+mod transaction;
+mod typed;
 mod value;
 
 #[doc(hidden)]
@@ -53,6 +57,8 @@ mod slot;
 
 pub use adaptive::Adaptive;
 pub use cache::Cache;
+pub use declaration::typed_caches;
+pub use declaration::CacheDeclaration;
 pub use error::{CacheError, ConfigOrigin, TierError, TierErrorKind};
 pub use events::{CacheEvent, EventKind, Subscription};
 pub use fault::{CacheErrorHandler, CacheFault, FaultAction, FaultOperation};
@@ -62,4 +68,6 @@ pub use manager::{
 };
 pub use options::CacheOptions;
 pub use stats::CacheStats;
+pub use transaction::transaction;
+pub use typed::TypedCache;
 pub use value::CacheValue;

@@ -3,6 +3,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::cache::Cache;
+use crate::declaration::CacheDeclaration;
 use crate::engine::Engine;
 use crate::options::CacheOptions;
 
@@ -38,8 +39,11 @@ pub struct Operation {
     pub file: &'static str,
     /// `line!()` of the function.
     pub line: u32,
-    /// The cached value's type as written (for the mixed-types warning).
+    /// The cached value's type as written (for the inventory and the type check).
     pub value_type: &'static str,
+    /// The key's type as written, when the signature shows it (empty otherwise; a typed
+    /// cache's comes from its declaration).
+    pub key_type: &'static str,
     /// The annotation's layer of the option set (`ttl`, `grace`, `timeout`, ...): its
     /// caches are resolved as views with these options over their own.
     pub options: CacheOptions,
@@ -49,6 +53,12 @@ pub struct Operation {
     /// the global (or a `testing` scope's) one. Type-erased (a `CacheManager` inside), so this
     /// module needs no import of the manager's.
     pub manager: Option<fn() -> &'static (dyn std::any::Any + Send + Sync)>,
+    /// The typed caches' declarations, one per cache in `caches` when the annotation names
+    /// typed caches (`#[cacheable(USERS)]`); empty for string names.
+    pub typed: &'static [&'static CacheDeclaration],
+    /// `after_commit` (`cache_put`, `cache_evict`): inside [`crate::transaction`], the write
+    /// or eviction waits for the transaction to commit.
+    pub after_commit: bool,
     /// The caches as the last scoped manager that ran this operation resolved them.
     pub(crate) resolved: ResolvedCaches,
     /// The caches in the global manager (`None` inside: they could not be resolved).
@@ -65,9 +75,12 @@ impl std::fmt::Debug for Operation {
             .field("file", &self.file)
             .field("line", &self.line)
             .field("value_type", &self.value_type)
+            .field("key_type", &self.key_type)
             .field("options", &self.options)
             .field("tags", &self.tags)
             .field("own_manager", &self.manager.is_some())
+            .field("typed", &self.typed)
+            .field("after_commit", &self.after_commit)
             .finish_non_exhaustive()
     }
 }
@@ -114,9 +127,12 @@ impl Operation {
             file,
             line,
             value_type,
+            key_type: "",
             options: CacheOptions::new(),
             tags: &[],
             manager: None,
+            typed: &[],
+            after_commit: false,
             resolved: ResolvedCaches::new(),
             global_caches: std::sync::OnceLock::new(),
         }
@@ -136,6 +152,26 @@ impl Operation {
         manager: fn() -> &'static (dyn std::any::Any + Send + Sync),
     ) -> Self {
         self.manager = Some(manager);
+        self
+    }
+
+    /// Names the typed caches' declarations (`#[cacheable(USERS)]`): one per cache name, in
+    /// order. Their options and tags apply under the annotation's.
+    pub const fn with_typed(mut self, typed: &'static [&'static CacheDeclaration]) -> Self {
+        self.typed = typed;
+        self
+    }
+
+    /// Sets the key's type as written (the inventory and the type check read it).
+    pub const fn with_key_type(mut self, key_type: &'static str) -> Self {
+        self.key_type = key_type;
+        self
+    }
+
+    /// Defers the operation's write or eviction to the commit of the [`crate::transaction`]
+    /// in effect (`after_commit`).
+    pub const fn after_commit(mut self) -> Self {
+        self.after_commit = true;
         self
     }
 

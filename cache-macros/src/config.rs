@@ -102,7 +102,7 @@ fn apply(defaults: &Defaults, meta: &mut Meta) {
         return;
     };
     let mut parts = Vec::new();
-    if args.names.is_empty() {
+    if args.names.is_empty() && args.typed.is_empty() {
         parts.extend(defaults.names.iter().map(|n| quote!(#n)));
     }
     let rest = strip_trailing_comma(tokens);

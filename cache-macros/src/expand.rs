@@ -25,6 +25,8 @@ struct FnInfo {
     ident_span: Span,
     /// Where errors about the cached value's type point: the return type.
     ret_span: Span,
+    /// The signature, for the key's type as written.
+    sig: syn::Signature,
 }
 
 /// The function with its body wrapped by one layer per plan, the first plan outermost, and
@@ -48,6 +50,7 @@ pub(crate) fn expand_fn(func: &Func, plans: &[Plan], prelude: &TokenStream) -> T
             ReturnType::Default => func.sig.ident.span(),
             ReturnType::Type(_, ty) => ty.span(),
         },
+        sig: func.sig.clone(),
     };
     let mut body = func.body.clone();
     for plan in plans.iter().rev() {
@@ -88,7 +91,7 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
         Span::mixed_site().located_at(info.ret_span),
     );
     let ret = &info.ret;
-    let mut checks = KeyChecks::new(&p, &info.name);
+    let mut checks = KeyChecks::new(&p, &info.name, &plan.typed);
     let Call { lets, entry, args } = call(plan, info, &p, &shape, &mut checks);
     let body = if info.is_async {
         // The typed `let` makes `?` and `return` in the body type-check (async-trait's way);
@@ -106,6 +109,18 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
         quote!(move || -> #ret #body)
     };
     let items = checks.items;
+    // A typed cache's value type, checked at the return type (an eviction stores nothing).
+    let value_checks = match plan.action {
+        Action::Cacheable { .. } | Action::Put { .. } if !plan.typed.is_empty() => {
+            crate::typed::Typed {
+                paths: &plan.typed,
+                p: &p,
+                function: &info.name,
+            }
+            .value_checks(&shape, info.ret_span)
+        }
+        _ => TokenStream::new(),
+    };
     // Spanned at the return type: an unmet `CacheValue` bound of the runtime points there.
     let op_ref = internal("__cachet_op");
     let call = quote_spanned!(info.ret_span=> #entry(#shape, #op_ref, #args #body));
@@ -134,6 +149,7 @@ fn layer(plan: &Plan, info: &FnInfo, body: TokenStream) -> TokenStream {
             use #p::{ReturnsOption as _, ReturnsResult as _, ReturnsValue as _};
             (&#p::Returns::<#ret>::new()).shape()
         };
+        #value_checks
         // What the callers that waited for a failing leader return (single flight).
         let #shape = {
             use #p::{ConvertsError as _, KeepsShape as _, SharesError as _};
@@ -159,23 +175,25 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
         }
     };
     let caches = &plan.caches;
+    let (caches, typed) = if plan.typed.is_empty() {
+        (quote!(&[#(#caches),*]), TokenStream::new())
+    } else {
+        crate::typed::Typed {
+            paths: &plan.typed,
+            p,
+            function: &info.name,
+        }
+        .operation()
+    };
     let name = &info.name;
+    let after_commit = plan.after_commit.then(|| quote!(.after_commit()));
+    let key_type = crate::key_type::key_type(&plan.action, &info.sig);
     let value_type = &info.value_type;
     let line = quote_spanned!(info.ident_span=> ::core::line!());
     let tags = &plan.tags;
     let tags = (!tags.is_empty()).then(|| quote!(.with_tags(&[#(#tags),*])));
     // The annotation's layer of the option set: one `const` setter per setting written.
-    let settings = plan.settings.iter().map(|(name, value)| {
-        let setter = format_ident!("{name}");
-        match value {
-            SettingValue::Millis(ms) => quote!(.#setter(::core::time::Duration::from_millis(#ms))),
-            SettingValue::Ratio(ratio) => {
-                let ratio = proc_macro2::Literal::f64_suffixed(*ratio);
-                quote!(.#setter(#ratio))
-            }
-            SettingValue::Bool(on) => quote!(.#setter(#on)),
-        }
-    });
+    let settings = setters(&plan.settings);
     // `manager = path`: a function returning the manager, spanned at the path so a static
     // that is not a manager is reported there.
     let manager = plan.manager.as_ref().map(|path| {
@@ -194,18 +212,38 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
     quote! {
         static __CACHET_OP: #p::Operation = #p::Operation::new(
             #kind,
-            &[#(#caches),*],
+            #caches,
             #name,
             ::core::module_path!(),
             ::core::file!(),
             #line,
             #value_type,
         )
-        .with_options(#p::CacheOptions::new() #(#settings)*)
+        .with_options(#p::CacheOptions::new() #settings)
+        .with_key_type(#key_type)
+        #typed
+        #after_commit
         #tags
         #manager;
         #p::inventory::submit! { #p::Declaration(&__CACHET_OP) }
     }
+}
+
+/// The `const` setter calls of an option set's layer, one per setting written:
+/// `.ttl(Duration::from_millis(300000)).grace(..)`.
+pub(crate) fn setters(settings: &[(&str, SettingValue)]) -> TokenStream {
+    let calls = settings.iter().map(|(name, value)| {
+        let setter = format_ident!("{name}");
+        match value {
+            SettingValue::Millis(ms) => quote!(.#setter(::core::time::Duration::from_millis(#ms))),
+            SettingValue::Ratio(ratio) => {
+                let ratio = proc_macro2::Literal::f64_suffixed(*ratio);
+                quote!(.#setter(#ratio))
+            }
+            SettingValue::Bool(on) => quote!(.#setter(#on)),
+        }
+    });
+    quote!(#(#calls)*)
 }
 
 /// The call of the runtime's entry point: `lets; entry(shape, &OP, args.. body)`.
@@ -358,7 +396,7 @@ fn call(
         Macro::Cacheable => "cacheable",
         Macro::Put => "put",
         // `cache_config` and `cacheable_many` (`many.rs`) never plan a layer.
-        Macro::Evict | Macro::Config | Macro::CacheableMany => "evict",
+        Macro::Evict | Macro::Config | Macro::CacheableMany | Macro::Caches => "evict",
     });
     Call { lets, entry, args }
 }
@@ -412,14 +450,17 @@ struct KeyChecks<'a> {
     p: &'a TokenStream,
     function: &'a str,
     items: Vec<TokenStream>,
+    /// The typed caches every key is checked against (`crate::typed`).
+    typed: &'a [syn::Path],
 }
 
 impl<'a> KeyChecks<'a> {
-    fn new(p: &'a TokenStream, function: &'a str) -> Self {
+    fn new(p: &'a TokenStream, function: &'a str, typed: &'a [syn::Path]) -> Self {
         KeyChecks {
             p,
             function,
             items: Vec::new(),
+            typed,
         }
     }
 
@@ -430,12 +471,26 @@ impl<'a> KeyChecks<'a> {
     fn key_of(&mut self, spec: &KeySpec, user: &TokenStream) -> TokenStream {
         let p = self.p;
         let parts: Vec<(Ident, TokenStream)> = match spec {
-            KeySpec::Args(args) if args.is_empty() => {
+            KeySpec::Args(args) if args.is_empty() && self.typed.is_empty() => {
                 return quote!(#p::KeyUse::with_key(#user, &()))
             }
             KeySpec::Args(args) => args.iter().map(|a| self.arg(a)).collect(),
             KeySpec::Expr(expr) => self.expr(expr),
         };
+        let typed = crate::typed::Typed {
+            paths: self.typed,
+            p,
+            function: self.function,
+        }
+        .key_bounds(&part_names(spec));
+        let crate::typed::KeyBounds {
+            items: typed_items,
+            generics: typed_generics,
+            params: typed_params,
+            bounds: typed_bounds,
+            args: typed_args,
+        } = typed;
+        self.items.extend(typed_items);
         let name = format_ident!("__cachet_key_of");
         let params: Vec<Ident> = (0..parts.len()).map(|i| format_ident!("A{i}")).collect();
         let values: Vec<Ident> = (0..parts.len()).map(|i| format_ident!("a{i}")).collect();
@@ -445,20 +500,28 @@ impl<'a> KeyChecks<'a> {
             .iter()
             .zip(&values)
             .map(|((check, _), v)| quote!(#check::__cachet_key(#v)));
-        let key = if parts.len() == 1 {
-            quote!(#p::KeyUse::with_key(user, #(#encoded)*))
-        } else {
-            quote!(#p::KeyUse::with_key(user, &(#(#encoded),*)))
+        let key = match parts.len() {
+            0 => quote!(#p::KeyUse::with_key(user, &())),
+            1 => quote!(#p::KeyUse::with_key(user, #(#encoded)*)),
+            _ => quote!(#p::KeyUse::with_key(user, &(#(#encoded),*))),
         };
         self.items.push(quote! {
-            fn #name<U: #p::KeyUse, #(#params: ?::core::marker::Sized + #checks),*>(
+            fn #name<
+                U: #p::KeyUse,
+                #(#params: ?::core::marker::Sized + #checks,)*
+                #(#typed_generics,)*
+            >(
                 user: U,
-                #(#values: &#params),*
-            ) -> U::Output {
+                #(#values: &#params,)*
+                #(#typed_params,)*
+            ) -> U::Output
+            where
+                #(#typed_bounds,)*
+            {
                 #key
             }
         });
-        quote!(#name(#user, #(#args),*))
+        quote!(#name(#user, #(#args,)* #(#typed_args),*))
     }
 
     /// The checks of a `key = EXPR` (one per element of a tuple, so the error names the
@@ -532,6 +595,36 @@ impl<'a> KeyChecks<'a> {
             }
         });
         name
+    }
+}
+
+/// The parts of a key as the function names them (`id`, `user.id`), with where each is
+/// written: what a typed cache's key check reports.
+fn part_names(spec: &KeySpec) -> Vec<(String, Span)> {
+    fn of_expr(expr: &Expr, out: &mut Vec<(String, Span)>) {
+        match expr {
+            Expr::Tuple(t) if t.elems.len() > 1 => {
+                for e in &t.elems {
+                    out.push((tidy(&e.to_token_stream().to_string()), e.span()));
+                }
+            }
+            Expr::Paren(p) => of_expr(&p.expr, out),
+            _ => out.push((tidy(&expr.to_token_stream().to_string()), expr.span())),
+        }
+    }
+    match spec {
+        KeySpec::Args(args) => args
+            .iter()
+            .map(|a| {
+                let name = a.ident.to_string();
+                (name.trim_start_matches("r#").to_owned(), a.ident.span())
+            })
+            .collect(),
+        KeySpec::Expr(expr) => {
+            let mut out = Vec::new();
+            of_expr(expr, &mut out);
+            out
+        }
     }
 }
 

@@ -201,7 +201,7 @@ mod tests {
             Macro::Evict,
             quote!("a", bogus),
             quote!(
-                #[cache_put(nope)]
+                #[cache_put(nope = 1)]
                 #[inline]
                 fn f() {}
             ),

@@ -15,12 +15,15 @@
 
 use proc_macro::TokenStream;
 
+mod caches;
 mod config;
 mod expand;
 mod function;
 mod impl_block;
 mod internals;
+mod key_type;
 mod many;
+mod typed;
 
 use internals::attr::Macro;
 
@@ -37,7 +40,9 @@ use internals::attr::Macro;
 /// fn lookup(db: &Db, id: u64) -> User { db.user(id) }
 /// ```
 ///
-/// Cache names come first (several: looked up in order, stored into all). Options:
+/// Cache names come first (several: looked up in order, stored into all), or paths to typed
+/// caches declared with [`caches!`] (`#[cacheable(USERS)]`), whose key and value types are
+/// then checked by the compiler. Options:
 ///
 /// - `key = EXPR`: the key, any expression over the arguments. Default: no argument → the
 ///   unit key, one → that argument, several → the tuple of them in order; `self` is never
@@ -161,6 +166,13 @@ pub fn cacheable(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Options as [`macro@cacheable`]: `key` (which may also use `result`), `skip`,
 /// `key_generator`, `manager`, `condition`, `unless`, `ttl`, `tags`, `crate`. A key that does not use `result` is computed from the
 /// arguments before the function runs.
+///
+/// `after_commit`: inside `cachet::transaction(async { .. })`, the value is stored only once
+/// the transaction's future returns `Ok` (and never if it returns `Err` or panics); outside
+/// one, it is stored at once.
+///
+/// The cache may be a typed cache declared with [`caches!`] (`#[cache_put(USERS, key =
+/// user.id)]`): the key and the stored value are then checked against its declaration.
 #[proc_macro_attribute]
 pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
     function::expand_attr(Macro::Put, args.into(), item.into()).into()
@@ -179,13 +191,30 @@ pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
 /// async fn reload_all() { db::reload().await }
 /// ```
 ///
-/// Options: `key`, `skip`, `key_generator`, `manager`, `condition`, `crate` as for
-/// [`macro@cacheable`] (after the call, the key may use `result`); `all_entries` evicts every
-/// entry instead of one key; `before_invocation` evicts before the function runs, even if it
-/// then fails. Without `before_invocation`, `condition` may use `result` (Spring's `#result`):
-/// it is then evaluated after the call, and nothing is evicted when it is false, e.g.
-/// `#[cache_evict("users", key = id, condition = *result)]` on a `fn delete(id: u64) -> bool`.
-/// It may use `Copy` arguments, not ones the body consumed.
+/// Options: `key`, `skip`, `key_generator`, `manager`, `cache_name`, `condition`, `crate` as
+/// for [`macro@cacheable`] (after the call, the key may use `result`); `all_entries` evicts
+/// every entry instead of one key; `before_invocation` evicts before the function runs, even
+/// if it then fails. Without `before_invocation`, `condition` may use `result` (Spring's
+/// `#result`): it is then evaluated after the call, and nothing is evicted when it is false,
+/// e.g. `#[cache_evict("users", key = id, condition = *result)]` on a `fn delete(id: u64) ->
+/// bool`; it may use `Copy` arguments, not ones the body consumed.
+///
+/// `after_commit` evicts, inside `cachet::transaction(async { .. })`, only once the
+/// transaction's future returns `Ok` (never if it returns `Err` or panics), so a read made
+/// before the commit cannot put the old value back after it; outside a transaction it evicts
+/// at once.
+///
+/// ```ignore
+/// #[cache_evict(USERS, after_commit)]          // a typed cache: the key is checked too
+/// async fn rename(tx: &mut Tx, id: u64, name: &str) -> Result<(), DbError> { .. }
+///
+/// cachet::transaction(async {
+///     let mut tx = db.begin().await?;
+///     rename(&mut tx, 42, "Ada").await?;
+///     tx.commit().await?;                      // then the eviction applies
+///     Ok::<_, DbError>(())
+/// }).await?;
+/// ```
 #[proc_macro_attribute]
 pub fn cache_evict(args: TokenStream, item: TokenStream) -> TokenStream {
     function::expand_attr(Macro::Evict, args.into(), item.into()).into()
@@ -243,4 +272,34 @@ pub fn cache_config(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cacheable_many(args: TokenStream, item: TokenStream) -> TokenStream {
     many::expand_attr(args.into(), item.into()).into()
+}
+
+/// Declares typed caches: each a `static` [`TypedCache<K, V>`] with its key type `K`, value
+/// type `V` and name, so annotations naming it (`#[cacheable(USERS)]`) are checked by the
+/// compiler, and programmatic calls need no turbofish (`USERS.get(&42).await?`).
+///
+/// ```ignore
+/// cachet::caches! {
+///     /// Users by id.
+///     pub USERS: u64 => User = "users";
+///     /// Orders by customer and reference, kept 5 minutes, served stale up to an hour.
+///     pub ORDERS: (u64, String) => Order = "orders", ttl = "5m", grace = "1h", tags = ["orders"];
+/// }
+/// ```
+///
+/// - The name (`"users"`) is the cache's: configuration maps it to a store as any other
+///   (`[caches.users]`), and string-named code (`cachet::cache("users")`) reaches the same
+///   entries.
+/// - Options after the name are the declaration's layer of the option set: over the
+///   configuration's for that cache, under an annotation's and a call's. `ttl`, `grace`,
+///   `tags`, `timeout`, `hard_timeout`, `eager_refresh`, `tti`, `jitter`, `l1_ttl`,
+///   `wait_timeout`, `background_l2_writes`, `skip_l2_read`, `skip_l2_write`, `skip_bus`,
+///   `crate`.
+/// - Each declaration is registered: building a manager fails when one cannot be resolved,
+///   and `cachet::declared_caches()` / `cachet inventory` list them.
+///
+/// [`TypedCache<K, V>`]: https://docs.rs/cachet/latest/cachet/struct.TypedCache.html
+#[proc_macro]
+pub fn caches(input: TokenStream) -> TokenStream {
+    caches::expand_caches(input.into()).into()
 }

@@ -21,6 +21,12 @@ enum Held {
     Slice,
 }
 
+/// The one cache: a name, or a typed cache (`crate::typed`).
+enum Cache {
+    Named(syn::LitStr),
+    Typed(syn::Path),
+}
+
 /// The keys argument: its pattern, its key type and how it holds the keys.
 struct KeysArg {
     pat: Pat,
@@ -55,7 +61,21 @@ fn expand(args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
     let args: Args = syn::parse2(args)?;
     let mut cx = Ctxt::default();
     let opts = Attr::new(Macro::CacheableMany, args.options, &mut cx);
+    let typed = args.typed.clone();
+    if let (Some(name), Some(_)) = (args.names.first(), typed.first()) {
+        cx.spanned(
+            name,
+            "`#[cacheable_many]` stores into one cache: name only one",
+        );
+    }
+    if let Some(second) = typed.get(1) {
+        cx.spanned(
+            second,
+            "`#[cacheable_many]` stores into one cache: name only one",
+        );
+    }
     match args.names.as_slice() {
+        [] if !typed.is_empty() => {}
         [] => cx.at(
             Span::call_site(),
             "`#[cacheable_many]` needs the cache's name first, as in `#[cacheable_many(\"users\")]`",
@@ -96,7 +116,11 @@ fn expand(args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
             settings.push((name, value));
         }
     }
-    let cache = args.names.first().cloned();
+    let cache = match (args.names.first(), typed.first()) {
+        (Some(name), _) => Some(Cache::Named(name.clone())),
+        (None, Some(path)) => Some(Cache::Typed(path.clone())),
+        (None, None) => None,
+    };
     cx.check()?;
     let (Some(keys), Some(cache)) = (keys, cache) else {
         // Reported above: `cx.check` returned the error.
@@ -193,7 +217,7 @@ fn key_type(ty: &Type) -> Option<(Type, Held)> {
 fn generate(
     func: &ItemFn,
     krate: &syn::Path,
-    cache: &syn::LitStr,
+    cache: &Cache,
     keys: &KeysArg,
     settings: &[(&str, SettingValue)],
 ) -> TokenStream {
@@ -215,18 +239,21 @@ fn generate(
     let name = sig.ident.to_string().trim_start_matches("r#").to_owned();
     let value_type = value_type(&sig.output);
     let line = quote_spanned!(sig.ident.span()=> ::core::line!());
-    let settings = settings.iter().map(|(name, value)| {
-        let setter = syn::Ident::new(name, Span::call_site());
-        match value {
-            SettingValue::Millis(ms) => quote!(.#setter(::core::time::Duration::from_millis(#ms))),
-            SettingValue::Ratio(ratio) => {
-                let ratio = proc_macro2::Literal::f64_suffixed(*ratio);
-                quote!(.#setter(#ratio))
-            }
-            SettingValue::Bool(on) => quote!(.#setter(#on)),
-        }
-    });
+    let settings = crate::expand::setters(settings);
     let (pat, ident, key) = (&keys.pat, &keys.ident, &keys.key);
+    let key_shown = tidy(&key.to_token_stream().to_string());
+    let (caches, typed, checks) = match cache {
+        Cache::Named(name) => (quote!(&[#name]), TokenStream::new(), TokenStream::new()),
+        Cache::Typed(path) => {
+            let typed = crate::typed::Typed {
+                paths: std::slice::from_ref(path),
+                p: &p,
+                function: &name,
+            };
+            let (caches, with) = typed.operation();
+            (caches, with, typed.many_checks(key, &ret, ret_span))
+        }
+    };
     let rebind = match keys.held {
         Held::Owned => quote!(),
         Held::Slice => quote!(let #ident: &[#key] = &#ident[..];),
@@ -251,14 +278,17 @@ fn generate(
         #vis #sig {
             static __CACHET_OP: #p::Operation = #p::Operation::new(
                 #p::OperationKind::CacheableMany,
-                &[#cache],
+                #caches,
                 #name,
                 ::core::module_path!(),
                 ::core::file!(),
                 #line,
                 #value_type,
             )
-            .with_options(#p::CacheOptions::new() #(#settings)*);
+            .with_options(#p::CacheOptions::new() #settings)
+            .with_key_type(#key_shown)
+            #typed;
+            #checks
             #p::inventory::submit! { #p::Declaration(&__CACHET_OP) }
             let #all: &[#key] = &#ident[..];
             #call

@@ -2,6 +2,7 @@
 
 pub mod dynamodb_server;
 pub mod redis_server;
+pub mod temp_dir;
 
 use std::time::{Duration, Instant};
 

@@ -18,7 +18,7 @@ use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_core::config::TierConfig;
@@ -53,7 +53,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// ```
 pub struct PostgresBus {
     shared: Arc<Shared>,
-    subscriber: Mutex<Option<tokio::task::AbortHandle>>,
+    subscriber: background::SubscriberSlot,
 }
 
 struct Shared {
@@ -170,7 +170,7 @@ impl PostgresBus {
                 ignored: AtomicU64::new(0),
                 resubscriptions: AtomicU64::new(0),
             }),
-            subscriber: Mutex::new(None),
+            subscriber: background::SubscriberSlot::new(),
         })
     }
 
@@ -219,16 +219,6 @@ impl fmt::Debug for PostgresBus {
             .field("channel", &self.shared.channel)
             .field("subscribed", &self.is_subscribed())
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for PostgresBus {
-    fn drop(&mut self) {
-        if let Ok(mut guard) = self.subscriber.lock() {
-            if let Some(task) = guard.take() {
-                task.abort();
-            }
-        }
     }
 }
 
@@ -466,20 +456,11 @@ impl Bus for PostgresBus {
     }
 
     fn subscribe(&self, handler: BusHandler) {
-        let Ok(mut guard) = self.subscriber.lock() else {
-            return;
-        };
-        if guard.is_some() {
-            tracing::warn!(channel = %self.shared.channel, "bus subscribed twice; keeping the first handler");
-            return;
-        }
-        match background::handle() {
-            Ok(rt) => {
-                let task = rt.spawn(listen(Arc::clone(&self.shared), handler));
-                *guard = Some(task.abort_handle());
-            }
-            Err(e) => tracing::error!(error = %e, "cannot start the postgres bus listener"),
-        }
+        let shared = Arc::clone(&self.shared);
+        self.subscriber
+            .start("postgres bus", &self.shared.channel, move || {
+                listen(shared, handler)
+            });
     }
 
     fn describe(&self) -> String {

@@ -4,43 +4,65 @@
 
 use std::future::Future;
 use std::str::FromStr as _;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use cache_core::{TierError, TierErrorKind};
 use tokio::runtime::Handle;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
 
 use super::dialect::{Dialect, Statements, Table};
 use super::options::DatabaseOptions;
 use crate::background;
 
-/// A pool of one of the compiled-in databases.
-#[derive(Debug, Clone)]
+/// The connections of one of the compiled-in databases.
+#[derive(Debug)]
 pub(crate) enum Pool {
     #[cfg(feature = "postgres")]
-    Postgres(sqlx::PgPool),
+    Postgres(Conns<sqlx::Postgres>),
     #[cfg(feature = "mysql")]
-    MySql(sqlx::MySqlPool),
+    MySql(Conns<sqlx::MySql>),
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(Conns<sqlx::Sqlite>),
 }
 
-/// Runs `$body` with `$p` bound to the concrete pool, whichever database it is: the
-/// statements differ by dialect, the Rust around them does not.
-macro_rules! on_pool {
-    ($pool:expr, $p:ident => $body:expr) => {
-        match $pool {
+/// Runs `$body` with `$c` bound to a leased connection (`&mut` the concrete connection) of
+/// `$db`'s pool, whichever database it is: the statements differ by dialect, the Rust
+/// around them does not. `$body` is a `Result<_, sqlx::Error>`; the connection is kept for
+/// the next operation when it is `Ok`, and handed back to sqlx (which tests it) otherwise,
+/// or when the body returned early or was cancelled. `$home` is where that hand-back
+/// runs (see [`Lease`]). Used inside a function returning `Result<_, sqlx::Error>`.
+macro_rules! on_conn {
+    ($db:expr, $home:expr, $c:ident => $body:expr) => {
+        match &$db.pool {
             #[cfg(feature = "postgres")]
-            $crate::database::pool::Pool::Postgres($p) => $body,
+            $crate::database::pool::Pool::Postgres(conns) => {
+                let mut lease = conns.lease($home).await?;
+                let $c = &mut *lease;
+                let out = $body;
+                lease.keep_if(out.is_ok());
+                out
+            }
             #[cfg(feature = "mysql")]
-            $crate::database::pool::Pool::MySql($p) => $body,
+            $crate::database::pool::Pool::MySql(conns) => {
+                let mut lease = conns.lease($home).await?;
+                let $c = &mut *lease;
+                let out = $body;
+                lease.keep_if(out.is_ok());
+                out
+            }
             #[cfg(feature = "sqlite")]
-            $crate::database::pool::Pool::Sqlite($p) => $body,
+            $crate::database::pool::Pool::Sqlite(conns) => {
+                let mut lease = conns.lease($home).await?;
+                let $c = &mut *lease;
+                let out = $body;
+                lease.keep_if(out.is_ok());
+                out
+            }
         }
     };
 }
-pub(crate) use on_pool;
+pub(crate) use on_conn;
 
 /// Everything a tier shares: the pool, its statements, and whether the schema is known
 /// to be there.
@@ -104,7 +126,7 @@ impl Database {
                         "lock_timeout",
                         format!("{}ms", opts.operation_timeout.as_millis().max(1)),
                     )]);
-                Pool::Postgres(pool_options(opts).connect_lazy_with(connect))
+                Pool::Postgres(Conns::new(pool_options(opts).connect_lazy_with(connect)))
             }
             #[cfg(feature = "mysql")]
             Dialect::MySql => {
@@ -112,7 +134,7 @@ impl Database {
                 let connect = sqlx::mysql::MySqlConnectOptions::from_str(&url)
                     .map_err(scrub)
                     .map_err(|why| ("url", why))?;
-                Pool::MySql(pool_options(opts).connect_lazy_with(connect))
+                Pool::MySql(Conns::new(pool_options(opts).connect_lazy_with(connect)))
             }
             #[cfg(feature = "sqlite")]
             Dialect::Sqlite => {
@@ -134,7 +156,7 @@ impl Database {
                         .idle_timeout(None)
                         .max_lifetime(None);
                 }
-                Pool::Sqlite(options.connect_lazy_with(connect))
+                Pool::Sqlite(Conns::new(options.connect_lazy_with(connect)))
             }
             #[allow(unreachable_patterns)]
             _ => return Err(("url", format!("cachet's `{}` feature", dialect.feature()))),
@@ -224,7 +246,10 @@ impl Database {
             .get_or_try_init(|| async {
                 if self.auto_create {
                     for ddl in &self.sql.ddl {
-                        let created = on_pool!(&self.pool, p => sqlx::query(ddl).execute(p).await.map(|_| ()));
+                        let created = async {
+                            on_conn!(self, None, c => sqlx::query(ddl).execute(c).await.map(|_| ()))
+                        }
+                        .await;
                         if let Err(e) = created {
                             // Two instances creating the table at once: the loser's
                             // `IF NOT EXISTS` may still fail; what counts is that the
@@ -262,16 +287,19 @@ impl Database {
     /// (and trip the circuit breaker again) before being replaced. New ones are made on
     /// demand.
     fn evict_idle(&self) {
-        on_pool!(&self.pool, p => {
-            while let Some(conn) = p.try_acquire() {
-                drop(conn.detach());
-            }
-        })
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(conns) => conns.evict_idle(),
+            #[cfg(feature = "mysql")]
+            Pool::MySql(conns) => conns.evict_idle(),
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(conns) => conns.evict_idle(),
+        }
     }
 
     async fn probe(&self) -> Result<(), sqlx::Error> {
         for probe in &self.sql.probe {
-            on_pool!(&self.pool, p => sqlx::query(probe).execute(p).await.map(|_| ()))?;
+            on_conn!(self, None, c => sqlx::query(probe).execute(c).await.map(|_| ()))?;
         }
         Ok(())
     }
@@ -293,54 +321,166 @@ impl Database {
     }
 }
 
-/// A pooled connection that goes back to the pool on its caller's runtime.
-///
-/// sqlx returns a connection to its pool by spawning a task on the current runtime, which
-/// pings the connection (a round trip to the server, or to SQLite's worker thread) before
-/// releasing it. Operations run in the backend runtime's context (so new connections are
-/// the backend's), so every release was a task on the backend's one thread: with 64
-/// concurrent callers that thread ran every release and ping, and each hand-over of a
-/// connection to a waiting caller crossed threads (`perf`: 17 % of the samples on
-/// `cachet-io`; BENCHMARKS.md, "Database L2"). A lease drops its connection in the
-/// caller's runtime context instead, so the release runs where raw sqlx's would. A lease
-/// whose `home` is `None` releases on the backend runtime, as before.
-pub(crate) struct Lease<C> {
-    conn: Option<C>,
-    home: Option<Handle>,
+/// How long a kept connection may sit unused before it goes back to sqlx (which closes
+/// it after its own idle timeout) instead of serving the next operation.
+const IDLE_LIMIT: Duration = Duration::from_secs(300);
+/// How long cachet keeps reusing one connection before it goes back to sqlx (which ends
+/// connections past their lifetime): long-lived sessions pick up server-side changes.
+const LIFETIME_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// A connection kept between operations.
+#[derive(Debug)]
+struct Kept<DB: sqlx::Database> {
+    conn: sqlx::pool::PoolConnection<DB>,
+    /// When cachet took it from sqlx.
+    taken: Instant,
+    /// When its last operation ended.
+    since: Instant,
 }
 
-impl<DB: sqlx::Database> Lease<sqlx::pool::PoolConnection<DB>> {
-    /// A connection of `pool` (made on the backend runtime if one must be made), to be
-    /// released on `home`.
-    pub(crate) async fn acquire(
-        pool: &sqlx::Pool<DB>,
-        home: Option<Handle>,
-    ) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            conn: Some(pool.acquire().await?),
+impl<DB: sqlx::Database> Kept<DB> {
+    fn stale(&self, now: Instant) -> bool {
+        now.duration_since(self.since) > IDLE_LIMIT
+            || now.duration_since(self.taken) > LIFETIME_LIMIT
+    }
+}
+
+/// The connections of one database: sqlx's pool makes, tests and closes them; cachet
+/// keeps the ones whose operation ended cleanly in a list of its own, so the next
+/// operation takes one with no round trip.
+///
+/// sqlx hands a connection back to its pool by testing it first (`ping`: a round trip to
+/// the server, or to SQLite's worker thread) in a spawned task, so through `&PgPool` every
+/// statement costs two round trips and a task (perf and the 64-task bench: BENCHMARKS.md,
+/// "Database L2"). A connection whose statement completed is in a known state and needs no
+/// test; one whose operation failed, returned early or was cancelled (a timeout) may hold
+/// a half-read answer or an open transaction, so it goes back through sqlx's tested path.
+///
+/// Every connection is taken through [`lease`](Self::lease), which first takes one of
+/// `max_connections` permits (a fair queue): a permit holder always finds a kept
+/// connection or room in sqlx's pool, so kept connections can never starve a waiter.
+#[derive(Debug)]
+pub(crate) struct Conns<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    kept: Mutex<Vec<Kept<DB>>>,
+    permits: Semaphore,
+}
+
+impl<DB: sqlx::Database> Conns<DB> {
+    fn new(pool: sqlx::Pool<DB>) -> Self {
+        let permits = Semaphore::new(pool.options().get_max_connections().max(1) as usize);
+        Self {
+            pool,
+            kept: Mutex::new(Vec::new()),
+            permits,
+        }
+    }
+
+    /// A connection for one operation: a kept one (the most recently used), or one of
+    /// sqlx's pool (made on the current runtime, the backend's, if one must be made). A
+    /// connection that is not kept goes back to sqlx on `home` (see [`Lease`]).
+    pub(crate) async fn lease(&self, home: Option<Handle>) -> Result<Lease<'_, DB>, sqlx::Error> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        let now = Instant::now();
+        let mut stale = Vec::new();
+        let reused = {
+            let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                match kept.pop() {
+                    Some(k) if k.stale(now) => stale.push(k),
+                    other => break other,
+                }
+            }
+        };
+        // Outside the lock: sqlx tests (or closes) them in tasks of its own.
+        drop(stale);
+        let (conn, taken) = match reused {
+            Some(k) => (k.conn, k.taken),
+            None => (self.pool.acquire().await?, now),
+        };
+        Ok(Lease {
+            conns: self,
+            conn: Some(conn),
+            taken,
+            keep: false,
             home,
+            _permit: permit,
         })
     }
+
+    /// Closes every kept connection (and sqlx's idle ones): after a connection fault (a
+    /// restarted or failed-over server) they are likely dead too, and each would fail one
+    /// operation (and trip the circuit breaker again) before being replaced. New ones are
+    /// made on demand.
+    fn evict_idle(&self) {
+        let kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(PoisonError::into_inner));
+        for k in kept {
+            drop(k.conn.detach());
+        }
+        while let Some(conn) = self.pool.try_acquire() {
+            drop(conn.detach());
+        }
+    }
 }
 
-impl<C> std::ops::Deref for Lease<C> {
-    type Target = C;
+/// A connection leased for one operation, with its permit. Dropped after
+/// [`keep_if(true)`](Self::keep_if), it is kept for the next operation; otherwise it goes
+/// back to sqlx's pool, which tests it (or closes it) in a task spawned on `home`, the
+/// runtime of the operation's caller, so that work runs where raw sqlx's would, not on the
+/// backend's one thread; `None` (outside any runtime, `sqlite::memory:`): on the backend
+/// runtime.
+pub(crate) struct Lease<'a, DB: sqlx::Database> {
+    conns: &'a Conns<DB>,
+    conn: Option<sqlx::pool::PoolConnection<DB>>,
+    taken: Instant,
+    keep: bool,
+    home: Option<Handle>,
+    /// Released after the connection is kept or handed back (fields drop after `drop`).
+    _permit: SemaphorePermit<'a>,
+}
 
-    fn deref(&self) -> &C {
+impl<DB: sqlx::Database> Lease<'_, DB> {
+    /// Whether the operation ended cleanly, so the connection may serve the next one.
+    pub(crate) fn keep_if(&mut self, clean: bool) {
+        self.keep = clean;
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for Lease<'_, DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
         // `conn` is `Some` from construction until `drop`.
-        self.conn.as_ref().unwrap_or_else(|| unreachable!())
+        self.conn.as_deref().unwrap_or_else(|| unreachable!())
     }
 }
 
-impl<C> std::ops::DerefMut for Lease<C> {
-    fn deref_mut(&mut self) -> &mut C {
-        self.conn.as_mut().unwrap_or_else(|| unreachable!())
+impl<DB: sqlx::Database> std::ops::DerefMut for Lease<'_, DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        self.conn.as_deref_mut().unwrap_or_else(|| unreachable!())
     }
 }
 
-impl<C> Drop for Lease<C> {
+impl<DB: sqlx::Database> Drop for Lease<'_, DB> {
     fn drop(&mut self) {
-        let conn = self.conn.take();
+        let Some(conn) = self.conn.take() else { return };
+        if self.keep {
+            let kept = Kept {
+                conn,
+                taken: self.taken,
+                since: Instant::now(),
+            };
+            self.conns
+                .kept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(kept);
+            return;
+        }
         match &self.home {
             Some(home) => {
                 let _caller = home.enter();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use cache_core::TierError;
 
 use super::dialect::BATCH;
-use super::pool::{on_pool, Database};
+use super::pool::{on_conn, Database};
 use super::tier::bounded;
 use crate::background;
 
@@ -24,7 +24,7 @@ pub(crate) async fn prune(db: &Arc<Database>) -> Result<u64, TierError> {
         for sql in [&db.sql.prune_entries, &db.sql.prune_tags] {
             loop {
                 let deleted = bounded(limit, async {
-                    on_pool!(&db.pool, p => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()))
+                    on_conn!(db, None, c => sqlx::query(sql).execute(c).await.map(|r| r.rows_affected()))
                 })
                 .await?;
                 total += deleted;

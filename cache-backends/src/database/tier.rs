@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use cache_core::store::{BoxFuture, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheError, TierError};
-use sqlx::Row as _;
+use sqlx::{Connection as _, Row as _};
 
 use super::dialect::{scope_ranges, Dialect, BATCH, IN_BATCH, SCAN_PAGE, SET_BATCH};
 use super::options::DatabaseOptions;
-use super::pool::{is_retryable, on_pool, Database, Lease, Pool};
+use super::pool::{is_retryable, on_conn, Database};
 
 /// How often a write that lost a race with another writer (a deadlock, a busy database) is
 /// tried again before it fails.
@@ -93,74 +93,60 @@ pub(crate) async fn bounded<T>(
     }
 }
 
-/// Binds each key in turn (MySQL, SQLite: one parameter per key).
-macro_rules! bind_each {
-    ($query:expr, $keys:expr) => {{
-        let mut q = $query;
-        for k in $keys {
-            q = q.bind(k);
-        }
-        q
-    }};
+/// Binds a list of keys the way the dialect's `IN` statement takes them: PostgreSQL one
+/// array parameter (`= ANY($1)`), MySQL and SQLite one parameter per key.
+trait BindKeys<'q>: Sized {
+    fn bind_keys(self, keys: &'q [String]) -> Self;
+}
+
+#[cfg(feature = "postgres")]
+impl<'q> BindKeys<'q> for sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    fn bind_keys(self, keys: &'q [String]) -> Self {
+        self.bind(keys)
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl<'q> BindKeys<'q> for sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
+    fn bind_keys(self, keys: &'q [String]) -> Self {
+        keys.iter().fold(self, |q, k| q.bind(k))
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl<'q> BindKeys<'q> for sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    fn bind_keys(self, keys: &'q [String]) -> Self {
+        keys.iter().fold(self, |q, k| q.bind(k))
+    }
 }
 
 /// Deletes entries by key, one batch.
 async fn delete_batch(db: &Database, keys: &[String]) -> Result<(), sqlx::Error> {
     let sql = db.sql.delete_keys(keys.len());
-    match &db.pool {
-        #[cfg(feature = "postgres")]
-        Pool::Postgres(p) => sqlx::query(&sql).bind(keys).execute(p).await.map(|_| ()),
-        #[cfg(feature = "mysql")]
-        Pool::MySql(p) => bind_each!(sqlx::query(&sql), keys)
-            .execute(p)
-            .await
-            .map(|_| ()),
-        #[cfg(feature = "sqlite")]
-        Pool::Sqlite(p) => bind_each!(sqlx::query(&sql), keys)
-            .execute(p)
-            .await
-            .map(|_| ()),
-    }
+    on_conn!(db, None, c => sqlx::query(&sql).bind_keys(keys).execute(c).await.map(|_| ()))
 }
 
 /// The live entries among `keys` (one batch), each with its key.
 async fn get_batch(db: &Database, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
     let sql = db.sql.get_keys(keys.len());
-    let rows = match &db.pool {
-        #[cfg(feature = "postgres")]
-        Pool::Postgres(p) => {
-            let rows = sqlx::query(&sql).bind(keys).fetch_all(p).await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?
-        }
-        #[cfg(feature = "mysql")]
-        Pool::MySql(p) => {
-            let rows = bind_each!(sqlx::query(&sql), keys).fetch_all(p).await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?
-        }
-        #[cfg(feature = "sqlite")]
-        Pool::Sqlite(p) => {
-            let rows = bind_each!(sqlx::query(&sql), keys).fetch_all(p).await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?
-        }
-    };
-    Ok(rows)
+    on_conn!(db, None, c => match sqlx::query(&sql).bind_keys(keys).fetch_all(c).await {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>(),
+        Err(e) => Err(e),
+    })
 }
 
 /// Upserts one batch of entries (distinct keys) in one statement.
 async fn set_batch(db: &Database, entries: &[&RemoteEntry]) -> Result<(), sqlx::Error> {
     let sql = db.sql.set_rows(entries.len());
-    on_pool!(&db.pool, p => {
+    on_conn!(db, None, c => {
         let mut q = sqlx::query(&sql);
         for entry in entries {
             q = q.bind(&entry.key).bind(&entry.value).bind(ttl_millis(entry.ttl));
         }
-        q.execute(p).await.map(|_| ())
+        q.execute(c).await.map(|_| ())
     })
 }
 
@@ -169,14 +155,9 @@ impl RemoteTier for DatabaseTier {
         let key = key.to_owned();
         let home = self.db.home();
         Box::pin(self.db.run("SELECT", move |db| async move {
-            on_pool!(&db.pool, p => {
-                let mut conn = Lease::acquire(p, home).await?;
-                sqlx::query(&db.sql.get)
-                    .bind(&key)
-                    .fetch_optional(&mut **conn)
-                    .await?
-                    .map(|r| r.try_get::<Vec<u8>, _>(0))
-                    .transpose()
+            on_conn!(db, home, c => match sqlx::query(&db.sql.get).bind(&key).fetch_optional(c).await {
+                Ok(row) => row.map(|r| r.try_get::<Vec<u8>, _>(0)).transpose(),
+                Err(e) => Err(e),
             })
         }))
     }
@@ -194,16 +175,16 @@ impl RemoteTier for DatabaseTier {
             let mut attempt = 0;
             loop {
                 // One statement: the row never exists without its expiry.
-                let done = on_pool!(&db.pool, p => {
-                    let mut conn = Lease::acquire(p, home.clone()).await?;
-                    sqlx::query(&db.sql.set)
+                let done = async {
+                    on_conn!(db, home.clone(), c => sqlx::query(&db.sql.set)
                         .bind(&key)
                         .bind(&value)
                         .bind(ttl)
-                        .execute(&mut **conn)
+                        .execute(c)
                         .await
-                        .map(|_| ())
-                });
+                        .map(|_| ()))
+                }
+                .await;
                 match done {
                     Err(e) if is_retryable(&e) && attempt < RETRIES => attempt += 1,
                     other => return other,
@@ -217,15 +198,12 @@ impl RemoteTier for DatabaseTier {
         let ttl = ttl_millis(ttl);
         let home = self.db.home();
         Box::pin(self.db.run("UPDATE expiry", move |db| async move {
-            on_pool!(&db.pool, p => {
-                let mut conn = Lease::acquire(p, home).await?;
-                sqlx::query(&db.sql.touch)
-                    .bind(ttl)
-                    .bind(&key)
-                    .execute(&mut **conn)
-                    .await
-                    .map(|done| done.rows_affected() == 1)
-            })
+            on_conn!(db, home, c => sqlx::query(&db.sql.touch)
+                .bind(ttl)
+                .bind(&key)
+                .execute(c)
+                .await
+                .map(|done| done.rows_affected() == 1))
         }))
     }
 
@@ -300,14 +278,14 @@ impl RemoteTier for DatabaseTier {
                     for sql in [&db.sql.clear_entries, &db.sql.clear_tags] {
                         loop {
                             let deleted = bounded(limit, async {
-                                on_pool!(&db.pool, p => sqlx::query(sql)
-                            .bind(&ranges[0])
-                            .bind(&ranges[1])
-                            .bind(&ranges[2])
-                            .bind(&ranges[3])
-                            .execute(p)
-                            .await
-                            .map(|r| r.rows_affected()))
+                                on_conn!(db, None, c => sqlx::query(sql)
+                                    .bind(&ranges[0])
+                                    .bind(&ranges[1])
+                                    .bind(&ranges[2])
+                                    .bind(&ranges[3])
+                                    .execute(c)
+                                    .await
+                                    .map(|r| r.rows_affected()))
                             })
                             .await?;
                             if deleted < BATCH as u64 {
@@ -330,7 +308,7 @@ impl RemoteTier for DatabaseTier {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), TierError>> {
         Box::pin(self.db.run("SELECT 1", move |db| async move {
-            on_pool!(&db.pool, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+            on_conn!(db, None, c => sqlx::query("SELECT 1").execute(c).await.map(|_| ()))
         }))
     }
 
@@ -342,17 +320,21 @@ impl RemoteTier for DatabaseTier {
         let ranges = scope_ranges(scope.base());
         let offset = i64::try_from(cursor).unwrap_or(i64::MAX);
         Box::pin(self.db.run("SELECT scope", move |db| async move {
-            let keys = on_pool!(&db.pool, p => sqlx::query(&db.sql.scan)
+            let keys = on_conn!(db, None, c => match sqlx::query(&db.sql.scan)
                 .bind(&ranges[0])
                 .bind(&ranges[1])
                 .bind(&ranges[2])
                 .bind(&ranges[3])
                 .bind(offset)
-                .fetch_all(p)
-                .await?
-                .iter()
-                .map(|r| r.try_get::<String, _>(0))
-                .collect::<Result<Vec<_>, _>>())?;
+                .fetch_all(c)
+                .await
+            {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|r| r.try_get::<String, _>(0))
+                    .collect::<Result<Vec<_>, _>>(),
+                Err(e) => Err(e),
+            })?;
             let next = if keys.len() < SCAN_PAGE {
                 0
             } else {
@@ -376,25 +358,28 @@ impl RemoteTier for DatabaseTier {
             let mut attempt = 0;
             loop {
                 // One transaction: the value never exists without its memberships.
-                let done = on_pool!(&db.pool, p => async {
-                    let mut tx = p.begin().await?;
-                    sqlx::query(&db.sql.set)
-                        .bind(&key)
-                        .bind(&value)
-                        .bind(ttl)
-                        .execute(&mut *tx)
-                        .await?;
-                    for tag in &tags {
-                        sqlx::query(&db.sql.tag)
-                            .bind(tag)
+                let done = async {
+                    on_conn!(db, None, c => async {
+                        let mut tx = c.begin().await?;
+                        sqlx::query(&db.sql.set)
                             .bind(&key)
+                            .bind(&value)
                             .bind(ttl)
                             .execute(&mut *tx)
                             .await?;
+                        for tag in &tags {
+                            sqlx::query(&db.sql.tag)
+                                .bind(tag)
+                                .bind(&key)
+                                .bind(ttl)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        tx.commit().await
                     }
-                    tx.commit().await
+                    .await)
                 }
-                .await);
+                .await;
                 match done {
                     Err(e) if is_retryable(&e) && attempt < RETRIES => attempt += 1,
                     other => return other,
@@ -415,30 +400,13 @@ impl RemoteTier for DatabaseTier {
             let mut keys = std::collections::BTreeSet::new();
             for batch in tags.chunks(IN_BATCH) {
                 let sql = db.sql.tagged(batch.len());
-                let rows = match &db.pool {
-                    #[cfg(feature = "postgres")]
-                    Pool::Postgres(p) => sqlx::query(&sql)
-                        .bind(batch)
-                        .fetch_all(p)
-                        .await?
+                let rows = on_conn!(db, None, c => match sqlx::query(&sql).bind_keys(batch).fetch_all(c).await {
+                    Ok(rows) => rows
                         .iter()
                         .map(|r| r.try_get::<String, _>(0))
-                        .collect::<Result<Vec<_>, _>>()?,
-                    #[cfg(feature = "mysql")]
-                    Pool::MySql(p) => bind_each!(sqlx::query(&sql), batch)
-                        .fetch_all(p)
-                        .await?
-                        .iter()
-                        .map(|r| r.try_get::<String, _>(0))
-                        .collect::<Result<Vec<_>, _>>()?,
-                    #[cfg(feature = "sqlite")]
-                    Pool::Sqlite(p) => bind_each!(sqlx::query(&sql), batch)
-                        .fetch_all(p)
-                        .await?
-                        .iter()
-                        .map(|r| r.try_get::<String, _>(0))
-                        .collect::<Result<Vec<_>, _>>()?,
-                };
+                        .collect::<Result<Vec<_>, _>>(),
+                    Err(e) => Err(e),
+                })?;
                 keys.extend(rows);
             }
             Ok(keys.into_iter().collect())
@@ -464,29 +432,12 @@ impl RemoteTier for DatabaseTier {
                 // Only these members leave the sets: a key tagged meanwhile stays listed.
                 for tag_batch in tags.chunks(IN_BATCH / 2) {
                     let sql = db.sql.untag(tag_batch.len(), batch.len());
-                    match &db.pool {
-                        #[cfg(feature = "postgres")]
-                        Pool::Postgres(p) => sqlx::query(&sql)
-                            .bind(tag_batch)
-                            .bind(batch)
-                            .execute(p)
-                            .await
-                            .map(|_| ())?,
-                        #[cfg(feature = "mysql")]
-                        Pool::MySql(p) => {
-                            bind_each!(bind_each!(sqlx::query(&sql), tag_batch), batch)
-                                .execute(p)
-                                .await
-                                .map(|_| ())?
-                        }
-                        #[cfg(feature = "sqlite")]
-                        Pool::Sqlite(p) => {
-                            bind_each!(bind_each!(sqlx::query(&sql), tag_batch), batch)
-                                .execute(p)
-                                .await
-                                .map(|_| ())?
-                        }
-                    }
+                    on_conn!(db, None, c => sqlx::query(&sql)
+                        .bind_keys(tag_batch)
+                        .bind_keys(batch)
+                        .execute(c)
+                        .await
+                        .map(|_| ()))?;
                 }
             }
             Ok(())
@@ -507,19 +458,19 @@ impl RemoteTier for DatabaseTier {
             loop {
                 let done = async {
                     if db.sql.dialect == Dialect::MySql {
-                        on_pool!(&db.pool, p => sqlx::query(&db.sql.lock_expired)
+                        on_conn!(db, None, c => sqlx::query(&db.sql.lock_expired)
                             .bind(&key)
-                            .execute(p)
+                            .execute(c)
                             .await
                             .map(|_| ()))?;
                     }
                     // Inserted, or (PostgreSQL, SQLite) taken over from an expired holder;
                     // a live holder's row is left as it is.
-                    on_pool!(&db.pool, p => sqlx::query(&db.sql.lock)
+                    on_conn!(db, None, c => sqlx::query(&db.sql.lock)
                         .bind(&key)
                         .bind(&token)
                         .bind(ttl)
-                        .execute(p)
+                        .execute(c)
                         .await
                         .map(|r| r.rows_affected() == 1))
                 }
@@ -541,10 +492,10 @@ impl RemoteTier for DatabaseTier {
         let token = token.as_bytes().to_vec();
         Box::pin(self.db.run("DELETE lock", move |db| async move {
             // Compare-and-delete in one statement: another holder's lock is never deleted.
-            let deleted = on_pool!(&db.pool, p => sqlx::query(&db.sql.unlock)
+            let deleted = on_conn!(db, None, c => sqlx::query(&db.sql.unlock)
                 .bind(&key)
                 .bind(&token)
-                .execute(p)
+                .execute(c)
                 .await
                 .map(|r| r.rows_affected()))?;
             Ok(deleted == 1)

@@ -49,8 +49,8 @@
 //! # IAM permissions
 //!
 //! On the table: `dynamodb:GetItem`, `PutItem`, `UpdateItem` (registrations),
-//! `DeleteItem` (unlock), `Query` (clear, tags, `cachet stats`) and `BatchWriteItem`
-//! (deletes). Tagged writes are `TransactWriteItems`, which IAM authorizes through the
+//! `DeleteItem` (unlock), `Query` (clear, tags, `cachet stats`), `BatchGetItem` (batch
+//! reads) and `BatchWriteItem` (deletes, batch writes). Tagged writes are `TransactWriteItems`, which IAM authorizes through the
 //! `PutItem` permission of each write in it. With `auto_create`, also `DescribeTable`,
 //! `CreateTable` and `UpdateTimeToLive`.
 

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cache_core::store::{BoxFuture, RemoteTier, Scope};
+use cache_core::store::{BoxFuture, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheError, TierError, TierErrorKind};
 
-use super::batch::delete_items;
+use super::batch::{delete_items, get_values, put_items};
 use super::client::Client;
 use super::item::{self, EXPIRES_MS, VALUE};
 use super::layout::{self, ItemKey};
@@ -143,6 +143,75 @@ impl RemoteTier for DynamoTier {
                 .await
                 .map_err(|e| client.fault("PutItem", &e))?;
             Ok(())
+        }))
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, TierError>> {
+        let items = match keys
+            .iter()
+            .map(|k| layout::item_key(k))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(items) => items,
+            Err(err) => return failed(err),
+        };
+        if items.is_empty() {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        Box::pin(self.client.run(move |client, sdk| async move {
+            let found = get_values(&client, &sdk, items.iter().cloned()).await?;
+            // A key asked twice reads the same item twice.
+            Ok(items.iter().map(|k| found.get(k).cloned()).collect())
+        }))
+    }
+
+    fn set_many<'a>(&'a self, entries: Vec<RemoteEntry>) -> BoxFuture<'a, Result<(), TierError>> {
+        // Every value is checked before any request: an oversized one fails the batch
+        // with nothing written.
+        let items = match entries
+            .iter()
+            .map(|e| {
+                self.check_size(e.value.len())
+                    .and_then(|()| layout::item_key(&e.key))
+            })
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(items) => items,
+            Err(err) => return failed(err),
+        };
+        if items.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        let registry = Arc::clone(&self.registry);
+        Box::pin(self.client.run(move |client, sdk| async move {
+            let items: Vec<(ItemKey, item::Attributes, u64)> = items
+                .into_iter()
+                .zip(entries)
+                .map(|(key, e)| {
+                    let expires_ms = item::expiry_ms(e.ttl);
+                    let attrs = Self::entry(&key, e.value, expires_ms);
+                    (key, attrs, expires_ms)
+                })
+                .collect();
+            // Each partition registered once, for the longest-lived of its entries.
+            let mut partitions: Vec<(&str, u64)> = Vec::new();
+            for (key, _, expires_ms) in &items {
+                match partitions.iter_mut().find(|(pk, _)| *pk == key.pk) {
+                    Some((_, at)) => *at = (*at).max(*expires_ms),
+                    None => partitions.push((&key.pk, *expires_ms)),
+                }
+            }
+            for (pk, expires_ms) in partitions {
+                registry.ensure(&client, &sdk, pk, expires_ms).await?;
+            }
+            let puts = items
+                .into_iter()
+                .map(|(key, attrs, _)| (key, attrs))
+                .collect();
+            put_items(&client, &sdk, puts).await
         }))
     }
 

@@ -3,12 +3,11 @@
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_core::store::{BoxFuture, Bus, BusEvent, BusHandler, Invalidation};
 use cache_core::{CacheError, TierError, TierErrorKind};
-use tokio::task::AbortHandle;
 
 use super::connection::Connection;
 use super::message::{self, InstanceId, Refused};
@@ -93,7 +92,7 @@ struct Shared {
 /// ```
 pub struct RedisBus {
     shared: Arc<Shared>,
-    subscriber: Mutex<Option<AbortHandle>>,
+    subscriber: background::SubscriberSlot,
 }
 
 impl RedisBus {
@@ -112,7 +111,7 @@ impl RedisBus {
                 counters: Counters::default(),
                 subscribed: AtomicBool::new(false),
             }),
-            subscriber: Mutex::new(None),
+            subscriber: background::SubscriberSlot::new(),
         }
     }
 
@@ -268,16 +267,6 @@ impl fmt::Debug for RedisBus {
     }
 }
 
-impl Drop for RedisBus {
-    fn drop(&mut self) {
-        if let Ok(mut guard) = self.subscriber.lock() {
-            if let Some(task) = guard.take() {
-                task.abort();
-            }
-        }
-    }
-}
-
 impl Bus for RedisBus {
     fn publish<'a>(&'a self, inv: Invalidation) -> BoxFuture<'a, Result<(), TierError>> {
         let Some(messages) = message::encode(&self.shared.id, &inv) else {
@@ -323,20 +312,11 @@ impl Bus for RedisBus {
     }
 
     fn subscribe(&self, handler: BusHandler) {
-        let Ok(mut guard) = self.subscriber.lock() else {
-            return;
-        };
-        if guard.is_some() {
-            tracing::warn!(channel = %self.shared.channel, "bus subscribed twice; keeping the first handler");
-            return;
-        }
-        match background::handle() {
-            Ok(rt) => {
-                let task = rt.spawn(listen(Arc::clone(&self.shared), handler));
-                *guard = Some(task.abort_handle());
-            }
-            Err(e) => tracing::error!(error = %e, "cannot start the redis bus subscriber"),
-        }
+        let shared = Arc::clone(&self.shared);
+        self.subscriber
+            .start("redis bus", &self.shared.channel, move || {
+                listen(shared, handler)
+            });
     }
 
     fn describe(&self) -> String {

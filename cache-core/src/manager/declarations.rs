@@ -1,9 +1,11 @@
-//! The caches annotated functions declare, and the check that a manager resolves them.
+//! The caches annotated functions declare, and the check that a manager resolves them and
+//! that the functions sharing a cache agree on its key and value types.
 
-use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::CacheManager;
 use crate::error::CacheError;
+use crate::inventory::{find_conflicts, OperationTypes};
 use crate::operation::{Declaration, OperationKind};
 
 /// One cache name used by one annotated function.
@@ -26,15 +28,31 @@ pub struct DeclaredCache {
     pub line: u32,
     /// `cacheable`, `cacheable_many`, `cache_put` or `cache_evict`.
     pub annotation: &'static str,
-    /// The cached value's type as written in the function's signature.
+    /// The cached value's type as written in the function's signature (a typed cache's:
+    /// its declaration's).
     pub value_type: &'static str,
     /// Whether the annotation names its own manager (`manager = path`): its caches are
     /// resolved there, so building another manager does not check them.
     pub own_manager: bool,
+    /// The key's type as written (the default key's, or `key = ..` over arguments; a typed
+    /// cache's: its declaration's); empty when the key is another expression.
+    pub key_type: &'static str,
+    /// The typed cache's declaration (`USERS`, declared with `cachet::caches!`), or `None`
+    /// for a string-named cache.
+    pub typed: Option<&'static str>,
+    /// The TTL the function's writes get from code (its annotation, else its typed cache's
+    /// declaration); configuration may set one for the cache too.
+    pub ttl: Option<Duration>,
+    /// The grace period from code, as `ttl`.
+    pub grace: Option<Duration>,
+    /// The tags the function's writes carry (its annotation's and its declaration's).
+    pub tags: Vec<&'static str>,
+    /// Whether the write or eviction waits for a `cachet::transaction` to commit.
+    pub after_commit: bool,
 }
 
 /// Every cache name used by an annotated function linked into this program, sorted by
-/// file and line.
+/// file and line: what `cachet inventory` prints (it reads them from the sources).
 ///
 /// ```
 /// let all = cache_core::declared_caches();
@@ -44,19 +62,33 @@ pub fn declared_caches() -> Vec<DeclaredCache> {
     let mut all: Vec<DeclaredCache> = inventory::iter::<Declaration>
         .into_iter()
         .flat_map(|Declaration(op)| {
-            op.caches.iter().map(move |cache| DeclaredCache {
-                cache,
-                function: format!("{}::{}", op.module, op.function),
-                file: op.file,
-                line: op.line,
-                annotation: match op.kind {
-                    OperationKind::Cacheable => "cacheable",
-                    OperationKind::Put => "cache_put",
-                    OperationKind::CacheableMany => "cacheable_many",
-                    OperationKind::Evict { .. } => "cache_evict",
-                },
-                value_type: op.value_type,
-                own_manager: op.manager.is_some(),
+            op.caches.iter().enumerate().map(move |(i, cache)| {
+                let declaration = op.typed.get(i).copied();
+                let options = declaration
+                    .map_or(crate::options::CacheOptions::new(), |d| d.options)
+                    .overlay(&op.options);
+                let mut tags: Vec<&'static str> = op.tags.to_vec();
+                tags.extend(declaration.map_or(&[][..], |d| d.tags));
+                DeclaredCache {
+                    cache,
+                    function: format!("{}::{}", op.module, op.function),
+                    file: op.file,
+                    line: op.line,
+                    annotation: match op.kind {
+                        OperationKind::Cacheable => "cacheable",
+                        OperationKind::Put => "cache_put",
+                        OperationKind::CacheableMany => "cacheable_many",
+                        OperationKind::Evict { .. } => "cache_evict",
+                    },
+                    value_type: declaration.map_or(op.value_type, |d| d.value_type),
+                    key_type: declaration.map_or(op.key_type, |d| d.key_type),
+                    typed: declaration.map(|d| d.ident),
+                    ttl: options.ttl,
+                    grace: options.grace,
+                    tags,
+                    after_commit: op.after_commit,
+                    own_manager: op.manager.is_some(),
+                }
             })
         })
         .collect();
@@ -65,9 +97,21 @@ pub fn declared_caches() -> Vec<DeclaredCache> {
     all
 }
 
-/// Fails when an annotated cache cannot be resolved; warns when functions declaring one
-/// cache store different types.
+/// Fails when an annotated or declared cache cannot be resolved, or when two operations on
+/// one cache disagree on its value type; warns when they disagree on its key type
+/// ([`crate::inventory::find_conflicts`]).
 pub(super) fn check(manager: &CacheManager) -> Result<(), CacheError> {
+    for typed in crate::declaration::typed_declarations() {
+        if let Err(err) = manager.store_of(typed.name) {
+            return Err(CacheError::UndeclaredCache {
+                cache: typed.name.to_owned(),
+                function: format!("{} (declared with `caches!`)", typed.path()),
+                file: typed.file.to_owned(),
+                line: typed.line,
+                reason: err.to_string(),
+            });
+        }
+    }
     let declared = declared_caches();
     for d in declared.iter().filter(|d| !d.own_manager) {
         if let Err(err) = manager.store_of(d.cache) {
@@ -80,26 +124,40 @@ pub(super) fn check(manager: &CacheManager) -> Result<(), CacheError> {
             });
         }
     }
-    let mut types: BTreeMap<&str, Vec<&DeclaredCache>> = BTreeMap::new();
-    for d in declared.iter().filter(|d| d.annotation != "cache_evict") {
-        types.entry(d.cache).or_default().push(d);
-    }
-    for (cache, users) in types {
-        let normalized = |t: &str| t.split_whitespace().collect::<String>();
-        if users
-            .iter()
-            .any(|u| normalized(u.value_type) != normalized(users[0].value_type))
-        {
-            let list: Vec<String> = users
-                .iter()
-                .map(|u| format!("{} -> {}", u.function, u.value_type))
-                .collect();
-            tracing::warn!(
-                cache,
-                functions = %list.join("; "),
-                "functions sharing a cache store different types; a read as another type is a miss"
-            );
+    // The declarations too: two declaring one cache with other types disagree.
+    let typed: Vec<_> = crate::declaration::typed_declarations()
+        .into_iter()
+        .map(|d| (d, format!("caches! {}", d.path())))
+        .collect();
+    let ops: Vec<OperationTypes<'_>> = declared
+        .iter()
+        .map(|d| OperationTypes {
+            cache: d.cache,
+            function: &d.function,
+            file: d.file,
+            line: d.line,
+            key_type: d.key_type,
+            // An eviction stores nothing: its value type is not the cache's.
+            value_type: if d.annotation == "cache_evict" {
+                ""
+            } else {
+                d.value_type
+            },
+        })
+        .chain(typed.iter().map(|(d, path)| OperationTypes {
+            cache: d.name,
+            function: path,
+            file: d.file,
+            line: d.line,
+            key_type: d.key_type,
+            value_type: d.value_type,
+        }))
+        .collect();
+    for conflict in find_conflicts(&ops) {
+        if conflict.what == "value" {
+            return Err(CacheError::TypeConflict(Box::new(conflict)));
         }
+        tracing::warn!(%conflict, "cachet: functions sharing a cache use different key types");
     }
     Ok(())
 }

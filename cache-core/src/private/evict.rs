@@ -49,14 +49,14 @@ where
     };
     if before_invocation {
         if let Some(target) = target(before) {
-            invoke::evict_all(&caches, &target).await;
+            invoke::evict_all_after(&caches, target, op.after_commit).await;
         }
         return body.await;
     }
     let output = body.await;
     // Only a successful call (anything but `Err`) evicts.
     if let Some(target) = shape.cached(&output).and_then(|value| target(after(value))) {
-        invoke::evict_all(&caches, &target).await;
+        invoke::evict_all_after(&caches, target, op.after_commit).await;
     }
     output
 }

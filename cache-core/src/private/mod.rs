@@ -22,6 +22,7 @@ pub use serde::Serialize;
 
 pub use crate::CacheManager;
 
+pub use crate::declaration::{CacheDeclaration, TypedDeclaration};
 pub use crate::operation::{Declaration, Operation, OperationKind};
 pub use crate::options::CacheOptions;
 pub use crate::shape::{
@@ -29,6 +30,10 @@ pub use crate::shape::{
     ReturnsResult, ReturnsValue, Shape, SharesError, ValueShape,
 };
 pub use crate::slot::{Slot, Unwrapped};
+pub use crate::typed::check::{
+    assert_typed_key, assert_typed_value, DeclaredValue, KeyOf, Unmatched,
+};
+pub use crate::typed::TypedCache;
 pub use cacheable::{
     cacheable, cacheable_blocking, cacheable_detachable, cacheable_detachable_blocking,
     cacheable_timed,

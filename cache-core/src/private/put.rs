@@ -38,6 +38,7 @@ where
         &caches,
         |value| encoded(op, key(value)),
         store_policy(unless),
+        op.after_commit,
         body,
     )
     .await

@@ -45,7 +45,16 @@ fn resolve_in(op: &'static Operation, manager: &crate::CacheManager) -> Option<A
         .caches
         .iter()
         // With `tags = [..]`, the function writes through tagged views of its caches.
-        .map(|name| manager.cache(name).map(|cache| cache.tagged(op.tags)))
+        .enumerate()
+        .map(|(i, name)| {
+            let cache = manager.cache(name)?;
+            // A typed cache's declaration is a layer under the annotation's options.
+            let cache = match op.typed.get(i) {
+                Some(declaration) => crate::typed::view_of(declaration, cache),
+                None => cache,
+            };
+            Ok::<_, crate::CacheError>(cache.tagged(op.tags))
+        })
         .collect::<Result<Vec<_>, _>>();
     match caches {
         Ok(caches) => Some(caches.into_iter().map(|c| op.view_of(c).engine).collect()),

@@ -98,6 +98,8 @@ pub(crate) struct Plan {
     /// The root of the generated paths (`::cachet` unless `crate = ".."`).
     pub krate: Path,
     pub caches: Vec<LitStr>,
+    /// Typed caches (`#[cacheable(USERS)]`), in place of `caches`.
+    pub typed: Vec<Path>,
     /// The annotation's layer of the runtime's option set: each setting written, checked.
     pub settings: Vec<(&'static str, SettingValue)>,
     /// `tags = [..]`: carried by every entry the function writes.
@@ -114,6 +116,9 @@ pub(crate) struct Plan {
     pub ttl_from: Option<Expr>,
     /// Whether the function's future may finish in the background (`#[cacheable]` only).
     pub detachable: bool,
+    /// `after_commit` (`cache_put`, `cache_evict`): the write or eviction waits for the
+    /// commit of the `cachet::transaction` in effect.
+    pub after_commit: bool,
 }
 
 /// What the annotation does, with the options that only make sense for it.
@@ -194,7 +199,7 @@ impl Plan {
         let cache_name = opts.expr("cache_name");
         match cache_name {
             Some((span, expr)) => {
-                if !args.names.is_empty() {
+                if !args.names.is_empty() || !args.typed.is_empty() {
                     cx.at(
                         span,
                         "`cache_name` cannot be used with cache names: it computes the one \
@@ -209,7 +214,7 @@ impl Plan {
                     &mut cx,
                 );
             }
-            None => check::fn_names(kind, &args.names, attr, &mut cx),
+            None => check::fn_names(kind, &args.names, &args.typed, attr, &mut cx),
         }
         let krate = match opts.str("crate") {
             Some(lit) => lit.parse::<Path>().unwrap_or_else(|_| {
@@ -289,7 +294,7 @@ impl Plan {
                 unless: unless.clone(),
             },
             // `cache_config` and `cacheable_many` (`many.rs`) never plan a layer.
-            Macro::Evict | Macro::Config | Macro::CacheableMany => {
+            Macro::Evict | Macro::Config | Macro::CacheableMany | Macro::Caches => {
                 Action::Evict(evict_target(sig, &opts, &keys, &mut cx))
             }
         };
@@ -314,6 +319,7 @@ impl Plan {
             kind,
             krate,
             caches: args.names,
+            typed: args.typed,
             settings,
             tags,
             condition,
@@ -323,6 +329,7 @@ impl Plan {
             action,
             ttl_from,
             detachable,
+            after_commit: opts.flag("after_commit").is_some(),
         })
     }
 }

@@ -25,6 +25,8 @@ pub(crate) enum Macro {
     Config,
     /// `#[cacheable_many]` on an `async fn` loading many keys (`many.rs`).
     CacheableMany,
+    /// A declaration's options in `cachet::caches!` (`caches.rs`).
+    Caches,
 }
 
 impl Macro {
@@ -36,6 +38,15 @@ impl Macro {
             Macro::Evict => "cache_evict",
             Macro::Config => "cache_config",
             Macro::CacheableMany => "cacheable_many",
+            Macro::Caches => "caches",
+        }
+    }
+
+    /// How users write it, for messages: `#[cacheable]`, `cachet::caches!`.
+    pub fn written(self) -> String {
+        match self {
+            Macro::Caches => "a declaration of `cachet::caches!`".to_owned(),
+            other => format!("`#[{}]`", other.attr()),
         }
     }
 
@@ -105,7 +116,7 @@ pub(crate) struct OptionDef {
     pub why_not: Option<&'static str>,
 }
 
-use Macro::{Cacheable, CacheableMany, Config, Evict, Put};
+use Macro::{Cacheable, CacheableMany, Caches, Config, Evict, Put};
 
 const STORES_NOTHING: Option<&str> = Some("it stores nothing");
 const EVICTS_NOTHING: Option<&str> = Some("it evicts nothing");
@@ -125,82 +136,108 @@ pub(crate) const OPTIONS: &[OptionDef] = &[
     def(
         "ttl",
         duration(DURATION, None),
-        &[Cacheable, Put, CacheableMany],
+        &[Cacheable, Put, CacheableMany, Caches],
         STORES_NOTHING,
     ),
     def("ttl_from", Kind::Expr, &[Cacheable, Put], STORES_NOTHING),
     def(
         "grace",
         duration("\"30s\", \"6h\" or \"1h 30m\"", Some("none")),
-        &[Cacheable, Put, CacheableMany],
+        &[Cacheable, Put, CacheableMany, Caches],
         STORES_NOTHING,
     ),
-    def("tags", Kind::Tags, &[Cacheable, Put], STORES_NOTHING),
-    def("timeout", duration(DURATION, None), &[Cacheable], None),
-    def("hard_timeout", duration(DURATION, None), &[Cacheable], None),
+    def(
+        "tags",
+        Kind::Tags,
+        &[Cacheable, Put, Caches],
+        STORES_NOTHING,
+    ),
+    def(
+        "timeout",
+        duration(DURATION, None),
+        &[Cacheable, Caches],
+        None,
+    ),
+    def(
+        "hard_timeout",
+        duration(DURATION, None),
+        &[Cacheable, Caches],
+        None,
+    ),
     def(
         "eager_refresh",
         Kind::Setting(Setting::Ratio {
             meaning: "the fraction of the TTL after which a hit refreshes the entry in the \
                       background",
         }),
-        &[Cacheable],
+        &[Cacheable, Caches],
         None,
     ),
     def(
         "tti",
         duration(DURATION, None),
-        &[Cacheable, Put],
+        &[Cacheable, Put, Caches],
         STORES_NOTHING,
     ),
     def(
         "jitter",
         duration(DURATION, Some("no jitter")),
-        &[Cacheable, Put],
+        &[Cacheable, Put, Caches],
         STORES_NOTHING,
     ),
     def(
         "l1_ttl",
         duration(DURATION, None),
-        &[Cacheable, Put],
+        &[Cacheable, Put, Caches],
         STORES_NOTHING,
     ),
-    def("wait_timeout", duration(DURATION, None), &[Cacheable], None),
+    def(
+        "wait_timeout",
+        duration(DURATION, None),
+        &[Cacheable, Caches],
+        None,
+    ),
     def(
         "background_l2_writes",
         Kind::Setting(Setting::Bool),
-        &[Cacheable, Put],
+        &[Cacheable, Put, Caches],
         STORES_NOTHING,
     ),
     def(
         "skip_l2_read",
         Kind::Setting(Setting::Bool),
-        &[Cacheable],
+        &[Cacheable, Caches],
         None,
     ),
     def(
         "skip_l2_write",
         Kind::Setting(Setting::Bool),
-        &[Cacheable, Put, Evict],
+        &[Cacheable, Put, Evict, Caches],
         None,
     ),
     def(
         "skip_bus",
         Kind::Setting(Setting::Bool),
-        &[Cacheable, Put, Evict],
+        &[Cacheable, Put, Evict, Caches],
         None,
     ),
     def("detach", Kind::Bool, &[Cacheable], None),
     def("key_generator", Kind::Path, &[Cacheable, Put, Evict], None),
     def("manager", Kind::Path, &[Cacheable, Put, Evict], None),
     def("cache_name", Kind::Expr, &[Cacheable, Put, Evict], None),
+    def(
+        "after_commit",
+        Kind::Flag,
+        &[Put, Evict],
+        Some("only writes and evictions wait for a commit"),
+    ),
     def("all_entries", Kind::Flag, &[Evict], EVICTS_NOTHING),
     def("before_invocation", Kind::Flag, &[Evict], EVICTS_NOTHING),
     def("cache", Kind::Names, &[Config], None),
     def(
         "crate",
         Kind::Str,
-        &[Cacheable, Put, Evict, Config, CacheableMany],
+        &[Cacheable, Put, Evict, Config, CacheableMany, Caches],
         None,
     ),
 ];
@@ -258,18 +295,26 @@ impl Written {
     }
 }
 
-/// The arguments of one attribute, as written: the leading cache names, then options.
+/// The arguments of one attribute, as written: the leading caches (string names, or paths
+/// to typed caches declared with `cachet::caches!`), then options.
 pub(crate) struct Args {
     pub names: Vec<LitStr>,
+    /// `#[cacheable(USERS)]`: paths to typed caches (`crate::typed` reads them).
+    pub typed: Vec<syn::Path>,
     pub options: Vec<Written>,
 }
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut names = Vec::new();
+        let mut typed = Vec::new();
         let mut options = Vec::new();
         while !input.is_empty() {
-            if input.peek(LitStr) {
+            // Before any option; after a string name only a path with `::` (a bare word
+            // there is an option, as it always was).
+            if options.is_empty() && crate::typed::peek_cache_path(input, names.is_empty()) {
+                typed.push(input.call(syn::Path::parse_mod_style)?);
+            } else if input.peek(LitStr) {
                 let name: LitStr = input.parse()?;
                 if !options.is_empty() {
                     return Err(syn::Error::new(
@@ -286,7 +331,11 @@ impl Parse for Args {
             }
             input.parse::<Token![,]>()?;
         }
-        Ok(Args { names, options })
+        Ok(Args {
+            names,
+            typed,
+            options,
+        })
     }
 }
 
@@ -619,7 +668,7 @@ fn not_accepted(which: Macro, opt: &Written, name: &str) -> String {
         .map(|o| format!("`{}`", o.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let attr = which.attr();
+    let attr = which.written();
     match opt.def {
         // Options of the function attributes are unknown to `#[cache_config]`, which only
         // gives defaults.
@@ -627,12 +676,12 @@ fn not_accepted(which: Macro, opt: &Written, name: &str) -> String {
             // The reasons are about the three single-key attributes.
             let why = def
                 .why_not
-                .filter(|_| which != Macro::CacheableMany)
+                .filter(|_| !matches!(which, Macro::CacheableMany | Macro::Caches))
                 .map(|w| format!(" ({w})"))
                 .unwrap_or_default();
-            format!("`{name}` is not an option of `#[{attr}]`{why}; expected one of: {list}")
+            format!("`{name}` is not an option of {attr}{why}; expected one of: {list}")
         }
-        _ => format!("unknown option `{name}` of `#[{attr}]`; expected one of: {list}"),
+        _ => format!("unknown option `{name}` of {attr}; expected one of: {list}"),
     }
 }
 
@@ -778,6 +827,7 @@ mod tests {
                 "key_generator",
                 "manager",
                 "cache_name",
+                "after_commit",
                 "crate"
             ]
         );
@@ -792,12 +842,33 @@ mod tests {
                 "key_generator",
                 "manager",
                 "cache_name",
+                "after_commit",
                 "all_entries",
                 "before_invocation",
                 "crate"
             ]
         );
         assert_eq!(list(Macro::Config), ["cache", "crate"]);
+        assert_eq!(
+            list(Macro::Caches),
+            [
+                "ttl",
+                "grace",
+                "tags",
+                "timeout",
+                "hard_timeout",
+                "eager_refresh",
+                "tti",
+                "jitter",
+                "l1_ttl",
+                "wait_timeout",
+                "background_l2_writes",
+                "skip_l2_read",
+                "skip_l2_write",
+                "skip_bus",
+                "crate"
+            ]
+        );
     }
 
     #[test]

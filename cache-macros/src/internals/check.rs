@@ -53,8 +53,26 @@ pub(crate) fn names(names: &[LitStr], cx: &mut Ctxt) -> Vec<LitStr> {
 
 /// A function attribute's cache names: at least one. `attr` is where an error about the
 /// whole attribute points (its tokens, or none for the one being expanded: its call site).
-pub(crate) fn fn_names(which: Macro, list: &[LitStr], attr: &TokenStream, cx: &mut Ctxt) {
-    if list.is_empty() {
+pub(crate) fn fn_names(
+    which: Macro,
+    list: &[LitStr],
+    typed: &[syn::Path],
+    attr: &TokenStream,
+    cx: &mut Ctxt,
+) {
+    if let (Some(name), Some(path)) = (list.first(), typed.first()) {
+        cx.spanned(
+            name,
+            format!(
+                "`#[{}]` names typed caches (`{}`) and string-named ones (`\"{}\"`): use one \
+                 kind; declare this cache with `cachet::caches!` too",
+                which.attr(),
+                crate::typed::shown(path),
+                name.value()
+            ),
+        );
+    }
+    if list.is_empty() && typed.is_empty() {
         cx.spanned(
             attr,
             format!(

@@ -8,10 +8,16 @@
 //! A write keeps both coherent: it puts or evicts the product's entry, and evicts every
 //! list, since a product can leave one category for another (its old category is not
 //! known without reading the row first).
+//!
+//! The `_in` methods write inside a caller's database transaction. Their cache writes and
+//! evictions are `after_commit`: inside [`cachet::transaction`] they apply only once the
+//! transaction's future returns `Ok` (after the caller committed), and are dropped when it
+//! fails, so a rolled-back change never reaches the cache, and a read made before the commit
+//! cannot leave the old value cached after it ([`ProductRepo::reprice`] shows the pattern).
 
 use cachet::{cache_config, cache_evict, cache_put, cacheable};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqlitePool;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
 use crate::error::AppError;
 
@@ -138,6 +144,76 @@ impl ProductRepo {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    /// Replaces the product `id` inside the caller's transaction `tx`. Its new value is put
+    /// into `products` and the lists are evicted after the commit (`after_commit`): inside
+    /// [`cachet::transaction`], only if the transaction's future returns `Ok`.
+    #[cache_put(key = id, after_commit)]
+    #[cache_evict("products_by_category", all_entries, after_commit)]
+    pub async fn update_in(
+        &self,
+        tx: &mut SqliteConnection,
+        id: i64,
+        change: &ProductChange,
+    ) -> Result<Option<Product>, AppError> {
+        change.validate()?;
+        Ok(sqlx::query_as(
+            "UPDATE products SET name = ?, category = ?, price_cents = ? WHERE id = ?
+             RETURNING id, name, category, price_cents",
+        )
+        .bind(&change.name)
+        .bind(&change.category)
+        .bind(change.price_cents)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?)
+    }
+
+    /// Sets the price of the product `id` inside the caller's transaction `tx`; its entry
+    /// and the lists are evicted after the commit (`after_commit`).
+    #[cache_evict(key = id, after_commit)]
+    #[cache_evict("products_by_category", all_entries, after_commit)]
+    pub async fn set_price_in(
+        &self,
+        tx: &mut SqliteConnection,
+        id: i64,
+        price_cents: i64,
+    ) -> Result<bool, AppError> {
+        let done = sqlx::query("UPDATE products SET price_cents = ? WHERE id = ?")
+            .bind(price_cents)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Sets the price of the product `id` in one database transaction, committed when
+    /// `commit` holds and rolled back otherwise (as a failed step later in the transaction
+    /// would); the cache is evicted only once the transaction committed.
+    ///
+    /// ```no_run
+    /// # async fn demo(repo: cachet_service_example::ProductRepo) -> Result<(), cachet_service_example::AppError> {
+    /// repo.reprice(1, 1200, true).await?;      // committed: `products` 1 evicted after the commit
+    /// # Ok(()) }
+    /// ```
+    pub async fn reprice(&self, id: i64, price_cents: i64, commit: bool) -> Result<bool, AppError> {
+        cachet::transaction(async {
+            let mut tx = self.pool.begin().await?;
+            let found = self.set_price_in(&mut tx, id, price_cents).await?;
+            if !commit {
+                tx.rollback().await?;
+                return Err(AppError::Invalid("rolled back".into()));
+            }
+            tx.commit().await?;
+            Ok(found)
+        })
+        .await
+    }
+
+    /// The pool, for callers running their own transactions around the `_in` methods.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Deletes the product `id`; `false` if there was none. Evicts its entry and the lists

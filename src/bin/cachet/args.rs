@@ -61,8 +61,23 @@ pub(crate) enum Command {
     },
     /// Load the configuration and check every store: PING its shared tier, subscribe to its
     /// bus and send a probe round trip (on `{prefix}:__bus:check`, so no instance sees it);
-    /// one line per part with its latency, exit 1 when any fails
-    Check,
+    /// one line per part with its latency, exit 1 when any fails. With --src, also check the
+    /// program's annotated functions: exit 1 when two on one cache disagree on its key or
+    /// value type
+    Check {
+        /// Rust sources of the program (directories or files, repeatable) whose annotations
+        /// to check
+        #[arg(long, value_name = "PATH")]
+        src: Vec<PathBuf>,
+    },
+    /// List the program's cached operations, read from its sources: function, file:line,
+    /// kind, cache, key and value types, ttl/grace/tags, typed or string-named; and its
+    /// typed caches (`caches!`). Needs no configuration
+    Inventory {
+        /// Rust sources of the program (directories or files, repeatable) [default: ./src]
+        #[arg(long, value_name = "PATH")]
+        src: Vec<PathBuf>,
+    },
 }
 
 /// Where one entry is.

@@ -20,8 +20,11 @@ use super::{one_line, Code, Failure};
 
 /// Runs the command line's command.
 pub(crate) async fn run(cli: Cli, out: &mut dyn Write) -> Result<Code, Failure> {
+    if let Command::Inventory { src } = &cli.command {
+        return inventory(src, out);
+    }
     let loaded = config::load(config::locate(cli.config))?;
-    if !matches!(cli.command, Command::Check) {
+    if !matches!(cli.command, Command::Check { .. }) {
         loaded.require_file()?;
     }
     match cli.command {
@@ -34,7 +37,15 @@ pub(crate) async fn run(cli: Cli, out: &mut dyn Write) -> Result<Code, Failure> 
         Command::Delete(entry) => delete(&loaded, &entry, out).await,
         Command::Stats { store } => stats(&loaded, store, out).await,
         Command::Prune { store } => prune(&loaded, store, out).await,
-        Command::Check => Ok(check(&loaded, out).await),
+        Command::Check { src } => {
+            let stores = check(&loaded, out).await;
+            if src.is_empty() {
+                return Ok(stores);
+            }
+            let sources = check_sources(&src, out)?;
+            Ok(if stores == Code::Ok { sources } else { stores })
+        }
+        Command::Inventory { .. } => unreachable!("answered above"),
     }
 }
 
@@ -346,5 +357,81 @@ fn tier_reason(err: &CacheError) -> String {
     match err {
         CacheError::Tier { source, .. } => source.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// `cachet inventory`: one line per cached operation and typed cache found in `src`
+/// (default `./src`).
+fn inventory(src: &[std::path::PathBuf], out: &mut dyn Write) -> Result<Code, Failure> {
+    let roots = if src.is_empty() {
+        vec![std::path::PathBuf::from("src")]
+    } else {
+        src.to_vec()
+    };
+    let (found, skipped) = super::inventory::scan(&roots).map_err(Failure::usage)?;
+    let rows: Vec<Vec<String>> = found
+        .iter()
+        .map(|f| {
+            let mut options = Vec::new();
+            if let Some(ttl) = &f.ttl {
+                options.push(format!("ttl={ttl}"));
+            }
+            if let Some(grace) = &f.grace {
+                options.push(format!("grace={grace}"));
+            }
+            if !f.tags.is_empty() {
+                options.push(format!("tags={}", f.tags.join("+")));
+            }
+            vec![
+                f.function.clone(),
+                format!("{}:{}", f.file, f.line),
+                f.kind.to_owned(),
+                f.cache.clone(),
+                f.key_type.clone(),
+                if f.kind == "cache_evict" {
+                    "-".into()
+                } else {
+                    f.value_type.clone()
+                },
+                if options.is_empty() {
+                    "-".into()
+                } else {
+                    options.join(" ")
+                },
+                match &f.typed {
+                    Some(decl) => format!("typed {decl}"),
+                    None => "string".into(),
+                },
+            ]
+        })
+        .collect();
+    let header = [
+        "FUNCTION", "AT", "KIND", "CACHE", "KEY", "VALUE", "OPTIONS", "CACHE BY",
+    ];
+    let _ = write!(out, "{}", super::inventory::columns(&header, &rows));
+    for note in skipped {
+        say!(out, "note: {note}");
+    }
+    say!(out, "{} operations and declarations", found.len());
+    Ok(Code::Ok)
+}
+
+/// The source half of `check`: the annotated functions found in `src`, their types
+/// compared per cache as a manager compares them at startup.
+fn check_sources(src: &[std::path::PathBuf], out: &mut dyn Write) -> Result<Code, Failure> {
+    let (found, _) = super::inventory::scan(src).map_err(Failure::usage)?;
+    match super::inventory::conflict(&found) {
+        Some(conflict) => {
+            say!(out, "sources: FAILED: {conflict}");
+            Ok(Code::Failed)
+        }
+        None => {
+            say!(
+                out,
+                "sources: {} cached operations: types agree: ok",
+                found.len()
+            );
+            Ok(Code::Ok)
+        }
     }
 }

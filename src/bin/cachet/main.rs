@@ -6,7 +6,8 @@
 //! cachet delete STORE CACHE KEY [--namespace NS]...
 //! cachet stats [STORE]
 //! cachet prune [STORE]
-//! cachet check
+//! cachet check [--src PATH]...
+//! cachet inventory [--src PATH]...
 //! ```
 //!
 //! Installed with `cargo install --path . --features cli`; `cachet --help` lists the
@@ -19,6 +20,7 @@
 mod args;
 mod commands;
 mod config;
+mod inventory;
 mod output;
 
 use std::io::Write;

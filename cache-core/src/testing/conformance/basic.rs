@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::support::{pattern, Check};
+use super::support::{pattern, Check, LONG_TTL};
 use super::{Expiry, Fixture};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -183,7 +183,7 @@ pub async fn delete_many(fixture: &impl Fixture) {
         for result in join_all(
             batch
                 .iter()
-                .map(|k| tier.set(k, k.as_bytes().to_vec(), MINUTE)),
+                .map(|k| tier.set(k, k.as_bytes().to_vec(), LONG_TTL)),
         )
         .await
         {

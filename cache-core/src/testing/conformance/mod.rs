@@ -210,7 +210,8 @@ impl Capabilities {
 }
 
 /// Runs every check of the suite, one after the other, panicking at the first that fails
-/// with the check's name and what differed.
+/// with the check's name and what differed. Each check's duration goes to stderr (shown by
+/// `cargo test -- --nocapture`, or with a failure): a slow server shows there first.
 ///
 /// ```no_run
 /// # async fn demo(fixture: &impl cache_core::testing::conformance::Fixture) {
@@ -218,16 +219,25 @@ impl Capabilities {
 /// # }
 /// ```
 pub async fn run_all(fixture: &impl Fixture) {
-    get_set_overwrite(fixture).await;
-    ttl_and_expiry(fixture).await;
-    delete_many(fixture).await;
-    clear_scopes(fixture).await;
-    scan(fixture).await;
-    tags(fixture).await;
-    lock(fixture).await;
-    bad_bytes(fixture).await;
-    max_value_size(fixture).await;
-    concurrent_writers(fixture).await;
-    every_key_expires(fixture).await;
-    batches(fixture).await;
+    macro_rules! timed {
+        ($($check:ident),*) => {$(
+            let started = std::time::Instant::now();
+            $check(fixture).await;
+            eprintln!("conformance: `{}` passed in {:.1?}", stringify!($check), started.elapsed());
+        )*};
+    }
+    timed!(
+        get_set_overwrite,
+        ttl_and_expiry,
+        delete_many,
+        clear_scopes,
+        scan,
+        tags,
+        lock,
+        bad_bytes,
+        max_value_size,
+        concurrent_writers,
+        every_key_expires,
+        batches
+    );
 }

@@ -1,15 +1,12 @@
 //! Clearing and scanning scopes: exactly a cache's or namespace's keys, whatever its name.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::support::Check;
+use super::support::{Check, LONG_TTL};
 use super::Fixture;
 use crate::store::{RemoteTier, Scope};
-
-const MINUTE: Duration = Duration::from_secs(60);
 
 /// Names that are wildcards or escapes in SQL `LIKE` (`%`, `_`, `\`), Redis globs (`*`,
 /// `?`, `[`, `]`, `\`) or separators of cachet's own key layout (`:`, `#`), alone and next
@@ -55,7 +52,7 @@ async fn write_all(check: &Check, tier: &dyn RemoteTier, keys: &[String]) {
         for result in join_all(
             batch
                 .iter()
-                .map(|k| tier.set(k, k.as_bytes().to_vec(), MINUTE)),
+                .map(|k| tier.set(k, k.as_bytes().to_vec(), LONG_TTL)),
         )
         .await
         {

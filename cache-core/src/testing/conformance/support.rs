@@ -12,6 +12,13 @@ use crate::store::{RemoteTier, Scope};
 /// How long a check waits for something that must happen soon (an expiry) before failing.
 pub(super) const DEADLINE: Duration = Duration::from_secs(15);
 
+/// The TTL of keys a check writes but whose expiry it does not test: longer than any
+/// check runs. With a minute, the checks that write and read back hundreds of keys
+/// (`delete_many`, `clear_scopes`) took longer than that against an emulator on a loaded
+/// machine, and keys written at their start expired before the last read: reported as
+/// "survived"/"deleted" although the tier did nothing wrong.
+pub(super) const LONG_TTL: Duration = Duration::from_secs(3600);
+
 /// One check under way: its name, for failures, and its own key prefix.
 pub(super) struct Check {
     name: &'static str,

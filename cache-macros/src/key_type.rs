@@ -1,0 +1,112 @@
+//! The key type of an annotation as its signature shows it, for the inventory and the
+//! startup check of string-named caches (`cachet::inventory::find_conflict`): the default
+//! key's argument types, or those of a `key = arg` / `key = (a, b)` over arguments; empty
+//! when the key is another expression (it is then not compared).
+
+use quote::ToTokens;
+use syn::{Expr, Signature, Type};
+
+use crate::internals::ast::{fn_args, Action, EvictTarget, KeySource, KeySpec};
+
+/// The key type of `action` over `sig`, as written (references dropped: `&str` → `str`).
+pub(crate) fn key_type(action: &Action, sig: &Signature) -> String {
+    let spec = match action {
+        Action::Cacheable { key, .. }
+        | Action::Put {
+            key: KeySource::Args(key),
+            ..
+        }
+        | Action::Evict(EvictTarget::Before(key))
+        | Action::Evict(EvictTarget::After(KeySource::Args(key))) => key,
+        Action::Put {
+            key: KeySource::Result(_),
+            ..
+        }
+        | Action::Evict(EvictTarget::After(KeySource::Result(_)))
+        | Action::Evict(EvictTarget::AllEntries { .. }) => return String::new(),
+    };
+    let type_of = |name: &str| {
+        fn_args(sig)
+            .find(|(ident, _)| ident.is_some_and(|i| i == name))
+            .map(|(_, pt)| shown(&pt.ty))
+    };
+    let parts: Option<Vec<String>> = match spec {
+        KeySpec::Args(args) => args.iter().map(|a| type_of(&a.ident.to_string())).collect(),
+        KeySpec::Expr(Expr::Path(p)) => p
+            .path
+            .get_ident()
+            .and_then(|i| type_of(&i.to_string()))
+            .map(|t| vec![t]),
+        KeySpec::Expr(Expr::Tuple(t)) => t
+            .elems
+            .iter()
+            .map(|e| match e {
+                Expr::Path(p) => p.path.get_ident().and_then(|i| type_of(&i.to_string())),
+                _ => None,
+            })
+            .collect(),
+        KeySpec::Expr(_) => None,
+    };
+    match parts.as_deref() {
+        None => String::new(),
+        Some([]) => "()".into(),
+        Some([one]) => one.clone(),
+        Some(many) => format!("({})", many.join(", ")),
+    }
+}
+
+/// A type as written, without an outer reference.
+fn shown(ty: &Type) -> String {
+    let ty = match ty {
+        Type::Reference(r) => &*r.elem,
+        other => other,
+    };
+    ty.to_token_stream()
+        .to_string()
+        .replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" <", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace("& ", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::internals::ast::Plan;
+    use crate::internals::attr::{Args, Macro};
+    use syn::parse_quote;
+
+    fn of(kind: Macro, args: &str, sig: Signature) -> String {
+        let args: Args = syn::parse_str(args).expect("args");
+        let plan = Plan::new(kind, args, &sig, &proc_macro2::TokenStream::new())
+            .map_err(|e| e.to_string())
+            .expect("plan");
+        key_type(&plan.action, &sig)
+    }
+
+    #[test]
+    fn key_types_from_the_signature() {
+        let sig: Signature = parse_quote!(fn f(&self, db: &Db, id: u64, name: &str) -> u8);
+        assert_eq!(
+            of(Macro::Cacheable, r#""a", skip(db)"#, sig.clone()),
+            "(u64, str)"
+        );
+        assert_eq!(of(Macro::Cacheable, r#""a", key = id"#, sig.clone()), "u64");
+        assert_eq!(
+            of(Macro::Cacheable, r#""a", key = (name, id)"#, sig.clone()),
+            "(str, u64)"
+        );
+        assert_eq!(
+            of(Macro::Cacheable, r#""a", key = id + 1"#, sig.clone()),
+            ""
+        );
+        assert_eq!(of(Macro::Put, r#""a", key = result"#, sig.clone()), "");
+        assert_eq!(of(Macro::Evict, r#""a", all_entries"#, sig.clone()), "");
+        let none: Signature = parse_quote!(fn f() -> u8);
+        assert_eq!(of(Macro::Cacheable, r#""a""#, none), "()");
+    }
+}

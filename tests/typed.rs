@@ -1,0 +1,217 @@
+//! Typed caches (`cachet::caches!`): declared once with their key and value types, named by
+//! path in annotations, used without turbofish, resolved through the manager in effect and
+//! checked when a manager is built. (A test binary of its own: the declarations a manager
+//! checks are these.) The compile-time errors are pinned in `tests/ui/typed/`.
+
+use std::collections::HashMap;
+
+use cachet::{cache_evict, cache_put, cacheable, cacheable_many, CacheError, CacheManager};
+use serde::{Deserialize, Serialize};
+
+/// A user, the declared value type of `USERS`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    id: u64,
+    name: String,
+}
+
+mod caches {
+    use super::User;
+
+    cachet::caches! {
+        /// Users by id.
+        pub USERS: u64 => User = "users", tags = ["people"];
+        /// Greetings by name: `&str` keys are accepted for `String`.
+        pub GREETINGS: String => String = "greetings";
+        /// Order totals by customer and reference.
+        pub(crate) ORDERS: (u64, String) => u32 = "orders", ttl = "5m";
+    }
+}
+
+use caches::{GREETINGS, ORDERS, USERS};
+
+fn user(id: u64, name: &str) -> User {
+    User {
+        id,
+        name: name.into(),
+    }
+}
+
+#[cacheable(USERS)]
+async fn find_user(id: u64) -> Result<User, CacheError> {
+    Ok(user(id, "loaded"))
+}
+
+#[cacheable(USERS)]
+async fn maybe_user(id: &u64) -> Option<User> {
+    (*id > 0).then(|| user(*id, "maybe"))
+}
+
+#[cache_put(USERS, key = user.id)]
+async fn save_user(user: User) -> Result<User, CacheError> {
+    Ok(user)
+}
+
+#[cache_evict(USERS)]
+async fn delete_user(id: u64) -> Result<(), CacheError> {
+    let _ = id;
+    Ok(())
+}
+
+#[cacheable(GREETINGS)]
+fn greet(name: &str) -> String {
+    format!("hello {name}")
+}
+
+#[cacheable(caches::ORDERS)]
+async fn order_total(customer: u64, reference: &str) -> u32 {
+    reference.len() as u32 + customer as u32
+}
+
+#[cacheable_many(USERS)]
+async fn load_users(ids: Vec<u64>) -> HashMap<u64, User> {
+    ids.into_iter().map(|id| (id, user(id, "batch"))).collect()
+}
+
+fn manager() -> CacheManager {
+    CacheManager::builder().build().expect("manager")
+}
+
+#[tokio::test]
+async fn annotations_and_programmatic_calls_share_the_declared_entries() {
+    cachet::testing::with_manager(manager(), async {
+        assert_eq!(find_user(42).await.unwrap(), user(42, "loaded"));
+        // No turbofish: the declaration knows the value type.
+        let cached: Option<User> = USERS.get(&42).await.unwrap();
+        assert_eq!(cached, Some(user(42, "loaded")));
+
+        save_user(user(42, "saved")).await.unwrap();
+        assert_eq!(find_user(42).await.unwrap(), user(42, "saved"));
+
+        delete_user(42).await.unwrap();
+        assert_eq!(USERS.get(&42).await.unwrap(), None);
+
+        USERS.set(&7, &user(7, "set")).await.unwrap();
+        assert_eq!(find_user(7).await.unwrap(), user(7, "set"));
+        // `&u64` keys and `Option<User>` results are accepted for `u64 => User`.
+        assert_eq!(maybe_user(&9).await, Some(user(9, "maybe")));
+
+        // The string name reaches the same entries.
+        let by_name = cachet::cache("users").unwrap();
+        assert_eq!(
+            by_name.get::<User>(&7u64).await.unwrap(),
+            Some(user(7, "set"))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn borrowed_keys_address_the_owned_keys_entries() {
+    cachet::testing::with_manager(manager(), async {
+        assert_eq!(greet("ada"), "hello ada");
+        assert_eq!(
+            GREETINGS.get("ada").await.unwrap().as_deref(),
+            Some("hello ada")
+        );
+        assert_eq!(
+            GREETINGS.get(&"ada".to_string()).await.unwrap().as_deref(),
+            Some("hello ada")
+        );
+        assert_eq!(order_total(1, "abc").await, 4);
+        assert_eq!(ORDERS.get(&(1, "abc".to_string())).await.unwrap(), Some(4));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn batches_store_the_entries_single_calls_read() {
+    cachet::testing::with_manager(manager(), async {
+        USERS.set(&1, &user(1, "cached")).await.unwrap();
+        let all = load_users(vec![1, 2]).await;
+        assert_eq!(all[&1], user(1, "cached"));
+        assert_eq!(all[&2], user(2, "batch"));
+        assert_eq!(find_user(2).await.unwrap(), user(2, "batch"));
+        let many = USERS.get_many(&[1, 2, 3]).await.unwrap();
+        assert_eq!(many.len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_declarations_tags_reach_entries_written_by_annotations() {
+    cachet::testing::with_manager(manager(), async {
+        find_user(5).await.unwrap();
+        USERS.set(&6, &user(6, "set")).await.unwrap();
+        cachet::cache("users")
+            .unwrap()
+            .delete_by_tag("people")
+            .await
+            .unwrap();
+        assert_eq!(USERS.get(&5).await.unwrap(), None);
+        assert_eq!(USERS.get(&6).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_declarations_options_are_a_layer_under_the_call() {
+    assert_eq!(
+        ORDERS.declaration().options.ttl,
+        Some(std::time::Duration::from_secs(300))
+    );
+    assert_eq!(USERS.declaration().tags, ["people"]);
+    assert_eq!(USERS.declaration().doc, "Users by id.");
+    assert_eq!(ORDERS.declaration().key_type, "(u64, String)");
+}
+
+#[tokio::test]
+async fn a_declared_cache_resolves_through_the_manager_in_effect() {
+    let a = manager();
+    let b = manager();
+    a.scope(async {
+        USERS.set(&1, &user(1, "in a")).await.unwrap();
+    })
+    .await;
+    cachet::testing::with_manager(b.clone(), async {
+        assert_eq!(USERS.get(&1).await.unwrap(), None);
+        assert_eq!(find_user(1).await.unwrap(), user(1, "loaded"));
+    })
+    .await;
+    a.scope(async {
+        assert_eq!(USERS.get(&1).await.unwrap(), Some(user(1, "in a")));
+        assert_eq!(find_user(1).await.unwrap(), user(1, "in a"));
+    })
+    .await;
+}
+
+#[test]
+fn a_manager_that_cannot_resolve_a_declared_cache_fails_to_build() {
+    let err = CacheManager::builder()
+        .memory_store("memory")
+        .cache_names(["greetings", "orders"])
+        .build()
+        .unwrap_err();
+    let CacheError::UndeclaredCache {
+        cache,
+        function,
+        file,
+        ..
+    } = &err
+    else {
+        panic!("unexpected error: {err:?}")
+    };
+    assert_eq!(cache, "users");
+    assert!(function.contains("caches::USERS"), "{function}");
+    assert!(file.ends_with("typed.rs"), "{file}");
+}
+
+#[test]
+fn declared_caches_name_the_typed_declaration() {
+    let declared = cachet::declared_caches();
+    let find = declared
+        .iter()
+        .find(|d| d.function.ends_with("::find_user"))
+        .expect("find_user is declared");
+    assert_eq!(find.cache, "users");
+}
