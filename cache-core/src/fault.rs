@@ -75,9 +75,9 @@ pub enum FaultAction {
 /// `Fn(&CacheFault<'_>) -> FaultAction + Send + Sync + 'static` is one.
 ///
 /// ```
-/// use cache_core::{CacheFault, CacheManager, FaultAction};
+/// use cache_core::{store::MapTier, CacheFault, CacheManager, FaultAction, StoreBuilder};
 /// let manager = CacheManager::builder()
-///     .memory_store("main")
+///     .store("main", StoreBuilder::new().l1(MapTier::new()))
 ///     .error_handler(|_: &CacheFault<'_>| FaultAction::Count)
 ///     .build()
 ///     .unwrap();

@@ -393,9 +393,10 @@ impl CacheManagerBuilder {
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// use cache_core::{CacheFault, CacheManager, FaultAction, FaultOperation};
+    /// use cache_core::{store::MapTier, CacheFault, CacheManager, FaultAction, FaultOperation};
+    /// use cache_core::StoreBuilder;
     /// let manager = CacheManager::builder()
-    ///     .memory_store("main")
+    ///     .store("main", StoreBuilder::new().l1(MapTier::new()))
     ///     .error_handler(|fault: &CacheFault<'_>| match fault.operation {
     ///         FaultOperation::Put => FaultAction::Fail,
     ///         _ => FaultAction::Count,
