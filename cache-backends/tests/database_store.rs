@@ -434,3 +434,44 @@ async fn one_connection_serves_every_kind_of_operation_and_a_cut_statement_leaks
         assert_eq!(t.get("app:c:none").await.unwrap(), None);
     }
 }
+
+/// `sqlite::memory:` is a database per connection, so the store keeps its one connection
+/// for its whole life: the data survive every kind of operation, 16 at once included, and
+/// callers on other runtimes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_sqlite_store_keeps_its_one_connection() {
+    let t = tier("sqlite::memory:");
+    let minute = Duration::from_secs(60);
+    t.set("app:c:1", b"one".to_vec(), minute).await.unwrap();
+    let ops = (0..16).map(|i| {
+        let t = &t;
+        async move {
+            if i % 2 == 0 {
+                let read = t.get("app:c:1").await?;
+                assert_eq!(read.as_deref(), Some(&b"one"[..]));
+                Ok(())
+            } else {
+                t.set(&format!("app:c:x{i}"), b"x".to_vec(), minute).await
+            }
+        }
+    });
+    for result in futures_util::future::join_all(ops).await {
+        result.unwrap();
+    }
+    t.delete_many(&["app:c:x1".into()]).await.unwrap();
+    t.clear_scope(&Scope::new("app:other")).await.unwrap();
+    t.prune().await.unwrap();
+    let other = t.clone();
+    let from_elsewhere = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(other.get("app:c:x3"))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(from_elsewhere.unwrap(), Some(b"x".to_vec()));
+    assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"one".to_vec()));
+    assert_eq!(t.get("app:c:x1").await.unwrap(), None);
+}

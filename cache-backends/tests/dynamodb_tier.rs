@@ -6,6 +6,7 @@
 
 #[path = "../../tests/support/dynamodb_server.rs"]
 mod dynamodb_server;
+mod scope_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,20 +179,7 @@ async fn clear_scope_deletes_its_partitions_and_nothing_else() {
     let server = DynamoServer::start();
     let shop = tier(&server);
     let ttl = Duration::from_secs(60);
-    for i in 0..120 {
-        shop.set(&format!("shop:users:{i}"), b"u".to_vec(), ttl)
-            .await
-            .unwrap();
-    }
-    for key in [
-        "shop:users#admins:1",
-        "shop:users#admins#root:2",
-        "shop:users2:1",
-        "shop:products:1",
-        "other:users:1",
-    ] {
-        shop.set(key, b"x".to_vec(), ttl).await.unwrap();
-    }
+    scope_support::seed(&shop, 120, &["shop:products:1", "other:users:1"], ttl).await;
     // a nested namespace alone
     shop.clear_scope(&Scope::new("shop:users#admins#root"))
         .await

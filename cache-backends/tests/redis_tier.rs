@@ -4,6 +4,7 @@
 
 #[path = "../../tests/support/redis_server.rs"]
 mod redis_server;
+mod scope_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,21 +117,13 @@ async fn clear_scope_deletes_only_its_scope() {
     let shop = tier(&server);
     let posts = tier(&server);
     let ttl = Duration::from_secs(60);
-    for i in 0..1200 {
-        shop.set(&format!("shop:users:{i}"), b"u".to_vec(), ttl)
-            .await
-            .unwrap();
-    }
-    for key in [
-        "shop:users#admins:1",
-        "shop:users#admins#root:2",
-        "shop:users2:1",
-        "shop:usersx",
-        "shop:products:1",
-        "other:shop:users:1",
-    ] {
-        shop.set(key, b"x".to_vec(), ttl).await.unwrap();
-    }
+    scope_support::seed(
+        &shop,
+        1200,
+        &["shop:usersx", "shop:products:1", "other:shop:users:1"],
+        ttl,
+    )
+    .await;
     posts
         .set("posts:users:1", b"p".to_vec(), ttl)
         .await
