@@ -45,19 +45,30 @@ pub(crate) struct Keys<K> {
 
 impl<K: Serialize + Eq + Hash + Clone> Keys<K> {
     pub(crate) fn new(cache: &Engine, keys: &[K]) -> Result<Self, CacheError> {
-        let mut seen = std::collections::HashSet::with_capacity(keys.len());
-        let mut distinct = Keys {
-            keys: Vec::with_capacity(keys.len()),
-            stored: Vec::with_capacity(keys.len()),
+        let stored = keys
+            .iter()
+            .map(|key| cache.stored_key(key))
+            .collect::<Result<Vec<String>, _>>()?;
+        // A key given twice is kept once, where it first appears; the stored keys are
+        // compared borrowed, not copied into the set.
+        let first: Vec<bool> = {
+            let mut seen = std::collections::HashSet::with_capacity(stored.len());
+            stored.iter().map(|s| seen.insert(s.as_str())).collect()
         };
-        for key in keys {
-            let stored = cache.stored_key(key)?;
-            if seen.insert(stored.clone()) {
-                distinct.keys.push(key.clone());
-                distinct.stored.push(stored);
-            }
+        if first.iter().all(|&f| f) {
+            return Ok(Keys {
+                keys: keys.to_vec(),
+                stored,
+            });
         }
-        Ok(distinct)
+        let (keys, stored) = keys
+            .iter()
+            .zip(stored)
+            .zip(first)
+            .filter(|(_, first)| *first)
+            .map(|((key, stored), _)| (key.clone(), stored))
+            .unzip();
+        Ok(Keys { keys, stored })
     }
 
     /// The keys with a value in `found`, each with its value.
