@@ -130,6 +130,8 @@ pub(crate) struct ClusterSource {
     seeds: Vec<ConnectionInfo>,
     /// Which node the next subscriber tries first, so a lost node is not retried first.
     next_subscriber: AtomicUsize,
+    /// The slot map and the masters' connections, for commands sent from their callers.
+    router: super::router::Router,
 }
 
 /// A source, with what may be shown of it.
@@ -268,6 +270,7 @@ pub(crate) fn open(
                     operation_timeout,
                     seeds,
                     next_subscriber: AtomicUsize::new(0),
+                    router: super::router::Router::default(),
                 }),
                 target,
                 password,
@@ -311,6 +314,16 @@ pub(crate) fn open(
 }
 
 impl ClusterSource {
+    /// The routes for commands sent from their callers (see [`super::router`]).
+    pub(crate) fn router(&self) -> &super::router::Router {
+        &self.router
+    }
+
+    /// The first seed: its user, password and TLS are every node's.
+    pub(crate) fn seed(&self) -> &ConnectionInfo {
+        &self.seeds[0]
+    }
+
     /// A RESP3 cluster client delivering what the servers push (sharded messages,
     /// subscription changes, lost connections) to `pushes`: the sharded bus subscriber's.
     pub(crate) fn push_client(
