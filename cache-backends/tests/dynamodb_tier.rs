@@ -182,22 +182,43 @@ async fn touch_renews_both_expiries_of_a_live_entry_and_its_registration() {
     let day = Duration::from_secs(24 * 3600);
     assert!(t.touch("app:users:1", day).await.unwrap());
     let renewed = unix_ms() + 24 * 3600 * 1000;
-    let ms = number_of(&server, "app:users", ":1", "expires_ms").await.unwrap();
-    let at = number_of(&server, "app:users", ":1", "expires_at").await.unwrap();
-    assert!(ms.abs_diff(renewed) < 60_000, "expires_ms {ms}, wanted ~{renewed}");
+    let ms = number_of(&server, "app:users", ":1", "expires_ms")
+        .await
+        .unwrap();
+    let at = number_of(&server, "app:users", ":1", "expires_at")
+        .await
+        .unwrap();
+    assert!(
+        ms.abs_diff(renewed) < 60_000,
+        "expires_ms {ms}, wanted ~{renewed}"
+    );
     assert_eq!(at, ms.div_ceil(1000), "DynamoDB's TTL attribute follows");
-    let registered = number_of(&server, "app", ":users", "expires_ms").await.unwrap();
-    assert!(registered >= ms, "the registration ({registered}) must outlive the entry ({ms})");
+    let registered = number_of(&server, "app", ":users", "expires_ms")
+        .await
+        .unwrap();
+    assert!(
+        registered >= ms,
+        "the registration ({registered}) must outlive the entry ({ms})"
+    );
     assert_eq!(t.get("app:users:1").await.unwrap(), Some(b"one".to_vec()));
     // nothing to renew: no item is made
     assert!(!t.touch("app:users:2", day).await.unwrap());
     assert_eq!(stored_keys(&server).await, ["app:users:1"]);
-    assert_eq!(number_of(&server, "app:users", ":2", "expires_ms").await, None);
+    assert_eq!(
+        number_of(&server, "app:users", ":2", "expires_ms").await,
+        None
+    );
     // a lock is no entry: left as it was
-    assert!(t.try_lock("app:~lock:users:1", "me", Duration::from_secs(30)).await.unwrap());
+    assert!(t
+        .try_lock("app:~lock:users:1", "me", Duration::from_secs(30))
+        .await
+        .unwrap());
     let lock_ms = number_of(&server, "app:~lock:users", ":1", "expires_ms").await;
     assert!(!t.touch("app:~lock:users:1", day).await.unwrap());
-    assert_eq!(number_of(&server, "app:~lock:users", ":1", "expires_ms").await, lock_ms);
+    assert_eq!(
+        number_of(&server, "app:~lock:users", ":1", "expires_ms").await,
+        lock_ms
+    );
 }
 
 #[tokio::test]

@@ -128,20 +128,25 @@ async fn write(
     what: &str,
 ) -> Result<(), TierError> {
     for chunk in requests.chunks(BATCH) {
-        resending("BatchWriteItem", what, chunk.to_vec(), |pending| async move {
-            let out = sdk
-                .batch_write_item()
-                .request_items(client.table(), pending)
-                .send()
-                .await
-                .map_err(|e| client.fault("BatchWriteItem", &e))?;
-            let left = out
-                .unprocessed_items()
-                .and_then(|m| m.get(client.table()))
-                .cloned()
-                .unwrap_or_default();
-            Ok((Vec::<()>::new(), left))
-        })
+        resending(
+            "BatchWriteItem",
+            what,
+            chunk.to_vec(),
+            |pending| async move {
+                let out = sdk
+                    .batch_write_item()
+                    .request_items(client.table(), pending)
+                    .send()
+                    .await
+                    .map_err(|e| client.fault("BatchWriteItem", &e))?;
+                let left = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(client.table()))
+                    .cloned()
+                    .unwrap_or_default();
+                Ok((Vec::<()>::new(), left))
+            },
+        )
         .await?;
     }
     Ok(())
@@ -245,14 +250,19 @@ mod tests {
     #[tokio::test]
     async fn what_is_left_unprocessed_is_sent_again_until_none_is() {
         let mut sent: Vec<Vec<u32>> = Vec::new();
-        let got = resending("BatchGetItem", "keys", vec![1, 2, 3], |pending: Vec<u32>| {
-            sent.push(pending.clone());
-            // each answer serves the first item it was sent and leaves the rest
-            let (first, rest) = pending.split_at(1);
-            let first = first.to_vec();
-            let rest = rest.to_vec();
-            async move { Ok((first, rest)) }
-        })
+        let got = resending(
+            "BatchGetItem",
+            "keys",
+            vec![1, 2, 3],
+            |pending: Vec<u32>| {
+                sent.push(pending.clone());
+                // each answer serves the first item it was sent and leaves the rest
+                let (first, rest) = pending.split_at(1);
+                let first = first.to_vec();
+                let rest = rest.to_vec();
+                async move { Ok((first, rest)) }
+            },
+        )
         .await
         .unwrap();
         assert_eq!(got, [1, 2, 3]);

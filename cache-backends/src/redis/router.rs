@@ -230,7 +230,11 @@ mod tests {
 
     #[test]
     fn every_slot_of_a_range_belongs_to_its_master() {
-        let ranges = [range(0, 99, 7001), range(100, 16383, 7000), range(50, 60, 7002)];
+        let ranges = [
+            range(0, 99, 7001),
+            range(100, 16383, 7000),
+            range(50, 60, 7002),
+        ];
         let masters = vec![
             (("127.0.0.1".into(), 7000), None),
             (("127.0.0.1".into(), 7001), None),

@@ -61,7 +61,10 @@ pub async fn touch(fixture: &impl Fixture) {
     // Nothing to touch: no entry, or one that expired (its record may still be there).
     let missing = check.key("c:never-written");
     check.expect(
-        !check.ok("touch of a missing key", tier.touch(&missing, LONG_TTL).await),
+        !check.ok(
+            "touch of a missing key",
+            tier.touch(&missing, LONG_TTL).await,
+        ),
         "touching a key never written answered true",
     );
     check.expect(
@@ -75,9 +78,10 @@ pub async fn touch(fixture: &impl Fixture) {
             .await,
     );
     check
-        .eventually(&format!("`{expired}` is still read after its TTL"), || async {
-            check.ok("get", tier.get(&expired).await).is_none()
-        })
+        .eventually(
+            &format!("`{expired}` is still read after its TTL"),
+            || async { check.ok("get", tier.get(&expired).await).is_none() },
+        )
         .await;
     check.expect(
         !check.ok(
