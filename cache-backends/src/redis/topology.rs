@@ -116,7 +116,8 @@ impl ConnectionLike for Conn {
 /// How to make a connection for one topology.
 pub(crate) enum Source {
     Node(Client),
-    Cluster(ClusterSource),
+    /// Boxed: it holds the slot map's lock and the subscriber's counter besides the client.
+    Cluster(Box<ClusterSource>),
     /// Behind a mutex: the Sentinel client caches its connections to the Sentinels and
     /// asks them one lookup at a time.
     Sentinel(tokio::sync::Mutex<SentinelClient>),
@@ -264,14 +265,14 @@ pub(crate) fn open(
                 seeds.iter().map(address).collect::<Vec<_>>().join(",")
             );
             Ok(Opened {
-                source: Source::Cluster(ClusterSource {
+                source: Source::Cluster(Box::new(ClusterSource {
                     client,
                     connect_timeout,
                     operation_timeout,
                     seeds,
                     next_subscriber: AtomicUsize::new(0),
                     router: super::router::Router::default(),
-                }),
+                })),
                 target,
                 password,
             })
@@ -347,7 +348,7 @@ impl Source {
     /// The cluster's source, if this is one.
     pub(crate) fn cluster(&self) -> Option<&ClusterSource> {
         match self {
-            Source::Cluster(cluster) => Some(cluster),
+            Source::Cluster(cluster) => Some(cluster.as_ref()),
             _ => None,
         }
     }
