@@ -98,10 +98,11 @@ impl DynamoTier {
         match items {
             Err(err) => failed(err),
             Ok(items) if items.is_empty() => Box::pin(async { Ok(()) }),
-            Ok(items) => Box::pin(
-                self.client
-                    .run(move |client, sdk| async move { delete_items(&client, &sdk, items).await }),
-            ),
+            Ok(items) => {
+                Box::pin(self.client.run(move |client, sdk| async move {
+                    delete_items(&client, &sdk, items).await
+                }))
+            }
         }
     }
 
