@@ -352,13 +352,17 @@ impl Connection {
         background::run(async move {
             let started = Instant::now();
             let again = op.clone();
-            let e = match op(Conn::Node(route.conn)).await {
+            let (e, misroute) = match op(Conn::Node(route.conn)).await {
                 Ok(value) => return Ok(value),
-                Err(e) if router::is_route_error(&e) => e,
-                Err(e) => return Err(this.fault(what, &e)),
+                Err(e) => match router::misroute(&e) {
+                    Some(misroute) => (e, misroute),
+                    None => return Err(this.fault(what, &e)),
+                },
             };
-            if let Some(source) = this.source.cluster() {
-                source.router().failed(route.at);
+            if misroute == router::Misroute::Node {
+                if let Some(source) = this.source.cluster() {
+                    source.router().failed(route.at);
+                }
             }
             this.refresh_routes();
             let left = this

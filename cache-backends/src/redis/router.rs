@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionInfo, RedisError};
+use redis::{AsyncConnectionConfig, Client, ConnectionInfo, RedisError, RetryMethod};
 
 use super::cluster::{self, Node, SlotRange, SLOTS};
 
@@ -201,17 +201,34 @@ async fn connect(
         .await
 }
 
-/// Whether a direct attempt's error says the route is wrong or the node is gone — the
-/// cluster connection may do better, and the map should be read again — rather than
-/// being the server's own answer to the command.
-pub(crate) fn is_route_error(e: &RedisError) -> bool {
-    e.is_cluster_error()
-        || e.code() == Some("READONLY")
-        || e.is_io_error()
+/// What a direct attempt's error says about its route, when it says anything: then the
+/// cluster connection may do better, and the map should be read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Misroute {
+    /// The node is gone or its connection is broken (io, timeout, dropped, refused, a
+    /// reply that calls for a new connection): the connection is dropped.
+    Node,
+    /// The node answered for the key's slot (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`,
+    /// `LOADING`, `MASTERDOWN`, `READONLY`): its connection is sound and kept for its other
+    /// slots.
+    Slot,
+}
+
+/// Sorts a direct attempt's error: `None` for the server's own answer to the command (a
+/// wrong type, a script error), which no other node would answer differently.
+pub(crate) fn misroute(e: &RedisError) -> Option<Misroute> {
+    if e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_unrecoverable_error()
+    {
+        return Some(Misroute::Node);
+    }
+    match e.retry_method() {
+        RetryMethod::NoRetry => None,
+        _ => Some(Misroute::Slot),
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +242,34 @@ mod tests {
             last,
             master: ("127.0.0.1".into(), port),
             replicas: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn errors_about_a_slot_keep_the_connection_and_errors_of_the_node_drop_it() {
+        use redis::{ErrorKind, ServerErrorKind};
+        let server = |kind| RedisError::from((ErrorKind::Server(kind), "test"));
+        for kind in [
+            ServerErrorKind::Moved,
+            ServerErrorKind::Ask,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::ClusterDown,
+            ServerErrorKind::BusyLoading,
+            ServerErrorKind::MasterDown,
+            ServerErrorKind::ReadOnly,
+        ] {
+            assert_eq!(misroute(&server(kind)), Some(Misroute::Slot), "{kind:?}");
+        }
+        for kind in [ServerErrorKind::ResponseError, ServerErrorKind::NoScript] {
+            assert_eq!(misroute(&server(kind)), None, "{kind:?}");
+        }
+        let io = |kind| RedisError::from(std::io::Error::new(kind, "test"));
+        for kind in [
+            std::io::ErrorKind::BrokenPipe,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::TimedOut,
+        ] {
+            assert_eq!(misroute(&io(kind)), Some(Misroute::Node), "{kind:?}");
         }
     }
 
