@@ -145,6 +145,82 @@ async fn set_get_delete_and_every_item_carries_its_expiry() {
     assert_eq!(stored_keys(&server).await, ["app:users#eu:1", "app:users:"]);
 }
 
+/// An item's number attribute, read from the table.
+async fn number_of(server: &DynamoServer, pk: &str, sk: &str, name: &str) -> Option<u64> {
+    let out = raw(server)
+        .get_item()
+        .table_name(TABLE)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    match out.item()?.get(name)? {
+        AttributeValue::N(n) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `touch` (time to idle) renews both expiry attributes — DynamoDB's TTL one too, or
+/// DynamoDB would delete a renewed entry at its old time — and the registration that
+/// lets a clear find the entry; it never makes an item, nor touches a lock.
+#[tokio::test]
+async fn touch_renews_both_expiries_of_a_live_entry_and_its_registration() {
+    let server = DynamoServer::start();
+    let t = tier(&server);
+    t.set("app:users:1", b"one".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let day = Duration::from_secs(24 * 3600);
+    assert!(t.touch("app:users:1", day).await.unwrap());
+    let renewed = unix_ms() + 24 * 3600 * 1000;
+    let ms = number_of(&server, "app:users", ":1", "expires_ms")
+        .await
+        .unwrap();
+    let at = number_of(&server, "app:users", ":1", "expires_at")
+        .await
+        .unwrap();
+    assert!(
+        ms.abs_diff(renewed) < 60_000,
+        "expires_ms {ms}, wanted ~{renewed}"
+    );
+    assert_eq!(at, ms.div_ceil(1000), "DynamoDB's TTL attribute follows");
+    let registered = number_of(&server, "app", ":users", "expires_ms")
+        .await
+        .unwrap();
+    assert!(
+        registered >= ms,
+        "the registration ({registered}) must outlive the entry ({ms})"
+    );
+    assert_eq!(t.get("app:users:1").await.unwrap(), Some(b"one".to_vec()));
+    // nothing to renew: no item is made
+    assert!(!t.touch("app:users:2", day).await.unwrap());
+    assert_eq!(stored_keys(&server).await, ["app:users:1"]);
+    assert_eq!(
+        number_of(&server, "app:users", ":2", "expires_ms").await,
+        None
+    );
+    // a lock is no entry: left as it was
+    assert!(t
+        .try_lock("app:~lock:users:1", "me", Duration::from_secs(30))
+        .await
+        .unwrap());
+    let lock_ms = number_of(&server, "app:~lock:users", ":1", "expires_ms").await;
+    assert!(!t.touch("app:~lock:users:1", day).await.unwrap());
+    assert_eq!(
+        number_of(&server, "app:~lock:users", ":1", "expires_ms").await,
+        lock_ms
+    );
+}
+
 #[tokio::test]
 async fn expired_items_are_misses_before_dynamodb_deletes_them() {
     let server = DynamoServer::start();

@@ -262,7 +262,7 @@ impl Fixture for BrokenFixture {
 #[tokio::test]
 async fn the_suite_catches_broken_tiers() {
     let server = RedisServer::start();
-    // The Redis tier claimed as having no tags, lock or scan: they answer, so it lies.
+    // The Redis tier claimed as having no tags, lock, scan or touch: they answer, so it lies.
     let redis = RedisFixture::new(&server);
     let understated = BrokenFixture {
         tier: redis.tier(),
@@ -273,6 +273,7 @@ async fn the_suite_catches_broken_tiers() {
         ("lock", catch(conformance::lock(&understated)).await),
         ("tags", catch(conformance::tags(&understated)).await),
         ("scan", catch(conformance::scan(&understated)).await),
+        ("touch", catch(conformance::touch(&understated)).await),
     ] {
         assert!(
             failure.contains(&format!("conformance check `{name}` failed")),
@@ -289,6 +290,14 @@ async fn the_suite_catches_broken_tiers() {
     let forever = BrokenFixture::new(&server, Fault::NoExpiry, Capabilities::none());
     let failure = catch(conformance::every_key_expires(&forever)).await;
     assert!(failure.contains("has no expiry on the server"), "{failure}");
+    // A tier that claims touch but renews nothing (the default `touch`, as the
+    // DynamoDB tier had before it renewed expiries).
+    let idle = BrokenFixture::new(&server, Fault::NoExpiry, Capabilities::all());
+    let failure = catch(conformance::touch(&idle)).await;
+    assert!(
+        failure.contains("touching a live entry answered false"),
+        "{failure}"
+    );
 }
 
 /// The panic message of a check that must fail.

@@ -215,6 +215,26 @@ async fn a_cluster_serves_the_tier_the_lock_and_the_bus() {
     assert_eq!(counted.lines().nth(1), Some("2"), "{counted}");
     let classic = cli(owner, &["PUBSUB", "NUMSUB", "topo:__bus"]);
     assert_eq!(classic.lines().nth(1), Some("0"), "{classic}");
+
+    // A slot moved to another master (a resharding) after the tier learnt the routes: the
+    // old master answers MOVED, and reads and writes follow the slot to its new master.
+    let moved = "topo:moved:1";
+    tier.set(moved, b"before".to_vec(), TTL).await.unwrap();
+    assert_eq!(tier.get(moved).await.unwrap(), Some(b"before".to_vec()));
+    let from = cluster.master_of(moved);
+    let to = cluster.masters().into_iter().find(|p| *p != from).unwrap();
+    cluster.move_slot(moved, to);
+    for round in 0..3 {
+        assert_eq!(
+            tier.get(moved).await.unwrap(),
+            Some(b"before".to_vec()),
+            "read {round} after the move"
+        );
+    }
+    tier.set(moved, b"after".to_vec(), TTL).await.unwrap();
+    assert_eq!(cli(to, &["GET", moved]), "after");
+    assert_eq!(tier.get(moved).await.unwrap(), Some(b"after".to_vec()));
+    assert!(tier.touch(moved, TTL).await.unwrap());
 }
 
 #[tokio::test]

@@ -511,26 +511,50 @@ mod tests {
             .unwrap();
     }
 
+    /// Gate "k" held by a caller on another thread, until [`HeldElsewhere::release`].
+    struct HeldElsewhere {
+        release: std::sync::mpsc::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl HeldElsewhere {
+        /// Returns once the other thread holds the gate; on release it runs `finish` on its
+        /// guard, then drops the guard.
+        fn hold(
+            flights: &Arc<Flights>,
+            finish: impl FnOnce(&mut FlightGuard<'_>) + Send + 'static,
+        ) -> Self {
+            let (held_tx, held_rx) = std::sync::mpsc::channel();
+            let (release, release_rx) = std::sync::mpsc::channel::<()>();
+            let flights = flights.clone();
+            let thread = std::thread::spawn(move || {
+                crate::blocking::run(async {
+                    let mut guard = flights.lock("k", flights.ticket("k")).await;
+                    held_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    finish(&mut guard);
+                })
+            });
+            held_rx.recv().unwrap();
+            Self { release, thread }
+        }
+
+        /// Lets the holder finish and waits until its guard is dropped.
+        fn release(self) {
+            self.release.send(()).unwrap();
+            self.thread.join().unwrap();
+        }
+    }
+
     #[test]
     fn a_waiter_dropped_after_the_release_leaves_no_gate_behind() {
         let flights = Arc::new(Flights::default());
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let f2 = flights.clone();
-        let holder = std::thread::spawn(move || {
-            crate::blocking::run(async {
-                let _guard = f2.lock("k", f2.ticket("k")).await;
-                held_tx.send(()).unwrap();
-                release_rx.recv().unwrap();
-            })
-        });
-        held_rx.recv().unwrap();
+        let holder = HeldElsewhere::hold(&flights, |_| {});
         {
             let mut waiting = Box::pin(flights.lock("k", flights.ticket("k")));
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             assert!(waiting.as_mut().poll(&mut cx).is_pending());
-            release_tx.send(()).unwrap();
-            holder.join().unwrap();
+            holder.release();
             // Woken by the release, but dropped before it runs again.
         }
         assert_eq!(flights.len(), 0);
@@ -713,22 +737,11 @@ mod tests {
     #[test]
     fn a_released_gate_stays_mapped_while_a_waiter_takes_it() {
         let flights = Arc::new(Flights::default());
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let f2 = flights.clone();
-        let holder = std::thread::spawn(move || {
-            crate::blocking::run(async {
-                let _guard = f2.lock("k", f2.ticket("k")).await;
-                held_tx.send(()).unwrap();
-                release_rx.recv().unwrap();
-            })
-        });
-        held_rx.recv().unwrap();
+        let holder = HeldElsewhere::hold(&flights, |_| {});
         let mut waiting = Box::pin(flights.lock("k", flights.ticket("k")));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(waiting.as_mut().poll(&mut cx).is_pending());
-        release_tx.send(()).unwrap();
-        holder.join().unwrap();
+        holder.release();
         let std::task::Poll::Ready(guard) = waiting.as_mut().poll(&mut cx) else {
             panic!("the woken waiter takes the released gate");
         };
@@ -744,24 +757,12 @@ mod tests {
     #[test]
     fn a_waiter_takes_the_value_its_holder_hands_over() {
         let flights = Arc::new(Flights::default());
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let f2 = flights.clone();
-        let holder = std::thread::spawn(move || {
-            crate::blocking::run(async {
-                let mut guard = f2.lock("k", f2.ticket("k")).await;
-                held_tx.send(()).unwrap();
-                release_rx.recv().unwrap();
-                guard.hand_over(|| Arc::new(7u32));
-            })
-        });
-        held_rx.recv().unwrap();
+        let holder = HeldElsewhere::hold(&flights, |guard| guard.hand_over(|| Arc::new(7u32)));
         let ticket = flights.ticket("k");
         let mut waiting = Box::pin(flights.enter("k", ticket));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(waiting.as_mut().poll(&mut cx).is_pending());
-        release_tx.send(()).unwrap();
-        holder.join().unwrap();
+        holder.release();
         match waiting.as_mut().poll(&mut cx) {
             std::task::Poll::Ready(Entered::Handed(value)) => {
                 assert_eq!(value.downcast_ref::<u32>(), Some(&7));

@@ -561,6 +561,53 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("no cluster node on port {port}"))
     }
 
+    /// Moves `key`'s slot, with the keys in it, from its master to the master on `to`, as a
+    /// resharding does (`CLUSTER SETSLOT .. IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT ..
+    /// NODE` on every master), and waits until every master says `to` serves it. Clients
+    /// that knew the old owner are answered `MOVED` from then on.
+    pub fn move_slot(&self, key: &str, to: u16) {
+        let slot = self.slot_of(key).to_string();
+        let from = self.master_of(key);
+        assert_ne!(from, to, "the slot of `{key}` is on port {to} already");
+        let id = |port: u16| cli(port, &["CLUSTER", "MYID"]);
+        let (from_id, to_id) = (id(from), id(to));
+        let ok = |port: u16, args: &[&str]| {
+            let out = cli(port, args);
+            assert!(out == "OK" || out == "NOKEY", "{args:?} on {port}: {out}");
+        };
+        ok(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+        ok(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+        let keys = cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+        let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+        if !keys.is_empty() {
+            let to_port = to.to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            args.extend(&keys);
+            ok(from, &args);
+        }
+        ok(to, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        ok(from, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        for master in self.masters() {
+            if master != from && master != to {
+                ok(master, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+            }
+        }
+        let slot: u16 = slot.parse().expect("a slot number");
+        poll(
+            &format!("every master says port {to} serves slot {slot}"),
+            TOPOLOGY_DEADLINE,
+            || {
+                let all = self.nodes.iter().all(|n| {
+                    let view = parse_cluster_nodes(&cli(n.port(), &["CLUSTER", "NODES"]));
+                    view.iter().any(|v| {
+                        v.port == to && v.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+                    })
+                });
+                all.then_some(())
+            },
+        );
+    }
+
     /// Waits until the slots of the master that was on `old` are served by another
     /// (promoted) master and the cluster is healthy again; returns when that was seen and
     /// the promoted master's port.

@@ -138,6 +138,15 @@ async fn get_batch(db: &Database, keys: &[String]) -> Result<Vec<(String, Vec<u8
     })
 }
 
+/// The keys a statement selected: each row's first column, as text.
+fn keys_of<R: sqlx::Row>(rows: Result<Vec<R>, sqlx::Error>) -> Result<Vec<String>, sqlx::Error>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    rows?.iter().map(|r| r.try_get::<String, _>(0)).collect()
+}
+
 /// Upserts one batch of entries (distinct keys) in one statement.
 async fn set_batch(db: &Database, entries: &[&RemoteEntry]) -> Result<(), sqlx::Error> {
     let sql = db.sql.set_rows(entries.len());
@@ -320,21 +329,14 @@ impl RemoteTier for DatabaseTier {
         let ranges = scope_ranges(scope.base());
         let offset = i64::try_from(cursor).unwrap_or(i64::MAX);
         Box::pin(self.db.run("SELECT scope", move |db| async move {
-            let keys = on_conn!(db, None, c => match sqlx::query(&db.sql.scan)
+            let keys = on_conn!(db, None, c => keys_of(sqlx::query(&db.sql.scan)
                 .bind(&ranges[0])
                 .bind(&ranges[1])
                 .bind(&ranges[2])
                 .bind(&ranges[3])
                 .bind(offset)
                 .fetch_all(c)
-                .await
-            {
-                Ok(rows) => rows
-                    .iter()
-                    .map(|r| r.try_get::<String, _>(0))
-                    .collect::<Result<Vec<_>, _>>(),
-                Err(e) => Err(e),
-            })?;
+                .await))?;
             let next = if keys.len() < SCAN_PAGE {
                 0
             } else {
@@ -400,13 +402,7 @@ impl RemoteTier for DatabaseTier {
             let mut keys = std::collections::BTreeSet::new();
             for batch in tags.chunks(IN_BATCH) {
                 let sql = db.sql.tagged(batch.len());
-                let rows = on_conn!(db, None, c => match sqlx::query(&sql).bind_keys(batch).fetch_all(c).await {
-                    Ok(rows) => rows
-                        .iter()
-                        .map(|r| r.try_get::<String, _>(0))
-                        .collect::<Result<Vec<_>, _>>(),
-                    Err(e) => Err(e),
-                })?;
+                let rows = on_conn!(db, None, c => keys_of(sqlx::query(&sql).bind_keys(batch).fetch_all(c).await))?;
                 keys.extend(rows);
             }
             Ok(keys.into_iter().collect())

@@ -4,6 +4,7 @@
 //! times.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
@@ -82,6 +83,42 @@ pub(crate) async fn put_items(
     write(client, sdk, requests, "puts").await
 }
 
+/// Sends `first`, then — after a back-off — whatever each answer leaves unprocessed, at
+/// most [`RESENDS`] times. `send` sends one request's worth and answers what it got and
+/// what is left; `request` and `what` name them in the error of a batch still unprocessed
+/// after the last resend (throttled).
+async fn resending<P, T, F, Fut>(
+    request: &str,
+    what: &str,
+    first: Vec<P>,
+    mut send: F,
+) -> Result<Vec<T>, TierError>
+where
+    F: FnMut(Vec<P>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Vec<P>), TierError>>,
+{
+    let mut got = Vec::new();
+    let mut pending = first;
+    let mut pause = FIRST_PAUSE;
+    for attempt in 0..=RESENDS {
+        let (answered, left) = send(pending).await?;
+        got.extend(answered);
+        if left.is_empty() {
+            break;
+        }
+        if attempt == RESENDS {
+            return Err(TierError::new(format!(
+                "dynamodb {request}: {} {what} still unprocessed after {RESENDS} resends (throttled)",
+                left.len()
+            )));
+        }
+        pending = left;
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+    }
+    Ok(got)
+}
+
 /// Sends `requests` (each naming a distinct item) in `BatchWriteItem`s of [`BATCH`],
 /// sending again what DynamoDB left unprocessed.
 async fn write(
@@ -91,32 +128,26 @@ async fn write(
     what: &str,
 ) -> Result<(), TierError> {
     for chunk in requests.chunks(BATCH) {
-        let mut pending = chunk.to_vec();
-        let mut pause = FIRST_PAUSE;
-        for attempt in 0..=RESENDS {
-            let out = sdk
-                .batch_write_item()
-                .request_items(client.table(), pending)
-                .send()
-                .await
-                .map_err(|e| client.fault("BatchWriteItem", &e))?;
-            pending = out
-                .unprocessed_items()
-                .and_then(|m| m.get(client.table()))
-                .cloned()
-                .unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-            if attempt == RESENDS {
-                return Err(TierError::new(format!(
-                    "dynamodb BatchWriteItem: {} {what} still unprocessed after {RESENDS} resends (throttled)",
-                    pending.len()
-                )));
-            }
-            tokio::time::sleep(pause).await;
-            pause *= 2;
-        }
+        resending(
+            "BatchWriteItem",
+            what,
+            chunk.to_vec(),
+            |pending| async move {
+                let out = sdk
+                    .batch_write_item()
+                    .request_items(client.table(), pending)
+                    .send()
+                    .await
+                    .map_err(|e| client.fault("BatchWriteItem", &e))?;
+                let left = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(client.table()))
+                    .cloned()
+                    .unwrap_or_default();
+                Ok((Vec::<()>::new(), left))
+            },
+        )
+        .await?;
     }
     Ok(())
 }
@@ -131,9 +162,8 @@ pub(crate) async fn get_values(
 ) -> Result<HashMap<ItemKey, Vec<u8>>, TierError> {
     let mut found = HashMap::new();
     for chunk in unique(keys).chunks(GET_BATCH) {
-        let mut pending: Vec<Attributes> = chunk.iter().map(item::key).collect();
-        let mut pause = FIRST_PAUSE;
-        for attempt in 0..=RESENDS {
+        let first: Vec<Attributes> = chunk.iter().map(item::key).collect();
+        let values = resending("BatchGetItem", "keys", first, |pending| async move {
             let wanted = KeysAndAttributes::builder()
                 .set_keys(Some(pending))
                 .consistent_read(true)
@@ -152,28 +182,20 @@ pub(crate) async fn get_values(
                 .map_err(|e| client.fault("BatchGetItem", &e))?;
             let now = item::now_ms();
             let items = out.responses().and_then(|r| r.get(client.table()));
-            for attrs in items.into_iter().flatten() {
-                if let Some((key, value)) = entry_value(attrs, now) {
-                    found.insert(key, value);
-                }
-            }
-            pending = out
+            let values = items
+                .into_iter()
+                .flatten()
+                .filter_map(|attrs| entry_value(attrs, now))
+                .collect();
+            let left = out
                 .unprocessed_keys()
                 .and_then(|m| m.get(client.table()))
                 .map(|k| k.keys().to_vec())
                 .unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-            if attempt == RESENDS {
-                return Err(TierError::new(format!(
-                    "dynamodb BatchGetItem: {} keys still unprocessed after {RESENDS} resends (throttled)",
-                    pending.len()
-                )));
-            }
-            tokio::time::sleep(pause).await;
-            pause *= 2;
-        }
+            Ok((values, left))
+        })
+        .await?;
+        found.extend(values);
     }
     Ok(found)
 }
@@ -223,6 +245,45 @@ mod tests {
         );
         attrs.remove(PK);
         assert_eq!(entry_value(&attrs, 1_000), None, "no key: not ours");
+    }
+
+    #[tokio::test]
+    async fn what_is_left_unprocessed_is_sent_again_until_none_is() {
+        let mut sent: Vec<Vec<u32>> = Vec::new();
+        let got = resending(
+            "BatchGetItem",
+            "keys",
+            vec![1, 2, 3],
+            |pending: Vec<u32>| {
+                sent.push(pending.clone());
+                // each answer serves the first item it was sent and leaves the rest
+                let (first, rest) = pending.split_at(1);
+                let first = first.to_vec();
+                let rest = rest.to_vec();
+                async move { Ok((first, rest)) }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, [1, 2, 3]);
+        assert_eq!(sent, [vec![1, 2, 3], vec![2, 3], vec![3]]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_still_unprocessed_after_the_last_resend_fails() {
+        let mut sends = 0;
+        let err = resending("BatchWriteItem", "puts", vec![7u32, 8], |pending| {
+            sends += 1;
+            async move { Ok((Vec::<()>::new(), pending)) }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(sends, RESENDS + 1, "the first send and every resend");
+        let why = err.to_string();
+        assert!(
+            why.contains("BatchWriteItem: 2 puts still unprocessed after 8 resends"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -113,6 +113,11 @@ pub(crate) fn item_key(key: &str) -> Result<ItemKey, TierError> {
     }
 }
 
+/// The items of stored keys, in their order; the first key that has none fails them all.
+pub(crate) fn item_keys(keys: &[String]) -> Result<Vec<ItemKey>, TierError> {
+    keys.iter().map(|k| item_key(k)).collect()
+}
+
 /// The stored key of an item of partition `pk`.
 pub(crate) fn stored_key(pk: &str, sk: &str) -> String {
     if sk == SENTINEL {

@@ -41,6 +41,9 @@
 //! - Tags: one row per (tag, entry), written with the entry in one transaction.
 //! - The distributed lock (a store's `lock`): a conditional `PutItem` (absent or
 //!   expired) takes it, a conditional `DeleteItem` on the holder's token releases it.
+//! - Time to idle (`tti`): reading renews an entry's expiry with a conditional
+//!   `UpdateItem` of its two expiry attributes, on a live entry only (an expired item
+//!   waiting for DynamoDB's TTL is never brought back).
 //! - Errors are [`cache_core::TierError`]s: `Unavailable` for unreachable endpoints,
 //!   timeouts, throttling and server errors (the circuit breaker counts those), `Other`
 //!   for refused requests (validation, permissions, a missing table). Descriptions,
@@ -48,7 +51,7 @@
 //!
 //! # IAM permissions
 //!
-//! On the table: `dynamodb:GetItem`, `PutItem`, `UpdateItem` (registrations),
+//! On the table: `dynamodb:GetItem`, `PutItem`, `UpdateItem` (registrations, `tti`),
 //! `DeleteItem` (unlock), `Query` (clear, tags, `cachet stats`), `BatchGetItem` (batch
 //! reads) and `BatchWriteItem` (deletes, batch writes). Tagged writes are `TransactWriteItems`, which IAM authorizes through the
 //! `PutItem` permission of each write in it. With `auto_create`, also `DescribeTable`,
@@ -64,6 +67,7 @@ mod options;
 mod registry;
 mod tags;
 mod tier;
+mod touch;
 mod walk;
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! [`DynamoTier`]: the L2 tier on DynamoDB.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use super::layout::{self, ItemKey};
 use super::options::DynamoOptions;
 use super::registry::Registry;
 use super::walk::{Cursors, Walk};
-use super::{lock, tags};
+use super::{lock, tags, touch};
 
 /// An L2 tier on a DynamoDB table: one item per entry, one partition per cache or
 /// namespace (see the [module docs](super) for the layout and its costs).
@@ -66,6 +67,27 @@ impl DynamoTier {
             ));
         }
         Ok(())
+    }
+
+    /// Runs `op` on `key`'s item, with the expiry an item written now for `ttl` has, once
+    /// the item's partition is registered to outlive it (so a clear finds the item).
+    fn registered<T, F, Fut>(
+        &self,
+        key: ItemKey,
+        ttl: Duration,
+        op: F,
+    ) -> BoxFuture<'static, Result<T, TierError>>
+    where
+        F: FnOnce(Arc<Client>, aws_sdk_dynamodb::Client, ItemKey, u64) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, TierError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let registry = Arc::clone(&self.registry);
+        Box::pin(self.client.run(move |client, sdk| async move {
+            let expires_ms = item::expiry_ms(ttl);
+            registry.ensure(&client, &sdk, &key.pk, expires_ms).await?;
+            op(client, sdk, key, expires_ms).await
+        }))
     }
 
     /// The attributes of an entry.
@@ -132,10 +154,7 @@ impl RemoteTier for DynamoTier {
             Ok(key) => key,
             Err(err) => return failed(err),
         };
-        let registry = Arc::clone(&self.registry);
-        Box::pin(self.client.run(move |client, sdk| async move {
-            let expires_ms = item::expiry_ms(ttl);
-            registry.ensure(&client, &sdk, &key.pk, expires_ms).await?;
+        self.registered(key, ttl, |client, sdk, key, expires_ms| async move {
             sdk.put_item()
                 .table_name(client.table())
                 .set_item(Some(Self::entry(&key, value, expires_ms)))
@@ -143,18 +162,25 @@ impl RemoteTier for DynamoTier {
                 .await
                 .map_err(|e| client.fault("PutItem", &e))?;
             Ok(())
-        }))
+        })
+    }
+
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, TierError>> {
+        let key = match layout::item_key(key) {
+            Ok(key) => key,
+            Err(err) => return failed(err),
+        };
+        // The partition's registration must outlive the renewed entry, as a write's.
+        self.registered(key, ttl, |client, sdk, key, expires_ms| async move {
+            touch::renew(&client, &sdk, &key, expires_ms).await
+        })
     }
 
     fn get_many<'a>(
         &'a self,
         keys: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, TierError>> {
-        let items = match keys
-            .iter()
-            .map(|k| layout::item_key(k))
-            .collect::<Result<Vec<_>, _>>()
-        {
+        let items = match layout::item_keys(keys) {
             Ok(items) => items,
             Err(err) => return failed(err),
         };
@@ -216,11 +242,7 @@ impl RemoteTier for DynamoTier {
     }
 
     fn delete_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<(), TierError>> {
-        let items = match keys
-            .iter()
-            .map(|k| layout::item_key(k))
-            .collect::<Result<Vec<_>, _>>()
-        {
+        let items = match layout::item_keys(keys) {
             Ok(items) => items,
             Err(err) => return failed(err),
         };
@@ -372,13 +394,10 @@ impl RemoteTier for DynamoTier {
             Err(err) => return failed(err),
         };
         let token = token.to_owned();
-        let registry = Arc::clone(&self.registry);
-        Box::pin(self.client.run(move |client, sdk| async move {
-            let expires_ms = item::expiry_ms(ttl);
-            // Registered so that purging the store finds it, as Redis' does.
-            registry.ensure(&client, &sdk, &key.pk, expires_ms).await?;
+        // Registered so that purging the store finds it, as Redis' does.
+        self.registered(key, ttl, |client, sdk, key, expires_ms| async move {
             lock::take(&client, &sdk, &key, &token, expires_ms).await
-        }))
+        })
     }
 
     fn unlock<'a>(

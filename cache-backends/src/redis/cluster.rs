@@ -20,9 +20,53 @@ pub(crate) type Node = (String, u16);
 const NODE_CURSOR_BITS: u32 = 48;
 const NODE_CURSOR_MASK: u64 = (1 << NODE_CURSOR_BITS) - 1;
 
+/// How many hash slots a cluster has.
+pub(crate) const SLOTS: usize = 16384;
+
+/// CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), a byte at a time: the hash
+/// the cluster specification assigns keys to slots with.
+const CRC16_TABLE: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut crc = (byte as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+            bit += 1;
+        }
+        table[byte] = crc;
+        byte += 1;
+    }
+    table
+};
+
+/// The hash slot of `key`, as the cluster computes it: the CRC16 of the key's hash tag
+/// (the bytes between its first `{` and the first `}` after it, when not empty), else of
+/// the whole key, modulo 16384.
+pub(crate) fn slot_of(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|b| *b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    let crc = hashed.iter().fold(0u16, |crc, b| {
+        (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ b)]
+    });
+    crc % SLOTS as u16
+}
+
 /// The masters and replicas of the cluster, from `CLUSTER SLOTS` (which every server that
 /// speaks the cluster protocol answers: Redis, Valkey, KeyDB, Dragonfly).
-async fn slots(conn: &mut ClusterConnection) -> RedisResult<Vec<(Node, Vec<Node>)>> {
+pub(crate) async fn slots(conn: &mut ClusterConnection) -> RedisResult<Vec<SlotRange>> {
     let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
     Ok(parse_slots(&reply))
 }
@@ -45,10 +89,24 @@ fn parse_node(value: &Value) -> Option<Node> {
     (!host.is_empty()).then_some((host, port))
 }
 
-/// `CLUSTER SLOTS` → (master, replicas) per slot range; unparsable parts are left out.
-fn parse_slots(reply: &Value) -> Vec<(Node, Vec<Node>)> {
+/// One slot range of `CLUSTER SLOTS`: its first and last slot, its master and replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SlotRange {
+    pub(crate) first: u16,
+    pub(crate) last: u16,
+    pub(crate) master: Node,
+    pub(crate) replicas: Vec<Node>,
+}
+
+/// `CLUSTER SLOTS` → its slot ranges; unparsable parts (and slots out of range) are left
+/// out.
+pub(crate) fn parse_slots(reply: &Value) -> Vec<SlotRange> {
     let Value::Array(ranges) = reply else {
         return Vec::new();
+    };
+    let slot = |v: Option<&Value>| match v {
+        Some(Value::Int(n)) => u16::try_from(*n).ok().filter(|s| usize::from(*s) < SLOTS),
+        _ => None,
     };
     ranges
         .iter()
@@ -56,16 +114,22 @@ fn parse_slots(reply: &Value) -> Vec<(Node, Vec<Node>)> {
             let Value::Array(parts) = range else {
                 return None;
             };
+            let (first, last) = (slot(parts.first())?, slot(parts.get(1))?);
             let master = parse_node(parts.get(2)?)?;
             let replicas = parts.iter().skip(3).filter_map(parse_node).collect();
-            Some((master, replicas))
+            Some(SlotRange {
+                first,
+                last,
+                master,
+                replicas,
+            })
         })
         .collect()
 }
 
 /// The cluster's masters, each once, in address order.
 pub(crate) async fn masters(conn: &mut ClusterConnection) -> RedisResult<Vec<Node>> {
-    let mut masters: Vec<Node> = slots(conn).await?.into_iter().map(|(m, _)| m).collect();
+    let mut masters: Vec<Node> = slots(conn).await?.into_iter().map(|r| r.master).collect();
     masters.sort();
     masters.dedup();
     if masters.is_empty() {
@@ -82,7 +146,7 @@ pub(crate) async fn nodes(conn: &mut ClusterConnection) -> RedisResult<Vec<Node>
     let mut nodes: Vec<Node> = slots(conn)
         .await?
         .into_iter()
-        .flat_map(|(m, r)| std::iter::once(m).chain(r))
+        .flat_map(|r| std::iter::once(r.master).chain(r.replicas))
         .collect();
     nodes.sort();
     nodes.dedup();
@@ -192,14 +256,55 @@ mod tests {
         assert_eq!(
             parsed,
             [
-                (
-                    ("127.0.0.1".to_string(), 7001),
-                    vec![("127.0.0.1".to_string(), 7004)]
-                ),
-                (("127.0.0.1".to_string(), 7000), vec![]),
+                SlotRange {
+                    first: 0,
+                    last: 5460,
+                    master: ("127.0.0.1".to_string(), 7001),
+                    replicas: vec![("127.0.0.1".to_string(), 7004)]
+                },
+                SlotRange {
+                    first: 5461,
+                    last: 16383,
+                    master: ("127.0.0.1".to_string(), 7000),
+                    replicas: vec![]
+                },
             ]
         );
         assert!(parse_slots(&Value::Nil).is_empty());
+        // a slot past the last one is no range of a cluster
+        let beyond = Value::Array(vec![Value::Array(vec![
+            Value::Int(0),
+            Value::Int(16384),
+            node("127.0.0.1", 7001),
+        ])]);
+        assert!(parse_slots(&beyond).is_empty());
+    }
+
+    #[test]
+    fn slots_are_the_clusters_own() {
+        use redis::cluster_routing::Slot;
+        // The specification's example, and keys as the tier writes them.
+        assert_eq!(slot_of(b"123456789"), 0x31C3);
+        let mut keys: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"app:users:42".to_vec(),
+            b"{user1000}.following".to_vec(),
+            b"foo{}{bar}".to_vec(),
+            b"foo{{bar}}zap".to_vec(),
+            b"foo{bar}{zap}".to_vec(),
+            b"{".to_vec(),
+            b"}{".to_vec(),
+            "ünïcödé:✓".as_bytes().to_vec(),
+        ];
+        keys.extend((0..2000).map(|i| format!("bench:profiles:{i}").into_bytes()));
+        for key in keys {
+            assert_eq!(
+                Slot::new(slot_of(&key)),
+                Some(Slot::for_key(&key)),
+                "{}",
+                String::from_utf8_lossy(&key)
+            );
+        }
     }
 
     #[test]

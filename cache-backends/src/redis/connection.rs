@@ -4,13 +4,16 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cache_core::{TierError, TierErrorKind};
 use redis::aio::PubSub;
+use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, RedisError};
 
+use super::cluster;
 use super::options::RedisOptions;
+use super::router;
 use super::subscription::{self, Flavour, Messages};
 use super::topology::{self, redact_text, Conn, Source};
 use crate::background;
@@ -274,15 +277,16 @@ impl Connection {
     }
 
     /// [`run`](Self::run) for an operation that sends one request (a command or a
-    /// pipeline), bounded by `operation_timeout` like every operation. On a live
+    /// pipeline) on `key`, bounded by `operation_timeout` like every operation. On a live
     /// connection the connection's response timeout (= `operation_timeout`) bounds that
     /// request already, so no timer of its own is armed: two timers per read cost ~10 % of
     /// the client's CPU with 64 concurrent readers (BENCHMARKS.md, "Redis L2"). Only an
     /// operation that must connect first (or reconnect, its connection found dead) is
-    /// bounded as a whole, as `run` does.
+    /// bounded as a whole, as `run` does. On a cluster, see [`routed`](Self::routed).
     pub(crate) fn run_one<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
+        key: &str,
         op: F,
     ) -> background::Remote<T>
     where
@@ -291,13 +295,14 @@ impl Connection {
         T: Send + 'static,
     {
         match self.current() {
+            Some(Conn::Cluster(cluster)) => self.routed(what, key, cluster, op),
             Some(conn) => {
                 let this = Arc::clone(self);
                 background::run(async move {
                     let again = op.clone();
                     match op(conn).await {
                         Ok(value) => Ok(value),
-                        Err(e) if is_dead_connection(&e) && !this.is_cluster() => {
+                        Err(e) if is_dead_connection(&e) => {
                             tracing::debug!(target = %this.target, what, "cachet: redis connection found dead; reconnecting once");
                             this.forget_dead().await;
                             let limit = Some(this.operation_timeout);
@@ -312,6 +317,119 @@ impl Connection {
         }
     }
 
+    /// [`run_one`](Self::run_one) on a cluster: the command goes from its caller straight
+    /// to `key`'s master when the route is known ([`super::router`]), bounded by that
+    /// node connection's response timeout (one timer, as on one server). A failure the
+    /// topology explains (a redirect, a lost node) sends it again through the cluster
+    /// connection within what is left of the one deadline, `operation_timeout` from the
+    /// start, and has the routes read again; so does an unknown route, which goes through
+    /// the cluster connection (bounded by its own overall timeout) meanwhile.
+    fn routed<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &'static str,
+        key: &str,
+        cluster: ClusterConnection,
+        op: F,
+    ) -> background::Remote<T>
+    where
+        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<T, RedisError>> + Send,
+        T: Send + 'static,
+    {
+        let this = Arc::clone(self);
+        let route = self
+            .source
+            .cluster()
+            .and_then(|source| source.router().route(key.as_bytes()));
+        let Some(route) = route else {
+            self.refresh_routes();
+            return background::run(async move {
+                op(Conn::Cluster(cluster))
+                    .await
+                    .map_err(|e| this.fault(what, &e))
+            });
+        };
+        background::run(async move {
+            let started = Instant::now();
+            let again = op.clone();
+            let e = match op(Conn::Node(route.conn)).await {
+                Ok(value) => return Ok(value),
+                Err(e) if router::is_route_error(&e) => e,
+                Err(e) => return Err(this.fault(what, &e)),
+            };
+            if let Some(source) = this.source.cluster() {
+                source.router().failed(route.at);
+            }
+            this.refresh_routes();
+            let left = this
+                .operation_timeout
+                .checked_sub(started.elapsed())
+                .filter(|left| !left.is_zero());
+            let Some(left) = left else {
+                return Err(this.fault(what, &e));
+            };
+            tracing::debug!(target = %this.target, what, error = %redact_text(&e.to_string(), this.password.as_deref()), "cachet: a cluster node failed a command; sending it through the cluster connection");
+            match tokio::time::timeout(left, again(Conn::Cluster(cluster))).await {
+                Ok(out) => out.map_err(|e| this.fault(what, &e)),
+                Err(_) => Err(TierError::with_kind(
+                    format!(
+                        "redis {}: {what} timed out after {:?}",
+                        this.target, this.operation_timeout
+                    ),
+                    TierErrorKind::Unavailable,
+                )),
+            }
+        })
+    }
+
+    /// Reads the cluster's slot map again in the background, unless a reading is under way
+    /// or the last one was too recent ([`router::REFRESH_GAP`]).
+    fn refresh_routes(self: &Arc<Self>) {
+        let Some(source) = self.source.cluster() else {
+            return;
+        };
+        if !source.router().claim_refresh() {
+            return;
+        }
+        let this = Arc::clone(self);
+        let reading = async move {
+            let Some(source) = this.source.cluster() else {
+                return;
+            };
+            let ranges = match this.current() {
+                Some(Conn::Cluster(mut conn)) => {
+                    tokio::time::timeout(this.operation_timeout, cluster::slots(&mut conn)).await
+                }
+                _ => {
+                    source.router().abandon();
+                    return;
+                }
+            };
+            match ranges {
+                Ok(Ok(ranges)) => {
+                    let config = this.node_config();
+                    source
+                        .router()
+                        .install(ranges, source.seed(), &config)
+                        .await;
+                }
+                Ok(Err(_)) | Err(_) => source.router().abandon(),
+            }
+        };
+        match background::handle() {
+            Ok(rt) => drop(rt.spawn(reading)),
+            Err(_) => source.router().abandon(),
+        }
+    }
+
+    /// How every connection to a node is made: bounded by `connect_timeout`, each request
+    /// by `operation_timeout`.
+    fn node_config(&self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.operation_timeout))
+    }
+
     /// The live connection, made now if there is none; `true` with a connection kept
     /// from earlier (which may have died since), `false` with one made for this call.
     async fn connection(&self) -> Result<(Conn, bool), TierError> {
@@ -323,9 +441,7 @@ impl Connection {
         if let Some(conn) = self.current() {
             return Ok((conn, true));
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.operation_timeout));
+        let config = self.node_config();
         let attempt = self.source.connect(&config);
         let conn = match tokio::time::timeout(self.connect_timeout, attempt).await {
             Ok(Ok(conn)) => conn,

@@ -62,6 +62,7 @@ mod cluster;
 mod connection;
 use crate::message;
 mod options;
+mod router;
 mod subscription;
 mod tags;
 mod tier;

@@ -101,15 +101,15 @@ pub(crate) fn px_millis(ttl: Duration) -> u64 {
 
 impl RemoteTier for RedisTier {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
-        let key = key.to_owned();
+        let stored = key.to_owned();
         // GETRANGE 0 max: at most max + 1 bytes ever travel or get allocated, however big
         // the stored value; a result longer than max is refused by the codec as
         // oversized. GETRANGE answers "" for a missing key; stored envelopes are never
         // empty, so "" is a miss.
         let last = self.conn.max_value_size;
-        Box::pin(self.conn.run_one("GET", move |mut c| async move {
+        Box::pin(self.conn.run_one("GET", key, move |mut c| async move {
             let bytes: Vec<u8> = redis::cmd("GETRANGE")
-                .arg(&key)
+                .arg(&stored)
                 .arg(0)
                 .arg(last)
                 .query_async(&mut c)
@@ -124,13 +124,13 @@ impl RemoteTier for RedisTier {
         value: Vec<u8>,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), TierError>> {
-        let key = key.to_owned();
+        let stored = key.to_owned();
         // Shared, not copied, by the clone kept for a retry on a dead connection.
         let value = Arc::new(value);
-        Box::pin(self.conn.run_one("SET", move |mut c| async move {
+        Box::pin(self.conn.run_one("SET", key, move |mut c| async move {
             // One command: the value never exists without its TTL.
             redis::cmd("SET")
-                .arg(&key)
+                .arg(&stored)
                 .arg(value.as_slice())
                 .arg("PX")
                 .arg(px_millis(ttl))
@@ -140,11 +140,11 @@ impl RemoteTier for RedisTier {
     }
 
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, TierError>> {
-        let key = key.to_owned();
+        let stored = key.to_owned();
         // PEXPIRE renews the TTL only: the value, and the freshness it records, stay.
-        Box::pin(self.conn.run_one("PEXPIRE", move |mut c| async move {
+        Box::pin(self.conn.run_one("PEXPIRE", key, move |mut c| async move {
             redis::cmd("PEXPIRE")
-                .arg(&key)
+                .arg(&stored)
                 .arg(px_millis(ttl))
                 .query_async::<i64>(&mut c)
                 .await

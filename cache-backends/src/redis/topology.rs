@@ -116,7 +116,8 @@ impl ConnectionLike for Conn {
 /// How to make a connection for one topology.
 pub(crate) enum Source {
     Node(Client),
-    Cluster(ClusterSource),
+    /// Boxed: it holds the slot map's lock and the subscriber's counter besides the client.
+    Cluster(Box<ClusterSource>),
     /// Behind a mutex: the Sentinel client caches its connections to the Sentinels and
     /// asks them one lookup at a time.
     Sentinel(tokio::sync::Mutex<SentinelClient>),
@@ -130,6 +131,8 @@ pub(crate) struct ClusterSource {
     seeds: Vec<ConnectionInfo>,
     /// Which node the next subscriber tries first, so a lost node is not retried first.
     next_subscriber: AtomicUsize,
+    /// The slot map and the masters' connections, for commands sent from their callers.
+    router: super::router::Router,
 }
 
 /// A source, with what may be shown of it.
@@ -262,13 +265,14 @@ pub(crate) fn open(
                 seeds.iter().map(address).collect::<Vec<_>>().join(",")
             );
             Ok(Opened {
-                source: Source::Cluster(ClusterSource {
+                source: Source::Cluster(Box::new(ClusterSource {
                     client,
                     connect_timeout,
                     operation_timeout,
                     seeds,
                     next_subscriber: AtomicUsize::new(0),
-                }),
+                    router: super::router::Router::default(),
+                })),
                 target,
                 password,
             })
@@ -311,6 +315,16 @@ pub(crate) fn open(
 }
 
 impl ClusterSource {
+    /// The routes for commands sent from their callers (see [`super::router`]).
+    pub(crate) fn router(&self) -> &super::router::Router {
+        &self.router
+    }
+
+    /// The first seed: its user, password and TLS are every node's.
+    pub(crate) fn seed(&self) -> &ConnectionInfo {
+        &self.seeds[0]
+    }
+
     /// A RESP3 cluster client delivering what the servers push (sharded messages,
     /// subscription changes, lost connections) to `pushes`: the sharded bus subscriber's.
     pub(crate) fn push_client(
@@ -334,7 +348,7 @@ impl Source {
     /// The cluster's source, if this is one.
     pub(crate) fn cluster(&self) -> Option<&ClusterSource> {
         match self {
-            Source::Cluster(cluster) => Some(cluster),
+            Source::Cluster(cluster) => Some(cluster.as_ref()),
             _ => None,
         }
     }

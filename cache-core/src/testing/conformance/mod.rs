@@ -24,6 +24,7 @@
 //! | [`max_value_size`] | a value of `max_value_size` bytes reads back whole; a bigger one is never returned whole nor costs more than one byte past the limit |
 //! | [`concurrent_writers`] | concurrent writes of one key all succeed and one of them wins |
 //! | [`every_key_expires`] | entries, tag sets and locks all carry an expiry on the server |
+//! | [`touch`] | with the `touch` capability, touching a live entry moves its expiry on the server (later or sooner) and keeps its bytes; a missing or expired key is not touched nor brought back; without it, touching moves nothing |
 //! | [`batches`] | `get_many` answers one value per key in order, `set_many` stores each entry with its TTL (the last of a key twice), over many keys; a cache's batch load through the tier |
 //!
 //! ```no_run
@@ -48,7 +49,7 @@
 //!         64 * 1024
 //!     }
 //!     fn capabilities(&self) -> Capabilities {
-//!         Capabilities::none().tags(true).lock(true).scan(true)
+//!         Capabilities::none().tags(true).lock(true).scan(true).touch(true)
 //!     }
 //! }
 //!
@@ -64,6 +65,7 @@ mod lock;
 mod scopes;
 mod support;
 mod tags;
+mod touch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +78,7 @@ pub use bytes::{bad_bytes, max_value_size};
 pub use lock::lock;
 pub use scopes::{clear_scopes, scan};
 pub use tags::tags;
+pub use touch::touch;
 
 use crate::store::{BoxFuture, RemoteTier};
 
@@ -137,20 +140,21 @@ impl Expiry {
 
 /// The optional [`RemoteTier`] operations a tier claims: tags
 /// ([`RemoteTier::set_tagged`] and friends), the distributed lock
-/// ([`RemoteTier::try_lock`], [`RemoteTier::unlock`]) and scans
-/// ([`RemoteTier::scan_scope`]).
+/// ([`RemoteTier::try_lock`], [`RemoteTier::unlock`]), scans
+/// ([`RemoteTier::scan_scope`]) and renewing an entry's expiry ([`RemoteTier::touch`]).
 ///
 /// ```
 /// use cache_core::testing::conformance::Capabilities;
 /// let caps = Capabilities::none().lock(true);
-/// assert!(caps.has_lock() && !caps.has_tags() && !caps.has_scan());
-/// assert!(Capabilities::all().has_scan());
+/// assert!(caps.has_lock() && !caps.has_tags() && !caps.has_scan() && !caps.has_touch());
+/// assert!(Capabilities::all().has_scan() && Capabilities::all().has_touch());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capabilities {
     tags: bool,
     lock: bool,
     scan: bool,
+    touch: bool,
 }
 
 impl Capabilities {
@@ -160,6 +164,7 @@ impl Capabilities {
             tags: false,
             lock: false,
             scan: false,
+            touch: false,
         }
     }
 
@@ -169,6 +174,7 @@ impl Capabilities {
             tags: true,
             lock: true,
             scan: true,
+            touch: true,
         }
     }
 
@@ -193,6 +199,13 @@ impl Capabilities {
         self
     }
 
+    /// With (or without) touch: renewing an entry's expiry.
+    #[must_use]
+    pub const fn touch(mut self, yes: bool) -> Self {
+        self.touch = yes;
+        self
+    }
+
     /// Whether tags are claimed.
     pub const fn has_tags(&self) -> bool {
         self.tags
@@ -206,6 +219,11 @@ impl Capabilities {
     /// Whether scans are claimed.
     pub const fn has_scan(&self) -> bool {
         self.scan
+    }
+
+    /// Whether touch is claimed.
+    pub const fn has_touch(&self) -> bool {
+        self.touch
     }
 }
 
@@ -238,6 +256,7 @@ pub async fn run_all(fixture: &impl Fixture) {
         max_value_size,
         concurrent_writers,
         every_key_expires,
+        touch,
         batches
     );
 }

@@ -1,0 +1,40 @@
+//! Renewing an entry's expiry (`touch`, for time to idle): one conditional `UpdateItem`
+//! of both expiry attributes, on a live entry only.
+
+use cache_core::TierError;
+
+use super::client::Client;
+use super::error::is_condition_failed;
+use super::item::{self, EXPIRES_AT, EXPIRES_MS, VALUE};
+use super::layout::ItemKey;
+
+/// Sets the entry `key`'s expiry to `expires_ms` (DynamoDB's TTL attribute with it), its
+/// value untouched; `false` when there is no live entry there: an absent item, an expired
+/// one that DynamoDB's TTL has not deleted yet (a touch must not bring it back), or an
+/// item that is not an entry (a lock, a tag row, a registration).
+pub(crate) async fn renew(
+    client: &Client,
+    sdk: &aws_sdk_dynamodb::Client,
+    key: &ItemKey,
+    expires_ms: u64,
+) -> Result<bool, TierError> {
+    let updated = sdk
+        .update_item()
+        .table_name(client.table())
+        .set_key(Some(item::key(key)))
+        .update_expression("SET #at = :at, #ms = :ms")
+        .condition_expression("attribute_exists(#v) AND #ms > :now")
+        .expression_attribute_names("#v", VALUE)
+        .expression_attribute_names("#at", EXPIRES_AT)
+        .expression_attribute_names("#ms", EXPIRES_MS)
+        .expression_attribute_values(":at", item::number(expires_ms.div_ceil(1000)))
+        .expression_attribute_values(":ms", item::number(expires_ms))
+        .expression_attribute_values(":now", item::number(item::now_ms()))
+        .send()
+        .await;
+    match updated {
+        Ok(_) => Ok(true),
+        Err(err) if is_condition_failed(&err) => Ok(false),
+        Err(err) => Err(client.fault("UpdateItem (touch)", &err)),
+    }
+}
