@@ -59,12 +59,13 @@ impl Service {
         self.run()
     }
 
-    #[cacheable("default")]
+    // Keys of other types than the `u64` of the functions above: caches of their own.
+    #[cacheable("unit_key")]
     fn no_args(&self) -> u64 {
         self.run()
     }
 
-    #[cacheable("default")]
+    #[cacheable("pairs")]
     fn two_args(&self, a: u64, b: String) -> u64 {
         self.run()
     }
@@ -518,7 +519,7 @@ impl Serialize for Unencodable {
 
 static UNENCODABLE_RUNS: AtomicU64 = AtomicU64::new(0);
 
-#[cacheable("default")]
+#[cacheable("unencodable")]
 fn unencodable_key(key: Unencodable) -> u64 {
     let _ = key;
     UNENCODABLE_RUNS.fetch_add(1, SeqCst) + 1

@@ -23,10 +23,24 @@ mod admin {
     #[cache_evict("prices", key = id, after_commit)]
     fn forget(id: &u64) {}
 }
+
+#[cache_put("prices", key = item.id)]
+fn store_price(item: Item) -> u64 { todo!() }
+
+#[cache_evict("prices", all_entries)]
+fn reprice_all(db: &Db) {}
 "#;
 
 const CONFLICT: &str = r#"#[cacheable("prices")]
 fn price_label(name: &str) -> String { todo!() }
+"#;
+
+/// Only the key type differs (`&str` against `u64`); `Box<u64>` encodes as `u64`.
+const KEY_CONFLICT: &str = r#"#[cacheable("prices")]
+fn price_by_name(name: &str) -> u64 { todo!() }
+
+#[cache_evict("prices")]
+fn forget_boxed(id: Box<u64>) {}
 "#;
 
 fn cachet(dir: &Path, args: &[&str]) -> (i32, String) {
@@ -73,7 +87,16 @@ fn inventory_lists_every_operation_and_declaration() {
         line("caches! USERS"),
         "caches! USERS src/lib.rs:5 declaration users u64 User ttl=5m typed USERS"
     );
-    assert!(out.contains("4 operations and declarations"), "{out}");
+    // A key that is another expression, and an eviction of every entry, have no key type.
+    assert_eq!(
+        line("store_price"),
+        "store_price src/lib.rs:20 cache_put prices ? u64 - string"
+    );
+    assert_eq!(
+        line("reprice_all"),
+        "reprice_all src/lib.rs:23 cache_evict prices ? - - string"
+    );
+    assert!(out.contains("6 operations and declarations"), "{out}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -93,6 +116,21 @@ fn check_with_sources_fails_when_two_operations_disagree() {
         out.contains("sources: FAILED: cache `prices`")
             && out.contains("price (src/lib.rs:12)")
             && out.contains("price_label (src/more.rs:2)"),
+        "{out}"
+    );
+
+    std::fs::write(dir.join("src/more.rs"), KEY_CONFLICT).unwrap();
+    let (code, out) = cachet(&dir, &["check", "--src", "src"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("sources: FAILED: cache `prices`: price (src/lib.rs:12) has key type `u64`")
+            && out.contains("price_by_name (src/more.rs:2) has `str`"),
+        "{out}"
+    );
+    // Every disagreement is listed, and each is with `price_by_name`: `Box<u64>` is `u64`.
+    let failed: Vec<&str> = out.lines().filter(|l| l.contains("FAILED")).collect();
+    assert!(
+        failed.len() == 2 && failed.iter().all(|l| l.contains("price_by_name")),
         "{out}"
     );
     std::fs::remove_dir_all(&dir).ok();

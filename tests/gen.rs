@@ -498,7 +498,8 @@ impl<T: ::std::fmt::Display> Service<T> {
         format!("{}{id}", self.prefix)
     }
 
-    #[cacheable("own", "services")]
+    // Its own names, not the block's: its unit key is not the `u64` of `services`.
+    #[cacheable("own", "own_too")]
     fn own_names(&self) -> Option<String> {
         None
     }
@@ -693,7 +694,7 @@ fn every_annotation_is_registered_with_its_options() {
     triple.sort_by_key(|(c, _)| c[0]);
     assert_eq!(triple.len(), 3);
     assert_eq!(find("describe")[0].caches, ["services"]);
-    assert_eq!(find("own_names")[0].caches, ["own", "services"]);
+    assert_eq!(find("own_names")[0].caches, ["own", "own_too"]);
     assert_eq!(find("refresh").len(), 2);
     assert_eq!(find("byte")[0].caches, ["a", "b"]);
     assert_eq!(find("generic_echo")[0].value_type, "T");

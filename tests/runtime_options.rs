@@ -74,6 +74,100 @@ impl Instance {
             eventually("the bus is subscribed", async || bus.is_subscribed()).await;
         }
     }
+
+    /// Two instances of one service (`prefix`) on `server`, subscribed to the bus if `bus`.
+    async fn pair(
+        server: &RedisServer,
+        prefix: &str,
+        clock: &ManualClock,
+        bus: bool,
+    ) -> (Self, Self) {
+        let a = Self::new(server, prefix, clock, bus);
+        let b = Self::new(server, prefix, clock, bus);
+        a.subscribed().await;
+        b.subscribed().await;
+        (a, b)
+    }
+}
+
+/// How many times the server ran `command` (`INFO commandstats`).
+fn command_calls(server: &RedisServer, command: &str) -> u64 {
+    let stats = redis_cli(server.port(), &["INFO", "commandstats"]);
+    let prefix = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse::<u64>().unwrap())
+}
+
+/// A `reports` cache (with a 50 ms `wait_timeout`) whose key `r` a leader is loading, parked
+/// until `release` is sent; the leader's task answers its value, 1.
+struct ParkedLeader {
+    reports: Cache,
+    release: tokio::sync::oneshot::Sender<()>,
+    leader: tokio::task::JoinHandle<u32>,
+}
+
+impl ParkedLeader {
+    /// The leader loads with `get_or_set_detached` if `detached`, else with `get_or_set`.
+    async fn start(detached: bool) -> Self {
+        let manager = CacheManager::builder()
+            .memory_store("memory")
+            .wait_timeout(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        let reports = manager.cache("reports").unwrap();
+        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let leader = {
+            let reports = reports.clone();
+            tokio::spawn(async move {
+                let load = move || async move {
+                    let _ = started.send(());
+                    let _ = released.await;
+                    1u32
+                };
+                let loaded = if detached {
+                    reports.get_or_set_detached("r", load).await
+                } else {
+                    reports.get_or_set("r", load).await
+                };
+                loaded.unwrap()
+            })
+        };
+        has_started.await.unwrap();
+        Self {
+            reports,
+            release,
+            leader,
+        }
+    }
+
+    /// Releases the leader, which answers its own value.
+    async fn finish(self) {
+        self.release.send(()).unwrap();
+        assert_eq!(self.leader.await.unwrap(), 1);
+    }
+}
+
+/// An instance (`prefix`, no bus) whose L2 writes are parked until the latch is released,
+/// and its `items` cache with `background_l2_writes`.
+fn parked_l2_writes(
+    server: &RedisServer,
+    prefix: &str,
+    clock: &ManualClock,
+) -> (Instance, Latch, Cache) {
+    let a = Instance::new(server, prefix, clock, false);
+    let held = Latch::new();
+    a.l2.inject(FaultRule::on(
+        Operation::Set,
+        Fault::HoldRequest(held.clone()),
+    ));
+    let items = a
+        .cache("items")
+        .with_options(CacheOptions::new().background_l2_writes(true));
+    (a, held, items)
 }
 
 async fn get(cache: &Cache, key: &str) -> Option<u32> {
@@ -203,42 +297,23 @@ async fn force_fresh_runs_the_factory_on_a_hit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_past_wait_timeout_runs_the_factory_itself() {
-    let manager = CacheManager::builder()
-        .memory_store("memory")
-        .wait_timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
-    let reports = manager.cache("reports").unwrap();
-    let (started, has_started) = tokio::sync::oneshot::channel::<()>();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let leader = {
-        let reports = reports.clone();
-        tokio::spawn(async move {
-            reports
-                .get_or_set("r", move || async move {
-                    let _ = started.send(());
-                    let _ = released.await;
-                    1u32
-                })
-                .await
-                .unwrap()
-        })
-    };
-    has_started.await.unwrap();
+    let parked = ParkedLeader::start(false).await;
     // The leader is parked until released: without `wait_timeout` this call would wait
     // for it forever.
-    let own: u32 = reports.get_or_set("r", || async { 2 }).await.unwrap();
+    let own: u32 = parked
+        .reports
+        .get_or_set("r", || async { 2 })
+        .await
+        .unwrap();
     assert_eq!(own, 2);
-    release.send(()).unwrap();
-    assert_eq!(leader.await.unwrap(), 1);
+    parked.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_serves_a_graced_entry_found_only_in_l2() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let a = Instance::new(&server, "graced", &clock, false);
-    let b = Instance::new(&server, "graced", &clock, false);
+    let (a, b) = Instance::pair(&server, "graced", &clock, false).await;
     a.cache("rates").set("eur", &100u32).await.unwrap();
     clock.advance(MINUTE + SECOND);
     assert_eq!(get(&b.cache("rates"), "eur").await, Some(100));
@@ -249,10 +324,7 @@ async fn get_serves_a_graced_entry_found_only_in_l2() {
 async fn expire_marks_an_entry_stale_in_every_tier_and_instance() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let a = Instance::new(&server, "expire", &clock, true);
-    let b = Instance::new(&server, "expire", &clock, true);
-    a.subscribed().await;
-    b.subscribed().await;
+    let (a, b) = Instance::pair(&server, "expire", &clock, true).await;
     let (rates_a, rates_b) = (a.cache("rates"), b.cache("rates"));
     rates_a.set("eur", &100u32).await.unwrap();
     assert_eq!(get(&rates_b, "eur").await, Some(100), "B holds an L1 copy");
@@ -286,8 +358,7 @@ async fn expire_marks_an_entry_stale_in_every_tier_and_instance() {
 async fn l1_ttl_bounds_how_stale_an_l1_copy_gets_without_a_bus() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let a = Instance::new(&server, "l1ttl", &clock, false);
-    let b = Instance::new(&server, "l1ttl", &clock, false);
+    let (a, b) = Instance::pair(&server, "l1ttl", &clock, false).await;
     let short = a
         .cache("items")
         .with_options(CacheOptions::new().l1_ttl(10 * SECOND));
@@ -306,10 +377,7 @@ async fn l1_ttl_bounds_how_stale_an_l1_copy_gets_without_a_bus() {
 async fn skip_options_bypass_a_tier_for_one_call() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let a = Instance::new(&server, "skips", &clock, true);
-    let b = Instance::new(&server, "skips", &clock, true);
-    a.subscribed().await;
-    b.subscribed().await;
+    let (a, b) = Instance::pair(&server, "skips", &clock, true).await;
     let (items_a, items_b) = (a.cache("items"), b.cache("items"));
 
     // skip_l2_write: L1 only.
@@ -328,14 +396,7 @@ async fn skip_options_bypass_a_tier_for_one_call() {
     assert_eq!(get(&items_b, "shared").await, Some(2), "B's L1 copy now");
 
     // skip_bus: nothing is published.
-    let published = || {
-        let stats = redis_cli(server.port(), &["INFO", "commandstats"]);
-        stats
-            .lines()
-            .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
-            .and_then(|rest| rest.split(',').next())
-            .map_or(0, |n| n.parse::<u64>().unwrap())
-    };
+    let published = || command_calls(&server, "publish");
     let before = published();
     let quiet = items_a.with_options(CacheOptions::new().skip_bus(true));
     quiet.set("shared", &3u32).await.unwrap();
@@ -348,15 +409,7 @@ async fn skip_options_bypass_a_tier_for_one_call() {
 async fn background_l2_writes_answer_before_l2_has_the_value() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let a = Instance::new(&server, "background", &clock, false);
-    let held = Latch::new();
-    a.l2.inject(FaultRule::on(
-        Operation::Set,
-        Fault::HoldRequest(held.clone()),
-    ));
-    let items = a
-        .cache("items")
-        .with_options(CacheOptions::new().background_l2_writes(true));
+    let (a, held, items) = parked_l2_writes(&server, "background", &clock);
     let runs = AtomicU64::new(0);
     // The L2 write is parked: answered anyway, from L1.
     let v: u32 = items
@@ -382,8 +435,7 @@ async fn background_l2_writes_answer_before_l2_has_the_value() {
 async fn has_honours_skip_l2_read() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let a = Instance::new(&server, "has", &clock, false);
-    let b = Instance::new(&server, "has", &clock, false);
+    let (a, b) = Instance::pair(&server, "has", &clock, false).await;
     a.cache("items").set("shared", &1u32).await.unwrap();
     let reads = b.l2.completed(Operation::Get);
     let blind = b
@@ -400,28 +452,15 @@ async fn has_honours_skip_l2_read() {
     );
 }
 
-/// How many `PUBLISH` commands the server ran.
-fn published(server: &RedisServer) -> u64 {
-    let stats = redis_cli(server.port(), &["INFO", "commandstats"]);
-    stats
-        .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse::<u64>().unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_honour_the_skip_options() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let a = Instance::new(&server, "batchskips", &clock, true);
-    let b = Instance::new(&server, "batchskips", &clock, true);
-    a.subscribed().await;
-    b.subscribed().await;
+    let (a, b) = Instance::pair(&server, "batchskips", &clock, true).await;
     let items = a.cache("items");
 
     // skip_bus: a batch write publishes nothing.
-    let before = published(&server);
+    let before = command_calls(&server, "publish");
     let quiet = items.with_options(CacheOptions::new().skip_bus(true));
     quiet.set_many(&[("q1", 1u32), ("q2", 2)]).await.unwrap();
     let loaded = quiet
@@ -431,10 +470,14 @@ async fn batches_honour_the_skip_options() {
         .await
         .unwrap();
     assert_eq!(loaded["q3"], 3);
-    assert_eq!(published(&server), before, "nothing published");
+    assert_eq!(
+        command_calls(&server, "publish"),
+        before,
+        "nothing published"
+    );
     items.set_many(&[("told", 4u32)]).await.unwrap();
     assert_eq!(
-        published(&server),
+        command_calls(&server, "publish"),
         before + 1,
         "a batch without skip_bus publishes"
     );
@@ -475,58 +518,27 @@ async fn force_fresh_reloads_a_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_past_wait_timeout_loads_the_key_itself() {
-    let manager = CacheManager::builder()
-        .memory_store("memory")
-        .wait_timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
-    let reports = manager.cache("reports").unwrap();
-    let (started, has_started) = tokio::sync::oneshot::channel::<()>();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let leader = {
-        let reports = reports.clone();
-        tokio::spawn(async move {
-            reports
-                .get_or_set_detached("r", move || async move {
-                    let _ = started.send(());
-                    let _ = released.await;
-                    1u32
-                })
-                .await
-                .unwrap()
-        })
-    };
-    has_started.await.unwrap();
+    let parked = ParkedLeader::start(true).await;
     // The leader is parked until released: without `wait_timeout` the batch would wait
     // for it forever (the guard turns that hang into a failure).
-    let batch = reports.get_or_set_many(&["r", "s"], |missing: Vec<&str>| async move {
-        missing.into_iter().map(|k| (k, 2u32)).collect()
-    });
+    let batch = parked
+        .reports
+        .get_or_set_many(&["r", "s"], |missing: Vec<&str>| async move {
+            missing.into_iter().map(|k| (k, 2u32)).collect()
+        });
     let own = tokio::time::timeout(Duration::from_secs(30), batch)
         .await
         .expect("the batch stopped waiting for the parked leader")
         .unwrap();
     assert_eq!((own["r"], own["s"]), (2, 2));
-    release.send(()).unwrap();
-    assert_eq!(leader.await.unwrap(), 1);
-}
-
-/// How many `PEXPIRE` commands the server ran.
-fn renewals(server: &RedisServer) -> u64 {
-    let stats = redis_cli(server.port(), &["INFO", "commandstats"]);
-    stats
-        .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_pexpire:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse::<u64>().unwrap())
+    parked.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tti_renews_the_l2_ttl_on_read_at_most_once_per_tenth() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let a = Instance::new(&server, "tti", &clock, false);
-    let b = Instance::new(&server, "tti", &clock, false);
+    let (a, b) = Instance::pair(&server, "tti", &clock, false).await;
     // Fresh for an hour: every read below is an L1 hit until B's.
     let idle = CacheOptions::new().ttl(60 * MINUTE).tti(10 * MINUTE);
     let (sessions_a, sessions_b) = (
@@ -549,7 +561,7 @@ async fn tti_renews_the_l2_ttl_on_read_at_most_once_per_tenth() {
         clock.advance(10 * SECOND);
         assert_eq!(get(&sessions_a, "s1").await, Some(1));
     }
-    assert_eq!(renewals(&server), 0);
+    assert_eq!(command_calls(&server, "pexpire"), 0);
     assert_eq!(a.l2.completed(Operation::Touch), 0);
 
     // Shrunk by hand; an L1 hit past a tenth of the tti renews it, once.
@@ -576,15 +588,7 @@ async fn tti_renews_the_l2_ttl_on_read_at_most_once_per_tenth() {
 async fn a_batch_with_background_l2_writes_answers_before_l2_has_the_values() {
     let server = RedisServer::start();
     let clock = ManualClock::new();
-    let a = Instance::new(&server, "batchbg", &clock, false);
-    let held = Latch::new();
-    a.l2.inject(FaultRule::on(
-        Operation::Set,
-        Fault::HoldRequest(held.clone()),
-    ));
-    let items = a
-        .cache("items")
-        .with_options(CacheOptions::new().background_l2_writes(true));
+    let (a, held, items) = parked_l2_writes(&server, "batchbg", &clock);
     // The L2 write is parked: answered anyway, from L1.
     items.set_many(&[("x", 1u32), ("y", 2)]).await.unwrap();
     assert_eq!(get(&items, "y").await, Some(2));

@@ -25,10 +25,12 @@ mod caches {
         pub GREETINGS: String => String = "greetings";
         /// Order totals by customer and reference.
         pub(crate) ORDERS: (u64, String) => u32 = "orders", ttl = "5m";
+        /// Scores by player: the programmatic API's operations, typed.
+        pub SCORES: String => u32 = "scores", grace = "1h";
     }
 }
 
-use caches::{GREETINGS, ORDERS, USERS};
+use caches::{GREETINGS, ORDERS, SCORES, USERS};
 
 fn user(id: u64, name: &str) -> User {
     User {
@@ -260,4 +262,113 @@ fn declared_caches_name_the_typed_declaration() {
         .find(|d| d.function.ends_with("::find_user"))
         .expect("find_user is declared");
     assert_eq!(find.cache, "users");
+}
+
+/// Every operation of the programmatic API on a typed cache, with its key and value types and
+/// no turbofish (`&str` keys for its `String` keys), through whichever manager is in effect.
+async fn every_operation_typed() {
+    let ann = "ann".to_string();
+    SCORES.set(&ann, &1).await.unwrap();
+    let score: Option<u32> = SCORES.get("ann").await.unwrap();
+    assert_eq!(score, Some(1));
+    assert!(SCORES.has("ann").await.unwrap() && !SCORES.missing("ann").await.unwrap());
+
+    // Expired: no fresh value, the stale one within the declaration's grace.
+    SCORES.expire("ann").await.unwrap();
+    assert_eq!(SCORES.get_fresh("ann").await.unwrap(), None);
+    assert_eq!(SCORES.get("ann").await.unwrap(), Some(1));
+    assert!(SCORES.missing("ann").await.unwrap());
+
+    SCORES
+        .set_with("bob", &2, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    SCORES.set_forever("cy", &3).await.unwrap();
+    assert_eq!(SCORES.get_fresh("bob").await.unwrap(), Some(2));
+    assert_eq!(SCORES.get_fresh("cy").await.unwrap(), Some(3));
+    assert_eq!(SCORES.pull("cy").await.unwrap(), Some(3));
+    assert_eq!(SCORES.pull("cy").await.unwrap(), None);
+    SCORES.delete("bob").await.unwrap();
+    assert_eq!(SCORES.get("bob").await.unwrap(), None);
+
+    // The loading forms: a borrowing factory, a detached one, fallible ones, adaptive ones.
+    let loads = std::cell::Cell::new(0);
+    let load = || async {
+        loads.set(loads.get() + 1);
+        4
+    };
+    assert_eq!(SCORES.get_or_set("dee", load).await.unwrap(), 4);
+    assert_eq!(SCORES.get_or_set("dee", load).await.unwrap(), 4);
+    assert_eq!(loads.get(), 1);
+    let failed: Result<u32, CacheError> = SCORES
+        .try_get_or_set("eve", || async { Err(CacheError::Codec("down".into())) })
+        .await;
+    assert!(failed.is_err());
+    assert!(SCORES.missing("eve").await.unwrap());
+    let eve = SCORES.try_get_or_set("eve", || async { Ok::<_, CacheError>(5) });
+    assert_eq!(eve.await.unwrap(), 5);
+    let fay = SCORES.get_or_set_detached("fay", || async { 6 });
+    assert_eq!(fay.await.unwrap(), 6);
+    let gil = SCORES.try_get_or_set_detached("gil", || async { Ok::<_, CacheError>(7) });
+    assert_eq!(gil.await.unwrap(), 7);
+    let hal = SCORES.get_or_set_adaptive("hal", || async { cachet::Adaptive::new(8).no_store() });
+    assert_eq!(hal.await.unwrap(), 8);
+    assert!(SCORES.missing("hal").await.unwrap());
+    let ivy = SCORES.try_get_or_set_adaptive("ivy", || async {
+        Ok::<_, CacheError>(cachet::Adaptive::new(9).forever())
+    });
+    assert_eq!(ivy.await.unwrap(), 9);
+    for (key, value) in [("eve", 5), ("fay", 6), ("gil", 7), ("ivy", 9)] {
+        assert_eq!(SCORES.get(key).await.unwrap(), Some(value), "{key}");
+    }
+
+    // The batches.
+    let (jo, kai) = ("jo".to_string(), "kai".to_string());
+    SCORES.set_many(&[(jo.clone(), 10)]).await.unwrap();
+    let all = SCORES
+        .get_or_set_many(&[jo.clone(), kai.clone()], |missing| async move {
+            assert_eq!(missing, ["kai"]);
+            missing
+                .into_iter()
+                .map(|k| (k, 11))
+                .collect::<HashMap<_, _>>()
+        })
+        .await
+        .unwrap();
+    assert_eq!((all[&jo], all[&kai]), (10, 11));
+    let lee = ["lee".to_string()];
+    let tried = SCORES.try_get_or_set_many(&lee, |missing| async move {
+        Ok::<_, CacheError>(
+            missing
+                .into_iter()
+                .map(|k| (k, 12))
+                .collect::<HashMap<_, _>>(),
+        )
+    });
+    assert_eq!(tried.await.unwrap()[&lee[0]], 12);
+    SCORES.delete_many(std::slice::from_ref(&jo)).await.unwrap();
+    assert_eq!(SCORES.get_many(&[jo, kai]).await.unwrap().len(), 1);
+
+    // Every entry was the cache's: the string name reads them, and `clear` takes them all.
+    let by_name = cachet::cache("scores").unwrap();
+    assert_eq!(by_name.get::<u32>(&"lee").await.unwrap(), Some(12));
+    SCORES.clear().await.unwrap();
+    assert!(SCORES.missing("lee").await.unwrap() && SCORES.missing("dee").await.unwrap());
+}
+
+#[tokio::test]
+async fn every_operation_is_typed_under_a_scoped_manager() {
+    let scoped = manager();
+    cachet::testing::with_manager(scoped.clone(), every_operation_typed()).await;
+    // They went to the scoped manager's cache.
+    assert!(scoped.cache("scores").unwrap().stats().puts > 0);
+}
+
+#[tokio::test]
+async fn every_operation_is_typed_under_the_global_manager() {
+    match cachet::init(manager()) {
+        Ok(()) | Err(CacheError::AlreadyInitialized) => {}
+        Err(other) => panic!("{other}"),
+    }
+    every_operation_typed().await;
 }

@@ -5,11 +5,23 @@
 //!
 //! A failed batch load (its factory returned an error, or took longer than the hard timeout)
 //! answers with the stale values of the keys it was asked for, within grace, when each of them
-//! has one, as a single call does; when one has none, the error is returned. The distributed
-//! lock (`lock = "redis"`) is not taken by batches: holding one lock per key of a batch across
-//! instances would serialise overlapping batches key by key for the lock's timeout and could
-//! not be taken atomically for all keys; a batch's loads are single-flighted per key within
-//! the instance only.
+//! has one, as a single call does; when one has none, the error is returned.
+//!
+//! The options a batch honours: each entry is written as a single call writes it (`ttl`,
+//! `jitter`, `grace`, `tti`, `l1_ttl`, tags, `skip_l2_write`, `skip_bus`,
+//! `background_l2_writes`); reads skip L2 with `skip_l2_read`; `force_fresh` loads every key;
+//! `hard_timeout` bounds the factory; `wait_timeout` bounds the whole wait for other callers'
+//! gates. Three do not apply, because each answers one caller about one key:
+//! - the distributed lock (`lock = "redis"`): holding one lock per key of a batch across
+//!   instances would serialise overlapping batches key by key for the lock's timeout and
+//!   could not be taken atomically for all keys; a batch's loads are single-flighted per key
+//!   within the instance only;
+//! - the soft `timeout`: it answers with a stale value while the factory finishes in the
+//!   background, but a batch's factory borrows from its caller (it runs within the call) and
+//!   loads keys of which some may have no stale value;
+//! - `eager_refresh`: a batch serves its hits as they are (one background load per key is
+//!   what a batch avoids); the entries it writes carry their refresh point, so a single call
+//!   refreshes them early.
 //!
 //! Single flight holds per key, as for single calls: a batch load takes the gate of every
 //! key it loads (in the order of their stored keys, so two batches never wait for each
@@ -450,8 +462,12 @@ impl Cache {
     /// Single flight per key: a concurrent `get_or_set` (or `#[cacheable]` call) on one of
     /// the keys being loaded waits for this batch and takes its value; a key another caller
     /// is loading is waited for and taken from it, not loaded again. The factory is bounded
-    /// by the cache's hard timeout. The distributed lock (`lock = "redis"`) covers single
-    /// calls only: a batch loads with this instance's single flight.
+    /// by the cache's hard timeout; when it fails and every key it was asked for has a stale
+    /// value within grace, those answer. The options honoured are a single call's but three:
+    /// the distributed lock (`lock = "redis"`) is not taken (a batch loads with this
+    /// instance's single flight), and the soft `timeout` and `eager_refresh` do not apply
+    /// (the factory runs within the call; hits are served as they are): the README's
+    /// batch section says why.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

@@ -1,16 +1,16 @@
 //! The types each cached operation reads and writes, compared across the operations sharing
-//! a cache. `cachet check --src` fails when two operations on one cache disagree on the key
-//! type or the value type; building a manager fails when they disagree on the value type (a
-//! read of the other's entries would be a miss, or decode another type) and warns, naming
-//! both, when they disagree on the key type (many programs keep differently keyed functions
-//! in one cache, Spring-style; the keys of different types can still encode alike, `42` for
-//! both `42u64` and `"42"`, which is what the warning is about).
+//! a cache. Building a manager and `cachet check --src` both fail when two operations on one
+//! string-named cache disagree on its value type (a read of one's entries by the other would
+//! be a miss, or decode another type) or on its key type (an entry one stores, the other
+//! cannot address, so a `cache_evict` misses what a `cacheable` stored; and keys of
+//! different types may encode alike, `42` for both `42u64` and `"42"`, and collide).
 //!
 //! Types are compared as written, made comparable: whitespace, lifetimes and references are
-//! dropped, paths are reduced to their last segment (`models::User` is `User`), a borrowed
-//! key is its owned form (`str` is `String`, `[T]` is `Vec<T>`), and a value `Option<T>` is
-//! `T`. A key written as an expression other than arguments is unknown and not compared. Two
-//! types of one name in different modules compare equal: a typed cache
+//! dropped, paths are reduced to their last segment (`models::User` is `User`), a key type
+//! that encodes as another is that one ([`comparable_key`]: `&str`, `Box<str>` and
+//! `Cow<str>` are `String`, `&T` and `Box<T>` are `T`, `[T]` is `Vec<T>`), and a value
+//! `Option<T>` is `T`. A key written as an expression other than arguments is unknown and
+//! not compared. Two types of one name in different modules compare equal: a typed cache
 //! (`cachet::caches!`) is checked exactly, by the compiler.
 
 use std::fmt;
@@ -61,11 +61,16 @@ pub struct TypeConflict {
 
 impl fmt::Display for TypeConflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = if self.what == "key" {
+            "an entry one stores, the other cannot address (and keys of different types may \
+             encode alike and collide)"
+        } else {
+            "a read of one's entries by the other misses (or would decode another type)"
+        };
         write!(
             f,
-            "cache `{}`: {} has {} type `{}` but {} has `{}`; a read of one's entries by the other \
-             misses (or would decode another type): use one type, or two caches (a typed cache \
-             declared with `cachet::caches!` checks this at compile time)",
+            "cache `{}`: {} has {} type `{}` but {} has `{}`; {why}: use one type, or two caches \
+             (a typed cache declared with `cachet::caches!` checks this at compile time)",
             self.cache, self.first, self.what, self.first_type, self.second, self.second_type
         )
     }
@@ -137,16 +142,32 @@ pub fn find_conflicts(ops: &[OperationTypes<'_>]) -> Vec<TypeConflict> {
     found
 }
 
-/// A key type made comparable: references dropped, borrowed forms owned, tuples part by part.
-fn comparable_key(ty: &str) -> String {
-    let ty = plain(ty);
-    key_parts(&ty)
+/// A key type made comparable, so that key types which encode alike compare equal:
+/// references dropped (`&T` is `T`), a borrowed form is its owned one (`str` is `String`,
+/// `[T]` is `Vec<T>`), the pointers serde serializes as their content are it (`Box<T>`,
+/// `Arc<T>`, `Rc<T>`, `Cow<T>`: `Box<str>` and `Cow<'_, str>` are `String`), tuples and
+/// type arguments part by part (`Option<&str>` is `Option<String>`). Arrays are left alone:
+/// they encode as tuples, not as sequences.
+///
+/// The one normalisation of key types: the startup check and `cachet check --src` both
+/// compare through it ([`find_conflicts`]).
+///
+/// ```
+/// use cache_core::inventory::comparable_key;
+/// assert_eq!(comparable_key("&'a str"), comparable_key("String"));
+/// assert_eq!(comparable_key("Box<str>"), "String");
+/// assert_eq!(comparable_key("(&u64, std::borrow::Cow<'_, str>)"), "(u64,String)");
+/// assert_ne!(comparable_key("u64"), comparable_key("String"));
+/// ```
+pub fn comparable_key(ty: &str) -> String {
+    key_form(&plain(ty))
 }
 
-fn key_parts(ty: &str) -> String {
+/// [`comparable_key`] of a type already [`plain`].
+fn key_form(ty: &str) -> String {
     let ty = ty.trim_start_matches('&');
     if let Some(inner) = ty.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
-        let parts: Vec<String> = split_top(inner).iter().map(|p| key_parts(p)).collect();
+        let parts: Vec<String> = split_top(inner).iter().map(|p| key_form(p)).collect();
         return if parts.len() == 1 && !inner.ends_with(',') {
             parts[0].clone()
         } else {
@@ -157,7 +178,27 @@ fn key_parts(ty: &str) -> String {
         return "String".into();
     }
     if let Some(elem) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-        return format!("Vec<{}>", key_parts(elem));
+        // `[T; N]` encodes as a tuple: only a slice is a sequence.
+        if split_top_at(elem, ';').len() == 1 {
+            return format!("Vec<{}>", key_form(elem));
+        }
+        return ty.to_owned();
+    }
+    if let Some((name, args)) = ty
+        .strip_suffix('>')
+        .and_then(|t| t.split_once('<'))
+        .filter(|(name, _)| !name.is_empty())
+    {
+        // A lifetime argument was dropped by `plain`, leaving an empty part.
+        let args: Vec<String> = split_top(args)
+            .iter()
+            .filter(|a| !a.is_empty())
+            .map(|a| key_form(a))
+            .collect();
+        return match (name, args.as_slice()) {
+            ("Box" | "Arc" | "Rc" | "Cow", [content]) => content.clone(),
+            _ => format!("{name}<{}>", args.join(",")),
+        };
     }
     ty.to_owned()
 }
@@ -213,15 +254,20 @@ fn plain(ty: &str) -> String {
 
 /// `a, (b, c), D<e, f>` split at its top-level commas.
 fn split_top(s: &str) -> Vec<&str> {
+    split_top_at(s, ',')
+}
+
+/// `s` split at each `sep` outside brackets.
+fn split_top_at(s: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut depth, mut start) = (0i32, 0);
     for (i, c) in s.char_indices() {
         match c {
             '<' | '(' | '[' => depth += 1,
             '>' | ')' | ']' => depth -= 1,
-            ',' if depth == 0 => {
+            c if c == sep && depth == 0 => {
                 parts.push(&s[start..i]);
-                start = i + 1;
+                start = i + c.len_utf8();
             }
             _ => {}
         }
@@ -244,7 +290,24 @@ mod tests {
         assert_eq!(comparable_key("(u64, &str)"), "(u64,String)");
         assert_eq!(comparable_key("&[u8]"), "Vec<u8>");
         assert_eq!(comparable_key("&mut u64"), "u64");
+        assert_eq!(comparable_key("&u64"), comparable_key("u64"));
+        assert_eq!(comparable_key("Box<str>"), "String");
+        assert_eq!(comparable_key("std::sync::Arc<str>"), "String");
+        assert_eq!(comparable_key("Cow<'a, str>"), "String");
+        assert_eq!(comparable_key("Box<[u8]>"), "Vec<u8>");
+        assert_eq!(comparable_key("Rc<(u64, &str)>"), "(u64,String)");
+        assert_eq!(comparable_key("Option<&'a str>"), "Option<String>");
+        assert_eq!(
+            comparable_key("HashMap<&str, Box<u64>>"),
+            "HashMap<String,u64>"
+        );
+        assert_eq!(comparable_key("&String"), "String");
+        // An array encodes as a tuple, not as a sequence.
+        assert_eq!(comparable_key("[u8; 4]"), "[u8;4]");
+        assert_ne!(comparable_key("[u8; 4]"), comparable_key("Vec<u8>"));
         assert_ne!(comparable_key("u32"), comparable_key("u64"));
+        assert_ne!(comparable_key("u64"), comparable_key("String"));
+        assert_ne!(comparable_key("Option<u64>"), comparable_key("u64"));
     }
 
     #[test]

@@ -8,6 +8,24 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+/// Declares the rungs of an autoref probe ladder: traits alike but for their names, each
+/// with one method that picks an associated type (a shape, a timeout behaviour). Generated
+/// code calls the method on a reference to the probe; method resolution takes the first
+/// rung whose impl matches, and the impls order the rungs (by value first, then through
+/// one more `&` each).
+macro_rules! rungs {
+    ($assoc:ident: $bound:path, $method:ident; $($(#[$doc:meta])* $name:ident;)+) => {$(
+        $(#[$doc])*
+        pub trait $name {
+            /// What this rung picks.
+            type $assoc: $bound;
+            /// What this rung picks.
+            fn $method(&self) -> Self::$assoc;
+        }
+    )+};
+}
+pub(crate) use rungs;
+
 /// A failure a single-flight leader hands to the callers that waited for it.
 pub type SharedFailure = Arc<dyn Any + Send + Sync>;
 
@@ -167,26 +185,13 @@ impl<S> FailureOf<S> {
     }
 }
 
-/// Picks the leader's error, cloned (found first: two autorefs fewer).
-pub trait SharesError {
-    /// The shape.
-    type Shape: Shape;
-    /// The shape, with what waiters return.
-    fn failure(&self) -> Self::Shape;
-}
-/// Picks [`crate::CacheError::LeaderFailed`], converted.
-pub trait ConvertsError {
-    /// The shape.
-    type Shape: Shape;
-    /// The shape, with what waiters return.
-    fn failure(&self) -> Self::Shape;
-}
-/// Keeps the shape as it is (found last).
-pub trait KeepsShape {
-    /// The shape.
-    type Shape: Shape;
-    /// The shape.
-    fn failure(&self) -> Self::Shape;
+rungs! { Shape: Shape, failure;
+    /// Picks the leader's error, cloned (found first: two autorefs fewer).
+    SharesError;
+    /// Picks [`crate::CacheError::LeaderFailed`], converted.
+    ConvertsError;
+    /// Keeps the shape as it is (found last).
+    KeepsShape;
 }
 
 impl<T, E: Clone + Send + Sync + 'static> SharesError for &&FailureOf<ResultShape<T, E>> {
@@ -263,26 +268,13 @@ impl<R> Returns<R> {
     }
 }
 
-/// Picks [`ResultShape`] (found first by method resolution: no autoref needed).
-pub trait ReturnsResult {
-    /// The shape.
-    type Shape: Shape;
-    /// The shape.
-    fn shape(&self) -> Self::Shape;
-}
-/// Picks [`OptionShape`] (found first by method resolution: no autoref needed).
-pub trait ReturnsOption {
-    /// The shape.
-    type Shape: Shape;
-    /// The shape.
-    fn shape(&self) -> Self::Shape;
-}
-/// Picks [`ValueShape`] (found only after autoref, so last).
-pub trait ReturnsValue {
-    /// The shape.
-    type Shape: Shape;
-    /// The shape.
-    fn shape(&self) -> Self::Shape;
+rungs! { Shape: Shape, shape;
+    /// Picks [`ResultShape`] (found first by method resolution: no autoref needed).
+    ReturnsResult;
+    /// Picks [`OptionShape`] (found first by method resolution: no autoref needed).
+    ReturnsOption;
+    /// Picks [`ValueShape`] (found only after autoref, so last).
+    ReturnsValue;
 }
 
 impl<T, E> ReturnsResult for Returns<Result<T, E>> {

@@ -3,6 +3,7 @@
 //! key's argument types, or those of a `key = arg` / `key = (a, b)` over arguments; empty
 //! when the key is another expression (it is then not compared).
 
+use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::{Expr, Signature, Type};
 
@@ -25,9 +26,11 @@ pub(crate) fn key_type(action: &Action, sig: &Signature) -> String {
         | Action::Evict(EvictTarget::After(KeySource::Result(_)))
         | Action::Evict(EvictTarget::AllEntries { .. }) => return String::new(),
     };
+    // A generic or `impl Trait` key has no one type to compare: unknown.
     let type_of = |name: &str| {
         fn_args(sig)
             .find(|(ident, _)| ident.is_some_and(|i| i == name))
+            .filter(|(_, pt)| !is_generic(&pt.ty.to_token_stream(), sig))
             .map(|(_, pt)| shown(&pt.ty))
     };
     let parts: Option<Vec<String>> = match spec {
@@ -53,6 +56,17 @@ pub(crate) fn key_type(action: &Action, sig: &Signature) -> String {
         Some([one]) => one.clone(),
         Some(many) => format!("({})", many.join(", ")),
     }
+}
+
+/// Whether `tokens` (a type) name one of `sig`'s type parameters or an `impl Trait`.
+fn is_generic(tokens: &TokenStream, sig: &Signature) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => {
+            ident == "impl" || sig.generics.type_params().any(|p| p.ident == ident)
+        }
+        TokenTree::Group(group) => is_generic(&group.stream(), sig),
+        _ => false,
+    })
 }
 
 /// A type as written, without an outer reference.
@@ -108,5 +122,12 @@ mod tests {
         assert_eq!(of(Macro::Evict, r#""a", all_entries"#, sig.clone()), "");
         let none: Signature = parse_quote!(fn f() -> u8);
         assert_eq!(of(Macro::Cacheable, r#""a""#, none), "()");
+        // A generic key has no one type: unknown, not compared.
+        let generic: Signature = parse_quote!(fn f<K: Serialize>(id: &K, n: Vec<impl Ord>) -> u8);
+        assert_eq!(
+            of(Macro::Cacheable, r#""a", key = id"#, generic.clone()),
+            ""
+        );
+        assert_eq!(of(Macro::Cacheable, r#""a", key = n"#, generic), "");
     }
 }

@@ -266,6 +266,9 @@ pub fn cache_config(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - Options: `skip(..)`, `ttl`, `grace`, `crate`. One cache name.
 /// - Concurrent callers share the loads key by key: a `#[cacheable]` call on a key being
 ///   loaded waits for the batch and takes its value.
+/// - The cache's options apply as to `Cache::get_or_set_many`: every entry is written as a
+///   single call writes it, but the distributed lock is not taken and the soft `timeout` and
+///   `eager_refresh` do not apply (the README's batch section says why).
 ///
 /// Misuse (no cache name, a plain `fn`, no or several keys arguments, a keys argument that
 /// is neither `Vec<K>` nor `&[K]`) is a compile error at the offending token.

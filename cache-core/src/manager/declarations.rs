@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::CacheManager;
 use crate::error::CacheError;
-use crate::inventory::{find_conflicts, OperationTypes};
+use crate::inventory::{find_conflict, OperationTypes};
 use crate::operation::{Declaration, OperationKind};
 
 /// One cache name used by one annotated function.
@@ -98,8 +98,8 @@ pub fn declared_caches() -> Vec<DeclaredCache> {
 }
 
 /// Fails when an annotated or declared cache cannot be resolved, or when two operations on
-/// one cache disagree on its value type; warns when they disagree on its key type
-/// ([`crate::inventory::find_conflicts`]).
+/// one cache disagree on its key type or its value type ([`crate::inventory::find_conflict`],
+/// which `cachet check --src` runs too).
 pub(super) fn check(manager: &CacheManager) -> Result<(), CacheError> {
     for typed in crate::declaration::typed_declarations() {
         if let Err(err) = manager.store_of(typed.name) {
@@ -153,11 +153,8 @@ pub(super) fn check(manager: &CacheManager) -> Result<(), CacheError> {
             value_type: d.value_type,
         }))
         .collect();
-    for conflict in find_conflicts(&ops) {
-        if conflict.what == "value" {
-            return Err(CacheError::TypeConflict(Box::new(conflict)));
-        }
-        tracing::warn!(%conflict, "cachet: functions sharing a cache use different key types");
+    match find_conflict(&ops) {
+        Some(conflict) => Err(CacheError::TypeConflict(Box::new(conflict))),
+        None => Ok(()),
     }
-    Ok(())
 }

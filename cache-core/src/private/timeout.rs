@@ -55,19 +55,11 @@ impl<R> TimeoutProbe<R> {
     }
 }
 
-/// Picks [`GiveUp`] (found first by method resolution: no autoref needed).
-pub trait TimesOut {
-    /// The behaviour.
-    type OnTimeout;
-    /// The behaviour.
-    fn on_timeout(&self) -> Self::OnTimeout;
-}
-/// Picks [`Wait`] (found only after autoref, so last).
-pub trait WaitsOut {
-    /// The behaviour.
-    type OnTimeout;
-    /// The behaviour.
-    fn on_timeout(&self) -> Self::OnTimeout;
+crate::shape::rungs! { OnTimeout: Copy, on_timeout;
+    /// Picks [`GiveUp`] (found first by method resolution: no autoref needed).
+    TimesOut;
+    /// Picks [`Wait`] (found only after autoref, so last).
+    WaitsOut;
 }
 
 impl<T, E: From<CacheError>> TimesOut for TimeoutProbe<Result<T, E>> {

@@ -383,17 +383,14 @@ impl Parse for Written {
                     }
                     Kind::Str => Value::Str(input.parse()?),
                     Kind::Bool => Value::Bool(input.parse()?),
-                    Kind::Tags => {
-                        if !input.peek(syn::token::Bracket) {
-                            return Err(input.error(
-                                "expected a bracketed list of string literals, as in \
-                                 `tags = [\"catalog\"]`",
-                            ));
-                        }
+                    Kind::Tags | Kind::Names if input.peek(syn::token::Bracket) => {
                         Value::Strs(bracketed_strs(input)?)
                     }
-                    Kind::Names if input.peek(syn::token::Bracket) => {
-                        Value::Strs(bracketed_strs(input)?)
+                    Kind::Tags => {
+                        return Err(input.error(
+                            "expected a bracketed list of string literals, as in \
+                             `tags = [\"catalog\"]`",
+                        ))
                     }
                     Kind::Names => Value::Strs(vec![input.parse()?]),
                     Kind::Setting(Setting::Duration { .. }) => Value::Lit(Lit::Str(input.parse()?)),
@@ -489,68 +486,77 @@ impl Attr {
             .find(|o| o.def.is_some_and(|d| d.name == name))
     }
 
+    /// The value of option `name` as `pick` takes it (`None`: another kind), with the span
+    /// of the option's name.
+    fn value<'a, T: ?Sized>(
+        &'a self,
+        name: &str,
+        pick: impl FnOnce(&'a Value) -> Option<&'a T>,
+    ) -> Option<(Span, &'a T)> {
+        let written = self.get(name)?;
+        pick(&written.value).map(|value| (written.span(), value))
+    }
+
     /// `name = EXPR`.
     pub fn expr(&self, name: &str) -> Option<(Span, &Expr)> {
-        match self.get(name) {
-            Some(Written {
-                name,
-                value: Value::Expr(e),
-                ..
-            }) => Some((name.span(), e)),
-            _ => None,
-        }
+        self.value(name, |v| {
+            if let Value::Expr(e) = v {
+                Some(e)
+            } else {
+                None
+            }
+        })
     }
 
     /// `name = path`.
     pub fn path(&self, name: &str) -> Option<(Span, &syn::Path)> {
-        match self.get(name) {
-            Some(Written {
-                name,
-                value: Value::Path(p),
-                ..
-            }) => Some((name.span(), p)),
-            _ => None,
-        }
+        self.value(name, |v| {
+            if let Value::Path(p) = v {
+                Some(p)
+            } else {
+                None
+            }
+        })
     }
 
     /// `name(a, b)`.
     pub fn idents(&self, name: &str) -> Option<(Span, &[Ident])> {
-        match self.get(name) {
-            Some(Written {
-                name,
-                value: Value::Idents(i),
-                ..
-            }) => Some((name.span(), i)),
-            _ => None,
-        }
+        self.value(name, |v| {
+            if let Value::Idents(i) = v {
+                Some(&i[..])
+            } else {
+                None
+            }
+        })
     }
 
     /// `name = ["a", ..]` (or, for `cache`, a single literal).
     pub fn strs(&self, name: &str) -> Option<(Span, &[LitStr])> {
-        match self.get(name) {
-            Some(Written {
-                name,
-                value: Value::Strs(s),
-                ..
-            }) => Some((name.span(), s)),
-            _ => None,
-        }
+        self.value(name, |v| {
+            if let Value::Strs(s) = v {
+                Some(&s[..])
+            } else {
+                None
+            }
+        })
     }
 
     /// `name = "..."`.
     pub fn str(&self, name: &str) -> Option<&LitStr> {
-        match self.get(name).map(|w| &w.value) {
-            Some(Value::Str(s)) => Some(s),
-            _ => None,
-        }
+        self.value(name, |v| if let Value::Str(s) = v { Some(s) } else { None })
+            .map(|(_, s)| s)
     }
 
     /// `name = true`.
     pub fn bool(&self, name: &str) -> Option<&LitBool> {
-        match self.get(name).map(|w| &w.value) {
-            Some(Value::Bool(b)) => Some(b),
-            _ => None,
-        }
+        self.value(name, |v| {
+            if let Value::Bool(b) = v {
+                Some(b)
+            } else {
+                None
+            }
+        })
+        .map(|(_, b)| b)
     }
 
     /// A bare flag: where it is written.

@@ -13,17 +13,21 @@ use cachet::{cache_evict, CacheManager};
 use cachet_service_example::{db, AppError, Product, ProductChange, ProductRepo};
 use sqlx::sqlite::SqliteConnection;
 
-/// A fresh database (in a temp dir, kept alive by the returned guard) and its repository.
-async fn repo() -> (tempfile::TempDir, ProductRepo) {
+/// Runs `test` against a fresh database (in a temp dir) and its repository, in the scope of
+/// a fresh manager, with product 1 as seeded, read once through the repository (so cached).
+async fn in_shop(test: impl AsyncFnOnce(&ProductRepo, &CacheManager, Product)) {
     let dir = tempfile::tempdir().expect("temp dir");
     let pool = db::open(&dir.path().join("shop.db"))
         .await
         .expect("database");
-    (dir, ProductRepo::new(pool))
-}
-
-fn manager() -> CacheManager {
-    CacheManager::builder().build().expect("manager")
+    let repo = ProductRepo::new(pool);
+    let manager = CacheManager::builder().build().expect("manager");
+    manager
+        .scope(async {
+            let old = repo.find(1).await.unwrap().expect("seeded");
+            test(&repo, &manager, old).await;
+        })
+        .await;
 }
 
 /// The `products` entry of `id` as the cache holds it (`None`: no entry).
@@ -54,59 +58,51 @@ fn change(of: &Product, price_cents: i64) -> ProductChange {
 
 #[tokio::test]
 async fn a_rolled_back_update_leaves_the_cache_as_it_was() {
-    let (_dir, repo) = repo().await;
-    let manager = manager();
-    manager
-        .scope(async {
-            let old = repo.find(1).await.unwrap().expect("seeded");
-            assert_eq!(cached(1).await, Some(Some(old.clone())));
+    in_shop(async |repo, _, old| {
+        assert_eq!(cached(1).await, Some(Some(old.clone())));
 
-            // An eviction inside a transaction that rolls back.
-            assert!(repo.reprice(1, 1, false).await.is_err());
-            assert_eq!(cached(1).await, Some(Some(old.clone())), "not evicted");
+        // An eviction inside a transaction that rolls back.
+        assert!(repo.reprice(1, 1, false).await.is_err());
+        assert_eq!(cached(1).await, Some(Some(old.clone())), "not evicted");
 
-            // A put of the new row inside a transaction that rolls back.
-            let result: Result<(), AppError> = cachet::transaction(async {
-                let mut tx = repo.pool().begin().await?;
-                let new = repo.update_in(&mut tx, 1, &change(&old, 2)).await?;
-                assert_eq!(new.map(|p| p.price_cents), Some(2));
-                tx.rollback().await?;
-                Err(AppError::Invalid("rolled back".into()))
-            })
-            .await;
-            assert!(result.is_err());
-            assert_eq!(cached(1).await, Some(Some(old.clone())), "not put");
-            assert_eq!(price_in_db(&repo, 1).await, old.price_cents);
-            assert_eq!(repo.find(1).await.unwrap(), Some(old));
+        // A put of the new row inside a transaction that rolls back.
+        let result: Result<(), AppError> = cachet::transaction(async {
+            let mut tx = repo.pool().begin().await?;
+            let new = repo.update_in(&mut tx, 1, &change(&old, 2)).await?;
+            assert_eq!(new.map(|p| p.price_cents), Some(2));
+            tx.rollback().await?;
+            Err(AppError::Invalid("rolled back".into()))
         })
         .await;
+        assert!(result.is_err());
+        assert_eq!(cached(1).await, Some(Some(old.clone())), "not put");
+        assert_eq!(price_in_db(repo, 1).await, old.price_cents);
+        assert_eq!(repo.find(1).await.unwrap(), Some(old));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_committed_update_evicts_and_puts() {
-    let (_dir, repo) = repo().await;
-    let manager = manager();
-    manager
-        .scope(async {
-            let old = repo.find(1).await.unwrap().expect("seeded");
-            assert!(repo.reprice(1, 1234, true).await.unwrap());
-            assert_eq!(cached(1).await, None, "evicted after the commit");
-            assert_eq!(repo.find(1).await.unwrap().unwrap().price_cents, 1234);
+    in_shop(async |repo, _, old| {
+        assert!(repo.reprice(1, 1234, true).await.unwrap());
+        assert_eq!(cached(1).await, None, "evicted after the commit");
+        assert_eq!(repo.find(1).await.unwrap().unwrap().price_cents, 1234);
 
-            let result: Result<Option<Product>, AppError> = cachet::transaction(async {
-                let mut tx = repo.pool().begin().await?;
-                let new = repo.update_in(&mut tx, 1, &change(&old, 4321)).await?;
-                // Reads inside see the cache as it is, not the pending put.
-                assert_eq!(cached(1).await.flatten().map(|p| p.price_cents), Some(1234));
-                tx.commit().await?;
-                Ok(new)
-            })
-            .await;
-            let new = result.unwrap().expect("updated");
-            assert_eq!(new.price_cents, 4321);
-            assert_eq!(cached(1).await, Some(Some(new)), "put after the commit");
+        let result: Result<Option<Product>, AppError> = cachet::transaction(async {
+            let mut tx = repo.pool().begin().await?;
+            let new = repo.update_in(&mut tx, 1, &change(&old, 4321)).await?;
+            // Reads inside see the cache as it is, not the pending put.
+            assert_eq!(cached(1).await.flatten().map(|p| p.price_cents), Some(1234));
+            tx.commit().await?;
+            Ok(new)
         })
         .await;
+        let new = result.unwrap().expect("updated");
+        assert_eq!(new.price_cents, 4321);
+        assert_eq!(cached(1).await, Some(Some(new)), "put after the commit");
+    })
+    .await;
 }
 
 /// Reads the product `id` from another task (so another pooled connection, outside the
@@ -121,56 +117,48 @@ async fn read_elsewhere(manager: &CacheManager, repo: &ProductRepo, id: i64) -> 
 
 #[tokio::test]
 async fn a_read_between_the_write_and_the_commit_does_not_outlive_the_commit() {
-    let (_dir, repo) = repo().await;
-    let manager = manager();
-    manager
-        .scope(async {
-            let old = repo.find(1).await.unwrap().expect("seeded");
-            let result: Result<(), AppError> = cachet::transaction(async {
-                let mut tx = repo.pool().begin().await?;
-                assert!(repo.set_price_in(&mut tx, 1, 777).await?);
-                // Uncommitted: another connection still reads the old row, and caches it.
-                cachet::cache("products")
-                    .unwrap()
-                    .delete(&1i64)
-                    .await
-                    .unwrap();
-                let seen = read_elsewhere(&manager, &repo, 1).await;
-                assert_eq!(seen, Some(old.clone()));
-                assert_eq!(cached(1).await, Some(Some(old.clone())));
-                tx.commit().await?;
-                Ok(())
-            })
-            .await;
-            result.unwrap();
-            // The eviction came after the commit, so the old value read meanwhile is gone.
-            assert_eq!(cached(1).await, None);
-            assert_eq!(repo.find(1).await.unwrap().unwrap().price_cents, 777);
+    in_shop(async |repo, manager, old| {
+        let result: Result<(), AppError> = cachet::transaction(async {
+            let mut tx = repo.pool().begin().await?;
+            assert!(repo.set_price_in(&mut tx, 1, 777).await?);
+            // Uncommitted: another connection still reads the old row, and caches it.
+            cachet::cache("products")
+                .unwrap()
+                .delete(&1i64)
+                .await
+                .unwrap();
+            let seen = read_elsewhere(manager, repo, 1).await;
+            assert_eq!(seen, Some(old.clone()));
+            assert_eq!(cached(1).await, Some(Some(old.clone())));
+            tx.commit().await?;
+            Ok(())
         })
         .await;
+        result.unwrap();
+        // The eviction came after the commit, so the old value read meanwhile is gone.
+        assert_eq!(cached(1).await, None);
+        assert_eq!(repo.find(1).await.unwrap().unwrap().price_cents, 777);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_read_between_a_put_and_a_rollback_never_sees_the_rolled_back_value() {
-    let (_dir, repo) = repo().await;
-    let manager = manager();
-    manager
-        .scope(async {
-            let old = repo.find(1).await.unwrap().expect("seeded");
-            let result: Result<(), AppError> = cachet::transaction(async {
-                let mut tx = repo.pool().begin().await?;
-                repo.update_in(&mut tx, 1, &change(&old, 5)).await?;
-                // The put waits for the commit: a concurrent read gets the committed value.
-                assert_eq!(read_elsewhere(&manager, &repo, 1).await, Some(old.clone()));
-                tx.rollback().await?;
-                Err(AppError::Invalid("rolled back".into()))
-            })
-            .await;
-            assert!(result.is_err());
-            assert_eq!(cached(1).await, Some(Some(old.clone())));
-            assert_eq!(read_elsewhere(&manager, &repo, 1).await, Some(old));
+    in_shop(async |repo, manager, old| {
+        let result: Result<(), AppError> = cachet::transaction(async {
+            let mut tx = repo.pool().begin().await?;
+            repo.update_in(&mut tx, 1, &change(&old, 5)).await?;
+            // The put waits for the commit: a concurrent read gets the committed value.
+            assert_eq!(read_elsewhere(manager, repo, 1).await, Some(old.clone()));
+            tx.rollback().await?;
+            Err(AppError::Invalid("rolled back".into()))
         })
         .await;
+        assert!(result.is_err());
+        assert_eq!(cached(1).await, Some(Some(old.clone())));
+        assert_eq!(read_elsewhere(manager, repo, 1).await, Some(old));
+    })
+    .await;
 }
 
 /// The same write as `ProductRepo::set_price_in`, evicting at once (no `after_commit`).
@@ -192,27 +180,23 @@ async fn set_price_evicting_at_once(
 /// old row again, and it outlives the commit.
 #[tokio::test]
 async fn without_after_commit_a_read_before_the_commit_leaves_a_stale_value() {
-    let (_dir, repo) = repo().await;
-    let manager = manager();
-    manager
-        .scope(async {
-            let old = repo.find(1).await.unwrap().expect("seeded");
-            let result: Result<(), AppError> = cachet::transaction(async {
-                let mut tx = repo.pool().begin().await?;
-                set_price_evicting_at_once(&mut tx, 1, 888).await?;
-                assert_eq!(
-                    cached(1).await,
-                    None,
-                    "evicted at once, inside the transaction"
-                );
-                assert_eq!(read_elsewhere(&manager, &repo, 1).await, Some(old.clone()));
-                tx.commit().await?;
-                Ok(())
-            })
-            .await;
-            result.unwrap();
-            assert_eq!(price_in_db(&repo, 1).await, 888);
-            assert_eq!(cached(1).await, Some(Some(old)), "stale after the commit");
+    in_shop(async |repo, manager, old| {
+        let result: Result<(), AppError> = cachet::transaction(async {
+            let mut tx = repo.pool().begin().await?;
+            set_price_evicting_at_once(&mut tx, 1, 888).await?;
+            assert_eq!(
+                cached(1).await,
+                None,
+                "evicted at once, inside the transaction"
+            );
+            assert_eq!(read_elsewhere(manager, repo, 1).await, Some(old.clone()));
+            tx.commit().await?;
+            Ok(())
         })
         .await;
+        result.unwrap();
+        assert_eq!(price_in_db(repo, 1).await, 888);
+        assert_eq!(cached(1).await, Some(Some(old)), "stale after the commit");
+    })
+    .await;
 }

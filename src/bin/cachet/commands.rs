@@ -420,18 +420,18 @@ fn inventory(src: &[std::path::PathBuf], out: &mut dyn Write) -> Result<Code, Fa
 /// compared per cache as a manager compares them at startup.
 fn check_sources(src: &[std::path::PathBuf], out: &mut dyn Write) -> Result<Code, Failure> {
     let (found, _) = super::inventory::scan(src).map_err(Failure::usage)?;
-    match super::inventory::conflict(&found) {
-        Some(conflict) => {
-            say!(out, "sources: FAILED: {conflict}");
-            Ok(Code::Failed)
-        }
-        None => {
-            say!(
-                out,
-                "sources: {} cached operations: types agree: ok",
-                found.len()
-            );
-            Ok(Code::Ok)
-        }
+    let conflicts = super::inventory::conflicts(&found);
+    if conflicts.is_empty() {
+        say!(
+            out,
+            "sources: {} cached operations: types agree: ok",
+            found.len()
+        );
+        return Ok(Code::Ok);
     }
+    // Every disagreement, so that one run shows all there is to fix.
+    for conflict in &conflicts {
+        say!(out, "sources: FAILED: {conflict}");
+    }
+    Ok(Code::Failed)
 }

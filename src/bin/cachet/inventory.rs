@@ -7,12 +7,12 @@
 //! function or method, and every `cachet::caches!` declaration, with the key and value
 //! types as written: the key from the signature (the default key, or `key = arg`), `T` for
 //! `T`, `Result<T, E>` and `Option<T>`. A key that is another expression is shown as `?` and
-//! not compared. The types are compared by `cachet::inventory::find_conflict`, the check a
+//! not compared. The types are compared by `cachet::inventory::find_conflicts`, the check a
 //! manager runs at startup.
 
 use std::path::{Path, PathBuf};
 
-use cachet::inventory::{find_conflict, OperationTypes, TypeConflict};
+use cachet::inventory::{find_conflicts, OperationTypes, TypeConflict};
 use quote::ToTokens;
 use syn::visit::Visit;
 
@@ -152,8 +152,9 @@ pub(crate) fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The first disagreement between operations on one cache, as the startup check finds it.
-pub(crate) fn conflict(found: &[Found]) -> Option<TypeConflict> {
+/// Every disagreement between operations on one cache; the first is the one the startup
+/// check reports.
+pub(crate) fn conflicts(found: &[Found]) -> Vec<TypeConflict> {
     let ops: Vec<OperationTypes<'_>> = found
         .iter()
         .map(|f| OperationTypes {
@@ -161,7 +162,8 @@ pub(crate) fn conflict(found: &[Found]) -> Option<TypeConflict> {
             function: &f.function,
             file: &f.file,
             line: f.line as u32,
-            key_type: &f.key_type,
+            // `?`: a key of no one type, not compared.
+            key_type: if f.key_type == "?" { "" } else { &f.key_type },
             value_type: if f.kind == "cache_evict" {
                 ""
             } else {
@@ -169,7 +171,7 @@ pub(crate) fn conflict(found: &[Found]) -> Option<TypeConflict> {
             },
         })
         .collect();
-    find_conflict(&ops)
+    find_conflicts(&ops)
 }
 
 #[derive(Default)]
@@ -288,6 +290,8 @@ struct Args {
     typed: Vec<String>,
     key: Option<syn::Expr>,
     skip: Vec<String>,
+    /// `all_entries`: an eviction of the whole cache, with no key.
+    all_entries: bool,
     ttl: Option<String>,
     grace: Option<String>,
     tags: Vec<String>,
@@ -322,6 +326,8 @@ fn parse_args(input: syn::parse::ParseStream<'_>) -> syn::Result<Args> {
                 if name == "skip" {
                     args.skip = idents.iter().map(ToString::to_string).collect();
                 }
+            } else if name == "all_entries" {
+                args.all_entries = true;
             } else if args.key.is_none()
                 && args.ttl.is_none()
                 && !is_flag(&name)
@@ -448,16 +454,32 @@ fn args_of(sig: &syn::Signature) -> Vec<(String, String)> {
                     syn::Type::Reference(r) => &*r.elem,
                     other => other,
                 };
-                Some((name, shown(ty)))
+                // A generic or `impl Trait` argument has no one type.
+                let generic = is_generic(&ty.to_token_stream(), sig);
+                Some((name, if generic { "?".into() } else { shown(ty) }))
             }
             syn::FnArg::Receiver(_) => None,
         })
         .collect()
 }
 
+/// Whether `tokens` (a type) name one of `sig`'s type parameters or an `impl Trait`.
+fn is_generic(tokens: &proc_macro2::TokenStream, sig: &syn::Signature) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(ident) => {
+            ident == "impl" || sig.generics.type_params().any(|p| p.ident == ident)
+        }
+        proc_macro2::TokenTree::Group(group) => is_generic(&group.stream(), sig),
+        _ => false,
+    })
+}
+
 /// The key type as the signature shows it: the default key's, or `key = arg` / `key = (a,
 /// b)` over arguments; `?` for any other expression.
 fn key_type(sig: &syn::Signature, args: &Args) -> String {
+    if args.all_entries {
+        return "?".into();
+    }
     let all = args_of(sig);
     let type_of = |name: &str| all.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone());
     let parts: Option<Vec<String>> = match &args.key {
@@ -484,6 +506,7 @@ fn key_type(sig: &syn::Signature, args: &Args) -> String {
     };
     match parts.as_deref() {
         None => "?".into(),
+        Some(parts) if parts.iter().any(|p| p == "?") => "?".into(),
         Some([]) => "()".into(),
         Some([one]) => one.clone(),
         Some(many) => format!("({})", many.join(", ")),

@@ -33,54 +33,47 @@ fn user() -> User {
     }
 }
 
-/// JSON again, as an application would write a codec of its own.
-struct AppJson;
-
-impl Codec for AppJson {
-    fn name(&self) -> &str {
-        "app-json"
-    }
-    fn id(&self) -> u8 {
-        200
-    }
-    fn encode(
-        &self,
-        value: &dyn erased_serde::Serialize,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        let mut ser = serde_json::Serializer::new(out);
-        erased_serde::serialize(value, &mut ser).map_err(|e| CodecError::Encode(e.to_string()))
-    }
-    fn decode<'de>(
-        &self,
-        payload: &'de [u8],
-        read: &mut dyn FnMut(
-            &mut dyn erased_serde::Deserializer<'de>,
-        ) -> Result<(), erased_serde::Error>,
-    ) -> Result<(), CodecError> {
-        let mut de = serde_json::Deserializer::from_slice(payload);
-        read(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de)).map_err(payload_err)?;
-        de.end().map_err(payload_err)
-    }
+/// What an application's codec does with the bytes.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    /// JSON again, as an application would write a codec of its own.
+    Json,
+    /// MessagePack with no depth limit of its own: cachet's guard alone has to bound it.
+    UnboundedMsgPack,
+    /// Writes nothing and never reads.
+    Nothing,
 }
 
-/// MessagePack with no depth limit of its own: cachet's guard alone has to bound it.
-struct AppMsgPack;
+/// An application's codec: its name, its id and what it does (one type for every codec the
+/// tests write, so each is a row, not an impl).
+struct AppCodec(&'static str, u8, Wire);
 
-impl Codec for AppMsgPack {
+/// The codecs an application registers in [`codecs`].
+const APP_JSON: AppCodec = AppCodec("app-json", 200, Wire::Json);
+const APP_MSGPACK: AppCodec = AppCodec("app-msgpack", 201, Wire::UnboundedMsgPack);
+
+impl Codec for AppCodec {
     fn name(&self) -> &str {
-        "app-msgpack"
+        self.0
     }
     fn id(&self) -> u8 {
-        201
+        self.1
     }
     fn encode(
         &self,
         value: &dyn erased_serde::Serialize,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        let mut ser = rmp_serde::Serializer::new(out);
-        erased_serde::serialize(value, &mut ser).map_err(|e| CodecError::Encode(e.to_string()))
+        let failed = |e: &dyn std::fmt::Display| CodecError::Encode(e.to_string());
+        match self.2 {
+            Wire::Json => erased_serde::serialize(value, &mut serde_json::Serializer::new(out))
+                .map_err(|e| failed(&e)),
+            Wire::UnboundedMsgPack => {
+                erased_serde::serialize(value, &mut rmp_serde::Serializer::new(out))
+                    .map_err(|e| failed(&e))
+            }
+            Wire::Nothing => Ok(()),
+        }
     }
     fn decode<'de>(
         &self,
@@ -89,13 +82,25 @@ impl Codec for AppMsgPack {
             &mut dyn erased_serde::Deserializer<'de>,
         ) -> Result<(), erased_serde::Error>,
     ) -> Result<(), CodecError> {
-        let mut rest = payload;
-        let mut de = rmp_serde::Deserializer::new(&mut rest);
-        de.set_max_depth(usize::MAX);
-        read(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de)).map_err(payload_err)?;
-        match rest.len() {
-            0 => Ok(()),
-            n => Err(CodecError::TrailingBytes(n)),
+        match self.2 {
+            Wire::Json => {
+                let mut de = serde_json::Deserializer::from_slice(payload);
+                read(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de))
+                    .map_err(payload_err)?;
+                de.end().map_err(payload_err)
+            }
+            Wire::UnboundedMsgPack => {
+                let mut rest = payload;
+                let mut de = rmp_serde::Deserializer::new(&mut rest);
+                de.set_max_depth(usize::MAX);
+                read(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de))
+                    .map_err(payload_err)?;
+                match rest.len() {
+                    0 => Ok(()),
+                    n => Err(CodecError::TrailingBytes(n)),
+                }
+            }
+            Wire::Nothing => Ok(()),
         }
     }
 }
@@ -108,8 +113,8 @@ fn codecs() -> Vec<ValueCodec> {
         ValueCodec::bincode(),
         #[cfg(feature = "json")]
         ValueCodec::json(),
-        ValueCodec::custom(AppJson).unwrap(),
-        ValueCodec::custom(AppMsgPack).unwrap(),
+        ValueCodec::custom(APP_JSON).unwrap(),
+        ValueCodec::custom(APP_MSGPACK).unwrap(),
     ]
 }
 
@@ -164,63 +169,13 @@ fn another_codecs_entry_is_an_error_never_a_value() {
 
 #[test]
 fn application_codecs_take_ids_from_128() {
-    struct Low;
-    impl Codec for Low {
-        fn name(&self) -> &str {
-            "low"
-        }
-        fn id(&self) -> u8 {
-            3
-        }
-        fn encode(
-            &self,
-            _: &dyn erased_serde::Serialize,
-            _: &mut Vec<u8>,
-        ) -> Result<(), CodecError> {
-            Ok(())
-        }
-        fn decode<'de>(
-            &self,
-            _: &'de [u8],
-            _: &mut dyn FnMut(
-                &mut dyn erased_serde::Deserializer<'de>,
-            ) -> Result<(), erased_serde::Error>,
-        ) -> Result<(), CodecError> {
-            Ok(())
-        }
-    }
-    let err = ValueCodec::custom(Low).unwrap_err();
+    let err = ValueCodec::custom(AppCodec("low", 3, Wire::Nothing)).unwrap_err();
     assert!(err.to_string().contains("128"), "{err}");
 }
 
 #[test]
 fn a_custom_codec_that_never_reads_is_an_error() {
-    struct Lazy;
-    impl Codec for Lazy {
-        fn name(&self) -> &str {
-            "lazy"
-        }
-        fn id(&self) -> u8 {
-            130
-        }
-        fn encode(
-            &self,
-            _: &dyn erased_serde::Serialize,
-            _: &mut Vec<u8>,
-        ) -> Result<(), CodecError> {
-            Ok(())
-        }
-        fn decode<'de>(
-            &self,
-            _: &'de [u8],
-            _: &mut dyn FnMut(
-                &mut dyn erased_serde::Deserializer<'de>,
-            ) -> Result<(), erased_serde::Error>,
-        ) -> Result<(), CodecError> {
-            Ok(())
-        }
-    }
-    let codec = ValueCodec::custom(Lazy).unwrap();
+    let codec = ValueCodec::custom(AppCodec("lazy", 130, Wire::Nothing)).unwrap();
     let bytes = codec.encode(&1u8, &meta_of::<u8>()).unwrap();
     assert!(decode_as::<u8>(&codec, &bytes).is_err());
 }
@@ -324,22 +279,24 @@ fn deep_nesting_is_an_error_in_every_codec() {
 /// quickly, without allocating for the claim.
 #[test]
 fn huge_length_prefixes_fail_without_allocating() {
-    let mut prefixes: Vec<(u8, Vec<u8>)> = Vec::new();
-    for marker in [0xdd_u8, 0xdb, 0xc6, 0xdf] {
-        let mut p = vec![marker];
-        p.extend_from_slice(&u32::MAX.to_be_bytes());
-        p.extend_from_slice(&[1, 2, 3]);
-        prefixes.push((MSGPACK, p));
-    }
-    // bincode varints: 0xfc + u32, 0xfd + u64.
-    let mut p = vec![0xfc];
-    p.extend_from_slice(&u32::MAX.to_le_bytes());
-    p.extend_from_slice(&[1, 2, 3]);
-    prefixes.push((BINCODE, p));
-    let mut p = vec![0xfd];
-    p.extend_from_slice(&u64::MAX.to_le_bytes());
-    p.extend_from_slice(&[1, 2, 3]);
-    prefixes.push((BINCODE, p));
+    let (u32_be, u32_le, u64_le) = (
+        &u32::MAX.to_be_bytes()[..],
+        &u32::MAX.to_le_bytes()[..],
+        &u64::MAX.to_le_bytes()[..],
+    );
+    // MessagePack: array 32, str 32, bin 32, map 32; bincode varints: 0xfc + u32, 0xfd + u64.
+    let claims = [
+        (MSGPACK, 0xdd, u32_be),
+        (MSGPACK, 0xdb, u32_be),
+        (MSGPACK, 0xc6, u32_be),
+        (MSGPACK, 0xdf, u32_be),
+        (BINCODE, 0xfc, u32_le),
+        (BINCODE, 0xfd, u64_le),
+    ];
+    let prefixes: Vec<(u8, Vec<u8>)> = claims
+        .iter()
+        .map(|&(codec, marker, length)| (codec, [&[marker][..], length, &[1, 2, 3]].concat()))
+        .collect();
     for codec in codecs() {
         for (_, payload) in prefixes.iter().filter(|(id, _)| *id == codec.id()) {
             let vec_u64 = with_payload::<Vec<u64>>(&codec, payload);
@@ -370,41 +327,11 @@ fn oversized_entries_are_rejected_before_decoding_in_every_codec() {
     }
 }
 
-/// A codec with any id, for the id checks.
-struct WithId(u8);
-
-impl Codec for WithId {
-    fn name(&self) -> &str {
-        "with-id"
-    }
-    fn id(&self) -> u8 {
-        self.0
-    }
-    fn encode(
-        &self,
-        value: &dyn erased_serde::Serialize,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        AppJson.encode(value, out)
-    }
-    fn decode<'de>(
-        &self,
-        payload: &'de [u8],
-        read: &mut dyn FnMut(
-            &mut dyn erased_serde::Deserializer<'de>,
-        ) -> Result<(), erased_serde::Error>,
-    ) -> Result<(), CodecError> {
-        AppJson.decode(payload, read)
-    }
-}
-
 #[test]
 fn an_application_codec_takes_ids_from_first_custom_id() {
-    assert_eq!(
-        ValueCodec::custom(WithId(FIRST_CUSTOM_ID)).unwrap().id(),
-        FIRST_CUSTOM_ID
-    );
-    assert!(ValueCodec::custom(WithId(FIRST_CUSTOM_ID - 1)).is_err());
+    let with_id = |id| ValueCodec::custom(AppCodec("with-id", id, Wire::Json));
+    assert_eq!(with_id(FIRST_CUSTOM_ID).unwrap().id(), FIRST_CUSTOM_ID);
+    assert!(with_id(FIRST_CUSTOM_ID - 1).is_err());
 }
 
 #[test]
