@@ -348,22 +348,36 @@ impl Engine {
     /// what the rest of the call may skip. With `eager`, a value past its eager refresh
     /// point is not taken (nor counted): the caller's full path serves it and starts the
     /// refresh.
+    #[inline]
     pub(crate) fn hit_in_l1<V: Slot>(
         &self,
         stored: &str,
         eager: bool,
     ) -> Result<V::Value, FirstL1> {
-        match self.read_l1::<V>(stored) {
-            (Lookup::Fresh(value), due) if !(eager && due) => {
-                self.count(Event::L1Hit);
-                self.tell(EventKind::Hit, Some(stored));
-                Ok(value)
+        let Some(l1) = &self.inner.store.l1 else {
+            return Err(FirstL1::Empty);
+        };
+        // The verdict is made on the lent entry, as small as the hit path needs it:
+        // nothing larger than the value crosses the tier's `dyn` call.
+        let mut hit = Err(FirstL1::Empty);
+        let mut touch = None;
+        l1.read(stored, &mut |entry| {
+            hit = match self.judge_l1::<V>(entry, &mut touch) {
+                (Lookup::Fresh(value), due) if !(eager && due) => Ok(value),
+                // Nothing usable: the full path need not read L1 again.
+                (Lookup::Miss, _) => Err(FirstL1::Empty),
+                // A stale value, or one due for a refresh: the full path reads it.
+                _ => Err(FirstL1::Unread),
             }
-            // Nothing usable: the full path need not read L1 again.
-            (Lookup::Miss, _) => Err(FirstL1::Empty),
-            // A stale value, or one due for a refresh: the full path reads it.
-            _ => Err(FirstL1::Unread),
+        });
+        if let Some(tti) = touch {
+            self.touch_l2(stored, tti);
         }
+        if hit.is_ok() {
+            self.inner.stats.l1_hit();
+            self.tell(EventKind::Hit, Some(stored));
+        }
+        hit
     }
 
     /// The L1 lookup, and whether a fresh hit is past the entry's eager refresh point: one

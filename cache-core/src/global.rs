@@ -66,7 +66,14 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&CacheManager) -> R) -> R {
 
 /// The global manager, when no `testing` scope is in effect on this thread.
 pub(crate) fn unscoped_global() -> Option<&'static CacheManager> {
-    (!scopes::any()).then(global)
+    (!scoped()).then(global)
+}
+
+/// Whether a `testing` scope is in effect on this thread (one relaxed load when no scope
+/// is in effect on any thread).
+#[inline]
+pub(crate) fn scoped() -> bool {
+    scopes::any()
 }
 
 /// `future` polled with `manager` in effect (see [`scopes::scope_task`]).

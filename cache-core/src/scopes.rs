@@ -47,6 +47,7 @@ pub(crate) fn current() -> Option<Scoped> {
 }
 
 /// Whether any scope is in effect on this thread.
+#[inline]
 pub(crate) fn any() -> bool {
     ACTIVE.load(Ordering::Relaxed) != 0 && SCOPES.with(|stack| !stack.borrow().is_empty())
 }

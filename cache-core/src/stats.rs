@@ -100,6 +100,7 @@ struct Striped([Padded; STRIPES]);
 struct Padded(AtomicU64);
 
 impl Striped {
+    #[inline]
     fn add(&self, n: u64) {
         self.0[stripe()].0.fetch_add(n, Relaxed);
     }
@@ -109,14 +110,26 @@ impl Striped {
     }
 }
 
-/// This thread's stripe: threads take stripes in turn as they first count.
+/// This thread's stripe: threads take stripes in turn as they first count. The thread's
+/// stripe starts unset (a constant initializer: no lazy-initialization state to check on
+/// each hit).
+#[inline]
 fn stripe() -> usize {
+    use std::cell::Cell;
     use std::sync::atomic::AtomicUsize;
+    const UNSET: usize = usize::MAX;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+        static STRIPE: Cell<usize> = const { Cell::new(UNSET) };
     }
-    STRIPE.with(|s| *s)
+    STRIPE.with(|s| match s.get() {
+        UNSET => {
+            let stripe = NEXT.fetch_add(1, Relaxed) % STRIPES;
+            s.set(stripe);
+            stripe
+        }
+        stripe => stripe,
+    })
 }
 
 impl StatsCounters {
@@ -132,6 +145,14 @@ impl StatsCounters {
             cache,
             store,
         }
+    }
+
+    /// Counts one L1 hit: the hit path's one write, to this thread's stripe.
+    #[inline]
+    pub(crate) fn l1_hit(&self) {
+        self.l1_hits.add(1);
+        #[cfg(feature = "metrics")]
+        self.export(Event::L1Hit, 1);
     }
 
     /// Counts `n` occurrences of `event`.

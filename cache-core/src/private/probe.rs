@@ -1,6 +1,8 @@
 //! The hit path of `#[cacheable]`: the first cache's L1, probed before the body is built;
 //! a miss hands the encoded key and what L1 held on to the entry point.
 
+use std::marker::PhantomData;
+
 use serde::Serialize;
 
 use super::key::{key, no_key, KeyUse, OpKey};
@@ -17,17 +19,50 @@ use crate::slot::Slot;
 /// Generated code builds it as `(&ProbeOf::new(..)).probe()`: a value that is not a
 /// [`crate::CacheValue`] gets a probe that always misses ([`ProbesNothing`]), so the only errors
 /// about it are the entry point's, at the return type.
-pub struct Probe<S: Shape> {
+pub struct Probe<S: Shape, L> {
     shape: S,
     op: &'static Operation,
     eager: bool,
-    /// The L1 lookup of the value's type, by stored key.
-    look: Option<Look<S::Value>>,
+    /// How the value's type is looked up in L1 (or not at all).
+    look: PhantomData<L>,
 }
 
-/// A fresh L1 value of type `V` under a stored key (`eager`: not one past its refresh point),
-/// or what the miss path may skip.
-type Look<V> = fn(&Engine, &str, bool) -> Result<V, FirstL1>;
+/// The first cache of a call, as a probe's [`LookL1`] sees it.
+pub struct FirstCache<'a>(&'a Engine);
+
+/// What a probe's look found short of a fresh value: what the miss path may skip.
+pub struct L1Miss(FirstL1);
+
+/// How a probe reads the first cache's L1 for a value of type `V`: a direct call (no
+/// function pointer between the probe and the engine's read, so the read inlines into it).
+pub trait LookL1<V> {
+    /// Whether this look reads L1 at all (the fallback probe does not).
+    const READS: bool;
+    /// The fresh value under `stored`, or what the miss path may skip.
+    fn look(cache: FirstCache<'_>, stored: &str, eager: bool) -> Result<V, L1Miss>;
+}
+
+/// The look of a value kept in slot `T` (a [`crate::CacheValue`], or an unwrapped `Option`).
+pub struct SlotL1<T>(PhantomData<fn() -> T>);
+
+impl<T: Slot> LookL1<T::Value> for SlotL1<T> {
+    const READS: bool = true;
+    #[inline]
+    fn look(cache: FirstCache<'_>, stored: &str, eager: bool) -> Result<T::Value, L1Miss> {
+        cache.0.hit_in_l1::<T>(stored, eager).map_err(L1Miss)
+    }
+}
+
+/// The look of a value that is not a [`crate::CacheValue`]: it reads nothing.
+pub struct NoL1;
+
+impl<V> LookL1<V> for NoL1 {
+    const READS: bool = false;
+    #[inline]
+    fn look(_: FirstCache<'_>, _: &str, _: bool) -> Result<V, L1Miss> {
+        Err(L1Miss(FirstL1::Unread))
+    }
+}
 
 /// What a [`Probe`] is made from: the call's shape, its operation, and whether its entry
 /// point starts eager refreshes (the detachable ones): a hit past its refresh point is
@@ -45,8 +80,10 @@ impl<S> ProbeOf<S> {
 pub trait ProbesL1 {
     /// The call's shape.
     type Shape: Shape;
+    /// How it looks L1 up.
+    type Look: LookL1<<Self::Shape as Shape>::Value>;
     /// The probe.
-    fn probe(&self) -> Probe<Self::Shape>;
+    fn probe(&self) -> Probe<Self::Shape, Self::Look>;
 }
 
 impl<S: Shape> ProbesL1 for ProbeOf<S>
@@ -54,12 +91,13 @@ where
     S::Slot: Slot<Value = S::Value>,
 {
     type Shape = S;
-    fn probe(&self) -> Probe<S> {
+    type Look = SlotL1<S::Slot>;
+    fn probe(&self) -> Probe<S, SlotL1<S::Slot>> {
         Probe {
             shape: self.0,
             op: self.1,
             eager: self.2,
-            look: Some(Engine::hit_in_l1::<S::Slot>),
+            look: PhantomData,
         }
     }
 }
@@ -69,17 +107,17 @@ pub trait ProbesNothing {
     /// The call's shape.
     type Shape: Shape;
     /// The probe.
-    fn probe(&self) -> Probe<Self::Shape>;
+    fn probe(&self) -> Probe<Self::Shape, NoL1>;
 }
 
 impl<S: Shape> ProbesNothing for &ProbeOf<S> {
     type Shape = S;
-    fn probe(&self) -> Probe<S> {
+    fn probe(&self) -> Probe<S, NoL1> {
         Probe {
             shape: self.0,
             op: self.1,
             eager: self.2,
-            look: None,
+            look: PhantomData,
         }
     }
 }
@@ -92,42 +130,36 @@ pub enum Probed<O> {
     Miss(OpKey),
 }
 
-impl<S: Shape> KeyUse for Probe<S> {
+impl<S: Shape, L: LookL1<S::Value>> KeyUse for Probe<S, L> {
     type Output = Probed<S::Output>;
+    #[inline]
     fn with_key<K: Serialize + ?Sized>(self, value: &K) -> Probed<S::Output> {
-        let Some(look) = self.look else {
+        if !L::READS {
             return Probed::Miss(key(value));
-        };
+        }
         // Unresolved caches were warned about: the call runs uncached, as it would anyway.
         let Some(caches) = resolve(self.op) else {
             return Probed::Miss(no_key());
         };
+        let Some(first) = caches.first() else {
+            return Probed::Miss(key(value));
+        };
+        // `force_fresh` (a `#[cache_put]` stacked over it, say): no hit; the function runs.
+        let force = first.skips(|o| o.force_fresh);
         // A miss hands on the key encoded for L1 and what L1 held: the key is encoded
-        // once, and a cold miss reads L1 once before L2. The miss's key is written aside
-        // so that the hit returns only its value.
-        let mut missed = None;
-        let hit = caches.first().and_then(|c| {
-            // `force_fresh` (a `#[cache_put]` stacked over it, say): no hit; the function runs.
-            let force = c.skips(|o| o.force_fresh);
-            c.with_stored_key(value, |stored, at| {
-                let looked = if force {
-                    Err(FirstL1::Unread)
-                } else {
-                    look(c, stored, self.eager)
-                };
-                match looked {
-                    Ok(value) => Some(value),
-                    Err(first_l1) => {
-                        missed = Some(OpKey::probed(stored[at..].to_owned(), first_l1));
-                        None
-                    }
-                }
-            })
+        // once, and a cold miss reads L1 once before L2.
+        let looked = first.with_stored_key(value, |stored, at| {
+            let looked = if force {
+                Err(L1Miss(FirstL1::Unread))
+            } else {
+                L::look(FirstCache(first), stored, self.eager)
+            };
+            looked.map_err(|L1Miss(first_l1)| OpKey::probed(stored[at..].to_owned(), first_l1))
         });
-        match (hit.flatten(), missed) {
-            (Some(value), _) => Probed::Hit(self.shape.rebuild(value)),
-            (None, Some(key)) => Probed::Miss(key),
-            (None, None) => Probed::Miss(key(value)),
+        match looked {
+            Some(Ok(value)) => Probed::Hit(self.shape.rebuild(value)),
+            Some(Err(key)) => Probed::Miss(key),
+            None => Probed::Miss(key(value)),
         }
     }
 }

@@ -7,7 +7,25 @@ use crate::operation::Operation;
 
 /// The caches of an operation in the manager in effect; `None` (and a warning) when one
 /// cannot be resolved: the function then runs uncached rather than failing.
+#[inline]
 pub(super) fn resolve(op: &'static Operation) -> Option<Resolved> {
+    // The global manager never changes once built: its caches are resolved once per
+    // operation and borrowed, with no lock and no reference counting on the hit path.
+    if op.manager.is_none() {
+        if let Some(Some(caches)) = op.global_caches.get() {
+            if !crate::global::scoped() {
+                return Some(Resolved::Global(caches));
+            }
+        }
+    }
+    resolve_slow(op)
+}
+
+/// [`resolve`] the first time in the global manager, in a `testing` scope, or with
+/// `manager = path`.
+#[cold]
+#[inline(never)]
+fn resolve_slow(op: &'static Operation) -> Option<Resolved> {
     // `manager = path`: that manager's caches, whatever the global or scoped one is.
     if let Some(own) = op.manager {
         let Some(manager) = own().downcast_ref::<crate::CacheManager>() else {
@@ -21,8 +39,6 @@ pub(super) fn resolve(op: &'static Operation) -> Option<Resolved> {
         op.resolved.set(manager.id(), caches.clone());
         return Some(Resolved::Scoped(caches));
     }
-    // The global manager never changes once built: its caches are resolved once per
-    // operation and borrowed, with no lock and no reference counting on the hit path.
     if let Some(global) = crate::global::unscoped_global() {
         return op
             .global_caches
