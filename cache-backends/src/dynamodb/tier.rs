@@ -90,6 +90,22 @@ impl DynamoTier {
         }))
     }
 
+    /// Deletes `items` in batches; an empty list costs no request.
+    fn delete(
+        &self,
+        items: Result<Vec<ItemKey>, TierError>,
+    ) -> BoxFuture<'static, Result<(), TierError>> {
+        match items {
+            Err(err) => failed(err),
+            Ok(items) if items.is_empty() => Box::pin(async { Ok(()) }),
+            Ok(items) => {
+                Box::pin(self.client.run(move |client, sdk| async move {
+                    delete_items(&client, &sdk, items).await
+                }))
+            }
+        }
+    }
+
     /// The attributes of an entry.
     fn entry(key: &ItemKey, value: Vec<u8>, expires_ms: u64) -> item::Attributes {
         let mut attrs = item::expiring(key, expires_ms);
@@ -242,17 +258,7 @@ impl RemoteTier for DynamoTier {
     }
 
     fn delete_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<(), TierError>> {
-        let items = match layout::item_keys(keys) {
-            Ok(items) => items,
-            Err(err) => return failed(err),
-        };
-        if items.is_empty() {
-            return Box::pin(async { Ok(()) });
-        }
-        Box::pin(
-            self.client
-                .run(move |client, sdk| async move { delete_items(&client, &sdk, items).await }),
-        )
+        self.delete(layout::item_keys(keys))
     }
 
     fn clear_scope<'a>(&'a self, scope: &'a Scope) -> BoxFuture<'a, Result<(), TierError>> {
@@ -370,17 +376,7 @@ impl RemoteTier for DynamoTier {
         keys: &'a [String],
         tag_keys: &'a [String],
     ) -> BoxFuture<'a, Result<(), TierError>> {
-        let items = match tags::items_to_delete(keys, tag_keys) {
-            Ok(items) => items,
-            Err(err) => return failed(err),
-        };
-        if items.is_empty() {
-            return Box::pin(async { Ok(()) });
-        }
-        Box::pin(
-            self.client
-                .run(move |client, sdk| async move { delete_items(&client, &sdk, items).await }),
-        )
+        self.delete(tags::items_to_delete(keys, tag_keys))
     }
 
     fn try_lock<'a>(
