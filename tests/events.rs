@@ -160,6 +160,43 @@ async fn a_panicking_listener_does_not_fail_the_cache() {
     assert_eq!(kinds(&heard), [EventKind::Write, EventKind::Hit]);
 }
 
+#[tokio::test]
+async fn admin_clears_and_deletes_tell_listeners() {
+    let manager = CacheManager::builder()
+        .memory_store("memory")
+        .validate_declarations(false)
+        .build()
+        .unwrap();
+    let (heard, _subscription) = listen(&manager);
+    let users = manager.cache("users").unwrap();
+    users.set(&1u64, &1u32).await.unwrap();
+    assert_eq!(kinds(&heard), [EventKind::Write]);
+    // What the HTTP endpoint's `DELETE /caches/users` and `DELETE /caches/users/1` and the
+    // CLI's `cachet clear` go through.
+    users.purge().await.unwrap();
+    users.delete_raw("1").await.unwrap();
+    let store = manager.store("memory").unwrap();
+    store.purge().await.unwrap();
+    store.clear().await.unwrap();
+    let all: Vec<_> = heard.lock().unwrap().drain(..).collect();
+    let users_name = Some("users".to_owned());
+    let memory = "memory".to_owned();
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(
+        all[0],
+        (EventKind::Clear, memory.clone(), users_name.clone(), None)
+    );
+    let (kind, store_name, cache, key) = &all[1];
+    assert_eq!(
+        (kind, store_name, cache),
+        (&EventKind::Delete, &memory, &users_name)
+    );
+    assert!(key.as_deref().is_some_and(|k| k.ends_with(":1")), "{key:?}");
+    // A store's clear names no cache.
+    assert_eq!(all[2], (EventKind::Clear, memory.clone(), None, None));
+    assert_eq!(all[3], (EventKind::Clear, memory, None, None));
+}
+
 /// An instance of a service: L1 memory, L2 on `server` through a [`FaultyTier`], a bus.
 struct Instance {
     manager: CacheManager,

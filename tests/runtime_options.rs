@@ -238,6 +238,30 @@ async fn tti_expires_an_entry_nobody_reads() {
 }
 
 #[tokio::test]
+async fn has_misses_an_entry_idle_past_its_tti_and_asking_keeps_nothing_alive() {
+    let clock = ManualClock::new();
+    let options = CacheOptions::new().tti(10 * SECOND);
+    let sessions = memory(&clock, options).cache("sessions").unwrap();
+    sessions.set("s1", &1u32).await.unwrap();
+    clock.advance(6 * SECOND);
+    assert!(sessions.has("s1").await.unwrap(), "within the tti");
+    // Asking is no read: 6 + 5 seconds without a read is past the tti.
+    clock.advance(5 * SECOND);
+    assert!(
+        !sessions.has("s1").await.unwrap(),
+        "idle longer than the tti"
+    );
+    assert!(sessions.missing("s1").await.unwrap());
+    assert_eq!(get(&sessions, "s1").await, None, "every read agrees");
+    // A read keeps it alive for `has` too.
+    sessions.set("s2", &2u32).await.unwrap();
+    clock.advance(6 * SECOND);
+    assert_eq!(get(&sessions, "s2").await, Some(2));
+    clock.advance(6 * SECOND);
+    assert!(sessions.has("s2").await.unwrap(), "read 6 seconds ago");
+}
+
+#[tokio::test]
 async fn jitter_spreads_expiries_over_the_jitter() {
     let clock = ManualClock::new();
     let options = CacheOptions::new().jitter(30 * SECOND);

@@ -49,6 +49,25 @@ async fn maybe_user(id: &u64) -> Option<User> {
     (*id > 0).then(|| user(*id, "maybe"))
 }
 
+/// Runs of `find_maybe`, by id (tests run in parallel, each with its own ids).
+static MAYBE_RUNS: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+fn maybe_runs(id: u64) -> usize {
+    MAYBE_RUNS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|&&i| i == id)
+        .count()
+}
+
+/// `Option<User>` on `u64 => User`: `Some(user)` is stored as the `User` itself.
+#[cacheable(USERS)]
+async fn find_maybe(id: u64) -> Option<User> {
+    MAYBE_RUNS.lock().unwrap().push(id);
+    (id < 1000).then(|| user(id, "found"))
+}
+
 #[cache_put(USERS, key = user.id)]
 async fn save_user(user: User) -> Result<User, CacheError> {
     Ok(user)
@@ -104,6 +123,33 @@ async fn annotations_and_programmatic_calls_share_the_declared_entries() {
             by_name.get::<User>(&7u64).await.unwrap(),
             Some(user(7, "set"))
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_option_returning_function_shares_the_typed_entries_unwrapped() {
+    cachet::testing::with_manager(manager(), async {
+        // A put of a plain `User` is found by the `Option<User>` function: no run.
+        save_user(user(501, "saved")).await.unwrap();
+        assert_eq!(find_maybe(501).await, Some(user(501, "saved")));
+        assert_eq!(maybe_runs(501), 0);
+        // What the `Option` function stores is the `User`: read by `get`, no turbofish.
+        assert_eq!(find_maybe(502).await, Some(user(502, "found")));
+        assert_eq!(USERS.get(&502).await.unwrap(), Some(user(502, "found")));
+        assert_eq!(find_user(502).await.unwrap(), user(502, "found"));
+        USERS.set(&503, &user(503, "set")).await.unwrap();
+        assert_eq!(find_maybe(503).await, Some(user(503, "set")));
+        assert_eq!((maybe_runs(502), maybe_runs(503)), (1, 0));
+        // `None` is the null marker: cached for the function, no value for `get`.
+        assert_eq!(find_maybe(5000).await, None);
+        assert_eq!(find_maybe(5000).await, None);
+        assert_eq!(maybe_runs(5000), 1, "the cached None answered");
+        assert_eq!(USERS.get(&5000).await.unwrap(), None);
+        // Evicted through the typed path: the function runs again.
+        delete_user(502).await.unwrap();
+        assert_eq!(find_maybe(502).await, Some(user(502, "found")));
+        assert_eq!(maybe_runs(502), 2);
     })
     .await;
 }

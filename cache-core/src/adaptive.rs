@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::cache::Cache;
 use crate::engine::Lifetime;
 use crate::error::CacheError;
+use crate::infallible::infallible_form;
 use crate::CacheValue;
 
 /// A factory's value with how long to keep it: what the factory of
@@ -141,43 +142,30 @@ impl<V> Adaptive<V> {
 }
 
 impl Cache {
-    /// Like [`Cache::get_or_set_detached`] (its factory may finish in the background, so it
-    /// owns what it needs), but the factory decides from its value how long to keep
-    /// it, or not to keep it (see [`Adaptive`]). Single flight, grace and stats are as for
-    /// `get_or_set`.
-    ///
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// use std::time::Duration;
-    /// use cache_core::{Adaptive, CacheManager, StoreBuilder, store::MapTier};
-    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
-    /// let tokens = m.cache("tokens").unwrap();
-    /// let token: String = tokens
-    ///     .get_or_set_adaptive(&"api", || async {
-    ///         let (token, expires_in) = ("t-1".to_string(), Duration::from_secs(50));
-    ///         Adaptive::new(token).ttl(expires_in) // kept as long as the token is valid
-    ///     })
-    ///     .await
-    ///     .unwrap();
-    /// assert_eq!(token, "t-1");
-    /// assert!(tokens.has(&"api").await.unwrap());
-    /// # });
-    /// ```
-    pub async fn get_or_set_adaptive<V, F, Fut>(
-        &self,
-        key: &(impl Serialize + ?Sized),
-        factory: F,
-    ) -> Result<V, CacheError>
-    where
-        V: CacheValue,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Adaptive<V>> + Send + 'static,
-    {
-        self.try_get_or_set_adaptive(key, move || {
-            let value = factory();
-            async move { Ok(value.await) }
-        })
-        .await
+    infallible_form! {
+        /// Like [`Cache::get_or_set_detached`] (its factory may finish in the background, so it
+        /// owns what it needs), but the factory decides from its value how long to keep
+        /// it, or not to keep it (see [`Adaptive`]). Single flight, grace and stats are as for
+        /// `get_or_set`.
+        ///
+        /// ```
+        /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+        /// use std::time::Duration;
+        /// use cache_core::{Adaptive, CacheManager, StoreBuilder, store::MapTier};
+        /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new())).build().unwrap();
+        /// let tokens = m.cache("tokens").unwrap();
+        /// let token: String = tokens
+        ///     .get_or_set_adaptive(&"api", || async {
+        ///         let (token, expires_in) = ("t-1".to_string(), Duration::from_secs(50));
+        ///         Adaptive::new(token).ttl(expires_in) // kept as long as the token is valid
+        ///     })
+        ///     .await
+        ///     .unwrap();
+        /// assert_eq!(token, "t-1");
+        /// assert!(tokens.has(&"api").await.unwrap());
+        /// # });
+        /// ```
+        get_or_set_adaptive => try_get_or_set_adaptive, Adaptive<V>, + Send + 'static
     }
 
     /// Like [`Cache::try_get_or_set_detached`], but an `Ok` carries how long to keep the value, or

@@ -43,6 +43,7 @@ use crate::cache::Cache;
 use crate::engine::{Engine, Lifetime, Lookup, Prepared, RemoteOutcome, Write};
 use crate::error::CacheError;
 use crate::events::EventKind;
+use crate::fault::FaultOperation;
 use crate::flight::FlightGuard;
 use crate::stats::Event;
 use crate::store::{Invalidation, RemoteEntry};
@@ -144,7 +145,9 @@ impl Engine {
                     }
                 }
             }
-            Err(_) => self.count(Event::Error),
+            Err(err) => {
+                self.fault(FaultOperation::Get, None, &err);
+            }
         }
         (found, stale)
     }
@@ -411,7 +414,11 @@ impl Cache {
         K: Serialize + Eq + Hash + Clone,
     {
         let keys = Keys::new(&self.engine, keys)?;
-        let found = self.engine.lookup_many::<V>(&keys.stored).await;
+        let lookup = self
+            .engine
+            .lookup_many::<V>(&keys.stored)
+            .map(Ok::<_, CacheError>);
+        let found = crate::fault::checked(self.watched(), lookup).await?;
         let misses = found.iter().filter(|v| v.is_none()).count();
         self.engine.inner.stats.record(Event::Miss, misses as u64);
         for (stored, _) in keys.stored.iter().zip(&found).filter(|(_, v)| v.is_none()) {
@@ -441,10 +448,10 @@ impl Cache {
             .iter()
             .map(|(key, value)| Ok((self.engine.stored_key(key)?, value.clone())))
             .collect::<Result<Vec<_>, CacheError>>()?;
-        self.engine
-            .write_many(entries, Lifetime::Default, Write::Change)
-            .await;
-        Ok(())
+        let write = self
+            .engine
+            .write_many(entries, Lifetime::Default, Write::Change);
+        crate::fault::checked(self.watched(), write.map(Ok)).await
     }
 
     /// The values under `keys`: those cached, and for the others the factory's, stored. The
@@ -526,10 +533,10 @@ impl Cache {
         Fut: Future<Output = Result<HashMap<K, V>, E>>,
     {
         let keys = Keys::new(&self.engine, keys)?;
-        let found = self
-            .engine
-            .load_many(&keys.keys, &keys.stored, Lifetime::Default, true, factory)
-            .await?;
+        let load =
+            self.engine
+                .load_many(&keys.keys, &keys.stored, Lifetime::Default, true, factory);
+        let found = crate::fault::checked(self.watched(), load).await?;
         Ok(keys.into_map(found))
     }
 }

@@ -13,6 +13,7 @@ use crate::config::CacheOptions;
 use crate::engine::{Engine, FirstL1, Lifetime, Lookup, Write};
 use crate::error::CacheError;
 use crate::events::EventKind;
+use crate::infallible::infallible_form;
 use crate::invoke::{Attached, Detachable, Mode};
 use crate::layout;
 use crate::shape::FallibleShape;
@@ -199,11 +200,7 @@ impl Cache {
         key: &K,
         stale: bool,
     ) -> Result<Option<V>, CacheError> {
-        let read = self.read_unchecked(key, stale);
-        if self.engine.inner.store.error_handler.is_none() {
-            return read.await;
-        }
-        Box::pin(crate::fault::checked(read)).await
+        crate::fault::checked(self.watched(), self.read_unchecked(key, stale)).await
     }
 
     async fn read_unchecked<V: CacheValue, K: Serialize + ?Sized>(
@@ -346,48 +343,34 @@ impl Cache {
         let write = self
             .engine
             .write::<V>(&stored, value.clone(), lifetime, Write::Change);
-        if self.engine.inner.store.error_handler.is_none() {
-            write.await;
-            return Ok(());
-        }
-        Box::pin(crate::fault::checked(write.map(Ok))).await
+        crate::fault::checked(self.watched(), write.map(Ok)).await
     }
 
-    /// The value under `key`, or else the factory's value, stored. Concurrent callers on one
-    /// key run the factory once.
-    ///
-    /// The factory may borrow from its caller (`|| db.load(id)` with `db: &Db`): it runs in
-    /// this call, and this call returns once it is done. That is the form to use, unless
-    /// the cache has a soft `timeout` or an `eager_refresh` you want honoured: a factory
-    /// that must outlive its call for those is [`Cache::get_or_set_detached`]'s. Here, with
-    /// a soft timeout and a stale value, the caller waits for the factory (bounded by the
-    /// `hard_timeout`), and a hit late in its TTL is served without a background refresh.
-    ///
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// struct Db { names: Vec<String> }
-    /// impl Db { async fn load(&self, id: u64) -> String { self.names[id as usize].clone() } }
-    ///
-    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// let db = Db { names: vec!["ann".into(), "bob".into()] };
-    /// let db = &db; // borrowed, not cloned into the factory
-    /// let id = 1u64;
-    /// let name: String = users.get_or_set(&id, || db.load(id)).await.unwrap();
-    /// assert_eq!(name, "bob");
-    /// # });
-    /// ```
-    pub async fn get_or_set<V, F, Fut>(
-        &self,
-        key: &(impl Serialize + ?Sized),
-        factory: F,
-    ) -> Result<V, CacheError>
-    where
-        V: CacheValue,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = V>,
-    {
-        self.try_get_or_set(key, move || factory().map(Ok::<V, CacheError>))
-            .await
+    infallible_form! {
+        /// The value under `key`, or else the factory's value, stored. Concurrent callers on one
+        /// key run the factory once.
+        ///
+        /// The factory may borrow from its caller (`|| db.load(id)` with `db: &Db`): it runs in
+        /// this call, and this call returns once it is done. That is the form to use, unless
+        /// the cache has a soft `timeout` or an `eager_refresh` you want honoured: a factory
+        /// that must outlive its call for those is [`Cache::get_or_set_detached`]'s. Here, with
+        /// a soft timeout and a stale value, the caller waits for the factory (bounded by the
+        /// `hard_timeout`), and a hit late in its TTL is served without a background refresh.
+        ///
+        /// ```
+        /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+        /// struct Db { names: Vec<String> }
+        /// impl Db { async fn load(&self, id: u64) -> String { self.names[id as usize].clone() } }
+        ///
+        /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+        /// let db = Db { names: vec!["ann".into(), "bob".into()] };
+        /// let db = &db; // borrowed, not cloned into the factory
+        /// let id = 1u64;
+        /// let name: String = users.get_or_set(&id, || db.load(id)).await.unwrap();
+        /// assert_eq!(name, "bob");
+        /// # });
+        /// ```
+        get_or_set => try_get_or_set, V
     }
 
     /// Like [`Cache::get_or_set`] with a fallible factory: an `Err` is returned and not
@@ -415,41 +398,32 @@ impl Cache {
         Fut: Future<Output = Result<V, E>>,
     {
         let stored = self.engine.stored_key(key)?;
-        let factory = || self.engine.bounded_owned(factory());
+        // Boxed when it runs (a miss): held once in the call's future (`private/mod.rs`).
+        let factory = || Box::pin(self.engine.bounded_owned(factory()));
         let policy = |_: &V| Some(Lifetime::Default);
         self.load(stored, policy, factory, Attached).await
     }
 
-    /// [`Cache::get_or_set`] whose factory may finish after this call returned, so its
-    /// future must be `Send + 'static` (capture clones or `Arc`s, with `async move`), as
-    /// foyer's `fetch` asks. Use it when the cache has a soft `timeout` or an
-    /// `eager_refresh`: with a soft timeout and a stale value, the caller is answered with
-    /// the stale value at the timeout while the factory keeps running in the background
-    /// and stores its value when done; with `eager_refresh`, a hit late in the entry's TTL
-    /// returns at once and refreshes the entry in the background.
-    ///
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let users = cache_core::CacheManager::none().cache("users").unwrap();
-    /// // What the factory needs, it owns.
-    /// let db = std::sync::Arc::new(vec!["bob".to_string()]);
-    /// let name: String =
-    ///     users.get_or_set_detached(&2u64, move || async move { db[0].clone() }).await.unwrap();
-    /// assert_eq!(name, "bob");
-    /// # });
-    /// ```
-    pub async fn get_or_set_detached<V, F, Fut>(
-        &self,
-        key: &(impl Serialize + ?Sized),
-        factory: F,
-    ) -> Result<V, CacheError>
-    where
-        V: CacheValue,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = V> + Send + 'static,
-    {
-        self.try_get_or_set_detached(key, move || factory().map(Ok::<V, CacheError>))
-            .await
+    infallible_form! {
+        /// [`Cache::get_or_set`] whose factory may finish after this call returned, so its
+        /// future must be `Send + 'static` (capture clones or `Arc`s, with `async move`), as
+        /// foyer's `fetch` asks. Use it when the cache has a soft `timeout` or an
+        /// `eager_refresh`: with a soft timeout and a stale value, the caller is answered with
+        /// the stale value at the timeout while the factory keeps running in the background
+        /// and stores its value when done; with `eager_refresh`, a hit late in the entry's TTL
+        /// returns at once and refreshes the entry in the background.
+        ///
+        /// ```
+        /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+        /// let users = cache_core::CacheManager::none().cache("users").unwrap();
+        /// // What the factory needs, it owns.
+        /// let db = std::sync::Arc::new(vec!["bob".to_string()]);
+        /// let name: String =
+        ///     users.get_or_set_detached(&2u64, move || async move { db[0].clone() }).await.unwrap();
+        /// assert_eq!(name, "bob");
+        /// # });
+        /// ```
+        get_or_set_detached => try_get_or_set_detached, V, + Send + 'static
     }
 
     /// [`Cache::try_get_or_set`] whose factory may finish in the background, as
@@ -495,7 +469,8 @@ impl Cache {
         Fut: Future<Output = Result<V, E>> + Send + 'static,
     {
         let stored = self.engine.stored_key(key)?;
-        let factory = || self.engine.bounded_owned(factory());
+        // Boxed when it runs (a miss): held once in the call's future (`private/mod.rs`).
+        let factory = || Box::pin(self.engine.bounded_owned(factory()));
         self.load(stored, policy, factory, Detachable).await
     }
 
@@ -520,16 +495,17 @@ impl Cache {
         let caches = std::slice::from_ref(&self.engine);
         let keys = std::slice::from_ref(&stored);
         let local = FirstL1::Unread;
-        let call = crate::invoke::cached_call(shape, caches, keys, local, policy, body, mode);
-        // Boxed only with a handler: nested calls must fit a thread's stack (`fault.rs`).
-        if self.engine.inner.store.error_handler.is_none() {
-            return call.await;
-        }
-        Box::pin(crate::fault::checked(call)).await
+        // Built inside the await: the scope adds bytes, not a copy (`fault::watched`).
+        crate::fault::checked(
+            self.watched(),
+            crate::invoke::cached_call(shape, caches, keys, local, policy, body, mode),
+        )
+        .await
     }
 
-    /// Whether a fresh value is stored under `key` (of any type). A view with
-    /// `skip_l2_read` ([`Cache::with_options`]) looks in L1 only.
+    /// Whether a fresh value is stored under `key` (of any type): not one idle past its
+    /// `tti`, which every read misses; asking is no read, so it does not keep an entry alive.
+    /// A view with `skip_l2_read` ([`Cache::with_options`]) looks in L1 only.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -542,7 +518,12 @@ impl Cache {
         let store = &self.engine.inner.store;
         let now = store.clock.now();
         if let Some(entry) = store.l1.as_ref().and_then(|l1| l1.get(&stored)) {
-            if entry.fresh_until.is_none_or(|until| until > now) {
+            // Idle past its `tti`: gone for every read, so not had either (asking is no read).
+            let idle = entry
+                .idle
+                .as_ref()
+                .is_some_and(|idle| idle.is_idle(store.clock.ticks_ms()));
+            if !idle && entry.fresh_until.is_none_or(|until| until > now) {
                 return Ok(true);
             }
         }
@@ -614,11 +595,7 @@ impl Cache {
     pub async fn delete(&self, key: &(impl Serialize + ?Sized)) -> Result<(), CacheError> {
         let stored = self.engine.stored_key(key)?;
         let remove = self.engine.remove(std::slice::from_ref(&stored));
-        if self.engine.inner.store.error_handler.is_none() {
-            remove.await;
-            return Ok(());
-        }
-        Box::pin(crate::fault::checked(remove.map(Ok))).await
+        crate::fault::checked(self.watched(), remove.map(Ok)).await
     }
 
     /// Deletes the entries under several keys.
@@ -635,11 +612,7 @@ impl Cache {
             .map(|k| self.engine.stored_key(k))
             .collect::<Result<Vec<_>, _>>()?;
         let remove = self.engine.remove(&stored);
-        if self.engine.inner.store.error_handler.is_none() {
-            remove.await;
-            return Ok(());
-        }
-        Box::pin(crate::fault::checked(remove.map(Ok))).await
+        crate::fault::checked(self.watched(), remove.map(Ok)).await
     }
 
     /// Deletes every entry of this cache (or namespace, nested namespaces included), and
@@ -652,6 +625,12 @@ impl Cache {
     /// # });
     /// ```
     pub async fn clear(&self) -> Result<(), CacheError> {
-        self.engine.remove_all().await
+        // Its own scope: a failed clear is this call's error, never an enclosing call's.
+        crate::fault::checked(self.watched(), self.engine.remove_all()).await
+    }
+
+    /// Whether a fault can fail this handle's calls: the manager has an error handler.
+    pub(crate) fn watched(&self) -> bool {
+        self.engine.inner.store.error_handler.is_some()
     }
 }

@@ -269,10 +269,20 @@ impl Engine {
         crate::fault::decide(handler, &fault) != FaultAction::Count
     }
 
-    /// Tells the manager's event listeners of `kind` in this cache (one relaxed load when
-    /// nobody listens).
+    /// Tells the manager's event listeners of `kind` in this cache: while nobody in the
+    /// process listens, one relaxed load of a `static` and a branch (`events.rs`).
     #[inline]
     pub(crate) fn tell(&self, kind: EventKind, key: Option<&str>) {
+        if crate::events::anyone_listening() {
+            self.tell_listeners(kind, key);
+        }
+    }
+
+    /// [`Engine::tell`] past its gate: kept out of line, so the hit path holds no setup
+    /// for it.
+    #[cold]
+    #[inline(never)]
+    fn tell_listeners(&self, kind: EventKind, key: Option<&str>) {
         let store = &self.inner.store;
         store
             .events

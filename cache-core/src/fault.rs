@@ -3,17 +3,32 @@
 //! the default, as before), only counted, or fails the call. Used by annotated and
 //! programmatic calls alike.
 //!
-//! A call that a fault fails: the programmatic method returns `Err(CacheError::Tier { .. })`
-//! (a `get`, `set`, `delete`, `delete_many`, `get_or_set`, `try_get_or_set`, ...). Annotated
-//! functions follow the handler's `Log` and `Count`, but are never failed: their fault is
-//! logged, as by default (failing them needs the fault carried out of every entry point, and
-//! the scope that carries it made nested annotated calls overflow the stack in debug builds;
-//! left for later). Faults of work finishing in the background (a detached refresh,
-//! `background_l2_writes`) fail no call: the call has returned.
+//! A call that a fault fails:
+//! - a programmatic method returns `Err(CacheError::Tier { .. })` (`get`, `get_fresh`, `set`,
+//!   `delete`, `delete_many`, `clear`, `get_or_set`, `try_get_or_set`, `get_many`, `set_many`,
+//!   `get_or_set_many`, ...);
+//! - an annotated function (`#[cacheable]`, `#[cache_put]`, `#[cache_evict]`, async or plain)
+//!   returning `Result<T, E>` with `E: From<CacheError>` returns `Err(E::from(..))` once the
+//!   call is done: its body ran (a failed read does not skip it, unlike Spring, where a
+//!   rethrown get error skips the method) and its value was stored where the cache took it,
+//!   but the caller gets the error. The return type is probed at compile time, as for the
+//!   hard timeout, so an alias (`anyhow::Result<T>`) counts.
+//! - an annotated function whose return type cannot carry a `CacheError` (a plain `T`,
+//!   `Option<T>`, a `Result` whose error does not convert) cannot say "failed": it returns
+//!   its value and the fault is logged, as with [`FaultAction::Log`].
+//!
+//! A call fails only for faults of its own cache operations: those of the cache calls its
+//! body makes are the body's (each such call fails or not as the handler says). Faults of
+//! work finishing in the background (a detached refresh, `background_l2_writes`, an
+//! `after_commit` write applied by a transaction) and of `#[cacheable_many]` batches fail no
+//! call.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
+
+use futures_util::future::Either;
+use futures_util::FutureExt;
 
 use crate::error::{CacheError, TierError};
 
@@ -127,30 +142,75 @@ pub(crate) fn decide(handler: &Handler, fault: &CacheFault<'_>) -> FaultAction {
     action
 }
 
-/// Runs `call`, and gives the fault that failed it, if the handler failed one.
+/// Runs `call`, and gives the fault that failed it, if the handler failed one (`watch`: a
+/// handler is set; otherwise nothing can fail it and `call` runs as is).
 ///
-/// Callers run `call` as is when no handler is set, and box this otherwise: nested cached
-/// calls each hold the next one's future, so a call's future must not grow for a handler
-/// most managers do not have.
-pub(crate) async fn failing<T>(call: impl Future<Output = T>) -> (T, Option<CacheError>) {
-    FAILED
-        .scope(RefCell::new(None), async {
-            let out = call.await;
-            let failed = FAILED.with(|f| f.borrow_mut().take());
-            (out, failed)
-        })
-        .await
+/// A combinator, not an `async fn`, and callers build `call` inside the `.await` that
+/// drives it: an `async` wrapper would keep a second copy of `call` in the caller's future
+/// (see `private/mod.rs` for why, and what it cost nested calls). Here the scope adds a few
+/// bytes.
+pub(crate) fn watched<F: Future>(
+    watch: bool,
+    call: F,
+) -> impl Future<Output = (F::Output, Option<CacheError>)> {
+    if !watch {
+        return Either::Left(call.map(no_fault));
+    }
+    let call = call.map(taken);
+    Either::Right(FAILED.scope(RefCell::new(None), call))
 }
 
-/// [`failing`] for a programmatic call: its error, or the fault's.
-pub(crate) async fn checked<T, E: From<CacheError>>(
+fn no_fault<T>(out: T) -> (T, Option<CacheError>) {
+    (out, None)
+}
+
+/// The output with the fault recorded in the scope it completed in.
+fn taken<T>(out: T) -> (T, Option<CacheError>) {
+    let failed = FAILED.try_with(|f| f.borrow_mut().take()).ok().flatten();
+    (out, failed)
+}
+
+/// `body` with its own (discarded) fault scope when `watch`: the cache calls a function's
+/// body makes fail that body's calls as they say, never the annotated call around it.
+pub(crate) fn isolated<F: Future>(watch: bool, body: F) -> impl Future<Output = F::Output> {
+    if !watch {
+        return Either::Left(body);
+    }
+    Either::Right(FAILED.scope(RefCell::new(None), body))
+}
+
+/// [`isolated`] for a plain fn's body, run where it is called.
+pub(crate) fn isolated_sync<T>(watch: bool, body: impl FnOnce() -> T) -> T {
+    if !watch {
+        return body();
+    }
+    FAILED.sync_scope(RefCell::new(None), body)
+}
+
+/// [`watched`] for a programmatic call: its error, or the fault's.
+pub(crate) fn checked<T, E: From<CacheError>>(
+    watch: bool,
     call: impl Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    match failing(call).await {
+) -> impl Future<Output = Result<T, E>> {
+    watched(watch, call).map(|outcome| match outcome {
         (result, None) => result,
         (Ok(_), Some(fault)) => Err(E::from(fault)),
         (Err(err), Some(_)) => Err(err),
-    }
+    })
+}
+
+/// [`watched`] for an annotated call: its output, or what `fail` makes of it and the fault
+/// (`private::cacheable::on_fault_of`: the fault's error when the function's return type can
+/// carry it, else the output, the fault logged by `Engine::fault`).
+pub(crate) fn failed_by<O>(
+    watch: bool,
+    fail: impl FnOnce(CacheError, O) -> O,
+    call: impl Future<Output = O>,
+) -> impl Future<Output = O> {
+    watched(watch, call).map(|(output, failed)| match failed {
+        None => output,
+        Some(fault) => fail(fault, output),
+    })
 }
 
 #[cfg(test)]
@@ -167,11 +227,17 @@ mod tests {
             key: None,
             error: "down",
         };
-        let (_, failed) = failing(async { decide(&fail, &fault) }).await;
+        let (_, failed) = watched(true, async { decide(&fail, &fault) }).await;
         assert!(failed.is_some_and(|e| e.to_string().contains("down")));
-        let (_, failed) = failing(async {}).await;
+        let (_, failed) = watched(true, async {}).await;
         assert!(failed.is_none());
-        let checked: Result<(), CacheError> = checked(async {
+        // Unwatched: nothing is recorded.
+        let (_, failed) = watched(false, async { decide(&fail, &fault) }).await;
+        assert!(failed.is_none());
+        // A body's own faults stay in its scope.
+        let (_, failed) = watched(true, isolated(true, async { decide(&fail, &fault) })).await;
+        assert!(failed.is_none());
+        let checked: Result<(), CacheError> = checked(true, async {
             decide(&fail, &fault);
             Ok(())
         })

@@ -43,6 +43,12 @@ impl Idle {
         Duration::from_millis(self.tti_ms)
     }
 
+    /// Whether the entry has gone unread for its `tti` at `now_ticks`, without reading it
+    /// (`has` asks, as Caffeine's `containsKey`, and is no access).
+    pub(crate) fn is_idle(&self, now_ticks: u64) -> bool {
+        now_ticks.saturating_sub(self.last_read.load(Ordering::Relaxed)) >= self.tti_ms
+    }
+
     /// A read at `now_ticks`: [`IdleRead::Expired`] when the entry has been idle too long
     /// (it is then a miss), else the read is recorded, and it is the one to renew the L2
     /// copy's TTL when that is due.
@@ -83,6 +89,16 @@ mod tests {
             "read 90ms after the last read"
         );
         assert_eq!(idle.read(240), IdleRead::Expired, "100ms without a read");
+    }
+
+    #[test]
+    fn asking_whether_an_entry_is_idle_is_no_read() {
+        let idle = Idle::new(Duration::from_millis(100), 0);
+        assert!(!idle.is_idle(99));
+        assert!(idle.is_idle(100));
+        // Asking did not keep it alive: still idle, and a read finds it expired.
+        assert!(idle.is_idle(150));
+        assert_eq!(idle.read(150), IdleRead::Expired);
     }
 
     #[test]

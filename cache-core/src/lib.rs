@@ -27,6 +27,7 @@ mod global;
 #[cfg(feature = "axum")]
 pub mod http;
 mod idle;
+mod infallible;
 pub mod inventory;
 mod invoke;
 mod jitter;

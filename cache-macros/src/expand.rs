@@ -303,6 +303,7 @@ fn call(
         quote!(#p::#name)
     };
     let no_key = quote!(#p::no_key());
+    let on_timeout = internal("__cachet_on_timeout");
     let (lets, args) = match &plan.action {
         Action::Cacheable {
             key: spec,
@@ -334,23 +335,7 @@ fn call(
             let u = unless(u);
             // No `enabled` argument: a bypassed call has no key.
             let condition = plan.condition.as_ref().map(|_| &condition);
-            if info.is_async {
-                // What the hard timeout can return, chosen by the resolved return type.
-                let on_timeout = internal("__cachet_on_timeout");
-                let ret = &info.ret;
-                let probe = quote! {
-                    let #on_timeout = {
-                        use #p::{TimesOut as _, WaitsOut as _};
-                        (&#p::TimeoutProbe::<#ret>::new()).on_timeout()
-                    };
-                };
-                (
-                    quote!(#condition #lets #probe),
-                    quote!(#key, #u, #on_timeout,),
-                )
-            } else {
-                (quote!(#condition #lets), quote!(#key, #u,))
-            }
+            (quote!(#condition #lets), quote!(#key, #u, #on_timeout,))
         }
         Action::Put {
             key: source,
@@ -358,20 +343,26 @@ fn call(
         } => {
             let (lets, key_fn) = key_after(source, checks, &key_before, &key, &result);
             let u = unless(u);
-            (quote!(#condition #lets), quote!(#enabled, #key_fn, #u,))
+            (
+                quote!(#condition #lets),
+                quote!(#enabled, #key_fn, #u, #on_timeout,),
+            )
         }
         Action::Evict(EvictTarget::AllEntries {
             before_invocation: true,
-        }) => (condition, quote!(#enabled, #every, |_| #no_key,)),
+        }) => (
+            condition,
+            quote!(#enabled, #every, |_| #no_key, #on_timeout,),
+        ),
         Action::Evict(EvictTarget::AllEntries { .. }) => {
             let after = gated(every.clone());
-            (condition, quote!(#enabled, #no_key, #after,))
+            (condition, quote!(#enabled, #no_key, #after, #on_timeout,))
         }
         Action::Evict(EvictTarget::Before(spec)) => {
             let lets = key_before(spec, checks);
             (
                 quote!(#condition #lets),
-                quote!(#enabled, #key, |_| #no_key,),
+                quote!(#enabled, #key, |_| #no_key, #on_timeout,),
             )
         }
         Action::Evict(EvictTarget::After(source)) => {
@@ -385,9 +376,19 @@ fn call(
             };
             (
                 quote!(#condition #lets),
-                quote!(#enabled, #no_key, #key_fn,),
+                quote!(#enabled, #no_key, #key_fn, #on_timeout,),
             )
         }
+    };
+    // What the hard timeout, or a fault the error handler fails, makes the call return:
+    // chosen by the resolved return type (an error made from `CacheError`, or nothing).
+    let ret = &info.ret;
+    let lets = quote! {
+        #lets
+        let #on_timeout = {
+            use #p::{TimesOut as _, WaitsOut as _};
+            (&#p::TimeoutProbe::<#ret>::new()).on_timeout()
+        };
     };
     let entry = entry(match plan.kind {
         Macro::Cacheable if info.is_async && plan.detachable => "cacheable_detachable",

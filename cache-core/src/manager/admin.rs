@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use super::Store;
 use crate::cache::Cache;
 use crate::error::{CacheError, TierError, TierErrorKind};
+use crate::events::EventKind;
 use crate::store::named::StoreInner;
 use crate::store::{Invalidation, Scope};
 
@@ -93,7 +94,7 @@ impl Store {
     /// # });
     /// ```
     pub async fn purge(&self) -> Result<(), CacheError> {
-        purge_scope(&self.inner, Scope::new(self.inner.prefix.clone())).await
+        purge_scope(&self.inner, None, Scope::new(self.inner.prefix.clone())).await
     }
 
     /// Deletes the shared tier's expired entries that its server still holds (a
@@ -218,6 +219,7 @@ impl Cache {
         if let Some(l1) = &store.l1 {
             l1.remove(&keys[0]);
         }
+        self.engine.tell(EventKind::Delete, Some(&keys[0]));
         if let Some(remote) = &store.l2 {
             remote
                 .tier
@@ -239,15 +241,29 @@ impl Cache {
     /// # });
     /// ```
     pub async fn purge(&self) -> Result<(), CacheError> {
-        purge_scope(&self.engine.inner.store, self.engine.scope()).await
+        purge_scope(
+            &self.engine.inner.store,
+            Some(self.name()),
+            self.engine.scope(),
+        )
+        .await
     }
 }
 
-/// Deletes a scope from every tier of a store, then tells the other instances.
-async fn purge_scope(store: &StoreInner, scope: Scope) -> Result<(), CacheError> {
+/// Deletes a scope from every tier of a store (of `cache`, or the whole store), tells the
+/// listeners (`Clear`) and then the other instances.
+async fn purge_scope(
+    store: &StoreInner,
+    cache: Option<&str>,
+    scope: Scope,
+) -> Result<(), CacheError> {
     if let Some(l1) = &store.l1 {
         l1.remove_scope(&scope);
     }
+    // As a cache's own clear tells it: once this instance's copies are gone.
+    store
+        .events
+        .tell(EventKind::Clear, &store.name, cache, None);
     if let Some(remote) = &store.l2 {
         remote
             .tier

@@ -322,6 +322,10 @@ impl Store {
         if let Some(l1) = &store.l1 {
             l1.remove_scope(&scope);
         }
+        // A store's clear: no cache named (`events.rs`).
+        store
+            .events
+            .tell(crate::events::EventKind::Clear, &store.name, None, None);
         if let Some(remote) = &store.l2 {
             remote
                 .clear(&store.name, &scope)

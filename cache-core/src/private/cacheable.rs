@@ -8,37 +8,43 @@ use super::timeout::{self, OnTimeout, Wait};
 use super::ttl::{store_policy, StoreDecision};
 use crate::blocking;
 use crate::engine::{Engine, FirstL1, Lookup};
+use crate::fault;
 use crate::invoke::{self, Attached, BlockingBody, Detachable, DetachableBlocking};
 use crate::operation::Operation;
 use crate::shape::Shape;
 use crate::slot::Slot;
 use crate::CacheValue;
 
-/// `#[cacheable]` on an `async fn`.
-pub async fn cacheable<S, F, D: StoreDecision>(
-    shape: S,
-    op: &'static Operation,
-    key: OpKey,
-    unless: impl FnOnce(&S::Value) -> D,
-    body: F,
-) -> S::Output
-where
-    S: Shape,
-    S::Value: CacheValue,
-    S::Slot: Slot<Value = S::Value>,
-    F: Future<Output = S::Output>,
-{
-    cacheable_timed(shape, op, key, unless, Wait, body).await
-}
-
 /// `#[cacheable]` on an `async fn` whose future borrows or is not `Send`: it runs in its
-/// caller, bounded by the hard timeout when `on_timeout` can give up.
-pub async fn cacheable_timed<S, F, T, D: StoreDecision>(
+/// caller, bounded by the hard timeout when `on_timeout` can give up, and failed by a
+/// fault the manager's error handler fails when `on_timeout` can say so (`fault.rs`).
+pub fn cacheable_timed<S, F, T, D: StoreDecision>(
     shape: S,
     op: &'static Operation,
     key: OpKey,
     unless: impl FnOnce(&S::Value) -> D,
     on_timeout: T,
+    body: F,
+) -> impl Future<Output = S::Output>
+where
+    S: Shape,
+    S::Value: CacheValue,
+    S::Slot: Slot<Value = S::Value>,
+    F: Future<Output = S::Output>,
+    T: OnTimeout<S::Output>,
+{
+    cacheable_with(shape, op, key, unless, on_timeout, on_timeout, body)
+}
+
+/// [`cacheable_timed`] with what the hard timeout does and what a failed fault does apart
+/// (a plain fn has no hard timeout, but can be failed).
+async fn cacheable_with<S, F, T, U, D: StoreDecision>(
+    shape: S,
+    op: &'static Operation,
+    key: OpKey,
+    unless: impl FnOnce(&S::Value) -> D,
+    on_timeout: T,
+    on_fault: U,
     body: F,
 ) -> S::Output
 where
@@ -47,16 +53,44 @@ where
     S::Slot: Slot<Value = S::Value>,
     F: Future<Output = S::Output>,
     T: OnTimeout<S::Output>,
+    U: OnTimeout<S::Output>,
 {
     match step::<S::Slot>(op, key, false) {
-        Step::Uncached => body.await,
+        // Boxed off the hit path: the body's future is held once (`private/mod.rs`).
+        Step::Uncached => Box::pin(body).await,
         Step::Hit(value) | Step::Due(value, ..) => shape.rebuild(value),
         Step::Miss(caches, keys, local) => {
+            let watch = watches(&caches);
+            let body = Box::pin(fault::isolated(watch, body));
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
             let policy = store_policy(unless);
-            invoke::cached_call(shape, &caches, &keys, local, policy, || body, Attached).await
+            // Built inside the await (`fault::watched`).
+            fault::failed_by(
+                watch,
+                on_fault_of(shape, on_fault),
+                invoke::cached_call(shape, &caches, &keys, local, policy, || body, Attached),
+            )
+            .await
         }
     }
+}
+
+/// What a call whose fault the error handler failed returns (`fault.rs`): the fault's error
+/// when the return type can carry it (`on_fault`, the hard timeout's probe), else its
+/// output; a function's own error comes first.
+pub(super) fn on_fault_of<S: Shape, T: OnTimeout<S::Output>>(
+    shape: S,
+    on_fault: T,
+) -> impl FnOnce(crate::CacheError, S::Output) -> S::Output {
+    move |error, output| match shape.cached(&output) {
+        None => output,
+        Some(_) => on_fault.error(error).unwrap_or(output),
+    }
+}
+
+/// Whether a fault in `caches` can fail the call: a manager's error handler is set.
+pub(super) fn watches(caches: &[Engine]) -> bool {
+    caches.iter().any(|c| c.inner.store.error_handler.is_some())
 }
 
 /// `#[cacheable]` on a detachable `async fn` (no receiver, no generics, no borrowed
@@ -80,7 +114,8 @@ where
     T: OnTimeout<S::Output> + Send + 'static,
 {
     match step::<S::Slot>(op, key, true) {
-        Step::Uncached => body.await,
+        // Boxed off the hit path: the body's future is held once (`private/mod.rs`).
+        Step::Uncached => Box::pin(body).await,
         Step::Hit(value) => shape.rebuild(value),
         Step::Due(value, caches, keys) => {
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
@@ -89,9 +124,16 @@ where
             shape.rebuild(value)
         }
         Step::Miss(caches, keys, local) => {
+            let watch = watches(&caches);
+            let body = Box::pin(fault::isolated(watch, body));
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
             let policy = store_policy(unless);
-            invoke::cached_call(shape, &caches, &keys, local, policy, || body, Detachable).await
+            fault::failed_by(
+                watch,
+                on_fault_of(shape, on_timeout),
+                invoke::cached_call(shape, &caches, &keys, local, policy, || body, Detachable),
+            )
+            .await
         }
     }
 }
@@ -146,29 +188,34 @@ fn hard_timeout(caches: &[Engine]) -> Option<(std::time::Duration, String, crate
 }
 
 /// `#[cacheable]` on a plain `fn`.
-pub fn cacheable_blocking<S, D: StoreDecision>(
+pub fn cacheable_blocking<S, T, D: StoreDecision>(
     shape: S,
     op: &'static Operation,
     key: OpKey,
     unless: impl FnOnce(&S::Value) -> D,
+    on_fault: T,
     body: impl FnOnce() -> S::Output,
 ) -> S::Output
 where
     S: Shape,
     S::Value: CacheValue,
     S::Slot: Slot<Value = S::Value>,
+    T: OnTimeout<S::Output>,
 {
-    blocking::run(cacheable(shape, op, key, unless, async move { body() }))
+    // No hard timeout (`Wait`): the body runs on this thread, which nothing could free.
+    let body = async move { body() };
+    blocking::run(cacheable_with(shape, op, key, unless, Wait, on_fault, body))
 }
 
 /// `#[cacheable]` on a detachable plain `fn` (no receiver, no generics, no borrowed
 /// arguments): with a soft timeout and a stale value, or past its eager refresh point, its
 /// body runs on a blocking thread in the background.
-pub fn cacheable_detachable_blocking<S, U, C, D>(
+pub fn cacheable_detachable_blocking<S, U, C, D, T>(
     shape: S,
     op: &'static Operation,
     key: OpKey,
     unless: U,
+    on_fault: T,
     body: C,
 ) -> S::Output
 where
@@ -179,6 +226,7 @@ where
     U: FnOnce(&S::Value) -> D + Send + 'static,
     D: StoreDecision + 'static,
     C: FnOnce() -> S::Output + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
+    T: OnTimeout<S::Output>,
 {
     match step::<S::Slot>(op, key, true) {
         Step::Uncached => body(),
@@ -193,14 +241,23 @@ where
             );
             shape.rebuild(value)
         }
-        Step::Miss(caches, keys, local) => blocking::run(invoke::cached_call(
-            shape,
-            &caches,
-            &keys,
-            local,
-            store_policy(unless),
-            || BlockingBody::new(body),
-            DetachableBlocking,
-        )),
+        Step::Miss(caches, keys, local) => {
+            let watch = watches(&caches);
+            // The body runs on this thread (or a blocking one): its faults are its own.
+            let body = move || fault::isolated_sync(watch, body);
+            blocking::run(fault::failed_by(
+                watch,
+                on_fault_of(shape, on_fault),
+                invoke::cached_call(
+                    shape,
+                    &caches,
+                    &keys,
+                    local,
+                    store_policy(unless),
+                    || BlockingBody::new(body),
+                    DetachableBlocking,
+                ),
+            ))
+        }
     }
 }

@@ -2,9 +2,12 @@
 
 use std::future::Future;
 
+use super::cacheable::{on_fault_of, watches};
 use super::key::{encoded, OpKey};
 use super::resolve::resolve;
+use super::timeout::OnTimeout;
 use crate::blocking;
+use crate::fault;
 use crate::invoke::{self, EvictTarget};
 use crate::operation::{Operation, OperationKind};
 use crate::shape::Shape;
@@ -12,19 +15,24 @@ use crate::shape::Shape;
 /// `#[cache_evict]` on an `async fn`. `before` is the key evicted before invocation (with
 /// `before_invocation`), `after` computes the key evicted after success otherwise; with
 /// `all_entries` they only say whether to evict ([`super::every_key`]) or not
-/// ([`super::no_key`]: a condition over `result` that is false).
-pub async fn evict<S, F>(
+/// ([`super::no_key`]: a condition over `result` that is false). Failed by a fault the
+/// manager's error handler fails when `on_fault` can say so (`fault.rs`).
+pub async fn evict<S, F, T>(
     shape: S,
     op: &'static Operation,
     enabled: bool,
     before: OpKey,
     after: impl FnOnce(&S::Value) -> OpKey,
+    on_fault: T,
     body: F,
 ) -> S::Output
 where
     S: Shape,
     F: Future<Output = S::Output>,
+    T: OnTimeout<S::Output>,
 {
+    // Boxed: the body's future is held once, whichever path awaits it (`private/mod.rs`).
+    let body = Box::pin(body);
     let OperationKind::Evict {
         all_entries,
         before_invocation,
@@ -38,6 +46,9 @@ where
     let Some(caches) = resolve(op) else {
         return body.await;
     };
+    // Each eviction is watched, the body is not (its cache calls are its own): each built
+    // inside its await (`fault::watched`).
+    let watch = watches(&caches);
     // A bypassed key (a condition over `result` that is false) evicts nothing.
     let target = |key: OpKey| {
         let encoded = encoded(op, key)?;
@@ -48,30 +59,43 @@ where
         })
     };
     if before_invocation {
+        let mut failed = None;
         if let Some(target) = target(before) {
-            invoke::evict_all_after(&caches, target, op.after_commit).await;
+            let evict = invoke::evict_all_after(&caches, target, op.after_commit);
+            failed = fault::watched(watch, evict).await.1;
         }
-        return body.await;
+        let output = fault::isolated(watch, body).await;
+        return match failed {
+            Some(fault) => on_fault_of(shape, on_fault)(fault, output),
+            None => output,
+        };
     }
-    let output = body.await;
+    let output = fault::isolated(watch, body).await;
     // Only a successful call (anything but `Err`) evicts.
-    if let Some(target) = shape.cached(&output).and_then(|value| target(after(value))) {
-        invoke::evict_all_after(&caches, target, op.after_commit).await;
+    let Some(target) = shape.cached(&output).and_then(|value| target(after(value))) else {
+        return output;
+    };
+    let evict = invoke::evict_all_after(&caches, target, op.after_commit);
+    let failed = fault::watched(watch, evict).await.1;
+    match failed {
+        Some(fault) => on_fault_of(shape, on_fault)(fault, output),
+        None => output,
     }
-    output
 }
 
 /// `#[cache_evict]` on a plain `fn`.
-pub fn evict_blocking<S>(
+pub fn evict_blocking<S, T>(
     shape: S,
     op: &'static Operation,
     enabled: bool,
     before: OpKey,
     after: impl FnOnce(&S::Value) -> OpKey,
+    on_fault: T,
     body: impl FnOnce() -> S::Output,
 ) -> S::Output
 where
     S: Shape,
+    T: OnTimeout<S::Output>,
 {
     blocking::run(evict(
         shape,
@@ -79,6 +103,7 @@ where
         enabled,
         before,
         after,
+        on_fault,
         async move { body() },
     ))
 }
