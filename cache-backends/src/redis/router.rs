@@ -14,8 +14,13 @@
 //! topology explains (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `READONLY`, a lost or
 //! timed-out node), the command goes through the cluster connection, which follows
 //! redirects and failovers, and the map is read again (at most once per
-//! [`REFRESH_GAP`]). The node connection of a failed attempt is dropped at once, so a
-//! dead master costs one failed attempt, not one per caller.
+//! [`REFRESH_GAP`]). An attempt whose node or connection failed (io, timeout, a dropped
+//! or refused connection) drops that connection at once, so a dead master costs one
+//! failed attempt, not one per caller; an answer about the key's slot (`MOVED`, `ASK`,
+//! `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`, `READONLY`) keeps it for the
+//! master's other slots ([`misroute`]). A command sent directly may be sent again through
+//! the cluster connection, so only idempotent commands (a read, a `SET`, a `PEXPIRE`) go
+//! this way.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
