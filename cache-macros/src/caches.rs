@@ -11,6 +11,7 @@
 //! Options after the name come from the one option table (`internals::attr`, rows marked
 //! `Caches`), parsed and checked as an annotation's are.
 
+use crate::type_text::tidy;
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::{Parse, ParseStream};
@@ -208,18 +209,6 @@ fn declaration(d: Declaration, cx: &mut Ctxt) -> Option<TokenStream> {
             }
         };
     })
-}
-
-/// `Vec < Option < u8 > >` → `Vec<Option<u8>>`.
-fn tidy(s: &str) -> String {
-    s.replace(" < ", "<")
-        .replace("< ", "<")
-        .replace(" <", "<")
-        .replace(" >", ">")
-        .replace(" ,", ",")
-        .replace(" :: ", "::")
-        .replace(":: ", "::")
-        .replace("& ", "&")
 }
 
 #[cfg(test)]

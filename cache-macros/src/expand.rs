@@ -4,6 +4,7 @@
 //! Every helper (the operation's `static`, the key checks) lives inside the body, and
 //! generated paths are absolute (`::core::..`, `#krate::__private::..`).
 
+use crate::type_text::tidy;
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
@@ -651,18 +652,6 @@ fn value_type(output: &ReturnType) -> String {
         _ => None,
     };
     tidy(&shown.unwrap_or_else(|| ty.to_token_stream()).to_string())
-}
-
-/// `Vec < Option < u8 > >` → `Vec<Option<u8>>`.
-fn tidy(s: &str) -> String {
-    s.replace(" < ", "<")
-        .replace("< ", "<")
-        .replace(" <", "<")
-        .replace(" >", ">")
-        .replace(" ,", ",")
-        .replace(" :: ", "::")
-        .replace(":: ", "::")
-        .replace("& ", "&")
 }
 
 #[cfg(test)]

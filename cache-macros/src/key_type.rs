@@ -3,6 +3,7 @@
 //! key's argument types, or those of a `key = arg` / `key = (a, b)` over arguments; empty
 //! when the key is another expression (it is then not compared).
 
+use crate::type_text::tidy;
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::{Expr, Signature, Type};
@@ -75,16 +76,7 @@ fn shown(ty: &Type) -> String {
         Type::Reference(r) => &*r.elem,
         other => other,
     };
-    ty.to_token_stream()
-        .to_string()
-        .replace(" < ", "<")
-        .replace("< ", "<")
-        .replace(" <", "<")
-        .replace(" >", ">")
-        .replace(" ,", ",")
-        .replace(" :: ", "::")
-        .replace(":: ", "::")
-        .replace("& ", "&")
+    tidy(&ty.to_token_stream().to_string())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod impl_block;
 mod internals;
 mod key_type;
 mod many;
+mod type_text;
 mod typed;
 
 use internals::attr::Macro;

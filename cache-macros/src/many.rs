@@ -5,6 +5,7 @@
 //! its result (`HashMap<K, V>`, `Vec<(K, V)>`, or a `Result` of one: the runtime's
 //! `ManyOutput` trait decides) is stored one entry per key and merged with the hits.
 
+use crate::type_text::tidy;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
@@ -340,18 +341,6 @@ fn value_type(output: &ReturnType) -> String {
         _ => None,
     };
     tidy(&value.unwrap_or_else(|| ty.to_token_stream()).to_string())
-}
-
-/// `Vec < Option < u8 > >` → `Vec<Option<u8>>`.
-fn tidy(s: &str) -> String {
-    s.replace(" < ", "<")
-        .replace("< ", "<")
-        .replace(" <", "<")
-        .replace(" >", ">")
-        .replace(" ,", ",")
-        .replace(" :: ", "::")
-        .replace(":: ", "::")
-        .replace("& ", "&")
 }
 
 #[cfg(test)]
