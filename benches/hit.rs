@@ -316,9 +316,13 @@ fn hit_sync(c: &mut Criterion) {
             b.iter(|| cachet_sync_ttl(black_box(KEY)))
         });
     }
-    if is_cached("cachet #[cacheable] sync, &str key", &CACHET_STR_RUNS, || {
-        cachet_sync_str(&engines.str_key);
-    }) {
+    if is_cached(
+        "cachet #[cacheable] sync, &str key",
+        &CACHET_STR_RUNS,
+        || {
+            cachet_sync_str(&engines.str_key);
+        },
+    ) {
         g.bench_function("cachet_cacheable_str", |b| {
             b.iter(|| cachet_sync_str(black_box(engines.str_key.as_str())))
         });

@@ -143,6 +143,15 @@ impl Lifecycle<Hashed, LocalEntry> for DropLater {
     }
 }
 
+/// What a read found under its shard's lock, for the work done after the lock is released.
+enum Found {
+    Nothing,
+    /// An expiring entry, lent at this instant.
+    Lent(Instant),
+    /// An entry past its `keep_until` at this instant.
+    Expired(Instant),
+}
+
 /// One shard: a single-threaded quick_cache under a lock.
 type Shard = RwLock<Quick<Hashed, LocalEntry, Weigh, PassHash, DropLater>>;
 
@@ -260,30 +269,42 @@ impl QuickTier {
     }
 
     /// Calls `read` on the entry under `key`, borrowed under its shard's read lock, if
-    /// present and not past `keep_until`.
+    /// present and not past `keep_until`: one lock and one table probe, the clock read
+    /// (under the lock) only for an entry that expires.
     #[inline]
     pub(super) fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
         let (lookup, _, shard) = self.locate(key);
-        // The clock is read only for entries that expire.
-        let expires = {
+        let found = {
             let entries = shard.read();
             match entries.get(&lookup) {
-                None => None,
+                None => Found::Nothing,
                 Some(entry) => match entry.keep_until {
                     None => {
                         read(entry);
                         return true;
                     }
-                    Some(until) => Some(until),
+                    Some(until) => {
+                        let now = Instant::now();
+                        if until > now {
+                            read(entry);
+                            Found::Lent(now)
+                        } else {
+                            Found::Expired(now)
+                        }
+                    }
                 },
             }
         };
-        match expires {
-            None => {
+        match found {
+            Found::Nothing => {
                 self.on_miss();
                 false
             }
-            Some(until) => self.read_expiring(shard, &lookup, until, read),
+            Found::Lent(now) => {
+                self.maybe_sweep(now);
+                true
+            }
+            Found::Expired(now) => self.drop_expired(shard, &lookup, now),
         }
     }
 
@@ -292,36 +313,16 @@ impl QuickTier {
         self.maybe_sweep(Instant::now());
     }
 
-    /// The read of an entry that expires at `until` (as first seen): lent if still ahead,
-    /// else dropped.
-    fn read_expiring(
-        &self,
-        shard: &Shard,
-        lookup: &Lookup<'_>,
-        until: Instant,
-        read: &mut dyn FnMut(&LocalEntry),
-    ) -> bool {
-        let now = Instant::now();
-        let lent = until > now && {
-            // Read again: the entry may have been replaced since.
-            let entries = shard.read();
-            match entries.get(lookup) {
-                Some(entry) if entry.keep_until.is_none_or(|u| u > now) => {
-                    read(entry);
-                    true
-                }
-                _ => false,
-            }
-        };
-        if !lent {
-            // Only if it is still an expired entry: a concurrent insert may have replaced it.
-            let removed = shard
-                .write()
-                .remove_if(lookup, |e| e.keep_until.is_some_and(|u| u <= now));
-            drop(removed);
-        }
+    /// A read that found the entry past its `keep_until` at `now`: the entry is dropped
+    /// (if it is still an expired one: a concurrent insert may have replaced it), a miss.
+    #[cold]
+    fn drop_expired(&self, shard: &Shard, lookup: &Lookup<'_>, now: Instant) -> bool {
+        let removed = shard
+            .write()
+            .remove_if(lookup, |e| e.keep_until.is_some_and(|u| u <= now));
+        drop(removed);
         self.maybe_sweep(now);
-        lent
+        false
     }
 
     pub(super) fn insert(&self, key: &str, entry: LocalEntry) {
