@@ -140,6 +140,9 @@ async fn option_values_are_unwrapped_in_every_tier_and_instance() {
         Some(item("lamp", 1))
     );
     assert_eq!(items_c.get::<Item>(&"nobody-tier").await.unwrap(), None);
+    // Read from L2 alone, a cached absence is had as in L1: an entry, of no value.
+    assert!(items_c.has(&"nobody-tier").await.unwrap());
+    assert!(!items_c.missing(&"nobody-tier").await.unwrap());
     assert_eq!(items_c.stats().errors, 0, "the null marker is not a fault");
     // A plain `set` of an `Item` is what the option-returning functions read.
     items_c.set(&"desk", &item("desk", 9)).await.unwrap();
