@@ -124,8 +124,16 @@ mod tests {
     fn a_renewal_never_outlives_the_l2_copys_lifetime() {
         // Kept 250 ms in all: renewals are capped at what is left, and stop once it is over.
         let idle = Idle::new(TTI, 0, Duration::from_millis(250));
-        assert_eq!(idle.read(10), IdleRead::Touch(TTI), "the tti: 240 ms are left");
-        assert_eq!(idle.read(100), IdleRead::Touch(TTI), "the tti: 150 ms are left");
+        assert_eq!(
+            idle.read(10),
+            IdleRead::Touch(TTI),
+            "the tti: 240 ms are left"
+        );
+        assert_eq!(
+            idle.read(100),
+            IdleRead::Touch(TTI),
+            "the tti: 150 ms are left"
+        );
         assert_eq!(
             idle.read(190),
             IdleRead::Touch(Duration::from_millis(60)),
