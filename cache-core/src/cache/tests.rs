@@ -156,6 +156,7 @@ async fn get_or_set_stores_the_factory_value_once() {
         ann()
     };
     let first: String = users.get_or_set(&1u64, load).await.unwrap();
+    assert_eq!(users.stats().misses, 1);
     let again: String = users.get_or_set(&1u64, load).await.unwrap();
     assert_eq!((first.as_str(), again.as_str()), ("ann", "ann"));
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
