@@ -8,7 +8,8 @@ use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::{Expr, Signature, Type};
 
-use crate::internals::ast::{fn_args, Action, EvictTarget, KeySource, KeySpec};
+use crate::internals::ast::{Action, EvictTarget, KeySource, KeySpec};
+use crate::internals::sig::fn_args;
 
 /// The key type of `action` over `sig`, as written (references dropped: `&str` → `str`).
 pub(crate) fn key_type(action: &Action, sig: &Signature) -> String {
