@@ -25,6 +25,9 @@ pub(crate) struct Func {
     pub sig: Signature,
     /// The body, braces included.
     pub body: TokenStream,
+    /// The type parameters of the `impl` block, when a block's `#[cacheable]` expands the
+    /// method (a method's own attribute cannot see them): a key of one has no one type.
+    pub impl_generics: Vec<Ident>,
 }
 
 impl From<ItemFn> for Func {
@@ -39,6 +42,7 @@ impl From<ItemFn> for Func {
             vis: f.vis,
             sig: f.sig,
             body: f.block.to_token_stream(),
+            impl_generics: Vec::new(),
         }
     }
 }
@@ -59,6 +63,7 @@ impl Parse for Func {
             vis,
             sig,
             body: body.into_token_stream(),
+            impl_generics: Vec::new(),
         })
     }
 }
@@ -80,6 +85,7 @@ impl Func {
             vis,
             sig,
             body,
+            ..
         } = self;
         if inner.is_empty() {
             return quote::quote!(#(#attrs)* #vis #sig #body);
