@@ -134,7 +134,12 @@ mod tests {
         let method: Signature = parse_quote!(fn f(&self, id: &K, n: u64) -> u8);
         let k: Ident = parse_quote!(K);
         assert_eq!(
-            in_impl(Macro::Cacheable, r#""a""#, method.clone(), &[k.clone()]),
+            in_impl(
+                Macro::Cacheable,
+                r#""a""#,
+                method.clone(),
+                std::slice::from_ref(&k)
+            ),
             ""
         );
         assert_eq!(
