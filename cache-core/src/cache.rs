@@ -642,3 +642,7 @@ impl Cache {
         self.engine.inner.store.error_handler.is_some()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
