@@ -7,7 +7,8 @@
 //! the parts in turn, each part once per [`SWEEP_PERIOD`], and a part is walked only when
 //! one of its entries may have expired (the earliest `keep_until` seen in it is past).
 //! Steps are taken by the operations that already read the clock: an insert, a miss, a
-//! read of an entry that expires; `entry_count` sweeps every due part. So an expired
+//! read of an expired entry, every 32nd hit of a thread on an entry that expires;
+//! `entry_count` sweeps every due part. So an expired
 //! entry holds memory for about a second of activity at most, a step's pause is bounded
 //! by the part's size rather than the store's, and a hit on an entry that never expires
 //! pays no clock read at all.
@@ -141,6 +142,14 @@ impl Lifecycle<Hashed, LocalEntry> for DropLater {
             _ => {}
         }
     }
+}
+
+/// How many hits on expiring entries a thread makes per check for a due sweep step.
+const TIMED_HITS_PER_SWEEP_CHECK: u32 = 32;
+
+thread_local! {
+    /// This thread's hits on expiring entries (see [`TIMED_HITS_PER_SWEEP_CHECK`]).
+    static TIMED_HITS: Cell<u32> = const { Cell::new(0) };
 }
 
 /// What a read found under its shard's lock, for the work done after the lock is released.
@@ -301,7 +310,16 @@ impl QuickTier {
                 false
             }
             Found::Lent(now) => {
-                self.maybe_sweep(now);
+                // Every 32nd such hit of this thread checks for a due sweep step: the
+                // check (the instant in nanoseconds since the epoch) costs a hit more than
+                // the rest of the driver's timing work, and inserts and misses check too.
+                if TIMED_HITS.with(|n| {
+                    let hits = n.get().wrapping_add(1);
+                    n.set(hits);
+                    hits % TIMED_HITS_PER_SWEEP_CHECK == 0
+                }) {
+                    self.maybe_sweep(now);
+                }
                 true
             }
             Found::Expired(now) => self.drop_expired(shard, &lookup, now),
