@@ -348,7 +348,10 @@ async fn failover_under_load(
     let values = writer.cache("values").unwrap();
     values.set(&shared, &written).await.unwrap();
     let read = load_manager.scope(value(shared)).await.unwrap();
-    assert_eq!(read, written, "{topology}: the cached function reads other keys");
+    assert_eq!(
+        read, written,
+        "{topology}: the cached function reads other keys"
+    );
     let (stop, load) = (Arc::new(AtomicBool::new(false)), Arc::new(Load::default()));
     let tasks = start_load(&load_manager, &writer, base, &stop, &load);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -376,7 +379,10 @@ async fn failover_under_load(
         if wrote.is_none() && probes.write_lands().await {
             wrote = Some(Instant::now());
         }
-        if watch.as_ref().is_some_and(tokio::task::JoinHandle::is_finished) {
+        if watch
+            .as_ref()
+            .is_some_and(tokio::task::JoinHandle::is_finished)
+        {
             promoted_at = Some(watch.take().unwrap().await.unwrap());
         }
         if wrote.is_some() && promoted_at.is_some() {

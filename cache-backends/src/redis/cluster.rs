@@ -127,7 +127,9 @@ fn parse_node(value: &Value, answering: Option<&str>) -> Result<Node, Unread> {
         return Err(Unread::Malformed);
     };
     let host = match parts.first() {
-        Some(Value::BulkString(b)) => String::from_utf8(b.clone()).map_err(|_| Unread::Malformed)?,
+        Some(Value::BulkString(b)) => {
+            String::from_utf8(b.clone()).map_err(|_| Unread::Malformed)?
+        }
         Some(Value::SimpleString(s)) => s.clone(),
         Some(Value::Nil) => String::new(),
         _ => return Err(Unread::Malformed),
@@ -370,9 +372,17 @@ mod tests {
                 node("", 7003),
             ]),
             Value::Array(vec![Value::Int(100), Value::Int(199), nil_host]),
-            Value::Array(vec![Value::Int(200), Value::Int(299), node("0.0.0.0", 7001)]),
+            Value::Array(vec![
+                Value::Int(200),
+                Value::Int(299),
+                node("0.0.0.0", 7001),
+            ]),
             Value::Array(vec![Value::Int(300), Value::Int(399), node("?", 7004)]),
-            Value::Array(vec![Value::Int(400), Value::Int(16383), node("10.0.0.9", 7005)]),
+            Value::Array(vec![
+                Value::Int(400),
+                Value::Int(16383),
+                node("10.0.0.9", 7005),
+            ]),
         ]);
         let at = |first: u16, last: u16, host: &str, port: u16| SlotRange {
             first,

@@ -190,7 +190,10 @@ impl Connection {
 
     /// On a cluster, the master a command on `key` goes to directly now, if routed.
     pub(crate) fn routed_master(&self, key: &str) -> Option<cluster::Node> {
-        self.source.cluster()?.router().routed_master(key.as_bytes())
+        self.source
+            .cluster()?
+            .router()
+            .routed_master(key.as_bytes())
     }
 
     /// Where this connects to, without credentials.
@@ -445,7 +448,13 @@ impl Connection {
             let config = this.node_config();
             let reading = source
                 .router()
-                .install(slots.ranges, slots.unaddressed, source.seed(), &config, claim)
+                .install(
+                    slots.ranges,
+                    slots.unaddressed,
+                    source.seed(),
+                    &config,
+                    claim,
+                )
                 .await;
             if !reading.is_complete() {
                 let mut why = Vec::new();

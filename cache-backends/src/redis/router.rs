@@ -537,7 +537,11 @@ mod tests {
             unaddressed: 0,
         };
         assert!(!unreachable.is_complete());
-        assert!(!Reading { unreachable: Vec::new(), unaddressed: 1 }.is_complete());
+        assert!(!Reading {
+            unreachable: Vec::new(),
+            unaddressed: 1
+        }
+        .is_complete());
         router.read_was(Reading::default().is_complete());
         assert_eq!(router.gap(), REFRESH_GAP);
     }
