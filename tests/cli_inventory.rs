@@ -6,6 +6,11 @@
 use std::path::Path;
 use std::process::Command;
 
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
+
+use temp_dir::TempDir;
+
 const SOURCES: &str = r#"use cachet::{cache_evict, cacheable, caches};
 
 cachet::caches! {
@@ -43,6 +48,48 @@ fn price_by_name(name: &str) -> u64 { todo!() }
 fn forget_boxed(id: Box<u64>) {}
 "#;
 
+/// Annotations on `impl` blocks, with what the macros refuse or leave alone.
+const IMPL_BLOCKS: &str = r#"use cachet::{cache_config, cache_evict, cacheable};
+
+#[cacheable("repo", ttl = "1m")]
+impl Repo {
+    fn open() -> Self { Repo }
+
+    async fn find(&self, id: u64) -> Option<User> { todo!() }
+
+    fn rename(&mut self, id: u64) -> User { todo!() }
+
+    #[cache_evict("repo")]
+    fn forget(&self, id: u64) -> bool { todo!() }
+}
+
+#[cache_config(cache = "orders")]
+#[cacheable]
+impl Orders {
+    fn order(&self, id: u64) -> Order { todo!() }
+}
+
+#[cacheable("refused", key = id)]
+impl Refused {
+    fn refused(&self, id: u64) -> u64 { todo!() }
+}
+
+impl<K: Serialize> Index<K> {
+    #[cacheable("index")]
+    fn rank(&self, key: &K) -> u64 { todo!() }
+}
+
+#[cacheable("index")]
+fn rank_of(id: u64) -> u64 { todo!() }
+"#;
+
+/// A method of the `repo` block whose key disagrees with `find`'s.
+const IMPL_CONFLICT: &str = r#"#[cacheable("repo")]
+impl Repo {
+    fn by_name(&self, name: &str) -> User { todo!() }
+}
+"#;
+
 fn cachet(dir: &Path, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_cachet"))
         .args(args)
@@ -58,19 +105,10 @@ fn cachet(dir: &Path, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn inventory_lists_every_operation_and_declaration() {
-    let dir = tempfile_dir();
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("src/lib.rs"), SOURCES).unwrap();
+    let dir = program(SOURCES);
     let (code, out) = cachet(&dir, &["inventory"]);
     assert_eq!(code, 0, "{out}");
-    let line = |needle: &str| {
-        out.lines()
-            .find(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no line with {needle}:\n{out}"))
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let line = |needle: &str| row(&out, needle);
     assert_eq!(
         line("find_user"),
         "find_user src/lib.rs:9 cacheable users u64 User ttl=5m typed USERS"
@@ -97,14 +135,11 @@ fn inventory_lists_every_operation_and_declaration() {
         "reprice_all src/lib.rs:23 cache_evict prices ? - - string"
     );
     assert!(out.contains("6 operations and declarations"), "{out}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn check_with_sources_fails_when_two_operations_disagree() {
-    let dir = tempfile_dir();
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("src/lib.rs"), SOURCES).unwrap();
+    let dir = program(SOURCES);
     let (code, out) = cachet(&dir, &["check", "--src", "src"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("types agree: ok"), "{out}");
@@ -133,18 +168,134 @@ fn check_with_sources_fails_when_two_operations_disagree() {
         failed.len() == 2 && failed.iter().all(|l| l.contains("price_by_name")),
         "{out}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
-/// A fresh directory under the system temp dir, removed by the test.
-fn tempfile_dir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "cachet-inventory-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+#[test]
+fn inventory_and_check_read_annotations_on_impl_blocks() {
+    let dir = program(IMPL_BLOCKS);
+    let (code, out) = cachet(&dir, &["inventory"]);
+    assert_eq!(code, 0, "{out}");
+    let line = |needle: &str| row(&out, needle);
+    // The block's cache and options on each method it caches; a method's own annotation wins.
+    assert_eq!(
+        line("find "),
+        "find src/lib.rs:7 cacheable repo u64 User ttl=1m string"
+    );
+    assert_eq!(
+        line("forget "),
+        "forget src/lib.rs:12 cache_evict repo u64 - - string"
+    );
+    // `#[cache_config]` names the block's cache.
+    assert_eq!(
+        line("order "),
+        "order src/lib.rs:18 cacheable orders u64 Order - string"
+    );
+    // A key of the `impl`'s type parameter has no one type: unknown.
+    assert_eq!(
+        line("rank "),
+        "rank src/lib.rs:28 cacheable index ? u64 - string"
+    );
+    // Left as written by the macro: no receiver, `&mut self`; a block with a per-method
+    // option is a compile error and caches nothing.
+    for left in ["open ", "rename ", "refused "] {
+        assert!(!out.lines().any(|l| l.starts_with(left)), "{left}: {out}");
+    }
+    assert!(out.contains("5 operations and declarations"), "{out}");
+
+    // So it is not compared with `rank_of`'s `u64`.
+    let (code, out) = cachet(&dir, &["check", "--src", "src"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("5 cached operations: types agree: ok"),
+        "{out}"
+    );
+
+    // Two methods of the block disagree on the key.
+    std::fs::write(dir.join("src/more.rs"), IMPL_CONFLICT).unwrap();
+    let (code, out) = cachet(&dir, &["check", "--src", "src"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("sources: FAILED: cache `repo`: find (src/lib.rs:7) has key type `u64`")
+            && out.contains("by_name (src/more.rs:3) has `str`"),
+        "{out}"
+    );
+    assert_eq!(out.matches("FAILED").count(), 1, "{out}");
+}
+
+#[path = "fixtures/impl_blocks.rs"]
+mod impl_blocks;
+
+/// `cachet inventory` lists the operations of `fixtures/impl_blocks.rs` exactly as the
+/// macros declared them in this test binary: function, line, kind, cache, key and value
+/// types, typed cache.
+#[test]
+fn inventory_of_impl_blocks_is_what_the_macros_declare() {
+    const FILE: &str = "tests/fixtures/impl_blocks.rs";
+    let (code, out) = cachet(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["inventory", "--src", FILE],
+    );
+    assert_eq!(code, 0, "{out}");
+    let listed: Vec<String> = out
+        .lines()
+        .filter(|l| l.contains(FILE) && !l.starts_with("caches!"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            let by = match cells[cells.len() - 2..] {
+                ["typed", decl] => format!("typed {decl}"),
+                [_, by] => by.to_owned(),
+                _ => unreachable!("a line has more than 6 cells"),
+            };
+            format!("{} {by}", cells[..6].join(" "))
+        })
+        .collect();
+    let declared: Vec<String> = cachet::declared_caches()
+        .iter()
+        .filter(|d| d.file == FILE)
+        .map(|d| {
+            let function = d.function.trim_start_matches(module_path!());
+            let function = function.trim_start_matches("::impl_blocks::");
+            let key = if d.key_type.is_empty() {
+                "?"
+            } else {
+                d.key_type
+            };
+            let value = if d.annotation == "cache_evict" {
+                "-"
+            } else {
+                d.value_type
+            };
+            let by = d
+                .typed
+                .map_or_else(|| "string".to_owned(), |t| format!("typed {t}"));
+            format!(
+                "{function} {FILE}:{} {} {} {key} {value} {by}",
+                d.line, d.annotation, d.cache
+            )
+        })
+        .collect();
+    assert_eq!(listed.len(), 8, "{out}");
+    assert_eq!(listed, declared, "{out}");
+    // The startup check finds they agree: the block's `K` is not compared with `u64`.
+    if let Err(e) = cachet::CacheManager::builder().build() {
+        panic!("the startup check failed: {e}");
+    }
+}
+
+/// The first line of `out` containing `needle`, its cells one space apart.
+fn row(out: &str, needle: &str) -> String {
+    out.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle}:\n{out}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A program's sources, `src/lib.rs`, in a fresh directory removed when dropped.
+fn program(lib: &str) -> TempDir {
+    let dir = TempDir::new("inventory");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), lib).unwrap();
     dir
 }

@@ -28,6 +28,8 @@ struct FnInfo {
     ret_span: Span,
     /// The signature, for the key's type as written.
     sig: syn::Signature,
+    /// The type parameters of its `impl` block, when known (a key of one has no one type).
+    impl_generics: Vec<Ident>,
 }
 
 /// The function with its body wrapped by one layer per plan, the first plan outermost, and
@@ -52,6 +54,7 @@ pub(crate) fn expand_fn(func: &Func, plans: &[Plan], prelude: &TokenStream) -> T
             ReturnType::Type(_, ty) => ty.span(),
         },
         sig: func.sig.clone(),
+        impl_generics: func.impl_generics.clone(),
     };
     let mut body = func.body.clone();
     for plan in plans.iter().rev() {
@@ -188,7 +191,7 @@ fn operation(plan: &Plan, info: &FnInfo, p: &TokenStream) -> TokenStream {
     };
     let name = &info.name;
     let after_commit = plan.after_commit.then(|| quote!(.after_commit()));
-    let key_type = crate::key_type::key_type(&plan.action, &info.sig);
+    let key_type = crate::key_type::key_type(&plan.action, &info.sig, &info.impl_generics);
     let value_type = &info.value_type;
     let line = quote_spanned!(info.ident_span=> ::core::line!());
     let tags = &plan.tags;

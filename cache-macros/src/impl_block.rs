@@ -61,12 +61,17 @@ fn expand(args: TokenStream, mut imp: ItemImpl) -> syn::Result<TokenStream> {
         if !cacheable(method) {
             continue;
         }
-        let func = Func::from(syn::ItemFn {
+        let mut func = Func::from(syn::ItemFn {
             attrs: method.attrs.clone(),
             vis: method.vis.clone(),
             sig: method.sig.clone(),
             block: Box::new(method.block.clone()),
         });
+        func.impl_generics = imp
+            .generics
+            .type_params()
+            .map(|p| p.ident.clone())
+            .collect();
         let expanded = function::expand(
             Macro::Cacheable,
             args.clone(),

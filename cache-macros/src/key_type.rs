@@ -6,12 +6,14 @@
 use crate::type_text::tidy;
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
-use syn::{Expr, Signature, Type};
+use syn::{Expr, Ident, Signature, Type};
 
-use crate::internals::ast::{fn_args, Action, EvictTarget, KeySource, KeySpec};
+use crate::internals::ast::{Action, EvictTarget, KeySource, KeySpec};
+use crate::internals::sig::fn_args;
 
 /// The key type of `action` over `sig`, as written (references dropped: `&str` → `str`).
-pub(crate) fn key_type(action: &Action, sig: &Signature) -> String {
+/// `impl_generics`: the type parameters of the method's `impl` block, when known.
+pub(crate) fn key_type(action: &Action, sig: &Signature, impl_generics: &[Ident]) -> String {
     let spec = match action {
         Action::Cacheable { key, .. }
         | Action::Put {
@@ -31,7 +33,7 @@ pub(crate) fn key_type(action: &Action, sig: &Signature) -> String {
     let type_of = |name: &str| {
         fn_args(sig)
             .find(|(ident, _)| ident.is_some_and(|i| i == name))
-            .filter(|(_, pt)| !is_generic(&pt.ty.to_token_stream(), sig))
+            .filter(|(_, pt)| !is_generic(&pt.ty.to_token_stream(), sig, impl_generics))
             .map(|(_, pt)| shown(&pt.ty))
     };
     let parts: Option<Vec<String>> = match spec {
@@ -59,13 +61,16 @@ pub(crate) fn key_type(action: &Action, sig: &Signature) -> String {
     }
 }
 
-/// Whether `tokens` (a type) name one of `sig`'s type parameters or an `impl Trait`.
-fn is_generic(tokens: &TokenStream, sig: &Signature) -> bool {
+/// Whether `tokens` (a type) name one of `sig`'s or `outer`'s type parameters or an `impl
+/// Trait`.
+fn is_generic(tokens: &TokenStream, sig: &Signature, outer: &[Ident]) -> bool {
     tokens.clone().into_iter().any(|tree| match tree {
         TokenTree::Ident(ident) => {
-            ident == "impl" || sig.generics.type_params().any(|p| p.ident == ident)
+            ident == "impl"
+                || sig.generics.type_params().any(|p| p.ident == ident)
+                || outer.contains(&ident)
         }
-        TokenTree::Group(group) => is_generic(&group.stream(), sig),
+        TokenTree::Group(group) => is_generic(&group.stream(), sig, outer),
         _ => false,
     })
 }
@@ -87,11 +92,15 @@ mod tests {
     use syn::parse_quote;
 
     fn of(kind: Macro, args: &str, sig: Signature) -> String {
+        in_impl(kind, args, sig, &[])
+    }
+
+    fn in_impl(kind: Macro, args: &str, sig: Signature, impl_generics: &[Ident]) -> String {
         let args: Args = syn::parse_str(args).expect("args");
         let plan = Plan::new(kind, args, &sig, &proc_macro2::TokenStream::new())
             .map_err(|e| e.to_string())
             .expect("plan");
-        key_type(&plan.action, &sig)
+        key_type(&plan.action, &sig, impl_generics)
     }
 
     #[test]
@@ -121,5 +130,22 @@ mod tests {
             ""
         );
         assert_eq!(of(Macro::Cacheable, r#""a", key = n"#, generic), "");
+        // So has a key of the `impl` block's type parameter, when the block is known.
+        let method: Signature = parse_quote!(fn f(&self, id: &K, n: u64) -> u8);
+        let k: Ident = parse_quote!(K);
+        assert_eq!(
+            in_impl(
+                Macro::Cacheable,
+                r#""a""#,
+                method.clone(),
+                std::slice::from_ref(&k)
+            ),
+            ""
+        );
+        assert_eq!(
+            in_impl(Macro::Cacheable, r#""a", key = n"#, method.clone(), &[k]),
+            "u64"
+        );
+        assert_eq!(of(Macro::Cacheable, r#""a""#, method), "(K, u64)");
     }
 }

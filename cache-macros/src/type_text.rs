@@ -13,6 +13,13 @@ pub(crate) fn tidy(s: &str) -> String {
         .replace("& ", "&")
 }
 
+/// A path as written, for messages (`crate :: caches :: USERS` → `crate::caches::USERS`).
+pub(crate) fn path_text(path: &syn::Path) -> String {
+    quote::ToTokens::to_token_stream(path)
+        .to_string()
+        .replace(' ', "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::tidy;

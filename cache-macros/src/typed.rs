@@ -9,45 +9,10 @@
 //! misspelled declaration is rustc's own "cannot find value" at the path.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
-use syn::ext::IdentExt;
-use syn::parse::ParseStream;
-use syn::{Ident, Path, Token};
+use quote::{format_ident, quote, quote_spanned};
+use syn::{Ident, Path};
 
-use crate::internals::attr::OPTIONS;
-
-/// Whether the next argument of an attribute is a path to a typed cache rather than an
-/// option: `USERS`, `caches::USERS`, `crate::caches::USERS`. An identifier that is an
-/// option's name (`all_entries`), or is followed by `=` or `(` (an option, known or not),
-/// is an option; so is any bare identifier when `bare` is false (after a string name).
-pub(crate) fn peek_cache_path(input: ParseStream<'_>, bare: bool) -> bool {
-    if input.peek(Token![::]) {
-        return true;
-    }
-    let fork = input.fork();
-    let Ok(first) = Ident::parse_any(&fork) else {
-        return false;
-    };
-    if fork.peek(Token![::]) {
-        return true;
-    }
-    if !bare {
-        return false;
-    }
-    let name = first.unraw().to_string();
-    if matches!(name.as_str(), "crate" | "self" | "super" | "Self") {
-        return false;
-    }
-    if OPTIONS.iter().any(|o| o.name == name) {
-        return false;
-    }
-    fork.is_empty() || fork.peek(Token![,])
-}
-
-/// `path` as written, for messages (`crate :: caches :: USERS` → `crate::caches::USERS`).
-pub(crate) fn shown(path: &Path) -> String {
-    path.to_token_stream().to_string().replace(' ', "")
-}
+use crate::type_text::path_text as shown;
 
 /// The typed caches of one annotation, and what their checks need.
 pub(crate) struct Typed<'a> {
@@ -272,35 +237,4 @@ pub(crate) struct KeyBounds {
     pub bounds: Vec<TokenStream>,
     /// The extra arguments of its call.
     pub args: Vec<TokenStream>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::internals::attr::Args;
-
-    fn typed(s: &str) -> Vec<String> {
-        let args: Args = syn::parse_str(s).expect("parses");
-        args.typed.iter().map(shown).collect()
-    }
-
-    #[test]
-    fn paths_are_typed_caches_options_are_not() {
-        assert_eq!(typed("USERS"), ["USERS"]);
-        assert_eq!(typed("USERS, key = id"), ["USERS"]);
-        assert_eq!(
-            typed("crate::caches::USERS, ORDERS"),
-            ["crate::caches::USERS", "ORDERS"]
-        );
-        assert_eq!(typed("::app::USERS"), ["::app::USERS"]);
-        assert!(typed("all_entries").is_empty());
-        assert!(typed("\"users\", all_entries").is_empty());
-        assert!(typed("\"users\", bogus").is_empty());
-        assert_eq!(typed("\"users\", caches::USERS"), ["caches::USERS"]);
-        assert!(typed("key = id").is_empty());
-        assert!(typed("bogus = 1").is_empty());
-        assert!(typed("crate = \"x\"").is_empty());
-        // After an option, an identifier is an option (unknown ones are reported as such).
-        assert!(typed("key = id, USERS").is_empty());
-    }
 }

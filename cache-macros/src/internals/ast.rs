@@ -5,12 +5,13 @@
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
-use syn::{Attribute, Expr, FnArg, Ident, ItemFn, LitStr, Pat, Path, Signature, Visibility};
+use syn::{Attribute, Expr, Ident, ItemFn, LitStr, Path, Signature, Visibility};
 
 use super::attr::{Args, Attr, Macro, SettingValue};
 use super::check;
 use super::ctxt::Ctxt;
 use super::scan::find_result;
+use super::sig::fn_args;
 
 /// An annotated function: its attributes, visibility and signature, and its body as
 /// tokens. A body that `syn` cannot parse is kept as written (tracing-attributes'
@@ -24,6 +25,9 @@ pub(crate) struct Func {
     pub sig: Signature,
     /// The body, braces included.
     pub body: TokenStream,
+    /// The type parameters of the `impl` block, when a block's `#[cacheable]` expands the
+    /// method (a method's own attribute cannot see them): a key of one has no one type.
+    pub impl_generics: Vec<Ident>,
 }
 
 impl From<ItemFn> for Func {
@@ -38,6 +42,7 @@ impl From<ItemFn> for Func {
             vis: f.vis,
             sig: f.sig,
             body: f.block.to_token_stream(),
+            impl_generics: Vec::new(),
         }
     }
 }
@@ -58,6 +63,7 @@ impl Parse for Func {
             vis,
             sig,
             body: body.into_token_stream(),
+            impl_generics: Vec::new(),
         })
     }
 }
@@ -79,6 +85,7 @@ impl Func {
             vis,
             sig,
             body,
+            ..
         } = self;
         if inner.is_empty() {
             return quote::quote!(#(#attrs)* #vis #sig #body);
@@ -166,21 +173,6 @@ pub(crate) enum EvictTarget {
     Before(KeySpec),
     /// One key, after the function succeeded.
     After(KeySource),
-}
-
-/// The function's arguments other than `self`: their name (if a plain identifier pattern)
-/// and the argument itself.
-pub(crate) fn fn_args(sig: &Signature) -> impl Iterator<Item = (Option<&Ident>, &syn::PatType)> {
-    sig.inputs.iter().filter_map(|arg| match arg {
-        FnArg::Receiver(_) => None,
-        FnArg::Typed(pt) => Some((
-            match &*pt.pat {
-                Pat::Ident(pi) => Some(&pi.ident),
-                _ => None,
-            },
-            pt,
-        )),
-    })
 }
 
 /// The key options of an annotation: `key = ..`, `skip(..)` and `key_generator = ..`.

@@ -312,7 +312,7 @@ impl Parse for Args {
         while !input.is_empty() {
             // Before any option; after a string name only a path with `::` (a bare word
             // there is an option, as it always was).
-            if options.is_empty() && crate::typed::peek_cache_path(input, names.is_empty()) {
+            if options.is_empty() && peek_cache_path(input, names.is_empty()) {
                 typed.push(input.call(syn::Path::parse_mod_style)?);
             } else if input.peek(LitStr) {
                 let name: LitStr = input.parse()?;
@@ -337,6 +337,34 @@ impl Parse for Args {
             options,
         })
     }
+}
+
+/// Whether the next argument of an attribute is a path to a typed cache rather than an
+/// option: `USERS`, `caches::USERS`, `crate::caches::USERS`. An identifier that is an
+/// option's name (`all_entries`), or is followed by `=` or `(` (an option, known or not),
+/// is an option; so is any bare identifier when `bare` is false (after a string name).
+fn peek_cache_path(input: ParseStream<'_>, bare: bool) -> bool {
+    if input.peek(Token![::]) {
+        return true;
+    }
+    let fork = input.fork();
+    let Ok(first) = Ident::parse_any(&fork) else {
+        return false;
+    };
+    if fork.peek(Token![::]) {
+        return true;
+    }
+    if !bare {
+        return false;
+    }
+    let name = first.unraw().to_string();
+    if matches!(name.as_str(), "crate" | "self" | "super" | "Self") {
+        return false;
+    }
+    if OPTIONS.iter().any(|o| o.name == name) {
+        return false;
+    }
+    fork.is_empty() || fork.peek(Token![,])
 }
 
 impl Parse for Written {
@@ -895,5 +923,30 @@ mod tests {
         assert!(errors[1].starts_with("unknown option `bogus` of `#[cacheable]`"));
         assert!(errors[2]
             .starts_with("`all_entries` is not an option of `#[cacheable]` (it evicts nothing)"));
+    }
+
+    fn typed(s: &str) -> Vec<String> {
+        let args: Args = syn::parse_str(s).expect("parses");
+        args.typed.iter().map(crate::type_text::path_text).collect()
+    }
+
+    #[test]
+    fn paths_are_typed_caches_options_are_not() {
+        assert_eq!(typed("USERS"), ["USERS"]);
+        assert_eq!(typed("USERS, key = id"), ["USERS"]);
+        assert_eq!(
+            typed("crate::caches::USERS, ORDERS"),
+            ["crate::caches::USERS", "ORDERS"]
+        );
+        assert_eq!(typed("::app::USERS"), ["::app::USERS"]);
+        assert!(typed("all_entries").is_empty());
+        assert!(typed("\"users\", all_entries").is_empty());
+        assert!(typed("\"users\", bogus").is_empty());
+        assert_eq!(typed("\"users\", caches::USERS"), ["caches::USERS"]);
+        assert!(typed("key = id").is_empty());
+        assert!(typed("bogus = 1").is_empty());
+        assert!(typed("crate = \"x\"").is_empty());
+        // After an option, an identifier is an option (unknown ones are reported as such).
+        assert!(typed("key = id, USERS").is_empty());
     }
 }

@@ -7,10 +7,11 @@ use quote::ToTokens;
 use syn::visit::Visit;
 use syn::{Expr, Ident, LitStr, ReturnType, Signature};
 
-use super::ast::fn_args;
 use super::attr::Macro;
 use super::ctxt::Ctxt;
 use super::scan::{find_ident, find_result};
+use super::sig::fn_args;
+use crate::type_text::path_text;
 
 /// A cache name must be non-empty, without whitespace or the characters that have a meaning
 /// in stored keys and Redis patterns.
@@ -67,7 +68,7 @@ pub(crate) fn fn_names(
                 "`#[{}]` names typed caches (`{}`) and string-named ones (`\"{}\"`): use one \
                  kind; declare this cache with `cachet::caches!` too",
                 which.attr(),
-                crate::typed::shown(path),
+                path_text(path),
                 name.value()
             ),
         );

@@ -6,10 +6,12 @@
 //!   duration parser;
 //! - [`check`]: what was written, checked against the rest and the function's signature;
 //! - [`ast`]: the annotated function and the typed plan of each annotation;
-//! - [`scan`]: the one token scanner (where an expression uses a variable).
+//! - [`scan`]: the one token scanner (where an expression uses a variable);
+//! - [`sig`]: the function's arguments, as the checks and the plan read them.
 
 pub(crate) mod ast;
 pub(crate) mod attr;
 pub(crate) mod check;
 pub(crate) mod ctxt;
 pub(crate) mod scan;
+pub(crate) mod sig;

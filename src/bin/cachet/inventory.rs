@@ -4,11 +4,14 @@
 //! from inside it).
 //!
 //! Every `#[cacheable]`, `#[cache_put]`, `#[cache_evict]` and `#[cacheable_many]` on a
-//! function or method, and every `cachet::caches!` declaration, with the key and value
-//! types as written: the key from the signature (the default key, or `key = arg`), `T` for
-//! `T`, `Result<T, E>` and `Option<T>`. A key that is another expression is shown as `?` and
-//! not compared. The types are compared by `cachet::inventory::find_conflicts`, the check a
-//! manager runs at startup.
+//! function or method, every method a `#[cacheable]` on its `impl` block caches (as the
+//! macro picks them, with the block's cache and options; `#[cache_config]` names the cache
+//! of both), and every `cachet::caches!` declaration, with the key and value types as
+//! written: the key from the signature (the default key, or `key = arg`), `T` for
+//! `T`, `Result<T, E>` and `Option<T>`. A key that is another expression, or of a type
+//! parameter of the function or of its `impl` block, is shown as `?` and not compared. The
+//! types are compared by `cachet::inventory::find_conflicts`, the check a manager runs at
+//! startup.
 
 use std::path::{Path, PathBuf};
 
@@ -178,6 +181,9 @@ pub(crate) fn conflicts(found: &[Found]) -> Vec<TypeConflict> {
 struct Visitor {
     file: String,
     module: Vec<String>,
+    /// The type parameters of the `impl` block being read: a method's key of one of them has
+    /// no one type.
+    impl_generics: Vec<String>,
     found: Vec<Found>,
     declared: Vec<Declared>,
 }
@@ -190,24 +196,51 @@ impl<'ast> Visit<'ast> for Visitor {
     }
 
     fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        // An item inside a method cannot use its `impl`'s type parameters.
+        let outer = std::mem::take(&mut self.impl_generics);
         self.function(&f.attrs, &f.sig, &[]);
         syn::visit::visit_item_fn(self, f);
+        self.impl_generics = outer;
     }
 
     fn visit_item_impl(&mut self, imp: &'ast syn::ItemImpl) {
-        // `#[cache_config(cache = "..")]`: the default names of the methods' annotations.
+        let generics = imp.generics.type_params().map(|p| p.ident.to_string());
+        let outer = std::mem::replace(&mut self.impl_generics, generics.collect());
+        // `#[cache_config(cache = "..")]`: the default names of the methods' annotations,
+        // and of the block's own `#[cacheable]`.
         let defaults: Vec<String> = imp
             .attrs
             .iter()
             .filter(|a| last_segment(a.path()) == "cache_config")
             .flat_map(config_names)
             .collect();
+        // `#[cacheable(..)]` on the block: each method that can be cached is, as if annotated
+        // with it (`cache-macros/src/impl_block.rs`); one with a per-method option is a
+        // compile error, and caches nothing.
+        let block: Vec<Args> = imp
+            .attrs
+            .iter()
+            .filter(|a| last_segment(a.path()) == "cacheable")
+            .map(attr_args)
+            .filter(|args| {
+                !args
+                    .written
+                    .iter()
+                    .any(|o| PER_METHOD.contains(&o.as_str()))
+            })
+            .collect();
         for item in &imp.items {
             if let syn::ImplItem::Fn(f) = item {
                 self.function(&f.attrs, &f.sig, &defaults);
+                if cached_by_block(f) {
+                    for args in &block {
+                        self.operation("cacheable", args, &f.sig, &defaults);
+                    }
+                }
             }
         }
         syn::visit::visit_item_impl(self, imp);
+        self.impl_generics = outer;
     }
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
@@ -227,60 +260,126 @@ impl<'ast> Visit<'ast> for Visitor {
 }
 
 impl Visitor {
+    /// The operations of a function's own annotations.
     fn function(&mut self, attrs: &[syn::Attribute], sig: &syn::Signature, defaults: &[String]) {
         for attr in attrs {
-            let kind = match last_segment(attr.path()).as_str() {
-                "cacheable" => "cacheable",
-                "cache_put" => "cache_put",
-                "cache_evict" => "cache_evict",
-                "cacheable_many" => "cacheable_many",
-                _ => continue,
-            };
-            let args = match &attr.meta {
-                syn::Meta::List(list) => list.parse_args_with(parse_args).unwrap_or_default(),
-                _ => Args::default(),
-            };
-            let mut function = self.module.clone();
-            function.push(sig.ident.to_string());
-            let (key_type, value_type) = if kind == "cacheable_many" {
-                many_types(sig, &args)
-            } else {
-                (key_type(sig, &args), value_type(&sig.output))
-            };
-            let line = sig.ident.span().start().line;
-            let base = Found {
-                function: function.join("::"),
-                file: self.file.clone(),
-                line,
-                kind,
-                cache: String::new(),
-                typed: None,
-                key_type,
-                value_type,
-                ttl: args.ttl.clone(),
-                grace: args.grace.clone(),
-                tags: args.tags.clone(),
-            };
-            let names = if args.names.is_empty() && args.typed.is_empty() {
-                defaults.to_vec()
-            } else {
-                args.names.clone()
-            };
-            for name in names {
-                self.found.push(Found {
-                    cache: name,
-                    ..base.clone()
-                });
-            }
-            for path in &args.typed {
-                self.found.push(Found {
-                    cache: path.clone(),
-                    typed: Some(path.clone()),
-                    ..base.clone()
-                });
+            if let Some(kind) = annotation_kind(attr) {
+                self.operation(kind, &attr_args(attr), sig, defaults);
             }
         }
     }
+
+    /// One annotation of `kind` with `args` on the function `sig`: one operation per cache
+    /// it names (`defaults`, a `#[cache_config]`'s, when it names none).
+    fn operation(
+        &mut self,
+        kind: &'static str,
+        args: &Args,
+        sig: &syn::Signature,
+        defaults: &[String],
+    ) {
+        let mut function = self.module.clone();
+        function.push(sig.ident.to_string());
+        let generics = Generics {
+            sig,
+            outer: &self.impl_generics,
+        };
+        let (key_type, value_type) = if kind == "cacheable_many" {
+            many_types(sig, args)
+        } else {
+            (key_type(&generics, args), value_type(&sig.output))
+        };
+        let line = sig.ident.span().start().line;
+        let base = Found {
+            function: function.join("::"),
+            file: self.file.clone(),
+            line,
+            kind,
+            cache: String::new(),
+            typed: None,
+            key_type,
+            value_type,
+            ttl: args.ttl.clone(),
+            grace: args.grace.clone(),
+            tags: args.tags.clone(),
+        };
+        let names = if args.names.is_empty() && args.typed.is_empty() {
+            defaults.to_vec()
+        } else {
+            args.names.clone()
+        };
+        for name in names {
+            self.found.push(Found {
+                cache: name,
+                ..base.clone()
+            });
+        }
+        for path in &args.typed {
+            self.found.push(Found {
+                cache: path.clone(),
+                typed: Some(path.clone()),
+                ..base.clone()
+            });
+        }
+    }
+}
+
+/// The cachet annotation an attribute is, by its last path segment.
+fn annotation_kind(attr: &syn::Attribute) -> Option<&'static str> {
+    match last_segment(attr.path()).as_str() {
+        "cacheable" => Some("cacheable"),
+        "cache_put" => Some("cache_put"),
+        "cache_evict" => Some("cache_evict"),
+        "cacheable_many" => Some("cacheable_many"),
+        _ => None,
+    }
+}
+
+/// An attribute's arguments (none for `#[cacheable]`; an unreadable list reads as none).
+fn attr_args(attr: &syn::Attribute) -> Args {
+    match &attr.meta {
+        syn::Meta::List(list) => list.parse_args_with(parse_args).unwrap_or_default(),
+        _ => Args::default(),
+    }
+}
+
+/// The options a block's `#[cacheable]` refuses: they depend on a method's arguments or
+/// value (`cache-macros/src/impl_block.rs`).
+const PER_METHOD: &[&str] = &[
+    "key",
+    "key_generator",
+    "skip",
+    "condition",
+    "unless",
+    "ttl_from",
+];
+
+/// Whether a block's `#[cacheable]` caches `method`, as the macro decides: a method with a
+/// non-mutable `self` receiver, returning a value (not `()`, a reference or `impl Trait`),
+/// not a `const fn`, and without a `#[cacheable]`, `#[cache_put]` or `#[cache_evict]` of its
+/// own (which wins).
+fn cached_by_block(method: &syn::ImplItemFn) -> bool {
+    let sig = &method.sig;
+    let Some(syn::FnArg::Receiver(receiver)) = sig.inputs.first() else {
+        return false;
+    };
+    let mutable = receiver.mutability.is_some()
+        || matches!(&*receiver.ty, syn::Type::Reference(r) if r.mutability.is_some());
+    let returns_value = match &sig.output {
+        syn::ReturnType::Default => false,
+        syn::ReturnType::Type(_, ty) => match &**ty {
+            syn::Type::Tuple(t) => !t.elems.is_empty(),
+            syn::Type::Reference(_) | syn::Type::ImplTrait(_) => false,
+            _ => true,
+        },
+    };
+    let annotated = method.attrs.iter().any(|a| {
+        matches!(
+            annotation_kind(a),
+            Some("cacheable" | "cache_put" | "cache_evict")
+        )
+    });
+    !mutable && returns_value && sig.constness.is_none() && !annotated
 }
 
 /// An annotation's arguments, as far as the inventory needs them.
@@ -292,6 +391,8 @@ struct Args {
     skip: Vec<String>,
     /// `all_entries`: an eviction of the whole cache, with no key.
     all_entries: bool,
+    /// The name of every option written (`key`, `skip`, `ttl`, ...).
+    written: Vec<String>,
     ttl: Option<String>,
     grace: Option<String>,
     tags: Vec<String>,
@@ -305,6 +406,9 @@ fn parse_args(input: syn::parse::ParseStream<'_>) -> syn::Result<Args> {
         } else {
             let path: syn::Path = input.call(syn::Path::parse_mod_style)?;
             let name = path.to_token_stream().to_string().replace(' ', "");
+            if input.peek(syn::Token![=]) || input.peek(syn::token::Paren) {
+                args.written.push(name.clone());
+            }
             if input.peek(syn::Token![=]) {
                 input.parse::<syn::Token![=]>()?;
                 let value: syn::Expr = input.parse()?;
@@ -440,8 +544,16 @@ fn shown(ty: &impl ToTokens) -> String {
         .replace("& ", "&")
 }
 
+/// A function's signature and the type parameters of its `impl` block: what a type in it
+/// may be generic over.
+struct Generics<'a> {
+    sig: &'a syn::Signature,
+    outer: &'a [String],
+}
+
 /// The arguments other than `self`, by name, with their types (a reference's referent).
-fn args_of(sig: &syn::Signature) -> Vec<(String, String)> {
+fn args_of(generics: &Generics<'_>) -> Vec<(String, String)> {
+    let sig = generics.sig;
     sig.inputs
         .iter()
         .filter_map(|arg| match arg {
@@ -455,7 +567,7 @@ fn args_of(sig: &syn::Signature) -> Vec<(String, String)> {
                     other => other,
                 };
                 // A generic or `impl Trait` argument has no one type.
-                let generic = is_generic(&ty.to_token_stream(), sig);
+                let generic = is_generic(&ty.to_token_stream(), generics);
                 Some((name, if generic { "?".into() } else { shown(ty) }))
             }
             syn::FnArg::Receiver(_) => None,
@@ -463,24 +575,31 @@ fn args_of(sig: &syn::Signature) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether `tokens` (a type) name one of `sig`'s type parameters or an `impl Trait`.
-fn is_generic(tokens: &proc_macro2::TokenStream, sig: &syn::Signature) -> bool {
+/// Whether `tokens` (a type) name a type parameter of the function or of its `impl` block,
+/// or an `impl Trait`.
+fn is_generic(tokens: &proc_macro2::TokenStream, generics: &Generics<'_>) -> bool {
     tokens.clone().into_iter().any(|tree| match tree {
         proc_macro2::TokenTree::Ident(ident) => {
-            ident == "impl" || sig.generics.type_params().any(|p| p.ident == ident)
+            ident == "impl"
+                || generics
+                    .sig
+                    .generics
+                    .type_params()
+                    .any(|p| p.ident == ident)
+                || generics.outer.iter().any(|p| ident == p)
         }
-        proc_macro2::TokenTree::Group(group) => is_generic(&group.stream(), sig),
+        proc_macro2::TokenTree::Group(group) => is_generic(&group.stream(), generics),
         _ => false,
     })
 }
 
 /// The key type as the signature shows it: the default key's, or `key = arg` / `key = (a,
 /// b)` over arguments; `?` for any other expression.
-fn key_type(sig: &syn::Signature, args: &Args) -> String {
+fn key_type(generics: &Generics<'_>, args: &Args) -> String {
     if args.all_entries {
         return "?".into();
     }
-    let all = args_of(sig);
+    let all = args_of(generics);
     let type_of = |name: &str| all.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone());
     let parts: Option<Vec<String>> = match &args.key {
         None => Some(
