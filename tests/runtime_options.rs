@@ -330,6 +330,7 @@ async fn expire_marks_an_entry_stale_in_every_tier_and_instance() {
     assert_eq!(get(&rates_b, "eur").await, Some(100), "B holds an L1 copy");
 
     rates_a.expire("eur").await.unwrap();
+    assert_eq!(rates_a.stats().errors, 0, "no fault");
     assert_eq!(get_fresh(&rates_a, "eur").await, None);
     eventually("B's copy is stale", async || {
         get_fresh(&rates_b, "eur").await.is_none()

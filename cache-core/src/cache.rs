@@ -634,3 +634,7 @@ impl Cache {
         self.engine.inner.store.error_handler.is_some()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -872,3 +872,7 @@ where
         Ok(runtime.spawn(job.run()))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -97,6 +97,19 @@ mod tests {
     }
 
     #[test]
+    fn a_success_closes_an_open_breaker_and_says_whether_it_was_open() {
+        let b = Breaker::new(Duration::from_secs(5), Clock::default());
+        assert!(!b.reset(), "closed already");
+        assert!(b.trip(), "opened");
+        assert!(!b.trip(), "open already");
+        assert!(!b.allows());
+        assert!(b.reset(), "was open");
+        assert!(b.allows());
+        assert_eq!(b.reopens_in(), Duration::ZERO);
+        assert!(!b.reset());
+    }
+
+    #[test]
     fn a_zero_duration_never_opens() {
         let b = Breaker::new(Duration::ZERO, Clock::default());
         b.trip();

@@ -68,3 +68,54 @@ impl LocalTier for MapTier {
         "map"
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn entry(keep_until: Option<Instant>) -> LocalEntry {
+        LocalEntry::new(Arc::new(1u8), None, keep_until, 1)
+    }
+
+    #[test]
+    fn reads_what_was_inserted_until_it_is_past_keeping() {
+        let tier = MapTier::new();
+        assert_eq!(tier.driver(), "map");
+        let later = Instant::now() + Duration::from_secs(3600);
+        tier.insert("a:1", entry(None));
+        tier.insert("a:2", entry(Some(later)));
+        tier.insert(
+            "a:3",
+            entry(Some(Instant::now() - Duration::from_millis(1))),
+        );
+        assert_eq!(tier.entry_count(), 3);
+        let read = |key| {
+            let mut seen = false;
+            let found = tier.read(key, &mut |_| seen = true);
+            assert_eq!(found, seen, "{key}");
+            found
+        };
+        assert!(read("a:1") && read("a:2"));
+        assert!(!read("a:3"), "past its keeping");
+        assert!(!read("a:4"), "never inserted");
+        assert!(tier.get("a:2").is_some() && tier.get("a:3").is_none());
+    }
+
+    #[test]
+    fn removes_a_key_a_scope_or_everything() {
+        let tier = MapTier::new();
+        for key in ["a:1", "a:2", "a#ns:1", "b:1", "b:2"] {
+            tier.insert(key, entry(None));
+        }
+        tier.remove("a:1");
+        assert!(tier.get("a:1").is_none() && tier.get("a:2").is_some());
+        tier.remove_scope(&Scope::new("a"));
+        assert!(tier.get("a:2").is_none() && tier.get("a#ns:1").is_none());
+        assert_eq!(tier.entry_count(), 2, "the other scope is kept");
+        tier.clear();
+        assert_eq!(tier.entry_count(), 0);
+    }
+}

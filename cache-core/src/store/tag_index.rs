@@ -111,6 +111,31 @@ mod tests {
         let tags = Tags::new("b", ["x", "y", "x"]);
         assert_eq!(tags.names, ["x", "y"]);
         assert_eq!(tags.keys(), ["b:=tag:x", "b:=tag:y"]);
+        assert!(!tags.is_empty());
+        assert!(Tags::new("b", []).is_empty());
+    }
+
+    #[test]
+    fn after_a_sweep_the_next_waits_until_the_index_doubled() {
+        let l1 = MapTier::new();
+        let index = TagIndex::default();
+        let tags = vec![tag_key("b", "t")];
+        let held = MIN_SWEEP / 2 + 100;
+        for i in 0..MIN_SWEEP {
+            let key = format!("b:{i}");
+            if i < held {
+                l1.insert(&key, LocalEntry::new(Arc::new(1u8), None, None, 1));
+            }
+            index.add(&tags, &key, &*l1);
+        }
+        // Swept at MIN_SWEEP: what the tier holds is left, and the next sweep is at twice that.
+        assert_eq!(index.len(), held);
+        for i in 0..held - 1 {
+            index.add(&tags, &format!("c:{i}"), &*l1);
+        }
+        assert_eq!(index.len(), held * 2 - 1, "no sweep before twice the size");
+        index.add(&tags, "b:last", &*l1);
+        assert_eq!(index.len(), held, "swept at twice the size");
     }
 
     #[test]

@@ -117,4 +117,26 @@ mod tests {
         v.change_all(|| {});
         assert!(!v.insert_if_unchanged("k", now, || {}));
     }
+
+    #[test]
+    fn versions_only_move_forward_so_no_old_backfill_is_taken_again() {
+        let v = Versions::default();
+        let before = v.current("k");
+        let mine = v.change("k", || {});
+        assert_eq!(v.current("k"), mine);
+        let mut put_back = false;
+        assert!(v.change_if_unchanged("k", mine, || put_back = true));
+        assert!(put_back && v.current("k") > mine);
+        // Backfills noted before the write or before its put-back stay refused, after a
+        // cleared scope too.
+        let after = v.current("k");
+        v.change_all(|| {});
+        assert!(v.current("k") > after);
+        for seen in [before, mine, after] {
+            assert!(!v.insert_if_unchanged("k", seen, || unreachable!()));
+        }
+        let mut inserted = false;
+        assert!(v.insert_if_unchanged("k", v.current("k"), || inserted = true));
+        assert!(inserted);
+    }
 }

@@ -1,0 +1,432 @@
+//! One cached call through several caches on in-process stores under a manual clock: which
+//! cache answers, when the function runs (its closure is counted when called, so a refresh
+//! started in the background is seen at once), what is stored, and evictions. Written for
+//! cargo-mutants (README, "Mutation testing"); what a call does with an L2 is tested against
+//! a real Redis in the root package's `tests/`.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+use super::*;
+use crate::shape::{FallibleShape, OptionShape, ValueShape};
+use crate::store::MapTier;
+use crate::testing::ManualClock;
+use crate::{Cache, CacheError, CacheManager, CacheOptions, StoreBuilder};
+
+const TTL: Duration = Duration::from_secs(30);
+const GRACE: Duration = Duration::from_secs(3600);
+
+/// A manager of one in-process store (30 s TTL, an hour of grace) on `clock`, with
+/// `options` over that.
+fn manager(clock: &ManualClock, options: CacheOptions) -> CacheManager {
+    CacheManager::builder()
+        .store("main", StoreBuilder::new().l1(MapTier::new()))
+        .ttl(TTL)
+        .grace(GRACE)
+        .options(options)
+        .manual_clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+fn caches(manager: &CacheManager, names: &[&str]) -> Vec<Cache> {
+    names.iter().map(|n| manager.cache(n).unwrap()).collect()
+}
+
+fn engines(caches: &[Cache]) -> Vec<Engine> {
+    caches.iter().map(|c| c.engine.clone()).collect()
+}
+
+fn keys(engines: &[Engine], key: u64) -> Vec<String> {
+    engines
+        .iter()
+        .map(|e| e.stored_key(&key).unwrap())
+        .collect()
+}
+
+/// The stored key of `key`, as an annotation computes it from a value.
+fn key_of<V>(key: u64) -> impl FnOnce(&V) -> Option<String> {
+    move |_| Some(crate::key::encode_key(&key).unwrap())
+}
+
+/// Every value is stored for the cache's TTL.
+fn cache_ttl<V>(_: &V) -> Option<Lifetime> {
+    Some(Lifetime::Default)
+}
+
+async fn held(cache: &Cache, key: u64) -> Option<String> {
+    cache.get::<String>(&key).await.unwrap()
+}
+
+/// A function's future, as the tests' calls take it.
+type Body = std::pin::Pin<Box<dyn Future<Output = Result<String, CacheError>> + Send>>;
+
+/// A function answering `value` at once.
+fn answer(value: &str) -> Body {
+    let value = value.to_owned();
+    Box::pin(async move { Ok(value) })
+}
+
+/// A function answering `value` once `release` is sent (or dropped).
+fn after(release: tokio::sync::oneshot::Receiver<()>, value: &str) -> Body {
+    let value = value.to_owned();
+    Box::pin(async move {
+        let _ = release.await;
+        Ok(value)
+    })
+}
+
+/// `f(key)` cached in `caches` (the first decides), whose function answers `value` and is
+/// counted in `runs` when called.
+async fn call<M>(caches: &[Cache], key: u64, runs: &AtomicUsize, value: &str, mode: M) -> String
+where
+    M: Mode<FallibleShape<String, CacheError>, Body, fn(&String) -> Option<Lifetime>>,
+{
+    call_body(caches, key, runs, answer(value), mode).await
+}
+
+/// [`call`] whose function is `body`.
+async fn call_body<M>(caches: &[Cache], key: u64, runs: &AtomicUsize, body: Body, mode: M) -> String
+where
+    M: Mode<FallibleShape<String, CacheError>, Body, fn(&String) -> Option<Lifetime>>,
+{
+    let engines = engines(caches);
+    let keys = keys(&engines, key);
+    let policy: fn(&String) -> Option<Lifetime> = cache_ttl;
+    let body = || {
+        runs.fetch_add(1, SeqCst);
+        body
+    };
+    let shape = FallibleShape::<String, CacheError>::default();
+    cached_call(shape, &engines, &keys, FirstL1::Unread, policy, body, mode)
+        .await
+        .unwrap()
+}
+
+/// [`call_body`] in a task of its own, counted in `runs`.
+fn spawn_call<M>(
+    caches: &[Cache],
+    key: u64,
+    runs: &Arc<AtomicUsize>,
+    body: Body,
+    mode: M,
+) -> JoinHandle<String>
+where
+    M: Mode<FallibleShape<String, CacheError>, Body, fn(&String) -> Option<Lifetime>>
+        + Send
+        + 'static,
+{
+    let (caches, runs) = (caches.to_vec(), runs.clone());
+    tokio::spawn(async move { call_body(&caches, key, &runs, body, mode).await })
+}
+
+/// Moves `clock` on by `step` until `task` (a caller waiting on a timeout of that clock) is
+/// done; `false` if it is not after a few seconds of real time.
+async fn advance_until_done<T>(clock: &ManualClock, task: &JoinHandle<T>, step: Duration) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !task.is_finished() && std::time::Instant::now() < deadline {
+        clock.advance(step);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    task.is_finished()
+}
+
+/// Waits (in real time, with a deadline) until `runs` reaches `n`: a function has started.
+async fn until_runs(runs: &AtomicUsize, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while runs.load(SeqCst) < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the function never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Polls `cache` under `key` until it holds `value` (a background job's store), failing
+/// after a deadline.
+async fn until_held(cache: &Cache, key: u64, value: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while held(cache, key).await.as_deref() != Some(value) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{value}` never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_function_runs_once_and_a_miss_is_counted_once() {
+    let m = manager(&ManualClock::new(), CacheOptions::new());
+    let c = caches(&m, &["a"]);
+    let runs = AtomicUsize::new(0);
+    assert_eq!(call(&c, 1, &runs, "x", Attached).await, "x");
+    assert_eq!(call(&c, 1, &runs, "y", Attached).await, "x");
+    assert_eq!(runs.load(SeqCst), 1);
+    assert_eq!((c[0].stats().misses, c[0].stats().hits), (1, 1));
+}
+
+#[tokio::test]
+async fn a_later_cache_answers_when_the_first_holds_nothing() {
+    let m = manager(&ManualClock::new(), CacheOptions::new());
+    let c = caches(&m, &["a", "b"]);
+    c[1].set(&1u64, &"b".to_owned()).await.unwrap();
+    let runs = AtomicUsize::new(0);
+    assert_eq!(call(&c, 1, &runs, "body", Attached).await, "b");
+    assert_eq!(call(&c, 1, &runs, "body", Detachable).await, "b");
+    assert_eq!(
+        runs.load(SeqCst),
+        0,
+        "neither ran the function nor refreshed"
+    );
+}
+
+#[tokio::test]
+async fn force_fresh_runs_the_function_over_every_value_held() {
+    let m = manager(&ManualClock::new(), CacheOptions::new());
+    let c = caches(&m, &["a", "b"]);
+    c[0].set(&1u64, &"a".to_owned()).await.unwrap();
+    c[1].set(&1u64, &"b".to_owned()).await.unwrap();
+    let forced = [
+        c[0].with_options(CacheOptions::new().force_fresh(true)),
+        c[1].clone(),
+    ];
+    let runs = AtomicUsize::new(0);
+    assert_eq!(call(&forced, 1, &runs, "new", Attached).await, "new");
+    assert_eq!(runs.load(SeqCst), 1);
+    assert_eq!(held(&c[0], 1).await.as_deref(), Some("new"));
+    assert_eq!(held(&c[1], 1).await.as_deref(), Some("new"));
+}
+
+#[tokio::test]
+async fn only_a_detachable_call_refreshes_a_hit_past_its_refresh_point() {
+    let clock = ManualClock::new();
+    // Not allowing null values must not keep a value from being stored.
+    let options = CacheOptions::new()
+        .eager_refresh(0.5)
+        .allow_null_values(false);
+    let m = manager(&clock, options);
+    let c = caches(&m, &["a", "b"]);
+    c[0].set(&1u64, &"old".to_owned()).await.unwrap();
+    c[1].set(&2u64, &"old".to_owned()).await.unwrap();
+    let runs = AtomicUsize::new(0);
+    // Not due yet: no call refreshes.
+    assert_eq!(call(&c, 1, &runs, "new", Detachable).await, "old");
+    assert_eq!(call(&c, 2, &runs, "new", Detachable).await, "old");
+    assert_eq!(runs.load(SeqCst), 0);
+    clock.advance(TTL * 2 / 3);
+    // Due, from the first cache's L1 and from a later cache: an attached call serves it
+    // and starts nothing.
+    assert_eq!(call(&c, 1, &runs, "new", Attached).await, "old");
+    assert_eq!(call(&c, 2, &runs, "new", Attached).await, "old");
+    assert_eq!(runs.load(SeqCst), 0);
+    // A detachable one serves it and refreshes it in the background.
+    assert_eq!(call(&c, 1, &runs, "new", Detachable).await, "old");
+    assert_eq!(runs.load(SeqCst), 1);
+    until_held(&c[0], 1, "new").await;
+}
+
+#[tokio::test]
+async fn a_stale_value_answers_a_failure_from_the_first_cache_holding_one() {
+    let clock = ManualClock::new();
+    let m = manager(&clock, CacheOptions::new());
+    let c = caches(&m, &["a", "b", "c"]);
+    c[1].set(&1u64, &"b".to_owned()).await.unwrap();
+    c[2].set(&1u64, &"c".to_owned()).await.unwrap();
+    clock.advance(TTL + Duration::from_secs(1));
+    let engines = engines(&c);
+    let keys = keys(&engines, 1);
+    let failing = || async {
+        Err::<String, _>(CacheError::Timeout {
+            cache: "a".into(),
+            timeout: TTL,
+        })
+    };
+    let shape = FallibleShape::<String, CacheError>::default();
+    let out = cached_call(
+        shape,
+        &engines,
+        &keys,
+        FirstL1::Unread,
+        cache_ttl,
+        failing,
+        Attached,
+    );
+    assert_eq!(out.await.unwrap(), "b");
+}
+
+/// `f(key)` returning `None`, cached in `cache` (values of `Option<String>`).
+async fn call_none(cache: &Cache, key: u64, runs: &AtomicUsize) -> Option<String> {
+    let engines = engines(std::slice::from_ref(cache));
+    let keys = keys(&engines, key);
+    let body = || {
+        runs.fetch_add(1, SeqCst);
+        async { None }
+    };
+    let shape = OptionShape::<String>::default();
+    cached_call(
+        shape,
+        &engines,
+        &keys,
+        FirstL1::Unread,
+        cache_ttl,
+        body,
+        Attached,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_none_is_stored_only_where_null_values_are_allowed() {
+    let m = manager(&ManualClock::new(), CacheOptions::new());
+    let allowed = m.cache("a").unwrap();
+    let refused = allowed.with_options(CacheOptions::new().allow_null_values(false));
+    let runs = AtomicUsize::new(0);
+    assert_eq!(call_none(&allowed, 1, &runs).await, None);
+    assert_eq!(call_none(&allowed, 1, &runs).await, None);
+    assert_eq!(runs.load(SeqCst), 1, "stored");
+    assert_eq!(call_none(&refused, 2, &runs).await, None);
+    assert_eq!(call_none(&refused, 2, &runs).await, None);
+    assert_eq!(runs.load(SeqCst), 3, "not stored");
+    // A value is stored whatever the setting.
+    let c = [refused];
+    assert_eq!(call(&c, 3, &runs, "x", Attached).await, "x");
+    assert_eq!(call(&c, 3, &runs, "y", Attached).await, "x");
+    assert_eq!(runs.load(SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_put_stores_its_value_and_a_none_only_where_allowed() {
+    let m = manager(&ManualClock::new(), CacheOptions::new());
+    let allowed = m.cache("a").unwrap();
+    let refused = allowed.with_options(CacheOptions::new().allow_null_values(false));
+    let put = |cache: &Cache, key: u64, value: Option<String>| {
+        let engines = engines(std::slice::from_ref(cache));
+        async move {
+            let shape = OptionShape::<String>::default();
+            put_call(shape, &engines, key_of(key), cache_ttl, false, async {
+                value
+            })
+            .await
+        }
+    };
+    put(&refused, 1, Some("x".into())).await;
+    assert_eq!(held(&allowed, 1).await.as_deref(), Some("x"));
+    put(&allowed, 2, None).await;
+    assert!(allowed.has(&2u64).await.unwrap(), "a null stored");
+    put(&refused, 3, None).await;
+    assert!(!allowed.has(&3u64).await.unwrap(), "no null stored");
+    // Any other shape stores its value as is.
+    let engines = engines(std::slice::from_ref(&refused));
+    let value = async { "v".to_owned() };
+    put_call(
+        ValueShape::default(),
+        &engines,
+        key_of(4),
+        cache_ttl,
+        false,
+        value,
+    )
+    .await;
+    assert_eq!(held(&allowed, 4).await.as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn an_eviction_applies_at_once_unless_it_waits_for_the_commit() {
+    let m = manager(&ManualClock::new(), CacheOptions::new());
+    let c = caches(&m, &["a", "b"]);
+    for key in 1u64..=4 {
+        for cache in &c {
+            cache.set(&key, &"v".to_owned()).await.unwrap();
+        }
+    }
+    let engines = engines(&c);
+    let key = |k: u64| EvictTarget::Key(crate::key::encode_key(&k).unwrap());
+    evict_all_after(&engines, key(1), false).await;
+    assert_eq!((held(&c[0], 1).await, held(&c[1], 1).await), (None, None));
+    assert!(held(&c[0], 2).await.is_some());
+    let committed: Result<(), CacheError> = crate::transaction::transaction(async {
+        evict_all_after(&engines, key(2), false).await;
+        assert_eq!(held(&c[0], 2).await, None, "at once, in a transaction too");
+        evict_all_after(&engines, key(3), true).await;
+        assert!(held(&c[0], 3).await.is_some(), "at the commit");
+        Ok(())
+    })
+    .await;
+    committed.unwrap();
+    assert_eq!((held(&c[0], 3).await, held(&c[1], 3).await), (None, None));
+    evict_all(&engines, &EvictTarget::All).await;
+    assert_eq!((held(&c[0], 4).await, held(&c[1], 4).await), (None, None));
+}
+
+#[tokio::test]
+async fn past_its_soft_timeout_a_detachable_call_answers_stale_and_stores_later() {
+    let clock = ManualClock::new();
+    let m = manager(&clock, CacheOptions::new().timeout(Duration::from_secs(1)));
+    let c = caches(&m, &["a"]);
+    c[0].set(&1u64, &"old".to_owned()).await.unwrap();
+    clock.advance(TTL + Duration::from_secs(1));
+    let (release, slow) = tokio::sync::oneshot::channel();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let caller = spawn_call(&c, 1, &runs, after(slow, "new"), Detachable);
+    let answered = advance_until_done(&clock, &caller, Duration::from_secs(1)).await;
+    let _ = release.send(());
+    assert!(answered, "not answered at the soft timeout");
+    assert_eq!(caller.await.unwrap(), "old");
+    until_held(&c[0], 1, "new").await;
+}
+
+#[tokio::test]
+async fn past_its_soft_timeout_a_waiting_call_takes_what_another_cache_holds() {
+    let clock = ManualClock::new();
+    let m = manager(&clock, CacheOptions::new().timeout(Duration::from_secs(1)));
+    let c = caches(&m, &["a", "b"]);
+    let (release, slow) = tokio::sync::oneshot::channel();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let leader = spawn_call(&c, 1, &runs, after(slow, "leader"), Attached);
+    until_runs(&runs, 1).await;
+    c[1].set(&1u64, &"b".to_owned()).await.unwrap();
+    let second = Arc::new(AtomicUsize::new(0));
+    let caller = spawn_call(&c, 1, &second, answer("second"), Attached);
+    let answered = advance_until_done(&clock, &caller, Duration::from_secs(1)).await;
+    let _ = release.send(());
+    assert!(answered, "waited for the slow caller past the soft timeout");
+    assert_eq!(caller.await.unwrap(), "b");
+    assert_eq!(second.load(SeqCst), 0);
+    assert_eq!(leader.await.unwrap(), "leader");
+}
+
+#[tokio::test]
+async fn past_its_wait_timeout_a_call_reads_the_other_caches_then_runs_and_stores() {
+    let clock = ManualClock::new();
+    let options = CacheOptions::new()
+        .wait_timeout(Duration::from_secs(1))
+        .allow_null_values(false);
+    let m = manager(&clock, options);
+    let c = caches(&m, &["a", "b"]);
+    let (release, slow) = tokio::sync::oneshot::channel();
+    let (release_2, slow_2) = tokio::sync::oneshot::channel();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let leader = spawn_call(&c, 1, &runs, after(slow, "leader"), Attached);
+    let leader_2 = spawn_call(&c, 2, &runs, after(slow_2, "leader"), Attached);
+    until_runs(&runs, 2).await;
+    // Key 1: another cache holds it now.
+    c[1].set(&1u64, &"b".to_owned()).await.unwrap();
+    let second = Arc::new(AtomicUsize::new(0));
+    let caller = spawn_call(&c, 1, &second, answer("second"), Attached);
+    let found = advance_until_done(&clock, &caller, Duration::from_secs(1)).await;
+    // Key 2: nothing anywhere: it runs the function too, and stores its value.
+    let third = Arc::new(AtomicUsize::new(0));
+    let caller_2 = spawn_call(&c, 2, &third, answer("third"), Attached);
+    let ran = advance_until_done(&clock, &caller_2, Duration::from_secs(1)).await;
+    let stored = held(&c[0], 2).await;
+    let (_, _) = (release.send(()), release_2.send(()));
+    assert!(found && ran, "waited past the wait timeout");
+    assert_eq!(caller.await.unwrap(), "b");
+    assert_eq!(second.load(SeqCst), 0);
+    assert_eq!(caller_2.await.unwrap(), "third");
+    assert_eq!((third.load(SeqCst), stored.as_deref()), (1, Some("third")));
+    assert_eq!(leader.await.unwrap(), "leader");
+    assert_eq!(leader_2.await.unwrap(), "leader");
+}
