@@ -2,6 +2,8 @@
 //! of sleeping. A test includes it through `mod support;` or
 //! `#[path = "support/clocked.rs"] mod clocked;`.
 
+#![allow(dead_code)] // not every test that includes `support` uses it
+
 use std::time::Duration;
 
 use cachet::testing::ManualClock;
