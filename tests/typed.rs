@@ -149,6 +149,14 @@ async fn an_option_returning_function_shares_the_typed_entries_unwrapped() {
         assert_eq!(find_maybe(5000).await, None);
         assert_eq!(maybe_runs(5000), 1, "the cached None answered");
         assert_eq!(USERS.get(&5000).await.unwrap(), None);
+        // A cached absence: had, not missing (it answers the function), though `get` reads
+        // no value; the string-named handle agrees.
+        assert!(USERS.has(&5000).await.unwrap() && !USERS.missing(&5000).await.unwrap());
+        let by_name = cachet::cache("users").unwrap();
+        assert!(by_name.has(&5000u64).await.unwrap());
+        assert_eq!(by_name.get::<User>(&5000u64).await.unwrap(), None);
+        // Nothing cached at all: neither.
+        assert!(!USERS.has(&5001).await.unwrap() && USERS.missing(&5001).await.unwrap());
         // Evicted through the typed path: the function runs again.
         delete_user(502).await.unwrap();
         assert_eq!(find_maybe(502).await, Some(user(502, "found")));

@@ -49,6 +49,7 @@ async fn prune_case(url: &str) {
         b"x".to_vec(),
         Duration::from_millis(1),
         &["app:c:=tag:t".into()],
+        Duration::from_millis(1),
     )
     .await
     .unwrap();
@@ -403,7 +404,7 @@ async fn one_connection_serves_every_kind_of_operation_and_a_cut_statement_leaks
             .unwrap(),
         [Some(b"one".to_vec()), Some(b"two".to_vec())]
     );
-    t.set_tagged("app:c:4", b"four".to_vec(), minute, &tag)
+    t.set_tagged("app:c:4", b"four".to_vec(), minute, &tag, minute)
         .await
         .unwrap();
     assert_eq!(t.tagged_keys(&tag).await.unwrap(), ["app:c:4"]);
