@@ -683,6 +683,26 @@ async fn a_failed_read_fails_the_call_before_its_body_runs() {
     assert_eq!(factories.load(SeqCst), 0, "the factory did not run");
 }
 
+/// Bad bytes under a key (another type, a format from another release, garbage) are not a
+/// tier that failed: under `Fail` the function still runs and overwrites them, and only
+/// that call fails. Failing first would keep them, and fail every call, until they expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_fail_bad_bytes_are_overwritten_by_the_function_then_the_call_fails() {
+    use cachet::{CacheFault, FaultAction};
+    let server = RedisServer::start();
+    let manager = down_l2(&server, |_: &CacheFault<'_>| FaultAction::Fail);
+    let prices = manager.cache("prices").unwrap();
+    prices.set(&31u64, &String::from("not a price")).await.unwrap();
+    with_manager(manager.clone(), async {
+        let r = price(31).await;
+        assert!(is_fault(&r), "the call that read the bad bytes fails: {r:?}");
+        assert_eq!(priced(31), 1, "after its function ran");
+        assert_eq!(price(31).await, Ok(3100), "the bytes were overwritten");
+        assert_eq!(priced(31), 1);
+    })
+    .await;
+}
+
 /// Whether a call was failed by a cache fault.
 fn is_fault<T>(r: &Result<T, AppError>) -> bool {
     matches!(r, Err(AppError::Cache(_)))

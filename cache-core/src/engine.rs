@@ -16,7 +16,7 @@ use crate::codec;
 use crate::config::CacheOptions;
 use crate::error::{CacheError, TierError};
 use crate::events::EventKind;
-use crate::fault::{CacheFault, FaultAction, FaultOperation};
+use crate::fault::{CacheFault, Failing, FaultAction, FaultOperation};
 use crate::idle::IdleRead;
 use crate::key::encode_key_into;
 use crate::layout;
@@ -256,6 +256,18 @@ impl Engine {
         key: Option<&str>,
         error: &dyn std::fmt::Display,
     ) -> bool {
+        self.fault_failing(operation, key, error, Failing::Early)
+    }
+
+    /// [`Engine::fault`], failing the call (under [`FaultAction::Fail`]) `when` says: bad
+    /// bytes fail it only after its function ran and overwrote them.
+    pub(crate) fn fault_failing(
+        &self,
+        operation: FaultOperation,
+        key: Option<&str>,
+        error: &dyn std::fmt::Display,
+        when: Failing,
+    ) -> bool {
         self.count(Event::Error);
         let handler = &self.inner.store.error_handler;
         if handler.is_none() {
@@ -269,7 +281,7 @@ impl Engine {
             key,
             error: &error,
         };
-        crate::fault::decide(handler, &fault) != FaultAction::Count
+        crate::fault::decide_when(handler, &fault, when) != FaultAction::Count
     }
 
     /// Tells the manager's event listeners of `kind` in this cache: while nobody in the
@@ -563,8 +575,9 @@ impl Engine {
             // The null marker, which this type reads as no value: a miss, not a fault.
             Ok(None) => return (Lookup::Miss, false),
             Err(err) => {
-                // Another type, an older format or garbage: a miss, overwritten by the next write.
-                if self.fault(FaultOperation::Get, Some(stored), &err) {
+                // Another type, an older format or garbage: a miss, overwritten by the next
+                // write (a failed call fails after its function ran, so that it does).
+                if self.fault_failing(FaultOperation::Get, Some(stored), &err, Failing::AfterRun) {
                     tracing::debug!(cache = self.name(), key = stored, error = %err, "cachet: undecodable L2 value; treated as a miss");
                 }
                 return (Lookup::Miss, false);

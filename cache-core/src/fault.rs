@@ -119,12 +119,37 @@ pub(crate) type Handler = Option<Arc<dyn CacheErrorHandler>>;
 
 tokio::task_local! {
     /// The fault that fails the call being made, if any.
-    static FAILED: RefCell<Option<CacheError>>;
+    static FAILED: RefCell<Option<Failed>>;
+}
+
+/// A fault the handler failed, recorded for the call in progress.
+struct Failed {
+    error: CacheError,
+    /// Whether the call fails before its function runs ([`fail_early`]) or only after.
+    when: Failing,
+}
+
+/// When a failed fault fails its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failing {
+    /// Before the function runs, when the call's type can say so: a tier that could not
+    /// be read (Spring's handler rethrowing a get error, before the method).
+    Early,
+    /// After the function ran: bad bytes read from a tier, which the function's value
+    /// overwrites (failing first would keep them, and fail every call, until they expire).
+    AfterRun,
 }
 
 /// Asks `handler` about `fault`: what the caller (which counts the fault) should do besides
-/// counting it. A [`FaultAction::Fail`] is recorded for the call in progress.
+/// counting it. A [`FaultAction::Fail`] is recorded for the call in progress, failing it
+/// [`Failing::Early`].
 pub(crate) fn decide(handler: &Handler, fault: &CacheFault<'_>) -> FaultAction {
+    decide_when(handler, fault, Failing::Early)
+}
+
+/// [`decide`], recording a failure that fails its call `when` says (an early failure
+/// recorded in the same call makes the call fail early).
+pub(crate) fn decide_when(handler: &Handler, fault: &CacheFault<'_>, when: Failing) -> FaultAction {
     let action = handler
         .as_ref()
         .map_or(FaultAction::Log, |h| h.handle(fault));
@@ -138,7 +163,11 @@ pub(crate) fn decide(handler: &Handler, fault: &CacheFault<'_>) -> FaultAction {
         };
         // Outside a call that can fail (background work): nothing to fail.
         let _ = FAILED.try_with(|failed| {
-            failed.borrow_mut().get_or_insert(error);
+            let mut failed = failed.borrow_mut();
+            let recorded = failed.get_or_insert(Failed { error, when });
+            if when == Failing::Early {
+                recorded.when = Failing::Early;
+            }
         });
     }
     action
@@ -169,17 +198,27 @@ fn no_fault<T>(out: T) -> (T, Option<CacheError>) {
 /// The output with the fault recorded in the scope it completed in.
 fn taken<T>(out: T) -> (T, Option<CacheError>) {
     let failed = FAILED.try_with(|f| f.borrow_mut().take()).ok().flatten();
-    (out, failed)
+    (out, failed.map(|failed| failed.error))
 }
 
 /// Before a call's function runs: the fault the handler failed so far in this call (a
 /// failed read of its lookup), taken, as the call's output if `fail` can make one of it
 /// (its return type can carry the error). The function then does not run, as Spring's
 /// `CacheErrorHandler` rethrowing a get error fails the call before its method. `None`
-/// outside a watched call, with no fault, or when the output cannot say so (the fault was
-/// logged when it was decided; the function runs).
+/// outside a watched call, with no fault, with a fault that fails the call only after its
+/// function ran ([`Failing::AfterRun`]: kept for then), or when the output cannot say so
+/// (the fault was logged when it was decided; the function runs).
 pub(crate) fn fail_early<O>(fail: impl FnOnce(CacheError) -> Option<O>) -> Option<O> {
-    let error = FAILED.try_with(|f| f.borrow_mut().take()).ok().flatten()?;
+    let error = FAILED
+        .try_with(|f| {
+            let mut failed = f.borrow_mut();
+            match failed.as_ref()?.when {
+                Failing::Early => failed.take().map(|failed| failed.error),
+                Failing::AfterRun => None,
+            }
+        })
+        .ok()
+        .flatten()?;
     fail(error)
 }
 
@@ -256,6 +295,21 @@ mod tests {
         })
         .await;
         assert!(checked.is_err());
+        // Bad bytes fail the call after its function ran, not before; a tier fault in the
+        // same call fails it early.
+        let (early, failed) = watched(true, async {
+            decide_when(&fail, &fault, Failing::AfterRun);
+            fail_early(Some)
+        })
+        .await;
+        assert!(early.is_none() && failed.is_some());
+        let (early, failed) = watched(true, async {
+            decide_when(&fail, &fault, Failing::AfterRun);
+            decide(&fail, &fault);
+            fail_early(Some)
+        })
+        .await;
+        assert!(early.is_some() && failed.is_none());
         // Outside a call: decided, nothing recorded, no panic.
         assert_eq!(decide(&fail, &fault), FaultAction::Fail);
         assert_eq!(decide(&None, &fault), FaultAction::Log);
