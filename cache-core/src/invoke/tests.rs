@@ -256,25 +256,55 @@ async fn a_stale_value_answers_a_failure_from_the_first_cache_holding_one() {
     assert_eq!(out.await.unwrap(), "b");
 }
 
-/// `f(key)` returning `None`, cached in `cache` (values of `Option<String>`).
-async fn call_none(cache: &Cache, key: u64, runs: &AtomicUsize) -> Option<String> {
-    let engines = engines(std::slice::from_ref(cache));
-    let keys = keys(&engines, key);
-    let body = || {
-        runs.fetch_add(1, SeqCst);
-        async { None }
-    };
-    let shape = OptionShape::<String>::default();
-    cached_call(
-        shape,
-        &engines,
-        &keys,
-        FirstL1::Unread,
-        cache_ttl,
-        body,
-        Attached,
-    )
-    .await
+/// `f(key)` returning `None` (once `release` is sent, if given), cached in `cache` (values
+/// of `Option<String>`), in a task of its own.
+fn spawn_none<M>(
+    cache: &Cache,
+    key: u64,
+    runs: &Arc<AtomicUsize>,
+    release: Option<tokio::sync::oneshot::Receiver<()>>,
+    mode: M,
+) -> JoinHandle<Option<String>>
+where
+    M: Mode<OptionShape<String>, NoneBody, fn(&Option<String>) -> Option<Lifetime>>
+        + Send
+        + 'static,
+{
+    let (cache, runs) = (cache.clone(), runs.clone());
+    tokio::spawn(async move {
+        let engines = engines(std::slice::from_ref(&cache));
+        let keys = keys(&engines, key);
+        let body = || -> NoneBody {
+            runs.fetch_add(1, SeqCst);
+            Box::pin(async move {
+                if let Some(release) = release {
+                    let _ = release.await;
+                }
+                None
+            })
+        };
+        let policy: fn(&Option<String>) -> Option<Lifetime> = cache_ttl;
+        let shape = OptionShape::<String>::default();
+        cached_call(shape, &engines, &keys, FirstL1::Unread, policy, body, mode).await
+    })
+}
+
+/// The future of a function returning `Option<String>`.
+type NoneBody = std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+async fn call_none(cache: &Cache, key: u64, runs: &Arc<AtomicUsize>) -> Option<String> {
+    spawn_none(cache, key, runs, None, Attached).await.unwrap()
+}
+
+/// Waits (in real time, with a deadline) until nobody holds `key`'s single-flight gate in
+/// `cache` (a background refresh finished).
+async fn until_gate_free(cache: &Cache, key: u64) {
+    let stored = cache.engine.stored_key(&key).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cache.engine.inner.store.flights.try_lock(&stored).is_none() {
+        assert!(std::time::Instant::now() < deadline, "the gate stays held");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test]
@@ -282,7 +312,7 @@ async fn a_none_is_stored_only_where_null_values_are_allowed() {
     let m = manager(&ManualClock::new(), CacheOptions::new());
     let allowed = m.cache("a").unwrap();
     let refused = allowed.with_options(CacheOptions::new().allow_null_values(false));
-    let runs = AtomicUsize::new(0);
+    let runs = Arc::new(AtomicUsize::new(0));
     assert_eq!(call_none(&allowed, 1, &runs).await, None);
     assert_eq!(call_none(&allowed, 1, &runs).await, None);
     assert_eq!(runs.load(SeqCst), 1, "stored");
@@ -429,4 +459,57 @@ async fn past_its_wait_timeout_a_call_reads_the_other_caches_then_runs_and_store
     assert_eq!((third.load(SeqCst), stored.as_deref()), (1, Some("third")));
     assert_eq!(leader.await.unwrap(), "leader");
     assert_eq!(leader_2.await.unwrap(), "leader");
+}
+
+#[tokio::test]
+async fn past_its_wait_timeout_a_none_is_stored_only_where_allowed() {
+    let clock = ManualClock::new();
+    let m = manager(
+        &clock,
+        CacheOptions::new().wait_timeout(Duration::from_secs(1)),
+    );
+    let allowed = m.cache("a").unwrap();
+    let refused = allowed.with_options(CacheOptions::new().allow_null_values(false));
+    for (cache, key, stored) in [(&allowed, 1, true), (&refused, 2, false)] {
+        let (release, slow) = tokio::sync::oneshot::channel();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let leader = spawn_call(
+            std::slice::from_ref(cache),
+            key,
+            &runs,
+            after(slow, "x"),
+            Attached,
+        );
+        until_runs(&runs, 1).await;
+        let caller = spawn_none(cache, key, &runs, None, Attached);
+        let gave_up = advance_until_done(&clock, &caller, Duration::from_secs(1)).await;
+        let had = allowed.has(&key).await.unwrap();
+        let _ = release.send(());
+        assert!(gave_up, "waited past the wait timeout");
+        assert_eq!(caller.await.unwrap(), None);
+        assert_eq!(had, stored, "key {key}");
+        leader.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_background_refresh_stores_a_none_only_where_allowed() {
+    let clock = ManualClock::new();
+    let m = manager(&clock, CacheOptions::new().timeout(Duration::from_secs(1)));
+    let allowed = m.cache("a").unwrap();
+    let refused = allowed.with_options(CacheOptions::new().allow_null_values(false));
+    for (cache, key, stored) in [(&allowed, 1, true), (&refused, 2, false)] {
+        cache.set(&key, &"old".to_owned()).await.unwrap();
+        clock.advance(TTL + Duration::from_secs(1));
+        let (release, slow) = tokio::sync::oneshot::channel();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let caller = spawn_none(cache, key, &runs, Some(slow), Detachable);
+        let answered = advance_until_done(&clock, &caller, Duration::from_secs(1)).await;
+        let _ = release.send(());
+        assert!(answered, "not answered at the soft timeout");
+        assert_eq!(caller.await.unwrap().as_deref(), Some("old"));
+        until_gate_free(cache, key).await;
+        // A stored `None` is fresh; the old value is stale.
+        assert_eq!(allowed.has(&key).await.unwrap(), stored, "key {key}");
+    }
 }
