@@ -513,3 +513,39 @@ async fn a_background_refresh_stores_a_none_only_where_allowed() {
         assert_eq!(allowed.has(&key).await.unwrap(), stored, "key {key}");
     }
 }
+
+#[tokio::test]
+async fn a_background_refresh_that_fails_hands_its_failure_to_the_callers_waiting() {
+    let clock = ManualClock::new();
+    let m = manager(&clock, CacheOptions::new().timeout(Duration::from_secs(1)));
+    let a = m.cache("a").unwrap();
+    a.set(&1u64, &"old".to_owned()).await.unwrap();
+    clock.advance(TTL + Duration::from_secs(1));
+    // The first caller is answered stale at its soft timeout; its refresh goes on, and fails.
+    let (release, slow) = tokio::sync::oneshot::channel::<()>();
+    let failing = Box::pin(async move {
+        let _ = slow.await;
+        Err(CacheError::Timeout {
+            cache: "a".into(),
+            timeout: TTL,
+        })
+    });
+    let runs = Arc::new(AtomicUsize::new(0));
+    let first = spawn_call(&[a.clone()], 1, &runs, failing, Detachable);
+    assert!(advance_until_done(&clock, &first, Duration::from_secs(1)).await);
+    assert_eq!(first.await.unwrap(), "old");
+    // A caller with a longer soft timeout waits for that refresh at the gate...
+    let patient = a.with_options(CacheOptions::new().timeout(Duration::from_secs(3600)));
+    let second = Arc::new(AtomicUsize::new(0));
+    let waiter = spawn_call(&[patient], 1, &second, answer("second"), Attached);
+    let stored = a.engine.stored_key(&1u64).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while a.engine.inner.store.flights.waiting(&stored) == 0 {
+        assert!(std::time::Instant::now() < deadline, "never waited");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // ...and takes its failure: the stale value, without running the function again.
+    let _ = release.send(());
+    assert_eq!(waiter.await.unwrap(), "old");
+    assert_eq!(second.load(SeqCst), 0);
+}
