@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 use super::*;
-use crate::shape::{FallibleShape, OptionShape, ValueShape};
+use crate::shape::{FallibleShape, OptionShape, ResultShape, ValueShape};
 use crate::store::MapTier;
 use crate::testing::ManualClock;
 use crate::{Cache, CacheError, CacheManager, CacheOptions, StoreBuilder};
@@ -547,5 +547,116 @@ async fn a_background_refresh_that_fails_hands_its_failure_to_the_callers_waitin
     // ...and takes its failure: the stale value, without running the function again.
     let _ = release.send(());
     assert_eq!(waiter.await.unwrap(), "old");
+    assert_eq!(second.load(SeqCst), 0);
+}
+
+/// The future of a function returning `Result<String, String>`, whose error the callers
+/// waiting for it cannot take (they run the function themselves).
+type ResultBody = std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
+
+/// `f(key)` of `Result<String, String>` cached in `cache`, in a task of its own, counted in
+/// `runs` when called.
+fn spawn_result(
+    cache: &Cache,
+    key: u64,
+    runs: &Arc<AtomicUsize>,
+    body: ResultBody,
+) -> JoinHandle<Result<String, String>> {
+    let (cache, runs) = (cache.clone(), runs.clone());
+    tokio::spawn(async move {
+        let engines = engines(std::slice::from_ref(&cache));
+        let keys = keys(&engines, key);
+        let body = || {
+            runs.fetch_add(1, SeqCst);
+            body
+        };
+        let shape = ResultShape::<String, String>::default();
+        cached_call(
+            shape,
+            &engines,
+            &keys,
+            FirstL1::Unread,
+            cache_ttl,
+            body,
+            Attached,
+        )
+        .await
+    })
+}
+
+/// A function failing once `release` is sent.
+fn fail_after(release: tokio::sync::oneshot::Receiver<()>) -> ResultBody {
+    Box::pin(async move {
+        let _ = release.await;
+        Err("boom".to_owned())
+    })
+}
+
+fn ok(value: &str) -> ResultBody {
+    let value = value.to_owned();
+    Box::pin(async move { Ok(value) })
+}
+
+/// Waits (in real time, with a deadline) until someone waits at `key`'s gate in `cache`.
+async fn until_waiting(cache: &Cache, key: u64) {
+    let stored = cache.engine.stored_key(&key).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cache.engine.inner.store.flights.waiting(&stored) == 0 {
+        assert!(std::time::Instant::now() < deadline, "nobody waits");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_caller_whose_leader_failed_reads_what_was_stored_meanwhile_unless_forced() {
+    let m = manager(&ManualClock::new(), CacheOptions::new());
+    let a = m.cache("a").unwrap();
+    let forced = a.with_options(CacheOptions::new().force_fresh(true));
+    // Key 1 holds a fresh value, key 2 is stored while the caller waits; each caller
+    // waits for a leader that fails, then holds the gate itself.
+    a.set(&1u64, &"old".to_owned()).await.unwrap();
+    for (caller, key, expected, ran) in [(&forced, 1, "second", 1), (&a, 2, "meanwhile", 0)] {
+        let (release, slow) = tokio::sync::oneshot::channel();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let leader = spawn_result(caller, key, &runs, fail_after(slow));
+        until_runs(&runs, 1).await;
+        let second = Arc::new(AtomicUsize::new(0));
+        let waiter = spawn_result(caller, key, &second, ok("second"));
+        until_waiting(caller, key).await;
+        if key == 2 {
+            a.set(&key, &"meanwhile".to_owned()).await.unwrap();
+        }
+        let _ = release.send(());
+        assert_eq!(leader.await.unwrap(), Err("boom".to_owned()));
+        assert_eq!(waiter.await.unwrap().as_deref(), Ok(expected), "key {key}");
+        assert_eq!(second.load(SeqCst), ran, "key {key}");
+    }
+}
+
+#[tokio::test]
+async fn a_forced_call_waits_for_the_running_call_past_its_soft_timeout() {
+    let clock = ManualClock::new();
+    let m = manager(&clock, CacheOptions::new().timeout(Duration::from_secs(1)));
+    let c = caches(&m, &["a", "b"]);
+    let (release, slow) = tokio::sync::oneshot::channel();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let leader = spawn_call(&c, 1, &runs, after(slow, "leader"), Attached);
+    until_runs(&runs, 1).await;
+    c[1].set(&1u64, &"b".to_owned()).await.unwrap();
+    // Forced: it does not take the other cache's value past its soft timeout; it waits
+    // for the value being made.
+    let forced = [
+        c[0].with_options(CacheOptions::new().force_fresh(true)),
+        c[1].clone(),
+    ];
+    let second = Arc::new(AtomicUsize::new(0));
+    let caller = spawn_call(&forced, 1, &second, answer("second"), Attached);
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = release.send(());
+    assert_eq!(leader.await.unwrap(), "leader");
+    assert_eq!(caller.await.unwrap(), "leader");
     assert_eq!(second.load(SeqCst), 0);
 }
