@@ -140,6 +140,9 @@ async fn option_values_are_unwrapped_in_every_tier_and_instance() {
         Some(item("lamp", 1))
     );
     assert_eq!(items_c.get::<Item>(&"nobody-tier").await.unwrap(), None);
+    // Read from L2 alone, a cached absence is had as in L1: an entry, of no value.
+    assert!(items_c.has(&"nobody-tier").await.unwrap());
+    assert!(!items_c.missing(&"nobody-tier").await.unwrap());
     assert_eq!(items_c.stats().errors, 0, "the null marker is not a fault");
     // A plain `set` of an `Item` is what the option-returning functions read.
     items_c.set(&"desk", &item("desk", 9)).await.unwrap();
@@ -532,6 +535,13 @@ async fn price_text(id: u64) -> Result<u64, String> {
     Ok(id * 100)
 }
 
+/// Attached: its future runs in its caller, never in the background.
+#[cacheable("prices", detach = false)]
+async fn price_attached(id: u64) -> Result<u64, AppError> {
+    ran(&format!("price {id}"));
+    Ok(id * 100)
+}
+
 #[cacheable("prices")]
 fn price_sync(id: u64) -> Result<u64, AppError> {
     ran(&format!("price {id}"));
@@ -615,20 +625,62 @@ async fn the_error_handler_decides_per_fault_whether_the_call_fails() {
     // A write fault is only counted: the call succeeds.
     prices.set(&1u64, &5u64).await.unwrap();
     with_manager(manager.clone(), async {
-        // The read fault fails the annotated call too, once its body ran (the L2 write
-        // after it is only counted).
+        // The read fault fails the annotated call too, before its body runs.
         let failed = price(3).await;
         assert!(
             matches!(&failed, Err(AppError::Cache(m)) if m.contains("Get")),
             "{failed:?}"
         );
-        assert_eq!(priced(3), 1, "the body ran once");
+        assert_eq!(priced(3), 0, "the body did not run");
     })
     .await;
     let seen = seen.lock().unwrap();
     assert!(seen.contains(&(FaultOperation::Get, "prices".to_owned())));
     assert!(seen.contains(&(FaultOperation::Put, "prices".to_owned())));
-    assert!(prices.stats().errors >= 4);
+    // Two reads and a write (the annotated call stopped before its body: nothing to store).
+    assert!(prices.stats().errors >= 3);
+}
+
+/// Spring's `CacheErrorHandler` rethrowing a get error fails the call before the method
+/// runs: under `Fail`, a `#[cacheable]` whose lookup read failed returns the error and its
+/// body never runs (it ran, and then the call failed), detachable, attached or plain; nor
+/// does `try_get_or_set`'s factory. A return type that cannot carry the error runs its
+/// body, as before (the fault is logged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_fails_the_call_before_its_body_runs() {
+    use cachet::{CacheFault, FaultAction};
+    let server = RedisServer::start();
+    let manager = down_l2(&server, |_: &CacheFault<'_>| FaultAction::Fail);
+    server.kill();
+    with_manager(manager.clone(), async {
+        let r = price(21).await;
+        assert!(is_fault(&r), "{r:?}");
+        assert_eq!(priced(21), 0, "a detachable async body");
+        let r = price_attached(22).await;
+        assert!(is_fault(&r), "{r:?}");
+        assert_eq!(priced(22), 0, "an attached async body");
+        let r = tokio::task::block_in_place(|| price_sync(23));
+        assert!(is_fault(&r), "{r:?}");
+        assert_eq!(priced(23), 0, "a plain fn's body");
+        assert_eq!(price_plain(24).await, 2400);
+        assert_eq!(
+            priced(24),
+            1,
+            "a plain value cannot say failed: the body runs"
+        );
+    })
+    .await;
+    let factories = AtomicU64::new(0);
+    let r = manager
+        .cache("prices")
+        .unwrap()
+        .try_get_or_set(&25u64, || async {
+            factories.fetch_add(1, SeqCst);
+            Ok::<u64, cachet::CacheError>(2500)
+        })
+        .await;
+    assert!(matches!(r, Err(cachet::CacheError::Tier { .. })), "{r:?}");
+    assert_eq!(factories.load(SeqCst), 0, "the factory did not run");
 }
 
 /// Whether a call was failed by a cache fault.
@@ -643,10 +695,11 @@ async fn a_failed_fault_fails_each_annotated_call_whose_type_can_say_so() {
     let manager = down_l2(&server, |_: &CacheFault<'_>| FaultAction::Fail);
     server.kill();
     with_manager(manager.clone(), async {
-        // Each body ran once; each call whose error converts from `CacheError` failed.
+        // Each call whose error converts from `CacheError` failed: a failed lookup before
+        // its body ran, any other fault after.
         let r = price(11).await;
         assert!(is_fault(&r), "{r:?}");
-        assert_eq!(priced(11), 1);
+        assert_eq!(priced(11), 0);
         let r = reprice(12).await;
         assert!(is_fault(&r), "a put whose write failed: {r:?}");
         assert_eq!(priced(12), 1);
@@ -655,7 +708,7 @@ async fn a_failed_fault_fails_each_annotated_call_whose_type_can_say_so() {
         assert_eq!(priced(13), 1);
         let r = tokio::task::block_in_place(|| price_sync(14));
         assert!(is_fault(&r), "a plain fn: {r:?}");
-        assert_eq!(priced(14), 1);
+        assert_eq!(priced(14), 0);
         let r = tokio::task::block_in_place(|| unprice_all(15));
         assert!(is_fault(&r), "a clear before the call: {r:?}");
         assert_eq!(priced(15), 1);

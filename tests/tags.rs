@@ -183,14 +183,66 @@ async fn the_none_store_accepts_tags_and_keeps_nothing() {
 
 #[cfg(feature = "redis")]
 mod tiered {
+    use std::sync::Arc;
     use std::time::Duration;
 
-    use cachet::testing::with_manager;
-    use cachet::CacheManager;
+    use cache_backends::redis::{RedisBus, RedisOptions, RedisTier};
+    use cachet::memory::{MemoryOptions, MemoryTier};
+    use cachet::testing::{with_manager, FaultyTier, ManualClock, Operation};
+    use cachet::{CacheManager, CacheOptions, StoreBuilder};
 
     use super::support::redis_server::RedisServer;
     use super::support::{eventually, redis_cli};
     use super::Catalog;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    /// An instance of a service (`prefix`) on `clock`: L1 memory, L2 on `server` through a
+    /// [`FaultyTier`] (which counts operations, here the `tti` renewals), a Redis bus.
+    async fn instance(
+        server: &RedisServer,
+        prefix: &str,
+        clock: &ManualClock,
+    ) -> (CacheManager, Arc<FaultyTier>) {
+        let options = RedisOptions::new(server.url());
+        let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options).unwrap()));
+        let bus = Arc::new(RedisBus::new(&options, format!("{prefix}:__bus")).unwrap());
+        let store = StoreBuilder::new()
+            .l1(MemoryTier::new(MemoryOptions::max_entries(1000)))
+            .l2(l2.clone())
+            .bus(bus.clone());
+        let manager = CacheManager::builder()
+            .manual_clock(clock.clone())
+            .prefix(prefix)
+            .store("tiered", store)
+            .validate_declarations(false)
+            .build()
+            .unwrap();
+        eventually("the bus is subscribed", async || bus.is_subscribed()).await;
+        (manager, l2)
+    }
+
+    /// What `by` of the server's own time does to the keys of `prefix`, done at once (the
+    /// instances' time is a manual clock, the server's is not): each key is `by` nearer its
+    /// expiry, and those that reach it are gone.
+    fn age(server: &RedisServer, prefix: &str, by: Duration) {
+        let by = by.as_millis() as i64;
+        let keys = redis_cli(
+            server.port(),
+            &["--scan", "--pattern", &format!("{prefix}:*")],
+        );
+        for key in keys.lines().filter(|k| !k.is_empty()) {
+            match pttl(server, key) {
+                left if left < 0 => {}
+                left if left <= by => {
+                    redis_cli(server.port(), &["DEL", key]);
+                }
+                left => {
+                    redis_cli(server.port(), &["PEXPIRE", key, &(left - by).to_string()]);
+                }
+            }
+        }
+    }
 
     fn tiered(url: &str, prefix: &str) -> CacheManager {
         CacheManager::from_toml_str(&format!(
@@ -318,6 +370,102 @@ mod tiered {
         sale.set_forever(&4u64, &4u8).await.unwrap();
         assert!(pttl(&server, "ttl:products:=tag:sale") > 86_400_000);
         assert_eq!(sale.stats().errors, 0);
+    }
+
+    /// Time to idle and tags (issue 15): an entry with `ttl = 1h, tti = 10m` is written to L2
+    /// for the `tti` and renewed as it is read. Its tag memberships must last as long as the
+    /// entry may: written for the `tti` too (and never renewed), they expired after ten
+    /// minutes while reads kept the entry, and `delete_by_tag` on another instance no longer
+    /// found it: the stale entry was served until its TTL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tagged_entry_kept_alive_by_reads_stays_deletable_by_tag() {
+        let server = RedisServer::start();
+        let clock = ManualClock::new();
+        let (a, a_l2) = instance(&server, "idle", &clock).await;
+        let (b, _) = instance(&server, "idle", &clock).await;
+        let idle = CacheOptions::new().ttl(60 * MINUTE).tti(10 * MINUTE);
+        let products = a.cache("products").unwrap().with_options(idle);
+        products.tagged(["sale"]).set(&1u64, &1u32).await.unwrap();
+        // Read every minute for a quarter of an hour: L1 hits, each renewing the L2 copy
+        // (once per tenth of the tti).
+        for minute in 1..=15 {
+            clock.advance(MINUTE);
+            age(&server, "idle", MINUTE);
+            assert_eq!(products.get::<u32>(&1u64).await.unwrap(), Some(1));
+            eventually("the read renews the L2 copy", async || {
+                a_l2.completed(Operation::Touch) == minute
+            })
+            .await;
+        }
+        assert!(exists(&server, "idle:products:1"), "kept by the reads");
+        let set = pttl(&server, "idle:products:=tag:sale");
+        // B never read the entry: only the L2 index tells it what carries the tag.
+        b.cache("products")
+            .unwrap()
+            .delete_by_tag("sale")
+            .await
+            .unwrap();
+        assert!(
+            !exists(&server, "idle:products:1"),
+            "delete_by_tag on another instance found the entry reads kept alive (tag set: {set} ms left)"
+        );
+        assert!(
+            set > 44 * 60_000,
+            "the tag set lasts the entry's hour: {set} ms left after 15 minutes"
+        );
+        eventually("A drops its L1 copy", async || {
+            products.get::<u32>(&1u64).await.unwrap().is_none()
+        })
+        .await;
+    }
+
+    /// A `tti` renewal never keeps an L2 copy past its own lifetime (its envelope's
+    /// expiry): with `ttl = 5m, tti = 10m`, reads renewed the copy for ten minutes from
+    /// each read, so a copy read often outlived the entry it holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tti_renewal_never_outlives_the_entry() {
+        let server = RedisServer::start();
+        let clock = ManualClock::new();
+        let (a, a_l2) = instance(&server, "cap", &clock).await;
+        let (b, b_l2) = instance(&server, "cap", &clock).await;
+        let idle = CacheOptions::new().ttl(5 * MINUTE).tti(10 * MINUTE);
+        let (sessions_a, sessions_b) = (
+            a.cache("sessions").unwrap().with_options(idle),
+            b.cache("sessions").unwrap().with_options(idle),
+        );
+        sessions_a.set(&1u64, &1u32).await.unwrap();
+        let left = || pttl(&server, "cap:sessions:1");
+        assert!(
+            left() <= 5 * 60_000,
+            "written for its 5 minutes: {}",
+            left()
+        );
+        // Two minutes on, B reads the L2 copy: renewed for the 3 minutes left, not the tti.
+        clock.advance(2 * MINUTE);
+        age(&server, "cap", 2 * MINUTE);
+        assert_eq!(sessions_b.get::<u32>(&1u64).await.unwrap(), Some(1));
+        eventually("B's read renews the L2 copy", async || {
+            b_l2.completed(Operation::Touch) == 1
+        })
+        .await;
+        assert!(
+            left() <= 3 * 60_000 && left() > 2 * 60_000,
+            "renewed by an L2 read for what is left of the entry: {} ms",
+            left()
+        );
+        // A minute later, A's L1 hit renews it for the 2 minutes left.
+        clock.advance(MINUTE);
+        age(&server, "cap", MINUTE);
+        assert_eq!(sessions_a.get::<u32>(&1u64).await.unwrap(), Some(1));
+        eventually("A's hit renews the L2 copy", async || {
+            a_l2.completed(Operation::Touch) == 1
+        })
+        .await;
+        assert!(
+            left() <= 2 * 60_000 && left() > 60_000,
+            "renewed by an L1 hit for what is left of the entry: {} ms",
+            left()
+        );
     }
 
     /// Tags work for a Redis user limited to its prefix's keys and channels.

@@ -319,7 +319,7 @@ async fn scan_scope_pages_through_a_store_and_its_namespaces() {
     }
     t.set("posts:users:1", b"p".to_vec(), ttl).await.unwrap();
     let tags = ["shop:orders:=tag:big".to_owned()];
-    t.set_tagged("shop:orders:99", b"t".to_vec(), ttl, &tags)
+    t.set_tagged("shop:orders:99", b"t".to_vec(), ttl, &tags, ttl)
         .await
         .unwrap();
     expected.push("shop:orders:99".into());
@@ -369,6 +369,7 @@ async fn tags_list_their_entries_and_delete_exactly_those() {
         b"1".to_vec(),
         ttl,
         std::slice::from_ref(&sale),
+        ttl,
     )
     .await
     .unwrap();
@@ -377,6 +378,7 @@ async fn tags_list_their_entries_and_delete_exactly_those() {
         b"2".to_vec(),
         ttl,
         &[sale.clone(), new.clone(), sale.clone()],
+        ttl,
     )
     .await
     .unwrap();
@@ -385,6 +387,7 @@ async fn tags_list_their_entries_and_delete_exactly_those() {
         b"3".to_vec(),
         ttl,
         std::slice::from_ref(&new),
+        ttl,
     )
     .await
     .unwrap();
@@ -394,6 +397,7 @@ async fn tags_list_their_entries_and_delete_exactly_those() {
         b"4".to_vec(),
         Duration::from_millis(50),
         std::slice::from_ref(&sale),
+        Duration::from_millis(50),
     )
     .await
     .unwrap();
@@ -477,6 +481,7 @@ async fn oversized_values_are_refused_before_any_request() {
             vec![7; 1001],
             Duration::from_secs(60),
             &["app:c:=tag:t".into()],
+            Duration::from_secs(60),
         )
         .await
         .unwrap_err();

@@ -147,6 +147,9 @@ enum Fault {
     WideningClear,
     /// `set` stores the value with no expiry.
     NoExpiry,
+    /// `set_tagged` lists the key for the entry's TTL only, not for `tags_ttl` (what every
+    /// driver did before `tags_ttl`): an entry kept by `touch` falls out of its tags.
+    ShortMemberships,
 }
 
 impl RemoteTier for Broken {
@@ -177,8 +180,46 @@ impl RemoteTier for Broken {
                     .unwrap();
                 Ok(())
             }),
-            Fault::WideningClear => self.inner.set(key, value, ttl),
+            Fault::WideningClear | Fault::ShortMemberships => self.inner.set(key, value, ttl),
         }
+    }
+    fn touch<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, cache_core::TierError>> {
+        match self.fault {
+            Fault::ShortMemberships => self.inner.touch(key, ttl),
+            // Renews nothing (the trait's default touch).
+            Fault::WideningClear | Fault::NoExpiry => Box::pin(async { Ok(false) }),
+        }
+    }
+    fn set_tagged<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Duration,
+        tag_keys: &'a [String],
+        tags_ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), cache_core::TierError>> {
+        let tags_ttl = match self.fault {
+            Fault::ShortMemberships => ttl,
+            _ => tags_ttl,
+        };
+        self.inner.set_tagged(key, value, ttl, tag_keys, tags_ttl)
+    }
+    fn tagged_keys<'a>(
+        &'a self,
+        tag_keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, cache_core::TierError>> {
+        self.inner.tagged_keys(tag_keys)
+    }
+    fn delete_tagged<'a>(
+        &'a self,
+        keys: &'a [String],
+        tag_keys: &'a [String],
+    ) -> BoxFuture<'a, Result<(), cache_core::TierError>> {
+        self.inner.delete_tagged(keys, tag_keys)
     }
     fn delete_many<'a>(
         &'a self,
@@ -211,7 +252,7 @@ impl RemoteTier for Broken {
                 }
                 Ok(())
             }),
-            Fault::NoExpiry => self.inner.clear_scope(scope),
+            Fault::NoExpiry | Fault::ShortMemberships => self.inner.clear_scope(scope),
         }
     }
     fn describe(&self) -> String {
@@ -258,7 +299,8 @@ impl Fixture for BrokenFixture {
 
 /// The suite fails tiers that break its promises, naming the check: a tier whose
 /// optional operations answer though it claims none of them, a clear that widens past its
-/// scope, a write without an expiry.
+/// scope, a write without an expiry, a touch that renews nothing, tag memberships that end
+/// with the entry's first TTL.
 #[tokio::test]
 async fn the_suite_catches_broken_tiers() {
     let server = RedisServer::start();
@@ -296,6 +338,16 @@ async fn the_suite_catches_broken_tiers() {
     let failure = catch(conformance::touch(&idle)).await;
     assert!(
         failure.contains("touching a live entry answered false"),
+        "{failure}"
+    );
+    // Tag memberships written for the entry's TTL rather than its full lifetime (every
+    // driver before `tags_ttl`): a tagged entry kept alive by `touch` (time to idle)
+    // falls out of its tag, and `delete_by_tag` no longer finds it.
+    let short = BrokenFixture::new(&server, Fault::ShortMemberships, Capabilities::all());
+    let failure = catch(conformance::tags(&short)).await;
+    assert!(
+        failure.contains("conformance check `tags` failed")
+            && failure.contains("memberships last `tags_ttl`"),
         "{failure}"
     );
 }

@@ -88,7 +88,7 @@ async fn tier_semantics(tier: &RedisTier) {
             1 => &tags[1..],
             _ => &tags[..],
         };
-        tier.set_tagged(key, b"x".to_vec(), TTL, tagged)
+        tier.set_tagged(key, b"x".to_vec(), TTL, tagged, TTL)
             .await
             .unwrap();
         assert_eq!(tier.get(key).await.unwrap(), Some(b"x".to_vec()));

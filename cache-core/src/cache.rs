@@ -162,7 +162,9 @@ impl Cache {
     /// The value under `key`, if present and of type `V` (another type is a miss): a fresh
     /// value, or else one past its TTL but within its grace period (counted as `stale`),
     /// as Bentocache's `get` does. [`Cache::get_fresh`] reads fresh values only. A view's
-    /// `grace` ([`Cache::with_options`]) bounds how stale a value it returns may be.
+    /// `grace` ([`Cache::with_options`]) bounds how stale a value it returns may be. A
+    /// cached absence (the null marker an `Option<T>` function stores for `None`) reads as
+    /// `None` too: [`Cache::has`] tells it from nothing cached.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -506,6 +508,12 @@ impl Cache {
     /// Whether a fresh value is stored under `key` (of any type): not one idle past its
     /// `tti`, which every read misses; asking is no read, so it does not keep an entry alive.
     /// A view with `skip_l2_read` ([`Cache::with_options`]) looks in L1 only.
+    ///
+    /// A cached absence is had: the null marker an `Option<T>`-returning `#[cacheable]`
+    /// stores for `None` (with `allow_null_values`) is an entry, which answers that function
+    /// without running it, although [`Cache::get`] reads it as no value. So `has` true with
+    /// `get` `None` means "cached as absent", as Spring's `Cache.get` returns a wrapper
+    /// holding `null` and Bentocache's `has` is true for a stored `null`.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

@@ -84,8 +84,11 @@ pub(crate) enum FirstL1 {
 pub(crate) struct Prepared {
     /// The envelope for L2; `None` without L2, or when the value cannot be encoded.
     pub(crate) bytes: Option<Vec<u8>>,
-    /// The physical time to live in L2.
+    /// The physical time to live in L2 (with a `tti`, at most that: reads renew it).
     pub(crate) ttl: Duration,
+    /// The entry's full lifetime in L2, grace included: how long a `tti`'s renewals may
+    /// keep it at most, and so how long its tag memberships are written for.
+    pub(crate) lifetime: Duration,
     /// The L1 entry inserted and the version its insert left, for the put-back.
     local: Option<(LocalEntry, u64)>,
 }
@@ -413,7 +416,7 @@ impl Engine {
     }
 
     /// What an L1 entry holds for a lookup of slot `V` (see [`Engine::read_l1`]); `touch`
-    /// is set to the `tti` when this read is due to renew the L2 copy.
+    /// is set to the renewal's TTL when this read is due to renew the L2 copy.
     #[inline]
     fn judge_l1<V: Slot>(
         &self,
@@ -436,7 +439,7 @@ impl Engine {
         if let Some(idle) = &entry.idle {
             match idle.read(self.inner.store.clock.ticks_ms()) {
                 IdleRead::Expired => return (Lookup::Miss, false),
-                IdleRead::Touch => *touch = Some(idle.tti()),
+                IdleRead::Touch(ttl) => *touch = Some(ttl),
                 IdleRead::Alive => {}
             }
         }
@@ -449,12 +452,13 @@ impl Engine {
         (Lookup::Fresh(value), passed(entry.refresh_at))
     }
 
-    /// Time to idle on L2: renews the TTL of `stored`'s L2 copy to `tti`, in the
-    /// background (a hit does not wait for it). Reads of an L1 copy call it at most once
-    /// per `tti / 10` ([`crate::idle::Idle::read`]); each read of the L2 copy calls it.
+    /// Time to idle on L2: renews the TTL of `stored`'s L2 copy to `ttl` (the `tti`, or
+    /// what is left of the copy's lifetime when less), in the background (a hit does not
+    /// wait for it). Reads of an L1 copy call it at most once per `tti / 10`
+    /// ([`crate::idle::Idle::read`]); each read of the L2 copy calls it.
     #[cold]
     #[inline(never)]
-    fn touch_l2(&self, stored: &str, tti: Duration) {
+    fn touch_l2(&self, stored: &str, ttl: Duration) {
         if self.inner.store.l2.is_none() || self.skips(|o| o.skip_l2_write) {
             return;
         }
@@ -465,7 +469,7 @@ impl Engine {
         runtime.spawn(async move {
             let store = &engine.inner.store;
             if let Some(remote) = &store.l2 {
-                if remote.touch(&store.name, &stored, tti).await.is_err() {
+                if remote.touch(&store.name, &stored, ttl).await.is_err() {
                     engine.count(Event::Error);
                 }
             }
@@ -531,9 +535,11 @@ impl Engine {
         if timing.is_gone() {
             return (Lookup::Miss, false);
         }
-        // Read: not idle. The L1 copy made below starts its own count of a tenth.
+        // Read: not idle. The L1 copy made below starts its own count of a tenth. Never
+        // renewed past the entry's own lifetime (its envelope's expiry).
+        let lifetime = timing.physical_ttl();
         if let Some(tti) = self.settings().tti {
-            self.touch_l2(stored, tti);
+            self.touch_l2(stored, tti.min(lifetime));
         }
         // The envelope does not carry the refresh point: it is placed by this cache's TTL.
         let settings = self.settings();
@@ -553,7 +559,7 @@ impl Engine {
                 estimate_weight::<V::Stored>(stored, l1.as_ref()),
             )
             .refresh_at(refresh_at)
-            .idle_after(settings.tti, store.clock.ticks_ms());
+            .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             store
                 .versions
                 .insert_if_unchanged(stored, seen, || l1.insert(stored, entry));
@@ -655,6 +661,7 @@ impl Engine {
                         bytes,
                         prepared.ttl,
                         self.inner.tags.keys(),
+                        prepared.lifetime,
                     )
                     .await,
             ),
@@ -697,6 +704,8 @@ impl Engine {
             Lifetime::Backoff { .. } => None,
             _ => eager_refresh.and_then(|ratio| timing.refresh_point(ratio)),
         };
+        // The L2 copy's full lifetime, grace included (a `tti` writes it for less).
+        let lifetime = timing.physical_ttl();
         let remote = store
             .l2
             .as_ref()
@@ -720,7 +729,7 @@ impl Engine {
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
             let entry = LocalEntry::new(value, fresh_until, keep_until, weight)
                 .refresh_at(refresh_at)
-                .idle_after(settings.tti, store.clock.ticks_ms());
+                .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             // The version this write's insert leaves, for its put-back (`versions.rs`).
             let mine = if store.l2.is_some() {
                 store
@@ -742,10 +751,10 @@ impl Engine {
         self.tell(EventKind::Write, Some(stored));
         Prepared {
             bytes,
-            // With a `tti`, the L2 copy lives at most that long unless read (and touched).
-            ttl: settings
-                .tti
-                .map_or(timing.physical_ttl(), |tti| timing.physical_ttl().min(tti)),
+            // With a `tti`, the L2 copy lives at most that long unless read (and touched,
+            // never past `lifetime`).
+            ttl: settings.tti.map_or(lifetime, |tti| lifetime.min(tti)),
+            lifetime,
             local,
         }
     }

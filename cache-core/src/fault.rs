@@ -8,10 +8,12 @@
 //!   `delete`, `delete_many`, `clear`, `get_or_set`, `try_get_or_set`, `get_many`, `set_many`,
 //!   `get_or_set_many`, ...);
 //! - an annotated function (`#[cacheable]`, `#[cache_put]`, `#[cache_evict]`, async or plain)
-//!   returning `Result<T, E>` with `E: From<CacheError>` returns `Err(E::from(..))` once the
-//!   call is done: its body ran (a failed read does not skip it, unlike Spring, where a
-//!   rethrown get error skips the method) and its value was stored where the cache took it,
-//!   but the caller gets the error. The return type is probed at compile time, as for the
+//!   returning `Result<T, E>` with `E: From<CacheError>` returns `Err(E::from(..))`. A failed
+//!   read of a `#[cacheable]` lookup fails the call before its body runs, as Spring's
+//!   handler rethrowing a get error fails the call before the method (and so does a failed
+//!   read of `get_or_set`'s lookup: its factory does not run); a fault of later cache work
+//!   (storing the value, an eviction) fails the call once its body ran and its value was
+//!   stored where the cache took it. The return type is probed at compile time, as for the
 //!   hard timeout, so an alias (`anyhow::Result<T>`) counts.
 //! - an annotated function whose return type cannot carry a `CacheError` (a plain `T`,
 //!   `Option<T>`, a `Result` whose error does not convert) cannot say "failed": it returns
@@ -168,6 +170,17 @@ fn no_fault<T>(out: T) -> (T, Option<CacheError>) {
 fn taken<T>(out: T) -> (T, Option<CacheError>) {
     let failed = FAILED.try_with(|f| f.borrow_mut().take()).ok().flatten();
     (out, failed)
+}
+
+/// Before a call's function runs: the fault the handler failed so far in this call (a
+/// failed read of its lookup), taken, as the call's output if `fail` can make one of it
+/// (its return type can carry the error). The function then does not run, as Spring's
+/// `CacheErrorHandler` rethrowing a get error fails the call before its method. `None`
+/// outside a watched call, with no fault, or when the output cannot say so (the fault was
+/// logged when it was decided; the function runs).
+pub(crate) fn fail_early<O>(fail: impl FnOnce(CacheError) -> Option<O>) -> Option<O> {
+    let error = FAILED.try_with(|f| f.borrow_mut().take()).ok().flatten()?;
+    fail(error)
 }
 
 /// `body` with its own (discarded) fault scope when `watch`: the cache calls a function's

@@ -169,6 +169,10 @@ where
             (Lookup::Miss, _) => {}
         }
     }
+    // A read the error handler failed fails the call here, its function not run.
+    if let Some(output) = crate::fault::fail_early(|error| shape.fail_early(error)) {
+        return output;
+    }
     // Across instances too, on a store with `lock = "redis"` (released when dropped).
     let fresh = || fresh::<S::Slot>(caches, keys);
     let reentrant = flight.is_reentrant();
@@ -364,6 +368,9 @@ where
             Lookup::Stale(value, keep_until) => stale = stale.or(Some((value, keep_until))),
             Lookup::Miss => {}
         }
+    }
+    if let Some(output) = crate::fault::fail_early(|error| shape.fail_early(error)) {
+        return output;
     }
     count_misses(caches, keys);
     let output = body().await;

@@ -57,6 +57,13 @@ pub trait Shape: Copy {
         let _ = (cache, shared);
         None
     }
+    /// What the call returns when the manager's error handler failed a fault of its
+    /// lookup (`fault.rs`), before its function runs, if its return type can carry
+    /// `error`: `None` (the default) and the function runs (the fault was logged).
+    fn fail_early(&self, error: crate::CacheError) -> Option<Self::Output> {
+        let _ = error;
+        None
+    }
 }
 
 /// Shape of `Result<T, E>`: only `Ok(T)` is cached, as `T`. What the callers that waited
@@ -118,6 +125,9 @@ impl<T, E: From<crate::CacheError>> Shape for FallibleShape<T, E> {
     }
     fn failed(&self, cache: &str, _: Option<&SharedFailure>) -> Option<Result<T, E>> {
         Some(Err(leader_failed(cache)))
+    }
+    fn fail_early(&self, error: crate::CacheError) -> Option<Result<T, E>> {
+        Some(Err(E::from(error)))
     }
 }
 

@@ -352,9 +352,12 @@ impl RemoteTier for DatabaseTier {
         value: Vec<u8>,
         ttl: Duration,
         tag_keys: &'a [String],
+        tags_ttl: Duration,
     ) -> BoxFuture<'a, Result<(), TierError>> {
         let key = key.to_owned();
         let tags = tag_keys.to_vec();
+        // Memberships last the entry's full lifetime, which `touch` may renew it up to.
+        let tags_ttl = ttl_millis(tags_ttl.max(ttl));
         let ttl = ttl_millis(ttl);
         Box::pin(self.db.run("INSERT tagged", move |db| async move {
             let mut attempt = 0;
@@ -373,7 +376,7 @@ impl RemoteTier for DatabaseTier {
                             sqlx::query(&db.sql.tag)
                                 .bind(tag)
                                 .bind(&key)
-                                .bind(ttl)
+                                .bind(tags_ttl)
                                 .execute(&mut *tx)
                                 .await?;
                         }

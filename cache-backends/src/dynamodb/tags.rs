@@ -1,5 +1,6 @@
 //! Tags on DynamoDB: one *tag row* per (tag, entry), in the entry's partition, written
-//! in the same transaction as the entry and expiring with it.
+//! in the same transaction as the entry and expiring with the entry's full lifetime (the
+//! most a time to idle's `touch` may renew the entry for).
 //!
 //! Redis keeps a set per tag and raises the set's TTL to its longest member's; DynamoDB
 //! has no "raise only" for a TTL without reading first, so each membership is its own
@@ -45,18 +46,18 @@ fn put(attrs: Attributes, table: &str) -> Result<TransactWriteItem, TierError> {
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-/// Writes the entry and its tag rows in one transaction.
+/// Writes the entry and its tag rows (expiring at `rows_expire_ms`) in one transaction.
 pub(crate) async fn write(
     client: &Client,
     sdk: &aws_sdk_dynamodb::Client,
     entry: Attributes,
     key: &str,
     rows: &[ItemKey],
-    expires_ms: u64,
+    rows_expire_ms: u64,
 ) -> Result<(), TierError> {
     let mut actions = vec![put(entry, client.table())?];
     for row in rows {
-        let mut attrs = item::expiring(row, expires_ms);
+        let mut attrs = item::expiring(row, rows_expire_ms);
         attrs.insert(MEMBER.to_owned(), AttributeValue::S(key.to_owned()));
         actions.push(put(attrs, client.table())?);
     }

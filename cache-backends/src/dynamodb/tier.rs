@@ -333,6 +333,7 @@ impl RemoteTier for DynamoTier {
         value: Vec<u8>,
         ttl: Duration,
         tag_keys: &'a [String],
+        tags_ttl: Duration,
     ) -> BoxFuture<'a, Result<(), TierError>> {
         let prepared = self
             .check_size(value.len())
@@ -345,14 +346,18 @@ impl RemoteTier for DynamoTier {
         let registry = Arc::clone(&self.registry);
         Box::pin(self.client.run(move |client, sdk| async move {
             let expires_ms = item::expiry_ms(ttl);
+            // The rows last the entry's full lifetime, which `touch` may renew it up to.
+            let rows_expire_ms = item::expiry_ms(tags_ttl.max(ttl));
             registry
                 .ensure(&client, &sdk, &item_key.pk, expires_ms)
                 .await?;
-            for row in rows.iter().filter(|r| r.pk != item_key.pk) {
-                registry.ensure(&client, &sdk, &row.pk, expires_ms).await?;
+            for row in &rows {
+                registry
+                    .ensure(&client, &sdk, &row.pk, rows_expire_ms)
+                    .await?;
             }
             let entry = Self::entry(&item_key, value, expires_ms);
-            tags::write(&client, &sdk, entry, &key, &rows, expires_ms).await
+            tags::write(&client, &sdk, entry, &key, &rows, rows_expire_ms).await
         }))
     }
 

@@ -10,7 +10,10 @@
 //!    deleting it deletes nothing, or an entry written later without the tag — evicting
 //!    more than asked, which is always safe for a cache.)
 //! 2. **No set expires before what it lists**: each write raises the set's TTL to the
-//!    entry's when shorter (`PEXPIRE .. NX` then `PEXPIRE .. GT`), never lowers it.
+//!    entry's full lifetime when shorter (`PEXPIRE .. NX` then `PEXPIRE .. GT`), never
+//!    lowers it. The full lifetime, not the TTL the value is written with: with a time to
+//!    idle the value is written for the `tti` and renewed by reads (`PEXPIRE`) up to that
+//!    lifetime, and its memberships must last as long as it may.
 //!
 //! # One server
 //!
@@ -58,18 +61,34 @@ use super::topology::Conn;
 /// How many keys one `UNLINK` or `SREM` command carries.
 pub(crate) const BATCH: usize = 1000;
 
-/// Adds `key` to the set `tag_key` and raises the set's TTL to `px` when shorter (`NX`:
-/// when it has none, `GT`: when shorter; both need Redis 7).
-fn membership(pipe: &mut Pipeline, tag_key: &str, key: &str, px: u64) {
+/// Adds `key` to the set `tag_key` and raises the set's TTL to `tags_px` when shorter
+/// (`NX`: when it has none, `GT`: when shorter; both need Redis 7).
+fn membership(pipe: &mut Pipeline, tag_key: &str, key: &str, tags_px: u64) {
     pipe.cmd("SADD").arg(tag_key).arg(key).ignore();
     for flag in ["NX", "GT"] {
-        pipe.cmd("PEXPIRE").arg(tag_key).arg(px).arg(flag).ignore();
+        pipe.cmd("PEXPIRE")
+            .arg(tag_key)
+            .arg(tags_px)
+            .arg(flag)
+            .ignore();
     }
+}
+
+/// How long a tagged write is kept: the value `px` ms, its memberships `tags_px` ms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lifetimes {
+    pub(crate) px: u64,
+    pub(crate) tags_px: u64,
 }
 
 /// The one-server tagged write: the value with its TTL and every membership, in one
 /// transaction.
-pub(crate) fn tagged_set_pipe(key: &str, value: &[u8], px: u64, tag_keys: &[String]) -> Pipeline {
+pub(crate) fn tagged_set_pipe(
+    key: &str,
+    value: &[u8],
+    Lifetimes { px, tags_px }: Lifetimes,
+    tag_keys: &[String],
+) -> Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
     pipe.cmd("SET")
@@ -79,19 +98,19 @@ pub(crate) fn tagged_set_pipe(key: &str, value: &[u8], px: u64, tag_keys: &[Stri
         .arg(px)
         .ignore();
     for tag_key in tag_keys {
-        membership(&mut pipe, tag_key, key, px);
+        membership(&mut pipe, tag_key, key, tags_px);
     }
     pipe
 }
 
 /// The memberships of a cluster write, one transaction per set (each on its own slot).
-fn membership_pipes(key: &str, px: u64, tag_keys: &[String]) -> Vec<Pipeline> {
+fn membership_pipes(key: &str, tags_px: u64, tag_keys: &[String]) -> Vec<Pipeline> {
     tag_keys
         .iter()
         .map(|tag_key| {
             let mut pipe = redis::pipe();
             pipe.atomic();
-            membership(&mut pipe, tag_key, key, px);
+            membership(&mut pipe, tag_key, key, tags_px);
             pipe
         })
         .collect()
@@ -106,20 +125,22 @@ async fn run_all(conn: &Conn, pipes: &[Pipeline]) -> RedisResult<()> {
     .map(drop)
 }
 
-/// Stores `value` under `key` for `px` ms, listed in each of `tag_keys`.
+/// Stores `value` under `key` for `lifetimes.px` ms, listed in each of `tag_keys` for
+/// `lifetimes.tags_px` ms.
 pub(crate) async fn set_tagged(
     mut conn: Conn,
     key: String,
     value: Arc<Vec<u8>>,
-    px: u64,
+    lifetimes: Lifetimes,
     tag_keys: Vec<String>,
 ) -> RedisResult<()> {
     if matches!(conn, Conn::Node(_)) {
-        return tagged_set_pipe(&key, &value, px, &tag_keys)
+        return tagged_set_pipe(&key, &value, lifetimes, &tag_keys)
             .query_async::<()>(&mut conn)
             .await;
     }
-    let memberships = membership_pipes(&key, px, &tag_keys);
+    let px = lifetimes.px;
+    let memberships = membership_pipes(&key, lifetimes.tags_px, &tag_keys);
     run_all(&conn, &memberships).await?; // A1
     redis::cmd("SET")
         .arg(&key)
@@ -248,15 +269,20 @@ mod tests {
 
     #[test]
     fn a_one_server_tagged_write_is_one_transaction_that_never_shortens_a_set() {
-        let pipe = tagged_set_pipe("p:c:1", b"v", 5000, &["p:c:=tag:t".to_string()]);
+        // Written for 5 s (a `tti`), listed for the entry's full 60 s.
+        let lifetimes = Lifetimes {
+            px: 5000,
+            tags_px: 60000,
+        };
+        let pipe = tagged_set_pipe("p:c:1", b"v", lifetimes, &["p:c:=tag:t".to_string()]);
         in_order(
             &wire(&pipe),
             &[
                 "MULTI",
                 "SET $5 p:c:1 $1 v $2 PX $4 5000",
                 "SADD $10 p:c:=tag:t $5 p:c:1",
-                "PEXPIRE $10 p:c:=tag:t $4 5000 $2 NX",
-                "PEXPIRE $10 p:c:=tag:t $4 5000 $2 GT",
+                "PEXPIRE $10 p:c:=tag:t $5 60000 $2 NX",
+                "PEXPIRE $10 p:c:=tag:t $5 60000 $2 GT",
                 "EXEC",
             ],
         );

@@ -232,13 +232,18 @@ impl RemoteTier for RedisTier {
         value: Vec<u8>,
         ttl: Duration,
         tag_keys: &'a [String],
+        tags_ttl: Duration,
     ) -> BoxFuture<'a, Result<(), TierError>> {
-        let (key, tag_keys, px) = (key.to_owned(), tag_keys.to_vec(), px_millis(ttl));
+        let (key, tag_keys) = (key.to_owned(), tag_keys.to_vec());
+        let lifetimes = tags::Lifetimes {
+            px: px_millis(ttl),
+            tags_px: px_millis(tags_ttl.max(ttl)),
+        };
         // Shared, not copied, by the clone kept for a retry on a dead connection.
         let value = Arc::new(value);
         let timeout = Some(self.conn.operation_timeout);
         Box::pin(self.conn.run("SET+SADD", timeout, move |c| {
-            tags::set_tagged(c, key, value, px, tag_keys)
+            tags::set_tagged(c, key, value, lifetimes, tag_keys)
         }))
     }
 

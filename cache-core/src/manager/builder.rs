@@ -388,8 +388,9 @@ impl CacheManagerBuilder {
 
     /// Decides what each fault of a cache does (Spring's `CacheErrorHandler`): log it (and
     /// count it, the default), only count it, or fail the call. Used by annotated and
-    /// programmatic calls of every store of the manager; only programmatic calls can fail
-    /// (see [`crate::CacheErrorHandler`]).
+    /// programmatic calls of every store of the manager; an annotated call fails when its
+    /// return type can carry the error (`Result<T, E>` with `E: From<CacheError>`), before its
+    /// body runs when its lookup's read failed (see [`crate::CacheErrorHandler`]).
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

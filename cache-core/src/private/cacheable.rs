@@ -64,11 +64,12 @@ where
             let body = Box::pin(fault::isolated(watch, body));
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
             let policy = store_policy(unless);
+            let failing = FailsEarly { shape, on_fault };
             // Built inside the await (`fault::watched`).
             fault::failed_by(
                 watch,
                 on_fault_of(shape, on_fault),
-                invoke::cached_call(shape, &caches, &keys, local, policy, || body, Attached),
+                invoke::cached_call(failing, &caches, &keys, local, policy, || body, Attached),
             )
             .await
         }
@@ -85,6 +86,44 @@ pub(super) fn on_fault_of<S: Shape, T: OnTimeout<S::Output>>(
     move |error, output| match shape.cached(&output) {
         None => output,
         Some(_) => on_fault.error(error).unwrap_or(output),
+    }
+}
+
+/// A function's shape, failing the call before its body runs when the error handler
+/// failed a read of its lookup and the return type can carry the error (`on_fault`, the
+/// hard timeout's probe): Spring's `CacheErrorHandler` rethrowing a get error fails the
+/// call before the method runs. Everything else is the shape's.
+#[derive(Clone, Copy)]
+struct FailsEarly<S, U> {
+    shape: S,
+    on_fault: U,
+}
+
+impl<S: Shape, U: OnTimeout<S::Output>> Shape for FailsEarly<S, U> {
+    type Output = S::Output;
+    type Value = S::Value;
+    type Slot = S::Slot;
+    fn cached<'a>(&self, output: &'a S::Output) -> Option<&'a S::Value> {
+        self.shape.cached(output)
+    }
+    fn rebuild(&self, value: S::Value) -> S::Output {
+        self.shape.rebuild(value)
+    }
+    fn is_null(&self, value: &S::Value) -> bool {
+        self.shape.is_null(value)
+    }
+    fn share_failure(&self, output: &S::Output) -> Option<crate::shape::SharedFailure> {
+        self.shape.share_failure(output)
+    }
+    fn failed(
+        &self,
+        cache: &str,
+        shared: Option<&crate::shape::SharedFailure>,
+    ) -> Option<S::Output> {
+        self.shape.failed(cache, shared)
+    }
+    fn fail_early(&self, error: crate::CacheError) -> Option<S::Output> {
+        self.on_fault.error(error)
     }
 }
 
@@ -128,10 +167,14 @@ where
             let body = Box::pin(fault::isolated(watch, body));
             let body = timeout::bounded(hard_timeout(&caches), on_timeout, body);
             let policy = store_policy(unless);
+            let failing = FailsEarly {
+                shape,
+                on_fault: on_timeout,
+            };
             fault::failed_by(
                 watch,
                 on_fault_of(shape, on_timeout),
-                invoke::cached_call(shape, &caches, &keys, local, policy, || body, Detachable),
+                invoke::cached_call(failing, &caches, &keys, local, policy, || body, Detachable),
             )
             .await
         }
@@ -226,7 +269,7 @@ where
     U: FnOnce(&S::Value) -> D + Send + 'static,
     D: StoreDecision + 'static,
     C: FnOnce() -> S::Output + Send + 'static, // not `Send`? add `detach = false` to `#[cacheable]`
-    T: OnTimeout<S::Output>,
+    T: OnTimeout<S::Output> + Send + 'static,
 {
     match step::<S::Slot>(op, key, true) {
         Step::Uncached => body(),
@@ -249,7 +292,7 @@ where
                 watch,
                 on_fault_of(shape, on_fault),
                 invoke::cached_call(
-                    shape,
+                    FailsEarly { shape, on_fault },
                     &caches,
                     &keys,
                     local,

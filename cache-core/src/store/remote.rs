@@ -187,11 +187,12 @@ impl Remote {
         bytes: Vec<u8>,
         ttl: Duration,
         tag_keys: &[String],
+        tags_ttl: Duration,
     ) -> Result<(), Skipped> {
         self.call(
             store,
             "set",
-            self.tier.set_tagged(key, bytes, ttl, tag_keys),
+            self.tier.set_tagged(key, bytes, ttl, tag_keys, tags_ttl),
         )
         .await
     }

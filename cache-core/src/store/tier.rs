@@ -74,10 +74,16 @@ impl LocalEntry {
         self
     }
 
-    /// The entry, expiring once unread for `tti` (time to idle), as of `now_ticks`.
+    /// The entry, expiring once unread for `tti` (time to idle), as of `now_ticks`; reads
+    /// renew its L2 copy, whose full lifetime ends `l2_lifetime` from now.
     #[must_use]
-    pub(crate) fn idle_after(mut self, tti: Option<std::time::Duration>, now_ticks: u64) -> Self {
-        self.idle = tti.map(|tti| Arc::new(crate::idle::Idle::new(tti, now_ticks)));
+    pub(crate) fn idle_after(
+        mut self,
+        tti: Option<Duration>,
+        now_ticks: u64,
+        l2_lifetime: Duration,
+    ) -> Self {
+        self.idle = tti.map(|tti| Arc::new(crate::idle::Idle::new(tti, now_ticks, l2_lifetime)));
         self
     }
 }
@@ -285,7 +291,10 @@ pub trait RemoteTier: Send + Sync + 'static {
     /// Keeps the entry under `key` for `ttl` from now, if there is one (`Ok(true)`), as
     /// Redis' `PEXPIRE` does: time to idle (`tti`) on the shared tier, whose entries are
     /// touched when read, at most once per `tti / 10` by each instance holding an L1 copy.
-    /// The entry's bytes (and the freshness they record) are unchanged.
+    /// The entry's bytes (and the freshness they record) are unchanged. Core never asks
+    /// for more than what is left of the entry's full lifetime (the expiry its bytes
+    /// record, grace included), so a touched entry never outlives its own envelope, nor
+    /// the tag memberships written with it (see [`RemoteTier::set_tagged`]).
     ///
     /// The default implementation touches nothing and answers `Ok(false)`: the provider's
     /// entries then live by the TTL they were written with (bounded by the `tti`).
@@ -350,10 +359,17 @@ pub trait RemoteTier: Send + Sync + 'static {
         Box::pin(async { Err(unsupported("scan")) })
     }
 
-    /// Stores bytes under `key` like [`RemoteTier::set`], and adds `key` to each of the
-    /// tag sets `tag_keys` (stored keys themselves, under the same prefix), all at once:
-    /// the value never exists without its set memberships, and no set expires before the
-    /// entries it lists (each set's TTL is raised to `ttl` when shorter, never lowered).
+    /// Stores bytes under `key` like [`RemoteTier::set`] (for `ttl`), and adds `key` to
+    /// each of the tag sets `tag_keys` (stored keys themselves, under the same prefix) for
+    /// `tags_ttl`, all at once: the value never exists without its set memberships, and no
+    /// set expires before the entries it lists (each membership lasts `tags_ttl` from now,
+    /// and each set's TTL is raised to that when shorter, never lowered).
+    ///
+    /// `tags_ttl` is how long the entry may live at most: with a time to idle (`tti`) the
+    /// entry is written for less than its full lifetime and renewed by
+    /// [`RemoteTier::touch`] as it is read, and its memberships must still be there when
+    /// it is (else `delete_by_tag` would no longer find an entry that is still served). A
+    /// `tags_ttl` shorter than `ttl` counts as `ttl`.
     ///
     /// The default implementation answers that the provider does not support tags, so a
     /// tagged write to such a tier fails (counted and logged) rather than storing an
@@ -361,8 +377,11 @@ pub trait RemoteTier: Send + Sync + 'static {
     ///
     /// ```no_run
     /// # async fn demo(tier: &dyn cache_core::store::RemoteTier) -> Result<(), cache_core::TierError> {
+    /// use std::time::Duration;
     /// let tags = ["app:products:=tag:sale".to_string()];
-    /// tier.set_tagged("app:products:42", b"bytes".to_vec(), std::time::Duration::from_secs(60), &tags).await?;
+    /// // Written for a minute (renewed by reads up to an hour), listed for the hour.
+    /// let (ttl, tags_ttl) = (Duration::from_secs(60), Duration::from_secs(3600));
+    /// tier.set_tagged("app:products:42", b"bytes".to_vec(), ttl, &tags, tags_ttl).await?;
     /// assert_eq!(tier.tagged_keys(&tags).await?, ["app:products:42"]);
     /// # Ok(()) }
     /// ```
@@ -372,8 +391,9 @@ pub trait RemoteTier: Send + Sync + 'static {
         value: Vec<u8>,
         ttl: Duration,
         tag_keys: &'a [String],
+        tags_ttl: Duration,
     ) -> BoxFuture<'a, Result<(), TierError>> {
-        let _ = (key, value, ttl, tag_keys);
+        let _ = (key, value, ttl, tag_keys, tags_ttl);
         Box::pin(async { Err(unsupported("tags")) })
     }
 

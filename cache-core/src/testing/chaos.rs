@@ -556,11 +556,12 @@ impl RemoteTier for FaultyTier {
         value: Vec<u8>,
         ttl: Duration,
         tag_keys: &'a [String],
+        tags_ttl: Duration,
     ) -> BoxFuture<'a, Result<(), TierError>> {
         Box::pin(async move {
             let fault = self.fault_for(Operation::Set, &[key]);
             let value = garble_if(&fault, value);
-            let call = self.inner.set_tagged(key, value, ttl, tag_keys);
+            let call = self.inner.set_tagged(key, value, ttl, tag_keys, tags_ttl);
             self.apply(fault, Operation::Set, call, || (), |()| ())
                 .await
         })

@@ -20,7 +20,8 @@ where
     V: CacheValue,
 {
     /// [`Cache::get`]: the value under `key`, if present (fresh or within grace). A key is
-    /// anything the key type borrows as: a `&str` for a `String` key.
+    /// anything the key type borrows as: a `&str` for a `String` key. A cached `None` (see
+    /// [`TypedCache::has`]) reads as `None`.
     ///
     /// ```
     /// # use cache_core::{CacheDeclaration, TypedCache};
@@ -323,7 +324,10 @@ where
         self.cache()?.try_get_or_set_adaptive(key, factory).await
     }
 
-    /// [`Cache::has`]: whether a fresh value is under `key`.
+    /// [`Cache::has`]: whether a fresh value is under `key`. A `None` that an
+    /// `Option<V>`-returning `#[cacheable]` on this cache stored (the null marker) is had,
+    /// though [`TypedCache::get`] reads it as `None`: it is a cached absence, which answers
+    /// that function without running it (Spring's wrapper holding `null`).
     ///
     /// ```
     /// # use cache_core::{CacheDeclaration, TypedCache};
@@ -346,7 +350,7 @@ where
     }
 
     /// [`Cache::missing`]: whether no fresh value is under `key` (the opposite of
-    /// [`TypedCache::has`]).
+    /// [`TypedCache::has`]: a cached `None` is not missing).
     ///
     /// ```
     /// # use cache_core::{CacheDeclaration, TypedCache};

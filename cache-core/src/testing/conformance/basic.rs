@@ -336,6 +336,7 @@ pub async fn every_key_expires(fixture: &impl Fixture) {
                 b"v".to_vec(),
                 Duration::from_secs(90),
                 std::slice::from_ref(&tag),
+                Duration::from_secs(90),
             )
             .await,
         );

@@ -18,7 +18,7 @@
 //! | [`delete_many`] | exactly the listed keys go, in batches of any size |
 //! | [`clear_scopes`] | `clear_scope` deletes exactly what [`Scope::contains`](crate::store::Scope::contains) says, with `%` `_` `*` `?` `[` `\` `:` `#` in names never widening it |
 //! | [`scan`] | with the `scan` capability, a scan lists exactly a scope's keys; without it, scanning fails |
-//! | [`tags`] | with the `tags` capability, tag sets list, union, delete and outlive their entries; without it, tagged writes fail |
+//! | [`tags`] | with the `tags` capability, tag sets list, union, delete and outlive their entries, memberships last their `tags_ttl` past a touched entry's first expiry; without it, tagged writes fail |
 //! | [`lock`] | with the `lock` capability, one holder at a time, expiry, foreign release refused; without it, locking fails |
 //! | [`bad_bytes`] | the tier returns the bytes it was given; garbage is a miss for a cache, and is overwritten |
 //! | [`max_value_size`] | a value of `max_value_size` bytes reads back whole; a bigger one is never returned whole nor costs more than one byte past the limit |

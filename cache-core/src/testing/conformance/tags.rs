@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::support::Check;
+use super::support::{Check, LONG_TTL};
 use super::{Expiry, Fixture};
 use crate::store::RemoteTier;
 
@@ -12,8 +12,9 @@ use crate::store::RemoteTier;
 /// sets; [`delete_tagged`](crate::store::RemoteTier::delete_tagged) deletes exactly the
 /// given keys and takes only them out of the sets (a key tagged meanwhile stays listed);
 /// a tag set expires, never before the entries it lists (its expiry is raised by a longer
-/// write, never lowered by a shorter one). Without it: a tagged write fails, and stores
-/// nothing.
+/// write, never lowered by a shorter one), and memberships last the `tags_ttl` they were
+/// written for, past the entry's own first expiry (an entry renewed by `touch`, as time
+/// to idle does, stays listed). Without it: a tagged write fails, and stores nothing.
 ///
 /// ```no_run
 /// # async fn demo(fixture: &impl cache_core::testing::conformance::Fixture) {
@@ -32,7 +33,13 @@ pub async fn tags(fixture: &impl Fixture) {
     let k3 = check.key("c:3");
     if !fixture.capabilities().has_tags() {
         let answer = tier
-            .set_tagged(&k1, b"v".to_vec(), minute, std::slice::from_ref(&sale))
+            .set_tagged(
+                &k1,
+                b"v".to_vec(),
+                minute,
+                std::slice::from_ref(&sale),
+                minute,
+            )
             .await;
         check.expect(
             answer.is_err(),
@@ -62,22 +69,40 @@ pub async fn tags(fixture: &impl Fixture) {
     );
     check.ok(
         "set_tagged",
-        tier.set_tagged(&k1, b"1".to_vec(), minute, std::slice::from_ref(&sale))
-            .await,
+        tier.set_tagged(
+            &k1,
+            b"1".to_vec(),
+            minute,
+            std::slice::from_ref(&sale),
+            minute,
+        )
+        .await,
     );
     check.ok(
         "set_tagged (two tags)",
-        tier.set_tagged(&k2, b"2".to_vec(), minute, &[sale.clone(), new.clone()])
-            .await,
+        tier.set_tagged(
+            &k2,
+            b"2".to_vec(),
+            minute,
+            &[sale.clone(), new.clone()],
+            minute,
+        )
+        .await,
     );
     check.ok(
         "set_tagged",
-        tier.set_tagged(&k3, b"3".to_vec(), minute, std::slice::from_ref(&new))
-            .await,
+        tier.set_tagged(
+            &k3,
+            b"3".to_vec(),
+            minute,
+            std::slice::from_ref(&new),
+            minute,
+        )
+        .await,
     );
     check.ok(
         "set_tagged (no tag)",
-        tier.set_tagged(&check.key("c:4"), b"4".to_vec(), minute, &[])
+        tier.set_tagged(&check.key("c:4"), b"4".to_vec(), minute, &[], minute)
             .await,
     );
     let read = check.ok("get", tier.get(&k2).await);
@@ -88,8 +113,14 @@ pub async fn tags(fixture: &impl Fixture) {
     // Writing a key again with the same tag lists it once.
     check.ok(
         "set_tagged (again)",
-        tier.set_tagged(&k1, b"1".to_vec(), minute, std::slice::from_ref(&sale))
-            .await,
+        tier.set_tagged(
+            &k1,
+            b"1".to_vec(),
+            minute,
+            std::slice::from_ref(&sale),
+            minute,
+        )
+        .await,
     );
     check.expect(
         listed(&check, tier, std::slice::from_ref(&sale)).await == set(&[&k1, &k2]),
@@ -111,6 +142,7 @@ pub async fn tags(fixture: &impl Fixture) {
             b"5".to_vec(),
             Duration::from_secs(5),
             std::slice::from_ref(&sale),
+            Duration::from_secs(5),
         )
         .await,
     );
@@ -127,6 +159,7 @@ pub async fn tags(fixture: &impl Fixture) {
             b"6".to_vec(),
             Duration::from_secs(600),
             std::slice::from_ref(&sale),
+            Duration::from_secs(600),
         )
         .await,
     );
@@ -144,8 +177,14 @@ pub async fn tags(fixture: &impl Fixture) {
     let late = check.key("c:late");
     check.ok(
         "set_tagged",
-        tier.set_tagged(&late, b"l".to_vec(), minute, std::slice::from_ref(&sale))
-            .await,
+        tier.set_tagged(
+            &late,
+            b"l".to_vec(),
+            minute,
+            std::slice::from_ref(&sale),
+            minute,
+        )
+        .await,
     );
     check.ok(
         "delete_tagged",
@@ -171,6 +210,7 @@ pub async fn tags(fixture: &impl Fixture) {
         "delete_tagged of no key",
         tier.delete_tagged(&[], std::slice::from_ref(&sale)).await,
     );
+    memberships_outlive_the_first_expiry(&check, fixture).await;
     check.clean(tier).await;
     check.expect(
         listed(&check, tier, &[sale.clone(), new.clone()])
@@ -178,6 +218,62 @@ pub async fn tags(fixture: &impl Fixture) {
             .is_empty(),
         "clearing the scope left tag sets listing keys",
     );
+}
+
+/// Time to idle: an entry written for less than its full lifetime and kept by `touch`
+/// stays listed by its tags past the expiry it was first written with, because its
+/// memberships were written for the full lifetime (`tags_ttl`). Were they written with the
+/// entry's first expiry, `delete_by_tag` would stop finding an entry still being served.
+async fn memberships_outlive_the_first_expiry(check: &Check, fixture: &impl Fixture) {
+    let tier = fixture.tier();
+    let tier = tier.as_ref();
+    // Long enough for a tagged write and a touch on a loaded emulator.
+    let first = Duration::from_secs(2);
+    let idle = check.key("c:idle");
+    let idle_tag = check.key("c:=tag:idle");
+    check.ok(
+        "set_tagged (written for 2 s, listed for an hour)",
+        tier.set_tagged(
+            &idle,
+            b"i".to_vec(),
+            first,
+            std::slice::from_ref(&idle_tag),
+            LONG_TTL,
+        )
+        .await,
+    );
+    // Written after `idle` for as long: once it is gone, `idle`'s first expiry has passed.
+    let control = check.key("c:control");
+    check.ok("set", tier.set(&control, b"c".to_vec(), first).await);
+    let touched =
+        fixture.capabilities().has_touch() && check.ok("touch", tier.touch(&idle, LONG_TTL).await);
+    check.expect(
+        touched || !fixture.capabilities().has_touch(),
+        "touching a live tagged entry answered false",
+    );
+    match fixture.expiry_of(&idle_tag).await {
+        Expiry::In(left) if left > LONG_TTL / 2 && left <= LONG_TTL + Duration::from_secs(1) => {}
+        other => check.fail(format_args!(
+            "a tagged write for 2 s listed for {LONG_TTL:?} left the tag set with expiry {other:?} (expected about {LONG_TTL:?}: memberships last `tags_ttl`, not the entry's TTL)"
+        )),
+    }
+    check
+        .eventually("an entry written for 2 s is still read", || async {
+            check.ok("get", tier.get(&control).await).is_none()
+        })
+        .await;
+    check.expect(
+        listed(check, tier, std::slice::from_ref(&idle_tag)).await
+            == BTreeSet::from([idle.clone()]),
+        "past the entry's first expiry, its tag no longer lists it although its memberships were written for an hour",
+    );
+    if touched {
+        let read = check.ok("get", tier.get(&idle).await);
+        check.expect(
+            read.as_deref() == Some(&b"i"[..]),
+            format_args!("a touched tagged entry read back {read:?} past its first expiry"),
+        );
+    }
 }
 
 /// The keys the tag sets `tags` list, failing if one is listed twice.
