@@ -531,7 +531,7 @@ async fn a_background_refresh_that_fails_hands_its_failure_to_the_callers_waitin
         })
     });
     let runs = Arc::new(AtomicUsize::new(0));
-    let first = spawn_call(&[a.clone()], 1, &runs, failing, Detachable);
+    let first = spawn_call(std::slice::from_ref(&a), 1, &runs, failing, Detachable);
     assert!(advance_until_done(&clock, &first, Duration::from_secs(1)).await);
     assert_eq!(first.await.unwrap(), "old");
     // A caller with a longer soft timeout waits for that refresh at the gate...
