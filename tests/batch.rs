@@ -366,13 +366,10 @@ async fn a_failing_batch_factory_is_answered_with_stale_values_within_grace() {
     use cachet::testing::ManualClock;
     use std::time::Duration;
     let clock = ManualClock::new();
-    let manager = CacheManager::builder()
-        .memory_store("memory")
-        .manual_clock(clock.clone())
-        .ttl(Duration::from_secs(30))
-        .grace(Duration::from_secs(3600))
-        .build()
-        .unwrap();
+    let manager =
+        support::clocked::memory_on(&clock, Duration::from_secs(30), Duration::from_secs(3600))
+            .build()
+            .unwrap();
     let users = manager.cache("users").unwrap();
     let first = users
         .try_get_or_set_many(&[1u64, 2], |missing| async move {

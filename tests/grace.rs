@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use cachet::testing::{with_manager, ManualClock};
 use cachet::{cacheable, CacheManager};
+use clocked::memory_on;
+
+#[path = "support/clocked.rs"]
+mod clocked;
 
 static FAIL: AtomicBool = AtomicBool::new(false);
 static PANIC: AtomicBool = AtomicBool::new(false);
@@ -104,11 +108,7 @@ async fn feed(id: u64) -> Result<u64, Down> {
 #[tokio::test]
 async fn grace_backoff_serves_the_stale_value_without_retrying_for_a_while() {
     let clock = ManualClock::new();
-    let manager = CacheManager::builder()
-        .memory_store("memory")
-        .manual_clock(clock.clone())
-        .ttl(Duration::from_secs(30))
-        .grace(Duration::from_secs(3600))
+    let manager = memory_on(&clock, Duration::from_secs(30), Duration::from_secs(3600))
         .grace_backoff(Duration::from_secs(3600))
         .build()
         .unwrap();
@@ -149,11 +149,7 @@ async fn flaky(id: u64) -> Result<u64, Down> {
 #[tokio::test]
 async fn backing_off_never_extends_the_grace_period() {
     let clock = ManualClock::new();
-    let manager = CacheManager::builder()
-        .memory_store("memory")
-        .manual_clock(clock.clone())
-        .ttl(Duration::from_secs(40))
-        .grace(Duration::from_secs(150))
+    let manager = memory_on(&clock, Duration::from_secs(40), Duration::from_secs(150))
         .grace_backoff(Duration::from_secs(30))
         .build()
         .unwrap();

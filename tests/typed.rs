@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use cachet::{cache_evict, cache_put, cacheable, cacheable_many, CacheError, CacheManager};
 use serde::{Deserialize, Serialize};
 
+#[path = "support/unresolved.rs"]
+mod unresolved;
+
 /// A user, the declared value type of `USERS`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
@@ -243,20 +246,12 @@ async fn a_declared_cache_resolves_through_the_manager_in_effect() {
 
 #[test]
 fn a_manager_that_cannot_resolve_a_declared_cache_fails_to_build() {
-    let err = CacheManager::builder()
-        .memory_store("memory")
-        .cache_names(["greetings", "orders"])
-        .build()
-        .unwrap_err();
-    let CacheError::UndeclaredCache {
+    let unresolved::Unresolved {
         cache,
         function,
         file,
         ..
-    } = &err
-    else {
-        panic!("unexpected error: {err:?}")
-    };
+    } = unresolved::unresolved(&["greetings", "orders"]);
     assert_eq!(cache, "users");
     assert!(function.contains("caches::USERS"), "{function}");
     assert!(file.ends_with("typed.rs"), "{file}");

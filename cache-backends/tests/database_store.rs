@@ -357,6 +357,24 @@ async fn two_instances_stay_coherent_through_postgres_alone() {
     .await;
 }
 
+/// 16 operations on `t` at once: reads of `app:c:1`, which holds `one`, and writes of
+/// `app:c:x{i}` (`x`) for the odd `i`.
+async fn sixteen_at_once(t: &DatabaseTier) {
+    let ops = (0..16).map(|i| async move {
+        if i % 2 == 0 {
+            let read = t.get("app:c:1").await?;
+            assert_eq!(read.as_deref(), Some(&b"one"[..]));
+            Ok(())
+        } else {
+            let minute = Duration::from_secs(60);
+            t.set(&format!("app:c:x{i}"), b"x".to_vec(), minute).await
+        }
+    });
+    for result in futures_util::future::join_all(ops).await {
+        result.unwrap();
+    }
+}
+
 /// Connections are leased per operation and kept between operations whose statements
 /// completed (no test round trip after them): with a single connection every kind of
 /// operation still completes, one after the other and 16 at once (none waits for a
@@ -399,21 +417,7 @@ async fn one_connection_serves_every_kind_of_operation_and_a_cut_statement_leaks
     let (_, mut keys) = t.scan_scope(&Scope::new("app:c"), 0).await.unwrap();
     keys.sort();
     assert_eq!(keys, ["app:c:1", "app:c:2"]);
-    let ops = (0..16).map(|i| {
-        let t = &t;
-        async move {
-            if i % 2 == 0 {
-                let read = t.get("app:c:1").await?;
-                assert_eq!(read.as_deref(), Some(&b"one"[..]));
-                Ok(())
-            } else {
-                t.set(&format!("app:c:x{i}"), b"x".to_vec(), minute).await
-            }
-        }
-    });
-    for result in futures_util::future::join_all(ops).await {
-        result.unwrap();
-    }
+    sixteen_at_once(&t).await;
     t.clear_scope(&Scope::new("app:c:x1")).await.unwrap();
 
     // A write the server holds for 3 s is cut after 1 s, mid-statement.
@@ -444,21 +448,7 @@ async fn an_in_memory_sqlite_store_keeps_its_one_connection() {
     let t = tier("sqlite::memory:");
     let minute = Duration::from_secs(60);
     t.set("app:c:1", b"one".to_vec(), minute).await.unwrap();
-    let ops = (0..16).map(|i| {
-        let t = &t;
-        async move {
-            if i % 2 == 0 {
-                let read = t.get("app:c:1").await?;
-                assert_eq!(read.as_deref(), Some(&b"one"[..]));
-                Ok(())
-            } else {
-                t.set(&format!("app:c:x{i}"), b"x".to_vec(), minute).await
-            }
-        }
-    });
-    for result in futures_util::future::join_all(ops).await {
-        result.unwrap();
-    }
+    sixteen_at_once(&t).await;
     t.delete_many(&["app:c:x1".into()]).await.unwrap();
     t.clear_scope(&Scope::new("app:other")).await.unwrap();
     t.prune().await.unwrap();

@@ -1,5 +1,6 @@
 //! Helpers shared by the facade's integration tests.
 
+pub mod clocked;
 pub mod dynamodb_server;
 pub mod redis_server;
 pub mod temp_dir;

@@ -134,16 +134,7 @@ impl ProductRepo {
         change: &ProductChange,
     ) -> Result<Option<Product>, AppError> {
         change.validate()?;
-        Ok(sqlx::query_as(
-            "UPDATE products SET name = ?, category = ?, price_cents = ? WHERE id = ?
-             RETURNING id, name, category, price_cents",
-        )
-        .bind(&change.name)
-        .bind(&change.category)
-        .bind(change.price_cents)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(update_row(&self.pool, id, change).await?)
     }
 
     /// Replaces the product `id` inside the caller's transaction `tx`. Its new value is put
@@ -158,16 +149,7 @@ impl ProductRepo {
         change: &ProductChange,
     ) -> Result<Option<Product>, AppError> {
         change.validate()?;
-        Ok(sqlx::query_as(
-            "UPDATE products SET name = ?, category = ?, price_cents = ? WHERE id = ?
-             RETURNING id, name, category, price_cents",
-        )
-        .bind(&change.name)
-        .bind(&change.category)
-        .bind(change.price_cents)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?)
+        Ok(update_row(&mut *tx, id, change).await?)
     }
 
     /// Sets the price of the product `id` inside the caller's transaction `tx`; its entry
@@ -227,4 +209,24 @@ impl ProductRepo {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// The one `UPDATE` of a product, returning the new row (`None`: there is no such product),
+/// over the pool ([`ProductRepo::update`]) or inside a caller's transaction
+/// ([`ProductRepo::update_in`]).
+async fn update_row<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+    id: i64,
+    change: &'e ProductChange,
+) -> Result<Option<Product>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE products SET name = ?, category = ?, price_cents = ? WHERE id = ?
+         RETURNING id, name, category, price_cents",
+    )
+    .bind(&change.name)
+    .bind(&change.category)
+    .bind(change.price_cents)
+    .bind(id)
+    .fetch_optional(db)
+    .await
 }

@@ -105,6 +105,22 @@ async fn a_committed_update_evicts_and_puts() {
     .await;
 }
 
+/// Outside `cachet::transaction` there is no commit to wait for: `after_commit` puts and
+/// evictions apply at once, as the others do.
+#[tokio::test]
+async fn outside_a_transaction_scope_after_commit_operations_apply_at_once() {
+    in_shop(async |repo, _, old| {
+        let mut tx = repo.pool().begin().await.unwrap();
+        let new = repo.update_in(&mut tx, 1, &change(&old, 77)).await.unwrap();
+        let new = new.expect("updated");
+        assert_eq!(cached(1).await, Some(Some(new)), "put at once");
+        assert!(repo.set_price_in(&mut tx, 1, 78).await.unwrap());
+        assert_eq!(cached(1).await, None, "evicted at once");
+        tx.commit().await.unwrap();
+    })
+    .await;
+}
+
 /// Reads the product `id` from another task (so another pooled connection, outside the
 /// transaction's scope), as a concurrent request would.
 async fn read_elsewhere(manager: &CacheManager, repo: &ProductRepo, id: i64) -> Option<Product> {
