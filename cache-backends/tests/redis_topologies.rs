@@ -223,6 +223,7 @@ async fn a_cluster_serves_the_tier_the_lock_and_the_bus() {
     assert_eq!(tier.get(moved).await.unwrap(), Some(b"before".to_vec()));
     let from = cluster.master_of(moved);
     let to = cluster.masters().into_iter().find(|p| *p != from).unwrap();
+    routed_to(&tier, moved, from).await;
     cluster.move_slot(moved, to);
     for round in 0..3 {
         assert_eq!(
@@ -231,10 +232,94 @@ async fn a_cluster_serves_the_tier_the_lock_and_the_bus() {
             "read {round} after the move"
         );
     }
+    // The old master's MOVED had the routes read again: commands on the key now go
+    // straight to the new master, not through the cluster connection.
+    routed_to(&tier, moved, to).await;
     tier.set(moved, b"after".to_vec(), TTL).await.unwrap();
     assert_eq!(cli(to, &["GET", moved]), "after");
     assert_eq!(tier.get(moved).await.unwrap(), Some(b"after".to_vec()));
     assert!(tier.touch(moved, TTL).await.unwrap());
+
+    asks_are_followed(&cluster, &tier).await;
+}
+
+/// Waits (reading `key` meanwhile, which has a missing or stale route read again) until
+/// the tier sends commands on `key` straight to the master on `port`; fails after 10 s.
+async fn routed_to(tier: &RedisTier, key: &str, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let routed = tier.routed_master(key);
+        if routed == Some(("127.0.0.1".to_string(), port)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{key}` is routed to {routed:?}, not to the master on port {port}"
+        );
+        tier.get(key).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A slot caught half way through a move: the old master answers `ASK` for the keys it
+/// no longer holds (and for new ones) and serves the others. Reads, writes and touches
+/// of both, and of a key never written, are right; the slot's route stays on the old
+/// master (an `ASK` moves one command, not the slot) until the move ends, and the new
+/// master then holds every write made meanwhile.
+async fn asks_are_followed(cluster: &RedisCluster, tier: &RedisTier) {
+    // Ten keys of one slot (one hash tag), written before the move starts.
+    let keys: Vec<String> = (0..10).map(|i| format!("topo:{{asked}}:{i}")).collect();
+    for key in &keys {
+        tier.set(key, format!("{key}=0").into_bytes(), TTL)
+            .await
+            .unwrap();
+    }
+    let from = cluster.master_of(&keys[0]);
+    let to = cluster.masters().into_iter().find(|p| *p != from).unwrap();
+    routed_to(tier, &keys[0], from).await;
+    let migration = cluster.begin_move(&keys[0], to);
+    let moved: Vec<&str> = keys[..5].iter().map(String::as_str).collect();
+    cluster.migrate(&migration, &moved);
+    // The old master no longer has the moved keys: it answers ASK for them, and still
+    // serves the others.
+    let asked = cli(from, &["GET", moved[0]]);
+    assert!(asked.starts_with("ASK"), "{asked}");
+    assert_eq!(cli(from, &["GET", &keys[9]]), format!("{}=0", keys[9]));
+    let fresh = "topo:{asked}:fresh";
+    for round in 1..=3 {
+        for key in &keys {
+            let before = format!("{key}={}", round - 1);
+            assert_eq!(
+                tier.get(key).await.unwrap(),
+                Some(before.into_bytes()),
+                "{key} in round {round}"
+            );
+            let now = format!("{key}={round}");
+            tier.set(key, now.clone().into_bytes(), TTL).await.unwrap();
+            assert_eq!(tier.get(key).await.unwrap(), Some(now.into_bytes()));
+            assert!(tier.touch(key, TTL).await.unwrap(), "{key}");
+        }
+        assert_eq!(tier.get(fresh).await.unwrap(), None);
+    }
+    tier.set(fresh, b"new".to_vec(), TTL).await.unwrap();
+    assert_eq!(tier.get(fresh).await.unwrap(), Some(b"new".to_vec()));
+    // An ASK is about one command: the slot's route has stayed on the old master.
+    assert_eq!(
+        tier.routed_master(&keys[9]),
+        Some(("127.0.0.1".to_string(), from))
+    );
+    cluster.finish_move(migration);
+    for key in &keys {
+        assert_eq!(cli(to, &["GET", key]), format!("{key}=3"));
+    }
+    assert_eq!(cli(to, &["GET", fresh]), "new");
+    routed_to(tier, &keys[0], to).await;
+    for key in &keys {
+        assert_eq!(
+            tier.get(key).await.unwrap(),
+            Some(format!("{key}=3").into_bytes())
+        );
+    }
 }
 
 #[tokio::test]

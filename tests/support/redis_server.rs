@@ -20,7 +20,8 @@
 //! let cluster = RedisCluster::start();        // 3 masters, 3 replicas, all slots served
 //! let seeds = cluster.urls();                 // every node's redis://127.0.0.1:PORT
 //! let port = cluster.master_of("some:key");   // the master serving that key's slot
-//! cluster.kill(port);                         // its replica takes over:
+//! cluster.kill(port);                         // its replica takes over
+//! //   (or cluster.pause(port) .. cluster.resume(port): frozen, then thawed)
 //! let promoted = cluster.wait_for_failover(port);
 //!
 //! let ha = RedisSentinel::start();            // a master, a replica, three Sentinels
@@ -408,12 +409,35 @@ fn poll<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>)
     }
 }
 
+/// Runs `args` on the node on `port` and panics unless it answers `OK` (or `NOKEY`, a
+/// `MIGRATE` with nothing to move).
+fn expect_ok(port: u16, args: &[&str]) {
+    let out = cli(port, args);
+    assert!(out == "OK" || out == "NOKEY", "{args:?} on {port}: {out}");
+}
+
+/// A slot half way through a move ([`RedisCluster::begin_move`]).
+#[derive(Debug)]
+pub struct Migration {
+    /// The slot being moved.
+    pub slot: u16,
+    /// The port of the master it is moving from.
+    pub from: u16,
+    /// The port of the master it is moving to.
+    pub to: u16,
+    from_id: String,
+    to_id: String,
+}
+
 /// A Redis Cluster of three masters and three replicas on loopback ports, each node in
 /// its own temporary directory; stopped when dropped. Failure detection is fast
 /// (`cluster-node-timeout 1000`), so a killed master's replica takes over in a few
 /// seconds.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// The ports of the nodes frozen now ([`pause`](Self::pause)): never asked anything
+    /// (a frozen node never answers, and `redis-cli` would wait for it forever).
+    paused: std::sync::Mutex<Vec<u16>>,
 }
 
 /// One line of `CLUSTER NODES`: a node's port, whether it is a master and alive, and the
@@ -467,7 +491,10 @@ impl RedisCluster {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{CLI_NOT_FOUND}"),
             Err(e) => panic!("redis-cli: {e}"),
         }
-        let cluster = Self { nodes };
+        let cluster = Self {
+            nodes,
+            paused: std::sync::Mutex::default(),
+        };
         cluster.wait_until_healthy();
         cluster
     }
@@ -487,7 +514,7 @@ impl RedisCluster {
 
     /// The cluster as a live node sees it (`CLUSTER NODES`).
     pub fn view(&self) -> Vec<ClusterNode> {
-        for node in &self.nodes {
+        for node in self.askable() {
             let text = cli(node.port(), &["CLUSTER", "NODES"]);
             if text.is_empty() || text.starts_with("ERR") || text.contains("Could not connect") {
                 continue;
@@ -537,8 +564,8 @@ impl RedisCluster {
     }
 
     fn live_port(&self) -> u16 {
-        self.nodes
-            .iter()
+        self.askable()
+            .into_iter()
             .find(|n| cli(n.port(), &["PING"]) == "PONG")
             .map(RedisServer::port)
             .expect("a live cluster node")
@@ -549,9 +576,32 @@ impl RedisCluster {
         self.node(port).kill();
     }
 
-    /// Freezes (SIGSTOP) the node on `port`.
+    /// Freezes (SIGSTOP) the node on `port`; the harness asks it nothing until
+    /// [`resume`](Self::resume).
     pub fn pause(&self, port: u16) {
+        self.paused_ports().push(port);
         self.node(port).pause();
+    }
+
+    /// Thaws (SIGCONT) the node on `port`.
+    pub fn resume(&self, port: u16) {
+        self.node(port).resume();
+        self.paused_ports().retain(|p| *p != port);
+    }
+
+    fn paused_ports(&self) -> std::sync::MutexGuard<'_, Vec<u16>> {
+        self.paused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The nodes that may be asked something (not frozen).
+    fn askable(&self) -> Vec<&RedisServer> {
+        let paused = self.paused_ports().clone();
+        self.nodes
+            .iter()
+            .filter(|n| !paused.contains(&n.port()))
+            .collect()
     }
 
     fn node(&self, port: u16) -> &RedisServer {
@@ -566,38 +616,71 @@ impl RedisCluster {
     /// NODE` on every master), and waits until every master says `to` serves it. Clients
     /// that knew the old owner are answered `MOVED` from then on.
     pub fn move_slot(&self, key: &str, to: u16) {
-        let slot = self.slot_of(key).to_string();
+        let migration = self.begin_move(key, to);
+        self.finish_move(migration);
+    }
+
+    /// Starts moving `key`'s slot from its master to the master on `to` and stops half
+    /// way: the old master has it `MIGRATING`, the new one `IMPORTING`, no key moved yet
+    /// ([`migrate`](Self::migrate) moves some). Until [`finish_move`](Self::finish_move),
+    /// the old master serves the slot's keys it still holds and answers `ASK` for the
+    /// others, which the new master serves to a client that says `ASKING` first.
+    pub fn begin_move(&self, key: &str, to: u16) -> Migration {
+        let slot = self.slot_of(key);
         let from = self.master_of(key);
         assert_ne!(from, to, "the slot of `{key}` is on port {to} already");
         let id = |port: u16| cli(port, &["CLUSTER", "MYID"]);
-        let (from_id, to_id) = (id(from), id(to));
-        let ok = |port: u16, args: &[&str]| {
-            let out = cli(port, args);
-            assert!(out == "OK" || out == "NOKEY", "{args:?} on {port}: {out}");
+        let migration = Migration {
+            slot,
+            from,
+            to,
+            from_id: id(from),
+            to_id: id(to),
         };
-        ok(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
-        ok(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
-        let keys = cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
-        let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
-        if !keys.is_empty() {
-            let to_port = to.to_string();
-            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
-            args.extend(&keys);
-            ok(from, &args);
+        let slot = slot.to_string();
+        expect_ok(
+            to,
+            &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &migration.from_id],
+        );
+        expect_ok(
+            from,
+            &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &migration.to_id],
+        );
+        migration
+    }
+
+    /// Moves `keys` (of the migrating slot) from the old master to the new one (`MIGRATE`).
+    pub fn migrate(&self, migration: &Migration, keys: &[&str]) {
+        if keys.is_empty() {
+            return;
         }
-        ok(to, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
-        ok(from, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        let to_port = migration.to.to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+        args.extend(keys);
+        expect_ok(migration.from, &args);
+    }
+
+    /// Moves the slot's remaining keys and gives the slot to the new master on every
+    /// master; waits until every node says so.
+    pub fn finish_move(&self, migration: Migration) {
+        let Migration { slot, from, to, .. } = migration;
+        let slot_text = slot.to_string();
+        let keys = cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot_text, "1000"]);
+        let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+        self.migrate(&migration, &keys);
+        let to_id = migration.to_id.as_str();
+        expect_ok(to, &["CLUSTER", "SETSLOT", &slot_text, "NODE", to_id]);
+        expect_ok(from, &["CLUSTER", "SETSLOT", &slot_text, "NODE", to_id]);
         for master in self.masters() {
             if master != from && master != to {
-                ok(master, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+                expect_ok(master, &["CLUSTER", "SETSLOT", &slot_text, "NODE", to_id]);
             }
         }
-        let slot: u16 = slot.parse().expect("a slot number");
         poll(
             &format!("every master says port {to} serves slot {slot}"),
             TOPOLOGY_DEADLINE,
             || {
-                let all = self.nodes.iter().all(|n| {
+                let all = self.askable().into_iter().all(|n| {
                     let view = parse_cluster_nodes(&cli(n.port(), &["CLUSTER", "NODES"]));
                     view.iter().any(|v| {
                         v.port == to && v.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
@@ -618,8 +701,8 @@ impl RedisCluster {
             || {
                 let view = self.view();
                 let ok = self
-                    .nodes
-                    .iter()
+                    .askable()
+                    .into_iter()
                     .filter(|n| n.port() != old)
                     .all(|n| cli(n.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
                 let masters: Vec<&ClusterNode> = view

@@ -10,6 +10,8 @@
 
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use std::time::Duration;
+
 use redis::{ConnectionAddr, ConnectionInfo, RedisError, RedisResult, Value};
 
 /// A node's address as the cluster announces it.
@@ -65,28 +67,86 @@ pub(crate) fn slot_of(key: &[u8]) -> u16 {
 }
 
 /// The masters and replicas of the cluster, from `CLUSTER SLOTS` (which every server that
-/// speaks the cluster protocol answers: Redis, Valkey, KeyDB, Dragonfly).
+/// speaks the cluster protocol answers: Redis, Valkey, KeyDB, Dragonfly), asked of any
+/// node. A node named by an empty or NULL address is left out (which node answered is
+/// not known); [`slots_from`] knows it.
 pub(crate) async fn slots(conn: &mut ClusterConnection) -> RedisResult<Vec<SlotRange>> {
-    let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
-    Ok(parse_slots(&reply))
+    let reply: Value = slots_cmd().query_async(conn).await?;
+    Ok(parse_slots(&reply, None).ranges)
 }
 
-fn parse_node(value: &Value) -> Option<Node> {
+fn slots_cmd() -> redis::Cmd {
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("SLOTS");
+    cmd
+}
+
+/// `CLUSTER SLOTS` asked of the first of `candidates` that answers (each given `per_try`),
+/// so a node the answer names by an empty or NULL address is read as that node, as the
+/// specification says; when none answers, asked of any node (and such nodes are left out
+/// and counted in [`Slots::unaddressed`]).
+pub(crate) async fn slots_from(
+    conn: &mut ClusterConnection,
+    candidates: &[Node],
+    per_try: Duration,
+) -> RedisResult<Slots> {
+    for node in candidates {
+        let asked = tokio::time::timeout(per_try, on_node::<Value>(conn, node, slots_cmd())).await;
+        if let Ok(Ok(reply)) = asked {
+            return Ok(parse_slots(&reply, Some(&node.0)));
+        }
+    }
+    let reply: Value = slots_cmd().query_async(conn).await?;
+    Ok(parse_slots(&reply, None))
+}
+
+/// The address of a seed (`None` for a Unix socket, which no cluster announces).
+pub(crate) fn address_of(info: &ConnectionInfo) -> Option<Node> {
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            Some((host.clone(), *port))
+        }
+        _ => None,
+    }
+}
+
+/// Why a node of `CLUSTER SLOTS` was not read.
+#[derive(Debug, PartialEq, Eq)]
+enum Unread {
+    /// Named by no usable address: `?` (an unknown endpoint), or empty/NULL when which
+    /// node answered is not known.
+    Unaddressed,
+    /// Not a node entry.
+    Malformed,
+}
+
+/// One node entry `[host, port, id, ..]`. An empty or NULL host (and a wildcard one,
+/// `0.0.0.0`/`::`) means the node that answered, `answering`; `?` an unknown endpoint.
+fn parse_node(value: &Value, answering: Option<&str>) -> Result<Node, Unread> {
     let Value::Array(parts) = value else {
-        return None;
+        return Err(Unread::Malformed);
     };
-    let host = match parts.first()? {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
-        Value::SimpleString(s) => s.clone(),
-        _ => return None,
+    let host = match parts.first() {
+        Some(Value::BulkString(b)) => {
+            String::from_utf8(b.clone()).map_err(|_| Unread::Malformed)?
+        }
+        Some(Value::SimpleString(s)) => s.clone(),
+        Some(Value::Nil) => String::new(),
+        _ => return Err(Unread::Malformed),
     };
-    let port = match parts.get(1)? {
-        Value::Int(p) => u16::try_from(*p).ok()?,
-        _ => return None,
+    let port = match parts.get(1) {
+        Some(Value::Int(p)) => u16::try_from(*p).map_err(|_| Unread::Malformed)?,
+        _ => return Err(Unread::Malformed),
     };
-    // An empty host means "the node you asked"; a cluster made on loopback addresses
-    // never answers so, and a node that does cannot be addressed from here: skip it.
-    (!host.is_empty()).then_some((host, port))
+    let host = match host.as_str() {
+        "?" => return Err(Unread::Unaddressed),
+        "" | "0.0.0.0" | "::" => answering
+            .filter(|h| !h.is_empty())
+            .ok_or(Unread::Unaddressed)?
+            .to_owned(),
+        _ => host,
+    };
+    Ok((host, port))
 }
 
 /// One slot range of `CLUSTER SLOTS`: its first and last slot, its master and replicas.
@@ -98,33 +158,54 @@ pub(crate) struct SlotRange {
     pub(crate) replicas: Vec<Node>,
 }
 
-/// `CLUSTER SLOTS` → its slot ranges; unparsable parts (and slots out of range) are left
-/// out.
-pub(crate) fn parse_slots(reply: &Value) -> Vec<SlotRange> {
+/// A reading of `CLUSTER SLOTS`: its ranges, and how many ranges were left out because
+/// their master was named by no usable address.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Slots {
+    pub(crate) ranges: Vec<SlotRange>,
+    pub(crate) unaddressed: usize,
+}
+
+/// `CLUSTER SLOTS`, as answered by the node at host `answering` (when known) → its slot
+/// ranges; unparsable parts (and slots out of range) are left out, and ranges whose
+/// master has no usable address are counted.
+pub(crate) fn parse_slots(reply: &Value, answering: Option<&str>) -> Slots {
+    let mut slots = Slots::default();
     let Value::Array(ranges) = reply else {
-        return Vec::new();
+        return slots;
     };
     let slot = |v: Option<&Value>| match v {
         Some(Value::Int(n)) => u16::try_from(*n).ok().filter(|s| usize::from(*s) < SLOTS),
         _ => None,
     };
-    ranges
-        .iter()
-        .filter_map(|range| {
-            let Value::Array(parts) = range else {
-                return None;
-            };
-            let (first, last) = (slot(parts.first())?, slot(parts.get(1))?);
-            let master = parse_node(parts.get(2)?)?;
-            let replicas = parts.iter().skip(3).filter_map(parse_node).collect();
-            Some(SlotRange {
-                first,
-                last,
-                master,
-                replicas,
-            })
-        })
-        .collect()
+    for range in ranges {
+        let Value::Array(parts) = range else {
+            continue;
+        };
+        let (Some(first), Some(last)) = (slot(parts.first()), slot(parts.get(1))) else {
+            continue;
+        };
+        let master = match parts.get(2).map(|m| parse_node(m, answering)) {
+            Some(Ok(master)) => master,
+            Some(Err(Unread::Unaddressed)) => {
+                slots.unaddressed += 1;
+                continue;
+            }
+            Some(Err(Unread::Malformed)) | None => continue,
+        };
+        let replicas = parts
+            .iter()
+            .skip(3)
+            .filter_map(|r| parse_node(r, answering).ok())
+            .collect();
+        slots.ranges.push(SlotRange {
+            first,
+            last,
+            master,
+            replicas,
+        });
+    }
+    slots
 }
 
 /// The cluster's masters, each once, in address order.
@@ -252,7 +333,7 @@ mod tests {
             ]),
             Value::Nil,
         ]);
-        let parsed = parse_slots(&reply);
+        let parsed = parse_slots(&reply, None).ranges;
         assert_eq!(
             parsed,
             [
@@ -270,14 +351,84 @@ mod tests {
                 },
             ]
         );
-        assert!(parse_slots(&Value::Nil).is_empty());
+        assert_eq!(parse_slots(&Value::Nil, None), Slots::default());
         // a slot past the last one is no range of a cluster
         let beyond = Value::Array(vec![Value::Array(vec![
             Value::Int(0),
             Value::Int(16384),
             node("127.0.0.1", 7001),
         ])]);
-        assert!(parse_slots(&beyond).is_empty());
+        assert_eq!(parse_slots(&beyond, None), Slots::default());
+    }
+
+    #[test]
+    fn a_node_named_by_no_address_is_the_node_that_answered() {
+        let nil_host = Value::Array(vec![Value::Nil, Value::Int(7002), Value::Nil]);
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(99),
+                node("", 7000),
+                node("", 7003),
+            ]),
+            Value::Array(vec![Value::Int(100), Value::Int(199), nil_host]),
+            Value::Array(vec![
+                Value::Int(200),
+                Value::Int(299),
+                node("0.0.0.0", 7001),
+            ]),
+            Value::Array(vec![Value::Int(300), Value::Int(399), node("?", 7004)]),
+            Value::Array(vec![
+                Value::Int(400),
+                Value::Int(16383),
+                node("10.0.0.9", 7005),
+            ]),
+        ]);
+        let at = |first: u16, last: u16, host: &str, port: u16| SlotRange {
+            first,
+            last,
+            master: (host.to_string(), port),
+            replicas: Vec::new(),
+        };
+        // Asked of a known node: empty, NULL and wildcard hosts are that node's; `?` is
+        // an unknown endpoint, left out and counted.
+        let read = parse_slots(&reply, Some("127.0.0.1"));
+        let mut first = at(0, 99, "127.0.0.1", 7000);
+        first.replicas = vec![("127.0.0.1".to_string(), 7003)];
+        assert_eq!(
+            read,
+            Slots {
+                ranges: vec![
+                    first,
+                    at(100, 199, "127.0.0.1", 7002),
+                    at(200, 299, "127.0.0.1", 7001),
+                    at(400, 16383, "10.0.0.9", 7005),
+                ],
+                unaddressed: 1,
+            }
+        );
+        // Asked of any node: which one answered is not known, so those are counted too.
+        let read = parse_slots(&reply, None);
+        assert_eq!(
+            read,
+            Slots {
+                ranges: vec![at(400, 16383, "10.0.0.9", 7005)],
+                unaddressed: 4,
+            }
+        );
+        // A malformed entry is no address problem.
+        let odd = Value::Array(vec![Value::Array(vec![
+            Value::Int(0),
+            Value::Int(1),
+            Value::Array(vec![Value::Int(1), Value::Int(2)]),
+        ])]);
+        assert_eq!(parse_slots(&odd, Some("127.0.0.1")), Slots::default());
+    }
+
+    #[test]
+    fn a_seed_address_is_its_host_and_port() {
+        let info: ConnectionInfo = "redis://:pw@10.1.2.3:7001".parse().unwrap();
+        assert_eq!(address_of(&info), Some(("10.1.2.3".to_string(), 7001)));
     }
 
     #[test]

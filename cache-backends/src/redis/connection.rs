@@ -188,6 +188,14 @@ impl Connection {
         self.source.is_cluster()
     }
 
+    /// On a cluster, the master a command on `key` goes to directly now, if routed.
+    pub(crate) fn routed_master(&self, key: &str) -> Option<cluster::Node> {
+        self.source
+            .cluster()?
+            .router()
+            .routed_master(key.as_bytes())
+    }
+
     /// Where this connects to, without credentials.
     pub(crate) fn target(&self) -> &str {
         &self.target
@@ -283,6 +291,12 @@ impl Connection {
     /// the client's CPU with 64 concurrent readers (BENCHMARKS.md, "Redis L2"). Only an
     /// operation that must connect first (or reconnect, its connection found dead) is
     /// bounded as a whole, as `run` does. On a cluster, see [`routed`](Self::routed).
+    ///
+    /// `op` must be idempotent (a read, a `SET`, a `PEXPIRE`): it may be sent twice, once
+    /// more on a new connection when its kept one turns out dead, and on a cluster once
+    /// more through the cluster connection after a failed direct attempt (whose command
+    /// the node may have carried out before the failure was seen). A command that must
+    /// run at most once goes through [`run`](Self::run).
     pub(crate) fn run_one<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
@@ -324,6 +338,10 @@ impl Connection {
     /// connection within what is left of the one deadline, `operation_timeout` from the
     /// start, and has the routes read again; so does an unknown route, which goes through
     /// the cluster connection (bounded by its own overall timeout) meanwhile.
+    ///
+    /// `op` is sent again after a failed direct attempt, which the node may have carried
+    /// out (a timeout, a connection lost after the command was written): it must be
+    /// idempotent, as [`run_one`](Self::run_one) says.
     fn routed<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
@@ -361,7 +379,7 @@ impl Connection {
             };
             if misroute == router::Misroute::Node {
                 if let Some(source) = this.source.cluster() {
-                    source.router().failed(route.at);
+                    source.router().failed(&route.at);
                 }
             }
             this.refresh_routes();
@@ -387,42 +405,99 @@ impl Connection {
     }
 
     /// Reads the cluster's slot map again in the background, unless a reading is under way
-    /// or the last one was too recent ([`router::REFRESH_GAP`]).
+    /// or the last one was too recent ([`router::REFRESH_GAP`], longer after readings
+    /// that left slots without a route). What a reading could not route is logged,
+    /// without credentials: at `warn` when it starts a run of incomplete readings, at
+    /// `debug` while it lasts.
     fn refresh_routes(self: &Arc<Self>) {
         let Some(source) = self.source.cluster() else {
             return;
         };
-        if !source.router().claim_refresh() {
+        let Some(claim) = source.router().claim_refresh() else {
             return;
-        }
+        };
         let this = Arc::clone(self);
         let reading = async move {
             let Some(source) = this.source.cluster() else {
                 return;
             };
-            let ranges = match this.current() {
-                Some(Conn::Cluster(mut conn)) => {
-                    tokio::time::timeout(this.operation_timeout, cluster::slots(&mut conn)).await
+            let Some(Conn::Cluster(mut conn)) = this.current() else {
+                return;
+            };
+            let candidates = source.router().answering_candidates(source.seed());
+            let read = tokio::time::timeout(
+                this.operation_timeout,
+                cluster::slots_from(&mut conn, &candidates, this.operation_timeout / 3),
+            )
+            .await;
+            let slots = match read {
+                Ok(Ok(slots)) => slots,
+                Ok(Err(e)) => {
+                    let why = redact_text(&e.to_string(), this.password.as_deref());
+                    this.incomplete_reading(&format!("CLUSTER SLOTS failed: {why}"));
+                    return;
                 }
-                _ => {
-                    source.router().abandon();
+                Err(_) => {
+                    this.incomplete_reading(&format!(
+                        "CLUSTER SLOTS timed out after {:?}",
+                        this.operation_timeout
+                    ));
                     return;
                 }
             };
-            match ranges {
-                Ok(Ok(ranges)) => {
-                    let config = this.node_config();
-                    source
-                        .router()
-                        .install(ranges, source.seed(), &config)
-                        .await;
+            let config = this.node_config();
+            let reading = source
+                .router()
+                .install(
+                    slots.ranges,
+                    slots.unaddressed,
+                    source.seed(),
+                    &config,
+                    claim,
+                )
+                .await;
+            if !reading.is_complete() {
+                let mut why = Vec::new();
+                for ((host, port), e) in &reading.unreachable {
+                    let e = redact_text(e, this.password.as_deref());
+                    why.push(format!("cannot connect to master {host}:{port}: {e}"));
                 }
-                Ok(Err(_)) | Err(_) => source.router().abandon(),
+                if reading.unaddressed > 0 {
+                    why.push(format!(
+                        "{} slot ranges have a master named by no usable address (`?`)",
+                        reading.unaddressed
+                    ));
+                }
+                this.log_incomplete(&why.join("; "));
             }
         };
-        match background::handle() {
-            Ok(rt) => drop(rt.spawn(reading)),
-            Err(_) => source.router().abandon(),
+        // The claim travels with the reading and ends it when dropped, however the reading
+        // ends (or here, if it cannot start).
+        if let Ok(rt) = background::handle() {
+            drop(rt.spawn(reading));
+        }
+    }
+
+    /// A reading of the slot map failed before it read the map: counted (the next one
+    /// waits longer) and logged.
+    fn incomplete_reading(&self, why: &str) {
+        if let Some(source) = self.source.cluster() {
+            source.router().read_was(false);
+        }
+        self.log_incomplete(why);
+    }
+
+    /// Logs what a reading left without a route (`why` holds no credentials): at `warn`
+    /// for the first incomplete reading in a row, at `debug` for the next ones.
+    fn log_incomplete(&self, why: &str) {
+        let first = self
+            .source
+            .cluster()
+            .is_some_and(|source| source.router().incomplete_readings() == 1);
+        if first {
+            tracing::warn!(target = %self.target, "cachet: reading the cluster's slot map left slots unrouted (their commands go through the cluster connection): {why}");
+        } else {
+            tracing::debug!(target = %self.target, "cachet: reading the cluster's slot map left slots unrouted: {why}");
         }
     }
 

@@ -84,6 +84,15 @@ impl RedisTier {
     pub(crate) fn from_connection(conn: Arc<Connection>) -> Self {
         Self { conn }
     }
+
+    /// On a Redis Cluster, the master (host, port) a command on the stored key `key` is
+    /// sent to directly now, when its route is known and its connection sound; `None`
+    /// otherwise, and on one server or through Sentinel. For tests that check the routes
+    /// follow the cluster (not part of the API).
+    #[doc(hidden)]
+    pub fn routed_master(&self, key: &str) -> Option<(String, u16)> {
+        self.conn.routed_master(key)
+    }
 }
 
 impl fmt::Debug for RedisTier {

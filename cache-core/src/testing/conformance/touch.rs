@@ -52,7 +52,11 @@ pub async fn touch(fixture: &impl Fixture) {
     );
     // Sooner too: a touch sets the expiry, it does not only extend it.
     let sooner = Duration::from_secs(3);
-    check.ok("touch (sooner)", tier.touch(&key, sooner).await);
+    let touched = check.ok("touch (sooner)", tier.touch(&key, sooner).await);
+    check.expect(
+        touched,
+        "touching a live entry for a shorter TTL answered false",
+    );
     let expiry = fixture.expiry_of(&key).await;
     check.expect(
         matches!(expiry, Expiry::In(left) if left <= sooner + slack),
