@@ -39,6 +39,8 @@ static CACHET_SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHET_MOKA_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHET_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHET_ASYNC_MOKA_RUNS: AtomicU64 = AtomicU64::new(0);
+static CACHET_TTL_RUNS: AtomicU64 = AtomicU64::new(0);
+static CACHET_STR_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 
@@ -46,6 +48,26 @@ static CACHED_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 fn cachet_sync(id: u64) -> u64 {
     CACHET_SYNC_RUNS.fetch_add(1, Relaxed);
     id * 2
+}
+
+/// The same with a TTL, as production entries are written: a timed entry, judged by the
+/// clock on each hit.
+#[cachet::cacheable("bench_ttl", ttl = "1h")]
+fn cachet_sync_ttl(id: u64) -> u64 {
+    CACHET_TTL_RUNS.fetch_add(1, Relaxed);
+    id * 2
+}
+
+/// The string key of the independent run (`key:000000000042`, see [`str_key`]).
+#[cachet::cacheable("bench_str")]
+fn cachet_sync_str(key: &str) -> u64 {
+    CACHET_STR_RUNS.fetch_add(1, Relaxed);
+    key.len() as u64
+}
+
+/// The string key of resident key `k`: `key:` and twelve digits.
+fn str_key(k: u64) -> String {
+    format!("key:{k:012}")
 }
 
 /// The same on the moka engine (store "moka").
@@ -94,6 +116,8 @@ struct Engines {
     stored_key: String,
     /// The stored keys of all resident keys, by key.
     stored_keys: Vec<String>,
+    /// `KEY`'s string form (`key:000000000042`), as [`cachet_sync_str`] takes it.
+    str_key: String,
 }
 
 impl Engines {
@@ -126,6 +150,7 @@ impl Engines {
             quick_str,
             stored_key,
             stored_keys,
+            str_key: str_key(KEY),
         }
     }
 }
@@ -138,6 +163,8 @@ fn warm_resident(rt: &tokio::runtime::Runtime) {
         let cache = cachet_cache();
         for k in 0..RESIDENT {
             cachet_sync(k);
+            cachet_sync_ttl(k);
+            cachet_sync_str(&str_key(k));
             cachet_sync_moka(k);
             cached_sync(k);
             rt.block_on(async {
@@ -280,6 +307,24 @@ fn hit_sync(c: &mut Criterion) {
     }) {
         g.bench_function("cachet_cacheable", |b| {
             b.iter(|| cachet_sync(black_box(KEY)))
+        });
+    }
+    if is_cached("cachet #[cacheable] sync, ttl", &CACHET_TTL_RUNS, || {
+        cachet_sync_ttl(KEY);
+    }) {
+        g.bench_function("cachet_cacheable_ttl", |b| {
+            b.iter(|| cachet_sync_ttl(black_box(KEY)))
+        });
+    }
+    if is_cached(
+        "cachet #[cacheable] sync, &str key",
+        &CACHET_STR_RUNS,
+        || {
+            cachet_sync_str(&engines.str_key);
+        },
+    ) {
+        g.bench_function("cachet_cacheable_str", |b| {
+            b.iter(|| cachet_sync_str(black_box(engines.str_key.as_str())))
         });
     }
     if is_cached(
@@ -701,6 +746,8 @@ fn count_mode(spec: &str) {
             "memory_tier_get_quick_cache" => engines.tier_get(&engines.tier_quick).unwrap_or(0),
             "cached_sync" => cached_sync(black_box(KEY)),
             "cachet_sync" => cachet_sync(black_box(KEY)),
+            "cachet_sync_ttl" => cachet_sync_ttl(black_box(KEY)),
+            "cachet_sync_str" => cachet_sync_str(black_box(engines.str_key.as_str())),
             "cachet_sync_moka" => cachet_sync_moka(black_box(KEY)),
             "cached_async" => ready(cached_async(black_box(KEY)).now_or_never()),
             "cachet_async" => ready(cachet_async(black_box(KEY)).now_or_never()),

@@ -3,6 +3,7 @@
 # for each op, (instructions with N hits - instructions with 0 hits) / N.
 #
 #   cargo bench --bench hit --no-run && sh benches/instructions.sh [path/to/hit-binary]
+#   OPS='quick_cache_get_str cachet_sync' sh benches/instructions.sh   # some ops only
 set -eu
 target=${CARGO_TARGET_DIR:-target}
 bin=${1:-$(ls -t "$target"/release/deps/hit-* | grep -v '\.d$' | head -n 1)}
@@ -12,8 +13,9 @@ count() {
         sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
 }
 printf '| op | instructions per hit |\n|---|---:|\n'
-for op in moka_get_str memory_tier_get_moka quick_cache_get_str memory_tier_get_quick_cache \
-    cached_sync cachet_sync cachet_sync_moka cached_async cachet_async cachet_async_moka; do
+ops=${OPS:-"moka_get_str memory_tier_get_moka quick_cache_get_str memory_tier_get_quick_cache \
+    cached_sync cachet_sync cachet_sync_ttl cachet_sync_str cachet_sync_moka cached_async cachet_async cachet_async_moka"}
+for op in $ops; do
     base=$(count "$op" 0)
     full=$(count "$op" "$n")
     printf '| %s | %s |\n' "$op" "$(( (full - base) / n ))"

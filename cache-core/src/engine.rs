@@ -365,13 +365,7 @@ impl Engine {
         let mut hit = Err(FirstL1::Empty);
         let mut touch = None;
         l1.read(stored, &mut |entry| {
-            hit = match self.judge_l1::<V>(entry, &mut touch) {
-                (Lookup::Fresh(value), due) if !(eager && due) => Ok(value),
-                // Nothing usable: the full path need not read L1 again.
-                (Lookup::Miss, _) => Err(FirstL1::Empty),
-                // A stale value, or one due for a refresh: the full path reads it.
-                _ => Err(FirstL1::Unread),
-            }
+            hit = self.judge_hit::<V>(entry, eager, &mut touch)
         });
         if let Some(tti) = touch {
             self.touch_l2(stored, tti);
@@ -381,6 +375,52 @@ impl Engine {
             self.tell(EventKind::Hit, Some(stored));
         }
         hit
+    }
+
+    /// [`Engine::judge_l1`] as the hit path needs it, in one pass over the lent entry: the
+    /// value when it is fresh (and, with `eager`, not due for a refresh), else what the
+    /// full path may skip. An untimed entry (no TTL, no eager refresh, no `tti`) is judged
+    /// without reading the clock; a timed one with one clock read and three comparisons;
+    /// anything else (stale, idle-timed, due, expired by the store's clock) goes to the
+    /// full judgement, out of line.
+    #[inline(always)]
+    fn judge_hit<V: Slot>(
+        &self,
+        entry: &LocalEntry,
+        eager: bool,
+        touch: &mut Option<Duration>,
+    ) -> Result<V::Value, FirstL1> {
+        if entry.idle.is_none() {
+            if entry.fresh_until.is_none() && entry.refresh_at.is_none() {
+                // As `judge_l1`: an untimed entry's `keep_until` is the tier's to honour.
+                return slot::from_l1::<V>(&entry.value).ok_or(FirstL1::Empty);
+            }
+            let now = self.inner.store.clock.now();
+            if entry.keep_until.is_none_or(|at| at > now)
+                && entry.fresh_until.is_none_or(|at| at > now)
+                && !(eager && entry.refresh_at.is_some_and(|at| at <= now))
+            {
+                return slot::from_l1::<V>(&entry.value).ok_or(FirstL1::Empty);
+            }
+        }
+        self.judge_hit_slow::<V>(entry, eager, touch)
+    }
+
+    /// [`Engine::judge_hit`] past its fast cases: the full judgement.
+    #[inline(never)]
+    fn judge_hit_slow<V: Slot>(
+        &self,
+        entry: &LocalEntry,
+        eager: bool,
+        touch: &mut Option<Duration>,
+    ) -> Result<V::Value, FirstL1> {
+        match self.judge_l1::<V>(entry, touch) {
+            (Lookup::Fresh(value), due) if !(eager && due) => Ok(value),
+            // Nothing usable: the full path need not read L1 again.
+            (Lookup::Miss, _) => Err(FirstL1::Empty),
+            // A stale value, or one due for a refresh: the full path reads it.
+            _ => Err(FirstL1::Unread),
+        }
     }
 
     /// The L1 lookup, and whether a fresh hit is past the entry's eager refresh point: one

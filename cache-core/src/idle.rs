@@ -62,8 +62,11 @@ impl Idle {
             return IdleRead::Expired;
         }
         // Racing readers may store slightly older ticks: the idle time only ever grows
-        // from a later read, so the entry can only live a few milliseconds longer.
-        self.last_read.store(now_ticks.max(last), Ordering::Relaxed);
+        // from a later read, so the entry can only live a few milliseconds longer. Stored
+        // only when the tick moved: hits within one millisecond write no shared line.
+        if now_ticks > last {
+            self.last_read.store(now_ticks, Ordering::Relaxed);
+        }
         let touched = self.touched.load(Ordering::Relaxed);
         let due = now_ticks.saturating_sub(touched) >= (self.tti_ms / 10).max(1);
         let left = self.l2_until.saturating_sub(now_ticks);

@@ -63,6 +63,9 @@ pub struct Operation {
     pub(crate) resolved: ResolvedCaches,
     /// The caches in the global manager (`None` inside: they could not be resolved).
     pub(crate) global_caches: std::sync::OnceLock<Option<Box<[Engine]>>>,
+    /// `manager = path`: the caches in that manager, with its id, resolved once (that
+    /// manager is a `static`, so a hit borrows them as it does the global manager's).
+    pub(crate) own_caches: std::sync::OnceLock<(u64, Box<[Engine]>)>,
 }
 
 impl std::fmt::Debug for Operation {
@@ -135,6 +138,7 @@ impl Operation {
             after_commit: false,
             resolved: ResolvedCaches::new(),
             global_caches: std::sync::OnceLock::new(),
+            own_caches: std::sync::OnceLock::new(),
         }
     }
 

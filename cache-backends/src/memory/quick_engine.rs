@@ -7,7 +7,8 @@
 //! the parts in turn, each part once per [`SWEEP_PERIOD`], and a part is walked only when
 //! one of its entries may have expired (the earliest `keep_until` seen in it is past).
 //! Steps are taken by the operations that already read the clock: an insert, a miss, a
-//! read of an entry that expires; `entry_count` sweeps every due part. So an expired
+//! read of an expired entry, every 32nd hit of a thread on an entry that expires;
+//! `entry_count` sweeps every due part. So an expired
 //! entry holds memory for about a second of activity at most, a step's pause is bounded
 //! by the part's size rather than the store's, and a hit on an entry that never expires
 //! pays no clock read at all.
@@ -143,6 +144,23 @@ impl Lifecycle<Hashed, LocalEntry> for DropLater {
     }
 }
 
+/// How many hits on expiring entries a thread makes per check for a due sweep step.
+const TIMED_HITS_PER_SWEEP_CHECK: u32 = 32;
+
+thread_local! {
+    /// This thread's hits on expiring entries (see [`TIMED_HITS_PER_SWEEP_CHECK`]).
+    static TIMED_HITS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// What a read found under its shard's lock, for the work done after the lock is released.
+enum Found {
+    Nothing,
+    /// An expiring entry, lent at this instant.
+    Lent(Instant),
+    /// An entry past its `keep_until` at this instant.
+    Expired(Instant),
+}
+
 /// One shard: a single-threaded quick_cache under a lock.
 type Shard = RwLock<Quick<Hashed, LocalEntry, Weigh, PassHash, DropLater>>;
 
@@ -260,30 +278,51 @@ impl QuickTier {
     }
 
     /// Calls `read` on the entry under `key`, borrowed under its shard's read lock, if
-    /// present and not past `keep_until`.
+    /// present and not past `keep_until`: one lock and one table probe, the clock read
+    /// (under the lock) only for an entry that expires.
     #[inline]
     pub(super) fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
         let (lookup, _, shard) = self.locate(key);
-        // The clock is read only for entries that expire.
-        let expires = {
+        let found = {
             let entries = shard.read();
             match entries.get(&lookup) {
-                None => None,
+                None => Found::Nothing,
                 Some(entry) => match entry.keep_until {
                     None => {
                         read(entry);
                         return true;
                     }
-                    Some(until) => Some(until),
+                    Some(until) => {
+                        let now = Instant::now();
+                        if until > now {
+                            read(entry);
+                            Found::Lent(now)
+                        } else {
+                            Found::Expired(now)
+                        }
+                    }
                 },
             }
         };
-        match expires {
-            None => {
+        match found {
+            Found::Nothing => {
                 self.on_miss();
                 false
             }
-            Some(until) => self.read_expiring(shard, &lookup, until, read),
+            Found::Lent(now) => {
+                // Every 32nd such hit of this thread checks for a due sweep step: the
+                // check (the instant in nanoseconds since the epoch) costs a hit more than
+                // the rest of the driver's timing work, and inserts and misses check too.
+                if TIMED_HITS.with(|n| {
+                    let hits = n.get().wrapping_add(1);
+                    n.set(hits);
+                    hits % TIMED_HITS_PER_SWEEP_CHECK == 0
+                }) {
+                    self.maybe_sweep(now);
+                }
+                true
+            }
+            Found::Expired(now) => self.drop_expired(shard, &lookup, now),
         }
     }
 
@@ -292,36 +331,16 @@ impl QuickTier {
         self.maybe_sweep(Instant::now());
     }
 
-    /// The read of an entry that expires at `until` (as first seen): lent if still ahead,
-    /// else dropped.
-    fn read_expiring(
-        &self,
-        shard: &Shard,
-        lookup: &Lookup<'_>,
-        until: Instant,
-        read: &mut dyn FnMut(&LocalEntry),
-    ) -> bool {
-        let now = Instant::now();
-        let lent = until > now && {
-            // Read again: the entry may have been replaced since.
-            let entries = shard.read();
-            match entries.get(lookup) {
-                Some(entry) if entry.keep_until.is_none_or(|u| u > now) => {
-                    read(entry);
-                    true
-                }
-                _ => false,
-            }
-        };
-        if !lent {
-            // Only if it is still an expired entry: a concurrent insert may have replaced it.
-            let removed = shard
-                .write()
-                .remove_if(lookup, |e| e.keep_until.is_some_and(|u| u <= now));
-            drop(removed);
-        }
+    /// A read that found the entry past its `keep_until` at `now`: the entry is dropped
+    /// (if it is still an expired one: a concurrent insert may have replaced it), a miss.
+    #[cold]
+    fn drop_expired(&self, shard: &Shard, lookup: &Lookup<'_>, now: Instant) -> bool {
+        let removed = shard
+            .write()
+            .remove_if(lookup, |e| e.keep_until.is_some_and(|u| u <= now));
+        drop(removed);
         self.maybe_sweep(now);
-        lent
+        false
     }
 
     pub(super) fn insert(&self, key: &str, entry: LocalEntry) {

@@ -32,10 +32,23 @@ fn resolve_slow(op: &'static Operation) -> Option<Resolved> {
             // Generated code only ever hands a `CacheManager` over.
             return None;
         };
+        // The path names a `static`: its caches are resolved once and borrowed, with no
+        // lock and no reference count on the hit path (the id check keeps a path that
+        // hands over another manager correct, through the shared slot below).
+        if let Some((id, caches)) = op.own_caches.get() {
+            if *id == manager.id() {
+                return Some(Resolved::Global(caches));
+            }
+        }
         if let Some(caches) = op.resolved.get(manager.id()) {
             return Some(Resolved::Scoped(caches));
         }
         let caches = resolve_in(op, manager)?;
+        if op.own_caches.get().is_none() {
+            let _ = op
+                .own_caches
+                .set((manager.id(), caches.to_vec().into_boxed_slice()));
+        }
         op.resolved.set(manager.id(), caches.clone());
         return Some(Resolved::Scoped(caches));
     }
@@ -81,8 +94,8 @@ fn resolve_in(op: &'static Operation, manager: &crate::CacheManager) -> Option<A
     }
 }
 
-/// An operation's caches: borrowed from the operation (global manager) or shared (a
-/// `testing::with_manager` scope).
+/// An operation's caches: borrowed from the operation (the global manager, or the one of
+/// `manager = path`) or shared (a `testing::with_manager` scope).
 pub(super) enum Resolved {
     Global(&'static [Engine]),
     Scoped(Arc<[Engine]>),
