@@ -18,6 +18,8 @@
 mod paired;
 #[path = "../tests/support/postgres_server.rs"]
 mod postgres_server;
+#[path = "support/teardown.rs"]
+mod teardown;
 
 use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
@@ -59,8 +61,6 @@ enum Raw {
 struct Fixture {
     rt: tokio::runtime::Runtime,
     dbs: Vec<Db>,
-    _postgres: PostgresServer,
-    _dir: std::path::PathBuf,
 }
 
 fn fixture() -> &'static Fixture {
@@ -120,7 +120,9 @@ fn fixture() -> &'static Fixture {
             }
             dbs
         });
-        Fixture { rt, dbs, _postgres: postgres, _dir: dir }
+        teardown::keep(postgres);
+        teardown::keep(teardown::RemovedDir(dir));
+        Fixture { rt, dbs }
     })
 }
 
@@ -254,6 +256,7 @@ criterion_group! {
 }
 
 fn main() {
+    let _stop = teardown::StopAtExit;
     benches();
     Criterion::default().configure_from_args().final_summary();
     if paired::wanted(PAIRED.name) {

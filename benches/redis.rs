@@ -19,6 +19,8 @@ mod paired;
 mod profile;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
+#[path = "support/teardown.rs"]
+mod teardown;
 
 use std::future::Future;
 use std::hint::black_box;
@@ -82,7 +84,6 @@ async fn cached_profile(id: u64) -> Result<Profile, LoadError> {
 
 /// The server, the runtime every row runs on, and each contender's handle.
 struct Fixture {
-    _server: RedisServer,
     /// A multi-thread runtime with 2 workers (the machine's cores), as a service runs.
     rt: tokio::runtime::Runtime,
     /// `CACHE` on the global manager, whose only store is an L2 on the server.
@@ -105,6 +106,7 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let server = RedisServer::start();
         let url = server.url();
+        teardown::keep(server);
         URL.set(url.clone()).expect("the URL is set once");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -153,7 +155,6 @@ fn fixture() -> &'static Fixture {
                 .expect("the raw driver connects")
         });
         Fixture {
-            _server: server,
             rt,
             cache,
             raw,
@@ -382,6 +383,7 @@ criterion_group! {
 }
 
 fn main() {
+    let _stop = teardown::StopAtExit;
     benches();
     Criterion::default().configure_from_args().final_summary();
     if paired::wanted(PAIRED.name) {

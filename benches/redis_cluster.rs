@@ -16,6 +16,8 @@ mod paired;
 mod profile;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
+#[path = "support/teardown.rs"]
+mod teardown;
 
 use std::hint::black_box;
 use std::sync::OnceLock;
@@ -41,7 +43,6 @@ async fn cachet_profile(id: u64) -> Result<Profile, LoadError> {
 }
 
 struct Fixture {
-    _cluster: RedisCluster,
     rt: tokio::runtime::Runtime,
     cache: cachet::Cache,
     raw: ClusterConnection,
@@ -104,8 +105,8 @@ fn fixture() -> &'static Fixture {
                 .await
                 .expect("the raw cluster client connects")
         });
+        teardown::keep(cluster);
         Fixture {
-            _cluster: cluster,
             rt,
             cache,
             raw,
@@ -231,6 +232,7 @@ criterion_group! {
 }
 
 fn main() {
+    let _stop = teardown::StopAtExit;
     benches();
     Criterion::default().configure_from_args().final_summary();
     if paired::wanted(PAIRED.name) {

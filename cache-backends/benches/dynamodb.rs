@@ -15,6 +15,8 @@ mod dynamodb_server;
 mod paired;
 #[path = "../../benches/support/profile.rs"]
 mod profile;
+#[path = "../../benches/support/teardown.rs"]
+mod teardown;
 
 use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
@@ -33,7 +35,6 @@ const KEY: u64 = 42;
 const TASKS: u64 = 64;
 
 struct Fixture {
-    _server: DynamoServer,
     rt: tokio::runtime::Runtime,
     cache: Cache,
     raw: aws_sdk_dynamodb::Client,
@@ -96,8 +97,8 @@ fn fixture() -> &'static Fixture {
             rt.block_on(cache.get::<Profile>(&KEY)).expect("get"),
             Some(profile(KEY))
         );
+        teardown::keep(server);
         Fixture {
-            _server: server,
             rt,
             cache,
             raw,
@@ -200,6 +201,7 @@ criterion_group! {
 }
 
 fn main() {
+    let _stop = teardown::StopAtExit;
     benches();
     Criterion::default().configure_from_args().final_summary();
     if paired::wanted(PAIRED.name) {

@@ -305,6 +305,15 @@ impl Flights {
         lock(&self.shared.gates).len()
     }
 
+    /// How many callers wait at `key`'s held gate now (the map and the holder hold the
+    /// other two references).
+    #[cfg(test)]
+    pub(crate) fn waiting(&self, key: &str) -> usize {
+        lock(&self.shared.gates)
+            .get(key)
+            .map_or(0, |gate| Arc::strong_count(gate).saturating_sub(2))
+    }
+
     /// Another handle on the same gates and counters.
     fn share(&self) -> Flights {
         Flights {

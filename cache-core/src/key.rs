@@ -184,24 +184,35 @@ fn is_reserved(b: u8) -> bool {
 /// Appends `s` with a backslash before each reserved character.
 #[inline]
 fn push_escaped(out: &mut String, s: &str) {
-    let bytes = s.as_bytes();
     // Most keys have nothing to escape: one scan, one copy.
-    let Some(first) = bytes.iter().position(|&b| is_reserved(b)) else {
+    let Some(first) = s.bytes().position(is_reserved) else {
         out.push_str(s);
         return;
     };
+    push_escaped_from(out, s, first);
+}
+
+/// [`push_escaped`] of a string whose first reserved character is at `first`: the runs
+/// between reserved characters are copied whole (a scan and one copy per run), not pushed
+/// byte by byte.
+#[inline(never)]
+fn push_escaped_from(out: &mut String, s: &str, first: usize) {
     out.reserve(s.len() + 4);
-    let mut last = 0;
-    for (i, &b) in bytes.iter().enumerate().skip(first) {
-        if is_reserved(b) {
-            // `i` and `i + 1` are char boundaries: `b` is ASCII.
-            out.push_str(&s[last..i]);
-            out.push('\\');
-            out.push(char::from(b));
-            last = i + 1;
+    let mut rest = s;
+    let mut at = first;
+    loop {
+        // `at` indexes an ASCII byte of `rest`, so `at` and `at + 1` are char boundaries.
+        let (run, tail) = rest.split_at(at);
+        out.push_str(run);
+        out.push('\\');
+        out.push(char::from(tail.as_bytes()[0]));
+        rest = &tail[1..];
+        match rest.bytes().position(is_reserved) {
+            Some(next) => at = next,
+            None => break,
         }
     }
-    out.push_str(&s[last..]);
+    out.push_str(rest);
 }
 
 /// Reads back a string as the encoder writes it (a string key, a cache or namespace name)
@@ -1015,6 +1026,20 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn escaping_matches_a_char_by_char_reference(s in "[a:\\\\,~\\[\\]{}=()#é0-9]{0,40}") {
+            let mut reference = String::from("pre");
+            for c in s.chars() {
+                if c.is_ascii() && is_reserved(c as u8) {
+                    reference.push('\\');
+                }
+                reference.push(c);
+            }
+            let mut out = String::from("pre");
+            push_escaped(&mut out, &s);
+            prop_assert_eq!(out, reference);
+        }
 
         #[test]
         fn injective_string_pairs(v in many((tricky(), tricky()))) {

@@ -228,11 +228,11 @@ async fn memberships_outlive_the_first_expiry(check: &Check, fixture: &impl Fixt
     let tier = fixture.tier();
     let tier = tier.as_ref();
     // Long enough for a tagged write and a touch on a loaded emulator.
-    let first = Duration::from_secs(2);
+    let first = Duration::from_secs(5);
     let idle = check.key("c:idle");
     let idle_tag = check.key("c:=tag:idle");
     check.ok(
-        "set_tagged (written for 2 s, listed for an hour)",
+        "set_tagged (written for 5 s, listed for an hour)",
         tier.set_tagged(
             &idle,
             b"i".to_vec(),
@@ -242,23 +242,24 @@ async fn memberships_outlive_the_first_expiry(check: &Check, fixture: &impl Fixt
         )
         .await,
     );
-    // Written after `idle` for as long: once it is gone, `idle`'s first expiry has passed.
-    let control = check.key("c:control");
-    check.ok("set", tier.set(&control, b"c".to_vec(), first).await);
+    // Right after the write, well within its first TTL.
     let touched =
         fixture.capabilities().has_touch() && check.ok("touch", tier.touch(&idle, LONG_TTL).await);
     check.expect(
         touched || !fixture.capabilities().has_touch(),
         "touching a live tagged entry answered false",
     );
+    // Written after `idle` for as long: once it is gone, `idle`'s first expiry has passed.
+    let control = check.key("c:control");
+    check.ok("set", tier.set(&control, b"c".to_vec(), first).await);
     match fixture.expiry_of(&idle_tag).await {
         Expiry::In(left) if left > LONG_TTL / 2 && left <= LONG_TTL + Duration::from_secs(1) => {}
         other => check.fail(format_args!(
-            "a tagged write for 2 s listed for {LONG_TTL:?} left the tag set with expiry {other:?} (expected about {LONG_TTL:?}: memberships last `tags_ttl`, not the entry's TTL)"
+            "a tagged write for 3 s listed for {LONG_TTL:?} left the tag set with expiry {other:?} (expected about {LONG_TTL:?}: memberships last `tags_ttl`, not the entry's TTL)"
         )),
     }
     check
-        .eventually("an entry written for 2 s is still read", || async {
+        .eventually("an entry written for 5 s is still read", || async {
             check.ok("get", tier.get(&control).await).is_none()
         })
         .await;
