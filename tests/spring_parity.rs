@@ -692,10 +692,16 @@ async fn under_fail_bad_bytes_are_overwritten_by_the_function_then_the_call_fail
     let server = RedisServer::start();
     let manager = down_l2(&server, |_: &CacheFault<'_>| FaultAction::Fail);
     let prices = manager.cache("prices").unwrap();
-    prices.set(&31u64, &String::from("not a price")).await.unwrap();
+    prices
+        .set(&31u64, &String::from("not a price"))
+        .await
+        .unwrap();
     with_manager(manager.clone(), async {
         let r = price(31).await;
-        assert!(is_fault(&r), "the call that read the bad bytes fails: {r:?}");
+        assert!(
+            is_fault(&r),
+            "the call that read the bad bytes fails: {r:?}"
+        );
         assert_eq!(priced(31), 1, "after its function ran");
         assert_eq!(price(31).await, Ok(3100), "the bytes were overwritten");
         assert_eq!(priced(31), 1);
