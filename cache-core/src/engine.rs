@@ -281,7 +281,7 @@ impl Engine {
             key,
             error: &error,
         };
-        crate::fault::decide_when(handler, &fault, when) != FaultAction::Count
+        crate::fault::decide(handler, &fault, when) != FaultAction::Count
     }
 
     /// Tells the manager's event listeners of `kind` in this cache: while nobody in the

@@ -142,14 +142,8 @@ pub(crate) enum Failing {
 
 /// Asks `handler` about `fault`: what the caller (which counts the fault) should do besides
 /// counting it. A [`FaultAction::Fail`] is recorded for the call in progress, failing it
-/// [`Failing::Early`].
-pub(crate) fn decide(handler: &Handler, fault: &CacheFault<'_>) -> FaultAction {
-    decide_when(handler, fault, Failing::Early)
-}
-
-/// [`decide`], recording a failure that fails its call `when` says (an early failure
-/// recorded in the same call makes the call fail early).
-pub(crate) fn decide_when(handler: &Handler, fault: &CacheFault<'_>, when: Failing) -> FaultAction {
+/// `when` says (an early failure recorded in the same call makes the call fail early).
+pub(crate) fn decide(handler: &Handler, fault: &CacheFault<'_>, when: Failing) -> FaultAction {
     let action = handler
         .as_ref()
         .map_or(FaultAction::Log, |h| h.handle(fault));
@@ -279,18 +273,22 @@ mod tests {
             key: None,
             error: "down",
         };
-        let (_, failed) = watched(true, async { decide(&fail, &fault) }).await;
+        let (_, failed) = watched(true, async { decide(&fail, &fault, Failing::Early) }).await;
         assert!(failed.is_some_and(|e| e.to_string().contains("down")));
         let (_, failed) = watched(true, async {}).await;
         assert!(failed.is_none());
         // Unwatched: nothing is recorded.
-        let (_, failed) = watched(false, async { decide(&fail, &fault) }).await;
+        let (_, failed) = watched(false, async { decide(&fail, &fault, Failing::Early) }).await;
         assert!(failed.is_none());
         // A body's own faults stay in its scope.
-        let (_, failed) = watched(true, isolated(true, async { decide(&fail, &fault) })).await;
+        let (_, failed) = watched(
+            true,
+            isolated(true, async { decide(&fail, &fault, Failing::Early) }),
+        )
+        .await;
         assert!(failed.is_none());
         let checked: Result<(), CacheError> = checked(true, async {
-            decide(&fail, &fault);
+            decide(&fail, &fault, Failing::Early);
             Ok(())
         })
         .await;
@@ -298,20 +296,20 @@ mod tests {
         // Bad bytes fail the call after its function ran, not before; a tier fault in the
         // same call fails it early.
         let (early, failed) = watched(true, async {
-            decide_when(&fail, &fault, Failing::AfterRun);
+            decide(&fail, &fault, Failing::AfterRun);
             fail_early(Some)
         })
         .await;
         assert!(early.is_none() && failed.is_some());
         let (early, failed) = watched(true, async {
-            decide_when(&fail, &fault, Failing::AfterRun);
-            decide(&fail, &fault);
+            decide(&fail, &fault, Failing::AfterRun);
+            decide(&fail, &fault, Failing::Early);
             fail_early(Some)
         })
         .await;
         assert!(early.is_some() && failed.is_none());
         // Outside a call: decided, nothing recorded, no panic.
-        assert_eq!(decide(&fail, &fault), FaultAction::Fail);
-        assert_eq!(decide(&None, &fault), FaultAction::Log);
+        assert_eq!(decide(&fail, &fault, Failing::Early), FaultAction::Fail);
+        assert_eq!(decide(&None, &fault, Failing::Early), FaultAction::Log);
     }
 }
