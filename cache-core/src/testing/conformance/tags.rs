@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::support::{Check, LONG_TTL};
 use super::{Expiry, Fixture};
+use crate::error::TierError;
 use crate::store::RemoteTier;
 
 /// With the `tags` capability: a tagged write stores the value and lists its key in each
@@ -32,15 +33,7 @@ pub async fn tags(fixture: &impl Fixture) {
     let k2 = check.key("c:2");
     let k3 = check.key("c:3");
     if !fixture.capabilities().has_tags() {
-        let answer = tier
-            .set_tagged(
-                &k1,
-                b"v".to_vec(),
-                minute,
-                std::slice::from_ref(&sale),
-                minute,
-            )
-            .await;
+        let answer = tagged(tier, &k1, b"v", minute, std::slice::from_ref(&sale)).await;
         check.expect(
             answer.is_err(),
             "the tier does not claim tags, but a tagged write succeeded",
@@ -69,41 +62,19 @@ pub async fn tags(fixture: &impl Fixture) {
     );
     check.ok(
         "set_tagged",
-        tier.set_tagged(
-            &k1,
-            b"1".to_vec(),
-            minute,
-            std::slice::from_ref(&sale),
-            minute,
-        )
-        .await,
+        tagged(tier, &k1, b"1", minute, std::slice::from_ref(&sale)).await,
     );
     check.ok(
         "set_tagged (two tags)",
-        tier.set_tagged(
-            &k2,
-            b"2".to_vec(),
-            minute,
-            &[sale.clone(), new.clone()],
-            minute,
-        )
-        .await,
+        tagged(tier, &k2, b"2", minute, &[sale.clone(), new.clone()]).await,
     );
     check.ok(
         "set_tagged",
-        tier.set_tagged(
-            &k3,
-            b"3".to_vec(),
-            minute,
-            std::slice::from_ref(&new),
-            minute,
-        )
-        .await,
+        tagged(tier, &k3, b"3", minute, std::slice::from_ref(&new)).await,
     );
     check.ok(
         "set_tagged (no tag)",
-        tier.set_tagged(&check.key("c:4"), b"4".to_vec(), minute, &[], minute)
-            .await,
+        tagged(tier, &check.key("c:4"), b"4", minute, &[]).await,
     );
     let read = check.ok("get", tier.get(&k2).await);
     check.expect(
@@ -113,14 +84,7 @@ pub async fn tags(fixture: &impl Fixture) {
     // Writing a key again with the same tag lists it once.
     check.ok(
         "set_tagged (again)",
-        tier.set_tagged(
-            &k1,
-            b"1".to_vec(),
-            minute,
-            std::slice::from_ref(&sale),
-            minute,
-        )
-        .await,
+        tagged(tier, &k1, b"1", minute, std::slice::from_ref(&sale)).await,
     );
     check.expect(
         listed(&check, tier, std::slice::from_ref(&sale)).await == set(&[&k1, &k2]),
@@ -137,12 +101,12 @@ pub async fn tags(fixture: &impl Fixture) {
     // Tag sets expire, never before what they list.
     check.ok(
         "set_tagged (shorter)",
-        tier.set_tagged(
+        tagged(
+            tier,
             &check.key("c:5"),
-            b"5".to_vec(),
+            b"5",
             Duration::from_secs(5),
             std::slice::from_ref(&sale),
-            Duration::from_secs(5),
         )
         .await,
     );
@@ -154,12 +118,12 @@ pub async fn tags(fixture: &impl Fixture) {
     }
     check.ok(
         "set_tagged (longer)",
-        tier.set_tagged(
+        tagged(
+            tier,
             &check.key("c:6"),
-            b"6".to_vec(),
+            b"6",
             Duration::from_secs(600),
             std::slice::from_ref(&sale),
-            Duration::from_secs(600),
         )
         .await,
     );
@@ -177,14 +141,7 @@ pub async fn tags(fixture: &impl Fixture) {
     let late = check.key("c:late");
     check.ok(
         "set_tagged",
-        tier.set_tagged(
-            &late,
-            b"l".to_vec(),
-            minute,
-            std::slice::from_ref(&sale),
-            minute,
-        )
-        .await,
+        tagged(tier, &late, b"l", minute, std::slice::from_ref(&sale)).await,
     );
     check.ok(
         "delete_tagged",
@@ -286,4 +243,16 @@ async fn listed(check: &Check, tier: &dyn RemoteTier, tags: &[String]) -> BTreeS
         format_args!("tagged_keys listed a key twice: {keys:?}"),
     );
     unique
+}
+
+/// A tagged write whose memberships last as long as the entry (`ttl` for both): what every
+/// check but the one of a longer `tags_ttl` writes.
+async fn tagged(
+    tier: &dyn RemoteTier,
+    key: &str,
+    value: &[u8],
+    ttl: Duration,
+    tags: &[String],
+) -> Result<(), TierError> {
+    tier.set_tagged(key, value.to_vec(), ttl, tags, ttl).await
 }
