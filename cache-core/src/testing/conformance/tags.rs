@@ -247,8 +247,14 @@ async fn a_shorter_tags_ttl_counts_as_ttl(check: &Check, fixture: &impl Fixture)
     let tag = check.key("c:=tag:short-tags-ttl");
     check.ok(
         "set_tagged (written for 600 s, tags_ttl 1 s)",
-        tier.set_tagged(&key, b"s".to_vec(), ttl, std::slice::from_ref(&tag), tags_ttl)
-            .await,
+        tier.set_tagged(
+            &key,
+            b"s".to_vec(),
+            ttl,
+            std::slice::from_ref(&tag),
+            tags_ttl,
+        )
+        .await,
     );
     match fixture.expiry_of(&tag).await {
         Expiry::In(left) if left > Duration::from_secs(500) && left <= ttl + Duration::from_secs(1) => {}
