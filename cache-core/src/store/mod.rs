@@ -13,6 +13,6 @@ mod warn;
 
 pub use map::MapTier;
 pub use tier::{
-    BoxFuture, Bus, BusEvent, BusHandler, Invalidation, LocalEntry, LocalTier, RemoteEntry,
-    RemoteTier, Scope,
+    memberships_ttl, BoxFuture, Bus, BusEvent, BusHandler, Invalidation, LocalEntry, LocalTier,
+    RemoteEntry, RemoteTier, Scope,
 };
