@@ -615,11 +615,7 @@ async fn after_expire_a_tti_renewal_never_outlives_the_grace() {
     .await;
     // Renewed for the 7 minutes of grace left (a renewal only raises an expiry: the copy
     // keeps its 10), not for the tti.
-    assert!(
-        pttl() <= 10 * 60_000,
-        "renewed past the grace: {}",
-        pttl()
-    );
+    assert!(pttl() <= 10 * 60_000, "renewed past the grace: {}", pttl());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
