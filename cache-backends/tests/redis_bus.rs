@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use cache_backends::redis::{RedisBus, RedisOptions, MAX_MESSAGE_SIZE, MESSAGE_VERSION};
 use cache_core::store::{Bus, BusEvent, Invalidation, Scope};
 use cache_core::TierErrorKind;
-use redis_server::RedisServer;
+use redis_server::{RedisSentinel, RedisServer};
 
 const CHANNEL: &str = "shop:__bus";
 
@@ -221,4 +221,68 @@ fn dropping_the_bus_stops_its_subscriber() {
     assert_eq!(count_clients(), 1);
     drop(bus);
     wait_until("subscriber gone", || count_clients() == 0);
+}
+
+/// A frozen master (SIGSTOP) closes nothing and answers nothing, so a subscription on it
+/// heard nothing until it thawed, even once the Sentinels had promoted its replica. The
+/// heartbeat (a `PING` on the subscribed connection) notices the silence and the bus
+/// resubscribes to the promoted master: invalidations arrive again while the old master
+/// stays frozen, and the handler is told it may have missed some.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_is_noticed_and_the_bus_resubscribes_to_the_promoted_one() {
+    let ha = RedisSentinel::start();
+    let opts = || {
+        RedisOptions::sentinel(ha.sentinel_urls(), ha.service())
+            .operation_timeout(Duration::from_millis(500))
+            .connect_timeout(Duration::from_millis(500))
+            .heartbeat(Duration::from_millis(500))
+    };
+    let b = RedisBus::new(&opts(), CHANNEL).unwrap();
+    let seen: Seen = Arc::default();
+    let sink = Arc::clone(&seen);
+    b.subscribe(Arc::new(move |e| sink.lock().unwrap().push(e)));
+    let a = RedisBus::new(&opts(), CHANNEL).unwrap();
+    let heard = |n: u32| {
+        let event = BusEvent::Invalidate(Invalidation::Keys(vec![format!("shop:users:{n}")]));
+        seen.lock().unwrap().contains(&event)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !heard(1) {
+        assert!(Instant::now() < deadline, "the bus never worked");
+        let _ = a
+            .publish(Invalidation::Keys(vec!["shop:users:1".into()]))
+            .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let frozen = ha.pause_master();
+    let ha = Arc::new(ha);
+    let watching = Arc::clone(&ha);
+    let (promoted_at, promoted) =
+        tokio::task::spawn_blocking(move || watching.wait_for_failover(frozen))
+            .await
+            .unwrap();
+    // The old master stays frozen: only a resubscription elsewhere can hear this.
+    let within = Duration::from_secs(10);
+    while !heard(2) {
+        assert!(
+            promoted_at.elapsed() < within,
+            "no invalidation reached the bus within {within:?} of the promotion (master on {frozen} frozen, {promoted} promoted; subscribed: {}, resubscriptions: {})",
+            b.is_subscribed(),
+            b.counters().resubscriptions
+        );
+        let _ = a
+            .publish(Invalidation::Keys(vec!["shop:users:2".into()]))
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "heard again {:?} after the promotion",
+        promoted_at.elapsed()
+    );
+    assert!(
+        seen.lock().unwrap().contains(&BusEvent::Resubscribed),
+        "resubscribed without telling the handler it may have missed messages"
+    );
+    assert!(b.counters().resubscriptions >= 1);
 }

@@ -12,7 +12,7 @@ use cache_core::{CacheError, TierError, TierErrorKind};
 use super::connection::Connection;
 use super::message::{self, InstanceId, Refused};
 use super::options::RedisOptions;
-use super::subscription::{self, Flavour};
+use super::subscription::{self, Flavour, Messages};
 use crate::background;
 pub use crate::bus_check::BusCheck;
 
@@ -348,11 +348,10 @@ async fn listen(shared: Arc<Shared>, handler: BusHandler) {
                     deliver(&handler, BusEvent::Resubscribed);
                 }
                 let since = Instant::now();
-                while let Some(msg) = messages.next().await {
-                    on_message(&shared, &handler, &msg.payload);
-                }
+                let why = hear(&shared, &handler, &mut messages).await;
+                drop(messages);
                 shared.subscribed.store(false, Ordering::Release);
-                tracing::warn!(channel = %shared.channel, target = %shared.conn.target(), "redis bus subscription lost; reconnecting");
+                tracing::warn!(channel = %shared.channel, target = %shared.conn.target(), why, "redis bus subscription lost; reconnecting");
                 lost = true;
                 if since.elapsed() >= STABLE_SUBSCRIPTION {
                     backoff = MIN_BACKOFF;
@@ -369,6 +368,38 @@ async fn listen(shared: Arc<Shared>, handler: BusHandler) {
                 lost = true;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Delivers the subscription's messages until it is lost, and says why it was. Every
+/// `heartbeat` (unless zero) the subscribed node is pinged: a node that stopped answering
+/// without closing the connection (frozen, partitioned) sends nothing, not even a
+/// disconnection, and its subscription would otherwise stay deaf until it thawed. A
+/// `PING` unanswered within `operation_timeout` (or the heartbeat, if longer) loses it.
+async fn hear(shared: &Shared, handler: &BusHandler, messages: &mut Messages) -> &'static str {
+    let every = shared.conn.heartbeat;
+    if every.is_zero() {
+        while let Some(msg) = messages.next().await {
+            on_message(shared, handler, &msg.payload);
+        }
+        return "the connection closed";
+    }
+    let deadline = shared.conn.operation_timeout.max(every);
+    let mut beat = tokio::time::Instant::now() + every;
+    loop {
+        // Dropping `next` at the beat loses nothing: messages wait in its queue.
+        match tokio::time::timeout_at(beat, messages.next()).await {
+            Ok(Some(msg)) => on_message(shared, handler, &msg.payload),
+            Ok(None) => return "the connection closed",
+            Err(_) => {
+                match tokio::time::timeout(deadline, messages.ping()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return "the subscribed node refused a PING",
+                    Err(_) => return "the subscribed node did not answer a PING in time",
+                }
+                beat = tokio::time::Instant::now() + every;
             }
         }
     }
