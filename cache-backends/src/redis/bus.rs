@@ -281,34 +281,38 @@ impl Bus for RedisBus {
             return Box::pin(async { Ok(()) });
         }
         let channel = self.shared.channel.clone();
-        let timeout = Some(self.shared.conn.operation_timeout);
         let publisher = Arc::clone(&self.shared.conn);
-        Box::pin(
-            self.shared
-                .conn
-                .run("PUBLISH", timeout, move |mut c| async move {
-                    let sharded = publisher.flavour() == Flavour::Sharded;
-                    let pipe = |sharded: bool| {
-                        let mut pipe = redis::pipe();
-                        for m in &messages {
-                            pipe.cmd(if sharded { "SPUBLISH" } else { "PUBLISH" })
-                                .arg(&channel)
-                                .arg(m)
-                                .ignore();
-                        }
-                        pipe
-                    };
-                    match pipe(sharded).query_async::<()>(&mut c).await {
-                        // A cluster before Redis 7: classic pub/sub, which its subscribers
-                        // switch to as well when their SSUBSCRIBE is refused the same way.
-                        Err(e) if sharded && subscription::is_unknown_command(&e) => {
-                            publisher.use_classic_pubsub();
-                            pipe(false).query_async::<()>(&mut c).await
-                        }
-                        other => other,
+        // One request on the channel's slot: on a cluster it goes straight to the slot's
+        // master through the routes (read again when a node fails, so a frozen master's
+        // successor is found as for the tier's own commands), not through the cluster
+        // connection, whose slot map a frozen master never invalidates. It may be sent
+        // twice (see `run_one`): an invalidation delivered twice evicts nothing more.
+        Box::pin(self.shared.conn.run_one(
+            "PUBLISH",
+            &self.shared.channel,
+            move |mut c| async move {
+                let sharded = publisher.flavour() == Flavour::Sharded;
+                let pipe = |sharded: bool| {
+                    let mut pipe = redis::pipe();
+                    for m in &messages {
+                        pipe.cmd(if sharded { "SPUBLISH" } else { "PUBLISH" })
+                            .arg(&channel)
+                            .arg(m)
+                            .ignore();
                     }
-                }),
-        )
+                    pipe
+                };
+                match pipe(sharded).query_async::<()>(&mut c).await {
+                    // A cluster before Redis 7: classic pub/sub, which its subscribers
+                    // switch to as well when their SSUBSCRIBE is refused the same way.
+                    Err(e) if sharded && subscription::is_unknown_command(&e) => {
+                        publisher.use_classic_pubsub();
+                        pipe(false).query_async::<()>(&mut c).await
+                    }
+                    other => other,
+                }
+            },
+        ))
     }
 
     fn subscribe(&self, handler: BusHandler) {
