@@ -266,7 +266,7 @@ impl Cache {
         let store = &engine.inner.store;
         let grace = engine.settings().grace.unwrap_or_default();
         if let Some(l1) = &store.l1 {
-            let now = store.clock.now();
+            let now = (store.clock.now(), store.clock.ticks_ms());
             crate::expire::expire_local(l1.as_ref(), &store.versions, &stored, grace, now);
         }
         if let Some(remote) = store
