@@ -651,9 +651,11 @@ async fn the_error_handler_decides_per_fault_whether_the_call_fails() {
     let log = seen.clone();
     // Reads fail the call; writes are only counted.
     let manager = down_l2(&server, move |fault: &CacheFault<'_>| {
-        log.lock()
-            .unwrap()
-            .push((fault.operation, fault.cache.to_owned()));
+        log.lock().unwrap().push((
+            fault.operation,
+            fault.cache.to_owned(),
+            fault.error.to_owned(),
+        ));
         match fault.operation {
             FaultOperation::Get => FaultAction::Fail,
             _ => FaultAction::Count,
@@ -676,8 +678,14 @@ async fn the_error_handler_decides_per_fault_whether_the_call_fails() {
     })
     .await;
     let seen = seen.lock().unwrap();
-    assert!(seen.contains(&(FaultOperation::Get, "prices".to_owned())));
-    assert!(seen.contains(&(FaultOperation::Put, "prices".to_owned())));
+    // Each fault says what happened to the call, in words (an L2 that cannot be reached).
+    let said = |operation: FaultOperation| {
+        seen.iter().any(|(op, cache, error)| {
+            *op == operation && cache == "prices" && error.contains("L2 is unreachable")
+        })
+    };
+    assert!(said(FaultOperation::Get), "{seen:?}");
+    assert!(said(FaultOperation::Put), "{seen:?}");
     // Two reads and a write (the annotated call stopped before its body: nothing to store).
     assert!(prices.stats().errors >= 3);
 }
