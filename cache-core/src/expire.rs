@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::codec;
 use crate::store::remote::Remote;
 use crate::store::versions::Versions;
-use crate::store::LocalTier;
+use crate::store::{L1Key, LocalTier};
 
 /// How long an expired entry stays, as of `now`: its own grace period (what it was kept
 /// past its TTL), or `grace` when it had no TTL, never past when it was to be dropped
@@ -50,15 +50,16 @@ impl Graced for u64 {
     }
 }
 
-/// Expires the L1 entry under `stored` as of `now`: stale from now, kept for its grace.
+/// Expires the L1 entry under `stored` (filed under `key`) as of `now`: stale from now,
+/// kept for its grace.
 pub(crate) fn expire_local(
     l1: &dyn LocalTier,
     versions: &Versions,
-    stored: &str,
+    (stored, key): (&str, L1Key),
     grace: Duration,
     now: Instant,
 ) {
-    let Some(mut entry) = l1.get(stored) else {
+    let Some(mut entry) = l1.get(&key.borrowed()) else {
         return;
     };
     match kept_until(entry.fresh_until, entry.keep_until, grace, now) {
@@ -66,10 +67,10 @@ pub(crate) fn expire_local(
             entry.fresh_until = Some(now);
             entry.keep_until = Some(keep_until);
             entry.refresh_at = None;
-            versions.change(stored, || l1.insert(stored, entry));
+            versions.change(stored, || l1.insert(key, entry));
         }
         None => {
-            versions.change(stored, || l1.remove(stored));
+            versions.change(stored, || l1.remove(&key.borrowed()));
         }
     }
 }
