@@ -43,7 +43,39 @@ fn hash_in(seed: u64, key: &[u8]) -> u64 {
 /// handle), else the same text.
 #[inline]
 fn same_base(a: &str, b: &str) -> bool {
-    std::ptr::eq(a, b) || a == b
+    std::ptr::eq(a, b) || same_text(a, b)
+}
+
+/// [`same_base`] of two allocations: kept out of the hit path.
+#[cold]
+#[inline(never)]
+fn same_text(a: &str, b: &str) -> bool {
+    a == b
+}
+
+/// Whether two keys hold the same bytes: a key of up to 16 bytes (most) is compared in two
+/// overlapping words, with no call to `memcmp`.
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    /// The `N` bytes of `s` from `at`.
+    #[inline(always)]
+    fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+        let mut w = [0; N];
+        w.copy_from_slice(&s[at..at + N]);
+        w
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        // Three bytes at most: the first, middle and last cover them.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=8 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        9..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        _ => a == b,
+    }
 }
 
 /// The key space of a cache or namespace: its base (`{prefix}:{cache}` or
@@ -210,14 +242,14 @@ impl Equivalent<L1Key> for L1KeyRef<'_> {
     #[inline]
     fn equivalent(&self, stored: &L1Key) -> bool {
         self.hash == stored.hash
-            && self.key == stored.key.as_bytes()
+            && same_key(self.key, stored.key.as_bytes())
             && same_base(self.base, stored.space.base())
     }
 }
 
 impl PartialEq for L1KeyRef<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.key == other.key && same_base(self.base, other.base)
+        self.hash == other.hash && same_key(self.key, other.key) && same_base(self.base, other.base)
     }
 }
 
@@ -381,6 +413,20 @@ mod tests {
             let key = L1KeyRef::parse(s);
             assert_eq!(key.to_string(), s);
             assert_eq!(key.base(), "", "{s}");
+        }
+    }
+
+    #[test]
+    fn keys_of_every_short_length_compare_by_every_byte() {
+        for n in 0..=20 {
+            let a: Vec<u8> = (0..n as u8).collect();
+            assert!(same_key(&a, &a.clone()), "{n}");
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x40;
+                assert!(!same_key(&a, &b), "length {n}, byte {i}");
+            }
+            assert!(!same_key(&a, &a[..n.saturating_sub(1)]) || n == 0);
         }
     }
 
