@@ -205,12 +205,36 @@ mod tiered {
         clock: &ManualClock,
     ) -> (CacheManager, Arc<FaultyTier>) {
         let options = RedisOptions::new(server.url());
-        let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options).unwrap()));
         let bus = Arc::new(RedisBus::new(&options, format!("{prefix}:__bus")).unwrap());
-        let store = StoreBuilder::new()
+        let instance = built(server, prefix, clock, Some(bus.clone()));
+        eventually("the bus is subscribed", async || bus.is_subscribed()).await;
+        instance
+    }
+
+    /// An instance as [`instance`] makes, without a bus: nothing tells it that another
+    /// instance wrote a key, so its L1 copy may be older than the L2 entry.
+    fn without_bus(
+        server: &RedisServer,
+        prefix: &str,
+        clock: &ManualClock,
+    ) -> (CacheManager, Arc<FaultyTier>) {
+        built(server, prefix, clock, None)
+    }
+
+    fn built(
+        server: &RedisServer,
+        prefix: &str,
+        clock: &ManualClock,
+        bus: Option<Arc<RedisBus>>,
+    ) -> (CacheManager, Arc<FaultyTier>) {
+        let options = RedisOptions::new(server.url());
+        let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options).unwrap()));
+        let mut store = StoreBuilder::new()
             .l1(MemoryTier::new(MemoryOptions::max_entries(1000)))
-            .l2(l2.clone())
-            .bus(bus.clone());
+            .l2(l2.clone());
+        if let Some(bus) = bus {
+            store = store.bus(bus);
+        }
         let manager = CacheManager::builder()
             .manual_clock(clock.clone())
             .prefix(prefix)
@@ -218,7 +242,6 @@ mod tiered {
             .validate_declarations(false)
             .build()
             .unwrap();
-        eventually("the bus is subscribed", async || bus.is_subscribed()).await;
         (manager, l2)
     }
 
@@ -466,6 +489,43 @@ mod tiered {
             "renewed by an L1 hit for what is left of the entry: {} ms",
             left()
         );
+    }
+
+    /// A `tti` renewal only ever raises the L2 copy's expiry (review finding 3): it is
+    /// computed from the copy its instance last saw, and must not cut short a newer entry
+    /// another instance wrote meanwhile. With `ttl = 5m, tti = 10m` and no bus, A's L1
+    /// copy has a minute left when B overwrites the key for 5 minutes; A's hit renews the
+    /// L2 copy for that minute, which set the expiry and cut B's entry to a minute.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tti_renewal_never_shortens_a_newer_entry() {
+        let server = RedisServer::start();
+        let clock = ManualClock::new();
+        let (a, a_l2) = without_bus(&server, "raise", &clock);
+        let (b, _) = without_bus(&server, "raise", &clock);
+        let idle = CacheOptions::new().ttl(5 * MINUTE).tti(10 * MINUTE);
+        let (sessions_a, sessions_b) = (
+            a.cache("sessions").unwrap().with_options(idle),
+            b.cache("sessions").unwrap().with_options(idle),
+        );
+        sessions_a.set(&1u64, &1u32).await.unwrap();
+        clock.advance(4 * MINUTE);
+        age(&server, "raise", 4 * MINUTE);
+        sessions_b.set(&1u64, &2u32).await.unwrap();
+        let left = || pttl(&server, "raise:sessions:1");
+        assert!(left() > 4 * 60_000, "B wrote for 5 minutes: {} ms", left());
+        // No bus: A still holds its own copy, fresh for a minute; its hit is the one due
+        // to renew the L2 copy, for what is left of A's copy.
+        assert_eq!(sessions_a.get::<u32>(&1u64).await.unwrap(), Some(1));
+        eventually("A's hit renews the L2 copy", async || {
+            a_l2.completed(Operation::Touch) == 1
+        })
+        .await;
+        assert!(
+            left() > 4 * 60_000,
+            "A's renewal from its older copy cut B's newer entry short: {} ms left",
+            left()
+        );
+        assert_eq!(sessions_b.get::<u32>(&1u64).await.unwrap(), Some(2));
     }
 
     /// Tags work for a Redis user limited to its prefix's keys and channels.

@@ -150,6 +150,12 @@ enum Fault {
     /// `set_tagged` lists the key for the entry's TTL only, not for `tags_ttl` (what every
     /// driver did before `tags_ttl`): an entry kept by `touch` falls out of its tags.
     ShortMemberships,
+    /// `touch` sets the expiry (a plain `PEXPIRE`, as every driver did before it was
+    /// raise-only): a touch from an older copy cuts a newer, longer entry short.
+    LoweringTouch,
+    /// `set_tagged` lists the key for `tags_ttl` as given, even when shorter than `ttl`
+    /// (not counted as `ttl`): the entry outlives its memberships.
+    ShortTagsTtl,
 }
 
 impl RemoteTier for Broken {
@@ -180,7 +186,10 @@ impl RemoteTier for Broken {
                     .unwrap();
                 Ok(())
             }),
-            Fault::WideningClear | Fault::ShortMemberships => self.inner.set(key, value, ttl),
+            Fault::WideningClear
+            | Fault::ShortMemberships
+            | Fault::LoweringTouch
+            | Fault::ShortTagsTtl => self.inner.set(key, value, ttl),
         }
     }
     fn touch<'a>(
@@ -189,7 +198,21 @@ impl RemoteTier for Broken {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, cache_core::TierError>> {
         match self.fault {
-            Fault::ShortMemberships => self.inner.touch(key, ttl),
+            Fault::ShortMemberships | Fault::ShortTagsTtl => self.inner.touch(key, ttl),
+            Fault::LoweringTouch => Box::pin(async move {
+                let mut c = self
+                    .client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                let renewed: i64 = redis::cmd("PEXPIRE")
+                    .arg(key)
+                    .arg(ttl.as_millis() as u64)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                Ok(renewed == 1)
+            }),
             // Renews nothing (the trait's default touch).
             Fault::WideningClear | Fault::NoExpiry => Box::pin(async { Ok(false) }),
         }
@@ -202,11 +225,36 @@ impl RemoteTier for Broken {
         tag_keys: &'a [String],
         tags_ttl: Duration,
     ) -> BoxFuture<'a, Result<(), cache_core::TierError>> {
-        let tags_ttl = match self.fault {
-            Fault::ShortMemberships => ttl,
-            _ => tags_ttl,
-        };
-        self.inner.set_tagged(key, value, ttl, tag_keys, tags_ttl)
+        match self.fault {
+            Fault::ShortMemberships => self.inner.set_tagged(key, value, ttl, tag_keys, ttl),
+            // What the Redis tier does (sets raised, never lowered), but for `tags_ttl`
+            // as given: the tier itself would count a shorter one as `ttl`.
+            Fault::ShortTagsTtl => Box::pin(async move {
+                let mut c = self
+                    .client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap();
+                let mut pipe = redis::pipe();
+                pipe.cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ttl.as_millis() as u64);
+                for tag in tag_keys {
+                    pipe.cmd("SADD").arg(tag).arg(key);
+                    for flag in ["NX", "GT"] {
+                        pipe.cmd("PEXPIRE")
+                            .arg(tag)
+                            .arg(tags_ttl.as_millis() as u64)
+                            .arg(flag);
+                    }
+                }
+                pipe.query_async::<()>(&mut c).await.unwrap();
+                Ok(())
+            }),
+            _ => self.inner.set_tagged(key, value, ttl, tag_keys, tags_ttl),
+        }
     }
     fn tagged_keys<'a>(
         &'a self,
@@ -252,7 +300,10 @@ impl RemoteTier for Broken {
                 }
                 Ok(())
             }),
-            Fault::NoExpiry | Fault::ShortMemberships => self.inner.clear_scope(scope),
+            Fault::NoExpiry
+            | Fault::ShortMemberships
+            | Fault::LoweringTouch
+            | Fault::ShortTagsTtl => self.inner.clear_scope(scope),
         }
     }
     fn describe(&self) -> String {
@@ -299,8 +350,9 @@ impl Fixture for BrokenFixture {
 
 /// The suite fails tiers that break its promises, naming the check: a tier whose
 /// optional operations answer though it claims none of them, a clear that widens past its
-/// scope, a write without an expiry, a touch that renews nothing, tag memberships that end
-/// with the entry's first TTL.
+/// scope, a write without an expiry, a touch that renews nothing, a touch that lowers an
+/// expiry, tag memberships that end with the entry's first TTL or with a `tags_ttl`
+/// shorter than the entry's TTL.
 #[tokio::test]
 async fn the_suite_catches_broken_tiers() {
     let server = RedisServer::start();
@@ -348,6 +400,24 @@ async fn the_suite_catches_broken_tiers() {
     assert!(
         failure.contains("conformance check `tags` failed")
             && failure.contains("memberships last `tags_ttl`"),
+        "{failure}"
+    );
+    // A touch that sets the expiry rather than raising it: one computed from an older
+    // copy cuts short a newer entry another instance wrote meanwhile.
+    let lowering = BrokenFixture::new(&server, Fault::LoweringTouch, Capabilities::all());
+    let failure = catch(conformance::touch(&lowering)).await;
+    assert!(
+        failure.contains("conformance check `touch` failed")
+            && failure.contains("for less than it has left"),
+        "{failure}"
+    );
+    // A `tags_ttl` shorter than the entry's TTL taken as given: the entry outlives its
+    // memberships, and `delete_by_tag` stops finding it while it is served.
+    let short = BrokenFixture::new(&server, Fault::ShortTagsTtl, Capabilities::all());
+    let failure = catch(conformance::tags(&short)).await;
+    assert!(
+        failure.contains("conformance check `tags` failed")
+            && failure.contains("shorter than its TTL"),
         "{failure}"
     );
 }

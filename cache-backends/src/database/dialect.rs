@@ -161,7 +161,8 @@ pub(crate) struct Statements {
     pub(crate) get: String,
     /// (key, value, ttl ms): upsert.
     pub(crate) set: String,
-    /// (ttl ms, key): renews a live entry's expiry (time to idle).
+    /// (ttl ms, key, ttl ms): raises a live entry's expiry to `now + ttl`
+    /// when sooner, never lowers it (time to idle).
     pub(crate) touch: String,
     /// (tag key, member key, ttl ms): upsert of a tag membership.
     pub(crate) tag: String,
@@ -314,10 +315,15 @@ impl Statements {
             p(2)
         );
         let expired = format!("expires_at <= {now}");
+        // Raise-only: a live entry whose expiry is sooner than the new one. A touch is
+        // computed from the copy its caller last saw; a newer entry written meanwhile (by
+        // another instance) may live longer, and must not be cut short. (Not `GREATEST`:
+        // the matched-row count would then say "live" where Redis' `GT` says "raised".)
         let touch = format!(
-            "UPDATE {t} SET expires_at = {now} + {} WHERE cache_key = {} AND expires_at > {now}",
+            "UPDATE {t} SET expires_at = {now} + {} WHERE cache_key = {} AND expires_at > {now} AND expires_at < {now} + {}",
             p(1),
-            p(2)
+            p(2),
+            p(3)
         );
         Self {
             dialect,

@@ -113,7 +113,9 @@ impl Database {
             let text = scrub(&e.to_string(), password.as_deref());
             format!("a valid {} URL ({text})", dialect.name())
         };
-        let mut memory = false;
+        // Every connection to a SQLite `:memory:` database is a database of its own.
+        let memory = dialect == Dialect::Sqlite
+            && (opts.url.contains(":memory:") || opts.url.contains("mode=memory"));
         let pool = match dialect {
             #[cfg(feature = "postgres")]
             Dialect::Postgres => {
@@ -138,7 +140,6 @@ impl Database {
             }
             #[cfg(feature = "sqlite")]
             Dialect::Sqlite => {
-                memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
                 let connect = sqlx::sqlite::SqliteConnectOptions::from_str(&opts.url)
                     .map_err(scrub)
                     .map_err(|why| ("url", why))?
@@ -148,8 +149,7 @@ impl Database {
                     .busy_timeout(opts.operation_timeout);
                 let mut options = pool_options(opts);
                 if memory {
-                    // Every connection to `:memory:` is a database of its own: one
-                    // connection, kept forever, is the whole cache.
+                    // One connection, kept forever, is the whole cache.
                     options = options
                         .max_connections(1)
                         .min_connections(1)

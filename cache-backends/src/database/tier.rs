@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::store::{BoxFuture, RemoteEntry, RemoteTier, Scope};
+use cache_core::store::{memberships_ttl, BoxFuture, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheError, TierError};
 use sqlx::{Connection as _, Row as _};
 
@@ -210,6 +210,7 @@ impl RemoteTier for DatabaseTier {
             on_conn!(db, home, c => sqlx::query(&db.sql.touch)
                 .bind(ttl)
                 .bind(&key)
+                .bind(ttl)
                 .execute(c)
                 .await
                 .map(|done| done.rows_affected() == 1))
@@ -357,7 +358,7 @@ impl RemoteTier for DatabaseTier {
         let key = key.to_owned();
         let tags = tag_keys.to_vec();
         // Memberships last the entry's full lifetime, which `touch` may renew it up to.
-        let tags_ttl = ttl_millis(tags_ttl.max(ttl));
+        let tags_ttl = ttl_millis(memberships_ttl(ttl, tags_ttl));
         let ttl = ttl_millis(ttl);
         Box::pin(self.db.run("INSERT tagged", move |db| async move {
             let mut attempt = 0;

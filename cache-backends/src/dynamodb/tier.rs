@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cache_core::store::{BoxFuture, RemoteEntry, RemoteTier, Scope};
+use cache_core::store::{memberships_ttl, BoxFuture, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheError, TierError, TierErrorKind};
 
 use super::batch::{delete_items, get_values, put_items};
@@ -347,14 +347,18 @@ impl RemoteTier for DynamoTier {
         Box::pin(self.client.run(move |client, sdk| async move {
             let expires_ms = item::expiry_ms(ttl);
             // The rows last the entry's full lifetime, which `touch` may renew it up to.
-            let rows_expire_ms = item::expiry_ms(tags_ttl.max(ttl));
-            registry
-                .ensure(&client, &sdk, &item_key.pk, expires_ms)
-                .await?;
+            let rows_expire_ms = item::expiry_ms(memberships_ttl(ttl, tags_ttl));
+            // Each partition once, for the longest item written to it (the entry's own
+            // partition usually holds its tag rows too).
+            let mut partitions: Vec<(&str, u64)> = vec![(&item_key.pk, expires_ms)];
             for row in &rows {
-                registry
-                    .ensure(&client, &sdk, &row.pk, rows_expire_ms)
-                    .await?;
+                match partitions.iter_mut().find(|(pk, _)| *pk == row.pk) {
+                    Some((_, until)) => *until = (*until).max(rows_expire_ms),
+                    None => partitions.push((&row.pk, rows_expire_ms)),
+                }
+            }
+            for (pk, until) in partitions {
+                registry.ensure(&client, &sdk, pk, until).await?;
             }
             let entry = Self::entry(&item_key, value, expires_ms);
             tags::write(&client, &sdk, entry, &key, &rows, rows_expire_ms).await

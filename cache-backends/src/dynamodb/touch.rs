@@ -1,5 +1,6 @@
 //! Renewing an entry's expiry (`touch`, for time to idle): one conditional `UpdateItem`
-//! of both expiry attributes, on a live entry only.
+//! of both expiry attributes, on a live entry whose expiry is sooner only (raise-only: a
+//! touch computed from an older copy never cuts short a newer entry written meanwhile).
 
 use cache_core::TierError;
 
@@ -8,10 +9,11 @@ use super::error::is_condition_failed;
 use super::item::{self, EXPIRES_AT, EXPIRES_MS, VALUE};
 use super::layout::ItemKey;
 
-/// Sets the entry `key`'s expiry to `expires_ms` (DynamoDB's TTL attribute with it), its
-/// value untouched; `false` when there is no live entry there: an absent item, an expired
-/// one that DynamoDB's TTL has not deleted yet (a touch must not bring it back), or an
-/// item that is not an entry (a lock, a tag row, a registration).
+/// Raises the entry `key`'s expiry to `expires_ms` (DynamoDB's TTL attribute with it), its
+/// value untouched; `false` when nothing was raised: an absent item, an expired one that
+/// DynamoDB's TTL has not deleted yet (a touch must not bring it back), an item that is
+/// not an entry (a lock, a tag row, a registration), or an entry that already expires at
+/// `expires_ms` or later (the failed condition is that answer, not an error).
 pub(crate) async fn renew(
     client: &Client,
     sdk: &aws_sdk_dynamodb::Client,
@@ -23,7 +25,7 @@ pub(crate) async fn renew(
         .table_name(client.table())
         .set_key(Some(item::key(key)))
         .update_expression("SET #at = :at, #ms = :ms")
-        .condition_expression("attribute_exists(#v) AND #ms > :now")
+        .condition_expression("attribute_exists(#v) AND #ms > :now AND #ms < :ms")
         .expression_attribute_names("#v", VALUE)
         .expression_attribute_names("#at", EXPIRES_AT)
         .expression_attribute_names("#ms", EXPIRES_MS)

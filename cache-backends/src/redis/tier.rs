@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::store::{BoxFuture, RemoteEntry, RemoteTier, Scope};
+use cache_core::store::{memberships_ttl, BoxFuture, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheError, TierError};
 
 use super::cluster;
@@ -151,10 +151,13 @@ impl RemoteTier for RedisTier {
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, TierError>> {
         let stored = key.to_owned();
         // PEXPIRE renews the TTL only: the value, and the freshness it records, stay.
+        // `GT` (Redis 7): raised, never lowered, so a touch computed from an older copy
+        // never cuts short a newer entry another instance wrote under the key meanwhile.
         Box::pin(self.conn.run_one("PEXPIRE", key, move |mut c| async move {
             redis::cmd("PEXPIRE")
                 .arg(&stored)
                 .arg(px_millis(ttl))
+                .arg("GT")
                 .query_async::<i64>(&mut c)
                 .await
                 .map(|renewed| renewed == 1)
@@ -246,7 +249,7 @@ impl RemoteTier for RedisTier {
         let (key, tag_keys) = (key.to_owned(), tag_keys.to_vec());
         let lifetimes = tags::Lifetimes {
             px: px_millis(ttl),
-            tags_px: px_millis(tags_ttl.max(ttl)),
+            tags_px: px_millis(memberships_ttl(ttl, tags_ttl)),
         };
         // Shared, not copied, by the clone kept for a retry on a dead connection.
         let value = Arc::new(value);

@@ -15,6 +15,6 @@ mod warn;
 pub use l1_key::{Carried, Equivalent, KeySpace, L1Hasher, L1Key, L1KeyRef};
 pub use map::MapTier;
 pub use tier::{
-    BoxFuture, Bus, BusEvent, BusHandler, Invalidation, LocalEntry, LocalTier, RemoteEntry,
-    RemoteTier, Scope,
+    memberships_ttl, BoxFuture, Bus, BusEvent, BusHandler, Invalidation, LocalEntry, LocalTier,
+    RemoteEntry, RemoteTier, Scope,
 };

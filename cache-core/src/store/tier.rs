@@ -310,13 +310,20 @@ pub trait RemoteTier: Send + Sync + 'static {
         Box::pin(async { Err(unsupported("ping")) })
     }
 
-    /// Keeps the entry under `key` for `ttl` from now, if there is one (`Ok(true)`), as
-    /// Redis' `PEXPIRE` does: time to idle (`tti`) on the shared tier, whose entries are
-    /// touched when read, at most once per `tti / 10` by each instance holding an L1 copy.
-    /// The entry's bytes (and the freshness they record) are unchanged. Core never asks
-    /// for more than what is left of the entry's full lifetime (the expiry its bytes
-    /// record, grace included), so a touched entry never outlives its own envelope, nor
-    /// the tag memberships written with it (see [`RemoteTier::set_tagged`]).
+    /// Keeps the live entry under `key` for at least `ttl` from now: its expiry is raised
+    /// to now + `ttl` when that is later, and never lowered (as Redis' `PEXPIRE .. GT`
+    /// does). `Ok(true)` when the expiry was raised; `Ok(false)` when nothing moved: no
+    /// entry, an expired one (which a touch never brings back), or one that already lives
+    /// that long. Time to idle (`tti`) on the shared tier: entries are touched when read,
+    /// at most once per `tti / 10` by each instance holding an L1 copy. The entry's bytes
+    /// (and the freshness they record) are unchanged. Core never asks for more than what
+    /// is left of the entry's full lifetime (the expiry its bytes record, grace included),
+    /// so a touched entry never outlives its own envelope, nor the tag memberships written
+    /// with it (see [`RemoteTier::set_tagged`]).
+    ///
+    /// Why never lower: a touch is computed from the copy its caller last saw, and
+    /// another instance may have written a newer entry under the key since, for longer.
+    /// A touch that set the expiry would cut that entry short (an early miss everywhere).
     ///
     /// The default implementation touches nothing and answers `Ok(false)`: the provider's
     /// entries then live by the TTL they were written with (bounded by the `tti`).
@@ -391,7 +398,7 @@ pub trait RemoteTier: Send + Sync + 'static {
     /// entry is written for less than its full lifetime and renewed by
     /// [`RemoteTier::touch`] as it is read, and its memberships must still be there when
     /// it is (else `delete_by_tag` would no longer find an entry that is still served). A
-    /// `tags_ttl` shorter than `ttl` counts as `ttl`.
+    /// `tags_ttl` shorter than `ttl` counts as `ttl` ([`memberships_ttl`]).
     ///
     /// The default implementation answers that the provider does not support tags, so a
     /// tagged write to such a tier fails (counted and logged) rather than storing an
@@ -535,6 +542,23 @@ impl RemoteEntry {
             ttl,
         }
     }
+}
+
+/// How long the tag memberships of a [`RemoteTier::set_tagged`] write last: `tags_ttl`,
+/// or the entry's `ttl` when that is longer (a membership must never end before the
+/// entry it lists, or `delete_by_tag` would stop finding an entry still served). Each
+/// tier applies it, so the promise holds for any caller; the conformance suite's
+/// [`tags`](crate::testing::conformance::tags) check pins it.
+///
+/// ```
+/// use cache_core::store::memberships_ttl;
+/// use std::time::Duration;
+/// let (minute, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
+/// assert_eq!(memberships_ttl(minute, hour), hour);
+/// assert_eq!(memberships_ttl(hour, minute), hour, "a shorter tags_ttl counts as the ttl");
+/// ```
+pub fn memberships_ttl(ttl: Duration, tags_ttl: Duration) -> Duration {
+    tags_ttl.max(ttl)
 }
 
 /// The error of an optional [`RemoteTier`] operation a provider does not implement.

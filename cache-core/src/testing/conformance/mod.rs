@@ -18,13 +18,13 @@
 //! | [`delete_many`] | exactly the listed keys go, in batches of any size |
 //! | [`clear_scopes`] | `clear_scope` deletes exactly what [`Scope::contains`](crate::store::Scope::contains) says, with `%` `_` `*` `?` `[` `\` `:` `#` in names never widening it |
 //! | [`scan`] | with the `scan` capability, a scan lists exactly a scope's keys; without it, scanning fails |
-//! | [`tags`] | with the `tags` capability, tag sets list, union, delete and outlive their entries, memberships last their `tags_ttl` past a touched entry's first expiry; without it, tagged writes fail |
+//! | [`tags`] | with the `tags` capability, tag sets list, union, delete and outlive their entries, memberships last their `tags_ttl` past a touched entry's first expiry, and at least the entry's TTL; without it, tagged writes fail |
 //! | [`lock`] | with the `lock` capability, one holder at a time, expiry, foreign release refused; without it, locking fails |
 //! | [`bad_bytes`] | the tier returns the bytes it was given; garbage is a miss for a cache, and is overwritten |
 //! | [`max_value_size`] | a value of `max_value_size` bytes reads back whole; a bigger one is never returned whole nor costs more than one byte past the limit |
 //! | [`concurrent_writers`] | concurrent writes of one key all succeed and one of them wins |
 //! | [`every_key_expires`] | entries, tag sets and locks all carry an expiry on the server |
-//! | [`touch`] | with the `touch` capability, touching a live entry moves its expiry on the server (later or sooner) and keeps its bytes; a missing or expired key is not touched nor brought back; without it, touching moves nothing |
+//! | [`touch`] | with the `touch` capability, touching a live entry moves its expiry on the server later, never sooner, and keeps its bytes; a missing or expired key is not touched nor brought back; without it, touching moves nothing |
 //! | [`batches`] | `get_many` answers one value per key in order, `set_many` stores each entry with its TTL (the last of a key twice), over many keys; a cache's batch load through the tier |
 //!
 //! ```no_run

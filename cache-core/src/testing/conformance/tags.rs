@@ -15,7 +15,8 @@ use crate::store::RemoteTier;
 /// a tag set expires, never before the entries it lists (its expiry is raised by a longer
 /// write, never lowered by a shorter one), and memberships last the `tags_ttl` they were
 /// written for, past the entry's own first expiry (an entry renewed by `touch`, as time
-/// to idle does, stays listed). Without it: a tagged write fails, and stores nothing.
+/// to idle does, stays listed), a `tags_ttl` shorter than the entry's TTL counting as the
+/// TTL. Without it: a tagged write fails, and stores nothing.
 ///
 /// ```no_run
 /// # async fn demo(fixture: &impl cache_core::testing::conformance::Fixture) {
@@ -168,6 +169,7 @@ pub async fn tags(fixture: &impl Fixture) {
         tier.delete_tagged(&[], std::slice::from_ref(&sale)).await,
     );
     memberships_outlive_the_first_expiry(&check, fixture).await;
+    a_shorter_tags_ttl_counts_as_ttl(&check, fixture).await;
     check.clean(tier).await;
     check.expect(
         listed(&check, tier, &[sale.clone(), new.clone()])
@@ -231,6 +233,34 @@ async fn memberships_outlive_the_first_expiry(check: &Check, fixture: &impl Fixt
             read.as_deref() == Some(&b"i"[..]),
             format_args!("a touched tagged entry read back {read:?} past its first expiry"),
         );
+    }
+}
+
+/// A `tags_ttl` shorter than the entry's TTL counts as the TTL (the trait's promise to any
+/// caller): memberships never end before the entry they list, or `delete_by_tag` would
+/// stop finding an entry still served.
+async fn a_shorter_tags_ttl_counts_as_ttl(check: &Check, fixture: &impl Fixture) {
+    let tier = fixture.tier();
+    let tier = tier.as_ref();
+    let (ttl, tags_ttl) = (Duration::from_secs(600), Duration::from_secs(1));
+    let key = check.key("c:short-tags-ttl");
+    let tag = check.key("c:=tag:short-tags-ttl");
+    check.ok(
+        "set_tagged (written for 600 s, tags_ttl 1 s)",
+        tier.set_tagged(
+            &key,
+            b"s".to_vec(),
+            ttl,
+            std::slice::from_ref(&tag),
+            tags_ttl,
+        )
+        .await,
+    );
+    match fixture.expiry_of(&tag).await {
+        Expiry::In(left) if left > Duration::from_secs(500) && left <= ttl + Duration::from_secs(1) => {}
+        other => check.fail(format_args!(
+            "a tagged write for {ttl:?} with a `tags_ttl` of {tags_ttl:?} left the tag set with expiry {other:?} (expected about {ttl:?}: a `tags_ttl` shorter than its TTL counts as the TTL)"
+        )),
     }
 }
 

@@ -5,10 +5,12 @@ use std::time::Duration;
 use super::support::{Check, LONG_TTL};
 use super::{Expiry, Fixture};
 
-/// With the `touch` capability: touching a live entry moves its expiry on the server to
-/// the new TTL from now (later or sooner) and leaves its bytes as they were; touching a
-/// missing key or an expired entry answers `false` and brings nothing back. Without it,
-/// touching answers `false` and moves nothing.
+/// With the `touch` capability: touching a live entry moves its expiry on the server
+/// later, to the new TTL from now, and leaves its bytes as they were; it never moves it
+/// sooner (a touch for less than what is left answers `false` and changes nothing: a
+/// touch computed from an older copy must not cut short a newer entry); touching a missing
+/// key or an expired entry answers `false` and brings nothing back. Without it, touching
+/// answers `false` and moves nothing.
 ///
 /// ```no_run
 /// # async fn demo(fixture: &impl cache_core::testing::conformance::Fixture) {
@@ -50,17 +52,30 @@ pub async fn touch(fixture: &impl Fixture) {
         read.as_deref() == Some(&b"kept"[..]),
         format_args!("touch changed the entry's bytes: read {read:?}"),
     );
-    // Sooner too: a touch sets the expiry, it does not only extend it.
+    // Never sooner: a touch only raises an expiry, it never lowers it.
     let sooner = Duration::from_secs(3);
     let touched = check.ok("touch (sooner)", tier.touch(&key, sooner).await);
     check.expect(
-        touched,
-        "touching a live entry for a shorter TTL answered false",
+        !touched,
+        "touching an entry for less than it has left answered true",
     );
     let expiry = fixture.expiry_of(&key).await;
     check.expect(
-        matches!(expiry, Expiry::In(left) if left <= sooner + slack),
-        format_args!("an entry touched for {sooner:?} has expiry {expiry:?}"),
+        matches!(expiry, Expiry::In(left) if left > LONG_TTL / 2),
+        format_args!(
+            "an entry touched for {LONG_TTL:?}, then for {sooner:?}, has expiry {expiry:?} (a touch moved it sooner)"
+        ),
+    );
+    // Later again, from a touched expiry.
+    let later = 2 * LONG_TTL;
+    let touched = check.ok("touch (later)", tier.touch(&key, later).await);
+    check.expect(touched, "touching a live entry for longer answered false");
+    let expiry = fixture.expiry_of(&key).await;
+    check.expect(
+        matches!(expiry, Expiry::In(left) if left > LONG_TTL + slack && left <= later + slack),
+        format_args!(
+            "an entry touched for {LONG_TTL:?}, then for {later:?}, has expiry {expiry:?}"
+        ),
     );
     // Nothing to touch: no entry, or one that expired (its record may still be there).
     let missing = check.key("c:never-written");
