@@ -796,9 +796,9 @@ impl Engine {
                 .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             // The version this write's insert leaves, for its put-back (`versions.rs`).
             let mine = if store.l2.is_some() {
-                store
-                    .versions
-                    .change(stored, || l1.insert(self.l1_key_owned(stored), entry.clone()))
+                store.versions.change(stored, || {
+                    l1.insert(self.l1_key_owned(stored), entry.clone())
+                })
             } else {
                 // Without an L2 there is no backfill nor put-back to order.
                 l1.insert(self.l1_key_owned(stored), entry.clone());

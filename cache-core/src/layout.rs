@@ -148,7 +148,11 @@ pub(crate) fn split_entry(stored: &str) -> (&str, &str) {
 
 /// Writes the stored key of `base` and the encoded `key`: `{base}:{key}`, or the key alone
 /// in the empty base ([`split_entry`]'s reading of a string that is no entry's key).
-pub(crate) fn write_entry(out: &mut impl std::fmt::Write, base: &str, key: &[u8]) -> std::fmt::Result {
+pub(crate) fn write_entry(
+    out: &mut impl std::fmt::Write,
+    base: &str,
+    key: &[u8],
+) -> std::fmt::Result {
     if !base.is_empty() {
         out.write_str(base)?;
         out.write_char(ENTRY)?;

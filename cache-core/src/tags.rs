@@ -156,7 +156,9 @@ impl Cache {
         let drop_local = |keys: &[String]| {
             if let Some(l1) = &store.l1 {
                 keys.iter().for_each(|key| {
-                    store.versions.change(key, || l1.remove(&L1KeyRef::parse(key)));
+                    store
+                        .versions
+                        .change(key, || l1.remove(&L1KeyRef::parse(key)));
                 });
             }
         };

@@ -63,9 +63,18 @@ fn scope_removal_spares_other_caches() {
         tier.insert(L1Key::parse("p:users#admins:1"), entry(2, None));
         tier.insert(L1Key::parse("p:users2:1"), entry(3, None));
         tier.remove_scope(&Scope::new("p:users"));
-        assert!(tier.get(&L1KeyRef::parse("p:users:1")).is_none(), "{engine}");
-        assert!(tier.get(&L1KeyRef::parse("p:users#admins:1")).is_none(), "{engine}");
-        assert!(tier.get(&L1KeyRef::parse("p:users2:1")).is_some(), "{engine}");
+        assert!(
+            tier.get(&L1KeyRef::parse("p:users:1")).is_none(),
+            "{engine}"
+        );
+        assert!(
+            tier.get(&L1KeyRef::parse("p:users#admins:1")).is_none(),
+            "{engine}"
+        );
+        assert!(
+            tier.get(&L1KeyRef::parse("p:users2:1")).is_some(),
+            "{engine}"
+        );
     }
 }
 
@@ -105,7 +114,9 @@ fn clear_drops_everything() {
         }
         tier.clear();
         assert_eq!(tier.entry_count(), 0, "{engine}");
-        assert!((0..20).all(|i| tier.get(&L1KeyRef::parse(&format!("p:c{}:{i}", i % 3))).is_none()));
+        assert!((0..20).all(|i| tier
+            .get(&L1KeyRef::parse(&format!("p:c{}:{i}", i % 3)))
+            .is_none()));
     }
 }
 

@@ -153,7 +153,11 @@ impl<S: Shape, L: LookL1<S::Value>> KeyUse for Probe<S, L> {
             let looked = if force {
                 Err(L1Miss(FirstL1::Unread))
             } else {
-                L::look(FirstCache(first), &first.l1_key_of_encoded(encoded), self.eager)
+                L::look(
+                    FirstCache(first),
+                    &first.l1_key_of_encoded(encoded),
+                    self.eager,
+                )
             };
             looked.map_err(|L1Miss(first_l1)| OpKey::probed(encoded.to_owned(), first_l1))
         });

@@ -12,7 +12,7 @@
 //! owned [`L1Key`] that tiers store), and both carry their hash: a tier hashes them by that
 //! number alone ([`L1Hasher`]). A joined string read back ([`L1KeyRef::parse`]: a bus
 //! message, a tag index, a test) gives the same parts and the same hash as the engine's
-//! own, which [`crate::layout`] proves once.
+//! own, which `layout.rs` proves once.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
@@ -191,8 +191,9 @@ pub struct L1KeyRef<'a> {
 }
 
 impl<'a> L1KeyRef<'a> {
-    /// The parts of a stored key `{base}:{key}` (see [`crate::layout`]): a bus message's
-    /// key, a tag index's member, a key written by hand in a test. Allocates nothing.
+    /// The parts of a stored key `{base}:{key}` (see the stored-key layout, `layout.rs`):
+    /// a bus message's key, a tag index's member, a key written by hand in a test.
+    /// Allocates nothing.
     ///
     /// A string that is no entry's key (it has no separator after its prefix) is a key of
     /// its own, in the empty space no cache has.

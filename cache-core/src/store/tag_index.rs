@@ -124,7 +124,10 @@ mod tests {
         for i in 0..MIN_SWEEP {
             let key = format!("b:{i}");
             if i < held {
-                l1.insert(L1Key::parse(&key), LocalEntry::new(Arc::new(1u8), None, None, 1));
+                l1.insert(
+                    L1Key::parse(&key),
+                    LocalEntry::new(Arc::new(1u8), None, None, 1),
+                );
             }
             index.add(&tags, &key, &*l1);
         }
@@ -149,7 +152,10 @@ mod tests {
         // nothing is in the tier, and the next add reaches the sweep threshold
         assert_eq!(index.len(), MIN_SWEEP - 1);
         let kept = "b:kept";
-        l1.insert(L1Key::parse(kept), LocalEntry::new(Arc::new(1u8), None, None, 1));
+        l1.insert(
+            L1Key::parse(kept),
+            LocalEntry::new(Arc::new(1u8), None, None, 1),
+        );
         index.add(&tags, kept, &*l1);
         assert_eq!(index.len(), 1);
         assert_eq!(index.take(&tags), [kept]);
