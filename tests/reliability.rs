@@ -428,6 +428,54 @@ async fn too_many_missed_writes_clear_their_cache_everywhere_once_l2_is_back() {
     );
 }
 
+/// Fault 3, tags: a delete by tag the L2 could not even list (down) drops the cache from
+/// every L1 at once, and is replayed once the L2 is back: the tagged entries are deleted
+/// there and every instance is told, including one that read an entry back from the L2
+/// meanwhile (only the L2 knew which entries carried the tag).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_by_tag_the_l2_missed_reaches_it_and_the_other_instances_once_it_is_back() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let clock = ManualClock::new();
+    let a = Instance::with_clock(&url, &url, "f3t", Some(clock.clone()));
+    let b = Instance::new(&url, &url, "f3t");
+    a.subscribed().await;
+    b.subscribed().await;
+    let (offers_a, offers_b) = (a.cache("offers"), b.cache("offers"));
+    offers_b.tagged(["vip"]).set(&5u64, &50u64).await.unwrap();
+    offers_b.tagged(["new"]).set(&6u64, &60u64).await.unwrap();
+
+    a.l2.inject(FaultRule::any(Fault::Fail)); // a loses Redis
+    assert!(offers_a.delete_by_tag("vip").await.is_err());
+    a.l2.heal();
+    // b drops its copies (the whole cache) and reads the tagged entry back from Redis,
+    // which still holds it: an L2 hit, then L1 hits on the copy it backfilled.
+    eventually(
+        "b holds the tagged entry again, read back from Redis",
+        async || {
+            let before = offers_b.stats();
+            let found = get(&offers_b, 5).await;
+            let after = offers_b.stats();
+            found == Some(50) && before.l2_hits > 0 && after.l1_hits > before.l1_hits
+        },
+    )
+    .await;
+
+    clock.advance(Duration::from_millis(300)); // a's breaker lets calls through again
+    eventually(
+        "the replay deleted the tagged entry from Redis",
+        async || redis_cli(server.port(), &["EXISTS", "f3t:offers:5"]) == "0",
+    )
+    .await;
+    eventually("b drops the copy it read back", async || {
+        get(&offers_b, 5).await.is_none()
+    })
+    .await;
+    assert_eq!(get(&offers_b, 6).await, Some(60), "other tags stay");
+    let store = a.manager.store("tiered").unwrap();
+    eventually("a's queue is empty", async || store.pending_changes() == 0).await;
+}
+
 /// Fault 3, a refusal: a held-back change the L2 refuses outright (it is up, but rejects the
 /// command: trying again is refused again) is dropped, counted and logged, and the changes
 /// queued behind it still reach the L2 and the other instances; before, the replay retried

@@ -585,6 +585,39 @@ async fn tti_renews_the_l2_ttl_on_read_at_most_once_per_tenth() {
     .await;
 }
 
+/// `expire` rewrites the L2 copy for its grace period: an L1 copy's `tti` renewals of it
+/// stop where that ends too, never keeping it longer than the entry now lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_expire_a_tti_renewal_never_outlives_the_grace() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "expiretti", &clock, false);
+    // Fresh for an hour, idle after 30 minutes; kept 10 minutes past its TTL (the grace).
+    let idle = CacheOptions::new().ttl(60 * MINUTE).tti(30 * MINUTE);
+    let sessions = a.cache("sessions").with_options(idle);
+    sessions.set("s1", &1u32).await.unwrap();
+    sessions.expire("s1").await.unwrap();
+    let key = redis_cli(server.port(), &["KEYS", "expiretti:sessions:*"]);
+    let pttl = || {
+        redis_cli(server.port(), &["PTTL", &key])
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(pttl() <= 10 * 60_000, "kept for the grace: {}", pttl());
+    // A tenth of the tti later, an L1 read renews the L2 copy (read from L1 only: a read
+    // of the L2 copy would renew it by its own envelope).
+    clock.advance(3 * MINUTE);
+    let local = sessions.with_options(CacheOptions::new().skip_l2_read(true));
+    assert_eq!(get(&local, "s1").await, Some(1), "served stale");
+    eventually("the L1 read renews the L2 copy", async || {
+        a.l2.completed(Operation::Touch) == 1
+    })
+    .await;
+    // Renewed for the 7 minutes of grace left (a renewal only raises an expiry: the copy
+    // keeps its 10), not for the tti.
+    assert!(pttl() <= 10 * 60_000, "renewed past the grace: {}", pttl());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_with_background_l2_writes_answers_before_l2_has_the_values() {
     let server = RedisServer::start();

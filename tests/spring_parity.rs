@@ -5,6 +5,7 @@
 #[allow(dead_code)] // the shared helpers; these tests use the Redis harness and `redis_cli`
 mod support;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use cachet::testing::{with_manager, with_manager_sync};
@@ -566,6 +567,46 @@ fn unprice_all(id: u64) -> Result<(), AppError> {
     Ok(())
 }
 
+/// A plain fn method: not detachable (its body borrows `self`), it runs in its caller.
+struct PriceList;
+
+impl PriceList {
+    #[cacheable("prices")]
+    fn price_of(&self, id: u64) -> Result<u64, AppError> {
+        ran(&format!("price {id}"));
+        Ok(id * 100)
+    }
+}
+
+mod typed_prices {
+    cachet::caches! {
+        /// The prices, typed.
+        pub PRICES: u64 => u64 = "prices";
+    }
+}
+
+#[cacheable(typed_prices::PRICES)]
+async fn price_typed(id: u64) -> Result<u64, AppError> {
+    ran(&format!("price {id}"));
+    Ok(id * 100)
+}
+
+/// `Option<T>` cannot say "failed" either: its body runs.
+#[cacheable("prices")]
+async fn maybe_price(id: u64) -> Option<u64> {
+    ran(&format!("price {id}"));
+    Some(id * 100)
+}
+
+/// A put stacked with a cacheable: the function runs on every call, so nothing is read
+/// and nothing fails it before its body; its write's fault fails it after.
+#[cache_put("prices", key = id)]
+#[cacheable("prices")]
+async fn reprice_stacked(id: u64) -> Result<u64, AppError> {
+    ran(&format!("price {id}"));
+    Ok(id * 100)
+}
+
 /// A function whose body makes a cache call that fails, and handles it: the call is the
 /// body's, the function's own cache work (on a memory store) did not fail.
 #[cacheable("quotes")]
@@ -610,9 +651,11 @@ async fn the_error_handler_decides_per_fault_whether_the_call_fails() {
     let log = seen.clone();
     // Reads fail the call; writes are only counted.
     let manager = down_l2(&server, move |fault: &CacheFault<'_>| {
-        log.lock()
-            .unwrap()
-            .push((fault.operation, fault.cache.to_owned()));
+        log.lock().unwrap().push((
+            fault.operation,
+            fault.cache.to_owned(),
+            fault.error.to_owned(),
+        ));
         match fault.operation {
             FaultOperation::Get => FaultAction::Fail,
             _ => FaultAction::Count,
@@ -635,8 +678,14 @@ async fn the_error_handler_decides_per_fault_whether_the_call_fails() {
     })
     .await;
     let seen = seen.lock().unwrap();
-    assert!(seen.contains(&(FaultOperation::Get, "prices".to_owned())));
-    assert!(seen.contains(&(FaultOperation::Put, "prices".to_owned())));
+    // Each fault says what happened to the call, in words (an L2 that cannot be reached).
+    let said = |operation: FaultOperation| {
+        seen.iter().any(|(op, cache, error)| {
+            *op == operation && cache == "prices" && error.contains("L2 is unreachable")
+        })
+    };
+    assert!(said(FaultOperation::Get), "{seen:?}");
+    assert!(said(FaultOperation::Put), "{seen:?}");
     // Two reads and a write (the annotated call stopped before its body: nothing to store).
     assert!(prices.stats().errors >= 3);
 }
@@ -668,12 +717,22 @@ async fn a_failed_read_fails_the_call_before_its_body_runs() {
             1,
             "a plain value cannot say failed: the body runs"
         );
+        let r = tokio::task::block_in_place(|| PriceList.price_of(26));
+        assert!(is_fault(&r), "{r:?}");
+        assert_eq!(priced(26), 0, "a plain fn method's body");
+        let r = price_typed(27).await;
+        assert!(is_fault(&r), "{r:?}");
+        assert_eq!(priced(27), 0, "a typed cache's function");
+        assert_eq!(maybe_price(28).await, Some(2800));
+        assert_eq!(priced(28), 1, "an Option cannot say failed: the body runs");
+        let r = reprice_stacked(29).await;
+        assert!(is_fault(&r), "its write failed: {r:?}");
+        assert_eq!(priced(29), 1, "a stacked put reads nothing: the body ran");
     })
     .await;
+    let prices = manager.cache("prices").unwrap();
     let factories = AtomicU64::new(0);
-    let r = manager
-        .cache("prices")
-        .unwrap()
+    let r = prices
         .try_get_or_set(&25u64, || async {
             factories.fetch_add(1, SeqCst);
             Ok::<u64, cachet::CacheError>(2500)
@@ -681,6 +740,22 @@ async fn a_failed_read_fails_the_call_before_its_body_runs() {
         .await;
     assert!(matches!(r, Err(cachet::CacheError::Tier { .. })), "{r:?}");
     assert_eq!(factories.load(SeqCst), 0, "the factory did not run");
+    // Nor do the batch loads' factories.
+    let r = prices
+        .get_or_set_many(&[25u64, 26], |missing: Vec<u64>| {
+            factories.fetch_add(1, SeqCst);
+            async move { missing.into_iter().map(|id| (id, id * 100)).collect() }
+        })
+        .await;
+    assert!(matches!(r, Err(cachet::CacheError::Tier { .. })), "{r:?}");
+    let r: Result<HashMap<u64, u64>, AppError> = prices
+        .try_get_or_set_many(&[25u64, 26], |missing: Vec<u64>| {
+            factories.fetch_add(1, SeqCst);
+            async move { Ok(missing.into_iter().map(|id| (id, id * 100)).collect()) }
+        })
+        .await;
+    assert!(is_fault(&r), "{r:?}");
+    assert_eq!(factories.load(SeqCst), 0, "no batch factory ran");
 }
 
 /// Bad bytes under a key (another type, a format from another release, garbage) are not a
@@ -707,6 +782,65 @@ async fn under_fail_bad_bytes_are_overwritten_by_the_function_then_the_call_fail
         assert_eq!(priced(31), 1);
     })
     .await;
+    // A batch load too: its factory runs and overwrites them, then the call fails.
+    prices
+        .set(&32u64, &String::from("not a price"))
+        .await
+        .unwrap();
+    let factories = AtomicU64::new(0);
+    let load = || {
+        prices.try_get_or_set_many(&[32u64], |missing: Vec<u64>| {
+            factories.fetch_add(1, SeqCst);
+            async move { Ok::<_, AppError>(missing.into_iter().map(|id| (id, id * 100)).collect()) }
+        })
+    };
+    let r: Result<HashMap<u64, u64>, AppError> = load().await;
+    assert!(
+        is_fault(&r),
+        "the batch that read the bad bytes fails: {r:?}"
+    );
+    assert_eq!(factories.load(SeqCst), 1, "after its factory ran");
+    assert_eq!(
+        load().await.unwrap()[&32],
+        3200,
+        "the bytes were overwritten"
+    );
+    assert_eq!(factories.load(SeqCst), 1);
+}
+
+/// With a distributed lock, the lock's own look for the value (once taken) can fail a
+/// read the call's first look did not: the call fails before its body all the same, and
+/// lets the lock go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_fail_a_read_failed_once_the_lock_is_taken_fails_the_call_before_its_body() {
+    use cache_backends::redis::{RedisOptions, RedisTier};
+    use cachet::memory::{MemoryOptions, MemoryTier};
+    use cachet::testing::{Fault, FaultRule, FaultyTier, Operation};
+    use cachet::{CacheFault, FaultAction, StoreBuilder};
+    let server = RedisServer::start();
+    let redis = RedisTier::new(&RedisOptions::new(server.url())).unwrap();
+    let l2 = FaultyTier::new(std::sync::Arc::new(redis));
+    let store = StoreBuilder::new()
+        .l1(MemoryTier::new(MemoryOptions::max_entries(100)))
+        .l2(l2.clone())
+        .distributed_lock(std::time::Duration::from_secs(5));
+    let manager = CacheManager::builder()
+        .store("locked", store)
+        .default_store("locked")
+        .error_handler(|_: &CacheFault<'_>| FaultAction::Fail)
+        .build()
+        .unwrap();
+    // The call's first read passes (nothing there); the next, the lock's, fails.
+    l2.inject(FaultRule::on(Operation::Get, Fault::Delay(std::time::Duration::ZERO)).times(1));
+    l2.inject(FaultRule::on(Operation::Get, Fault::Fail));
+    with_manager(manager, async {
+        let r = price(35).await;
+        assert!(is_fault(&r), "{r:?}");
+        assert_eq!(priced(35), 0, "the body did not run");
+    })
+    .await;
+    assert!(l2.completed(Operation::Lock) >= 1, "the lock was taken");
+    assert_eq!(l2.injected(), 2, "the read that failed was the lock's");
 }
 
 /// Whether a call was failed by a cache fault.
@@ -737,7 +871,7 @@ async fn a_failed_fault_fails_each_annotated_call_whose_type_can_say_so() {
         assert_eq!(priced(14), 0);
         let r = tokio::task::block_in_place(|| unprice_all(15));
         assert!(is_fault(&r), "a clear before the call: {r:?}");
-        assert_eq!(priced(15), 1);
+        assert_eq!(priced(15), 0, "it failed before the body, as Spring's does");
         // Types that cannot hold a `CacheError` return their value (the fault is logged).
         assert_eq!(price_plain(16).await, 1600);
         assert_eq!(priced(16), 1);

@@ -241,14 +241,17 @@ impl Engine {
 
     /// The one path of the batch loads (programmatic and `#[cacheable_many]`): the value
     /// under each of `stored` (the stored keys of `keys`, distinct), the missing ones from
-    /// one call of `factory`, stored for `lifetime`. With `bounded`, the factory is bounded
-    /// by the cache's hard timeout (the only `CacheError` this returns).
+    /// one call of `factory`, stored for `lifetime`. A `fallible` load (programmatic: its
+    /// caller can be answered with a `CacheError`, the only ones this returns) has its
+    /// factory bounded by the cache's hard timeout, and is failed before its factory runs
+    /// by a read the manager's error handler failed (`fault.rs`); `#[cacheable_many]`'s
+    /// never fails for the cache.
     pub(crate) async fn load_many<V, E, K, F, Fut>(
         &self,
         keys: &[K],
         stored: &[String],
         lifetime: Lifetime,
-        bounded: bool,
+        fallible: bool,
         factory: F,
     ) -> Result<Vec<Option<V>>, E>
     where
@@ -260,7 +263,7 @@ impl Engine {
     {
         if self.is_noop() {
             self.inner.stats.record(Event::Miss, keys.len() as u64);
-            let mut loaded = self.run_factory(bounded, factory(keys.to_vec())).await?;
+            let mut loaded = self.run_factory(fallible, factory(keys.to_vec())).await?;
             return Ok(keys.iter().map(|k| loaded.remove(k)).collect());
         }
         let flights = &self.inner.store.flights;
@@ -342,6 +345,16 @@ impl Engine {
             .collect();
         // The factory gets the keys in the caller's order, not the gates'.
         missing.sort_unstable();
+        // A read the error handler failed fails the batch here, its factory not run, as it
+        // fails a single call (`fault.rs`); the callers waiting at its gates take the failure.
+        if fallible && !missing.is_empty() {
+            if let Some((err, failure)) = crate::fault::fail_early(|error| Some(E::from(error))) {
+                for (_, gate) in &mut gates {
+                    gate.hand_failure(|| Some(failure.clone()));
+                }
+                return Err(err);
+            }
+        }
         self.inner.stats.record(Event::Miss, missing.len() as u64);
         for &i in &missing {
             self.tell(EventKind::Miss, Some(&stored[i]));
@@ -353,7 +366,7 @@ impl Engine {
         let span =
             tracing::debug_span!("cachet.miss_many", cache = self.name(), keys = asked.len());
         let mut loaded = match self
-            .run_factory(bounded, factory(asked).instrument(span))
+            .run_factory(fallible, factory(asked).instrument(span))
             .await
         {
             Ok(loaded) => loaded,

@@ -270,7 +270,7 @@ impl Cache {
         let store = &engine.inner.store;
         let grace = engine.settings().grace.unwrap_or_default();
         if let Some(l1) = &store.l1 {
-            let now = store.clock.now();
+            let now = (store.clock.now(), store.clock.ticks_ms());
             let key = engine.l1_key_owned(&stored);
             crate::expire::expire_local(l1.as_ref(), &store.versions, (&stored, key), grace, now);
         }

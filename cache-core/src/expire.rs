@@ -50,20 +50,27 @@ impl Graced for u64 {
     }
 }
 
-/// Expires the L1 entry under `stored` (filed under `key`) as of `now`: stale from now,
-/// kept for its grace.
+/// Expires the L1 entry under `stored` (filed under `key`) as of `now` (`now_ticks` on the
+/// store clock's ticks): stale from now, kept for its grace. With a `tti`, the L1 copy's
+/// renewals of the L2 copy stop there too, as the L2 copy is rewritten for that long
+/// ([`expire_remote`]).
 pub(crate) fn expire_local(
     l1: &dyn LocalTier,
     versions: &Versions,
     (stored, key): (&str, L1Key),
     grace: Duration,
-    now: Instant,
+    (now, now_ticks): (Instant, u64),
 ) {
     let Some(mut entry) = l1.get(&key.borrowed()) else {
         return;
     };
     match kept_until(entry.fresh_until, entry.keep_until, grace, now) {
         Some(keep_until) => {
+            if let Some(idle) = &entry.idle {
+                let left = keep_until.saturating_duration_since(now);
+                let left = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+                idle.end_l2_by(now_ticks.saturating_add(left));
+            }
             entry.fresh_until = Some(now);
             entry.keep_until = Some(keep_until);
             entry.refresh_at = None;

@@ -8,16 +8,28 @@
 //!   `delete`, `delete_many`, `clear`, `get_or_set`, `try_get_or_set`, `get_many`, `set_many`,
 //!   `get_or_set_many`, ...);
 //! - an annotated function (`#[cacheable]`, `#[cache_put]`, `#[cache_evict]`, async or plain)
-//!   returning `Result<T, E>` with `E: From<CacheError>` returns `Err(E::from(..))`. A failed
-//!   read of a `#[cacheable]` lookup fails the call before its body runs, as Spring's
-//!   handler rethrowing a get error fails the call before the method (and so does a failed
-//!   read of `get_or_set`'s lookup: its factory does not run); a fault of later cache work
-//!   (storing the value, an eviction) fails the call once its body ran and its value was
-//!   stored where the cache took it. The return type is probed at compile time, as for the
-//!   hard timeout, so an alias (`anyhow::Result<T>`) counts.
+//!   returning `Result<T, E>` with `E: From<CacheError>` returns `Err(E::from(..))`. The
+//!   return type is probed at compile time, as for the hard timeout, so an alias
+//!   (`anyhow::Result<T>`) counts.
 //! - an annotated function whose return type cannot carry a `CacheError` (a plain `T`,
 //!   `Option<T>`, a `Result` whose error does not convert) cannot say "failed": it returns
 //!   its value and the fault is logged, as with [`FaultAction::Log`].
+//!
+//! When: before the function runs (Spring's handler rethrowing a get error before the
+//! method, and `processCacheEvicts(.., true, ..)` rethrowing before it):
+//! - a tier that could not be read for the lookup of a `#[cacheable]`, `get_or_set`,
+//!   `try_get_or_set`, `get_or_set_many` or `try_get_or_set_many` (the distributed lock's
+//!   looks included): the body or factory does not run. The callers waiting for that call
+//!   at the key's single-flight gate take its failure: each fails with the same error when
+//!   its type can say so (none of them reads the tier again), the others run as when a
+//!   leader's function failed;
+//! - a failed eviction of a `#[cache_evict(before_invocation)]`.
+//!
+//! After the function ran: a fault of later cache work (storing the value, an eviction
+//! after the invocation), once the value was stored where the cache took it; and bad bytes
+//! read for the lookup (another type, another codec, garbage): the function's value
+//! overwrites them, then the call fails (failing first would keep them, and fail every
+//! call, until they expire).
 //!
 //! A call fails only for faults of its own cache operations: those of the cache calls its
 //! body makes are the body's (each such call fails or not as the handler says). Faults of
@@ -33,6 +45,7 @@ use futures_util::future::Either;
 use futures_util::FutureExt;
 
 use crate::error::{CacheError, TierError};
+use crate::shape::SharedFailure;
 
 /// Which cache operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,9 +137,27 @@ tokio::task_local! {
 
 /// A fault the handler failed, recorded for the call in progress.
 struct Failed {
-    error: CacheError,
+    failure: Failure,
     /// Whether the call fails before its function runs ([`fail_early`]) or only after.
     when: Failing,
+}
+
+/// What a failed fault fails a call with: made into a [`CacheError::Tier`] for each call it
+/// fails (a single-flight leader failing early hands it to the callers waiting for it).
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    store: String,
+    message: String,
+}
+
+impl Failure {
+    /// The error of a call this failure fails.
+    fn error(&self) -> CacheError {
+        CacheError::Tier {
+            store: self.store.clone(),
+            source: TierError::new(self.message.clone()),
+        }
+    }
 }
 
 /// When a failed fault fails its call.
@@ -148,17 +179,17 @@ pub(crate) fn decide(handler: &Handler, fault: &CacheFault<'_>, when: Failing) -
         .as_ref()
         .map_or(FaultAction::Log, |h| h.handle(fault));
     if action == FaultAction::Fail {
-        let error = CacheError::Tier {
+        let failure = Failure {
             store: fault.store.to_owned(),
-            source: TierError::new(format!(
+            message: format!(
                 "{:?} on cache `{}` failed: {}",
                 fault.operation, fault.cache, fault.error
-            )),
+            ),
         };
         // Outside a call that can fail (background work): nothing to fail.
         let _ = FAILED.try_with(|failed| {
             let mut failed = failed.borrow_mut();
-            let recorded = failed.get_or_insert(Failed { error, when });
+            let recorded = failed.get_or_insert(Failed { failure, when });
             if when == Failing::Early {
                 recorded.when = Failing::Early;
             }
@@ -192,28 +223,40 @@ fn no_fault<T>(out: T) -> (T, Option<CacheError>) {
 /// The output with the fault recorded in the scope it completed in.
 fn taken<T>(out: T) -> (T, Option<CacheError>) {
     let failed = FAILED.try_with(|f| f.borrow_mut().take()).ok().flatten();
-    (out, failed.map(|failed| failed.error))
+    (out, failed.map(|failed| failed.failure.error()))
 }
 
 /// Before a call's function runs: the fault the handler failed so far in this call (a
 /// failed read of its lookup), taken, as the call's output if `fail` can make one of it
-/// (its return type can carry the error). The function then does not run, as Spring's
+/// (its return type can carry the error), with the failure itself, for the callers that
+/// wait for this one ([`handed_failure`]). The function then does not run, as Spring's
 /// `CacheErrorHandler` rethrowing a get error fails the call before its method. `None`
 /// outside a watched call, with no fault, with a fault that fails the call only after its
 /// function ran ([`Failing::AfterRun`]: kept for then), or when the output cannot say so
 /// (the fault was logged when it was decided; the function runs).
-pub(crate) fn fail_early<O>(fail: impl FnOnce(CacheError) -> Option<O>) -> Option<O> {
-    let error = FAILED
+pub(crate) fn fail_early<O>(
+    fail: impl FnOnce(CacheError) -> Option<O>,
+) -> Option<(O, SharedFailure)> {
+    let failure = FAILED
         .try_with(|f| {
             let mut failed = f.borrow_mut();
             match failed.as_ref()?.when {
-                Failing::Early => failed.take().map(|failed| failed.error),
+                Failing::Early => failed.take().map(|failed| failed.failure),
                 Failing::AfterRun => None,
             }
         })
         .ok()
         .flatten()?;
-    fail(error)
+    let output = fail(failure.error())?;
+    Some((output, Arc::new(failure)))
+}
+
+/// The error a caller that waited at a single-flight gate fails with, when the gate's
+/// holder failed early ([`fail_early`]) and handed over `shared`: the same failure, so the
+/// waiters do not each read the tier that failed again, one after another. `None` for any
+/// other failure handed over (a function's own error).
+pub(crate) fn handed_failure(shared: &SharedFailure) -> Option<CacheError> {
+    shared.downcast_ref::<Failure>().map(Failure::error)
 }
 
 /// `body` with its own (discarded) fault scope when `watch`: the cache calls a function's
@@ -307,7 +350,13 @@ mod tests {
             fail_early(Some)
         })
         .await;
-        assert!(early.is_some() && failed.is_none());
+        assert!(failed.is_none());
+        // The failure handed to the callers waiting is the same error; nothing else is.
+        let (error, shared) = early.unwrap();
+        let handed = handed_failure(&shared).unwrap();
+        assert_eq!(handed.to_string(), error.to_string());
+        assert!(handed.to_string().contains("down"));
+        assert!(handed_failure(&(Arc::new("boom") as SharedFailure)).is_none());
         // Outside a call: decided, nothing recorded, no panic.
         assert_eq!(decide(&fail, &fault, Failing::Early), FaultAction::Fail);
         assert_eq!(decide(&None, &fault, Failing::Early), FaultAction::Log);

@@ -16,8 +16,9 @@ pub(crate) struct Idle {
     touched: AtomicU64,
     /// When the L2 copy's full lifetime ends (the expiry its envelope records, grace
     /// included), in ticks: a renewal never keeps it longer, so it never outlives its
-    /// envelope nor the tag memberships written for that lifetime.
-    l2_until: u64,
+    /// envelope nor the tag memberships written for that lifetime. Lowered when the entry
+    /// is expired ([`Idle::end_l2_by`]).
+    l2_until: AtomicU64,
 }
 
 /// What a read of an entry with a `tti` finds.
@@ -43,8 +44,14 @@ impl Idle {
             tti_ms: ms(tti),
             last_read: AtomicU64::new(now_ticks),
             touched: AtomicU64::new(now_ticks),
-            l2_until: now_ticks.saturating_add(ms(l2_lifetime)),
+            l2_until: AtomicU64::new(now_ticks.saturating_add(ms(l2_lifetime))),
         }
+    }
+
+    /// The L2 copy's lifetime now ends by `until_ticks` at the latest (`Cache::expire`
+    /// rewrote it for its grace period): later renewals stop there.
+    pub(crate) fn end_l2_by(&self, until_ticks: u64) {
+        self.l2_until.fetch_min(until_ticks, Ordering::Relaxed);
     }
 
     /// Whether the entry has gone unread for its `tti` at `now_ticks`, without reading it
@@ -69,7 +76,10 @@ impl Idle {
         }
         let touched = self.touched.load(Ordering::Relaxed);
         let due = now_ticks.saturating_sub(touched) >= (self.tti_ms / 10).max(1);
-        let left = self.l2_until.saturating_sub(now_ticks);
+        let left = self
+            .l2_until
+            .load(Ordering::Relaxed)
+            .saturating_sub(now_ticks);
         // One reader wins the renewal of this tenth.
         if due
             && left > 0
@@ -143,5 +153,17 @@ mod tests {
             "capped at the 60 ms left"
         );
         assert_eq!(idle.read(250), IdleRead::Alive, "nothing left to renew");
+    }
+
+    #[test]
+    fn an_expired_copys_renewals_stop_where_its_grace_ends() {
+        let idle = Idle::new(TTI, 0, HOUR);
+        // Expired at 5, kept for a grace of 30 ms: renewed for what is left of it.
+        idle.end_l2_by(35);
+        assert_eq!(idle.read(10), IdleRead::Touch(Duration::from_millis(25)));
+        // Never raised again.
+        idle.end_l2_by(1000);
+        assert_eq!(idle.read(20), IdleRead::Touch(Duration::from_millis(15)));
+        assert_eq!(idle.read(35), IdleRead::Alive, "nothing left to renew");
     }
 }

@@ -131,6 +131,12 @@ where
         // caller that waited for it. Grace serves the stale value; a shape that can say
         // "failed" says it; any other caller runs the function, holding the gate.
         Gate::Failed(shared) => {
+            // Its lookup failed a read (`fault.rs`): this call fails with it too, as the
+            // leader did, when its type can say so; no tier is read again for it.
+            let early = shared.as_ref().and_then(crate::fault::handed_failure);
+            if let Some(output) = early.and_then(|error| shape.fail_early(error)) {
+                return output;
+            }
             if let Some(old) = stale.take() {
                 return serve_stale(shape, caches, keys, old, "failed in the call it waited for")
                     .await;
@@ -169,8 +175,7 @@ where
             (Lookup::Miss, _) => {}
         }
     }
-    // A read the error handler failed fails the call here, its function not run.
-    if let Some(output) = crate::fault::fail_early(|error| shape.fail_early(error)) {
+    if let Some(output) = failed_early(&shape, &mut flight) {
         return output;
     }
     // Across instances too, on a store with `lock = "redis"` (released when dropped).
@@ -181,6 +186,11 @@ where
             lock::Acquired::Found(value) => return shape.rebuild(value),
             lock::Acquired::Leader(guard) => guard,
         };
+    // The lock's own looks (while waiting, and once taken) may have failed a read too: the
+    // lock is released (dropped) with the gate.
+    if let Some(output) = failed_early(&shape, &mut flight) {
+        return output;
+    }
     count_misses(caches, keys);
     // The function's own events on a miss carry the cache and key.
     let span = tracing::debug_span!("cachet.miss", cache = first.name(), key = %keys[0], stale = stale.is_some());
@@ -264,6 +274,16 @@ where
             }
         }
     }
+}
+
+/// A read the error handler failed (`fault.rs`) fails the call here, its function not run,
+/// when its type can say so; the callers waiting at the gate take the same failure (each
+/// fails as its type can, or runs the function itself), instead of each reading the tier
+/// that failed again, one after another.
+fn failed_early<S: Shape>(shape: &S, flight: &mut FlightGuard<'_>) -> Option<S::Output> {
+    let (output, failure) = crate::fault::fail_early(|error| shape.fail_early(error))?;
+    flight.hand_failure(|| Some(failure));
+    Some(output)
 }
 
 /// What a caller that waited at the gate was handed instead of the gate.
@@ -369,7 +389,7 @@ where
             Lookup::Miss => {}
         }
     }
-    if let Some(output) = crate::fault::fail_early(|error| shape.fail_early(error)) {
+    if let Some((output, _)) = crate::fault::fail_early(|error| shape.fail_early(error)) {
         return output;
     }
     count_misses(caches, keys);
@@ -1026,29 +1046,34 @@ mod tests {
         task.is_finished()
     }
 
-    /// Waits (in real time, with a deadline) until `runs` reaches `n`: a function has started.
-    async fn until_runs(runs: &AtomicUsize, n: usize) {
+    /// Polls `check` (in real time) until it holds, failing with `never` after a deadline.
+    async fn until(never: &str, mut check: impl AsyncFnMut() -> bool) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while runs.load(SeqCst) < n {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the function never ran"
-            );
+        while !check().await {
+            assert!(std::time::Instant::now() < deadline, "{never}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
-    /// Polls `cache` under `key` until it holds `value` (a background job's store), failing
-    /// after a deadline.
+    /// Waits until `runs` reaches `n`: a function has started.
+    async fn until_runs(runs: &AtomicUsize, n: usize) {
+        until("the function never ran", async || runs.load(SeqCst) >= n).await;
+    }
+
+    /// Waits until `cache` holds `value` under `key` (a background job's store).
     async fn until_held(cache: &Cache, key: u64, value: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while held(cache, key).await.as_deref() != Some(value) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "`{value}` never stored"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let never = format!("`{value}` never stored");
+        until(&never, async || {
+            held(cache, key).await.as_deref() == Some(value)
+        })
+        .await;
+    }
+
+    /// Waits until `n` callers wait at `key`'s single-flight gate in `cache`.
+    async fn until_waiting(cache: &Cache, key: u64, n: usize) {
+        let stored = cache.engine.stored_key(&key).unwrap();
+        let flights = &cache.engine.inner.store.flights;
+        until("nobody waits", async || flights.waiting(&stored) >= n).await;
     }
 
     #[tokio::test]
@@ -1191,15 +1216,15 @@ mod tests {
         spawn_none(cache, key, runs, None, Attached).await.unwrap()
     }
 
-    /// Waits (in real time, with a deadline) until nobody holds `key`'s single-flight gate in
-    /// `cache` (a background refresh finished).
+    /// Waits until nobody holds `key`'s single-flight gate in `cache` (a background refresh
+    /// finished).
     async fn until_gate_free(cache: &Cache, key: u64) {
         let stored = cache.engine.stored_key(&key).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while cache.engine.inner.store.flights.try_lock(&stored).is_none() {
-            assert!(std::time::Instant::now() < deadline, "the gate stays held");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let flights = &cache.engine.inner.store.flights;
+        until("the gate stays held", async || {
+            flights.try_lock(&stored).is_some()
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -1433,12 +1458,7 @@ mod tests {
         let patient = a.with_options(CacheOptions::new().timeout(Duration::from_secs(3600)));
         let second = Arc::new(AtomicUsize::new(0));
         let waiter = spawn_call(&[patient], 1, &second, answer("second"), Attached);
-        let stored = a.engine.stored_key(&1u64).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while a.engine.inner.store.flights.waiting(&stored) == 0 {
-            assert!(std::time::Instant::now() < deadline, "never waited");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until_waiting(&a, 1, 1).await;
         // ...and takes its failure: the stale value, without running the function again.
         let _ = release.send(());
         assert_eq!(waiter.await.unwrap(), "old");
@@ -1492,16 +1512,6 @@ mod tests {
         Box::pin(async move { Ok(value) })
     }
 
-    /// Waits (in real time, with a deadline) until someone waits at `key`'s gate in `cache`.
-    async fn until_waiting(cache: &Cache, key: u64) {
-        let stored = cache.engine.stored_key(&key).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while cache.engine.inner.store.flights.waiting(&stored) == 0 {
-            assert!(std::time::Instant::now() < deadline, "nobody waits");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
     #[tokio::test]
     async fn a_caller_whose_leader_failed_reads_what_was_stored_meanwhile_unless_forced() {
         let m = manager(&ManualClock::new(), CacheOptions::new());
@@ -1517,7 +1527,7 @@ mod tests {
             until_runs(&runs, 1).await;
             let second = Arc::new(AtomicUsize::new(0));
             let waiter = spawn_result(caller, key, &second, ok("second"));
-            until_waiting(caller, key).await;
+            until_waiting(caller, key, 1).await;
             if key == 2 {
                 a.set(&key, &"meanwhile".to_owned()).await.unwrap();
             }
@@ -1525,6 +1535,58 @@ mod tests {
             assert_eq!(leader.await.unwrap(), Err("boom".to_owned()));
             assert_eq!(waiter.await.unwrap().as_deref(), Ok(expected), "key {key}");
             assert_eq!(second.load(SeqCst), ran, "key {key}");
+        }
+    }
+
+    /// Under `Fail`, a cold key's read that fails fails the call before its function runs,
+    /// and the callers that waited for it at the gate take that failure: the L2 is read
+    /// once in all, not again by each waiter, one after another.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_callers_waiting_for_a_failed_read_take_its_failure_without_reading_again() {
+        use crate::testing::{Fault, FaultRule, FaultyTier, Latch, Operation};
+        use crate::{CacheFault, FaultAction};
+        const CALLERS: usize = 8;
+        // Refused, the breaker stays closed; unavailable, with the breaker off: either way
+        // nothing but the hand-over keeps the waiters off the L2.
+        for (fault, breaker) in [(Fault::Refuse, None), (Fault::Fail, Some(Duration::ZERO))] {
+            let down = FaultyTier::new(FaultyTier::blackhole());
+            down.inject(FaultRule::on(Operation::Get, fault));
+            // The first read waits until every caller is at the gate, then fails.
+            let held = Latch::new();
+            let l2 = FaultyTier::new(down.clone());
+            l2.inject(FaultRule::on(Operation::Get, Fault::HoldRequest(held.clone())).times(1));
+            let mut store = StoreBuilder::new().l1(MapTier::new()).l2(l2);
+            if let Some(breaker) = breaker {
+                store = store.l2_circuit_breaker(breaker);
+            }
+            let m = CacheManager::builder()
+                .store("main", store)
+                .error_handler(|_: &CacheFault<'_>| FaultAction::Fail)
+                .build()
+                .unwrap();
+            let a = m.cache("a").unwrap();
+            let runs = Arc::new(AtomicUsize::new(0));
+            let callers: Vec<_> = (0..CALLERS)
+                .map(|_| {
+                    let (a, runs) = (a.clone(), runs.clone());
+                    tokio::spawn(async move {
+                        let factory = || async move {
+                            runs.fetch_add(1, SeqCst);
+                            Ok::<u64, CacheError>(1)
+                        };
+                        a.try_get_or_set(&1u64, factory).await
+                    })
+                })
+                .collect();
+            held.reached().await;
+            until_waiting(&a, 1, CALLERS - 1).await;
+            held.release();
+            for caller in callers {
+                let r = caller.await.unwrap();
+                assert!(matches!(r, Err(CacheError::Tier { .. })), "{r:?}");
+            }
+            assert_eq!(runs.load(SeqCst), 0, "no factory ran");
+            assert_eq!(down.injected(), 1, "the L2 was read once in all");
         }
     }
 

@@ -16,7 +16,8 @@ use crate::shape::Shape;
 /// `before_invocation`), `after` computes the key evicted after success otherwise; with
 /// `all_entries` they only say whether to evict ([`super::every_key`]) or not
 /// ([`super::no_key`]: a condition over `result` that is false). Failed by a fault the
-/// manager's error handler fails when `on_fault` can say so (`fault.rs`).
+/// manager's error handler fails when `on_fault` can say so (`fault.rs`): before its body
+/// runs for an eviction before the invocation, after it otherwise.
 pub async fn evict<S, F, T>(
     shape: S,
     op: &'static Operation,
@@ -59,16 +60,20 @@ where
         })
     };
     if before_invocation {
-        let mut failed = None;
         if let Some(target) = target(before) {
             let evict = invoke::evict_all_after(&caches, target, op.after_commit);
-            failed = fault::watched(watch, evict).await.1;
+            // A failed eviction fails the call before its body runs, when its type can say
+            // so, as Spring's `processCacheEvicts(.., true, ..)` rethrows before the
+            // method; otherwise it was logged, and the body runs.
+            if let Some(output) = fault::watched(watch, evict)
+                .await
+                .1
+                .and_then(|fault| on_fault.error(fault))
+            {
+                return output;
+            }
         }
-        let output = fault::isolated(watch, body).await;
-        return match failed {
-            Some(fault) => on_fault_of(shape, on_fault)(fault, output),
-            None => output,
-        };
+        return fault::isolated(watch, body).await;
     }
     let output = fault::isolated(watch, body).await;
     // Only a successful call (anything but `Err`) evicts.

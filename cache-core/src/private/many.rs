@@ -136,7 +136,7 @@ where
                 .collect(),
         ),
         Err(Failed::Body(err)) => R::from_error(err),
-        // Not bounded (`false` above), so the cache has no fault to report here.
+        // Not fallible (`false` above), so the cache has no fault to report here.
         Err(Failed::Cache(err)) => unreachable!("an unbounded batch load failed: {err}"),
     }
 }

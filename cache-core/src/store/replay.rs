@@ -220,6 +220,62 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_kept_up_to_the_bound_and_scopes_up_to_theirs() {
+        let mut queue = Queue::default();
+        queue.push(keys("app:users", 3));
+        assert_eq!(Vec::from(queue.pending.clone()), [keys("app:users", 3)]);
+        queue.push(keys("app:posts", MAX_PENDING_KEYS - 3));
+        assert_eq!(queue.keys, MAX_PENDING_KEYS, "exactly the bound: kept");
+        assert!(matches!(queue.pending[1], Pending::Keys { .. }));
+        queue.push(keys("app:users", 1));
+        assert_eq!(
+            Vec::from(queue.pending.clone()),
+            [
+                Pending::Scope(Scope::new("app:users")),
+                Pending::Scope(Scope::new("app:posts")),
+            ],
+            "one key past the bound: scopes"
+        );
+        assert_eq!(queue.keys, 0);
+
+        // Exactly MAX_PENDING_SCOPES scopes are kept as scopes; one more is everything.
+        let mut queue = Queue::default();
+        for i in 0..MAX_PENDING_SCOPES - 1 {
+            queue.push(Pending::Scope(Scope::new(format!("app:c{i}"))));
+        }
+        queue.push(keys("app:last", MAX_PENDING_KEYS + 1));
+        assert_eq!(queue.pending.len(), MAX_PENDING_SCOPES);
+        assert_eq!(
+            queue.pending.back(),
+            Some(&Pending::Scope(Scope::new("app:last")))
+        );
+        queue.push(keys("app:more", MAX_PENDING_KEYS + 1));
+        assert_eq!(Vec::from(queue.pending.clone()), [Pending::Everything]);
+    }
+
+    #[test]
+    fn the_replay_task_is_started_once_until_it_finishes_or_fails_to_start() {
+        let replay = Replay::default();
+        assert_eq!((replay.len(), replay.dropped()), (0, 0));
+        assert!(replay.finish_if_empty(), "nothing queued: done");
+        assert!(replay.push(keys("app:users", 1)));
+        assert!(!replay.push(keys("app:users", 1)), "already running");
+        replay.not_running();
+        assert!(
+            replay.push(keys("app:posts", 1)),
+            "a task that could not start is started by the next change"
+        );
+        assert!(!replay.finish_if_empty(), "changes are waiting");
+        assert!(!replay.push(keys("app:posts", 1)), "still running");
+        while let Some(change) = replay.front() {
+            replay.done(&change);
+        }
+        assert_eq!((replay.len(), lock(&replay.queue).keys), (0, 0));
+        assert!(replay.finish_if_empty());
+        assert!(replay.push(keys("app:users", 1)), "finished: started again");
+    }
+
+    #[test]
     fn a_refused_change_is_counted_and_dropped() {
         let replay = Replay::default();
         assert!(
