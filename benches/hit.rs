@@ -22,7 +22,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use cachet::memory::{MemoryEngine, MemoryOptions, MemoryTier};
-use cachet::store::{LocalEntry, LocalTier};
+use cachet::store::{KeySpace, LocalEntry, LocalTier};
 use criterion::{criterion_group, Criterion, Throughput};
 use futures_util::FutureExt;
 use serde::Serialize;
@@ -114,6 +114,11 @@ struct Engines {
     tier_quick: Arc<MemoryTier>,
     /// The key cachet stores `KEY` under in cache "bench" (`{prefix}:{cache}:{key}`).
     stored_key: String,
+    /// The memory driver's key space of cache "bench": its L1 keys are this space and
+    /// the encoded key.
+    space: KeySpace,
+    /// `KEY` encoded (`42`).
+    encoded_key: String,
     /// The stored keys of all resident keys, by key.
     stored_keys: Vec<String>,
     /// `KEY`'s string form (`key:000000000042`), as [`cachet_sync_str`] takes it.
@@ -134,10 +139,12 @@ impl Engines {
             quick.insert(k, k * 2);
             quick_str.insert(stored.clone(), k * 2);
         }
+        let space = KeySpace::new("cachet:bench");
         let tier = |engine| {
             let tier = MemoryTier::new(MemoryOptions::max_entries(CAPACITY).engine(engine));
-            for (k, stored) in (0..RESIDENT).zip(&stored_keys) {
-                tier.insert(stored, LocalEntry::new(Arc::new(k * 2), None, None, 100));
+            for k in 0..RESIDENT {
+                let key = space.key(k.to_string().as_bytes());
+                tier.insert(key, LocalEntry::new(Arc::new(k * 2), None, None, 100));
             }
             tier
         };
@@ -150,6 +157,8 @@ impl Engines {
             quick_str,
             stored_key,
             stored_keys,
+            space,
+            encoded_key: KEY.to_string(),
             str_key: str_key(KEY),
         }
     }
@@ -178,9 +187,11 @@ fn warm_resident(rt: &tokio::runtime::Runtime) {
 }
 
 impl Engines {
-    /// A hit on cachet's memory driver, downcast and cloned as `Cache::lookup` does.
+    /// A hit on cachet's memory driver, downcast and cloned as `Cache::lookup` does (the
+    /// key's hash computed in the loop, as a lookup does).
     fn tier_get(&self, tier: &MemoryTier) -> Option<u64> {
-        let entry = tier.get(black_box(self.stored_key.as_str()))?;
+        let key = self.space.key_ref(black_box(self.encoded_key.as_bytes()));
+        let entry = tier.get(&key)?;
         entry.value.downcast_ref::<u64>().copied()
     }
 }

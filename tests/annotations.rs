@@ -557,14 +557,14 @@ struct CountingL1 {
 }
 
 impl cachet::store::LocalTier for CountingL1 {
-    fn get(&self, key: &str) -> Option<cachet::store::LocalEntry> {
+    fn get(&self, key: &cachet::store::L1KeyRef<'_>) -> Option<cachet::store::LocalEntry> {
         self.reads.fetch_add(1, SeqCst);
         self.inner.get(key)
     }
-    fn insert(&self, key: &str, entry: cachet::store::LocalEntry) {
+    fn insert(&self, key: cachet::store::L1Key, entry: cachet::store::LocalEntry) {
         self.inner.insert(key, entry)
     }
-    fn remove(&self, key: &str) {
+    fn remove(&self, key: &cachet::store::L1KeyRef<'_>) {
         self.inner.remove(key)
     }
     fn remove_scope(&self, scope: &cachet::store::Scope) {

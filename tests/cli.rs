@@ -260,6 +260,31 @@ fn get_shows_the_envelope_and_exits_1_when_there_is_no_entry() {
     );
 }
 
+/// An `Option`-returning function: `None` is cached as the null marker.
+#[cachet::cacheable("people")]
+async fn nobody(id: u64) -> Option<String> {
+    let _ = id;
+    None
+}
+
+#[test]
+fn get_labels_a_cached_absence() {
+    let server = RedisServer::start();
+    let (dir, file) = setup(&server);
+    let manager = CacheManager::from_toml_file(&file).unwrap();
+    assert_eq!(
+        block(cachet::testing::with_manager(manager, nobody(5))),
+        None
+    );
+    let run = cachet(&dir, &["get", "main", "people", "5"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        field(&run.stdout, "type"),
+        "cached absence (None)",
+        "{run:?}"
+    );
+}
+
 #[test]
 fn delete_removes_one_entry() {
     let server = RedisServer::start();

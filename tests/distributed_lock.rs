@@ -157,6 +157,12 @@ async fn second_process_hundred_callers() {
     let took = hundred_callers(&manager, port).await;
     println!("second process: {CALLERS} callers got 7000");
     println!("second process took {took} ms");
+    // When this process held the lock, its release runs in the background once the value is
+    // stored: exiting at once could drop it (the lock then expires, after `lock_timeout`).
+    eventually("the holder releases its lock", async || {
+        cli(port, &["EXISTS", "lockt:~lock:reports:7"]).await == "0"
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

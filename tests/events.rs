@@ -8,10 +8,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cache_backends::redis::{RedisBus, RedisOptions, RedisTier};
-use cachet::memory::{MemoryOptions, MemoryTier};
+use cache_backends::redis::RedisBus;
 use cachet::testing::{Fault, FaultRule, FaultyTier, ManualClock, Operation};
-use cachet::{CacheError, CacheManager, CacheOptions, EventKind, StoreBuilder, Subscription};
+use cachet::{CacheError, CacheManager, CacheOptions, EventKind, Subscription};
+use support::chaos::{chaos_store, ChaosStore};
 use support::eventually;
 use support::redis_server::RedisServer;
 
@@ -206,13 +206,8 @@ struct Instance {
 
 impl Instance {
     fn new(server: &RedisServer, clock: &ManualClock) -> Self {
-        let options = RedisOptions::new(server.url());
-        let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options).unwrap()));
-        let bus = Arc::new(RedisBus::new(&options, "events:__bus").unwrap());
-        let store = StoreBuilder::new()
-            .l1(MemoryTier::new(MemoryOptions::max_entries(1000)))
-            .l2(l2.clone())
-            .bus(bus.clone());
+        let ChaosStore { store, l2, bus } = chaos_store(server, "events", true);
+        let bus = bus.unwrap();
         let manager = CacheManager::builder()
             .manual_clock(clock.clone())
             .prefix("events")

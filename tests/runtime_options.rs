@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_backends::redis::{RedisBus, RedisOptions, RedisTier};
-use cachet::memory::{MemoryOptions, MemoryTier};
+use cache_backends::redis::RedisBus;
 use cachet::testing::{Fault, FaultRule, FaultyTier, Latch, ManualClock, Operation};
-use cachet::{Cache, CacheError, CacheManager, CacheOptions, StoreBuilder};
+use cachet::{Cache, CacheError, CacheManager, CacheOptions};
+use support::chaos::{chaos_store, ChaosStore};
 use support::redis_server::RedisServer;
 use support::{eventually, redis_cli};
 
@@ -43,16 +43,7 @@ struct Instance {
 
 impl Instance {
     fn new(server: &RedisServer, prefix: &str, clock: &ManualClock, bus: bool) -> Self {
-        let options = RedisOptions::new(server.url());
-        let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options).unwrap()));
-        let bus =
-            bus.then(|| Arc::new(RedisBus::new(&options, format!("{prefix}:__bus")).unwrap()));
-        let mut store = StoreBuilder::new()
-            .l1(MemoryTier::new(MemoryOptions::max_entries(1000)))
-            .l2(l2.clone());
-        if let Some(bus) = &bus {
-            store = store.bus(bus.clone());
-        }
+        let ChaosStore { store, l2, bus } = chaos_store(server, prefix, bus);
         let manager = CacheManager::builder()
             .manual_clock(clock.clone())
             .prefix(prefix)

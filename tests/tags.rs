@@ -186,11 +186,11 @@ mod tiered {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use cache_backends::redis::{RedisBus, RedisOptions, RedisTier};
-    use cachet::memory::{MemoryOptions, MemoryTier};
+    use cache_backends::redis::RedisBus;
     use cachet::testing::{with_manager, FaultyTier, ManualClock, Operation};
-    use cachet::{CacheManager, CacheOptions, StoreBuilder};
+    use cachet::{CacheManager, CacheOptions};
 
+    use super::support::chaos::{chaos_store, ChaosStore};
     use super::support::redis_server::RedisServer;
     use super::support::{eventually, redis_cli};
     use super::Catalog;
@@ -204,11 +204,11 @@ mod tiered {
         prefix: &str,
         clock: &ManualClock,
     ) -> (CacheManager, Arc<FaultyTier>) {
-        let options = RedisOptions::new(server.url());
-        let bus = Arc::new(RedisBus::new(&options, format!("{prefix}:__bus")).unwrap());
-        let instance = built(server, prefix, clock, Some(bus.clone()));
-        eventually("the bus is subscribed", async || bus.is_subscribed()).await;
-        instance
+        let (manager, l2, bus) = built(server, prefix, clock, true);
+        if let Some(bus) = bus {
+            eventually("the bus is subscribed", async || bus.is_subscribed()).await;
+        }
+        (manager, l2)
     }
 
     /// An instance as [`instance`] makes, without a bus: nothing tells it that another
@@ -218,23 +218,17 @@ mod tiered {
         prefix: &str,
         clock: &ManualClock,
     ) -> (CacheManager, Arc<FaultyTier>) {
-        built(server, prefix, clock, None)
+        let (manager, l2, _) = built(server, prefix, clock, false);
+        (manager, l2)
     }
 
     fn built(
         server: &RedisServer,
         prefix: &str,
         clock: &ManualClock,
-        bus: Option<Arc<RedisBus>>,
-    ) -> (CacheManager, Arc<FaultyTier>) {
-        let options = RedisOptions::new(server.url());
-        let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options).unwrap()));
-        let mut store = StoreBuilder::new()
-            .l1(MemoryTier::new(MemoryOptions::max_entries(1000)))
-            .l2(l2.clone());
-        if let Some(bus) = bus {
-            store = store.bus(bus);
-        }
+        bus: bool,
+    ) -> (CacheManager, Arc<FaultyTier>, Option<Arc<RedisBus>>) {
+        let ChaosStore { store, l2, bus } = chaos_store(server, prefix, bus);
         let manager = CacheManager::builder()
             .manual_clock(clock.clone())
             .prefix(prefix)
@@ -242,7 +236,7 @@ mod tiered {
             .validate_declarations(false)
             .build()
             .unwrap();
-        (manager, l2)
+        (manager, l2, bus)
     }
 
     /// What `by` of the server's own time does to the keys of `prefix`, done at once (the
@@ -395,9 +389,9 @@ mod tiered {
         assert_eq!(sale.stats().errors, 0);
     }
 
-    /// Time to idle and tags (issue 15): an entry with `ttl = 1h, tti = 10m` is written to L2
-    /// for the `tti` and renewed as it is read. Its tag memberships must last as long as the
-    /// entry may: written for the `tti` too (and never renewed), they expired after ten
+    /// Time to idle and tags (issue 15): an entry with `ttl = 1h, tti = 10m, grace = 30m` is
+    /// written to L2 for the `tti` and renewed as it is read. Its tag memberships must last as
+    /// long as the entry may (TTL and grace): written for the `tti` too (and never renewed), they expired after ten
     /// minutes while reads kept the entry, and `delete_by_tag` on another instance no longer
     /// found it: the stale entry was served until its TTL.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,7 +400,11 @@ mod tiered {
         let clock = ManualClock::new();
         let (a, a_l2) = instance(&server, "idle", &clock).await;
         let (b, _) = instance(&server, "idle", &clock).await;
-        let idle = CacheOptions::new().ttl(60 * MINUTE).tti(10 * MINUTE);
+        // Kept half an hour past its TTL (grace): the memberships last that too.
+        let idle = CacheOptions::new()
+            .ttl(60 * MINUTE)
+            .tti(10 * MINUTE)
+            .grace(30 * MINUTE);
         let products = a.cache("products").unwrap().with_options(idle);
         products.tagged(["sale"]).set(&1u64, &1u32).await.unwrap();
         // Read every minute for a quarter of an hour: L1 hits, each renewing the L2 copy
@@ -433,8 +431,8 @@ mod tiered {
             "delete_by_tag on another instance found the entry reads kept alive (tag set: {set} ms left)"
         );
         assert!(
-            set > 44 * 60_000,
-            "the tag set lasts the entry's hour: {set} ms left after 15 minutes"
+            set > 74 * 60_000,
+            "the tag set lasts the entry's hour and its half hour of grace: {set} ms left after 15 minutes"
         );
         eventually("A drops its L1 copy", async || {
             products.get::<u32>(&1u64).await.unwrap().is_none()

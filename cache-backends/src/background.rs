@@ -112,12 +112,15 @@ impl<T> Drop for Remote<T> {
 }
 
 /// The one listener task of a bus (`RedisBus`, `PostgresBus`): started once on the backend
-/// runtime by the first `subscribe`, aborted when the slot (the bus) is dropped.
+/// runtime by the first `subscribe`, aborted when the slot (the bus) is dropped. Only the
+/// drivers with a bus build it.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 #[derive(Debug, Default)]
 pub(crate) struct SubscriberSlot {
     task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
 impl SubscriberSlot {
     /// An empty slot: no listener yet.
     pub(crate) fn new() -> Self {
@@ -146,6 +149,7 @@ impl SubscriberSlot {
     }
 }
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
 impl Drop for SubscriberSlot {
     fn drop(&mut self) {
         if let Ok(mut guard) = self.task.lock() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use cache_backends::redis::{RedisBus, RedisOptions, MAX_MESSAGE_SIZE, MESSAGE_VERSION};
 use cache_core::store::{Bus, BusEvent, Invalidation, Scope};
 use cache_core::TierErrorKind;
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisSentinel, RedisServer};
 
 const CHANNEL: &str = "shop:__bus";
 
@@ -221,4 +221,100 @@ fn dropping_the_bus_stops_its_subscriber() {
     assert_eq!(count_clients(), 1);
     drop(bus);
     wait_until("subscriber gone", || count_clients() == 0);
+}
+
+/// A frozen master (SIGSTOP) closes nothing and answers nothing, so a subscription on it
+/// heard nothing until it thawed, even once the Sentinels had promoted its replica. The
+/// heartbeat (a `PING` on the subscribed connection) notices the silence and the bus
+/// resubscribes to the promoted master: invalidations arrive again while the old master
+/// stays frozen, and the handler is told it may have missed some.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_is_noticed_and_the_bus_resubscribes_to_the_promoted_one() {
+    let ha = Arc::new(RedisSentinel::start());
+    let opts = RedisOptions::sentinel(ha.sentinel_urls(), ha.service());
+    // The closures hold clones: the setup must outlive them (dropping it stops the servers).
+    let (freezing, watching) = (Arc::clone(&ha), Arc::clone(&ha));
+    heard_again_with_the_master_frozen(
+        opts,
+        move || freezing.pause_master(),
+        move |frozen| watching.wait_for_failover(frozen),
+    )
+    .await;
+}
+
+/// The same on a Redis Cluster with sharded pub/sub: the master of the bus channel's slot
+/// frozen, its replica promoted. The subscriber's `PING` goes to that slot's master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_cluster_master_is_noticed_and_the_bus_resubscribes_to_the_promoted_one() {
+    let cluster = Arc::new(RedisCluster::start());
+    let opts = RedisOptions::cluster(cluster.urls());
+    let (freezing, watching) = (Arc::clone(&cluster), Arc::clone(&cluster));
+    heard_again_with_the_master_frozen(
+        opts,
+        move || {
+            let victim = freezing.master_of(CHANNEL);
+            freezing.pause(victim);
+            victim
+        },
+        move |frozen| watching.wait_for_failover(frozen),
+    )
+    .await;
+}
+
+/// A subscriber and a publisher on `opts`; once the bus works, `freeze` freezes the master
+/// the subscription is on (returning its port) and `promoted` waits for its successor.
+/// Fails unless an invalidation reaches the subscriber within 10 s of the promotion, the
+/// old master still frozen (it is killed, not thawed, when the servers are dropped).
+async fn heard_again_with_the_master_frozen(
+    opts: RedisOptions,
+    freeze: impl FnOnce() -> u16,
+    promoted: impl FnOnce(u16) -> (Instant, u16) + Send + 'static,
+) {
+    let opts = opts
+        .operation_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
+        .heartbeat(Duration::from_millis(500));
+    let b = RedisBus::new(&opts, CHANNEL).unwrap();
+    let seen: Seen = Arc::default();
+    let sink = Arc::clone(&seen);
+    b.subscribe(Arc::new(move |e| sink.lock().unwrap().push(e)));
+    let a = RedisBus::new(&opts, CHANNEL).unwrap();
+    let heard = |n: u32| {
+        let event = BusEvent::Invalidate(Invalidation::Keys(vec![format!("shop:users:{n}")]));
+        seen.lock().unwrap().contains(&event)
+    };
+    let publish = |n: u32| a.publish(Invalidation::Keys(vec![format!("shop:users:{n}")]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !heard(1) {
+        assert!(Instant::now() < deadline, "the bus never worked");
+        let _ = publish(1).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let frozen = tokio::task::block_in_place(freeze);
+    let (promoted_at, successor) = tokio::task::spawn_blocking(move || promoted(frozen))
+        .await
+        .unwrap();
+    // Only a subscription moved off the frozen master can hear this.
+    let within = Duration::from_secs(10);
+    while !heard(2) {
+        assert!(
+            promoted_at.elapsed() < within,
+            "no invalidation reached the bus within {within:?} of the promotion (master on {frozen} frozen, {successor} promoted; subscribed: {}, resubscriptions: {})",
+            b.is_subscribed(),
+            b.counters().resubscriptions
+        );
+        // Fails until the publisher finds the promoted master too.
+        let _ = publish(2).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "heard again {:?} after the promotion",
+        promoted_at.elapsed()
+    );
+    assert!(
+        seen.lock().unwrap().contains(&BusEvent::Resubscribed),
+        "resubscribed without telling the handler it may have missed messages"
+    );
+    assert!(b.counters().resubscriptions >= 1);
 }

@@ -507,7 +507,10 @@ impl Cache {
     /// the distributed lock (`lock = "redis"`) is not taken (a batch loads with this
     /// instance's single flight), and the soft `timeout` and `eager_refresh` do not apply
     /// (the factory runs within the call; hits are served as they are): the README's
-    /// batch section says why.
+    /// batch section says why. Under a [`crate::FaultAction::Fail`] error handler, a batch
+    /// read of a tier that could not be read fails the call before the factory runs, as it
+    /// fails [`Cache::get_or_set`]; bad bytes fail it after the factory's values overwrote
+    /// them.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {

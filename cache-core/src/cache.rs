@@ -211,12 +211,16 @@ impl Cache {
         stale: bool,
     ) -> Result<Option<V>, CacheError> {
         let engine = &self.engine;
-        let probed = engine.with_stored_key(key, |stored, _| match engine.look_l1::<V>(stored) {
-            (Lookup::Fresh(value), _) => Ok(value),
+        let probed = engine.with_encoded_key(key, |encoded| {
+            let found = engine.look_l1_at::<V>(&engine.l1_key_of_encoded(encoded)).0;
             // The L2 is read under the key encoded for L1, not encoded again; a stale L1
             // value is read again after L2, which may hold a fresher one.
-            (Lookup::Stale(..), _) if stale => Err((stored.to_owned(), FirstL1::Unread)),
-            (Lookup::Stale(..) | Lookup::Miss, _) => Err((stored.to_owned(), FirstL1::Empty)),
+            let local = match found {
+                Lookup::Fresh(value) => return Ok(value),
+                Lookup::Stale(..) if stale => FirstL1::Unread,
+                Lookup::Stale(..) | Lookup::Miss => FirstL1::Empty,
+            };
+            Err((engine.stored_key_of_encoded(encoded), local))
         });
         let (stored, local) = match probed {
             Some(Ok(value)) => return Ok(Some(value)),
@@ -267,7 +271,8 @@ impl Cache {
         let grace = engine.settings().grace.unwrap_or_default();
         if let Some(l1) = &store.l1 {
             let now = (store.clock.now(), store.clock.ticks_ms());
-            crate::expire::expire_local(l1.as_ref(), &store.versions, &stored, grace, now);
+            let key = engine.l1_key_owned(&stored);
+            crate::expire::expire_local(l1.as_ref(), &store.versions, (&stored, key), grace, now);
         }
         if let Some(remote) = store
             .l2
@@ -525,7 +530,8 @@ impl Cache {
         let stored = self.engine.stored_key(key)?;
         let store = &self.engine.inner.store;
         let now = store.clock.now();
-        if let Some(entry) = store.l1.as_ref().and_then(|l1| l1.get(&stored)) {
+        let local = store.l1.as_ref();
+        if let Some(entry) = local.and_then(|l1| l1.get(&self.engine.l1_key(&stored))) {
             // Idle past its `tti`: gone for every read, so not had either (asking is no read).
             let idle = entry
                 .idle

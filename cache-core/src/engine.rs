@@ -26,7 +26,7 @@ use crate::store::named::StoreInner;
 use crate::store::remote::Skipped;
 use crate::store::replay::Pending;
 use crate::store::tag_index::Tags;
-use crate::store::{Invalidation, LocalEntry, LocalTier, Scope};
+use crate::store::{Invalidation, KeySpace, L1Key, L1KeyRef, LocalEntry, LocalTier, Scope};
 
 /// How long a written entry lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,56 +141,38 @@ pub(crate) struct EngineInner {
     pub(crate) name: Arc<str>,
     /// `{prefix}:{cache}` or `{prefix}:{cache}#{ns}...`: every stored key is `{base}:{key}`.
     pub(crate) base: String,
+    /// The base as L1 files it: an L1 key is this space and the encoded key.
+    pub(crate) space: KeySpace,
     pub(crate) store: Arc<StoreInner>,
     pub(crate) settings: Arc<CacheOptions>,
     pub(crate) stats: Arc<StatsCounters>,
     /// The tags this handle's writes carry (see `tags.rs`); empty for a plain handle.
     pub(crate) tags: Tags,
-    /// Tells engines apart in the thread's stored-key buffer (never reused).
-    id: u64,
-}
-
-/// A thread's buffer for stored keys: `{base}:` of the engine that used it last, then the
-/// key of the call.
-struct Scratch {
-    buf: String,
-    /// The engine whose `{base}:` the buffer starts with (0: none).
-    owner: u64,
 }
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = const {
-        std::cell::RefCell::new(Scratch { buf: String::new(), owner: 0 })
-    };
+    /// A thread's buffer for the encoded key of a lookup.
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
-impl Engine {
-    /// Runs `f` with a buffer holding `{base}:` and the index after it: the thread's, where
-    /// `{base}:` is copied only when another engine used it last (a fresh one when the
-    /// thread's is in use).
-    fn with_entry_start<R>(&self, f: impl FnOnce(&mut String, usize) -> R) -> R {
-        let base = &self.inner.base;
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => {
-                let scratch = &mut *scratch;
-                let start = base.len() + 1;
-                if scratch.owner == self.inner.id && scratch.buf.len() >= start {
-                    scratch.buf.truncate(start);
-                } else {
-                    scratch.buf.clear();
-                    layout::push_entry_start(&mut scratch.buf, base);
-                    scratch.owner = self.inner.id;
-                }
-                f(&mut scratch.buf, start)
-            }
-            Err(_) => {
-                let mut buf = String::new();
-                layout::push_entry_start(&mut buf, base);
-                let start = buf.len();
-                f(&mut buf, start)
-            }
-        })
-    }
+/// Runs `f` on `key` encoded into a reused buffer (the thread's, or a fresh one when the
+/// thread's is in use); `None` for a key that cannot be encoded.
+fn with_encoded<K: Serialize + ?Sized, R>(key: &K, f: impl FnOnce(&str) -> R) -> Option<R> {
+    let encoded = |buf: &mut String| {
+        buf.clear();
+        encode_key_into(key, buf).ok()
+    };
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            encoded(&mut buf)?;
+            Some(f(&buf))
+        }
+        Err(_) => {
+            let mut buf = String::new();
+            encoded(&mut buf)?;
+            Some(f(&buf))
+        }
+    })
 }
 
 /// A rough size for size-bounded tiers: the key, the value's inline size behind its `Arc`,
@@ -212,16 +194,12 @@ impl Engine {
         Engine {
             inner: Arc::new(EngineInner {
                 name,
+                space: KeySpace::new(&base),
                 base,
                 store,
                 settings,
                 stats,
                 tags: Tags::default(),
-                id: {
-                    static NEXT: std::sync::atomic::AtomicU64 =
-                        std::sync::atomic::AtomicU64::new(1);
-                    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                },
             }),
         }
     }
@@ -315,6 +293,30 @@ impl Engine {
         layout::entry_key(&self.inner.base, encoded)
     }
 
+    /// The L1 key of an encoded key of this cache.
+    #[inline]
+    pub(crate) fn l1_key_of_encoded<'a>(&'a self, encoded: &'a str) -> L1KeyRef<'a> {
+        self.inner.space.key_ref(encoded.as_bytes())
+    }
+
+    /// The L1 key of a stored key: this cache's space and the encoded key when the key is
+    /// one of this cache's (`{base}:{key}`, the usual case: cut in place), else the
+    /// stored key read back ([`L1KeyRef::parse`], the same parts: `layout.rs`, point 7).
+    pub(crate) fn l1_key<'a>(&'a self, stored: &'a str) -> L1KeyRef<'a> {
+        match layout::entry_of(&self.inner.base, stored) {
+            Some(encoded) => self.l1_key_of_encoded(encoded),
+            None => L1KeyRef::parse(stored),
+        }
+    }
+
+    /// [`Engine::l1_key`], owned, for an insert (sharing this cache's key space).
+    pub(crate) fn l1_key_owned(&self, stored: &str) -> L1Key {
+        match layout::entry_of(&self.inner.base, stored) {
+            Some(encoded) => self.inner.space.key(encoded.as_bytes()),
+            None => L1Key::parse(stored),
+        }
+    }
+
     pub(crate) fn stored_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<String, CacheError> {
         let stored = layout::entry_key_of(&self.inner.base, key)
             .inspect_err(|_| self.count(Event::Error))?;
@@ -349,30 +351,26 @@ impl Engine {
         }
     }
 
-    /// Runs `f` on the stored key of `key` (`{base}:{encoded key}`), built in a reused
-    /// buffer, and the index where the encoded key starts in it: a hit allocates nothing
-    /// for the key. `None` without L1 (there is nothing to look at without I/O), or for a
-    /// key that cannot be encoded.
-    pub(crate) fn with_stored_key<K: Serialize + ?Sized, R>(
+    /// Runs `f` on `key` encoded (its L1 key is [`Engine::l1_key_of_encoded`]), in a
+    /// reused buffer: a hit allocates nothing for the key. `None` without L1 (there is
+    /// nothing to look at without I/O), or for a key that cannot be encoded.
+    pub(crate) fn with_encoded_key<K: Serialize + ?Sized, R>(
         &self,
         key: &K,
-        f: impl FnOnce(&str, usize) -> R,
+        f: impl FnOnce(&str) -> R,
     ) -> Option<R> {
         self.inner.store.l1.as_ref()?;
-        self.with_entry_start(|buf, at| {
-            encode_key_into(key, buf).ok()?;
-            Some(f(buf, at))
-        })
+        with_encoded(key, f)
     }
 
-    /// The hit path's look at L1: the fresh value under `stored`, counted as a hit, or
+    /// The hit path's look at L1: the fresh value under `key`, counted as a hit, or
     /// what the rest of the call may skip. With `eager`, a value past its eager refresh
     /// point is not taken (nor counted): the caller's full path serves it and starts the
     /// refresh.
     #[inline]
     pub(crate) fn hit_in_l1<V: Slot>(
         &self,
-        stored: &str,
+        key: &L1KeyRef<'_>,
         eager: bool,
     ) -> Result<V::Value, FirstL1> {
         let Some(l1) = &self.inner.store.l1 else {
@@ -382,17 +380,25 @@ impl Engine {
         // nothing larger than the value crosses the tier's `dyn` call.
         let mut hit = Err(FirstL1::Empty);
         let mut touch = None;
-        l1.read(stored, &mut |entry| {
+        l1.read(key, &mut |entry| {
             hit = self.judge_hit::<V>(entry, eager, &mut touch)
         });
         if let Some(tti) = touch {
-            self.touch_l2(stored, tti);
+            self.touch_l2(&key.to_string(), tti);
         }
         if hit.is_ok() {
             self.inner.stats.l1_hit();
-            self.tell(EventKind::Hit, Some(stored));
+            self.tell_key(EventKind::Hit, key);
         }
         hit
+    }
+
+    /// [`Engine::tell`] of an L1 key: its stored key is joined only when someone listens.
+    #[inline]
+    fn tell_key(&self, kind: EventKind, key: &L1KeyRef<'_>) {
+        if crate::events::anyone_listening() {
+            self.tell_listeners(kind, Some(&key.to_string()));
+        }
     }
 
     /// [`Engine::judge_l1`] as the hit path needs it, in one pass over the lent entry: the
@@ -444,17 +450,22 @@ impl Engine {
     /// The L1 lookup, and whether a fresh hit is past the entry's eager refresh point: one
     /// more comparison on the entry already read. Counts a fresh hit.
     pub(crate) fn look_l1<V: Slot>(&self, stored: &str) -> (Lookup<V::Value>, bool) {
-        let found = self.read_l1::<V>(stored);
+        self.look_l1_at::<V>(&self.l1_key(stored))
+    }
+
+    /// [`Engine::look_l1`] of an L1 key.
+    pub(crate) fn look_l1_at<V: Slot>(&self, key: &L1KeyRef<'_>) -> (Lookup<V::Value>, bool) {
+        let found = self.read_l1::<V>(key);
         if matches!(found.0, Lookup::Fresh(_)) {
             self.count(Event::L1Hit);
-            self.tell(EventKind::Hit, Some(stored));
+            self.tell_key(EventKind::Hit, key);
         }
         found
     }
 
-    /// The one reader of L1 (it counts nothing): the entry under `stored`, if of type `V`
+    /// The one reader of L1 (it counts nothing): the entry under `key`, if of type `V`
     /// and not past its grace period by the store's clock.
-    fn read_l1<V: Slot>(&self, stored: &str) -> (Lookup<V::Value>, bool) {
+    fn read_l1<V: Slot>(&self, key: &L1KeyRef<'_>) -> (Lookup<V::Value>, bool) {
         let Some(l1) = &self.inner.store.l1 else {
             return (Lookup::Miss, false);
         };
@@ -464,11 +475,11 @@ impl Engine {
         // `tti`: the L2 copy's renewal, when this read is the one due for it (started
         // outside the tier's lock).
         let mut touch = None;
-        l1.read(stored, &mut |entry| {
+        l1.read(key, &mut |entry| {
             found = self.judge_l1::<V>(entry, &mut touch)
         });
         if let Some(tti) = touch {
-            self.touch_l2(stored, tti);
+            self.touch_l2(&key.to_string(), tti);
         }
         found
     }
@@ -621,7 +632,7 @@ impl Engine {
             .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             store
                 .versions
-                .insert_if_unchanged(stored, seen, || l1.insert(stored, entry));
+                .insert_if_unchanged(stored, seen, || l1.insert(self.l1_key_owned(stored), entry));
         }
         if timing.is_fresh() {
             self.count(Event::L2Hit);
@@ -791,12 +802,12 @@ impl Engine {
                 .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             // The version this write's insert leaves, for its put-back (`versions.rs`).
             let mine = if store.l2.is_some() {
-                store
-                    .versions
-                    .change(stored, || l1.insert(stored, entry.clone()))
+                store.versions.change(stored, || {
+                    l1.insert(self.l1_key_owned(stored), entry.clone())
+                })
             } else {
                 // Without an L2 there is no backfill nor put-back to order.
-                l1.insert(stored, entry.clone());
+                l1.insert(self.l1_key_owned(stored), entry.clone());
                 0
             };
             if !self.inner.tags.is_empty() {
@@ -837,8 +848,9 @@ impl Engine {
                 // instance's invalidation): then which of the racing L2 operations landed
                 // last is unknown here, so L1 lets go and the next lookup reads L2.
                 let versions = &store.versions;
-                if !versions.change_if_unchanged(stored, mine, || l1.insert(stored, entry)) {
-                    versions.change(stored, || l1.remove(stored));
+                let insert = || l1.insert(self.l1_key_owned(stored), entry);
+                if !versions.change_if_unchanged(stored, mine, insert) {
+                    versions.change(stored, || l1.remove(&self.l1_key(stored)));
                 }
             }
         }
@@ -873,7 +885,7 @@ impl Engine {
         let drop_local = || {
             if let Some(l1) = &store.l1 {
                 for key in stored {
-                    store.versions.change(key, || l1.remove(key));
+                    store.versions.change(key, || l1.remove(&self.l1_key(key)));
                 }
             }
         };

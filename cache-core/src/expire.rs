@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::codec;
 use crate::store::remote::Remote;
 use crate::store::versions::Versions;
-use crate::store::LocalTier;
+use crate::store::{L1Key, LocalTier};
 
 /// How long an expired entry stays, as of `now`: its own grace period (what it was kept
 /// past its TTL), or `grace` when it had no TTL, never past when it was to be dropped
@@ -50,17 +50,18 @@ impl Graced for u64 {
     }
 }
 
-/// Expires the L1 entry under `stored` as of `now` (`now_ticks` on the store clock's
-/// ticks): stale from now, kept for its grace. With a `tti`, the L1 copy's renewals of the
-/// L2 copy stop there too, as the L2 copy is rewritten for that long ([`expire_remote`]).
+/// Expires the L1 entry under `stored` (filed under `key`) as of `now` (`now_ticks` on the
+/// store clock's ticks): stale from now, kept for its grace. With a `tti`, the L1 copy's
+/// renewals of the L2 copy stop there too, as the L2 copy is rewritten for that long
+/// ([`expire_remote`]).
 pub(crate) fn expire_local(
     l1: &dyn LocalTier,
     versions: &Versions,
-    stored: &str,
+    (stored, key): (&str, L1Key),
     grace: Duration,
     (now, now_ticks): (Instant, u64),
 ) {
-    let Some(mut entry) = l1.get(stored) else {
+    let Some(mut entry) = l1.get(&key.borrowed()) else {
         return;
     };
     match kept_until(entry.fresh_until, entry.keep_until, grace, now) {
@@ -73,10 +74,10 @@ pub(crate) fn expire_local(
             entry.fresh_until = Some(now);
             entry.keep_until = Some(keep_until);
             entry.refresh_at = None;
-            versions.change(stored, || l1.insert(stored, entry));
+            versions.change(stored, || l1.insert(key, entry));
         }
         None => {
-            versions.change(stored, || l1.remove(stored));
+            versions.change(stored, || l1.remove(&key.borrowed()));
         }
     }
 }

@@ -1555,7 +1555,8 @@ mod tests {
 
     /// Under `Fail`, a cold key's read that fails fails the call before its function runs,
     /// and the callers that waited for it at the gate take that failure: the L2 is read
-    /// once in all, not again by each waiter, one after another.
+    /// once in all, not again by each waiter, one after another. A waiter whose type cannot
+    /// carry the error runs its function, as when a leader's function failed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_callers_waiting_for_a_failed_read_take_its_failure_without_reading_again() {
         use crate::testing::{Fault, FaultRule, Operation};
@@ -1579,14 +1580,30 @@ mod tests {
                 })
                 .collect();
             held.reached().await;
-            until_waiting(&a, 1, CALLERS - 1).await;
+            // Its function answers once the others are done (the value it hands over on
+            // release would otherwise be what a late waker takes).
+            let (done, others_done) = tokio::sync::oneshot::channel::<()>();
+            let other_runs = Arc::new(AtomicUsize::new(0));
+            let other_body: ResultBody = Box::pin(async move {
+                let _ = others_done.await;
+                Ok("other".to_owned())
+            });
+            let other = spawn_result(&a, 1, &other_runs, other_body);
+            until_waiting(&a, 1, CALLERS).await;
             held.release();
             for caller in callers {
                 let r = caller.await.unwrap();
                 assert!(matches!(r, Err(CacheError::Tier { .. })), "{r:?}");
             }
             assert_eq!(runs.load(SeqCst), 0, "no factory ran");
-            assert_eq!(down.injected(), 1, "the L2 was read once in all");
+            let _ = done.send(());
+            assert_eq!(other.await.unwrap().as_deref(), Ok("other"));
+            assert_eq!(other_runs.load(SeqCst), 1, "it ran its function");
+            assert_eq!(
+                down.injected(),
+                2,
+                "the L2 was read once for the fallible callers, once by the other"
+            );
         }
     }
 

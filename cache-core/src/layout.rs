@@ -36,6 +36,25 @@
 //!    name's `~` is escaped), so no entry or tag index is a lock; `rest` is the entry's own
 //!    key past the prefix, so distinct entries have distinct locks.
 //! 6. The bus channel lives in Redis's channel namespace, which keys never share.
+//!
+//! # Why an L1 key is the stored key, split
+//!
+//! Local tiers file an entry under its base and its encoded key apart
+//! ([`crate::store::L1Key`]), not under the joined `{base}:{key}`; the bus and the tag
+//! indexes carry joined strings, which [`split_entry`] cuts back. The two forms are in
+//! bijection:
+//!
+//! 7. A base holds exactly one unescaped `:`, the one right after the prefix (which holds
+//!    none: configuration refuses it), since every `:` of a cache or namespace name is
+//!    escaped (points 1-2). So in `{base}:{key}` the first unescaped `:` after the
+//!    prefix's is the separator, and [`split_entry`] gives back `(base, key)` exactly,
+//!    whatever the key holds. Two L1 keys are equal when their bases and key bytes are
+//!    (the hash, a seeded hash of the key within its base, only spares most comparisons;
+//!    a base read back from a string hashes as its space's own), so distinct stored keys
+//!    are distinct L1 keys and a joined string finds the entry the engine filed.
+//!    [`in_scope_split`] decides scope membership on the parts as [`in_scope`] does on the
+//!    joined string. A string that is no entry's key (no separator after the prefix) is
+//!    read as a key of the empty base, which no cache has.
 
 use serde::Serialize;
 
@@ -92,12 +111,82 @@ pub(crate) fn entry_key(base: &str, encoded: &str) -> String {
     out
 }
 
+/// The encoded key of `stored` when it is an entry's key under `base` (`{base}:{key}`).
+#[inline]
+pub(crate) fn entry_of<'a>(base: &str, stored: &'a str) -> Option<&'a str> {
+    stored.strip_prefix(base)?.strip_prefix(ENTRY)
+}
+
 /// An entry's key: `{base}:{enc(key)}`.
 pub(crate) fn entry_key_of<K: Serialize + ?Sized>(base: &str, key: &K) -> Result<String, KeyError> {
     let mut out = String::with_capacity(base.len() + 24);
     push_entry_start(&mut out, base);
     encode_key_into(key, &mut out)?;
     Ok(out)
+}
+
+/// The base and the encoded key of a stored key `{base}:{key}` (point 7 above): the first
+/// `:` ends the prefix, and the next `:` that no `\` escapes ends the base. A string with
+/// no such separator is `("", stored)`.
+pub(crate) fn split_entry(stored: &str) -> (&str, &str) {
+    let bytes = stored.as_bytes();
+    let Some(prefix_end) = bytes.iter().position(|&b| b == b':') else {
+        return ("", stored);
+    };
+    let mut i = prefix_end + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            // An escape: the next byte stands for itself.
+            b'\\' => i += 2,
+            // An ASCII byte, so a char boundary on both sides.
+            b':' => return (&stored[..i], &stored[i + 1..]),
+            _ => i += 1,
+        }
+    }
+    ("", stored)
+}
+
+/// Writes the stored key of `base` and the encoded `key`: `{base}:{key}`, or the key alone
+/// in the empty base ([`split_entry`]'s reading of a string that is no entry's key).
+pub(crate) fn write_entry(
+    out: &mut impl std::fmt::Write,
+    base: &str,
+    key: &[u8],
+) -> std::fmt::Result {
+    if !base.is_empty() {
+        out.write_str(base)?;
+        out.write_char(ENTRY)?;
+    }
+    // Keys are built from strings; a byte that is not UTF-8 could only come from a
+    // hand-made key, and is shown replaced.
+    out.write_str(&String::from_utf8_lossy(key))
+}
+
+/// [`in_scope`] of the stored key `{base}:{key}`, decided on its parts.
+pub(crate) fn in_scope_split(scope: &str, base: &str, key: &[u8]) -> bool {
+    let (scope, base) = (scope.as_bytes(), base.as_bytes());
+    if base.is_empty() {
+        // The key alone is the whole string.
+        return in_scope_bytes(scope, key);
+    }
+    if let Some(after) = base.strip_prefix(scope) {
+        // The scope's base, or a namespace under it (or, on a hand-made string, any
+        // structural character after it).
+        return match after.first() {
+            None => true,
+            Some(&b) => matches!(b, b':' | b'#'),
+        };
+    }
+    // A scope longer than the base: it must be `{base}:` and a start of the key.
+    scope.len() > base.len()
+        && scope.starts_with(base)
+        && scope[base.len()] == b':'
+        && in_scope_bytes(&scope[base.len() + 1..], key)
+}
+
+/// [`in_scope`] on bytes.
+fn in_scope_bytes(scope: &[u8], key: &[u8]) -> bool {
+    key.len() > scope.len() && key.starts_with(scope) && matches!(key[scope.len()], b':' | b'#')
 }
 
 /// Whether `key` is in the scope of `base`: an entry, tag index or namespace under it.
@@ -212,5 +301,61 @@ mod tests {
         assert!(!is_entry_of(base, "p:users:=tag:t"));
         assert!(!is_entry_of(base, "p:users#ns:1"));
         assert_eq!(scope_pattern(r"p:a*\#"), r"p:a\*\\#[:#]*");
+    }
+
+    /// A stored key of the engine's making: a prefix (no `:`, maybe a `\`), a cache,
+    /// namespaces and a key, each with reserved characters.
+    fn engine_key() -> impl proptest::strategy::Strategy<Value = (String, String, Vec<String>)> {
+        use proptest::prelude::*;
+        let name = "[\\\\:,\\[\\]{}()=~#a-zé0-9]{0,8}";
+        (
+            "[a-z\\\\]{0,4}",
+            name,
+            proptest::collection::vec(name, 0..3),
+            "[\\\\:,\\[\\]{}()=~#a-zé0-9]{0,30}",
+        )
+            .prop_map(|(prefix, cache, namespaces, key)| {
+                let mut base = cache_base(&prefix, &cache);
+                let mut bases = vec![prefix, base.clone()];
+                for ns in &namespaces {
+                    base = namespace_base(&base, ns);
+                    bases.push(base.clone());
+                }
+                let encoded = crate::key::encode_key(&(key.as_str(), 7u8)).unwrap_or_default();
+                (base, encoded, bases)
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Point 7: every engine key splits back into its base and its encoded key, and
+        /// scope membership on the parts is membership on the string.
+        #[test]
+        fn split_entry_reads_back_every_engine_key((base, encoded, bases) in engine_key()) {
+            let stored = entry_key(&base, &encoded);
+            proptest::prop_assert_eq!(split_entry(&stored), (base.as_str(), encoded.as_str()));
+            let mut scopes = bases;
+            scopes.push(stored.clone());
+            scopes.push(format!("{base}:"));
+            scopes.push(format!("{base}x"));
+            for scope in &scopes {
+                proptest::prop_assert_eq!(
+                    in_scope_split(scope, &base, encoded.as_bytes()),
+                    in_scope(scope, &stored),
+                    "scope {}", scope
+                );
+            }
+        }
+
+        /// Any string at all: split and joined back unchanged, and scoped alike.
+        #[test]
+        fn any_string_splits_and_joins_back(s in "[a:#\\\\é]{0,12}", scope in "[a:#\\\\]{0,6}") {
+            let (base, key) = split_entry(&s);
+            let mut joined = String::new();
+            write_entry(&mut joined, base, key.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(&joined, &s);
+            proptest::prop_assert_eq!(in_scope_split(&scope, base, key.as_bytes()), in_scope(&scope, &s));
+        }
     }
 }

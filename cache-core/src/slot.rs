@@ -106,7 +106,7 @@ pub(crate) struct NullMarker;
 
 /// The fingerprint of the null marker in L2 envelopes (its payload is `()`).
 pub(crate) fn null_fingerprint() -> u64 {
-    codec::fingerprint::<NullMarker>()
+    codec::null_fingerprint()
 }
 
 /// What an L1 entry's value reads as for slot `K`: the value, the null marker's reading,
@@ -175,6 +175,12 @@ pub(crate) fn decode<K: Slot>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_null_markers_fingerprint_is_the_one_it_was_first_stored_with() {
+        // The name of the marker's type when it was introduced: entries stored since hold it.
+        assert_eq!(null_fingerprint(), codec::fingerprint::<NullMarker>());
+    }
 
     #[test]
     fn option_values_are_kept_unwrapped_and_none_as_the_null_marker() {

@@ -38,7 +38,7 @@ use crate::layout::is_entry_of;
 use crate::stats::Event;
 use crate::store::replay::Pending;
 use crate::store::tag_index::Tags;
-use crate::store::Invalidation;
+use crate::store::{Invalidation, L1KeyRef};
 
 impl Cache {
     /// A view of this cache whose writes carry `tags` (added to the view's own, if any),
@@ -156,7 +156,9 @@ impl Cache {
         let drop_local = |keys: &[String]| {
             if let Some(l1) = &store.l1 {
                 keys.iter().for_each(|key| {
-                    store.versions.change(key, || l1.remove(key));
+                    store
+                        .versions
+                        .change(key, || l1.remove(&L1KeyRef::parse(key)));
                 });
             }
         };

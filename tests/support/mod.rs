@@ -1,5 +1,7 @@
 //! Helpers shared by the facade's integration tests.
 
+#[cfg(feature = "redis")]
+pub mod chaos;
 pub mod clocked;
 pub mod dynamodb_server;
 pub mod redis_server;

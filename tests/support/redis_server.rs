@@ -911,6 +911,18 @@ impl RedisSentinel {
         port
     }
 
+    /// Freezes (SIGSTOP) the current master: its connections stay open, nothing is
+    /// answered. Returns its port. Dropping the setup still stops it (SIGKILL).
+    pub fn pause_master(&self) -> u16 {
+        let port = self.master_port();
+        self.data
+            .iter()
+            .find(|s| s.port() == port)
+            .expect("the master is one of the data servers")
+            .pause();
+        port
+    }
+
     /// Waits until every Sentinel names another master than `old` and that server says it
     /// is a master; returns when that was seen and the new master's port.
     pub fn wait_for_failover(&self, old: u16) -> (Instant, u16) {

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use cache_core::config::TierConfig;
 use cache_core::driver::DriverRegistration;
-use cache_core::store::{LocalEntry, LocalTier, Scope};
+use cache_core::store::{L1Key, L1KeyRef, LocalEntry, LocalTier, Scope};
 use cache_core::CacheError;
 
 pub use options::{MemoryBound, MemoryEngine, MemoryOptions};
@@ -41,16 +41,17 @@ use quick_engine::QuickTier;
 ///
 /// ```
 /// use cache_backends::memory::{MemoryEngine, MemoryOptions, MemoryTier};
-/// use cache_core::store::{LocalEntry, LocalTier};
+/// use cache_core::store::{L1Key, L1KeyRef, LocalEntry, LocalTier};
 /// use std::sync::Arc;
 /// let tier = MemoryTier::new(MemoryOptions::max_entries(1000));
 /// assert_eq!(tier.engine(), MemoryEngine::QuickCache);
-/// tier.insert("app:users:1", LocalEntry::new(Arc::new(7u32), None, None, 64));
-/// assert_eq!(tier.get("app:users:1").unwrap().value.downcast_ref::<u32>(), Some(&7));
+/// tier.insert(L1Key::parse("app:users:1"), LocalEntry::new(Arc::new(7u32), None, None, 64));
+/// let key = L1KeyRef::parse("app:users:1");
+/// assert_eq!(tier.get(&key).unwrap().value.downcast_ref::<u32>(), Some(&7));
 ///
 /// let moka = MemoryTier::new(MemoryOptions::max_size(1 << 20).engine(MemoryEngine::Moka));
-/// moka.insert("app:users:1", LocalEntry::new(Arc::new(7u32), None, None, 64));
-/// assert!(moka.get("app:users:1").is_some());
+/// moka.insert(L1Key::parse("app:users:1"), LocalEntry::new(Arc::new(7u32), None, None, 64));
+/// assert!(moka.get(&key).is_some());
 /// ```
 pub struct MemoryTier {
     engine: Engine,
@@ -115,14 +116,14 @@ impl MemoryTier {
 
 impl LocalTier for MemoryTier {
     #[inline]
-    fn get(&self, key: &str) -> Option<LocalEntry> {
+    fn get(&self, key: &L1KeyRef<'_>) -> Option<LocalEntry> {
         match &self.engine {
             Engine::QuickCache(t) => t.get(key),
             Engine::Moka(t) => t.get(key),
         }
     }
     #[inline]
-    fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+    fn read(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
         match &self.engine {
             // Lent under the shard's read lock: no clone of the entry.
             Engine::QuickCache(t) => t.read(key, read),
@@ -136,13 +137,13 @@ impl LocalTier for MemoryTier {
             },
         }
     }
-    fn insert(&self, key: &str, entry: LocalEntry) {
+    fn insert(&self, key: L1Key, entry: LocalEntry) {
         match &self.engine {
             Engine::QuickCache(t) => t.insert(key, entry),
             Engine::Moka(t) => t.insert(key, entry),
         }
     }
-    fn remove(&self, key: &str) {
+    fn remove(&self, key: &L1KeyRef<'_>) {
         match &self.engine {
             Engine::QuickCache(t) => t.remove(key),
             Engine::Moka(t) => t.remove(key),

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use cache_core::store::{LocalEntry, Scope};
+use cache_core::store::{L1Hasher, L1Key, L1KeyRef, LocalEntry, Scope};
 use moka::sync::Cache as Moka;
 
 use super::MemoryBound;
@@ -21,10 +21,10 @@ pub(super) const ENTRY_OVERHEAD: u32 = 440;
 /// Expires each entry at its own `keep_until` (the end of its grace period).
 struct UntilKeep;
 
-impl moka::Expiry<String, LocalEntry> for UntilKeep {
+impl moka::Expiry<L1Key, LocalEntry> for UntilKeep {
     fn expire_after_create(
         &self,
-        _: &String,
+        _: &L1Key,
         entry: &LocalEntry,
         created_at: Instant,
     ) -> Option<Duration> {
@@ -34,7 +34,7 @@ impl moka::Expiry<String, LocalEntry> for UntilKeep {
     }
     fn expire_after_update(
         &self,
-        _: &String,
+        _: &L1Key,
         entry: &LocalEntry,
         updated_at: Instant,
         _: Option<Duration>,
@@ -47,35 +47,35 @@ impl moka::Expiry<String, LocalEntry> for UntilKeep {
 
 /// The memory driver on moka.
 pub(super) struct MokaTier {
-    entries: Moka<String, LocalEntry>,
+    entries: Moka<L1Key, LocalEntry, L1Hasher>,
 }
 
 impl MokaTier {
     pub(super) fn new(bound: MemoryBound) -> Self {
         let builder = Moka::builder().expire_after(UntilKeep);
         let entries = match bound {
-            MemoryBound::Entries(n) => builder.max_capacity(n).build(),
+            MemoryBound::Entries(n) => builder.max_capacity(n).build_with_hasher(L1Hasher),
             MemoryBound::Bytes(bytes) => builder
                 .weigher(|_, e: &LocalEntry| e.weight)
                 .max_capacity(bytes)
-                .build(),
+                .build_with_hasher(L1Hasher),
         };
         Self { entries }
     }
 
-    pub(super) fn get(&self, key: &str) -> Option<LocalEntry> {
+    pub(super) fn get(&self, key: &L1KeyRef<'_>) -> Option<LocalEntry> {
         self.entries.get(key)
     }
-    pub(super) fn insert(&self, key: &str, entry: LocalEntry) {
-        self.entries.insert(key.to_owned(), entry);
+    pub(super) fn insert(&self, key: L1Key, entry: LocalEntry) {
+        self.entries.insert(key, entry);
     }
-    pub(super) fn remove(&self, key: &str) {
+    pub(super) fn remove(&self, key: &L1KeyRef<'_>) {
         self.entries.invalidate(key);
     }
     pub(super) fn remove_scope(&self, scope: &Scope) {
         for (key, _) in self.entries.iter() {
-            if scope.contains(&key) {
-                self.entries.invalidate(key.as_str());
+            if scope.covers(&key) {
+                self.entries.invalidate(&key.borrowed());
             }
         }
     }

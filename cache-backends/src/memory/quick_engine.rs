@@ -17,23 +17,22 @@
 //! read/write lock of ours, which is what quick_cache's own `sync::Cache` is, except that a
 //! read here lends the entry (`LocalTier::read`) instead of cloning it: a hit touches no
 //! reference count, so threads reading one hot key write only the shard's lock word, as
-//! a raw quick_cache `get` does. A key is hashed once: its hash picks the part and the
-//! shard and travels with the key into the table ([`Hashed`]).
+//! a raw quick_cache `get` does. A key comes hashed ([`L1Key`]): its hash picks the part
+//! and the shard and is the table's hash too ([`L1Hasher`]).
 
 use std::cell::Cell;
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cache_core::store::{LocalEntry, Scope};
+use cache_core::store::{L1Hasher, L1Key, L1KeyRef, LocalEntry, Scope};
 use parking_lot::RwLock;
 use quick_cache::unsync::Cache as Quick;
-use quick_cache::{Equivalent, Lifecycle};
+use quick_cache::Lifecycle;
 
 use super::MemoryBound;
 
-/// Resident bytes one entry costs beyond its key and value: quick_cache's slot (the key's
-/// `String`, the `LocalEntry`, its clock bits and list links), its hash-table index,
+/// Resident bytes one entry costs beyond its key and value: quick_cache's slot (the
+/// `L1Key`, the `LocalEntry`, its clock bits and list links), its hash-table index,
 /// the ghost (recently evicted hashes) share, the value's `Arc` header and allocator
 /// slack (measured with `cargo bench --bench memory`; see BENCHMARKS.md, "Memory bound").
 pub(super) const ENTRY_OVERHEAD: u32 = 180;
@@ -54,75 +53,12 @@ enum Weigh {
     Bytes,
 }
 
-impl quick_cache::Weighter<Hashed, LocalEntry> for Weigh {
-    fn weight(&self, _: &Hashed, entry: &LocalEntry) -> u64 {
+impl quick_cache::Weighter<L1Key, LocalEntry> for Weigh {
+    fn weight(&self, _: &L1Key, entry: &LocalEntry) -> u64 {
         match self {
             Weigh::One => 1,
             // quick_cache never evicts an entry of weight 0: every entry weighs something.
             Weigh::Bytes => u64::from(entry.weight).max(1),
-        }
-    }
-}
-
-/// A stored key with its hash, computed once by the tier: the tables hash it by that
-/// number alone ([`PassHash`]).
-#[derive(Clone, PartialEq, Eq)]
-pub(super) struct Hashed {
-    hash: u64,
-    key: Box<str>,
-}
-
-impl Hash for Hashed {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-/// A key looked up: the same hash, the text borrowed.
-struct Lookup<'a> {
-    hash: u64,
-    key: &'a str,
-}
-
-impl Hash for Lookup<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-impl Equivalent<Hashed> for Lookup<'_> {
-    fn equivalent(&self, stored: &Hashed) -> bool {
-        self.hash == stored.hash && self.key == &*stored.key
-    }
-}
-
-/// Hashes a [`Hashed`] or [`Lookup`] to the hash it carries (already a good one: every
-/// bit of it is foldhash's).
-#[derive(Clone, Copy, Default)]
-pub(super) struct PassHash;
-
-impl BuildHasher for PassHash {
-    type Hasher = Passed;
-    fn build_hasher(&self) -> Passed {
-        Passed(0)
-    }
-}
-
-/// The hasher of [`PassHash`].
-pub(super) struct Passed(u64);
-
-impl Hasher for Passed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is ever called (the two key types above); anything else is
-        // still hashed, if slowly.
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
     }
 }
@@ -133,9 +69,9 @@ impl Hasher for Passed {
 #[derive(Clone, Copy, Default)]
 pub(super) struct DropLater;
 
-impl Lifecycle<Hashed, LocalEntry> for DropLater {
-    type RequestState = [Option<(Hashed, LocalEntry)>; 2];
-    fn on_evict(&self, state: &mut Self::RequestState, key: Hashed, val: LocalEntry) {
+impl Lifecycle<L1Key, LocalEntry> for DropLater {
+    type RequestState = [Option<(L1Key, LocalEntry)>; 2];
+    fn on_evict(&self, state: &mut Self::RequestState, key: L1Key, val: LocalEntry) {
         match state {
             [slot @ None, _] | [_, slot @ None] => *slot = Some((key, val)),
             // A third eviction in one insert is dropped here.
@@ -162,14 +98,12 @@ enum Found {
 }
 
 /// One shard: a single-threaded quick_cache under a lock.
-type Shard = RwLock<Quick<Hashed, LocalEntry, Weigh, PassHash, DropLater>>;
+type Shard = RwLock<Quick<L1Key, LocalEntry, Weigh, L1Hasher, DropLater>>;
 
 /// The memory driver on quick_cache: the entries split by key hash into parts, each a
 /// quick_cache of its share of the bound, so a sweep walks one part at a time.
 pub(super) struct QuickTier {
     parts: Box<[Part]>,
-    /// Hashes keys (once per operation).
-    hasher: quick_cache::DefaultHashBuilder,
     /// The instant the nanosecond fields count from.
     epoch: Instant,
     /// When the last sweep step ran (nanoseconds since `epoch`; 0: never).
@@ -230,7 +164,7 @@ impl QuickTier {
                     // Both required fields are set just above.
                     .expect("complete quick_cache options"),
                 weigh,
-                PassHash,
+                L1Hasher,
                 DropLater,
             ))
         };
@@ -241,7 +175,6 @@ impl QuickTier {
         };
         Self {
             parts: (0..parts).map(part).collect(),
-            hasher: quick_cache::DefaultHashBuilder::default(),
             epoch: Instant::now(),
             last_step: AtomicU64::new(0),
             cursor: AtomicUsize::new(0),
@@ -251,15 +184,15 @@ impl QuickTier {
         }
     }
 
-    /// `key`'s hash, its part and its shard. The part and the shard are picked from
-    /// middle bits of the hash: the table inside a shard uses the low bits (its buckets)
-    /// and the top seven (its tags), which keys of one shard must not all share.
+    /// `key`'s part and shard. They are picked from middle bits of its hash: the table
+    /// inside a shard uses the low bits (its buckets) and the top seven (its tags), which
+    /// keys of one shard must not all share.
     #[inline]
-    fn locate<'k>(&self, key: &'k str) -> (Lookup<'k>, &Part, &Shard) {
-        let hash = self.hasher.hash_one(key);
+    fn locate(&self, key: &L1KeyRef<'_>) -> (&Part, &Shard) {
+        let hash = key.hash_value();
         let part = &self.parts[(hash >> 40) as usize & (self.parts.len() - 1)];
         let shard = &part.shards[(hash >> 32) as usize & (part.shards.len() - 1)];
-        (Lookup { hash, key }, part, shard)
+        (part, shard)
     }
 
     fn nanos(&self, at: Instant) -> u64 {
@@ -271,7 +204,7 @@ impl QuickTier {
     }
 
     #[inline]
-    pub(super) fn get(&self, key: &str) -> Option<LocalEntry> {
+    pub(super) fn get(&self, key: &L1KeyRef<'_>) -> Option<LocalEntry> {
         let mut found = None;
         self.read(key, &mut |entry| found = Some(entry.clone()));
         found
@@ -281,11 +214,11 @@ impl QuickTier {
     /// present and not past `keep_until`: one lock and one table probe, the clock read
     /// (under the lock) only for an entry that expires.
     #[inline]
-    pub(super) fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
-        let (lookup, _, shard) = self.locate(key);
+    pub(super) fn read(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        let (_, shard) = self.locate(key);
         let found = {
             let entries = shard.read();
-            match entries.get(&lookup) {
+            match entries.get(key) {
                 None => Found::Nothing,
                 Some(entry) => match entry.keep_until {
                     None => {
@@ -322,7 +255,7 @@ impl QuickTier {
                 }
                 true
             }
-            Found::Expired(now) => self.drop_expired(shard, &lookup, now),
+            Found::Expired(now) => self.drop_expired(shard, key, now),
         }
     }
 
@@ -334,22 +267,18 @@ impl QuickTier {
     /// A read that found the entry past its `keep_until` at `now`: the entry is dropped
     /// (if it is still an expired one: a concurrent insert may have replaced it), a miss.
     #[cold]
-    fn drop_expired(&self, shard: &Shard, lookup: &Lookup<'_>, now: Instant) -> bool {
+    fn drop_expired(&self, shard: &Shard, key: &L1KeyRef<'_>, now: Instant) -> bool {
         let removed = shard
             .write()
-            .remove_if(lookup, |e| e.keep_until.is_some_and(|u| u <= now));
+            .remove_if(key, |e| e.keep_until.is_some_and(|u| u <= now));
         drop(removed);
         self.maybe_sweep(now);
         false
     }
 
-    pub(super) fn insert(&self, key: &str, entry: LocalEntry) {
-        let (lookup, part, shard) = self.locate(key);
+    pub(super) fn insert(&self, key: L1Key, entry: LocalEntry) {
+        let (part, shard) = self.locate(&key.borrowed());
         let until = entry.keep_until;
-        let key = Hashed {
-            hash: lookup.hash,
-            key: key.into(),
-        };
         let mut evicted = Default::default();
         shard
             .write()
@@ -366,15 +295,15 @@ impl QuickTier {
         self.maybe_sweep(Instant::now());
     }
 
-    pub(super) fn remove(&self, key: &str) {
-        let (lookup, _, shard) = self.locate(key);
-        let removed = shard.write().remove(&lookup);
+    pub(super) fn remove(&self, key: &L1KeyRef<'_>) {
+        let (_, shard) = self.locate(key);
+        let removed = shard.write().remove(key);
         drop(removed);
     }
 
     pub(super) fn remove_scope(&self, scope: &Scope) {
         for shard in self.shards() {
-            shard.write().retain(|k, _| !scope.contains(&k.key));
+            shard.write().retain(|k, _| !scope.covers(k));
         }
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_core::store::{LocalEntry, LocalTier, Scope};
+use cache_core::store::{L1Key, L1KeyRef, LocalEntry, LocalTier, Scope};
 
 use super::quick_engine::{QuickTier, SWEEP_PERIOD};
 use super::{MemoryBound, MemoryEngine, MemoryOptions, MemoryTier};
@@ -14,7 +14,7 @@ fn entry(v: u64, keep: Option<Instant>) -> LocalEntry {
 }
 
 fn value(tier: &dyn LocalTier, key: &str) -> Option<u64> {
-    tier.get(key)
+    tier.get(&L1KeyRef::parse(key))
         .and_then(|e| e.value.downcast_ref::<u64>().copied())
 }
 
@@ -46,11 +46,11 @@ fn engine_follows_options() {
 fn insert_get_replace_remove() {
     for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
         assert_eq!(value(&*tier, "p:c:1"), None, "{engine}");
-        tier.insert("p:c:1", entry(1, None));
+        tier.insert(L1Key::parse("p:c:1"), entry(1, None));
         assert_eq!(value(&*tier, "p:c:1"), Some(1), "{engine}");
-        tier.insert("p:c:1", entry(2, None));
+        tier.insert(L1Key::parse("p:c:1"), entry(2, None));
         assert_eq!(value(&*tier, "p:c:1"), Some(2), "{engine}: insert replaces");
-        tier.remove("p:c:1");
+        tier.remove(&L1KeyRef::parse("p:c:1"));
         assert_eq!(value(&*tier, "p:c:1"), None, "{engine}");
         assert_eq!(tier.entry_count(), 0, "{engine}");
     }
@@ -59,13 +59,22 @@ fn insert_get_replace_remove() {
 #[test]
 fn scope_removal_spares_other_caches() {
     for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
-        tier.insert("p:users:1", entry(1, None));
-        tier.insert("p:users#admins:1", entry(2, None));
-        tier.insert("p:users2:1", entry(3, None));
+        tier.insert(L1Key::parse("p:users:1"), entry(1, None));
+        tier.insert(L1Key::parse("p:users#admins:1"), entry(2, None));
+        tier.insert(L1Key::parse("p:users2:1"), entry(3, None));
         tier.remove_scope(&Scope::new("p:users"));
-        assert!(tier.get("p:users:1").is_none(), "{engine}");
-        assert!(tier.get("p:users#admins:1").is_none(), "{engine}");
-        assert!(tier.get("p:users2:1").is_some(), "{engine}");
+        assert!(
+            tier.get(&L1KeyRef::parse("p:users:1")).is_none(),
+            "{engine}"
+        );
+        assert!(
+            tier.get(&L1KeyRef::parse("p:users#admins:1")).is_none(),
+            "{engine}"
+        );
+        assert!(
+            tier.get(&L1KeyRef::parse("p:users2:1")).is_some(),
+            "{engine}"
+        );
     }
 }
 
@@ -73,9 +82,9 @@ fn scope_removal_spares_other_caches() {
 fn scope_removal_reaches_every_shard() {
     for (engine, tier) in each_engine(MemoryOptions::max_entries(10_000)) {
         for i in 0..1000 {
-            tier.insert(&format!("p:a:{i}"), entry(i, None));
-            tier.insert(&format!("p:a#ns:{i}"), entry(i, None));
-            tier.insert(&format!("p:b:{i}"), entry(i, None));
+            tier.insert(L1Key::parse(&format!("p:a:{i}")), entry(i, None));
+            tier.insert(L1Key::parse(&format!("p:a#ns:{i}")), entry(i, None));
+            tier.insert(L1Key::parse(&format!("p:b:{i}")), entry(i, None));
         }
         let visible = |cache: &str| {
             (0..1000)
@@ -101,11 +110,13 @@ fn scope_removal_reaches_every_shard() {
 fn clear_drops_everything() {
     for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
         for i in 0..20 {
-            tier.insert(&format!("p:c{}:{i}", i % 3), entry(i, None));
+            tier.insert(L1Key::parse(&format!("p:c{}:{i}", i % 3)), entry(i, None));
         }
         tier.clear();
         assert_eq!(tier.entry_count(), 0, "{engine}");
-        assert!((0..20).all(|i| tier.get(&format!("p:c{}:{i}", i % 3)).is_none()));
+        assert!((0..20).all(|i| tier
+            .get(&L1KeyRef::parse(&format!("p:c{}:{i}", i % 3)))
+            .is_none()));
     }
 }
 
@@ -113,12 +124,12 @@ fn clear_drops_everything() {
 fn entries_expire_at_keep_until() {
     for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
         let keep = Instant::now() + Duration::from_millis(30);
-        tier.insert("k", entry(1, Some(keep)));
-        tier.insert("forever", entry(2, None));
-        assert!(tier.get("k").is_some(), "{engine}");
+        tier.insert(L1Key::parse("k"), entry(1, Some(keep)));
+        tier.insert(L1Key::parse("forever"), entry(2, None));
+        assert!(tier.get(&L1KeyRef::parse("k")).is_some(), "{engine}");
         std::thread::sleep(Duration::from_millis(60));
         assert!(
-            tier.get("k").is_none(),
+            tier.get(&L1KeyRef::parse("k")).is_none(),
             "{engine}: returned past keep_until"
         );
         assert_eq!(value(&*tier, "forever"), Some(2), "{engine}");
@@ -132,10 +143,10 @@ fn entries_expire_at_keep_until() {
 #[test]
 fn an_entry_already_past_keep_until_is_never_returned() {
     for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
-        tier.insert("k", entry(1, Some(Instant::now())));
-        assert!(tier.get("k").is_none(), "{engine}");
+        tier.insert(L1Key::parse("k"), entry(1, Some(Instant::now())));
+        assert!(tier.get(&L1KeyRef::parse("k")).is_none(), "{engine}");
         // and a fresh value under the same key is not mistaken for it
-        tier.insert("k", entry(2, None));
+        tier.insert(L1Key::parse("k"), entry(2, None));
         assert_eq!(value(&*tier, "k"), Some(2), "{engine}");
     }
 }
@@ -144,7 +155,7 @@ fn an_entry_already_past_keep_until_is_never_returned() {
 fn entry_bound_is_respected() {
     for (engine, tier) in each_engine(MemoryOptions::max_entries(50)) {
         for i in 0..1000 {
-            tier.insert(&format!("k{i}"), entry(i, None));
+            tier.insert(L1Key::parse(&format!("k{i}")), entry(i, None));
         }
         assert!(tier.entry_count() <= 50, "{engine}: {}", tier.entry_count());
         assert!(tier.entry_count() > 0, "{engine}");
@@ -155,7 +166,7 @@ fn entry_bound_is_respected() {
 fn entry_bound_holds_across_shards() {
     for (engine, tier) in each_engine(MemoryOptions::max_entries(2000)) {
         for i in 0..20_000 {
-            tier.insert(&format!("k{i}"), entry(i, None));
+            tier.insert(L1Key::parse(&format!("k{i}")), entry(i, None));
         }
         // Each shard holds its share of the bound (rounded up), moka its total.
         let held = tier.entry_count();
@@ -167,7 +178,7 @@ fn entry_bound_holds_across_shards() {
 fn byte_bound_is_respected() {
     for (engine, tier) in each_engine(MemoryOptions::max_size(10_000)) {
         for i in 0..1000 {
-            tier.insert(&format!("k{i}"), entry(i, None));
+            tier.insert(L1Key::parse(&format!("k{i}")), entry(i, None));
         }
         // every entry weighs 100 bytes
         assert!(
@@ -265,15 +276,15 @@ fn soon(ms: u64) -> Option<Instant> {
 fn sweep_drops_expired_entries_nobody_reads() {
     let tier = quick(Duration::ZERO);
     for i in 0..100 {
-        tier.insert(&format!("p:c:{i}"), entry(i, soon(20)));
+        tier.insert(L1Key::parse(&format!("p:c:{i}")), entry(i, soon(20)));
     }
     for i in 0..10 {
-        tier.insert(&format!("p:d:{i}"), entry(i, None));
+        tier.insert(L1Key::parse(&format!("p:d:{i}")), entry(i, None));
     }
     assert_eq!(tier.len(), 110);
     std::thread::sleep(Duration::from_millis(40));
     // One insert, no read of the expired keys: the sweep runs on it.
-    tier.insert("p:d:new", entry(0, None));
+    tier.insert(L1Key::parse("p:d:new"), entry(0, None));
     assert_eq!(tier.len(), 11);
 }
 
@@ -281,39 +292,39 @@ fn sweep_drops_expired_entries_nobody_reads() {
 fn a_miss_also_sweeps() {
     let tier = quick(Duration::ZERO);
     for i in 0..50 {
-        tier.insert(&format!("p:c:{i}"), entry(i, soon(20)));
+        tier.insert(L1Key::parse(&format!("p:c:{i}")), entry(i, soon(20)));
     }
     std::thread::sleep(Duration::from_millis(40));
-    assert!(tier.get("p:other:1").is_none());
+    assert!(tier.get(&L1KeyRef::parse("p:other:1")).is_none());
     assert_eq!(tier.len(), 0);
 }
 
 #[test]
 fn sweep_keeps_entries_not_yet_expired_and_comes_back_for_them() {
     let tier = quick(Duration::ZERO);
-    tier.insert("p:c:early", entry(1, soon(20)));
-    tier.insert("p:c:late", entry(2, soon(120)));
-    tier.insert("p:c:forever", entry(3, None));
+    tier.insert(L1Key::parse("p:c:early"), entry(1, soon(20)));
+    tier.insert(L1Key::parse("p:c:late"), entry(2, soon(120)));
+    tier.insert(L1Key::parse("p:c:forever"), entry(3, None));
     std::thread::sleep(Duration::from_millis(40));
-    tier.insert("p:c:trigger", entry(4, None));
+    tier.insert(L1Key::parse("p:c:trigger"), entry(4, None));
     assert_eq!(tier.len(), 3, "only the early entry is swept");
-    assert!(tier.get("p:c:late").is_some());
+    assert!(tier.get(&L1KeyRef::parse("p:c:late")).is_some());
     std::thread::sleep(Duration::from_millis(100));
     // The first sweep remembered the late entry's expiry: the next one drops it.
-    tier.insert("p:c:trigger2", entry(5, None));
+    tier.insert(L1Key::parse("p:c:trigger2"), entry(5, None));
     assert_eq!(tier.len(), 3);
-    assert!(tier.get("p:c:late").is_none());
-    assert!(tier.get("p:c:forever").is_some());
+    assert!(tier.get(&L1KeyRef::parse("p:c:late")).is_none());
+    assert!(tier.get(&L1KeyRef::parse("p:c:forever")).is_some());
 }
 
 #[test]
 fn sweeps_wait_for_their_period_but_entry_count_does_not() {
     let tier = quick(Duration::from_secs(3600));
     // The first operation takes the period's sweep step (nothing is due yet).
-    tier.insert("p:c:a", entry(1, soon(10)));
+    tier.insert(L1Key::parse("p:c:a"), entry(1, soon(10)));
     std::thread::sleep(Duration::from_millis(20));
-    tier.insert("p:c:b", entry(2, None)); // a is past, but the period is not
-    assert!(tier.get("p:c:other").is_none()); // nor on a miss
+    tier.insert(L1Key::parse("p:c:b"), entry(2, None)); // a is past, but the period is not
+    assert!(tier.get(&L1KeyRef::parse("p:c:other")).is_none()); // nor on a miss
     assert_eq!(tier.len(), 2);
     assert_eq!(tier.entry_count(), 1, "a count sweeps what is due");
     assert_eq!(tier.len(), 1);
@@ -322,11 +333,11 @@ fn sweeps_wait_for_their_period_but_entry_count_does_not() {
 #[test]
 fn expired_entry_read_is_dropped_even_without_a_sweep() {
     let tier = quick(Duration::from_secs(3600));
-    tier.insert("p:c:gone", entry(0, Some(Instant::now()))); // the period's sweep step
-    tier.insert("p:c:first", entry(0, None));
-    tier.insert("p:c:a", entry(1, soon(10)));
+    tier.insert(L1Key::parse("p:c:gone"), entry(0, Some(Instant::now()))); // the period's sweep step
+    tier.insert(L1Key::parse("p:c:first"), entry(0, None));
+    tier.insert(L1Key::parse("p:c:a"), entry(1, soon(10)));
     std::thread::sleep(Duration::from_millis(20));
-    assert!(tier.get("p:c:a").is_none());
+    assert!(tier.get(&L1KeyRef::parse("p:c:a")).is_none());
     assert_eq!(tier.len(), 1);
 }
 
@@ -334,10 +345,10 @@ fn expired_entry_read_is_dropped_even_without_a_sweep() {
 fn entries_that_never_expire_are_never_swept() {
     let tier = quick(Duration::ZERO);
     for i in 0..100 {
-        tier.insert(&format!("p:c:{i}"), entry(i, None));
+        tier.insert(L1Key::parse(&format!("p:c:{i}")), entry(i, None));
     }
     assert_eq!(tier.entry_count(), 100);
-    assert!((0..100).all(|i| tier.get(&format!("p:c:{i}")).is_some()));
+    assert!((0..100).all(|i| tier.get(&L1KeyRef::parse(&format!("p:c:{i}"))).is_some()));
 }
 
 #[test]
@@ -350,8 +361,8 @@ fn concurrent_writers_and_readers_leave_no_expired_entry() {
             s.spawn(move || {
                 for i in 0..3000u64 {
                     let key = format!("p:c:{t}:{}", i % 500);
-                    tier.insert(&key, entry(i, Some(deadline)));
-                    let _ = tier.get(&format!("p:c:{}:{}", 1 - t, i % 500));
+                    tier.insert(L1Key::parse(&key), entry(i, Some(deadline)));
+                    let _ = tier.get(&L1KeyRef::parse(&format!("p:c:{}:{}", 1 - t, i % 500)));
                 }
             });
         }
@@ -367,18 +378,18 @@ fn a_big_tier_is_swept_one_part_per_step() {
     // 100,000 entries: 8 parts of ~12,500.
     let tier = QuickTier::with_sweep_period(MemoryBound::Entries(100_000), Duration::ZERO);
     for i in 0..1000 {
-        tier.insert(&format!("p:c:{i}"), entry(i, soon(20)));
+        tier.insert(L1Key::parse(&format!("p:c:{i}")), entry(i, soon(20)));
     }
     std::thread::sleep(Duration::from_millis(40));
-    tier.insert("p:d:0", entry(0, None)); // one step: one part
+    tier.insert(L1Key::parse("p:d:0"), entry(0, None)); // one step: one part
     let left = tier.len();
     assert!(
         left > 1 && left < 1001,
         "one step swept one part: {left} left"
     );
-    assert!((0..1000).all(|i| tier.get(&format!("p:c:{i}")).is_none()));
+    assert!((0..1000).all(|i| tier.get(&L1KeyRef::parse(&format!("p:c:{i}"))).is_none()));
     for i in 1..8 {
-        tier.insert(&format!("p:d:{i}"), entry(i, None));
+        tier.insert(L1Key::parse(&format!("p:d:{i}")), entry(i, None));
     }
     assert_eq!(tier.len(), 8, "eight steps swept every part");
 }
@@ -391,7 +402,7 @@ fn a_big_tier_keeps_its_bound_across_parts() {
     ] {
         let tier = QuickTier::with_sweep_period(bound, SWEEP_PERIOD);
         for i in 0..80_000 {
-            tier.insert(&format!("k{i}"), entry(i, None));
+            tier.insert(L1Key::parse(&format!("k{i}")), entry(i, None));
         }
         let held = tier.len();
         assert!((20_000..=40_000 + 256).contains(&held), "{bound:?}: {held}");

@@ -12,7 +12,7 @@ use cache_core::{CacheError, TierError, TierErrorKind};
 use super::connection::Connection;
 use super::message::{self, InstanceId, Refused};
 use super::options::RedisOptions;
-use super::subscription::{self, Flavour};
+use super::subscription::{self, Flavour, Messages};
 use crate::background;
 pub use crate::bus_check::BusCheck;
 
@@ -281,34 +281,38 @@ impl Bus for RedisBus {
             return Box::pin(async { Ok(()) });
         }
         let channel = self.shared.channel.clone();
-        let timeout = Some(self.shared.conn.operation_timeout);
         let publisher = Arc::clone(&self.shared.conn);
-        Box::pin(
-            self.shared
-                .conn
-                .run("PUBLISH", timeout, move |mut c| async move {
-                    let sharded = publisher.flavour() == Flavour::Sharded;
-                    let pipe = |sharded: bool| {
-                        let mut pipe = redis::pipe();
-                        for m in &messages {
-                            pipe.cmd(if sharded { "SPUBLISH" } else { "PUBLISH" })
-                                .arg(&channel)
-                                .arg(m)
-                                .ignore();
-                        }
-                        pipe
-                    };
-                    match pipe(sharded).query_async::<()>(&mut c).await {
-                        // A cluster before Redis 7: classic pub/sub, which its subscribers
-                        // switch to as well when their SSUBSCRIBE is refused the same way.
-                        Err(e) if sharded && subscription::is_unknown_command(&e) => {
-                            publisher.use_classic_pubsub();
-                            pipe(false).query_async::<()>(&mut c).await
-                        }
-                        other => other,
+        // One request on the channel's slot: on a cluster it goes straight to the slot's
+        // master through the routes (read again when a node fails, so a frozen master's
+        // successor is found as for the tier's own commands), not through the cluster
+        // connection, whose slot map a frozen master never invalidates. It may be sent
+        // twice (see `run_one`): an invalidation delivered twice evicts nothing more.
+        Box::pin(self.shared.conn.run_one(
+            "PUBLISH",
+            &self.shared.channel,
+            move |mut c| async move {
+                let sharded = publisher.flavour() == Flavour::Sharded;
+                let pipe = |sharded: bool| {
+                    let mut pipe = redis::pipe();
+                    for m in &messages {
+                        pipe.cmd(if sharded { "SPUBLISH" } else { "PUBLISH" })
+                            .arg(&channel)
+                            .arg(m)
+                            .ignore();
                     }
-                }),
-        )
+                    pipe
+                };
+                match pipe(sharded).query_async::<()>(&mut c).await {
+                    // A cluster before Redis 7: classic pub/sub, which its subscribers
+                    // switch to as well when their SSUBSCRIBE is refused the same way.
+                    Err(e) if sharded && subscription::is_unknown_command(&e) => {
+                        publisher.use_classic_pubsub();
+                        pipe(false).query_async::<()>(&mut c).await
+                    }
+                    other => other,
+                }
+            },
+        ))
     }
 
     fn subscribe(&self, handler: BusHandler) {
@@ -348,11 +352,10 @@ async fn listen(shared: Arc<Shared>, handler: BusHandler) {
                     deliver(&handler, BusEvent::Resubscribed);
                 }
                 let since = Instant::now();
-                while let Some(msg) = messages.next().await {
-                    on_message(&shared, &handler, &msg.payload);
-                }
+                let why = hear(&shared, &handler, &mut messages).await;
+                drop(messages);
                 shared.subscribed.store(false, Ordering::Release);
-                tracing::warn!(channel = %shared.channel, target = %shared.conn.target(), "redis bus subscription lost; reconnecting");
+                tracing::warn!(channel = %shared.channel, target = %shared.conn.target(), why, "redis bus subscription lost; reconnecting");
                 lost = true;
                 if since.elapsed() >= STABLE_SUBSCRIPTION {
                     backoff = MIN_BACKOFF;
@@ -369,6 +372,38 @@ async fn listen(shared: Arc<Shared>, handler: BusHandler) {
                 lost = true;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Delivers the subscription's messages until it is lost, and says why it was. Every
+/// `heartbeat` (unless zero) the subscribed node is pinged: a node that stopped answering
+/// without closing the connection (frozen, partitioned) sends nothing, not even a
+/// disconnection, and its subscription would otherwise stay deaf until it thawed. A
+/// `PING` unanswered within `operation_timeout` (or the heartbeat, if longer) loses it.
+async fn hear(shared: &Shared, handler: &BusHandler, messages: &mut Messages) -> &'static str {
+    let every = shared.conn.heartbeat;
+    if every.is_zero() {
+        while let Some(msg) = messages.next().await {
+            on_message(shared, handler, &msg.payload);
+        }
+        return "the connection closed";
+    }
+    let deadline = shared.conn.operation_timeout.max(every);
+    let mut beat = tokio::time::Instant::now() + every;
+    loop {
+        // Dropping `next` at the beat loses nothing: messages wait in its queue.
+        match tokio::time::timeout_at(beat, messages.next()).await {
+            Ok(Some(msg)) => on_message(shared, handler, &msg.payload),
+            Ok(None) => return "the connection closed",
+            Err(_) => {
+                match tokio::time::timeout(deadline, messages.ping()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return "the subscribed node refused a PING",
+                    Err(_) => return "the subscribed node did not answer a PING in time",
+                }
+                beat = tokio::time::Instant::now() + every;
             }
         }
     }

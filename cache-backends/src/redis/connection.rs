@@ -46,6 +46,8 @@ pub(crate) struct Connection {
     pub(crate) operation_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_value_size: usize,
+    /// How often a bus subscriber checks its subscribed node (`Duration::ZERO`: never).
+    pub(crate) heartbeat: Duration,
     /// The live connection, `None` until first use and after a fault. Read by every
     /// operation, from the callers' threads: a read lock held for a clone, never across
     /// an `.await`.
@@ -68,6 +70,7 @@ impl Connection {
             operation_timeout: opts.operation_timeout,
             connect_timeout: opts.connect_timeout,
             max_value_size: opts.max_value_size,
+            heartbeat: opts.heartbeat,
             live: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),
             flavour: AtomicU8::new(FLAVOUR_UNKNOWN),
@@ -122,7 +125,8 @@ impl Connection {
                 }
             }
         }
-        Ok(Messages::Classic(ps.into_on_message()))
+        let (sink, stream) = ps.split();
+        Ok(Messages::Classic { sink, stream })
     }
 
     async fn subscribe_sharded(
@@ -177,7 +181,7 @@ impl Connection {
             }
         }
         Ok(Messages::Sharded {
-            _conn: conn,
+            conn,
             pushes,
             channels: channels.iter().map(|c| c.as_bytes().to_vec()).collect(),
         })

@@ -1,5 +1,6 @@
 //! The driver's options: where the data lives (`url`, `cluster`, or `sentinels` +
-//! `service`), `operation_timeout`, `connect_timeout`, `max_value_size`.
+//! `service`), `operation_timeout`, `connect_timeout`, `max_value_size`, and the bus's
+//! `heartbeat`.
 
 use std::fmt;
 use std::time::Duration;
@@ -18,6 +19,7 @@ const KNOWN: &[&str] = &[
     "operation_timeout",
     "connect_timeout",
     "max_value_size",
+    "heartbeat",
 ];
 
 /// How to reach Redis (one server, a Cluster, or through Sentinels), and how long to
@@ -41,6 +43,7 @@ pub struct RedisOptions {
     pub(crate) operation_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_value_size: usize,
+    pub(crate) heartbeat: Duration,
 }
 
 impl RedisOptions {
@@ -48,6 +51,8 @@ impl RedisOptions {
     pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(1);
     /// Default bound on making a connection: 1 s.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+    /// Default interval of the bus subscriber's liveness check: 1 s.
+    pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 
     /// Options for a server URL: `redis://[user][:password@]host[:port][/db]`, or
     /// `rediss://` for TLS (needs the `redis-tls` feature).
@@ -103,6 +108,7 @@ impl RedisOptions {
             operation_timeout: Self::DEFAULT_OPERATION_TIMEOUT,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            heartbeat: Self::DEFAULT_HEARTBEAT,
         }
     }
 
@@ -115,6 +121,28 @@ impl RedisOptions {
     /// Bounds every (re)connection attempt, so a dead server costs at most this.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// How often a bus subscriber checks that the node it listens on still answers
+    /// (default [`DEFAULT_HEARTBEAT`](Self::DEFAULT_HEARTBEAT), 1 s; `Duration::ZERO`
+    /// turns the check off). A subscription only listens: a node that stops answering
+    /// without closing the connection (frozen, or cut off by a network partition) would
+    /// leave it deaf until the node thaws or the connection dies. So every `heartbeat`
+    /// the subscriber sends a `PING` on its subscribed connection; one unanswered within
+    /// `operation_timeout` (or the heartbeat, if longer) counts as a lost subscription,
+    /// made again from a fresh view of the servers (the promoted master, after a
+    /// failover), and the store then treats its L1 as suspect, as after any lost
+    /// subscription. Only the bus uses it; an L2 tier ignores it. TOML: `heartbeat = "1s"`.
+    ///
+    /// ```
+    /// use cache_backends::redis::RedisOptions;
+    /// use std::time::Duration;
+    /// let opts = RedisOptions::new("redis://127.0.0.1:6379/0").heartbeat(Duration::from_millis(500));
+    /// # let _ = opts;
+    /// ```
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
         self
     }
 
@@ -178,6 +206,7 @@ impl RedisOptions {
                 "operation_timeout" => opts.operation_timeout = cfg.duration(name, value)?,
                 "connect_timeout" => opts.connect_timeout = cfg.duration(name, value)?,
                 "max_value_size" => opts.max_value_size = cfg.size(name, value)?,
+                "heartbeat" => opts.heartbeat = cfg.duration(name, value)?,
                 other => return Err(cfg.unknown_option(other, KNOWN)),
             }
         }
@@ -247,6 +276,7 @@ impl fmt::Debug for RedisOptions {
             .field("operation_timeout", &self.operation_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_value_size", &self.max_value_size)
+            .field("heartbeat", &self.heartbeat)
             .finish()
     }
 }

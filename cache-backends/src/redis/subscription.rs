@@ -14,11 +14,19 @@
 //! does not say which node dropped, and a dropped node may be the channel's. Resubscribing
 //! from scratch after an unrelated node's loss costs one resubscription (and the L1 of
 //! the instance, as after any lost subscription), never a missed invalidation.
+//!
+//! A subscription is lost too when its node stops answering without closing the
+//! connection (frozen by SIGSTOP, or cut off by a partition): nothing arrives then, not
+//! even a disconnection. [`Messages::ping`] asks the subscribed node itself (a `PING` on
+//! the subscriber connection, which RESP2 subscribers may send; on a cluster, routed to
+//! the master of the channel's slot), and the bus's subscriber loop counts one left
+//! unanswered past its deadline as a lost subscription.
 
 use futures_util::StreamExt;
-use redis::aio::PubSubStream;
+use redis::aio::{PubSubSink, PubSubStream};
 use redis::cluster_async::ClusterConnection;
-use redis::{PushInfo, PushKind, Value};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{PushInfo, PushKind, RedisResult, Value};
 
 /// The pub/sub flavour a cluster is used with (decided by whether it knows `SPUBLISH`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +37,16 @@ pub(crate) enum Flavour {
 
 /// Messages of one subscription, until it is lost.
 pub(crate) enum Messages {
-    /// Classic pub/sub on a dedicated connection.
-    Classic(PubSubStream),
+    /// Classic pub/sub on a dedicated connection: `sink` sends its commands (`PING`),
+    /// `stream` yields its messages.
+    Classic {
+        sink: PubSubSink,
+        stream: PubSubStream,
+    },
     /// Sharded pub/sub through a RESP3 cluster connection; its pushes arrive on `pushes`.
     Sharded {
-        /// Kept alive for as long as the subscription is wanted.
-        _conn: ClusterConnection,
+        /// Kept alive for as long as the subscription is wanted; pings the channel's node.
+        conn: ClusterConnection,
         pushes: tokio::sync::mpsc::UnboundedReceiver<PushInfo>,
         channels: Vec<Vec<u8>>,
     },
@@ -50,7 +62,7 @@ impl Messages {
     /// The next message on a subscribed channel; `None` once the subscription is lost.
     pub(crate) async fn next(&mut self) -> Option<Message> {
         match self {
-            Messages::Classic(stream) => stream.next().await.map(|msg| Message {
+            Messages::Classic { stream, .. } => stream.next().await.map(|msg| Message {
                 channel: msg.get_channel_name().as_bytes().to_vec(),
                 payload: msg.get_payload_bytes().to_vec(),
             }),
@@ -71,6 +83,30 @@ impl Messages {
                     _ => {}
                 }
             },
+        }
+    }
+}
+
+impl Messages {
+    /// A `PING` to the node the subscription listens on, answered or failed; the caller
+    /// bounds how long it may take. (Cancel-safe for [`Messages::next`]: its messages
+    /// wait in a queue meanwhile.)
+    pub(crate) async fn ping(&mut self) -> RedisResult<()> {
+        match self {
+            Messages::Classic { sink, .. } => sink.ping::<Value>().await.map(|_| ()),
+            Messages::Sharded { conn, channels, .. } => {
+                let Some(channel) = channels.first() else {
+                    return Ok(());
+                };
+                // The channel's shard is its slot's master, where `SSUBSCRIBE` went.
+                let slot = super::cluster::slot_of(channel);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(slot, SlotAddr::Master),
+                ));
+                conn.route_command(redis::cmd("PING"), routing)
+                    .await
+                    .map(|_| ())
+            }
         }
     }
 }

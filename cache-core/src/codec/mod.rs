@@ -223,6 +223,20 @@ pub fn fingerprint<V: ?Sized + 'static>() -> u64 {
     fnv1a(std::any::type_name::<V>().as_bytes())
 }
 
+/// The fingerprint of the null marker: the envelope (with an empty payload) an
+/// `Option<T>`-returning cached function stores for `None` with `allow_null_values`, a
+/// cached absence that answers that function without running it and that every read of a
+/// value type reads as no value. Fixed by the marker's name as it was first stored, so such
+/// entries stay readable whatever becomes of the code's modules.
+///
+/// ```
+/// use cache_core::codec::{fingerprint, null_fingerprint};
+/// assert_ne!(null_fingerprint(), fingerprint::<Option<String>>());
+/// ```
+pub fn null_fingerprint() -> u64 {
+    fnv1a(b"cache_core::slot::NullMarker")
+}
+
 fn fnv1a(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;

@@ -217,7 +217,7 @@ impl Cache {
         let store = &self.engine.inner.store;
         let keys = [self.stored_key_for(key_text)];
         if let Some(l1) = &store.l1 {
-            l1.remove(&keys[0]);
+            l1.remove(&self.engine.l1_key(&keys[0]));
         }
         self.engine.tell(EventKind::Delete, Some(&keys[0]));
         if let Some(remote) = &store.l2 {

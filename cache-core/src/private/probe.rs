@@ -11,6 +11,7 @@ use crate::engine::{Engine, FirstL1};
 use crate::operation::Operation;
 use crate::shape::Shape;
 use crate::slot::Slot;
+use crate::store::L1KeyRef;
 
 /// The hit path of `#[cacheable]`: the first cache's L1, probed with the key encoded into
 /// a reused buffer, before the arguments move into the body (which is then not built). Only
@@ -38,8 +39,8 @@ pub struct L1Miss(FirstL1);
 pub trait LookL1<V> {
     /// Whether this look reads L1 at all (the fallback probe does not).
     const READS: bool;
-    /// The fresh value under `stored`, or what the miss path may skip.
-    fn look(cache: FirstCache<'_>, stored: &str, eager: bool) -> Result<V, L1Miss>;
+    /// The fresh value under `key`, or what the miss path may skip.
+    fn look(cache: FirstCache<'_>, key: &L1KeyRef<'_>, eager: bool) -> Result<V, L1Miss>;
 }
 
 /// The look of a value kept in slot `T` (a [`crate::CacheValue`], or an unwrapped `Option`).
@@ -48,8 +49,8 @@ pub struct SlotL1<T>(PhantomData<fn() -> T>);
 impl<T: Slot> LookL1<T::Value> for SlotL1<T> {
     const READS: bool = true;
     #[inline]
-    fn look(cache: FirstCache<'_>, stored: &str, eager: bool) -> Result<T::Value, L1Miss> {
-        cache.0.hit_in_l1::<T>(stored, eager).map_err(L1Miss)
+    fn look(cache: FirstCache<'_>, key: &L1KeyRef<'_>, eager: bool) -> Result<T::Value, L1Miss> {
+        cache.0.hit_in_l1::<T>(key, eager).map_err(L1Miss)
     }
 }
 
@@ -59,7 +60,7 @@ pub struct NoL1;
 impl<V> LookL1<V> for NoL1 {
     const READS: bool = false;
     #[inline]
-    fn look(_: FirstCache<'_>, _: &str, _: bool) -> Result<V, L1Miss> {
+    fn look(_: FirstCache<'_>, _: &L1KeyRef<'_>, _: bool) -> Result<V, L1Miss> {
         Err(L1Miss(FirstL1::Unread))
     }
 }
@@ -148,13 +149,17 @@ impl<S: Shape, L: LookL1<S::Value>> KeyUse for Probe<S, L> {
         let force = first.skips(|o| o.force_fresh);
         // A miss hands on the key encoded for L1 and what L1 held: the key is encoded
         // once, and a cold miss reads L1 once before L2.
-        let looked = first.with_stored_key(value, |stored, at| {
+        let looked = first.with_encoded_key(value, |encoded| {
             let looked = if force {
                 Err(L1Miss(FirstL1::Unread))
             } else {
-                L::look(FirstCache(first), stored, self.eager)
+                L::look(
+                    FirstCache(first),
+                    &first.l1_key_of_encoded(encoded),
+                    self.eager,
+                )
             };
-            looked.map_err(|L1Miss(first_l1)| OpKey::probed(stored[at..].to_owned(), first_l1))
+            looked.map_err(|L1Miss(first_l1)| OpKey::probed(encoded.to_owned(), first_l1))
         });
         match looked {
             Some(Ok(value)) => Probed::Hit(self.shape.rebuild(value)),

@@ -4,21 +4,23 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use super::{LocalEntry, LocalTier, Scope};
+use super::{L1Key, L1KeyRef, LocalEntry, LocalTier, Scope};
 
 /// An unbounded local tier on a `RwLock<HashMap>`: for tests, examples and docs. In
 /// production use the bounded `memory` driver (moka) of the `cachet` facade.
 ///
 /// ```
-/// use cache_core::store::{LocalTier, LocalEntry, MapTier};
+/// use cache_core::store::{L1Key, LocalTier, LocalEntry, MapTier};
 /// use std::sync::Arc;
 /// let tier = MapTier::new();
-/// tier.insert("app:users:1", LocalEntry::new(Arc::new(1u8), None, None, 1));
+/// tier.insert(L1Key::parse("app:users:1"), LocalEntry::new(Arc::new(1u8), None, None, 1));
 /// assert_eq!(tier.entry_count(), 1);
 /// ```
 #[derive(Debug, Default)]
 pub struct MapTier {
-    entries: RwLock<HashMap<String, LocalEntry>>,
+    /// Filed under the joined stored key: `std`'s map cannot look an `L1Key` up by an
+    /// `L1KeyRef` (no `Equivalent`), and this tier is not for hot paths.
+    entries: RwLock<HashMap<String, (L1Key, LocalEntry)>>,
 }
 
 impl MapTier {
@@ -27,36 +29,36 @@ impl MapTier {
         Arc::new(Self::default())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, LocalEntry>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (L1Key, LocalEntry)>> {
         // No user code runs under this lock, so a poisoned lock still holds a consistent map.
         self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl LocalTier for MapTier {
-    fn get(&self, key: &str) -> Option<LocalEntry> {
+    fn get(&self, key: &L1KeyRef<'_>) -> Option<LocalEntry> {
         let mut found = None;
         self.read(key, &mut |entry| found = Some(entry.clone()));
         found
     }
-    fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+    fn read(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        match entries.get(key) {
-            Some(entry) if entry.keep_until.is_none_or(|until| until > Instant::now()) => {
+        match entries.get(&key.to_string()) {
+            Some((_, entry)) if entry.keep_until.is_none_or(|until| until > Instant::now()) => {
                 read(entry);
                 true
             }
             _ => false,
         }
     }
-    fn insert(&self, key: &str, entry: LocalEntry) {
-        self.write().insert(key.to_owned(), entry);
+    fn insert(&self, key: L1Key, entry: LocalEntry) {
+        self.write().insert(key.to_string(), (key, entry));
     }
-    fn remove(&self, key: &str) {
-        self.write().remove(key);
+    fn remove(&self, key: &L1KeyRef<'_>) {
+        self.write().remove(&key.to_string());
     }
     fn remove_scope(&self, scope: &Scope) {
-        self.write().retain(|k, _| !scope.contains(k));
+        self.write().retain(|_, (k, _)| !scope.covers(k));
     }
     fn clear(&self) {
         self.write().clear();
@@ -85,35 +87,37 @@ mod tests {
         let tier = MapTier::new();
         assert_eq!(tier.driver(), "map");
         let later = Instant::now() + Duration::from_secs(3600);
-        tier.insert("a:1", entry(None));
-        tier.insert("a:2", entry(Some(later)));
+        tier.insert(L1Key::parse("a:1"), entry(None));
+        tier.insert(L1Key::parse("a:2"), entry(Some(later)));
         tier.insert(
-            "a:3",
+            L1Key::parse("a:3"),
             entry(Some(Instant::now() - Duration::from_millis(1))),
         );
         assert_eq!(tier.entry_count(), 3);
         let read = |key| {
             let mut seen = false;
-            let found = tier.read(key, &mut |_| seen = true);
+            let found = tier.read(&L1KeyRef::parse(key), &mut |_| seen = true);
             assert_eq!(found, seen, "{key}");
             found
         };
         assert!(read("a:1") && read("a:2"));
         assert!(!read("a:3"), "past its keeping");
         assert!(!read("a:4"), "never inserted");
-        assert!(tier.get("a:2").is_some() && tier.get("a:3").is_none());
+        let get = |key| tier.get(&L1KeyRef::parse(key));
+        assert!(get("a:2").is_some() && get("a:3").is_none());
     }
 
     #[test]
     fn removes_a_key_a_scope_or_everything() {
         let tier = MapTier::new();
-        for key in ["a:1", "a:2", "a#ns:1", "b:1", "b:2"] {
-            tier.insert(key, entry(None));
+        for key in ["p:a:1", "p:a:2", "p:a#ns:1", "p:b:1", "p:b:2"] {
+            tier.insert(L1Key::parse(key), entry(None));
         }
-        tier.remove("a:1");
-        assert!(tier.get("a:1").is_none() && tier.get("a:2").is_some());
-        tier.remove_scope(&Scope::new("a"));
-        assert!(tier.get("a:2").is_none() && tier.get("a#ns:1").is_none());
+        let get = |key| tier.get(&L1KeyRef::parse(key));
+        tier.remove(&L1KeyRef::parse("p:a:1"));
+        assert!(get("p:a:1").is_none() && get("p:a:2").is_some());
+        tier.remove_scope(&Scope::new("p:a"));
+        assert!(get("p:a:2").is_none() && get("p:a#ns:1").is_none());
         assert_eq!(tier.entry_count(), 2, "the other scope is kept");
         tier.clear();
         assert_eq!(tier.entry_count(), 0);

@@ -1,6 +1,7 @@
 //! Stores: named combinations of tiers, and the traits providers implement.
 
 mod breaker;
+mod l1_key;
 pub(crate) mod lock;
 mod map;
 pub(crate) mod named;
@@ -11,6 +12,7 @@ mod tier;
 pub(crate) mod versions;
 mod warn;
 
+pub use l1_key::{Carried, Equivalent, KeySpace, L1Hasher, L1Key, L1KeyRef};
 pub use map::MapTier;
 pub use tier::{
     memberships_ttl, BoxFuture, Bus, BusEvent, BusHandler, Invalidation, LocalEntry, LocalTier,

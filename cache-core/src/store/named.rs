@@ -257,7 +257,7 @@ impl StoreInner {
 fn drop_from_l1(l1: &dyn LocalTier, versions: &Versions, message: &Invalidation) {
     match message {
         Invalidation::Keys(keys) => keys.iter().for_each(|k| {
-            versions.change(k, || l1.remove(k));
+            versions.change(k, || l1.remove(&super::L1KeyRef::parse(k)));
         }),
         Invalidation::Scope(scope) => versions.change_all(|| l1.remove_scope(scope)),
         Invalidation::All => versions.change_all(|| l1.clear()),

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use super::LocalTier;
+use super::{L1KeyRef, LocalTier};
 use crate::layout::tag_key;
 
 /// The tags one cache handle writes with: their names and their sets' stored keys.
@@ -72,7 +72,7 @@ impl TagIndex {
         }
         if state.len >= state.sweep_at.max(MIN_SWEEP) {
             state.sets.retain(|_, keys| {
-                keys.retain(|key| l1.get(key).is_some());
+                keys.retain(|key| l1.get(&L1KeyRef::parse(key)).is_some());
                 !keys.is_empty()
             });
             state.len = state.sets.values().map(HashSet::len).sum();
@@ -104,7 +104,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::{LocalEntry, MapTier};
+    use crate::store::{L1Key, LocalEntry, MapTier};
 
     #[test]
     fn tags_are_deduplicated_in_order() {
@@ -124,7 +124,10 @@ mod tests {
         for i in 0..MIN_SWEEP {
             let key = format!("b:{i}");
             if i < held {
-                l1.insert(&key, LocalEntry::new(Arc::new(1u8), None, None, 1));
+                l1.insert(
+                    L1Key::parse(&key),
+                    LocalEntry::new(Arc::new(1u8), None, None, 1),
+                );
             }
             index.add(&tags, &key, &*l1);
         }
@@ -149,7 +152,10 @@ mod tests {
         // nothing is in the tier, and the next add reaches the sweep threshold
         assert_eq!(index.len(), MIN_SWEEP - 1);
         let kept = "b:kept";
-        l1.insert(kept, LocalEntry::new(Arc::new(1u8), None, None, 1));
+        l1.insert(
+            L1Key::parse(kept),
+            LocalEntry::new(Arc::new(1u8), None, None, 1),
+        );
         index.add(&tags, kept, &*l1);
         assert_eq!(index.len(), 1);
         assert_eq!(index.take(&tags), [kept]);

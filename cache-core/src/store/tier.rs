@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::l1_key::{L1Key, L1KeyRef};
 use crate::error::TierError;
 
 /// A boxed, sendable future, as returned by remote tiers and buses.
@@ -134,6 +135,20 @@ impl Scope {
         crate::layout::in_scope(&self.base, key)
     }
 
+    /// Whether an L1 entry's key belongs to this scope: [`Scope::contains`] of its stored
+    /// key, decided without joining it.
+    ///
+    /// ```
+    /// use cache_core::store::{L1Key, Scope};
+    /// let s = Scope::new("app:users");
+    /// assert!(s.covers(&L1Key::parse("app:users:42")));
+    /// assert!(s.covers(&L1Key::parse("app:users#admins:7")));
+    /// assert!(!s.covers(&L1Key::parse("app:users2:1")));
+    /// ```
+    pub fn covers(&self, key: &L1Key) -> bool {
+        crate::layout::in_scope_split(&self.base, key.base(), key.key())
+    }
+
     /// The Redis `SCAN MATCH` glob for this scope: the base with every glob character
     /// (`\ * ? [ ]`) escaped, so a namespace named `*` or holding an escaped `:` matches
     /// only its own keys.
@@ -144,11 +159,16 @@ impl Scope {
 
 /// An in-process tier of typed values (e.g. moka). Operations are synchronous and cheap.
 ///
+/// Entries are filed under an [`L1Key`]: the key space of their cache (or namespace) and
+/// their encoded key, with a hash that both carry (hash them with [`crate::store::L1Hasher`]).
+/// Lookups pass the borrowed [`L1KeyRef`], equal to the stored key by
+/// [`crate::store::Equivalent`], so a hit builds no joined string and allocates nothing.
+///
 /// Implementations must honour `LocalEntry::keep_until` (never return an entry past it)
 /// and respect their size bound.
 pub trait LocalTier: Send + Sync + 'static {
     /// The entry under `key`, if present and not past `keep_until`.
-    fn get(&self, key: &str) -> Option<LocalEntry>;
+    fn get(&self, key: &L1KeyRef<'_>) -> Option<LocalEntry>;
     /// Reads the entry under `key` in place, if present and not past `keep_until`: calls
     /// `read` with a borrow of it and returns `true`, or returns `false` without calling it.
     ///
@@ -161,16 +181,17 @@ pub trait LocalTier: Send + Sync + 'static {
     /// a tier that can lend its entries overrides it.
     ///
     /// ```
-    /// use cache_core::store::{LocalEntry, LocalTier, MapTier};
+    /// use cache_core::store::{L1Key, L1KeyRef, LocalEntry, LocalTier, MapTier};
     /// use std::sync::Arc;
     /// let tier = MapTier::new();
-    /// tier.insert("app:users:1", LocalEntry::new(Arc::new(7u32), None, None, 8));
+    /// tier.insert(L1Key::parse("app:users:1"), LocalEntry::new(Arc::new(7u32), None, None, 8));
     /// let mut seen = None;
-    /// assert!(tier.read("app:users:1", &mut |e| seen = e.value.downcast_ref::<u32>().copied()));
+    /// let key = L1KeyRef::parse("app:users:1");
+    /// assert!(tier.read(&key, &mut |e| seen = e.value.downcast_ref::<u32>().copied()));
     /// assert_eq!(seen, Some(7));
-    /// assert!(!tier.read("app:users:2", &mut |_| unreachable!()));
+    /// assert!(!tier.read(&L1KeyRef::parse("app:users:2"), &mut |_| unreachable!()));
     /// ```
-    fn read(&self, key: &str, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+    fn read(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
         match self.get(key) {
             Some(entry) => {
                 read(&entry);
@@ -180,10 +201,11 @@ pub trait LocalTier: Send + Sync + 'static {
         }
     }
     /// Stores an entry, replacing any other under the key.
-    fn insert(&self, key: &str, entry: LocalEntry);
+    fn insert(&self, key: L1Key, entry: LocalEntry);
     /// Drops one entry.
-    fn remove(&self, key: &str);
-    /// Drops every entry of a scope (a cache or namespace).
+    fn remove(&self, key: &L1KeyRef<'_>);
+    /// Drops every entry of a scope (a cache or namespace): those whose key it
+    /// [covers](Scope::covers).
     fn remove_scope(&self, scope: &Scope);
     /// Drops every entry.
     fn clear(&self);

@@ -2,7 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cache_core::codec::{read_header, CodecError, EnvelopeMeta, BINCODE, JSON, MSGPACK};
+use cache_core::codec::{
+    null_fingerprint, read_header, CodecError, EnvelopeMeta, BINCODE, JSON, MSGPACK,
+};
 
 /// `2d 3h`, `4m 59s`, `350ms`: whole seconds past a second, every non-zero unit.
 pub(crate) fn duration(d: Duration) -> String {
@@ -82,10 +84,13 @@ pub(crate) fn describe_entry(
     };
     lines.push(("format".to_owned(), codec));
     lines.extend(timing(&meta, now_ms));
-    lines.push((
-        "type".to_owned(),
-        format!("fingerprint {:#018x}", meta.fingerprint),
-    ));
+    // The null marker: an entry (the function is not run) that no read takes as a value.
+    let kind = if meta.fingerprint == null_fingerprint() {
+        "cached absence (None)".to_owned()
+    } else {
+        format!("fingerprint {:#018x}", meta.fingerprint)
+    };
+    lines.push(("type".to_owned(), kind));
     lines
 }
 

@@ -1,0 +1,462 @@
+//! The key of an L1 entry: its key space (the base of its cache or namespace) and its
+//! encoded key, kept apart.
+//!
+//! Remote tiers and the bus see one string per entry, `{base}:{key}` (see
+//! [`crate::layout`]). A local tier is asked far more often (every hit), so it gets the two
+//! parts separately: the hit path encodes the key into a buffer of its own and hands the
+//! cache's [`KeySpace`] beside it, without building the joined string. A key space carries
+//! its hashing seed, so a key is hashed over its own bytes only, and two keys of one space
+//! compare their bases by pointer before (in the rare case of distinct handles) by text.
+//!
+//! [`L1KeyRef`] is what lookups pass (borrowed; it implements [`Equivalent`] for the
+//! owned [`L1Key`] that tiers store), and both carry their hash: a tier hashes them by that
+//! number alone ([`L1Hasher`]). A joined string read back ([`L1KeyRef::parse`]: a bus
+//! message, a tag index, a test) gives the same parts and the same hash as the engine's
+//! own, which `layout.rs` proves once.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+
+pub use equivalent::Equivalent;
+
+/// The random state every key space's seed is drawn from: one per process, so that the
+/// keys an outsider picks cannot be made to collide on purpose.
+fn process_state() -> &'static foldhash::fast::RandomState {
+    static STATE: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
+    STATE.get_or_init(Default::default)
+}
+
+/// The hashing seed of the key space `base`.
+fn seed_of(base: &str) -> u64 {
+    process_state().hash_one(base)
+}
+
+/// The hash of `key` in the key space seeded with `seed`.
+#[inline]
+fn hash_in(seed: u64, key: &[u8]) -> u64 {
+    let mut hasher = foldhash::fast::FixedState::with_seed(seed).build_hasher();
+    hasher.write(key);
+    hasher.finish()
+}
+
+/// Whether two bases are one: the same allocation (the usual case, a cache's own
+/// handle), else the same text.
+#[inline]
+fn same_base(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || same_text(a, b)
+}
+
+/// [`same_base`] of two allocations: kept out of the hit path.
+#[cold]
+#[inline(never)]
+fn same_text(a: &str, b: &str) -> bool {
+    a == b
+}
+
+/// Whether two keys hold the same bytes: a key of up to 16 bytes (most) is compared in two
+/// overlapping words, with no call to `memcmp`.
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    /// The `N` bytes of `s` from `at`.
+    #[inline(always)]
+    fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+        let mut w = [0; N];
+        w.copy_from_slice(&s[at..at + N]);
+        w
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        // Three bytes at most: the first, middle and last cover them.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=8 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        9..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// The key space of a cache or namespace: its base (`{prefix}:{cache}` or
+/// `{prefix}:{cache}#{ns}…`) and the seed its keys are hashed with. Cheap to clone (an
+/// `Arc` inside).
+///
+/// ```
+/// use cache_core::store::{KeySpace, L1KeyRef};
+/// let users = KeySpace::new("app:users");
+/// let key = users.key_ref(b"42");
+/// assert_eq!(key, L1KeyRef::parse("app:users:42"));
+/// assert_eq!(key.to_string(), "app:users:42");
+/// ```
+#[derive(Clone)]
+pub struct KeySpace(Arc<Space>);
+
+struct Space {
+    base: Box<str>,
+    seed: u64,
+}
+
+impl KeySpace {
+    /// The key space of `base`.
+    pub fn new(base: &str) -> Self {
+        KeySpace(Arc::new(Space {
+            base: base.into(),
+            seed: seed_of(base),
+        }))
+    }
+
+    /// Its base.
+    pub fn base(&self) -> &str {
+        &self.0.base
+    }
+
+    /// The lookup key of the encoded key `key` in this space.
+    #[inline]
+    pub fn key_ref<'a>(&'a self, key: &'a [u8]) -> L1KeyRef<'a> {
+        L1KeyRef {
+            hash: hash_in(self.0.seed, key),
+            base: &self.0.base,
+            key,
+        }
+    }
+
+    /// The stored key of the encoded key `key` in this space.
+    ///
+    /// ```
+    /// use cache_core::store::KeySpace;
+    /// let users = KeySpace::new("app:users");
+    /// assert_eq!(users.key(b"42").borrowed(), users.key_ref(b"42"));
+    /// ```
+    pub fn key(&self, key: &[u8]) -> L1Key {
+        L1Key {
+            hash: hash_in(self.0.seed, key),
+            space: self.clone(),
+            key: KeyBytes::new(key),
+        }
+    }
+}
+
+impl std::fmt::Debug for KeySpace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KeySpace").field(&self.base()).finish()
+    }
+}
+
+/// An encoded key's bytes: held inline up to [`INLINE`] bytes (most keys: no allocation
+/// of their own), on the heap beyond. Canonical, so equal bytes always take the same form.
+#[derive(Clone)]
+enum KeyBytes {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<[u8]>),
+}
+
+/// The longest key held inline.
+const INLINE: usize = 22;
+
+impl KeyBytes {
+    fn new(key: &[u8]) -> Self {
+        if key.len() > INLINE {
+            return KeyBytes::Heap(key.into());
+        }
+        let mut bytes = [0; INLINE];
+        bytes[..key.len()].copy_from_slice(key);
+        // At most `INLINE` here, which fits a byte.
+        KeyBytes::Inline(key.len() as u8, bytes)
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyBytes::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            KeyBytes::Heap(bytes) => bytes,
+        }
+    }
+}
+
+/// The key of an L1 entry looked up: a key space's base and an encoded key, borrowed,
+/// with their hash. What [`crate::store::LocalTier`]'s lookups take.
+///
+/// ```
+/// use cache_core::store::{L1KeyRef, KeySpace};
+/// let key = L1KeyRef::parse(r"app:orders\:eu#2024:7");
+/// assert_eq!((key.base(), key.key()), (r"app:orders\:eu#2024", &b"7"[..]));
+/// assert_eq!(key, KeySpace::new(r"app:orders\:eu#2024").key_ref(b"7"));
+/// ```
+#[derive(Clone, Copy)]
+pub struct L1KeyRef<'a> {
+    hash: u64,
+    base: &'a str,
+    key: &'a [u8],
+}
+
+impl<'a> L1KeyRef<'a> {
+    /// The parts of a stored key `{base}:{key}` (see the stored-key layout, `layout.rs`):
+    /// a bus message's key, a tag index's member, a key written by hand in a test.
+    /// Allocates nothing.
+    ///
+    /// A string that is no entry's key (it has no separator after its prefix) is a key of
+    /// its own, in the empty space no cache has.
+    pub fn parse(stored: &'a str) -> Self {
+        let (base, key) = crate::layout::split_entry(stored);
+        L1KeyRef {
+            hash: hash_in(seed_of(base), key.as_bytes()),
+            base,
+            key: key.as_bytes(),
+        }
+    }
+
+    /// The hash a tier files the key under (see [`L1Hasher`]).
+    #[inline]
+    pub fn hash_value(&self) -> u64 {
+        self.hash
+    }
+
+    /// The base of its key space.
+    pub fn base(&self) -> &'a str {
+        self.base
+    }
+
+    /// The encoded key.
+    pub fn key(&self) -> &'a [u8] {
+        self.key
+    }
+
+    /// An owned copy, in a key space of its own (for a tier that stores what it is given
+    /// by reference, as a test's might).
+    pub fn to_key(&self) -> L1Key {
+        L1Key {
+            hash: self.hash,
+            space: KeySpace::new(self.base),
+            key: KeyBytes::new(self.key),
+        }
+    }
+}
+
+impl Hash for L1KeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl Equivalent<L1Key> for L1KeyRef<'_> {
+    #[inline]
+    fn equivalent(&self, stored: &L1Key) -> bool {
+        self.hash == stored.hash
+            && same_key(self.key, stored.key.as_bytes())
+            && same_base(self.base, stored.space.base())
+    }
+}
+
+impl PartialEq for L1KeyRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && same_key(self.key, other.key) && same_base(self.base, other.base)
+    }
+}
+
+impl Eq for L1KeyRef<'_> {}
+
+impl std::fmt::Display for L1KeyRef<'_> {
+    /// The joined string, `{base}:{key}`, as remote tiers and the bus see it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::layout::write_entry(f, self.base, self.key)
+    }
+}
+
+impl std::fmt::Debug for L1KeyRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "L1KeyRef({self})")
+    }
+}
+
+/// The key of an L1 entry as a tier stores it: its key space (shared by the entries of a
+/// cache), its encoded key (inline when short), and their hash.
+///
+/// ```
+/// use cache_core::store::{L1Key, L1KeyRef, Equivalent};
+/// let stored = L1Key::parse("app:users:42");
+/// assert!(L1KeyRef::parse("app:users:42").equivalent(&stored));
+/// assert!(!L1KeyRef::parse("app:users:43").equivalent(&stored));
+/// assert_eq!(stored.to_string(), "app:users:42");
+/// ```
+#[derive(Clone)]
+pub struct L1Key {
+    hash: u64,
+    space: KeySpace,
+    key: KeyBytes,
+}
+
+impl L1Key {
+    /// [`L1KeyRef::parse`], owned.
+    pub fn parse(stored: &str) -> Self {
+        L1KeyRef::parse(stored).to_key()
+    }
+
+    /// The borrowed form, for lookups.
+    #[inline]
+    pub fn borrowed(&self) -> L1KeyRef<'_> {
+        L1KeyRef {
+            hash: self.hash,
+            base: self.space.base(),
+            key: self.key.as_bytes(),
+        }
+    }
+
+    /// Its key space.
+    pub fn space(&self) -> &KeySpace {
+        &self.space
+    }
+
+    /// The base of its key space.
+    pub fn base(&self) -> &str {
+        self.space.base()
+    }
+
+    /// The encoded key.
+    pub fn key(&self) -> &[u8] {
+        self.key.as_bytes()
+    }
+}
+
+impl Hash for L1Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for L1Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.borrowed().equivalent(other)
+    }
+}
+
+impl Eq for L1Key {}
+
+impl std::fmt::Display for L1Key {
+    /// The joined string, `{base}:{key}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.borrowed().fmt(f)
+    }
+}
+
+impl std::fmt::Debug for L1Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "L1Key({self})")
+    }
+}
+
+/// Hashes an [`L1Key`] or [`L1KeyRef`] to the hash it carries (a good one already: the
+/// key space's seeded foldhash of the key), for a tier's tables.
+///
+/// ```
+/// use cache_core::store::{L1Hasher, L1Key};
+/// use std::hash::BuildHasher;
+/// let key = L1Key::parse("app:users:42");
+/// assert_eq!(L1Hasher.hash_one(&key), key.borrowed().hash_value());
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct L1Hasher;
+
+impl BuildHasher for L1Hasher {
+    type Hasher = Carried;
+    #[inline]
+    fn build_hasher(&self) -> Carried {
+        Carried(0)
+    }
+}
+
+/// The hasher of [`L1Hasher`].
+#[derive(Debug)]
+pub struct Carried(u64);
+
+impl Hasher for Carried {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is called by the key types; anything else is still hashed.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_held_inline_up_to_their_limit_and_compare_by_bytes() {
+        let space = KeySpace::new("p:c");
+        for len in [0, 1, INLINE - 1, INLINE, INLINE + 1, 100] {
+            let text = "k".repeat(len);
+            let key = space.key(text.as_bytes());
+            assert_eq!(key.key(), text.as_bytes());
+            assert_eq!(matches!(key.key, KeyBytes::Inline(..)), len <= INLINE);
+            assert_eq!(key.borrowed(), space.key_ref(text.as_bytes()));
+            assert_eq!(key, L1Key::parse(&format!("p:c:{text}")));
+            assert_eq!(key.to_string(), format!("p:c:{text}"));
+        }
+        assert_ne!(space.key(b"1"), space.key(b"2"));
+        assert_ne!(space.key(b"1"), KeySpace::new("p:d").key(b"1"));
+        assert_ne!(space.key(b"1"), KeySpace::new("p:c#n").key(b"1"));
+    }
+
+    #[test]
+    fn a_string_without_an_entry_separator_is_its_own_key() {
+        for s in ["", "plain", "p:", r"p:c\:d", "p:c#n"] {
+            let key = L1KeyRef::parse(s);
+            assert_eq!(key.to_string(), s);
+            assert_eq!(key.base(), "", "{s}");
+        }
+    }
+
+    #[test]
+    fn keys_of_every_short_length_compare_by_every_byte() {
+        for n in 0..=20 {
+            let a: Vec<u8> = (0..n as u8).collect();
+            assert!(same_key(&a, &a.clone()), "{n}");
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x40;
+                assert!(!same_key(&a, &b), "length {n}, byte {i}");
+            }
+            assert!(!same_key(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// A joined string read back is the key the engine filed: the same parts, the same
+        /// hash, equal both ways (see `layout.rs`, point 7).
+        #[test]
+        fn a_parsed_stored_key_is_the_engines_own(
+            cache in "[\\\\:#=~a-z]{0,6}",
+            namespace in proptest::option::of("[\\\\:#a-z]{0,6}"),
+            key in "[\\\\:,\\[\\]{}()=~#a-zé0-9]{0,30}",
+        ) {
+            use crate::layout;
+            let mut base = layout::cache_base("app", &cache);
+            if let Some(ns) = &namespace {
+                base = layout::namespace_base(&base, ns);
+            }
+            let encoded = crate::key::encode_key(&(key.as_str(), 1u8)).unwrap();
+            let stored = layout::entry_key(&base, &encoded);
+            let space = KeySpace::new(&base);
+            let engine = space.key_ref(encoded.as_bytes());
+            let parsed = L1KeyRef::parse(&stored);
+            proptest::prop_assert_eq!(parsed.hash_value(), engine.hash_value());
+            proptest::prop_assert_eq!(parsed, engine);
+            proptest::prop_assert!(parsed.equivalent(&space.key(encoded.as_bytes())));
+            proptest::prop_assert!(engine.equivalent(&L1Key::parse(&stored)));
+            proptest::prop_assert_eq!(parsed.to_string(), stored);
+        }
+    }
+}
