@@ -219,6 +219,7 @@ async fn the_none_manager_keeps_nothing() {
     let users = CacheManager::none().cache("users").unwrap();
     users.set(&1u64, &ann()).await.unwrap();
     assert_eq!(users.get::<User>(&1u64).await.unwrap(), None);
+    assert_eq!(users.stats().puts, 0, "nothing was stored");
     let mut runs = 0;
     for _ in 0..2 {
         let _: User = users

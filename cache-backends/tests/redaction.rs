@@ -119,6 +119,12 @@ async fn no_configuration_holder_shows_a_credential() {
     .unwrap();
     debug("CacheManager", &manager);
     debug("Store", &manager.store("shared").unwrap());
+    // Redacted, not emptied: a store still shows what it is made of, its server included.
+    let shown = format!("{:?}", manager.store("shared").unwrap());
+    assert!(
+        shown.contains("memory") && shown.contains(&format!(":{}", server.port())),
+        "{shown}"
+    );
     let cache = manager.cache("users").unwrap();
     debug("Cache", &cache);
     cache.set(&1u64, &"one".to_string()).await.unwrap();

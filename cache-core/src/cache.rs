@@ -220,12 +220,14 @@ impl Cache {
                 Lookup::Stale(..) if stale => FirstL1::Unread,
                 Lookup::Stale(..) | Lookup::Miss => FirstL1::Empty,
             };
-            Err((engine.stored_key_of_encoded(encoded), local))
+            // The encoder writes whole `str`s and ASCII only: always UTF-8.
+            let stored = std::str::from_utf8(encoded).map(|e| engine.stored_key_of_encoded(e));
+            Err((stored.ok(), local))
         });
         let (stored, local) = match probed {
             Some(Ok(value)) => return Ok(Some(value)),
-            Some(Err(found)) => found,
-            None => (self.engine.stored_key(key)?, FirstL1::Unread),
+            Some(Err((Some(stored), local))) => (stored, local),
+            Some(Err((None, _))) | None => (self.engine.stored_key(key)?, FirstL1::Unread),
         };
         match self.engine.lookup_due::<V>(&stored, local).await.0 {
             Lookup::Fresh(v) => Ok(Some(v)),

@@ -20,6 +20,7 @@ use crate::fault::{CacheFault, Failing, FaultAction, FaultOperation};
 use crate::idle::IdleRead;
 use crate::key::encode_key_into;
 use crate::layout;
+use crate::scalar_key::KeyBuf;
 use crate::slot::{self, Slot};
 use crate::stats::{Event, StatsCounters};
 use crate::store::named::StoreInner;
@@ -155,9 +156,20 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
-/// Runs `f` on `key` encoded into a reused buffer (the thread's, or a fresh one when the
-/// thread's is in use); `None` for a key that cannot be encoded.
-fn with_encoded<K: Serialize + ?Sized, R>(key: &K, f: impl FnOnce(&str) -> R) -> Option<R> {
+/// Runs `f` on `key` encoded: on the stack when it is of the usual forms (integers,
+/// strings, tuples of them: `scalar_key.rs`), else into a reused buffer (the thread's, or a
+/// fresh one when the thread's is in use); `None` for a key that cannot be encoded.
+#[inline]
+fn with_encoded<K: Serialize + ?Sized, R>(key: &K, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    if let Some(buf) = KeyBuf::encode(key) {
+        return Some(f(buf.as_bytes()));
+    }
+    with_encoded_slow(key, f)
+}
+
+/// [`with_encoded`] of a key the stack buffer does not take.
+#[inline(never)]
+fn with_encoded_slow<K: Serialize + ?Sized, R>(key: &K, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     let encoded = |buf: &mut String| {
         buf.clear();
         encode_key_into(key, buf).ok()
@@ -165,12 +177,12 @@ fn with_encoded<K: Serialize + ?Sized, R>(key: &K, f: impl FnOnce(&str) -> R) ->
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             encoded(&mut buf)?;
-            Some(f(&buf))
+            Some(f(buf.as_bytes()))
         }
         Err(_) => {
             let mut buf = String::new();
             encoded(&mut buf)?;
-            Some(f(&buf))
+            Some(f(buf.as_bytes()))
         }
     })
 }
@@ -295,8 +307,8 @@ impl Engine {
 
     /// The L1 key of an encoded key of this cache.
     #[inline]
-    pub(crate) fn l1_key_of_encoded<'a>(&'a self, encoded: &'a str) -> L1KeyRef<'a> {
-        self.inner.space.key_ref(encoded.as_bytes())
+    pub(crate) fn l1_key_of_encoded<'a>(&'a self, encoded: &'a [u8]) -> L1KeyRef<'a> {
+        self.inner.space.key_ref(encoded)
     }
 
     /// The L1 key of a stored key: this cache's space and the encoded key when the key is
@@ -304,7 +316,7 @@ impl Engine {
     /// stored key read back ([`L1KeyRef::parse`], the same parts: `layout.rs`, point 7).
     pub(crate) fn l1_key<'a>(&'a self, stored: &'a str) -> L1KeyRef<'a> {
         match layout::entry_of(&self.inner.base, stored) {
-            Some(encoded) => self.l1_key_of_encoded(encoded),
+            Some(encoded) => self.l1_key_of_encoded(encoded.as_bytes()),
             None => L1KeyRef::parse(stored),
         }
     }
@@ -357,7 +369,7 @@ impl Engine {
     pub(crate) fn with_encoded_key<K: Serialize + ?Sized, R>(
         &self,
         key: &K,
-        f: impl FnOnce(&str) -> R,
+        f: impl FnOnce(&[u8]) -> R,
     ) -> Option<R> {
         self.inner.store.l1.as_ref()?;
         with_encoded(key, f)

@@ -177,7 +177,7 @@ static RESERVED: [bool; 256] = {
 
 /// Whether `b` must be escaped in a string.
 #[inline]
-fn is_reserved(b: u8) -> bool {
+pub(crate) fn is_reserved(b: u8) -> bool {
     RESERVED[usize::from(b)]
 }
 

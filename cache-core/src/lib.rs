@@ -37,6 +37,7 @@ mod manager;
 mod operation;
 mod options;
 pub mod redact;
+mod scalar_key;
 mod scopes;
 mod stats;
 pub mod store;

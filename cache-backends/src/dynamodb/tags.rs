@@ -37,6 +37,26 @@ pub(crate) fn rows_of(key: &str, tag_keys: &[String]) -> Result<Vec<ItemKey>, Ti
     tags.into_iter().map(|t| layout::tag_row(t, key)).collect()
 }
 
+/// The partitions a tagged write puts items in, each once, with the expiry of the longest
+/// item it gets (the entry expiring at `entry_ms`, its tag `rows` at `rows_ms`): what must
+/// be registered before the write. The entry's own partition usually holds its tag rows
+/// too, and is registered once for the longer of the two.
+pub(crate) fn partitions<'a>(
+    entry: &'a ItemKey,
+    entry_ms: u64,
+    rows: &'a [ItemKey],
+    rows_ms: u64,
+) -> Vec<(&'a str, u64)> {
+    let mut partitions: Vec<(&str, u64)> = vec![(&entry.pk, entry_ms)];
+    for row in rows {
+        match partitions.iter_mut().find(|(pk, _)| *pk == row.pk) {
+            Some((_, until)) => *until = (*until).max(rows_ms),
+            None => partitions.push((&row.pk, rows_ms)),
+        }
+    }
+    partitions
+}
+
 fn put(attrs: Attributes, table: &str) -> Result<TransactWriteItem, TierError> {
     let put = Put::builder()
         .table_name(table)
@@ -131,4 +151,36 @@ pub(crate) fn items_to_delete(
         }
     }
     Ok(items)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_partition_is_registered_once_for_its_longest_item() {
+        let entry = layout::item_key("shop:products:42").unwrap();
+        let tags = [
+            "shop:products:=tag:sale".to_owned(),
+            "shop:products:=tag:new".to_owned(),
+        ];
+        let rows = rows_of("shop:products:42", &tags).unwrap();
+        // Tag rows live in their cache's partition, the entry's own.
+        assert!(rows.iter().all(|row| row.pk == entry.pk));
+        // Registered once, for the longer of the entry and its rows, whichever it is.
+        for (entry_ms, rows_ms) in [(1_000, 5_000), (5_000, 1_000)] {
+            assert_eq!(
+                partitions(&entry, entry_ms, &rows, rows_ms),
+                [(entry.pk.as_str(), 5_000)]
+            );
+        }
+        // A row elsewhere gets its own registration, for the rows' expiry.
+        let other = layout::tag_row("shop:orders:=tag:sale", "shop:products:42").unwrap();
+        let mixed = [rows[0].clone(), other.clone()];
+        assert_eq!(
+            partitions(&entry, 1_000, &mixed, 5_000),
+            [(entry.pk.as_str(), 5_000), (other.pk.as_str(), 5_000)]
+        );
+    }
 }

@@ -348,16 +348,7 @@ impl RemoteTier for DynamoTier {
             let expires_ms = item::expiry_ms(ttl);
             // The rows last the entry's full lifetime, which `touch` may renew it up to.
             let rows_expire_ms = item::expiry_ms(memberships_ttl(ttl, tags_ttl));
-            // Each partition once, for the longest item written to it (the entry's own
-            // partition usually holds its tag rows too).
-            let mut partitions: Vec<(&str, u64)> = vec![(&item_key.pk, expires_ms)];
-            for row in &rows {
-                match partitions.iter_mut().find(|(pk, _)| *pk == row.pk) {
-                    Some((_, until)) => *until = (*until).max(rows_expire_ms),
-                    None => partitions.push((&row.pk, rows_expire_ms)),
-                }
-            }
-            for (pk, until) in partitions {
+            for (pk, until) in tags::partitions(&item_key, expires_ms, &rows, rows_expire_ms) {
                 registry.ensure(&client, &sdk, pk, until).await?;
             }
             let entry = Self::entry(&item_key, value, expires_ms);

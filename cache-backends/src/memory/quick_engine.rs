@@ -35,7 +35,7 @@ use super::MemoryBound;
 /// `L1Key`, the `LocalEntry`, its clock bits and list links), its hash-table index,
 /// the ghost (recently evicted hashes) share, the value's `Arc` header and allocator
 /// slack (measured with `cargo bench --bench memory`; see BENCHMARKS.md, "Memory bound").
-pub(super) const ENTRY_OVERHEAD: u32 = 180;
+pub(super) const ENTRY_OVERHEAD: u32 = 205;
 
 /// How often at most a sweep of expired entries runs.
 pub(super) const SWEEP_PERIOD: Duration = Duration::from_secs(1);

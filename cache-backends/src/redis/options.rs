@@ -133,7 +133,8 @@ impl RedisOptions {
     /// `operation_timeout` (or the heartbeat, if longer) counts as a lost subscription,
     /// made again from a fresh view of the servers (the promoted master, after a
     /// failover), and the store then treats its L1 as suspect, as after any lost
-    /// subscription. Only the bus uses it; an L2 tier ignores it. TOML: `heartbeat = "1s"`.
+    /// subscription. Only the bus uses it; an L2 tier ignores it. TOML: `heartbeat = "1s"`,
+    /// or `heartbeat = "off"`.
     ///
     /// ```
     /// use cache_backends::redis::RedisOptions;
@@ -206,7 +207,15 @@ impl RedisOptions {
                 "operation_timeout" => opts.operation_timeout = cfg.duration(name, value)?,
                 "connect_timeout" => opts.connect_timeout = cfg.duration(name, value)?,
                 "max_value_size" => opts.max_value_size = cfg.size(name, value)?,
-                "heartbeat" => opts.heartbeat = cfg.duration(name, value)?,
+                "heartbeat" if value.as_str() == Some("off") => opts.heartbeat = Duration::ZERO,
+                "heartbeat" => {
+                    opts.heartbeat = cfg.duration(name, value).map_err(|_| {
+                        cfg.error(
+                            name,
+                            "a duration greater than zero, such as \"1s\", or \"off\" (no liveness check)",
+                        )
+                    })?
+                }
                 other => return Err(cfg.unknown_option(other, KNOWN)),
             }
         }
@@ -278,5 +287,31 @@ impl fmt::Debug for RedisOptions {
             .field("max_value_size", &self.max_value_size)
             .field("heartbeat", &self.heartbeat)
             .finish()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn read(toml_text: &str) -> Result<RedisOptions, CacheError> {
+        let options = toml::from_str(toml_text).unwrap();
+        let cfg = TierConfig::new("redis", options, "stores.tiered.bus", ConfigOrigin::String);
+        RedisOptions::from_tier_config(&cfg)
+    }
+
+    #[test]
+    fn heartbeat_is_read_from_config_and_defaults_to_a_second() {
+        let url = r#"url = "redis://127.0.0.1/0""#;
+        assert_eq!(read(url).unwrap().heartbeat, Duration::from_secs(1));
+        let every = read(&format!("{url}\nheartbeat = \"250ms\"")).unwrap();
+        assert_eq!(every.heartbeat, Duration::from_millis(250));
+        let off = read(&format!("{url}\nheartbeat = \"off\"")).unwrap();
+        assert!(off.heartbeat.is_zero());
+        assert!(format!("{every:?}").contains("heartbeat: 250ms"));
+        let err = read(&format!("{url}\nheartbeat = \"often\"")).unwrap_err();
+        assert!(err.to_string().contains("\"off\""), "{err}");
+        assert!(read(&format!("{url}\nheartbeat = \"0s\"")).is_err());
     }
 }

@@ -159,12 +159,15 @@ impl<S: Shape, L: LookL1<S::Value>> KeyUse for Probe<S, L> {
                     self.eager,
                 )
             };
-            looked.map_err(|L1Miss(first_l1)| OpKey::probed(encoded.to_owned(), first_l1))
+            // The encoder writes whole `str`s and ASCII only: always UTF-8.
+            looked.map_err(|L1Miss(first_l1)| {
+                std::str::from_utf8(encoded).map(|text| OpKey::probed(text.to_owned(), first_l1))
+            })
         });
         match looked {
             Some(Ok(value)) => Probed::Hit(self.shape.rebuild(value)),
-            Some(Err(key)) => Probed::Miss(key),
-            None => Probed::Miss(key(value)),
+            Some(Err(Ok(key))) => Probed::Miss(key),
+            Some(Err(Err(_))) | None => Probed::Miss(key(value)),
         }
     }
 }
