@@ -1662,7 +1662,7 @@ mod tests {
             };
             let leader = call(a.clone());
             held.reached().await;
-            let waiter = call(a.with_options(view.clone()));
+            let waiter = call(a.with_options(view));
             until_waiting(&a, 1, 1).await;
             held.release();
             let r = leader.await.unwrap();
@@ -1694,7 +1694,7 @@ mod tests {
     /// 1's is held by a call still reading) or runs its factory.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_whose_read_failed_fails_before_waiting_at_a_gate() {
-        let (m, down, held) = failing_reads(refused_reads(), None);
+        let (m, _, held) = failing_reads(refused_reads(), None);
         let a = m.cache("a").unwrap();
         let single = {
             let a = a.clone();
