@@ -82,6 +82,48 @@ async fn set_get_and_every_key_has_a_ttl() {
     }
 }
 
+/// `touch` raises a TTL and never lowers it, as `PEXPIRE .. GT` does, in a script any server
+/// with `EVAL` runs: a missing key stays missing, a key with no TTL keeps none.
+#[tokio::test]
+async fn touch_only_raises_a_ttl() {
+    let server = RedisServer::start();
+    let t = tier(&server);
+    let pttl = |key: &str| -> i64 {
+        redis::cmd("PTTL")
+            .arg(key)
+            .query(&mut raw(&server))
+            .unwrap()
+    };
+    t.set("app:users:1", b"one".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(t
+        .touch("app:users:1", Duration::from_secs(600))
+        .await
+        .unwrap());
+    assert!(pttl("app:users:1") > 590_000, "raised");
+    assert!(!t
+        .touch("app:users:1", Duration::from_secs(30))
+        .await
+        .unwrap());
+    assert!(pttl("app:users:1") > 590_000, "not lowered");
+    assert!(!t
+        .touch("app:users:2", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(pttl("app:users:2"), -2, "a missing key is not made");
+    let _: () = redis::cmd("SET")
+        .arg("app:users:3")
+        .arg("kept")
+        .query(&mut raw(&server))
+        .unwrap();
+    assert!(!t
+        .touch("app:users:3", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(pttl("app:users:3"), -1, "a key without a TTL keeps none");
+}
+
 #[tokio::test]
 async fn delete_many_deletes_only_those_keys() {
     let server = RedisServer::start();

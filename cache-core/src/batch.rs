@@ -45,6 +45,7 @@ use crate::error::CacheError;
 use crate::events::EventKind;
 use crate::fault::FaultOperation;
 use crate::flight::FlightGuard;
+use crate::shape::SharedFailure;
 use crate::stats::Event;
 use crate::store::{Invalidation, RemoteEntry};
 use crate::CacheValue;
@@ -277,6 +278,13 @@ impl Engine {
             self.lookup_many_graced::<V>(stored).await
         };
         let mut order: Vec<usize> = (0..stored.len()).filter(|&i| found[i].is_none()).collect();
+        // A read the error handler failed fails the batch here, before it waits at any
+        // gate or runs its factory, as it fails a single call (`fault.rs`).
+        if fallible && !order.is_empty() {
+            if let Some((err, _)) = crate::fault::fail_early(|error| Some(E::from(error))) {
+                return Err(err);
+            }
+        }
         // One order for every batch: two batches never hold gates the other waits for.
         order.sort_by(|&a, &b| stored[a].cmp(&stored[b]));
         let mut gates: Vec<(usize, FlightGuard<'_>)> = Vec::with_capacity(order.len());
@@ -306,8 +314,22 @@ impl Engine {
                 Ok(gate) => gates.push((i, gate)),
                 // Another caller loaded it meanwhile and handed it over.
                 Err(crate::invoke::Handover::Value(value)) => found[i] = Some(value),
-                // Its function failed: this batch loads the key itself.
-                Err(crate::invoke::Handover::Failed) => {
+                // Its function failed: this batch loads the key itself. Its holder's lookup
+                // failed a read (`fault.rs`) this batch makes too: the batch fails with it,
+                // as a single call waiting there does, and hands it on.
+                Err(crate::invoke::Handover::Failed(shared)) => {
+                    let early = shared
+                        .as_ref()
+                        .filter(|_| fallible)
+                        .and_then(|shared| crate::fault::handed_failure(shared))
+                        .filter(|f| {
+                            crate::invoke::reads_l2_of(std::slice::from_ref(self), f.cache(), force)
+                        });
+                    if let (Some(failure), Some(shared)) = (early, &shared) {
+                        let err = failure.error();
+                        hand_failure(&mut gates, shared);
+                        return Err(E::from(err));
+                    }
                     gates.push((i, flights.lock(&stored[i], tickets[i]).await))
                 }
             }
@@ -349,9 +371,7 @@ impl Engine {
         // fails a single call (`fault.rs`); the callers waiting at its gates take the failure.
         if fallible && !missing.is_empty() {
             if let Some((err, failure)) = crate::fault::fail_early(|error| Some(E::from(error))) {
-                for (_, gate) in &mut gates {
-                    gate.hand_failure(|| Some(failure.clone()));
-                }
+                hand_failure(&mut gates, &failure);
                 return Err(err);
             }
         }
@@ -403,6 +423,13 @@ impl Engine {
         }
         drop(gates);
         Ok(found)
+    }
+}
+
+/// Hands `failure` to the callers waiting at each of `gates`, which the batch lets go.
+fn hand_failure(gates: &mut [(usize, FlightGuard<'_>)], failure: &SharedFailure) {
+    for (_, gate) in gates {
+        gate.hand_failure(|| Some(failure.clone()));
     }
 }
 

@@ -229,6 +229,12 @@ impl Engine {
         self.inner.store.is_noop()
     }
 
+    /// Whether a lookup of this view reads L2: its store has one and the view does not
+    /// skip it (`skip_l2_read`).
+    pub(crate) fn reads_l2(&self) -> bool {
+        self.inner.store.l2.is_some() && !self.skips(|o| o.skip_l2_read)
+    }
+
     pub(crate) fn settings(&self) -> &CacheOptions {
         &self.inner.settings
     }

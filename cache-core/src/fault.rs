@@ -147,12 +147,20 @@ struct Failed {
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
     store: String,
+    /// The cache whose read failed.
+    cache: String,
     message: String,
 }
 
 impl Failure {
+    /// The cache whose read failed: a caller that would not read its L2 (a `force_fresh`
+    /// or `skip_l2_read` view, other caches) is not failed by it.
+    pub(crate) fn cache(&self) -> &str {
+        &self.cache
+    }
+
     /// The error of a call this failure fails.
-    fn error(&self) -> CacheError {
+    pub(crate) fn error(&self) -> CacheError {
         CacheError::Tier {
             store: self.store.clone(),
             source: TierError::new(self.message.clone()),
@@ -181,6 +189,7 @@ pub(crate) fn decide(handler: &Handler, fault: &CacheFault<'_>, when: Failing) -
     if action == FaultAction::Fail {
         let failure = Failure {
             store: fault.store.to_owned(),
+            cache: fault.cache.to_owned(),
             message: format!(
                 "{:?} on cache `{}` failed: {}",
                 fault.operation, fault.cache, fault.error
@@ -254,9 +263,10 @@ pub(crate) fn fail_early<O>(
 /// The error a caller that waited at a single-flight gate fails with, when the gate's
 /// holder failed early ([`fail_early`]) and handed over `shared`: the same failure, so the
 /// waiters do not each read the tier that failed again, one after another. `None` for any
-/// other failure handed over (a function's own error).
-pub(crate) fn handed_failure(shared: &SharedFailure) -> Option<CacheError> {
-    shared.downcast_ref::<Failure>().map(Failure::error)
+/// other failure handed over (a function's own error). Only a caller that would
+/// have made the read that failed ([`Failure::cache`]) takes it.
+pub(crate) fn handed_failure(shared: &SharedFailure) -> Option<&Failure> {
+    shared.downcast_ref::<Failure>()
 }
 
 /// `body` with its own (discarded) fault scope when `watch`: the cache calls a function's
@@ -353,7 +363,7 @@ mod tests {
         assert!(failed.is_none());
         // The failure handed to the callers waiting is the same error; nothing else is.
         let (error, shared) = early.unwrap();
-        let handed = handed_failure(&shared).unwrap();
+        let handed = handed_failure(&shared).unwrap().error();
         assert_eq!(handed.to_string(), error.to_string());
         assert!(handed.to_string().contains("down"));
         assert!(handed_failure(&(Arc::new("boom") as SharedFailure)).is_none());

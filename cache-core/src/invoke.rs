@@ -131,23 +131,30 @@ where
         // caller that waited for it. Grace serves the stale value; a shape that can say
         // "failed" says it; any other caller runs the function, holding the gate.
         Gate::Failed(shared) => {
-            // Its lookup failed a read (`fault.rs`): this call fails with it too, as the
-            // leader did, when its type can say so; no tier is read again for it.
-            let early = shared.as_ref().and_then(crate::fault::handed_failure);
-            if let Some(output) = early.and_then(|error| shape.fail_early(error)) {
-                return output;
-            }
-            if let Some(old) = stale.take() {
-                return serve_stale(shape, caches, keys, old, "failed in the call it waited for")
-                    .await;
-            }
-            match shape.failed(first.name(), shared.as_ref()) {
-                Some(output) => {
-                    count_misses(caches, keys);
-                    return output;
+            match shared.as_ref().and_then(crate::fault::handed_failure) {
+                // Its holder's lookup failed a read (`fault.rs`) before any function ran:
+                // this call fails with it too when it would have made that read and its
+                // type can say so (no tier is read again for it); otherwise it takes the
+                // gate and carries on as any holder does.
+                Some(failure) => {
+                    if reads_l2_of(caches, failure.cache(), force) {
+                        if let Some(output) = shape.fail_early(failure.error()) {
+                            return output;
+                        }
+                    }
                 }
-                None => first.inner.store.flights.lock(&keys[0], ticket).await,
+                None => {
+                    if let Some(old) = stale.take() {
+                        let why = "failed in the call it waited for";
+                        return serve_stale(shape, caches, keys, old, why).await;
+                    }
+                    if let Some(output) = shape.failed(first.name(), shared.as_ref()) {
+                        count_misses(caches, keys);
+                        return output;
+                    }
+                }
             }
+            first.inner.store.flights.lock(&keys[0], ticket).await
         }
     };
     // The holder's look: the other tiers and caches, and the first L1 again only if
@@ -276,6 +283,12 @@ where
     }
 }
 
+/// Whether a lookup of `caches` (none when `force`) reads the L2 of the cache named
+/// `cache`: the read a holder's early failure ([`failed_early`]) failed.
+pub(crate) fn reads_l2_of(caches: &[Engine], cache: &str, force: bool) -> bool {
+    !force && caches.iter().any(|c| c.name() == cache && c.reads_l2())
+}
+
 /// A read the error handler failed (`fault.rs`) fails the call here, its function not run,
 /// when its type can say so; the callers waiting at the gate take the same failure (each
 /// fails as its type can, or runs the function itself), instead of each reading the tier
@@ -290,8 +303,9 @@ fn failed_early<S: Shape>(shape: &S, flight: &mut FlightGuard<'_>) -> Option<S::
 pub(crate) enum Handover<V> {
     /// The leader's value.
     Value(V),
-    /// The leader's function returned an error.
-    Failed,
+    /// The leader's function returned an error, or its lookup failed a read (what it
+    /// shared of either: [`crate::fault::handed_failure`] tells them apart).
+    Failed(Option<crate::shape::SharedFailure>),
 }
 
 /// Waits at the single-flight gate of `key` (the first cache's): `Ok` with the gate, or
@@ -313,7 +327,7 @@ pub(crate) async fn enter<'a, K: Slot>(
             }
             None => Ok(flights.lock(key, ticket).await),
         },
-        Entered::Failed(_) => Err(Handover::Failed),
+        Entered::Failed(shared) => Err(Handover::Failed(shared)),
     }
 }
 
@@ -909,6 +923,7 @@ mod tests {
     // cargo-mutants (README, "Mutation testing"); what a call does with an L2 is tested against
     // a real Redis in the root package's `tests/`.
 
+    use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::time::Duration;
 
@@ -1544,27 +1559,12 @@ mod tests {
     /// carry the error runs its function, as when a leader's function failed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_callers_waiting_for_a_failed_read_take_its_failure_without_reading_again() {
-        use crate::testing::{Fault, FaultRule, FaultyTier, Latch, Operation};
-        use crate::{CacheFault, FaultAction};
+        use crate::testing::{Fault, FaultRule, Operation};
         const CALLERS: usize = 8;
         // Refused, the breaker stays closed; unavailable, with the breaker off: either way
         // nothing but the hand-over keeps the waiters off the L2.
         for (fault, breaker) in [(Fault::Refuse, None), (Fault::Fail, Some(Duration::ZERO))] {
-            let down = FaultyTier::new(FaultyTier::blackhole());
-            down.inject(FaultRule::on(Operation::Get, fault));
-            // The first read waits until every caller is at the gate, then fails.
-            let held = Latch::new();
-            let l2 = FaultyTier::new(down.clone());
-            l2.inject(FaultRule::on(Operation::Get, Fault::HoldRequest(held.clone())).times(1));
-            let mut store = StoreBuilder::new().l1(MapTier::new()).l2(l2);
-            if let Some(breaker) = breaker {
-                store = store.l2_circuit_breaker(breaker);
-            }
-            let m = CacheManager::builder()
-                .store("main", store)
-                .error_handler(|_: &CacheFault<'_>| FaultAction::Fail)
-                .build()
-                .unwrap();
+            let (m, down, held) = failing_reads(FaultRule::on(Operation::Get, fault), breaker);
             let a = m.cache("a").unwrap();
             let runs = Arc::new(AtomicUsize::new(0));
             let callers: Vec<_> = (0..CALLERS)
@@ -1605,6 +1605,147 @@ mod tests {
                 "the L2 was read once for the fallible callers, once by the other"
             );
         }
+    }
+
+    /// A manager whose store's L2 fails the reads `rule` catches (`breaker`: the circuit
+    /// breaker's setting), under a `Fail` handler; the first read waits for the latch (its
+    /// fault decided before it waits). The inner tier counts the reads that reached it.
+    fn failing_reads(
+        rule: crate::testing::FaultRule,
+        breaker: Option<Duration>,
+    ) -> (
+        CacheManager,
+        Arc<crate::testing::FaultyTier>,
+        crate::testing::Latch,
+    ) {
+        use crate::testing::{Fault, FaultRule, FaultyTier, Latch, Operation};
+        use crate::{CacheFault, FaultAction};
+        let down = FaultyTier::new(FaultyTier::blackhole());
+        down.inject(rule);
+        let held = Latch::new();
+        let l2 = FaultyTier::new(down.clone());
+        l2.inject(FaultRule::on(Operation::Get, Fault::HoldRequest(held.clone())).times(1));
+        let mut store = StoreBuilder::new().l1(MapTier::new()).l2(l2);
+        if let Some(breaker) = breaker {
+            store = store.l2_circuit_breaker(breaker);
+        }
+        let m = CacheManager::builder()
+            .store("main", store)
+            .error_handler(|_: &CacheFault<'_>| FaultAction::Fail)
+            .build()
+            .unwrap();
+        (m, down, held)
+    }
+
+    /// A caller waiting at the gate of a call whose read failed early, that would not have
+    /// made that read (`force_fresh`, `skip_l2_read`), is not failed by it: it takes the
+    /// gate and runs (or finds the value stored meanwhile), reading no L2.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiter_that_reads_no_l2_is_not_failed_by_its_holders_failed_read() {
+        let skipping = [
+            CacheOptions::new().force_fresh(true),
+            CacheOptions::new().skip_l2_read(true),
+        ];
+        for view in skipping {
+            let (m, down, held) = failing_reads(refused_reads(), None);
+            let a = m.cache("a").unwrap();
+            let runs = Arc::new(AtomicUsize::new(0));
+            let call = |cache: Cache| {
+                let runs = runs.clone();
+                tokio::spawn(async move {
+                    let factory = || async move {
+                        runs.fetch_add(1, SeqCst);
+                        Ok::<u64, CacheError>(1)
+                    };
+                    cache.try_get_or_set(&1u64, factory).await
+                })
+            };
+            let leader = call(a.clone());
+            held.reached().await;
+            let waiter = call(a.with_options(view));
+            until_waiting(&a, 1, 1).await;
+            held.release();
+            let r = leader.await.unwrap();
+            assert!(matches!(r, Err(CacheError::Tier { .. })), "{r:?}");
+            assert_eq!(waiter.await.unwrap().unwrap(), 1, "{view:?}");
+            assert_eq!(runs.load(SeqCst), 1, "the waiter's factory ran ({view:?})");
+            assert_eq!(down.injected(), 1, "only the holder read the L2 ({view:?})");
+        }
+    }
+
+    /// Every L2 read refused.
+    fn refused_reads() -> crate::testing::FaultRule {
+        use crate::testing::{Fault, FaultRule, Operation};
+        FaultRule::on(Operation::Get, Fault::Refuse)
+    }
+
+    /// A batch load whose factory counts its runs in `ran`.
+    fn counted_load(
+        ran: &Arc<AtomicUsize>,
+    ) -> impl FnOnce(Vec<u64>) -> std::future::Ready<Result<HashMap<u64, u64>, CacheError>> {
+        let ran = ran.clone();
+        move |keys| {
+            ran.fetch_add(1, SeqCst);
+            std::future::ready(Ok(keys.into_iter().map(|k| (k, k)).collect()))
+        }
+    }
+
+    /// A batch whose own first read failed fails at once, before it waits at any gate (key
+    /// 1's is held by a call still reading) or runs its factory.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_whose_read_failed_fails_before_waiting_at_a_gate() {
+        let (m, _, held) = failing_reads(refused_reads(), None);
+        let a = m.cache("a").unwrap();
+        let single = {
+            let a = a.clone();
+            tokio::spawn(async move {
+                a.try_get_or_set(&1u64, || async { Ok::<u64, CacheError>(1) })
+                    .await
+            })
+        };
+        held.reached().await;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let batch = a.try_get_or_set_many(&[1u64, 2], counted_load(&ran));
+        let r = tokio::time::timeout(Duration::from_secs(30), batch).await;
+        let r = r.expect("the batch waited for the gate held by the call still reading");
+        assert!(matches!(r, Err(CacheError::Tier { .. })), "{r:?}");
+        held.release();
+        let r = single.await.unwrap();
+        assert!(matches!(r, Err(CacheError::Tier { .. })), "{r:?}");
+        assert_eq!(ran.load(SeqCst), 0, "no factory ran");
+    }
+
+    /// A batch waiting at a gate whose holder's read failed early takes that failure, as a
+    /// single call does, without reading the L2 again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_waiting_for_a_failed_read_takes_its_failure_without_reading_again() {
+        use crate::testing::Operation::Get;
+        // Only the first read fails: the call holding key 1's gate.
+        let (m, down, held) = failing_reads(refused_reads().times(1), None);
+        let a = m.cache("a").unwrap();
+        let single = {
+            let a = a.clone();
+            tokio::spawn(async move {
+                a.try_get_or_set(&1u64, || async { Ok::<u64, CacheError>(1) })
+                    .await
+            })
+        };
+        held.reached().await;
+        // Its own first read finds nothing: it waits at key 1's gate.
+        let ran = Arc::new(AtomicUsize::new(0));
+        let batch = {
+            let (a, ran) = (a.clone(), ran.clone());
+            tokio::spawn(async move { a.try_get_or_set_many(&[1u64, 2], counted_load(&ran)).await })
+        };
+        until_waiting(&a, 1, 1).await;
+        let read = down.completed(Get);
+        held.release();
+        let r = single.await.unwrap();
+        assert!(matches!(r, Err(CacheError::Tier { .. })), "{r:?}");
+        let r = batch.await.unwrap();
+        assert!(matches!(r, Err(CacheError::Tier { .. })), "{r:?}");
+        assert_eq!(down.completed(Get), read, "the batch read the L2 again");
+        assert_eq!(ran.load(SeqCst), 0, "no factory ran");
     }
 
     #[tokio::test]

@@ -52,6 +52,14 @@ async fn clear_node(mut c: Conn, pattern: &str) -> redis::RedisResult<()> {
 const UNLOCK_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
                              return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// Renews the TTL of `KEYS[1]` to `ARGV[1]` ms only if that raises it (`PEXPIRE .. GT`, which
+/// needs Redis 7, in one atomic step any server with `EVAL` runs): 1 if renewed; 0 for a key
+/// that is missing (`PTTL` -2), has no TTL (-1, as `GT` counts it: never expiring) or
+/// would keep a longer one.
+const TOUCH_SCRIPT: &str = "local left = redis.call('PTTL', KEYS[1]) \
+                            if left >= 0 and left < tonumber(ARGV[1]) then \
+                            return redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return 0";
+
 /// An L2 tier on Redis: bytes under `{prefix}:{cache}:{key}` keys, each with a TTL.
 ///
 /// Cheap to clone. Building never connects; the connection is made on first use, on a
@@ -150,18 +158,23 @@ impl RemoteTier for RedisTier {
 
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, TierError>> {
         let stored = key.to_owned();
-        // PEXPIRE renews the TTL only: the value, and the freshness it records, stay.
-        // `GT` (Redis 7): raised, never lowered, so a touch computed from an older copy
-        // never cuts short a newer entry another instance wrote under the key meanwhile.
-        Box::pin(self.conn.run_one("PEXPIRE", key, move |mut c| async move {
-            redis::cmd("PEXPIRE")
-                .arg(&stored)
-                .arg(px_millis(ttl))
-                .arg("GT")
-                .query_async::<i64>(&mut c)
-                .await
-                .map(|renewed| renewed == 1)
-        }))
+        // The TTL only is renewed: the value, and the freshness it records, stay. Raised,
+        // never lowered (`PEXPIRE .. GT`'s rule, in a script any server with `EVAL` runs,
+        // Redis 6 and KeyDB too), so a touch computed from an older copy never cuts short
+        // a newer entry another instance wrote under the key meanwhile.
+        Box::pin(
+            self.conn
+                .run_one("EVAL touch", key, move |mut c| async move {
+                    redis::cmd("EVAL")
+                        .arg(TOUCH_SCRIPT)
+                        .arg(1)
+                        .arg(&stored)
+                        .arg(px_millis(ttl))
+                        .query_async::<i64>(&mut c)
+                        .await
+                        .map(|renewed| renewed == 1)
+                }),
+        )
     }
 
     fn get_many<'a>(

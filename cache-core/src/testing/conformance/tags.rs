@@ -214,7 +214,7 @@ async fn memberships_outlive_the_first_expiry(check: &Check, fixture: &impl Fixt
     match fixture.expiry_of(&idle_tag).await {
         Expiry::In(left) if left > LONG_TTL / 2 && left <= LONG_TTL + Duration::from_secs(1) => {}
         other => check.fail(format_args!(
-            "a tagged write for 3 s listed for {LONG_TTL:?} left the tag set with expiry {other:?} (expected about {LONG_TTL:?}: memberships last `tags_ttl`, not the entry's TTL)"
+            "a tagged write for {first:?} listed for {LONG_TTL:?} left the tag set with expiry {other:?} (expected about {LONG_TTL:?}: memberships last `tags_ttl`, not the entry's TTL)"
         )),
     }
     check
