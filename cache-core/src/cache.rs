@@ -686,6 +686,27 @@ mod tests {
         "ann".to_owned()
     }
 
+    /// Every handle on one cache or namespace (a view, a second resolution, a namespace
+    /// handle made again) files its entries under one key space, so entries written through
+    /// per-call handles hold no space of their own.
+    #[test]
+    fn handles_on_one_base_share_its_key_space() {
+        let m = CacheManager::builder()
+            .store("main", StoreBuilder::new().l1(MapTier::new()))
+            .build()
+            .unwrap();
+        let space = |c: &Cache| c.engine.inner.space.base().as_ptr();
+        let users = m.cache("users").unwrap();
+        let view = users.with_options(crate::CacheOptions::new().ttl(TTL));
+        assert_eq!(space(&users), space(&view));
+        assert_eq!(space(&users), space(&m.cache("users").unwrap()));
+        assert_eq!(space(&users), space(&users.tagged(["t"])));
+        let admins = users.namespace("admins");
+        assert_eq!(space(&admins), space(&users.namespace("admins")));
+        assert_ne!(space(&admins), space(&users));
+        assert_ne!(space(&users), space(&m.cache("orders").unwrap()));
+    }
+
     #[test]
     fn the_handle_names_its_cache_and_store() {
         let users = users(&ManualClock::new());

@@ -206,7 +206,9 @@ impl Engine {
         Engine {
             inner: Arc::new(EngineInner {
                 name,
-                space: KeySpace::new(&base),
+                // Shared with every other handle on the same base (views, namespaces,
+                // each resolution by name): one per base, none per entry.
+                space: store.key_spaces.of(&base),
                 base,
                 store,
                 settings,

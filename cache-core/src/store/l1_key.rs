@@ -6,7 +6,8 @@
 //! parts separately: the hit path encodes the key into a buffer of its own and hands the
 //! cache's [`KeySpace`] beside it, without building the joined string. A key space carries
 //! its hashing seed, so a key is hashed over its own bytes only, and two keys of one space
-//! compare their bases by pointer before (in the rare case of distinct handles) by text.
+//! compare their bases by pointer (a store shares one key space per base among its
+//! handles: `KeySpaces`) before, for a key read back from a string, by text.
 //!
 //! [`L1KeyRef`] is what lookups pass (borrowed; it implements [`Equivalent`] for the
 //! owned [`L1Key`] that tiers store), and both carry their hash: a tier hashes them by that
@@ -14,8 +15,9 @@
 //! message, a tag index, a test) gives the same parts and the same hash as the engine's
 //! own, which `layout.rs` proves once.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 pub use equivalent::Equivalent;
 
@@ -95,6 +97,42 @@ pub struct KeySpace(Arc<Space>);
 struct Space {
     base: Box<str>,
     seed: u64,
+}
+
+/// The key spaces of one store, one per base while any handle or entry holds it: every
+/// handle on a cache (each resolution by name, each `with_options` view, each namespace
+/// handle made again) shares its entries' key space, so an entry holds no space of its
+/// own and a lookup compares bases by pointer.
+#[derive(Default)]
+pub(crate) struct KeySpaces {
+    spaces: Mutex<Interned>,
+}
+
+#[derive(Default)]
+struct Interned {
+    by_base: HashMap<Box<str>, Weak<Space>>,
+    /// How many were live when the dead were last dropped: the map is swept again once it
+    /// holds twice as many, so its size stays within twice the live spaces.
+    live_at_sweep: usize,
+}
+
+impl KeySpaces {
+    /// The key space of `base`: the one in use, or a new one.
+    pub(crate) fn of(&self, base: &str) -> KeySpace {
+        let mut interned = self.spaces.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(space) = interned.by_base.get(base).and_then(Weak::upgrade) {
+            return KeySpace(space);
+        }
+        if interned.by_base.len() >= 2 * interned.live_at_sweep.max(16) {
+            interned.by_base.retain(|_, space| space.strong_count() > 0);
+            interned.live_at_sweep = interned.by_base.len();
+        }
+        let space = KeySpace::new(base);
+        interned
+            .by_base
+            .insert(base.into(), Arc::downgrade(&space.0));
+        space
+    }
 }
 
 impl KeySpace {
@@ -390,6 +428,21 @@ impl Hasher for Carried {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_keeps_one_key_space_per_base_while_it_is_held() {
+        let spaces = KeySpaces::default();
+        let users = spaces.of("app:users");
+        assert!(Arc::ptr_eq(&users.0, &spaces.of("app:users").0));
+        assert!(!Arc::ptr_eq(&users.0, &spaces.of("app:orders").0));
+        // Spaces no one holds are dropped from the map as it grows.
+        for i in 0..1_000 {
+            let _ = spaces.of(&format!("app:users#n{i}"));
+        }
+        let kept = spaces.spaces.lock().unwrap().by_base.len();
+        assert!(kept <= 32, "{kept} spaces kept for 1 held");
+        assert!(Arc::ptr_eq(&users.0, &spaces.of("app:users").0));
+    }
 
     #[test]
     fn keys_are_held_inline_up_to_their_limit_and_compare_by_bytes() {

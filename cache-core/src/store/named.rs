@@ -66,6 +66,8 @@ pub(crate) struct StoreInner {
     pub(crate) events: Arc<EventHub>,
     /// What a fault does (the manager's `error_handler`; `fault.rs`).
     pub(crate) error_handler: crate::fault::Handler,
+    /// The key spaces of its caches and namespaces, shared by all their handles.
+    pub(crate) key_spaces: super::KeySpaces,
 }
 
 impl StoreInner {
@@ -116,6 +118,7 @@ impl StoreInner {
             replay_warnings: RateLimit::default(),
             events,
             error_handler: None,
+            key_spaces: super::KeySpaces::default(),
         }
     }
 
