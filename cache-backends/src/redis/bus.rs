@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+
 use cache_core::store::{BoxFuture, Bus, BusEvent, BusHandler, Invalidation};
 use cache_core::{CacheError, TierError, TierErrorKind};
 
@@ -377,11 +379,17 @@ async fn listen(shared: Arc<Shared>, handler: BusHandler) {
     }
 }
 
+/// How many times `operation_timeout` (or the heartbeat, if longer) a `PING` may wait for its
+/// answer: a healthy server stalls now and then (a fork for a save, a slow script), and a
+/// subscription lost clears the L1 of every instance subscribed to that server at once.
+const PONG_PATIENCE: u32 = 3;
+
 /// Delivers the subscription's messages until it is lost, and says why it was. Every
 /// `heartbeat` (unless zero) the subscribed node is pinged: a node that stopped answering
 /// without closing the connection (frozen, partitioned) sends nothing, not even a
-/// disconnection, and its subscription would otherwise stay deaf until it thawed. A
-/// `PING` unanswered within `operation_timeout` (or the heartbeat, if longer) loses it.
+/// disconnection, and its subscription would otherwise stay deaf until it thawed. A `PING`
+/// unanswered within [`PONG_PATIENCE`] × `operation_timeout` (or the heartbeat, if longer),
+/// or failing on the connection, loses it; a node that answers with an error is alive.
 async fn hear(shared: &Shared, handler: &BusHandler, messages: &mut Messages) -> &'static str {
     let every = shared.conn.heartbeat;
     if every.is_zero() {
@@ -390,7 +398,7 @@ async fn hear(shared: &Shared, handler: &BusHandler, messages: &mut Messages) ->
         }
         return "the connection closed";
     }
-    let deadline = shared.conn.operation_timeout.max(every);
+    let deadline = shared.conn.operation_timeout.max(every) * PONG_PATIENCE;
     let mut beat = tokio::time::Instant::now() + every;
     loop {
         // Dropping `next` at the beat loses nothing: messages wait in its queue.
@@ -398,10 +406,24 @@ async fn hear(shared: &Shared, handler: &BusHandler, messages: &mut Messages) ->
             Ok(Some(msg)) => on_message(shared, handler, &msg.payload),
             Ok(None) => return "the connection closed",
             Err(_) => {
-                match tokio::time::timeout(deadline, messages.ping()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return "the subscribed node refused a PING",
-                    Err(_) => return "the subscribed node did not answer a PING in time",
+                let lost = match tokio::time::timeout(deadline, messages.ping()).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() => {
+                        Some("the connection to the subscribed node failed")
+                    }
+                    // An error reply (an ACL without `ping`, `LOADING`): the node answers.
+                    Ok(Err(e)) => {
+                        tracing::debug!(channel = %shared.channel, error = %e, "redis bus: the subscribed node answered a PING with an error");
+                        None
+                    }
+                    Err(_) => Some("the subscribed node did not answer a PING in time"),
+                };
+                if let Some(why) = lost {
+                    // What arrived before the silence is still delivered.
+                    while let Some(Some(msg)) = messages.next().now_or_never() {
+                        on_message(shared, handler, &msg.payload);
+                    }
+                    return why;
                 }
                 beat = tokio::time::Instant::now() + every;
             }

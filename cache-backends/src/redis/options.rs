@@ -130,7 +130,9 @@ impl RedisOptions {
     /// without closing the connection (frozen, or cut off by a network partition) would
     /// leave it deaf until the node thaws or the connection dies. So every `heartbeat`
     /// the subscriber sends a `PING` on its subscribed connection; one unanswered within
-    /// `operation_timeout` (or the heartbeat, if longer) counts as a lost subscription,
+    /// three times `operation_timeout` (or the heartbeat, if longer), or failing on the
+    /// connection, counts as a lost subscription (an error reply does not: the node is
+    /// alive),
     /// made again from a fresh view of the servers (the promoted master, after a
     /// failover), and the store then treats its L1 as suspect, as after any lost
     /// subscription. Only the bus uses it; an L2 tier ignores it. TOML: `heartbeat = "1s"`,
