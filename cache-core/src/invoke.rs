@@ -1690,19 +1690,23 @@ mod tests {
         }
     }
 
+    /// `try_get_or_set(1)` on `cache`, in a task of its own (the factory answers 1).
+    fn spawn_one(cache: &Cache) -> tokio::task::JoinHandle<Result<u64, CacheError>> {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .try_get_or_set(&1u64, || async { Ok::<u64, CacheError>(1) })
+                .await
+        })
+    }
+
     /// A batch whose own first read failed fails at once, before it waits at any gate (key
     /// 1's is held by a call still reading) or runs its factory.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_whose_read_failed_fails_before_waiting_at_a_gate() {
         let (m, _, held) = failing_reads(refused_reads(), None);
         let a = m.cache("a").unwrap();
-        let single = {
-            let a = a.clone();
-            tokio::spawn(async move {
-                a.try_get_or_set(&1u64, || async { Ok::<u64, CacheError>(1) })
-                    .await
-            })
-        };
+        let single = spawn_one(&a);
         held.reached().await;
         let ran = Arc::new(AtomicUsize::new(0));
         let batch = a.try_get_or_set_many(&[1u64, 2], counted_load(&ran));
@@ -1723,13 +1727,7 @@ mod tests {
         // Only the first read fails: the call holding key 1's gate.
         let (m, down, held) = failing_reads(refused_reads().times(1), None);
         let a = m.cache("a").unwrap();
-        let single = {
-            let a = a.clone();
-            tokio::spawn(async move {
-                a.try_get_or_set(&1u64, || async { Ok::<u64, CacheError>(1) })
-                    .await
-            })
-        };
+        let single = spawn_one(&a);
         held.reached().await;
         // Its own first read finds nothing: it waits at key 1's gate.
         let ran = Arc::new(AtomicUsize::new(0));
