@@ -160,7 +160,10 @@ thread_local! {
 /// strings, tuples of them: `scalar_key.rs`), else into a reused buffer (the thread's, or a
 /// fresh one when the thread's is in use); `None` for a key that cannot be encoded.
 #[inline]
-fn with_encoded<K: Serialize + ?Sized, R>(key: &K, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+pub(crate) fn with_encoded<K: Serialize + ?Sized, R>(
+    key: &K,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Option<R> {
     if let Some(buf) = KeyBuf::encode(key) {
         return Some(f(buf.as_bytes()));
     }
@@ -377,39 +380,9 @@ impl Engine {
         with_encoded(key, f)
     }
 
-    /// The hit path's look at L1: the fresh value under `key`, counted as a hit, or
-    /// what the rest of the call may skip. With `eager`, a value past its eager refresh
-    /// point is not taken (nor counted): the caller's full path serves it and starts the
-    /// refresh.
-    #[inline]
-    pub(crate) fn hit_in_l1<V: Slot>(
-        &self,
-        key: &L1KeyRef<'_>,
-        eager: bool,
-    ) -> Result<V::Value, FirstL1> {
-        let Some(l1) = &self.inner.store.l1 else {
-            return Err(FirstL1::Empty);
-        };
-        // The verdict is made on the lent entry, as small as the hit path needs it:
-        // nothing larger than the value crosses the tier's `dyn` call.
-        let mut hit = Err(FirstL1::Empty);
-        let mut touch = None;
-        l1.read(key, &mut |entry| {
-            hit = self.judge_hit::<V>(entry, eager, &mut touch)
-        });
-        if let Some(tti) = touch {
-            self.touch_l2(&key.to_string(), tti);
-        }
-        if hit.is_ok() {
-            self.inner.stats.l1_hit();
-            self.tell_key(EventKind::Hit, key);
-        }
-        hit
-    }
-
     /// [`Engine::tell`] of an L1 key: its stored key is joined only when someone listens.
     #[inline]
-    fn tell_key(&self, kind: EventKind, key: &L1KeyRef<'_>) {
+    pub(crate) fn tell_key(&self, kind: EventKind, key: &L1KeyRef<'_>) {
         if crate::events::anyone_listening() {
             self.tell_listeners(kind, Some(&key.to_string()));
         }
@@ -422,7 +395,7 @@ impl Engine {
     /// anything else (stale, idle-timed, due, expired by the store's clock) goes to the
     /// full judgement, out of line.
     #[inline(always)]
-    fn judge_hit<V: Slot>(
+    pub(crate) fn judge_hit<V: Slot>(
         &self,
         entry: &LocalEntry,
         eager: bool,
@@ -541,7 +514,7 @@ impl Engine {
     /// ([`crate::idle::Idle::read`]); each read of the L2 copy calls it.
     #[cold]
     #[inline(never)]
-    fn touch_l2(&self, stored: &str, ttl: Duration) {
+    pub(crate) fn touch_l2(&self, stored: &str, ttl: Duration) {
         if self.inner.store.l2.is_none() || self.skips(|o| o.skip_l2_write) {
             return;
         }
