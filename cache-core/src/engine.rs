@@ -190,11 +190,14 @@ fn with_encoded_slow<K: Serialize + ?Sized, R>(key: &K, f: impl FnOnce(&[u8]) ->
     })
 }
 
-/// A rough size for size-bounded tiers: the key, the value's inline size behind its `Arc`,
-/// and the tier's own per-entry overhead. Heap data owned by the value is not counted.
-fn estimate_weight<V>(key: &str, tier: &dyn LocalTier) -> u32 {
+/// A rough size for size-bounded tiers: what the entry's L1 key holds of its own (an
+/// encoded key too long to be held inline; the base is shared), the value's inline size
+/// behind its `Arc`, and the tier's own per-entry overhead (which counts the key's inline
+/// part). Heap data owned by the value is not counted.
+fn estimate_weight<V>(key: &L1Key, tier: &dyn LocalTier) -> u32 {
     const ARC_HEADER: usize = 16;
-    let bytes = key.len() + std::mem::size_of::<V>() + ARC_HEADER + tier.entry_overhead() as usize;
+    let bytes =
+        key.heap_len() + std::mem::size_of::<V>() + ARC_HEADER + tier.entry_overhead() as usize;
     bytes.try_into().unwrap_or(u32::MAX)
 }
 
@@ -609,17 +612,18 @@ impl Engine {
             });
         if let (Some(l1), Some(seen)) = (&store.l1, seen) {
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
+            let key = self.l1_key_owned(stored);
             let entry = LocalEntry::new(
                 slot::to_l1::<V>(value.clone()),
                 fresh_until,
                 keep_until,
-                estimate_weight::<V::Stored>(stored, l1.as_ref()),
+                estimate_weight::<V::Stored>(&key, l1.as_ref()),
             )
             .refresh_at(refresh_at)
             .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             store
                 .versions
-                .insert_if_unchanged(stored, seen, || l1.insert(self.l1_key_owned(stored), entry));
+                .insert_if_unchanged(stored, seen, || l1.insert(key, entry));
         }
         if timing.is_fresh() {
             self.count(Event::L2Hit);
@@ -781,7 +785,8 @@ impl Engine {
                 .ok()
         });
         let local = store.l1.as_ref().map(|l1| {
-            let weight = estimate_weight::<V::Stored>(stored, l1.as_ref());
+            let key = self.l1_key_owned(stored);
+            let weight = estimate_weight::<V::Stored>(&key, l1.as_ref());
             let value: Arc<dyn Any + Send + Sync> = slot::to_l1::<V>(value);
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
             let entry = LocalEntry::new(value, fresh_until, keep_until, weight)
@@ -789,12 +794,12 @@ impl Engine {
                 .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             // The version this write's insert leaves, for its put-back (`versions.rs`).
             let mine = if store.l2.is_some() {
-                store.versions.change(stored, || {
-                    l1.insert(self.l1_key_owned(stored), entry.clone())
-                })
+                store
+                    .versions
+                    .change(stored, || l1.insert(key, entry.clone()))
             } else {
                 // Without an L2 there is no backfill nor put-back to order.
-                l1.insert(self.l1_key_owned(stored), entry.clone());
+                l1.insert(key, entry.clone());
                 0
             };
             if !self.inner.tags.is_empty() {

@@ -330,6 +330,16 @@ impl L1Key {
         L1KeyRef::parse(stored).to_key()
     }
 
+    /// The bytes this key holds on the heap of its own: its encoded key when that is
+    /// longer than the inline bytes, else none (its key space is shared by the entries of
+    /// its base, and counted with none of them).
+    pub(crate) fn heap_len(&self) -> usize {
+        match &self.key {
+            KeyBytes::Inline(..) => 0,
+            KeyBytes::Heap(bytes) => bytes.len(),
+        }
+    }
+
     /// The borrowed form, for lookups.
     #[inline]
     pub fn borrowed(&self) -> L1KeyRef<'_> {
