@@ -458,7 +458,10 @@ mod tests {
         }
         assert_eq!(fast(&-0.0f64).as_deref(), Some("-0"));
         assert_eq!(fast(&0.1f32).as_deref(), Some("0.1"));
-        same(&(i128::MIN, u128::MAX));
+        same(&(i128::MIN, 1u8));
+        same(&(1u8, u128::MAX));
+        // Both at once are 80 bytes: past the stack buffer.
+        assert_eq!(fast(&(i128::MIN, u128::MAX)), None);
         // Subnormals and other values whose text is longer than the buffer (`Display` writes
         // no exponent): left to the full encoder, which writes them whole.
         for x in [f64::MIN_POSITIVE, 5e-324, f64::MAX, 1e-70] {
