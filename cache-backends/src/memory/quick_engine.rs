@@ -303,7 +303,7 @@ impl QuickTier {
     /// present and not past `keep_until`: one lock and one table probe, the clock read
     /// (under the lock) only for an entry that expires. With a front table, an entry this
     /// thread holds a current clone of is lent from it, without the lock.
-    #[inline]
+    #[inline(always)]
     pub(super) fn read(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
         if self.front {
             return self.read_front(key, read);
@@ -402,7 +402,9 @@ impl QuickTier {
     /// `key`, current (its shard's version unchanged) and not past `keep_until`, is lent
     /// from it without the shard's lock; otherwise the locked read, which takes the entry
     /// in when the slot held it already (refreshing it) or saw the key just before.
-    #[inline]
+    /// Out of line, with the locked paths out of line too: a front hit then keeps a small
+    /// frame (no registers spilled for the locked read's work).
+    #[inline(never)]
     fn read_front(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
         match front::with_slot(key.hash_value(), |slot| slot.serve(self.id, key, read)) {
             Some(Serve::Untimed) => true,
@@ -413,8 +415,14 @@ impl QuickTier {
             Some(Serve::Locked { take: true }) => self.read_taking(key, read),
             // Not taken in, or this thread's table is in use (a read re-entered from
             // inside a read) or gone (the thread is exiting).
-            Some(Serve::Locked { take: false }) | None => self.read_locked(key, read),
+            Some(Serve::Locked { take: false }) | None => self.read_through(key, read),
         }
+    }
+
+    /// [`QuickTier::read_locked`], out of line (see [`QuickTier::read_front`]).
+    #[inline(never)]
+    fn read_through(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        self.read_locked(key, read)
     }
 
     /// The locked read, the entry found cloned into this thread's slot for `key` (or the
