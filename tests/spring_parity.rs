@@ -7,8 +7,11 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
 
-use cachet::testing::{with_manager, with_manager_sync};
+use cachet::testing::{
+    with_manager, with_manager_sync, Fault, FaultRule, FaultyTier, Latch, Operation,
+};
 use cachet::{cache_evict, cache_put, cacheable, CacheManager};
 use serde::{Deserialize, Serialize};
 use support::redis_server::RedisServer;
@@ -815,11 +818,10 @@ async fn under_fail_bad_bytes_are_overwritten_by_the_function_then_the_call_fail
 async fn under_fail_a_read_failed_once_the_lock_is_taken_fails_the_call_before_its_body() {
     use cache_backends::redis::{RedisOptions, RedisTier};
     use cachet::memory::{MemoryOptions, MemoryTier};
-    use cachet::testing::{Fault, FaultRule, FaultyTier, Operation};
     use cachet::{CacheFault, FaultAction, StoreBuilder};
     let server = RedisServer::start();
     let redis = RedisTier::new(&RedisOptions::new(server.url())).unwrap();
-    let l2 = FaultyTier::new(std::sync::Arc::new(redis));
+    let l2 = FaultyTier::new(Arc::new(redis));
     let store = StoreBuilder::new()
         .l1(MemoryTier::new(MemoryOptions::max_entries(100)))
         .l2(l2.clone())
@@ -846,6 +848,117 @@ async fn under_fail_a_read_failed_once_the_lock_is_taken_fails_the_call_before_i
         l2.completed(Operation::Lock) >= 2
     })
     .await;
+}
+
+// ----- Under `Fail`, the callers waiting at an annotated function's gate -----
+
+/// A store on `server` whose L2 refuses every read (the breaker stays closed), under a
+/// `Fail` handler: the first read parks at the latch until the test releases it, so the
+/// callers that come meanwhile wait at the single-flight gate. The inner tier is given
+/// back to count the reads that reach it (each one refused: `injected`).
+fn refusing_reads(server: &RedisServer) -> (CacheManager, Arc<FaultyTier>, Latch) {
+    use cache_backends::redis::{RedisOptions, RedisTier};
+    use cachet::memory::{MemoryOptions, MemoryTier};
+    use cachet::{CacheFault, FaultAction, StoreBuilder};
+    let redis = RedisTier::new(&RedisOptions::new(server.url())).unwrap();
+    let reads = FaultyTier::new(Arc::new(redis));
+    reads.inject(FaultRule::on(Operation::Get, Fault::Refuse));
+    let held = Latch::new();
+    let l2 = FaultyTier::new(reads.clone());
+    l2.inject(FaultRule::on(Operation::Get, Fault::HoldRequest(held.clone())).times(1));
+    let store = StoreBuilder::new()
+        .l1(MemoryTier::new(MemoryOptions::max_entries(100)))
+        .l2(l2);
+    let manager = CacheManager::builder()
+        .store("refusing", store)
+        .default_store("refusing")
+        .error_handler(|_: &CacheFault<'_>| FaultAction::Fail)
+        .build()
+        .unwrap();
+    (manager, reads, held)
+}
+
+/// A call of an annotated function, boxed so that calls of several functions make one
+/// list.
+type Call = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, AppError>> + Send>>;
+
+/// Runs `calls` at once on a current-thread runtime: each runs until it waits, the first in
+/// its L2 read (parked at `held`), the others at the gate; then the read is let go. The
+/// outcomes, in order.
+async fn behind_a_held_read(held: &Latch, calls: Vec<Call>) -> Vec<Result<u64, AppError>> {
+    let n = calls.len();
+    let callers: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
+    held.reached().await;
+    for _ in 0..n {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        held.reached_count(),
+        1,
+        "only the first caller reads the L2"
+    );
+    held.release();
+    let mut outcomes = Vec::new();
+    for caller in callers {
+        outcomes.push(caller.await.unwrap());
+    }
+    outcomes
+}
+
+/// Under `Fail`, the callers of an annotated function (detachable, attached) that wait at
+/// the gate of a call whose read failed take its failure: no body runs, and the L2 is read
+/// once in all, not again by each waiter, one after another.
+#[tokio::test(flavor = "current_thread")]
+async fn annotated_callers_waiting_for_a_failed_read_take_its_failure_without_reading_again() {
+    let server = RedisServer::start();
+    for (id, attached) in [(41, false), (42, true)] {
+        let (manager, reads, held) = refusing_reads(&server);
+        let calls: Vec<Call> = (0..8)
+            .map(|_| -> Call {
+                if attached {
+                    Box::pin(with_manager(manager.clone(), price_attached(id)))
+                } else {
+                    Box::pin(with_manager(manager.clone(), price(id)))
+                }
+            })
+            .collect();
+        for r in behind_a_held_read(&held, calls).await {
+            assert!(is_fault(&r), "attached: {attached}: {r:?}");
+        }
+        assert_eq!(priced(id), 0, "no body ran (attached: {attached})");
+        assert_eq!(
+            reads.injected(),
+            1,
+            "the L2 was read once in all (attached: {attached})"
+        );
+    }
+}
+
+/// The waiters of such a call whose type cannot say "failed" (a plain `u64`) run as any
+/// caller whose leader failed does: the first takes the gate, reads the L2 again (refused:
+/// logged, not failed) and runs the function; the others take its value from the L1.
+#[tokio::test(flavor = "current_thread")]
+async fn plain_callers_waiting_for_a_failed_read_run_the_function_once_between_them() {
+    let server = RedisServer::start();
+    let (manager, reads, held) = refusing_reads(&server);
+    let id = 43;
+    let mut calls: Vec<Call> = vec![Box::pin(with_manager(manager.clone(), price(id)))];
+    calls.extend((0..7).map(|_| -> Call {
+        Box::pin(with_manager(manager.clone(), async move {
+            Ok(price_plain(id).await)
+        }))
+    }));
+    let outcomes = behind_a_held_read(&held, calls).await;
+    assert!(is_fault(&outcomes[0]), "{:?}", outcomes[0]);
+    for r in &outcomes[1..] {
+        assert_eq!(r, &Ok(4300));
+    }
+    assert_eq!(priced(id), 1, "one waiter ran the function");
+    assert_eq!(
+        reads.injected(),
+        2,
+        "the first call's read and the read of the waiter that took the gate"
+    );
 }
 
 /// Whether a call was failed by a cache fault.

@@ -411,8 +411,18 @@ impl Engine {
     #[inline]
     fn tell_key(&self, kind: EventKind, key: &L1KeyRef<'_>) {
         if crate::events::anyone_listening() {
-            self.tell_listeners(kind, Some(&key.to_string()));
+            self.tell_key_listeners(kind, key);
         }
+    }
+
+    /// [`Engine::tell_key`] past its gate, out of line: the stored key joined in the
+    /// thread's buffer ([`crate::events::with_stored_key`]), not a new `String`.
+    #[cold]
+    #[inline(never)]
+    fn tell_key_listeners(&self, kind: EventKind, key: &L1KeyRef<'_>) {
+        crate::events::with_stored_key(key.base(), key.key(), |stored| {
+            self.tell_listeners(kind, Some(stored));
+        });
     }
 
     /// [`Engine::judge_l1`] as the hit path needs it, in one pass over the lent entry: the

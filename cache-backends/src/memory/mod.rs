@@ -21,6 +21,7 @@
 //! quick_cache, 440 on moka); heap data owned by the value (a `String`'s bytes, a `Vec`'s
 //! elements) is not counted, so prefer `max_entries` for values that own large heap data.
 
+mod front;
 mod moka_engine;
 mod options;
 mod quick_engine;
@@ -67,6 +68,7 @@ impl std::fmt::Debug for MemoryTier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryTier")
             .field("engine", &self.engine())
+            .field("front_table", &self.front_table())
             .field(
                 "entries",
                 &match &self.engine {
@@ -89,7 +91,9 @@ impl MemoryTier {
     /// ```
     pub fn new(options: MemoryOptions) -> Arc<Self> {
         let engine = match options.engine {
-            MemoryEngine::QuickCache => Engine::QuickCache(QuickTier::new(options.bound)),
+            MemoryEngine::QuickCache => {
+                Engine::QuickCache(QuickTier::new(options.bound, options.front_table))
+            }
             MemoryEngine::Moka => Engine::Moka(MokaTier::new(options.bound)),
         };
         Arc::new(Self { engine })
@@ -106,6 +110,21 @@ impl MemoryTier {
         match self.engine {
             Engine::QuickCache(_) => MemoryEngine::QuickCache,
             Engine::Moka(_) => MemoryEngine::Moka,
+        }
+    }
+
+    /// Whether reads go through a per-thread front table first (`front_table = true`, on
+    /// quick_cache only; see [`MemoryOptions::front_table`]).
+    ///
+    /// ```
+    /// use cache_backends::memory::{MemoryOptions, MemoryTier};
+    /// assert!(!MemoryTier::new(MemoryOptions::default()).front_table());
+    /// assert!(MemoryTier::new(MemoryOptions::default().front_table(true)).front_table());
+    /// ```
+    pub fn front_table(&self) -> bool {
+        match &self.engine {
+            Engine::QuickCache(t) => t.has_front_table(),
+            Engine::Moka(_) => false,
         }
     }
 
@@ -182,5 +201,7 @@ inventory::submit! {
     DriverRegistration { name: "memory", local: Some(MemoryTier::from_config), remote: None, bus: None }
 }
 
+#[cfg(test)]
+mod front_stress;
 #[cfg(test)]
 mod tests;

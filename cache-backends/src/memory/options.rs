@@ -1,5 +1,6 @@
-//! Options of the `memory` driver: `max_entries = 10000` or `max_size = "64mb"`, and
-//! `engine = "quick_cache"` (the default) or `engine = "moka"`.
+//! Options of the `memory` driver: `max_entries = 10000` or `max_size = "64mb"`,
+//! `engine = "quick_cache"` (the default) or `engine = "moka"`, and `front_table = true`
+//! (quick_cache only).
 
 use cache_core::config::units::parse_size;
 use cache_core::config::TierConfig;
@@ -84,6 +85,7 @@ impl std::fmt::Display for MemoryEngine {
 /// assert_eq!(options.bound, MemoryBound::Bytes(64 << 20));
 /// assert_eq!(options.engine, MemoryEngine::Moka);
 /// assert_eq!(MemoryOptions::default().engine, MemoryEngine::QuickCache);
+/// assert!(!MemoryOptions::default().front_table);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -92,6 +94,9 @@ pub struct MemoryOptions {
     pub bound: MemoryBound,
     /// The cache library underneath.
     pub engine: MemoryEngine,
+    /// Whether reads go through a per-thread front table first (quick_cache only; see
+    /// [`MemoryOptions::front_table`]).
+    pub front_table: bool,
 }
 
 impl Default for MemoryOptions {
@@ -111,6 +116,7 @@ impl MemoryOptions {
         Self {
             bound: MemoryBound::Entries(n),
             engine: MemoryEngine::default(),
+            front_table: false,
         }
     }
 
@@ -124,6 +130,7 @@ impl MemoryOptions {
         Self {
             bound: MemoryBound::Bytes(bytes),
             engine: MemoryEngine::default(),
+            front_table: false,
         }
     }
 
@@ -139,8 +146,44 @@ impl MemoryOptions {
         self
     }
 
-    /// Reads `max_entries` / `max_size` and `engine` from a tier's configuration; anything
-    /// else is an error.
+    /// Reads through a per-thread front table first (`front_table = true`), or not (the
+    /// default). quick_cache only: moka keeps its own read path (configuration refuses
+    /// `front_table = true` with `engine = "moka"`; here it is ignored there).
+    ///
+    /// Each thread keeps up to 64 entries it reads often (a key is taken in when the
+    /// thread reads it twice in a row), each with the version its shard had when it was
+    /// read. A read of a held entry whose shard has not changed since is served without
+    /// the shard's lock: threads reading one hot key then write no shared cache line, and
+    /// the read does a fraction of the work. Any change to a shard (an insert, a removal,
+    /// an eviction, an expired entry dropped, a scope clear, `clear`) makes the clones of
+    /// its entries stale, so a read never returns an entry older than a completed change.
+    ///
+    /// The cost: an entry a thread holds stays alive after it was removed, replaced or
+    /// evicted, until that thread reads its slot again, reuses it, or exits: up to 64
+    /// entries per thread, outside `max_entries` / `max_size`, with the value's `Drop`
+    /// running later, on that thread. Leave it off for values whose release must be
+    /// prompt (large buffers, handles).
+    ///
+    /// ```
+    /// use cache_backends::memory::{MemoryOptions, MemoryTier};
+    /// use cache_core::store::{L1Key, L1KeyRef, LocalEntry, LocalTier};
+    /// use std::sync::Arc;
+    /// let tier = MemoryTier::new(MemoryOptions::max_entries(1000).front_table(true));
+    /// tier.insert(L1Key::parse("app:users:1"), LocalEntry::new(Arc::new(7u32), None, None, 64));
+    /// let key = L1KeyRef::parse("app:users:1");
+    /// for _ in 0..3 {
+    ///     assert_eq!(tier.get(&key).unwrap().value.downcast_ref::<u32>(), Some(&7));
+    /// }
+    /// tier.remove(&key);
+    /// assert!(tier.get(&key).is_none());
+    /// ```
+    pub fn front_table(mut self, on: bool) -> Self {
+        self.front_table = on;
+        self
+    }
+
+    /// Reads `max_entries` / `max_size`, `engine` and `front_table` from a tier's
+    /// configuration; anything else is an error.
     ///
     /// ```
     /// use cache_core::{config::TierConfig, ConfigOrigin};
@@ -153,12 +196,24 @@ impl MemoryOptions {
     ///     MemoryOptions::from_config(&tier).unwrap(),
     ///     MemoryOptions::max_size(1024).engine(MemoryEngine::Moka),
     /// );
+    ///
+    /// let mut options = toml::Table::new();
+    /// options.insert("front_table".into(), true.into());
+    /// let tier = TierConfig::new("memory", options, "stores.m.l1", ConfigOrigin::String);
+    /// assert!(MemoryOptions::from_config(&tier).unwrap().front_table);
     /// ```
     pub fn from_config(config: &TierConfig) -> Result<Self, CacheError> {
         let mut bound = None;
         let mut engine = MemoryEngine::default();
+        let mut front_table = false;
         for (name, value) in &config.options {
             let this = match name.as_str() {
+                "front_table" => {
+                    front_table = value.as_bool().ok_or_else(|| {
+                        config.error(name, format!("expected true or false; found {value}"))
+                    })?;
+                    continue;
+                }
                 "engine" => {
                     engine = value
                         .as_str()
@@ -199,18 +254,28 @@ impl MemoryOptions {
                         }
                     }
                 }
-                other => return Err(config.error(
-                    other,
-                    "no such option for the memory driver (allowed: max_entries, max_size, engine)",
-                )),
+                other => {
+                    return Err(config.error(
+                        other,
+                        "no such option for the memory driver \
+                     (allowed: max_entries, max_size, engine, front_table)",
+                    ))
+                }
             };
             if bound.replace(this).is_some() {
                 return Err(config.error("", "either max_entries or max_size, not both"));
             }
         }
+        if front_table && engine != MemoryEngine::QuickCache {
+            return Err(config.error(
+                "front_table",
+                format!("applies to engine = \"quick_cache\" only; this tier is on {engine}"),
+            ));
+        }
         Ok(Self {
             bound: bound.unwrap_or(MemoryBound::Entries(DEFAULT_MAX_ENTRIES)),
             engine,
+            front_table,
         })
     }
 }
@@ -262,6 +327,31 @@ mod tests {
     fn unknown_option_lists_engine() {
         let err = parse("engines = \"moka\"").unwrap_err();
         assert!(err.contains("`stores.m.l1.engines`"), "{err}");
-        assert!(err.contains("max_entries, max_size, engine"), "{err}");
+        assert!(
+            err.contains("max_entries, max_size, engine, front_table"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn front_table_is_a_bool_on_quick_cache() {
+        assert_eq!(parse("front_table = false"), Ok(MemoryOptions::default()));
+        assert_eq!(
+            parse("front_table = true\nmax_entries = 7"),
+            Ok(MemoryOptions::max_entries(7).front_table(true))
+        );
+        assert_eq!(
+            parse("front_table = \"yes\"").unwrap_err(),
+            "cachet.toml: `stores.m.l1.front_table`: expected true or false; found \"yes\""
+        );
+        assert_eq!(
+            parse("front_table = true\nengine = \"moka\"").unwrap_err(),
+            "cachet.toml: `stores.m.l1.front_table`: applies to engine = \"quick_cache\" \
+             only; this tier is on moka"
+        );
+        assert_eq!(
+            parse("front_table = false\nengine = \"moka\""),
+            Ok(MemoryOptions::default().engine(MemoryEngine::Moka))
+        );
     }
 }

@@ -19,16 +19,23 @@
 //! reference count, so threads reading one hot key write only the shard's lock word, as
 //! a raw quick_cache `get` does. A key comes hashed ([`L1Key`]): its hash picks the part
 //! and the shard and is the table's hash too ([`L1Hasher`]).
+//!
+//! With `front_table = true`, a read first looks in its thread's front table
+//! ([`super::front`]): an entry the thread reads often, held there with the version its
+//! shard had, is served without the lock while that version is unchanged. Every write
+//! lock of a shard bumps its version ([`Writing`]), so no mutation can be missed.
 
 use std::cell::Cell;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_core::store::{L1Hasher, L1Key, L1KeyRef, LocalEntry, Scope};
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use quick_cache::unsync::Cache as Quick;
 use quick_cache::Lifecycle;
 
+use super::front::{self, Held, Keeping};
 use super::MemoryBound;
 
 /// Resident bytes one entry costs beyond its key and value: quick_cache's slot (the
@@ -91,14 +98,86 @@ thread_local! {
 /// What a read found under its shard's lock, for the work done after the lock is released.
 enum Found {
     Nothing,
+    /// An entry that never expires, lent.
+    Untimed,
     /// An expiring entry, lent at this instant.
     Lent(Instant),
     /// An entry past its `keep_until` at this instant.
     Expired(Instant),
 }
 
-/// One shard: a single-threaded quick_cache under a lock.
-type Shard = RwLock<Quick<L1Key, LocalEntry, Weigh, L1Hasher, DropLater>>;
+/// A shard's table: a single-threaded quick_cache.
+type Table = Quick<L1Key, LocalEntry, Weigh, L1Hasher, DropLater>;
+
+/// A value on cache lines of its own (two, as the adjacent-line prefetcher pairs them).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// One shard: a single-threaded quick_cache under a lock, and its version.
+struct Shard {
+    /// Bumped by every write lock of the table, before it is released (see [`Writing`]):
+    /// what front tables check their clones against. On a line of its own: front hits
+    /// read it while locked reads of other keys write the lock word.
+    version: Padded<AtomicU64>,
+    table: Padded<RwLock<Table>>,
+}
+
+impl Shard {
+    fn new(table: Table) -> Self {
+        Self {
+            version: Padded(AtomicU64::new(0)),
+            table: Padded(RwLock::new(table)),
+        }
+    }
+
+    #[inline]
+    fn read(&self) -> RwLockReadGuard<'_, Table> {
+        self.table.0.read()
+    }
+
+    /// The table, write-locked: its version is bumped when the lock is released.
+    fn write(&self) -> Writing<'_> {
+        Writing {
+            table: self.table.0.write(),
+            version: &self.version.0,
+        }
+    }
+
+    /// The version as of now; under the read lock, the version of what the table holds.
+    #[inline]
+    fn version(&self) -> u64 {
+        self.version.0.load(Ordering::Acquire)
+    }
+}
+
+/// A shard's table under its write lock. Dropping it bumps the shard's version, then
+/// releases the lock: no mutation of a shard can leave a front table's clone looking
+/// current, whichever operation made it.
+struct Writing<'a> {
+    table: RwLockWriteGuard<'a, Table>,
+    version: &'a AtomicU64,
+}
+
+impl Deref for Writing<'_> {
+    type Target = Table;
+    fn deref(&self) -> &Table {
+        &self.table
+    }
+}
+
+impl DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut Table {
+        &mut self.table
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        // The only writer (under the lock): no read-modify-write needed.
+        let next = self.version.load(Ordering::Relaxed).wrapping_add(1);
+        self.version.store(next, Ordering::Release);
+    }
+}
 
 /// The memory driver on quick_cache: the entries split by key hash into parts, each a
 /// quick_cache of its share of the bound, so a sweep walks one part at a time.
@@ -113,6 +192,10 @@ pub(super) struct QuickTier {
     /// The time between sweep steps: `period / parts`, so each part is looked at once a
     /// period.
     step: u64,
+    /// Whether reads go through the thread's front table first (`front_table = true`).
+    front: bool,
+    /// This tier's id in front tables: unique in the process, never reused.
+    id: u64,
 }
 
 /// One part: its entries (in shards) and what its sweep needs.
@@ -132,8 +215,19 @@ const ENTRIES_PER_PART: u64 = 8192;
 const MAX_PARTS: u64 = 64;
 
 impl QuickTier {
-    pub(super) fn new(bound: MemoryBound) -> Self {
-        Self::with_sweep_period(bound, SWEEP_PERIOD)
+    pub(super) fn new(bound: MemoryBound, front: bool) -> Self {
+        Self::with_sweep_period(bound, SWEEP_PERIOD).front_table(front)
+    }
+
+    /// The same tier, reading through a front table or not.
+    pub(super) fn front_table(mut self, on: bool) -> Self {
+        self.front = on;
+        self
+    }
+
+    /// Whether reads go through the thread's front table first.
+    pub(super) fn has_front_table(&self) -> bool {
+        self.front
     }
 
     pub(super) fn with_sweep_period(bound: MemoryBound, period: Duration) -> Self {
@@ -156,7 +250,7 @@ impl QuickTier {
             shards /= 2;
         }
         let shard = |_| {
-            RwLock::new(Quick::with_options(
+            Shard::new(Quick::with_options(
                 quick_cache::OptionsBuilder::new()
                     .estimated_items_capacity(clamp(items.div_ceil(parts * shards)))
                     .weight_capacity(capacity.div_ceil(parts * shards))
@@ -181,6 +275,8 @@ impl QuickTier {
             step: (period.as_nanos() / u128::from(parts))
                 .try_into()
                 .unwrap_or(NEVER),
+            front: false,
+            id: front::tier_id(),
         }
     }
 
@@ -212,32 +308,70 @@ impl QuickTier {
 
     /// Calls `read` on the entry under `key`, borrowed under its shard's read lock, if
     /// present and not past `keep_until`: one lock and one table probe, the clock read
-    /// (under the lock) only for an entry that expires.
+    /// (under the lock) only for an entry that expires. With a front table, an entry this
+    /// thread holds a current clone of is lent from it, without the lock.
     #[inline]
     pub(super) fn read(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
         let (_, shard) = self.locate(key);
-        let found = {
-            let entries = shard.read();
-            match entries.get(key) {
-                None => Found::Nothing,
-                Some(entry) => match entry.keep_until {
-                    None => {
-                        read(entry);
-                        return true;
-                    }
-                    Some(until) => {
-                        let now = Instant::now();
-                        if until > now {
-                            read(entry);
-                            Found::Lent(now)
-                        } else {
-                            Found::Expired(now)
-                        }
-                    }
-                },
+        if self.front {
+            return self.read_front(shard, key, read);
+        }
+        let found = Self::look(shard, key, read, None);
+        self.after(found, shard, key)
+    }
+
+    /// The entry under `key`, looked up under the shard's read lock and lent to `read` if
+    /// present and not past `keep_until`. With `keep`, a lent entry is also cloned into
+    /// it (with the stored key and the shard's version, read under the same lock).
+    #[inline(always)]
+    fn look(
+        shard: &Shard,
+        key: &L1KeyRef<'_>,
+        read: &mut dyn FnMut(&LocalEntry),
+        keep: Option<(&mut Option<Held>, u64)>,
+    ) -> Found {
+        let entries = shard.read();
+        let (entry, stored) = match keep {
+            None => match entries.get(key) {
+                None => return Found::Nothing,
+                Some(entry) => (entry, None),
+            },
+            Some(into) => {
+                let keeping = Keeping::new(*key);
+                match entries.get(&keeping) {
+                    None => return Found::Nothing,
+                    Some(entry) => (entry, keeping.into_stored().map(|k| (k, into))),
+                }
             }
         };
+        let found = match entry.keep_until {
+            None => Found::Untimed,
+            Some(until) => {
+                let now = Instant::now();
+                if until <= now {
+                    return Found::Expired(now);
+                }
+                Found::Lent(now)
+            }
+        };
+        read(entry);
+        if let Some((key, (into, tier))) = stored {
+            *into = Some(Held {
+                tier,
+                version: shard.version(),
+                key,
+                entry: entry.clone(),
+            });
+        }
+        found
+    }
+
+    /// What a read does once its lock is released: a miss or an expired entry may take a
+    /// sweep step, so may every 32nd hit of this thread on an expiring entry.
+    #[inline(always)]
+    fn after(&self, found: Found, shard: &Shard, key: &L1KeyRef<'_>) -> bool {
         match found {
+            Found::Untimed => true,
             Found::Nothing => {
                 self.on_miss();
                 false
@@ -257,6 +391,66 @@ impl QuickTier {
             }
             Found::Expired(now) => self.drop_expired(shard, key, now),
         }
+    }
+
+    /// [`QuickTier::read`] through this thread's front table: an entry held there for
+    /// `key`, current (its shard's version unchanged) and not past `keep_until`, is lent
+    /// from it; otherwise the locked read, which takes the entry in when the slot held it
+    /// already (refreshing it) or saw the key just before (a key read twice in a row).
+    fn read_front(
+        &self,
+        shard: &Shard,
+        key: &L1KeyRef<'_>,
+        read: &mut dyn FnMut(&LocalEntry),
+    ) -> bool {
+        // What the slot let go of: dropped last, once no lock or table borrow is held,
+        // as the value's `Drop` may do anything.
+        let mut released = None;
+        let found = front::with_slot(key.hash_value(), |slot| {
+            let refresh = match slot.holding(self.id, key) {
+                Some(held) => {
+                    if held.version == shard.version() {
+                        let found = match held.entry.keep_until {
+                            None => Some(Found::Untimed),
+                            Some(until) => {
+                                let now = Instant::now();
+                                (until > now).then_some(Found::Lent(now))
+                            }
+                        };
+                        if let Some(found) = found {
+                            if slot.count_hit() {
+                                if let Some(held) = &slot.held {
+                                    read(&held.entry);
+                                }
+                                return found;
+                            }
+                        }
+                    }
+                    true
+                }
+                None => slot.seen_twice(self.id, key.hash_value()),
+            };
+            if !refresh {
+                return Self::look(shard, key, read, None);
+            }
+            let mut kept = None;
+            let found = Self::look(shard, key, read, Some((&mut kept, self.id)));
+            released = match kept {
+                Some(held) => slot.hold(held),
+                // Gone, expired or not read: a slot holding this key lets it go.
+                None if slot.holding(self.id, key).is_some() => slot.held.take(),
+                None => None,
+            };
+            found
+        });
+        let found = match found {
+            Some(found) => found,
+            // This thread's table is in use (a re-entered read) or gone.
+            None => Self::look(shard, key, read, None),
+        };
+        let hit = self.after(found, shard, key);
+        drop(released);
+        hit
     }
 
     #[cold]

@@ -1,5 +1,6 @@
-//! The memory driver's behaviours, run on every engine; then what quick_cache needs on top
-//! (its expiry sweep).
+//! The memory driver's behaviours, run on every engine (quick_cache with and without its
+//! front table); then what quick_cache needs on top (its expiry sweep); the front table's
+//! stress test is in `front_stress.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,26 +14,67 @@ fn entry(v: u64, keep: Option<Instant>) -> LocalEntry {
     LocalEntry::new(Arc::new(v), None, keep, 100)
 }
 
+/// The value under `key`, read three times (a front table takes a key in on its second
+/// read and serves the third): every read must agree.
 fn value(tier: &dyn LocalTier, key: &str) -> Option<u64> {
-    tier.get(&L1KeyRef::parse(key))
-        .and_then(|e| e.value.downcast_ref::<u64>().copied())
+    let once = || {
+        tier.get(&L1KeyRef::parse(key))
+            .and_then(|e| e.value.downcast_ref::<u64>().copied())
+    };
+    let first = once();
+    assert_eq!(once(), first, "{key}: a second read disagrees");
+    assert_eq!(once(), first, "{key}: a third read disagrees");
+    first
 }
 
-/// A tier per engine, each with these options otherwise.
-fn each_engine(options: MemoryOptions) -> Vec<(MemoryEngine, Arc<MemoryTier>)> {
-    MemoryEngine::ALL
-        .into_iter()
-        .map(|engine| (engine, MemoryTier::new(options.engine(engine))))
+/// An engine, and whether reads go through a front table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Setup {
+    pub(super) engine: MemoryEngine,
+    pub(super) front: bool,
+}
+
+impl PartialEq<MemoryEngine> for Setup {
+    fn eq(&self, engine: &MemoryEngine) -> bool {
+        self.engine == *engine
+    }
+}
+
+impl std::fmt::Display for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.front {
+            true => write!(f, "{} with a front table", self.engine),
+            false => write!(f, "{}", self.engine),
+        }
+    }
+}
+
+/// A tier per engine (quick_cache with and without a front table), each with these
+/// options otherwise.
+fn each_engine(options: MemoryOptions) -> Vec<(Setup, Arc<MemoryTier>)> {
+    let setups = MemoryEngine::ALL.into_iter().flat_map(|engine| {
+        let fronts: &[bool] = match engine {
+            MemoryEngine::QuickCache => &[false, true],
+            _ => &[false],
+        };
+        fronts.iter().map(move |&front| Setup { engine, front })
+    });
+    setups
+        .map(|setup| {
+            let options = options.engine(setup.engine).front_table(setup.front);
+            (setup, MemoryTier::new(options))
+        })
         .collect()
 }
 
 #[test]
 fn engine_follows_options() {
-    for (engine, tier) in each_engine(MemoryOptions::max_entries(10)) {
-        assert_eq!(tier.engine(), engine);
+    for (setup, tier) in each_engine(MemoryOptions::max_entries(10)) {
+        assert_eq!(tier.engine(), setup.engine);
+        assert_eq!(tier.front_table(), setup.front);
         assert_eq!(tier.driver(), "memory");
         assert!(
-            format!("{tier:?}").contains(&format!("{engine:?}")),
+            format!("{tier:?}").contains(&format!("{:?}", setup.engine)),
             "{tier:?}"
         );
     }
@@ -127,6 +169,8 @@ fn entries_expire_at_keep_until() {
         tier.insert(L1Key::parse("k"), entry(1, Some(keep)));
         tier.insert(L1Key::parse("forever"), entry(2, None));
         assert!(tier.get(&L1KeyRef::parse("k")).is_some(), "{engine}");
+        assert!(tier.get(&L1KeyRef::parse("k")).is_some(), "{engine}");
+        assert!(tier.get(&L1KeyRef::parse("k")).is_some(), "{engine}");
         std::thread::sleep(Duration::from_millis(60));
         assert!(
             tier.get(&L1KeyRef::parse("k")).is_none(),
@@ -209,10 +253,14 @@ fn overhead_is_each_engines_own() {
 /// caches behave the same on both.
 #[tokio::test]
 async fn caches_behave_alike_on_both_engines() {
-    for engine in ["quick_cache", "moka"] {
+    for engine in [
+        "engine = \"quick_cache\"",
+        "engine = \"quick_cache\", front_table = true",
+        "engine = \"moka\"",
+    ] {
         let manager = cache_core::CacheManager::from_toml_str(&format!(
             "default_store = \"m\"\n[stores.m]\n\
-             l1 = {{ driver = \"memory\", engine = \"{engine}\", max_size = \"1mb\" }}\n\
+             l1 = {{ driver = \"memory\", {engine}, max_size = \"1mb\" }}\n\
              [caches.short]\nttl = \"40ms\"\n"
         ))
         .expect("config");
@@ -222,9 +270,14 @@ async fn caches_behave_alike_on_both_engines() {
         users.set(&1u64, &"ann".to_owned()).await.expect("set");
         admins.set(&1u64, &"root".to_owned()).await.expect("set");
         short.set(&1u64, &7u64).await.expect("set");
-        let name: Option<String> = users.get(&1u64).await.expect("get");
-        assert_eq!(name.as_deref(), Some("ann"), "{engine}");
-        assert_eq!(short.get::<u64>(&1u64).await.expect("get"), Some(7));
+        // Three reads each: a front table serves the third.
+        for _ in 0..3 {
+            let name: Option<String> = users.get(&1u64).await.expect("get");
+            assert_eq!(name.as_deref(), Some("ann"), "{engine}");
+            let name: Option<String> = admins.get(&1u64).await.expect("get");
+            assert_eq!(name.as_deref(), Some("root"), "{engine}");
+            assert_eq!(short.get::<u64>(&1u64).await.expect("get"), Some(7));
+        }
 
         admins.clear().await.expect("clear");
         assert_eq!(admins.get::<String>(&1u64).await.expect("get"), None);

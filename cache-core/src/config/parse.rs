@@ -1291,6 +1291,54 @@ l2_circuit_breaker = "5s"
         }
     }
 
+    /// Issue 15's options, at the top level and under `[caches.NAME]`: each parsed by its
+    /// kind, and in effect on the manager's caches (a cache's own over the top level's,
+    /// the rest inherited).
+    #[test]
+    fn the_runtime_options_parse_at_the_top_level_and_per_cache_and_take_effect() {
+        let config = parse(
+            r#"
+tti = "10m"
+jitter = "30s"
+l1_ttl = "1m"
+wait_timeout = "5s"
+background_l2_writes = true
+
+[stores.none]
+driver = "none"
+
+[caches.users]
+tti = "2m"
+force_fresh = true
+skip_l2_read = true
+skip_l2_write = true
+skip_bus = true
+"#,
+        );
+        let top = CacheOptions {
+            tti: secs(600),
+            jitter: secs(30),
+            l1_ttl: secs(60),
+            wait_timeout: secs(5),
+            background_l2_writes: Some(true),
+            ..CacheOptions::new()
+        };
+        let users = CacheOptions {
+            tti: secs(120),
+            force_fresh: Some(true),
+            skip_l2_read: Some(true),
+            skip_l2_write: Some(true),
+            skip_bus: Some(true),
+            ..CacheOptions::new()
+        };
+        assert_eq!(config.defaults, top);
+        assert_eq!(config.caches["users"].options, users);
+        let manager = crate::CacheManager::from_config(config).unwrap();
+        let settings = |cache: &str| *manager.cache(cache).unwrap().engine.settings();
+        assert_eq!(settings("users"), CacheOptions::layered([&top, &users]));
+        assert_eq!(settings("orders"), CacheOptions::layered([&top]));
+    }
+
     #[test]
     fn cache_names_restrict_configured_caches() {
         let message = error("cache_names = [\"users\", \"users\"]", "cache_names[1]");

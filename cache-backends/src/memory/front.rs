@@ -1,0 +1,264 @@
+//! The per-thread front table of the quick_cache engine (`front_table = true`).
+//!
+//! Each thread keeps a small direct-mapped table ([`SLOTS`] slots, shared by every tier
+//! of the thread) of entries it read often: a clone of the entry (its value's `Arc`, so
+//! one reference count bumped when it is taken in), the stored key, the tier's id and the
+//! version its shard had when the clone was taken under the shard's read lock. A read
+//! whose key is held in its slot, for its tier, while the shard's version is unchanged,
+//! is served from the slot without taking the lock: it writes no shared cache line at all.
+//!
+//! Why this is never staler than the locked read: every mutation of a shard (insert, and
+//! with it quick_cache's evictions; remove; an expired entry dropped; scope clears,
+//! sweeps, `clear`) happens under its write lock and bumps its version before the lock is
+//! released (`quick_engine::Writing`), and a clone is taken under the read lock, when no
+//! mutation can be under way. So a held clone whose shard still has its version is the
+//! entry the locked read would find; a read that sees the old version is ordered before a
+//! mutation still holding the write lock, as a read waiting for the lock would be; and a
+//! mutation that has returned (on this thread, or on one this thread has synchronized
+//! with) has bumped the version this read loads.
+//!
+//! What a held clone costs: the entry stays alive while a slot holds it, after it was
+//! removed, replaced or evicted, until that thread's slot is read again or reused, or the
+//! thread exits. That is at most [`SLOTS`] entries per thread (whatever the number of
+//! tiers), outside the tier's bound, and the value's `Drop` runs later, on that thread.
+//! A tier's id is drawn from a process-wide counter and never reused, so a slot of a
+//! dropped tier never matches another tier's read.
+
+use std::cell::{Cell, RefCell};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cache_core::store::{Equivalent, L1Key, L1KeyRef, LocalEntry};
+
+/// Slots per thread: a power of two, so a slot is picked with a mask. 64 slots of
+/// ~150 bytes each (the key, the entry, the tags) are ~10 KiB per thread that reads.
+pub(super) const SLOTS: usize = 64;
+
+/// Front hits of a slot between two locked reads of its entry: those reads mark the
+/// entry as used in quick_cache (which front hits do not), so a hot entry held in front
+/// tables is not evicted as a cold one.
+pub(super) const HITS_PER_LOCKED_READ: u32 = 256;
+
+/// The next tier id. Ids are never reused: a slot of a dropped tier can never be taken
+/// for another's, whatever address the new tier gets.
+static NEXT_TIER: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh tier id.
+pub(super) fn tier_id() -> u64 {
+    NEXT_TIER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// An entry a thread holds for a tier: a clone taken under its shard's read lock, good
+/// while the shard's version is still `version`.
+pub(super) struct Held {
+    pub(super) tier: u64,
+    pub(super) version: u64,
+    pub(super) key: L1Key,
+    pub(super) entry: LocalEntry,
+}
+
+/// One slot of a thread's table.
+pub(super) struct Slot {
+    pub(super) held: Option<Held>,
+    /// The last key (tier, hash) read through the lock at this slot and not taken in: a
+    /// key is taken in when it is read twice in a row here, so keys read in turn (more
+    /// keys than slots) do not churn the slot and the values' reference counts.
+    candidate: (u64, u64),
+    /// Front hits since the held entry was last read through the lock.
+    hits: u32,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        held: None,
+        candidate: (0, 0),
+        hits: 0,
+    };
+
+    /// The entry held for `key` of tier `tier`, whatever its version.
+    #[inline]
+    pub(super) fn holding(&self, tier: u64, key: &L1KeyRef<'_>) -> Option<&Held> {
+        self.held
+            .as_ref()
+            .filter(|held| held.tier == tier && key.equivalent(&held.key))
+    }
+
+    /// Counts a front hit: `false` when this one should go through the lock instead
+    /// (see [`HITS_PER_LOCKED_READ`]).
+    #[inline]
+    pub(super) fn count_hit(&mut self) -> bool {
+        #[cfg(test)]
+        SERVED.with(|n| n.set(n.get() + 1));
+        self.hits += 1;
+        if self.hits < HITS_PER_LOCKED_READ {
+            return true;
+        }
+        self.hits = 0;
+        false
+    }
+
+    /// Notes a locked read of `hash` (of tier `tier`) that this slot does not hold:
+    /// whether it was the slot's last one too, so that it should be taken in.
+    #[inline]
+    pub(super) fn seen_twice(&mut self, tier: u64, hash: u64) -> bool {
+        let seen = self.candidate == (tier, hash);
+        self.candidate = (tier, hash);
+        seen
+    }
+
+    /// Holds `held` from now on; what it held before is returned, to be dropped once no
+    /// lock is held.
+    pub(super) fn hold(&mut self, held: Held) -> Option<Held> {
+        self.hits = 0;
+        self.held.replace(held)
+    }
+}
+
+/// A thread's table.
+struct Table {
+    slots: [Slot; SLOTS],
+}
+
+thread_local! {
+    static FRONT: RefCell<Table> = const {
+        RefCell::new(Table {
+            slots: [Slot::EMPTY; SLOTS],
+        })
+    };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Front hits counted on this thread (tests check that they happened).
+    static SERVED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many reads this thread had served from its front table (counted in tests only).
+#[cfg(test)]
+pub(super) fn served() -> u64 {
+    SERVED.with(Cell::get)
+}
+
+/// Runs `f` on the slot of `hash` in this thread's table; `None` when the table is in
+/// use (a read re-entered from inside a read: the value's `Clone` or `Drop` calling the
+/// tier) or gone (the thread is exiting): the caller reads through the lock.
+#[inline]
+pub(super) fn with_slot<R>(hash: u64, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+    FRONT
+        .try_with(|table| {
+            let mut table = table.try_borrow_mut().ok()?;
+            // Bits the tier's part and shard (32..48) and the table's buckets (the low
+            // ones) do not pick by alone.
+            Some(f(&mut table.slots[(hash >> 16) as usize & (SLOTS - 1)]))
+        })
+        .ok()
+        .flatten()
+}
+
+/// A lookup key that keeps a clone of the stored key it matches: how a slot gets the
+/// stored key (with its key space's allocation, compared by pointer on front hits)
+/// from quick_cache, which lends values only.
+pub(super) struct Keeping<'a> {
+    key: L1KeyRef<'a>,
+    stored: Cell<Option<L1Key>>,
+}
+
+impl<'a> Keeping<'a> {
+    pub(super) fn new(key: L1KeyRef<'a>) -> Self {
+        Self {
+            key,
+            stored: Cell::new(None),
+        }
+    }
+
+    /// The stored key matched, if the lookup found one.
+    pub(super) fn into_stored(self) -> Option<L1Key> {
+        self.stored.into_inner()
+    }
+}
+
+impl Hash for Keeping<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl Equivalent<L1Key> for Keeping<'_> {
+    fn equivalent(&self, stored: &L1Key) -> bool {
+        let same = self.key.equivalent(stored);
+        if same {
+            self.stored.set(Some(stored.clone()));
+        }
+        same
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn held(tier: u64, key: &str, version: u64) -> Held {
+        Held {
+            tier,
+            version,
+            key: L1Key::parse(key),
+            entry: LocalEntry::new(Arc::new(1u8), None, None, 8),
+        }
+    }
+
+    #[test]
+    fn a_slot_holds_a_key_for_its_tier_only() {
+        let mut slot = Slot::EMPTY;
+        assert!(slot.hold(held(7, "p:c:1", 3)).is_none());
+        let key = L1KeyRef::parse("p:c:1");
+        assert_eq!(slot.holding(7, &key).map(|h| h.version), Some(3));
+        assert!(slot.holding(8, &key).is_none(), "another tier");
+        assert!(slot.holding(7, &L1KeyRef::parse("p:c:2")).is_none());
+        assert!(slot.holding(7, &L1KeyRef::parse("p:d:1")).is_none());
+        assert_eq!(slot.hold(held(7, "p:c:2", 4)).map(|h| h.version), Some(3));
+    }
+
+    #[test]
+    fn a_key_is_taken_in_when_read_twice_in_a_row() {
+        let mut slot = Slot::EMPTY;
+        assert!(!slot.seen_twice(1, 10));
+        assert!(slot.seen_twice(1, 10));
+        assert!(!slot.seen_twice(1, 11));
+        assert!(!slot.seen_twice(2, 11), "the same hash in another tier");
+        assert!(!slot.seen_twice(1, 10));
+    }
+
+    #[test]
+    fn every_so_many_front_hits_one_reads_through_the_lock() {
+        let mut slot = Slot::EMPTY;
+        let through_lock = (0..3 * HITS_PER_LOCKED_READ)
+            .filter(|_| !slot.count_hit())
+            .count();
+        assert_eq!(through_lock, 3);
+    }
+
+    #[test]
+    fn tier_ids_are_never_reused() {
+        let a = tier_id();
+        let b = tier_id();
+        assert!(b > a);
+    }
+
+    #[test]
+    fn keeping_clones_the_stored_key_it_matches() {
+        let stored = L1Key::parse("p:c:1");
+        let key = stored.borrowed();
+        let keeping = Keeping::new(key);
+        assert!(keeping.equivalent(&stored));
+        let kept = keeping.into_stored().expect("kept");
+        assert!(
+            std::ptr::eq(kept.base(), stored.base()),
+            "the same key space"
+        );
+        let other = L1KeyRef::parse("p:c:2");
+        let keeping = Keeping::new(other);
+        assert!(!keeping.equivalent(&stored));
+        assert!(keeping.into_stored().is_none());
+    }
+}

@@ -1,0 +1,386 @@
+//! The front table under contention: threads reading, writing, deleting and clearing a
+//! small set of keys must never read a value older than a change that completed before
+//! the read (on their own thread, or published to them), and what a slot holds after a
+//! removal is let go when its thread reads the key again.
+//!
+//! Each write stores `(thread, seq)`, `seq` counting that thread's writes, and the thread
+//! then publishes `seq` for the key. Every thread keeps, per key and per writer, the
+//! oldest `seq` it may still read (its floor): its own write, delete or clear of a key
+//! raises the floor of every writer to past what that writer had published before the
+//! change began (those writes completed before it, so the change replaced them), and a
+//! value read raises its writer's floor to it (a writer's later values replace its
+//! earlier ones). A change also raises the shared floors every thread reads before each
+//! read, so a change completed on one thread is checked on the others too. A read below a
+//! floor is a stale read.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache_core::store::{KeySpace, L1Key, L1KeyRef, LocalEntry, LocalTier, Scope};
+
+use super::{MemoryOptions, MemoryTier};
+
+const THREADS: usize = 4;
+const OPS: u64 = 30_000;
+
+/// The keys: three in a cache, two in a namespace of it, one in another cache.
+const KEYS: [(&str, &str); 6] = [
+    ("p:c", "1"),
+    ("p:c", "2"),
+    ("p:c", "3"),
+    ("p:c#ns", "1"),
+    ("p:c#ns", "2"),
+    ("p:d", "1"),
+];
+
+/// A small deterministic generator (xorshift), one per thread.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// What every thread shares: the tier, the key spaces (one per base, as a store's
+/// handles share them) and each writer's last completed write per key.
+struct Shared {
+    tier: Arc<MemoryTier>,
+    spaces: Vec<KeySpace>,
+    published: Vec<[AtomicU64; KEYS.len()]>,
+    /// Per key and writer: the oldest seq any thread may still read, raised by each
+    /// completed change.
+    gone: Vec<[AtomicU64; THREADS]>,
+    reads: AtomicUsize,
+    /// Reads served from front tables (count_hit counts the 1 in 256 that goes through the
+    /// lock too: close enough to know the table served reads).
+    served: AtomicU64,
+}
+
+impl Shared {
+    fn space(&self, k: usize) -> &KeySpace {
+        let base = KEYS[k].0;
+        self.spaces
+            .iter()
+            .find(|s| s.base() == base)
+            .expect("a space per base")
+    }
+
+    fn stored(&self, k: usize) -> String {
+        format!("{}:{}", KEYS[k].0, KEYS[k].1)
+    }
+}
+
+/// One thread's view: the floors, per key and writer.
+struct Reader<'a> {
+    shared: &'a Shared,
+    me: usize,
+    floor: [[u64; THREADS]; KEYS.len()],
+}
+
+impl Reader<'_> {
+    /// Each writer's published seq for `keys` now, before a change to them begins.
+    fn before(&self, keys: &[usize]) -> Vec<(usize, [u64; THREADS])> {
+        keys.iter()
+            .map(|&k| {
+                let mut seen = [0; THREADS];
+                for (u, published) in self.shared.published.iter().enumerate() {
+                    seen[u] = published[k].load(Ordering::SeqCst);
+                }
+                (k, seen)
+            })
+            .collect()
+    }
+
+    /// After a change to keys completed: every write published before it began is gone.
+    fn changed(&mut self, before: Vec<(usize, [u64; THREADS])>) {
+        for (k, seen) in before {
+            for (u, p) in seen.into_iter().enumerate() {
+                self.floor[k][u] = self.floor[k][u].max(p + 1);
+                self.shared.gone[k][u].fetch_max(p + 1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn check(&mut self, k: usize, entry: Option<LocalEntry>, since: Instant, how: &str) {
+        self.shared.reads.fetch_add(1, Ordering::Relaxed);
+        let Some(entry) = entry else { return };
+        if let Some(until) = entry.keep_until {
+            assert!(until > since, "{how} of key {k} past its keep_until");
+        }
+        let &(writer, seq) = entry
+            .value
+            .downcast_ref::<(usize, u64)>()
+            .expect("a (thread, seq) value");
+        let floor = self.floor[k][writer];
+        assert!(
+            seq >= floor,
+            "thread {}: {how} of key {k} returned thread {writer}'s write {seq}, \
+             older than a change that completed before it (floor {floor})",
+            self.me
+        );
+        self.floor[k][writer] = seq;
+    }
+
+    fn read(&mut self, k: usize, how: u64) {
+        let shared = self.shared;
+        // The changes other threads completed so far.
+        for (u, gone) in shared.gone[k].iter().enumerate() {
+            self.floor[k][u] = self.floor[k][u].max(gone.load(Ordering::SeqCst));
+        }
+        let since = Instant::now();
+        let stored = shared.stored(k);
+        let (entry, how) = match how {
+            // The engine's way: the cache's own key space, compared by pointer.
+            0 => (
+                shared
+                    .tier
+                    .get(&shared.space(k).key_ref(KEYS[k].1.as_bytes())),
+                "get",
+            ),
+            // A key read back from a string (a tag index, the bus).
+            1 => (shared.tier.get(&L1KeyRef::parse(&stored)), "parsed get"),
+            // The hit path's lent read.
+            _ => {
+                let mut seen = None;
+                let key = shared.space(k).key_ref(KEYS[k].1.as_bytes());
+                shared.tier.read(&key, &mut |e| seen = Some(e.clone()));
+                (seen, "lent read")
+            }
+        };
+        self.check(k, entry, since, how);
+    }
+}
+
+/// Runs the threads on `tier`: the reads made, and how many of them front tables served.
+fn run(tier: Arc<MemoryTier>) -> (usize, u64) {
+    let mut spaces: Vec<KeySpace> = Vec::new();
+    for (base, _) in KEYS {
+        if !spaces.iter().any(|s| s.base() == base) {
+            spaces.push(KeySpace::new(base));
+        }
+    }
+    let shared = Shared {
+        tier,
+        spaces,
+        published: (0..THREADS).map(|_| Default::default()).collect(),
+        gone: (0..KEYS.len()).map(|_| Default::default()).collect(),
+        reads: AtomicUsize::new(0),
+        served: AtomicU64::new(0),
+    };
+    std::thread::scope(|s| {
+        for me in 0..THREADS {
+            let shared = &shared;
+            s.spawn(move || {
+                let mut rng = Rng(
+                    0x9E37_79B9_7F4A_7C15 ^ (me as u64 + 1).wrapping_mul(0x1234_5678_9ABC_DEF1)
+                );
+                let mut this = Reader {
+                    shared,
+                    me,
+                    floor: [[0; THREADS]; KEYS.len()],
+                };
+                let mut seq = 0;
+                for _ in 0..OPS {
+                    let k = rng.below(KEYS.len() as u64) as usize;
+                    match rng.below(100) {
+                        // Mostly reads, in runs (a front table takes a key in on its second
+                        // read in a row).
+                        0..=69 => {
+                            let how = rng.below(3);
+                            for _ in 0..1 + rng.below(4) {
+                                this.read(k, how);
+                            }
+                        }
+                        70..=84 => {
+                            let before = this.before(&[k]);
+                            seq += 1;
+                            let keep = match rng.below(3) {
+                                0 => None,
+                                1 => Some(Instant::now() + Duration::from_secs(3600)),
+                                _ => Some(Instant::now() + Duration::from_micros(rng.below(500))),
+                            };
+                            let key: L1Key = shared.space(k).key(KEYS[k].1.as_bytes());
+                            shared
+                                .tier
+                                .insert(key, LocalEntry::new(Arc::new((me, seq)), None, keep, 64));
+                            this.changed(before);
+                            this.floor[k][me] = seq;
+                            shared.published[me][k].store(seq, Ordering::SeqCst);
+                        }
+                        // A delete, as the engine makes it or as the bus hands it.
+                        85..=92 => {
+                            let before = this.before(&[k]);
+                            if rng.below(2) == 0 {
+                                let space = shared.space(k);
+                                shared.tier.remove(&space.key_ref(KEYS[k].1.as_bytes()));
+                            } else {
+                                shared.tier.remove(&L1KeyRef::parse(&shared.stored(k)));
+                            }
+                            this.changed(before);
+                        }
+                        // A tag delete: several keys, each read back from a string.
+                        93..=95 => {
+                            let tagged = [k, (k + 2) % KEYS.len()];
+                            let before = this.before(&tagged);
+                            for t in tagged {
+                                shared.tier.remove(&L1KeyRef::parse(&shared.stored(t)));
+                            }
+                            this.changed(before);
+                        }
+                        // A namespace clear, then a cache clear (namespace included).
+                        96 | 97 => {
+                            let (base, covered): (&str, &[usize]) = match rng.below(2) {
+                                0 => ("p:c#ns", &[3, 4]),
+                                _ => ("p:c", &[0, 1, 2, 3, 4]),
+                            };
+                            let before = this.before(covered);
+                            shared.tier.remove_scope(&Scope::new(base));
+                            this.changed(before);
+                        }
+                        // The whole store.
+                        _ => {
+                            let all: Vec<usize> = (0..KEYS.len()).collect();
+                            let before = this.before(&all);
+                            shared.tier.clear();
+                            this.changed(before);
+                        }
+                    }
+                }
+                shared
+                    .served
+                    .fetch_add(super::front::served(), Ordering::Relaxed);
+            });
+        }
+    });
+    (
+        shared.reads.load(Ordering::Relaxed),
+        shared.served.load(Ordering::Relaxed),
+    )
+}
+
+#[test]
+fn no_read_is_older_than_a_completed_change() {
+    for front in [true, false] {
+        let tier = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(front));
+        let (reads, served) = run(tier);
+        assert!(reads > 50_000, "{reads} reads");
+        // The table served a share of them (or the test tests nothing), and only with it.
+        assert_eq!(
+            served > reads as u64 / 20,
+            front,
+            "{served} of {reads} served in front"
+        );
+    }
+}
+
+/// A value that counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counted(drops: &Arc<AtomicUsize>) -> LocalEntry {
+    LocalEntry::new(Arc::new(Counted(drops.clone())), None, None, 64)
+}
+
+fn read_times(tier: &MemoryTier, key: &str, n: usize) -> usize {
+    (0..n)
+        .filter(|_| tier.get(&L1KeyRef::parse(key)).is_some())
+        .count()
+}
+
+#[test]
+fn a_removed_value_held_in_front_is_let_go_when_its_thread_reads_the_key_again() {
+    let tier = MemoryTier::new(MemoryOptions::max_entries(100).front_table(true));
+    let drops = Arc::new(AtomicUsize::new(0));
+    tier.insert(L1Key::parse("p:c:1"), counted(&drops));
+    assert_eq!(read_times(&tier, "p:c:1", 3), 3);
+    tier.remove(&L1KeyRef::parse("p:c:1"));
+    // Held by this thread's slot: alive, but never returned.
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    assert_eq!(read_times(&tier, "p:c:1", 1), 0);
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "let go by the read");
+
+    // Replaced: the old value is let go on the next read too.
+    let drops = Arc::new(AtomicUsize::new(0));
+    tier.insert(L1Key::parse("p:c:2"), counted(&drops));
+    assert_eq!(read_times(&tier, "p:c:2", 3), 3);
+    tier.insert(
+        L1Key::parse("p:c:2"),
+        LocalEntry::new(Arc::new(2u8), None, None, 8),
+    );
+    let second = tier.get(&L1KeyRef::parse("p:c:2")).expect("the new value");
+    assert_eq!(second.value.downcast_ref::<u8>(), Some(&2));
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+
+    // Without a front table nothing is held.
+    let tier = MemoryTier::new(MemoryOptions::max_entries(100));
+    let drops = Arc::new(AtomicUsize::new(0));
+    tier.insert(L1Key::parse("p:c:1"), counted(&drops));
+    assert_eq!(read_times(&tier, "p:c:1", 3), 3);
+    tier.remove(&L1KeyRef::parse("p:c:1"));
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_slot_of_a_dropped_tier_is_never_read_for_another() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let first = MemoryTier::new(MemoryOptions::max_entries(100).front_table(true));
+    first.insert(L1Key::parse("p:c:1"), counted(&drops));
+    assert_eq!(read_times(&first, "p:c:1", 3), 3);
+    drop(first);
+    // Held by this thread's slot until it is reused.
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    for _ in 0..100 {
+        // Tiers made and dropped, one of which may well reuse the first's address.
+        let next = MemoryTier::new(MemoryOptions::max_entries(100).front_table(true));
+        assert_eq!(read_times(&next, "p:c:1", 3), 0);
+    }
+    let next = MemoryTier::new(MemoryOptions::max_entries(100).front_table(true));
+    next.insert(
+        L1Key::parse("p:c:1"),
+        LocalEntry::new(Arc::new(9u8), None, None, 8),
+    );
+    assert_eq!(read_times(&next, "p:c:1", 3), 3);
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "the slot was reused");
+}
+
+#[test]
+fn an_expiring_entry_held_in_front_is_not_read_past_keep_until() {
+    let tier = MemoryTier::new(MemoryOptions::max_entries(100).front_table(true));
+    let keep = Instant::now() + Duration::from_millis(30);
+    tier.insert(
+        L1Key::parse("p:c:1"),
+        LocalEntry::new(Arc::new(1u8), None, Some(keep), 8),
+    );
+    // Held from the second read on (unless this machine took 30 ms to make them).
+    read_times(&tier, "p:c:1", 3);
+    while Instant::now() <= keep {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(read_times(&tier, "p:c:1", 3), 0);
+}
+
+#[test]
+fn a_read_from_inside_a_read_goes_through_the_lock() {
+    let tier = MemoryTier::new(MemoryOptions::max_entries(100).front_table(true));
+    tier.insert(
+        L1Key::parse("p:c:1"),
+        LocalEntry::new(Arc::new(1u8), None, None, 8),
+    );
+    let key = L1KeyRef::parse("p:c:1");
+    assert_eq!(read_times(&tier, "p:c:1", 3), 3);
+    let mut inner = None;
+    // Served from this thread's table, which is in use while `read` runs: the inner read
+    // cannot borrow it.
+    assert!(tier.read(&key, &mut |_| inner = Some(tier.get(&key).is_some())));
+    assert_eq!(inner, Some(true));
+}
