@@ -91,6 +91,17 @@ impl Instance {
     }
 }
 
+/// Waits until an operation reached `latch`, failing after [`PATIENT`]: an operation that
+/// never reaches the L2 fails the test instead of hanging it.
+async fn reached(latch: &Latch, what: &str) {
+    if tokio::time::timeout(PATIENT, latch.reached())
+        .await
+        .is_err()
+    {
+        panic!("{what} never reached the L2");
+    }
+}
+
 async fn get(cache: &Cache, key: u64) -> Option<u64> {
     cache.get::<u64>(&key).await.unwrap()
 }
@@ -215,7 +226,7 @@ async fn a_delete_during_a_slow_write_acknowledgement_wins() {
         let users = users.clone();
         tokio::spawn(async move { users.set(&1u64, &111u64).await })
     };
-    ack.reached().await; // Redis holds 111; its acknowledgement is held
+    reached(&ack, "the write").await; // Redis holds 111; its acknowledgement is held
     users.delete(&1u64).await.unwrap(); // Redis holds nothing
     ack.release();
     write.await.unwrap().unwrap();
@@ -243,7 +254,7 @@ async fn another_instances_delete_during_a_slow_write_acknowledgement_wins() {
         let users = users_a.clone();
         tokio::spawn(async move { users.set(&1u64, &111u64).await })
     };
-    ack.reached().await;
+    reached(&ack, "the write").await;
     users_b.delete(&1u64).await.unwrap();
     eventually("b's delete reached a", async || {
         get(&users_a, 1).await.is_none()
@@ -273,7 +284,7 @@ async fn a_lookup_backfilling_during_a_slow_delete_does_not_outlive_it() {
         let users = users.clone();
         tokio::spawn(async move { users.delete(&1u64).await })
     };
-    sent.reached().await; // out of L1, still in Redis
+    reached(&sent, "the delete").await; // out of L1, still in Redis
     assert_eq!(get(&users, 1).await, Some(111), "read from L2, backfilled");
     sent.release();
     delete.await.unwrap().unwrap();
