@@ -88,6 +88,11 @@ struct Fixture {
     rt: tokio::runtime::Runtime,
     /// `CACHE` on the global manager, whose only store is an L2 on the server.
     cache: cachet::Cache,
+    /// `CACHE` on a manager of its own whose L2 has `runtime_connections = false`: every
+    /// operation on the backend runtime's connection, whatever runtime calls (the driver
+    /// before `current_thread` runtimes got connections of their own).
+    cache_backend_conn: cachet::Cache,
+    _backend_only: cachet::CacheManager,
     /// The driver cachet's tier uses, connected on `rt`.
     raw: MultiplexedConnection,
     /// The same driver connected on a runtime of one worker thread of its own, as
@@ -95,6 +100,10 @@ struct Fixture {
     /// where the connection's driver runs, without anything else cachet does.
     raw_own_thread: MultiplexedConnection,
     _driver_rt: tokio::runtime::Runtime,
+    /// A `current_thread` runtime, for the rows of one read at a time from one (issue 14).
+    ct: tokio::runtime::Runtime,
+    /// The driver connected on `ct`: its connection's task runs on the caller's thread.
+    raw_ct: MultiplexedConnection,
     /// The key cachet stored `KEY` under (`{prefix}:{cache}:{key}`).
     stored_key: String,
     /// `cached`'s store, holding `KEY` under its own key and encoding.
@@ -120,6 +129,12 @@ fn fixture() -> &'static Fixture {
         .expect("an L2-only manager builds");
         cachet::init(manager).expect("the global manager is set once");
         let cache = cachet::cache(CACHE).expect("cache profiles");
+        let backend_only = cachet::CacheManager::from_toml_str(&format!(
+            "prefix = \"{PREFIX}\"\nttl = \"1h\"\ndefault_store = \"l2\"\n\
+             [stores.l2]\nl2 = {{ driver = \"redis\", url = \"{url}\", runtime_connections = false }}\n"
+        ))
+        .expect("an L2-only manager builds");
+        let cache_backend_conn = backend_only.cache(CACHE).expect("cache profiles");
         let stored_key = format!("{PREFIX}:{CACHE}:{KEY}");
         let (raw, peer) = rt.block_on(async {
             cache
@@ -154,12 +169,27 @@ fn fixture() -> &'static Fixture {
                 .await
                 .expect("the raw driver connects")
         });
+        let ct = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current_thread runtime");
+        let raw_ct = ct.block_on(async {
+            redis::Client::open(url.as_str())
+                .expect("a redis client")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("the raw driver connects")
+        });
         Fixture {
             rt,
             cache,
+            cache_backend_conn,
+            _backend_only: backend_only,
             raw,
             raw_own_thread,
             _driver_rt: driver_rt,
+            ct,
+            raw_ct,
             stored_key,
             peer,
         }
@@ -192,6 +222,7 @@ struct Checked {
     peer_get: bool,
     peer_macro: bool,
     cachet_get: bool,
+    cachet_get_backend_conn: bool,
     cachet_macro: bool,
 }
 
@@ -223,6 +254,12 @@ fn check(f: &Fixture) -> &'static Checked {
             if !cachet_get {
                 eprintln!("SKIPPED cachet Cache::get: not an L2 hit");
             }
+            let l2_hits = f.cache_backend_conn.stats().l2_hits;
+            let cachet_get_backend_conn = matches!(f.cache_backend_conn.get::<Profile>(&KEY).await, Ok(Some(p)) if p == profile(KEY))
+                && f.cache_backend_conn.stats().l2_hits == l2_hits + 1;
+            if !cachet_get_backend_conn {
+                eprintln!("SKIPPED cachet Cache::get, runtime_connections = false: not an L2 hit");
+            }
             let cachet_macro = is_hit("cachet #[cacheable]", &CACHET_RUNS, || async {
                 cachet_profile(KEY).await.is_ok()
             })
@@ -232,6 +269,7 @@ fn check(f: &Fixture) -> &'static Checked {
                 peer_get,
                 peer_macro,
                 cachet_get,
+                cachet_get_backend_conn,
                 cachet_macro,
             }
         })
@@ -288,6 +326,19 @@ fn redis_hit_64tasks(c: &mut Criterion) {
     g.finish();
 }
 
+/// cachet's rows and the raw driver connected on the `current_thread` runtime, one call at
+/// a time from that runtime (issue 14's target: cachet ≤ 1.2 × the raw `GET`).
+fn redis_hit_current_thread(c: &mut Criterion) {
+    let f = fixture();
+    let mut g = c.benchmark_group("redis_hit_current_thread");
+    for row in current_thread_rows(f, check(f)) {
+        g.bench_function(&row.name, |b| {
+            b.iter_custom(|n| paired::one_at_a_time(&f.ct, n, &row.op))
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .measurement_time(Duration::from_millis(2500))
@@ -311,6 +362,80 @@ const PAIRED: Paired = Paired {
     task_ops: 100,
     unit: "reads",
 };
+
+/// The same comparison on the `current_thread` runtime: the raw rows on the connection
+/// made there, cachet's rows as they are (their connection lives on cachet's backend
+/// runtime unless the driver says otherwise).
+const PAIRED_CURRENT_THREAD: Paired = Paired {
+    name: "redis_current_thread_paired",
+    rounds: 25,
+    single_ops: Some(400),
+    tasks: TASKS,
+    task_ops: 100,
+    unit: "reads",
+};
+
+/// The rows of [`PAIRED_CURRENT_THREAD`]: raw `GET` and `GETRANGE` on the connection made
+/// on the `current_thread` runtime, and cachet's two rows.
+fn current_thread_rows(f: &'static Fixture, ok: &Checked) -> Vec<Row> {
+    let key: &'static str = &f.stored_key;
+    let mut out: Vec<(&'static str, paired::Op)> = Vec::new();
+    if ok.raw {
+        out.push((
+            "raw_get",
+            paired::op(move |_| async move {
+                black_box(raw_get(f.raw_ct.clone(), key).await);
+            }),
+        ));
+        out.push((
+            "raw_getrange",
+            paired::op(move |_| async move {
+                black_box(raw_getrange(f.raw_ct.clone(), key).await);
+            }),
+        ));
+    }
+    out.extend(cachet_rows(f, ok));
+    rows_against_raw_get(out)
+}
+
+/// cachet's checked rows.
+fn cachet_rows(f: &'static Fixture, ok: &Checked) -> Vec<(&'static str, paired::Op)> {
+    let mut out: Vec<(&'static str, paired::Op)> = Vec::new();
+    if ok.cachet_get {
+        out.push((
+            "cachet_get",
+            paired::op(move |_| async move {
+                black_box(f.cache.get::<Profile>(&KEY).await.ok());
+            }),
+        ));
+    }
+    if ok.cachet_get_backend_conn {
+        out.push((
+            "cachet_get_backend_connection",
+            paired::op(move |_| async move {
+                black_box(f.cache_backend_conn.get::<Profile>(&KEY).await.ok());
+            }),
+        ));
+    }
+    if ok.cachet_macro {
+        out.push((
+            "cachet_cacheable",
+            paired::op(|_| async {
+                black_box(cachet_profile(KEY).await.ok());
+            }),
+        ));
+    }
+    out
+}
+
+/// Each row's ratio is to `raw_get`'s (to its own without a raw row).
+fn rows_against_raw_get(out: Vec<(&'static str, paired::Op)>) -> Vec<Row> {
+    let raw = out.iter().position(|(name, _)| *name == "raw_get");
+    out.into_iter()
+        .enumerate()
+        .map(|(i, (name, op))| Row::new(name, op, raw.unwrap_or(i)))
+        .collect()
+}
 
 /// The checked rows, as boxed operations (the box costs each the same allocation).
 fn contenders(f: &'static Fixture, ok: &Checked) -> Vec<Row> {
@@ -352,34 +477,14 @@ fn contenders(f: &'static Fixture, ok: &Checked) -> Vec<Row> {
             }),
         ));
     }
-    if ok.cachet_get {
-        out.push((
-            "cachet_get",
-            paired::op(move |_| async move {
-                black_box(f.cache.get::<Profile>(&KEY).await.ok());
-            }),
-        ));
-    }
-    if ok.cachet_macro {
-        out.push((
-            "cachet_cacheable",
-            paired::op(|_| async {
-                black_box(cachet_profile(KEY).await.ok());
-            }),
-        ));
-    }
-    // Each row's ratio is to `raw_get`'s (to its own without a raw row).
-    let raw = out.iter().position(|(name, _)| *name == "raw_get");
-    out.into_iter()
-        .enumerate()
-        .map(|(i, (name, op))| Row::new(name, op, raw.unwrap_or(i)))
-        .collect()
+    out.extend(cachet_rows(f, ok));
+    rows_against_raw_get(out)
 }
 
 criterion_group! {
     name = benches;
     config = config();
-    targets = redis_hit, redis_hit_64tasks
+    targets = redis_hit, redis_hit_64tasks, redis_hit_current_thread
 }
 
 fn main() {
@@ -393,6 +498,15 @@ fn main() {
             PAIRED.run(&f.rt, &rows);
         } else {
             eprintln!("SKIPPED redis_paired: no raw_get row to compare with");
+        }
+    }
+    if paired::wanted(PAIRED_CURRENT_THREAD.name) {
+        let f = fixture();
+        let rows = current_thread_rows(f, check(f));
+        if rows.iter().any(|row| row.name == "raw_get") {
+            PAIRED_CURRENT_THREAD.run(&f.ct, &rows);
+        } else {
+            eprintln!("SKIPPED redis_current_thread_paired: no raw_get row to compare with");
         }
     }
 }

@@ -5,8 +5,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
+#[path = "support/counting.rs"]
+mod counting;
+
 use cachet::testing::{with_manager, with_manager_sync};
 use cachet::{cache_config, cache_evict, cache_put, cacheable, CacheManager};
+use counting::{CountedKey, CountingL1};
 use serde::{Deserialize, Serialize};
 
 fn memory() -> CacheManager {
@@ -537,81 +541,36 @@ fn a_key_that_cannot_be_encoded_runs_the_function_uncached() {
     });
 }
 
-/// A key that counts how often it is encoded.
-#[derive(Clone, Copy)]
-struct CountedKey(u64);
-
 static KEY_ENCODINGS: AtomicU64 = AtomicU64::new(0);
-
-impl Serialize for CountedKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        KEY_ENCODINGS.fetch_add(1, SeqCst);
-        serializer.serialize_u64(self.0)
-    }
-}
-
-/// An L1 (the map tier) that counts its reads.
-struct CountingL1 {
-    inner: std::sync::Arc<cachet::store::MapTier>,
-    reads: AtomicU64,
-}
-
-impl cachet::store::LocalTier for CountingL1 {
-    fn get(&self, key: &cachet::store::L1KeyRef<'_>) -> Option<cachet::store::LocalEntry> {
-        self.reads.fetch_add(1, SeqCst);
-        self.inner.get(key)
-    }
-    fn insert(&self, key: cachet::store::L1Key, entry: cachet::store::LocalEntry) {
-        self.inner.insert(key, entry)
-    }
-    fn remove(&self, key: &cachet::store::L1KeyRef<'_>) {
-        self.inner.remove(key)
-    }
-    fn remove_scope(&self, scope: &cachet::store::Scope) {
-        self.inner.remove_scope(scope)
-    }
-    fn clear(&self) {
-        self.inner.clear()
-    }
-    fn entry_count(&self) -> u64 {
-        self.inner.entry_count()
-    }
-    fn driver(&self) -> &'static str {
-        "counting"
-    }
-}
 
 /// (key encodings, L1 reads) when the body of [`cold`] last ran.
 static COLD_SEEN: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
 
 #[cacheable("cold", skip(l1))]
 fn cold(key: CountedKey, l1: &CountingL1) -> u64 {
-    let seen = (KEY_ENCODINGS.load(SeqCst), l1.reads.load(SeqCst));
+    let seen = (KEY_ENCODINGS.load(SeqCst), l1.reads());
     COLD_SEEN.lock().unwrap().push(seen);
     key.0
 }
 
 #[test]
 fn a_cold_miss_encodes_its_key_once_and_reads_l1_once_before_running() {
-    let l1 = std::sync::Arc::new(CountingL1 {
-        inner: cachet::store::MapTier::new(),
-        reads: AtomicU64::new(0),
-    });
+    let l1 = CountingL1::new();
     let manager = CacheManager::builder()
         .store("counted", cachet::StoreBuilder::new().l1(l1.clone()))
         .build()
         .unwrap();
     with_manager_sync(manager, || {
-        assert_eq!(cold(CountedKey(7), &l1), 7);
+        assert_eq!(cold(CountedKey(7, &KEY_ENCODINGS), &l1), 7);
         assert_eq!(
             *COLD_SEEN.lock().unwrap(),
             [(1, 1)],
             "one encoding, one L1 read"
         );
         // The hit: one more encoding and one more read, and the body does not run.
-        assert_eq!(cold(CountedKey(7), &l1), 7);
+        assert_eq!(cold(CountedKey(7, &KEY_ENCODINGS), &l1), 7);
         assert_eq!(KEY_ENCODINGS.load(SeqCst), 2);
-        assert_eq!(l1.reads.load(SeqCst), 2);
+        assert_eq!(l1.reads(), 2);
         assert_eq!(COLD_SEEN.lock().unwrap().len(), 1);
     });
 }

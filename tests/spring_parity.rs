@@ -364,6 +364,66 @@ async fn an_annotation_uses_its_own_manager() {
     assert_eq!(own.get::<u64>(&4u64).await.unwrap(), None);
 }
 
+/// A `static` whose manager a switch chooses: a `manager = path` that hands over another
+/// manager once the annotation ran (as a test re-installing its manager would).
+struct Switched {
+    first: std::sync::LazyLock<CacheManager>,
+    second: std::sync::LazyLock<CacheManager>,
+    second_on: std::sync::atomic::AtomicBool,
+}
+
+impl std::ops::Deref for Switched {
+    type Target = CacheManager;
+    fn deref(&self) -> &CacheManager {
+        if self.second_on.load(SeqCst) {
+            &self.second
+        } else {
+            &self.first
+        }
+    }
+}
+
+static SWITCHED: Switched = Switched {
+    first: std::sync::LazyLock::new(memory),
+    second: std::sync::LazyLock::new(memory),
+    second_on: std::sync::atomic::AtomicBool::new(false),
+};
+
+static SWITCHED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("switched-log", manager = SWITCHED)]
+fn switched(id: u64) -> u64 {
+    SWITCHED_RUNS.fetch_add(1, SeqCst);
+    id
+}
+
+#[test]
+fn a_path_handing_over_another_manager_is_served_by_that_managers_caches() {
+    // The first manager's caches are recorded on the first call, and hit on the second.
+    assert_eq!((switched(1), switched(1)), (1, 1));
+    assert_eq!(SWITCHED_RUNS.load(SeqCst), 1);
+    // The path now hands over the second manager: the record of the first is not used.
+    SWITCHED.second_on.store(true, SeqCst);
+    assert_eq!(switched(1), 1);
+    assert_eq!(
+        SWITCHED_RUNS.load(SeqCst),
+        2,
+        "the second manager held nothing"
+    );
+    assert_eq!(switched(1), 1);
+    assert_eq!(SWITCHED_RUNS.load(SeqCst), 2, "then it holds the value");
+    let second = SWITCHED.second.cache("switched-log").unwrap().stats();
+    assert_eq!((second.puts, second.hits), (1, 1));
+    // And back: the first manager still holds its value.
+    SWITCHED.second_on.store(false, SeqCst);
+    assert_eq!(switched(1), 1);
+    assert_eq!(SWITCHED_RUNS.load(SeqCst), 2);
+    assert_eq!(
+        SWITCHED.first.cache("switched-log").unwrap().stats().hits,
+        2
+    );
+}
+
 /// Spring's `@Cacheable` on a class: every method that can be cached is.
 #[derive(Default)]
 struct Repo {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use cachet::testing::{with_manager, with_manager_sync};
 use cachet::{cacheable, CacheManager};
+use support::counting::{CountedKey, CountingL1};
 use support::redis_server::RedisServer;
 use support::{eventually, redis_cli};
 
@@ -509,4 +510,65 @@ async fn five_concurrent_callers_of_a_cold_key_read_redis_once_in_total() {
     let (reads, ran) = five_concurrent_get_or_set(&server, &users, 2).await;
     assert_eq!(ran, 0, "the value came from L2");
     assert_eq!(reads, 1, "5 concurrent callers read the L2 value once");
+}
+
+// ----- Issue 14: what a cold miss does before it reads L2 -----
+
+static COLD_ENCODINGS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("cold")]
+async fn cold_profile(key: CountedKey) -> u64 {
+    key.0 * 10
+}
+
+/// Issue 14's target for a miss on a cold key: no more than one key encoding and one L1
+/// read before L2. The store's L1 counts its reads, the key its encodings, and the L2 read
+/// (real Redis behind the chaos tier) is held at a latch while the counts are taken; an
+/// annotated function, then `get_or_set`. Each miss then reads L2 once (the function runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_miss_encodes_its_key_once_and_reads_l1_once_before_l2() {
+    use cache_backends::redis::{RedisOptions, RedisTier};
+    use cachet::testing::{Fault, FaultRule, FaultyTier, Latch, Operation};
+    let server = RedisServer::start();
+    let l1 = CountingL1::new();
+    let redis = RedisTier::new(&RedisOptions::new(server.url())).unwrap();
+    let l2 = FaultyTier::new(Arc::new(redis));
+    let manager = CacheManager::builder()
+        .store(
+            "counted",
+            cachet::StoreBuilder::new().l1(l1.clone()).l2(l2.clone()),
+        )
+        .build()
+        .unwrap();
+    let cache = manager.cache("cold").unwrap();
+    for (id, annotated) in [(1u64, true), (2, false)] {
+        let held = Latch::new();
+        l2.inject(FaultRule::on(Operation::Get, Fault::HoldRequest(held.clone())).times(1));
+        let (encodings, reads) = (COLD_ENCODINGS.load(SeqCst), l1.reads());
+        let key = CountedKey(id, &COLD_ENCODINGS);
+        let call = if annotated {
+            tokio::spawn(with_manager(manager.clone(), cold_profile(key)))
+        } else {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_set(&key, || async move { key.0 * 10 })
+                    .await
+                    .unwrap()
+            })
+        };
+        held.reached().await;
+        assert_eq!(
+            (COLD_ENCODINGS.load(SeqCst) - encodings, l1.reads() - reads),
+            (1, 1),
+            "key encodings and L1 reads before L2 (annotated: {annotated})"
+        );
+        held.release();
+        assert_eq!(call.await.unwrap(), id * 10);
+        assert_eq!(
+            l2.completed(Operation::Get),
+            id,
+            "one L2 read per cold miss"
+        );
+    }
 }

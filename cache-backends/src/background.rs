@@ -78,19 +78,35 @@ pub(crate) struct Remote<T> {
     failed: Option<TierError>,
 }
 
+impl<T> Remote<T> {
+    /// Work polled by its caller in the caller's own context, not the backend runtime's:
+    /// for an operation on a connection of the caller's runtime (`redis::local`).
+    #[cfg(feature = "redis")]
+    pub(crate) fn here<F>(fut: F) -> Self
+    where
+        F: Future<Output = Result<T, TierError>> + Send + 'static,
+    {
+        Remote {
+            runtime: None,
+            work: Some(Box::pin(fut)),
+            failed: None,
+        }
+    }
+}
+
 impl<T> Future for Remote<T> {
     type Output = Result<T, TierError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let (Some(runtime), Some(work)) = (this.runtime, this.work.as_mut()) else {
+        let Some(work) = this.work.as_mut() else {
             let err = this.failed.take().unwrap_or_else(|| {
                 TierError::with_kind("polled after completion", TierErrorKind::Other)
             });
             return Poll::Ready(Err(err));
         };
         let out = {
-            let _context = runtime.enter();
+            let _context = this.runtime.map(Handle::enter);
             work.as_mut().poll(cx)
         };
         if out.is_ready() {
@@ -104,8 +120,8 @@ impl<T> Drop for Remote<T> {
     fn drop(&mut self) {
         // Dropped mid-flight: release its timers and sockets in the context they
         // belong to.
-        if let (Some(runtime), Some(work)) = (self.runtime, self.work.take()) {
-            let _context = runtime.enter();
+        if let Some(work) = self.work.take() {
+            let _context = self.runtime.map(Handle::enter);
             drop(work);
         }
     }

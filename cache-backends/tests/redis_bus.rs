@@ -261,6 +261,7 @@ async fn a_frozen_master_is_noticed_and_the_bus_resubscribes_to_the_promoted_one
     let (freezing, watching) = (Arc::clone(&ha), Arc::clone(&ha));
     heard_again_with_the_master_frozen(
         opts,
+        Duration::from_millis(500),
         move || freezing.pause_master(),
         move |frozen| watching.wait_for_failover(frozen),
     )
@@ -276,6 +277,7 @@ async fn a_frozen_cluster_master_is_noticed_and_the_bus_resubscribes_to_the_prom
     let (freezing, watching) = (Arc::clone(&cluster), Arc::clone(&cluster));
     heard_again_with_the_master_frozen(
         opts,
+        Duration::from_millis(500),
         move || {
             let victim = freezing.master_of(CHANNEL);
             freezing.pause(victim);
@@ -286,19 +288,45 @@ async fn a_frozen_cluster_master_is_noticed_and_the_bus_resubscribes_to_the_prom
     .await;
 }
 
-/// A subscriber and a publisher on `opts`; once the bus works, `freeze` freezes the master
-/// the subscription is on (returning its port) and `promoted` waits for its successor.
+/// On a cluster the heartbeat pings the node holding the subscription, by address. Here
+/// its patience (3 × a 2 s heartbeat) outlasts the failover: while the `PING`s to the
+/// frozen master time out and are sent again, the cluster connection reads its slot map
+/// again and names the promoted master. A `PING` routed by slot would then be answered by
+/// the successor (and the subscription moved there by the cluster connection without a
+/// word): the handler never told it may have missed messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_cluster_master_is_noticed_after_the_slot_map_names_its_successor() {
+    let cluster = Arc::new(RedisCluster::start());
+    let opts = RedisOptions::cluster(cluster.urls());
+    let (freezing, watching) = (Arc::clone(&cluster), Arc::clone(&cluster));
+    heard_again_with_the_master_frozen(
+        opts,
+        Duration::from_secs(2),
+        move || {
+            let victim = freezing.master_of(CHANNEL);
+            freezing.pause(victim);
+            victim
+        },
+        move |frozen| watching.wait_for_failover(frozen),
+    )
+    .await;
+}
+
+/// A subscriber (pinging every `heartbeat`) and a publisher on `opts`; once the bus works,
+/// `freeze` freezes the master the subscription is on (returning its port) and `promoted`
+/// waits for its successor.
 /// Fails unless an invalidation reaches the subscriber within 10 s of the promotion, the
 /// old master still frozen (it is killed, not thawed, when the servers are dropped).
 async fn heard_again_with_the_master_frozen(
     opts: RedisOptions,
+    heartbeat: Duration,
     freeze: impl FnOnce() -> u16,
     promoted: impl FnOnce(u16) -> (Instant, u16) + Send + 'static,
 ) {
     let opts = opts
         .operation_timeout(Duration::from_millis(500))
         .connect_timeout(Duration::from_millis(500))
-        .heartbeat(Duration::from_millis(500));
+        .heartbeat(heartbeat);
     let b = RedisBus::new(&opts, CHANNEL).unwrap();
     let seen: Seen = Arc::default();
     let sink = Arc::clone(&seen);
@@ -342,4 +370,54 @@ async fn heard_again_with_the_master_frozen(
         "resubscribed without telling the handler it may have missed messages"
     );
     assert!(b.counters().resubscriptions >= 1);
+}
+
+/// How many commands the server refused for want of ACL permission (`NOPERM`).
+fn refused_for_permission(server: &RedisServer) -> u64 {
+    let stats = redis_server::cli(server.port(), &["INFO", "errorstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("errorstat_NOPERM:count="))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// A `PING` answered with an error proves the node alive, so it keeps the subscription:
+/// here the bus's ACL user may not `PING` (`-ping`), and a RESP2 subscriber's `PING` is
+/// checked against the ACL like any command, so every heartbeat is answered `NOPERM`.
+/// The server's count of refusals shows the heartbeats were refused, not skipped; the
+/// subscription stays and invalidations still arrive.
+#[tokio::test]
+async fn a_ping_answered_with_an_error_keeps_the_subscription() {
+    let server = RedisServer::start();
+    let admin = |args: &[&str]| redis_server::cli(server.port(), args);
+    assert_eq!(
+        admin(&["ACL", "SETUSER", "bus", "on", ">bus-pw", "~shop:*", "&shop:*", "+@all", "-ping"]),
+        "OK"
+    );
+    let url = format!("redis://bus:bus-pw@127.0.0.1:{}/0", server.port());
+    let heartbeat = Duration::from_millis(100);
+    let b = RedisBus::new(&RedisOptions::new(url).heartbeat(heartbeat), CHANNEL).unwrap();
+    let seen: Seen = Arc::default();
+    let sink = Arc::clone(&seen);
+    b.subscribe(Arc::new(move |e| sink.lock().unwrap().push(e)));
+    wait_until("subscribed", || b.is_subscribed());
+    let before = refused_for_permission(&server);
+    wait_until("five heartbeats refused", || {
+        refused_for_permission(&server) >= before + 5
+    });
+    assert_eq!(
+        b.counters().resubscriptions,
+        0,
+        "an error reply lost the subscription"
+    );
+    let a = RedisBus::new(&opts(&server), CHANNEL).unwrap();
+    let keys = Invalidation::Keys(vec!["shop:users:7".into()]);
+    a.publish(keys.clone()).await.unwrap();
+    wait_until("heard", || {
+        seen.lock()
+            .unwrap()
+            .contains(&BusEvent::Invalidate(keys.clone()))
+    });
+    assert!(!seen.lock().unwrap().contains(&BusEvent::Resubscribed));
+    assert_eq!(b.counters().resubscriptions, 0);
 }

@@ -47,16 +47,67 @@ impl Subscriber for Capture {
     fn event(&self, event: &Event<'_>) {
         let mut text = self.0.lock().unwrap();
         text.push('\n');
+        let _ = write!(text, "{}:", event.metadata().level());
         event.record(&mut Text(&mut text));
     }
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
 }
 
+/// The one global subscriber of this binary's tests (each reads the lines of its own
+/// channel).
+fn capture() -> &'static Capture {
+    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        tracing::subscriber::set_global_default(capture.clone()).unwrap();
+        capture
+    })
+}
+
+/// A subscription lost again and again (here its connection killed three times in a row)
+/// is warned of once per period, not once per loss; the others go to `debug` and are
+/// counted in the next warning.
+#[test]
+fn a_flapping_subscription_is_warned_of_once() {
+    let capture = capture();
+    let server = RedisServer::start();
+    let channel = "flap:__bus";
+    let opts = RedisOptions::new(server.url()).heartbeat(Duration::ZERO);
+    let bus = RedisBus::new(&opts, channel).unwrap();
+    bus.subscribe(Arc::new(|_| {}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for lost in 1..=3 {
+        while !bus.is_subscribed() || bus.counters().resubscriptions < lost - 1 {
+            assert!(Instant::now() < deadline, "not subscribed again");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let killed = redis_server::cli(server.port(), &["CLIENT", "KILL", "TYPE", "pubsub"]);
+        assert_eq!(killed, "1");
+        while bus.is_subscribed() {
+            assert!(Instant::now() < deadline, "the kill went unnoticed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    while bus.counters().resubscriptions < 3 {
+        assert!(Instant::now() < deadline, "not subscribed again");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let logs = capture.0.lock().unwrap().clone();
+    let lost = |level: &str| {
+        logs.lines()
+            .filter(|l| {
+                l.starts_with(level) && l.contains(channel) && l.contains("subscription lost")
+            })
+            .count()
+    };
+    assert_eq!((lost("WARN:"), lost("DEBUG:")), (1, 2), "{logs}");
+    assert!(logs.contains("why=\"the connection closed\""), "{logs}");
+}
+
 #[tokio::test]
 async fn logs_never_hold_the_password() {
-    let capture = Capture::default();
-    tracing::subscriber::set_global_default(capture.clone()).unwrap();
+    let capture = capture();
     const SECRET: &str = "L0g-S3cret-pw";
 
     let server = RedisServer::start_with_password(SECRET);

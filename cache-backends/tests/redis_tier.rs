@@ -413,6 +413,185 @@ fn tier_outlives_the_runtime_that_first_used_it() {
     .unwrap();
 }
 
+/// The last command of each client of the server but the one asking (`CLIENT LIST`'s
+/// `cmd=`), sorted.
+fn last_commands(server: &RedisServer) -> Vec<String> {
+    let list = redis_server::cli(server.port(), &["CLIENT", "LIST"]);
+    let mut cmds: Vec<String> = list
+        .lines()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("cmd=")))
+        .filter(|cmd| *cmd != "client|list")
+        .map(str::to_owned)
+        .collect();
+    cmds.sort();
+    cmds
+}
+
+/// One read at a time from a `current_thread` runtime goes through a connection made on
+/// that runtime (its driver task runs between the caller's polls: no hop to the backend
+/// thread and back), once it is made; the backend runtime's connection serves everyone
+/// else. When the runtime shuts down its connection goes with it, and the tier goes on
+/// from other runtimes and from plain threads without a failure.
+#[test]
+fn a_current_thread_runtime_reads_through_a_connection_of_its_own() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let shared_set = |key: &'static str| {
+        let t = Arc::clone(&t);
+        mt.block_on(async move {
+            t.set(key, b"v".to_vec(), Duration::from_secs(60))
+                .await
+                .unwrap();
+        });
+    };
+    shared_set("app:c:1");
+    assert_eq!(
+        last_commands(&server),
+        ["set"],
+        "one connection, the shared one"
+    );
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The first read goes through the shared connection and has the runtime's made (a task
+    // of the runtime, which runs while the runtime does); then the runtime's reads go
+    // through its own: the shared connection's last command stays the `SET` made from the
+    // multi-thread runtime.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        shared_set("app:c:2");
+        ct.block_on(async {
+            assert_eq!(t.get("app:c:2").await.unwrap(), Some(b"v".to_vec()));
+            tokio::task::yield_now().await;
+        });
+        let last = last_commands(&server);
+        if last == ["getrange", "set"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the runtime's reads never went through a connection of its own: {last:?}"
+        );
+    }
+    drop(ct);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while last_commands(&server).len() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the runtime's connection outlived it"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Every other caller is served at the first attempt.
+    mt.block_on(async {
+        assert_eq!(t.get("app:c:2").await.unwrap(), Some(b"v".to_vec()));
+    });
+    let t2 = Arc::clone(&t);
+    std::thread::spawn(move || {
+        assert_eq!(
+            futures_executor_block_on(t2.get("app:c:1")).unwrap(),
+            Some(b"v".to_vec())
+        );
+    })
+    .join()
+    .unwrap();
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    ct.block_on(async {
+        assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"v".to_vec()));
+    });
+}
+
+/// A caller that blocks a `current_thread` runtime's thread to wait for a read (a plain
+/// fn inside that runtime, or any executor of its own) cannot let the runtime's tasks run:
+/// its reads must not depend on a connection driven by that runtime, even once the
+/// runtime has one. They go through the backend runtime's connection.
+#[test]
+fn a_caller_blocking_a_current_thread_runtime_is_not_served_by_its_connection() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    ct.block_on(async {
+        t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    // Until the runtime's own connection serves its reads (the shared one's last command
+    // stays the `SET`).
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        mt.block_on(async {
+            t.set("app:c:2", b"v".to_vec(), Duration::from_secs(60))
+                .await
+                .unwrap();
+        });
+        ct.block_on(async {
+            t.get("app:c:1").await.unwrap();
+            tokio::task::yield_now().await;
+        });
+        if last_commands(&server) == ["getrange", "set"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection made on the runtime"
+        );
+    }
+    ct.block_on(async {
+        // In the runtime's context, from its block_on and from a task of it, blocked.
+        for _ in 0..3 {
+            let read = block_on_within(t.get("app:c:1"));
+            assert_eq!(read.unwrap(), Some(b"v".to_vec()));
+        }
+        let t2 = Arc::clone(&t);
+        tokio::spawn(async move {
+            let read = block_on_within(t2.get("app:c:1"));
+            assert_eq!(read.unwrap(), Some(b"v".to_vec()));
+        })
+        .await
+        .unwrap();
+    });
+}
+
+/// [`futures_executor_block_on`], failing the test past 5 s instead of waiting forever.
+fn block_on_within<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        let left = deadline.checked_duration_since(Instant::now());
+        let left = left.expect("a read waiting for a blocked runtime hung");
+        std::thread::park_timeout(left);
+    }
+}
+
 /// A minimal executor: polls a future on this thread, parking between wake-ups.
 fn futures_executor_block_on<F: std::future::Future>(fut: F) -> F::Output {
     use std::task::{Context, Poll, Wake, Waker};

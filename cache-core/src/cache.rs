@@ -707,6 +707,36 @@ mod tests {
         assert_ne!(space(&users), space(&m.cache("orders").unwrap()));
     }
 
+    /// An entry weighs what it holds: its base is shared (so a long cache name or namespace
+    /// adds nothing), and its encoded key only when too long to be held inline.
+    #[tokio::test]
+    async fn an_entry_weighs_what_its_key_holds_not_its_stored_keys_length() {
+        let tier = MapTier::new();
+        let m = CacheManager::builder()
+            .store("main", StoreBuilder::new().l1(tier.clone()))
+            .build()
+            .unwrap();
+        let weight = |stored: &str| {
+            let key = crate::store::L1KeyRef::parse(stored);
+            crate::store::LocalTier::get(&*tier, &key).map(|e| e.weight)
+        };
+        let long_name = "a_rather_long_cache_name_for_profiles";
+        let long_key = "k".repeat(40);
+        m.cache("a").unwrap().set(&1u64, &1u64).await.unwrap();
+        m.cache(long_name).unwrap().set(&1u64, &1u64).await.unwrap();
+        let tenant = m.cache("a").unwrap().namespace("tenant-0042");
+        tenant.set(&1u64, &1u64).await.unwrap();
+        m.cache("a").unwrap().set(&long_key, &1u64).await.unwrap();
+        let short = weight("cachet:a:1").unwrap();
+        assert_eq!(weight(&format!("cachet:{long_name}:1")), Some(short));
+        assert_eq!(weight("cachet:a#tenant-0042:1"), Some(short));
+        assert_eq!(
+            weight(&format!("cachet:a:{long_key}")),
+            Some(short + 40),
+            "a key past the inline bytes holds them on the heap"
+        );
+    }
+
     #[test]
     fn the_handle_names_its_cache_and_store() {
         let users = users(&ManualClock::new());

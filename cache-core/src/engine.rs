@@ -160,7 +160,10 @@ thread_local! {
 /// strings, tuples of them: `scalar_key.rs`), else into a reused buffer (the thread's, or a
 /// fresh one when the thread's is in use); `None` for a key that cannot be encoded.
 #[inline]
-fn with_encoded<K: Serialize + ?Sized, R>(key: &K, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+pub(crate) fn with_encoded<K: Serialize + ?Sized, R>(
+    key: &K,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Option<R> {
     if let Some(buf) = KeyBuf::encode(key) {
         return Some(f(buf.as_bytes()));
     }
@@ -187,11 +190,14 @@ fn with_encoded_slow<K: Serialize + ?Sized, R>(key: &K, f: impl FnOnce(&[u8]) ->
     })
 }
 
-/// A rough size for size-bounded tiers: the key, the value's inline size behind its `Arc`,
-/// and the tier's own per-entry overhead. Heap data owned by the value is not counted.
-fn estimate_weight<V>(key: &str, tier: &dyn LocalTier) -> u32 {
+/// A rough size for size-bounded tiers: what the entry's L1 key holds of its own (an
+/// encoded key too long to be held inline; the base is shared), the value's inline size
+/// behind its `Arc`, and the tier's own per-entry overhead (which counts the key's inline
+/// part). Heap data owned by the value is not counted.
+fn estimate_weight<V>(key: &L1Key, tier: &dyn LocalTier) -> u32 {
     const ARC_HEADER: usize = 16;
-    let bytes = key.len() + std::mem::size_of::<V>() + ARC_HEADER + tier.entry_overhead() as usize;
+    let bytes =
+        key.heap_len() + std::mem::size_of::<V>() + ARC_HEADER + tier.entry_overhead() as usize;
     bytes.try_into().unwrap_or(u32::MAX)
 }
 
@@ -377,39 +383,9 @@ impl Engine {
         with_encoded(key, f)
     }
 
-    /// The hit path's look at L1: the fresh value under `key`, counted as a hit, or
-    /// what the rest of the call may skip. With `eager`, a value past its eager refresh
-    /// point is not taken (nor counted): the caller's full path serves it and starts the
-    /// refresh.
-    #[inline]
-    pub(crate) fn hit_in_l1<V: Slot>(
-        &self,
-        key: &L1KeyRef<'_>,
-        eager: bool,
-    ) -> Result<V::Value, FirstL1> {
-        let Some(l1) = &self.inner.store.l1 else {
-            return Err(FirstL1::Empty);
-        };
-        // The verdict is made on the lent entry, as small as the hit path needs it:
-        // nothing larger than the value crosses the tier's `dyn` call.
-        let mut hit = Err(FirstL1::Empty);
-        let mut touch = None;
-        l1.read(key, &mut |entry| {
-            hit = self.judge_hit::<V>(entry, eager, &mut touch)
-        });
-        if let Some(tti) = touch {
-            self.touch_l2(&key.to_string(), tti);
-        }
-        if hit.is_ok() {
-            self.inner.stats.l1_hit();
-            self.tell_key(EventKind::Hit, key);
-        }
-        hit
-    }
-
     /// [`Engine::tell`] of an L1 key: its stored key is joined only when someone listens.
     #[inline]
-    fn tell_key(&self, kind: EventKind, key: &L1KeyRef<'_>) {
+    pub(crate) fn tell_key(&self, kind: EventKind, key: &L1KeyRef<'_>) {
         if crate::events::anyone_listening() {
             self.tell_key_listeners(kind, key);
         }
@@ -432,7 +408,7 @@ impl Engine {
     /// anything else (stale, idle-timed, due, expired by the store's clock) goes to the
     /// full judgement, out of line.
     #[inline(always)]
-    fn judge_hit<V: Slot>(
+    pub(crate) fn judge_hit<V: Slot>(
         &self,
         entry: &LocalEntry,
         eager: bool,
@@ -551,7 +527,7 @@ impl Engine {
     /// ([`crate::idle::Idle::read`]); each read of the L2 copy calls it.
     #[cold]
     #[inline(never)]
-    fn touch_l2(&self, stored: &str, ttl: Duration) {
+    pub(crate) fn touch_l2(&self, stored: &str, ttl: Duration) {
         if self.inner.store.l2.is_none() || self.skips(|o| o.skip_l2_write) {
             return;
         }
@@ -646,17 +622,18 @@ impl Engine {
             });
         if let (Some(l1), Some(seen)) = (&store.l1, seen) {
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
+            let key = self.l1_key_owned(stored);
             let entry = LocalEntry::new(
                 slot::to_l1::<V>(value.clone()),
                 fresh_until,
                 keep_until,
-                estimate_weight::<V::Stored>(stored, l1.as_ref()),
+                estimate_weight::<V::Stored>(&key, l1.as_ref()),
             )
             .refresh_at(refresh_at)
             .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             store
                 .versions
-                .insert_if_unchanged(stored, seen, || l1.insert(self.l1_key_owned(stored), entry));
+                .insert_if_unchanged(stored, seen, || l1.insert(key, entry));
         }
         if timing.is_fresh() {
             self.count(Event::L2Hit);
@@ -818,7 +795,8 @@ impl Engine {
                 .ok()
         });
         let local = store.l1.as_ref().map(|l1| {
-            let weight = estimate_weight::<V::Stored>(stored, l1.as_ref());
+            let key = self.l1_key_owned(stored);
+            let weight = estimate_weight::<V::Stored>(&key, l1.as_ref());
             let value: Arc<dyn Any + Send + Sync> = slot::to_l1::<V>(value);
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
             let entry = LocalEntry::new(value, fresh_until, keep_until, weight)
@@ -826,12 +804,12 @@ impl Engine {
                 .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             // The version this write's insert leaves, for its put-back (`versions.rs`).
             let mine = if store.l2.is_some() {
-                store.versions.change(stored, || {
-                    l1.insert(self.l1_key_owned(stored), entry.clone())
-                })
+                store
+                    .versions
+                    .change(stored, || l1.insert(key, entry.clone()))
             } else {
                 // Without an L2 there is no backfill nor put-back to order.
-                l1.insert(self.l1_key_owned(stored), entry.clone());
+                l1.insert(key, entry.clone());
                 0
             };
             if !self.inner.tags.is_empty() {

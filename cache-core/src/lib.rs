@@ -24,6 +24,7 @@ mod expire;
 mod fault;
 mod flight;
 mod global;
+mod hit;
 #[cfg(feature = "axum")]
 pub mod http;
 mod idle;

@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use crate::cache::Cache;
 use crate::declaration::CacheDeclaration;
 use crate::engine::Engine;
+use crate::hit::HitPath;
 use crate::options::CacheOptions;
 
 /// What an annotation does.
@@ -62,10 +63,11 @@ pub struct Operation {
     /// The caches as the last scoped manager that ran this operation resolved them.
     pub(crate) resolved: ResolvedCaches,
     /// The caches in the global manager (`None` inside: they could not be resolved).
-    pub(crate) global_caches: std::sync::OnceLock<Option<Box<[Engine]>>>,
-    /// `manager = path`: the caches in that manager, with its id, resolved once (that
-    /// manager is a `static`, so a hit borrows them as it does the global manager's).
-    pub(crate) own_caches: std::sync::OnceLock<(u64, Box<[Engine]>)>,
+    pub(crate) global_caches: std::sync::OnceLock<Option<Resolution>>,
+    /// `manager = path`: the caches in that manager, resolved once, with the manager's
+    /// address and id (that manager is a `static`, so a hit borrows them as it does the
+    /// global manager's, after comparing the address the path hands over).
+    pub(crate) own_caches: std::sync::OnceLock<(usize, u64, Resolution)>,
 }
 
 impl std::fmt::Debug for Operation {
@@ -85,6 +87,24 @@ impl std::fmt::Debug for Operation {
             .field("typed", &self.typed)
             .field("after_commit", &self.after_commit)
             .finish_non_exhaustive()
+    }
+}
+
+/// An operation's caches in a manager that never changes (the global one, or that of
+/// `manager = path`), resolved once: the caches, and the first one's hit path, which a hit
+/// reads through one pointer.
+pub(crate) struct Resolution {
+    pub(crate) caches: Box<[Engine]>,
+    /// The first cache's hit path; `None` without caches or without L1.
+    pub(crate) hit: Option<HitPath>,
+}
+
+impl Resolution {
+    pub(crate) fn new(caches: &[Engine]) -> Self {
+        Resolution {
+            hit: caches.first().and_then(HitPath::of),
+            caches: caches.into(),
+        }
     }
 }
 

@@ -425,6 +425,51 @@ mod tests {
         }
     }
 
+    /// Floats at their edges: both encoders write `Display`'s text (`-0`, `NaN`, `inf`,
+    /// `f32`'s own shortest digits), and the stack takes each one whose text fits.
+    #[test]
+    fn floats_at_their_edges_take_the_fast_path_with_the_full_encoders_text() {
+        fn same<K: Serialize + ?Sized>(key: &K) {
+            let full = encode_key(key).unwrap();
+            assert_eq!(fast(key).as_ref(), Some(&full), "{full}");
+        }
+        for x in [
+            -0.0,
+            0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e15,
+            1e-7,
+            -1.5,
+        ] {
+            same(&x);
+            same(&(x, 1u8));
+        }
+        for x in [
+            0.1f32,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+        ] {
+            same(&x);
+        }
+        assert_eq!(fast(&-0.0f64).as_deref(), Some("-0"));
+        assert_eq!(fast(&0.1f32).as_deref(), Some("0.1"));
+        same(&(i128::MIN, 1u8));
+        same(&(1u8, u128::MAX));
+        // Both at once are 80 bytes: past the stack buffer.
+        assert_eq!(fast(&(i128::MIN, u128::MAX)), None);
+        // Subnormals and other values whose text is longer than the buffer (`Display` writes
+        // no exponent): left to the full encoder, which writes them whole.
+        for x in [f64::MIN_POSITIVE, 5e-324, f64::MAX, 1e-70] {
+            assert_eq!(fast(&x), None, "{x}");
+            assert_eq!(encode_key(&x).unwrap(), x.to_string());
+        }
+    }
+
     #[test]
     fn other_forms_and_long_keys_are_left_to_the_full_encoder() {
         assert_eq!(fast(&vec![1u8]), None);
@@ -458,7 +503,14 @@ mod tests {
             n: i32,
             flag: bool,
             c: char,
-            x: f64,
+            x in prop_oneof![
+                -1e12..1e12f64,
+                Just(-0.0),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(f64::NEG_INFINITY),
+            ],
+            y in -1e6..1e6f32,
         ) {
             agrees(s.as_str())?;
             agrees(&(s.as_str(), n, flag))?;
@@ -467,6 +519,10 @@ mod tests {
             agrees(&(c, Some(t.as_str()), None::<u8>))?;
             agrees(&Some(s.as_str()))?;
             agrees(&(x, UserId(n.unsigned_abs().into())))?;
+            agrees(&(y, x))?;
+            // Floats in this range always fit the stack: the check above compared something.
+            prop_assert!(fast(&(x, UserId(n.unsigned_abs().into()))).is_some());
+            prop_assert!(fast(&(y, x)).is_some());
             agrees(&Pair(1, s.clone()))?;
             // Fallbacks: nothing written is ever the fast path's.
             agrees(&vec![s.as_str()])?;

@@ -3,6 +3,7 @@
 #[cfg(feature = "redis")]
 pub mod chaos;
 pub mod clocked;
+pub mod counting;
 pub mod dynamodb_server;
 pub mod redis_server;
 pub mod temp_dir;

@@ -12,11 +12,12 @@ use moka::sync::Cache as Moka;
 
 use super::MemoryBound;
 
-/// Resident bytes one entry costs beyond its key and value: moka's node, timer-wheel and
-/// frequency-sketch share with per-entry expiry, the `LocalEntry`, and the value's `Arc`
-/// header (measured with `cargo bench --bench memory`: ~480 bytes per entry holding a
-/// 15-byte key and a `u64`).
-pub(super) const ENTRY_OVERHEAD: u32 = 440;
+/// Resident bytes one entry costs beyond its value and the heap bytes of its key (an
+/// encoded key too long to be held inline): moka's node, timer-wheel and frequency-sketch
+/// share with per-entry expiry, the `L1Key` with its inline key, the `LocalEntry`, and the
+/// value's `Arc` header (measured with `cargo bench --bench memory`, keys `cachet:mem:N`
+/// and `u64` values).
+pub(super) const ENTRY_OVERHEAD: u32 = 457;
 
 /// Expires each entry at its own `keep_until` (the end of its grace period).
 struct UntilKeep;

@@ -38,11 +38,12 @@ use quick_cache::Lifecycle;
 use super::front::{self, Held, Keeping};
 use super::MemoryBound;
 
-/// Resident bytes one entry costs beyond its key and value: quick_cache's slot (the
-/// `L1Key`, the `LocalEntry`, its clock bits and list links), its hash-table index,
+/// Resident bytes one entry costs beyond its value and the heap bytes of its key (an
+/// encoded key too long to be held inline): quick_cache's slot (the `L1Key` with its inline
+/// key, the `LocalEntry`, its clock bits and list links), its hash-table index,
 /// the ghost (recently evicted hashes) share, the value's `Arc` header and allocator
 /// slack (measured with `cargo bench --bench memory`; see BENCHMARKS.md, "Memory bound").
-pub(super) const ENTRY_OVERHEAD: u32 = 205;
+pub(super) const ENTRY_OVERHEAD: u32 = 222;
 
 /// How often at most a sweep of expired entries runs.
 pub(super) const SWEEP_PERIOD: Duration = Duration::from_secs(1);

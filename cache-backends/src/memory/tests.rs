@@ -461,3 +461,102 @@ fn a_big_tier_keeps_its_bound_across_parts() {
         assert!((20_000..=40_000 + 256).contains(&held), "{bound:?}: {held}");
     }
 }
+
+/// A key the engine builds (its cache's key space and the encoded key; the base compared
+/// by pointer) and the same key read back from its stored text (a bus message, a tag
+/// delete, a replay: the base compared by text, the hash computed again) are one entry on
+/// every engine, whichever way round, held inline or on the heap.
+#[test]
+fn an_engine_built_key_and_its_stored_text_are_one_entry() {
+    use cache_core::store::KeySpace;
+    let base = r"p:or\:ders#eu";
+    let space = KeySpace::new(base);
+    let long = "k".repeat(30);
+    for encoded in [
+        cache_core::key::encode_key(&("a:b", 7)).unwrap(),
+        cache_core::key::encode_key(&(long.as_str(), 7)).unwrap(),
+    ] {
+        let joined = format!("{base}:{encoded}");
+        let key = || space.key_ref(encoded.as_bytes());
+        let held = |tier: &MemoryTier| {
+            tier.get(&key())
+                .and_then(|e| e.value.downcast_ref::<u64>().copied())
+        };
+        for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
+            tier.insert(space.key(encoded.as_bytes()), entry(1, None));
+            assert_eq!(
+                value(&*tier, &joined),
+                Some(1),
+                "{engine}: found by its text"
+            );
+            tier.remove(&L1KeyRef::parse(&joined));
+            assert_eq!(held(&tier), None, "{engine}: removed by its text");
+            tier.insert(L1Key::parse(&joined), entry(2, None));
+            assert_eq!(held(&tier), Some(2), "{engine}: inserted from its text");
+            tier.insert(space.key(encoded.as_bytes()), entry(3, None));
+            assert_eq!(tier.entry_count(), 1, "{engine}: replaced, not added");
+            tier.remove_scope(&Scope::new(base));
+            assert_eq!(held(&tier), None, "{engine}: the namespace's clear");
+            tier.insert(space.key(encoded.as_bytes()), entry(4, None));
+            tier.remove_scope(&Scope::new(r"p:or\:ders"));
+            assert_eq!(held(&tier), None, "{engine}: the cache's clear");
+        }
+    }
+}
+
+/// Hand-made keys that are no engine's (a base with no separator or two, a key that is not
+/// UTF-8, the empty base with separators in its key): every tier, `MapTier` included, files
+/// them by their parts, so they agree on which keys are one entry and on what a removal by
+/// the joined text (which such a key does not read back as) takes away.
+#[test]
+fn every_tier_agrees_on_hand_made_keys() {
+    use cache_core::store::{KeySpace, MapTier};
+    let pairs: [(&str, &[u8]); 7] = [
+        ("p:c", b"1"),
+        ("app", b"users:1"),
+        ("p:c:d", b"1"),
+        ("", b"a:b:c"),
+        ("", b"plain"),
+        ("p:c", &[0xff]),
+        ("p:c", &[0xfe]),
+    ];
+    let mut tiers: Vec<(String, Arc<dyn LocalTier>)> = vec![("map".into(), MapTier::new())];
+    for (engine, tier) in each_engine(MemoryOptions::max_entries(100)) {
+        tiers.push((engine.to_string(), tier));
+    }
+    let mut verdicts = Vec::new();
+    for (name, tier) in &tiers {
+        let spaces: Vec<KeySpace> = pairs.iter().map(|(b, _)| KeySpace::new(b)).collect();
+        for (i, ((_, key), space)) in pairs.iter().zip(&spaces).enumerate() {
+            tier.insert(space.key(key), entry(i as u64, None));
+        }
+        assert_eq!(
+            tier.entry_count(),
+            pairs.len() as u64,
+            "{name}: one entry per pair"
+        );
+        let held = |i: usize| {
+            tier.get(&spaces[i].key_ref(pairs[i].1))
+                .and_then(|e| e.value.downcast_ref::<u64>().copied())
+        };
+        for i in 0..pairs.len() {
+            assert_eq!(held(i), Some(i as u64), "{name}: pair {i}");
+        }
+        for (i, space) in spaces.iter().enumerate() {
+            tier.remove(&L1KeyRef::parse(&space.key_ref(pairs[i].1).to_string()));
+        }
+        verdicts.push((name, (0..pairs.len()).map(held).collect::<Vec<_>>()));
+    }
+    let (first, expected) = &verdicts[0];
+    for (name, kept) in &verdicts[1..] {
+        assert_eq!(kept, expected, "{name} and {first} disagree");
+    }
+    // The engine's own keys go by their text; the others stay wherever they are filed.
+    assert_eq!(expected[0], None);
+    assert_eq!(expected[4], None);
+    assert_eq!(
+        expected[1],
+        Some(1),
+        "`app:users:1` reads back as (`app:users`, `1`)"
+    );
+}

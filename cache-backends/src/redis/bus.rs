@@ -341,6 +341,7 @@ impl Bus for RedisBus {
 async fn listen(shared: Arc<Shared>, handler: BusHandler) {
     let mut backoff = MIN_BACKOFF;
     let mut lost = false;
+    let mut warnings = Warnings::default();
     loop {
         match shared.conn.subscribe(&[shared.channel.as_str()]).await {
             Ok(mut messages) => {
@@ -354,10 +355,18 @@ async fn listen(shared: Arc<Shared>, handler: BusHandler) {
                     deliver(&handler, BusEvent::Resubscribed);
                 }
                 let since = Instant::now();
-                let why = hear(&shared, &handler, &mut messages).await;
+                let loss = hear(&shared, &handler, &mut messages, &mut warnings).await;
                 drop(messages);
                 shared.subscribed.store(false, Ordering::Release);
-                tracing::warn!(channel = %shared.channel, target = %shared.conn.target(), why, "redis bus subscription lost; reconnecting");
+                let error = loss.error.as_deref().unwrap_or("");
+                match warnings.lost.allow(Instant::now()) {
+                    Some(suppressed) => {
+                        tracing::warn!(channel = %shared.channel, target = %shared.conn.target(), why = loss.why, error, suppressed, "redis bus subscription lost; reconnecting")
+                    }
+                    None => {
+                        tracing::debug!(channel = %shared.channel, target = %shared.conn.target(), why = loss.why, error, "redis bus subscription lost; reconnecting")
+                    }
+                }
                 lost = true;
                 if since.elapsed() >= STABLE_SUBSCRIPTION {
                     backoff = MIN_BACKOFF;
@@ -379,6 +388,55 @@ async fn listen(shared: Arc<Shared>, handler: BusHandler) {
     }
 }
 
+/// How often the subscriber may warn of one kind of event; the ones held back in between
+/// go to `debug` and are counted in the next warning (`suppressed`).
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// One warning per [`WARN_EVERY`], owned by the subscriber task (no sharing, no atomics).
+#[derive(Debug, Default)]
+struct RateLimit {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    /// `Some(held back since the last warning)` if a warning may be logged at `now`.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < WARN_EVERY)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// The subscriber's rate-limited warnings.
+#[derive(Debug, Default)]
+struct Warnings {
+    /// "subscription lost" (a flapping node would log one a second).
+    lost: RateLimit,
+    /// A `PING` answered with an error (each heartbeat, on a server or ACL that refuses it).
+    refused_ping: RateLimit,
+}
+
+/// Why a subscription was lost: a fixed reason and, when a command failed, its error
+/// (without the password).
+#[derive(Debug)]
+struct Loss {
+    why: &'static str,
+    error: Option<String>,
+}
+
+impl Loss {
+    fn because(why: &'static str) -> Self {
+        Self { why, error: None }
+    }
+}
+
 /// How many times `operation_timeout` (or the heartbeat, if longer) a `PING` may wait for its
 /// answer: a healthy server stalls now and then (a fork for a save, a slow script), and a
 /// subscription lost clears the L1 of every instance subscribed to that server at once.
@@ -390,43 +448,90 @@ const PONG_PATIENCE: u32 = 3;
 /// disconnection, and its subscription would otherwise stay deaf until it thawed. A `PING`
 /// unanswered within [`PONG_PATIENCE`] × `operation_timeout` (or the heartbeat, if longer),
 /// or failing on the connection, loses it; a node that answers with an error is alive.
-async fn hear(shared: &Shared, handler: &BusHandler, messages: &mut Messages) -> &'static str {
+async fn hear(
+    shared: &Shared,
+    handler: &BusHandler,
+    messages: &mut Messages,
+    warnings: &mut Warnings,
+) -> Loss {
     let every = shared.conn.heartbeat;
     if every.is_zero() {
         while let Some(msg) = messages.next().await {
             on_message(shared, handler, &msg.payload);
         }
-        return "the connection closed";
+        return Loss::because("the connection closed");
     }
-    let deadline = shared.conn.operation_timeout.max(every) * PONG_PATIENCE;
-    let mut beat = tokio::time::Instant::now() + every;
+    let patience = shared
+        .conn
+        .operation_timeout
+        .max(every)
+        .saturating_mul(PONG_PATIENCE);
+    let mut beat = later(every);
     loop {
         // Dropping `next` at the beat loses nothing: messages wait in its queue.
         match tokio::time::timeout_at(beat, messages.next()).await {
             Ok(Some(msg)) => on_message(shared, handler, &msg.payload),
-            Ok(None) => return "the connection closed",
+            Ok(None) => return Loss::because("the connection closed"),
             Err(_) => {
-                let lost = match tokio::time::timeout(deadline, messages.ping()).await {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() => {
-                        Some("the connection to the subscribed node failed")
-                    }
-                    // An error reply (an ACL without `ping`, `LOADING`): the node answers.
-                    Ok(Err(e)) => {
-                        tracing::debug!(channel = %shared.channel, error = %e, "redis bus: the subscribed node answered a PING with an error");
-                        None
-                    }
-                    Err(_) => Some("the subscribed node did not answer a PING in time"),
-                };
-                if let Some(why) = lost {
+                if let Some(loss) = heartbeat(shared, messages, patience, warnings).await {
                     // What arrived before the silence is still delivered.
                     while let Some(Some(msg)) = messages.next().now_or_never() {
                         on_message(shared, handler, &msg.payload);
                     }
-                    return why;
+                    return loss;
                 }
-                beat = tokio::time::Instant::now() + every;
+                beat = later(every);
             }
+        }
+    }
+}
+
+/// `now + after`, or about a century from now if that overflows.
+fn later(after: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 100))
+}
+
+/// One liveness check: `PING`s the subscribed node until it answers or `patience` has
+/// passed. Any answer proves the node alive, an error reply too (an ACL without `ping`,
+/// `LOADING`, `BUSY`: logged, rate-limited). A client-side timeout shorter than `patience`
+/// (the cluster connection's own response timeout) sends another `PING` within it; a
+/// connection that failed, or no answer at all, is a loss.
+async fn heartbeat(
+    shared: &Shared,
+    messages: &mut Messages,
+    patience: Duration,
+    warnings: &mut Warnings,
+) -> Option<Loss> {
+    let until = later(patience);
+    loop {
+        let e = match tokio::time::timeout_at(until, messages.ping()).await {
+            Ok(Ok(())) => return None,
+            Ok(Err(e)) => e,
+            Err(_) => {
+                return Some(Loss::because(
+                    "the subscribed node did not answer a PING in time",
+                ))
+            }
+        };
+        let error = shared.conn.redact(&e.to_string());
+        if e.code().is_some() {
+            match warnings.refused_ping.allow(Instant::now()) {
+                Some(suppressed) => {
+                    tracing::warn!(channel = %shared.channel, target = %shared.conn.target(), error, suppressed, "redis bus: the subscribed node answered the heartbeat's PING with an error; it is alive, but a frozen node cannot be told from it until PING is allowed (an ACL needs `+ping`)")
+                }
+                None => {
+                    tracing::debug!(channel = %shared.channel, error, "redis bus: the subscribed node answered a PING with an error")
+                }
+            }
+            return None;
+        }
+        if !(e.is_timeout() && tokio::time::Instant::now() < until) {
+            return Some(Loss {
+                why: "the PING to the subscribed node failed",
+                error: Some(error),
+            });
         }
     }
 }
@@ -468,5 +573,21 @@ mod tests {
     #[test]
     fn ids_differ() {
         assert_ne!(message::random_id(), message::random_id());
+    }
+
+    #[test]
+    fn a_loss_is_warned_of_once_per_period_and_counts_the_ones_held_back() {
+        let mut limit = RateLimit::default();
+        let t0 = Instant::now();
+        assert_eq!(limit.allow(t0), Some(0));
+        assert_eq!(limit.allow(t0 + Duration::from_secs(1)), None);
+        assert_eq!(limit.allow(t0 + Duration::from_secs(9)), None);
+        assert_eq!(limit.allow(t0 + WARN_EVERY), Some(2));
+        assert_eq!(limit.allow(t0 + WARN_EVERY * 2), Some(0));
+    }
+
+    #[test]
+    fn a_far_beat_saturates_instead_of_panicking() {
+        assert!(later(Duration::MAX) > tokio::time::Instant::now());
     }
 }

@@ -2,9 +2,14 @@
 //! of its errors to [`TierError`]s that never show the password.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
 
 use cache_core::{TierError, TierErrorKind};
 use redis::aio::PubSub;
@@ -12,6 +17,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, RedisError};
 
 use super::cluster;
+use super::local::{self, Found, Locals};
 use super::options::RedisOptions;
 use super::router;
 use super::subscription::{self, Flavour, Messages};
@@ -57,6 +63,11 @@ pub(crate) struct Connection {
     /// On a cluster, whether pub/sub is classic: set once a server refused a sharded
     /// command as unknown (before Redis 7). Until then, sharded.
     flavour: AtomicU8,
+    /// Off a cluster, the connections made on callers' `current_thread` runtimes, which
+    /// their one-request operations use when that runtime polls them ([`super::local`]).
+    locals: Locals,
+    /// Whether callers' `current_thread` runtimes get connections of their own.
+    runtime_connections: bool,
 }
 
 impl Connection {
@@ -74,6 +85,8 @@ impl Connection {
             live: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),
             flavour: AtomicU8::new(FLAVOUR_UNKNOWN),
+            locals: Locals::default(),
+            runtime_connections: opts.runtime_connections,
         }))
     }
 
@@ -180,10 +193,21 @@ impl Connection {
                 }
             }
         }
+        let node = match channels.first() {
+            Some(channel) => {
+                subscription::subscribed_node(&mut conn, channel.as_bytes(), self.operation_timeout)
+                    .await
+            }
+            None => None,
+        };
+        if node.is_none() {
+            tracing::debug!(target = %self.target, "cachet: the node holding the bus subscription could not be told; its heartbeat goes to the slot's master");
+        }
         Ok(Messages::Sharded {
             conn,
             pushes,
             channels: channels.iter().map(|c| c.as_bytes().to_vec()).collect(),
+            node,
         })
     }
 
@@ -203,6 +227,11 @@ impl Connection {
     /// Where this connects to, without credentials.
     pub(crate) fn target(&self) -> &str {
         &self.target
+    }
+
+    /// `text` (an error's, for a log) without this connection's password.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        redact_text(text, self.password.as_deref())
     }
 
     /// Runs `op` in the backend runtime's context with a connection, bounded by `timeout`
@@ -306,14 +335,56 @@ impl Connection {
         what: &'static str,
         key: &str,
         op: F,
+    ) -> OneOp<T, F>
+    where
+        F: FnOnce(Conn) -> Fut + Clone + Send + Unpin + 'static,
+        Fut: Future<Output = Result<T, RedisError>> + Send,
+        T: Send + 'static,
+    {
+        if self.is_cluster() {
+            let started = match self.current() {
+                Some(Conn::Cluster(cluster)) => self.routed(what, key, cluster, op),
+                _ => self.run(what, Some(self.operation_timeout), op),
+            };
+            return OneOp::started(Arc::clone(self), what, started);
+        }
+        // Where it runs is decided at its first poll, which says who polls it.
+        OneOp {
+            conn: Arc::clone(self),
+            what,
+            op: Some(op),
+            work: None,
+        }
+    }
+
+    /// [`run_one`](Self::run_one) off a cluster, started at its first poll: on the
+    /// connection of the caller's `current_thread` runtime when that runtime polls it
+    /// ([`super::local`]), on the backend runtime's connection otherwise.
+    fn start_one<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &'static str,
+        op: F,
+        cx: &Context<'_>,
     ) -> background::Remote<T>
     where
         F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Result<T, RedisError>> + Send,
         T: Send + 'static,
     {
+        let runtime = if self.runtime_connections {
+            local::driving_runtime(cx)
+        } else {
+            None
+        };
+        if let Some(runtime) = runtime {
+            let id = runtime.id();
+            match self.locals.get(id) {
+                Found::Ready(conn) => return self.on_local(what, id, conn, op),
+                Found::Make => self.make_local(&runtime, id),
+                Found::Shared => {}
+            }
+        }
         match self.current() {
-            Some(Conn::Cluster(cluster)) => self.routed(what, key, cluster, op),
             Some(conn) => {
                 let this = Arc::clone(self);
                 background::run(async move {
@@ -333,6 +404,75 @@ impl Connection {
             }
             None => self.run(what, Some(self.operation_timeout), op),
         }
+    }
+
+    /// `op` on `conn`, the connection of the caller's runtime `id`, polled in the caller's
+    /// context (its timers and sockets are that runtime's). A connection-level failure
+    /// retires it (reads go through the backend's connection for a while); one found dead
+    /// is retried once there, as [`run_one`](Self::run_one) retries on its own.
+    fn on_local<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &'static str,
+        id: tokio::runtime::Id,
+        conn: Conn,
+        op: F,
+    ) -> background::Remote<T>
+    where
+        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<T, RedisError>> + Send,
+        T: Send + 'static,
+    {
+        let this = Arc::clone(self);
+        background::Remote::here(async move {
+            let again = op.clone();
+            match op(conn).await {
+                Ok(value) => Ok(value),
+                Err(e) if is_dead_connection(&e) => {
+                    this.locals.failed(id);
+                    tracing::debug!(target = %this.target, what, "cachet: a runtime's own redis connection found dead; using the shared one");
+                    let limit = Some(this.operation_timeout);
+                    let shared = Arc::clone(&this);
+                    background::run(async move { shared.bounded(what, limit, again).await }).await
+                }
+                Err(e) => {
+                    if is_connection_fault(&e) {
+                        this.locals.failed(id);
+                    }
+                    Err(this.fault(what, &e))
+                }
+            }
+        })
+    }
+
+    /// Makes the connection of `runtime` (`id`) on a task of that runtime, so its driver
+    /// task is that runtime's; the task then holds the token that says the runtime (and so
+    /// the driver) still runs, until the runtime shuts down. A connect that fails or
+    /// panics (a runtime built without I/O or time) leaves that runtime on the shared one.
+    fn make_local(self: &Arc<Self>, runtime: &tokio::runtime::Handle, id: tokio::runtime::Id) {
+        let this = Arc::downgrade(self);
+        drop(runtime.spawn(async move {
+            let Some(conn) = this.upgrade() else {
+                return;
+            };
+            let config = conn.node_config();
+            let attempt = AssertUnwindSafe(tokio::time::timeout(
+                conn.connect_timeout,
+                conn.source.connect(&config),
+            ))
+            .catch_unwind()
+            .await;
+            match attempt {
+                Ok(Ok(Ok(made))) => {
+                    let (token, alive) = local::token();
+                    conn.locals.made(id, made, alive);
+                    drop(conn);
+                    let _held = token;
+                    std::future::pending::<()>().await;
+                }
+                Ok(_) => conn.locals.failed(id),
+                Err(_) => conn.locals.never(id),
+            }
+        }));
     }
 
     /// [`run_one`](Self::run_one) on a cluster: the command goes from its caller straight
@@ -636,6 +776,58 @@ impl Connection {
             },
         )
     }
+}
+
+/// [`Connection::run_one`]'s operation: started at once on a cluster, at its first poll
+/// elsewhere (where it runs depends on who polls it).
+pub(crate) struct OneOp<T, F> {
+    conn: Arc<Connection>,
+    what: &'static str,
+    op: Option<F>,
+    work: Option<background::Remote<T>>,
+}
+
+impl<T, F> OneOp<T, F> {
+    fn started(conn: Arc<Connection>, what: &'static str, work: background::Remote<T>) -> Self {
+        Self {
+            conn,
+            what,
+            op: None,
+            work: Some(work),
+        }
+    }
+}
+
+impl<T, F, Fut> Future for OneOp<T, F>
+where
+    F: FnOnce(Conn) -> Fut + Clone + Send + Unpin + 'static,
+    Fut: Future<Output = Result<T, RedisError>> + Send,
+    T: Send + 'static,
+{
+    type Output = Result<T, TierError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.work.is_none() {
+            let Some(op) = this.op.take() else {
+                return Poll::Ready(Err(TierError::with_kind(
+                    "polled after completion",
+                    TierErrorKind::Other,
+                )));
+            };
+            this.work = Some(this.conn.start_one(this.what, op, cx));
+        }
+        match this.work.as_mut() {
+            Some(work) => Pin::new(work).poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Whether `e` is a failure of the connection rather than the server's answer: a timeout
+/// too (the connection is then retired, as [`Connection::fault`] drops a shared one).
+fn is_connection_fault(e: &RedisError) -> bool {
+    e.is_timeout() || is_dead_connection(e) || e.code() == Some("READONLY")
 }
 
 /// Whether `e` says the connection itself is gone (closed, reset, refused), as after a

@@ -60,6 +60,7 @@ mod batch;
 mod bus;
 mod cluster;
 mod connection;
+mod local;
 use crate::message;
 mod options;
 mod router;
@@ -87,7 +88,7 @@ fn build_remote(cfg: &TierConfig) -> Result<Arc<dyn RemoteTier>, CacheError> {
 }
 
 fn build_bus(cfg: &TierConfig, settings: &BusSettings) -> Result<Arc<dyn Bus>, CacheError> {
-    let opts = RedisOptions::from_tier_config(cfg)?;
+    let opts = RedisOptions::from_bus_config(cfg)?;
     let conn = connection::Connection::new(&opts).map_err(|why| cfg.error("url", why))?;
     Ok(Arc::new(RedisBus::from_connection(
         conn,

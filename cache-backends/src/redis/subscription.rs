@@ -18,8 +18,9 @@
 //! A subscription is lost too when its node stops answering without closing the
 //! connection (frozen by SIGSTOP, or cut off by a partition): nothing arrives then, not
 //! even a disconnection. [`Messages::ping`] asks the subscribed node itself (a `PING` on
-//! the subscriber connection, which RESP2 subscribers may send; on a cluster, routed to
-//! the master of the channel's slot), and the bus's subscriber loop counts one left
+//! the subscriber connection, which RESP2 subscribers may send; on a cluster, by address
+//! to the node whose connection took the `SSUBSCRIBE`, not to whichever master the
+//! connection's slot map names now), and the bus's subscriber loop counts one left
 //! unanswered past its deadline as a lost subscription.
 
 use futures_util::StreamExt;
@@ -27,6 +28,8 @@ use redis::aio::{PubSubSink, PubSubStream};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{PushInfo, PushKind, RedisResult, Value};
+
+use super::cluster::Node;
 
 /// The pub/sub flavour a cluster is used with (decided by whether it knows `SPUBLISH`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,10 @@ pub(crate) enum Messages {
         conn: ClusterConnection,
         pushes: tokio::sync::mpsc::UnboundedReceiver<PushInfo>,
         channels: Vec<Vec<u8>>,
+        /// The node whose connection took the `SSUBSCRIBE`, when it could be told
+        /// ([`subscribed_node`]): the heartbeat pings it by address, wherever the
+        /// connection's slot map moves meanwhile.
+        node: Option<Node>,
     },
 }
 
@@ -89,26 +96,95 @@ impl Messages {
 
 impl Messages {
     /// A `PING` to the node the subscription listens on, answered or failed; the caller
-    /// bounds how long it may take. (Cancel-safe for [`Messages::next`]: its messages
-    /// wait in a queue meanwhile.)
+    /// bounds how long it may take. An error reply (`NOPERM`, `LOADING`, ...) is an `Err`
+    /// whose [`code`](redis::RedisError::code) is the server's. (Cancel-safe for
+    /// [`Messages::next`]: its messages wait in a queue meanwhile.)
     pub(crate) async fn ping(&mut self) -> RedisResult<()> {
         match self {
-            Messages::Classic { sink, .. } => sink.ping::<Value>().await.map(|_| ()),
-            Messages::Sharded { conn, channels, .. } => {
+            // redis hands a RESP2 error reply back as a value, not as an error.
+            Messages::Classic { sink, .. } => match sink.ping::<Value>().await? {
+                Value::ServerError(refused) => Err(refused.into()),
+                _ => Ok(()),
+            },
+            Messages::Sharded {
+                conn,
+                channels,
+                node,
+                ..
+            } => {
                 let Some(channel) = channels.first() else {
                     return Ok(());
                 };
-                // The channel's shard is its slot's master, where `SSUBSCRIBE` went.
-                let slot = super::cluster::slot_of(channel);
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::new(slot, SlotAddr::Master),
-                ));
-                conn.route_command(redis::cmd("PING"), routing)
+                conn.route_command(redis::cmd("PING"), ping_route(channel, node.as_ref()))
                     .await
                     .map(|_| ())
             }
         }
     }
+}
+
+/// Where the heartbeat's `PING` goes: to `node`, the node holding the subscription, by
+/// address (a node the connection no longer knows fails the `PING`: a lost subscription);
+/// without one, to the master of `channel`'s slot, where `SSUBSCRIBE` went (the slot map
+/// may have moved since without the subscription).
+pub(crate) fn ping_route(channel: &[u8], node: Option<&Node>) -> RoutingInfo {
+    RoutingInfo::SingleNode(match node {
+        Some((host, port)) => SingleNodeRoutingInfo::ByAddress {
+            host: host.clone(),
+            port: *port,
+        },
+        None => SingleNodeRoutingInfo::SpecificNode(Route::new(
+            super::cluster::slot_of(channel),
+            SlotAddr::Master,
+        )),
+    })
+}
+
+/// The node whose connection (of `conn`) holds the subscription just made to `channel`:
+/// `CLIENT INFO` on the slot's master, through the connection that took the `SSUBSCRIBE`,
+/// says which connection that is (`id`), that it holds a shard subscription (`ssub`) and
+/// where it goes (`laddr`); the same `CLIENT INFO` sent by that address must name the same
+/// connection, or the address is not how `conn` knows the node (a name, a NAT) and `None`
+/// is answered (the heartbeat then goes by slot, as before). Each step bounded by `limit`.
+pub(crate) async fn subscribed_node(
+    conn: &mut ClusterConnection,
+    channel: &[u8],
+    limit: std::time::Duration,
+) -> Option<Node> {
+    let by_slot = ping_route(channel, None);
+    let first = client_info(conn, by_slot, limit).await?;
+    let id = info_field(&first, "id")?;
+    if info_field(&first, "ssub")?.parse::<u64>().ok()? == 0 {
+        return None;
+    }
+    let (host, port) = info_field(&first, "laddr")?.rsplit_once(':')?;
+    let node = (
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port.parse().ok()?,
+    );
+    let again = client_info(conn, ping_route(channel, Some(&node)), limit).await?;
+    (info_field(&again, "id")? == id).then_some(node)
+}
+
+async fn client_info(
+    conn: &mut ClusterConnection,
+    routing: RoutingInfo,
+    limit: std::time::Duration,
+) -> Option<String> {
+    let cmd = redis::cmd("CLIENT").arg("INFO").to_owned();
+    let value = tokio::time::timeout(limit, conn.route_command(cmd, routing))
+        .await
+        .ok()?
+        .ok()?;
+    redis::from_redis_value::<String>(value).ok()
+}
+
+/// `name=value` of a `CLIENT INFO` line.
+fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.split_ascii_whitespace()
+        .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
 }
 
 fn bytes(value: Value) -> Option<Vec<u8>> {
@@ -147,6 +223,27 @@ pub(crate) fn is_unknown_command(e: &redis::RedisError) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_heartbeat_pings_the_subscribed_node_by_address() {
+        let node: Node = ("10.0.0.7".into(), 7001);
+        match ping_route(b"app:__bus", Some(&node)) {
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port }) => {
+                assert_eq!((host.as_str(), port), ("10.0.0.7", 7001));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            ping_route(b"app:__bus", None),
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(_))
+        ));
+        let info = "id=42 addr=127.0.0.1:5 laddr=127.0.0.1:7001 fd=8 ssub=1 name=";
+        assert_eq!(info_field(info, "id"), Some("42"));
+        assert_eq!(info_field(info, "laddr"), Some("127.0.0.1:7001"));
+        assert_eq!(info_field(info, "ssub"), Some("1"));
+        assert_eq!(info_field(info, "name"), Some(""));
+        assert_eq!(info_field(info, "sub"), None);
+    }
 
     #[test]
     fn sharded_messages_are_read_from_pushes() {

@@ -6,8 +6,9 @@ use std::marker::PhantomData;
 use serde::Serialize;
 
 use super::key::{key, no_key, KeyUse, OpKey};
-use super::resolve::resolve;
-use crate::engine::{Engine, FirstL1};
+use super::resolve::{recorded, resolve};
+use crate::engine::{with_encoded, FirstL1};
+use crate::hit::HitRef;
 use crate::operation::Operation;
 use crate::shape::Shape;
 use crate::slot::Slot;
@@ -28,8 +29,8 @@ pub struct Probe<S: Shape, L> {
     look: PhantomData<L>,
 }
 
-/// The first cache of a call, as a probe's [`LookL1`] sees it.
-pub struct FirstCache<'a>(&'a Engine);
+/// The first cache of a call, as a probe's [`LookL1`] sees it: its hit path.
+pub struct FirstCache<'a>(HitRef<'a>);
 
 /// What a probe's look found short of a fresh value: what the miss path may skip.
 pub struct L1Miss(FirstL1);
@@ -138,26 +139,44 @@ impl<S: Shape, L: LookL1<S::Value>> KeyUse for Probe<S, L> {
         if !L::READS {
             return Probed::Miss(key(value));
         }
+        // The usual case: the operation's record of its first cache's hit path (one
+        // pointer, no lock, no reference count).
+        if let Some(resolution) = recorded(self.op) {
+            return match &resolution.hit {
+                Some(hit) => self.look(hit.get(), value),
+                // No caches, or no L1: nothing to look at without I/O.
+                None => Probed::Miss(key(value)),
+            };
+        }
+        self.with_key_resolved(value)
+    }
+}
+
+impl<S: Shape, L: LookL1<S::Value>> Probe<S, L> {
+    /// [`KeyUse::with_key`] without a record: the first call, or a scope.
+    #[inline(never)]
+    fn with_key_resolved<K: Serialize + ?Sized>(self, value: &K) -> Probed<S::Output> {
         // Unresolved caches were warned about: the call runs uncached, as it would anyway.
         let Some(caches) = resolve(self.op) else {
             return Probed::Miss(no_key());
         };
-        let Some(first) = caches.first() else {
-            return Probed::Miss(key(value));
-        };
-        // `force_fresh` (a `#[cache_put]` stacked over it, say): no hit; the function runs.
-        let force = first.skips(|o| o.force_fresh);
+        match caches.first().and_then(HitRef::of) {
+            Some(hit) => self.look(hit, value),
+            None => Probed::Miss(key(value)),
+        }
+    }
+
+    /// The look at the first cache's L1 under `value`'s key.
+    #[inline]
+    fn look<K: Serialize + ?Sized>(self, hit: HitRef<'_>, value: &K) -> Probed<S::Output> {
         // A miss hands on the key encoded for L1 and what L1 held: the key is encoded
         // once, and a cold miss reads L1 once before L2.
-        let looked = first.with_encoded_key(value, |encoded| {
-            let looked = if force {
+        let looked = with_encoded(value, |encoded| {
+            // `force_fresh` (a `#[cache_put]` stacked over it, say): no hit; the function runs.
+            let looked = if hit.force_fresh {
                 Err(L1Miss(FirstL1::Unread))
             } else {
-                L::look(
-                    FirstCache(first),
-                    &first.l1_key_of_encoded(encoded),
-                    self.eager,
-                )
+                L::look(FirstCache(hit), &hit.key_of(encoded), self.eager)
             };
             // The encoder writes whole `str`s and ASCII only: always UTF-8.
             looked.map_err(|L1Miss(first_l1)| {

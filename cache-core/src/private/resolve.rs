@@ -3,41 +3,59 @@
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::operation::Operation;
+use crate::operation::{Operation, Resolution};
 
 /// The caches of an operation in the manager in effect; `None` (and a warning) when one
 /// cannot be resolved: the function then runs uncached rather than failing.
 #[inline]
 pub(super) fn resolve(op: &'static Operation) -> Option<Resolved> {
-    // The global manager never changes once built: its caches are resolved once per
-    // operation and borrowed, with no lock and no reference counting on the hit path.
-    if op.manager.is_none() {
-        if let Some(Some(caches)) = op.global_caches.get() {
-            if !crate::global::scoped() {
-                return Some(Resolved::Global(caches));
-            }
-        }
+    if let Some(resolution) = recorded(op) {
+        return Some(Resolved::Global(&resolution.caches));
     }
     resolve_slow(op)
 }
 
+/// The operation's resolution, when it is the one in effect for this call: the global
+/// manager's outside any scope (one relaxed load when no scope is in effect anywhere), or
+/// that of `manager = path` when the path hands over the manager it was made in (an address
+/// compared). The global manager never changes once built, nor does a `static` manager, so
+/// their caches are resolved once and borrowed: no lock and no reference count on the hit
+/// path. `None` the first time, in a scope, or when the path hands over another manager.
+#[inline]
+pub(super) fn recorded(op: &'static Operation) -> Option<&'static Resolution> {
+    match op.manager {
+        None => match op.global_caches.get() {
+            Some(Some(resolution)) if !crate::global::scoped() => Some(resolution),
+            _ => None,
+        },
+        Some(own) => {
+            let (at, _, resolution) = op.own_caches.get()?;
+            (*at == address(own())).then_some(resolution)
+        }
+    }
+}
+
+/// Where a manager handed over by `manager = path` lives.
+fn address(manager: &(dyn std::any::Any + Send + Sync)) -> usize {
+    (manager as *const (dyn std::any::Any + Send + Sync)).cast::<()>() as usize
+}
+
 /// [`resolve`] the first time in the global manager, in a `testing` scope, or with
-/// `manager = path`.
+/// `manager = path` the first time (or when the path hands over another manager).
 #[cold]
 #[inline(never)]
 fn resolve_slow(op: &'static Operation) -> Option<Resolved> {
     // `manager = path`: that manager's caches, whatever the global or scoped one is.
     if let Some(own) = op.manager {
-        let Some(manager) = own().downcast_ref::<crate::CacheManager>() else {
+        let handed = own();
+        let Some(manager) = handed.downcast_ref::<crate::CacheManager>() else {
             // Generated code only ever hands a `CacheManager` over.
             return None;
         };
-        // The path names a `static`: its caches are resolved once and borrowed, with no
-        // lock and no reference count on the hit path (the id check keeps a path that
-        // hands over another manager correct, through the shared slot below).
-        if let Some((id, caches)) = op.own_caches.get() {
+        // Another address, the same manager (a clone of it): its caches are the same.
+        if let Some((_, id, resolution)) = op.own_caches.get() {
             if *id == manager.id() {
-                return Some(Resolved::Global(caches));
+                return Some(Resolved::Global(&resolution.caches));
             }
         }
         if let Some(caches) = op.resolved.get(manager.id()) {
@@ -47,7 +65,7 @@ fn resolve_slow(op: &'static Operation) -> Option<Resolved> {
         if op.own_caches.get().is_none() {
             let _ = op
                 .own_caches
-                .set((manager.id(), caches.to_vec().into_boxed_slice()));
+                .set((address(handed), manager.id(), Resolution::new(&caches)));
         }
         op.resolved.set(manager.id(), caches.clone());
         return Some(Resolved::Scoped(caches));
@@ -55,9 +73,9 @@ fn resolve_slow(op: &'static Operation) -> Option<Resolved> {
     if let Some(global) = crate::global::unscoped_global() {
         return op
             .global_caches
-            .get_or_init(|| resolve_in(op, global).map(|caches| caches.to_vec().into_boxed_slice()))
-            .as_deref()
-            .map(Resolved::Global);
+            .get_or_init(|| resolve_in(op, global).map(|caches| Resolution::new(&caches)))
+            .as_ref()
+            .map(|resolution| Resolved::Global(&resolution.caches));
     }
     crate::global::with_current(|manager| {
         if let Some(caches) = op.resolved.get(manager.id()) {

@@ -137,6 +137,24 @@ impl KeySpaces {
 
 impl KeySpace {
     /// The key space of `base`.
+    ///
+    /// A cache's or namespace's base (`{prefix}:{cache}` or `{prefix}:{cache}#{ns}`, with
+    /// `:`, `#` and `\` escaped in the names, as the engine builds it) is the one form whose
+    /// keys read back from their text: [`L1KeyRef::parse`] of a key's `Display` gives the
+    /// same base and key for every key in it. A hand-made base that is no cache's (no `:`
+    /// after its prefix, or another unescaped one), or key bytes that are not UTF-8, make
+    /// keys that are still one entry per (base, key) on every tier in this crate and the
+    /// memory driver, but that no removal by text reaches.
+    ///
+    /// ```
+    /// use cache_core::store::{KeySpace, L1KeyRef};
+    /// let users = KeySpace::new(r"app:us\:ers");
+    /// let key = users.key_ref(b"42");
+    /// assert_eq!(L1KeyRef::parse(&key.to_string()), key);
+    /// // A base with no separator after its prefix is no cache's: its text reads back apart.
+    /// let odd = KeySpace::new("app");
+    /// assert_ne!(L1KeyRef::parse(&odd.key_ref(b"users:1").to_string()), odd.key_ref(b"users:1"));
+    /// ```
     pub fn new(base: &str) -> Self {
         KeySpace(Arc::new(Space {
             base: base.into(),
@@ -330,6 +348,16 @@ impl L1Key {
         L1KeyRef::parse(stored).to_key()
     }
 
+    /// The bytes this key holds on the heap of its own: its encoded key when that is
+    /// longer than the inline bytes, else none (its key space is shared by the entries of
+    /// its base, and counted with none of them).
+    pub(crate) fn heap_len(&self) -> usize {
+        match &self.key {
+            KeyBytes::Inline(..) => 0,
+            KeyBytes::Heap(bytes) => bytes.len(),
+        }
+    }
+
     /// The borrowed form, for lookups.
     #[inline]
     pub fn borrowed(&self) -> L1KeyRef<'_> {
@@ -510,6 +538,70 @@ mod tests {
             proptest::prop_assert!(parsed.equivalent(&space.key(encoded.as_bytes())));
             proptest::prop_assert!(engine.equivalent(&L1Key::parse(&stored)));
             proptest::prop_assert_eq!(parsed.to_string(), stored);
+        }
+
+        /// The whole chain of a hit against a bus message's removal: the key encoded on the
+        /// stack (`scalar_key.rs`, as the hit path does) in the engine's key space is the key
+        /// read back from the stored key the full encoder joins (as the bus, tags and
+        /// replays carry it), for each form the fast path takes.
+        #[test]
+        fn the_fast_paths_key_is_the_stored_keys_parts(
+            cache in "[\\\\:#=~a-z]{0,6}",
+            namespace in proptest::option::of("[\\\\:#a-z]{0,6}"),
+            text in "[\\\\:,\\[\\]{}()=~#a-zé0-9]{0,30}",
+            n: u64,
+            i: i32,
+            flag: bool,
+            c: char,
+            x in -1e12..1e12f64,
+        ) {
+            use crate::layout;
+            let mut base = layout::cache_base("app", &cache);
+            if let Some(ns) = &namespace {
+                base = layout::namespace_base(&base, ns);
+            }
+            let space = KeySpace::new(&base);
+            let mut taken = 0;
+            let mut check = |key: &dyn chain_key::Key| -> Result<(), proptest::test_runner::TestCaseError> {
+                let Some(buf) = key.fast() else { return Ok(()) };
+                taken += 1;
+                let stored = key.stored(&base);
+                let parsed = L1KeyRef::parse(&stored);
+                let engine = space.key_ref(buf.as_bytes());
+                proptest::prop_assert_eq!(parsed.hash_value(), engine.hash_value());
+                proptest::prop_assert_eq!(parsed, engine);
+                Ok(())
+            };
+            check(&n)?;
+            check(&text.as_str())?;
+            check(&(text.as_str(), n))?;
+            check(&(i, flag, c))?;
+            check(&((n, i), text.as_str()))?;
+            check(&x)?;
+            check(&Some(i))?;
+            // Integers, chars, bools and floats in this range always take the fast path.
+            proptest::prop_assert!(taken >= 4, "{taken}");
+        }
+    }
+
+    /// A key as the chain test above uses it: encoded on the stack, or joined in full.
+    mod chain_key {
+        use serde::Serialize;
+
+        use crate::scalar_key::KeyBuf;
+
+        pub(super) trait Key {
+            fn fast(&self) -> Option<KeyBuf>;
+            fn stored(&self, base: &str) -> String;
+        }
+
+        impl<K: Serialize + ?Sized> Key for K {
+            fn fast(&self) -> Option<KeyBuf> {
+                KeyBuf::encode(self)
+            }
+            fn stored(&self, base: &str) -> String {
+                crate::layout::entry_key_of(base, self).unwrap()
+            }
         }
     }
 }

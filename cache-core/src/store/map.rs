@@ -18,9 +18,12 @@ use super::{L1Key, L1KeyRef, LocalEntry, LocalTier, Scope};
 /// ```
 #[derive(Debug, Default)]
 pub struct MapTier {
-    /// Filed under the joined stored key: `std`'s map cannot look an `L1Key` up by an
-    /// `L1KeyRef` (no `Equivalent`), and this tier is not for hot paths.
-    entries: RwLock<HashMap<String, (L1Key, LocalEntry)>>,
+    /// Filed by the key's parts (base and encoded key), as the memory driver files them, so
+    /// the two agree on every key, hand-made ones included (the joined text would make two
+    /// keys one when their bytes are not UTF-8, or their base no cache's). `std`'s map cannot
+    /// look an `L1Key` up by an `L1KeyRef` (no `Equivalent`): a lookup makes an owned key,
+    /// and this tier is not for hot paths.
+    entries: RwLock<HashMap<L1Key, LocalEntry>>,
 }
 
 impl MapTier {
@@ -29,7 +32,7 @@ impl MapTier {
         Arc::new(Self::default())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (L1Key, LocalEntry)>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<L1Key, LocalEntry>> {
         // No user code runs under this lock, so a poisoned lock still holds a consistent map.
         self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
@@ -43,8 +46,8 @@ impl LocalTier for MapTier {
     }
     fn read(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        match entries.get(&key.to_string()) {
-            Some((_, entry)) if entry.keep_until.is_none_or(|until| until > Instant::now()) => {
+        match entries.get(&key.to_key()) {
+            Some(entry) if entry.keep_until.is_none_or(|until| until > Instant::now()) => {
                 read(entry);
                 true
             }
@@ -52,13 +55,13 @@ impl LocalTier for MapTier {
         }
     }
     fn insert(&self, key: L1Key, entry: LocalEntry) {
-        self.write().insert(key.to_string(), (key, entry));
+        self.write().insert(key, entry);
     }
     fn remove(&self, key: &L1KeyRef<'_>) {
-        self.write().remove(&key.to_string());
+        self.write().remove(&key.to_key());
     }
     fn remove_scope(&self, scope: &Scope) {
-        self.write().retain(|_, (k, _)| !scope.covers(k));
+        self.write().retain(|k, _| !scope.covers(k));
     }
     fn clear(&self) {
         self.write().clear();

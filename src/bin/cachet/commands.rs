@@ -326,7 +326,7 @@ async fn check_store(loaded: &Loaded, name: &str) -> Vec<Checked> {
 async fn check_bus(bus: &TierConfig, prefix: &str) -> Outcome {
     let channel = BusSettings::for_prefix(prefix).channel;
     let checked = match bus.driver.as_str() {
-        "redis" => match RedisOptions::from_tier_config(bus)
+        "redis" => match RedisOptions::from_bus_config(bus)
             .and_then(|opts| RedisBus::new(&opts, channel))
         {
             Ok(bus) => bus.check().await.map(|c| (c, bus.describe())),
