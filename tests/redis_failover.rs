@@ -117,8 +117,13 @@ struct Load {
     lost: AtomicU64,
     /// Versioned writes that failed (allowed: the task knows they were not taken).
     writes_failed: AtomicU64,
-    /// Versioned writes that failed before the fault began: none may.
+    /// Versioned writes that failed, ending before the fault began: none may.
     writes_failed_early: AtomicU64,
+    /// Versioned writes that failed, begun before the fault and ended after it began
+    /// (counted in `writes_failed`; printed).
+    writes_failed_in_flight: AtomicU64,
+    /// The error of the first write that failed before the fault.
+    first_early_failure: Mutex<Option<String>>,
     writes_acked: AtomicU64,
     /// Calls that took longer than the deadlines of their L2 operations (one per write,
     /// two per cached call: a read, and a write on a miss) plus [`MARGIN`]. Every L2
@@ -207,24 +212,38 @@ fn start_load(
                                 0 => {
                                     key.issued += 1;
                                     source().insert(key.id, key.issued);
-                                    let faulting = load.faulting.load(Ordering::Relaxed);
                                     let faulted = load.faulted.load(Ordering::Relaxed);
+                                    let faulting_before = load.faulting.load(Ordering::Relaxed);
                                     let written = Versioned {
                                         id: key.id,
                                         version: key.issued,
                                     };
                                     let set = writes.set(&key.id, &written).await;
                                     load.timed(started.elapsed(), 1);
-                                    if set.is_ok() {
-                                        Load::count(&load.writes_acked);
-                                        key.acked = key.issued;
-                                        if faulted {
-                                            key.acked_since_fault = key.issued;
+                                    // Read once the write is over: one still in flight when
+                                    // the fault began may fail by it.
+                                    let faulting = load.faulting.load(Ordering::Relaxed);
+                                    match set {
+                                        Ok(()) => {
+                                            Load::count(&load.writes_acked);
+                                            key.acked = key.issued;
+                                            if faulted {
+                                                key.acked_since_fault = key.issued;
+                                            }
                                         }
-                                    } else if faulting {
-                                        Load::count(&load.writes_failed);
-                                    } else {
-                                        Load::count(&load.writes_failed_early);
+                                        Err(_) if faulting => {
+                                            Load::count(&load.writes_failed);
+                                            if !faulting_before {
+                                                Load::count(&load.writes_failed_in_flight);
+                                            }
+                                        }
+                                        Err(e) => {
+                                            Load::count(&load.writes_failed_early);
+                                            load.first_early_failure
+                                                .lock()
+                                                .unwrap_or_else(PoisonError::into_inner)
+                                                .get_or_insert_with(|| e.to_string());
+                                        }
                                     }
                                 }
                                 1 => match value(key.id).await {
@@ -415,7 +434,8 @@ async fn failover_under_load(
     let slowest = Duration::from_micros(Load::get(&load.slowest_us));
     println!(
         "{topology} failover under load: {} calls by {TASKS} tasks, {} failed, {} wrong, {} stale, \
-         {} over their deadline, slowest call {slowest:?}; versioned writes {} acknowledged, {} failed, \
+         {} over their deadline, slowest call {slowest:?}; versioned writes {} acknowledged, {} failed \
+         ({} of them begun before the fault), \
          {} acknowledged before the fault lost by the failover; \
          promotion seen {:?} after the fault; writes resumed {:?} after the fault ({:?} after the promotion), \
          bus messages {:?} after the fault ({:?} after the promotion)",
@@ -426,6 +446,7 @@ async fn failover_under_load(
         Load::get(&load.over_deadline),
         Load::get(&load.writes_acked),
         Load::get(&load.writes_failed),
+        Load::get(&load.writes_failed_in_flight),
         Load::get(&load.lost),
         since(promoted_at, broken_at),
         since(wrote, broken_at),
@@ -445,7 +466,10 @@ async fn failover_under_load(
     assert_eq!(
         Load::get(&load.writes_failed_early),
         0,
-        "{topology}: versioned writes failed before the fault"
+        "{topology}: versioned writes failed before the fault (the first: {:?})",
+        load.first_early_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     );
     assert_eq!(Load::get(&load.wrong), 0, "{topology}: wrong values");
     assert_eq!(Load::get(&load.stale), 0, "{topology}: stale values");

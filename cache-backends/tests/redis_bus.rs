@@ -288,30 +288,6 @@ async fn a_frozen_cluster_master_is_noticed_and_the_bus_resubscribes_to_the_prom
     .await;
 }
 
-/// On a cluster the heartbeat pings the node holding the subscription, by address. Here
-/// its patience (3 × a 2 s heartbeat) outlasts the failover: while the `PING`s to the
-/// frozen master time out and are sent again, the cluster connection reads its slot map
-/// again and names the promoted master. A `PING` routed by slot would then be answered by
-/// the successor (and the subscription moved there by the cluster connection without a
-/// word): the handler never told it may have missed messages.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_cluster_master_is_noticed_after_the_slot_map_names_its_successor() {
-    let cluster = Arc::new(RedisCluster::start());
-    let opts = RedisOptions::cluster(cluster.urls());
-    let (freezing, watching) = (Arc::clone(&cluster), Arc::clone(&cluster));
-    heard_again_with_the_master_frozen(
-        opts,
-        Duration::from_secs(2),
-        move || {
-            let victim = freezing.master_of(CHANNEL);
-            freezing.pause(victim);
-            victim
-        },
-        move |frozen| watching.wait_for_failover(frozen),
-    )
-    .await;
-}
-
 /// A subscriber (pinging every `heartbeat`) and a publisher on `opts`; once the bus works,
 /// `freeze` freezes the master the subscription is on (returning its port) and `promoted`
 /// waits for its successor.

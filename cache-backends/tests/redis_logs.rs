@@ -105,6 +105,41 @@ fn a_flapping_subscription_is_warned_of_once() {
     assert!(logs.contains("why=\"the connection closed\""), "{logs}");
 }
 
+/// On a cluster the heartbeat pings the node whose connection holds the `SSUBSCRIBE`, by
+/// address, not whichever master the connection's slot map names later: the subscriber
+/// tells that node when it subscribes (`CLIENT INFO` on the connection that subscribed,
+/// then by address on the same connection), and says so at `debug` when it cannot.
+#[test]
+fn a_cluster_subscription_knows_the_node_it_is_on() {
+    let capture = capture();
+    let cluster = redis_server::RedisCluster::start();
+    let channel = "node:__bus";
+    let bus = RedisBus::new(&RedisOptions::cluster(cluster.urls()), channel).unwrap();
+    bus.subscribe(Arc::new(|_| {}));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bus.is_subscribed() {
+        assert!(Instant::now() < deadline, "not subscribed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The subscription is on the channel's master: its PINGs arrive there.
+    let master = cluster.master_of(channel);
+    let pinged = || {
+        redis_server::cli(master, &["CLIENT", "LIST"])
+            .lines()
+            .any(|l| l.contains(" ssub=1 ") && l.contains(" cmd=ping "))
+    };
+    while !pinged() {
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat on the subscribed connection"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // (The only cluster of this binary's tests.)
+    let logs = capture.0.lock().unwrap().clone();
+    assert!(!logs.contains("could not be told"), "{logs}");
+}
+
 #[tokio::test]
 async fn logs_never_hold_the_password() {
     let capture = capture();
