@@ -530,3 +530,47 @@ impl StoreBuilder {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::store::MapTier;
+    use crate::{CacheManager, CacheOptions, StoreBuilder};
+
+    /// Issue 15's runtime options set on the builder are every cache's defaults, under a
+    /// cache's own options and a view's.
+    #[test]
+    fn the_builders_runtime_options_are_every_caches_defaults() {
+        let secs = Duration::from_secs;
+        let own = CacheOptions::new().tti(secs(60)).skip_bus(true);
+        let manager = CacheManager::builder()
+            .store("main", StoreBuilder::new().l1(MapTier::new()))
+            .tti(secs(600))
+            .jitter(secs(30))
+            .l1_ttl(secs(20))
+            .wait_timeout(secs(5))
+            .background_l2_writes(true)
+            .cache_options("users", own)
+            .build()
+            .unwrap();
+        let defaults = CacheOptions::new()
+            .tti(secs(600))
+            .jitter(secs(30))
+            .l1_ttl(secs(20))
+            .wait_timeout(secs(5))
+            .background_l2_writes(true);
+        let settings = |cache: &crate::Cache| *cache.engine.settings();
+        assert_eq!(
+            settings(&manager.cache("orders").unwrap()),
+            CacheOptions::layered([&defaults])
+        );
+        let users = manager.cache("users").unwrap();
+        assert_eq!(settings(&users), CacheOptions::layered([&defaults, &own]));
+        let call = CacheOptions::new().force_fresh(true).skip_l2_read(true);
+        assert_eq!(
+            settings(&users.with_options(call)),
+            CacheOptions::layered([&defaults, &own, &call])
+        );
+    }
+}
