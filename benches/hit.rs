@@ -42,6 +42,10 @@ static CACHET_ASYNC_MOKA_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHET_TTL_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHET_STR_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+static FRONT_SYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+static FRONT_TTL_RUNS: AtomicU64 = AtomicU64::new(0);
+static FRONT_STR_RUNS: AtomicU64 = AtomicU64::new(0);
+static FRONT_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
 
 #[cachet::cacheable("bench")]
@@ -89,6 +93,32 @@ async fn cachet_async_moka(id: u64) -> u64 {
     id * 2
 }
 
+/// The `_front` functions: the same on store "front", a memory store (quick_cache) whose
+/// reads go through the per-thread front table (`front_table = true`).
+#[cachet::cacheable("bench_front")]
+fn cachet_sync_front(id: u64) -> u64 {
+    FRONT_SYNC_RUNS.fetch_add(1, Relaxed);
+    id * 2
+}
+
+#[cachet::cacheable("bench_front_ttl", ttl = "1h")]
+fn cachet_sync_ttl_front(id: u64) -> u64 {
+    FRONT_TTL_RUNS.fetch_add(1, Relaxed);
+    id * 2
+}
+
+#[cachet::cacheable("bench_front_str")]
+fn cachet_sync_str_front(key: &str) -> u64 {
+    FRONT_STR_RUNS.fetch_add(1, Relaxed);
+    key.len() as u64
+}
+
+#[cachet::cacheable("bench_front_async")]
+async fn cachet_async_front(id: u64) -> u64 {
+    FRONT_ASYNC_RUNS.fetch_add(1, Relaxed);
+    id * 2
+}
+
 #[cached::proc_macro::cached]
 fn cached_sync(id: u64) -> u64 {
     CACHED_SYNC_RUNS.fetch_add(1, Relaxed);
@@ -112,6 +142,8 @@ struct Engines {
     tier_moka: Arc<MemoryTier>,
     /// The same on quick_cache (expiry checked on read, sweeps).
     tier_quick: Arc<MemoryTier>,
+    /// The same with its front table on.
+    tier_front: Arc<MemoryTier>,
     /// The key cachet stores `KEY` under in cache "bench" (`{prefix}:{cache}:{key}`).
     stored_key: String,
     /// The memory driver's key space of cache "bench": its L1 keys are this space and
@@ -140,8 +172,9 @@ impl Engines {
             quick_str.insert(stored.clone(), k * 2);
         }
         let space = KeySpace::new("cachet:bench");
-        let tier = |engine| {
-            let tier = MemoryTier::new(MemoryOptions::max_entries(CAPACITY).engine(engine));
+        let tier = |engine, front| {
+            let options = MemoryOptions::max_entries(CAPACITY).engine(engine);
+            let tier = MemoryTier::new(options.front_table(front));
             for k in 0..RESIDENT {
                 let key = space.key(k.to_string().as_bytes());
                 tier.insert(key, LocalEntry::new(Arc::new(k * 2), None, None, 100));
@@ -149,8 +182,9 @@ impl Engines {
             tier
         };
         Self {
-            tier_moka: tier(MemoryEngine::Moka),
-            tier_quick: tier(MemoryEngine::QuickCache),
+            tier_moka: tier(MemoryEngine::Moka, false),
+            tier_quick: tier(MemoryEngine::QuickCache, false),
+            tier_front: tier(MemoryEngine::QuickCache, true),
             moka,
             moka_str,
             quick,
@@ -176,8 +210,12 @@ fn warm_resident(rt: &tokio::runtime::Runtime) {
             cachet_sync_str(&str_key(k));
             cachet_sync_moka(k);
             cached_sync(k);
+            cachet_sync_front(k);
+            cachet_sync_ttl_front(k);
+            cachet_sync_str_front(&str_key(k));
             rt.block_on(async {
                 cachet_async(k).await;
+                cachet_async_front(k).await;
                 cachet_async_moka(k).await;
                 cached_async(k).await;
                 cache.set(&k, &(k * 2)).await.expect("cachet set");
@@ -202,9 +240,15 @@ fn cachet_cache() -> &'static cachet::Cache {
     static CACHE: std::sync::OnceLock<cachet::Cache> = std::sync::OnceLock::new();
     CACHE.get_or_init(|| {
         let moka = MemoryTier::new(MemoryOptions::max_entries(CAPACITY).engine(MemoryEngine::Moka));
+        let front = MemoryTier::new(MemoryOptions::max_entries(CAPACITY).front_table(true));
         let manager = cachet::CacheManager::builder()
             .memory_store("memory")
             .store("moka", cachet::StoreBuilder::new().l1(moka))
+            .store("front", cachet::StoreBuilder::new().l1(front))
+            .cache_store("bench_front", "front")
+            .cache_store("bench_front_ttl", "front")
+            .cache_store("bench_front_str", "front")
+            .cache_store("bench_front_async", "front")
             .default_store("memory")
             .cache_store("bench_moka", "moka")
             .cache_store("bench_async_moka", "moka")
@@ -308,6 +352,9 @@ fn hit_sync(c: &mut Criterion) {
     g.bench_function("memory_tier_get_quick_cache", |b| {
         b.iter(|| engines.tier_get(&engines.tier_quick))
     });
+    g.bench_function("memory_tier_get_quick_cache_front", |b| {
+        b.iter(|| engines.tier_get(&engines.tier_front))
+    });
     if is_cached("cached #[cached] sync", &CACHED_SYNC_RUNS, || {
         cached_sync(KEY);
     }) {
@@ -347,6 +394,39 @@ fn hit_sync(c: &mut Criterion) {
     ) {
         g.bench_function("cachet_cacheable_moka", |b| {
             b.iter(|| cachet_sync_moka(black_box(KEY)))
+        });
+    }
+    if is_cached(
+        "cachet #[cacheable] sync, front table",
+        &FRONT_SYNC_RUNS,
+        || {
+            cachet_sync_front(KEY);
+        },
+    ) {
+        g.bench_function("cachet_cacheable_front", |b| {
+            b.iter(|| cachet_sync_front(black_box(KEY)))
+        });
+    }
+    if is_cached(
+        "cachet #[cacheable] sync, ttl, front table",
+        &FRONT_TTL_RUNS,
+        || {
+            cachet_sync_ttl_front(KEY);
+        },
+    ) {
+        g.bench_function("cachet_cacheable_ttl_front", |b| {
+            b.iter(|| cachet_sync_ttl_front(black_box(KEY)))
+        });
+    }
+    if is_cached(
+        "cachet #[cacheable] sync, &str key, front table",
+        &FRONT_STR_RUNS,
+        || {
+            cachet_sync_str_front(&engines.str_key);
+        },
+    ) {
+        g.bench_function("cachet_cacheable_str_front", |b| {
+            b.iter(|| cachet_sync_str_front(black_box(engines.str_key.as_str())))
         });
     }
     if cachet_get_works(&rt) {
@@ -415,6 +495,16 @@ fn hit_async(c: &mut Criterion) {
     ) {
         g.bench_function("cachet_cacheable_moka", |b| {
             b.to_async(&rt).iter(|| cachet_async_moka(black_box(KEY)))
+        });
+    }
+    if is_cached_async(
+        &rt,
+        "cachet #[cacheable] async, front table",
+        &FRONT_ASYNC_RUNS,
+        cachet_async_front,
+    ) {
+        g.bench_function("cachet_cacheable_front", |b| {
+            b.to_async(&rt).iter(|| cachet_async_front(black_box(KEY)))
         });
     }
     if cachet_get_works(&rt) {
@@ -534,6 +624,13 @@ fn hit_2threads(c: &mut Criterion) {
             })
         })
     });
+    g.bench_function("memory_tier_get_quick_cache_front", |b| {
+        b.iter_custom(|n| {
+            two_threads(n, |_| {
+                black_box(engines.tier_get(&engines.tier_front));
+            })
+        })
+    });
     if is_cached("cached #[cached] sync", &CACHED_SYNC_RUNS, || {
         cached_sync(KEY);
     }) {
@@ -552,6 +649,21 @@ fn hit_2threads(c: &mut Criterion) {
             b.iter_custom(|n| {
                 two_threads(n, |_| {
                     black_box(cachet_sync(black_box(KEY)));
+                })
+            })
+        });
+    }
+    if is_cached(
+        "cachet #[cacheable] sync, front table",
+        &FRONT_SYNC_RUNS,
+        || {
+            cachet_sync_front(KEY);
+        },
+    ) {
+        g.bench_function("cachet_cacheable_sync_front", |b| {
+            b.iter_custom(|n| {
+                two_threads(n, |_| {
+                    black_box(cachet_sync_front(black_box(KEY)));
                 })
             })
         });
@@ -583,6 +695,16 @@ fn hit_2threads(c: &mut Criterion) {
     ) {
         g.bench_function("cachet_cacheable_async", |b| {
             b.iter_custom(|n| two_tasks(&rt2, n, |_| cachet_async(black_box(KEY))))
+        });
+    }
+    if is_cached_async(
+        &rt2,
+        "cachet #[cacheable] async, front table",
+        &FRONT_ASYNC_RUNS,
+        cachet_async_front,
+    ) {
+        g.bench_function("cachet_cacheable_async_front", |b| {
+            b.iter_custom(|n| two_tasks(&rt2, n, |_| cachet_async_front(black_box(KEY))))
         });
     }
     if is_cached_async(
@@ -620,11 +742,21 @@ fn hit_2threads(c: &mut Criterion) {
             })
         })
     });
+    g.bench_function("cachet_cacheable_sync_front_1024keys", |b| {
+        b.iter_custom(|n| {
+            two_threads(n, |i| {
+                black_box(cachet_sync_front(black_box(key_of(i))));
+            })
+        })
+    });
     g.bench_function("cached_macro_async_1024keys", |b| {
         b.iter_custom(|n| two_tasks(&rt2, n, move |i| cached_async(black_box(key_of(i)))))
     });
     g.bench_function("cachet_cacheable_async_1024keys", |b| {
         b.iter_custom(|n| two_tasks(&rt2, n, move |i| cachet_async(black_box(key_of(i)))))
+    });
+    g.bench_function("cachet_cacheable_async_front_1024keys", |b| {
+        b.iter_custom(|n| two_tasks(&rt2, n, move |i| cachet_async_front(black_box(key_of(i)))))
     });
     if cachet_get_works(&rt1) {
         let cache = cachet_cache();
@@ -755,6 +887,11 @@ fn count_mode(spec: &str) {
                 .unwrap_or(0),
             "memory_tier_get_moka" => engines.tier_get(&engines.tier_moka).unwrap_or(0),
             "memory_tier_get_quick_cache" => engines.tier_get(&engines.tier_quick).unwrap_or(0),
+            "memory_tier_get_front" => engines.tier_get(&engines.tier_front).unwrap_or(0),
+            "cachet_sync_front" => cachet_sync_front(black_box(KEY)),
+            "cachet_sync_ttl_front" => cachet_sync_ttl_front(black_box(KEY)),
+            "cachet_sync_str_front" => cachet_sync_str_front(black_box(engines.str_key.as_str())),
+            "cachet_async_front" => ready(cachet_async_front(black_box(KEY)).now_or_never()),
             "cached_sync" => cached_sync(black_box(KEY)),
             "cachet_sync" => cachet_sync(black_box(KEY)),
             "cachet_sync_ttl" => cachet_sync_ttl(black_box(KEY)),

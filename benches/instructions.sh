@@ -14,7 +14,8 @@ count() {
 }
 printf '| op | instructions per hit |\n|---|---:|\n'
 ops=${OPS:-"moka_get_str memory_tier_get_moka quick_cache_get_str memory_tier_get_quick_cache \
-    cached_sync cachet_sync cachet_sync_ttl cachet_sync_str cachet_sync_moka cached_async cachet_async cachet_async_moka"}
+    cached_sync cachet_sync cachet_sync_ttl cachet_sync_str cachet_sync_moka cached_async cachet_async cachet_async_moka \
+    memory_tier_get_front cachet_sync_front cachet_sync_ttl_front cachet_sync_str_front cachet_async_front"}
 for op in $ops; do
     base=$(count "$op" 0)
     full=$(count "$op" "$n")

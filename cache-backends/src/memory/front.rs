@@ -27,6 +27,8 @@
 use std::cell::{Cell, RefCell};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use cache_core::store::{Equivalent, L1Key, L1KeyRef, LocalEntry};
 
@@ -48,13 +50,56 @@ pub(super) fn tier_id() -> u64 {
     NEXT_TIER.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A shard's version: bumped by every write lock of the shard, before it is released. On
+/// cache lines of its own (two, as the adjacent-line prefetcher pairs them): front hits
+/// read it while locked reads of the shard's other keys write its lock word. Behind an
+/// `Arc` that held entries share, so a front hit reads it without finding the shard.
+#[repr(align(128))]
+#[derive(Default)]
+pub(super) struct Version(AtomicU64);
+
+impl Version {
+    /// The version as of now; under the shard's read lock, the version of what it holds.
+    #[inline]
+    pub(super) fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Bumps it: only under the shard's write lock (the one writer: no read-modify-write).
+    pub(super) fn bump(&self) {
+        let next = self.0.load(Ordering::Relaxed).wrapping_add(1);
+        self.0.store(next, Ordering::Release);
+    }
+}
+
 /// An entry a thread holds for a tier: a clone taken under its shard's read lock, good
-/// while the shard's version is still `version`.
+/// while the shard's version is still `seen`.
 pub(super) struct Held {
     pub(super) tier: u64,
-    pub(super) version: u64,
     pub(super) key: L1Key,
     pub(super) entry: LocalEntry,
+    pub(super) version: Arc<Version>,
+    pub(super) seen: u64,
+}
+
+impl Held {
+    /// Whether this is `key` of tier `tier`.
+    #[inline(always)]
+    fn is(&self, tier: u64, key: &L1KeyRef<'_>) -> bool {
+        self.tier == tier && key.equivalent(&self.key)
+    }
+}
+
+/// What a slot did with a read.
+pub(super) enum Serve {
+    /// Lent its entry, which never expires.
+    Untimed,
+    /// Lent its entry, which expires, at this instant.
+    Lent(Instant),
+    /// Holds nothing for the key (or this time is the one of [`HITS_PER_LOCKED_READ`]
+    /// to go through the lock): read through the lock, and take the entry in (`true`)
+    /// or not.
+    Locked { take: bool },
 }
 
 /// One slot of a thread's table.
@@ -75,32 +120,53 @@ impl Slot {
         hits: 0,
     };
 
-    /// The entry held for `key` of tier `tier`, whatever its version.
-    #[inline]
-    pub(super) fn holding(&self, tier: u64, key: &L1KeyRef<'_>) -> Option<&Held> {
-        self.held
-            .as_ref()
-            .filter(|held| held.tier == tier && key.equivalent(&held.key))
+    /// Whether the slot holds `key` of tier `tier`, whatever its version.
+    pub(super) fn holds(&self, tier: u64, key: &L1KeyRef<'_>) -> bool {
+        self.held.as_ref().is_some_and(|held| held.is(tier, key))
     }
 
-    /// Counts a front hit: `false` when this one should go through the lock instead
-    /// (see [`HITS_PER_LOCKED_READ`]).
+    /// A read of `key` of tier `tier`: lent to `read` from the slot if it holds a current
+    /// clone of it, not past its `keep_until`; otherwise what the locked read should do.
     #[inline]
-    pub(super) fn count_hit(&mut self) -> bool {
+    pub(super) fn serve(
+        &mut self,
+        tier: u64,
+        key: &L1KeyRef<'_>,
+        read: &mut dyn FnMut(&LocalEntry),
+    ) -> Serve {
+        let Some(held) = self.held.as_ref().filter(|held| held.is(tier, key)) else {
+            return Serve::Locked {
+                take: self.seen_twice(tier, key.hash_value()),
+            };
+        };
+        if held.version.get() != held.seen {
+            return Serve::Locked { take: true };
+        }
+        let served = match held.entry.keep_until {
+            None => Serve::Untimed,
+            Some(until) => {
+                let now = Instant::now();
+                if until <= now {
+                    return Serve::Locked { take: true };
+                }
+                Serve::Lent(now)
+            }
+        };
+        self.hits += 1;
+        if self.hits >= HITS_PER_LOCKED_READ {
+            self.hits = 0;
+            return Serve::Locked { take: true };
+        }
         #[cfg(test)]
         SERVED.with(|n| n.set(n.get() + 1));
-        self.hits += 1;
-        if self.hits < HITS_PER_LOCKED_READ {
-            return true;
-        }
-        self.hits = 0;
-        false
+        read(&held.entry);
+        served
     }
 
     /// Notes a locked read of `hash` (of tier `tier`) that this slot does not hold:
     /// whether it was the slot's last one too, so that it should be taken in.
     #[inline]
-    pub(super) fn seen_twice(&mut self, tier: u64, hash: u64) -> bool {
+    fn seen_twice(&mut self, tier: u64, hash: u64) -> bool {
         let seen = self.candidate == (tier, hash);
         self.candidate = (tier, hash);
         seen
@@ -196,27 +262,47 @@ impl Equivalent<L1Key> for Keeping<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    fn held(tier: u64, key: &str, version: u64) -> Held {
+    fn held(tier: u64, key: &str, version: &Arc<Version>) -> Held {
         Held {
             tier,
-            version,
             key: L1Key::parse(key),
             entry: LocalEntry::new(Arc::new(1u8), None, None, 8),
+            version: version.clone(),
+            seen: version.get(),
+        }
+    }
+
+    /// What `slot` does with a read of `key` of `tier`: `Some(true)` lent, `Some(false)`
+    /// to take in through the lock, `None` through the lock only.
+    fn serve(slot: &mut Slot, tier: u64, key: &str) -> Option<bool> {
+        let mut lent = false;
+        match slot.serve(tier, &L1KeyRef::parse(key), &mut |_| lent = true) {
+            Serve::Untimed | Serve::Lent(_) => Some(lent),
+            Serve::Locked { take } => {
+                assert!(!lent);
+                take.then_some(false)
+            }
         }
     }
 
     #[test]
-    fn a_slot_holds_a_key_for_its_tier_only() {
+    fn a_slot_serves_its_key_for_its_tier_while_the_version_holds() {
+        let version = Arc::new(Version::default());
         let mut slot = Slot::EMPTY;
-        assert!(slot.hold(held(7, "p:c:1", 3)).is_none());
-        let key = L1KeyRef::parse("p:c:1");
-        assert_eq!(slot.holding(7, &key).map(|h| h.version), Some(3));
-        assert!(slot.holding(8, &key).is_none(), "another tier");
-        assert!(slot.holding(7, &L1KeyRef::parse("p:c:2")).is_none());
-        assert!(slot.holding(7, &L1KeyRef::parse("p:d:1")).is_none());
-        assert_eq!(slot.hold(held(7, "p:c:2", 4)).map(|h| h.version), Some(3));
+        assert!(slot.hold(held(7, "p:c:1", &version)).is_none());
+        assert!(slot.holds(7, &L1KeyRef::parse("p:c:1")));
+        assert_eq!(serve(&mut slot, 7, "p:c:1"), Some(true));
+        assert_eq!(serve(&mut slot, 8, "p:c:1"), None, "another tier");
+        assert_eq!(serve(&mut slot, 7, "p:c:2"), None, "another key");
+        assert_eq!(serve(&mut slot, 7, "p:d:1"), None, "another cache");
+        version.bump();
+        assert_eq!(
+            serve(&mut slot, 7, "p:c:1"),
+            Some(false),
+            "stale: taken in again"
+        );
+        assert!(slot.hold(held(7, "p:c:2", &version)).is_some());
     }
 
     #[test]
@@ -231,9 +317,11 @@ mod tests {
 
     #[test]
     fn every_so_many_front_hits_one_reads_through_the_lock() {
+        let version = Arc::new(Version::default());
         let mut slot = Slot::EMPTY;
+        slot.hold(held(7, "p:c:1", &version));
         let through_lock = (0..3 * HITS_PER_LOCKED_READ)
-            .filter(|_| !slot.count_hit())
+            .filter(|_| serve(&mut slot, 7, "p:c:1") == Some(false))
             .count();
         assert_eq!(through_lock, 3);
     }

@@ -28,6 +28,7 @@
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_core::store::{L1Hasher, L1Key, L1KeyRef, LocalEntry, Scope};
@@ -35,7 +36,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use quick_cache::unsync::Cache as Quick;
 use quick_cache::Lifecycle;
 
-use super::front::{self, Held, Keeping};
+use super::front::{self, Held, Keeping, Serve, Version};
 use super::MemoryBound;
 
 /// Resident bytes one entry costs beyond its value and the heap bytes of its key (an
@@ -110,23 +111,23 @@ enum Found {
 /// A shard's table: a single-threaded quick_cache.
 type Table = Quick<L1Key, LocalEntry, Weigh, L1Hasher, DropLater>;
 
-/// A value on cache lines of its own (two, as the adjacent-line prefetcher pairs them).
+/// A lock on cache lines of its own (two, as the adjacent-line prefetcher pairs them), so
+/// that the shards' lock words are not written next to their versions or to each other.
 #[repr(align(128))]
 struct Padded<T>(T);
 
 /// One shard: a single-threaded quick_cache under a lock, and its version.
 struct Shard {
     /// Bumped by every write lock of the table, before it is released (see [`Writing`]):
-    /// what front tables check their clones against. On a line of its own: front hits
-    /// read it while locked reads of other keys write the lock word.
-    version: Padded<AtomicU64>,
+    /// what front tables check their clones against.
+    version: Arc<Version>,
     table: Padded<RwLock<Table>>,
 }
 
 impl Shard {
     fn new(table: Table) -> Self {
         Self {
-            version: Padded(AtomicU64::new(0)),
+            version: Arc::default(),
             table: Padded(RwLock::new(table)),
         }
     }
@@ -140,14 +141,8 @@ impl Shard {
     fn write(&self) -> Writing<'_> {
         Writing {
             table: self.table.0.write(),
-            version: &self.version.0,
+            version: &self.version,
         }
-    }
-
-    /// The version as of now; under the read lock, the version of what the table holds.
-    #[inline]
-    fn version(&self) -> u64 {
-        self.version.0.load(Ordering::Acquire)
     }
 }
 
@@ -156,7 +151,7 @@ impl Shard {
 /// current, whichever operation made it.
 struct Writing<'a> {
     table: RwLockWriteGuard<'a, Table>,
-    version: &'a AtomicU64,
+    version: &'a Version,
 }
 
 impl Deref for Writing<'_> {
@@ -174,9 +169,7 @@ impl DerefMut for Writing<'_> {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        // The only writer (under the lock): no read-modify-write needed.
-        let next = self.version.load(Ordering::Relaxed).wrapping_add(1);
-        self.version.store(next, Ordering::Release);
+        self.version.bump();
     }
 }
 
@@ -311,12 +304,18 @@ impl QuickTier {
     /// present and not past `keep_until`: one lock and one table probe, the clock read
     /// (under the lock) only for an entry that expires. With a front table, an entry this
     /// thread holds a current clone of is lent from it, without the lock.
-    #[inline]
+    #[inline(always)]
     pub(super) fn read(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
-        let (_, shard) = self.locate(key);
         if self.front {
-            return self.read_front(shard, key, read);
+            return self.read_front(key, read);
         }
+        self.read_locked(key, read)
+    }
+
+    /// The read through the shard's lock.
+    #[inline]
+    fn read_locked(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        let (_, shard) = self.locate(key);
         let found = Self::look(shard, key, read, None);
         self.after(found, shard, key)
     }
@@ -359,9 +358,10 @@ impl QuickTier {
         if let Some((key, (into, tier))) = stored {
             *into = Some(Held {
                 tier,
-                version: shard.version(),
                 key,
                 entry: entry.clone(),
+                version: shard.version.clone(),
+                seen: shard.version.get(),
             });
         }
         found
@@ -378,78 +378,71 @@ impl QuickTier {
                 false
             }
             Found::Lent(now) => {
-                // Every 32nd such hit of this thread checks for a due sweep step: the
-                // check (the instant in nanoseconds since the epoch) costs a hit more than
-                // the rest of the driver's timing work, and inserts and misses check too.
-                if TIMED_HITS.with(|n| {
-                    let hits = n.get().wrapping_add(1);
-                    n.set(hits);
-                    hits % TIMED_HITS_PER_SWEEP_CHECK == 0
-                }) {
-                    self.maybe_sweep(now);
-                }
+                self.timed_hit(now);
                 true
             }
             Found::Expired(now) => self.drop_expired(shard, key, now),
         }
     }
 
+    /// A hit on an expiring entry at `now`. Every 32nd such hit of this thread checks for a
+    /// due sweep step: the check (the instant in nanoseconds since the epoch) costs a hit
+    /// more than the rest of the driver's timing work, and inserts and misses check too.
+    #[inline(always)]
+    fn timed_hit(&self, now: Instant) {
+        if TIMED_HITS.with(|n| {
+            let hits = n.get().wrapping_add(1);
+            n.set(hits);
+            hits % TIMED_HITS_PER_SWEEP_CHECK == 0
+        }) {
+            self.maybe_sweep(now);
+        }
+    }
+
     /// [`QuickTier::read`] through this thread's front table: an entry held there for
     /// `key`, current (its shard's version unchanged) and not past `keep_until`, is lent
-    /// from it; otherwise the locked read, which takes the entry in when the slot held it
-    /// already (refreshing it) or saw the key just before (a key read twice in a row).
-    fn read_front(
-        &self,
-        shard: &Shard,
-        key: &L1KeyRef<'_>,
-        read: &mut dyn FnMut(&LocalEntry),
-    ) -> bool {
-        // What the slot let go of: dropped last, once no lock or table borrow is held,
-        // as the value's `Drop` may do anything.
-        let mut released = None;
-        let found = front::with_slot(key.hash_value(), |slot| {
-            let refresh = match slot.holding(self.id, key) {
-                Some(held) => {
-                    if held.version == shard.version() {
-                        let found = match held.entry.keep_until {
-                            None => Some(Found::Untimed),
-                            Some(until) => {
-                                let now = Instant::now();
-                                (until > now).then_some(Found::Lent(now))
-                            }
-                        };
-                        if let Some(found) = found {
-                            if slot.count_hit() {
-                                if let Some(held) = &slot.held {
-                                    read(&held.entry);
-                                }
-                                return found;
-                            }
-                        }
-                    }
-                    true
-                }
-                None => slot.seen_twice(self.id, key.hash_value()),
-            };
-            if !refresh {
-                return Self::look(shard, key, read, None);
+    /// from it without the shard's lock; otherwise the locked read, which takes the entry
+    /// in when the slot held it already (refreshing it) or saw the key just before.
+    /// Out of line, with the locked paths out of line too: a front hit then keeps a small
+    /// frame (no registers spilled for the locked read's work).
+    #[inline(never)]
+    fn read_front(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        match front::with_slot(key.hash_value(), |slot| slot.serve(self.id, key, read)) {
+            Some(Serve::Untimed) => true,
+            Some(Serve::Lent(now)) => {
+                self.timed_hit(now);
+                true
             }
-            let mut kept = None;
-            let found = Self::look(shard, key, read, Some((&mut kept, self.id)));
-            released = match kept {
-                Some(held) => slot.hold(held),
-                // Gone, expired or not read: a slot holding this key lets it go.
-                None if slot.holding(self.id, key).is_some() => slot.held.take(),
-                None => None,
-            };
-            found
+            Some(Serve::Locked { take: true }) => self.read_taking(key, read),
+            // Not taken in, or this thread's table is in use (a read re-entered from
+            // inside a read) or gone (the thread is exiting).
+            Some(Serve::Locked { take: false }) | None => self.read_through(key, read),
+        }
+    }
+
+    /// [`QuickTier::read_locked`], out of line (see [`QuickTier::read_front`]).
+    #[inline(never)]
+    fn read_through(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        self.read_locked(key, read)
+    }
+
+    /// The locked read, the entry found cloned into this thread's slot for `key` (or the
+    /// slot's clone of it let go, when it is gone or expired).
+    #[inline(never)]
+    fn read_taking(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        let (_, shard) = self.locate(key);
+        let mut kept = None;
+        let found = Self::look(shard, key, read, Some((&mut kept, self.id)));
+        // The lock is released: a writer may have bumped the version since the clone was
+        // taken, which the clone's recorded version shows at its next read.
+        let released = front::with_slot(key.hash_value(), |slot| match kept {
+            Some(held) => slot.hold(held),
+            None if slot.holds(self.id, key) => slot.held.take(),
+            None => None,
         });
-        let found = match found {
-            Some(found) => found,
-            // This thread's table is in use (a re-entered read) or gone.
-            None => Self::look(shard, key, read, None),
-        };
         let hit = self.after(found, shard, key);
+        // Dropped last, once no lock or table borrow is held: a value's `Drop` may do
+        // anything.
         drop(released);
         hit
     }
