@@ -86,7 +86,12 @@ impl Connection {
             connecting: tokio::sync::Mutex::new(()),
             flavour: AtomicU8::new(FLAVOUR_UNKNOWN),
             locals: Locals::default(),
-            runtime_connections: opts.runtime_connections,
+            // One server only: a runtime's own connection to a Sentinel master would look the
+            // master up through the shared Sentinel client (its lock held by a task of a
+            // runtime that may sit idle, stalling the shared reconnect after a failover), and
+            // would not follow the shared connection to a promoted master.
+            runtime_connections: opts.runtime_connections
+                && matches!(opts.topology, topology::Topology::Node(_)),
         }))
     }
 
@@ -446,7 +451,7 @@ impl Connection {
 
     /// Makes the connection of `runtime` (`id`) on a task of that runtime, so its driver
     /// task is that runtime's; the task then holds the token that says the runtime (and so
-    /// the driver) still runs, until the runtime shuts down. A connect that fails or
+    /// the driver) still runs, until the runtime shuts down or the entry goes. A connect that fails or
     /// panics (a runtime built without I/O or time) leaves that runtime on the shared one.
     fn make_local(self: &Arc<Self>, runtime: &tokio::runtime::Handle, id: tokio::runtime::Id) {
         let this = Arc::downgrade(self);
@@ -464,10 +469,13 @@ impl Connection {
             match attempt {
                 Ok(Ok(Ok(made))) => {
                     let (token, alive) = local::token();
-                    conn.locals.made(id, made, alive);
+                    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                    conn.locals.made(id, made, alive, stop);
                     drop(conn);
+                    // Until the runtime shuts down (dropping this task) or the entry goes
+                    // (the tier dropped, or the connection retired).
                     let _held = token;
-                    std::future::pending::<()>().await;
+                    let _ = stopped.await;
                 }
                 Ok(_) => conn.locals.failed(id),
                 Err(_) => conn.locals.never(id),
@@ -862,6 +870,18 @@ mod tests {
         assert!(c.is_cluster());
         let e = c.connect_error("auth failed for hunter2");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn only_a_single_server_gets_runtime_connections() {
+        let node = Connection::new(&RedisOptions::new("redis://127.0.0.1:7/0")).unwrap();
+        assert!(node.runtime_connections);
+        let off = RedisOptions::new("redis://127.0.0.1:7/0").runtime_connections(false);
+        assert!(!Connection::new(&off).unwrap().runtime_connections);
+        let sentinel = RedisOptions::sentinel(["redis://127.0.0.1:7"], "mymaster");
+        assert!(!Connection::new(&sentinel).unwrap().runtime_connections);
+        let cluster = RedisOptions::cluster(["redis://127.0.0.1:7"]);
+        assert!(!Connection::new(&cluster).unwrap().runtime_connections);
     }
 
     #[test]
