@@ -510,6 +510,57 @@ fn a_current_thread_runtime_reads_through_a_connection_of_its_own() {
     });
 }
 
+/// A tier dropped while the runtime that has a connection of it goes on leaves nothing
+/// behind on that runtime: the task that made the connection and watched over it ends, and
+/// the connection closes.
+#[test]
+fn a_tier_dropped_leaves_no_task_on_the_runtime() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        mt.block_on(async {
+            t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
+                .await
+                .unwrap();
+        });
+        ct.block_on(async {
+            t.get("app:c:1").await.unwrap();
+            tokio::task::yield_now().await;
+        });
+        if last_commands(&server) == ["getrange", "set"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection made on the runtime"
+        );
+    }
+    drop(t);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        ct.block_on(tokio::task::yield_now());
+        let (tasks, clients) = (ct.metrics().num_alive_tasks(), last_commands(&server).len());
+        if tasks == 0 && clients == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{tasks} tasks left on the runtime, {clients} connections open"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A caller that blocks a `current_thread` runtime's thread to wait for a read (a plain
 /// fn inside that runtime, or any executor of its own) cannot let the runtime's tasks run:
 /// its reads must not depend on a connection driven by that runtime, even once the

@@ -446,7 +446,7 @@ impl Connection {
 
     /// Makes the connection of `runtime` (`id`) on a task of that runtime, so its driver
     /// task is that runtime's; the task then holds the token that says the runtime (and so
-    /// the driver) still runs, until the runtime shuts down. A connect that fails or
+    /// the driver) still runs, until the runtime shuts down or the entry goes. A connect that fails or
     /// panics (a runtime built without I/O or time) leaves that runtime on the shared one.
     fn make_local(self: &Arc<Self>, runtime: &tokio::runtime::Handle, id: tokio::runtime::Id) {
         let this = Arc::downgrade(self);
@@ -464,10 +464,13 @@ impl Connection {
             match attempt {
                 Ok(Ok(Ok(made))) => {
                     let (token, alive) = local::token();
-                    conn.locals.made(id, made, alive);
+                    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                    conn.locals.made(id, made, alive, stop);
                     drop(conn);
+                    // Until the runtime shuts down (dropping this task) or the entry goes
+                    // (the tier dropped, or the connection retired).
                     let _held = token;
-                    std::future::pending::<()>().await;
+                    let _ = stopped.await;
                 }
                 Ok(_) => conn.locals.failed(id),
                 Err(_) => conn.locals.never(id),

@@ -22,7 +22,8 @@
 //!
 //! A runtime that shuts down drops its tasks, the connection's driver among them; its
 //! entry is then dead (its keeper task, which holds a token, is gone) and is swept. Nothing
-//! of it is counted as a fault: no other caller ever used that connection.
+//! of it is counted as a fault: no other caller ever used that connection. A tier dropped
+//! before the runtime ends its keeper task and closes its connection there.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, RawWakerVTable};
@@ -95,7 +96,12 @@ enum State {
     /// Being made by a task of the runtime.
     Connecting,
     /// Made; `alive` upgrades while the runtime (and so the connection's driver) runs.
-    Ready { conn: Conn, alive: Weak<()> },
+    /// Dropping `_stop` (this entry replaced, or the tier dropped) ends the keeper task.
+    Ready {
+        conn: Conn,
+        alive: Weak<()>,
+        _stop: tokio::sync::oneshot::Sender<()>,
+    },
     /// The last connect failed at this instant.
     Failed(Instant),
     /// Connecting panicked (a runtime built without I/O or time): never again.
@@ -124,7 +130,7 @@ impl Locals {
         let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
             return match &local.state {
-                State::Ready { conn, alive } if alive.strong_count() > 0 => {
+                State::Ready { conn, alive, .. } if alive.strong_count() > 0 => {
                     Found::Ready(conn.clone())
                 }
                 State::Failed(at) if at.elapsed() < RETRY_AFTER => Found::Shared,
@@ -151,9 +157,23 @@ impl Locals {
         Found::Make
     }
 
-    /// `runtime`'s connection is made; it lives while `alive` does.
-    pub(crate) fn made(&self, runtime: tokio::runtime::Id, conn: Conn, alive: Weak<()>) {
-        self.set(runtime, State::Ready { conn, alive });
+    /// `runtime`'s connection is made; it lives while `alive` does, and the keeper task
+    /// holding `alive`'s token until `stop` is dropped.
+    pub(crate) fn made(
+        &self,
+        runtime: tokio::runtime::Id,
+        conn: Conn,
+        alive: Weak<()>,
+        stop: tokio::sync::oneshot::Sender<()>,
+    ) {
+        self.set(
+            runtime,
+            State::Ready {
+                conn,
+                alive,
+                _stop: stop,
+            },
+        );
     }
 
     /// `runtime`'s connection could not be made, or failed: its reads go through the
