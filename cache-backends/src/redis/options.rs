@@ -171,8 +171,10 @@ impl RedisOptions {
     /// own scheduler awaits a read, write or touch has one more connection made on it (in
     /// the background, at its first such call) and uses it from then on: a read costs
     /// what a raw connection of that runtime costs. The connection closes when the
-    /// runtime shuts down. Off: one connection per tier, whatever the callers. TOML:
-    /// `runtime_connections = false`.
+    /// runtime shuts down. Off: one connection per tier, whatever the callers. Such a
+    /// connection times its requests on its runtime's clock: turn it off for a runtime that
+    /// pauses time (`tokio::time::pause`), whose clock jumps to the next timer while the
+    /// runtime waits for Redis. TOML: `runtime_connections = false`.
     ///
     /// ```
     /// use cache_backends::redis::RedisOptions;
