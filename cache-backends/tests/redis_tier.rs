@@ -427,6 +427,57 @@ fn last_commands(server: &RedisServer) -> Vec<String> {
     cmds
 }
 
+/// A `current_thread` runtime with I/O and time.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A multi-thread runtime of one worker: its calls go through the shared connection.
+fn one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Writes `written` from `mt` and reads `read` (holding `v`) from `ct` until `ct`'s reads
+/// go through a connection made on it: the shared connection's last command stays the
+/// `SET`. The first read has that connection made, by a task of `ct`, which runs while
+/// `ct` does. Fails past 10 s.
+fn until_it_reads_on_its_own(
+    server: &RedisServer,
+    t: &Arc<dyn RemoteTier>,
+    ct: &tokio::runtime::Runtime,
+    mt: &tokio::runtime::Runtime,
+    written: &'static str,
+    read: &'static str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        mt.block_on(async {
+            t.set(written, b"v".to_vec(), Duration::from_secs(60))
+                .await
+                .unwrap();
+        });
+        ct.block_on(async {
+            assert_eq!(t.get(read).await.unwrap(), Some(b"v".to_vec()));
+            tokio::task::yield_now().await;
+        });
+        let last = last_commands(server);
+        if last == ["getrange", "set"] {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the runtime's reads never went through a connection of its own: {last:?}"
+        );
+    }
+}
+
 /// One read at a time from a `current_thread` runtime goes through a connection made on
 /// that runtime (its driver task runs between the caller's polls: no hop to the backend
 /// thread and back), once it is made; the backend runtime's connection serves everyone
@@ -436,49 +487,19 @@ fn last_commands(server: &RedisServer) -> Vec<String> {
 fn a_current_thread_runtime_reads_through_a_connection_of_its_own() {
     let server = RedisServer::start();
     let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
-    let mt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let shared_set = |key: &'static str| {
-        let t = Arc::clone(&t);
-        mt.block_on(async move {
-            t.set(key, b"v".to_vec(), Duration::from_secs(60))
-                .await
-                .unwrap();
-        });
-    };
-    shared_set("app:c:1");
+    let mt = one_worker();
+    mt.block_on(async {
+        t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
     assert_eq!(
         last_commands(&server),
         ["set"],
         "one connection, the shared one"
     );
-    let ct = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    // The first read goes through the shared connection and has the runtime's made (a task
-    // of the runtime, which runs while the runtime does); then the runtime's reads go
-    // through its own: the shared connection's last command stays the `SET` made from the
-    // multi-thread runtime.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        shared_set("app:c:2");
-        ct.block_on(async {
-            assert_eq!(t.get("app:c:2").await.unwrap(), Some(b"v".to_vec()));
-            tokio::task::yield_now().await;
-        });
-        let last = last_commands(&server);
-        if last == ["getrange", "set"] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the runtime's reads never went through a connection of its own: {last:?}"
-        );
-    }
+    let ct = current_thread();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:2", "app:c:2");
     drop(ct);
     let deadline = Instant::now() + Duration::from_secs(10);
     while last_commands(&server).len() > 1 {
@@ -501,10 +522,7 @@ fn a_current_thread_runtime_reads_through_a_connection_of_its_own() {
     })
     .join()
     .unwrap();
-    let ct = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let ct = current_thread();
     ct.block_on(async {
         assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"v".to_vec()));
     });
@@ -517,34 +535,9 @@ fn a_current_thread_runtime_reads_through_a_connection_of_its_own() {
 fn a_tier_dropped_leaves_no_task_on_the_runtime() {
     let server = RedisServer::start();
     let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
-    let ct = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        mt.block_on(async {
-            t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
-                .await
-                .unwrap();
-        });
-        ct.block_on(async {
-            t.get("app:c:1").await.unwrap();
-            tokio::task::yield_now().await;
-        });
-        if last_commands(&server) == ["getrange", "set"] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connection made on the runtime"
-        );
-    }
+    let ct = current_thread();
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:1", "app:c:1");
     drop(t);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -569,10 +562,7 @@ fn a_tier_dropped_leaves_no_task_on_the_runtime() {
 fn a_caller_blocking_a_current_thread_runtime_is_not_served_by_its_connection() {
     let server = RedisServer::start();
     let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
-    let ct = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let ct = current_thread();
     ct.block_on(async {
         t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
             .await
@@ -580,30 +570,8 @@ fn a_caller_blocking_a_current_thread_runtime_is_not_served_by_its_connection() 
     });
     // Until the runtime's own connection serves its reads (the shared one's last command
     // stays the `SET`).
-    let mt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        mt.block_on(async {
-            t.set("app:c:2", b"v".to_vec(), Duration::from_secs(60))
-                .await
-                .unwrap();
-        });
-        ct.block_on(async {
-            t.get("app:c:1").await.unwrap();
-            tokio::task::yield_now().await;
-        });
-        if last_commands(&server) == ["getrange", "set"] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connection made on the runtime"
-        );
-    }
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:2", "app:c:1");
     ct.block_on(async {
         // In the runtime's context, from its block_on and from a task of it, blocked.
         for _ in 0..3 {
@@ -622,29 +590,17 @@ fn a_caller_blocking_a_current_thread_runtime_is_not_served_by_its_connection() 
 
 /// [`futures_executor_block_on`], failing the test past 5 s instead of waiting forever.
 fn block_on_within<F: std::future::Future>(fut: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        let left = deadline.checked_duration_since(Instant::now());
-        let left = left.expect("a read waiting for a blocked runtime hung");
-        std::thread::park_timeout(left);
-    }
+    park_until_ready(fut, Some(Instant::now() + Duration::from_secs(5)))
 }
 
 /// A minimal executor: polls a future on this thread, parking between wake-ups.
 fn futures_executor_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    park_until_ready(fut, None)
+}
+
+/// Polls `fut` on this thread, parking between wake-ups; past `deadline`, if any, the
+/// test fails: a read waiting for a blocked runtime hung.
+fn park_until_ready<F: std::future::Future>(fut: F, deadline: Option<Instant>) -> F::Output {
     use std::task::{Context, Poll, Wake, Waker};
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
@@ -659,7 +615,14 @@ fn futures_executor_block_on<F: std::future::Future>(fut: F) -> F::Output {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        std::thread::park();
+        match deadline {
+            Some(deadline) => {
+                let left = deadline.checked_duration_since(Instant::now());
+                let left = left.expect("a read waiting for a blocked runtime hung");
+                std::thread::park_timeout(left);
+            }
+            None => std::thread::park(),
+        }
     }
 }
 

@@ -86,7 +86,12 @@ impl Connection {
             connecting: tokio::sync::Mutex::new(()),
             flavour: AtomicU8::new(FLAVOUR_UNKNOWN),
             locals: Locals::default(),
-            runtime_connections: opts.runtime_connections,
+            // One server only: a runtime's own connection to a Sentinel master would look the
+            // master up through the shared Sentinel client (its lock held by a task of a
+            // runtime that may sit idle, stalling the shared reconnect after a failover), and
+            // would not follow the shared connection to a promoted master.
+            runtime_connections: opts.runtime_connections
+                && matches!(opts.topology, topology::Topology::Node(_)),
         }))
     }
 
@@ -865,6 +870,18 @@ mod tests {
         assert!(c.is_cluster());
         let e = c.connect_error("auth failed for hunter2");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn only_a_single_server_gets_runtime_connections() {
+        let node = Connection::new(&RedisOptions::new("redis://127.0.0.1:7/0")).unwrap();
+        assert!(node.runtime_connections);
+        let off = RedisOptions::new("redis://127.0.0.1:7/0").runtime_connections(false);
+        assert!(!Connection::new(&off).unwrap().runtime_connections);
+        let sentinel = RedisOptions::sentinel(["redis://127.0.0.1:7"], "mymaster");
+        assert!(!Connection::new(&sentinel).unwrap().runtime_connections);
+        let cluster = RedisOptions::cluster(["redis://127.0.0.1:7"]);
+        assert!(!Connection::new(&cluster).unwrap().runtime_connections);
     }
 
     #[test]

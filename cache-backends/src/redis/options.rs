@@ -164,7 +164,7 @@ impl RedisOptions {
     }
 
     /// Whether a caller on a `current_thread` tokio runtime gets a connection of that
-    /// runtime (default `true`; one server or Sentinel, not a cluster). Every connection
+    /// runtime (default `true`; one server only, not Sentinel nor a cluster). Every connection
     /// of the driver is driven by its own small background runtime, so that it works from
     /// any runtime or none and outlives them; a read from a `current_thread` runtime then
     /// costs two wake-ups of another thread. With this on, a runtime of that kind whose
