@@ -772,3 +772,87 @@ async fn reads_never_fetch_more_than_max_value_size_plus_one() {
     let err = build(&cfg).err().unwrap().to_string();
     assert!(err.contains("stores.s.l2.max_value_size"), "{err}");
 }
+
+/// `CLIENT LIST`'s `id` and `cmd` of each client of the server but the one asking.
+fn clients(server: &RedisServer) -> Vec<(String, String)> {
+    let list = redis_server::cli(server.port(), &["CLIENT", "LIST"]);
+    list.lines()
+        .filter_map(|l| {
+            let field = |name: &str| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            Some((field("id=")?, field("cmd=")?))
+        })
+        .filter(|(_, cmd)| cmd != "client|list")
+        .collect()
+}
+
+/// A runtime's own connection goes where the shared connection is now: when the shared
+/// connection is re-made (after a fault, or a failover that moved it to another master),
+/// the runtime's connection is retired and a new one made, never kept beside it.
+#[test]
+fn a_runtimes_connection_is_retired_when_the_shared_one_is_remade() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let shared_set = |key: &'static str| {
+        let t = Arc::clone(&t);
+        mt.block_on(async move {
+            t.set(key, b"v".to_vec(), Duration::from_secs(60))
+                .await
+                .unwrap();
+        });
+    };
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let read = || {
+        ct.block_on(async {
+            assert_eq!(t.get("app:r:1").await.unwrap(), Some(b"v".to_vec()));
+            tokio::task::yield_now().await;
+        });
+    };
+    shared_set("app:r:1");
+    // The runtime's reads go through its own connection (the one whose last command is
+    // the read), the shared one's last command is the `SET`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let own = loop {
+        shared_set("app:r:1");
+        read();
+        if let Some((id, _)) = clients(&server).into_iter().find(|(_, c)| c == "getrange") {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection of the runtime's own"
+        );
+    };
+    let shared = clients(&server)
+        .into_iter()
+        .find(|(_, c)| c == "set")
+        .map(|(id, _)| id)
+        .unwrap();
+    redis_server::cli(server.port(), &["CLIENT", "KILL", "ID", &shared]);
+    // The next operation finds the shared connection dead and makes a new one.
+    shared_set("app:r:1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        read();
+        let now = clients(&server);
+        let retired = !now.iter().any(|(id, _)| *id == own);
+        if retired && now.iter().any(|(_, c)| c == "getrange") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the runtime's connection {own} outlived the shared connection it was made beside: {now:?}"
+        );
+    }
+}

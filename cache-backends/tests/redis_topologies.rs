@@ -427,3 +427,62 @@ service = """#,
         assert!(!err.contains("pw1") && !err.contains("pw2"), "{err}");
     }
 }
+
+/// After a failover, a `current_thread` runtime's reads follow the shared connection to
+/// the new master: the old master frozen (a partition: its clients are never killed), a
+/// value written on the new master is what the runtime reads, at the first attempt, not
+/// a timeout on a connection to the old master.
+#[test]
+fn a_current_thread_runtimes_reads_follow_a_failover() {
+    let ha = RedisSentinel::start();
+    let opts = fast(RedisOptions::sentinel(ha.sentinel_urls(), ha.service()));
+    let t = Arc::new(RedisTier::new(&opts).unwrap());
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let set = |value: &'static [u8]| {
+        let t = Arc::clone(&t);
+        mt.block_on(async move { t.set("topo:follow", value.to_vec(), TTL).await })
+    };
+    set(b"old").unwrap();
+    let old = ha.master_port();
+    // The runtime reads through a connection of its own (the master's client whose last
+    // command is the read).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        ct.block_on(async {
+            assert_eq!(t.get("topo:follow").await.unwrap(), Some(b"old".to_vec()));
+            tokio::task::yield_now().await;
+        });
+        if cli(old, &["CLIENT", "LIST"]).contains("cmd=getrange") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection of the runtime's own"
+        );
+    }
+    ha.pause_master();
+    let (_, new) = ha.wait_for_failover(old);
+    // The shared connection times out on the frozen master, then moves to the new one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while set(b"new").is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the tier never reached the new master"
+        );
+    }
+    assert_eq!(cli(new, &["GET", "topo:follow"]), "new");
+    let read = ct.block_on(t.get("topo:follow"));
+    assert_eq!(
+        read.map_err(|e| e.to_string()),
+        Ok(Some(b"new".to_vec())),
+        "the runtime's read after the failover"
+    );
+}

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 use cache_core::{TierError, TierErrorKind};
 use redis::aio::PubSub;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, RedisError};
+use redis::{AsyncConnectionConfig, Client, RedisError};
 
 use super::cluster;
 use super::local::{self, Found, Locals};
@@ -58,6 +58,13 @@ pub(crate) struct Connection {
     /// operation, from the callers' threads: a read lock held for a clone, never across
     /// an `.await`.
     live: RwLock<Option<Conn>>,
+    /// Off a cluster, the client of the server `live` is connected to (the master the
+    /// Sentinels named at that connect), with `live`'s generation: the runtimes'
+    /// connections are made with it. `None` whenever `live` is.
+    node: RwLock<Option<(Client, u64)>>,
+    /// Bumped whenever `live` is dropped or re-made: a runtime's connection made at an
+    /// older generation is retired ([`Locals::get`]).
+    generation: AtomicU64,
     /// Held while connecting, so concurrent first uses make one connection, not several.
     connecting: tokio::sync::Mutex<()>,
     /// On a cluster, whether pub/sub is classic: set once a server refused a sharded
@@ -83,6 +90,8 @@ impl Connection {
             max_value_size: opts.max_value_size,
             heartbeat: opts.heartbeat,
             live: RwLock::new(None),
+            node: RwLock::new(None),
+            generation: AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
             flavour: AtomicU8::new(FLAVOUR_UNKNOWN),
             locals: Locals::default(),
@@ -325,8 +334,11 @@ impl Connection {
     /// operation that must connect first (or reconnect, its connection found dead) is
     /// bounded as a whole, as `run` does. On a cluster, see [`routed`](Self::routed).
     ///
-    /// `op` must be idempotent (a read, a `SET`, a `PEXPIRE`): it may be sent twice, once
-    /// more on a new connection when its kept one turns out dead, and on a cluster once
+    /// `op` must be idempotent (a read, a `SET`, a `PEXPIRE`): it may be sent more than
+    /// once. Off a cluster up to three times: on the caller's runtime's own connection,
+    /// again on the shared one when that turns out dead, and once more on a new shared
+    /// connection when the kept shared one turns out dead too; with no runtime connection
+    /// twice (the kept shared one, then a new one). On a cluster once
     /// more through the cluster connection after a failed direct attempt (whose command
     /// the node may have carried out before the failure was seen). A command that must
     /// run at most once goes through [`run`](Self::run).
@@ -376,11 +388,13 @@ impl Connection {
         } else {
             None
         };
-        if let Some(runtime) = runtime {
+        // A runtime's connection goes to the server the shared connection is on now: none
+        // while the shared connection is down (the read below reconnects it).
+        if let (Some(runtime), Some((client, generation))) = (runtime, self.node()) {
             let id = runtime.id();
-            match self.locals.get(id) {
-                Found::Ready(conn) => return self.on_local(what, id, conn, op),
-                Found::Make => self.make_local(&runtime, id),
+            match self.locals.get(id, generation) {
+                Found::Ready(conn) => return self.on_local(what, (id, generation), conn, op),
+                Found::Make(kept) => self.make_local(&runtime, (id, generation), client, kept),
                 Found::Shared => {}
             }
         }
@@ -406,14 +420,17 @@ impl Connection {
         }
     }
 
-    /// `op` on `conn`, the connection of the caller's runtime `id`, polled in the caller's
-    /// context (its timers and sockets are that runtime's). A connection-level failure
-    /// retires it (reads go through the backend's connection for a while); one found dead
-    /// is retried once there, as [`run_one`](Self::run_one) retries on its own.
+    /// `op` on `conn`, the connection of the caller's runtime (`id`, made at the shared
+    /// connection's generation), polled in the caller's context (its timers and sockets are
+    /// that runtime's). A connection-level failure retires it (reads go through the
+    /// backend's connection for a while) but leaves the shared connection alone, unless
+    /// the server says it is no longer a master (`READONLY`): the shared connection is on
+    /// that server too. One found dead is retried once on the shared connection, as
+    /// [`run_one`](Self::run_one) retries on its own.
     fn on_local<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
-        id: tokio::runtime::Id,
+        (id, generation): (tokio::runtime::Id, u64),
         conn: Conn,
         op: F,
     ) -> background::Remote<T>
@@ -428,7 +445,7 @@ impl Connection {
             match op(conn).await {
                 Ok(value) => Ok(value),
                 Err(e) if is_dead_connection(&e) => {
-                    this.locals.failed(id);
+                    this.locals.failed(id, generation);
                     tracing::debug!(target = %this.target, what, "cachet: a runtime's own redis connection found dead; using the shared one");
                     let limit = Some(this.operation_timeout);
                     let shared = Arc::clone(&this);
@@ -436,19 +453,32 @@ impl Connection {
                 }
                 Err(e) => {
                     if is_connection_fault(&e) {
-                        this.locals.failed(id);
+                        this.locals.failed(id, generation);
                     }
-                    Err(this.fault(what, &e))
+                    if e.code() == Some("READONLY") {
+                        Err(this.fault(what, &e))
+                    } else {
+                        Err(this.error(what, &e))
+                    }
                 }
             }
         })
     }
 
-    /// Makes the connection of `runtime` (`id`) on a task of that runtime, so its driver
-    /// task is that runtime's; the task then holds the token that says the runtime (and so
-    /// the driver) still runs, until the runtime shuts down. A connect that fails or
-    /// panics (a runtime built without I/O or time) leaves that runtime on the shared one.
-    fn make_local(self: &Arc<Self>, runtime: &tokio::runtime::Handle, id: tokio::runtime::Id) {
+    /// Makes the connection of `runtime` (`id`, for the shared connection's `generation`)
+    /// with `client`, the shared connection's server (no Sentinel lookup, which would take
+    /// the shared Sentinel client and leave its connections on this runtime), on a task of
+    /// that runtime, so its driver task is that runtime's. The task then holds `kept`
+    /// until the connection is retired or the runtime shuts down, which drops the task: the
+    /// entry is then swept. A connect that fails or panics (a runtime built without I/O or
+    /// time) leaves that runtime on the shared one.
+    fn make_local(
+        self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        (id, generation): (tokio::runtime::Id, u64),
+        client: Client,
+        kept: local::Kept,
+    ) {
         let this = Arc::downgrade(self);
         drop(runtime.spawn(async move {
             let Some(conn) = this.upgrade() else {
@@ -457,21 +487,32 @@ impl Connection {
             let config = conn.node_config();
             let attempt = AssertUnwindSafe(tokio::time::timeout(
                 conn.connect_timeout,
-                conn.source.connect(&config),
+                client.get_multiplexed_async_connection_with_config(&config),
             ))
             .catch_unwind()
             .await;
             match attempt {
                 Ok(Ok(Ok(made))) => {
-                    let (token, alive) = local::token();
-                    conn.locals.made(id, made, alive);
-                    drop(conn);
-                    let _held = token;
-                    std::future::pending::<()>().await;
+                    if !conn.locals.made(id, generation, Conn::Node(made)) {
+                        return;
+                    }
                 }
-                Ok(_) => conn.locals.failed(id),
-                Err(_) => conn.locals.never(id),
+                Ok(failure) => {
+                    let why = match failure {
+                        Ok(Err(e)) => conn.redact(&e.to_string()),
+                        _ => format!("no connection within connect_timeout ({:?})", conn.connect_timeout),
+                    };
+                    let failures = conn.locals.failed(id, generation);
+                    if failures == 1 {
+                        tracing::debug!(target = %conn.target, error = %why, "cachet: a runtime's own redis connection could not be made; its reads use the shared one");
+                    }
+                    return;
+                }
+                Err(_) => conn.locals.never(id, generation),
             }
+            drop(conn);
+            // Ends when the entry is replaced or swept, or the tier is dropped.
+            let _ = kept.await;
         }));
     }
 
@@ -666,8 +707,8 @@ impl Connection {
         }
         let config = self.node_config();
         let attempt = self.source.connect(&config);
-        let conn = match tokio::time::timeout(self.connect_timeout, attempt).await {
-            Ok(Ok(conn)) => conn,
+        let (conn, client) = match tokio::time::timeout(self.connect_timeout, attempt).await {
+            Ok(Ok(made)) => made,
             Ok(Err(e)) => return Err(self.connect_error(&e.to_string())),
             Err(_) => {
                 return Err(self.connect_error(&format!(
@@ -676,8 +717,28 @@ impl Connection {
                 )))
             }
         };
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        *self.node.write().unwrap_or_else(PoisonError::into_inner) =
+            client.map(|client| (client, generation));
         *self.live.write().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
         Ok((conn, false))
+    }
+
+    /// The client of the server the shared connection is on now, and its generation:
+    /// `None` while it is down (and on a cluster).
+    fn node(&self) -> Option<(Client, u64)> {
+        self.node
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Drops the shared connection (its holder has `connecting`): a new generation, whose
+    /// runtimes' connections are made anew once it is connected again.
+    fn forget(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *self.node.write().unwrap_or_else(PoisonError::into_inner) = None;
+        *self.live.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// A clone of the live connection, if there is one. (No code panics while holding
@@ -721,7 +782,7 @@ impl Connection {
     /// another task is connecting, it is connecting afresh already.
     fn reset(&self) {
         if let Ok(_connecting) = self.connecting.try_lock() {
-            *self.live.write().unwrap_or_else(PoisonError::into_inner) = None;
+            self.forget();
         }
     }
 
@@ -730,7 +791,7 @@ impl Connection {
     /// At worst it forgets a connection another task has just made: one extra connect.
     async fn forget_dead(&self) {
         let _connecting = self.connecting.lock().await;
-        *self.live.write().unwrap_or_else(PoisonError::into_inner) = None;
+        self.forget();
     }
 
     /// A failure to connect (refused, timed out, or refused credentials): the server
@@ -752,17 +813,15 @@ impl Connection {
     /// Sentinel failover demoted it): unavailable too, and the next connection is made to
     /// whichever server is master now.
     fn fault(&self, what: &str, e: &RedisError) -> TierError {
-        let demoted = e.code() == Some("READONLY");
-        let unavailable = demoted
-            || e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || e.is_unrecoverable_error()
-            || e.is_cluster_error();
-        if unavailable && !self.is_cluster() {
+        if is_unavailable(e) && !self.is_cluster() {
             self.reset();
         }
+        self.error(what, e)
+    }
+
+    /// Maps a command's error as [`fault`](Self::fault) does, keeping the connection.
+    fn error(&self, what: &str, e: &RedisError) -> TierError {
+        let unavailable = is_unavailable(e);
         TierError::with_kind(
             format!(
                 "redis {}: {what} failed: {}",
@@ -822,6 +881,18 @@ where
             None => Poll::Pending,
         }
     }
+}
+
+/// Whether `e` says the server cannot be used now: a failure of the connection, a timeout,
+/// a cluster error, or `READONLY` (the server was a master and is now a replica).
+fn is_unavailable(e: &RedisError) -> bool {
+    e.code() == Some("READONLY")
+        || e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+        || e.is_cluster_error()
 }
 
 /// Whether `e` is a failure of the connection rather than the server's answer: a timeout

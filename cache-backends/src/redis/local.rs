@@ -20,25 +20,37 @@
 //! there, while the runtime's own connection is made in the background (a task of that
 //! runtime); so does every read when that connection cannot be made.
 //!
-//! A runtime that shuts down drops its tasks, the connection's driver among them; its
-//! entry is then dead (its keeper task, which holds a token, is gone) and is swept. Nothing
-//! of it is counted as a fault: no other caller ever used that connection.
+//! A runtime's connection goes to the server the shared connection is on (no Sentinel
+//! lookup of its own), made with the same client and settings, and is retired whenever
+//! the shared connection is dropped or re-made (a fault, a failover): reads from a runtime
+//! never go to another server than the shared connection's.
+//!
+//! A runtime that shuts down drops its tasks, the connection's driver among them, and the
+//! connecting (then keeping) task that holds its entry's [`Kept`]: the entry is then dead,
+//! even if the connect never ended, and is swept. Nothing of it is counted as a fault: no
+//! other caller ever used that connection.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::{Context, RawWakerVTable};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::oneshot;
 
 use super::topology::Conn;
 
-/// At most this many runtimes have a connection of their own per tier; callers on more
+/// At most this many runtimes have a connection of their own per [`super::connection::Connection`]
+/// (one per L2 tier, one per bus); callers on more
 /// runtimes at once share the backend runtime's.
 const MAX_RUNTIMES: usize = 64;
 
 /// After a failed connect, the runtime's reads go through the backend's connection for
-/// this long before another connect is tried.
+/// this long before another connect is tried (doubled after each further failure in a
+/// row, up to [`RETRY_AT_MOST`]).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The longest wait between two connects of one runtime.
+const RETRY_AT_MOST: Duration = Duration::from_secs(300);
 
 /// The waker vtables of tokio's schedulers: a task's (any runtime's tasks share it) and a
 /// `current_thread` runtime's `block_on`. Learned once, on a thread of its own (a runtime
@@ -88,18 +100,53 @@ pub(crate) fn driving_runtime(cx: &Context<'_>) -> Option<Handle> {
 /// One runtime's connection, or its making.
 struct Local {
     runtime: tokio::runtime::Id,
+    /// The shared connection's generation (see [`Locals::get`]) this entry was made for.
+    generation: u64,
+    /// Connects failed in a row: each one doubles the wait before the next.
+    failures: u32,
     state: State,
 }
 
+/// The keeper's end of a runtime's entry: its task (a task of that runtime) holds the
+/// receiver, so [`oneshot::Sender::is_closed`] says the task, and so the runtime, is gone;
+/// dropping the sender (the entry replaced or swept, the tier dropped) ends the task.
+type Keeper = oneshot::Sender<()>;
+
+/// What the connecting task of a runtime holds: see [`Keeper`].
+pub(crate) type Kept = oneshot::Receiver<()>;
+
 enum State {
     /// Being made by a task of the runtime.
-    Connecting,
-    /// Made; `alive` upgrades while the runtime (and so the connection's driver) runs.
-    Ready { conn: Conn, alive: Weak<()> },
+    Connecting(Keeper),
+    /// Made; usable while its task (and so the runtime, which drives the connection) runs.
+    Ready { conn: Conn, keeper: Keeper },
     /// The last connect failed at this instant.
     Failed(Instant),
-    /// Connecting panicked (a runtime built without I/O or time): never again.
-    Never,
+    /// Connecting panicked (a runtime built without I/O or time): never again while the
+    /// runtime runs.
+    Never(Keeper),
+}
+
+impl State {
+    /// Whether the entry still says something about a running runtime.
+    fn live(&self, failures: u32) -> bool {
+        match self {
+            State::Connecting(keeper) | State::Never(keeper) | State::Ready { keeper, .. } => {
+                !keeper.is_closed()
+            }
+            State::Failed(at) => at.elapsed() < retry_after(failures),
+        }
+    }
+}
+
+/// How long a runtime's reads go through the shared connection after `failures` failed
+/// connects in a row: [`RETRY_AFTER`], doubled for each further failure, at most
+/// [`RETRY_AT_MOST`].
+fn retry_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_AFTER
+        .saturating_mul(1 << doublings)
+        .min(RETRY_AT_MOST)
 }
 
 /// The connections of one tier made on its callers' `current_thread` runtimes.
@@ -112,65 +159,108 @@ pub(crate) struct Locals {
 pub(crate) enum Found {
     /// Its own connection.
     Ready(Conn),
-    /// None yet: the caller makes one (a task of the runtime) and uses the backend's.
-    Make,
+    /// None yet: the caller makes one on a task of the runtime, which holds this until the
+    /// runtime shuts down (or the connection is retired), and uses the backend's.
+    Make(Kept),
     /// None, being made or recently failed, or too many runtimes: use the backend's.
     Shared,
 }
 
 impl Locals {
-    /// The connection of `runtime`, or what to do without one.
-    pub(crate) fn get(&self, runtime: tokio::runtime::Id) -> Found {
+    /// The connection of `runtime` made for the shared connection's `generation`, or what
+    /// to do without one. The generation changes whenever the shared connection is dropped
+    /// or re-made (a fault, a failover): a runtime's connection of an older generation may
+    /// be to a server that is no longer the master, so it is retired and a new one made.
+    pub(crate) fn get(&self, runtime: tokio::runtime::Id, generation: u64) -> Found {
         let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
-            return match &local.state {
-                State::Ready { conn, alive } if alive.strong_count() > 0 => {
-                    Found::Ready(conn.clone())
+            let current = local.generation == generation;
+            match &local.state {
+                State::Ready { conn, keeper } if current && !keeper.is_closed() => {
+                    return Found::Ready(conn.clone());
                 }
-                State::Failed(at) if at.elapsed() < RETRY_AFTER => Found::Shared,
-                State::Connecting | State::Never => Found::Shared,
-                _ => {
-                    local.state = State::Connecting;
-                    Found::Make
+                State::Connecting(keeper) if current && !keeper.is_closed() => {
+                    return Found::Shared;
                 }
-            };
+                State::Never(keeper) if !keeper.is_closed() => return Found::Shared,
+                State::Failed(at) if current && at.elapsed() < retry_after(local.failures) => {
+                    return Found::Shared;
+                }
+                _ => {}
+            }
+            let (keeper, kept) = oneshot::channel();
+            local.state = State::Connecting(keeper);
+            local.generation = generation;
+            return Found::Make(kept);
         }
-        // Runtimes shut down since are swept before a new one is counted.
-        runtimes.retain(|l| match &l.state {
-            State::Ready { alive, .. } => alive.strong_count() > 0,
-            State::Failed(at) => at.elapsed() < RETRY_AFTER,
-            State::Connecting | State::Never => true,
-        });
+        // Runtimes shut down since, and connects whose runtime went before they ended, are
+        // swept before a new one is counted.
+        runtimes.retain(|l| l.state.live(l.failures));
         if runtimes.len() >= MAX_RUNTIMES {
             return Found::Shared;
         }
+        let (keeper, kept) = oneshot::channel();
         runtimes.push(Local {
             runtime,
-            state: State::Connecting,
+            generation,
+            failures: 0,
+            state: State::Connecting(keeper),
         });
-        Found::Make
+        Found::Make(kept)
     }
 
-    /// `runtime`'s connection is made; it lives while `alive` does.
-    pub(crate) fn made(&self, runtime: tokio::runtime::Id, conn: Conn, alive: Weak<()>) {
-        self.set(runtime, State::Ready { conn, alive });
-    }
-
-    /// `runtime`'s connection could not be made, or failed: its reads go through the
-    /// backend's connection for a while.
-    pub(crate) fn failed(&self, runtime: tokio::runtime::Id) {
-        self.set(runtime, State::Failed(Instant::now()));
-    }
-
-    /// Connecting on `runtime` panicked: its reads use the backend's connection.
-    pub(crate) fn never(&self, runtime: tokio::runtime::Id) {
-        self.set(runtime, State::Never);
-    }
-
-    fn set(&self, runtime: tokio::runtime::Id, state: State) {
+    /// `runtime`'s connection for `generation` is made. `false` if it is not wanted any
+    /// more (the shared connection moved on meanwhile): the caller drops it.
+    pub(crate) fn made(&self, runtime: tokio::runtime::Id, generation: u64, conn: Conn) -> bool {
         let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
-            local.state = state;
+        let Some(local) = runtimes
+            .iter_mut()
+            .find(|l| l.runtime == runtime && l.generation == generation)
+        else {
+            return false;
+        };
+        match std::mem::replace(&mut local.state, State::Failed(Instant::now())) {
+            State::Connecting(keeper) => {
+                local.state = State::Ready { conn, keeper };
+                local.failures = 0;
+                true
+            }
+            other => {
+                local.state = other;
+                false
+            }
+        }
+    }
+
+    /// `runtime`'s connection for `generation` could not be made, or failed: its reads go
+    /// through the backend's connection for a while (longer after each failure in a row).
+    /// Returns how many times in a row it failed.
+    pub(crate) fn failed(&self, runtime: tokio::runtime::Id, generation: u64) -> u32 {
+        let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(local) = runtimes
+            .iter_mut()
+            .find(|l| l.runtime == runtime && l.generation == generation)
+        else {
+            return 0;
+        };
+        local.state = State::Failed(Instant::now());
+        local.failures = local.failures.saturating_add(1);
+        local.failures
+    }
+
+    /// Connecting on `runtime` panicked: its reads use the backend's connection while it
+    /// runs (the connecting task keeps holding its [`Kept`]).
+    pub(crate) fn never(&self, runtime: tokio::runtime::Id, generation: u64) {
+        let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(local) = runtimes
+            .iter_mut()
+            .find(|l| l.runtime == runtime && l.generation == generation)
+        {
+            if let State::Connecting(keeper) =
+                std::mem::replace(&mut local.state, State::Failed(Instant::now()))
+            {
+                local.state = State::Never(keeper);
+            }
         }
     }
 
@@ -180,16 +270,9 @@ impl Locals {
         let runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
         runtimes
             .iter()
-            .filter(|l| matches!(&l.state, State::Ready { alive, .. } if alive.strong_count() > 0))
+            .filter(|l| matches!(&l.state, State::Ready { keeper, .. } if !keeper.is_closed()))
             .count()
     }
-}
-
-/// The token a runtime's keeper task holds for as long as the runtime runs.
-pub(crate) fn token() -> (Arc<()>, Weak<()>) {
-    let token = Arc::new(());
-    let alive = Arc::downgrade(&token);
-    (token, alive)
 }
 
 #[cfg(test)]
@@ -235,18 +318,81 @@ mod tests {
         assert!(!driving(), "no runtime");
     }
 
-    #[test]
-    fn a_runtime_gets_one_connection_made_once_and_swept_when_it_is_gone() {
-        let locals = Locals::default();
-        let ct = tokio::runtime::Builder::new_current_thread()
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_runtime_gets_one_connect_at_a_time_and_waits_after_a_failure() {
+        let locals = Locals::default();
+        let ct = current_thread();
         let id = ct.handle().id();
-        assert!(matches!(locals.get(id), Found::Make));
-        assert!(matches!(locals.get(id), Found::Shared), "being made");
-        locals.failed(id);
-        assert!(matches!(locals.get(id), Found::Shared), "failed recently");
+        let Found::Make(_kept) = locals.get(id, 0) else {
+            panic!("the first call makes the connection");
+        };
+        assert!(matches!(locals.get(id, 0), Found::Shared), "being made");
+        assert_eq!(locals.failed(id, 0), 1);
+        assert!(
+            matches!(locals.get(id, 0), Found::Shared),
+            "failed recently"
+        );
         assert_eq!(locals.live(), 0);
-        drop(ct);
+    }
+
+    #[test]
+    fn runtimes_dropped_before_their_connect_ends_free_their_slots() {
+        let locals = Locals::default();
+        for _ in 0..MAX_RUNTIMES + 36 {
+            let rt = current_thread();
+            let Found::Make(kept) = locals.get(rt.handle().id(), 0) else {
+                panic!("a new runtime makes its connection");
+            };
+            // Its connect task, still connecting when the runtime goes.
+            drop(rt.spawn(async move {
+                let _kept = kept;
+                std::future::pending::<()>().await;
+            }));
+            drop(rt);
+        }
+        let rt = current_thread();
+        assert!(
+            matches!(locals.get(rt.handle().id(), 0), Found::Make(_)),
+            "a new runtime gets a connection of its own"
+        );
+    }
+
+    #[test]
+    fn a_new_generation_retires_the_runtimes_connection_and_ends_its_task() {
+        let locals = Locals::default();
+        let ct = current_thread();
+        let id = ct.handle().id();
+        let Found::Make(mut old) = locals.get(id, 0) else {
+            panic!("the first call makes the connection");
+        };
+        assert!(matches!(locals.get(id, 1), Found::Make(_)), "made again");
+        assert_eq!(
+            old.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed),
+            "the retired connection's task is told to end"
+        );
+        assert_eq!(
+            locals.failed(id, 0),
+            0,
+            "an old generation's failure is ignored"
+        );
+        assert!(
+            matches!(locals.get(id, 1), Found::Shared),
+            "still being made"
+        );
+    }
+
+    #[test]
+    fn failed_connects_in_a_row_wait_longer_each_time() {
+        assert_eq!(retry_after(1), RETRY_AFTER);
+        assert_eq!(retry_after(2), RETRY_AFTER * 2);
+        assert_eq!(retry_after(3), RETRY_AFTER * 4);
+        assert_eq!(retry_after(40), RETRY_AT_MOST);
     }
 }

@@ -353,24 +353,29 @@ impl Source {
         }
     }
 
-    /// Connects: to the server, the cluster, or the master the Sentinels name now.
-    pub(crate) async fn connect(&self, config: &AsyncConnectionConfig) -> RedisResult<Conn> {
+    /// Connects: to the server, the cluster, or the master the Sentinels name now. Off a
+    /// cluster, also the client of the server connected to (its address, credentials, TLS
+    /// and db), which connects more connections to that same server.
+    pub(crate) async fn connect(
+        &self,
+        config: &AsyncConnectionConfig,
+    ) -> RedisResult<(Conn, Option<Client>)> {
         match self {
             Source::Node(client) => client
                 .get_multiplexed_async_connection_with_config(config)
                 .await
-                .map(Conn::Node),
+                .map(|conn| (Conn::Node(conn), Some(client.clone()))),
             Source::Cluster(cluster) => cluster
                 .client
                 .get_async_connection()
                 .await
-                .map(Conn::Cluster),
+                .map(|conn| (Conn::Cluster(conn), None)),
             Source::Sentinel(sentinel) => {
                 let master = sentinel.lock().await.async_get_client().await?;
                 master
                     .get_multiplexed_async_connection_with_config(config)
                     .await
-                    .map(Conn::Node)
+                    .map(|conn| (Conn::Node(conn), Some(master)))
             }
         }
     }
