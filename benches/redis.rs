@@ -381,21 +381,31 @@ fn current_thread_rows(f: &'static Fixture, ok: &Checked) -> Vec<Row> {
     let key: &'static str = &f.stored_key;
     let mut out: Vec<(&'static str, paired::Op)> = Vec::new();
     if ok.raw {
-        out.push((
-            "raw_get",
-            paired::op(move |_| async move {
-                black_box(raw_get(f.raw_ct.clone(), key).await);
-            }),
-        ));
-        out.push((
-            "raw_getrange",
-            paired::op(move |_| async move {
-                black_box(raw_getrange(f.raw_ct.clone(), key).await);
-            }),
-        ));
+        out.extend(raw_rows(&f.raw_ct, key));
     }
     out.extend(cachet_rows(f, ok));
     rows_against_raw_get(out)
+}
+
+/// The raw `GET` and `GETRANGE` rows on `conn`.
+fn raw_rows(
+    conn: &'static MultiplexedConnection,
+    key: &'static str,
+) -> [(&'static str, paired::Op); 2] {
+    [
+        (
+            "raw_get",
+            paired::op(move |_| async move {
+                black_box(raw_get(conn.clone(), key).await);
+            }),
+        ),
+        (
+            "raw_getrange",
+            paired::op(move |_| async move {
+                black_box(raw_getrange(conn.clone(), key).await);
+            }),
+        ),
+    ]
 }
 
 /// cachet's checked rows.
@@ -442,18 +452,7 @@ fn contenders(f: &'static Fixture, ok: &Checked) -> Vec<Row> {
     let key: &'static str = &f.stored_key;
     let mut out: Vec<(&'static str, paired::Op)> = Vec::new();
     if ok.raw {
-        out.push((
-            "raw_get",
-            paired::op(move |_| async move {
-                black_box(raw_get(f.raw.clone(), key).await);
-            }),
-        ));
-        out.push((
-            "raw_getrange",
-            paired::op(move |_| async move {
-                black_box(raw_getrange(f.raw.clone(), key).await);
-            }),
-        ));
+        out.extend(raw_rows(&f.raw, key));
         out.push((
             "raw_getrange_driver_on_own_thread",
             paired::op(move |_| async move {

@@ -17,6 +17,10 @@ use cachet::{Cache, CacheManager, StoreBuilder};
 use support::redis_server::RedisServer;
 use support::{eventually, redis_cli};
 
+/// The Redis timeouts of a test where no server fails: long enough that no call times out
+/// on a loaded machine, so a slow answer is never taken for a fault.
+const PATIENT: Duration = Duration::from_secs(30);
+
 /// One instance of a service: its manager, its chaos-wrapped L2 and its bus.
 struct Instance {
     manager: CacheManager,
@@ -30,12 +34,30 @@ impl Instance {
         Self::with_clock(l2_url, bus_url, prefix, None)
     }
 
+    /// [`Instance::new`] for a test where no server fails: its calls wait as long as a
+    /// loaded machine needs (a 250 ms timeout missed under load fails the call, which such
+    /// a test would take for the fault it checks).
+    fn patient(l2_url: &str, bus_url: &str, prefix: &str) -> Self {
+        Self::build(l2_url, bus_url, prefix, None, PATIENT)
+    }
+
     /// [`Instance::new`], its time read from `clock` when given.
     fn with_clock(l2_url: &str, bus_url: &str, prefix: &str, clock: Option<ManualClock>) -> Self {
+        Self::build(l2_url, bus_url, prefix, clock, Duration::from_millis(250))
+    }
+
+    /// An instance whose Redis calls and connections time out after `timeout`.
+    fn build(
+        l2_url: &str,
+        bus_url: &str,
+        prefix: &str,
+        clock: Option<ManualClock>,
+        timeout: Duration,
+    ) -> Self {
         let options = |url: &str| {
             RedisOptions::new(url)
-                .operation_timeout(Duration::from_millis(250))
-                .connect_timeout(Duration::from_millis(250))
+                .operation_timeout(timeout)
+                .connect_timeout(timeout)
         };
         let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options(l2_url)).unwrap()));
         let bus = Arc::new(RedisBus::new(&options(bus_url), format!("{prefix}:__bus")).unwrap());
@@ -66,6 +88,17 @@ impl Instance {
 
     async fn subscribed(&self) {
         eventually("the bus is subscribed", async || self.bus.is_subscribed()).await;
+    }
+}
+
+/// Waits until an operation reached `latch`, failing after [`PATIENT`]: an operation that
+/// never reaches the L2 fails the test instead of hanging it.
+async fn reached(latch: &Latch, what: &str) {
+    if tokio::time::timeout(PATIENT, latch.reached())
+        .await
+        .is_err()
+    {
+        panic!("{what} never reached the L2");
     }
 }
 
@@ -127,7 +160,10 @@ static REPORT_RUNS: AtomicU64 = AtomicU64::new(0);
 async fn waiters_take_the_leaders_value_even_when_no_tier_kept_it() {
     let server = RedisServer::start();
     let url = server.url();
-    let l2 = FaultyTier::new(Arc::new(RedisTier::new(&RedisOptions::new(&url)).unwrap()));
+    let options = RedisOptions::new(&url)
+        .operation_timeout(PATIENT)
+        .connect_timeout(PATIENT);
+    let l2 = FaultyTier::new(Arc::new(RedisTier::new(&options).unwrap()));
     let manager = CacheManager::builder()
         .prefix("f7")
         .store("l2", StoreBuilder::new().l2(l2.clone()))
@@ -190,7 +226,7 @@ async fn a_delete_during_a_slow_write_acknowledgement_wins() {
         let users = users.clone();
         tokio::spawn(async move { users.set(&1u64, &111u64).await })
     };
-    ack.reached().await; // Redis holds 111; its acknowledgement is held
+    reached(&ack, "the write").await; // Redis holds 111; its acknowledgement is held
     users.delete(&1u64).await.unwrap(); // Redis holds nothing
     ack.release();
     write.await.unwrap().unwrap();
@@ -218,7 +254,7 @@ async fn another_instances_delete_during_a_slow_write_acknowledgement_wins() {
         let users = users_a.clone();
         tokio::spawn(async move { users.set(&1u64, &111u64).await })
     };
-    ack.reached().await;
+    reached(&ack, "the write").await;
     users_b.delete(&1u64).await.unwrap();
     eventually("b's delete reached a", async || {
         get(&users_a, 1).await.is_none()
@@ -235,7 +271,7 @@ async fn another_instances_delete_during_a_slow_write_acknowledgement_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_backfilling_during_a_slow_delete_does_not_outlive_it() {
     let server = RedisServer::start();
-    let a = Instance::new(&server.url(), &server.url(), "also");
+    let a = Instance::patient(&server.url(), &server.url(), "also");
     let users = a.cache("users");
     users.set(&1u64, &111u64).await.unwrap();
     let sent = Latch::new();
@@ -248,7 +284,7 @@ async fn a_lookup_backfilling_during_a_slow_delete_does_not_outlive_it() {
         let users = users.clone();
         tokio::spawn(async move { users.delete(&1u64).await })
     };
-    sent.reached().await; // out of L1, still in Redis
+    reached(&sent, "the delete").await; // out of L1, still in Redis
     assert_eq!(get(&users, 1).await, Some(111), "read from L2, backfilled");
     sent.release();
     delete.await.unwrap().unwrap();

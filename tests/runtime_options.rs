@@ -576,6 +576,70 @@ async fn tti_renews_the_l2_ttl_on_read_at_most_once_per_tenth() {
     .await;
 }
 
+/// Eager refresh of an entry another instance wrote, read from L2: its refresh point is
+/// placed by this cache's TTL from the envelope's freshness (the envelope does not carry
+/// it), on the L2 hit and on the L1 copy it leaves, so a read before the point starts no
+/// refresh and one past it does. The factory is called (and counted) when a refresh starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_read_from_l2_is_refreshed_eagerly_past_its_point_only() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let (a, b) = Instance::pair(&server, "eagerl2", &clock, false).await;
+    // Fresh for 10 minutes, refreshed on a hit from 8 minutes in.
+    let eager = CacheOptions::new().ttl(10 * MINUTE).eager_refresh(0.8);
+    let rates_a = a.cache("rates").with_options(eager);
+    let rates_b = b.cache("rates").with_options(eager);
+    rates_a.set("eur", &1u32).await.unwrap();
+    let runs = Arc::new(AtomicU64::new(0));
+    let refresh = || {
+        let runs = runs.clone();
+        move || {
+            runs.fetch_add(1, SeqCst);
+            async { 2u32 }
+        }
+    };
+    clock.advance(7 * MINUTE);
+    let read = rates_b.get_or_set_detached("eur", refresh()).await;
+    assert_eq!(read.unwrap(), 1, "an L2 hit");
+    assert_eq!(runs.load(SeqCst), 0, "no refresh before the point");
+    clock.advance(90 * SECOND); // 8.5 minutes in: past the point
+    let read = rates_b.get_or_set_detached("eur", refresh()).await;
+    assert_eq!(
+        read.unwrap(),
+        1,
+        "served at once, refreshed in the background"
+    );
+    assert_eq!(runs.load(SeqCst), 1, "the L1 copy kept the point");
+}
+
+/// `skip_l2_write` holds for a `tti` renewal too: an L1 hit due to renew the L2 copy renews
+/// nothing through a view that skips L2 writes; the next one through the cache does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_skipping_l2_writes_renews_nothing_in_l2() {
+    let server = RedisServer::start();
+    let clock = ManualClock::new();
+    let a = Instance::new(&server, "ttiskip", &clock, false);
+    let idle = CacheOptions::new().ttl(60 * MINUTE).tti(10 * MINUTE);
+    let sessions = a.cache("sessions").with_options(idle);
+    let local = sessions.with_options(CacheOptions::new().skip_l2_write(true));
+    sessions.set("s1", &1u32).await.unwrap();
+    clock.advance(61 * SECOND); // past a tenth of the tti: a read is due to renew
+    assert_eq!(get(&local, "s1").await, Some(1));
+    clock.advance(61 * SECOND);
+    assert_eq!(get(&sessions, "s1").await, Some(1));
+    eventually("the cache's own read renews the L2 copy", async || {
+        a.l2.completed(Operation::Touch) >= 1
+    })
+    .await;
+    // A renewal through the view would have been started first, so it would be counted
+    // by now; the correct count can never exceed one.
+    assert_eq!(
+        a.l2.completed(Operation::Touch),
+        1,
+        "the view skipping L2 writes renewed the L2 copy"
+    );
+}
+
 /// `expire` rewrites the L2 copy for its grace period: an L1 copy's `tti` renewals of it
 /// stop where that ends too, never keeping it longer than the entry now lives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -427,6 +427,57 @@ fn last_commands(server: &RedisServer) -> Vec<String> {
     cmds
 }
 
+/// A `current_thread` runtime with I/O and time.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A multi-thread runtime of one worker: its calls go through the shared connection.
+fn one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Writes `written` from `mt` and reads `read` (holding `v`) from `ct` until `ct`'s reads
+/// go through a connection made on it: the shared connection's last command stays the
+/// `SET`. The first read has that connection made, by a task of `ct`, which runs while
+/// `ct` does. Fails past 10 s.
+fn until_it_reads_on_its_own(
+    server: &RedisServer,
+    t: &Arc<dyn RemoteTier>,
+    ct: &tokio::runtime::Runtime,
+    mt: &tokio::runtime::Runtime,
+    written: &'static str,
+    read: &'static str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        mt.block_on(async {
+            t.set(written, b"v".to_vec(), Duration::from_secs(60))
+                .await
+                .unwrap();
+        });
+        ct.block_on(async {
+            assert_eq!(t.get(read).await.unwrap(), Some(b"v".to_vec()));
+            tokio::task::yield_now().await;
+        });
+        let last = last_commands(server);
+        if last == ["getrange", "set"] {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the runtime's reads never went through a connection of its own: {last:?}"
+        );
+    }
+}
+
 /// One read at a time from a `current_thread` runtime goes through a connection made on
 /// that runtime (its driver task runs between the caller's polls: no hop to the backend
 /// thread and back), once it is made; the backend runtime's connection serves everyone
@@ -436,49 +487,19 @@ fn last_commands(server: &RedisServer) -> Vec<String> {
 fn a_current_thread_runtime_reads_through_a_connection_of_its_own() {
     let server = RedisServer::start();
     let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
-    let mt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let shared_set = |key: &'static str| {
-        let t = Arc::clone(&t);
-        mt.block_on(async move {
-            t.set(key, b"v".to_vec(), Duration::from_secs(60))
-                .await
-                .unwrap();
-        });
-    };
-    shared_set("app:c:1");
+    let mt = one_worker();
+    mt.block_on(async {
+        t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
     assert_eq!(
         last_commands(&server),
         ["set"],
         "one connection, the shared one"
     );
-    let ct = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    // The first read goes through the shared connection and has the runtime's made (a task
-    // of the runtime, which runs while the runtime does); then the runtime's reads go
-    // through its own: the shared connection's last command stays the `SET` made from the
-    // multi-thread runtime.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        shared_set("app:c:2");
-        ct.block_on(async {
-            assert_eq!(t.get("app:c:2").await.unwrap(), Some(b"v".to_vec()));
-            tokio::task::yield_now().await;
-        });
-        let last = last_commands(&server);
-        if last == ["getrange", "set"] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the runtime's reads never went through a connection of its own: {last:?}"
-        );
-    }
+    let ct = current_thread();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:2", "app:c:2");
     drop(ct);
     let deadline = Instant::now() + Duration::from_secs(10);
     while last_commands(&server).len() > 1 {
@@ -501,13 +522,36 @@ fn a_current_thread_runtime_reads_through_a_connection_of_its_own() {
     })
     .join()
     .unwrap();
-    let ct = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let ct = current_thread();
     ct.block_on(async {
         assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"v".to_vec()));
     });
+}
+
+/// A tier dropped while the runtime that has a connection of it goes on leaves nothing
+/// behind on that runtime: the task that made the connection and watched over it ends, and
+/// the connection closes.
+#[test]
+fn a_tier_dropped_leaves_no_task_on_the_runtime() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let ct = current_thread();
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:1", "app:c:1");
+    drop(t);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        ct.block_on(tokio::task::yield_now());
+        let (tasks, clients) = (ct.metrics().num_alive_tasks(), last_commands(&server).len());
+        if tasks == 0 && clients == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{tasks} tasks left on the runtime, {clients} connections open"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// A caller that blocks a `current_thread` runtime's thread to wait for a read (a plain
@@ -518,10 +562,7 @@ fn a_current_thread_runtime_reads_through_a_connection_of_its_own() {
 fn a_caller_blocking_a_current_thread_runtime_is_not_served_by_its_connection() {
     let server = RedisServer::start();
     let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
-    let ct = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let ct = current_thread();
     ct.block_on(async {
         t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
             .await
@@ -529,30 +570,8 @@ fn a_caller_blocking_a_current_thread_runtime_is_not_served_by_its_connection() 
     });
     // Until the runtime's own connection serves its reads (the shared one's last command
     // stays the `SET`).
-    let mt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        mt.block_on(async {
-            t.set("app:c:2", b"v".to_vec(), Duration::from_secs(60))
-                .await
-                .unwrap();
-        });
-        ct.block_on(async {
-            t.get("app:c:1").await.unwrap();
-            tokio::task::yield_now().await;
-        });
-        if last_commands(&server) == ["getrange", "set"] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connection made on the runtime"
-        );
-    }
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:2", "app:c:1");
     ct.block_on(async {
         // In the runtime's context, from its block_on and from a task of it, blocked.
         for _ in 0..3 {
@@ -571,29 +590,17 @@ fn a_caller_blocking_a_current_thread_runtime_is_not_served_by_its_connection() 
 
 /// [`futures_executor_block_on`], failing the test past 5 s instead of waiting forever.
 fn block_on_within<F: std::future::Future>(fut: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        let left = deadline.checked_duration_since(Instant::now());
-        let left = left.expect("a read waiting for a blocked runtime hung");
-        std::thread::park_timeout(left);
-    }
+    park_until_ready(fut, Some(Instant::now() + Duration::from_secs(5)))
 }
 
 /// A minimal executor: polls a future on this thread, parking between wake-ups.
 fn futures_executor_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    park_until_ready(fut, None)
+}
+
+/// Polls `fut` on this thread, parking between wake-ups; past `deadline`, if any, the
+/// test fails: a read waiting for a blocked runtime hung.
+fn park_until_ready<F: std::future::Future>(fut: F, deadline: Option<Instant>) -> F::Output {
     use std::task::{Context, Poll, Wake, Waker};
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
@@ -608,7 +615,14 @@ fn futures_executor_block_on<F: std::future::Future>(fut: F) -> F::Output {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        std::thread::park();
+        match deadline {
+            Some(deadline) => {
+                let left = deadline.checked_duration_since(Instant::now());
+                let left = left.expect("a read waiting for a blocked runtime hung");
+                std::thread::park_timeout(left);
+            }
+            None => std::thread::park(),
+        }
     }
 }
 
@@ -773,7 +787,7 @@ async fn reads_never_fetch_more_than_max_value_size_plus_one() {
     assert!(err.contains("stores.s.l2.max_value_size"), "{err}");
 }
 
-/// `CLIENT LIST`'s `id` and `cmd` of each client of the server but the one asking.
+/// `CLIENT LIST`'s `id` and last command of each client of the server but the one asking.
 fn clients(server: &RedisServer) -> Vec<(String, String)> {
     let list = redis_server::cli(server.port(), &["CLIENT", "LIST"]);
     list.lines()
@@ -789,70 +803,174 @@ fn clients(server: &RedisServer) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A runtime's own connection goes where the shared connection is now: when the shared
-/// connection is re-made (after a fault, or a failover that moved it to another master),
-/// the runtime's connection is retired and a new one made, never kept beside it.
+/// A runtime's own connection is retired when the shared connection is dropped and made
+/// again (here killed on the server alone, as a server's idle timeout may; after a restart
+/// both are dead): the runtime's reads go on a new connection of its own, and the old one
+/// is closed, never kept beside a shared connection that is gone.
 #[test]
 fn a_runtimes_connection_is_retired_when_the_shared_one_is_remade() {
     let server = RedisServer::start();
     let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
-    let mt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let shared_set = |key: &'static str| {
-        let t = Arc::clone(&t);
-        mt.block_on(async move {
-            t.set(key, b"v".to_vec(), Duration::from_secs(60))
+    let ct = current_thread();
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:r:1", "app:r:1");
+    // Two clients: the shared connection (its last command the `SET`) and the runtime's.
+    let id_of = |cmd: &str| {
+        let found = clients(&server).into_iter().find(|(_, c)| c == cmd);
+        found.map(|(id, _)| id).unwrap()
+    };
+    let (shared, own) = (id_of("set"), id_of("getrange"));
+    assert_ne!(shared, own);
+    redis_server::cli(server.port(), &["CLIENT", "KILL", "ID", &shared]);
+    // The next write finds the shared connection dead and makes a new one; the runtime's
+    // reads then go on a connection made after it, the old one closed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        mt.block_on(async {
+            t.set("app:r:1", b"v".to_vec(), Duration::from_secs(60))
                 .await
                 .unwrap();
         });
-    };
-    let ct = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let read = || {
         ct.block_on(async {
             assert_eq!(t.get("app:r:1").await.unwrap(), Some(b"v".to_vec()));
             tokio::task::yield_now().await;
         });
-    };
-    shared_set("app:r:1");
-    // The runtime's reads go through its own connection (the one whose last command is
-    // the read), the shared one's last command is the `SET`.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let own = loop {
-        shared_set("app:r:1");
-        read();
-        if let Some((id, _)) = clients(&server).into_iter().find(|(_, c)| c == "getrange") {
-            break id;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connection of the runtime's own"
-        );
-    };
-    let shared = clients(&server)
-        .into_iter()
-        .find(|(_, c)| c == "set")
-        .map(|(id, _)| id)
-        .unwrap();
-    redis_server::cli(server.port(), &["CLIENT", "KILL", "ID", &shared]);
-    // The next operation finds the shared connection dead and makes a new one.
-    shared_set("app:r:1");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        read();
         let now = clients(&server);
         let retired = !now.iter().any(|(id, _)| *id == own);
-        if retired && now.iter().any(|(_, c)| c == "getrange") {
+        if retired && last_commands(&server) == ["getrange", "set"] {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the runtime's connection {own} outlived the shared connection it was made beside: {now:?}"
+            "the runtime's connection {own} outlived the shared connection {shared}: {now:?}"
         );
     }
+}
+
+/// A Redis restart costs a `current_thread` runtime's reads no failure (issue 16, fault
+/// 4): a dead connection is replaced and the read sent again before anything counts as a
+/// failure, whether the runtime's read finds its own connection dead first or another
+/// caller found the shared one dead before.
+#[test]
+fn a_restart_costs_a_current_thread_runtimes_reads_no_failure() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let ct = current_thread();
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:1", "app:c:1");
+    server.restart();
+    // The runtime's read first: its own connection and the shared one are both dead.
+    let read = ct.block_on(t.get("app:c:1"));
+    assert_eq!(
+        read.map_err(|e| e.to_string()),
+        Ok(None),
+        "restart keeps no data"
+    );
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:2", "app:c:2");
+    server.restart();
+    // Another caller first: it finds the shared connection dead and makes a new one.
+    mt.block_on(async {
+        t.set("app:c:3", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    let read = ct.block_on(t.get("app:c:3"));
+    assert_eq!(read.map_err(|e| e.to_string()), Ok(Some(b"v".to_vec())));
+}
+
+/// Runtimes that make one read each and end before their own connection is made (a
+/// runtime per request, `#[tokio::test]`s, a CLI) free their place: the places (64 per
+/// tier) never fill up with runtimes that are gone, and a later runtime still gets a
+/// connection of its own.
+#[test]
+fn runtimes_ended_before_their_connection_is_made_leave_room_for_others() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let mt = one_worker();
+    mt.block_on(async {
+        t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    for _ in 0..100 {
+        let ct = current_thread();
+        ct.block_on(async {
+            assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"v".to_vec()));
+        });
+    }
+    let ct = current_thread();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:2", "app:c:2");
+}
+
+/// A runtime's own connection failing (here a read timed out on it, the server paused)
+/// retires that connection only: the shared connection, which the failure says nothing
+/// about, is kept, not dropped and made again by the next caller.
+#[test]
+fn a_runtimes_connection_failing_keeps_the_shared_one() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let ct = current_thread();
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:1", "app:c:1");
+    let id_of = |cmd: &str| {
+        let found = clients(&server).into_iter().find(|(_, c)| c == cmd);
+        found.map(|(id, _)| id).unwrap()
+    };
+    let shared = id_of("set");
+    // Every client's commands wait 1 s: the runtime's read times out (300 ms).
+    redis_server::cli(server.port(), &["CLIENT", "PAUSE", "1000", "ALL"]);
+    let read = ct.block_on(t.get("app:c:1"));
+    assert_eq!(read.unwrap_err().kind(), TierErrorKind::Unavailable);
+    // Answered once the pause is over.
+    redis_server::cli(server.port(), &["PING"]);
+    mt.block_on(async {
+        t.set("app:c:1", b"w".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    let now = clients(&server);
+    assert!(
+        now.contains(&(shared.clone(), "set".to_owned())),
+        "the shared connection {shared} was dropped and made again: {now:?}"
+    );
+}
+
+/// A runtime driven now and then (a `block_on` per request, idle in between for longer
+/// than `connect_timeout`) still gets a connection of its own: the connect, spread over
+/// several of its turns, is bounded by the time the runtime ran, not by the time it sat
+/// idle, when it could not make progress (a wall-clock timer failed it every time).
+#[test]
+fn a_runtime_driven_now_and_then_still_gets_its_connection() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let mt = one_worker();
+    let ct = current_thread();
+    // The first read has the runtime's connection made, and returns before its connect
+    // task ever runs: the connect runs in the turns below, one step in each.
+    ct.block_on(async {
+        let mut read = t.get("app:c:1");
+        std::future::poll_fn(|cx| {
+            let _ = std::future::Future::poll(read.as_mut(), cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+    });
+    for _ in 0..15 {
+        // Idle for longer than connect_timeout (300 ms): the scenario itself.
+        std::thread::sleep(Duration::from_millis(400));
+        ct.block_on(tokio::task::yield_now());
+    }
+    mt.block_on(async {
+        t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    ct.block_on(async {
+        assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"v".to_vec()));
+    });
+    assert_eq!(
+        last_commands(&server),
+        ["getrange", "set"],
+        "the runtime's read went through the shared connection"
+    );
 }

@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 use cache_core::{TierError, TierErrorKind};
 use redis::aio::PubSub;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::{AsyncConnectionConfig, RedisError};
 
 use super::cluster;
 use super::local::{self, Found, Locals};
@@ -58,12 +58,8 @@ pub(crate) struct Connection {
     /// operation, from the callers' threads: a read lock held for a clone, never across
     /// an `.await`.
     live: RwLock<Option<Conn>>,
-    /// Off a cluster, the client of the server `live` is connected to (the master the
-    /// Sentinels named at that connect), with `live`'s generation: the runtimes'
-    /// connections are made with it. `None` whenever `live` is.
-    node: RwLock<Option<(Client, u64)>>,
-    /// Bumped whenever `live` is dropped or re-made: a runtime's connection made at an
-    /// older generation is retired ([`Locals::get`]).
+    /// Bumped whenever `live` is dropped: a runtime's connection made at an older
+    /// generation is retired ([`Locals::get`]).
     generation: AtomicU64,
     /// Held while connecting, so concurrent first uses make one connection, not several.
     connecting: tokio::sync::Mutex<()>,
@@ -90,12 +86,16 @@ impl Connection {
             max_value_size: opts.max_value_size,
             heartbeat: opts.heartbeat,
             live: RwLock::new(None),
-            node: RwLock::new(None),
             generation: AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
             flavour: AtomicU8::new(FLAVOUR_UNKNOWN),
             locals: Locals::default(),
-            runtime_connections: opts.runtime_connections,
+            // One server only: a runtime's own connection to a Sentinel master would look the
+            // master up through the shared Sentinel client (its lock held by a task of a
+            // runtime that may sit idle, stalling the shared reconnect after a failover), and
+            // would not follow the shared connection to a promoted master.
+            runtime_connections: opts.runtime_connections
+                && matches!(opts.topology, topology::Topology::Node(_)),
         }))
     }
 
@@ -335,13 +335,13 @@ impl Connection {
     /// bounded as a whole, as `run` does. On a cluster, see [`routed`](Self::routed).
     ///
     /// `op` must be idempotent (a read, a `SET`, a `PEXPIRE`): it may be sent more than
-    /// once. Off a cluster up to three times: on the caller's runtime's own connection,
-    /// again on the shared one when that turns out dead, and once more on a new shared
-    /// connection when the kept shared one turns out dead too; with no runtime connection
-    /// twice (the kept shared one, then a new one). On a cluster once
-    /// more through the cluster connection after a failed direct attempt (whose command
-    /// the node may have carried out before the failure was seen). A command that must
-    /// run at most once goes through [`run`](Self::run).
+    /// once. Off a cluster, once more on a new connection when its kept one turns out dead;
+    /// from a `current_thread` runtime with a connection of its own, up to three times: on
+    /// that connection, then, found dead, on the shared one, and once more on a new shared
+    /// one when that is found dead too (a server restart kills both). On a cluster, once
+    /// more through the cluster connection after a failed direct attempt (whose command the
+    /// node may have carried out before the failure was seen). A command that must run at
+    /// most once goes through [`run`](Self::run).
     pub(crate) fn run_one<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
@@ -388,13 +388,11 @@ impl Connection {
         } else {
             None
         };
-        // A runtime's connection goes to the server the shared connection is on now: none
-        // while the shared connection is down (the read below reconnects it).
-        if let (Some(runtime), Some((client, generation))) = (runtime, self.node()) {
-            let id = runtime.id();
-            match self.locals.get(id, generation) {
-                Found::Ready(conn) => return self.on_local(what, (id, generation), conn, op),
-                Found::Make(kept) => self.make_local(&runtime, (id, generation), client, kept),
+        if let Some(runtime) = runtime {
+            let local = (runtime.id(), self.generation.load(Ordering::Acquire));
+            match self.locals.get(local.0, local.1) {
+                Found::Ready(conn) => return self.on_local(what, local, conn, op),
+                Found::Make(kept) => self.make_local(&runtime, local, kept),
                 Found::Shared => {}
             }
         }
@@ -421,12 +419,11 @@ impl Connection {
     }
 
     /// `op` on `conn`, the connection of the caller's runtime (`id`, made at the shared
-    /// connection's generation), polled in the caller's context (its timers and sockets are
-    /// that runtime's). A connection-level failure retires it (reads go through the
-    /// backend's connection for a while) but leaves the shared connection alone, unless
-    /// the server says it is no longer a master (`READONLY`): the shared connection is on
-    /// that server too. One found dead is retried once on the shared connection, as
-    /// [`run_one`](Self::run_one) retries on its own.
+    /// connection's `generation`), polled in the caller's context (its timers and sockets
+    /// are that runtime's). A connection-level failure retires it (reads go through the
+    /// backend's connection for a while) but keeps the shared connection, unless the
+    /// server says it is no longer a master (`READONLY`); one found dead is retried once on
+    /// the shared connection, as [`run_one`](Self::run_one) retries on its own.
     fn on_local<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
@@ -455,6 +452,8 @@ impl Connection {
                     if is_connection_fault(&e) {
                         this.locals.failed(id, generation);
                     }
+                    // The shared connection is another one: only a server no longer master
+                    // says something of it too.
                     if e.code() == Some("READONLY") {
                         Err(this.fault(what, &e))
                     } else {
@@ -466,52 +465,57 @@ impl Connection {
     }
 
     /// Makes the connection of `runtime` (`id`, for the shared connection's `generation`)
-    /// with `client`, the shared connection's server (no Sentinel lookup, which would take
-    /// the shared Sentinel client and leave its connections on this runtime), on a task of
-    /// that runtime, so its driver task is that runtime's. The task then holds `kept`
-    /// until the connection is retired or the runtime shuts down, which drops the task: the
-    /// entry is then swept. A connect that fails or panics (a runtime built without I/O or
-    /// time) leaves that runtime on the shared one.
+    /// on a task of that runtime, so its driver task is that runtime's. The task holds
+    /// `kept` until the runtime shuts down (dropping the task) or the entry goes (retired,
+    /// or the tier dropped), connecting meanwhile; it holds no strong reference to `self`,
+    /// so a tier dropped mid-connect goes at once. A connect that fails or panics (a
+    /// runtime built without I/O or time) leaves that runtime on the shared connection.
     fn make_local(
         self: &Arc<Self>,
         runtime: &tokio::runtime::Handle,
         (id, generation): (tokio::runtime::Id, u64),
-        client: Client,
-        kept: local::Kept,
+        mut kept: local::Kept,
     ) {
+        let Some(client) = self.source.node().cloned() else {
+            return;
+        };
         let this = Arc::downgrade(self);
+        // Bounded by `connect_timeout` of the runtime's driven time, not by a timer that
+        // runs while the runtime sits idle (see `within_driven_time`).
+        let config = self.node_config().set_connection_timeout(None);
+        let limit = self.connect_timeout;
         drop(runtime.spawn(async move {
+            let connect = AssertUnwindSafe(async move {
+                let made = client.get_multiplexed_async_connection_with_config(&config);
+                local::within_driven_time(limit, made).await
+            })
+            .catch_unwind();
+            let attempt = match futures_util::future::select(std::pin::pin!(connect), &mut kept)
+                .await
+            {
+                futures_util::future::Either::Left((attempt, _)) => attempt,
+                // The entry went meanwhile.
+                futures_util::future::Either::Right(_) => return,
+            };
             let Some(conn) = this.upgrade() else {
                 return;
             };
-            let config = conn.node_config();
-            let attempt = AssertUnwindSafe(tokio::time::timeout(
-                conn.connect_timeout,
-                client.get_multiplexed_async_connection_with_config(&config),
-            ))
-            .catch_unwind()
-            .await;
             match attempt {
-                Ok(Ok(Ok(made))) => {
-                    if !conn.locals.made(id, generation, Conn::Node(made)) {
-                        return;
-                    }
-                }
+                Ok(Some(Ok(made))) => conn.locals.made(id, generation, Conn::Node(made)),
                 Ok(failure) => {
-                    let why = match failure {
-                        Ok(Err(e)) => conn.redact(&e.to_string()),
-                        _ => format!("no connection within connect_timeout ({:?})", conn.connect_timeout),
-                    };
                     let failures = conn.locals.failed(id, generation);
                     if failures == 1 {
+                        let why = match failure {
+                            Some(Err(e)) => conn.redact(&e.to_string()),
+                            _ => format!("no connection within connect_timeout ({limit:?})"),
+                        };
                         tracing::debug!(target = %conn.target, error = %why, "cachet: a runtime's own redis connection could not be made; its reads use the shared one");
                     }
-                    return;
                 }
                 Err(_) => conn.locals.never(id, generation),
             }
             drop(conn);
-            // Ends when the entry is replaced or swept, or the tier is dropped.
+            // Until the runtime shuts down (dropping this task) or the entry goes.
             let _ = kept.await;
         }));
     }
@@ -707,8 +711,8 @@ impl Connection {
         }
         let config = self.node_config();
         let attempt = self.source.connect(&config);
-        let (conn, client) = match tokio::time::timeout(self.connect_timeout, attempt).await {
-            Ok(Ok(made)) => made,
+        let conn = match tokio::time::timeout(self.connect_timeout, attempt).await {
+            Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(self.connect_error(&e.to_string())),
             Err(_) => {
                 return Err(self.connect_error(&format!(
@@ -717,28 +721,8 @@ impl Connection {
                 )))
             }
         };
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        *self.node.write().unwrap_or_else(PoisonError::into_inner) =
-            client.map(|client| (client, generation));
         *self.live.write().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
         Ok((conn, false))
-    }
-
-    /// The client of the server the shared connection is on now, and its generation:
-    /// `None` while it is down (and on a cluster).
-    fn node(&self) -> Option<(Client, u64)> {
-        self.node
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Drops the shared connection (its holder has `connecting`): a new generation, whose
-    /// runtimes' connections are made anew once it is connected again.
-    fn forget(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        *self.node.write().unwrap_or_else(PoisonError::into_inner) = None;
-        *self.live.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// A clone of the live connection, if there is one. (No code panics while holding
@@ -792,6 +776,19 @@ impl Connection {
     async fn forget_dead(&self) {
         let _connecting = self.connecting.lock().await;
         self.forget();
+    }
+
+    /// Drops the live connection, if any (its caller holds `connecting`), and with it the
+    /// runtimes' connections made beside it: a new generation.
+    fn forget(&self) {
+        let forgotten = self
+            .live
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if forgotten.is_some() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// A failure to connect (refused, timed out, or refused credentials): the server
@@ -933,6 +930,18 @@ mod tests {
         assert!(c.is_cluster());
         let e = c.connect_error("auth failed for hunter2");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn only_a_single_server_gets_runtime_connections() {
+        let node = Connection::new(&RedisOptions::new("redis://127.0.0.1:7/0")).unwrap();
+        assert!(node.runtime_connections);
+        let off = RedisOptions::new("redis://127.0.0.1:7/0").runtime_connections(false);
+        assert!(!Connection::new(&off).unwrap().runtime_connections);
+        let sentinel = RedisOptions::sentinel(["redis://127.0.0.1:7"], "mymaster");
+        assert!(!Connection::new(&sentinel).unwrap().runtime_connections);
+        let cluster = RedisOptions::cluster(["redis://127.0.0.1:7"]);
+        assert!(!Connection::new(&cluster).unwrap().runtime_connections);
     }
 
     #[test]

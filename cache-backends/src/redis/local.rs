@@ -20,15 +20,17 @@
 //! there, while the runtime's own connection is made in the background (a task of that
 //! runtime); so does every read when that connection cannot be made.
 //!
-//! A runtime's connection goes to the server the shared connection is on (no Sentinel
-//! lookup of its own), made with the same client and settings, and is retired whenever
-//! the shared connection is dropped or re-made (a fault, a failover): reads from a runtime
-//! never go to another server than the shared connection's.
+//! A runtime's connection is made with the shared connection's client and settings (one
+//! server only: [`super::connection`]) and is retired whenever the shared connection is
+//! dropped and made again (a fault, a restart of the server): made beside a shared
+//! connection that is gone, it would be to a server process that is gone too.
 //!
-//! A runtime that shuts down drops its tasks, the connection's driver among them, and the
-//! connecting (then keeping) task that holds its entry's [`Kept`]: the entry is then dead,
-//! even if the connect never ended, and is swept. Nothing of it is counted as a fault: no
-//! other caller ever used that connection.
+//! Each runtime's entry is held by a task of that runtime (the one that connects, then
+//! keeps the entry's [`Kept`]): a runtime that shuts down drops its tasks, that one and the
+//! connection's driver among them, and its entry is then dead and swept, even if its
+//! connect never ended. Nothing of it is counted as a fault: no other caller ever used that
+//! connection. A tier dropped, or an entry replaced, ends that task and closes its
+//! connection there.
 
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::{Context, RawWakerVTable};
@@ -39,9 +41,8 @@ use tokio::sync::oneshot;
 
 use super::topology::Conn;
 
-/// At most this many runtimes have a connection of their own per [`super::connection::Connection`]
-/// (one per L2 tier, one per bus); callers on more
-/// runtimes at once share the backend runtime's.
+/// At most this many runtimes have a connection of their own per tier (and per bus: one
+/// per shared connection); callers on more runtimes at once share the backend runtime's.
 const MAX_RUNTIMES: usize = 64;
 
 /// After a failed connect, the runtime's reads go through the backend's connection for
@@ -51,6 +52,39 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The longest wait between two connects of one runtime.
 const RETRY_AT_MOST: Duration = Duration::from_secs(300);
+
+/// How many steps of its runtime's timer [`within_driven_time`] counts its limit in.
+const STEPS: u32 = 8;
+
+/// `work`'s output, or `None` once `work` has been pending for `limit` of the time its
+/// runtime was driven, counted in steps of its timer: a step that ends late (by more than a
+/// step) is a stretch the runtime sat idle, between two `block_on`s say, when `work` could
+/// not make progress either, and does not count. (A wall-clock timer failed every connect
+/// of a runtime driven now and then, its handshake spread over several of its turns.)
+pub(crate) async fn within_driven_time<F: std::future::Future>(
+    limit: Duration,
+    work: F,
+) -> Option<F::Output> {
+    use futures_util::future::{select, Either};
+    let step = (limit / STEPS).max(Duration::from_millis(1));
+    let mut work = std::pin::pin!(work);
+    let mut driven = Duration::ZERO;
+    loop {
+        let started = Instant::now();
+        let tick = std::pin::pin!(tokio::time::sleep(step));
+        match select(work.as_mut(), tick).await {
+            Either::Left((out, _)) => return Some(out),
+            Either::Right(((), _)) => {
+                if started.elapsed() < step * 2 {
+                    driven += step;
+                }
+                if driven >= limit {
+                    return None;
+                }
+            }
+        }
+    }
+}
 
 /// The waker vtables of tokio's schedulers: a task's (any runtime's tasks share it) and a
 /// `current_thread` runtime's `block_on`. Learned once, on a thread of its own (a runtime
@@ -100,42 +134,35 @@ pub(crate) fn driving_runtime(cx: &Context<'_>) -> Option<Handle> {
 /// One runtime's connection, or its making.
 struct Local {
     runtime: tokio::runtime::Id,
-    /// The shared connection's generation (see [`Locals::get`]) this entry was made for.
+    /// The shared connection's generation (see [`Locals::get`]) this entry is for.
     generation: u64,
     /// Connects failed in a row: each one doubles the wait before the next.
     failures: u32,
+    /// Closed once the runtime's task holding the entry's [`Kept`] is gone: the runtime
+    /// shut down. Dropping it (the entry replaced or swept, the tier dropped) ends that task.
+    keeper: oneshot::Sender<()>,
     state: State,
 }
 
-/// The keeper's end of a runtime's entry: its task (a task of that runtime) holds the
-/// receiver, so [`oneshot::Sender::is_closed`] says the task, and so the runtime, is gone;
-/// dropping the sender (the entry replaced or swept, the tier dropped) ends the task.
-type Keeper = oneshot::Sender<()>;
-
-/// What the connecting task of a runtime holds: see [`Keeper`].
+/// What the task of a runtime that connects, then keeps its entry, holds: see
+/// [`Local::keeper`].
 pub(crate) type Kept = oneshot::Receiver<()>;
 
 enum State {
     /// Being made by a task of the runtime.
-    Connecting(Keeper),
-    /// Made; usable while its task (and so the runtime, which drives the connection) runs.
-    Ready { conn: Conn, keeper: Keeper },
+    Connecting,
+    /// Made, and driven by the runtime while its entry is live.
+    Ready(Conn),
     /// The last connect failed at this instant.
     Failed(Instant),
-    /// Connecting panicked (a runtime built without I/O or time): never again while the
-    /// runtime runs.
-    Never(Keeper),
+    /// Connecting panicked (a runtime built without I/O or time): never again.
+    Never,
 }
 
-impl State {
-    /// Whether the entry still says something about a running runtime.
-    fn live(&self, failures: u32) -> bool {
-        match self {
-            State::Connecting(keeper) | State::Never(keeper) | State::Ready { keeper, .. } => {
-                !keeper.is_closed()
-            }
-            State::Failed(at) => at.elapsed() < retry_after(failures),
-        }
+impl Local {
+    /// Whether the runtime still runs (the task holding the entry is there).
+    fn live(&self) -> bool {
+        !self.keeper.is_closed()
     }
 }
 
@@ -160,7 +187,7 @@ pub(crate) enum Found {
     /// Its own connection.
     Ready(Conn),
     /// None yet: the caller makes one on a task of the runtime, which holds this until the
-    /// runtime shuts down (or the connection is retired), and uses the backend's.
+    /// entry goes (see [`Local::keeper`]), and uses the backend's meanwhile.
     Make(Kept),
     /// None, being made or recently failed, or too many runtimes: use the backend's.
     Shared,
@@ -169,33 +196,31 @@ pub(crate) enum Found {
 impl Locals {
     /// The connection of `runtime` made for the shared connection's `generation`, or what
     /// to do without one. The generation changes whenever the shared connection is dropped
-    /// or re-made (a fault, a failover): a runtime's connection of an older generation may
-    /// be to a server that is no longer the master, so it is retired and a new one made.
+    /// (a fault, a server restart): a runtime's connection of an older one is retired (it
+    /// is likely dead too) and a new one made.
     pub(crate) fn get(&self, runtime: tokio::runtime::Id, generation: u64) -> Found {
         let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
-            let current = local.generation == generation;
+            let current = local.generation == generation && local.live();
             match &local.state {
-                State::Ready { conn, keeper } if current && !keeper.is_closed() => {
-                    return Found::Ready(conn.clone());
-                }
-                State::Connecting(keeper) if current && !keeper.is_closed() => {
-                    return Found::Shared;
-                }
-                State::Never(keeper) if !keeper.is_closed() => return Found::Shared,
+                State::Ready(conn) if current => return Found::Ready(conn.clone()),
+                State::Connecting if current => return Found::Shared,
+                State::Never if local.live() => return Found::Shared,
                 State::Failed(at) if current && at.elapsed() < retry_after(local.failures) => {
-                    return Found::Shared;
+                    return Found::Shared
                 }
                 _ => {}
             }
+            // Dropping the old keeper ends the old task (and closes its connection).
             let (keeper, kept) = oneshot::channel();
-            local.state = State::Connecting(keeper);
+            local.keeper = keeper;
             local.generation = generation;
+            local.state = State::Connecting;
             return Found::Make(kept);
         }
-        // Runtimes shut down since, and connects whose runtime went before they ended, are
-        // swept before a new one is counted.
-        runtimes.retain(|l| l.state.live(l.failures));
+        // Runtimes shut down since, their connects ended or not, are swept before a new
+        // one is counted.
+        runtimes.retain(Local::live);
         if runtimes.len() >= MAX_RUNTIMES {
             return Found::Shared;
         }
@@ -204,64 +229,53 @@ impl Locals {
             runtime,
             generation,
             failures: 0,
-            state: State::Connecting(keeper),
+            keeper,
+            state: State::Connecting,
         });
         Found::Make(kept)
     }
 
-    /// `runtime`'s connection for `generation` is made. `false` if it is not wanted any
-    /// more (the shared connection moved on meanwhile): the caller drops it.
-    pub(crate) fn made(&self, runtime: tokio::runtime::Id, generation: u64, conn: Conn) -> bool {
-        let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(local) = runtimes
-            .iter_mut()
-            .find(|l| l.runtime == runtime && l.generation == generation)
-        else {
-            return false;
-        };
-        match std::mem::replace(&mut local.state, State::Failed(Instant::now())) {
-            State::Connecting(keeper) => {
-                local.state = State::Ready { conn, keeper };
+    /// `runtime`'s connection for `generation` is made: kept unless the entry moved on
+    /// meanwhile (a newer generation, the runtime gone), when it is dropped here.
+    pub(crate) fn made(&self, runtime: tokio::runtime::Id, generation: u64, conn: Conn) {
+        self.with_entry(runtime, generation, |local| {
+            if matches!(local.state, State::Connecting) {
+                local.state = State::Ready(conn);
                 local.failures = 0;
-                true
             }
-            other => {
-                local.state = other;
-                false
-            }
-        }
+        });
     }
 
     /// `runtime`'s connection for `generation` could not be made, or failed: its reads go
     /// through the backend's connection for a while (longer after each failure in a row).
-    /// Returns how many times in a row it failed.
+    /// How many times in a row it failed (0 for an entry that moved on meanwhile).
     pub(crate) fn failed(&self, runtime: tokio::runtime::Id, generation: u64) -> u32 {
-        let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(local) = runtimes
-            .iter_mut()
-            .find(|l| l.runtime == runtime && l.generation == generation)
-        else {
-            return 0;
-        };
-        local.state = State::Failed(Instant::now());
-        local.failures = local.failures.saturating_add(1);
-        local.failures
+        self.with_entry(runtime, generation, |local| {
+            local.state = State::Failed(Instant::now());
+            local.failures = local.failures.saturating_add(1);
+            local.failures
+        })
+        .unwrap_or(0)
     }
 
-    /// Connecting on `runtime` panicked: its reads use the backend's connection while it
-    /// runs (the connecting task keeps holding its [`Kept`]).
+    /// Connecting on `runtime` panicked: its reads use the backend's connection for as long
+    /// as it runs.
     pub(crate) fn never(&self, runtime: tokio::runtime::Id, generation: u64) {
+        self.with_entry(runtime, generation, |local| local.state = State::Never);
+    }
+
+    /// `change` on `runtime`'s entry, if it is still for `generation`.
+    fn with_entry<R>(
+        &self,
+        runtime: tokio::runtime::Id,
+        generation: u64,
+        change: impl FnOnce(&mut Local) -> R,
+    ) -> Option<R> {
         let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(local) = runtimes
+        runtimes
             .iter_mut()
             .find(|l| l.runtime == runtime && l.generation == generation)
-        {
-            if let State::Connecting(keeper) =
-                std::mem::replace(&mut local.state, State::Failed(Instant::now()))
-            {
-                local.state = State::Never(keeper);
-            }
-        }
+            .map(change)
     }
 
     /// How many runtimes have a live connection of their own (for tests).
@@ -270,7 +284,7 @@ impl Locals {
         let runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
         runtimes
             .iter()
-            .filter(|l| matches!(&l.state, State::Ready { keeper, .. } if !keeper.is_closed()))
+            .filter(|l| l.live() && matches!(l.state, State::Ready(_)))
             .count()
     }
 }
@@ -349,7 +363,7 @@ mod tests {
             let Found::Make(kept) = locals.get(rt.handle().id(), 0) else {
                 panic!("a new runtime makes its connection");
             };
-            // Its connect task, still connecting when the runtime goes.
+            // Its connecting task, still connecting when the runtime goes.
             drop(rt.spawn(async move {
                 let _kept = kept;
                 std::future::pending::<()>().await;
@@ -371,7 +385,9 @@ mod tests {
         let Found::Make(mut old) = locals.get(id, 0) else {
             panic!("the first call makes the connection");
         };
-        assert!(matches!(locals.get(id, 1), Found::Make(_)), "made again");
+        let Found::Make(_new) = locals.get(id, 1) else {
+            panic!("made again for the new generation");
+        };
         assert_eq!(
             old.try_recv(),
             Err(oneshot::error::TryRecvError::Closed),

@@ -164,15 +164,17 @@ impl RedisOptions {
     }
 
     /// Whether a caller on a `current_thread` tokio runtime gets a connection of that
-    /// runtime (default `true`; one server or Sentinel, not a cluster). Every connection
+    /// runtime (default `true`; one server only, not Sentinel nor a cluster). Every connection
     /// of the driver is driven by its own small background runtime, so that it works from
     /// any runtime or none and outlives them; a read from a `current_thread` runtime then
     /// costs two wake-ups of another thread. With this on, a runtime of that kind whose
     /// own scheduler awaits a read, write or touch has one more connection made on it (in
     /// the background, at its first such call) and uses it from then on: a read costs
     /// what a raw connection of that runtime costs. The connection closes when the
-    /// runtime shuts down. Off: one connection per tier, whatever the callers. TOML:
-    /// `runtime_connections = false`.
+    /// runtime shuts down. Off: one connection per tier, whatever the callers. Such a
+    /// connection times its requests on its runtime's clock: turn it off for a runtime that
+    /// pauses time (`tokio::time::pause`), whose clock jumps to the next timer while the
+    /// runtime waits for Redis. TOML: `runtime_connections = false`.
     ///
     /// ```
     /// use cache_backends::redis::RedisOptions;

@@ -353,29 +353,33 @@ impl Source {
         }
     }
 
-    /// Connects: to the server, the cluster, or the master the Sentinels name now. Off a
-    /// cluster, also the client of the server connected to (its address, credentials, TLS
-    /// and db), which connects more connections to that same server.
-    pub(crate) async fn connect(
-        &self,
-        config: &AsyncConnectionConfig,
-    ) -> RedisResult<(Conn, Option<Client>)> {
+    /// The client of the one server, if that is what this connects to (not a cluster, not
+    /// Sentinel).
+    pub(crate) fn node(&self) -> Option<&Client> {
+        match self {
+            Source::Node(client) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// Connects: to the server, the cluster, or the master the Sentinels name now.
+    pub(crate) async fn connect(&self, config: &AsyncConnectionConfig) -> RedisResult<Conn> {
         match self {
             Source::Node(client) => client
                 .get_multiplexed_async_connection_with_config(config)
                 .await
-                .map(|conn| (Conn::Node(conn), Some(client.clone()))),
+                .map(Conn::Node),
             Source::Cluster(cluster) => cluster
                 .client
                 .get_async_connection()
                 .await
-                .map(|conn| (Conn::Cluster(conn), None)),
+                .map(Conn::Cluster),
             Source::Sentinel(sentinel) => {
                 let master = sentinel.lock().await.async_get_client().await?;
                 master
                     .get_multiplexed_async_connection_with_config(config)
                     .await
-                    .map(|conn| (Conn::Node(conn), Some(master)))
+                    .map(Conn::Node)
             }
         }
     }

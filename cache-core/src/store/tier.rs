@@ -604,3 +604,100 @@ pub trait Bus: Send + Sync + 'static {
     /// A description for logs, never holding credentials.
     fn describe(&self) -> String;
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::MapTier;
+
+    /// A local tier that implements only what it must, keeping every default method:
+    /// the defaults a third-party driver gets.
+    struct Defaults(Arc<MapTier>);
+
+    impl LocalTier for Defaults {
+        fn get(&self, key: &L1KeyRef<'_>) -> Option<LocalEntry> {
+            self.0.get(key)
+        }
+        fn insert(&self, key: L1Key, entry: LocalEntry) {
+            self.0.insert(key, entry);
+        }
+        fn remove(&self, key: &L1KeyRef<'_>) {
+            self.0.remove(key);
+        }
+        fn remove_scope(&self, scope: &Scope) {
+            self.0.remove_scope(scope);
+        }
+        fn clear(&self) {
+            self.0.clear();
+        }
+        fn entry_count(&self) -> u64 {
+            self.0.entry_count()
+        }
+        fn driver(&self) -> &'static str {
+            "defaults"
+        }
+    }
+
+    #[test]
+    fn the_default_read_lends_what_get_finds_and_only_that() {
+        let tier = Defaults(MapTier::new());
+        tier.insert(
+            L1Key::parse("app:users:1"),
+            LocalEntry::new(Arc::new(7u32), None, None, 8),
+        );
+        let mut seen = None;
+        let found = tier.read(&L1KeyRef::parse("app:users:1"), &mut |e| {
+            seen = e.value.downcast_ref::<u32>().copied();
+        });
+        assert!(found, "a held entry is read");
+        assert_eq!(seen, Some(7), "and lent to the reader");
+        let mut called = false;
+        assert!(
+            !tier.read(&L1KeyRef::parse("app:users:2"), &mut |_| called = true),
+            "a missing entry is not read"
+        );
+        assert!(!called, "nor is the reader called for it");
+    }
+
+    #[test]
+    fn the_default_entry_overhead_covers_at_least_the_entry_the_tier_holds() {
+        // A size bound holds in resident memory only if each entry's weight counts what
+        // the tier keeps for it beyond key and value: at least the `LocalEntry` itself.
+        let overhead = Defaults(MapTier::new()).entry_overhead() as usize;
+        assert!(
+            overhead >= std::mem::size_of::<LocalEntry>(),
+            "{overhead} < {}",
+            std::mem::size_of::<LocalEntry>()
+        );
+    }
+
+    #[test]
+    fn an_entrys_debug_shows_its_timing_and_weight() {
+        let at = Instant::now();
+        let entry = LocalEntry::new(Arc::new(1u8), Some(at), None, 12).refresh_at(Some(at));
+        let shown = format!("{entry:?}");
+        for field in [
+            "fresh_until: Some(",
+            "keep_until: None",
+            "weight: 12",
+            "refresh_at: Some(",
+        ] {
+            assert!(shown.contains(field), "{field} in {shown}");
+        }
+    }
+
+    #[test]
+    fn a_scope_keeps_its_base_and_escapes_it_for_redis() {
+        let scope = Scope::new("app:users#ns");
+        assert_eq!(scope.base(), "app:users#ns");
+        assert_eq!(scope.redis_pattern(), "app:users#ns[:#]*");
+    }
+
+    #[test]
+    fn memberships_last_at_least_as_long_as_their_entry() {
+        let (minute, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
+        assert_eq!(memberships_ttl(minute, hour), hour);
+        assert_eq!(memberships_ttl(hour, minute), hour);
+    }
+}
