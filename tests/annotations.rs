@@ -541,6 +541,80 @@ fn a_key_that_cannot_be_encoded_runs_the_function_uncached() {
     });
 }
 
+/// An L1 that hands on, for a timed entry, an instant it judged the entry at
+/// (`LocalTier::read_at`): here always just before the entry's `fresh_until`.
+struct JudgedBeforeL1(std::sync::Arc<cachet::store::MapTier>);
+
+impl cachet::store::LocalTier for JudgedBeforeL1 {
+    fn get(&self, key: &cachet::store::L1KeyRef<'_>) -> Option<cachet::store::LocalEntry> {
+        self.0.get(key)
+    }
+    fn read_at(
+        &self,
+        key: &cachet::store::L1KeyRef<'_>,
+        read: &mut dyn FnMut(&cachet::store::LocalEntry, Option<std::time::Instant>),
+    ) -> bool {
+        self.0.read(key, &mut |entry| {
+            let before = entry
+                .fresh_until
+                .map(|at| at - std::time::Duration::from_nanos(1));
+            read(entry, entry.keep_until.and(before))
+        })
+    }
+    fn insert(&self, key: cachet::store::L1Key, entry: cachet::store::LocalEntry) {
+        self.0.insert(key, entry)
+    }
+    fn remove(&self, key: &cachet::store::L1KeyRef<'_>) {
+        self.0.remove(key)
+    }
+    fn remove_scope(&self, scope: &cachet::store::Scope) {
+        self.0.remove_scope(scope)
+    }
+    fn clear(&self) {
+        self.0.clear()
+    }
+    fn entry_count(&self) -> u64 {
+        self.0.entry_count()
+    }
+    fn driver(&self) -> &'static str {
+        "judged-before"
+    }
+}
+
+static JUDGED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("judged", ttl = "1ms", grace = "1h")]
+fn judged(id: u64) -> u64 {
+    JUDGED_RUNS.fetch_add(1, SeqCst);
+    id
+}
+
+/// A store on the system's clock judges a timed hit at the instant its L1 read the clock
+/// at for the entry's `keep_until` (`LocalTier::read_at`), without reading it again: here
+/// the entry is stale by the clock, fresh at the L1's instant, and the hit is fresh.
+#[test]
+fn a_timed_hit_is_judged_at_the_instant_its_l1_read_the_clock_at() {
+    let l1 = std::sync::Arc::new(JudgedBeforeL1(cachet::store::MapTier::new()));
+    let manager = CacheManager::builder()
+        .store("judged", cachet::StoreBuilder::new().l1(l1))
+        .build()
+        .unwrap();
+    with_manager_sync(manager, || {
+        assert_eq!(judged(3), 3);
+        // Past the 1 ms TTL by the clock (a deadline, no sleep), within the grace.
+        let written = std::time::Instant::now();
+        while written.elapsed() < std::time::Duration::from_millis(5) {
+            std::hint::spin_loop();
+        }
+        assert_eq!(judged(3), 3);
+        assert_eq!(
+            JUDGED_RUNS.load(SeqCst),
+            1,
+            "judged fresh at the L1's instant"
+        );
+    });
+}
+
 static KEY_ENCODINGS: AtomicU64 = AtomicU64::new(0);
 
 /// (key encodings, L1 reads) when the body of [`cold`] last ran.

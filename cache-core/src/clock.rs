@@ -59,6 +59,13 @@ impl From<ManualClock> for Clock {
 }
 
 impl Clock {
+    /// Whether this is the system's clock (not a [`ManualClock`]): its `now` is
+    /// `Instant::now()`.
+    #[inline]
+    pub(crate) fn is_system(&self) -> bool {
+        self.manual.is_none()
+    }
+
     /// The monotonic instant now.
     pub(crate) fn now(&self) -> Instant {
         match &self.manual {

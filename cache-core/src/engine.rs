@@ -406,12 +406,15 @@ impl Engine {
     /// full path may skip. An untimed entry (no TTL, no eager refresh, no `tti`) is judged
     /// without reading the clock; a timed one with one clock read and three comparisons;
     /// anything else (stale, idle-timed, due, expired by the store's clock) goes to the
-    /// full judgement, out of line.
+    /// full judgement, out of line. `judged_at` is the instant the tier read the system's clock
+    /// at for this entry (see [`crate::store::LocalTier::read_at`]): on the system's clock, the hit is judged
+    /// at it, and the clock is not read a second time.
     #[inline(always)]
     pub(crate) fn judge_hit<V: Slot>(
         &self,
         entry: &LocalEntry,
         eager: bool,
+        judged_at: Option<Instant>,
         touch: &mut Option<Duration>,
     ) -> Result<V::Value, FirstL1> {
         if entry.idle.is_none() {
@@ -419,7 +422,11 @@ impl Engine {
                 // As `judge_l1`: an untimed entry's `keep_until` is the tier's to honour.
                 return slot::from_l1::<V>(&entry.value).ok_or(FirstL1::Empty);
             }
-            let now = self.inner.store.clock.now();
+            let clock = &self.inner.store.clock;
+            let now = match judged_at {
+                Some(at) if clock.is_system() => at,
+                _ => clock.now(),
+            };
             if entry.keep_until.is_none_or(|at| at > now)
                 && entry.fresh_until.is_none_or(|at| at > now)
                 && !(eager && entry.refresh_at.is_some_and(|at| at <= now))

@@ -95,8 +95,8 @@ impl<'a> HitRef<'a> {
         // nothing larger than the value crosses the tier's `dyn` call.
         let mut hit = Err(FirstL1::Empty);
         let mut touch = None;
-        self.l1.read(key, &mut |entry| {
-            hit = engine.judge_hit::<V>(entry, eager, &mut touch)
+        self.l1.read_at(key, &mut |entry, at| {
+            hit = engine.judge_hit::<V>(entry, eager, at, &mut touch)
         });
         if let Some(tti) = touch {
             engine.touch_l2(&key.to_string(), tti);

@@ -388,6 +388,37 @@ mod tests {
         id: u64,
     }
 
+    /// Integers of every length: both sides of each power of ten, the bounds of each type,
+    /// negatives.
+    #[test]
+    fn integers_of_every_length_take_the_fast_path_with_the_full_encoders_text() {
+        fn same<K: Serialize>(key: K) {
+            assert_eq!(fast(&key), Some(encode_key(&key).unwrap()));
+        }
+        let mut values = vec![0, u64::MAX];
+        for power in 0..20 {
+            let p = 10u64.pow(power);
+            values.extend([p - 1, p, p + 1]);
+        }
+        for v in values {
+            same(v);
+            same(v as i64);
+            same((v as i64).wrapping_neg());
+            same(v as u32);
+            same(v as i32);
+            same(v as u16);
+            same(v as i16);
+            same(v as u8);
+            same(v as i8);
+            same((v, v as i64));
+        }
+        same(i64::MIN);
+        same(i32::MIN);
+        same(i16::MIN);
+        same(i8::MIN);
+        same(i128::MIN);
+    }
+
     #[test]
     fn the_usual_keys_take_the_fast_path_with_the_full_encoders_text() {
         let cases: Vec<(Option<String>, String)> = vec![

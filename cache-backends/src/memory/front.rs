@@ -141,7 +141,7 @@ impl Slot {
         &mut self,
         tier: u64,
         key: &L1KeyRef<'_>,
-        read: &mut dyn FnMut(&LocalEntry),
+        read: &mut super::quick_engine::ReadAt<'_>,
     ) -> Serve {
         let Some(held) = self.held.as_ref().filter(|held| held.is(tier, key)) else {
             return Serve::Locked {
@@ -171,7 +171,13 @@ impl Slot {
         }
         #[cfg(test)]
         SERVED.with(|n| n.set(n.get() + 1));
-        read(&held.entry);
+        read(
+            &held.entry,
+            match served {
+                Serve::Lent(now) => Some(now),
+                _ => None,
+            },
+        );
         served
     }
 
@@ -300,7 +306,7 @@ mod tests {
     /// to take in through the lock, `None` through the lock only.
     fn serve(slot: &mut Slot, tier: u64, key: &str) -> Option<bool> {
         let mut lent = false;
-        match slot.serve(tier, &L1KeyRef::parse(key), &mut |_| lent = true) {
+        match slot.serve(tier, &L1KeyRef::parse(key), &mut |_, _| lent = true) {
             Serve::Untimed | Serve::Lent(_) => Some(lent),
             Serve::Locked { take } => {
                 assert!(!lent);

@@ -159,6 +159,25 @@ impl LocalTier for MemoryTier {
             },
         }
     }
+    #[inline]
+    fn read_at(
+        &self,
+        key: &L1KeyRef<'_>,
+        read: &mut dyn FnMut(&LocalEntry, Option<std::time::Instant>),
+    ) -> bool {
+        match &self.engine {
+            // Lent under the shard's read lock, with the instant the clock was read at.
+            Engine::QuickCache(t) => t.read_at(key, read),
+            // moka judges expiry by a clock of its own: no instant to hand on.
+            Engine::Moka(t) => match t.get(key) {
+                Some(entry) => {
+                    read(&entry, None);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
     fn insert(&self, key: L1Key, entry: LocalEntry) {
         match &self.engine {
             Engine::QuickCache(t) => t.insert(key, entry),

@@ -98,6 +98,10 @@ thread_local! {
     static TIMED_HITS: Cell<u32> = const { Cell::new(0) };
 }
 
+/// A read's callback: the entry lent, and the instant the clock was read at for its
+/// `keep_until` when it expires (see `LocalTier::read_at`).
+pub(super) type ReadAt<'a> = dyn FnMut(&LocalEntry, Option<Instant>) + 'a;
+
 /// What a read found under its shard's lock, for the work done after the lock is released.
 enum Found {
     Nothing,
@@ -305,8 +309,15 @@ impl QuickTier {
     /// present and not past `keep_until`: one lock and one table probe, the clock read
     /// (under the lock) only for an entry that expires. With a front table, an entry this
     /// thread holds a current clone of is lent from it, without the lock.
-    #[inline(always)]
+    #[inline]
     pub(super) fn read(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+        self.read_at(key, &mut |entry, _| read(entry))
+    }
+
+    /// [`QuickTier::read`], handing `read` the instant the clock was read at for an
+    /// expiring entry's `keep_until` (`LocalTier::read_at`).
+    #[inline(always)]
+    pub(super) fn read_at(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         if self.front {
             return self.read_front(key, read);
         }
@@ -315,7 +326,7 @@ impl QuickTier {
 
     /// The read through the shard's lock.
     #[inline]
-    fn read_locked(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+    fn read_locked(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         let (_, shard) = self.locate(key);
         let found = Self::look(shard, key, read, None);
         self.after(found, shard, key)
@@ -328,7 +339,7 @@ impl QuickTier {
     fn look(
         shard: &Shard,
         key: &L1KeyRef<'_>,
-        read: &mut dyn FnMut(&LocalEntry),
+        read: &mut ReadAt<'_>,
         keep: Option<(&mut Option<Held>, u64)>,
     ) -> Found {
         let entries = shard.read();
@@ -355,7 +366,13 @@ impl QuickTier {
                 Found::Lent(now)
             }
         };
-        read(entry);
+        read(
+            entry,
+            match found {
+                Found::Lent(now) => Some(now),
+                _ => None,
+            },
+        );
         if let Some((key, (into, tier))) = stored {
             *into = Some(Held {
                 tier,
@@ -407,7 +424,7 @@ impl QuickTier {
     /// Out of line, with the locked paths out of line too: a front hit then keeps a small
     /// frame (no registers spilled for the locked read's work).
     #[inline(never)]
-    fn read_front(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+    fn read_front(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         match front::with_slot(key.hash_value(), |slot| slot.serve(self.id, key, read)) {
             Some(Serve::Untimed) => true,
             Some(Serve::Lent(now)) => {
@@ -423,14 +440,14 @@ impl QuickTier {
 
     /// [`QuickTier::read_locked`], out of line (see [`QuickTier::read_front`]).
     #[inline(never)]
-    fn read_through(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+    fn read_through(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         self.read_locked(key, read)
     }
 
     /// The locked read, the entry found cloned into this thread's slot for `key` (or the
     /// slot's clone of it let go, when it is gone or expired).
     #[inline(never)]
-    fn read_taking(&self, key: &L1KeyRef<'_>, read: &mut dyn FnMut(&LocalEntry)) -> bool {
+    fn read_taking(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         let (_, shard) = self.locate(key);
         let mut kept = None;
         let found = Self::look(shard, key, read, Some((&mut kept, self.id)));

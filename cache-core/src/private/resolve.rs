@@ -29,8 +29,21 @@ pub(super) fn recorded(op: &'static Operation) -> Option<&'static Resolution> {
             _ => None,
         },
         Some(own) => {
-            let (at, _, resolution) = op.own_caches.get()?;
-            (*at == address(own())).then_some(resolution)
+            let (at, id, resolution) = op.own_caches.get()?;
+            let handed = own();
+            let same = *at == address(handed);
+            // The path hands over a `&'static CacheManager`, whose id is fixed for its
+            // life: the same address is the same manager (only a `static mut` reassigned
+            // under a live reference, undefined behaviour already, could break it).
+            debug_assert!(
+                !same
+                    || handed
+                        .downcast_ref::<crate::CacheManager>()
+                        .map(crate::CacheManager::id)
+                        == Some(*id),
+                "cachet: `manager = path` handed over another manager at the recorded address"
+            );
+            same.then_some(resolution)
         }
     }
 }

@@ -200,6 +200,31 @@ pub trait LocalTier: Send + Sync + 'static {
             None => false,
         }
     }
+    /// [`LocalTier::read`], also handing `read` the instant at which the tier found the
+    /// entry not past its `keep_until`, when it read the system's monotonic clock
+    /// (`Instant::now()`) for that during this call; `None` otherwise (an entry that never
+    /// expires, or a tier that keeps time by another clock). A store on the system's clock
+    /// judges a timed hit at that instant instead of reading the clock once more: on
+    /// virtual machines a clock read can cost more than the rest of the judgement.
+    ///
+    /// The default implementation is [`LocalTier::read`], handing `None`.
+    ///
+    /// ```
+    /// use cache_core::store::{L1Key, L1KeyRef, LocalEntry, LocalTier, MapTier};
+    /// use std::sync::Arc;
+    /// let tier = MapTier::new();
+    /// tier.insert(L1Key::parse("app:users:1"), LocalEntry::new(Arc::new(7u32), None, None, 8));
+    /// let mut at = Some(std::time::Instant::now());
+    /// assert!(tier.read_at(&L1KeyRef::parse("app:users:1"), &mut |_, now| at = now));
+    /// assert_eq!(at, None);
+    /// ```
+    fn read_at(
+        &self,
+        key: &L1KeyRef<'_>,
+        read: &mut dyn FnMut(&LocalEntry, Option<Instant>),
+    ) -> bool {
+        self.read(key, &mut |entry| read(entry, None))
+    }
     /// Stores an entry, replacing any other under the key.
     fn insert(&self, key: L1Key, entry: LocalEntry);
     /// Drops one entry.
