@@ -210,7 +210,10 @@ impl Connection {
             None => None,
         };
         if node.is_none() {
-            tracing::debug!(target = %self.target, "cachet: the node holding the bus subscription could not be told; its heartbeat goes to the slot's master");
+            // Once per subscription made: its heartbeat may ping another node than the one
+            // it is on (after a failover, the promoted master) and miss that one freezing.
+            let channel = channels.first().copied().unwrap_or_default();
+            tracing::warn!(target = %self.target, channel, "cachet: the node holding the bus subscription could not be told (`CLIENT INFO` refused or not understood: an ACL user needs `+client|info`, Redis 7.0.3 or later); its heartbeat goes to the slot's master, which after a failover may not be the node the subscription is on");
         }
         Ok(Messages::Sharded {
             conn,
@@ -422,9 +425,9 @@ impl Connection {
     /// `ticket`), polled in the caller's context (its timers and sockets are that
     /// runtime's). A connection-level failure retires it (reads go through the backend's
     /// connection for a while; not counted as a failed connect) but keeps the shared
-    /// connection, unless the
-    /// server says it is no longer a master (`READONLY`); one found dead is retried once on
-    /// the shared connection, as [`run_one`](Self::run_one) retries on its own.
+    /// connection, unless the server says it is no longer a master (`READONLY`); one found
+    /// dead is retried once on the shared connection, as [`run_one`](Self::run_one) retries
+    /// on its own.
     fn on_local<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
@@ -466,9 +469,9 @@ impl Connection {
     }
 
     /// Makes the connection of `runtime` (the connect of `ticket`) on a task of that
-    /// runtime, so its driver task is that runtime's. The task holds
-    /// `kept` until the runtime shuts down (dropping the task) or the entry goes (retired,
-    /// or the tier dropped), connecting meanwhile; it holds no strong reference to `self`,
+    /// runtime, so its driver task is that runtime's. The task holds `kept` until the
+    /// runtime shuts down (dropping the task) or the entry goes (retired, or the tier
+    /// dropped), connecting meanwhile; it holds no strong reference to `self`,
     /// so a tier dropped mid-connect goes at once. A connect that fails or panics (a
     /// runtime built without I/O or time) leaves that runtime on the shared connection.
     fn make_local(

@@ -37,8 +37,8 @@
 //! runtime's reads use the shared connection for [`RETRY_AFTER`], then it is made again. Only
 //! failed connects lengthen that wait ([`Locals::connect_failed`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::task::{Context, RawWakerVTable};
 use std::time::{Duration, Instant};
 
@@ -132,10 +132,34 @@ pub(crate) fn driving_runtime(cx: &Context<'_>) -> Option<Handle> {
         .iter()
         .any(|known| std::ptr::eq(*known, vtable))
     {
+        refused_once();
         return None;
     }
     let handle = Handle::try_current().ok()?;
     (handle.runtime_flavor() == RuntimeFlavor::CurrentThread).then_some(handle)
+}
+
+/// Whether a poll inside a `current_thread` runtime's context with a waker of no tokio
+/// scheduler was told of.
+static REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Tells once per process, at `debug`, that a poll inside a `current_thread` runtime's
+/// context carried a waker of no tokio scheduler, so it used the shared connection: a
+/// plain fn's wait does, as it should; so would every read of that runtime if tokio's
+/// wakers were not recognised in this build (their vtables are told apart by address, which
+/// a compiler need not keep unique), which would silently lose the runtime's connection.
+fn refused_once() {
+    if REFUSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let in_current_thread = Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::CurrentThread);
+    if in_current_thread && !REFUSED.swap(true, Ordering::Relaxed) {
+        tracing::debug!(
+            known_wakers = tokio_wakers().len(),
+            "cachet: a poll in a current_thread runtime's context with a waker of no tokio scheduler (a plain fn's wait; or tokio's wakers not recognised in this build): its Redis operations use the shared connection (told once)"
+        );
+    }
 }
 
 /// One runtime's connection (a [`Conn`], or a stand-in in unit tests), or its making.
@@ -188,7 +212,9 @@ fn retry_after(failures: u32) -> Duration {
 
 /// The connections of one tier made on its callers' `current_thread` runtimes.
 pub(crate) struct Locals<C = Conn> {
-    runtimes: Mutex<Vec<Local<C>>>,
+    /// Read-locked by the reads of runtimes whose connection is ready (many runtimes read
+    /// at once without waiting for each other), write-locked to change an entry.
+    runtimes: RwLock<Vec<Local<C>>>,
     /// The last connect's number (see [`Ticket`]).
     attempts: AtomicU64,
 }
@@ -196,7 +222,7 @@ pub(crate) struct Locals<C = Conn> {
 impl<C> Default for Locals<C> {
     fn default() -> Self {
         Self {
-            runtimes: Mutex::new(Vec::new()),
+            runtimes: RwLock::new(Vec::new()),
             attempts: AtomicU64::new(0),
         }
     }
@@ -230,7 +256,13 @@ impl<C: Clone> Locals<C> {
     /// (a fault, a server restart): a runtime's connection of an older one is retired (it
     /// is likely dead too) and a new one made.
     pub(crate) fn get(&self, runtime: tokio::runtime::Id, generation: u64) -> Found<C> {
-        let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((conn, ticket)) = self.ready(runtime, generation) {
+            return Found::Ready(conn, ticket);
+        }
+        let mut runtimes = self
+            .runtimes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
             let current = local.generation == generation && local.live();
             let ticket = Ticket {
@@ -278,6 +310,22 @@ impl<C: Clone> Locals<C> {
         Found::Make(kept, Ticket { runtime, attempt })
     }
 
+    /// `runtime`'s connection, if it is ready, made for `generation`, and the runtime runs.
+    fn ready(&self, runtime: tokio::runtime::Id, generation: u64) -> Option<(C, Ticket)> {
+        let runtimes = self.runtimes.read().unwrap_or_else(PoisonError::into_inner);
+        let local = runtimes.iter().find(|l| l.runtime == runtime)?;
+        match &local.state {
+            State::Ready(conn) if local.generation == generation && local.live() => {
+                let ticket = Ticket {
+                    runtime,
+                    attempt: local.attempt,
+                };
+                Some((conn.clone(), ticket))
+            }
+            _ => None,
+        }
+    }
+
     /// The connect of `ticket` made `conn`: kept unless the entry moved on meanwhile (a
     /// newer generation, the runtime gone), when it is dropped here.
     pub(crate) fn made(&self, ticket: Ticket, conn: C) {
@@ -312,7 +360,10 @@ impl<C: Clone> Locals<C> {
     /// once. A late failure, of a connection retired already, changes nothing (a newer
     /// connect in progress among others).
     pub(crate) fn retire(&self, ticket: Ticket) {
-        let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut runtimes = self
+            .runtimes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(local) = runtimes.iter_mut().find(|l| {
             l.runtime == ticket.runtime
                 && l.attempt == ticket.attempt
@@ -325,7 +376,10 @@ impl<C: Clone> Locals<C> {
     /// `change` on the entry of `ticket`'s runtime, if it is still connecting for that
     /// ticket.
     fn connecting<R>(&self, ticket: Ticket, change: impl FnOnce(&mut Local<C>) -> R) -> Option<R> {
-        let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut runtimes = self
+            .runtimes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         runtimes
             .iter_mut()
             .find(|l| {
@@ -340,7 +394,7 @@ impl<C: Clone> Locals<C> {
     /// failure, if the entry is failed (for tests).
     #[cfg(test)]
     fn waits(&self, runtime: tokio::runtime::Id) -> Option<Duration> {
-        let runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        let runtimes = self.runtimes.read().unwrap_or_else(PoisonError::into_inner);
         let local = runtimes.iter().find(|l| l.runtime == runtime)?;
         matches!(local.state, State::Failed(_)).then(|| retry_after(local.failures))
     }
@@ -348,7 +402,10 @@ impl<C: Clone> Locals<C> {
     /// Moves `runtime`'s last failure `by` into the past, as if that long went by (for tests).
     #[cfg(test)]
     fn age(&self, runtime: tokio::runtime::Id, by: Duration) {
-        let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut runtimes = self
+            .runtimes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
             if let State::Failed(at) = &mut local.state {
                 *at = at.checked_sub(by).unwrap_or(*at);
@@ -359,7 +416,7 @@ impl<C: Clone> Locals<C> {
     /// How many runtimes have a live connection of their own (for tests).
     #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
-        let runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        let runtimes = self.runtimes.read().unwrap_or_else(PoisonError::into_inner);
         runtimes
             .iter()
             .filter(|l| l.live() && matches!(l.state, State::Ready(_)))
@@ -393,9 +450,10 @@ mod tests {
             })
             .unwrap();
         assert!(from_task, "a task of a current_thread runtime");
-        // Inside its context but polled by another executor (a plain fn's wait).
+        // Inside its context but polled by another executor (a plain fn's wait): told once.
         let entered = ct.enter();
         assert!(!driving(), "a foreign waker inside the runtime's context");
+        assert!(REFUSED.load(Ordering::Relaxed), "told of");
         drop(entered);
         let mt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
