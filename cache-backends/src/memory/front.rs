@@ -33,7 +33,8 @@ use std::time::Instant;
 use cache_core::store::{Equivalent, L1Key, L1KeyRef, LocalEntry};
 
 /// Slots per thread: a power of two, so a slot is picked with a mask. 64 slots of
-/// ~150 bytes each (the key, the entry, the tags) are ~10 KiB per thread that reads.
+/// 168 bytes each (the key, the entry, the version, the tags) are ~10.5 KiB per thread
+/// that reads through a front table, allocated on its first such read.
 pub(super) const SLOTS: usize = 64;
 
 /// Front hits of a slot between two locked reads of its entry: those reads mark the
@@ -180,17 +181,12 @@ impl Slot {
     }
 }
 
-/// A thread's table.
-struct Table {
-    slots: [Slot; SLOTS],
-}
+/// A thread's table, allocated on the thread's first front read: a thread that never reads
+/// through a front table (or a process without one) holds only the empty pointer.
+type Table = Option<Box<[Slot; SLOTS]>>;
 
 thread_local! {
-    static FRONT: RefCell<Table> = const {
-        RefCell::new(Table {
-            slots: [Slot::EMPTY; SLOTS],
-        })
-    };
+    static FRONT: RefCell<Table> = const { RefCell::new(None) };
 }
 
 #[cfg(test)]
@@ -213,9 +209,10 @@ pub(super) fn with_slot<R>(hash: u64, f: impl FnOnce(&mut Slot) -> R) -> Option<
     FRONT
         .try_with(|table| {
             let mut table = table.try_borrow_mut().ok()?;
+            let slots = table.get_or_insert_with(|| Box::new([Slot::EMPTY; SLOTS]));
             // Bits the tier's part and shard (32..48) and the table's buckets (the low
             // ones) do not pick by alone.
-            Some(f(&mut table.slots[(hash >> 16) as usize & (SLOTS - 1)]))
+            Some(f(&mut slots[(hash >> 16) as usize & (SLOTS - 1)]))
         })
         .ok()
         .flatten()
