@@ -65,3 +65,68 @@ fn gets_puts_and_evictions_are_counted_per_cache() {
     assert_eq!(count("cache.puts", None), 1);
     assert_eq!(count("cache.evictions", None), 1);
 }
+
+/// Hits of the L1 tier reach the recorder in effect when they happen: one installed after
+/// the cache's first calls (a service's warm-up), or another one later, gets the next
+/// hits, with the cache's labels.
+#[test]
+fn a_recorder_installed_after_the_first_calls_gets_the_next_hits() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let users = CacheManager::builder()
+        .memory_store("memory")
+        .build()
+        .unwrap()
+        .cache("warmed")
+        .unwrap();
+    let hit = || {
+        runtime.block_on(async {
+            let _: Option<u8> = users.get(&1u64).await.unwrap();
+        })
+    };
+    // Warm-up: a write and a hit with no recorder, then a hit under a first one.
+    runtime.block_on(users.set(&1u64, &1u8)).unwrap();
+    hit();
+    let first = DebuggingRecorder::new();
+    metrics::with_local_recorder(&first, hit);
+    let second = DebuggingRecorder::new();
+    let snapshotter = second.snapshotter();
+    metrics::with_local_recorder(&second, || {
+        hit();
+        hit();
+    });
+    let hits: Vec<(Vec<(String, String)>, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| match value {
+            DebugValue::Counter(n) if key.key().name() == "cache.gets" => Some((
+                key.key()
+                    .labels()
+                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                    .collect(),
+                n,
+            )),
+            _ => None,
+        })
+        .collect();
+    let labels = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        hits,
+        vec![(
+            labels(&[
+                ("cache", "warmed"),
+                ("store", "memory"),
+                ("result", "hit"),
+                ("tier", "l1")
+            ]),
+            2
+        )]
+    );
+}

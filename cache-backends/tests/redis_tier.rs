@@ -786,3 +786,191 @@ async fn reads_never_fetch_more_than_max_value_size_plus_one() {
     let err = build(&cfg).err().unwrap().to_string();
     assert!(err.contains("stores.s.l2.max_value_size"), "{err}");
 }
+
+/// `CLIENT LIST`'s `id` and last command of each client of the server but the one asking.
+fn clients(server: &RedisServer) -> Vec<(String, String)> {
+    let list = redis_server::cli(server.port(), &["CLIENT", "LIST"]);
+    list.lines()
+        .filter_map(|l| {
+            let field = |name: &str| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            Some((field("id=")?, field("cmd=")?))
+        })
+        .filter(|(_, cmd)| cmd != "client|list")
+        .collect()
+}
+
+/// A runtime's own connection is retired when the shared connection is dropped and made
+/// again (here killed on the server alone, as a server's idle timeout may; after a restart
+/// both are dead): the runtime's reads go on a new connection of its own, and the old one
+/// is closed, never kept beside a shared connection that is gone.
+#[test]
+fn a_runtimes_connection_is_retired_when_the_shared_one_is_remade() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let ct = current_thread();
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:r:1", "app:r:1");
+    // Two clients: the shared connection (its last command the `SET`) and the runtime's.
+    let id_of = |cmd: &str| {
+        let found = clients(&server).into_iter().find(|(_, c)| c == cmd);
+        found.map(|(id, _)| id).unwrap()
+    };
+    let (shared, own) = (id_of("set"), id_of("getrange"));
+    assert_ne!(shared, own);
+    redis_server::cli(server.port(), &["CLIENT", "KILL", "ID", &shared]);
+    // The next write finds the shared connection dead and makes a new one; the runtime's
+    // reads then go on a connection made after it, the old one closed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        mt.block_on(async {
+            t.set("app:r:1", b"v".to_vec(), Duration::from_secs(60))
+                .await
+                .unwrap();
+        });
+        ct.block_on(async {
+            assert_eq!(t.get("app:r:1").await.unwrap(), Some(b"v".to_vec()));
+            tokio::task::yield_now().await;
+        });
+        let now = clients(&server);
+        let retired = !now.iter().any(|(id, _)| *id == own);
+        if retired && last_commands(&server) == ["getrange", "set"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the runtime's connection {own} outlived the shared connection {shared}: {now:?}"
+        );
+    }
+}
+
+/// A Redis restart costs a `current_thread` runtime's reads no failure (issue 16, fault
+/// 4): a dead connection is replaced and the read sent again before anything counts as a
+/// failure, whether the runtime's read finds its own connection dead first or another
+/// caller found the shared one dead before.
+#[test]
+fn a_restart_costs_a_current_thread_runtimes_reads_no_failure() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let ct = current_thread();
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:1", "app:c:1");
+    server.restart();
+    // The runtime's read first: its own connection and the shared one are both dead.
+    let read = ct.block_on(t.get("app:c:1"));
+    assert_eq!(
+        read.map_err(|e| e.to_string()),
+        Ok(None),
+        "restart keeps no data"
+    );
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:2", "app:c:2");
+    server.restart();
+    // Another caller first: it finds the shared connection dead and makes a new one.
+    mt.block_on(async {
+        t.set("app:c:3", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    let read = ct.block_on(t.get("app:c:3"));
+    assert_eq!(read.map_err(|e| e.to_string()), Ok(Some(b"v".to_vec())));
+}
+
+/// Runtimes that make one read each and end before their own connection is made (a
+/// runtime per request, `#[tokio::test]`s, a CLI) free their place: the places (64 per
+/// tier) never fill up with runtimes that are gone, and a later runtime still gets a
+/// connection of its own.
+#[test]
+fn runtimes_ended_before_their_connection_is_made_leave_room_for_others() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let mt = one_worker();
+    mt.block_on(async {
+        t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    for _ in 0..100 {
+        let ct = current_thread();
+        ct.block_on(async {
+            assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"v".to_vec()));
+        });
+    }
+    let ct = current_thread();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:2", "app:c:2");
+}
+
+/// A runtime's own connection failing (here a read timed out on it, the server paused)
+/// retires that connection only: the shared connection, which the failure says nothing
+/// about, is kept, not dropped and made again by the next caller.
+#[test]
+fn a_runtimes_connection_failing_keeps_the_shared_one() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let ct = current_thread();
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:1", "app:c:1");
+    let id_of = |cmd: &str| {
+        let found = clients(&server).into_iter().find(|(_, c)| c == cmd);
+        found.map(|(id, _)| id).unwrap()
+    };
+    let shared = id_of("set");
+    // Every client's commands wait 1 s: the runtime's read times out (300 ms).
+    redis_server::cli(server.port(), &["CLIENT", "PAUSE", "1000", "ALL"]);
+    let read = ct.block_on(t.get("app:c:1"));
+    assert_eq!(read.unwrap_err().kind(), TierErrorKind::Unavailable);
+    // Answered once the pause is over.
+    redis_server::cli(server.port(), &["PING"]);
+    mt.block_on(async {
+        t.set("app:c:1", b"w".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    let now = clients(&server);
+    assert!(
+        now.contains(&(shared.clone(), "set".to_owned())),
+        "the shared connection {shared} was dropped and made again: {now:?}"
+    );
+}
+
+/// A runtime driven now and then (a `block_on` per request, idle in between for longer
+/// than `connect_timeout`) still gets a connection of its own: the connect, spread over
+/// several of its turns, is bounded by the time the runtime ran, not by the time it sat
+/// idle, when it could not make progress (a wall-clock timer failed it every time).
+#[test]
+fn a_runtime_driven_now_and_then_still_gets_its_connection() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let mt = one_worker();
+    let ct = current_thread();
+    // The first read has the runtime's connection made, and returns before its connect
+    // task ever runs: the connect runs in the turns below, one step in each.
+    ct.block_on(async {
+        let mut read = t.get("app:c:1");
+        std::future::poll_fn(|cx| {
+            let _ = std::future::Future::poll(read.as_mut(), cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+    });
+    for _ in 0..15 {
+        // Idle for longer than connect_timeout (300 ms): the scenario itself.
+        std::thread::sleep(Duration::from_millis(400));
+        ct.block_on(tokio::task::yield_now());
+    }
+    mt.block_on(async {
+        t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    ct.block_on(async {
+        assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"v".to_vec()));
+    });
+    assert_eq!(
+        last_commands(&server),
+        ["getrange", "set"],
+        "the runtime's read went through the shared connection"
+    );
+}

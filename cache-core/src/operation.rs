@@ -109,7 +109,10 @@ impl Resolution {
 }
 
 /// An operation's caches in one manager, remembered so a call does not look its cache names
-/// up again: the hot path is one read lock and one `Arc` clone.
+/// up again: the hot path is one read lock and one `Arc` clone. On cache lines of its own:
+/// scoped calls write its lock, which must not share a line with the record the global
+/// manager's hits read next to it.
+#[repr(align(128))]
 pub(crate) struct ResolvedCaches(RwLock<Option<(u64, Arc<[Engine]>)>>);
 
 impl ResolvedCaches {

@@ -75,16 +75,22 @@ pub(crate) struct StatsCounters {
     /// L1 hits, counted on every hit from every thread: striped, so that threads hitting
     /// the same cache do not write one shared cache line.
     l1_hits: Striped,
+    /// The counters of the other events, written by misses, writes and faults: on lines of
+    /// their own, away from what a hit reads.
+    shared: Padded<Shared>,
+    /// Each event's metric key (name and labels, hashed once), built with the counters.
+    #[cfg(feature = "metrics")]
+    keys: [metrics::Key; EVENTS],
+}
+
+#[derive(Debug, Default)]
+struct Shared {
     l2_hits: AtomicU64,
     misses: AtomicU64,
     puts: AtomicU64,
     evictions: AtomicU64,
     stale: AtomicU64,
     errors: AtomicU64,
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    cache: std::sync::Arc<str>,
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    store: std::sync::Arc<str>,
 }
 
 /// How many stripes a striped counter has: enough that a few busy threads rarely share one.
@@ -92,12 +98,12 @@ const STRIPES: usize = 8;
 
 /// A counter split over cache-line-padded stripes, each thread adding to its own.
 #[derive(Debug, Default)]
-struct Striped([Padded; STRIPES]);
+struct Striped([Padded<AtomicU64>; STRIPES]);
 
-/// One stripe, alone on its cache line (128 bytes: adjacent-line prefetching pairs lines).
+/// A value alone on its cache line (128 bytes: adjacent-line prefetching pairs lines).
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Padded(AtomicU64);
+struct Padded<T>(T);
 
 impl Striped {
     #[inline]
@@ -119,7 +125,7 @@ fn stripe() -> usize {
     use std::sync::atomic::AtomicUsize;
     const UNSET: usize = usize::MAX;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
+    std::thread_local! {
         static STRIPE: Cell<usize> = const { Cell::new(UNSET) };
     }
     STRIPE.with(|s| match s.get() {
@@ -132,18 +138,19 @@ fn stripe() -> usize {
     })
 }
 
+/// How many kinds of [`Event`] there are.
+#[cfg(feature = "metrics")]
+const EVENTS: usize = 7;
+
 impl StatsCounters {
     pub(crate) fn new(cache: std::sync::Arc<str>, store: std::sync::Arc<str>) -> Self {
+        #[cfg(not(feature = "metrics"))]
+        let _ = (cache, store);
         Self {
             l1_hits: Striped::default(),
-            l2_hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            puts: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
-            stale: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            cache,
-            store,
+            shared: Padded::default(),
+            #[cfg(feature = "metrics")]
+            keys: metric_keys(cache, store),
         }
     }
 
@@ -157,16 +164,17 @@ impl StatsCounters {
 
     /// Counts `n` occurrences of `event`.
     pub(crate) fn record(&self, event: Event, n: u64) {
-        let shared = match event {
+        let shared = &self.shared.0;
+        let counter = match event {
             Event::L1Hit => None,
-            Event::L2Hit => Some(&self.l2_hits),
-            Event::Miss => Some(&self.misses),
-            Event::Put => Some(&self.puts),
-            Event::Eviction => Some(&self.evictions),
-            Event::Stale => Some(&self.stale),
-            Event::Error => Some(&self.errors),
+            Event::L2Hit => Some(&shared.l2_hits),
+            Event::Miss => Some(&shared.misses),
+            Event::Put => Some(&shared.puts),
+            Event::Eviction => Some(&shared.evictions),
+            Event::Stale => Some(&shared.stale),
+            Event::Error => Some(&shared.errors),
         };
-        match shared {
+        match counter {
             Some(counter) => {
                 counter.fetch_add(n, Relaxed);
             }
@@ -178,44 +186,55 @@ impl StatsCounters {
 
     #[cfg(feature = "metrics")]
     fn export(&self, event: Event, n: u64) {
-        // Looked up on every event, not kept per cache: a handle stays bound to the recorder
-        // of its registration, and a service may install its recorder after its first
-        // cached call (a warm-up), which would then report nothing.
-        let (cache, store) = (self.cache.to_string(), self.store.to_string());
-        let counter = match event {
-            Event::L1Hit => {
-                metrics::counter!("cache.gets", "cache" => cache, "store" => store, "result" => "hit", "tier" => "l1")
-            }
-            Event::L2Hit => {
-                metrics::counter!("cache.gets", "cache" => cache, "store" => store, "result" => "hit", "tier" => "l2")
-            }
-            Event::Miss => {
-                metrics::counter!("cache.gets", "cache" => cache, "store" => store, "result" => "miss")
-            }
-            Event::Put => metrics::counter!("cache.puts", "cache" => cache, "store" => store),
-            Event::Eviction => {
-                metrics::counter!("cache.evictions", "cache" => cache, "store" => store)
-            }
-            Event::Stale => metrics::counter!("cache.stale", "cache" => cache, "store" => store),
-            Event::Error => metrics::counter!("cache.errors", "cache" => cache, "store" => store),
-        };
-        counter.increment(n);
+        // The counter is looked up in the recorder in effect on every event, not kept per
+        // cache: a handle stays bound to the recorder of its registration, and a service may
+        // install its recorder after its first cached call (a warm-up), which would then
+        // report nothing. What is kept is the key (name and labels, hashed once), so an
+        // event builds no label strings.
+        static METADATA: metrics::Metadata<'static> =
+            metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+        let key = &self.keys[event as usize];
+        metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA).increment(n));
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
+        let shared = &self.shared.0;
         let l1_hits = self.l1_hits.sum();
-        let l2_hits = self.l2_hits.load(Relaxed);
+        let l2_hits = shared.l2_hits.load(Relaxed);
         CacheStats {
             hits: l1_hits + l2_hits,
-            misses: self.misses.load(Relaxed),
+            misses: shared.misses.load(Relaxed),
             l1_hits,
             l2_hits,
-            puts: self.puts.load(Relaxed),
-            evictions: self.evictions.load(Relaxed),
-            stale: self.stale.load(Relaxed),
-            errors: self.errors.load(Relaxed),
+            puts: shared.puts.load(Relaxed),
+            evictions: shared.evictions.load(Relaxed),
+            stale: shared.stale.load(Relaxed),
+            errors: shared.errors.load(Relaxed),
         }
     }
+}
+
+/// Each event's metric key, in [`Event`]'s order, labelled as `metrics::counter!` would.
+#[cfg(feature = "metrics")]
+fn metric_keys(cache: std::sync::Arc<str>, store: std::sync::Arc<str>) -> [metrics::Key; EVENTS] {
+    use metrics::{Key, Label};
+    let key = |name: &'static str, extra: &[(&'static str, &'static str)]| {
+        let mut labels = vec![
+            Label::new("cache", cache.clone()),
+            Label::new("store", store.clone()),
+        ];
+        labels.extend(extra.iter().map(|(k, v)| Label::from_static_parts(k, v)));
+        Key::from_parts(name, labels)
+    };
+    [
+        key("cache.gets", &[("result", "hit"), ("tier", "l1")]),
+        key("cache.gets", &[("result", "hit"), ("tier", "l2")]),
+        key("cache.gets", &[("result", "miss")]),
+        key("cache.puts", &[]),
+        key("cache.evictions", &[]),
+        key("cache.stale", &[]),
+        key("cache.errors", &[]),
+    ]
 }
 
 #[cfg(test)]

@@ -18,9 +18,14 @@
 //! with) has bumped the version this read loads.
 //!
 //! What a held clone costs: the entry stays alive while a slot holds it, after it was
-//! removed, replaced or evicted, until that thread's slot is read again or reused, or the
-//! thread exits. That is at most [`SLOTS`] entries per thread (whatever the number of
-//! tiers), outside the tier's bound, and the value's `Drop` runs later, on that thread.
+//! removed, replaced or evicted, until that thread reads the same key of that tier again,
+//! or takes another key into the slot (a key read twice in a row there with no read of
+//! the held one in between), or exits. Reading other keys that fall on the slot only
+//! notes them, so a thread that reads distinct keys keeps its held values for as long as
+//! it runs; and Rust does not promise to run the main thread's thread-local destructors,
+//! so a value held by the main thread may never be dropped. That is at most [`SLOTS`]
+//! entries per thread (whatever the number of tiers), outside the tier's bound, and the
+//! value's `Drop` runs later, on that thread.
 //! A tier's id is drawn from a process-wide counter and never reused, so a slot of a
 //! dropped tier never matches another tier's read.
 
@@ -31,6 +36,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cache_core::store::{Equivalent, L1Key, L1KeyRef, LocalEntry};
+
+use super::clock;
 
 /// Slots per thread: a power of two, so a slot is picked with a mask. 64 slots of
 /// 168 bytes each (the key, the entry, the version, the tags) are ~10.5 KiB per thread
@@ -106,9 +113,10 @@ pub(super) enum Serve {
 /// One slot of a thread's table.
 pub(super) struct Slot {
     pub(super) held: Option<Held>,
-    /// The last key (tier, hash) read through the lock at this slot and not taken in: a
-    /// key is taken in when it is read twice in a row here, so keys read in turn (more
-    /// keys than slots) do not churn the slot and the values' reference counts.
+    /// The last key (tier, hash) read through the lock at this slot and not taken in, since
+    /// the held key was last read: a key is taken in when it is read twice in a row here
+    /// (with no read of the held key in between), so keys read in turn do not churn the
+    /// slot and the values' reference counts, whether the slot holds one of them or none.
     candidate: (u64, u64),
     /// Front hits since the held entry was last read through the lock.
     hits: u32,
@@ -140,13 +148,16 @@ impl Slot {
                 take: self.seen_twice(tier, key.hash_value()),
             };
         };
+        // A read of the held key comes between the reads of any other: two keys read in
+        // turn leave the held one held, rather than swapping the slot on every read.
+        self.candidate = (0, 0);
         if held.version.get() != held.seen {
             return Serve::Locked { take: true };
         }
         let served = match held.entry.keep_until {
             None => Serve::Untimed,
             Some(until) => {
-                let now = Instant::now();
+                let now = clock::now();
                 if until <= now {
                     return Serve::Locked { take: true };
                 }
@@ -176,6 +187,8 @@ impl Slot {
     /// Holds `held` from now on; what it held before is returned, to be dropped once no
     /// lock is held.
     pub(super) fn hold(&mut self, held: Held) -> Option<Held> {
+        #[cfg(test)]
+        TAKEN.with(|n| n.set(n.get() + 1));
         self.hits = 0;
         self.held.replace(held)
     }
@@ -193,12 +206,20 @@ thread_local! {
 thread_local! {
     /// Front hits counted on this thread (tests check that they happened).
     static SERVED: Cell<u64> = const { Cell::new(0) };
+    /// Entries this thread took into its slots (each a clone: tests count the churn).
+    static TAKEN: Cell<u64> = const { Cell::new(0) };
 }
 
 /// How many reads this thread had served from its front table (counted in tests only).
 #[cfg(test)]
 pub(super) fn served() -> u64 {
     SERVED.with(Cell::get)
+}
+
+/// How many entries this thread had taken into its slots (counted in tests only).
+#[cfg(test)]
+pub(super) fn taken() -> u64 {
+    TAKEN.with(Cell::get)
 }
 
 /// Runs `f` on the slot of `hash` in this thread's table; `None` when the table is in
@@ -210,12 +231,17 @@ pub(super) fn with_slot<R>(hash: u64, f: impl FnOnce(&mut Slot) -> R) -> Option<
         .try_with(|table| {
             let mut table = table.try_borrow_mut().ok()?;
             let slots = table.get_or_insert_with(|| Box::new([Slot::EMPTY; SLOTS]));
-            // Bits the tier's part and shard (32..48) and the table's buckets (the low
-            // ones) do not pick by alone.
-            Some(f(&mut slots[(hash >> 16) as usize & (SLOTS - 1)]))
+            Some(f(&mut slots[slot_of(hash)]))
         })
         .ok()
         .flatten()
+}
+
+/// The slot of a key of hash `hash`: picked by bits that the tier's part and shard
+/// (32..48) and the table's buckets (the low ones) do not pick by alone.
+#[inline(always)]
+pub(super) fn slot_of(hash: u64) -> usize {
+    (hash >> 16) as usize & (SLOTS - 1)
 }
 
 /// A lookup key that keeps a clone of the stored key it matches: how a slot gets the
@@ -310,6 +336,20 @@ mod tests {
         assert!(!slot.seen_twice(1, 11));
         assert!(!slot.seen_twice(2, 11), "the same hash in another tier");
         assert!(!slot.seen_twice(1, 10));
+    }
+
+    #[test]
+    fn two_keys_read_in_turn_leave_the_held_one_held() {
+        let version = Arc::new(Version::default());
+        let mut slot = Slot::EMPTY;
+        slot.hold(held(7, "p:c:1", &version));
+        for _ in 0..3 {
+            assert_eq!(serve(&mut slot, 7, "p:c:2"), None, "not taken in");
+            assert_eq!(serve(&mut slot, 7, "p:c:1"), Some(true), "still held");
+        }
+        // Read twice in a row, the other key is taken in.
+        assert_eq!(serve(&mut slot, 7, "p:c:2"), None);
+        assert_eq!(serve(&mut slot, 7, "p:c:2"), Some(false));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! weigh nothing per entry. Heap data owned by the value (a `String`'s bytes, a `Vec`'s
 //! elements) is not counted, so prefer `max_entries` for values that own large heap data.
 
+mod clock;
 mod front;
 mod moka_engine;
 mod options;

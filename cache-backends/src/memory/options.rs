@@ -151,18 +151,21 @@ impl MemoryOptions {
     /// `front_table = true` with `engine = "moka"`; here it is ignored there).
     ///
     /// Each thread keeps up to 64 entries it reads often (a key is taken in when the
-    /// thread reads it twice in a row), each with the version its shard had when it was
-    /// read. A read of a held entry whose shard has not changed since is served without
+    /// thread reads it twice in a row at its slot, with no read of the key the slot holds
+    /// in between), each with the version its shard had when it was read. A read of a held entry whose shard has not changed since is served without
     /// the shard's lock: threads reading one hot key then write no shared cache line, and
     /// the read does a fraction of the work. Any change to a shard (an insert, a removal,
     /// an eviction, an expired entry dropped, a scope clear, `clear`) makes the clones of
     /// its entries stale, so a read never returns an entry older than a completed change.
     ///
     /// The cost: an entry a thread holds stays alive after it was removed, replaced or
-    /// evicted, until that thread reads its slot again, reuses it, or exits: up to 64
-    /// entries per thread, outside `max_entries` / `max_size`, with the value's `Drop`
-    /// running later, on that thread. Leave it off for values whose release must be
-    /// prompt (large buffers, handles).
+    /// evicted, until that thread reads the same key again, takes another key into the
+    /// slot (reads it twice in a row there), or exits: up to 64 entries per thread, outside
+    /// `max_entries` / `max_size`, with the value's `Drop` running later, on that thread.
+    /// A thread that only reads other keys keeps what it holds for as long as it runs, and
+    /// on the main thread a held value's `Drop` may never run (Rust does not promise to run
+    /// the main thread's thread-local destructors). Leave it off for values whose release
+    /// must be prompt (large buffers, handles).
     ///
     /// ```
     /// use cache_backends::memory::{MemoryOptions, MemoryTier};

@@ -36,6 +36,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use quick_cache::unsync::Cache as Quick;
 use quick_cache::Lifecycle;
 
+use super::clock;
 use super::front::{self, Held, Keeping, Serve, Version};
 use super::MemoryBound;
 
@@ -347,7 +348,7 @@ impl QuickTier {
         let found = match entry.keep_until {
             None => Found::Untimed,
             Some(until) => {
-                let now = Instant::now();
+                let now = clock::now();
                 if until <= now {
                     return Found::Expired(now);
                 }
@@ -449,7 +450,7 @@ impl QuickTier {
 
     #[cold]
     fn on_miss(&self) {
-        self.maybe_sweep(Instant::now());
+        self.maybe_sweep(clock::now());
     }
 
     /// A read that found the entry past its `keep_until` at `now`: the entry is dropped
@@ -480,7 +481,7 @@ impl QuickTier {
                 part.next_expiry.fetch_min(at, Ordering::SeqCst);
             }
         }
-        self.maybe_sweep(Instant::now());
+        self.maybe_sweep(clock::now());
     }
 
     pub(super) fn remove(&self, key: &L1KeyRef<'_>) {
@@ -514,7 +515,7 @@ impl QuickTier {
 
     pub(super) fn entry_count(&self) -> u64 {
         // A count asked for is a count of live entries: sweep whatever is due, now.
-        let now = Instant::now();
+        let now = clock::now();
         for part in self.parts.iter() {
             if self.nanos(now) >= part.next_expiry.load(Ordering::Relaxed) {
                 self.sweep(part, now);

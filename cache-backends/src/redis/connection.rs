@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -58,6 +58,9 @@ pub(crate) struct Connection {
     /// operation, from the callers' threads: a read lock held for a clone, never across
     /// an `.await`.
     live: RwLock<Option<Conn>>,
+    /// Bumped whenever `live` is dropped: a runtime's connection made at an older
+    /// generation is retired ([`Locals::get`]).
+    generation: AtomicU64,
     /// Held while connecting, so concurrent first uses make one connection, not several.
     connecting: tokio::sync::Mutex<()>,
     /// On a cluster, whether pub/sub is classic: set once a server refused a sharded
@@ -83,6 +86,7 @@ impl Connection {
             max_value_size: opts.max_value_size,
             heartbeat: opts.heartbeat,
             live: RwLock::new(None),
+            generation: AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
             flavour: AtomicU8::new(FLAVOUR_UNKNOWN),
             locals: Locals::default(),
@@ -330,11 +334,14 @@ impl Connection {
     /// operation that must connect first (or reconnect, its connection found dead) is
     /// bounded as a whole, as `run` does. On a cluster, see [`routed`](Self::routed).
     ///
-    /// `op` must be idempotent (a read, a `SET`, a `PEXPIRE`): it may be sent twice, once
-    /// more on a new connection when its kept one turns out dead, and on a cluster once
-    /// more through the cluster connection after a failed direct attempt (whose command
-    /// the node may have carried out before the failure was seen). A command that must
-    /// run at most once goes through [`run`](Self::run).
+    /// `op` must be idempotent (a read, a `SET`, a `PEXPIRE`): it may be sent more than
+    /// once. Off a cluster, once more on a new connection when its kept one turns out dead;
+    /// from a `current_thread` runtime with a connection of its own, up to three times: on
+    /// that connection, then, found dead, on the shared one, and once more on a new shared
+    /// one when that is found dead too (a server restart kills both). On a cluster, once
+    /// more through the cluster connection after a failed direct attempt (whose command the
+    /// node may have carried out before the failure was seen). A command that must run at
+    /// most once goes through [`run`](Self::run).
     pub(crate) fn run_one<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
@@ -382,10 +389,10 @@ impl Connection {
             None
         };
         if let Some(runtime) = runtime {
-            let id = runtime.id();
-            match self.locals.get(id) {
-                Found::Ready(conn) => return self.on_local(what, id, conn, op),
-                Found::Make => self.make_local(&runtime, id),
+            let local = (runtime.id(), self.generation.load(Ordering::Acquire));
+            match self.locals.get(local.0, local.1) {
+                Found::Ready(conn) => return self.on_local(what, local, conn, op),
+                Found::Make(kept) => self.make_local(&runtime, local, kept),
                 Found::Shared => {}
             }
         }
@@ -411,14 +418,16 @@ impl Connection {
         }
     }
 
-    /// `op` on `conn`, the connection of the caller's runtime `id`, polled in the caller's
-    /// context (its timers and sockets are that runtime's). A connection-level failure
-    /// retires it (reads go through the backend's connection for a while); one found dead
-    /// is retried once there, as [`run_one`](Self::run_one) retries on its own.
+    /// `op` on `conn`, the connection of the caller's runtime (`id`, made at the shared
+    /// connection's `generation`), polled in the caller's context (its timers and sockets
+    /// are that runtime's). A connection-level failure retires it (reads go through the
+    /// backend's connection for a while) but keeps the shared connection, unless the
+    /// server says it is no longer a master (`READONLY`); one found dead is retried once on
+    /// the shared connection, as [`run_one`](Self::run_one) retries on its own.
     fn on_local<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
-        id: tokio::runtime::Id,
+        (id, generation): (tokio::runtime::Id, u64),
         conn: Conn,
         op: F,
     ) -> background::Remote<T>
@@ -433,7 +442,7 @@ impl Connection {
             match op(conn).await {
                 Ok(value) => Ok(value),
                 Err(e) if is_dead_connection(&e) => {
-                    this.locals.failed(id);
+                    this.locals.failed(id, generation);
                     tracing::debug!(target = %this.target, what, "cachet: a runtime's own redis connection found dead; using the shared one");
                     let limit = Some(this.operation_timeout);
                     let shared = Arc::clone(&this);
@@ -441,45 +450,73 @@ impl Connection {
                 }
                 Err(e) => {
                     if is_connection_fault(&e) {
-                        this.locals.failed(id);
+                        this.locals.failed(id, generation);
                     }
-                    Err(this.fault(what, &e))
+                    // The shared connection is another one: only a server no longer master
+                    // says something of it too.
+                    if e.code() == Some("READONLY") {
+                        Err(this.fault(what, &e))
+                    } else {
+                        Err(this.error(what, &e))
+                    }
                 }
             }
         })
     }
 
-    /// Makes the connection of `runtime` (`id`) on a task of that runtime, so its driver
-    /// task is that runtime's; the task then holds the token that says the runtime (and so
-    /// the driver) still runs, until the runtime shuts down or the entry goes. A connect that fails or
-    /// panics (a runtime built without I/O or time) leaves that runtime on the shared one.
-    fn make_local(self: &Arc<Self>, runtime: &tokio::runtime::Handle, id: tokio::runtime::Id) {
+    /// Makes the connection of `runtime` (`id`, for the shared connection's `generation`)
+    /// on a task of that runtime, so its driver task is that runtime's. The task holds
+    /// `kept` until the runtime shuts down (dropping the task) or the entry goes (retired,
+    /// or the tier dropped), connecting meanwhile; it holds no strong reference to `self`,
+    /// so a tier dropped mid-connect goes at once. A connect that fails or panics (a
+    /// runtime built without I/O or time) leaves that runtime on the shared connection.
+    fn make_local(
+        self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        (id, generation): (tokio::runtime::Id, u64),
+        mut kept: local::Kept,
+    ) {
+        let Some(client) = self.source.node().cloned() else {
+            return;
+        };
         let this = Arc::downgrade(self);
+        // Bounded by `connect_timeout` of the runtime's driven time, not by a timer that
+        // runs while the runtime sits idle (see `within_driven_time`).
+        let config = self.node_config().set_connection_timeout(None);
+        let limit = self.connect_timeout;
         drop(runtime.spawn(async move {
+            let connect = AssertUnwindSafe(async move {
+                let made = client.get_multiplexed_async_connection_with_config(&config);
+                local::within_driven_time(limit, made).await
+            })
+            .catch_unwind();
+            let attempt = match futures_util::future::select(std::pin::pin!(connect), &mut kept)
+                .await
+            {
+                futures_util::future::Either::Left((attempt, _)) => attempt,
+                // The entry went meanwhile.
+                futures_util::future::Either::Right(_) => return,
+            };
             let Some(conn) = this.upgrade() else {
                 return;
             };
-            let config = conn.node_config();
-            let attempt = AssertUnwindSafe(tokio::time::timeout(
-                conn.connect_timeout,
-                conn.source.connect(&config),
-            ))
-            .catch_unwind()
-            .await;
             match attempt {
-                Ok(Ok(Ok(made))) => {
-                    let (token, alive) = local::token();
-                    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                    conn.locals.made(id, made, alive, stop);
-                    drop(conn);
-                    // Until the runtime shuts down (dropping this task) or the entry goes
-                    // (the tier dropped, or the connection retired).
-                    let _held = token;
-                    let _ = stopped.await;
+                Ok(Some(Ok(made))) => conn.locals.made(id, generation, Conn::Node(made)),
+                Ok(failure) => {
+                    let failures = conn.locals.failed(id, generation);
+                    if failures == 1 {
+                        let why = match failure {
+                            Some(Err(e)) => conn.redact(&e.to_string()),
+                            _ => format!("no connection within connect_timeout ({limit:?})"),
+                        };
+                        tracing::debug!(target = %conn.target, error = %why, "cachet: a runtime's own redis connection could not be made; its reads use the shared one");
+                    }
                 }
-                Ok(_) => conn.locals.failed(id),
-                Err(_) => conn.locals.never(id),
+                Err(_) => conn.locals.never(id, generation),
             }
+            drop(conn);
+            // Until the runtime shuts down (dropping this task) or the entry goes.
+            let _ = kept.await;
         }));
     }
 
@@ -729,7 +766,7 @@ impl Connection {
     /// another task is connecting, it is connecting afresh already.
     fn reset(&self) {
         if let Ok(_connecting) = self.connecting.try_lock() {
-            *self.live.write().unwrap_or_else(PoisonError::into_inner) = None;
+            self.forget();
         }
     }
 
@@ -738,7 +775,20 @@ impl Connection {
     /// At worst it forgets a connection another task has just made: one extra connect.
     async fn forget_dead(&self) {
         let _connecting = self.connecting.lock().await;
-        *self.live.write().unwrap_or_else(PoisonError::into_inner) = None;
+        self.forget();
+    }
+
+    /// Drops the live connection, if any (its caller holds `connecting`), and with it the
+    /// runtimes' connections made beside it: a new generation.
+    fn forget(&self) {
+        let forgotten = self
+            .live
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if forgotten.is_some() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// A failure to connect (refused, timed out, or refused credentials): the server
@@ -760,17 +810,15 @@ impl Connection {
     /// Sentinel failover demoted it): unavailable too, and the next connection is made to
     /// whichever server is master now.
     fn fault(&self, what: &str, e: &RedisError) -> TierError {
-        let demoted = e.code() == Some("READONLY");
-        let unavailable = demoted
-            || e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || e.is_unrecoverable_error()
-            || e.is_cluster_error();
-        if unavailable && !self.is_cluster() {
+        if is_unavailable(e) && !self.is_cluster() {
             self.reset();
         }
+        self.error(what, e)
+    }
+
+    /// Maps a command's error as [`fault`](Self::fault) does, keeping the connection.
+    fn error(&self, what: &str, e: &RedisError) -> TierError {
+        let unavailable = is_unavailable(e);
         TierError::with_kind(
             format!(
                 "redis {}: {what} failed: {}",
@@ -830,6 +878,18 @@ where
             None => Poll::Pending,
         }
     }
+}
+
+/// Whether `e` says the server cannot be used now: a failure of the connection, a timeout,
+/// a cluster error, or `READONLY` (the server was a master and is now a replica).
+fn is_unavailable(e: &RedisError) -> bool {
+    e.code() == Some("READONLY")
+        || e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+        || e.is_cluster_error()
 }
 
 /// Whether `e` is a failure of the connection rather than the server's answer: a timeout

@@ -20,26 +20,71 @@
 //! there, while the runtime's own connection is made in the background (a task of that
 //! runtime); so does every read when that connection cannot be made.
 //!
-//! A runtime that shuts down drops its tasks, the connection's driver among them; its
-//! entry is then dead (its keeper task, which holds a token, is gone) and is swept. Nothing
-//! of it is counted as a fault: no other caller ever used that connection. A tier dropped
-//! before the runtime ends its keeper task and closes its connection there.
+//! A runtime's connection is made with the shared connection's client and settings (one
+//! server only: [`super::connection`]) and is retired whenever the shared connection is
+//! dropped and made again (a fault, a restart of the server): made beside a shared
+//! connection that is gone, it would be to a server process that is gone too.
+//!
+//! Each runtime's entry is held by a task of that runtime (the one that connects, then
+//! keeps the entry's [`Kept`]): a runtime that shuts down drops its tasks, that one and the
+//! connection's driver among them, and its entry is then dead and swept, even if its
+//! connect never ended. Nothing of it is counted as a fault: no other caller ever used that
+//! connection. A tier dropped, or an entry replaced, ends that task and closes its
+//! connection there.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::{Context, RawWakerVTable};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::oneshot;
 
 use super::topology::Conn;
 
-/// At most this many runtimes have a connection of their own per tier; callers on more
-/// runtimes at once share the backend runtime's.
+/// At most this many runtimes have a connection of their own per tier (and per bus: one
+/// per shared connection); callers on more runtimes at once share the backend runtime's.
 const MAX_RUNTIMES: usize = 64;
 
 /// After a failed connect, the runtime's reads go through the backend's connection for
-/// this long before another connect is tried.
+/// this long before another connect is tried (doubled after each further failure in a
+/// row, up to [`RETRY_AT_MOST`]).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The longest wait between two connects of one runtime.
+const RETRY_AT_MOST: Duration = Duration::from_secs(300);
+
+/// How many steps of its runtime's timer [`within_driven_time`] counts its limit in.
+const STEPS: u32 = 8;
+
+/// `work`'s output, or `None` once `work` has been pending for `limit` of the time its
+/// runtime was driven, counted in steps of its timer: a step that ends late (by more than a
+/// step) is a stretch the runtime sat idle, between two `block_on`s say, when `work` could
+/// not make progress either, and does not count. (A wall-clock timer failed every connect
+/// of a runtime driven now and then, its handshake spread over several of its turns.)
+pub(crate) async fn within_driven_time<F: std::future::Future>(
+    limit: Duration,
+    work: F,
+) -> Option<F::Output> {
+    use futures_util::future::{select, Either};
+    let step = (limit / STEPS).max(Duration::from_millis(1));
+    let mut work = std::pin::pin!(work);
+    let mut driven = Duration::ZERO;
+    loop {
+        let started = Instant::now();
+        let tick = std::pin::pin!(tokio::time::sleep(step));
+        match select(work.as_mut(), tick).await {
+            Either::Left((out, _)) => return Some(out),
+            Either::Right(((), _)) => {
+                if started.elapsed() < step * 2 {
+                    driven += step;
+                }
+                if driven >= limit {
+                    return None;
+                }
+            }
+        }
+    }
+}
 
 /// The waker vtables of tokio's schedulers: a task's (any runtime's tasks share it) and a
 /// `current_thread` runtime's `block_on`. Learned once, on a thread of its own (a runtime
@@ -89,23 +134,46 @@ pub(crate) fn driving_runtime(cx: &Context<'_>) -> Option<Handle> {
 /// One runtime's connection, or its making.
 struct Local {
     runtime: tokio::runtime::Id,
+    /// The shared connection's generation (see [`Locals::get`]) this entry is for.
+    generation: u64,
+    /// Connects failed in a row: each one doubles the wait before the next.
+    failures: u32,
+    /// Closed once the runtime's task holding the entry's [`Kept`] is gone: the runtime
+    /// shut down. Dropping it (the entry replaced or swept, the tier dropped) ends that task.
+    keeper: oneshot::Sender<()>,
     state: State,
 }
+
+/// What the task of a runtime that connects, then keeps its entry, holds: see
+/// [`Local::keeper`].
+pub(crate) type Kept = oneshot::Receiver<()>;
 
 enum State {
     /// Being made by a task of the runtime.
     Connecting,
-    /// Made; `alive` upgrades while the runtime (and so the connection's driver) runs.
-    /// Dropping `_stop` (this entry replaced, or the tier dropped) ends the keeper task.
-    Ready {
-        conn: Conn,
-        alive: Weak<()>,
-        _stop: tokio::sync::oneshot::Sender<()>,
-    },
+    /// Made, and driven by the runtime while its entry is live.
+    Ready(Conn),
     /// The last connect failed at this instant.
     Failed(Instant),
     /// Connecting panicked (a runtime built without I/O or time): never again.
     Never,
+}
+
+impl Local {
+    /// Whether the runtime still runs (the task holding the entry is there).
+    fn live(&self) -> bool {
+        !self.keeper.is_closed()
+    }
+}
+
+/// How long a runtime's reads go through the shared connection after `failures` failed
+/// connects in a row: [`RETRY_AFTER`], doubled for each further failure, at most
+/// [`RETRY_AT_MOST`].
+fn retry_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_AFTER
+        .saturating_mul(1 << doublings)
+        .min(RETRY_AT_MOST)
 }
 
 /// The connections of one tier made on its callers' `current_thread` runtimes.
@@ -118,80 +186,96 @@ pub(crate) struct Locals {
 pub(crate) enum Found {
     /// Its own connection.
     Ready(Conn),
-    /// None yet: the caller makes one (a task of the runtime) and uses the backend's.
-    Make,
+    /// None yet: the caller makes one on a task of the runtime, which holds this until the
+    /// entry goes (see [`Local::keeper`]), and uses the backend's meanwhile.
+    Make(Kept),
     /// None, being made or recently failed, or too many runtimes: use the backend's.
     Shared,
 }
 
 impl Locals {
-    /// The connection of `runtime`, or what to do without one.
-    pub(crate) fn get(&self, runtime: tokio::runtime::Id) -> Found {
+    /// The connection of `runtime` made for the shared connection's `generation`, or what
+    /// to do without one. The generation changes whenever the shared connection is dropped
+    /// (a fault, a server restart): a runtime's connection of an older one is retired (it
+    /// is likely dead too) and a new one made.
+    pub(crate) fn get(&self, runtime: tokio::runtime::Id, generation: u64) -> Found {
         let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
-            return match &local.state {
-                State::Ready { conn, alive, .. } if alive.strong_count() > 0 => {
-                    Found::Ready(conn.clone())
+            let current = local.generation == generation && local.live();
+            match &local.state {
+                State::Ready(conn) if current => return Found::Ready(conn.clone()),
+                State::Connecting if current => return Found::Shared,
+                State::Never if local.live() => return Found::Shared,
+                State::Failed(at) if current && at.elapsed() < retry_after(local.failures) => {
+                    return Found::Shared
                 }
-                State::Failed(at) if at.elapsed() < RETRY_AFTER => Found::Shared,
-                State::Connecting | State::Never => Found::Shared,
-                _ => {
-                    local.state = State::Connecting;
-                    Found::Make
-                }
-            };
+                _ => {}
+            }
+            // Dropping the old keeper ends the old task (and closes its connection).
+            let (keeper, kept) = oneshot::channel();
+            local.keeper = keeper;
+            local.generation = generation;
+            local.state = State::Connecting;
+            return Found::Make(kept);
         }
-        // Runtimes shut down since are swept before a new one is counted.
-        runtimes.retain(|l| match &l.state {
-            State::Ready { alive, .. } => alive.strong_count() > 0,
-            State::Failed(at) => at.elapsed() < RETRY_AFTER,
-            State::Connecting | State::Never => true,
-        });
+        // Runtimes shut down since, their connects ended or not, are swept before a new
+        // one is counted.
+        runtimes.retain(Local::live);
         if runtimes.len() >= MAX_RUNTIMES {
             return Found::Shared;
         }
+        let (keeper, kept) = oneshot::channel();
         runtimes.push(Local {
             runtime,
+            generation,
+            failures: 0,
+            keeper,
             state: State::Connecting,
         });
-        Found::Make
+        Found::Make(kept)
     }
 
-    /// `runtime`'s connection is made; it lives while `alive` does, and the keeper task
-    /// holding `alive`'s token until `stop` is dropped.
-    pub(crate) fn made(
+    /// `runtime`'s connection for `generation` is made: kept unless the entry moved on
+    /// meanwhile (a newer generation, the runtime gone), when it is dropped here.
+    pub(crate) fn made(&self, runtime: tokio::runtime::Id, generation: u64, conn: Conn) {
+        self.with_entry(runtime, generation, |local| {
+            if matches!(local.state, State::Connecting) {
+                local.state = State::Ready(conn);
+                local.failures = 0;
+            }
+        });
+    }
+
+    /// `runtime`'s connection for `generation` could not be made, or failed: its reads go
+    /// through the backend's connection for a while (longer after each failure in a row).
+    /// How many times in a row it failed (0 for an entry that moved on meanwhile).
+    pub(crate) fn failed(&self, runtime: tokio::runtime::Id, generation: u64) -> u32 {
+        self.with_entry(runtime, generation, |local| {
+            local.state = State::Failed(Instant::now());
+            local.failures = local.failures.saturating_add(1);
+            local.failures
+        })
+        .unwrap_or(0)
+    }
+
+    /// Connecting on `runtime` panicked: its reads use the backend's connection for as long
+    /// as it runs.
+    pub(crate) fn never(&self, runtime: tokio::runtime::Id, generation: u64) {
+        self.with_entry(runtime, generation, |local| local.state = State::Never);
+    }
+
+    /// `change` on `runtime`'s entry, if it is still for `generation`.
+    fn with_entry<R>(
         &self,
         runtime: tokio::runtime::Id,
-        conn: Conn,
-        alive: Weak<()>,
-        stop: tokio::sync::oneshot::Sender<()>,
-    ) {
-        self.set(
-            runtime,
-            State::Ready {
-                conn,
-                alive,
-                _stop: stop,
-            },
-        );
-    }
-
-    /// `runtime`'s connection could not be made, or failed: its reads go through the
-    /// backend's connection for a while.
-    pub(crate) fn failed(&self, runtime: tokio::runtime::Id) {
-        self.set(runtime, State::Failed(Instant::now()));
-    }
-
-    /// Connecting on `runtime` panicked: its reads use the backend's connection.
-    pub(crate) fn never(&self, runtime: tokio::runtime::Id) {
-        self.set(runtime, State::Never);
-    }
-
-    fn set(&self, runtime: tokio::runtime::Id, state: State) {
+        generation: u64,
+        change: impl FnOnce(&mut Local) -> R,
+    ) -> Option<R> {
         let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
-            local.state = state;
-        }
+        runtimes
+            .iter_mut()
+            .find(|l| l.runtime == runtime && l.generation == generation)
+            .map(change)
     }
 
     /// How many runtimes have a live connection of their own (for tests).
@@ -200,16 +284,9 @@ impl Locals {
         let runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
         runtimes
             .iter()
-            .filter(|l| matches!(&l.state, State::Ready { alive, .. } if alive.strong_count() > 0))
+            .filter(|l| l.live() && matches!(l.state, State::Ready(_)))
             .count()
     }
-}
-
-/// The token a runtime's keeper task holds for as long as the runtime runs.
-pub(crate) fn token() -> (Arc<()>, Weak<()>) {
-    let token = Arc::new(());
-    let alive = Arc::downgrade(&token);
-    (token, alive)
 }
 
 #[cfg(test)]
@@ -255,18 +332,83 @@ mod tests {
         assert!(!driving(), "no runtime");
     }
 
-    #[test]
-    fn a_runtime_gets_one_connection_made_once_and_swept_when_it_is_gone() {
-        let locals = Locals::default();
-        let ct = tokio::runtime::Builder::new_current_thread()
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_runtime_gets_one_connect_at_a_time_and_waits_after_a_failure() {
+        let locals = Locals::default();
+        let ct = current_thread();
         let id = ct.handle().id();
-        assert!(matches!(locals.get(id), Found::Make));
-        assert!(matches!(locals.get(id), Found::Shared), "being made");
-        locals.failed(id);
-        assert!(matches!(locals.get(id), Found::Shared), "failed recently");
+        let Found::Make(_kept) = locals.get(id, 0) else {
+            panic!("the first call makes the connection");
+        };
+        assert!(matches!(locals.get(id, 0), Found::Shared), "being made");
+        assert_eq!(locals.failed(id, 0), 1);
+        assert!(
+            matches!(locals.get(id, 0), Found::Shared),
+            "failed recently"
+        );
         assert_eq!(locals.live(), 0);
-        drop(ct);
+    }
+
+    #[test]
+    fn runtimes_dropped_before_their_connect_ends_free_their_slots() {
+        let locals = Locals::default();
+        for _ in 0..MAX_RUNTIMES + 36 {
+            let rt = current_thread();
+            let Found::Make(kept) = locals.get(rt.handle().id(), 0) else {
+                panic!("a new runtime makes its connection");
+            };
+            // Its connecting task, still connecting when the runtime goes.
+            drop(rt.spawn(async move {
+                let _kept = kept;
+                std::future::pending::<()>().await;
+            }));
+            drop(rt);
+        }
+        let rt = current_thread();
+        assert!(
+            matches!(locals.get(rt.handle().id(), 0), Found::Make(_)),
+            "a new runtime gets a connection of its own"
+        );
+    }
+
+    #[test]
+    fn a_new_generation_retires_the_runtimes_connection_and_ends_its_task() {
+        let locals = Locals::default();
+        let ct = current_thread();
+        let id = ct.handle().id();
+        let Found::Make(mut old) = locals.get(id, 0) else {
+            panic!("the first call makes the connection");
+        };
+        let Found::Make(_new) = locals.get(id, 1) else {
+            panic!("made again for the new generation");
+        };
+        assert_eq!(
+            old.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed),
+            "the retired connection's task is told to end"
+        );
+        assert_eq!(
+            locals.failed(id, 0),
+            0,
+            "an old generation's failure is ignored"
+        );
+        assert!(
+            matches!(locals.get(id, 1), Found::Shared),
+            "still being made"
+        );
+    }
+
+    #[test]
+    fn failed_connects_in_a_row_wait_longer_each_time() {
+        assert_eq!(retry_after(1), RETRY_AFTER);
+        assert_eq!(retry_after(2), RETRY_AFTER * 2);
+        assert_eq!(retry_after(3), RETRY_AFTER * 4);
+        assert_eq!(retry_after(40), RETRY_AT_MOST);
     }
 }

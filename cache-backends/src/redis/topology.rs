@@ -353,6 +353,15 @@ impl Source {
         }
     }
 
+    /// The client of the one server, if that is what this connects to (not a cluster, not
+    /// Sentinel).
+    pub(crate) fn node(&self) -> Option<&Client> {
+        match self {
+            Source::Node(client) => Some(client),
+            _ => None,
+        }
+    }
+
     /// Connects: to the server, the cluster, or the master the Sentinels name now.
     pub(crate) async fn connect(&self, config: &AsyncConnectionConfig) -> RedisResult<Conn> {
         match self {
