@@ -210,7 +210,10 @@ impl Connection {
             None => None,
         };
         if node.is_none() {
-            tracing::debug!(target = %self.target, "cachet: the node holding the bus subscription could not be told; its heartbeat goes to the slot's master");
+            // Once per subscription made: its heartbeat may ping another node than the one
+            // it is on (after a failover, the promoted master) and miss that one freezing.
+            let channel = channels.first().copied().unwrap_or_default();
+            tracing::warn!(target = %self.target, channel, "cachet: the node holding the bus subscription could not be told (`CLIENT INFO` refused or not understood: an ACL user needs `+client|info`, Redis 7.0.3 or later); its heartbeat goes to the slot's master, which after a failover may not be the node the subscription is on");
         }
         Ok(Messages::Sharded {
             conn,
