@@ -32,7 +32,8 @@
 //! connection. A tier dropped, or an entry replaced, ends that task and closes its
 //! connection there.
 
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::task::{Context, RawWakerVTable};
 use std::time::{Duration, Instant};
 
@@ -125,10 +126,34 @@ pub(crate) fn driving_runtime(cx: &Context<'_>) -> Option<Handle> {
         .iter()
         .any(|known| std::ptr::eq(*known, vtable))
     {
+        refused_once();
         return None;
     }
     let handle = Handle::try_current().ok()?;
     (handle.runtime_flavor() == RuntimeFlavor::CurrentThread).then_some(handle)
+}
+
+/// Whether a poll inside a `current_thread` runtime's context with a waker of no tokio
+/// scheduler was told of.
+static REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Tells once per process, at `debug`, that a poll inside a `current_thread` runtime's
+/// context carried a waker of no tokio scheduler, so it used the shared connection: a
+/// plain fn's wait does, as it should; so would every read of that runtime if tokio's
+/// wakers were not recognised in this build (their vtables are told apart by address, which
+/// a compiler need not keep unique), which would silently lose the runtime's connection.
+fn refused_once() {
+    if REFUSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let in_current_thread = Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::CurrentThread);
+    if in_current_thread && !REFUSED.swap(true, Ordering::Relaxed) {
+        tracing::debug!(
+            known_wakers = tokio_wakers().len(),
+            "cachet: a poll in a current_thread runtime's context with a waker of no tokio scheduler (a plain fn's wait; or tokio's wakers not recognised in this build): its Redis operations use the shared connection (told once)"
+        );
+    }
 }
 
 /// One runtime's connection, or its making.
@@ -179,7 +204,9 @@ fn retry_after(failures: u32) -> Duration {
 /// The connections of one tier made on its callers' `current_thread` runtimes.
 #[derive(Default)]
 pub(crate) struct Locals {
-    runtimes: Mutex<Vec<Local>>,
+    /// Read-locked by the reads of runtimes whose connection is ready (many runtimes read
+    /// at once without waiting for each other), write-locked to change an entry.
+    runtimes: RwLock<Vec<Local>>,
 }
 
 /// What [`Locals::get`] found for a runtime.
@@ -199,7 +226,13 @@ impl Locals {
     /// (a fault, a server restart): a runtime's connection of an older one is retired (it
     /// is likely dead too) and a new one made.
     pub(crate) fn get(&self, runtime: tokio::runtime::Id, generation: u64) -> Found {
-        let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(conn) = self.ready(runtime, generation) {
+            return Found::Ready(conn);
+        }
+        let mut runtimes = self
+            .runtimes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
             let current = local.generation == generation && local.live();
             match &local.state {
@@ -233,6 +266,18 @@ impl Locals {
             state: State::Connecting,
         });
         Found::Make(kept)
+    }
+
+    /// `runtime`'s connection, if it is ready, made for `generation`, and the runtime runs.
+    fn ready(&self, runtime: tokio::runtime::Id, generation: u64) -> Option<Conn> {
+        let runtimes = self.runtimes.read().unwrap_or_else(PoisonError::into_inner);
+        let local = runtimes.iter().find(|l| l.runtime == runtime)?;
+        match &local.state {
+            State::Ready(conn) if local.generation == generation && local.live() => {
+                Some(conn.clone())
+            }
+            _ => None,
+        }
     }
 
     /// `runtime`'s connection for `generation` is made: kept unless the entry moved on
@@ -271,7 +316,10 @@ impl Locals {
         generation: u64,
         change: impl FnOnce(&mut Local) -> R,
     ) -> Option<R> {
-        let mut runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut runtimes = self
+            .runtimes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         runtimes
             .iter_mut()
             .find(|l| l.runtime == runtime && l.generation == generation)
@@ -281,7 +329,7 @@ impl Locals {
     /// How many runtimes have a live connection of their own (for tests).
     #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
-        let runtimes = self.runtimes.lock().unwrap_or_else(PoisonError::into_inner);
+        let runtimes = self.runtimes.read().unwrap_or_else(PoisonError::into_inner);
         runtimes
             .iter()
             .filter(|l| l.live() && matches!(l.state, State::Ready(_)))
@@ -315,9 +363,10 @@ mod tests {
             })
             .unwrap();
         assert!(from_task, "a task of a current_thread runtime");
-        // Inside its context but polled by another executor (a plain fn's wait).
+        // Inside its context but polled by another executor (a plain fn's wait): told once.
         let entered = ct.enter();
         assert!(!driving(), "a foreign waker inside the runtime's context");
+        assert!(REFUSED.load(Ordering::Relaxed), "told of");
         drop(entered);
         let mt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
