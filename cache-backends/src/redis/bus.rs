@@ -392,35 +392,85 @@ async fn listen(shared: Arc<Shared>, handler: BusHandler) {
 /// go to `debug` and are counted in the next warning (`suppressed`).
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// One warning per [`WARN_EVERY`], owned by the subscriber task (no sharing, no atomics).
-#[derive(Debug, Default)]
+/// The longest a [`RateLimit::backing_off`] waits between two warnings.
+const WARN_AT_LEAST_EVERY: Duration = Duration::from_secs(3_600);
+
+/// One warning per [`WARN_EVERY`] (or, backing off, per a wait that doubles after each
+/// warning), owned by the subscriber task (no sharing, no atomics).
+#[derive(Debug)]
 struct RateLimit {
     last: Option<Instant>,
     suppressed: u64,
+    /// How long after the last warning the next may come.
+    wait: Duration,
+    /// Whether each warning after the first doubles `wait`, up to [`WARN_AT_LEAST_EVERY`].
+    backs_off: bool,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            last: None,
+            suppressed: 0,
+            wait: WARN_EVERY,
+            backs_off: false,
+        }
+    }
 }
 
 impl RateLimit {
+    /// Warnings [`WARN_EVERY`], then after twice as long each time, at least once an hour:
+    /// for a state that may well be permanent (an ACL that refuses `PING`).
+    fn backing_off() -> Self {
+        Self {
+            backs_off: true,
+            ..Self::default()
+        }
+    }
+
     /// `Some(held back since the last warning)` if a warning may be logged at `now`.
     fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|last| now.saturating_duration_since(last) < WARN_EVERY)
-        {
+        let Some(last) = self.last else {
+            self.last = Some(now);
+            return Some(std::mem::take(&mut self.suppressed));
+        };
+        if now.saturating_duration_since(last) < self.wait {
             self.suppressed += 1;
             return None;
+        }
+        if self.backs_off {
+            self.wait = self.wait.saturating_mul(2).min(WARN_AT_LEAST_EVERY);
         }
         self.last = Some(now);
         Some(std::mem::take(&mut self.suppressed))
     }
+
+    /// What was warned of is over: the next warning comes at once, the waits start again.
+    fn reset(&mut self) {
+        *self = Self {
+            backs_off: self.backs_off,
+            ..Self::default()
+        };
+    }
 }
 
 /// The subscriber's rate-limited warnings.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Warnings {
     /// "subscription lost" (a flapping node would log one a second).
     lost: RateLimit,
-    /// A `PING` answered with an error (each heartbeat, on a server or ACL that refuses it).
+    /// A `PING` answered with an error (each heartbeat, on a server or ACL that refuses it):
+    /// backing off, as an ACL without `+ping` is there to stay; reset by a `PING` answered.
     refused_ping: RateLimit,
+}
+
+impl Default for Warnings {
+    fn default() -> Self {
+        Self {
+            lost: RateLimit::default(),
+            refused_ping: RateLimit::backing_off(),
+        }
+    }
 }
 
 /// Why a subscription was lost: a fixed reason and, when a command failed, its error
@@ -496,8 +546,9 @@ fn later(after: Duration) -> tokio::time::Instant {
 /// One liveness check: `PING`s the subscribed node until it answers or `patience` has
 /// passed. Any answer proves the node alive, an error reply too (an ACL without `ping`,
 /// `LOADING`, `BUSY`: logged, rate-limited). A client-side timeout shorter than `patience`
-/// (the cluster connection's own response timeout) sends another `PING` within it; a
-/// connection that failed, or no answer at all, is a loss.
+/// (the cluster connection's own response timeout) sends another `PING` within it, at
+/// most one per `operation_timeout`; a connection that failed, or no answer at all, is a
+/// loss.
 async fn heartbeat(
     shared: &Shared,
     messages: &mut Messages,
@@ -506,8 +557,12 @@ async fn heartbeat(
 ) -> Option<Loss> {
     let until = later(patience);
     loop {
+        let sent = tokio::time::Instant::now();
         let e = match tokio::time::timeout_at(until, messages.ping()).await {
-            Ok(Ok(())) => return None,
+            Ok(Ok(())) => {
+                warnings.refused_ping.reset();
+                return None;
+            }
             Ok(Err(e)) => e,
             Err(_) => {
                 return Some(Loss::because(
@@ -533,6 +588,11 @@ async fn heartbeat(
                 error: Some(error),
             });
         }
+        // Never more than one PING per `operation_timeout` (a client-side timeout takes
+        // that long; one reported at once, a socket's stale `ETIMEDOUT`, would otherwise
+        // spin on the I/O thread until `patience` runs out).
+        let next = sent + shared.conn.operation_timeout;
+        tokio::time::sleep_until(next.min(until)).await;
     }
 }
 
@@ -584,6 +644,25 @@ mod tests {
         assert_eq!(limit.allow(t0 + Duration::from_secs(9)), None);
         assert_eq!(limit.allow(t0 + WARN_EVERY), Some(2));
         assert_eq!(limit.allow(t0 + WARN_EVERY * 2), Some(0));
+    }
+
+    #[test]
+    fn a_refused_ping_is_warned_of_less_and_less_often() {
+        let mut limit = Warnings::default().refused_ping;
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(limit.allow(at(0)), Some(0));
+        assert_eq!(limit.allow(at(10)), Some(0));
+        assert_eq!(limit.allow(at(20)), None, "20 s after the second warning");
+        assert_eq!(limit.allow(at(30)), Some(1));
+        assert_eq!(limit.allow(at(60)), None, "40 s after the third");
+        assert_eq!(limit.allow(at(70)), Some(1));
+        let mut t = 70;
+        for _ in 0..20 {
+            t += 3_600;
+            assert!(limit.allow(at(t)).is_some(), "at least once an hour");
+        }
+        assert_eq!(limit.allow(at(t + 3_599)), None, "at most once an hour");
     }
 
     #[test]
