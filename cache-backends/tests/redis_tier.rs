@@ -1042,9 +1042,12 @@ fn a_shared_timeout_keeps_the_runtimes_connections() {
     ct.block_on(async {
         assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"w".to_vec()));
     });
+    // The read went on the runtime's connection: the shared one (made again after the
+    // timeout) still has the `SET` as its last command.
     let now = clients(&server);
     assert!(
-        now.contains(&(own.clone(), "getrange".to_owned())),
+        now.contains(&(own.clone(), "getrange".to_owned())) && now.len() == 2,
         "the runtime's connection {own} was retired by a timeout of the shared one: {now:?}"
     );
+    assert_eq!(last_commands(&server), ["getrange", "set"]);
 }
