@@ -194,9 +194,17 @@ async fn an_entry_is_stale_from_the_instant_its_ttl_ends() {
     with_manager(manager(&clock, Some(Duration::from_secs(3600))), async {
         let first = edge(1).await;
         clock.advance(Duration::from_secs(30) - Duration::from_millis(1));
-        assert_eq!(edge(1).await, first, "fresh a millisecond before its TTL ends");
+        assert_eq!(
+            edge(1).await,
+            first,
+            "fresh a millisecond before its TTL ends"
+        );
         clock.advance(Duration::from_millis(1));
-        assert_ne!(edge(1).await, first, "served as fresh at the instant its TTL ends");
+        assert_ne!(
+            edge(1).await,
+            first,
+            "served as fresh at the instant its TTL ends"
+        );
     })
     .await;
 }

@@ -1599,7 +1599,10 @@ mod tests {
             until_waiting(&a, 1, CALLERS).await;
             held.release();
             for caller in callers {
-                let r = caller.await.unwrap();
+                let r = tokio::time::timeout(Duration::from_secs(10), caller).await;
+                let r = r
+                    .unwrap_or_else(|_| panic!("a waiter never answered"))
+                    .unwrap();
                 assert!(matches!(r, Err(CacheError::Tier { .. })), "{r:?}");
             }
             assert_eq!(runs.load(SeqCst), 0, "no factory ran");
