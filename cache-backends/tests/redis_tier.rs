@@ -821,7 +821,40 @@ fn a_runtimes_connection_is_retired_when_the_shared_one_is_remade() {
     };
     let (shared, own) = (id_of("set"), id_of("getrange"));
     assert_ne!(shared, own);
-    redis_server::cli(server.port(), &["CLIENT", "KILL", "ID", &shared]);
+    // On the runtime: the task that made its connection (and keeps its entry) and that
+    // connection's driver.
+    assert_eq!(ct.metrics().num_alive_tasks(), 2);
+    retire_through_the_shared_connection(&server, &t, &ct, &mt, &shared, &own);
+    // Once more: each retirement ends the old connection's tasks, none pile up.
+    let (shared, own) = (id_of("set"), id_of("getrange"));
+    retire_through_the_shared_connection(&server, &t, &ct, &mt, &shared, &own);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        ct.block_on(tokio::task::yield_now());
+        let tasks = ct.metrics().num_alive_tasks();
+        if tasks == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{tasks} tasks on the runtime: the retired connections' tasks did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills the shared connection (`shared`) on the server and goes on writing from `mt` and
+/// reading from `ct` until the runtime's connection `own` is gone and its reads go on a new
+/// connection of its own.
+fn retire_through_the_shared_connection(
+    server: &RedisServer,
+    t: &Arc<dyn RemoteTier>,
+    ct: &tokio::runtime::Runtime,
+    mt: &tokio::runtime::Runtime,
+    shared: &str,
+    own: &str,
+) {
+    redis_server::cli(server.port(), &["CLIENT", "KILL", "ID", shared]);
     // The next write finds the shared connection dead and makes a new one; the runtime's
     // reads then go on a connection made after it, the old one closed.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -835,9 +868,9 @@ fn a_runtimes_connection_is_retired_when_the_shared_one_is_remade() {
             assert_eq!(t.get("app:r:1").await.unwrap(), Some(b"v".to_vec()));
             tokio::task::yield_now().await;
         });
-        let now = clients(&server);
+        let now = clients(server);
         let retired = !now.iter().any(|(id, _)| *id == own);
-        if retired && last_commands(&server) == ["getrange", "set"] {
+        if retired && last_commands(server) == ["getrange", "set"] {
             break;
         }
         assert!(
@@ -917,12 +950,12 @@ fn a_runtimes_connection_failing_keeps_the_shared_one() {
         found.map(|(id, _)| id).unwrap()
     };
     let shared = id_of("set");
-    // Every client's commands wait 1 s: the runtime's read times out (300 ms).
-    redis_server::cli(server.port(), &["CLIENT", "PAUSE", "1000", "ALL"]);
+    // The server frozen (SIGSTOP): the runtime's read times out (300 ms), whatever the
+    // test thread's scheduling.
+    server.pause();
     let read = ct.block_on(t.get("app:c:1"));
+    server.resume();
     assert_eq!(read.unwrap_err().kind(), TierErrorKind::Unavailable);
-    // Answered once the pause is over.
-    redis_server::cli(server.port(), &["PING"]);
     mt.block_on(async {
         t.set("app:c:1", b"w".to_vec(), Duration::from_secs(60))
             .await
@@ -955,7 +988,14 @@ fn a_runtime_driven_now_and_then_still_gets_its_connection() {
         })
         .await;
     });
-    for _ in 0..15 {
+    // Turns until the connection is made: its driver task, spawned on the runtime once
+    // the handshake is done, joins the task that made it.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while ct.metrics().num_alive_tasks() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the runtime's connection was never made"
+        );
         // Idle for longer than connect_timeout (300 ms): the scenario itself.
         std::thread::sleep(Duration::from_millis(400));
         ct.block_on(tokio::task::yield_now());
@@ -973,4 +1013,41 @@ fn a_runtime_driven_now_and_then_still_gets_its_connection() {
         ["getrange", "set"],
         "the runtime's read went through the shared connection"
     );
+}
+
+/// A timeout on the shared connection (a slow server, here frozen for one read) drops that
+/// connection but keeps the runtimes' own: the server process is the same, and every
+/// runtime reconnecting at once would only add to a slow server's load.
+#[test]
+fn a_shared_timeout_keeps_the_runtimes_connections() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let ct = current_thread();
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:1", "app:c:1");
+    let own = clients(&server)
+        .into_iter()
+        .find(|(_, c)| c == "getrange")
+        .map(|(id, _)| id)
+        .unwrap();
+    server.pause();
+    let read = mt.block_on(t.get("app:c:1"));
+    server.resume();
+    assert_eq!(read.unwrap_err().kind(), TierErrorKind::Unavailable);
+    mt.block_on(async {
+        t.set("app:c:1", b"w".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    ct.block_on(async {
+        assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"w".to_vec()));
+    });
+    // The read went on the runtime's connection: the shared one (made again after the
+    // timeout) still has the `SET` as its last command.
+    let now = clients(&server);
+    assert!(
+        now.contains(&(own.clone(), "getrange".to_owned())) && now.len() == 2,
+        "the runtime's connection {own} was retired by a timeout of the shared one: {now:?}"
+    );
+    assert_eq!(last_commands(&server), ["getrange", "set"]);
 }
