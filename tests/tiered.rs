@@ -5,12 +5,14 @@
 mod grace;
 mod support;
 
+use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cachet::testing::{with_manager, with_manager_sync};
-use cachet::{cacheable, CacheManager};
+use cachet::{cacheable, Cache, CacheManager};
+use serde::Serialize;
 use support::counting::{CountedKey, CountingL1};
 use support::redis_server::RedisServer;
 use support::{eventually, redis_cli};
@@ -117,6 +119,73 @@ async fn the_bus_keeps_other_instances_l1_coherent() {
         users_b.get::<String>(&1u64).await.unwrap().is_none()
     })
     .await;
+}
+
+/// `b` holds `key`'s `value` in its L1: read until one read is an L1 hit returning it (a
+/// first read backfills L1, unless a bus message of `a`'s write refused the backfill).
+async fn b_holds_in_l1(b: &Cache, key: &(impl Serialize + Debug + ?Sized), value: &str) {
+    eventually(
+        &format!("b holds {key:?} = {value} in its L1"),
+        async || {
+            let hits = b.stats().l1_hits;
+            let read = b.get::<String>(key).await.unwrap();
+            read.as_deref() == Some(value) && b.stats().l1_hits > hits
+        },
+    )
+    .await;
+}
+
+/// A set and a delete of `key` on `a` take `b`'s L1 copy away: the bus message carries the
+/// joined stored key, which `b` reads back into the parts its L1 files the entry under.
+/// Were the copy left, `b` would read the old value from its L1 until it expires (1 h).
+async fn a_change_on_a_reaches_b(a: &Cache, b: &Cache, key: &(impl Serialize + Debug + ?Sized)) {
+    a.set(key, &"v1".to_string()).await.unwrap();
+    b_holds_in_l1(b, key, "v1").await;
+    a.set(key, &"v2".to_string()).await.unwrap();
+    eventually(&format!("b sees a's set of {key:?}"), async || {
+        b.get::<String>(key).await.unwrap().as_deref() == Some("v2")
+    })
+    .await;
+    b_holds_in_l1(b, key, "v2").await;
+    a.delete(key).await.unwrap();
+    eventually(&format!("b sees a's delete of {key:?}"), async || {
+        b.get::<String>(key).await.unwrap().is_none()
+    })
+    .await;
+}
+
+/// The bus keeps L1 coherent whatever the cache's name, namespace and key hold: reserved
+/// characters (escaped in the stored key; a cache name may not hold `: # \ [ ] * ?`, so it
+/// holds the others, and the namespace holds those), a tuple, a key longer than the 22 bytes
+/// an L1 key holds inline and one longer than the 64 bytes the hit path encodes on the stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_keeps_l1_coherent_for_every_shape_of_name_and_key() {
+    let server = RedisServer::start();
+    let (a, b) = (tiered(&server, "bus"), tiered(&server, "bus"));
+    let heap = "k".repeat(30);
+    let past_the_stack = "é:".repeat(30);
+    let reserved = r"a:b#c\d,e[f]{g}(h)=i~j";
+    for (cache, namespace) in [
+        ("users", None),
+        ("or,ders{eu}(x)=~", None),
+        ("users", Some(r"t:7#\n")),
+        ("or,ders{eu}(x)=~", Some(r"t:7#\n[1]")),
+    ] {
+        let handle = |m: &CacheManager| {
+            let cache = m.cache(cache).unwrap();
+            match namespace {
+                Some(ns) => cache.namespace(ns),
+                None => cache,
+            }
+        };
+        let (on_a, on_b) = (handle(&a), handle(&b));
+        println!("cache {cache:?}, namespace {namespace:?}");
+        a_change_on_a_reaches_b(&on_a, &on_b, &7u64).await;
+        a_change_on_a_reaches_b(&on_a, &on_b, reserved).await;
+        a_change_on_a_reaches_b(&on_a, &on_b, &("x:y", 7u32)).await;
+        a_change_on_a_reaches_b(&on_a, &on_b, heap.as_str()).await;
+        a_change_on_a_reaches_b(&on_a, &on_b, past_the_stack.as_str()).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

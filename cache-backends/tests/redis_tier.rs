@@ -821,7 +821,40 @@ fn a_runtimes_connection_is_retired_when_the_shared_one_is_remade() {
     };
     let (shared, own) = (id_of("set"), id_of("getrange"));
     assert_ne!(shared, own);
-    redis_server::cli(server.port(), &["CLIENT", "KILL", "ID", &shared]);
+    // On the runtime: the task that made its connection (and keeps its entry) and that
+    // connection's driver.
+    assert_eq!(ct.metrics().num_alive_tasks(), 2);
+    retire_through_the_shared_connection(&server, &t, &ct, &mt, &shared, &own);
+    // Once more: each retirement ends the old connection's tasks, none pile up.
+    let (shared, own) = (id_of("set"), id_of("getrange"));
+    retire_through_the_shared_connection(&server, &t, &ct, &mt, &shared, &own);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        ct.block_on(tokio::task::yield_now());
+        let tasks = ct.metrics().num_alive_tasks();
+        if tasks == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{tasks} tasks on the runtime: the retired connections' tasks did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills the shared connection (`shared`) on the server and goes on writing from `mt` and
+/// reading from `ct` until the runtime's connection `own` is gone and its reads go on a new
+/// connection of its own.
+fn retire_through_the_shared_connection(
+    server: &RedisServer,
+    t: &Arc<dyn RemoteTier>,
+    ct: &tokio::runtime::Runtime,
+    mt: &tokio::runtime::Runtime,
+    shared: &str,
+    own: &str,
+) {
+    redis_server::cli(server.port(), &["CLIENT", "KILL", "ID", shared]);
     // The next write finds the shared connection dead and makes a new one; the runtime's
     // reads then go on a connection made after it, the old one closed.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -835,9 +868,9 @@ fn a_runtimes_connection_is_retired_when_the_shared_one_is_remade() {
             assert_eq!(t.get("app:r:1").await.unwrap(), Some(b"v".to_vec()));
             tokio::task::yield_now().await;
         });
-        let now = clients(&server);
+        let now = clients(server);
         let retired = !now.iter().any(|(id, _)| *id == own);
-        if retired && last_commands(&server) == ["getrange", "set"] {
+        if retired && last_commands(server) == ["getrange", "set"] {
             break;
         }
         assert!(
@@ -929,12 +962,12 @@ fn a_runtimes_connection_failing_keeps_the_shared_one() {
         found.map(|(id, _)| id).unwrap()
     };
     let shared = id_of("set");
-    // Every client's commands wait 1 s: the runtime's read times out (300 ms).
-    redis_server::cli(server.port(), &["CLIENT", "PAUSE", "1000", "ALL"]);
+    // The server frozen (SIGSTOP): the runtime's read times out (300 ms), whatever the
+    // test thread's scheduling.
+    server.pause();
     let read = ct.block_on(t.get("app:c:1"));
+    server.resume();
     assert_eq!(read.unwrap_err().kind(), TierErrorKind::Unavailable);
-    // Answered once the pause is over.
-    redis_server::cli(server.port(), &["PING"]);
     mt.block_on(async {
         t.set("app:c:1", b"w".to_vec(), Duration::from_secs(60))
             .await
@@ -967,7 +1000,14 @@ fn a_runtime_driven_now_and_then_still_gets_its_connection() {
         })
         .await;
     });
-    for _ in 0..15 {
+    // Turns until the connection is made: its driver task, spawned on the runtime once
+    // the handshake is done, joins the task that made it.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while ct.metrics().num_alive_tasks() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the runtime's connection was never made"
+        );
         // Idle for longer than connect_timeout (300 ms): the scenario itself.
         std::thread::sleep(Duration::from_millis(400));
         ct.block_on(tokio::task::yield_now());

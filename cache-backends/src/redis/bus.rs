@@ -288,7 +288,8 @@ impl Bus for RedisBus {
         // master through the routes (read again when a node fails, so a frozen master's
         // successor is found as for the tier's own commands), not through the cluster
         // connection, whose slot map a frozen master never invalidates. It may be sent
-        // twice (see `run_one`): an invalidation delivered twice evicts nothing more.
+        // more than once, up to three times from a `current_thread` runtime's own
+        // connection (see `run_one`): an invalidation delivered again evicts nothing more.
         Box::pin(self.shared.conn.run_one(
             "PUBLISH",
             &self.shared.channel,

@@ -392,10 +392,10 @@ impl Connection {
             None
         };
         if let Some(runtime) = runtime {
-            let local = (runtime.id(), self.generation.load(Ordering::Acquire));
-            match self.locals.get(local.0, local.1) {
-                Found::Ready(conn) => return self.on_local(what, local, conn, op),
-                Found::Make(kept) => self.make_local(&runtime, local, kept),
+            let generation = self.generation.load(Ordering::Acquire);
+            match self.locals.get(runtime.id(), generation) {
+                Found::Ready(conn, ticket) => return self.on_local(what, ticket, conn, op),
+                Found::Make(kept, ticket) => self.make_local(&runtime, ticket, kept),
                 Found::Shared => {}
             }
         }
@@ -421,16 +421,17 @@ impl Connection {
         }
     }
 
-    /// `op` on `conn`, the connection of the caller's runtime (`id`, made at the shared
-    /// connection's `generation`), polled in the caller's context (its timers and sockets
-    /// are that runtime's). A connection-level failure retires it (reads go through the
-    /// backend's connection for a while) but keeps the shared connection, unless the
-    /// server says it is no longer a master (`READONLY`); one found dead is retried once on
-    /// the shared connection, as [`run_one`](Self::run_one) retries on its own.
+    /// `op` on `conn`, the connection of the caller's runtime (made by the connect of
+    /// `ticket`), polled in the caller's context (its timers and sockets are that
+    /// runtime's). A connection-level failure retires it (reads go through the backend's
+    /// connection for a while; not counted as a failed connect) but keeps the shared
+    /// connection, unless the server says it is no longer a master (`READONLY`); one found
+    /// dead is retried once on the shared connection, as [`run_one`](Self::run_one) retries
+    /// on its own.
     fn on_local<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
-        (id, generation): (tokio::runtime::Id, u64),
+        ticket: local::Ticket,
         conn: Conn,
         op: F,
     ) -> background::Remote<T>
@@ -445,7 +446,7 @@ impl Connection {
             match op(conn).await {
                 Ok(value) => Ok(value),
                 Err(e) if is_dead_connection(&e) => {
-                    this.locals.failed(id, generation);
+                    this.locals.retire(ticket);
                     tracing::debug!(target = %this.target, what, "cachet: a runtime's own redis connection found dead; using the shared one");
                     let limit = Some(this.operation_timeout);
                     let shared = Arc::clone(&this);
@@ -453,7 +454,7 @@ impl Connection {
                 }
                 Err(e) => {
                     if is_connection_fault(&e) {
-                        this.locals.failed(id, generation);
+                        this.locals.retire(ticket);
                     }
                     // The shared connection is another one: only a server no longer master
                     // says something of it too.
@@ -467,16 +468,16 @@ impl Connection {
         })
     }
 
-    /// Makes the connection of `runtime` (`id`, for the shared connection's `generation`)
-    /// on a task of that runtime, so its driver task is that runtime's. The task holds
-    /// `kept` until the runtime shuts down (dropping the task) or the entry goes (retired,
-    /// or the tier dropped), connecting meanwhile; it holds no strong reference to `self`,
+    /// Makes the connection of `runtime` (the connect of `ticket`) on a task of that
+    /// runtime, so its driver task is that runtime's. The task holds `kept` until the
+    /// runtime shuts down (dropping the task) or the entry goes (retired, or the tier
+    /// dropped), connecting meanwhile; it holds no strong reference to `self`,
     /// so a tier dropped mid-connect goes at once. A connect that fails or panics (a
     /// runtime built without I/O or time) leaves that runtime on the shared connection.
     fn make_local(
         self: &Arc<Self>,
         runtime: &tokio::runtime::Handle,
-        (id, generation): (tokio::runtime::Id, u64),
+        ticket: local::Ticket,
         mut kept: local::Kept,
     ) {
         let Some(client) = self.source.node().cloned() else {
@@ -504,9 +505,9 @@ impl Connection {
                 return;
             };
             match attempt {
-                Ok(Some(Ok(made))) => conn.locals.made(id, generation, Conn::Node(made)),
+                Ok(Some(Ok(made))) => conn.locals.made(ticket, Conn::Node(made)),
                 Ok(failure) => {
-                    let failures = conn.locals.failed(id, generation);
+                    let failures = conn.locals.connect_failed(ticket);
                     if failures == 1 {
                         let why = match failure {
                             Some(Err(e)) => conn.redact(&e.to_string()),
@@ -515,7 +516,7 @@ impl Connection {
                         tracing::debug!(target = %conn.target, error = %why, "cachet: a runtime's own redis connection could not be made; its reads use the shared one");
                     }
                 }
-                Err(_) => conn.locals.never(id, generation),
+                Err(_) => conn.locals.never(ticket),
             }
             drop(conn);
             // Until the runtime shuts down (dropping this task) or the entry goes.

@@ -21,18 +21,23 @@
 //! runtime); so does every read when that connection cannot be made.
 //!
 //! A runtime's connection is made with the shared connection's client and settings (one
-//! server only: [`super::connection`]) and is retired whenever the shared connection is
-//! dropped and made again (a fault, a restart of the server): made beside a shared
-//! connection that is gone, it would be to a server process that is gone too.
+//! server only: [`super::connection`]) and is retired at the runtime's next call after the
+//! shared connection was dropped and made again (a fault, a restart of the server): made
+//! beside a shared connection that is gone, it may be to a server process that is gone too.
 //!
 //! Each runtime's entry is held by a task of that runtime (the one that connects, then
 //! keeps the entry's [`Kept`]): a runtime that shuts down drops its tasks, that one and the
 //! connection's driver among them, and its entry is then dead and swept, even if its
 //! connect never ended. Nothing of it is counted as a fault: no other caller ever used that
-//! connection. A tier dropped, or an entry replaced, ends that task and closes its
-//! connection there.
+//! connection. A tier dropped, or an entry replaced, ends that task; the task does not own
+//! the connection, which closes once the entry and the operations still using it (each
+//! holds a clone) let it go.
+//!
+//! An operation failing on a runtime's connection retires it ([`Locals::retire`]): the
+//! runtime's reads use the shared connection for [`RETRY_AFTER`], then it is made again. Only
+//! failed connects lengthen that wait ([`Locals::connect_failed`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{OnceLock, PoisonError, RwLock};
 use std::task::{Context, RawWakerVTable};
 use std::time::{Duration, Instant};
@@ -47,8 +52,9 @@ use super::topology::Conn;
 const MAX_RUNTIMES: usize = 64;
 
 /// After a failed connect, the runtime's reads go through the backend's connection for
-/// this long before another connect is tried (doubled after each further failure in a
-/// row, up to [`RETRY_AT_MOST`]).
+/// this long before another connect is tried (doubled after each further failed connect in
+/// a row, up to [`RETRY_AT_MOST`]); so they do after its connection is retired by a failed
+/// operation (which is not counted as a failed connect).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The longest wait between two connects of one runtime.
@@ -156,35 +162,38 @@ fn refused_once() {
     }
 }
 
-/// One runtime's connection, or its making.
-struct Local {
+/// One runtime's connection (a [`Conn`], or a stand-in in unit tests), or its making.
+struct Local<C> {
     runtime: tokio::runtime::Id,
     /// The shared connection's generation (see [`Locals::get`]) this entry is for.
     generation: u64,
-    /// Connects failed in a row: each one doubles the wait before the next.
+    /// The connect this entry's state is of: see [`Ticket`].
+    attempt: u64,
+    /// Connects failed in a row, whatever their generation (only a connect made resets
+    /// it): each one doubles the wait before the next. Failed operations are not counted.
     failures: u32,
     /// Closed once the runtime's task holding the entry's [`Kept`] is gone: the runtime
     /// shut down. Dropping it (the entry replaced or swept, the tier dropped) ends that task.
     keeper: oneshot::Sender<()>,
-    state: State,
+    state: State<C>,
 }
 
 /// What the task of a runtime that connects, then keeps its entry, holds: see
 /// [`Local::keeper`].
 pub(crate) type Kept = oneshot::Receiver<()>;
 
-enum State {
+enum State<C> {
     /// Being made by a task of the runtime.
     Connecting,
     /// Made, and driven by the runtime while its entry is live.
-    Ready(Conn),
+    Ready(C),
     /// The last connect failed at this instant.
     Failed(Instant),
     /// Connecting panicked (a runtime built without I/O or time): never again.
     Never,
 }
 
-impl Local {
+impl<C> Local<C> {
     /// Whether the runtime still runs (the task holding the entry is there).
     fn live(&self) -> bool {
         !self.keeper.is_closed()
@@ -202,32 +211,53 @@ fn retry_after(failures: u32) -> Duration {
 }
 
 /// The connections of one tier made on its callers' `current_thread` runtimes.
-#[derive(Default)]
-pub(crate) struct Locals {
+pub(crate) struct Locals<C = Conn> {
     /// Read-locked by the reads of runtimes whose connection is ready (many runtimes read
     /// at once without waiting for each other), write-locked to change an entry.
-    runtimes: RwLock<Vec<Local>>,
+    runtimes: RwLock<Vec<Local<C>>>,
+    /// The last connect's number (see [`Ticket`]).
+    attempts: AtomicU64,
+}
+
+impl<C> Default for Locals<C> {
+    fn default() -> Self {
+        Self {
+            runtimes: RwLock::new(Vec::new()),
+            attempts: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One connect of one runtime, and the connection it made: what the outcome of the connect
+/// ([`Locals::made`], [`Locals::connect_failed`], [`Locals::never`]) or of an operation on
+/// that connection ([`Locals::retire`]) is reported with. An outcome acts only on the entry
+/// still at that connect: one that comes late (the entry retired and connecting again
+/// since, or at a newer generation) changes nothing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ticket {
+    runtime: tokio::runtime::Id,
+    attempt: u64,
 }
 
 /// What [`Locals::get`] found for a runtime.
-pub(crate) enum Found {
+pub(crate) enum Found<C = Conn> {
     /// Its own connection.
-    Ready(Conn),
+    Ready(C, Ticket),
     /// None yet: the caller makes one on a task of the runtime, which holds this until the
     /// entry goes (see [`Local::keeper`]), and uses the backend's meanwhile.
-    Make(Kept),
+    Make(Kept, Ticket),
     /// None, being made or recently failed, or too many runtimes: use the backend's.
     Shared,
 }
 
-impl Locals {
+impl<C: Clone> Locals<C> {
     /// The connection of `runtime` made for the shared connection's `generation`, or what
     /// to do without one. The generation changes whenever the shared connection is dropped
     /// (a fault, a server restart): a runtime's connection of an older one is retired (it
     /// is likely dead too) and a new one made.
-    pub(crate) fn get(&self, runtime: tokio::runtime::Id, generation: u64) -> Found {
-        if let Some(conn) = self.ready(runtime, generation) {
-            return Found::Ready(conn);
+    pub(crate) fn get(&self, runtime: tokio::runtime::Id, generation: u64) -> Found<C> {
+        if let Some((conn, ticket)) = self.ready(runtime, generation) {
+            return Found::Ready(conn, ticket);
         }
         let mut runtimes = self
             .runtimes
@@ -235,8 +265,12 @@ impl Locals {
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
             let current = local.generation == generation && local.live();
+            let ticket = Ticket {
+                runtime,
+                attempt: local.attempt,
+            };
             match &local.state {
-                State::Ready(conn) if current => return Found::Ready(conn.clone()),
+                State::Ready(conn) if current => return Found::Ready(conn.clone(), ticket),
                 State::Connecting if current => return Found::Shared,
                 State::Never if local.live() => return Found::Shared,
                 State::Failed(at) if current && at.elapsed() < retry_after(local.failures) => {
@@ -244,12 +278,18 @@ impl Locals {
                 }
                 _ => {}
             }
-            // Dropping the old keeper ends the old task (and closes its connection).
+            // Dropping the old keeper ends the old task; the old connection closes once the
+            // operations still using it end (they hold clones of it).
             let (keeper, kept) = oneshot::channel();
             local.keeper = keeper;
             local.generation = generation;
+            local.attempt = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
             local.state = State::Connecting;
-            return Found::Make(kept);
+            let ticket = Ticket {
+                runtime,
+                attempt: local.attempt,
+            };
+            return Found::Make(kept, ticket);
         }
         // Runtimes shut down since, their connects ended or not, are swept before a new
         // one is counted.
@@ -258,44 +298,48 @@ impl Locals {
             return Found::Shared;
         }
         let (keeper, kept) = oneshot::channel();
+        let attempt = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
         runtimes.push(Local {
             runtime,
             generation,
+            attempt,
             failures: 0,
             keeper,
             state: State::Connecting,
         });
-        Found::Make(kept)
+        Found::Make(kept, Ticket { runtime, attempt })
     }
 
     /// `runtime`'s connection, if it is ready, made for `generation`, and the runtime runs.
-    fn ready(&self, runtime: tokio::runtime::Id, generation: u64) -> Option<Conn> {
+    fn ready(&self, runtime: tokio::runtime::Id, generation: u64) -> Option<(C, Ticket)> {
         let runtimes = self.runtimes.read().unwrap_or_else(PoisonError::into_inner);
         let local = runtimes.iter().find(|l| l.runtime == runtime)?;
         match &local.state {
             State::Ready(conn) if local.generation == generation && local.live() => {
-                Some(conn.clone())
+                let ticket = Ticket {
+                    runtime,
+                    attempt: local.attempt,
+                };
+                Some((conn.clone(), ticket))
             }
             _ => None,
         }
     }
 
-    /// `runtime`'s connection for `generation` is made: kept unless the entry moved on
-    /// meanwhile (a newer generation, the runtime gone), when it is dropped here.
-    pub(crate) fn made(&self, runtime: tokio::runtime::Id, generation: u64, conn: Conn) {
-        self.with_entry(runtime, generation, |local| {
-            if matches!(local.state, State::Connecting) {
-                local.state = State::Ready(conn);
-                local.failures = 0;
-            }
+    /// The connect of `ticket` made `conn`: kept unless the entry moved on meanwhile (a
+    /// newer generation, the runtime gone), when it is dropped here.
+    pub(crate) fn made(&self, ticket: Ticket, conn: C) {
+        self.connecting(ticket, |local| {
+            local.state = State::Ready(conn);
+            local.failures = 0;
         });
     }
 
-    /// `runtime`'s connection for `generation` could not be made, or failed: its reads go
-    /// through the backend's connection for a while (longer after each failure in a row).
-    /// How many times in a row it failed (0 for an entry that moved on meanwhile).
-    pub(crate) fn failed(&self, runtime: tokio::runtime::Id, generation: u64) -> u32 {
-        self.with_entry(runtime, generation, |local| {
+    /// The connect of `ticket` failed: the runtime's reads go through the backend's
+    /// connection for a while, longer after each failed connect in a row. How many connects
+    /// failed in a row (0 for an entry that moved on meanwhile).
+    pub(crate) fn connect_failed(&self, ticket: Ticket) -> u32 {
+        self.connecting(ticket, |local| {
             local.state = State::Failed(Instant::now());
             local.failures = local.failures.saturating_add(1);
             local.failures
@@ -303,27 +347,70 @@ impl Locals {
         .unwrap_or(0)
     }
 
-    /// Connecting on `runtime` panicked: its reads use the backend's connection for as long
-    /// as it runs.
-    pub(crate) fn never(&self, runtime: tokio::runtime::Id, generation: u64) {
-        self.with_entry(runtime, generation, |local| local.state = State::Never);
+    /// The connect of `ticket` panicked: the runtime's reads use the backend's connection
+    /// for as long as it runs.
+    pub(crate) fn never(&self, ticket: Ticket) {
+        self.connecting(ticket, |local| local.state = State::Never);
     }
 
-    /// `change` on `runtime`'s entry, if it is still for `generation`.
-    fn with_entry<R>(
-        &self,
-        runtime: tokio::runtime::Id,
-        generation: u64,
-        change: impl FnOnce(&mut Local) -> R,
-    ) -> Option<R> {
+    /// An operation failed on the connection of `ticket` (it is dead, or timed out): that
+    /// connection is retired and the runtime's reads go through the backend's connection
+    /// for [`RETRY_AFTER`] before the next connect. Not a failed connect: the count of
+    /// those is kept as it is, and operations failing at once on one connection retire it
+    /// once. A late failure, of a connection retired already, changes nothing (a newer
+    /// connect in progress among others).
+    pub(crate) fn retire(&self, ticket: Ticket) {
+        let mut runtimes = self
+            .runtimes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(local) = runtimes.iter_mut().find(|l| {
+            l.runtime == ticket.runtime
+                && l.attempt == ticket.attempt
+                && matches!(l.state, State::Ready(_))
+        }) {
+            local.state = State::Failed(Instant::now());
+        }
+    }
+
+    /// `change` on the entry of `ticket`'s runtime, if it is still connecting for that
+    /// ticket.
+    fn connecting<R>(&self, ticket: Ticket, change: impl FnOnce(&mut Local<C>) -> R) -> Option<R> {
         let mut runtimes = self
             .runtimes
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         runtimes
             .iter_mut()
-            .find(|l| l.runtime == runtime && l.generation == generation)
+            .find(|l| {
+                l.runtime == ticket.runtime
+                    && l.attempt == ticket.attempt
+                    && matches!(l.state, State::Connecting)
+            })
             .map(change)
+    }
+
+    /// How long `runtime`'s reads go through the shared connection after its entry's last
+    /// failure, if the entry is failed (for tests).
+    #[cfg(test)]
+    fn waits(&self, runtime: tokio::runtime::Id) -> Option<Duration> {
+        let runtimes = self.runtimes.read().unwrap_or_else(PoisonError::into_inner);
+        let local = runtimes.iter().find(|l| l.runtime == runtime)?;
+        matches!(local.state, State::Failed(_)).then(|| retry_after(local.failures))
+    }
+
+    /// Moves `runtime`'s last failure `by` into the past, as if that long went by (for tests).
+    #[cfg(test)]
+    fn age(&self, runtime: tokio::runtime::Id, by: Duration) {
+        let mut runtimes = self
+            .runtimes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(local) = runtimes.iter_mut().find(|l| l.runtime == runtime) {
+            if let State::Failed(at) = &mut local.state {
+                *at = at.checked_sub(by).unwrap_or(*at);
+            }
+        }
     }
 
     /// How many runtimes have a live connection of their own (for tests).
@@ -387,16 +474,40 @@ mod tests {
             .unwrap()
     }
 
+    /// A `Locals` of stand-in connections (numbers) and a runtime (kept alive by the caller).
+    fn locals() -> (Locals<u32>, tokio::runtime::Runtime) {
+        (Locals::default(), current_thread())
+    }
+
+    /// Makes `id`'s connection (`conn`) at `generation`: the entry's keeper, and its ticket.
+    fn make(
+        locals: &Locals<u32>,
+        id: tokio::runtime::Id,
+        generation: u64,
+        conn: u32,
+    ) -> (Kept, Ticket) {
+        let Found::Make(kept, ticket) = locals.get(id, generation) else {
+            panic!("a connect is due");
+        };
+        locals.made(ticket, conn);
+        (kept, ticket)
+    }
+
     #[test]
     fn a_runtime_gets_one_connect_at_a_time_and_waits_after_a_failure() {
-        let locals = Locals::default();
-        let ct = current_thread();
+        let (locals, ct) = locals();
         let id = ct.handle().id();
-        let Found::Make(_kept) = locals.get(id, 0) else {
-            panic!("the first call makes the connection");
+        let (_kept, ticket) = make(&locals, id, 0, 7);
+        assert!(matches!(locals.get(id, 0), Found::Ready(7, _)), "made");
+        assert_eq!(locals.live(), 1);
+        locals.retire(ticket);
+        assert_eq!(locals.live(), 0, "retired by a failed operation");
+        locals.age(id, RETRY_AFTER);
+        let Found::Make(_kept, ticket) = locals.get(id, 0) else {
+            panic!("connected again after the wait");
         };
         assert!(matches!(locals.get(id, 0), Found::Shared), "being made");
-        assert_eq!(locals.failed(id, 0), 1);
+        assert_eq!(locals.connect_failed(ticket), 1);
         assert!(
             matches!(locals.get(id, 0), Found::Shared),
             "failed recently"
@@ -406,10 +517,10 @@ mod tests {
 
     #[test]
     fn runtimes_dropped_before_their_connect_ends_free_their_slots() {
-        let locals = Locals::default();
+        let locals = Locals::<u32>::default();
         for _ in 0..MAX_RUNTIMES + 36 {
             let rt = current_thread();
-            let Found::Make(kept) = locals.get(rt.handle().id(), 0) else {
+            let Found::Make(kept, _) = locals.get(rt.handle().id(), 0) else {
                 panic!("a new runtime makes its connection");
             };
             // Its connecting task, still connecting when the runtime goes.
@@ -421,20 +532,19 @@ mod tests {
         }
         let rt = current_thread();
         assert!(
-            matches!(locals.get(rt.handle().id(), 0), Found::Make(_)),
+            matches!(locals.get(rt.handle().id(), 0), Found::Make(..)),
             "a new runtime gets a connection of its own"
         );
     }
 
     #[test]
     fn a_new_generation_retires_the_runtimes_connection_and_ends_its_task() {
-        let locals = Locals::default();
-        let ct = current_thread();
+        let (locals, ct) = locals();
         let id = ct.handle().id();
-        let Found::Make(mut old) = locals.get(id, 0) else {
+        let Found::Make(mut old, old_ticket) = locals.get(id, 0) else {
             panic!("the first call makes the connection");
         };
-        let Found::Make(_new) = locals.get(id, 1) else {
+        let Found::Make(_new, _) = locals.get(id, 1) else {
             panic!("made again for the new generation");
         };
         assert_eq!(
@@ -443,21 +553,84 @@ mod tests {
             "the retired connection's task is told to end"
         );
         assert_eq!(
-            locals.failed(id, 0),
+            locals.connect_failed(old_ticket),
             0,
             "an old generation's failure is ignored"
         );
+        locals.made(old_ticket, 7);
         assert!(
             matches!(locals.get(id, 1), Found::Shared),
-            "still being made"
+            "still being made: neither the old failure nor the old connection is taken"
         );
     }
 
     #[test]
-    fn failed_connects_in_a_row_wait_longer_each_time() {
-        assert_eq!(retry_after(1), RETRY_AFTER);
-        assert_eq!(retry_after(2), RETRY_AFTER * 2);
-        assert_eq!(retry_after(3), RETRY_AFTER * 4);
+    fn failed_operations_retire_the_connection_without_lengthening_the_wait() {
+        let (locals, ct) = locals();
+        let id = ct.handle().id();
+        let (_kept, ticket) = make(&locals, id, 0, 7);
+        // Ten reads in flight on it time out (a stalled server).
+        for _ in 0..10 {
+            locals.retire(ticket);
+        }
+        assert_eq!(locals.live(), 0, "the connection is retired");
+        assert_eq!(locals.waits(id), Some(RETRY_AFTER), "one step, not ten");
+        // A connect after the wait fails: the first failed connect, the first step.
+        locals.age(id, RETRY_AFTER);
+        let Found::Make(_kept, ticket) = locals.get(id, 0) else {
+            panic!("connected again after the wait");
+        };
+        assert_eq!(locals.connect_failed(ticket), 1);
+        assert_eq!(locals.waits(id), Some(RETRY_AFTER));
+    }
+
+    #[test]
+    fn a_late_failed_operation_leaves_a_newer_connect_alone() {
+        let (locals, ct) = locals();
+        let id = ct.handle().id();
+        let (_kept, first) = make(&locals, id, 0, 7);
+        locals.retire(first);
+        locals.age(id, RETRY_AFTER);
+        let Found::Make(_kept, second) = locals.get(id, 0) else {
+            panic!("connected again after the wait");
+        };
+        // One more read of the first connection ends now, failed.
+        locals.retire(first);
+        locals.made(second, 8);
+        assert!(
+            matches!(locals.get(id, 0), Found::Ready(8, _)),
+            "the newer connection is kept"
+        );
+        locals.retire(first);
+        assert_eq!(locals.live(), 1, "and stays");
+    }
+
+    #[test]
+    fn failed_connects_in_a_row_wait_longer_each_time_until_one_is_made() {
+        let (locals, ct) = locals();
+        let id = ct.handle().id();
+        for (failures, wait) in [(1, RETRY_AFTER), (2, RETRY_AFTER * 2), (3, RETRY_AFTER * 4)] {
+            let Found::Make(_kept, ticket) = locals.get(id, 0) else {
+                panic!("a connect is due");
+            };
+            assert_eq!(locals.connect_failed(ticket), failures);
+            assert_eq!(locals.waits(id), Some(wait));
+            assert!(matches!(locals.get(id, 0), Found::Shared), "waiting");
+            locals.age(id, wait);
+        }
+        // A new generation ends the wait, not the count.
+        let Found::Make(_kept, ticket) = locals.get(id, 1) else {
+            panic!("a new generation connects at once");
+        };
+        assert_eq!(locals.connect_failed(ticket), 4);
+        locals.age(id, RETRY_AFTER * 8);
+        let (_kept, ticket) = make(&locals, id, 1, 7);
+        locals.retire(ticket);
+        assert_eq!(
+            locals.waits(id),
+            Some(RETRY_AFTER),
+            "a connect made resets it"
+        );
         assert_eq!(retry_after(40), RETRY_AT_MOST);
     }
 }
