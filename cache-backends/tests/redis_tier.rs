@@ -878,18 +878,6 @@ fn retire_through_the_shared_connection(
             "the runtime's connection {own} outlived the shared connection {shared}: {now:?}"
         );
     }
-    // Nothing of the retired connection is left on the runtime: two tasks, the new
-    // connection's driver and the task that made it and keeps its entry.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        ct.block_on(tokio::task::yield_now());
-        let tasks = ct.metrics().num_alive_tasks();
-        if tasks == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{tasks} tasks on the runtime");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// A Redis restart costs a `current_thread` runtime's reads no failure (issue 16, fault
