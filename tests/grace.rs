@@ -177,3 +177,34 @@ async fn backing_off_never_extends_the_grace_period() {
     .await;
     ENDLESS_FAIL.store(false, SeqCst);
 }
+
+static EDGE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cacheable("edge")]
+async fn edge(id: u64) -> u64 {
+    id * 1000 + EDGE_RUNS.fetch_add(1, SeqCst)
+}
+
+/// An annotated call's entry is fresh until the very instant its TTL ends and stale from
+/// that instant on: its hit path judges the entry as the full lookup does (a `fresh_until`
+/// at `now` is past).
+#[tokio::test]
+async fn an_entry_is_stale_from_the_instant_its_ttl_ends() {
+    let clock = ManualClock::new();
+    with_manager(manager(&clock, Some(Duration::from_secs(3600))), async {
+        let first = edge(1).await;
+        clock.advance(Duration::from_secs(30) - Duration::from_millis(1));
+        assert_eq!(
+            edge(1).await,
+            first,
+            "fresh a millisecond before its TTL ends"
+        );
+        clock.advance(Duration::from_millis(1));
+        assert_ne!(
+            edge(1).await,
+            first,
+            "served as fresh at the instant its TTL ends"
+        );
+    })
+    .await;
+}

@@ -1009,3 +1009,65 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::store::MapTier;
+    use crate::testing::{Fault, FaultRule, FaultyTier, Operation};
+    use crate::{CacheManager, StoreBuilder};
+
+    /// A fault names the cache and store it happened in, and the key, to the manager's
+    /// error handler.
+    #[tokio::test]
+    async fn a_fault_names_its_cache_store_and_key() {
+        let l2 = FaultyTier::new(FaultyTier::blackhole());
+        l2.inject(FaultRule::on(Operation::Get, Fault::Fail));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler = {
+            let seen = seen.clone();
+            move |fault: &CacheFault<'_>| {
+                let key = fault.key.map(str::to_owned);
+                let mut seen = seen.lock().unwrap();
+                seen.push((fault.cache.to_owned(), fault.store.to_owned(), key));
+                FaultAction::Count
+            }
+        };
+        let m = CacheManager::builder()
+            .store("main", StoreBuilder::new().l2(l2))
+            .error_handler(handler)
+            .build()
+            .unwrap();
+        let users = m.cache("users").unwrap();
+        assert_eq!(users.get::<u64>(&1u64).await.unwrap(), None);
+        let seen = seen.lock().unwrap();
+        let expected = (
+            "users".to_owned(),
+            "main".to_owned(),
+            Some("cachet:users:1".to_owned()),
+        );
+        assert_eq!(*seen, [expected]);
+    }
+
+    /// An entry's weight counts what its key holds on the heap of its own, the value's
+    /// inline size behind its `Arc` (with the `Arc`'s counts), and the tier's per-entry
+    /// overhead: each part moves it by its own size (size-bounded tiers evict by it).
+    #[test]
+    fn an_entrys_weight_counts_its_keys_heap_bytes_its_value_and_the_tiers_overhead() {
+        let tier = MapTier::new();
+        let space = KeySpace::new("app:c");
+        let short = space.key(b"1");
+        let long = space.key(&[b'k'; 30]);
+        assert_eq!(long.heap_len(), 30);
+        let weight = |key: &L1Key| estimate_weight::<u64>(key, &*tier) as usize;
+        // The value's `Arc` allocation: its two counts and the value.
+        let arc = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<u64>();
+        assert_eq!(weight(&short), tier.entry_overhead() as usize + arc);
+        assert_eq!(weight(&long) - weight(&short), 30, "the key's heap bytes");
+        let big = estimate_weight::<[u8; 64]>(&short, &*tier) as usize;
+        assert_eq!(big - weight(&short), 64 - 8, "the value's inline size");
+    }
+}

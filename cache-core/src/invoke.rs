@@ -1070,6 +1070,13 @@ mod tests {
         }
     }
 
+    /// Waits until an L2 call reached `latch`, failing after a deadline: a call that never
+    /// reads the L2 fails the test instead of hanging it.
+    async fn until_reached(latch: &crate::testing::Latch) {
+        let reached = tokio::time::timeout(Duration::from_secs(10), latch.reached()).await;
+        assert!(reached.is_ok(), "no L2 call reached the latch");
+    }
+
     /// Waits until `runs` reaches `n`: a function has started.
     async fn until_runs(runs: &AtomicUsize, n: usize) {
         until("the function never ran", async || runs.load(SeqCst) >= n).await;
@@ -1579,7 +1586,7 @@ mod tests {
                     })
                 })
                 .collect();
-            held.reached().await;
+            until_reached(&held).await;
             // Its function answers once the others are done (the value it hands over on
             // release would otherwise be what a late waker takes).
             let (done, others_done) = tokio::sync::oneshot::channel::<()>();
@@ -1592,7 +1599,10 @@ mod tests {
             until_waiting(&a, 1, CALLERS).await;
             held.release();
             for caller in callers {
-                let r = caller.await.unwrap();
+                let r = tokio::time::timeout(Duration::from_secs(10), caller).await;
+                let r = r
+                    .unwrap_or_else(|_| panic!("a waiter never answered"))
+                    .unwrap();
                 assert!(matches!(r, Err(CacheError::Tier { .. })), "{r:?}");
             }
             assert_eq!(runs.load(SeqCst), 0, "no factory ran");
@@ -1661,7 +1671,7 @@ mod tests {
                 })
             };
             let leader = call(a.clone());
-            held.reached().await;
+            until_reached(&held).await;
             let waiter = call(a.with_options(view));
             until_waiting(&a, 1, 1).await;
             held.release();
@@ -1707,7 +1717,7 @@ mod tests {
         let (m, _, held) = failing_reads(refused_reads(), None);
         let a = m.cache("a").unwrap();
         let single = spawn_one(&a);
-        held.reached().await;
+        until_reached(&held).await;
         let ran = Arc::new(AtomicUsize::new(0));
         let batch = a.try_get_or_set_many(&[1u64, 2], counted_load(&ran));
         let r = tokio::time::timeout(Duration::from_secs(30), batch).await;
@@ -1728,7 +1738,7 @@ mod tests {
         let (m, down, held) = failing_reads(refused_reads().times(1), None);
         let a = m.cache("a").unwrap();
         let single = spawn_one(&a);
-        held.reached().await;
+        until_reached(&held).await;
         // Its own first read finds nothing: it waits at key 1's gate.
         let ran = Arc::new(AtomicUsize::new(0));
         let batch = {
@@ -1772,5 +1782,78 @@ mod tests {
         assert_eq!(leader.await.unwrap(), "leader");
         assert_eq!(caller.await.unwrap(), "leader");
         assert_eq!(second.load(SeqCst), 0);
+    }
+
+    /// A function failing with `Timeout`.
+    fn failing() -> Body {
+        Box::pin(async {
+            Err(CacheError::Timeout {
+                cache: "a".into(),
+                timeout: TTL,
+            })
+        })
+    }
+
+    /// A stale value stored back after a failure (`grace_backoff`) is fresh for the backoff
+    /// with no eager refresh point (engine.rs, `prepare_write`'s `Lifetime::Backoff` arm): the
+    /// function is not called again before the backoff ends, however far into it.
+    #[tokio::test]
+    async fn a_value_stored_back_for_a_grace_backoff_is_not_refreshed_early() {
+        let clock = ManualClock::new();
+        let backoff = Duration::from_secs(10);
+        let options = CacheOptions::new()
+            .eager_refresh(0.5)
+            .grace_backoff(backoff);
+        let m = manager(&clock, options);
+        let c = caches(&m, &["a"]);
+        c[0].set(&1u64, &"old".to_owned()).await.unwrap();
+        clock.advance(TTL + Duration::from_secs(1));
+        let runs = AtomicUsize::new(0);
+        assert_eq!(call_body(&c, 1, &runs, failing(), Attached).await, "old");
+        assert_eq!(runs.load(SeqCst), 1);
+        // Past half the backoff (where a refresh point at the TTL's ratio would fall): a
+        // fresh hit, which no call refreshes.
+        clock.advance(backoff * 3 / 4);
+        assert_eq!(call(&c, 1, &runs, "new", Detachable).await, "old");
+        assert_eq!(runs.load(SeqCst), 1, "refreshed within the backoff");
+        // Past the backoff: stale, so the function runs again.
+        clock.advance(backoff / 2);
+        assert_eq!(call(&c, 1, &runs, "new", Attached).await, "new");
+        assert_eq!(runs.load(SeqCst), 2);
+    }
+
+    /// A function's value the unreachable L2 missed leaves this instance's L1 holding what
+    /// the L2 does not: it is owed to the L2 (engine.rs, `settle_write`'s `(Missed, Fill)`
+    /// arm), and once the L2 is back this instance lets go of its L1, which then reads the
+    /// L2 again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fill_the_l2_missed_leaves_the_l1_once_the_l2_is_back() {
+        use crate::testing::{Fault, FaultRule, FaultyTier, Operation};
+        let clock = ManualClock::new();
+        let l2 = FaultyTier::new(FaultyTier::blackhole());
+        l2.inject(FaultRule::on(Operation::Set, Fault::Fail).times(1));
+        let m = CacheManager::builder()
+            .store("main", StoreBuilder::new().l1(MapTier::new()).l2(l2))
+            .ttl(TTL)
+            .manual_clock(clock.clone())
+            .build()
+            .unwrap();
+        let c = caches(&m, &["a"]);
+        let runs = AtomicUsize::new(0);
+        assert_eq!(call(&c, 1, &runs, "filled", Attached).await, "filled");
+        let store = m.store("main").unwrap();
+        assert_eq!(
+            store.pending_changes(),
+            1,
+            "nothing owed for the missed fill"
+        );
+        assert_eq!(held(&c[0], 1).await.as_deref(), Some("filled"), "from L1");
+        // Past the circuit breaker's pause: the L2 is tried again, and answers.
+        clock.advance(Duration::from_secs(10));
+        until("the L1 kept the value the L2 never took", async || {
+            held(&c[0], 1).await.is_none()
+        })
+        .await;
+        assert_eq!(store.pending_changes(), 0);
     }
 }

@@ -511,7 +511,7 @@ impl Connection {
                     if failures == 1 {
                         let why = match failure {
                             Some(Err(e)) => conn.redact(&e.to_string()),
-                            _ => format!("no connection within connect_timeout ({limit:?})"),
+                            _ => format!("no connection within connect_timeout ({limit:?}) of the runtime's driven time, or 10x that (at least 30 s) in all"),
                         };
                         tracing::debug!(target = %conn.target, error = %why, "cachet: a runtime's own redis connection could not be made; its reads use the shared one");
                     }

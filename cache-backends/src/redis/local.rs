@@ -63,19 +63,38 @@ const RETRY_AT_MOST: Duration = Duration::from_secs(300);
 /// How many steps of its runtime's timer [`within_driven_time`] counts its limit in.
 const STEPS: u32 = 8;
 
+/// A connect bounded by [`within_driven_time`] fails past this much of its runtime's time in
+/// all, driven or not, at the least.
+const CEILING_AT_LEAST: Duration = Duration::from_secs(30);
+
 /// `work`'s output, or `None` once `work` has been pending for `limit` of the time its
 /// runtime was driven, counted in steps of its timer: a step that ends late (by more than a
 /// step) is a stretch the runtime sat idle, between two `block_on`s say, when `work` could
 /// not make progress either, and does not count. (A wall-clock timer failed every connect
 /// of a runtime driven now and then, its handshake spread over several of its turns.)
+/// `None` too past ten times `limit` in all (at least [`CEILING_AT_LEAST`]), driven or not:
+/// a runtime driven only in short turns, or starved of CPU, would otherwise count no step
+/// and wait on a server that never answers for as long as it runs. Both are measured on the
+/// runtime's clock (`tokio::time`), so a paused clock counts consistently.
 pub(crate) async fn within_driven_time<F: std::future::Future>(
     limit: Duration,
     work: F,
 ) -> Option<F::Output> {
+    within(limit, limit.saturating_mul(10).max(CEILING_AT_LEAST), work).await
+}
+
+/// [`within_driven_time`] with its ceiling given.
+async fn within<F: std::future::Future>(
+    limit: Duration,
+    ceiling: Duration,
+    work: F,
+) -> Option<F::Output> {
     use futures_util::future::{select, Either};
+    use tokio::time::Instant;
     let step = (limit / STEPS).max(Duration::from_millis(1));
     let mut work = std::pin::pin!(work);
     let mut driven = Duration::ZERO;
+    let began = Instant::now();
     loop {
         let started = Instant::now();
         let tick = std::pin::pin!(tokio::time::sleep(step));
@@ -85,7 +104,7 @@ pub(crate) async fn within_driven_time<F: std::future::Future>(
                 if started.elapsed() < step * 2 {
                     driven += step;
                 }
-                if driven >= limit {
+                if driven >= limit || began.elapsed() >= ceiling {
                     return None;
                 }
             }
@@ -603,6 +622,37 @@ mod tests {
         );
         locals.retire(first);
         assert_eq!(locals.live(), 1, "and stays");
+    }
+
+    /// A connect on a runtime driven only now and then, in turns too short to count (each
+    /// step ends late), against a server that never answers (a pending future), still
+    /// fails once its ceiling is past.
+    #[test]
+    fn a_connect_never_counted_as_driven_still_ends_at_its_ceiling() {
+        let ct = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let limit = Duration::from_millis(80);
+        let (done, ended) = std::sync::mpsc::channel();
+        ct.spawn(async move {
+            let out = within(limit, limit * 3, std::future::pending::<()>()).await;
+            let _ = done.send(out);
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            // Idle for three steps (10 ms each) between two short turns.
+            std::thread::sleep(Duration::from_millis(30));
+            ct.block_on(tokio::task::yield_now());
+            if let Ok(out) = ended.try_recv() {
+                assert_eq!(out, None);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the connect never ended"
+            );
+        }
     }
 
     #[test]

@@ -512,6 +512,75 @@ mod tests {
         }
     }
 
+    /// A key's parts, its hash as a tier's table takes it ([`L1Hasher`]), and its `Debug`
+    /// (which logs show), owned and borrowed alike.
+    #[test]
+    fn a_key_shows_its_parts_and_is_hashed_by_the_hash_it_carries() {
+        let long = "k".repeat(INLINE + 1);
+        for (base, key) in [("app:users", "42"), ("app:users#n", long.as_str())] {
+            let stored = format!("{base}:{key}");
+            let parsed = L1KeyRef::parse(&stored);
+            let owned = L1Key::parse(&stored);
+            assert_eq!((parsed.base(), parsed.key()), (base, key.as_bytes()));
+            assert_eq!((owned.base(), owned.key()), (base, key.as_bytes()));
+            assert_eq!(owned.space().base(), base);
+            assert_eq!(parsed.to_key().space().base(), base);
+            let hash = parsed.hash_value();
+            assert_eq!(owned.borrowed().hash_value(), hash);
+            assert_eq!(L1Hasher.hash_one(parsed), hash);
+            assert_eq!(L1Hasher.hash_one(&owned), hash);
+            assert_eq!(format!("{parsed:?}"), format!("L1KeyRef({stored})"));
+            assert_eq!(format!("{owned:?}"), format!("L1Key({stored})"));
+            assert_eq!(
+                format!("{:?}", owned.space()),
+                format!("KeySpace({base:?})")
+            );
+        }
+        assert_eq!(L1Key::parse("app:users:42").heap_len(), 0, "inline");
+        let heap = L1Key::parse(&format!("app:users:{long}"));
+        assert_eq!(heap.heap_len(), INLINE + 1);
+    }
+
+    /// Keys are spread by their bytes and by their key space's seed, and a tier's table
+    /// still hashes what is not a key (`Carried::write`) by every byte, in order.
+    #[test]
+    fn keys_hash_apart_by_their_bytes_and_their_space() {
+        let users = KeySpace::new("app:users");
+        let orders = KeySpace::new("app:orders");
+        let hashes = [
+            users.key_ref(b"1").hash_value(),
+            users.key_ref(b"2").hash_value(),
+            orders.key_ref(b"1").hash_value(),
+        ];
+        assert_ne!(hashes[0], hashes[1], "two keys of one space");
+        assert_ne!(hashes[0], hashes[2], "one key in two spaces");
+        let bytes = |b: &[u8]| L1Hasher.hash_one(b);
+        assert_ne!(bytes(b"a"), bytes(b"b"));
+        assert_ne!(bytes(&[1, 1]), bytes(&[1, 0]));
+        assert_ne!(bytes(b"ab"), bytes(b"ba"));
+    }
+
+    /// Two keys whose hashes and bytes agree are still told apart by their bases (a hash
+    /// collision across key spaces), and a key differing from another is not its
+    /// equivalent.
+    #[test]
+    fn keys_of_one_hash_and_bytes_in_two_spaces_differ() {
+        let a = L1KeyRef {
+            hash: 7,
+            base: "app:a",
+            key: b"1",
+        };
+        let b = L1KeyRef { base: "app:b", ..a };
+        assert_ne!(a, b);
+        let stored_b = b.to_key();
+        assert!(!a.equivalent(&stored_b));
+        assert!(b.equivalent(&stored_b));
+        assert_ne!(a.to_key(), stored_b);
+        let stored = L1Key::parse("app:users:42");
+        assert!(!L1KeyRef::parse("app:users:43").equivalent(&stored));
+        assert!(!L1KeyRef::parse("app:other:42").equivalent(&stored));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
