@@ -1014,3 +1014,40 @@ fn a_runtime_driven_now_and_then_still_gets_its_connection() {
         "the runtime's read went through the shared connection"
     );
 }
+
+/// A timeout on the shared connection (a slow server, here frozen for one read) drops that
+/// connection but keeps the runtimes' own: the server process is the same, and every
+/// runtime reconnecting at once would only add to a slow server's load.
+#[test]
+fn a_shared_timeout_keeps_the_runtimes_connections() {
+    let server = RedisServer::start();
+    let t: Arc<dyn RemoteTier> = Arc::new(tier(&server));
+    let ct = current_thread();
+    let mt = one_worker();
+    until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:1", "app:c:1");
+    let own = clients(&server)
+        .into_iter()
+        .find(|(_, c)| c == "getrange")
+        .map(|(id, _)| id)
+        .unwrap();
+    server.pause();
+    let read = mt.block_on(t.get("app:c:1"));
+    server.resume();
+    assert_eq!(read.unwrap_err().kind(), TierErrorKind::Unavailable);
+    mt.block_on(async {
+        t.set("app:c:1", b"w".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    ct.block_on(async {
+        assert_eq!(t.get("app:c:1").await.unwrap(), Some(b"w".to_vec()));
+    });
+    // The read went on the runtime's connection: the shared one (made again after the
+    // timeout) still has the `SET` as its last command.
+    let now = clients(&server);
+    assert!(
+        now.contains(&(own.clone(), "getrange".to_owned())) && now.len() == 2,
+        "the runtime's connection {own} was retired by a timeout of the shared one: {now:?}"
+    );
+    assert_eq!(last_commands(&server), ["getrange", "set"]);
+}

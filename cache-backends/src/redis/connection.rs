@@ -292,7 +292,8 @@ impl Connection {
             Some(limit) => match tokio::time::timeout(limit, work).await {
                 Ok(out) => out,
                 Err(_) => {
-                    self.reset();
+                    // A timeout says nothing of the server process: runtimes keep theirs.
+                    self.reset(false);
                     Err(TierError::with_kind(
                         format!("redis {}: {what} timed out after {limit:?}", self.target),
                         TierErrorKind::Unavailable,
@@ -768,9 +769,11 @@ impl Connection {
 
     /// Forgets the live connection, so the next operation reconnects. Never waits: if
     /// another task is connecting, it is connecting afresh already.
-    fn reset(&self) {
+    /// `retire_runtimes`: the runtimes' connections are likely of a server process that is
+    /// gone too (see [`forget`](Self::forget)).
+    fn reset(&self, retire_runtimes: bool) {
         if let Ok(_connecting) = self.connecting.try_lock() {
-            self.forget();
+            self.forget(retire_runtimes);
         }
     }
 
@@ -779,18 +782,21 @@ impl Connection {
     /// At worst it forgets a connection another task has just made: one extra connect.
     async fn forget_dead(&self) {
         let _connecting = self.connecting.lock().await;
-        self.forget();
+        self.forget(true);
     }
 
-    /// Drops the live connection, if any (its caller holds `connecting`), and with it the
-    /// runtimes' connections made beside it: a new generation.
-    fn forget(&self) {
+    /// Drops the live connection, if any (its caller holds `connecting`), and, when
+    /// `retire_runtimes` (the connection found dead, or the server no longer a master), the
+    /// runtimes' connections made beside it: a new generation. A timeout does not retire
+    /// them: a slow server is the same process, and every runtime reconnecting at once
+    /// would only add to its load.
+    fn forget(&self, retire_runtimes: bool) {
         let forgotten = self
             .live
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if forgotten.is_some() {
+        if forgotten.is_some() && retire_runtimes {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
@@ -815,7 +821,7 @@ impl Connection {
     /// whichever server is master now.
     fn fault(&self, what: &str, e: &RedisError) -> TierError {
         if is_unavailable(e) && !self.is_cluster() {
-            self.reset();
+            self.reset(is_dead_connection(e) || e.code() == Some("READONLY"));
         }
         self.error(what, e)
     }

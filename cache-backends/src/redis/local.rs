@@ -22,8 +22,9 @@
 //!
 //! A runtime's connection is made with the shared connection's client and settings (one
 //! server only: [`super::connection`]) and is retired at the runtime's next call after the
-//! shared connection was dropped and made again (a fault, a restart of the server): made
-//! beside a shared connection that is gone, it may be to a server process that is gone too.
+//! shared connection was found dead (a restart of the server) or the server answered
+//! `READONLY`: made beside a shared connection that is gone, it may be to a server process
+//! that is gone too. A timeout of the shared connection (a slow server) retires none.
 //!
 //! Each runtime's entry is held by a task of that runtime (the one that connects, then
 //! keeps the entry's [`Kept`]): a runtime that shuts down drops its tasks, that one and the
@@ -271,9 +272,10 @@ pub(crate) enum Found<C = Conn> {
 
 impl<C: Clone> Locals<C> {
     /// The connection of `runtime` made for the shared connection's `generation`, or what
-    /// to do without one. The generation changes whenever the shared connection is dropped
-    /// (a fault, a server restart): a runtime's connection of an older one is retired (it
-    /// is likely dead too) and a new one made.
+    /// to do without one. The generation changes whenever the shared connection is found
+    /// dead (a server restart) or the server answers `READONLY`, not on a timeout: a
+    /// runtime's connection of an older one is retired (it is likely dead too) and a new
+    /// one made.
     pub(crate) fn get(&self, runtime: tokio::runtime::Id, generation: u64) -> Found<C> {
         if let Some((conn, ticket)) = self.ready(runtime, generation) {
             return Found::Ready(conn, ticket);
