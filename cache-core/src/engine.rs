@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::clock;
 use crate::codec;
 use crate::config::CacheOptions;
+use crate::direct_key::{with_direct, Closure, Direct, UseKey};
 use crate::error::{CacheError, TierError};
 use crate::events::EventKind;
 use crate::fault::{CacheFault, Failing, FaultAction, FaultOperation};
@@ -156,18 +157,35 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
-/// Runs `f` on `key` encoded: on the stack when it is of the usual forms (integers,
-/// strings, tuples of them: `scalar_key.rs`), else into a reused buffer (the thread's, or a
-/// fresh one when the thread's is in use); `None` for a key that cannot be encoded.
+/// Runs `f` on `key` encoded: straight from the value when it is one integer or one string
+/// with nothing to escape (`direct_key.rs`), on the stack when it is of the usual forms
+/// (integers, strings, tuples of them: `scalar_key.rs`), else into a reused buffer (the
+/// thread's, or a fresh one when the thread's is in use); `None` for a key that cannot be
+/// encoded.
 #[inline]
 pub(crate) fn with_encoded<K: Serialize + ?Sized, R>(
     key: &K,
     f: impl FnOnce(&[u8]) -> R,
 ) -> Option<R> {
+    with_encoded_by(key, Closure(f))
+}
+
+/// [`with_encoded`] for a [`UseKey`]: the hit path's probe, whose use of the key is inlined
+/// into the encoding whatever its size.
+#[inline(always)]
+pub(crate) fn with_encoded_by<K: Serialize + ?Sized, U: UseKey>(
+    key: &K,
+    user: U,
+) -> Option<U::Out> {
+    let user = match with_direct(key, user) {
+        Direct::Done(done) => return Some(done),
+        Direct::Declined(user) => user,
+        Direct::Failed => return None,
+    };
     if let Some(buf) = KeyBuf::encode(key) {
-        return Some(f(buf.as_bytes()));
+        return Some(user.use_key(buf.as_bytes()));
     }
-    with_encoded_slow(key, f)
+    with_encoded_slow(key, |encoded| user.use_key(encoded))
 }
 
 /// [`with_encoded`] of a key the stack buffer does not take.
@@ -401,16 +419,31 @@ impl Engine {
         });
     }
 
-    /// [`Engine::judge_l1`] as the hit path needs it, in one pass over the lent entry: the
+    /// The hit path's judgement ([`Engine::judge_l1`] as the hit path needs it), in one pass
+    /// over the lent entry, in two parts: the
     /// value when it is fresh (and, with `eager`, not due for a refresh), else what the
     /// full path may skip. An untimed entry (no TTL, no eager refresh, no `tti`) is judged
-    /// without reading the clock; a timed one with one clock read and three comparisons;
-    /// anything else (stale, idle-timed, due, expired by the store's clock) goes to the
-    /// full judgement, out of line. `judged_at` is the instant the tier read the system's clock
-    /// at for this entry (see [`crate::store::LocalTier::read_at`]): on the system's clock, the hit is judged
-    /// at it, and the clock is not read a second time.
+    /// without reading the clock ([`Engine::judge_untimed`], inlined into the tier's
+    /// callback); a timed one ([`Engine::judge_timed`], out of line) with one clock read and
+    /// three comparisons; anything else (stale, idle-timed, due, expired by the store's
+    /// clock) goes to the full judgement. `judged_at` is the instant the tier read the
+    /// system's clock at for this entry (see [`crate::store::LocalTier::read_at`]): on the
+    /// system's clock, the hit is judged at it, and the clock is not read a second time.
+    ///
+    /// This part: an untimed entry, whose `keep_until` is the tier's to honour (as in
+    /// `judge_l1`): its value, read without the clock; `None` for any other entry.
     #[inline(always)]
-    pub(crate) fn judge_hit<V: Slot>(
+    pub(crate) fn judge_untimed<V: Slot>(entry: &LocalEntry) -> Option<Result<V::Value, FirstL1>> {
+        if entry.idle.is_none() && entry.fresh_until.is_none() && entry.refresh_at.is_none() {
+            return Some(slot::from_l1::<V>(&entry.value).ok_or(FirstL1::Empty));
+        }
+        None
+    }
+
+    /// [`Engine::judge_untimed`]'s other part: an entry that is not untimed. Out of line: inlined, its clock
+    /// read and full judgement made the untimed hit's callback save six registers.
+    #[inline(never)]
+    pub(crate) fn judge_timed<V: Slot>(
         &self,
         entry: &LocalEntry,
         eager: bool,
@@ -418,10 +451,6 @@ impl Engine {
         touch: &mut Option<Duration>,
     ) -> Result<V::Value, FirstL1> {
         if entry.idle.is_none() {
-            if entry.fresh_until.is_none() && entry.refresh_at.is_none() {
-                // As `judge_l1`: an untimed entry's `keep_until` is the tier's to honour.
-                return slot::from_l1::<V>(&entry.value).ok_or(FirstL1::Empty);
-            }
             let clock = &self.inner.store.clock;
             let now = match judged_at {
                 Some(at) if clock.is_system() => at,
@@ -437,7 +466,7 @@ impl Engine {
         self.judge_hit_slow::<V>(entry, eager, touch)
     }
 
-    /// [`Engine::judge_hit`] past its fast cases: the full judgement.
+    /// [`Engine::judge_timed`] past its fast cases: the full judgement.
     #[inline(never)]
     fn judge_hit_slow<V: Slot>(
         &self,

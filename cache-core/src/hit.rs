@@ -84,7 +84,7 @@ impl<'a> HitRef<'a> {
     /// The hit path's look at L1: the fresh value under `key`, counted as a hit, or what
     /// the rest of the call may skip. With `eager`, a value past its eager refresh point is
     /// not taken (nor counted): the caller's full path serves it and starts the refresh.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn hit_in_l1<V: Slot>(
         self,
         key: &L1KeyRef<'_>,
@@ -95,9 +95,15 @@ impl<'a> HitRef<'a> {
         // nothing larger than the value crosses the tier's `dyn` call.
         let mut hit = Err(FirstL1::Empty);
         let mut touch = None;
-        self.l1.read_at(key, &mut |entry, at| {
-            hit = engine.judge_hit::<V>(entry, eager, at, &mut touch)
-        });
+        // Each verdict written where it is made: an untimed hit's value is stored straight
+        // into `hit`, not through a temporary shared with the timed judgement.
+        self.l1.read_at(
+            key,
+            &mut |entry, at| match Engine::judge_untimed::<V>(entry) {
+                Some(judged) => hit = judged,
+                None => hit = engine.judge_timed::<V>(entry, eager, at, &mut touch),
+            },
+        );
         if let Some(tti) = touch {
             engine.touch_l2(&key.to_string(), tti);
         }

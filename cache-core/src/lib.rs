@@ -16,6 +16,7 @@ pub mod codec;
 pub mod config;
 mod declaration;
 mod depth;
+mod direct_key;
 pub mod driver;
 mod engine;
 mod error;

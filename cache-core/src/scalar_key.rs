@@ -12,6 +12,7 @@ use std::fmt::{self, Write as _};
 
 use serde::ser::{self, Impossible, Serialize};
 
+use crate::direct_key::decline_compound_forms;
 use crate::key::is_reserved;
 
 /// How many bytes of key the stack buffer holds.
@@ -189,9 +190,6 @@ impl<'a> ser::Serializer for Scalar<'a> {
     fn serialize_str(self, v: &str) -> Result<(), NotScalar> {
         self.out.push_escaped(v)
     }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), NotScalar> {
-        Err(NotScalar)
-    }
     fn serialize_none(self) -> Result<(), NotScalar> {
         self.out.push_byte(b'~')
     }
@@ -229,18 +227,6 @@ impl<'a> ser::Serializer for Scalar<'a> {
     ) -> Result<(), NotScalar> {
         value.serialize(self)
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), NotScalar> {
-        Err(NotScalar)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, NotScalar> {
-        Err(NotScalar)
-    }
     #[inline]
     fn serialize_tuple(self, _: usize) -> Result<ScalarTuple<'a>, NotScalar> {
         ScalarTuple::open(self)
@@ -252,37 +238,7 @@ impl<'a> ser::Serializer for Scalar<'a> {
     ) -> Result<ScalarTuple<'a>, NotScalar> {
         ScalarTuple::open(self)
     }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, NotScalar> {
-        Err(NotScalar)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, NotScalar> {
-        Err(NotScalar)
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, NotScalar> {
-        Err(NotScalar)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, NotScalar> {
-        Err(NotScalar)
-    }
-    fn collect_str<T: fmt::Display + ?Sized>(self, _: &T) -> Result<(), NotScalar> {
-        Err(NotScalar)
-    }
+    decline_compound_forms!(NotScalar);
 }
 
 /// A tuple in progress: `a:b`, or `(a:b)` when it is itself an element.
@@ -352,7 +308,7 @@ impl ser::SerializeTupleStruct for ScalarTuple<'_> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use proptest::prelude::*;
@@ -388,6 +344,17 @@ mod tests {
         id: u64,
     }
 
+    /// `0`, `u64::MAX` and both sides of each power of ten: every length of text, each
+    /// carry (the direct path's tests use them too).
+    pub(crate) fn integers_of_every_length() -> Vec<u64> {
+        let mut values = vec![0, u64::MAX];
+        for power in 0..20 {
+            let p = 10u64.pow(power);
+            values.extend([p - 1, p, p + 1]);
+        }
+        values
+    }
+
     /// Integers of every length: both sides of each power of ten, the bounds of each type,
     /// negatives.
     #[test]
@@ -395,12 +362,7 @@ mod tests {
         fn same<K: Serialize>(key: K) {
             assert_eq!(fast(&key), Some(encode_key(&key).unwrap()));
         }
-        let mut values = vec![0, u64::MAX];
-        for power in 0..20 {
-            let p = 10u64.pow(power);
-            values.extend([p - 1, p, p + 1]);
-        }
-        for v in values {
+        for v in integers_of_every_length() {
             same(v);
             same(v as i64);
             same((v as i64).wrapping_neg());

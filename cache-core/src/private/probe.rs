@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::key::{key, no_key, KeyUse, OpKey};
 use super::resolve::{recorded, resolve};
-use crate::engine::{with_encoded, FirstL1};
+use crate::direct_key::UseKey;
+use crate::engine::{with_encoded_by, FirstL1};
 use crate::hit::HitRef;
 use crate::operation::Operation;
 use crate::shape::Shape;
@@ -49,7 +50,8 @@ pub struct SlotL1<T>(PhantomData<fn() -> T>);
 
 impl<T: Slot> LookL1<T::Value> for SlotL1<T> {
     const READS: bool = true;
-    #[inline]
+    // Inlined into the probe: a frame of its own cost a hit ~20 instructions.
+    #[inline(always)]
     fn look(cache: FirstCache<'_>, key: &L1KeyRef<'_>, eager: bool) -> Result<T::Value, L1Miss> {
         cache.0.hit_in_l1::<T>(key, eager).map_err(L1Miss)
     }
@@ -167,26 +169,55 @@ impl<S: Shape, L: LookL1<S::Value>> Probe<S, L> {
     }
 
     /// The look at the first cache's L1 under `value`'s key.
-    #[inline]
+    #[inline(always)]
     fn look<K: Serialize + ?Sized>(self, hit: HitRef<'_>, value: &K) -> Probed<S::Output> {
         // A miss hands on the key encoded for L1 and what L1 held: the key is encoded
         // once, and a cold miss reads L1 once before L2.
-        let looked = with_encoded(value, |encoded| {
-            // `force_fresh` (a `#[cache_put]` stacked over it, say): no hit; the function runs.
-            let looked = if hit.force_fresh {
-                Err(L1Miss(FirstL1::Unread))
-            } else {
-                L::look(FirstCache(hit), &hit.key_of(encoded), self.eager)
-            };
-            // The encoder writes whole `str`s and ASCII only: always UTF-8.
-            looked.map_err(|L1Miss(first_l1)| {
-                std::str::from_utf8(encoded).map(|text| OpKey::probed(text.to_owned(), first_l1))
-            })
-        });
+        let looked = with_encoded_by(
+            value,
+            Looking::<S, L> {
+                hit,
+                eager: self.eager,
+                look: PhantomData,
+            },
+        );
         match looked {
             Some(Ok(value)) => Probed::Hit(self.shape.rebuild(value)),
-            Some(Err(Ok(key))) => Probed::Miss(key),
-            Some(Err(Err(_))) | None => Probed::Miss(key(value)),
+            Some(Err(Some(key))) => Probed::Miss(key),
+            Some(Err(None)) | None => Probed::Miss(key(value)),
         }
     }
+}
+
+/// A probe's look at L1 under an encoded key: a type of its own rather than a closure, so
+/// that it is inlined into the key's encoding (`direct_key::UseKey`).
+struct Looking<'h, S, L> {
+    hit: HitRef<'h>,
+    eager: bool,
+    look: PhantomData<(S, L)>,
+}
+
+impl<S: Shape, L: LookL1<S::Value>> UseKey for Looking<'_, S, L> {
+    /// The fresh value, or the key to call with (`None`: encode it again).
+    type Out = Result<S::Value, Option<OpKey>>;
+    #[inline(always)]
+    fn use_key(self, encoded: &[u8]) -> Self::Out {
+        let hit = self.hit;
+        // `force_fresh` (a `#[cache_put]` stacked over it, say): no hit; the function runs.
+        let looked = if hit.force_fresh {
+            Err(L1Miss(FirstL1::Unread))
+        } else {
+            L::look(FirstCache(hit), &hit.key_of(encoded), self.eager)
+        };
+        looked.map_err(|L1Miss(first_l1)| missed(encoded, first_l1))
+    }
+}
+
+/// The key of a probe that missed, with what it found in L1 (out of the hit path).
+#[inline(never)]
+fn missed(encoded: &[u8], first_l1: FirstL1) -> Option<OpKey> {
+    // The encoder writes whole `str`s and ASCII only: always UTF-8.
+    std::str::from_utf8(encoded)
+        .ok()
+        .map(|text| OpKey::probed(text.to_owned(), first_l1))
 }
