@@ -326,7 +326,7 @@ impl QuickTier {
 
     /// The read through the shard's lock.
     #[inline]
-    fn read_locked(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
+    pub(super) fn read_locked(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         let (_, shard) = self.locate(key);
         let found = Self::look(shard, key, read, None);
         self.after(found, shard, key)
@@ -424,7 +424,7 @@ impl QuickTier {
     /// Out of line, with the locked paths out of line too: a front hit then keeps a small
     /// frame (no registers spilled for the locked read's work).
     #[inline(never)]
-    fn read_front(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
+    pub(super) fn read_front(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         match front::with_slot(key.hash_value(), |slot| slot.serve(self.id, key, read)) {
             Some(Serve::Untimed) => true,
             Some(Serve::Lent(now)) => {
