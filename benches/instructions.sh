@@ -4,10 +4,12 @@
 #
 #   cargo bench --bench hit --no-run && sh benches/instructions.sh [path/to/hit-binary]
 #   OPS='quick_cache_get_str cachet_sync' sh benches/instructions.sh   # some ops only
+#   N=200000 sh benches/instructions.sh   # more hits: the setup's run-to-run noise (hash seeds
+#                                         # drawn per process, ±15 per hit at 20,000) shrinks
 set -eu
 target=${CARGO_TARGET_DIR:-target}
 bin=${1:-$(ls -t "$target"/release/deps/hit-* | grep -v '\.d$' | head -n 1)}
-n=20000
+n=${N:-20000}
 count() {
     CACHET_HIT_COUNT="$1:$2" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" 2>&1 |
         sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
