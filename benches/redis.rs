@@ -106,6 +106,8 @@ struct Fixture {
     raw_ct: MultiplexedConnection,
     /// The key cachet stored `KEY` under (`{prefix}:{cache}:{key}`).
     stored_key: String,
+    /// The server's port.
+    port: u16,
     /// `cached`'s store, holding `KEY` under its own key and encoding.
     peer: cached::AsyncRedisCache<u64, Profile>,
 }
@@ -114,7 +116,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let server = RedisServer::start();
-        let url = server.url();
+        let (url, port) = (server.url(), server.port());
         teardown::keep(server);
         URL.set(url.clone()).expect("the URL is set once");
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -191,6 +193,7 @@ fn fixture() -> &'static Fixture {
             ct,
             raw_ct,
             stored_key,
+            port,
             peer,
         }
     })
@@ -288,33 +291,17 @@ fn check(f: &Fixture) -> &'static Checked {
 /// a client of the server that was not there before serves one (`CLIENT LIST`'s last
 /// command). Gives up after 10 s.
 fn reads_on_a_runtime_connection(f: &Fixture) -> bool {
-    let clients = || -> Vec<(String, String)> {
-        let list: String = f.rt.block_on(async {
-            redis::cmd("CLIENT")
-                .arg("LIST")
-                .query_async(&mut f.raw.clone())
-                .await
-                .expect("CLIENT LIST")
-        });
-        list.lines()
-            .filter_map(|l| {
-                let field = |name: &str| {
-                    l.split(' ')
-                        .find_map(|f| f.strip_prefix(name))
-                        .map(str::to_owned)
-                };
-                Some((field("id=")?, field("cmd=")?))
-            })
-            .collect()
-    };
-    let before: Vec<String> = clients().into_iter().map(|(id, _)| id).collect();
+    let before: Vec<String> = redis_server::client_list(f.port)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
         f.ct.block_on(async {
             black_box(f.cache.get::<Profile>(&KEY).await.ok());
             tokio::task::yield_now().await;
         });
-        let found = clients()
+        let found = redis_server::client_list(f.port)
             .into_iter()
             .any(|(id, cmd)| cmd == "getrange" && !before.contains(&id));
         if found {
@@ -533,6 +520,144 @@ fn contenders(f: &'static Fixture, ok: &Checked) -> Vec<Row> {
     rows_against_raw_get(out)
 }
 
+// ---------------------------------------------------------------- counts per read
+
+/// `-- redis_counts`: what one read of each row costs in counts that do not depend on the
+/// machine's load (BENCHMARKS.md, "Redis L2, 64 tasks: counts per read"): `TASKS` tasks ×
+/// `REDIS_COUNT_OPS` reads (default 1,000) per row on the bench's runtime, and per read, from
+/// the server's `INFO` (`total_commands_processed`, `total_net_input_bytes`,
+/// `total_net_output_bytes`, `total_reads_processed`: the socket reads the server made, so
+/// commands per read event is how many commands arrived together) and from `/proc` (this
+/// process's and the server's voluntary and involuntary context switches, this process's
+/// CPU time). `REDIS_ROWS=cachet_get,raw_get` keeps only those rows (with `REDIS_COUNT_OPS`,
+/// what `strace -c -f` or `valgrind --tool=callgrind` of two runs with different counts
+/// differ by is per read).
+const COUNTS: &str = "redis_counts";
+
+/// One look at the server's and this process's counters.
+#[derive(Clone, Copy, Default)]
+struct Counters {
+    commands: f64,
+    net_in: f64,
+    net_out: f64,
+    server_reads: f64,
+    server_writes: f64,
+    client_switches: (f64, f64),
+    server_switches: (f64, f64),
+    client_cpu_us: f64,
+    server_cpu_us: f64,
+}
+
+impl Counters {
+    fn now(port: u16) -> Self {
+        let info = redis_server::cli(port, &["INFO", "ALL"]);
+        let stat = |name: &str| -> f64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let server_pid = stat("process_id");
+        Counters {
+            commands: stat("total_commands_processed"),
+            net_in: stat("total_net_input_bytes"),
+            net_out: stat("total_net_output_bytes"),
+            server_reads: stat("total_reads_processed"),
+            server_writes: stat("total_writes_processed"),
+            client_switches: switches("self"),
+            server_switches: switches(&server_pid.to_string()),
+            client_cpu_us: cpu_us("self"),
+            server_cpu_us: cpu_us(&server_pid.to_string()),
+        }
+    }
+}
+
+/// The voluntary and involuntary context switches of every thread of process `pid`.
+fn switches(pid: &str) -> (f64, f64) {
+    let mut total = (0.0, 0.0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (f64::NAN, f64::NAN);
+    };
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            let count = |name: &str| {
+                line.strip_prefix(name)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            };
+            if let Some(n) = count("voluntary_ctxt_switches:") {
+                total.0 += n;
+            } else if let Some(n) = count("nonvoluntary_ctxt_switches:") {
+                total.1 += n;
+            }
+        }
+    }
+    total
+}
+
+/// The CPU time of every thread of process `pid`, in µs (`/proc/PID/task/*/schedstat`'s
+/// time on a CPU, in ns).
+fn cpu_us(pid: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return f64::NAN;
+    };
+    let mut ns = 0.0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    ns / 1e3
+}
+
+/// Prints [`COUNTS`]' table for `rows` (those named in `REDIS_ROWS`, if set).
+fn counts(f: &Fixture, rows: &[Row]) {
+    let ops: u64 = std::env::var("REDIS_COUNT_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let only = std::env::var("REDIS_ROWS").ok();
+    let keep = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|r| r == name))
+    };
+    println!(
+        "{COUNTS}: per read, {TASKS} tasks x {ops} reads per row on the 2-worker runtime; \
+         the INFO asked between rows taken off"
+    );
+    println!("| row | commands | bytes to server | bytes from server | commands per server read | server writes | client ctx switches vol / invol | server ctx switches vol / invol | client CPU µs | server CPU µs | wall µs |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows.iter().filter(|row| keep(&row.name)) {
+        paired::concurrently(&f.rt, TASKS, 10, &row.op);
+        let before = Counters::now(f.port);
+        let took = paired::concurrently(&f.rt, TASKS, ops, &row.op);
+        let after = Counters::now(f.port);
+        let n = (TASKS * ops) as f64;
+        // One INFO (its command, its read, its reply) is counted in `after`.
+        let commands = after.commands - before.commands - 1.0;
+        let server_reads = after.server_reads - before.server_reads - 1.0;
+        println!(
+            "| {} | {:.3} | {:.1} | {:.1} | {:.2} | {:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {:.2} | {:.2} | {:.2} |",
+            row.name,
+            commands / n,
+            (after.net_in - before.net_in) / n,
+            (after.net_out - before.net_out) / n,
+            commands / server_reads,
+            (after.server_writes - before.server_writes - 1.0) / n,
+            (after.client_switches.0 - before.client_switches.0) / n,
+            (after.client_switches.1 - before.client_switches.1) / n,
+            (after.server_switches.0 - before.server_switches.0) / n,
+            (after.server_switches.1 - before.server_switches.1) / n,
+            (after.client_cpu_us - before.client_cpu_us) / n,
+            (after.server_cpu_us - before.server_cpu_us) / n,
+            took.as_secs_f64() * 1e6 / n,
+        );
+    }
+}
+
 criterion_group! {
     name = benches;
     config = config();
@@ -551,6 +676,10 @@ fn main() {
         } else {
             eprintln!("SKIPPED redis_paired: no raw_get row to compare with");
         }
+    }
+    if paired::wanted(COUNTS) {
+        let f = fixture();
+        counts(f, &contenders(f, check(f)));
     }
     if paired::wanted(PAIRED_CURRENT_THREAD.name) {
         let f = fixture();

@@ -416,15 +416,46 @@ fn tier_outlives_the_runtime_that_first_used_it() {
 /// The last command of each client of the server but the one asking (`CLIENT LIST`'s
 /// `cmd=`), sorted.
 fn last_commands(server: &RedisServer) -> Vec<String> {
-    let list = redis_server::cli(server.port(), &["CLIENT", "LIST"]);
-    let mut cmds: Vec<String> = list
-        .lines()
-        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("cmd=")))
-        .filter(|cmd| *cmd != "client|list")
-        .map(str::to_owned)
-        .collect();
+    let mut cmds: Vec<String> = clients(server).into_iter().map(|(_, cmd)| cmd).collect();
     cmds.sort();
     cmds
+}
+
+/// `CLIENT LIST`'s `id` and last command of each client of the server but the one asking.
+fn clients(server: &RedisServer) -> Vec<(String, String)> {
+    redis_server::client_list(server.port())
+}
+
+/// Runs `turn` (a turn of the runtimes, then a look at what they left) until it finds what
+/// it waits for (`Ok`); past `limit`, the test fails with what its last look found (`Err`).
+fn until(limit: Duration, mut turn: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match turn() {
+            Ok(()) => return,
+            Err(why) => assert!(Instant::now() < deadline, "{why}"),
+        }
+    }
+}
+
+/// One turn of both runtimes: writes `written` from `mt`, then reads `read` (holding `v`)
+/// from `ct` and lets `ct`'s tasks run.
+fn write_then_read(
+    t: &Arc<dyn RemoteTier>,
+    ct: &tokio::runtime::Runtime,
+    mt: &tokio::runtime::Runtime,
+    written: &'static str,
+    read: &'static str,
+) {
+    mt.block_on(async {
+        t.set(written, b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    ct.block_on(async {
+        assert_eq!(t.get(read).await.unwrap(), Some(b"v".to_vec()));
+        tokio::task::yield_now().await;
+    });
 }
 
 /// A `current_thread` runtime with I/O and time.
@@ -456,26 +487,16 @@ fn until_it_reads_on_its_own(
     written: &'static str,
     read: &'static str,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        mt.block_on(async {
-            t.set(written, b"v".to_vec(), Duration::from_secs(60))
-                .await
-                .unwrap();
-        });
-        ct.block_on(async {
-            assert_eq!(t.get(read).await.unwrap(), Some(b"v".to_vec()));
-            tokio::task::yield_now().await;
-        });
+    until(Duration::from_secs(10), || {
+        write_then_read(t, ct, mt, written, read);
         let last = last_commands(server);
         if last == ["getrange", "set"] {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "the runtime's reads never went through a connection of its own: {last:?}"
-        );
-    }
+        ))
+    });
 }
 
 /// One read at a time from a `current_thread` runtime goes through a connection made on
@@ -501,14 +522,13 @@ fn a_current_thread_runtime_reads_through_a_connection_of_its_own() {
     let ct = current_thread();
     until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:2", "app:c:2");
     drop(ct);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while last_commands(&server).len() > 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the runtime's connection outlived it"
-        );
+    until(Duration::from_secs(10), || {
+        if last_commands(&server).len() <= 1 {
+            return Ok(());
+        }
         std::thread::sleep(Duration::from_millis(10));
-    }
+        Err("the runtime's connection outlived it".to_owned())
+    });
     // Every other caller is served at the first attempt.
     mt.block_on(async {
         assert_eq!(t.get("app:c:2").await.unwrap(), Some(b"v".to_vec()));
@@ -539,19 +559,17 @@ fn a_tier_dropped_leaves_no_task_on_the_runtime() {
     let mt = one_worker();
     until_it_reads_on_its_own(&server, &t, &ct, &mt, "app:c:1", "app:c:1");
     drop(t);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    until(Duration::from_secs(10), || {
         ct.block_on(tokio::task::yield_now());
         let (tasks, clients) = (ct.metrics().num_alive_tasks(), last_commands(&server).len());
         if tasks == 0 && clients == 0 {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "{tasks} tasks left on the runtime, {clients} connections open"
-        );
         std::thread::sleep(Duration::from_millis(10));
-    }
+        Err(format!(
+            "{tasks} tasks left on the runtime, {clients} connections open"
+        ))
+    });
 }
 
 /// A caller that blocks a `current_thread` runtime's thread to wait for a read (a plain
@@ -787,22 +805,6 @@ async fn reads_never_fetch_more_than_max_value_size_plus_one() {
     assert!(err.contains("stores.s.l2.max_value_size"), "{err}");
 }
 
-/// `CLIENT LIST`'s `id` and last command of each client of the server but the one asking.
-fn clients(server: &RedisServer) -> Vec<(String, String)> {
-    let list = redis_server::cli(server.port(), &["CLIENT", "LIST"]);
-    list.lines()
-        .filter_map(|l| {
-            let field = |name: &str| {
-                l.split(' ')
-                    .find_map(|f| f.strip_prefix(name))
-                    .map(str::to_owned)
-            };
-            Some((field("id=")?, field("cmd=")?))
-        })
-        .filter(|(_, cmd)| cmd != "client|list")
-        .collect()
-}
-
 /// A runtime's own connection is retired when the shared connection is dropped and made
 /// again (here killed on the server alone, as a server's idle timeout may; after a restart
 /// both are dead): the runtime's reads go on a new connection of its own, and the old one
@@ -828,19 +830,17 @@ fn a_runtimes_connection_is_retired_when_the_shared_one_is_remade() {
     // Once more: each retirement ends the old connection's tasks, none pile up.
     let (shared, own) = (id_of("set"), id_of("getrange"));
     retire_through_the_shared_connection(&server, &t, &ct, &mt, &shared, &own);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    until(Duration::from_secs(10), || {
         ct.block_on(tokio::task::yield_now());
         let tasks = ct.metrics().num_alive_tasks();
         if tasks == 2 {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "{tasks} tasks on the runtime: the retired connections' tasks did not end"
-        );
         std::thread::sleep(Duration::from_millis(10));
-    }
+        Err(format!(
+            "{tasks} tasks on the runtime: the retired connections' tasks did not end"
+        ))
+    });
 }
 
 /// Kills the shared connection (`shared`) on the server and goes on writing from `mt` and
@@ -857,27 +857,17 @@ fn retire_through_the_shared_connection(
     redis_server::cli(server.port(), &["CLIENT", "KILL", "ID", shared]);
     // The next write finds the shared connection dead and makes a new one; the runtime's
     // reads then go on a connection made after it, the old one closed.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        mt.block_on(async {
-            t.set("app:r:1", b"v".to_vec(), Duration::from_secs(60))
-                .await
-                .unwrap();
-        });
-        ct.block_on(async {
-            assert_eq!(t.get("app:r:1").await.unwrap(), Some(b"v".to_vec()));
-            tokio::task::yield_now().await;
-        });
+    until(Duration::from_secs(10), || {
+        write_then_read(t, ct, mt, "app:r:1", "app:r:1");
         let now = clients(server);
         let retired = !now.iter().any(|(id, _)| *id == own);
         if retired && last_commands(server) == ["getrange", "set"] {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "the runtime's connection {own} outlived the shared connection {shared}: {now:?}"
-        );
-    }
+        ))
+    });
 }
 
 /// A Redis restart costs a `current_thread` runtime's reads no failure (issue 16, fault
@@ -990,16 +980,15 @@ fn a_runtime_driven_now_and_then_still_gets_its_connection() {
     });
     // Turns until the connection is made: its driver task, spawned on the runtime once
     // the handshake is done, joins the task that made it.
-    let deadline = Instant::now() + Duration::from_secs(6);
-    while ct.metrics().num_alive_tasks() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the runtime's connection was never made"
-        );
+    until(Duration::from_secs(6), || {
+        if ct.metrics().num_alive_tasks() >= 2 {
+            return Ok(());
+        }
         // Idle for longer than connect_timeout (300 ms): the scenario itself.
         std::thread::sleep(Duration::from_millis(400));
         ct.block_on(tokio::task::yield_now());
-    }
+        Err("the runtime's connection was never made".to_owned())
+    });
     mt.block_on(async {
         t.set("app:c:1", b"v".to_vec(), Duration::from_secs(60))
             .await

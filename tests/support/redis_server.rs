@@ -397,6 +397,23 @@ pub fn cli(port: u16, args: &[&str]) -> String {
     }
 }
 
+/// `CLIENT LIST` of the server on `port`: each client's `id` and last command (`cmd`), in the
+/// server's order, but the `redis-cli` asking.
+pub fn client_list(port: u16) -> Vec<(String, String)> {
+    cli(port, &["CLIENT", "LIST"])
+        .lines()
+        .filter_map(|line| {
+            let field = |name: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(name))
+                    .map(str::to_owned)
+            };
+            Some((field("id=")?, field("cmd=")?))
+        })
+        .filter(|(_, cmd)| cmd != "client|list")
+        .collect()
+}
+
 /// Polls `check` every 20 ms until it answers, panicking with `what` past `deadline`.
 fn poll<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let until = Instant::now() + deadline;

@@ -401,25 +401,61 @@ impl Connection {
             }
         }
         match self.current() {
-            Some(conn) => {
-                let this = Arc::clone(self);
-                background::run(async move {
-                    let again = op.clone();
-                    match op(conn).await {
-                        Ok(value) => Ok(value),
-                        Err(e) if is_dead_connection(&e) => {
-                            tracing::debug!(target = %this.target, what, "cachet: redis connection found dead; reconnecting once");
-                            this.forget_dead().await;
-                            let limit = Some(this.operation_timeout);
-                            // A new connection: `bounded` does not retry again.
-                            this.bounded(what, limit, again).await
-                        }
-                        Err(e) => Err(this.fault(what, &e)),
-                    }
-                })
-            }
+            Some(conn) => background::run(self.on_shared(what, conn, op)),
             None => self.run(what, Some(self.operation_timeout), op),
         }
+    }
+
+    /// `op` on `conn`, the shared connection, kept from earlier operations; found dead,
+    /// once more on a new one (see [`run_one`](Self::run_one)).
+    ///
+    /// Every read off a `current_thread` runtime boxes this future
+    /// ([`background::run`]), so it is kept small: the retry, which connects (redis's
+    /// connect future, the `connecting` lock, a timer), is boxed apart, only when a
+    /// connection is found dead. Inline, it made the read's box ~4 KB, past the size
+    /// glibc's allocator serves from each thread's own cache (1,032 bytes): with 64
+    /// callers on two workers every read then took the allocator's shared arena locks,
+    /// which cost the 64-task throughput a third of raw redis's (BENCHMARKS.md, "Redis L2,
+    /// 64 tasks: where the throughput went").
+    fn on_shared<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &'static str,
+        conn: Conn,
+        op: F,
+    ) -> impl Future<Output = Result<T, TierError>> + Send + 'static
+    where
+        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<T, RedisError>> + Send,
+        T: Send + 'static,
+    {
+        let this = Arc::clone(self);
+        async move {
+            let again = op.clone();
+            match op(conn).await {
+                Ok(value) => Ok(value),
+                Err(e) if is_dead_connection(&e) => {
+                    tracing::debug!(target = %this.target, what, "cachet: redis connection found dead; reconnecting once");
+                    Box::pin(this.after_dead(what, again)).await
+                }
+                Err(e) => Err(this.fault(what, &e)),
+            }
+        }
+    }
+
+    /// [`on_shared`](Self::on_shared)'s retry: forgets the dead connection and runs `op`
+    /// on a new one, bounded by `operation_timeout` (a new connection: `bounded` does not
+    /// retry again).
+    async fn after_dead<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &'static str,
+        op: F,
+    ) -> Result<T, TierError>
+    where
+        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<T, RedisError>> + Send,
+    {
+        self.forget_dead().await;
+        self.bounded(what, Some(self.operation_timeout), op).await
     }
 
     /// `op` on `conn`, the connection of the caller's runtime (made by the connect of
@@ -940,6 +976,28 @@ mod tests {
         assert!(c.is_cluster());
         let e = c.connect_error("auth failed for hunter2");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    /// The size of what `make` returns, without calling it (a `Conn` cannot be made
+    /// without a server).
+    fn output_size<A, R>(_make: impl FnOnce(A) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// A read on the shared connection, the future every read off a `current_thread`
+    /// runtime boxes, fits what glibc's allocator serves from each thread's own cache
+    /// (chunks up to 1,032 bytes): a bigger box took the allocator's shared locks at every
+    /// read, a third of the 64-task throughput (BENCHMARKS.md, "Redis L2, 64 tasks: where
+    /// the throughput went"). Seen failing with the dead connection's retry inline: 4,080
+    /// bytes (release build).
+    #[test]
+    fn a_read_on_the_shared_connection_boxes_less_than_a_kib() {
+        let c = Connection::new(&RedisOptions::new("redis://127.0.0.1:7/0")).unwrap();
+        // The tier's `get`.
+        let (stored, last) = ("app:c:1".to_owned(), 16usize << 20);
+        let read = move |conn: Conn| crate::redis::tier::read(conn, stored, last);
+        let size = output_size(|conn: Conn| c.on_shared("GET", conn, read));
+        assert!(size <= 1024, "a read's future is {size} bytes");
     }
 
     #[test]

@@ -116,23 +116,31 @@ pub(crate) fn px_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// A read of `stored` on `c`: `GETRANGE stored 0 last`, so at most `last + 1` bytes ever
+/// travel or get allocated, however big the stored value (a result longer than the
+/// `max_value_size` it is given is refused by the codec as oversized). GETRANGE answers ""
+/// for a missing key; stored envelopes are never empty, so "" is a miss.
+pub(crate) async fn read(
+    mut c: Conn,
+    stored: String,
+    last: usize,
+) -> Result<Option<Vec<u8>>, redis::RedisError> {
+    let bytes: Vec<u8> = redis::cmd("GETRANGE")
+        .arg(&stored)
+        .arg(0)
+        .arg(last)
+        .query_async(&mut c)
+        .await?;
+    Ok((!bytes.is_empty()).then_some(bytes))
+}
+
 impl RemoteTier for RedisTier {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
-        let stored = key.to_owned();
-        // GETRANGE 0 max: at most max + 1 bytes ever travel or get allocated, however big
-        // the stored value; a result longer than max is refused by the codec as
-        // oversized. GETRANGE answers "" for a missing key; stored envelopes are never
-        // empty, so "" is a miss.
-        let last = self.conn.max_value_size;
-        Box::pin(self.conn.run_one("GET", key, move |mut c| async move {
-            let bytes: Vec<u8> = redis::cmd("GETRANGE")
-                .arg(&stored)
-                .arg(0)
-                .arg(last)
-                .query_async(&mut c)
-                .await?;
-            Ok((!bytes.is_empty()).then_some(bytes))
-        }))
+        let (stored, last) = (key.to_owned(), self.conn.max_value_size);
+        Box::pin(
+            self.conn
+                .run_one("GET", key, move |c| read(c, stored, last)),
+        )
     }
 
     fn set<'a>(

@@ -108,9 +108,13 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::pin::pin;
+    use std::task::Poll;
 
-    #[derive(Debug)]
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[derive(Debug, PartialEq)]
     struct MyError;
     impl From<CacheError> for MyError {
         fn from(_: CacheError) -> Self {
@@ -118,22 +122,45 @@ mod tests {
         }
     }
 
+    /// `future` polled once from the test's task: ready or not, without waiting.
+    async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+        std::future::poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx))).await
+    }
+
+    // The limit is timed by a manual clock and the functions end only when told to, so
+    // what is checked does not depend on how fast this thread runs (it was a 5 ms limit
+    // against a 50 ms sleep on real time, which failed when the thread was held up).
     #[allow(clippy::needless_borrow)]
     #[tokio::test]
     async fn gives_up_only_when_the_error_converts() {
-        let limit = || Some((Duration::from_millis(5), "c".to_owned(), Clock::default()));
-        let slow = || async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok::<u8, MyError>(1)
+        let clock = ManualClock::new();
+        let limit = || {
+            let clock = Clock::from(clock.clone());
+            Some((Duration::from_millis(5), "c".to_owned(), clock))
         };
+
         let give_up = (&TimeoutProbe::<Result<u8, MyError>>::new()).on_timeout();
-        assert!(bounded(limit(), give_up, slow()).await.is_err());
+        let endless = std::future::pending::<Result<u8, MyError>>();
+        let mut call = pin!(bounded(limit(), give_up, endless));
+        assert!(poll_once(&mut call).await.is_pending());
+        clock.advance(Duration::from_millis(4));
+        assert!(poll_once(&mut call).await.is_pending(), "gave up early");
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(poll_once(&mut call).await, Poll::Ready(Err(MyError)));
+
         let wait = (&TimeoutProbe::<Result<u8, String>>::new()).on_timeout();
-        let slow = || async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok::<u8, String>(1)
-        };
-        assert_eq!(bounded(limit(), wait, slow()).await, Ok(1));
+        let (finish, finished) = tokio::sync::oneshot::channel::<u8>();
+        let told = async { Ok::<u8, String>(finished.await.expect("the test ends it")) };
+        let mut call = pin!(bounded(limit(), wait, told));
+        assert!(poll_once(&mut call).await.is_pending());
+        clock.advance(Duration::from_secs(3600));
+        assert!(
+            poll_once(&mut call).await.is_pending(),
+            "gave up, though its error cannot carry the timeout"
+        );
+        finish.send(1).expect("the call still waits");
+        assert_eq!(call.await, Ok(1));
+
         let wait = (&TimeoutProbe::<u8>::new()).on_timeout();
         assert_eq!(bounded(limit(), wait, async { 2 }).await, 2);
     }

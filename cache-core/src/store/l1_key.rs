@@ -472,6 +472,34 @@ mod tests {
         assert!(Arc::ptr_eq(&users.0, &spaces.of("app:users").0));
     }
 
+    /// The map of spaces is swept exactly when it holds twice as many as were live at the
+    /// last sweep (at least 32): not before (a sweep on every new base would cost a walk of
+    /// the map each), and then down to the spaces still held.
+    #[test]
+    fn the_key_spaces_are_swept_once_they_doubled() {
+        let spaces = KeySpaces::default();
+        let len = || spaces.spaces.lock().unwrap().by_base.len();
+        let held: Vec<KeySpace> = (0..20)
+            .map(|i| spaces.of(&format!("app:held{i}")))
+            .collect();
+        for i in 0..12 {
+            let _ = spaces.of(&format!("app:gone{i}"));
+        }
+        assert_eq!(len(), 32, "no sweep below 32");
+        let _ = spaces.of("app:gone12");
+        assert_eq!(len(), 21, "swept at 32: the 20 held, and the new one");
+        // The next sweep waits for twice the 20 found live.
+        for i in 13..32 {
+            let _ = spaces.of(&format!("app:gone{i}"));
+        }
+        assert_eq!(len(), 40, "no sweep below twice the live");
+        let _ = spaces.of("app:gone32");
+        assert_eq!(len(), 21, "swept at twice the live");
+        for (i, space) in held.iter().enumerate() {
+            assert!(Arc::ptr_eq(&space.0, &spaces.of(&format!("app:held{i}")).0));
+        }
+    }
+
     #[test]
     fn keys_are_held_inline_up_to_their_limit_and_compare_by_bytes() {
         let space = KeySpace::new("p:c");
@@ -576,6 +604,11 @@ mod tests {
         assert!(!a.equivalent(&stored_b));
         assert!(b.equivalent(&stored_b));
         assert_ne!(a.to_key(), stored_b);
+        // A hash collision in one space: the bytes tell the keys apart.
+        let c = L1KeyRef { key: b"2", ..a };
+        assert_ne!(a, c);
+        assert!(!c.equivalent(&a.to_key()));
+        assert_ne!(a.to_key(), c.to_key());
         let stored = L1Key::parse("app:users:42");
         assert!(!L1KeyRef::parse("app:users:43").equivalent(&stored));
         assert!(!L1KeyRef::parse("app:other:42").equivalent(&stored));
