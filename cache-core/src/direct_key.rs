@@ -12,7 +12,7 @@
 use serde::ser::{self, Impossible, Serialize};
 
 use crate::key::is_reserved;
-use crate::scalar_key::NotScalar;
+use crate::scalar_key::{decline_compound_forms, NotScalar};
 
 /// What [`with_direct`] did with a key.
 pub(crate) enum Direct<R, F> {
@@ -63,64 +63,6 @@ where
         },
     }
 }
-
-/// The methods of a key serializer for the forms it declines at their first step (bytes,
-/// sequences, maps, structs, variants with data, `collect_str`): each returns `Err($err)`.
-/// Shared by the direct path and the stack encoder ([`crate::scalar_key`]).
-macro_rules! decline_compound_forms {
-    ($err:expr) => {
-        fn serialize_bytes(self, _: &[u8]) -> Result<Self::Ok, Self::Error> {
-            Err($err)
-        }
-        fn serialize_newtype_variant<T: ::serde::Serialize + ?Sized>(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: &T,
-        ) -> Result<Self::Ok, Self::Error> {
-            Err($err)
-        }
-        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
-            Err($err)
-        }
-        fn serialize_tuple_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeTupleVariant, Self::Error> {
-            Err($err)
-        }
-        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
-            Err($err)
-        }
-        fn serialize_struct(
-            self,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeStruct, Self::Error> {
-            Err($err)
-        }
-        fn serialize_struct_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeStructVariant, Self::Error> {
-            Err($err)
-        }
-        fn collect_str<T: ::core::fmt::Display + ?Sized>(
-            self,
-            _: &T,
-        ) -> Result<Self::Ok, Self::Error> {
-            Err($err)
-        }
-    };
-}
-pub(crate) use decline_compound_forms;
 
 /// The direct path's serializer: the key's bytes handed to `user`, which it takes.
 struct Bytes<'u, U> {

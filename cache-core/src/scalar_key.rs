@@ -12,7 +12,6 @@ use std::fmt::{self, Write as _};
 
 use serde::ser::{self, Impossible, Serialize};
 
-use crate::direct_key::decline_compound_forms;
 use crate::key::is_reserved;
 
 /// How many bytes of key the stack buffer holds.
@@ -41,6 +40,64 @@ impl ser::Error for NotScalar {
         NotScalar
     }
 }
+
+/// The methods of a key serializer for the forms it declines at their first step (bytes,
+/// sequences, maps, structs, variants with data, `collect_str`): each returns `Err($err)`.
+/// Shared by the stack encoder and the direct path ([`crate::direct_key`]).
+macro_rules! decline_compound_forms {
+    ($err:expr) => {
+        fn serialize_bytes(self, _: &[u8]) -> Result<Self::Ok, Self::Error> {
+            Err($err)
+        }
+        fn serialize_newtype_variant<T: ::serde::Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<Self::Ok, Self::Error> {
+            Err($err)
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
+            Err($err)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, Self::Error> {
+            Err($err)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
+            Err($err)
+        }
+        fn serialize_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStruct, Self::Error> {
+            Err($err)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, Self::Error> {
+            Err($err)
+        }
+        fn collect_str<T: ::core::fmt::Display + ?Sized>(
+            self,
+            _: &T,
+        ) -> Result<Self::Ok, Self::Error> {
+            Err($err)
+        }
+    };
+}
+pub(crate) use decline_compound_forms;
 
 impl KeyBuf {
     /// `key` encoded, when it is of the fast path's forms and fits.
