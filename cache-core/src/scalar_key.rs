@@ -475,6 +475,23 @@ pub(crate) mod tests {
         }
     }
 
+    /// A unit struct is written as `()`, and a tuple struct inside a tuple is closed, as
+    /// the full encoder writes them (a key the stack wrote otherwise would be an L1 entry
+    /// that no removal by its stored key reaches).
+    #[test]
+    fn unit_structs_and_nested_tuple_structs_take_the_fast_path_with_the_full_encoders_text() {
+        #[derive(serde::Serialize)]
+        struct Unit;
+        let nested = (Pair(1, "a".into()), 2u8);
+        for (fast, full) in [
+            (fast(&Unit), encode_key(&Unit).unwrap()),
+            (fast(&(Unit, 1u8)), encode_key(&(Unit, 1u8)).unwrap()),
+            (fast(&nested), encode_key(&nested).unwrap()),
+        ] {
+            assert_eq!(fast.as_ref(), Some(&full));
+        }
+    }
+
     /// Floats at their edges: both encoders write `Display`'s text (`-0`, `NaN`, `inf`,
     /// `f32`'s own shortest digits), and the stack takes each one whose text fits.
     #[test]
