@@ -16,6 +16,8 @@ use crate::config::TierConfig;
 use crate::error::CacheError;
 use crate::store::{Bus, LocalTier, RemoteTier};
 
+pub use crate::layout::check_channel;
+
 /// Builds an in-process tier from its configuration.
 pub type BuildLocal = fn(&TierConfig) -> Result<Arc<dyn LocalTier>, CacheError>;
 /// Builds a shared tier from its configuration. Must not connect: connections are lazy.

@@ -10,6 +10,7 @@
 //! | a tag index | `{base}:={enc(tag)}` after `tag` (see [`tag_key`]) | `shop:users:=tag:sale` |
 //! | a distributed lock | `{prefix}:~lock:` + the entry's key past `{prefix}:` | `shop:~lock:users:42` |
 //! | the bus channel | `{prefix}:__bus` (a pub/sub channel, not a key) | `shop:__bus` |
+//! | a bus check's channel | `{channel}:check` (the bus channel's, for its probe) | `shop:__bus:check` |
 //!
 //! `enc` is the key encoding of [`crate::key`]: a cache, namespace or tag name is encoded as
 //! a string key is, with a `\` before each reserved character (`\ : , [ ] { } ( ) = ~ #`).
@@ -35,7 +36,13 @@
 //! 5. A lock is `{prefix}:~lock:{rest}`. No cache base starts with an unescaped `~` (the
 //!    name's `~` is escaped), so no entry or tag index is a lock; `rest` is the entry's own
 //!    key past the prefix, so distinct entries have distinct locks.
-//! 6. The bus channel lives in Redis's channel namespace, which keys never share.
+//! 6. The bus channel lives in Redis's channel namespace, which keys never share; a bus
+//!    check's channel is the bus channel and `:check`, so it is no store's bus channel (those
+//!    end in `:__bus`) and a probe on it evicts nothing.
+//!
+//! Drivers that map stored keys onto storage of their own (DynamoDB's partition and sort
+//! keys, a database's key ranges) read the layout through [`LOCK_MARK`], [`TAG_MARK`] and
+//! [`crate::store::Scope::starts`], never by spelling its characters again.
 //!
 //! # Why an L1 key is the stored key, split
 //!
@@ -64,12 +71,23 @@ use crate::key::{encode_key_into, KeyError};
 const ENTRY: char = ':';
 /// Separates a base from a namespace's encoded name.
 const NAMESPACE: char = '#';
-/// Marks a tag index inside a base's key space.
-const TAG_MARK: &str = ":=tag:";
-/// Marks the lock space right after the prefix.
-const LOCK_MARK: &str = ":~lock:";
+/// What follows a base in the key of a tag index: `{base}:=tag:{enc(tag)}`.
+///
+/// ```
+/// assert_eq!(cache_core::store::TAG_MARK, ":=tag:");
+/// ```
+pub const TAG_MARK: &str = ":=tag:";
+/// What follows a store's prefix in a lock key: `{prefix}:~lock:` and the entry's key past
+/// `{prefix}:`.
+///
+/// ```
+/// assert_eq!(cache_core::store::LOCK_MARK, ":~lock:");
+/// ```
+pub const LOCK_MARK: &str = ":~lock:";
 /// The bus channel's suffix after the prefix.
 const BUS_SUFFIX: &str = ":__bus";
+/// A bus check's channel's suffix after the bus channel.
+const CHECK_SUFFIX: &str = ":check";
 
 /// `name` escaped as a string key is, appended to `out`.
 fn push_name(out: &mut String, name: &str) {
@@ -248,6 +266,32 @@ pub(crate) fn bus_channel(prefix: &str) -> String {
     channel
 }
 
+/// The channel a bus check probes on, beside the bus channel `channel`: `{channel}:check`,
+/// so an ACL granting the store's `{prefix}:*` channels grants it too.
+///
+/// ```
+/// use cache_core::driver::{check_channel, BusSettings};
+/// assert_eq!(check_channel(&BusSettings::for_prefix("shop").channel), "shop:__bus:check");
+/// ```
+pub fn check_channel(channel: &str) -> String {
+    let mut out = String::with_capacity(channel.len() + CHECK_SUFFIX.len());
+    out.push_str(channel);
+    out.push_str(CHECK_SUFFIX);
+    out
+}
+
+/// The starts of the keys in the scope of `base`: `{base}:` (its entries and tag indexes)
+/// and `{base}#` (its namespaces'). [`in_scope`] holds for exactly the keys that start
+/// with one of them.
+pub(crate) fn scope_starts(base: &str) -> [String; 2] {
+    [ENTRY, NAMESPACE].map(|separator| {
+        let mut start = String::with_capacity(base.len() + 1);
+        start.push_str(base);
+        start.push(separator);
+        start
+    })
+}
+
 /// The cache name in a stored key of the store with this prefix: after `{prefix}:`, up to
 /// the first unescaped `:` (a key) or `#` (a namespace), unescaped.
 pub(crate) fn cache_of(prefix: &str, key: &str) -> Option<String> {
@@ -272,6 +316,11 @@ mod tests {
         assert_eq!(tag_key(&base, "sale"), "shop:users:=tag:sale");
         assert_eq!(lock_key("shop", "shop:users:42"), "shop:~lock:users:42");
         assert_eq!(bus_channel("shop"), "shop:__bus");
+        assert_eq!(check_channel(&bus_channel("shop")), "shop:__bus:check");
+        assert_eq!(
+            scope_starts(&admins),
+            ["shop:users#admins:", "shop:users#admins#"]
+        );
     }
 
     #[test]
@@ -344,6 +393,12 @@ mod tests {
                     in_scope_split(scope, &base, encoded.as_bytes()),
                     in_scope(scope, &stored),
                     "scope {}", scope
+                );
+                // The starts drivers find a scope's keys by are the scope.
+                proptest::prop_assert_eq!(
+                    scope_starts(scope).iter().any(|start| stored.starts_with(start.as_str())),
+                    in_scope(scope, &stored),
+                    "starts of scope {}", scope
                 );
             }
         }

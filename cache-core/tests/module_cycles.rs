@@ -1,7 +1,10 @@
-//! cache-core's modules form no import cycle: this test reads `src/`, maps every file to
-//! its module, collects the crate-internal paths each file uses and fails, naming one
-//! cycle, when the files import each other in a circle (or the top-level modules do, with
-//! a module's files taken together).
+//! No crate of the workspace has an import cycle among its modules: this test reads each
+//! crate's sources (every member's `src/` as the root `Cargo.toml` lists them: cache-core,
+//! cache-backends, cache-macros, the service example; the facade's `src/` and each binary
+//! under `src/bin/`), maps every file to its module, collects the
+//! crate-internal paths each file uses and fails, naming one cycle, when the files import
+//! each other in a circle (or the top-level modules do, with a module's files taken
+//! together). It runs with the rest of the suite (`scripts/test`, so `.ci/run`).
 //!
 //! What counts as a use of another file:
 //! - a `use` of a path starting with `crate`, `super`, `self` or a child module, and an
@@ -12,7 +15,8 @@
 //!   not use what it re-exports.
 //!
 //! Left out: `#[cfg(test)]` items (test modules may reach anywhere), comments, string
-//! literals, and the crate root (`lib.rs`), which declares every module.
+//! literals, and the crate root (`lib.rs`, or a binary's `main.rs`), which declares every
+//! module. A library's `src/bin/` holds other crates (binaries), checked on their own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -342,6 +346,10 @@ fn modules(src: &Path) -> BTreeMap<ModPath, PathBuf> {
         entries.sort();
         for path in entries {
             if path.is_dir() {
+                // `src/bin/*`: binaries, crates of their own.
+                if dir == src && path.file_name().is_some_and(|n| n == "bin") {
+                    continue;
+                }
                 visit(&path, src, out);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let rel = path.strip_prefix(src).expect("under src");
@@ -349,7 +357,8 @@ fn modules(src: &Path) -> BTreeMap<ModPath, PathBuf> {
                     .iter()
                     .map(|s| s.to_string_lossy().trim_end_matches(".rs").to_owned())
                     .collect();
-                if segs.last().is_some_and(|s| s == "mod" || s == "lib") {
+                let root = segs.len() == 1 && segs[0] == "main";
+                if root || segs.last().is_some_and(|s| s == "mod" || s == "lib") {
                     segs.pop();
                 }
                 out.insert(segs, path);
@@ -551,23 +560,92 @@ fn cycles(src: &Path) -> (Option<String>, Option<String>) {
     )
 }
 
-/// `MODULE_CYCLES_SRC=path/to/src` checks another source tree instead (another crate, or
-/// an older commit's `cache-core/src`).
+/// The workspace's members, as the root `Cargo.toml` lists them (`members = [..]`, on one
+/// line), and the root package itself (`""`).
+fn workspace_members(root: &Path) -> Vec<String> {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("the root Cargo.toml");
+    let list = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("members = ["))
+        .expect("a `members = [..]` line in the root Cargo.toml");
+    let mut members: Vec<String> = list
+        .split(']')
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_owned())
+        .filter(|m| !m.is_empty())
+        .collect();
+    members.push(String::new());
+    members
+}
+
+/// The source trees of the workspace's crates: each member's `src/` and each binary's
+/// directory under the facade's `src/bin/`.
+fn workspace_sources() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cache-core sits in the workspace")
+        .to_owned();
+    let mut sources: Vec<PathBuf> = workspace_members(&root)
+        .iter()
+        .map(|member| root.join(member).join("src"))
+        .collect();
+    let bins = root.join("src").join("bin");
+    let mut binaries: Vec<PathBuf> = std::fs::read_dir(&bins)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", bins.display()))
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.join("main.rs").is_file())
+        .collect();
+    binaries.sort();
+    sources.extend(binaries);
+    sources
+}
+
+/// `MODULE_CYCLES_SRC=path/to/src` checks that source tree only (another crate, or an
+/// older commit's `cache-core/src`).
 #[test]
-fn cache_core_modules_import_each_other_in_no_cycle() {
-    let src = std::env::var_os("MODULE_CYCLES_SRC").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        PathBuf::from,
-    );
-    let (files, top) = cycles(&src);
-    assert_eq!(
-        files, None,
-        "cache-core's files import each other in a cycle"
-    );
-    assert_eq!(
-        top, None,
-        "cache-core's top-level modules import each other in a cycle"
-    );
+fn no_crate_of_the_workspace_imports_its_modules_in_a_cycle() {
+    let sources = match std::env::var_os("MODULE_CYCLES_SRC") {
+        Some(src) => vec![PathBuf::from(src)],
+        None => {
+            let sources = workspace_sources();
+            // cache-core, cache-backends, cache-macros, the facade, the `cachet` binary at
+            // least (and the service example).
+            let named = |s: &str| sources.iter().any(|p| p.ends_with(s));
+            assert!(
+                [
+                    "cache-core/src",
+                    "cache-backends/src",
+                    "cache-macros/src",
+                    "bin/cachet"
+                ]
+                .iter()
+                .all(|s| named(s)),
+                "the crates' sources: {sources:?}"
+            );
+            sources
+        }
+    };
+    let mut found = Vec::new();
+    for src in &sources {
+        assert!(
+            src.join("lib.rs").is_file() || src.join("main.rs").is_file(),
+            "{} is no crate's source",
+            src.display()
+        );
+        let (files, top) = cycles(src);
+        if let Some(cycle) = files {
+            found.push(format!("{}: files in a cycle: {cycle}", src.display()));
+        }
+        if let Some(cycle) = top {
+            found.push(format!(
+                "{}: top-level modules in a cycle: {cycle}",
+                src.display()
+            ));
+        }
+    }
+    assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
 }
 
 /// A throwaway crate source tree for the checker's own tests.
@@ -623,4 +701,31 @@ fn the_checker_ignores_reexports_tests_comments_and_strings() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(files, None);
     assert_eq!(top, None);
+}
+
+#[test]
+fn the_checker_reads_a_binary_from_its_main_and_leaves_src_bin_to_the_binaries() {
+    // A binary: `main.rs` is its root, as `lib.rs` is a library's.
+    let bin = fake_crate(&[
+        ("main.rs", "mod a;\nmod b;\nfn main() {}\n"),
+        ("a.rs", "use crate::b::B;\npub struct A;\n"),
+        (
+            "b.rs",
+            "pub struct B;\nfn f() -> crate::a::A { crate::a::A }\n",
+        ),
+    ]);
+    let (files, _) = cycles(&bin);
+    let _ = std::fs::remove_dir_all(&bin);
+    assert_eq!(files.as_deref(), Some("a -> b -> a"));
+    // A library whose `bin/` holds a binary with the same module names: not the library's.
+    let lib = fake_crate(&[
+        ("lib.rs", "mod a;\n"),
+        ("a.rs", "pub struct A;\n"),
+        ("bin/tool/main.rs", "mod a;\nmod b;\nfn main() {}\n"),
+        ("bin/tool/a.rs", "use crate::b::B;\n"),
+        ("bin/tool/b.rs", "pub struct B;\nuse crate::a::*;\n"),
+    ]);
+    let (files, top) = cycles(&lib);
+    let _ = std::fs::remove_dir_all(&lib);
+    assert_eq!((files, top), (None, None));
 }

@@ -4,11 +4,12 @@
 //! when the key is another expression (it is then not compared).
 
 use crate::type_text::tidy;
-use proc_macro2::{TokenStream, TokenTree};
+use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::{Expr, Ident, Signature, Type};
 
 use crate::internals::ast::{Action, EvictTarget, KeySource, KeySpec};
+use crate::internals::scan::mentions;
 use crate::internals::sig::fn_args;
 
 /// The key type of `action` over `sig`, as written (references dropped: `&str` → `str`).
@@ -33,7 +34,7 @@ pub(crate) fn key_type(action: &Action, sig: &Signature, impl_generics: &[Ident]
     let type_of = |name: &str| {
         fn_args(sig)
             .find(|(ident, _)| ident.is_some_and(|i| i == name))
-            .filter(|(_, pt)| !is_generic(&pt.ty.to_token_stream(), sig, impl_generics))
+            .filter(|(_, pt)| !is_generic(pt.ty.to_token_stream(), sig, impl_generics))
             .map(|(_, pt)| shown(&pt.ty))
     };
     let parts: Option<Vec<String>> = match spec {
@@ -63,15 +64,11 @@ pub(crate) fn key_type(action: &Action, sig: &Signature, impl_generics: &[Ident]
 
 /// Whether `tokens` (a type) name one of `sig`'s or `outer`'s type parameters or an `impl
 /// Trait`.
-fn is_generic(tokens: &TokenStream, sig: &Signature, outer: &[Ident]) -> bool {
-    tokens.clone().into_iter().any(|tree| match tree {
-        TokenTree::Ident(ident) => {
-            ident == "impl"
-                || sig.generics.type_params().any(|p| p.ident == ident)
-                || outer.contains(&ident)
-        }
-        TokenTree::Group(group) => is_generic(&group.stream(), sig, outer),
-        _ => false,
+fn is_generic(tokens: TokenStream, sig: &Signature, outer: &[Ident]) -> bool {
+    mentions(tokens, &|ident| {
+        ident == "impl"
+            || sig.generics.type_params().any(|p| p.ident == *ident)
+            || outer.contains(ident)
     })
 }
 

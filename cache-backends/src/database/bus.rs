@@ -295,7 +295,7 @@ impl PostgresBus {
     /// # Ok::<(), cache_core::CacheError>(())
     /// ```
     pub fn check_channel(&self) -> String {
-        channel_name(&format!("{}:check", self.shared.channel))
+        channel_name(&cache_core::driver::check_channel(&self.shared.channel))
     }
 }
 
@@ -318,7 +318,7 @@ async fn probe(shared: Arc<Shared>) -> Result<BusCheck, TierError> {
             },
         )
     };
-    let check_channel = channel_name(&format!("{}:check", shared.channel));
+    let check_channel = channel_name(&cache_core::driver::check_channel(&shared.channel));
 
     let started = Instant::now();
     let listening = tokio::time::timeout(limit * 2, async {

@@ -15,6 +15,8 @@
 
 use std::fmt::Write as _;
 
+use cache_core::store::Scope;
+
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -442,14 +444,24 @@ impl Statements {
     }
 }
 
-/// The two key ranges of a scope: `[{base}:, {base};)` and `[{base}#, {base}$)`.
-pub(crate) fn scope_ranges(base: &str) -> [String; 4] {
-    [
-        format!("{base}:"),
-        format!("{base};"),
-        format!("{base}#"),
-        format!("{base}$"),
-    ]
+/// The two key ranges of a scope, `[start, end)` for each of its [`Scope::starts`]
+/// (`[{base}:, {base};)` and `[{base}#, {base}$)`): every key with that start, and only
+/// those, under byte order.
+pub(crate) fn scope_ranges(scope: &Scope) -> [String; 4] {
+    let [entries, namespaces] = scope.starts();
+    let (entries_end, namespaces_end) = (past(&entries), past(&namespaces));
+    [entries, entries_end, namespaces, namespaces_end]
+}
+
+/// The least string after every string starting with `start`, under byte order: `start`
+/// with its last character one higher (a scope's starts end in an ASCII separator, `:` or
+/// `#`, so `;` or `$`).
+fn past(start: &str) -> String {
+    let mut end = start.to_owned();
+    if let Some(last) = end.pop() {
+        end.push(char::from_u32(u32::from(last) + 1).unwrap_or(char::MAX));
+    }
+    end
 }
 
 #[cfg(test)]
@@ -459,8 +471,12 @@ mod tests {
 
     #[test]
     fn scope_ranges_hold_exactly_the_scope_under_byte_order() {
-        let scope = cache_core::store::Scope::new("app:c#a_b%");
-        let [lo1, hi1, lo2, hi2] = scope_ranges(scope.base());
+        assert_eq!(
+            scope_ranges(&Scope::new("app:c")),
+            ["app:c:", "app:c;", "app:c#", "app:c$"]
+        );
+        let scope = Scope::new("app:c#a_b%");
+        let [lo1, hi1, lo2, hi2] = scope_ranges(&scope);
         for key in [
             "app:c#a_b%:1",
             "app:c#a_b%#x:1",

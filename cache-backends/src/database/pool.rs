@@ -567,6 +567,20 @@ pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// A statement bounded by `limit`, its timeout reported as an I/O timeout (unavailable).
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(out) => out,
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("statement timed out after {limit:?}"),
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

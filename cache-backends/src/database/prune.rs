@@ -12,8 +12,7 @@ use std::time::Duration;
 use cache_core::TierError;
 
 use super::dialect::BATCH;
-use super::pool::{on_conn, Database};
-use super::tier::bounded;
+use super::pool::{bounded, on_conn, Database};
 use crate::background;
 
 /// Deletes every expired row of both tables, batch by batch; how many rows went.

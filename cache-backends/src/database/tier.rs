@@ -10,7 +10,7 @@ use sqlx::{Connection as _, Row as _};
 
 use super::dialect::{scope_ranges, Dialect, BATCH, IN_BATCH, SCAN_PAGE, SET_BATCH};
 use super::options::DatabaseOptions;
-use super::pool::{is_retryable, on_conn, Database};
+use super::pool::{bounded, is_retryable, on_conn, Database};
 
 /// How often a write that lost a race with another writer (a deadlock, a busy database) is
 /// tried again before it fails.
@@ -77,20 +77,6 @@ pub(crate) fn ttl_millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis())
         .unwrap_or(i64::MAX)
         .clamp(1, i64::MAX / 4)
-}
-
-/// A statement bounded by `limit`, its timeout reported as an I/O timeout (unavailable).
-pub(crate) async fn bounded<T>(
-    limit: Duration,
-    fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, sqlx::Error> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(out) => out,
-        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("statement timed out after {limit:?}"),
-        ))),
-    }
 }
 
 /// Binds a list of keys the way the dialect's `IN` statement takes them: PostgreSQL one
@@ -278,7 +264,7 @@ impl RemoteTier for DatabaseTier {
     }
 
     fn clear_scope<'a>(&'a self, scope: &'a Scope) -> BoxFuture<'a, Result<(), TierError>> {
-        let ranges = scope_ranges(scope.base());
+        let ranges = scope_ranges(scope);
         // A scope may hold many rows: no bound on the whole, each batch bounded by
         // operation_timeout.
         Box::pin(
@@ -327,7 +313,7 @@ impl RemoteTier for DatabaseTier {
         scope: &'a Scope,
         cursor: u64,
     ) -> BoxFuture<'a, Result<(u64, Vec<String>), TierError>> {
-        let ranges = scope_ranges(scope.base());
+        let ranges = scope_ranges(scope);
         let offset = i64::try_from(cursor).unwrap_or(i64::MAX);
         Box::pin(self.db.run("SELECT scope", move |db| async move {
             let keys = on_conn!(db, None, c => keys_of(sqlx::query(&db.sql.scan)

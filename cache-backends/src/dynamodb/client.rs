@@ -87,6 +87,26 @@ impl Client {
         tier_error(op, err, &self.secrets())
     }
 
+    /// The answer of a conditional request (`op`): `true` when it was applied, `false` when
+    /// its condition refused it (an answer, not a fault), or the fault.
+    pub(crate) fn conditional<T, E>(
+        &self,
+        op: &str,
+        result: Result<
+            T,
+            aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+        >,
+    ) -> Result<bool, TierError>
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if super::error::is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(self.fault(op, &err)),
+        }
+    }
+
     /// Runs `op` with the SDK client on the backend runtime's context (see
     /// [`crate::background`]): hyper's connection tasks and the SDK's timers live there,
     /// whichever runtime awaits the result.

@@ -51,13 +51,9 @@
 //!
 //! A prefix holds no `:` (configuration and builders refuse one).
 
-use cache_core::store::Scope;
+use cache_core::store::{Scope, LOCK_MARK, TAG_MARK};
 use cache_core::{TierError, TierErrorKind};
 
-/// What follows a prefix in a lock key (see `cache_core`'s lock module).
-const LOCK_MARK: &str = "~lock:";
-/// The start of a tag key's part past its cache path.
-const TAG_MARK: &str = ":=tag:";
 /// The sort key of a key with no `:` past its partition.
 pub(crate) const SENTINEL: &str = "~";
 
@@ -76,10 +72,12 @@ pub(crate) struct ItemKey {
 /// `None` when it has none.
 fn partition_end(text: &str) -> Option<usize> {
     let first = text.find(':')?;
-    let mut from = first + 1;
-    if text[from..].starts_with(LOCK_MARK) {
-        from += LOCK_MARK.len();
-    }
+    // `{prefix}:~lock:` ([`LOCK_MARK`] from the prefix's `:`) belongs to the partition.
+    let from = if text[first..].starts_with(LOCK_MARK) {
+        first + LOCK_MARK.len()
+    } else {
+        first + 1
+    };
     text[from..].find(':').map(|at| from + at)
 }
 
@@ -157,7 +155,7 @@ pub(crate) fn tag_row(tag_key: &str, member: &str) -> Result<ItemKey, TierError>
 pub(crate) fn registration(partition: &str) -> Option<ItemKey> {
     let first = partition.find(':')?;
     let past_prefix = &partition[first + 1..];
-    let cut = if past_prefix.starts_with(LOCK_MARK) {
+    let cut = if partition[first..].starts_with(LOCK_MARK) {
         // Locks are reached from the root only (purging a store).
         first
     } else {
@@ -191,13 +189,11 @@ pub(crate) fn scope_items(scope: &Scope) -> Result<ScopeItems, TierError> {
         ));
     }
     Ok(match partition_end(base) {
-        Some(at) => {
-            let rest = &base[at..];
-            ScopeItems::Prefixed {
-                partition: base[..at].to_owned(),
-                prefixes: [format!("{rest}:"), format!("{rest}#")],
-            }
-        }
+        Some(at) => ScopeItems::Prefixed {
+            partition: base[..at].to_owned(),
+            // The scope's starts, past the partition: the sort keys of its items.
+            prefixes: scope.starts().map(|start| start[at..].to_owned()),
+        },
         None => ScopeItems::Tree {
             partition: base.to_owned(),
         },

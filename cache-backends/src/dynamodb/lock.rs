@@ -9,7 +9,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use cache_core::TierError;
 
 use super::client::Client;
-use super::error::is_condition_failed;
 use super::item::{self, EXPIRES_MS, PK, TOKEN};
 use super::layout::ItemKey;
 
@@ -33,11 +32,7 @@ pub(crate) async fn take(
         .expression_attribute_values(":now", item::number(item::now_ms()))
         .send()
         .await;
-    match put {
-        Ok(_) => Ok(true),
-        Err(err) if is_condition_failed(&err) => Ok(false),
-        Err(err) => Err(client.fault("PutItem (lock)", &err)),
-    }
+    client.conditional("PutItem (lock)", put)
 }
 
 /// Releases the lock if `token` holds it and it has not expired (compare and delete in
@@ -59,9 +54,5 @@ pub(crate) async fn release(
         .expression_attribute_values(":now", item::number(item::now_ms()))
         .send()
         .await;
-    match deleted {
-        Ok(_) => Ok(true),
-        Err(err) if is_condition_failed(&err) => Ok(false),
-        Err(err) => Err(client.fault("DeleteItem (unlock)", &err)),
-    }
+    client.conditional("DeleteItem (unlock)", deleted)
 }

@@ -5,7 +5,6 @@
 use cache_core::TierError;
 
 use super::client::Client;
-use super::error::is_condition_failed;
 use super::item::{self, EXPIRES_AT, EXPIRES_MS, VALUE};
 use super::layout::ItemKey;
 
@@ -34,9 +33,5 @@ pub(crate) async fn renew(
         .expression_attribute_values(":now", item::number(item::now_ms()))
         .send()
         .await;
-    match updated {
-        Ok(_) => Ok(true),
-        Err(err) if is_condition_failed(&err) => Ok(false),
-        Err(err) => Err(client.fault("UpdateItem (touch)", &err)),
-    }
+    client.conditional("UpdateItem (touch)", updated)
 }

@@ -141,7 +141,7 @@ impl Slot {
         &mut self,
         tier: u64,
         key: &L1KeyRef<'_>,
-        read: &mut super::quick_engine::ReadAt<'_>,
+        read: &mut (dyn FnMut(&LocalEntry, Option<Instant>) + '_),
     ) -> Serve {
         let Some(held) = self.held.as_ref().filter(|held| held.is(tier, key)) else {
             return Serve::Locked {

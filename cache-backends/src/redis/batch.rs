@@ -6,6 +6,7 @@
 //! `max_value_size + 1` bytes of each value ever travel or get allocated.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use redis::RedisResult;
@@ -25,13 +26,19 @@ fn getrange(key: &str, last: usize) -> redis::Cmd {
     cmd
 }
 
+/// Milliseconds for `PX`: at least 1 (Redis refuses 0), saturating. Every `SET .. PX` of
+/// the driver (here and in the tier) takes its TTL from here.
+pub(crate) fn px_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 /// `SET key value PX ms`: the value never exists without its TTL.
 fn set_px(entry: &RemoteEntry) -> redis::Cmd {
     let mut cmd = redis::cmd("SET");
     cmd.arg(&entry.key)
         .arg(entry.value.as_slice())
         .arg("PX")
-        .arg(super::tier::px_millis(entry.ttl));
+        .arg(px_millis(entry.ttl));
     cmd
 }
 
@@ -96,4 +103,17 @@ pub(crate) async fn set_many(mut conn: Conn, entries: Arc<Vec<RemoteEntry>>) -> 
     )
     .await
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn px_is_never_zero() {
+        assert_eq!(px_millis(Duration::ZERO), 1);
+        assert_eq!(px_millis(Duration::from_micros(10)), 1);
+        assert_eq!(px_millis(Duration::from_secs(2)), 2000);
+        assert_eq!(px_millis(Duration::MAX), u64::MAX);
+    }
 }

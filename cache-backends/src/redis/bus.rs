@@ -181,7 +181,7 @@ impl RedisBus {
     /// # Ok::<(), cache_core::CacheError>(())
     /// ```
     pub fn check_channel(&self) -> String {
-        format!("{}:check", self.shared.channel)
+        cache_core::driver::check_channel(&self.shared.channel)
     }
 }
 
@@ -191,7 +191,7 @@ async fn probe(shared: Arc<Shared>) -> Result<BusCheck, TierError> {
     let limit = conn.operation_timeout;
     let failed =
         |what: String, kind| TierError::with_kind(format!("redis {}: {what}", conn.target()), kind);
-    let check_channel = format!("{}:check", shared.channel);
+    let check_channel = cache_core::driver::check_channel(&shared.channel);
 
     let started = Instant::now();
     let mut messages = conn

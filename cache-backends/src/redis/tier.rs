@@ -7,6 +7,7 @@ use std::time::Duration;
 use cache_core::store::{memberships_ttl, BoxFuture, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheError, TierError};
 
+use super::batch::px_millis;
 use super::cluster;
 use super::connection::Connection;
 use super::options::RedisOptions;
@@ -109,11 +110,6 @@ impl fmt::Debug for RedisTier {
             .field("target", &self.conn.target())
             .finish_non_exhaustive()
     }
-}
-
-/// Milliseconds for `PX`: at least 1 (Redis refuses 0), saturating.
-pub(crate) fn px_millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// A read of `stored` on `c`: `GETRANGE stored 0 last` (`last` in decimal, as
@@ -412,19 +408,5 @@ impl RemoteTier for RedisTier {
                 .collect();
             Ok((next, keys))
         }))
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn px_is_never_zero() {
-        assert_eq!(px_millis(Duration::ZERO), 1);
-        assert_eq!(px_millis(Duration::from_micros(10)), 1);
-        assert_eq!(px_millis(Duration::from_secs(2)), 2000);
-        assert_eq!(px_millis(Duration::MAX), u64::MAX);
     }
 }

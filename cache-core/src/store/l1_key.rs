@@ -228,6 +228,59 @@ impl KeyBytes {
             KeyBytes::Heap(bytes) => bytes,
         }
     }
+
+    /// Whether these are `key`'s bytes, for a key of up to 16 bytes held inline (most keys),
+    /// as [`same_key`] compares them (two overlapping words) but without slicing the
+    /// inline bytes first: every index is within the array for the length its arm takes,
+    /// so the comparison has no bounds check and no call. `None` for a longer key, or one
+    /// on the heap: [`KeyBytes::is_long`]. (The form is canonical: a key of either form is
+    /// only ever its own form.)
+    #[inline(always)]
+    fn is_short(&self, key: &[u8]) -> Option<bool> {
+        /// The `N` bytes of `s` from `at`.
+        #[inline(always)]
+        fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+            let mut w = [0; N];
+            w.copy_from_slice(&s[at..at + N]);
+            w
+        }
+        let KeyBytes::Inline(len, bytes) = self else {
+            return None;
+        };
+        let n = key.len();
+        if usize::from(*len) != n {
+            return Some(false);
+        }
+        Some(match n {
+            0 => true,
+            1..=3 => key[0] == bytes[0] && key[n / 2] == bytes[n / 2] && key[n - 1] == bytes[n - 1],
+            4..=8 => {
+                word::<4>(key, 0) == word::<4>(bytes, 0)
+                    && word::<4>(key, n - 4) == word::<4>(bytes, n - 4)
+            }
+            9..=16 => {
+                word::<8>(key, 0) == word::<8>(bytes, 0)
+                    && word::<8>(key, n - 8) == word::<8>(bytes, n - 8)
+            }
+            _ => return None,
+        })
+    }
+
+    /// Whether these are `key`'s bytes, whatever their length (see [`KeyBytes::is_short`]).
+    #[inline]
+    fn is(&self, key: &[u8]) -> bool {
+        match self.is_short(key) {
+            Some(same) => same,
+            None => self.is_long(key),
+        }
+    }
+
+    /// [`KeyBytes::is`] of a key longer than 16 bytes, or held on the heap: kept out of a
+    /// probe's comparison, whose call of it is its last step (a jump, no frame).
+    #[inline(never)]
+    fn is_long(&self, key: &[u8]) -> bool {
+        self.as_bytes() == key
+    }
 }
 
 /// The key of an L1 entry looked up: a key space's base and an encoded key, borrowed,
@@ -296,11 +349,32 @@ impl Hash for L1KeyRef<'_> {
 }
 
 impl Equivalent<L1Key> for L1KeyRef<'_> {
+    /// Inlined into a tier's table probe (quick_cache calls it on every hit and every probe
+    /// collision): the hash, the base by pointer and a short inline key's bytes compared in
+    /// place; anything else (a base of another allocation, a long key) is the last step's
+    /// jump to an out-of-line comparison, so the inlined part needs no frame of its own.
     #[inline]
     fn equivalent(&self, stored: &L1Key) -> bool {
-        self.hash == stored.hash
-            && same_key(self.key, stored.key.as_bytes())
-            && same_base(self.base, stored.space.base())
+        if self.hash != stored.hash {
+            return false;
+        }
+        if !std::ptr::eq(self.base, stored.space.base()) {
+            return self.equivalent_apart(stored);
+        }
+        match stored.key.is_short(self.key) {
+            Some(same) => same,
+            None => stored.key.is_long(self.key),
+        }
+    }
+}
+
+impl L1KeyRef<'_> {
+    /// [`Equivalent::equivalent`] of a stored key whose base is not this key's allocation
+    /// (a key read back from text): the bases by text, then the keys.
+    #[cold]
+    #[inline(never)]
+    fn equivalent_apart(&self, stored: &L1Key) -> bool {
+        same_text(self.base, stored.space.base()) && stored.key.is(self.key)
     }
 }
 
@@ -537,6 +611,41 @@ mod tests {
                 assert!(!same_key(&a, &b), "length {n}, byte {i}");
             }
             assert!(!same_key(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
+
+    /// A stored key is its own bytes and no others, at every length either side of the
+    /// inline limit: a byte changed anywhere, a prefix, or the key with a zero byte more
+    /// (what the inline form's padding holds) is another key, compared alone and as a
+    /// tier's probe compares it (the same hash and base: the bytes decide).
+    #[test]
+    fn a_stored_key_of_every_length_is_its_bytes_and_no_others() {
+        let space = KeySpace::new("p:c");
+        for n in 0..=INLINE + 8 {
+            let a: Vec<u8> = (1..=n as u8).collect();
+            let stored = space.key(&a);
+            // A lookup of `key` under the stored key's hash, in its key space.
+            let probe = |key: &[u8]| {
+                L1KeyRef {
+                    hash: stored.hash,
+                    base: space.base(),
+                    key,
+                }
+                .equivalent(&stored)
+            };
+            let mut others = vec![a[..n.saturating_sub(1)].to_vec(), [&a[..], &[0]].concat()];
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x40;
+                others.push(b);
+            }
+            assert!(stored.key.is(&a) && probe(&a), "{n}");
+            assert!(space.key_ref(&a).equivalent(&stored), "{n}");
+            for b in others.iter().filter(|b| **b != a) {
+                assert!(!stored.key.is(b), "length {n}: {b:?}");
+                assert!(!probe(b), "length {n}: {b:?}");
+                assert!(!KeyBytes::new(b).is(&a), "length {n}: {b:?}");
+            }
         }
     }
 

@@ -12,6 +12,7 @@ mod tier;
 pub(crate) mod versions;
 mod warn;
 
+pub use crate::layout::{LOCK_MARK, TAG_MARK};
 pub(crate) use l1_key::KeySpaces;
 pub use l1_key::{Carried, Equivalent, KeySpace, L1Hasher, L1Key, L1KeyRef};
 pub use map::MapTier;

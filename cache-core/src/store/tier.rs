@@ -155,6 +155,20 @@ impl Scope {
     pub fn redis_pattern(&self) -> String {
         crate::layout::scope_pattern(&self.base)
     }
+
+    /// How every key of this scope starts: `{base}:` (its entries and tag indexes) or
+    /// `{base}#` (its namespaces'). A key is in the scope exactly when it starts with one of
+    /// them: drivers find a scope's keys by these prefixes (key ranges, sort-key prefixes).
+    ///
+    /// ```
+    /// use cache_core::store::Scope;
+    /// let s = Scope::new("app:users");
+    /// assert_eq!(s.starts(), ["app:users:", "app:users#"]);
+    /// assert!(s.starts().iter().any(|start| "app:users#admins:7".starts_with(start.as_str())));
+    /// ```
+    pub fn starts(&self) -> [String; 2] {
+        crate::layout::scope_starts(&self.base)
+    }
 }
 
 /// An in-process tier of typed values (e.g. moka). Operations are synchronous and cheap.
