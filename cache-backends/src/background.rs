@@ -39,15 +39,14 @@ pub(crate) fn handle() -> Result<&'static Handle, TierError> {
         .map_err(|e| TierError::with_kind(e.clone(), TierErrorKind::Other))
 }
 
-type Work<T> = Pin<Box<dyn Future<Output = Result<T, TierError>> + Send>>;
+type Work<'a, T> = Pin<Box<dyn Future<Output = Result<T, TierError>> + Send + 'a>>;
 
 /// Runs `fut` in the backend runtime's context; the returned future resolves to its
 /// output, and drops the work when dropped early (a caller that gave up does not leave
 /// work behind).
-pub(crate) fn run<T, F>(fut: F) -> Remote<T>
+pub(crate) fn run<'a, T, F>(fut: F) -> Remote<'a, T>
 where
-    F: Future<Output = Result<T, TierError>> + Send + 'static,
-    T: Send + 'static,
+    F: Future<Output = Result<T, TierError>> + Send + 'a,
 {
     match handle() {
         Ok(h) => Remote {
@@ -72,29 +71,37 @@ where
 /// operation paid a task and two cross-thread wake-ups (BENCHMARKS.md, "Redis L2").
 /// The DynamoDB driver runs the SDK's calls the same way: hyper's connection tasks and
 /// the SDK's timers belong to this runtime, whichever runtime awaits the call.
-pub(crate) struct Remote<T> {
+pub(crate) struct Remote<'a, T> {
     runtime: Option<&'static Handle>,
-    work: Option<Work<T>>,
+    work: Option<Work<'a, T>>,
     failed: Option<TierError>,
 }
 
-impl<T> Remote<T> {
-    /// Work polled by its caller in the caller's own context, not the backend runtime's:
-    /// for an operation on a connection of the caller's runtime (`redis::local`).
-    #[cfg(feature = "redis")]
-    pub(crate) fn here<F>(fut: F) -> Self
-    where
-        F: Future<Output = Result<T, TierError>> + Send + 'static,
-    {
-        Remote {
-            runtime: None,
-            work: Some(Box::pin(fut)),
-            failed: None,
-        }
-    }
+/// [`run`] without the box: the future `make` makes, polled inline, each poll in the
+/// backend runtime's context, for the one-request operations of the Redis driver
+/// (`redis::connection`'s `run_one`), whose future the tier boxes once already. A second
+/// box per read cost an allocation, its free and a ~500-byte copy of the future
+/// (BENCHMARKS.md, "64 tasks, phase J"). Made here rather than handed over made: a future
+/// handed over would take its room twice in this one (as an argument, and pinned).
+///
+/// Unlike [`Remote`], dropped early it drops the future outside that context: nothing of
+/// it needs one then (tokio's timers and sockets keep the handle of the runtime they were
+/// made on), and a guard entering it there would make this future `!Send`.
+#[cfg(feature = "redis")]
+pub(crate) async fn in_context<T, F>(make: impl FnOnce() -> F) -> Result<T, TierError>
+where
+    F: Future<Output = Result<T, TierError>>,
+{
+    let runtime = handle()?;
+    let mut fut = std::pin::pin!(make());
+    std::future::poll_fn(|cx| {
+        let _context = runtime.enter();
+        fut.as_mut().poll(cx)
+    })
+    .await
 }
 
-impl<T> Future for Remote<T> {
+impl<T> Future for Remote<'_, T> {
     type Output = Result<T, TierError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -116,7 +123,7 @@ impl<T> Future for Remote<T> {
     }
 }
 
-impl<T> Drop for Remote<T> {
+impl<T> Drop for Remote<'_, T> {
     fn drop(&mut self) {
         // Dropped mid-flight: release its timers and sockets in the context they
         // belong to.
