@@ -250,15 +250,19 @@ impl Engines {
     }
 }
 
-/// The global manager, as `cachet::init` sets it in a service: the default memory store
-/// (quick_cache), and one on moka for the `_moka` functions.
+/// The global manager, as `cachet::init` sets it in a service: a memory store (quick_cache,
+/// front table off), one with its front table on for the `_front` functions, and one on
+/// moka for the `_moka` functions.
 fn cachet_cache() -> &'static cachet::Cache {
     static CACHE: std::sync::OnceLock<cachet::Cache> = std::sync::OnceLock::new();
     CACHE.get_or_init(|| {
         let moka = MemoryTier::new(MemoryOptions::max_entries(CAPACITY).engine(MemoryEngine::Moka));
         let front = MemoryTier::new(MemoryOptions::max_entries(CAPACITY).front_table(true));
+        // The plain functions' store with its front table off, whatever the default: their
+        // rows are the table-off side of each `_front` row.
+        let memory = MemoryTier::new(MemoryOptions::max_entries(CAPACITY).front_table(false));
         let manager = cachet::CacheManager::builder()
-            .memory_store("memory")
+            .store("memory", cachet::StoreBuilder::new().l1(memory))
             .store("moka", cachet::StoreBuilder::new().l1(moka))
             .store("front", cachet::StoreBuilder::new().l1(front))
             .cache_store("bench_front", "front")
@@ -906,9 +910,25 @@ fn count_mode(spec: &str) {
         })
     });
     let ready = |v: Option<u64>| v.expect("a memory hit completes on its first poll");
+    // The `_1024keys` ops read the resident keys in turn (one thread: no key is read twice
+    // in a row, so a front table holds none of them and each read is a front-table miss).
+    let turn = std::cell::Cell::new(0u64);
+    let next = || {
+        let i = turn.get();
+        turn.set(i + 1);
+        black_box(i % RESIDENT)
+    };
     // Warm every path first, so one-time setup is the same for N and 0.
     let run = |op: &str| -> u64 {
         match op {
+            "memory_tier_read_quick_cache_1024keys" => {
+                engines.tier_read(&engines.tier_quick, next()).unwrap_or(0)
+            }
+            "memory_tier_read_front_1024keys" => {
+                engines.tier_read(&engines.tier_front, next()).unwrap_or(0)
+            }
+            "cachet_sync_1024keys" => cachet_sync(next()),
+            "cachet_sync_front_1024keys" => cachet_sync_front(next()),
             "moka_get_str" => engines
                 .moka_str
                 .get(black_box(engines.stored_key.as_str()))

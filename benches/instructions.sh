@@ -1,6 +1,7 @@
 #!/bin/sh
 # Instructions per hit, counted by callgrind (a loaded machine does not move them):
-# for each op, (instructions with N hits - instructions with 0 hits) / N.
+# for each op, (instructions with N hits - instructions with 0 hits) / N. The `_1024keys`
+# ops read the 1,024 resident keys in turn on one thread (a front table holds none of them).
 #
 #   cargo bench --bench hit --no-run && sh benches/instructions.sh [path/to/hit-binary]
 #   OPS='quick_cache_get_str cachet_sync' sh benches/instructions.sh   # some ops only
@@ -17,7 +18,9 @@ count() {
 printf '| op | instructions per hit |\n|---|---:|\n'
 ops=${OPS:-"moka_get_str memory_tier_get_moka quick_cache_get_str memory_tier_get_quick_cache \
     cached_sync cachet_sync cachet_sync_ttl cachet_sync_str cachet_sync_moka cached_async cachet_async cachet_async_moka \
-    memory_tier_get_front cachet_sync_front cachet_sync_ttl_front cachet_sync_str_front cachet_async_front"}
+    memory_tier_get_front cachet_sync_front cachet_sync_ttl_front cachet_sync_str_front cachet_async_front \
+    memory_tier_read_quick_cache_1024keys memory_tier_read_front_1024keys \
+    cachet_sync_1024keys cachet_sync_front_1024keys"}
 for op in $ops; do
     base=$(count "$op" 0)
     full=$(count "$op" "$n")

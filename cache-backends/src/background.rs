@@ -39,15 +39,14 @@ pub(crate) fn handle() -> Result<&'static Handle, TierError> {
         .map_err(|e| TierError::with_kind(e.clone(), TierErrorKind::Other))
 }
 
-type Work<T> = Pin<Box<dyn Future<Output = Result<T, TierError>> + Send>>;
+type Work<'a, T> = Pin<Box<dyn Future<Output = Result<T, TierError>> + Send + 'a>>;
 
 /// Runs `fut` in the backend runtime's context; the returned future resolves to its
 /// output, and drops the work when dropped early (a caller that gave up does not leave
 /// work behind).
-pub(crate) fn run<T, F>(fut: F) -> Remote<T>
+pub(crate) fn run<'a, T, F>(fut: F) -> Remote<'a, T>
 where
-    F: Future<Output = Result<T, TierError>> + Send + 'static,
-    T: Send + 'static,
+    F: Future<Output = Result<T, TierError>> + Send + 'a,
 {
     match handle() {
         Ok(h) => Remote {
@@ -72,29 +71,42 @@ where
 /// operation paid a task and two cross-thread wake-ups (BENCHMARKS.md, "Redis L2").
 /// The DynamoDB driver runs the SDK's calls the same way: hyper's connection tasks and
 /// the SDK's timers belong to this runtime, whichever runtime awaits the call.
-pub(crate) struct Remote<T> {
+pub(crate) struct Remote<'a, T> {
     runtime: Option<&'static Handle>,
-    work: Option<Work<T>>,
+    work: Option<Work<'a, T>>,
     failed: Option<TierError>,
 }
 
-impl<T> Remote<T> {
-    /// Work polled by its caller in the caller's own context, not the backend runtime's:
-    /// for an operation on a connection of the caller's runtime (`redis::local`).
-    #[cfg(feature = "redis")]
-    pub(crate) fn here<F>(fut: F) -> Self
-    where
-        F: Future<Output = Result<T, TierError>> + Send + 'static,
-    {
-        Remote {
-            runtime: None,
-            work: Some(Box::pin(fut)),
-            failed: None,
-        }
-    }
+/// [`run`] without the box, for the one-request operations of the Redis driver on a live
+/// connection (`redis::connection`'s `run_one`), whose future the tier boxes once already:
+/// the future `make` makes, polled inline, its first poll in the backend runtime's context.
+/// A second box per read cost an allocation, its free and a ~500-byte copy of the future
+/// (BENCHMARKS.md, "64 tasks, phase J"). Made here rather than handed over made: a future
+/// handed over would take its room twice in this one (as an argument, and pinned).
+///
+/// The first poll only: such an operation makes what it makes there (redis's response
+/// timeout, a timer, is armed when the request is sent), and what it may make later (a new
+/// connection, after one found dead) it makes through [`run`], which enters the context at
+/// every poll. Entering takes and drops a reference to the runtime's handle, a write to one
+/// cache line that every caller thread shares: once per read, not at every poll. Dropped
+/// early, the future is dropped outside the context: nothing of it needs one then (tokio's
+/// timers and sockets keep the handle of the runtime they were made on), and a guard
+/// entering it there would make this future `!Send`.
+#[cfg(feature = "redis")]
+pub(crate) async fn in_context<T, F>(make: impl FnOnce() -> F) -> Result<T, TierError>
+where
+    F: Future<Output = Result<T, TierError>>,
+{
+    let mut runtime = Some(handle()?);
+    let mut fut = std::pin::pin!(make());
+    std::future::poll_fn(|cx| {
+        let _context = runtime.take().map(Handle::enter);
+        fut.as_mut().poll(cx)
+    })
+    .await
 }
 
-impl<T> Future for Remote<T> {
+impl<T> Future for Remote<'_, T> {
     type Output = Result<T, TierError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -116,7 +128,7 @@ impl<T> Future for Remote<T> {
     }
 }
 
-impl<T> Drop for Remote<T> {
+impl<T> Drop for Remote<'_, T> {
     fn drop(&mut self) {
         // Dropped mid-flight: release its timers and sockets in the context they
         // belong to.

@@ -708,7 +708,8 @@ mod tests {
     }
 
     /// An entry weighs what it holds: its base is shared (so a long cache name or namespace
-    /// adds nothing), and its encoded key only when too long to be held inline.
+    /// adds nothing), its encoded key only when too long to be held inline, and its stored
+    /// key once per tag in the tag index.
     #[tokio::test]
     async fn an_entry_weighs_what_its_key_holds_not_its_stored_keys_length() {
         let tier = MapTier::new();
@@ -732,9 +733,15 @@ mod tests {
         assert_eq!(weight("cachet:a#tenant-0042:1"), Some(short));
         assert_eq!(
             weight(&format!("cachet:a:{long_key}")),
-            Some(short + 40),
-            "a key past the inline bytes holds them on the heap"
+            Some(short + 48),
+            "a key past the inline bytes holds them on the heap (40 in a 48-byte chunk)"
         );
+        // Written with two tags, the tag index holds its stored key twice (a `String` in
+        // each tag's set, 24 bytes and 8 of the set's, and its 10 bytes in a 32-byte
+        // chunk): 64 bytes each, which the entry's weight counts.
+        let tagged = m.cache("a").unwrap().tagged(["red", "blue"]);
+        tagged.set(&7u64, &1u64).await.unwrap();
+        assert_eq!(weight("cachet:a:7"), Some(short + 2 * 64));
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::stats::{Event, StatsCounters};
 use crate::store::named::StoreInner;
 use crate::store::remote::Skipped;
 use crate::store::replay::Pending;
+use crate::store::tag_index;
 use crate::store::tag_index::Tags;
 use crate::store::{Invalidation, KeySpace, L1Key, L1KeyRef, LocalEntry, LocalTier, Scope};
 
@@ -208,8 +209,8 @@ fn with_encoded_slow<K: Serialize + ?Sized, R>(key: &K, f: impl FnOnce(&[u8]) ->
     })
 }
 
-/// A rough size for size-bounded tiers: what the entry's L1 key holds of its own (an
-/// encoded key too long to be held inline; the base is shared), the value's inline size
+/// A rough size for size-bounded tiers: what the entry's L1 key holds of its own (the
+/// allocation of an encoded key too long to be held inline; the base is shared), the value's inline size
 /// behind its `Arc`, and the tier's own per-entry overhead (which counts the key's inline
 /// part). Heap data owned by the value is not counted.
 fn estimate_weight<V>(key: &L1Key, tier: &dyn LocalTier) -> u32 {
@@ -832,7 +833,10 @@ impl Engine {
         });
         let local = store.l1.as_ref().map(|l1| {
             let key = self.l1_key_owned(stored);
-            let weight = estimate_weight::<V::Stored>(&key, l1.as_ref());
+            // The tag index keeps the entry's stored key once per tag while L1 holds it.
+            let tagged = tag_index::weight(stored, self.inner.tags.keys().len());
+            let weight = estimate_weight::<V::Stored>(&key, l1.as_ref())
+                .saturating_add(tagged.try_into().unwrap_or(u32::MAX));
             let value: Arc<dyn Any + Send + Sync> = slot::to_l1::<V>(value);
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
             let entry = LocalEntry::new(value, fresh_until, keep_until, weight)
@@ -1097,12 +1101,18 @@ mod tests {
         let space = KeySpace::new("app:c");
         let short = space.key(b"1");
         let long = space.key(&[b'k'; 30]);
-        assert_eq!(long.heap_len(), 30);
+        assert_eq!(long.heap_len(), 48, "30 bytes in malloc's 48-byte chunk");
         let weight = |key: &L1Key| estimate_weight::<u64>(key, &*tier) as usize;
         // The value's `Arc` allocation: its two counts and the value.
         let arc = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<u64>();
         assert_eq!(weight(&short), tier.entry_overhead() as usize + arc);
-        assert_eq!(weight(&long) - weight(&short), 30, "the key's heap bytes");
+        // The key's 30 bytes are a 48-byte allocation (malloc's 8-byte header, 16-byte
+        // steps): counting the 30 alone under-counted every long key by up to 23 bytes.
+        assert_eq!(
+            weight(&long) - weight(&short),
+            48,
+            "the key's heap allocation"
+        );
         let big = estimate_weight::<[u8; 64]>(&short, &*tier) as usize;
         assert_eq!(big - weight(&short), 64 - 8, "the value's inline size");
     }

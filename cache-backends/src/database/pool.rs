@@ -194,7 +194,7 @@ impl Database {
         self: &Arc<Self>,
         what: &'static str,
         op: F,
-    ) -> background::Remote<T>
+    ) -> background::Remote<'static, T>
     where
         F: FnOnce(Arc<Self>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, sqlx::Error>> + Send,
@@ -209,7 +209,7 @@ impl Database {
         what: &'static str,
         limit: Option<Duration>,
         op: F,
-    ) -> background::Remote<T>
+    ) -> background::Remote<'static, T>
     where
         F: FnOnce(Arc<Self>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, sqlx::Error>> + Send,

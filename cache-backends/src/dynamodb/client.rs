@@ -110,7 +110,7 @@ impl Client {
     /// Runs `op` with the SDK client on the backend runtime's context (see
     /// [`crate::background`]): hyper's connection tasks and the SDK's timers live there,
     /// whichever runtime awaits the result.
-    pub(crate) fn run<T, F, Fut>(self: &Arc<Self>, op: F) -> background::Remote<T>
+    pub(crate) fn run<T, F, Fut>(self: &Arc<Self>, op: F) -> background::Remote<'static, T>
     where
         F: FnOnce(Arc<Self>, aws_sdk_dynamodb::Client) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, TierError>> + Send + 'static,

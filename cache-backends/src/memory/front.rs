@@ -7,6 +7,14 @@
 //! whose key is held in its slot, for its tier, while the shard's version is unchanged,
 //! is served from the slot without taking the lock: it writes no shared cache line at all.
 //!
+//! A read first looks at its slot's marks ([`route`]): plain thread-local cells, apart
+//! from the table, holding the mark (hash and tier) of the key the slot holds, of the last
+//! key read there and not taken in, and of the last key refused for its weight. A read of
+//! a key the slot does not hold compares one mark and notes another, and goes on to the
+//! locked read: no `RefCell` borrow, no table, no key comparison. Only an entry whose
+//! weight is at most the tier's `front_max_weight` is taken in, so a thread's table keeps
+//! at most [`SLOTS`] × that alive (by the entries' estimated weights).
+//!
 //! Why this is never staler than the locked read: every mutation of a shard (insert, and
 //! with it quick_cache's evictions; remove; an expired entry dropped; scope clears,
 //! sweeps, `clear`) happens under its write lock and bumps its version before the lock is
@@ -24,8 +32,9 @@
 //! notes them, so a thread that reads distinct keys keeps its held values for as long as
 //! it runs; and Rust does not promise to run the main thread's thread-local destructors,
 //! so a value held by the main thread may never be dropped. That is at most [`SLOTS`]
-//! entries per thread (whatever the number of tiers), outside the tier's bound, and the
-//! value's `Drop` runs later, on that thread.
+//! entries per thread (whatever the number of tiers), each of at most its tier's
+//! `front_max_weight`, outside the tier's bound, and the value's `Drop` runs later, on
+//! that thread.
 //! A tier's id is drawn from a process-wide counter and never reused, so a slot of a
 //! dropped tier never matches another tier's read.
 
@@ -113,11 +122,6 @@ pub(super) enum Serve {
 /// One slot of a thread's table.
 pub(super) struct Slot {
     pub(super) held: Option<Held>,
-    /// The last key (tier, hash) read through the lock at this slot and not taken in, since
-    /// the held key was last read: a key is taken in when it is read twice in a row here
-    /// (with no read of the held key in between), so keys read in turn do not churn the
-    /// slot and the values' reference counts, whether the slot holds one of them or none.
-    candidate: (u64, u64),
     /// Front hits since the held entry was last read through the lock.
     hits: u32,
 }
@@ -125,7 +129,6 @@ pub(super) struct Slot {
 impl Slot {
     const EMPTY: Slot = Slot {
         held: None,
-        candidate: (0, 0),
         hits: 0,
     };
 
@@ -134,8 +137,9 @@ impl Slot {
         self.held.as_ref().is_some_and(|held| held.is(tier, key))
     }
 
-    /// A read of `key` of tier `tier`: lent to `read` from the slot if it holds a current
-    /// clone of it, not past its `keep_until`; otherwise what the locked read should do.
+    /// A read of `key` of tier `tier`, whose mark is the slot's held one: lent to `read`
+    /// from the slot if it holds a current clone of it, not past its `keep_until`;
+    /// otherwise what the locked read should do.
     #[inline]
     pub(super) fn serve(
         &mut self,
@@ -143,14 +147,10 @@ impl Slot {
         key: &L1KeyRef<'_>,
         read: &mut (dyn FnMut(&LocalEntry, Option<Instant>) + '_),
     ) -> Serve {
+        // Another key with the same mark (hash and tier mixed): read through the lock.
         let Some(held) = self.held.as_ref().filter(|held| held.is(tier, key)) else {
-            return Serve::Locked {
-                take: self.seen_twice(tier, key.hash_value()),
-            };
+            return Serve::Locked { take: false };
         };
-        // A read of the held key comes between the reads of any other: two keys read in
-        // turn leave the held one held, rather than swapping the slot on every read.
-        self.candidate = (0, 0);
         if held.version.get() != held.seen {
             return Serve::Locked { take: true };
         }
@@ -181,22 +181,20 @@ impl Slot {
         served
     }
 
-    /// Notes a locked read of `hash` (of tier `tier`) that this slot does not hold:
-    /// whether it was the slot's last one too, so that it should be taken in.
-    #[inline]
-    fn seen_twice(&mut self, tier: u64, hash: u64) -> bool {
-        let seen = self.candidate == (tier, hash);
-        self.candidate = (tier, hash);
-        seen
-    }
-
-    /// Holds `held` from now on; what it held before is returned, to be dropped once no
-    /// lock is held.
-    pub(super) fn hold(&mut self, held: Held) -> Option<Held> {
+    /// Holds `held` (of mark `mark`) from now on; what it held before is returned, to be
+    /// dropped once no lock is held.
+    pub(super) fn hold(&mut self, held: Held, mark: u64, marks: &Marks) -> Option<Held> {
         #[cfg(test)]
         TAKEN.with(|n| n.set(n.get() + 1));
         self.hits = 0;
+        marks.held.set(mark);
         self.held.replace(held)
+    }
+
+    /// Lets go of what the slot holds; returned, to be dropped once no lock is held.
+    pub(super) fn let_go(&mut self, marks: &Marks) -> Option<Held> {
+        marks.held.set(NO_MARK);
+        self.held.take()
     }
 }
 
@@ -204,8 +202,48 @@ impl Slot {
 /// through a front table (or a process without one) holds only the empty pointer.
 type Table = Option<Box<[Slot; SLOTS]>>;
 
+/// A slot's marks: what a read checks before it touches the table. A mark is a key's hash
+/// mixed with its tier's salt ([`salt`]); two keys may share one (then the table's own
+/// comparison tells them apart), so a mark only ever sends a read to the slower path
+/// that checks, never serves it.
+pub(super) struct Marks {
+    /// The mark of the key the slot holds ([`NO_MARK`]: none).
+    held: Cell<u64>,
+    /// The mark of the last key read through the lock at this slot and not taken in,
+    /// since the held key was last read: a key is taken in when it is read twice in a
+    /// row here (with no read of the held key in between), so keys read in turn do not
+    /// churn the slot and the values' reference counts, whether it holds one of them or
+    /// none.
+    noted: Cell<u64>,
+    /// The mark of the last key found too heavy to be taken in at this slot: read
+    /// through the lock, however often, until another key is refused here.
+    heavy: Cell<u64>,
+}
+
+impl Marks {
+    const fn empty() -> Marks {
+        Marks {
+            held: Cell::new(NO_MARK),
+            noted: Cell::new(NO_MARK),
+            heavy: Cell::new(NO_MARK),
+        }
+    }
+
+    /// Notes that the key of mark `mark` was found too heavy to be taken in.
+    pub(super) fn refuse(&self, mark: u64) {
+        self.heavy.set(mark);
+    }
+}
+
+/// No key: a mark no slot starts with a key for (a key whose mark it is only goes the
+/// checking path once more).
+const NO_MARK: u64 = 0;
+
 thread_local! {
     static FRONT: RefCell<Table> = const { RefCell::new(None) };
+    /// The slots' marks: cells with no destructor, so reaching them is an address
+    /// computation, with no state check and no borrow (24 bytes a slot, 1.5 KiB a thread).
+    static MARKS: [Marks; SLOTS] = const { [const { Marks::empty() }; SLOTS] };
 }
 
 #[cfg(test)]
@@ -228,9 +266,46 @@ pub(super) fn taken() -> u64 {
     TAKEN.with(Cell::get)
 }
 
+/// A tier's salt, mixed into its keys' marks: an odd multiple of its id, so two tiers
+/// never share one.
+pub(super) fn salt(tier: u64) -> u64 {
+    tier.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Where a read goes, by its slot's marks.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Route {
+    /// The slot holds a key of this mark: look in the table.
+    Table,
+    /// Read twice in a row at the slot: the locked read, taking the entry in.
+    Take,
+    /// The locked read only.
+    Lock,
+}
+
+/// Where the read of the key of hash `hash` and mark `mark` goes, noting it at its slot.
+#[inline(always)]
+pub(super) fn route(hash: u64, mark: u64) -> Route {
+    MARKS.with(|marks| {
+        let marks = &marks[slot_of(hash)];
+        if marks.held.get() == mark {
+            // A read of the held key comes between the reads of any other: two keys read
+            // in turn leave the held one held, rather than swapping the slot every read.
+            marks.noted.set(NO_MARK);
+            Route::Table
+        } else if marks.noted.replace(mark) != mark || marks.heavy.get() == mark {
+            Route::Lock
+        } else {
+            Route::Take
+        }
+    })
+}
+
 /// Runs `f` on the slot of `hash` in this thread's table; `None` when the table is in
 /// use (a read re-entered from inside a read: the value's `Clone` or `Drop` calling the
-/// tier) or gone (the thread is exiting): the caller reads through the lock.
+/// tier) or gone (the thread is exiting): the caller reads through the lock. (The slot's
+/// marks are apart: [`with_marks`]; reaching them here too made a front hit's table access
+/// a function of its own, ~75 instructions more a hit.)
 #[inline]
 pub(super) fn with_slot<R>(hash: u64, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
     FRONT
@@ -241,6 +316,11 @@ pub(super) fn with_slot<R>(hash: u64, f: impl FnOnce(&mut Slot) -> R) -> Option<
         })
         .ok()
         .flatten()
+}
+
+/// Runs `f` on the marks of `hash`'s slot.
+pub(super) fn with_marks<R>(hash: u64, f: impl FnOnce(&Marks) -> R) -> R {
+    MARKS.with(|marks| f(&marks[slot_of(hash)]))
 }
 
 /// The slot of a key of hash `hash`: picked by bits that the tier's part and shard
@@ -318,8 +398,9 @@ mod tests {
     #[test]
     fn a_slot_serves_its_key_for_its_tier_while_the_version_holds() {
         let version = Arc::new(Version::default());
-        let mut slot = Slot::EMPTY;
-        assert!(slot.hold(held(7, "p:c:1", &version)).is_none());
+        let (mut slot, marks) = (Slot::EMPTY, Marks::empty());
+        assert!(slot.hold(held(7, "p:c:1", &version), 1, &marks).is_none());
+        assert_eq!(marks.held.get(), 1, "marked held");
         assert!(slot.holds(7, &L1KeyRef::parse("p:c:1")));
         assert_eq!(serve(&mut slot, 7, "p:c:1"), Some(true));
         assert_eq!(serve(&mut slot, 8, "p:c:1"), None, "another tier");
@@ -331,38 +412,72 @@ mod tests {
             Some(false),
             "stale: taken in again"
         );
-        assert!(slot.hold(held(7, "p:c:2", &version)).is_some());
+        assert!(slot.hold(held(7, "p:c:2", &version), 2, &marks).is_some());
+        assert!(slot.let_go(&marks).is_some());
+        assert_eq!(marks.held.get(), NO_MARK, "marked empty");
+    }
+
+    /// A hash (and `HASH | 1` another on the same slot) whose slot's marks the route tests
+    /// start by clearing.
+    const HASH: u64 = 5 << 16;
+
+    fn clear_marks() {
+        with_marks(HASH, |marks| {
+            for cell in [&marks.held, &marks.noted, &marks.heavy] {
+                cell.set(NO_MARK);
+            }
+        });
     }
 
     #[test]
     fn a_key_is_taken_in_when_read_twice_in_a_row() {
-        let mut slot = Slot::EMPTY;
-        assert!(!slot.seen_twice(1, 10));
-        assert!(slot.seen_twice(1, 10));
-        assert!(!slot.seen_twice(1, 11));
-        assert!(!slot.seen_twice(2, 11), "the same hash in another tier");
-        assert!(!slot.seen_twice(1, 10));
+        clear_marks();
+        let (key, other) = (salt(1) ^ HASH, salt(1) ^ (HASH | 1));
+        assert_eq!(route(HASH, key), Route::Lock);
+        assert_eq!(route(HASH, key), Route::Take);
+        assert_eq!(route(HASH | 1, other), Route::Lock);
+        assert_eq!(route(HASH, salt(2) ^ HASH), Route::Lock);
+        assert_eq!(
+            route(HASH, salt(2) ^ HASH),
+            Route::Take,
+            "the same hash in another tier"
+        );
+        assert_eq!(route(HASH, key), Route::Lock);
     }
 
     #[test]
     fn two_keys_read_in_turn_leave_the_held_one_held() {
-        let version = Arc::new(Version::default());
-        let mut slot = Slot::EMPTY;
-        slot.hold(held(7, "p:c:1", &version));
+        clear_marks();
+        let (held, other) = (salt(1) ^ HASH, salt(1) ^ (HASH | 1));
+        with_marks(HASH, |marks| marks.held.set(held));
         for _ in 0..3 {
-            assert_eq!(serve(&mut slot, 7, "p:c:2"), None, "not taken in");
-            assert_eq!(serve(&mut slot, 7, "p:c:1"), Some(true), "still held");
+            assert_eq!(route(HASH | 1, other), Route::Lock, "not taken in");
+            assert_eq!(route(HASH, held), Route::Table, "still held");
         }
         // Read twice in a row, the other key is taken in.
-        assert_eq!(serve(&mut slot, 7, "p:c:2"), None);
-        assert_eq!(serve(&mut slot, 7, "p:c:2"), Some(false));
+        assert_eq!(route(HASH | 1, other), Route::Lock);
+        assert_eq!(route(HASH | 1, other), Route::Take);
+    }
+
+    #[test]
+    fn a_key_refused_for_its_weight_is_read_through_the_lock() {
+        clear_marks();
+        let (heavy, light) = (salt(1) ^ HASH, salt(1) ^ (HASH | 1));
+        assert_eq!(route(HASH, heavy), Route::Lock);
+        assert_eq!(route(HASH, heavy), Route::Take);
+        with_marks(HASH, |marks| marks.refuse(heavy));
+        for _ in 0..3 {
+            assert_eq!(route(HASH, heavy), Route::Lock, "not taken again");
+        }
+        assert_eq!(route(HASH | 1, light), Route::Lock);
+        assert_eq!(route(HASH | 1, light), Route::Take, "another key is");
     }
 
     #[test]
     fn every_so_many_front_hits_one_reads_through_the_lock() {
         let version = Arc::new(Version::default());
         let mut slot = Slot::EMPTY;
-        slot.hold(held(7, "p:c:1", &version));
+        slot.hold(held(7, "p:c:1", &version), 1, &Marks::empty());
         let through_lock = (0..3 * HITS_PER_LOCKED_READ)
             .filter(|_| serve(&mut slot, 7, "p:c:1") == Some(false))
             .count();

@@ -449,3 +449,51 @@ fn a_read_from_inside_a_read_goes_through_the_lock() {
     assert!(tier.read(&key, &mut |_| inner = Some(tier.get(&key).is_some())));
     assert_eq!(inner, Some(true));
 }
+
+/// Only entries of at most `front_max_weight` are taken in: a heavier one is read through
+/// the lock every time (never held, so its value is let go as soon as it is removed), and
+/// an entry that grows past the limit is let go by the slot that held it.
+#[test]
+fn an_entry_heavier_than_front_max_weight_is_never_held() {
+    let tier = MemoryTier::new(
+        MemoryOptions::max_entries(100)
+            .front_table(true)
+            .front_max_weight(100),
+    );
+    let drops = Arc::new(AtomicUsize::new(0));
+    let heavy = |drops: &Arc<AtomicUsize>| {
+        LocalEntry::new(Arc::new(Counted(drops.clone())), None, None, 101)
+    };
+    tier.insert(L1Key::parse("p:c:1"), heavy(&drops));
+    let (served, taken) = (super::front::served(), super::front::taken());
+    assert_eq!(read_times(&tier, "p:c:1", 10), 10);
+    assert_eq!(super::front::taken(), taken, "never taken in");
+    assert_eq!(super::front::served(), served, "never served from a slot");
+    tier.remove(&L1KeyRef::parse("p:c:1"));
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "let go when removed");
+
+    // At the limit it is held; replaced by a heavier value, the slot lets go of it.
+    let drops = Arc::new(AtomicUsize::new(0));
+    tier.insert(
+        L1Key::parse("p:c:2"),
+        LocalEntry::new(Arc::new(Counted(drops.clone())), None, None, 100),
+    );
+    let taken = super::front::taken();
+    assert_eq!(read_times(&tier, "p:c:2", 3), 3);
+    assert_eq!(super::front::taken(), taken + 1, "taken in at the limit");
+    let heavier = Arc::new(AtomicUsize::new(0));
+    tier.insert(L1Key::parse("p:c:2"), heavy(&heavier));
+    assert_eq!(drops.load(Ordering::SeqCst), 0, "held by the slot");
+    assert_eq!(read_times(&tier, "p:c:2", 3), 3);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "let go for the heavier one"
+    );
+    tier.remove(&L1KeyRef::parse("p:c:2"));
+    assert_eq!(
+        heavier.load(Ordering::SeqCst),
+        1,
+        "the heavier one never held"
+    );
+}

@@ -18,10 +18,12 @@
 //!
 //! Size bounds use each entry's estimated weight: the value's inline size (`size_of`), the
 //! engine's measured per-entry overhead (about 222 bytes on quick_cache, 457 on moka, the
-//! key's inline bytes included) and an encoded key's length when it is too long to be held
-//! inline (over 22 bytes); the cache's name and namespace are shared by its entries and
-//! weigh nothing per entry. Heap data owned by the value (a `String`'s bytes, a `Vec`'s
-//! elements) is not counted, so prefer `max_entries` for values that own large heap data.
+//! key's inline bytes included), an encoded key's allocation when it is too long to be held
+//! inline (over 22 bytes: its bytes and malloc's header, in 16-byte steps), an entry with a
+//! time to idle's idle record (64 bytes as malloc serves it) and the tag index's copy of the
+//! stored key per tag; the cache's name and namespace are shared by its entries and weigh
+//! nothing per entry. Heap data owned by the value (a `String`'s bytes, a `Vec`'s elements)
+//! is not counted, so prefer `max_entries` for values that own large heap data.
 
 mod clock;
 mod front;
@@ -38,6 +40,7 @@ use cache_core::CacheError;
 
 pub use options::{MemoryBound, MemoryEngine, MemoryOptions};
 
+use front::Route;
 use moka_engine::MokaTier;
 use quick_engine::QuickTier;
 
@@ -94,9 +97,11 @@ impl MemoryTier {
     /// ```
     pub fn new(options: MemoryOptions) -> Arc<Self> {
         let engine = match options.engine {
-            MemoryEngine::QuickCache => {
-                Engine::QuickCache(QuickTier::new(options.bound, options.front_table))
-            }
+            MemoryEngine::QuickCache => Engine::QuickCache(QuickTier::new(
+                options.bound,
+                options.front_table,
+                options.front_max_weight,
+            )),
             MemoryEngine::Moka => Engine::Moka(MokaTier::new(options.bound)),
         };
         Arc::new(Self { engine })
@@ -137,24 +142,20 @@ impl MemoryTier {
 }
 
 impl MemoryTier {
-    /// [`LocalTier::read_at`] without a front table: lent under the shard's read lock on
-    /// quick_cache (with the instant the clock was read at), cloned by moka.
+    /// [`LocalTier::read_at`] on moka: a clone of the entry, and no instant (moka judges
+    /// expiry by a clock of its own). Out of line, so quick_cache's reads keep a small frame.
     #[inline(never)]
-    fn read_at_locked(
-        &self,
+    fn read_at_moka(
+        tier: &MokaTier,
         key: &L1KeyRef<'_>,
         read: &mut dyn FnMut(&LocalEntry, Option<std::time::Instant>),
     ) -> bool {
-        match &self.engine {
-            Engine::QuickCache(t) => t.read_locked(key, read),
-            // moka judges expiry by a clock of its own: no instant to hand on.
-            Engine::Moka(t) => match t.get(key) {
-                Some(entry) => {
-                    read(&entry, None);
-                    true
-                }
-                None => false,
-            },
+        match tier.get(key) {
+            Some(entry) => {
+                read(&entry, None);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -188,14 +189,23 @@ impl LocalTier for MemoryTier {
         key: &L1KeyRef<'_>,
         read: &mut dyn FnMut(&LocalEntry, Option<std::time::Instant>),
     ) -> bool {
-        // A front read first, with no frame of this function's (the locked reads' frame
-        // cost a front hit ~20 instructions when they were inlined here).
-        if let Engine::QuickCache(t) = &self.engine {
-            if t.has_front_table() {
-                return t.read_front(key, read);
+        match &self.engine {
+            Engine::QuickCache(t) => {
+                // The front table's marks first, inline; the reads themselves out of line,
+                // so none pays another's frame (the locked reads' frame cost a front hit
+                // ~20 instructions when they were inlined here). A key the table does not
+                // hold goes on to the locked read as with the table off.
+                if t.has_front_table() {
+                    match t.route(key) {
+                        Route::Lock => {}
+                        Route::Table => return t.read_front(key, read),
+                        Route::Take => return t.read_taking(key, read),
+                    }
+                }
+                t.read_through(key, read)
             }
+            Engine::Moka(t) => Self::read_at_moka(t, key, read),
         }
-        self.read_at_locked(key, read)
     }
     fn insert(&self, key: L1Key, entry: LocalEntry) {
         match &self.engine {

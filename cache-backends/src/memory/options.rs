@@ -1,6 +1,6 @@
 //! Options of the `memory` driver: `max_entries = 10000` or `max_size = "64mb"`,
-//! `engine = "quick_cache"` (the default) or `engine = "moka"`, and `front_table = true`
-//! (quick_cache only).
+//! `engine = "quick_cache"` (the default) or `engine = "moka"`, and on quick_cache
+//! `front_table = true` and `front_max_weight = "1kb"`.
 
 use cache_core::config::units::parse_size;
 use cache_core::config::TierConfig;
@@ -8,6 +8,13 @@ use cache_core::CacheError;
 
 /// The default bound when none is configured.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+
+/// The heaviest entry a front table takes in by default (`front_max_weight = "1kb"`): an
+/// entry's estimated weight, as `max_size` counts it (on quick_cache, 222 bytes of the
+/// engine's own per entry, the value's inline size and `Arc` header, a long key's bytes),
+/// so values of up to about 780 inline bytes. A thread's table then keeps at most
+/// 64 × 1 KiB of entries alive past their removal.
+pub const DEFAULT_FRONT_MAX_WEIGHT: u32 = 1024;
 
 /// How a memory tier is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +93,7 @@ impl std::fmt::Display for MemoryEngine {
 /// assert_eq!(options.engine, MemoryEngine::Moka);
 /// assert_eq!(MemoryOptions::default().engine, MemoryEngine::QuickCache);
 /// assert!(!MemoryOptions::default().front_table);
+/// assert_eq!(MemoryOptions::default().front_max_weight, 1024);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -97,6 +105,9 @@ pub struct MemoryOptions {
     /// Whether reads go through a per-thread front table first (quick_cache only; see
     /// [`MemoryOptions::front_table`]).
     pub front_table: bool,
+    /// The heaviest entry a front table takes in, by its estimated weight (see
+    /// [`MemoryOptions::front_max_weight`]).
+    pub front_max_weight: u32,
 }
 
 impl Default for MemoryOptions {
@@ -117,6 +128,7 @@ impl MemoryOptions {
             bound: MemoryBound::Entries(n),
             engine: MemoryEngine::default(),
             front_table: false,
+            front_max_weight: DEFAULT_FRONT_MAX_WEIGHT,
         }
     }
 
@@ -131,6 +143,7 @@ impl MemoryOptions {
             bound: MemoryBound::Bytes(bytes),
             engine: MemoryEngine::default(),
             front_table: false,
+            front_max_weight: DEFAULT_FRONT_MAX_WEIGHT,
         }
     }
 
@@ -185,8 +198,33 @@ impl MemoryOptions {
         self
     }
 
-    /// Reads `max_entries` / `max_size`, `engine` and `front_table` from a tier's
-    /// configuration; anything else is an error.
+    /// The heaviest entry a front table takes in (`front_max_weight = "1kb"`, the
+    /// default): an entry is compared by its estimated weight, as `max_size` counts it
+    /// (the engine's per-entry overhead, the value's inline size, a long key's bytes; heap
+    /// data owned by the value, such as a `String`'s bytes, is not counted). Heavier
+    /// entries are read through the lock every time. A thread's table then keeps at most
+    /// 64 × this weight of entries alive past their removal.
+    ///
+    /// ```
+    /// use cache_backends::memory::{MemoryOptions, MemoryTier};
+    /// use cache_core::store::{L1Key, L1KeyRef, LocalEntry, LocalTier};
+    /// use std::sync::Arc;
+    /// let options = MemoryOptions::max_entries(1000).front_table(true).front_max_weight(300);
+    /// let tier = MemoryTier::new(options);
+    /// // Weighs 4,096: never taken into a front table, always read through the lock.
+    /// tier.insert(L1Key::parse("app:big:1"), LocalEntry::new(Arc::new([0u8; 3800]), None, None, 4096));
+    /// let key = L1KeyRef::parse("app:big:1");
+    /// for _ in 0..3 {
+    ///     assert!(tier.get(&key).is_some());
+    /// }
+    /// ```
+    pub fn front_max_weight(mut self, weight: u32) -> Self {
+        self.front_max_weight = weight;
+        self
+    }
+
+    /// Reads `max_entries` / `max_size`, `engine`, `front_table` and `front_max_weight`
+    /// from a tier's configuration; anything else is an error.
     ///
     /// ```
     /// use cache_core::{config::TierConfig, ConfigOrigin};
@@ -204,17 +242,45 @@ impl MemoryOptions {
     /// options.insert("front_table".into(), true.into());
     /// let tier = TierConfig::new("memory", options, "stores.m.l1", ConfigOrigin::String);
     /// assert!(MemoryOptions::from_config(&tier).unwrap().front_table);
+    ///
+    /// let mut options = toml::Table::new();
+    /// options.insert("front_table".into(), true.into());
+    /// options.insert("front_max_weight".into(), "512b".into());
+    /// let tier = TierConfig::new("memory", options, "stores.m.l1", ConfigOrigin::String);
+    /// assert_eq!(MemoryOptions::from_config(&tier).unwrap().front_max_weight, 512);
     /// ```
     pub fn from_config(config: &TierConfig) -> Result<Self, CacheError> {
         let mut bound = None;
         let mut engine = MemoryEngine::default();
-        let mut front_table = false;
+        let mut front_table = None;
+        let mut front_max_weight = None;
         for (name, value) in &config.options {
             let this = match name.as_str() {
+                "front_max_weight" => {
+                    let weight = match value {
+                        toml::Value::Integer(n) if *n > 0 => Ok(*n as u64),
+                        toml::Value::String(s) => parse_size(s),
+                        other => Err(format!("found {other}")),
+                    };
+                    front_max_weight = Some(match weight {
+                        Ok(bytes @ 1..=MAX_WEIGHT) => bytes as u32,
+                        Ok(_) => {
+                            return Err(config.error(
+                                name,
+                                "an entry weight above zero and below \"4gb\", like \"1kb\"",
+                            ))
+                        }
+                        Err(why) => {
+                            return Err(config
+                                .error(name, format!("a size like \"1kb\" or \"512b\": {why}")))
+                        }
+                    });
+                    continue;
+                }
                 "front_table" => {
-                    front_table = value.as_bool().ok_or_else(|| {
+                    front_table = Some(value.as_bool().ok_or_else(|| {
                         config.error(name, format!("expected true or false; found {value}"))
-                    })?;
+                    })?);
                     continue;
                 }
                 "engine" => {
@@ -261,7 +327,7 @@ impl MemoryOptions {
                     return Err(config.error(
                         other,
                         "no such option for the memory driver \
-                     (allowed: max_entries, max_size, engine, front_table)",
+                     (allowed: max_entries, max_size, engine, front_table, front_max_weight)",
                     ))
                 }
             };
@@ -269,19 +335,39 @@ impl MemoryOptions {
                 return Err(config.error("", "either max_entries or max_size, not both"));
             }
         }
-        if front_table && engine != MemoryEngine::QuickCache {
-            return Err(config.error(
-                "front_table",
+        let on_quick_cache = |key: &str| match engine {
+            MemoryEngine::QuickCache => Ok(()),
+            _ => Err(config.error(
+                key,
                 format!("applies to engine = \"quick_cache\" only; this tier is on {engine}"),
-            ));
+            )),
+        };
+        if front_table == Some(true) {
+            on_quick_cache("front_table")?;
+        }
+        let defaults = Self::default();
+        let front_table = front_table.unwrap_or(defaults.front_table);
+        if front_max_weight.is_some() {
+            on_quick_cache("front_max_weight")?;
+            if !front_table {
+                return Err(config.error(
+                    "front_max_weight",
+                    "limits what the front table takes in, which is off on this tier: drop \
+                     it, or set `front_table = true`",
+                ));
+            }
         }
         Ok(Self {
             bound: bound.unwrap_or(MemoryBound::Entries(DEFAULT_MAX_ENTRIES)),
             engine,
             front_table,
+            front_max_weight: front_max_weight.unwrap_or(defaults.front_max_weight),
         })
     }
 }
+
+/// The heaviest weight an entry can have (weights are `u32`).
+const MAX_WEIGHT: u64 = u32::MAX as u64;
 
 #[cfg(test)]
 mod tests {
@@ -331,7 +417,7 @@ mod tests {
         let err = parse("engines = \"moka\"").unwrap_err();
         assert!(err.contains("`stores.m.l1.engines`"), "{err}");
         assert!(
-            err.contains("max_entries, max_size, engine, front_table"),
+            err.contains("max_entries, max_size, engine, front_table, front_max_weight"),
             "{err}"
         );
     }
@@ -355,6 +441,47 @@ mod tests {
         assert_eq!(
             parse("front_table = false\nengine = \"moka\""),
             Ok(MemoryOptions::default().engine(MemoryEngine::Moka))
+        );
+    }
+
+    #[test]
+    fn front_max_weight_is_a_size_on_quick_cache_with_the_table_on() {
+        assert_eq!(
+            parse("front_max_weight = \"2kb\"\nfront_table = true"),
+            Ok(MemoryOptions::default()
+                .front_table(true)
+                .front_max_weight(2048))
+        );
+        assert_eq!(
+            parse("front_max_weight = 300\nfront_table = true"),
+            Ok(MemoryOptions::default()
+                .front_table(true)
+                .front_max_weight(300))
+        );
+        assert_eq!(
+            parse("front_max_weight = \"4gb\"").unwrap_err(),
+            "cachet.toml: `stores.m.l1.front_max_weight`: an entry weight above zero and \
+             below \"4gb\", like \"1kb\""
+        );
+        assert_eq!(
+            parse("front_max_weight = 0").unwrap_err(),
+            "cachet.toml: `stores.m.l1.front_max_weight`: a size like \"1kb\" or \"512b\": \
+             found 0"
+        );
+        let err = parse("front_max_weight = \"lots\"").unwrap_err();
+        assert!(
+            err.starts_with("cachet.toml: `stores.m.l1.front_max_weight`: a size like"),
+            "{err}"
+        );
+        assert_eq!(
+            parse("front_max_weight = \"1kb\"\nengine = \"moka\"").unwrap_err(),
+            "cachet.toml: `stores.m.l1.front_max_weight`: applies to engine = \
+             \"quick_cache\" only; this tier is on moka"
+        );
+        assert_eq!(
+            parse("front_max_weight = \"1kb\"\nfront_table = false").unwrap_err(),
+            "cachet.toml: `stores.m.l1.front_max_weight`: limits what the front table takes \
+             in, which is off on this tier: drop it, or set `front_table = true`"
         );
     }
 }

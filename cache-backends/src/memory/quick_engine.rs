@@ -20,10 +20,12 @@
 //! a raw quick_cache `get` does. A key comes hashed ([`L1Key`]): its hash picks the part
 //! and the shard and is the table's hash too ([`L1Hasher`]).
 //!
-//! With `front_table = true`, a read first looks in its thread's front table
+//! With `front_table = true`, a read first looks at its thread's front table
 //! ([`super::front`]): an entry the thread reads often, held there with the version its
 //! shard had, is served without the lock while that version is unchanged. Every write
-//! lock of a shard bumps its version ([`Writing`]), so no mutation can be missed.
+//! lock of a shard bumps its version ([`Writing`]), so no mutation can be missed. A read
+//! of a key the table does not hold checks and notes one mark of its slot, then takes the
+//! lock as it would without the table.
 
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
@@ -37,7 +39,7 @@ use quick_cache::unsync::Cache as Quick;
 use quick_cache::Lifecycle;
 
 use super::clock;
-use super::front::{self, Held, Keeping, Serve, Version};
+use super::front::{self, Held, Keeping, Route, Serve, Version};
 use super::MemoryBound;
 
 /// Resident bytes one entry costs beyond its value and the heap bytes of its key (an
@@ -111,6 +113,18 @@ enum Found {
     Lent(Instant),
     /// An entry past its `keep_until` at this instant.
     Expired(Instant),
+}
+
+/// What a read taking an entry into its front table asks of the locked read, and gets.
+struct Keep {
+    /// The clone taken in.
+    held: Option<Held>,
+    /// The reading tier's id.
+    tier: u64,
+    /// The heaviest entry taken in.
+    max_weight: u32,
+    /// Set when the entry found was heavier.
+    heavy: bool,
 }
 
 /// A shard's table: a single-threaded quick_cache.
@@ -198,8 +212,12 @@ pub(super) struct QuickTier {
     step: u64,
     /// Whether reads go through the thread's front table first (`front_table = true`).
     front: bool,
+    /// The heaviest entry (by its estimated weight) a front table takes in.
+    front_max_weight: u32,
     /// This tier's id in front tables: unique in the process, never reused.
     id: u64,
+    /// Mixed into its keys' marks in front tables ([`front::salt`]).
+    salt: u64,
 }
 
 /// One part: what the sweep of its entries (its shards in [`QuickTier::shards`]) needs.
@@ -218,13 +236,21 @@ const ENTRIES_PER_PART: u64 = 8192;
 const MAX_PARTS: u64 = 64;
 
 impl QuickTier {
-    pub(super) fn new(bound: MemoryBound, front: bool) -> Self {
-        Self::with_sweep_period(bound, SWEEP_PERIOD).front_table(front)
+    pub(super) fn new(bound: MemoryBound, front: bool, front_max_weight: u32) -> Self {
+        Self::with_sweep_period(bound, SWEEP_PERIOD)
+            .front_table(front)
+            .front_max_weight(front_max_weight)
     }
 
     /// The same tier, reading through a front table or not.
     pub(super) fn front_table(mut self, on: bool) -> Self {
         self.front = on;
+        self
+    }
+
+    /// The same tier, its front tables taking in entries of at most this weight.
+    pub(super) fn front_max_weight(mut self, weight: u32) -> Self {
+        self.front_max_weight = weight;
         self
     }
 
@@ -269,6 +295,7 @@ impl QuickTier {
             next_expiry: AtomicU64::new(NEVER),
             sweeping: AtomicBool::new(false),
         };
+        let id = front::tier_id();
         Self {
             shards: (0..parts * shards).map(shard).collect(),
             parts: (0..parts).map(part).collect(),
@@ -280,7 +307,9 @@ impl QuickTier {
                 .try_into()
                 .unwrap_or(NEVER),
             front: false,
-            id: front::tier_id(),
+            front_max_weight: super::options::DEFAULT_FRONT_MAX_WEIGHT,
+            id,
+            salt: front::salt(id),
         }
     }
 
@@ -332,12 +361,26 @@ impl QuickTier {
 
     /// [`QuickTier::read`], handing `read` the instant the clock was read at for an
     /// expiring entry's `keep_until` (`LocalTier::read_at`).
+    /// With the front table on, a read of a key its slot does not hold (the slot's marks
+    /// say so) costs one mark compared and one noted before the locked read, inline.
     #[inline(always)]
     pub(super) fn read_at(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         if self.front {
-            return self.read_front(key, read);
+            match self.route(key) {
+                Route::Lock => {}
+                Route::Table => return self.read_front(key, read),
+                Route::Take => return self.read_taking(key, read),
+            }
         }
         self.read_locked(key, read)
+    }
+
+    /// Where a read of `key` goes, by its slot's marks in this thread's front table (only
+    /// with the table on): [`Route::Lock`] costs one mark compared and one noted.
+    #[inline(always)]
+    pub(super) fn route(&self, key: &L1KeyRef<'_>) -> Route {
+        let hash = key.hash_value();
+        front::route(hash, hash ^ self.salt)
     }
 
     /// The read through the shard's lock: [`QuickTier::look`] and [`QuickTier::after`]
@@ -345,7 +388,7 @@ impl QuickTier {
     /// hit is one straight path (the lock, quick_cache's probe, the callback, the unlock)
     /// with no [`Found`] built and dispatched on, nor an empty clone checked for.
     #[inline(always)]
-    pub(super) fn read_locked(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
+    fn read_locked(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         let (_, shard) = self.shard(key);
         let entries = shard.read();
         let Some(entry) = entries.get(key) else {
@@ -369,14 +412,15 @@ impl QuickTier {
     }
 
     /// The entry under `key`, looked up under the shard's read lock and lent to `read` if
-    /// present and not past `keep_until`. With `keep`, a lent entry is also cloned into
-    /// it (with the stored key and the shard's version, read under the same lock).
+    /// present and not past `keep_until`. With `keep`, a lent entry no heavier than its
+    /// limit is also cloned into it (with the stored key and the shard's version, read
+    /// under the same lock).
     #[inline(always)]
     fn look(
         shard: &Shard,
         key: &L1KeyRef<'_>,
         read: &mut ReadAt<'_>,
-        keep: Option<(&mut Option<Held>, u64)>,
+        keep: Option<&mut Keep>,
     ) -> Found {
         let entries = shard.read();
         let (entry, stored) = match keep {
@@ -388,6 +432,10 @@ impl QuickTier {
                 let keeping = Keeping::new(*key);
                 match entries.get(&keeping) {
                     None => return Found::Nothing,
+                    Some(entry) if entry.weight > into.max_weight => {
+                        into.heavy = true;
+                        (entry, None)
+                    }
                     Some(entry) => (entry, keeping.into_stored().map(|k| (k, into))),
                 }
             }
@@ -409,9 +457,9 @@ impl QuickTier {
                 _ => None,
             },
         );
-        if let Some((key, (into, tier))) = stored {
-            *into = Some(Held {
-                tier,
+        if let Some((key, into)) = stored {
+            into.held = Some(Held {
+                tier: into.tier,
                 key,
                 entry: entry.clone(),
                 version: shard.version.clone(),
@@ -453,10 +501,10 @@ impl QuickTier {
         }
     }
 
-    /// [`QuickTier::read`] through this thread's front table: an entry held there for
-    /// `key`, current (its shard's version unchanged) and not past `keep_until`, is lent
-    /// from it without the shard's lock; otherwise the locked read, which takes the entry
-    /// in when the slot held it already (refreshing it) or saw the key just before.
+    /// [`QuickTier::read`] of a key whose slot's marks say this thread's front table holds
+    /// it: an entry held there for `key`, current (its shard's version unchanged) and not
+    /// past `keep_until`, is lent from it without the shard's lock; otherwise the locked
+    /// read, which takes the entry in again when the slot held an old clone of it.
     /// Out of line, with the locked paths out of line too: a front hit then keeps a small
     /// frame (no registers spilled for the locked read's work).
     #[inline(never)]
@@ -468,30 +516,42 @@ impl QuickTier {
                 true
             }
             Some(Serve::Locked { take: true }) => self.read_taking(key, read),
-            // Not taken in, or this thread's table is in use (a read re-entered from
-            // inside a read) or gone (the thread is exiting).
+            // Another key of the same mark, or this thread's table is in use (a read
+            // re-entered from inside a read) or gone (the thread is exiting).
             Some(Serve::Locked { take: false }) | None => self.read_through(key, read),
         }
     }
 
-    /// [`QuickTier::read_locked`], out of line (see [`QuickTier::read_front`]).
+    /// [`QuickTier::read_locked`], out of line: `MemoryTier::read_at`'s locked read (the
+    /// hit path's) and a front read's that finds its slot holding another key.
     #[inline(never)]
-    fn read_through(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
+    pub(super) fn read_through(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         self.read_locked(key, read)
     }
 
     /// The locked read, the entry found cloned into this thread's slot for `key` (or the
-    /// slot's clone of it let go, when it is gone or expired).
+    /// slot's clone of it let go, when it is gone, expired or now too heavy; a key too
+    /// heavy to be taken in is marked so, and read through the lock from then on).
     #[inline(never)]
-    fn read_taking(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
+    pub(super) fn read_taking(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         let (_, shard) = self.locate(key);
-        let mut kept = None;
-        let found = Self::look(shard, key, read, Some((&mut kept, self.id)));
+        let mut keep = Keep {
+            held: None,
+            tier: self.id,
+            max_weight: self.front_max_weight,
+            heavy: false,
+        };
+        let found = Self::look(shard, key, read, Some(&mut keep));
+        let hash = key.hash_value();
+        let mark = hash ^ self.salt;
+        if keep.heavy {
+            front::with_marks(hash, |marks| marks.refuse(mark));
+        }
         // The lock is released: a writer may have bumped the version since the clone was
         // taken, which the clone's recorded version shows at its next read.
-        let released = front::with_slot(key.hash_value(), |slot| match kept {
-            Some(held) => slot.hold(held),
-            None if slot.holds(self.id, key) => slot.held.take(),
+        let released = front::with_slot(hash, |slot| match keep.held {
+            Some(held) => front::with_marks(hash, |marks| slot.hold(held, mark, marks)),
+            None if slot.holds(self.id, key) => front::with_marks(hash, |marks| slot.let_go(marks)),
             None => None,
         });
         let hit = self.after(found, shard, key);

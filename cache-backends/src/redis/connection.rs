@@ -3,12 +3,12 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_util::future::Either;
 use futures_util::FutureExt;
 
 use cache_core::{TierError, TierErrorKind};
@@ -52,6 +52,9 @@ pub(crate) struct Connection {
     pub(crate) operation_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_value_size: usize,
+    /// `max_value_size` in decimal: the last byte a read asks for (`GETRANGE key 0 end`),
+    /// formatted once rather than at every read.
+    pub(crate) read_end: String,
     /// How often a bus subscriber checks its subscribed node (`Duration::ZERO`: never).
     pub(crate) heartbeat: Duration,
     /// The live connection, `None` until first use and after a fault. Read by every
@@ -84,6 +87,7 @@ impl Connection {
             operation_timeout: opts.operation_timeout,
             connect_timeout: opts.connect_timeout,
             max_value_size: opts.max_value_size,
+            read_end: opts.max_value_size.to_string(),
             heartbeat: opts.heartbeat,
             live: RwLock::new(None),
             generation: AtomicU64::new(0),
@@ -251,19 +255,18 @@ impl Connection {
     /// bounded by `connect_timeout`. Faults drop the connection so the next call
     /// reconnects; a kept connection found dead (a restarted server) is replaced and `op`
     /// retried once on the new one, so a restart costs no failure the breaker would count.
-    pub(crate) fn run<T, F, Fut>(
-        self: &Arc<Self>,
+    pub(crate) fn run<'a, T, F, Fut>(
+        self: &'a Arc<Self>,
         what: &'static str,
         timeout: Option<Duration>,
         op: F,
-    ) -> background::Remote<T>
+    ) -> background::Remote<'a, T>
     where
-        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
-        Fut: Future<Output = Result<T, RedisError>> + Send,
-        T: Send + 'static,
+        F: FnOnce(Conn) -> Fut + Clone + Send + 'a,
+        Fut: Future<Output = Result<T, RedisError>> + Send + 'a,
+        T: Send + 'a,
     {
-        let this = Arc::clone(self);
-        background::run(async move { this.bounded(what, timeout, op).await })
+        background::run(self.bounded(what, timeout, op))
     }
 
     /// [`run`](Self::run)'s work, on the caller's task.
@@ -274,7 +277,7 @@ impl Connection {
         op: F,
     ) -> Result<T, TierError>
     where
-        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
+        F: FnOnce(Conn) -> Fut + Clone + Send,
         Fut: Future<Output = Result<T, RedisError>> + Send,
     {
         let work = async {
@@ -346,47 +349,49 @@ impl Connection {
     /// more through the cluster connection after a failed direct attempt (whose command the
     /// node may have carried out before the failure was seen). A command that must run at
     /// most once goes through [`run`](Self::run).
-    pub(crate) fn run_one<T, F, Fut>(
-        self: &Arc<Self>,
+    pub(crate) fn run_one<'a, T, F, Fut>(
+        self: &'a Arc<Self>,
         what: &'static str,
         key: &str,
         op: F,
-    ) -> OneOp<T, F>
+    ) -> impl Future<Output = Result<T, TierError>> + Send + 'a
     where
-        F: FnOnce(Conn) -> Fut + Clone + Send + Unpin + 'static,
-        Fut: Future<Output = Result<T, RedisError>> + Send,
-        T: Send + 'static,
+        F: FnOnce(Conn) -> Fut + Clone + Send + 'a,
+        Fut: Future<Output = Result<T, RedisError>> + Send + 'a,
+        T: Send + 'a,
     {
         if self.is_cluster() {
             let started = match self.current() {
                 Some(Conn::Cluster(cluster)) => self.routed(what, key, cluster, op),
                 _ => self.run(what, Some(self.operation_timeout), op),
             };
-            return OneOp::started(Arc::clone(self), what, started);
+            return Either::Left(started);
         }
-        // Where it runs is decided at its first poll, which says who polls it.
-        OneOp {
-            conn: Arc::clone(self),
-            what,
-            op: Some(op),
-            work: None,
+        Either::Right(self.on_node(what, op))
+    }
+
+    /// [`run_one`](Self::run_one) off a cluster, its path chosen at its first poll (which
+    /// says who polls it): on the connection of the caller's `current_thread` runtime when
+    /// that runtime polls it ([`super::local`]), on the backend runtime's connection
+    /// otherwise. On a live connection the operation is polled inline, no box of its own:
+    /// the tier boxes this future once, and a second box per read cost an allocation and a
+    /// copy of the future (BENCHMARKS.md, "64 tasks, phase J").
+    async fn on_node<T, F, Fut>(self: &Arc<Self>, what: &'static str, op: F) -> Result<T, TierError>
+    where
+        F: FnOnce(Conn) -> Fut + Clone + Send,
+        Fut: Future<Output = Result<T, RedisError>> + Send,
+        T: Send,
+    {
+        match std::future::poll_fn(|cx| Poll::Ready(self.path(cx))).await {
+            Path::Local(ticket, conn) => self.on_local(what, ticket, conn, op).await,
+            Path::Shared(conn) => background::in_context(|| self.on_shared(what, conn, op)).await,
+            Path::Connect => self.run(what, Some(self.operation_timeout), op).await,
         }
     }
 
-    /// [`run_one`](Self::run_one) off a cluster, started at its first poll: on the
-    /// connection of the caller's `current_thread` runtime when that runtime polls it
-    /// ([`super::local`]), on the backend runtime's connection otherwise.
-    fn start_one<T, F, Fut>(
-        self: &Arc<Self>,
-        what: &'static str,
-        op: F,
-        cx: &Context<'_>,
-    ) -> background::Remote<T>
-    where
-        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
-        Fut: Future<Output = Result<T, RedisError>> + Send,
-        T: Send + 'static,
-    {
+    /// Where [`on_node`](Self::on_node)'s operation, polled with `cx`, goes; starts making
+    /// the connection of the caller's `current_thread` runtime when it has none yet.
+    fn path(self: &Arc<Self>, cx: &Context<'_>) -> Path {
         let runtime = if self.runtime_connections {
             local::driving_runtime(cx)
         } else {
@@ -395,50 +400,49 @@ impl Connection {
         if let Some(runtime) = runtime {
             let generation = self.generation.load(Ordering::Acquire);
             match self.locals.get(runtime.id(), generation) {
-                Found::Ready(conn, ticket) => return self.on_local(what, ticket, conn, op),
+                Found::Ready(conn, ticket) => return Path::Local(ticket, conn),
                 Found::Make(kept, ticket) => self.make_local(&runtime, ticket, kept),
                 Found::Shared => {}
             }
         }
         match self.current() {
-            Some(conn) => background::run(self.on_shared(what, conn, op)),
-            None => self.run(what, Some(self.operation_timeout), op),
+            Some(conn) => Path::Shared(conn),
+            None => Path::Connect,
         }
     }
 
     /// `op` on `conn`, the shared connection, kept from earlier operations; found dead,
     /// once more on a new one (see [`run_one`](Self::run_one)).
     ///
-    /// Every read off a `current_thread` runtime boxes this future
-    /// ([`background::run`]), so it is kept small: the retry, which connects (redis's
+    /// Every read off a `current_thread` runtime's own connection boxes this future (inside
+    /// the tier's box of [`run_one`](Self::run_one)'s), so it is kept small: the retry, which connects (redis's
     /// connect future, the `connecting` lock, a timer), is boxed apart, only when a
     /// connection is found dead. Inline, it made the read's box ~4 KB, past the size
     /// glibc's allocator serves from each thread's own cache (1,032 bytes): with 64
     /// callers on two workers every read then took the allocator's shared arena locks,
     /// which cost the 64-task throughput a third of raw redis's (BENCHMARKS.md, "Redis L2,
     /// 64 tasks: where the throughput went").
-    fn on_shared<T, F, Fut>(
+    async fn on_shared<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
         conn: Conn,
         op: F,
-    ) -> impl Future<Output = Result<T, TierError>> + Send + 'static
+    ) -> Result<T, TierError>
     where
-        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
+        F: FnOnce(Conn) -> Fut + Clone + Send,
         Fut: Future<Output = Result<T, RedisError>> + Send,
-        T: Send + 'static,
+        T: Send,
     {
-        let this = Arc::clone(self);
-        async move {
-            let again = op.clone();
-            match op(conn).await {
-                Ok(value) => Ok(value),
-                Err(e) if is_dead_connection(&e) => {
-                    tracing::debug!(target = %this.target, what, "cachet: redis connection found dead; reconnecting once");
-                    Box::pin(this.after_dead(what, again)).await
-                }
-                Err(e) => Err(this.fault(what, &e)),
+        let again = op.clone();
+        match op(conn).await {
+            Ok(value) => Ok(value),
+            Err(e) if is_dead_connection(&e) => {
+                tracing::debug!(target = %self.target, what, "cachet: redis connection found dead; reconnecting once");
+                // Boxed apart (see above), and in the backend runtime's context at every
+                // poll: it connects, and `in_context` enters the context at the first only.
+                background::run(self.after_dead(what, again)).await
             }
+            Err(e) => Err(self.fault(what, &e)),
         }
     }
 
@@ -451,7 +455,7 @@ impl Connection {
         op: F,
     ) -> Result<T, TierError>
     where
-        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
+        F: FnOnce(Conn) -> Fut + Clone + Send,
         Fut: Future<Output = Result<T, RedisError>> + Send,
     {
         self.forget_dead().await;
@@ -465,44 +469,39 @@ impl Connection {
     /// connection, unless the server says it is no longer a master (`READONLY`); one found
     /// dead is retried once on the shared connection, as [`run_one`](Self::run_one) retries
     /// on its own.
-    fn on_local<T, F, Fut>(
+    async fn on_local<T, F, Fut>(
         self: &Arc<Self>,
         what: &'static str,
         ticket: local::Ticket,
         conn: Conn,
         op: F,
-    ) -> background::Remote<T>
+    ) -> Result<T, TierError>
     where
-        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
+        F: FnOnce(Conn) -> Fut + Clone + Send,
         Fut: Future<Output = Result<T, RedisError>> + Send,
-        T: Send + 'static,
+        T: Send,
     {
-        let this = Arc::clone(self);
-        background::Remote::here(async move {
-            let again = op.clone();
-            match op(conn).await {
-                Ok(value) => Ok(value),
-                Err(e) if is_dead_connection(&e) => {
-                    this.locals.retire(ticket);
-                    tracing::debug!(target = %this.target, what, "cachet: a runtime's own redis connection found dead; using the shared one");
-                    let limit = Some(this.operation_timeout);
-                    let shared = Arc::clone(&this);
-                    background::run(async move { shared.bounded(what, limit, again).await }).await
+        let again = op.clone();
+        match op(conn).await {
+            Ok(value) => Ok(value),
+            Err(e) if is_dead_connection(&e) => {
+                self.locals.retire(ticket);
+                tracing::debug!(target = %self.target, what, "cachet: a runtime's own redis connection found dead; using the shared one");
+                self.run(what, Some(self.operation_timeout), again).await
+            }
+            Err(e) => {
+                if is_connection_fault(&e) {
+                    self.locals.retire(ticket);
                 }
-                Err(e) => {
-                    if is_connection_fault(&e) {
-                        this.locals.retire(ticket);
-                    }
-                    // The shared connection is another one: only a server no longer master
-                    // says something of it too.
-                    if e.code() == Some("READONLY") {
-                        Err(this.fault(what, &e))
-                    } else {
-                        Err(this.error(what, &e))
-                    }
+                // The shared connection is another one: only a server no longer master
+                // says something of it too.
+                if e.code() == Some("READONLY") {
+                    Err(self.fault(what, &e))
+                } else {
+                    Err(self.error(what, &e))
                 }
             }
-        })
+        }
     }
 
     /// Makes the connection of `runtime` (the connect of `ticket`) on a task of that
@@ -572,17 +571,17 @@ impl Connection {
     /// `op` is sent again after a failed direct attempt, which the node may have carried
     /// out (a timeout, a connection lost after the command was written): it must be
     /// idempotent, as [`run_one`](Self::run_one) says.
-    fn routed<T, F, Fut>(
-        self: &Arc<Self>,
+    fn routed<'a, T, F, Fut>(
+        self: &'a Arc<Self>,
         what: &'static str,
         key: &str,
         cluster: ClusterConnection,
         op: F,
-    ) -> background::Remote<T>
+    ) -> background::Remote<'a, T>
     where
-        F: FnOnce(Conn) -> Fut + Clone + Send + 'static,
-        Fut: Future<Output = Result<T, RedisError>> + Send,
-        T: Send + 'static,
+        F: FnOnce(Conn) -> Fut + Clone + Send + 'a,
+        Fut: Future<Output = Result<T, RedisError>> + Send + 'a,
+        T: Send + 'a,
     {
         let this = Arc::clone(self);
         let route = self
@@ -880,50 +879,15 @@ impl Connection {
     }
 }
 
-/// [`Connection::run_one`]'s operation: started at once on a cluster, at its first poll
-/// elsewhere (where it runs depends on who polls it).
-pub(crate) struct OneOp<T, F> {
-    conn: Arc<Connection>,
-    what: &'static str,
-    op: Option<F>,
-    work: Option<background::Remote<T>>,
-}
-
-impl<T, F> OneOp<T, F> {
-    fn started(conn: Arc<Connection>, what: &'static str, work: background::Remote<T>) -> Self {
-        Self {
-            conn,
-            what,
-            op: None,
-            work: Some(work),
-        }
-    }
-}
-
-impl<T, F, Fut> Future for OneOp<T, F>
-where
-    F: FnOnce(Conn) -> Fut + Clone + Send + Unpin + 'static,
-    Fut: Future<Output = Result<T, RedisError>> + Send,
-    T: Send + 'static,
-{
-    type Output = Result<T, TierError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if this.work.is_none() {
-            let Some(op) = this.op.take() else {
-                return Poll::Ready(Err(TierError::with_kind(
-                    "polled after completion",
-                    TierErrorKind::Other,
-                )));
-            };
-            this.work = Some(this.conn.start_one(this.what, op, cx));
-        }
-        match this.work.as_mut() {
-            Some(work) => Pin::new(work).poll(cx),
-            None => Poll::Pending,
-        }
-    }
+/// Where a one-request operation off a cluster runs ([`Connection::path`]).
+enum Path {
+    /// On the connection of the caller's `current_thread` runtime (made by the connect of
+    /// the ticket), polled in the caller's context.
+    Local(local::Ticket, Conn),
+    /// On the shared connection, live, polled in the backend runtime's context.
+    Shared(Conn),
+    /// No live shared connection: connect first, bounded as a whole.
+    Connect,
 }
 
 /// Whether `e` says the server cannot be used now: a failure of the connection, a timeout,
@@ -978,25 +942,19 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
-    /// The size of what `make` returns, without calling it (a `Conn` cannot be made
-    /// without a server).
-    fn output_size<A, R>(_make: impl FnOnce(A) -> R) -> usize {
-        std::mem::size_of::<R>()
-    }
-
-    /// A read on the shared connection, the future every read off a `current_thread`
-    /// runtime boxes, fits what glibc's allocator serves from each thread's own cache
-    /// (chunks up to 1,032 bytes): a bigger box took the allocator's shared locks at every
-    /// read, a third of the 64-task throughput (BENCHMARKS.md, "Redis L2, 64 tasks: where
-    /// the throughput went"). Seen failing with the dead connection's retry inline: 4,080
-    /// bytes (release build).
+    /// A read, the future every read boxes once (the tier's `get`), fits what glibc's
+    /// allocator serves from each thread's own cache (chunks up to 1,032 bytes): a bigger
+    /// box took the allocator's shared locks at every read, a third of the 64-task
+    /// throughput (BENCHMARKS.md, "Redis L2, 64 tasks: where the throughput went"). Seen
+    /// failing with the dead connection's retry inline: 4,080 bytes (release build).
     #[test]
-    fn a_read_on_the_shared_connection_boxes_less_than_a_kib() {
+    fn a_read_boxes_less_than_a_kib() {
         let c = Connection::new(&RedisOptions::new("redis://127.0.0.1:7/0")).unwrap();
-        // The tier's `get`.
-        let (stored, last) = ("app:c:1".to_owned(), 16usize << 20);
-        let read = move |conn: Conn| crate::redis::tier::read(conn, stored, last);
-        let size = output_size(|conn: Conn| c.on_shared("GET", conn, read));
+        let (stored, last) = ("app:c:1", c.read_end.as_str());
+        let read = c.run_one("GET", stored, move |conn| {
+            crate::redis::tier::read(conn, stored, last)
+        });
+        let size = std::mem::size_of_val(&read);
         assert!(size <= 1024, "a read's future is {size} bytes");
     }
 

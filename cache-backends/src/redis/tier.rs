@@ -112,31 +112,30 @@ impl fmt::Debug for RedisTier {
     }
 }
 
-/// A read of `stored` on `c`: `GETRANGE stored 0 last`, so at most `last + 1` bytes ever
-/// travel or get allocated, however big the stored value (a result longer than the
-/// `max_value_size` it is given is refused by the codec as oversized). GETRANGE answers ""
-/// for a missing key; stored envelopes are never empty, so "" is a miss.
+/// A read of `stored` on `c`: `GETRANGE stored 0 last` (`last` in decimal, as
+/// [`Connection::read_end`] holds it), so at most `last + 1` bytes ever travel or get
+/// allocated, however big the stored value (a result longer than the `max_value_size` it is
+/// given is refused by the codec as oversized). GETRANGE answers "" for a missing key;
+/// stored envelopes are never empty, so "" is a miss.
+///
+/// The command is built in buffers sized for it up front (`redis::cmd` grew them four times,
+/// and formatted both numbers, on every read).
 pub(crate) async fn read(
     mut c: Conn,
-    stored: String,
-    last: usize,
+    stored: &str,
+    last: &str,
 ) -> Result<Option<Vec<u8>>, redis::RedisError> {
-    let bytes: Vec<u8> = redis::cmd("GETRANGE")
-        .arg(&stored)
-        .arg(0)
-        .arg(last)
-        .query_async(&mut c)
-        .await?;
+    const NAME: &str = "GETRANGE";
+    let mut cmd = redis::Cmd::with_capacity(4, NAME.len() + stored.len() + 1 + last.len());
+    cmd.arg(NAME).arg(stored).arg("0").arg(last);
+    let bytes: Vec<u8> = cmd.query_async(&mut c).await?;
     Ok((!bytes.is_empty()).then_some(bytes))
 }
 
 impl RemoteTier for RedisTier {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
-        let (stored, last) = (key.to_owned(), self.conn.max_value_size);
-        Box::pin(
-            self.conn
-                .run_one("GET", key, move |c| read(c, stored, last)),
-        )
+        let last = self.conn.read_end.as_str();
+        Box::pin(self.conn.run_one("GET", key, move |c| read(c, key, last)))
     }
 
     fn set<'a>(
@@ -145,13 +144,12 @@ impl RemoteTier for RedisTier {
         value: Vec<u8>,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), TierError>> {
-        let stored = key.to_owned();
         // Shared, not copied, by the clone kept for a retry on a dead connection.
         let value = Arc::new(value);
         Box::pin(self.conn.run_one("SET", key, move |mut c| async move {
             // One command: the value never exists without its TTL.
             redis::cmd("SET")
-                .arg(&stored)
+                .arg(key)
                 .arg(value.as_slice())
                 .arg("PX")
                 .arg(px_millis(ttl))
@@ -161,7 +159,6 @@ impl RemoteTier for RedisTier {
     }
 
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, TierError>> {
-        let stored = key.to_owned();
         // The TTL only is renewed: the value, and the freshness it records, stay. Raised,
         // never lowered (`PEXPIRE .. GT`'s rule, in a script any server with `EVAL` runs,
         // Redis 6 and KeyDB too), so a touch computed from an older copy never cuts short
@@ -172,7 +169,7 @@ impl RemoteTier for RedisTier {
                     redis::cmd("EVAL")
                         .arg(TOUCH_SCRIPT)
                         .arg(1)
-                        .arg(&stored)
+                        .arg(key)
                         .arg(px_millis(ttl))
                         .query_async::<i64>(&mut c)
                         .await

@@ -354,10 +354,56 @@ fn payload_err(e: impl std::fmt::Display) -> CodecError {
     CodecError::Payload(e.to_string())
 }
 
-/// MessagePack from a `&[u8]` reader: strings are copied out of it, never pre-allocated
-/// from a length prefix (rmp reads them with `take(len).read_to_end`), and what is left
-/// over tells whether the payload had trailing bytes.
+/// MessagePack read in place from the payload: strings and field names are borrowed from
+/// it (copied once, into the value's own `String`s), never pre-allocated from a length prefix
+/// (a prefix longer than what is left fails at once), and what follows the value must be
+/// nothing.
+///
+/// Reading through `rmp_serde`'s `Read` adapter instead (as this did before) copied every
+/// string and field name into a scratch buffer through `read_to_end`, whose generic probing
+/// cost more than the rest of the decode: ~1,000 instructions and one allocation per read of
+/// the Redis bench's four-field record (BENCHMARKS.md, "64 tasks, phase J").
 fn decode_msgpack<V: DeserializeOwned>(payload: &[u8]) -> Result<V, CodecError> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(payload);
+    de.set_max_depth(MAX_DEPTH);
+    let value = crate::depth::deserialize::<V, _>(&mut de, MAX_NESTING).map_err(payload_err)?;
+    // The in-place reader does not say how much is left: one more marker read must find
+    // the end. Anything else (a byte, or a marker the value peeked at and left) is settled
+    // by the copying reader, whose answer (the value, or the bytes left over) is exact.
+    match serde::Deserializer::deserialize_option(&mut de, MarkerLeft) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(value)
+        }
+        _ => decode_msgpack_copying(payload),
+    }
+}
+
+/// Reads one MessagePack marker and nothing more (`deserialize_option` reads the marker and
+/// hands on without reading on): whether anything follows a value.
+struct MarkerLeft;
+
+impl<'de> serde::de::Visitor<'de> for MarkerLeft {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the end of the payload")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, _left: D) -> Result<(), D::Error> {
+        Ok(())
+    }
+}
+
+/// [`decode_msgpack`] through a `&[u8]` reader, which tells what is left over: the answer
+/// when the in-place read finds more than the value.
+#[cold]
+fn decode_msgpack_copying<V: DeserializeOwned>(payload: &[u8]) -> Result<V, CodecError> {
     let mut rest = payload;
     let value = {
         let mut de = rmp_serde::Deserializer::new(&mut rest);

@@ -19,6 +19,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
+use super::allocation::allocated;
+
 pub use equivalent::Equivalent;
 
 /// The random state every key space's seed is drawn from: one per process, so that the
@@ -422,13 +424,14 @@ impl L1Key {
         L1KeyRef::parse(stored).to_key()
     }
 
-    /// The bytes this key holds on the heap of its own: its encoded key when that is
-    /// longer than the inline bytes, else none (its key space is shared by the entries of
-    /// its base, and counted with none of them).
+    /// The bytes this key holds on the heap of its own: the allocation of its encoded key
+    /// when that is longer than the inline bytes, else none (its key space is shared by
+    /// the entries of its base, and counted with none of them), as malloc serves it
+    /// ([`allocated`]).
     pub(crate) fn heap_len(&self) -> usize {
         match &self.key {
             KeyBytes::Inline(..) => 0,
-            KeyBytes::Heap(bytes) => bytes.len(),
+            KeyBytes::Heap(bytes) => allocated(bytes.len()),
         }
     }
 
@@ -675,7 +678,17 @@ mod tests {
         }
         assert_eq!(L1Key::parse("app:users:42").heap_len(), 0, "inline");
         let heap = L1Key::parse(&format!("app:users:{long}"));
-        assert_eq!(heap.heap_len(), INLINE + 1);
+        assert_eq!(
+            heap.heap_len(),
+            32,
+            "23 bytes and malloc's 8-byte header, in its 32-byte chunk"
+        );
+        let heap = L1Key::parse(&format!("app:users:{}", "k".repeat(40)));
+        assert_eq!(
+            heap.heap_len(),
+            48,
+            "40 bytes and the header, in 16-byte steps"
+        );
     }
 
     /// Keys are spread by their bytes and by their key space's seed, and a tier's table

@@ -1,5 +1,6 @@
 //! Stores: named combinations of tiers, and the traits providers implement.
 
+pub(crate) mod allocation;
 mod breaker;
 mod l1_key;
 pub(crate) mod lock;

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use super::allocation::allocated;
 use super::{L1KeyRef, LocalTier};
 use crate::layout::tag_key;
 
@@ -35,6 +36,14 @@ impl Tags {
     pub(crate) fn keys(&self) -> &[String] {
         &self.keys
     }
+}
+
+/// What the index holds for an entry written under `stored` with `tags` tags, counted in
+/// the entry's weight (the index keeps it while the local tier holds the entry, and up to
+/// one sweep longer): per tag, the key's `String` in its set (24 bytes, and 8 for the
+/// set's control byte and share of free slots) and the allocation of its bytes.
+pub(crate) fn weight(stored: &str, tags: usize) -> usize {
+    tags * (std::mem::size_of::<String>() + 8 + allocated(stored.len()))
 }
 
 /// The local tier's tag index: tag set key → stored keys written with that tag.

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::allocation::allocated;
 use super::l1_key::{L1Key, L1KeyRef};
 use crate::error::TierError;
 
@@ -76,7 +77,8 @@ impl LocalEntry {
     }
 
     /// The entry, expiring once unread for `tti` (time to idle), as of `now_ticks`; reads
-    /// renew its L2 copy, whose full lifetime ends `l2_lifetime` from now.
+    /// renew its L2 copy, whose full lifetime ends `l2_lifetime` from now. Its weight
+    /// grows by the idle record it then holds ([`IDLE_WEIGHT`]).
     #[must_use]
     pub(crate) fn idle_after(
         mut self,
@@ -85,9 +87,18 @@ impl LocalEntry {
         l2_lifetime: Duration,
     ) -> Self {
         self.idle = tti.map(|tti| Arc::new(crate::idle::Idle::new(tti, now_ticks, l2_lifetime)));
+        if self.idle.is_some() {
+            self.weight = self.weight.saturating_add(IDLE_WEIGHT);
+        }
         self
     }
 }
+
+/// What an entry with a time to idle holds beyond one without: its idle record, in an
+/// `Arc` allocation of its own (the record and the two counts, 48 bytes), as malloc
+/// serves it (a 64-byte chunk).
+const IDLE_WEIGHT: u32 =
+    allocated(std::mem::size_of::<crate::idle::Idle>() + 2 * std::mem::size_of::<usize>()) as u32;
 
 impl std::fmt::Debug for LocalEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -709,6 +720,24 @@ mod tests {
             "{overhead} < {}",
             std::mem::size_of::<LocalEntry>()
         );
+    }
+
+    /// An entry with a time to idle holds an idle record of its own (an `Arc`
+    /// allocation): its weight counts it, or a `max_size` bound under-counts every such
+    /// entry by that much.
+    #[test]
+    fn an_idle_entrys_weight_counts_its_idle_record() {
+        let plain = LocalEntry::new(Arc::new(1u8), None, None, 100);
+        assert_eq!(plain.idle_after(None, 0, Duration::ZERO).weight, 100);
+        let idle = LocalEntry::new(Arc::new(1u8), None, None, 100).idle_after(
+            Some(Duration::from_secs(1)),
+            0,
+            Duration::from_secs(60),
+        );
+        // The record (32 bytes) and the `Arc`'s two counts: 48 bytes, in a 64-byte chunk.
+        let record = std::mem::size_of::<crate::idle::Idle>() + 2 * std::mem::size_of::<usize>();
+        assert_eq!(record, 48);
+        assert_eq!(idle.weight, 100 + 64);
     }
 
     #[test]

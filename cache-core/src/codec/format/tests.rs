@@ -225,6 +225,33 @@ fn trailing_bytes_are_an_error_in_every_codec() {
     }
 }
 
+/// MessagePack is read in place, where what is left over is found by reading one more
+/// value: whatever follows the value (a whole value, a fragment, a length prefix claiming
+/// more than is there, deep nesting) is an error that counts every byte left, never a value.
+#[test]
+fn msgpack_counts_whatever_follows_the_value() {
+    let codec = ValueCodec::msgpack();
+    let value = codec.encode(&user(), &meta_of::<User>()).unwrap();
+    let tails: [&[u8]; 6] = [
+        &[0x01],
+        &[0x92],
+        &[0xdd, 0xff, 0xff, 0xff, 0xff, 1],
+        &[0xd9, 200, b'a'],
+        &[0xc1],
+        &[0x91; 10_000],
+    ];
+    for tail in tails {
+        let bytes = [&value[..], tail].concat();
+        let err = decode_as::<User>(&codec, &bytes).unwrap_err();
+        assert!(
+            matches!(err, CodecError::TrailingBytes(n) if n == tail.len()),
+            "{} bytes left over: {err}",
+            tail.len()
+        );
+    }
+    assert_eq!(decode_as::<User>(&codec, &value).unwrap(), user());
+}
+
 #[test]
 fn truncated_payloads_are_errors_in_every_codec() {
     for codec in codecs() {
