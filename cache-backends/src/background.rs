@@ -77,25 +77,30 @@ pub(crate) struct Remote<'a, T> {
     failed: Option<TierError>,
 }
 
-/// [`run`] without the box: the future `make` makes, polled inline, each poll in the
-/// backend runtime's context, for the one-request operations of the Redis driver
-/// (`redis::connection`'s `run_one`), whose future the tier boxes once already. A second
-/// box per read cost an allocation, its free and a ~500-byte copy of the future
+/// [`run`] without the box, for the one-request operations of the Redis driver on a live
+/// connection (`redis::connection`'s `run_one`), whose future the tier boxes once already:
+/// the future `make` makes, polled inline, its first poll in the backend runtime's context.
+/// A second box per read cost an allocation, its free and a ~500-byte copy of the future
 /// (BENCHMARKS.md, "64 tasks, phase J"). Made here rather than handed over made: a future
 /// handed over would take its room twice in this one (as an argument, and pinned).
 ///
-/// Unlike [`Remote`], dropped early it drops the future outside that context: nothing of
-/// it needs one then (tokio's timers and sockets keep the handle of the runtime they were
-/// made on), and a guard entering it there would make this future `!Send`.
+/// The first poll only: such an operation makes what it makes there (redis's response
+/// timeout, a timer, is armed when the request is sent), and what it may make later (a new
+/// connection, after one found dead) it makes through [`run`], which enters the context at
+/// every poll. Entering takes and drops a reference to the runtime's handle, a write to one
+/// cache line that every caller thread shares: once per read, not at every poll. Dropped
+/// early, the future is dropped outside the context: nothing of it needs one then (tokio's
+/// timers and sockets keep the handle of the runtime they were made on), and a guard
+/// entering it there would make this future `!Send`.
 #[cfg(feature = "redis")]
 pub(crate) async fn in_context<T, F>(make: impl FnOnce() -> F) -> Result<T, TierError>
 where
     F: Future<Output = Result<T, TierError>>,
 {
-    let runtime = handle()?;
+    let mut runtime = Some(handle()?);
     let mut fut = std::pin::pin!(make());
     std::future::poll_fn(|cx| {
-        let _context = runtime.enter();
+        let _context = runtime.take().map(Handle::enter);
         fut.as_mut().poll(cx)
     })
     .await

@@ -413,6 +413,34 @@ fn tier_outlives_the_runtime_that_first_used_it() {
     .unwrap();
 }
 
+/// A read on a live connection from a thread with no runtime at all is still bounded by
+/// `operation_timeout`: its response timeout is armed on the backend runtime (whose context
+/// such a read enters at its first poll only), and fires there while the caller parks. A
+/// second read after the server is back reconnects and reads.
+#[test]
+fn a_read_from_no_runtime_times_out_on_a_paused_server() {
+    let server = RedisServer::start();
+    let t = tier(&server);
+    block_on_within(t.set("app:c:1", b"1".to_vec(), Duration::from_secs(60))).unwrap();
+    assert_eq!(
+        block_on_within(t.get("app:c:1")).unwrap(),
+        Some(b"1".to_vec())
+    );
+    server.pause();
+    let err = block_on_within(t.get("app:c:1")).unwrap_err();
+    assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    server.resume();
+    let read = (0..100).find_map(|_| {
+        let read = block_on_within(t.get("app:c:1")).ok();
+        if read.is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        read
+    });
+    assert_eq!(read, Some(Some(b"1".to_vec())));
+}
+
 /// The last command of each client of the server but the one asking (`CLIENT LIST`'s
 /// `cmd=`), sorted.
 fn last_commands(server: &RedisServer) -> Vec<String> {

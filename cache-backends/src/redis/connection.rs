@@ -438,7 +438,9 @@ impl Connection {
             Ok(value) => Ok(value),
             Err(e) if is_dead_connection(&e) => {
                 tracing::debug!(target = %self.target, what, "cachet: redis connection found dead; reconnecting once");
-                Box::pin(self.after_dead(what, again)).await
+                // Boxed apart (see above), and in the backend runtime's context at every
+                // poll: it connects, and `in_context` enters the context at the first only.
+                background::run(self.after_dead(what, again)).await
             }
             Err(e) => Err(self.fault(what, &e)),
         }

@@ -148,16 +148,40 @@ fn tokio_wakers() -> &'static [&'static RawWakerVTable] {
 /// multi-thread runtime, no runtime, or any other waker (see the module documentation).
 pub(crate) fn driving_runtime(cx: &Context<'_>) -> Option<Handle> {
     let vtable = cx.waker().vtable();
-    if !tokio_wakers()
-        .iter()
-        .any(|known| std::ptr::eq(*known, vtable))
-    {
+    let wakers = tokio_wakers();
+    let Some(known) = wakers.iter().position(|known| std::ptr::eq(*known, vtable)) else {
         refused_once();
+        return None;
+    };
+    let in_task = known == TASK_WAKER;
+    if in_task && MULTI_THREAD_WORKER.get() {
         return None;
     }
     let handle = Handle::try_current().ok()?;
-    (handle.runtime_flavor() == RuntimeFlavor::CurrentThread).then_some(handle)
+    if handle.runtime_flavor() == RuntimeFlavor::CurrentThread {
+        return Some(handle);
+    }
+    if in_task {
+        MULTI_THREAD_WORKER.set(true);
+    }
+    None
 }
+
+std::thread_local! {
+    /// Whether this thread has polled a task of a multi-thread runtime here: a worker of
+    /// one, whose operations take the shared connection. Kept so that each one does not ask
+    /// for the current runtime (`Handle::try_current` takes and drops a reference to the
+    /// runtime's handle: a write to one cache line that every worker's reads shared, two
+    /// per read; BENCHMARKS.md, "64 tasks, phase J"). It only ever sends an operation to the
+    /// shared connection, which serves any caller: were the thread later to drive a
+    /// `current_thread` runtime's tasks (a worker's `block_in_place` running one), those would
+    /// read through the shared connection too, slower but sound.
+    static MULTI_THREAD_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`tokio_wakers`]' index of a task's waker (any runtime's tasks share it); before it, a
+/// `current_thread` runtime's `block_on`'s.
+const TASK_WAKER: usize = 1;
 
 /// Whether a poll inside a `current_thread` runtime's context with a waker of no tokio
 /// scheduler was told of.
