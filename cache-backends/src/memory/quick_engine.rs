@@ -20,7 +20,7 @@
 //! a raw quick_cache `get` does. A key comes hashed ([`L1Key`]): its hash picks the part
 //! and the shard and is the table's hash too ([`L1Hasher`]).
 //!
-//! With `front_table = true`, a read first looks at its thread's front table
+//! With the front table on (the default), a read first looks at its thread's front table
 //! ([`super::front`]): an entry the thread reads often, held there with the version its
 //! shard had, is served without the lock while that version is unchanged. Every write
 //! lock of a shard bumps its version ([`Writing`]), so no mutation can be missed. A read
