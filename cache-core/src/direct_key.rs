@@ -12,7 +12,7 @@
 use serde::ser::{self, Impossible, Serialize};
 
 use crate::key::is_reserved;
-use crate::scalar_key::{decline_compound_forms, NotScalar};
+use crate::scalar_key::{decline_compound_forms, integers_by_int, NotScalar};
 
 /// What [`with_direct`] did with a key.
 pub(crate) enum Direct<R, F> {
@@ -99,46 +99,7 @@ impl<'u, U: UseKey> ser::Serializer for Bytes<'u, U> {
     fn serialize_bool(self, v: bool) -> Result<U::Out, NotScalar> {
         self.hand(if v { b"true" } else { b"false" })
     }
-    #[inline(always)]
-    fn serialize_i8(self, v: i8) -> Result<U::Out, NotScalar> {
-        self.int(v)
-    }
-    #[inline(always)]
-    fn serialize_i16(self, v: i16) -> Result<U::Out, NotScalar> {
-        self.int(v)
-    }
-    #[inline(always)]
-    fn serialize_i32(self, v: i32) -> Result<U::Out, NotScalar> {
-        self.int(v)
-    }
-    #[inline(always)]
-    fn serialize_i64(self, v: i64) -> Result<U::Out, NotScalar> {
-        self.int(v)
-    }
-    #[inline(always)]
-    fn serialize_i128(self, v: i128) -> Result<U::Out, NotScalar> {
-        self.int(v)
-    }
-    #[inline(always)]
-    fn serialize_u8(self, v: u8) -> Result<U::Out, NotScalar> {
-        self.int(v)
-    }
-    #[inline(always)]
-    fn serialize_u16(self, v: u16) -> Result<U::Out, NotScalar> {
-        self.int(v)
-    }
-    #[inline(always)]
-    fn serialize_u32(self, v: u32) -> Result<U::Out, NotScalar> {
-        self.int(v)
-    }
-    #[inline(always)]
-    fn serialize_u64(self, v: u64) -> Result<U::Out, NotScalar> {
-        self.int(v)
-    }
-    #[inline(always)]
-    fn serialize_u128(self, v: u128) -> Result<U::Out, NotScalar> {
-        self.int(v)
-    }
+    integers_by_int!(#[inline(always)]);
     fn serialize_f32(self, _: f32) -> Result<U::Out, NotScalar> {
         Err(NotScalar)
     }

@@ -99,6 +99,28 @@ macro_rules! decline_compound_forms {
 }
 pub(crate) use decline_compound_forms;
 
+/// The methods of a key serializer for every integer width (`serialize_i8` to
+/// `serialize_u128`), each under the attribute given (`#[inline]`, `#[inline(always)]`) and
+/// each handing its value to the serializer's own `self.int(v)` (its decimal digits). Shared
+/// by the stack encoder and the direct path ([`crate::direct_key`]).
+macro_rules! integers_by_int {
+    (#[$attr:meta]) => {
+        integers_by_int!(@each #[$attr]
+            serialize_i8 i8, serialize_i16 i16, serialize_i32 i32, serialize_i64 i64,
+            serialize_i128 i128, serialize_u8 u8, serialize_u16 u16, serialize_u32 u32,
+            serialize_u64 u64, serialize_u128 u128);
+    };
+    (@each #[$attr:meta] $($method:ident $int:ty),*) => {
+        $(
+            #[$attr]
+            fn $method(self, v: $int) -> Result<Self::Ok, Self::Error> {
+                self.int(v)
+            }
+        )*
+    };
+}
+pub(crate) use integers_by_int;
+
 impl KeyBuf {
     /// `key` encoded, when it is of the fast path's forms and fits.
     #[inline]
@@ -193,46 +215,7 @@ impl<'a> ser::Serializer for Scalar<'a> {
     fn serialize_bool(self, v: bool) -> Result<(), NotScalar> {
         self.out.push(if v { b"true" } else { b"false" })
     }
-    #[inline]
-    fn serialize_i8(self, v: i8) -> Result<(), NotScalar> {
-        self.int(v)
-    }
-    #[inline]
-    fn serialize_i16(self, v: i16) -> Result<(), NotScalar> {
-        self.int(v)
-    }
-    #[inline]
-    fn serialize_i32(self, v: i32) -> Result<(), NotScalar> {
-        self.int(v)
-    }
-    #[inline]
-    fn serialize_i64(self, v: i64) -> Result<(), NotScalar> {
-        self.int(v)
-    }
-    #[inline]
-    fn serialize_i128(self, v: i128) -> Result<(), NotScalar> {
-        self.int(v)
-    }
-    #[inline]
-    fn serialize_u8(self, v: u8) -> Result<(), NotScalar> {
-        self.int(v)
-    }
-    #[inline]
-    fn serialize_u16(self, v: u16) -> Result<(), NotScalar> {
-        self.int(v)
-    }
-    #[inline]
-    fn serialize_u32(self, v: u32) -> Result<(), NotScalar> {
-        self.int(v)
-    }
-    #[inline]
-    fn serialize_u64(self, v: u64) -> Result<(), NotScalar> {
-        self.int(v)
-    }
-    #[inline]
-    fn serialize_u128(self, v: u128) -> Result<(), NotScalar> {
-        self.int(v)
-    }
+    integers_by_int!(#[inline]);
     fn serialize_f32(self, v: f32) -> Result<(), NotScalar> {
         self.float(v)
     }

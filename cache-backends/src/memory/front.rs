@@ -1,4 +1,5 @@
-//! The per-thread front table of the quick_cache engine (`front_table = true`).
+//! The per-thread front table of the quick_cache engine (on by default; `front_table = false`
+//! turns it off).
 //!
 //! Each thread keeps a small direct-mapped table ([`SLOTS`] slots, shared by every tier
 //! of the thread) of entries it read often: a clone of the entry (its value's `Arc`, so

@@ -322,7 +322,7 @@ fn a_removed_value_held_in_front_is_let_go_when_its_thread_reads_the_key_again()
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 
     // Without a front table nothing is held.
-    let tier = MemoryTier::new(MemoryOptions::max_entries(100));
+    let tier = MemoryTier::new(MemoryOptions::max_entries(100).front_table(false));
     let drops = Arc::new(AtomicUsize::new(0));
     tier.insert(L1Key::parse("p:c:1"), counted(&drops));
     assert_eq!(read_times(&tier, "p:c:1", 3), 3);

@@ -121,13 +121,14 @@ impl MemoryTier {
         }
     }
 
-    /// Whether reads go through a per-thread front table first (`front_table = true`, on
-    /// quick_cache only; see [`MemoryOptions::front_table`]).
+    /// Whether reads go through a per-thread front table first (on quick_cache, by
+    /// default; never on moka; see [`MemoryOptions::front_table`]).
     ///
     /// ```
-    /// use cache_backends::memory::{MemoryOptions, MemoryTier};
-    /// assert!(!MemoryTier::new(MemoryOptions::default()).front_table());
-    /// assert!(MemoryTier::new(MemoryOptions::default().front_table(true)).front_table());
+    /// use cache_backends::memory::{MemoryEngine, MemoryOptions, MemoryTier};
+    /// assert!(MemoryTier::new(MemoryOptions::default()).front_table());
+    /// assert!(!MemoryTier::new(MemoryOptions::default().front_table(false)).front_table());
+    /// assert!(!MemoryTier::new(MemoryOptions::default().engine(MemoryEngine::Moka)).front_table());
     /// ```
     pub fn front_table(&self) -> bool {
         match &self.engine {

@@ -1,6 +1,7 @@
 //! Options of the `memory` driver: `max_entries = 10000` or `max_size = "64mb"`,
 //! `engine = "quick_cache"` (the default) or `engine = "moka"`, and on quick_cache
-//! `front_table = true` and `front_max_weight = "1kb"`.
+//! `front_table` (on by default; `front_table = false` turns it off) and
+//! `front_max_weight = "1kb"`.
 
 use cache_core::config::units::parse_size;
 use cache_core::config::TierConfig;
@@ -92,7 +93,7 @@ impl std::fmt::Display for MemoryEngine {
 /// assert_eq!(options.bound, MemoryBound::Bytes(64 << 20));
 /// assert_eq!(options.engine, MemoryEngine::Moka);
 /// assert_eq!(MemoryOptions::default().engine, MemoryEngine::QuickCache);
-/// assert!(!MemoryOptions::default().front_table);
+/// assert!(MemoryOptions::default().front_table);
 /// assert_eq!(MemoryOptions::default().front_max_weight, 1024);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,8 +103,8 @@ pub struct MemoryOptions {
     pub bound: MemoryBound,
     /// The cache library underneath.
     pub engine: MemoryEngine,
-    /// Whether reads go through a per-thread front table first (quick_cache only; see
-    /// [`MemoryOptions::front_table`]).
+    /// Whether reads go through a per-thread front table first (on quick_cache, where it
+    /// is the default; moka ignores it: see [`MemoryOptions::front_table`]).
     pub front_table: bool,
     /// The heaviest entry a front table takes in, by its estimated weight (see
     /// [`MemoryOptions::front_max_weight`]).
@@ -127,7 +128,7 @@ impl MemoryOptions {
         Self {
             bound: MemoryBound::Entries(n),
             engine: MemoryEngine::default(),
-            front_table: false,
+            front_table: true,
             front_max_weight: DEFAULT_FRONT_MAX_WEIGHT,
         }
     }
@@ -142,7 +143,7 @@ impl MemoryOptions {
         Self {
             bound: MemoryBound::Bytes(bytes),
             engine: MemoryEngine::default(),
-            front_table: false,
+            front_table: true,
             front_max_weight: DEFAULT_FRONT_MAX_WEIGHT,
         }
     }
@@ -159,9 +160,10 @@ impl MemoryOptions {
         self
     }
 
-    /// Reads through a per-thread front table first (`front_table = true`), or not (the
-    /// default). quick_cache only: moka keeps its own read path (configuration refuses
-    /// `front_table = true` with `engine = "moka"`; here it is ignored there).
+    /// Reads through a per-thread front table first (`front_table = true`, the default), or
+    /// not (`front_table = false`). quick_cache only: moka keeps its own read path
+    /// (configuration refuses `front_table = true` with `engine = "moka"`; here it is
+    /// ignored there).
     ///
     /// Each thread keeps up to 64 entries it reads often (a key is taken in when the
     /// thread reads it twice in a row at its slot, with no read of the key the slot holds
@@ -178,13 +180,17 @@ impl MemoryOptions {
     /// A thread that only reads other keys keeps what it holds for as long as it runs, and
     /// on the main thread a held value's `Drop` may never run (Rust does not promise to run
     /// the main thread's thread-local destructors). Leave it off for values whose release
-    /// must be prompt (large buffers, handles).
+    /// must be prompt (large buffers, handles), or bound what is held with
+    /// [`MemoryOptions::front_max_weight`]. A read of a key the table does not hold costs a
+    /// few instructions more than with the table off (BENCHMARKS.md, "Issue 14, phase I").
     ///
     /// ```
     /// use cache_backends::memory::{MemoryOptions, MemoryTier};
     /// use cache_core::store::{L1Key, L1KeyRef, LocalEntry, LocalTier};
     /// use std::sync::Arc;
-    /// let tier = MemoryTier::new(MemoryOptions::max_entries(1000).front_table(true));
+    /// let tier = MemoryTier::new(MemoryOptions::max_entries(1000));
+    /// assert!(tier.front_table(), "on by default");
+    /// assert!(!MemoryTier::new(MemoryOptions::max_entries(1000).front_table(false)).front_table());
     /// tier.insert(L1Key::parse("app:users:1"), LocalEntry::new(Arc::new(7u32), None, None, 64));
     /// let key = L1KeyRef::parse("app:users:1");
     /// for _ in 0..3 {
@@ -209,7 +215,7 @@ impl MemoryOptions {
     /// use cache_backends::memory::{MemoryOptions, MemoryTier};
     /// use cache_core::store::{L1Key, L1KeyRef, LocalEntry, LocalTier};
     /// use std::sync::Arc;
-    /// let options = MemoryOptions::max_entries(1000).front_table(true).front_max_weight(300);
+    /// let options = MemoryOptions::max_entries(1000).front_max_weight(300);
     /// let tier = MemoryTier::new(options);
     /// // Weighs 4,096: never taken into a front table, always read through the lock.
     /// tier.insert(L1Key::parse("app:big:1"), LocalEntry::new(Arc::new([0u8; 3800]), None, None, 4096));
@@ -239,12 +245,11 @@ impl MemoryOptions {
     /// );
     ///
     /// let mut options = toml::Table::new();
-    /// options.insert("front_table".into(), true.into());
+    /// options.insert("front_table".into(), false.into());
     /// let tier = TierConfig::new("memory", options, "stores.m.l1", ConfigOrigin::String);
-    /// assert!(MemoryOptions::from_config(&tier).unwrap().front_table);
+    /// assert!(!MemoryOptions::from_config(&tier).unwrap().front_table);
     ///
     /// let mut options = toml::Table::new();
-    /// options.insert("front_table".into(), true.into());
     /// options.insert("front_max_weight".into(), "512b".into());
     /// let tier = TierConfig::new("memory", options, "stores.m.l1", ConfigOrigin::String);
     /// assert_eq!(MemoryOptions::from_config(&tier).unwrap().front_max_weight, 512);
@@ -424,10 +429,11 @@ mod tests {
 
     #[test]
     fn front_table_is_a_bool_on_quick_cache() {
-        assert_eq!(parse("front_table = false"), Ok(MemoryOptions::default()));
+        assert_eq!(parse("front_table = true"), Ok(MemoryOptions::default()));
+        assert!(MemoryOptions::default().front_table, "on by default");
         assert_eq!(
-            parse("front_table = true\nmax_entries = 7"),
-            Ok(MemoryOptions::max_entries(7).front_table(true))
+            parse("front_table = false\nmax_entries = 7"),
+            Ok(MemoryOptions::max_entries(7).front_table(false))
         );
         assert_eq!(
             parse("front_table = \"yes\"").unwrap_err(),
@@ -440,7 +446,9 @@ mod tests {
         );
         assert_eq!(
             parse("front_table = false\nengine = \"moka\""),
-            Ok(MemoryOptions::default().engine(MemoryEngine::Moka))
+            Ok(MemoryOptions::default()
+                .engine(MemoryEngine::Moka)
+                .front_table(false))
         );
     }
 
@@ -453,10 +461,8 @@ mod tests {
                 .front_max_weight(2048))
         );
         assert_eq!(
-            parse("front_max_weight = 300\nfront_table = true"),
-            Ok(MemoryOptions::default()
-                .front_table(true)
-                .front_max_weight(300))
+            parse("front_max_weight = 300"),
+            Ok(MemoryOptions::default().front_max_weight(300))
         );
         assert_eq!(
             parse("front_max_weight = \"4gb\"").unwrap_err(),

@@ -255,7 +255,7 @@ fn overhead_is_each_engines_own() {
 async fn caches_behave_alike_on_both_engines() {
     for engine in [
         "engine = \"quick_cache\"",
-        "engine = \"quick_cache\", front_table = true",
+        "engine = \"quick_cache\", front_table = false",
         "engine = \"moka\"",
     ] {
         let manager = cache_core::CacheManager::from_toml_str(&format!(
