@@ -556,12 +556,8 @@ impl Cache {
                 .codec
                 .read_meta(&bytes, remote.max_value_size)
                 .is_ok_and(|meta| {
-                    clock::Timing::from_unix_ms(
-                        &store.clock,
-                        meta.fresh_until_ms,
-                        meta.keep_until_ms,
-                    )
-                    .is_fresh()
+                    clock::RemoteTimes::read(&store.clock, meta.fresh_until_ms, meta.keep_until_ms)
+                        .is_fresh()
                 })),
             Ok(None) => Ok(false),
             Err(_) => {

@@ -267,6 +267,59 @@ impl ManualClock {
     }
 }
 
+/// The times an envelope carries (milliseconds since the epoch) against the system clock,
+/// read once: whether the entry is gone or fresh, all that an L2 hit needs on a store
+/// without L1, `tti` or eager refresh. [`RemoteTimes::timing`] places them on the monotonic
+/// clock (a second clock read) when more is needed: two clock reads and the arithmetic of
+/// placing both times cost an L2 hit ~200 instructions (BENCHMARKS.md, "64 tasks, phase J").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RemoteTimes {
+    fresh_until_ms: Option<u64>,
+    keep_until_ms: Option<u64>,
+    now_ms: u64,
+}
+
+impl RemoteTimes {
+    /// An envelope's times, against the system clock now.
+    pub(crate) fn read(
+        clock: &Clock,
+        fresh_until_ms: Option<u64>,
+        keep_until_ms: Option<u64>,
+    ) -> Self {
+        Self {
+            fresh_until_ms,
+            keep_until_ms,
+            now_ms: clock.unix_ms(),
+        }
+    }
+
+    /// Past `keep_until`: must not be served at all.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.keep_until_ms.is_some_and(|keep| keep <= self.now_ms)
+    }
+
+    /// Before `fresh_until`.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.fresh_until_ms.is_none_or(|fresh| fresh > self.now_ms)
+    }
+
+    /// These times on the monotonic clock, read now.
+    pub(crate) fn timing(&self, clock: &Clock) -> Timing {
+        let now = clock.now();
+        let at = |until_ms: u64| {
+            now.checked_add(Duration::from_millis(until_ms.saturating_sub(self.now_ms)))
+        };
+        Timing {
+            fresh_until: self.fresh_until_ms.and_then(at),
+            keep_until: self.keep_until_ms.and_then(at),
+            fresh_until_ms: self.fresh_until_ms,
+            keep_until_ms: self.keep_until_ms,
+            now,
+            now_ms: self.now_ms,
+        }
+    }
+}
+
 /// When an entry stops being fresh, and when it must be dropped (grace included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timing {
@@ -314,22 +367,12 @@ impl Timing {
         }
     }
 
-    /// The timing an envelope carries, in this process's clocks.
-    pub(crate) fn from_unix_ms(
-        clock: &Clock,
-        fresh_until_ms: Option<u64>,
-        keep_until_ms: Option<u64>,
-    ) -> Self {
-        let (now, now_ms) = (clock.now(), clock.unix_ms());
-        let at =
-            |until_ms: u64| now.checked_add(Duration::from_millis(until_ms.saturating_sub(now_ms)));
-        Self {
-            fresh_until: fresh_until_ms.and_then(at),
-            keep_until: keep_until_ms.and_then(at),
-            fresh_until_ms,
-            keep_until_ms,
-            now,
-            now_ms,
+    /// Its times in milliseconds since the epoch, against the same `now`.
+    fn times(&self) -> RemoteTimes {
+        RemoteTimes {
+            fresh_until_ms: self.fresh_until_ms,
+            keep_until_ms: self.keep_until_ms,
+            now_ms: self.now_ms,
         }
     }
 
@@ -339,14 +382,9 @@ impl Timing {
         self.now.checked_add(ttl.mul_f64(ratio))
     }
 
-    /// Past `keep_until`: must not be served at all.
-    pub(crate) fn is_gone(&self) -> bool {
-        self.keep_until_ms.is_some_and(|keep| keep <= self.now_ms)
-    }
-
     /// Before `fresh_until`.
     pub(crate) fn is_fresh(&self) -> bool {
-        self.fresh_until_ms.is_none_or(|fresh| fresh > self.now_ms)
+        self.times().is_fresh()
     }
 
     /// The TTL a remote tier should set: until `keep_until`, at least a millisecond.
@@ -364,6 +402,11 @@ impl Timing {
 mod tests {
     use super::*;
 
+    /// The timing an envelope carries, in this process's clocks.
+    fn timing_of(clock: &Clock, fresh_until_ms: Option<u64>, keep_until_ms: Option<u64>) -> Timing {
+        RemoteTimes::read(clock, fresh_until_ms, keep_until_ms).timing(clock)
+    }
+
     #[test]
     fn written_now_and_read_back_agree() {
         let clock = Clock::default();
@@ -372,12 +415,12 @@ mod tests {
             Some(Duration::from_secs(10)),
             Some(Duration::from_secs(50)),
         );
-        assert!(t.is_fresh() && !t.is_gone());
+        assert!(t.is_fresh() && !t.times().is_gone());
         assert!(
             t.physical_ttl() > Duration::from_secs(59)
                 && t.physical_ttl() <= Duration::from_secs(60)
         );
-        let back = Timing::from_unix_ms(&clock, t.fresh_until_ms, t.keep_until_ms);
+        let back = timing_of(&clock, t.fresh_until_ms, t.keep_until_ms);
         assert!(back.is_fresh());
         let left = back
             .fresh_until
@@ -386,13 +429,42 @@ mod tests {
         assert!(left > Duration::from_secs(9), "{left:?}");
     }
 
+    /// An envelope's times judged on the system clock alone agree with their placing on the
+    /// monotonic clock, for fresh, stale, gone and timeless entries alike.
+    #[test]
+    fn an_envelopes_times_agree_with_their_timing() {
+        let clock = Clock::from(ManualClock::new());
+        let now = clock.unix_ms();
+        for (fresh, keep) in [
+            (Some(now + 10_000), Some(now + 60_000)),
+            (Some(now - 10), Some(now + 10_000)),
+            (Some(now - 10), Some(now - 5)),
+            (Some(now), Some(now)),
+            (None, None),
+            (Some(now + 1), None),
+        ] {
+            let times = RemoteTimes::read(&clock, fresh, keep);
+            let timing = times.timing(&clock);
+            assert_eq!(times.is_fresh(), timing.is_fresh(), "{fresh:?} {keep:?}");
+            let now = clock.now();
+            let placed = |ms: Option<u64>| {
+                ms.map(|ms| now + Duration::from_millis(ms.saturating_sub(clock.unix_ms())))
+            };
+            assert_eq!(
+                (timing.fresh_until, timing.keep_until),
+                (placed(fresh), placed(keep)),
+                "{fresh:?} {keep:?}"
+            );
+        }
+    }
+
     #[test]
     fn stale_and_gone() {
         let clock = Clock::default();
         let now = clock.unix_ms();
-        let stale = Timing::from_unix_ms(&clock, Some(now - 10), Some(now + 10_000));
-        assert!(!stale.is_fresh() && !stale.is_gone());
-        let gone = Timing::from_unix_ms(&clock, Some(now - 10), Some(now - 5));
+        let stale = timing_of(&clock, Some(now - 10), Some(now + 10_000));
+        assert!(!stale.is_fresh() && !stale.times().is_gone());
+        let gone = RemoteTimes::read(&clock, Some(now - 10), Some(now - 5));
         assert!(gone.is_gone());
         assert_eq!(
             Timing::starting_now(&clock, None, None).physical_ttl(),
@@ -413,10 +485,10 @@ mod tests {
         assert!(sleep.as_mut().poll(&mut cx).is_pending());
         manual.advance(Duration::from_secs(9));
         assert!(sleep.as_mut().poll(&mut cx).is_pending());
-        assert!(Timing::from_unix_ms(&clock, t.fresh_until_ms, t.keep_until_ms).is_fresh());
+        assert!(timing_of(&clock, t.fresh_until_ms, t.keep_until_ms).is_fresh());
         manual.advance(Duration::from_secs(1));
         assert!(sleep.as_mut().poll(&mut cx).is_ready());
-        assert!(!Timing::from_unix_ms(&clock, t.fresh_until_ms, t.keep_until_ms).is_fresh());
+        assert!(!timing_of(&clock, t.fresh_until_ms, t.keep_until_ms).is_fresh());
         assert_eq!(clock.now() - start, Duration::from_secs(10));
         assert_eq!(clock.unix_ms() - start_ms, 10_000);
         assert_eq!(clock.ticks_ms() - ticks, 10_000);

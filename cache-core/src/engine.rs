@@ -377,9 +377,11 @@ impl Engine {
         stored: &str,
         local: FirstL1,
     ) -> (Lookup<V::Value>, bool) {
+        // Without L1 there is nothing to look at: its key is not even built (an L2-only
+        // store's every read came here; BENCHMARKS.md, "64 tasks, phase J").
         let (local, due) = match local {
-            FirstL1::Unread => self.look_l1::<V>(stored),
-            FirstL1::Empty => (Lookup::Miss, false),
+            FirstL1::Unread if self.inner.store.l1.is_some() => self.look_l1::<V>(stored),
+            FirstL1::Unread | FirstL1::Empty => (Lookup::Miss, false),
         };
         if matches!(local, Lookup::Fresh(_)) {
             return (local, due);
@@ -637,19 +639,29 @@ impl Engine {
                 return (Lookup::Miss, false);
             }
         };
-        let timing =
-            clock::Timing::from_unix_ms(&store.clock, meta.fresh_until_ms, meta.keep_until_ms);
-        if timing.is_gone() {
+        let times = clock::RemoteTimes::read(&store.clock, meta.fresh_until_ms, meta.keep_until_ms);
+        if times.is_gone() {
             return (Lookup::Miss, false);
         }
+        let settings = self.settings();
+        if times.is_fresh()
+            && store.l1.is_none()
+            && settings.tti.is_none()
+            && settings.eager_refresh.is_none()
+        {
+            // A fresh hit with nothing to place on the monotonic clock: no L1 copy, no TTL
+            // to renew, no refresh point (what the rest of this function does, all skipped).
+            self.l2_hit(stored);
+            return (Lookup::Fresh(value), false);
+        }
+        let timing = times.timing(&store.clock);
         // Read: not idle. The L1 copy made below starts its own count of a tenth. Never
         // renewed past the entry's own lifetime (its envelope's expiry).
         let lifetime = timing.physical_ttl();
-        if let Some(tti) = self.settings().tti {
+        if let Some(tti) = settings.tti {
             self.touch_l2(stored, tti.min(lifetime));
         }
         // The envelope does not carry the refresh point: it is placed by this cache's TTL.
-        let settings = self.settings();
         let refresh_at = settings
             .eager_refresh
             .zip(settings.ttl)
@@ -673,8 +685,7 @@ impl Engine {
                 .insert_if_unchanged(stored, seen, || l1.insert(key, entry));
         }
         if timing.is_fresh() {
-            self.count(Event::L2Hit);
-            self.tell(EventKind::Hit, Some(stored));
+            self.l2_hit(stored);
             let due = refresh_at.is_some_and(|at| at <= store.clock.now());
             (Lookup::Fresh(value), due)
         } else if self
@@ -686,6 +697,12 @@ impl Engine {
         } else {
             (Lookup::Stale(value, timing.keep_until), false)
         }
+    }
+
+    /// A fresh value read from L2 under `stored`: counted and told.
+    fn l2_hit(&self, stored: &str) {
+        self.count(Event::L2Hit);
+        self.tell(EventKind::Hit, Some(stored));
     }
 
     /// When this view's grace ends for an entry fresh until `fresh_until`: a call's grace
