@@ -195,7 +195,12 @@ impl Drop for Writing<'_> {
 /// The memory driver on quick_cache: the entries split by key hash into parts, each a
 /// quick_cache of its share of the bound, so a sweep walks one part at a time.
 pub(super) struct QuickTier {
+    /// Every shard, part after part: a read picks its shard with one mask of the key's
+    /// hash (no part to go through), part `p` holds shards `p << part_shift` up to the next.
+    shards: Box<[Shard]>,
     parts: Box<[Part]>,
+    /// log2 of the shards per part.
+    part_shift: u32,
     /// The instant the nanosecond fields count from.
     epoch: Instant,
     /// When the last sweep step ran (nanoseconds since `epoch`; 0: never).
@@ -215,9 +220,8 @@ pub(super) struct QuickTier {
     salt: u64,
 }
 
-/// One part: its entries (in shards) and what its sweep needs.
+/// One part: what the sweep of its entries (its shards in [`QuickTier::shards`]) needs.
 struct Part {
-    shards: Box<[Shard]>,
     /// The earliest `keep_until` (nanoseconds since the tier's epoch) among entries
     /// inserted since the part's last sweep and those it kept; [`NEVER`] when none
     /// expires. May be earlier than the truth (the entry was removed since), never later.
@@ -288,13 +292,14 @@ impl QuickTier {
             ))
         };
         let part = |_| Part {
-            shards: (0..shards).map(shard).collect(),
             next_expiry: AtomicU64::new(NEVER),
             sweeping: AtomicBool::new(false),
         };
         let id = front::tier_id();
         Self {
+            shards: (0..parts * shards).map(shard).collect(),
             parts: (0..parts).map(part).collect(),
+            part_shift: shards.ilog2(),
             epoch: Instant::now(),
             last_step: AtomicU64::new(0),
             cursor: AtomicUsize::new(0),
@@ -308,15 +313,26 @@ impl QuickTier {
         }
     }
 
-    /// `key`'s part and shard. They are picked from middle bits of its hash: the table
-    /// inside a shard uses the low bits (its buckets) and the top seven (its tags), which
-    /// keys of one shard must not all share.
+    /// `key`'s shard, and its index in [`QuickTier::shards`]. It is picked from middle
+    /// bits of the key's hash (from bit 32): the table inside a shard uses the low bits
+    /// (its buckets) and the top seven (its tags), which keys of one shard must not all
+    /// share.
+    #[inline]
+    fn shard(&self, key: &L1KeyRef<'_>) -> (usize, &Shard) {
+        let i = (key.hash_value() >> 32) as usize & (self.shards.len() - 1);
+        (i, &self.shards[i])
+    }
+
+    /// `key`'s part and shard.
     #[inline]
     fn locate(&self, key: &L1KeyRef<'_>) -> (&Part, &Shard) {
-        let hash = key.hash_value();
-        let part = &self.parts[(hash >> 40) as usize & (self.parts.len() - 1)];
-        let shard = &part.shards[(hash >> 32) as usize & (part.shards.len() - 1)];
-        (part, shard)
+        let (i, shard) = self.shard(key);
+        (&self.parts[i >> self.part_shift], shard)
+    }
+
+    /// The shards of part `p`.
+    fn shards_of(&self, p: usize) -> &[Shard] {
+        &self.shards[p << self.part_shift..(p + 1) << self.part_shift]
     }
 
     fn nanos(&self, at: Instant) -> u64 {
@@ -367,12 +383,32 @@ impl QuickTier {
         front::route(hash, hash ^ self.salt)
     }
 
-    /// The read through the shard's lock.
-    #[inline]
+    /// The read through the shard's lock: [`QuickTier::look`] and [`QuickTier::after`]
+    /// for a read that takes nothing into a front table, written out so that an untimed
+    /// hit is one straight path (the lock, quick_cache's probe, the callback, the unlock)
+    /// with no [`Found`] built and dispatched on, nor an empty clone checked for.
+    #[inline(always)]
     fn read_locked(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
-        let (_, shard) = self.locate(key);
-        let found = Self::look(shard, key, read, None);
-        self.after(found, shard, key)
+        let (_, shard) = self.shard(key);
+        let entries = shard.read();
+        let Some(entry) = entries.get(key) else {
+            drop(entries);
+            self.on_miss();
+            return false;
+        };
+        let Some(until) = entry.keep_until else {
+            read(entry, None);
+            return true;
+        };
+        let now = clock::now();
+        if until <= now {
+            drop(entries);
+            return self.drop_expired(shard, key, now);
+        }
+        read(entry, Some(now));
+        drop(entries);
+        self.timed_hit(now);
+        true
     }
 
     /// The entry under `key`, looked up under the shard's read lock and lent to `read` if
@@ -582,7 +618,7 @@ impl QuickTier {
     }
 
     fn shards(&self) -> impl Iterator<Item = &Shard> {
-        self.parts.iter().flat_map(|p| p.shards.iter())
+        self.shards.iter()
     }
 
     /// Entries held, expired ones not yet dropped included.
@@ -593,9 +629,9 @@ impl QuickTier {
     pub(super) fn entry_count(&self) -> u64 {
         // A count asked for is a count of live entries: sweep whatever is due, now.
         let now = clock::now();
-        for part in self.parts.iter() {
+        for (p, part) in self.parts.iter().enumerate() {
             if self.nanos(now) >= part.next_expiry.load(Ordering::Relaxed) {
-                self.sweep(part, now);
+                self.sweep(p, now);
             }
         }
         self.len()
@@ -618,16 +654,16 @@ impl QuickTier {
             return;
         }
         let i = self.cursor.fetch_add(1, Ordering::Relaxed) & (self.parts.len() - 1);
-        let part = &self.parts[i];
-        if at >= part.next_expiry.load(Ordering::Relaxed) {
-            self.sweep(part, now);
+        if at >= self.parts[i].next_expiry.load(Ordering::Relaxed) {
+            self.sweep(i, now);
         }
     }
 
-    /// Drops every entry of `part` past its `keep_until` and recomputes the part's
+    /// Drops every entry of part `p` past its `keep_until` and recomputes the part's
     /// `next_expiry` from the rest. One sweep of a part at a time: a caller finding one
     /// running returns at once.
-    fn sweep(&self, part: &Part, now: Instant) {
+    fn sweep(&self, p: usize, now: Instant) {
+        let part = &self.parts[p];
         if part.sweeping.swap(true, Ordering::Acquire) {
             return;
         }
@@ -636,7 +672,7 @@ impl QuickTier {
         // shard), one landing in a shard not yet scanned is seen by the scan.
         part.next_expiry.store(NEVER, Ordering::SeqCst);
         let earliest = Cell::new(NEVER);
-        for shard in part.shards.iter() {
+        for shard in self.shards_of(p) {
             shard.write().retain(|_, e| match e.keep_until {
                 Some(until) if until <= now => false,
                 Some(until) => {
