@@ -354,6 +354,33 @@ mod tests {
         assert!(err.contains("nests more than 0 levels"), "{err}");
     }
 
+    /// A value that nests through options and newtypes only, which MessagePack reads
+    /// without a byte: from the one byte `0x01` it would recurse until the stack overflowed.
+    #[derive(Deserialize, Debug)]
+    struct Node(#[allow(dead_code)] Option<Box<Node>>);
+
+    /// Why the bound cannot be checked once per payload: nesting through options and
+    /// newtypes reads no byte, so no look at the bytes sees it; only the type's own reading,
+    /// wrapped here, does. Deep arrays, a byte each, are bounded the same way.
+    #[test]
+    fn nesting_that_reads_no_byte_fails_at_the_bound() {
+        for max in [1, 64, 512] {
+            let mut de = rmp_serde::Deserializer::from_read_ref(&[0x01u8][..]);
+            let err = super::deserialize::<Node, _>(&mut de, max).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("nests more than {max} levels")),
+                "{err}"
+            );
+        }
+        let mut deep = vec![0x91u8; 600];
+        deep.push(0xc0);
+        let mut de = rmp_serde::Deserializer::from_read_ref(&deep[..]);
+        de.set_max_depth(1024);
+        let err = super::deserialize::<serde::de::IgnoredAny, _>(&mut de, 512).unwrap_err();
+        assert!(err.to_string().contains("nests more than 512"), "{err}");
+    }
+
     #[test]
     fn levels_are_given_back_when_a_value_ends() {
         // Five strings side by side nest two levels each (the sequence, the string), never

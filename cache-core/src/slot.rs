@@ -138,7 +138,7 @@ pub(crate) fn encode<K: Slot>(
 ) -> Result<Vec<u8>, CodecError> {
     match K::stored(value) {
         Some(stored) => {
-            meta.fingerprint = codec::fingerprint::<K::Stored>();
+            meta.fingerprint = codec::fingerprint_cached::<K::Stored>();
             codec.encode(stored, &meta)
         }
         None => {
@@ -156,7 +156,7 @@ pub(crate) fn decode<K: Slot>(
     bytes: &[u8],
     max_value_size: usize,
 ) -> Result<Option<(K::Value, EnvelopeMeta)>, CodecError> {
-    let expected = codec::fingerprint::<K::Stored>();
+    let expected = codec::fingerprint_cached::<K::Stored>();
     match codec.decode::<K::Stored>(bytes, expected, max_value_size) {
         Ok((stored, meta)) => Ok(Some((K::from_stored(stored), meta))),
         Err(CodecError::OtherType { found, .. }) if found == null_fingerprint() => {

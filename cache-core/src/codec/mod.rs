@@ -223,6 +223,27 @@ pub fn fingerprint<V: ?Sized + 'static>() -> u64 {
     fnv1a(std::any::type_name::<V>().as_bytes())
 }
 
+/// [`fingerprint`], remembered per thread for the type asked last: what every read and
+/// write of a cached value asks for. Hashing the type's name byte by byte cost ~115
+/// instructions a Redis read of the bench's record (BENCHMARKS.md, "64 tasks, phase J");
+/// a thread reading one type in a row now compares its `TypeId` instead.
+pub(crate) fn fingerprint_cached<V: ?Sized + 'static>() -> u64 {
+    use std::any::TypeId;
+    use std::cell::Cell;
+    std::thread_local! {
+        static LAST: Cell<Option<(TypeId, u64)>> = const { Cell::new(None) };
+    }
+    let id = TypeId::of::<V>();
+    LAST.with(|last| match last.get() {
+        Some((seen, print)) if seen == id => print,
+        _ => {
+            let print = fingerprint::<V>();
+            last.set(Some((id, print)));
+            print
+        }
+    })
+}
+
 /// The fingerprint of the null marker: the envelope (with an empty payload) an
 /// `Option<T>`-returning cached function stores for `None` with `allow_null_values`, a
 /// cached absence that answers that function without running it and that every read of a
@@ -473,6 +494,11 @@ mod tests {
         ];
         assert_eq!(bytes, expected);
         assert_eq!(fingerprint::<u64>(), fnv1a(b"u64"));
+        for _ in 0..2 {
+            assert_eq!(fingerprint_cached::<u64>(), fingerprint::<u64>());
+            assert_eq!(fingerprint_cached::<String>(), fingerprint::<String>());
+            assert_eq!(fingerprint_cached::<str>(), fingerprint::<str>());
+        }
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
