@@ -407,6 +407,16 @@ mod tests {
         MemoryOptions::from_config(&tier).map_err(|e| e.to_string())
     }
 
+    /// Each of `values` given to `field` is refused with `expected` and the value found.
+    fn assert_refused(field: &str, expected: &str, values: &[&str]) {
+        for value in values {
+            assert_eq!(
+                parse(&format!("{field} = {value}")).unwrap_err(),
+                format!("cachet.toml: `stores.m.l1.{field}`: {expected}; found {value}")
+            );
+        }
+    }
+
     #[test]
     fn engine_is_read_with_the_bound() {
         assert_eq!(parse(""), Ok(MemoryOptions::default()));
@@ -472,21 +482,11 @@ mod tests {
 
     #[test]
     fn max_size_is_a_size_above_zero() {
-        let expected = "cachet.toml: `stores.m.l1.max_size`: a size above zero, like \"64mb\"";
-        assert_eq!(
-            parse("max_size = 0").unwrap_err(),
-            format!("{expected}; found 0")
-        );
-        assert_eq!(
-            parse("max_size = \"0kb\"").unwrap_err(),
-            format!("{expected}; found \"0kb\"")
-        );
-        assert_eq!(
-            parse("max_size = true").unwrap_err(),
-            format!("{expected}; found true")
-        );
+        let expected = "a size above zero, like \"64mb\"";
+        assert_refused("max_size", expected, &["0", "\"0kb\"", "-1", "true"]);
         let err = parse("max_size = \"1.5gb\"").unwrap_err();
-        assert!(err.starts_with(&format!("{expected}: ")), "{err}");
+        let field = "cachet.toml: `stores.m.l1.max_size`";
+        assert!(err.starts_with(&format!("{field}: {expected}: ")), "{err}");
         assert_eq!(parse("max_size = 4096"), Ok(MemoryOptions::max_size(4096)));
     }
 
@@ -502,27 +502,17 @@ mod tests {
             parse("front_max_weight = 300"),
             Ok(MemoryOptions::default().front_max_weight(300))
         );
-        let expected = "cachet.toml: `stores.m.l1.front_max_weight`: a size above zero and \
-                        below \"4gb\", like \"1kb\"";
-        assert_eq!(
-            parse("front_max_weight = \"4gb\"").unwrap_err(),
-            format!("{expected}; found \"4gb\"")
-        );
-        assert_eq!(
-            parse("front_max_weight = 0").unwrap_err(),
-            format!("{expected}; found 0")
-        );
-        assert_eq!(
-            parse("front_max_weight = \"0b\"").unwrap_err(),
-            format!("{expected}; found \"0b\"")
-        );
-        assert_eq!(
-            parse("front_max_weight = -1").unwrap_err(),
-            format!("{expected}; found -1")
+        let expected = "a size above zero and below \"4gb\", like \"1kb\"";
+        assert_refused(
+            "front_max_weight",
+            expected,
+            &["\"4gb\"", "0", "\"0b\"", "-1"],
         );
         let err = parse("front_max_weight = \"lots\"").unwrap_err();
         assert!(
-            err.starts_with(&format!("{expected}: \"lots\" is not a size")),
+            err.starts_with(&format!(
+                "cachet.toml: `stores.m.l1.front_max_weight`: {expected}: \"lots\" is not a size"
+            )),
             "{err}"
         );
         assert_eq!(
