@@ -734,10 +734,17 @@ mod tests {
         );
         // Written with two tags, the tag index holds its stored key twice (a `String` in
         // each tag's set, 24 bytes and 8 of the set's, and its 10 bytes in a 32-byte
-        // chunk): 64 bytes each, which the entry's weight counts.
+        // chunk): 64 bytes each, which the entry's weight counts, but not what a copy of the
+        // entry holds (a front table's), since the index holds them.
         let tagged = m.cache("a").unwrap().tagged(["red", "blue"]);
         tagged.set(&7u64, &1u64).await.unwrap();
         assert_eq!(weight("cachet:a:7"), Some(short + 2 * 64));
+        let held = |stored: &str| {
+            let key = crate::store::L1KeyRef::parse(stored);
+            crate::store::LocalTier::get(&*tier, &key).map(|e| e.held_weight())
+        };
+        assert_eq!(held("cachet:a:7"), Some(short));
+        assert_eq!(held("cachet:a:1"), Some(short));
     }
 
     #[test]

@@ -852,11 +852,11 @@ impl Engine {
             let key = self.l1_key_owned(stored);
             // The tag index keeps the entry's stored key once per tag while L1 holds it.
             let tagged = tag_index::weight(stored, self.inner.tags.keys().len());
-            let weight = estimate_weight::<V::Stored>(&key, l1.as_ref())
-                .saturating_add(tagged.try_into().unwrap_or(u32::MAX));
+            let weight = estimate_weight::<V::Stored>(&key, l1.as_ref());
             let value: Arc<dyn Any + Send + Sync> = slot::to_l1::<V>(value);
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
             let entry = LocalEntry::new(value, fresh_until, keep_until, weight)
+                .kept_by_tag_index(tagged.try_into().unwrap_or(u32::MAX))
                 .refresh_at(refresh_at)
                 .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             // The version this write's insert leaves, for its put-back (`versions.rs`).

@@ -14,7 +14,8 @@
 //! a key the slot does not hold compares one mark and notes another, and goes on to the
 //! locked read: no `RefCell` borrow, no table, no key comparison. Only an entry whose
 //! weight is at most the tier's `front_max_weight` is taken in, so a thread's table keeps
-//! at most [`SLOTS`] × that alive (by the entries' estimated weights).
+//! at most [`SLOTS`] × that alive (by the entries' estimated weights, less the tag index's
+//! copies of their keys, which the index holds: `LocalEntry::held_weight`).
 //!
 //! Why this is never staler than the locked read: every mutation of a shard (insert, and
 //! with it quick_cache's evictions; remove; an expired entry dropped; scope clears,

@@ -511,3 +511,25 @@ fn a_front_max_weight_of_zero_takes_nothing_in() {
     assert_eq!(read_times(&tier, "p:c:1", 3), 3);
     assert_eq!(super::front::taken(), taken, "never taken in");
 }
+
+/// The tag index's copies of an entry's key count in its weight (`max_size` bounds them),
+/// not against `front_max_weight`: a front slot's copy of the entry does not keep them
+/// alive, so an entry with many tags or a long key is taken in by what it holds.
+#[test]
+fn the_tag_index_part_of_a_weight_does_not_keep_an_entry_out() {
+    let tier = MemoryTier::new(
+        MemoryOptions::max_entries(100)
+            .front_table(true)
+            .front_max_weight(100),
+    );
+    let tagged = LocalEntry::new(Arc::new(1u8), None, None, 100).kept_by_tag_index(900);
+    assert_eq!(tagged.weight, 1_000);
+    tier.insert(L1Key::parse("p:c:1"), tagged);
+    let taken = super::front::taken();
+    assert_eq!(read_times(&tier, "p:c:1", 3), 3);
+    assert_eq!(
+        super::front::taken(),
+        taken + 1,
+        "taken in by its held weight"
+    );
+}

@@ -12,8 +12,9 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 
 /// The heaviest entry a front table takes in by default (`front_max_weight = "1kb"`): an
 /// entry's estimated weight, as `max_size` counts it (on quick_cache, 222 bytes of the
-/// engine's own per entry, the value's inline size and `Arc` header, a long key's bytes),
-/// so values of up to about 780 inline bytes. A thread's table then keeps at most
+/// engine's own per entry, the value's inline size and `Arc` header, a long key's bytes)
+/// but for the tag index's copies of its key, which a front table does not keep alive
+/// ([`LocalEntry::held_weight`](cache_core::store::LocalEntry::held_weight)), so values of up to about 780 inline bytes. A thread's table then keeps at most
 /// 64 × 1 KiB of entries alive past their removal.
 ///
 /// Options built in code start from it (this module is private: the constant is read
@@ -217,7 +218,9 @@ impl MemoryOptions {
     /// The heaviest entry a front table takes in (`front_max_weight = "1kb"`, the
     /// default): an entry is compared by its estimated weight, as `max_size` counts it
     /// (the engine's per-entry overhead, the value's inline size, a long key's bytes; heap
-    /// data owned by the value, such as a `String`'s bytes, is not counted). Heavier
+    /// data owned by the value, such as a `String`'s bytes, is not counted), but for the
+    /// tag index's copies of its key, which a table's copy of the entry does not keep alive
+    /// ([`LocalEntry::held_weight`](cache_core::store::LocalEntry::held_weight)). Heavier
     /// entries are read through the lock every time. A thread's table then keeps at most
     /// 64 × this weight of entries alive past their removal. `0` takes nothing in: the tier
     /// then reads without a front table, as with `front_table(false)` (in a configuration

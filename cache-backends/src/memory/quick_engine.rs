@@ -432,7 +432,7 @@ impl QuickTier {
                 let keeping = Keeping::new(*key);
                 match entries.get(&keeping) {
                     None => return Found::Nothing,
-                    Some(entry) if entry.weight > into.max_weight => {
+                    Some(entry) if entry.held_weight() > into.max_weight => {
                         into.heavy = true;
                         (entry, None)
                     }

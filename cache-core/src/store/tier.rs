@@ -35,12 +35,15 @@ pub struct LocalEntry {
     /// When the value must be dropped altogether, grace included (`None`: never).
     /// The tier must not return the entry after this instant.
     pub keep_until: Option<Instant>,
-    /// Estimated size in bytes, for size-bounded tiers.
+    /// Estimated size in bytes, for size-bounded tiers (the tag index's copies of the
+    /// entry's key included: see [`LocalEntry::held_weight`]).
     pub weight: u32,
     /// When a hit should start a background refresh (eager refresh; `None`: never).
     pub refresh_at: Option<Instant>,
     /// Time to idle (`tti`): when the entry was last read; `None`: reads do not matter.
     pub(crate) idle: Option<Arc<crate::idle::Idle>>,
+    /// The part of `weight` the tag index holds (its copies of the entry's key).
+    tag_weight: u32,
 }
 
 impl LocalEntry {
@@ -58,7 +61,38 @@ impl LocalEntry {
             weight,
             refresh_at: None,
             idle: None,
+            tag_weight: 0,
         }
+    }
+
+    /// The same entry, the tag index's copies of its key (`bytes`) added to its `weight`:
+    /// they live as long as the tier holds the entry, so `max_size` counts them, but a copy
+    /// of the entry kept elsewhere (a front table's slot) does not keep them alive.
+    ///
+    /// ```
+    /// use cache_core::store::LocalEntry;
+    /// use std::sync::Arc;
+    /// let e = LocalEntry::new(Arc::new(42u64), None, None, 300).kept_by_tag_index(2_000);
+    /// assert_eq!((e.weight, e.held_weight()), (2_300, 300));
+    /// ```
+    #[must_use]
+    pub fn kept_by_tag_index(mut self, bytes: u32) -> Self {
+        self.weight = self.weight.saturating_add(bytes);
+        self.tag_weight = self.tag_weight.saturating_add(bytes);
+        self
+    }
+
+    /// What a copy of the entry keeps alive: its `weight` without the tag index's copies of
+    /// its key ([`kept_by_tag_index`](Self::kept_by_tag_index)), which the index holds, not
+    /// the entry.
+    ///
+    /// ```
+    /// use cache_core::store::LocalEntry;
+    /// use std::sync::Arc;
+    /// assert_eq!(LocalEntry::new(Arc::new(42u64), None, None, 300).held_weight(), 300);
+    /// ```
+    pub fn held_weight(&self) -> u32 {
+        self.weight.saturating_sub(self.tag_weight)
     }
 
     /// The entry, with a hit after `at` starting a background refresh (eager refresh).
@@ -725,6 +759,21 @@ mod tests {
     /// An entry with a time to idle holds an idle record of its own (an `Arc`
     /// allocation): its weight counts it, or a `max_size` bound under-counts every such
     /// entry by that much.
+    /// The tag index's copies of a key count in the entry's weight, not in what a copy of
+    /// the entry holds, its idle record included.
+    #[test]
+    fn the_tag_index_part_is_left_out_of_the_held_weight() {
+        let plain = LocalEntry::new(Arc::new(1u8), None, None, 100);
+        assert_eq!((plain.weight, plain.held_weight()), (100, 100));
+        let tagged = LocalEntry::new(Arc::new(1u8), None, None, 100)
+            .kept_by_tag_index(500)
+            .idle_after(Some(Duration::from_secs(1)), 0, Duration::from_secs(60));
+        assert_eq!(
+            (tagged.weight, tagged.held_weight()),
+            (100 + 500 + 64, 100 + 64)
+        );
+    }
+
     #[test]
     fn an_idle_entrys_weight_counts_its_idle_record() {
         let plain = LocalEntry::new(Arc::new(1u8), None, None, 100);
