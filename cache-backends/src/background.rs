@@ -84,10 +84,11 @@ pub(crate) struct Remote<'a, T> {
 /// (BENCHMARKS.md, "64 tasks, phase J"). Made here rather than handed over made: a future
 /// handed over would take its room twice in this one (as an argument, and pinned).
 ///
-/// The first poll only: such an operation makes what it makes there (redis's response
-/// timeout, a timer, is armed when the request is sent), and what it may make later (a new
-/// connection, after one found dead) it makes through [`run`], which enters the context at
-/// every poll. Entering takes and drops a reference to the runtime's handle, a write to one
+/// The first poll only, so every operation given to it must make its timers and sockets
+/// at its first poll (`run_one`'s contract): such an operation makes what it makes there
+/// (redis's response timeout, a timer, is armed when the request is sent), and what it may
+/// make later (a new connection, after one found dead) it makes through [`run`], which
+/// enters the context at every poll. Entering takes and drops a reference to the runtime's handle, a write to one
 /// cache line that every caller thread shares: once per read, not at every poll. Dropped
 /// early, the future is dropped outside the context: nothing of it needs one then (tokio's
 /// timers and sockets keep the handle of the runtime they were made on), and a guard

@@ -429,33 +429,42 @@ mod tests {
         assert!(left > Duration::from_secs(9), "{left:?}");
     }
 
-    /// An envelope's times judged on the system clock alone agree with their placing on the
-    /// monotonic clock, for fresh, stale, gone and timeless entries alike.
+    /// An envelope's times judged on the system clock alone, and placed on the monotonic
+    /// clock, at literal instants of a manual clock: fresh for 10 s then kept 50 s more.
     #[test]
-    fn an_envelopes_times_agree_with_their_timing() {
-        let clock = Clock::from(ManualClock::new());
-        let now = clock.unix_ms();
-        for (fresh, keep) in [
-            (Some(now + 10_000), Some(now + 60_000)),
-            (Some(now - 10), Some(now + 10_000)),
-            (Some(now - 10), Some(now - 5)),
-            (Some(now), Some(now)),
-            (None, None),
-            (Some(now + 1), None),
+    fn an_envelopes_times_at_the_edges_of_freshness_and_grace() {
+        let manual = ManualClock::new();
+        let clock = Clock::from(manual.clone());
+        let (start, start_ms) = (clock.now(), clock.unix_ms());
+        let (fresh, keep) = (Some(start_ms + 10_000), Some(start_ms + 60_000));
+        let at = |ms: u64| Some(start + Duration::from_millis(ms));
+        // (clock moved to, fresh, gone, where the times are placed)
+        for (moved_to, fresh_now, gone_now, placed) in [
+            (0, true, false, (at(10_000), at(60_000))),
+            (9_999, true, false, (at(10_000), at(60_000))),
+            (10_000, false, false, (at(10_000), at(60_000))),
+            (59_999, false, false, (at(59_999), at(60_000))),
+            (60_000, false, true, (at(60_000), at(60_000))),
         ] {
+            manual.advance(Duration::from_millis(moved_to) - manual.elapsed());
+            assert_eq!(clock.now(), start + Duration::from_millis(moved_to));
             let times = RemoteTimes::read(&clock, fresh, keep);
+            assert_eq!(times.is_fresh(), fresh_now, "at {moved_to} ms");
+            assert_eq!(times.is_gone(), gone_now, "at {moved_to} ms");
             let timing = times.timing(&clock);
-            assert_eq!(times.is_fresh(), timing.is_fresh(), "{fresh:?} {keep:?}");
-            let now = clock.now();
-            let placed = |ms: Option<u64>| {
-                ms.map(|ms| now + Duration::from_millis(ms.saturating_sub(clock.unix_ms())))
-            };
+            // A time already past is placed at now.
             assert_eq!(
                 (timing.fresh_until, timing.keep_until),
-                (placed(fresh), placed(keep)),
-                "{fresh:?} {keep:?}"
+                placed,
+                "at {moved_to} ms"
             );
+            assert_eq!(timing.is_fresh(), fresh_now, "at {moved_to} ms");
         }
+        // No times: fresh and kept forever, placed nowhere.
+        let times = RemoteTimes::read(&clock, None, None);
+        assert!(times.is_fresh() && !times.is_gone());
+        let timing = times.timing(&clock);
+        assert_eq!((timing.fresh_until, timing.keep_until), (None, None));
     }
 
     #[test]

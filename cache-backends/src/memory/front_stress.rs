@@ -497,3 +497,17 @@ fn an_entry_heavier_than_front_max_weight_is_never_held() {
         "the heavier one never held"
     );
 }
+
+/// `front_max_weight(0)` takes nothing in: the tier reads without a front table.
+#[test]
+fn a_front_max_weight_of_zero_takes_nothing_in() {
+    let tier = MemoryTier::new(MemoryOptions::max_entries(100).front_max_weight(0));
+    assert!(!tier.front_table());
+    tier.insert(
+        L1Key::parse("p:c:1"),
+        LocalEntry::new(Arc::new(1u8), None, None, 0),
+    );
+    let taken = super::front::taken();
+    assert_eq!(read_times(&tier, "p:c:1", 3), 3);
+    assert_eq!(super::front::taken(), taken, "never taken in");
+}

@@ -99,7 +99,8 @@ impl MemoryTier {
         let engine = match options.engine {
             MemoryEngine::QuickCache => Engine::QuickCache(QuickTier::new(
                 options.bound,
-                options.front_table,
+                // A table that takes nothing in would only cost its look.
+                options.front_table && options.front_max_weight > 0,
                 options.front_max_weight,
             )),
             MemoryEngine::Moka => Engine::Moka(MokaTier::new(options.bound)),

@@ -15,6 +15,15 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 /// engine's own per entry, the value's inline size and `Arc` header, a long key's bytes),
 /// so values of up to about 780 inline bytes. A thread's table then keeps at most
 /// 64 × 1 KiB of entries alive past their removal.
+///
+/// Options built in code start from it (this module is private: the constant is read
+/// through the options it fills in):
+///
+/// ```
+/// use cache_backends::memory::MemoryOptions;
+/// assert_eq!(MemoryOptions::max_entries(1000).front_max_weight, 1024);
+/// assert_eq!(MemoryOptions::max_size(64 << 20).front_max_weight, 1024);
+/// ```
 pub const DEFAULT_FRONT_MAX_WEIGHT: u32 = 1024;
 
 /// How a memory tier is bounded.
@@ -182,7 +191,8 @@ impl MemoryOptions {
     /// the main thread's thread-local destructors). Leave it off for values whose release
     /// must be prompt (large buffers, handles), or bound what is held with
     /// [`MemoryOptions::front_max_weight`]. A read of a key the table does not hold costs a
-    /// few instructions more than with the table off (BENCHMARKS.md, "Issue 14, phase I").
+    /// few instructions more than with the table off (BENCHMARKS.md, "Issue 14, phase J (front
+    /// table)").
     ///
     /// ```
     /// use cache_backends::memory::{MemoryOptions, MemoryTier};
@@ -209,20 +219,33 @@ impl MemoryOptions {
     /// (the engine's per-entry overhead, the value's inline size, a long key's bytes; heap
     /// data owned by the value, such as a `String`'s bytes, is not counted). Heavier
     /// entries are read through the lock every time. A thread's table then keeps at most
-    /// 64 × this weight of entries alive past their removal.
+    /// 64 × this weight of entries alive past their removal. `0` takes nothing in: the tier
+    /// then reads without a front table, as with `front_table(false)` (in a configuration
+    /// file, `front_max_weight = 0` is an error).
     ///
     /// ```
     /// use cache_backends::memory::{MemoryOptions, MemoryTier};
     /// use cache_core::store::{L1Key, L1KeyRef, LocalEntry, LocalTier};
     /// use std::sync::Arc;
     /// let options = MemoryOptions::max_entries(1000).front_max_weight(300);
+    /// assert_eq!(options.front_max_weight, 300);
     /// let tier = MemoryTier::new(options);
-    /// // Weighs 4,096: never taken into a front table, always read through the lock.
-    /// tier.insert(L1Key::parse("app:big:1"), LocalEntry::new(Arc::new([0u8; 3800]), None, None, 4096));
-    /// let key = L1KeyRef::parse("app:big:1");
-    /// for _ in 0..3 {
-    ///     assert!(tier.get(&key).is_some());
+    /// let (light, heavy) = (Arc::new([0u8; 8]), Arc::new([0u8; 3800]));
+    /// tier.insert(L1Key::parse("app:small:1"), LocalEntry::new(light.clone(), None, None, 64));
+    /// tier.insert(L1Key::parse("app:big:1"), LocalEntry::new(heavy.clone(), None, None, 4096));
+    /// for name in ["app:small:1", "app:big:1"] {
+    ///     let key = L1KeyRef::parse(name);
+    ///     for _ in 0..3 {
+    ///         assert!(tier.get(&key).is_some());
+    ///     }
+    ///     tier.remove(&key);
     /// }
+    /// // Weighing 64, the small entry was taken into this thread's table, which still holds
+    /// // it; weighing 4,096, the big one never was: removed, it is let go at once.
+    /// assert_eq!(Arc::strong_count(&light), 2);
+    /// assert_eq!(Arc::strong_count(&heavy), 1);
+    ///
+    /// assert!(!MemoryTier::new(MemoryOptions::default().front_max_weight(0)).front_table());
     /// ```
     pub fn front_max_weight(mut self, weight: u32) -> Self {
         self.front_max_weight = weight;
@@ -262,24 +285,10 @@ impl MemoryOptions {
         for (name, value) in &config.options {
             let this = match name.as_str() {
                 "front_max_weight" => {
-                    let weight = match value {
-                        toml::Value::Integer(n) if *n > 0 => Ok(*n as u64),
-                        toml::Value::String(s) => parse_size(s),
-                        other => Err(format!("found {other}")),
-                    };
-                    front_max_weight = Some(match weight {
-                        Ok(bytes @ 1..=MAX_WEIGHT) => bytes as u32,
-                        Ok(_) => {
-                            return Err(config.error(
-                                name,
-                                "an entry weight above zero and below \"4gb\", like \"1kb\"",
-                            ))
-                        }
-                        Err(why) => {
-                            return Err(config
-                                .error(name, format!("a size like \"1kb\" or \"512b\": {why}")))
-                        }
-                    });
+                    let weight = size_above_zero(value, MAX_WEIGHT, FRONT_MAX_WEIGHT_EXPECTED)
+                        .map_err(|why| config.error(name, why))?;
+                    // At most `MAX_WEIGHT`, so it fits.
+                    front_max_weight = Some(weight as u32);
                     continue;
                 }
                 "front_table" => {
@@ -313,21 +322,10 @@ impl MemoryOptions {
                         ))
                     }
                 },
-                "max_size" => {
-                    let size = match value {
-                        toml::Value::Integer(n) if *n > 0 => Ok(*n as u64),
-                        toml::Value::String(s) => parse_size(s),
-                        other => Err(format!("found {other}")),
-                    };
-                    match size {
-                        Ok(bytes) if bytes > 0 => MemoryBound::Bytes(bytes),
-                        Ok(_) => return Err(config.error(name, "a size above zero, like \"64mb\"")),
-                        Err(why) => {
-                            return Err(config
-                                .error(name, format!("a size like \"64mb\" or \"512kb\": {why}")))
-                        }
-                    }
-                }
+                "max_size" => MemoryBound::Bytes(
+                    size_above_zero(value, u64::MAX, "a size above zero, like \"64mb\"")
+                        .map_err(|why| config.error(name, why))?,
+                ),
                 other => {
                     return Err(config.error(
                         other,
@@ -374,6 +372,26 @@ impl MemoryOptions {
 /// The heaviest weight an entry can have (weights are `u32`).
 const MAX_WEIGHT: u64 = u32::MAX as u64;
 
+/// What `front_max_weight` must be.
+const FRONT_MAX_WEIGHT_EXPECTED: &str = "a size above zero and below \"4gb\", like \"1kb\"";
+
+/// A size option (`"64mb"`, `"512b"`, or a whole number of bytes) above zero and at most
+/// `max` bytes; else what was `expected` and what was found, so `0`, `"0b"`, `-1` and
+/// `"lots"` are all told the same expectation.
+fn size_above_zero(value: &toml::Value, max: u64, expected: &str) -> Result<u64, String> {
+    let size = match value {
+        toml::Value::Integer(n) => u64::try_from(*n).map_err(|_| format!("found {value}")),
+        toml::Value::String(s) => parse_size(s),
+        other => Err(format!("found {other}")),
+    };
+    match size {
+        Ok(bytes @ 1..) if bytes <= max => Ok(bytes),
+        Ok(_) => Err(format!("{expected}; found {value}")),
+        Err(why) if why.starts_with("found ") => Err(format!("{expected}; {why}")),
+        Err(why) => Err(format!("{expected}: {why}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +405,16 @@ mod tests {
             ConfigOrigin::File("cachet.toml".into()),
         );
         MemoryOptions::from_config(&tier).map_err(|e| e.to_string())
+    }
+
+    /// Each of `values` given to `field` is refused with `expected` and the value found.
+    fn assert_refused(field: &str, expected: &str, values: &[&str]) {
+        for value in values {
+            assert_eq!(
+                parse(&format!("{field} = {value}")).unwrap_err(),
+                format!("cachet.toml: `stores.m.l1.{field}`: {expected}; found {value}")
+            );
+        }
     }
 
     #[test]
@@ -453,6 +481,16 @@ mod tests {
     }
 
     #[test]
+    fn max_size_is_a_size_above_zero() {
+        let expected = "a size above zero, like \"64mb\"";
+        assert_refused("max_size", expected, &["0", "\"0kb\"", "-1", "true"]);
+        let err = parse("max_size = \"1.5gb\"").unwrap_err();
+        let field = "cachet.toml: `stores.m.l1.max_size`";
+        assert!(err.starts_with(&format!("{field}: {expected}: ")), "{err}");
+        assert_eq!(parse("max_size = 4096"), Ok(MemoryOptions::max_size(4096)));
+    }
+
+    #[test]
     fn front_max_weight_is_a_size_on_quick_cache_with_the_table_on() {
         assert_eq!(
             parse("front_max_weight = \"2kb\"\nfront_table = true"),
@@ -464,19 +502,17 @@ mod tests {
             parse("front_max_weight = 300"),
             Ok(MemoryOptions::default().front_max_weight(300))
         );
-        assert_eq!(
-            parse("front_max_weight = \"4gb\"").unwrap_err(),
-            "cachet.toml: `stores.m.l1.front_max_weight`: an entry weight above zero and \
-             below \"4gb\", like \"1kb\""
-        );
-        assert_eq!(
-            parse("front_max_weight = 0").unwrap_err(),
-            "cachet.toml: `stores.m.l1.front_max_weight`: a size like \"1kb\" or \"512b\": \
-             found 0"
+        let expected = "a size above zero and below \"4gb\", like \"1kb\"";
+        assert_refused(
+            "front_max_weight",
+            expected,
+            &["\"4gb\"", "0", "\"0b\"", "-1"],
         );
         let err = parse("front_max_weight = \"lots\"").unwrap_err();
         assert!(
-            err.starts_with("cachet.toml: `stores.m.l1.front_max_weight`: a size like"),
+            err.starts_with(&format!(
+                "cachet.toml: `stores.m.l1.front_max_weight`: {expected}: \"lots\" is not a size"
+            )),
             "{err}"
         );
         assert_eq!(

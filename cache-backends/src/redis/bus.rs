@@ -308,6 +308,9 @@ impl Bus for RedisBus {
                 match pipe(sharded).query_async::<()>(&mut c).await {
                     // A cluster before Redis 7: classic pub/sub, which its subscribers
                     // switch to as well when their SSUBSCRIBE is refused the same way.
+                    // A second request, sent after the first poll: sound because sharded
+                    // is a cluster only, where `run_one` enters the backend runtime's
+                    // context at every poll (see its doc).
                     Err(e) if sharded && subscription::is_unknown_command(&e) => {
                         publisher.use_classic_pubsub();
                         pipe(false).query_async::<()>(&mut c).await

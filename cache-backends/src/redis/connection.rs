@@ -349,6 +349,19 @@ impl Connection {
     /// more through the cluster connection after a failed direct attempt (whose command the
     /// node may have carried out before the failure was seen). A command that must run at
     /// most once goes through [`run`](Self::run).
+    ///
+    /// `op`'s future must make every timer and socket it needs at its first poll, as one
+    /// request does (redis arms the response timeout when it sends the request): off a
+    /// cluster, on the shared connection, it is polled with the backend runtime's context
+    /// entered at its first poll only ([`background::in_context`]), so a second request
+    /// sent at a later poll would arm its timeout outside that context (on the caller's
+    /// runtime, or with none at all: a panic). An operation of several requests one after
+    /// another goes through [`run`](Self::run), which enters the context at every poll. The
+    /// callers: the tier's `GET`, `SET` and `EVAL touch`, one request each; the bus's
+    /// `PUBLISH` pipeline, one request, whose `SPUBLISH` refused as unknown sends a second
+    /// one, but `SPUBLISH` is sent on a cluster only ([`flavour`](Self::flavour)), where
+    /// this goes through [`routed`](Self::routed) or [`run`](Self::run), which enter the
+    /// context at every poll.
     pub(crate) fn run_one<'a, T, F, Fut>(
         self: &'a Arc<Self>,
         what: &'static str,
@@ -956,6 +969,20 @@ mod tests {
         });
         let size = std::mem::size_of_val(&read);
         assert!(size <= 1024, "a read's future is {size} bytes");
+    }
+
+    /// Sharded pub/sub (`SPUBLISH`, and the bus's second request when a server refuses it)
+    /// is for clusters only: `run_one` sends those through `routed` or `run`, which enter
+    /// the backend runtime's context at every poll, never through `on_node`, which enters
+    /// it at the first poll only.
+    #[test]
+    fn only_a_cluster_publishes_sharded() {
+        let node = Connection::new(&RedisOptions::new("redis://127.0.0.1:7/0")).unwrap();
+        assert_eq!(node.flavour(), Flavour::Classic);
+        let cluster = Connection::new(&RedisOptions::cluster(["redis://127.0.0.1:7"])).unwrap();
+        assert_eq!(cluster.flavour(), Flavour::Sharded);
+        cluster.use_classic_pubsub();
+        assert_eq!(cluster.flavour(), Flavour::Classic);
     }
 
     #[test]
