@@ -105,7 +105,7 @@ impl Held {
     /// Whether this is `key` of tier `tier`.
     #[inline(always)]
     fn is(&self, tier: u64, key: &L1KeyRef<'_>) -> bool {
-        self.tier == tier && key.equivalent(&self.key)
+        self.tier == tier && key.is_key_of(&self.key)
     }
 }
 

@@ -357,6 +357,25 @@ impl Equivalent<L1Key> for L1KeyRef<'_> {
     /// jump to an out-of-line comparison, so the inlined part needs no frame of its own.
     #[inline]
     fn equivalent(&self, stored: &L1Key) -> bool {
+        self.is_key_of(stored)
+    }
+}
+
+impl L1KeyRef<'_> {
+    /// [`Equivalent::equivalent`], always inlined: for a caller that compares one stored key
+    /// on its hot path (a front table's slot), where the inlining heuristics left the
+    /// trait's call out of line (33 instructions a front hit). Tier probes call the trait's
+    /// method, which stays a plain `#[inline]` (forced there, hashbrown's probe closure went
+    /// out of line instead: BENCHMARKS.md, "Issue 14, phase J (locked read)").
+    ///
+    /// ```
+    /// use cache_core::store::{L1Key, L1KeyRef};
+    /// let stored = L1Key::parse("app:users:42");
+    /// assert!(L1KeyRef::parse("app:users:42").is_key_of(&stored));
+    /// assert!(!L1KeyRef::parse("app:users:43").is_key_of(&stored));
+    /// ```
+    #[inline(always)]
+    pub fn is_key_of(&self, stored: &L1Key) -> bool {
         if self.hash != stored.hash {
             return false;
         }
