@@ -756,9 +756,6 @@ mod tests {
         );
     }
 
-    /// An entry with a time to idle holds an idle record of its own (an `Arc`
-    /// allocation): its weight counts it, or a `max_size` bound under-counts every such
-    /// entry by that much.
     /// The tag index's copies of a key count in the entry's weight, not in what a copy of
     /// the entry holds, its idle record included.
     #[test]
@@ -774,6 +771,9 @@ mod tests {
         );
     }
 
+    /// An entry with a time to idle holds an idle record of its own (an `Arc`
+    /// allocation): its weight counts it, or a `max_size` bound under-counts every such
+    /// entry by that much.
     #[test]
     fn an_idle_entrys_weight_counts_its_idle_record() {
         let plain = LocalEntry::new(Arc::new(1u8), None, None, 100);
