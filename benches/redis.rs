@@ -25,7 +25,7 @@ mod teardown;
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use cached::ConcurrentCachedAsync;
@@ -520,6 +520,121 @@ fn contenders(f: &'static Fixture, ok: &Checked) -> Vec<Row> {
     rows_against_raw_get(out)
 }
 
+// ---------------------------------------------------------------- what a read's overhead is made of
+
+/// `-- redis_overheads`: `raw_get` with, per read, one of the costs a cachet read adds that
+/// an instruction count does not weigh (BENCHMARKS.md, "64 tasks, phase J", phase K), timed
+/// in paired rounds with `raw_get` and `cachet_get`: whether the gap on two workers is the
+/// shared cache lines cachet's read writes or its extra instructions.
+const OVERHEADS: Paired = Paired {
+    name: "redis_overheads",
+    rounds: 25,
+    single_ops: None,
+    tasks: TASKS,
+    task_ops: 100,
+    unit: "reads",
+};
+
+/// Iterations of [`plain_work`] that make ~5.8k instructions (8 an iteration: callgrind of the
+/// same function in a standalone `rustc -O` build): what a cachet read executes beyond
+/// `raw_get`'s (14.9k against 9.1k).
+const WORK_ITERS: u64 = 725;
+
+/// A cache line every task writes, as the counters and locks cachet shares between threads.
+#[repr(align(128))]
+struct SharedLine(AtomicU64);
+
+static SHARED_LINE: SharedLine = SharedLine(AtomicU64::new(0));
+
+/// Plain work on the task's own registers and stack: no shared line written.
+#[inline(never)]
+fn plain_work(n: u64) -> u64 {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..n {
+        x = black_box(x.rotate_left(5) ^ i).wrapping_mul(0x0100_0000_01B3);
+    }
+    x
+}
+
+/// `n` atomic read-modify-writes of [`SHARED_LINE`].
+fn shared_rmws(n: u32) {
+    for _ in 0..n {
+        SHARED_LINE.0.fetch_add(1, Relaxed);
+    }
+}
+
+/// The live connection behind a lock every task reads, as cachet's tier holds it
+/// (`Shared::live`: one `RwLock` read, two atomic writes of the lock's line, per read).
+fn live(f: &'static Fixture) -> &'static RwLock<Option<MultiplexedConnection>> {
+    static LIVE: OnceLock<RwLock<Option<MultiplexedConnection>>> = OnceLock::new();
+    LIVE.get_or_init(|| RwLock::new(Some(f.raw.clone())))
+}
+
+/// The connection taken from [`live`], cloned under its read lock.
+fn live_connection(f: &'static Fixture) -> MultiplexedConnection {
+    live(f)
+        .read()
+        .expect("the bench's lock is never poisoned")
+        .clone()
+        .expect("the bench's live connection is set")
+}
+
+/// [`OVERHEADS`]' rows: `raw_get`, `cachet_get`, and `raw_get` plus one cost each.
+fn overhead_rows(f: &'static Fixture, ok: &Checked) -> Vec<Row> {
+    let key: &'static str = &f.stored_key;
+    let mut out: Vec<(&'static str, paired::Op)> = Vec::new();
+    if ok.raw {
+        out.push(raw_rows(&f.raw, key)[0].clone());
+        out.push((
+            "raw_get_rwlock",
+            paired::op(move |_| async move {
+                black_box(raw_get(live_connection(f), key).await);
+            }),
+        ));
+        out.push((
+            "raw_get_2_shared_rmw",
+            paired::op(move |_| async move {
+                shared_rmws(2);
+                black_box(raw_get(f.raw.clone(), key).await);
+            }),
+        ));
+        out.push((
+            "raw_get_8_shared_rmw",
+            paired::op(move |_| async move {
+                shared_rmws(8);
+                black_box(raw_get(f.raw.clone(), key).await);
+            }),
+        ));
+        out.push((
+            "raw_get_5.8k_instructions",
+            paired::op(move |_| async move {
+                black_box(plain_work(black_box(WORK_ITERS)));
+                black_box(raw_get(f.raw.clone(), key).await);
+            }),
+        ));
+        out.push((
+            "raw_get_2.9k_instructions",
+            paired::op(move |_| async move {
+                black_box(plain_work(black_box(WORK_ITERS / 2)));
+                black_box(raw_get(f.raw.clone(), key).await);
+            }),
+        ));
+        out.push((
+            "raw_get_rwlock_5.8k_instructions",
+            paired::op(move |_| async move {
+                black_box(plain_work(black_box(WORK_ITERS)));
+                black_box(raw_get(live_connection(f), key).await);
+            }),
+        ));
+    }
+    out.extend(
+        cachet_rows(f, ok)
+            .into_iter()
+            .filter(|(name, _)| *name == "cachet_get"),
+    );
+    rows_against_raw_get(out)
+}
+
 // ---------------------------------------------------------------- counts per read
 
 /// `-- redis_counts`: what one read of each row costs in counts that do not depend on the
@@ -664,18 +779,26 @@ criterion_group! {
     targets = redis_hit, redis_hit_64tasks, redis_hit_current_thread
 }
 
+/// Runs `paired`'s rounds of `rows` on `rt` if they have a `raw_get` row to compare with.
+fn run_against_raw_get(paired: &Paired, rt: &tokio::runtime::Runtime, rows: &[Row]) {
+    if rows.iter().any(|row| row.name == "raw_get") {
+        paired.run(rt, rows);
+    } else {
+        eprintln!("SKIPPED {}: no raw_get row to compare with", paired.name);
+    }
+}
+
 fn main() {
     let _stop = teardown::StopAtExit;
     benches();
     Criterion::default().configure_from_args().final_summary();
     if paired::wanted(PAIRED.name) {
         let f = fixture();
-        let rows = contenders(f, check(f));
-        if rows.iter().any(|row| row.name == "raw_get") {
-            PAIRED.run(&f.rt, &rows);
-        } else {
-            eprintln!("SKIPPED redis_paired: no raw_get row to compare with");
-        }
+        run_against_raw_get(&PAIRED, &f.rt, &contenders(f, check(f)));
+    }
+    if paired::wanted(OVERHEADS.name) {
+        let f = fixture();
+        run_against_raw_get(&OVERHEADS, &f.rt, &overhead_rows(f, check(f)));
     }
     if paired::wanted(COUNTS) {
         let f = fixture();
@@ -683,11 +806,10 @@ fn main() {
     }
     if paired::wanted(PAIRED_CURRENT_THREAD.name) {
         let f = fixture();
-        let rows = current_thread_rows(f, check(f));
-        if rows.iter().any(|row| row.name == "raw_get") {
-            PAIRED_CURRENT_THREAD.run(&f.ct, &rows);
-        } else {
-            eprintln!("SKIPPED redis_current_thread_paired: no raw_get row to compare with");
-        }
+        run_against_raw_get(
+            &PAIRED_CURRENT_THREAD,
+            &f.ct,
+            &current_thread_rows(f, check(f)),
+        );
     }
 }
