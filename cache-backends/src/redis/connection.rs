@@ -51,9 +51,8 @@ pub(crate) struct Connection {
     password: Option<String>,
     pub(crate) operation_timeout: Duration,
     pub(crate) connect_timeout: Duration,
-    pub(crate) max_value_size: usize,
     /// `max_value_size` in decimal: the last byte a read asks for (`GETRANGE key 0 end`),
-    /// formatted once rather than at every read.
+    /// formatted once rather than at every read (single reads and batches alike).
     pub(crate) read_end: String,
     /// How often a bus subscriber checks its subscribed node (`Duration::ZERO`: never).
     pub(crate) heartbeat: Duration,
@@ -86,7 +85,6 @@ impl Connection {
             password: opened.password,
             operation_timeout: opts.operation_timeout,
             connect_timeout: opts.connect_timeout,
-            max_value_size: opts.max_value_size,
             read_end: opts.max_value_size.to_string(),
             heartbeat: opts.heartbeat,
             live: RwLock::new(None),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cache_core::store::{memberships_ttl, BoxFuture, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheError, TierError};
 
-use super::batch::px_millis;
+use super::batch::{getrange, px_millis};
 use super::cluster;
 use super::connection::Connection;
 use super::options::RedisOptions;
@@ -117,18 +117,12 @@ impl fmt::Debug for RedisTier {
 /// allocated, however big the stored value (a result longer than the `max_value_size` it is
 /// given is refused by the codec as oversized). GETRANGE answers "" for a missing key;
 /// stored envelopes are never empty, so "" is a miss.
-///
-/// The command is built in buffers sized for it up front (`redis::cmd` grew them four times,
-/// and formatted both numbers, on every read).
 pub(crate) async fn read(
     mut c: Conn,
     stored: &str,
     last: &str,
 ) -> Result<Option<Vec<u8>>, redis::RedisError> {
-    const NAME: &str = "GETRANGE";
-    let mut cmd = redis::Cmd::with_capacity(4, NAME.len() + stored.len() + 1 + last.len());
-    cmd.arg(NAME).arg(stored).arg("0").arg(last);
-    let bytes: Vec<u8> = cmd.query_async(&mut c).await?;
+    let bytes: Vec<u8> = getrange(stored, last).query_async(&mut c).await?;
     Ok((!bytes.is_empty()).then_some(bytes))
 }
 
@@ -187,7 +181,7 @@ impl RemoteTier for RedisTier {
         }
         // Shared, not copied, by the clone kept for a retry on a dead connection.
         let keys = Arc::new(keys.to_vec());
-        let last = self.conn.max_value_size;
+        let last: Arc<str> = self.conn.read_end.as_str().into();
         let timeout = Some(self.conn.operation_timeout);
         Box::pin(self.conn.run("GETRANGE*", timeout, move |c| async move {
             super::batch::get_many(c, keys, last).await
