@@ -274,8 +274,8 @@ impl ManualClock {
 /// placing both times cost an L2 hit ~200 instructions (BENCHMARKS.md, "64 tasks, phase J").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RemoteTimes {
-    fresh_until_ms: Option<u64>,
-    keep_until_ms: Option<u64>,
+    pub(crate) fresh_until_ms: Option<u64>,
+    pub(crate) keep_until_ms: Option<u64>,
     now_ms: u64,
 }
 
@@ -312,23 +312,22 @@ impl RemoteTimes {
         Timing {
             fresh_until: self.fresh_until_ms.and_then(at),
             keep_until: self.keep_until_ms.and_then(at),
-            fresh_until_ms: self.fresh_until_ms,
-            keep_until_ms: self.keep_until_ms,
+            times: *self,
             now,
-            now_ms: self.now_ms,
         }
     }
 }
 
-/// When an entry stops being fresh, and when it must be dropped (grace included).
+/// When an entry stops being fresh, and when it must be dropped (grace included): on the
+/// monotonic clock, and as the envelope carries them ([`RemoteTimes`]), both against the
+/// same now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timing {
     pub(crate) fresh_until: Option<Instant>,
     pub(crate) keep_until: Option<Instant>,
-    pub(crate) fresh_until_ms: Option<u64>,
-    pub(crate) keep_until_ms: Option<u64>,
+    /// The same times in milliseconds since the epoch, with the unix time of `now`.
+    pub(crate) times: RemoteTimes,
     now: Instant,
-    now_ms: u64,
 }
 
 impl Timing {
@@ -343,10 +342,12 @@ impl Timing {
         Self {
             fresh_until: ttl.and_then(|ttl| now.checked_add(ttl)),
             keep_until: keep.and_then(|keep| now.checked_add(keep)),
-            fresh_until_ms: ttl.map(|ttl| now_ms.saturating_add(ms(ttl))),
-            keep_until_ms: keep.map(|keep| now_ms.saturating_add(ms(keep))),
+            times: RemoteTimes {
+                fresh_until_ms: ttl.map(|ttl| now_ms.saturating_add(ms(ttl))),
+                keep_until_ms: keep.map(|keep| now_ms.saturating_add(ms(keep))),
+                now_ms,
+            },
             now,
-            now_ms,
         }
     }
 
@@ -360,19 +361,12 @@ impl Timing {
         Self {
             fresh_until,
             keep_until,
-            fresh_until_ms: fresh_until.map(as_ms),
-            keep_until_ms: keep_until.map(as_ms),
+            times: RemoteTimes {
+                fresh_until_ms: fresh_until.map(as_ms),
+                keep_until_ms: keep_until.map(as_ms),
+                now_ms,
+            },
             now,
-            now_ms,
-        }
-    }
-
-    /// Its times in milliseconds since the epoch, against the same `now`.
-    fn times(&self) -> RemoteTimes {
-        RemoteTimes {
-            fresh_until_ms: self.fresh_until_ms,
-            keep_until_ms: self.keep_until_ms,
-            now_ms: self.now_ms,
         }
     }
 
@@ -384,7 +378,7 @@ impl Timing {
 
     /// Before `fresh_until`.
     pub(crate) fn is_fresh(&self) -> bool {
-        self.times().is_fresh()
+        self.times.is_fresh()
     }
 
     /// The TTL a remote tier should set: until `keep_until`, at least a millisecond.
@@ -415,12 +409,12 @@ mod tests {
             Some(Duration::from_secs(10)),
             Some(Duration::from_secs(50)),
         );
-        assert!(t.is_fresh() && !t.times().is_gone());
+        assert!(t.is_fresh() && !t.times.is_gone());
         assert!(
             t.physical_ttl() > Duration::from_secs(59)
                 && t.physical_ttl() <= Duration::from_secs(60)
         );
-        let back = timing_of(&clock, t.fresh_until_ms, t.keep_until_ms);
+        let back = timing_of(&clock, t.times.fresh_until_ms, t.times.keep_until_ms);
         assert!(back.is_fresh());
         let left = back
             .fresh_until
@@ -472,7 +466,7 @@ mod tests {
         let clock = Clock::default();
         let now = clock.unix_ms();
         let stale = timing_of(&clock, Some(now - 10), Some(now + 10_000));
-        assert!(!stale.is_fresh() && !stale.times().is_gone());
+        assert!(!stale.is_fresh() && !stale.times.is_gone());
         let gone = RemoteTimes::read(&clock, Some(now - 10), Some(now - 5));
         assert!(gone.is_gone());
         assert_eq!(
@@ -494,10 +488,10 @@ mod tests {
         assert!(sleep.as_mut().poll(&mut cx).is_pending());
         manual.advance(Duration::from_secs(9));
         assert!(sleep.as_mut().poll(&mut cx).is_pending());
-        assert!(timing_of(&clock, t.fresh_until_ms, t.keep_until_ms).is_fresh());
+        assert!(timing_of(&clock, t.times.fresh_until_ms, t.times.keep_until_ms).is_fresh());
         manual.advance(Duration::from_secs(1));
         assert!(sleep.as_mut().poll(&mut cx).is_ready());
-        assert!(!timing_of(&clock, t.fresh_until_ms, t.keep_until_ms).is_fresh());
+        assert!(!timing_of(&clock, t.times.fresh_until_ms, t.times.keep_until_ms).is_fresh());
         assert_eq!(clock.now() - start, Duration::from_secs(10));
         assert_eq!(clock.unix_ms() - start_ms, 10_000);
         assert_eq!(clock.ticks_ms() - ticks, 10_000);

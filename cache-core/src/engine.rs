@@ -839,8 +839,8 @@ impl Engine {
             // The fingerprint is the slot's to set (the stored type's, or the null marker's).
             let meta = codec::EnvelopeMeta {
                 fingerprint: 0,
-                fresh_until_ms: timing.fresh_until_ms,
-                keep_until_ms: timing.keep_until_ms,
+                fresh_until_ms: timing.times.fresh_until_ms,
+                keep_until_ms: timing.times.keep_until_ms,
             };
             slot::encode::<V>(&remote.codec, &value, meta)
                 .inspect_err(|err| {

@@ -40,7 +40,6 @@ use cache_core::CacheError;
 
 pub use options::{MemoryBound, MemoryEngine, MemoryOptions};
 
-use front::Route;
 use moka_engine::MokaTier;
 use quick_engine::QuickTier;
 
@@ -192,20 +191,8 @@ impl LocalTier for MemoryTier {
         read: &mut dyn FnMut(&LocalEntry, Option<std::time::Instant>),
     ) -> bool {
         match &self.engine {
-            Engine::QuickCache(t) => {
-                // The front table's marks first, inline; the reads themselves out of line,
-                // so none pays another's frame (the locked reads' frame cost a front hit
-                // ~20 instructions when they were inlined here). A key the table does not
-                // hold goes on to the locked read as with the table off.
-                if t.has_front_table() {
-                    match t.route(key) {
-                        Route::Lock => {}
-                        Route::Table => return t.read_front(key, read),
-                        Route::Take => return t.read_taking(key, read),
-                    }
-                }
-                t.read_through(key, read)
-            }
+            // The front table's marks first, inline; the reads out of line.
+            Engine::QuickCache(t) => t.read_at(key, read),
             Engine::Moka(t) => Self::read_at_moka(t, key, read),
         }
     }

@@ -61,6 +61,22 @@ fn same_text(a: &str, b: &str) -> bool {
 /// overlapping words, with no call to `memcmp`.
 #[inline]
 fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match same_short(a, b) {
+        Some(same) => same,
+        None => a == b,
+    }
+}
+
+/// Whether `key` (of up to 16 bytes) is the first `key.len()` bytes of `held` (at least
+/// that long): the first, middle and last byte of a key of up to three, else two
+/// overlapping words, 4 or 8 bytes each. `None` for a longer key. Inlined, the indexes of
+/// each arm are in bounds for the lengths it takes, so no bounds check is left: none at
+/// all when `held` is an array (a stored key's inline bytes, [`KeyBytes::is_short`]).
+#[inline(always)]
+fn same_short(key: &[u8], held: &[u8]) -> Option<bool> {
     /// The `N` bytes of `s` from `at`.
     #[inline(always)]
     fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
@@ -68,18 +84,21 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
         w.copy_from_slice(&s[at..at + N]);
         w
     }
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    match n {
+    let n = key.len();
+    Some(match n {
         0 => true,
         // Three bytes at most: the first, middle and last cover them.
-        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
-        4..=8 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
-        9..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
-        _ => a == b,
-    }
+        1..=3 => key[0] == held[0] && key[n / 2] == held[n / 2] && key[n - 1] == held[n - 1],
+        4..=8 => {
+            word::<4>(key, 0) == word::<4>(held, 0)
+                && word::<4>(key, n - 4) == word::<4>(held, n - 4)
+        }
+        9..=16 => {
+            word::<8>(key, 0) == word::<8>(held, 0)
+                && word::<8>(key, n - 8) == word::<8>(held, n - 8)
+        }
+        _ => return None,
+    })
 }
 
 /// The key space of a cache or namespace: its base (`{prefix}:{cache}` or
@@ -231,41 +250,21 @@ impl KeyBytes {
         }
     }
 
-    /// Whether these are `key`'s bytes, for a key of up to 16 bytes held inline (most keys),
-    /// as [`same_key`] compares them (two overlapping words) but without slicing the
-    /// inline bytes first: every index is within the array for the length its arm takes,
-    /// so the comparison has no bounds check and no call. `None` for a longer key, or one
-    /// on the heap: [`KeyBytes::is_long`]. (The form is canonical: a key of either form is
-    /// only ever its own form.)
+    /// Whether these are `key`'s bytes, for a key of up to 16 bytes held inline (most keys):
+    /// [`same_short`] against the whole inline array, not a slice of it, so every index is
+    /// within the array for the length its arm takes and the comparison has no bounds
+    /// check and no call. `None` for a longer key, or one on the heap:
+    /// [`KeyBytes::is_long`]. (The form is canonical: a key of either form is only ever its
+    /// own form.)
     #[inline(always)]
     fn is_short(&self, key: &[u8]) -> Option<bool> {
-        /// The `N` bytes of `s` from `at`.
-        #[inline(always)]
-        fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
-            let mut w = [0; N];
-            w.copy_from_slice(&s[at..at + N]);
-            w
-        }
         let KeyBytes::Inline(len, bytes) = self else {
             return None;
         };
-        let n = key.len();
-        if usize::from(*len) != n {
+        if usize::from(*len) != key.len() {
             return Some(false);
         }
-        Some(match n {
-            0 => true,
-            1..=3 => key[0] == bytes[0] && key[n / 2] == bytes[n / 2] && key[n - 1] == bytes[n - 1],
-            4..=8 => {
-                word::<4>(key, 0) == word::<4>(bytes, 0)
-                    && word::<4>(key, n - 4) == word::<4>(bytes, n - 4)
-            }
-            9..=16 => {
-                word::<8>(key, 0) == word::<8>(bytes, 0)
-                    && word::<8>(key, n - 8) == word::<8>(bytes, n - 8)
-            }
-            _ => return None,
-        })
+        same_short(key, bytes)
     }
 
     /// Whether these are `key`'s bytes, whatever their length (see [`KeyBytes::is_short`]).
