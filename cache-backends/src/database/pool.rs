@@ -37,32 +37,33 @@ macro_rules! on_conn {
         match &$db.pool {
             #[cfg(feature = "postgres")]
             $crate::database::pool::Pool::Postgres(conns) => {
-                let mut lease = conns.lease($home).await?;
-                let $c = &mut *lease;
-                let out = $body;
-                lease.keep_if(out.is_ok());
-                out
+                $crate::database::pool::leased!(conns, $home, $c => $body)
             }
             #[cfg(feature = "mysql")]
             $crate::database::pool::Pool::MySql(conns) => {
-                let mut lease = conns.lease($home).await?;
-                let $c = &mut *lease;
-                let out = $body;
-                lease.keep_if(out.is_ok());
-                out
+                $crate::database::pool::leased!(conns, $home, $c => $body)
             }
             #[cfg(feature = "sqlite")]
             $crate::database::pool::Pool::Sqlite(conns) => {
-                let mut lease = conns.lease($home).await?;
-                let $c = &mut *lease;
-                let out = $body;
-                lease.keep_if(out.is_ok());
-                out
+                $crate::database::pool::leased!(conns, $home, $c => $body)
             }
         }
     };
 }
 pub(crate) use on_conn;
+
+/// [`on_conn!`]'s work on one database's connections `$conns`: the lease, `$body` with `$c`
+/// bound to its connection, and the connection kept when `$body` is `Ok`.
+macro_rules! leased {
+    ($conns:expr, $home:expr, $c:ident => $body:expr) => {{
+        let mut lease = $conns.lease($home).await?;
+        let $c = &mut *lease;
+        let out = $body;
+        lease.keep_if(out.is_ok());
+        out
+    }};
+}
+pub(crate) use leased;
 
 /// Everything a tier shares: the pool, its statements, and whether the schema is known
 /// to be there.

@@ -82,6 +82,20 @@ pub(super) enum StoreSpec {
     Config(Box<StoreConfig>),
 }
 
+/// The builder's setters of the defaults of every cache: `$name(value)` sets that option
+/// of [`CacheManagerBuilder::options`]'s layer.
+macro_rules! manager_defaults {
+    ($( $(#[$doc:meta])* $name:ident: $ty:ty; )*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $name: $ty) -> Self {
+                self.defaults.$name = Some($name);
+                self
+            }
+        )*
+    };
+}
+
 impl CacheManagerBuilder {
     pub(super) fn from_config(config: ManagerConfig) -> Self {
         Self {
@@ -171,129 +185,86 @@ impl CacheManagerBuilder {
         self
     }
 
-    /// Default time to live of every cache.
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.defaults.ttl = Some(ttl);
-        self
-    }
-
-    /// Default grace period of every cache.
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.defaults.grace = Some(grace);
-        self
-    }
-
-    /// Default grace backoff of every cache: after a failure served a stale value, serve it
-    /// this long before calling the function again.
-    pub fn grace_backoff(mut self, backoff: Duration) -> Self {
-        self.defaults.grace_backoff = Some(backoff);
-        self
-    }
-
-    /// Default soft timeout of every cache.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.defaults.timeout = Some(timeout);
-        self
-    }
-
-    /// Default hard timeout of every cache.
-    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
-        self.defaults.hard_timeout = Some(timeout);
-        self
-    }
-
-    /// Default eager refresh of every cache: a hit past this fraction of an entry's TTL
-    /// (strictly between 0 and 1, checked by [`build`](Self::build)) returns the cached
-    /// value and refreshes the entry in the background.
-    ///
-    /// ```
-    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
-    /// let store = || StoreBuilder::new().l1(MapTier::new());
-    /// assert!(CacheManager::builder().store("main", store()).eager_refresh(0.8).build().is_ok());
-    /// let err = CacheManager::builder().store("main", store()).eager_refresh(1.5).build().unwrap_err();
-    /// assert!(err.to_string().contains("`eager_refresh`"));
-    /// ```
-    pub fn eager_refresh(mut self, ratio: f64) -> Self {
-        self.defaults.eager_refresh = Some(ratio);
-        self
-    }
-
-    /// Default time to idle of every cache: an entry not read for this long expires.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
-    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
-    ///     .tti(Duration::from_secs(600)).build().unwrap();
-    /// # let _ = m;
-    /// ```
-    pub fn tti(mut self, tti: Duration) -> Self {
-        self.defaults.tti = Some(tti);
-        self
-    }
-
-    /// Default TTL jitter of every cache: each write's TTL gets a random extra in
-    /// `[0, jitter]`.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
-    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
-    ///     .jitter(Duration::from_secs(30)).build().unwrap();
-    /// # let _ = m;
-    /// ```
-    pub fn jitter(mut self, jitter: Duration) -> Self {
-        self.defaults.jitter = Some(jitter);
-        self
-    }
-
-    /// Default bound on how long L1 copies live in every cache (shorter than the TTL).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
-    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
-    ///     .l1_ttl(Duration::from_secs(30)).build().unwrap();
-    /// # let _ = m;
-    /// ```
-    pub fn l1_ttl(mut self, l1_ttl: Duration) -> Self {
-        self.defaults.l1_ttl = Some(l1_ttl);
-        self
-    }
-
-    /// How long a single-flight waiter waits for the running caller before it runs the
-    /// function itself, in every cache.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
-    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
-    ///     .wait_timeout(Duration::from_secs(5)).build().unwrap();
-    /// # let _ = m;
-    /// ```
-    pub fn wait_timeout(mut self, wait: Duration) -> Self {
-        self.defaults.wait_timeout = Some(wait);
-        self
-    }
-
-    /// Whether callers are answered once L1 holds their value, the L2 write and the bus
-    /// message finishing in the background, in every cache.
-    ///
-    /// ```
-    /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
-    /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
-    ///     .background_l2_writes(true).build().unwrap();
-    /// # let _ = m;
-    /// ```
-    pub fn background_l2_writes(mut self, background: bool) -> Self {
-        self.defaults.background_l2_writes = Some(background);
-        self
-    }
-
-    /// Whether `None` results are cached (default `true`).
-    pub fn allow_null_values(mut self, allow: bool) -> Self {
-        self.defaults.allow_null_values = Some(allow);
-        self
+    // The defaults of every cache, one setter per option of the set: each sets its option
+    // in `defaults`, as `options(CacheOptions::new().NAME(value))` would.
+    manager_defaults! {
+        /// Default time to live of every cache.
+        ttl: Duration;
+        /// Default grace period of every cache.
+        grace: Duration;
+        /// Default grace backoff of every cache: after a failure served a stale value, serve it
+        /// this long before calling the function again.
+        grace_backoff: Duration;
+        /// Default soft timeout of every cache.
+        timeout: Duration;
+        /// Default hard timeout of every cache.
+        hard_timeout: Duration;
+        /// Default eager refresh of every cache: a hit past this fraction of an entry's TTL
+        /// (strictly between 0 and 1, checked by [`build`](Self::build)) returns the cached
+        /// value and refreshes the entry in the background.
+        ///
+        /// ```
+        /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+        /// let store = || StoreBuilder::new().l1(MapTier::new());
+        /// assert!(CacheManager::builder().store("main", store()).eager_refresh(0.8).build().is_ok());
+        /// let err = CacheManager::builder().store("main", store()).eager_refresh(1.5).build().unwrap_err();
+        /// assert!(err.to_string().contains("`eager_refresh`"));
+        /// ```
+        eager_refresh: f64;
+        /// Default time to idle of every cache: an entry not read for this long expires.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+        /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
+        ///     .tti(Duration::from_secs(600)).build().unwrap();
+        /// # let _ = m;
+        /// ```
+        tti: Duration;
+        /// Default TTL jitter of every cache: each write's TTL gets a random extra in
+        /// `[0, jitter]`.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+        /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
+        ///     .jitter(Duration::from_secs(30)).build().unwrap();
+        /// # let _ = m;
+        /// ```
+        jitter: Duration;
+        /// Default bound on how long L1 copies live in every cache (shorter than the TTL).
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+        /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
+        ///     .l1_ttl(Duration::from_secs(30)).build().unwrap();
+        /// # let _ = m;
+        /// ```
+        l1_ttl: Duration;
+        /// How long a single-flight waiter waits for the running caller before it runs the
+        /// function itself, in every cache.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+        /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
+        ///     .wait_timeout(Duration::from_secs(5)).build().unwrap();
+        /// # let _ = m;
+        /// ```
+        wait_timeout: Duration;
+        /// Whether callers are answered once L1 holds their value, the L2 write and the bus
+        /// message finishing in the background, in every cache.
+        ///
+        /// ```
+        /// use cache_core::{CacheManager, StoreBuilder, store::MapTier};
+        /// let m = CacheManager::builder().store("main", StoreBuilder::new().l1(MapTier::new()))
+        ///     .background_l2_writes(true).build().unwrap();
+        /// # let _ = m;
+        /// ```
+        background_l2_writes: bool;
+        /// Whether `None` results are cached (default `true`).
+        allow_null_values: bool;
     }
 
     /// Only these caches exist; others are an error (and annotations using them fail the build).
