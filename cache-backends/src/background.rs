@@ -98,11 +98,22 @@ pub(crate) async fn in_context<T, F>(make: impl FnOnce() -> F) -> Result<T, Tier
 where
     F: Future<Output = Result<T, TierError>>,
 {
-    let mut runtime = Some(handle()?);
-    let mut fut = std::pin::pin!(make());
+    let runtime = handle()?;
+    first_poll_in(Some(runtime), std::pin::pin!(make())).await
+}
+
+/// `fut`, its first poll in `runtime`'s context (none: in the caller's), the next ones in the
+/// caller's: [`in_context`]'s poll, for a future that is made already and costs nothing to
+/// hand over (a box, or a pinned reference).
+#[cfg(feature = "redis")]
+pub(crate) async fn first_poll_in<F: Future + Unpin>(
+    runtime: Option<&'static Handle>,
+    mut fut: F,
+) -> F::Output {
+    let mut runtime = runtime;
     std::future::poll_fn(|cx| {
         let _context = runtime.take().map(Handle::enter);
-        fut.as_mut().poll(cx)
+        Pin::new(&mut fut).poll(cx)
     })
     .await
 }

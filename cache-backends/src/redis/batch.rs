@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
+use redis::aio::ConnectionLike;
 use redis::RedisResult;
 
 use super::topology::Conn;
@@ -28,6 +29,21 @@ pub(crate) fn getrange(stored: &str, last: &str) -> redis::Cmd {
     let mut cmd = redis::Cmd::with_capacity(4, NAME.len() + stored.len() + 1 + last.len());
     cmd.arg(NAME).arg(stored).arg("0").arg(last);
     cmd
+}
+
+/// A read of `stored` on `c`: [`getrange`]'s command, so at most `last + 1` bytes ever
+/// travel or get allocated, however big the stored value (a result longer than the
+/// `max_value_size` it is given is refused by the codec as oversized).
+pub(crate) async fn read(mut c: Conn, stored: &str, last: &str) -> RedisResult<Option<Vec<u8>>> {
+    range_reply(c.req_packed_command(&getrange(stored, last)).await?)
+}
+
+/// What [`getrange`]'s reply holds: the bytes, `None` for `""` (a missing key: stored
+/// envelopes are never empty); a server's error as an error, as `query_async` reads it.
+#[inline]
+pub(crate) fn range_reply(reply: redis::Value) -> RedisResult<Option<Vec<u8>>> {
+    let bytes: Vec<u8> = redis::from_redis_value(reply.extract_error()?)?;
+    Ok((!bytes.is_empty()).then_some(bytes))
 }
 
 /// Milliseconds for `PX`: at least 1 (Redis refuses 0), saturating. Every `SET .. PX` of

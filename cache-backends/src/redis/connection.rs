@@ -12,10 +12,11 @@ use futures_util::future::Either;
 use futures_util::FutureExt;
 
 use cache_core::{TierError, TierErrorKind};
-use redis::aio::PubSub;
+use redis::aio::{ConnectionLike, PubSub};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, RedisError};
 
+use super::batch;
 use super::cluster;
 use super::local::{self, Found, Locals};
 use super::options::RedisOptions;
@@ -400,6 +401,51 @@ impl Connection {
         }
     }
 
+    /// The tier's read of `stored` off a cluster, [`on_node`](Self::on_node)'s work for the
+    /// one operation every cached read makes: `GETRANGE stored 0 max_value_size`
+    /// ([`batch::getrange`]) on the path [`path`](Self::path) picks at the first poll, with
+    /// the same failures, retries and timeouts, in one small state machine: the command and
+    /// redis's boxed request held inline, no operation closure made and kept for a retry
+    /// (the retry, when the connection is found dead, makes its own), no future of a
+    /// generic operation built and moved in at each level. The tier boxes it once
+    /// (BENCHMARKS.md, "64 tasks, phase L").
+    ///
+    /// On the shared connection the request's first poll, where redis arms its response
+    /// timeout (`operation_timeout`), is made in the backend runtime's context, as
+    /// [`background::in_context`] does; on the caller's runtime's own connection, in the
+    /// caller's.
+    pub(crate) async fn read(self: &Arc<Self>, stored: &str) -> Result<Option<Vec<u8>>, TierError> {
+        const WHAT: &str = "GET";
+        let last = self.read_end.as_str();
+        let again = move |c| batch::read(c, stored, last);
+        let (mut conn, ticket) = match std::future::poll_fn(|cx| Poll::Ready(self.path(cx))).await {
+            Path::Local(ticket, conn) => (conn, Some(ticket)),
+            Path::Shared(conn) => (conn, None),
+            Path::Connect => return self.run(WHAT, Some(self.operation_timeout), again).await,
+        };
+        let runtime = match ticket {
+            Some(_) => None,
+            None => Some(background::handle()?),
+        };
+        let cmd = batch::getrange(stored, last);
+        let replied = background::first_poll_in(runtime, conn.req_packed_command(&cmd)).await;
+        let e = match replied.and_then(batch::range_reply) {
+            Ok(found) => return Ok(found),
+            Err(e) => e,
+        };
+        match ticket {
+            Some(ticket) => match self.local_failed(WHAT, ticket, &e) {
+                None => self.run(WHAT, Some(self.operation_timeout), again).await,
+                Some(failed) => Err(failed),
+            },
+            None => match self.shared_failed(WHAT, &e) {
+                // Boxed apart, as `on_shared`'s: it connects, rarely.
+                None => background::run(self.after_dead(WHAT, again)).await,
+                Some(failed) => Err(failed),
+            },
+        }
+    }
+
     /// Where [`on_node`](Self::on_node)'s operation, polled with `cx`, goes; starts making
     /// the connection of the caller's `current_thread` runtime when it has none yet.
     fn path(self: &Arc<Self>, cx: &Context<'_>) -> Path {
@@ -447,14 +493,24 @@ impl Connection {
         let again = op.clone();
         match op(conn).await {
             Ok(value) => Ok(value),
-            Err(e) if is_dead_connection(&e) => {
-                tracing::debug!(target = %self.target, what, "cachet: redis connection found dead; reconnecting once");
+            Err(e) => match self.shared_failed(what, &e) {
                 // Boxed apart (see above), and in the backend runtime's context at every
                 // poll: it connects, and `in_context` enters the context at the first only.
-                background::run(self.after_dead(what, again)).await
-            }
-            Err(e) => Err(self.fault(what, &e)),
+                None => background::run(self.after_dead(what, again)).await,
+                Some(failed) => Err(failed),
+            },
         }
+    }
+
+    /// What `e`, the failure of a one-request operation on the shared connection, leads to:
+    /// `None` when the connection is found dead (the operation is to be sent once more, on a
+    /// new connection: [`after_dead`](Self::after_dead)), else the error to fail with.
+    fn shared_failed(&self, what: &'static str, e: &RedisError) -> Option<TierError> {
+        if is_dead_connection(e) {
+            tracing::debug!(target = %self.target, what, "cachet: redis connection found dead; reconnecting once");
+            return None;
+        }
+        Some(self.fault(what, e))
     }
 
     /// [`on_shared`](Self::on_shared)'s retry: forgets the dead connection and runs `op`
@@ -495,23 +551,37 @@ impl Connection {
         let again = op.clone();
         match op(conn).await {
             Ok(value) => Ok(value),
-            Err(e) if is_dead_connection(&e) => {
-                self.locals.retire(ticket);
-                tracing::debug!(target = %self.target, what, "cachet: a runtime's own redis connection found dead; using the shared one");
-                self.run(what, Some(self.operation_timeout), again).await
-            }
-            Err(e) => {
-                if is_connection_fault(&e) {
-                    self.locals.retire(ticket);
-                }
-                // The shared connection is another one: only a server no longer master
-                // says something of it too.
-                if e.code() == Some("READONLY") {
-                    Err(self.fault(what, &e))
-                } else {
-                    Err(self.error(what, &e))
-                }
-            }
+            Err(e) => match self.local_failed(what, ticket, &e) {
+                None => self.run(what, Some(self.operation_timeout), again).await,
+                Some(failed) => Err(failed),
+            },
+        }
+    }
+
+    /// What `e`, the failure of a one-request operation on the connection of a runtime (made
+    /// by the connect of `ticket`), leads to: `None` when that connection is found dead (it
+    /// is retired, and the operation sent once more on the shared one), else the error to
+    /// fail with (a connection-level failure retires it too).
+    fn local_failed(
+        &self,
+        what: &'static str,
+        ticket: local::Ticket,
+        e: &RedisError,
+    ) -> Option<TierError> {
+        if is_dead_connection(e) {
+            self.locals.retire(ticket);
+            tracing::debug!(target = %self.target, what, "cachet: a runtime's own redis connection found dead; using the shared one");
+            return None;
+        }
+        if is_connection_fault(e) {
+            self.locals.retire(ticket);
+        }
+        // The shared connection is another one: only a server no longer master says
+        // something of it too.
+        if e.code() == Some("READONLY") {
+            Some(self.fault(what, e))
+        } else {
+            Some(self.error(what, e))
         }
     }
 
@@ -961,12 +1031,16 @@ mod tests {
     #[test]
     fn a_read_boxes_less_than_a_kib() {
         let c = Connection::new(&RedisOptions::new("redis://127.0.0.1:7/0")).unwrap();
-        let (stored, last) = ("app:c:1", c.read_end.as_str());
-        let read = c.run_one("GET", stored, move |conn| {
-            crate::redis::tier::read(conn, stored, last)
-        });
-        let size = std::mem::size_of_val(&read);
+        let size = std::mem::size_of_val(&c.read("app:c:1"));
         assert!(size <= 1024, "a read's future is {size} bytes");
+        // Writes and the bus's publish: the generic path.
+        let (stored, last) = ("app:c:1", c.read_end.as_str());
+        let read = c.run_one("GET", stored, move |conn| batch::read(conn, stored, last));
+        let size = std::mem::size_of_val(&read);
+        assert!(
+            size <= 1024,
+            "a one-request operation's future is {size} bytes"
+        );
     }
 
     /// Sharded pub/sub (`SPUBLISH`, and the bus's second request when a server refuses it)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cache_core::store::{memberships_ttl, BoxFuture, RemoteEntry, RemoteTier, Scope};
 use cache_core::{CacheError, TierError};
 
-use super::batch::{getrange, px_millis};
+use super::batch::{px_millis, read};
 use super::cluster;
 use super::connection::Connection;
 use super::options::RedisOptions;
@@ -112,24 +112,17 @@ impl fmt::Debug for RedisTier {
     }
 }
 
-/// A read of `stored` on `c`: `GETRANGE stored 0 last` (`last` in decimal, as
-/// [`Connection::read_end`] holds it), so at most `last + 1` bytes ever travel or get
-/// allocated, however big the stored value (a result longer than the `max_value_size` it is
-/// given is refused by the codec as oversized). GETRANGE answers "" for a missing key;
-/// stored envelopes are never empty, so "" is a miss.
-pub(crate) async fn read(
-    mut c: Conn,
-    stored: &str,
-    last: &str,
-) -> Result<Option<Vec<u8>>, redis::RedisError> {
-    let bytes: Vec<u8> = getrange(stored, last).query_async(&mut c).await?;
-    Ok((!bytes.is_empty()).then_some(bytes))
-}
-
 impl RemoteTier for RedisTier {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, TierError>> {
-        let last = self.conn.read_end.as_str();
-        Box::pin(self.conn.run_one("GET", key, move |c| read(c, key, last)))
+        // `GETRANGE key 0 max_value_size`: at most `max_value_size + 1` bytes ever travel or
+        // get allocated, however big the stored value (a result longer than the
+        // `max_value_size` it is given is refused by the codec as oversized). GETRANGE
+        // answers "" for a missing key; stored envelopes are never empty, so "" is a miss.
+        if self.conn.is_cluster() {
+            let last = self.conn.read_end.as_str();
+            return Box::pin(self.conn.run_one("GET", key, move |c| read(c, key, last)));
+        }
+        Box::pin(self.conn.read(key))
     }
 
     fn set<'a>(
