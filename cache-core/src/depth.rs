@@ -6,7 +6,10 @@
 //! options and newtypes nest without being counted, and options and newtypes consume no
 //! byte at all: `struct Node(Option<Box<Node>>)` read from the one byte `0x01` recursed
 //! until the stack overflowed, aborting the process. A crafted stored value must be a
-//! miss, so the codec decodes through [`deserialize`], which counts every shape.
+//! miss, so the codecs decode through [`deserialize`], which counts every shape: bincode,
+//! JSON and applications' codecs. MessagePack, the default, has a reader of its own
+//! (`codec/msgpack.rs`) that counts the levels the same way as it reads, without this
+//! wrapper's forwarding (its tests hold the two to the same bound).
 //!
 //! The wrapper forwards every call to the inner deserializer and wraps whatever it hands
 //! back that can recurse (visitors, seeds, sequence, map and enum accesses), so no path

@@ -4,9 +4,10 @@
 //! The envelope's third byte names the codec that wrote the payload, so a store whose
 //! codec changed reads the old entries as misses (and overwrites them), never as errors
 //! or as wrong values. Every codec decodes under the same bounds: the size limit is
-//! checked before anything is decoded, and nesting is bounded by a guard around the
-//! codec's deserializer ([`super::MAX_NESTING`] levels of any shape), so a codec
-//! written by an application gets the bound too.
+//! checked before anything is decoded, and nesting is bounded to [`super::MAX_NESTING`]
+//! levels of any shape, by a guard around the codec's deserializer ([`crate::depth`]), so
+//! a codec written by an application gets the bound too, or, for MessagePack, by its own
+//! reader ([`super::msgpack`]), which counts the levels as the guard does.
 
 use std::sync::Arc;
 
@@ -297,6 +298,7 @@ impl ValueCodec {
     /// assert_eq!(codec.read_meta(&codec.encode(&(), &meta)?, 1024)?, meta);
     /// # Ok::<(), cache_core::codec::CodecError>(())
     /// ```
+    #[inline]
     pub fn read_meta(
         &self,
         bytes: &[u8],
@@ -354,66 +356,19 @@ fn payload_err(e: impl std::fmt::Display) -> CodecError {
     CodecError::Payload(e.to_string())
 }
 
-/// MessagePack read in place from the payload: strings and field names are borrowed from
-/// it (copied once, into the value's own `String`s), never pre-allocated from a length prefix
-/// (a prefix longer than what is left fails at once), and what follows the value must be
-/// nothing.
+/// MessagePack read in place from the payload by the codec's own reader
+/// ([`super::msgpack`]): strings and field names are borrowed from it (copied once, into the
+/// value's own `String`s), never pre-allocated from a length prefix (a prefix longer than
+/// what is left fails at once), both nesting bounds are counted as it reads, and what
+/// follows the value must be nothing.
 ///
-/// Reading through `rmp_serde`'s `Read` adapter instead (as this did before) copied every
-/// string and field name into a scratch buffer through `read_to_end`, whose generic probing
-/// cost more than the rest of the decode: ~1,000 instructions and one allocation per read of
-/// the Redis bench's four-field record (BENCHMARKS.md, "64 tasks, phase J").
+/// It reads what rmp-serde's `Deserializer` reads, value for value (the differential tests
+/// in `msgpack/tests.rs`), for ~600 instructions fewer a read of the Redis bench's
+/// four-field record than rmp-serde behind [`crate::depth`]'s guard (BENCHMARKS.md, "64
+/// tasks, phase L"). rmp-serde still writes the payloads.
+#[inline]
 fn decode_msgpack<V: DeserializeOwned>(payload: &[u8]) -> Result<V, CodecError> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(payload);
-    de.set_max_depth(MAX_DEPTH);
-    let value = crate::depth::deserialize::<V, _>(&mut de, MAX_NESTING).map_err(payload_err)?;
-    // The in-place reader does not say how much is left: one more marker read must find
-    // the end. Anything else (a byte, or a marker the value peeked at and left) is settled
-    // by the copying reader, whose answer (the value, or the bytes left over) is exact.
-    match serde::Deserializer::deserialize_option(&mut de, MarkerLeft) {
-        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
-            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-        {
-            Ok(value)
-        }
-        _ => decode_msgpack_copying(payload),
-    }
-}
-
-/// Reads one MessagePack marker and nothing more (`deserialize_option` reads the marker and
-/// hands on without reading on): whether anything follows a value.
-struct MarkerLeft;
-
-impl<'de> serde::de::Visitor<'de> for MarkerLeft {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the end of the payload")
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_some<D: serde::Deserializer<'de>>(self, _left: D) -> Result<(), D::Error> {
-        Ok(())
-    }
-}
-
-/// [`decode_msgpack`] through a `&[u8]` reader, which tells what is left over: the answer
-/// when the in-place read finds more than the value.
-#[cold]
-fn decode_msgpack_copying<V: DeserializeOwned>(payload: &[u8]) -> Result<V, CodecError> {
-    let mut rest = payload;
-    let value = {
-        let mut de = rmp_serde::Deserializer::new(&mut rest);
-        de.set_max_depth(MAX_DEPTH);
-        crate::depth::deserialize::<V, _>(&mut de, MAX_NESTING).map_err(payload_err)?
-    };
-    if !rest.is_empty() {
-        return Err(CodecError::TrailingBytes(rest.len()));
-    }
-    Ok(value)
+    super::msgpack::decode(payload, MAX_DEPTH, MAX_NESTING)
 }
 
 /// bincode from a `&[u8]` reader, limited to the payload's length: a length prefix

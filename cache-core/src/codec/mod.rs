@@ -87,6 +87,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 mod format;
+mod msgpack;
 
 pub use erased_serde;
 pub use format::{Codec, ValueCodec, BINCODE, FIRST_CUSTOM_ID, JSON, MSGPACK};
@@ -331,6 +332,7 @@ pub fn read_meta(bytes: &[u8], max_value_size: usize) -> Result<EnvelopeMeta, Co
 /// assert_eq!(read_header(&encode(&(), &meta)?, 1024)?, (MSGPACK, meta));
 /// # Ok::<(), cache_core::codec::CodecError>(())
 /// ```
+#[inline]
 pub fn read_header(bytes: &[u8], max_value_size: usize) -> Result<(u8, EnvelopeMeta), CodecError> {
     if bytes.len() > max_value_size {
         return Err(CodecError::TooLarge {
