@@ -21,6 +21,7 @@ use crate::stats::{CacheStats, Event, StatsCounters};
 use crate::store::named::StoreInner;
 use crate::store::Invalidation;
 use crate::CacheValue;
+use futures_util::future::Either;
 use futures_util::FutureExt;
 
 /// A named cache in a store: cheap to clone (an `Arc` inside), `Send + Sync`.
@@ -196,13 +197,20 @@ impl Cache {
     }
 
     /// [`Cache::get`] (`stale`: within grace too) or [`Cache::get_fresh`], failed by a fault
-    /// when the manager's error handler says so (`fault.rs`).
-    async fn read<V: CacheValue, K: Serialize + ?Sized>(
-        &self,
-        key: &K,
+    /// when the manager's error handler says so (`fault.rs`). Without a handler nothing can
+    /// fail it: the read as it is, no fault scope and no adapters around it (two levels of
+    /// a read's every poll; BENCHMARKS.md, "64 tasks, phase L").
+    fn read<'a, V: CacheValue, K: Serialize + ?Sized>(
+        &'a self,
+        key: &'a K,
         stale: bool,
-    ) -> Result<Option<V>, CacheError> {
-        crate::fault::checked(self.watched(), self.read_unchecked(key, stale)).await
+    ) -> impl Future<Output = Result<Option<V>, CacheError>> + 'a {
+        let read = self.read_unchecked(key, stale);
+        if self.watched() {
+            Either::Right(crate::fault::checked(true, read))
+        } else {
+            Either::Left(read)
+        }
     }
 
     async fn read_unchecked<V: CacheValue, K: Serialize + ?Sized>(
@@ -227,9 +235,15 @@ impl Cache {
         let (stored, local) = match probed {
             Some(Ok(value)) => return Ok(Some(value)),
             Some(Err((Some(stored), local))) => (stored, local),
-            Some(Err((None, _))) | None => (self.engine.stored_key(key)?, FirstL1::Unread),
+            Some(Err((None, _))) | None => (engine.stored_key(key)?, FirstL1::Unread),
         };
-        match self.engine.lookup_due::<V>(&stored, local).await.0 {
+        // With no L1 value to weigh against L2's, L2 alone (one level less at each poll).
+        let found = if local == FirstL1::Unread && engine.has_l1() {
+            engine.lookup_due::<V>(&stored, local).await.0
+        } else {
+            engine.lookup_remote::<V>(&stored).await.0
+        };
+        match found {
             Lookup::Fresh(v) => Ok(Some(v)),
             Lookup::Stale(v, _) if stale => {
                 self.engine.count(Event::Stale);

@@ -380,7 +380,7 @@ impl Engine {
         // Without L1 there is nothing to look at: its key is not even built (an L2-only
         // store's every read came here; BENCHMARKS.md, "64 tasks, phase J").
         let (local, due) = match local {
-            FirstL1::Unread if self.inner.store.l1.is_some() => self.look_l1::<V>(stored),
+            FirstL1::Unread if self.has_l1() => self.look_l1::<V>(stored),
             FirstL1::Unread | FirstL1::Empty => (Lookup::Miss, false),
         };
         if matches!(local, Lookup::Fresh(_)) {
@@ -390,6 +390,12 @@ impl Engine {
             (Lookup::Miss, _) => (local, false),
             remote => remote,
         }
+    }
+
+    /// Whether this cache's store has an L1.
+    #[inline]
+    pub(crate) fn has_l1(&self) -> bool {
+        self.inner.store.l1.is_some()
     }
 
     /// Runs `f` on `key` encoded (its L1 key is [`Engine::l1_key_of_encoded`]), in a
@@ -584,7 +590,9 @@ impl Engine {
         });
     }
 
-    async fn lookup_remote<V: Slot>(&self, stored: &str) -> (Lookup<V::Value>, bool) {
+    /// [`Engine::lookup_due`] when L1 holds nothing to weigh against L2 (none, or read and
+    /// empty): L2 alone, decoded and counted by [`Engine::accept_remote`].
+    pub(crate) async fn lookup_remote<V: Slot>(&self, stored: &str) -> (Lookup<V::Value>, bool) {
         let store = &self.inner.store;
         let Some(remote) = store
             .l2

@@ -118,8 +118,14 @@ impl Remote {
         }
     }
 
-    pub(crate) async fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, Skipped> {
-        self.call(store, "get", self.tier.get(key)).await
+    /// Reads `key` (see [`RemoteTier::get`]). [`call`](Self::call)'s future itself, not one
+    /// more around it: a level less at each of a read's polls.
+    pub(crate) fn get<'a>(
+        &'a self,
+        store: &'a str,
+        key: &'a str,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, Skipped>> + 'a {
+        self.call(store, "get", self.tier.get(key))
     }
 
     pub(crate) async fn set(
