@@ -30,6 +30,17 @@ pub mod database;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod message;
 
+/// The configuration error for an option given in code (an options builder's, not a
+/// file's): `field` named, `why` redacted as every configuration error's text is.
+#[cfg(any(feature = "redis", feature = "database", feature = "dynamodb"))]
+pub(crate) fn builder_error(field: &str, why: &str) -> cache_core::CacheError {
+    cache_core::CacheError::Config {
+        origin: cache_core::ConfigOrigin::Builder,
+        field: field.into(),
+        expected: cache_core::redact::redact_text(why),
+    }
+}
+
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod bus_check;
 #[cfg(any(feature = "redis", feature = "postgres"))]

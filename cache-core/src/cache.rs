@@ -17,8 +17,7 @@ use crate::infallible::infallible_form;
 use crate::invoke::{Attached, Detachable, Mode};
 use crate::layout;
 use crate::shape::FallibleShape;
-use crate::stats::{CacheStats, Event, StatsCounters};
-use crate::store::named::StoreInner;
+use crate::stats::{CacheStats, Event};
 use crate::store::Invalidation;
 use crate::CacheValue;
 use futures_util::future::Either;
@@ -60,18 +59,6 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    pub(crate) fn new(
-        name: Arc<str>,
-        base: String,
-        store: Arc<StoreInner>,
-        settings: Arc<CacheOptions>,
-        stats: Arc<StatsCounters>,
-    ) -> Self {
-        Cache {
-            engine: Engine::new(name, base, store, settings, stats),
-        }
-    }
-
     /// The cache's name.
     ///
     /// ```
@@ -117,13 +104,10 @@ impl Cache {
     /// # });
     /// ```
     pub fn namespace(&self, name: &str) -> Cache {
-        Cache::new(
-            self.engine.inner.name.clone(),
-            layout::namespace_base(&self.engine.inner.base, name),
-            self.engine.inner.store.clone(),
-            self.engine.inner.settings.clone(),
-            self.engine.inner.stats.clone(),
-        )
+        let base = layout::namespace_base(&self.engine.inner.base, name);
+        Cache {
+            engine: self.engine.view(base, self.engine.inner.settings.clone()),
+        }
         .tagged(self.tags())
     }
 
@@ -149,13 +133,11 @@ impl Cache {
     pub fn with_options(&self, options: CacheOptions) -> Cache {
         // A ratio outside (0, 1) (which building a manager rejects) is ignored here.
         let settings = self.engine.settings().overlay(&options.valid_only());
-        Cache::new(
-            self.engine.inner.name.clone(),
-            self.engine.inner.base.clone(),
-            self.engine.inner.store.clone(),
-            Arc::new(settings),
-            self.engine.inner.stats.clone(),
-        )
+        Cache {
+            engine: self
+                .engine
+                .view(self.engine.inner.base.clone(), Arc::new(settings)),
+        }
         // A view keeps the tags of the handle it was made from.
         .tagged(self.tags())
     }

@@ -11,8 +11,8 @@
 
 use serde::ser::{self, Impossible, Serialize};
 
-use crate::key::is_reserved;
-use crate::scalar_key::{decline_compound_forms, integers_by_int, NotScalar};
+use crate::key::{integers_by_int, is_reserved};
+use crate::scalar_key::{decline_compound_forms, NotScalar};
 
 /// What [`with_direct`] did with a key.
 pub(crate) enum Direct<R, F> {

@@ -243,6 +243,19 @@ impl Engine {
         }
     }
 
+    /// An engine over the same cache (its name, store and stats) under `base`, with
+    /// `settings` and no tags: a namespace's or a view's, whose handle adds its tags.
+    pub(crate) fn view(&self, base: String, settings: Arc<CacheOptions>) -> Self {
+        let inner = &self.inner;
+        Engine::new(
+            inner.name.clone(),
+            base,
+            inner.store.clone(),
+            settings,
+            inner.stats.clone(),
+        )
+    }
+
     /// The cache's name.
     pub(crate) fn name(&self) -> &str {
         &self.inner.name

@@ -1349,16 +1349,30 @@ mod tests {
         until_held(&c[0], 1, "new").await;
     }
 
-    #[tokio::test]
-    async fn past_its_soft_timeout_a_waiting_call_takes_what_another_cache_holds() {
-        let clock = ManualClock::new();
-        let m = manager(&clock, CacheOptions::new().timeout(Duration::from_secs(1)));
+    /// Caches `a` and `b` (a soft timeout of 1 s on `clock`): a call of key 1 running in
+    /// them (the leader, answering "leader") until `release` is sent, and `b` holding "b"
+    /// under that key meanwhile.
+    async fn a_slow_call_while_b_holds(
+        clock: &ManualClock,
+    ) -> (
+        Vec<Cache>,
+        tokio::sync::oneshot::Sender<()>,
+        JoinHandle<String>,
+    ) {
+        let m = manager(clock, CacheOptions::new().timeout(Duration::from_secs(1)));
         let c = caches(&m, &["a", "b"]);
         let (release, slow) = tokio::sync::oneshot::channel();
         let runs = Arc::new(AtomicUsize::new(0));
         let leader = spawn_call(&c, 1, &runs, after(slow, "leader"), Attached);
         until_runs(&runs, 1).await;
         c[1].set(&1u64, &"b".to_owned()).await.unwrap();
+        (c, release, leader)
+    }
+
+    #[tokio::test]
+    async fn past_its_soft_timeout_a_waiting_call_takes_what_another_cache_holds() {
+        let clock = ManualClock::new();
+        let (c, release, leader) = a_slow_call_while_b_holds(&clock).await;
         let second = Arc::new(AtomicUsize::new(0));
         let caller = spawn_call(&c, 1, &second, answer("second"), Attached);
         let answered = advance_until_done(&clock, &caller, Duration::from_secs(1)).await;
@@ -1759,13 +1773,7 @@ mod tests {
     #[tokio::test]
     async fn a_forced_call_waits_for_the_running_call_past_its_soft_timeout() {
         let clock = ManualClock::new();
-        let m = manager(&clock, CacheOptions::new().timeout(Duration::from_secs(1)));
-        let c = caches(&m, &["a", "b"]);
-        let (release, slow) = tokio::sync::oneshot::channel();
-        let runs = Arc::new(AtomicUsize::new(0));
-        let leader = spawn_call(&c, 1, &runs, after(slow, "leader"), Attached);
-        until_runs(&runs, 1).await;
-        c[1].set(&1u64, &"b".to_owned()).await.unwrap();
+        let (c, release, leader) = a_slow_call_while_b_holds(&clock).await;
         // Forced: it does not take the other cache's value past its soft timeout; it waits
         // for the value being made.
         let forced = [

@@ -12,7 +12,7 @@ use std::fmt::{self, Write as _};
 
 use serde::ser::{self, Impossible, Serialize};
 
-use crate::key::is_reserved;
+use crate::key::{integers_by_int, is_reserved};
 
 /// How many bytes of key the stack buffer holds.
 const CAPACITY: usize = 64;
@@ -98,28 +98,6 @@ macro_rules! decline_compound_forms {
     };
 }
 pub(crate) use decline_compound_forms;
-
-/// The methods of a key serializer for every integer width (`serialize_i8` to
-/// `serialize_u128`), each under the attribute given (`#[inline]`, `#[inline(always)]`) and
-/// each handing its value to the serializer's own `self.int(v)` (its decimal digits). Shared
-/// by the stack encoder and the direct path ([`crate::direct_key`]).
-macro_rules! integers_by_int {
-    (#[$attr:meta]) => {
-        integers_by_int!(@each #[$attr]
-            serialize_i8 i8, serialize_i16 i16, serialize_i32 i32, serialize_i64 i64,
-            serialize_i128 i128, serialize_u8 u8, serialize_u16 u16, serialize_u32 u32,
-            serialize_u64 u64, serialize_u128 u128);
-    };
-    (@each #[$attr:meta] $($method:ident $int:ty),*) => {
-        $(
-            #[$attr]
-            fn $method(self, v: $int) -> Result<Self::Ok, Self::Error> {
-                self.int(v)
-            }
-        )*
-    };
-}
-pub(crate) use integers_by_int;
 
 impl KeyBuf {
     /// `key` encoded, when it is of the fast path's forms and fits.

@@ -82,13 +82,10 @@ impl Cache {
             .map(String::as_str)
             .chain(added.iter().map(AsRef::as_ref));
         let tags = Tags::new(&self.engine.inner.base, names);
-        let mut view = Cache::new(
-            self.engine.inner.name.clone(),
-            self.engine.inner.base.clone(),
-            self.engine.inner.store.clone(),
-            self.engine.inner.settings.clone(),
-            self.engine.inner.stats.clone(),
-        );
+        let inner = &self.engine.inner;
+        let mut view = Cache {
+            engine: self.engine.view(inner.base.clone(), inner.settings.clone()),
+        };
         // `view` was made just above: its `Arc` has no other owner yet, so this always applies.
         if let Some(inner) = Arc::get_mut(&mut view.engine.inner) {
             inner.tags = tags;

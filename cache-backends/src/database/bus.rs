@@ -121,7 +121,7 @@ impl PostgresBus {
             Duration::from_secs(1),
             Duration::from_secs(1),
         )
-        .map_err(|why| super::options::DatabaseOptions::builder_error("url", why))
+        .map_err(|why| crate::builder_error("url", &why))
     }
 
     fn with_timeouts(

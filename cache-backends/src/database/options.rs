@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cache_core::codec::DEFAULT_MAX_VALUE_SIZE;
 use cache_core::config::TierConfig;
-use cache_core::{CacheError, ConfigOrigin};
+use cache_core::CacheError;
 
 use super::dialect::{Dialect, Table};
 
@@ -171,15 +171,6 @@ impl DatabaseOptions {
         Ok(opts)
     }
 
-    /// The error for a bad option given in code.
-    pub(crate) fn builder_error(field: &str, why: String) -> CacheError {
-        CacheError::Config {
-            origin: ConfigOrigin::Builder,
-            field: field.into(),
-            expected: cache_core::redact::redact_text(&why),
-        }
-    }
-
     /// The URL without its password, for descriptions and errors.
     pub(crate) fn target(&self) -> String {
         redacted_target(&self.url)
@@ -213,6 +204,8 @@ impl fmt::Debug for DatabaseOptions {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use cache_core::ConfigOrigin;
+
     use super::*;
 
     fn cfg(options: &str) -> TierConfig {

@@ -43,8 +43,7 @@ pub struct DatabaseTier {
 impl DatabaseTier {
     /// A tier for these options. Does not connect.
     pub fn new(opts: &DatabaseOptions) -> Result<Self, CacheError> {
-        let db = Database::new(opts)
-            .map_err(|(field, why)| DatabaseOptions::builder_error(field, why))?;
+        let db = Database::new(opts).map_err(|(field, why)| crate::builder_error(field, &why))?;
         Ok(Self { db })
     }
 

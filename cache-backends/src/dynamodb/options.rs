@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use cache_core::config::TierConfig;
-use cache_core::{CacheError, ConfigOrigin};
+use cache_core::CacheError;
 
 const KNOWN: &[&str] = &[
     "table",
@@ -219,15 +219,6 @@ impl DynamoOptions {
             .map_err(|(field, why)| cfg.error(field, why))?;
         Ok(opts)
     }
-
-    /// The error for options given in code.
-    pub(crate) fn builder_error((field, why): (&'static str, String)) -> CacheError {
-        CacheError::Config {
-            origin: ConfigOrigin::Builder,
-            field: field.into(),
-            expected: why,
-        }
-    }
 }
 
 impl fmt::Debug for DynamoOptions {
@@ -258,6 +249,8 @@ impl fmt::Debug for DynamoOptions {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use cache_core::ConfigOrigin;
+
     use super::*;
 
     fn cfg(options: &str) -> TierConfig {

@@ -45,7 +45,8 @@ pub struct DynamoTier {
 impl DynamoTier {
     /// A tier for these options. Does not connect.
     pub fn new(opts: DynamoOptions) -> Result<Self, CacheError> {
-        opts.validate().map_err(DynamoOptions::builder_error)?;
+        opts.validate()
+            .map_err(|(field, why)| crate::builder_error(field, &why))?;
         Ok(Self {
             client: Client::new(opts),
             registry: Arc::default(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cache_core::codec::DEFAULT_MAX_VALUE_SIZE;
 use cache_core::config::units::parse_duration;
 use cache_core::config::TierConfig;
-use cache_core::{CacheError, ConfigOrigin};
+use cache_core::CacheError;
 
 use super::topology::{self, Topology};
 
@@ -323,11 +323,7 @@ impl RedisOptions {
 
     /// The error for a bad URL given in code.
     pub(crate) fn builder_error(why: String) -> CacheError {
-        CacheError::Config {
-            origin: ConfigOrigin::Builder,
-            field: "url".into(),
-            expected: why,
-        }
+        crate::builder_error("url", &why)
     }
 }
 
@@ -390,6 +386,8 @@ impl fmt::Debug for RedisOptions {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use cache_core::ConfigOrigin;
+
     use super::*;
 
     fn read(toml_text: &str) -> Result<RedisOptions, CacheError> {

@@ -352,6 +352,9 @@ impl ValueCodec {
     }
 }
 
+/// A decode error of the codecs read through the guard (bincode, JSON; MessagePack's reader
+/// has its own).
+#[cfg(any(test, feature = "bincode", feature = "json"))]
 fn payload_err(e: impl std::fmt::Display) -> CodecError {
     CodecError::Payload(e.to_string())
 }
@@ -363,7 +366,7 @@ fn payload_err(e: impl std::fmt::Display) -> CodecError {
 /// follows the value must be nothing.
 ///
 /// It reads what rmp-serde's `Deserializer` reads, value for value (the differential tests
-/// in `msgpack/tests.rs`), for ~600 instructions fewer a read of the Redis bench's
+/// in `msgpack/tests.rs`), for ~700 instructions fewer a read of the Redis bench's
 /// four-field record than rmp-serde behind [`crate::depth`]'s guard (BENCHMARKS.md, "64
 /// tasks, phase L"). rmp-serde still writes the payloads.
 #[inline]

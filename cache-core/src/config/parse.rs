@@ -804,6 +804,11 @@ mod tests {
         message
     }
 
+    /// [`error`]'s message for `text`, which names `field` and holds every one of `parts`.
+    fn refused(text: &str, field: &str, parts: &[&str]) {
+        assert_contains(&error(text, field), parts);
+    }
+
     fn assert_contains(message: &str, parts: &[&str]) {
         for part in parts {
             assert!(message.contains(part), "{message:?} lacks {part:?}");
@@ -1050,38 +1055,32 @@ l2_circuit_breaker = "5s"
 
     #[test]
     fn tier_errors_name_the_tier_field() {
-        let message = error(
+        refused(
             "[stores.tiered]\nl1 = { driver = 3 }",
             "stores.tiered.l1.driver",
-        );
-        assert_contains(
-            &message,
             &["expected a string naming a driver, e.g. \"memory\"; found an integer (3)"],
         );
-        let message = error(
+        refused(
             "[stores.tiered]\nl1 = { max_entries = 10 }",
             "stores.tiered.l1.driver",
+            &["a string naming a driver", "found nothing"],
         );
-        assert_contains(&message, &["a string naming a driver", "found nothing"]);
-        let message = error(
+        refused(
             "[stores.tiered]\nl1 = { driver = \" \" }",
             "stores.tiered.l1.driver",
-        );
-        assert_contains(
-            &message,
             &["a string naming a driver", "found the string \" \""],
         );
-        let message = error("[stores.tiered]\nl2 = \"redis\"", "stores.tiered.l2");
-        assert_contains(
-            &message,
+        refused(
+            "[stores.tiered]\nl2 = \"redis\"",
+            "stores.tiered.l2",
             &[
                 "expected a table naming a driver",
                 "found the string \"redis\"",
             ],
         );
-        let message = error("[stores.none]\ndriver = false", "stores.none.driver");
-        assert_contains(
-            &message,
+        refused(
+            "[stores.none]\ndriver = false",
+            "stores.none.driver",
             &["a string naming a driver", "found a boolean (false)"],
         );
     }
@@ -1109,16 +1108,15 @@ l2_circuit_breaker = "5s"
             ("[caches.users]\neager_refresh = \"80%\"", "caches.users.eager_refresh", "found the string \"80%\""),
         ];
         for (text, field, expected) in cases {
-            let message = error(text, field);
-            assert_contains(&message, &[expected]);
+            refused(text, field, &[expected]);
         }
     }
 
     #[test]
     fn unknown_keys_list_the_allowed_ones() {
-        let message = error("ttl2 = \"5m\"", "ttl2");
-        assert_contains(
-            &message,
+        refused(
+            "ttl2 = \"5m\"",
+            "ttl2",
             &[
                 "one of the keys default_store, prefix, ttl, grace, grace_backoff, timeout, \
                  hard_timeout, allow_null_values, eager_refresh, tti, jitter, l1_ttl, \
@@ -1127,20 +1125,13 @@ l2_circuit_breaker = "5s"
                 "found the unknown key `ttl2` (did you mean `ttl`?)",
             ],
         );
-        let message = error("[caches.users]\ntll = \"5m\"", "caches.users.tll");
-        assert_contains(
-            &message,
-            &[
+        refused("[caches.users]\ntll = \"5m\"", "caches.users.tll", &[
                 "store, ttl, grace, grace_backoff, timeout, hard_timeout, allow_null_values, eager_refresh",
                 "(did you mean `ttl`?)",
-            ],
-        );
-        let message = error(
+            ]);
+        refused(
             "[stores.tiered]\nl1 = { driver = \"memory\" }\nl3 = { driver = \"redis\" }",
             "stores.tiered.l3",
-        );
-        assert_contains(
-            &message,
             &["driver, l1, l2, bus, prefix, l2_circuit_breaker", "`l3`"],
         );
         let message = error("[caches.users]\nzzzzzzzzz = 1", "caches.users.zzzzzzzzz");
@@ -1149,62 +1140,55 @@ l2_circuit_breaker = "5s"
 
     #[test]
     fn bad_durations_carry_the_units_message() {
-        let message = error("ttl = \"5 minuts\"", "ttl");
-        assert_contains(
-            &message,
+        refused(
+            "ttl = \"5 minuts\"",
+            "ttl",
             &[
                 "\"5 minuts\" is not a duration: unknown unit \"minuts\"",
                 "\"1h 30m\"",
             ],
         );
-        let message = error("[caches.users]\ngrace = \"-1h\"", "caches.users.grace");
-        assert_contains(&message, &["\"-1h\" is negative"]);
-        let message = error(
+        refused(
+            "[caches.users]\ngrace = \"-1h\"",
+            "caches.users.grace",
+            &["\"-1h\" is negative"],
+        );
+        refused(
             "[stores.s]\nl2 = { driver = \"redis\" }\nl2_circuit_breaker = \"\"",
             "stores.s.l2_circuit_breaker",
+            &["an empty string is not a duration"],
         );
-        assert_contains(&message, &["an empty string is not a duration"]);
     }
 
     #[test]
     fn driver_with_tiers_is_an_error() {
-        let message = error(
-            "[stores.mixed]\ndriver = \"memory\"\nl2 = { driver = \"redis\" }\nbus = { driver = \"redis\" }",
-            "stores.mixed",
-        );
-        assert_contains(
-            &message,
-            &[
+        refused("[stores.mixed]\ndriver = \"memory\"\nl2 = { driver = \"redis\" }\nbus = { driver = \"redis\" }",
+            "stores.mixed", &[
                 "expected either `driver` (the whole store is one tier) or tiers",
                 "found `driver` and `l2`, `bus`",
-            ],
-        );
+            ]);
     }
 
     #[test]
     fn store_without_tiers_is_an_error() {
-        let message = error("[stores.empty]", "stores.empty");
-        assert_contains(
-            &message,
+        refused(
+            "[stores.empty]",
+            "stores.empty",
             &["expected a store: `driver = \"memory\"`", "found no tier"],
         );
-        let message = error("[stores.p]\nprefix = \"p\"", "stores.p");
-        assert_contains(&message, &["found no tier"]);
-        let message = error("[stores.b]\nbus = { driver = \"redis\" }", "stores.b");
-        assert_contains(&message, &["found only `bus`"]);
+        refused("[stores.p]\nprefix = \"p\"", "stores.p", &["found no tier"]);
+        refused(
+            "[stores.b]\nbus = { driver = \"redis\" }",
+            "stores.b",
+            &["found only `bus`"],
+        );
     }
 
     #[test]
     fn unknown_stores_are_errors_listing_the_stores() {
         let stores = "[stores.memory]\nl1 = { driver = \"memory\" }\n[stores.tiered]\nl1 = { driver = \"memory\" }\n";
-        let message = error(
-            &format!("default_store = \"teired\"\n{stores}"),
-            "default_store",
-        );
-        assert_contains(
-            &message,
-            &["expected the name of a configured store (memory, tiered); found \"teired\" (did you mean \"tiered\"?)"],
-        );
+        refused(&format!("default_store = \"teired\"\n{stores}"),
+            "default_store", &["expected the name of a configured store (memory, tiered); found \"teired\" (did you mean \"tiered\"?)"]);
         let message = error(
             &format!("{stores}[caches.users]\nstore = \"redis\""),
             "caches.users.store",
@@ -1286,8 +1270,7 @@ l2_circuit_breaker = "5s"
             ),
         ];
         for (text, field, expected) in cases {
-            let message = error(text, field);
-            assert_contains(&message, &[expected]);
+            refused(text, field, &[expected]);
         }
     }
 
@@ -1341,17 +1324,14 @@ skip_bus = true
 
     #[test]
     fn cache_names_restrict_configured_caches() {
-        let message = error("cache_names = [\"users\", \"users\"]", "cache_names[1]");
-        assert_contains(
-            &message,
+        refused(
+            "cache_names = [\"users\", \"users\"]",
+            "cache_names[1]",
             &["expected each cache listed once; found \"users\" a second time"],
         );
-        let message = error(
+        refused(
             "cache_names = [\"users\", \"products\"]\n[caches.orders]\nttl = \"1m\"",
             "caches.orders",
-        );
-        assert_contains(
-            &message,
             &[
                 "expected one of the caches listed in `cache_names` (users, products)",
                 "found \"orders\"",
@@ -1361,20 +1341,22 @@ skip_bus = true
 
     #[test]
     fn syntax_errors_give_line_and_column() {
-        let message = error(
+        refused(
             "ttl = \"5m\"\n[stores.memory]\nl1 = { driver = memory }\n",
             "stores.memory.l1",
-        );
-        assert_contains(
-            &message,
             &["expected valid TOML; found a syntax error at line 3, column"],
         );
-        let message = error("prefix = \"unterminated\n", "prefix");
-        assert_contains(&message, &["at line 1, column"]);
-        let message = error("ttl = \"5m\"\nttl = \"6m\"\n", "ttl");
-        assert_contains(&message, &["at line 2, column 1", "duplicate key"]);
-        let message = error("[stores.memory\n", "stores.memory");
-        assert_contains(&message, &["at line 1, column"]);
+        refused(
+            "prefix = \"unterminated\n",
+            "prefix",
+            &["at line 1, column"],
+        );
+        refused(
+            "ttl = \"5m\"\nttl = \"6m\"\n",
+            "ttl",
+            &["at line 2, column 1", "duplicate key"],
+        );
+        refused("[stores.memory\n", "stores.memory", &["at line 1, column"]);
     }
 
     #[test]
@@ -1405,47 +1387,38 @@ skip_bus = true
         assert_eq!(config.stores["d"].lock, LockKind::None);
         assert_eq!(config.stores["d"].lock_timeout, None);
 
-        let message = error(
+        refused(
             &format!("[stores.s]\n{redis}\nlock = \"zookeeper\""),
             "stores.s.lock",
-        );
-        assert_contains(
-            &message,
             &[
                 "\"none\", \"redis\" or \"database\"",
                 "found the string \"zookeeper\"",
             ],
         );
-        let message = error(
+        refused(
             &format!("[stores.s]\n{redis}\nlock = true"),
             "stores.s.lock",
+            &["found a boolean (true)"],
         );
-        assert_contains(&message, &["found a boolean (true)"]);
         // A lock in DynamoDB needs a DynamoDB L2.
         let dynamo = "l2 = { driver = \"dynamodb\", table = \"t\" }";
         let config = parse(&format!(
             "[stores.a]\n{dynamo}\nlock = \"dynamodb\"\nlock_timeout = \"3s\""
         ));
         assert_eq!(config.stores["a"].lock, LockKind::Dynamodb);
-        let message = error(
+        refused(
             &format!("[stores.s]\n{redis}\nlock = \"dynamodb\""),
             "stores.s.lock",
-        );
-        assert_contains(
-            &message,
             &["whose L2 is the DynamoDB driver", "the `redis` driver"],
         );
-        let message = error(
+        refused(
             "[stores.s]\nl1 = { driver = \"memory\" }\nlock = \"redis\"",
             "stores.s.lock",
+            &["only on a store with a Redis L2", "has no l2"],
         );
-        assert_contains(&message, &["only on a store with a Redis L2", "has no l2"]);
-        let message = error(
+        refused(
             "[stores.s]\ndriver = \"memory\"\nlock = \"redis\"",
             "stores.s.lock",
-        );
-        assert_contains(
-            &message,
             &["whose L2 is the Redis driver", "the `memory` driver"],
         );
         // A database lock lives in a database L2, and only there.
@@ -1460,37 +1433,31 @@ skip_bus = true
             config.stores["db"].lock_timeout,
             Some(Duration::from_secs(4))
         );
-        let message = error(
+        refused(
             &format!("[stores.s]\n{redis}\nlock = \"database\""),
             "stores.s.lock",
-        );
-        assert_contains(
-            &message,
             &["whose L2 is the database driver", "the `redis` driver"],
         );
-        let message = error(
+        refused(
             &format!("[stores.s]\n{database}\nlock = \"redis\""),
             "stores.s.lock",
-        );
-        assert_contains(
-            &message,
             &["whose L2 is the Redis driver", "the `database` driver"],
         );
-        let message = error(
+        refused(
             &format!("[stores.s]\n{redis}\nlock_timeout = \"5s\""),
             "stores.s.lock_timeout",
+            &["only with `lock = \"redis\"`"],
         );
-        assert_contains(&message, &["only with `lock = \"redis\"`"]);
-        let message = error(
+        refused(
             &format!("[stores.s]\n{redis}\nlock = \"redis\"\nlock_timeout = \"0s\""),
             "stores.s.lock_timeout",
+            &["above zero", "found zero"],
         );
-        assert_contains(&message, &["above zero", "found zero"]);
-        let message = error(
+        refused(
             &format!("[stores.s]\n{redis}\nlock = \"redis\"\nlock_timeout = 5"),
             "stores.s.lock_timeout",
+            &["write \"5s\""],
         );
-        assert_contains(&message, &["write \"5s\""]);
     }
 
     #[test]

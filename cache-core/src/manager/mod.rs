@@ -14,6 +14,7 @@ pub use declarations::{declared_caches, DeclaredCache};
 
 use crate::cache::Cache;
 use crate::config::{CacheConfig, CacheOptions};
+use crate::engine::Engine;
 use crate::error::CacheError;
 use crate::events::{CacheEvent, Subscription};
 use crate::stats::StatsCounters;
@@ -233,13 +234,14 @@ impl CacheManager {
             .entry(id)
             .or_insert_with(|| {
                 let settings = self.settings_of(name);
-                Cache::new(
+                let engine = Engine::new(
                     name.into(),
                     crate::layout::cache_base(&store.prefix, name),
                     store.clone(),
                     Arc::new(settings),
                     Arc::new(StatsCounters::new(name.into(), store.name.as_str().into())),
-                )
+                );
+                Cache { engine }
             })
             .clone()
     }

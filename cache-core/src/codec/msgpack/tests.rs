@@ -640,6 +640,21 @@ impl<'de> Deserialize<'de> for HintProbe {
     }
 }
 
+/// The field-name compare is `==` for every length and any one byte changed.
+#[test]
+fn same_bytes_is_equality() {
+    for len in 0..40usize {
+        let a: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
+        assert!(super::same_bytes(&a, &a.clone()));
+        assert!(!super::same_bytes(&a, &[&a[..], b"x"].concat()));
+        for at in 0..len {
+            let mut b = a.clone();
+            b[at] ^= 0x20;
+            assert!(!super::same_bytes(&a, &b), "{len} bytes, byte {at} changed");
+        }
+    }
+}
+
 /// Every byte of a rich payload replaced by every other value: both agree each time.
 #[test]
 fn every_single_byte_substitution_agrees() {
