@@ -25,10 +25,56 @@ const PIPELINE: usize = 500;
 /// numbers, on every read). The tier's single reads and [`get_many`] both send it.
 #[inline]
 pub(crate) fn getrange(stored: &str, last: &str) -> redis::Cmd {
-    const NAME: &str = "GETRANGE";
-    let mut cmd = redis::Cmd::with_capacity(4, NAME.len() + stored.len() + 1 + last.len());
-    cmd.arg(NAME).arg(stored).arg("0").arg(last);
+    let mut cmd = redis::Cmd::with_capacity(4, GETRANGE.len() + stored.len() + 1 + last.len());
+    cmd.arg(GETRANGE).arg(stored).arg("0").arg(last);
     cmd
+}
+
+/// The command a read sends.
+const GETRANGE: &str = "GETRANGE";
+
+/// How many spare commands a thread keeps ([`spare`]): about as many reads as one worker of a
+/// busy service has in flight at once.
+const SPARES: usize = 64;
+
+/// The longest stored key whose command is kept as a spare: a spare's buffers are as big as
+/// the longest command built in them, so a thread keeps at most [`SPARES`] of about this
+/// size (with its other arguments, under 24 KiB a thread).
+const SPARE_KEY_LEN: usize = 256;
+
+std::thread_local! {
+    /// The commands of single reads that ended on this thread ([`spare`]), their buffers
+    /// kept for the next ones ([`getrange_reusing`]).
+    static SPARE: std::cell::RefCell<Vec<redis::Cmd>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`getrange`], built in the buffers of a spare command of this thread when it has one: a
+/// command costs two allocations and their frees, which with 64 reads in flight on two
+/// threads overflow glibc's per-thread cache and cost ~190 instructions each (BENCHMARKS.md,
+/// "64 tasks, phase L"). Give it back with [`spare`] once the request is answered.
+#[inline]
+pub(crate) fn getrange_reusing(stored: &str, last: &str) -> redis::Cmd {
+    let Some(Some(mut cmd)) = SPARE.try_with(|spare| spare.borrow_mut().pop()).ok() else {
+        return getrange(stored, last);
+    };
+    cmd.clear();
+    cmd.arg(GETRANGE).arg(stored).arg("0").arg(last);
+    cmd
+}
+
+/// Keeps `cmd`, [`getrange_reusing`]'s for `stored`, as a spare of this thread (unless the
+/// thread keeps [`SPARES`] already or `stored` is longer than [`SPARE_KEY_LEN`]: dropped).
+#[inline]
+pub(crate) fn spare(cmd: redis::Cmd, stored: &str) {
+    if stored.len() > SPARE_KEY_LEN {
+        return;
+    }
+    let _ = SPARE.try_with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < SPARES {
+            spare.push(cmd);
+        }
+    });
 }
 
 /// A read of `stored` on `c`: [`getrange`]'s command, so at most `last + 1` bytes ever
@@ -128,6 +174,35 @@ pub(crate) async fn set_many(mut conn: Conn, entries: Arc<Vec<RemoteEntry>>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A spare's buffers hold the last command built in them: a read built in them must send
+    /// exactly what a new command would, whatever was there before; a thread keeps at most
+    /// `SPARES`, and none built for a key longer than `SPARE_KEY_LEN`.
+    #[test]
+    fn a_spare_command_sends_what_a_new_one_would_and_spares_are_bounded() {
+        let count = || SPARE.with(|spare| spare.borrow().len());
+        let longer = getrange_reusing("app:c:12345", "16777216");
+        assert_eq!(count(), 0);
+        spare(longer, "app:c:12345");
+        assert_eq!(count(), 1);
+        let reused = getrange_reusing("app:c:1", "99");
+        assert_eq!(count(), 0);
+        assert_eq!(
+            reused.get_packed_command(),
+            getrange("app:c:1", "99").get_packed_command()
+        );
+        assert_eq!(
+            reused.get_packed_command(),
+            b"*4\r\n$8\r\nGETRANGE\r\n$7\r\napp:c:1\r\n$1\r\n0\r\n$2\r\n99\r\n"
+        );
+        let long = "k".repeat(SPARE_KEY_LEN + 1);
+        spare(getrange(&long, "1"), &long);
+        assert_eq!(count(), 0, "a command of a long key is not kept");
+        for _ in 0..SPARES + 3 {
+            spare(getrange("k", "1"), "k");
+        }
+        assert_eq!(count(), SPARES);
+    }
 
     #[test]
     fn px_is_never_zero() {

@@ -427,8 +427,9 @@ impl Connection {
             Some(_) => None,
             None => Some(background::handle()?),
         };
-        let cmd = batch::getrange(stored, last);
+        let cmd = batch::getrange_reusing(stored, last);
         let replied = background::first_poll_in(runtime, conn.req_packed_command(&cmd)).await;
+        batch::spare(cmd, stored);
         let e = match replied.and_then(batch::range_reply) {
             Ok(found) => return Ok(found),
             Err(e) => e,
