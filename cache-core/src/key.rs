@@ -554,38 +554,29 @@ impl Tuple<'_> {
     }
 }
 
-impl ser::SerializeTuple for Tuple<'_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        self.finish()
-    }
+/// The tuple forms on [`Tuple`], each `ser` trait `$form` with its element method
+/// `$element`: an element through [`Tuple::element`], the end through [`Tuple::finish`].
+macro_rules! tuple_forms {
+    ($($form:ident $element:ident),*) => {
+        $(
+            impl ser::$form for Tuple<'_> {
+                type Ok = ();
+                type Error = KeyError;
+                fn $element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+                    self.element(value)
+                }
+                fn end(self) -> Result<(), KeyError> {
+                    self.finish()
+                }
+            }
+        )*
+    };
 }
-
-impl ser::SerializeTupleStruct for Tuple<'_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for Tuple<'_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        self.finish()
-    }
-}
+tuple_forms!(
+    SerializeTuple serialize_element,
+    SerializeTupleStruct serialize_field,
+    SerializeTupleVariant serialize_field
+);
 
 /// A map in progress. Entries are encoded into `scratch` and written to `out`, sorted, at the
 /// end, so the key never depends on iteration order.
@@ -689,35 +680,29 @@ impl Struct<'_> {
     }
 }
 
-impl ser::SerializeStruct for Struct<'_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), KeyError> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        self.finish()
-    }
+/// The struct forms on [`Struct`] (`ser::SerializeStruct`, `ser::SerializeStructVariant`):
+/// a field through [`Struct::field`], the end through [`Struct::finish`].
+macro_rules! struct_forms {
+    ($($form:ident),*) => {
+        $(
+            impl ser::$form for Struct<'_> {
+                type Ok = ();
+                type Error = KeyError;
+                fn serialize_field<T: Serialize + ?Sized>(
+                    &mut self,
+                    key: &'static str,
+                    value: &T,
+                ) -> Result<(), KeyError> {
+                    self.field(key, value)
+                }
+                fn end(self) -> Result<(), KeyError> {
+                    self.finish()
+                }
+            }
+        )*
+    };
 }
-
-impl ser::SerializeStructVariant for Struct<'_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), KeyError> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        self.finish()
-    }
-}
+struct_forms!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {

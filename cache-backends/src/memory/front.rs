@@ -335,6 +335,11 @@ pub(super) fn slot_of(hash: u64) -> usize {
 /// A lookup key that keeps a clone of the stored key it matches: how a slot gets the
 /// stored key (with its key space's allocation, compared by pointer on front hits)
 /// from quick_cache, which lends values only.
+///
+/// The clone is made at the match, before the entry's weight is known, since no lookup of
+/// quick_cache's hands the stored key out afterwards: an entry too heavy to be held wastes
+/// it (a reference count up and down), once per thread and key, as its marks then refuse
+/// it ([`Marks::refuse`]) and its reads go through the lock without taking.
 pub(super) struct Keeping<'a> {
     key: L1KeyRef<'a>,
     stored: Cell<Option<L1Key>>,

@@ -847,8 +847,10 @@ impl<'de> de::Deserializer<'de> for Ext<'_, 'de> {
         )
     }
 
+    // No i128 and u128: rmp-serde's extension reader leaves them to serde's default, an
+    // error.
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        bool i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 char str string bytes byte_buf
         option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
         identifier ignored_any
     }
@@ -894,8 +896,10 @@ impl<'de> de::Deserializer<'de> for &mut ExtParts<'_, 'de> {
         })
     }
 
+    // No i128 and u128: rmp-serde's extension reader leaves them to serde's default, an
+    // error.
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        bool i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 char str string bytes byte_buf
         option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
         identifier ignored_any
     }

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::super::{CodecError, MAX_DEPTH, MAX_NESTING};
 
+mod planned;
+
 /// The reference: rmp-serde over the slice behind the guard, then one more marker read to
 /// find the end, and the copying reader for the exact count of what is left (the codec's
 /// reading before it had its own reader).
@@ -514,6 +516,22 @@ fn extensions_read_as_rmp_serde_reads_them() {
             agree::<Untagged>(&ext[..len]).unwrap();
         }
     }
+}
+
+/// An extension's parts read as 128-bit integers: rmp-serde's extension reader leaves
+/// `deserialize_i128` and `deserialize_u128` to serde's default, an error; so does ours.
+#[test]
+fn an_extension_refuses_128_bit_integers() {
+    /// rmp-serde's name for an extension read as (type, data).
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(rename = "_ExtStruct")]
+    struct Ext<T>((T, Bytes));
+    let ext = [0xd4, 0x01, 0xaa];
+    assert_eq!(ours::<Ext<i8>>(&ext).unwrap(), Ext((1, Bytes(vec![0xaa]))));
+    agree::<Ext<i8>>(&ext).unwrap();
+    assert!(ours::<Ext<i128>>(&ext).is_err());
+    agree::<Ext<i128>>(&ext).unwrap();
+    agree::<Ext<u128>>(&ext).unwrap();
 }
 
 /// Borrowed strings: `&str` fields point into the payload, as rmp-serde's do.
