@@ -413,6 +413,60 @@ mod tests {
         assert_eq!(count(), SPARE_KEYS);
     }
 
+    /// A read's key is byte for byte the key writes use ([`entry_key_of`]) for every form a
+    /// key takes (escaped strings, integers, tuples, structs, options, sequences, non-ASCII,
+    /// one far over a spare's size), in a buffer whatever key it held before: each key is
+    /// built right after a longer one and after a shorter one, both from its value and from
+    /// its encoding.
+    #[test]
+    fn a_reads_key_is_the_written_key_for_every_key_form_in_any_spare() {
+        #[derive(Serialize)]
+        struct Order {
+            id: u64,
+            region: &'static str,
+        }
+        let base = cache_base("shop", "orders:eu");
+        let long = "x".repeat(3000);
+        let keys: Vec<Box<dyn erased_serde::Serialize>> = vec![
+            Box::new("a:b\\c#d"),
+            Box::new(u64::MAX),
+            Box::new(-42i64),
+            Box::new((7u64, "alice", true)),
+            Box::new(Order {
+                id: 9,
+                region: "eu:west",
+            }),
+            Box::new(Some(vec!["x", "y"])),
+            Box::new(None::<u8>),
+            Box::new("ключ:ü"),
+            Box::new("k".repeat(SPARE_KEY_CAPACITY)),
+            Box::new(long.clone()),
+            Box::new(""),
+        ];
+        for (i, key) in keys.iter().enumerate() {
+            let written = entry_key_of(&base, key).unwrap();
+            for before in [
+                &long,
+                "k".repeat(SPARE_KEY_CAPACITY - base.len() - 1).as_str(),
+                "1",
+            ] {
+                drop(StoredKey::of(&base, before).unwrap());
+                assert_eq!(
+                    StoredKey::of(&base, key).unwrap().as_str(),
+                    written,
+                    "key {i}"
+                );
+                drop(StoredKey::of_encoded(&base, before));
+                let encoded = crate::key::encode_key(key).unwrap();
+                assert_eq!(
+                    StoredKey::of_encoded(&base, &encoded).as_str(),
+                    written,
+                    "key {i}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_table_of_the_module_docs() {
         let base = cache_base("shop", "users");
