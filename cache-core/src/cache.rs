@@ -210,31 +210,30 @@ impl Cache {
                 Lookup::Stale(..) if stale => FirstL1::Unread,
                 Lookup::Stale(..) | Lookup::Miss => FirstL1::Empty,
             };
-            // The encoder writes whole `str`s and ASCII only: always UTF-8.
-            let stored = std::str::from_utf8(encoded).map(|e| engine.stored_key_of_encoded(e));
-            Err((stored.ok(), local))
+            Err((engine.read_key_of_encoded(encoded), local))
         });
         let (stored, local) = match probed {
             Some(Ok(value)) => return Ok(Some(value)),
             Some(Err((Some(stored), local))) => (stored, local),
-            Some(Err((None, _))) | None => (engine.stored_key(key)?, FirstL1::Unread),
+            Some(Err((None, _))) | None => (engine.read_key(key)?, FirstL1::Unread),
         };
+        let stored = stored.as_str();
         // With no L1 value to weigh against L2's, L2 alone (one level less at each poll).
         let found = if local == FirstL1::Unread && engine.has_l1() {
-            engine.lookup_due::<V>(&stored, local).await.0
+            engine.lookup_due::<V>(stored, local).await.0
         } else {
-            engine.lookup_remote::<V>(&stored).await.0
+            engine.lookup_remote::<V>(stored).await.0
         };
         match found {
             Lookup::Fresh(v) => Ok(Some(v)),
             Lookup::Stale(v, _) if stale => {
                 self.engine.count(Event::Stale);
-                self.engine.tell(EventKind::StaleHit, Some(&stored));
+                self.engine.tell(EventKind::StaleHit, Some(stored));
                 Ok(Some(v))
             }
             Lookup::Stale(..) | Lookup::Miss => {
                 self.engine.count(Event::Miss);
-                self.engine.tell(EventKind::Miss, Some(&stored));
+                self.engine.tell(EventKind::Miss, Some(stored));
                 Ok(None)
             }
         }

@@ -20,7 +20,7 @@ use crate::events::EventKind;
 use crate::fault::{CacheFault, Failing, FaultAction, FaultOperation};
 use crate::idle::IdleRead;
 use crate::key::encode_key_into;
-use crate::layout;
+use crate::layout::{self, StoredKey};
 use crate::scalar_key::KeyBuf;
 use crate::slot::{self, Slot};
 use crate::stats::{Event, StatsCounters};
@@ -367,6 +367,22 @@ impl Engine {
             Some(encoded) => self.inner.space.key(encoded.as_bytes()),
             None => L1Key::parse(stored),
         }
+    }
+
+    /// The stored key of `key` for one read, in a spare buffer ([`StoredKey`]).
+    pub(crate) fn read_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<StoredKey, CacheError> {
+        let stored =
+            StoredKey::of(&self.inner.base, key).inspect_err(|_| self.count(Event::Error))?;
+        Ok(stored)
+    }
+
+    /// [`Engine::stored_key_of_encoded`] for one read, in a spare buffer ([`StoredKey`]);
+    /// `None` if `encoded` is not UTF-8 (never: the encoder writes whole `str`s and ASCII
+    /// only).
+    #[inline]
+    pub(crate) fn read_key_of_encoded(&self, encoded: &[u8]) -> Option<StoredKey> {
+        let encoded = std::str::from_utf8(encoded).ok()?;
+        Some(StoredKey::of_encoded(&self.inner.base, encoded))
     }
 
     pub(crate) fn stored_key<K: Serialize + ?Sized>(&self, key: &K) -> Result<String, CacheError> {

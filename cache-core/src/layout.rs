@@ -129,6 +129,78 @@ pub(crate) fn entry_key(base: &str, encoded: &str) -> String {
     out
 }
 
+/// How many spare key buffers a thread keeps ([`StoredKey`]): about as many reads as one
+/// worker of a busy service has in flight at once.
+const SPARE_KEYS: usize = 64;
+
+/// The longest buffer kept as a spare ([`StoredKey`]): a thread keeps at most
+/// [`SPARE_KEYS`] of about this size (16 KiB).
+const SPARE_KEY_CAPACITY: usize = 256;
+
+std::thread_local! {
+    /// The buffers of the stored keys of reads that ended on this thread, for the next ones.
+    static SPARE: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An entry's key (`{base}:{enc(key)}`) for one read, built in a spare buffer of its thread
+/// and given back to the spares of the thread it is dropped on: a read made an allocation and
+/// its free for its key, which with 64 reads in flight on two threads overflow glibc's
+/// per-thread cache (BENCHMARKS.md, "64 tasks, phase L").
+pub(crate) struct StoredKey(String);
+
+impl StoredKey {
+    /// A spare buffer of this thread, emptied, or a new one.
+    #[inline]
+    fn buffer() -> String {
+        let spare = SPARE
+            .try_with(|spare| spare.borrow_mut().pop())
+            .ok()
+            .flatten();
+        let mut buf = spare.unwrap_or_default();
+        buf.clear();
+        buf
+    }
+
+    /// [`entry_key`] of `encoded` under `base`.
+    #[inline]
+    pub(crate) fn of_encoded(base: &str, encoded: &str) -> Self {
+        let mut buf = Self::buffer();
+        push_entry_start(&mut buf, base);
+        buf.push_str(encoded);
+        Self(buf)
+    }
+
+    /// [`entry_key_of`] `key` under `base`.
+    #[inline]
+    pub(crate) fn of<K: Serialize + ?Sized>(base: &str, key: &K) -> Result<Self, KeyError> {
+        let mut buf = Self::buffer();
+        push_entry_start(&mut buf, base);
+        encode_key_into(key, &mut buf)?;
+        Ok(Self(buf))
+    }
+
+    /// The key.
+    #[inline]
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for StoredKey {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        if buf.capacity() > SPARE_KEY_CAPACITY {
+            return;
+        }
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_KEYS {
+                spare.push(buf);
+            }
+        });
+    }
+}
+
 /// The encoded key of `stored` when it is an entry's key under `base` (`{base}:{key}`).
 #[inline]
 pub(crate) fn entry_of<'a>(base: &str, stored: &'a str) -> Option<&'a str> {
@@ -304,6 +376,42 @@ pub(crate) fn cache_of(prefix: &str, key: &str) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A read's key is the entry's key whatever its buffer held before; a thread keeps at most
+    /// `SPARE_KEYS` buffers, none over `SPARE_KEY_CAPACITY`.
+    #[test]
+    fn a_reads_key_is_the_entry_key_in_a_reused_and_bounded_buffer() {
+        let count = || SPARE.with(|spare| spare.borrow().len());
+        let first = StoredKey::of("shop:customers", &"someone long").unwrap();
+        assert_eq!(
+            first.as_str(),
+            entry_key_of("shop:customers", &"someone long").unwrap()
+        );
+        let buffer = first.as_str().as_ptr();
+        drop(first);
+        assert_eq!(count(), 1);
+        let again = StoredKey::of("shop:users", &42u64).unwrap();
+        assert_eq!(again.as_str(), "shop:users:42");
+        assert_eq!(
+            again.as_str().as_ptr(),
+            buffer,
+            "the spare buffer is reused"
+        );
+        assert_eq!(
+            StoredKey::of_encoded("shop:users", "7").as_str(),
+            entry_key("shop:users", "7")
+        );
+        drop(again);
+        let long = "k".repeat(SPARE_KEY_CAPACITY + 1);
+        let spare = count();
+        drop(StoredKey::of_encoded("b", &long));
+        assert_eq!(count(), spare - 1, "a long key's buffer is not kept");
+        let held: Vec<_> = (0..SPARE_KEYS + 3)
+            .map(|i| StoredKey::of("b", &i).unwrap())
+            .collect();
+        drop(held);
+        assert_eq!(count(), SPARE_KEYS);
+    }
 
     #[test]
     fn the_table_of_the_module_docs() {

@@ -65,8 +65,9 @@ pub(crate) enum Error {
     End,
     /// A marker the value cannot be read from.
     Marker(u8),
-    /// An array or map that the value read fewer elements of than it has, or a 128-bit
-    /// integer whose bytes are not 16: the length expected.
+    /// An array or map that the value read fewer elements of than it has (the count it
+    /// read), a 128-bit integer whose bytes are not 16 (16), or an enum written as a map
+    /// of other than one entry (its entries): rmp-serde's `LengthMismatch`.
     Length(u32),
     /// Arrays, maps and extensions nested deeper than `MAX_DEPTH`.
     Depth,
@@ -168,19 +169,20 @@ impl<'de> Reader<'de> {
         Ok(taken)
     }
 
+    /// The next `N` bytes (a number's); an error, reading nothing, if fewer are left.
     #[inline]
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+    fn chunk<const N: usize>(&mut self) -> Result<[u8; N], Error> {
         let (taken, rest) = self.rest.split_first_chunk::<N>().ok_or(Error::End)?;
         self.rest = rest;
         Ok(*taken)
     }
 
     fn u16(&mut self) -> Result<u16, Error> {
-        self.array().map(u16::from_be_bytes)
+        self.chunk().map(u16::from_be_bytes)
     }
 
     fn u32(&mut self) -> Result<u32, Error> {
-        self.array().map(u32::from_be_bytes)
+        self.chunk().map(u32::from_be_bytes)
     }
 
     /// The kept marker, or the next byte.
@@ -193,6 +195,9 @@ impl<'de> Reader<'de> {
     }
 
     /// One array, map or extension more inside the others (rmp-serde's `depth_count!`).
+    /// Given back on an error too, where rmp-serde keeps it taken when the visitor of an
+    /// array or map fails: only a value that swallows such an error and reads on could
+    /// tell, and here it may then nest as deep as before.
     #[inline]
     fn deeper<T>(&mut self, read: impl FnOnce(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
         self.depth = self.depth.saturating_sub(1);
@@ -278,13 +283,13 @@ impl<'de> Reader<'de> {
             0xcc => visitor.visit_u8(self.byte()?),
             0xcd => visitor.visit_u16(self.u16()?),
             0xce => visitor.visit_u32(self.u32()?),
-            0xcf => visitor.visit_u64(u64::from_be_bytes(self.array()?)),
-            0xd0 => visitor.visit_i8(i8::from_be_bytes(self.array()?)),
-            0xd1 => visitor.visit_i16(i16::from_be_bytes(self.array()?)),
-            0xd2 => visitor.visit_i32(i32::from_be_bytes(self.array()?)),
-            0xd3 => visitor.visit_i64(i64::from_be_bytes(self.array()?)),
-            0xca => visitor.visit_f32(f32::from_be_bytes(self.array()?)),
-            0xcb => visitor.visit_f64(f64::from_be_bytes(self.array()?)),
+            0xcf => visitor.visit_u64(u64::from_be_bytes(self.chunk()?)),
+            0xd0 => visitor.visit_i8(i8::from_be_bytes(self.chunk()?)),
+            0xd1 => visitor.visit_i16(i16::from_be_bytes(self.chunk()?)),
+            0xd2 => visitor.visit_i32(i32::from_be_bytes(self.chunk()?)),
+            0xd3 => visitor.visit_i64(i64::from_be_bytes(self.chunk()?)),
+            0xca => visitor.visit_f32(f32::from_be_bytes(self.chunk()?)),
+            0xcb => visitor.visit_f64(f64::from_be_bytes(self.chunk()?)),
             _ => Err(Error::Marker(m)),
         }
     }
@@ -296,7 +301,7 @@ impl<'de> Reader<'de> {
             if len != 16 {
                 return Err(Error::Length(16));
             }
-            de.array().map(i128::from_be_bytes)
+            de.chunk().map(i128::from_be_bytes)
         };
         Ok(match m {
             0x00..=0x7f => i128::from(m),
@@ -304,11 +309,11 @@ impl<'de> Reader<'de> {
             0xcc => i128::from(self.byte()?),
             0xcd => i128::from(self.u16()?),
             0xce => i128::from(self.u32()?),
-            0xcf => i128::from(u64::from_be_bytes(self.array()?)),
-            0xd0 => i128::from(i8::from_be_bytes(self.array()?)),
-            0xd1 => i128::from(i16::from_be_bytes(self.array()?)),
-            0xd2 => i128::from(i32::from_be_bytes(self.array()?)),
-            0xd3 => i128::from(i64::from_be_bytes(self.array()?)),
+            0xcf => i128::from(u64::from_be_bytes(self.chunk()?)),
+            0xd0 => i128::from(i8::from_be_bytes(self.chunk()?)),
+            0xd1 => i128::from(i16::from_be_bytes(self.chunk()?)),
+            0xd2 => i128::from(i32::from_be_bytes(self.chunk()?)),
+            0xd3 => i128::from(i64::from_be_bytes(self.chunk()?)),
             0xc4 => {
                 let len = self.byte()?;
                 sixteen(self, len)?
@@ -325,6 +330,7 @@ impl<'de> Reader<'de> {
         text(data, visitor)
     }
 
+    /// An array of `len` elements, one deeper; all of them must be read.
     fn seq<V: Visitor<'de>>(&mut self, len: u32, visitor: V) -> Result<V::Value, Error> {
         self.deeper(|de| {
             let mut seq = Seq { de, left: len };
@@ -336,6 +342,7 @@ impl<'de> Reader<'de> {
         })
     }
 
+    /// A map of `len` entries, one deeper; all of them must be read.
     fn map<V: Visitor<'de>>(&mut self, len: u32, visitor: V) -> Result<V::Value, Error> {
         self.deeper(|de| {
             let mut map = Map { de, left: len };
@@ -347,6 +354,8 @@ impl<'de> Reader<'de> {
         })
     }
 
+    /// The length of an extension's data, read after its marker `m` (any other marker is
+    /// an error).
     fn ext_len(&mut self, m: u8) -> Result<u32, Error> {
         Ok(match m {
             0xd4 => 1,
@@ -361,6 +370,7 @@ impl<'de> Reader<'de> {
         })
     }
 
+    /// `None` for nil, anything else the value inside.
     fn option<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Error> {
         match self.marker()? {
             0xc0 => visitor.visit_none(),
@@ -372,6 +382,7 @@ impl<'de> Reader<'de> {
         }
     }
 
+    /// A unit struct: `[]` or nil, anything else as `deserialize_any` reads it.
     fn unit_struct<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Error> {
         // A unit struct is written as `[]`; nil reads as one too.
         match self.marker()? {
@@ -383,6 +394,9 @@ impl<'de> Reader<'de> {
         }
     }
 
+    /// A newtype struct, read as the value inside (rmp-serde writes none around it); the
+    /// one named `_ExtStruct` as an extension, which rmp-serde does not count against the
+    /// depth on this path.
     fn newtype_struct<V: Visitor<'de>>(
         &mut self,
         name: &'static str,
@@ -396,6 +410,8 @@ impl<'de> Reader<'de> {
         visitor.visit_newtype_struct(self)
     }
 
+    /// A struct or struct variant, read as `deserialize_any` reads it (rmp-serde's
+    /// `deserialize_struct`), with `fields` as the names its keys are compared with.
     fn struct_fields<V: Visitor<'de>>(
         &mut self,
         fields: &'static [&'static str],

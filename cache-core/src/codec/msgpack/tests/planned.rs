@@ -225,14 +225,26 @@ fn run(plan: &[u8], read: impl FnOnce() -> Result<Planned, CodecError>) -> (Stri
     (LOG.with(|l| std::mem::take(&mut *l.borrow_mut())), outcome)
 }
 
-/// Both readers on `payload` under `plan`: the same calls, the same outcome. The
-/// reference's log is its in-place reader's (the copying one hands copies, not borrows).
+/// Both readers on `payload` under `plan`, with the codec's bounds.
 fn agree_planned(payload: &[u8], plan: &[u8]) -> Result<(), String> {
-    let ours = run(plan, || super::ours::<Planned>(payload));
+    agree_bounded(payload, plan, (MAX_DEPTH, MAX_NESTING))
+}
+
+/// Both readers on `payload` under `plan` and `(max_depth, max_nesting)`: the same calls,
+/// the same outcome. The reference's log is its in-place reader's (the copying one hands
+/// copies, not borrows).
+fn agree_bounded(
+    payload: &[u8],
+    plan: &[u8],
+    (max_depth, max_nesting): (usize, usize),
+) -> Result<(), String> {
+    let ours = run(plan, || {
+        super::super::decode::<Planned>(payload, max_depth, max_nesting)
+    });
     let (theirs_log, _) = run(plan, || {
         let mut de = rmp_serde::Deserializer::from_read_ref(payload);
-        de.set_max_depth(MAX_DEPTH);
-        crate::depth::deserialize::<Planned, _>(&mut de, MAX_NESTING)
+        de.set_max_depth(max_depth);
+        crate::depth::deserialize::<Planned, _>(&mut de, max_nesting)
             .map_err(|e| CodecError::Payload(e.to_string()))
     });
     // The outcome as `super::reference` finds it, in one pass (its two would use up the
@@ -240,8 +252,8 @@ fn agree_planned(payload: &[u8], plan: &[u8]) -> Result<(), String> {
     let (_, theirs_outcome) = run(plan, || {
         let mut rest = payload;
         let mut de = rmp_serde::Deserializer::new(&mut rest);
-        de.set_max_depth(MAX_DEPTH);
-        crate::depth::deserialize::<Planned, _>(&mut de, MAX_NESTING)
+        de.set_max_depth(max_depth);
+        crate::depth::deserialize::<Planned, _>(&mut de, max_nesting)
             .map_err(|e| CodecError::Payload(e.to_string()))?;
         match rest.len() {
             0 => Ok(Planned),
@@ -252,7 +264,7 @@ fn agree_planned(payload: &[u8], plan: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "payload {payload:02x?}, plan {plan:?}\nours ({}):\n{}\nrmp-serde ({theirs_outcome}):\n{theirs_log}",
+        "payload {payload:02x?}, plan {plan:?}, bounds {max_depth}, {max_nesting}\nours ({}):\n{}\nrmp-serde ({theirs_outcome}):\n{theirs_log}",
         ours.1, ours.0
     ))
 }
@@ -371,5 +383,17 @@ proptest! {
         plan in proptest::collection::vec(any::<u8>(), 1..24),
     ) {
         agree_planned(&junk, &plan).map_err(TestCaseError::fail)?;
+    }
+
+    /// Bounds of a few levels, reached by the plans: every call counts its levels as the
+    /// guard counts them, and every array, map and extension as rmp-serde counts them.
+    #[test]
+    fn prop_planned_reads_under_small_bounds_agree(
+        value in prop_oneof![arb_value(), arb_named()],
+        plan in proptest::collection::vec(any::<u8>(), 1..24),
+        max_depth in 1..6usize,
+        max_nesting in 0..8usize,
+    ) {
+        agree_bounded(&value, &plan, (max_depth, max_nesting)).map_err(TestCaseError::fail)?;
     }
 }
