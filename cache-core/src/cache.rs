@@ -715,7 +715,7 @@ mod tests {
 
     /// An entry weighs what it holds: its base is shared (so a long cache name or namespace
     /// adds nothing), its encoded key only when too long to be held inline, and its stored
-    /// key once per tag in the tag index.
+    /// key once per tag set of the tag index listing it.
     #[tokio::test]
     async fn an_entry_weighs_what_its_key_holds_not_its_stored_keys_length() {
         let tier = MapTier::new();
