@@ -284,6 +284,42 @@ mod tiered {
         redis_cli(server.port(), &["PTTL", key]).parse().unwrap()
     }
 
+    /// A copy of an L2 value in L1 counts the copies of its key that the tag index still
+    /// holds from an earlier tagged write on this instance: the L1 entry went (the bound,
+    /// another instance's write) but the index keeps the key listed, so the copy that
+    /// replaces it weighs what the tagged entry weighed.
+    #[tokio::test]
+    async fn a_copy_of_an_l2_value_counts_the_tag_index_copies_of_its_key() {
+        use cache_backends::memory::{MemoryOptions, MemoryTier};
+        use cache_backends::redis::{RedisOptions, RedisTier};
+        use cachet::store::{L1KeyRef, LocalTier};
+        use cachet::StoreBuilder;
+
+        let server = RedisServer::start();
+        let l1 = MemoryTier::new(MemoryOptions::max_size(1 << 20));
+        let l2 = Arc::new(RedisTier::new(&RedisOptions::new(server.url())).unwrap());
+        let manager = CacheManager::builder()
+            .store("tiered", StoreBuilder::new().l1(l1.clone()).l2(l2))
+            .build()
+            .unwrap();
+        let products = manager.cache("products").unwrap();
+        let key = L1KeyRef::parse("cachet:products:7");
+        let weight = || l1.get(&key).map(|e| (e.weight, e.held_weight()));
+        products
+            .tagged(["catalog"])
+            .set(&7u64, &7u64)
+            .await
+            .unwrap();
+        let (tagged, held) = weight().unwrap();
+        assert!(
+            tagged > held,
+            "the tag index's copy counted: {tagged} > {held}"
+        );
+        l1.remove(&key);
+        assert_eq!(products.get::<u64>(&7u64).await.unwrap(), Some(7));
+        assert_eq!(weight(), Some((tagged, held)), "the copy read back from L2");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn delete_by_tag_reaches_l2_and_the_other_instances_l1() {
         let server = RedisServer::start();

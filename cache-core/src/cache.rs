@@ -698,20 +698,29 @@ mod tests {
         assert_ne!(space(&users), space(&m.cache("orders").unwrap()));
     }
 
+    /// A manager whose store `main` has `tier` as its L1.
+    fn on_map(tier: &std::sync::Arc<MapTier>) -> CacheManager {
+        CacheManager::builder()
+            .store("main", StoreBuilder::new().l1(tier.clone()))
+            .build()
+            .unwrap()
+    }
+
+    /// The weight of the entry `tier` holds under `stored`, and what a copy of it holds
+    /// (`LocalEntry::held_weight`: the tag index's part left out).
+    fn weights(tier: &MapTier, stored: &str) -> Option<(u32, u32)> {
+        let key = crate::store::L1KeyRef::parse(stored);
+        crate::store::LocalTier::get(tier, &key).map(|e| (e.weight, e.held_weight()))
+    }
+
     /// An entry weighs what it holds: its base is shared (so a long cache name or namespace
     /// adds nothing), its encoded key only when too long to be held inline, and its stored
-    /// key once per tag in the tag index.
+    /// key once per tag set of the tag index listing it.
     #[tokio::test]
     async fn an_entry_weighs_what_its_key_holds_not_its_stored_keys_length() {
         let tier = MapTier::new();
-        let m = CacheManager::builder()
-            .store("main", StoreBuilder::new().l1(tier.clone()))
-            .build()
-            .unwrap();
-        let weight = |stored: &str| {
-            let key = crate::store::L1KeyRef::parse(stored);
-            crate::store::LocalTier::get(&*tier, &key).map(|e| e.weight)
-        };
+        let m = on_map(&tier);
+        let weight = |stored: &str| weights(&tier, stored).map(|(weight, _)| weight);
         let long_name = "a_rather_long_cache_name_for_profiles";
         let long_key = "k".repeat(40);
         m.cache("a").unwrap().set(&1u64, &1u64).await.unwrap();
@@ -734,12 +743,48 @@ mod tests {
         let tagged = m.cache("a").unwrap().tagged(["red", "blue"]);
         tagged.set(&7u64, &1u64).await.unwrap();
         assert_eq!(weight("cachet:a:7"), Some(short + 2 * 64));
-        let held = |stored: &str| {
-            let key = crate::store::L1KeyRef::parse(stored);
-            crate::store::LocalTier::get(&*tier, &key).map(|e| e.held_weight())
-        };
+        let held = |stored: &str| weights(&tier, stored).map(|(_, held)| held);
         assert_eq!(held("cachet:a:7"), Some(short));
         assert_eq!(held("cachet:a:1"), Some(short));
+    }
+
+    /// The tag index keeps a key listed under every tag it was written with on this
+    /// instance, whichever write replaced the entry since (`tags.rs`: deleting by an old tag
+    /// evicts it too): the entry in L1 counts every copy the index holds of its key, not
+    /// only its own write's tags, or a size-bounded L1 holds more than its bound.
+    #[tokio::test]
+    async fn an_entry_counts_every_copy_of_its_key_the_tag_index_holds() {
+        let tier = MapTier::new();
+        let m = on_map(&tier);
+        let weight = |stored: &str| weights(&tier, stored);
+        let a = m.cache("a").unwrap();
+        a.set(&1u64, &1u64).await.unwrap();
+        let (short, _) = weight("cachet:a:1").unwrap();
+        // 64 bytes a copy (see the test above).
+        a.tagged(["red"]).set(&7u64, &1u64).await.unwrap();
+        assert_eq!(weight("cachet:a:7"), Some((short + 64, short)));
+        a.set(&7u64, &2u64).await.unwrap();
+        assert_eq!(
+            weight("cachet:a:7"),
+            Some((short + 64, short)),
+            "overwritten without a tag: the index still lists it under `red`"
+        );
+        a.tagged(["blue"]).set(&7u64, &3u64).await.unwrap();
+        assert_eq!(
+            weight("cachet:a:7"),
+            Some((short + 2 * 64, short)),
+            "listed under `red` and `blue`"
+        );
+        a.tagged(["blue"]).set(&7u64, &4u64).await.unwrap();
+        assert_eq!(weight("cachet:a:7"), Some((short + 2 * 64, short)));
+        a.delete_by_tag("red").await.unwrap();
+        assert!(a.missing(&7u64).await.unwrap());
+        a.set(&7u64, &5u64).await.unwrap();
+        assert_eq!(
+            weight("cachet:a:7"),
+            Some((short + 64, short)),
+            "`red`'s set is gone; `blue`'s still lists it"
+        );
     }
 
     #[test]

@@ -709,12 +709,15 @@ impl Engine {
         if let (Some(l1), Some(seen)) = (&store.l1, seen) {
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);
             let key = self.l1_key_owned(stored);
+            // The copy lists no tag, but earlier tagged writes of the key may have.
+            let tagged = tag_index::weight(stored, store.tag_index.copies_with(&[], stored));
             let entry = LocalEntry::new(
                 slot::to_l1::<V>(value.clone()),
                 fresh_until,
                 keep_until,
                 estimate_weight::<V::Stored>(&key, l1.as_ref()),
             )
+            .kept_by_tag_index(tagged.try_into().unwrap_or(u32::MAX))
             .refresh_at(refresh_at)
             .idle_after(settings.tti, store.clock.ticks_ms(), lifetime);
             store
@@ -887,8 +890,10 @@ impl Engine {
         });
         let local = store.l1.as_ref().map(|l1| {
             let key = self.l1_key_owned(stored);
-            // The tag index keeps the entry's stored key once per tag while L1 holds it.
-            let tagged = tag_index::weight(stored, self.inner.tags.keys().len());
+            // The tag index keeps the entry's stored key once per set listing it while L1
+            // holds it: this write's tags, and those of earlier writes of the key.
+            let copies = store.tag_index.copies_with(self.inner.tags.keys(), stored);
+            let tagged = tag_index::weight(stored, copies);
             let weight = estimate_weight::<V::Stored>(&key, l1.as_ref());
             let value: Arc<dyn Any + Send + Sync> = slot::to_l1::<V>(value);
             let (fresh_until, keep_until) = self.l1_bounds(timing.fresh_until, timing.keep_until);

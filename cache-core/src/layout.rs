@@ -134,7 +134,7 @@ pub(crate) fn entry_key(base: &str, encoded: &str) -> String {
 const SPARE_KEYS: usize = 64;
 
 /// The longest buffer kept as a spare ([`StoredKey`]): a thread keeps at most
-/// [`SPARE_KEYS`] of about this size (16 KiB).
+/// [`SPARE_KEYS`] of at most this capacity (under 18 KiB with their `String`s).
 const SPARE_KEY_CAPACITY: usize = 256;
 
 std::thread_local! {

@@ -21,7 +21,8 @@
 //! key's inline bytes included), an encoded key's allocation when it is too long to be held
 //! inline (over 22 bytes: its bytes and malloc's header, in 16-byte steps), an entry with a
 //! time to idle's idle record (64 bytes as malloc serves it) and the tag index's copy of the
-//! stored key per tag; the cache's name and namespace are shared by its entries and weigh
+//! stored key per tag set listing it (the entry's own tags, and those earlier writes of the
+//! key on this instance gave it); the cache's name and namespace are shared by its entries and weigh
 //! nothing per entry. Heap data owned by the value (a `String`'s bytes, a `Vec`'s elements)
 //! is not counted, so prefer `max_entries` for values that own large heap data.
 

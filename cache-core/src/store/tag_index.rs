@@ -2,6 +2,7 @@
 //! `delete_by_tag` deletes from L1): see `tags.rs` for the design.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::allocation::allocated;
@@ -38,10 +39,11 @@ impl Tags {
     }
 }
 
-/// What the index holds for an entry written under `stored` with `tags` tags, counted in
-/// the entry's weight (the index keeps it while the local tier holds the entry, and up to
-/// one sweep longer): per tag, the key's `String` in its set (24 bytes, and 8 for the
-/// set's control byte and share of free slots) and the allocation of its bytes.
+/// What the index holds for an entry written under `stored` and listed in `tags` tag sets
+/// ([`TagIndex::copies_with`]), counted in the entry's weight (the index keeps it while the
+/// local tier holds the key, and up to one sweep longer): per set, the key's `String` in it
+/// (24 bytes, and 8 for the set's control byte and share of free slots) and the allocation
+/// of its bytes.
 pub(crate) fn weight(stored: &str, tags: usize) -> usize {
     tags * (std::mem::size_of::<String>() + 8 + allocated(stored.len()))
 }
@@ -54,7 +56,12 @@ pub(crate) fn weight(stored: &str, tags: usize) -> usize {
 /// forgotten. That keeps it within a constant factor of the tier's tagged entries, at an
 /// amortized constant cost per tagged write.
 #[derive(Default)]
-pub(crate) struct TagIndex(Mutex<IndexState>);
+pub(crate) struct TagIndex {
+    state: Mutex<IndexState>,
+    /// `IndexState::len`, readable without the lock: a store whose caches write no tags
+    /// pays one load a write for [`TagIndex::copies_with`].
+    listed: AtomicUsize,
+}
 
 #[derive(Default)]
 struct IndexState {
@@ -72,7 +79,7 @@ impl TagIndex {
     /// Lists `stored` under each of `tag_keys`.
     pub(crate) fn add(&self, tag_keys: &[String], stored: &str, l1: &dyn LocalTier) {
         // Every update leaves the map consistent: a poisoned lock still guards a usable index.
-        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for tag_key in tag_keys {
             let set = state.sets.entry(tag_key.clone()).or_default();
             if set.insert(stored.to_owned()) {
@@ -87,11 +94,30 @@ impl TagIndex {
             state.len = state.sets.values().map(HashSet::len).sum();
             state.sweep_at = (state.len * 2).max(MIN_SWEEP);
         }
+        self.listed.store(state.len, Ordering::Relaxed);
+    }
+
+    /// How many copies of `stored` the index holds once `tag_keys` list it too: the sets
+    /// listing it already (written with other tags before, on this instance) and those of
+    /// `tag_keys` that do not yet. An entry written under `stored` counts them all in its
+    /// weight ([`weight`]), whatever its own write's tags (none, for an untagged write or a
+    /// copy of an L2 value).
+    pub(crate) fn copies_with(&self, tag_keys: &[String], stored: &str) -> usize {
+        if self.listed.load(Ordering::Relaxed) == 0 {
+            return tag_keys.len();
+        }
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let listed = state
+            .sets
+            .iter()
+            .filter(|(tag_key, keys)| !tag_keys.contains(tag_key) && keys.contains(stored))
+            .count();
+        listed + tag_keys.len()
     }
 
     /// Removes the sets `tag_keys` from the index, returning the keys they listed.
     pub(crate) fn take(&self, tag_keys: &[String]) -> Vec<String> {
-        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         for tag_key in tag_keys {
             if let Some(keys) = state.sets.remove(tag_key) {
@@ -99,12 +125,13 @@ impl TagIndex {
                 out.extend(keys);
             }
         }
+        self.listed.store(state.len, Ordering::Relaxed);
         out
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).len
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).len
     }
 }
 
