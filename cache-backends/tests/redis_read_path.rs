@@ -439,3 +439,50 @@ fn after_a_restart_each_paths_first_read_is_sent_again_once_with_its_own_key() {
         assert_eq!(getranges_served(server.port()), 1, "{path}");
     }
 }
+
+/// From tasks on the workers of a multi-thread runtime (how most services call), reads of a
+/// frozen server fail as timed out, unavailable (each within its `operation_timeout`; the test
+/// fails a read still waiting after 5 s), and once the server is back every read gets
+/// its own key's value again.
+#[test]
+fn reads_from_worker_tasks_time_out_on_a_frozen_server_then_get_their_own_values() {
+    let Served { server, t, .. } = &served();
+    let workers = two_workers();
+    server.pause();
+    let failed = workers.block_on(async {
+        let reads: Vec<_> = keys()
+            .into_iter()
+            .map(|key| {
+                let t = Arc::clone(t);
+                tokio::spawn(async move {
+                    let read = tokio::time::timeout(Duration::from_secs(5), t.get(&key));
+                    read.await.expect("a read of a frozen server never ended")
+                })
+            })
+            .collect();
+        let mut failed = Vec::new();
+        for read in reads {
+            failed.push(read.await.unwrap().unwrap_err());
+        }
+        failed
+    });
+    for err in failed {
+        assert_eq!(err.kind(), TierErrorKind::Unavailable, "{err}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+    }
+    server.resume();
+    until_back(|| {
+        workers.block_on(async {
+            let t = Arc::clone(t);
+            tokio::spawn(async move { all_right_or_failing(&t).await })
+                .await
+                .unwrap()
+        })
+    });
+    workers.block_on(async {
+        let t = Arc::clone(t);
+        tokio::spawn(async move { read_all(&t, 4).await })
+            .await
+            .unwrap();
+    });
+}
