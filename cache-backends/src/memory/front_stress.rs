@@ -723,3 +723,33 @@ fn a_dropped_tiers_entries_do_not_keep_the_budget_spent() {
     );
     assert_eq!(dropped, many.len(), "every dropped value let go");
 }
+
+/// A held key whose clone went stale (its shard was written) keeps its slot when the
+/// table runs out of budget: its next read takes the new entry in place, and the read
+/// after it is served from the slot, whatever keys read once spent the budget since.
+#[test]
+fn a_stale_held_key_keeps_its_slot_when_the_budget_runs_out() {
+    const WEIGHT: u32 = 1000;
+    let tier = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(true));
+    let entry = || LocalEntry::new(Arc::new(1u8), None, None, WEIGHT);
+    tier.insert(L1Key::parse("p:hot:1"), entry());
+    let many: Vec<String> = (0..4096).map(|i| format!("p:a:{i}")).collect();
+    for key in &many {
+        tier.insert(L1Key::parse(key), entry());
+    }
+    let (spent, served) = on_a_new_thread(|| {
+        assert_eq!(read_times(&tier, "p:hot:1", 1), 1, "taken in");
+        // Written again: the slot's clone is stale.
+        tier.insert(L1Key::parse("p:hot:1"), entry());
+        let spent = read_in_turn(&tier, &many, 1).1;
+        let served = super::front::served();
+        assert_eq!(read_times(&tier, "p:hot:1", 2), 2);
+        (spent, super::front::served() - served)
+    });
+    let budget = super::front::HELD_BUDGET;
+    assert!(
+        spent + u64::from(WEIGHT) > budget,
+        "the budget spent ({spent})"
+    );
+    assert_eq!(served, 1, "taken in again in place, then served");
+}

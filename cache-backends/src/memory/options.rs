@@ -187,8 +187,8 @@ impl MemoryOptions {
     ///
     /// The cost: an entry a thread holds stays alive after it was removed, replaced or
     /// evicted, until that thread reads the same key again, takes another key into the
-    /// slot (reads it twice in a row there), lets it go to make room (stale entries are
-    /// let go when the thread's budget is spent), or exits: up to 256 KiB of entries per thread
+    /// slot (reads it twice in a row there), or exits (a dropped tier's are let go when
+    /// the thread's budget is spent): up to 256 KiB of entries per thread
     /// by their estimated weights (whatever the number of tiers), outside `max_entries` /
     /// `max_size`, with the value's `Drop` running later, on that thread.
     /// A thread that only reads other keys keeps what it holds for as long as it runs, and
