@@ -802,3 +802,48 @@ fn reads_from_thread_local_destructors_read_the_current_value() {
         "three destructors read the current value"
     );
 }
+
+/// A scan of many keys read once costs one take (a clone of the key and the entry) per
+/// empty slot it finds, then none: a key read once at a slot holding another is only
+/// noted. A hot key held before the scan, read between its keys, keeps its slot and is
+/// served from it throughout, never taken in again.
+#[test]
+fn a_scan_of_keys_read_once_takes_one_per_empty_slot_and_keeps_a_hot_key() {
+    let tier = MemoryTier::new(MemoryOptions::max_entries(20_000).front_table(true));
+    tier.insert(
+        L1Key::parse("p:hot:1"),
+        LocalEntry::new(Arc::new(1u8), None, None, 8),
+    );
+    let scan = insert_keys(&tier, "p:c", 8192, 8);
+    let (taken, hot_served) = on_a_new_thread(|| {
+        assert_eq!(read_times(&tier, "p:hot:1", 1), 1, "taken in");
+        let taken = super::front::taken();
+        let mut hot_served = 0;
+        for (i, key) in scan.iter().enumerate() {
+            assert_eq!(read_times(&tier, key, 1), 1);
+            if i % 64 == 0 {
+                let served = super::front::served();
+                assert_eq!(read_times(&tier, "p:hot:1", 1), 1);
+                hot_served += super::front::served() - served;
+            }
+        }
+        (super::front::taken() - taken, hot_served)
+    });
+    let hot = super::front::slot_of(L1KeyRef::parse("p:hot:1").hash_value());
+    let empty_slots_found = scan
+        .iter()
+        .map(|key| super::front::slot_of(L1KeyRef::parse(key).hash_value()))
+        .filter(|&slot| slot != hot)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    assert_eq!(
+        taken, empty_slots_found as u64,
+        "one take per empty slot, none at the hot key's"
+    );
+    let hot_reads = scan.len().div_ceil(64) as u64;
+    // One in HITS_PER_LOCKED_READ front hits goes through the lock (taken in again).
+    assert!(
+        hot_served + 1 >= hot_reads,
+        "the hot key served from its slot ({hot_served} of {hot_reads})"
+    );
+}
