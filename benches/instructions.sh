@@ -1,7 +1,8 @@
 #!/bin/sh
 # Instructions per hit, counted by callgrind (a loaded machine does not move them):
 # for each op, (instructions with N hits - instructions with 0 hits) / N. The `_1024keys`
-# ops read the 1,024 resident keys in turn on one thread (a front table holds none of them).
+# ops read the 1,024 resident keys in turn on one thread (a front table holds the ~79 % that
+# got a slot of their own).
 #
 #   cargo bench --bench hit --no-run && sh benches/instructions.sh [path/to/hit-binary]
 #   OPS='quick_cache_get_str cachet_sync' sh benches/instructions.sh   # some ops only

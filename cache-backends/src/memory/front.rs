@@ -1,21 +1,35 @@
 //! The per-thread front table of the quick_cache engine (on by default; `front_table = false`
 //! turns it off).
 //!
-//! Each thread keeps a small direct-mapped table ([`SLOTS`] slots, shared by every tier
-//! of the thread) of entries it read often: a clone of the entry (its value's `Arc`, so
-//! one reference count bumped when it is taken in), the stored key, the tier's id and the
-//! version its shard had when the clone was taken under the shard's read lock. A read
-//! whose key is held in its slot, for its tier, while the shard's version is unchanged,
-//! is served from the slot without taking the lock: it writes no shared cache line at all.
+//! Each thread keeps a direct-mapped table ([`SLOTS`] slots, shared by every tier of the
+//! thread) of entries it reads: a clone of the entry (its value's `Arc`, so one reference
+//! count bumped when it is taken in), the stored key, the tier's id and the version its
+//! shard had when the clone was taken under the shard's read lock. A read whose key is
+//! held in its slot, for its tier, while the shard's version is unchanged, is served from
+//! the slot without taking the lock: it writes no shared cache line at all.
 //!
 //! A read first looks at its slot's marks ([`route`]): plain thread-local cells, apart
-//! from the table, holding the mark (hash and tier) of the key the slot holds, of the last
-//! key read there and not taken in, and of the last key refused for its weight. A read of
-//! a key the slot does not hold compares one mark and notes another, and goes on to the
-//! locked read: no `RefCell` borrow, no table, no key comparison. Only an entry whose
-//! weight is at most the tier's `front_max_weight` is taken in, so a thread's table keeps
-//! at most [`SLOTS`] × that alive (by the entries' estimated weights, less the tag index's
-//! copies of their keys, which the index holds: `LocalEntry::held_weight`).
+//! from the table, holding the mark (hash and tier) of the key the slot holds, a shorter
+//! mark of the last key read there and not taken in, and one of the last key refused
+//! there. A read of a key the slot does not hold compares one mark and notes another, and
+//! goes on to the locked read: no `RefCell` borrow, no table, no key comparison.
+//!
+//! What is taken in ([`route`]): a key read through the lock at an empty slot, on that
+//! first read (so a working set of many keys read in turn fills the table: with 2,048
+//! slots, about 79 % of 1,024 keys read in turn are held, the rest share a slot with one
+//! held); and, at a slot holding another key, a key read twice in a row there (with no
+//! read of the held key in between), so keys read in turn do not churn a slot and the
+//! values' reference counts once it holds one of them. A key is taken in at most once
+//! per slot fill: a slot holding a key keeps it against any number of keys read in turn.
+//!
+//! What a thread holds is bounded twice: an entry is taken in only if its weight is at
+//! most the tier's `front_max_weight`, and only while the weights of everything the
+//! thread's table holds (by the entries' estimated weights, less the tag index's copies
+//! of their keys, which the index holds: `LocalEntry::held_weight`) stay within
+//! [`HELD_BUDGET`] (256 KiB), whatever the number of slots or tiers. A key refused for
+//! either is read through the lock, however often, until another key is refused at its
+//! slot; once the budget is spent, empty slots take nothing until something held is let
+//! go.
 //!
 //! Why this is never staler than the locked read: every mutation of a shard (insert, and
 //! with it quick_cache's evictions; remove; an expired entry dropped; scope clears,
@@ -25,18 +39,22 @@
 //! entry the locked read would find; a read that sees the old version is ordered before a
 //! mutation still holding the write lock, as a read waiting for the lock would be; and a
 //! mutation that has returned (on this thread, or on one this thread has synchronized
-//! with) has bumped the version this read loads.
+//! with) has bumped the version this read loads. This is per slot: how a slot came to
+//! hold its clone (an empty slot's first read, or a key read twice in a row) and how many
+//! slots there are do not enter it; a slot is only ever read, filled or emptied by its
+//! own thread.
 //!
 //! What a held clone costs: the entry stays alive while a slot holds it, after it was
 //! removed, replaced or evicted, until that thread reads the same key of that tier again,
-//! or takes another key into the slot (a key read twice in a row there with no read of
-//! the held one in between), or exits. Reading other keys that fall on the slot only
-//! notes them, so a thread that reads distinct keys keeps its held values for as long as
-//! it runs; and Rust does not promise to run the main thread's thread-local destructors,
-//! so a value held by the main thread may never be dropped. That is at most [`SLOTS`]
-//! entries per thread (whatever the number of tiers), each of at most its tier's
-//! `front_max_weight`, outside the tier's bound, and the value's `Drop` runs later, on
-//! that thread.
+//! or takes another key into the slot, or exits. Reading other keys that fall on the slot
+//! only notes them, so a thread that reads distinct keys keeps its held values for as
+//! long as it runs; and Rust does not promise to run the main thread's thread-local
+//! destructors, so a value held by the main thread may never be dropped. That is at most
+//! [`HELD_BUDGET`] of entries per thread (whatever the number of tiers), each of at most
+//! its tier's `front_max_weight`, outside the tier's bound, and the value's `Drop` runs
+//! later, on that thread. The table itself is [`SLOTS`] pointers (16 KiB), allocated on
+//! the thread's first front read, and a box per held entry (the key, the entry, the
+//! version: ~160 bytes).
 //! A tier's id is drawn from a process-wide counter and never reused, so a slot of a
 //! dropped tier never matches another tier's read.
 
@@ -50,10 +68,18 @@ use cache_core::store::{Equivalent, L1Key, L1KeyRef, LocalEntry};
 
 use super::clock;
 
-/// Slots per thread: a power of two, so a slot is picked with a mask. 64 slots of
-/// 168 bytes each (the key, the entry, the version, the tags) are ~10.5 KiB per thread
-/// that reads through a front table, allocated on its first such read.
-pub(super) const SLOTS: usize = 64;
+/// Slots per thread: a power of two, so a slot is picked with a mask. Each is a pointer
+/// (16 KiB for the table of a thread that reads through a front table, allocated on its
+/// first such read) to a box of the held key, entry and version when it holds one, and 8
+/// bytes of marks in every thread's static thread-local block (16 KiB: [`route`]).
+/// 2,048 slots hold ~79 % of 1,024 keys read in turn (an empty slot takes the first key
+/// read there; 1,024 would hold ~63 %).
+pub(super) const SLOTS: usize = 2048;
+
+/// The most a thread's table holds, by the held entries' weights
+/// (`LocalEntry::held_weight`): 256 KiB, about a thousand small entries (222 bytes of
+/// engine overhead each, counted in their weight though a held clone does not keep it).
+pub(super) const HELD_BUDGET: u64 = 256 << 10;
 
 /// Front hits of a slot between two locked reads of its entry: those reads mark the
 /// entry as used in quick_cache (which front hits do not), so a hot entry held in front
@@ -94,14 +120,34 @@ impl Version {
 /// An entry a thread holds for a tier: a clone taken under its shard's read lock, good
 /// while the shard's version is still `seen`.
 pub(super) struct Held {
-    pub(super) tier: u64,
-    pub(super) key: L1Key,
-    pub(super) entry: LocalEntry,
-    pub(super) version: Arc<Version>,
-    pub(super) seen: u64,
+    tier: u64,
+    key: L1Key,
+    entry: LocalEntry,
+    version: Arc<Version>,
+    seen: u64,
+    /// Front hits since the entry was last read through the lock.
+    hits: u32,
 }
 
 impl Held {
+    /// `entry` under `key` for tier `tier`, cloned under the read lock of its shard, whose
+    /// version is `version` (read now, under the same lock).
+    pub(super) fn new(tier: u64, key: L1Key, entry: LocalEntry, version: &Arc<Version>) -> Self {
+        Self {
+            tier,
+            key,
+            entry,
+            version: version.clone(),
+            seen: version.get(),
+            hits: 0,
+        }
+    }
+
+    /// What it counts against [`HELD_BUDGET`].
+    fn weight(&self) -> u64 {
+        u64::from(self.entry.held_weight())
+    }
+
     /// Whether this is `key` of tier `tier`.
     #[inline(always)]
     fn is(&self, tier: u64, key: &L1KeyRef<'_>) -> bool {
@@ -121,18 +167,13 @@ pub(super) enum Serve {
     Locked { take: bool },
 }
 
-/// One slot of a thread's table.
+/// One slot of a thread's table: what it holds, boxed (an empty slot is a null pointer).
 pub(super) struct Slot {
-    pub(super) held: Option<Held>,
-    /// Front hits since the held entry was last read through the lock.
-    hits: u32,
+    held: Option<Box<Held>>,
 }
 
 impl Slot {
-    const EMPTY: Slot = Slot {
-        held: None,
-        hits: 0,
-    };
+    const EMPTY: Slot = Slot { held: None };
 
     /// Whether the slot holds `key` of tier `tier`, whatever its version.
     pub(super) fn holds(&self, tier: u64, key: &L1KeyRef<'_>) -> bool {
@@ -150,7 +191,7 @@ impl Slot {
         read: &mut (dyn FnMut(&LocalEntry, Option<Instant>) + '_),
     ) -> Serve {
         // Another key with the same mark (hash and tier mixed): read through the lock.
-        let Some(held) = self.held.as_ref().filter(|held| held.is(tier, key)) else {
+        let Some(held) = self.held.as_deref_mut().filter(|held| held.is(tier, key)) else {
             return Serve::Locked { take: false };
         };
         if held.version.get() != held.seen {
@@ -166,9 +207,9 @@ impl Slot {
                 Serve::Lent(now)
             }
         };
-        self.hits += 1;
-        if self.hits >= HITS_PER_LOCKED_READ {
-            self.hits = 0;
+        held.hits += 1;
+        if held.hits >= HITS_PER_LOCKED_READ {
+            held.hits = 0;
             return Serve::Locked { take: true };
         }
         #[cfg(test)]
@@ -185,67 +226,178 @@ impl Slot {
 
     /// Holds `held` (of mark `mark`) from now on; what it held before is returned, to be
     /// dropped once no lock is held.
-    pub(super) fn hold(&mut self, held: Held, mark: u64, marks: &Marks) -> Option<Held> {
+    fn hold(&mut self, held: Box<Held>, mark: u64, marks: &Marks) -> Option<Box<Held>> {
         #[cfg(test)]
         TAKEN.with(|n| n.set(n.get() + 1));
-        self.hits = 0;
-        marks.held.set(mark);
+        marks.held.set(held_mark(mark));
         self.held.replace(held)
     }
 
     /// Lets go of what the slot holds; returned, to be dropped once no lock is held.
-    pub(super) fn let_go(&mut self, marks: &Marks) -> Option<Held> {
+    fn let_go(&mut self, marks: &Marks) -> Option<Box<Held>> {
         marks.held.set(NO_MARK);
         self.held.take()
     }
+
+    /// The weight of what it holds (0: nothing).
+    fn weight(&self) -> u64 {
+        self.held.as_ref().map_or(0, |held| held.weight())
+    }
 }
 
-/// A thread's table, allocated on the thread's first front read: a thread that never reads
-/// through a front table (or a process without one) holds only the empty pointer.
-type Table = Option<Box<[Slot; SLOTS]>>;
+/// A thread's table: its slots and the weight of what they hold.
+pub(super) struct Table {
+    slots: [Slot; SLOTS],
+    /// The sum of the held entries' weights: at most [`HELD_BUDGET`].
+    weight: u64,
+}
+
+/// What a slot let go of, and a clone refused: dropped by the caller once no lock or table
+/// borrow is held (a value's `Drop` may do anything).
+pub(super) type Released = [Option<Held>; 2];
+
+impl Table {
+    /// An empty table. Out of line: built inline, its 16 KiB on the stack cost every front
+    /// read's frame a stack probe per page.
+    #[cold]
+    #[inline(never)]
+    fn new() -> Box<Table> {
+        Box::new(Table {
+            slots: [Slot::EMPTY; SLOTS],
+            weight: 0,
+        })
+    }
+
+    /// The slot of `hash`.
+    #[inline(always)]
+    fn slot(&mut self, hash: u64) -> &mut Slot {
+        &mut self.slots[slot_of(hash)]
+    }
+
+    /// Takes `held` (of mark `mark`) into the slot of `hash`, if the table's weight stays
+    /// within [`HELD_BUDGET`] once the slot's current entry is let go for it; else the key
+    /// is refused at its slot (and, if the slot held an old clone of it, let go of it),
+    /// and empty slots take nothing until something is let go.
+    pub(super) fn take(&mut self, hash: u64, held: Held, mark: u64) -> Released {
+        with_marks(hash, |marks| {
+            let slot = &mut self.slots[slot_of(hash)];
+            let weight = self.weight - slot.weight() + held.weight();
+            if weight > HELD_BUDGET {
+                marks.refuse(mark);
+                FULL.with(|full| full.set(true));
+                let old = if slot.holds(held.tier, &held.key.borrowed()) {
+                    self.weight -= slot.weight();
+                    slot.let_go(marks).map(|old| *old)
+                } else {
+                    None
+                };
+                return [old, Some(held)];
+            }
+            if weight < self.weight {
+                FULL.with(|full| full.set(false));
+            }
+            self.weight = weight;
+            // The box of what the slot held is reused: a slot filled and emptied by turns
+            // allocates once.
+            let old = match slot.held.take() {
+                Some(mut boxed) => {
+                    let old = std::mem::replace(&mut *boxed, held);
+                    slot.hold(boxed, mark, marks);
+                    Some(old)
+                }
+                None => {
+                    slot.hold(Box::new(held), mark, marks);
+                    None
+                }
+            };
+            [old, None]
+        })
+    }
+
+    /// Lets go of what the slot of `hash` holds, if it is `key` of tier `tier`.
+    pub(super) fn let_go(&mut self, hash: u64, tier: u64, key: &L1KeyRef<'_>) -> Released {
+        let slot = &mut self.slots[slot_of(hash)];
+        if !slot.holds(tier, key) {
+            return [None, None];
+        }
+        self.weight -= slot.weight();
+        FULL.with(|full| full.set(false));
+        [
+            with_marks(hash, |marks| slot.let_go(marks)).map(|old| *old),
+            None,
+        ]
+    }
+}
 
 /// A slot's marks: what a read checks before it touches the table. A mark is a key's hash
 /// mixed with its tier's salt ([`salt`]); two keys may share one (then the table's own
 /// comparison tells them apart), so a mark only ever sends a read to the slower path
 /// that checks, never serves it.
+///
+/// The marks are the low bits of the full mark: 32 for the held key's, 16 for the noted and
+/// refused ones (keys of one slot share the hash bits that pick it, 16 up; the low 16
+/// differ), so that a slot's marks take 8 bytes. Two keys of one slot sharing a short mark
+/// only cost a read the checking path (the held mark), a key taken in on its first read
+/// twice in a row (the noted one) or one read through the lock (the refused one).
 pub(super) struct Marks {
-    /// The mark of the key the slot holds ([`NO_MARK`]: none).
-    held: Cell<u64>,
+    /// The mark of the key the slot holds ([`NO_MARK`]: none, the slot is empty).
+    held: Cell<u32>,
     /// The mark of the last key read through the lock at this slot and not taken in,
-    /// since the held key was last read: a key is taken in when it is read twice in a
-    /// row here (with no read of the held key in between), so keys read in turn do not
-    /// churn the slot and the values' reference counts, whether it holds one of them or
-    /// none.
-    noted: Cell<u64>,
-    /// The mark of the last key found too heavy to be taken in at this slot: read
-    /// through the lock, however often, until another key is refused here.
-    heavy: Cell<u64>,
+    /// since the held key was last read: at a slot holding a key, another is taken in
+    /// when it is read twice in a row here (with no read of the held key in between), so
+    /// keys read in turn do not churn the slot and the values' reference counts.
+    noted: Cell<u16>,
+    /// The mark of the last key refused at this slot (too heavy for its tier's
+    /// `front_max_weight`, or for [`HELD_BUDGET`]): read through the lock, however often,
+    /// until another key is refused here.
+    heavy: Cell<u16>,
 }
 
 impl Marks {
     const fn empty() -> Marks {
         Marks {
             held: Cell::new(NO_MARK),
-            noted: Cell::new(NO_MARK),
-            heavy: Cell::new(NO_MARK),
+            noted: Cell::new(NO_NOTE),
+            heavy: Cell::new(NO_NOTE),
         }
     }
 
-    /// Notes that the key of mark `mark` was found too heavy to be taken in.
+    /// Notes that the key of mark `mark` was refused.
     pub(super) fn refuse(&self, mark: u64) {
-        self.heavy.set(mark);
+        self.heavy.set(note(mark));
     }
+}
+
+/// A held key's mark, of its full mark.
+#[inline(always)]
+fn held_mark(mark: u64) -> u32 {
+    mark as u32
+}
+
+/// A noted or refused key's mark, of its full mark.
+#[inline(always)]
+fn note(mark: u64) -> u16 {
+    mark as u16
 }
 
 /// No key: a mark no slot starts with a key for (a key whose mark it is only goes the
 /// checking path once more).
-const NO_MARK: u64 = 0;
+const NO_MARK: u32 = 0;
+const NO_NOTE: u16 = 0;
+
+const _: () = assert!(
+    std::mem::size_of::<[Marks; SLOTS]>() <= 16 << 10,
+    "the marks stay within 16 KiB of every thread's static thread-local block"
+);
 
 thread_local! {
-    static FRONT: RefCell<Table> = const { RefCell::new(None) };
+    static FRONT: RefCell<Option<Box<Table>>> = const { RefCell::new(None) };
     /// The slots' marks: cells with no destructor, so reaching them is an address
-    /// computation, with no state check and no borrow (24 bytes a slot, 1.5 KiB a thread).
+    /// computation, with no state check and no borrow (8 bytes a slot, 16 KiB a thread).
     static MARKS: [Marks; SLOTS] = const { [const { Marks::empty() }; SLOTS] };
+    /// Set when a key was refused for [`HELD_BUDGET`], cleared when something held is let
+    /// go: while set, an empty slot takes nothing in.
+    static FULL: Cell<bool> = const { Cell::new(false) };
 }
 
 #[cfg(test)]
@@ -279,7 +431,8 @@ pub(super) fn salt(tier: u64) -> u64 {
 pub(super) enum Route {
     /// The slot holds a key of this mark: look in the table.
     Table,
-    /// Read twice in a row at the slot: the locked read, taking the entry in.
+    /// The first read at an empty slot, or a read twice in a row at a slot holding
+    /// another key: the locked read, taking the entry in.
     Take,
     /// The locked read only.
     Lock,
@@ -290,12 +443,23 @@ pub(super) enum Route {
 pub(super) fn route(hash: u64, mark: u64) -> Route {
     MARKS.with(|marks| {
         let marks = &marks[slot_of(hash)];
-        if marks.held.get() == mark {
+        let held = marks.held.get();
+        if held == held_mark(mark) {
             // A read of the held key comes between the reads of any other: two keys read
             // in turn leave the held one held, rather than swapping the slot every read.
-            marks.noted.set(NO_MARK);
-            Route::Table
-        } else if marks.noted.replace(mark) != mark || marks.heavy.get() == mark {
+            marks.noted.set(NO_NOTE);
+            return Route::Table;
+        }
+        let note = note(mark);
+        let twice = marks.noted.replace(note) == note;
+        // Read twice in a row, or at an empty slot while the budget lasts; then, not
+        // refused here. (In this order, a read of another key than the held one's decides
+        // on the registers the table-off read leaves free: checked first, the refused
+        // mark cost that read a register saved and restored.)
+        if !twice && (held != NO_MARK || FULL.with(Cell::get)) {
+            return Route::Lock;
+        }
+        if marks.heavy.get() == note {
             Route::Lock
         } else {
             Route::Take
@@ -310,14 +474,32 @@ pub(super) fn route(hash: u64, mark: u64) -> Route {
 /// a function of its own, ~75 instructions more a hit.)
 #[inline]
 pub(super) fn with_slot<R>(hash: u64, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+    with_table(|table| f(table.slot(hash)))
+}
+
+/// Runs `f` on this thread's table (allocated on its first use); `None` as
+/// [`with_slot`].
+#[inline(always)]
+pub(super) fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
     FRONT
         .try_with(|table| {
             let mut table = table.try_borrow_mut().ok()?;
-            let slots = table.get_or_insert_with(|| Box::new([Slot::EMPTY; SLOTS]));
-            Some(f(&mut slots[slot_of(hash)]))
+            Some(f(table.get_or_insert_with(Table::new)))
         })
         .ok()
         .flatten()
+}
+
+/// What this thread's table holds: the number of entries and their weight (tests).
+#[cfg(test)]
+pub(super) fn held() -> (usize, u64) {
+    with_table(|table| {
+        let count = table.slots.iter().filter(|s| s.held.is_some()).count();
+        let weight = table.slots.iter().map(Slot::weight).sum();
+        assert_eq!(weight, table.weight, "the table's weight is its entries'");
+        (count, weight)
+    })
+    .expect("the table is not in use")
 }
 
 /// Runs `f` on the marks of `hash`'s slot.
@@ -325,11 +507,33 @@ pub(super) fn with_marks<R>(hash: u64, f: impl FnOnce(&Marks) -> R) -> R {
     MARKS.with(|marks| f(&marks[slot_of(hash)]))
 }
 
-/// The slot of a key of hash `hash`: picked by bits that the tier's part and shard
-/// (32..48) and the table's buckets (the low ones) do not pick by alone.
+/// The slot of a key of hash `hash`: the top bits of the hash times an odd constant
+/// (multiplicative hashing). A range of the hash's own bits (16 up, or the top ones) is
+/// spread unevenly by the key hasher over short keys of one key space: 1,024 keys `0` to
+/// `1023` fell on 590 to 900 of 2,048 slots, depending on the process's seed, against
+/// ~806 for an even spread; the product's top bits fall on 785 to 830 (thirty processes
+/// each). The constant fits an instruction's 32-bit immediate: a multiply and a shift, as
+/// many instructions as a shift and a mask.
 #[inline(always)]
 pub(super) fn slot_of(hash: u64) -> usize {
-    (hash >> 16) as usize & (SLOTS - 1)
+    (hash.wrapping_mul(SLOT_FACTOR) >> SLOT_SHIFT) as usize
+}
+
+/// [`slot_of`]'s factor, and its shift (the top bits of the product pick the slot).
+const SLOT_FACTOR: u64 = 0x7F4A_7C15;
+const SLOT_SHIFT: u32 = 64 - SLOTS.trailing_zeros();
+
+/// A hash on slot `slot` (tests): the slot's number in the top bits, divided by
+/// [`slot_of`]'s factor (times its inverse modulo 2^64, by Newton's iteration).
+#[cfg(test)]
+pub(super) fn hash_on(slot: usize) -> u64 {
+    let mut inverse = SLOT_FACTOR;
+    for _ in 0..6 {
+        inverse = inverse.wrapping_mul(2u64.wrapping_sub(SLOT_FACTOR.wrapping_mul(inverse)));
+    }
+    let hash = ((slot as u64) << SLOT_SHIFT).wrapping_mul(inverse);
+    assert_eq!(slot_of(hash), slot);
+    hash
 }
 
 /// A lookup key that keeps a clone of the stored key it matches: how a slot gets the
@@ -380,13 +584,12 @@ mod tests {
     use super::*;
 
     fn held(tier: u64, key: &str, version: &Arc<Version>) -> Held {
-        Held {
-            tier,
-            key: L1Key::parse(key),
-            entry: LocalEntry::new(Arc::new(1u8), None, None, 8),
-            version: version.clone(),
-            seen: version.get(),
-        }
+        weighing(tier, key, version, 8)
+    }
+
+    fn weighing(tier: u64, key: &str, version: &Arc<Version>, weight: u32) -> Held {
+        let entry = LocalEntry::new(Arc::new(1u8), None, None, weight);
+        Held::new(tier, L1Key::parse(key), entry, version)
     }
 
     /// What `slot` does with a read of `key` of `tier`: `Some(true)` lent, `Some(false)`
@@ -406,7 +609,9 @@ mod tests {
     fn a_slot_serves_its_key_for_its_tier_while_the_version_holds() {
         let version = Arc::new(Version::default());
         let (mut slot, marks) = (Slot::EMPTY, Marks::empty());
-        assert!(slot.hold(held(7, "p:c:1", &version), 1, &marks).is_none());
+        assert!(slot
+            .hold(Box::new(held(7, "p:c:1", &version)), 1, &marks)
+            .is_none());
         assert_eq!(marks.held.get(), 1, "marked held");
         assert!(slot.holds(7, &L1KeyRef::parse("p:c:1")));
         assert_eq!(serve(&mut slot, 7, "p:c:1"), Some(true));
@@ -419,26 +624,55 @@ mod tests {
             Some(false),
             "stale: taken in again"
         );
-        assert!(slot.hold(held(7, "p:c:2", &version), 2, &marks).is_some());
+        assert!(slot
+            .hold(Box::new(held(7, "p:c:2", &version)), 2, &marks)
+            .is_some());
         assert!(slot.let_go(&marks).is_some());
         assert_eq!(marks.held.get(), NO_MARK, "marked empty");
     }
 
     /// A hash (and `HASH | 1` another on the same slot) whose slot's marks the route tests
     /// start by clearing.
-    const HASH: u64 = 5 << 16;
+    const HASH: u64 = 0x0123_4567_89AB_CDEE;
 
     fn clear_marks() {
+        assert_eq!(slot_of(HASH), slot_of(HASH | 1), "one slot");
         with_marks(HASH, |marks| {
-            for cell in [&marks.held, &marks.noted, &marks.heavy] {
-                cell.set(NO_MARK);
-            }
+            marks.held.set(NO_MARK);
+            marks.noted.set(NO_NOTE);
+            marks.heavy.set(NO_NOTE);
         });
+        FULL.with(|full| full.set(false));
+    }
+
+    /// Marks the slot of `HASH` as holding the key of mark `mark`.
+    fn mark_held(mark: u64) {
+        with_marks(HASH, |marks| marks.held.set(held_mark(mark)));
+    }
+
+    #[test]
+    fn an_empty_slot_takes_the_first_key_read_there() {
+        clear_marks();
+        let (key, other) = (salt(1) ^ HASH, salt(1) ^ (HASH | 1));
+        assert_eq!(route(HASH, key), Route::Take, "the first read");
+        assert_eq!(
+            route(HASH | 1, other),
+            Route::Take,
+            "not taken: still empty"
+        );
+        mark_held(key);
+        assert_eq!(route(HASH, key), Route::Table);
+        assert_eq!(
+            route(HASH | 1, other),
+            Route::Lock,
+            "the slot holds another"
+        );
     }
 
     #[test]
     fn a_key_is_taken_in_when_read_twice_in_a_row() {
         clear_marks();
+        mark_held(salt(3) ^ HASH);
         let (key, other) = (salt(1) ^ HASH, salt(1) ^ (HASH | 1));
         assert_eq!(route(HASH, key), Route::Lock);
         assert_eq!(route(HASH, key), Route::Take);
@@ -456,7 +690,7 @@ mod tests {
     fn two_keys_read_in_turn_leave_the_held_one_held() {
         clear_marks();
         let (held, other) = (salt(1) ^ HASH, salt(1) ^ (HASH | 1));
-        with_marks(HASH, |marks| marks.held.set(held));
+        mark_held(held);
         for _ in 0..3 {
             assert_eq!(route(HASH | 1, other), Route::Lock, "not taken in");
             assert_eq!(route(HASH, held), Route::Table, "still held");
@@ -470,21 +704,92 @@ mod tests {
     fn a_key_refused_for_its_weight_is_read_through_the_lock() {
         clear_marks();
         let (heavy, light) = (salt(1) ^ HASH, salt(1) ^ (HASH | 1));
-        assert_eq!(route(HASH, heavy), Route::Lock);
-        assert_eq!(route(HASH, heavy), Route::Take);
+        assert_eq!(route(HASH, heavy), Route::Take, "an empty slot");
         with_marks(HASH, |marks| marks.refuse(heavy));
         for _ in 0..3 {
             assert_eq!(route(HASH, heavy), Route::Lock, "not taken again");
         }
-        assert_eq!(route(HASH | 1, light), Route::Lock);
         assert_eq!(route(HASH | 1, light), Route::Take, "another key is");
+    }
+
+    /// Once a key was refused for the budget, empty slots take nothing, until something
+    /// held is let go; a slot holding a key still takes another read twice in a row (it
+    /// may fit in place of the one it replaces).
+    #[test]
+    fn a_spent_budget_stops_empty_slots_taking_keys() {
+        clear_marks();
+        let (key, other) = (salt(1) ^ HASH, salt(1) ^ (HASH | 1));
+        FULL.with(|full| full.set(true));
+        assert_eq!(route(HASH, key), Route::Lock, "the budget is spent");
+        assert_eq!(route(HASH, key), Route::Take, "read twice in a row");
+        FULL.with(|full| full.set(false));
+        assert_eq!(route(HASH | 1, other), Route::Take);
+    }
+
+    /// The table takes entries in while their weights add up to at most `HELD_BUDGET`;
+    /// then refuses (marking the key and the table full) and lets go of a refused key's
+    /// old clone; letting go of an entry makes room again.
+    #[test]
+    fn a_table_holds_at_most_its_budget() {
+        clear_marks();
+        let version = Arc::new(Version::default());
+        let mut table = Table::new();
+        const WEIGHT: u32 = 1000;
+        let fits = (HELD_BUDGET / u64::from(WEIGHT)) as usize;
+        assert!(fits < SLOTS, "the budget binds before the slots run out");
+        let hash = hash_on;
+        for i in 0..fits {
+            let taken = table.take(
+                hash(i),
+                weighing(1, &format!("p:c:{i}"), &version, WEIGHT),
+                1,
+            );
+            assert!(
+                taken.iter().all(Option::is_none),
+                "{i} taken, nothing let go"
+            );
+        }
+        assert_eq!(table.weight, fits as u64 * u64::from(WEIGHT));
+        assert!(!FULL.with(Cell::get));
+        // One more does not fit: refused, handed back to be dropped.
+        let [old, refused] = table.take(hash(fits), weighing(1, "p:c:x", &version, WEIGHT), 9);
+        assert!(old.is_none() && refused.is_some());
+        assert!(FULL.with(Cell::get), "the table is full");
+        with_marks(hash(fits), |marks| {
+            assert_eq!(marks.heavy.get(), note(9), "refused")
+        });
+        assert!(table.weight <= HELD_BUDGET);
+        // A new clone of a held key that no longer fits: refused, its old clone let go.
+        let [old, refused] = table.take(hash(0), weighing(1, "p:c:0", &version, 2 * WEIGHT), 1);
+        assert!(
+            old.is_some() && refused.is_some(),
+            "the old clone let go too"
+        );
+        assert!(table.slots[0].held.is_none(), "the slot is empty");
+        assert_eq!(table.weight, (fits as u64 - 1) * u64::from(WEIGHT));
+        // A lighter clone replacing one held fits, and makes room.
+        let [old, refused] = table.take(hash(1), weighing(1, "p:c:1", &version, 8), 1);
+        assert!(old.is_some() && refused.is_none());
+        assert!(!FULL.with(Cell::get), "room again");
+        let released = table.let_go(hash(2), 1, &L1KeyRef::parse("p:c:2"));
+        assert!(released[0].is_some());
+        assert_eq!(
+            table.weight,
+            (fits as u64 - 3) * u64::from(WEIGHT) + 8,
+            "what is held, weighed"
+        );
+        assert!(table.let_go(hash(2), 1, &L1KeyRef::parse("p:c:2"))[0].is_none());
+        clear_marks();
+        for i in 0..fits {
+            with_marks(hash(i), |marks| marks.held.set(NO_MARK));
+        }
     }
 
     #[test]
     fn every_so_many_front_hits_one_reads_through_the_lock() {
         let version = Arc::new(Version::default());
         let mut slot = Slot::EMPTY;
-        slot.hold(held(7, "p:c:1", &version), 1, &Marks::empty());
+        slot.hold(Box::new(held(7, "p:c:1", &version)), 1, &Marks::empty());
         let through_lock = (0..3 * HITS_PER_LOCKED_READ)
             .filter(|_| serve(&mut slot, 7, "p:c:1") == Some(false))
             .count();

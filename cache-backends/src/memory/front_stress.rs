@@ -352,8 +352,8 @@ fn a_slot_of_a_dropped_tier_is_never_read_for_another() {
     assert_eq!(read_times(&first, "p:c:1", 3), 3);
     assert_eq!(
         super::front::served(),
-        served + 1,
-        "held in this thread's slot"
+        served + 2,
+        "held in this thread's slot (empty: from the first read)"
     );
     drop(first);
     // Held by this thread's slot until it is reused.
@@ -384,8 +384,8 @@ fn an_expiring_entry_held_in_front_is_not_read_past_keep_until() {
     assert_eq!(read_times(&tier, "p:c:1", 3), 3);
     assert_eq!(
         super::front::served(),
-        served + 1,
-        "held from the second read, served from the slot on the third"
+        served + 2,
+        "held from the first read (an empty slot), served from the slot on the next two"
     );
     // Nothing changed in the shard: only the slot's own `keep_until` check refuses it.
     super::clock::advance(Duration::from_secs(60));
@@ -531,5 +531,89 @@ fn the_tag_index_part_of_a_weight_does_not_keep_an_entry_out() {
         super::front::taken(),
         taken + 1,
         "taken in by its held weight"
+    );
+}
+
+/// Runs `f` on a thread of its own: a fresh front table, whatever this test thread read.
+fn on_a_new_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| s.spawn(f).join().expect("the reading thread"))
+}
+
+/// A working set of 1,024 keys read in turn (each read once a turn, so no key is read
+/// twice in a row at its slot) is taken into the empty slots on its first turn and served
+/// from them on the next turns, with nothing taken in again: most reads write no shared
+/// cache line, and the values' reference counts do not churn.
+#[test]
+fn keys_read_in_turn_fill_the_empty_slots_once() {
+    const KEYS: usize = 1024;
+    let tier = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(true));
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("p:c:{i}")).collect();
+    for key in &keys {
+        tier.insert(
+            L1Key::parse(key),
+            LocalEntry::new(Arc::new(1u8), None, None, 8),
+        );
+    }
+    let (first, later, taken_later, held) = on_a_new_thread(|| {
+        let turn = || {
+            let (served, taken) = (super::front::served(), super::front::taken());
+            for key in &keys {
+                assert_eq!(read_times(&tier, key, 1), 1);
+            }
+            (
+                super::front::served() - served,
+                super::front::taken() - taken,
+            )
+        };
+        let (served_first, taken_first) = turn();
+        let (served_later, taken_later) = (0..3)
+            .map(|_| turn())
+            .fold((0, 0), |(s, t), (a, b)| (s + a, t + b));
+        let held = super::front::held().0;
+        assert_eq!(taken_first as usize, held, "each key held taken in once");
+        (served_first, served_later, taken_later, held)
+    });
+    assert_eq!(first, 0, "nothing held before the first turn");
+    // With 2,048 slots, ~79 % of 1,024 keys get a slot of their own (1 - e^-0.5 of the
+    // slots are taken): the old rule (taken when read twice in a row) held none.
+    assert!(
+        held * 100 >= KEYS * 70,
+        "{held} of {KEYS} keys held after one turn"
+    );
+    assert_eq!(
+        later,
+        3 * held as u64,
+        "every held key served on every later turn"
+    );
+    assert_eq!(taken_later, 0, "nothing taken in again");
+}
+
+/// Whatever keys a thread reads and however often, what its table holds weighs at most
+/// `HELD_BUDGET` (each entry at most its tier's `front_max_weight`): 4,096 keys of 1,000
+/// bytes, each read three times in a row, leave at most 262 held.
+#[test]
+fn what_a_thread_holds_is_bounded_by_the_budget() {
+    const KEYS: usize = 4096;
+    const WEIGHT: u32 = 1000;
+    let tier = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(true));
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("p:c:{i}")).collect();
+    for key in &keys {
+        tier.insert(
+            L1Key::parse(key),
+            LocalEntry::new(Arc::new(1u8), None, None, WEIGHT),
+        );
+    }
+    let (count, weight) = on_a_new_thread(|| {
+        for key in &keys {
+            assert_eq!(read_times(&tier, key, 3), 3);
+        }
+        super::front::held()
+    });
+    let budget = super::front::HELD_BUDGET;
+    assert!(weight <= budget, "{count} entries of {weight} bytes held");
+    assert_eq!(weight, count as u64 * u64::from(WEIGHT));
+    assert!(
+        weight + u64::from(WEIGHT) > budget,
+        "the budget is spent ({weight} of {budget} bytes held), not left unused"
     );
 }

@@ -14,8 +14,9 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 /// entry's estimated weight, as `max_size` counts it (on quick_cache, 222 bytes of the
 /// engine's own per entry, the value's inline size and `Arc` header, a long key's bytes)
 /// but for the tag index's copies of its key, which a front table does not keep alive
-/// ([`LocalEntry::held_weight`](cache_core::store::LocalEntry::held_weight)), so values of up to about 780 inline bytes. A thread's table then keeps at most
-/// 64 × 1 KiB of entries alive past their removal.
+/// ([`LocalEntry::held_weight`](cache_core::store::LocalEntry::held_weight)), so values of up to about 780 inline bytes. Whatever this limit, a
+/// thread's table keeps at most 256 KiB of entries (by these weights) alive past their
+/// removal, over all tiers.
 ///
 /// Options built in code start from it (this module is private: the constant is read
 /// through the options it fills in):
@@ -175,9 +176,10 @@ impl MemoryOptions {
     /// (configuration refuses `front_table = true` with `engine = "moka"`; here it is
     /// ignored there).
     ///
-    /// Each thread keeps up to 64 entries it reads often (a key is taken in when the
-    /// thread reads it twice in a row at its slot, with no read of the key the slot holds
-    /// in between), each with the version its shard had when it was read. A read of a held entry whose shard has not changed since is served without
+    /// Each thread keeps up to 2,048 entries it reads (one a slot, by key hash: a key is
+    /// taken in on its first read at an empty slot, or when the thread reads it twice in a
+    /// row at a slot holding another key, with no read of that key in between), each with
+    /// the version its shard had when it was read. A read of a held entry whose shard has not changed since is served without
     /// the shard's lock: threads reading one hot key then write no shared cache line, and
     /// the read does a fraction of the work. Any change to a shard (an insert, a removal,
     /// an eviction, an expired entry dropped, a scope clear, `clear`) makes the clones of
@@ -185,8 +187,9 @@ impl MemoryOptions {
     ///
     /// The cost: an entry a thread holds stays alive after it was removed, replaced or
     /// evicted, until that thread reads the same key again, takes another key into the
-    /// slot (reads it twice in a row there), or exits: up to 64 entries per thread, outside
-    /// `max_entries` / `max_size`, with the value's `Drop` running later, on that thread.
+    /// slot (reads it twice in a row there), or exits: up to 256 KiB of entries per thread
+    /// by their estimated weights (whatever the number of tiers), outside `max_entries` /
+    /// `max_size`, with the value's `Drop` running later, on that thread.
     /// A thread that only reads other keys keeps what it holds for as long as it runs, and
     /// on the main thread a held value's `Drop` may never run (Rust does not promise to run
     /// the main thread's thread-local destructors). Leave it off for values whose release
@@ -221,8 +224,9 @@ impl MemoryOptions {
     /// data owned by the value, such as a `String`'s bytes, is not counted), but for the
     /// tag index's copies of its key, which a table's copy of the entry does not keep alive
     /// ([`LocalEntry::held_weight`](cache_core::store::LocalEntry::held_weight)). Heavier
-    /// entries are read through the lock every time. A thread's table then keeps at most
-    /// 64 × this weight of entries alive past their removal. `0` takes nothing in: the tier
+    /// entries are read through the lock every time. A thread's table keeps at most 256 KiB
+    /// of entries, by these weights, alive past their removal, whatever this limit. `0`
+    /// takes nothing in: the tier
     /// then reads without a front table, as with `front_table(false)` (in a configuration
     /// file, `front_max_weight = 0` is an error).
     ///

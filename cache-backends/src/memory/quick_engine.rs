@@ -21,11 +21,11 @@
 //! and the shard and is the table's hash too ([`L1Hasher`]).
 //!
 //! With the front table on (the default), a read first looks at its thread's front table
-//! ([`super::front`]): an entry the thread reads often, held there with the version its
+//! ([`super::front`]): an entry the thread has read, held there with the version its
 //! shard had, is served without the lock while that version is unchanged. Every write
 //! lock of a shard bumps its version ([`Writing`]), so no mutation can be missed. A read
 //! of a key the table does not hold checks and notes one mark of its slot, then takes the
-//! lock as it would without the table.
+//! lock as it would without the table (and takes the entry into the slot if it is empty).
 
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
@@ -460,13 +460,7 @@ impl QuickTier {
             },
         );
         if let Some((key, into)) = stored {
-            into.held = Some(Held {
-                tier: into.tier,
-                key,
-                entry: entry.clone(),
-                version: shard.version.clone(),
-                seen: shard.version.get(),
-            });
+            into.held = Some(Held::new(into.tier, key, entry.clone(), &shard.version));
         }
         found
     }
@@ -533,7 +527,8 @@ impl QuickTier {
 
     /// The locked read, the entry found cloned into this thread's slot for `key` (or the
     /// slot's clone of it let go, when it is gone, expired or now too heavy; a key too
-    /// heavy to be taken in is marked so, and read through the lock from then on).
+    /// heavy to be taken in, or refused for the thread's budget ([`front::HELD_BUDGET`]),
+    /// is marked so, and read through the lock from then on).
     #[inline(never)]
     fn read_taking(&self, key: &L1KeyRef<'_>, read: &mut ReadAt<'_>) -> bool {
         let (_, shard) = self.locate(key);
@@ -551,10 +546,9 @@ impl QuickTier {
         }
         // The lock is released: a writer may have bumped the version since the clone was
         // taken, which the clone's recorded version shows at its next read.
-        let released = front::with_slot(hash, |slot| match keep.held {
-            Some(held) => front::with_marks(hash, |marks| slot.hold(held, mark, marks)),
-            None if slot.holds(self.id, key) => front::with_marks(hash, |marks| slot.let_go(marks)),
-            None => None,
+        let released = front::with_table(|table| match keep.held {
+            Some(held) => table.take(hash, held, mark),
+            None => table.let_go(hash, self.id, key),
         });
         let hit = self.after(found, shard, key);
         // Dropped last, once no lock or table borrow is held: a value's `Drop` may do
