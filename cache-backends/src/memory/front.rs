@@ -29,7 +29,8 @@
 //! [`HELD_BUDGET`] (256 KiB), whatever the number of slots or tiers. A key refused for
 //! either is read through the lock, however often, until another key is refused at its
 //! slot; once the budget is spent, empty slots take nothing until something held is let
-//! go.
+//! go or a tier is dropped. An entry heavier than the whole budget is never cloned (the
+//! tier caps its `front_max_weight` at it).
 //!
 //! Why this is never staler than the locked read: every mutation of a shard (insert, and
 //! with it quick_cache's evictions; remove; an expired entry dropped; scope clears,
@@ -46,7 +47,9 @@
 //!
 //! What a held clone costs: the entry stays alive while a slot holds it, after it was
 //! removed, replaced or evicted, until that thread reads the same key of that tier again,
-//! or takes another key into the slot, or exits. Reading other keys that fall on the slot
+//! or takes another key into the slot, or needs room (a take over [`HELD_BUDGET`] first
+//! lets go of every stale entry: its shard changed, or its tier was dropped, which bumps
+//! its shards' versions), or exits. Reading other keys that fall on the slot
 //! only notes them, so a thread that reads distinct keys keeps its held values for as
 //! long as it runs; and Rust does not promise to run the main thread's thread-local
 //! destructors, so a value held by the main thread may never be dropped. That is at most
@@ -110,7 +113,8 @@ impl Version {
         self.0.load(Ordering::Acquire)
     }
 
-    /// Bumps it: only under the shard's write lock (the one writer: no read-modify-write).
+    /// Bumps it: only under the shard's write lock, or as its tier is dropped (the one
+    /// writer: no read-modify-write).
     pub(super) fn bump(&self) {
         let next = self.0.load(Ordering::Relaxed).wrapping_add(1);
         self.0.store(next, Ordering::Release);
@@ -252,9 +256,10 @@ pub(super) struct Table {
     weight: u64,
 }
 
-/// What a slot let go of, and a clone refused: dropped by the caller once no lock or table
-/// borrow is held (a value's `Drop` may do anything).
-pub(super) type Released = [Option<Held>; 2];
+/// What a slot let go of and a clone refused (`held`), and the stale entries let go to
+/// make room (`swept`): dropped by the caller once no lock or table borrow is held (a
+/// value's `Drop` may do anything).
+pub(super) type Released = ([Option<Held>; 2], Vec<Held>);
 
 impl Table {
     /// An empty table. Out of line: built inline, its 16 KiB on the stack cost every front
@@ -279,22 +284,33 @@ impl Table {
     /// is refused at its slot (and, if the slot held an old clone of it, let go of it),
     /// and empty slots take nothing until something is let go.
     pub(super) fn take(&mut self, hash: u64, held: Held, mark: u64) -> Released {
+        let fits = |table: &Table| {
+            table.weight - table.slots[slot_of(hash)].weight() + held.weight() <= HELD_BUDGET
+        };
+        // Before refusing, the entries that can never be served again as they are (their
+        // shard changed, or their tier was dropped) are let go, once per fill of the
+        // budget: not again while it is marked spent ([`is_full`]).
+        let swept = if fits(self) || is_full() {
+            Vec::new()
+        } else {
+            self.let_go_stale()
+        };
         with_marks(hash, |marks| {
             let slot = &mut self.slots[slot_of(hash)];
             let weight = self.weight - slot.weight() + held.weight();
             if weight > HELD_BUDGET {
                 marks.refuse(mark);
-                FULL.with(|full| full.set(true));
+                set_full(true);
                 let old = if slot.holds(held.tier, &held.key.borrowed()) {
                     self.weight -= slot.weight();
                     slot.let_go(marks).map(|old| *old)
                 } else {
                     None
                 };
-                return [old, Some(held)];
+                return ([old, Some(held)], swept);
             }
-            if weight < self.weight {
-                FULL.with(|full| full.set(false));
+            if weight < self.weight || !swept.is_empty() {
+                set_full(false);
             }
             self.weight = weight;
             // The box of what the slot held is reused: a slot filled and emptied by turns
@@ -310,22 +326,49 @@ impl Table {
                     None
                 }
             };
-            [old, None]
+            ([old, None], swept)
         })
+    }
+
+    /// Lets go of every held entry whose shard's version moved since it was taken: a
+    /// write to its shard, or its tier dropped (`QuickTier`'s drop bumps its shards'
+    /// versions). None can be served again as it is (its next read goes through the
+    /// lock, and takes it in again); a dropped tier's are never read again, and would
+    /// keep the budget spent and their values alive for as long as the thread runs.
+    #[cold]
+    #[inline(never)]
+    fn let_go_stale(&mut self) -> Vec<Held> {
+        let mut swept = Vec::new();
+        MARKS.with(|marks| {
+            for (slot, marks) in self.slots.iter_mut().zip(marks) {
+                if slot
+                    .held
+                    .as_ref()
+                    .is_some_and(|held| held.version.get() != held.seen)
+                {
+                    self.weight -= slot.weight();
+                    swept.extend(slot.let_go(marks).map(|old| *old));
+                }
+            }
+        });
+        swept
     }
 
     /// Lets go of what the slot of `hash` holds, if it is `key` of tier `tier`.
     pub(super) fn let_go(&mut self, hash: u64, tier: u64, key: &L1KeyRef<'_>) -> Released {
         let slot = &mut self.slots[slot_of(hash)];
         if !slot.holds(tier, key) {
-            return [None, None];
+            return ([None, None], Vec::new());
         }
         self.weight -= slot.weight();
-        FULL.with(|full| full.set(false));
-        [
-            with_marks(hash, |marks| slot.let_go(marks)).map(|old| *old),
-            None,
-        ]
+        set_full(false);
+        (
+            [
+                with_marks(hash, |marks| slot.let_go(marks)).map(|old| *old),
+                None,
+            ],
+            Vec::new(),
+        )
     }
 }
 
@@ -368,20 +411,26 @@ impl Marks {
     }
 }
 
-/// A held key's mark, of its full mark.
+/// A held key's mark, of its full mark. A key whose mark is [`NO_MARK`] (one in 2^32)
+/// finds an empty slot looking as if it held it: its reads go the checking path, then
+/// through the lock, and it is never taken in at an empty slot (only when read twice in a
+/// row at a slot holding another). Left so: mapping it away would cost every front hit
+/// an instruction or two.
 #[inline(always)]
 fn held_mark(mark: u64) -> u32 {
     mark as u32
 }
 
-/// A noted or refused key's mark, of its full mark.
+/// A noted or refused key's mark, of its full mark: never [`NO_NOTE`] (a key whose note it
+/// were would find every slot refusing it, and be taken in on its first read after a
+/// held key's wherever a slot refused another).
 #[inline(always)]
 fn note(mark: u64) -> u16 {
-    mark as u16
+    (mark as u16).max(1)
 }
 
-/// No key: a mark no slot starts with a key for (a key whose mark it is only goes the
-/// checking path once more).
+/// No key: the held mark of an empty slot (see [`held_mark`]), and the noted and refused
+/// marks of none ([`note`] never gives it).
 const NO_MARK: u32 = 0;
 const NO_NOTE: u16 = 0;
 
@@ -395,9 +444,40 @@ thread_local! {
     /// The slots' marks: cells with no destructor, so reaching them is an address
     /// computation, with no state check and no borrow (8 bytes a slot, 16 KiB a thread).
     static MARKS: [Marks; SLOTS] = const { [const { Marks::empty() }; SLOTS] };
-    /// Set when a key was refused for [`HELD_BUDGET`], cleared when something held is let
-    /// go: while set, an empty slot takes nothing in.
-    static FULL: Cell<bool> = const { Cell::new(false) };
+    /// [`TIERS_DROPPED`] as of when a key was refused for [`HELD_BUDGET`] ([`NOT_FULL`]
+    /// when something held was let go since): while it is current, the budget is spent
+    /// and an empty slot takes nothing in ([`is_full`]).
+    static FULL: Cell<u64> = const { Cell::new(NOT_FULL) };
+}
+
+/// [`FULL`] when the budget is not spent.
+const NOT_FULL: u64 = u64::MAX;
+
+/// How many tiers were dropped in the process. A tier's drop makes the entries front
+/// tables hold for it stale, which a table needing room lets go of: a budget marked spent
+/// before a drop is looked at again.
+static TIERS_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Notes that a tier was dropped (after bumping its shards' versions).
+pub(super) fn tier_dropped() {
+    TIERS_DROPPED.fetch_add(1, Ordering::Release);
+}
+
+/// Whether this thread's budget is spent: a key was refused for it, nothing held was let
+/// go since, and no tier was dropped since.
+#[inline(always)]
+fn is_full() -> bool {
+    FULL.with(Cell::get) == TIERS_DROPPED.load(Ordering::Acquire)
+}
+
+/// Marks this thread's budget spent, or not.
+fn set_full(full: bool) {
+    let now = if full {
+        TIERS_DROPPED.load(Ordering::Acquire)
+    } else {
+        NOT_FULL
+    };
+    FULL.with(|cell| cell.set(now));
 }
 
 #[cfg(test)]
@@ -456,7 +536,7 @@ pub(super) fn route(hash: u64, mark: u64) -> Route {
         // refused here. (In this order, a read of another key than the held one's decides
         // on the registers the table-off read leaves free: checked first, the refused
         // mark cost that read a register saved and restored.)
-        if !twice && (held != NO_MARK || FULL.with(Cell::get)) {
+        if !twice && (held != NO_MARK || is_full()) {
             return Route::Lock;
         }
         if marks.heavy.get() == note {
@@ -642,7 +722,7 @@ mod tests {
             marks.noted.set(NO_NOTE);
             marks.heavy.set(NO_NOTE);
         });
-        FULL.with(|full| full.set(false));
+        set_full(false);
     }
 
     /// Marks the slot of `HASH` as holding the key of mark `mark`.
@@ -667,6 +747,23 @@ mod tests {
             Route::Lock,
             "the slot holds another"
         );
+    }
+
+    /// The short marks' "none" value is no key's: a key whose short mark is zero is taken
+    /// in at an empty slot like any other (not taken for a refused one at a slot where
+    /// nothing was refused), and, at a slot holding another key, is not taken in on its
+    /// first read after the held key's.
+    #[test]
+    fn a_key_whose_short_mark_is_zero_is_routed_as_any_other() {
+        clear_marks();
+        let zero = 0xABCD_0000_0001_0000;
+        assert_eq!(route(HASH, zero), Route::Take, "an empty slot's first read");
+        mark_held(salt(1) ^ HASH);
+        with_marks(HASH, |marks| marks.refuse(salt(2) ^ HASH));
+        assert_eq!(route(HASH, salt(1) ^ HASH), Route::Table, "the held key");
+        assert_eq!(route(HASH, zero), Route::Lock, "read once: not taken in");
+        assert_eq!(route(HASH, zero), Route::Take, "read twice in a row");
+        clear_marks();
     }
 
     #[test]
@@ -719,10 +816,10 @@ mod tests {
     fn a_spent_budget_stops_empty_slots_taking_keys() {
         clear_marks();
         let (key, other) = (salt(1) ^ HASH, salt(1) ^ (HASH | 1));
-        FULL.with(|full| full.set(true));
+        set_full(true);
         assert_eq!(route(HASH, key), Route::Lock, "the budget is spent");
         assert_eq!(route(HASH, key), Route::Take, "read twice in a row");
-        FULL.with(|full| full.set(false));
+        set_full(false);
         assert_eq!(route(HASH | 1, other), Route::Take);
     }
 
@@ -745,22 +842,23 @@ mod tests {
                 1,
             );
             assert!(
-                taken.iter().all(Option::is_none),
+                taken.0.iter().all(Option::is_none) && taken.1.is_empty(),
                 "{i} taken, nothing let go"
             );
         }
         assert_eq!(table.weight, fits as u64 * u64::from(WEIGHT));
-        assert!(!FULL.with(Cell::get));
+        assert!(!is_full());
         // One more does not fit: refused, handed back to be dropped.
-        let [old, refused] = table.take(hash(fits), weighing(1, "p:c:x", &version, WEIGHT), 9);
+        let ([old, refused], _) = table.take(hash(fits), weighing(1, "p:c:x", &version, WEIGHT), 9);
         assert!(old.is_none() && refused.is_some());
-        assert!(FULL.with(Cell::get), "the table is full");
+        assert!(is_full(), "the table is full");
         with_marks(hash(fits), |marks| {
             assert_eq!(marks.heavy.get(), note(9), "refused")
         });
         assert!(table.weight <= HELD_BUDGET);
         // A new clone of a held key that no longer fits: refused, its old clone let go.
-        let [old, refused] = table.take(hash(0), weighing(1, "p:c:0", &version, 2 * WEIGHT), 1);
+        let ([old, refused], _) =
+            table.take(hash(0), weighing(1, "p:c:0", &version, 2 * WEIGHT), 1);
         assert!(
             old.is_some() && refused.is_some(),
             "the old clone let go too"
@@ -768,17 +866,17 @@ mod tests {
         assert!(table.slots[0].held.is_none(), "the slot is empty");
         assert_eq!(table.weight, (fits as u64 - 1) * u64::from(WEIGHT));
         // A lighter clone replacing one held fits, and makes room.
-        let [old, refused] = table.take(hash(1), weighing(1, "p:c:1", &version, 8), 1);
+        let ([old, refused], _) = table.take(hash(1), weighing(1, "p:c:1", &version, 8), 1);
         assert!(old.is_some() && refused.is_none());
-        assert!(!FULL.with(Cell::get), "room again");
+        assert!(!is_full(), "room again");
         let released = table.let_go(hash(2), 1, &L1KeyRef::parse("p:c:2"));
-        assert!(released[0].is_some());
+        assert!(released.0[0].is_some());
         assert_eq!(
             table.weight,
             (fits as u64 - 3) * u64::from(WEIGHT) + 8,
             "what is held, weighed"
         );
-        assert!(table.let_go(hash(2), 1, &L1KeyRef::parse("p:c:2"))[0].is_none());
+        assert!(table.let_go(hash(2), 1, &L1KeyRef::parse("p:c:2")).0[0].is_none());
         clear_marks();
         for i in 0..fits {
             with_marks(hash(i), |marks| marks.held.set(NO_MARK));

@@ -617,3 +617,109 @@ fn what_a_thread_holds_is_bounded_by_the_budget() {
         "the budget is spent ({weight} of {budget} bytes held), not left unused"
     );
 }
+
+/// The slots of `keys` (distinct ones): how many of them a fresh table can hold.
+fn distinct_slots(keys: &[String]) -> usize {
+    let slots: std::collections::HashSet<usize> = keys
+        .iter()
+        .map(|key| super::front::slot_of(L1KeyRef::parse(key).hash_value()))
+        .collect();
+    slots.len()
+}
+
+/// Reads every key of `keys` once, in turn, `turns` times; then what the thread's table
+/// holds (entries, weight).
+fn read_in_turn(tier: &MemoryTier, keys: &[String], turns: usize) -> (usize, u64) {
+    for _ in 0..turns {
+        for key in keys {
+            assert_eq!(read_times(tier, key, 1), 1, "{key}");
+        }
+    }
+    super::front::held()
+}
+
+/// An entry heavier than the whole budget (`front_max_weight` may be up to 4 GB) can never
+/// be held: it is refused like one heavier than `front_max_weight`, without marking the
+/// thread's budget spent, so the empty slots still take the keys read after it.
+#[test]
+fn an_entry_heavier_than_the_budget_does_not_stop_empty_slots_taking_keys() {
+    let tier = MemoryTier::new(
+        MemoryOptions::max_entries(10_000)
+            .front_table(true)
+            .front_max_weight(4 << 20),
+    );
+    let budget = u32::try_from(super::front::HELD_BUDGET).expect("a u32");
+    tier.insert(
+        L1Key::parse("p:big:1"),
+        LocalEntry::new(Arc::new(1u8), None, None, budget + 1),
+    );
+    let keys: Vec<String> = (0..64).map(|i| format!("p:c:{i}")).collect();
+    for key in &keys {
+        tier.insert(
+            L1Key::parse(key),
+            LocalEntry::new(Arc::new(1u8), None, None, 8),
+        );
+    }
+    let (held, taken) = on_a_new_thread(|| {
+        let taken = super::front::taken();
+        assert_eq!(read_times(&tier, "p:big:1", 1), 1);
+        // Each read once: only the empty-slot rule takes them in.
+        let held = read_in_turn(&tier, &keys, 1);
+        (held, super::front::taken() - taken)
+    });
+    let slots = distinct_slots(&keys);
+    assert_eq!(
+        held,
+        (slots, 8 * slots as u64),
+        "every key with a slot of its own held, the heavy one not"
+    );
+    assert_eq!(
+        taken, slots as u64,
+        "the first key at each slot taken in, the heavy one never"
+    );
+}
+
+/// A dropped tier's entries held in a thread's table can never be read again: once the
+/// table needs room, they are let go (their values dropped), and another tier's keys
+/// read in turn are taken into the slots, rather than the dead entries keeping the
+/// budget spent (and their values alive) for as long as the thread runs.
+#[test]
+fn a_dropped_tiers_entries_do_not_keep_the_budget_spent() {
+    const WEIGHT: u32 = 1000;
+    let drops = Arc::new(AtomicUsize::new(0));
+    let first = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(true));
+    let many: Vec<String> = (0..4096).map(|i| format!("p:a:{i}")).collect();
+    for key in &many {
+        first.insert(
+            L1Key::parse(key),
+            LocalEntry::new(Arc::new(Counted(drops.clone())), None, None, WEIGHT),
+        );
+    }
+    let second = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(true));
+    let keys: Vec<String> = (0..64).map(|i| format!("p:c:{i}")).collect();
+    for key in &keys {
+        second.insert(
+            L1Key::parse(key),
+            LocalEntry::new(Arc::new(1u8), None, None, 8),
+        );
+    }
+    let (full, held, dropped) = on_a_new_thread(|| {
+        let full = read_in_turn(&first, &many, 1);
+        drop(first);
+        let held = read_in_turn(&second, &keys, 2);
+        // Counted before the thread exits (its table is dropped then).
+        (full, held, drops.load(Ordering::SeqCst))
+    });
+    let budget = super::front::HELD_BUDGET;
+    assert!(
+        full.1 + u64::from(WEIGHT) > budget,
+        "the first tier spent the budget ({full:?})"
+    );
+    let slots = distinct_slots(&keys);
+    assert_eq!(
+        held,
+        (slots, 8 * slots as u64),
+        "the second tier's keys held, the first's let go"
+    );
+    assert_eq!(dropped, many.len(), "every dropped value let go");
+}

@@ -187,7 +187,8 @@ impl MemoryOptions {
     ///
     /// The cost: an entry a thread holds stays alive after it was removed, replaced or
     /// evicted, until that thread reads the same key again, takes another key into the
-    /// slot (reads it twice in a row there), or exits: up to 256 KiB of entries per thread
+    /// slot (reads it twice in a row there), lets it go to make room (stale entries are
+    /// let go when the thread's budget is spent), or exits: up to 256 KiB of entries per thread
     /// by their estimated weights (whatever the number of tiers), outside `max_entries` /
     /// `max_size`, with the value's `Drop` running later, on that thread.
     /// A thread that only reads other keys keeps what it holds for as long as it runs, and
@@ -225,7 +226,8 @@ impl MemoryOptions {
     /// tag index's copies of its key, which a table's copy of the entry does not keep alive
     /// ([`LocalEntry::held_weight`](cache_core::store::LocalEntry::held_weight)). Heavier
     /// entries are read through the lock every time. A thread's table keeps at most 256 KiB
-    /// of entries, by these weights, alive past their removal, whatever this limit. `0`
+    /// of entries, by these weights, alive past their removal, whatever this limit (an
+    /// entry heavier than those 256 KiB is never taken in, whatever this limit). `0`
     /// takes nothing in: the tier
     /// then reads without a front table, as with `front_table(false)` (in a configuration
     /// file, `front_max_weight = 0` is an error).

@@ -248,9 +248,12 @@ impl QuickTier {
         self
     }
 
-    /// The same tier, its front tables taking in entries of at most this weight.
+    /// The same tier, its front tables taking in entries of at most this weight, and never
+    /// one heavier than a thread's whole budget ([`front::HELD_BUDGET`]): such an entry
+    /// could only be refused after its clone was taken, marking the thread's budget spent
+    /// with its table maybe empty.
     pub(super) fn front_max_weight(mut self, weight: u32) -> Self {
-        self.front_max_weight = weight;
+        self.front_max_weight = weight.min(front::HELD_BUDGET as u32);
         self
     }
 
@@ -680,6 +683,18 @@ impl QuickTier {
         }
         part.next_expiry.fetch_min(earliest.get(), Ordering::SeqCst);
         part.sweeping.store(false, Ordering::Release);
+    }
+}
+
+/// A dropped tier's entries held in front tables can never be read again (its id is never
+/// reused): its shards' versions are bumped, so that they are stale, and a table needing
+/// room lets them go ([`front::tier_dropped`]).
+impl Drop for QuickTier {
+    fn drop(&mut self) {
+        for shard in self.shards() {
+            shard.version.bump();
+        }
+        front::tier_dropped();
     }
 }
 
