@@ -323,7 +323,7 @@ fn call(
             // point reports it, at the return type.
             let probe = quote! {{
                 use #p::{ProbesL1 as _, ProbesNothing as _};
-                (&#p::ProbeOf::new(#shape, #op_ref, #eager)).probe()
+                (&#p::ProbeOf::<_, #eager>::new(#shape, #op_ref)).probe()
             }};
             let probe = checks.key_of(spec, &probe);
             let probed = quote! {

@@ -47,9 +47,9 @@
 //!
 //! What a held clone costs: the entry stays alive while a slot holds it, after it was
 //! removed, replaced or evicted, until that thread reads the same key of that tier again,
-//! or takes another key into the slot, or needs room (a take over [`HELD_BUDGET`] first
-//! lets go of every stale entry: its shard changed, or its tier was dropped, which bumps
-//! its shards' versions), or exits. Reading other keys that fall on the slot
+//! or takes another key into the slot, or exits; a dropped tier's entries are let go too
+//! when the table needs room (a take over [`HELD_BUDGET`] first lets go of them: a tier's
+//! drop retires its shards' versions). Reading other keys that fall on the slot
 //! only notes them, so a thread that reads distinct keys keeps its held values for as
 //! long as it runs; and Rust does not promise to run the main thread's thread-local
 //! destructors, so a value held by the main thread may never be dropped. That is at most
@@ -113,13 +113,22 @@ impl Version {
         self.0.load(Ordering::Acquire)
     }
 
-    /// Bumps it: only under the shard's write lock, or as its tier is dropped (the one
-    /// writer: no read-modify-write).
+    /// Bumps it: only under the shard's write lock (the one writer: no read-modify-write).
     pub(super) fn bump(&self) {
         let next = self.0.load(Ordering::Relaxed).wrapping_add(1);
         self.0.store(next, Ordering::Release);
     }
+
+    /// Marks the shard dropped (with its tier): no clone of it is current any more, and a
+    /// table needing room lets them go ([`Table::take`]). A live shard never gets there
+    /// (2^64 writes).
+    pub(super) fn retire(&self) {
+        self.0.store(RETIRED, Ordering::Release);
+    }
 }
+
+/// The version of a dropped tier's shards.
+const RETIRED: u64 = u64::MAX;
 
 /// An entry a thread holds for a tier: a clone taken under its shard's read lock, good
 /// while the shard's version is still `seen`.
@@ -287,13 +296,13 @@ impl Table {
         let fits = |table: &Table| {
             table.weight - table.slots[slot_of(hash)].weight() + held.weight() <= HELD_BUDGET
         };
-        // Before refusing, the entries that can never be served again as they are (their
-        // shard changed, or their tier was dropped) are let go, once per fill of the
-        // budget: not again while it is marked spent ([`is_full`]).
+        // Before refusing, the entries of dropped tiers, which can never be read again,
+        // are let go, once per fill of the budget: not again while it is marked spent
+        // ([`is_full`]).
         let swept = if fits(self) || is_full() {
             Vec::new()
         } else {
-            self.let_go_stale()
+            self.let_go_retired()
         };
         with_marks(hash, |marks| {
             let slot = &mut self.slots[slot_of(hash)];
@@ -330,21 +339,21 @@ impl Table {
         })
     }
 
-    /// Lets go of every held entry whose shard's version moved since it was taken: a
-    /// write to its shard, or its tier dropped (`QuickTier`'s drop bumps its shards'
-    /// versions). None can be served again as it is (its next read goes through the
-    /// lock, and takes it in again); a dropped tier's are never read again, and would
-    /// keep the budget spent and their values alive for as long as the thread runs.
+    /// Lets go of every held entry of a dropped tier (`QuickTier`'s drop retires its
+    /// shards' versions): never read again, they would keep the budget spent and their
+    /// values alive for as long as the thread runs. A clone merely stale (its shard
+    /// written since) stays: its key's next read takes the new entry in, in place, so a
+    /// hot key keeps its slot against keys read once.
     #[cold]
     #[inline(never)]
-    fn let_go_stale(&mut self) -> Vec<Held> {
+    fn let_go_retired(&mut self) -> Vec<Held> {
         let mut swept = Vec::new();
         MARKS.with(|marks| {
             for (slot, marks) in self.slots.iter_mut().zip(marks) {
                 if slot
                     .held
                     .as_ref()
-                    .is_some_and(|held| held.version.get() != held.seen)
+                    .is_some_and(|held| held.version.get() == RETIRED)
                 {
                     self.weight -= slot.weight();
                     swept.extend(slot.let_go(marks).map(|old| *old));

@@ -534,6 +534,18 @@ fn the_tag_index_part_of_a_weight_does_not_keep_an_entry_out() {
     );
 }
 
+/// Inserts `n` keys `{space}:0` on, each an entry of weight `weight`; the keys.
+fn insert_keys(tier: &MemoryTier, space: &str, n: usize, weight: u32) -> Vec<String> {
+    let keys: Vec<String> = (0..n).map(|i| format!("{space}:{i}")).collect();
+    for key in &keys {
+        tier.insert(
+            L1Key::parse(key),
+            LocalEntry::new(Arc::new(1u8), None, None, weight),
+        );
+    }
+    keys
+}
+
 /// Runs `f` on a thread of its own: a fresh front table, whatever this test thread read.
 fn on_a_new_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     std::thread::scope(|s| s.spawn(f).join().expect("the reading thread"))
@@ -547,13 +559,7 @@ fn on_a_new_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 fn keys_read_in_turn_fill_the_empty_slots_once() {
     const KEYS: usize = 1024;
     let tier = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(true));
-    let keys: Vec<String> = (0..KEYS).map(|i| format!("p:c:{i}")).collect();
-    for key in &keys {
-        tier.insert(
-            L1Key::parse(key),
-            LocalEntry::new(Arc::new(1u8), None, None, 8),
-        );
-    }
+    let keys = insert_keys(&tier, "p:c", KEYS, 8);
     let (first, later, taken_later, held) = on_a_new_thread(|| {
         let turn = || {
             let (served, taken) = (super::front::served(), super::front::taken());
@@ -596,13 +602,7 @@ fn what_a_thread_holds_is_bounded_by_the_budget() {
     const KEYS: usize = 4096;
     const WEIGHT: u32 = 1000;
     let tier = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(true));
-    let keys: Vec<String> = (0..KEYS).map(|i| format!("p:c:{i}")).collect();
-    for key in &keys {
-        tier.insert(
-            L1Key::parse(key),
-            LocalEntry::new(Arc::new(1u8), None, None, WEIGHT),
-        );
-    }
+    let keys = insert_keys(&tier, "p:c", KEYS, WEIGHT);
     let (count, weight) = on_a_new_thread(|| {
         for key in &keys {
             assert_eq!(read_times(&tier, key, 3), 3);
@@ -653,13 +653,7 @@ fn an_entry_heavier_than_the_budget_does_not_stop_empty_slots_taking_keys() {
         L1Key::parse("p:big:1"),
         LocalEntry::new(Arc::new(1u8), None, None, budget + 1),
     );
-    let keys: Vec<String> = (0..64).map(|i| format!("p:c:{i}")).collect();
-    for key in &keys {
-        tier.insert(
-            L1Key::parse(key),
-            LocalEntry::new(Arc::new(1u8), None, None, 8),
-        );
-    }
+    let keys = insert_keys(&tier, "p:c", 64, 8);
     let (held, taken) = on_a_new_thread(|| {
         let taken = super::front::taken();
         assert_eq!(read_times(&tier, "p:big:1", 1), 1);
@@ -696,13 +690,7 @@ fn a_dropped_tiers_entries_do_not_keep_the_budget_spent() {
         );
     }
     let second = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(true));
-    let keys: Vec<String> = (0..64).map(|i| format!("p:c:{i}")).collect();
-    for key in &keys {
-        second.insert(
-            L1Key::parse(key),
-            LocalEntry::new(Arc::new(1u8), None, None, 8),
-        );
-    }
+    let keys = insert_keys(&second, "p:c", 64, 8);
     let (full, held, dropped) = on_a_new_thread(|| {
         let full = read_in_turn(&first, &many, 1);
         drop(first);
@@ -722,4 +710,140 @@ fn a_dropped_tiers_entries_do_not_keep_the_budget_spent() {
         "the second tier's keys held, the first's let go"
     );
     assert_eq!(dropped, many.len(), "every dropped value let go");
+}
+
+/// A held key whose clone went stale (its shard was written) keeps its slot when the
+/// table runs out of budget: its next read takes the new entry in place, and the read
+/// after it is served from the slot, whatever keys read once spent the budget since.
+#[test]
+fn a_stale_held_key_keeps_its_slot_when_the_budget_runs_out() {
+    const WEIGHT: u32 = 1000;
+    let tier = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(true));
+    let entry = || LocalEntry::new(Arc::new(1u8), None, None, WEIGHT);
+    tier.insert(L1Key::parse("p:hot:1"), entry());
+    let many = insert_keys(&tier, "p:a", 4096, WEIGHT);
+    let (spent, served) = on_a_new_thread(|| {
+        assert_eq!(read_times(&tier, "p:hot:1", 1), 1, "taken in");
+        // Written again: the slot's clone is stale.
+        tier.insert(L1Key::parse("p:hot:1"), entry());
+        let spent = read_in_turn(&tier, &many, 1).1;
+        let served = super::front::served();
+        assert_eq!(read_times(&tier, "p:hot:1", 2), 2);
+        (spent, super::front::served() - served)
+    });
+    let budget = super::front::HELD_BUDGET;
+    assert!(
+        spent + u64::from(WEIGHT) > budget,
+        "the budget spent ({spent})"
+    );
+    assert_eq!(served, 1, "taken in again in place, then served");
+}
+
+/// Reads the tier's `p:c:1` three times when dropped, noting what it read.
+struct ReadsOnDrop {
+    tier: Arc<MemoryTier>,
+    read: Arc<std::sync::Mutex<Vec<Vec<Option<u8>>>>>,
+}
+
+impl Drop for ReadsOnDrop {
+    fn drop(&mut self) {
+        let values = values(&self.tier, "p:c:1", 3);
+        self.read.lock().expect("not poisoned").push(values);
+    }
+}
+
+thread_local! {
+    static BEFORE: std::cell::RefCell<Option<ReadsOnDrop>> = const { std::cell::RefCell::new(None) };
+    static AFTER: std::cell::RefCell<Option<ReadsOnDrop>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Reads made as a thread exits, from thread-local destructors that run before or after
+/// its front table's and from a held value's `Drop` run by the table's own destructor,
+/// read the current value (through the lock once the table is gone or in use), and do
+/// not panic.
+#[test]
+fn reads_from_thread_local_destructors_read_the_current_value() {
+    let tier = MemoryTier::new(MemoryOptions::max_entries(100).front_table(true));
+    let read = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let guard = || ReadsOnDrop {
+        tier: tier.clone(),
+        read: read.clone(),
+    };
+    tier.insert(
+        L1Key::parse("p:c:1"),
+        LocalEntry::new(Arc::new(1u8), None, None, 8),
+    );
+    tier.insert(
+        L1Key::parse("p:c:2"),
+        LocalEntry::new(Arc::new(guard()), None, None, 8),
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Registered before the table is made, and after.
+            BEFORE.with(|g| *g.borrow_mut() = Some(guard()));
+            assert_eq!(values(&tier, "p:c:1", 3), [Some(1); 3]);
+            assert_eq!(read_times(&tier, "p:c:2", 2), 2);
+            AFTER.with(|g| *g.borrow_mut() = Some(guard()));
+            // Only this thread's slot holds the value that reads on drop; the slot's
+            // clone of `p:c:1` is stale.
+            tier.remove(&L1KeyRef::parse("p:c:2"));
+            tier.insert(
+                L1Key::parse("p:c:1"),
+                LocalEntry::new(Arc::new(7u8), None, None, 8),
+            );
+        })
+        .join()
+        .expect("the thread exits cleanly");
+    });
+    let read = read.lock().expect("not poisoned");
+    assert_eq!(
+        *read,
+        vec![vec![Some(7); 3]; 3],
+        "three destructors read the current value"
+    );
+}
+
+/// A scan of many keys read once costs one take (a clone of the key and the entry) per
+/// empty slot it finds, then none: a key read once at a slot holding another is only
+/// noted. A hot key held before the scan, read between its keys, keeps its slot and is
+/// served from it throughout, never taken in again.
+#[test]
+fn a_scan_of_keys_read_once_takes_one_per_empty_slot_and_keeps_a_hot_key() {
+    let tier = MemoryTier::new(MemoryOptions::max_entries(20_000).front_table(true));
+    tier.insert(
+        L1Key::parse("p:hot:1"),
+        LocalEntry::new(Arc::new(1u8), None, None, 8),
+    );
+    let scan = insert_keys(&tier, "p:c", 8192, 8);
+    let (taken, hot_served) = on_a_new_thread(|| {
+        assert_eq!(read_times(&tier, "p:hot:1", 1), 1, "taken in");
+        let taken = super::front::taken();
+        let mut hot_served = 0;
+        for (i, key) in scan.iter().enumerate() {
+            assert_eq!(read_times(&tier, key, 1), 1);
+            if i % 64 == 0 {
+                let served = super::front::served();
+                assert_eq!(read_times(&tier, "p:hot:1", 1), 1);
+                hot_served += super::front::served() - served;
+            }
+        }
+        (super::front::taken() - taken, hot_served)
+    });
+    let hot = super::front::slot_of(L1KeyRef::parse("p:hot:1").hash_value());
+    let empty_slots_found = scan
+        .iter()
+        .map(|key| super::front::slot_of(L1KeyRef::parse(key).hash_value()))
+        .filter(|&slot| slot != hot)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    assert_eq!(
+        taken, empty_slots_found as u64,
+        "one take per empty slot, none at the hot key's"
+    );
+    let hot_reads = scan.len().div_ceil(64) as u64;
+    // One in HITS_PER_LOCKED_READ front hits goes through the lock (taken in again).
+    assert!(
+        hot_served + 1 >= hot_reads,
+        "the hot key served from its slot ({hot_served} of {hot_reads})"
+    );
 }

@@ -177,7 +177,7 @@ impl MemoryOptions {
     /// ignored there).
     ///
     /// Each thread keeps up to 2,048 entries it reads (one a slot, by key hash: a key is
-    /// taken in on its first read at an empty slot, or when the thread reads it twice in a
+    /// taken in on its first read at an empty slot while the thread's budget lasts, or when the thread reads it twice in a
     /// row at a slot holding another key, with no read of that key in between), each with
     /// the version its shard had when it was read. A read of a held entry whose shard has not changed since is served without
     /// the shard's lock: threads reading one hot key then write no shared cache line, and
@@ -187,10 +187,12 @@ impl MemoryOptions {
     ///
     /// The cost: an entry a thread holds stays alive after it was removed, replaced or
     /// evicted, until that thread reads the same key again, takes another key into the
-    /// slot (reads it twice in a row there), lets it go to make room (stale entries are
-    /// let go when the thread's budget is spent), or exits: up to 256 KiB of entries per thread
+    /// slot (reads it twice in a row there), or exits (a dropped tier's are let go when
+    /// the thread's budget is spent): up to 256 KiB of entries per thread
     /// by their estimated weights (whatever the number of tiers), outside `max_entries` /
-    /// `max_size`, with the value's `Drop` running later, on that thread.
+    /// `max_size`, with the value's `Drop` running later, on that thread; besides them, the
+    /// table (16 KiB of pointers a thread that read through it, and a ~150-byte box per
+    /// held entry) and the slots' marks (16 KiB of every thread's thread-local block).
     /// A thread that only reads other keys keeps what it holds for as long as it runs, and
     /// on the main thread a held value's `Drop` may never run (Rust does not promise to run
     /// the main thread's thread-local destructors). Leave it off for values whose release

@@ -687,12 +687,12 @@ impl QuickTier {
 }
 
 /// A dropped tier's entries held in front tables can never be read again (its id is never
-/// reused): its shards' versions are bumped, so that they are stale, and a table needing
-/// room lets them go ([`front::tier_dropped`]).
+/// reused): its shards' versions are retired, and a table needing room lets them go
+/// ([`front::tier_dropped`]).
 impl Drop for QuickTier {
     fn drop(&mut self) {
         for shard in self.shards() {
-            shard.version.bump();
+            shard.version.retire();
         }
         front::tier_dropped();
     }

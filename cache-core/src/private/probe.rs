@@ -10,7 +10,7 @@ use super::resolve::{recorded, resolve};
 use crate::direct_key::UseKey;
 use crate::engine::{with_encoded_by, FirstL1};
 use crate::hit::HitRef;
-use crate::operation::Operation;
+use crate::operation::{Operation, Resolution};
 use crate::shape::Shape;
 use crate::slot::Slot;
 use crate::store::L1KeyRef;
@@ -19,13 +19,17 @@ use crate::store::L1KeyRef;
 /// a reused buffer, before the arguments move into the body (which is then not built). Only
 /// a miss allocates the key's `String`.
 ///
-/// Generated code builds it as `(&ProbeOf::new(..)).probe()`: a value that is not a
-/// [`crate::CacheValue`] gets a probe that always misses ([`ProbesNothing`]), so the only errors
-/// about it are the entry point's, at the return type.
-pub struct Probe<S: Shape, L> {
+/// Generated code builds it as `(&ProbeOf::<_, EAGER>::new(..)).probe()`: a value that is not
+/// a [`crate::CacheValue`] gets a probe that always misses ([`ProbesNothing`]), so the only
+/// errors about it are the entry point's, at the return type.
+///
+/// `EAGER`: the entry point starts eager refreshes (the detachable ones), so a hit past its
+/// refresh point is left to it. A constant, not a field: the hit path's callback then
+/// captures nothing for it (a field cost a hit ~6 instructions: spilled, stored again for
+/// the callback, passed by reference).
+pub struct Probe<S: Shape, L, const EAGER: bool> {
     shape: S,
     op: &'static Operation,
-    eager: bool,
     /// How the value's type is looked up in L1 (or not at all).
     look: PhantomData<L>,
 }
@@ -41,8 +45,9 @@ pub struct L1Miss(FirstL1);
 pub trait LookL1<V> {
     /// Whether this look reads L1 at all (the fallback probe does not).
     const READS: bool;
-    /// The fresh value under `key`, or what the miss path may skip.
-    fn look(cache: FirstCache<'_>, key: &L1KeyRef<'_>, eager: bool) -> Result<V, L1Miss>;
+    /// The fresh value under `key`, or what the miss path may skip; with `EAGER`, a value
+    /// past its eager refresh point is not taken.
+    fn look<const EAGER: bool>(cache: FirstCache<'_>, key: &L1KeyRef<'_>) -> Result<V, L1Miss>;
 }
 
 /// The look of a value kept in slot `T` (a [`crate::CacheValue`], or an unwrapped `Option`).
@@ -52,8 +57,11 @@ impl<T: Slot> LookL1<T::Value> for SlotL1<T> {
     const READS: bool = true;
     // Inlined into the probe: a frame of its own cost a hit ~20 instructions.
     #[inline(always)]
-    fn look(cache: FirstCache<'_>, key: &L1KeyRef<'_>, eager: bool) -> Result<T::Value, L1Miss> {
-        cache.0.hit_in_l1::<T>(key, eager).map_err(L1Miss)
+    fn look<const EAGER: bool>(
+        cache: FirstCache<'_>,
+        key: &L1KeyRef<'_>,
+    ) -> Result<T::Value, L1Miss> {
+        cache.0.hit_in_l1::<T, EAGER>(key).map_err(L1Miss)
     }
 }
 
@@ -63,64 +71,62 @@ pub struct NoL1;
 impl<V> LookL1<V> for NoL1 {
     const READS: bool = false;
     #[inline]
-    fn look(_: FirstCache<'_>, _: &L1KeyRef<'_>, _: bool) -> Result<V, L1Miss> {
+    fn look<const EAGER: bool>(_: FirstCache<'_>, _: &L1KeyRef<'_>) -> Result<V, L1Miss> {
         Err(L1Miss(FirstL1::Unread))
     }
 }
 
-/// What a [`Probe`] is made from: the call's shape, its operation, and whether its entry
-/// point starts eager refreshes (the detachable ones): a hit past its refresh point is
-/// then left to the entry point.
-pub struct ProbeOf<S>(S, &'static Operation, bool);
+/// What a [`Probe`] is made from: the call's shape and its operation; `EAGER`, whether its
+/// entry point starts eager refreshes (the detachable ones): a hit past its refresh point
+/// is then left to the entry point.
+pub struct ProbeOf<S, const EAGER: bool>(S, &'static Operation);
 
-impl<S> ProbeOf<S> {
+impl<S, const EAGER: bool> ProbeOf<S, EAGER> {
     /// The parts of a probe.
-    pub fn new(shape: S, op: &'static Operation, eager: bool) -> Self {
-        ProbeOf(shape, op, eager)
+    pub fn new(shape: S, op: &'static Operation) -> Self {
+        ProbeOf(shape, op)
     }
 }
 
 /// A probe of L1, for a value that is a [`crate::CacheValue`].
-pub trait ProbesL1 {
+pub trait ProbesL1<const EAGER: bool> {
     /// The call's shape.
     type Shape: Shape;
     /// How it looks L1 up.
     type Look: LookL1<<Self::Shape as Shape>::Value>;
     /// The probe.
-    fn probe(&self) -> Probe<Self::Shape, Self::Look>;
+    fn probe(&self) -> Probe<Self::Shape, Self::Look, EAGER>;
 }
 
-impl<S: Shape> ProbesL1 for ProbeOf<S>
+impl<S: Shape, const EAGER: bool> ProbesL1<EAGER> for ProbeOf<S, EAGER>
 where
     S::Slot: Slot<Value = S::Value>,
 {
     type Shape = S;
     type Look = SlotL1<S::Slot>;
-    fn probe(&self) -> Probe<S, SlotL1<S::Slot>> {
+    fn probe(&self) -> Probe<S, SlotL1<S::Slot>, EAGER> {
         Probe {
             shape: self.0,
             op: self.1,
-            eager: self.2,
             look: PhantomData,
         }
     }
 }
 
 /// The fallback probe (not a [`crate::CacheValue`]): always a miss.
-pub trait ProbesNothing {
+pub trait ProbesNothing<const EAGER: bool> {
     /// The call's shape.
     type Shape: Shape;
     /// The probe.
-    fn probe(&self) -> Probe<Self::Shape, NoL1>;
+    fn probe(&self) -> Probe<Self::Shape, NoL1, EAGER>;
 }
 
-impl<S: Shape> ProbesNothing for &ProbeOf<S> {
+impl<S: Shape, const EAGER: bool> ProbesNothing<EAGER> for &ProbeOf<S, EAGER> {
     type Shape = S;
-    fn probe(&self) -> Probe<S, NoL1> {
+    fn probe(&self) -> Probe<S, NoL1, EAGER> {
         Probe {
             shape: self.0,
             op: self.1,
-            eager: self.2,
             look: PhantomData,
         }
     }
@@ -134,7 +140,7 @@ pub enum Probed<O> {
     Miss(OpKey),
 }
 
-impl<S: Shape, L: LookL1<S::Value>> KeyUse for Probe<S, L> {
+impl<S: Shape, L: LookL1<S::Value>, const EAGER: bool> KeyUse for Probe<S, L, EAGER> {
     type Output = Probed<S::Output>;
     #[inline]
     fn with_key<K: Serialize + ?Sized>(self, value: &K) -> Probed<S::Output> {
@@ -143,18 +149,16 @@ impl<S: Shape, L: LookL1<S::Value>> KeyUse for Probe<S, L> {
         }
         // The usual case: the operation's record of its first cache's hit path (one
         // pointer, no lock, no reference count).
-        if let Some(resolution) = recorded(self.op) {
-            return match &resolution.hit {
-                Some(hit) => self.look(hit.get(), value),
-                // No caches, or no L1: nothing to look at without I/O.
-                None => Probed::Miss(key(value)),
-            };
+        match recorded(self.op) {
+            Some(Resolution { hit: Some(hit), .. }) => self.look(hit.get(), value),
+            // No caches, or no L1: nothing to look at without I/O.
+            Some(Resolution { hit: None, .. }) => Probed::Miss(key(value)),
+            None => self.with_key_resolved(value),
         }
-        self.with_key_resolved(value)
     }
 }
 
-impl<S: Shape, L: LookL1<S::Value>> Probe<S, L> {
+impl<S: Shape, L: LookL1<S::Value>, const EAGER: bool> Probe<S, L, EAGER> {
     /// [`KeyUse::with_key`] without a record: the first call, or a scope.
     #[inline(never)]
     fn with_key_resolved<K: Serialize + ?Sized>(self, value: &K) -> Probed<S::Output> {
@@ -175,9 +179,8 @@ impl<S: Shape, L: LookL1<S::Value>> Probe<S, L> {
         // once, and a cold miss reads L1 once before L2.
         let looked = with_encoded_by(
             value,
-            Looking::<S, L> {
+            Looking::<S, L, EAGER> {
                 hit,
-                eager: self.eager,
                 look: PhantomData,
             },
         );
@@ -191,13 +194,12 @@ impl<S: Shape, L: LookL1<S::Value>> Probe<S, L> {
 
 /// A probe's look at L1 under an encoded key: a type of its own rather than a closure, so
 /// that it is inlined into the key's encoding (`direct_key::UseKey`).
-struct Looking<'h, S, L> {
+struct Looking<'h, S, L, const EAGER: bool> {
     hit: HitRef<'h>,
-    eager: bool,
     look: PhantomData<(S, L)>,
 }
 
-impl<S: Shape, L: LookL1<S::Value>> UseKey for Looking<'_, S, L> {
+impl<S: Shape, L: LookL1<S::Value>, const EAGER: bool> UseKey for Looking<'_, S, L, EAGER> {
     /// The fresh value, or the key to call with (`None`: encode it again).
     type Out = Result<S::Value, Option<OpKey>>;
     #[inline(always)]
@@ -207,7 +209,7 @@ impl<S: Shape, L: LookL1<S::Value>> UseKey for Looking<'_, S, L> {
         let looked = if hit.force_fresh {
             Err(L1Miss(FirstL1::Unread))
         } else {
-            L::look(FirstCache(hit), &hit.key_of(encoded), self.eager)
+            L::look::<EAGER>(FirstCache(hit), &hit.key_of(encoded))
         };
         looked.map_err(|L1Miss(first_l1)| missed(encoded, first_l1))
     }

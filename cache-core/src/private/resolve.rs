@@ -23,11 +23,19 @@ pub(super) fn resolve(op: &'static Operation) -> Option<Resolved> {
 /// path. `None` the first time, in a scope, or when the path hands over another manager.
 #[inline]
 pub(super) fn recorded(op: &'static Operation) -> Option<&'static Resolution> {
+    // The global manager's record is only ever made for an operation without `manager =
+    // path` (`resolve_slow`): found, it is the one, with no look at `op.manager` first.
+    if let Some(Some(resolution)) = op.global_caches.get() {
+        return (!crate::global::scoped()).then_some(resolution);
+    }
+    recorded_own(op)
+}
+
+/// [`recorded`] of an operation with `manager = path`.
+#[inline]
+fn recorded_own(op: &'static Operation) -> Option<&'static Resolution> {
     match op.manager {
-        None => match op.global_caches.get() {
-            Some(Some(resolution)) if !crate::global::scoped() => Some(resolution),
-            _ => None,
-        },
+        None => None,
         Some(own) => {
             let (at, id, resolution) = op.own_caches.get()?;
             let handed = own();
