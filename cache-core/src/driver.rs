@@ -17,6 +17,7 @@ use crate::error::CacheError;
 use crate::store::{Bus, LocalTier, RemoteTier};
 
 pub use crate::layout::check_channel;
+pub use crate::spare::SparePool;
 
 /// Builds an in-process tier from its configuration.
 pub type BuildLocal = fn(&TierConfig) -> Result<Arc<dyn LocalTier>, CacheError>;

@@ -1,6 +1,7 @@
 //! The hit path's record of a cache: what a `#[cacheable]` hit reads of its first cache (its
-//! L1, its key space, `force_fresh`, its counters), kept once per operation and manager so
-//! a hit follows one pointer to it instead of the engine's chain of `Arc`s.
+//! L1, its key space, its counters), kept once per operation and manager so a hit follows
+//! one pointer to it instead of the engine's chain of `Arc`s. A cache whose view has
+//! `force_fresh` has no hit path: no call of it is a hit.
 
 use std::sync::Arc;
 
@@ -19,19 +20,21 @@ pub(crate) struct HitPath {
     l1: Arc<dyn LocalTier>,
     space: KeySpace,
     stats: Arc<StatsCounters>,
-    force_fresh: bool,
 }
 
 impl HitPath {
     /// `engine`'s hit path; `None` when its store has no L1 (a hit needs no record then:
-    /// every call goes to L2).
+    /// every call goes to L2), or when its view has `force_fresh` (every call runs the
+    /// function: a `#[cache_put]` stacked over it, say).
     pub(crate) fn of(engine: &Engine) -> Option<Self> {
         let inner = &engine.inner;
+        if engine.skips(|o| o.force_fresh) {
+            return None;
+        }
         Some(HitPath {
             l1: inner.store.l1.clone()?,
             space: inner.space.clone(),
             stats: inner.stats.clone(),
-            force_fresh: engine.skips(|o| o.force_fresh),
             engine: engine.clone(),
         })
     }
@@ -44,7 +47,6 @@ impl HitPath {
             l1: &*self.l1,
             space: &self.space,
             stats: &self.stats,
-            force_fresh: self.force_fresh,
         }
     }
 }
@@ -57,21 +59,22 @@ pub(crate) struct HitRef<'a> {
     l1: &'a dyn LocalTier,
     space: &'a KeySpace,
     stats: &'a StatsCounters,
-    /// The view's `force_fresh`: no hit, the function runs.
-    pub(crate) force_fresh: bool,
 }
 
 impl<'a> HitRef<'a> {
-    /// `engine`'s hit path, read through its chain; `None` without L1.
+    /// `engine`'s hit path, read through its chain; `None` without L1 or with `force_fresh`
+    /// (as [`HitPath::of`]).
     #[inline]
     pub(crate) fn of(engine: &'a Engine) -> Option<Self> {
         let inner = &engine.inner;
+        if engine.skips(|o| o.force_fresh) {
+            return None;
+        }
         Some(HitRef {
             engine,
             l1: &**inner.store.l1.as_ref()?,
             space: &inner.space,
             stats: &inner.stats,
-            force_fresh: engine.skips(|o| o.force_fresh),
         })
     }
 
@@ -121,4 +124,28 @@ impl<'a> HitRef<'a> {
 #[inline(never)]
 fn touch(engine: &Engine, key: &L1KeyRef<'_>, ttl: std::time::Duration) {
     engine.touch_l2(&key.to_string(), ttl);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::MapTier;
+    use crate::{CacheManager, CacheOptions, StoreBuilder};
+
+    /// The probe reads no `force_fresh` of its own: a view with it must have no hit path,
+    /// recorded or read from the engine, or its calls would be answered from L1.
+    #[test]
+    fn a_view_with_force_fresh_has_no_hit_path() {
+        let manager = CacheManager::builder()
+            .store("main", StoreBuilder::new().l1(MapTier::new()))
+            .build()
+            .unwrap();
+        let cache = manager.cache("a").unwrap();
+        assert!(HitPath::of(&cache.engine).is_some());
+        assert!(HitRef::of(&cache.engine).is_some());
+        let forced = cache.with_options(CacheOptions::new().force_fresh(true));
+        assert!(HitPath::of(&forced.engine).is_none(), "recorded");
+        assert!(HitRef::of(&forced.engine).is_none(), "read from the engine");
+    }
 }

@@ -66,6 +66,7 @@
 use serde::Serialize;
 
 use crate::key::{encode_key_into, KeyError};
+use crate::spare::SparePool;
 
 /// Separates a base from an entry's encoded key.
 const ENTRY: char = ':';
@@ -133,13 +134,16 @@ pub(crate) fn entry_key(base: &str, encoded: &str) -> String {
 /// worker of a busy service has in flight at once.
 const SPARE_KEYS: usize = 64;
 
-/// The longest buffer kept as a spare ([`StoredKey`]): a thread keeps at most
-/// [`SPARE_KEYS`] of at most this capacity (under 18 KiB with their `String`s).
+/// The largest capacity of a buffer kept as a spare ([`StoredKey`]).
 const SPARE_KEY_CAPACITY: usize = 256;
 
+/// The buffers of the stored keys of reads that ended on this thread, for the next ones
+/// ([`StoredKey`]): a thread keeps at most [`SparePool::MOST_KEPT`] bytes of them (64
+/// buffers of up to 256 bytes with their `String`s: under 18 KiB).
+type SpareKeys = SparePool<String, SPARE_KEYS, SPARE_KEY_CAPACITY>;
+
 std::thread_local! {
-    /// The buffers of the stored keys of reads that ended on this thread, for the next ones.
-    static SPARE: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE: SpareKeys = const { SparePool::new() };
 }
 
 /// An entry's key (`{base}:{enc(key)}`) for one read, built in a spare buffer of its thread
@@ -152,11 +156,7 @@ impl StoredKey {
     /// A spare buffer of this thread, emptied, or a new one.
     #[inline]
     fn buffer() -> String {
-        let spare = SPARE
-            .try_with(|spare| spare.borrow_mut().pop())
-            .ok()
-            .flatten();
-        let mut buf = spare.unwrap_or_default();
+        let mut buf = SparePool::take(&SPARE).unwrap_or_default();
         buf.clear();
         buf
     }
@@ -189,15 +189,8 @@ impl StoredKey {
 impl Drop for StoredKey {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.0);
-        if buf.capacity() > SPARE_KEY_CAPACITY {
-            return;
-        }
-        let _ = SPARE.try_with(|spare| {
-            let mut spare = spare.borrow_mut();
-            if spare.len() < SPARE_KEYS {
-                spare.push(buf);
-            }
-        });
+        let capacity = buf.capacity();
+        SparePool::keep(&SPARE, buf, capacity);
     }
 }
 
@@ -381,7 +374,7 @@ mod tests {
     /// `SPARE_KEYS` buffers, none over `SPARE_KEY_CAPACITY`.
     #[test]
     fn a_reads_key_is_the_entry_key_in_a_reused_and_bounded_buffer() {
-        let count = || SPARE.with(|spare| spare.borrow().len());
+        let count = || SparePool::len(&SPARE);
         let first = StoredKey::of("shop:customers", &"someone long").unwrap();
         assert_eq!(
             first.as_str(),

@@ -58,6 +58,7 @@ pub mod __private {
 mod private;
 mod shape;
 mod slot;
+mod spare;
 
 pub use adaptive::Adaptive;
 pub use cache::Cache;

@@ -26,11 +26,15 @@
 //! most the tier's `front_max_weight`, and only while the weights of everything the
 //! thread's table holds (by the entries' estimated weights, less the tag index's copies
 //! of their keys, which the index holds: `LocalEntry::held_weight`) stay within
-//! [`HELD_BUDGET`] (256 KiB), whatever the number of slots or tiers. A key refused for
-//! either is read through the lock, however often, until another key is refused at its
-//! slot; once the budget is spent, empty slots take nothing until something held is let
-//! go or a tier is dropped. An entry heavier than the whole budget is never cloned (the
-//! tier caps its `front_max_weight` at it).
+//! [`HELD_BUDGET`] (256 KiB), whatever the number of slots or tiers. An empty slot's
+//! first read takes in only what fits in the room left; once the budget is spent, empty
+//! slots take nothing on a first read until something held is let go or a tier is
+//! dropped. A key read twice in a row (or a held key taken in again) makes room: the
+//! table's hand lets go of entries not served since it last passed them (CLOCK), so
+//! keys read once cannot keep keys read often out for good. A key refused (too heavy for
+//! `front_max_weight`, or no room made) is read through the lock, however often, until
+//! another key is refused at its slot. An entry heavier than the whole budget is never
+//! cloned (the tier caps its `front_max_weight` at it).
 //!
 //! Why this is never staler than the locked read: every mutation of a shard (insert, and
 //! with it quick_cache's evictions; remove; an expired entry dropped; scope clears,
@@ -140,6 +144,10 @@ pub(super) struct Held {
     seen: u64,
     /// Front hits since the entry was last read through the lock.
     hits: u32,
+    /// `hits` when the table's hand last passed the slot ([`Table::let_go_cold`]): the
+    /// same at its next pass, the entry was not served in between, and is let go when
+    /// the table needs room.
+    passed: u32,
 }
 
 impl Held {
@@ -153,6 +161,7 @@ impl Held {
             version: version.clone(),
             seen: version.get(),
             hits: 0,
+            passed: 0,
         }
     }
 
@@ -263,6 +272,8 @@ pub(super) struct Table {
     slots: [Slot; SLOTS],
     /// The sum of the held entries' weights: at most [`HELD_BUDGET`].
     weight: u64,
+    /// The next slot [`Table::let_go_cold`] looks at.
+    hand: usize,
 }
 
 /// What a slot let go of and a clone refused (`held`), and the stale entries let go to
@@ -279,6 +290,7 @@ impl Table {
         Box::new(Table {
             slots: [Slot::EMPTY; SLOTS],
             weight: 0,
+            hand: 0,
         })
     }
 
@@ -289,26 +301,39 @@ impl Table {
     }
 
     /// Takes `held` (of mark `mark`) into the slot of `hash`, if the table's weight stays
-    /// within [`HELD_BUDGET`] once the slot's current entry is let go for it; else the key
-    /// is refused at its slot (and, if the slot held an old clone of it, let go of it),
-    /// and empty slots take nothing until something is let go.
+    /// within [`HELD_BUDGET`] once the slot's current entry is let go for it (making room
+    /// for it first unless it is an empty slot's first read); else the key is refused
+    /// (marked at its slot unless a first read; if the slot held an old clone of it, that
+    /// is let go), and empty slots take no first read until something is let go.
     pub(super) fn take(&mut self, hash: u64, held: Held, mark: u64) -> Released {
-        let fits = |table: &Table| {
-            table.weight - table.slots[slot_of(hash)].weight() + held.weight() <= HELD_BUDGET
-        };
+        let at = slot_of(hash);
+        let fits =
+            |table: &Table| table.weight - table.slots[at].weight() + held.weight() <= HELD_BUDGET;
+        // An empty slot's first read while the budget lasts takes in only what fits in the
+        // room left: keys read once never push out others. A key read twice in a row, or
+        // a held key taken in again, makes room: entries not served since the hand last
+        // passed them are let go ([`Table::let_go_cold`]).
+        let first_read = self.slots[at].held.is_none() && !is_full();
         // Before refusing, the entries of dropped tiers, which can never be read again,
         // are let go, once per fill of the budget: not again while it is marked spent
         // ([`is_full`]).
-        let swept = if fits(self) || is_full() {
+        let mut swept = if fits(self) || is_full() {
             Vec::new()
         } else {
             self.let_go_retired()
         };
+        let retired = !swept.is_empty();
+        if !first_read && !fits(self) {
+            self.let_go_cold(at, held.weight(), &mut swept);
+        }
         with_marks(hash, |marks| {
-            let slot = &mut self.slots[slot_of(hash)];
+            let slot = &mut self.slots[at];
             let weight = self.weight - slot.weight() + held.weight();
             if weight > HELD_BUDGET {
-                marks.refuse(mark);
+                // A first read is not marked: read twice in a row, the key makes room.
+                if !first_read {
+                    marks.refuse(mark);
+                }
                 set_full(true);
                 let old = if slot.holds(held.tier, &held.key.borrowed()) {
                     self.weight -= slot.weight();
@@ -318,7 +343,8 @@ impl Table {
                 };
                 return ([old, Some(held)], swept);
             }
-            if weight < self.weight || !swept.is_empty() {
+            // Room made (not just what this take uses): empty slots take first reads again.
+            if weight < self.weight || retired {
                 set_full(false);
             }
             self.weight = weight;
@@ -337,6 +363,32 @@ impl Table {
             };
             ([old, None], swept)
         })
+    }
+
+    /// Lets go of entries not served since the hand last passed them (into `swept`),
+    /// going round from the hand (at most twice round, passing over slot `keep`), until
+    /// an entry of weight `need` fits in place of slot `keep`'s.
+    #[cold]
+    #[inline(never)]
+    fn let_go_cold(&mut self, keep: usize, need: u64, swept: &mut Vec<Held>) {
+        MARKS.with(|marks| {
+            for _ in 0..2 * SLOTS {
+                if self.weight - self.slots[keep].weight() + need <= HELD_BUDGET {
+                    return;
+                }
+                let i = self.hand;
+                self.hand = (i + 1) % SLOTS;
+                let slot = &mut self.slots[i];
+                match slot.held.as_deref_mut() {
+                    Some(held) if i != keep && held.hits == held.passed => {
+                        self.weight -= slot.weight();
+                        swept.extend(slot.let_go(&marks[i]).map(|old| *old));
+                    }
+                    Some(held) => held.passed = held.hits,
+                    None => {}
+                }
+            }
+        });
     }
 
     /// Lets go of every held entry of a dropped tier (`QuickTier`'s drop retires its
@@ -833,8 +885,9 @@ mod tests {
     }
 
     /// The table takes entries in while their weights add up to at most `HELD_BUDGET`;
-    /// then refuses (marking the key and the table full) and lets go of a refused key's
-    /// old clone; letting go of an entry makes room again.
+    /// then refuses an empty slot's first read (marking the table full, not the key); a
+    /// key taken in again (or read twice in a row) makes room by letting go of entries not
+    /// served since the hand last passed them; letting go of an entry makes room again.
     #[test]
     fn a_table_holds_at_most_its_budget() {
         clear_marks();
@@ -857,35 +910,38 @@ mod tests {
         }
         assert_eq!(table.weight, fits as u64 * u64::from(WEIGHT));
         assert!(!is_full());
-        // One more does not fit: refused, handed back to be dropped.
-        let ([old, refused], _) = table.take(hash(fits), weighing(1, "p:c:x", &version, WEIGHT), 9);
-        assert!(old.is_none() && refused.is_some());
+        // One more, the first read at an empty slot: refused, handed back to be dropped,
+        // and not marked (read twice in a row, it makes room); the budget marked spent.
+        let ([old, refused], swept) =
+            table.take(hash(fits), weighing(1, "p:c:x", &version, WEIGHT), 9);
+        assert!(old.is_none() && refused.is_some() && swept.is_empty());
         assert!(is_full(), "the table is full");
         with_marks(hash(fits), |marks| {
-            assert_eq!(marks.heavy.get(), note(9), "refused")
+            assert_eq!(marks.heavy.get(), NO_NOTE, "not marked")
         });
         assert!(table.weight <= HELD_BUDGET);
-        // A new clone of a held key that no longer fits: refused, its old clone let go.
-        let ([old, refused], _) =
+        // A heavier clone of a held key makes room: slot 1's entry, served since it was
+        // taken in, is passed over once; slot 2's, not, is let go.
+        table.slots[1].held.as_mut().expect("held").hits = 1;
+        let ([old, refused], swept) =
             table.take(hash(0), weighing(1, "p:c:0", &version, 2 * WEIGHT), 1);
-        assert!(
-            old.is_some() && refused.is_some(),
-            "the old clone let go too"
-        );
-        assert!(table.slots[0].held.is_none(), "the slot is empty");
-        assert_eq!(table.weight, (fits as u64 - 1) * u64::from(WEIGHT));
+        assert!(old.is_some() && refused.is_none(), "taken in place");
+        assert_eq!(swept.len(), 1, "one entry let go to make room");
+        assert!(table.slots[1].held.is_some(), "the served one kept");
+        assert!(table.slots[2].held.is_none(), "the cold one let go");
+        assert_eq!(table.weight, fits as u64 * u64::from(WEIGHT));
         // A lighter clone replacing one held fits, and makes room.
-        let ([old, refused], _) = table.take(hash(1), weighing(1, "p:c:1", &version, 8), 1);
+        let ([old, refused], _) = table.take(hash(3), weighing(1, "p:c:3", &version, 8), 1);
         assert!(old.is_some() && refused.is_none());
         assert!(!is_full(), "room again");
-        let released = table.let_go(hash(2), 1, &L1KeyRef::parse("p:c:2"));
+        let released = table.let_go(hash(4), 1, &L1KeyRef::parse("p:c:4"));
         assert!(released.0[0].is_some());
         assert_eq!(
             table.weight,
-            (fits as u64 - 3) * u64::from(WEIGHT) + 8,
+            (fits as u64 - 2) * u64::from(WEIGHT) + 8,
             "what is held, weighed"
         );
-        assert!(table.let_go(hash(2), 1, &L1KeyRef::parse("p:c:2")).0[0].is_none());
+        assert!(table.let_go(hash(4), 1, &L1KeyRef::parse("p:c:4")).0[0].is_none());
         clear_marks();
         for i in 0..fits {
             with_marks(hash(i), |marks| marks.held.set(NO_MARK));

@@ -847,3 +847,37 @@ fn a_scan_of_keys_read_once_takes_one_per_empty_slot_and_keeps_a_hot_key() {
         "the hot key served from its slot ({hot_served} of {hot_reads})"
     );
 }
+
+/// Keys read once (a warm-up pass, a scan) spend the budget at the empty slots they find,
+/// and are never let go while their tier lives: a key read often afterwards must still be
+/// taken in, wherever its slot (here: read ten times in a row, each of 64 keys, at least
+/// 60 served from the table on their last read). The table held, before, only the
+/// keys that found a slot holding a cold one (taken in its place); one at an empty slot
+/// was refused for the budget, marked, and read through the lock for good.
+#[test]
+fn keys_read_once_do_not_keep_hot_keys_out_for_good() {
+    const WEIGHT: u32 = 1000;
+    let tier = MemoryTier::new(MemoryOptions::max_entries(10_000).front_table(true));
+    let cold = insert_keys(&tier, "p:cold", 4096, WEIGHT);
+    let hot = insert_keys(&tier, "p:hot", 64, WEIGHT);
+    let (spent, served) = on_a_new_thread(|| {
+        let spent = read_in_turn(&tier, &cold, 1).1;
+        for key in &hot {
+            assert_eq!(read_times(&tier, key, 10), 10);
+        }
+        let served = super::front::served();
+        for key in &hot {
+            assert_eq!(read_times(&tier, key, 1), 1);
+        }
+        (spent, super::front::served() - served)
+    });
+    let budget = super::front::HELD_BUDGET;
+    assert!(
+        spent + u64::from(WEIGHT) > budget,
+        "the budget spent ({spent})"
+    );
+    assert!(
+        served >= 60,
+        "{served} of 64 hot keys served from the table"
+    );
+}

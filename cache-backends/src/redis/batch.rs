@@ -13,6 +13,7 @@ use redis::aio::ConnectionLike;
 use redis::RedisResult;
 
 use super::topology::Conn;
+use cache_core::driver::SparePool;
 use cache_core::store::RemoteEntry;
 
 /// How many commands one pipeline carries at most, so one batch never builds an
@@ -38,14 +39,19 @@ const GETRANGE: &str = "GETRANGE";
 const SPARES: usize = 64;
 
 /// The longest stored key whose command is kept as a spare: a spare's buffers grow (at most
-/// doubling) to hold the longest command built in them, so a thread keeps at most [`SPARES`]
-/// of under 700 bytes each (under 48 KiB a thread; ~11 KiB with keys of a few dozen bytes).
+/// doubling) to hold the longest command built in them, and none is kept once built for a
+/// longer key, so a spare holds under 700 bytes (its buffer of arguments, at most twice
+/// `GETRANGE`, the key and two numbers; four arguments' ends; the `Cmd`).
 const SPARE_KEY_LEN: usize = 256;
 
+/// The commands of single reads that ended on this thread ([`spare`]), their buffers kept
+/// for the next ones ([`getrange_reusing`]), sized by their key's length: at most
+/// [`SPARES`] of under 700 bytes each (under 48 KiB a thread; ~11 KiB with keys of a few
+/// dozen bytes).
+type SpareCommands = SparePool<redis::Cmd, SPARES, SPARE_KEY_LEN>;
+
 std::thread_local! {
-    /// The commands of single reads that ended on this thread ([`spare`]), their buffers
-    /// kept for the next ones ([`getrange_reusing`]).
-    static SPARE: std::cell::RefCell<Vec<redis::Cmd>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE: SpareCommands = const { SparePool::new() };
 }
 
 /// [`getrange`], built in the buffers of a spare command of this thread when it has one: a
@@ -54,7 +60,7 @@ std::thread_local! {
 /// "64 tasks, phase L"). Give it back with [`spare`] once the request is answered.
 #[inline]
 pub(crate) fn getrange_reusing(stored: &str, last: &str) -> redis::Cmd {
-    let Some(Some(mut cmd)) = SPARE.try_with(|spare| spare.borrow_mut().pop()).ok() else {
+    let Some(mut cmd) = SparePool::take(&SPARE) else {
         return getrange(stored, last);
     };
     cmd.clear();
@@ -66,15 +72,7 @@ pub(crate) fn getrange_reusing(stored: &str, last: &str) -> redis::Cmd {
 /// thread keeps [`SPARES`] already or `stored` is longer than [`SPARE_KEY_LEN`]: dropped).
 #[inline]
 pub(crate) fn spare(cmd: redis::Cmd, stored: &str) {
-    if stored.len() > SPARE_KEY_LEN {
-        return;
-    }
-    let _ = SPARE.try_with(|spare| {
-        let mut spare = spare.borrow_mut();
-        if spare.len() < SPARES {
-            spare.push(cmd);
-        }
-    });
+    SparePool::keep(&SPARE, cmd, stored.len());
 }
 
 /// A read of `stored` on `c`: [`getrange`]'s command, so at most `last + 1` bytes ever
@@ -180,7 +178,7 @@ mod tests {
     /// `SPARES`, and none built for a key longer than `SPARE_KEY_LEN`.
     #[test]
     fn a_spare_command_sends_what_a_new_one_would_and_spares_are_bounded() {
-        let count = || SPARE.with(|spare| spare.borrow().len());
+        let count = || SparePool::len(&SPARE);
         let longer = getrange_reusing("app:c:12345", "16777216");
         assert_eq!(count(), 0);
         spare(longer, "app:c:12345");

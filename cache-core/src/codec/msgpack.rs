@@ -692,19 +692,31 @@ impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
     }
 }
 
+/// `EnumAccess` for both forms an enum is read in ([`Variant`], [`UnitVariant`]): the
+/// variant read at the reader, the form kept to read what follows it. (One generic impl
+/// over both is refused: `EnumAccess` is serde's and the forms would be a type parameter.)
+macro_rules! enum_access {
+    ($($form:ident)*) => {$(
+        impl<'de> de::EnumAccess<'de> for $form<'_, 'de> {
+            type Error = Error;
+            type Variant = Self;
+
+            fn variant_seed<T: DeserializeSeed<'de>>(
+                self,
+                seed: T,
+            ) -> Result<(T::Value, Self), Error> {
+                let variant = seed.deserialize(&mut *self.de)?;
+                Ok((variant, self))
+            }
+        }
+    )*};
+}
+
+enum_access!(Variant UnitVariant);
+
 /// An enum written as a map of one entry: the variant, then its content.
 struct Variant<'a, 'de> {
     de: &'a mut Reader<'de>,
-}
-
-impl<'de> de::EnumAccess<'de> for Variant<'_, 'de> {
-    type Error = Error;
-    type Variant = Self;
-
-    fn variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<(T::Value, Self), Error> {
-        let variant = seed.deserialize(&mut *self.de)?;
-        Ok((variant, self))
-    }
 }
 
 impl<'de> de::VariantAccess<'de> for Variant<'_, 'de> {
@@ -738,16 +750,6 @@ impl<'de> de::VariantAccess<'de> for Variant<'_, 'de> {
 /// An enum written as its variant alone (the kept marker is the variant's): a unit variant.
 struct UnitVariant<'a, 'de> {
     de: &'a mut Reader<'de>,
-}
-
-impl<'de> de::EnumAccess<'de> for UnitVariant<'_, 'de> {
-    type Error = Error;
-    type Variant = Self;
-
-    fn variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<(T::Value, Self), Error> {
-        let variant = seed.deserialize(&mut *self.de)?;
-        Ok((variant, self))
-    }
 }
 
 impl<'de> de::VariantAccess<'de> for UnitVariant<'_, 'de> {

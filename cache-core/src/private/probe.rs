@@ -204,14 +204,10 @@ impl<S: Shape, L: LookL1<S::Value>, const EAGER: bool> UseKey for Looking<'_, S,
     type Out = Result<S::Value, Option<OpKey>>;
     #[inline(always)]
     fn use_key(self, encoded: &[u8]) -> Self::Out {
+        // No `force_fresh` here: a view with it has no hit path (`hit.rs`).
         let hit = self.hit;
-        // `force_fresh` (a `#[cache_put]` stacked over it, say): no hit; the function runs.
-        let looked = if hit.force_fresh {
-            Err(L1Miss(FirstL1::Unread))
-        } else {
-            L::look::<EAGER>(FirstCache(hit), &hit.key_of(encoded))
-        };
-        looked.map_err(|L1Miss(first_l1)| missed(encoded, first_l1))
+        L::look::<EAGER>(FirstCache(hit), &hit.key_of(encoded))
+            .map_err(|L1Miss(first_l1)| missed(encoded, first_l1))
     }
 }
 
