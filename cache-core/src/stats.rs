@@ -1,6 +1,9 @@
 //! Per-cache counters and their snapshot.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// A snapshot of one cache's counters (namespaces count into their cache).
 ///
@@ -96,13 +99,22 @@ struct Shared {
     errors: AtomicU64,
 }
 
-/// How many stripes a striped counter has: enough that a few busy threads rarely share one.
+/// How many stripes a striped counter has, each owned by one thread at a time: the first
+/// threads to count (up to this many at once) own one each; a thread that finds them all
+/// owned at its first count counts on the shared stripe for as long as it runs (a stripe
+/// given back goes to the next thread to count for the first time).
 const STRIPES: usize = 8;
-const _: () = assert!(STRIPES.is_power_of_two(), "a stripe is picked with a mask");
+const _: () = assert!(STRIPES <= 32, "the owners are bits of a u32");
 
-/// A counter split over cache-line-padded stripes, each thread adding to its own.
+/// A counter split over cache-line-padded stripes: a stripe per owning thread, which adds
+/// to it with a plain load and store (no locked instruction, and no count lost: only its
+/// owner writes it), and one shared stripe, added to with `fetch_add` by the threads that
+/// own none.
 #[derive(Debug, Default)]
-struct Striped([Padded<AtomicU64>; STRIPES]);
+struct Striped {
+    owned: [Padded<AtomicU64>; STRIPES],
+    shared: Padded<AtomicU64>,
+}
 
 /// A value alone on its cache line (128 bytes: adjacent-line prefetching pairs lines).
 #[derive(Debug, Default)]
@@ -114,42 +126,97 @@ impl Striped {
     /// the read cost a hit ~15 instructions.
     #[inline(always)]
     fn add(&self, n: u64) {
-        // `STRIPES` is a power of two: the mask keeps the index in bounds with no check.
-        self.0[stripe() & (STRIPES - 1)].0.fetch_add(n, Relaxed);
+        let stripe = STRIPE.with(std::cell::Cell::get);
+        match self.owned.get(stripe) {
+            Some(owned) => add_owned(&owned.0, n),
+            None => self.add_unowned(n),
+        }
+    }
+
+    /// [`Striped::add`] on a thread that owns no stripe: it takes one if it has not tried
+    /// yet and one is free, else it counts on the shared stripe.
+    #[cold]
+    #[inline(never)]
+    fn add_unowned(&self, n: u64) {
+        if STRIPE.with(std::cell::Cell::get) == UNSET {
+            if let Some(owned) = take_stripe() {
+                return add_owned(&self.owned[owned].0, n);
+            }
+        }
+        self.shared.0.fetch_add(n, Relaxed);
     }
 
     fn sum(&self) -> u64 {
-        self.0.iter().map(|s| s.0.load(Relaxed)).sum()
+        let owned = self.owned.iter().map(|s| s.0.load(Relaxed));
+        owned.fold(self.shared.0.load(Relaxed), u64::wrapping_add)
     }
 }
 
-/// A stripe not taken yet.
+/// Adds `n` to a stripe this thread owns. Only its owner writes it: a plain load and store
+/// lose nothing (readers sum the stripes with loads), and need no locked instruction.
+#[inline(always)]
+fn add_owned(stripe: &AtomicU64, n: u64) {
+    stripe.store(stripe.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// A stripe not taken yet: the thread tries to take one on its next count.
 const UNSET: usize = usize::MAX;
+/// No stripe to be had: every stripe was owned when the thread tried, or the thread is
+/// exiting (its stripe given back). It counts on the shared stripe.
+const NONE: usize = usize::MAX - 1;
+
+/// The stripes owned by a thread (bit `i`: stripe `i`), in every striped counter at once.
+static OWNED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 std::thread_local! {
-    /// This thread's stripe ([`UNSET`] until it first counts).
+    /// This thread's stripe ([`UNSET`] until it first counts; [`NONE`]: it owns none).
+    /// A constant initializer and no destructor: no state to check on each hit.
     static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(UNSET) };
+    /// Gives this thread's stripe back when it exits (set once it owns one).
+    static OWNER: Owner = const { Owner(std::cell::Cell::new(NONE)) };
 }
 
-/// This thread's stripe: threads take stripes in turn as they first count. The thread's
-/// stripe starts unset (a constant initializer: no lazy-initialization state to check on
-/// each hit).
-#[inline(always)]
-fn stripe() -> usize {
-    match STRIPE.with(std::cell::Cell::get) {
-        UNSET => first_stripe(),
-        stripe => stripe,
+/// This thread's ownership of a stripe: dropped when the thread exits, which gives it back.
+struct Owner(std::cell::Cell<usize>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let stripe = self.0.get();
+        if stripe < STRIPES {
+            // Counts made after this (other thread-locals' destructors) go to the shared
+            // stripe.
+            STRIPE.with(|s| s.set(NONE));
+            // Release: this thread's last store to the stripe happens before the next
+            // owner's first load of it (which takes the stripe with Acquire).
+            OWNED.fetch_and(!(1 << stripe), Release);
+        }
     }
 }
 
-/// This thread's stripe, taken on its first count.
-#[cold]
-#[inline(never)]
-fn first_stripe() -> usize {
-    use std::sync::atomic::AtomicUsize;
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let stripe = NEXT.fetch_add(1, Relaxed) % STRIPES;
-    STRIPE.with(|s| s.set(stripe));
+/// Takes a free stripe for this thread, if one is: it counts there from now on, else on
+/// the shared stripe (it does not try again).
+fn take_stripe() -> Option<usize> {
+    let mut owned = OWNED.load(Relaxed);
+    let stripe = loop {
+        let free = (!owned).trailing_zeros() as usize;
+        if free >= STRIPES {
+            break None;
+        }
+        match OWNED.compare_exchange_weak(owned, owned | 1 << free, Acquire, Relaxed) {
+            Ok(_) => break Some(free),
+            Err(now) => owned = now,
+        }
+    };
+    // Owned only once this thread will give it back at exit (it may be exiting already,
+    // its thread-locals gone: then it is given back at once).
+    let stripe = stripe.filter(|&stripe| {
+        let held = OWNER.try_with(|owner| owner.0.set(stripe)).is_ok();
+        if !held {
+            OWNED.fetch_and(!(1 << stripe), Release);
+        }
+        held
+    });
+    STRIPE.with(|s| s.set(stripe.unwrap_or(NONE)));
     stripe
 }
 
@@ -282,5 +349,32 @@ mod tests {
         assert_eq!(stats.l2_hits, (2 * STRIPES as u64 + 1) * 2000 + 3);
         assert_eq!(stats.hits, stats.l1_hits + stats.l2_hits);
         assert_eq!(stats.misses, 5);
+    }
+
+    /// Threads come and go (a blocking pool's): each owns a stripe while it runs (written
+    /// without a locked instruction), gives it back when it exits, and the next thread
+    /// takes it over; threads beyond the stripes count on the shared one. Waves of more
+    /// threads than stripes, started together, hitting as fast as they can: not one hit is
+    /// lost (two threads writing one stripe with plain stores would lose many).
+    #[test]
+    fn hits_from_many_short_lived_threads_add_up_exactly() {
+        const WAVES: u64 = 3;
+        const THREADS: u64 = STRIPES as u64 + 4;
+        const HITS: u64 = 1_000_000;
+        let counters = StatsCounters::new("c".into(), "s".into());
+        for _ in 0..WAVES {
+            let start = std::sync::Barrier::new(THREADS as usize);
+            std::thread::scope(|s| {
+                for _ in 0..THREADS {
+                    s.spawn(|| {
+                        start.wait();
+                        for _ in 0..HITS {
+                            counters.l1_hit();
+                        }
+                    });
+                }
+            });
+        }
+        assert_eq!(counters.snapshot().l1_hits, WAVES * THREADS * HITS);
     }
 }
